@@ -1,0 +1,84 @@
+# reel -- build, test, run. See README.md.
+#
+#   make          build build/reel (warnings are errors)
+#   make deps     install missing Debian packages (idempotent; apt-get as root)
+#   make test     deps + build + every test, ending with "N passed, N failed"
+#   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make run      deps + build + `reel serve` on ./reel-data at 127.0.0.1:2469
+#   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
+
+CC       ?= cc
+SANITIZER ?=
+ifeq ($(SANITIZER),)
+  BUILD  ?= build
+else
+  BUILD  ?= build/$(SANITIZER)
+endif
+STD       = -std=c11 -D_GNU_SOURCE
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+            -Wno-unused-parameter
+OPT      ?= -O2 -g
+CFLAGS   += $(STD) $(WARN) $(OPT) $(XCFLAGS) -MMD -MP -I.
+LDLIBS   += -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lpthread -lm
+
+ifeq ($(SANITIZER),address)
+  CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+MODULES  = store ingest replay agents api
+LIBSRC   = $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+LIBOBJ   = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
+TOOLSRC  = $(filter-out tools/bench_%.c,$(wildcard tools/*.c))
+TOOLOBJ  = $(TOOLSRC:%.c=$(BUILD)/obj/%.o)
+UNITSRC  = $(wildcard tests/unit/*.c)
+UNITOBJ  = $(UNITSRC:%.c=$(BUILD)/obj/%.o)
+BENCHSRC = $(wildcard tools/bench_*.c)
+BENCHBIN = $(BENCHSRC:tools/%.c=$(BUILD)/%)
+
+.PHONY: all deps test unit asan run bench clean format
+all: $(BUILD)/reel
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libreel.a: $(LIBOBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/reel: $(TOOLOBJ) $(BUILD)/libreel.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit: $(UNITOBJ) $(BUILD)/libreel.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libreel.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@tools/deps.sh
+
+unit: $(BUILD)/reel $(BUILD)/unit
+
+test: deps
+	@$(MAKE) --no-print-directory unit
+	@tests/run.sh $(BUILD)
+
+asan:
+	@$(MAKE) --no-print-directory SANITIZER=address test
+
+run: deps all
+	$(BUILD)/reel serve
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCHBIN)
+	@tools/bench.sh $(BUILD)
+
+format:
+	clang-format -i $(LIBSRC) $(TOOLSRC) $(UNITSRC) $(wildcard */*.h)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,100 @@
+/* api.h -- reel's HTTP server (libmicrohttpd 0.9.75) over the store.
+ *
+ * The server speaks the routes of SPEC §4 (documented in docs/HTTP.md): appends,
+ * offset reads with long-poll, Server-Sent Events per session and over the global feed,
+ * session records, health and Prometheus metrics.
+ *
+ * Threading model:
+ *  - libmicrohttpd runs a small pool of epoll threads (api_config_t.threads, at most 2
+ *    by default). Handlers run there and never block: an append is handed to the store's
+ *    committer with store_submit() and its connection is suspended; the committer's
+ *    completion callback resumes it once the batch is durable (or failed).
+ *  - Long-poll and caught-up SSE connections are suspended too. They are resumed by the
+ *    store's commit hook (appends made by this process), by a watcher thread that polls
+ *    store_tail_position() every 50 ms (appends made by another process on the same data
+ *    directory), or by a deadline (long-poll timeout, SSE heartbeat).
+ *  - Reads run on short store read transactions inside the handler or the SSE content
+ *    reader; no read transaction is ever held across a network wait.
+ *
+ * Rules:
+ *  - api_server_start() starts the threads and returns; api_server_stop() answers every
+ *    waiting client, waits for in-flight appends, stops the threads and frees the server.
+ *    The caller closes the store after api_server_stop(), never before.
+ *  - The configuration and the token array are borrowed during api_server_start() only:
+ *    the server copies what it keeps (tokens are kept as SHA-256 digests).
+ *  - Errors: REEL_OK or a reel_err. HTTP problems are served as RFC 7807 bodies from the
+ *    one error table (store/err.h), never with codes of their own.
+ */
+#ifndef REEL_API_H
+#define REEL_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* ---- Configuration ---- */
+
+/* Token scopes are bit sets: a route needs its bit (read or append) in the token's scope. */
+enum api_scope {
+    API_SCOPE_READ = 1,   /* every GET route (and metrics) */
+    API_SCOPE_APPEND = 2, /* POST events, POST/PUT session records */
+    API_SCOPE_FULL = 3,   /* everything, including DELETE of a session */
+};
+
+typedef struct api_token {
+    const char *token; /* the bearer token text (borrowed) */
+    int scope;         /* enum api_scope */
+} api_token_t;
+
+typedef struct api_limits {
+    size_t max_body_bytes;            /* request body; larger -> 413 */
+    size_t max_event_bytes;           /* JSON bytes of one event; larger -> 413 */
+    int max_depth;                    /* JSON nesting of one event; deeper -> 400 */
+    unsigned max_connections;         /* open connections in total; more -> 429 */
+    unsigned max_connections_per_ip;  /* open connections per client address; more -> 429 */
+    unsigned request_timeout;         /* seconds: idle connections and slow bodies are closed */
+    unsigned max_sse_clients;         /* concurrent SSE streams; more -> 429 */
+    size_t sse_buffer_bytes;          /* bytes one SSE client may have buffered in the server */
+} api_limits_t;
+
+/* Defaults (docs/HTTP.md): 16 MiB body, 8 MiB event, depth 64, 1024 connections,
+ * 256 per IP, 30 s timeout, 1000 SSE clients, 256 KiB SSE buffer. */
+#define API_LIMITS_DEFAULT {16u << 20, 8u << 20, 64, 1024, 256, 30, 1000, 256u << 10}
+
+typedef struct api_config {
+    const char *listen;          /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free port */
+    const char *cors_origin;     /* NULL = no CORS headers; "*" or one origin */
+    const api_token_t *tokens;   /* NULL/0 = no auth */
+    size_t n_tokens;
+    api_limits_t limits;
+    unsigned threads;            /* libmicrohttpd worker threads; 0 = 2 */
+} api_config_t;
+
+/* Reads a tokens file: one "TOKEN SCOPE" per line (SCOPE is full, read or append),
+ * blank lines and lines starting with '#' ignored. On success '*out' is a new array of
+ * '*n' tokens (free with api_tokens_free()). On error returns REEL_EINVALID_PARAMETER or
+ * REEL_EIO and writes a message naming the file and line into 'msg'. */
+int api_tokens_load(const char *path, api_token_t **out, size_t *n, char *msg, size_t msg_len);
+void api_tokens_free(api_token_t *tokens, size_t n);
+
+/* Parses "full", "read" or "append" into an enum api_scope; -1 if none. */
+int api_scope_parse(const char *s);
+
+/* ---- Lifecycle ---- */
+
+typedef struct api_server api_server_t;
+
+/* Starts serving store 's' (borrowed; it must outlive the server). On success '*out'
+ * is the new server. Errors: REEL_EINVALID_PARAMETER (bad listen address; 'msg' says
+ * why), REEL_EIO (cannot bind or start threads), REEL_ENOMEM. 'msg' may be NULL. */
+int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, char *msg,
+                     size_t msg_len);
+
+/* Stops serving (see the rules above) and frees 'srv'. NULL is allowed. */
+void api_server_stop(api_server_t *srv);
+
+/* The bound TCP port (useful with port 0). */
+unsigned api_server_port(const api_server_t *srv);
+
+#endif

@@ -1,0 +1,555 @@
+/* ingest.c -- JSON events -> validated, encoded store events (contract in ingest.h). */
+#include "ingest/ingest.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+enum { OFF_ID, OFF_ID_LEN, OFF_BODY, OFF_BODY_LEN, OFF_NSID, OFF_NSID_LEN, OFF_N };
+
+/* The fields of one event while it is parsed; strings are offsets into ib->str. */
+struct fields {
+    size_t type, type_len, id, id_len, source, source_len, nsid, nsid_len;
+    int has_type, has_id, has_source, has_nsid, has_synthetic, has_data, has_raw;
+    int synthetic; /* -1 = null */
+};
+
+int ingest_batch_init(ingest_batch_t *ib, const char *session, size_t session_len)
+{
+    memset(ib, 0, sizeof *ib);
+    if (!store_session_id_valid(session, session_len))
+        return REEL_EINVALID_SESSION_ID;
+    memcpy(ib->session, session, session_len);
+    store_batch_init(&ib->b, STORE_OP_APPEND, ib->session, session_len);
+    return REEL_OK;
+}
+
+void ingest_batch_release(ingest_batch_t *ib)
+{
+    free(ib->events);
+    free(ib->offsets);
+    store_buf_release(&ib->arena);
+    store_buf_release(&ib->body);
+    store_buf_release(&ib->data);
+    store_buf_release(&ib->raw);
+    store_buf_release(&ib->str);
+    ib->events = NULL;
+    ib->offsets = NULL;
+    ib->b.n_events = 0;
+}
+
+static int fail(ingest_error_t *e, int err, size_t index, size_t line, size_t col,
+                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int fail(ingest_error_t *e, int err, size_t index, size_t line, size_t col,
+                const char *fmt, ...)
+{
+    if (!e)
+        return err;
+    e->err = err;
+    e->index = index;
+    e->line = line;
+    e->column = col;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->text, sizeof e->text, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+/* ---- event ids ---- */
+
+static uint64_t next_random(void)
+{
+    static __thread uint64_t state;
+    static __thread int seeded;
+    if (!seeded) {
+        if (getrandom(&state, sizeof state, 0) != sizeof state)
+            state = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&state;
+        seeded = 1;
+    }
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull); /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void ingest_uuid7(char out[37])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t a = next_random(), b = next_random();
+    uint8_t u[16];
+    for (int i = 0; i < 6; i++)
+        u[i] = (uint8_t)(ms >> (40 - 8 * i));
+    u[6] = (uint8_t)(0x70 | (a & 0x0f));
+    u[7] = (uint8_t)(a >> 8);
+    for (int i = 8; i < 16; i++)
+        u[i] = (uint8_t)(b >> (8 * (i - 8)));
+    u[8] = (uint8_t)(0x80 | (u[8] & 0x3f));
+    static const char hex[] = "0123456789abcdef";
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hex[u[i] >> 4];
+        *p++ = hex[u[i] & 15];
+    }
+    *p = 0;
+}
+
+/* ---- adding one encoded event ---- */
+
+static int grow_events(ingest_batch_t *ib)
+{
+    if (ib->b.n_events < ib->cap)
+        return REEL_OK;
+    size_t cap = ib->cap ? ib->cap * 2 : 16;
+    store_event_t *ev = realloc(ib->events, cap * sizeof *ev);
+    if (!ev)
+        return REEL_ENOMEM;
+    ib->events = ev;
+    size_t *off = realloc(ib->offsets, cap * OFF_N * sizeof *off);
+    if (!off)
+        return REEL_ENOMEM;
+    ib->offsets = off;
+    ib->cap = cap;
+    return REEL_OK;
+}
+
+static size_t arena_put(ingest_batch_t *ib, const void *p, size_t n)
+{
+    size_t at = ib->arena.len;
+    store_buf_put(&ib->arena, p, n);
+    return at;
+}
+
+/* Builds the body array from the parts, encodes it, and appends the event. */
+static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const char *type,
+                       size_t type_len, const char *source, size_t source_len, int synthetic,
+                       const char *nsid, size_t nsid_len, const store_buf_t *data,
+                       const store_buf_t *raw)
+{
+    char gen[37];
+    if (!id) {
+        ingest_uuid7(gen);
+        id = gen, id_len = 36;
+    }
+    store_buf_t *b = &ib->body;
+    store_buf_clear(b);
+    store_mp_array(b, 7);
+    store_mp_str(b, id, id_len);
+    store_mp_str(b, type, type_len);
+    if (source)
+        store_mp_str(b, source, source_len);
+    else
+        store_mp_nil(b);
+    if (synthetic < 0)
+        store_mp_nil(b);
+    else
+        store_mp_bool(b, synthetic);
+    if (nsid)
+        store_mp_str(b, nsid, nsid_len);
+    else
+        store_mp_nil(b);
+    if (data && data->len)
+        store_buf_put(b, data->data, data->len);
+    else
+        store_mp_nil(b);
+    if (raw && raw->len)
+        store_buf_put(b, raw->data, raw->len);
+    else
+        store_mp_nil(b);
+    if (store_buf_failed(b) || grow_events(ib))
+        return REEL_ENOMEM;
+
+    store_event_t *ev = &ib->events[ib->b.n_events];
+    size_t *off = &ib->offsets[ib->b.n_events * OFF_N];
+    memset(ev, 0, sizeof *ev);
+    off[OFF_ID] = arena_put(ib, id, id_len);
+    off[OFF_ID_LEN] = id_len;
+    off[OFF_NSID] = arena_put(ib, nsid, nsid ? nsid_len : 0);
+    off[OFF_NSID_LEN] = nsid ? nsid_len : 0;
+    off[OFF_BODY] = ib->arena.len;
+    int rc = store_body_encode(b->data, b->len, &ib->arena, ev->body_hash);
+    if (rc || store_buf_failed(&ib->arena))
+        return REEL_ENOMEM;
+    off[OFF_BODY_LEN] = ib->arena.len - off[OFF_BODY];
+    ev->ends_session = type_len == 13 && !memcmp(type, "session.ended", 13);
+    ib->b.n_events++;
+    return REEL_OK;
+}
+
+/* Points the events at the arena, which no longer moves once parsing is done. */
+static void finalize(ingest_batch_t *ib)
+{
+    for (size_t i = 0; i < ib->b.n_events; i++) {
+        store_event_t *ev = &ib->events[i];
+        const size_t *off = &ib->offsets[i * OFF_N];
+        const uint8_t *base = ib->arena.data;
+        ev->event_id = (const char *)base + off[OFF_ID];
+        ev->event_id_len = off[OFF_ID_LEN];
+        ev->body = base + off[OFF_BODY];
+        ev->body_len = off[OFF_BODY_LEN];
+        ev->native_session_id = off[OFF_NSID_LEN] ? (const char *)base + off[OFF_NSID] : NULL;
+        ev->native_session_id_len = off[OFF_NSID_LEN];
+    }
+    ib->b.events = ib->events;
+}
+
+/* ---- parsing one event object ---- */
+
+static const char *kind_of(int c)
+{
+    switch (c) {
+    case '"': return "a string";
+    case '{': return "an object";
+    case '[': return "an array";
+    case 't': case 'f': return "a boolean";
+    case 'n': return "null";
+    default: return "a number";
+    }
+}
+
+struct ctx {
+    ingest_batch_t *ib;
+    store_json_t *j;
+    const ingest_limits_t *lim;
+    ingest_error_t *e;
+    size_t index;
+    size_t line_base; /* NDJSON: the line of this event, else 0 */
+};
+
+static int jfail(struct ctx *c, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int jfail(struct ctx *c, int err, const char *fmt, ...)
+{
+    store_json_error_t je;
+    store_json_error_t *saved = c->j->err;
+    c->j->err = &je;
+    memset(&je, 0, sizeof je);
+    store_json_fail(c->j, err, "x");
+    c->j->err = saved;
+    char text[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    return fail(c->e, err, c->index, c->line_base ? c->line_base : (size_t)je.line,
+                (size_t)je.column, "event %zu: %s", c->index, text);
+}
+
+/* Converts a store_json error (already recorded in 'je') into the ingest error. */
+static int from_json(struct ctx *c, int rc, const store_json_error_t *je)
+{
+    return fail(c->e, rc, c->index, c->line_base ? c->line_base : (size_t)je->line,
+                (size_t)je->column, "event %zu: %s", c->index, je->text);
+}
+
+/* A string field or null; 'off'/'len' index ib->str. */
+static int str_field(struct ctx *c, const char *name, int nullable, size_t *off, size_t *len,
+                     int *present)
+{
+    int ch = store_json_peek(c->j);
+    if (ch == 'n' && nullable) {
+        store_buf_t sink = STORE_BUF_INIT;
+        int rc = store_json_value(c->j, &sink, 1);
+        store_buf_release(&sink);
+        return rc;
+    }
+    if (ch != '"')
+        return jfail(c, REEL_EINVALID_EVENT, "field '%s' must be a string%s, not %s", name,
+                     nullable ? " or null" : "", kind_of(ch));
+    *off = c->ib->str.len;
+    int rc = store_json_string(c->j, &c->ib->str);
+    if (rc)
+        return rc;
+    *len = c->ib->str.len - *off;
+    *present = 1;
+    return REEL_OK;
+}
+
+static int bool_field(struct ctx *c, struct fields *f)
+{
+    int ch = store_json_peek(c->j);
+    if (ch != 't' && ch != 'f' && ch != 'n')
+        return jfail(c, REEL_EINVALID_EVENT, "field 'synthetic' must be a boolean, not %s",
+                     kind_of(ch));
+    store_buf_t sink = STORE_BUF_INIT;
+    int rc = store_json_value(c->j, &sink, 1);
+    f->synthetic = ch == 'n' ? -1 : ch == 't';
+    store_buf_release(&sink);
+    return rc;
+}
+
+static int value_field(struct ctx *c, store_buf_t *out)
+{
+    store_buf_clear(out);
+    return store_json_value(c->j, out, 1);
+}
+
+static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
+{
+    int *seen = NULL;
+#define KEY(s) (klen == sizeof(s) - 1 && !memcmp(k, s, klen))
+    if (KEY("type")) seen = &f->has_type;
+    else if (KEY("event_id")) seen = &f->has_id;
+    else if (KEY("source")) seen = &f->has_source;
+    else if (KEY("native_session_id")) seen = &f->has_nsid;
+    else if (KEY("synthetic")) seen = &f->has_synthetic;
+    else if (KEY("data")) seen = &f->has_data;
+    else if (KEY("raw")) seen = &f->has_raw;
+    if (seen && *seen)
+        return jfail(c, REEL_EINVALID_EVENT, "duplicate field '%.*s'", (int)klen, k);
+    if (KEY("type")) {
+        int rc = str_field(c, "type", 0, &f->type, &f->type_len, &f->has_type);
+        if (!rc && (f->type_len == 0 || f->type_len > STORE_TYPE_MAX))
+            return jfail(c, REEL_EINVALID_EVENT, "field 'type' must be 1..%d bytes, not %zu",
+                         STORE_TYPE_MAX, f->type_len);
+        return rc;
+    }
+    if (KEY("event_id")) {
+        int rc = str_field(c, "event_id", 0, &f->id, &f->id_len, &f->has_id);
+        if (!rc && (f->id_len == 0 || f->id_len > STORE_EVENT_ID_MAX))
+            return jfail(c, REEL_EINVALID_EVENT,
+                         "field 'event_id' must be 1..%d bytes, not %zu", STORE_EVENT_ID_MAX,
+                         f->id_len);
+        return rc;
+    }
+    if (KEY("source")) {
+        int dummy = 0, rc = str_field(c, "source", 1, &f->source, &f->source_len, &dummy);
+        f->has_source = 1 + dummy; /* 1 = null, 2 = string */
+        return rc;
+    }
+    if (KEY("native_session_id")) {
+        int dummy = 0, rc = str_field(c, "native_session_id", 1, &f->nsid, &f->nsid_len, &dummy);
+        f->has_nsid = 1 + dummy;
+        if (!rc && f->nsid_len > STORE_NAME_MAX)
+            return jfail(c, REEL_EINVALID_EVENT,
+                         "field 'native_session_id' must be at most %d bytes, not %zu",
+                         STORE_NAME_MAX, f->nsid_len);
+        return rc;
+    }
+    if (KEY("synthetic")) {
+        f->has_synthetic = 1;
+        return bool_field(c, f);
+    }
+    if (KEY("data")) {
+        f->has_data = 1;
+        return value_field(c, &c->ib->data);
+    }
+    if (KEY("raw")) {
+        f->has_raw = 1;
+        return value_field(c, &c->ib->raw);
+    }
+    if (KEY("session_id") || KEY("sequence") || KEY("position") || KEY("time")) {
+        store_buf_t sink = STORE_BUF_INIT; /* assigned by the store: accepted, ignored */
+        int rc = store_json_value(c->j, &sink, 1);
+        store_buf_release(&sink);
+        return rc;
+    }
+#undef KEY
+    return jfail(c, REEL_EINVALID_EVENT, "unknown field '%.*s'", (int)(klen > 64 ? 64 : klen),
+                 k);
+}
+
+static int parse_fields(struct ctx *c, struct fields *f)
+{
+    store_json_t *j = c->j;
+    store_buf_t key = STORE_BUF_INIT;
+    int rc = REEL_OK;
+    if (store_json_peek(j) != '{')
+        return jfail(c, REEL_EINVALID_EVENT, "an event must be a JSON object, not %s",
+                     kind_of(store_json_peek(j)));
+    j->p++;
+    if (store_json_peek(j) == '}') {
+        j->p++;
+        return REEL_OK;
+    }
+    for (;;) {
+        store_buf_clear(&key);
+        if ((rc = store_json_string(j, &key)) || (rc = store_json_expect(j, ':')) ||
+            (rc = field(c, f, (const char *)key.data, key.len)))
+            break;
+        int ch = store_json_peek(j);
+        if (ch == '}') {
+            j->p++;
+            break;
+        }
+        if ((rc = store_json_expect(j, ',')))
+            break;
+    }
+    store_buf_release(&key);
+    return rc;
+}
+
+/* Parses one event object at the cursor and adds it. */
+static int parse_event(struct ctx *c)
+{
+    ingest_batch_t *ib = c->ib;
+    if (ib->b.n_events >= c->lim->max_batch_events)
+        return jfail(c, REEL_ETOO_LARGE, "more than %zu events in one request",
+                     c->lim->max_batch_events);
+    struct fields f;
+    memset(&f, 0, sizeof f);
+    f.synthetic = -1;
+    store_buf_clear(&ib->str);
+    store_buf_clear(&ib->data);
+    store_buf_clear(&ib->raw);
+    store_json_error_t je;
+    store_json_error_t *saved = c->j->err;
+    c->j->err = &je;
+    memset(&je, 0, sizeof je);
+    store_json_peek(c->j);
+    const char *start = c->j->p;
+    int rc = parse_fields(c, &f);
+    c->j->err = saved;
+    if (rc)
+        return c->e && c->e->err == rc && c->e->text[0] ? rc : from_json(c, rc, &je);
+    size_t span = (size_t)(c->j->p - start);
+    if (span > c->lim->max_event_bytes)
+        return fail(c->e, REEL_ETOO_LARGE, c->index, c->line_base, 0,
+                    "event %zu: %zu bytes, more than the limit of %zu", c->index, span,
+                    c->lim->max_event_bytes);
+    if (!f.has_type)
+        return fail(c->e, REEL_EINVALID_EVENT, c->index, c->line_base, 0,
+                    "event %zu: field 'type' is required", c->index);
+    const char *s = (const char *)ib->str.data;
+    return add_encoded(ib, f.has_id ? s + f.id : NULL, f.id_len, s + f.type, f.type_len,
+                       f.has_source == 2 ? s + f.source : NULL, f.source_len, f.synthetic,
+                       f.has_nsid == 2 ? s + f.nsid : NULL, f.nsid_len,
+                       f.has_data ? &ib->data : NULL, f.has_raw ? &ib->raw : NULL);
+}
+
+static int parse_json(struct ctx *c)
+{
+    store_json_t *j = c->j;
+    int ch = store_json_peek(j);
+    if (ch == '{') {
+        int rc = parse_event(c);
+        return rc ? rc : store_json_end(j) ? jfail(c, REEL_EINVALID_JSON,
+                                                   "unexpected data after the event") : 0;
+    }
+    if (ch != '[')
+        return jfail(c, REEL_EINVALID_JSON, "expected an event object or an array of events");
+    j->p++;
+    if (store_json_peek(j) == ']')
+        return jfail(c, REEL_EINVALID_EVENT, "the array holds no event");
+    for (;;) {
+        int rc = parse_event(c);
+        if (rc)
+            return rc;
+        c->index++;
+        ch = store_json_peek(j);
+        if (ch == ']') {
+            j->p++;
+            break;
+        }
+        if (ch != ',')
+            return jfail(c, REEL_EINVALID_JSON, "expected ',' or ']' after an event");
+        j->p++;
+    }
+    return store_json_end(j) ? jfail(c, REEL_EINVALID_JSON, "unexpected data after the array")
+                             : REEL_OK;
+}
+
+static int parse_ndjson(struct ctx *c, const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+    size_t line = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        line++;
+        store_json_t j;
+        store_json_init(&j, p, (size_t)(eol - p), c->lim->max_depth, NULL);
+        c->j = &j;
+        c->line_base = line;
+        if (store_json_peek(&j) >= 0) {
+            int rc = parse_event(c);
+            if (rc)
+                return rc;
+            if (store_json_end(&j))
+                return jfail(c, REEL_EINVALID_JSON, "line %zu: unexpected data after the event",
+                             line);
+            c->index++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return REEL_OK;
+}
+
+int ingest_parse(ingest_batch_t *ib, const char *text, size_t len, int format,
+                 const ingest_limits_t *lim, ingest_error_t *e)
+{
+    static const ingest_limits_t defaults = INGEST_LIMITS_DEFAULT;
+    if (!lim)
+        lim = &defaults;
+    if (e)
+        memset(e, 0, sizeof *e);
+    size_t mark_n = ib->b.n_events, mark_arena = ib->arena.len;
+    store_json_t j;
+    store_json_init(&j, text, len, lim->max_depth, NULL);
+    struct ctx c = {ib, &j, lim, e, mark_n, 0};
+    int rc = format == INGEST_NDJSON ? parse_ndjson(&c, text, len) : parse_json(&c);
+    if (!rc && ib->b.n_events == mark_n)
+        rc = fail(e, REEL_EINVALID_EVENT, 0, 0, 0, "the request holds no event");
+    if (!rc && (store_buf_failed(&ib->arena) || store_buf_failed(&ib->str)))
+        rc = fail(e, REEL_ENOMEM, c.index, 0, 0, "out of memory");
+    if (rc) {
+        ib->b.n_events = mark_n;
+        ib->arena.len = mark_arena;
+        return rc;
+    }
+    finalize(ib);
+    return REEL_OK;
+}
+
+int ingest_add(ingest_batch_t *ib, const char *type, const char *source, int synthetic,
+               const char *native_session_id, const char *event_id,
+               const uint8_t *data_mp, size_t data_len, const char *raw_json, size_t raw_len,
+               ingest_error_t *e)
+{
+    size_t tlen = type ? strlen(type) : 0;
+    if (tlen == 0 || tlen > STORE_TYPE_MAX)
+        return fail(e, REEL_EINVALID_EVENT, ib->b.n_events, 0, 0,
+                    "type must be 1..%d bytes", STORE_TYPE_MAX);
+    size_t idlen = event_id ? strlen(event_id) : 0;
+    if (event_id && (idlen == 0 || idlen > STORE_EVENT_ID_MAX))
+        return fail(e, REEL_EINVALID_EVENT, ib->b.n_events, 0, 0,
+                    "event_id must be 1..%d bytes", STORE_EVENT_ID_MAX);
+    store_buf_t data = {(uint8_t *)data_mp, data_len, data_len, 0};
+    store_buf_clear(&ib->raw);
+    if (raw_json) {
+        store_json_error_t je;
+        int rc = store_json_to_msgpack(raw_json, raw_len, STORE_JSON_MAX_DEPTH, &ib->raw, &je);
+        if (rc) /* not JSON: keep the native line as a string */
+            store_mp_str(&ib->raw, raw_json, raw_len);
+    }
+    int rc = add_encoded(ib, event_id, idlen, type, tlen, source, source ? strlen(source) : 0,
+                         synthetic, native_session_id,
+                         native_session_id ? strlen(native_session_id) : 0,
+                         data_mp ? &data : NULL, raw_json ? &ib->raw : NULL);
+    if (!rc)
+        finalize(ib);
+    return rc;
+}
+
+int ingest_submit(store_t *s, ingest_batch_t *ib, store_done_cb done, void *arg)
+{
+    finalize(ib);
+    ib->b.done = done;
+    ib->b.done_arg = arg;
+    return store_submit(s, &ib->b);
+}
+
+int ingest_append(store_t *s, ingest_batch_t *ib)
+{
+    finalize(ib);
+    return store_append(s, &ib->b);
+}

@@ -1,0 +1,95 @@
+/* ingest.h -- bytes in -> validated events -> one atomic store batch.
+ *
+ * Ingest turns JSON (one object, an array of objects, or NDJSON) into store events:
+ * it validates every field, transcodes 'data' and 'raw' to msgpack (store/json.h),
+ * generates an event_id (UUIDv7) where the caller gave none, encodes and hashes each
+ * body (store_body_encode), and submits the whole request as one store batch. Either
+ * every event is valid and the batch is submitted, or nothing is.
+ *
+ * Accepted event fields (SPEC §3): type (required, 1..128 bytes), event_id (1..128
+ * bytes), source, native_session_id (strings or null), synthetic (bool or null), data,
+ * raw (any JSON). The store-assigned fields session_id, sequence, position and time are
+ * accepted and ignored, so events copied from a reel or sandbox-agent feed can be posted
+ * back as they are. Any other field is an error naming the field.
+ *
+ * Rules:
+ *  - An ingest_batch_t lives in caller storage: ingest_batch_init() then
+ *    ingest_batch_release(), which frees everything it owns. The input text is borrowed
+ *    only during ingest_parse(); the batch copies what it keeps.
+ *  - After ingest_submit() the batch MUST stay alive until its completion callback ran.
+ *  - Errors: REEL_OK or a reel_err; parse errors also fill an ingest_error_t naming the
+ *    event (0-based index), the place, and the bad value.
+ */
+#ifndef REEL_INGEST_H
+#define REEL_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/json.h"
+#include "store/store.h"
+
+typedef struct ingest_limits {
+    size_t max_event_bytes;  /* JSON bytes of one event; default 8 MiB */
+    size_t max_batch_events; /* events in one batch; default 10000 */
+    int max_depth;           /* JSON nesting of one event (the envelope is depth 1); default 64 */
+} ingest_limits_t;
+
+#define INGEST_LIMITS_DEFAULT {8u << 20, 10000, 64}
+
+typedef struct ingest_error {
+    int err;      /* the reel_err */
+    size_t index; /* 0-based event index within the request */
+    size_t line;  /* 1-based line for NDJSON, else the JSON line */
+    size_t column;
+    char text[256]; /* what was wrong, naming the bad value */
+} ingest_error_t;
+
+enum ingest_format {
+    INGEST_JSON = 0, /* one object, or an array of objects */
+    INGEST_NDJSON,   /* one object per line; blank lines are skipped */
+};
+
+typedef struct ingest_batch {
+    store_batch_t b;        /* submitted to the store; results are read from here */
+    store_event_t *events;  /* b.events points here */
+    size_t cap;
+    store_buf_t arena;      /* event ids and encoded bodies, referenced by offset until final */
+    size_t *offsets;        /* per event: [id_off, id_len, body_off, body_len, nsid_off, nsid_len] */
+    char session[STORE_SESSION_ID_MAX + 1];
+    store_buf_t body;       /* msgpack of the body being built */
+    store_buf_t data;       /* msgpack of 'data' of the event being parsed */
+    store_buf_t raw;        /* msgpack of 'raw' of the event being parsed */
+    store_buf_t str;        /* decoded envelope strings of the event being parsed */
+} ingest_batch_t;
+
+/* Prepares 'ib' for 'session' (copied). REEL_EINVALID_SESSION_ID if invalid. */
+int ingest_batch_init(ingest_batch_t *ib, const char *session, size_t session_len);
+void ingest_batch_release(ingest_batch_t *ib);
+
+/* Parses 'text' (format as above) and adds its events to the batch. On error nothing
+ * from this call is kept and 'e' (may be NULL) says where. REEL_EINVALID_JSON,
+ * REEL_EINVALID_EVENT, REEL_ETOO_DEEP, REEL_ETOO_LARGE (too many events or an event too
+ * big), REEL_ENOMEM. An input with no event at all is REEL_EINVALID_EVENT. */
+int ingest_parse(ingest_batch_t *ib, const char *text, size_t len, int format,
+                 const ingest_limits_t *lim, ingest_error_t *e);
+
+/* Adds one event whose 'data' is already msgpack (runners and converters use this).
+ * 'event_id' may be NULL to generate one; 'raw_json' may be NULL. */
+int ingest_add(ingest_batch_t *ib, const char *type, const char *source, int synthetic,
+               const char *native_session_id, const char *event_id,
+               const uint8_t *data_mp, size_t data_len, const char *raw_json, size_t raw_len,
+               ingest_error_t *e);
+
+/* Number of events added so far. */
+static inline size_t ingest_count(const ingest_batch_t *ib) { return ib->b.n_events; }
+
+/* Submits the batch (see store_submit). 'done' runs on the committer thread. */
+int ingest_submit(store_t *s, ingest_batch_t *ib, store_done_cb done, void *arg);
+/* Submits and waits; returns the batch's result (ib->b.err). */
+int ingest_append(store_t *s, ingest_batch_t *ib);
+
+/* Writes a new UUIDv7 (36 chars + NUL) into 'out'. Thread-safe. */
+void ingest_uuid7(char out[37]);
+
+#endif

@@ -1,0 +1,124 @@
+/* event.c -- events and session records rendered as JSON from the stored msgpack. */
+#include <string.h>
+#include <time.h>
+
+#include "replay/replay.h"
+#include "store/json.h"
+
+#define BODY_FIELDS 7 /* [event_id, type, source, synthetic, native_session_id, data, raw] */
+
+void replay_write_time(store_buf_t *out, int64_t ms)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    store_buf_printf(out, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(ms % 1000));
+}
+
+/* Opens the body array and checks its shape. */
+static int body_start(const store_event_view_t *ev, store_mp_t *m)
+{
+    store_mp_obj_t o;
+    m->p = ev->body;
+    m->end = ev->body + ev->body_len;
+    if (store_mp_next(m, &o) || o.type != STORE_MP_ARRAY || o.u != BODY_FIELDS)
+        return REEL_ECORRUPT;
+    return REEL_OK;
+}
+
+int replay_event_type(const store_event_view_t *ev, const char **type, size_t *len)
+{
+    store_mp_t m;
+    store_mp_obj_t o;
+    if (body_start(ev, &m) || store_mp_skip(&m, 1) || store_mp_next(&m, &o) ||
+        o.type != STORE_MP_STR)
+        return REEL_ECORRUPT;
+    *type = (const char *)o.ptr;
+    *len = o.len;
+    return REEL_OK;
+}
+
+static void key(store_buf_t *out, const char *k)
+{
+    store_buf_putc(out, ',');
+    store_buf_putc(out, '"');
+    store_buf_puts(out, k);
+    store_buf_put(out, "\":", 2);
+}
+
+int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int include_raw)
+{
+    static const char *names[BODY_FIELDS] = {"event_id", "type", "source", "synthetic",
+                                             "native_session_id", "data", "raw"};
+    store_mp_t m;
+    size_t mark = out->len;
+    if (body_start(ev, &m))
+        return REEL_ECORRUPT;
+    store_buf_puts(out, "{\"session_id\":");
+    store_json_write_string(out, ev->session, ev->session_len);
+    store_buf_printf(out, ",\"sequence\":%llu,\"position\":%llu",
+                     (unsigned long long)ev->sequence, (unsigned long long)ev->position);
+    for (int i = 0; i < BODY_FIELDS; i++) {
+        if (i == 6 && !include_raw)
+            break;
+        key(out, names[i]);
+        if (store_mp_to_json(&m, out, STORE_JSON_MAX_DEPTH)) {
+            out->len = mark;
+            return REEL_ECORRUPT;
+        }
+        if (i == 0) { /* time follows event_id, as in SPEC §3 */
+            key(out, "time");
+            replay_write_time(out, (int64_t)ev->time_ms);
+        }
+    }
+    store_buf_putc(out, '}');
+    return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+}
+
+static void opt_time(store_buf_t *out, const char *k, int64_t ms)
+{
+    key(out, k);
+    if (ms)
+        replay_write_time(out, ms);
+    else
+        store_buf_puts(out, "null");
+}
+
+static void opt_str(store_buf_t *out, const char *k, const char *v)
+{
+    key(out, k);
+    if (*v)
+        store_json_write_string(out, v, strlen(v));
+    else
+        store_buf_puts(out, "null");
+}
+
+int replay_write_session(store_buf_t *out, const store_session_t *rec)
+{
+    static const char *status[] = {"active", "ended", "deleted"};
+    store_buf_puts(out, "{\"id\":");
+    store_json_write_string(out, rec->id, rec->id_len);
+    opt_str(out, "agent", rec->agent);
+    opt_str(out, "native_session_id", rec->native_session_id);
+    key(out, "status");
+    store_buf_printf(out, "\"%s\"", status[rec->status]);
+    opt_time(out, "created_at", rec->created_ms);
+    opt_time(out, "updated_at", rec->updated_ms);
+    opt_time(out, "ended_at", rec->ended_ms);
+    opt_time(out, "first_event_at", rec->first_event_ms);
+    store_buf_printf(out, ",\"last_sequence\":%llu,\"event_count\":%llu,\"bytes\":%llu",
+                     (unsigned long long)rec->last_sequence,
+                     (unsigned long long)rec->event_count, (unsigned long long)rec->bytes);
+    key(out, "metadata");
+    if (rec->metadata) {
+        store_mp_t m = {rec->metadata, rec->metadata + rec->metadata_len};
+        if (store_mp_to_json(&m, out, STORE_JSON_MAX_DEPTH))
+            return REEL_ECORRUPT;
+    } else {
+        store_buf_puts(out, "{}");
+    }
+    store_buf_putc(out, '}');
+    return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+}

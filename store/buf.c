@@ -1,0 +1,106 @@
+/* buf.c -- growable byte buffer (see buf.h for the rules). */
+#include "store/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/err.h"
+
+void store_buf_init(store_buf_t *b)
+{
+    memset(b, 0, sizeof *b);
+}
+
+void store_buf_release(store_buf_t *b)
+{
+    free(b->data);
+    store_buf_init(b);
+}
+
+int store_buf_reserve(store_buf_t *b, size_t n)
+{
+    if (b->oom)
+        return REEL_ENOMEM;
+    if (b->cap - b->len > n)
+        return REEL_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len <= n) {
+        if (cap > SIZE_MAX / 2)
+            goto fail;
+        cap *= 2;
+    }
+    uint8_t *p = realloc(b->data, cap);
+    if (!p)
+        goto fail;
+    b->data = p;
+    b->cap = cap;
+    return REEL_OK;
+fail:
+    b->oom = 1;
+    return REEL_ENOMEM;
+}
+
+void store_buf_put(store_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0 || store_buf_reserve(b, n) != REEL_OK)
+        return;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+void store_buf_putc(store_buf_t *b, int c)
+{
+    if (store_buf_reserve(b, 1) != REEL_OK)
+        return;
+    b->data[b->len++] = (uint8_t)c;
+}
+
+void store_buf_puts(store_buf_t *b, const char *s)
+{
+    store_buf_put(b, s, strlen(s));
+}
+
+void store_buf_vprintf(store_buf_t *b, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    char small[128];
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n < 0) {
+        va_end(again);
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        store_buf_put(b, small, (size_t)n);
+    } else if (store_buf_reserve(b, (size_t)n + 1) == REEL_OK) {
+        vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+}
+
+void store_buf_printf(store_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    store_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+const char *store_buf_cstr(store_buf_t *b)
+{
+    if (store_buf_reserve(b, 1) != REEL_OK)
+        return "";
+    b->data[b->len] = 0;
+    return (const char *)b->data;
+}
+
+uint8_t *store_buf_detach(store_buf_t *b, size_t *len)
+{
+    uint8_t *p = b->data;
+    if (len)
+        *len = b->len;
+    store_buf_init(b);
+    return p;
+}

@@ -1,0 +1,44 @@
+/* buf.h -- growable byte buffer used by every module.
+ *
+ * Rules:
+ *  - A store_buf_t lives in caller storage: store_buf_init() before use,
+ *    store_buf_release() when done (frees the heap block; the struct may be reused).
+ *  - Allocation failure is sticky: the buffer stops growing, sets 'oom', and every later
+ *    append is a no-op. Check store_buf_failed() once after a series of appends instead of
+ *    after each one (the one OOM policy of the store: return REEL_ENOMEM, never abort).
+ *  - 'data' is not NUL-terminated unless store_buf_cstr() is called.
+ */
+#ifndef REEL_BUF_H
+#define REEL_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store_buf {
+    uint8_t *data; /* heap block, or NULL while empty */
+    size_t len;    /* bytes used */
+    size_t cap;    /* bytes allocated */
+    int oom;       /* 1 after an allocation failed */
+} store_buf_t;
+
+#define STORE_BUF_INIT {NULL, 0, 0, 0}
+
+void store_buf_init(store_buf_t *b);
+void store_buf_release(store_buf_t *b);
+/* Makes room for 'n' more bytes; returns 0 or REEL_ENOMEM (and sets 'oom'). */
+int store_buf_reserve(store_buf_t *b, size_t n);
+void store_buf_put(store_buf_t *b, const void *p, size_t n);
+void store_buf_putc(store_buf_t *b, int c);
+void store_buf_puts(store_buf_t *b, const char *s);
+void store_buf_printf(store_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void store_buf_vprintf(store_buf_t *b, const char *fmt, va_list ap);
+/* Appends a NUL (not counted in 'len') and returns 'data' as a C string ("" if empty). */
+const char *store_buf_cstr(store_buf_t *b);
+/* Gives up the heap block to the caller (who frees it with free()); 'b' becomes empty. */
+uint8_t *store_buf_detach(store_buf_t *b, size_t *len);
+static inline int store_buf_failed(const store_buf_t *b) { return b->oom; }
+static inline void store_buf_clear(store_buf_t *b) { b->len = 0; }
+
+#endif

@@ -1,0 +1,619 @@
+/* commit.c -- the committer thread: group commit of every pending batch.
+ *
+ * One pass ("group"): take the pending batches, apply each inside one LMDB write
+ * transaction, commit once (one fdatasync plus the synchronous meta write), complete
+ * every batch, fire the commit hook. A batch that fails its own checks (conflict, deleted
+ * session, bad input) is rejected in phase 1 before it writes anything, so it fails
+ * alone; only LMDB errors fail the whole group. Everything the group needs (positions,
+ * session records, the next session number) is read inside the transaction, so several
+ * processes may append to one data directory.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/json.h"
+#include "store/store_int.h"
+
+#define GROW_TRIES 24
+
+struct sess {
+    store_session_t rec; /* rec.metadata: 'meta' below or a PUT batch's memory */
+    uint8_t *meta;       /* heap copy of the stored metadata */
+    int exists;          /* the record was in the database before this group */
+    int dirty;
+    struct sess *hnext;
+};
+
+struct group {
+    store_t *s;
+    MDB_txn *txn;
+    uint64_t position; /* last position assigned */
+    uint64_t next_num; /* next internal session number */
+    int next_num_dirty;
+    uint64_t now_ms;
+    struct sess *table[256];
+    struct sess **list; /* touched sessions in order of first touch */
+    size_t n_list, cap_list;
+    size_t n_events, n_dups;
+    size_t need_bytes; /* estimate of what the group writes, for map growth */
+    int mdb_rc;        /* first LMDB error that fails the whole group */
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static unsigned hash_name(const char *p, size_t n)
+{
+    unsigned h = 2166136261u;
+    while (n--)
+        h = (h ^ (unsigned char)*p++) * 16777619u;
+    return h & 255;
+}
+
+static void group_release(struct group *g)
+{
+    for (size_t i = 0; i < g->n_list; i++) {
+        free(g->list[i]->meta);
+        free(g->list[i]);
+    }
+    free(g->list);
+    memset(g->table, 0, sizeof g->table);
+    g->list = NULL;
+    g->n_list = g->cap_list = 0;
+}
+
+/* ---- session records within the group ---- */
+
+static struct sess *sess_add(struct group *g, const char *id, size_t len)
+{
+    if (g->n_list == g->cap_list) {
+        size_t cap = g->cap_list ? g->cap_list * 2 : 16;
+        struct sess **l = realloc(g->list, cap * sizeof *l);
+        if (!l)
+            return NULL;
+        g->list = l, g->cap_list = cap;
+    }
+    struct sess *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    memcpy(x->rec.id, id, len);
+    x->rec.id_len = len;
+    unsigned h = hash_name(id, len);
+    x->hnext = g->table[h];
+    g->table[h] = x;
+    g->list[g->n_list++] = x;
+    return x;
+}
+
+/* Finds the session in the group or loads it; '*out' = NULL when it does not exist. */
+static int sess_get(struct group *g, const char *id, size_t len, struct sess **out)
+{
+    for (struct sess *x = g->table[hash_name(id, len)]; x; x = x->hnext)
+        if (x->rec.id_len == len && !memcmp(x->rec.id, id, len))
+            return *out = x, REEL_OK;
+    *out = NULL;
+    MDB_val k = {len, (void *)id}, v;
+    int rc = mdb_get(g->txn, g->s->db_sessions, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return REEL_OK;
+    if (rc)
+        return g->mdb_rc = rc, REEL_EIO;
+    store_session_t rec;
+    if ((rc = store__session_decode(v.mv_data, v.mv_size, id, len, &rec)))
+        return rc;
+    struct sess *x = sess_add(g, id, len);
+    if (!x)
+        return REEL_ENOMEM;
+    x->rec = rec;
+    x->exists = 1;
+    if (rec.metadata) { /* copy: the map page may move on our next write */
+        if (!(x->meta = malloc(rec.metadata_len)))
+            return REEL_ENOMEM;
+        memcpy(x->meta, rec.metadata, rec.metadata_len);
+        x->rec.metadata = x->meta;
+    }
+    return *out = x, REEL_OK;
+}
+
+static int sess_create(struct group *g, const char *id, size_t len, struct sess **out)
+{
+    struct sess *x = sess_add(g, id, len);
+    if (!x)
+        return REEL_ENOMEM;
+    x->rec.num = g->next_num++;
+    g->next_num_dirty = 1;
+    x->rec.created_ms = x->rec.updated_ms = (int64_t)g->now_ms;
+    x->dirty = 1;
+    return *out = x, REEL_OK;
+}
+
+static void set_name(char *dst, const char *src, size_t len)
+{
+    if (len > STORE_NAME_MAX)
+        len = STORE_NAME_MAX;
+    memcpy(dst, src, len);
+    dst[len] = 0;
+}
+
+/* ---- appending ---- */
+
+static void event_key(uint8_t key[8 + STORE_EVENT_ID_MAX], uint64_t num, const store_event_t *ev)
+{
+    store__put_u64(key, num);
+    memcpy(key + 8, ev->event_id, ev->event_id_len);
+}
+
+static int validate(const store_batch_t *b)
+{
+    if (b->n_events == 0)
+        return REEL_EINVALID_EVENT;
+    for (size_t i = 0; i < b->n_events; i++) {
+        const store_event_t *ev = &b->events[i];
+        if (ev->event_id_len == 0 || ev->event_id_len > STORE_EVENT_ID_MAX ||
+            ev->body_len < 2 || ev->body[0] > 1 ||
+            ev->native_session_id_len > STORE_NAME_MAX)
+            return REEL_EINVALID_EVENT;
+    }
+    return REEL_OK;
+}
+
+/* Phase 1: marks events whose event_id exists already; returns how many. */
+static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, size_t *dups)
+{
+    *dups = 0;
+    for (size_t i = 0; i < b->n_events; i++) {
+        store_event_t *ev = &b->events[i];
+        ev->duplicate = 0;
+        if (!x)
+            continue;
+        uint8_t key[8 + STORE_EVENT_ID_MAX], ekey[16];
+        event_key(key, x->rec.num, ev);
+        MDB_val k = {8 + ev->event_id_len, key}, v;
+        int rc = mdb_get(g->txn, g->s->db_event_ids, &k, &v);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (rc || v.mv_size != 8)
+            return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_ECORRUPT;
+        ev->duplicate = 1;
+        ev->sequence = store__get_u64(v.mv_data);
+        store__put_u64(ekey, x->rec.num);
+        store__put_u64(ekey + 8, ev->sequence);
+        MDB_val ek = {16, ekey}, ev_val;
+        if (mdb_get(g->txn, g->s->db_events, &ek, &ev_val) == 0 &&
+            ev_val.mv_size > STORE_HEADER_LEN) {
+            ev->position = store__get_u64((uint8_t *)ev_val.mv_data + 1);
+            ev->time_ms = store__get_u64((uint8_t *)ev_val.mv_data + 9);
+        }
+        (*dups)++;
+    }
+    return REEL_OK;
+}
+
+/* Phase 2 for one event: event_id index, value, position index, session record. */
+static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_t first_seq,
+                     uint64_t first_pos)
+{
+    store_t *s = g->s;
+    uint64_t seq = x->rec.last_sequence + 1;
+    uint8_t key[8 + STORE_EVENT_ID_MAX], seqbe[8], ekey[16];
+    event_key(key, x->rec.num, ev);
+    store__put_u64(seqbe, seq);
+    MDB_val k = {8 + ev->event_id_len, key}, v = {8, seqbe};
+    int rc = mdb_put(g->txn, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) { /* the same event_id earlier in this batch */
+        ev->duplicate = 1;
+        ev->sequence = store__get_u64(v.mv_data);
+        ev->position = first_pos + (ev->sequence - first_seq);
+        ev->time_ms = g->now_ms;
+        g->n_dups++;
+        return REEL_OK;
+    }
+    if (rc)
+        return g->mdb_rc = rc, REEL_EIO;
+
+    uint64_t pos = ++g->position;
+    uint8_t hash[STORE_HASH_LEN];
+    store__chain(x->rec.last_hash, seq, pos, g->now_ms, ev->body_hash, hash);
+    store__put_u64(ekey, x->rec.num);
+    store__put_u64(ekey + 8, seq);
+    size_t vlen = STORE_HEADER_LEN + ev->body_len - 1;
+    MDB_val ek = {16, ekey}, val = {vlen, NULL};
+    if ((rc = mdb_put(g->txn, s->db_events, &ek, &val, MDB_RESERVE)))
+        return g->mdb_rc = rc, REEL_EIO;
+    uint8_t *p = val.mv_data;
+    p[0] = ev->body[0];
+    store__put_u64(p + 1, pos);
+    store__put_u64(p + 9, g->now_ms);
+    memcpy(p + 17, hash, STORE_HASH_LEN);
+    memcpy(p + STORE_HEADER_LEN, ev->body + 1, ev->body_len - 1);
+
+    uint8_t pkey[8];
+    store__put_u64(pkey, pos);
+    MDB_val pk = {8, pkey}, pv = {16, ekey};
+    if ((rc = mdb_put(g->txn, s->db_log, &pk, &pv, MDB_APPEND)))
+        return g->mdb_rc = rc, REEL_EIO;
+
+    ev->sequence = seq;
+    ev->position = pos;
+    ev->time_ms = g->now_ms;
+    store_session_t *r = &x->rec;
+    r->last_sequence = seq;
+    r->event_count++;
+    r->bytes += vlen;
+    r->updated_ms = (int64_t)g->now_ms;
+    if (!r->first_event_ms)
+        r->first_event_ms = (int64_t)g->now_ms;
+    memcpy(r->last_hash, hash, STORE_HASH_LEN);
+    if (ev->ends_session && r->status == STORE_ACTIVE) {
+        r->status = STORE_ENDED;
+        r->ended_ms = (int64_t)g->now_ms;
+    }
+    if (ev->native_session_id && ev->native_session_id_len)
+        set_name(r->native_session_id, ev->native_session_id, ev->native_session_id_len);
+    x->dirty = 1;
+    g->n_events++;
+    g->need_bytes += vlen + 128;
+    return REEL_OK;
+}
+
+static void summarize(store_batch_t *b)
+{
+    b->first_sequence = UINT64_MAX;
+    b->last_sequence = b->position = 0;
+    b->duplicates = 0;
+    for (size_t i = 0; i < b->n_events; i++) {
+        const store_event_t *ev = &b->events[i];
+        if (ev->sequence < b->first_sequence)
+            b->first_sequence = ev->sequence;
+        if (ev->sequence > b->last_sequence)
+            b->last_sequence = ev->sequence;
+        if (ev->position > b->position)
+            b->position = ev->position;
+        b->duplicates += ev->duplicate;
+    }
+}
+
+static int apply_append(struct group *g, store_batch_t *b)
+{
+    struct sess *x;
+    size_t dups;
+    int rc;
+    if ((rc = validate(b)) || (rc = sess_get(g, b->session, b->session_len, &x)) ||
+        (rc = find_duplicates(g, x, b, &dups)))
+        return rc;
+    if (x && x->rec.status == STORE_DELETED)
+        return REEL_EGONE;
+    uint64_t last = x ? x->rec.last_sequence : 0;
+    if (dups < b->n_events && b->expected_sequence >= 0 &&
+        (uint64_t)b->expected_sequence != last) {
+        b->last_sequence = last;
+        return REEL_ECONFLICT;
+    }
+    if (!x && (rc = sess_create(g, b->session, b->session_len, &x)))
+        return rc;
+    uint64_t first_seq = x->rec.last_sequence + 1, first_pos = g->position + 1;
+    for (size_t i = 0; i < b->n_events; i++)
+        if (!b->events[i].duplicate && (rc = put_event(g, x, &b->events[i], first_seq, first_pos)))
+            return rc;
+    g->n_dups += dups;
+    summarize(b);
+    return REEL_OK;
+}
+
+/* ---- session operations ---- */
+
+static int apply_put(struct group *g, store_batch_t *b)
+{
+    struct sess *x;
+    int rc = sess_get(g, b->session, b->session_len, &x);
+    if (!rc && !x)
+        rc = sess_create(g, b->session, b->session_len, &x);
+    if (rc)
+        return rc;
+    if (x->rec.status == STORE_DELETED)
+        return REEL_EGONE;
+    if (b->agent_len > STORE_NAME_MAX || b->native_session_id_len > STORE_NAME_MAX)
+        return REEL_EINVALID_PARAMETER;
+    if (b->agent)
+        set_name(x->rec.agent, b->agent, b->agent_len);
+    if (b->native_session_id)
+        set_name(x->rec.native_session_id, b->native_session_id, b->native_session_id_len);
+    if (b->metadata) {
+        x->rec.metadata = b->metadata; /* lives until the batch completes, after commit */
+        x->rec.metadata_len = b->metadata_len;
+    }
+    x->rec.updated_ms = (int64_t)g->now_ms;
+    x->dirty = 1;
+    b->last_sequence = x->rec.last_sequence;
+    return REEL_OK;
+}
+
+/* Deletes every key of 'dbi' that starts with the 8-byte session number 'num'. */
+static int delete_prefix(struct group *g, MDB_dbi dbi, uint64_t num)
+{
+    MDB_cursor *c;
+    uint8_t pre[8];
+    store__put_u64(pre, num);
+    int rc = mdb_cursor_open(g->txn, dbi, &c);
+    if (rc)
+        return g->mdb_rc = rc, REEL_EIO;
+    MDB_val k = {8, pre}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size >= 8 && !memcmp(k.mv_data, pre, 8)) {
+        if ((rc = mdb_cursor_del(c, 0)))
+            break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+        if (rc == EINVAL || rc == MDB_NOTFOUND) /* deleted the last key */
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND && rc != EINVAL)
+        return g->mdb_rc = rc, REEL_EIO;
+    return REEL_OK;
+}
+
+static int apply_delete(struct group *g, store_batch_t *b)
+{
+    struct sess *x;
+    int rc = sess_get(g, b->session, b->session_len, &x);
+    if (rc)
+        return rc;
+    if (!x)
+        return REEL_ESESSION_NOT_FOUND;
+    if (x->rec.status != STORE_DELETED) {
+        if ((rc = delete_prefix(g, g->s->db_events, x->rec.num)) ||
+            (rc = delete_prefix(g, g->s->db_event_ids, x->rec.num)))
+            return rc;
+        x->rec.status = STORE_DELETED;
+        x->rec.event_count = 0;
+        x->rec.bytes = 0;
+        x->rec.updated_ms = (int64_t)g->now_ms;
+        x->dirty = 1;
+    }
+    b->last_sequence = x->rec.last_sequence;
+    return REEL_OK;
+}
+
+/* ---- one group ---- */
+
+static int group_begin(struct group *g)
+{
+    store_t *s = g->s;
+    int rc = store__txn_begin(s, 0, &g->txn);
+    if (rc)
+        return rc;
+    MDB_cursor *c;
+    MDB_val k, v;
+    g->position = 0;
+    if ((rc = mdb_cursor_open(g->txn, s->db_log, &c)))
+        return rc;
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8)
+        g->position = store__get_u64(k.mv_data);
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    MDB_val nk = {12, "next_session"};
+    rc = mdb_get(g->txn, s->db_meta, &nk, &v);
+    g->next_num = rc == 0 && v.mv_size == 8 ? store__get_u64(v.mv_data) : 1;
+    g->now_ms = now_ms();
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Writes the touched session records and the next session number. */
+static int group_finish(struct group *g)
+{
+    store_t *s = g->s;
+    store_buf_t buf = STORE_BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; i < g->n_list && !rc; i++) {
+        struct sess *x = g->list[i];
+        if (!x->dirty)
+            continue;
+        store_buf_clear(&buf);
+        store__session_encode(&x->rec, &buf);
+        if (store_buf_failed(&buf)) {
+            rc = ENOMEM;
+            break;
+        }
+        MDB_val k = {x->rec.id_len, x->rec.id}, v = {buf.len, buf.data};
+        rc = mdb_put(g->txn, s->db_sessions, &k, &v, 0);
+        if (!rc && !x->exists) {
+            uint8_t nk[8];
+            store__put_u64(nk, x->rec.num);
+            MDB_val ik = {8, nk}, iv = {x->rec.id_len, x->rec.id};
+            rc = mdb_put(g->txn, s->db_session_ids, &ik, &iv, 0);
+        }
+    }
+    if (!rc && g->next_num_dirty) {
+        uint8_t be[8];
+        store__put_u64(be, g->next_num);
+        MDB_val k = {12, "next_session"}, v = {8, be};
+        rc = mdb_put(g->txn, s->db_meta, &k, &v, 0);
+    }
+    store_buf_release(&buf);
+    return rc;
+}
+
+static int apply(struct group *g, store_batch_t *b)
+{
+    switch (b->op) {
+    case STORE_OP_APPEND: return apply_append(g, b);
+    case STORE_OP_SESSION_PUT: return apply_put(g, b);
+    case STORE_OP_SESSION_DELETE: return apply_delete(g, b);
+    default: return REEL_EINVALID_PARAMETER;
+    }
+}
+
+/* Runs the group once. Returns 0 (committed), or the LMDB/errno code that failed the
+ * whole group (the transaction is then closed). Batch errors are left in b->err. */
+static int group_run(struct group *g, store_batch_t *list)
+{
+    int rc = group_begin(g);
+    if (rc) {
+        if (g->txn)
+            mdb_txn_abort(g->txn);
+        return rc;
+    }
+    for (store_batch_t *b = list; b; b = b->next_) {
+        g->mdb_rc = 0;
+        b->err = apply(g, b);
+        if (g->mdb_rc) {
+            mdb_txn_abort(g->txn);
+            return g->mdb_rc;
+        }
+    }
+    if ((rc = group_finish(g))) {
+        mdb_txn_abort(g->txn);
+        return rc;
+    }
+    return mdb_txn_commit(g->txn);
+}
+
+static int commit_with_growth(store_t *s, struct group *g, store_batch_t *list)
+{
+    for (int tries = 0;; tries++) {
+        memset(g, 0, sizeof *g);
+        g->s = s;
+        int rc = group_run(g, list);
+        if (rc != MDB_MAP_FULL || tries == GROW_TRIES)
+            return rc;
+        size_t need = g->need_bytes;
+        group_release(g);
+        if (store__grow(s, 0, need * 2))
+            return MDB_MAP_FULL;
+    }
+}
+
+static void record_stats(store_t *s, store_batch_t *list, const struct group *g, int ok,
+                         uint64_t ns)
+{
+    pthread_mutex_lock(&s->mu);
+    for (store_batch_t *b = list; b; b = b->next_) {
+        if (b->err)
+            s->stats.batch_errors++;
+        else
+            s->stats.batches++;
+    }
+    if (ok) {
+        s->stats.events += g->n_events;
+        s->stats.duplicates += g->n_dups;
+        s->stats.commits++;
+        s->stats.commit_ns += ns;
+        int i = 0;
+        while (i < STORE_HIST_BUCKETS - 1 && ns >= (64000ull << i))
+            i++;
+        s->stats.commit_hist[i]++;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void fire_hook(store_t *s, const struct group *g, size_t n_batches)
+{
+    pthread_mutex_lock(&s->mu);
+    store_commit_hook hook = s->hook;
+    void *arg = s->hook_arg;
+    pthread_mutex_unlock(&s->mu);
+    if (!hook)
+        return;
+    store_touched_t small[64], *t = g->n_list <= 64 ? small : malloc(g->n_list * sizeof *t);
+    size_t n = 0;
+    for (size_t i = 0; t && i < g->n_list; i++)
+        if (g->list[i]->dirty)
+            t[n++] = (store_touched_t){g->list[i]->rec.id, g->list[i]->rec.id_len,
+                                       g->list[i]->rec.last_sequence};
+    store_commit_t c = {g->position, t, n, g->n_events, n_batches};
+    hook(arg, &c);
+    if (t != small)
+        free(t);
+}
+
+/* Maps a group-level failure onto every batch that had not failed on its own. */
+static void fail_group(store_t *s, store_batch_t *list, int rc)
+{
+    int err = store__err_from_mdb(rc);
+    if (rc == MDB_MAP_FULL)
+        err = REEL_EFULL;
+    if (err != REEL_EFULL) { /* fail-stop: never retry after an fsync or write error */
+        pthread_mutex_lock(&s->mu);
+        s->failed = 1;
+        pthread_mutex_unlock(&s->mu);
+        store__set_error("commit failed, store stopped accepting appends: %s",
+                         mdb_strerror(rc));
+    } else {
+        store__set_error("commit failed: %s", mdb_strerror(rc));
+    }
+    for (store_batch_t *b = list; b; b = b->next_)
+        if (!b->err)
+            b->err = err == REEL_EFULL ? REEL_EFULL : REEL_EIO;
+}
+
+static void run_group(store_t *s, store_batch_t *list)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct group g;
+    int rc = commit_with_growth(s, &g, list);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc)
+        fail_group(s, list, rc);
+    uint64_t ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+                  (uint64_t)(t1.tv_nsec - t0.tv_nsec);
+    record_stats(s, list, &g, rc == 0, ns);
+    size_t n = 0;
+    for (store_batch_t *b = list, *next; b; b = next, n++) {
+        next = b->next_; /* 'done' may free the batch */
+        b->done(b, b->done_arg);
+    }
+    if (rc == 0)
+        fire_hook(s, &g, n);
+    group_release(&g);
+}
+
+/* Takes pending batches up to STORE__GROUP_MAX_EVENTS events; NULL when stopping. */
+static store_batch_t *take(store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    while (!s->head && !s->stopping)
+        pthread_cond_wait(&s->work, &s->mu);
+    store_batch_t *list = s->head, *last = NULL;
+    size_t events = 0;
+    for (store_batch_t *b = list; b; b = b->next_) {
+        if (last && events + b->n_events > STORE__GROUP_MAX_EVENTS)
+            break;
+        events += b->n_events;
+        last = b;
+    }
+    if (last) {
+        s->head = last->next_;
+        if (!s->head)
+            s->tail = NULL;
+        last->next_ = NULL;
+    }
+    int failed = s->failed;
+    pthread_mutex_unlock(&s->mu);
+    if (list && failed) { /* fail-stop: complete without touching the store */
+        for (store_batch_t *b = list, *next; b; b = next) {
+            next = b->next_;
+            b->err = REEL_EUNAVAILABLE;
+            b->done(b, b->done_arg);
+        }
+        return take(s);
+    }
+    return list;
+}
+
+void *store__committer_main(void *arg)
+{
+    store_t *s = arg;
+    store_batch_t *list;
+    while ((list = take(s)))
+        run_group(s, list);
+    return NULL;
+}

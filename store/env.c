@@ -1,0 +1,324 @@
+/* env.c -- store lifecycle: opening the LMDB environment, the format check, map growth,
+ * submission to the committer, and errors. The committer itself is in commit.c. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/store_int.h"
+
+#define DEFAULT_MAP (1ull << 30)
+#define MAX_READERS 1024
+
+/* ---- errors ---- */
+
+static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
+static char err_text[512] = "no error";
+
+void store__set_error(const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&err_mu);
+    va_start(ap, fmt);
+    vsnprintf(err_text, sizeof err_text, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&err_mu);
+}
+
+const char *store_last_error(void)
+{
+    static __thread char copy[sizeof err_text];
+    pthread_mutex_lock(&err_mu);
+    memcpy(copy, err_text, sizeof copy);
+    pthread_mutex_unlock(&err_mu);
+    return copy;
+}
+
+int store__err_from_mdb(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS: return REEL_OK;
+    case ENOMEM: return REEL_ENOMEM;
+    case ENOSPC: case EDQUOT: return REEL_EFULL;
+    case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: return REEL_ECORRUPT;
+    case MDB_VERSION_MISMATCH: return REEL_EFORMAT;
+    case MDB_PANIC: return REEL_EUNAVAILABLE;
+    default: return REEL_EIO;
+    }
+}
+
+int store_session_id_valid(const char *id, size_t len)
+{
+    if (!id || len == 0 || len > STORE_SESSION_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '~' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- map growth ---- */
+
+int store__grow(store_t *s, int adopt, size_t need)
+{
+    pthread_rwlock_wrlock(&s->resize_lock);
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    size_t size = 0; /* 0 = adopt the size another process set */
+    if (!adopt) {
+        size = info.me_mapsize * 2;
+        if (size < info.me_mapsize + need + (1u << 20))
+            size = info.me_mapsize + need + (1u << 20);
+    }
+    int rc = mdb_env_set_mapsize(s->env, size);
+    pthread_rwlock_unlock(&s->resize_lock);
+    if (rc) {
+        store__set_error("cannot grow the map to %zu bytes: %s", size, mdb_strerror(rc));
+        return store__err_from_mdb(rc);
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stats.map_grows += !adopt;
+    pthread_mutex_unlock(&s->mu);
+    return REEL_OK;
+}
+
+int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn)
+{
+    for (int tries = 0;; tries++) {
+        int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+        if (rc != MDB_MAP_RESIZED || tries > 8)
+            return rc;
+        /* Another process grew the map: adopt its size. Readers of this process hold the
+         * resize lock shared, so the caller must not; store_read_begin() retries. */
+        if ((rc = store__grow(s, 1, 0)))
+            return rc;
+    }
+}
+
+/* ---- open / close ---- */
+
+static int open_dbs(store_t *s, MDB_txn *txn)
+{
+    unsigned f = s->read_only ? 0 : MDB_CREATE;
+    int rc;
+    if ((rc = mdb_dbi_open(txn, "meta", f, &s->db_meta)) ||
+        (rc = mdb_dbi_open(txn, "sessions", f, &s->db_sessions)) ||
+        (rc = mdb_dbi_open(txn, "session_ids", f, &s->db_session_ids)) ||
+        (rc = mdb_dbi_open(txn, "events", f, &s->db_events)) ||
+        (rc = mdb_dbi_open(txn, "event_ids", f, &s->db_event_ids)) ||
+        (rc = mdb_dbi_open(txn, "log", f, &s->db_log)))
+        return rc;
+    return MDB_SUCCESS;
+}
+
+/* Checks (or, in a new store, writes) the format-version record. */
+static int check_format(store_t *s, MDB_txn *txn, const char *dir)
+{
+    MDB_val k = {6, "format"}, v;
+    int rc = mdb_get(txn, s->db_meta, &k, &v);
+    if (rc == MDB_NOTFOUND && !s->read_only) {
+        uint8_t be[4] = {0, 0, 0, STORE_FORMAT_VERSION};
+        v.mv_size = 4, v.mv_data = be;
+        return mdb_put(txn, s->db_meta, &k, &v, 0) ? REEL_EIO : REEL_OK;
+    }
+    if (rc) {
+        store__set_error("'%s' is not a reel data directory (no format record)", dir);
+        return REEL_EFORMAT;
+    }
+    const uint8_t *p = v.mv_data;
+    uint32_t ver = v.mv_size == 4 ? (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3] : 0;
+    if (ver != STORE_FORMAT_VERSION) {
+        store__set_error("data directory '%s' has format version %u; this build of reel "
+                         "reads version %u", dir, ver, STORE_FORMAT_VERSION);
+        return REEL_EFORMAT;
+    }
+    return REEL_OK;
+}
+
+static int open_env(store_t *s, const char *dir, const store_options_t *opt)
+{
+    int rc;
+    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
+        (rc = mdb_env_set_maxreaders(s->env, MAX_READERS)) ||
+        (rc = mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP))) {
+        store__set_error("lmdb: %s", mdb_strerror(rc));
+        return store__err_from_mdb(rc);
+    }
+    /* MDB_NOTLS: read transactions belong to their store_read_t, not to a thread, so
+     * server threads can hold several. Never NOMETASYNC/WRITEMAP (see docs/FORMAT.md). */
+    unsigned flags = MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0) | (s->read_only ? MDB_RDONLY : 0);
+    if ((rc = mdb_env_open(s->env, dir, flags, 0644))) {
+        store__set_error("cannot open '%s': %s", dir, mdb_strerror(rc));
+        return rc == ENOENT ? REEL_EFORMAT : store__err_from_mdb(rc);
+    }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead); /* slots of processes killed while reading */
+    MDB_txn *txn;
+    if ((rc = store__txn_begin(s, s->read_only ? MDB_RDONLY : 0, &txn))) {
+        store__set_error("cannot begin a transaction on '%s': %s", dir, mdb_strerror(rc));
+        return store__err_from_mdb(rc);
+    }
+    if ((rc = open_dbs(s, txn))) {
+        mdb_txn_abort(txn);
+        store__set_error("'%s' is not a reel data directory: %s", dir, mdb_strerror(rc));
+        return rc == MDB_NOTFOUND ? REEL_EFORMAT : store__err_from_mdb(rc);
+    }
+    if ((rc = check_format(s, txn, dir))) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if ((rc = mdb_txn_commit(txn))) {
+        store__set_error("cannot initialise '%s': %s", dir, mdb_strerror(rc));
+        return store__err_from_mdb(rc);
+    }
+    return REEL_OK;
+}
+
+int store_open(const char *dir, const store_options_t *opt, store_t **out)
+{
+    store_options_t defaults = {0};
+    if (!opt)
+        opt = &defaults;
+    *out = NULL;
+    if (!opt->read_only && mkdir(dir, 0755) && errno != EEXIST) {
+        store__set_error("cannot create '%s': %s", dir, strerror(errno));
+        return errno == ENOSPC ? REEL_EFULL : REEL_EIO;
+    }
+    store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return REEL_ENOMEM;
+    s->read_only = opt->read_only;
+    s->no_sync = opt->no_sync;
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    /* Writer preference: a waiting map growth must not starve behind a stream of reads. */
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->resize_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work, NULL);
+    int rc = open_env(s, dir, opt);
+    if (!rc && !s->read_only) {
+        if (pthread_create(&s->committer, NULL, store__committer_main, s)) {
+            store__set_error("cannot start the committer thread");
+            rc = REEL_ENOMEM;
+        } else {
+            s->started = 1;
+        }
+    }
+    if (rc) {
+        store_close(s);
+        return rc;
+    }
+    *out = s;
+    return REEL_OK;
+}
+
+void store_close(store_t *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    if (s->started)
+        pthread_join(s->committer, NULL);
+    if (s->env)
+        mdb_env_close(s->env);
+    pthread_cond_destroy(&s->work);
+    pthread_mutex_destroy(&s->mu);
+    pthread_rwlock_destroy(&s->resize_lock);
+    free(s);
+}
+
+/* ---- submission ---- */
+
+void store_batch_init(store_batch_t *b, int op, const char *session, size_t session_len)
+{
+    memset(b, 0, sizeof *b);
+    b->op = op;
+    b->session = session;
+    b->session_len = session_len;
+    b->expected_sequence = -1;
+}
+
+int store_submit(store_t *s, store_batch_t *b)
+{
+    if (!store_session_id_valid(b->session, b->session_len))
+        return REEL_EINVALID_SESSION_ID;
+    b->next_ = NULL;
+    pthread_mutex_lock(&s->mu);
+    int rc = s->read_only || s->stopping || s->failed ? REEL_EUNAVAILABLE : REEL_OK;
+    if (!rc) {
+        if (s->tail)
+            s->tail->next_ = b;
+        else
+            s->head = b;
+        s->tail = b;
+        pthread_cond_signal(&s->work);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+};
+
+static void wake(store_batch_t *b, void *arg)
+{
+    struct waiter *w = arg;
+    (void)b;
+    pthread_mutex_lock(&w->mu);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int store_append(store_t *s, store_batch_t *b)
+{
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    b->done = wake;
+    b->done_arg = &w;
+    int rc = store_submit(s, b);
+    if (rc == REEL_OK) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done)
+            pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        rc = b->err;
+    }
+    b->done = NULL;
+    b->done_arg = NULL;
+    return rc;
+}
+
+void store_set_commit_hook(store_t *s, store_commit_hook hook, void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->hook = hook;
+    s->hook_arg = arg;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void store_get_stats(store_t *s, store_stats_t *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    out->failed = s->failed;
+    pthread_mutex_unlock(&s->mu);
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &st);
+    out->map_size = info.me_mapsize;
+    out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}

@@ -1,0 +1,57 @@
+/* err.h -- the one error list of reel.
+ *
+ * Every module returns 0 (REEL_OK) for success or a negative reel_err code from
+ * this list. Each row carries everything the boundaries need, so the C names, the
+ * messages, the HTTP status and the RFC 7807 problem type cannot drift apart:
+ *
+ *   XX(NAME, http_status, "problem_code", "message")
+ *
+ * The problem type served over HTTP is "urn:reel:error:<problem_code>". The store
+ * does not know HTTP; the status is data that api/ reads from this table.
+ * LMDB, zstd, msgpack and errno results are translated into this list at the
+ * module boundary (store_err_from_mdb() and friends) and never leak out.
+ */
+#ifndef REEL_ERR_H
+#define REEL_ERR_H
+
+#define REEL_ERR_MAP(XX)                                                                   \
+    XX(INVALID_JSON, 400, "invalid_json", "request body is not valid JSON")                \
+    XX(INVALID_EVENT, 400, "invalid_event", "event failed validation")                     \
+    XX(INVALID_SESSION_ID, 400, "invalid_session_id", "session id is not valid")           \
+    XX(INVALID_PARAMETER, 400, "invalid_parameter", "query parameter is not valid")        \
+    XX(TOO_DEEP, 400, "too_deep", "JSON nesting exceeds the limit")                        \
+    XX(UNAUTHORIZED, 401, "unauthorized", "a bearer token is required")                    \
+    XX(FORBIDDEN, 403, "forbidden", "the token does not allow this operation")             \
+    XX(NOT_FOUND, 404, "not_found", "no such resource")                                    \
+    XX(SESSION_NOT_FOUND, 404, "session_not_found", "no such session")                     \
+    XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "method not allowed on this route")  \
+    XX(CONFLICT, 409, "sequence_conflict", "expected_sequence does not match")             \
+    XX(GONE, 410, "session_deleted", "the session was deleted")                            \
+    XX(TOO_LARGE, 413, "payload_too_large", "request or event is larger than the limit")   \
+    XX(UNSUPPORTED_MEDIA, 415, "unsupported_media_type", "content type not supported")     \
+    XX(TOO_MANY, 429, "too_many_requests", "connection or client limit reached")           \
+    XX(NOMEM, 500, "out_of_memory", "out of memory")                                       \
+    XX(IO, 500, "io_error", "I/O error")                                                   \
+    XX(CORRUPT, 500, "store_corrupt", "stored record failed its checks")                   \
+    XX(FORMAT, 500, "format_mismatch", "data directory has an unsupported format version") \
+    XX(INTERNAL, 500, "internal", "internal error")                                        \
+    XX(UNAVAILABLE, 503, "unavailable", "the store is closed or failed; restart it")       \
+    XX(FULL, 507, "store_full", "no space left on the device")
+
+typedef enum reel_err {
+    REEL_OK = 0,
+    REEL__ERR_FIRST = -1000,
+#define XX(name, status, code, msg) REEL_E##name,
+    REEL_ERR_MAP(XX)
+#undef XX
+    REEL__ERR_LAST
+} reel_err;
+
+/* Message for 'err' (a static string; "unknown error" for codes not in the list). */
+const char *reel_strerror(int err);
+/* Stable snake_case code, as used in the problem type URN. */
+const char *reel_err_code(int err);
+/* HTTP status that api/ answers with for 'err' (500 for unknown codes). */
+int reel_err_status(int err);
+
+#endif

@@ -1,0 +1,229 @@
+/* read.c -- reads on short read-only transactions (contract in store.h). */
+#include <string.h>
+
+#include "store/store_int.h"
+
+#define TXN(r) ((MDB_txn *)(r)->txn_)
+
+/* Ends a cursor walk: 'stop' is a callback's (or decoder's) non-zero result, returned as
+ * is; 'rc' is the last LMDB result, where MDB_NOTFOUND means the walk ran off the end. */
+static int walk_end(MDB_cursor *c, int stop, int rc)
+{
+    mdb_cursor_close(c);
+    if (stop)
+        return stop;
+    return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
+}
+
+int store_read_begin(store_t *s, store_read_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->s = s;
+    for (int tries = 0;; tries++) {
+        pthread_rwlock_rdlock(&s->resize_lock);
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+        if (rc == MDB_SUCCESS) {
+            r->txn_ = txn;
+            return REEL_OK;
+        }
+        pthread_rwlock_unlock(&s->resize_lock);
+        if (rc != MDB_MAP_RESIZED || tries > 8) {
+            store__set_error("cannot begin a read: %s", mdb_strerror(rc));
+            return store__err_from_mdb(rc);
+        }
+        /* Another process grew the map; adopt it with no read of ours open. */
+        if ((rc = store__grow(s, 1, 0)))
+            return rc;
+    }
+}
+
+void store_read_end(store_read_t *r)
+{
+    if (r->txn_) {
+        mdb_txn_abort(TXN(r));
+        r->txn_ = NULL;
+        pthread_rwlock_unlock(&r->s->resize_lock);
+    }
+    store_buf_release(&r->zbuf_);
+}
+
+int store_session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
+{
+    if (!store_session_id_valid(id, id_len))
+        return REEL_EINVALID_SESSION_ID;
+    MDB_val k = {id_len, (void *)id}, v;
+    int rc = mdb_get(TXN(r), r->s->db_sessions, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return REEL_ESESSION_NOT_FOUND;
+    if (rc)
+        return store__err_from_mdb(rc);
+    return store__session_decode(v.mv_data, v.mv_size, id, id_len, out);
+}
+
+/* Decodes one stored value and hands it to 'cb'. */
+static int emit(store_read_t *r, const char *id, size_t id_len, uint64_t seq,
+                const MDB_val *v, store_event_cb cb, void *arg)
+{
+    store_event_view_t ev = {0};
+    int rc = store__value_decode(v->mv_data, v->mv_size, &r->zbuf_, &ev);
+    if (rc)
+        return rc;
+    ev.session = id;
+    ev.session_len = id_len;
+    ev.sequence = seq;
+    return cb(arg, &ev);
+}
+
+int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
+                       size_t limit, store_event_cb cb, void *arg, int *more)
+{
+    store_session_t rec;
+    int rc = store_session_get(r, id, id_len, &rec);
+    if (more)
+        *more = 0;
+    if (rc)
+        return rc;
+    if (after >= rec.last_sequence)
+        return REEL_OK;
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(TXN(r), r->s->db_events, &c)))
+        return store__err_from_mdb(rc);
+    uint8_t key[16];
+    store__put_u64(key, rec.num);
+    store__put_u64(key + 8, after + 1);
+    MDB_val k = {16, key}, v;
+    size_t n = 0;
+    int stop = 0;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0) {
+        if (k.mv_size != 16 || memcmp(k.mv_data, key, 8))
+            break;
+        if (n == limit) {
+            if (more)
+                *more = 1;
+            break;
+        }
+        if ((stop = emit(r, rec.id, rec.id_len, store__get_u64((uint8_t *)k.mv_data + 8), &v,
+                         cb, arg)))
+            break;
+        n++;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    return walk_end(c, stop, rc);
+}
+
+int store_events_newest(store_read_t *r, const char *id, size_t id_len, size_t n,
+                        store_event_cb cb, void *arg)
+{
+    store_session_t rec;
+    int rc = store_session_get(r, id, id_len, &rec);
+    if (rc)
+        return rc;
+    /* Sequences are dense, so the newest n start at last - n + 1: one seek, no scan. */
+    uint64_t after = rec.last_sequence > n ? rec.last_sequence - n : 0;
+    return store_events_after(r, id, id_len, after, n, cb, arg, NULL);
+}
+
+/* Session id for an internal session number. */
+static int session_name(store_read_t *r, const uint8_t num[8], MDB_val *name)
+{
+    MDB_val k = {8, (void *)num};
+    return mdb_get(TXN(r), r->s->db_session_ids, &k, name);
+}
+
+int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
+                     void *arg, int *more)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(TXN(r), r->s->db_log, &c);
+    if (more)
+        *more = 0;
+    if (rc)
+        return store__err_from_mdb(rc);
+    uint8_t key[8], last_num[8] = {0};
+    store__put_u64(key, after + 1);
+    MDB_val k = {8, key}, v, name = {0, NULL};
+    size_t n = 0;
+    int stop = 0;
+    rc = after == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0) {
+        if (v.mv_size != 16) {
+            stop = REEL_ECORRUPT;
+            break;
+        }
+        if (n == limit) {
+            if (more)
+                *more = 1;
+            break;
+        }
+        MDB_val ek = {16, v.mv_data}, ev;
+        int got = mdb_get(TXN(r), r->s->db_events, &ek, &ev);
+        if (got == 0) { /* missing: the session was deleted */
+            if (!name.mv_data || memcmp(last_num, v.mv_data, 8)) {
+                memcpy(last_num, v.mv_data, 8);
+                if (session_name(r, last_num, &name)) {
+                    stop = REEL_ECORRUPT;
+                    break;
+                }
+            }
+            if ((stop = emit(r, name.mv_data, name.mv_size,
+                             store__get_u64((uint8_t *)v.mv_data + 8), &ev, cb, arg)))
+                break;
+            n++;
+        } else if (got != MDB_NOTFOUND) {
+            stop = store__err_from_mdb(got);
+            break;
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    return walk_end(c, stop, rc);
+}
+
+int store_tail_position(store_read_t *r, uint64_t *pos)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(TXN(r), r->s->db_log, &c);
+    if (rc)
+        return store__err_from_mdb(rc);
+    MDB_val k, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    *pos = rc == 0 && k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
+    mdb_cursor_close(c);
+    return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
+}
+
+int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
+                        store_session_cb cb, void *arg, int *more)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(TXN(r), r->s->db_sessions, &c);
+    if (more)
+        *more = 0;
+    if (rc)
+        return store__err_from_mdb(rc);
+    MDB_val k = {cursor_len, (void *)cursor}, v;
+    if (cursor && cursor_len) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc == 0 && k.mv_size == cursor_len && !memcmp(k.mv_data, cursor, cursor_len))
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    } else {
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    }
+    size_t n = 0;
+    int stop = 0;
+    while (rc == 0) {
+        if (n == limit) {
+            if (more)
+                *more = 1;
+            break;
+        }
+        store_session_t rec;
+        if ((stop = store__session_decode(v.mv_data, v.mv_size, k.mv_data, k.mv_size, &rec)) ||
+            (stop = cb(arg, &rec)))
+            break;
+        n++;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    return walk_end(c, stop, rc);
+}

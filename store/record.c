@@ -1,0 +1,234 @@
+/* record.c -- encodings of stored values: event values, bodies, session records.
+ * Layouts are documented in store.h and docs/FORMAT.md. */
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "store/json.h"
+#include "store/store_int.h"
+
+#define MAX_BODY (256u << 20) /* a decompressed body larger than this is corrupt */
+#define ZSTD_LEVEL 1          /* per-event compression: speed first, the committer waits */
+
+/* ---- per-thread zstd contexts ---- */
+
+struct zctx {
+    ZSTD_CCtx *c;
+    ZSTD_DCtx *d;
+};
+
+static pthread_key_t zkey;
+static pthread_once_t zonce = PTHREAD_ONCE_INIT;
+
+static void zfree(void *p)
+{
+    struct zctx *z = p;
+    ZSTD_freeCCtx(z->c);
+    ZSTD_freeDCtx(z->d);
+    free(z);
+}
+
+static void zinit(void) { pthread_key_create(&zkey, zfree); }
+
+static struct zctx *zget(void)
+{
+    pthread_once(&zonce, zinit);
+    struct zctx *z = pthread_getspecific(zkey);
+    if (!z && (z = calloc(1, sizeof *z))) {
+        z->c = ZSTD_createCCtx();
+        z->d = ZSTD_createDCtx();
+        if (!z->c || !z->d || pthread_setspecific(zkey, z)) {
+            zfree(z);
+            return NULL;
+        }
+        ZSTD_CCtx_setParameter(z->c, ZSTD_c_compressionLevel, ZSTD_LEVEL);
+        ZSTD_CCtx_setParameter(z->c, ZSTD_c_checksumFlag, 0);
+    }
+    return z;
+}
+
+/* ---- bodies ---- */
+
+int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
+                      uint8_t hash[STORE_HASH_LEN])
+{
+    SHA256(msgpack, len, hash);
+    size_t mark = out->len;
+    if (len >= STORE_COMPRESS_MIN) {
+        struct zctx *z = zget();
+        size_t bound = ZSTD_compressBound(len);
+        if (!z || store_buf_reserve(out, 1 + bound))
+            return REEL_ENOMEM;
+        out->data[out->len] = 0x01;
+        size_t n = ZSTD_compress2(z->c, out->data + out->len + 1, bound, msgpack, len);
+        /* Keep the compressed form only when it saves an eighth or more. */
+        if (!ZSTD_isError(n) && n + n / 8 < len) {
+            out->len += 1 + n;
+            return REEL_OK;
+        }
+    }
+    out->len = mark;
+    store_buf_putc(out, 0x00);
+    store_buf_put(out, msgpack, len);
+    return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+}
+
+void store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
+                  uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],
+                  uint8_t out[STORE_HASH_LEN])
+{
+    uint8_t m[STORE_HASH_LEN * 2 + 24];
+    memcpy(m, prev, STORE_HASH_LEN);
+    store__put_u64(m + 32, seq);
+    store__put_u64(m + 40, pos);
+    store__put_u64(m + 48, time_ms);
+    memcpy(m + 56, body_hash, STORE_HASH_LEN);
+    SHA256(m, sizeof m, out);
+}
+
+int store__value_decode(const uint8_t *p, size_t len, store_buf_t *scratch,
+                        store_event_view_t *ev)
+{
+    if (len < STORE_HEADER_LEN + 1 || (p[0] & ~0x01))
+        return REEL_ECORRUPT;
+    ev->position = store__get_u64(p + 1);
+    ev->time_ms = store__get_u64(p + 9);
+    ev->hash = p + 17;
+    ev->stored_len = len;
+    const uint8_t *b = p + STORE_HEADER_LEN;
+    size_t blen = len - STORE_HEADER_LEN;
+    if (!(p[0] & 0x01)) {
+        ev->body = b;
+        ev->body_len = blen;
+        return REEL_OK;
+    }
+    unsigned long long n = ZSTD_getFrameContentSize(b, blen);
+    if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > MAX_BODY)
+        return REEL_ECORRUPT;
+    struct zctx *z = zget();
+    store_buf_clear(scratch);
+    if (!z || store_buf_reserve(scratch, (size_t)n + 1))
+        return REEL_ENOMEM;
+    size_t got = ZSTD_decompressDCtx(z->d, scratch->data, (size_t)n + 1, b, blen);
+    if (ZSTD_isError(got) || got != n)
+        return REEL_ECORRUPT;
+    scratch->len = got;
+    ev->body = scratch->data;
+    ev->body_len = got;
+    return REEL_OK;
+}
+
+/* ---- session records ---- */
+
+static void kv_str(store_buf_t *out, const char *k, const char *v, size_t n)
+{
+    store_mp_str(out, k, strlen(k));
+    store_mp_str(out, v, n);
+}
+
+static void kv_u64(store_buf_t *out, const char *k, uint64_t v)
+{
+    store_mp_str(out, k, strlen(k));
+    store_mp_uint(out, v);
+}
+
+void store__session_encode(const store_session_t *rec, store_buf_t *out)
+{
+    store_mp_map(out, rec->metadata ? 13 : 12);
+    kv_u64(out, "num", rec->num);
+    kv_str(out, "agent", rec->agent, strlen(rec->agent));
+    kv_str(out, "native", rec->native_session_id, strlen(rec->native_session_id));
+    kv_u64(out, "status", (uint64_t)rec->status);
+    kv_u64(out, "created", (uint64_t)rec->created_ms);
+    kv_u64(out, "updated", (uint64_t)rec->updated_ms);
+    kv_u64(out, "ended", (uint64_t)rec->ended_ms);
+    kv_u64(out, "first", (uint64_t)rec->first_event_ms);
+    kv_u64(out, "last_seq", rec->last_sequence);
+    kv_u64(out, "count", rec->event_count);
+    kv_u64(out, "bytes", rec->bytes);
+    store_mp_str(out, "hash", 4);
+    store_mp_bin(out, rec->last_hash, STORE_HASH_LEN);
+    if (rec->metadata) {
+        store_mp_str(out, "meta", 4);
+        store_buf_put(out, rec->metadata, rec->metadata_len);
+    }
+}
+
+static int copy_name(char *dst, const store_mp_obj_t *v)
+{
+    if (v->type != STORE_MP_STR || v->len > STORE_NAME_MAX)
+        return REEL_ECORRUPT;
+    memcpy(dst, v->ptr, v->len);
+    dst[v->len] = 0;
+    return REEL_OK;
+}
+
+static int field(store_session_t *rec, store_mp_t *m, const store_mp_obj_t *k)
+{
+    const uint8_t *start = m->p;
+    store_mp_obj_t v;
+    int rc = store_mp_next(m, &v);
+    if (rc)
+        return rc;
+    const char *key = (const char *)k->ptr;
+#define IS(name) (k->len == strlen(name) && !memcmp(key, name, k->len))
+    if (IS("agent"))
+        return copy_name(rec->agent, &v);
+    if (IS("native"))
+        return copy_name(rec->native_session_id, &v);
+    if (IS("hash")) {
+        if (v.type != STORE_MP_BIN || v.len != STORE_HASH_LEN)
+            return REEL_ECORRUPT;
+        memcpy(rec->last_hash, v.ptr, STORE_HASH_LEN);
+        return REEL_OK;
+    }
+    if (IS("meta")) {
+        if (v.type != STORE_MP_MAP)
+            return REEL_ECORRUPT;
+        m->p = start;
+        if ((rc = store_mp_skip(m, STORE_JSON_MAX_DEPTH)))
+            return rc;
+        rec->metadata = start;
+        rec->metadata_len = (size_t)(m->p - start);
+        return REEL_OK;
+    }
+    if (v.type != STORE_MP_UINT) /* unknown keys of other types are skipped */
+        return v.type == STORE_MP_ARRAY || v.type == STORE_MP_MAP
+                   ? (m->p = start, store_mp_skip(m, STORE_JSON_MAX_DEPTH))
+                   : REEL_OK;
+    if (IS("num")) rec->num = v.u;
+    else if (IS("status")) rec->status = v.u <= STORE_DELETED ? (int)v.u : STORE_ACTIVE;
+    else if (IS("created")) rec->created_ms = (int64_t)v.u;
+    else if (IS("updated")) rec->updated_ms = (int64_t)v.u;
+    else if (IS("ended")) rec->ended_ms = (int64_t)v.u;
+    else if (IS("first")) rec->first_event_ms = (int64_t)v.u;
+    else if (IS("last_seq")) rec->last_sequence = v.u;
+    else if (IS("count")) rec->event_count = v.u;
+    else if (IS("bytes")) rec->bytes = v.u;
+#undef IS
+    return REEL_OK;
+}
+
+int store__session_decode(const uint8_t *p, size_t len, const char *id, size_t id_len,
+                          store_session_t *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    if (id_len > STORE_SESSION_ID_MAX)
+        return REEL_ECORRUPT;
+    memcpy(rec->id, id, id_len);
+    rec->id_len = id_len;
+    store_mp_t m = {p, p + len};
+    store_mp_obj_t o, k;
+    int rc = store_mp_next(&m, &o);
+    if (rc || o.type != STORE_MP_MAP)
+        return REEL_ECORRUPT;
+    for (uint64_t i = 0; i < o.u; i++) {
+        if ((rc = store_mp_next(&m, &k)) || k.type != STORE_MP_STR)
+            return REEL_ECORRUPT;
+        if ((rc = field(rec, &m, &k)))
+            return rc;
+    }
+    return rec->num ? REEL_OK : REEL_ECORRUPT;
+}

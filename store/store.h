@@ -1,0 +1,288 @@
+/* store.h -- reel's append-only event log on LMDB.
+ *
+ * One LMDB environment per data directory holds every session's events. Events are
+ * appended through a single committer thread that group-commits: it takes every pending
+ * batch, writes them in one write transaction, commits with one fsync, then completes
+ * each batch and fires the commit hook. Reads run on short read-only transactions from
+ * any thread. The full on-disk format is in docs/FORMAT.md; in short:
+ *
+ *   database     key                                   value
+ *   ----------   -----------------------------------   ---------------------------------------
+ *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION)
+ *                "next_session"                        u64 BE next internal session number
+ *   sessions     session id bytes                      msgpack map: the session record
+ *   session_ids  num u64 BE                            session id bytes
+ *   events       num u64 BE | sequence u64 BE           event value (below)
+ *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
+ *   log          position u64 BE                       num u64 BE | sequence u64 BE
+ *
+ *   event value: off 0 u8 flags (0x01 = body is a zstd frame), off 1 u64 BE position,
+ *   off 9 u64 BE commit time (Unix ms), off 17 u8[32] chain hash, off 49 body.
+ *   body (after decompression): msgpack array [event_id, type, source, synthetic,
+ *   native_session_id, data, raw]; JSON numbers that are not 64-bit integers are kept as
+ *   msgpack ext type 1 holding the number's text, so they round-trip exactly.
+ *   chain hash = SHA-256(previous chain hash | seq | position | time | SHA-256(body)),
+ *   all integers u64 BE, the previous chain hash of sequence 1 being 32 zero bytes.
+ *
+ * Keys are big-endian so LMDB's memcmp order is (session, sequence) and position order.
+ *
+ * Rules:
+ *  - Threads: store_submit()/store_append() may be called from any thread. Completion
+ *    callbacks and the commit hook run on the committer thread: they MUST NOT block and
+ *    MUST NOT call store_append() (it would wait for the thread that runs them).
+ *  - A store_read_t belongs to the thread that began it and MUST be ended with
+ *    store_read_end() before that thread begins another read or waits on an append.
+ *    Keep reads short: never hold one across a network wait (LMDB caveat: long read
+ *    transactions pin pages, and the map cannot grow while any read is open).
+ *  - Lifetimes: pointers in a store_event_view_t and a store_session_t's 'metadata' are
+ *    borrowed; they are valid until the callback returns (views) or until
+ *    store_read_end() (session records). Copy what must live longer.
+ *  - Ownership: the store never takes ownership of caller memory. A submitted batch and
+ *    everything it points to MUST stay valid and unmodified until its 'done' callback ran
+ *    (store_append() returns).
+ *  - Errors: every int-returning function returns REEL_OK (0) or a reel_err (err.h).
+ *  - Durability: with sync on (the default) a batch completes with REEL_OK only after
+ *    mdb_txn_commit() returned 0, i.e. after fdatasync of the data and a synchronous meta
+ *    page write. A commit error other than "disk full" puts the store in fail-stop: every
+ *    later append fails with REEL_EUNAVAILABLE until the process reopens the store.
+ */
+#ifndef REEL_STORE_H
+#define REEL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/buf.h"
+#include "store/err.h"
+
+#define STORE_FORMAT_VERSION 1
+#define STORE_SESSION_ID_MAX 128 /* bytes of [A-Za-z0-9._:~-] */
+#define STORE_EVENT_ID_MAX 128   /* bytes, any UTF-8 */
+#define STORE_TYPE_MAX 128       /* bytes */
+#define STORE_NAME_MAX 256       /* agent and native_session_id, bytes */
+#define STORE_HASH_LEN 32
+#define STORE_HEADER_LEN 49 /* bytes before the body in an event value */
+
+typedef struct store store_t;
+
+/* ---- Lifecycle ---- */
+
+typedef struct store_options {
+    size_t map_size; /* initial LMDB map size in bytes; 0 = 1 GiB. The map grows by itself. */
+    int no_sync;     /* 1 = --sync=none: commits skip fsync (loses the newest commits on
+                        power loss; the store stays consistent after a process crash). */
+    int read_only;   /* 1 = no committer thread; appends fail with REEL_EUNAVAILABLE. */
+} store_options_t;
+
+/* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
+ * 'opt' may be NULL for defaults. On success '*out' is a new handle (free with
+ * store_close()). Errors: REEL_EFORMAT (format version differs; the message names both),
+ * REEL_EIO (with errno kept for store_last_error()), REEL_ENOMEM. */
+int store_open(const char *dir, const store_options_t *opt, store_t **out);
+
+/* Completes every pending batch, stops the committer and closes the environment.
+ * No read may be open. NULL is allowed. */
+void store_close(store_t *s);
+
+/* A readable explanation of the last error of store_open() or of the committer
+ * (e.g. "format version 7 in ./data, this build reads 1"). Thread-safe, static storage. */
+const char *store_last_error(void);
+
+/* 1 if 'id' (not NUL-terminated) is a valid session id: 1..128 bytes of [A-Za-z0-9._:~-]. */
+int store_session_id_valid(const char *id, size_t len);
+
+/* ---- Appending ---- */
+
+/* One event to append. The caller fills the input part (ingest_ does this from JSON);
+ * the committer fills the output part before completing the batch. */
+typedef struct store_event {
+    const char *event_id; /* input: 1..STORE_EVENT_ID_MAX bytes, unique key within the session */
+    size_t event_id_len;
+    const uint8_t *body; /* input: from store_body_encode(): flags byte then body bytes */
+    size_t body_len;
+    uint8_t body_hash[STORE_HASH_LEN]; /* input: from store_body_encode() */
+    const char *native_session_id;     /* input: non-NULL updates the session record */
+    size_t native_session_id_len;
+    int ends_session;   /* input: 1 for a "session.ended" event (status becomes ended) */
+    uint64_t sequence;  /* output: assigned sequence, or the existing one for a duplicate */
+    uint64_t position;  /* output: assigned position, or the existing one for a duplicate */
+    uint64_t time_ms;   /* output: commit time (Unix ms) */
+    int duplicate;      /* output: 1 if the event_id existed and nothing was appended */
+} store_event_t;
+
+enum store_op {
+    STORE_OP_APPEND = 0,     /* append 'events' to 'session' (created on first append) */
+    STORE_OP_SESSION_PUT,    /* create or update the session record's agent/native/metadata */
+    STORE_OP_SESSION_DELETE, /* remove the events, keep a record with status "deleted" */
+};
+
+typedef struct store_batch store_batch_t;
+typedef void (*store_done_cb)(store_batch_t *b, void *arg);
+
+/* A unit of work for the committer: atomic, all of it or nothing. */
+struct store_batch {
+    int op; /* enum store_op */
+    const char *session;
+    size_t session_len;
+    /* STORE_OP_APPEND */
+    store_event_t *events;
+    size_t n_events;
+    int64_t expected_sequence; /* -1 = no check; else the session's last sequence must equal it
+                                  (0 = session new or empty), unless every event is a duplicate */
+    /* STORE_OP_SESSION_PUT: NULL fields are left unchanged */
+    const char *agent;
+    size_t agent_len;
+    const char *native_session_id;
+    size_t native_session_id_len;
+    const uint8_t *metadata; /* msgpack map (store_json_to_msgpack of a JSON object) */
+    size_t metadata_len;
+    /* results, valid once completed */
+    int err;                 /* REEL_OK, REEL_ECONFLICT, REEL_EGONE, REEL_EFULL, ... */
+    uint64_t first_sequence; /* smallest sequence among the events (new or duplicate) */
+    uint64_t last_sequence;  /* largest; for a failed conflict: the session's actual last */
+    uint64_t position;       /* largest position among the events */
+    size_t duplicates;       /* events that already existed */
+    /* completion: called once on the committer thread (see the rules above) */
+    store_done_cb done;
+    void *done_arg;
+    store_batch_t *next_; /* private: queue link */
+};
+
+/* Prepares a store_batch_t: zeroes it, sets 'op', the session and expected_sequence = -1. */
+void store_batch_init(store_batch_t *b, int op, const char *session, size_t session_len);
+
+/* Queues 'b' for the committer; b->done(b, b->done_arg) is called once it is durable or
+ * failed. Returns REEL_OK or an error without queueing (REEL_EUNAVAILABLE after close or
+ * fail-stop, REEL_EINVALID_SESSION_ID); b->done is not called when this fails. */
+int store_submit(store_t *s, store_batch_t *b);
+
+/* store_submit() and wait: returns b->err. b->done must be NULL. */
+int store_append(store_t *s, store_batch_t *b);
+
+/* Encodes a body for storage: computes its SHA-256 into 'hash' and appends the flags
+ * byte and the body to 'out', zstd-compressed when that saves space (bodies of
+ * STORE_COMPRESS_MIN bytes or more). 'msgpack' is the body array described above.
+ * Thread-safe (per-thread compression context). */
+#define STORE_COMPRESS_MIN 256
+int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
+                      uint8_t hash[STORE_HASH_LEN]);
+
+/* Called on the committer thread after every successful commit. */
+typedef struct store_touched {
+    const char *session; /* borrowed until the hook returns */
+    size_t session_len;
+    uint64_t last_sequence;
+} store_touched_t;
+
+typedef struct store_commit {
+    uint64_t tail_position; /* last position in the log after this commit */
+    const store_touched_t *sessions; /* sessions whose events or record changed */
+    size_t n_sessions;
+    size_t n_events;  /* events appended by this commit */
+    size_t n_batches; /* batches completed by this commit */
+} store_commit_t;
+
+typedef void (*store_commit_hook)(void *arg, const store_commit_t *c);
+/* Sets the hook (NULL to remove). Call before the first submit. */
+void store_set_commit_hook(store_t *s, store_commit_hook hook, void *arg);
+
+/* ---- Reading ---- */
+
+typedef struct store_read {
+    store_t *s;         /* private */
+    void *txn_;         /* private: MDB_txn */
+    store_buf_t zbuf_;  /* private: decompression scratch */
+} store_read_t;
+
+/* Begins a read snapshot. Returns REEL_OK or an error (then 'r' needs no end). */
+int store_read_begin(store_t *s, store_read_t *r);
+/* Ends the snapshot; every pointer borrowed from it becomes invalid. */
+void store_read_end(store_read_t *r);
+
+enum store_session_status { STORE_ACTIVE = 0, STORE_ENDED = 1, STORE_DELETED = 2 };
+
+typedef struct store_session {
+    char id[STORE_SESSION_ID_MAX + 1];
+    size_t id_len;
+    uint64_t num; /* internal session number, the key prefix of its events */
+    char agent[STORE_NAME_MAX + 1];
+    char native_session_id[STORE_NAME_MAX + 1];
+    int status;          /* enum store_session_status */
+    int64_t created_ms;  /* Unix ms */
+    int64_t updated_ms;  /* Unix ms of the last change */
+    int64_t ended_ms;    /* 0 unless ended */
+    int64_t first_event_ms; /* time of sequence 1, 0 when no event */
+    uint64_t last_sequence;
+    uint64_t event_count;
+    uint64_t bytes; /* stored value bytes of its events */
+    uint8_t last_hash[STORE_HASH_LEN];
+    const uint8_t *metadata; /* borrowed msgpack map, or NULL; see the rules */
+    size_t metadata_len;
+} store_session_t;
+
+/* Reads session 'id'. REEL_ESESSION_NOT_FOUND when it does not exist. */
+int store_session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out);
+
+/* One event as read. Every pointer is borrowed until the callback returns. */
+typedef struct store_event_view {
+    const char *session; /* session id */
+    size_t session_len;
+    uint64_t sequence;
+    uint64_t position;
+    uint64_t time_ms;
+    const uint8_t *hash; /* chain hash, STORE_HASH_LEN bytes */
+    const uint8_t *body; /* msgpack array, decompressed */
+    size_t body_len;
+    size_t stored_len; /* bytes of the stored value */
+} store_event_view_t;
+
+/* Called per event; a non-zero return stops the walk and is returned by the caller. */
+typedef int (*store_event_cb)(void *arg, const store_event_view_t *ev);
+
+/* Events of session 'id' with sequence > 'after', oldest first, at most 'limit'.
+ * '*more' (may be NULL) is set to 1 when events past the last one given exist.
+ * Cost O(log n + limit). REEL_ESESSION_NOT_FOUND if the session does not exist. */
+int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
+                       size_t limit, store_event_cb cb, void *arg, int *more);
+
+/* The newest 'n' events of session 'id', given oldest first. Cost O(log n + n),
+ * independent of the session's length. */
+int store_events_newest(store_read_t *r, const char *id, size_t id_len, size_t n,
+                        store_event_cb cb, void *arg);
+
+/* Events of every session with position > 'after', in position order, at most 'limit'.
+ * Positions of deleted sessions are skipped. '*more' as above. */
+int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
+                     void *arg, int *more);
+
+/* The last position in the log (0 when empty). */
+int store_tail_position(store_read_t *r, uint64_t *pos);
+
+/* Session records in id order, starting after 'cursor' (NULL or "" = first), at most
+ * 'limit'. 'cb' gets each record (borrowed until it returns); a non-zero return stops.
+ * '*more' as above. */
+typedef int (*store_session_cb)(void *arg, const store_session_t *rec);
+int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
+                        store_session_cb cb, void *arg, int *more);
+
+/* ---- Metrics ---- */
+
+#define STORE_HIST_BUCKETS 16 /* commit latency: bucket i counts commits < 2^i * 64 us */
+
+typedef struct store_stats {
+    uint64_t batches;      /* batches completed OK */
+    uint64_t batch_errors; /* batches completed with an error */
+    uint64_t events;       /* events appended */
+    uint64_t duplicates;   /* events skipped as duplicates */
+    uint64_t commits;      /* write transactions committed */
+    uint64_t commit_ns;    /* total time in commits (write + fsync) */
+    uint64_t commit_hist[STORE_HIST_BUCKETS];
+    uint64_t map_size;    /* current LMDB map size */
+    uint64_t used_bytes;  /* pages in use * page size */
+    uint64_t map_grows;   /* times the map grew */
+    int failed;           /* 1 in fail-stop */
+} store_stats_t;
+
+void store_get_stats(store_t *s, store_stats_t *out);
+
+#endif

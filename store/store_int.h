@@ -1,0 +1,77 @@
+/* store_int.h -- private to store/: the handle, key helpers and record codecs.
+ * The public contract and the on-disk format are in store.h and docs/FORMAT.md. */
+#ifndef REEL_STORE_INT_H
+#define REEL_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "store/store.h"
+
+#define STORE__GROUP_MAX_EVENTS 20000 /* events per write transaction, to bound latency */
+
+struct store {
+    MDB_env *env;
+    MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_log;
+    int read_only;
+    int no_sync;
+    /* Readers hold it shared for the life of a read; map growth takes it exclusive, since
+     * mdb_env_set_mapsize() needs every transaction of this process closed (lmdb.h). */
+    pthread_rwlock_t resize_lock;
+
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t work; /* signalled when a batch is queued or on close */
+    store_batch_t *head, *tail;
+    int stopping;
+    int failed; /* fail-stop: a commit failed with something other than ENOSPC */
+    int started;
+    pthread_t committer;
+    store_commit_hook hook;
+    void *hook_arg;
+    store_stats_t stats;
+};
+
+/* Sets the text store_last_error() returns (printf-style). */
+void store__set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Translates an LMDB or errno code to a reel_err. */
+int store__err_from_mdb(int rc);
+/* Grows the map (by doubling, at least 'need' bytes more) or adopts a size set by another
+ * process ('adopt'); takes the resize lock exclusively. Called with no transaction open
+ * by the calling thread. */
+int store__grow(store_t *s, int adopt, size_t need);
+/* Begins an LMDB transaction, adopting a map grown by another process when told to. */
+int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn);
+void *store__committer_main(void *arg);
+
+/* ---- keys (big-endian) ---- */
+
+static inline void store__put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static inline uint64_t store__get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* ---- records (record.c) ---- */
+
+/* Encodes 'rec' as the msgpack map stored in the sessions database. */
+void store__session_encode(const store_session_t *rec, store_buf_t *out);
+/* Decodes a stored session record; 'metadata' points into 'p' (borrowed). */
+int store__session_decode(const uint8_t *p, size_t len, const char *id, size_t id_len,
+                          store_session_t *rec);
+/* Decodes an event value into 'ev' (body decompressed into 'scratch' when needed). */
+int store__value_decode(const uint8_t *p, size_t len, store_buf_t *scratch,
+                        store_event_view_t *ev);
+/* The chain hash of one event (docs/FORMAT.md). */
+void store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
+                  uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],
+                  uint8_t out[STORE_HASH_LEN]);
+
+#endif

@@ -1,0 +1,163 @@
+/* cmd_ingest.c -- `reel ingest`: append JSONL events from a file or stdin to a session.
+ *
+ * Lines are appended in chunks (one atomic store batch each) so that a long stream is
+ * durable as it goes; a chunk is also flushed as soon as the input pauses, so events
+ * piped from a live agent arrive without delay. A bad line rejects its whole chunk and
+ * stops the command; earlier chunks stay appended (re-running is safe with event_ids).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ingest/ingest.h"
+#include "tools/cmds.h"
+
+#define CHUNK_EVENTS 1000
+#define CHUNK_BYTES (4u << 20)
+
+static const char usage[] =
+    "usage: reel ingest --session S [--data DIR] [--sync full|none] [FILE|-]\n\n"
+    "Appends JSONL events (one JSON object per line, SPEC §3 input fields) to session S,\n"
+    "from FILE or standard input. Each chunk of up to 1000 lines is one atomic, durable\n"
+    "append; a bad line rejects its chunk and stops with its line number.\n\n"
+    "  --session S        session id (1..128 bytes of [A-Za-z0-9._:~-])\n"
+    "  --data DIR         data directory [REEL_DATA] (default ./reel-data)\n"
+    "  --sync full|none   fsync every commit [REEL_SYNC] (default full)\n"
+    "  --quiet            no summary on stderr\n";
+
+struct chunk {
+    store_buf_t text; /* NDJSON lines */
+    size_t lines;
+    size_t first_line; /* input line number of the chunk's first line */
+};
+
+struct totals {
+    size_t events, dups;
+    uint64_t first, last;
+};
+
+static int flush(const char *prog, store_t *s, const char *session, struct chunk *c,
+                 struct totals *t)
+{
+    if (!c->lines)
+        return 0;
+    ingest_batch_t ib;
+    ingest_error_t e;
+    ingest_batch_init(&ib, session, strlen(session));
+    int rc = ingest_parse(&ib, (const char *)c->text.data, c->text.len, INGEST_NDJSON, NULL, &e);
+    if (rc == REEL_EINVALID_EVENT && e.text[0] && !strcmp(e.text, "the request holds no event"))
+        rc = REEL_OK, ib.b.n_events = 0; /* only blank lines */
+    if (rc) {
+        cmd_error(prog, "line %zu: %s (%s); %zu events appended before it", c->first_line +
+                  (e.line ? e.line - 1 : 0), e.text, reel_err_code(rc), t->events);
+    } else if (ingest_count(&ib) && (rc = ingest_append(s, &ib))) {
+        cmd_error(prog, "append failed: %s (%s)", reel_strerror(rc), store_last_error());
+    } else if (ingest_count(&ib)) {
+        if (!t->first)
+            t->first = ib.b.first_sequence;
+        t->last = ib.b.last_sequence;
+        t->events += ib.b.n_events - ib.b.duplicates;
+        t->dups += ib.b.duplicates;
+    }
+    ingest_batch_release(&ib);
+    store_buf_clear(&c->text);
+    c->first_line += c->lines;
+    c->lines = 0;
+    return rc ? -1 : 0;
+}
+
+/* 1 when reading more would block (the producer paused): time to flush. */
+static int input_idle(FILE *in)
+{
+    if (in->_IO_read_ptr < in->_IO_read_end) /* glibc: bytes still buffered */
+        return 0;
+    struct pollfd p = {fileno(in), POLLIN, 0};
+    return poll(&p, 1, 0) == 0;
+}
+
+static int run(const char *prog, store_t *s, const char *session, FILE *in, int quiet)
+{
+    struct chunk c = {STORE_BUF_INIT, 0, 1};
+    struct totals t = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while (!rc && (n = getline(&line, &cap, in)) >= 0) {
+        store_buf_put(&c.text, line, (size_t)n);
+        if (n == 0 || line[n - 1] != '\n')
+            store_buf_putc(&c.text, '\n');
+        c.lines++;
+        if (c.lines >= CHUNK_EVENTS || c.text.len >= CHUNK_BYTES || input_idle(in))
+            rc = flush(prog, s, session, &c, &t);
+    }
+    if (!rc && ferror(in)) {
+        cmd_error(prog, "read error: %s", strerror(errno));
+        rc = -1;
+    }
+    if (!rc)
+        rc = flush(prog, s, session, &c, &t);
+    free(line);
+    store_buf_release(&c.text);
+    if (!quiet && !rc)
+        fprintf(stderr, "reel ingest: %zu events appended to '%s' (sequences %llu..%llu), "
+                        "%zu duplicates skipped\n", t.events, session,
+                (unsigned long long)t.first, (unsigned long long)t.last, t.dups);
+    return rc ? CMD_FAIL : CMD_OK;
+}
+
+int cmd_ingest(int argc, char **argv)
+{
+    const char *prog = "ingest", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
+    const char *session = NULL, *file = "-", *sync = cmd_env("REEL_SYNC", "full");
+    int quiet = 0, no_sync = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return CMD_OK;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else if ((!strcmp(a, "--session") || !strcmp(a, "--data") || !strcmp(a, "--sync")) &&
+                   i + 1 < argc) {
+            const char *v = argv[++i];
+            if (!strcmp(a, "--session"))
+                session = v;
+            else if (!strcmp(a, "--data"))
+                data = v;
+            else
+                sync = v;
+        } else if (a[0] == '-' && a[1]) {
+            cmd_error(prog, "unknown option '%s'\n\n%s", a, usage);
+            return CMD_USAGE;
+        } else {
+            file = a;
+        }
+    }
+    if (!session) {
+        cmd_error(prog, "--session is required\n\n%s", usage);
+        return CMD_USAGE;
+    }
+    if (!store_session_id_valid(session, strlen(session))) {
+        cmd_error(prog, "invalid session id '%s': use 1..128 bytes of [A-Za-z0-9._:~-]",
+                  session);
+        return CMD_USAGE;
+    }
+    if (cmd_parse_sync(prog, sync, &no_sync))
+        return CMD_USAGE;
+    FILE *in = strcmp(file, "-") ? fopen(file, "r") : stdin;
+    if (!in) {
+        cmd_error(prog, "cannot open '%s': %s", file, strerror(errno));
+        return CMD_FAIL;
+    }
+    store_t *s = cmd_open_store(prog, data, 0, no_sync);
+    int rc = s ? run(prog, s, session, in, quiet) : CMD_FAIL;
+    store_close(s);
+    if (in != stdin)
+        fclose(in);
+    return rc;
+}

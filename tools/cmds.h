@@ -1,0 +1,43 @@
+/* cmds.h -- the reel subcommands and the helpers they share.
+ *
+ * Each subcommand lives in tools/cmd_<name>.c as `int cmd_<name>(int argc, char **argv)`
+ * (argv[0] is the subcommand name) and returns an exit status from enum cmd_exit.
+ * tools/reel.c dispatches from a table. Every subcommand answers --help on stdout
+ * with exit 0, and prints usage errors on stderr with exit 2 (git conventions).
+ * tools/ may abort on out-of-memory (xmalloc); the library modules never do.
+ */
+#ifndef REEL_CMDS_H
+#define REEL_CMDS_H
+
+#include <stddef.h>
+
+#include "store/store.h"
+
+enum cmd_exit { CMD_OK = 0, CMD_FAIL = 1, CMD_USAGE = 2 };
+
+int cmd_serve(int argc, char **argv);
+int cmd_ingest(int argc, char **argv);
+int cmd_tail(int argc, char **argv);
+
+/* Common settings with their environment twins (SPEC §2): flags win over environment,
+ * environment over defaults. */
+#define CMD_DEFAULT_DATA "./reel-data"
+#define CMD_DEFAULT_LISTEN "127.0.0.1:2469"
+
+/* getenv(name) or 'fallback' when unset or empty. */
+const char *cmd_env(const char *name, const char *fallback);
+
+/* Parses "full"/"none" into *no_sync; returns 0, or -1 after printing a usage error. */
+int cmd_parse_sync(const char *prog, const char *v, int *no_sync);
+
+/* Parses a decimal unsigned 64-bit value; returns 0, or -1 after printing an error that
+ * names 'what' and the bad value. */
+int cmd_parse_u64(const char *prog, const char *what, const char *v, unsigned long long *out);
+
+/* Opens the store at 'dir' or prints why not (naming 'dir'); returns NULL on failure. */
+store_t *cmd_open_store(const char *prog, const char *dir, int read_only, int no_sync);
+
+/* Prints "reel <prog>: " and the message to stderr. */
+void cmd_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

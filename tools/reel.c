@@ -1,0 +1,52 @@
+/* reel.c -- the reel binary: dispatches subcommands from one table (git style). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/cmds.h"
+
+struct cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct cmd cmds[] = {
+    {"serve", cmd_serve, "run the HTTP server on the data directory"},
+    {"ingest", cmd_ingest, "append JSONL events from a file or stdin to a session"},
+    {"tail", cmd_tail, "print a session's (or all sessions') events, optionally following"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: reel <command> [--help] [options]\n\n"
+               "reel is a durable transcript store for AI coding-agent sessions.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+    fprintf(f, "\ncommon options (environment twin in brackets):\n"
+               "  --data DIR          data directory [REEL_DATA] (default %s)\n"
+               "  --listen HOST:PORT  HTTP address [REEL_LISTEN] (default %s)\n"
+               "  --token T           bearer token [REEL_TOKEN]\n"
+               "  --sync full|none    fsync every commit [REEL_SYNC] (default full)\n\n"
+               "Run 'reel <command> --help' for a command's options.\n",
+            CMD_DEFAULT_DATA, CMD_DEFAULT_LISTEN);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CMD_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CMD_OK;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name))
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "reel: '%s' is not a reel command. See 'reel --help'.\n", argv[1]);
+    return CMD_USAGE;
+}
