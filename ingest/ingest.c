@@ -203,6 +203,13 @@ static void finalize(ingest_batch_t *ib)
 
 /* ---- parsing one event object ---- */
 
+/* 1 if 'c' can start a JSON value. */
+static int value_start(int c)
+{
+    return c == '"' || c == '{' || c == '[' || c == 't' || c == 'f' || c == 'n' || c == '-' ||
+           (c >= '0' && c <= '9');
+}
+
 static const char *kind_of(int c)
 {
     switch (c) {
@@ -296,6 +303,12 @@ static int value_field(struct ctx *c, store_buf_t *out)
 static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
 {
     int *seen = NULL;
+    if (!value_start(store_json_peek(c->j))) { /* not JSON at all: let the parser say why */
+        store_buf_t sink = STORE_BUF_INIT;
+        int rc = store_json_value(c->j, &sink, 1);
+        store_buf_release(&sink);
+        return rc;
+    }
 #define KEY(s) (klen == sizeof(s) - 1 && !memcmp(k, s, klen))
     if (KEY("type")) seen = &f->has_type;
     else if (KEY("event_id")) seen = &f->has_id;
@@ -363,9 +376,12 @@ static int parse_fields(struct ctx *c, struct fields *f)
     store_json_t *j = c->j;
     store_buf_t key = STORE_BUF_INIT;
     int rc = REEL_OK;
-    if (store_json_peek(j) != '{')
-        return jfail(c, REEL_EINVALID_EVENT, "an event must be a JSON object, not %s",
-                     kind_of(store_json_peek(j)));
+    int first = store_json_peek(j);
+    if (first != '{')
+        return jfail(c, value_start(first) ? REEL_EINVALID_EVENT : REEL_EINVALID_JSON,
+                     "an event must be a JSON object, not %s",
+                     first < 0 ? "end of input" : value_start(first) ? kind_of(first)
+                                                                     : "invalid JSON");
     j->p++;
     if (store_json_peek(j) == '}') {
         j->p++;
@@ -435,8 +451,11 @@ static int parse_json(struct ctx *c)
         return rc ? rc : store_json_end(j) ? jfail(c, REEL_EINVALID_JSON,
                                                    "unexpected data after the event") : 0;
     }
+    if (ch < 0)
+        return jfail(c, REEL_EINVALID_EVENT, "the request holds no event");
     if (ch != '[')
-        return jfail(c, REEL_EINVALID_JSON, "expected an event object or an array of events");
+        return jfail(c, value_start(ch) ? REEL_EINVALID_EVENT : REEL_EINVALID_JSON,
+                     "expected an event object or an array of events");
     j->p++;
     if (store_json_peek(j) == ']')
         return jfail(c, REEL_EINVALID_EVENT, "the array holds no event");
@@ -493,9 +512,11 @@ int ingest_parse(ingest_batch_t *ib, const char *text, size_t len, int format,
     if (e)
         memset(e, 0, sizeof *e);
     size_t mark_n = ib->b.n_events, mark_arena = ib->arena.len;
+    /* Encoded bodies are about as long as their JSON: reserve once, not by doubling. */
+    store_buf_reserve(&ib->arena, len + len / 4 + 64);
     store_json_t j;
     store_json_init(&j, text, len, lim->max_depth, NULL);
-    struct ctx c = {ib, &j, lim, e, mark_n, 0};
+    struct ctx c = {ib, &j, lim, e, 0, 0};
     int rc = format == INGEST_NDJSON ? parse_ndjson(&c, text, len) : parse_json(&c);
     if (!rc && ib->b.n_events == mark_n)
         rc = fail(e, REEL_EINVALID_EVENT, 0, 0, 0, "the request holds no event");

@@ -53,6 +53,9 @@ int store_session_id_valid(const char *id, size_t len)
 {
     if (!id || len == 0 || len > STORE_SESSION_ID_MAX)
         return 0;
+    /* "." and ".." are path segments with a meaning in URLs and file systems. */
+    if ((len == 1 && id[0] == '.') || (len == 2 && id[0] == '.' && id[1] == '.'))
+        return 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)id[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

@@ -606,18 +606,28 @@ int store_mp_next(store_mp_t *m, store_mp_obj_t *o)
 
 int store_mp_skip(store_mp_t *m, int max_depth)
 {
-    (void)max_depth; /* iterative: a count of pending values needs no depth limit */
-    uint64_t pending = 1;
-    while (pending) {
+    /* Iterative, with one pending-count per open container: no recursion, and input nested
+     * deeper than 'max_depth' is refused like store_mp_to_json() refuses it. */
+    uint64_t pending[STORE_JSON_MAX_DEPTH + 1];
+    int depth = 0;
+    if (max_depth > STORE_JSON_MAX_DEPTH)
+        max_depth = STORE_JSON_MAX_DEPTH;
+    pending[0] = 1;
+    while (depth > 0 || pending[0] > 0) {
+        if (pending[depth] == 0) {
+            depth--;
+            continue;
+        }
+        pending[depth]--;
         store_mp_obj_t o;
         int rc = store_mp_next(m, &o);
         if (rc)
             return rc;
-        pending--;
-        if (o.type == STORE_MP_ARRAY)
-            pending += o.u;
-        else if (o.type == STORE_MP_MAP)
-            pending += 2 * o.u;
+        if (o.type == STORE_MP_ARRAY || o.type == STORE_MP_MAP) {
+            if (depth >= max_depth)
+                return REEL_ECORRUPT;
+            pending[++depth] = o.type == STORE_MP_MAP ? 2 * o.u : o.u;
+        }
     }
     return REEL_OK;
 }

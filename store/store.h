@@ -163,7 +163,7 @@ int store_append(store_t *s, store_batch_t *b);
  * byte and the body to 'out', zstd-compressed when that saves space (bodies of
  * STORE_COMPRESS_MIN bytes or more). 'msgpack' is the body array described above.
  * Thread-safe (per-thread compression context). */
-#define STORE_COMPRESS_MIN 256
+#define STORE_COMPRESS_MIN 2048 /* smaller values fit in a leaf page; see FORMAT.md */
 int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
                       uint8_t hash[STORE_HASH_LEN]);
 

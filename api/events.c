@@ -1,0 +1,330 @@
+/* events.c -- POST/GET /v1/sessions/{id}/events and GET /v1/events (docs/HTTP.md).
+ *
+ * Appends: the body is collected (bounded), parsed by ingest/ into one atomic batch,
+ * then the connection is suspended and the batch handed to the committer. The
+ * committer's callback resumes the connection once the batch is durable, and the
+ * handler, called again, answers with the assigned sequences. No server thread waits
+ * for fsync.
+ *
+ * Reads: one short read transaction per page. A long-poll ('wait') that finds nothing
+ * suspends the connection as a waiter (wait.c) and reads again when woken.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "ingest/ingest.h"
+#include "replay/replay.h"
+
+#define SCAN_CHUNK 1000    /* events per store call while filtering by type */
+#define SCAN_BUDGET 20000  /* events one filtered page may examine before it stops */
+
+/* ---- Append ---- */
+
+/* The body format from Content-Type, or -1 for an unsupported type. A missing type is
+ * taken as JSON (curl --data-binary without -H). */
+static int body_format(const api_req_t *rq)
+{
+    const char *ct = api__header(rq, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct)
+        return INGEST_JSON;
+    size_t n = strcspn(ct, "; \t");
+    if (n == 16 && !strncasecmp(ct, "application/json", n))
+        return INGEST_JSON;
+    if ((n == 20 && !strncasecmp(ct, "application/x-ndjson", n)) ||
+        (n == 18 && !strncasecmp(ct, "application/ndjson", n)) ||
+        (n == 17 && !strncasecmp(ct, "application/jsonl", n)))
+        return INGEST_NDJSON;
+    return -1;
+}
+
+static enum MHD_Result append_checks(api_req_t *rq)
+{
+    enum MHD_Result r;
+    rq->body_format = body_format(rq);
+    if (rq->body_format < 0)
+        return api__problem(rq, REEL_EUNSUPPORTED_MEDIA,
+                            "Content-Type '%s' is not application/json or application/x-ndjson",
+                            api__header(rq, MHD_HTTP_HEADER_CONTENT_TYPE));
+    if (!api__body_precheck(rq, &r))
+        return r;
+    uint64_t exp = UINT64_MAX;
+    if (api__query_u64(rq, "expected_sequence", INT64_MAX, &exp) != REEL_OK)
+        return MHD_YES;
+    rq->expected = exp == UINT64_MAX ? -1 : (int64_t)exp;
+    rq->phase = 1;
+    return MHD_YES;
+}
+
+static void count_append(api_server_t *srv, size_t n)
+{
+    size_t bucket = 0, lim = 1;
+    while (bucket < 7 && n > lim) {
+        bucket++;
+        lim *= 10;
+    }
+    atomic_fetch_add(&srv->appends, 1);
+    atomic_fetch_add(&srv->append_events, n);
+    atomic_fetch_add(&srv->append_batch_hist[bucket], 1);
+}
+
+static enum MHD_Result append_reply(api_req_t *rq)
+{
+    store_batch_t *b = &rq->ib->b;
+    if (b->err == REEL_ECONFLICT)
+        return api__problem(rq, b->err, "expected_sequence is %lld but the session's last sequence is %llu",
+                            (long long)rq->expected, (unsigned long long)b->last_sequence);
+    if (b->err == REEL_EGONE)
+        return api__problem(rq, b->err, "session '%s' was deleted; its sequences are not reused",
+                            rq->session);
+    if (b->err != REEL_OK)
+        return api__problem(rq, b->err, "the append failed: %s", reel_strerror(b->err));
+    count_append(rq->srv, b->n_events);
+    store_buf_t o = STORE_BUF_INIT;
+    store_buf_puts(&o, "{\"session_id\":");
+    store_json_write_string(&o, rq->session, rq->session_len);
+    store_buf_printf(&o, ",\"first_sequence\":%llu,\"last_sequence\":%llu,\"position\":%llu,"
+                         "\"duplicates\":%zu}",
+                     (unsigned long long)b->first_sequence, (unsigned long long)b->last_sequence,
+                     (unsigned long long)b->position, b->duplicates);
+    return api__reply_json(rq, 200, &o);
+}
+
+static enum MHD_Result append_parse_submit(api_req_t *rq)
+{
+    api_server_t *srv = rq->srv;
+    if (rq->reject)
+        return api__problem(rq, rq->reject, "%s", rq->reject_detail);
+    if (store_buf_failed(&rq->body))
+        return api__problem(rq, REEL_ENOMEM, "the request body did not fit in memory");
+    rq->ib = calloc(1, sizeof *rq->ib);
+    if (!rq->ib)
+        return api__problem(rq, REEL_ENOMEM, "out of memory");
+    int rc = ingest_batch_init(rq->ib, rq->session, rq->session_len);
+    if (rc != REEL_OK) {
+        free(rq->ib);
+        rq->ib = NULL;
+        return api__problem(rq, rc, "session id '%s' is not valid", rq->session);
+    }
+    ingest_limits_t lim = INGEST_LIMITS_DEFAULT;
+    lim.max_event_bytes = srv->lim.max_event_bytes;
+    lim.max_depth = srv->lim.max_depth;
+    ingest_error_t e;
+    memset(&e, 0, sizeof e);
+    rc = ingest_parse(rq->ib, (const char *)rq->body.data, rq->body.len, rq->body_format, &lim, &e);
+    if (rc != REEL_OK)
+        return api__problem(rq, rc, "event %zu (line %zu, column %zu): %s", e.index, e.line,
+                            e.column, e.text[0] ? e.text : reel_strerror(rc));
+    store_buf_release(&rq->body);
+    rq->ib->b.expected_sequence = rq->expected;
+    if (api__async_begin(rq) != REEL_OK)
+        return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
+    rq->phase = 2;
+    rc = ingest_submit(srv->store, rq->ib, api__batch_done, rq);
+    if (rc != REEL_OK)
+        api__async_failed(rq, &rq->ib->b, rc);
+    return MHD_YES;
+}
+
+enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size)
+{
+    switch (rq->phase) {
+    case 0:
+        return append_checks(rq);
+    case 1: {
+        int more = api__collect_body(rq, data, size);
+        if (more < 0)
+            return MHD_NO;
+        return more ? MHD_YES : append_parse_submit(rq);
+    }
+    default:
+        return rq->async_done ? append_reply(rq) : MHD_YES;
+    }
+}
+
+/* ---- Reading pages ---- */
+
+struct page {
+    store_buf_t *out;
+    const char *types;    /* comma-separated filter, or NULL */
+    int feed;             /* key events by position instead of sequence */
+    int include_raw;
+    size_t limit;
+    size_t n;             /* events written */
+    uint64_t last;        /* key of the last event written */
+    uint64_t scanned;     /* key of the last event examined */
+    int more;             /* stopped with events left */
+    int err;
+};
+
+static int type_matches(const char *types, const store_event_view_t *ev)
+{
+    const char *t;
+    size_t tl;
+    if (replay_event_type(ev, &t, &tl) != REEL_OK)
+        return 0;
+    for (const char *p = types; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == tl && !memcmp(p, t, n))
+            return 1;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+static int page_event(void *arg, const store_event_view_t *ev)
+{
+    struct page *pg = arg;
+    uint64_t key = pg->feed ? ev->position : ev->sequence;
+    if (pg->types && !type_matches(pg->types, ev)) {
+        pg->scanned = key;
+        return 0;
+    }
+    /* Stop before an event that does not fit, so 'more' is exact. */
+    if (pg->n >= pg->limit || (pg->n > 0 && pg->out->len > API_MAX_PAGE_BYTES)) {
+        pg->more = 1;
+        return 1;
+    }
+    if (pg->n)
+        store_buf_putc(pg->out, ',');
+    int rc = replay_write_event(pg->out, ev, pg->include_raw);
+    if (rc != REEL_OK) {
+        pg->err = rc;
+        return 1;
+    }
+    pg->n++;
+    pg->last = pg->scanned = key;
+    return 0;
+}
+
+static int scan(store_read_t *r, const api_req_t *rq, struct page *pg, uint64_t after,
+                size_t limit, int *more)
+{
+    if (pg->feed)
+        return store_feed_after(r, after, limit, page_event, pg, more);
+    return store_events_after(r, rq->session, rq->session_len, after, limit, page_event, pg,
+                              more);
+}
+
+/* Reads one page past rq->offset into 'pg'. Returns REEL_OK or a store error. */
+static int read_page(api_req_t *rq, struct page *pg)
+{
+    store_read_t r;
+    int rc = store_read_begin(rq->srv->store, &r);
+    if (rc != REEL_OK)
+        return rc;
+    int more = 0;
+    uint64_t after = rq->offset;
+    pg->scanned = after;
+    if (!pg->types) {
+        rc = scan(&r, rq, pg, after, pg->limit + 1, &more);
+    } else {
+        for (size_t seen = 0;; seen += SCAN_CHUNK) {
+            more = 0;
+            rc = scan(&r, rq, pg, after, SCAN_CHUNK, &more);
+            if (rc != REEL_OK || pg->more || pg->err || !more)
+                break;
+            if (seen + SCAN_CHUNK >= SCAN_BUDGET) {
+                pg->more = 1;
+                break;
+            }
+            after = pg->scanned;
+        }
+    }
+    store_read_end(&r);
+    if (pg->err)
+        return pg->err;
+    if (rc > 0) /* stopped by page_event */
+        rc = REEL_OK;
+    pg->more |= more;
+    return rc;
+}
+
+static enum MHD_Result page_reply(api_req_t *rq, store_buf_t *out, const struct page *pg)
+{
+    uint64_t next = pg->n ? pg->last : pg->scanned;
+    store_buf_printf(out, "],\"hasMore\":%s,\"%s\":%llu}", pg->more ? "true" : "false",
+                     pg->feed ? "next_after" : "next_offset", (unsigned long long)next);
+    return api__reply_json(rq, 200, out);
+}
+
+static int read_params(api_req_t *rq, int feed)
+{
+    rq->limit = API_DEFAULT_LIMIT;
+    if (api__query_u64(rq, feed ? "after" : "offset", INT64_MAX, &rq->offset) != REEL_OK ||
+        api__query_u64(rq, "limit", API_MAX_LIMIT, &rq->limit) != REEL_OK ||
+        api__query_u64(rq, "wait", API_MAX_WAIT_S, &rq->wait_s) != REEL_OK ||
+        api__query_bool(rq, "include_raw", &rq->include_raw) != REEL_OK)
+        return -1;
+    if (rq->limit == 0) {
+        api__problem(rq, REEL_EINVALID_PARAMETER, "'limit' must be from 1 to %d, not 0",
+                     API_MAX_LIMIT);
+        return -1;
+    }
+    int rc = api__query(rq, "types", rq->types, sizeof rq->types);
+    if (rc < 0 || (rc > 0 && (!rq->types[0] || strstr(rq->types, ",,") ||
+                              rq->types[0] == ',' || rq->types[strlen(rq->types) - 1] == ','))) {
+        api__problem(rq, REEL_EINVALID_PARAMETER,
+                     "'types' must be a comma-separated list of event types (at most %zu bytes)",
+                     sizeof rq->types - 1);
+        return -1;
+    }
+    if (rc > 0 && strlen(rq->types) > 0)
+        return 1;
+    rq->types[0] = '\0';
+    return 0;
+}
+
+/* Serves a page now, or suspends as a long-poll waiter. Called on the first call and on
+ * every wake-up (phase 1). */
+static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
+{
+    api_server_t *srv = rq->srv;
+    for (;;) {
+        uint64_t gen = api__gen(srv);
+        store_buf_t out = STORE_BUF_INIT;
+        struct page pg = {&out, rq->types[0] ? rq->types : NULL, feed, rq->include_raw,
+                          (size_t)rq->limit, 0, 0, 0, 0, 0};
+        store_buf_puts(&out, "{\"events\":[");
+        int rc = read_page(rq, &pg);
+        if (rc != REEL_OK) {
+            store_buf_release(&out);
+            if (rc == REEL_ESESSION_NOT_FOUND)
+                return api__problem(rq, rc, "session '%s' does not exist", rq->session);
+            return api__problem(rq, rc, "reading events failed: %s", reel_strerror(rc));
+        }
+        uint64_t deadline = rq->start_ms + rq->wait_s * 1000;
+        if (pg.n || !rq->wait_s || api__now_ms() >= deadline || api__stopping(srv))
+            return page_reply(rq, &out, &pg);
+        store_buf_release(&out);
+        api_waiter_t *w = &rq->waiter;
+        w->conn = rq->conn;
+        w->kind = feed ? API_WAIT_FEED : API_WAIT_SESSION;
+        w->session = rq->session;
+        w->session_len = rq->session_len;
+        w->deadline_ms = deadline;
+        rq->phase = 1;
+        if (api__wait(srv, w, gen))
+            return MHD_YES;
+    }
+}
+
+static enum MHD_Result read_route(api_req_t *rq, int feed)
+{
+    if (rq->phase == 0 && read_params(rq, feed) < 0)
+        return MHD_YES;
+    return page_or_wait(rq, feed);
+}
+
+enum MHD_Result api__events_read(api_req_t *rq)
+{
+    return read_route(rq, 0);
+}
+
+enum MHD_Result api__feed_read(api_req_t *rq)
+{
+    return read_route(rq, 1);
+}

@@ -1,0 +1,105 @@
+/* metrics.c -- GET /v1/health and GET /metrics (Prometheus text format 0.0.4).
+ *
+ * Store counters come from store_get_stats(); HTTP counters are the server's atomics.
+ * Metric names are listed in docs/HTTP.md.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api_int.h"
+
+enum MHD_Result api__health(api_req_t *rq)
+{
+    store_stats_t st;
+    store_get_stats(rq->srv->store, &st);
+    store_buf_t out = STORE_BUF_INIT;
+    if (st.failed) {
+        return api__problem(rq, REEL_EUNAVAILABLE,
+                            "the store stopped after a failed commit; restart the server");
+    }
+    store_buf_puts(&out, "{\"status\":\"ok\"}");
+    return api__reply_json(rq, 200, &out);
+}
+
+static void metric(store_buf_t *o, const char *name, const char *type, const char *help,
+                   unsigned long long v)
+{
+    store_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
+}
+
+static void commit_histogram(store_buf_t *o, const store_stats_t *st)
+{
+    const char *n = "reel_store_commit_seconds";
+    store_buf_printf(o, "# HELP %s Time per write transaction (write + fsync).\n"
+                        "# TYPE %s histogram\n", n, n);
+    unsigned long long cum = 0;
+    for (int i = 0; i < STORE_HIST_BUCKETS; i++) {
+        cum += st->commit_hist[i];
+        double le = (double)(64ull << i) / 1e6;
+        store_buf_printf(o, "%s_bucket{le=\"%g\"} %llu\n", n, le, cum);
+    }
+    store_buf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", n, (unsigned long long)st->commits);
+    store_buf_printf(o, "%s_sum %.6f\n%s_count %llu\n", n, (double)st->commit_ns / 1e9, n,
+                     (unsigned long long)st->commits);
+}
+
+static void batch_histogram(store_buf_t *o, api_server_t *srv)
+{
+    const char *n = "reel_http_append_batch_events";
+    store_buf_printf(o, "# HELP %s Events per HTTP append request.\n# TYPE %s histogram\n", n, n);
+    unsigned long long cum = 0, le = 1;
+    for (int i = 0; i < 7; i++, le *= 10) {
+        cum += atomic_load(&srv->append_batch_hist[i]);
+        store_buf_printf(o, "%s_bucket{le=\"%llu\"} %llu\n", n, le, cum);
+    }
+    cum += atomic_load(&srv->append_batch_hist[7]);
+    store_buf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %llu\n%s_count %llu\n", n, cum, n,
+                     (unsigned long long)atomic_load(&srv->append_events), n, cum);
+}
+
+enum MHD_Result api__metrics(api_req_t *rq)
+{
+    api_server_t *srv = rq->srv;
+    store_stats_t st;
+    store_get_stats(srv->store, &st);
+    pthread_mutex_lock(&srv->lock);
+    unsigned conns = srv->n_conns;
+    pthread_mutex_unlock(&srv->lock);
+    store_buf_t o = STORE_BUF_INIT;
+    metric(&o, "reel_http_requests_total", "counter", "HTTP requests received.",
+           atomic_load(&srv->requests));
+    metric(&o, "reel_http_appends_total", "counter", "Successful append requests.",
+           atomic_load(&srv->appends));
+    metric(&o, "reel_http_append_events_total", "counter", "Events in successful append requests.",
+           atomic_load(&srv->append_events));
+    batch_histogram(&o, srv);
+    store_buf_printf(&o, "# HELP reel_http_problems_total Problem responses by class.\n"
+                         "# TYPE reel_http_problems_total counter\n"
+                         "reel_http_problems_total{class=\"4xx\"} %llu\n"
+                         "reel_http_problems_total{class=\"5xx\"} %llu\n",
+                     (unsigned long long)atomic_load(&srv->problems_4xx),
+                     (unsigned long long)atomic_load(&srv->problems_5xx));
+    metric(&o, "reel_http_connections", "gauge", "Open HTTP connections.", conns);
+    metric(&o, "reel_sse_clients", "gauge", "Open SSE streams.", atomic_load(&srv->sse_clients));
+    metric(&o, "reel_http_wakeups_total", "counter", "Suspended connections resumed by a commit or deadline.",
+           atomic_load(&srv->wakeups));
+    metric(&o, "reel_store_batches_total", "counter", "Batches committed.", st.batches);
+    metric(&o, "reel_store_batch_errors_total", "counter", "Batches failed.", st.batch_errors);
+    metric(&o, "reel_store_events_total", "counter", "Events appended.", st.events);
+    metric(&o, "reel_store_duplicates_total", "counter", "Events skipped as duplicates.",
+           st.duplicates);
+    metric(&o, "reel_store_commits_total", "counter", "Write transactions committed.", st.commits);
+    commit_histogram(&o, &st);
+    metric(&o, "reel_store_map_bytes", "gauge", "LMDB map size.", st.map_size);
+    metric(&o, "reel_store_used_bytes", "gauge", "LMDB pages in use, in bytes.", st.used_bytes);
+    metric(&o, "reel_store_map_grows_total", "counter", "Times the map grew.", st.map_grows);
+    metric(&o, "reel_store_failed", "gauge", "1 when the store is in fail-stop.", (unsigned)st.failed);
+    if (store_buf_failed(&o)) {
+        store_buf_release(&o);
+        return api__problem(rq, REEL_ENOMEM, "out of memory");
+    }
+    enum MHD_Result r = api__reply_text(rq, 200, "text/plain; version=0.0.4; charset=utf-8",
+                                        (const char *)o.data, o.len);
+    store_buf_release(&o);
+    return r;
+}

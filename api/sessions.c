@@ -1,0 +1,319 @@
+/* sessions.c -- session records: GET /v1/sessions, GET|POST|PUT|DELETE /v1/sessions/{id}.
+ *
+ * Changes (put, delete) go through the committer like appends: the connection is
+ * suspended until the change is durable, then the record is read back and served.
+ * The body of a put is {agent, native_session_id, metadata}; each field may be absent
+ * (left unchanged) or null; metadata must be an object, kept exactly (store/json.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "replay/replay.h"
+#include "store/json.h"
+
+#define LIST_MAX 1000      /* sessions per page */
+#define LIST_CHUNK 1000    /* records per store call while filtering */
+#define LIST_BUDGET 20000  /* records one filtered page may examine */
+
+/* ---- Reading one record ---- */
+
+/* Reads the record of rq->session and answers with it (status 200). */
+static enum MHD_Result reply_record(api_req_t *rq)
+{
+    store_read_t r;
+    store_session_t rec;
+    int rc = store_read_begin(rq->srv->store, &r);
+    if (rc != REEL_OK)
+        return api__problem(rq, rc, "reading the session failed: %s", reel_strerror(rc));
+    rc = store_session_get(&r, rq->session, rq->session_len, &rec);
+    store_buf_t out = STORE_BUF_INIT;
+    if (rc == REEL_OK)
+        rc = replay_write_session(&out, &rec);
+    store_read_end(&r);
+    if (rc != REEL_OK) {
+        store_buf_release(&out);
+        if (rc == REEL_ESESSION_NOT_FOUND)
+            return api__problem(rq, rc, "session '%s' does not exist", rq->session);
+        return api__problem(rq, rc, "reading the session failed: %s", reel_strerror(rc));
+    }
+    return api__reply_json(rq, 200, &out);
+}
+
+/* ---- Put ---- */
+
+/* Parses a string-or-null field into 'dst' (cap bytes + NUL); sets '*set' when a string
+ * was given. Returns REEL_OK or an error recorded in 'j'. */
+static int string_field(store_json_t *j, const char *name, char *dst, size_t cap, int *set)
+{
+    store_buf_t tmp = STORE_BUF_INIT;
+    int rc;
+    if (store_json_peek(j) == '"') {
+        rc = store_json_string(j, &tmp);
+        if (rc == REEL_OK && tmp.len > cap)
+            rc = store_json_fail(j, REEL_EINVALID_PARAMETER, "'%s' is longer than %zu bytes",
+                                 name, cap);
+        if (rc == REEL_OK && tmp.len && memchr(tmp.data, 0, tmp.len))
+            rc = store_json_fail(j, REEL_EINVALID_PARAMETER, "'%s' contains a NUL", name);
+        if (rc == REEL_OK) {
+            if (tmp.len)
+                memcpy(dst, tmp.data, tmp.len);
+            dst[tmp.len] = '\0';
+            *set = 1;
+        }
+    } else {
+        rc = store_json_value(j, &tmp, 1);
+        if (rc == REEL_OK && !(tmp.len == 1 && tmp.data[0] == 0xc0))
+            rc = store_json_fail(j, REEL_EINVALID_PARAMETER, "'%s' must be a string or null",
+                                 name);
+    }
+    store_buf_release(&tmp);
+    return rc;
+}
+
+static int metadata_field(store_json_t *j, store_buf_t *meta, int *set)
+{
+    int c = store_json_peek(j);
+    int rc = store_json_value(j, meta, 1);
+    if (rc != REEL_OK)
+        return rc;
+    if (c == '{') {
+        *set = 1;
+        return REEL_OK;
+    }
+    if (meta->len == 1 && meta->data[0] == 0xc0) {
+        /* null clears the metadata: stored as an empty map */
+        store_buf_clear(meta);
+        store_mp_map(meta, 0);
+        *set = 1;
+        return REEL_OK;
+    }
+    return store_json_fail(j, REEL_EINVALID_PARAMETER, "'metadata' must be an object or null");
+}
+
+struct put_fields {
+    int agent, native, meta;
+};
+
+static int parse_put(api_req_t *rq, struct put_fields *f, store_json_error_t *e)
+{
+    store_json_t j;
+    store_json_init(&j, (const char *)rq->body.data, rq->body.len, rq->srv->lim.max_depth, e);
+    if (store_json_peek(&j) < 0)
+        return REEL_OK; /* an empty body creates the session with nothing set */
+    int rc = store_json_expect(&j, '{');
+    if (rc != REEL_OK)
+        return store_json_fail(&j, REEL_EINVALID_PARAMETER, "the body must be a JSON object");
+    store_buf_t key = STORE_BUF_INIT;
+    int first = 1;
+    while (rc == REEL_OK && store_json_peek(&j) != '}') {
+        if (!first && (rc = store_json_expect(&j, ',')) != REEL_OK)
+            break;
+        first = 0;
+        store_buf_clear(&key);
+        if ((rc = store_json_string(&j, &key)) != REEL_OK ||
+            (rc = store_json_expect(&j, ':')) != REEL_OK)
+            break;
+        const char *k = store_buf_cstr(&key);
+        if (!strcmp(k, "agent"))
+            rc = string_field(&j, "agent", rq->agent, STORE_NAME_MAX, &f->agent);
+        else if (!strcmp(k, "native_session_id"))
+            rc = string_field(&j, "native_session_id", rq->native, STORE_NAME_MAX, &f->native);
+        else if (!strcmp(k, "metadata"))
+            rc = metadata_field(&j, &rq->meta, &f->meta);
+        else
+            rc = store_json_fail(&j, REEL_EINVALID_PARAMETER,
+                                 "unknown field '%.64s' (expected agent, native_session_id, metadata)", k);
+    }
+    store_buf_release(&key);
+    if (rc == REEL_OK)
+        rc = store_json_expect(&j, '}');
+    if (rc == REEL_OK)
+        rc = store_json_end(&j);
+    if (rc == REEL_OK && store_buf_failed(&rq->meta))
+        rc = REEL_ENOMEM;
+    return rc;
+}
+
+static enum MHD_Result put_submit(api_req_t *rq)
+{
+    if (rq->reject)
+        return api__problem(rq, rq->reject, "%s", rq->reject_detail);
+    struct put_fields f = {0, 0, 0};
+    store_json_error_t e;
+    memset(&e, 0, sizeof e);
+    int rc = parse_put(rq, &f, &e);
+    if (rc != REEL_OK)
+        return api__problem(rq, rc, "line %d, column %d: %s", e.line, e.column,
+                            e.text[0] ? e.text : reel_strerror(rc));
+    store_batch_t *b = &rq->batch;
+    store_batch_init(b, STORE_OP_SESSION_PUT, rq->session, rq->session_len);
+    if (f.agent) {
+        b->agent = rq->agent;
+        b->agent_len = strlen(rq->agent);
+    }
+    if (f.native) {
+        b->native_session_id = rq->native;
+        b->native_session_id_len = strlen(rq->native);
+    }
+    if (f.meta) {
+        b->metadata = rq->meta.data;
+        b->metadata_len = rq->meta.len;
+    }
+    rq->phase = 2;
+    return api__submit(rq, b);
+}
+
+static enum MHD_Result change_done(api_req_t *rq)
+{
+    int err = rq->batch.err;
+    if (err == REEL_ESESSION_NOT_FOUND)
+        return api__problem(rq, err, "session '%s' does not exist", rq->session);
+    if (err == REEL_EGONE)
+        return api__problem(rq, err, "session '%s' was deleted", rq->session);
+    if (err != REEL_OK)
+        return api__problem(rq, err, "the change failed: %s", reel_strerror(err));
+    return reply_record(rq);
+}
+
+enum MHD_Result api__session_route(api_req_t *rq, const char *data, size_t *size)
+{
+    const char *m = rq->method;
+    if (!strcmp(m, "GET") || !strcmp(m, "HEAD"))
+        return reply_record(rq);
+    if (rq->phase == 2)
+        return rq->async_done ? change_done(rq) : MHD_YES;
+    if (!strcmp(m, "DELETE")) {
+        store_batch_init(&rq->batch, STORE_OP_SESSION_DELETE, rq->session, rq->session_len);
+        rq->phase = 2;
+        return api__submit(rq, &rq->batch);
+    }
+    /* POST or PUT */
+    if (rq->phase == 0) {
+        enum MHD_Result r;
+        const char *ct = api__header(rq, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (ct && strncasecmp(ct, "application/json", 16))
+            return api__problem(rq, REEL_EUNSUPPORTED_MEDIA,
+                                "Content-Type '%s' is not application/json", ct);
+        if (!api__body_precheck(rq, &r))
+            return r;
+        rq->phase = 1;
+        return MHD_YES;
+    }
+    int more = api__collect_body(rq, data, size);
+    if (more < 0)
+        return MHD_NO;
+    return more ? MHD_YES : put_submit(rq);
+}
+
+/* ---- List ---- */
+
+struct list {
+    store_buf_t *out;
+    const char *agent;  /* filter or NULL */
+    int status;         /* filter or -1 */
+    size_t limit, n;
+    char last[STORE_SESSION_ID_MAX + 1]; /* id of the last record examined */
+    int more;
+    int err;
+};
+
+static int list_record(void *arg, const store_session_t *rec)
+{
+    struct list *l = arg;
+    int match = (!l->agent || !strcmp(l->agent, rec->agent)) &&
+                (l->status < 0 || l->status == rec->status);
+    if (match && l->n >= l->limit) {
+        l->more = 1;
+        return 1;
+    }
+    memcpy(l->last, rec->id, rec->id_len);
+    l->last[rec->id_len] = '\0';
+    if (!match)
+        return 0;
+    if (l->n)
+        store_buf_putc(l->out, ',');
+    int rc = replay_write_session(l->out, rec);
+    if (rc != REEL_OK) {
+        l->err = rc;
+        return 1;
+    }
+    l->n++;
+    return 0;
+}
+
+static int parse_status(const char *s)
+{
+    if (!strcmp(s, "active"))
+        return STORE_ACTIVE;
+    if (!strcmp(s, "ended"))
+        return STORE_ENDED;
+    if (!strcmp(s, "deleted"))
+        return STORE_DELETED;
+    return -1;
+}
+
+static int list_scan(api_server_t *srv, const char *cursor, struct list *l)
+{
+    store_read_t r;
+    int rc = store_read_begin(srv->store, &r);
+    if (rc != REEL_OK)
+        return rc;
+    int filtered = l->agent || l->status >= 0;
+    char after[STORE_SESSION_ID_MAX + 1];
+    snprintf(after, sizeof after, "%s", cursor);
+    for (size_t seen = 0;; seen += LIST_CHUNK) {
+        int more = 0;
+        size_t lim = filtered ? LIST_CHUNK : l->limit + 1;
+        rc = store_sessions_list(&r, after, strlen(after), lim, list_record, l, &more);
+        if (rc > 0)
+            rc = REEL_OK;
+        if (rc != REEL_OK || l->err || l->more || !more || !filtered)
+            break;
+        if (seen + LIST_CHUNK >= LIST_BUDGET) {
+            l->more = 1;
+            break;
+        }
+        snprintf(after, sizeof after, "%s", l->last);
+    }
+    store_read_end(&r);
+    return l->err ? l->err : rc;
+}
+
+enum MHD_Result api__sessions_list(api_req_t *rq)
+{
+    char cursor[STORE_SESSION_ID_MAX + 1] = "", agent[STORE_NAME_MAX + 1], status[16];
+    uint64_t limit = API_DEFAULT_LIMIT;
+    int rc = api__query(rq, "cursor", cursor, sizeof cursor);
+    if (rc < 0 || (rc > 0 && cursor[0] && !store_session_id_valid(cursor, strlen(cursor))))
+        return api__problem(rq, REEL_EINVALID_PARAMETER, "'cursor' must be a session id");
+    if (api__query_u64(rq, "limit", LIST_MAX, &limit) != REEL_OK)
+        return MHD_YES;
+    if (limit == 0)
+        return api__problem(rq, REEL_EINVALID_PARAMETER, "'limit' must be from 1 to %d", LIST_MAX);
+    int has_agent = api__query(rq, "agent", agent, sizeof agent);
+    if (has_agent < 0)
+        return api__problem(rq, REEL_EINVALID_PARAMETER, "'agent' is not valid");
+    int st = -1;
+    rc = api__query(rq, "status", status, sizeof status);
+    if (rc < 0 || (rc > 0 && (st = parse_status(status)) < 0))
+        return api__problem(rq, REEL_EINVALID_PARAMETER,
+                            "'status' must be active, ended or deleted, not '%s'",
+                            rc < 0 ? "(bad encoding)" : status);
+    store_buf_t out = STORE_BUF_INIT;
+    struct list l = {&out, has_agent > 0 ? agent : NULL, st, (size_t)limit, 0, "", 0, 0};
+    store_buf_puts(&out, "{\"sessions\":[");
+    rc = list_scan(rq->srv, cursor, &l);
+    if (rc != REEL_OK) {
+        store_buf_release(&out);
+        return api__problem(rq, rc, "listing sessions failed: %s", reel_strerror(rc));
+    }
+    store_buf_puts(&out, "],\"next_cursor\":");
+    if (l.more)
+        store_json_write_string(&out, l.last, strlen(l.last));
+    else
+        store_buf_puts(&out, "null");
+    store_buf_putc(&out, '}');
+    return api__reply_json(rq, 200, &out);
+}

@@ -1,0 +1,196 @@
+/* wait.c -- suspended connections and what wakes them (see api_int.h, docs/HTTP.md).
+ *
+ * A waiting connection (long-poll, caught-up SSE) is linked in the server's waiter list
+ * exactly while it is suspended. Wakers unlink it and call MHD_resume_connection() under
+ * the same lock, so a waiter is never resumed twice and never left behind.
+ *
+ * Lost wake-ups are prevented by a generation counter: a handler reads api__gen() before
+ * it checks the store, and api__wait() refuses to suspend when any commit was observed
+ * since then (the handler re-checks instead). Commits are observed by the store's commit
+ * hook (this process) and by the watcher thread, which polls the log's tail position
+ * every API_WATCH_MS so that appends by another process reach waiters within 100 ms.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "api/api_int.h"
+
+uint64_t api__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void unlink_waiter(api_waiter_t *w)
+{
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->linked = 0;
+}
+
+/* Unlinks and resumes 'w'. Caller holds srv->lock. */
+static void wake(api_server_t *srv, api_waiter_t *w)
+{
+    unlink_waiter(w);
+    atomic_fetch_add(&srv->wakeups, 1);
+    MHD_resume_connection(w->conn);
+}
+
+uint64_t api__gen(api_server_t *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    uint64_t g = srv->gen;
+    pthread_mutex_unlock(&srv->lock);
+    return g;
+}
+
+int api__stopping(api_server_t *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    int s = srv->stopping;
+    pthread_mutex_unlock(&srv->lock);
+    return s;
+}
+
+int api__wait(api_server_t *srv, api_waiter_t *w, uint64_t gen)
+{
+    pthread_mutex_lock(&srv->lock);
+    if (srv->gen != gen || srv->stopping) {
+        pthread_mutex_unlock(&srv->lock);
+        return 0;
+    }
+    /* Suspend while holding the lock: a waker that finds 'w' linked can then only run
+     * after the suspension, so its resume is never lost. */
+    api_waiter_t *head = &srv->waiters;
+    w->next = head;
+    w->prev = head->prev;
+    head->prev->next = w;
+    head->prev = w;
+    w->linked = 1;
+    MHD_suspend_connection(w->conn);
+    pthread_mutex_unlock(&srv->lock);
+    return 1;
+}
+
+static int touched(const store_commit_t *c, const api_waiter_t *w)
+{
+    for (size_t i = 0; i < c->n_sessions; i++) {
+        const store_touched_t *t = &c->sessions[i];
+        if (t->session_len == w->session_len && !memcmp(t->session, w->session, w->session_len))
+            return 1;
+    }
+    return 0;
+}
+
+void api__wake_commit(api_server_t *srv, const store_commit_t *c)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->gen++;
+    api_waiter_t *head = &srv->waiters;
+    for (api_waiter_t *w = head->next, *nx; w != head; w = nx) {
+        nx = w->next;
+        if (w->kind == API_WAIT_FEED || (w->kind == API_WAIT_SESSION && touched(c, w)))
+            wake(srv, w);
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void api__wake_all(api_server_t *srv, int stopping)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->gen++;
+    if (stopping)
+        srv->stopping = 1;
+    api_waiter_t *head = &srv->waiters;
+    while (head->next != head)
+        wake(srv, head->next);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void api__wake_expired(api_server_t *srv, uint64_t now_ms)
+{
+    pthread_mutex_lock(&srv->lock);
+    api_waiter_t *head = &srv->waiters;
+    for (api_waiter_t *w = head->next, *nx; w != head; w = nx) {
+        nx = w->next;
+        if (w->deadline_ms && w->deadline_ms <= now_ms)
+            wake(srv, w);
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* ---- Watcher thread ---- */
+
+/* Reads the log's tail; returns 1 if it moved past what the server has seen, meaning
+ * another process appended (this process's commits update 'seen_tail' in the hook). */
+static int tail_moved(api_server_t *srv)
+{
+    store_read_t r;
+    uint64_t tail = 0;
+    if (store_read_begin(srv->store, &r) != REEL_OK)
+        return 0;
+    int rc = store_tail_position(&r, &tail);
+    store_read_end(&r);
+    if (rc != REEL_OK)
+        return 0;
+    uint64_t seen = atomic_load(&srv->seen_tail);
+    while (tail > seen && !atomic_compare_exchange_weak(&srv->seen_tail, &seen, tail))
+        ;
+    return tail > seen;
+}
+
+static void *watch(void *arg)
+{
+    api_server_t *srv = arg;
+    pthread_mutex_lock(&srv->tick_lock);
+    while (!srv->watch_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += API_WATCH_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->tick_cond, &srv->tick_lock, &ts);
+        if (srv->watch_stop)
+            break;
+        pthread_mutex_unlock(&srv->tick_lock);
+        if (tail_moved(srv))
+            api__wake_all(srv, 0);
+        api__wake_expired(srv, api__now_ms());
+        pthread_mutex_lock(&srv->tick_lock);
+    }
+    pthread_mutex_unlock(&srv->tick_lock);
+    return NULL;
+}
+
+int api__watcher_start(api_server_t *srv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->tick_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&srv->tick_lock, NULL);
+    tail_moved(srv); /* start from the current tail: nothing to wake yet */
+    if (pthread_create(&srv->watcher, NULL, watch, srv) != 0)
+        return REEL_EIO;
+    srv->watcher_started = 1;
+    return REEL_OK;
+}
+
+void api__watcher_stop(api_server_t *srv)
+{
+    if (!srv->watcher_started)
+        return;
+    pthread_mutex_lock(&srv->tick_lock);
+    srv->watch_stop = 1;
+    pthread_cond_signal(&srv->tick_cond);
+    pthread_mutex_unlock(&srv->tick_lock);
+    pthread_join(srv->watcher, NULL);
+    srv->watcher_started = 0;
+    pthread_cond_destroy(&srv->tick_cond);
+    pthread_mutex_destroy(&srv->tick_lock);
+}

@@ -1,0 +1,44 @@
+#!/bin/sh
+# run.sh BUILD -- runs every test family against the binaries in BUILD and ends with one
+# summary line "N passed, N failed" (the form CI reads). Exit status 1 on any failure.
+set -u
+BUILD=${1:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# Unit tests (Criterion forks one process per test).
+echo "== unit tests ($BUILD/unit)"
+"$BUILD/unit" --jobs 2 2>&1 | tee "$log"
+syn=$(grep 'Synthesis:' "$log" | tail -n 1)
+if [ -n "$syn" ]; then
+    p=$(echo "$syn" | sed -n 's/.*Passing: *\([0-9]*\).*/\1/p')
+    f=$(echo "$syn" | sed -n 's/.*Failing: *\([0-9]*\).*/\1/p')
+    c=$(echo "$syn" | sed -n 's/.*Crashing: *\([0-9]*\).*/\1/p')
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0} + ${c:-0}))
+else
+    echo "unit: no Criterion summary (the runner crashed?)"
+    failed=$((failed + 1))
+fi
+
+# Black-box HTTP and CLI tests (pytest from Debian's python3-pytest).
+if [ -d tests/http ] && ls tests/http/test_*.py >/dev/null 2>&1; then
+    echo "== black-box tests (tests/http, REEL_BIN=$BUILD/reel)"
+    REEL_BIN="$top/$BUILD/reel" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/http \
+        2>&1 | tee "$log"
+    line=$(grep -E '[0-9]+ (passed|failed)' "$log" | tail -n 1)
+    p=$(echo "$line" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) passed.*/\1/p')
+    f=$(echo "$line" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) failed.*/\1/p')
+    e=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) error.*/\1/p')
+    [ -z "$line" ] && f=1
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0} + ${e:-0}))
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

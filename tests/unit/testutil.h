@@ -1,0 +1,103 @@
+/* testutil.h -- helpers shared by the unit tests (all linked into one Criterion binary).
+ *
+ * Each test gets a fresh data directory under /tmp (tu_tmpdir) and removes it in its
+ * .fini fixture (tu_rmrf), so tests can run in parallel and in any order.
+ *
+ * Rules:
+ *  - Criterion assertions abort the test by jumping back into the test's own thread: never
+ *    call cr_assert*, TU_OK or TU_ERR from a thread the test started; record the failure
+ *    and assert on the test's thread.
+ *  - tu_events_t owns copies of everything it collects (free with tu_events_free()).
+ */
+#ifndef REEL_TESTUTIL_H
+#define REEL_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <criterion/criterion.h>
+
+#include "ingest/ingest.h"
+#include "replay/replay.h"
+#include "store/buf.h"
+#include "store/err.h"
+#include "store/json.h"
+#include "store/store.h"
+
+#define TU_PATH_MAX 256
+
+/* LMDB's E(expr) model: fails the test naming the place, the expression and the error. */
+#define TU_OK(expr)                                                                       \
+    do {                                                                                  \
+        int tu_rc_ = (expr);                                                              \
+        cr_assert_eq(tu_rc_, 0, "%s:%d: %s: %s (%d) %s", __FILE__, __LINE__, #expr,       \
+                     reel_strerror(tu_rc_), tu_rc_, tu_rc_ ? store_last_error() : "");    \
+    } while (0)
+
+#define TU_ERR(expr, want)                                                                \
+    do {                                                                                  \
+        int tu_rc_ = (expr), tu_want_ = (want);                                           \
+        cr_assert_eq(tu_rc_, tu_want_, "%s:%d: %s: got %s (%d: %s), want %s (%d)",        \
+                     __FILE__, __LINE__, #expr, reel_err_code(tu_rc_), tu_rc_,            \
+                     reel_strerror(tu_rc_), reel_err_code(tu_want_), tu_want_);           \
+    } while (0)
+
+/* Creates a new empty directory /tmp/reel-unit-XXXXXX into 'out' (asserts on failure). */
+void tu_tmpdir(char out[TU_PATH_MAX]);
+/* Removes 'dir' and everything below it; no-op for NULL or "". */
+void tu_rmrf(const char *dir);
+/* Opens the store in 'dir' with 'map_size' (0 = default) and sync as given; asserts OK. */
+store_t *tu_open(const char *dir, size_t map_size, int no_sync);
+
+/* Results of one append, copied from the batch. */
+typedef struct tu_result {
+    int err;
+    size_t n;
+    uint64_t first_sequence, last_sequence, position;
+    size_t duplicates;
+} tu_result_t;
+
+/* Parses 'text' (INGEST_JSON or INGEST_NDJSON, default limits) for 'session' and appends
+ * it with 'expected_sequence' (-1 = no check). Returns the parse error, or the append's
+ * result. 'res' and 'e' may be NULL. */
+int tu_append(store_t *s, const char *session, const char *text, int format,
+              int64_t expected_sequence, tu_result_t *res, ingest_error_t *e);
+
+/* One event as read back, rendered by replay_write_event() (include_raw = 1). */
+typedef struct tu_event {
+    char session[STORE_SESSION_ID_MAX + 1];
+    uint64_t sequence, position, time_ms;
+    uint8_t hash[STORE_HASH_LEN];
+    char *json;     /* the whole rendered envelope, NUL-terminated */
+    char *data;     /* the "data" member's JSON text, NUL-terminated ("" if missing) */
+    char *event_id; /* the "event_id" member's string content (test ids are ASCII) */
+    char *type;     /* the "type" member's string content */
+} tu_event_t;
+
+typedef struct tu_events {
+    tu_event_t *v;
+    size_t n, cap;
+    int err; /* first error while rendering, 0 if none */
+} tu_events_t;
+
+/* store_event_cb that appends a rendered copy of the event to a tu_events_t ('arg'). */
+int tu_collect_cb(void *arg, const store_event_view_t *ev);
+void tu_events_free(tu_events_t *v);
+
+/* Reads every event of 'session' (paging with store_events_after) into 'out'; asserts. */
+void tu_read_session(store_t *s, const char *session, tu_events_t *out);
+/* Reads the whole all-sessions feed (paging with store_feed_after) into 'out'; asserts. */
+void tu_read_feed(store_t *s, tu_events_t *out);
+/* Reads the record of 'session'; returns store_session_get()'s result. */
+int tu_session(store_t *s, const char *session, store_session_t *out);
+
+/* Finds top-level member 'key' of the JSON object text 'obj' and returns a pointer to
+ * its value text with the value's length in '*vlen', or NULL when missing or malformed. */
+const char *tu_json_member(const char *obj, size_t len, const char *key, size_t *vlen);
+/* 1 if 'text' is exactly one well-formed JSON value (structure check, not UTF-8). */
+int tu_json_valid(const char *text, size_t len);
+
+/* Small deterministic PRNG (splitmix64) so failures can be reproduced from the seed. */
+uint64_t tu_rand(uint64_t *state);
+
+#endif
