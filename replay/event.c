@@ -2,10 +2,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "replay/replay.h"
-#include "store/json.h"
+#include "replay/replay_int.h"
 
-#define BODY_FIELDS 7 /* [event_id, type, source, synthetic, native_session_id, data, raw] */
+#define BODY_FIELDS REPLAY_NFIELDS
 
 void replay_write_time(store_buf_t *out, int64_t ms)
 {
@@ -25,6 +24,20 @@ static int body_start(const store_event_view_t *ev, store_mp_t *m)
     m->end = ev->body + ev->body_len;
     if (store_mp_next(m, &o) || o.type != STORE_MP_ARRAY || o.u != BODY_FIELDS)
         return REEL_ECORRUPT;
+    return REEL_OK;
+}
+
+int replay__body_fields(const store_event_view_t *ev, store_mp_t fields[REPLAY_NFIELDS])
+{
+    store_mp_t m;
+    if (body_start(ev, &m))
+        return REEL_ECORRUPT;
+    for (int i = 0; i < REPLAY_NFIELDS; i++) {
+        fields[i].p = m.p;
+        if (store_mp_skip(&m, STORE_JSON_MAX_DEPTH))
+            return REEL_ECORRUPT;
+        fields[i].end = m.p;
+    }
     return REEL_OK;
 }
 

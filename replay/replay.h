@@ -33,4 +33,46 @@ void replay_write_time(store_buf_t *out, int64_t ms);
 /* Reads the event type out of a view's body (borrowed pointer into the body). */
 int replay_event_type(const store_event_view_t *ev, const char **type, size_t *len);
 
+/* ---- Restore (durable session resume, SPEC §4) ---- */
+
+enum replay_fit {
+    REPLAY_FIT_NEWEST = 0, /* keep the newest events that fit in max_chars */
+    REPLAY_FIT_SDK,        /* the sandbox-agent 0.4 SDK's buildReplayText, byte for byte */
+};
+
+#define REPLAY_RESTORE_TEXT_HEADER                                                          \
+    "Previous session history is replayed below as JSON-RPC envelopes. Use it as context "  \
+    "before responding to the latest user prompt.\n"
+#define REPLAY_RESTORE_MAX_EVENTS 10000 /* ceiling for max_events */
+
+typedef struct replay_restore_opts {
+    size_t max_events; /* newest events considered; default 50 */
+    size_t max_chars;  /* replay text budget in UTF-16 code units; default 12000 */
+    int fit;           /* enum replay_fit */
+    int include_raw;   /* include 'raw' in the returned events */
+} replay_restore_opts_t;
+
+#define REPLAY_RESTORE_DEFAULT {50, 12000, REPLAY_FIT_NEWEST, 0}
+
+typedef struct replay_restore {
+    store_buf_t text;       /* the replay text (UTF-8), empty when the session has no event */
+    int has_text;           /* 0 when there is no event (the SDK's null) */
+    int truncated;          /* 1 when an event was left out for max_chars */
+    uint64_t from_sequence; /* first and last sequence in the text, 0 when none */
+    uint64_t to_sequence;
+    store_buf_t events;     /* JSON array of the events in the text (the API's 'events') */
+} replay_restore_t;
+
+/* Builds the restore of session 'id' from its newest events only: O(max_events), not
+ * O(session length). 'out' is initialised here; release it with replay_restore_release().
+ * REEL_ESESSION_NOT_FOUND when the session does not exist. */
+int replay_restore(store_read_t *r, const char *id, size_t id_len,
+                   const replay_restore_opts_t *opt, replay_restore_t *out);
+void replay_restore_release(replay_restore_t *out);
+
+/* Appends the restore response object of SPEC §4 ({session, events, replay_text,
+ * truncated, from_sequence, to_sequence}) for 'rec' and 'res' to 'out'. */
+int replay_write_restore(store_buf_t *out, const store_session_t *rec,
+                         const replay_restore_t *res);
+
 #endif

@@ -26,9 +26,9 @@ else
 fi
 
 # Black-box HTTP and CLI tests (pytest from Debian's python3-pytest).
-if [ -d tests/http ] && ls tests/http/test_*.py >/dev/null 2>&1; then
-    echo "== black-box tests (tests/http, REEL_BIN=$BUILD/reel)"
-    REEL_BIN="$top/$BUILD/reel" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/http \
+if ls tests/http/test_*.py tests/cli/test_*.py >/dev/null 2>&1; then
+    echo "== black-box tests (tests/cli, tests/http; REEL_BIN=$BUILD/reel)"
+    REEL_BIN="$top/$BUILD/reel" /usr/bin/python3 -m pytest -q -p no:cacheprovider $(ls -d tests/cli tests/http 2>/dev/null) \
         2>&1 | tee "$log"
     line=$(grep -E '[0-9]+ (passed|failed)' "$log" | tail -n 1)
     p=$(echo "$line" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) passed.*/\1/p')

@@ -18,6 +18,7 @@ enum cmd_exit { CMD_OK = 0, CMD_FAIL = 1, CMD_USAGE = 2 };
 int cmd_serve(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 /* Common settings with their environment twins (SPEC §2): flags win over environment,
  * environment over defaults. */

@@ -16,6 +16,7 @@ static const struct cmd cmds[] = {
     {"serve", cmd_serve, "run the HTTP server on the data directory"},
     {"ingest", cmd_ingest, "append JSONL events from a file or stdin to a session"},
     {"tail", cmd_tail, "print a session's (or all sessions') events, optionally following"},
+    {"restore", cmd_restore, "print a session's replay text for a durable resume"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,220 @@
+/* jsjson.c -- msgpack -> JSON exactly as JavaScript's JSON.stringify(JSON.parse(x)) writes
+ * it, for the replay text that must match the sandbox-agent SDK byte for byte.
+ *
+ * Three things differ from replay_write_event()'s exact JSON:
+ *  - numbers are JavaScript doubles: 18446744073709551615 becomes 18446744073709552000,
+ *    1.50 becomes 1.5, 1e400 becomes null, -0 becomes 0 (ECMAScript Number::toString);
+ *  - object keys that are array indices ("0", "42") come first in ascending numeric order,
+ *    then the other keys in insertion order (ECMAScript OrdinaryOwnPropertyKeys);
+ *  - a duplicate key keeps its first position and its last value (JSON.parse).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "replay/replay_int.h"
+#include "store/json.h"
+
+/* ECMAScript Number::toString for a finite double, appended to 'out'. */
+static void js_double(store_buf_t *out, double x)
+{
+    if (!isfinite(x)) {
+        store_buf_puts(out, "null");
+        return;
+    }
+    if (x == 0) {
+        store_buf_putc(out, '0');
+        return;
+    }
+    if (x < 0) {
+        store_buf_putc(out, '-');
+        x = -x;
+    }
+    /* Shortest digit string that reads back as x: the nearest p-digit decimal. */
+    char tmp[40], digits[20];
+    int k = 0, e = 0;
+    for (int p = 1; p <= 17; p++) {
+        snprintf(tmp, sizeof tmp, "%.*e", p - 1, x);
+        if (strtod(tmp, NULL) == x || p == 17) {
+            char *ep = strchr(tmp, 'e');
+            e = atoi(ep + 1);
+            for (char *q = tmp; q < ep; q++)
+                if (*q >= '0' && *q <= '9')
+                    digits[k++] = *q;
+            break;
+        }
+    }
+    while (k > 1 && digits[k - 1] == '0')
+        k--;
+    int n = e + 1; /* x = 0.digits * 10^n */
+    if (k <= n && n <= 21) {
+        store_buf_put(out, digits, (size_t)k);
+        for (int i = k; i < n; i++)
+            store_buf_putc(out, '0');
+    } else if (0 < n && n <= 21) {
+        store_buf_put(out, digits, (size_t)n);
+        store_buf_putc(out, '.');
+        store_buf_put(out, digits + n, (size_t)(k - n));
+    } else if (-6 < n && n <= 0) {
+        store_buf_puts(out, "0.");
+        for (int i = n; i < 0; i++)
+            store_buf_putc(out, '0');
+        store_buf_put(out, digits, (size_t)k);
+    } else {
+        store_buf_putc(out, digits[0]);
+        if (k > 1) {
+            store_buf_putc(out, '.');
+            store_buf_put(out, digits + 1, (size_t)(k - 1));
+        }
+        store_buf_printf(out, "e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
+    }
+}
+
+/* 1 and the index if 'k' is an ECMAScript array index (canonical, < 2^32 - 1). */
+static int array_index(const uint8_t *k, uint32_t len, uint32_t *idx)
+{
+    if (len == 0 || len > 10 || (len > 1 && k[0] == '0'))
+        return 0;
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < len; i++) {
+        if (k[i] < '0' || k[i] > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(k[i] - '0');
+    }
+    if (v >= 4294967295u)
+        return 0;
+    *idx = (uint32_t)v;
+    return 1;
+}
+
+struct entry {
+    const uint8_t *key;
+    uint32_t key_len;
+    const uint8_t *val; /* msgpack of the value */
+    const uint8_t *val_end;
+    int is_index;
+    uint32_t index;
+    size_t order; /* first position */
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    if (x->is_index != y->is_index)
+        return x->is_index ? -1 : 1;
+    if (x->is_index && x->index != y->index)
+        return x->index < y->index ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int js_value(store_mp_t *m, store_buf_t *out, int depth);
+
+static int js_map(store_mp_t *m, store_buf_t *out, uint64_t n, int depth)
+{
+    struct entry *e = n ? calloc(n, sizeof *e) : NULL;
+    size_t used = 0;
+    int rc = n && !e ? REEL_ENOMEM : REEL_OK;
+    for (uint64_t i = 0; !rc && i < n; i++) {
+        store_mp_obj_t k;
+        if ((rc = store_mp_next(m, &k)) || k.type != STORE_MP_STR) {
+            rc = REEL_ECORRUPT;
+            break;
+        }
+        const uint8_t *v = m->p;
+        if ((rc = store_mp_skip(m, depth)))
+            break;
+        size_t j = 0;
+        while (j < used && !(e[j].key_len == k.len && !memcmp(e[j].key, k.ptr, k.len)))
+            j++;
+        if (j == used) {
+            e[used] = (struct entry){k.ptr, k.len, v, m->p, 0, 0, used};
+            e[used].is_index = array_index(k.ptr, k.len, &e[used].index);
+            used++;
+        } else { /* duplicate: first position, last value */
+            e[j].val = v;
+            e[j].val_end = m->p;
+        }
+    }
+    if (!rc) {
+        qsort(e, used, sizeof *e, cmp_entry);
+        store_buf_putc(out, '{');
+        for (size_t i = 0; !rc && i < used; i++) {
+            if (i)
+                store_buf_putc(out, ',');
+            store_json_write_string(out, (const char *)e[i].key, e[i].key_len);
+            store_buf_putc(out, ':');
+            store_mp_t vm = {e[i].val, e[i].val_end};
+            rc = js_value(&vm, out, depth - 1);
+        }
+        store_buf_putc(out, '}');
+    }
+    free(e);
+    return rc;
+}
+
+static int js_value(store_mp_t *m, store_buf_t *out, int depth)
+{
+    store_mp_obj_t o;
+    const uint8_t *start = m->p;
+    int rc = store_mp_next(m, &o);
+    if (rc)
+        return rc;
+    switch (o.type) {
+    case STORE_MP_UINT: js_double(out, (double)o.u); break;
+    case STORE_MP_INT: js_double(out, (double)o.i); break;
+    case STORE_MP_FLOAT: js_double(out, o.f); break;
+    case STORE_MP_EXT: {
+        char num[64];
+        if (o.ext != STORE_MP_EXT_NUMBER || o.len >= sizeof num) {
+            if (o.ext != STORE_MP_EXT_NUMBER)
+                return REEL_ECORRUPT;
+            store_buf_t tmp = STORE_BUF_INIT; /* long literal: strtod needs a C string */
+            store_buf_put(&tmp, o.ptr, o.len);
+            js_double(out, strtod(store_buf_cstr(&tmp), NULL));
+            store_buf_release(&tmp);
+            break;
+        }
+        memcpy(num, o.ptr, o.len);
+        num[o.len] = 0;
+        js_double(out, strtod(num, NULL));
+        break;
+    }
+    case STORE_MP_ARRAY:
+        if (depth <= 0)
+            return REEL_ECORRUPT;
+        store_buf_putc(out, '[');
+        for (uint64_t i = 0; i < o.u; i++) {
+            if (i)
+                store_buf_putc(out, ',');
+            if ((rc = js_value(m, out, depth - 1)))
+                return rc;
+        }
+        store_buf_putc(out, ']');
+        break;
+    case STORE_MP_MAP:
+        if (depth <= 0)
+            return REEL_ECORRUPT;
+        return js_map(m, out, o.u, depth);
+    default: /* nil, bool, str, bin: written as exact JSON writes them */
+        m->p = start;
+        return store_mp_to_json(m, out, 1);
+    }
+    return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+}
+
+int replay__js_json(store_mp_t *m, store_buf_t *out)
+{
+    return js_value(m, out, STORE_JSON_MAX_DEPTH);
+}
+
+size_t replay__utf16_len(const uint8_t *p, size_t n)
+{
+    size_t units = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if ((c & 0xc0) != 0x80) /* a lead byte starts one code point */
+            units += c >= 0xf0 ? 2 : 1;
+    }
+    return units;
+}

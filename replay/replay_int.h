@@ -1,0 +1,21 @@
+/* replay_int.h -- private to replay/. */
+#ifndef REEL_REPLAY_INT_H
+#define REEL_REPLAY_INT_H
+
+#include "replay/replay.h"
+#include "store/json.h"
+
+/* Writes one msgpack value as JSON.stringify(JSON.parse(json)) would (see jsjson.c). */
+int replay__js_json(store_mp_t *m, store_buf_t *out);
+/* Length of UTF-8 text 'p' in UTF-16 code units, as JavaScript's String.length counts. */
+size_t replay__utf16_len(const uint8_t *p, size_t n);
+
+/* Positions of the body fields (store.h): [event_id, type, source, synthetic,
+ * native_session_id, data, raw]. */
+enum { REPLAY_F_ID, REPLAY_F_TYPE, REPLAY_F_SOURCE, REPLAY_F_SYNTHETIC, REPLAY_F_NSID,
+       REPLAY_F_DATA, REPLAY_F_RAW, REPLAY_NFIELDS };
+
+/* Points 'fields[i]' at the msgpack of each body field of 'ev'. */
+int replay__body_fields(const store_event_view_t *ev, store_mp_t fields[REPLAY_NFIELDS]);
+
+#endif
