@@ -30,6 +30,10 @@ int replay_write_session(store_buf_t *out, const store_session_t *rec);
  * "2026-11-22T13:00:00.123Z". */
 void replay_write_time(store_buf_t *out, int64_t ms);
 
+/* Parses a time given as RFC 3339 UTC ("2026-11-22T13:00:00.123Z", fraction optional) or
+ * as Unix milliseconds; returns Unix ms, or -1 when malformed. */
+int64_t replay_parse_time(const char *s, size_t n);
+
 /* Reads the event type out of a view's body (borrowed pointer into the body). */
 int replay_event_type(const store_event_view_t *ev, const char **type, size_t *len);
 
@@ -74,5 +78,52 @@ void replay_restore_release(replay_restore_t *out);
  * truncated, from_sequence, to_sequence}) for 'rec' and 'res' to 'out'. */
 int replay_write_restore(store_buf_t *out, const store_session_t *rec,
                          const replay_restore_t *res);
+
+/* ---- Export / import (SPEC §4 Export) ---- */
+
+/* An export is one stream of JSON lines: a header {"record":"export",...}, session records
+ * {"record":"session",...}, the events (exactly the API envelope, raw included), and a
+ * trailer {"record":"end","events":N,...}, zstd-compressed as one frame unless told not to.
+ * It covers what was committed when it began (positions up to the tail at that moment) and
+ * is produced in chunks, each from its own short read, so it never pins LMDB pages or
+ * holds up map growth while a slow client reads. */
+typedef struct replay_export_opts {
+    const char *session;   /* one session, or NULL for every session */
+    size_t session_len;
+    uint64_t after;        /* positions (after, until]; until 0 = the tail at the start */
+    uint64_t until;
+    int64_t since_ms;      /* event times [since, before); 0 = unbounded */
+    int64_t before_ms;
+    const char *sessions;  /* comma-separated session filter for a whole-store export */
+    int compress;          /* 1 = zstd (default), 0 = plain NDJSON */
+    int level;             /* zstd level, default 3 */
+} replay_export_opts_t;
+
+#define REPLAY_EXPORT_DEFAULT {NULL, 0, 0, 0, 0, 0, NULL, 1, 3}
+
+typedef struct replay_export replay_export_t;
+
+/* Prepares an export; REEL_ESESSION_NOT_FOUND for an unknown session,
+ * REEL_EINVALID_PARAMETER for a bad level or session filter. Free with replay_export_free. */
+int replay_export_new(store_t *s, const replay_export_opts_t *opt, replay_export_t **out);
+/* Appends the next chunk (about 1 MiB of JSON before compression) to 'out'; '*done' is
+ * set once the trailer has been written. */
+int replay_export_next(replay_export_t *ex, store_buf_t *out, int *done);
+/* Counters so far: events and sessions written, JSON bytes before and after compression. */
+void replay_export_counts(const replay_export_t *ex, uint64_t *events, uint64_t *sessions,
+                          uint64_t *json_bytes, uint64_t *out_bytes);
+void replay_export_free(replay_export_t *ex);
+
+typedef struct replay_import_stats {
+    uint64_t lines, events, duplicates, sessions, bytes_in;
+} replay_import_stats_t;
+
+/* Reads an export (zstd or plain, detected by its magic number) from 'fd' and appends it:
+ * session records are recreated, events keep their event_id and time, so importing twice
+ * appends nothing the second time. A bad line stops the import with an error naming its
+ * line number in 'err' (what came before it stays). 'progress' (may be NULL) is called
+ * about once per 10,000 events. */
+int replay_import(store_t *s, int fd, replay_import_stats_t *st, char *err, size_t err_len,
+                  store_progress_cb progress, void *arg);
 
 #endif

@@ -197,7 +197,7 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
 
 /* Phase 2 for one event: event_id index, value, position index, session record. */
 static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_t first_seq,
-                     uint64_t first_pos)
+                     uint64_t first_pos, int keep_time)
 {
     store_t *s = g->s;
     uint64_t seq = x->rec.last_sequence + 1;
@@ -210,7 +210,8 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
         ev->duplicate = 1;
         ev->sequence = store__get_u64(v.mv_data);
         ev->position = first_pos + (ev->sequence - first_seq);
-        ev->time_ms = g->now_ms;
+        if (!keep_time)
+            ev->time_ms = g->now_ms;
         g->n_dups++;
         return REEL_OK;
     }
@@ -218,8 +219,9 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
         return g->mdb_rc = rc, REEL_EIO;
 
     uint64_t pos = ++g->position;
+    uint64_t t = keep_time ? ev->time_ms : g->now_ms;
     uint8_t hash[STORE_HASH_LEN];
-    store__chain(x->rec.last_hash, seq, pos, g->now_ms, ev->body_hash, hash);
+    store__chain(x->rec.last_hash, seq, pos, t, ev->body_hash, hash);
     store__put_u64(ekey, x->rec.num);
     store__put_u64(ekey + 8, seq);
     size_t vlen = STORE_HEADER_LEN + ev->body_len - 1;
@@ -229,7 +231,7 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
     uint8_t *p = val.mv_data;
     p[0] = ev->body[0];
     store__put_u64(p + 1, pos);
-    store__put_u64(p + 9, g->now_ms);
+    store__put_u64(p + 9, t);
     memcpy(p + 17, hash, STORE_HASH_LEN);
     memcpy(p + STORE_HEADER_LEN, ev->body + 1, ev->body_len - 1);
 
@@ -241,18 +243,18 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
 
     ev->sequence = seq;
     ev->position = pos;
-    ev->time_ms = g->now_ms;
+    ev->time_ms = t;
     store_session_t *r = &x->rec;
     r->last_sequence = seq;
     r->event_count++;
     r->bytes += vlen;
-    r->updated_ms = (int64_t)g->now_ms;
+    r->updated_ms = (int64_t)t;
     if (!r->first_event_ms)
-        r->first_event_ms = (int64_t)g->now_ms;
+        r->first_event_ms = (int64_t)t;
     memcpy(r->last_hash, hash, STORE_HASH_LEN);
     if (ev->ends_session && r->status == STORE_ACTIVE) {
         r->status = STORE_ENDED;
-        r->ended_ms = (int64_t)g->now_ms;
+        r->ended_ms = (int64_t)t;
     }
     if (ev->native_session_id && ev->native_session_id_len)
         set_name(r->native_session_id, ev->native_session_id, ev->native_session_id_len);
@@ -299,7 +301,8 @@ static int apply_append(struct group *g, store_batch_t *b)
         return rc;
     uint64_t first_seq = x->rec.last_sequence + 1, first_pos = g->position + 1;
     for (size_t i = 0; i < b->n_events; i++)
-        if (!b->events[i].duplicate && (rc = put_event(g, x, &b->events[i], first_seq, first_pos)))
+        if (!b->events[i].duplicate &&
+            (rc = put_event(g, x, &b->events[i], first_seq, first_pos, b->keep_times)))
             return rc;
     g->n_dups += dups;
     summarize(b);
@@ -329,6 +332,14 @@ static int apply_put(struct group *g, store_batch_t *b)
         x->rec.metadata_len = b->metadata_len;
     }
     x->rec.updated_ms = (int64_t)g->now_ms;
+    if (b->times) { /* import: the exported record's own times */
+        x->rec.created_ms = b->times->created_ms;
+        x->rec.updated_ms = b->times->updated_ms;
+        x->rec.ended_ms = b->times->ended_ms;
+        x->rec.first_event_ms = b->times->first_event_ms;
+        if (b->times->status == STORE_ENDED)
+            x->rec.status = STORE_ENDED;
+    }
     x->dirty = 1;
     b->last_sequence = x->rec.last_sequence;
     return REEL_OK;

@@ -106,7 +106,7 @@ typedef struct store_event {
     int ends_session;   /* input: 1 for a "session.ended" event (status becomes ended) */
     uint64_t sequence;  /* output: assigned sequence, or the existing one for a duplicate */
     uint64_t position;  /* output: assigned position, or the existing one for a duplicate */
-    uint64_t time_ms;   /* output: commit time (Unix ms) */
+    uint64_t time_ms;   /* output: commit time (Unix ms); input with 'keep_times' */
     int duplicate;      /* output: 1 if the event_id existed and nothing was appended */
 } store_event_t;
 
@@ -129,6 +129,7 @@ struct store_batch {
     size_t n_events;
     int64_t expected_sequence; /* -1 = no check; else the session's last sequence must equal it
                                   (0 = session new or empty), unless every event is a duplicate */
+    int keep_times; /* 1 (import): each event's 'time_ms' is its time, not the commit time */
     /* STORE_OP_SESSION_PUT: NULL fields are left unchanged */
     const char *agent;
     size_t agent_len;
@@ -136,6 +137,8 @@ struct store_batch {
     size_t native_session_id_len;
     const uint8_t *metadata; /* msgpack map (store_json_to_msgpack of a JSON object) */
     size_t metadata_len;
+    const struct store_session *times; /* import: non-NULL copies its created, updated, ended
+                                          and first-event times and an "ended" status */
     /* results, valid once completed */
     int err;                 /* REEL_OK, REEL_ECONFLICT, REEL_EGONE, REEL_EFULL, ... */
     uint64_t first_sequence; /* smallest sequence among the events (new or duplicate) */
@@ -264,6 +267,38 @@ int store_tail_position(store_read_t *r, uint64_t *pos);
 typedef int (*store_session_cb)(void *arg, const store_session_t *rec);
 int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
                         store_session_cb cb, void *arg, int *more);
+
+/* ---- Integrity and backup ---- */
+
+/* Called now and then by long operations: 'done' of 'total' units (events). */
+typedef void (*store_progress_cb)(void *arg, uint64_t done, uint64_t total);
+
+typedef struct store_verify_report {
+    uint64_t sessions;    /* sessions checked */
+    uint64_t events;      /* events checked */
+    uint64_t log_entries; /* position index entries checked */
+    int ok;               /* 1 when nothing was wrong */
+    /* The first bad place (when !ok): */
+    char session[STORE_SESSION_ID_MAX + 1];
+    uint64_t sequence;     /* 0 when the problem is not one event's */
+    uint64_t position;
+    uint64_t ok_up_to;     /* last sequence of 'session' that checked out */
+    char problem[256];     /* what is wrong, in words */
+} store_verify_report_t;
+
+/* Checks the store (or only session 'id' when 'id' is not NULL): per session, sequences
+ * dense from 1, every value decodable (header, zstd, msgpack body), the hash chain
+ * recomputed from the bodies, the event_id index and the session record's counters;
+ * for the whole store also the position index (every entry points at an event whose
+ * value carries that position, positions increasing). Reads in short transactions; checks
+ * what was committed when it started. Returns REEL_OK when the check ran ('rep->ok' says
+ * whether the store is sound), or an error when it could not run. Changes nothing. */
+int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_t *rep,
+                 store_progress_cb progress, void *arg);
+
+/* Writes a consistent, compacted copy of the store into directory 'dir' (created if
+ * missing, must not hold a store) while appends go on: mdb_env_copy2(MDB_CP_COMPACT). */
+int store_backup(store_t *s, const char *dir);
 
 /* ---- Metrics ---- */
 

@@ -34,6 +34,12 @@ for a in "$@"; do
     esac
 done
 [ -n "$WANT" ] || WANT=$SECTIONS
+for s in $WANT; do
+    case " $SECTIONS " in
+        *" $s "*) ;;
+        *) echo "bench.sh: unknown section '$s' (have: $SECTIONS)" >&2; exit 2 ;;
+    esac
+done
 
 TMP="$BUILD/bench-tmp"
 OUT="$BUILD/bench-results.md"
@@ -56,15 +62,12 @@ section_store() {
 # ---- Run ----
 
 run_all() {
-    echo "<!-- tools/bench.sh $BUILD $QUICK$WANT, $(date -u +%Y-%m-%dT%H:%M:%SZ),"\
-         "commit $(git rev-parse --short HEAD 2>/dev/null || echo none) -->"
+    rev=$(git describe --always --dirty 2>/dev/null || echo "no commit")
+    echo "<!-- tools/bench.sh $BUILD${QUICK:+ $QUICK} sections:" $WANT","\
+         "$(date -u +%Y-%m-%dT%H:%M:%SZ), $rev -->"
     echo
     status=0
     for s in $WANT; do
-        case " $SECTIONS " in
-            *" $s "*) ;;
-            *) echo "bench.sh: unknown section '$s' (have: $SECTIONS)" >&2; status=2; continue ;;
-        esac
         if ! "section_$s"; then
             echo "bench.sh: section '$s' failed" >&2
             status=1

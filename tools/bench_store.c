@@ -151,6 +151,22 @@ static void join_path(char *out, size_t cap, const char *dir, const char *name)
     memcpy(out + a + 1, name, b + 1);
 }
 
+/* Bytes this process has passed to write(2)-family calls so far (/proc/self/io "wchar"):
+ * LMDB writes its dirty pages with pwrite/writev, so a delta is the bytes a commit wrote. */
+static uint64_t proc_wchar(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    char line[128];
+    unsigned long long v = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "wchar: %llu", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
 /* ---- Machine facts ---- */
 
 static void cpu_model(char *out, size_t cap)
@@ -291,6 +307,30 @@ static fsync_result_t bench_fsync(const char *dir, double secs, int grow)
     return r;
 }
 
+/* Sequential write of 'mib' MiB in 1 MiB writes, then one fdatasync: MB/s. */
+static double bench_seqwrite(const char *dir, size_t mib)
+{
+    char path[4096];
+    size_t chunk = 1u << 20;
+    char *block = xmalloc(chunk);
+    join_path(path, sizeof path, dir, "seq-test");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        die("open seq-test", 0);
+    memset(block, 'y', chunk);
+    double t0 = now_s();
+    for (size_t i = 0; i < mib; i++)
+        if (write(fd, block, chunk) != (ssize_t)chunk)
+            die("write seq-test", 0);
+    if (fdatasync(fd))
+        die("fdatasync seq-test", 0);
+    double el = now_s() - t0;
+    close(fd);
+    unlink(path);
+    free(block);
+    return (double)mib * (double)chunk / el / 1e6;
+}
+
 /* ---- Event texts ---- */
 
 /* A pool of distinct ~1 KiB NDJSON lines shaped like an agent's item.delta, each with a
@@ -403,6 +443,7 @@ typedef struct batch_result {
     double per_commit;   /* events per commit in the store-only run */
     double commit_us;    /* mean time in a commit (write + fsync), store-only run */
     double stored_bytes; /* mean stored value bytes per event */
+    double written_kib;  /* KiB written to data.mdb per event, store-only run */
 } batch_result_t;
 
 /* Appends 'n' events in batches of 'k' to 'session', parsing each batch in the timed loop.
@@ -426,48 +467,74 @@ static double append_ingest(store_t *s, const char *session, const pool_t *p, si
     return el;
 }
 
-static batch_result_t bench_batch(store_t *s, const pool_t *p, size_t k, size_t n)
+#define BATCH_ROUNDS 4
+
+/* Store-only part of one round: 'n' events in batches of 'k', all parsed and encoded
+ * before the clock starts. Adds the elapsed seconds to '*secs' and the bytes written to
+ * '*written'. */
+static void store_only_round(store_t *s, const char *sess, const pool_t *p, size_t n,
+                             size_t k, size_t pool_start, double *secs, uint64_t *written)
 {
-    batch_result_t r = {k, n, 0, 0, 0, 0, 0};
-    char sess[64];
-    store_stats_t a, b;
-
-    snprintf(sess, sizeof sess, "bench-batch%zu-ingest", k);
-    r.ingest_eps = (double)n / append_ingest(s, sess, p, n, k, 0);
-
-    /* Store-only: every batch parsed and encoded before the clock starts. */
     size_t nb = (n + k - 1) / k;
     ingest_batch_t *ib = xmalloc(nb * sizeof *ib);
     store_buf_t text = STORE_BUF_INIT;
-    snprintf(sess, sizeof sess, "bench-batch%zu-store", k);
     for (size_t i = 0; i < nb; i++) {
         size_t m = n - i * k < k ? n - i * k : k;
-        parse_batch(&ib[i], sess, p, i * k + 7, m, &text);
+        parse_batch(&ib[i], sess, p, pool_start + i * k, m, &text);
     }
     store_buf_release(&text);
-    store_get_stats(s, &a);
+    uint64_t w0 = proc_wchar();
     double t0 = now_s();
     for (size_t i = 0; i < nb; i++) {
         int rc = ingest_append(s, &ib[i]);
         if (rc)
             die("ingest_append (store-only)", rc);
     }
-    double el = now_s() - t0;
-    store_get_stats(s, &b);
+    *secs += now_s() - t0;
+    *written += proc_wchar() - w0;
     for (size_t i = 0; i < nb; i++)
         ingest_batch_release(&ib[i]);
     free(ib);
-    r.store_eps = (double)n / el;
-    uint64_t commits = b.commits - a.commits;
-    r.per_commit = commits ? (double)(b.events - a.events) / (double)commits : 0;
-    r.commit_us = commits ? (double)(b.commit_ns - a.commit_ns) / (double)commits / 1e3 : 0;
+}
+
+/* Batches of 'k', 'n' events per mode. The two modes alternate in BATCH_ROUNDS rounds so
+ * that both see the same state of the disk (a virtual disk's write bandwidth drops after
+ * a burst) and the same size of the store. */
+static batch_result_t bench_batch(store_t *s, const pool_t *p, size_t k, size_t n)
+{
+    batch_result_t r = {k, n, 0, 0, 0, 0, 0, 0};
+    char isess[64], ssess[64];
+    store_stats_t a, b;
+    double isecs = 0, ssecs = 0;
+    uint64_t written = 0, commits = 0, events = 0, commit_ns = 0;
+    size_t per = (n / BATCH_ROUNDS + k - 1) / k * k; /* whole batches per round */
+
+    snprintf(isess, sizeof isess, "bench-batch%zu-ingest", k);
+    snprintf(ssess, sizeof ssess, "bench-batch%zu-store", k);
+    r.events = 0;
+    for (size_t done = 0; done < n; done += per) {
+        size_t m = n - done < per ? n - done : per;
+        isecs += append_ingest(s, isess, p, m, k, done);
+        store_get_stats(s, &a);
+        store_only_round(s, ssess, p, m, k, done + 7, &ssecs, &written);
+        store_get_stats(s, &b);
+        commits += b.commits - a.commits;
+        events += b.events - a.events;
+        commit_ns += b.commit_ns - a.commit_ns;
+        r.events += m;
+    }
+    r.ingest_eps = (double)r.events / isecs;
+    r.store_eps = (double)r.events / ssecs;
+    r.written_kib = (double)written / 1024.0 / (double)r.events;
+    r.per_commit = commits ? (double)events / (double)commits : 0;
+    r.commit_us = commits ? (double)commit_ns / (double)commits / 1e3 : 0;
 
     store_read_t rd;
     store_session_t rec;
     int rc = store_read_begin(s, &rd);
     if (rc)
         die("store_read_begin", rc);
-    if ((rc = store_session_get(&rd, sess, strlen(sess), &rec)))
+    if ((rc = store_session_get(&rd, ssess, strlen(ssess), &rec)))
         die("store_session_get", rc);
     r.stored_bytes = rec.event_count ? (double)rec.bytes / (double)rec.event_count : 0;
     store_read_end(&rd);
@@ -532,12 +599,13 @@ typedef struct conc_result {
     double commits_per_sec;
     double mean_latency_us; /* per append, as seen by a submitter */
     double commit_us;
+    double written_kib; /* KiB written to data.mdb per event */
 } conc_result_t;
 
 static conc_result_t bench_concurrent(store_t *s, const pool_t *p, int n, size_t batch,
                                       double secs)
 {
-    conc_result_t r = {n, batch, 0, 0, 0, 0, 0};
+    conc_result_t r = {n, batch, 0, 0, 0, 0, 0, 0};
     submitter_t *t = xmalloc((size_t)n * sizeof *t);
     pthread_barrier_t start;
     atomic_int stop = 0;
@@ -552,6 +620,7 @@ static conc_result_t bench_concurrent(store_t *s, const pool_t *p, int n, size_t
     }
     pthread_barrier_wait(&start);
     store_get_stats(s, &a);
+    uint64_t w0 = proc_wchar();
     double t0 = now_s();
     struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
     nanosleep(&ts, NULL);
@@ -566,6 +635,7 @@ static conc_result_t bench_concurrent(store_t *s, const pool_t *p, int n, size_t
         lat += t[i].lat_sum_ns;
     }
     double el = now_s() - t0;
+    uint64_t written = proc_wchar() - w0;
     store_get_stats(s, &b);
     pthread_barrier_destroy(&start);
     free(t);
@@ -576,6 +646,7 @@ static conc_result_t bench_concurrent(store_t *s, const pool_t *p, int n, size_t
     r.commits_per_sec = (double)commits / el;
     r.mean_latency_us = appends ? (double)lat / (double)appends / 1e3 : 0;
     r.commit_us = commits ? (double)(b.commit_ns - a.commit_ns) / (double)commits / 1e3 : 0;
+    r.written_kib = events ? (double)written / 1024.0 / (double)events : 0;
     return r;
 }
 
@@ -722,6 +793,7 @@ static void config(bench_cfg_t *c, int quick)
 typedef struct results {
     int have_a, have_b, have_c, have_d, have_e;
     fsync_result_t fa, fg;
+    double seq_mbs;
     batch_result_t br[4];
     conc_result_t cr[3], pipe;
     scan_result_t raw, ren;
@@ -733,6 +805,8 @@ static void run_fsync(const bench_cfg_t *cfg, const char *dir, results_t *r)
     char n1[32];
     r->fa = bench_fsync(dir, cfg->fsync_secs, 0);
     r->fg = bench_fsync(dir, cfg->fsync_secs, 1);
+    size_t mib = cfg->quick ? 64 : 512;
+    r->seq_mbs = bench_seqwrite(dir, mib);
     r->have_a = 1;
     printf("## a. Disk flush rate (4 KiB pwrite + fdatasync, %.1f s each)\n\n", cfg->fsync_secs);
     printf("| variant | fsyncs/s | µs each |\n| --- | ---: | ---: |\n");
@@ -740,6 +814,8 @@ static void run_fsync(const bench_cfg_t *cfg, const char *dir, results_t *r)
            r->fa.us_each);
     printf("| append (file grows) | %s | %.0f |\n\n", fmt_int(n1, sizeof n1, r->fg.per_sec),
            r->fg.us_each);
+    printf("Sequential write of %zu MiB in 1 MiB writes + one fdatasync: %.0f MB/s.\n\n", mib,
+           r->seq_mbs);
     fflush(stdout);
 }
 
@@ -748,24 +824,26 @@ static void run_batches(const bench_cfg_t *cfg, store_t *s, const pool_t *p, res
     char n1[32], n2[32], n3[32];
     printf("## b. Durable append, one submitter, ~%zu-byte item.delta events\n\n",
            p->json_bytes / p->n);
-    printf("| events per append | events | through ingest (events/s) | store only (events/s) "
-           "| events per commit | mean commit (µs) | stored bytes/event |\n"
-           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    printf("| events per append | events per mode | through ingest (events/s) | store only (events/s) "
+           "| events per commit | mean commit (µs) | stored bytes/event | KiB written/event |\n"
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int i = 0; i < 4; i++) {
         batch_result_t *b = &r->br[i];
         *b = bench_batch(s, p, batch_sizes[i], cfg->batch_events[i]);
-        printf("| %zu | %s | %s | %s | %.1f | %.0f | %.0f |\n", b->batch,
+        printf("| %zu | %s | %s | %s | %.1f | %.0f | %.0f | %.1f |\n", b->batch,
                fmt_int(n1, sizeof n1, (double)b->events), fmt_int(n2, sizeof n2, b->ingest_eps),
                fmt_int(n3, sizeof n3, b->store_eps), b->per_commit, b->commit_us,
-               b->stored_bytes);
+               b->stored_bytes, b->written_kib);
         fflush(stdout);
     }
     /* Two submitters of 1000-event batches: one parses while the other's batch commits,
      * which is how a server with several HTTP threads feeds the committer. */
     r->pipe = bench_concurrent(s, p, 2, 1000, cfg->thread_secs);
     printf("\nTwo submitters of 1000-event batches through ingest (parsing overlaps the "
-           "commit): %s events/s, %.0f events per commit, mean commit %.0f µs.\n\n",
-           fmt_int(n1, sizeof n1, r->pipe.eps), r->pipe.per_commit, r->pipe.commit_us);
+           "commit): %s events/s, %.0f events per commit, mean commit %.0f µs, %.1f KiB "
+           "written per event.\n\n",
+           fmt_int(n1, sizeof n1, r->pipe.eps), r->pipe.per_commit, r->pipe.commit_us,
+           r->pipe.written_kib);
     r->have_b = 1;
     fflush(stdout);
 }
@@ -776,13 +854,14 @@ static void run_concurrent(const bench_cfg_t *cfg, store_t *s, const pool_t *p, 
     printf("## c. Concurrent submitters, one event per append through ingest, %.1f s each "
            "(group commit)\n\n", cfg->thread_secs);
     printf("| threads | events/s | commits/s | events per commit | mean append latency (µs) "
-           "| mean commit (µs) |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+           "| mean commit (µs) | KiB written/event |\n"
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int i = 0; i < 3; i++) {
         conc_result_t *c = &r->cr[i];
         *c = bench_concurrent(s, p, thread_counts[i], 1, cfg->thread_secs);
-        printf("| %d | %s | %s | %.1f | %.0f | %.0f |\n", c->threads,
+        printf("| %d | %s | %s | %.1f | %.0f | %.0f | %.1f |\n", c->threads,
                fmt_int(n1, sizeof n1, c->eps), fmt_int(n2, sizeof n2, c->commits_per_sec),
-               c->per_commit, c->mean_latency_us, c->commit_us);
+               c->per_commit, c->mean_latency_us, c->commit_us, c->written_kib);
         fflush(stdout);
     }
     r->have_c = 1;
@@ -898,6 +977,8 @@ int main(int argc, char **argv)
 
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/bench-store.XXXXXX", cfg.parent);
+    if (mkdir(cfg.parent, 0755) && errno != EEXIST)
+        die("mkdir --dir", 0);
     if (!mkdtemp(dir))
         die("mkdtemp under --dir", 0);
 

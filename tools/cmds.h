@@ -19,6 +19,11 @@ int cmd_serve(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_sessions(int argc, char **argv);
 
 /* Common settings with their environment twins (SPEC §2): flags win over environment,
  * environment over defaults. */
@@ -37,6 +42,22 @@ int cmd_parse_u64(const char *prog, const char *what, const char *v, unsigned lo
 
 /* Opens the store at 'dir' or prints why not (naming 'dir'); returns NULL on failure. */
 store_t *cmd_open_store(const char *prog, const char *dir, int read_only, int no_sync);
+
+/* Progress lines on stderr, at most one a second; enabled when stderr is a terminal
+ * (enabled < 0) or when asked (--progress). */
+typedef struct cmd_progress {
+    const char *prog;
+    int enabled;
+    int printed;
+    double start, last;
+} cmd_progress_t;
+
+void cmd_progress_init(cmd_progress_t *p, const char *prog, int enabled);
+void cmd_progress(cmd_progress_t *p, unsigned long long events, unsigned long long total,
+                  unsigned long long bytes);
+double cmd_progress_elapsed(const cmd_progress_t *p);
+/* A store_progress_cb whose 'arg' is a cmd_progress_t. */
+void cmd_progress_cb(void *arg, uint64_t done, uint64_t total);
 
 /* Prints "reel <prog>: " and the message to stderr. */
 void cmd_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -17,6 +17,11 @@ static const struct cmd cmds[] = {
     {"ingest", cmd_ingest, "append JSONL events from a file or stdin to a session"},
     {"tail", cmd_tail, "print a session's (or all sessions') events, optionally following"},
     {"restore", cmd_restore, "print a session's replay text for a durable resume"},
+    {"sessions", cmd_sessions, "list sessions with counts, sizes, first/last times"},
+    {"export", cmd_export, "bulk export to JSONL (zstd-compressed by default)"},
+    {"import", cmd_import, "import an export (zstd or plain JSONL), idempotently"},
+    {"verify", cmd_verify, "check the integrity of the store (hash chains, density, index)"},
+    {"backup", cmd_backup, "consistent, compacted hot copy of the store"},
 };
 
 static void usage(FILE *f)

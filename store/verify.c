@@ -1,0 +1,307 @@
+/* verify.c -- integrity check and backup of a store (contracts in store.h).
+ *
+ * Like redis-check-aof, verify reports the first bad place and the last good sequence
+ * before it, and repairs nothing. Every check reads the stored bytes, never trusting them:
+ * a corrupt value is a finding, not a crash.
+ */
+#include <errno.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/json.h"
+#include "store/store_int.h"
+
+#define CHUNK 4096 /* events per read transaction */
+
+struct verify {
+    store_t *s;
+    store_verify_report_t *rep;
+    store_progress_cb progress;
+    void *arg;
+    uint64_t total; /* events expected, for progress */
+    store_buf_t zbuf;
+};
+
+static int finding(struct verify *v, const store_session_t *rec, uint64_t seq, uint64_t pos,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Records the first problem; later ones are not kept. Returns 1 (stop walking). */
+static int finding(struct verify *v, const store_session_t *rec, uint64_t seq, uint64_t pos,
+                   const char *fmt, ...)
+{
+    store_verify_report_t *rep = v->rep;
+    if (!rep->ok)
+        return 1;
+    rep->ok = 0;
+    if (rec) {
+        memcpy(rep->session, rec->id, rec->id_len);
+        rep->session[rec->id_len] = 0;
+    }
+    rep->sequence = seq;
+    rep->position = pos;
+    rep->ok_up_to = seq ? seq - 1 : 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rep->problem, sizeof rep->problem, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+/* Checks one stored value against its key and chain; returns 1 on a finding. */
+static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *rec, uint64_t seq,
+                       const MDB_val *val, uint8_t chain[STORE_HASH_LEN])
+{
+    store_event_view_t ev = {0};
+    if (store__value_decode(val->mv_data, val->mv_size, &v->zbuf, &ev))
+        return finding(v, rec, seq, 0, "the stored value cannot be decoded (bad header or zstd frame)");
+    store_mp_t m = {ev.body, ev.body + ev.body_len};
+    store_mp_obj_t arr, id;
+    if (store_mp_next(&m, &arr) || arr.type != STORE_MP_ARRAY || arr.u != 7)
+        return finding(v, rec, seq, ev.position, "the body is not the 7-field array");
+    const uint8_t *fields = m.p;
+    if (store_mp_next(&m, &id) || id.type != STORE_MP_STR || id.len == 0 ||
+        id.len > STORE_EVENT_ID_MAX)
+        return finding(v, rec, seq, ev.position, "the body has no valid event_id");
+    m.p = fields;
+    for (int i = 0; i < 7; i++)
+        if (store_mp_skip(&m, STORE_JSON_MAX_DEPTH))
+            return finding(v, rec, seq, ev.position, "body field %d is not valid msgpack", i);
+    if (m.p != m.end)
+        return finding(v, rec, seq, ev.position, "bytes after the body");
+    uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];
+    SHA256(ev.body, ev.body_len, body_hash);
+    store__chain(chain, seq, ev.position, ev.time_ms, body_hash, want);
+    if (memcmp(want, ev.hash, STORE_HASH_LEN))
+        return finding(v, rec, seq, ev.position,
+                       "hash chain mismatch: the event or one before it was altered");
+    memcpy(chain, want, STORE_HASH_LEN);
+
+    uint8_t key[8 + STORE_EVENT_ID_MAX];
+    store__put_u64(key, rec->num);
+    memcpy(key + 8, id.ptr, id.len);
+    MDB_val k = {8 + id.len, key}, iv;
+    if (mdb_get(txn, v->s->db_event_ids, &k, &iv) || iv.mv_size != 8 ||
+        store__get_u64(iv.mv_data) != seq)
+        return finding(v, rec, seq, ev.position, "the event_id index does not point at this event");
+    uint8_t pkey[8];
+    store__put_u64(pkey, ev.position);
+    MDB_val pk = {8, pkey}, pv;
+    if (mdb_get(txn, v->s->db_log, &pk, &pv) || pv.mv_size != 16 ||
+        store__get_u64(pv.mv_data) != rec->num || store__get_u64((uint8_t *)pv.mv_data + 8) != seq)
+        return finding(v, rec, seq, ev.position, "the position index does not point at this event");
+    return 0;
+}
+
+/* Walks one session's events in short transactions. */
+static int verify_session(struct verify *v, const store_session_t *rec)
+{
+    uint8_t chain[STORE_HASH_LEN] = {0};
+    uint64_t next = 1, bytes = 0, count = 0;
+    int stop = 0, rc = REEL_OK;
+    v->rep->sessions++;
+    if (rec->status == STORE_DELETED)
+        return REEL_OK; /* its events are gone by design */
+    while (!stop && next <= rec->last_sequence) {
+        store_read_t r;
+        if ((rc = store_read_begin(v->s, &r)))
+            return rc;
+        MDB_txn *txn = r.txn_;
+        MDB_cursor *c;
+        if ((rc = mdb_cursor_open(txn, v->s->db_events, &c))) {
+            store_read_end(&r);
+            return store__err_from_mdb(rc);
+        }
+        uint8_t key[16];
+        store__put_u64(key, rec->num);
+        store__put_u64(key + 8, next);
+        MDB_val k = {16, key}, val;
+        int got = mdb_cursor_get(c, &k, &val, MDB_SET_RANGE);
+        for (int n = 0; n < CHUNK && next <= rec->last_sequence; n++) {
+            if (got || k.mv_size != 16 || store__get_u64(k.mv_data) != rec->num ||
+                store__get_u64((uint8_t *)k.mv_data + 8) != next) {
+                stop = finding(v, rec, next, 0, "sequence %llu is missing (sequences must be dense)",
+                               (unsigned long long)next);
+                break;
+            }
+            if ((stop = check_event(v, txn, rec, next, &val, chain)))
+                break;
+            bytes += val.mv_size;
+            count++;
+            next++;
+            v->rep->events++;
+            got = mdb_cursor_get(c, &k, &val, MDB_NEXT);
+        }
+        mdb_cursor_close(c);
+        store_read_end(&r);
+        if (v->progress)
+            v->progress(v->arg, v->rep->events, v->total);
+    }
+    if (!stop && (count != rec->event_count || bytes != rec->bytes))
+        finding(v, rec, 0, 0, "the session record counts %llu events and %llu bytes, the log has "
+                "%llu and %llu", (unsigned long long)rec->event_count,
+                (unsigned long long)rec->bytes, (unsigned long long)count,
+                (unsigned long long)bytes);
+    else if (!stop && memcmp(chain, rec->last_hash, STORE_HASH_LEN))
+        finding(v, rec, 0, 0, "the session record's last hash differs from the chain");
+    if (!stop && v->rep->ok)
+        v->rep->ok_up_to = rec->last_sequence;
+    return REEL_OK;
+}
+
+struct list_ctx {
+    struct verify *v;
+    char cursor[STORE_SESSION_ID_MAX + 1];
+    size_t cursor_len;
+    store_session_t *recs;
+    size_t n;
+};
+
+static int take_rec(void *arg, const store_session_t *rec)
+{
+    struct list_ctx *l = arg;
+    l->recs[l->n] = *rec;
+    l->recs[l->n].metadata = NULL; /* borrowed from the read; not needed here */
+    l->n++;
+    return 0;
+}
+
+/* The position index: each entry's event exists (unless its session was deleted). */
+static int verify_log(struct verify *v)
+{
+    uint64_t after = 0;
+    for (;;) {
+        store_read_t r;
+        int rc = store_read_begin(v->s, &r), more = 0;
+        if (rc)
+            return rc;
+        MDB_txn *txn = r.txn_;
+        MDB_cursor *c;
+        if ((rc = mdb_cursor_open(txn, v->s->db_log, &c))) {
+            store_read_end(&r);
+            return store__err_from_mdb(rc);
+        }
+        uint8_t key[8];
+        store__put_u64(key, after + 1);
+        MDB_val k = {8, key}, val;
+        int got = mdb_cursor_get(c, &k, &val, MDB_SET_RANGE), n = 0;
+        for (; got == 0 && n < CHUNK; n++) {
+            uint64_t pos = store__get_u64(k.mv_data);
+            v->rep->log_entries++;
+            MDB_val ev, ek = {16, val.mv_data};
+            if (k.mv_size != 8 || val.mv_size != 16) {
+                finding(v, NULL, 0, pos, "position index entry %llu is malformed",
+                        (unsigned long long)pos);
+                break;
+            }
+            if (mdb_get(txn, v->s->db_events, &ek, &ev) == 0) {
+                if (ev.mv_size < STORE_HEADER_LEN ||
+                    store__get_u64((uint8_t *)ev.mv_data + 1) != pos) {
+                    finding(v, NULL, store__get_u64((uint8_t *)val.mv_data + 8), pos,
+                            "the event at position %llu carries another position",
+                            (unsigned long long)pos);
+                    break;
+                }
+            } else {
+                MDB_val nk = {8, val.mv_data}, name, sv;
+                store_session_t rec;
+                if (mdb_get(txn, v->s->db_session_ids, &nk, &name) ||
+                    mdb_get(txn, v->s->db_sessions, &name, &sv) ||
+                    store__session_decode(sv.mv_data, sv.mv_size, name.mv_data, name.mv_size,
+                                          &rec) || rec.status != STORE_DELETED) {
+                    finding(v, NULL, store__get_u64((uint8_t *)val.mv_data + 8), pos,
+                            "position %llu points at a missing event", (unsigned long long)pos);
+                    break;
+                }
+            }
+            after = pos;
+            got = mdb_cursor_get(c, &k, &val, MDB_NEXT);
+        }
+        more = got == 0 && v->rep->ok;
+        mdb_cursor_close(c);
+        store_read_end(&r);
+        if (!more)
+            return REEL_OK;
+    }
+}
+
+static int count_events(store_t *s, uint64_t *total)
+{
+    store_read_t r;
+    int rc = store_read_begin(s, &r);
+    if (!rc)
+        rc = store_tail_position(&r, total);
+    if (!rc)
+        store_read_end(&r);
+    return rc;
+}
+
+int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_t *rep,
+                 store_progress_cb progress, void *arg)
+{
+    memset(rep, 0, sizeof *rep);
+    rep->ok = 1;
+    struct verify v = {s, rep, progress, arg, 0, STORE_BUF_INIT};
+    store_session_t one;
+    int rc = REEL_OK;
+    if (id) {
+        store_read_t r;
+        if ((rc = store_read_begin(s, &r)))
+            return rc;
+        rc = store_session_get(&r, id, id_len, &one);
+        one.metadata = NULL;
+        store_read_end(&r);
+        v.total = one.last_sequence;
+        if (!rc)
+            rc = verify_session(&v, &one);
+        store_buf_release(&v.zbuf);
+        return rc;
+    }
+    if ((rc = count_events(s, &v.total)))
+        return rc;
+    store_session_t recs[256];
+    struct list_ctx l = {&v, "", 0, recs, 0};
+    for (;;) {
+        store_read_t r;
+        int more = 0;
+        l.n = 0;
+        if ((rc = store_read_begin(s, &r)))
+            break;
+        rc = store_sessions_list(&r, l.cursor, l.cursor_len, 256, take_rec, &l, &more);
+        store_read_end(&r);
+        if (rc == REEL_ECORRUPT) {
+            finding(&v, NULL, 0, 0, "a session record after '%s' cannot be decoded", l.cursor);
+            rc = REEL_OK;
+            break;
+        }
+        for (size_t i = 0; !rc && i < l.n && rep->ok; i++)
+            rc = verify_session(&v, &recs[i]);
+        if (rc || !rep->ok || !more || !l.n)
+            break;
+        memcpy(l.cursor, recs[l.n - 1].id, recs[l.n - 1].id_len + 1);
+        l.cursor_len = recs[l.n - 1].id_len;
+    }
+    if (!rc && rep->ok)
+        rc = verify_log(&v);
+    store_buf_release(&v.zbuf);
+    return rc;
+}
+
+int store_backup(store_t *s, const char *dir)
+{
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        store__set_error("cannot create '%s': %s", dir, strerror(errno));
+        return errno == ENOSPC ? REEL_EFULL : REEL_EIO;
+    }
+    /* A read transaction, like any reader: hold the resize lock so the map cannot move. */
+    pthread_rwlock_rdlock(&s->resize_lock);
+    int rc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
+    pthread_rwlock_unlock(&s->resize_lock);
+    if (rc) {
+        store__set_error("backup to '%s' failed: %s", dir, mdb_strerror(rc));
+        return rc == EEXIST ? REEL_EINVALID_PARAMETER : store__err_from_mdb(rc);
+    }
+    return REEL_OK;
+}
