@@ -79,6 +79,23 @@ void replay_restore_release(replay_restore_t *out);
 int replay_write_restore(store_buf_t *out, const store_session_t *rec,
                          const replay_restore_t *res);
 
+/* ---- Analytics (reel stats, GET /v1/stats) ---- */
+
+typedef struct replay_stats_opts {
+    uint64_t after, until;      /* positions (after, until]; until 0 = the tail */
+    int64_t since_ms, before_ms; /* event times [since, before); 0 = unbounded */
+    const char *session;        /* one session only, or NULL */
+    size_t session_len;
+} replay_stats_opts_t;
+
+/* Scans the range in position order (short reads of a few thousand events) and appends
+ * one JSON object to 'out': events and sessions counted, events by type, by agent (from
+ * the session record) and by source, tool calls by tool name, every numeric field of
+ * 'usage' events summed, session durations (first to last event in the range), errors and
+ * agent.unparsed counts. 'progress' may be NULL. */
+int replay_stats(store_t *s, const replay_stats_opts_t *opt, store_buf_t *out,
+                 store_progress_cb progress, void *arg);
+
 /* ---- Export / import (SPEC §4 Export) ---- */
 
 /* An export is one stream of JSON lines: a header {"record":"export",...}, session records

@@ -18,4 +18,11 @@ enum { REPLAY_F_ID, REPLAY_F_TYPE, REPLAY_F_SOURCE, REPLAY_F_SYNTHETIC, REPLAY_F
 /* Points 'fields[i]' at the msgpack of each body field of 'ev'. */
 int replay__body_fields(const store_event_view_t *ev, store_mp_t fields[REPLAY_NFIELDS]);
 
+/* Finds 'key' in the msgpack map 'map'; 1 and its value span in 'val', or 0. */
+int replay__mp_get(store_mp_t map, const char *key, store_mp_t *val);
+/* 1 and the string if 'v' is a msgpack string. */
+int replay__mp_str(store_mp_t v, const char **s, size_t *len);
+/* Follows a NULL-terminated key path from map 'v' to a string. */
+int replay__mp_path_str(store_mp_t v, const char *const *path, const char **s, size_t *len);
+
 #endif

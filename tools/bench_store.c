@@ -218,6 +218,17 @@ static void fs_of(const char *path, char *fstype, size_t tcap, char *dev, size_t
     fclose(f);
 }
 
+/* The 1/5/15-minute load averages: a busy machine explains odd numbers. */
+static void print_loadavg(void)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    double a = 0, b = 0, c = 0;
+    if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
+        printf("| load average at start | %.2f %.2f %.2f |\n", a, b, c);
+    if (f)
+        fclose(f);
+}
+
 static void print_machine(const char *dir, int no_sync)
 {
     struct utsname u;
@@ -235,6 +246,7 @@ static void print_machine(const char *dir, int no_sync)
     printf("| bench dir | %s |\n", dir);
     printf("| filesystem | %s on %s |\n", fstype, dev);
     printf("| LMDB | %s |\n", mdb_version(NULL, NULL, NULL));
+    print_loadavg();
     printf("| sync | %s |\n\n", no_sync ? "none (--no-sync: commits skip fsync)"
                                        : "full (default: fdatasync + synchronous meta page "
                                          "write per commit)");

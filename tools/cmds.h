@@ -24,6 +24,7 @@ int cmd_import(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_sessions(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 /* Common settings with their environment twins (SPEC §2): flags win over environment,
  * environment over defaults. */
