@@ -79,6 +79,16 @@ void replay_restore_release(replay_restore_t *out);
 int replay_write_restore(store_buf_t *out, const store_session_t *rec,
                          const replay_restore_t *res);
 
+/* ---- Transcript projection (GET /v1/sessions/{id}/transcript) ---- */
+
+/* Folds session 'id' as of sequence 'at' (0 = latest) into its transcript and appends it
+ * to 'out' as JSON ({session_id, at, last_sequence, events, session, items, permissions,
+ * questions, usage, turns, errors, unparsed, other, plan}) or, with 'markdown', as a
+ * readable Markdown document. Items join their deltas in order; a tool call carries its
+ * result; unknown event types are kept in 'other'. Reads in short transactions. */
+int replay_transcript(store_t *s, const char *id, size_t id_len, uint64_t at, int markdown,
+                      store_buf_t *out);
+
 /* ---- Analytics (reel stats, GET /v1/stats) ---- */
 
 typedef struct replay_stats_opts {

@@ -25,6 +25,9 @@ int cmd_verify(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_sessions(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_transcript(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_mock_agent(int argc, char **argv);
 
 /* Common settings with their environment twins (SPEC §2): flags win over environment,
  * environment over defaults. */

@@ -17,12 +17,15 @@ static const struct cmd cmds[] = {
     {"ingest", cmd_ingest, "append JSONL events from a file or stdin to a session"},
     {"tail", cmd_tail, "print a session's (or all sessions') events, optionally following"},
     {"restore", cmd_restore, "print a session's replay text for a durable resume"},
+    {"transcript", cmd_transcript, "a session folded into its transcript (JSON or Markdown)"},
     {"sessions", cmd_sessions, "list sessions with counts, sizes, first/last times"},
     {"export", cmd_export, "bulk export to JSONL (zstd-compressed by default)"},
     {"import", cmd_import, "import an export (zstd or plain JSONL), idempotently"},
     {"stats", cmd_stats, "analytics: events by type, agent, tool; usage; durations; errors"},
     {"verify", cmd_verify, "check the integrity of the store (hash chains, density, index)"},
     {"backup", cmd_backup, "consistent, compacted hot copy of the store"},
+    {"run", cmd_run, "run a coding agent and ingest its event stream (agent runner)"},
+    {"mock-agent", cmd_mock_agent, "a fake agent writing realistic native JSONL (tests, demos)"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,608 @@
+/* project.c -- the transcript projection: a session folded into what happened in it.
+ *
+ * Two input models are understood, and anything else is carried through untouched:
+ *  - the universal item model: item.started / item.delta / item.completed (data flat, as
+ *    reel's runners write it, or under data.item as sandbox-agent's UniversalItem),
+ *    permission.* / question.*, usage, error, session.started / session.ended;
+ *  - ACP JSON-RPC envelopes as the sandbox-agent SDK persists them: session/update
+ *    notifications (agent_message_chunk, user_message_chunk, agent_thought_chunk,
+ *    tool_call, tool_call_update, plan, usage_update, ...), session/prompt requests,
+ *    session/request_permission requests and the responses that answer them.
+ * A tool_result item is attached to the tool_call item with the same call_id as its
+ * 'result'. The fold is built with jansson: a transcript is a document, not a hot path.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "replay/replay_int.h"
+
+#define CHUNK 2048
+
+struct fold {
+    json_t *items;       /* array, in order of first appearance */
+    json_t *by_item;     /* item_id -> item (borrowed refs into 'items') */
+    json_t *by_call;     /* call_id -> tool_call item */
+    json_t *perms, *by_perm, *questions, *by_question;
+    json_t *usage, *errors, *unparsed, *other, *session, *plan;
+    json_t *acp_open;    /* ACP: the message/reasoning item chunks go to, or NULL */
+    uint64_t turns, events, last_seq;
+    unsigned acp_items;
+};
+
+static const char *str(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void fold_init(struct fold *f)
+{
+    memset(f, 0, sizeof *f);
+    f->items = json_array(), f->by_item = json_object(), f->by_call = json_object();
+    f->perms = json_array(), f->by_perm = json_object();
+    f->questions = json_array(), f->by_question = json_object();
+    f->usage = json_object(), f->errors = json_array(), f->unparsed = json_array();
+    f->other = json_array(), f->session = json_object();
+}
+
+static void fold_release(struct fold *f)
+{
+    json_t *all[] = {f->items, f->by_item, f->by_call, f->perms, f->by_perm, f->questions,
+                     f->by_question, f->usage, f->errors, f->unparsed, f->other, f->session,
+                     f->plan};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        json_decref(all[i]);
+}
+
+/* Appends 'more' to the string field 'k' of 'o'. */
+static void append_text(json_t *o, const char *k, const char *more)
+{
+    const char *cur = str(o, k);
+    size_t a = cur ? strlen(cur) : 0, b = strlen(more);
+    char *t = malloc(a + b + 1);
+    if (!t)
+        return;
+    memcpy(t, cur ? cur : "", a);
+    memcpy(t + a, more, b + 1);
+    json_object_set_new(o, k, json_stringn(t, a + b));
+    free(t);
+}
+
+/* ---- the universal item model ---- */
+
+static json_t *item_new(struct fold *f, const char *id, const char *kind, uint64_t seq)
+{
+    json_t *it = json_pack("{s:s,s:s,s:s,s:I}", "item_id", id, "kind", kind ? kind : "unknown",
+                           "status", "in_progress", "started_sequence", (json_int_t)seq);
+    json_array_append_new(f->items, it);
+    json_object_set(f->by_item, id, it);
+    return it;
+}
+
+/* Where a tool_result goes: the tool_call with its call_id, if any. */
+static json_t *result_slot(struct fold *f, json_t *d)
+{
+    const char *kind = str(d, "kind") ? str(d, "kind") : str(d, "item_kind");
+    const char *call = str(d, "call_id");
+    if (!kind || strcmp(kind, "tool_result") || !call)
+        return NULL;
+    json_t *callitem = json_object_get(f->by_call, call);
+    if (!callitem)
+        return NULL;
+    json_t *res = json_object_get(callitem, "result");
+    if (!res) {
+        res = json_object();
+        json_object_set_new(callitem, "result", res);
+    }
+    return res;
+}
+
+static void merge(json_t *dst, json_t *src)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(src, k, v) {
+        if (!strcmp(k, "text") && json_is_string(v) && !*json_string_value(v))
+            continue; /* never overwrite joined deltas with an empty text */
+        json_object_set(dst, k, v);
+    }
+}
+
+static void item_event(struct fold *f, const char *type, json_t *data, uint64_t seq)
+{
+    json_t *d = json_is_object(json_object_get(data, "item")) ? json_object_get(data, "item") : data;
+    const char *id = str(d, "item_id") ? str(d, "item_id") : str(data, "item_id");
+    char stub[32];
+    if (!id) {
+        snprintf(stub, sizeof stub, "seq-%llu", (unsigned long long)seq);
+        id = stub;
+    }
+    json_t *it = json_object_get(f->by_item, id);
+    json_t *res = result_slot(f, d);
+    if (res && !it) { /* a tool result: becomes the tool call's 'result' */
+        json_object_set(f->by_item, id, res);
+        it = res;
+    }
+    if (!strcmp(type, "item.delta")) {
+        if (!it)
+            it = item_new(f, id, "message", seq);
+        const char *delta = str(data, "delta");
+        if (delta)
+            append_text(it, "text", delta);
+        return;
+    }
+    if (!it) {
+        it = item_new(f, id, str(d, "kind") ? str(d, "kind") : str(d, "item_kind"), seq);
+    }
+    const char *prev_text = str(it, "text");
+    int had_text = prev_text && *prev_text;
+    merge(it, d);
+    if (had_text) /* deltas joined in order win over a completion's copy */
+        json_object_set_new(it, "text", json_string(prev_text));
+    else if (!str(it, "text") && json_is_array(json_object_get(it, "content"))) {
+        size_t i; /* sandbox-agent's UniversalItem: text content parts */
+        json_t *part;
+        json_array_foreach(json_object_get(it, "content"), i, part) {
+            const char *pt = str(part, "type");
+            if (pt && !strcmp(pt, "text") && str(part, "text"))
+                append_text(it, "text", str(part, "text"));
+        }
+    }
+    if (!strcmp(type, "item.completed")) {
+        if (!str(d, "status"))
+            json_object_set_new(it, "status", json_string("completed"));
+        json_object_set_new(it, "completed_sequence", json_integer((json_int_t)seq));
+    }
+    const char *kind = str(it, "kind");
+    const char *call = str(it, "call_id");
+    if (kind && !strcmp(kind, "tool_call") && call && !json_object_get(f->by_call, call))
+        json_object_set(f->by_call, call, it);
+}
+
+static void request_event(json_t *list, json_t *index, const char *idkey, json_t *data,
+                          uint64_t seq, int resolved)
+{
+    const char *id = str(data, idkey);
+    char stub[32];
+    if (!id) {
+        snprintf(stub, sizeof stub, "seq-%llu", (unsigned long long)seq);
+        id = stub;
+    }
+    json_t *r = json_object_get(index, id);
+    if (!r) {
+        r = json_pack("{s:s,s:s}", idkey, id, "status", "requested");
+        json_array_append_new(list, r);
+        json_object_set(index, id, r);
+    }
+    if (resolved) {
+        json_object_set(r, "resolution", data);
+        json_object_set_new(r, "status",
+                            json_string(str(data, "status") ? str(data, "status") : "resolved"));
+        json_object_set_new(r, "resolved_sequence", json_integer((json_int_t)seq));
+    } else {
+        merge(r, data);
+        json_object_set_new(r, "requested_sequence", json_integer((json_int_t)seq));
+    }
+}
+
+static void add_usage(struct fold *f, json_t *data)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(data, k, v) {
+        if (!json_is_number(v))
+            continue;
+        json_t *cur = json_object_get(f->usage, k);
+        if (json_is_integer(v) && (!cur || json_is_integer(cur)))
+            json_object_set_new(f->usage, k, json_integer(json_integer_value(v) +
+                                                          (cur ? json_integer_value(cur) : 0)));
+        else
+            json_object_set_new(f->usage, k,
+                                json_real(json_number_value(v) + (cur ? json_number_value(cur) : 0)));
+    }
+}
+
+/* ---- ACP envelopes ---- */
+
+static json_t *acp_item(struct fold *f, const char *kind, const char *role, uint64_t seq)
+{
+    char id[32];
+    snprintf(id, sizeof id, "acp-%u", ++f->acp_items);
+    json_t *it = item_new(f, id, kind, seq);
+    if (role)
+        json_object_set_new(it, "role", json_string(role));
+    return it;
+}
+
+/* Completes the open ACP message or reasoning item: its chunks have ended. */
+static void acp_close(struct fold *f)
+{
+    json_t *open = f->acp_open;
+    if (!open)
+        return;
+    json_object_set_new(open, "status", json_string("completed"));
+    json_t *last = json_object_get(open, "last_sequence");
+    if (last) {
+        json_object_set(open, "completed_sequence", last);
+        json_object_del(open, "last_sequence");
+    }
+    f->acp_open = NULL;
+}
+
+/* Chunks of one kind and role go to the open item; anything else closes it. */
+static void acp_chunk(struct fold *f, const char *kind, const char *role, json_t *update,
+                      uint64_t seq)
+{
+    json_t *open = f->acp_open;
+    if (!open || strcmp(str(open, "kind"), kind) || strcmp(str(open, "role") ? str(open, "role") : "", role)) {
+        acp_close(f);
+        open = f->acp_open = acp_item(f, kind, role, seq);
+    }
+    const char *t = str(json_object_get(update, "content"), "text");
+    if (t)
+        append_text(open, "text", t);
+    json_object_set_new(open, "last_sequence", json_integer((json_int_t)seq));
+}
+
+static void acp_tool(struct fold *f, json_t *u, uint64_t seq, int update)
+{
+    const char *call = str(u, "toolCallId");
+    json_t *it = call ? json_object_get(f->by_call, call) : NULL;
+    acp_close(f);
+    if (!it) {
+        it = acp_item(f, "tool_call", NULL, seq);
+        if (call) {
+            json_object_set_new(it, "call_id", json_string(call));
+            json_object_set(f->by_call, call, it);
+        }
+    }
+    if (str(u, "title"))
+        json_object_set_new(it, "name", json_string(str(u, "title")));
+    if (str(u, "kind"))
+        json_object_set_new(it, "tool_kind", json_string(str(u, "kind")));
+    if (json_object_get(u, "rawInput"))
+        json_object_set(it, "arguments", json_object_get(u, "rawInput"));
+    if (str(u, "status"))
+        json_object_set_new(it, "status", json_string(str(u, "status")));
+    if (update && (json_object_get(u, "rawOutput") || json_object_get(u, "content"))) {
+        json_t *res = json_object();
+        if (json_object_get(u, "rawOutput"))
+            json_object_set(res, "output", json_object_get(u, "rawOutput"));
+        if (json_object_get(u, "content"))
+            json_object_set(res, "content", json_object_get(u, "content"));
+        if (str(u, "status"))
+            json_object_set_new(res, "status", json_string(str(u, "status")));
+        json_object_set_new(it, "result", res);
+    }
+    const char *st = str(it, "status");
+    if (st && (!strcmp(st, "completed") || !strcmp(st, "failed")))
+        json_object_set_new(it, "completed_sequence", json_integer((json_int_t)seq));
+}
+
+static void acp_prompt(struct fold *f, json_t *params, uint64_t seq)
+{
+    json_t *prompt = json_object_get(params, "prompt"), *block;
+    size_t i;
+    acp_close(f);
+    json_t *it = acp_item(f, "message", "user", seq);
+    json_array_foreach(prompt, i, block) {
+        const char *t = str(block, "text");
+        if (t) {
+            if (str(it, "text"))
+                append_text(it, "text", "\n\n");
+            append_text(it, "text", t);
+        }
+    }
+    json_object_set_new(it, "status", json_string("completed"));
+}
+
+/* Returns 1 if 'data' was an ACP envelope and has been folded. */
+static int acp_event(struct fold *f, json_t *data, uint64_t seq)
+{
+    const char *method = str(data, "method");
+    json_t *params = json_object_get(data, "params");
+    if (!json_is_object(data) || (!method && !json_object_get(data, "result") &&
+                                  !json_object_get(data, "error")) ||
+        !json_object_get(data, "jsonrpc"))
+        return 0;
+    if (method && !strcmp(method, "session/update")) {
+        json_t *u = json_object_get(params, "update");
+        const char *kind = str(u, "sessionUpdate");
+        if (!kind)
+            return 0;
+        if (!strcmp(kind, "agent_message_chunk"))
+            acp_chunk(f, "message", "assistant", u, seq);
+        else if (!strcmp(kind, "user_message_chunk"))
+            acp_chunk(f, "message", "user", u, seq);
+        else if (!strcmp(kind, "agent_thought_chunk"))
+            acp_chunk(f, "reasoning", "assistant", u, seq);
+        else if (!strcmp(kind, "tool_call") || !strcmp(kind, "tool_call_update"))
+            acp_tool(f, u, seq, !strcmp(kind, "tool_call_update"));
+        else if (!strcmp(kind, "plan")) {
+            json_decref(f->plan);
+            f->plan = json_incref(json_object_get(u, "entries"));
+        } else if (!strcmp(kind, "usage_update")) {
+            /* ACP reports the context window and the session's cost so far: the latest
+             * values are the totals, unlike universal usage events, which are summed. */
+            if (json_object_get(u, "used"))
+                json_object_set(f->usage, "context_used", json_object_get(u, "used"));
+            if (json_object_get(u, "size"))
+                json_object_set(f->usage, "context_size", json_object_get(u, "size"));
+            if (json_object_get(u, "cost"))
+                json_object_set(f->usage, "cost", json_object_get(u, "cost"));
+        }
+        else
+            json_array_append_new(f->other, json_pack("{s:I,s:s,s:O}", "sequence", (json_int_t)seq,
+                                                      "type", kind, "data", u));
+        return 1;
+    }
+    if (method && !strcmp(method, "session/prompt")) {
+        acp_prompt(f, params, seq);
+        return 1;
+    }
+    if (method && !strcmp(method, "session/request_permission")) {
+        json_t *id = json_object_get(data, "id");
+        char key[64];
+        snprintf(key, sizeof key, "%lld", json_is_integer(id) ? (long long)json_integer_value(id) : -1);
+        json_t *d = json_pack("{s:s,s:O*,s:O*}", "permission_id",
+                              json_is_string(id) ? json_string_value(id) : key, "tool_call",
+                              json_object_get(params, "toolCall"), "options",
+                              json_object_get(params, "options"));
+        request_event(f->perms, f->by_perm, "permission_id", d, seq, 0);
+        json_decref(d);
+        return 1;
+    }
+    json_t *id = json_object_get(data, "id"), *result = json_object_get(data, "result");
+    if (id && result) { /* a response: a permission answer, or a prompt's end of turn */
+        char key[64];
+        snprintf(key, sizeof key, "%lld", json_is_integer(id) ? (long long)json_integer_value(id) : -1);
+        const char *pid = json_is_string(id) ? json_string_value(id) : key;
+        if (json_object_get(f->by_perm, pid)) {
+            json_t *outcome = json_object_get(result, "outcome");
+            const char *st = str(outcome, "outcome") ? str(outcome, "outcome") : "resolved";
+            json_t *d = json_pack("{s:s,s:s,s:O*}", "permission_id", pid, "status", st, "outcome", outcome);
+            request_event(f->perms, f->by_perm, "permission_id", d, seq, 1);
+            json_decref(d);
+        } else if (str(result, "stopReason")) {
+            f->turns++;
+            acp_close(f);
+        }
+        return 1;
+    }
+    if (json_object_get(data, "error")) {
+        json_array_append_new(f->errors, json_pack("{s:I,s:O}", "sequence", (json_int_t)seq, "error",
+                                                   json_object_get(data, "error")));
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- one event ---- */
+
+static void fold_event(struct fold *f, uint64_t seq, const char *type, json_t *data)
+{
+    f->events++;
+    f->last_seq = seq;
+    if (!strncmp(type, "item.", 5) && json_is_object(data)) {
+        acp_close(f);
+        item_event(f, type, data, seq);
+    } else if (!strcmp(type, "permission.requested") || !strcmp(type, "permission.resolved"))
+        request_event(f->perms, f->by_perm, "permission_id", data, seq, !strcmp(type + 11, "resolved"));
+    else if (!strcmp(type, "question.requested") || !strcmp(type, "question.resolved"))
+        request_event(f->questions, f->by_question, "question_id", data, seq, !strcmp(type + 9, "resolved"));
+    else if (!strcmp(type, "usage") && json_is_object(data)) {
+        add_usage(f, data);
+        if (json_is_true(json_object_get(data, "turn_end")))
+            f->turns++;
+    } else if (!strcmp(type, "error"))
+        json_array_append_new(f->errors, json_pack("{s:I,s:O}", "sequence", (json_int_t)seq, "error", data));
+    else if (!strcmp(type, "session.started") || !strcmp(type, "session.ended"))
+        json_object_set(f->session, type + 8, data);
+    else if (!strcmp(type, "agent.unparsed"))
+        json_array_append_new(f->unparsed, json_pack("{s:I,s:O}", "sequence", (json_int_t)seq, "data", data));
+    else if (!acp_event(f, data, seq)) {
+        json_array_append_new(f->other, json_pack("{s:I,s:s,s:O}", "sequence", (json_int_t)seq,
+                                                  "type", type, "data", data));
+    }
+}
+
+/* ---- reading ---- */
+
+struct reader {
+    struct fold *f;
+    store_buf_t json;
+    uint64_t last;
+    int err;
+};
+
+/* A stored value as a jansson value; numbers jansson cannot hold exactly (beyond 64-bit
+ * integers, 1e400) fall back to doubles, and failing that the JSON text is kept. */
+static json_t *to_json(store_buf_t *buf, store_mp_t v)
+{
+    store_buf_clear(buf);
+    if (store_mp_to_json(&v, buf, STORE_JSON_MAX_DEPTH))
+        return json_null();
+    json_t *j = json_loadb((const char *)buf->data, buf->len, JSON_DECODE_ANY, NULL);
+    if (!j)
+        j = json_loadb((const char *)buf->data, buf->len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
+    return j ? j : json_stringn((const char *)buf->data, buf->len);
+}
+
+static int take(void *arg, const store_event_view_t *ev)
+{
+    struct reader *r = arg;
+    store_mp_t f[REPLAY_NFIELDS];
+    const char *type;
+    size_t tlen;
+    if (replay__body_fields(ev, f) || !replay__mp_str(f[REPLAY_F_TYPE], &type, &tlen))
+        return REEL_ECORRUPT;
+    char t[STORE_TYPE_MAX + 1];
+    memcpy(t, type, tlen);
+    t[tlen] = 0;
+    json_t *data = to_json(&r->json, f[REPLAY_F_DATA]);
+    fold_event(r->f, ev->sequence, t, data);
+    json_decref(data);
+    r->last = ev->sequence;
+    return 0;
+}
+
+static json_t *result(struct fold *f, const store_session_t *rec, uint64_t at)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "session_id", json_stringn(rec->id, rec->id_len));
+    json_object_set_new(o, "at", json_integer((json_int_t)at));
+    json_object_set_new(o, "last_sequence", json_integer((json_int_t)rec->last_sequence));
+    json_object_set_new(o, "events", json_integer((json_int_t)f->events));
+    json_object_set(o, "session", f->session);
+    json_object_set(o, "items", f->items);
+    json_object_set(o, "permissions", f->perms);
+    json_object_set(o, "questions", f->questions);
+    json_object_set(o, "usage", f->usage);
+    json_object_set_new(o, "turns", json_integer((json_int_t)f->turns));
+    json_object_set(o, "errors", f->errors);
+    json_object_set(o, "unparsed", f->unparsed);
+    json_object_set(o, "other", f->other);
+    if (f->plan)
+        json_object_set(o, "plan", f->plan);
+    return o;
+}
+
+/* ---- markdown ---- */
+
+static void md_text(store_buf_t *out, const char *s)
+{
+    store_buf_puts(out, s ? s : "");
+    store_buf_puts(out, "\n\n");
+}
+
+static void md_json(store_buf_t *out, json_t *v)
+{
+    if (!v || json_is_null(v))
+        return;
+    if (json_is_string(v)) {
+        store_buf_puts(out, "```\n");
+        store_buf_puts(out, json_string_value(v));
+        store_buf_puts(out, "\n```\n\n");
+        return;
+    }
+    char *t = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    store_buf_printf(out, "```json\n%s\n```\n\n", t ? t : "");
+    free(t);
+}
+
+static void md_item(store_buf_t *out, json_t *it)
+{
+    const char *kind = str(it, "kind") ? str(it, "kind") : "unknown";
+    const char *role = str(it, "role");
+    const char *status = str(it, "status") ? str(it, "status") : "";
+    if (!strcmp(kind, "message")) {
+        store_buf_printf(out, "### %s\n\n", role && !strcmp(role, "user") ? "User"
+                                            : role && !strcmp(role, "system") ? "System" : "Assistant");
+        md_text(out, str(it, "text"));
+    } else if (!strcmp(kind, "reasoning")) {
+        store_buf_puts(out, "<details><summary>Reasoning</summary>\n\n");
+        md_text(out, str(it, "text"));
+        store_buf_puts(out, "</details>\n\n");
+    } else if (!strcmp(kind, "tool_call")) {
+        store_buf_printf(out, "#### Tool call `%s` (%s)\n\n", str(it, "name") ? str(it, "name") : "?", status);
+        json_t *args = json_object_get(it, "arguments") ? json_object_get(it, "arguments")
+                                                        : json_object_get(it, "input");
+        md_json(out, args);
+        json_t *res = json_object_get(it, "result");
+        if (res) {
+            store_buf_puts(out, "<details><summary>Result</summary>\n\n");
+            json_t *o = json_object_get(res, "output") ? json_object_get(res, "output")
+                                                       : json_object_get(res, "content");
+            md_json(out, o ? o : res);
+            store_buf_puts(out, "</details>\n\n");
+        }
+    } else {
+        store_buf_printf(out, "#### %s (%s)\n\n", kind, status);
+        if (str(it, "text") && *str(it, "text"))
+            md_text(out, str(it, "text"));
+    }
+}
+
+static void markdown(store_buf_t *out, json_t *t)
+{
+    size_t i;
+    json_t *v;
+    store_buf_printf(out, "# Session `%s`\n\n_as of sequence %lld of %lld_\n\n",
+                     str(t, "session_id"), (long long)json_integer_value(json_object_get(t, "at")),
+                     (long long)json_integer_value(json_object_get(t, "last_sequence")));
+    json_array_foreach(json_object_get(t, "items"), i, v)
+        md_item(out, v);
+    json_array_foreach(json_object_get(t, "permissions"), i, v)
+        store_buf_printf(out, "- **Permission** `%s`: %s\n", str(v, "permission_id"),
+                         str(v, "status") ? str(v, "status") : "");
+    json_array_foreach(json_object_get(t, "questions"), i, v)
+        store_buf_printf(out, "- **Question** `%s`: %s\n", str(v, "question_id"),
+                         str(v, "status") ? str(v, "status") : "");
+    json_array_foreach(json_object_get(t, "errors"), i, v) {
+        json_t *e = json_object_get(v, "error");
+        const char *msg = str(e, "message");
+        char *dump = msg ? NULL : json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
+        store_buf_printf(out, "- **Error** at sequence %lld: %s\n",
+                         (long long)json_integer_value(json_object_get(v, "sequence")),
+                         msg ? msg : dump ? dump : "");
+        free(dump);
+    }
+    if (json_object_size(json_object_get(t, "usage"))) {
+        const char *k;
+        store_buf_puts(out, "\n**Usage**:");
+        json_object_foreach(json_object_get(t, "usage"), k, v) {
+            if (json_is_integer(v))
+                store_buf_printf(out, " %s %lld;", k, (long long)json_integer_value(v));
+            else
+                store_buf_printf(out, " %s %g;", k, json_number_value(v));
+        }
+        store_buf_putc(out, '\n');
+    }
+}
+
+int replay_transcript(store_t *s, const char *id, size_t id_len, uint64_t at, int markdown_fmt,
+                      store_buf_t *out)
+{
+    store_read_t r;
+    store_session_t rec;
+    int rc = store_read_begin(s, &r);
+    if (rc)
+        return rc;
+    rc = store_session_get(&r, id, id_len, &rec);
+    rec.metadata = NULL;
+    store_read_end(&r);
+    if (rc)
+        return rc;
+    if (!at || at > rec.last_sequence)
+        at = rec.last_sequence;
+    struct fold f;
+    fold_init(&f);
+    struct reader rd = {&f, STORE_BUF_INIT, 0, 0};
+    while (!rc && rd.last < at) { /* short reads, CHUNK events each */
+        uint64_t before = rd.last;
+        if ((rc = store_read_begin(s, &r)))
+            break;
+        uint64_t n = at - rd.last < CHUNK ? at - rd.last : CHUNK;
+        rc = store_events_after(&r, id, id_len, rd.last, (size_t)n, take, &rd, NULL);
+        store_read_end(&r);
+        if (rd.last == before)
+            break; /* deleted meanwhile */
+    }
+    if (!rc) {
+        json_t *t = result(&f, &rec, at);
+        if (markdown_fmt) {
+            markdown(out, t);
+        } else {
+            char *text = json_dumps(t, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            if (text)
+                store_buf_puts(out, text);
+            else
+                rc = REEL_ENOMEM;
+            free(text);
+        }
+        json_decref(t);
+    }
+    store_buf_release(&rd.json);
+    fold_release(&f);
+    return rc ? rc : store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+}
