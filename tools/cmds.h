@@ -26,6 +26,7 @@ int cmd_backup(int argc, char **argv);
 int cmd_sessions(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_transcript(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_mock_agent(int argc, char **argv);
 

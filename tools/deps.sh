@@ -4,7 +4,8 @@
 set -eu
 
 PKGS="build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libmicrohttpd-dev
-libjansson-dev libzstd-dev zstd libssl-dev libcriterion-dev python3 python3-pytest jq curl
+libjansson-dev libzstd-dev zstd libssl-dev libcurl4-openssl-dev libcriterion-dev python3 python3-pytest
+jq curl
 redis-server wrk"
 
 missing=""

@@ -21,6 +21,7 @@ static const struct cmd cmds[] = {
     {"sessions", cmd_sessions, "list sessions with counts, sizes, first/last times"},
     {"export", cmd_export, "bulk export to JSONL (zstd-compressed by default)"},
     {"import", cmd_import, "import an export (zstd or plain JSONL), idempotently"},
+    {"replay", cmd_replay, "re-drive stored events in order to stdout or an HTTP endpoint"},
     {"stats", cmd_stats, "analytics: events by type, agent, tool; usage; durations; errors"},
     {"verify", cmd_verify, "check the integrity of the store (hash chains, density, index)"},
     {"backup", cmd_backup, "consistent, compacted hot copy of the store"},
