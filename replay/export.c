@@ -9,6 +9,7 @@
 #define CHUNK_EVENTS 2000
 #define CHUNK_BYTES (1u << 20)
 #define SESSIONS_PER_READ 256
+#define DROP_PAGES_EVERY (8u << 20) /* JSON bytes between store_drop_mapped_pages() */
 
 enum phase { PH_HEADER, PH_RECORDS, PH_EVENTS, PH_TRAILER, PH_DONE };
 
@@ -29,6 +30,7 @@ struct replay_export {
     int records_up_front;
     ZSTD_CCtx *z;
     store_buf_t json;    /* JSON of the current chunk */
+    uint64_t next_drop;  /* json_bytes at which to drop mapped pages again */
     uint64_t events, sessions, json_bytes, out_bytes;
 };
 
@@ -160,8 +162,13 @@ int replay_export_new(store_t *s, const replay_export_opts_t *opt, replay_export
     if (!rc && opt->compress) {
         if (!(ex->z = ZSTD_createCCtx()))
             rc = REEL_ENOMEM;
-        else
+        else {
             ZSTD_CCtx_setParameter(ex->z, ZSTD_c_compressionLevel, opt->level);
+            /* One worker thread compresses while this one renders JSON, as the zstd CLI
+             * overlaps reading with compressing (ignored by a libzstd without threads). */
+            ZSTD_CCtx_setParameter(ex->z, ZSTD_c_nbWorkers, 1);
+            ZSTD_CCtx_setParameter(ex->z, ZSTD_c_jobSize, 2u << 20); /* bounds its buffers */
+        }
     }
     if (!rc)
         rc = start(ex);
@@ -352,6 +359,10 @@ static int emit(replay_export_t *ex, store_buf_t *out, int last)
 int replay_export_next(replay_export_t *ex, store_buf_t *out, int *done)
 {
     *done = 0;
+    if (ex->json_bytes >= ex->next_drop) { /* keep RSS flat on exports larger than memory */
+        store_drop_mapped_pages(ex->s);
+        ex->next_drop = ex->json_bytes + DROP_PAGES_EVERY;
+    }
     int rc = REEL_OK;
     while (ex->phase != PH_DONE && ex->json.len < CHUNK_BYTES && !rc)
         rc = step(ex);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "store/store_int.h"
@@ -310,6 +311,42 @@ void store_set_commit_hook(store_t *s, store_commit_hook hook, void *arg)
     s->hook = hook;
     s->hook_arg = arg;
     pthread_mutex_unlock(&s->mu);
+}
+
+/* LMDB does not tell where it mapped the file (me_mapaddr is only set with MDB_FIXEDMAP):
+ * find the mapping of data.mdb's inode in /proc/self/maps. */
+static int find_map(store_t *s, uintptr_t *start, uintptr_t *end)
+{
+    int fd;
+    struct stat st;
+    if (mdb_env_get_fd(s->env, &fd) || fstat(fd, &st))
+        return -1;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int found = -1;
+    while (found && fgets(line, sizeof line, f)) {
+        unsigned long a, b, ino;
+        char perms[8], dev[16];
+        unsigned long long off;
+        if (sscanf(line, "%lx-%lx %7s %llx %15s %lu", &a, &b, perms, &off, dev, &ino) == 6 &&
+            ino == (unsigned long)st.st_ino && strstr(line, "data.mdb")) {
+            *start = a, *end = b;
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+void store_drop_mapped_pages(store_t *s)
+{
+    uintptr_t a, b;
+    pthread_rwlock_rdlock(&s->resize_lock); /* the map must not move meanwhile */
+    if (find_map(s, &a, &b) == 0)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+    pthread_rwlock_unlock(&s->resize_lock);
 }
 
 void store_get_stats(store_t *s, store_stats_t *out)

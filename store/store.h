@@ -300,6 +300,12 @@ int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_
  * missing, must not hold a store) while appends go on: mdb_env_copy2(MDB_CP_COMPACT). */
 int store_backup(store_t *s, const char *dir);
 
+/* Unmaps the store's pages from this process (madvise MADV_DONTNEED on the read-only map)
+ * so that a long scan (export, verify, stats) does not grow the process's RSS with file
+ * pages; they stay in the page cache and are mapped again on the next touch. Safe at any
+ * time, from any thread: the map is never written through (no MDB_WRITEMAP). */
+void store_drop_mapped_pages(store_t *s);
+
 /* ---- Metrics ---- */
 
 #define STORE_HIST_BUCKETS 16 /* commit latency: bucket i counts commits < 2^i * 64 us */
