@@ -88,7 +88,8 @@ void store_close(store_t *s);
  * (e.g. "format version 7 in ./data, this build reads 1"). Thread-safe, static storage. */
 const char *store_last_error(void);
 
-/* 1 if 'id' (not NUL-terminated) is a valid session id: 1..128 bytes of [A-Za-z0-9._:~-]. */
+/* 1 if 'id' (not NUL-terminated) is a valid session id: 1..128 bytes of [A-Za-z0-9._:~-],
+ * except "." and "..", which are path segments with a meaning of their own in URLs. */
 int store_session_id_valid(const char *id, size_t len);
 
 /* ---- Appending ---- */

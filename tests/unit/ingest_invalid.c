@@ -10,6 +10,7 @@ static store_t *st;
 
 static void setup(void)
 {
+    tu_watchdog(60);
     tu_tmpdir(dir);
     st = tu_open(dir, 8u << 20, 1);
 }
@@ -21,7 +22,7 @@ static void teardown(void)
     tu_rmrf(dir);
 }
 
-TestSuite(ingest_invalid, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(ingest_invalid, .init = setup, .fini = teardown);
 
 static const char *const good[] = {
     "{\"type\":\"item.started\",\"data\":{\"a\":[1,2,{\"b\":null}]}}",
@@ -521,4 +522,61 @@ Test(ingest_invalid, dot_and_dot_dot_session_ids_are_rejected)
     }
     /* dots inside an id are fine */
     cr_assert_eq(store_session_id_valid("a..b", 4), 1);
+}
+
+Test(ingest_invalid, event_size_limit_is_inclusive)
+{
+    /* an event of exactly L bytes passes a limit of L and fails a limit of L - 1 */
+    char ev[300];
+    int len = snprintf(ev, sizeof ev, "{\"type\":\"t\",\"data\":\"%0200d\"}", 7);
+    ingest_limits_t lim = INGEST_LIMITS_DEFAULT;
+    ingest_batch_t ib;
+    ingest_error_t e;
+    lim.max_event_bytes = (size_t)len;
+    TU_OK(ingest_batch_init(&ib, "ok", 2));
+    int rc = ingest_parse(&ib, ev, (size_t)len, INGEST_NDJSON, &lim, &e);
+    ingest_batch_release(&ib);
+    cr_assert_eq(rc, 0, "a %d-byte event fails a limit of %d: %s", len, len, e.text);
+    lim.max_event_bytes = (size_t)len - 1;
+    expect_bad("one byte over", INGEST_NDJSON, ev, REEL_ETOO_LARGE, 0, 1, &lim);
+}
+
+Test(ingest_invalid, ingest_add_validates_and_keeps_non_json_raw_as_a_string)
+{
+    ingest_batch_t ib;
+    ingest_error_t e;
+    store_buf_t data = STORE_BUF_INIT;
+    TU_OK(store_json_to_msgpack("{\"b\":2,\"a\":[1]}", 15, 8, &data, NULL));
+    TU_OK(ingest_batch_init(&ib, "added", 5));
+    TU_ERR(ingest_add(&ib, "", "agent", 0, NULL, NULL, data.data, data.len, NULL, 0, &e),
+           REEL_EINVALID_EVENT);
+    char *longtype = repeat('t', 129);
+    TU_ERR(ingest_add(&ib, longtype, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, &e),
+           REEL_EINVALID_EVENT);
+    free(longtype);
+    cr_assert_eq(ingest_count(&ib), 0);
+    TU_OK(ingest_add(&ib, "item.delta", "agent", 1, "th_1", "ev-1", data.data, data.len,
+                     "plain text line", 15, &e));
+    TU_OK(ingest_add(&ib, "item.done", NULL, -1, NULL, NULL, NULL, 0, "{\"k\":[true]}", 12, &e));
+    cr_assert_eq(ingest_count(&ib), 2);
+    TU_OK(ingest_append(st, &ib));
+    ingest_batch_release(&ib);
+    store_buf_release(&data);
+
+    tu_events_t ev = {0};
+    tu_read_session(st, "added", &ev);
+    cr_assert_eq(ev.n, 2);
+    cr_assert_str_eq(ev.v[0].event_id, "ev-1");
+    cr_assert_str_eq(ev.v[0].type, "item.delta");
+    cr_assert_str_eq(ev.v[0].data, "{\"b\":2,\"a\":[1]}");
+    size_t vl;
+    const char *raw = tu_json_member(ev.v[0].json, strlen(ev.v[0].json), "raw", &vl);
+    cr_assert(raw && vl == 17 && !memcmp(raw, "\"plain text line\"", 17), "raw: %s",
+              ev.v[0].json);
+    const char *syn = tu_json_member(ev.v[0].json, strlen(ev.v[0].json), "synthetic", &vl);
+    cr_assert(syn && vl == 4 && !memcmp(syn, "true", 4), "synthetic: %s", ev.v[0].json);
+    raw = tu_json_member(ev.v[1].json, strlen(ev.v[1].json), "raw", &vl);
+    cr_assert(raw && vl == 12 && !memcmp(raw, "{\"k\":[true]}", 12), "raw: %s", ev.v[1].json);
+    cr_assert_eq(strlen(ev.v[1].event_id), 36, "no generated id: %s", ev.v[1].json);
+    tu_events_free(&ev);
 }

@@ -12,6 +12,7 @@ static store_t *st;
 
 static void setup(void)
 {
+    tu_watchdog(120);
     tu_tmpdir(dir);
     st = tu_open(dir, 64u << 20, 1);
 }
@@ -23,7 +24,7 @@ static void teardown(void)
     tu_rmrf(dir);
 }
 
-TestSuite(json_roundtrip, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(json_roundtrip, .init = setup, .fini = teardown);
 
 /* JSON -> msgpack -> JSON without the store. */
 static void direct(const char *what, const char *in, size_t in_len, const char *want,
@@ -134,7 +135,7 @@ static void put_utf8(store_buf_t *b, uint32_t c)
 
 /* Every scalar value from U+0020 up (minus '"' and '\\'), 64K code points per event,
  * once as raw UTF-8 and once as \u escapes (surrogate pairs for the astral planes). */
-Test(json_roundtrip, all_of_unicode_round_trips, .timeout = 120)
+Test(json_roundtrip, all_of_unicode_round_trips)
 {
     for (uint32_t lo = 0; lo < 0x110000; lo += 0x10000) {
         store_buf_t raw = STORE_BUF_INIT, esc = STORE_BUF_INIT;

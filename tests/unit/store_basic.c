@@ -14,6 +14,7 @@ static store_t *st;
 
 static void setup(void)
 {
+    tu_watchdog(60);
     tu_tmpdir(dir);
     st = tu_open(dir, 8u << 20, 1);
 }
@@ -25,7 +26,7 @@ static void teardown(void)
     tu_rmrf(dir);
 }
 
-TestSuite(store_basic, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(store_basic, .init = setup, .fini = teardown);
 
 /* Appends 'n' events (event_ids "<prefix><i>", data i) to 'session' in one batch. */
 static void append_n(const char *session, const char *prefix, int n)

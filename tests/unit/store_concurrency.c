@@ -19,6 +19,7 @@ static store_t *st;
 
 static void setup(void)
 {
+    tu_watchdog(120);
     tu_tmpdir(dir);
     st = tu_open(dir, 4u << 20, 0);
 }
@@ -30,7 +31,7 @@ static void teardown(void)
     tu_rmrf(dir);
 }
 
-TestSuite(store_concurrency, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(store_concurrency, .init = setup, .fini = teardown);
 
 static const char *const sessions[N_SESSIONS] = {"c0", "c1", "c2", "c3"};
 

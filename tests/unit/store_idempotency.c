@@ -1,6 +1,8 @@
 /* store_idempotency.c -- event_id deduplication and expected_sequence checks (SPEC §3). */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/unit/testutil.h"
 
@@ -9,6 +11,7 @@ static store_t *st;
 
 static void setup(void)
 {
+    tu_watchdog(60);
     tu_tmpdir(dir);
     st = tu_open(dir, 8u << 20, 0);
 }
@@ -20,7 +23,7 @@ static void teardown(void)
     tu_rmrf(dir);
 }
 
-TestSuite(store_idempotency, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(store_idempotency, .init = setup, .fini = teardown);
 
 /* Parses NDJSON 'text' into 'ib' for 'session' and appends it; the caller releases 'ib'. */
 static int append_ib(ingest_batch_t *ib, const char *session, const char *text,
@@ -334,4 +337,127 @@ Test(store_idempotency, duplicate_survives_reopen)
     cr_assert_eq(b.b.duplicates, 5, "event_ids were forgotten across a reopen");
     ingest_batch_release(&b);
     check_session("s1", 5, 5);
+}
+
+/* ---- batches that meet in one group commit ---- */
+
+static atomic_int n_done;
+
+static void done_cb(store_batch_t *b, void *arg)
+{
+    (void)b;
+    (void)arg;
+    atomic_fetch_add(&n_done, 1);
+}
+
+/* Parses each NDJSON text into ib[i] (with expected[i]) and submits them all without
+ * waiting, behind a large first batch so they queue up for one commit; then waits. */
+static void submit_all(ingest_batch_t *ib, const char *const *session, const char *const *text,
+                       const int64_t *expected, int n)
+{
+    ingest_limits_t lim = INGEST_LIMITS_DEFAULT;
+    ingest_batch_t slow;
+    store_buf_t big = STORE_BUF_INIT;
+    uint64_t seed = 5;
+    for (int i = 0; i < 2000; i++) {
+        store_buf_printf(&big, "{\"type\":\"slow\",\"data\":\"");
+        for (int k = 0; k < 64; k++)
+            store_buf_printf(&big, "%016llx", (unsigned long long)tu_rand(&seed));
+        store_buf_puts(&big, "\"}\n");
+    }
+    TU_OK(ingest_batch_init(&slow, "slow", 4));
+    TU_OK(ingest_parse(&slow, (const char *)big.data, big.len, INGEST_NDJSON, &lim, NULL));
+    store_buf_release(&big);
+    for (int i = 0; i < n; i++) {
+        TU_OK(ingest_batch_init(&ib[i], session[i], strlen(session[i])));
+        TU_OK(ingest_parse(&ib[i], text[i], strlen(text[i]), INGEST_NDJSON, &lim, NULL));
+        ib[i].b.expected_sequence = expected[i];
+    }
+    atomic_store(&n_done, 0);
+    TU_OK(ingest_submit(st, &slow, done_cb, NULL));
+    for (int i = 0; i < n; i++)
+        TU_OK(ingest_submit(st, &ib[i], done_cb, NULL));
+    for (int spins = 0; atomic_load(&n_done) < n + 1 && spins < 20000; spins++)
+        usleep(1000);
+    cr_assert_eq(atomic_load(&n_done), n + 1, "only %d of %d batches completed",
+                 atomic_load(&n_done), n + 1);
+    cr_assert_eq(slow.b.err, 0);
+    ingest_batch_release(&slow);
+}
+
+Test(store_idempotency, conflicting_batch_in_a_group_commit_fails_alone)
+{
+    static const char *const sess[] = {"g1", "g2", "g1", "g3", "g2"};
+    static const char *const text[] = {
+        "{\"event_id\":\"a\",\"type\":\"t\"}\n{\"event_id\":\"b\",\"type\":\"t\"}\n",
+        "{\"event_id\":\"c\",\"type\":\"t\"}\n",
+        "{\"event_id\":\"d\",\"type\":\"t\"}\n", /* expected 5: conflicts (g1 is at 2) */
+        "{\"event_id\":\"e\",\"type\":\"t\"}\n",
+        "{\"event_id\":\"f\",\"type\":\"t\"}\n",
+    };
+    static const int64_t expected[] = {0, -1, 5, -1, 1};
+    ingest_batch_t ib[5];
+    submit_all(ib, sess, text, expected, 5);
+    cr_assert_eq(ib[0].b.err, 0, "%s", reel_strerror(ib[0].b.err));
+    cr_assert_eq(ib[1].b.err, 0, "%s", reel_strerror(ib[1].b.err));
+    cr_assert_eq(ib[2].b.err, REEL_ECONFLICT, "%s", reel_strerror(ib[2].b.err));
+    cr_assert_eq(ib[2].b.last_sequence, 2, "conflict reports last_sequence %llu, want 2",
+                 (unsigned long long)ib[2].b.last_sequence);
+    cr_assert_eq(ib[3].b.err, 0, "%s", reel_strerror(ib[3].b.err));
+    cr_assert_eq(ib[4].b.err, 0, "expected_sequence 1 after an earlier batch of the same "
+                                 "commit: %s", reel_strerror(ib[4].b.err));
+    cr_assert_eq(ib[4].b.first_sequence, 2);
+    for (int i = 0; i < 5; i++)
+        ingest_batch_release(&ib[i]);
+    check_session("g1", 2, 2);
+    check_session("g2", 2, 2);
+    check_session("g3", 1, 1);
+    cr_assert_eq(stored_events(), 2000 + 5);
+    store_stats_t s;
+    store_get_stats(st, &s);
+    cr_assert_eq(s.batch_errors, 1);
+}
+
+Test(store_idempotency, same_event_id_in_two_batches_of_one_group_commit_is_stored_once)
+{
+    static const char *const sess[] = {"g", "g", "g"};
+    static const char *const text[] = {
+        "{\"event_id\":\"x\",\"type\":\"t\",\"data\":1}\n",
+        "{\"event_id\":\"y\",\"type\":\"t\",\"data\":2}\n{\"event_id\":\"x\",\"type\":\"t\","
+        "\"data\":3}\n",
+        "{\"event_id\":\"x\",\"type\":\"t\",\"data\":4}\n",
+    };
+    static const int64_t expected[] = {-1, -1, -1};
+    ingest_batch_t ib[3];
+    submit_all(ib, sess, text, expected, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(ib[i].b.err, 0, "batch %d: %s", i, reel_strerror(ib[i].b.err));
+    cr_assert_eq(ib[0].events[0].sequence, 1);
+    cr_assert_eq(ib[0].events[0].duplicate, 0);
+    cr_assert_eq(ib[1].events[0].sequence, 2);
+    cr_assert_eq(ib[1].events[1].duplicate, 1);
+    cr_assert_eq(ib[1].events[1].sequence, 1);
+    cr_assert_eq(ib[1].events[1].position, ib[0].events[0].position);
+    cr_assert_eq(ib[2].events[0].duplicate, 1);
+    cr_assert_eq(ib[2].events[0].sequence, 1);
+    cr_assert_eq(ib[2].b.duplicates, 1);
+    for (int i = 0; i < 3; i++)
+        ingest_batch_release(&ib[i]);
+    check_session("g", 2, 2);
+    tu_events_t ev = {0};
+    tu_read_session(st, "g", &ev);
+    cr_assert_str_eq(ev.v[0].data, "1");
+    tu_events_free(&ev);
+}
+
+Test(store_idempotency, escaped_and_raw_event_ids_are_the_same_key)
+{
+    ingest_batch_t a, b;
+    TU_OK(append_ib(&a, "s1", "{\"event_id\":\"caf\\u00e9\",\"type\":\"t\"}\n", -1));
+    TU_OK(append_ib(&b, "s1", "{\"event_id\":\"caf\xc3\xa9\",\"type\":\"t\"}\n", -1));
+    cr_assert_eq(b.events[0].duplicate, 1, "\\u00e9 and raw U+00E9 are different keys");
+    cr_assert_eq(b.events[0].sequence, 1);
+    ingest_batch_release(&a);
+    ingest_batch_release(&b);
+    check_session("s1", 1, 1);
 }

@@ -19,6 +19,7 @@ static store_t *st;
 
 static void setup(void)
 {
+    tu_watchdog(180);
     tu_tmpdir(dir);
     st = NULL;
 }
@@ -30,7 +31,7 @@ static void teardown(void)
     tu_rmrf(dir);
 }
 
-TestSuite(store_mapgrow, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(store_mapgrow, .init = setup, .fini = teardown);
 
 /* The data of event 'n' (1-based, the sequence it gets): random hex, so zstd cannot
  * shrink it much, and regenerable from 'n' to check what is read back. */
@@ -211,8 +212,9 @@ static void *grow(void *arg)
     return NULL;
 }
 
-Test(store_mapgrow, growth_waits_for_reads_open_on_other_threads, .timeout = 60)
+Test(store_mapgrow, growth_waits_for_reads_open_on_other_threads)
 {
+    tu_watchdog(60);
     st = tu_open(dir, 1u << 20, 0);
     TU_OK(tu_append(st, "big", "{\"type\":\"first\"}", INGEST_JSON, -1, NULL, NULL));
     holder_t h = {0};

@@ -7,6 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
+void tu_watchdog(unsigned seconds)
+{
+    alarm(seconds);
+}
+
 void tu_tmpdir(char out[TU_PATH_MAX])
 {
     snprintf(out, TU_PATH_MAX, "/tmp/reel-unit-XXXXXX");

@@ -42,6 +42,12 @@
                      reel_strerror(tu_rc_), reel_err_code(tu_want_), tu_want_);           \
     } while (0)
 
+/* Kills the test process with SIGALRM after 'seconds' (Criterion reports a crash), so a
+ * hang fails one test instead of the run. Used instead of Criterion's .timeout, whose
+ * runner (2.4.1) leaks memory when timed tests overlap, failing the ASan build's exit
+ * status. A fork()ed child does not inherit the alarm. */
+void tu_watchdog(unsigned seconds);
+
 /* Creates a new empty directory /tmp/reel-unit-XXXXXX into 'out' (asserts on failure). */
 void tu_tmpdir(char out[TU_PATH_MAX]);
 /* Removes 'dir' and everything below it; no-op for NULL or "". */
