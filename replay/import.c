@@ -103,7 +103,8 @@ static int string_into(store_json_t *j, char *dst, size_t cap)
     if (!rc && b.len >= cap)
         rc = REEL_EINVALID_EVENT;
     if (!rc) {
-        memcpy(dst, b.data, b.len);
+        if (b.len)
+            memcpy(dst, b.data, b.len);
         dst[b.len] = 0;
     }
     store_buf_release(&b);

@@ -137,7 +137,8 @@ static int js_map(store_mp_t *m, store_buf_t *out, uint64_t n, int depth)
         }
     }
     if (!rc) {
-        qsort(e, used, sizeof *e, cmp_entry);
+        if (used > 1)
+            qsort(e, used, sizeof *e, cmp_entry);
         store_buf_putc(out, '{');
         for (size_t i = 0; !rc && i < used; i++) {
             if (i)

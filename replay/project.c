@@ -134,12 +134,13 @@ static void item_event(struct fold *f, const char *type, json_t *data, uint64_t 
     if (!it) {
         it = item_new(f, id, str(d, "kind") ? str(d, "kind") : str(d, "item_kind"), seq);
     }
-    const char *prev_text = str(it, "text");
-    int had_text = prev_text && *prev_text;
+    json_t *prev_text = json_incref(json_object_get(it, "text")); /* merge may replace it */
+    int had_text = json_string_length(prev_text) > 0;
     merge(it, d);
     if (had_text) /* deltas joined in order win over a completion's copy */
-        json_object_set_new(it, "text", json_string(prev_text));
-    else if (!str(it, "text") && json_is_array(json_object_get(it, "content"))) {
+        json_object_set(it, "text", prev_text);
+    json_decref(prev_text);
+    if (!had_text && !str(it, "text") && json_is_array(json_object_get(it, "content"))) {
         size_t i; /* sandbox-agent's UniversalItem: text content parts */
         json_t *part;
         json_array_foreach(json_object_get(it, "content"), i, part) {

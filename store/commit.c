@@ -30,6 +30,7 @@ struct group {
     store_t *s;
     MDB_txn *txn;
     uint64_t position; /* last position assigned */
+    uint64_t first_position; /* the last position before this group */
     uint64_t next_num; /* next internal session number */
     int next_num_dirty;
     uint64_t now_ms;
@@ -172,7 +173,7 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
         ev->duplicate = 0;
         if (!x)
             continue;
-        uint8_t key[8 + STORE_EVENT_ID_MAX], ekey[16];
+        uint8_t key[8 + STORE_EVENT_ID_MAX], skey[16];
         event_key(key, x->rec.num, ev);
         MDB_val k = {8 + ev->event_id_len, key}, v;
         int rc = mdb_get(g->txn, g->s->db_event_ids, &k, &v);
@@ -182,13 +183,14 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
             return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_ECORRUPT;
         ev->duplicate = 1;
         ev->sequence = store__get_u64(v.mv_data);
-        store__put_u64(ekey, x->rec.num);
-        store__put_u64(ekey + 8, ev->sequence);
-        MDB_val ek = {16, ekey}, ev_val;
-        if (mdb_get(g->txn, g->s->db_events, &ek, &ev_val) == 0 &&
-            ev_val.mv_size > STORE_HEADER_LEN) {
-            ev->position = store__get_u64((uint8_t *)ev_val.mv_data + 1);
-            ev->time_ms = store__get_u64((uint8_t *)ev_val.mv_data + 9);
+        store__put_u64(skey, x->rec.num);
+        store__put_u64(skey + 8, ev->sequence);
+        MDB_val sk = {16, skey}, sv, pv;
+        if (mdb_get(g->txn, g->s->db_seqs, &sk, &sv) == 0 && sv.mv_size == 8) {
+            ev->position = store__get_u64(sv.mv_data);
+            MDB_val pk = {8, sv.mv_data};
+            if (mdb_get(g->txn, g->s->db_events, &pk, &pv) == 0 && pv.mv_size > STORE_HEADER_LEN)
+                ev->time_ms = store__get_u64((uint8_t *)pv.mv_data + 17);
         }
         (*dups)++;
     }
@@ -201,7 +203,7 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
 {
     store_t *s = g->s;
     uint64_t seq = x->rec.last_sequence + 1;
-    uint8_t key[8 + STORE_EVENT_ID_MAX], seqbe[8], ekey[16];
+    uint8_t key[8 + STORE_EVENT_ID_MAX], seqbe[8];
     event_key(key, x->rec.num, ev);
     store__put_u64(seqbe, seq);
     MDB_val k = {8 + ev->event_id_len, key}, v = {8, seqbe};
@@ -220,26 +222,27 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
 
     uint64_t pos = ++g->position;
     uint64_t t = keep_time ? ev->time_ms : g->now_ms;
-    uint8_t hash[STORE_HASH_LEN];
+    uint8_t hash[STORE_HASH_LEN], skey[16], pkey[8];
     store__chain(x->rec.last_hash, seq, pos, t, ev->body_hash, hash);
-    store__put_u64(ekey, x->rec.num);
-    store__put_u64(ekey + 8, seq);
+    store__put_u64(skey, x->rec.num);
+    store__put_u64(skey + 8, seq);
+    store__put_u64(pkey, pos);
+    MDB_val sk = {16, skey}, sv = {8, pkey};
+    if ((rc = mdb_put(g->txn, s->db_seqs, &sk, &sv, 0)))
+        return g->mdb_rc = rc, REEL_EIO;
+    /* Positions only grow, so every value goes at the end of the tree: MDB_APPEND fills
+     * pages completely instead of splitting them in half. */
     size_t vlen = STORE_HEADER_LEN + ev->body_len - 1;
-    MDB_val ek = {16, ekey}, val = {vlen, NULL};
-    if ((rc = mdb_put(g->txn, s->db_events, &ek, &val, MDB_RESERVE)))
+    MDB_val pk = {8, pkey}, val = {vlen, NULL};
+    if ((rc = mdb_put(g->txn, s->db_events, &pk, &val, MDB_APPEND | MDB_RESERVE)))
         return g->mdb_rc = rc, REEL_EIO;
     uint8_t *p = val.mv_data;
     p[0] = ev->body[0];
-    store__put_u64(p + 1, pos);
-    store__put_u64(p + 9, t);
-    memcpy(p + 17, hash, STORE_HASH_LEN);
+    store__put_u64(p + 1, x->rec.num);
+    store__put_u64(p + 9, seq);
+    store__put_u64(p + 17, t);
+    memcpy(p + 25, hash, STORE_HASH_LEN);
     memcpy(p + STORE_HEADER_LEN, ev->body + 1, ev->body_len - 1);
-
-    uint8_t pkey[8];
-    store__put_u64(pkey, pos);
-    MDB_val pk = {8, pkey}, pv = {16, ekey};
-    if ((rc = mdb_put(g->txn, s->db_log, &pk, &pv, MDB_APPEND)))
-        return g->mdb_rc = rc, REEL_EIO;
 
     ev->sequence = seq;
     ev->position = pos;
@@ -314,6 +317,8 @@ static int apply_append(struct group *g, store_batch_t *b)
 static int apply_put(struct group *g, store_batch_t *b)
 {
     struct sess *x;
+    if (b->agent_len > STORE_NAME_MAX || b->native_session_id_len > STORE_NAME_MAX)
+        return REEL_EINVALID_PARAMETER;
     int rc = sess_get(g, b->session, b->session_len, &x);
     if (!rc && !x)
         rc = sess_create(g, b->session, b->session_len, &x);
@@ -321,8 +326,6 @@ static int apply_put(struct group *g, store_batch_t *b)
         return rc;
     if (x->rec.status == STORE_DELETED)
         return REEL_EGONE;
-    if (b->agent_len > STORE_NAME_MAX || b->native_session_id_len > STORE_NAME_MAX)
-        return REEL_EINVALID_PARAMETER;
     if (b->agent)
         set_name(x->rec.agent, b->agent, b->agent_len);
     if (b->native_session_id)
@@ -369,6 +372,32 @@ static int delete_prefix(struct group *g, MDB_dbi dbi, uint64_t num)
     return REEL_OK;
 }
 
+/* Deletes the event values of session 'num', found through its 'seqs' entries. */
+static int delete_events(struct group *g, uint64_t num)
+{
+    MDB_cursor *c;
+    uint8_t pre[8];
+    store__put_u64(pre, num);
+    int rc = mdb_cursor_open(g->txn, g->s->db_seqs, &c);
+    if (rc)
+        return g->mdb_rc = rc, REEL_EIO;
+    MDB_val k = {8, pre}, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size == 16 && !memcmp(k.mv_data, pre, 8);
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        MDB_val pk = {8, v.mv_data};
+        int d = v.mv_size == 8 ? mdb_del(g->txn, g->s->db_events, &pk, NULL) : MDB_NOTFOUND;
+        if (d && d != MDB_NOTFOUND) {
+            rc = d;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
+        return g->mdb_rc = rc, REEL_EIO;
+    return REEL_OK;
+}
+
 static int apply_delete(struct group *g, store_batch_t *b)
 {
     struct sess *x;
@@ -378,7 +407,8 @@ static int apply_delete(struct group *g, store_batch_t *b)
     if (!x)
         return REEL_ESESSION_NOT_FOUND;
     if (x->rec.status != STORE_DELETED) {
-        if ((rc = delete_prefix(g, g->s->db_events, x->rec.num)) ||
+        if ((rc = delete_events(g, x->rec.num)) ||
+            (rc = delete_prefix(g, g->s->db_seqs, x->rec.num)) ||
             (rc = delete_prefix(g, g->s->db_event_ids, x->rec.num)))
             return rc;
         x->rec.status = STORE_DELETED;
@@ -393,28 +423,29 @@ static int apply_delete(struct group *g, store_batch_t *b)
 
 /* ---- one group ---- */
 
+/* Reads a u64 record of 'meta' ('*out' = 'dflt' when absent). */
+static int meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t dflt, uint64_t *out)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    *out = rc == 0 && v.mv_size == 8 ? store__get_u64(v.mv_data) : dflt;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int group_begin(struct group *g)
 {
     store_t *s = g->s;
     int rc = store__txn_begin(s, 0, &g->txn);
     if (rc)
         return rc;
-    MDB_cursor *c;
-    MDB_val k, v;
-    g->position = 0;
-    if ((rc = mdb_cursor_open(g->txn, s->db_log, &c)))
+    /* The last position is a record of its own: deleting the session that holds the
+     * newest events must not let positions be used again. */
+    if ((rc = meta_u64(g->txn, s->db_meta, "last_position", 0, &g->position)) ||
+        (rc = meta_u64(g->txn, s->db_meta, "next_session", 1, &g->next_num)))
         return rc;
-    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == 8)
-        g->position = store__get_u64(k.mv_data);
-    mdb_cursor_close(c);
-    if (rc && rc != MDB_NOTFOUND)
-        return rc;
-    MDB_val nk = {12, "next_session"};
-    rc = mdb_get(g->txn, s->db_meta, &nk, &v);
-    g->next_num = rc == 0 && v.mv_size == 8 ? store__get_u64(v.mv_data) : 1;
+    g->first_position = g->position;
     g->now_ms = now_ms();
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return 0;
 }
 
 /* Writes the touched session records and the next session number. */
@@ -446,6 +477,12 @@ static int group_finish(struct group *g)
         uint8_t be[8];
         store__put_u64(be, g->next_num);
         MDB_val k = {12, "next_session"}, v = {8, be};
+        rc = mdb_put(g->txn, s->db_meta, &k, &v, 0);
+    }
+    if (!rc && g->position != g->first_position) {
+        uint8_t be[8];
+        store__put_u64(be, g->position);
+        MDB_val k = {13, "last_position"}, v = {8, be};
         rc = mdb_put(g->txn, s->db_meta, &k, &v, 0);
     }
     store_buf_release(&buf);

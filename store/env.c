@@ -42,7 +42,7 @@ int store__err_from_mdb(int rc)
     switch (rc) {
     case MDB_SUCCESS: return REEL_OK;
     case ENOMEM: return REEL_ENOMEM;
-    case ENOSPC: case EDQUOT: return REEL_EFULL;
+    case ENOSPC: case EDQUOT: case MDB_MAP_FULL: return REEL_EFULL;
     case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: return REEL_ECORRUPT;
     case MDB_VERSION_MISMATCH: return REEL_EFORMAT;
     case MDB_PANIC: return REEL_EUNAVAILABLE;
@@ -115,9 +115,36 @@ static int open_dbs(store_t *s, MDB_txn *txn)
         (rc = mdb_dbi_open(txn, "session_ids", f, &s->db_session_ids)) ||
         (rc = mdb_dbi_open(txn, "events", f, &s->db_events)) ||
         (rc = mdb_dbi_open(txn, "event_ids", f, &s->db_event_ids)) ||
-        (rc = mdb_dbi_open(txn, "log", f, &s->db_log)))
+        (rc = mdb_dbi_open(txn, "seqs", f, &s->db_seqs)))
         return rc;
     return MDB_SUCCESS;
+}
+
+static const char *const db_names[] = {"meta", "sessions", "session_ids", "events", "seqs",
+                                       "event_ids"};
+
+/* 1 if the environment holds only reel's databases, all empty (a store being created). */
+static int is_new_store(store_t *s, MDB_txn *txn)
+{
+    MDB_dbi main;
+    MDB_cursor *c;
+    MDB_val k, v;
+    if (mdb_dbi_open(txn, NULL, 0, &main) || mdb_cursor_open(txn, main, &c))
+        return 0;
+    int fresh = 1;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); fresh && rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        int ours = 0;
+        for (size_t i = 0; i < sizeof db_names / sizeof db_names[0]; i++)
+            ours |= k.mv_size == strlen(db_names[i]) && !memcmp(k.mv_data, db_names[i], k.mv_size);
+        fresh = ours;
+    }
+    mdb_cursor_close(c);
+    MDB_stat st;
+    if (fresh && (mdb_stat(txn, s->db_sessions, &st) || st.ms_entries ||
+                  mdb_stat(txn, s->db_events, &st) || st.ms_entries))
+        fresh = 0;
+    return fresh;
 }
 
 /* Checks (or, in a new store, writes) the format-version record. */
@@ -125,10 +152,13 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir)
 {
     MDB_val k = {6, "format"}, v;
     int rc = mdb_get(txn, s->db_meta, &k, &v);
-    if (rc == MDB_NOTFOUND && !s->read_only) {
+    if (rc == MDB_NOTFOUND && !s->read_only && is_new_store(s, txn)) {
         uint8_t be[4] = {0, 0, 0, STORE_FORMAT_VERSION};
         v.mv_size = 4, v.mv_data = be;
-        return mdb_put(txn, s->db_meta, &k, &v, 0) ? REEL_EIO : REEL_OK;
+        rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+        if (rc)
+            store__set_error("cannot initialise '%s': %s", dir, mdb_strerror(rc));
+        return store__err_from_mdb(rc);
     }
     if (rc) {
         store__set_error("'%s' is not a reel data directory (no format record)", dir);
@@ -153,8 +183,9 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
         store__set_error("lmdb: %s", mdb_strerror(rc));
         return store__err_from_mdb(rc);
     }
-    /* MDB_NOTLS: read transactions belong to their store_read_t, not to a thread, so
-     * server threads can hold several. Never NOMETASYNC/WRITEMAP (see docs/FORMAT.md). */
+    /* MDB_NOTLS: reader slots belong to transactions, not threads, so the many short reads
+     * of a server's threads never depend on thread-local state. Never NOMETASYNC or
+     * WRITEMAP (see docs/FORMAT.md). */
     unsigned flags = MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0) | (s->read_only ? MDB_RDONLY : 0);
     if ((rc = mdb_env_open(s->env, dir, flags, 0644))) {
         store__set_error("cannot open '%s': %s", dir, mdb_strerror(rc));

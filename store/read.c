@@ -61,17 +61,17 @@ int store_session_get(store_read_t *r, const char *id, size_t id_len, store_sess
     return store__session_decode(v.mv_data, v.mv_size, id, id_len, out);
 }
 
-/* Decodes one stored value and hands it to 'cb'. */
-static int emit(store_read_t *r, const char *id, size_t id_len, uint64_t seq,
-                const MDB_val *v, store_event_cb cb, void *arg)
+/* Decodes the value at position 'pos' and hands it to 'cb'. */
+static int emit(store_read_t *r, const char *id, size_t id_len, uint64_t pos, const MDB_val *v,
+                store_event_cb cb, void *arg)
 {
     store_event_view_t ev = {0};
-    int rc = store__value_decode(v->mv_data, v->mv_size, &r->zbuf_, &ev);
+    uint64_t num;
+    int rc = store__value_decode(pos, v->mv_data, v->mv_size, &r->zbuf_, &ev, &num);
     if (rc)
         return rc;
     ev.session = id;
     ev.session_len = id_len;
-    ev.sequence = seq;
     return cb(arg, &ev);
 }
 
@@ -87,7 +87,7 @@ int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t 
     if (after >= rec.last_sequence)
         return REEL_OK;
     MDB_cursor *c;
-    if ((rc = mdb_cursor_open(TXN(r), r->s->db_events, &c)))
+    if ((rc = mdb_cursor_open(TXN(r), r->s->db_seqs, &c)))
         return store__err_from_mdb(rc);
     uint8_t key[16];
     store__put_u64(key, rec.num);
@@ -104,8 +104,12 @@ int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t 
                 *more = 1;
             break;
         }
-        if ((stop = emit(r, rec.id, rec.id_len, store__get_u64((uint8_t *)k.mv_data + 8), &v,
-                         cb, arg)))
+        MDB_val pk = {8, v.mv_data}, ev;
+        if (v.mv_size != 8 || mdb_get(TXN(r), r->s->db_events, &pk, &ev)) {
+            stop = REEL_ECORRUPT; /* the index points at no event */
+            break;
+        }
+        if ((stop = emit(r, rec.id, rec.id_len, store__get_u64(v.mv_data), &ev, cb, arg)))
             break;
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -136,7 +140,7 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
                      void *arg, int *more)
 {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(TXN(r), r->s->db_log, &c);
+    int rc = mdb_cursor_open(TXN(r), r->s->db_events, &c);
     if (more)
         *more = 0;
     if (rc)
@@ -148,7 +152,7 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
     int stop = 0;
     rc = after == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
-        if (v.mv_size != 16) {
+        if (k.mv_size != 8 || v.mv_size < STORE_HEADER_LEN) {
             stop = REEL_ECORRUPT;
             break;
         }
@@ -157,24 +161,17 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
                 *more = 1;
             break;
         }
-        MDB_val ek = {16, v.mv_data}, ev;
-        int got = mdb_get(TXN(r), r->s->db_events, &ek, &ev);
-        if (got == 0) { /* missing: the session was deleted */
-            if (!name.mv_data || memcmp(last_num, v.mv_data, 8)) {
-                memcpy(last_num, v.mv_data, 8);
-                if (session_name(r, last_num, &name)) {
-                    stop = REEL_ECORRUPT;
-                    break;
-                }
-            }
-            if ((stop = emit(r, name.mv_data, name.mv_size,
-                             store__get_u64((uint8_t *)v.mv_data + 8), &ev, cb, arg)))
+        const uint8_t *num = (const uint8_t *)v.mv_data + 1;
+        if (!name.mv_data || memcmp(last_num, num, 8)) {
+            memcpy(last_num, num, 8);
+            if (session_name(r, last_num, &name)) {
+                stop = REEL_ECORRUPT;
                 break;
-            n++;
-        } else if (got != MDB_NOTFOUND) {
-            stop = store__err_from_mdb(got);
-            break;
+            }
         }
+        if ((stop = emit(r, name.mv_data, name.mv_size, store__get_u64(k.mv_data), &v, cb, arg)))
+            break;
+        n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     return walk_end(c, stop, rc);
@@ -182,14 +179,9 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
 
 int store_tail_position(store_read_t *r, uint64_t *pos)
 {
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(TXN(r), r->s->db_log, &c);
-    if (rc)
-        return store__err_from_mdb(rc);
-    MDB_val k, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-    *pos = rc == 0 && k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
-    mdb_cursor_close(c);
+    MDB_val k = {13, "last_position"}, v;
+    int rc = mdb_get(TXN(r), r->s->db_meta, &k, &v);
+    *pos = rc == 0 && v.mv_size == 8 ? store__get_u64(v.mv_data) : 0;
     return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
 }
 

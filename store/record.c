@@ -88,14 +88,16 @@ void store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos
     SHA256(m, sizeof m, out);
 }
 
-int store__value_decode(const uint8_t *p, size_t len, store_buf_t *scratch,
-                        store_event_view_t *ev)
+int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t *scratch,
+                        store_event_view_t *ev, uint64_t *num)
 {
     if (len < STORE_HEADER_LEN + 1 || (p[0] & ~0x01))
         return REEL_ECORRUPT;
-    ev->position = store__get_u64(p + 1);
-    ev->time_ms = store__get_u64(p + 9);
-    ev->hash = p + 17;
+    *num = store__get_u64(p + 1);
+    ev->sequence = store__get_u64(p + 9);
+    ev->time_ms = store__get_u64(p + 17);
+    ev->hash = p + 25;
+    ev->position = pos;
     ev->stored_len = len;
     const uint8_t *b = p + STORE_HEADER_LEN;
     size_t blen = len - STORE_HEADER_LEN;

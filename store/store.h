@@ -12,18 +12,21 @@
  *                "next_session"                        u64 BE next internal session number
  *   sessions     session id bytes                      msgpack map: the session record
  *   session_ids  num u64 BE                            session id bytes
- *   events       num u64 BE | sequence u64 BE           event value (below)
+ *   events       position u64 BE                       event value (below)
+ *   seqs         num u64 BE | sequence u64 BE          position u64 BE
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
- *   log          position u64 BE                       num u64 BE | sequence u64 BE
  *
- *   event value: off 0 u8 flags (0x01 = body is a zstd frame), off 1 u64 BE position,
- *   off 9 u64 BE commit time (Unix ms), off 17 u8[32] chain hash, off 49 body.
- *   body (after decompression): msgpack array [event_id, type, source, synthetic,
+ *   event value: off 0 u8 flags (0x01 = body is a zstd frame), off 1 u64 BE session num,
+ *   off 9 u64 BE sequence, off 17 u64 BE time (Unix ms), off 25 u8[32] chain hash, off 57
+ *   body. body (after decompression): msgpack array [event_id, type, source, synthetic,
  *   native_session_id, data, raw]; JSON numbers that are not 64-bit integers are kept as
  *   msgpack ext type 1 holding the number's text, so they round-trip exactly.
  *   chain hash = SHA-256(previous chain hash | seq | position | time | SHA-256(body)),
  *   all integers u64 BE, the previous chain hash of sequence 1 being 32 zero bytes.
  *
+ * Event values are keyed by position and written with MDB_APPEND, so the log fills its
+ * pages completely (keys in the middle of a tree make LMDB split pages in half); a
+ * session's events are found through 'seqs'.
  * Keys are big-endian so LMDB's memcmp order is (session, sequence) and position order.
  *
  * Rules:
@@ -61,7 +64,7 @@
 #define STORE_TYPE_MAX 128       /* bytes */
 #define STORE_NAME_MAX 256       /* agent and native_session_id, bytes */
 #define STORE_HASH_LEN 32
-#define STORE_HEADER_LEN 49 /* bytes before the body in an event value */
+#define STORE_HEADER_LEN 57 /* bytes before the body in an event value */
 
 typedef struct store store_t;
 
@@ -167,7 +170,7 @@ int store_append(store_t *s, store_batch_t *b);
  * byte and the body to 'out', zstd-compressed when that saves space (bodies of
  * STORE_COMPRESS_MIN bytes or more). 'msgpack' is the body array described above.
  * Thread-safe (per-thread compression context). */
-#define STORE_COMPRESS_MIN 2048 /* smaller values fit in a leaf page; see FORMAT.md */
+#define STORE_COMPRESS_MIN 1900 /* smaller values fit in a leaf page; see FORMAT.md */
 int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
                       uint8_t hash[STORE_HASH_LEN]);
 
@@ -290,8 +293,8 @@ typedef struct store_verify_report {
 /* Checks the store (or only session 'id' when 'id' is not NULL): per session, sequences
  * dense from 1, every value decodable (header, zstd, msgpack body), the hash chain
  * recomputed from the bodies, the event_id index and the session record's counters;
- * for the whole store also the position index (every entry points at an event whose
- * value carries that position, positions increasing). Reads in short transactions; checks
+ * for the whole store also the log (every value is in its session's sequence index at
+ * its position, no position past the last one recorded). Reads in short transactions; checks
  * what was committed when it started. Returns REEL_OK when the check ran ('rep->ok' says
  * whether the store is sound), or an error when it could not run. Changes nothing. */
 int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_t *rep,

@@ -12,7 +12,7 @@
 
 struct store {
     MDB_env *env;
-    MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_log;
+    MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_seqs;
     int read_only;
     int no_sync;
     /* Readers hold it shared for the life of a read; map growth takes it exclusive, since
@@ -66,9 +66,11 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out);
 /* Decodes a stored session record; 'metadata' points into 'p' (borrowed). */
 int store__session_decode(const uint8_t *p, size_t len, const char *id, size_t id_len,
                           store_session_t *rec);
-/* Decodes an event value into 'ev' (body decompressed into 'scratch' when needed). */
-int store__value_decode(const uint8_t *p, size_t len, store_buf_t *scratch,
-                        store_event_view_t *ev);
+/* Decodes the event value stored at position 'pos' into 'ev' (body decompressed into
+ * 'scratch' when needed; the session fields are left to the caller) and its session
+ * number into '*num'. REEL_ECORRUPT when the value is malformed. */
+int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t *scratch,
+                        store_event_view_t *ev, uint64_t *num);
 /* The chain hash of one event (docs/FORMAT.md). */
 void store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
                   uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],

@@ -50,32 +50,35 @@ static int finding(struct verify *v, const store_session_t *rec, uint64_t seq, u
     return 1;
 }
 
-/* Checks one stored value against its key and chain; returns 1 on a finding. */
+/* Checks the value at 'pos' against its session, sequence and chain; 1 on a finding. */
 static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *rec, uint64_t seq,
-                       const MDB_val *val, uint8_t chain[STORE_HASH_LEN])
+                       uint64_t pos, const MDB_val *val, uint8_t chain[STORE_HASH_LEN])
 {
     store_event_view_t ev = {0};
-    if (store__value_decode(val->mv_data, val->mv_size, &v->zbuf, &ev))
-        return finding(v, rec, seq, 0, "the stored value cannot be decoded (bad header or zstd frame)");
+    uint64_t num;
+    if (store__value_decode(pos, val->mv_data, val->mv_size, &v->zbuf, &ev, &num))
+        return finding(v, rec, seq, pos, "the stored value cannot be decoded (bad header or zstd frame)");
+    if (num != rec->num || ev.sequence != seq)
+        return finding(v, rec, seq, pos, "the value at this position belongs to another event");
     store_mp_t m = {ev.body, ev.body + ev.body_len};
     store_mp_obj_t arr, id;
     if (store_mp_next(&m, &arr) || arr.type != STORE_MP_ARRAY || arr.u != 7)
-        return finding(v, rec, seq, ev.position, "the body is not the 7-field array");
+        return finding(v, rec, seq, pos, "the body is not the 7-field array");
     const uint8_t *fields = m.p;
     if (store_mp_next(&m, &id) || id.type != STORE_MP_STR || id.len == 0 ||
         id.len > STORE_EVENT_ID_MAX)
-        return finding(v, rec, seq, ev.position, "the body has no valid event_id");
+        return finding(v, rec, seq, pos, "the body has no valid event_id");
     m.p = fields;
     for (int i = 0; i < 7; i++)
         if (store_mp_skip(&m, STORE_JSON_MAX_DEPTH))
-            return finding(v, rec, seq, ev.position, "body field %d is not valid msgpack", i);
+            return finding(v, rec, seq, pos, "body field %d is not valid msgpack", i);
     if (m.p != m.end)
-        return finding(v, rec, seq, ev.position, "bytes after the body");
+        return finding(v, rec, seq, pos, "bytes after the body");
     uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];
     SHA256(ev.body, ev.body_len, body_hash);
-    store__chain(chain, seq, ev.position, ev.time_ms, body_hash, want);
+    store__chain(chain, seq, pos, ev.time_ms, body_hash, want);
     if (memcmp(want, ev.hash, STORE_HASH_LEN))
-        return finding(v, rec, seq, ev.position,
+        return finding(v, rec, seq, pos,
                        "hash chain mismatch: the event or one before it was altered");
     memcpy(chain, want, STORE_HASH_LEN);
 
@@ -85,21 +88,15 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
     MDB_val k = {8 + id.len, key}, iv;
     if (mdb_get(txn, v->s->db_event_ids, &k, &iv) || iv.mv_size != 8 ||
         store__get_u64(iv.mv_data) != seq)
-        return finding(v, rec, seq, ev.position, "the event_id index does not point at this event");
-    uint8_t pkey[8];
-    store__put_u64(pkey, ev.position);
-    MDB_val pk = {8, pkey}, pv;
-    if (mdb_get(txn, v->s->db_log, &pk, &pv) || pv.mv_size != 16 ||
-        store__get_u64(pv.mv_data) != rec->num || store__get_u64((uint8_t *)pv.mv_data + 8) != seq)
-        return finding(v, rec, seq, ev.position, "the position index does not point at this event");
+        return finding(v, rec, seq, pos, "the event_id index does not point at this event");
     return 0;
 }
 
-/* Walks one session's events in short transactions. */
+/* Walks one session's sequence index in short transactions. */
 static int verify_session(struct verify *v, const store_session_t *rec)
 {
     uint8_t chain[STORE_HASH_LEN] = {0};
-    uint64_t next = 1, bytes = 0, count = 0;
+    uint64_t next = 1, bytes = 0, count = 0, last_pos = 0;
     int stop = 0, rc = REEL_OK;
     v->rep->sessions++;
     if (rec->status == STORE_DELETED)
@@ -110,30 +107,46 @@ static int verify_session(struct verify *v, const store_session_t *rec)
             return rc;
         MDB_txn *txn = r.txn_;
         MDB_cursor *c;
-        if ((rc = mdb_cursor_open(txn, v->s->db_events, &c))) {
+        if ((rc = mdb_cursor_open(txn, v->s->db_seqs, &c))) {
             store_read_end(&r);
             return store__err_from_mdb(rc);
         }
         uint8_t key[16];
         store__put_u64(key, rec->num);
         store__put_u64(key + 8, next);
-        MDB_val k = {16, key}, val;
-        int got = mdb_cursor_get(c, &k, &val, MDB_SET_RANGE);
+        MDB_val k = {16, key}, sv, val;
+        int got = mdb_cursor_get(c, &k, &sv, MDB_SET_RANGE);
         for (int n = 0; n < CHUNK && next <= rec->last_sequence; n++) {
             if (got || k.mv_size != 16 || store__get_u64(k.mv_data) != rec->num ||
-                store__get_u64((uint8_t *)k.mv_data + 8) != next) {
+                store__get_u64((uint8_t *)k.mv_data + 8) != next || sv.mv_size != 8) {
                 stop = finding(v, rec, next, 0, "sequence %llu is missing (sequences must be dense)",
                                (unsigned long long)next);
                 break;
             }
-            if ((stop = check_event(v, txn, rec, next, &val, chain)))
+            uint64_t pos = store__get_u64(sv.mv_data);
+            MDB_val pk = {8, sv.mv_data};
+            if (pos <= last_pos) {
+                stop = finding(v, rec, next, pos, "positions go backwards within the session");
                 break;
+            }
+            if (mdb_get(txn, v->s->db_events, &pk, &val)) {
+                stop = finding(v, rec, next, pos, "the event at position %llu is missing",
+                               (unsigned long long)pos);
+                break;
+            }
+            if ((stop = check_event(v, txn, rec, next, pos, &val, chain)))
+                break;
+            last_pos = pos;
             bytes += val.mv_size;
             count++;
             next++;
             v->rep->events++;
-            got = mdb_cursor_get(c, &k, &val, MDB_NEXT);
+            got = mdb_cursor_get(c, &k, &sv, MDB_NEXT);
         }
+        if (!stop && next > rec->last_sequence && got == 0 && k.mv_size == 16 &&
+            store__get_u64(k.mv_data) == rec->num)
+            stop = finding(v, rec, next, 0, "events past the session's last sequence %llu",
+                           (unsigned long long)rec->last_sequence);
         mdb_cursor_close(c);
         store_read_end(&r);
         if (v->progress)
@@ -168,10 +181,11 @@ static int take_rec(void *arg, const store_session_t *rec)
     return 0;
 }
 
-/* The position index: each entry's event exists (unless its session was deleted). */
+/* The log itself: every value is indexed by its session's sequence index, and no
+ * position is above the last one recorded. */
 static int verify_log(struct verify *v)
 {
-    uint64_t after = 0;
+    uint64_t after = 0, tail = 0;
     for (;;) {
         store_read_t r;
         int rc = store_read_begin(v->s, &r), more = 0;
@@ -179,42 +193,37 @@ static int verify_log(struct verify *v)
             return rc;
         MDB_txn *txn = r.txn_;
         MDB_cursor *c;
-        if ((rc = mdb_cursor_open(txn, v->s->db_log, &c))) {
+        if ((rc = store_tail_position(&r, &tail)) ||
+            (rc = mdb_cursor_open(txn, v->s->db_events, &c))) {
             store_read_end(&r);
-            return store__err_from_mdb(rc);
+            return rc < 0 ? rc : store__err_from_mdb(rc);
         }
         uint8_t key[8];
         store__put_u64(key, after + 1);
         MDB_val k = {8, key}, val;
         int got = mdb_cursor_get(c, &k, &val, MDB_SET_RANGE), n = 0;
         for (; got == 0 && n < CHUNK; n++) {
-            uint64_t pos = store__get_u64(k.mv_data);
+            uint64_t pos = k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
             v->rep->log_entries++;
-            MDB_val ev, ek = {16, val.mv_data};
-            if (k.mv_size != 8 || val.mv_size != 16) {
-                finding(v, NULL, 0, pos, "position index entry %llu is malformed",
+            if (!pos || val.mv_size < STORE_HEADER_LEN) {
+                finding(v, NULL, 0, pos, "the value at position %llu is malformed",
                         (unsigned long long)pos);
                 break;
             }
-            if (mdb_get(txn, v->s->db_events, &ek, &ev) == 0) {
-                if (ev.mv_size < STORE_HEADER_LEN ||
-                    store__get_u64((uint8_t *)ev.mv_data + 1) != pos) {
-                    finding(v, NULL, store__get_u64((uint8_t *)val.mv_data + 8), pos,
-                            "the event at position %llu carries another position",
-                            (unsigned long long)pos);
-                    break;
-                }
-            } else {
-                MDB_val nk = {8, val.mv_data}, name, sv;
-                store_session_t rec;
-                if (mdb_get(txn, v->s->db_session_ids, &nk, &name) ||
-                    mdb_get(txn, v->s->db_sessions, &name, &sv) ||
-                    store__session_decode(sv.mv_data, sv.mv_size, name.mv_data, name.mv_size,
-                                          &rec) || rec.status != STORE_DELETED) {
-                    finding(v, NULL, store__get_u64((uint8_t *)val.mv_data + 8), pos,
-                            "position %llu points at a missing event", (unsigned long long)pos);
-                    break;
-                }
+            if (pos > tail) {
+                finding(v, NULL, 0, pos, "position %llu is past the last position %llu",
+                        (unsigned long long)pos, (unsigned long long)tail);
+                break;
+            }
+            uint8_t skey[16];
+            memcpy(skey, (uint8_t *)val.mv_data + 1, 16); /* num | sequence */
+            MDB_val sk = {16, skey}, sv;
+            if (mdb_get(txn, v->s->db_seqs, &sk, &sv) || sv.mv_size != 8 ||
+                store__get_u64(sv.mv_data) != pos) {
+                finding(v, NULL, store__get_u64(skey + 8), pos,
+                        "the event at position %llu is not in its session's index",
+                        (unsigned long long)pos);
+                break;
             }
             after = pos;
             got = mdb_cursor_get(c, &k, &val, MDB_NEXT);
@@ -231,10 +240,10 @@ static int count_events(store_t *s, uint64_t *total)
 {
     store_read_t r;
     int rc = store_read_begin(s, &r);
-    if (!rc)
-        rc = store_tail_position(&r, total);
-    if (!rc)
-        store_read_end(&r);
+    if (rc)
+        return rc;
+    rc = store_tail_position(&r, total);
+    store_read_end(&r);
     return rc;
 }
 
