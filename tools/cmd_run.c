@@ -47,6 +47,7 @@ int cmd_run(int argc, char **argv)
     const char *prog = "run";
     agent_run_opts_t o = {0};
     const char *agent = NULL, *sync = cmd_env("REEL_SYNC", "full"), *retry = "600";
+    const char *restore = "native";
     o.data_dir = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
     o.server = cmd_env("REEL_SERVER", NULL);
     o.token = cmd_env("REEL_TOKEN", NULL);
@@ -70,8 +71,7 @@ int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "--approve")) {
             o.approve = 1;
         } else if (!strncmp(a, "--restore=", 10)) {
-            a += 10;
-            goto restore;
+            restore = a + 10;
         } else if (!strcmp(a, "--session")) {
             val = &o.session;
         } else if (!strcmp(a, "--agent")) {
@@ -91,18 +91,7 @@ int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "--sync")) {
             val = &sync;
         } else if (!strcmp(a, "--restore")) {
-            if (i + 1 >= argc) {
-                free(rest);
-                return usage_error(prog, "%s needs a value", a);
-            }
-            a = argv[++i];
-        restore:
-            if (!strcmp(a, "native") || !strcmp(a, "replay")) {
-                o.restore = !strcmp(a, "replay") ? AGENT_RESTORE_REPLAY : AGENT_RESTORE_NATIVE;
-            } else {
-                free(rest);
-                return usage_error(prog, "--restore must be 'native' or 'replay', not '%s'", a);
-            }
+            val = &restore;
         } else if (a[0] == '-' && a[1]) {
             free(rest);
             return usage_error(prog, "unknown option '%s'", a);
@@ -131,10 +120,10 @@ int cmd_run(int argc, char **argv)
                     agent);
     else if (!o.prompt && !nrest)
         usage_error(prog, "a prompt is required%s", "");
+    else if (strcmp(restore, "native") && strcmp(restore, "replay"))
+        usage_error(prog, "--restore must be 'native' or 'replay', not '%s'", restore);
     else if (cmd_parse_sync(prog, sync, &o.no_sync) ||
              cmd_parse_u64(prog, "--retry-max", retry, &retry_s))
-        ;
-    else if (o.server && !*o.server && (o.server = NULL, 0))
         ;
     else
         rc = CMD_OK;
@@ -147,6 +136,7 @@ int cmd_run(int argc, char **argv)
     rest[nrest] = NULL;
     o.extra = rest;
     o.retry_max_s = (double)retry_s;
+    o.restore = !strcmp(restore, "replay") ? AGENT_RESTORE_REPLAY : AGENT_RESTORE_NATIVE;
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = 0;

@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "agents/agent.h"
+#include "agents/agent_int.h" /* agent__http_init */
 #include "tests/unit/testutil.h"
 
 static char dir[TU_PATH_MAX], data[TU_PATH_MAX + 16], root[TU_PATH_MAX * 2];
@@ -124,8 +125,8 @@ Test(agents_runner, claude_run_appends_every_line_then_session_ended)
     cr_assert_str_eq(rec.agent, "claude");
     cr_assert_str_eq(rec.native_session_id, "3b1f9c2e-5d7a-4e21-9a0b-6c8d2e4f1a37");
     cr_assert_eq(rec.status, STORE_ENDED);
-    /* 14 converted events + the user prompt (3) + one stderr line + session.ended */
-    cr_assert_eq(ev.n, 14 + 3 + 1 + 1, "got %zu events", ev.n);
+    /* the case's 15 events + the user prompt (3) + one stderr line + session.ended */
+    cr_assert_eq(ev.n, 15 + 3 + 1 + 1, "got %zu events", ev.n);
     cr_assert_str_eq(ev.v[0].type, "session.started");
     cr_assert_str_eq(ev.v[1].type, "item.started"); /* the prompt follows session.started */
     cr_assert(strstr(ev.v[2].data, "\"delta\":\"List the files\""), "%s", ev.v[2].data);
@@ -240,6 +241,26 @@ Test(agents_runner, torn_and_garbage_lines_become_unparsed_events)
     /* the banner came first: the runner started the session itself */
     cr_assert_str_eq(ev.v[0].type, "session.started");
     cr_assert(strstr(ev.v[0].json, "\"synthetic\":true"));
+    tu_events_free(&ev);
+}
+
+Test(agents_runner, a_background_child_holding_the_pipes_does_not_hang_the_run)
+{
+    char bin[TU_PATH_MAX + 16];
+    snprintf(bin, sizeof bin, "%s/bg-agent", dir);
+    FILE *f = fopen(bin, "w");
+    fprintf(f, "#!/bin/sh\ncat '%s/tests/cases/agents/codex/basic/input.jsonl'\n"
+               "sleep 6 &\nexit 0\n", root);
+    fclose(f);
+    chmod(bin, 0755);
+    agent_run_result_t res;
+    time_t t0 = time(NULL);
+    TU_OK(run("codex", bin, "go", 0, &res));
+    cr_assert_lt(time(NULL) - t0, 6, "the runner waited for the background child");
+    cr_assert_eq(res.exit_code, 0);
+    tu_events_t ev;
+    read_events(&ev, NULL);
+    cr_assert_str_eq(ev.v[ev.n - 1].type, "session.ended");
     tu_events_free(&ev);
 }
 
@@ -418,4 +439,25 @@ Test(agents_runner, invalid_utf8_is_kept_as_valid_json)
     cr_assert_eq(agent_conv_unparsed(c), 1);
     agent_conv_free(c);
     store_buf_release(&seen);
+}
+
+Test(agents_runner, server_urls_are_parsed_strictly)
+{
+    agent__http_t h;
+    TU_OK(agent__http_init(&h, "http://127.0.0.1:2469", "tok"));
+    cr_assert_str_eq(h.host, "127.0.0.1");
+    cr_assert_str_eq(h.port, "2469");
+    cr_assert_str_eq(h.prefix, "");
+    cr_assert_str_eq(h.token, "tok");
+    TU_OK(agent__http_init(&h, "http://reel.internal/base/", NULL));
+    cr_assert_str_eq(h.host, "reel.internal");
+    cr_assert_str_eq(h.port, "80");
+    cr_assert_str_eq(h.prefix, "/base");
+    TU_OK(agent__http_init(&h, "http://[::1]:8080", NULL));
+    cr_assert_str_eq(h.host, "::1");
+    cr_assert_str_eq(h.port, "8080");
+    TU_ERR(agent__http_init(&h, "https://example.com", NULL), REEL_EINVALID_PARAMETER);
+    TU_ERR(agent__http_init(&h, "http://:80", NULL), REEL_EINVALID_PARAMETER);
+    TU_ERR(agent__http_init(&h, "http://host:", NULL), REEL_EINVALID_PARAMETER);
+    TU_ERR(agent__http_init(&h, "127.0.0.1:2469", NULL), REEL_EINVALID_PARAMETER);
 }
