@@ -3,16 +3,19 @@
 #
 #   tools/bench.sh BUILD_DIR [--quick] [SECTION...]
 #
-# BUILD_DIR holds the built programs (build/bench_store, build/reel). Sections run in the
-# order given (default: all, in the order of SECTIONS below). Each section is a shell
-# function named section_<name> that prints a Markdown block; later peers (an HTTP
-# section, Redis Streams, ...) are added as more functions and names in SECTIONS.
+# BUILD_DIR holds the built programs (build/bench_store, build/bench_replay, build/reel).
+# Sections run in the order given (default: all, in the order of SECTIONS below):
+#   store   build/bench_store: fsync rate, durable appends, group commit, scans, newest-50
+#   replay  build/bench_replay: restore latency, export speed
+#   http    tools/bench_http.sh: the HTTP API beside Redis Streams (needs redis, wrk)
+# Each section is a shell function named section_<name> that prints a Markdown block; a
+# new benchmark is one more function and one more name in SECTIONS.
 # Temporary data lives under BUILD_DIR/bench-tmp (same disk as the build, never a tmpfs
 # unless BUILD_DIR is one), and the whole output is also saved to
 # BUILD_DIR/bench-results.md. See docs/BENCHMARKS.md.
 set -eu
 
-SECTIONS="store"
+SECTIONS="store replay http"
 
 usage() {
     echo "usage: tools/bench.sh BUILD_DIR [--quick] [SECTION...]"
@@ -41,6 +44,7 @@ for s in $WANT; do
     esac
 done
 
+HERE=$(cd "$(dirname "$0")" && pwd)
 TMP="$BUILD/bench-tmp"
 OUT="$BUILD/bench-results.md"
 mkdir -p "$TMP"
@@ -57,6 +61,17 @@ section_store() {
     bin="$BUILD/bench_store"
     [ -x "$bin" ] || { echo "bench.sh: $bin missing; run 'make bench'" >&2; return 1; }
     "$bin" $QUICK --dir "$TMP"
+}
+
+section_replay() {
+    bin="$BUILD/bench_replay"
+    [ -x "$bin" ] || { echo "bench.sh: $bin missing; run 'make bench'" >&2; return 1; }
+    "$bin" $QUICK --dir "$TMP"
+}
+
+section_http() {
+    [ -x "$BUILD/reel" ] || { echo "bench.sh: $BUILD/reel missing; run 'make'" >&2; return 1; }
+    "$HERE/bench_http.sh" "$BUILD" $QUICK
 }
 
 # ---- Run ----
@@ -78,7 +93,7 @@ run_all() {
 }
 
 # Keep the section's exit status through the pipe into tee (POSIX sh has no pipefail).
-rc_file="$TMP/.rc"
+rc_file="$TMP/.rc.$$"
 { rc=0; run_all || rc=$?; echo $rc > "$rc_file"; } | tee "$OUT"
 rc=$(cat "$rc_file" 2>/dev/null || echo 1)
 rm -f "$rc_file"

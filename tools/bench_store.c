@@ -5,9 +5,11 @@
  * end) with the default durable sync, so the ratios it prints compare like with like.
  * What each number means and what bounds it: docs/BENCHMARKS.md.
  *
- *   a. fdatasync rate of this disk (4 KiB write + fdatasync in a loop)
+ *   a. fdatasync rate of this disk (4 KiB write + fdatasync in a loop), and its
+ *      sequential write bandwidth
  *   b. single submitter, batches of 1/10/100/1000 events of ~1 KiB JSON: through ingest
- *      (parse + encode + append timed) and store-only (batches prepared, append timed)
+ *      (parse + encode + append timed) and store-only (batches prepared, append timed),
+ *      alternating in rounds; plus two submitters of 1000-event batches
  *   c. 1/8/64 threads, one event per append: group commit (events per commit)
  *   d. scan of a large session: raw views and rendered JSON
  *   e. newest-50 read latency on a 1M-event session vs a 1k-event session
@@ -22,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
