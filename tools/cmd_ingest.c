@@ -13,6 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
+#include "agents/agent.h"
 #include "ingest/ingest.h"
 #include "tools/cmds.h"
 
@@ -20,13 +23,20 @@
 #define CHUNK_BYTES (4u << 20)
 
 static const char usage[] =
-    "usage: reel ingest --session S [--data DIR] [--sync full|none] [FILE|-]\n\n"
+    "usage: reel ingest --session S [--data DIR] [--sync full|none] [--format FMT] [FILE|-]\n\n"
     "Appends JSONL events (one JSON object per line, SPEC §3 input fields) to session S,\n"
     "from FILE or standard input. Each chunk of up to 1000 lines is one atomic, durable\n"
     "append; a bad line rejects its chunk and stops with its line number.\n\n"
+    "With --format claude|codex|opencode|amp|acp the input is an agent's own native\n"
+    "transcript (e.g. a Claude Code ~/.claude/projects/.../*.jsonl file), converted into\n"
+    "universal events by the same converters as `reel run`; every native line is kept in\n"
+    "'raw', a line that cannot be converted becomes agent.unparsed. Event ids derive from\n"
+    "the input's first line and the line numbers, so ingesting the same file again appends\n"
+    "nothing.\n\n"
     "  --session S        session id (1..128 bytes of [A-Za-z0-9._:~-])\n"
     "  --data DIR         data directory [REEL_DATA] (default ./reel-data)\n"
     "  --sync full|none   fsync every commit [REEL_SYNC] (default full)\n"
+    "  --format FMT       universal (default), claude, codex, opencode, amp or acp\n"
     "  --quiet            no summary on stderr\n";
 
 struct chunk {
@@ -40,15 +50,56 @@ struct totals {
     uint64_t first, last;
 };
 
-static int flush(const char *prog, store_t *s, const char *session, struct chunk *c,
-                 struct totals *t)
+/* A native-format converter, created at the first line (its event ids derive from it). */
+struct native {
+    const agent_ops_t *ops; /* NULL for universal input */
+    agent_conv_t *conv;
+};
+
+/* Event id prefix: the format and a hash of the first line, so that the same file gives
+ * the same ids (re-ingesting appends nothing) and another file other ids. */
+static int native_start(struct native *n, const char *line, size_t len)
 {
-    if (!c->lines)
+    uint8_t h[SHA256_DIGEST_LENGTH];
+    char prefix[64];
+    SHA256((const uint8_t *)line, len, h);
+    snprintf(prefix, sizeof prefix, "%s-%02x%02x%02x%02x%02x%02x/", agent_name(n->ops), h[0],
+             h[1], h[2], h[3], h[4], h[5]);
+    n->conv = agent_conv_new(n->ops, NULL, NULL, prefix, NULL);
+    return n->conv ? REEL_OK : REEL_ENOMEM;
+}
+
+/* Converts the chunk's lines (or, at the end, the open items) into 'ib'. */
+static int native_parse(struct native *n, ingest_batch_t *ib, const struct chunk *c, int end,
+                        ingest_error_t *e)
+{
+    const char *p = (const char *)c->text.data, *stop = p + c->text.len;
+    int rc = REEL_OK;
+    while (!rc && p < stop) {
+        const char *nl = memchr(p, '\n', (size_t)(stop - p));
+        size_t len = (size_t)(nl - p);
+        if (!n->conv && (rc = native_start(n, p, len)))
+            break;
+        rc = agent_ingest_line(n->conv, ib, p, len, e);
+        p = nl + 1;
+    }
+    if (!rc && end && n->conv)
+        rc = agent_ingest_end(n->conv, ib, e);
+    return rc;
+}
+
+static int flush(const char *prog, store_t *s, const char *session, struct chunk *c,
+                 struct totals *t, struct native *n, int end)
+{
+    if (!c->lines && !(end && n->conv))
         return 0;
     ingest_batch_t ib;
     ingest_error_t e;
+    memset(&e, 0, sizeof e);
     ingest_batch_init(&ib, session, strlen(session));
-    int rc = ingest_parse(&ib, (const char *)c->text.data, c->text.len, INGEST_NDJSON, NULL, &e);
+    int rc = n->ops ? native_parse(n, &ib, c, end, &e)
+                    : ingest_parse(&ib, (const char *)c->text.data, c->text.len, INGEST_NDJSON,
+                                   NULL, &e);
     if (rc == REEL_EINVALID_EVENT && e.text[0] && !strcmp(e.text, "the request holds no event"))
         rc = REEL_OK, ib.b.n_events = 0; /* only blank lines */
     if (rc) {
@@ -79,7 +130,8 @@ static int input_idle(FILE *in)
     return poll(&p, 1, 0) == 0;
 }
 
-static int run(const char *prog, store_t *s, const char *session, FILE *in, int quiet)
+static int run(const char *prog, store_t *s, const char *session, FILE *in, int quiet,
+               struct native *nat)
 {
     struct chunk c = {STORE_BUF_INIT, 0, 1};
     struct totals t = {0};
@@ -93,14 +145,14 @@ static int run(const char *prog, store_t *s, const char *session, FILE *in, int 
             store_buf_putc(&c.text, '\n');
         c.lines++;
         if (c.lines >= CHUNK_EVENTS || c.text.len >= CHUNK_BYTES || input_idle(in))
-            rc = flush(prog, s, session, &c, &t);
+            rc = flush(prog, s, session, &c, &t, nat, 0);
     }
     if (!rc && ferror(in)) {
         cmd_error(prog, "read error: %s", strerror(errno));
         rc = -1;
     }
     if (!rc)
-        rc = flush(prog, s, session, &c, &t);
+        rc = flush(prog, s, session, &c, &t, nat, 1);
     free(line);
     store_buf_release(&c.text);
     if (!quiet && !rc)
@@ -114,6 +166,7 @@ int cmd_ingest(int argc, char **argv)
 {
     const char *prog = "ingest", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
     const char *session = NULL, *file = "-", *sync = cmd_env("REEL_SYNC", "full");
+    const char *format = "universal";
     int quiet = 0, no_sync = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -122,13 +175,15 @@ int cmd_ingest(int argc, char **argv)
             return CMD_OK;
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
-        } else if ((!strcmp(a, "--session") || !strcmp(a, "--data") || !strcmp(a, "--sync")) &&
-                   i + 1 < argc) {
+        } else if ((!strcmp(a, "--session") || !strcmp(a, "--data") || !strcmp(a, "--sync") ||
+                    !strcmp(a, "--format")) && i + 1 < argc) {
             const char *v = argv[++i];
             if (!strcmp(a, "--session"))
                 session = v;
             else if (!strcmp(a, "--data"))
                 data = v;
+            else if (!strcmp(a, "--format"))
+                format = v;
             else
                 sync = v;
         } else if (a[0] == '-' && a[1]) {
@@ -149,13 +204,20 @@ int cmd_ingest(int argc, char **argv)
     }
     if (cmd_parse_sync(prog, sync, &no_sync))
         return CMD_USAGE;
+    struct native nat = {NULL, NULL};
+    if (strcmp(format, "universal") && !(nat.ops = agent_find(format))) {
+        cmd_error(prog, "--format must be universal or one of %s, not '%s'", agent_names(),
+                  format);
+        return CMD_USAGE;
+    }
     FILE *in = strcmp(file, "-") ? fopen(file, "r") : stdin;
     if (!in) {
         cmd_error(prog, "cannot open '%s': %s", file, strerror(errno));
         return CMD_FAIL;
     }
     store_t *s = cmd_open_store(prog, data, 0, no_sync);
-    int rc = s ? run(prog, s, session, in, quiet) : CMD_FAIL;
+    int rc = s ? run(prog, s, session, in, quiet, &nat) : CMD_FAIL;
+    agent_conv_free(nat.conv);
     store_close(s);
     if (in != stdin)
         fclose(in);
