@@ -251,8 +251,8 @@ for k in range(n_events):
     time.sleep(0.02)
 for t in th: t.join(30)
 redis_lat = list(lat)
-print("fan_p50", pct(reel_lat, 0.5), pct(redis_lat, 0.5))
-print("fan_p99", pct(reel_lat, 0.99), pct(redis_lat, 0.99))
+print("fan_p50", "%.1f" % pct(reel_lat, 0.5), "%.1f" % pct(redis_lat, 0.5))
+print("fan_p99", "%.1f" % pct(reel_lat, 0.99), "%.1f" % pct(redis_lat, 0.99))
 
 # -- idle memory --
 def idle_reel():

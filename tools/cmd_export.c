@@ -40,16 +40,6 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-static int parse_time_arg(const char *prog, const char *opt, const char *v, int64_t *out)
-{
-    *out = replay_parse_time(v, strlen(v));
-    if (*out < 0) {
-        cmd_error(prog, "%s must be an RFC 3339 UTC time or Unix milliseconds, not '%s'", opt, v);
-        return -1;
-    }
-    return 0;
-}
-
 static int run(store_t *s, const replay_export_opts_t *opt, int fd, cmd_progress_t *pr, int quiet)
 {
     replay_export_t *ex;
@@ -88,7 +78,8 @@ int cmd_export(int argc, char **argv)
 {
     const char *prog = "export", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA), *file = NULL;
     replay_export_opts_t opt = REPLAY_EXPORT_DEFAULT;
-    int progress = -1, quiet = 0;
+    cmd_range_t range = {0};
+    int progress = -1, quiet = 0, r;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         unsigned long long n;
@@ -104,27 +95,20 @@ int cmd_export(int argc, char **argv)
             return CMD_USAGE;
         } else if (i++, !strcmp(a, "--data")) {
             data = v;
+        } else if ((r = cmd_range_opt(prog, a, v, &range))) {
+            if (r < 0)
+                return CMD_USAGE;
         } else if (!strcmp(a, "--session")) {
+            if (cmd_check_session(prog, v, 1))
+                return CMD_USAGE;
             opt.session = v;
             opt.session_len = strlen(v);
-            if (!store_session_id_valid(v, opt.session_len)) {
-                cmd_error(prog, "invalid session id '%s'", v);
-                return CMD_USAGE;
-            }
         } else if (!strcmp(a, "--sessions")) {
             opt.sessions = v;
-        } else if (!strcmp(a, "--after") || !strcmp(a, "--until") || !strcmp(a, "--level")) {
+        } else if (!strcmp(a, "--level")) {
             if (cmd_parse_u64(prog, a, v, &n))
                 return CMD_USAGE;
-            if (!strcmp(a, "--after"))
-                opt.after = n;
-            else if (!strcmp(a, "--until"))
-                opt.until = n;
-            else
-                opt.level = n > 22 ? 0 : (int)n;
-        } else if (!strcmp(a, "--since") || !strcmp(a, "--before")) {
-            if (parse_time_arg(prog, a, v, !strcmp(a, "--since") ? &opt.since_ms : &opt.before_ms))
-                return CMD_USAGE;
+            opt.level = n > 22 ? 0 : (int)n;
         } else if (!strcmp(a, "--compression")) {
             if (strcmp(v, "zstd") && strcmp(v, "none")) {
                 cmd_error(prog, "--compression must be 'zstd' or 'none', not '%s'", v);
@@ -138,6 +122,8 @@ int cmd_export(int argc, char **argv)
             return CMD_USAGE;
         }
     }
+    opt.after = range.after, opt.until = range.until;
+    opt.since_ms = range.since_ms, opt.before_ms = range.before_ms;
     if (opt.compress && (opt.level < 1 || opt.level > 19)) {
         cmd_error(prog, "--level must be 1..19");
         return CMD_USAGE;

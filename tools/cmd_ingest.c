@@ -193,15 +193,8 @@ int cmd_ingest(int argc, char **argv)
             file = a;
         }
     }
-    if (!session) {
-        cmd_error(prog, "--session is required\n\n%s", usage);
+    if (cmd_check_session(prog, session, 1))
         return CMD_USAGE;
-    }
-    if (!store_session_id_valid(session, strlen(session))) {
-        cmd_error(prog, "invalid session id '%s': use 1..128 bytes of [A-Za-z0-9._:~-]",
-                  session);
-        return CMD_USAGE;
-    }
     if (cmd_parse_sync(prog, sync, &no_sync))
         return CMD_USAGE;
     struct native nat = {NULL, NULL};

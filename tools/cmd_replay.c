@@ -33,8 +33,7 @@ static const char usage[] =
 
 struct opts {
     const char *session, *types, *to, *token;
-    uint64_t after, until;
-    int64_t since, before;
+    cmd_range_t range;
     double speed; /* 0 = instant */
     int include_raw;
 };
@@ -73,7 +72,7 @@ static int take(void *arg, const store_event_view_t *ev)
     struct chunk *c = arg;
     const struct opts *o = c->o;
     c->last = o->session ? ev->sequence : ev->position;
-    if (!o->session && o->until && ev->position > o->until) {
+    if (!o->session && o->range.until && ev->position > o->range.until) {
         c->past_end = 1;
         return 1;
     }
@@ -81,8 +80,9 @@ static int take(void *arg, const store_event_view_t *ev)
     size_t tl;
     if (replay_event_type(ev, &t, &tl))
         return REEL_ECORRUPT;
-    if (!type_wanted(o->types, t, tl) || (o->since && (int64_t)ev->time_ms < o->since) ||
-        (o->before && (int64_t)ev->time_ms >= o->before))
+    if (!type_wanted(o->types, t, tl) ||
+        (o->range.since_ms && (int64_t)ev->time_ms < o->range.since_ms) ||
+        (o->range.before_ms && (int64_t)ev->time_ms >= o->range.before_ms))
         return 0;
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 256;
@@ -129,7 +129,7 @@ static int post(CURL *curl, const char *body, size_t len, long *status)
 
 static int run(store_t *s, const struct opts *o, CURL *curl)
 {
-    struct chunk c = {o, STORE_BUF_INIT, NULL, 0, 0, o->session ? 0 : o->after, 0};
+    struct chunk c = {o, STORE_BUF_INIT, NULL, 0, 0, o->session ? 0 : o->range.after, 0};
     int64_t prev = 0;
     unsigned long long sent = 0;
     int rc = 0, more = 1;
@@ -191,10 +191,10 @@ int cmd_replay(int argc, char **argv)
 {
     const char *prog = "replay", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
     struct opts o = {0};
+    int r;
     o.token = cmd_env("REEL_TOKEN", NULL);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        unsigned long long n;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage, stdout);
             return CMD_OK;
@@ -205,11 +205,12 @@ int cmd_replay(int argc, char **argv)
             return CMD_USAGE;
         } else if (i++, !strcmp(a, "--data")) {
             data = v;
-        } else if (!strcmp(a, "--session")) {
-            if (!store_session_id_valid(v, strlen(v))) {
-                cmd_error(prog, "invalid session id '%s'", v);
+        } else if ((r = cmd_range_opt(prog, a, v, &o.range))) {
+            if (r < 0)
                 return CMD_USAGE;
-            }
+        } else if (!strcmp(a, "--session")) {
+            if (cmd_check_session(prog, v, 1))
+                return CMD_USAGE;
             o.session = v;
         } else if (!strcmp(a, "--type")) {
             o.types = v;
@@ -217,17 +218,6 @@ int cmd_replay(int argc, char **argv)
             o.to = v;
         } else if (!strcmp(a, "--token")) {
             o.token = v;
-        } else if (!strcmp(a, "--after") || !strcmp(a, "--until")) {
-            if (cmd_parse_u64(prog, a, v, &n))
-                return CMD_USAGE;
-            *(!strcmp(a, "--after") ? &o.after : &o.until) = n;
-        } else if (!strcmp(a, "--since") || !strcmp(a, "--before")) {
-            int64_t t = replay_parse_time(v, strlen(v));
-            if (t < 0) {
-                cmd_error(prog, "%s must be an RFC 3339 UTC time or Unix ms, not '%s'", a, v);
-                return CMD_USAGE;
-            }
-            *(!strcmp(a, "--since") ? &o.since : &o.before) = t;
         } else if (!strcmp(a, "--pace")) {
             if (parse_pace(v, &o.speed)) {
                 cmd_error(prog, "--pace must be instant, original or xN (e.g. x10), not '%s'", v);

@@ -60,11 +60,8 @@ int cmd_restore(int argc, char **argv)
             return CMD_USAGE;
         }
     }
-    if (!session || !store_session_id_valid(session, strlen(session))) {
-        cmd_error(prog, session ? "invalid session id '%s'" : "--session is required%s",
-                  session ? session : "");
+    if (cmd_check_session(prog, session, 1))
         return CMD_USAGE;
-    }
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s)
         return CMD_FAIL;

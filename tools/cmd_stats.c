@@ -66,10 +66,10 @@ int cmd_stats(int argc, char **argv)
 {
     const char *prog = "stats", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
     replay_stats_opts_t opt = {0};
-    int json = 0, progress = -1;
+    cmd_range_t range = {0};
+    int json = 0, progress = -1, r;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        unsigned long long n;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage, stdout);
             return CMD_OK;
@@ -82,28 +82,20 @@ int cmd_stats(int argc, char **argv)
             return CMD_USAGE;
         } else if (i++, !strcmp(a, "--data")) {
             data = v;
+        } else if ((r = cmd_range_opt(prog, a, v, &range))) {
+            if (r < 0)
+                return CMD_USAGE;
         } else if (!strcmp(a, "--session")) {
-            if (!store_session_id_valid(v, strlen(v))) {
-                cmd_error(prog, "invalid session id '%s'", v);
+            if (cmd_check_session(prog, v, 1))
                 return CMD_USAGE;
-            }
             opt.session = v, opt.session_len = strlen(v);
-        } else if (!strcmp(a, "--after") || !strcmp(a, "--until")) {
-            if (cmd_parse_u64(prog, a, v, &n))
-                return CMD_USAGE;
-            *(!strcmp(a, "--after") ? &opt.after : &opt.until) = n;
-        } else if (!strcmp(a, "--since") || !strcmp(a, "--before")) {
-            int64_t t = replay_parse_time(v, strlen(v));
-            if (t < 0) {
-                cmd_error(prog, "%s must be an RFC 3339 UTC time or Unix ms, not '%s'", a, v);
-                return CMD_USAGE;
-            }
-            *(!strcmp(a, "--since") ? &opt.since_ms : &opt.before_ms) = t;
         } else {
             cmd_error(prog, "unknown option '%s'\n\n%s", a, usage);
             return CMD_USAGE;
         }
     }
+    opt.after = range.after, opt.until = range.until;
+    opt.since_ms = range.since_ms, opt.before_ms = range.before_ms;
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s)
         return CMD_FAIL;

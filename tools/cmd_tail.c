@@ -137,11 +137,8 @@ int cmd_tail(int argc, char **argv)
             return CMD_USAGE;
         }
     }
-    if (session && !store_session_id_valid(session, strlen(session))) {
-        cmd_error(prog, "invalid session id '%s': use 1..128 bytes of [A-Za-z0-9._:~-]",
-                  session);
+    if (cmd_check_session(prog, session, 0))
         return CMD_USAGE;
-    }
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s)
         return CMD_FAIL;

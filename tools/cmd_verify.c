@@ -56,10 +56,8 @@ int cmd_verify(int argc, char **argv)
             return CMD_USAGE;
         }
     }
-    if (session && !store_session_id_valid(session, strlen(session))) {
-        cmd_error(prog, "invalid session id '%s'", session);
+    if (cmd_check_session(prog, session, 0))
         return CMD_USAGE;
-    }
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s)
         return CMD_FAIL;

@@ -45,6 +45,21 @@ int cmd_parse_sync(const char *prog, const char *v, int *no_sync);
  * names 'what' and the bad value. */
 int cmd_parse_u64(const char *prog, const char *what, const char *v, unsigned long long *out);
 
+/* A range of the log given as --after P --until Q (positions) and --since T --before T
+ * (event times: RFC 3339 UTC or Unix ms). */
+typedef struct cmd_range {
+    unsigned long long after, until;
+    int64_t since_ms, before_ms;
+} cmd_range_t;
+
+/* If option 'a' (with value 'v') is one of the four range options, stores it in 'r' and
+ * returns 1; returns 0 for any other option, -1 after printing an error naming 'v'. */
+int cmd_range_opt(const char *prog, const char *a, const char *v, cmd_range_t *r);
+
+/* 0 if 'id' is a valid session id; else prints why (or that it is missing, when
+ * 'required') and returns -1. NULL is fine when not required. */
+int cmd_check_session(const char *prog, const char *id, int required);
+
 /* Opens the store at 'dir' or prints why not (naming 'dir'); returns NULL on failure. */
 store_t *cmd_open_store(const char *prog, const char *dir, int read_only, int no_sync);
 

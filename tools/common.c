@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "replay/replay.h"
 #include "tools/cmds.h"
 
 const char *cmd_env(const char *name, const char *fallback)
@@ -52,6 +53,37 @@ int cmd_parse_u64(const char *prog, const char *what, const char *v, unsigned lo
     }
     *out = n;
     return 0;
+}
+
+int cmd_range_opt(const char *prog, const char *a, const char *v, cmd_range_t *r)
+{
+    int after = !strcmp(a, "--after"), until = !strcmp(a, "--until");
+    int since = !strcmp(a, "--since"), before = !strcmp(a, "--before");
+    if (after || until)
+        return cmd_parse_u64(prog, a, v, after ? &r->after : &r->until) ? -1 : 1;
+    if (!since && !before)
+        return 0;
+    int64_t t = replay_parse_time(v, strlen(v));
+    if (t < 0) {
+        cmd_error(prog, "%s must be an RFC 3339 UTC time (2026-11-22T13:00:00Z) or Unix "
+                        "milliseconds, not '%s'", a, v);
+        return -1;
+    }
+    *(since ? &r->since_ms : &r->before_ms) = t;
+    return 1;
+}
+
+int cmd_check_session(const char *prog, const char *id, int required)
+{
+    if (!id) {
+        if (required)
+            cmd_error(prog, "--session is required (see --help)");
+        return required ? -1 : 0;
+    }
+    if (store_session_id_valid(id, strlen(id)))
+        return 0;
+    cmd_error(prog, "invalid session id '%s': use 1..128 bytes of [A-Za-z0-9._:~-]", id);
+    return -1;
 }
 
 store_t *cmd_open_store(const char *prog, const char *dir, int read_only, int no_sync)
