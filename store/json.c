@@ -123,6 +123,39 @@ static size_t placeholder(store_buf_t *out)
     return at;
 }
 
+/* ---- word-at-a-time scanning ---- */
+
+/* Strings are mostly long runs of plain bytes; both directions look at 8 bytes at a time
+ * and fall back to the byte loop only for a word holding a byte that needs attention. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+static inline uint64_t load8(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Non-zero if a byte of 'v' is '"', '\\' or below 0x20 ('high' also flags bytes >= 0x80). */
+static inline uint64_t special8(uint64_t v, int high)
+{
+    uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
+    uint64_t hit = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((v - ONES * 0x20) & ~v);
+    return (hit | (high ? v : 0)) & HIGHS;
+}
+
+/* Length of the leading run of bytes that need no attention. */
+static inline size_t plain_run(const unsigned char *p, const unsigned char *end, int high)
+{
+    const unsigned char *q = p;
+    while (end - q >= 8 && !special8(load8(q), high))
+        q += 8;
+    while (q < end && *q >= 0x20 && *q != '"' && *q != '\\' && (!high || *q < 0x80))
+        q++;
+    return (size_t)(q - p);
+}
+
 /* ---- JSON parsing ---- */
 
 void store_json_init(store_json_t *j, const char *text, size_t len, int max_depth,
@@ -308,9 +341,8 @@ static int string_body(store_json_t *j, store_buf_t *out)
     const unsigned char *end = (const unsigned char *)j->end;
     j->p++;
     for (;;) {
-        const unsigned char *p = (const unsigned char *)j->p, *run = p;
-        while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
-            p++;
+        const unsigned char *run = (const unsigned char *)j->p;
+        const unsigned char *p = run + plain_run(run, end, 1);
         store_buf_put(out, run, (size_t)(p - run));
         j->p = (const char *)p;
         if (p >= end)
@@ -642,8 +674,7 @@ void store_json_write_string(store_buf_t *out, const char *s, size_t len)
     store_buf_putc(out, '"');
     while (p < end) {
         const unsigned char *run = p;
-        while (p < end && *p >= 0x20 && *p != '"' && *p != '\\')
-            p++;
+        p += plain_run(p, end, 0);
         store_buf_put(out, run, (size_t)(p - run));
         if (p >= end)
             break;
