@@ -2,7 +2,8 @@
  *
  * The server speaks the routes of SPEC §4 (documented in docs/HTTP.md): appends,
  * offset reads with long-poll, Server-Sent Events per session and over the global feed,
- * session records, health and Prometheus metrics.
+ * session records, restore, transcript, stats, streamed export, health, Prometheus
+ * metrics and the /ui/ inspector (not yet: the Durable Streams routes).
  *
  * Threading model:
  *  - libmicrohttpd runs a small pool of epoll threads (api_config_t.threads, at most 2
@@ -14,7 +15,9 @@
  *    store_tail_position() every 50 ms (appends made by another process on the same data
  *    directory), or by a deadline (long-poll timeout, SSE heartbeat).
  *  - Reads run on short store read transactions inside the handler or the SSE content
- *    reader; no read transaction is ever held across a network wait.
+ *    reader; no read transaction is ever held across a network wait. Transcript and stats,
+ *    which scan whole ranges, run on a thread each (at most 4) with the connection
+ *    suspended, like an append.
  *
  * Rules:
  *  - api_server_start() starts the threads and returns; api_server_stop() answers every

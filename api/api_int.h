@@ -3,7 +3,8 @@
  * Files: server.c (daemon, connection accounting, dispatch, shutdown), wait.c (suspended
  * connections and their wake-ups), http.c (URIs, queries, responses, problems, CORS),
  * auth.c (tokens), events.c (append and read routes), sessions.c (session records),
- * sse.c (Server-Sent Events), metrics.c (health and /metrics).
+ * sse.c (Server-Sent Events), metrics.c (health and /metrics), projections.c (restore,
+ * transcript, stats and export, served by replay/), ui.c (the /ui/ inspector).
  *
  * Request lifecycle: the URI log callback allocates an api_req_t (libmicrohttpd hands it
  * back to every call of the access handler as *req_cls); the completion callback frees
@@ -64,7 +65,7 @@ struct api_server {
     size_t n_tokens;
     unsigned port;
 
-    pthread_mutex_t lock;       /* guards the waiter list, 'gen', 'stopping', conn counts */
+    pthread_mutex_t lock;       /* guards the waiter list, 'gen', 'stopping' */
     api_waiter_t waiters;       /* list head (sentinel) */
     uint64_t gen;               /* bumped on every observed commit */
     int stopping;
@@ -76,12 +77,17 @@ struct api_server {
     pthread_cond_t tick_cond;
     int watch_stop;             /* guarded by tick_lock */
 
-    /* connection accounting (guarded by 'lock') */
+    /* connection accounting; a lock of its own because libmicrohttpd calls the connection
+     * callback from inside its own bookkeeping, while 'lock' is held around calls into
+     * libmicrohttpd (suspend/resume): one lock for both could invert the lock order. */
+    pthread_mutex_t conn_lock;
     unsigned n_conns;
     struct api_ipcount *ips[256];
 
     /* counters for /metrics */
     atomic_uint_fast64_t inflight;     /* batches submitted and not yet completed */
+    atomic_uint_fast64_t live;         /* requests begun and not yet completed */
+    atomic_uint_fast64_t jobs;         /* transcript/stats jobs running on their threads */
     atomic_uint_fast64_t sse_clients;
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t appends;      /* successful append requests */
@@ -89,7 +95,6 @@ struct api_server {
     atomic_uint_fast64_t append_batch_hist[8]; /* events per append: <=1,<=10,...,<=10^6,more */
     atomic_uint_fast64_t problems_4xx;
     atomic_uint_fast64_t problems_5xx;
-    atomic_uint_fast64_t sse_dropped;
     atomic_uint_fast64_t wakeups;
 };
 
@@ -110,9 +115,14 @@ enum api_route {
     API_R_EVENTS_SSE,     /* /v1/sessions/{id}/events/sse */
     API_R_FEED,           /* /v1/events */
     API_R_FEED_SSE,       /* /v1/events/sse */
+    API_R_RESTORE,        /* /v1/sessions/{id}/restore */
+    API_R_TRANSCRIPT,     /* /v1/sessions/{id}/transcript */
+    API_R_SESSION_EXPORT, /* /v1/sessions/{id}/export */
+    API_R_STATS,          /* /v1/stats */
+    API_R_EXPORT,         /* /v1/export */
+    API_R_UI,             /* /ui, /ui/ */
+    API_R_UI_JS,          /* /ui/app.js */
 };
-
-struct api_sse;
 
 typedef struct api_req {
     api_server_t *srv;
@@ -150,6 +160,7 @@ typedef struct api_req {
     int include_raw;
     int64_t expected;     /* expected_sequence, -1 = none */
     char types[1024];     /* 'types' as given, split at ',' */
+    int markdown;         /* transcript job: answer text/markdown */
 } api_req_t;
 
 /* Monotonic clock in ms. */
@@ -201,7 +212,7 @@ enum MHD_Result api__queue(api_req_t *rq, int status, struct MHD_Response *resp)
 void api__cors(api_server_t *srv, struct MHD_Response *resp);
 /* Answers a CORS preflight (OPTIONS). */
 enum MHD_Result api__preflight(api_req_t *rq);
-/* Writes "ms" as a JSON number of seconds etc. are in callers; here the request header. */
+/* The value of request header 'name' (borrowed until the request ends), or NULL. */
 const char *api__header(const api_req_t *rq, const char *name);
 
 /* ---- auth.c ---- */
@@ -213,6 +224,9 @@ int api__tokens_init(api_server_t *srv, const api_token_t *t, size_t n);
 
 /* ---- routes ---- */
 
+/* REEL_OK if session 'id' exists and is not deleted; REEL_ESESSION_NOT_FOUND or
+ * REEL_EGONE otherwise (events.c). */
+int api__session_readable(store_read_t *r, const char *id, size_t len);
 enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__events_read(api_req_t *rq);
 enum MHD_Result api__feed_read(api_req_t *rq);
@@ -220,6 +234,13 @@ enum MHD_Result api__session_route(api_req_t *rq, const char *data, size_t *size
 enum MHD_Result api__sessions_list(api_req_t *rq);
 enum MHD_Result api__sse_start(api_req_t *rq, int feed);
 enum MHD_Result api__health(api_req_t *rq);
+enum MHD_Result api__restore(api_req_t *rq);
+enum MHD_Result api__transcript(api_req_t *rq);
+enum MHD_Result api__stats(api_req_t *rq);
+enum MHD_Result api__session_export(api_req_t *rq);
+enum MHD_Result api__export(api_req_t *rq);
+/* The web inspector's page, or its script when 'script_file' (ui.c). */
+enum MHD_Result api__ui(api_req_t *rq, int script_file);
 enum MHD_Result api__metrics(api_req_t *rq);
 
 /* Collects the body into rq->body (bounded by max_body_bytes; past it the rest is

@@ -209,6 +209,17 @@ static int scan(store_read_t *r, const api_req_t *rq, struct page *pg, uint64_t 
                               more);
 }
 
+/* REEL_EGONE for a deleted session: its events are gone and no new ones can come, so
+ * a reader (or a long-poll) is told so instead of waiting on an empty page. */
+int api__session_readable(store_read_t *r, const char *id, size_t len)
+{
+    store_session_t rec;
+    int rc = store_session_get(r, id, len, &rec);
+    if (rc == REEL_OK && rec.status == STORE_DELETED)
+        return REEL_EGONE;
+    return rc;
+}
+
 /* Reads one page past rq->offset into 'pg'. Returns REEL_OK or a store error. */
 static int read_page(api_req_t *rq, struct page *pg)
 {
@@ -216,6 +227,10 @@ static int read_page(api_req_t *rq, struct page *pg)
     int rc = store_read_begin(rq->srv->store, &r);
     if (rc != REEL_OK)
         return rc;
+    if (!pg->feed && (rc = api__session_readable(&r, rq->session, rq->session_len)) != REEL_OK) {
+        store_read_end(&r);
+        return rc;
+    }
     int more = 0;
     uint64_t after = rq->offset;
     pg->scanned = after;
@@ -294,10 +309,12 @@ static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
             store_buf_release(&out);
             if (rc == REEL_ESESSION_NOT_FOUND)
                 return api__problem(rq, rc, "session '%s' does not exist", rq->session);
+            if (rc == REEL_EGONE)
+                return api__problem(rq, rc, "session '%s' was deleted", rq->session);
             return api__problem(rq, rc, "reading events failed: %s", reel_strerror(rc));
         }
         uint64_t deadline = rq->start_ms + rq->wait_s * 1000;
-        if (pg.n || !rq->wait_s || api__now_ms() >= deadline || api__stopping(srv))
+        if (pg.n || pg.more || !rq->wait_s || api__now_ms() >= deadline || api__stopping(srv))
             return page_reply(rq, &out, &pg);
         store_buf_release(&out);
         api_waiter_t *w = &rq->waiter;

@@ -112,6 +112,13 @@ void api__route(api_req_t *rq)
         rq->route = API_R_METRICS;
         return;
     }
+    if (n >= 1 && n <= 2 && seg_is(&s[0], "ui")) {
+        if (n == 1 || seg_is(&s[1], ""))
+            rq->route = API_R_UI;
+        else if (seg_is(&s[1], "app.js"))
+            rq->route = API_R_UI_JS;
+        return;
+    }
     if (n < 2 || !seg_is(&s[0], "v1"))
         return;
     if (n == 2 && seg_is(&s[1], "health"))
@@ -120,6 +127,10 @@ void api__route(api_req_t *rq)
         rq->route = API_R_SESSIONS;
     else if (n == 2 && seg_is(&s[1], "events"))
         rq->route = API_R_FEED;
+    else if (n == 2 && seg_is(&s[1], "stats"))
+        rq->route = API_R_STATS;
+    else if (n == 2 && seg_is(&s[1], "export"))
+        rq->route = API_R_EXPORT;
     else if (n == 3 && seg_is(&s[1], "events") && seg_is(&s[2], "sse"))
         rq->route = API_R_FEED_SSE;
     else if (n >= 3 && seg_is(&s[1], "sessions")) {
@@ -129,6 +140,12 @@ void api__route(api_req_t *rq)
             rq->route = API_R_EVENTS;
         else if (n == 5 && seg_is(&s[3], "events") && seg_is(&s[4], "sse"))
             rq->route = API_R_EVENTS_SSE;
+        else if (n == 4 && seg_is(&s[3], "restore"))
+            rq->route = API_R_RESTORE;
+        else if (n == 4 && seg_is(&s[3], "transcript"))
+            rq->route = API_R_TRANSCRIPT;
+        else if (n == 4 && seg_is(&s[3], "export"))
+            rq->route = API_R_SESSION_EXPORT;
         if (rq->route != API_R_NONE)
             take_id(rq, &s[2]);
     }

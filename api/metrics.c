@@ -33,7 +33,9 @@ static void commit_histogram(store_buf_t *o, const store_stats_t *st)
     store_buf_printf(o, "# HELP %s Time per write transaction (write + fsync).\n"
                         "# TYPE %s histogram\n", n, n);
     unsigned long long cum = 0;
-    for (int i = 0; i < STORE_HIST_BUCKETS; i++) {
+    /* Bucket i counts commits under 2^i * 64 us, above bucket i-1; the last bucket
+     * also takes everything slower, so it only feeds +Inf. */
+    for (int i = 0; i < STORE_HIST_BUCKETS - 1; i++) {
         cum += st->commit_hist[i];
         double le = (double)(64ull << i) / 1e6;
         store_buf_printf(o, "%s_bucket{le=\"%g\"} %llu\n", n, le, cum);
@@ -62,9 +64,9 @@ enum MHD_Result api__metrics(api_req_t *rq)
     api_server_t *srv = rq->srv;
     store_stats_t st;
     store_get_stats(srv->store, &st);
-    pthread_mutex_lock(&srv->lock);
+    pthread_mutex_lock(&srv->conn_lock);
     unsigned conns = srv->n_conns;
-    pthread_mutex_unlock(&srv->lock);
+    pthread_mutex_unlock(&srv->conn_lock);
     store_buf_t o = STORE_BUF_INIT;
     metric(&o, "reel_http_requests_total", "counter", "HTTP requests received.",
            atomic_load(&srv->requests));

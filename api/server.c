@@ -38,7 +38,7 @@ static unsigned ip_bucket(const uint8_t *ip, size_t len)
 }
 
 /* Adjusts the open-connection count of 'c's address by 'delta' (+1/-1) and returns the
- * new count. Caller holds srv->lock. */
+ * new count. Caller holds srv->conn_lock. */
 static unsigned ip_add(api_server_t *srv, const api_conn_t *c, int delta)
 {
     api_ipcount_t **pp = &srv->ips[ip_bucket(c->ip, c->ip_len)];
@@ -86,19 +86,19 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (!c)
             return;
         conn_address(conn, c);
-        pthread_mutex_lock(&srv->lock);
+        pthread_mutex_lock(&srv->conn_lock);
         srv->n_conns++;
         unsigned per_ip = ip_add(srv, c, +1);
         c->over_limit = srv->n_conns > srv->lim.max_connections ||
                         (srv->lim.max_connections_per_ip &&
                          per_ip > srv->lim.max_connections_per_ip);
-        pthread_mutex_unlock(&srv->lock);
+        pthread_mutex_unlock(&srv->conn_lock);
         *socket_context = c;
     } else if (c) {
-        pthread_mutex_lock(&srv->lock);
+        pthread_mutex_lock(&srv->conn_lock);
         srv->n_conns--;
         ip_add(srv, c, -1);
-        pthread_mutex_unlock(&srv->lock);
+        pthread_mutex_unlock(&srv->conn_lock);
         free(c);
         *socket_context = NULL;
     }
@@ -122,6 +122,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     store_buf_init(&rq->body);
     store_buf_init(&rq->meta);
     atomic_fetch_add(&srv->requests, 1);
+    atomic_fetch_add(&srv->live, 1);
     return rq;
 }
 
@@ -137,6 +138,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
     store_buf_release(&rq->body);
     store_buf_release(&rq->meta);
+    atomic_fetch_sub(&rq->srv->live, 1);
     free(rq->uri);
     free(rq);
     *req_cls = NULL;
@@ -179,8 +181,8 @@ static int is(const char *m, const char *want) { return !strcmp(m, want); }
 /* The scope bit a request needs; 0 for routes open to everyone. */
 static int needed_scope(const api_req_t *rq)
 {
-    if (rq->route == API_R_HEALTH)
-        return 0;
+    if (rq->route == API_R_HEALTH || rq->route == API_R_UI || rq->route == API_R_UI_JS)
+        return 0; /* the inspector's files hold no data; its requests carry the token */
     if (is(rq->method, "GET") || is(rq->method, "HEAD"))
         return API_SCOPE_READ;
     if (is(rq->method, "DELETE"))
@@ -263,6 +265,13 @@ static enum MHD_Result dispatch(api_req_t *rq, const char *data, size_t *size)
     case API_R_EVENTS_SSE: return api__sse_start(rq, 0);
     case API_R_FEED: return api__feed_read(rq);
     case API_R_FEED_SSE: return api__sse_start(rq, 1);
+    case API_R_RESTORE: return api__restore(rq);
+    case API_R_TRANSCRIPT: return api__transcript(rq);
+    case API_R_SESSION_EXPORT: return api__session_export(rq);
+    case API_R_STATS: return api__stats(rq);
+    case API_R_EXPORT: return api__export(rq);
+    case API_R_UI: return api__ui(rq, 0);
+    case API_R_UI_JS: return api__ui(rq, 1);
     default: return api__problem(rq, REEL_ENOT_FOUND, "no route for this path");
     }
 }
@@ -312,9 +321,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (rq->reject)
         return deferred(rq, upload_data_size);
-    if (rq->phase < 0) {
-        *upload_data_size = 0; /* answered already */
-        return MHD_YES;
+    if (rq->phase < 0 || (*upload_data_size && !has_body(rq))) {
+        /* Answered already, or a body nobody asked for (GET, DELETE): discard it, within
+         * the body limit, before answering. */
+        rq->swallowed += *upload_data_size;
+        *upload_data_size = 0;
+        return rq->swallowed > rq->srv->lim.max_body_bytes ? MHD_NO : MHD_YES;
     }
     return dispatch(rq, upload_data, upload_data_size);
 }
@@ -463,9 +475,8 @@ static struct MHD_Daemon *start_daemon(api_server_t *srv, const api_config_t *cf
         MHD_OPTION_CONNECTION_LIMIT, hard,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, hard_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, srv->lim.request_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
         MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
@@ -483,6 +494,7 @@ static void server_free(api_server_t *srv)
     free(srv->tokens);
     free(srv->cors_origin);
     pthread_mutex_destroy(&srv->lock);
+    pthread_mutex_destroy(&srv->conn_lock);
     free(srv);
 }
 
@@ -509,6 +521,7 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     srv->store = s;
     srv->lim = cfg->limits;
     pthread_mutex_init(&srv->lock, NULL);
+    pthread_mutex_init(&srv->conn_lock, NULL);
     srv->waiters.next = srv->waiters.prev = &srv->waiters;
     if ((cfg->cors_origin && !(srv->cors_origin = strdup(cfg->cors_origin))) ||
         api__tokens_init(srv, cfg->tokens, cfg->n_tokens) != REEL_OK) {
@@ -546,9 +559,13 @@ void api_server_stop(api_server_t *srv)
      *    (long-polls answer, SSE streams end). */
     api__wake_all(srv, 1);
     api__watcher_stop(srv);
-    /* 2. Appends already handed to the committer complete normally: wait for their
-     *    callbacks, which resume their connections (bounded, in case the store hangs). */
-    for (int i = 0; i < 3000 && atomic_load(&srv->inflight) > 0; i++)
+    /* 2. Appends handed to the committer and transcript/stats jobs complete normally:
+     *    their connections are suspended (libmicrohttpd must not stop under them) and
+     *    jobs read the store (which the caller closes next), so wait for all of them.
+     *    Resumed waiters and other requests under way get a bounded while to finish. */
+    while (atomic_load(&srv->inflight) > 0)
+        usleep(1000);
+    for (int i = 0; i < 2000 && atomic_load(&srv->live) > 0; i++)
         usleep(1000);
     /* 3. libmicrohttpd refuses to stop with suspended connections; none are left. */
     MHD_stop_daemon(srv->daemon);

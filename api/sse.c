@@ -14,9 +14,11 @@
  * Messages: "id: <key>\ndata: <event JSON>\n\n" (JSON has no raw newlines), comment
  * heartbeats ": keepalive\n\n" every API_HEARTBEAT_MS, and "retry: 2000" first.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "api/api_int.h"
 #include "replay/replay.h"
@@ -88,7 +90,7 @@ static int fill(api_sse_t *c)
         return rc;
     if (c->feed)
         rc = store_feed_after(&r, c->next, SSE_BATCH, sse_event, c, NULL);
-    else
+    else if ((rc = api__session_readable(&r, c->session, c->session_len)) == REEL_OK)
         rc = store_events_after(&r, c->session, c->session_len, c->next, SSE_BATCH, sse_event,
                                 c, NULL);
     store_read_end(&r);
@@ -119,6 +121,19 @@ static void drained(api_sse_t *c)
         store_buf_clear(&c->out);
 }
 
+/* 1 when the client has closed its end. A suspended connection is not polled by
+ * libmicrohttpd, so a stream checks its socket itself each time it runs. */
+static int peer_closed(api_sse_t *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->w.conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return 0;
+    char b;
+    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     api_sse_t *c = cls;
@@ -127,13 +142,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         c->started = 1;
         store_buf_puts(&c->out, "retry: 2000\n\n");
     }
-    for (;;) {
+    for (int skipped = 0;;) {
         if (c->off < c->out.len)
             return give(c, buf, max);
         drained(c);
         if (api__stopping(srv))
             return MHD_CONTENT_READER_END_OF_STREAM;
-        uint64_t gen = api__gen(srv);
+        uint64_t gen = api__gen(srv), before = c->next;
         int rc = fill(c);
         if (rc != REEL_OK)
             return rc == REEL_ESESSION_NOT_FOUND || rc == REEL_EGONE
@@ -141,11 +156,20 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
                        : MHD_CONTENT_READER_END_WITH_ERROR;
         if (c->out.len)
             continue;
+        if (c->next != before) {
+            /* A 'types' filter skipped a whole batch: keep scanning, but after a few
+             * batches hand out a comment so that this call ends and MHD calls again. */
+            if (++skipped % 8 == 0)
+                store_buf_puts(&c->out, ":\n");
+            continue;
+        }
         uint64_t now = api__now_ms();
         if (now - c->last_write_ms >= API_HEARTBEAT_MS) {
             store_buf_puts(&c->out, ": keepalive\n\n");
             continue;
         }
+        if (peer_closed(c))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
         c->w.deadline_ms = c->last_write_ms + API_HEARTBEAT_MS;
         if (api__wait(srv, &c->w, gen))
             return 0;
@@ -184,11 +208,10 @@ static int start_key(api_req_t *rq, int feed, uint64_t *key)
 static int session_exists(api_req_t *rq)
 {
     store_read_t r;
-    store_session_t rec;
     int rc = store_read_begin(rq->srv->store, &r);
     if (rc != REEL_OK)
         return rc;
-    rc = store_session_get(&r, rq->session, rq->session_len, &rec);
+    rc = api__session_readable(&r, rq->session, rq->session_len);
     store_read_end(&r);
     return rc;
 }
@@ -196,7 +219,7 @@ static int session_exists(api_req_t *rq)
 static enum MHD_Result sse_reply(api_req_t *rq, api_sse_t *c)
 {
     struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sse_read, c, sse_free);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, c, sse_free);
     if (!resp) {
         sse_free(c);
         return MHD_NO;
@@ -221,11 +244,16 @@ enum MHD_Result api__sse_start(api_req_t *rq, int feed)
         int rc = session_exists(rq);
         if (rc == REEL_ESESSION_NOT_FOUND)
             return api__problem(rq, rc, "session '%s' does not exist", rq->session);
+        if (rc == REEL_EGONE)
+            return api__problem(rq, rc, "session '%s' was deleted", rq->session);
         if (rc != REEL_OK)
             return api__problem(rq, rc, "reading the session failed: %s", reel_strerror(rc));
     }
     if (atomic_fetch_add(&srv->sse_clients, 1) >= srv->lim.max_sse_clients) {
         atomic_fetch_sub(&srv->sse_clients, 1);
+        /* Suspended streams do not notice a client that went away. Resuming them makes
+         * libmicrohttpd read the socket, so closed ones are freed for the next try. */
+        api__wake_all(srv, 0);
         return api__problem(rq, REEL_ETOO_MANY, "too many SSE clients (--max-sse-clients %u)",
                             srv->lim.max_sse_clients);
     }

@@ -153,9 +153,16 @@ class Server:
         return r
 
     def events(self, session, offset=0, limit=10000):
-        r = self.get("/v1/sessions/%s/events?offset=%d&limit=%d" % (session, offset, limit))
-        assert r.status == 200, r
-        return r.json["events"]
+        """Events of 'session' past 'offset', all pages."""
+        out = []
+        while True:
+            r = self.get("/v1/sessions/%s/events?offset=%d&limit=%d" % (session, offset, limit))
+            assert r.status == 200, r
+            j = r.json
+            out += j["events"]
+            if not j["hasMore"]:
+                return out
+            offset = j["next_offset"]
 
     def feed(self):
         """Every event of the store in position order (the whole feed)."""

@@ -251,6 +251,27 @@ def test_session_delete_then_append_410(server):
     assert r.json["type"] == "urn:reel:error:session_deleted"
     assert server.get("/v1/sessions/del").json["status"] == "deleted"
     assert all(e["session_id"] != "del" for e in server.feed())
+    r = server.get("/v1/sessions/del/events?wait=5")
+    assert r.status == 410 and r.json["type"] == "urn:reel:error:session_deleted"
+    assert SSEClient(server, "/v1/sessions/del/events/sse").status == 410
+
+
+def test_delete_ends_sse_and_long_poll(server):
+    server.append("dl2", ev())
+    c = SSEClient(server, "/v1/sessions/dl2/events/sse")
+    assert c.next()[0] == 1
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault(
+        "r", server.get("/v1/sessions/dl2/events?offset=1&wait=10")))
+    th.start()
+    time.sleep(0.3)
+    t0 = time.time()
+    assert server.request("DELETE", "/v1/sessions/dl2").status == 200
+    assert c.next() is None  # the stream ends
+    th.join(10)
+    assert out["r"].status == 410
+    assert time.time() - t0 < 3
+    c.close()
 
 
 def test_session_delete_unknown_404(server):
@@ -394,11 +415,39 @@ def test_stop_with_waiting_clients(server_factory):
     s.append("w", ev())
     c = SSEClient(s, "/v1/sessions/w/events/sse")
     assert c.next()[0] == 1
-    th = threading.Thread(target=lambda: s.get("/v1/sessions/w/events?offset=1&wait=30"))
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault(
+        "r", s.get("/v1/sessions/w/events?offset=1&wait=30")))
     th.start()
     time.sleep(0.3)
     t0 = time.time()
     s.stop()
     assert time.time() - t0 < 5
     th.join(5)
+    assert out["r"].status == 200 and out["r"].json["events"] == []  # answered, not cut off
+    assert c.next() is None  # the stream ended
     c.close()
+
+
+def test_sse_types_filter_skips_long_runs(server):
+    server.append("skip", [ev("noise") for _ in range(3000)] + [ev("wanted")])
+    c = SSEClient(server, "/v1/sessions/skip/events/sse?types=wanted")
+    i, d = c.next()
+    assert (i, d["type"]) == (3001, "wanted")
+    server.append("skip", [ev("noise") for _ in range(600)] + [ev("wanted")])
+    assert c.next()[0] == 3602
+    c.close()
+
+
+def test_ui_inspector(server_factory):
+    s = server_factory(args=["--sync", "none", "--token", "t0k"])
+    for path in ("/ui/", "/ui"):
+        r = s.get(path)
+        assert r.status == 200 and r.header("content-type").startswith("text/html")
+        assert b'<script src="/ui/app.js"></script>' in r.body
+        assert "script-src" not in r.header("content-security-policy")  # no inline script
+    r = s.get("/ui/app.js")
+    assert r.status == 200 and r.header("content-type").startswith("text/javascript")
+    assert b"EventSource" in r.body and b"innerHTML" not in r.body
+    assert s.get("/ui/nope").status == 404
+    assert s.request("POST", "/ui/", body=b"").status == 405
