@@ -8,14 +8,33 @@
 
 #define BODY_FIELDS REPLAY_NFIELDS
 
+static char *two(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
 void replay_write_time(store_buf_t *out, int64_t ms)
 {
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    store_buf_printf(out, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(ms % 1000));
+    if (tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) { /* not RFC 3339: keep the value */
+        store_buf_printf(out, "\"%lld\"", (long long)ms);
+        return;
+    }
+    char t[26], *p = t; /* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+    *p++ = '"';
+    p = two(p, (tm.tm_year + 1900) / 100);
+    p = two(p, (tm.tm_year + 1900) % 100);
+    *p++ = '-', p = two(p, tm.tm_mon + 1), *p++ = '-', p = two(p, tm.tm_mday);
+    *p++ = 'T', p = two(p, tm.tm_hour), *p++ = ':', p = two(p, tm.tm_min);
+    *p++ = ':', p = two(p, tm.tm_sec), *p++ = '.';
+    *p++ = (char)('0' + (int)(ms % 1000) / 100);
+    p = two(p, (int)(ms % 100));
+    *p++ = 'Z', *p++ = '"';
+    store_buf_put(out, t, (size_t)(p - t));
 }
 
 int64_t replay_parse_time(const char *s, size_t n)
@@ -105,8 +124,10 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int inclu
         return REEL_ECORRUPT;
     store_buf_puts(out, "{\"session_id\":");
     store_json_write_string(out, ev->session, ev->session_len);
-    store_buf_printf(out, ",\"sequence\":%llu,\"position\":%llu",
-                     (unsigned long long)ev->sequence, (unsigned long long)ev->position);
+    store_buf_puts(out, ",\"sequence\":");
+    store_buf_put_u64(out, ev->sequence);
+    store_buf_puts(out, ",\"position\":");
+    store_buf_put_u64(out, ev->position);
     for (int i = 0; i < BODY_FIELDS; i++) {
         if (i == 6 && !include_raw)
             break;

@@ -88,6 +88,25 @@ void store_buf_printf(store_buf_t *b, const char *fmt, ...)
     va_end(ap);
 }
 
+void store_buf_put_u64(store_buf_t *b, uint64_t v)
+{
+    char tmp[20], *p = tmp + sizeof tmp;
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    store_buf_put(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+void store_buf_put_i64(store_buf_t *b, int64_t v)
+{
+    if (v < 0) {
+        store_buf_putc(b, '-');
+        store_buf_put_u64(b, (uint64_t)0 - (uint64_t)v);
+    } else {
+        store_buf_put_u64(b, (uint64_t)v);
+    }
+}
+
 const char *store_buf_cstr(store_buf_t *b)
 {
     if (store_buf_reserve(b, 1) != REEL_OK)

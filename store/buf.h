@@ -34,6 +34,9 @@ void store_buf_puts(store_buf_t *b, const char *s);
 void store_buf_printf(store_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void store_buf_vprintf(store_buf_t *b, const char *fmt, va_list ap);
+/* Appends 'v' in decimal (no printf: this is on every read path). */
+void store_buf_put_u64(store_buf_t *b, uint64_t v);
+void store_buf_put_i64(store_buf_t *b, int64_t v);
 /* Appends a NUL (not counted in 'len') and returns 'data' as a C string ("" if empty). */
 const char *store_buf_cstr(store_buf_t *b);
 /* Gives up the heap block to the caller (who frees it with free()); 'b' becomes empty. */

@@ -734,8 +734,8 @@ int store_mp_to_json(store_mp_t *m, store_buf_t *out, int max_depth)
     switch (o.type) {
     case STORE_MP_NIL: store_buf_put(out, "null", 4); break;
     case STORE_MP_BOOL: store_buf_puts(out, o.u ? "true" : "false"); break;
-    case STORE_MP_UINT: store_buf_printf(out, "%llu", (unsigned long long)o.u); break;
-    case STORE_MP_INT: store_buf_printf(out, "%lld", (long long)o.i); break;
+    case STORE_MP_UINT: store_buf_put_u64(out, o.u); break;
+    case STORE_MP_INT: store_buf_put_i64(out, o.i); break;
     case STORE_MP_FLOAT:
         if (isfinite(o.f))
             store_buf_printf(out, "%.17g", o.f);

@@ -84,6 +84,8 @@ int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t 
         *more = 0;
     if (rc)
         return rc;
+    if (rec.status == STORE_DELETED)
+        return REEL_EGONE;
     if (after >= rec.last_sequence)
         return REEL_OK;
     MDB_cursor *c;

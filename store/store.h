@@ -248,7 +248,8 @@ typedef int (*store_event_cb)(void *arg, const store_event_view_t *ev);
 
 /* Events of session 'id' with sequence > 'after', oldest first, at most 'limit'.
  * '*more' (may be NULL) is set to 1 when events past the last one given exist.
- * Cost O(log n + limit). REEL_ESESSION_NOT_FOUND if the session does not exist. */
+ * Cost O(log n + limit). REEL_ESESSION_NOT_FOUND if the session does not exist,
+ * REEL_EGONE if it was deleted. */
 int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
                        size_t limit, store_event_cb cb, void *arg, int *more);
 

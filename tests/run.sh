@@ -25,19 +25,21 @@ else
     failed=$((failed + 1))
 fi
 
-# Black-box HTTP and CLI tests (pytest from Debian's python3-pytest).
-if ls tests/http/test_*.py tests/cli/test_*.py >/dev/null 2>&1; then
-    echo "== black-box tests (tests/cli, tests/http; REEL_BIN=$BUILD/reel)"
-    REEL_BIN="$top/$BUILD/reel" /usr/bin/python3 -m pytest -q -p no:cacheprovider $(ls -d tests/cli tests/http 2>/dev/null) \
+# Black-box tests (pytest from Debian's python3-pytest), one session per folder: each
+# folder's conftest.py is its own module.
+for dir in tests/cli tests/http; do
+    ls "$dir"/test_*.py >/dev/null 2>&1 || continue
+    echo "== black-box tests ($dir, REEL_BIN=$BUILD/reel)"
+    REEL_BIN="$top/$BUILD/reel" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$dir" \
         2>&1 | tee "$log"
     line=$(grep -E '[0-9]+ (passed|failed)' "$log" | tail -n 1)
-    p=$(echo "$line" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) passed.*/\1/p')
-    f=$(echo "$line" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) failed.*/\1/p')
-    e=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) error.*/\1/p')
+    p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+    f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+    e=$(echo "$line" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+')
     [ -z "$line" ] && f=1
     passed=$((passed + ${p:-0}))
     failed=$((failed + ${f:-0} + ${e:-0}))
-fi
+done
 
 echo
 echo "$passed passed, $failed failed"

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import Reel
+from clihelp import Reel
 
 
 def make_events(n, session):

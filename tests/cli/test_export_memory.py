@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import REEL
+from clihelp import REEL
 
 MEASURE = ("import resource, subprocess, sys\n"
            "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"

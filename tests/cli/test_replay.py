@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REEL, Reel
+from clihelp import REEL, Reel
 
 
 def crafted_export(path, gaps_ms):
