@@ -120,6 +120,7 @@ enum api_route {
     API_R_SESSION_EXPORT, /* /v1/sessions/{id}/export */
     API_R_STATS,          /* /v1/stats */
     API_R_EXPORT,         /* /v1/export */
+    API_R_VERIFY,         /* /v1/sessions/{id}/verify */
     API_R_UI,             /* /ui, /ui/ */
     API_R_UI_JS,          /* /ui/app.js */
 };
@@ -237,6 +238,7 @@ enum MHD_Result api__health(api_req_t *rq);
 enum MHD_Result api__restore(api_req_t *rq);
 enum MHD_Result api__transcript(api_req_t *rq);
 enum MHD_Result api__stats(api_req_t *rq);
+enum MHD_Result api__verify(api_req_t *rq);
 enum MHD_Result api__session_export(api_req_t *rq);
 enum MHD_Result api__export(api_req_t *rq);
 /* The web inspector's page, or its script when 'script_file' (ui.c). */

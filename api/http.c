@@ -146,6 +146,8 @@ void api__route(api_req_t *rq)
             rq->route = API_R_TRANSCRIPT;
         else if (n == 4 && seg_is(&s[3], "export"))
             rq->route = API_R_SESSION_EXPORT;
+        else if (n == 4 && seg_is(&s[3], "verify"))
+            rq->route = API_R_VERIFY;
         if (rq->route != API_R_NONE)
             take_id(rq, &s[2]);
     }

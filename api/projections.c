@@ -87,14 +87,14 @@ enum MHD_Result api__restore(api_req_t *rq)
     return api__reply_json(rq, 200, &out);
 }
 
-/* ---- Transcript and stats: jobs on their own threads ---- */
+/* ---- Transcript, stats and verify: jobs on their own threads ---- */
 
-/* Transcript and stats scan a whole session or range: they run on a thread of their own
+/* Transcript, stats and verify scan a whole session or range: they run on a thread of their own
  * while the connection is suspended, so that an HTTP worker is never held by one big
  * request. At most API_MAX_JOBS run at once; more are answered with 429. */
 #define API_MAX_JOBS 4
 
-enum job_kind { JOB_TRANSCRIPT, JOB_STATS };
+enum job_kind { JOB_TRANSCRIPT, JOB_STATS, JOB_VERIFY };
 
 typedef struct api_job {
     api_req_t *rq;
@@ -112,11 +112,17 @@ static void *run_job(void *arg)
     api_req_t *rq = j->rq;
     api_server_t *srv = rq->srv;
     store_buf_clear(&rq->body);
-    if (j->kind == JOB_TRANSCRIPT)
+    if (j->kind == JOB_TRANSCRIPT) {
         rq->batch.err = replay_transcript(srv->store, rq->session, rq->session_len, j->at,
                                           rq->markdown, &rq->body);
-    else
+    } else if (j->kind == JOB_VERIFY) {
+        store_verify_report_t rep;
+        rq->batch.err = store_verify(srv->store, rq->session, rq->session_len, &rep, NULL, NULL);
+        if (rq->batch.err == REEL_OK)
+            rq->batch.err = replay_write_verify(&rq->body, &rep);
+    } else {
         rq->batch.err = replay_stats(srv->store, &j->so, &rq->body, NULL, NULL);
+    }
     if (rq->batch.err == REEL_OK && store_buf_failed(&rq->body))
         rq->batch.err = REEL_ENOMEM;
     free(j);
@@ -133,7 +139,7 @@ static enum MHD_Result start_job(api_req_t *rq, api_job_t *j)
     if (atomic_fetch_add(&srv->jobs, 1) >= API_MAX_JOBS) {
         atomic_fetch_sub(&srv->jobs, 1);
         free(j);
-        return api__problem(rq, REEL_ETOO_MANY, "too many transcript/stats requests at once "
+        return api__problem(rq, REEL_ETOO_MANY, "too many transcript/stats/verify requests at once "
                                                 "(at most %d)", API_MAX_JOBS);
     }
     if (api__async_begin(rq) != REEL_OK) {
@@ -156,11 +162,11 @@ static enum MHD_Result start_job(api_req_t *rq, api_job_t *j)
     return MHD_YES;
 }
 
-static enum MHD_Result job_reply(api_req_t *rq, int transcript)
+static enum MHD_Result job_reply(api_req_t *rq, int per_session)
 {
     int rc = rq->batch.err;
     if (rc != REEL_OK) {
-        if (transcript)
+        if (per_session)
             return session_problem(rq, rc);
         return api__problem(rq, rc, "stats failed: %s", reel_strerror(rc));
     }
@@ -189,6 +195,19 @@ enum MHD_Result api__transcript(api_req_t *rq)
         return api__problem(rq, REEL_ENOMEM, "out of memory");
     j->kind = JOB_TRANSCRIPT;
     j->at = at;
+    return start_job(rq, j);
+}
+
+/* GET /v1/sessions/{id}/verify: the integrity check of one session (200 either way; the
+ * report's 'ok' says whether it is sound). */
+enum MHD_Result api__verify(api_req_t *rq)
+{
+    if (rq->phase == 2)
+        return rq->async_done ? job_reply(rq, 1) : MHD_YES;
+    api_job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return api__problem(rq, REEL_ENOMEM, "out of memory");
+    j->kind = JOB_VERIFY;
     return start_job(rq, j);
 }
 

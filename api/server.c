@@ -270,6 +270,7 @@ static enum MHD_Result dispatch(api_req_t *rq, const char *data, size_t *size)
     case API_R_SESSION_EXPORT: return api__session_export(rq);
     case API_R_STATS: return api__stats(rq);
     case API_R_EXPORT: return api__export(rq);
+    case API_R_VERIFY: return api__verify(rq);
     case API_R_UI: return api__ui(rq, 0);
     case API_R_UI_JS: return api__ui(rq, 1);
     default: return api__problem(rq, REEL_ENOT_FOUND, "no route for this path");

@@ -145,6 +145,25 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int inclu
     return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
 }
 
+int replay_write_verify(store_buf_t *out, const store_verify_report_t *rep)
+{
+    store_buf_printf(out, "{\"ok\":%s,\"sessions\":%llu,\"events\":%llu,\"log_entries\":%llu",
+                     rep->ok ? "true" : "false", (unsigned long long)rep->sessions,
+                     (unsigned long long)rep->events, (unsigned long long)rep->log_entries);
+    if (!rep->ok) {
+        store_buf_puts(out, ",\"first_error\":{\"session\":");
+        store_json_write_string(out, rep->session, strlen(rep->session));
+        store_buf_printf(out, ",\"sequence\":%llu,\"position\":%llu,\"ok_up_to\":%llu,"
+                              "\"problem\":",
+                         (unsigned long long)rep->sequence, (unsigned long long)rep->position,
+                         (unsigned long long)rep->ok_up_to);
+        store_json_write_string(out, rep->problem, strlen(rep->problem));
+        store_buf_putc(out, '}');
+    }
+    store_buf_putc(out, '}');
+    return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+}
+
 static void opt_time(store_buf_t *out, const char *k, int64_t ms)
 {
     key(out, k);

@@ -34,6 +34,10 @@ void replay_write_time(store_buf_t *out, int64_t ms);
  * as Unix milliseconds; returns Unix ms, or -1 when malformed. */
 int64_t replay_parse_time(const char *s, size_t n);
 
+/* Appends a store_verify() report as JSON: {ok, sessions, events, log_entries} and, when
+ * not ok, first_error {session, sequence, position, ok_up_to, problem}. */
+int replay_write_verify(store_buf_t *out, const store_verify_report_t *rep);
+
 /* Reads the event type out of a view's body (borrowed pointer into the body). */
 int replay_event_type(const store_event_view_t *ev, const char **type, size_t *len);
 

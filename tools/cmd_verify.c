@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store/json.h"
+#include "replay/replay.h"
 #include "tools/cmds.h"
 
 static const char usage[] =
@@ -16,23 +16,6 @@ static const char usage[] =
     "  --session S    check one session only\n"
     "  --progress     progress lines on stderr (default: when stderr is a terminal)\n"
     "  --json         print the report as JSON on stdout\n";
-
-static void print_json(const store_verify_report_t *rep)
-{
-    printf("{\"ok\":%s,\"sessions\":%llu,\"events\":%llu,\"log_entries\":%llu", rep->ok ? "true" : "false",
-           (unsigned long long)rep->sessions, (unsigned long long)rep->events,
-           (unsigned long long)rep->log_entries);
-    if (!rep->ok) {
-        store_buf_t b = STORE_BUF_INIT;
-        store_json_write_string(&b, rep->problem, strlen(rep->problem));
-        printf(",\"first_error\":{\"session\":\"%s\",\"sequence\":%llu,\"position\":%llu,"
-               "\"ok_up_to\":%llu,\"problem\":%s}",
-               rep->session, (unsigned long long)rep->sequence, (unsigned long long)rep->position,
-               (unsigned long long)rep->ok_up_to, store_buf_cstr(&b));
-        store_buf_release(&b);
-    }
-    printf("}\n");
-}
 
 int cmd_verify(int argc, char **argv)
 {
@@ -71,7 +54,10 @@ int cmd_verify(int argc, char **argv)
         return CMD_FAIL;
     }
     if (json) {
-        print_json(&rep);
+        store_buf_t b = STORE_BUF_INIT;
+        replay_write_verify(&b, &rep);
+        printf("%s\n", store_buf_cstr(&b));
+        store_buf_release(&b);
     } else if (rep.ok) {
         printf("ok: %llu sessions, %llu events, %llu log entries checked in %.2fs\n",
                (unsigned long long)rep.sessions, (unsigned long long)rep.events,

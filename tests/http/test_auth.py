@@ -14,6 +14,7 @@ ROUTES = [
     ("GET", "/metrics", None, "read"),
     ("GET", "/v1/sessions/a/restore", None, "read"),
     ("GET", "/v1/sessions/a/transcript", None, "read"),
+    ("GET", "/v1/sessions/a/verify", None, "read"),
     ("GET", "/v1/sessions/a/export", None, "read"),
     ("GET", "/v1/stats", None, "read"),
     ("GET", "/v1/export?compression=none", None, "read"),

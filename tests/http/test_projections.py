@@ -142,3 +142,12 @@ def test_export_import_round_trip(server, tmp_path):
         assert a["agent"] == b["agent"] == "claude" and a["metadata"] == b["metadata"]
     finally:
         s2.stop()
+
+
+def test_verify_one_session(server):
+    conversation(server)
+    r = server.get("/v1/sessions/conv/verify")
+    assert r.status == 200, r
+    assert r.json["ok"] is True and r.json["events"] == 15 and r.json["sessions"] == 1
+    assert server.get("/v1/sessions/nope/verify").status == 404
+    assert server.get("/v1/sessions/a%2Fb/verify").status == 400
