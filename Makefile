@@ -36,7 +36,7 @@ UNITOBJ  = $(UNITSRC:%.c=$(BUILD)/obj/%.o)
 BENCHSRC = $(wildcard tools/bench_*.c)
 BENCHBIN = $(BENCHSRC:tools/%.c=$(BUILD)/%)
 
-.PHONY: all deps test unit asan run bench clean format
+.PHONY: all deps test unit asan run bench browser clean format
 all: $(BUILD)/reel
 
 $(BUILD)/obj/%.o: %.c
@@ -56,6 +56,14 @@ $(BUILD)/unit: $(UNITOBJ) $(BUILD)/libreel.a
 $(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libreel.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The web inspector (/ui/): ui/* embedded into the binary as a generated header.
+UIFILES  = $(wildcard ui/*)
+$(BUILD)/gen/ui_assets.h: tools/embed_ui.sh $(UIFILES)
+	@mkdir -p $(dir $@)
+	tools/embed_ui.sh $@ $(UIFILES)
+$(BUILD)/obj/api/ui.o: $(BUILD)/gen/ui_assets.h
+$(BUILD)/obj/api/ui.o: CFLAGS += -I$(BUILD)/gen
+
 deps:
 	@tools/deps.sh
 
@@ -64,6 +72,9 @@ unit: $(BUILD)/reel $(BUILD)/unit
 test: deps
 	@$(MAKE) --no-print-directory unit
 	@tests/run.sh $(BUILD)
+
+browser: all
+	@tests/browser/run.sh
 
 asan:
 	@$(MAKE) --no-print-directory SANITIZER=address test

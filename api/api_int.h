@@ -122,7 +122,7 @@ enum api_route {
     API_R_EXPORT,         /* /v1/export */
     API_R_VERIFY,         /* /v1/sessions/{id}/verify */
     API_R_UI,             /* /ui, /ui/ */
-    API_R_UI_JS,          /* /ui/app.js */
+    API_R_UI_JS,          /* /ui/<file> */
 };
 
 typedef struct api_req {

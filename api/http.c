@@ -115,8 +115,8 @@ void api__route(api_req_t *rq)
     if (n >= 1 && n <= 2 && seg_is(&s[0], "ui")) {
         if (n == 1 || seg_is(&s[1], ""))
             rq->route = API_R_UI;
-        else if (seg_is(&s[1], "app.js"))
-            rq->route = API_R_UI_JS;
+        else
+            rq->route = API_R_UI_JS; /* any file name: ui.c answers 404 for unknown ones */
         return;
     }
     if (n < 2 || !seg_is(&s[0], "v1"))

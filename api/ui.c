@@ -1,140 +1,114 @@
-/* ui.c -- the web inspector at /ui/ (SPEC §4): a sessions list and a live event view.
+/* ui.c -- the web inspector at /ui/ (SPEC §4): static files embedded in the binary.
  *
- * One static page and its script, no build step: the page lists sessions with fetch() and
- * follows one session over EventSource (SSE). A token typed into the page is kept in
- * localStorage and sent as a bearer header, or as ?access_token= for the EventSource,
- * which cannot send headers. The script renders every value with textContent, and the
- * Content-Security-Policy allows scripts from this server only (no inline script), so
- * stored event data can never run as code. Neither file holds data: no token needed.
+ * The files live in ui/ (index.html, app.js, style.css: plain HTML/CSS/JS, no framework,
+ * no build step) and are turned into byte arrays by tools/embed_ui.sh, which writes the
+ * header ui_assets.h included below; the Makefile generates it under the build directory
+ * whenever a file in ui/ changes. docs/UI.md describes the inspector itself.
+ *
+ * Routes (api__route() maps /ui and /ui/ to API_R_UI and /ui/<name> to API_R_UI_JS):
+ *   /ui, /ui/    index.html (its asset URLs are absolute, so both work)
+ *   /ui/<name>   the embedded file of that name; anything else is 404 not_found
+ *
+ * The files hold no data, so they are served without a token: the page asks for one and
+ * sends it with every API call. Every answer carries a Content-Security-Policy that
+ * allows only this server's own scripts, styles and connections (no inline script: the
+ * script renders stored data with textContent only, so an event can never run as code),
+ * nosniff, no framing, and a strong ETag; a matching If-None-Match is answered 304.
+ * HEAD is answered by libmicrohttpd from the GET answer (headers only).
  */
 #include <string.h>
 
 #include "api/api_int.h"
 
-static const char page[] =
-    "<!doctype html>\n"
-    "<html lang=\"en\">\n"
-    "<head>\n"
-    "<meta charset=\"utf-8\">\n"
-    "<title>reel inspector</title>\n"
-    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    "<style>\n"
-    "body { font: 14px/1.4 system-ui, sans-serif; margin: 0; display: flex; height: 100vh; }\n"
-    "#side { width: 300px; border-right: 1px solid #ddd; overflow: auto; padding: 8px; }\n"
-    "#main { flex: 1; overflow: auto; padding: 8px 16px; }\n"
-    ".s { padding: 4px 6px; cursor: pointer; border-radius: 4px; }\n"
-    ".s:hover, .s.on { background: #eef; }\n"
-    ".meta { color: #777; font-size: 12px; }\n"
-    ".ev { border-bottom: 1px solid #f0f0f0; padding: 4px 0; white-space: pre-wrap; }\n"
-    ".t { font-weight: 600; margin-right: 8px; }\n"
-    ".msg { background: #f7f7fb; padding: 6px; border-radius: 4px; }\n"
-    "#bar { margin-bottom: 8px; }\n"
-    "input { width: 100%; box-sizing: border-box; }\n"
-    "</style>\n"
-    "</head>\n"
-    "<body>\n"
-    "<div id=\"side\">\n"
-    "  <div id=\"bar\"><input id=\"tok\" placeholder=\"bearer token (if the server needs one)\"></div>\n"
-    "  <div id=\"sessions\"></div>\n"
-    "  <button id=\"more\" hidden>more</button>\n"
-    "</div>\n"
-    "<div id=\"main\"><h3 id=\"title\">reel: pick a session</h3><div id=\"status\" class=\"meta\"></div><div id=\"events\"></div></div>\n"
-    "<script src=\"/ui/app.js\"></script>\n"
-    "</body>\n"
-    "</html>\n";
+typedef struct api_ui_asset {
+    const char *name;          /* file name under /ui/ */
+    const char *type;          /* Content-Type */
+    const char *etag;          /* strong ETag, quotes included */
+    const unsigned char *data; /* 'len' bytes (plus a NUL not counted) */
+    size_t len;
+} api_ui_asset_t;
 
-static const char script[] =
-    "\"use strict\";\n"
-    "const $ = (id) => document.getElementById(id);\n"
-    "const tok = $(\"tok\");\n"
-    "tok.value = localStorage.getItem(\"reel-token\") || \"\";\n"
-    "tok.onchange = () => { localStorage.setItem(\"reel-token\", tok.value); loadSessions(); };\n"
-    "let cursor = null, source = null;\n"
-    "\n"
-    "function headers() {\n"
-    "  return tok.value ? { Authorization: \"Bearer \" + tok.value } : {};\n"
-    "}\n"
-    "\n"
-    "function el(tag, cls, text) {\n"
-    "  const e = document.createElement(tag);\n"
-    "  if (cls) e.className = cls;\n"
-    "  if (text !== undefined) e.textContent = text;\n"
-    "  return e;\n"
-    "}\n"
-    "\n"
-    "async function loadSessions(more) {\n"
-    "  if (!more) { $(\"sessions\").textContent = \"\"; cursor = null; }\n"
-    "  const q = \"/v1/sessions?limit=100\" + (cursor ? \"&cursor=\" + encodeURIComponent(cursor) : \"\");\n"
-    "  const r = await fetch(q, { headers: headers() });\n"
-    "  if (!r.ok) { $(\"sessions\").textContent = \"error \" + r.status; return; }\n"
-    "  const j = await r.json();\n"
-    "  for (const s of j.sessions) {\n"
-    "    const d = el(\"div\", \"s\");\n"
-    "    d.append(el(\"div\", \"\", s.id));\n"
-    "    d.append(el(\"div\", \"meta\", (s.agent || \"?\") + \" - \" + s.status + \" - \" + s.event_count + \" events\"));\n"
-    "    d.onclick = () => open(s.id, d);\n"
-    "    $(\"sessions\").append(d);\n"
-    "  }\n"
-    "  cursor = j.next_cursor;\n"
-    "  $(\"more\").hidden = !cursor;\n"
-    "}\n"
-    "$(\"more\").onclick = () => loadSessions(true);\n"
-    "\n"
-    "function open(id, node) {\n"
-    "  document.querySelectorAll(\".s.on\").forEach((n) => n.classList.remove(\"on\"));\n"
-    "  if (node) node.classList.add(\"on\");\n"
-    "  if (source) source.close();\n"
-    "  $(\"title\").textContent = id;\n"
-    "  $(\"events\").textContent = \"\";\n"
-    "  const items = new Map();\n"
-    "  let url = \"/v1/sessions/\" + encodeURIComponent(id) + \"/events/sse\";\n"
-    "  if (tok.value) url += \"?access_token=\" + encodeURIComponent(tok.value);\n"
-    "  source = new EventSource(url);\n"
-    "  source.onopen = () => { $(\"status\").textContent = \"live\"; };\n"
-    "  source.onerror = () => { $(\"status\").textContent = \"reconnecting...\"; };\n"
-    "  source.onmessage = (m) => show(JSON.parse(m.data), items);\n"
-    "}\n"
-    "\n"
-    "function show(ev, items) {\n"
-    "  const data = ev.data || {};\n"
-    "  if (ev.type === \"item.delta\" && items.has(data.item_id)) {\n"
-    "    items.get(data.item_id).textContent += typeof data.delta === \"string\" ? data.delta : JSON.stringify(data.delta);\n"
-    "    return;\n"
-    "  }\n"
-    "  const row = el(\"div\", \"ev\");\n"
-    "  row.append(el(\"span\", \"t\", \"#\" + ev.sequence + \" \" + ev.type));\n"
-    "  row.append(el(\"span\", \"meta\", ev.time + (ev.source ? \" - \" + ev.source : \"\")));\n"
-    "  if (ev.type === \"item.started\" && data.item_id) {\n"
-    "    const body = el(\"div\", \"msg\", \"\");\n"
-    "    items.set(data.item_id, body);\n"
-    "    row.append(body);\n"
-    "  } else if (ev.data !== null && ev.data !== undefined) {\n"
-    "    row.append(el(\"div\", \"\", JSON.stringify(ev.data, null, 1)));\n"
-    "  }\n"
-    "  $(\"events\").append(row);\n"
-    "  row.scrollIntoView({ block: \"end\" });\n"
-    "}\n"
-    "\n"
-    "loadSessions();\n";
+#ifdef __has_include
+#if __has_include("ui_assets.h")
+#include "ui_assets.h"
+#define UI_EMBEDDED 1
+#endif
+#endif
+#ifndef UI_EMBEDDED
+/* Built without the generated header (the Makefile's ui_assets.h rule did not run): serve
+ * a page that says so instead of failing the whole build. */
+static const unsigned char ui_missing[] =
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<title>reel inspector</title></head><body><main><h1>reel inspector</h1>"
+    "<p>This reel binary was built without the inspector's files: build it with "
+    "<code>make</code>, which embeds <code>ui/*</code> with <code>tools/embed_ui.sh</code>."
+    "</p></main></body></html>\n";
+static const api_ui_asset_t ui_assets[] = {
+    {"index.html", "text/html; charset=utf-8", "\"missing\"", ui_missing, sizeof ui_missing - 1},
+};
+#endif
 
-static enum MHD_Result serve(api_req_t *rq, const char *body, size_t len, const char *type)
+#define UI_CSP                                                                               \
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "       \
+    "form-action 'none'; frame-ancestors 'none'"
+
+static const api_ui_asset_t *find_asset(const char *name, size_t len)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                            "object-src 'none'; frame-ancestors 'none'");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    return api__queue(rq, 200, resp);
+    for (size_t i = 0; i < sizeof ui_assets / sizeof ui_assets[0]; i++)
+        if (strlen(ui_assets[i].name) == len && !memcmp(ui_assets[i].name, name, len))
+            return &ui_assets[i];
+    return NULL;
 }
 
+/* 1 if the If-None-Match header 'inm' lists 'etag' (weak or strong) or is "*". */
+static int etag_matches(const char *inm, const char *etag)
+{
+    size_t el = strlen(etag);
+    for (const char *p = inm; *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ","), m = n;
+        while (m && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+            m--;
+        if ((m == 1 && *p == '*') || (m == el && !memcmp(p, etag, el)) ||
+            (m == el + 2 && !memcmp(p, "W/", 2) && !memcmp(p + 2, etag, el)))
+            return 1;
+        p += n;
+    }
+    return 0;
+}
+
+static enum MHD_Result serve(api_req_t *rq, const api_ui_asset_t *a)
+{
+    const char *inm = api__header(rq, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    int fresh = inm && etag_matches(inm, a->etag);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        fresh ? 0 : a->len, fresh ? NULL : (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    if (!fresh)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a->etag);
+    MHD_add_response_header(resp, "Content-Security-Policy", UI_CSP);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    /* Revalidate every time (cheap with the ETag): a new binary never runs an old app.js. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    return api__queue(rq, fresh ? 304 : 200, resp);
+}
+
+/* 'script_file' (the route was /ui/<name>) is implied by the path, which names the file. */
 enum MHD_Result api__ui(api_req_t *rq, int script_file)
 {
-    if (script_file)
-        return serve(rq, script, sizeof script - 1, "text/javascript; charset=utf-8");
-    return serve(rq, page, sizeof page - 1, "text/html; charset=utf-8");
+    const char *path = rq->uri;
+    size_t plen = strcspn(path, "?");
+    const api_ui_asset_t *a = NULL;
+    (void)script_file;
+    if ((plen == 3 && !memcmp(path, "/ui", 3)) || (plen == 4 && !memcmp(path, "/ui/", 4)))
+        a = find_asset("index.html", 10);
+    else if (plen > 4 && !memcmp(path, "/ui/", 4))
+        a = find_asset(path + 4, plen - 4);
+    if (!a)
+        return api__problem(rq, REEL_ENOT_FOUND, "no file '%.*s' in the inspector",
+                            (int)(plen > 80 ? 80 : plen), path);
+    return serve(rq, a);
 }

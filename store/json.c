@@ -563,7 +563,7 @@ static int payload(store_mp_t *m, store_mp_obj_t *o, uint64_t n)
 static int count(store_mp_t *m, store_mp_obj_t *o, int type, uint64_t n)
 {
     /* Every element takes at least one byte: a count beyond the remaining bytes is a lie
-     * (msgpack-c's array32 "FIXME security guard"). */
+     * (msgpack-c's array32 lacks this guard). */
     uint64_t min = type == STORE_MP_MAP ? 2 * n : n;
     if (min > (uint64_t)(m->end - m->p))
         return REEL_ECORRUPT;

@@ -41,6 +41,19 @@ for dir in tests/cli tests/http; do
     failed=$((failed + ${f:-0} + ${e:-0}))
 done
 
+# Browser tests of the web inspector (headless Chromium via playwright-core); the script
+# skips with "0 passed, 0 failed" when node or chromium is missing.
+if [ -x tests/browser/run.sh ]; then
+    echo "== browser tests (tests/browser)"
+    REEL_BIN="$top/$BUILD/reel" tests/browser/run.sh 2>&1 | tee "$log"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+    f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+    [ -z "$line" ] && f=1
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -12,10 +12,11 @@
 #      vs XADD, 64 connections, no pipelining;
 #   3. poll read: GET .../events?offset=N&limit=100 (random N), 64 connections
 #      vs XRANGE key N + COUNT 100 (fixed start), 64 connections;
-#   4. live fan-out: 100 SSE clients on one session, 200 appends 20 ms apart; latency from
-#      the append's send to each client's receipt (p50/p99) vs 100 XREAD BLOCK clients;
-#   5. memory per idle SSE client: server RSS growth over 1000 idle streams / 1000
-#      vs redis-server RSS growth over 1000 clients blocked in XREAD.
+#   4. live fan-out: 1,000 SSE clients on one session, 200 appends 20 ms apart; latency from
+#      the append's send to each client's receipt (p50/p99) vs 1,000 XREAD BLOCK clients
+#      (both measured by the same Python client, one thread per subscriber);
+#   5. memory per idle SSE client: server RSS growth over 10,000 idle streams / 10,000
+#      vs redis-server RSS growth over 10,000 clients blocked in XREAD.
 # Prints a Markdown table with ratios (reel / redis; for latency and memory, lower is
 # better). Numbers only, never pass/fail. Needs wrk, redis-server, redis-benchmark,
 # python3 (Debian packages; `make deps`).
@@ -27,10 +28,11 @@ BUILD=$1
 shift
 DUR=10
 FAN_EVENTS=200
-IDLE=1000
+IDLE=10000
+FAN_CLIENTS=1000
 for a in "$@"; do
     case "$a" in
-        --quick) DUR=3; FAN_EVENTS=60; IDLE=300 ;;
+        --quick) DUR=3; FAN_EVENTS=60; IDLE=300; FAN_CLIENTS=100 ;;
         *) echo "bench_http.sh: unknown option '$a'" >&2; exit 2 ;;
     esac
 done
@@ -69,12 +71,12 @@ wait_port() {
 
 RP=$(free_port)
 "$REEL" serve --data "$TMP/reel" --listen "127.0.0.1:$RP" --sync full \
-    --max-connections-per-ip 0 --max-connections 5000 --max-sse-clients 5000 \
+    --max-connections-per-ip 0 --max-connections 12000 --max-sse-clients 11000 \
     2>"$TMP/reel.log" &
 REEL_PID=$!
 DP=$(free_port)
 redis-server --port "$DP" --bind 127.0.0.1 --dir "$TMP/redis" --appendonly yes \
-    --appendfsync always --save "" --maxclients 10000 --daemonize no >"$TMP/redis.log" 2>&1 &
+    --appendfsync always --save "" --maxclients 11000 --daemonize no >"$TMP/redis.log" 2>&1 &
 REDIS_PID=$!
 wait_port "$RP"
 wait_port "$DP"
@@ -148,10 +150,9 @@ reel_poll=$(wrk_rps 64 "$TMP/poll.lua" /)
 redis_poll=$(rb_rps -n $((DUR * 5000)) -c 64 XRANGE poll - + COUNT 100)
 
 # ---- 4 and 5. SSE fan-out latency and idle memory (python, stdlib) ----
-python3 - "$RP" "$DP" "$REEL_PID" "$REDIS_PID" "$FAN_EVENTS" "$IDLE" >"$TMP/live.txt" <<'EOF'
+python3 - "$RP" "$DP" "$REEL_PID" "$REDIS_PID" "$FAN_EVENTS" "$IDLE" "$FAN_CLIENTS" >"$TMP/live.txt" <<'EOF'
 import http.client, json, socket, sys, threading, time
-rp, dp, reel_pid, redis_pid, n_events, n_idle = map(int, sys.argv[1:])
-CLIENTS = 100
+rp, dp, reel_pid, redis_pid, n_events, n_idle, CLIENTS = map(int, sys.argv[1:])
 
 def rss_kb(pid):
     for l in open("/proc/%d/status" % pid):
@@ -300,7 +301,7 @@ echo "| --- | ---: | ---: | ---: |"
 echo "| batched ingest, events/s (100 x 1 KiB per POST; XADD -P 100), 16 conns | $(fmt "$reel_batch") | $(fmt "$redis_batch") | $(ratio "$reel_batch" "$redis_batch") |"
 echo "| single-event ingest, events/s, 64 keep-alive conns | $(fmt "$reel_single") | $(fmt "$redis_single") | $(ratio "$reel_single" "$redis_single") |"
 echo "| poll read limit 100, requests/s (XRANGE COUNT 100), 64 conns | $(fmt "$reel_poll") | $(fmt "$redis_poll") | $(ratio "$reel_poll" "$redis_poll") |"
-echo "| live fan-out to 100 clients, p50 ms (SSE; XREAD BLOCK) | $f50r | $f50d | $(ratio "$f50r" "$f50d") |"
-echo "| live fan-out to 100 clients, p99 ms | $f99r | $f99d | $(ratio "$f99r" "$f99d") |"
+echo "| live fan-out to $FAN_CLIENTS clients, p50 ms (SSE; XREAD BLOCK) | $f50r | $f50d | $(ratio "$f50r" "$f50d") |"
+echo "| live fan-out to $FAN_CLIENTS clients, p99 ms | $f99r | $f99d | $(ratio "$f99r" "$f99d") |"
 echo "| memory per idle live client, bytes ($IDLE clients) | $(fmt "$memr") | $(fmt "$memd") | $(ratio "$memr" "$memd") |"
 echo

@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libmicrohttpd-dev
 libjansson-dev libzstd-dev zstd libssl-dev libcurl4-openssl-dev libcriterion-dev python3 python3-pytest
 jq curl
-redis-server wrk"
+redis-server wrk chromium nodejs"
 
 missing=""
 for p in $PKGS; do
@@ -14,6 +14,9 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
+# npm comes with NodeSource's nodejs where that is installed; Debian's npm package would
+# conflict with it, so it is asked for only when no npm is there at all.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing:$missing"

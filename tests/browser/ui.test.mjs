@@ -1,0 +1,405 @@
+// ui.test.mjs -- the web inspector (/ui/) in headless chromium against a real `reel serve`.
+// Run: tests/browser/run.sh (or `node --test tests/browser/` with playwright-core installed).
+// Screenshots go to build/browser-artifacts/; UPDATE_DOCS_SCREENSHOTS=1 also refreshes
+// docs/ui-sessions.png and docs/ui-session.png.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { ARTIFACTS, REEL, ROOT, Server, launch, message, shot, sleep, tmpdir, toolCall, waitUntil, watchErrors } from './lib.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { if (browser) await browser.close(); });
+
+async function open(srv, hash, scheme = 'light') {
+  const page = await browser.ctx.newPage();
+  await page.emulateMedia({ colorScheme: scheme });
+  const errors = watchErrors(page);
+  await page.goto(srv.url + '/ui/' + hash);
+  return { page, errors };
+}
+
+const liveState = (page) => page.locator('#live').getAttribute('data-state');
+
+describe('static files', () => {
+  const srv = new Server();
+  before(() => srv.start());
+  after(() => srv.dispose());
+
+  test('GET /ui/ serves the page, its script and styles with a strict CSP', async () => {
+    for (const [p, type] of [['/ui/', 'text/html'], ['/ui', 'text/html'], ['/ui/app.js', 'text/javascript'], ['/ui/style.css', 'text/css']]) {
+      const r = await fetch(srv.url + p);
+      assert.equal(r.status, 200, p);
+      assert.ok(r.headers.get('content-type').startsWith(type), p);
+      const csp = r.headers.get('content-security-policy');
+      assert.match(csp, /default-src 'self'/);
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+      const etag = r.headers.get('etag');
+      assert.ok(etag, 'ETag on ' + p);
+      const again = await fetch(srv.url + p, { headers: { 'If-None-Match': etag } });
+      assert.equal(again.status, 304, p);
+    }
+    assert.equal((await fetch(srv.url + '/ui/nope.js')).status, 404);
+    const js = await (await fetch(srv.url + '/ui/app.js')).text();
+    assert.ok(!js.includes('innerHTML'), 'data is rendered with textContent only');
+  });
+});
+
+describe('sessions list', () => {
+  const srv = new Server();
+  before(async () => {
+    await srv.start();
+    srv.runMock('demo-tools', 'tools');
+    srv.runMock('demo-chat', 'hello there');
+    srv.runMock('demo-permission', 'permission');
+    await srv.append('notes', message('n1', 'user', 'a note'));
+  });
+  after(() => srv.dispose());
+
+  test('lists sessions and follows the feed live', async () => {
+    const { page, errors } = await open(srv, '#/');
+    await page.waitForSelector('main[data-live="1"]');
+    const rows = page.locator('table.sessions tbody tr');
+    assert.equal(await rows.count(), 4);
+    const row = page.locator('tr[data-id="notes"]');
+    assert.equal((await row.locator('td').nth(2).textContent()).trim(), '3');
+    assert.equal(await liveState(page), 'live');
+
+    // an append to a listed session updates its row
+    await srv.append('notes', message('n2', 'assistant', 'more'));
+    await waitUntil(page, () => document.querySelector('tr[data-id="notes"] td:nth-of-type(3)').textContent === '6');
+    // a new session appears
+    srv.runMock('demo-new', 'hi');
+    await page.waitForSelector('tr[data-id="demo-new"]', { timeout: 5000 });
+    const last = (await srv.get('/v1/sessions/demo-new')).event_count;
+    await waitUntil(page, (n) => document.querySelector('tr[data-id="demo-new"] td:nth-of-type(3)')?.textContent === String(n), last);
+    await waitUntil(page, () => document.querySelector('tr[data-id="demo-new"] .badge')?.textContent === 'ended');
+    // appends by another process on the data directory (`reel ingest`) reach the page too
+    const r = spawnSync(REEL, ['ingest', '--quiet', '--session', 'notes', '--data', srv.data, '--sync', 'none'],
+      { input: message('n3', 'user', 'from reel ingest').map((e) => JSON.stringify(e)).join('\n') + '\n', encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    await waitUntil(page, () => document.querySelector('tr[data-id="notes"] td:nth-of-type(3)').textContent === '9');
+    // the feed reconnects after a server restart and resumes after the last position
+    await srv.restart();
+    await srv.append('notes', message('n4', 'assistant', 'after a restart'));
+    await waitUntil(page, () => document.querySelector('tr[data-id="notes"] td:nth-of-type(3)').textContent === '12', null, { timeout: 15000 });
+    await waitUntil(page, () => document.querySelector('#live').dataset.state === 'live');
+    assert.equal(await page.evaluate(() => window.__reelLive.stats.duplicates), 0);
+    await sleep(1300); // the changed rows' highlight fades
+    await shot(page, 'sessions-light', 'ui-sessions.png');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot(page, 'sessions-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+    assert.deepEqual(errors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource|EventSource/.test(e)), []);
+    await page.close();
+  });
+
+  test('filters and pages with the cursor', async () => {
+    for (let i = 0; i < 60; i++) await srv.append(`page-${String(i).padStart(2, '0')}`, [{ type: 'note', data: { i } }]);
+    const { page } = await open(srv, '#/');
+    await page.waitForSelector('main[data-live="1"]');
+    assert.equal(await page.locator('table.sessions tbody tr').count(), 50);
+    await page.getByRole('button', { name: 'Next →' }).click();
+    await waitUntil(page, () => location.hash.includes('cursor='));
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="page-59"]');
+    assert.equal(await page.locator('table.sessions tbody tr').count(), 15);
+    await page.getByRole('button', { name: '← Previous' }).click();
+    await page.waitForSelector('tr[data-id="demo-chat"]');
+    // server-side filter (status) and client-side id filter
+    await page.selectOption('#f-status', 'active');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await waitUntil(page, () => location.hash.includes('status=active'));
+    await page.waitForSelector('tr[data-id="notes"]');
+    assert.equal(await page.locator('tr[data-id="demo-chat"]').count(), 0, 'ended sessions filtered out');
+    await page.fill('#f-find', 'page-0');
+    assert.equal(await page.locator('table.sessions tbody tr:not([hidden])').count(), 10);
+    await page.close();
+  });
+
+  test('keyboard: / focuses the filter, j/k move through rows, Enter opens', async () => {
+    const { page } = await open(srv, '#/');
+    await page.waitForSelector('main[data-live="1"]');
+    await page.locator('body').click({ position: { x: 5, y: 700 } });
+    await page.keyboard.press('/');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'f-find');
+    await page.keyboard.press('Escape');
+    await page.locator('h1').focus();
+    await page.keyboard.press('j');
+    await page.keyboard.press('j');
+    const focused = await page.evaluate(() => document.activeElement.textContent);
+    assert.equal(focused, 'demo-new');
+    await page.keyboard.press('Enter');
+    await waitUntil(page, () => location.hash === '#/s/demo-new');
+    await page.waitForSelector('main[data-at]');
+    await page.keyboard.press('e');
+    await page.waitForSelector('#ev-range');
+    await page.close();
+  });
+
+  test('controls have labels and the page has landmarks', async () => {
+    const { page } = await open(srv, '#/');
+    await page.waitForSelector('main[data-loaded="1"]');
+    const unlabeled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')).map((el) => el.id || el.name));
+    assert.deepEqual(unlabeled, []);
+    assert.equal(await page.locator('main').count(), 1);
+    assert.equal(await page.locator('h1').count(), 1);
+    assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+    await page.close();
+  });
+});
+
+describe('session view', () => {
+  const srv = new Server();
+  before(async () => {
+    await srv.start();
+    srv.runMock('demo-tools', 'tools');
+    srv.runMock('demo-permission', 'permission');
+    srv.runMock('demo-error', 'error', 1, true);
+    srv.runMock('demo-markdown', 'markdown');
+  });
+  after(() => srv.dispose());
+
+  test('renders the transcript: messages, tool calls with collapsed results, permissions, errors', async () => {
+    const { page, errors } = await open(srv, '#/s/demo-tools');
+    await page.waitForSelector('main[data-at="20"]');
+    const tools = page.locator('li.k-item details.tool');
+    assert.equal(await tools.count(), 2);
+    assert.equal(await tools.first().getAttribute('open'), null, 'tool calls start collapsed');
+    await tools.first().locator('summary').click();
+    assert.match(await tools.first().locator('.tool-body').textContent(), /README\.md/);
+    assert.match(await page.locator('ol.timeline').textContent(), /I'll look at the files first\./);
+    assert.equal(await tools.nth(1).locator('.badge').textContent(), 'error');
+    // a sequence number links to that event in the raw view, opened
+    await page.locator('a.seq', { hasText: '#12' }).first().click();
+    await page.waitForSelector('#ev-12.target details[open]');
+    // Markdown is rendered (as text nodes only); native lines are hidden unless asked
+    await page.goto(srv.url + '/ui/#/s/demo-markdown');
+    await page.waitForSelector('.md .md-h1');
+    assert.equal(await page.locator('.md .md-h1').textContent(), 'Build report');
+    assert.equal(await page.locator('.md strong').first().textContent(), 'passed');
+    assert.equal(await page.locator('.md table tbody tr').count(), 2);
+    assert.match(await page.locator('.md pre code').textContent(), /int main\(void\)/);
+    assert.match(await page.locator('#tsummary').textContent(), /native lines hidden/);
+    assert.equal(await page.locator('li.k-other').count(), 0);
+    await page.check('#opt-native');
+    assert.ok(await page.locator('li.k-other').count() > 0);
+    await page.uncheck('#opt-native');
+    await page.uncheck('#opt-md');
+    assert.match(await page.locator('article.msg.role-assistant .text').first().textContent(), /^# Build report/);
+    await page.check('#opt-md');
+    await page.goto(srv.url + '/ui/#/s/demo-permission');
+    await page.waitForSelector('section.perm');
+    await page.goto(srv.url + '/ui/#/s/demo-error');
+    await page.waitForSelector('section.err');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('follows a live run, and reconnects after a server restart with no gap or duplicate', async () => {
+    await srv.append('live', message('u1', 'user', 'start'));
+    const { page, errors } = await open(srv, '#/s/live');
+    await page.waitForSelector('main[data-at="3"]');
+    await waitUntil(page, () => document.querySelector('#live').dataset.state === 'live');
+
+    // a live run: events appear while the page is open
+    await srv.append('live', [...message('a1', 'assistant', 'first answer'), ...toolCall('t1', 'c1', 'Bash', { command: 'make test' }, 'ok\n'.repeat(40))]);
+    await waitUntil(page, () => document.querySelector('main').dataset.lastSeq === '10');
+    await page.waitForSelector('text=first answer');
+    await page.locator('details.tool > summary').click();
+    await page.waitForSelector('details.tool details.long', { state: 'attached' });  // 40-line output collapsed
+
+    // stream a message delta by delta
+    await srv.append('live', [{ type: 'item.started', data: { item_id: 'a2', kind: 'message', role: 'assistant' } }]);
+    for (const w of ['Streaming ', 'word ', 'by ', 'word.']) await srv.append('live', [{ type: 'item.delta', data: { item_id: 'a2', delta: w } }]);
+    await page.waitForSelector('text=Streaming word by word.');
+
+    // restart the server while the page is open; append while it is down is impossible,
+    // so append right after it is back, before the browser reconnects
+    await srv.stop();
+    await waitUntil(page, () => document.querySelector('#live').dataset.state === 'wait', null, { timeout: 10000 });
+    await srv.start();
+    await srv.append('live', [{ type: 'item.completed', data: { item_id: 'a2', kind: 'message', role: 'assistant' } }, ...message('a3', 'assistant', 'after the restart')]);
+    await page.waitForSelector('text=after the restart', { timeout: 15000 });
+    await waitUntil(page, () => document.querySelector('#live').dataset.state === 'live');
+    await srv.append('live', message('a4', 'assistant', 'and once more'));
+    await page.waitForSelector('text=and once more');
+
+    const last = (await srv.get('/v1/sessions/live')).last_sequence;
+    const ds = await page.evaluate(() => Object.assign({}, document.querySelector('main').dataset));
+    assert.equal(Number(ds.lastSeq), last);
+    assert.equal(Number(ds.received), last - 3, 'every event after the first page load, once');
+    assert.equal(Number(ds.duplicates), 0);
+    assert.equal(Number(ds.gaps), 0);
+    assert.ok(Number(ds.reconnects) >= 1);
+    // the rendered transcript equals the server's projection
+    const t = await srv.get('/v1/sessions/live/transcript');
+    const texts = await page.locator('article.msg .text').allTextContents();
+    assert.deepEqual(texts, t.items.filter((i) => i.kind === 'message').map((i) => i.text));
+    for (const w of ['after the restart', 'and once more']) assert.equal(texts.filter((x) => x === w).length, 1);
+    assert.deepEqual(errors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource|EventSource/.test(e)), []);
+    await page.close();
+  });
+
+  test('screenshot of a live session with tool calls', async () => {
+    const run = srv.runMockAsync('demo-live', 'tools', 150);
+    const { page } = await open(srv, '#/s/demo-live');
+    await page.waitForSelector('main[data-at]', { timeout: 10000 });
+    // mid-run: the second tool call has its result, the last answer is still to come
+    await page.waitForSelector('details.tool >> nth=1 >> .badge:text("error")', { timeout: 10000 });
+    await page.locator('details.tool > summary').first().click();
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot(page, 'session-light', 'ui-session.png');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot(page, 'session-dark');
+    await run;
+    // after the run: the header agrees with the server's record
+    const rec = await srv.get('/v1/sessions/demo-live');
+    await waitUntil(page, (n) => document.querySelector('dl.meta')?.textContent.includes('Events' + n), String(rec.event_count));
+    await waitUntil(page, () => document.querySelector('dl.meta .badge')?.textContent === 'ended');
+    await page.close();
+  });
+
+  test('ACP envelopes: the transcript is fetched again as they arrive', async () => {
+    const lines = fs.readFileSync(path.join(ROOT, 'tests/cases/replay/acp-envelopes/events.jsonl'), 'utf8')
+      .split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    await srv.append('acp', lines.slice(0, 3));
+    const { page, errors } = await open(srv, '#/s/acp');
+    await page.waitForSelector('main[data-at="3"]');
+    await srv.append('acp', lines.slice(3));
+    await page.waitForSelector(`main[data-at="${lines.length}"]`);
+    const t = await srv.get('/v1/sessions/acp/transcript');
+    const texts = await page.locator('article.msg .text').allTextContents();
+    assert.deepEqual(texts, t.items.filter((i) => i.kind === 'message').map((i) => i.text));
+    assert.equal(await page.locator('details.tool').count(), t.items.filter((i) => i.kind === 'tool_call').length);
+    assert.equal(await page.locator('section.perm').count(), t.permissions.length);
+    if (t.plan) await page.waitForSelector('details.plan');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('raw events view pages by offset and shows the event JSON', async () => {
+    const evs = [];
+    for (let i = 1; i <= 250; i++) evs.push({ type: 'tick', source: 'test', data: { i } });
+    await srv.append('many', evs);
+    const { page } = await open(srv, '#/s/many/events?offset=0&limit=100');
+    await page.waitForSelector('main[data-loaded="1"] #ev-range');
+    assert.equal(await page.locator('#ev-range').textContent(), 'Events #1–#100 of 250.');
+    await page.click('#ev-next');
+    await waitUntil(page, () => document.querySelector('#ev-range')?.textContent === 'Events #101–#200 of 250.');
+    await page.click('#ev-last');
+    await waitUntil(page, () => document.querySelector('#ev-range')?.textContent === 'Events #151–#250 of 250.');
+    const row = page.locator('#ev-250');
+    await row.locator('summary').click();
+    const json = JSON.parse(await row.locator('pre').textContent());
+    assert.equal(json.sequence, 250);
+    assert.deepEqual(json.data, { i: 250 });
+    await page.click('#ev-prev');
+    await waitUntil(page, () => document.querySelector('#ev-range')?.textContent === 'Events #51–#150 of 250.');
+    await shot(page, 'events-light');
+    await page.close();
+  });
+
+  test('export downloads the zstd export; restore copies the replay text', async () => {
+    await browser.ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: srv.url });
+    const { page } = await open(srv, '#/s/demo-tools');
+    await page.waitForSelector('main[data-at]');
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-btn')]);
+    assert.equal(dl.suggestedFilename(), 'demo-tools.jsonl.zst');
+    const dir = tmpdir('reel-ui-dl-');
+    const file = path.join(dir, 'x.jsonl.zst');
+    await dl.saveAs(file);
+    const bytes = fs.readFileSync(file);
+    assert.deepEqual([...bytes.subarray(0, 4)], [0x28, 0xb5, 0x2f, 0xfd], 'zstd magic');
+    const z = spawnSync('zstd', ['-dc', file], { encoding: 'utf8' });
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (z.status === 0) assert.equal(z.stdout.trim().split('\n').filter((l) => l.includes('"sequence"')).length, 20);
+
+    await page.click('#restore-btn');
+    await waitUntil(page, () => document.querySelector('main').dataset.restoreChars);
+    const expected = (await srv.get('/v1/sessions/demo-tools/restore')).replay_text;
+    const got = await page.evaluate(async () => {
+      const d = document.querySelector('#text-dialog');
+      return d.open ? document.querySelector('#text-area').value : navigator.clipboard.readText();
+    });
+    assert.equal(got, expected);
+    assert.match(got, /^Previous session history is replayed below/);
+    await page.close();
+  });
+});
+
+describe('large sessions', () => {
+  const srv = new Server();
+  const N = 100000;
+  before(async () => {
+    // 100k events (25k items) ingested directly into the data directory, before serving
+    const lines = [];
+    for (let i = 0; i < N / 4; i++) {
+      const id = 'm' + i;
+      lines.push(JSON.stringify({ type: 'item.started', data: { item_id: id, kind: 'message', role: i % 2 ? 'assistant' : 'user' } }));
+      lines.push(JSON.stringify({ type: 'item.delta', data: { item_id: id, delta: 'message number ' + i + ' ' } }));
+      lines.push(JSON.stringify({ type: 'item.delta', data: { item_id: id, delta: 'with a second part.' } }));
+      lines.push(JSON.stringify({ type: 'item.completed', data: { item_id: id, kind: 'message' } }));
+    }
+    const r = spawnSync(REEL, ['ingest', '--session', 'big', '--data', srv.data, '--sync', 'none'], { input: lines.join('\n') + '\n', encoding: 'utf8', maxBuffer: 1 << 26 });
+    assert.equal(r.status, 0, r.stderr);
+    await srv.start();
+  });
+  after(() => srv.dispose());
+
+  test('a 100k-event session renders the newest items and pages back', async () => {
+    const { page, errors } = await open(srv, '#/s/big');
+    const t0 = Date.now();
+    await page.waitForSelector(`main[data-at="${N}"]`, { timeout: 60000 });
+    const ms = Date.now() - t0;
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    fs.writeFileSync(path.join(ARTIFACTS, 'large-session.txt'), `100k events: transcript view ready in ${ms} ms\n`);
+    assert.equal(await page.locator('ol.timeline > li').count(), 200);
+    assert.match(await page.locator('ol.timeline > li').last().textContent(), /message number 24999 with a second part\./);
+    await shot(page, 'large-session-light');
+    await page.click('#earlier');
+    assert.equal(await page.locator('ol.timeline > li').count(), 400);
+    // live appends still arrive
+    await srv.append('big', message('tail', 'assistant', 'the newest one'));
+    await page.waitForSelector('text=the newest one');
+    // the events tab opens on the newest page
+    await page.keyboard.press('e');
+    await waitUntil(page, () => document.querySelector('#ev-range')?.textContent === 'Events #99904–#100003 of 100,003.');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
+
+describe('token', () => {
+  const srv = new Server({ args: ['--token', 's3cret'] });
+  before(async () => {
+    await srv.start();
+    srv.token = 's3cret';
+    await srv.append('private', message('p1', 'user', 'secret stuff'));
+  });
+  after(() => srv.dispose());
+
+  test('asks for the token once, keeps it in sessionStorage, and streams with ?access_token=', async () => {
+    const { page } = await open(srv, '#/');
+    await page.waitForSelector('#token-dialog[open]');
+    assert.match(await page.locator('#token-why').textContent(), /needs a token/);
+    await page.fill('#token-input', 's3cret');
+    await page.click('#token-form button[type="submit"]');
+    await page.waitForSelector('tr[data-id="private"]');
+    await waitUntil(page, () => document.querySelector('#live').dataset.state === 'live');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('reel.token')), 's3cret');
+    await page.click('a.sid');
+    await page.waitForSelector('main[data-at="3"]');
+    await waitUntil(page, () => document.querySelector('#live').dataset.state === 'live');
+    await srv.append('private', message('p2', 'assistant', 'live with a token'));
+    await page.waitForSelector('text=live with a token');
+    // a reload keeps the token (same tab)
+    await page.reload();
+    await page.waitForSelector('text=live with a token');
+    assert.equal(await page.locator('#token-dialog[open]').count(), 0);
+    await page.close();
+  });
+});

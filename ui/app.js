@@ -1,0 +1,1290 @@
+/* app.js -- reel's web inspector (docs/UI.md). Plain JavaScript, no framework, no build.
+ *
+ * Views (hash routes, so the server only serves /ui/ and its three files):
+ *   #/?agent=A&status=S&cursor=C      sessions list, live from GET /v1/events/sse
+ *   #/s/ID                            transcript of one session, live from its SSE stream
+ *   #/s/ID/events?offset=N&limit=L    raw events, paged by offset
+ *
+ * The token (if the server wants one) is kept in sessionStorage and sent as
+ * "Authorization: Bearer"; EventSource cannot send headers, so SSE URLs carry
+ * ?access_token= instead (the server accepts it on SSE routes only).
+ *
+ * Live streams never show a gap or a duplicate: every message carries its key (sequence,
+ * or position on the feed); a key at or below the last one seen is dropped, a key past
+ * the next one makes the stream fetch the missing events by offset first. Reconnects
+ * start from the last key seen (the browser sends Last-Event-ID; a stream that the browser
+ * gave up on is reopened with ?offset= / ?after=).
+ */
+'use strict';
+
+(() => {
+  const TOKEN_KEY = 'reel.token';
+  const PAGE_SESSIONS = 50;
+  const WINDOW = 200;            /* transcript entries rendered at first, and per "earlier" */
+  const LONG_LINES = 12;         /* tool output longer than this is collapsed */
+  const LONG_CHARS = 1500;
+
+  /* ---- small helpers ---- */
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+
+  /* h('div', {class: 'x', onclick: f, 'aria-label': 'y'}, child, 'text', [more]) */
+  function h(tag, props, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k === 'text') el.textContent = v;
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'dataset') Object.assign(el.dataset, v);
+      else if (k in el && typeof v !== 'string') el[k] = v;
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+    append(el, kids);
+    return el;
+  }
+  function append(el, kids) {
+    for (const k of kids.flat(Infinity)) {
+      if (k === undefined || k === null || k === false) continue;
+      el.append(k instanceof Node ? k : document.createTextNode(String(k)));
+    }
+    return el;
+  }
+  const isObj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const str = (v) => (typeof v === 'string' ? v : undefined);
+
+  function fmtBytes(n) {
+    if (typeof n !== 'number') return '–';
+    const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(n < 10 ? 1 : 0) : n) + ' ' + u[i];
+  }
+  const fmtNum = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : '–');
+
+  function fmtAgo(iso) {
+    if (!iso) return '–';
+    const t = Date.parse(iso);
+    if (Number.isNaN(t)) return iso;
+    const s = Math.round((Date.now() - t) / 1000);
+    if (s < 5) return 'just now';
+    if (s < 60) return s + ' s ago';
+    if (s < 3600) return Math.floor(s / 60) + ' min ago';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ago';
+    return new Date(t).toISOString().slice(0, 10);
+  }
+  function timeEl(iso) {
+    return h('time', { datetime: iso || '', title: iso || '', class: 'ago', text: fmtAgo(iso) });
+  }
+  function refreshTimes() {
+    for (const t of document.querySelectorAll('time.ago')) t.textContent = fmtAgo(t.dateTime);
+  }
+
+  function preview(v, max = 120) {
+    let s = typeof v === 'string' ? v : JSON.stringify(v);
+    if (s === undefined) s = '';
+    s = s.replace(/\s+/g, ' ').trim();
+    return s.length > max ? s.slice(0, max - 1) + '…' : s;
+  }
+  const pretty = (v) => (typeof v === 'string' ? v : JSON.stringify(v, null, 2));
+
+  let toastTimer = 0;
+  function toast(msg, kind = 'info') {
+    const t = $('#toast');
+    t.textContent = msg;
+    t.dataset.kind = kind;
+    t.classList.add('show');
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => t.classList.remove('show'), 4000);
+  }
+
+  /* ---- token and API calls ---- */
+
+  const token = () => sessionStorage.getItem(TOKEN_KEY) || '';
+
+  class ApiError extends Error {
+    constructor(status, problem, fallback) {
+      super((problem && (problem.detail || problem.title)) || fallback || 'HTTP ' + status);
+      this.status = status;
+      this.problem = problem;
+    }
+  }
+
+  async function api(path, opts = {}) {
+    const headers = Object.assign({}, opts.headers);
+    if (token()) headers.Authorization = 'Bearer ' + token();
+    let res;
+    try {
+      res = await fetch(path, Object.assign({}, opts, { headers, cache: 'no-store' }));
+    } catch (e) {
+      throw new ApiError(0, null, 'cannot reach the server (' + e.message + ')');
+    }
+    if (res.ok) return opts.raw ? res : res.json();
+    let problem = null;
+    try { problem = await res.json(); } catch (e) { /* not a problem body */ }
+    if (res.status === 401 || res.status === 403) askToken(res.status);
+    if (res.status === 404 && problem && problem.type === 'urn:reel:error:not_found')
+      throw new ApiError(404, problem, 'this server has no route ' + path.split('?')[0]);
+    throw new ApiError(res.status, problem);
+  }
+
+  function sseUrl(path, params) {
+    const q = new URLSearchParams(params);
+    if (token()) q.set('access_token', token());
+    return path + '?' + q.toString();
+  }
+
+  const enc = encodeURIComponent;
+
+  function askToken(status) {
+    const d = $('#token-dialog');
+    const why = $('#token-why');
+    if (status) {
+      why.hidden = false;
+      why.textContent = status === 401
+        ? (token() ? 'The server did not accept this token.' : 'This server needs a token.')
+        : 'This token\'s scope does not allow reading.';
+    } else {
+      why.hidden = true;
+    }
+    if (!d.open) {
+      $('#token-input').value = token();
+      d.showModal();
+      $('#token-input').focus();
+    }
+  }
+
+  function setupTokenDialog() {
+    const d = $('#token-dialog');
+    $('#token-btn').addEventListener('click', () => askToken(0));
+    $('#token-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const v = $('#token-input').value.trim();
+      if (v) sessionStorage.setItem(TOKEN_KEY, v); else sessionStorage.removeItem(TOKEN_KEY);
+      d.close();
+      updateTokenButton();
+      route();
+    });
+    $('#token-cancel').addEventListener('click', () => d.close());
+    $('#token-forget').addEventListener('click', () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      $('#token-input').value = '';
+      d.close();
+      updateTokenButton();
+      route();
+    });
+    $('#text-form').addEventListener('submit', (e) => { e.preventDefault(); $('#text-dialog').close(); });
+    updateTokenButton();
+  }
+  function updateTokenButton() {
+    const b = $('#token-btn');
+    b.textContent = token() ? 'Token ✓' : 'Token';
+    b.setAttribute('aria-label', token() ? 'Access token (set)' : 'Access token (not set)');
+  }
+
+  /* ---- live indicator ---- */
+
+  function setLive(state, text) {
+    const l = $('#live');
+    if (l.dataset.state === state && $('#live-text').textContent === text) return;
+    l.dataset.state = state;
+    $('#live-text').textContent = text;
+  }
+
+  /* ---- a gap-free, duplicate-free SSE subscription ----
+   *
+   * opts: path, param ('offset' or 'after'), key (event => its key), last (key seen),
+   *       fill(last) async => events after 'last' by polling (used to close a gap),
+   *       onEvents(events), onState(state, text), extra (more query parameters).
+   */
+  class Live {
+    constructor(opts) {
+      this.o = opts;
+      this.last = opts.last;
+      this.stats = { received: 0, duplicates: 0, gaps: 0, reconnects: 0, opens: 0 };
+      this.es = null;
+      this.timer = 0;
+      this.closed = false;
+      this.filling = false;
+      this.queue = [];
+    }
+    start() {
+      if (this.closed) return;
+      const q = Object.assign({}, this.o.extra, { [this.o.param]: String(this.last) });
+      const es = new EventSource(sseUrl(this.o.path, q));
+      this.es = es;
+      es.onopen = () => {
+        this.stats.opens++;
+        if (this.stats.opens > 1) this.stats.reconnects++;
+        this.o.onState('live', 'Live');
+      };
+      es.onmessage = (m) => this.message(m);
+      es.onerror = () => {
+        if (this.closed) return;
+        if (es.readyState === EventSource.CLOSED) {
+          /* The browser gave up (an HTTP error while the server restarts, ...): reopen
+           * from the last key seen. */
+          es.close();
+          this.o.onState('wait', 'Reconnecting…');
+          clearTimeout(this.timer);
+          this.timer = setTimeout(() => this.start(), 2000);
+        } else {
+          this.o.onState('wait', 'Reconnecting…');
+        }
+      };
+    }
+    message(m) {
+      let ev;
+      try { ev = JSON.parse(m.data); } catch (e) { return; }
+      if (this.filling) { this.queue.push(ev); return; }
+      this.take([ev]);
+    }
+    take(evs) {
+      const fresh = [];
+      for (const ev of evs) {
+        const k = this.o.key(ev);
+        if (k <= this.last) { this.stats.duplicates++; continue; }
+        if (this.o.dense && k !== this.last + 1) {
+          /* Never expected (the server does not skip); fetch the hole before going on. */
+          this.stats.gaps++;
+          this.fillGap(evs.slice(evs.indexOf(ev)));
+          break;
+        }
+        this.last = k;
+        this.stats.received++;
+        fresh.push(ev);
+      }
+      if (fresh.length) this.o.onEvents(fresh);
+    }
+    async fillGap(rest) {
+      this.filling = true;
+      this.queue = rest.concat(this.queue);
+      try {
+        const evs = await this.o.fill(this.last);
+        for (const ev of evs) {
+          const k = this.o.key(ev);
+          if (k === this.last + 1) { this.last = k; this.stats.received++; this.o.onEvents([ev]); }
+        }
+      } catch (e) { /* the queued events are taken below; a gap stays counted */ }
+      this.filling = false;
+      const q = this.queue;
+      this.queue = [];
+      this.take(q);
+    }
+    close() {
+      this.closed = true;
+      clearTimeout(this.timer);
+      if (this.es) this.es.close();
+    }
+  }
+
+  /* ---- router ---- */
+
+  let current = null;   /* the view on screen: {dispose()} */
+
+  function parseHash() {
+    const raw = location.hash.replace(/^#/, '') || '/';
+    const qi = raw.indexOf('?');
+    const path = qi < 0 ? raw : raw.slice(0, qi);
+    const params = new URLSearchParams(qi < 0 ? '' : raw.slice(qi + 1));
+    return { path, params };
+  }
+
+  function route() {
+    if (current) current.dispose();
+    current = null;
+    setLive('idle', '');
+    const { path, params } = parseHash();
+    const main = $('#main');
+    main.replaceChildren();
+    let m;
+    if (path === '/' || path === '') current = sessionsView(main, params);
+    else if ((m = /^\/s\/([^/]+)(\/events)?$/.exec(path))) {
+      let id;
+      try { id = decodeURIComponent(m[1]); } catch (e) { id = m[1]; }
+      current = sessionView(main, id, m[2] ? 'events' : 'transcript', params);
+    } else {
+      main.append(h('h1', { text: 'Not found' }), h('p', {}, h('a', { href: '#/', text: 'All sessions' })));
+      current = { dispose() {} };
+    }
+  }
+
+  function crumbs(items) {
+    const nav = $('#crumbs');
+    nav.replaceChildren();
+    const ol = h('ol');
+    items.forEach((it, i) => {
+      const last = i === items.length - 1;
+      ol.append(h('li', {}, it.href && !last ? h('a', { href: it.href, text: it.text })
+        : h('span', { 'aria-current': last ? 'page' : null, text: it.text })));
+    });
+    nav.append(ol);
+  }
+
+  function focusHeading(main) {
+    const h1 = $('h1', main);
+    if (h1 && document.activeElement === document.body) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
+  }
+
+  function errorBox(e) {
+    return h('div', { class: 'problem', role: 'alert' },
+      h('strong', { text: e.status ? 'Error ' + e.status + ': ' : 'Error: ' }), e.message);
+  }
+
+  /* ---- feed tail ----
+   * The API has no "latest position" call. GET /v1/events?after=P&limit=1 answers the
+   * first event past P and whether more follow: gallop forward, then bisect. Each probe
+   * is one index seek on the server; about 2*log2(positions) probes in all. */
+  async function feedTail() {
+    const probe = async (p) => {
+      const r = await api('/v1/events?limit=1&after=' + p);
+      return { pos: r.events.length ? r.events[0].position : null, more: !!r.hasMore };
+    };
+    let r = await probe(0);
+    if (r.pos === null) return 0;
+    let lo = r.pos, hi = null, step = 1;
+    if (!r.more) return lo;
+    while (hi === null) {
+      const p = lo + step;
+      r = await probe(p);
+      if (r.pos === null) hi = p;
+      else { lo = r.pos; if (!r.more) return lo; step *= 2; }
+      if (step > 2 ** 52) throw new Error('feed tail not found');
+    }
+    while (hi > lo) {
+      const mid = Math.floor((lo + hi) / 2);
+      r = await probe(mid);
+      if (r.pos === null) hi = mid;
+      else { lo = r.pos; if (!r.more) return lo; }
+    }
+    return lo;
+  }
+
+  /* ---- sessions list ---- */
+
+  const cursorTrail = [];  /* cursors of the pages before the current one */
+
+  function sessionsView(main, params) {
+    crumbs([{ text: 'Sessions' }]);
+    document.title = 'Sessions · reel';
+    const agent = params.get('agent') || '';
+    const status = params.get('status') || '';
+    const cursor = params.get('cursor') || '';
+    const find = params.get('q') || '';
+    if (!cursor) cursorTrail.length = 0;
+    let live = null, disposed = false, reloadTimer = 0;
+    const rows = new Map();       /* id -> {rec, tr} */
+    const refreshIds = new Set();
+    let refreshTimer = 0, nextCursor = null, frame = 0;
+    const touched = new Set();
+
+    const agentIn = h('input', { id: 'f-agent', name: 'agent', value: agent, placeholder: 'any', autocomplete: 'off', spellcheck: 'false' });
+    const statusIn = h('select', { id: 'f-status', name: 'status' },
+      ['', 'active', 'ended', 'deleted'].map((s) => h('option', { value: s, text: s || 'any', selected: s === status })));
+    const findIn = h('input', { id: 'f-find', name: 'q', type: 'search', value: find, placeholder: 'part of an id', autocomplete: 'off', spellcheck: 'false', 'data-filter': '' });
+    const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter sessions', onsubmit: (e) => {
+      e.preventDefault();
+      const q = new URLSearchParams();
+      if (agentIn.value.trim()) q.set('agent', agentIn.value.trim());
+      if (statusIn.value) q.set('status', statusIn.value);
+      if (findIn.value.trim()) q.set('q', findIn.value.trim());
+      location.hash = '#/' + (q.toString() ? '?' + q : '');
+    } },
+      h('div', { class: 'field' }, h('label', { for: 'f-find', text: 'Id contains' }), findIn),
+      h('div', { class: 'field' }, h('label', { for: 'f-agent', text: 'Agent' }), agentIn),
+      h('div', { class: 'field' }, h('label', { for: 'f-status', text: 'Status' }), statusIn),
+      h('button', { type: 'submit', class: 'btn primary', text: 'Apply' }));
+    findIn.addEventListener('input', () => applyFind());
+
+    const openIn = h('input', { id: 'open-id', name: 'id', placeholder: 'session id', autocomplete: 'off', spellcheck: 'false', required: true });
+    const openForm = h('form', { class: 'open', 'aria-label': 'Open a session by id', onsubmit: (e) => {
+      e.preventDefault();
+      if (openIn.value.trim()) location.hash = '#/s/' + enc(openIn.value.trim());
+    } }, h('label', { for: 'open-id', text: 'Open session' }), openIn, h('button', { type: 'submit', class: 'btn', text: 'Open' }));
+
+    const tbody = h('tbody');
+    const table = h('table', { class: 'grid sessions', 'aria-describedby': 'sessions-count' },
+      h('caption', { class: 'sr-only', text: 'Sessions, in id order' }),
+      h('thead', {}, h('tr', {},
+        h('th', { scope: 'col', text: 'Session' }), h('th', { scope: 'col', text: 'Agent' }),
+        h('th', { scope: 'col', text: 'Status' }), h('th', { scope: 'col', class: 'num', text: 'Events' }),
+        h('th', { scope: 'col', class: 'num', text: 'Size' }), h('th', { scope: 'col', text: 'Last activity' }))),
+      tbody);
+    const count = h('p', { id: 'sessions-count', class: 'muted' });
+    const prev = h('button', { type: 'button', class: 'btn', text: '← Previous', disabled: !cursor, onclick: () => {
+      const c = cursorTrail.pop();
+      go(c || '');
+    } });
+    const next = h('button', { type: 'button', class: 'btn', text: 'Next →', disabled: true, onclick: () => {
+      cursorTrail.push(cursor);
+      go(nextCursor);
+    } });
+    const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of sessions' }, prev, next);
+    const body = h('div', { class: 'table-wrap' }, table);
+    main.append(h('div', { class: 'view-head' }, h('h1', { text: 'Sessions' }), openForm), form, count, body, pager);
+
+    function go(c) {
+      const q = new URLSearchParams();
+      if (agent) q.set('agent', agent);
+      if (status) q.set('status', status);
+      if (find) q.set('q', find);
+      if (c) q.set('cursor', c);
+      location.hash = '#/' + (q.toString() ? '?' + q : '');
+    }
+
+    function row(rec) {
+      const tr = h('tr', { dataset: { id: rec.id } });
+      fillRow(tr, rec);
+      return tr;
+    }
+    function fillRow(tr, rec) {
+      tr.replaceChildren(
+        h('th', { scope: 'row' }, h('a', { href: '#/s/' + enc(rec.id), class: 'sid', text: rec.id })),
+        h('td', { text: rec.agent || '–' }),
+        h('td', {}, h('span', { class: 'badge st-' + rec.status, text: rec.status })),
+        h('td', { class: 'num', text: fmtNum(rec.event_count) }),
+        h('td', { class: 'num', text: fmtBytes(rec.bytes) }),
+        h('td', {}, timeEl(rec.updated_at)));
+    }
+    function flash(tr) {
+      tr.classList.remove('flash');
+      void tr.offsetWidth;
+      tr.classList.add('flash');
+    }
+    function applyFind() {
+      const f = findIn.value.trim().toLowerCase();
+      let shown = 0;
+      for (const { rec, tr } of rows.values()) {
+        const ok = !f || rec.id.toLowerCase().includes(f);
+        tr.hidden = !ok;
+        if (ok) shown++;
+      }
+      count.textContent = rows.size === 0 ? 'No sessions.'
+        : (shown === rows.size ? '' : shown + ' of ') + rows.size + ' session' + (rows.size === 1 ? '' : 's') + ' on this page' + (nextCursor ? ' (more on the next pages)' : '') + '.';
+    }
+
+    async function load() {
+      const q = new URLSearchParams({ limit: String(PAGE_SESSIONS) });
+      if (cursor) q.set('cursor', cursor);
+      if (agent) q.set('agent', agent);
+      if (status) q.set('status', status);
+      const r = await api('/v1/sessions?' + q);
+      if (disposed) return;
+      nextCursor = r.next_cursor || null;
+      next.disabled = !nextCursor;
+      rows.clear();
+      tbody.replaceChildren();
+      for (const rec of r.sessions) {
+        const tr = row(rec);
+        rows.set(rec.id, { rec, tr });
+        tbody.append(tr);
+      }
+      applyFind();
+      main.dataset.loaded = '1';
+    }
+
+    function accepts(id) {
+      if (status && status !== 'active') return false;
+      if (agent) return false;          /* a new session's agent is not known from its event */
+      if (cursor && id <= cursor) return false;
+      if (nextCursor && rows.size && id > [...rows.keys()].pop()) return false;
+      return true;
+    }
+
+    function onEvents(evs) {
+      for (const ev of evs) {
+        const r = rows.get(ev.session_id);
+        if (!r) {
+          if (accepts(ev.session_id)) { clearTimeout(reloadTimer); reloadTimer = setTimeout(() => load().catch(() => {}), 400); }
+          continue;
+        }
+        const rec = r.rec;
+        if (ev.sequence <= (rec.last_sequence || 0)) continue;  /* already in the record */
+        rec.event_count = (rec.event_count || 0) + (ev.sequence - (rec.last_sequence || 0));
+        rec.last_sequence = ev.sequence;
+        rec.updated_at = ev.time;
+        if (ev.type === 'session.ended') rec.status = 'ended';
+        touched.add(ev.session_id);
+        refreshIds.add(ev.session_id);
+      }
+      /* Rows are redrawn once per animation frame, however busy the feed. */
+      if (!frame) frame = requestAnimationFrame(() => {
+        frame = 0;
+        for (const id of touched) {
+          const r = rows.get(id);
+          if (r) { fillRow(r.tr, r.rec); flash(r.tr); }
+        }
+        touched.clear();
+      });
+      /* Sizes and statuses come from the records: refresh the touched ones, at most once a second. */
+      if (!refreshTimer) refreshTimer = setTimeout(refreshRecords, 1000);
+    }
+    async function refreshRecords() {
+      refreshTimer = 0;
+      const ids = [...refreshIds];
+      refreshIds.clear();
+      for (const id of ids) {
+        try {
+          const rec = await api('/v1/sessions/' + enc(id));
+          const r = rows.get(id);
+          if (r && !disposed && (rec.last_sequence || 0) >= (r.rec.last_sequence || 0)) { r.rec = rec; fillRow(r.tr, rec); }
+        } catch (e) { /* shown on the next change */ }
+      }
+    }
+
+    (async () => {
+      try {
+        const tail = await feedTail();   /* before the list: nothing between is missed */
+        await load();
+        if (disposed) return;
+        live = new Live({
+          path: '/v1/events/sse', param: 'after', last: tail, dense: false,
+          key: (ev) => ev.position,
+          onEvents, onState: setLive,
+        });
+        live.start();
+        main.dataset.live = '1';
+        window.__reelLive = live;
+      } catch (e) {
+        main.append(errorBox(e));
+      }
+      focusHeading(main);
+    })();
+
+    return {
+      dispose() {
+        disposed = true;
+        if (live) live.close();
+        clearTimeout(reloadTimer);
+        clearTimeout(refreshTimer);
+        cancelAnimationFrame(frame);
+      },
+    };
+  }
+
+  /* ---- the transcript fold (mirrors replay/project.c for the universal model) ----
+   * The page starts from GET /transcript and folds live events into it. ACP envelopes
+   * (JSON-RPC) are not folded here: when one arrives the transcript is fetched again at
+   * the last sequence seen. */
+
+  class Fold {
+    constructor(t) {
+      this.reset(t);
+    }
+    reset(t) {
+      this.t = t;
+      this.at = t.at || 0;
+      this.entries = [];          /* {key, seq, kind, obj}, in sequence order */
+      this.byKey = new Map();
+      this.byItem = new Map();    /* item_id -> {obj, key} */
+      this.byCall = new Map();    /* call_id -> {obj, key} of the tool_call */
+      this.perms = new Map();
+      this.questions = new Map();
+      this.acp = false;
+      const add = (key, seq, kind, obj) => this.entries.push(this.entry(key, seq, kind, obj));
+      for (const it of t.items || []) {
+        const key = 'i:' + it.item_id;
+        add(key, it.started_sequence || 0, 'item', it);
+        this.byItem.set(it.item_id, { obj: it, key });
+        if (it.kind === 'tool_call' && str(it.call_id) && !this.byCall.has(it.call_id)) this.byCall.set(it.call_id, { obj: it, key });
+        if (isObj(it.result) && str(it.result.item_id)) this.byItem.set(it.result.item_id, { obj: it.result, key });
+        if (String(it.item_id).startsWith('acp-')) this.acp = true;
+      }
+      for (const p of t.permissions || []) { add('p:' + p.permission_id, p.requested_sequence || p.resolved_sequence || 0, 'permission', p); this.perms.set(p.permission_id, p); }
+      for (const q of t.questions || []) { add('q:' + q.question_id, q.requested_sequence || q.resolved_sequence || 0, 'question', q); this.questions.set(q.question_id, q); }
+      for (const e of t.errors || []) add('e:' + e.sequence, e.sequence, 'error', e);
+      for (const u of t.unparsed || []) add('u:' + u.sequence, u.sequence, 'unparsed', u);
+      for (const o of t.other || []) add('o:' + o.sequence + ':' + o.type, o.sequence, 'other', o);
+      this.entries.sort((a, b) => a.seq - b.seq);
+      t.usage = t.usage || {};
+      t.session = t.session || {};
+      t.turns = t.turns || 0;
+    }
+    entry(key, seq, kind, obj) {
+      const e = { key, seq, kind, obj };
+      this.byKey.set(key, e);
+      return e;
+    }
+    push(key, seq, kind, obj) {
+      const e = this.entry(key, seq, kind, obj);
+      this.entries.push(e);
+      return key;
+    }
+    static isAcp(data) {
+      return isObj(data) && data.jsonrpc !== undefined &&
+        (data.method !== undefined || data.result !== undefined || data.error !== undefined);
+    }
+    static merge(dst, src) {
+      for (const [k, v] of Object.entries(src)) {
+        if (k === 'text' && v === '') continue;
+        dst[k] = v;
+      }
+    }
+    /* Folds one event. Returns the keys of the entries it changed, or null when the
+     * transcript must be fetched again (an ACP envelope). */
+    apply(ev) {
+      const { sequence: seq, type } = ev;
+      const data = ev.data;
+      const t = this.t;
+      if (this.acp || Fold.isAcp(data)) { this.acp = true; return null; }
+      this.at = seq;
+      t.at = seq;
+      t.events = (t.events || 0) + 1;
+      t.last_sequence = Math.max(t.last_sequence || 0, seq);
+      if (type.startsWith('item.') && isObj(data)) return [this.item(type, data, seq)];
+      if (type === 'permission.requested' || type === 'permission.resolved')
+        return [this.request('p:', this.perms, 'permission_id', 'permission', data, seq, type.endsWith('resolved'))];
+      if (type === 'question.requested' || type === 'question.resolved')
+        return [this.request('q:', this.questions, 'question_id', 'question', data, seq, type.endsWith('resolved'))];
+      if (type === 'usage' && isObj(data)) {
+        for (const [k, v] of Object.entries(data)) if (typeof v === 'number') t.usage[k] = (t.usage[k] || 0) + v;
+        if (data.turn_end === true) t.turns++;
+        return ['usage'];
+      }
+      if (type === 'error') return [this.push('e:' + seq, seq, 'error', { sequence: seq, error: data })];
+      if (type === 'session.started' || type === 'session.ended') { t.session[type.slice(8)] = data; return ['session']; }
+      if (type === 'agent.unparsed') return [this.push('u:' + seq, seq, 'unparsed', { sequence: seq, data })];
+      return [this.push('o:' + seq + ':' + type, seq, 'other', { sequence: seq, type, data })];
+    }
+    newItem(id, kind, seq) {
+      const it = { item_id: id, kind: kind || 'unknown', status: 'in_progress', started_sequence: seq };
+      const key = this.push('i:' + id, seq, 'item', it);
+      const rec = { obj: it, key };
+      this.byItem.set(id, rec);
+      return rec;
+    }
+    item(type, data, seq) {
+      const d = isObj(data.item) ? data.item : data;
+      const id = str(d.item_id) || str(data.item_id) || 'seq-' + seq;
+      let rec = this.byItem.get(id);
+      const kind = str(d.kind) || str(d.item_kind);
+      if (!rec && kind === 'tool_result' && str(d.call_id) && this.byCall.has(d.call_id)) {
+        const call = this.byCall.get(d.call_id);
+        if (!isObj(call.obj.result)) call.obj.result = {};
+        rec = { obj: call.obj.result, key: call.key };
+        this.byItem.set(id, rec);
+      }
+      if (type === 'item.delta') {
+        if (!rec) rec = this.newItem(id, 'message', seq);
+        if (typeof data.delta === 'string') rec.obj.text = (rec.obj.text || '') + data.delta;
+        return rec.key;
+      }
+      if (!rec) rec = this.newItem(id, kind, seq);
+      const it = rec.obj;
+      const prev = it.text;
+      const had = typeof prev === 'string' && prev.length > 0;
+      Fold.merge(it, d);
+      if (had) it.text = prev;
+      if (!had && typeof it.text !== 'string' && Array.isArray(it.content)) {
+        for (const part of it.content)
+          if (isObj(part) && part.type === 'text' && typeof part.text === 'string') it.text = (it.text || '') + part.text;
+      }
+      if (type === 'item.completed') {
+        if (typeof d.status !== 'string') it.status = 'completed';
+        it.completed_sequence = seq;
+      }
+      if (it.kind === 'tool_call' && str(it.call_id) && !this.byCall.has(it.call_id)) this.byCall.set(it.call_id, rec);
+      return rec.key;
+    }
+    request(prefix, index, idkey, kind, data, seq, resolved) {
+      const id = (isObj(data) && str(data[idkey])) || 'seq-' + seq;
+      let r = index.get(id);
+      if (!r) {
+        r = { [idkey]: id, status: 'requested' };
+        index.set(id, r);
+        this.push(prefix + id, seq, kind, r);
+      }
+      if (resolved) {
+        r.resolution = data;
+        r.status = (isObj(data) && str(data.status)) || 'resolved';
+        r.resolved_sequence = seq;
+      } else {
+        if (isObj(data)) Fold.merge(r, data);
+        r.requested_sequence = seq;
+      }
+      return prefix + id;
+    }
+  }
+
+  /* ---- a small Markdown renderer ----
+   * Agents write Markdown. This renders the common subset (headings, paragraphs, lists,
+   * block quotes, fenced code, tables, inline code, bold, italic, http(s) links) by
+   * building DOM nodes with text only: nothing in a message can become markup or script.
+   * Headings become bold paragraphs, so a message cannot disturb the page's outline. */
+
+  function mdInline(text) {
+    const out = [];
+    const re = /(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*|\b_([^_\s][^_]*)_\b|\[([^\]]+)\]\((https?:\/\/[^\s)]+)\)/g;
+    let last = 0, m;
+    while ((m = re.exec(text))) {
+      if (m.index > last) out.push(text.slice(last, m.index));
+      if (m[1]) out.push(h('code', { text: m[2] }));
+      else if (m[3] || m[4]) out.push(h('strong', {}, mdInline(m[3] || m[4])));
+      else if (m[5] || m[6]) out.push(h('em', {}, mdInline(m[5] || m[6])));
+      else if (m[7]) out.push(h('a', { href: m[8], rel: 'noopener noreferrer nofollow', target: '_blank', text: m[7] }));
+      last = re.lastIndex;
+    }
+    if (last < text.length) out.push(text.slice(last));
+    return out;
+  }
+
+  function markdown(src) {
+    const lines = src.replace(/\r\n?/g, '\n').split('\n');
+    const root = h('div', { class: 'md' });
+    let i = 0;
+    const isBlockStart = (l) => /^(```|~~~|#{1,6}\s|>|\s*([-*+]|\d+[.)])\s|\s*\|)/.test(l);
+    while (i < lines.length) {
+      const line = lines[i];
+      let m;
+      if (!line.trim()) { i++; continue; }
+      if ((m = /^(```|~~~)\s*([\w+-]*)/.exec(line))) {
+        const fence = m[1], body = [];
+        for (i++; i < lines.length && !lines[i].startsWith(fence); i++) body.push(lines[i]);
+        i++;
+        root.append(h('pre', { class: 'code', tabindex: '0', 'data-lang': m[2] || null }, h('code', { text: body.join('\n') })));
+      } else if ((m = /^(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line))) {
+        root.append(h('p', { class: 'md-h md-h' + m[1].length }, mdInline(m[2])));
+        i++;
+      } else if (/^>/.test(line)) {
+        const body = [];
+        for (; i < lines.length && /^>/.test(lines[i]); i++) body.push(lines[i].replace(/^>\s?/, ''));
+        root.append(h('blockquote', {}, [...markdown(body.join('\n')).childNodes]));
+      } else if ((m = /^(\s*)([-*+]|\d+[.)])\s+/.exec(line))) {
+        const ordered = /\d/.test(m[2]);
+        const list = h(ordered ? 'ol' : 'ul');
+        if (ordered && parseInt(m[2], 10) !== 1) list.start = parseInt(m[2], 10);
+        for (; i < lines.length; i++) {
+          const lm = /^(\s*)([-*+]|\d+[.)])\s+(.*)$/.exec(lines[i]);
+          if (lm && /\d/.test(lm[2]) === ordered) list.append(h('li', {}, mdInline(lm[3])));
+          else if (lines[i].trim() && /^\s{2,}/.test(lines[i]) && list.lastChild) list.lastChild.append(' ', ...mdInline(lines[i].trim()));
+          else break;
+        }
+        root.append(list);
+      } else if (/^\s*\|.*\|\s*$/.test(line) && i + 1 < lines.length && /^\s*\|?\s*:?-{3,}/.test(lines[i + 1])) {
+        const cells = (l) => l.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
+        const head = cells(line);
+        const table = h('table', { class: 'md-table' }, h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, mdInline(c))))));
+        const body = h('tbody');
+        for (i += 2; i < lines.length && /^\s*\|/.test(lines[i]); i++) body.append(h('tr', {}, cells(lines[i]).map((c) => h('td', {}, mdInline(c)))));
+        table.append(body);
+        root.append(h('div', { class: 'md-table-wrap' }, table));
+      } else {
+        const para = [];
+        for (; i < lines.length && lines[i].trim() && (para.length === 0 || !isBlockStart(lines[i])); i++) para.push(lines[i]);
+        const p = h('p');
+        para.forEach((l, k) => { if (k) p.append(h('br')); p.append(...mdInline(l)); });
+        root.append(p);
+      }
+    }
+    return root;
+  }
+
+  /* ---- rendering transcript entries ---- */
+
+  function seqLink(id, seq) {
+    return h('a', { class: 'seq', href: '#/s/' + enc(id) + '/events?offset=' + Math.max(0, seq - 1) + '&limit=50&focus=' + seq, title: 'Event ' + seq + ' in the raw events', text: '#' + seq });
+  }
+
+  const prefs = { markdown: localStorage.getItem('reel.markdown') !== '0', native: false };
+  function textBlock(text, md) {
+    if (md && prefs.markdown) return h('div', { class: 'text rich' }, markdown(text));
+    return h('div', { class: 'text' }, text);
+  }
+
+  function codeBlock(v, label) {
+    const s = pretty(v);
+    const lines = s.split('\n').length;
+    const pre = h('pre', { class: 'code', tabindex: '0', 'aria-label': label }, s);
+    if (lines <= LONG_LINES && s.length <= LONG_CHARS) return pre;
+    return h('details', { class: 'long' },
+      h('summary', {}, label + ' (' + fmtNum(lines) + ' lines, ' + fmtBytes(new Blob([s]).size) + ')'), pre);
+  }
+
+  function statusBadge(st, isError) {
+    const s = isError ? 'error' : (st || 'unknown');
+    return h('span', { class: 'badge it-' + s.replace(/[^a-z_]/gi, ''), text: s.replace(/_/g, ' ') });
+  }
+
+  function renderItem(sid, it, open) {
+    const kind = it.kind;
+    const seq = it.started_sequence;
+    if (kind === 'message') {
+      const role = it.role || 'assistant';
+      return h('article', { class: 'msg role-' + role.replace(/[^a-z]/gi, ''), 'aria-label': role + ' message' },
+        h('header', {}, h('span', { class: 'who', text: role === 'user' ? 'User' : role === 'assistant' ? 'Assistant' : role }),
+          it.status === 'in_progress' ? h('span', { class: 'badge it-in_progress', text: 'streaming' }) : null,
+          it.status && !['completed', 'in_progress'].includes(it.status) ? statusBadge(it.status) : null,
+          seqLink(sid, seq)),
+        textBlock(it.text || '', role !== 'user'));
+    }
+    if (kind === 'reasoning') {
+      const text = it.text || '';
+      return h('details', { class: 'reasoning', open: open || null },
+        h('summary', {}, h('span', { class: 'who', text: 'Reasoning' }), ' ', h('span', { class: 'muted', text: preview(text, 90) }),
+          it.status === 'in_progress' ? h('span', { class: 'badge it-in_progress', text: 'thinking' }) : null, seqLink(sid, seq)),
+        textBlock(text));
+    }
+    if (kind === 'tool_call') {
+      const res = isObj(it.result) ? it.result : null;
+      const args = it.arguments;
+      const argPrev = isObj(args) && typeof args.command === 'string' ? args.command
+        : isObj(args) && typeof args.file_path === 'string' ? args.file_path : preview(args === undefined ? '' : args, 100);
+      const st = res ? (res.status || 'completed') : it.status;
+      const isErr = res && (res.is_error === true || res.status === 'failed');
+      const out = res ? (res.output !== undefined ? res.output : res.content !== undefined ? res.content : res.text) : undefined;
+      return h('details', { class: 'tool', open: open || null },
+        h('summary', {}, h('span', { class: 'who', text: 'Tool' }), ' ', h('code', { class: 'tname', text: it.name || it.title || 'call' }), ' ',
+          h('span', { class: 'args', text: preview(argPrev, 100) }), ' ',
+          statusBadge(res ? st : it.status, isErr), seqLink(sid, seq)),
+        h('div', { class: 'tool-body' },
+          args !== undefined ? h('section', {}, h('h3', { text: 'Arguments' }), codeBlock(args, 'Arguments')) : null,
+          res ? h('section', {}, h('h3', {}, 'Result', res.exit_code !== undefined ? ' (exit ' + res.exit_code + ')' : '',
+            res.completed_sequence ? seqLink(sid, res.completed_sequence) : null),
+          out !== undefined ? codeBlock(out, 'Output') : h('p', { class: 'muted', text: 'No output.' }))
+            : h('p', { class: 'muted', text: it.status === 'in_progress' ? 'Running…' : 'No result.' })));
+    }
+    if (kind === 'tool_result') {  /* a result without its call */
+      return h('details', { class: 'tool' }, h('summary', {}, h('span', { class: 'who', text: 'Tool result' }), ' ', statusBadge(it.status, it.is_error), seqLink(sid, seq)),
+        codeBlock(it.output !== undefined ? it.output : it, 'Output'));
+    }
+    return h('details', { class: 'other' }, h('summary', {}, h('span', { class: 'who', text: 'Item · ' + kind }), seqLink(sid, seq)), codeBlock(it, 'Item'));
+  }
+
+  function renderEntry(sid, e, open) {
+    const o = e.obj;
+    switch (e.kind) {
+      case 'item': return renderItem(sid, o, open);
+      case 'permission': {
+        const res = o.resolution;
+        const action = o.action || (isObj(o.tool_call) && (o.tool_call.title || o.tool_call.kind)) || 'permission';
+        return h('section', { class: 'perm', 'aria-label': 'Permission request' },
+          h('header', {}, h('span', { class: 'who', text: 'Permission' }), ' ', h('code', { text: String(action) }), ' ',
+            statusBadge(o.status), seqLink(sid, o.requested_sequence || o.resolved_sequence || 0)),
+          o.input !== undefined ? codeBlock(o.input, 'Input') : null,
+          res && o.resolved_sequence ? h('p', { class: 'muted' }, 'Resolved ', h('strong', { text: String(o.status) }), ' at ', seqLink(sid, o.resolved_sequence),
+            res.option_id ? ' (option ' + res.option_id + ')' : '') : null);
+      }
+      case 'question': {
+        const qs = Array.isArray(o.questions) ? o.questions : null;
+        const res = o.resolution;
+        return h('section', { class: 'question', 'aria-label': 'Question' },
+          h('header', {}, h('span', { class: 'who', text: 'Question' }), ' ', statusBadge(o.status), seqLink(sid, o.requested_sequence || o.resolved_sequence || 0)),
+          o.question ? h('p', { text: String(o.question) }) : null,
+          qs ? h('ul', {}, qs.map((q) => h('li', { text: isObj(q) ? (q.question || q.header || preview(q)) : String(q) }))) : null,
+          Array.isArray(o.options) ? h('p', { class: 'muted', text: 'Options: ' + o.options.map((x) => (isObj(x) ? x.label || preview(x) : String(x))).join(' · ') }) : null,
+          res ? h('p', {}, 'Answer: ', h('strong', { text: preview(res.answer !== undefined ? res.answer : res.answers !== undefined ? res.answers : res.status, 300) })) : null);
+      }
+      case 'error': {
+        const err = o.error;
+        const msg = isObj(err) ? (err.message || preview(err)) : preview(err);
+        return h('section', { class: 'err', 'aria-label': 'Error' },
+          h('header', {}, h('span', { class: 'who', text: 'Error' }), isObj(err) && err.code !== undefined ? h('code', { text: ' ' + err.code }) : null, seqLink(sid, o.sequence)),
+          h('p', { text: String(msg) }));
+      }
+      case 'unparsed':
+        return h('details', { class: 'other' }, h('summary', {}, h('span', { class: 'who', text: 'Unparsed line' }), ' ',
+          h('span', { class: 'muted', text: preview(isObj(o.data) ? o.data.line : o.data, 90) }), seqLink(sid, o.sequence)), codeBlock(o.data, 'Line'));
+      default:
+        return h('details', { class: 'other' }, h('summary', {}, h('code', { text: o.type }), ' ', h('span', { class: 'muted', text: preview(o.data, 90) }), seqLink(sid, o.sequence)),
+          codeBlock(o.data, 'Data'));
+    }
+  }
+
+  /* ---- session view ---- */
+
+  function sessionView(main, id, tab, params) {
+    crumbs([{ text: 'Sessions', href: '#/' }, { text: id, href: '#/s/' + enc(id) }].concat(tab === 'events' ? [{ text: 'Events' }] : []));
+    document.title = id + ' · reel';
+    let disposed = false;
+    const disposers = [];
+    const base = '/v1/sessions/' + enc(id);
+
+    const meta = h('dl', { class: 'meta' });
+    const exportBtn = h('button', { type: 'button', class: 'btn', id: 'export-btn', onclick: () => doExport() }, 'Export .jsonl.zst');
+    const restoreBtn = h('button', { type: 'button', class: 'btn', id: 'restore-btn', onclick: () => doRestore() }, 'Copy restore text');
+    const tabs = h('nav', { class: 'tabs', 'aria-label': 'Session views' },
+      h('a', { href: '#/s/' + enc(id), id: 'tab-transcript', 'aria-current': tab === 'transcript' ? 'page' : null, text: 'Transcript' }),
+      h('a', { href: '#/s/' + enc(id) + '/events', id: 'tab-events', 'aria-current': tab === 'events' ? 'page' : null, text: 'Events' }));
+    const panel = h('div', { class: 'panel' });
+    main.append(
+      h('div', { class: 'view-head' }, h('h1', {}, h('span', { class: 'muted', text: 'Session ' }), h('span', { class: 'sid', text: id })),
+        h('div', { class: 'actions' }, exportBtn, restoreBtn)),
+      meta, tabs, panel);
+
+    let rec = null;
+    function showMeta(extra) {
+      if (!rec) return;
+      const rows = [
+        ['Agent', rec.agent || '–'],
+        ['Status', h('span', { class: 'badge st-' + rec.status, text: rec.status })],
+        ['Events', fmtNum(rec.event_count)],
+        ['Size', fmtBytes(rec.bytes)],
+        ['Created', timeEl(rec.created_at)],
+        ['Last activity', timeEl(rec.updated_at)],
+      ];
+      if (rec.native_session_id) rows.push(['Native id', h('code', { text: rec.native_session_id })]);
+      if (extra) rows.push(...extra);
+      meta.replaceChildren(...rows.map(([k, v]) => h('div', {}, h('dt', { text: k }), h('dd', {}, v))));
+    }
+
+    async function loadRecord() {
+      rec = await api(base);
+      showMeta();
+      return rec;
+    }
+
+    async function doExport() {
+      exportBtn.disabled = true;
+      try {
+        const res = await api(base + '/export?format=jsonl&compression=zstd', { raw: true });
+        const reader = res.body.getReader();
+        const parts = [];
+        let n = 0;
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          parts.push(value);
+          n += value.length;
+          exportBtn.textContent = 'Exporting… ' + fmtBytes(n);
+        }
+        const url = URL.createObjectURL(new Blob(parts, { type: 'application/zstd' }));
+        const a = h('a', { href: url, download: id.replace(/[^A-Za-z0-9._-]/g, '_') + '.jsonl.zst', class: 'sr-only' });
+        document.body.append(a);
+        a.click();
+        a.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+        toast('Exported ' + fmtBytes(n) + ' (zstd).');
+      } catch (e) {
+        toast('Export failed: ' + e.message, 'error');
+      } finally {
+        exportBtn.disabled = false;
+        exportBtn.textContent = 'Export .jsonl.zst';
+      }
+    }
+
+    async function doRestore() {
+      restoreBtn.disabled = true;
+      try {
+        const r = await api(base + '/restore');
+        if (r.replay_text === null || r.replay_text === undefined) { toast('This session has no events to restore.'); return; }
+        const what = 'events ' + r.from_sequence + '–' + r.to_sequence + (r.truncated ? ', truncated' : '');
+        try {
+          await navigator.clipboard.writeText(r.replay_text);
+          toast('Copied the restore text (' + fmtNum(r.replay_text.length) + ' characters, ' + what + ').');
+        } catch (e) {
+          const ta = $('#text-area');
+          ta.value = r.replay_text;
+          $('#text-dialog').showModal();
+          ta.focus();
+          ta.select();
+        }
+        main.dataset.restoreChars = String(r.replay_text.length);
+      } catch (e) {
+        toast('Restore failed: ' + e.message, 'error');
+      } finally {
+        restoreBtn.disabled = false;
+      }
+    }
+
+    const view = tab === 'events' ? eventsPanel : transcriptPanel;
+    (async () => {
+      try {
+        /* A session that does not exist yet (an agent about to start) is waited for. */
+        for (;;) {
+          try {
+            await loadRecord();
+            break;
+          } catch (e) {
+            if (e.status !== 404 || !e.problem || e.problem.type !== 'urn:reel:error:session_not_found') throw e;
+            if (!panel.firstChild) {
+              panel.append(h('p', { class: 'muted', id: 'waiting' }, 'No session ', h('code', { text: id }), ' yet: waiting for its first event…'));
+              setLive('wait', 'Waiting');
+              focusHeading(main);
+            }
+            await new Promise((r) => setTimeout(r, 1000));
+            if (disposed) return;
+          }
+        }
+        if (disposed) return;
+        panel.replaceChildren();
+        await view();
+      } catch (e) {
+        if (!disposed) panel.replaceChildren(errorBox(e));
+      }
+      focusHeading(main);
+    })();
+
+    /* -- transcript tab -- */
+    async function transcriptPanel() {
+      const t = await api(base + '/transcript');
+      if (disposed) return;
+      if (rec && t.at > (rec.last_sequence || 0)) {  /* events committed since the record was read */
+        rec.event_count += t.at - (rec.last_sequence || 0);
+        rec.last_sequence = t.at;
+      }
+      const fold = new Fold(t);
+      let shown = 0;
+      const opened = new Set();          /* keys of entries whose details the reader opened */
+      const nodes = new Map();           /* key -> li */
+      const list = h('ol', { class: 'timeline', 'aria-label': 'Transcript' });
+      const earlier = h('button', { type: 'button', class: 'btn', id: 'earlier', onclick: () => { shown += WINDOW; renderAll(true); } });
+      const follow = h('input', { type: 'checkbox', id: 'follow', checked: true });
+      const mdBox = h('input', { type: 'checkbox', id: 'opt-md', checked: prefs.markdown, onchange: () => {
+        prefs.markdown = mdBox.checked;
+        localStorage.setItem('reel.markdown', mdBox.checked ? '1' : '0');
+        renderAll(false);
+      } });
+      const nativeBox = h('input', { type: 'checkbox', id: 'opt-native', checked: prefs.native, onchange: () => {
+        prefs.native = nativeBox.checked;
+        renderAll(false);
+      } });
+      const summary = h('p', { class: 'summary muted', id: 'tsummary' });
+      const tools = h('div', { class: 'tbar' }, summary, h('div', { class: 'opts' },
+        h('label', { class: 'check' }, mdBox, ' Markdown'),
+        h('label', { class: 'check' }, nativeBox, ' Native lines'),
+        h('label', { class: 'check' }, follow, ' Follow new events')));
+      const plan = h('div', { id: 'plan' });
+      panel.replaceChildren(tools, plan, earlier, list);
+
+      function extra() {
+        const s = fold.t.session || {};
+        const u = fold.t.usage || {};
+        const x = [];
+        if (isObj(s.started) && s.started.model) x.push(['Model', h('code', { text: String(s.started.model) })]);
+        if (u.input_tokens !== undefined || u.output_tokens !== undefined)
+          x.push(['Tokens', fmtNum(u.input_tokens || 0) + ' in · ' + fmtNum(u.output_tokens || 0) + ' out']);
+        if (u.cost_usd !== undefined) x.push(['Cost', '$' + Number(u.cost_usd).toFixed(4)]);
+        x.push(['Turns', fmtNum(fold.t.turns || 0)]);
+        if (isObj(s.ended)) x.push(['Ended', String(s.ended.reason || 'yes') + (s.ended.exit_code !== undefined ? ' (exit ' + s.ended.exit_code + ')' : '')]);
+        return x;
+      }
+      function li(e) {
+        const el = h('li', { class: 'entry k-' + e.kind, dataset: { key: e.key, seq: String(e.seq) } }, renderEntry(id, e, opened.has(e.key)));
+        el.addEventListener('toggle', (ev) => {
+          if (ev.target.parentElement !== el) return;
+          if (ev.target.open) opened.add(e.key); else opened.delete(e.key);
+        }, true);
+        return el;
+      }
+      /* agent.native events (a line with nothing universal in it) are hidden unless asked. */
+      const visible = (e) => prefs.native || e.kind !== 'other' || e.obj.type !== 'agent.native';
+      let vis = [];
+      function renderAll(keepTop) {
+        const oldH = document.documentElement.scrollHeight;
+        nodes.clear();
+        vis = fold.entries.filter(visible);
+        shown = Math.min(Math.max(shown, Math.min(WINDOW, vis.length)), vis.length);
+        const frag = document.createDocumentFragment();
+        for (const e of vis.slice(vis.length - shown)) { const n = li(e); nodes.set(e.key, n); frag.append(n); }
+        list.replaceChildren(frag);
+        if (keepTop) window.scrollBy(0, document.documentElement.scrollHeight - oldH);
+        updateChrome();
+      }
+      function updateChrome() {
+        const hidden = vis.length - shown;
+        earlier.hidden = hidden <= 0;
+        earlier.textContent = 'Show ' + Math.min(WINDOW, hidden) + ' earlier (' + fmtNum(hidden) + ' not shown)';
+        const natives = fold.entries.length - vis.length;
+        summary.textContent = fmtNum(vis.length) + ' entries from ' + fmtNum(fold.t.events) + ' events, up to #' + fold.at +
+          (hidden > 0 ? '; showing the newest ' + fmtNum(shown) : '') + (natives > 0 ? '; ' + fmtNum(natives) + ' native lines hidden' : '') + '.';
+        main.dataset.at = String(fold.at);
+        showMeta(extra());
+        const p = fold.t.plan;
+        plan.replaceChildren(Array.isArray(p) && p.length ? h('details', { class: 'plan' },
+          h('summary', {}, 'Plan (' + p.length + (p.length === 1 ? ' entry)' : ' entries)')),
+          h('ul', {}, p.map((x) => h('li', {}, isObj(x) ? [x.status ? statusBadge(String(x.status)) : null, ' ', String(x.content || preview(x))] : String(x))))) : '');
+      }
+
+      renderAll(false);
+      if (follow.checked) requestAnimationFrame(() => window.scrollTo(0, document.documentElement.scrollHeight));
+
+      /* Live: changes are collected and drawn once per animation frame. */
+      const dirty = new Set();
+      let frame = 0, refetchTimer = 0, recTimer = 0;
+      /* The record (size, status, counts) is read again, at most once a second. */
+      function refreshRecord() {
+        if (recTimer) return;
+        recTimer = setTimeout(async () => {
+          recTimer = 0;
+          try {
+            const r = await api(base);
+            if (!disposed && r.last_sequence >= live.last) { rec = r; updateChrome(); }
+          } catch (e) { /* kept until the next event */ }
+        }, 800);
+      }
+      function schedule() { if (!frame) frame = requestAnimationFrame(flush); }
+      function flush() {
+        frame = 0;
+        const nearBottom = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 80;
+        const before = list.children.length;
+        for (const key of dirty) {
+          const e = fold.byKey.get(key);
+          if (!e) continue;
+          const old = nodes.get(key);
+          if (old) { const n = li(e); old.replaceWith(n); nodes.set(key, n); }
+          else if (visible(e) && !vis.includes(e)) { vis.push(e); shown++; const n = li(e); nodes.set(key, n); list.append(n); }
+        }
+        dirty.clear();
+        updateChrome();
+        if (follow.checked && (nearBottom || list.children.length !== before)) window.scrollTo(0, document.documentElement.scrollHeight);
+      }
+      async function refetch() {
+        refetchTimer = 0;
+        try {
+          const nt = await api(base + '/transcript?at=' + live.last);
+          if (disposed) return;
+          fold.reset(nt);
+          fold.acp = true;
+          renderAll(false);
+          if (follow.checked) window.scrollTo(0, document.documentElement.scrollHeight);
+        } catch (e) { refetchTimer = setTimeout(refetch, 2000); }
+      }
+      function onEvents(evs) {
+        let again = false;
+        for (const ev of evs) {
+          const keys = fold.apply(ev);
+          if (keys === null) { again = true; continue; }
+          for (const k of keys) if (k !== 'usage' && k !== 'session') dirty.add(k);
+        }
+        if (rec) {
+          const last = evs[evs.length - 1];
+          rec.event_count += evs.length;
+          rec.last_sequence = last.sequence;
+          rec.updated_at = last.time;
+          if (evs.some((e) => e.type === 'session.ended')) rec.status = 'ended';
+        }
+        if (again && !refetchTimer) refetchTimer = setTimeout(refetch, 300);
+        refreshRecord();
+        schedule();
+        exposeStats();
+      }
+      const live = new Live({
+        path: base + '/events/sse', param: 'offset', last: fold.at, dense: true,
+        key: (ev) => ev.sequence,
+        fill: async (after) => (await api(base + '/events?limit=10000&offset=' + after)).events,
+        onEvents,
+        onState: (s, txt) => { setLive(s, txt); exposeStats(); },
+      });
+      function exposeStats() {
+        const st = live.stats;
+        Object.assign(main.dataset, { lastSeq: String(live.last), received: String(st.received), duplicates: String(st.duplicates), gaps: String(st.gaps), reconnects: String(st.reconnects) });
+      }
+      live.start();
+      exposeStats();
+      window.__reelLive = live;
+      disposers.push(() => { live.close(); cancelAnimationFrame(frame); clearTimeout(refetchTimer); clearTimeout(recTimer); });
+    }
+
+    /* -- events tab -- */
+    async function eventsPanel() {
+      const last = rec.last_sequence || 0;
+      const limit = Math.min(10000, Math.max(1, parseInt(params.get('limit') || '100', 10) || 100));
+      const hasOffset = params.has('offset');
+      const offset = hasOffset ? Math.max(0, parseInt(params.get('offset'), 10) || 0) : Math.max(0, last - limit);
+      const raw = params.get('raw') === '1';
+      const types = params.get('types') || '';
+      const q = new URLSearchParams({ offset: String(offset), limit: String(limit) });
+      if (raw) q.set('include_raw', 'true');
+      if (types) q.set('types', types);
+      const r = await api(base + '/events?' + q);
+      if (disposed) return;
+      const link = (o, extra = {}) => {
+        const p = new URLSearchParams({ offset: String(Math.max(0, o)), limit: String(limit) });
+        if (raw) p.set('raw', '1');
+        if (types) p.set('types', types);
+        for (const [k, v] of Object.entries(extra)) if (v === null) p.delete(k); else p.set(k, v);
+        return '#/s/' + enc(id) + '/events?' + p;
+      };
+      const offIn = h('input', { id: 'ev-offset', type: 'number', min: '0', value: String(offset), inputmode: 'numeric' });
+      const limIn = h('select', { id: 'ev-limit' }, [20, 50, 100, 500, 1000].map((n) => h('option', { value: String(n), text: String(n), selected: n === limit })));
+      const typesIn = h('input', { id: 'ev-types', value: types, placeholder: 'all types', spellcheck: 'false', 'data-filter': '' });
+      const rawIn = h('input', { id: 'ev-raw', type: 'checkbox', checked: raw });
+      const form = h('form', { class: 'filters', 'aria-label': 'Event page', onsubmit: (e) => {
+        e.preventDefault();
+        const p = new URLSearchParams({ offset: String(Math.max(0, parseInt(offIn.value, 10) || 0)), limit: limIn.value });
+        if (rawIn.checked) p.set('raw', '1');
+        if (typesIn.value.trim()) p.set('types', typesIn.value.trim().replace(/\s+/g, ''));
+        location.hash = '#/s/' + enc(id) + '/events?' + p;
+      } },
+        h('div', { class: 'field' }, h('label', { for: 'ev-offset', text: 'After sequence' }), offIn),
+        h('div', { class: 'field' }, h('label', { for: 'ev-limit', text: 'Per page' }), limIn),
+        h('div', { class: 'field' }, h('label', { for: 'ev-types', text: 'Types (comma-separated)' }), typesIn),
+        h('label', { class: 'check' }, rawIn, ' Include raw'),
+        h('button', { type: 'submit', class: 'btn primary', text: 'Show' }));
+      const evs = r.events;
+      const tbody = h('tbody');
+      for (const ev of evs) {
+        tbody.append(h('tr', { id: 'ev-' + ev.sequence },
+          h('th', { scope: 'row', class: 'num' }, String(ev.sequence)),
+          h('td', {}, h('time', { datetime: ev.time, title: ev.time, text: ev.time ? ev.time.slice(11, 23) : '' })),
+          h('td', {}, h('details', { class: 'ev' }, h('summary', {}, h('code', { text: ev.type }), ' ', h('span', { class: 'muted', text: preview(ev.data, 80) })),
+            h('pre', { class: 'code', tabindex: '0', 'aria-label': 'Event ' + ev.sequence + ' as JSON' }, JSON.stringify(ev, null, 2)))),
+          h('td', { text: (ev.source || '–') + (ev.synthetic ? ' (synthetic)' : '') })));
+      }
+      const first = evs.length ? evs[0].sequence : offset;
+      const lastShown = evs.length ? evs[evs.length - 1].sequence : offset;
+      const nav = (label, href, dis, idn) => dis ? h('span', { class: 'btn', 'aria-disabled': 'true', id: idn, text: label }) : h('a', { class: 'btn', href, id: idn, text: label });
+      const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of events' },
+        nav('⇤ First', link(0), offset === 0, 'ev-first'),
+        nav('← Previous', link(offset - limit), offset === 0, 'ev-prev'),
+        nav('Next →', link(r.next_offset), !r.hasMore, 'ev-next'),
+        nav('Newest ⇥', link(Math.max(0, last - limit)), !r.hasMore && !types, 'ev-last'));
+      panel.replaceChildren(form,
+        h('p', { class: 'muted', id: 'ev-range' }, evs.length ? 'Events #' + first + '–#' + lastShown + ' of ' + fmtNum(last) + '.' : 'No events after #' + offset + '.'),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'grid events' },
+          h('caption', { class: 'sr-only', text: 'Events of session ' + id }),
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col', class: 'num', text: 'Seq' }), h('th', { scope: 'col', text: 'Time (UTC)' }),
+            h('th', { scope: 'col', text: 'Type and data' }), h('th', { scope: 'col', text: 'Source' }))), tbody)),
+        pager);
+      main.dataset.loaded = '1';
+      const target = params.get('focus');
+      const row = target && $('#ev-' + CSS.escape(target));
+      if (row) {
+        row.classList.add('target');
+        const d = $('details', row);
+        d.open = true;
+        $('summary', d).focus();
+      }
+    }
+
+    return { dispose() { disposed = true; disposers.forEach((f) => f()); } };
+  }
+
+  /* ---- keyboard ---- */
+
+  function typing(el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+  function onKey(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target) || document.querySelector('dialog[open]')) return;
+    const { path } = parseHash();
+    const m = /^\/s\/([^/]+)/.exec(path);
+    if (e.key === '/') {
+      const f = document.querySelector('[data-filter]');
+      if (f) { e.preventDefault(); f.focus(); f.select(); }
+    } else if (e.key === 'j' || e.key === 'k') {
+      const links = [...document.querySelectorAll('table.grid tbody tr:not([hidden]) th a, table.grid tbody tr:not([hidden]) summary, ol.timeline > li > * > summary, ol.timeline > li > article, ol.timeline > li > section')];
+      if (!links.length) return;
+      e.preventDefault();
+      for (const l of links) if (!l.hasAttribute('tabindex') && !/^(A|SUMMARY)$/.test(l.tagName)) l.tabIndex = -1;
+      let i = links.indexOf(document.activeElement);
+      i = i < 0 ? (e.key === 'j' ? 0 : links.length - 1) : Math.max(0, Math.min(links.length - 1, i + (e.key === 'j' ? 1 : -1)));
+      links[i].focus();
+      links[i].scrollIntoView({ block: 'nearest' });
+    } else if (m && e.key === 't') {
+      location.hash = '#/s/' + m[1];
+    } else if (m && e.key === 'e') {
+      location.hash = '#/s/' + m[1] + '/events';
+    }
+  }
+
+  /* ---- start ---- */
+
+  document.addEventListener('DOMContentLoaded', () => {
+    setupTokenDialog();
+    window.addEventListener('hashchange', route);
+    document.addEventListener('keydown', onKey);
+    setInterval(refreshTimes, 30000);
+    route();
+  });
+})();
