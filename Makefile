@@ -36,7 +36,7 @@ UNITOBJ  = $(UNITSRC:%.c=$(BUILD)/obj/%.o)
 BENCHSRC = $(wildcard tools/bench_*.c)
 BENCHBIN = $(BENCHSRC:tools/%.c=$(BUILD)/%)
 
-.PHONY: all deps test unit asan run bench browser clean format
+.PHONY: all deps test unit asan run bench browser conformance clean format
 all: $(BUILD)/reel
 
 $(BUILD)/obj/%.o: %.c
@@ -75,6 +75,11 @@ test: deps
 
 browser: all
 	@tests/browser/run.sh
+
+# The Durable Streams conformance suite (npm @durable-streams/server-conformance-tests).
+conformance: all
+	cd tests/conformance && npm ci --no-audit --no-fund
+	tests/conformance/run.sh $(BUILD)/reel
 
 asan:
 	@$(MAKE) --no-print-directory SANITIZER=address test

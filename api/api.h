@@ -3,7 +3,8 @@
  * The server speaks the routes of SPEC §4 (documented in docs/HTTP.md): appends,
  * offset reads with long-poll, Server-Sent Events per session and over the global feed,
  * session records, restore, transcript, stats, streamed export, health, Prometheus
- * metrics and the /ui/ inspector (not yet: the Durable Streams routes).
+ * metrics, the /ui/ inspector, and the Durable Streams protocol at /v1/stream/{path}
+ * (api/stream*.c, docs/durable-streams.md).
  *
  * Threading model:
  *  - libmicrohttpd runs a small pool of epoll threads (api_config_t.threads, at most 2

@@ -4,7 +4,8 @@
  * connections and their wake-ups), http.c (URIs, queries, responses, problems, CORS),
  * auth.c (tokens), events.c (append and read routes), sessions.c (session records),
  * sse.c (Server-Sent Events), metrics.c (health and /metrics), projections.c (restore,
- * transcript, stats and export, served by replay/), ui.c (the /ui/ inspector).
+ * transcript, stats and export, served by replay/), ui.c (the /ui/ inspector), stream*.c
+ * (the Durable Streams protocol at /v1/stream/{path}; private header api/stream_int.h).
  *
  * Request lifecycle: the URI log callback allocates an api_req_t (libmicrohttpd hands it
  * back to every call of the access handler as *req_cls); the completion callback frees
@@ -123,6 +124,7 @@ enum api_route {
     API_R_VERIFY,         /* /v1/sessions/{id}/verify */
     API_R_UI,             /* /ui, /ui/ */
     API_R_UI_JS,          /* /ui/<file> */
+    API_R_STREAM,         /* /v1/stream/{path}: Durable Streams protocol (stream.c) */
 };
 
 typedef struct api_req {
@@ -162,6 +164,7 @@ typedef struct api_req {
     int64_t expected;     /* expected_sequence, -1 = none */
     char types[1024];     /* 'types' as given, split at ',' */
     int markdown;         /* transcript job: answer text/markdown */
+    void *stream;         /* Durable Streams request state (new; freed by api__stream_free) */
 } api_req_t;
 
 /* Monotonic clock in ms. */
@@ -244,6 +247,12 @@ enum MHD_Result api__export(api_req_t *rq);
 /* The web inspector's page, or its script when 'script_file' (ui.c). */
 enum MHD_Result api__ui(api_req_t *rq, int script_file);
 enum MHD_Result api__metrics(api_req_t *rq);
+/* The Durable Streams protocol at /v1/stream/{path} (stream.c, docs/durable-streams.md). */
+enum MHD_Result api__stream(api_req_t *rq, const char *data, size_t *size);
+/* Frees rq->stream (request completion). */
+void api__stream_free(api_req_t *rq);
+/* Adds the headers every /v1/stream response carries (security, CORS exposure). */
+void api__stream_headers(api_req_t *rq, struct MHD_Response *resp);
 
 /* Collects the body into rq->body (bounded by max_body_bytes; past it the rest is
  * discarded and rq->reject set). Returns 1 while more is coming (the caller returns

@@ -119,6 +119,10 @@ void api__route(api_req_t *rq)
             rq->route = API_R_UI_JS; /* any file name: ui.c answers 404 for unknown ones */
         return;
     }
+    if (plen > 11 && !memcmp(rq->uri, "/v1/stream/", 11)) {
+        rq->route = API_R_STREAM; /* the rest of the path is the stream's (stream.c) */
+        return;
+    }
     if (n < 2 || !seg_is(&s[0], "v1"))
         return;
     if (n == 2 && seg_is(&s[1], "health"))
@@ -255,6 +259,8 @@ enum MHD_Result api__queue(api_req_t *rq, int status, struct MHD_Response *resp)
     if (!resp)
         return MHD_NO;
     api__cors(rq->srv, resp);
+    if (rq->route == API_R_STREAM)
+        api__stream_headers(rq, resp);
     enum MHD_Result r = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     if (r == MHD_YES)
@@ -299,6 +305,7 @@ static const char *allowed_methods(int route)
     switch (route) {
     case API_R_SESSION: return "GET, HEAD, POST, PUT, DELETE, OPTIONS";
     case API_R_EVENTS: return "GET, HEAD, POST, OPTIONS";
+    case API_R_STREAM: return "GET, HEAD, POST, PUT, DELETE, OPTIONS";
     default: return "GET, HEAD, OPTIONS";
     }
 }
@@ -366,7 +373,12 @@ enum MHD_Result api__preflight(api_req_t *rq)
         return MHD_NO;
     MHD_add_response_header(resp, "Access-Control-Allow-Methods", allowed_methods(rq->route));
     MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-                            "Authorization, Content-Type, Last-Event-ID");
+                            rq->route == API_R_STREAM
+                                ? "Authorization, Content-Type, If-None-Match, Stream-Seq, "
+                                  "Stream-TTL, Stream-Expires-At, Stream-Closed, Producer-Id, "
+                                  "Producer-Epoch, Producer-Seq, Stream-Forked-From, "
+                                  "Stream-Fork-Offset, Stream-Fork-Sub-Offset"
+                                : "Authorization, Content-Type, Last-Event-ID");
     MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     return api__queue(rq, MHD_HTTP_NO_CONTENT, resp);
 }

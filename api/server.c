@@ -138,6 +138,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
     store_buf_release(&rq->body);
     store_buf_release(&rq->meta);
+    api__stream_free(rq);
     atomic_fetch_sub(&rq->srv->live, 1);
     free(rq->uri);
     free(rq);
@@ -199,6 +200,8 @@ static int method_allowed(const api_req_t *rq)
         return get || is(m, "POST") || is(m, "PUT") || is(m, "DELETE");
     case API_R_EVENTS:
         return get || is(m, "POST");
+    case API_R_STREAM:
+        return get || is(m, "POST") || is(m, "PUT") || is(m, "DELETE");
     default:
         return get;
     }
@@ -230,7 +233,8 @@ static enum MHD_Result first_call(api_req_t *rq)
         rq->phase = 0; /* answered by dispatch() */
         return MHD_YES;
     }
-    int sse = rq->route == API_R_EVENTS_SSE || rq->route == API_R_FEED_SSE;
+    int sse = rq->route == API_R_EVENTS_SSE || rq->route == API_R_FEED_SSE ||
+              (rq->route == API_R_STREAM && is(rq->method, "GET")); /* live=sse (EventSource) */
     int need = needed_scope(rq);
     int rc = need ? api__auth(rq, need, sse) : REEL_OK;
     if (rc == REEL_EUNAUTHORIZED)
@@ -273,6 +277,7 @@ static enum MHD_Result dispatch(api_req_t *rq, const char *data, size_t *size)
     case API_R_VERIFY: return api__verify(rq);
     case API_R_UI: return api__ui(rq, 0);
     case API_R_UI_JS: return api__ui(rq, 1);
+    case API_R_STREAM: return api__stream(rq, data, size);
     default: return api__problem(rq, REEL_ENOT_FOUND, "no route for this path");
     }
 }
@@ -280,6 +285,7 @@ static enum MHD_Result dispatch(api_req_t *rq, const char *data, size_t *size)
 static int has_body(const api_req_t *rq)
 {
     return (rq->route == API_R_EVENTS && is(rq->method, "POST")) ||
+           (rq->route == API_R_STREAM && (is(rq->method, "POST") || is(rq->method, "PUT"))) ||
            (rq->route == API_R_SESSION && (is(rq->method, "POST") || is(rq->method, "PUT")));
 }
 

@@ -284,6 +284,16 @@ static void summarize(store_batch_t *b)
     }
 }
 
+/* 1 unless 'b' asks for a metadata compare-and-swap that 'x' (NULL: no session) fails. */
+static int metadata_matches(const struct sess *x, const store_batch_t *b)
+{
+    if (!b->check_metadata)
+        return 1;
+    size_t len = x && x->rec.metadata ? x->rec.metadata_len : 0;
+    return len == b->expected_metadata_len &&
+           (len == 0 || !memcmp(x->rec.metadata, b->expected_metadata, len));
+}
+
 static int apply_append(struct group *g, store_batch_t *b)
 {
     struct sess *x;
@@ -295,8 +305,8 @@ static int apply_append(struct group *g, store_batch_t *b)
     if (x && x->rec.status == STORE_DELETED)
         return REEL_EGONE;
     uint64_t last = x ? x->rec.last_sequence : 0;
-    if (dups < b->n_events && b->expected_sequence >= 0 &&
-        (uint64_t)b->expected_sequence != last) {
+    if ((dups < b->n_events && b->expected_sequence >= 0 &&
+         (uint64_t)b->expected_sequence != last) || !metadata_matches(x, b)) {
         b->last_sequence = last;
         return REEL_ECONFLICT;
     }
@@ -307,6 +317,13 @@ static int apply_append(struct group *g, store_batch_t *b)
         if (!b->events[i].duplicate &&
             (rc = put_event(g, x, &b->events[i], first_seq, first_pos, b->keep_times)))
             return rc;
+    if (b->metadata) {
+        /* State kept beside the events (a Durable Stream's producer state, closed flag):
+         * written in the same transaction, so it can never disagree with them. */
+        x->rec.metadata = b->metadata; /* lives until the batch completes, after commit */
+        x->rec.metadata_len = b->metadata_len;
+        x->dirty = 1;
+    }
     g->n_dups += dups;
     summarize(b);
     return REEL_OK;
@@ -320,6 +337,8 @@ static int apply_put(struct group *g, store_batch_t *b)
     if (b->agent_len > STORE_NAME_MAX || b->native_session_id_len > STORE_NAME_MAX)
         return REEL_EINVALID_PARAMETER;
     int rc = sess_get(g, b->session, b->session_len, &x);
+    if (!rc && !metadata_matches(x, b))
+        return REEL_ECONFLICT;
     if (!rc && !x)
         rc = sess_create(g, b->session, b->session_len, &x);
     if (rc)

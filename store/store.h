@@ -134,7 +134,9 @@ struct store_batch {
     int64_t expected_sequence; /* -1 = no check; else the session's last sequence must equal it
                                   (0 = session new or empty), unless every event is a duplicate */
     int keep_times; /* 1 (import): each event's 'time_ms' is its time, not the commit time */
-    /* STORE_OP_SESSION_PUT: NULL fields are left unchanged */
+    /* STORE_OP_SESSION_PUT: NULL fields are left unchanged. STORE_OP_APPEND: a non-NULL
+     * 'metadata' replaces the session's metadata in the same transaction as the events
+     * (api/stream.c keeps a stream's producer state there, atomic with its data). */
     const char *agent;
     size_t agent_len;
     const char *native_session_id;
@@ -143,6 +145,13 @@ struct store_batch {
     size_t metadata_len;
     const struct store_session *times; /* import: non-NULL copies its created, updated, ended
                                           and first-event times and an "ended" status */
+    /* STORE_OP_APPEND, STORE_OP_SESSION_PUT: with 'check_metadata' set, the batch applies
+     * only if the session's metadata is byte for byte 'expected_metadata' (length 0: the
+     * session does not exist or has none), else it fails with REEL_ECONFLICT: a
+     * compare-and-swap on the metadata (api/stream.c's stream state). */
+    int check_metadata;
+    const uint8_t *expected_metadata;
+    size_t expected_metadata_len;
     /* results, valid once completed */
     int err;                 /* REEL_OK, REEL_ECONFLICT, REEL_EGONE, REEL_EFULL, ... */
     uint64_t first_sequence; /* smallest sequence among the events (new or duplicate) */

@@ -54,6 +54,19 @@ if [ -x tests/browser/run.sh ]; then
     failed=$((failed + ${f:-0}))
 fi
 
+# The Durable Streams conformance suite; --optional: "0 passed, 0 failed (skipped: ...)"
+# without node/npm or offline.
+if [ -x tests/conformance/run.sh ]; then
+    echo "== Durable Streams conformance (tests/conformance)"
+    tests/conformance/run.sh --optional "$BUILD/reel" 2>&1 | tee "$log"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+    f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+    [ -z "$line" ] && f=1
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -35,7 +35,9 @@ static const char usage_text[] =
     "  --request-timeout S        idle/slow request timeout [REEL_REQUEST_TIMEOUT] (30)\n"
     "  --max-sse-clients N        concurrent SSE streams [REEL_MAX_SSE_CLIENTS] (1000)\n"
     "  --sse-buffer-bytes N       bytes buffered per SSE client [REEL_SSE_BUFFER_BYTES] (262144)\n"
-    "  --threads N                HTTP worker threads [REEL_THREADS] (2)\n";
+    "  --threads N                HTTP worker threads [REEL_THREADS] (2)\n"
+    "\nenvironment only:\n"
+    "  REEL_DS_LONG_POLL_MS       Durable Streams long-poll wait before 204 (3000)\n";
 
 struct opt {
     const char *flag; /* without the leading "--" */
