@@ -272,4 +272,12 @@ void api__batch_done(store_batch_t *b, void *arg);
 /* The three steps above for a plain store batch. */
 enum MHD_Result api__submit(api_req_t *rq, store_batch_t *b);
 
+/* Percent-decodes 'n' bytes of 's' into 'out' (room for 'cap' bytes plus a NUL); with
+ * 'plus', '+' means a space. The decoded length, or -1 for a bad escape, a NUL byte, or a
+ * result longer than 'cap'. (http.c) */
+long api__pct_decode(const char *s, size_t n, char *out, size_t cap, int plus);
+/* 1 when the client closed its end; suspended connections are not polled by
+ * libmicrohttpd, so streams check their socket themselves. (wait.c) */
+int api__peer_closed(struct MHD_Connection *conn);
+
 #endif

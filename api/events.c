@@ -158,28 +158,12 @@ struct page {
     int err;
 };
 
-static int type_matches(const char *types, const store_event_view_t *ev)
-{
-    const char *t;
-    size_t tl;
-    if (replay_event_type(ev, &t, &tl) != REEL_OK)
-        return 0;
-    for (const char *p = types; *p;) {
-        size_t n = strcspn(p, ",");
-        if (n == tl && !memcmp(p, t, n))
-            return 1;
-        p += n;
-        if (*p == ',')
-            p++;
-    }
-    return 0;
-}
 
 static int page_event(void *arg, const store_event_view_t *ev)
 {
     struct page *pg = arg;
     uint64_t key = pg->feed ? ev->position : ev->sequence;
-    if (pg->types && !type_matches(pg->types, ev)) {
+    if (pg->types && !replay_type_listed(ev, pg->types)) {
         pg->scanned = key;
         return 0;
     }

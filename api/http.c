@@ -31,7 +31,7 @@ static int hexval(int c)
 /* Decodes 'n' bytes of 's' into 'out' (room for 'cap' bytes plus a NUL). With 'plus',
  * '+' means a space (query strings). Returns the decoded length, or -1 for a bad escape,
  * a NUL byte, or a result longer than 'cap'. */
-static long pct_decode(const char *s, size_t n, char *out, size_t cap, int plus)
+long api__pct_decode(const char *s, size_t n, char *out, size_t cap, int plus)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -70,7 +70,7 @@ static int seg_is(const struct seg *s, const char *lit)
  * refused so that no id can be mistaken for a path step by a proxy or a log reader. */
 static void take_id(api_req_t *rq, const struct seg *s)
 {
-    long n = pct_decode(s->p, s->n, rq->session, STORE_SESSION_ID_MAX, 0);
+    long n = api__pct_decode(s->p, s->n, rq->session, STORE_SESSION_ID_MAX, 0);
     if (n <= 0 || !store_session_id_valid(rq->session, (size_t)n) ||
         !strcmp(rq->session, ".") || !strcmp(rq->session, "..")) {
         rq->bad_id = 1;
@@ -168,11 +168,11 @@ int api__query(const api_req_t *rq, const char *name, char *out, size_t out_len)
         size_t n = amp ? (size_t)(amp - p) : strlen(p);
         const char *eq = memchr(p, '=', n);
         size_t kn = eq ? (size_t)(eq - p) : n;
-        long k = pct_decode(p, kn, key, sizeof key - 1, 1);
+        long k = api__pct_decode(p, kn, key, sizeof key - 1, 1);
         if (k >= 0 && !strcmp(key, name)) {
             const char *v = eq ? eq + 1 : p + n;
             size_t vn = eq ? n - kn - 1 : 0;
-            if (pct_decode(v, vn, out, out_len - 1, 1) < 0)
+            if (api__pct_decode(v, vn, out, out_len - 1, 1) < 0)
                 return REEL_EINVALID_PARAMETER;
             return 1;
         }

@@ -14,11 +14,9 @@
  * Messages: "id: <key>\ndata: <event JSON>\n\n" (JSON has no raw newlines), comment
  * heartbeats ": keepalive\n\n" every API_HEARTBEAT_MS, and "retry: 2000" first.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "api/api_int.h"
 #include "replay/replay.h"
@@ -42,22 +40,6 @@ typedef struct api_sse {
     int ended;               /* the session was deleted: end the stream */
 } api_sse_t;
 
-static int types_match(const char *types, const store_event_view_t *ev)
-{
-    const char *t;
-    size_t tl;
-    if (replay_event_type(ev, &t, &tl) != REEL_OK)
-        return 0;
-    for (const char *p = types; *p;) {
-        size_t n = strcspn(p, ",");
-        if (n == tl && !memcmp(p, t, n))
-            return 1;
-        p += n;
-        if (*p == ',')
-            p++;
-    }
-    return 0;
-}
 
 static int sse_event(void *arg, const store_event_view_t *ev)
 {
@@ -65,7 +47,7 @@ static int sse_event(void *arg, const store_event_view_t *ev)
     uint64_t key = c->feed ? ev->position : ev->sequence;
     if (c->out.len >= c->srv->lim.sse_buffer_bytes)
         return 1; /* full: the rest waits for the next read */
-    if (c->types[0] && !types_match(c->types, ev)) {
+    if (c->types[0] && !replay_type_listed(ev, c->types)) {
         c->next = key;
         return 0;
     }
@@ -121,19 +103,6 @@ static void drained(api_sse_t *c)
         store_buf_clear(&c->out);
 }
 
-/* 1 when the client has closed its end. A suspended connection is not polled by
- * libmicrohttpd, so a stream checks its socket itself each time it runs. */
-static int peer_closed(api_sse_t *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c->w.conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci)
-        return 0;
-    char b;
-    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     api_sse_t *c = cls;
@@ -168,7 +137,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
             store_buf_puts(&c->out, ": keepalive\n\n");
             continue;
         }
-        if (peer_closed(c))
+        if (api__peer_closed(c->w.conn))
             return MHD_CONTENT_READER_END_WITH_ERROR;
         c->w.deadline_ms = c->last_write_ms + API_HEARTBEAT_MS;
         if (api__wait(srv, &c->w, gen))

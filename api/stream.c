@@ -199,44 +199,12 @@ void api__stream_free(api_req_t *rq)
     rq->stream = NULL;
 }
 
-static int hexv(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes a raw path into 'out'; -1 for a bad escape, a NUL or a path too long. */
-static long decode_path(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            int h = i + 2 < n ? hexv((unsigned char)s[i + 1]) : -1;
-            int l = i + 2 < n ? hexv((unsigned char)s[i + 2]) : -1;
-            if (h < 0 || l < 0)
-                return -1;
-            c = h * 16 + l;
-            i += 2;
-        }
-        if (c == 0 || o >= cap)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return (long)o;
-}
 
 /* Sets the stream's path and base session id from a path (as in the URL, after
  * "/v1/stream/"). Returns 0, or -1 when it cannot name a stream. */
 static int set_path(ds_req_t *d, const char *raw, size_t n)
 {
-    long len = decode_path(raw, n, d->path, DS_PATH_MAX);
+    long len = api__pct_decode(raw, n, d->path, DS_PATH_MAX, 0);
     if (len <= 0)
         return -1;
     d->path_len = (size_t)len;
@@ -508,7 +476,7 @@ static int parse_put_headers(api_req_t *rq, ds_req_t *d)
             p += 11;
         else if (*p == '/')
             p++;
-        long n = decode_path(p, strlen(p), d->fork_path, DS_PATH_MAX);
+        long n = api__pct_decode(p, strlen(p), d->fork_path, DS_PATH_MAX, 0);
         if (n <= 0) {
             api__problem(rq, REEL_EINVALID_PARAMETER, "Stream-Forked-From is not a stream path");
             return -1;

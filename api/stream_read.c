@@ -9,11 +9,9 @@
  * read, or suspends the connection as a waiter of the stream's session until a commit,
  * the keep-alive deadline or shutdown resumes it.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "api/stream_int.h"
 #include "replay/replay.h"
@@ -289,17 +287,6 @@ static int fill(ds_sse_t *c, int *wrote)
     return store_buf_failed(&c->out) ? REEL_ENOMEM : REEL_OK;
 }
 
-static int peer_closed(ds_sse_t *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c->w.conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci)
-        return 0;
-    char b;
-    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     ds_sse_t *c = cls;
@@ -330,7 +317,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
             control(c, c->next, 1, 0);
             continue;
         }
-        if (peer_closed(c))
+        if (api__peer_closed(c->w.conn))
             return MHD_CONTENT_READER_END_WITH_ERROR;
         c->w.deadline_ms = c->last_write_ms + DS_SSE_KEEPALIVE_MS;
         if (c->w.deadline_ms > c->start_ms + DS_SSE_MAX_MS)

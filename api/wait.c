@@ -10,7 +10,9 @@
  * hook (this process) and by the watcher thread, which polls the log's tail position
  * every API_WATCH_MS so that appends by another process reach waiters within 100 ms.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "api/api_int.h"
@@ -193,4 +195,15 @@ void api__watcher_stop(api_server_t *srv)
     srv->watcher_started = 0;
     pthread_cond_destroy(&srv->tick_cond);
     pthread_mutex_destroy(&srv->tick_lock);
+}
+
+int api__peer_closed(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return 0;
+    char b;
+    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }

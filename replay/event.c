@@ -80,6 +80,21 @@ static int body_start(const store_event_view_t *ev, store_mp_t *m)
     return REEL_OK;
 }
 
+int replay_type_listed(const store_event_view_t *ev, const char *csv)
+{
+    const char *t;
+    size_t tl;
+    if (replay_event_type(ev, &t, &tl) != REEL_OK)
+        return 0;
+    for (const char *p = csv; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == tl && !memcmp(p, t, n))
+            return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
 int replay__body_fields(const store_event_view_t *ev, store_mp_t fields[REPLAY_NFIELDS])
 {
     store_mp_t m;

@@ -38,6 +38,9 @@ int64_t replay_parse_time(const char *s, size_t n);
  * not ok, first_error {session, sequence, position, ok_up_to, problem}. */
 int replay_write_verify(store_buf_t *out, const store_verify_report_t *rep);
 
+/* 1 if the event's type is one of the comma-separated names in 'csv'. */
+int replay_type_listed(const store_event_view_t *ev, const char *csv);
+
 /* Reads the event type out of a view's body (borrowed pointer into the body). */
 int replay_event_type(const store_event_view_t *ev, const char **type, size_t *len);
 

@@ -53,19 +53,6 @@ struct chunk {
     int past_end;
 };
 
-static int type_wanted(const char *types, const char *t, size_t len)
-{
-    if (!types)
-        return 1;
-    for (const char *p = types; *p;) {
-        const char *c = strchr(p, ',');
-        size_t n = c ? (size_t)(c - p) : strlen(p);
-        if (n == len && !memcmp(p, t, n))
-            return 1;
-        p += n + (c ? 1 : 0);
-    }
-    return 0;
-}
 
 static int take(void *arg, const store_event_view_t *ev)
 {
@@ -76,11 +63,7 @@ static int take(void *arg, const store_event_view_t *ev)
         c->past_end = 1;
         return 1;
     }
-    const char *t;
-    size_t tl;
-    if (replay_event_type(ev, &t, &tl))
-        return REEL_ECORRUPT;
-    if (!type_wanted(o->types, t, tl) ||
+    if ((o->types && !replay_type_listed(ev, o->types)) ||
         (o->range.since_ms && (int64_t)ev->time_ms < o->range.since_ms) ||
         (o->range.before_ms && (int64_t)ev->time_ms >= o->range.before_ms))
         return 0;
