@@ -98,3 +98,6 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# Fuzzing (libFuzzer) and syscall fault injection: make fuzz, fuzz-quick, fault.
+include tests/fuzz/fuzz.mk

@@ -133,6 +133,12 @@ int agent__items_close_all(agent_conv_t *c);
  * AGENT_STDIN line. */
 int agent__send(agent_conv_t *c, json_t *obj);
 
+/* Makes 'ev' storable: when its data or raw nest deeper than an event may (the default
+ * ingest and server limit), '*out' becomes an agent.unparsed event saying so, with the
+ * native line kept as a string (built in 'tmp', which must outlive '*out'); else '*out'
+ * is 'ev'. Nothing is dropped either way. */
+void agent__fit(const agent_event_t *ev, agent_event_t *out, store_buf_t *tmp);
+
 /* ---- HTTP client (http.c) ---- */
 
 typedef struct agent__http {

@@ -191,9 +191,11 @@ static int assistant(agent_conv_t *c, json_t *line)
     const char *msg = agent__str(m, "id");
     json_t *content = agent__get(m, "content");
     int rc = REEL_OK;
-    if (json_is_string(content))
-        rc = assistant_text(c, msg, json_pack("{s:s}", "type", "text"), "message",
-                            json_string_value(content));
+    if (json_is_string(content)) { /* the block is only read: release it after */
+        json_t *block = json_pack("{s:s}", "type", "text");
+        rc = assistant_text(c, msg, block, "message", json_string_value(content));
+        json_decref(block);
+    }
     size_t i;
     json_t *b;
     json_array_foreach(content, i, b) {

@@ -536,16 +536,51 @@ int agent__send(agent_conv_t *c, json_t *obj)
 
 /* ---- Ingest adapter ---- */
 
-static int ingest_emit(void *arg, const agent_event_t *ev)
+/* Nesting an event's data or raw may have: the envelope is level 1 (ingest.h). */
+#define FIT_DEPTH (((ingest_limits_t)INGEST_LIMITS_DEFAULT).max_depth - 1)
+
+static int nests_ok(const char *json, size_t len, store_buf_t *scratch)
+{
+    store_json_error_t je;
+    store_buf_clear(scratch);
+    return !json || !len || store_json_to_msgpack(json, len, FIT_DEPTH, scratch, &je) != REEL_ETOO_DEEP;
+}
+
+void agent__fit(const agent_event_t *ev, agent_event_t *out, store_buf_t *tmp)
+{
+    store_buf_t scratch = STORE_BUF_INIT;
+    int ok = nests_ok(ev->data, ev->data_len, &scratch) && nests_ok(ev->raw, ev->raw_len, &scratch);
+    store_buf_release(&scratch);
+    *out = *ev;
+    if (ok)
+        return;
+    store_buf_clear(tmp);
+    store_buf_printf(tmp, "{\"error\":\"nested deeper than %d levels\",\"type\":", FIT_DEPTH);
+    store_json_write_string(tmp, ev->type, strlen(ev->type));
+    store_buf_putc(tmp, '}');
+    size_t data_len = tmp->len;
+    if (ev->raw)
+        store_json_write_string(tmp, ev->raw, ev->raw_len);
+    out->type = "agent.unparsed";
+    out->data = (const char *)tmp->data;
+    out->data_len = data_len;
+    out->raw = ev->raw ? (const char *)tmp->data + data_len : NULL;
+    out->raw_len = ev->raw ? tmp->len - data_len : 0;
+}
+
+static int ingest_emit(void *arg, const agent_event_t *in)
 {
     agent_conv_t *c = arg;
-    store_buf_t mp = STORE_BUF_INIT;
+    store_buf_t mp = STORE_BUF_INIT, tmp = STORE_BUF_INIT;
     store_json_error_t je;
-    int rc = store_json_to_msgpack(ev->data, ev->data_len, STORE_JSON_MAX_DEPTH, &mp, &je);
+    agent_event_t ev;
+    agent__fit(in, &ev, &tmp);
+    int rc = store_json_to_msgpack(ev.data, ev.data_len, STORE_JSON_MAX_DEPTH, &mp, &je);
     if (!rc)
-        rc = ingest_add(c->ib, ev->type, ev->source, ev->synthetic, ev->native_session_id,
-                        ev->event_id, mp.data, mp.len, ev->raw, ev->raw_len, c->ie);
+        rc = ingest_add(c->ib, ev.type, ev.source, ev.synthetic, ev.native_session_id,
+                        ev.event_id, mp.data, mp.len, ev.raw, ev.raw_len, c->ie);
     store_buf_release(&mp);
+    store_buf_release(&tmp);
     return rc;
 }
 

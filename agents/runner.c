@@ -58,6 +58,7 @@ typedef struct run {
     ingest_batch_t ib;
     agent__http_t http;
     store_buf_t ndjson;
+    store_buf_t fit;  /* agent__fit() scratch for the event being added */
     size_t pending; /* events in the batch */
     char put_nsid[STORE_NAME_MAX + 1]; /* native id last written to the record */
     int began;                         /* the first event of the run was seen */
@@ -240,8 +241,11 @@ static int flush(run_t *r)
     return rc;
 }
 
-static int sink_add(run_t *r, const agent_event_t *ev)
+static int sink_add(run_t *r, const agent_event_t *in)
 {
+    agent_event_t fitted;
+    const agent_event_t *ev = &fitted;
+    agent__fit(in, &fitted, &r->fit);
     if (r->st) {
         store_buf_t mp = STORE_BUF_INIT;
         store_json_error_t je;
@@ -879,6 +883,7 @@ int agent_run(const agent_run_opts_t *o, agent_run_result_t *res)
         ingest_batch_release(&r.ib);
     store_close(r.st);
     store_buf_release(&r.ndjson);
+    store_buf_release(&r.fit);
     store_buf_release(&prompt);
     store_buf_release(&p.restore);
     agent__argv_free(&argv);

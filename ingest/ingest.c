@@ -511,6 +511,8 @@ int ingest_parse(ingest_batch_t *ib, const char *text, size_t len, int format,
         lim = &defaults;
     if (e)
         memset(e, 0, sizeof *e);
+    if (!text) /* an empty body: NULL + 0 is undefined */
+        text = "", len = 0;
     size_t mark_n = ib->b.n_events, mark_arena = ib->arena.len;
     /* Encoded bodies are about as long as their JSON: reserve once, not by doubling. */
     store_buf_reserve(&ib->arena, len + len / 4 + 64);

@@ -215,7 +215,8 @@ static json_t *durations(const struct stats *st)
         v[i] = st->spans[i].last - st->spans[i].first;
         total += v[i];
     }
-    qsort(v, n, sizeof *v, cmp_i64);
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_i64);
     json_object_set_new(d, "count", json_integer((json_int_t)n));
     json_object_set_new(d, "total_ms", json_integer(total));
     json_object_set_new(d, "mean_ms", json_integer(n ? total / (int64_t)n : 0));

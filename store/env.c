@@ -174,6 +174,26 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir)
     return REEL_OK;
 }
 
+/* A data.mdb shorter than its newest transaction's pages (a torn copy, a truncated file)
+ * would make LMDB fault with SIGBUS on the first read of a missing page: refuse it. */
+static int check_size(store_t *s, const char *dir)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fs;
+    int fd;
+    if (mdb_env_info(s->env, &info) || mdb_env_stat(s->env, &st) ||
+        mdb_env_get_fd(s->env, &fd) || fstat(fd, &fs))
+        return REEL_OK; /* nothing to compare with */
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((uint64_t)fs.st_size >= need)
+        return REEL_OK;
+    store__set_error("'%s/data.mdb' is truncated: %llu bytes, but its last transaction uses "
+                     "%llu; restore it from a backup or an export", dir,
+                     (unsigned long long)fs.st_size, (unsigned long long)need);
+    return REEL_ECORRUPT;
+}
+
 static int open_env(store_t *s, const char *dir, const store_options_t *opt)
 {
     int rc;
@@ -191,6 +211,8 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
         store__set_error("cannot open '%s': %s", dir, mdb_strerror(rc));
         return rc == ENOENT ? REEL_EFORMAT : store__err_from_mdb(rc);
     }
+    if ((rc = check_size(s, dir)))
+        return rc;
     int dead = 0;
     mdb_reader_check(s->env, &dead); /* slots of processes killed while reading */
     MDB_txn *txn;

@@ -161,6 +161,8 @@ static inline size_t plain_run(const unsigned char *p, const unsigned char *end,
 void store_json_init(store_json_t *j, const char *text, size_t len, int max_depth,
                      store_json_error_t *err)
 {
+    if (!text) /* an empty body: NULL + 0 is undefined */
+        text = "", len = 0;
     j->start = j->p = text;
     j->end = text + len;
     j->max_depth = max_depth > STORE_JSON_MAX_DEPTH ? STORE_JSON_MAX_DEPTH : max_depth;
@@ -715,9 +717,10 @@ static void write_base64(store_buf_t *out, const uint8_t *p, size_t n)
     store_buf_putc(out, '"');
 }
 
+/* A stored number's text: any length the parser accepted, number characters only. */
 static int number_text_ok(const uint8_t *p, size_t n)
 {
-    if (n == 0 || n > 4096)
+    if (n == 0)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!strchr("0123456789+-.eE", p[i]) || p[i] == 0)

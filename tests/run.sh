@@ -54,6 +54,19 @@ if [ -x tests/browser/run.sh ]; then
     failed=$((failed + ${f:-0}))
 fi
 
+# Syscall fault injection (LD_PRELOAD shim) and the fuzz harnesses, a short run each plus
+# their regression cases (tests/fuzz/fuzz.mk). Summary lines: "N passed, N failed".
+for target in fault fuzz-quick; do
+    echo "== make $target"
+    make --no-print-directory -s "$target" BUILD="$BUILD" 2>&1 | tee "$log"
+    line=$(grep -E '[0-9]+ passed' "$log" | tail -n 1)
+    p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+    f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+    [ -z "$line" ] && f=1
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+done
+
 # The Durable Streams conformance suite; --optional: "0 passed, 0 failed (skipped: ...)"
 # without node/npm or offline.
 if [ -x tests/conformance/run.sh ]; then
