@@ -279,5 +279,8 @@ long api__pct_decode(const char *s, size_t n, char *out, size_t cap, int plus);
 /* 1 when the client closed its end; suspended connections are not polled by
  * libmicrohttpd, so streams check their socket themselves. (wait.c) */
 int api__peer_closed(struct MHD_Connection *conn);
+/* Takes one of the --max-sse-clients slots (released by the stream's free callback):
+ * 0 when taken, -1 after answering 429 into '*answered'. (sse.c) */
+int api__sse_slot(api_req_t *rq, enum MHD_Result *answered);
 
 #endif

@@ -103,6 +103,20 @@ static void drained(api_sse_t *c)
         store_buf_clear(&c->out);
 }
 
+int api__sse_slot(api_req_t *rq, enum MHD_Result *answered)
+{
+    api_server_t *srv = rq->srv;
+    if (atomic_fetch_add(&srv->sse_clients, 1) < srv->lim.max_sse_clients)
+        return 0;
+    atomic_fetch_sub(&srv->sse_clients, 1);
+    /* Suspended streams do not notice a client that went away. Resuming them makes
+     * libmicrohttpd read the socket, so closed ones are freed for the next try. */
+    api__wake_all(srv, 0);
+    *answered = api__problem(rq, REEL_ETOO_MANY, "too many SSE clients (--max-sse-clients %u)",
+                             srv->lim.max_sse_clients);
+    return -1;
+}
+
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     api_sse_t *c = cls;
@@ -218,14 +232,9 @@ enum MHD_Result api__sse_start(api_req_t *rq, int feed)
         if (rc != REEL_OK)
             return api__problem(rq, rc, "reading the session failed: %s", reel_strerror(rc));
     }
-    if (atomic_fetch_add(&srv->sse_clients, 1) >= srv->lim.max_sse_clients) {
-        atomic_fetch_sub(&srv->sse_clients, 1);
-        /* Suspended streams do not notice a client that went away. Resuming them makes
-         * libmicrohttpd read the socket, so closed ones are freed for the next try. */
-        api__wake_all(srv, 0);
-        return api__problem(rq, REEL_ETOO_MANY, "too many SSE clients (--max-sse-clients %u)",
-                            srv->lim.max_sse_clients);
-    }
+    enum MHD_Result full;
+    if (api__sse_slot(rq, &full))
+        return full;
     api_sse_t *c = calloc(1, sizeof *c);
     if (!c) {
         atomic_fetch_sub(&srv->sse_clients, 1);

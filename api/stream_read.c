@@ -340,12 +340,9 @@ enum MHD_Result ds__sse_start(api_req_t *rq, const char *sid, size_t sid_len, ui
                               const char *ctype, const char *cursor)
 {
     api_server_t *srv = rq->srv;
-    if (atomic_fetch_add(&srv->sse_clients, 1) >= srv->lim.max_sse_clients) {
-        atomic_fetch_sub(&srv->sse_clients, 1);
-        api__wake_all(srv, 0);
-        return api__problem(rq, REEL_ETOO_MANY, "too many SSE clients (--max-sse-clients %u)",
-                            srv->lim.max_sse_clients);
-    }
+    enum MHD_Result full;
+    if (api__sse_slot(rq, &full))
+        return full;
     ds_sse_t *c = calloc(1, sizeof *c);
     if (!c) {
         atomic_fetch_sub(&srv->sse_clients, 1);
