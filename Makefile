@@ -36,7 +36,7 @@ UNITOBJ  = $(UNITSRC:%.c=$(BUILD)/obj/%.o)
 BENCHSRC = $(wildcard tools/bench_*.c)
 BENCHBIN = $(BENCHSRC:tools/%.c=$(BUILD)/%)
 
-.PHONY: all deps test unit asan run bench browser conformance clean format
+.PHONY: all deps test unit asan run bench browser conformance torture clean format
 all: $(BUILD)/reel
 
 $(BUILD)/obj/%.o: %.c
@@ -75,6 +75,11 @@ test: deps
 
 browser: all
 	@tests/browser/run.sh
+
+# kill -9 of the server under concurrent HTTP appends, 1000 rounds (make test runs 20).
+torture: all
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_KILL_ROUNDS=$${REEL_KILL_ROUNDS:-1000} \
+	    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/http/test_crash.py
 
 # The Durable Streams conformance suite (npm @durable-streams/server-conformance-tests).
 conformance: all

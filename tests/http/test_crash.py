@@ -3,12 +3,13 @@ acknowledged event is there after a restart, at the sequence it was acknowledged
 and every session's sequences are dense."""
 import http.client
 import json
+import os
 import random
 import threading
 import time
 
 CLIENTS = 8
-ROUNDS = 20
+ROUNDS = int(os.environ.get("REEL_KILL_ROUNDS", "20"))  # `make torture` asks for 1000
 
 
 def test_kill9_keeps_every_acknowledged_event(server_factory):
