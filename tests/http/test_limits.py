@@ -51,6 +51,7 @@ def test_connections_total(server_factory):
                              "--max-connections-per-ip", "0"])
     time.sleep(0.5)
     socks = open_idle(s.port, 4)
+    time.sleep(1.0)  # connect() returns at the handshake: let the server accept all four
     extra = open_idle(s.port, 1)[0]
     assert get_on(extra) == 429
     for k in socks + [extra]:
