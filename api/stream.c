@@ -576,17 +576,25 @@ static int batch_start(ds_req_t *d)
     return rc;
 }
 
+/* Makes 'b' replace the session's metadata with 'meta' only if it is still 'seen' (the
+ * record this request read): a compare-and-swap on the stream's state. Both buffers must
+ * outlive the batch. */
+static void cas_meta(store_batch_t *b, const store_buf_t *meta, const store_buf_t *seen)
+{
+    b->metadata = meta->data;
+    b->metadata_len = meta->len;
+    b->check_metadata = 1;
+    b->expected_metadata = seen->data;
+    b->expected_metadata_len = seen->len;
+}
+
 /* Submits the ingest batch (events + state) with expected_sequence 'expect'. */
 static enum MHD_Result submit_append(api_req_t *rq, ds_req_t *d, const ds_meta_t *m)
 {
     ds__meta_encode(m, d->path, d->path_len, &d->meta);
     if (store_buf_failed(&d->meta))
         return api__problem(rq, REEL_ENOMEM, "out of memory");
-    d->ib.b.metadata = d->meta.data;
-    d->ib.b.metadata_len = d->meta.len;
-    d->ib.b.check_metadata = 1;
-    d->ib.b.expected_metadata = d->seen.data;
-    d->ib.b.expected_metadata_len = d->seen.len;
+    cas_meta(&d->ib.b, &d->meta, &d->seen);
     d->kind = W_APPEND;
     if (api__async_begin(rq) != REEL_OK)
         return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
@@ -601,11 +609,7 @@ static enum MHD_Result submit_plain(api_req_t *rq, ds_req_t *d, int op, int kind
 {
     store_batch_init(&d->pb, op, d->sid, d->sid_len);
     if (op == STORE_OP_SESSION_PUT) {
-        d->pb.metadata = d->meta.data;
-        d->pb.metadata_len = d->meta.len;
-        d->pb.check_metadata = 1;
-        d->pb.expected_metadata = d->seen.data;
-        d->pb.expected_metadata_len = d->seen.len;
+        cas_meta(&d->pb, &d->meta, &d->seen);
     }
     d->kind = kind;
     rq->phase = 2;
@@ -1011,11 +1015,7 @@ static int src_inc(api_req_t *rq, ds_req_t *d)
     if (store_buf_failed(&d->src_meta) || store_buf_failed(&d->src_seen))
         return 0;
     store_batch_init(&d->src_b, STORE_OP_SESSION_PUT, d->src_sid, strlen(d->src_sid));
-    d->src_b.metadata = d->src_meta.data;
-    d->src_b.metadata_len = d->src_meta.len;
-    d->src_b.check_metadata = 1;
-    d->src_b.expected_metadata = d->src_seen.data;
-    d->src_b.expected_metadata_len = d->src_seen.len;
+    cas_meta(&d->src_b, &d->src_meta, &d->src_seen);
     d->kind = W_NONE;
     rq->phase = 2;
     api__submit(rq, &d->src_b);
@@ -1175,11 +1175,7 @@ static int gc_step(api_req_t *rq, ds_req_t *d)
             ds__meta_encode(&m, m.path, strlen(m.path), &d->meta);
             ds__meta_release(&m);
             store_batch_init(&d->pb, STORE_OP_SESSION_PUT, d->gc_cur, strlen(d->gc_cur));
-            d->pb.metadata = d->meta.data;
-            d->pb.metadata_len = d->meta.len;
-            d->pb.check_metadata = 1; /* against the record read above */
-            d->pb.expected_metadata = d->seen.data;
-            d->pb.expected_metadata_len = d->seen.len;
+            cas_meta(&d->pb, &d->meta, &d->seen);
         }
         rq->phase = 2;
         api__submit(rq, &d->pb);

@@ -5,24 +5,7 @@
 
 #include "tests/unit/testutil.h"
 
-static char dir[TU_PATH_MAX];
-static store_t *st;
-
-static void setup(void)
-{
-    tu_watchdog(60);
-    tu_tmpdir(dir);
-    st = tu_open(dir, 8u << 20, 0);
-}
-
-static void teardown(void)
-{
-    store_close(st);
-    st = NULL;
-    tu_rmrf(dir);
-}
-
-TestSuite(store_append_meta, .init = setup, .fini = teardown);
+TestSuite(store_append_meta, .init = tu_store_setup, .fini = tu_store_teardown);
 
 /* Appends one event with metadata {"v": v} and expected_sequence 'expected'. */
 static int append_meta(const char *session, unsigned v, int64_t expected)
@@ -39,7 +22,7 @@ static int append_meta(const char *session, unsigned v, int64_t expected)
     ib.b.metadata = meta.data;
     ib.b.metadata_len = meta.len;
     ib.b.expected_sequence = expected;
-    int rc = ingest_append(st, &ib);
+    int rc = ingest_append(tu_store, &ib);
     ingest_batch_release(&ib);
     store_buf_release(&meta);
     return rc;
@@ -50,7 +33,7 @@ static unsigned meta_v(const char *session)
 {
     store_read_t r;
     store_session_t rec;
-    TU_OK(store_read_begin(st, &r));
+    TU_OK(store_read_begin(tu_store, &r));
     TU_OK(store_session_get(&r, session, strlen(session), &rec));
     cr_assert(rec.metadata != NULL);
     store_mp_t m = {rec.metadata, rec.metadata + rec.metadata_len};
@@ -77,7 +60,7 @@ Test(store_append_meta, a_refused_batch_changes_no_metadata)
     cr_assert_eq(append_meta("s", 9, 0), REEL_ECONFLICT);
     cr_assert_eq(meta_v("s"), 1);
     store_session_t rec;
-    TU_OK(tu_session(st, "s", &rec));
+    TU_OK(tu_session(tu_store, "s", &rec));
     cr_assert_eq(rec.last_sequence, 1);
 }
 
@@ -104,7 +87,7 @@ static int append_cas(const char *session, unsigned seen, unsigned v)
     ib.b.check_metadata = 1;
     ib.b.expected_metadata = old.data;
     ib.b.expected_metadata_len = old.len;
-    int rc = ingest_append(st, &ib);
+    int rc = ingest_append(tu_store, &ib);
     ingest_batch_release(&ib);
     store_buf_release(&meta);
     store_buf_release(&old);
@@ -119,7 +102,7 @@ Test(store_append_meta, metadata_compare_and_swap)
     TU_OK(append_cas("s", 1, 2));
     cr_assert_eq(meta_v("s"), 2);
     store_session_t rec;
-    TU_OK(tu_session(st, "s", &rec));
+    TU_OK(tu_session(tu_store, "s", &rec));
     cr_assert_eq(rec.last_sequence, 2);
     store_batch_t b; /* a session put with a stale expectation changes nothing */
     store_buf_t m = STORE_BUF_INIT;
@@ -128,7 +111,7 @@ Test(store_append_meta, metadata_compare_and_swap)
     b.metadata = m.data;
     b.metadata_len = m.len;
     b.check_metadata = 1;
-    cr_assert_eq(store_append(st, &b), REEL_ECONFLICT);
+    cr_assert_eq(store_append(tu_store, &b), REEL_ECONFLICT);
     store_buf_release(&m);
     cr_assert_eq(meta_v("s"), 2);
 }

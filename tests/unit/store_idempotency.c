@@ -6,24 +6,7 @@
 
 #include "tests/unit/testutil.h"
 
-static char dir[TU_PATH_MAX];
-static store_t *st;
-
-static void setup(void)
-{
-    tu_watchdog(60);
-    tu_tmpdir(dir);
-    st = tu_open(dir, 8u << 20, 0);
-}
-
-static void teardown(void)
-{
-    store_close(st);
-    st = NULL;
-    tu_rmrf(dir);
-}
-
-TestSuite(store_idempotency, .init = setup, .fini = teardown);
+TestSuite(store_idempotency, .init = tu_store_setup, .fini = tu_store_teardown);
 
 /* Parses NDJSON 'text' into 'ib' for 'session' and appends it; the caller releases 'ib'. */
 static int append_ib(ingest_batch_t *ib, const char *session, const char *text,
@@ -35,14 +18,14 @@ static int append_ib(ingest_batch_t *ib, const char *session, const char *text,
     int rc = ingest_parse(ib, text, strlen(text), INGEST_NDJSON, &lim, &e);
     cr_assert_eq(rc, 0, "ingest_parse: %s: %s", reel_strerror(rc), e.text);
     ib->b.expected_sequence = expected;
-    return ingest_append(st, ib);
+    return ingest_append(tu_store, ib);
 }
 
 static uint64_t tail_position(void)
 {
     store_read_t r;
     uint64_t pos = 0;
-    TU_OK(store_read_begin(st, &r));
+    TU_OK(store_read_begin(tu_store, &r));
     int rc = store_tail_position(&r, &pos);
     store_read_end(&r);
     TU_OK(rc);
@@ -52,20 +35,20 @@ static uint64_t tail_position(void)
 static uint64_t stored_events(void)
 {
     store_stats_t s;
-    store_get_stats(st, &s);
+    store_get_stats(tu_store, &s);
     return s.events;
 }
 
 static void check_session(const char *session, uint64_t last, uint64_t count)
 {
     store_session_t rec;
-    TU_OK(tu_session(st, session, &rec));
+    TU_OK(tu_session(tu_store, session, &rec));
     cr_assert_eq(rec.last_sequence, last, "%s: last_sequence %llu, want %llu", session,
                  (unsigned long long)rec.last_sequence, (unsigned long long)last);
     cr_assert_eq(rec.event_count, count, "%s: event_count %llu, want %llu", session,
                  (unsigned long long)rec.event_count, (unsigned long long)count);
     tu_events_t ev = {0};
-    tu_read_session(st, session, &ev);
+    tu_read_session(tu_store, session, &ev);
     cr_assert_eq(ev.n, count, "%s: read %zu events, want %llu", session, ev.n,
                  (unsigned long long)count);
     for (size_t i = 0; i < ev.n; i++)
@@ -102,7 +85,7 @@ Test(store_idempotency, same_event_id_twice_is_one_event_and_reports_the_first_s
 
     check_session("s1", 2, 2);
     tu_events_t ev = {0};
-    tu_read_session(st, "s1", &ev);
+    tu_read_session(tu_store, "s1", &ev);
     cr_assert_str_eq(ev.v[0].data, "\"first\"", "the duplicate overwrote the original");
     cr_assert_str_eq(ev.v[0].event_id, "e1");
     tu_events_free(&ev);
@@ -170,7 +153,7 @@ Test(store_idempotency, partly_retried_batch_appends_only_the_new_events)
     check_session("s1", 7, 7);
 
     tu_events_t ev = {0};
-    tu_read_session(st, "s1", &ev);
+    tu_read_session(tu_store, "s1", &ev);
     static const char *const want[] = {"a1", "a2", "a3", "a4", "a5", "a6", "a7"};
     for (size_t i = 0; i < 7; i++)
         cr_assert_str_eq(ev.v[i].event_id, want[i], "sequence %zu", i + 1);
@@ -206,7 +189,7 @@ Test(store_idempotency, wrong_expected_sequence_conflicts_and_writes_nothing)
 
     /* the rejected ids were not recorded either: appending them now makes new events */
     tu_events_t ev = {0};
-    tu_read_session(st, "s1", &ev);
+    tu_read_session(tu_store, "s1", &ev);
     cr_assert_str_eq(ev.v[5].event_id, "n1");
     cr_assert_str_eq(ev.v[6].event_id, "n2");
     tu_events_free(&ev);
@@ -221,7 +204,7 @@ Test(store_idempotency, expected_sequence_zero_means_new_or_empty_session)
 
     TU_ERR(append_ib(&a, "fresh", one, 4), REEL_ECONFLICT);
     cr_assert_eq(a.b.last_sequence, 0);
-    TU_ERR(tu_session(st, "fresh", &rec), REEL_ESESSION_NOT_FOUND);
+    TU_ERR(tu_session(tu_store, "fresh", &rec), REEL_ESESSION_NOT_FOUND);
     cr_assert_eq(tail_position(), 0, "a conflicting first append wrote to the log");
 
     TU_OK(append_ib(&b, "fresh", one, 0));
@@ -285,7 +268,7 @@ Test(store_idempotency, event_id_repeated_inside_one_batch_is_stored_once)
         ingest_batch_release(&a);
         check_session("s1", 2, 2);
         tu_events_t ev = {0};
-        tu_read_session(st, "s1", &ev);
+        tu_read_session(tu_store, "s1", &ev);
         cr_assert_str_eq(ev.v[0].event_id, "r");
         cr_assert_str_eq(ev.v[0].data, "1");
         cr_assert_str_eq(ev.v[1].event_id, "q");
@@ -306,7 +289,7 @@ Test(store_idempotency, events_without_event_id_get_distinct_uuid7_ids)
     cr_assert_eq(a.b.last_sequence, 3);
     ingest_batch_release(&a);
     tu_events_t ev = {0};
-    tu_read_session(st, "s1", &ev);
+    tu_read_session(tu_store, "s1", &ev);
     cr_assert_eq(ev.n, 3);
     for (size_t i = 0; i < 3; i++) {
         const char *id = ev.v[i].event_id;
@@ -331,8 +314,8 @@ Test(store_idempotency, duplicate_survives_reopen)
     ingest_batch_t a, b;
     TU_OK(append_ib(&a, "s1", five, -1));
     ingest_batch_release(&a);
-    store_close(st);
-    st = tu_open(dir, 8u << 20, 0);
+    store_close(tu_store);
+    tu_store = tu_open(tu_dir, 8u << 20, 0);
     TU_OK(append_ib(&b, "s1", five, -1));
     cr_assert_eq(b.b.duplicates, 5, "event_ids were forgotten across a reopen");
     ingest_batch_release(&b);
@@ -374,9 +357,9 @@ static void submit_all(ingest_batch_t *ib, const char *const *session, const cha
         ib[i].b.expected_sequence = expected[i];
     }
     atomic_store(&n_done, 0);
-    TU_OK(ingest_submit(st, &slow, done_cb, NULL));
+    TU_OK(ingest_submit(tu_store, &slow, done_cb, NULL));
     for (int i = 0; i < n; i++)
-        TU_OK(ingest_submit(st, &ib[i], done_cb, NULL));
+        TU_OK(ingest_submit(tu_store, &ib[i], done_cb, NULL));
     for (int spins = 0; atomic_load(&n_done) < n + 1 && spins < 20000; spins++)
         usleep(1000);
     cr_assert_eq(atomic_load(&n_done), n + 1, "only %d of %d batches completed",
@@ -414,7 +397,7 @@ Test(store_idempotency, conflicting_batch_in_a_group_commit_fails_alone)
     check_session("g3", 1, 1);
     cr_assert_eq(stored_events(), 2000 + 5);
     store_stats_t s;
-    store_get_stats(st, &s);
+    store_get_stats(tu_store, &s);
     cr_assert_eq(s.batch_errors, 1);
 }
 
@@ -445,7 +428,7 @@ Test(store_idempotency, same_event_id_in_two_batches_of_one_group_commit_is_stor
         ingest_batch_release(&ib[i]);
     check_session("g", 2, 2);
     tu_events_t ev = {0};
-    tu_read_session(st, "g", &ev);
+    tu_read_session(tu_store, "g", &ev);
     cr_assert_str_eq(ev.v[0].data, "1");
     tu_events_free(&ev);
 }

@@ -316,3 +316,20 @@ uint64_t tu_rand(uint64_t *state)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
+
+char tu_dir[TU_PATH_MAX];
+store_t *tu_store;
+
+void tu_store_setup(void)
+{
+    tu_watchdog(60);
+    tu_tmpdir(tu_dir);
+    tu_store = tu_open(tu_dir, 8u << 20, 0);
+}
+
+void tu_store_teardown(void)
+{
+    store_close(tu_store);
+    tu_store = NULL;
+    tu_rmrf(tu_dir);
+}

@@ -55,6 +55,13 @@ void tu_rmrf(const char *dir);
 /* Opens the store in 'dir' with 'map_size' (0 = default) and sync as given; asserts OK. */
 store_t *tu_open(const char *dir, size_t map_size, int no_sync);
 
+/* The fixture most store suites share: tu_store is a fresh 8 MiB store in tu_dir, opened
+ * by tu_store_setup (.init) and closed and removed by tu_store_teardown (.fini). */
+extern char tu_dir[TU_PATH_MAX];
+extern store_t *tu_store;
+void tu_store_setup(void);
+void tu_store_teardown(void);
+
 /* Results of one append, copied from the batch. */
 typedef struct tu_result {
     int err;
