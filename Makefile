@@ -6,6 +6,7 @@
 #   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make run      deps + build + `reel serve` on ./reel-data at 127.0.0.1:2469
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
+#   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
 
 CC       ?= cc
 SANITIZER ?=
@@ -36,7 +37,7 @@ UNITOBJ  = $(UNITSRC:%.c=$(BUILD)/obj/%.o)
 BENCHSRC = $(wildcard tools/bench_*.c)
 BENCHBIN = $(BENCHSRC:tools/%.c=$(BUILD)/%)
 
-.PHONY: all deps test unit asan run bench browser conformance torture clean format
+.PHONY: all deps test unit asan run bench browser conformance torture mutants clean format
 all: $(BUILD)/reel
 
 $(BUILD)/obj/%.o: %.c
@@ -81,6 +82,10 @@ torture: all
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_KILL_ROUNDS=$${REEL_KILL_ROUNDS:-1000} \
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/http/test_crash.py
 
+# Negative controls: patched builds that break one promise each; their tests must fail.
+mutants: all
+	@tests/mutants/run.sh $(BUILD)
+
 # The Durable Streams conformance suite (npm @durable-streams/server-conformance-tests).
 conformance: all
 	cd tests/conformance && npm ci --no-audit --no-fund
@@ -106,3 +111,6 @@ clean:
 
 # Fuzzing (libFuzzer) and syscall fault injection: make fuzz, fuzz-quick, fault.
 include tests/fuzz/fuzz.mk
+
+# Side-by-side benchmarks with the peers: make bench-peers (tools/peers/).
+include tools/peers/peers.mk

@@ -54,9 +54,10 @@ if [ -x tests/browser/run.sh ]; then
     failed=$((failed + ${f:-0}))
 fi
 
-# Syscall fault injection (LD_PRELOAD shim) and the fuzz harnesses, a short run each plus
-# their regression cases (tests/fuzz/fuzz.mk). Summary lines: "N passed, N failed".
-for target in fault fuzz-quick; do
+# Syscall fault injection (LD_PRELOAD shim), the fuzz harnesses (a short run each plus
+# their regression cases, tests/fuzz/fuzz.mk) and the mutants (tests/mutants/run.sh).
+# Summary lines: "N passed, N failed".
+for target in fault fuzz-quick mutants; do
     echo "== make $target"
     make --no-print-directory -s "$target" BUILD="$BUILD" 2>&1 | tee "$log"
     line=$(grep -E '[0-9]+ passed' "$log" | tail -n 1)

@@ -1,0 +1,57 @@
+#!/bin/sh
+# run.sh BUILD [NAME...] -- negative controls by mutation: each tests/mutants/<name>.patch
+# breaks one promise of SPEC §6 in the product's source; the test that guards that promise
+# must fail against the mutant build. A mutant that passes its test is a test that cannot
+# fail, and counts as a failure here.
+#
+# The product carries no test-only switch: a mutant is a patched copy of the tree, built in
+# build/mutants/<name>/ (reusing BUILD's objects, so only the patched files recompile).
+# Ends with "N passed, N failed" (passed = mutant caught), the line tests/run.sh counts.
+set -u
+case "${1:-}" in -h|--help|"") sed -n '2,9p' "$0"; [ -n "${1:-}" ]; exit $? ;; esac
+BUILD=$1
+shift
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top" || exit 1
+
+# name | the test command that must fail against it (run from the mutant's tree root, with
+# REEL_BIN set to the mutant's binary) | what the mutant breaks
+MUTANTS='
+ack-before-commit|REEL_KILL_ROUNDS=20 /usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_crash.py|answers an append before its transaction commits
+unchained-hash|REEL_KILL_ROUNDS=2 /usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_crash.py|stores hashes that do not chain to the previous event
+no-fail-stop|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k "test_serve_fault and fdatasync"|keeps accepting appends after an fsync failed (fsyncgate)
+full-disk-fail-stop|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k test_serve_disk_full_then_space_back|stops for good when the disk is full instead of resuming when space is back
+'
+
+make --no-print-directory -s "$BUILD/reel" build/fault/faultfs.so >/dev/null || exit 1
+mkdir -p build/mutants
+rm -f build/mutants/tally
+echo "$MUTANTS" | while IFS='|' read -r name cmd what; do
+    [ -n "$name" ] || continue
+    if [ $# -gt 0 ] && ! echo " $* " | grep -q " $name "; then continue; fi
+    dir=build/mutants/$name
+    rm -rf "$dir"
+    mkdir -p "$dir/$BUILD"
+    git ls-files -z | xargs -0 cp -p --parents -t "$dir"  # -p: keep mtimes, so make reuses the objects
+    cp -a "$BUILD/obj" "$BUILD/gen" "$dir/$BUILD/" 2>/dev/null
+    if ! (cd "$dir" && patch -s -p0 <"$top/tests/mutants/$name.patch" &&
+          make --no-print-directory -s BUILD="$BUILD" "$BUILD/reel" >build.log 2>&1); then
+        echo "mutant $name: does not apply or build (see $dir/build.log)"
+        echo missed >>build/mutants/tally
+        continue
+    fi
+    echo "== mutant $name: $what"
+    if (cd "$dir" && env REEL_BIN="$top/$dir/$BUILD/reel" FAULTFS_SO="$top/build/fault/faultfs.so" \
+            sh -c "$cmd" >test.log 2>&1); then
+        echo "mutant $name: NOT caught, its test passed (see $dir/test.log)"
+        echo missed >>build/mutants/tally
+    else
+        echo "mutant $name: caught: $(grep -E '^(E  |FAILED)' "$dir/test.log" | head -n 1 | cut -c1-150)"
+        echo caught >>build/mutants/tally
+    fi
+done
+caught=$(grep -c caught build/mutants/tally 2>/dev/null)
+missed=$(grep -c missed build/mutants/tally 2>/dev/null)
+rm -f build/mutants/tally
+echo "${caught:-0} passed, ${missed:-0} failed"
+[ "${missed:-0}" -eq 0 ]

@@ -1,0 +1,61 @@
+# lib.sh -- shared helpers of tools/peers/run.sh (`make bench-peers`), sourced, not run.
+#
+# The contract between the driver and the system modules:
+#   * run.sh sources lib.sh and then tools/peers/<system>.sh for each system (reel, redis,
+#     postgres, sqlite, streams, nginx, ...). A module defines <system>_start DIR,
+#     <system>_stop, and one function per workload it offers, named <system>_<workload>
+#     (workload keys below). The driver calls <system>_start with a fresh directory, runs
+#     each workload function that exists, then <system>_stop; a workload function that is
+#     absent is shown as "n/a" and should be explained with result_na.
+#   * Every number goes through `result`, one TSV line in $RESULTS:
+#       workload  system  value  unit  better  durability  note
+#     better is "higher" or "lower"; durability is one of sync-per-ack, group-commit,
+#     async (a relaxed setting, only ever in an extra, labelled system such as
+#     "redis-everysec"); note is free text (how it was measured).
+#   * Workload keys (the table's rows, in this order):
+#       ingest_batch      events/s, 100 x ~1 KiB events per request/transaction, 64 connections
+#       ingest_single     events/s, 1 event per request/transaction, 64 connections
+#       ingest_mix        events/s, the `reel mock-agent` transcript mix, batches of 100
+#       poll100           events/s, reads of 100 events after an offset, 64 connections
+#       restore_1k_p50/p99, restore_1m_p50/p99
+#                         us, newest 50 events of a 1k-event / 1M-event session
+#       fanout_p50/p99    ms, append -> delivery to each of 1,000 subscribers
+#       export            MB/s of JSON lines, a whole 1M-event session, zstd -3 output
+#       bytes_per_event   bytes on disk per stored 1 KiB event (after a checkpoint/compaction)
+#       restart_ms        ms from process start to the first served read, 10 GiB of data
+#   * Payloads come from gen_events.py (same bytes for every system).
+# Environment: RESULTS (the TSV file), PEERS_TMP (scratch root on the same disk as the
+# build, never tmpfs), QUICK (1 for the small sizes), BUILD (reel's build dir).
+
+result() {  # workload system value unit better durability [note]
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "${7:-}" >>"$RESULTS"
+}
+
+result_na() {  # workload system reason
+    printf '%s\t%s\tn/a\t\t\t\t%s\n' "$1" "$2" "$3" >>"$RESULTS"
+}
+
+log() { printf '[peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {  # port [seconds]: until something accepts on 127.0.0.1:port
+    python3 - "$1" "${2:-30}" <<'PY'
+import socket, sys, time
+port, limit = int(sys.argv[1]), float(sys.argv[2])
+end = time.time() + limit
+while time.time() < end:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.01)
+sys.exit(1)
+PY
+}
+
+dir_bytes() { du -sb "$1" | cut -f1; }   # bytes on disk under a directory
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
