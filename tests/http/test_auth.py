@@ -1,7 +1,7 @@
 """Bearer tokens and scopes on every route (docs/HTTP.md "Auth")."""
 import pytest
 
-from conftest import SSEClient, ev
+from conftest import Resp, SSEClient, ev
 
 FULL, READ, APPEND = "full-token-1", "read-token-2", "append-token-3"
 
@@ -22,7 +22,18 @@ ROUTES = [
     ("POST", "/v1/sessions/b", {"agent": "x"}, "append"),
     ("PUT", "/v1/sessions/b", {"agent": "y"}, "append"),
     ("DELETE", "/v1/sessions/c", None, "full"),
+    ("HEAD", "/v1/sessions/a/events", None, "read"),
+    ("GET", "/v1/sessions/a/events/sse?offset=999", None, "read"),
+    ("GET", "/v1/events/sse?after=999999", None, "read"),
+    # Durable Streams (docs/durable-streams.md "auth")
+    ("PUT", "/v1/stream/auth-new", None, "append"),
+    ("POST", "/v1/stream/auth-s", b"more", "append"),
+    ("GET", "/v1/stream/auth-s?offset=-1", None, "read"),
+    ("HEAD", "/v1/stream/auth-s", None, "read"),
+    ("GET", "/v1/stream/auth-s?offset=-1&live=sse", None, "read"),
+    ("DELETE", "/v1/stream/auth-gone", None, "full"),
 ]
+STREAM_TYPE = {"Content-Type": "application/octet-stream"}
 
 
 @pytest.fixture
@@ -33,13 +44,27 @@ def authed(server_factory, tmp_path):
     s.token = FULL
     assert s.append("a", ev()).status == 200
     assert s.append("c", ev()).status == 200
+    for name in ("auth-s", "auth-gone"):
+        assert s.request("PUT", "/v1/stream/" + name, body=b"x", headers=STREAM_TYPE).status == 201
     s.token = None
     return s
 
 
 def call(s, method, path, body, token):
     h = {"Authorization": "Bearer " + token} if token else {}
-    return s.request(method, path, body=body, headers=h)
+    if path.startswith("/v1/stream/") and method in ("PUT", "POST"):
+        h.update(STREAM_TYPE)
+    if "sse" not in path:
+        return s.request(method, path, body=body, headers=h)
+    # A stream that is allowed stays open: take its status and headers only.
+    c = s.conn(timeout=10)
+    try:
+        c.request(method, path, headers=h)
+        r = c.getresponse()
+        data = r.read() if r.status != 200 else b""
+        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        c.close()
 
 
 def test_health_needs_no_token(authed):
@@ -50,7 +75,8 @@ def test_health_needs_no_token(authed):
 def test_without_token_401(authed, method, path, body, need):
     r = call(authed, method, path, body, None)
     assert r.status == 401
-    assert r.json["type"] == "urn:reel:error:unauthorized"
+    if method != "HEAD":  # a HEAD answer has no body
+        assert r.json["type"] == "urn:reel:error:unauthorized"
     assert r.header("www-authenticate").startswith("Bearer")
 
 
@@ -70,7 +96,8 @@ def test_scopes(authed, method, path, body, need):
             assert r.status < 400, (tok, r)
         else:
             assert r.status == 403, (tok, r)
-            assert r.json["type"] == "urn:reel:error:forbidden"
+            if method != "HEAD":
+                assert r.json["type"] == "urn:reel:error:forbidden"
     if need == "read":
         after = authed.get("/v1/events?limit=10000", headers={"Authorization": "Bearer " + READ}).body
         assert before == after
