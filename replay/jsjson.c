@@ -211,8 +211,15 @@ int replay__js_json(store_mp_t *m, store_buf_t *out)
 
 size_t replay__utf16_len(const uint8_t *p, size_t n)
 {
-    size_t units = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t units = 0, i = 0;
+    for (; i + 8 <= n; i += 8) { /* ASCII, 8 bytes at a time: one unit each */
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (w & 0x8080808080808080ull)
+            break;
+        units += 8;
+    }
+    for (; i < n; i++) {
         uint8_t c = p[i];
         if ((c & 0xc0) != 0x80) /* a lead byte starts one code point */
             units += c >= 0xf0 ? 2 : 1;

@@ -38,22 +38,8 @@ int store_buf_reserve(store_buf_t *b, size_t n)
     return REEL_OK;
 fail:
     b->oom = 1;
+    b->cap = b->len; /* the inline fast paths of buf.h now always come here */
     return REEL_ENOMEM;
-}
-
-void store_buf_put(store_buf_t *b, const void *p, size_t n)
-{
-    if (n == 0 || store_buf_reserve(b, n) != REEL_OK)
-        return;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-void store_buf_putc(store_buf_t *b, int c)
-{
-    if (store_buf_reserve(b, 1) != REEL_OK)
-        return;
-    b->data[b->len++] = (uint8_t)c;
 }
 
 void store_buf_puts(store_buf_t *b, const char *s)

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct store_buf {
     uint8_t *data; /* heap block, or NULL while empty */
@@ -28,8 +29,6 @@ void store_buf_init(store_buf_t *b);
 void store_buf_release(store_buf_t *b);
 /* Makes room for 'n' more bytes; returns 0 or REEL_ENOMEM (and sets 'oom'). */
 int store_buf_reserve(store_buf_t *b, size_t n);
-void store_buf_put(store_buf_t *b, const void *p, size_t n);
-void store_buf_putc(store_buf_t *b, int c);
 void store_buf_puts(store_buf_t *b, const char *s);
 void store_buf_printf(store_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -43,5 +42,23 @@ const char *store_buf_cstr(store_buf_t *b);
 uint8_t *store_buf_detach(store_buf_t *b, size_t *len);
 static inline int store_buf_failed(const store_buf_t *b) { return b->oom; }
 static inline void store_buf_clear(store_buf_t *b) { b->len = 0; }
+
+/* put and putc are on every read path (one call per JSON token), so the case where the
+ * bytes fit is inline. After a failed allocation 'cap' is cut to 'len', which sends every
+ * later append to store_buf_reserve(), where 'oom' makes it a no-op. */
+static inline void store_buf_put(store_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0 || (b->cap - b->len <= n && store_buf_reserve(b, n)))
+        return;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static inline void store_buf_putc(store_buf_t *b, int c)
+{
+    if (b->cap - b->len <= 1 && store_buf_reserve(b, 1))
+        return;
+    b->data[b->len++] = (uint8_t)c;
+}
 
 #endif

@@ -149,8 +149,18 @@ static inline uint64_t special8(uint64_t v, int high)
 static inline size_t plain_run(const unsigned char *p, const unsigned char *end, int high)
 {
     const unsigned char *q = p;
-    while (end - q >= 8 && !special8(load8(q), high))
-        q += 8;
+    for (; end - q >= 8; q += 8) {
+        /* The lowest flagged byte is exact (a borrow only flags bytes above a hit), so the
+         * run ends there: little-endian byte order makes it the lowest set bit. */
+        uint64_t hit = special8(load8(q), high);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (hit)
+            return (size_t)(q - p) + (size_t)(__builtin_ctzll(hit) >> 3);
+#else
+        if (hit) /* big-endian: find it byte by byte below */
+            break;
+#endif
+    }
     while (q < end && *q >= 0x20 && *q != '"' && *q != '\\' && (!high || *q < 0x80))
         q++;
     return (size_t)(q - p);
@@ -668,33 +678,43 @@ int store_mp_skip(store_mp_t *m, int max_depth)
 
 /* ---- JSON writing ---- */
 
-void store_json_write_string(store_buf_t *out, const char *s, size_t len)
+/* Escapes 'n' bytes of 'p' into 'w' (room for 6 per byte); returns the end. Plain runs are
+ * found 8 bytes at a time; the escapes are written in place, without a call per escape,
+ * because JSON held in a string (the restore text) escapes every other token. */
+static uint8_t *escape_into(uint8_t *w, const unsigned char *p, const unsigned char *end)
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    store_buf_reserve(out, len + 2);
-    store_buf_putc(out, '"');
+    static const char short_esc[32] = {['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f',
+                                       ['\r'] = 'r'};
     while (p < end) {
-        const unsigned char *run = p;
-        p += plain_run(p, end, 0);
-        store_buf_put(out, run, (size_t)(p - run));
+        size_t run = plain_run(p, end, 0);
+        memcpy(w, p, run);
+        w += run, p += run;
         if (p >= end)
             break;
-        char esc[6] = {'\\', 0};
-        size_t n = 2;
-        switch (*p) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
-            memcpy(esc + 1, "u00", 3), esc[4] = hex[*p >> 4], esc[5] = hex[*p & 15], n = 6;
-        }
-        store_buf_put(out, esc, n);
-        p++;
+        unsigned char c = *p++;
+        *w++ = '\\';
+        if (c == '"' || c == '\\')
+            *w++ = c;
+        else if (short_esc[c])
+            *w++ = (uint8_t)short_esc[c];
+        else
+            memcpy(w, "u00", 3), w[3] = (uint8_t)hex[c >> 4], w[4] = (uint8_t)hex[c & 15], w += 5;
+    }
+    return w;
+}
+
+void store_json_write_string(store_buf_t *out, const char *s, size_t len)
+{
+    enum { CHUNK = 4096 }; /* bounds the worst-case reservation (6 bytes per byte) */
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    store_buf_putc(out, '"');
+    while (p < end) {
+        size_t n = (size_t)(end - p) < CHUNK ? (size_t)(end - p) : CHUNK;
+        if (store_buf_reserve(out, 6 * n + 1))
+            return;
+        out->len = (size_t)(escape_into(out->data + out->len, p, p + n) - out->data);
+        p += n;
     }
     store_buf_putc(out, '"');
 }
