@@ -15,11 +15,34 @@ static char *two(char *p, int v)
     return p + 2;
 }
 
+/* gmtime_r without its time-zone lock (every rendered event has a time): civil date from
+ * days since 1970-01-01, after H. Hinnant's "chrono-compatible low-level date
+ * algorithms". For 0 <= secs only; the caller keeps gmtime_r for the rest. */
+static void utc_fields(int64_t secs, struct tm *tm)
+{
+    int64_t days = secs / 86400, rem = secs % 86400;
+    int64_t z = days + 719468, era = z / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t mon = mp < 10 ? mp + 3 : mp - 9;
+    tm->tm_year = (int)(yoe + era * 400 + (mon <= 2)) - 1900;
+    tm->tm_mon = (int)mon - 1;
+    tm->tm_mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+    tm->tm_hour = (int)(rem / 3600);
+    tm->tm_min = (int)(rem / 60 % 60);
+    tm->tm_sec = (int)(rem % 60);
+}
+
 void replay_write_time(store_buf_t *out, int64_t ms)
 {
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
-    gmtime_r(&secs, &tm);
+    if (ms >= 0)
+        utc_fields((int64_t)secs, &tm);
+    else
+        gmtime_r(&secs, &tm);
     if (tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) { /* not RFC 3339: keep the value */
         store_buf_printf(out, "\"%lld\"", (long long)ms);
         return;
