@@ -19,18 +19,31 @@ struct line {
     uint64_t seq;
     size_t off, len; /* in lines buffer (UTF-8, no newline) */
     size_t units;    /* UTF-16 length */
-    size_t ev_off, ev_len;
 };
 
 struct collect {
     struct line *v;
     size_t n, cap;
     store_buf_t lines;
-    store_buf_t events;
-    int include_raw;
 };
 
-/* One event -> its SDK line and its API JSON. */
+/* Appends the API JSON of the events kept, once the fit is known (usually a fraction of
+ * the events read: rendering only those halves the cost of a truncated restore). */
+struct render {
+    store_buf_t *out;
+    int include_raw;
+    size_t n;
+};
+
+static int render_one(void *arg, const store_event_view_t *ev)
+{
+    struct render *w = arg;
+    if (w->n++)
+        store_buf_putc(w->out, ',');
+    return replay_write_event(w->out, ev, w->include_raw);
+}
+
+/* One event -> its SDK line. */
 static int collect_one(void *arg, const store_event_view_t *ev)
 {
     struct collect *c = arg;
@@ -54,13 +67,9 @@ static int collect_one(void *arg, const store_event_view_t *ev)
         rc = replay__js_json(&f[REPLAY_F_DATA], &c->lines);
     store_buf_putc(&c->lines, '}');
     l->len = c->lines.len - l->off;
-    l->ev_off = c->events.len;
-    if (!rc)
-        rc = replay_write_event(&c->events, ev, c->include_raw);
-    l->ev_len = c->events.len - l->ev_off;
     if (rc)
         return rc;
-    if (store_buf_failed(&c->lines) || store_buf_failed(&c->events))
+    if (store_buf_failed(&c->lines))
         return REEL_ENOMEM;
     l->units = replay__utf16_len(c->lines.data + l->off, l->len);
     c->n++;
@@ -110,7 +119,7 @@ int replay_restore(store_read_t *r, const char *id, size_t id_len,
     size_t max_events = opt->max_events;
     if (max_events > REPLAY_RESTORE_MAX_EVENTS)
         max_events = REPLAY_RESTORE_MAX_EVENTS;
-    struct collect c = {NULL, 0, 0, STORE_BUF_INIT, STORE_BUF_INIT, opt->include_raw};
+    struct collect c = {NULL, 0, 0, STORE_BUF_INIT};
     int rc = max_events ? store_events_newest(r, id, id_len, max_events, collect_one, &c)
                         : REEL_OK;
     if (!rc && !max_events) { /* still report a missing session */
@@ -130,13 +139,21 @@ int replay_restore(store_read_t *r, const char *id, size_t id_len,
         if (opt->fit != REPLAY_FIT_SDK && out->truncated)
             store_buf_puts(&out->text, EARLIER_MARKER);
     }
-    store_buf_putc(&out->events, '[');
     for (size_t i = begin; i < end; i++) {
         store_buf_put(&out->text, c.lines.data + c.v[i].off, c.v[i].len);
         store_buf_putc(&out->text, '\n');
-        if (i > begin)
-            store_buf_putc(&out->events, ',');
-        store_buf_put(&out->events, c.events.data + c.v[i].ev_off, c.v[i].ev_len);
+    }
+    /* Second pass over the kept range, in the same read transaction, so the same events:
+     * a session's sequences are dense, so (first kept - 1, count) names them exactly. */
+    store_buf_putc(&out->events, '[');
+    struct render w = {&out->events, opt->include_raw, 0};
+    if (begin < end &&
+        (rc = store_events_after(r, id, id_len, c.v[begin].seq - 1, end - begin, render_one,
+                                 &w, NULL)))
+        goto done;
+    if (w.n != end - begin) {
+        rc = REEL_ECORRUPT;
+        goto done;
     }
     store_buf_putc(&out->events, ']');
     if (opt->fit == REPLAY_FIT_SDK && out->truncated)
@@ -150,7 +167,6 @@ int replay_restore(store_read_t *r, const char *id, size_t id_len,
 done:
     free(c.v);
     store_buf_release(&c.lines);
-    store_buf_release(&c.events);
     if (rc)
         replay_restore_release(out);
     return rc;
