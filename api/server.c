@@ -9,6 +9,7 @@
  *  - orderly shutdown: no suspended connection may be left when MHD_stop_daemon() runs.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -148,16 +149,40 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 /* ---- Dispatch ---- */
 
 struct framing {
-    int cl, te;
+    int cl, te, host;
     int te_chunked;
+    int malformed; /* a header line libmicrohttpd 0.9.75 lets through but should not */
 };
 
+/* 1 if 'key' is an RFC 9110 token (tchar only). */
+static int token(const char *key, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("!#$%&'*+-.^_`|~", key[i]) && !isalnum((unsigned char)key[i]))
+            return 0;
+    return 1;
+}
+
 static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+                                     size_t key_size, const char *value, size_t value_size)
 {
     struct framing *f = cls;
+    /* Each of these turned a body into a second, hidden request in tests/http/
+     * test_bad_input.py: a space before the colon ("Content-Length : 91", not a framing
+     * header to libmicrohttpd), a NUL inside a value (cut there, "0\091" reads as 0), and
+     * a folded framing header (kept as "Content-Length91" with an empty value). */
+    if (!token(key, key_size) || (value && strlen(value) != value_size))
+        f->malformed = 1;
+    if (!strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, 14) && key_size != 14)
+        f->malformed = 1;
+    if (!strncasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, 17) && key_size != 17)
+        f->malformed = 1;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
         f->cl++;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_HOST))
+        f->host++;
     if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
         f->te++;
         f->te_chunked = value && !strcasecmp(value, "chunked");
@@ -167,12 +192,14 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
 
 /* RFC 9112 §6.1/§6.3: ambiguous framing is an error (request smuggling). libmicrohttpd
  * 0.9.75 ignores Content-Length when any Transfer-Encoding is present and takes the
- * first of duplicate Content-Length headers, so such requests are refused here. */
+ * first of duplicate Content-Length headers, so such requests are refused here, as are
+ * the malformed header lines above and a second Host (RFC 9112 §3.2). */
 static int framing_ok(api_req_t *rq)
 {
-    struct framing f = {0, 0, 0};
-    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, count_framing, &f);
-    if (f.cl > 1 || (f.cl && f.te) || f.te > 1 || (f.te && !f.te_chunked))
+    struct framing f = {0, 0, 0, 0, 0};
+    MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.malformed || f.host > 1 || f.cl > 1 || (f.cl && f.te) || f.te > 1 ||
+        (f.te && !f.te_chunked))
         return 0;
     return 1;
 }
@@ -224,7 +251,7 @@ static enum MHD_Result first_call(api_req_t *rq)
     if (!framing_ok(rq)) {
         rq->close_now = 1;
         return api__problem(rq, REEL_EINVALID_PARAMETER,
-                            "ambiguous message framing (Content-Length/Transfer-Encoding)");
+                            "malformed or ambiguous header lines (framing, Host, header names)");
     }
     api__route(rq);
     if (rq->route == API_R_NONE)
