@@ -12,6 +12,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "store/err.h"
 
@@ -145,10 +148,26 @@ static inline uint64_t special8(uint64_t v, int high)
     return (hit | (high ? v : 0)) & HIGHS;
 }
 
-/* Length of the leading run of bytes that need no attention. */
+/* Length of the leading run of bytes that need no attention. Strings are most of the
+ * bytes of every event read and written, so on x86-64 (SSE2 is part of the base ISA) 16
+ * bytes are checked per step, then 8 at a time in a register, then one by one. */
 static inline size_t plain_run(const unsigned char *p, const unsigned char *end, int high)
 {
     const unsigned char *q = p;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  ctl = _mm_set1_epi8(0x1f);
+    for (; end - q >= 16; q += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash));
+        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v)); /* v <= 0x1f */
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (high)
+            mask |= (unsigned)_mm_movemask_epi8(v); /* bytes >= 0x80 */
+        if (mask)
+            return (size_t)(q - p) + (size_t)__builtin_ctz(mask);
+    }
+#endif
     for (; end - q >= 8; q += 8) {
         /* The lowest flagged byte is exact (a borrow only flags bytes above a hit), so the
          * run ends there: little-endian byte order makes it the lowest set bit. */
