@@ -60,11 +60,12 @@ typedef struct api_limits {
     unsigned request_timeout;         /* seconds: idle connections and slow bodies are closed */
     unsigned max_sse_clients;         /* concurrent SSE streams; more -> 429 */
     size_t sse_buffer_bytes;          /* bytes one SSE client may have buffered in the server */
+    size_t event_cache_bytes;         /* rendered event JSON kept for readers; 0 = none */
 } api_limits_t;
 
 /* Defaults (docs/HTTP.md): 16 MiB body, 8 MiB event, depth 64, 1024 connections,
- * 256 per IP, 30 s timeout, 1000 SSE clients, 256 KiB SSE buffer. */
-#define API_LIMITS_DEFAULT {16u << 20, 8u << 20, 64, 1024, 256, 30, 1000, 256u << 10}
+ * 256 per IP, 30 s timeout, 1000 SSE clients, 256 KiB SSE buffer, 64 MiB event cache. */
+#define API_LIMITS_DEFAULT {16u << 20, 8u << 20, 64, 1024, 256, 30, 1000, 256u << 10, 64u << 20}
 
 typedef struct api_config {
     const char *listen;          /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free port */

@@ -57,8 +57,11 @@ typedef struct api_token_hash {
     int scope;
 } api_token_hash_t;
 
+typedef struct api_evcache api_evcache_t;
+
 struct api_server {
     store_t *store;
+    api_evcache_t *evcache;     /* NULL when off (evcache.c) */
     struct MHD_Daemon *daemon;
     api_limits_t lim;
     char *cors_origin;
@@ -282,5 +285,16 @@ int api__peer_closed(struct MHD_Connection *conn);
 /* Takes one of the --max-sse-clients slots (released by the stream's free callback):
  * 0 when taken, -1 after answering 429 into '*answered'. (sse.c) */
 int api__sse_slot(api_req_t *rq, enum MHD_Result *answered);
+
+/* evcache.c: rendered event JSON by position (rules at the top of evcache.c). */
+api_evcache_t *api__evcache_new(size_t max_bytes); /* NULL when max_bytes is 0 */
+void api__evcache_free(api_evcache_t *c);
+/* replay_write_event() through the cache: the same bytes, copied when kept. */
+int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_view_t *ev,
+                      int include_raw);
+/* The same with a void * server, for replay_restore_opts_t.render. */
+int api__render_event_cb(void *srv, store_buf_t *out, const store_event_view_t *ev,
+                         int include_raw);
+void api__evcache_stats(api_evcache_t *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes);
 
 #endif

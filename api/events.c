@@ -146,6 +146,7 @@ enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size
 /* ---- Reading pages ---- */
 
 struct page {
+    api_server_t *srv;    /* for its event cache */
     store_buf_t *out;
     const char *types;    /* comma-separated filter, or NULL */
     int feed;             /* key events by position instead of sequence */
@@ -174,7 +175,7 @@ static int page_event(void *arg, const store_event_view_t *ev)
     }
     if (pg->n)
         store_buf_putc(pg->out, ',');
-    int rc = replay_write_event(pg->out, ev, pg->include_raw);
+    int rc = api__render_event(pg->srv, pg->out, ev, pg->include_raw);
     if (rc != REEL_OK) {
         pg->err = rc;
         return 1;
@@ -285,7 +286,7 @@ static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
     for (;;) {
         uint64_t gen = api__gen(srv);
         store_buf_t out = STORE_BUF_INIT;
-        struct page pg = {&out, rq->types[0] ? rq->types : NULL, feed, rq->include_raw,
+        struct page pg = {srv, &out, rq->types[0] ? rq->types : NULL, feed, rq->include_raw,
                           (size_t)rq->limit, 0, 0, 0, 0, 0};
         store_buf_puts(&out, "{\"events\":[");
         int rc = read_page(rq, &pg);

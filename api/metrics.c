@@ -85,6 +85,13 @@ enum MHD_Result api__metrics(api_req_t *rq)
     metric(&o, "reel_sse_clients", "gauge", "Open SSE streams.", atomic_load(&srv->sse_clients));
     metric(&o, "reel_http_wakeups_total", "counter", "Suspended connections resumed by a commit or deadline.",
            atomic_load(&srv->wakeups));
+    uint64_t hits, misses, cached;
+    api__evcache_stats(srv->evcache, &hits, &misses, &cached);
+    metric(&o, "reel_event_cache_hits_total", "counter",
+           "Event envelopes served from the event JSON cache.", hits);
+    metric(&o, "reel_event_cache_misses_total", "counter",
+           "Event envelopes rendered from the store (then kept).", misses);
+    metric(&o, "reel_event_cache_bytes", "gauge", "Bytes held by the event JSON cache.", cached);
     metric(&o, "reel_store_batches_total", "counter", "Batches committed.", st.batches);
     metric(&o, "reel_store_batch_errors_total", "counter", "Batches failed.", st.batch_errors);
     metric(&o, "reel_store_events_total", "counter", "Events appended.", st.events);

@@ -61,6 +61,8 @@ enum MHD_Result api__restore(api_req_t *rq)
     replay_restore_opts_t o = REPLAY_RESTORE_DEFAULT;
     if (restore_params(rq, &o) < 0)
         return MHD_YES;
+    o.render = api__render_event_cb;
+    o.render_arg = rq->srv;
     store_read_t r;
     int rc = store_read_begin(rq->srv->store, &r);
     if (rc != REEL_OK)

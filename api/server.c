@@ -527,6 +527,7 @@ static void server_free(api_server_t *srv)
         }
     free(srv->tokens);
     free(srv->cors_origin);
+    api__evcache_free(srv->evcache);
     pthread_mutex_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->conn_lock);
     free(srv);
@@ -554,6 +555,7 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
         return REEL_ENOMEM;
     srv->store = s;
     srv->lim = cfg->limits;
+    srv->evcache = api__evcache_new(cfg->limits.event_cache_bytes); /* NULL: render always */
     pthread_mutex_init(&srv->lock, NULL);
     pthread_mutex_init(&srv->conn_lock, NULL);
     srv->waiters.next = srv->waiters.prev = &srv->waiters;

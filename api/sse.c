@@ -53,7 +53,7 @@ static int sse_event(void *arg, const store_event_view_t *ev)
     }
     size_t mark = c->out.len;
     store_buf_printf(&c->out, "id: %llu\ndata: ", (unsigned long long)key);
-    if (replay_write_event(&c->out, ev, c->include_raw) != REEL_OK) {
+    if (api__render_event(c->srv, &c->out, ev, c->include_raw) != REEL_OK) {
         c->out.len = mark;
         return REEL_ECORRUPT;
     }

@@ -61,9 +61,13 @@ typedef struct replay_restore_opts {
     size_t max_chars;  /* replay text budget in UTF-16 code units; default 12000 */
     int fit;           /* enum replay_fit */
     int include_raw;   /* include 'raw' in the returned events */
+    /* Renders one event of 'events' exactly as replay_write_event() does (NULL: that
+     * function); lets the HTTP server copy envelopes it keeps instead. */
+    int (*render)(void *arg, store_buf_t *out, const store_event_view_t *ev, int include_raw);
+    void *render_arg;
 } replay_restore_opts_t;
 
-#define REPLAY_RESTORE_DEFAULT {50, 12000, REPLAY_FIT_NEWEST, 0}
+#define REPLAY_RESTORE_DEFAULT {50, 12000, REPLAY_FIT_NEWEST, 0, NULL, NULL}
 
 typedef struct replay_restore {
     store_buf_t text;       /* the replay text (UTF-8), empty when the session has no event */

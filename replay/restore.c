@@ -31,7 +31,7 @@ struct collect {
  * the events read: rendering only those halves the cost of a truncated restore). */
 struct render {
     store_buf_t *out;
-    int include_raw;
+    const replay_restore_opts_t *opt;
     size_t n;
 };
 
@@ -40,7 +40,9 @@ static int render_one(void *arg, const store_event_view_t *ev)
     struct render *w = arg;
     if (w->n++)
         store_buf_putc(w->out, ',');
-    return replay_write_event(w->out, ev, w->include_raw);
+    if (w->opt->render)
+        return w->opt->render(w->opt->render_arg, w->out, ev, w->opt->include_raw);
+    return replay_write_event(w->out, ev, w->opt->include_raw);
 }
 
 /* One event -> its SDK line. */
@@ -146,7 +148,7 @@ int replay_restore(store_read_t *r, const char *id, size_t id_len,
     /* Second pass over the kept range, in the same read transaction, so the same events:
      * a session's sequences are dense, so (first kept - 1, count) names them exactly. */
     store_buf_putc(&out->events, '[');
-    struct render w = {&out->events, opt->include_raw, 0};
+    struct render w = {&out->events, opt, 0};
     if (begin < end &&
         (rc = store_events_after(r, id, id_len, c.v[begin].seq - 1, end - begin, render_one,
                                  &w, NULL)))

@@ -36,6 +36,8 @@ static const char usage_text[] =
     "  --max-sse-clients N        concurrent SSE streams [REEL_MAX_SSE_CLIENTS] (1000)\n"
     "  --sse-buffer-bytes N       bytes buffered per SSE client [REEL_SSE_BUFFER_BYTES] (262144)\n"
     "  --threads N                HTTP worker threads [REEL_THREADS] (2)\n"
+    "  --event-cache-mb N         rendered event JSON kept for readers, 0 = off\n"
+    "                             [REEL_EVENT_CACHE_MB] (64)\n"
     "\nenvironment only:\n"
     "  REEL_DS_LONG_POLL_MS       Durable Streams long-poll wait before 204 (3000)\n";
 
@@ -47,7 +49,8 @@ struct opt {
 
 enum {
     O_DATA, O_LISTEN, O_TOKEN, O_TOKENS_FILE, O_SYNC, O_CORS, O_MAX_BODY, O_MAX_EVENT,
-    O_MAX_DEPTH, O_MAX_CONN, O_MAX_CONN_IP, O_TIMEOUT, O_MAX_SSE, O_SSE_BUF, O_THREADS, O_N
+    O_MAX_DEPTH, O_MAX_CONN, O_MAX_CONN_IP, O_TIMEOUT, O_MAX_SSE, O_SSE_BUF, O_THREADS, O_EVCACHE,
+    O_N
 };
 
 static struct opt opts[O_N] = {
@@ -66,6 +69,7 @@ static struct opt opts[O_N] = {
     {"max-sse-clients", "REEL_MAX_SSE_CLIENTS", NULL},
     {"sse-buffer-bytes", "REEL_SSE_BUFFER_BYTES", NULL},
     {"threads", "REEL_THREADS", NULL},
+    {"event-cache-mb", "REEL_EVENT_CACHE_MB", NULL},
 };
 
 /* Parses "--flag VALUE" and "--flag=VALUE"; returns 0, 1 for --help, or -1. */
@@ -131,6 +135,9 @@ static int limits(api_limits_t *l, unsigned *threads)
     NUM(O_MAX_SSE, 0, 1000000, l->max_sse_clients, unsigned);
     NUM(O_SSE_BUF, 1024, 1ull << 30, l->sse_buffer_bytes, size_t);
     NUM(O_THREADS, 1, 64, *threads, unsigned);
+    NUM(O_EVCACHE, 0, 1u << 20, l->event_cache_bytes, size_t);
+    if (opts[O_EVCACHE].value && !bad)
+        l->event_cache_bytes <<= 20; /* given in MiB */
 #undef NUM
     return bad ? -1 : 0;
 }

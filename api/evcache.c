@@ -1,0 +1,191 @@
+/* evcache.c -- the event JSON cache: rendered envelopes kept by position.
+ *
+ * Why: a committed event never changes and its position is never used again (not even
+ * after its session is deleted, FORMAT.md "last_position"), so the JSON envelope rendered
+ * for one reader can be copied for the next instead of transcoded from msgpack again.
+ * Readers ask for the same newest events over and over: pollers tailing a session, every
+ * SSE subscriber of a session (each renders each event), restores after a restart.
+ *
+ * Rules:
+ *  - The cache is only asked about an event that a read transaction just returned, so a
+ *    deleted event is never served from it; it holds no state of its own to invalidate.
+ *  - Envelopes without 'raw' only (include_raw renders every time; it is the rare case).
+ *  - One mutex around lookups and inserts; rendering happens outside it. Bounded by bytes
+ *    (entries included), the least recently used entries evicted first; an envelope larger
+ *    than 1/64 of the budget is not kept.
+ *  - Any thread may call api__render_event(); the cache lives as long as the server.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "replay/replay.h"
+
+struct ent {
+    uint64_t position;
+    struct ent *hnext;       /* bucket chain */
+    struct ent *prev, *next; /* LRU list, most recent at head */
+    size_t len;
+    uint8_t json[];
+};
+
+struct api_evcache {
+    pthread_mutex_t mu;
+    struct ent **buckets;
+    size_t mask;
+    struct ent *head, *tail;
+    size_t bytes, max_bytes;
+    uint64_t hits, misses;
+};
+
+api_evcache_t *api__evcache_new(size_t max_bytes)
+{
+    if (max_bytes == 0)
+        return NULL;
+    api_evcache_t *c = calloc(1, sizeof *c);
+    size_t n = 1024;
+    while (n < max_bytes / 1024 && n < ((size_t)1 << 24)) /* ~one bucket per 1 KiB event */
+        n *= 2;
+    if (!c || !(c->buckets = calloc(n, sizeof *c->buckets))) {
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    c->mask = n - 1;
+    c->max_bytes = max_bytes;
+    return c;
+}
+
+void api__evcache_free(api_evcache_t *c)
+{
+    if (!c)
+        return;
+    for (struct ent *e = c->head, *next; e; e = next) {
+        next = e->next;
+        free(e);
+    }
+    free(c->buckets);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static struct ent **slot(api_evcache_t *c, uint64_t position)
+{
+    uint64_t h = position * 0x9e3779b97f4a7c15ull; /* positions are dense: spread them */
+    return &c->buckets[(h >> 32) & c->mask];
+}
+
+static void lru_unlink(api_evcache_t *c, struct ent *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
+}
+
+static void lru_push(api_evcache_t *c, struct ent *e)
+{
+    e->prev = NULL;
+    e->next = c->head;
+    if (c->head)
+        c->head->prev = e;
+    c->head = e;
+    if (!c->tail)
+        c->tail = e;
+}
+
+static struct ent *find(api_evcache_t *c, uint64_t position)
+{
+    for (struct ent *e = *slot(c, position); e; e = e->hnext)
+        if (e->position == position)
+            return e;
+    return NULL;
+}
+
+static void evict_tail(api_evcache_t *c)
+{
+    struct ent *e = c->tail;
+    struct ent **p = slot(c, e->position);
+    while (*p != e)
+        p = &(*p)->hnext;
+    *p = e->hnext;
+    lru_unlink(c, e);
+    c->bytes -= sizeof *e + e->len;
+    free(e);
+}
+
+/* Keeps a copy of 'json' for 'position' unless another thread was first. */
+static void insert(api_evcache_t *c, uint64_t position, const uint8_t *json, size_t len)
+{
+    if (len > c->max_bytes / 64)
+        return;
+    struct ent *e = malloc(sizeof *e + len);
+    if (!e) /* the cache is an optimisation: no memory, no entry */
+        return;
+    e->position = position;
+    e->len = len;
+    memcpy(e->json, json, len);
+    pthread_mutex_lock(&c->mu);
+    if (find(c, position)) {
+        pthread_mutex_unlock(&c->mu);
+        free(e);
+        return;
+    }
+    struct ent **s = slot(c, position);
+    e->hnext = *s;
+    *s = e;
+    lru_push(c, e);
+    c->bytes += sizeof *e + len;
+    while (c->bytes > c->max_bytes && c->tail != e)
+        evict_tail(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_view_t *ev,
+                      int include_raw)
+{
+    api_evcache_t *c = srv->evcache;
+    if (!c || include_raw)
+        return replay_write_event(out, ev, include_raw);
+    pthread_mutex_lock(&c->mu);
+    struct ent *e = find(c, ev->position);
+    if (e) {
+        lru_unlink(c, e);
+        lru_push(c, e);
+        c->hits++;
+        store_buf_put(out, e->json, e->len); /* under the lock: eviction frees entries */
+        pthread_mutex_unlock(&c->mu);
+        return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+    }
+    c->misses++;
+    pthread_mutex_unlock(&c->mu);
+    size_t mark = out->len;
+    int rc = replay_write_event(out, ev, 0);
+    if (rc == REEL_OK && !store_buf_failed(out))
+        insert(c, ev->position, out->data + mark, out->len - mark);
+    return rc;
+}
+
+/* The trampoline replay_restore() calls (replay knows nothing of the server). */
+int api__render_event_cb(void *srv, store_buf_t *out, const store_event_view_t *ev,
+                         int include_raw)
+{
+    return api__render_event(srv, out, ev, include_raw);
+}
+
+void api__evcache_stats(api_evcache_t *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes)
+{
+    *hits = *misses = *bytes = 0;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    *hits = c->hits;
+    *misses = c->misses;
+    *bytes = c->bytes;
+    pthread_mutex_unlock(&c->mu);
+}
