@@ -7,6 +7,9 @@
 #   make run      deps + build + `reel serve` on ./reel-data at 127.0.0.1:2469
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
+#   make load     load tests at full size (10,000 SSE clients, slowloris); make test runs small ones
+#   make soak     SOAK_SECONDS (600) of mixed load: health p99, RSS over time, every ack checked
+#   make leakcheck  clean-shutdown leak check: LeakSanitizer (ASan build) and valgrind
 
 CC       ?= cc
 SANITIZER ?=
@@ -37,7 +40,8 @@ UNITOBJ  = $(UNITSRC:%.c=$(BUILD)/obj/%.o)
 BENCHSRC = $(wildcard tools/bench_*.c)
 BENCHBIN = $(BENCHSRC:tools/%.c=$(BUILD)/%)
 
-.PHONY: all deps test unit asan run bench browser conformance torture mutants clean format
+.PHONY: all deps test unit asan run bench browser conformance torture mutants clean format \
+        load soak leakcheck
 all: $(BUILD)/reel
 
 $(BUILD)/obj/%.o: %.c
@@ -93,6 +97,23 @@ conformance: all
 
 asan:
 	@$(MAKE) --no-print-directory SANITIZER=address test
+
+# Load, soak and leak check (tests/load/; docs/RELIABILITY.md "Load and soak").
+SOAK_SECONDS ?= 600
+load: all
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_LOAD_FULL=1 /usr/bin/python3 -m pytest -q -rxX -s \
+	    -p no:cacheprovider tests/load/test_slow_clients.py tests/load/test_sse_load.py
+
+soak: all
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel /usr/bin/python3 tests/load/soak.py \
+	    --seconds $(SOAK_SECONDS) --out $(BUILD)/soak --progress
+
+leakcheck: deps all
+	@$(MAKE) --no-print-directory SANITIZER=address BUILD=build/address all
+	REEL_BIN=$(CURDIR)/build/address/reel REEL_LEAK_TOOL=lsan /usr/bin/python3 -m pytest -q -s \
+	    -p no:cacheprovider tests/load/test_leak.py
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_LEAK_TOOL=valgrind /usr/bin/python3 -m pytest -q -s \
+	    -p no:cacheprovider tests/load/test_leak.py
 
 run: deps all
 	$(BUILD)/reel serve

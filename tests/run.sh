@@ -26,8 +26,8 @@ else
 fi
 
 # Black-box tests (pytest from Debian's python3-pytest), one session per folder: each
-# folder's conftest.py is its own module.
-for dir in tests/cli tests/http; do
+# folder's conftest.py is its own module. tests/load runs its quick sizes (about 70 s).
+for dir in tests/cli tests/http tests/load; do
     ls "$dir"/test_*.py >/dev/null 2>&1 || continue
     echo "== black-box tests ($dir, REEL_BIN=$BUILD/reel)"
     REEL_BIN="$top/$BUILD/reel" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$dir" \

@@ -32,7 +32,7 @@ echo "$MUTANTS" | while IFS='|' read -r name cmd what; do
     dir=build/mutants/$name
     rm -rf "$dir"
     mkdir -p "$dir/$BUILD"
-    git ls-files -z | xargs -0 cp -p --parents -t "$dir"  # -p: keep mtimes, so make reuses the objects
+    git ls-files -z --cached --others --exclude-standard | xargs -0 cp -p --parents -t "$dir"  # -p: keep mtimes, so make reuses the objects
     cp -a "$BUILD/obj" "$BUILD/gen" "$dir/$BUILD/" 2>/dev/null
     if ! (cd "$dir" && patch -s -p0 <"$top/tests/mutants/$name.patch" &&
           make --no-print-directory -s BUILD="$BUILD" "$BUILD/reel" >build.log 2>&1); then
