@@ -86,6 +86,8 @@ struct api_server {
      * libmicrohttpd (suspend/resume): one lock for both could invert the lock order. */
     pthread_mutex_t conn_lock;
     unsigned n_conns;
+    struct api_conn *conns;     /* every open connection */
+    uint64_t last_sweep_ms;     /* watcher thread only */
     struct api_ipcount *ips[256];
 
     /* counters for /metrics */
@@ -107,6 +109,11 @@ typedef struct api_conn {
     uint8_t ip[16];
     size_t ip_len;
     int over_limit; /* accepted beyond a connection limit: answer 429 and close */
+    int fd;         /* the socket, for api__sweep_heads() */
+    /* When the request head now arriving began (accept, or the end of the previous
+     * request); 0 while a request is being handled. */
+    atomic_int_fast64_t head_since_ms;
+    struct api_conn *prev, *next; /* srv->conns, under conn_lock */
 } api_conn_t;
 
 enum api_route {
@@ -188,6 +195,10 @@ void api__wake_all(api_server_t *srv, int stopping);
 /* Wakes waiters whose deadline passed. */
 void api__wake_expired(api_server_t *srv, uint64_t now_ms);
 /* Starts/stops the watcher thread. */
+/* Closes connections whose request head has been arriving for longer than the request
+ * timeout: libmicrohttpd's timeout is an idle timeout, which a client sending one byte at
+ * a time never reaches (slowloris). Called by the watcher thread. */
+void api__sweep_heads(api_server_t *srv, uint64_t now_ms);
 int api__watcher_start(api_server_t *srv);
 void api__watcher_stop(api_server_t *srv);
 int api__stopping(api_server_t *srv);

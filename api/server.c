@@ -87,7 +87,15 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (!c)
             return;
         conn_address(conn, c);
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = fi ? fi->connect_fd : -1;
+        atomic_store(&c->head_since_ms, (int_fast64_t)api__now_ms());
         pthread_mutex_lock(&srv->conn_lock);
+        c->next = srv->conns;
+        if (srv->conns)
+            srv->conns->prev = c;
+        srv->conns = c;
         srv->n_conns++;
         unsigned per_ip = ip_add(srv, c, +1);
         c->over_limit = srv->n_conns > srv->lim.max_connections ||
@@ -97,12 +105,36 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         *socket_context = c;
     } else if (c) {
         pthread_mutex_lock(&srv->conn_lock);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            srv->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
         srv->n_conns--;
         ip_add(srv, c, -1);
         pthread_mutex_unlock(&srv->conn_lock);
         free(c);
         *socket_context = NULL;
     }
+}
+
+void api__sweep_heads(api_server_t *srv, uint64_t now_ms)
+{
+    int_fast64_t limit = (int_fast64_t)srv->lim.request_timeout * 1000;
+    pthread_mutex_lock(&srv->conn_lock);
+    for (api_conn_t *c = srv->conns; c; c = c->next) {
+        int_fast64_t since = atomic_load(&c->head_since_ms);
+        if (since && (int_fast64_t)now_ms - since > limit && c->fd >= 0) {
+            /* shutdown, not close: libmicrohttpd sees the end of the stream and closes
+             * the connection itself. Under conn_lock the socket cannot have been closed
+             * and its number reused: the close notification (which takes the lock) comes
+             * before libmicrohttpd closes the socket. */
+            shutdown(c->fd, SHUT_RDWR);
+            atomic_store(&c->head_since_ms, 0);
+        }
+    }
+    pthread_mutex_unlock(&srv->conn_lock);
 }
 
 /* ---- Request state ---- */
@@ -131,6 +163,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     api_req_t *rq = *req_cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    api_conn_t *c = ci ? ci->socket_context : NULL;
+    if (c) /* a keep-alive connection now waits for its next request head */
+        atomic_store(&c->head_since_ms, (int_fast64_t)api__now_ms());
     if (!rq)
         return;
     if (rq->ib) {
@@ -241,7 +278,9 @@ static enum MHD_Result first_call(api_req_t *rq)
     api_server_t *srv = rq->srv;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    const api_conn_t *c = ci ? ci->socket_context : NULL;
+    api_conn_t *c = ci ? ci->socket_context : NULL;
+    if (c)
+        atomic_store(&c->head_since_ms, 0); /* the head is complete */
     rq->phase = -1;
     if (c && c->over_limit) {
         rq->close_now = 1;

@@ -161,7 +161,12 @@ static void *watch(void *arg)
         pthread_mutex_unlock(&srv->tick_lock);
         if (tail_moved(srv))
             api__wake_all(srv, 0);
-        api__wake_expired(srv, api__now_ms());
+        uint64_t now = api__now_ms();
+        api__wake_expired(srv, now);
+        if (now - srv->last_sweep_ms >= 1000) {
+            srv->last_sweep_ms = now;
+            api__sweep_heads(srv, now);
+        }
         pthread_mutex_lock(&srv->tick_lock);
     }
     pthread_mutex_unlock(&srv->tick_lock);
