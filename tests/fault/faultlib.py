@@ -14,6 +14,7 @@ single-writer workloads can observe:
 check() returns the list of violations (empty = pass), so that negative controls can
 assert that the checker flags a broken run.
 """
+import atexit
 import http.client
 import json
 import os
@@ -204,6 +205,16 @@ def free_port():
     return port
 
 
+_servers = []  # every server started, killed at exit: a failed test must not leave one behind
+
+
+@atexit.register
+def _kill_servers():
+    for p in _servers:
+        if p.poll() is None:
+            p.kill()
+
+
 class Serve:
     def __init__(self, run, preload=True):
         self.run = run
@@ -214,6 +225,7 @@ class Serve:
         self.proc = subprocess.Popen(
             [REEL_BIN, "serve", "--data", run.data, "--sync", run.sync, "--listen",
              "127.0.0.1:%d" % self.port], env=env, stdout=self.log, stderr=self.log)
+        _servers.append(self.proc)
         deadline = time.time() + 15
         while time.time() < deadline:
             if self.proc.poll() is not None:
