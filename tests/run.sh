@@ -10,6 +10,18 @@ failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# Adds the last line of $log matching the pattern ("N passed, N failed", pytest's "N
+# errors" too) to the totals; no such line counts as one failure (the runner crashed).
+tally() {
+    line=$(grep -E "$1" "$log" | tail -n 1)
+    p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+    f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
+    e=$(echo "$line" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+')
+    [ -z "$line" ] && f=1
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0} + ${e:-0}))
+}
+
 # Unit tests (Criterion forks one process per test).
 echo "== unit tests ($BUILD/unit)"
 "$BUILD/unit" --jobs 2 2>&1 | tee "$log"
@@ -32,13 +44,7 @@ for dir in tests/cli tests/http tests/load; do
     echo "== black-box tests ($dir, REEL_BIN=$BUILD/reel)"
     REEL_BIN="$top/$BUILD/reel" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$dir" \
         2>&1 | tee "$log"
-    line=$(grep -E '[0-9]+ (passed|failed)' "$log" | tail -n 1)
-    p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
-    f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
-    e=$(echo "$line" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+')
-    [ -z "$line" ] && f=1
-    passed=$((passed + ${p:-0}))
-    failed=$((failed + ${f:-0} + ${e:-0}))
+    tally '[0-9]+ (passed|failed)'
 done
 
 # Browser tests of the web inspector (headless Chromium via playwright-core); the script
@@ -46,12 +52,7 @@ done
 if [ -x tests/browser/run.sh ]; then
     echo "== browser tests (tests/browser)"
     REEL_BIN="$top/$BUILD/reel" tests/browser/run.sh 2>&1 | tee "$log"
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-    p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
-    f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
-    [ -z "$line" ] && f=1
-    passed=$((passed + ${p:-0}))
-    failed=$((failed + ${f:-0}))
+    tally '^[0-9]+ passed, [0-9]+ failed'
 fi
 
 # Syscall fault injection (LD_PRELOAD shim), the fuzz harnesses (a short run each plus
@@ -60,12 +61,7 @@ fi
 for target in fault fuzz-quick mutants; do
     echo "== make $target"
     make --no-print-directory -s "$target" BUILD="$BUILD" 2>&1 | tee "$log"
-    line=$(grep -E '[0-9]+ passed' "$log" | tail -n 1)
-    p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
-    f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
-    [ -z "$line" ] && f=1
-    passed=$((passed + ${p:-0}))
-    failed=$((failed + ${f:-0}))
+    tally '[0-9]+ passed'
 done
 
 # The Durable Streams conformance suite; --optional: "0 passed, 0 failed (skipped: ...)"
@@ -73,12 +69,7 @@ done
 if [ -x tests/conformance/run.sh ]; then
     echo "== Durable Streams conformance (tests/conformance)"
     tests/conformance/run.sh --optional "$BUILD/reel" 2>&1 | tee "$log"
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-    p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
-    f=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')
-    [ -z "$line" ] && f=1
-    passed=$((passed + ${p:-0}))
-    failed=$((failed + ${f:-0}))
+    tally '^[0-9]+ passed, [0-9]+ failed'
 fi
 
 echo
