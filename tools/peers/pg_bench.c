@@ -44,6 +44,9 @@
 #include <libpq-fe.h>
 #include <zstd.h>
 
+#define PROG "pg_bench"
+#include "benchutil.h"
+
 #define NEWEST_N 50
 #define POLL_N 100
 #define POLL_SESSION_EVENTS 10000
@@ -73,41 +76,6 @@ static int64_t real_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "pg_bench: %s: %s\n", what, detail ? detail : strerror(errno));
-    exit(1);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        die("malloc", "out of memory");
-    return p;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double quantile(const double *v, size_t n, double q)
-{
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s; /* xorshift64* */
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
 
 static PGconn *connect_or_die(const char *conninfo)
 {

@@ -40,6 +40,9 @@
 #include <sqlite3.h>
 #include <zstd.h>
 
+#define PROG "sqlite_bench"
+#include "benchutil.h"
+
 #include "ingest/ingest.h"
 #include "replay/replay.h"
 #include "store/store.h"
@@ -77,47 +80,12 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "sqlite_bench: %s: %s\n", what, detail ? detail : strerror(errno));
-    exit(1);
-}
-
 static void die_reel(const char *what, int rc)
 {
     fprintf(stderr, "sqlite_bench: %s: %s (%s)\n", what, reel_strerror(rc), store_last_error());
     exit(1);
 }
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        die("malloc", "out of memory");
-    return p;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double quantile(const double *v, size_t n, double q)
-{
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s; /* xorshift64* */
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
 
 /* ---- The payload pool: one event JSON object per line ---- */
 
