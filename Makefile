@@ -81,7 +81,7 @@ test: deps
 browser: all
 	@tests/browser/run.sh
 
-# kill -9 of the server under concurrent HTTP appends, 1000 rounds (make test runs 20).
+# kill -9 of the server under concurrent HTTP appends, 1000 rounds (make test runs 50).
 torture: all
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_KILL_ROUNDS=$${REEL_KILL_ROUNDS:-1000} \
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/http/test_crash.py

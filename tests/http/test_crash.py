@@ -24,7 +24,7 @@ import time
 from conftest import REEL_BIN
 
 CLIENTS = 8
-ROUNDS = int(os.environ.get("REEL_KILL_ROUNDS", "20"))  # `make torture` asks for 1000
+ROUNDS = int(os.environ.get("REEL_KILL_ROUNDS", "50"))  # `make torture` asks for 1000
 READY_LIMIT_S = 1.0
 
 
