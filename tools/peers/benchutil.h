@@ -5,10 +5,13 @@
 #define REEL_PEERS_BENCHUTIL_H
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Prints "PROG: what: detail" (detail NULL: strerror(errno)) and exits 1. */
 static inline void die(const char *what, const char *detail)
@@ -47,6 +50,53 @@ static inline uint64_t rng_next(uint64_t *s)
     x ^= x >> 27;
     *s = x;
     return x * 0x2545F4914F6CDD1Dull;
+}
+
+static inline double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One load thread; 'o' is the program's own options (struct opts). A worker counts its
+ * events until *stop is set. */
+typedef struct worker {
+    pthread_t th;
+    int id;
+    const struct opts *o;
+    pthread_barrier_t *start;
+    atomic_int *stop;
+    uint64_t events;
+} worker_t;
+
+/* Runs 'fn' on 'n' threads, all released together, for 'secs'; returns events/s. */
+static inline double bench_threads(const struct opts *o, int n, double secs,
+                                   void *(*fn)(void *))
+{
+    worker_t *w = xmalloc((size_t)n * sizeof *w);
+    pthread_barrier_t start;
+    atomic_int stop = 0;
+    pthread_barrier_init(&start, NULL, (unsigned)n + 1);
+    for (int i = 0; i < n; i++) {
+        w[i] = (worker_t){.id = i, .o = o, .start = &start, .stop = &stop};
+        if (pthread_create(&w[i].th, NULL, fn, &w[i]))
+            die("pthread_create", NULL);
+    }
+    pthread_barrier_wait(&start);
+    double t0 = now_s();
+    struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+    nanosleep(&ts, NULL);
+    atomic_store(&stop, 1);
+    uint64_t events = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(w[i].th, NULL);
+        events += w[i].events;
+    }
+    double el = now_s() - t0;
+    pthread_barrier_destroy(&start);
+    free(w);
+    return (double)events / el;
 }
 
 #endif

@@ -62,13 +62,6 @@ typedef struct opts {
     long server_pid; /* first-read: give up when this process has exited */
 } opts_t;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int64_t real_ns(void)
 {
     struct timespec ts;
@@ -130,15 +123,6 @@ static void pool_load(const char *path)
 }
 
 /* ---- Timed runs on C connections ---- */
-
-typedef struct worker {
-    pthread_t th;
-    int id;
-    const opts_t *o;
-    pthread_barrier_t *start;
-    atomic_int *stop;
-    uint64_t events;
-} worker_t;
 
 /* The append statement for batches of k events (see the header). */
 static char *append_sql(int k)
@@ -215,30 +199,7 @@ static void *poll_worker(void *arg)
 
 static double run_threads(const opts_t *o, void *(*fn)(void *))
 {
-    int n = o->conns;
-    worker_t *w = xmalloc((size_t)n * sizeof *w);
-    pthread_barrier_t start;
-    atomic_int stop = 0;
-    pthread_barrier_init(&start, NULL, (unsigned)n + 1);
-    for (int i = 0; i < n; i++) {
-        w[i] = (worker_t){.id = i, .o = o, .start = &start, .stop = &stop};
-        if (pthread_create(&w[i].th, NULL, fn, &w[i]))
-            die("pthread_create", NULL);
-    }
-    pthread_barrier_wait(&start);
-    double t0 = now_s();
-    struct timespec ts = {(time_t)o->secs, (long)((o->secs - (double)(time_t)o->secs) * 1e9)};
-    nanosleep(&ts, NULL);
-    atomic_store(&stop, 1);
-    uint64_t events = 0;
-    for (int i = 0; i < n; i++) {
-        pthread_join(w[i].th, NULL);
-        events += w[i].events;
-    }
-    double el = now_s() - t0;
-    pthread_barrier_destroy(&start);
-    free(w);
-    return (double)events / el;
+    return bench_threads(o, o->conns, o->secs, fn);
 }
 
 /* ---- Restore: newest 50, oldest first ---- */

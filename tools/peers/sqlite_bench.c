@@ -73,13 +73,6 @@ typedef struct opts {
     int fast;             /* load without fsync (data set preparation only) */
 } opts_t;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void die_reel(const char *what, int rc)
 {
     fprintf(stderr, "sqlite_bench: %s: %s (%s)\n", what, reel_strerror(rc), store_last_error());
@@ -304,15 +297,6 @@ static engine_t eng;
 
 /* ---- Timed multi-threaded runs ---- */
 
-typedef struct worker {
-    pthread_t th;
-    int id;
-    const opts_t *o;
-    pthread_barrier_t *start;
-    atomic_int *stop;
-    uint64_t events;
-} worker_t;
-
 static void *ingest_worker(void *arg)
 {
     worker_t *w = arg;
@@ -389,30 +373,7 @@ static void *poll_worker(void *arg)
 /* Runs 'fn' on o->threads threads for o->secs; returns events per second. */
 static double run_threads(const opts_t *o, void *(*fn)(void *))
 {
-    int n = o->threads;
-    worker_t *w = xmalloc((size_t)n * sizeof *w);
-    pthread_barrier_t start;
-    atomic_int stop = 0;
-    pthread_barrier_init(&start, NULL, (unsigned)n + 1);
-    for (int i = 0; i < n; i++) {
-        w[i] = (worker_t){.id = i, .o = o, .start = &start, .stop = &stop};
-        if (pthread_create(&w[i].th, NULL, fn, &w[i]))
-            die("pthread_create", NULL);
-    }
-    pthread_barrier_wait(&start);
-    double t0 = now_s();
-    struct timespec ts = {(time_t)o->secs, (long)((o->secs - (double)(time_t)o->secs) * 1e9)};
-    nanosleep(&ts, NULL);
-    atomic_store(&stop, 1);
-    uint64_t events = 0;
-    for (int i = 0; i < n; i++) {
-        pthread_join(w[i].th, NULL);
-        events += w[i].events;
-    }
-    double el = now_s() - t0;
-    pthread_barrier_destroy(&start);
-    free(w);
-    return (double)events / el;
+    return bench_threads(o, o->threads, o->secs, fn);
 }
 
 /* ---- Workloads ---- */
