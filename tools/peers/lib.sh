@@ -59,3 +59,20 @@ PY
 dir_bytes() { du -sb "$1" | cut -f1; }   # bytes on disk under a directory
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# One wrk run with the given arguments; prints "requests/s transfer-bytes/s". Fails on any
+# non-2xx answer or socket error, so a refused request can never pass for throughput.
+wrk_run() {  # wrk_run WRK-ARGS...
+    local out
+    out=$(wrk "$@" 2>&1)
+    if echo "$out" | grep -qE 'Non-2xx|Socket errors'; then
+        echo "$out" >&2
+        return 1
+    fi
+    echo "$out" | awk '
+        /^Requests\/sec/ { rps = $2 }
+        /^Transfer\/sec/ { v = $2; m = 1
+            if (v ~ /GB$/) m = 1073741824; else if (v ~ /MB$/) m = 1048576; else if (v ~ /KB$/) m = 1024
+            sub(/[KMG]?B$/, "", v); tr = v * m }
+        END { printf "%s %.0f\n", rps, tr }'
+}

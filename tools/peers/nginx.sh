@@ -52,19 +52,8 @@ nginx_stop() {
     NGINX_PID=""
 }
 
-nginx_wrk() {  # nginx_wrk FILE: prints "requests/s transfer-bytes/s"; fails on errors
-    local out
-    out=$(wrk -t2 -c64 -d"${DUR}s" "http://127.0.0.1:$NGINX_PORT/$1" 2>&1)
-    if echo "$out" | grep -qE 'Non-2xx|Socket errors'; then
-        echo "$out" >&2
-        return 1
-    fi
-    echo "$out" | awk '
-        /^Requests\/sec/ { rps = $2 }
-        /^Transfer\/sec/ { v = $2; m = 1
-            if (v ~ /GB$/) m = 1073741824; else if (v ~ /MB$/) m = 1048576; else if (v ~ /KB$/) m = 1024
-            sub(/[KMG]?B$/, "", v); tr = v * m }
-        END { printf "%s %.0f\n", rps, tr }'
+nginx_wrk() {  # nginx_wrk FILE: "requests/s transfer-bytes/s" (lib.sh wrk_run)
+    wrk_run -t2 -c64 -d"${DUR}s" "http://127.0.0.1:$NGINX_PORT/$1"
 }
 
 nginx_poll100() {

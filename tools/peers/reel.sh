@@ -57,21 +57,8 @@ if chunk:
 ' "$REEL_PORT" "$1"
 }
 
-# One wrk run; prints "requests/s transfer-bytes/s". Fails on any non-2xx answer or
-# socket error, so a refused request can never pass for throughput.
-reel_wrk() {  # reel_wrk SCRIPT
-    local out
-    out=$(wrk -t2 -c64 -d"${DUR}s" -s "$1" "$REEL_URL" 2>&1)
-    if echo "$out" | grep -qE 'Non-2xx|Socket errors'; then
-        echo "$out" >&2
-        return 1
-    fi
-    echo "$out" | awk '
-        /^Requests\/sec/ { rps = $2 }
-        /^Transfer\/sec/ { v = $2; m = 1
-            if (v ~ /GB$/) m = 1073741824; else if (v ~ /MB$/) m = 1048576; else if (v ~ /KB$/) m = 1024
-            sub(/[KMG]?B$/, "", v); tr = v * m }
-        END { printf "%s %.0f\n", rps, tr }'
+reel_wrk() {  # reel_wrk SCRIPT: "requests/s transfer-bytes/s" (lib.sh wrk_run)
+    wrk_run -t2 -c64 -d"${DUR}s" -s "$1" "$REEL_URL"
 }
 
 reel_metric() {  # reel_metric NAME: a counter from /metrics
