@@ -31,7 +31,7 @@ ifeq ($(SANITIZER),address)
 endif
 
 MODULES  = store ingest replay agents api
-LIBSRC   = $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+LIBSRC   = $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*/*.c))
 LIBOBJ   = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
 TOOLSRC  = $(filter-out tools/bench_%.c,$(wildcard tools/*.c))
 TOOLOBJ  = $(TOOLSRC:%.c=$(BUILD)/obj/%.o)
@@ -48,8 +48,10 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# Made afresh: 'ar r' would keep members of files that were moved or removed.
 $(BUILD)/libreel.a: $(LIBOBJ)
 	@mkdir -p $(dir $@)
+	@rm -f $@
 	$(AR) rcs $@ $^
 
 $(BUILD)/reel: $(TOOLOBJ) $(BUILD)/libreel.a
@@ -66,8 +68,8 @@ UIFILES  = $(wildcard ui/*)
 $(BUILD)/gen/ui_assets.h: tools/embed_ui.sh $(UIFILES)
 	@mkdir -p $(dir $@)
 	tools/embed_ui.sh $@ $(UIFILES)
-$(BUILD)/obj/api/ui.o: $(BUILD)/gen/ui_assets.h
-$(BUILD)/obj/api/ui.o: CFLAGS += -I$(BUILD)/gen
+$(BUILD)/obj/api/handlers/ui.o: $(BUILD)/gen/ui_assets.h
+$(BUILD)/obj/api/handlers/ui.o: CFLAGS += -I$(BUILD)/gen
 
 deps:
 	@tools/deps.sh

@@ -1,10 +1,11 @@
 /* api.h -- reel's HTTP server (libmicrohttpd 0.9.75) over the store.
  *
- * The server speaks the routes of SPEC §4 (documented in docs/HTTP.md): appends,
+ * The server speaks the routes documented in docs/HTTP.md: appends,
  * offset reads with long-poll, Server-Sent Events per session and over the global feed,
  * session records, restore, transcript, stats, streamed export, health, Prometheus
  * metrics, the /ui/ inspector, and the Durable Streams protocol at /v1/stream/{path}
- * (api/stream*.c, docs/durable-streams.md).
+ * (api/ds/, docs/durable-streams.md). docs/DESIGN.md "Layout" describes the three
+ * floors of api/ and where a new route goes.
  *
  * Threading model:
  *  - libmicrohttpd runs a small pool of epoll threads (api_config_t.threads, at most 2
@@ -61,11 +62,14 @@ typedef struct api_limits {
     unsigned max_sse_clients;         /* concurrent SSE streams; more -> 429 */
     size_t sse_buffer_bytes;          /* bytes one SSE client may have buffered in the server */
     size_t event_cache_bytes;         /* rendered event JSON kept for readers; 0 = none */
+    unsigned ds_long_poll_ms;         /* a Durable Streams long-poll answers 204 after this */
 } api_limits_t;
 
 /* Defaults (docs/HTTP.md): 16 MiB body, 8 MiB event, depth 64, 1024 connections,
- * 256 per IP, 30 s timeout, 1000 SSE clients, 256 KiB SSE buffer, 64 MiB event cache. */
-#define API_LIMITS_DEFAULT {16u << 20, 8u << 20, 64, 1024, 256, 30, 1000, 256u << 10, 64u << 20}
+ * 256 per IP, 30 s timeout, 1000 SSE clients, 256 KiB SSE buffer, 64 MiB event cache,
+ * 3 s Durable Streams long-poll. */
+#define API_LIMITS_DEFAULT                                                                 \
+    {16u << 20, 8u << 20, 64, 1024, 256, 30, 1000, 256u << 10, 64u << 20, 3000}
 
 typedef struct api_config {
     const char *listen;          /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free port */

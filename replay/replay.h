@@ -44,6 +44,28 @@ int replay_type_listed(const store_event_view_t *ev, const char *csv);
 /* Reads the event type out of a view's body (borrowed pointer into the body). */
 int replay_event_type(const store_event_view_t *ev, const char **type, size_t *len);
 
+/* ---- Scanning: events after a key, filtered by type (scan.c) ---- */
+
+/* Gets each event a scan keeps with its key (sequence, or position on the feed). Returns
+ * 0 to take the next event, 1 to stop before this one (it stays unconsumed), or a
+ * negative reel_err to stop with that error. */
+typedef int (*replay_scan_cb)(void *arg, const store_event_view_t *ev, uint64_t key);
+
+typedef struct replay_scan {
+    const char *session;  /* NULL: the feed of every session, keyed by position */
+    size_t session_len;
+    const char *types;    /* comma-separated event types to keep; NULL = every event */
+    size_t max_examined;  /* events to examine at most (kept or skipped); 0 = 1 */
+    uint64_t scanned;     /* out: key of the last event examined and not left unconsumed */
+    int more;             /* out: events past 'scanned' exist */
+} replay_scan_t;
+
+/* Calls 'cb' for the events of sc->session (or of the feed) with key > 'after' whose
+ * type is in sc->types, oldest first, on read 'r'. A filtered scan reads in chunks, so a
+ * rare type costs no more than sc->max_examined events of one read. Returns REEL_OK, the
+ * store's error (REEL_ESESSION_NOT_FOUND, REEL_EGONE, ...) or the callback's. */
+int replay_scan(store_read_t *r, replay_scan_t *sc, uint64_t after, replay_scan_cb cb, void *arg);
+
 /* ---- Restore (durable session resume, SPEC §4) ---- */
 
 enum replay_fit {

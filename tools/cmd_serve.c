@@ -229,6 +229,10 @@ int cmd_serve(int argc, char **argv)
     cfg.limits = lim;
     if (limits(&cfg.limits, &cfg.threads) < 0)
         return CMD_USAGE;
+    /* A test knob, out of range values keep the default (docs/durable-streams.md). */
+    long lp = strtol(cmd_env("REEL_DS_LONG_POLL_MS", "0"), NULL, 10);
+    if (lp >= 100 && lp <= 600000)
+        cfg.limits.ds_long_poll_ms = (unsigned)lp;
     cfg.listen = opts[O_LISTEN].value ? opts[O_LISTEN].value : CMD_DEFAULT_LISTEN;
     cfg.cors_origin = opts[O_CORS].value;
     api_token_t *toks;

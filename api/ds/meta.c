@@ -1,15 +1,15 @@
-/* stream_meta.c -- Durable Streams: path <-> session id mapping, the stream state kept in
- * the session record's metadata, offsets, cursors and small encoders (stream_int.h).
+/* meta.c -- Durable Streams: path <-> session id mapping, the stream state kept in the
+ * session record's metadata, offsets, cursors and small encoders (ds_int.h). Pure
+ * functions: no libmicrohttpd calls and no server state (tests/unit/api_ds_meta.c).
  *
  * The format of everything here is documented in docs/durable-streams.md.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "api/stream_int.h"
+#include "api/ds/ds_int.h"
 #include "store/json.h"
 
 /* ---- Path <-> session id ---- */
@@ -122,54 +122,12 @@ int64_t ds__parse_rfc3339(const char *s)
     return ((int64_t)t - (int64_t)off * 60) * 1000 + ms;
 }
 
-/* ---- Last access (sliding TTL) ---- */
-
-/* Reads refresh a TTL stream's lifetime but write nothing to the store, so the time of
- * the last read is kept here, per process; writes move the record's updated_ms. A
- * collision only forgets a read (the stream may expire a little early after a restart or
- * under thousands of TTL streams), never keeps a stream alive longer than its TTL. */
-#define ACCESS_SLOTS 4096
-static struct {
-    char sid[STORE_SESSION_ID_MAX + 1];
-    int64_t ms;
-} access_tab[ACCESS_SLOTS];
-static pthread_mutex_t access_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static unsigned slot(const char *sid, size_t len)
-{
-    unsigned h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)sid[i]) * 16777619u;
-    return h % ACCESS_SLOTS;
-}
-
-void ds__touch(const char *sid, size_t len)
-{
-    unsigned i = slot(sid, len);
-    pthread_mutex_lock(&access_lock);
-    memcpy(access_tab[i].sid, sid, len);
-    access_tab[i].sid[len] = '\0';
-    access_tab[i].ms = ds__wall_ms();
-    pthread_mutex_unlock(&access_lock);
-}
-
-static int64_t last_read(const char *sid, size_t len)
-{
-    unsigned i = slot(sid, len);
-    int64_t ms = 0;
-    pthread_mutex_lock(&access_lock);
-    if (!strncmp(access_tab[i].sid, sid, len) && access_tab[i].sid[len] == '\0')
-        ms = access_tab[i].ms;
-    pthread_mutex_unlock(&access_lock);
-    return ms;
-}
-
-int ds__expired(const ds_meta_t *m, const store_session_t *rec, int64_t now)
+int ds__expired(const ds_meta_t *m, const store_session_t *rec, int64_t r, int64_t now)
 {
     if (m->has_expires && now >= m->expires_ms)
         return 1;
     if (m->has_ttl) {
-        int64_t last = rec->updated_ms, r = last_read(rec->id, rec->id_len);
+        int64_t last = rec->updated_ms;
         if (r > last)
             last = r;
         if (now >= last + (int64_t)m->ttl_s * 1000)
@@ -179,6 +137,9 @@ int ds__expired(const ds_meta_t *m, const store_session_t *rec, int64_t now)
 }
 
 /* ---- Stream state: msgpack in the session record ---- */
+
+/* Called with 'm' already zeroed; may leave producers behind on failure. */
+static int meta_parse(const uint8_t *p, size_t len, ds_meta_t *m);
 
 void ds__meta_release(ds_meta_t *m)
 {
@@ -309,9 +270,8 @@ static int parse_field(store_mp_t *mp, const store_mp_obj_t *k, ds_meta_t *m)
     return store_mp_skip(mp, STORE_JSON_MAX_DEPTH) ? -1 : 0;
 }
 
-int ds__meta_parse(const uint8_t *p, size_t len, ds_meta_t *m)
+static int meta_parse(const uint8_t *p, size_t len, ds_meta_t *m)
 {
-    memset(m, 0, sizeof *m);
     snprintf(m->ctype, sizeof m->ctype, "%s", "application/json"); /* a plain session */
     if (!p || !len)
         return 0;
@@ -532,5 +492,14 @@ int ds__unbase64(store_buf_t *out, const uint8_t *p, size_t n)
     return 0;
 bad:
     out->len = mark;
+    return -1;
+}
+
+int ds__meta_parse(const uint8_t *p, size_t len, ds_meta_t *m)
+{
+    memset(m, 0, sizeof *m);
+    if (meta_parse(p, len, m) == 0)
+        return 0;
+    ds__meta_release(m); /* a failed parse keeps nothing; releasing again is harmless */
     return -1;
 }

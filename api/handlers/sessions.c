@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_int.h"
+#include "api/handlers/handlers.h"
+
+enum { CHANGE_BODY = API_PHASE_OWN, CHANGE_COMMIT };
 #include "replay/replay.h"
 #include "store/json.h"
 
@@ -161,7 +163,7 @@ static enum MHD_Result put_submit(api_req_t *rq)
         b->metadata = rq->meta.data;
         b->metadata_len = rq->meta.len;
     }
-    rq->phase = 2;
+    rq->phase = CHANGE_COMMIT;
     return api__submit(rq, b);
 }
 
@@ -177,20 +179,26 @@ static enum MHD_Result change_done(api_req_t *rq)
     return reply_record(rq);
 }
 
-enum MHD_Result api__session_route(api_req_t *rq, const char *data, size_t *size)
+enum MHD_Result api__session_get(api_req_t *rq, const char *data, size_t *size)
 {
-    const char *m = rq->method;
-    if (!strcmp(m, "GET") || !strcmp(m, "HEAD"))
-        return reply_record(rq);
-    if (rq->phase == 2)
+    return reply_record(rq);
+}
+
+enum MHD_Result api__session_delete(api_req_t *rq, const char *data, size_t *size)
+{
+    if (rq->phase == CHANGE_COMMIT)
         return rq->async_done ? change_done(rq) : MHD_YES;
-    if (!strcmp(m, "DELETE")) {
-        store_batch_init(&rq->batch, STORE_OP_SESSION_DELETE, rq->session, rq->session_len);
-        rq->phase = 2;
-        return api__submit(rq, &rq->batch);
-    }
-    /* POST or PUT */
-    if (rq->phase == 0) {
+    store_batch_init(&rq->batch, STORE_OP_SESSION_DELETE, rq->session, rq->session_len);
+    rq->phase = CHANGE_COMMIT;
+    return api__submit(rq, &rq->batch);
+}
+
+/* POST or PUT */
+enum MHD_Result api__session_put(api_req_t *rq, const char *data, size_t *size)
+{
+    if (rq->phase == CHANGE_COMMIT)
+        return rq->async_done ? change_done(rq) : MHD_YES;
+    if (rq->phase == API_PHASE_NEW) {
         enum MHD_Result r;
         const char *ct = api__header(rq, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (ct && strncasecmp(ct, "application/json", 16))
@@ -198,7 +206,7 @@ enum MHD_Result api__session_route(api_req_t *rq, const char *data, size_t *size
                                 "Content-Type '%s' is not application/json", ct);
         if (!api__body_precheck(rq, &r))
             return r;
-        rq->phase = 1;
+        rq->phase = CHANGE_BODY;
         return MHD_YES;
     }
     int more = api__collect_body(rq, data, size);
@@ -281,7 +289,7 @@ static int list_scan(api_server_t *srv, const char *cursor, struct list *l)
     return l->err ? l->err : rc;
 }
 
-enum MHD_Result api__sessions_list(api_req_t *rq)
+enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size)
 {
     char cursor[STORE_SESSION_ID_MAX + 1] = "", agent[STORE_NAME_MAX + 1], status[16];
     uint64_t limit = API_DEFAULT_LIMIT;

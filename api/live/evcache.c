@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_int.h"
+#include "api/live/live.h"
 #include "replay/replay.h"
 
 struct ent {

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_int.h"
+#include "api/core/core.h"
 
 int api_scope_parse(const char *s)
 {

@@ -6,9 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/api_int.h"
+#include "api/handlers/handlers.h"
+#include "api/live/live.h"
 
-enum MHD_Result api__health(api_req_t *rq)
+enum MHD_Result api__health(api_req_t *rq, const char *data, size_t *size)
 {
     store_stats_t st;
     store_get_stats(rq->srv->store, &st);
@@ -59,7 +60,7 @@ static void batch_histogram(store_buf_t *o, api_server_t *srv)
                      (unsigned long long)atomic_load(&srv->append_events), n, cum);
 }
 
-enum MHD_Result api__metrics(api_req_t *rq)
+enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
 {
     api_server_t *srv = rq->srv;
     store_stats_t st;

@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_int.h"
+#include "api/handlers/handlers.h"
+#include "api/live/live.h"
+
+enum { JOB_RUNNING = API_PHASE_OWN };
 #include "replay/replay.h"
 
 /* ---- Restore ---- */
@@ -56,7 +59,7 @@ static enum MHD_Result session_problem(api_req_t *rq, int rc)
                         reel_strerror(rc));
 }
 
-enum MHD_Result api__restore(api_req_t *rq)
+enum MHD_Result api__restore(api_req_t *rq, const char *data, size_t *size)
 {
     replay_restore_opts_t o = REPLAY_RESTORE_DEFAULT;
     if (restore_params(rq, &o) < 0)
@@ -149,7 +152,7 @@ static enum MHD_Result start_job(api_req_t *rq, api_job_t *j)
         free(j);
         return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
     }
-    rq->phase = 2;
+    rq->phase = JOB_RUNNING;
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -178,9 +181,9 @@ static enum MHD_Result job_reply(api_req_t *rq, int per_session)
                            rq->body.len);
 }
 
-enum MHD_Result api__transcript(api_req_t *rq)
+enum MHD_Result api__transcript(api_req_t *rq, const char *data, size_t *size)
 {
-    if (rq->phase == 2)
+    if (rq->phase == JOB_RUNNING)
         return rq->async_done ? job_reply(rq, 1) : MHD_YES;
     uint64_t at = 0;
     char format[16] = "json";
@@ -202,9 +205,9 @@ enum MHD_Result api__transcript(api_req_t *rq)
 
 /* GET /v1/sessions/{id}/verify: the integrity check of one session (200 either way; the
  * report's 'ok' says whether it is sound). */
-enum MHD_Result api__verify(api_req_t *rq)
+enum MHD_Result api__verify(api_req_t *rq, const char *data, size_t *size)
 {
-    if (rq->phase == 2)
+    if (rq->phase == JOB_RUNNING)
         return rq->async_done ? job_reply(rq, 1) : MHD_YES;
     api_job_t *j = calloc(1, sizeof *j);
     if (!j)
@@ -231,9 +234,9 @@ static int query_time(api_req_t *rq, const char *name, int64_t *ms)
     return REEL_OK;
 }
 
-enum MHD_Result api__stats(api_req_t *rq)
+enum MHD_Result api__stats(api_req_t *rq, const char *data, size_t *size)
 {
-    if (rq->phase == 2)
+    if (rq->phase == JOB_RUNNING)
         return rq->async_done ? job_reply(rq, 0) : MHD_YES;
     api_job_t *j = calloc(1, sizeof *j);
     if (!j)
@@ -348,7 +351,7 @@ static enum MHD_Result export_start(api_req_t *rq, const replay_export_opts_t *o
     return api__queue(rq, 200, resp);
 }
 
-enum MHD_Result api__session_export(api_req_t *rq)
+enum MHD_Result api__session_export(api_req_t *rq, const char *data, size_t *size)
 {
     replay_export_opts_t o = REPLAY_EXPORT_DEFAULT;
     if (export_params(rq, &o) < 0)
@@ -372,7 +375,7 @@ static int sessions_valid(const char *s)
     return 1;
 }
 
-enum MHD_Result api__export(api_req_t *rq)
+enum MHD_Result api__export(api_req_t *rq, const char *data, size_t *size)
 {
     replay_export_opts_t o = REPLAY_EXPORT_DEFAULT;
     if (export_params(rq, &o) < 0 ||

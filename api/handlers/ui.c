@@ -1,11 +1,11 @@
-/* ui.c -- the web inspector at /ui/ (SPEC §4): static files embedded in the binary.
+/* ui.c -- the web inspector at /ui/ (docs/UI.md): static files embedded in the binary.
  *
  * The files live in ui/ (index.html, app.js, style.css: plain HTML/CSS/JS, no framework,
  * no build step) and are turned into byte arrays by tools/embed_ui.sh, which writes the
  * header ui_assets.h included below; the Makefile generates it under the build directory
  * whenever a file in ui/ changes. docs/UI.md describes the inspector itself.
  *
- * Routes (api__route() maps /ui and /ui/ to API_R_UI and /ui/<name> to API_R_UI_JS):
+ * Routes (rows of api/routes.c):
  *   /ui, /ui/    index.html (its asset URLs are absolute, so both work)
  *   /ui/<name>   the embedded file of that name; anything else is 404 not_found
  *
@@ -18,7 +18,7 @@
  */
 #include <string.h>
 
-#include "api/api_int.h"
+#include "api/handlers/handlers.h"
 
 typedef struct api_ui_asset {
     const char *name;          /* file name under /ui/ */
@@ -96,19 +96,17 @@ static enum MHD_Result serve(api_req_t *rq, const api_ui_asset_t *a)
     return api__queue(rq, fresh ? 304 : 200, resp);
 }
 
-/* 'script_file' (the route was /ui/<name>) is implied by the path, which names the file. */
-enum MHD_Result api__ui(api_req_t *rq, int script_file)
+enum MHD_Result api__ui_index(api_req_t *rq, const char *data, size_t *size)
 {
-    const char *path = rq->uri;
-    size_t plen = strcspn(path, "?");
-    const api_ui_asset_t *a = NULL;
-    (void)script_file;
-    if ((plen == 3 && !memcmp(path, "/ui", 3)) || (plen == 4 && !memcmp(path, "/ui/", 4)))
-        a = find_asset("index.html", 10);
-    else if (plen > 4 && !memcmp(path, "/ui/", 4))
-        a = find_asset(path + 4, plen - 4);
+    const api_ui_asset_t *a = find_asset("index.html", 10);
+    return a ? serve(rq, a) : api__problem(rq, REEL_ENOT_FOUND, "the inspector was not built in");
+}
+
+enum MHD_Result api__ui_file(api_req_t *rq, const char *data, size_t *size)
+{
+    const api_ui_asset_t *a = find_asset(rq->param, rq->param_len);
     if (!a)
-        return api__problem(rq, REEL_ENOT_FOUND, "no file '%.*s' in the inspector",
-                            (int)(plen > 80 ? 80 : plen), path);
+        return api__problem(rq, REEL_ENOT_FOUND, "no file '/ui/%.*s' in the inspector",
+                            (int)(rq->param_len > 76 ? 76 : rq->param_len), rq->param);
     return serve(rq, a);
 }

@@ -1,4 +1,4 @@
-/* wait.c -- suspended connections and what wakes them (see api_int.h, docs/HTTP.md).
+/* wait.c -- suspended connections and what wakes them (see core.h, docs/HTTP.md).
  *
  * A waiting connection (long-poll, caught-up SSE) is linked in the server's waiter list
  * exactly while it is suspended. Wakers unlink it and call MHD_resume_connection() under
@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "api/api_int.h"
+#include "api/core/core.h"
 
 uint64_t api__now_ms(void)
 {
@@ -137,6 +137,11 @@ static int tail_moved(api_server_t *srv)
     store_read_end(&r);
     if (rc != REEL_OK)
         return 0;
+    return api__saw_tail(srv, tail);
+}
+
+int api__saw_tail(api_server_t *srv, uint64_t tail)
+{
     uint64_t seen = atomic_load(&srv->seen_tail);
     while (tail > seen && !atomic_compare_exchange_weak(&srv->seen_tail, &seen, tail))
         ;

@@ -13,12 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_int.h"
+#include "api/handlers/handlers.h"
+#include "api/live/live.h"
 #include "ingest/ingest.h"
 #include "replay/replay.h"
 
-#define SCAN_CHUNK 1000    /* events per store call while filtering by type */
 #define SCAN_BUDGET 20000  /* events one filtered page may examine before it stops */
+
+enum { APPEND_BODY = API_PHASE_OWN, APPEND_COMMIT, READ_WAIT = API_PHASE_OWN };
 
 /* ---- Append ---- */
 
@@ -53,7 +55,7 @@ static enum MHD_Result append_checks(api_req_t *rq)
     if (api__query_u64(rq, "expected_sequence", INT64_MAX, &exp) != REEL_OK)
         return MHD_YES;
     rq->expected = exp == UINT64_MAX ? -1 : (int64_t)exp;
-    rq->phase = 1;
+    rq->phase = APPEND_BODY;
     return MHD_YES;
 }
 
@@ -69,9 +71,14 @@ static void count_append(api_server_t *srv, size_t n)
     atomic_fetch_add(&srv->append_batch_hist[bucket], 1);
 }
 
+static ingest_batch_t *append_batch(api_req_t *rq)
+{
+    return rq->ctx;
+}
+
 static enum MHD_Result append_reply(api_req_t *rq)
 {
-    store_batch_t *b = &rq->ib->b;
+    store_batch_t *b = &append_batch(rq)->b;
     if (b->err == REEL_ECONFLICT)
         return api__problem(rq, b->err, "expected_sequence is %lld but the session's last sequence is %llu",
                             (long long)rq->expected, (unsigned long long)b->last_sequence);
@@ -91,48 +98,56 @@ static enum MHD_Result append_reply(api_req_t *rq)
     return api__reply_json(rq, 200, &o);
 }
 
+static void append_dispose(api_req_t *rq)
+{
+    ingest_batch_t *ib = rq->ctx;
+    ingest_batch_release(ib);
+    free(ib);
+    rq->ctx = NULL;
+}
+
 static enum MHD_Result append_parse_submit(api_req_t *rq)
 {
     api_server_t *srv = rq->srv;
-    if (rq->reject)
-        return api__problem(rq, rq->reject, "%s", rq->reject_detail);
-    if (store_buf_failed(&rq->body))
-        return api__problem(rq, REEL_ENOMEM, "the request body did not fit in memory");
-    rq->ib = calloc(1, sizeof *rq->ib);
-    if (!rq->ib)
+    enum MHD_Result r;
+    if (api__body_complete(rq, &r) != REEL_OK)
+        return r;
+    ingest_batch_t *ib = calloc(1, sizeof *ib);
+    if (!ib)
         return api__problem(rq, REEL_ENOMEM, "out of memory");
-    int rc = ingest_batch_init(rq->ib, rq->session, rq->session_len);
+    int rc = ingest_batch_init(ib, rq->session, rq->session_len);
     if (rc != REEL_OK) {
-        free(rq->ib);
-        rq->ib = NULL;
+        free(ib);
         return api__problem(rq, rc, "session id '%s' is not valid", rq->session);
     }
+    rq->ctx = ib;
+    rq->dispose = append_dispose;
     ingest_limits_t lim = INGEST_LIMITS_DEFAULT;
     lim.max_event_bytes = srv->lim.max_event_bytes;
     lim.max_depth = srv->lim.max_depth;
     ingest_error_t e;
     memset(&e, 0, sizeof e);
-    rc = ingest_parse(rq->ib, (const char *)rq->body.data, rq->body.len, rq->body_format, &lim, &e);
+    rc = ingest_parse(ib, (const char *)rq->body.data, rq->body.len, rq->body_format, &lim, &e);
     if (rc != REEL_OK)
         return api__problem(rq, rc, "event %zu (line %zu, column %zu): %s", e.index, e.line,
                             e.column, e.text[0] ? e.text : reel_strerror(rc));
     store_buf_release(&rq->body);
-    rq->ib->b.expected_sequence = rq->expected;
+    ib->b.expected_sequence = rq->expected;
     if (api__async_begin(rq) != REEL_OK)
         return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
-    rq->phase = 2;
-    rc = ingest_submit(srv->store, rq->ib, api__batch_done, rq);
+    rq->phase = APPEND_COMMIT;
+    rc = ingest_submit(srv->store, ib, api__batch_done, rq);
     if (rc != REEL_OK)
-        api__async_failed(rq, &rq->ib->b, rc);
+        api__async_failed(rq, &ib->b, rc);
     return MHD_YES;
 }
 
 enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size)
 {
     switch (rq->phase) {
-    case 0:
+    case API_PHASE_NEW:
         return append_checks(rq);
-    case 1: {
+    case APPEND_BODY: {
         int more = api__collect_body(rq, data, size);
         if (more < 0)
             return MHD_NO;
@@ -148,50 +163,29 @@ enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size
 struct page {
     api_server_t *srv;    /* for its event cache */
     store_buf_t *out;
-    const char *types;    /* comma-separated filter, or NULL */
-    int feed;             /* key events by position instead of sequence */
     int include_raw;
     size_t limit;
     size_t n;             /* events written */
     uint64_t last;        /* key of the last event written */
     uint64_t scanned;     /* key of the last event examined */
     int more;             /* stopped with events left */
-    int err;
+    int feed;
 };
 
-
-static int page_event(void *arg, const store_event_view_t *ev)
+static int page_event(void *arg, const store_event_view_t *ev, uint64_t key)
 {
     struct page *pg = arg;
-    uint64_t key = pg->feed ? ev->position : ev->sequence;
-    if (pg->types && !replay_type_listed(ev, pg->types)) {
-        pg->scanned = key;
-        return 0;
-    }
     /* Stop before an event that does not fit, so 'more' is exact. */
-    if (pg->n >= pg->limit || (pg->n > 0 && pg->out->len > API_MAX_PAGE_BYTES)) {
-        pg->more = 1;
+    if (pg->n >= pg->limit || (pg->n > 0 && pg->out->len > API_MAX_PAGE_BYTES))
         return 1;
-    }
     if (pg->n)
         store_buf_putc(pg->out, ',');
     int rc = api__render_event(pg->srv, pg->out, ev, pg->include_raw);
-    if (rc != REEL_OK) {
-        pg->err = rc;
-        return 1;
-    }
+    if (rc != REEL_OK)
+        return rc;
     pg->n++;
-    pg->last = pg->scanned = key;
+    pg->last = key;
     return 0;
-}
-
-static int scan(store_read_t *r, const api_req_t *rq, struct page *pg, uint64_t after,
-                size_t limit, int *more)
-{
-    if (pg->feed)
-        return store_feed_after(r, after, limit, page_event, pg, more);
-    return store_events_after(r, rq->session, rq->session_len, after, limit, page_event, pg,
-                              more);
 }
 
 /* REEL_EGONE for a deleted session: its events are gone and no new ones can come, so
@@ -216,30 +210,13 @@ static int read_page(api_req_t *rq, struct page *pg)
         store_read_end(&r);
         return rc;
     }
-    int more = 0;
-    uint64_t after = rq->offset;
-    pg->scanned = after;
-    if (!pg->types) {
-        rc = scan(&r, rq, pg, after, pg->limit + 1, &more);
-    } else {
-        for (size_t seen = 0;; seen += SCAN_CHUNK) {
-            more = 0;
-            rc = scan(&r, rq, pg, after, SCAN_CHUNK, &more);
-            if (rc != REEL_OK || pg->more || pg->err || !more)
-                break;
-            if (seen + SCAN_CHUNK >= SCAN_BUDGET) {
-                pg->more = 1;
-                break;
-            }
-            after = pg->scanned;
-        }
-    }
+    replay_scan_t sc = {pg->feed ? NULL : rq->session, rq->session_len,
+                        rq->types[0] ? rq->types : NULL,
+                        rq->types[0] ? SCAN_BUDGET : pg->limit + 1, 0, 0};
+    rc = replay_scan(&r, &sc, rq->offset, page_event, pg);
     store_read_end(&r);
-    if (pg->err)
-        return pg->err;
-    if (rc > 0) /* stopped by page_event */
-        rc = REEL_OK;
-    pg->more |= more;
+    pg->scanned = sc.scanned;
+    pg->more = sc.more;
     return rc;
 }
 
@@ -279,15 +256,14 @@ static int read_params(api_req_t *rq, int feed)
 }
 
 /* Serves a page now, or suspends as a long-poll waiter. Called on the first call and on
- * every wake-up (phase 1). */
+ * every wake-up (READ_WAIT). */
 static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
 {
     api_server_t *srv = rq->srv;
     for (;;) {
         uint64_t gen = api__gen(srv);
         store_buf_t out = STORE_BUF_INIT;
-        struct page pg = {srv, &out, rq->types[0] ? rq->types : NULL, feed, rq->include_raw,
-                          (size_t)rq->limit, 0, 0, 0, 0, 0};
+        struct page pg = {srv, &out, rq->include_raw, (size_t)rq->limit, 0, 0, 0, 0, feed};
         store_buf_puts(&out, "{\"events\":[");
         int rc = read_page(rq, &pg);
         if (rc != REEL_OK) {
@@ -308,7 +284,7 @@ static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
         w->session = rq->session;
         w->session_len = rq->session_len;
         w->deadline_ms = deadline;
-        rq->phase = 1;
+        rq->phase = READ_WAIT;
         if (api__wait(srv, w, gen))
             return MHD_YES;
     }
@@ -316,17 +292,17 @@ static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
 
 static enum MHD_Result read_route(api_req_t *rq, int feed)
 {
-    if (rq->phase == 0 && read_params(rq, feed) < 0)
+    if (rq->phase == API_PHASE_NEW && read_params(rq, feed) < 0)
         return MHD_YES;
     return page_or_wait(rq, feed);
 }
 
-enum MHD_Result api__events_read(api_req_t *rq)
+enum MHD_Result api__events_read(api_req_t *rq, const char *data, size_t *size)
 {
     return read_route(rq, 0);
 }
 
-enum MHD_Result api__feed_read(api_req_t *rq)
+enum MHD_Result api__feed_read(api_req_t *rq, const char *data, size_t *size)
 {
     return read_route(rq, 1);
 }

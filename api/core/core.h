@@ -1,0 +1,364 @@
+/* core.h -- the bottom floor of api/: HTTP plumbing that knows no route and no protocol.
+ *
+ * api/ is built in three floors (docs/DESIGN.md "Layout"); a file includes only headers
+ * of its own floor or of the floors below it:
+ *
+ *   top      api/server.c, api/routes.c   the daemon, the one route table
+ *            api/handlers/                 the session routes, by resource
+ *            api/ds/                       the Durable Streams protocol
+ *   middle   api/live/                     the generic SSE loop, the rendered-event cache
+ *   bottom   api/core/                     this header: requests, dispatch, connections,
+ *                                          bodies, suspend/resume, waiting, auth, replies
+ *
+ * Files: request.c (per-request state, the access handler, dispatch through the route
+ * table), route.c (path patterns, methods, the Allow list), conn.c (connection accounting,
+ * slow request heads), body.c (request bodies, asynchronous store work), wait.c (suspended
+ * connections and their wake-ups, the watcher thread), reply.c (responses, RFC 7807
+ * problems, CORS), query.c (percent-decoding, query parameters, headers), auth.c (tokens).
+ *
+ * Request lifecycle: the URI log callback allocates an api_req_t (libmicrohttpd hands it
+ * back to every call of the access handler as *req_cls); the completion callback calls
+ * the request's 'dispose' hook and frees it. The dispatcher matches the path against the
+ * route table (api_route_t rows, given by the top floor in api_server.routes), checks
+ * framing, auth and the method from the matched row, then calls the row's handler. A
+ * handler answers with api__reply_*() / api__problem() or suspends the connection through
+ * api__async_begin() / api__submit() / api__wait(); when resumed, libmicrohttpd calls the
+ * access handler again and the handler continues from the request's 'phase'.
+ *
+ * Threads: handlers run on libmicrohttpd's threads and never block. 'lock' guards the
+ * waiter list, 'gen' and 'stopping'; 'conn_lock' guards connection accounting (a lock of
+ * its own: libmicrohttpd calls the connection callback inside its own bookkeeping while
+ * 'lock' is held around calls into libmicrohttpd, so one lock for both could invert the
+ * lock order). Counters are atomics.
+ */
+#ifndef REEL_API_CORE_H
+#define REEL_API_CORE_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "store/buf.h"
+#include "store/store.h"
+
+#define API_WATCH_MS 50 /* watcher period: cross-process appends within 100 ms */
+
+/* ---- Waiting (wait.c) ---- */
+
+enum api_wait_kind { API_WAIT_SESSION = 0, API_WAIT_FEED = 1 };
+
+/* A suspended connection waiting for a commit, a deadline or shutdown. It is linked in
+ * the server's list exactly while its connection is suspended for a wait. */
+typedef struct api_waiter {
+    struct api_waiter *prev, *next;
+    struct MHD_Connection *conn;
+    int kind;              /* enum api_wait_kind */
+    const char *session;   /* API_WAIT_SESSION: borrowed from the owner */
+    size_t session_len;
+    uint64_t deadline_ms;  /* monotonic ms; 0 = none */
+    int linked;
+} api_waiter_t;
+
+/* ---- Routes (route.c) ---- */
+
+typedef struct api_req api_req_t;
+typedef struct api_route api_route_t;
+
+/* Methods as bits, so that a route row lists its methods in one field. */
+enum api_method {
+    API_M_GET = 1,
+    API_M_HEAD = 2,
+    API_M_POST = 4,
+    API_M_PUT = 8,
+    API_M_DELETE = 16,
+    API_M_OPTIONS = 32,
+    API_M_READ = API_M_GET | API_M_HEAD,
+};
+
+/* Who may call a route. API_AUTH_SCOPED: a token with the scope the method needs (GET,
+ * HEAD: read; DELETE: full; the others: append); API_AUTH_SCOPED_QUERY also accepts the
+ * token as ?access_token= on GET (EventSource cannot send headers). */
+enum api_auth { API_AUTH_NONE = 0, API_AUTH_SCOPED, API_AUTH_SCOPED_QUERY };
+
+/* A handler is called for every call of the access handler once the request passed the
+ * dispatcher's checks; 'data'/'size' are the body bytes of this call (see request.c). */
+typedef enum MHD_Result (*api_handler_fn)(api_req_t *rq, const char *data, size_t *size);
+
+/* One row of the route table. A path pattern is literal segments, "{id}" (one segment:
+ * a session id, percent-decoded once and checked), "{name}" (one raw segment, any bytes)
+ * or a final "*" (the non-empty rest of the path, raw). Several rows may share a pattern
+ * with different methods; the first row whose pattern and method match is used, and the
+ * methods of all rows of the pattern make the Allow list and the 405 answers. */
+struct api_route {
+    const char *pattern;
+    unsigned methods;           /* enum api_method bits (OPTIONS is always allowed) */
+    unsigned body;              /* methods whose body the handler reads */
+    int auth;                   /* enum api_auth */
+    api_handler_fn handler;
+    /* Extra headers on every response of the route, problems included; NULL = none. */
+    void (*add_headers)(api_req_t *rq, struct MHD_Response *resp);
+    const char *cors_headers;   /* Access-Control-Allow-Headers; NULL = the default */
+};
+
+/* Parses an HTTP method into its bit; 0 for any other method. */
+unsigned api__method_bit(const char *method);
+/* Matches 'path' (raw, 'len' bytes, without the query) against 'pattern'. On a match
+ * returns 1 and points '*param' at the raw {id}/{name}/'*' part ('*param_len' bytes;
+ * NULL/0 when the pattern has none). */
+int api__route_match(const char *pattern, const char *path, size_t len, const char **param,
+                     size_t *param_len);
+/* The methods of every row of 'tab' whose pattern is 'pattern' (OPTIONS included). */
+unsigned api__route_methods(const api_route_t *tab, size_t n, const char *pattern);
+/* Writes the methods of 'bits' as an Allow list ("GET, HEAD, OPTIONS") into 'out'. */
+void api__methods_text(unsigned bits, char *out, size_t cap);
+
+/* ---- The server ---- */
+
+typedef struct api_token_hash {
+    uint8_t digest[32]; /* SHA-256 of the token text */
+    int scope;
+} api_token_hash_t;
+
+typedef struct api_evcache api_evcache_t;
+typedef struct api_access api_access_t;
+struct api_ipcount;
+
+struct api_server {
+    store_t *store;
+    api_evcache_t *evcache;     /* NULL when off (live/evcache.c) */
+    api_access_t *access;       /* last read of each session (live/access.c) */
+    struct MHD_Daemon *daemon;
+    api_limits_t lim;
+    char *cors_origin;
+    api_token_hash_t *tokens;
+    size_t n_tokens;
+    unsigned port;
+    const api_route_t *routes;  /* the route table (api/routes.c) */
+    size_t n_routes;
+
+    pthread_mutex_t lock;       /* guards the waiter list, 'gen', 'stopping' */
+    api_waiter_t waiters;       /* list head (sentinel) */
+    uint64_t gen;               /* bumped on every observed commit */
+    int stopping;
+    atomic_uint_fast64_t seen_tail; /* last tail position seen by the hook or the watcher */
+
+    pthread_t watcher;
+    int watcher_started;
+    pthread_mutex_t tick_lock;  /* with tick_cond: lets stop interrupt the watcher's sleep */
+    pthread_cond_t tick_cond;
+    int watch_stop;             /* guarded by tick_lock */
+
+    pthread_mutex_t conn_lock;  /* connection accounting (see the rules above) */
+    unsigned n_conns;
+    struct api_conn *conns;     /* every open connection */
+    uint64_t last_sweep_ms;     /* watcher thread only */
+    struct api_ipcount *ips[256];
+
+    /* counters for /metrics */
+    atomic_uint_fast64_t inflight;     /* batches submitted and not yet completed */
+    atomic_uint_fast64_t live;         /* requests begun and not yet completed */
+    atomic_uint_fast64_t jobs;         /* transcript/stats jobs running on their threads */
+    atomic_uint_fast64_t sse_clients;
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t appends;      /* successful append requests */
+    atomic_uint_fast64_t append_events;
+    atomic_uint_fast64_t append_batch_hist[8]; /* events per append: <=1,<=10,...,<=10^6,more */
+    atomic_uint_fast64_t problems_4xx;
+    atomic_uint_fast64_t problems_5xx;
+    atomic_uint_fast64_t wakeups;
+};
+
+/* Per-connection state (libmicrohttpd socket context). */
+typedef struct api_conn {
+    uint8_t ip[16];
+    size_t ip_len;
+    int over_limit; /* accepted beyond a connection limit: answer 429 and close */
+    int fd;         /* the socket, for api__sweep_heads() */
+    /* When the request head now arriving began (accept, or the end of the previous
+     * request); 0 while a request is being handled. */
+    atomic_int_fast64_t head_since_ms;
+    struct api_conn *prev, *next; /* srv->conns, under conn_lock */
+} api_conn_t;
+
+/* The phases every handler shares; a handler numbers its own from API_PHASE_OWN. */
+enum api_phase {
+    API_PHASE_ANSWERED = -1, /* answered: later calls only swallow the body */
+    API_PHASE_NEW = 0,       /* the handler has not run yet */
+    API_PHASE_OWN = 1,
+};
+
+struct api_req {
+    api_server_t *srv;
+    struct MHD_Connection *conn;
+    char *uri;            /* raw request target, as received (new) */
+    const char *query;    /* points into 'uri' after '?', or "" */
+    const char *method;
+    unsigned method_bit;  /* enum api_method */
+    const api_route_t *route; /* the matched row, or NULL */
+    const char *param;    /* the raw {id}, {name} or '*' part of the path (in 'uri') */
+    size_t param_len;
+    int bad_id;           /* the {id} segment decoded to an invalid session id */
+    char session[STORE_SESSION_ID_MAX + 1]; /* the decoded {id} */
+    size_t session_len;
+    int phase;            /* enum api_phase, then the handler's own */
+    int in_first;         /* inside the first call: problems are deferred (see request.c) */
+    int close_now;        /* answer at once even in the first call (closes the connection) */
+    int reject;           /* a deferred problem, answered once the body was swallowed */
+    size_t swallowed;     /* body bytes discarded while a problem is pending */
+    char reject_detail[512];
+    uint64_t start_ms;    /* monotonic, first call */
+    store_buf_t body;
+
+    /* Hooks of the request's handler: 'add_headers' (set from the route row) is called
+     * for every response queued; 'dispose' once, when the request ends, to free 'ctx'. */
+    void (*add_headers)(api_req_t *rq, struct MHD_Response *resp);
+    void (*dispose)(api_req_t *rq);
+    void *ctx;            /* the handler's own state */
+
+    /* asynchronous store work */
+    store_batch_t batch;  /* a plain store batch in flight (api__submit) */
+    store_buf_t meta;     /* bytes a batch borrows (a session record's metadata) */
+    int async_done;
+    api_waiter_t waiter;  /* long-poll */
+
+    /* parameters of the session routes, kept across calls (handlers/) */
+    int body_format;      /* enum ingest_format */
+    char agent[STORE_NAME_MAX + 1];
+    char native[STORE_NAME_MAX + 1];
+    uint64_t offset;      /* 'offset' or 'after' */
+    uint64_t limit;
+    uint64_t wait_s;
+    int include_raw;
+    int64_t expected;     /* expected_sequence, -1 = none */
+    char types[1024];     /* 'types' as given, split at ',' */
+    int markdown;         /* transcript job: answer text/markdown */
+};
+
+/* Monotonic clock in ms. */
+uint64_t api__now_ms(void);
+
+/* ---- request.c ---- */
+
+/* The libmicrohttpd callbacks of a request (registered by api/server.c). */
+void *api__on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
+void api__on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                       enum MHD_RequestTerminationCode toe);
+enum MHD_Result api__on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version,
+                                const char *upload_data, size_t *upload_data_size,
+                                void **req_cls);
+
+/* ---- conn.c ---- */
+
+/* The connection callback: accounting and the limits (registered by api/server.c). */
+void api__on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe);
+/* The connection state of 'conn', or NULL. */
+api_conn_t *api__conn_of(struct MHD_Connection *conn);
+/* Closes connections whose request head has been arriving for longer than the request
+ * timeout: libmicrohttpd's timeout is an idle timeout, which a client sending one byte at
+ * a time never reaches (slowloris). Called by the watcher thread. */
+void api__sweep_heads(api_server_t *srv, uint64_t now_ms);
+/* Frees the per-address counts (server shutdown). */
+void api__conns_free(api_server_t *srv);
+
+/* ---- wait.c ---- */
+
+/* Links 'w' and suspends its connection unless a commit was observed since 'gen' or the
+ * server is stopping. Returns 1 if suspended, 0 if the caller should re-check now.
+ * MUST be called from a libmicrohttpd callback of that connection. */
+int api__wait(api_server_t *srv, api_waiter_t *w, uint64_t gen);
+/* The current commit generation (read before a check, passed to api__wait()). */
+uint64_t api__gen(api_server_t *srv);
+/* Wakes the waiters of the touched sessions and every feed waiter (commit hook). */
+void api__wake_commit(api_server_t *srv, const store_commit_t *c);
+/* Wakes every waiter (a foreign commit, or shutdown when 'stopping' is set). */
+void api__wake_all(api_server_t *srv, int stopping);
+/* Wakes waiters whose deadline passed. */
+void api__wake_expired(api_server_t *srv, uint64_t now_ms);
+/* Starts/stops the watcher thread. */
+int api__watcher_start(api_server_t *srv);
+void api__watcher_stop(api_server_t *srv);
+int api__stopping(api_server_t *srv);
+/* Notes the tail position 'tail' as seen; returns 1 if it moved past what was seen. */
+int api__saw_tail(api_server_t *srv, uint64_t tail);
+/* 1 when the client closed its end; suspended connections are not polled by
+ * libmicrohttpd, so streams check their socket themselves. */
+int api__peer_closed(struct MHD_Connection *conn);
+
+/* ---- query.c ---- */
+
+/* Percent-decodes 'n' bytes of 's' into 'out' (room for 'cap' bytes plus a NUL); with
+ * 'plus', '+' means a space. The decoded length, or -1 for a bad escape, a NUL byte, or a
+ * result longer than 'cap'. */
+long api__pct_decode(const char *s, size_t n, char *out, size_t cap, int plus);
+/* Looks up query parameter 'name' of query string 'query', percent-decoded into 'out'
+ * (NUL-terminated). Returns 1 found, 0 absent, or a negative reel_err for a bad encoding
+ * or length. */
+int api__query_in(const char *query, const char *name, char *out, size_t out_len);
+/* The same on the request's query. */
+int api__query(const api_req_t *rq, const char *name, char *out, size_t out_len);
+/* How many times parameter 'name' occurs in the request's query. */
+int api__query_count(const api_req_t *rq, const char *name);
+/* Integer parameter in [0, max]: REEL_OK (found or default kept) or
+ * REEL_EINVALID_PARAMETER after answering with a problem. */
+int api__query_u64(api_req_t *rq, const char *name, uint64_t max, uint64_t *v);
+/* Boolean parameter (true/false/1/0). */
+int api__query_bool(api_req_t *rq, const char *name, int *v);
+/* The value of request header 'name' (borrowed until the request ends), or NULL. */
+const char *api__header(const api_req_t *rq, const char *name);
+
+/* ---- reply.c ---- */
+
+/* Answers with status and JSON body 'b' (its block is taken over; 'b' becomes empty). */
+enum MHD_Result api__reply_json(api_req_t *rq, int status, store_buf_t *b);
+/* Answers with a body of 'type' (copied). */
+enum MHD_Result api__reply_text(api_req_t *rq, int status, const char *type, const char *text,
+                                size_t len);
+/* Answers with the problem for reel_err 'err'; 'fmt' gives the detail naming the value. */
+enum MHD_Result api__problem(api_req_t *rq, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The problem response for 'err' without queueing it, for callers that add headers
+ * before api__queue(rq, reel_err_status(err), resp). NULL when out of memory. Only after
+ * the first call of a request (problems in the first call are deferred, see request.c). */
+struct MHD_Response *api__problem_response(api_req_t *rq, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Queues 'resp' with the common headers (CORS, the request's add_headers hook), then
+ * destroys our reference. */
+enum MHD_Result api__queue(api_req_t *rq, int status, struct MHD_Response *resp);
+/* Answers OPTIONS: the Allow list of the route, and a CORS preflight when configured. */
+enum MHD_Result api__options(api_req_t *rq);
+
+/* ---- body.c ---- */
+
+/* Collects the body into rq->body (bounded by max_body_bytes; past it the rest is
+ * discarded and rq->reject set). Returns 1 while more is coming (the caller returns
+ * MHD_YES), 0 when the whole body is there, -1 when the body has taken longer than the
+ * request timeout (the caller returns MHD_NO, closing the connection: slowloris). */
+int api__collect_body(api_req_t *rq, const char *data, size_t *size);
+/* After api__collect_body() returned 0: REEL_OK when the body is there in full, else
+ * answers the deferred or out-of-memory problem into '*r' and returns its error. */
+int api__body_complete(api_req_t *rq, enum MHD_Result *r);
+/* Checks a request's declared body size against max_body_bytes; answers 413 and
+ * returns 0 when it is too big, else returns 1. */
+int api__body_precheck(api_req_t *rq, enum MHD_Result *r);
+/* Asynchronous store work: api__async_begin() counts the batch and suspends the
+ * connection (REEL_EUNAVAILABLE without suspending when the server is stopping); the
+ * caller then submits with done = api__batch_done and arg = rq, and on a failed submit
+ * calls api__async_failed(). When resumed the handler finds rq->async_done set. */
+int api__async_begin(api_req_t *rq);
+void api__async_failed(api_req_t *rq, store_batch_t *b, int rc);
+void api__batch_done(store_batch_t *b, void *arg);
+/* The three steps above for a plain store batch. */
+enum MHD_Result api__submit(api_req_t *rq, store_batch_t *b);
+
+/* ---- auth.c ---- */
+
+/* Checks the bearer token (header, or ?access_token= when 'allow_query') for 'need'
+ * (enum api_scope bits). REEL_OK, REEL_EUNAUTHORIZED or REEL_EFORBIDDEN. */
+int api__auth(api_req_t *rq, int need, int allow_query);
+int api__tokens_init(api_server_t *srv, const api_token_t *t, size_t n);
+
+#endif

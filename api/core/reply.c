@@ -1,0 +1,172 @@
+/* reply.c -- responses, RFC 7807 problems, CORS and OPTIONS.
+ *
+ * Every answer goes through api__queue(), which adds the common headers: CORS when
+ * configured, and whatever the request's add_headers hook adds (a protocol's own headers,
+ * on its problems too). Problems come from the one error table (store/err.h): type,
+ * title and status are the error's; only the detail is the caller's.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/core/core.h"
+#include "store/json.h"
+
+/* ---- Responses ---- */
+
+static void cors(api_server_t *srv, struct MHD_Response *resp)
+{
+    if (!srv->cors_origin)
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", srv->cors_origin);
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Content-Type");
+    if (strcmp(srv->cors_origin, "*"))
+        MHD_add_response_header(resp, "Vary", "Origin");
+}
+
+enum MHD_Result api__queue(api_req_t *rq, int status, struct MHD_Response *resp)
+{
+    if (!resp)
+        return MHD_NO;
+    cors(rq->srv, resp);
+    if (rq->add_headers)
+        rq->add_headers(rq, resp);
+    enum MHD_Result r = MHD_queue_response(rq->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    if (r == MHD_YES)
+        rq->phase = API_PHASE_ANSWERED;
+    return r;
+}
+
+enum MHD_Result api__reply_json(api_req_t *rq, int status, store_buf_t *b)
+{
+    if (store_buf_failed(b)) {
+        store_buf_release(b);
+        return api__problem(rq, REEL_ENOMEM, "the response did not fit in memory");
+    }
+    size_t len;
+    uint8_t *data = store_buf_detach(b, &len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE
+                                                                           : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return api__queue(rq, status, resp);
+}
+
+enum MHD_Result api__reply_text(api_req_t *rq, int status, const char *type, const char *text,
+                                size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return api__queue(rq, status, resp);
+}
+
+/* Detail text may quote client bytes; keep it printable ASCII so the body is valid JSON
+ * and safe to show in logs whatever the client sent. */
+static void sanitize(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            *s = '?';
+}
+
+/* The problem body and headers for 'err' (counted in the 4xx/5xx counters). */
+static struct MHD_Response *problem_build(api_req_t *rq, int err, const char *detail)
+{
+    int status = reel_err_status(err);
+    atomic_fetch_add(status >= 500 ? &rq->srv->problems_5xx : &rq->srv->problems_4xx, 1);
+    store_buf_t b = STORE_BUF_INIT;
+    store_buf_printf(&b, "{\"type\":\"urn:reel:error:%s\",\"title\":", reel_err_code(err));
+    store_json_write_string(&b, reel_strerror(err), strlen(reel_strerror(err)));
+    store_buf_printf(&b, ",\"status\":%d,\"detail\":", status);
+    store_json_write_string(&b, detail, strlen(detail));
+    store_buf_putc(&b, '}');
+    if (store_buf_failed(&b)) {
+        store_buf_release(&b);
+        return NULL;
+    }
+    size_t len;
+    uint8_t *data = store_buf_detach(&b, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return NULL;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (err == REEL_EUNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"reel\"");
+    if (err == REEL_EMETHOD_NOT_ALLOWED && rq->route) {
+        char allow[128];
+        api__methods_text(api__route_methods(rq->srv->routes, rq->srv->n_routes,
+                                             rq->route->pattern),
+                          allow, sizeof allow);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    }
+    if (err == REEL_ETOO_MANY || err == REEL_EUNAVAILABLE)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    return resp;
+}
+
+struct MHD_Response *api__problem_response(api_req_t *rq, int err, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    sanitize(detail);
+    return problem_build(rq, err, detail);
+}
+
+enum MHD_Result api__problem(api_req_t *rq, int err, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    sanitize(detail);
+    if (rq->in_first && !rq->close_now) {
+        /* libmicrohttpd closes the connection after an answer queued in the first call;
+         * keep-alive clients get the problem once their request was read in full. */
+        rq->reject = err;
+        snprintf(rq->reject_detail, sizeof rq->reject_detail, "%s", detail);
+        rq->phase = API_PHASE_ANSWERED;
+        return MHD_YES;
+    }
+    struct MHD_Response *resp = problem_build(rq, err, detail);
+    return resp ? api__queue(rq, reel_err_status(err), resp) : MHD_NO;
+}
+
+/* OPTIONS: the route's methods, and a CORS preflight answer when CORS is configured
+ * (preflights carry no credentials, so OPTIONS needs no token). */
+enum MHD_Result api__options(api_req_t *rq)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    char allow[128];
+    api__methods_text(api__route_methods(rq->srv->routes, rq->srv->n_routes, rq->route->pattern),
+                      allow, sizeof allow);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (rq->srv->cors_origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                rq->route->cors_headers
+                                    ? rq->route->cors_headers
+                                    : "Authorization, Content-Type, Last-Event-ID");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    }
+    return api__queue(rq, MHD_HTTP_NO_CONTENT, resp);
+}

@@ -1,0 +1,286 @@
+/* request.c -- per-request state and the access handler: checks, then the route's handler.
+ *
+ * The dispatcher knows no route: it matches the request against the route table the top
+ * floor gave (api_server.routes), and takes from the matched row the methods (405 with
+ * the Allow list otherwise), the auth rule, whether the body is read, and the handler.
+ * Checks run once, before any body byte is read: connection limits, framing (request
+ * smuggling), route, auth, method, the {id} segment, shutdown.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/core/core.h"
+
+/* ---- Request state ---- */
+
+void *api__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    api_server_t *srv = cls;
+    api_req_t *rq = calloc(1, sizeof *rq);
+    if (!rq)
+        return NULL;
+    rq->srv = srv;
+    rq->conn = conn;
+    rq->uri = strdup(uri ? uri : "");
+    if (!rq->uri) {
+        free(rq);
+        return NULL;
+    }
+    store_buf_init(&rq->body);
+    store_buf_init(&rq->meta);
+    atomic_fetch_add(&srv->requests, 1);
+    atomic_fetch_add(&srv->live, 1);
+    return rq;
+}
+
+void api__on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                       enum MHD_RequestTerminationCode toe)
+{
+    api_req_t *rq = *req_cls;
+    api_conn_t *c = api__conn_of(conn);
+    if (c) /* a keep-alive connection now waits for its next request head */
+        atomic_store(&c->head_since_ms, (int_fast64_t)api__now_ms());
+    if (!rq)
+        return;
+    if (rq->dispose)
+        rq->dispose(rq);
+    store_buf_release(&rq->body);
+    store_buf_release(&rq->meta);
+    atomic_fetch_sub(&rq->srv->live, 1);
+    free(rq->uri);
+    free(rq);
+    *req_cls = NULL;
+}
+
+/* ---- Framing ---- */
+
+struct framing {
+    int cl, te, host;
+    int te_chunked;
+    int malformed; /* a header line libmicrohttpd 0.9.75 lets through but should not */
+};
+
+/* 1 if 'key' is an RFC 9110 token (tchar only). */
+static int token(const char *key, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("!#$%&'*+-.^_`|~", key[i]) && !isalnum((unsigned char)key[i]))
+            return 0;
+    return 1;
+}
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     size_t key_size, const char *value, size_t value_size)
+{
+    struct framing *f = cls;
+    /* Each of these turned a body into a second, hidden request in tests/http/
+     * test_bad_input.py: a space before the colon ("Content-Length : 91", not a framing
+     * header to libmicrohttpd), a NUL inside a value (cut there, "0\091" reads as 0), and
+     * a folded framing header (kept as "Content-Length91" with an empty value). */
+    if (!token(key, key_size) || (value && strlen(value) != value_size))
+        f->malformed = 1;
+    if (!strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, 14) && key_size != 14)
+        f->malformed = 1;
+    if (!strncasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, 17) && key_size != 17)
+        f->malformed = 1;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        f->cl++;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_HOST))
+        f->host++;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->te++;
+        f->te_chunked = value && !strcasecmp(value, "chunked");
+    }
+    return MHD_YES;
+}
+
+/* RFC 9112 §6.1/§6.3: ambiguous framing is an error (request smuggling). libmicrohttpd
+ * 0.9.75 ignores Content-Length when any Transfer-Encoding is present and takes the
+ * first of duplicate Content-Length headers, so such requests are refused here, as are
+ * the malformed header lines above and a second Host (RFC 9112 §3.2). */
+static int framing_ok(api_req_t *rq)
+{
+    struct framing f = {0, 0, 0, 0, 0};
+    MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.malformed || f.host > 1 || f.cl > 1 || (f.cl && f.te) || f.te > 1 ||
+        (f.te && !f.te_chunked))
+        return 0;
+    return 1;
+}
+
+/* ---- Routing ---- */
+
+/* Finds the row for the request's path and method. When the path matches rows but none
+ * takes the method, rq->route is the first of them (for the Allow list) and 0 returned. */
+static int route(api_req_t *rq)
+{
+    const char *q = strchr(rq->uri, '?');
+    size_t plen = q ? (size_t)(q - rq->uri) : strlen(rq->uri);
+    rq->query = q ? q + 1 : "";
+    rq->route = NULL;
+    for (size_t i = 0; i < rq->srv->n_routes; i++) {
+        const api_route_t *rt = &rq->srv->routes[i];
+        const char *p;
+        size_t n;
+        if (!api__route_match(rt->pattern, rq->uri, plen, &p, &n))
+            continue;
+        if (!rq->route) {
+            rq->route = rt;
+            rq->param = p;
+            rq->param_len = n;
+        }
+        if (rt->methods & rq->method_bit) {
+            rq->route = rt;
+            return 1;
+        }
+    }
+    return rq->route && rq->method_bit == API_M_OPTIONS;
+}
+
+/* The {id} segment: decoded once and checked. ".." and "." are valid id characters but
+ * are refused so that no id can be mistaken for a path step by a proxy or a log reader. */
+static void take_id(api_req_t *rq)
+{
+    long n = api__pct_decode(rq->param, rq->param_len, rq->session, STORE_SESSION_ID_MAX, 0);
+    if (n <= 0 || !store_session_id_valid(rq->session, (size_t)n) ||
+        !strcmp(rq->session, ".") || !strcmp(rq->session, "..")) {
+        rq->bad_id = 1;
+        rq->session[0] = '\0';
+        rq->session_len = 0;
+        return;
+    }
+    rq->session_len = (size_t)n;
+}
+
+/* The scope bits the request needs from its token; 0 when the route is open. */
+static int needed_scope(const api_req_t *rq)
+{
+    if (rq->route->auth == API_AUTH_NONE || rq->method_bit == API_M_OPTIONS)
+        return 0; /* preflights carry no credentials */
+    if (rq->method_bit & API_M_READ)
+        return API_SCOPE_READ;
+    if (rq->method_bit == API_M_DELETE)
+        return API_SCOPE_FULL;
+    return API_SCOPE_APPEND;
+}
+
+static enum MHD_Result check_auth(api_req_t *rq, int *ok)
+{
+    int need = needed_scope(rq);
+    int query = rq->route->auth == API_AUTH_SCOPED_QUERY && rq->method_bit == API_M_GET;
+    int rc = need ? api__auth(rq, need, query) : REEL_OK;
+    *ok = rc == REEL_OK;
+    if (rc == REEL_EUNAUTHORIZED)
+        return api__problem(rq, rc, "send 'Authorization: Bearer <token>'%s",
+                            query ? " or ?access_token=" : "");
+    if (rc == REEL_EFORBIDDEN)
+        return api__problem(rq, rc, "the token's scope does not allow %s on this route",
+                            rq->method);
+    return MHD_YES;
+}
+
+/* Checks done once, before any body byte is read. Returns MHD_YES with rq->phase
+ * API_PHASE_NEW to continue, or the result of an answer already queued or deferred. */
+static enum MHD_Result first_call(api_req_t *rq)
+{
+    api_server_t *srv = rq->srv;
+    api_conn_t *c = api__conn_of(rq->conn);
+    if (c)
+        atomic_store(&c->head_since_ms, 0); /* the head is complete */
+    rq->phase = API_PHASE_ANSWERED;
+    if (c && c->over_limit) {
+        rq->close_now = 1;
+        return api__problem(rq, REEL_ETOO_MANY, "too many open connections (limit %u, %u per address)",
+                            srv->lim.max_connections, srv->lim.max_connections_per_ip);
+    }
+    if (!framing_ok(rq)) {
+        rq->close_now = 1;
+        return api__problem(rq, REEL_EINVALID_PARAMETER,
+                            "malformed or ambiguous header lines (framing, Host, header names)");
+    }
+    rq->method_bit = api__method_bit(rq->method);
+    int found = route(rq);
+    if (!rq->route)
+        return api__problem(rq, REEL_ENOT_FOUND, "no route for this path");
+    rq->add_headers = rq->route->add_headers;
+    int ok = 1;
+    enum MHD_Result r = check_auth(rq, &ok);
+    if (!ok)
+        return r;
+    if (!found)
+        return api__problem(rq, REEL_EMETHOD_NOT_ALLOWED, "%s is not allowed here", rq->method);
+    if (strstr(rq->route->pattern, "{id}"))
+        take_id(rq);
+    if (rq->bad_id)
+        return api__problem(rq, REEL_EINVALID_SESSION_ID,
+                            "session ids are 1..%d bytes of [A-Za-z0-9._:~-] (not '.' or '..')",
+                            STORE_SESSION_ID_MAX);
+    if (api__stopping(srv))
+        return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
+    rq->phase = API_PHASE_NEW;
+    return MHD_YES;
+}
+
+static int has_body(const api_req_t *rq)
+{
+    return rq->route && (rq->route->body & rq->method_bit);
+}
+
+static enum MHD_Result dispatch(api_req_t *rq, const char *data, size_t *size)
+{
+    if (rq->method_bit == API_M_OPTIONS)
+        return api__options(rq);
+    return rq->route->handler(rq, data, size);
+}
+
+/* Answers the deferred problem once the whole body has been swallowed. The swallowing
+ * is bounded by max_body_bytes, past which the connection is closed. */
+static enum MHD_Result deferred(api_req_t *rq, size_t *size)
+{
+    if (*size) {
+        rq->swallowed += *size;
+        *size = 0;
+        return rq->swallowed > rq->srv->lim.max_body_bytes ? MHD_NO : MHD_YES;
+    }
+    int err = rq->reject;
+    rq->reject = 0;
+    return api__problem(rq, err, "%s", rq->reject_detail);
+}
+
+/* libmicrohttpd (0.9.75) closes the connection after any answer queued in the first call
+ * for a request, so the first call only checks (problems are deferred, except those that
+ * should close the connection) and body routes begin; answers come from the later calls. */
+enum MHD_Result api__on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version,
+                                const char *upload_data, size_t *upload_data_size,
+                                void **req_cls)
+{
+    api_req_t *rq = *req_cls;
+    if (!rq)
+        return MHD_NO; /* out of memory in api__on_uri: drop the connection */
+    if (!rq->method) {
+        rq->conn = conn;
+        rq->method = method;
+        rq->start_ms = api__now_ms();
+        rq->in_first = 1;
+        enum MHD_Result r = first_call(rq);
+        if (r == MHD_YES && rq->phase == API_PHASE_NEW && has_body(rq))
+            r = dispatch(rq, upload_data, upload_data_size);
+        rq->in_first = 0;
+        return r;
+    }
+    if (rq->reject)
+        return deferred(rq, upload_data_size);
+    if (rq->phase == API_PHASE_ANSWERED || (*upload_data_size && !has_body(rq))) {
+        /* Answered already, or a body nobody asked for (GET, DELETE): discard it, within
+         * the body limit, before answering. */
+        rq->swallowed += *upload_data_size;
+        *upload_data_size = 0;
+        return rq->swallowed > rq->srv->lim.max_body_bytes ? MHD_NO : MHD_YES;
+    }
+    return dispatch(rq, upload_data, upload_data_size);
+}

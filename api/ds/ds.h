@@ -1,0 +1,22 @@
+/* ds.h -- the Durable Streams protocol at /v1/stream/{path}: what the route table needs
+ * (api/routes.c). The protocol as served is docs/durable-streams.md; the files and their
+ * private declarations are in api/ds/ds_int.h.
+ */
+#ifndef REEL_API_DS_H
+#define REEL_API_DS_H
+
+#include "api/core/core.h"
+
+/* The request headers a browser may send on a stream route (CORS preflight). */
+#define API_DS_CORS_HEADERS                                                                \
+    "Authorization, Content-Type, If-None-Match, Stream-Seq, Stream-TTL, "                 \
+    "Stream-Expires-At, Stream-Closed, Producer-Id, Producer-Epoch, Producer-Seq, "        \
+    "Stream-Forked-From, Stream-Fork-Offset, Stream-Fork-Sub-Offset"
+
+/* The handler of every method of /v1/stream/{path} (the route's '*' is the path). */
+enum MHD_Result api__ds(api_req_t *rq, const char *data, size_t *size);
+/* The headers every stream response carries (security, CORS exposure): the route's
+ * add_headers hook. */
+void api__ds_headers(api_req_t *rq, struct MHD_Response *resp);
+
+#endif

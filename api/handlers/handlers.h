@@ -1,0 +1,53 @@
+/* handlers.h -- the session routes of api/ (top floor, see api/core/core.h), by resource.
+ *
+ * Files: events.c (append, offset pages and long-poll of a session and of the feed),
+ * sse.c (Server-Sent Events of a session and of the feed, on api/live/sse.c), sessions.c
+ * (session records and the list), projections.c (restore, transcript, stats, verify and
+ * export, served by replay/), metrics.c (health and /metrics), ui.c (the /ui/ inspector).
+ *
+ * Every handler has the api_handler_fn signature and is named in one row of the route
+ * table (api/routes.c), which says its path, methods, auth and whether it reads a body.
+ * docs/HTTP.md documents each route.
+ */
+#ifndef REEL_API_HANDLERS_H
+#define REEL_API_HANDLERS_H
+
+#include "api/core/core.h"
+
+#define API_HEARTBEAT_MS 10000    /* SSE comment heartbeat; docs/HTTP.md promises <= 15 s */
+#define API_MAX_WAIT_S 60         /* long-poll 'wait' ceiling */
+#define API_DEFAULT_LIMIT 100     /* page size when 'limit' is absent */
+#define API_MAX_LIMIT 10000       /* page size ceiling */
+#define API_MAX_PAGE_BYTES (16u << 20) /* a page stops growing past this (at least 1 event) */
+
+/* REEL_OK if session 'id' exists and is not deleted; REEL_ESESSION_NOT_FOUND or
+ * REEL_EGONE otherwise (events.c). */
+int api__session_readable(store_read_t *r, const char *id, size_t len);
+
+/* events.c */
+enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__events_read(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__feed_read(api_req_t *rq, const char *data, size_t *size);
+/* sse.c */
+enum MHD_Result api__session_sse(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__feed_sse(api_req_t *rq, const char *data, size_t *size);
+/* sessions.c */
+enum MHD_Result api__session_get(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__session_put(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__session_delete(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size);
+/* projections.c */
+enum MHD_Result api__restore(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__transcript(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__stats(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__verify(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__session_export(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__export(api_req_t *rq, const char *data, size_t *size);
+/* metrics.c */
+enum MHD_Result api__health(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size);
+/* ui.c: /ui and /ui/ (index.html), /ui/{name} (an embedded file, else 404) */
+enum MHD_Result api__ui_index(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__ui_file(api_req_t *rq, const char *data, size_t *size);
+
+#endif

@@ -1,0 +1,171 @@
+/* sse.c -- Server-Sent Events of a session and of the feed: /v1/sessions/{id}/events/sse
+ * and /v1/events/sse (docs/HTTP.md "Server-Sent Events").
+ *
+ * The loop is api/live/sse.c's; this file gives it the session routes' messages. A
+ * client holds only the last key it was sent ('next': a sequence, or a position on the
+ * feed), so a reconnect with Last-Event-ID misses nothing (docs/RELIABILITY.md). Each
+ * fill is one bounded read through replay_scan(): at least one event, then up to
+ * sse_buffer_bytes.
+ *
+ * Messages: "id: <key>\ndata: <event JSON>\n\n" (JSON has no raw newlines), comment
+ * heartbeats ": keepalive\n\n" every API_HEARTBEAT_MS, and "retry: 2000" first.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/handlers/handlers.h"
+#include "api/live/live.h"
+#include "replay/replay.h"
+
+#define SSE_BATCH 256 /* events examined per read */
+
+typedef struct feed_sse {
+    api_sse_t s;             /* first: the loop's state */
+    int feed;
+    char session[STORE_SESSION_ID_MAX + 1];
+    size_t session_len;
+    uint64_t next;           /* last key sent (sequence or position) */
+    int include_raw;
+    char types[1024];        /* filter or "" */
+} feed_sse_t;
+
+static int sse_event(void *arg, const store_event_view_t *ev, uint64_t key)
+{
+    feed_sse_t *c = arg;
+    store_buf_t *out = &c->s.out;
+    if (out->len >= c->s.srv->lim.sse_buffer_bytes)
+        return 1; /* full: the rest waits for the next read */
+    size_t mark = out->len;
+    store_buf_printf(out, "id: %llu\ndata: ", (unsigned long long)key);
+    if (api__render_event(c->s.srv, out, ev, c->include_raw) != REEL_OK) {
+        out->len = mark;
+        return REEL_ECORRUPT;
+    }
+    store_buf_puts(out, "\n\n");
+    return 0;
+}
+
+/* Reads the next batch into the output. A deleted or missing session ends the stream. */
+static int fill(api_sse_t *s, int *moved)
+{
+    feed_sse_t *c = (feed_sse_t *)s;
+    store_read_t r;
+    int rc = store_read_begin(s->srv->store, &r);
+    if (rc != REEL_OK)
+        return rc;
+    if (!c->feed)
+        rc = api__session_readable(&r, c->session, c->session_len);
+    if (rc == REEL_OK) {
+        replay_scan_t sc = {c->feed ? NULL : c->session, c->session_len,
+                            c->types[0] ? c->types : NULL, SSE_BATCH, 0, 0};
+        rc = replay_scan(&r, &sc, c->next, sse_event, c);
+        *moved = sc.scanned != c->next;
+        c->next = sc.scanned;
+    }
+    store_read_end(&r);
+    if (rc == REEL_ESESSION_NOT_FOUND || rc == REEL_EGONE) {
+        s->finished = 1;
+        return REEL_OK;
+    }
+    return rc;
+}
+
+static void heartbeat(api_sse_t *s)
+{
+    store_buf_puts(&s->out, ": keepalive\n\n");
+}
+
+static void dispose(api_sse_t *s)
+{
+    free(s);
+}
+
+static const api_sse_ops_t feed_ops = {fill, heartbeat, dispose};
+
+/* Parses the starting key: Last-Event-ID wins over the query parameter. */
+static int start_key(api_req_t *rq, int feed, uint64_t *key)
+{
+    const char *lei = api__header(rq, "Last-Event-ID");
+    if (lei) {
+        char *end;
+        if (!*lei || *lei < '0' || *lei > '9')
+            goto bad;
+        unsigned long long v = strtoull(lei, &end, 10);
+        if (*end || v > INT64_MAX)
+            goto bad;
+        *key = v;
+        return REEL_OK;
+    bad:
+        api__problem(rq, REEL_EINVALID_PARAMETER, "Last-Event-ID must be an integer, not '%.40s'",
+                     lei);
+        return REEL_EINVALID_PARAMETER;
+    }
+    return api__query_u64(rq, feed ? "after" : "offset", INT64_MAX, key);
+}
+
+static int session_exists(api_req_t *rq)
+{
+    store_read_t r;
+    int rc = store_read_begin(rq->srv->store, &r);
+    if (rc != REEL_OK)
+        return rc;
+    rc = api__session_readable(&r, rq->session, rq->session_len);
+    store_read_end(&r);
+    return rc;
+}
+
+static enum MHD_Result sse_start(api_req_t *rq, int feed)
+{
+    api_server_t *srv = rq->srv;
+    uint64_t key = 0;
+    int raw = 0;
+    char types[1024] = "";
+    if (start_key(rq, feed, &key) != REEL_OK || api__query_bool(rq, "include_raw", &raw) != REEL_OK)
+        return MHD_YES;
+    if (api__query(rq, "types", types, sizeof types) < 0)
+        return api__problem(rq, REEL_EINVALID_PARAMETER, "'types' is not valid");
+    if (!feed) {
+        int rc = session_exists(rq);
+        if (rc == REEL_ESESSION_NOT_FOUND)
+            return api__problem(rq, rc, "session '%s' does not exist", rq->session);
+        if (rc == REEL_EGONE)
+            return api__problem(rq, rc, "session '%s' was deleted", rq->session);
+        if (rc != REEL_OK)
+            return api__problem(rq, rc, "reading the session failed: %s", reel_strerror(rc));
+    }
+    enum MHD_Result full;
+    if (api__sse_slot(rq, &full))
+        return full;
+    feed_sse_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        atomic_fetch_sub(&srv->sse_clients, 1);
+        return api__problem(rq, REEL_ENOMEM, "out of memory");
+    }
+    api__sse_init(&c->s, &feed_ops, rq, API_HEARTBEAT_MS, 0);
+    c->feed = feed;
+    memcpy(c->session, rq->session, rq->session_len + 1);
+    c->session_len = rq->session_len;
+    c->next = key;
+    c->include_raw = raw;
+    memcpy(c->types, types, sizeof types);
+    c->s.w.kind = feed ? API_WAIT_FEED : API_WAIT_SESSION;
+    c->s.w.session = c->session;
+    c->s.w.session_len = c->session_len;
+    store_buf_puts(&c->s.out, "retry: 2000\n\n");
+    struct MHD_Response *resp = api__sse_response(&c->s, 4096);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return api__queue(rq, 200, resp);
+}
+
+enum MHD_Result api__session_sse(api_req_t *rq, const char *data, size_t *size)
+{
+    return sse_start(rq, 0);
+}
+
+enum MHD_Result api__feed_sse(api_req_t *rq, const char *data, size_t *size)
+{
+    return sse_start(rq, 1);
+}
