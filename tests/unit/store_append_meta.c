@@ -1,5 +1,5 @@
 /* store_append_meta.c -- STORE_OP_APPEND with 'metadata': the session's metadata is written
- * in the same transaction as the events (api/stream.c keeps Durable Streams producer state
+ * in the same transaction as the events (api/ds/ keeps Durable Streams producer state
  * there), and a refused batch (expected_sequence) changes neither. */
 #include <string.h>
 
