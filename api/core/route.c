@@ -34,8 +34,10 @@ void api__methods_text(unsigned bits, char *out, size_t cap)
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
         if (bits & methods[i].bit) {
             int n = snprintf(out + o, cap - o, "%s%s", o ? ", " : "", methods[i].name);
-            if (n < 0 || (size_t)n >= cap - o)
+            if (n < 0 || (size_t)n >= cap - o) {
+                out[o] = '\0'; /* whole names only */
                 return;
+            }
             o += (size_t)n;
         }
 }

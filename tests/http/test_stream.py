@@ -240,3 +240,38 @@ def test_export_import_keeps_streams(server_factory, tmp_path):
     r = read(b, "x/json")
     assert r.body == b'[{"k":1.50},"s"]' and r.header("stream-closed") == "true"
     assert r.header(OFF) == read(a, "x/json").header(OFF)
+
+
+def test_delete_racing_appends_keeps_the_server_sound(server):
+    """A DELETE that lands between an append's commit and its answer (the append then
+    reads the stream's state to compute its offset and finds nothing) used to release an
+    uninitialised ds_meta_t, freeing a garbage pointer: under ASan the server died. Every
+    answer must be one the protocol allows, and the server must stay up."""
+    errors = []
+
+    def appender(k):
+        for i in range(40):
+            r = post(server, "race", b"x%d-%d" % (k, i))
+            if r.status not in (204, 404, 410, 409):
+                errors.append(("post", r.status, r.body[:200]))
+
+    def churn():
+        for _ in range(40):
+            d = server.request("DELETE", "/v1/stream/race")
+            if d.status not in (204, 404):
+                errors.append(("delete", d.status, d.body[:200]))
+            p = put(server, "race")
+            if p.status not in (200, 201):
+                errors.append(("put", p.status, p.body[:200]))
+
+    assert put(server, "race").status == 201
+    threads = [threading.Thread(target=appender, args=(k,)) for k in range(4)]
+    threads.append(threading.Thread(target=churn))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:5]
+    assert server.get("/v1/health").status == 200
+    r = read(server, "race")
+    assert r.status == 200
