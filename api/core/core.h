@@ -270,6 +270,10 @@ void api__conns_free(api_server_t *srv);
  * server is stopping. Returns 1 if suspended, 0 if the caller should re-check now.
  * MUST be called from a libmicrohttpd callback of that connection. */
 int api__wait(api_server_t *srv, api_waiter_t *w, uint64_t gen);
+/* api__wait() for request 'rq' with the waiter's fields: what wakes it ('kind', and the
+ * session when API_WAIT_SESSION; borrowed) and its deadline (monotonic ms, 0 = none). */
+int api__wait_for(api_req_t *rq, api_waiter_t *w, int kind, const char *session, size_t len,
+                  uint64_t deadline_ms, uint64_t gen);
 /* The current commit generation (read before a check, passed to api__wait()). */
 uint64_t api__gen(api_server_t *srv);
 /* Wakes the waiters of the touched sessions and every feed waiter (commit hook). */

@@ -73,9 +73,10 @@ enum MHD_Result api__reply_text(api_req_t *rq, int status, const char *type, con
 
 /* Detail text may quote client bytes; keep it printable ASCII so the body is valid JSON
  * and safe to show in logs whatever the client sent. */
-static void sanitize(char *s)
+static void format_detail(char *detail, size_t cap, const char *fmt, va_list ap)
 {
-    for (; *s; s++)
+    vsnprintf(detail, cap, fmt, ap);
+    for (char *s = detail; *s; s++)
         if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
             *s = '?';
 }
@@ -123,9 +124,8 @@ struct MHD_Response *api__problem_response(api_req_t *rq, int err, const char *f
     char detail[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    format_detail(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    sanitize(detail);
     return problem_build(rq, err, detail);
 }
 
@@ -134,9 +134,8 @@ enum MHD_Result api__problem(api_req_t *rq, int err, const char *fmt, ...)
     char detail[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    format_detail(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    sanitize(detail);
     if (rq->in_first && !rq->close_now) {
         /* libmicrohttpd closes the connection after an answer queued in the first call;
          * keep-alive clients get the problem once their request was read in full. */

@@ -76,6 +76,17 @@ int api__wait(api_server_t *srv, api_waiter_t *w, uint64_t gen)
     return 1;
 }
 
+int api__wait_for(api_req_t *rq, api_waiter_t *w, int kind, const char *session, size_t len,
+                   uint64_t deadline_ms, uint64_t gen)
+{
+    w->conn = rq->conn;
+    w->kind = kind;
+    w->session = session;
+    w->session_len = len;
+    w->deadline_ms = deadline_ms;
+    return api__wait(rq->srv, w, gen);
+}
+
 static int touched(const store_commit_t *c, const api_waiter_t *w)
 {
     for (size_t i = 0; i < c->n_sessions; i++) {

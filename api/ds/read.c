@@ -297,15 +297,10 @@ static const api_sse_ops_t ds_sse_ops = {fill, heartbeat, dispose};
 
 static enum MHD_Result sse_start(api_req_t *rq, ds_req_t *d)
 {
-    api_server_t *srv = rq->srv;
-    enum MHD_Result full;
-    if (api__sse_slot(rq, &full))
-        return full;
-    ds_sse_t *c = calloc(1, sizeof *c);
-    if (!c) {
-        atomic_fetch_sub(&srv->sse_clients, 1);
-        return api__problem(rq, REEL_ENOMEM, "out of memory");
-    }
+    enum MHD_Result answered;
+    ds_sse_t *c = api__sse_new(rq, sizeof *c, &answered);
+    if (!c)
+        return answered;
     api__sse_init(&c->s, &ds_sse_ops, rq, DS_SSE_KEEPALIVE_MS, DS_SSE_MAX_MS);
     memcpy(c->sid, d->sid, d->sid_len);
     c->sid_len = d->sid_len;
@@ -498,14 +493,8 @@ static enum MHD_Result read_or_wait(api_req_t *rq, ds_req_t *d)
         uint64_t deadline = rq->start_ms + rq->srv->lim.ds_long_poll_ms;
         if (api__now_ms() >= deadline || api__stopping(srv))
             return long_poll_empty(rq, d, d->after, 0);
-        api_waiter_t *w = &d->waiter;
-        w->conn = rq->conn;
-        w->kind = API_WAIT_SESSION;
-        w->session = d->sid;
-        w->session_len = d->sid_len;
-        w->deadline_ms = deadline;
         rq->phase = DS_WAIT;
-        if (api__wait(srv, w, gen))
+        if (api__wait_for(rq, &d->waiter, API_WAIT_SESSION, d->sid, d->sid_len, deadline, gen))
             return MHD_YES;
     }
 }

@@ -199,6 +199,15 @@ int api__session_readable(store_read_t *r, const char *id, size_t len)
     return rc;
 }
 
+enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing)
+{
+    if (rc == REEL_ESESSION_NOT_FOUND)
+        return api__problem(rq, rc, "session '%s' does not exist", rq->session);
+    if (rc == REEL_EGONE)
+        return api__problem(rq, rc, "session '%s' was deleted", rq->session);
+    return api__problem(rq, rc, "%s failed: %s", doing, reel_strerror(rc));
+}
+
 /* Reads one page past rq->offset into 'pg'. Returns REEL_OK or a store error. */
 static int read_page(api_req_t *rq, struct page *pg)
 {
@@ -268,24 +277,15 @@ static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
         int rc = read_page(rq, &pg);
         if (rc != REEL_OK) {
             store_buf_release(&out);
-            if (rc == REEL_ESESSION_NOT_FOUND)
-                return api__problem(rq, rc, "session '%s' does not exist", rq->session);
-            if (rc == REEL_EGONE)
-                return api__problem(rq, rc, "session '%s' was deleted", rq->session);
-            return api__problem(rq, rc, "reading events failed: %s", reel_strerror(rc));
+            return api__session_problem(rq, rc, "reading events");
         }
         uint64_t deadline = rq->start_ms + rq->wait_s * 1000;
         if (pg.n || pg.more || !rq->wait_s || api__now_ms() >= deadline || api__stopping(srv))
             return page_reply(rq, &out, &pg);
         store_buf_release(&out);
-        api_waiter_t *w = &rq->waiter;
-        w->conn = rq->conn;
-        w->kind = feed ? API_WAIT_FEED : API_WAIT_SESSION;
-        w->session = rq->session;
-        w->session_len = rq->session_len;
-        w->deadline_ms = deadline;
         rq->phase = READ_WAIT;
-        if (api__wait(srv, w, gen))
+        if (api__wait_for(rq, &rq->waiter, feed ? API_WAIT_FEED : API_WAIT_SESSION, rq->session,
+                          rq->session_len, deadline, gen))
             return MHD_YES;
     }
 }

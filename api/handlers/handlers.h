@@ -23,6 +23,9 @@
 /* REEL_OK if session 'id' exists and is not deleted; REEL_ESESSION_NOT_FOUND or
  * REEL_EGONE otherwise (events.c). */
 int api__session_readable(store_read_t *r, const char *id, size_t len);
+/* Answers a session route's error 'rc': 404 and 410 name the session, any other error
+ * says what failed ('doing', e.g. "reading events"). */
+enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing);
 
 /* events.c */
 enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size);

@@ -49,16 +49,6 @@ static int restore_params(api_req_t *rq, replay_restore_opts_t *o)
     return 0;
 }
 
-static enum MHD_Result session_problem(api_req_t *rq, int rc)
-{
-    if (rc == REEL_ESESSION_NOT_FOUND)
-        return api__problem(rq, rc, "session '%s' does not exist", rq->session);
-    if (rc == REEL_EGONE)
-        return api__problem(rq, rc, "session '%s' was deleted", rq->session);
-    return api__problem(rq, rc, "reading session '%s' failed: %s", rq->session,
-                        reel_strerror(rc));
-}
-
 enum MHD_Result api__restore(api_req_t *rq, const char *data, size_t *size)
 {
     replay_restore_opts_t o = REPLAY_RESTORE_DEFAULT;
@@ -69,7 +59,7 @@ enum MHD_Result api__restore(api_req_t *rq, const char *data, size_t *size)
     store_read_t r;
     int rc = store_read_begin(rq->srv->store, &r);
     if (rc != REEL_OK)
-        return session_problem(rq, rc);
+        return api__session_problem(rq, rc, "reading the session");
     store_session_t rec;
     replay_restore_t res;
     store_buf_t out = STORE_BUF_INIT;
@@ -87,7 +77,7 @@ enum MHD_Result api__restore(api_req_t *rq, const char *data, size_t *size)
     store_read_end(&r);
     if (rc != REEL_OK) {
         store_buf_release(&out);
-        return session_problem(rq, rc);
+        return api__session_problem(rq, rc, "reading the session");
     }
     return api__reply_json(rq, 200, &out);
 }
@@ -172,7 +162,7 @@ static enum MHD_Result job_reply(api_req_t *rq, int per_session)
     int rc = rq->batch.err;
     if (rc != REEL_OK) {
         if (per_session)
-            return session_problem(rq, rc);
+            return api__session_problem(rq, rc, "reading the session");
         return api__problem(rq, rc, "stats failed: %s", reel_strerror(rc));
     }
     if (!rq->markdown)
@@ -332,7 +322,7 @@ static enum MHD_Result export_start(api_req_t *rq, const replay_export_opts_t *o
     if (rc != REEL_OK) {
         free(e);
         if (rc == REEL_ESESSION_NOT_FOUND || rc == REEL_EGONE)
-            return session_problem(rq, rc);
+            return api__session_problem(rq, rc, "reading the session");
         return api__problem(rq, rc, "cannot export: %s", reel_strerror(rc));
     }
     struct MHD_Response *resp =

@@ -36,9 +36,7 @@ static enum MHD_Result reply_record(api_req_t *rq)
     store_read_end(&r);
     if (rc != REEL_OK) {
         store_buf_release(&out);
-        if (rc == REEL_ESESSION_NOT_FOUND)
-            return api__problem(rq, rc, "session '%s' does not exist", rq->session);
-        return api__problem(rq, rc, "reading the session failed: %s", reel_strerror(rc));
+        return api__session_problem(rq, rc, "reading the session");
     }
     return api__reply_json(rq, 200, &out);
 }
@@ -170,13 +168,7 @@ static enum MHD_Result put_submit(api_req_t *rq)
 static enum MHD_Result change_done(api_req_t *rq)
 {
     int err = rq->batch.err;
-    if (err == REEL_ESESSION_NOT_FOUND)
-        return api__problem(rq, err, "session '%s' does not exist", rq->session);
-    if (err == REEL_EGONE)
-        return api__problem(rq, err, "session '%s' was deleted", rq->session);
-    if (err != REEL_OK)
-        return api__problem(rq, err, "the change failed: %s", reel_strerror(err));
-    return reply_record(rq);
+    return err != REEL_OK ? api__session_problem(rq, err, "the change") : reply_record(rq);
 }
 
 enum MHD_Result api__session_get(api_req_t *rq, const char *data, size_t *size)

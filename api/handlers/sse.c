@@ -117,7 +117,6 @@ static int session_exists(api_req_t *rq)
 
 static enum MHD_Result sse_start(api_req_t *rq, int feed)
 {
-    api_server_t *srv = rq->srv;
     uint64_t key = 0;
     int raw = 0;
     char types[1024] = "";
@@ -127,21 +126,13 @@ static enum MHD_Result sse_start(api_req_t *rq, int feed)
         return api__problem(rq, REEL_EINVALID_PARAMETER, "'types' is not valid");
     if (!feed) {
         int rc = session_exists(rq);
-        if (rc == REEL_ESESSION_NOT_FOUND)
-            return api__problem(rq, rc, "session '%s' does not exist", rq->session);
-        if (rc == REEL_EGONE)
-            return api__problem(rq, rc, "session '%s' was deleted", rq->session);
         if (rc != REEL_OK)
-            return api__problem(rq, rc, "reading the session failed: %s", reel_strerror(rc));
+            return api__session_problem(rq, rc, "reading the session");
     }
-    enum MHD_Result full;
-    if (api__sse_slot(rq, &full))
-        return full;
-    feed_sse_t *c = calloc(1, sizeof *c);
-    if (!c) {
-        atomic_fetch_sub(&srv->sse_clients, 1);
-        return api__problem(rq, REEL_ENOMEM, "out of memory");
-    }
+    enum MHD_Result answered;
+    feed_sse_t *c = api__sse_new(rq, sizeof *c, &answered);
+    if (!c)
+        return answered;
     api__sse_init(&c->s, &feed_ops, rq, API_HEARTBEAT_MS, 0);
     c->feed = feed;
     memcpy(c->session, rq->session, rq->session_len + 1);

@@ -54,6 +54,9 @@ struct api_sse {
 /* Takes one of the --max-sse-clients slots (released when the stream is freed): 0 when
  * taken, -1 after answering 429 into '*answered'. */
 int api__sse_slot(api_req_t *rq, enum MHD_Result *answered);
+/* A slot and 'size' zeroed bytes for the owner's state (whose first member is the
+ * api_sse_t); NULL after answering 429 or 500 into '*answered'. */
+void *api__sse_new(api_req_t *rq, size_t size, enum MHD_Result *answered);
 /* Sets up 's' for request 'rq' (which holds a slot). */
 void api__sse_init(api_sse_t *s, const api_sse_ops_t *ops, api_req_t *rq, uint64_t heartbeat_ms,
                    uint64_t max_ms);

@@ -28,6 +28,18 @@ int api__sse_slot(api_req_t *rq, enum MHD_Result *answered)
     return -1;
 }
 
+void *api__sse_new(api_req_t *rq, size_t size, enum MHD_Result *answered)
+{
+    if (api__sse_slot(rq, answered))
+        return NULL;
+    void *p = calloc(1, size);
+    if (!p) {
+        atomic_fetch_sub(&rq->srv->sse_clients, 1);
+        *answered = api__problem(rq, REEL_ENOMEM, "out of memory");
+    }
+    return p;
+}
+
 void api__sse_init(api_sse_t *s, const api_sse_ops_t *ops, api_req_t *rq, uint64_t heartbeat_ms,
                    uint64_t max_ms)
 {
