@@ -224,7 +224,8 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
     uint64_t pos = ++g->position;
     uint64_t t = keep_time ? ev->time_ms : g->now_ms;
     uint8_t hash[STORE_HASH_LEN], skey[16], pkey[8];
-    store__chain(x->rec.last_hash, seq, pos, t, ev->body_hash, hash);
+    if (store__chain(x->rec.last_hash, seq, pos, t, ev->body_hash, hash))
+        return g->mdb_rc = ENOMEM, REEL_ENOMEM; /* events before it are written: fail the group */
     store__put_u64(skey, x->rec.num);
     store__put_u64(skey + 8, seq);
     store__put_u64(pkey, pos);

@@ -1,5 +1,6 @@
 /* failmalloc.c -- allocation-failure injector (contract in failmalloc.h). */
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@ static atomic_long fail_at_;
 static atomic_long numbered;
 static atomic_long n_failed;
 static atomic_long live;
+static int trace;
 
 static void *(*real_malloc)(size_t);
 static void *(*real_calloc)(size_t, size_t);
@@ -71,6 +73,10 @@ static int fail_now(void)
     if (at <= 0 || (k != at && !(atomic_load(&persistent_) && k > at)))
         return 0;
     atomic_fetch_add(&n_failed, 1);
+    if (trace) { /* FAILMALLOC_TRACE=1: where the failed allocation was made */
+        void *pc[24];
+        backtrace_symbols_fd(pc, backtrace(pc, 24), 2);
+    }
     errno = ENOMEM;
     return 1;
 }
@@ -161,6 +167,10 @@ void *pvalloc(size_t n)
 
 void fm_arm(long fail_at, int persistent)
 {
+    void *pc[1];
+    trace = getenv("FAILMALLOC_TRACE") != NULL;
+    if (trace)
+        backtrace(pc, 1); /* loads libgcc_s now, not while armed */
     atomic_store(&numbered, 0);
     atomic_store(&n_failed, 0);
     atomic_store(&fail_at_, fail_at);
