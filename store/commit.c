@@ -606,6 +606,16 @@ static void fire_hook(store_t *s, const struct group *g, size_t n_batches)
 /* Maps a group-level failure onto every batch that had not failed on its own. */
 static void fail_group(store_t *s, store_batch_t *list, int rc)
 {
+    if (rc == ENOMEM) {
+        /* Out of memory is not fail-stop: LMDB allocates only before it writes a page,
+         * and the committer's own allocations come before the commit, so the aborted
+         * transaction left the file as it was (tests/oom retries after each failure). */
+        store__set_error("commit failed: out of memory");
+        for (store_batch_t *b = list; b; b = b->next_)
+            if (!b->err)
+                b->err = REEL_ENOMEM;
+        return;
+    }
     int err = store__err_from_mdb(rc);
     if (rc == MDB_MAP_FULL)
         err = REEL_EFULL;

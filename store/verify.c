@@ -57,7 +57,10 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
 {
     store_event_view_t ev = {0};
     uint64_t num;
-    if (store__value_decode(pos, val->mv_data, val->mv_size, &v->zbuf, &ev, &num))
+    int rc = store__value_decode(pos, val->mv_data, val->mv_size, &v->zbuf, &ev, &num);
+    if (rc == REEL_ENOMEM) /* no verdict on this value: not a finding */
+        return rc;
+    if (rc)
         return finding(v, rec, seq, pos, "the stored value cannot be decoded (bad header or zstd frame)");
     if (num != rec->num || ev.sequence != seq)
         return finding(v, rec, seq, pos, "the value at this position belongs to another event");

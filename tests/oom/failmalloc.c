@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/oom/failmalloc.h"
 
@@ -85,6 +87,14 @@ static void *counted(void *p)
 {
     if (p)
         atomic_fetch_add(&live, 1);
+    if (p && trace > 1 && atomic_load(&armed)) { /* FAILMALLOC_TRACE=2: every block */
+        void *pc[12];
+        char line[64];
+        int n = snprintf(line, sizeof line, "+%p\n", p);
+        if (write(2, line, (size_t)n) < 0)
+            return p;
+        backtrace_symbols_fd(pc, backtrace(pc, 12), 2);
+    }
     return p;
 }
 
@@ -129,6 +139,12 @@ void free(void *p)
         return;
     resolve();
     atomic_fetch_sub(&live, 1);
+    if (trace > 1) {
+        char line[64];
+        int n = snprintf(line, sizeof line, "-%p\n", p);
+        if (write(2, line, (size_t)n) < 0)
+            return;
+    }
     real_free(p);
 }
 
@@ -168,7 +184,7 @@ void *pvalloc(size_t n)
 void fm_arm(long fail_at, int persistent)
 {
     void *pc[1];
-    trace = getenv("FAILMALLOC_TRACE") != NULL;
+    trace = getenv("FAILMALLOC_TRACE") ? atoi(getenv("FAILMALLOC_TRACE")) : 0;
     if (trace)
         backtrace(pc, 1); /* loads libgcc_s now, not while armed */
     atomic_store(&numbered, 0);

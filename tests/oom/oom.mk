@@ -2,7 +2,8 @@
 #
 #   make oom         every allocation of every operation failed once (transient), then
 #                    again failing it and every later one (persistent)
-#   make oom-quick   the transient pass only (tests/run.sh runs it)
+#   make oom-quick   the transient pass only, without the operations that have an open
+#                    bug (tests/run.sh runs it; about 3 s)
 #
 # Built with the Makefile's CFLAGS against $(BUILD)/libreel.a, so SANITIZER=address gives
 # an ASan run. Prints one line per operation and "N passed, N failed".
@@ -19,9 +20,9 @@ $(OOMBIN): $(OOMOBJ) $(BUILD)/libreel.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -ldl
 
 oom-quick: $(OOMBIN)
-	@$(OOMBIN)
+	@$(OOMBIN) --quick
 
 oom: $(OOMBIN)
-	@$(OOMBIN) && $(OOMBIN) --persistent
+	@$(OOMBIN); st=$$?; $(OOMBIN) --persistent && exit $$st
 
 .DEFAULT_GOAL := $(OOM_SAVED_GOAL)
