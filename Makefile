@@ -137,3 +137,6 @@ include tests/fuzz/fuzz.mk
 
 # Side-by-side benchmarks with the peers: make bench-peers (tools/peers/).
 include tools/peers/peers.mk
+
+# The malloc-failure run: make oom, oom-quick (tests/oom/).
+include tests/oom/oom.mk

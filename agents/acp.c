@@ -1,6 +1,6 @@
 /* acp.c -- ACP (Agent Client Protocol: JSON-RPC 2.0 over newline-delimited stdio) to
  * universal events, and the client side of the protocol that `reel run --agent acp`
- * speaks. Mapping: research/agent-formats.md §5 and docs/AGENTS.md.
+ * speaks. Mapping: docs/AGENTS.md (§3, "acp" in the per-agent notes).
  *
  * The converter sees both directions: what the agent wrote (AGENT_STDOUT) and what the
  * runner wrote to it (AGENT_STDIN), so a captured bidirectional log converts the same

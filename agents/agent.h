@@ -1,5 +1,5 @@
 /* agent.h -- agent runners and per-agent converters: native agent output in, universal
- * events (SPEC §3) out.
+ * events (docs/AGENTS.md §3; the envelope in docs/DESIGN.md "Events") out.
  *
  * A converter turns the lines a coding-agent CLI writes in its machine-readable mode
  * (Claude Code stream-json, Codex exec --json, OpenCode run --format json and its event

@@ -1,5 +1,5 @@
 /* amp.c -- Amp CLI (`amp -x PROMPT --stream-json`), whose stream is Claude Code
- * compatible (research/agent-formats.md §4): the Claude converter does the mapping. Amp
+ * compatible (docs/AGENTS.md §3, "amp"): the Claude converter does the mapping. Amp
  * has no partial messages and no permission protocol, echoes the user prompt as a `user`
  * line, and resumes with `amp threads continue <thread id>`. */
 #include "agents/agent_int.h"

@@ -1,6 +1,6 @@
 /* claude.c -- Claude Code headless stream-json (`claude -p --output-format stream-json
- * --verbose`) to universal events. Mapping: research/agent-formats.md §1.8 and
- * docs/AGENTS.md. The same converter serves Amp (amp.c) and the mock agent (mock.c),
+ * --verbose`) to universal events. Mapping: docs/AGENTS.md (§3, "claude" in the
+ * per-agent notes). The same converter serves Amp (amp.c) and the mock agent (mock.c),
  * whose output is Claude-compatible.
  *
  * Items: the text of one assistant message (keyed "m:<message id>") is one message item;

@@ -1,5 +1,5 @@
 /* codex.c -- OpenAI Codex CLI `codex exec --json` (ThreadEvent lines) to universal
- * events. Mapping: research/agent-formats.md §2.1 and docs/AGENTS.md. Codex exec has no
+ * events. Mapping: docs/AGENTS.md (§3, "codex" in the per-agent notes). Codex exec has no
  * text deltas (messages get one synthetic full-text delta) and no permission events (the
  * sandbox policy decides). Items are keyed by Codex's own item id ("item_3"). */
 #include <stdio.h>

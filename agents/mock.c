@@ -1,5 +1,5 @@
 /* mock.c -- the built-in mock agent (`reel mock-agent`): its converter table, and the
- * scenarios it writes. The output is Claude stream-json (research/agent-formats.md §1.7)
+ * scenarios it writes. The output is Claude stream-json (docs/AGENTS.md §6)
  * with small delays, so `reel run --agent mock` exercises the whole runner path (spawn,
  * conversion, resume with --resume, exit handling) without a network or a real agent.
  *

@@ -1,7 +1,7 @@
 /* opencode.c -- OpenCode to universal events: the lines of `opencode run --format json`
  * ({type, timestamp, sessionID, part|error}) and the server event bus frames
  * ({type, properties}) that `opencode serve` streams over SSE. Mapping:
- * research/agent-formats.md §3.3 and docs/AGENTS.md.
+ * docs/AGENTS.md (§3, "opencode" in the per-agent notes).
  *
  * Items are parts, keyed "p:<part id>". Text arrives three ways and all three give the
  * same deltas: message.part.updated with a `delta` beside the part (older builds),

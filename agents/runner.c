@@ -43,11 +43,12 @@ extern char **environ;
 #define DRAIN_MS 2000
 #define TAIL_LINE_MAX 500
 #define HTTP_TIMEOUT_MS 30000
-#define RESTORE_MAX_EVENTS 50 /* SPEC §4 defaults of the restore text */
+#define RESTORE_MAX_EVENTS 50 /* defaults of the restore text, docs/REPLAY.md "Restore" */
 #define RESTORE_MAX_CHARS 12000
 #define RESTORE_MARKER "[earlier history truncated]\n" /* as replay/restore.c writes it */
-/* A server refuses events over its event limit (8 MiB by default, SPEC §6): past this,
- * the raw native line of an event is replaced by {"truncated":true,"bytes":N}. */
+/* A server refuses events over its event limit (8 MiB by default, docs/HTTP.md "Options
+ * and limits"): past this, the raw native line of an event is replaced by
+ * {"truncated":true,"bytes":N}. */
 #define RAW_MAX (7u << 20)
 
 typedef struct run {

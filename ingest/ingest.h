@@ -6,11 +6,16 @@
  * body (store_body_encode), and submits the whole request as one store batch. Either
  * every event is valid and the batch is submitted, or nothing is.
  *
- * Accepted event fields (SPEC §3): type (required, 1..128 bytes), event_id (1..128
- * bytes), source, native_session_id (strings or null), synthetic (bool or null), data,
- * raw (any JSON). The store-assigned fields session_id, sequence, position and time are
- * accepted and ignored, so events copied from a reel or sandbox-agent feed can be posted
- * back as they are. Any other field is an error naming the field.
+ * Accepted event fields (docs/DESIGN.md "Events", docs/HTTP.md "Append"): type
+ * (required, 1..128 bytes), event_id (1..128 bytes), source, native_session_id (strings
+ * or null), synthetic (bool or null), data, raw (any JSON). The store-assigned fields
+ * session_id, sequence, position and time are accepted and ignored, so events copied from
+ * a reel or sandbox-agent feed can be posted back as they are. Any other field is an
+ * error naming the field.
+ *
+ * ingest_import() (import.c) reads an export back in: it knows the export's line format
+ * (replay/export.c, docs/REPLAY.md) but calls nothing in replay/; ingest/ depends on
+ * store/ only, and replay/ does not include ingest/.
  *
  * Rules:
  *  - An ingest_batch_t lives in caller storage: ingest_batch_init() then
@@ -91,5 +96,19 @@ int ingest_append(store_t *s, ingest_batch_t *ib);
 
 /* Writes a new UUIDv7 (36 chars + NUL) into 'out'. Thread-safe. */
 void ingest_uuid7(char out[37]);
+
+/* ---- Import of an export (import.c) ---- */
+
+typedef struct ingest_import_stats {
+    uint64_t lines, events, duplicates, sessions, bytes_in;
+} ingest_import_stats_t;
+
+/* Reads an export (replay_export_new(), docs/REPLAY.md; zstd or plain, detected by its
+ * magic number) from 'fd' and appends it: session records are recreated, events keep
+ * their event_id and time, so importing twice appends nothing the second time. A bad line
+ * stops the import with an error naming its line number in 'err' (what came before it
+ * stays). 'progress' (may be NULL) is called about once per 10,000 events. */
+int ingest_import(store_t *s, int fd, ingest_import_stats_t *st, char *err, size_t err_len,
+                  store_progress_cb progress, void *arg);
 
 #endif

@@ -60,38 +60,6 @@ void replay_write_time(store_buf_t *out, int64_t ms)
     store_buf_put(out, t, (size_t)(p - t));
 }
 
-int64_t replay_parse_time(const char *s, size_t n)
-{
-    char buf[40];
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    size_t digits = strspn(buf, "0123456789");
-    if (digits == n) /* Unix milliseconds */
-        return n <= 15 ? (int64_t)strtoll(buf, NULL, 10) : -1;
-    struct tm tm = {0};
-    int ms = 0, used = 0;
-    if (sscanf(buf, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
-        return -1;
-    const char *p = buf + used;
-    if (*p == '.') {
-        int k = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, k++)
-            if (k < 3)
-                ms = ms * 10 + (*p - '0');
-        for (; k < 3; k++)
-            ms *= 10;
-    }
-    if (strcmp(p, "Z") || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* Opens the body array and checks its shape. */
 static int body_start(const store_event_view_t *ev, store_mp_t *m)
 {
@@ -174,7 +142,7 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int inclu
             out->len = mark;
             return REEL_ECORRUPT;
         }
-        if (i == 0) { /* time follows event_id, as in SPEC §3 */
+        if (i == 0) { /* time follows event_id (docs/HTTP.md) */
             key(out, "time");
             replay_write_time(out, (int64_t)ev->time_ms);
         }

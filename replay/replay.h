@@ -18,21 +18,19 @@
 #include "store/buf.h"
 #include "store/store.h"
 
-/* Appends the event envelope of SPEC §3 as one JSON object (no newline):
- * session_id, sequence, position, event_id, time, type, source, synthetic,
+/* Appends the event envelope (docs/HTTP.md "Read a page") as one JSON object, without a
+ * newline: session_id, sequence, position, event_id, time, type, source, synthetic,
  * native_session_id, data, and raw when 'include_raw'. */
 int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int include_raw);
 
-/* Appends a session record as a JSON object (SPEC §3 session record). */
+/* Appends a session record as a JSON object (docs/HTTP.md "Sessions"). */
 int replay_write_session(store_buf_t *out, const store_session_t *rec);
 
 /* Appends 'ms' (Unix ms) as RFC 3339 UTC with milliseconds, quoted:
  * "2026-11-22T13:00:00.123Z". */
 void replay_write_time(store_buf_t *out, int64_t ms);
 
-/* Parses a time given as RFC 3339 UTC ("2026-11-22T13:00:00.123Z", fraction optional) or
- * as Unix milliseconds; returns Unix ms, or -1 when malformed. */
-int64_t replay_parse_time(const char *s, size_t n);
+/* (Times are parsed by store_parse_time() in store/parse.h, the one parser of reel.) */
 
 /* Appends a store_verify() report as JSON: {ok, sessions, events, log_entries} and, when
  * not ok, first_error {session, sequence, position, ok_up_to, problem}. */
@@ -66,7 +64,7 @@ typedef struct replay_scan {
  * store's error (REEL_ESESSION_NOT_FOUND, REEL_EGONE, ...) or the callback's. */
 int replay_scan(store_read_t *r, replay_scan_t *sc, uint64_t after, replay_scan_cb cb, void *arg);
 
-/* ---- Restore (durable session resume, SPEC §4) ---- */
+/* ---- Restore (durable session resume, docs/REPLAY.md "Restore") ---- */
 
 enum replay_fit {
     REPLAY_FIT_NEWEST = 0, /* keep the newest events that fit in max_chars */
@@ -107,7 +105,7 @@ int replay_restore(store_read_t *r, const char *id, size_t id_len,
                    const replay_restore_opts_t *opt, replay_restore_t *out);
 void replay_restore_release(replay_restore_t *out);
 
-/* Appends the restore response object of SPEC §4 ({session, events, replay_text,
+/* Appends the restore response object of docs/REPLAY.md ({session, events, replay_text,
  * truncated, from_sequence, to_sequence}) for 'rec' and 'res' to 'out'. */
 int replay_write_restore(store_buf_t *out, const store_session_t *rec,
                          const replay_restore_t *res);
@@ -139,7 +137,7 @@ typedef struct replay_stats_opts {
 int replay_stats(store_t *s, const replay_stats_opts_t *opt, store_buf_t *out,
                  store_progress_cb progress, void *arg);
 
-/* ---- Export / import (SPEC §4 Export) ---- */
+/* ---- Export (docs/REPLAY.md "Export and import"; reading one back is ingest_import()) ---- */
 
 /* An export is one stream of JSON lines: a header {"record":"export",...}, session records
  * {"record":"session",...}, the events (exactly the API envelope, raw included), and a
@@ -173,17 +171,5 @@ int replay_export_next(replay_export_t *ex, store_buf_t *out, int *done);
 void replay_export_counts(const replay_export_t *ex, uint64_t *events, uint64_t *sessions,
                           uint64_t *json_bytes, uint64_t *out_bytes);
 void replay_export_free(replay_export_t *ex);
-
-typedef struct replay_import_stats {
-    uint64_t lines, events, duplicates, sessions, bytes_in;
-} replay_import_stats_t;
-
-/* Reads an export (zstd or plain, detected by its magic number) from 'fd' and appends it:
- * session records are recreated, events keep their event_id and time, so importing twice
- * appends nothing the second time. A bad line stops the import with an error naming its
- * line number in 'err' (what came before it stays). 'progress' (may be NULL) is called
- * about once per 10,000 events. */
-int replay_import(store_t *s, int fd, replay_import_stats_t *st, char *err, size_t err_len,
-                  store_progress_cb progress, void *arg);
 
 #endif

@@ -1,4 +1,5 @@
-/* commit.c -- the committer thread: group commit of every pending batch.
+/* commit.c -- the submission queue and the committer thread that drains it: group commit
+ * of every pending batch.
  *
  * One pass ("group"): take the pending batches, apply each inside one LMDB write
  * transaction, commit once (one fdatasync plus the synchronous meta write), complete
@@ -223,7 +224,8 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
     uint64_t pos = ++g->position;
     uint64_t t = keep_time ? ev->time_ms : g->now_ms;
     uint8_t hash[STORE_HASH_LEN], skey[16], pkey[8];
-    store__chain(x->rec.last_hash, seq, pos, t, ev->body_hash, hash);
+    if (store__chain(x->rec.last_hash, seq, pos, t, ev->body_hash, hash))
+        return g->mdb_rc = ENOMEM, REEL_ENOMEM; /* events before it are written: fail the group */
     store__put_u64(skey, x->rec.num);
     store__put_u64(skey + 8, seq);
     store__put_u64(pkey, pos);
@@ -604,6 +606,16 @@ static void fire_hook(store_t *s, const struct group *g, size_t n_batches)
 /* Maps a group-level failure onto every batch that had not failed on its own. */
 static void fail_group(store_t *s, store_batch_t *list, int rc)
 {
+    if (rc == ENOMEM) {
+        /* Out of memory is not fail-stop: LMDB allocates only before it writes a page,
+         * and the committer's own allocations come before the commit, so the aborted
+         * transaction left the file as it was (tests/oom retries after each failure). */
+        store__set_error("commit failed: out of memory");
+        for (store_batch_t *b = list; b; b = b->next_)
+            if (!b->err)
+                b->err = REEL_ENOMEM;
+        return;
+    }
     int err = store__err_from_mdb(rc);
     if (rc == MDB_MAP_FULL)
         err = REEL_EFULL;
@@ -641,6 +653,82 @@ static void run_group(store_t *s, store_batch_t *list)
     if (rc == 0)
         fire_hook(s, &g, n);
     group_release(&g);
+}
+
+/* ---- the submission queue ----
+ *
+ * Writers link their batch at the tail of s->head/s->tail under s->mu and signal
+ * s->work; take() below unlinks a group from the head. The queue is intrusive (next_), so
+ * submitting allocates nothing and cannot fail for lack of memory. */
+
+void store_batch_init(store_batch_t *b, int op, const char *session, size_t session_len)
+{
+    memset(b, 0, sizeof *b);
+    b->op = op;
+    b->session = session;
+    b->session_len = session_len;
+    b->expected_sequence = -1;
+}
+
+int store_submit(store_t *s, store_batch_t *b)
+{
+    if (!store_session_id_valid(b->session, b->session_len))
+        return REEL_EINVALID_SESSION_ID;
+    b->next_ = NULL;
+    pthread_mutex_lock(&s->mu);
+    int rc = s->read_only || s->stopping || s->failed ? REEL_EUNAVAILABLE : REEL_OK;
+    if (!rc) {
+        if (s->tail)
+            s->tail->next_ = b;
+        else
+            s->head = b;
+        s->tail = b;
+        pthread_cond_signal(&s->work);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+};
+
+static void wake(store_batch_t *b, void *arg)
+{
+    struct waiter *w = arg;
+    (void)b;
+    pthread_mutex_lock(&w->mu);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int store_append(store_t *s, store_batch_t *b)
+{
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    b->done = wake;
+    b->done_arg = &w;
+    int rc = store_submit(s, b);
+    if (rc == REEL_OK) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done)
+            pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        rc = b->err;
+    }
+    b->done = NULL;
+    b->done_arg = NULL;
+    return rc;
+}
+
+void store_set_commit_hook(store_t *s, store_commit_hook hook, void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->hook = hook;
+    s->hook_arg = arg;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* Takes pending batches up to STORE__GROUP_MAX_EVENTS events; NULL when stopping. */

@@ -1,5 +1,5 @@
 /* env.c -- store lifecycle: opening the LMDB environment, the format check, map growth,
- * submission to the committer, and errors. The committer itself is in commit.c. */
+ * and errors. Submission to the committer and the committer itself are in commit.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -292,78 +292,6 @@ void store_close(store_t *s)
     pthread_mutex_destroy(&s->mu);
     pthread_rwlock_destroy(&s->resize_lock);
     free(s);
-}
-
-/* ---- submission ---- */
-
-void store_batch_init(store_batch_t *b, int op, const char *session, size_t session_len)
-{
-    memset(b, 0, sizeof *b);
-    b->op = op;
-    b->session = session;
-    b->session_len = session_len;
-    b->expected_sequence = -1;
-}
-
-int store_submit(store_t *s, store_batch_t *b)
-{
-    if (!store_session_id_valid(b->session, b->session_len))
-        return REEL_EINVALID_SESSION_ID;
-    b->next_ = NULL;
-    pthread_mutex_lock(&s->mu);
-    int rc = s->read_only || s->stopping || s->failed ? REEL_EUNAVAILABLE : REEL_OK;
-    if (!rc) {
-        if (s->tail)
-            s->tail->next_ = b;
-        else
-            s->head = b;
-        s->tail = b;
-        pthread_cond_signal(&s->work);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-};
-
-static void wake(store_batch_t *b, void *arg)
-{
-    struct waiter *w = arg;
-    (void)b;
-    pthread_mutex_lock(&w->mu);
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-int store_append(store_t *s, store_batch_t *b)
-{
-    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
-    b->done = wake;
-    b->done_arg = &w;
-    int rc = store_submit(s, b);
-    if (rc == REEL_OK) {
-        pthread_mutex_lock(&w.mu);
-        while (!w.done)
-            pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
-        rc = b->err;
-    }
-    b->done = NULL;
-    b->done_arg = NULL;
-    return rc;
-}
-
-void store_set_commit_hook(store_t *s, store_commit_hook hook, void *arg)
-{
-    pthread_mutex_lock(&s->mu);
-    s->hook = hook;
-    s->hook_arg = arg;
-    pthread_mutex_unlock(&s->mu);
 }
 
 /* LMDB does not tell where it mapped the file (me_mapaddr is only set with MDB_FIXEDMAP):

@@ -8,8 +8,14 @@
  *
  * The problem type served over HTTP is "urn:reel:error:<problem_code>". The store
  * does not know HTTP; the status is data that api/ reads from this table.
- * LMDB, zstd, msgpack and errno results are translated into this list at the
- * module boundary (store_err_from_mdb() and friends) and never leak out.
+ * LMDB and errno codes are translated into this list where they arise, by
+ * store__err_from_mdb() (store_int.h); zstd and msgpack failures are checked where the
+ * call is made and become REEL_ECORRUPT (a stored value that does not decode) or
+ * REEL_ENOMEM. No foreign code leaks out of a module.
+ *
+ * Titles (the messages) are general: one row serves every use of its code (a query
+ * value, a header, a body field, a CLI option), and 'detail' in the problem body names
+ * the bad value. The problem codes are a stable interface and never change.
  */
 #ifndef REEL_ERR_H
 #define REEL_ERR_H
@@ -18,14 +24,14 @@
     XX(INVALID_JSON, 400, "invalid_json", "request body is not valid JSON")                \
     XX(INVALID_EVENT, 400, "invalid_event", "event failed validation")                     \
     XX(INVALID_SESSION_ID, 400, "invalid_session_id", "session id is not valid")           \
-    XX(INVALID_PARAMETER, 400, "invalid_parameter", "query parameter is not valid")        \
+    XX(INVALID_PARAMETER, 400, "invalid_parameter", "a request parameter is not valid")    \
     XX(TOO_DEEP, 400, "too_deep", "JSON nesting exceeds the limit")                        \
     XX(UNAUTHORIZED, 401, "unauthorized", "a bearer token is required")                    \
     XX(FORBIDDEN, 403, "forbidden", "the token does not allow this operation")             \
     XX(NOT_FOUND, 404, "not_found", "no such resource")                                    \
     XX(SESSION_NOT_FOUND, 404, "session_not_found", "no such session")                     \
     XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "method not allowed on this route")  \
-    XX(CONFLICT, 409, "sequence_conflict", "expected_sequence does not match")             \
+    XX(CONFLICT, 409, "sequence_conflict", "the request conflicts with the current state") \
     XX(GONE, 410, "session_deleted", "the session was deleted")                            \
     XX(TOO_LARGE, 413, "payload_too_large", "request or event is larger than the limit")   \
     XX(UNSUPPORTED_MEDIA, 415, "unsupported_media_type", "content type not supported")     \

@@ -1,6 +1,7 @@
 /* record.c -- encodings of stored values: event values, bodies, session records.
  * Layouts are documented in store.h and docs/FORMAT.md. */
-#include <openssl/sha.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +52,26 @@ static struct zctx *zget(void)
 
 /* ---- bodies ---- */
 
+int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN])
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned len = 0;
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, p, n) &&
+             EVP_DigestFinal_ex(c, out, &len) && len == STORE_HASH_LEN;
+    EVP_MD_CTX_free(c);
+    if (ok)
+        return REEL_OK;
+    /* OpenSSL queued an error on this thread (with heap-allocated text): drop it, or it
+     * stays until the thread exits and a later OpenSSL user may take it for its own. */
+    ERR_clear_error();
+    return REEL_ENOMEM;
+}
+
 int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
                       uint8_t hash[STORE_HASH_LEN])
 {
-    SHA256(msgpack, len, hash);
+    if (store__sha256(msgpack, len, hash))
+        return REEL_ENOMEM;
     size_t mark = out->len;
     if (len >= STORE_COMPRESS_MIN) {
         struct zctx *z = zget();
@@ -75,7 +92,7 @@ int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
     return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
 }
 
-void store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
+int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
                   uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],
                   uint8_t out[STORE_HASH_LEN])
 {
@@ -85,7 +102,7 @@ void store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos
     store__put_u64(m + 40, pos);
     store__put_u64(m + 48, time_ms);
     memcpy(m + 56, body_hash, STORE_HASH_LEN);
-    SHA256(m, sizeof m, out);
+    return store__sha256(m, sizeof m, out);
 }
 
 int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t *scratch,

@@ -71,8 +71,12 @@ int store__session_decode(const uint8_t *p, size_t len, const char *id, size_t i
  * number into '*num'. REEL_ECORRUPT when the value is malformed. */
 int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t *scratch,
                         store_event_view_t *ev, uint64_t *num);
-/* The chain hash of one event (docs/FORMAT.md). */
-void store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
+/* SHA-256 of 'p' into 'out'. OpenSSL 3's one-shot SHA256() allocates a digest context
+ * and returns NULL, leaving 'out' unset, when that fails: REEL_ENOMEM then (found by
+ * tests/oom; the hash was used unset, so the event was stored with a broken chain). */
+int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN]);
+/* The chain hash of one event (docs/FORMAT.md); REEL_OK or REEL_ENOMEM. */
+int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
                   uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],
                   uint8_t out[STORE_HASH_LEN]);
 

@@ -50,13 +50,17 @@ static int finding(struct verify *v, const store_session_t *rec, uint64_t seq, u
     return 1;
 }
 
-/* Checks the value at 'pos' against its session, sequence and chain; 1 on a finding. */
+/* Checks the value at 'pos' against its session, sequence and chain; 1 on a finding,
+ * REEL_ENOMEM when it could not check. */
 static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *rec, uint64_t seq,
                        uint64_t pos, const MDB_val *val, uint8_t chain[STORE_HASH_LEN])
 {
     store_event_view_t ev = {0};
     uint64_t num;
-    if (store__value_decode(pos, val->mv_data, val->mv_size, &v->zbuf, &ev, &num))
+    int rc = store__value_decode(pos, val->mv_data, val->mv_size, &v->zbuf, &ev, &num);
+    if (rc == REEL_ENOMEM) /* no verdict on this value: not a finding */
+        return rc;
+    if (rc)
         return finding(v, rec, seq, pos, "the stored value cannot be decoded (bad header or zstd frame)");
     if (num != rec->num || ev.sequence != seq)
         return finding(v, rec, seq, pos, "the value at this position belongs to another event");
@@ -75,8 +79,9 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
     if (m.p != m.end)
         return finding(v, rec, seq, pos, "bytes after the body");
     uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];
-    SHA256(ev.body, ev.body_len, body_hash);
-    store__chain(chain, seq, pos, ev.time_ms, body_hash, want);
+    if (store__sha256(ev.body, ev.body_len, body_hash) ||
+        store__chain(chain, seq, pos, ev.time_ms, body_hash, want))
+        return REEL_ENOMEM;
     if (memcmp(want, ev.hash, STORE_HASH_LEN))
         return finding(v, rec, seq, pos,
                        "hash chain mismatch: the event or one before it was altered");
@@ -149,6 +154,8 @@ static int verify_session(struct verify *v, const store_session_t *rec)
                            (unsigned long long)rec->last_sequence);
         mdb_cursor_close(c);
         store_read_end(&r);
+        if (stop < 0) /* check_event() could not check (out of memory): no verdict */
+            return stop;
         if (v->progress)
             v->progress(v->arg, v->rep->events, v->total);
     }

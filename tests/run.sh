@@ -55,10 +55,11 @@ if [ -x tests/browser/run.sh ]; then
     tally '^[0-9]+ passed, [0-9]+ failed'
 fi
 
-# Syscall fault injection (LD_PRELOAD shim), the fuzz harnesses (a short run each plus
-# their regression cases, tests/fuzz/fuzz.mk) and the mutants (tests/mutants/run.sh).
+# Syscall fault injection (LD_PRELOAD shim), the malloc-failure run (tests/oom/, one test
+# per operation), the fuzz harnesses (a short run each plus their regression cases,
+# tests/fuzz/fuzz.mk) and the mutants (tests/mutants/run.sh).
 # Summary lines: "N passed, N failed".
-for target in fault fuzz-quick mutants; do
+for target in fault oom-quick fuzz-quick mutants; do
     echo "== make $target"
     make --no-print-directory -s "$target" BUILD="$BUILD" 2>&1 | tee "$log"
     tally '[0-9]+ passed'

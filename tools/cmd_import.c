@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "replay/replay.h"
+#include "ingest/ingest.h"
 #include "tools/cmds.h"
 
 static const char usage[] =
@@ -55,9 +55,9 @@ int cmd_import(int argc, char **argv)
         return CMD_FAIL;
     cmd_progress_t pr;
     cmd_progress_init(&pr, prog, progress);
-    replay_import_stats_t st;
+    ingest_import_stats_t st;
     char err[512];
-    int rc = replay_import(s, fd, &st, err, sizeof err, cmd_progress_cb, &pr);
+    int rc = ingest_import(s, fd, &st, err, sizeof err, cmd_progress_cb, &pr);
     store_close(s);
     if (fd != STDIN_FILENO)
         close(fd);

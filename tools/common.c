@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "replay/replay.h"
+#include "store/parse.h"
 #include "tools/cmds.h"
 
 const char *cmd_env(const char *name, const char *fallback)
@@ -63,7 +64,7 @@ int cmd_range_opt(const char *prog, const char *a, const char *v, cmd_range_t *r
         return cmd_parse_u64(prog, a, v, after ? &r->after : &r->until) ? -1 : 1;
     if (!since && !before)
         return 0;
-    int64_t t = replay_parse_time(v, strlen(v));
+    int64_t t = store_parse_time(v, strlen(v));
     if (t < 0) {
         cmd_error(prog, "%s must be an RFC 3339 UTC time (2026-11-22T13:00:00Z) or Unix "
                         "milliseconds, not '%s'", a, v);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api/core/core.h"
+#include "store/parse.h"
 
 /* ---- Asynchronous store work ---- */
 
@@ -66,7 +67,8 @@ enum MHD_Result api__submit(api_req_t *rq, store_batch_t *b)
 int api__body_precheck(api_req_t *rq, enum MHD_Result *r)
 {
     const char *cl = api__header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > rq->srv->lim.max_body_bytes) {
+    uint64_t n;
+    if (cl && store_parse_u64(cl, strlen(cl), &n) == REEL_OK && n > rq->srv->lim.max_body_bytes) {
         rq->close_now = 1; /* do not read a body we will not use */
         *r = api__problem(rq, REEL_ETOO_LARGE, "Content-Length %s exceeds --max-body-bytes (%zu)",
                           cl, rq->srv->lim.max_body_bytes);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/core/core.h"
+#include "store/parse.h"
 
 /* ---- Percent decoding ---- */
 
@@ -91,24 +92,6 @@ int api__query_count(const api_req_t *rq, const char *name)
     return n;
 }
 
-/* Parses a plain decimal integer: digits only, no sign, no blanks, no overflow. */
-static int parse_u64(const char *s, uint64_t *v)
-{
-    uint64_t x = 0;
-    if (!*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        unsigned d = (unsigned)(*s - '0');
-        if (x > (UINT64_MAX - d) / 10)
-            return -1;
-        x = x * 10 + d;
-    }
-    *v = x;
-    return 0;
-}
-
 int api__query_u64(api_req_t *rq, const char *name, uint64_t max, uint64_t *v)
 {
     char buf[64];
@@ -116,7 +99,7 @@ int api__query_u64(api_req_t *rq, const char *name, uint64_t max, uint64_t *v)
     if (rc == 0)
         return REEL_OK;
     uint64_t x;
-    if (rc < 0 || parse_u64(buf, &x) < 0 || x > max) {
+    if (rc < 0 || store_parse_u64(buf, strlen(buf), &x) != REEL_OK || x > max) {
         api__problem(rq, REEL_EINVALID_PARAMETER,
                      "'%s' must be an integer from 0 to %llu, not '%s'", name,
                      (unsigned long long)max, rc < 0 ? "(bad encoding)" : buf);

@@ -11,6 +11,7 @@
 
 #include "api/ds/ds_int.h"
 #include "store/json.h"
+#include "store/parse.h"
 
 /* ---- Path <-> session id ---- */
 
@@ -60,66 +61,6 @@ int64_t ds__wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int digits(const char *s, int n, int *v)
-{
-    int x = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        x = x * 10 + (s[i] - '0');
-    }
-    *v = x;
-    return 0;
-}
-
-int64_t ds__parse_rfc3339(const char *s)
-{
-    int Y, M, D, h, m, sec, ms = 0;
-    size_t n = strlen(s);
-    if (n < 20 || digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' ||
-        digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
-        digits(s + 17, 2, &sec))
-        return -1;
-    const char *p = s + 19;
-    if (*p == '.') {
-        int k = 0, scale = 100;
-        for (p++; *p >= '0' && *p <= '9'; p++, k++) {
-            ms += (*p - '0') * scale;
-            scale /= 10;
-        }
-        if (k == 0)
-            return -1;
-    }
-    int off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (strlen(p) != 6 || digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) ||
-            oh > 23 || om > 59)
-            return -1;
-        off = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return -1;
-    }
-    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-        return -1;
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    return ((int64_t)t - (int64_t)off * 60) * 1000 + ms;
 }
 
 int ds__expired(const ds_meta_t *m, const store_session_t *rec, int64_t r, int64_t now)
@@ -221,7 +162,7 @@ static int parse_field(store_mp_t *mp, const store_mp_obj_t *k, ds_meta_t *m)
         if (store_mp_next(mp, &o) || copy_str(&o, m->expires, sizeof m->expires - 1))
             return -1;
         m->has_expires = 1;
-        m->expires_ms = ds__parse_rfc3339(m->expires);
+        m->expires_ms = store_parse_rfc3339(m->expires, strlen(m->expires));
         return 0;
     }
     if (key_is(k, "closed")) {
@@ -427,9 +368,8 @@ uint64_t ds__cursor(const char *client)
     uint64_t cur = (uint64_t)(ds__wall_ms() - 1728432000000LL) / 20000;
     if (!client || !*client)
         return cur;
-    char *end;
-    unsigned long long c = strtoull(client, &end, 10);
-    if (*end || *client < '0' || *client > '9' || c < cur)
+    uint64_t c;
+    if (store_parse_u64(client, strlen(client), &c) != REEL_OK || c < cur)
         return cur;
     unsigned jitter_s = 1 + (unsigned)(rand() % 3600);
     return (uint64_t)c + (jitter_s + 19) / 20;

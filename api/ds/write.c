@@ -12,22 +12,18 @@
 
 #include "api/ds/ds_int.h"
 #include "store/json.h"
+#include "store/parse.h"
 
 /* ---- Header parsing ---- */
 
-/* ^(0|[1-9][0-9]*)$ within a JavaScript safe integer. */
+/* A protocol integer: decimal digits within a JavaScript safe integer, and with
+ * 'no_leading_zero' of the form ^(0|[1-9][0-9]*)$ too. */
 static int strict_uint(const char *s, uint64_t *v, int no_leading_zero)
 {
-    uint64_t x = 0;
-    if (!s || !*s || (no_leading_zero && s[0] == '0' && s[1]))
+    uint64_t x;
+    if (!s || (no_leading_zero && s[0] == '0' && s[1]) ||
+        store_parse_u64(s, strlen(s), &x) != REEL_OK || x > 9007199254740991ULL)
         return -1;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        x = x * 10 + (uint64_t)(*p - '0');
-        if (x > 9007199254740991ULL)
-            return -1;
-    }
     *v = x;
     return 0;
 }
@@ -131,7 +127,7 @@ int ds__parse_put_headers(api_req_t *rq, ds_req_t *d)
         d->has_ttl = 1;
     }
     if (exp) {
-        if (strlen(exp) >= sizeof d->expires || (d->expires_ms = ds__parse_rfc3339(exp)) < 0) {
+        if (strlen(exp) >= sizeof d->expires || (d->expires_ms = store_parse_rfc3339(exp, strlen(exp))) < 0) {
             api__problem(rq, REEL_EINVALID_PARAMETER,
                          "Stream-Expires-At must be an RFC 3339 time, not '%.60s'", exp);
             return -1;

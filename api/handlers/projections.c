@@ -21,6 +21,7 @@
 
 enum { JOB_RUNNING = API_PHASE_OWN };
 #include "replay/replay.h"
+#include "store/parse.h"
 
 /* ---- Restore ---- */
 
@@ -213,7 +214,7 @@ static int query_time(api_req_t *rq, const char *name, int64_t *ms)
     int rc = api__query(rq, name, v, sizeof v);
     if (rc == 0)
         return REEL_OK;
-    int64_t t = rc > 0 ? replay_parse_time(v, strlen(v)) : -1;
+    int64_t t = rc > 0 ? store_parse_time(v, strlen(v)) : -1;
     if (t < 0) {
         api__problem(rq, REEL_EINVALID_PARAMETER,
                      "'%s' must be an RFC 3339 UTC time or Unix milliseconds, not '%s'", name,

@@ -17,6 +17,7 @@
 #include "api/handlers/handlers.h"
 #include "api/live/live.h"
 #include "replay/replay.h"
+#include "store/parse.h"
 
 #define SSE_BATCH 256 /* events examined per read */
 
@@ -88,18 +89,14 @@ static int start_key(api_req_t *rq, int feed, uint64_t *key)
 {
     const char *lei = api__header(rq, "Last-Event-ID");
     if (lei) {
-        char *end;
-        if (!*lei || *lei < '0' || *lei > '9')
-            goto bad;
-        unsigned long long v = strtoull(lei, &end, 10);
-        if (*end || v > INT64_MAX)
-            goto bad;
+        uint64_t v;
+        if (store_parse_u64(lei, strlen(lei), &v) != REEL_OK || v > INT64_MAX) {
+            api__problem(rq, REEL_EINVALID_PARAMETER,
+                         "Last-Event-ID must be an integer, not '%.40s'", lei);
+            return REEL_EINVALID_PARAMETER;
+        }
         *key = v;
         return REEL_OK;
-    bad:
-        api__problem(rq, REEL_EINVALID_PARAMETER, "Last-Event-ID must be an integer, not '%.40s'",
-                     lei);
-        return REEL_EINVALID_PARAMETER;
     }
     return api__query_u64(rq, feed ? "after" : "offset", INT64_MAX, key);
 }

@@ -1,5 +1,5 @@
 /* api_ds_meta.c -- the Durable Streams helpers without libmicrohttpd (api/ds/meta.c):
- * path <-> session id, offsets, base64, content types, times and the state record. */
+ * path <-> session id, offsets, base64, content types, expiry and the state record. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,19 +82,6 @@ Test(api_ds_meta, content_types)
     cr_assert(ds__is_text("text/plain"));
     cr_assert(ds__is_text("application/json"));
     cr_assert(!ds__is_text("application/octet-stream"));
-}
-
-Test(api_ds_meta, rfc3339_times)
-{
-    cr_assert_eq(ds__parse_rfc3339("1970-01-01T00:00:00Z"), 0);
-    cr_assert_eq(ds__parse_rfc3339("2026-11-22T13:00:00.123Z"), 1795352400123LL);
-    cr_assert_eq(ds__parse_rfc3339("2026-11-22T15:00:00+02:00"), 1795352400000LL);
-    cr_assert_eq(ds__parse_rfc3339("2026-11-22t13:00:00z"), 1795352400000LL);
-    const char *bad[] = {"", "2026-11-22", "2026-11-22T13:00:00", "2026-13-01T00:00:00Z",
-                         "2026-11-22T24:00:00Z", "2026-11-22T13:00:00.Z",
-                         "2026-11-22T13:00:00+2:00", "2026-11-22T13:00:00Zjunk"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_assert_lt(ds__parse_rfc3339(bad[i]), 0, "'%s'", bad[i]);
 }
 
 static ds_meta_t sample(void)

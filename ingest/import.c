@@ -1,4 +1,4 @@
-/* import.c -- reads an export back into a store (contract in replay.h).
+/* import.c -- reads an export (replay/export.c) back into a store (contract in ingest.h).
  *
  * Events are grouped into one batch per run of lines of the same session (at most
  * BATCH_EVENTS) and appended with their original event_id and time (keep_times), so a
@@ -14,7 +14,8 @@
 #include <zstd.h>
 
 #include "ingest/ingest.h"
-#include "replay/replay_int.h"
+#include "store/json.h"
+#include "store/parse.h"
 
 #define BATCH_EVENTS 1000
 #define READ_SIZE (1u << 20)
@@ -26,7 +27,7 @@ struct rec {
 
 struct importer {
     store_t *store;
-    replay_import_stats_t *st;
+    ingest_import_stats_t *st;
     char *err;
     size_t err_len;
     store_progress_cb progress;
@@ -124,7 +125,7 @@ static int time_field(store_json_t *j, int64_t *out)
     int rc = string_into(j, t, sizeof t);
     if (rc)
         return rc;
-    *out = t[0] ? replay_parse_time(t, strlen(t)) : 0;
+    *out = t[0] ? store_parse_time(t, strlen(t)) : 0;
     return *out < 0 ? REEL_EINVALID_EVENT : REEL_OK;
 }
 
@@ -203,7 +204,7 @@ static int event_line(struct importer *im, const struct line_info *li, const cha
                       size_t len)
 {
     size_t slen = strlen(li->session);
-    int64_t t = replay_parse_time(li->time, strlen(li->time));
+    int64_t t = store_parse_time(li->time, strlen(li->time));
     if (!store_session_id_valid(li->session, slen))
         return fail(im, REEL_EINVALID_SESSION_ID, "bad or missing session_id '%s'", li->session);
     if (t < 0)
@@ -316,7 +317,7 @@ struct reader {
 };
 
 /* Appends more text to r->text; returns 0 at the end of input, 1 if it added, or an error. */
-static int refill(struct reader *r, replay_import_stats_t *st)
+static int refill(struct reader *r, ingest_import_stats_t *st)
 {
     if (r->raw_pos == r->raw.len && !r->eof) {
         store_buf_clear(&r->raw);
@@ -353,7 +354,7 @@ static int refill(struct reader *r, replay_import_stats_t *st)
     return 1;
 }
 
-int replay_import(store_t *s, int fd, replay_import_stats_t *st, char *err, size_t err_len,
+int ingest_import(store_t *s, int fd, ingest_import_stats_t *st, char *err, size_t err_len,
                   store_progress_cb progress, void *arg)
 {
     memset(st, 0, sizeof *st);

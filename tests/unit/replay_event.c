@@ -1,0 +1,222 @@
+/* replay_event.c -- the pure renderers of replay/event.c and the msgpack getters of
+ * replay/mpget.c and jsjson.c, on hand-made msgpack (no store). */
+#include <string.h>
+
+#include "replay/replay_int.h"
+#include "tests/unit/testutil.h"
+
+/* Transcodes JSON text to msgpack into 'mp' (asserts). */
+static void mp_of(const char *json, store_buf_t *mp)
+{
+    store_json_error_t e;
+    memset(&e, 0, sizeof e);
+    store_buf_init(mp);
+    int rc = store_json_to_msgpack(json, strlen(json), 64, mp, &e);
+    cr_assert_eq(rc, 0, "%s: %s", json, e.text);
+}
+
+static void assert_buf(store_buf_t *b, const char *want)
+{
+    cr_assert(!store_buf_failed(b));
+    cr_assert_str_eq(store_buf_cstr(b), want);
+}
+
+static void time_is(int64_t ms, const char *want)
+{
+    store_buf_t b = STORE_BUF_INIT;
+    replay_write_time(&b, ms);
+    assert_buf(&b, want);
+    store_buf_release(&b);
+}
+
+Test(replay_event, write_time_renders_rfc3339_with_milliseconds)
+{
+    time_is(0, "\"1970-01-01T00:00:00.000Z\"");
+    time_is(1795352400123LL, "\"2026-11-22T13:00:00.123Z\"");
+    time_is(951782400007LL, "\"2000-02-29T00:00:00.007Z\""); /* a leap day */
+    time_is(253402300799999LL, "\"9999-12-31T23:59:59.999Z\"");
+    time_is(-86400000LL, "\"1969-12-31T00:00:00.000Z\""); /* gmtime_r path */
+    time_is(253402300800000LL, "\"253402300800000\""); /* past 9999: kept as a number */
+}
+
+/* An event view over a body made from a JSON array of the seven body fields. */
+static void view(store_event_view_t *ev, store_buf_t *mp, const char *fields)
+{
+    mp_of(fields, mp);
+    memset(ev, 0, sizeof *ev);
+    ev->session = "s1";
+    ev->session_len = 2;
+    ev->sequence = 3;
+    ev->position = 17;
+    ev->time_ms = 1795352400123ULL;
+    ev->body = mp->data;
+    ev->body_len = mp->len;
+}
+
+Test(replay_event, write_event_renders_the_envelope_in_order)
+{
+    store_buf_t mp, out = STORE_BUF_INIT;
+    store_event_view_t ev;
+    view(&ev, &mp, "[\"e1\",\"item.delta\",\"agent\",false,null,{\"z\":1,\"a\":[0.10]},\"r\"]");
+    TU_OK(replay_write_event(&out, &ev, 0));
+    assert_buf(&out, "{\"session_id\":\"s1\",\"sequence\":3,\"position\":17,\"event_id\":\"e1\","
+                     "\"time\":\"2026-11-22T13:00:00.123Z\",\"type\":\"item.delta\","
+                     "\"source\":\"agent\",\"synthetic\":false,\"native_session_id\":null,"
+                     "\"data\":{\"z\":1,\"a\":[0.10]}}");
+    store_buf_clear(&out);
+    TU_OK(replay_write_event(&out, &ev, 1));
+    cr_assert(strstr(store_buf_cstr(&out), ",\"raw\":\"r\"}"));
+    store_buf_release(&out);
+    store_buf_release(&mp);
+}
+
+Test(replay_event, write_event_refuses_a_malformed_body_and_writes_nothing)
+{
+    static const char *bodies[] = {"[\"e1\",\"t\"]", "{\"a\":1}", "\"x\"",
+                                   "[1,2,3,4,5,6,7,8]"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        store_buf_t mp, out = STORE_BUF_INIT;
+        store_event_view_t ev;
+        view(&ev, &mp, bodies[i]);
+        store_buf_puts(&out, "x");
+        TU_ERR(replay_write_event(&out, &ev, 1), REEL_ECORRUPT);
+        cr_assert_eq(out.len, 1, "%s", bodies[i]);
+        store_buf_release(&out);
+        store_buf_release(&mp);
+    }
+    /* A body cut in the middle of a field. */
+    store_buf_t mp, out = STORE_BUF_INIT;
+    store_event_view_t ev;
+    view(&ev, &mp, "[\"e1\",\"t\",null,null,null,{\"k\":\"long value\"},null]");
+    ev.body_len -= 8;
+    TU_ERR(replay_write_event(&out, &ev, 1), REEL_ECORRUPT);
+    cr_assert_eq(out.len, 0);
+    store_buf_release(&out);
+    store_buf_release(&mp);
+}
+
+Test(replay_event, event_type_and_type_listed)
+{
+    store_buf_t mp;
+    store_event_view_t ev;
+    view(&ev, &mp, "[\"e1\",\"item.delta\",null,null,null,null,null]");
+    const char *t;
+    size_t n;
+    TU_OK(replay_event_type(&ev, &t, &n));
+    cr_assert_eq(n, 10);
+    cr_assert(!memcmp(t, "item.delta", n));
+    cr_assert(replay_type_listed(&ev, "item.delta"));
+    cr_assert(replay_type_listed(&ev, "usage,item.delta"));
+    cr_assert(replay_type_listed(&ev, "item.delta,usage"));
+    cr_assert(!replay_type_listed(&ev, "item"));
+    cr_assert(!replay_type_listed(&ev, "item.delta2,item.delt"));
+    cr_assert(!replay_type_listed(&ev, ""));
+    store_buf_release(&mp);
+    view(&ev, &mp, "[\"e1\",7,null,null,null,null,null]");
+    TU_ERR(replay_event_type(&ev, &t, &n), REEL_ECORRUPT);
+    cr_assert(!replay_type_listed(&ev, "7"));
+    store_buf_release(&mp);
+}
+
+Test(replay_event, write_session_renders_nulls_and_metadata)
+{
+    store_session_t rec;
+    memset(&rec, 0, sizeof rec);
+    strcpy(rec.id, "s1");
+    rec.id_len = 2;
+    strcpy(rec.agent, "claude");
+    rec.status = STORE_ENDED;
+    rec.created_ms = 1795352400123LL;
+    rec.last_sequence = rec.event_count = 2;
+    rec.bytes = 99;
+    store_buf_t out = STORE_BUF_INIT, mp;
+    TU_OK(replay_write_session(&out, &rec));
+    assert_buf(&out, "{\"id\":\"s1\",\"agent\":\"claude\",\"native_session_id\":null,"
+                     "\"status\":\"ended\",\"created_at\":\"2026-11-22T13:00:00.123Z\","
+                     "\"updated_at\":null,\"ended_at\":null,\"first_event_at\":null,"
+                     "\"last_sequence\":2,\"event_count\":2,\"bytes\":99,\"metadata\":{}}");
+    mp_of("{\"k\":[1,\"v\"]}", &mp);
+    rec.metadata = mp.data;
+    rec.metadata_len = mp.len;
+    store_buf_clear(&out);
+    TU_OK(replay_write_session(&out, &rec));
+    cr_assert(strstr(store_buf_cstr(&out), "\"metadata\":{\"k\":[1,\"v\"]}}"));
+    store_buf_release(&out);
+    store_buf_release(&mp);
+}
+
+Test(replay_event, write_verify_reports_the_first_error)
+{
+    store_verify_report_t rep;
+    memset(&rep, 0, sizeof rep);
+    rep.ok = 1, rep.sessions = 2, rep.events = 5, rep.log_entries = 5;
+    store_buf_t out = STORE_BUF_INIT;
+    TU_OK(replay_write_verify(&out, &rep));
+    assert_buf(&out, "{\"ok\":true,\"sessions\":2,\"events\":5,\"log_entries\":5}");
+    rep.ok = 0, rep.sequence = 4, rep.position = 9, rep.ok_up_to = 3;
+    strcpy(rep.session, "s\"1");
+    strcpy(rep.problem, "hash chain broken");
+    store_buf_clear(&out);
+    TU_OK(replay_write_verify(&out, &rep));
+    assert_buf(&out, "{\"ok\":false,\"sessions\":2,\"events\":5,\"log_entries\":5,"
+                     "\"first_error\":{\"session\":\"s\\\"1\",\"sequence\":4,\"position\":9,"
+                     "\"ok_up_to\":3,\"problem\":\"hash chain broken\"}}");
+    store_buf_release(&out);
+}
+
+Test(replay_mpget, get_str_and_path)
+{
+    store_buf_t mp;
+    mp_of("{\"a\":{\"b\":{\"c\":\"deep\"}},\"n\":1,\"s\":\"top\",\"a2\":[{\"x\":1}]}", &mp);
+    store_mp_t m = {mp.data, mp.data + mp.len}, v;
+    const char *s;
+    size_t n;
+    cr_assert(replay__mp_get(m, "s", &v));
+    cr_assert(replay__mp_str(v, &s, &n) && n == 3 && !memcmp(s, "top", 3));
+    cr_assert(replay__mp_get(m, "n", &v));
+    cr_assert(!replay__mp_str(v, &s, &n)); /* not a string */
+    cr_assert(!replay__mp_get(m, "missing", &v));
+    cr_assert(!replay__mp_get(m, "", &v));
+    static const char *const path[] = {"a", "b", "c", NULL};
+    cr_assert(replay__mp_path_str(m, path, &s, &n) && n == 4 && !memcmp(s, "deep", 4));
+    static const char *const bad[] = {"a", "x", "c", NULL};
+    cr_assert(!replay__mp_path_str(m, bad, &s, &n));
+    static const char *const short_path[] = {"a", "b", NULL}; /* ends on a map */
+    cr_assert(!replay__mp_path_str(m, short_path, &s, &n));
+    /* Not a map, and a map cut short: no match, no overread. */
+    store_mp_t arr = {mp.data, mp.data + mp.len};
+    cr_assert(replay__mp_get(arr, "a2", &v));
+    cr_assert(!replay__mp_get(v, "x", &v));
+    store_mp_t cut = {mp.data, mp.data + 6};
+    cr_assert(!replay__mp_get(cut, "s", &v));
+    store_buf_release(&mp);
+}
+
+Test(replay_mpget, utf16_len_counts_as_javascript)
+{
+    cr_assert_eq(replay__utf16_len((const uint8_t *)"", 0), 0);
+    cr_assert_eq(replay__utf16_len((const uint8_t *)"abc", 3), 3);
+    cr_assert_eq(replay__utf16_len((const uint8_t *)"\xc3\xa9", 2), 1);         /* é */
+    cr_assert_eq(replay__utf16_len((const uint8_t *)"\xe2\x82\xac", 3), 1);     /* € */
+    cr_assert_eq(replay__utf16_len((const uint8_t *)"\xf0\x9f\x98\x80", 4), 2); /* 😀 */
+}
+
+/* JSON.stringify(JSON.parse(x)): numbers canonical, integer-like keys first. */
+static void js_is(const char *json, const char *want)
+{
+    store_buf_t mp, out = STORE_BUF_INIT;
+    mp_of(json, &mp);
+    store_mp_t m = {mp.data, mp.data + mp.len};
+    TU_OK(replay__js_json(&m, &out));
+    assert_buf(&out, want);
+    store_buf_release(&out);
+    store_buf_release(&mp);
+}
+
+Test(replay_mpget, js_json_matches_javascript)
+{
+    js_is("{\"b\":1,\"2\":2,\"a\":3,\"1\":4}", "{\"1\":4,\"2\":2,\"b\":1,\"a\":3}");
+    js_is("[1.50,1e2,-0,0.1]", "[1.5,100,0,0.1]");
+    js_is("\"\\u00e9\\n\"", "\"\xc3\xa9\\n\"");
+    js_is("{\"a\":{\"a\":null}}", "{\"a\":{\"a\":null}}");
+}
