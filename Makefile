@@ -33,11 +33,11 @@ endif
 MODULES  = store ingest replay agents api
 LIBSRC   = $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIBOBJ   = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
-TOOLSRC  = $(filter-out tools/bench_%.c,$(wildcard tools/*.c))
+TOOLSRC  = $(wildcard tools/*.c)
 TOOLOBJ  = $(TOOLSRC:%.c=$(BUILD)/obj/%.o)
 UNITSRC  = $(wildcard tests/unit/*.c)
 UNITOBJ  = $(UNITSRC:%.c=$(BUILD)/obj/%.o)
-BENCHSRC = $(wildcard tools/bench_*.c)
+BENCHSRC = $(wildcard bench/bench_*.c)
 BENCHBIN = $(BENCHSRC:tools/%.c=$(BUILD)/%)
 
 .PHONY: all deps test unit asan run bench browser conformance torture mutants clean format \
@@ -58,19 +58,19 @@ $(BUILD)/reel: $(TOOLOBJ) $(BUILD)/libreel.a
 $(BUILD)/unit: $(UNITOBJ) $(BUILD)/libreel.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
-$(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libreel.a
+$(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(BUILD)/libreel.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The web inspector (/ui/): ui/* embedded into the binary as a generated header.
 UIFILES  = $(wildcard ui/*)
-$(BUILD)/gen/ui_assets.h: tools/embed_ui.sh $(UIFILES)
+$(BUILD)/gen/ui_assets.h: scripts/embed_ui.sh $(UIFILES)
 	@mkdir -p $(dir $@)
-	tools/embed_ui.sh $@ $(UIFILES)
+	scripts/embed_ui.sh $@ $(UIFILES)
 $(BUILD)/obj/api/ui.o: $(BUILD)/gen/ui_assets.h
 $(BUILD)/obj/api/ui.o: CFLAGS += -I$(BUILD)/gen
 
 deps:
-	@tools/deps.sh
+	@scripts/deps.sh
 
 unit: $(BUILD)/reel $(BUILD)/unit
 
@@ -120,7 +120,7 @@ run: deps all
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCHBIN)
-	@tools/bench.sh $(BUILD)
+	@bench/bench.sh $(BUILD)
 
 format:
 	clang-format -i $(LIBSRC) $(TOOLSRC) $(UNITSRC) $(wildcard */*.h)
@@ -133,5 +133,5 @@ clean:
 # Fuzzing (libFuzzer) and syscall fault injection: make fuzz, fuzz-quick, fault.
 include tests/fuzz/fuzz.mk
 
-# Side-by-side benchmarks with the peers: make bench-peers (tools/peers/).
-include tools/peers/peers.mk
+# Side-by-side benchmarks with the peers: make bench-peers (bench/peers/).
+include bench/peers/peers.mk

@@ -45,10 +45,10 @@ fuzz-build: $(FUZZ_BINS)
 .SECONDARY: $(FUZZ_MODOBJ) $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o) \
             $(FUZZ_DIR)/obj/tests/fuzz/mkvalues.o
 
-# api/ui.c includes a header generated from ui/* (tools/embed_ui.sh); make our own copy.
-$(FUZZ_DIR)/gen/ui_assets.h: $(wildcard ui/*) $(wildcard tools/embed_ui.sh)
+# api/ui.c includes a header generated from ui/* (scripts/embed_ui.sh); make our own copy.
+$(FUZZ_DIR)/gen/ui_assets.h: $(wildcard ui/*) $(wildcard scripts/embed_ui.sh)
 	@mkdir -p $(dir $@)
-	tools/embed_ui.sh $@ $(wildcard ui/*)
+	scripts/embed_ui.sh $@ $(wildcard ui/*)
 
 $(FUZZ_DIR)/obj/api/ui.o: $(FUZZ_DIR)/gen/ui_assets.h
 

@@ -1,4 +1,4 @@
-# nginx.sh -- nginx as the HTTP ceiling in tools/peers/run.sh (sourced; contract in lib.sh).
+# nginx.sh -- nginx as the HTTP ceiling in bench/peers/run.sh (sourced; contract in lib.sh).
 #
 # nginx (Debian) serving static files from memory (sendfile, page cache), one worker, with
 # the configuration of /work/shared/research/anchors-perf.md §2.6. It stores nothing, so it
@@ -16,7 +16,7 @@ nginx_start() {
     NGINX_DIR=$1
     NGINX_PORT=$(free_port)
     mkdir -p "$1/www" "$1/tmp"
-    local gen=$ROOT/tools/peers/gen_events.py
+    local gen=$ROOT/bench/peers/gen_events.py
     "$gen" --count 1 | tr -d '\n' >"$1/www/ev1k.json"
     "$gen" --format page --count 100 >"$1/www/poll100.json"
     "$gen" --format page --count 50 --start 950 >"$1/www/newest50.json"
