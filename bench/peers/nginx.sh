@@ -1,7 +1,7 @@
 # nginx.sh -- nginx as the HTTP ceiling in bench/peers/run.sh (sourced; contract in lib.sh).
 #
 # nginx (Debian) serving static files from memory (sendfile, page cache), one worker, with
-# the configuration of /work/shared/research/anchors-perf.md §2.6. It stores nothing, so it
+# the nginx.conf that nginx_start writes below. It stores nothing, so it
 # bounds what any HTTP store could answer on this machine:
 #   poll100     wrk -t2 -c64 on a static page of 100 events ({"events":[...]}, ~100 KiB):
 #               events/s = requests/s x 100; also the limit row limit_http_page (MB/s);
