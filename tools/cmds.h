@@ -2,8 +2,10 @@
  *
  * Each subcommand lives in tools/cmd_<name>.c as `int cmd_<name>(int argc, char **argv)`
  * (argv[0] is the subcommand name) and returns an exit status from enum cmd_exit.
- * tools/reel.c dispatches from a table. Every subcommand answers --help on stdout
- * with exit 0, and prints usage errors on stderr with exit 2 (git conventions).
+ * tools/reel.c dispatches from a table. Every subcommand parses its options through one
+ * table of opt_t rows (tools/opt.h), so every one answers --help on stdout with exit 0,
+ * and prints usage errors on stderr with exit 2 (git conventions). A new subcommand is a
+ * cmd_<name>.c with its rows, a prototype below and a row in reel.c's table.
  * tools/ may abort on out-of-memory (xmalloc); the library modules never do.
  */
 #ifndef REEL_CMDS_H
