@@ -2,8 +2,11 @@
 #
 #   make          build build/reel (warnings are errors)
 #   make deps     install missing Debian packages (idempotent; apt-get as root)
+#   make check    build + the unit, CLI and HTTP suites, quick (about a minute; installs nothing)
 #   make test     deps + build + every test, ending with "N passed, N failed"
 #   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make tsan     the CLI and HTTP suites under ThreadSanitizer (build/thread)
+#   make install  build/reel to $(DESTDIR)$(PREFIX)/bin (PREFIX=/usr/local)
 #   make run      deps + build + `reel serve` on ./reel-data at 127.0.0.1:2469
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
@@ -28,20 +31,32 @@ LDLIBS   += -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lpt
 ifeq ($(SANITIZER),address)
   CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(SANITIZER),thread)
+  CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=thread
 endif
 
+# Recursive makes build in parallel (one job per CPU) unless the caller chose -j already;
+# --output-sync keeps each compiler's messages together.
+NPROC   := $(shell nproc 2>/dev/null || echo 2)
+JOBS     = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC) --output-sync=target)
+SUBMAKE  = $(MAKE) --no-print-directory $(JOBS)
+
+# A module's sources are its folder and one level of subfolders (api/core/*.c, ...).
 MODULES  = store ingest replay agents api
 LIBSRC   = $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*/*.c))
 LIBOBJ   = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
-TOOLSRC  = $(filter-out tools/bench_%.c,$(wildcard tools/*.c))
+TOOLSRC  = $(wildcard tools/*.c)
 TOOLOBJ  = $(TOOLSRC:%.c=$(BUILD)/obj/%.o)
 UNITSRC  = $(wildcard tests/unit/*.c)
 UNITOBJ  = $(UNITSRC:%.c=$(BUILD)/obj/%.o)
-BENCHSRC = $(wildcard tools/bench_*.c)
-BENCHBIN = $(BENCHSRC:tools/%.c=$(BUILD)/%)
+BENCHSRC = $(wildcard bench/bench_*.c)
+BENCHBIN = $(BENCHSRC:bench/%.c=$(BUILD)/%)
+BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
+ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
-.PHONY: all deps test unit asan run bench browser conformance torture mutants clean format \
-        load soak leakcheck
+.PHONY: all deps check test unit asan tsan tsan-run install uninstall run bench browser conformance \
+        torture mutants clean format load soak leakcheck
 all: $(BUILD)/reel
 
 $(BUILD)/obj/%.o: %.c
@@ -60,25 +75,34 @@ $(BUILD)/reel: $(TOOLOBJ) $(BUILD)/libreel.a
 $(BUILD)/unit: $(UNITOBJ) $(BUILD)/libreel.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
-$(BUILD)/bench_%: $(BUILD)/obj/tools/bench_%.o $(BUILD)/libreel.a
+$(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(BUILD)/libreel.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The web inspector (/ui/): ui/* embedded into the binary as a generated header.
+# The web inspector (/ui/): ui/* embedded into the binary as a generated header. Every
+# api/ object may include it (wherever ui.c lives in api/): the header is made before any
+# of them compiles, and their .d files then track it like any other header.
 UIFILES  = $(wildcard ui/*)
-$(BUILD)/gen/ui_assets.h: tools/embed_ui.sh $(UIFILES)
+APIOBJ   = $(filter $(BUILD)/obj/api/%,$(LIBOBJ))
+$(BUILD)/gen/ui_assets.h: scripts/embed_ui.sh $(UIFILES)
 	@mkdir -p $(dir $@)
-	tools/embed_ui.sh $@ $(UIFILES)
-$(BUILD)/obj/api/handlers/ui.o: $(BUILD)/gen/ui_assets.h
-$(BUILD)/obj/api/handlers/ui.o: CFLAGS += -I$(BUILD)/gen
+	scripts/embed_ui.sh $@ $(UIFILES)
+$(APIOBJ): | $(BUILD)/gen/ui_assets.h
+$(APIOBJ): CFLAGS += -I$(BUILD)/gen
 
 deps:
-	@tools/deps.sh
+	@scripts/deps.sh
 
 unit: $(BUILD)/reel $(BUILD)/unit
 
 test: deps
-	@$(MAKE) --no-print-directory unit
+	@$(SUBMAKE) unit
 	@tests/run.sh $(BUILD)
+
+# The quick pass for every change: no deps step, no load/fuzz/mutants/conformance, the HTTP
+# suite without its slowest soak-like tests (tests/run.sh --quick says which).
+check:
+	@$(SUBMAKE) unit
+	@tests/run.sh --quick $(BUILD) unit cli http
 
 browser: all
 	@tests/browser/run.sh
@@ -100,6 +124,39 @@ conformance: all
 asan:
 	@$(MAKE) --no-print-directory SANITIZER=address test
 
+# ThreadSanitizer: the server runs libmicrohttpd's threads, the committer and the watcher.
+# Runs the CLI and HTTP suites against build/thread/reel. Not the unit suite: Criterion
+# cannot start under TSan (its BoxFort arena mmap fails: Snaipe/Criterion issue 274), and
+# the threads it would exercise (committer, readers) run in every HTTP test anyway.
+# Reports go to build/thread/tsan/ (one file per process, children included); any report
+# fails the run. tests/tsan.supp holds the third-party suppressions, each with its reason.
+TSAN_LOG = $(CURDIR)/build/thread/tsan
+tsan:
+	@$(MAKE) --no-print-directory SANITIZER=thread tsan-run
+
+tsan-run:
+	@$(SUBMAKE) $(BUILD)/reel
+	@rm -rf $(TSAN_LOG) && mkdir -p $(TSAN_LOG)
+	@TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp log_path=$(TSAN_LOG)/report \
+	    second_deadlock_stack=1 $$TSAN_OPTIONS" \
+	    tests/run.sh $(BUILD) cli http; rc=$$?; \
+	    n=$$(cat $(TSAN_LOG)/report.* 2>/dev/null | grep -c '^WARNING: ThreadSanitizer'); \
+	    echo "tsan: $$n reports in $(TSAN_LOG)"; \
+	    cat $(TSAN_LOG)/report.* 2>/dev/null | grep '^SUMMARY: ThreadSanitizer' | sort | uniq -c | sort -rn; \
+	    [ $$rc -eq 0 ] && [ $$n -eq 0 ]
+
+# Installs the reel binary only. The library headers are not installed: they include each
+# other by repository path (store/store.h) and are internal, with no stable ABI (api/ is
+# being split into layers); embed libreel.a from a checkout instead.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/reel $(DESTDIR)$(PREFIX)/bin/reel
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/reel
+
 # Load, soak and leak check (tests/load/; docs/RELIABILITY.md "Load and soak").
 SOAK_SECONDS ?= 600
 load: all
@@ -117,26 +174,28 @@ leakcheck: deps all
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_LEAK_TOOL=valgrind /usr/bin/python3 -m pytest -q -s \
 	    -p no:cacheprovider tests/load/test_leak.py
 
-run: deps all
+run: deps
+	@$(SUBMAKE) all
 	$(BUILD)/reel serve
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCHBIN)
-	@tools/bench.sh $(BUILD)
+	@$(SUBMAKE) all $(BENCHBIN)
+	@bench/bench.sh $(BUILD)
 
 format:
-	clang-format -i $(LIBSRC) $(TOOLSRC) $(UNITSRC) $(wildcard */*.h)
+	clang-format -i $(LIBSRC) $(TOOLSRC) $(UNITSRC) $(BENCHSRC) $(wildcard */*.h */*/*.h)
 
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# Header dependencies written by -MMD, one .d beside each object.
+-include $(ALLOBJ:.o=.d)
 
 # Fuzzing (libFuzzer) and syscall fault injection: make fuzz, fuzz-quick, fault.
 include tests/fuzz/fuzz.mk
 
-# Side-by-side benchmarks with the peers: make bench-peers (tools/peers/).
-include tools/peers/peers.mk
+# Side-by-side benchmarks with the peers: make bench-peers (bench/peers/).
+include bench/peers/peers.mk
 
 # The malloc-failure run: make oom, oom-quick (tests/oom/).
 include tests/oom/oom.mk

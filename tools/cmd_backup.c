@@ -4,37 +4,28 @@
 
 #include "tools/cmds.h"
 
-static const char usage[] =
-    "usage: reel backup [--data DIR] DEST\n\n"
+static const char about[] =
     "Writes a consistent, compacted copy of the store into directory DEST (created if\n"
     "missing; must not already hold a store) while the server keeps running. DEST is a\n"
-    "data directory of its own: `reel serve --data DEST` serves it.\n\n"
-    "  --data DIR   data directory [REEL_DATA] (default ./reel-data)\n";
+    "data directory of its own: `reel serve --data DEST` serves it.\n";
 
 int cmd_backup(int argc, char **argv)
 {
-    const char *prog = "backup", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA), *dest = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--data") && i + 1 < argc) {
-            data = argv[++i];
-        } else if (a[0] == '-') {
-            cmd_error(prog, "unknown or incomplete option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        } else if (!dest) {
-            dest = a;
-        } else {
-            cmd_error(prog, "one destination only ('%s' and '%s')", dest, a);
-            return CMD_USAGE;
-        }
-    }
-    if (!dest) {
-        cmd_error(prog, "a destination directory is required\n\n%s", usage);
+    const char *prog = "backup", *data = CMD_DEFAULT_DATA;
+    const opt_t rows[] = {CMD_OPT_DATA(&data), OPT_END};
+    const opt_cmd_t cmd = {.name = prog, .args = "DEST", .about = about, .opts = rows};
+    int nargs, st = opt_parse(&cmd, argc, argv, &nargs);
+    if (st != OPT_GO)
+        return st;
+    if (nargs > 1) {
+        cmd_error(prog, "one destination only ('%s' and '%s')", argv[0], argv[1]);
         return CMD_USAGE;
     }
+    if (nargs == 0) {
+        cmd_error(prog, "a destination directory is required (see --help)");
+        return CMD_USAGE;
+    }
+    const char *dest = argv[0];
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s)
         return CMD_FAIL;

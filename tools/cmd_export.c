@@ -9,22 +9,10 @@
 #include "replay/replay.h"
 #include "tools/cmds.h"
 
-static const char usage[] =
-    "usage: reel export [--data DIR] [--session S | --sessions A,B,...] [--after P]\n"
-    "                   [--until P] [--since TIME] [--before TIME] [--compression zstd|none]\n"
-    "                   [--level N] [-o FILE] [--progress] [--quiet]\n\n"
+static const char about[] =
     "Writes an export: a header line, session records and events as JSON lines (each event\n"
     "exactly as the HTTP API serves it, raw included), and a trailer line counting them,\n"
-    "zstd-compressed by default (`zstd -d` reads it; `reel import` loads it).\n\n"
-    "  --session S          one session (its record and every event)\n"
-    "  --sessions A,B       only these sessions (whole-store export)\n"
-    "  --after P, --until P positions (P, Q] of the all-sessions log\n"
-    "  --since T, --before T event times [T1, T2): RFC 3339 (2026-11-22T13:00:00Z) or Unix ms\n"
-    "  --compression MODE   zstd (default) or none (plain NDJSON)\n"
-    "  --level N            zstd level 1..19 (default 3)\n"
-    "  -o, --output FILE    write to FILE (default: standard output)\n"
-    "  --progress           progress lines on stderr (default: when stderr is a terminal)\n"
-    "  --quiet              no summary line\n";
+    "zstd-compressed by default (`zstd -d` reads it; `reel import` loads it).\n";
 
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -76,52 +64,39 @@ static int run(store_t *s, const replay_export_opts_t *opt, int fd, cmd_progress
 
 int cmd_export(int argc, char **argv)
 {
-    const char *prog = "export", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA), *file = NULL;
+    const char *prog = "export", *data = CMD_DEFAULT_DATA, *file = NULL, *session = NULL;
     replay_export_opts_t opt = REPLAY_EXPORT_DEFAULT;
     cmd_range_t range = {0};
-    int progress = -1, quiet = 0, r;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        unsigned long long n;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--progress")) {
-            progress = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if (!v) {
-            cmd_error(prog, "unknown or incomplete option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        } else if (i++, !strcmp(a, "--data")) {
-            data = v;
-        } else if ((r = cmd_range_opt(prog, a, v, &range))) {
-            if (r < 0)
-                return CMD_USAGE;
-        } else if (!strcmp(a, "--session")) {
-            if (cmd_check_session(prog, v, 1))
-                return CMD_USAGE;
-            opt.session = v;
-            opt.session_len = strlen(v);
-        } else if (!strcmp(a, "--sessions")) {
-            opt.sessions = v;
-        } else if (!strcmp(a, "--level")) {
-            if (cmd_parse_u64(prog, a, v, &n))
-                return CMD_USAGE;
-            opt.level = n > 22 ? 0 : (int)n;
-        } else if (!strcmp(a, "--compression")) {
-            if (strcmp(v, "zstd") && strcmp(v, "none")) {
-                cmd_error(prog, "--compression must be 'zstd' or 'none', not '%s'", v);
-                return CMD_USAGE;
-            }
-            opt.compress = !strcmp(v, "zstd");
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            file = v;
-        } else {
-            cmd_error(prog, "unknown option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        }
-    }
+    unsigned long long level = (unsigned long long)opt.level;
+    int progress = -1, quiet = 0, plain = !opt.compress;
+    const opt_t rows[] = {
+        CMD_OPT_DATA(&data),
+        {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session,
+         .help = "one session (its record and every event)"},
+        {.name = "sessions", .type = OPT_STRING, .arg = "A,B,...", .dest = &opt.sessions,
+         .help = "only these sessions (whole-store export)"},
+        CMD_OPT_RANGE(&range),
+        {.name = "compression", .type = OPT_CHOICE, .arg = "zstd|none", .dest = &plain,
+         .help = "zstd, or none (plain NDJSON)", .def = "zstd"},
+        {.name = "level", .type = OPT_U64, .arg = "N", .dest = &level,
+         .help = "zstd level 1..19", .def = "3"},
+        {.name = "output", .alias = 'o', .type = OPT_STRING, .arg = "FILE", .dest = &file,
+         .help = "write to FILE", .def = "standard output"},
+        {.name = "progress", .type = OPT_FLAG, .dest = &progress,
+         .help = "progress lines on stderr (default: when stderr is a terminal)"},
+        {.name = "quiet", .type = OPT_FLAG, .dest = &quiet, .help = "no summary line"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
+    int st = opt_parse(&cmd, argc, argv, NULL);
+    if (st != OPT_GO)
+        return st;
+    if (cmd_check_session(prog, session, 0))
+        return CMD_USAGE;
+    if (session)
+        opt.session = session, opt.session_len = strlen(session);
+    opt.compress = !plain;
+    opt.level = level > 22 ? 0 : (int)level;
     opt.after = range.after, opt.until = range.until;
     opt.since_ms = range.since_ms, opt.before_ms = range.before_ms;
     if (opt.compress && (opt.level < 1 || opt.level > 19)) {

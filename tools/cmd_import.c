@@ -8,43 +8,29 @@
 #include "ingest/ingest.h"
 #include "tools/cmds.h"
 
-static const char usage[] =
-    "usage: reel import [--data DIR] [--sync full|none] [--progress] [--quiet] [FILE|-]\n\n"
+static const char about[] =
     "Loads an export made by `reel export` (zstd-compressed or plain JSON lines, detected)\n"
     "from FILE or standard input. Events keep their event_id and time, session records are\n"
-    "recreated; importing the same file twice appends nothing the second time.\n\n"
-    "  --data DIR          data directory [REEL_DATA] (default ./reel-data)\n"
-    "  --sync full|none    fsync every commit [REEL_SYNC] (default full)\n"
-    "  --progress          progress lines on stderr (default: when stderr is a terminal)\n"
-    "  --quiet             no summary line\n";
+    "recreated; importing the same file twice appends nothing the second time.\n";
 
 int cmd_import(int argc, char **argv)
 {
-    const char *prog = "import", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA), *file = "-";
-    const char *sync = cmd_env("REEL_SYNC", "full");
+    const char *prog = "import", *data = CMD_DEFAULT_DATA, *file = "-";
     int progress = -1, quiet = 0, no_sync = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--progress")) {
-            progress = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if (!strcmp(a, "--data") && i + 1 < argc) {
-            data = argv[++i];
-        } else if (!strcmp(a, "--sync") && i + 1 < argc) {
-            sync = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            cmd_error(prog, "unknown or incomplete option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        } else {
-            file = a;
-        }
-    }
-    if (cmd_parse_sync(prog, sync, &no_sync))
-        return CMD_USAGE;
+    const opt_t rows[] = {
+        CMD_OPT_DATA(&data),
+        CMD_OPT_SYNC(&no_sync),
+        {.name = "progress", .type = OPT_FLAG, .dest = &progress,
+         .help = "progress lines on stderr (default: when stderr is a terminal)"},
+        {.name = "quiet", .type = OPT_FLAG, .dest = &quiet, .help = "no summary line"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .args = "[FILE|-]", .about = about, .opts = rows};
+    int nargs, go = opt_parse(&cmd, argc, argv, &nargs);
+    if (go != OPT_GO)
+        return go;
+    if (nargs)
+        file = argv[nargs - 1]; /* the last one, as before the option table */
     int fd = strcmp(file, "-") ? open(file, O_RDONLY) : STDIN_FILENO;
     if (fd < 0) {
         cmd_error(prog, "cannot open '%s': %s", file, strerror(errno));

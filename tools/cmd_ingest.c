@@ -22,22 +22,16 @@
 #define CHUNK_EVENTS 1000
 #define CHUNK_BYTES (4u << 20)
 
-static const char usage[] =
-    "usage: reel ingest --session S [--data DIR] [--sync full|none] [--format FMT] [FILE|-]\n\n"
-    "Appends JSONL events (one JSON object per line, SPEC §3 input fields) to session S,\n"
-    "from FILE or standard input. Each chunk of up to 1000 lines is one atomic, durable\n"
-    "append; a bad line rejects its chunk and stops with its line number.\n\n"
+static const char about[] =
+    "Appends JSONL events (one JSON object per line, the fields of docs/HTTP.md \"Append\")\n"
+    "to session S, from FILE or standard input. Each chunk of up to 1000 lines is one atomic,\n"
+    "durable append; a bad line rejects its chunk and stops with its line number.\n\n"
     "With --format claude|codex|opencode|amp|acp the input is an agent's own native\n"
     "transcript (e.g. a Claude Code ~/.claude/projects/.../*.jsonl file), converted into\n"
-    "universal events by the same converters as `reel run`; every native line is kept in\n"
-    "'raw', a line that cannot be converted becomes agent.unparsed. Event ids derive from\n"
-    "the input's first line and the line numbers, so ingesting the same file again appends\n"
-    "nothing.\n\n"
-    "  --session S        session id (1..128 bytes of [A-Za-z0-9._:~-])\n"
-    "  --data DIR         data directory [REEL_DATA] (default ./reel-data)\n"
-    "  --sync full|none   fsync every commit [REEL_SYNC] (default full)\n"
-    "  --format FMT       universal (default), claude, codex, opencode, amp or acp\n"
-    "  --quiet            no summary on stderr\n";
+    "universal events by the same converters as `reel run` (docs/AGENTS.md); every native\n"
+    "line is kept in 'raw', a line that cannot be converted becomes agent.unparsed. Event ids\n"
+    "derive from the input's first line and the line numbers, so ingesting the same file\n"
+    "again appends nothing.\n";
 
 struct chunk {
     store_buf_t text; /* NDJSON lines */
@@ -164,38 +158,26 @@ static int run(const char *prog, store_t *s, const char *session, FILE *in, int 
 
 int cmd_ingest(int argc, char **argv)
 {
-    const char *prog = "ingest", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
-    const char *session = NULL, *file = "-", *sync = cmd_env("REEL_SYNC", "full");
+    const char *prog = "ingest", *data = CMD_DEFAULT_DATA, *session = NULL, *file = "-";
     const char *format = "universal";
     int quiet = 0, no_sync = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if ((!strcmp(a, "--session") || !strcmp(a, "--data") || !strcmp(a, "--sync") ||
-                    !strcmp(a, "--format")) && i + 1 < argc) {
-            const char *v = argv[++i];
-            if (!strcmp(a, "--session"))
-                session = v;
-            else if (!strcmp(a, "--data"))
-                data = v;
-            else if (!strcmp(a, "--format"))
-                format = v;
-            else
-                sync = v;
-        } else if (a[0] == '-' && a[1]) {
-            cmd_error(prog, "unknown option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        } else {
-            file = a;
-        }
-    }
+    const opt_t rows[] = {
+        {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session, .required = 1,
+         .help = "session id (1..128 bytes of [A-Za-z0-9._:~-])"},
+        CMD_OPT_DATA(&data),
+        CMD_OPT_SYNC(&no_sync),
+        {.name = "format", .type = OPT_STRING, .arg = "FMT", .dest = &format,
+         .help = "universal, claude, codex, opencode, amp or acp", .def = "universal"},
+        {.name = "quiet", .type = OPT_FLAG, .dest = &quiet, .help = "no summary on stderr"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .args = "[FILE|-]", .about = about, .opts = rows};
+    int nargs, st = opt_parse(&cmd, argc, argv, &nargs);
+    if (st != OPT_GO)
+        return st;
+    if (nargs)
+        file = argv[nargs - 1]; /* the last one, as before the option table */
     if (cmd_check_session(prog, session, 1))
-        return CMD_USAGE;
-    if (cmd_parse_sync(prog, sync, &no_sync))
         return CMD_USAGE;
     struct native nat = {NULL, NULL};
     if (strcmp(format, "universal") && !(nat.ops = agent_find(format))) {

@@ -9,64 +9,42 @@
 #include "agents/agent.h"
 #include "tools/cmds.h"
 
-static const char usage[] =
-    "usage: reel mock-agent [--scenario NAME] [--delay MS] [--resume ID] [--exit N] [--] [PROMPT]\n"
-    "   or: reel mock-agent --format acp [--delay MS]\n\n"
+static const char about[] =
     "Writes a scripted agent session as Claude Code stream-json (one JSON object per line)\n"
     "to stdout, like `claude -p --output-format stream-json --verbose`. With --format acp it\n"
-    "is an ACP agent instead, answering JSON-RPC requests read from stdin.\n\n"
-    "  --scenario NAME   demo, markdown, tools, permission, error or long (default: the\n"
-    "                    prompt when it names a scenario, else demo, which echoes the prompt)\n"
-    "  --delay MS        pause between lines (default 20) [REEL_MOCK_DELAY_MS]\n"
-    "  --resume ID       continue session ID (reported as its session_id)\n"
-    "  --exit N          exit status after the last line (default 0; 1 for 'error')\n"
-    "  --format F        claude (default) or acp\n";
+    "is an ACP agent instead, answering JSON-RPC requests read from stdin (docs/AGENTS.md).\n";
 
 int cmd_mock_agent(int argc, char **argv)
 {
     const char *prog = "mock-agent", *scenario = NULL, *resume = NULL, *prompt = NULL;
-    const char *delay = cmd_env("REEL_MOCK_DELAY_MS", "20"), *exit_s = NULL, *format = "claude";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--")) {
-            if (i + 1 < argc)
-                prompt = argv[i + 1];
-            break;
-        } else if ((!strcmp(a, "--scenario") || !strcmp(a, "--delay") ||
-                    !strcmp(a, "--resume") || !strcmp(a, "--exit") || !strcmp(a, "--format")) &&
-                   i + 1 < argc) {
-            const char *v = argv[++i];
-            if (!strcmp(a, "--format"))
-                format = v;
-            else if (!strcmp(a, "--scenario"))
-                scenario = v;
-            else if (!strcmp(a, "--delay"))
-                delay = v;
-            else if (!strcmp(a, "--resume"))
-                resume = v;
-            else
-                exit_s = v;
-        } else if (a[0] == '-' && a[1]) {
-            cmd_error(prog, "unknown option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        } else {
-            prompt = a;
-        }
-    }
-    unsigned long long d = 0, ex = 0;
-    if (cmd_parse_u64(prog, "--delay", delay, &d) ||
-        (exit_s && cmd_parse_u64(prog, "--exit", exit_s, &ex)))
+    const char *exit_s = NULL;
+    unsigned long long d = 20, ex = 0;
+    int acp = 0;
+    const opt_t rows[] = {
+        {.name = "scenario", .type = OPT_STRING, .arg = "NAME", .dest = &scenario,
+         .help = "demo, markdown, tools, permission, error or long (default: the\n"
+                 "prompt when it names a scenario, else demo, which echoes the prompt)"},
+        {.name = "delay", .type = OPT_U64, .arg = "MS", .env = "REEL_MOCK_DELAY_MS", .dest = &d,
+         .help = "pause between lines", .def = "20"},
+        {.name = "resume", .type = OPT_STRING, .arg = "ID", .dest = &resume,
+         .help = "continue session ID (reported as its session_id)"},
+        {.name = "exit", .type = OPT_STRING, .arg = "N", .dest = &exit_s,
+         .help = "exit status after the last line (default 0; 1 for 'error')"},
+        {.name = "format", .type = OPT_CHOICE, .arg = "claude|acp", .dest = &acp,
+         .help = "output format", .def = "claude"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .args = "[--] [PROMPT]", .about = about, .opts = rows};
+    int nargs, st = opt_parse(&cmd, argc, argv, &nargs);
+    if (st != OPT_GO)
+        return st;
+    if (nargs)
+        prompt = argv[nargs - 1];
+    if (exit_s && cmd_parse_u64(prog, "--exit", exit_s, &ex))
         return CMD_USAGE;
-    if (!strcmp(format, "acp"))
+    if (acp)
         return agent_mock_acp(STDIN_FILENO, STDOUT_FILENO, (int)(d > 10000 ? 10000 : d)) ? CMD_FAIL
                                                                                         : CMD_OK;
-    if (strcmp(format, "claude")) {
-        cmd_error(prog, "--format must be 'claude' or 'acp', not '%s'", format);
-        return CMD_USAGE;
-    }
     if (!scenario) {
         scenario = "demo";
         const char *names = agent_mock_scenarios(), *p = prompt ? strstr(names, prompt) : NULL;

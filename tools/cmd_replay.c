@@ -15,21 +15,11 @@
 
 #define CHUNK 1000
 
-static const char usage[] =
-    "usage: reel replay [--data DIR] [--session S] [--type T,...] [--after P] [--until P]\n"
-    "                   [--since TIME] [--before TIME] [--pace instant|original|xN]\n"
-    "                   [--to URL] [--token T] [--include-raw]\n\n"
+static const char about[] =
     "Re-drives stored events in position order (audit replays, feeding another system):\n"
     "to standard output as JSON lines, or with --to as one HTTP POST per event (the event\n"
     "envelope as JSON). --pace original waits between events as long as they were apart\n"
-    "when recorded; xN is N times faster; instant (default) does not wait.\n\n"
-    "  --session S          one session (by sequence)\n"
-    "  --type T,...         only these event types\n"
-    "  --after P, --until P positions (P, Q]\n"
-    "  --since T, --before T event times [T1, T2): RFC 3339 UTC or Unix ms\n"
-    "  --to URL             POST each event to URL (2xx expected; stops at the first failure)\n"
-    "  --token T            bearer token for --to\n"
-    "  --include-raw        include 'raw' (default for --to: included)\n";
+    "when recorded; xN is N times faster; instant (default) does not wait.\n";
 
 struct opts {
     const char *session, *types, *to, *token;
@@ -158,7 +148,8 @@ static int run(store_t *s, const struct opts *o, CURL *curl)
     return rc ? CMD_FAIL : CMD_OK;
 }
 
-static int parse_pace(const char *v, double *speed)
+/* "instant", "original" or "xN" into a speed factor (0 = instant); 0, or -1. */
+static int pace_value(const char *v, double *speed)
 {
     if (!strcmp(v, "instant"))
         return *speed = 0, 0;
@@ -170,47 +161,42 @@ static int parse_pace(const char *v, double *speed)
     return -1;
 }
 
+static int parse_pace(const opt_cmd_t *cmd, const opt_t *row, const char *v)
+{
+    double *speed = row->dest;
+    if (!pace_value(v, speed))
+        return 0;
+    cmd_error(cmd->name, "--pace must be instant, original or xN (e.g. x10), not '%s'", v);
+    return -1;
+}
+
 int cmd_replay(int argc, char **argv)
 {
-    const char *prog = "replay", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
+    const char *prog = "replay", *data = CMD_DEFAULT_DATA;
     struct opts o = {0};
-    int r;
-    o.token = cmd_env("REEL_TOKEN", NULL);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--include-raw")) {
-            o.include_raw = 1;
-        } else if (!v) {
-            cmd_error(prog, "unknown or incomplete option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        } else if (i++, !strcmp(a, "--data")) {
-            data = v;
-        } else if ((r = cmd_range_opt(prog, a, v, &o.range))) {
-            if (r < 0)
-                return CMD_USAGE;
-        } else if (!strcmp(a, "--session")) {
-            if (cmd_check_session(prog, v, 1))
-                return CMD_USAGE;
-            o.session = v;
-        } else if (!strcmp(a, "--type")) {
-            o.types = v;
-        } else if (!strcmp(a, "--to")) {
-            o.to = v;
-        } else if (!strcmp(a, "--token")) {
-            o.token = v;
-        } else if (!strcmp(a, "--pace")) {
-            if (parse_pace(v, &o.speed)) {
-                cmd_error(prog, "--pace must be instant, original or xN (e.g. x10), not '%s'", v);
-                return CMD_USAGE;
-            }
-        } else {
-            cmd_error(prog, "unknown option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        }
-    }
+    const opt_t rows[] = {
+        CMD_OPT_DATA(&data),
+        {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &o.session,
+         .help = "one session (by sequence)"},
+        {.name = "type", .type = OPT_STRING, .arg = "T,...", .dest = &o.types,
+         .help = "only these event types"},
+        CMD_OPT_RANGE(&o.range),
+        {.name = "pace", .type = OPT_CALL, .arg = "instant|original|xN", .fn = parse_pace,
+         .dest = &o.speed, .help = "how fast to re-drive", .def = "instant"},
+        {.name = "to", .type = OPT_STRING, .arg = "URL", .dest = &o.to,
+         .help = "POST each event to URL (2xx expected; stops at the first failure)"},
+        {.name = "token", .type = OPT_STRING, .arg = "T", .env = "REEL_TOKEN", .dest = &o.token,
+         .help = "bearer token for --to"},
+        {.name = "include-raw", .type = OPT_FLAG, .dest = &o.include_raw,
+         .help = "include 'raw' (default for --to: included)"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
+    int st = opt_parse(&cmd, argc, argv, NULL);
+    if (st != OPT_GO)
+        return st;
+    if (cmd_check_session(prog, o.session, 0))
+        return CMD_USAGE;
     if (o.to)
         o.include_raw = 1;
     store_t *s = cmd_open_store(prog, data, 1, 0);

@@ -6,60 +6,38 @@
 #include "replay/replay.h"
 #include "tools/cmds.h"
 
-static const char usage[] =
-    "usage: reel restore --session S [--data DIR] [--max-events N] [--max-chars N]\n"
-    "                    [--fit newest|sdk] [--json]\n\n"
+static const char about[] =
     "Prints the replay text that resumes session S in a fresh agent: a header line, then\n"
-    "one JSON line per event {createdAt, sender, payload}, from the newest events only.\n\n"
-    "  --session S       session id\n"
-    "  --data DIR        data directory [REEL_DATA] (default ./reel-data)\n"
-    "  --max-events N    newest events considered (default 50, at most 10000)\n"
-    "  --max-chars N     text budget in UTF-16 code units (default 12000)\n"
-    "  --fit newest|sdk  newest: keep the newest events that fit (default); sdk: the\n"
-    "                    sandbox-agent SDK's algorithm, byte for byte\n"
-    "  --json            print the HTTP API's restore object instead of the text\n";
+    "one JSON line per event {createdAt, sender, payload}, from the newest events only.\n";
 
 int cmd_restore(int argc, char **argv)
 {
-    const char *prog = "restore", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
-    const char *session = NULL;
+    const char *prog = "restore", *data = CMD_DEFAULT_DATA, *session = NULL;
     replay_restore_opts_t opt = REPLAY_RESTORE_DEFAULT;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        unsigned long long n;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--data") && i + 1 < argc) {
-            data = argv[++i];
-        } else if (!strcmp(a, "--session") && i + 1 < argc) {
-            session = argv[++i];
-        } else if (!strcmp(a, "--max-events") && i + 1 < argc) {
-            if (cmd_parse_u64(prog, "--max-events", argv[++i], &n))
-                return CMD_USAGE;
-            opt.max_events = (size_t)n;
-        } else if (!strcmp(a, "--max-chars") && i + 1 < argc) {
-            if (cmd_parse_u64(prog, "--max-chars", argv[++i], &n))
-                return CMD_USAGE;
-            opt.max_chars = (size_t)n;
-        } else if (!strcmp(a, "--fit") && i + 1 < argc) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "sdk"))
-                opt.fit = REPLAY_FIT_SDK;
-            else if (!strcmp(v, "newest"))
-                opt.fit = REPLAY_FIT_NEWEST;
-            else {
-                cmd_error(prog, "--fit must be 'newest' or 'sdk', not '%s'", v);
-                return CMD_USAGE;
-            }
-        } else {
-            cmd_error(prog, "unknown or incomplete option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        }
-    }
+    unsigned long long max_events = opt.max_events, max_chars = opt.max_chars;
+    int json = 0, sdk = opt.fit == REPLAY_FIT_SDK;
+    const opt_t rows[] = {
+        {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session, .required = 1,
+         .help = "session id"},
+        CMD_OPT_DATA(&data),
+        {.name = "max-events", .type = OPT_U64, .arg = "N", .dest = &max_events,
+         .help = "newest events considered (default 50, at most 10000)"},
+        {.name = "max-chars", .type = OPT_U64, .arg = "N", .dest = &max_chars,
+         .help = "text budget in UTF-16 code units", .def = "12000"},
+        {.name = "fit", .type = OPT_CHOICE, .arg = "newest|sdk", .dest = &sdk,
+         .help = "newest: keep the newest events that fit (default); sdk: the\n"
+                 "sandbox-agent SDK's algorithm, byte for byte"},
+        {.name = "json", .type = OPT_FLAG, .dest = &json,
+         .help = "print the HTTP API's restore object instead of the text"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
+    int st = opt_parse(&cmd, argc, argv, NULL);
+    if (st != OPT_GO)
+        return st;
+    opt.max_events = (size_t)max_events;
+    opt.max_chars = (size_t)max_chars;
+    opt.fit = sdk ? REPLAY_FIT_SDK : REPLAY_FIT_NEWEST;
     if (cmd_check_session(prog, session, 1))
         return CMD_USAGE;
     store_t *s = cmd_open_store(prog, data, 1, 0);

@@ -1,5 +1,5 @@
 /* cmd_run.c -- `reel run`: run a coding agent as a subprocess and ingest its event stream
- * (SPEC §5). Option parsing only; the runner is agent_run() in agents/runner.c and the
+ * (docs/AGENTS.md). Option parsing only; the runner is agent_run() in agents/runner.c and the
  * behaviour is documented in docs/AGENTS.md. */
 #include <limits.h>
 #include <stdio.h>
@@ -10,137 +10,95 @@
 #include "agents/agent.h"
 #include "tools/cmds.h"
 
-static const char usage[] =
-    "usage: reel run --session S --agent AGENT [options] [--] [AGENT-ARGS...] PROMPT\n\n"
+static const char about[] =
     "Spawns a coding agent in its streaming JSON mode, converts every line it writes into\n"
     "universal events (the native line kept in 'raw') and appends them in order to session S,\n"
     "ending with session.ended. Running the same session again resumes the agent's own\n"
     "session (stored on the session record) or, where it cannot, prepends the restore text.\n"
     "The last argument is the prompt (unless --prompt is given); arguments before it are\n"
-    "passed to the agent.\n\n"
-    "  --session S            session id (1..128 bytes of [A-Za-z0-9._:~-])\n"
-    "  --agent AGENT          claude, codex, opencode, amp, acp or mock\n"
-    "  --agent-bin PATH       the agent executable (default: found on PATH; required for acp)\n"
-    "  --prompt TEXT          the prompt; then every argument after -- goes to the agent\n"
-    "  --restore native|replay  resume natively when possible (default), or always start a\n"
-    "                         fresh agent session with the restore replay text prepended\n"
-    "  --server URL           append through a reel server (http://HOST:PORT) [REEL_SERVER]\n"
-    "  --token T              bearer token for --server [REEL_TOKEN]\n"
-    "  --retry-max SECONDS    give up when the server is unreachable this long (default 600)\n"
-    "  --data DIR             data directory without --server [REEL_DATA] (default ./reel-data)\n"
-    "  --sync full|none       fsync every commit [REEL_SYNC] (default full)\n"
-    "  --approve              acp: allow permission requests (default: reject them)\n"
-    "  --quiet                no messages on stderr except errors\n\n"
+    "passed to the agent.\n";
+
+static const char footer[] =
     "Exit status: 0 when the agent exited 0 and every event was appended, 1 otherwise,\n"
     "2 on bad usage.\n";
 
-static int usage_error(const char *prog, const char *msg, const char *arg)
+static int usage_error(const opt_cmd_t *cmd, const char *msg, const char *arg)
 {
-    fprintf(stderr, "reel %s: ", prog);
+    fprintf(stderr, "reel %s: ", cmd->name);
     fprintf(stderr, msg, arg);
-    fprintf(stderr, "\n\n%s", usage);
+    fputs("\n\n", stderr);
+    opt_usage(cmd, stderr);
     return CMD_USAGE;
 }
 
 int cmd_run(int argc, char **argv)
 {
-    const char *prog = "run";
+    const char *prog = "run", *argv0 = argv[0]; /* opt_parse() reuses argv */
     agent_run_opts_t o = {0};
-    const char *agent = NULL, *sync = cmd_env("REEL_SYNC", "full"), *retry = "600";
-    const char *restore = "native";
-    o.data_dir = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
-    o.server = cmd_env("REEL_SERVER", NULL);
-    o.token = cmd_env("REEL_TOKEN", NULL);
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    size_t nrest = 0;
+    const char *agent = NULL;
+    unsigned long long retry_s = 600;
+    int replay = 0;
+    o.data_dir = CMD_DEFAULT_DATA;
+    const opt_t rows[] = {
+        {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &o.session, .required = 1,
+         .help = "session id (1..128 bytes of [A-Za-z0-9._:~-])"},
+        {.name = "agent", .type = OPT_STRING, .arg = "AGENT", .dest = &agent, .required = 1,
+         .help = "claude, codex, opencode, amp, acp or mock"},
+        {.name = "agent-bin", .type = OPT_STRING, .arg = "PATH", .dest = &o.bin,
+         .help = "the agent executable (default: found on PATH; required for acp)"},
+        {.name = "prompt", .type = OPT_STRING, .arg = "TEXT", .dest = &o.prompt,
+         .help = "the prompt; then every argument after -- goes to the agent"},
+        {.name = "restore", .type = OPT_CHOICE, .arg = "native|replay", .dest = &replay,
+         .help = "resume natively when possible (default), or always start a\n"
+                 "fresh agent session with the restore replay text prepended"},
+        {.name = "server", .type = OPT_STRING, .arg = "URL", .env = "REEL_SERVER",
+         .dest = &o.server, .help = "append through a reel server (http://HOST:PORT)"},
+        {.name = "token", .type = OPT_STRING, .arg = "T", .env = "REEL_TOKEN", .dest = &o.token,
+         .help = "bearer token for --server"},
+        {.name = "retry-max", .type = OPT_U64, .arg = "SECONDS", .dest = &retry_s,
+         .help = "give up when the server is unreachable this long", .def = "600"},
+        {.name = "data", .type = OPT_STRING, .arg = "DIR", .env = "REEL_DATA", .dest = &o.data_dir,
+         .help = "data directory without --server", .def = CMD_DEFAULT_DATA},
+        CMD_OPT_SYNC(&o.no_sync),
+        {.name = "approve", .type = OPT_FLAG, .dest = &o.approve,
+         .help = "acp: allow permission requests (default: reject them)"},
+        {.name = "quiet", .type = OPT_FLAG, .dest = &o.quiet,
+         .help = "no messages on stderr except errors"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .args = "[--] [AGENT-ARGS...] PROMPT", .about = about,
+                           .footer = footer, .opts = rows};
+    int nrest, st = opt_parse(&cmd, argc, argv, &nrest);
+    if (st != OPT_GO)
+        return st;
+    if (!o.session)
+        return usage_error(&cmd, "--session is required%s", "");
+    if (!store_session_id_valid(o.session, strlen(o.session)))
+        return usage_error(&cmd, "invalid session id '%s': use 1..128 bytes of [A-Za-z0-9._:~-]",
+                           o.session);
+    if (!agent)
+        return usage_error(&cmd, "--agent is required%s", "");
+    if (!(o.ops = agent_find(agent)))
+        return usage_error(&cmd, "unknown agent '%s' (use claude, codex, opencode, amp, acp or "
+                                 "mock)", agent);
+    if (!o.prompt && !nrest)
+        return usage_error(&cmd, "a prompt is required%s", "");
+    /* The positional arguments now sit in argv[0..nrest): the agent's arguments, then the
+     * prompt unless --prompt gave it. */
+    char **rest = calloc((size_t)nrest + 1, sizeof *rest);
     if (!rest)
         return CMD_FAIL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **val = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            free(rest);
-            return CMD_OK;
-        } else if (!strcmp(a, "--")) {
-            while (++i < argc)
-                rest[nrest++] = argv[i];
-            break;
-        } else if (!strcmp(a, "--quiet")) {
-            o.quiet = 1;
-        } else if (!strcmp(a, "--approve")) {
-            o.approve = 1;
-        } else if (!strncmp(a, "--restore=", 10)) {
-            restore = a + 10;
-        } else if (!strcmp(a, "--session")) {
-            val = &o.session;
-        } else if (!strcmp(a, "--agent")) {
-            val = &agent;
-        } else if (!strcmp(a, "--agent-bin")) {
-            val = &o.bin;
-        } else if (!strcmp(a, "--prompt")) {
-            val = &o.prompt;
-        } else if (!strcmp(a, "--server")) {
-            val = &o.server;
-        } else if (!strcmp(a, "--token")) {
-            val = &o.token;
-        } else if (!strcmp(a, "--retry-max")) {
-            val = &retry;
-        } else if (!strcmp(a, "--data")) {
-            val = &o.data_dir;
-        } else if (!strcmp(a, "--sync")) {
-            val = &sync;
-        } else if (!strcmp(a, "--restore")) {
-            val = &restore;
-        } else if (a[0] == '-' && a[1]) {
-            free(rest);
-            return usage_error(prog, "unknown option '%s'", a);
-        } else {
-            rest[nrest++] = argv[i];
-        }
-        if (val) {
-            if (i + 1 >= argc) {
-                free(rest);
-                return usage_error(prog, "%s needs a value", a);
-            }
-            *val = argv[++i];
-        }
-    }
-    int rc = CMD_USAGE;
-    unsigned long long retry_s = 0;
-    if (!o.session)
-        usage_error(prog, "--session is required%s", "");
-    else if (!store_session_id_valid(o.session, strlen(o.session)))
-        usage_error(prog, "invalid session id '%s': use 1..128 bytes of [A-Za-z0-9._:~-]",
-                    o.session);
-    else if (!agent)
-        usage_error(prog, "--agent is required%s", "");
-    else if (!(o.ops = agent_find(agent)))
-        usage_error(prog, "unknown agent '%s' (use claude, codex, opencode, amp, acp or mock)",
-                    agent);
-    else if (!o.prompt && !nrest)
-        usage_error(prog, "a prompt is required%s", "");
-    else if (strcmp(restore, "native") && strcmp(restore, "replay"))
-        usage_error(prog, "--restore must be 'native' or 'replay', not '%s'", restore);
-    else if (cmd_parse_sync(prog, sync, &o.no_sync) ||
-             cmd_parse_u64(prog, "--retry-max", retry, &retry_s))
-        ;
-    else
-        rc = CMD_OK;
-    if (rc != CMD_OK) {
-        free(rest);
-        return rc;
-    }
+    memcpy(rest, argv, (size_t)nrest * sizeof *rest);
     if (!o.prompt)
         o.prompt = rest[--nrest];
     rest[nrest] = NULL;
     o.extra = rest;
     o.retry_max_s = (double)retry_s;
-    o.restore = !strcmp(restore, "replay") ? AGENT_RESTORE_REPLAY : AGENT_RESTORE_NATIVE;
+    o.restore = replay ? AGENT_RESTORE_REPLAY : AGENT_RESTORE_NATIVE;
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = 0;
-    o.self_exe = n > 0 ? self : argv[0];
+    o.self_exe = n > 0 ? self : argv0;
 
     agent_run_result_t res;
     int err = agent_run(&o, &res);

@@ -6,13 +6,9 @@
 #include "replay/replay.h"
 #include "tools/cmds.h"
 
-static const char usage[] =
-    "usage: reel sessions [--data DIR] [--json] [--limit N]\n\n"
+static const char about[] =
     "Lists sessions in id order: status, agent, events, stored bytes, first and last event\n"
-    "times. --json prints one session record per line, as the HTTP API serves them.\n\n"
-    "  --data DIR   data directory [REEL_DATA] (default ./reel-data)\n"
-    "  --json       JSON lines instead of a table\n"
-    "  --limit N    at most N sessions (default: all)\n";
+    "times. --json prints one session record per line, as the HTTP API serves them.\n";
 
 struct lister {
     int json;
@@ -60,25 +56,19 @@ static int print_one(void *arg, const store_session_t *rec)
 
 int cmd_sessions(int argc, char **argv)
 {
-    const char *prog = "sessions", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
+    const char *prog = "sessions", *data = CMD_DEFAULT_DATA;
     struct lister l = {0, 0, STORE_BUF_INIT, "", 0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--json")) {
-            l.json = 1;
-        } else if (!strcmp(a, "--data") && i + 1 < argc) {
-            data = argv[++i];
-        } else if (!strcmp(a, "--limit") && i + 1 < argc) {
-            if (cmd_parse_u64(prog, "--limit", argv[++i], &l.left))
-                return CMD_USAGE;
-        } else {
-            cmd_error(prog, "unknown or incomplete option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        }
-    }
+    const opt_t rows[] = {
+        CMD_OPT_DATA(&data),
+        {.name = "json", .type = OPT_FLAG, .dest = &l.json, .help = "JSON lines instead of a table"},
+        {.name = "limit", .type = OPT_U64, .arg = "N", .dest = &l.left,
+         .help = "at most N sessions (default: all)"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
+    int st = opt_parse(&cmd, argc, argv, NULL);
+    if (st != OPT_GO)
+        return st;
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s)
         return CMD_FAIL;

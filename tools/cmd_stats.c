@@ -7,16 +7,11 @@
 #include "replay/replay.h"
 #include "tools/cmds.h"
 
-static const char usage[] =
-    "usage: reel stats [--data DIR] [--session S] [--after P] [--until P] [--since TIME]\n"
-    "                  [--before TIME] [--json] [--progress]\n\n"
+static const char about[] =
     "Analytics over a range of the log: events and sessions, events by type, agent and\n"
     "source, tool calls by tool name, token usage sums, session durations (first to last\n"
     "event), errors and agent.unparsed counts. A readable table, or --json (the object\n"
-    "GET /v1/stats serves).\n\n"
-    "  --session S            one session only\n"
-    "  --after P, --until P   positions (P, Q] of the all-sessions log\n"
-    "  --since T, --before T  event times [T1, T2): RFC 3339 UTC or Unix ms\n";
+    "GET /v1/stats serves).\n";
 
 static void table(const char *title, json_t *map)
 {
@@ -64,36 +59,28 @@ static void print_table(const char *text)
 
 int cmd_stats(int argc, char **argv)
 {
-    const char *prog = "stats", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
+    const char *prog = "stats", *data = CMD_DEFAULT_DATA, *session = NULL;
     replay_stats_opts_t opt = {0};
     cmd_range_t range = {0};
-    int json = 0, progress = -1, r;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--progress")) {
-            progress = 1;
-        } else if (!v) {
-            cmd_error(prog, "unknown or incomplete option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        } else if (i++, !strcmp(a, "--data")) {
-            data = v;
-        } else if ((r = cmd_range_opt(prog, a, v, &range))) {
-            if (r < 0)
-                return CMD_USAGE;
-        } else if (!strcmp(a, "--session")) {
-            if (cmd_check_session(prog, v, 1))
-                return CMD_USAGE;
-            opt.session = v, opt.session_len = strlen(v);
-        } else {
-            cmd_error(prog, "unknown option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        }
-    }
+    int json = 0, progress = -1;
+    const opt_t rows[] = {
+        CMD_OPT_DATA(&data),
+        {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session,
+         .help = "one session only"},
+        CMD_OPT_RANGE(&range),
+        {.name = "json", .type = OPT_FLAG, .dest = &json, .help = "print the JSON object"},
+        {.name = "progress", .type = OPT_FLAG, .dest = &progress,
+         .help = "progress lines on stderr (default: when stderr is a terminal)"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
+    int st = opt_parse(&cmd, argc, argv, NULL);
+    if (st != OPT_GO)
+        return st;
+    if (cmd_check_session(prog, session, 0))
+        return CMD_USAGE;
+    if (session)
+        opt.session = session, opt.session_len = strlen(session);
     opt.after = range.after, opt.until = range.until;
     opt.since_ms = range.since_ms, opt.before_ms = range.before_ms;
     store_t *s = cmd_open_store(prog, data, 1, 0);

@@ -16,17 +16,9 @@
 #define PAGE 1000
 #define FOLLOW_POLL_MS 50
 
-static const char usage[] =
-    "usage: reel tail [--data DIR] [--session S] [--after N] [--limit N] [--follow]\n"
-    "                 [--include-raw]\n\n"
+static const char about[] =
     "Prints events as JSON lines, oldest first. With --session, the events of session S\n"
-    "with sequence > N; without it, every session's events with position > N.\n\n"
-    "  --data DIR       data directory [REEL_DATA] (default ./reel-data)\n"
-    "  --session S      one session (default: all sessions, in position order)\n"
-    "  --after N        start after sequence (or position) N (default 0)\n"
-    "  --limit N        stop after N events (default: no limit)\n"
-    "  --follow, -f     keep printing new events as they are appended (Ctrl-C stops)\n"
-    "  --include-raw    include each event's 'raw' field\n";
+    "with sequence > N; without it, every session's events with position > N.\n";
 
 static volatile sig_atomic_t stop;
 
@@ -109,34 +101,27 @@ static int run(store_t *s, const char *session, struct printer *p, int follow,
 
 int cmd_tail(int argc, char **argv)
 {
-    const char *prog = "tail", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA);
-    const char *session = NULL;
+    const char *prog = "tail", *data = CMD_DEFAULT_DATA, *session = NULL;
     unsigned long long after = 0, limit = 0;
     int follow = 0, include_raw = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--follow") || !strcmp(a, "-f")) {
-            follow = 1;
-        } else if (!strcmp(a, "--include-raw")) {
-            include_raw = 1;
-        } else if (!strcmp(a, "--data") && i + 1 < argc) {
-            data = argv[++i];
-        } else if (!strcmp(a, "--session") && i + 1 < argc) {
-            session = argv[++i];
-        } else if (!strcmp(a, "--after") && i + 1 < argc) {
-            if (cmd_parse_u64(prog, "--after", argv[++i], &after))
-                return CMD_USAGE;
-        } else if (!strcmp(a, "--limit") && i + 1 < argc) {
-            if (cmd_parse_u64(prog, "--limit", argv[++i], &limit))
-                return CMD_USAGE;
-        } else {
-            cmd_error(prog, "unknown or incomplete option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        }
-    }
+    const opt_t rows[] = {
+        CMD_OPT_DATA(&data),
+        {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session,
+         .help = "one session (default: all sessions, in position order)"},
+        {.name = "after", .type = OPT_U64, .arg = "N", .dest = &after,
+         .help = "start after sequence (or position) N", .def = "0"},
+        {.name = "limit", .type = OPT_U64, .arg = "N", .dest = &limit,
+         .help = "stop after N events (default: no limit)"},
+        {.name = "follow", .alias = 'f', .type = OPT_FLAG, .dest = &follow,
+         .help = "keep printing new events as they are appended (Ctrl-C stops)"},
+        {.name = "include-raw", .type = OPT_FLAG, .dest = &include_raw,
+         .help = "include each event's 'raw' field"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
+    int st = opt_parse(&cmd, argc, argv, NULL);
+    if (st != OPT_GO)
+        return st;
     if (cmd_check_session(prog, session, 0))
         return CMD_USAGE;
     store_t *s = cmd_open_store(prog, data, 1, 0);

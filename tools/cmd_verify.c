@@ -5,40 +5,30 @@
 #include "replay/replay.h"
 #include "tools/cmds.h"
 
-static const char usage[] =
-    "usage: reel verify [--data DIR] [--session S] [--progress] [--json]\n\n"
+static const char about[] =
     "Checks the store: per session, sequences dense from 1, every stored value decodable,\n"
     "the SHA-256 hash chain recomputed from the bodies, the event_id index and the session\n"
     "record; then the position index of the all-sessions log. Reports the first bad place\n"
     "and the last good sequence before it. Changes nothing. Exit status 0 when sound, 1 when\n"
-    "a problem was found or the check could not run.\n\n"
-    "  --data DIR     data directory [REEL_DATA] (default ./reel-data)\n"
-    "  --session S    check one session only\n"
-    "  --progress     progress lines on stderr (default: when stderr is a terminal)\n"
-    "  --json         print the report as JSON on stdout\n";
+    "a problem was found or the check could not run.\n";
 
 int cmd_verify(int argc, char **argv)
 {
-    const char *prog = "verify", *data = cmd_env("REEL_DATA", CMD_DEFAULT_DATA), *session = NULL;
+    const char *prog = "verify", *data = CMD_DEFAULT_DATA, *session = NULL;
     int progress = -1, json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return CMD_OK;
-        } else if (!strcmp(a, "--progress")) {
-            progress = 1;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--data") && i + 1 < argc) {
-            data = argv[++i];
-        } else if (!strcmp(a, "--session") && i + 1 < argc) {
-            session = argv[++i];
-        } else {
-            cmd_error(prog, "unknown or incomplete option '%s'\n\n%s", a, usage);
-            return CMD_USAGE;
-        }
-    }
+    const opt_t rows[] = {
+        CMD_OPT_DATA(&data),
+        {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session,
+         .help = "check one session only"},
+        {.name = "progress", .type = OPT_FLAG, .dest = &progress,
+         .help = "progress lines on stderr (default: when stderr is a terminal)"},
+        {.name = "json", .type = OPT_FLAG, .dest = &json, .help = "print the report as JSON on stdout"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
+    int st = opt_parse(&cmd, argc, argv, NULL);
+    if (st != OPT_GO)
+        return st;
     if (cmd_check_session(prog, session, 0))
         return CMD_USAGE;
     store_t *s = cmd_open_store(prog, data, 1, 0);

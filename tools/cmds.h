@@ -2,8 +2,10 @@
  *
  * Each subcommand lives in tools/cmd_<name>.c as `int cmd_<name>(int argc, char **argv)`
  * (argv[0] is the subcommand name) and returns an exit status from enum cmd_exit.
- * tools/reel.c dispatches from a table. Every subcommand answers --help on stdout
- * with exit 0, and prints usage errors on stderr with exit 2 (git conventions).
+ * tools/reel.c dispatches from a table. Every subcommand parses its options through one
+ * table of opt_t rows (tools/opt.h), so every one answers --help on stdout with exit 0,
+ * and prints usage errors on stderr with exit 2 (git conventions). A new subcommand is a
+ * cmd_<name>.c with its rows, a prototype below and a row in reel.c's table.
  * tools/ may abort on out-of-memory (xmalloc); the library modules never do.
  */
 #ifndef REEL_CMDS_H
@@ -12,6 +14,7 @@
 #include <stddef.h>
 
 #include "store/store.h"
+#include "tools/opt.h"
 
 enum cmd_exit { CMD_OK = 0, CMD_FAIL = 1, CMD_USAGE = 2 };
 
@@ -30,31 +33,50 @@ int cmd_replay(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_mock_agent(int argc, char **argv);
 
-/* Common settings with their environment twins (SPEC §2): flags win over environment,
- * environment over defaults. */
+/* Common settings with their environment twins: flags win over environment, environment
+ * over defaults (docs/HTTP.md, "Options and limits"; opt.h applies the rule). */
 #define CMD_DEFAULT_DATA "./reel-data"
 #define CMD_DEFAULT_LISTEN "127.0.0.1:2469"
 
 /* getenv(name) or 'fallback' when unset or empty. */
 const char *cmd_env(const char *name, const char *fallback);
 
-/* Parses "full"/"none" into *no_sync; returns 0, or -1 after printing a usage error. */
-int cmd_parse_sync(const char *prog, const char *v, int *no_sync);
-
 /* Parses a decimal unsigned 64-bit value; returns 0, or -1 after printing an error that
  * names 'what' and the bad value. */
 int cmd_parse_u64(const char *prog, const char *what, const char *v, unsigned long long *out);
 
+/* ---- Option rows shared by the subcommands (tools/opt.h) ---- */
+
+/* --data DIR [REEL_DATA] into a const char *. */
+#define CMD_OPT_DATA(d)                                                                     \
+    {.name = "data", .type = OPT_STRING, .arg = "DIR", .env = "REEL_DATA",                     \
+     .help = "data directory", .def = CMD_DEFAULT_DATA, .dest = (d)}
+
+/* --sync full|none [REEL_SYNC] into an int that becomes 1 for none (no fsync). */
+#define CMD_OPT_SYNC(no_sync)                                                                  \
+    {.name = "sync", .type = OPT_CHOICE, .arg = "full|none", .env = "REEL_SYNC",               \
+     .help = "fsync every commit", .def = "full", .dest = (no_sync)}
+
 /* A range of the log given as --after P --until Q (positions) and --since T --before T
- * (event times: RFC 3339 UTC or Unix ms). */
+ * (event times: RFC 3339 UTC or Unix ms); zero fields are unset. */
 typedef struct cmd_range {
     unsigned long long after, until;
     int64_t since_ms, before_ms;
 } cmd_range_t;
 
-/* If option 'a' (with value 'v') is one of the four range options, stores it in 'r' and
- * returns 1; returns 0 for any other option, -1 after printing an error naming 'v'. */
-int cmd_range_opt(const char *prog, const char *a, const char *v, cmd_range_t *r);
+/* The four rows of a cmd_range_t 'r'. */
+#define CMD_OPT_RANGE(r)                                                                       \
+    {.name = "after", .type = OPT_U64, .arg = "P", .dest = &(r)->after,                       \
+     .help = "positions after P of the all-sessions log (exclusive)"},                         \
+    {.name = "until", .type = OPT_U64, .arg = "Q", .dest = &(r)->until,                       \
+     .help = "positions up to Q (inclusive)"},                                                 \
+    {.name = "since", .type = OPT_CALL, .arg = "TIME", .fn = cmd_opt_time, .dest = &(r)->since_ms, \
+     .help = "events at or after TIME: RFC 3339 UTC (2026-11-22T13:00:00Z) or Unix ms"},      \
+    {.name = "before", .type = OPT_CALL, .arg = "TIME", .fn = cmd_opt_time,                   \
+     .dest = &(r)->before_ms, .help = "events before TIME (same forms)"}
+
+/* An OPT_CALL for an event time (RFC 3339 UTC or Unix ms) into the int64_t row->dest. */
+int cmd_opt_time(const opt_cmd_t *cmd, const opt_t *row, const char *v);
 
 /* 0 if 'id' is a valid session id; else prints why (or that it is missing, when
  * 'required') and returns -1. NULL is fine when not required. */

@@ -25,20 +25,6 @@ void cmd_error(const char *prog, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-int cmd_parse_sync(const char *prog, const char *v, int *no_sync)
-{
-    if (!strcmp(v, "full")) {
-        *no_sync = 0;
-        return 0;
-    }
-    if (!strcmp(v, "none")) {
-        *no_sync = 1;
-        return 0;
-    }
-    cmd_error(prog, "--sync must be 'full' or 'none', not '%s'", v);
-    return -1;
-}
-
 int cmd_parse_u64(const char *prog, const char *what, const char *v, unsigned long long *out)
 {
     char *end;
@@ -56,22 +42,16 @@ int cmd_parse_u64(const char *prog, const char *what, const char *v, unsigned lo
     return 0;
 }
 
-int cmd_range_opt(const char *prog, const char *a, const char *v, cmd_range_t *r)
+int cmd_opt_time(const opt_cmd_t *cmd, const opt_t *row, const char *v)
 {
-    int after = !strcmp(a, "--after"), until = !strcmp(a, "--until");
-    int since = !strcmp(a, "--since"), before = !strcmp(a, "--before");
-    if (after || until)
-        return cmd_parse_u64(prog, a, v, after ? &r->after : &r->until) ? -1 : 1;
-    if (!since && !before)
-        return 0;
     int64_t t = store_parse_time(v, strlen(v));
     if (t < 0) {
-        cmd_error(prog, "%s must be an RFC 3339 UTC time (2026-11-22T13:00:00Z) or Unix "
-                        "milliseconds, not '%s'", a, v);
+        cmd_error(cmd->name, "--%s must be an RFC 3339 UTC time (2026-11-22T13:00:00Z) or Unix "
+                             "milliseconds, not '%s'", row->name, v);
         return -1;
     }
-    *(since ? &r->since_ms : &r->before_ms) = t;
-    return 1;
+    *(int64_t *)row->dest = t;
+    return 0;
 }
 
 int cmd_check_session(const char *prog, const char *id, int required)

@@ -1,7 +1,7 @@
 /* ui.c -- the web inspector at /ui/ (docs/UI.md): static files embedded in the binary.
  *
  * The files live in ui/ (index.html, app.js, style.css: plain HTML/CSS/JS, no framework,
- * no build step) and are turned into byte arrays by tools/embed_ui.sh, which writes the
+ * no build step) and are turned into byte arrays by scripts/embed_ui.sh, which writes the
  * header ui_assets.h included below; the Makefile generates it under the build directory
  * whenever a file in ui/ changes. docs/UI.md describes the inspector itself.
  *
@@ -41,7 +41,7 @@ static const unsigned char ui_missing[] =
     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
     "<title>reel inspector</title></head><body><main><h1>reel inspector</h1>"
     "<p>This reel binary was built without the inspector's files: build it with "
-    "<code>make</code>, which embeds <code>ui/*</code> with <code>tools/embed_ui.sh</code>."
+    "<code>make</code>, which embeds <code>ui/*</code> with <code>scripts/embed_ui.sh</code>."
     "</p></main></body></html>\n";
 static const api_ui_asset_t ui_assets[] = {
     {"index.html", "text/html; charset=utf-8", "\"missing\"", ui_missing, sizeof ui_missing - 1},

@@ -33,7 +33,7 @@ FUZZ_SAN       := -fsanitize=address,undefined \
 FUZZ_CFLAGS    := -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(FUZZ_DIR)/gen -MMD -MP $(FUZZ_SAN) \
                   -fsanitize=fuzzer-no-link -Wall -Wno-unused-parameter -Wno-unused-function
 FUZZ_LDLIBS    := -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lpthread -lm
-FUZZ_MODSRC    := $(foreach m,store ingest replay agents api,$(wildcard $(m)/*.c))
+FUZZ_MODSRC    := $(foreach m,store ingest replay agents api,$(wildcard $(m)/*.c $(m)/*/*.c))
 FUZZ_MODOBJ    := $(FUZZ_MODSRC:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_BINS      := $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
 
@@ -45,12 +45,12 @@ fuzz-build: $(FUZZ_BINS)
 .SECONDARY: $(FUZZ_MODOBJ) $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o) \
             $(FUZZ_DIR)/obj/tests/fuzz/mkvalues.o
 
-# api/ui.c includes a header generated from ui/* (tools/embed_ui.sh); make our own copy.
-$(FUZZ_DIR)/gen/ui_assets.h: $(wildcard ui/*) $(wildcard tools/embed_ui.sh)
+# api/ui.c includes a header generated from ui/* (scripts/embed_ui.sh); make our own copy.
+$(FUZZ_DIR)/gen/ui_assets.h: $(wildcard ui/*) $(wildcard scripts/embed_ui.sh)
 	@mkdir -p $(dir $@)
-	tools/embed_ui.sh $@ $(wildcard ui/*)
+	scripts/embed_ui.sh $@ $(wildcard ui/*)
 
-$(FUZZ_DIR)/obj/api/ui.o: $(FUZZ_DIR)/gen/ui_assets.h
+$(filter $(FUZZ_DIR)/obj/api/%,$(FUZZ_MODOBJ)): | $(FUZZ_DIR)/gen/ui_assets.h
 
 $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -89,5 +89,9 @@ $(FUZZ_DIR)/mkvalues: $(FUZZ_DIR)/obj/tests/fuzz/mkvalues.o $(FUZZ_MODOBJ)
 fuzz-seeds: $(FUZZ_DIR)/mkvalues
 	/usr/bin/python3 tests/fuzz/make_seeds.py
 	$(FUZZ_DIR)/mkvalues tests/fuzz/corpus/value
+
+# Header dependencies of the fuzz objects (-MMD writes a .d beside each).
+-include $(FUZZ_MODOBJ:.o=.d) $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.d) \
+         $(FUZZ_DIR)/obj/tests/fuzz/mkvalues.d
 
 .DEFAULT_GOAL := $(FUZZ_SAVED_GOAL)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""table.py -- render the results of tools/peers/run.sh as one Markdown table.
+"""table.py -- render the results of bench/peers/run.sh as one Markdown table.
 
-  tools/peers/table.py RESULTS.tsv
+  bench/peers/table.py RESULTS.tsv
 
-RESULTS is the TSV of tools/peers/lib.sh (workload system value unit better durability
+RESULTS is the TSV of bench/peers/lib.sh (workload system value unit better durability
 note). Rows are the workloads in lib.sh's order, columns the systems in run order, then
 "reel / best peer" (oriented so that > 1 means reel is better; peers are the durable
 systems other than reel, its variants, nginx, which is a ceiling, not a store, and the
@@ -177,7 +177,7 @@ def main():
     out += ["", "Machine limits and sizes (measured first, same run):", ""]
     out += ["- %s (%s): %s %s%s" % (w, s, fmt(r["value"]), r["unit"], "; " + r["note"] if r["note"] else "")
             for w, s, r in lim]
-    out += ["", "Rules: the same event bytes for every system (tools/peers/gen_events.py: realistic "
+    out += ["", "Rules: the same event bytes for every system (bench/peers/gen_events.py: realistic "
             "~1 KiB agent events; the mix from `reel mock-agent`); the same durability (acknowledged "
             "only after fsync) except in columns marked async; load generator and server share the "
             "machine's cores, unpinned, for every system; a fresh data directory per system; medians "

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """first_read.py -- restart-to-serving time: start a server, time its first served read.
 
-  tools/peers/first_read.py (--http PORT PATH | --resp PORT CMD...) -- SERVER ARGV...
+  bench/peers/first_read.py (--http PORT PATH | --resp PORT CMD...) -- SERVER ARGV...
 
 Starts SERVER ARGV (its output to SERVER.log in the current directory is not kept; stdout
 and stderr go to /dev/null), then from the moment of the spawn repeatedly tries the read

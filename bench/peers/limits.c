@@ -172,7 +172,7 @@ static void usage(FILE *f)
 {
     fputs("usage: limits --dir DIR [--seconds S] [--seq-mib N]\n"
           "Measures fdatasync rate, sequential write, memcpy and loopback TCP bandwidth;\n"
-          "prints 'key value unit' lines (see tools/peers/limits.c).\n",
+          "prints 'key value unit' lines (see bench/peers/limits.c).\n",
           f);
 }
 

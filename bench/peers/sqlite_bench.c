@@ -2,7 +2,7 @@
  *
  * SQLite is embedded, so its fair peer is not reel's HTTP server but reel's store API
  * linked into the same kind of program. This program runs one workload against one
- * engine per invocation and prints "key<TAB>value" lines; tools/peers/sqlite.sh turns
+ * engine per invocation and prints "key<TAB>value" lines; bench/peers/sqlite.sh turns
  * them into result rows for the systems "sqlite" and "reel-lib".
  *
  *   sqlite   one file, journal_mode=WAL, synchronous=FULL (a commit returns after the
@@ -23,7 +23,7 @@
  * The read workloads use sessions loaded by 'load': 1 (1,000 events), 2 (the big one)
  * and 3 (10,000 events, polled).
  *
- * Build: see tools/peers/peers.mk (cc ... tools/peers/sqlite_bench.c build/libreel.a
+ * Build: see bench/peers/peers.mk (cc ... bench/peers/sqlite_bench.c build/libreel.a
  *        -lsqlite3 + reel's libraries).
  */
 #include <errno.h>

@@ -1,8 +1,8 @@
 # streams.sh -- bench-peers module: the Durable Streams reference server.
-# Sourced by tools/peers/run.sh after lib.sh (module contract: lib.sh).
+# Sourced by bench/peers/run.sh after lib.sh (module contract: lib.sh).
 #
-# @durable-streams/server 0.3.7 (npm; installed into build/bench-ds by tools/peers/deps.sh,
-# started by tools/ref_server.mjs as tools/bench_streams.sh does), file-backed: each append
+# @durable-streams/server 0.3.7 (npm; installed into build/bench-ds by bench/peers/deps.sh,
+# started by bench/ref_server.mjs as bench/bench_streams.sh does), file-backed: each append
 # is written to the stream's segment file and fdatasync'ed (concurrent appends to one file
 # share an fdatasync), then its metadata is put in LMDB, before the answer: durable per
 # acknowledgement. Streams are JSON mode (Content-Type application/json): a POSTed array
@@ -19,8 +19,8 @@ ST_WORK=${BUILD:-build}/bench-ds
 ST_PID=""
 
 st_install() {
-    [ -d "$ST_WORK/node_modules/@durable-streams/server" ] || tools/peers/deps.sh >&2 || return 1
-    cp tools/ref_server.mjs "$ST_WORK/"
+    [ -d "$ST_WORK/node_modules/@durable-streams/server" ] || bench/peers/deps.sh >&2 || return 1
+    cp bench/ref_server.mjs "$ST_WORK/"
 }
 
 st_launch() {  # DATA_DIR: starts the server on ST_PORT, sets ST_PID (node itself: exec)
@@ -97,7 +97,7 @@ LUA
 st_ingest() {
     local lua=$ST_DIR/$1.lua runs=$ST_DIR/$1.runs i r
     st_create_many "$2" 64 || return 1   # PUT of an existing stream is 200
-    python3 tools/peers/gen_events.py --format wrk --batch "$3" --join "$4" --bodies 16 \
+    python3 bench/peers/gen_events.py --format wrk --batch "$3" --join "$4" --bodies 16 \
         --path "/v1/stream/$2{n}" --paths 64 --content-type application/json ${6:+--mix "$BUILD/reel"} \
         >"$lua" || return 1
     st_lua_errors >>"$lua"
@@ -125,7 +125,7 @@ st_array() { python3 -c 'import sys; print("[" + ",".join(l.strip() for l in sys
 # answers its 100 events (checked once here).
 streams_poll100() {
     local i lua=$ST_DIR/poll.lua runs=$ST_DIR/poll.runs r n
-    python3 tools/peers/gen_events.py --count 6400 | python3 -c '
+    python3 bench/peers/gen_events.py --count 6400 | python3 -c '
 import http.client, sys
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=60)
 lines = [l.rstrip(b"\n") for l in sys.stdin.buffer if l.strip()]
@@ -168,7 +168,7 @@ st_load_big() {
     [ -n "$ST_BPE" ] && return 0
     st_create big || return 1
     before=$(dir_bytes "$ST_DIR/data")
-    python3 tools/peers/gen_events.py --count "$ST_BIG" | python3 -c '
+    python3 bench/peers/gen_events.py --count "$ST_BIG" | python3 -c '
 import http.client, sys
 port = int(sys.argv[1])
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
@@ -222,7 +222,7 @@ streams_bytes_per_event() {
 # with the square of its length (60 appends already take about 2 minutes).
 streams_fanout() {
     local body=$ST_DIR/fanout.json runs=$ST_DIR/fanout.runs i n=60
-    python3 tools/peers/gen_events.py --format fanout >"$body"
+    python3 bench/peers/gen_events.py --format fanout >"$body"
     : >"$runs"
     for i in 1; do
         st_create "fan$i" || return 1
@@ -237,16 +237,16 @@ streams_fanout() {
 
 # Restart: a fresh data directory filled through the API (this server has no bulk path)
 # by wrk POSTing 1,000-event arrays to 64 streams in 10 s rounds until ST_BYTES or 240 s,
-# then the server is spawned 3 times and timed to its first 200 (tools/peers/first_read.py)
+# then the server is spawned 3 times and timed to its first 200 (bench/peers/first_read.py)
 # on a small stream (a read of a big one would time reading its whole file).
 streams_restart_ms() {
     local d=$ST_DIR/restart lua=$ST_DIR/load.lua t0=$SECONDS size=0 runs=$ST_DIR/restart.runs i
     st_halt
     rm -rf "$ST_DIR/data"
     st_launch "$d" || return 1
-    python3 tools/peers/gen_events.py --count 50 | st_array >"$ST_DIR/probe.json"
+    python3 bench/peers/gen_events.py --count 50 | st_array >"$ST_DIR/probe.json"
     st_create probe "$ST_DIR/probe.json" && st_create_many r 64 || return 1
-    python3 tools/peers/gen_events.py --format wrk --batch 1000 --join array --bodies 4 \
+    python3 bench/peers/gen_events.py --format wrk --batch 1000 --join array --bodies 4 \
         --path "/v1/stream/r{n}" --paths 64 --content-type application/json >"$lua" || return 1
     while [ "$size" -lt "$ST_BYTES" ] && [ $((SECONDS - t0)) -lt 240 ]; do
         st_wrk "$lua" 16 10 >/dev/null || return 1
@@ -256,10 +256,10 @@ streams_restart_ms() {
     st_halt
     : >"$runs"
     for i in 1 2 3; do
-        python3 tools/peers/first_read.py --http "$ST_PORT" "/v1/stream/probe?offset=-1" -- \
+        python3 bench/peers/first_read.py --http "$ST_PORT" "/v1/stream/probe?offset=-1" -- \
             node "$ST_WORK/ref_server.mjs" "$ST_PORT" "$d" >>"$runs" || return 1
     done
     result restart_ms streams "$(awk '{print $2}' "$runs" | median)" ms lower sync-per-ack \
-        "$(awk -v b="$size" 'BEGIN{printf "%.1f GiB", b / 1073741824}') data directory (what the API loads in <= 240 s: wrk, 1,000-event arrays, 16 connections), 65 streams; spawn of node ref_server.mjs to the first 200 of a GET (tools/peers/first_read.py), warm page cache, median of 3"
+        "$(awk -v b="$size" 'BEGIN{printf "%.1f GiB", b / 1073741824}') data directory (what the API loads in <= 240 s: wrk, 1,000-event arrays, 16 connections), 65 streams; spawn of node ref_server.mjs to the first 200 of a GET (bench/peers/first_read.py), warm page cache, median of 3"
     rm -rf "$d"
 }

@@ -1,4 +1,4 @@
-# redis.sh -- the Redis Streams module of tools/peers/run.sh (sourced; contract in lib.sh).
+# redis.sh -- the Redis Streams module of bench/peers/run.sh (sourced; contract in lib.sh).
 #
 # redis-server 7 (Debian) with `appendonly yes, appendfsync always`: Redis writes and
 # fsyncs the AOF once per event-loop iteration before it sends the replies of that
@@ -67,7 +67,7 @@ redis_timed() {  # redis_timed EVENTS_PER_REQUEST PROBE_N ARGS...
 
 REDIS_EVENT=""
 redis_event() {
-    [ -n "$REDIS_EVENT" ] || REDIS_EVENT=$("$ROOT/tools/peers/gen_events.py" --count 1)
+    [ -n "$REDIS_EVENT" ] || REDIS_EVENT=$("$ROOT/bench/peers/gen_events.py" --count 1)
 }
 
 redis_ingest_batch() {
@@ -93,7 +93,7 @@ redis_mix_run() {
 }
 
 redis_ingest_mix() {
-    "$ROOT/tools/peers/gen_events.py" --mix "$BUILD/reel" --count 10000 >"$SYS_DIR/mix.ndjson"
+    "$ROOT/bench/peers/gen_events.py" --mix "$BUILD/reel" --count 10000 >"$SYS_DIR/mix.ndjson"
     local v
     v=$(median_of redis_mix_run) || return 1
     result ingest_mix "$SYS" "$v" events/s higher "$(redis_durability)" \
@@ -107,7 +107,7 @@ redis_load() {  # redis_load KEY COUNT
     local fsync
     fsync=$(rcli CONFIG GET appendfsync | tail -n 1)
     rcli CONFIG SET appendfsync no >/dev/null
-    "$ROOT/tools/peers/gen_events.py" --format resp --ids explicit --key "$1" --count "$2" |
+    "$ROOT/bench/peers/gen_events.py" --format resp --ids explicit --key "$1" --count "$2" |
         rcli --pipe >/dev/null
     rcli CONFIG SET appendfsync "$fsync" >/dev/null
     [ "$(rcli XLEN "$1")" = "$2" ]
@@ -217,7 +217,7 @@ redis_export() {
 
 redis_fanout() {
     local body=$SYS_DIR/fanout.json runs=$SYS_DIR/fanout.runs i n=$((QUICK == 1 ? 60 : 200))
-    "$ROOT/tools/peers/gen_events.py" --format fanout >"$body"
+    "$ROOT/bench/peers/gen_events.py" --format fanout >"$body"
     for i in $(seq 1 "$REPEAT"); do
         "$PEERS_BIN/fanout" --subscribers 1000 --events "$n" --interval-ms 20 --body "$body" \
             --resp "127.0.0.1:$REDIS_PORT" --key "fan$i" || return 1
@@ -237,7 +237,7 @@ redis_restart_ms() {
     local d=$SYS_DIR/restart n=$((RESTART_BYTES / 1024)) t0=$SECONDS size runs=$SYS_DIR/restart.runs i port
     mkdir -p "$d"
     redis_serve "$d" no "$SYS_DIR/restart.log"
-    "$ROOT/tools/peers/gen_events.py" --format resp --key big --count "$n" |
+    "$ROOT/bench/peers/gen_events.py" --format resp --key big --count "$n" |
         timeout 240 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --pipe >/dev/null
     local loaded
     loaded=$(rcli XLEN big)
@@ -248,11 +248,11 @@ redis_restart_ms() {
     log "  restart data: $loaded entries, $size bytes in $((SECONDS - t0)) s"
     for i in $(seq 1 "$REPEAT"); do
         port=$(free_port)
-        python3 "$ROOT/tools/peers/first_read.py" --resp "$port" XREVRANGE big + - COUNT 1 -- \
+        python3 "$ROOT/bench/peers/first_read.py" --resp "$port" XREVRANGE big + - COUNT 1 -- \
             redis-server --port "$port" --bind 127.0.0.1 --dir "$d" --appendonly yes \
             --appendfsync always --save "" || return 1
     done >"$runs"
     result restart_ms "$SYS" "$(awk '{print $2}' "$runs" | median)" ms lower "$(redis_durability)" \
-        "$(awk -v b="$size" -v n="$loaded" 'BEGIN {printf "%.1f GiB AOF (%d entries, rewritten: RDB preamble)", b / 1073741824, n}'); spawn of redis-server to the first XREVRANGE answer (tools/peers/first_read.py), warm page cache, median of $REPEAT"
+        "$(awk -v b="$size" -v n="$loaded" 'BEGIN {printf "%.1f GiB AOF (%d entries, rewritten: RDB preamble)", b / 1073741824, n}'); spawn of redis-server to the first XREVRANGE answer (bench/peers/first_read.py), warm page cache, median of $REPEAT"
     rm -rf "$d"
 }

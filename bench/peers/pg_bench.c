@@ -8,7 +8,7 @@
  * This client sends gen_events.py's events as statement parameters, as an application
  * would, over one connection per thread (the same 64 connections wrk opens to reel).
  *
- * Schema (created by tools/peers/postgres.sh):
+ * Schema (created by bench/peers/postgres.sh):
  *   events(session_id int, seq bigint, body jsonb, PRIMARY KEY(session_id, seq))
  *   sessions(id int PRIMARY KEY, last_seq bigint)   -- per-session sequence counter
  * An append is one statement, so one transaction and one WAL flush at commit:
@@ -484,7 +484,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: pg_bench --conninfo STR --workload W [options]\n"
         "\n"
-        "PostgreSQL client of make bench-peers (see the top of tools/peers/pg_bench.c).\n"
+        "PostgreSQL client of make bench-peers (see the top of bench/peers/pg_bench.c).\n"
         "Workloads: ingest, poll, restore, export, fanout, first-read. Prints key<TAB>value.\n"
         "  --events FILE      NDJSON events (ingest; fanout: the --format fanout event)\n"
         "  --conns C          connections/threads (ingest, poll; default 64)\n"

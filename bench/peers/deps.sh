@@ -1,12 +1,12 @@
 #!/bin/sh
 # deps.sh -- install the peers `make bench-peers` compares reel with (idempotent).
 #
-#   tools/peers/deps.sh [--help]
+#   bench/peers/deps.sh [--help]
 #
 # Debian packages: redis-server postgresql sqlite3 libsqlite3-dev libpq-dev nginx wrk zstd
 # (apt-get, as root or through sudo; `apt-get update` only when something is missing).
 # npm: @durable-streams/server@0.3.7 into build/bench-ds (the same place and version as
-# tools/bench_streams.sh uses, so both benchmarks share one install).
+# bench/bench_streams.sh uses, so both benchmarks share one install).
 # These are not in `make deps` on purpose: the product does not need them, only this
 # benchmark does.
 set -eu
@@ -49,4 +49,4 @@ if [ ! -d "$ds/node_modules/@durable-streams/server" ]; then
     (cd "$ds" && { [ -f package.json ] || printf '{"private":true,"type":"module"}\n' >package.json; } &&
      npm install --no-audit --no-fund @durable-streams/server@0.3.7 >/dev/null)
 fi
-cp "$root/tools/ref_server.mjs" "$ds/"
+cp "$root/bench/ref_server.mjs" "$ds/"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench_streams.sh -- Durable Streams throughput: reel beside the reference server.
 #
-#   tools/bench_streams.sh [SECONDS] [CONNECTIONS] [BYTES]
+#   bench/bench_streams.sh [SECONDS] [CONNECTIONS] [BYTES]
 #
 # Starts build/reel serve (--sync full, then --sync none) and the reference server
 # (@durable-streams/server 0.3.7, file-backed: log files + LMDB metadata, fdatasync before
@@ -19,7 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-10} conns=${2:-32} bytes=${3:-256}
 work=$root/build/bench-ds
 mkdir -p "$work"
-cp "$root/tools/ref_server.mjs" "$work/"
+cp "$root/bench/ref_server.mjs" "$work/"
 if [ ! -d "$work/node_modules/@durable-streams/server" ]; then
     (cd "$work" && { [ -f package.json ] || printf '{"private":true,"type":"module"}\n' >package.json; } &&
      npm install --no-audit --no-fund @durable-streams/server@0.3.7 >/dev/null 2>&1)

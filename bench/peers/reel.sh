@@ -1,4 +1,4 @@
-# reel.sh -- the reel module of tools/peers/run.sh (sourced; contract in lib.sh).
+# reel.sh -- the reel module of bench/peers/run.sh (sourced; contract in lib.sh).
 #
 # `reel serve --sync full` (the default: every acknowledged append is fsynced; the
 # committer group-commits concurrent requests) on a free loopback port; variant "nosync"
@@ -67,7 +67,7 @@ reel_metric() {  # reel_metric NAME: a counter from /metrics
 
 reel_ingest_batch() {
     local lua=$SYS_DIR/batch.lua
-    "$ROOT/tools/peers/gen_events.py" --format wrk --batch 100 --bodies 16 \
+    "$ROOT/bench/peers/gen_events.py" --format wrk --batch 100 --bodies 16 \
         --path '/v1/sessions/b{n}/events' >"$lua"
     local v
     v=$(median_of reel_wrk "$lua") || return 1
@@ -78,7 +78,7 @@ reel_ingest_batch() {
 
 reel_ingest_single() {
     local lua=$SYS_DIR/single.lua runs=$SYS_DIR/single.runs i c0 c1 r
-    "$ROOT/tools/peers/gen_events.py" --format wrk --batch 1 --join single --bodies 1000 \
+    "$ROOT/bench/peers/gen_events.py" --format wrk --batch 1 --join single --bodies 1000 \
         --content-type application/json --path '/v1/sessions/s{n}/events' >"$lua"
     : >"$runs"
     for i in $(seq 1 "$REPEAT"); do
@@ -95,7 +95,7 @@ reel_ingest_single() {
 
 reel_ingest_mix() {
     local lua=$SYS_DIR/mix.lua v
-    "$ROOT/tools/peers/gen_events.py" --format wrk --mix "$BUILD/reel" --batch 100 --bodies 16 \
+    "$ROOT/bench/peers/gen_events.py" --format wrk --mix "$BUILD/reel" --batch 100 --bodies 16 \
         --path '/v1/sessions/m{n}/events' >"$lua"
     v=$(median_of reel_wrk "$lua") || return 1
     v=$(echo "$v" | awk '{print $1 * 100}')
@@ -105,7 +105,7 @@ reel_ingest_mix() {
 
 reel_poll100() {
     local lua=$SYS_DIR/poll.lua runs=$SYS_DIR/poll.runs
-    "$ROOT/tools/peers/gen_events.py" --count 10000 | reel_load poll || return 1
+    "$ROOT/bench/peers/gen_events.py" --count 10000 | reel_load poll || return 1
     cat >"$lua" <<'LUA'
 -- a page of 100 events after a random offset of the 10,000-event session "poll"
 function init(a) math.randomseed(os.time() + tonumber(tostring({}):match('0x(%x+)'), 16) % 1e6) end
@@ -153,7 +153,7 @@ reel_restore() {  # reel_restore SESSION N KEY
 }
 
 reel_restore_1k() {
-    "$ROOT/tools/peers/gen_events.py" --count 1000 | reel_load r1k || return 1
+    "$ROOT/bench/peers/gen_events.py" --count 1000 | reel_load r1k || return 1
     reel_restore r1k 1000 restore_1k
 }
 
@@ -162,7 +162,7 @@ reel_restore_1m() {
     local before after t0
     before=$(dir_bytes "$REEL_DATA")
     t0=$(date +%s.%N)
-    "$ROOT/tools/peers/gen_events.py" --count "$RESTORE_N" | reel_load r1m || return 1
+    "$ROOT/bench/peers/gen_events.py" --count "$RESTORE_N" | reel_load r1m || return 1
     log "  loaded $RESTORE_N events in $(echo "$(date +%s.%N) - $t0" | bc) s"
     after=$(dir_bytes "$REEL_DATA")
     REEL_BPE=$(( (after - before) / RESTORE_N ))
@@ -218,7 +218,7 @@ reel_export() {
 
 reel_fanout() {
     local body=$SYS_DIR/fanout.json runs=$SYS_DIR/fanout.runs i n=$((QUICK == 1 ? 60 : 200))
-    "$ROOT/tools/peers/gen_events.py" --format fanout >"$body"
+    "$ROOT/bench/peers/gen_events.py" --format fanout >"$body"
     : >"$runs"
     for i in $(seq 1 "$REPEAT"); do
         curl -sf -H 'Content-Type: application/json' -d '{"type":"start"}' \
@@ -241,17 +241,17 @@ reel_restart_ms() {
     local d=$SYS_DIR/restart n=$((RESTART_BYTES / 1024)) t0 size port runs=$SYS_DIR/restart.runs i
     mkdir -p "$d"
     t0=$SECONDS
-    "$ROOT/tools/peers/gen_events.py" --count "$n" |
+    "$ROOT/bench/peers/gen_events.py" --count "$n" |
         timeout 240 "$BUILD/reel" ingest --data "$d" --sync none --session big --quiet
     size=$(dir_bytes "$d")
     log "  restart data: $size bytes in $((SECONDS - t0)) s"
     : >"$runs"
     for i in $(seq 1 "$REPEAT"); do
         port=$(free_port)
-        python3 "$ROOT/tools/peers/first_read.py" --http "$port" "/v1/sessions/big/events?offset=0&limit=1" -- \
+        python3 "$ROOT/bench/peers/first_read.py" --http "$port" "/v1/sessions/big/events?offset=0&limit=1" -- \
             "$BUILD/reel" serve --data "$d" --listen "127.0.0.1:$port" >>"$runs" || return 1
     done
     result restart_ms "$SYS" "$(awk '{print $2}' "$runs" | median)" ms lower "$(reel_durability)" \
-        "$(awk -v b="$size" 'BEGIN {printf "%.1f GiB", b / 1073741824}') data directory; spawn of reel serve to the first 200 of GET events (tools/peers/first_read.py), warm page cache, median of $REPEAT"
+        "$(awk -v b="$size" 'BEGIN {printf "%.1f GiB", b / 1073741824}') data directory; spawn of reel serve to the first 200 of GET events (bench/peers/first_read.py), warm page cache, median of $REPEAT"
     rm -rf "$d"
 }

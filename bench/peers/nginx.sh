@@ -1,7 +1,7 @@
-# nginx.sh -- nginx as the HTTP ceiling in tools/peers/run.sh (sourced; contract in lib.sh).
+# nginx.sh -- nginx as the HTTP ceiling in bench/peers/run.sh (sourced; contract in lib.sh).
 #
 # nginx (Debian) serving static files from memory (sendfile, page cache), one worker, with
-# the configuration of /work/shared/research/anchors-perf.md §2.6. It stores nothing, so it
+# the nginx.conf that nginx_start writes below. It stores nothing, so it
 # bounds what any HTTP store could answer on this machine:
 #   poll100     wrk -t2 -c64 on a static page of 100 events ({"events":[...]}, ~100 KiB):
 #               events/s = requests/s x 100; also the limit row limit_http_page (MB/s);
@@ -16,7 +16,7 @@ nginx_start() {
     NGINX_DIR=$1
     NGINX_PORT=$(free_port)
     mkdir -p "$1/www" "$1/tmp"
-    local gen=$ROOT/tools/peers/gen_events.py
+    local gen=$ROOT/bench/peers/gen_events.py
     "$gen" --count 1 | tr -d '\n' >"$1/www/ev1k.json"
     "$gen" --format page --count 100 >"$1/www/poll100.json"
     "$gen" --format page --count 50 --start 950 >"$1/www/newest50.json"

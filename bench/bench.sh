@@ -1,13 +1,13 @@
 #!/bin/sh
 # bench.sh -- run reel's benchmarks and print their numbers (never pass/fail).
 #
-#   tools/bench.sh BUILD_DIR [--quick] [SECTION...]
+#   bench/bench.sh BUILD_DIR [--quick] [SECTION...]
 #
 # BUILD_DIR holds the built programs (build/bench_store, build/bench_replay, build/reel).
 # Sections run in the order given (default: all, in the order of SECTIONS below):
 #   store   build/bench_store: fsync rate, durable appends, group commit, scans, newest-50
 #   replay  build/bench_replay: restore latency, export speed
-#   http    tools/bench_http.sh: the HTTP API beside Redis Streams (needs redis, wrk)
+#   http    bench/bench_http.sh: the HTTP API beside Redis Streams (needs redis, wrk)
 # Each section is a shell function named section_<name> that prints a Markdown block; a
 # new benchmark is one more function and one more name in SECTIONS.
 # Temporary data lives under BUILD_DIR/bench-tmp (same disk as the build, never a tmpfs
@@ -18,7 +18,7 @@ set -eu
 SECTIONS="store replay http"
 
 usage() {
-    echo "usage: tools/bench.sh BUILD_DIR [--quick] [SECTION...]"
+    echo "usage: bench/bench.sh BUILD_DIR [--quick] [SECTION...]"
     echo "sections: $SECTIONS"
 }
 
@@ -78,7 +78,7 @@ section_http() {
 
 run_all() {
     rev=$(git describe --always --dirty 2>/dev/null || echo "no commit")
-    echo "<!-- tools/bench.sh $BUILD${QUICK:+ $QUICK} sections:" $WANT","\
+    echo "<!-- bench/bench.sh $BUILD${QUICK:+ $QUICK} sections:" $WANT","\
          "$(date -u +%Y-%m-%dT%H:%M:%SZ), $rev -->"
     echo
     status=0

@@ -1,7 +1,7 @@
-# lib.sh -- shared helpers of tools/peers/run.sh (`make bench-peers`), sourced, not run.
+# lib.sh -- shared helpers of bench/peers/run.sh (`make bench-peers`), sourced, not run.
 #
 # The contract between the driver and the system modules:
-#   * run.sh sources lib.sh and then tools/peers/<system>.sh for each system (reel, redis,
+#   * run.sh sources lib.sh and then bench/peers/<system>.sh for each system (reel, redis,
 #     postgres, sqlite, streams, nginx, ...). A module defines <system>_start DIR,
 #     <system>_stop, and one function per workload it offers, named <system>_<workload>
 #     (workload keys below). The driver calls <system>_start with a fresh directory, runs

@@ -1,5 +1,5 @@
 # postgres.sh -- bench-peers module: PostgreSQL 15 (Debian), durable commits.
-# Sourced by tools/peers/run.sh after lib.sh (module contract: lib.sh).
+# Sourced by bench/peers/run.sh after lib.sh (module contract: lib.sh).
 #
 # A private cluster in DIR (initdb, trust auth, 127.0.0.1 on a free port, unix socket in
 # DIR), run as the 'postgres' user when this runs as root (the server refuses root).
@@ -58,7 +58,7 @@ pg_halt() {  # [MODE]: pg_ctl stop (fast: clean shutdown with a checkpoint)
 
 pg_configure() {
     cat >>"$PG_DIR/data/postgresql.conf" <<EOF
-# tools/peers/postgres.sh
+# bench/peers/postgres.sh
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_DIR/sock'
@@ -77,7 +77,7 @@ pg_schema() {  # DB
                      PRIMARY KEY(session_id, seq));
                  CREATE TABLE sessions(id int PRIMARY KEY, last_seq bigint NOT NULL);
                  CREATE TABLE pool(s text, body jsonb, i serial);"
-    python3 tools/peers/gen_events.py --count 4096 --format tsv |
+    python3 bench/peers/gen_events.py --count 4096 --format tsv |
         psql "$(pg_conn "$1")" -v ON_ERROR_STOP=1 -qX -c "COPY pool(s, body) FROM STDIN"
 }
 
@@ -96,7 +96,7 @@ postgres_start() {  # DIR
     until pg_sql postgres "SELECT 1" >/dev/null 2>&1; do sleep 0.1; done
     pg_sql postgres "CREATE DATABASE ev" && pg_sql postgres "CREATE DATABASE rd" || return 1
     pg_schema ev && pg_schema rd || return 1
-    python3 tools/peers/gen_events.py --count 4096 >"$PG_DIR/ev.ndjson"
+    python3 bench/peers/gen_events.py --count 4096 >"$PG_DIR/ev.ndjson"
     PG_READY=""
     # run.sh's sizes (lib.sh defaults when a module is run by hand)
     PG_SECS=${DUR:-10} PG_REPS=${REPEAT:-3} PG_BIG=${RESTORE_N:-1000000}
@@ -135,7 +135,7 @@ postgres_ingest_batch()  { pg_ingest ingest_batch "$PG_DIR/ev.ndjson" 100 "1 KiB
 postgres_ingest_single() { pg_ingest ingest_single "$PG_DIR/ev.ndjson" 1 "1 KiB events"; }
 
 postgres_ingest_mix() {
-    python3 tools/peers/gen_events.py --mix "$BUILD/reel" --count 4096 >"$PG_DIR/mix.ndjson" ||
+    python3 bench/peers/gen_events.py --mix "$BUILD/reel" --count 4096 >"$PG_DIR/mix.ndjson" ||
         { result_na ingest_mix postgres "gen_events.py --mix failed"; return 0; }
     pg_ingest ingest_mix "$PG_DIR/mix.ndjson" 100 "reel mock-agent mix"
 }
@@ -199,7 +199,7 @@ postgres_fanout() {
         DROP TRIGGER IF EXISTS fan ON fan_events;
         CREATE TRIGGER fan AFTER INSERT ON fan_events FOR EACH ROW EXECUTE FUNCTION fan_notify();
         TRUNCATE fan_events" || return 1
-    python3 tools/peers/gen_events.py --format fanout >"$PG_DIR/fan.json"
+    python3 bench/peers/gen_events.py --format fanout >"$PG_DIR/fan.json"
     out=$(ulimit -n 4096; "$PG_CLIENT" --conninfo "$(pg_conn ev)" --workload fanout \
         --events "$PG_DIR/fan.json" --subscribers 1000 --n "$PG_FAN" --interval-ms 20)
     local d=$(echo "$out" | pg_key deliveries) x=$(echo "$out" | pg_key expected)

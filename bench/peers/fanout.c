@@ -4,7 +4,7 @@
  *       (--sse URL [--header 'K: V']... --publish URL [--content-type T]
  *        | --resp HOST:PORT --key KEY)
  *
- * FILE is one event (tools/peers/gen_events.py --format fanout) holding the marker
+ * FILE is one event (bench/peers/gen_events.py --format fanout) holding the marker
  * "REELTS" + 19 digits. Before each send the publisher overwrites the digits with
  * CLOCK_REALTIME in ns; every subscriber scans what it receives for markers, so the
  * latency is append-sent -> bytes-received, whatever the framing (SSE, Durable Streams,
@@ -438,7 +438,7 @@ static void usage(FILE *f)
     fputs("usage: fanout --subscribers N --events E --body FILE [--interval-ms MS]\n"
           "         (--sse URL [--header 'K: V']... --publish URL [--content-type T]\n"
           "          | --resp HOST:PORT --key KEY)\n"
-          "Live fan-out latency, append -> delivery; see tools/peers/fanout.c.\n",
+          "Live fan-out latency, append -> delivery; see bench/peers/fanout.c.\n",
           f);
 }
 

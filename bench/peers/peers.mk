@@ -3,18 +3,18 @@
 #
 #   make bench-peers                    install the peers, build, run every system (full)
 #   make bench-peers PEERS_ARGS=--quick small sizes, one run per figure
-#   tools/peers/run.sh build --help     the driver's options (--only, --skip-restart)
+#   bench/peers/run.sh build --help     the driver's options (--only, --skip-restart)
 #
 # The helper programs build into $(BUILD)/peers/ with the project's warning flags. A
-# module's own program is tools/peers/<module>_*.c and is picked up by the wildcard; one
+# module's own program is bench/peers/<module>_*.c and is picked up by the wildcard; one
 # that needs a library gets its LDLIBS line below.
 
 PEERS_DIR  = $(BUILD)/peers
-PEERS_SRC  = $(wildcard tools/peers/*.c)
-PEERS_BIN  = $(PEERS_SRC:tools/peers/%.c=$(PEERS_DIR)/%)
+PEERS_SRC  = $(wildcard bench/peers/*.c)
+PEERS_BIN  = $(PEERS_SRC:bench/peers/%.c=$(PEERS_DIR)/%)
 PEERS_ARGS ?=
 
-$(PEERS_DIR)/%: tools/peers/%.c
+$(PEERS_DIR)/%: bench/peers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(STD) $(WARN) $(OPT) -o $@ $< $(PEERS_LDLIBS_$*) -lpthread
 
@@ -26,10 +26,10 @@ $(PEERS_DIR)/sqlite_bench: $(BUILD)/libreel.a
 
 .PHONY: bench-peers peers-deps peers-bin
 peers-deps:
-	@tools/peers/deps.sh
+	@bench/peers/deps.sh
 
 peers-bin: $(PEERS_BIN)
 
 bench-peers: peers-deps
 	@$(MAKE) --no-print-directory all peers-bin
-	@tools/peers/run.sh $(BUILD) $(PEERS_ARGS)
+	@bench/peers/run.sh $(BUILD) $(PEERS_ARGS)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench_http.sh -- reel's HTTP API beside Redis 7 Streams, in the same run, same disk.
 #
-#   tools/bench_http.sh BUILD_DIR [--quick]
+#   bench/bench_http.sh BUILD_DIR [--quick]
 #
 # Starts `BUILD_DIR/reel serve` (--sync full) and `redis-server` (appendonly yes,
 # appendfsync always: both acknowledge only after fsync) on temporary directories under
@@ -22,7 +22,7 @@
 # python3 (Debian packages; `make deps`).
 set -eu
 
-[ $# -ge 1 ] || { echo "usage: tools/bench_http.sh BUILD_DIR [--quick]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bench/bench_http.sh BUILD_DIR [--quick]" >&2; exit 2; }
 case "$1" in -h|--help) sed -n '2,22p' "$0"; exit 0 ;; esac
 BUILD=$1
 shift

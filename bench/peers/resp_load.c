@@ -3,7 +3,7 @@
  *   build/peers/resp_load --port P --events FILE [--conns 64] [--batch 100] [--seconds S]
  *                         [--key-prefix m:]
  *
- * FILE holds one event per line (tools/peers/gen_events.py, e.g. with --mix). Connection n
+ * FILE holds one event per line (bench/peers/gen_events.py, e.g. with --mix). Connection n
  * appends to its own stream KEYPREFIX<n>: it sends --batch `XADD key * d EVENT` commands
  * at once and waits for all their replies before the next batch, the RESP analogue of one
  * HTTP request of --batch events. Events cycle through FILE (each connection starts at a

@@ -2,7 +2,7 @@
 # run.sh -- `make bench-peers`: reel and the systems users would pick instead, same run,
 # same machine, same durability; prints one Markdown table (docs/BENCHMARKS.md).
 #
-#   tools/peers/run.sh BUILD [--quick] [--only sys1,sys2] [--skip-restart] [--keep]
+#   bench/peers/run.sh BUILD [--quick] [--only sys1,sys2] [--skip-restart] [--keep]
 #
 #   BUILD           reel's build directory (BUILD/reel, BUILD/peers/*; `make peers-bin`)
 #   --quick         small sizes, 3 s per throughput run, one run per figure (not medians)
@@ -12,7 +12,7 @@
 #   --keep          keep build/peers-tmp/<system> after each system (debugging)
 #
 # Order: the machine's limits first (build/peers/limits: fdatasync rate, sequential write,
-# memcpy, loopback TCP), then each system: source tools/peers/<module>.sh, <module>_start
+# memcpy, loopback TCP), then each system: source bench/peers/<module>.sh, <module>_start
 # DIR (a fresh directory), every <module>_<workload> it defines, <module>_stop, delete DIR.
 # A system name with a dash is a labelled relaxed variant of a module (redis-everysec:
 # module redis, VARIANT=everysec); variants run only the ingest workloads.
@@ -59,7 +59,7 @@ else
     DUR=10 REPEAT=3 RESTORE_N=1000000 RESTART_BYTES=$((10 << 30))
 fi
 export RESULTS PEERS_TMP QUICK BUILD ROOT PEERS_BIN DUR REPEAT RESTORE_N RESTART_BYTES
-. "$ROOT/tools/peers/lib.sh"
+. "$ROOT/bench/peers/lib.sh"
 
 for b in reel peers/limits peers/fanout peers/reqlat peers/resp_load; do
     [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b missing: run 'make all peers-bin'" >&2; exit 1; }
@@ -128,8 +128,8 @@ machine_limits() {
     result info_machine machine "$(nproc)" cpus higher n/a \
         "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); $(free -g | awk '/Mem:/ {print $2}') GiB RAM; $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg)"
     local ev mix
-    ev=$("$ROOT/tools/peers/gen_events.py" --format stats --count 4096 | awk '{print $4}')
-    mix=$("$ROOT/tools/peers/gen_events.py" --format stats --count 100000 --mix "$BUILD/reel" | awk '{print $4}')
+    ev=$("$ROOT/bench/peers/gen_events.py" --format stats --count 4096 | awk '{print $4}')
+    mix=$("$ROOT/bench/peers/gen_events.py" --format stats --count 100000 --mix "$BUILD/reel" | awk '{print $4}')
     result info_event_bytes machine "$ev" bytes higher n/a "gen_events.py 1 KiB events, mean JSON line"
     result info_mix_bytes machine "$mix" bytes higher n/a "reel mock-agent mix, mean JSON line"
 }
@@ -142,13 +142,13 @@ run_system() {  # run_system SYSTEM
     VARIANT=""
     [ "$module" != "$SYS" ] && VARIANT=${SYS#*-}
     export SYS VARIANT
-    if [ ! -f "$ROOT/tools/peers/$module.sh" ]; then
-        log "$SYS: no tools/peers/$module.sh; skipped"
-        for w in $WORKLOADS; do result_na "$w" "$SYS" "no module tools/peers/$module.sh"; done
+    if [ ! -f "$ROOT/bench/peers/$module.sh" ]; then
+        log "$SYS: no bench/peers/$module.sh; skipped"
+        for w in $WORKLOADS; do result_na "$w" "$SYS" "no module bench/peers/$module.sh"; done
         return
     fi
     # shellcheck source=/dev/null
-    . "$ROOT/tools/peers/$module.sh"
+    . "$ROOT/bench/peers/$module.sh"
     SYS_DIR=$PEERS_TMP/$SYS
     rm -rf "$SYS_DIR"
     mkdir -p "$SYS_DIR"
@@ -192,5 +192,5 @@ for s in $SYSTEMS; do
     case ",${ONLY:-$s}," in *",$s,"*) run_system "$s" ;; esac
 done
 SYS_DIR=""
-python3 "$ROOT/tools/peers/table.py" "$RESULTS" | tee "$ROOT/build/peers-results.md"
+python3 "$ROOT/bench/peers/table.py" "$RESULTS" | tee "$ROOT/build/peers-results.md"
 log "table also in build/peers-results.md; raw results in $RESULTS"

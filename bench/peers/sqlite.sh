@@ -1,5 +1,5 @@
 # sqlite.sh -- bench-peers module: SQLite and reel's library, embedded, in-process.
-# Sourced by tools/peers/run.sh after lib.sh (module contract: lib.sh).
+# Sourced by bench/peers/run.sh after lib.sh (module contract: lib.sh).
 #
 # SQLite has no server, so it is compared with reel's store library linked into the
 # same kind of program, not with reel's HTTP server: build/peers/sqlite_bench runs each
@@ -15,13 +15,13 @@
 SQ_BIN=${BUILD:-build}/peers/sqlite_bench
 SQ_EMB="embedded, in-process, no network"
 
-# Built by tools/peers/peers.mk (links $BUILD/libreel.a); a no-op when up to date.
+# Built by bench/peers/peers.mk (links $BUILD/libreel.a); a no-op when up to date.
 sqlite_build() { make --no-print-directory -s "BUILD=$BUILD" "$SQ_BIN"; }
 
 sqlite_start() {  # DIR
     mkdir -p "$1" && SQ_DIR=$(cd "$1" && pwd) && [ -n "$SQ_DIR" ] || return 1
     sqlite_build || return 1
-    python3 tools/peers/gen_events.py --count 4096 >"$SQ_DIR/ev.ndjson"
+    python3 bench/peers/gen_events.py --count 4096 >"$SQ_DIR/ev.ndjson"
     SQ_READY=""
     # run.sh's sizes (defaults when the module is run by hand)
     SQ_SECS=${DUR:-10} SQ_REPS=${REPEAT:-3} SQ_BIG=${RESTORE_N:-1000000}
@@ -68,7 +68,7 @@ sqlite_ingest_batch()  { sq_ingest ingest_batch "$SQ_DIR/ev.ndjson" 64 100 "1 Ki
 sqlite_ingest_single() { sq_ingest ingest_single "$SQ_DIR/ev.ndjson" 64 1 "1 KiB events"; }
 
 sqlite_ingest_mix() {
-    python3 tools/peers/gen_events.py --mix "$BUILD/reel" --count 4096 >"$SQ_DIR/mix.ndjson" ||
+    python3 bench/peers/gen_events.py --mix "$BUILD/reel" --count 4096 >"$SQ_DIR/mix.ndjson" ||
         { result_na ingest_mix sqlite "gen_events.py --mix failed"; return 0; }
     sq_ingest ingest_mix "$SQ_DIR/mix.ndjson" 64 100 "reel mock-agent mix"
 }
