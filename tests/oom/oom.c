@@ -568,6 +568,18 @@ static void cleanup(void)
 
 /* ---- checks ---- */
 
+/* Copies the last child's stderr to ours: with --at, what FAILMALLOC_TRACE printed. */
+static void show_child_log(void)
+{
+    char buf[4096];
+    size_t n;
+    FILE *f = fopen(child_log, "r");
+    while (f && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        fwrite(buf, 1, n, stderr);
+    if (f)
+        fclose(f);
+}
+
 /* 1 if the child's stderr shows only ASan's own CHECK in a thread's start-up: ASan calls
  * pthread_getattr_np() when a thread starts, which allocates, and dies when that fails.
  * Such a run says nothing about reel; it is counted apart ("sanitizer start-ups"). */
@@ -684,6 +696,8 @@ int main(int argc, char **argv)
             int status = run(op, n, persistent, r);
             t.points += r->failed > 0;
             check(op, n, status, r, ref, op->kind == READ ? ref->digest : start.digest, &t);
+            if (at)
+                show_child_log();
         }
         printf("%-55s %5ld allocations, %5ld failed: %4ld errors (store unchanged: %ld), "
                "%4ld succeeded, %ld aborts, %ld leaks, %ld bad\n",
