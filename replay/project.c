@@ -10,8 +10,18 @@
  *    session/request_permission requests and the responses that answer them.
  * A tool_result item is attached to the tool_call item with the same call_id as its
  * 'result'. The fold is built with jansson: a transcript is a document, not a hot path.
+ *
+ * Out of memory: every jansson call that can allocate goes through set(), set_new() or
+ * push() below, or is checked where it is made; a failure is sticky in 'fold.failed'
+ * (store_buf_t's idea), later events are not folded, and replay_transcript() returns
+ * REEL_ENOMEM. The keys and containers given to jansson are always valid (UTF-8 from
+ * jansson strings or literals, objects the fold made), so a refusal means out of memory.
  */
+#include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,11 +38,33 @@ struct fold {
     json_t *acp_open;    /* ACP: the message/reasoning item chunks go to, or NULL */
     uint64_t turns, events, last_seq;
     unsigned acp_items;
+    int failed;          /* sticky: an allocation failed, the fold is incomplete */
 };
 
 static const char *str(json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
+}
+
+/* json_object_set_new() that records a failure (a NULL 'v' from its constructor, or a
+ * refused insert) in 'f'. Steals 'v'; 'o' may be NULL after an earlier failure. */
+static void set_new(struct fold *f, json_t *o, const char *k, json_t *v)
+{
+    if (json_object_set_new(o, k, v))
+        f->failed = 1;
+}
+
+/* The same for a borrowed 'v'. */
+static void set(struct fold *f, json_t *o, const char *k, json_t *v)
+{
+    set_new(f, o, k, json_incref(v));
+}
+
+/* json_array_append_new() that records a failure in 'f'. Steals 'v'. */
+static void push(struct fold *f, json_t *a, json_t *v)
+{
+    if (json_array_append_new(a, v))
+        f->failed = 1;
 }
 
 static void fold_init(struct fold *f)
@@ -43,6 +75,9 @@ static void fold_init(struct fold *f)
     f->questions = json_array(), f->by_question = json_object();
     f->usage = json_object(), f->errors = json_array(), f->unparsed = json_array();
     f->other = json_array(), f->session = json_object();
+    f->failed = !f->items || !f->by_item || !f->by_call || !f->perms || !f->by_perm ||
+                !f->questions || !f->by_question || !f->usage || !f->errors || !f->unparsed ||
+                !f->other || !f->session;
 }
 
 static void fold_release(struct fold *f)
@@ -55,27 +90,32 @@ static void fold_release(struct fold *f)
 }
 
 /* Appends 'more' to the string field 'k' of 'o'. */
-static void append_text(json_t *o, const char *k, const char *more)
+static void append_text(struct fold *f, json_t *o, const char *k, const char *more)
 {
     const char *cur = str(o, k);
     size_t a = cur ? strlen(cur) : 0, b = strlen(more);
     char *t = malloc(a + b + 1);
-    if (!t)
+    if (!t) {
+        f->failed = 1;
         return;
+    }
     memcpy(t, cur ? cur : "", a);
     memcpy(t + a, more, b + 1);
-    json_object_set_new(o, k, json_stringn(t, a + b));
+    set_new(f, o, k, json_stringn(t, a + b));
     free(t);
 }
 
 /* ---- the universal item model ---- */
 
+/* A new item, borrowed from 'f->items'; NULL once the fold has failed. */
 static json_t *item_new(struct fold *f, const char *id, const char *kind, uint64_t seq)
 {
     json_t *it = json_pack("{s:s,s:s,s:s,s:I}", "item_id", id, "kind", kind ? kind : "unknown",
                            "status", "in_progress", "started_sequence", (json_int_t)seq);
-    json_array_append_new(f->items, it);
-    json_object_set(f->by_item, id, it);
+    push(f, f->items, it);
+    if (f->failed)
+        return NULL; /* 'it' was freed by a failed push */
+    set(f, f->by_item, id, it);
     return it;
 }
 
@@ -89,22 +129,19 @@ static json_t *result_slot(struct fold *f, json_t *d)
     json_t *callitem = json_object_get(f->by_call, call);
     if (!callitem)
         return NULL;
-    json_t *res = json_object_get(callitem, "result");
-    if (!res) {
-        res = json_object();
-        json_object_set_new(callitem, "result", res);
-    }
-    return res;
+    if (!json_object_get(callitem, "result"))
+        set_new(f, callitem, "result", json_object());
+    return json_object_get(callitem, "result"); /* NULL after a failed set */
 }
 
-static void merge(json_t *dst, json_t *src)
+static void merge(struct fold *f, json_t *dst, json_t *src)
 {
     const char *k;
     json_t *v;
     json_object_foreach(src, k, v) {
         if (!strcmp(k, "text") && json_is_string(v) && !*json_string_value(v))
             continue; /* never overwrite joined deltas with an empty text */
-        json_object_set(dst, k, v);
+        set(f, dst, k, v);
     }
 }
 
@@ -120,7 +157,7 @@ static void item_event(struct fold *f, const char *type, json_t *data, uint64_t 
     json_t *it = json_object_get(f->by_item, id);
     json_t *res = result_slot(f, d);
     if (res && !it) { /* a tool result: becomes the tool call's 'result' */
-        json_object_set(f->by_item, id, res);
+        set(f, f->by_item, id, res);
         it = res;
     }
     if (!strcmp(type, "item.delta")) {
@@ -128,7 +165,7 @@ static void item_event(struct fold *f, const char *type, json_t *data, uint64_t 
             it = item_new(f, id, "message", seq);
         const char *delta = str(data, "delta");
         if (delta)
-            append_text(it, "text", delta);
+            append_text(f, it, "text", delta);
         return;
     }
     if (!it) {
@@ -136,9 +173,9 @@ static void item_event(struct fold *f, const char *type, json_t *data, uint64_t 
     }
     json_t *prev_text = json_incref(json_object_get(it, "text")); /* merge may replace it */
     int had_text = json_string_length(prev_text) > 0;
-    merge(it, d);
+    merge(f, it, d);
     if (had_text) /* deltas joined in order win over a completion's copy */
-        json_object_set(it, "text", prev_text);
+        set(f, it, "text", prev_text);
     json_decref(prev_text);
     if (!had_text && !str(it, "text") && json_is_array(json_object_get(it, "content"))) {
         size_t i; /* sandbox-agent's UniversalItem: text content parts */
@@ -146,22 +183,22 @@ static void item_event(struct fold *f, const char *type, json_t *data, uint64_t 
         json_array_foreach(json_object_get(it, "content"), i, part) {
             const char *pt = str(part, "type");
             if (pt && !strcmp(pt, "text") && str(part, "text"))
-                append_text(it, "text", str(part, "text"));
+                append_text(f, it, "text", str(part, "text"));
         }
     }
     if (!strcmp(type, "item.completed")) {
         if (!str(d, "status"))
-            json_object_set_new(it, "status", json_string("completed"));
-        json_object_set_new(it, "completed_sequence", json_integer((json_int_t)seq));
+            set_new(f, it, "status", json_string("completed"));
+        set_new(f, it, "completed_sequence", json_integer((json_int_t)seq));
     }
     const char *kind = str(it, "kind");
     const char *call = str(it, "call_id");
     if (kind && !strcmp(kind, "tool_call") && call && !json_object_get(f->by_call, call))
-        json_object_set(f->by_call, call, it);
+        set(f, f->by_call, call, it);
 }
 
-static void request_event(json_t *list, json_t *index, const char *idkey, json_t *data,
-                          uint64_t seq, int resolved)
+static void request_event(struct fold *f, json_t *list, json_t *index, const char *idkey,
+                          json_t *data, uint64_t seq, int resolved)
 {
     const char *id = str(data, idkey);
     char stub[32];
@@ -172,17 +209,19 @@ static void request_event(json_t *list, json_t *index, const char *idkey, json_t
     json_t *r = json_object_get(index, id);
     if (!r) {
         r = json_pack("{s:s,s:s}", idkey, id, "status", "requested");
-        json_array_append_new(list, r);
-        json_object_set(index, id, r);
+        push(f, list, r);
+        if (f->failed)
+            return; /* 'r' was freed by a failed push */
+        set(f, index, id, r);
     }
     if (resolved) {
-        json_object_set(r, "resolution", data);
-        json_object_set_new(r, "status",
-                            json_string(str(data, "status") ? str(data, "status") : "resolved"));
-        json_object_set_new(r, "resolved_sequence", json_integer((json_int_t)seq));
+        set(f, r, "resolution", data);
+        set_new(f, r, "status",
+                json_string(str(data, "status") ? str(data, "status") : "resolved"));
+        set_new(f, r, "resolved_sequence", json_integer((json_int_t)seq));
     } else {
-        merge(r, data);
-        json_object_set_new(r, "requested_sequence", json_integer((json_int_t)seq));
+        merge(f, r, data);
+        set_new(f, r, "requested_sequence", json_integer((json_int_t)seq));
     }
 }
 
@@ -194,12 +233,12 @@ static void add_usage(struct fold *f, json_t *data)
         if (!json_is_number(v))
             continue;
         json_t *cur = json_object_get(f->usage, k);
+        double sum = json_number_value(v) + (cur ? json_number_value(cur) : 0);
         if (json_is_integer(v) && (!cur || json_is_integer(cur)))
-            json_object_set_new(f->usage, k, json_integer(json_integer_value(v) +
-                                                          (cur ? json_integer_value(cur) : 0)));
-        else
-            json_object_set_new(f->usage, k,
-                                json_real(json_number_value(v) + (cur ? json_number_value(cur) : 0)));
+            set_new(f, f->usage, k, json_integer(json_integer_value(v) +
+                                                 (cur ? json_integer_value(cur) : 0)));
+        else if (isfinite(sum)) /* jansson has no infinite reals: the total stays as it was */
+            set_new(f, f->usage, k, json_real(sum));
     }
 }
 
@@ -211,7 +250,7 @@ static json_t *acp_item(struct fold *f, const char *kind, const char *role, uint
     snprintf(id, sizeof id, "acp-%u", ++f->acp_items);
     json_t *it = item_new(f, id, kind, seq);
     if (role)
-        json_object_set_new(it, "role", json_string(role));
+        set_new(f, it, "role", json_string(role));
     return it;
 }
 
@@ -221,10 +260,10 @@ static void acp_close(struct fold *f)
     json_t *open = f->acp_open;
     if (!open)
         return;
-    json_object_set_new(open, "status", json_string("completed"));
+    set_new(f, open, "status", json_string("completed"));
     json_t *last = json_object_get(open, "last_sequence");
     if (last) {
-        json_object_set(open, "completed_sequence", last);
+        set(f, open, "completed_sequence", last);
         json_object_del(open, "last_sequence");
     }
     f->acp_open = NULL;
@@ -241,8 +280,8 @@ static void acp_chunk(struct fold *f, const char *kind, const char *role, json_t
     }
     const char *t = str(json_object_get(update, "content"), "text");
     if (t)
-        append_text(open, "text", t);
-    json_object_set_new(open, "last_sequence", json_integer((json_int_t)seq));
+        append_text(f, open, "text", t);
+    set_new(f, open, "last_sequence", json_integer((json_int_t)seq));
 }
 
 static void acp_tool(struct fold *f, json_t *u, uint64_t seq, int update)
@@ -253,31 +292,31 @@ static void acp_tool(struct fold *f, json_t *u, uint64_t seq, int update)
     if (!it) {
         it = acp_item(f, "tool_call", NULL, seq);
         if (call) {
-            json_object_set_new(it, "call_id", json_string(call));
-            json_object_set(f->by_call, call, it);
+            set_new(f, it, "call_id", json_string(call));
+            set(f, f->by_call, call, it);
         }
     }
     if (str(u, "title"))
-        json_object_set_new(it, "name", json_string(str(u, "title")));
+        set_new(f, it, "name", json_string(str(u, "title")));
     if (str(u, "kind"))
-        json_object_set_new(it, "tool_kind", json_string(str(u, "kind")));
+        set_new(f, it, "tool_kind", json_string(str(u, "kind")));
     if (json_object_get(u, "rawInput"))
-        json_object_set(it, "arguments", json_object_get(u, "rawInput"));
+        set(f, it, "arguments", json_object_get(u, "rawInput"));
     if (str(u, "status"))
-        json_object_set_new(it, "status", json_string(str(u, "status")));
+        set_new(f, it, "status", json_string(str(u, "status")));
     if (update && (json_object_get(u, "rawOutput") || json_object_get(u, "content"))) {
         json_t *res = json_object();
         if (json_object_get(u, "rawOutput"))
-            json_object_set(res, "output", json_object_get(u, "rawOutput"));
+            set(f, res, "output", json_object_get(u, "rawOutput"));
         if (json_object_get(u, "content"))
-            json_object_set(res, "content", json_object_get(u, "content"));
+            set(f, res, "content", json_object_get(u, "content"));
         if (str(u, "status"))
-            json_object_set_new(res, "status", json_string(str(u, "status")));
-        json_object_set_new(it, "result", res);
+            set_new(f, res, "status", json_string(str(u, "status")));
+        set_new(f, it, "result", res);
     }
     const char *st = str(it, "status");
     if (st && (!strcmp(st, "completed") || !strcmp(st, "failed")))
-        json_object_set_new(it, "completed_sequence", json_integer((json_int_t)seq));
+        set_new(f, it, "completed_sequence", json_integer((json_int_t)seq));
 }
 
 static void acp_prompt(struct fold *f, json_t *params, uint64_t seq)
@@ -290,11 +329,11 @@ static void acp_prompt(struct fold *f, json_t *params, uint64_t seq)
         const char *t = str(block, "text");
         if (t) {
             if (str(it, "text"))
-                append_text(it, "text", "\n\n");
-            append_text(it, "text", t);
+                append_text(f, it, "text", "\n\n");
+            append_text(f, it, "text", t);
         }
     }
-    json_object_set_new(it, "status", json_string("completed"));
+    set_new(f, it, "status", json_string("completed"));
 }
 
 /* Returns 1 if 'data' was an ACP envelope and has been folded. */
@@ -326,14 +365,14 @@ static int acp_event(struct fold *f, json_t *data, uint64_t seq)
             /* ACP reports the context window and the session's cost so far: the latest
              * values are the totals, unlike universal usage events, which are summed. */
             if (json_object_get(u, "used"))
-                json_object_set(f->usage, "context_used", json_object_get(u, "used"));
+                set(f, f->usage, "context_used", json_object_get(u, "used"));
             if (json_object_get(u, "size"))
-                json_object_set(f->usage, "context_size", json_object_get(u, "size"));
+                set(f, f->usage, "context_size", json_object_get(u, "size"));
             if (json_object_get(u, "cost"))
-                json_object_set(f->usage, "cost", json_object_get(u, "cost"));
+                set(f, f->usage, "cost", json_object_get(u, "cost"));
         }
         else
-            json_array_append_new(f->other, json_pack("{s:I,s:s,s:O}", "sequence", (json_int_t)seq,
+            push(f, f->other, json_pack("{s:I,s:s,s:O}", "sequence", (json_int_t)seq,
                                                       "type", kind, "data", u));
         return 1;
     }
@@ -349,7 +388,10 @@ static int acp_event(struct fold *f, json_t *data, uint64_t seq)
                               json_is_string(id) ? json_string_value(id) : key, "tool_call",
                               json_object_get(params, "toolCall"), "options",
                               json_object_get(params, "options"));
-        request_event(f->perms, f->by_perm, "permission_id", d, seq, 0);
+        if (d)
+            request_event(f, f->perms, f->by_perm, "permission_id", d, seq, 0);
+        else
+            f->failed = 1;
         json_decref(d);
         return 1;
     }
@@ -362,7 +404,10 @@ static int acp_event(struct fold *f, json_t *data, uint64_t seq)
             json_t *outcome = json_object_get(result, "outcome");
             const char *st = str(outcome, "outcome") ? str(outcome, "outcome") : "resolved";
             json_t *d = json_pack("{s:s,s:s,s:O*}", "permission_id", pid, "status", st, "outcome", outcome);
-            request_event(f->perms, f->by_perm, "permission_id", d, seq, 1);
+            if (d)
+                request_event(f, f->perms, f->by_perm, "permission_id", d, seq, 1);
+            else
+                f->failed = 1;
             json_decref(d);
         } else if (str(result, "stopReason")) {
             f->turns++;
@@ -371,8 +416,8 @@ static int acp_event(struct fold *f, json_t *data, uint64_t seq)
         return 1;
     }
     if (json_object_get(data, "error")) {
-        json_array_append_new(f->errors, json_pack("{s:I,s:O}", "sequence", (json_int_t)seq, "error",
-                                                   json_object_get(data, "error")));
+        push(f, f->errors, json_pack("{s:I,s:O}", "sequence", (json_int_t)seq, "error",
+                                     json_object_get(data, "error")));
         return 1;
     }
     return 0;
@@ -388,22 +433,24 @@ static void fold_event(struct fold *f, uint64_t seq, const char *type, json_t *d
         acp_close(f);
         item_event(f, type, data, seq);
     } else if (!strcmp(type, "permission.requested") || !strcmp(type, "permission.resolved"))
-        request_event(f->perms, f->by_perm, "permission_id", data, seq, !strcmp(type + 11, "resolved"));
+        request_event(f, f->perms, f->by_perm, "permission_id", data, seq,
+                      !strcmp(type + 11, "resolved"));
     else if (!strcmp(type, "question.requested") || !strcmp(type, "question.resolved"))
-        request_event(f->questions, f->by_question, "question_id", data, seq, !strcmp(type + 9, "resolved"));
+        request_event(f, f->questions, f->by_question, "question_id", data, seq,
+                      !strcmp(type + 9, "resolved"));
     else if (!strcmp(type, "usage") && json_is_object(data)) {
         add_usage(f, data);
         if (json_is_true(json_object_get(data, "turn_end")))
             f->turns++;
     } else if (!strcmp(type, "error"))
-        json_array_append_new(f->errors, json_pack("{s:I,s:O}", "sequence", (json_int_t)seq, "error", data));
+        push(f, f->errors, json_pack("{s:I,s:O}", "sequence", (json_int_t)seq, "error", data));
     else if (!strcmp(type, "session.started") || !strcmp(type, "session.ended"))
-        json_object_set(f->session, type + 8, data);
+        set(f, f->session, type + 8, data);
     else if (!strcmp(type, "agent.unparsed"))
-        json_array_append_new(f->unparsed, json_pack("{s:I,s:O}", "sequence", (json_int_t)seq, "data", data));
+        push(f, f->unparsed, json_pack("{s:I,s:O}", "sequence", (json_int_t)seq, "data", data));
     else if (!acp_event(f, data, seq)) {
-        json_array_append_new(f->other, json_pack("{s:I,s:s,s:O}", "sequence", (json_int_t)seq,
-                                                  "type", type, "data", data));
+        push(f, f->other, json_pack("{s:I,s:s,s:O}", "sequence", (json_int_t)seq, "type", type,
+                                    "data", data));
     }
 }
 
@@ -413,20 +460,134 @@ struct reader {
     struct fold *f;
     store_buf_t json;
     uint64_t last;
-    int err;
 };
 
-/* A stored value as a jansson value; numbers jansson cannot hold exactly (beyond 64-bit
- * integers, 1e400) fall back to doubles, and failing that the JSON text is kept. */
-static json_t *to_json(store_buf_t *buf, store_mp_t v)
+/* What build() can end in besides REEL_OK and REEL_ENOMEM: where json_loadb() would have
+ * refused the value's JSON text. */
+enum {
+    AS_REAL = 1, /* an integer beyond 64 bits: read every number as a double */
+    AS_TEXT      /* a NUL character or a number beyond a double: keep the JSON text */
+};
+
+/* Number text 'p' as jansson's lexer reads it: an integer unless it has a fraction or an
+ * exponent (or 'as_real'), a double otherwise. */
+static int number(const char *p, size_t n, int as_real, json_t **out)
 {
+    char small[64], *t = n < sizeof small ? small : malloc(n + 1), *end;
+    int rc;
+    if (!t)
+        return REEL_ENOMEM;
+    memcpy(t, p, n);
+    t[n] = 0;
+    errno = 0;
+    if (!as_real && !strpbrk(t, ".eE")) {
+        json_int_t i = strtoll(t, &end, 10);
+        rc = errno == ERANGE ? AS_REAL : (*out = json_integer(i)) ? REEL_OK : REEL_ENOMEM;
+    } else {
+        double d = strtod(t, &end);
+        rc = errno == ERANGE && isinf(d) ? AS_TEXT : (*out = json_real(d)) ? REEL_OK : REEL_ENOMEM;
+    }
+    if (!rc && end != t + n) { /* not a JSON number: jansson would refuse it */
+        json_decref(*out);
+        rc = AS_TEXT;
+    }
+    if (t != small)
+        free(t);
+    return rc;
+}
+
+static int build(store_mp_t *m, int as_real, json_t **out);
+
+static int container(store_mp_t *m, const store_mp_obj_t *o, int as_real, json_t **out)
+{
+    int map = o->type == STORE_MP_MAP;
+    json_t *c = map ? json_object() : json_array(), *v;
+    int rc = c ? REEL_OK : REEL_ENOMEM;
+    for (uint64_t i = 0; !rc && i < o->u; i++) {
+        store_mp_obj_t k = {0};
+        if (map && (store_mp_next(m, &k) || k.type != STORE_MP_STR))
+            rc = REEL_ECORRUPT;
+        else if (map && k.len && memchr(k.ptr, 0, k.len))
+            rc = AS_TEXT;
+        else if (!(rc = build(m, as_real, &v)))
+            rc = (map ? json_object_setn_new(c, (const char *)k.ptr, k.len, v)
+                      : json_array_append_new(c, v)) ? REEL_ENOMEM : REEL_OK;
+    }
+    if (rc)
+        json_decref(c);
+    else
+        *out = c;
+    return rc;
+}
+
+/* One value of 'm' into '*out' (new); REEL_OK, REEL_ENOMEM, AS_REAL or AS_TEXT. */
+static int build(store_mp_t *m, int as_real, json_t **out)
+{
+    const uint8_t *start = m->p;
+    store_mp_obj_t o;
+    char num[32];
+    if (store_mp_next(m, &o))
+        return REEL_ECORRUPT;
+    switch (o.type) {
+    case STORE_MP_NIL: *out = json_null(); return REEL_OK;
+    case STORE_MP_BOOL: *out = json_boolean(o.u); return REEL_OK;
+    case STORE_MP_UINT: snprintf(num, sizeof num, "%" PRIu64, o.u); break;
+    case STORE_MP_INT: snprintf(num, sizeof num, "%" PRId64, o.i); break;
+    case STORE_MP_FLOAT:
+        if (!isfinite(o.f)) {
+            *out = json_null(); /* store_mp_to_json() writes null */
+            return REEL_OK;
+        }
+        snprintf(num, sizeof num, "%.17g", o.f);
+        break;
+    case STORE_MP_EXT: return number((const char *)o.ptr, o.len, as_real, out);
+    case STORE_MP_STR:
+        if (o.len && memchr(o.ptr, 0, o.len))
+            return AS_TEXT;
+        *out = json_stringn((const char *)o.ptr, o.len);
+        return *out ? REEL_OK : REEL_ENOMEM;
+    case STORE_MP_BIN: { /* a base64 string */
+        store_buf_t b = STORE_BUF_INIT;
+        store_mp_t one = {start, m->p};
+        store_mp_to_json(&one, &b, 1);
+        *out = store_buf_failed(&b) ? NULL : json_stringn((const char *)b.data + 1, b.len - 2);
+        store_buf_release(&b);
+        return *out ? REEL_OK : REEL_ENOMEM;
+    }
+    case STORE_MP_ARRAY:
+    case STORE_MP_MAP: return container(m, &o, as_real, out);
+    default: return REEL_ECORRUPT;
+    }
+    return number(num, strlen(num), as_real, out);
+}
+
+/* A stored value as a new jansson value in '*out': what json_loadb() makes of its JSON
+ * text (store_mp_to_json()), numbers jansson cannot hold exactly (beyond 64-bit integers,
+ * 1e400) falling back to doubles, and failing that to the JSON text kept as a string;
+ * null when the text cannot be written. REEL_OK or REEL_ENOMEM. The value is built from
+ * the msgpack rather than by json_loadb(), because jansson's parser reports running out
+ * of memory as a syntax error (or not at all, dropping bytes it could not save). */
+static int to_json(store_buf_t *buf, store_mp_t v, json_t **out)
+{
+    store_mp_t m = v;
     store_buf_clear(buf);
-    if (store_mp_to_json(&v, buf, STORE_JSON_MAX_DEPTH))
-        return json_null();
-    json_t *j = json_loadb((const char *)buf->data, buf->len, JSON_DECODE_ANY, NULL);
-    if (!j)
-        j = json_loadb((const char *)buf->data, buf->len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
-    return j ? j : json_stringn((const char *)buf->data, buf->len);
+    int rc = store_mp_to_json(&m, buf, STORE_JSON_MAX_DEPTH);
+    if (store_buf_failed(buf))
+        return REEL_ENOMEM;
+    if (rc) {
+        *out = json_null();
+        return REEL_OK;
+    }
+    m = v;
+    if ((rc = build(&m, 0, out)) == AS_REAL) {
+        m = v;
+        rc = build(&m, 1, out);
+    }
+    if (rc == AS_TEXT || rc == REEL_ECORRUPT) { /* (not reached: the text was written) */
+        *out = json_stringn((const char *)buf->data, buf->len);
+        rc = *out ? REEL_OK : REEL_ENOMEM;
+    }
+    return rc;
 }
 
 static int take(void *arg, const store_event_view_t *ev)
@@ -435,37 +596,63 @@ static int take(void *arg, const store_event_view_t *ev)
     store_mp_t f[REPLAY_NFIELDS];
     const char *type;
     size_t tlen;
+    json_t *data;
     if (replay__body_fields(ev, f) || !replay__mp_str(f[REPLAY_F_TYPE], &type, &tlen))
         return REEL_ECORRUPT;
     char t[STORE_TYPE_MAX + 1];
     memcpy(t, type, tlen);
     t[tlen] = 0;
-    json_t *data = to_json(&r->json, f[REPLAY_F_DATA]);
+    int rc = to_json(&r->json, f[REPLAY_F_DATA], &data);
+    if (rc)
+        return rc;
     fold_event(r->f, ev->sequence, t, data);
     json_decref(data);
+    if (r->f->failed)
+        return REEL_ENOMEM;
     r->last = ev->sequence;
     return 0;
 }
 
+/* The transcript object (new); NULL with 'f->failed' set when out of memory. */
 static json_t *result(struct fold *f, const store_session_t *rec, uint64_t at)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "session_id", json_stringn(rec->id, rec->id_len));
-    json_object_set_new(o, "at", json_integer((json_int_t)at));
-    json_object_set_new(o, "last_sequence", json_integer((json_int_t)rec->last_sequence));
-    json_object_set_new(o, "events", json_integer((json_int_t)f->events));
-    json_object_set(o, "session", f->session);
-    json_object_set(o, "items", f->items);
-    json_object_set(o, "permissions", f->perms);
-    json_object_set(o, "questions", f->questions);
-    json_object_set(o, "usage", f->usage);
-    json_object_set_new(o, "turns", json_integer((json_int_t)f->turns));
-    json_object_set(o, "errors", f->errors);
-    json_object_set(o, "unparsed", f->unparsed);
-    json_object_set(o, "other", f->other);
+    if (!o) {
+        f->failed = 1;
+        return NULL;
+    }
+    set_new(f, o, "session_id", json_stringn(rec->id, rec->id_len));
+    set_new(f, o, "at", json_integer((json_int_t)at));
+    set_new(f, o, "last_sequence", json_integer((json_int_t)rec->last_sequence));
+    set_new(f, o, "events", json_integer((json_int_t)f->events));
+    set(f, o, "session", f->session);
+    set(f, o, "items", f->items);
+    set(f, o, "permissions", f->perms);
+    set(f, o, "questions", f->questions);
+    set(f, o, "usage", f->usage);
+    set_new(f, o, "turns", json_integer((json_int_t)f->turns));
+    set(f, o, "errors", f->errors);
+    set(f, o, "unparsed", f->unparsed);
+    set(f, o, "other", f->other);
     if (f->plan)
-        json_object_set(o, "plan", f->plan);
+        set(f, o, "plan", f->plan);
     return o;
+}
+
+/* ---- writing ---- */
+
+static int put_json(const char *p, size_t n, void *out)
+{
+    store_buf_put(out, p, n);
+    return store_buf_failed(out) ? -1 : 0;
+}
+
+/* json_dump_callback() rather than json_dumps(): jansson 2.14 ignores a failure to write an
+ * object key into its own buffer and leaves the key out, while 'out' fails for good. */
+int replay__json_write(store_buf_t *out, const json_t *v, size_t flags)
+{
+    return json_dump_callback(v, put_json, out, flags) || store_buf_failed(out) ? REEL_ENOMEM
+                                                                                : REEL_OK;
 }
 
 /* ---- markdown ---- */
@@ -476,23 +663,27 @@ static void md_text(store_buf_t *out, const char *s)
     store_buf_puts(out, "\n\n");
 }
 
-static void md_json(store_buf_t *out, json_t *v)
+/* REEL_OK, or REEL_ENOMEM when 'v' could not be dumped. */
+static int md_json(store_buf_t *out, json_t *v)
 {
     if (!v || json_is_null(v))
-        return;
+        return REEL_OK;
     if (json_is_string(v)) {
         store_buf_puts(out, "```\n");
         store_buf_puts(out, json_string_value(v));
         store_buf_puts(out, "\n```\n\n");
-        return;
+        return REEL_OK;
     }
-    char *t = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-    store_buf_printf(out, "```json\n%s\n```\n\n", t ? t : "");
-    free(t);
+    store_buf_puts(out, "```json\n");
+    if (replay__json_write(out, v, JSON_INDENT(2) | JSON_ENCODE_ANY))
+        return REEL_ENOMEM;
+    store_buf_puts(out, "\n```\n\n");
+    return REEL_OK;
 }
 
-static void md_item(store_buf_t *out, json_t *it)
+static int md_item(store_buf_t *out, json_t *it)
 {
+    int rc = REEL_OK;
     const char *kind = str(it, "kind") ? str(it, "kind") : "unknown";
     const char *role = str(it, "role");
     const char *status = str(it, "status") ? str(it, "status") : "";
@@ -508,13 +699,13 @@ static void md_item(store_buf_t *out, json_t *it)
         store_buf_printf(out, "#### Tool call `%s` (%s)\n\n", str(it, "name") ? str(it, "name") : "?", status);
         json_t *args = json_object_get(it, "arguments") ? json_object_get(it, "arguments")
                                                         : json_object_get(it, "input");
-        md_json(out, args);
+        rc = md_json(out, args);
         json_t *res = json_object_get(it, "result");
-        if (res) {
+        if (res && !rc) {
             store_buf_puts(out, "<details><summary>Result</summary>\n\n");
             json_t *o = json_object_get(res, "output") ? json_object_get(res, "output")
                                                        : json_object_get(res, "content");
-            md_json(out, o ? o : res);
+            rc = md_json(out, o ? o : res);
             store_buf_puts(out, "</details>\n\n");
         }
     } else {
@@ -522,9 +713,11 @@ static void md_item(store_buf_t *out, json_t *it)
         if (str(it, "text") && *str(it, "text"))
             md_text(out, str(it, "text"));
     }
+    return rc;
 }
 
-static void markdown(store_buf_t *out, json_t *t)
+/* REEL_OK, or REEL_ENOMEM when a value could not be dumped ('out' is checked apart). */
+static int markdown(store_buf_t *out, json_t *t)
 {
     size_t i;
     json_t *v;
@@ -532,7 +725,8 @@ static void markdown(store_buf_t *out, json_t *t)
                      str(t, "session_id"), (long long)json_integer_value(json_object_get(t, "at")),
                      (long long)json_integer_value(json_object_get(t, "last_sequence")));
     json_array_foreach(json_object_get(t, "items"), i, v)
-        md_item(out, v);
+        if (md_item(out, v))
+            return REEL_ENOMEM;
     json_array_foreach(json_object_get(t, "permissions"), i, v)
         store_buf_printf(out, "- **Permission** `%s`: %s\n", str(v, "permission_id"),
                          str(v, "status") ? str(v, "status") : "");
@@ -542,11 +736,13 @@ static void markdown(store_buf_t *out, json_t *t)
     json_array_foreach(json_object_get(t, "errors"), i, v) {
         json_t *e = json_object_get(v, "error");
         const char *msg = str(e, "message");
-        char *dump = msg ? NULL : json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
-        store_buf_printf(out, "- **Error** at sequence %lld: %s\n",
-                         (long long)json_integer_value(json_object_get(v, "sequence")),
-                         msg ? msg : dump ? dump : "");
-        free(dump);
+        store_buf_printf(out, "- **Error** at sequence %lld: ",
+                         (long long)json_integer_value(json_object_get(v, "sequence")));
+        if (msg)
+            store_buf_puts(out, msg);
+        else if (e && replay__json_write(out, e, JSON_COMPACT | JSON_ENCODE_ANY))
+            return REEL_ENOMEM;
+        store_buf_putc(out, '\n');
     }
     if (json_object_size(json_object_get(t, "usage"))) {
         const char *k;
@@ -559,6 +755,7 @@ static void markdown(store_buf_t *out, json_t *t)
         }
         store_buf_putc(out, '\n');
     }
+    return REEL_OK;
 }
 
 int replay_transcript(store_t *s, const char *id, size_t id_len, uint64_t at, int markdown_fmt,
@@ -578,7 +775,9 @@ int replay_transcript(store_t *s, const char *id, size_t id_len, uint64_t at, in
         at = rec.last_sequence;
     struct fold f;
     fold_init(&f);
-    struct reader rd = {&f, STORE_BUF_INIT, 0, 0};
+    struct reader rd = {&f, STORE_BUF_INIT, 0};
+    if (f.failed)
+        rc = REEL_ENOMEM;
     while (!rc && rd.last < at) { /* short reads, CHUNK events each */
         uint64_t before = rd.last;
         if ((rc = store_read_begin(s, &r)))
@@ -589,21 +788,19 @@ int replay_transcript(store_t *s, const char *id, size_t id_len, uint64_t at, in
         if (rd.last == before)
             break; /* deleted meanwhile */
     }
-    if (!rc) {
-        json_t *t = result(&f, &rec, at);
-        if (markdown_fmt) {
-            markdown(out, t);
-        } else {
-            char *text = json_dumps(t, JSON_COMPACT | JSON_REAL_PRECISION(17));
-            if (text)
-                store_buf_puts(out, text);
-            else
-                rc = REEL_ENOMEM;
-            free(text);
-        }
-        json_decref(t);
-    }
+    json_t *t = rc ? NULL : result(&f, &rec, at);
+    size_t mark = out->len;
+    if (!rc && f.failed)
+        rc = REEL_ENOMEM;
+    else if (!rc)
+        rc = markdown_fmt ? markdown(out, t)
+                          : replay__json_write(out, t, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    if (!rc && store_buf_failed(out))
+        rc = REEL_ENOMEM;
+    if (rc)
+        out->len = mark; /* no half answer */
+    json_decref(t);
     store_buf_release(&rd.json);
     fold_release(&f);
-    return rc ? rc : store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+    return rc;
 }

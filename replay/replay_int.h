@@ -10,6 +10,11 @@ int replay__js_json(store_mp_t *m, store_buf_t *out);
 /* Length of UTF-8 text 'p' in UTF-16 code units, as JavaScript's String.length counts. */
 size_t replay__utf16_len(const uint8_t *p, size_t n);
 
+/* Appends jansson value 'v' as json_dumps(v, flags) would give it; REEL_OK, or
+ * REEL_ENOMEM when it could not be written (project.c). */
+struct json_t;
+int replay__json_write(store_buf_t *out, const struct json_t *v, size_t flags);
+
 /* Positions of the body fields (store.h): [event_id, type, source, synthetic,
  * native_session_id, data, raw]. */
 enum { REPLAY_F_ID, REPLAY_F_TYPE, REPLAY_F_SOURCE, REPLAY_F_SYNTHETIC, REPLAY_F_NSID,

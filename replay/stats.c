@@ -2,8 +2,13 @@
  *
  * Counting maps are jansson objects: the report is JSON anyway, and their hash tables are
  * plenty for the number of distinct types, agents, sources and tools a log holds.
+ *
+ * Out of memory: every jansson call that can allocate goes through set_new() or is
+ * checked where it is made; a failure is sticky in 'stats.failed', the scan stops and
+ * replay_stats() returns REEL_ENOMEM (as store_buf_t does with its sticky OOM).
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,20 +31,41 @@ struct stats {
     store_read_t *r;
     uint64_t last;
     int done;
+    int failed; /* sticky: an allocation failed, the counts are incomplete */
 };
 
-static void bump(json_t *map, const char *key, size_t len, json_int_t by)
+/* json_object_set_new() that records a failure (a NULL 'v' from its constructor, or a
+ * refused insert) in 'st'. Steals 'v'. Keys are valid UTF-8 (see key()). */
+static void set_new(struct stats *st, json_t *o, const char *k, json_t *v)
+{
+    if (json_object_set_new(o, k, v))
+        st->failed = 1;
+}
+
+/* Copies 'len' bytes of 'p' into 'k' (of 'size' bytes) as a C string, cut to fit; 0 if
+ * the cut falls inside a UTF-8 character. jansson refuses such a key, so the count is
+ * left out, as it always was. */
+static int key(char *k, size_t size, const char *p, size_t len)
+{
+    int split = len >= size && ((unsigned char)p[size - 1] & 0xc0) == 0x80 &&
+                !memchr(p, 0, size - 1); /* jansson's key ends at a NUL */
+    if (len >= size)
+        len = size - 1;
+    memcpy(k, p, len);
+    k[len] = 0;
+    return !split;
+}
+
+static void bump(struct stats *st, json_t *map, const char *name, size_t len, json_int_t by)
 {
     char k[STORE_TYPE_MAX + STORE_NAME_MAX + 2];
-    if (len >= sizeof k)
-        len = sizeof k - 1;
-    memcpy(k, key, len);
-    k[len] = 0;
+    if (!key(k, sizeof k, name, len))
+        return;
     json_t *v = json_object_get(map, k);
     if (v)
         json_integer_set(v, json_integer_value(v) + by);
     else
-        json_object_set_new(map, k, json_integer(by));
+        set_new(st, map, k, json_integer(by));
 }
 
 /* Adds every numeric field of a usage event's data into st->usage. */
@@ -70,12 +96,13 @@ static void add_usage(struct stats *st, store_mp_t data)
                 return;
             continue;
         }
-        char key[128];
-        size_t n = k.len < sizeof key - 1 ? k.len : sizeof key - 1;
-        memcpy(key, k.ptr, n);
-        key[n] = 0;
-        json_t *cur = json_object_get(st->usage, key);
-        json_object_set_new(st->usage, key, json_real((cur ? json_number_value(cur) : 0) + x));
+        char name[128];
+        if (!key(name, sizeof name, (const char *)k.ptr, k.len))
+            continue;
+        json_t *cur = json_object_get(st->usage, name);
+        double sum = (cur ? json_number_value(cur) : 0) + x;
+        if (isfinite(sum)) /* jansson has no infinite reals: the total stays as it was */
+            set_new(st, st->usage, name, json_real(sum));
     }
 }
 
@@ -128,7 +155,7 @@ static int session_span(struct stats *st, const store_event_view_t *ev)
             st->spans = v, st->cap_spans = cap;
         }
         st->spans[st->n_spans] = (struct span){(int64_t)ev->time_ms, (int64_t)ev->time_ms};
-        json_object_set_new(st->sessions, id, json_integer((json_int_t)st->n_spans++));
+        set_new(st, st->sessions, id, json_integer((json_int_t)st->n_spans++));
         return REEL_OK;
     }
     struct span *sp = &st->spans[json_integer_value(ix)];
@@ -159,17 +186,17 @@ static int count_event(void *arg, const store_event_view_t *ev)
     if (!st->first_pos)
         st->first_pos = ev->position;
     st->last_pos = ev->position;
-    bump(st->by_type, type, tlen, 1);
+    bump(st, st->by_type, type, tlen, 1);
     if (replay__mp_str(f[REPLAY_F_SOURCE], &src, &slen))
-        bump(st->by_source, src, slen, 1);
+        bump(st, st->by_source, src, slen, 1);
     else
-        bump(st->by_source, "none", 4, 1);
+        bump(st, st->by_source, "none", 4, 1);
     int rc = session_span(st, ev);
     if (rc)
         return rc;
     store_session_t rec;
     if (!store_session_get(st->r, ev->session, ev->session_len, &rec))
-        bump(st->by_agent, rec.agent[0] ? rec.agent : "unknown",
+        bump(st, st->by_agent, rec.agent[0] ? rec.agent : "unknown",
              rec.agent[0] ? strlen(rec.agent) : 7, 1);
 #define IS(t) (tlen == sizeof(t) - 1 && !memcmp(type, t, tlen))
     if (IS("error"))
@@ -179,22 +206,22 @@ static int count_event(void *arg, const store_event_view_t *ev)
     else if (IS("usage"))
         add_usage(st, f[REPLAY_F_DATA]);
     else if (IS("item.started") && tool_name(f[REPLAY_F_DATA], &name, &nlen))
-        bump(st->tools, name, nlen, 1);
+        bump(st, st->tools, name, nlen, 1);
     else if (acp_tool_name(f[REPLAY_F_DATA], &name, &nlen))
-        bump(st->tools, name, nlen, 1);
+        bump(st, st->tools, name, nlen, 1);
 #undef IS
-    return 0;
+    return st->failed ? REEL_ENOMEM : 0;
 }
 
 /* Sums are doubles; integral ones are written as integers (token counts). */
-static void integral_usage(json_t *usage)
+static void integral_usage(struct stats *st)
 {
     const char *k;
     json_t *v;
-    json_object_foreach(usage, k, v) {
+    json_object_foreach(st->usage, k, v) {
         double x = json_real_value(v);
         if (x == (double)(json_int_t)x && x < 9007199254740992.0 && x > -9007199254740992.0)
-            json_object_set_new(usage, k, json_integer((json_int_t)x));
+            set_new(st, st->usage, k, json_integer((json_int_t)x));
     }
 }
 
@@ -204,25 +231,30 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static json_t *durations(const struct stats *st)
+/* The session_durations object (new); NULL with 'st->failed' set when out of memory. */
+static json_t *durations(struct stats *st)
 {
     json_t *d = json_object();
     size_t n = st->n_spans;
     int64_t *v = n ? malloc(n * sizeof *v) : NULL, total = 0;
-    if (n && !v)
-        return d;
+    if (!d || (n && !v)) {
+        st->failed = 1;
+        json_decref(d);
+        free(v);
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         v[i] = st->spans[i].last - st->spans[i].first;
         total += v[i];
     }
     if (n > 1)
         qsort(v, n, sizeof *v, cmp_i64);
-    json_object_set_new(d, "count", json_integer((json_int_t)n));
-    json_object_set_new(d, "total_ms", json_integer(total));
-    json_object_set_new(d, "mean_ms", json_integer(n ? total / (int64_t)n : 0));
-    json_object_set_new(d, "p50_ms", json_integer(n ? v[n / 2] : 0));
-    json_object_set_new(d, "p90_ms", json_integer(n ? v[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1] : 0));
-    json_object_set_new(d, "max_ms", json_integer(n ? v[n - 1] : 0));
+    set_new(st, d, "count", json_integer((json_int_t)n));
+    set_new(st, d, "total_ms", json_integer(total));
+    set_new(st, d, "mean_ms", json_integer(n ? total / (int64_t)n : 0));
+    set_new(st, d, "p50_ms", json_integer(n ? v[n / 2] : 0));
+    set_new(st, d, "p90_ms", json_integer(n ? v[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1] : 0));
+    set_new(st, d, "max_ms", json_integer(n ? v[n - 1] : 0));
     free(v);
     return d;
 }
@@ -255,6 +287,40 @@ static int scan(struct stats *st, store_progress_cb progress, void *arg)
     return REEL_OK;
 }
 
+/* The report object (new); NULL with 'st->failed' set when out of memory. */
+static json_t *report(struct stats *st)
+{
+    const replay_stats_opts_t *opt = st->opt;
+    json_t *res = json_object();
+    json_t *range = json_pack("{s:I,s:I}", "after", (json_int_t)(opt->session ? 0 : opt->after),
+                              "until", (json_int_t)st->tail);
+    if (!res || !range) {
+        st->failed = 1;
+        json_decref(res);
+        json_decref(range);
+        return NULL;
+    }
+    if (opt->since_ms)
+        set_new(st, range, "since_ms", json_integer(opt->since_ms));
+    if (opt->before_ms)
+        set_new(st, range, "before_ms", json_integer(opt->before_ms));
+    set_new(st, res, "range", range);
+    set_new(st, res, "events", json_integer((json_int_t)st->events));
+    set_new(st, res, "sessions", json_integer((json_int_t)st->n_spans));
+    set_new(st, res, "first_position", json_integer((json_int_t)st->first_pos));
+    set_new(st, res, "last_position", json_integer((json_int_t)st->last_pos));
+    set_new(st, res, "by_type", json_incref(st->by_type));
+    set_new(st, res, "by_agent", json_incref(st->by_agent));
+    set_new(st, res, "by_source", json_incref(st->by_source));
+    set_new(st, res, "tool_calls", json_incref(st->tools));
+    integral_usage(st);
+    set_new(st, res, "usage", json_incref(st->usage));
+    set_new(st, res, "session_durations", durations(st));
+    set_new(st, res, "errors", json_integer((json_int_t)st->errors));
+    set_new(st, res, "unparsed", json_integer((json_int_t)st->unparsed));
+    return res;
+}
+
 int replay_stats(store_t *s, const replay_stats_opts_t *opt, store_buf_t *out,
                  store_progress_cb progress, void *arg)
 {
@@ -278,39 +344,19 @@ int replay_stats(store_t *s, const replay_stats_opts_t *opt, store_buf_t *out,
         st.tail = opt->until;
     st.by_type = json_object(), st.by_agent = json_object(), st.by_source = json_object();
     st.tools = json_object(), st.usage = json_object(), st.sessions = json_object();
-    rc = scan(&st, progress, arg);
-    if (!rc) {
-        json_t *res = json_object();
-        json_t *range = json_pack("{s:I,s:I}", "after", (json_int_t)(opt->session ? 0 : opt->after),
-                                  "until", (json_int_t)st.tail);
-        if (opt->since_ms)
-            json_object_set_new(range, "since_ms", json_integer(opt->since_ms));
-        if (opt->before_ms)
-            json_object_set_new(range, "before_ms", json_integer(opt->before_ms));
-        json_object_set_new(res, "range", range);
-        json_object_set_new(res, "events", json_integer((json_int_t)st.events));
-        json_object_set_new(res, "sessions", json_integer((json_int_t)st.n_spans));
-        json_object_set_new(res, "first_position", json_integer((json_int_t)st.first_pos));
-        json_object_set_new(res, "last_position", json_integer((json_int_t)st.last_pos));
-        json_object_set(res, "by_type", st.by_type);
-        json_object_set(res, "by_agent", st.by_agent);
-        json_object_set(res, "by_source", st.by_source);
-        json_object_set(res, "tool_calls", st.tools);
-        integral_usage(st.usage);
-        json_object_set(res, "usage", st.usage);
-        json_object_set_new(res, "session_durations", durations(&st));
-        json_object_set_new(res, "errors", json_integer((json_int_t)st.errors));
-        json_object_set_new(res, "unparsed", json_integer((json_int_t)st.unparsed));
-        char *text = json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(15));
-        if (text)
-            store_buf_puts(out, text);
-        else
-            rc = REEL_ENOMEM;
-        free(text);
-        json_decref(res);
-    }
+    st.failed = !st.by_type || !st.by_agent || !st.by_source || !st.tools || !st.usage ||
+                !st.sessions;
+    rc = st.failed ? REEL_ENOMEM : scan(&st, progress, arg);
+    json_t *res = rc ? NULL : report(&st);
+    size_t mark = out->len;
+    if (!rc)
+        rc = st.failed ? REEL_ENOMEM
+                       : replay__json_write(out, res, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    if (rc)
+        out->len = mark; /* no half answer */
+    json_decref(res);
     json_decref(st.by_type), json_decref(st.by_agent), json_decref(st.by_source);
     json_decref(st.tools), json_decref(st.usage), json_decref(st.sessions);
     free(st.spans);
-    return rc ? rc : store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+    return rc;
 }
