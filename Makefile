@@ -5,7 +5,7 @@
 #   make check    build + the unit, CLI and HTTP suites, quick (about a minute; installs nothing)
 #   make test     deps + build + every test, ending with "N passed, N failed"
 #   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make tsan     the CLI and HTTP suites under ThreadSanitizer (build/thread)
+#   make tsan     the unit, CLI and HTTP suites under ThreadSanitizer (build/thread)
 #   make install  build/reel to $(DESTDIR)$(PREFIX)/bin (PREFIX=/usr/local)
 #   make run      deps + build + `reel serve` on ./reel-data at 127.0.0.1:2469
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
@@ -72,8 +72,20 @@ $(BUILD)/libreel.a: $(LIBOBJ)
 $(BUILD)/reel: $(TOOLOBJ) $(BUILD)/libreel.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+ifneq ($(SANITIZER),thread)
 $(BUILD)/unit: $(UNITOBJ) $(BUILD)/libreel.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+else
+# Criterion cannot start under TSan: the same tests are built against the small stand-in
+# of tests/tsan/criterion/criterion.h and run by tests/tsan/runner.c (one process each).
+SHIMOBJ  = $(UNITSRC:%.c=$(BUILD)/obj/shim/%.o) $(BUILD)/obj/shim/tests/tsan/runner.o
+ALLOBJ  += $(SHIMOBJ)
+$(BUILD)/obj/shim/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/tsan -c $< -o $@
+$(BUILD)/unit: $(SHIMOBJ) $(BUILD)/libreel.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+endif
 
 $(BUILD)/bench_%: $(BUILD)/obj/bench/bench_%.o $(BUILD)/libreel.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -125,9 +137,9 @@ asan:
 	@$(MAKE) --no-print-directory SANITIZER=address test
 
 # ThreadSanitizer: the server runs libmicrohttpd's threads, the committer and the watcher.
-# Runs the CLI and HTTP suites against build/thread/reel. Not the unit suite: Criterion
-# cannot start under TSan (its BoxFort arena mmap fails: Snaipe/Criterion issue 274), and
-# the threads it would exercise (committer, readers) run in every HTTP test anyway.
+# Runs the unit suite (against a stand-in for Criterion, which cannot start under TSan: its
+# BoxFort arena mmap fails, Snaipe/Criterion issue 274), and the CLI and HTTP suites against
+# build/thread/reel.
 # Reports go to build/thread/tsan/ (one file per process, children included); any report
 # fails the run. tests/tsan.supp holds the third-party suppressions, each with its reason.
 TSAN_LOG = $(CURDIR)/build/thread/tsan
@@ -135,11 +147,11 @@ tsan:
 	@$(MAKE) --no-print-directory SANITIZER=thread tsan-run
 
 tsan-run:
-	@$(SUBMAKE) $(BUILD)/reel
+	@$(SUBMAKE) $(BUILD)/reel $(BUILD)/unit
 	@rm -rf $(TSAN_LOG) && mkdir -p $(TSAN_LOG)
 	@TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp log_path=$(TSAN_LOG)/report \
 	    second_deadlock_stack=1 $$TSAN_OPTIONS" \
-	    tests/run.sh $(BUILD) cli http; rc=$$?; \
+	    tests/run.sh $(BUILD) unit cli http; rc=$$?; \
 	    n=$$(cat $(TSAN_LOG)/report.* 2>/dev/null | grep -c '^WARNING: ThreadSanitizer'); \
 	    echo "tsan: $$n reports in $(TSAN_LOG)"; \
 	    cat $(TSAN_LOG)/report.* 2>/dev/null | grep '^SUMMARY: ThreadSanitizer' | sort | uniq -c | sort -rn; \
