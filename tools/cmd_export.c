@@ -82,8 +82,7 @@ int cmd_export(int argc, char **argv)
          .help = "zstd level 1..19", .def = "3"},
         {.name = "output", .alias = 'o', .type = OPT_STRING, .arg = "FILE", .dest = &file,
          .help = "write to FILE", .def = "standard output"},
-        {.name = "progress", .type = OPT_FLAG, .dest = &progress,
-         .help = "progress lines on stderr (default: when stderr is a terminal)"},
+        CMD_OPT_PROGRESS(&progress),
         {.name = "quiet", .type = OPT_FLAG, .dest = &quiet, .help = "no summary line"},
         OPT_END,
     };

@@ -20,8 +20,7 @@ int cmd_import(int argc, char **argv)
     const opt_t rows[] = {
         CMD_OPT_DATA(&data),
         CMD_OPT_SYNC(&no_sync),
-        {.name = "progress", .type = OPT_FLAG, .dest = &progress,
-         .help = "progress lines on stderr (default: when stderr is a terminal)"},
+        CMD_OPT_PROGRESS(&progress),
         {.name = "quiet", .type = OPT_FLAG, .dest = &quiet, .help = "no summary line"},
         OPT_END,
     };

@@ -69,8 +69,7 @@ int cmd_stats(int argc, char **argv)
          .help = "one session only"},
         CMD_OPT_RANGE(&range),
         {.name = "json", .type = OPT_FLAG, .dest = &json, .help = "print the JSON object"},
-        {.name = "progress", .type = OPT_FLAG, .dest = &progress,
-         .help = "progress lines on stderr (default: when stderr is a terminal)"},
+        CMD_OPT_PROGRESS(&progress),
         OPT_END,
     };
     const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};

@@ -20,8 +20,7 @@ int cmd_verify(int argc, char **argv)
         CMD_OPT_DATA(&data),
         {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session,
          .help = "check one session only"},
-        {.name = "progress", .type = OPT_FLAG, .dest = &progress,
-         .help = "progress lines on stderr (default: when stderr is a terminal)"},
+        CMD_OPT_PROGRESS(&progress),
         {.name = "json", .type = OPT_FLAG, .dest = &json, .help = "print the report as JSON on stdout"},
         OPT_END,
     };

@@ -52,6 +52,11 @@ int cmd_parse_u64(const char *prog, const char *what, const char *v, unsigned lo
     {.name = "data", .type = OPT_STRING, .arg = "DIR", .env = "REEL_DATA",                     \
      .help = "data directory", .def = CMD_DEFAULT_DATA, .dest = (d)}
 
+/* --progress: progress lines on stderr (cmd_progress_init() enables them on a terminal). */
+#define CMD_OPT_PROGRESS(flag)                                                                 \
+    {.name = "progress", .type = OPT_FLAG, .dest = (flag),                                     \
+     .help = "progress lines on stderr (default: when stderr is a terminal)"}
+
 /* --sync full|none [REEL_SYNC] into an int that becomes 1 for none (no fsync). */
 #define CMD_OPT_SYNC(no_sync)                                                                  \
     {.name = "sync", .type = OPT_CHOICE, .arg = "full|none", .env = "REEL_SYNC",               \
