@@ -199,6 +199,8 @@ int ds__find(api_req_t *rq, ds_req_t *d, store_session_t *rec, ds_meta_t *m)
     rec->metadata = NULL; /* borrowed from the read */
     if (store_buf_failed(&d->seen))
         st = REEL_ENOMEM;
+    if (st < 0)
+        ds__meta_release(m); /* an error leaves nothing to release */
     if (st == S_EXPIRED)
         reap(rq->srv, d->sid, d->sid_len);
     return st;

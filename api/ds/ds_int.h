@@ -177,7 +177,8 @@ enum MHD_Result ds__queue_problem(api_req_t *rq, int err, struct MHD_Response *r
 enum MHD_Result ds__not_found(api_req_t *rq, const ds_req_t *d);
 /* Finds the current generation of the stream (d->sid, d->gen) on a short read and keeps
  * its metadata in d->seen. '*rec' (metadata not kept) and 'm' (release it) describe a
- * found record. Returns a S_* state or a negative reel_err; an expired stream is reaped. */
+ * found record. Returns a S_* state or a negative reel_err (then 'm' holds nothing); an
+ * expired stream is reaped. */
 int ds__find(api_req_t *rq, ds_req_t *d, store_session_t *rec, ds_meta_t *m);
 /* Reads the state of session 'sid' on 'r' into 'rec' and 'm' (release 'm'). REEL_OK, the
  * store's error, or REEL_ECORRUPT for metadata that does not decode. */

@@ -8,7 +8,7 @@
 #   make fuzz-quick    every harness for FUZZ_QUICK_SECONDS (default 20) + regressions
 #   make fuzz-regress  replay tests/fuzz/regressions/<harness>/* only (seconds)
 #   make fuzz-build    build/fuzz/<harness> for every harness
-#   make fault-shim    build/fault/faultfs.so (tests/fault/)
+#   make fault-shim    build/fault/faultfs.so and failmalloc.so (tests/fault/)
 #   make fault         the fault-injection tests (tests/fault/, needs build/reel)
 #   make fuzz-seeds    rewrite the generated part of the seed corpora
 #
@@ -74,10 +74,18 @@ build/fault/faultfs.so: tests/fault/faultfs.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -fPIC -shared -o $@ $< -ldl -lpthread
 
-fault-shim: build/fault/faultfs.so
+# The allocation-failure injector of tests/oom/ as an LD_PRELOAD object for a whole server
+# (tests/fault/test_oom_server.py). Frame pointers: LeakSanitizer's stacks pass through it.
+build/fault/failmalloc.so: tests/oom/failmalloc.c tests/oom/preload.c tests/oom/failmalloc.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -fno-omit-frame-pointer -I. -fPIC -shared -o $@ \
+	    tests/oom/failmalloc.c tests/oom/preload.c -ldl
 
-fault: build/fault/faultfs.so $(or $(BUILD),build)/reel
+fault-shim: build/fault/faultfs.so build/fault/failmalloc.so
+
+fault: build/fault/faultfs.so build/fault/failmalloc.so $(or $(BUILD),build)/reel
 	REEL_BIN=$(CURDIR)/$(or $(BUILD),build)/reel FAULTFS_SO=$(CURDIR)/build/fault/faultfs.so \
+	    FAILMALLOC_SO=$(CURDIR)/build/fault/failmalloc.so \
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/fault
 
 # ---- seed corpora (committed; regenerate after a format change) ----

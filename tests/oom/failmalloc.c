@@ -23,6 +23,8 @@ static atomic_long fail_at_;
 static atomic_long numbered;
 static atomic_long n_failed;
 static atomic_long live;
+static atomic_long every_;        /* random mode: about one allocation in 'every_' fails */
+static atomic_ulong seed_;
 static int trace;
 
 static void *(*real_malloc)(size_t);
@@ -66,13 +68,35 @@ static void resolve(void)
     real_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
 }
 
+/* Random mode: whether allocation number 'k' fails (a hash of k and the seed, so a seed
+ * gives one sequence of failures for one sequence of allocations). */
+static int random_pick(long k)
+{
+    unsigned long x = (unsigned long)k * 0x9E3779B97F4A7C15ul ^ atomic_load(&seed_);
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ul;
+    x ^= x >> 29;
+    return x % (unsigned long)atomic_load(&every_) == 0;
+}
+
+/* In random mode the first allocations of each thread never fail: under ASan a new
+ * thread's start-up (AsanThread::Init -> pthread_getattr_np) allocates and treats NULL as
+ * a fatal CHECK of the sanitizer itself, which says nothing about reel. */
+#define SPARED_PER_THREAD 8
+static __thread int thread_allocs __attribute__((tls_model("initial-exec")));
+
 /* 1 if this allocation is to fail. */
 static int fail_now(void)
 {
     if (!atomic_load(&armed))
         return 0;
+    if (atomic_load(&every_) > 0 && thread_allocs < SPARED_PER_THREAD) {
+        thread_allocs++;
+        return 0;
+    }
     long k = atomic_fetch_add(&numbered, 1) + 1, at = atomic_load(&fail_at_);
-    if (at <= 0 || (k != at && !(atomic_load(&persistent_) && k > at)))
+    if (atomic_load(&every_) > 0 ? !random_pick(k)
+                                 : at <= 0 || (k != at && !(atomic_load(&persistent_) && k > at)))
         return 0;
     atomic_fetch_add(&n_failed, 1);
     if (trace) { /* FAILMALLOC_TRACE=1: where the failed allocation was made */
@@ -191,6 +215,14 @@ void fm_arm(long fail_at, int persistent)
     atomic_store(&n_failed, 0);
     atomic_store(&fail_at_, fail_at);
     atomic_store(&persistent_, persistent);
+    atomic_store(&every_, 0);
+    atomic_store(&armed, 1);
+}
+
+void fm_arm_random(long every, unsigned long seed)
+{
+    atomic_store(&every_, every > 0 ? every : 1);
+    atomic_store(&seed_, seed);
     atomic_store(&armed, 1);
 }
 
