@@ -1,6 +1,6 @@
 """faultlib.py -- workload drivers, the power-loss step and the checker of the fault tests.
 
-The checker is the rule of research/anchors-reliability.md §4.1, restricted to what these
+The checker is the rule of docs/RELIABILITY.md §3.2, restricted to what these
 single-writer workloads can observe:
 
   1. the store opens again and `reel verify --data DIR` passes;

@@ -1,6 +1,6 @@
 """Regression (bug 3 in docs/RELIABILITY.md, found by the ignored-write negative control):
 `reel verify` and `reel tail` die with SIGBUS when data.mdb is shorter than its meta page
-says (a lost or torn write, a truncated copy). SPEC §2 and research §8 F10: the check must
+says (a lost or torn write, a truncated copy). README.md "Guarantees": the check must
 report the damage (exit 1 with a message), never crash. Fails until fixed.
 """
 import os

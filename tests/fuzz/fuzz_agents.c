@@ -2,8 +2,8 @@
  *
  * The input is split into lines at '\n'. For every agent name of agent_names():
  *  1. The ingest path (`reel ingest --format <agent>`): agent_ingest_line() per line, then
- *     agent_ingest_end(). SPEC §5: "A line that cannot be converted becomes agent.unparsed
- *     with the line kept; nothing is dropped", so every call must return REEL_OK and add
+ *     agent_ingest_end(). A line that cannot be converted becomes agent.unparsed with the
+ *     line kept, nothing is dropped (docs/AGENTS.md §3), so every call must return REEL_OK and add
  *     at least one event per line that is not blank (agent.h: blank lines are skipped);
  *     every added event must render as valid JSON.
  *  2. The runner path: agent_conv_line() with an emit callback, each line sent on a stream

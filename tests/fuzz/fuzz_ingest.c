@@ -11,7 +11,7 @@
  *     msgpack bytes (the codec is canonical: equal JSON gives equal bytes).
  *  4. The whole event envelope (replay_write_event, raw included) must be valid JSON and,
  *     posted back through ingest_parse(INGEST_JSON), must give the identical body: what
- *     reel serves can be re-ingested without change (SPEC §3: store fields are ignored).
+ *     reel serves can be re-ingested without change (docs/HTTP.md "Append": store fields are ignored).
  */
 #include <openssl/sha.h>
 #include <stdint.h>

@@ -785,7 +785,7 @@ KINDS = {"number": b"1", "negative": b"-1", "float": b"1.5", "true": b"true", "f
 
 
 def field_type_cases():
-    """Each envelope field with every JSON type it does not allow (SPEC §3): type and
+    """Each envelope field with every JSON type it does not allow (docs/HTTP.md "Append"): type and
     event_id are strings; source and native_session_id strings or null; synthetic a
     boolean or null."""
     allowed = {"type": (), "event_id": (), "source": ("null",),

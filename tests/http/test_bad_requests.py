@@ -1,6 +1,6 @@
 """A corpus of bad requests: each gets the right 4xx problem+json and changes nothing.
 
-SPEC §6: "Bad input gets a clear 4xx problem and changes nothing". Every case is sent on
+README.md "Guarantees": bad input gets a clear 4xx problem and changes nothing. Every case is sent on
 a raw socket (so nothing is normalised on the way), its answer is checked, and the whole
 store (feed with raw + session list) is compared before and after.
 """

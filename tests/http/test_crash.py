@@ -1,4 +1,4 @@
-"""kill -9 at random moments under concurrent appends and live reads (SPEC §6): the
+"""kill -9 at random moments under concurrent appends and live reads (README.md "Guarantees"): the
 checker of issue #7 for the server.
 
 After every round and at the end it holds that:

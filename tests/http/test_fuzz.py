@@ -1,5 +1,5 @@
-"""Raw-socket mutation fuzzing of the whole server path (research/anchors-reliability.md
-§5.6): mutated requests must never crash the server (run under ASan to catch memory
+"""Raw-socket mutation fuzzing of the whole server path (docs/RELIABILITY.md
+§1): mutated requests must never crash the server (run under ASan to catch memory
 errors), never change the store unless they are still a valid append, and the server must
 answer a well-formed request afterwards."""
 import json

@@ -1,4 +1,4 @@
-"""Configured limits are enforced (SPEC §6): connections, timeouts, SSE clients and
+"""Configured limits are enforced (README.md "Guarantees"): connections, timeouts, SSE clients and
 per-client buffering."""
 import json
 import socket

@@ -1,4 +1,4 @@
-"""Routes served by replay/: restore, transcript, stats and export (SPEC §4)."""
+"""Routes served by replay/: restore, transcript, stats and export (docs/HTTP.md "Restore, transcript, verify, stats, export")."""
 import json
 import shutil
 import subprocess

@@ -1,4 +1,4 @@
-"""Every route and parameter of SPEC §4 that `reel serve` implements (docs/HTTP.md)."""
+"""Every route and parameter of docs/HTTP.md that `reel serve` implements (docs/HTTP.md)."""
 import json
 import threading
 import time

@@ -1,6 +1,6 @@
 #!/bin/sh
 # run.sh BUILD [NAME...] -- negative controls by mutation: each tests/mutants/<name>.patch
-# breaks one promise of SPEC §6 in the product's source; the test that guards that promise
+# breaks one promise of README.md "Guarantees" in the product's source; the test that guards that promise
 # must fail against the mutant build. A mutant that passes its test is a test that cannot
 # fail, and counts as a failure here.
 #

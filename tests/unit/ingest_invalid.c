@@ -1,4 +1,4 @@
-/* ingest_invalid.c -- bad input changes nothing and says where it is (SPEC §3, §6). */
+/* ingest_invalid.c -- bad input changes nothing and says where it is (docs/HTTP.md "Append", README.md "Guarantees"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

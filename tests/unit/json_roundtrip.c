@@ -1,4 +1,4 @@
-/* json_roundtrip.c -- "data" and "raw" come back exactly as sent (SPEC §3): key order,
+/* json_roundtrip.c -- "data" and "raw" come back exactly as sent (docs/HTTP.md "Append"): key order,
  * strings, integers and number text, through ingest -> store -> replay_write_event, and
  * through store_json_to_msgpack / store_mp_to_json directly. */
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* store_concurrency.c -- many writers, one committer: sequences dense and unique per
- * session, positions strictly increasing, nothing lost (SPEC §3, §7 write path). */
+ * session, positions strictly increasing, nothing lost (docs/HTTP.md "Append", docs/DESIGN.md "Write path"). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* store_crash.c -- kill -9 at random moments while appending (SPEC §6): every
+/* store_crash.c -- kill -9 at random moments while appending (README.md "Guarantees"): every
  * acknowledged event survives, sequences stay dense, no batch is half there, and the
  * store opens without repair. Modelled on SQLite's crash tests.
  *

@@ -1,4 +1,4 @@
-/* store_idempotency.c -- event_id deduplication and expected_sequence checks (SPEC §3). */
+/* store_idempotency.c -- event_id deduplication and expected_sequence checks (docs/HTTP.md "Append"). */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>

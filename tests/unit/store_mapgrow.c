@@ -1,4 +1,4 @@
-/* store_mapgrow.c -- the LMDB map grows by itself (SPEC §6): a 1 MiB map takes ~200 MiB
+/* store_mapgrow.c -- the LMDB map grows by itself (README.md "Guarantees"): a 1 MiB map takes ~200 MiB
  * of events, and everything reads back after a reopen. */
 #include <pthread.h>
 #include <stdatomic.h>

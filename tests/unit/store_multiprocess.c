@@ -1,4 +1,4 @@
-/* store_multiprocess.c -- two processes appending to one data directory (SPEC §7: appends
+/* store_multiprocess.c -- two processes appending to one data directory (docs/DESIGN.md "Write path": appends
  * by another process on the same directory): the sequences and positions stay dense and
  * unique, and both processes' map growth is adopted by the other. */
 #include <errno.h>
