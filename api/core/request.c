@@ -215,7 +215,7 @@ static enum MHD_Result first_call(api_req_t *rq)
         return api__problem(rq, REEL_EMETHOD_NOT_ALLOWED, "%s is not allowed here", rq->method);
     if (strstr(rq->route->pattern, "{id}"))
         take_id(rq);
-    if (rq->bad_id)
+    if (rq->bad_id && rq->method_bit != API_M_OPTIONS) /* a preflight names no session */
         return api__problem(rq, REEL_EINVALID_SESSION_ID,
                             "session ids are 1..%d bytes of [A-Za-z0-9._:~-] (not '.' or '..')",
                             STORE_SESSION_ID_MAX);
