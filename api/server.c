@@ -7,7 +7,6 @@
  *  - orderly shutdown: no suspended connection may be left when MHD_stop_daemon() runs.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -21,7 +20,7 @@
 #include "api/live/live.h"
 #include "api/routes.h"
 
-/* ---- Connection accounting ---- */
+/* ---- The commit hook ---- */
 
 static void on_commit(void *arg, const store_commit_t *c)
 {

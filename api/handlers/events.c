@@ -6,8 +6,9 @@
  * handler, called again, answers with the assigned sequences. No server thread waits
  * for fsync.
  *
- * Reads: one short read transaction per page. A long-poll ('wait') that finds nothing
- * suspends the connection as a waiter (wait.c) and reads again when woken.
+ * Reads: one short read transaction per page, walked by replay_scan() (the 'types'
+ * filter included). A long-poll ('wait') that finds nothing suspends the connection as a
+ * waiter (api/core/wait.c) and reads again when woken.
  */
 #include <stdio.h>
 #include <stdlib.h>
