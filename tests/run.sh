@@ -3,8 +3,8 @@
 # and ends with one summary line "N passed, N failed" (the form CI reads). Exit status 1 on
 # any failure.
 #
-# SUITEs, in the order they run: unit cli http load browser fault fuzz-quick mutants
-# conformance; none given means all of them (`make test`). --quick is `make check`'s fast
+# SUITEs, in the order they run: unit cli http load browser fault oom-quick fuzz-quick
+# mutants conformance; none given means all of them (`make test`). --quick is `make check`'s fast
 # pass over unit, cli and http: the HTTP suite runs 5 kill -9 rounds instead of 50
 # (REEL_KILL_ROUNDS) and leaves out its two slow soak-like tests (the 400-request mutation
 # fuzz and the 10-second SSE heartbeat wait); everything else, the bad-input corpus
@@ -17,7 +17,7 @@ if [ "${1:-}" = --quick ]; then
 fi
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
-SUITES=${*:-unit cli http load browser fault fuzz-quick mutants conformance}
+SUITES=${*:-unit cli http load browser fault oom-quick fuzz-quick mutants conformance}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 passed=0
