@@ -86,12 +86,9 @@ int cmd_export(int argc, char **argv)
         {.name = "quiet", .type = OPT_FLAG, .dest = &quiet, .help = "no summary line"},
         OPT_END,
     };
-    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
-    int st = opt_parse(&cmd, argc, argv, NULL);
+    int st = cmd_parse_session(prog, about, rows, argc, argv, &session, 0);
     if (st != OPT_GO)
         return st;
-    if (cmd_check_session(prog, session, 0))
-        return CMD_USAGE;
     if (session)
         opt.session = session, opt.session_len = strlen(session);
     opt.compress = !plain;

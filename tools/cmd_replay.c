@@ -191,12 +191,9 @@ int cmd_replay(int argc, char **argv)
          .help = "include 'raw' (default for --to: included)"},
         OPT_END,
     };
-    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
-    int st = opt_parse(&cmd, argc, argv, NULL);
+    int st = cmd_parse_session(prog, about, rows, argc, argv, &o.session, 0);
     if (st != OPT_GO)
         return st;
-    if (cmd_check_session(prog, o.session, 0))
-        return CMD_USAGE;
     if (o.to)
         o.include_raw = 1;
     store_t *s = cmd_open_store(prog, data, 1, 0);

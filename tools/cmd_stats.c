@@ -72,12 +72,9 @@ int cmd_stats(int argc, char **argv)
         CMD_OPT_PROGRESS(&progress),
         OPT_END,
     };
-    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
-    int st = opt_parse(&cmd, argc, argv, NULL);
+    int st = cmd_parse_session(prog, about, rows, argc, argv, &session, 0);
     if (st != OPT_GO)
         return st;
-    if (cmd_check_session(prog, session, 0))
-        return CMD_USAGE;
     if (session)
         opt.session = session, opt.session_len = strlen(session);
     opt.after = range.after, opt.until = range.until;

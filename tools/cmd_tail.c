@@ -118,12 +118,9 @@ int cmd_tail(int argc, char **argv)
          .help = "include each event's 'raw' field"},
         OPT_END,
     };
-    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
-    int st = opt_parse(&cmd, argc, argv, NULL);
+    int st = cmd_parse_session(prog, about, rows, argc, argv, &session, 0);
     if (st != OPT_GO)
         return st;
-    if (cmd_check_session(prog, session, 0))
-        return CMD_USAGE;
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s)
         return CMD_FAIL;

@@ -26,12 +26,9 @@ int cmd_transcript(int argc, char **argv)
          .help = "output format", .def = "json"},
         OPT_END,
     };
-    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
-    int st = opt_parse(&cmd, argc, argv, NULL);
+    int st = cmd_parse_session(prog, about, rows, argc, argv, &session, 1);
     if (st != OPT_GO)
         return st;
-    if (cmd_check_session(prog, session, 1))
-        return CMD_USAGE;
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s)
         return CMD_FAIL;

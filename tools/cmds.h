@@ -87,6 +87,12 @@ int cmd_opt_time(const opt_cmd_t *cmd, const opt_t *row, const char *v);
  * 'required') and returns -1. NULL is fine when not required. */
 int cmd_check_session(const char *prog, const char *id, int required);
 
+/* opt_parse() for a subcommand without arguments, then cmd_check_session() on the id its
+ * rows filled into '*session': OPT_GO, or the exit status to return (--help, a usage
+ * error, a bad or missing session id). */
+int cmd_parse_session(const char *prog, const char *about, const opt_t *rows, int argc,
+                      char **argv, const char *const *session, int required);
+
 /* Opens the store at 'dir' or prints why not (naming 'dir'); returns NULL on failure. */
 store_t *cmd_open_store(const char *prog, const char *dir, int read_only, int no_sync);
 

@@ -54,6 +54,16 @@ int cmd_opt_time(const opt_cmd_t *cmd, const opt_t *row, const char *v)
     return 0;
 }
 
+int cmd_parse_session(const char *prog, const char *about, const opt_t *rows, int argc,
+                      char **argv, const char *const *session, int required)
+{
+    const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
+    int st = opt_parse(&cmd, argc, argv, NULL);
+    if (st != OPT_GO)
+        return st;
+    return cmd_check_session(prog, *session, required) ? CMD_USAGE : OPT_GO;
+}
+
 int cmd_check_session(const char *prog, const char *id, int required)
 {
     if (!id) {
