@@ -25,7 +25,7 @@
 static void on_commit(void *arg, const store_commit_t *c)
 {
     api_server_t *srv = arg;
-    api__saw_tail(srv, c->tail_position);
+    api__own_commit(srv, c);
     api__wake_commit(srv, c);
 }
 
@@ -95,6 +95,7 @@ static void server_free(api_server_t *srv)
     api__access_free(srv->access);
     pthread_mutex_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->conn_lock);
+    pthread_mutex_destroy(&srv->own_lock);
     free(srv);
 }
 
@@ -127,6 +128,7 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
         srv->lim.ds_long_poll_ms = 3000;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_mutex_init(&srv->conn_lock, NULL);
+    pthread_mutex_init(&srv->own_lock, NULL);
     srv->waiters.next = srv->waiters.prev = &srv->waiters;
     if ((cfg->cors_origin && !(srv->cors_origin = strdup(cfg->cors_origin))) ||
         !(srv->access = api__access_new()) ||

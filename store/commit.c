@@ -32,6 +32,7 @@ struct group {
     MDB_txn *txn;
     uint64_t position; /* last position assigned */
     uint64_t first_position; /* the last position before this group */
+    uint64_t txn_id;         /* the LMDB write transaction's id (store_commit_t.txn_id) */
     uint64_t next_num; /* next internal session number */
     int next_num_dirty;
     uint64_t now_ms;
@@ -542,6 +543,7 @@ static int group_run(struct group *g, store_batch_t *list)
         mdb_txn_abort(g->txn);
         return rc;
     }
+    g->txn_id = mdb_txn_id(g->txn);
     return mdb_txn_commit(g->txn);
 }
 
@@ -597,7 +599,7 @@ static void fire_hook(store_t *s, const struct group *g, size_t n_batches)
         if (g->list[i]->dirty)
             t[n++] = (store_touched_t){g->list[i]->rec.id, g->list[i]->rec.id_len,
                                        g->list[i]->rec.last_sequence};
-    store_commit_t c = {g->position, t, n, g->n_events, n_batches};
+    store_commit_t c = {g->position, t, n, g->n_events, n_batches, g->txn_id};
     hook(arg, &c);
     if (t != small)
         free(t);

@@ -187,6 +187,12 @@ int store_tail_position(store_read_t *r, uint64_t *pos)
     return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
 }
 
+uint64_t store_last_txn(store_t *s)
+{
+    MDB_envinfo info;
+    return mdb_env_info(s->env, &info) == 0 ? (uint64_t)info.me_last_txnid : 0;
+}
+
 int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
                         store_session_cb cb, void *arg, int *more)
 {

@@ -196,6 +196,7 @@ typedef struct store_commit {
     size_t n_sessions;
     size_t n_events;  /* events appended by this commit */
     size_t n_batches; /* batches completed by this commit */
+    uint64_t txn_id;  /* its LMDB transaction id: ids count the commits of every process */
 } store_commit_t;
 
 typedef void (*store_commit_hook)(void *arg, const store_commit_t *c);
@@ -274,6 +275,11 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
 
 /* The last position in the log (0 when empty). */
 int store_tail_position(store_read_t *r, uint64_t *pos);
+
+/* The id of the last write transaction committed to the data directory by any process
+ * (LMDB's me_last_txnid; one per commit, so a reader that knows the ids of its own
+ * process's commits can tell that another process committed). No transaction needed. */
+uint64_t store_last_txn(store_t *s);
 
 /* Session records in id order, starting after 'cursor' (NULL or "" = first), at most
  * 'limit'. 'cb' gets each record (borrowed until it returns); a non-zero return stops.

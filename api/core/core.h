@@ -44,6 +44,7 @@
 #include "store/store.h"
 
 #define API_WATCH_MS 50 /* watcher period: cross-process appends within 100 ms */
+#define API_OWN_TXNS 1024 /* ids of this process's commits the watcher keeps */
 
 /* ---- Waiting (wait.c) ---- */
 
@@ -77,10 +78,9 @@ enum api_method {
     API_M_READ = API_M_GET | API_M_HEAD,
 };
 
-/* Who may call a route. API_AUTH_SCOPED: a token with the scope the method needs (GET,
- * HEAD: read; DELETE: full; the others: append); API_AUTH_SCOPED_QUERY also accepts the
- * token as ?access_token= on GET (EventSource cannot send headers). */
-enum api_auth { API_AUTH_NONE = 0, API_AUTH_SCOPED, API_AUTH_SCOPED_QUERY };
+/* Who may call a route: anyone, or a token with the scope the method needs (GET, HEAD:
+ * read; DELETE: full; the others: append). */
+enum api_auth { API_AUTH_NONE = 0, API_AUTH_SCOPED };
 
 /* A handler is called for every call of the access handler once the request passed the
  * dispatcher's checks; 'data'/'size' are the body bytes of this call (see request.c). */
@@ -100,7 +100,14 @@ struct api_route {
     /* Extra headers on every response of the route, problems included; NULL = none. */
     void (*add_headers)(api_req_t *rq, struct MHD_Response *resp);
     const char *cors_headers;   /* Access-Control-Allow-Headers; NULL = the default */
+    /* 1 when this request may carry its token as ?access_token= instead of a header: only
+     * where a browser's EventSource must (it cannot send headers), because tokens in URLs
+     * end up in logs and histories. NULL = never. */
+    int (*query_token)(const api_req_t *rq);
 };
+
+/* The query_token rule of an SSE route: a GET. */
+int api__query_token_get(const api_req_t *rq);
 
 /* Parses an HTTP method into its bit; 0 for any other method. */
 unsigned api__method_bit(const char *method);
@@ -142,7 +149,15 @@ struct api_server {
     api_waiter_t waiters;       /* list head (sentinel) */
     uint64_t gen;               /* bumped on every observed commit */
     int stopping;
-    atomic_uint_fast64_t seen_tail; /* last tail position seen by the hook or the watcher */
+
+    /* Another process's commits are found by the watcher: the data directory's last
+     * transaction id moved by more than this process's commits account for (one id per
+     * commit). The commit hook notes its ids here, under own_lock; 'watch_txn' is the
+     * watcher's. */
+    pthread_mutex_t own_lock;
+    uint64_t own[API_OWN_TXNS]; /* a ring, in commit order */
+    size_t own_head, own_n;
+    uint64_t watch_txn;
 
     pthread_t watcher;
     int watcher_started;
@@ -286,8 +301,9 @@ void api__wake_expired(api_server_t *srv, uint64_t now_ms);
 int api__watcher_start(api_server_t *srv);
 void api__watcher_stop(api_server_t *srv);
 int api__stopping(api_server_t *srv);
-/* Notes the tail position 'tail' as seen; returns 1 if it moved past what was seen. */
-int api__saw_tail(api_server_t *srv, uint64_t tail);
+/* The commit hook's part: notes the id of this process's commit 'c', so that the watcher
+ * does not take it for another process's. */
+void api__own_commit(api_server_t *srv, const store_commit_t *c);
 /* 1 when the client closed its end; suspended connections are not polled by
  * libmicrohttpd, so streams check their socket themselves. */
 int api__peer_closed(struct MHD_Connection *conn);

@@ -156,6 +156,11 @@ static void take_id(api_req_t *rq)
     rq->session_len = (size_t)n;
 }
 
+int api__query_token_get(const api_req_t *rq)
+{
+    return rq->method_bit == API_M_GET;
+}
+
 /* The scope bits the request needs from its token; 0 when the route is open. */
 static int needed_scope(const api_req_t *rq)
 {
@@ -171,7 +176,7 @@ static int needed_scope(const api_req_t *rq)
 static enum MHD_Result check_auth(api_req_t *rq, int *ok)
 {
     int need = needed_scope(rq);
-    int query = rq->route->auth == API_AUTH_SCOPED_QUERY && rq->method_bit == API_M_GET;
+    int query = rq->route->query_token && rq->route->query_token(rq);
     int rc = need ? api__auth(rq, need, query) : REEL_OK;
     *ok = rc == REEL_OK;
     if (rc == REEL_EUNAUTHORIZED)

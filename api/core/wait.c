@@ -7,8 +7,11 @@
  * Lost wake-ups are prevented by a generation counter: a handler reads api__gen() before
  * it checks the store, and api__wait() refuses to suspend when any commit was observed
  * since then (the handler re-checks instead). Commits are observed by the store's commit
- * hook (this process) and by the watcher thread, which polls the log's tail position
- * every API_WATCH_MS so that appends by another process reach waiters within 100 ms.
+ * hook (this process) and by the watcher thread, which polls the last transaction id
+ * every API_WATCH_MS so that what another process commits reaches waiters within 100 ms:
+ * LMDB gives every commit of any process the next transaction id, so when the last id
+ * moved further than this process's own commits (noted by the hook) account for, another
+ * process committed and every waiter is woken to look.
  */
 #include <errno.h>
 #include <string.h>
@@ -136,27 +139,46 @@ void api__wake_expired(api_server_t *srv, uint64_t now_ms)
 
 /* ---- Watcher thread ---- */
 
-/* Reads the log's tail; returns 1 if it moved past what the server has seen, meaning
- * another process appended (this process's commits update 'seen_tail' in the hook). */
-static int tail_moved(api_server_t *srv)
+void api__own_commit(api_server_t *srv, const store_commit_t *c)
 {
-    store_read_t r;
-    uint64_t tail = 0;
-    if (store_read_begin(srv->store, &r) != REEL_OK)
-        return 0;
-    int rc = store_tail_position(&r, &tail);
-    store_read_end(&r);
-    if (rc != REEL_OK)
-        return 0;
-    return api__saw_tail(srv, tail);
+    pthread_mutex_lock(&srv->own_lock);
+    if (srv->own_n == API_OWN_TXNS) { /* full: the oldest goes; at worst a spare wake-up */
+        srv->own_head = (srv->own_head + 1) % API_OWN_TXNS;
+        srv->own_n--;
+    }
+    srv->own[(srv->own_head + srv->own_n++) % API_OWN_TXNS] = c->txn_id;
+    pthread_mutex_unlock(&srv->own_lock);
 }
 
-int api__saw_tail(api_server_t *srv, uint64_t tail)
+/* How many of the commits (lo, hi] were this process's. Ids at or below 'hi' are dropped:
+ * the watcher never asks about them again. */
+static uint64_t own_commits(api_server_t *srv, uint64_t lo, uint64_t hi)
 {
-    uint64_t seen = atomic_load(&srv->seen_tail);
-    while (tail > seen && !atomic_compare_exchange_weak(&srv->seen_tail, &seen, tail))
-        ;
-    return tail > seen;
+    uint64_t n = 0;
+    pthread_mutex_lock(&srv->own_lock);
+    for (size_t k = 0; k < srv->own_n; k++) {
+        uint64_t id = srv->own[(srv->own_head + k) % API_OWN_TXNS];
+        n += id > lo && id <= hi;
+    }
+    while (srv->own_n && srv->own[srv->own_head] <= hi) {
+        srv->own_head = (srv->own_head + 1) % API_OWN_TXNS;
+        srv->own_n--;
+    }
+    pthread_mutex_unlock(&srv->own_lock);
+    return n;
+}
+
+/* Returns 1 when commits were made since the last look that this process's commit hook
+ * does not account for: another process appended, or changed or deleted a session, and
+ * every reader must be woken to look. (A commit of this process whose hook has not run yet
+ * counts as another process's: a spare wake-up, never a lost one.) */
+static int foreign_commit(api_server_t *srv)
+{
+    uint64_t last = store_last_txn(srv->store), from = srv->watch_txn;
+    if (last <= from)
+        return 0;
+    srv->watch_txn = last;
+    return own_commits(srv, from, last) < last - from;
 }
 
 static void *watch(void *arg)
@@ -175,7 +197,7 @@ static void *watch(void *arg)
         if (srv->watch_stop)
             break;
         pthread_mutex_unlock(&srv->tick_lock);
-        if (tail_moved(srv))
+        if (foreign_commit(srv))
             api__wake_all(srv, 0);
         uint64_t now = api__now_ms();
         api__wake_expired(srv, now);
@@ -197,7 +219,7 @@ int api__watcher_start(api_server_t *srv)
     pthread_cond_init(&srv->tick_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&srv->tick_lock, NULL);
-    tail_moved(srv); /* start from the current tail: nothing to wake yet */
+    foreign_commit(srv); /* start from the current tail: nothing to wake yet */
     if (pthread_create(&srv->watcher, NULL, watch, srv) != 0)
         return REEL_EIO;
     srv->watcher_started = 1;

@@ -221,6 +221,13 @@ uint64_t ds__base(const ds_meta_t *m)
     return m->is_fork ? m->fork_offset : 0;
 }
 
+int api__ds_query_token(const api_req_t *rq)
+{
+    char live[8];
+    return rq->method_bit == API_M_GET && api__query(rq, "live", live, sizeof live) > 0 &&
+           !strcmp(live, "sse");
+}
+
 /* ---- Dispatch ---- */
 
 /* POST and PUT: the headers, the body, the decision, then the commit's answer. */

@@ -15,6 +15,9 @@
 
 /* The handler of every method of /v1/stream/{path} (the route's '*' is the path). */
 enum MHD_Result api__ds(api_req_t *rq, const char *data, size_t *size);
+/* The route's query_token rule: ?access_token= only on GET with live=sse (EventSource);
+ * a plain read or a long-poll sends its token in the header like any other request. */
+int api__ds_query_token(const api_req_t *rq);
 /* The headers every stream response carries (security, CORS exposure): the route's
  * add_headers hook. */
 void api__ds_headers(api_req_t *rq, struct MHD_Response *resp);

@@ -123,6 +123,22 @@ def test_sse_access_token_query(authed):
 
 def test_access_token_only_on_sse(authed):
     assert authed.get("/v1/sessions/a/events?access_token=" + READ).status == 401
+    assert authed.request("HEAD", "/v1/events/sse?access_token=" + READ).status == 401
+
+
+def test_stream_access_token_only_with_live_sse(authed):
+    """Durable Streams: ?access_token= is for live=sse (EventSource) only; a plain read or a
+    long-poll sends its token in the header like every other request (issue 14)."""
+    h = {"Authorization": "Bearer " + FULL, "Content-Type": "application/json"}
+    assert authed.request("PUT", "/v1/stream/tok", body=b"[1]", headers=h).status == 201
+    for q in ("offset=-1", "offset=-1&live=long-poll"):
+        r = authed.request("GET", "/v1/stream/tok?%s&access_token=%s" % (q, READ))
+        assert r.status == 401, (q, r)
+        r = authed.request("GET", "/v1/stream/tok?" + q, headers={"Authorization": "Bearer " + READ})
+        assert r.status in (200, 204), (q, r)
+    c = SSEClient(authed, "/v1/stream/tok?offset=-1&live=sse&access_token=" + READ)
+    assert c.status == 200
+    c.close()
 
 
 def test_lowercase_bearer_scheme(authed):

@@ -152,3 +152,54 @@ def test_long_poll_many_waiters(server_factory):
     assert len(results) == 50
     assert all(r.status == 200 and [e["type"] for e in r.json["events"]] == ["go"]
                for r in results)
+
+
+def test_other_process_append_reaches_readers_while_this_server_appends(server_factory):
+    """Issue 14, finding 4: the server's own commits (to another session) used to move the
+    tail it had 'seen' past another process's commit, so waiters of a session only that
+    process touched slept until their deadline or heartbeat. Every commit by any process
+    must wake the readers of the sessions it touched within the watcher's period."""
+    s = server_factory(args=["--sync", "none"])
+    assert s.append("xr", ev()).status == 200
+    stop = threading.Event()
+
+    def busy():  # this server commits to another session all the time
+        while not stop.is_set():
+            s.append("busy", ev("noise"))
+
+    th = threading.Thread(target=busy)
+    th.start()
+    lat = []
+    try:
+        for k in range(5):
+            out = {}
+            poll = threading.Thread(target=lambda: out.setdefault(
+                "r", s.get("/v1/sessions/xr/events?offset=%d&wait=10" % (k + 1))))
+            poll.start()
+            time.sleep(0.2)
+            done = ingest(s, "xr", [ev("cross", data={"k": k})])
+            poll.join(15)
+            lat.append(time.time() - done)
+            assert [e["data"]["k"] for e in out["r"].json["events"]] == [k]
+    finally:
+        stop.set()
+        th.join(10)
+    assert max(lat) < 1.0, lat
+
+
+def test_other_process_delete_reaches_a_long_poll(server_factory):
+    """Finding 4, the rest of it: a commit that appends nothing (a session deleted by another
+    process on the same data directory) must wake its readers too, who then answer 410."""
+    a = server_factory(args=["--sync", "none"], sub="shared")
+    b = server_factory(args=["--sync", "none"], sub="shared")  # the same data directory
+    assert a.append("xd", ev()).status == 200
+    out = {}
+    poll = threading.Thread(target=lambda: out.setdefault(
+        "r", a.get("/v1/sessions/xd/events?offset=1&wait=10")))
+    poll.start()
+    time.sleep(0.3)
+    t0 = time.time()
+    assert b.request("DELETE", "/v1/sessions/xd").status == 200
+    poll.join(15)
+    assert out["r"].status == 410, out["r"]
+    assert time.time() - t0 < 1.0
