@@ -81,9 +81,15 @@ build/fault/failmalloc.so: tests/oom/failmalloc.c tests/oom/preload.c tests/oom/
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -fno-omit-frame-pointer -I. -fPIC -shared -o $@ \
 	    tests/oom/failmalloc.c tests/oom/preload.c -ldl
 
-fault-shim: build/fault/faultfs.so build/fault/failmalloc.so
+# Holds the server inside an LMDB map growth (tests/fault/test_mapgrow_kill.py).
+build/fault/growshim.so: tests/fault/growshim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -fPIC -shared -o $@ $< -ldl
 
-fault: build/fault/faultfs.so build/fault/failmalloc.so $(or $(BUILD),build)/reel
+fault-shim: build/fault/faultfs.so build/fault/failmalloc.so build/fault/growshim.so
+
+fault: build/fault/faultfs.so build/fault/failmalloc.so build/fault/growshim.so \
+       $(or $(BUILD),build)/reel
 	REEL_BIN=$(CURDIR)/$(or $(BUILD),build)/reel FAULTFS_SO=$(CURDIR)/build/fault/faultfs.so \
 	    FAILMALLOC_SO=$(CURDIR)/build/fault/failmalloc.so \
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/fault
