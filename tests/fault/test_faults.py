@@ -142,6 +142,10 @@ SERVE_KINDS = {
                           "FAULTFS_PERSIST": 1, "FAULTFS_FULL": 1}, (507,)),
     "EDQUOT-stays-full": ({"FAULTFS_OPS": "writes", "FAULTFS_NTH": 5, "FAULTFS_ERRNO": "EDQUOT",
                            "FAULTFS_PERSIST": 1, "FAULTFS_FULL": 1}, (507,)),
+    # No space for the meta page (a copy-on-write file system): LMDB marks its environment
+    # broken (MDB_PANIC), so even a full disk is fail-stop there.
+    "pwrite-ENOSPC-meta": ({"FAULTFS_OPS": "pwrite", "FAULTFS_NTH": 7, "FAULTFS_ERRNO": "ENOSPC"},
+                           (500, 503)),
     # A write cut short while the disk has space is an I/O error: fail-stop.
     "short-not-full": ({"FAULTFS_OPS": "writev", "FAULTFS_NTH": 3, "FAULTFS_SHORT": 1},
                        (500, 503)),
