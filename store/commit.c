@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "store/json.h"
@@ -605,6 +606,51 @@ static void fire_hook(store_t *s, const struct group *g, size_t n_batches)
         free(t);
 }
 
+/* ---- why a group failed ---- */
+
+/* Free space below which a write error is taken for a full disk: file systems keep a few
+ * blocks back (ext4's reserved clusters, metadata reservations), so a write is cut short
+ * while statvfs still counts some space as free. */
+#define FULL_SLACK (1u << 20)
+
+/* 1 when the file system holding data.mdb has less than FULL_SLACK bytes free for us.
+ * LMDB turns a write cut short by a full disk into EIO ("short write, filesystem full?",
+ * mdb_page_flush), so an EIO while the disk is full is taken for that short write. */
+static int disk_full(store_t *s)
+{
+    int fd;
+    struct statvfs st;
+    if (mdb_env_get_fd(s->env, &fd) || fstatvfs(fd, &st))
+        return 0; /* cannot tell: an I/O error, fail-stop */
+    return (unsigned long long)st.f_bavail * st.f_frsize < FULL_SLACK;
+}
+
+/* 1 when the failed commit left the store as it was and usable. mdb_txn_commit fails
+ * before the meta page (the only pointer to the new tree) with nothing of the group
+ * reachable; a failed meta page write instead marks the environment broken, and every
+ * later transaction begins with MDB_PANIC. */
+static int env_intact(store_t *s)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0)
+        mdb_txn_abort(txn);
+    return rc != MDB_PANIC;
+}
+
+/* Is 'rc', the error that failed a whole group, a full disk? ENOSPC and EDQUOT say so;
+ * MDB_MAP_FULL is left after the map could not grow; EIO while the disk has no free space
+ * is a short write. Any of them fails only the group if the commit changed nothing. The
+ * remaining risk, an EIO from fdatasync that happens while the disk is full, is retried
+ * like a short write: safe for LMDB, whose next commit rewrites every page it uses in full
+ * and never points at a page of the aborted transaction (docs/FORMAT.md §7). */
+static int is_full(store_t *s, int rc)
+{
+    if (rc != ENOSPC && rc != EDQUOT && rc != MDB_MAP_FULL && !(rc == EIO && disk_full(s)))
+        return 0;
+    return env_intact(s);
+}
+
 /* Maps a group-level failure onto every batch that had not failed on its own. */
 static void fail_group(store_t *s, store_batch_t *list, int rc)
 {
@@ -618,21 +664,21 @@ static void fail_group(store_t *s, store_batch_t *list, int rc)
                 b->err = REEL_ENOMEM;
         return;
     }
-    int err = store__err_from_mdb(rc);
-    if (rc == MDB_MAP_FULL)
-        err = REEL_EFULL;
-    if (err != REEL_EFULL) { /* fail-stop: never retry after an fsync or write error */
+    int full = is_full(s, rc);
+    if (!full) { /* fail-stop: never retry after an fsync or write error */
         pthread_mutex_lock(&s->mu);
         s->failed = 1;
         pthread_mutex_unlock(&s->mu);
         store__set_error("commit failed, store stopped accepting appends: %s",
                          mdb_strerror(rc));
+    } else if (rc == EIO) {
+        store__set_error("commit failed: no space left on the device (a write was cut short)");
     } else {
         store__set_error("commit failed: %s", mdb_strerror(rc));
     }
     for (store_batch_t *b = list; b; b = b->next_)
         if (!b->err)
-            b->err = err == REEL_EFULL ? REEL_EFULL : REEL_EIO;
+            b->err = full ? REEL_EFULL : REEL_EIO;
 }
 
 static void run_group(store_t *s, store_batch_t *list)

@@ -46,7 +46,8 @@
  *  - Errors: every int-returning function returns REEL_OK (0) or a reel_err (err.h).
  *  - Durability: with sync on (the default) a batch completes with REEL_OK only after
  *    mdb_txn_commit() returned 0, i.e. after fdatasync of the data and a synchronous meta
- *    page write. A commit error other than "disk full" puts the store in fail-stop: every
+ *    page write. A commit error other than "disk full" (ENOSPC, EDQUOT, or EIO while the
+ *    file system has no free space: a short write) puts the store in fail-stop: every
  *    later append fails with REEL_EUNAVAILABLE until the process reopens the store.
  */
 #ifndef REEL_STORE_H

@@ -23,7 +23,7 @@ struct store {
     pthread_cond_t work; /* signalled when a batch is queued or on close */
     store_batch_t *head, *tail;
     int stopping;
-    int failed; /* fail-stop: a commit failed with something other than ENOSPC */
+    int failed; /* fail-stop: a commit failed with something other than a full disk */
     int started;
     pthread_t committer;
     store_commit_hook hook;

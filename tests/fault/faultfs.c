@@ -2,8 +2,9 @@
  * the files of a reel store (docs/RELIABILITY.md, "Fault injection").
  *
  * It interposes the libc calls liblmdb makes (open, pwrite, write, writev, fdatasync,
- * fsync, close; checked with `nm -D liblmdb.so.0`) and acts only on file descriptors whose
- * path contains FAULTFS_MATCH. Everything else passes straight through.
+ * fsync, close; checked with `nm -D liblmdb.so.0`) and statvfs/fstatvfs (reel asks them
+ * whether the disk is full), and acts only on file descriptors whose path contains
+ * FAULTFS_MATCH. Everything else passes straight through.
  *
  * Environment (all optional; with none set the shim only passes calls through):
  *   FAULTFS_MATCH=data.mdb     path substring that selects the files
@@ -17,6 +18,10 @@
  *   FAULTFS_ERRNO=EIO          errno of a failed call: EIO, ENOSPC, EDQUOT, EFBIG or a number
  *   FAULTFS_SHORT=1            a failing write writes half its bytes and returns that count
  *                              (a short write) instead of -1
+ *   FAULTFS_FULL=1             a full disk: only writes that extend the file are selected
+ *                              (overwriting allocated blocks needs no space), and from the
+ *                              first fault on (while FAULTFS_ARMED exists, when set)
+ *                              statvfs/fstatvfs of a matched file report no free blocks
  *   FAULTFS_LIE=1              negative control: a "failing" call does nothing and reports
  *                              success (a write returns its full count, a sync returns 0), as
  *                              a program that ignored the error would see it
@@ -55,6 +60,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -72,7 +78,8 @@ static struct {
     double prob;
     unsigned seed;
     int err;
-    int shortw, lie, sync_noop;
+    int shortw, lie, sync_noop, full;
+    int fired; /* a fault fired in this process: with 'full', the disk is full from then on */
     const char *counter, *log, *shadow, *armed;
     long count; /* in-memory counter when no FAULTFS_COUNTER */
 } cfg;
@@ -95,6 +102,10 @@ static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
 static int (*real_fdatasync)(int);
 static int (*real_fsync)(int);
+static int (*real_statvfs)(const char *, struct statvfs *);
+static int (*real_statvfs64)(const char *, struct statvfs64 *);
+static int (*real_fstatvfs)(int, struct statvfs *);
+static int (*real_fstatvfs64)(int, struct statvfs64 *);
 
 static int parse_errno(const char *s)
 {
@@ -136,6 +147,10 @@ static void init(void)
     real_writev = dlsym(RTLD_NEXT, "writev");
     real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
     real_fsync = dlsym(RTLD_NEXT, "fsync");
+    real_statvfs = dlsym(RTLD_NEXT, "statvfs");
+    real_statvfs64 = dlsym(RTLD_NEXT, "statvfs64");
+    real_fstatvfs = dlsym(RTLD_NEXT, "fstatvfs");
+    real_fstatvfs64 = dlsym(RTLD_NEXT, "fstatvfs64");
     const char *m = getenv("FAULTFS_MATCH");
     cfg.match = m && *m ? m : "data.mdb";
     cfg.ops = parse_ops(getenv("FAULTFS_OPS"));
@@ -146,6 +161,7 @@ static void init(void)
     cfg.err = parse_errno(getenv("FAULTFS_ERRNO"));
     cfg.shortw = getenv("FAULTFS_SHORT") && atoi(getenv("FAULTFS_SHORT"));
     cfg.lie = getenv("FAULTFS_LIE") && atoi(getenv("FAULTFS_LIE"));
+    cfg.full = getenv("FAULTFS_FULL") && atoi(getenv("FAULTFS_FULL"));
     cfg.sync_noop = getenv("FAULTFS_SYNC") && !strcmp(getenv("FAULTFS_SYNC"), "noop");
     cfg.counter = getenv("FAULTFS_COUNTER");
     cfg.log = getenv("FAULTFS_LOG");
@@ -273,6 +289,8 @@ static int should_fail(unsigned op, int fd)
         z ^= z >> 31;
         fail = (double)(z >> 11) / (double)(1ull << 53) < cfg.prob;
     }
+    if (fail)
+        __atomic_store_n(&cfg.fired, 1, __ATOMIC_SEQ_CST);
     if (fail && cfg.log) {
         int lf = real_open(cfg.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (lf >= 0) {
@@ -365,10 +383,20 @@ static int do_sync(int fd, unsigned op, int (*real)(int))
 int fdatasync(int fd) { return do_sync(fd, OP_FDATASYNC, real_fdatasync); }
 int fsync(int fd) { return do_sync(fd, OP_FSYNC, real_fsync); }
 
-/* Common path of the writes: returns -2 to let the real call run. */
-static ssize_t write_fault(unsigned op, int fd, size_t n, ssize_t (*do_short)(size_t))
+/* 1 when writing 'n' bytes at 'off' (-1: the file offset) makes the file longer. */
+static int extends(int fd, off_t off, size_t n)
 {
-    if (!should_fail(op, fd))
+    struct stat st;
+    if (off < 0)
+        off = lseek(fd, 0, SEEK_CUR);
+    return off < 0 || fstat(fd, &st) != 0 || off + (off_t)n > st.st_size;
+}
+
+/* Common path of the writes: returns -2 to let the real call run. */
+static ssize_t write_fault(unsigned op, int fd, size_t n, off_t off,
+                           ssize_t (*do_short)(size_t))
+{
+    if ((cfg.full && !extends(fd, off, n)) || !should_fail(op, fd))
         return -2;
     if (cfg.lie)
         return (ssize_t)n; /* claims success, writes nothing */
@@ -400,7 +428,7 @@ static ssize_t pwrite_common(int fd, const void *p, size_t n, off_t off,
     if (!matched(fd))
         return real(fd, p, n, off);
     wctx.fd = fd, wctx.p = p, wctx.off = off;
-    ssize_t r = write_fault(OP_PWRITE, fd, n, short_pwrite);
+    ssize_t r = write_fault(OP_PWRITE, fd, n, off, short_pwrite);
     if (r != -2)
         return r;
     r = real(fd, p, n, off);
@@ -427,7 +455,7 @@ ssize_t write(int fd, const void *p, size_t n)
     if (!matched(fd))
         return real_write(fd, p, n);
     wctx.fd = fd, wctx.p = p;
-    ssize_t r = write_fault(OP_WRITE, fd, n, short_write);
+    ssize_t r = write_fault(OP_WRITE, fd, n, -1, short_write);
     if (r != -2)
         return r;
     off_t off = fds[fd].dsync && cfg.shadow ? lseek(fd, 0, SEEK_CUR) : -1;
@@ -446,7 +474,7 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
     for (int i = 0; i < cnt; i++)
         n += iov[i].iov_len;
     wctx.fd = fd, wctx.iov = iov;
-    ssize_t r = cnt > 0 ? write_fault(OP_WRITEV, fd, n, short_writev) : -2;
+    ssize_t r = cnt > 0 ? write_fault(OP_WRITEV, fd, n, -1, short_writev) : -2;
     if (r != -2)
         return r;
     off_t off = fds[fd].dsync && cfg.shadow ? lseek(fd, 0, SEEK_CUR) : -1;
@@ -461,4 +489,50 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
         }
     }
     return r;
+}
+
+/* ---- free space (FAULTFS_FULL) ---- */
+
+static int full_now(void)
+{
+    return cfg.full && __atomic_load_n(&cfg.fired, __ATOMIC_SEQ_CST) &&
+           (!cfg.armed || access(cfg.armed, F_OK) == 0);
+}
+
+#define NO_SPACE(buf) ((buf)->f_bfree = (buf)->f_bavail = 0)
+
+int statvfs(const char *path, struct statvfs *buf)
+{
+    setup();
+    int rc = real_statvfs(path, buf);
+    if (rc == 0 && strstr(path, cfg.match) && full_now())
+        NO_SPACE(buf);
+    return rc;
+}
+
+int statvfs64(const char *path, struct statvfs64 *buf)
+{
+    setup();
+    int rc = real_statvfs64(path, buf);
+    if (rc == 0 && strstr(path, cfg.match) && full_now())
+        NO_SPACE(buf);
+    return rc;
+}
+
+int fstatvfs(int fd, struct statvfs *buf)
+{
+    setup();
+    int rc = real_fstatvfs(fd, buf);
+    if (rc == 0 && matched(fd) && full_now())
+        NO_SPACE(buf);
+    return rc;
+}
+
+int fstatvfs64(int fd, struct statvfs64 *buf)
+{
+    setup();
+    int rc = real_fstatvfs64(fd, buf);
+    if (rc == 0 && matched(fd) && full_now())
+        NO_SPACE(buf);
+    return rc;
 }

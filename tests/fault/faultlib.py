@@ -249,9 +249,13 @@ class Serve:
         finally:
             c.close()
 
-    def post_batch(self, session, batch, size):
+    def post_batch(self, session, batch, size, pad=None):
+        """'pad': bytes of random (incompressible) padding per event instead of the default
+        short run of "x", to fill a disk quickly."""
         lines = [json.dumps({"event_id": "b%d-e%d" % (batch, i), "type": "fault.test",
-                             "data": {"batch": batch, "i": i, "pad": "x" * (50 + 37 * i)}})
+                             "data": {"batch": batch, "i": i,
+                                      "pad": os.urandom(pad // 2).hex() if pad
+                                      else "x" * (50 + 37 * i)}})
                  for i in range(size)]
         try:
             status, body = self.request("POST", "/v1/sessions/%s/events" % session,

@@ -25,11 +25,18 @@ KINDS = {
     "write-short": {"FAULTFS_OPS": "writes", "FAULTFS_NTH": 11, "FAULTFS_SHORT": 1},
     "ENOSPC-stays-full": {"FAULTFS_OPS": "writes", "FAULTFS_NTH": 14, "FAULTFS_ERRNO": "ENOSPC",
                           "FAULTFS_PERSIST": 1},
+    # A full disk (FAULTFS_FULL: only writes that extend the file fail, statvfs reports no
+    # free blocks): writes cut short while it stays full, or the quota exceeded.
+    # (FULL counts only the writes that extend the file: 3 at creation, about 1 per batch)
+    "short-stays-full": {"FAULTFS_OPS": "writes", "FAULTFS_NTH": 6, "FAULTFS_SHORT": 1,
+                         "FAULTFS_PERSIST": 1, "FAULTFS_FULL": 1},
+    "EDQUOT-stays-full": {"FAULTFS_OPS": "writes", "FAULTFS_NTH": 6, "FAULTFS_ERRNO": "EDQUOT",
+                          "FAULTFS_PERSIST": 1, "FAULTFS_FULL": 1},
     "random-p0.1-seed1": {"FAULTFS_OPS": "sync,writes", "FAULTFS_PROB": 0.1, "FAULTFS_SEED": 1},
     "random-p0.1-seed2": {"FAULTFS_OPS": "sync,writes", "FAULTFS_PROB": 0.1, "FAULTFS_SEED": 2},
     "random-p0.1-seed3": {"FAULTFS_OPS": "sync,writes", "FAULTFS_PROB": 0.1, "FAULTFS_SEED": 3},
 }
-ERRTEXT = {"ENOSPC": ("No space left", "store_full", "no space left")}
+FULLTEXT = ("No space left", "Disk quota exceeded", "store_full", "no space left")
 
 
 def expect_failures_reported(r, kind):
@@ -39,8 +46,8 @@ def expect_failures_reported(r, kind):
         "reel ingest crashed or misused: %s" % r.messages
     for what, msg in r.messages:
         assert msg.startswith("reel ingest: "), (what, msg)
-    if KINDS[kind].get("FAULTFS_ERRNO") == "ENOSPC":
-        assert any(any(t in m for t in ERRTEXT["ENOSPC"]) for _, m in r.messages), r.messages
+    if KINDS[kind].get("FAULTFS_ERRNO") == "ENOSPC" or KINDS[kind].get("FAULTFS_FULL"):
+        assert any(any(t in m for t in FULLTEXT) for _, m in r.messages), r.messages
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -131,6 +138,17 @@ SERVE_KINDS = {
     "pwrite-EIO-meta": ({"FAULTFS_OPS": "pwrite", "FAULTFS_NTH": 6}, (500, 503)),
     "ENOSPC-stays-full": ({"FAULTFS_OPS": "writes", "FAULTFS_NTH": 8, "FAULTFS_ERRNO": "ENOSPC",
                            "FAULTFS_PERSIST": 1}, (507,)),
+    "short-stays-full": ({"FAULTFS_OPS": "writes", "FAULTFS_NTH": 5, "FAULTFS_SHORT": 1,
+                          "FAULTFS_PERSIST": 1, "FAULTFS_FULL": 1}, (507,)),
+    "EDQUOT-stays-full": ({"FAULTFS_OPS": "writes", "FAULTFS_NTH": 5, "FAULTFS_ERRNO": "EDQUOT",
+                           "FAULTFS_PERSIST": 1, "FAULTFS_FULL": 1}, (507,)),
+    # No space for the meta page (a copy-on-write file system): LMDB marks its environment
+    # broken (MDB_PANIC), so even a full disk is fail-stop there.
+    "pwrite-ENOSPC-meta": ({"FAULTFS_OPS": "pwrite", "FAULTFS_NTH": 7, "FAULTFS_ERRNO": "ENOSPC"},
+                           (500, 503)),
+    # A write cut short while the disk has space is an I/O error: fail-stop.
+    "short-not-full": ({"FAULTFS_OPS": "writev", "FAULTFS_NTH": 3, "FAULTFS_SHORT": 1},
+                       (500, 503)),
 }
 
 
@@ -168,18 +186,31 @@ def test_serve_fault(tmp_path, kind):
     assert r.check() == [], r.summary()
 
 
-def test_serve_disk_full_then_space_back(tmp_path):
-    """ENOSPC is not fail-stop: while the disk is full appends get 507 and reads keep
-    working; once space is back (the fault disarmed) appends succeed again without a
-    restart; nothing acknowledged is lost, before or after a power loss."""
+FULL_KINDS = {
+    "ENOSPC": {"FAULTFS_ERRNO": "ENOSPC"},
+    # FULL counts only the writes that extend the file (2 at creation, 1 per batch)
+    "EDQUOT": {"FAULTFS_ERRNO": "EDQUOT", "FAULTFS_FULL": 1, "FAULTFS_NTH": 5},
+    "short": {"FAULTFS_SHORT": 1, "FAULTFS_FULL": 1, "FAULTFS_NTH": 5},  # LMDB reports EIO
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FULL_KINDS))
+def test_serve_disk_full_then_space_back(tmp_path, kind):
+    """A full disk is not fail-stop, whether writes fail with ENOSPC or EDQUOT or are cut
+    short (LMDB's EIO while statvfs shows no free space): while the disk is full appends
+    get 507 and reads and health keep working; once space is back (the fault disarmed)
+    appends succeed again without a restart; nothing acknowledged is lost, before or after
+    a power loss."""
     armed = os.path.join(str(tmp_path), "armed")
     open(armed, "w").close()
-    r = Run(tmp_path, {"FAULTFS_OPS": "writes", "FAULTFS_NTH": 8, "FAULTFS_ERRNO": "ENOSPC",
-                       "FAULTFS_PERSIST": 1, "FAULTFS_ARMED": armed})
+    r = Run(tmp_path, dict({"FAULTFS_OPS": "writes", "FAULTFS_NTH": 8, "FAULTFS_PERSIST": 1,
+                            "FAULTFS_ARMED": armed}, **FULL_KINDS[kind]))
     srv = Serve(r)
     assert srv.alive(), srv.log_text()
     statuses = [srv.post_batch("s1", b, 5)[0] for b in range(5)]
-    assert 507 in statuses and statuses.count(200) >= 1, statuses
+    assert statuses.count(200) >= 1 and all(s in (200, 507) for s in statuses[1:]), statuses
+    assert statuses[-1] == 507, statuses
+    assert srv.request("GET", "/v1/health")[0] == 200
     status, body = srv.request("GET", "/v1/sessions/s1/events?offset=0&limit=1000")
     assert status == 200, (status, body)
     acked = sum(1 for h in r.history if h["outcome"] == "ok")

@@ -21,6 +21,8 @@ ack-before-commit|REEL_KILL_ROUNDS=20 /usr/bin/python3 -m pytest -x -q -p no:cac
 unchained-hash|REEL_KILL_ROUNDS=2 /usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_crash.py|stores hashes that do not chain to the previous event
 no-fail-stop|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k "test_serve_fault and fdatasync"|keeps accepting appends after an fsync failed (fsyncgate)
 full-disk-fail-stop|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k test_serve_disk_full_then_space_back|stops for good when the disk is full instead of resuming when space is back
+eio-taken-for-full|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k "test_serve_fault and (short-not-full or writev)"|takes every write error for a full disk (no free-space check), so an I/O error no longer stops the store
+full-after-broken-meta|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k "test_serve_fault and pwrite-ENOSPC-meta"|answers 507 after the meta page write failed (the LMDB environment is broken), instead of stopping
 '
 
 make --no-print-directory -s "$BUILD/reel" build/fault/faultfs.so >/dev/null || exit 1
