@@ -566,6 +566,7 @@ static int read_lines(struct importer *im, int fd)
         r.text.len -= start;
         start = 0;
     }
+    stop = stop || im->st->lines >= im->limit; /* --partial: the end of the verified part */
     if (!rc && !stop && r.zstd == 1 && !r.framed)
         rc = damaged(im, "the zstd frame is cut: the file ends inside it");
     if (!rc && !stop && !im->ended)
