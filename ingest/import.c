@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -76,6 +77,14 @@ static int fail(struct importer *im, int rc, const char *fmt, ...)
 }
 
 #define damaged(im, ...) ((im)->damaged = 1, fail((im), REEL_EDAMAGED, __VA_ARGS__))
+
+/* An OpenSSL call failed (it allocates only in creating contexts): drop the error it
+ * queued with heap-allocated text, as store__sha256() does, and report out-of-memory. */
+static int openssl_failed(struct importer *im)
+{
+    ERR_clear_error();
+    return fail(im, REEL_ENOMEM, "out of memory");
+}
 
 /* ---- top-level scanning ---- */
 
@@ -353,7 +362,7 @@ static int digest_differs(struct importer *im, const char *hex)
              n == STORE_HASH_LEN;
     EVP_MD_CTX_free(c);
     if (!ok)
-        return REEL_ENOMEM;
+        return openssl_failed(im);
     for (unsigned i = 0; i < n; i++)
         snprintf(mine + 2 * i, 3, "%02x", d[i]);
     return strcmp(mine, hex) != 0;
@@ -387,7 +396,7 @@ static int check_line(struct importer *im, const struct control *c, int end)
                            (unsigned long long)(n - 1));
         int rc = digest_differs(im, c->sha256);
         if (rc < 0)
-            return fail(im, rc, "out of memory");
+            return rc;
         if (rc)
             return damaged(im, "lines %llu to %llu do not match the SHA-256 of the %s record "
                            "after them: the file is damaged there", (unsigned long long)im->good + 1,
@@ -529,7 +538,9 @@ static int refill(struct reader *r, ingest_import_stats_t *st)
 static int read_lines(struct importer *im, int fd)
 {
     struct reader r = {fd, -1, 0, 0, ZSTD_createDCtx(), STORE_BUF_INIT, 0, STORE_BUF_INIT, 0};
-    int rc = r.d && EVP_DigestInit_ex(im->sha, EVP_sha256(), NULL) ? REEL_OK : REEL_ENOMEM;
+    int rc = !r.d                                              ? REEL_ENOMEM
+             : !EVP_DigestInit_ex(im->sha, EVP_sha256(), NULL) ? openssl_failed(im)
+                                                               : REEL_OK;
     int stop = 0;
     size_t start = 0;
     im->st->lines = 0;
@@ -555,7 +566,7 @@ static int read_lines(struct importer *im, int fd)
             if ((rc = one_line(im, base + start, end - start, nl != NULL)))
                 break;
             if (!EVP_DigestUpdate(im->sha, base + start, end - start + (nl ? 1 : 0)))
-                rc = fail(im, REEL_ENOMEM, "out of memory");
+                rc = openssl_failed(im);
             start = nl ? end + 1 : end;
             if (!nl || rc)
                 break;
@@ -604,7 +615,7 @@ int ingest_import(store_t *s, int fd, unsigned flags, ingest_import_stats_t *st,
     im.dry = 1;
     off_t at = lseek(fd, 0, SEEK_CUR);
     int rc = at < 0 ? fail(&im, REEL_EIO, "cannot read the input twice (not a regular file)")
-             : (im.sha = EVP_MD_CTX_new()) ? read_lines(&im, fd) : REEL_ENOMEM;
+             : (im.sha = EVP_MD_CTX_new()) ? read_lines(&im, fd) : openssl_failed(&im);
     forget_records(&im);
     st->format = im.format;
     st->lines_in_file = st->lines;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <zstd.h>
 
@@ -40,6 +41,14 @@ struct replay_export {
     uint64_t lines;      /* lines written, check records included */
     uint64_t check_lines, check_bytes; /* since the last check record */
 };
+
+/* An OpenSSL call failed (it allocates only in creating contexts): drop the error it
+ * queued with heap-allocated text, as store__sha256() does, and report out-of-memory. */
+static int openssl_failed(void)
+{
+    ERR_clear_error();
+    return REEL_ENOMEM;
+}
 
 /* ---- session sets ---- */
 
@@ -180,7 +189,7 @@ int replay_export_new(store_t *s, const replay_export_opts_t *opt, replay_export
         }
     }
     if (!rc && (!(ex->sha = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(ex->sha, EVP_sha256(), NULL)))
-        rc = REEL_ENOMEM;
+        rc = openssl_failed();
     if (!rc)
         rc = start(ex);
     if (rc) {
@@ -232,7 +241,7 @@ static int digest_hex(replay_export_t *ex, char hex[2 * STORE_HASH_LEN + 1])
              n == STORE_HASH_LEN;
     EVP_MD_CTX_free(c);
     if (!ok)
-        return REEL_ENOMEM;
+        return openssl_failed();
     for (unsigned i = 0; i < n; i++)
         snprintf(hex + 2 * i, 3, "%02x", d[i]);
     return REEL_OK;
@@ -245,7 +254,7 @@ static int digest_line(replay_export_t *ex, size_t mark)
         return REEL_ENOMEM;
     size_t n = ex->json.len - mark;
     if (!EVP_DigestUpdate(ex->sha, ex->json.data + mark, n))
-        return REEL_ENOMEM;
+        return openssl_failed();
     ex->lines++;
     ex->check_bytes += n;
     return REEL_OK;
