@@ -115,9 +115,9 @@ typedef struct ingest_import_stats {
  * it: session records are recreated, events keep their event_id and time, so importing
  * twice appends nothing the second time.
  *
- * The first pass checks the whole file and writes nothing: each line parses, the check
- * records and the end record match the SHA-256 of the lines before them and their counts,
- * a zstd frame ends with its content checksum. A cut or damaged file (also: no export
+ * The first pass checks the whole file and writes nothing: the check records and the end
+ * record match the SHA-256 of the lines before them and their counts, a zstd frame ends
+ * with its content checksum, and (format 1, which has no digests) each line parses. A cut or damaged file (also: no export
  * header, no end record, data after it) fails with REEL_EDAMAGED, 'err' and st->damage
  * naming the first bad line, and nothing is imported. With INGEST_IMPORT_PARTIAL it imports
  * the first st->good_lines lines (through the last check record that matched; for a
