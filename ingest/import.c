@@ -1,17 +1,27 @@
 /* import.c -- reads an export (replay/export.c) back into a store (contract in ingest.h).
  *
+ * Two passes over the file. The first checks it and writes nothing: the check records and
+ * the end record are compared with the SHA-256 of the lines before them and with the
+ * counts, a zstd frame must end with its content checksum, and in a format 1 file (no
+ * digests) every line is parsed as the second pass would. Only then does the second pass append, so a cut or damaged file
+ * imports nothing (or, with INGEST_IMPORT_PARTIAL, the part the first pass verified).
+ *
  * Events are grouped into one batch per run of lines of the same session (at most
  * BATCH_EVENTS) and appended with their original event_id and time (keep_times), so a
  * second import of the same file appends nothing. Session records are created when first
  * seen and given their exported times and status once every event is in.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "ingest/ingest.h"
 #include "store/json.h"
@@ -19,6 +29,7 @@
 
 #define BATCH_EVENTS 1000
 #define READ_SIZE (1u << 20)
+#define FORMAT_NEWEST 2 /* the newest export format this reader knows (REPLAY_EXPORT_FORMAT) */
 
 struct rec {
     store_session_t s; /* times, status, agent, native id; metadata points into 'meta' */
@@ -38,6 +49,16 @@ struct importer {
     size_t n_recs, cap_recs;
     store_buf_t scratch;
     uint64_t next_progress;
+    /* integrity (docs/REPLAY.md "Integrity") */
+    int dry;               /* the checking pass: parse every line, write nothing */
+    int damaged;           /* the error in 'err' is a fault of the file, not of the store */
+    uint64_t limit;        /* the writing pass stops after this line */
+    EVP_MD_CTX *sha;       /* SHA-256 of the lines before the current one */
+    int format;            /* the header's format: 2, or 1 (no digests) */
+    int ended;             /* the end record was read */
+    uint64_t n_events, n_sessions; /* event and session lines so far */
+    uint64_t good;         /* lines known good: through the last verified check record
+                            * (format 2) or the last line that parsed (format 1) */
 };
 
 static int fail(struct importer *im, int rc, const char *fmt, ...)
@@ -45,13 +66,24 @@ static int fail(struct importer *im, int rc, const char *fmt, ...)
 
 static int fail(struct importer *im, int rc, const char *fmt, ...)
 {
-    int n = snprintf(im->err, im->err_len, "line %llu: ", (unsigned long long)im->st->lines);
+    uint64_t line = im->st->lines ? im->st->lines : 1; /* 0: damage before the first line */
+    int n = snprintf(im->err, im->err_len, "line %llu: ", (unsigned long long)line);
     va_list ap;
     va_start(ap, fmt);
     if (n >= 0 && (size_t)n < im->err_len)
         vsnprintf(im->err + n, im->err_len - (size_t)n, fmt, ap);
     va_end(ap);
     return rc;
+}
+
+#define damaged(im, ...) ((im)->damaged = 1, fail((im), REEL_EDAMAGED, __VA_ARGS__))
+
+/* An OpenSSL call failed (it allocates only in creating contexts): drop the error it
+ * queued with heap-allocated text, as store__sha256() does, and report out-of-memory. */
+static int openssl_failed(struct importer *im)
+{
+    ERR_clear_error();
+    return fail(im, REEL_ENOMEM, "out of memory");
 }
 
 /* ---- top-level scanning ---- */
@@ -184,7 +216,7 @@ static int flush(struct importer *im)
     if (!im->have_batch)
         return REEL_OK;
     im->ib.b.keep_times = 1;
-    int rc = ingest_append(im->store, &im->ib);
+    int rc = im->dry ? REEL_OK : ingest_append(im->store, &im->ib);
     if (!rc) {
         im->st->events += ingest_count(&im->ib) - im->ib.b.duplicates;
         im->st->duplicates += im->ib.b.duplicates;
@@ -265,6 +297,10 @@ static int record_line(struct importer *im, const char *line, size_t len)
     }
     memcpy(r->s.id, li.session, idlen + 1);
     r->s.id_len = idlen;
+    if (im->dry) {
+        store_buf_release(&r->meta);
+        return REEL_OK;
+    }
     im->n_recs++;
     im->st->sessions++;
     if ((rc = flush(im)) || (rc = session_op(im, r, STORE_OP_SESSION_PUT, 0)))
@@ -272,23 +308,162 @@ static int record_line(struct importer *im, const char *line, size_t len)
     return REEL_OK;
 }
 
-static int one_line(struct importer *im, const char *line, size_t len)
+/* ---- integrity: the header, check records, the end record ---- */
+
+enum { F_FORMAT = 1, F_LINES = 2, F_EVENTS = 4, F_SESSIONS = 8, F_SHA = 16 };
+
+struct control { /* the fields of an export, check or end record */
+    unsigned seen; /* F_* */
+    uint64_t format, lines, events, sessions;
+    char sha256[2 * STORE_HASH_LEN + 2];
+    store_buf_t *scratch;
+};
+
+static int u64_value(store_json_t *j, store_buf_t *scratch, uint64_t *out)
 {
-    im->st->lines++;
+    store_json_peek(j);
+    const char *a = j->p;
+    store_buf_clear(scratch);
+    int rc = store_json_value(j, scratch, 1);
+    if (!rc && store_parse_u64(a, (size_t)(j->p - a), out))
+        rc = REEL_EINVALID_EVENT;
+    return rc;
+}
+
+static int control_field(void *arg, const char *key, size_t klen, store_json_t *j)
+{
+    struct control *c = arg;
+    static const struct { const char *name; unsigned bit; size_t off; } u64s[] = {
+        {"format", F_FORMAT, offsetof(struct control, format)},
+        {"lines", F_LINES, offsetof(struct control, lines)},
+        {"events", F_EVENTS, offsetof(struct control, events)},
+        {"sessions", F_SESSIONS, offsetof(struct control, sessions)},
+    };
+    for (size_t i = 0; i < sizeof u64s / sizeof *u64s; i++)
+        if (klen == strlen(u64s[i].name) && !memcmp(key, u64s[i].name, klen)) {
+            c->seen |= u64s[i].bit;
+            return u64_value(j, c->scratch, (uint64_t *)((char *)c + u64s[i].off));
+        }
+    if (KEY("sha256")) {
+        c->seen |= F_SHA;
+        return string_into(j, c->sha256, sizeof c->sha256);
+    }
+    return 1;
+}
+
+/* 0 if 'hex' is the SHA-256 of the lines before the current one, 1 if not, or an error. */
+static int digest_differs(struct importer *im, const char *hex)
+{
+    uint8_t d[EVP_MAX_MD_SIZE];
+    char mine[2 * STORE_HASH_LEN + 1];
+    unsigned n = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c && EVP_MD_CTX_copy_ex(c, im->sha) && EVP_DigestFinal_ex(c, d, &n) &&
+             n == STORE_HASH_LEN;
+    EVP_MD_CTX_free(c);
+    if (!ok)
+        return openssl_failed(im);
+    for (unsigned i = 0; i < n; i++)
+        snprintf(mine + 2 * i, 3, "%02x", d[i]);
+    return strcmp(mine, hex) != 0;
+}
+
+static int header_line(struct importer *im, const struct control *c)
+{
+    if (im->st->lines != 1)
+        return damaged(im, "an export header in the middle of the file (two files joined?)");
+    if (!(c->seen & F_FORMAT) || !c->format)
+        return damaged(im, "the export header has no format number");
+    if (c->format > FORMAT_NEWEST)
+        return damaged(im, "export format %llu is newer than this reel reads (%d)",
+                       (unsigned long long)c->format, FORMAT_NEWEST);
+    im->format = (int)c->format;
+    return REEL_OK;
+}
+
+/* A check or end record: the lines and the SHA-256 of everything before it (format 2,
+ * or any record that carries a digest), and for the end record the counts. */
+static int check_line(struct importer *im, const struct control *c, int end)
+{
+    uint64_t n = im->st->lines;
+    const char *kind = end ? "end" : "check";
+    if (im->format >= 2 || (c->seen & F_SHA)) {
+        if ((c->seen & (F_LINES | F_SHA)) != (F_LINES | F_SHA))
+            return damaged(im, "the %s record has no line count or no sha256", kind);
+        if (c->lines != n - 1)
+            return damaged(im, "the %s record counts %llu lines before it, the file has %llu: "
+                           "lines are missing or extra", kind, (unsigned long long)c->lines,
+                           (unsigned long long)(n - 1));
+        int rc = digest_differs(im, c->sha256);
+        if (rc < 0)
+            return rc;
+        if (rc)
+            return damaged(im, "lines %llu to %llu do not match the SHA-256 of the %s record "
+                           "after them: the file is damaged there", (unsigned long long)im->good + 1,
+                           (unsigned long long)(n - 1), kind);
+    }
+    if (end && ((c->seen & (F_EVENTS | F_SESSIONS)) != (F_EVENTS | F_SESSIONS) ||
+                c->events != im->n_events || c->sessions != im->n_sessions))
+        return damaged(im, "the end record counts %llu events and %llu sessions, the file holds "
+                       "%llu and %llu", (unsigned long long)c->events,
+                       (unsigned long long)c->sessions, (unsigned long long)im->n_events,
+                       (unsigned long long)im->n_sessions);
+    im->ended = end;
+    im->good = n;
+    return REEL_OK;
+}
+
+static int control_line(struct importer *im, const char *kind, const char *line, size_t len)
+{
+    struct control c;
+    memset(&c, 0, sizeof c);
+    c.scratch = &im->scratch;
+    int rc = scan(im, line, len, control_field, &c);
+    if (rc)
+        return damaged(im, "a bad '%s' record", kind);
+    if (!strcmp(kind, "export"))
+        return header_line(im, &c);
+    if (!strcmp(kind, "check") || !strcmp(kind, "end"))
+        return check_line(im, &c, !strcmp(kind, "end"));
+    if (im->format >= 2)
+        return damaged(im, "unknown record kind '%s'", kind);
+    return REEL_OK; /* format 1 skipped kinds it did not know */
+}
+
+/* One line of the file; 'nl' is 0 for a last line without its newline. */
+static int one_line(struct importer *im, const char *line, size_t len, int nl)
+{
+    uint64_t n = ++im->st->lines;
     while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
         len--;
-    if (!len)
+    if (im->ended)
+        return len ? damaged(im, "data after the end record") : REEL_OK;
+    if (!nl)
+        return damaged(im, "the last line has no newline: the file was cut");
+    if (!len && n > 1)
         return REEL_OK;
     struct line_info li;
     memset(&li, 0, sizeof li);
-    int rc = scan(im, line, len, head_field, &li);
+    int rc = len ? scan(im, line, len, head_field, &li) : REEL_EINVALID_JSON;
     if (rc)
-        return fail(im, rc, "not a JSON object");
-    if (!li.record[0])
-        return event_line(im, &li, line, len);
-    if (!strcmp(li.record, "session"))
-        return record_line(im, line, len);
-    return REEL_OK; /* "export" header, "end" trailer, and kinds from later versions */
+        return damaged(im, "not a JSON object");
+    if (n == 1 && strcmp(li.record, "export"))
+        return damaged(im, "not a reel export: the first line is not an export header");
+    /* A format 2 file's digests cover every byte, so its checking pass leaves the full
+     * parse to the writing pass; an older file has only its lines to be checked by. */
+    int parse = !im->dry || im->format < 2;
+    if (!li.record[0]) {
+        im->n_events++;
+        rc = parse ? event_line(im, &li, line, len) : REEL_OK;
+    } else if (!strcmp(li.record, "session")) {
+        im->n_sessions++;
+        rc = parse ? record_line(im, line, len) : REEL_OK;
+    } else {
+        return control_line(im, li.record, line, len);
+    }
+    if (!rc && im->format < 2)
+        im->good = n; /* no digest: a line that parses is as good as it gets */
+    return rc;
 }
 
 /* Gives every recreated session its exported times and status. */
@@ -308,7 +483,9 @@ static int finish(struct importer *im)
 
 struct reader {
     int fd;
-    int zstd; /* -1 unknown, 0 plain, 1 zstd */
+    int zstd;    /* -1 unknown, 0 plain, 1 zstd */
+    int framed;  /* zstd: the last frame ended (content checksum verified) */
+    int pending; /* zstd: the last call filled the output, more may be inside */
     ZSTD_DCtx *d;
     store_buf_t raw;  /* bytes read, not yet decompressed */
     size_t raw_pos;
@@ -316,10 +493,11 @@ struct reader {
     int eof;
 };
 
-/* Appends more text to r->text; returns 0 at the end of input, 1 if it added, or an error. */
+/* Appends more text to r->text; returns 0 at the end of input, 1 if it added, or an error
+ * (REEL_EDAMAGED for a zstd stream that fails to decompress). */
 static int refill(struct reader *r, ingest_import_stats_t *st)
 {
-    if (r->raw_pos == r->raw.len && !r->eof) {
+    if (r->raw_pos == r->raw.len && !r->eof && !r->pending) {
         store_buf_clear(&r->raw);
         r->raw_pos = 0;
         if (store_buf_reserve(&r->raw, READ_SIZE))
@@ -334,7 +512,7 @@ static int refill(struct reader *r, ingest_import_stats_t *st)
         if (r->zstd < 0 && n > 0)
             r->zstd = n >= 4 && !memcmp(r->raw.data, "\x28\xb5\x2f\xfd", 4);
     }
-    if (r->raw_pos == r->raw.len)
+    if (r->raw_pos == r->raw.len && !r->pending)
         return 0;
     if (!r->zstd) {
         store_buf_put(&r->text, r->raw.data + r->raw_pos, r->raw.len - r->raw_pos);
@@ -348,14 +526,85 @@ static int refill(struct reader *r, ingest_import_stats_t *st)
     ZSTD_outBuffer out = {r->text.data + r->text.len, room, 0};
     size_t rc = ZSTD_decompressStream(r->d, &out, &in);
     if (ZSTD_isError(rc))
-        return REEL_EINVALID_JSON;
+        return ZSTD_getErrorCode(rc) == ZSTD_error_memory_allocation ? REEL_ENOMEM : REEL_EDAMAGED;
+    r->framed = rc == 0;
+    r->pending = out.pos == room;
     r->raw_pos = in.pos;
     r->text.len += out.pos;
     return 1;
 }
 
-int ingest_import(store_t *s, int fd, ingest_import_stats_t *st, char *err, size_t err_len,
-                  store_progress_cb progress, void *arg)
+/* One pass over the file from its start: every line to one_line(), the first
+ * 'im->limit' lines only; each line is added to the running SHA-256 after it was
+ * checked. At the end of the file, a missing end record or an unfinished zstd frame is
+ * damage. */
+static int read_lines(struct importer *im, int fd)
+{
+    struct reader r = {fd, -1, 0, 0, ZSTD_createDCtx(), STORE_BUF_INIT, 0, STORE_BUF_INIT, 0};
+    int rc = !r.d                                              ? REEL_ENOMEM
+             : !EVP_DigestInit_ex(im->sha, EVP_sha256(), NULL) ? openssl_failed(im)
+                                                               : REEL_OK;
+    int stop = 0;
+    size_t start = 0;
+    im->st->lines = 0;
+    im->format = 1, im->ended = 0, im->good = 0, im->n_events = im->n_sessions = 0;
+    while (!rc && !stop) {
+        int more = refill(&r, im->st);
+        if (more < 0) {
+            rc = more == REEL_EDAMAGED
+                     ? damaged(im, "the zstd stream is damaged after this line")
+                     : fail(im, more, more == REEL_EIO ? "read error" : "out of memory");
+            break;
+        }
+        char *base = (char *)r.text.data;
+        for (;;) {
+            char *nl = memchr(base + start, '\n', r.text.len - start);
+            if ((!nl && more) || (!nl && start == r.text.len))
+                break;
+            if (im->st->lines >= im->limit) {
+                stop = 1;
+                break;
+            }
+            size_t end = nl ? (size_t)(nl - base) : r.text.len;
+            if ((rc = one_line(im, base + start, end - start, nl != NULL)))
+                break;
+            if (!EVP_DigestUpdate(im->sha, base + start, end - start + (nl ? 1 : 0)))
+                rc = openssl_failed(im);
+            start = nl ? end + 1 : end;
+            if (!nl || rc)
+                break;
+        }
+        if (rc || !more)
+            break;
+        memmove(r.text.data, r.text.data + start, r.text.len - start); /* keep a partial line */
+        r.text.len -= start;
+        start = 0;
+    }
+    stop = stop || im->st->lines >= im->limit; /* --partial: the end of the verified part */
+    if (!rc && !stop && r.zstd == 1 && !r.framed)
+        rc = damaged(im, "the zstd frame is cut: the file ends inside it");
+    if (!rc && !stop && !im->ended)
+        rc = damaged(im, "the file ends without its end record: it was cut");
+    if (rc && im->dry && rc != REEL_ENOMEM && rc != REEL_EIO)
+        im->damaged = 1; /* a line that does not parse is damage too */
+    store_buf_release(&r.raw);
+    store_buf_release(&r.text);
+    ZSTD_freeDCtx(r.d);
+    return rc;
+}
+
+static void forget_records(struct importer *im)
+{
+    if (im->have_batch)
+        ingest_batch_release(&im->ib);
+    im->have_batch = 0;
+    for (size_t i = 0; i < im->n_recs; i++)
+        store_buf_release(&im->recs[i].meta);
+    im->n_recs = 0;
+}
+
+int ingest_import(store_t *s, int fd, unsigned flags, ingest_import_stats_t *st, char *err,
+                  size_t err_len, store_progress_cb progress, void *arg)
 {
     memset(st, 0, sizeof *st);
     if (err_len)
@@ -365,44 +614,40 @@ int ingest_import(store_t *s, int fd, ingest_import_stats_t *st, char *err, size
     im.store = s, im.st = st, im.err = err, im.err_len = err_len;
     im.progress = progress, im.arg = arg;
     im.next_progress = 10000;
-    struct reader r = {fd, -1, ZSTD_createDCtx(), STORE_BUF_INIT, 0, STORE_BUF_INIT, 0};
-    int rc = r.d ? REEL_OK : REEL_ENOMEM;
-    size_t start = 0;
-    while (!rc) {
-        int more = refill(&r, st);
-        if (more < 0) {
-            rc = more == REEL_EINVALID_JSON ? fail(&im, more, "the zstd stream is corrupt")
-                                            : fail(&im, more, "read error");
-            break;
-        }
-        char *base = (char *)r.text.data;
-        for (;;) {
-            char *nl = memchr(base + start, '\n', r.text.len - start);
-            if (!nl && more)
-                break;
-            size_t end = nl ? (size_t)(nl - base) : r.text.len;
-            if ((rc = one_line(&im, base + start, end - start)))
-                break;
-            start = nl ? end + 1 : end;
-            if (!nl)
-                break;
-        }
-        if (rc || !more)
-            break;
-        memmove(r.text.data, r.text.data + start, r.text.len - start); /* keep a partial line */
-        r.text.len -= start;
-        start = 0;
+    im.limit = UINT64_MAX;
+    im.dry = 1;
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    int rc = at < 0 ? fail(&im, REEL_EIO, "cannot read the input twice (not a regular file)")
+             : (im.sha = EVP_MD_CTX_new()) ? read_lines(&im, fd) : openssl_failed(&im);
+    forget_records(&im);
+    st->format = im.format;
+    st->lines_in_file = st->lines;
+    st->lines = st->events = st->duplicates = st->sessions = 0;
+    if (rc && im.damaged) {
+        st->damaged_line = st->lines_in_file ? st->lines_in_file : 1;
+        st->good_lines = im.good;
+        if (err_len)
+            snprintf(st->damage, sizeof st->damage, "%s", err);
+        if (flags & INGEST_IMPORT_PARTIAL)
+            rc = REEL_OK, im.limit = im.good;
     }
-    if (!rc)
-        rc = finish(&im);
-    else if (im.have_batch)
-        ingest_batch_release(&im.ib);
-    for (size_t i = 0; i < im.n_recs; i++)
-        store_buf_release(&im.recs[i].meta);
+    if (!rc && im.limit) {
+        if (lseek(fd, at, SEEK_SET) != at) {
+            rc = fail(&im, REEL_EIO, "cannot read the input a second time");
+        } else {
+            uint64_t bytes = st->bytes_in;
+            im.dry = 0, im.damaged = 0;
+            if (err_len)
+                err[0] = 0;
+            rc = read_lines(&im, fd);
+            if (!rc)
+                rc = finish(&im);
+            st->bytes_in = bytes;
+        }
+    }
+    forget_records(&im);
     free(im.recs);
     store_buf_release(&im.scratch);
-    store_buf_release(&r.raw);
-    store_buf_release(&r.text);
-    ZSTD_freeDCtx(r.d);
+    EVP_MD_CTX_free(im.sha);
     return rc;
 }

@@ -100,15 +100,32 @@ void ingest_uuid7(char out[37]);
 /* ---- Import of an export (import.c) ---- */
 
 typedef struct ingest_import_stats {
-    uint64_t lines, events, duplicates, sessions, bytes_in;
+    uint64_t lines, events, duplicates, sessions, bytes_in; /* what was imported */
+    int format;             /* the export's format (2 has digests, 1 only counts) */
+    uint64_t lines_in_file; /* lines read by the checking pass (up to the damage) */
+    uint64_t damaged_line;  /* 0, or the line where the file was found damaged */
+    uint64_t good_lines;    /* with damage: lines verified before it (what --partial imports) */
+    char damage[256];       /* with damage: what is wrong, naming the line */
 } ingest_import_stats_t;
 
+#define INGEST_IMPORT_PARTIAL 1u /* a damaged file: import its verified lines */
+
 /* Reads an export (replay_export_new(), docs/REPLAY.md; zstd or plain, detected by its
- * magic number) from 'fd' and appends it: session records are recreated, events keep
- * their event_id and time, so importing twice appends nothing the second time. A bad line
- * stops the import with an error naming its line number in 'err' (what came before it
- * stays). 'progress' (may be NULL) is called about once per 10,000 events. */
-int ingest_import(store_t *s, int fd, ingest_import_stats_t *st, char *err, size_t err_len,
-                  store_progress_cb progress, void *arg);
+ * magic number) from 'fd', which MUST be a regular file (it is read twice), and appends
+ * it: session records are recreated, events keep their event_id and time, so importing
+ * twice appends nothing the second time.
+ *
+ * The first pass checks the whole file and writes nothing: the check records and the end
+ * record match the SHA-256 of the lines before them and their counts, a zstd frame ends
+ * with its content checksum, and (format 1, which has no digests) each line parses. A cut or damaged file (also: no export
+ * header, no end record, data after it) fails with REEL_EDAMAGED, 'err' and st->damage
+ * naming the first bad line, and nothing is imported. With INGEST_IMPORT_PARTIAL it imports
+ * the first st->good_lines lines (through the last check record that matched; for a
+ * format 1 export, which has no digests, every line that parsed) and returns REEL_OK with
+ * st->damaged_line set. An error of the store in the second pass (disk full) stops it
+ * there and names the line: what came before it stays; importing again appends the rest.
+ * 'progress' (may be NULL) is called about once per 10,000 events. */
+int ingest_import(store_t *s, int fd, unsigned flags, ingest_import_stats_t *st, char *err,
+                  size_t err_len, store_progress_cb progress, void *arg);
 
 #endif

@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <zstd.h>
 
 #include "replay/replay_int.h"
@@ -10,6 +12,8 @@
 #define CHUNK_BYTES (1u << 20)
 #define SESSIONS_PER_READ 256
 #define DROP_PAGES_EVERY (8u << 20) /* JSON bytes between store_drop_mapped_pages() */
+#define CHECK_LINES 100             /* a check record after this many lines ... */
+#define CHECK_BYTES (64u << 10)     /* ... or this many bytes, whichever comes first */
 
 enum phase { PH_HEADER, PH_RECORDS, PH_EVENTS, PH_TRAILER, PH_DONE };
 
@@ -19,6 +23,7 @@ struct replay_export {
     char session[STORE_SESSION_ID_MAX + 1];
     int phase;
     uint64_t tail;       /* last position covered */
+    uint64_t snap;       /* the tail when the export began: session records are cut to it */
     uint64_t last;       /* cursor: last sequence (one session) or position (all) done */
     uint64_t last_seq;   /* one session: its last sequence at the start */
     char cursor[STORE_SESSION_ID_MAX + 1]; /* records: last session id written */
@@ -32,7 +37,18 @@ struct replay_export {
     store_buf_t json;    /* JSON of the current chunk */
     uint64_t next_drop;  /* json_bytes at which to drop mapped pages again */
     uint64_t events, sessions, json_bytes, out_bytes;
+    EVP_MD_CTX *sha;     /* SHA-256 of every byte written so far */
+    uint64_t lines;      /* lines written, check records included */
+    uint64_t check_lines, check_bytes; /* since the last check record */
 };
+
+/* An OpenSSL call failed (it allocates only in creating contexts): drop the error it
+ * queued with heap-allocated text, as store__sha256() does, and report out-of-memory. */
+static int openssl_failed(void)
+{
+    ERR_clear_error();
+    return REEL_ENOMEM;
+}
 
 /* ---- session sets ---- */
 
@@ -125,6 +141,7 @@ static int start(replay_export_t *ex)
         ex->last_seq = rec.last_sequence;
     }
     store_read_end(&r);
+    ex->snap = ex->tail;
     if (ex->opt.until && ex->opt.until < ex->tail)
         ex->tail = ex->opt.until;
     ex->last = ex->opt.session ? 0 : ex->opt.after;
@@ -164,12 +181,15 @@ int replay_export_new(store_t *s, const replay_export_opts_t *opt, replay_export
             rc = REEL_ENOMEM;
         else {
             ZSTD_CCtx_setParameter(ex->z, ZSTD_c_compressionLevel, opt->level);
+            ZSTD_CCtx_setParameter(ex->z, ZSTD_c_checksumFlag, 1); /* XXH64 of the content */
             /* One worker thread compresses while this one renders JSON, as the zstd CLI
              * overlaps reading with compressing (ignored by a libzstd without threads). */
             ZSTD_CCtx_setParameter(ex->z, ZSTD_c_nbWorkers, 1);
             ZSTD_CCtx_setParameter(ex->z, ZSTD_c_jobSize, 2u << 20); /* bounds its buffers */
         }
     }
+    if (!rc && (!(ex->sha = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(ex->sha, EVP_sha256(), NULL)))
+        rc = openssl_failed();
     if (!rc)
         rc = start(ex);
     if (rc) {
@@ -191,6 +211,7 @@ void replay_export_free(replay_export_t *ex)
         free(ex->seen[i]);
     free(ex->seen);
     ZSTD_freeCCtx(ex->z);
+    EVP_MD_CTX_free(ex->sha);
     store_buf_release(&ex->json);
     free(ex);
 }
@@ -206,6 +227,58 @@ void replay_export_counts(const replay_export_t *ex, uint64_t *events, uint64_t 
         *json_bytes = ex->json_bytes;
     if (out_bytes)
         *out_bytes = ex->out_bytes;
+}
+
+/* ---- integrity (docs/REPLAY.md "Integrity") ---- */
+
+/* The SHA-256 of every byte written so far, in hex; the running digest goes on. */
+static int digest_hex(replay_export_t *ex, char hex[2 * STORE_HASH_LEN + 1])
+{
+    uint8_t d[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c && EVP_MD_CTX_copy_ex(c, ex->sha) && EVP_DigestFinal_ex(c, d, &n) &&
+             n == STORE_HASH_LEN;
+    EVP_MD_CTX_free(c);
+    if (!ok)
+        return openssl_failed();
+    for (unsigned i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return REEL_OK;
+}
+
+/* Adds the line that starts at 'mark' in ex->json (its '\n' included) to the digest. */
+static int digest_line(replay_export_t *ex, size_t mark)
+{
+    if (store_buf_failed(&ex->json))
+        return REEL_ENOMEM;
+    size_t n = ex->json.len - mark;
+    if (!EVP_DigestUpdate(ex->sha, ex->json.data + mark, n))
+        return openssl_failed();
+    ex->lines++;
+    ex->check_bytes += n;
+    return REEL_OK;
+}
+
+/* Called after each line: adds it to the digest, then writes a check record when
+ * CHECK_LINES lines or CHECK_BYTES bytes went by since the last one. A check record holds
+ * the number of lines before it and the SHA-256 of every byte before it, so an importer
+ * finds a damaged block before it writes anything of it. */
+static int line_done(replay_export_t *ex, size_t mark)
+{
+    char hex[2 * STORE_HASH_LEN + 1];
+    int rc = digest_line(ex, mark);
+    if (rc || (++ex->check_lines < CHECK_LINES && ex->check_bytes < CHECK_BYTES))
+        return rc;
+    if ((rc = digest_hex(ex, hex)))
+        return rc;
+    mark = ex->json.len;
+    store_buf_printf(&ex->json, "{\"record\":\"check\",\"lines\":%llu,\"sha256\":\"%s\"}\n",
+                     (unsigned long long)ex->lines, hex);
+    ex->check_lines = 0;
+    rc = digest_line(ex, mark);
+    ex->check_bytes = 0;
+    return rc;
 }
 
 /* ---- lines ---- */
@@ -226,15 +299,103 @@ static int record_line(replay_export_t *ex, const store_session_t *rec)
     j->len += sizeof tag - 2;
     store_buf_putc(j, '\n');
     ex->sessions++;
-    return store_buf_failed(j) ? REEL_ENOMEM : REEL_OK;
+    return line_done(ex, mark);
 }
+
+/* ---- session records as of the export's snapshot ---- */
+
+/* A record is read in a later transaction than the one that fixed the export's end, so
+ * appends made since then show in its counters (issue 14, finding 7). 'cut' rolls it back
+ * to the snapshot using the events themselves, which never change once committed. */
+struct cut {
+    uint64_t pos;           /* probe: the position of the event found */
+    uint64_t removed, bytes; /* events past the snapshot, and their stored bytes */
+    int64_t ended_ms;       /* time of the first session.ended among them, or -1 */
+};
+
+static int probe_event(void *arg, const store_event_view_t *ev)
+{
+    ((struct cut *)arg)->pos = ev->position;
+    return 1;
+}
+
+static int count_removed(void *arg, const store_event_view_t *ev)
+{
+    struct cut *c = arg;
+    const char *type;
+    size_t n;
+    c->removed++;
+    c->bytes += ev->stored_len;
+    if (c->ended_ms < 0 && !replay_event_type(ev, &type, &n) && n == 13 &&
+        !memcmp(type, "session.ended", 13))
+        c->ended_ms = (int64_t)ev->time_ms;
+    return 0;
+}
+
+/* The position of event 'seq' of 'rec' into '*pos'. */
+static int position_of(store_read_t *r, const store_session_t *rec, uint64_t seq, uint64_t *pos)
+{
+    struct cut c = {0, 0, 0, -1};
+    int rc = store_events_after(r, rec->id, rec->id_len, seq - 1, 1, probe_event, &c, NULL);
+    if (rc == 1)
+        rc = REEL_OK;
+    else if (!rc)
+        rc = REEL_ECORRUPT; /* the record names a sequence the session does not have */
+    *pos = c.pos;
+    return rc;
+}
+
+/* Rolls the counters of 'rec' (read in 'r') back to the export's snapshot position:
+ * last_sequence, event_count, bytes, first_event_at, and an end that came later. Its
+ * agent, native id, metadata and updated_at are as read: they have no history. */
+static int cut(replay_export_t *ex, store_read_t *r, store_session_t *rec)
+{
+    uint64_t pos, lo = 0, hi = rec->last_sequence;
+    if (rec->status == STORE_DELETED || !hi)
+        return REEL_OK;
+    int rc = position_of(r, rec, hi, &pos);
+    if (rc || pos <= ex->snap)
+        return rc;
+    /* Positions grow with the sequence: find the last event at or before the snapshot,
+     * keeping position(lo) <= snap < position(hi), event 0 being "before the first". */
+    while (hi - lo > 1) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if ((rc = position_of(r, rec, mid, &pos)))
+            return rc;
+        *(pos <= ex->snap ? &lo : &hi) = mid;
+    }
+    struct cut c = {0, 0, 0, -1};
+    rc = store_events_after(r, rec->id, rec->id_len, lo, (size_t)(rec->last_sequence - lo),
+                            count_removed, &c, NULL);
+    if (rc)
+        return rc;
+    rec->last_sequence = lo;
+    rec->event_count -= c.removed <= rec->event_count ? c.removed : rec->event_count;
+    rec->bytes -= c.bytes <= rec->bytes ? c.bytes : rec->bytes;
+    if (!lo)
+        rec->first_event_ms = 0;
+    if (c.ended_ms >= 0 && rec->ended_ms == c.ended_ms) {
+        rec->ended_ms = 0;
+        if (rec->status == STORE_ENDED)
+            rec->status = STORE_ACTIVE;
+    }
+    return REEL_OK;
+}
+
+struct rec_ctx {
+    replay_export_t *ex;
+    store_read_t *r;
+};
 
 static int take_record(void *arg, const store_session_t *rec)
 {
-    replay_export_t *ex = arg;
+    struct rec_ctx *c = arg;
+    replay_export_t *ex = c->ex;
+    store_session_t copy = *rec;
     memcpy(ex->cursor, rec->id, rec->id_len);
     ex->cursor_len = rec->id_len;
-    return record_line(ex, rec);
+    int rc = cut(ex, c->r, &copy);
+    return rc ? rc : record_line(ex, &copy);
 }
 
 struct ev_ctx {
@@ -262,13 +423,16 @@ static int take_event(void *arg, const store_event_view_t *ev)
         if (rc < 0)
             return REEL_ENOMEM;
         if ((rc = store_session_get(c->r, ev->session, ev->session_len, &rec)) ||
-            (rc = record_line(ex, &rec)))
+            (rc = cut(ex, c->r, &rec)) || (rc = record_line(ex, &rec)))
             return rc;
     }
+    size_t mark = ex->json.len;
     if ((rc = replay_write_event(&ex->json, ev, 1)))
         return rc;
     store_buf_putc(&ex->json, '\n');
     ex->events++;
+    if ((rc = line_done(ex, mark)))
+        return rc;
     return ex->json.len >= CHUNK_BYTES ? 1 : 0;
 }
 
@@ -278,24 +442,29 @@ static int step(replay_export_t *ex)
     store_read_t r;
     int rc, more = 0;
     if (ex->phase == PH_HEADER) {
-        store_buf_printf(&ex->json, "{\"record\":\"export\",\"format\":1,\"created_at\":");
-        replay_write_time(&ex->json, (int64_t)time(NULL) * 1000);
+        size_t mark = ex->json.len;
+        store_buf_printf(&ex->json, "{\"record\":\"export\",\"format\":%d,\"created_at\":",
+                         REPLAY_EXPORT_FORMAT);
+        replay_write_time(&ex->json, ex->opt.created_ms ? ex->opt.created_ms
+                                                        : (int64_t)time(NULL) * 1000);
         store_buf_printf(&ex->json, ",\"after\":%llu,\"until\":%llu}\n",
                          (unsigned long long)(ex->opt.session ? 0 : ex->opt.after),
                          (unsigned long long)ex->tail);
         ex->phase = ex->records_up_front || ex->opt.session ? PH_RECORDS : PH_EVENTS;
-        return REEL_OK;
+        return line_done(ex, mark);
     }
     if ((rc = store_read_begin(ex->s, &r)))
         return rc;
     if (ex->phase == PH_RECORDS && ex->opt.session) {
         store_session_t rec;
-        if (!(rc = store_session_get(&r, ex->session, ex->opt.session_len, &rec)))
+        if (!(rc = store_session_get(&r, ex->session, ex->opt.session_len, &rec)) &&
+            !(rc = cut(ex, &r, &rec)))
             rc = record_line(ex, &rec);
         ex->phase = PH_EVENTS;
     } else if (ex->phase == PH_RECORDS) {
+        struct rec_ctx c = {ex, &r};
         rc = store_sessions_list(&r, ex->cursor, ex->cursor_len, SESSIONS_PER_READ, take_record,
-                                 ex, &more);
+                                 &c, &more);
         if (!more)
             ex->phase = PH_EVENTS;
     } else if (ex->phase == PH_EVENTS) {
@@ -321,9 +490,15 @@ static int step(replay_export_t *ex)
                 ex->phase = PH_TRAILER;
         }
     } else if (ex->phase == PH_TRAILER) {
-        store_buf_printf(&ex->json, "{\"record\":\"end\",\"events\":%llu,\"sessions\":%llu}\n",
-                         (unsigned long long)ex->events, (unsigned long long)ex->sessions);
-        ex->phase = PH_DONE;
+        char hex[2 * STORE_HASH_LEN + 1];
+        if (!(rc = digest_hex(ex, hex))) {
+            store_buf_printf(&ex->json, "{\"record\":\"end\",\"events\":%llu,\"sessions\":%llu,"
+                             "\"lines\":%llu,\"sha256\":\"%s\"}\n",
+                             (unsigned long long)ex->events, (unsigned long long)ex->sessions,
+                             (unsigned long long)ex->lines, hex);
+            ex->phase = PH_DONE;
+            rc = store_buf_failed(&ex->json) ? REEL_ENOMEM : REEL_OK;
+        }
     }
     store_read_end(&r);
     return rc;

@@ -139,12 +139,17 @@ int replay_stats(store_t *s, const replay_stats_opts_t *opt, store_buf_t *out,
 
 /* ---- Export (docs/REPLAY.md "Export and import"; reading one back is ingest_import()) ---- */
 
-/* An export is one stream of JSON lines: a header {"record":"export",...}, session records
- * {"record":"session",...}, the events (exactly the API envelope, raw included), and a
- * trailer {"record":"end","events":N,...}, zstd-compressed as one frame unless told not to.
- * It covers what was committed when it began (positions up to the tail at that moment) and
+/* An export is one stream of JSON lines: a header {"record":"export","format":2,...},
+ * session records {"record":"session",...}, the events (exactly the API envelope, raw
+ * included), a check record {"record":"check","lines":N,"sha256":H} after every 100 lines
+ * or 64 KiB (H: the SHA-256 of every byte before it), and a trailer
+ * {"record":"end","events":E,"sessions":S,"lines":N,"sha256":H}, zstd-compressed as one
+ * frame with its content checksum unless told not to. It covers what was committed when it
+ * began (positions up to the tail at that moment; session records are cut back to it) and
  * is produced in chunks, each from its own short read, so it never pins LMDB pages or
  * holds up map growth while a slow client reads. */
+#define REPLAY_EXPORT_FORMAT 2
+
 typedef struct replay_export_opts {
     const char *session;   /* one session, or NULL for every session */
     size_t session_len;
@@ -155,9 +160,10 @@ typedef struct replay_export_opts {
     const char *sessions;  /* comma-separated session filter for a whole-store export */
     int compress;          /* 1 = zstd (default), 0 = plain NDJSON */
     int level;             /* zstd level, default 3 */
+    int64_t created_ms;    /* the header's created_at; 0 = now (tests fix it) */
 } replay_export_opts_t;
 
-#define REPLAY_EXPORT_DEFAULT {NULL, 0, 0, 0, 0, 0, NULL, 1, 3}
+#define REPLAY_EXPORT_DEFAULT {NULL, 0, 0, 0, 0, 0, NULL, 1, 3, 0}
 
 typedef struct replay_export replay_export_t;
 

@@ -26,6 +26,7 @@
     XX(INVALID_SESSION_ID, 400, "invalid_session_id", "session id is not valid")           \
     XX(INVALID_PARAMETER, 400, "invalid_parameter", "a request parameter is not valid")    \
     XX(TOO_DEEP, 400, "too_deep", "JSON nesting exceeds the limit")                        \
+    XX(DAMAGED, 400, "damaged_input", "the input is cut or damaged (failed its checks)")    \
     XX(UNAUTHORIZED, 401, "unauthorized", "a bearer token is required")                    \
     XX(FORBIDDEN, 403, "forbidden", "the token does not allow this operation")             \
     XX(NOT_FOUND, 404, "not_found", "no such resource")                                    \

@@ -11,8 +11,10 @@
 
 static const char about[] =
     "Writes an export: a header line, session records and events as JSON lines (each event\n"
-    "exactly as the HTTP API serves it, raw included), and a trailer line counting them,\n"
-    "zstd-compressed by default (`zstd -d` reads it; `reel import` loads it).\n";
+    "exactly as the HTTP API serves it, raw included), a check record after every 100\n"
+    "lines or 64 KiB and an end record, each with the SHA-256 of the bytes before it (the\n"
+    "end record also counts events and sessions), zstd-compressed by default with zstd's\n"
+    "content checksum (`zstd -d` reads it; `reel import` checks and loads it).\n";
 
 static int write_all(int fd, const uint8_t *p, size_t n)
 {

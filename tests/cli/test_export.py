@@ -1,4 +1,5 @@
 """Export and import: the real zstd CLI and jq read exports; a round trip is identical."""
+import hashlib
 import json
 import shutil
 import subprocess
@@ -37,8 +38,11 @@ def test_zstd_cli_and_jq_read_every_line(filled, tmp_path):
     jq = subprocess.run(["jq", "-c", "."], input=text, capture_output=True, check=True)
     assert len(jq.stdout.decode().split("\n")[:-1]) == len(lines)
     records = [json.loads(l) for l in lines]
-    assert records[0]["record"] == "export"
-    assert records[-1] == {"record": "end", "events": 346, "sessions": 2}
+    assert records[0]["record"] == "export" and records[0]["format"] == 2
+    end = records[-1]
+    assert {k: end[k] for k in ("record", "events", "sessions", "lines")} == \
+        {"record": "end", "events": 346, "sessions": 2, "lines": len(lines) - 1}
+    assert end["sha256"] == hashlib.sha256(text[:text.rindex(b"\n", 0, -1) + 1]).hexdigest()
     assert [r["id"] for r in records if r.get("record") == "session"] == ["alpha", "beta"]
     events = [r for r in records if "record" not in r]
     assert [e["position"] for e in events] == list(range(1, 347))
@@ -62,7 +66,7 @@ def test_plain_export_and_one_session_export(filled, tmp_path):
     lines = [json.loads(l) for l in path.read_text().split("\n")[:-1]]
     assert [l.get("record") for l in lines[:2]] == ["export", "session"]
     assert lines[1]["status"] == "ended"
-    assert [l["sequence"] for l in lines[2:-1]] == list(range(1, 42))
+    assert [l["sequence"] for l in lines if "record" not in l] == list(range(1, 42))
     copy = Reel(str(tmp_path / "copy"))
     copy.run("import", str(path))
     def strip(events):  # positions are global: another store numbers them anew

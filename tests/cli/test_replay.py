@@ -21,6 +21,7 @@ def crafted_export(path, gaps_ms):
         iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1000)) + f".{t % 1000:03d}Z"
         lines.append(json.dumps({"session_id": "paced", "event_id": f"e{i}", "time": iso,
                                  "type": "tick", "source": "agent", "data": {"i": i}}))
+    lines.append(json.dumps({"record": "end", "events": len(gaps_ms) + 1, "sessions": 0}))
     path.write_text("\n".join(lines) + "\n")
 
 

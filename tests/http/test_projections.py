@@ -1,4 +1,5 @@
 """Routes served by replay/: restore, transcript, stats and export (docs/HTTP.md "Restore, transcript, verify, stats, export")."""
+import hashlib
 import json
 import shutil
 import subprocess
@@ -120,6 +121,33 @@ def test_export_plain_with_filters(server):
     for q in ("compression=gzip", "format=csv", "sessions=a,,b", "sessions=..", "after=-1"):
         assert server.get("/v1/export?" + q).status == 400, q
     assert server.get("/v1/sessions/none/export").status == 404
+
+
+@pytest.mark.skipif(not shutil.which("zstd"), reason="zstd")
+def test_http_exports_carry_the_integrity_records(server, tmp_path):
+    """The routes stream replay's export: the same check and end records (SHA-256 of the
+    bytes before them, counts), the zstd content checksum; a cut download imports nothing."""
+    conversation(server, n=40)  # 120 events: a check record after line 100
+    for path in ("/v1/export?compression=none", "/v1/sessions/conv/export?compression=none",
+                 "/v1/export", "/v1/sessions/conv/export"):
+        body = server.get(path).body
+        if body[:4] == b"\x28\xb5\x2f\xfd":
+            assert body[4] & 0x04, "zstd frame header: the content checksum flag"
+            body = subprocess.run(["zstd", "-dc"], input=body, capture_output=True,
+                                  check=True).stdout
+        lines = body.split(b"\n")[:-1]
+        recs = [json.loads(l) for l in lines]
+        assert recs[0]["format"] == 2 and recs[-1]["record"] == "end", path
+        assert recs[-1]["events"] == 120 and recs[-1]["lines"] == len(lines) - 1
+        for i, r in enumerate(recs):
+            if r.get("record") in ("check", "end"):
+                assert r["sha256"] == hashlib.sha256(b"".join(l + b"\n" for l in lines[:i])).hexdigest()
+        assert any(r.get("record") == "check" for r in recs), path
+    cut = tmp_path / "cut.jsonl.zst"
+    cut.write_bytes(server.get("/v1/export").body[:-5])
+    p = subprocess.run([REEL_BIN, "import", "--data", str(tmp_path / "d"), str(cut)],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 1 and b"nothing was imported" in p.stderr, p.stderr
 
 
 def test_export_import_round_trip(server, tmp_path):

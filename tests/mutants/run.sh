@@ -23,6 +23,8 @@ no-fail-stop|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/te
 full-disk-fail-stop|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k test_serve_disk_full_then_space_back|stops for good when the disk is full instead of resuming when space is back
 eio-taken-for-full|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k "test_serve_fault and (short-not-full or writev)"|takes every write error for a full disk (no free-space check), so an I/O error no longer stops the store
 full-after-broken-meta|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k "test_serve_fault and pwrite-ENOSPC-meta"|answers 507 after the meta page write failed (the LMDB environment is broken), instead of stopping
+import-unchecked-digest|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cli/test_import_damage.py -k corpus|imports an export whose bytes do not match its check records
+export-records-uncut|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cli/test_export_snapshot.py|exports session records newer than the events of the export
 '
 
 make --no-print-directory -s "$BUILD/reel" build/fault/faultfs.so >/dev/null || exit 1
