@@ -272,6 +272,13 @@ int store_events_newest(store_read_t *r, const char *id, size_t id_len, size_t n
 int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
                      void *arg, int *more);
 
+/* What the last REEL_ECORRUPT of a read on this thread found, naming the session,
+ * sequence and position ("" when none since this thread's last store_read_begin()).
+ * Thread-local; valid until this thread's next read. Every event a read hands to a
+ * callback was checked first: header, chain hash (docs/FORMAT.md section 4) and, for a
+ * session walk, dense sequences up to the record's last_seq and hash. */
+const char *store_read_corruption(void);
+
 /* The last position in the log (0 when empty). */
 int store_tail_position(store_read_t *r, uint64_t *pos);
 
@@ -335,6 +342,7 @@ typedef struct store_stats {
     uint64_t map_size;    /* current LMDB map size */
     uint64_t used_bytes;  /* pages in use * page size */
     uint64_t map_grows;   /* times the map grew */
+    uint64_t reads_corrupt; /* reads refused because a stored value failed its checks */
     int failed;           /* 1 in fail-stop */
 } store_stats_t;
 
