@@ -167,8 +167,8 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out)
 {
     store_mp_map(out, rec->metadata ? 13 : 12);
     kv_u64(out, "num", rec->num);
-    kv_str(out, "agent", rec->agent, strlen(rec->agent));
-    kv_str(out, "native", rec->native_session_id, strlen(rec->native_session_id));
+    kv_str(out, "agent", rec->agent, rec->agent_len);
+    kv_str(out, "native", rec->native_session_id, rec->native_session_id_len);
     kv_u64(out, "status", (uint64_t)rec->status);
     kv_u64(out, "created", (uint64_t)rec->created_ms);
     kv_u64(out, "updated", (uint64_t)rec->updated_ms);
@@ -185,12 +185,13 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out)
     }
 }
 
-static int copy_name(char *dst, const store_mp_obj_t *v)
+static int copy_name(char *dst, size_t *dst_len, const store_mp_obj_t *v)
 {
     if (v->type != STORE_MP_STR || v->len > STORE_NAME_MAX)
         return REEL_ECORRUPT;
     memcpy(dst, v->ptr, v->len);
     dst[v->len] = 0;
+    *dst_len = v->len;
     return REEL_OK;
 }
 
@@ -204,9 +205,9 @@ static int field(store_session_t *rec, store_mp_t *m, const store_mp_obj_t *k)
     const char *key = (const char *)k->ptr;
 #define IS(name) (k->len == strlen(name) && !memcmp(key, name, k->len))
     if (IS("agent"))
-        return copy_name(rec->agent, &v);
+        return copy_name(rec->agent, &rec->agent_len, &v);
     if (IS("native"))
-        return copy_name(rec->native_session_id, &v);
+        return copy_name(rec->native_session_id, &rec->native_session_id_len, &v);
     if (IS("hash")) {
         if (v.type != STORE_MP_BIN || v.len != STORE_HASH_LEN)
             return REEL_ECORRUPT;

@@ -221,8 +221,12 @@ typedef struct store_session {
     char id[STORE_SESSION_ID_MAX + 1];
     size_t id_len;
     uint64_t num; /* internal session number, the key prefix of its events */
+    /* agent and native_session_id are byte strings of the given lengths: they may hold
+     * NUL (JSON's \u0000 is kept exactly); the NUL after the last byte is a convenience. */
     char agent[STORE_NAME_MAX + 1];
+    size_t agent_len;
     char native_session_id[STORE_NAME_MAX + 1];
+    size_t native_session_id_len;
     int status;          /* enum store_session_status */
     int64_t created_ms;  /* Unix ms */
     int64_t updated_ms;  /* Unix ms of the last change */
