@@ -49,3 +49,17 @@ def test_an_agent_with_a_nul_is_not_its_prefix(server):
                        headers={"Content-Type": "application/json"})
     assert r.status == 400, r
     assert server.get("/v1/sessions/nul").json["agent"] == AGENT
+
+
+def test_a_type_with_a_nul_is_not_folded_as_its_prefix(server):
+    """The transcript compared event types as C strings: "item.delta\\0x" was an item."""
+    t = "item.delta\x00x"
+    r = server.append("ty", [{"type": t, "data": {"item_id": "i1", "kind": "message",
+                                                  "role": "assistant", "delta": "zzz"}}])
+    assert r.status in (200, 201), r
+    assert server.events("ty")[0]["type"] == t
+    tr = server.get("/v1/sessions/ty/transcript")
+    assert tr.status == 200, tr
+    j = tr.json
+    assert j["items"] == [], j
+    assert [o["type"] for o in j["other"]] == [t], j
