@@ -118,6 +118,19 @@ static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
     return 0;
 }
 
+/* Recomputes the chain hash of 'ev' from its 'prev_hash_' and body. */
+static int check_chain(const store_event_view_t *ev)
+{
+    uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];
+    if (store__sha256(ev->body, ev->body_len, body_hash) ||
+        store__chain(ev->prev_hash_, ev->sequence, ev->position, ev->time_ms, body_hash, want))
+        return REEL_ENOMEM;
+    if (memcmp(want, ev->hash, STORE_HASH_LEN))
+        return corrupt(ev->read_, ev->session, ev->session_len, ev->sequence, ev->position,
+                       "hash chain mismatch: the stored event was altered");
+    return REEL_OK;
+}
+
 /* What a walk knows about the value it is about to serve. */
 struct expect {
     const char *id; /* session id */
@@ -142,17 +155,22 @@ static int emit(store_read_t *r, struct expect *x, uint64_t pos, const MDB_val *
     if (num != x->num || ev.sequence != x->seq)
         return corrupt(r, x->id, x->id_len, x->seq, pos,
                        "the value's header names another event");
-    uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];
-    if (store__sha256(ev.body, ev.body_len, body_hash) ||
-        store__chain(x->chain, ev.sequence, pos, ev.time_ms, body_hash, want))
-        return REEL_ENOMEM;
-    if (memcmp(want, ev.hash, STORE_HASH_LEN))
-        return corrupt(r, x->id, x->id_len, x->seq, pos,
-                       "hash chain mismatch: the stored event was altered");
-    memcpy(x->chain, want, STORE_HASH_LEN);
+    uint8_t prev[STORE_HASH_LEN];
+    memcpy(prev, x->chain, STORE_HASH_LEN);
     ev.session = x->id;
     ev.session_len = x->id_len;
+    ev.prev_hash_ = prev;
+    ev.read_ = r;
+    ev.unchecked = r->cached && r->cached(r->cached_arg, pos);
+    if (!ev.unchecked && (rc = check_chain(&ev)))
+        return rc;
+    memcpy(x->chain, ev.hash, STORE_HASH_LEN);
     return cb(arg, &ev);
+}
+
+int store_event_check(const store_event_view_t *ev)
+{
+    return ev->unchecked ? check_chain(ev) : REEL_OK;
 }
 
 int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,

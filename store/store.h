@@ -208,6 +208,13 @@ typedef struct store_read {
     store_t *s;         /* private */
     void *txn_;         /* private: MDB_txn */
     store_buf_t zbuf_;  /* private: decompression scratch */
+    /* Optional, set after store_read_begin(): for a position where 'cached' returns 1, the
+     * value's header is checked but its chain hash is not recomputed, and the view comes
+     * with 'unchecked' set. The caller holds a rendering made from that value when it
+     * passed its checks; it MUST serve that, or call store_event_check() before using the
+     * view's body. (A SHA-256 of each body was most of the cost of a cached poll.) */
+    int (*cached)(void *arg, uint64_t position);
+    void *cached_arg;
 } store_read_t;
 
 /* Begins a read snapshot. Returns REEL_OK or an error (then 'r' needs no end). */
@@ -254,7 +261,14 @@ typedef struct store_event_view {
     const uint8_t *body; /* msgpack array, decompressed */
     size_t body_len;
     size_t stored_len; /* bytes of the stored value */
+    int unchecked;       /* 1: the chain hash was not recomputed (store_read_t.cached) */
+    const uint8_t *prev_hash_; /* private: the chain hash before this event */
+    store_read_t *read_;       /* private: the read it came from */
 } store_event_view_t;
+
+/* Recomputes the chain hash of a view given with 'unchecked' set (REEL_OK at once
+ * otherwise). REEL_ECORRUPT, recorded as every failed check is, when it does not match. */
+int store_event_check(const store_event_view_t *ev);
 
 /* Called per event; a non-zero return stops the walk and is returned by the caller. */
 typedef int (*store_event_cb)(void *arg, const store_event_view_t *ev);
