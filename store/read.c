@@ -34,6 +34,9 @@ static int corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t seq,
     snprintf(corrupt_text, sizeof corrupt_text,
              "session '%.*s' sequence %llu (position %llu): %s", (int)id_len, id,
              (unsigned long long)seq, (unsigned long long)pos, why);
+    for (char *c = corrupt_text; *c; c++) /* damaged names must not put bytes in the log */
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+            *c = '?';
     pthread_mutex_lock(&r->s->mu);
     r->s->stats.reads_corrupt++;
     pthread_mutex_unlock(&r->s->mu);
@@ -276,10 +279,21 @@ static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_
     uint64_t num = store__get_u64(p + 1), seq = store__get_u64(p + 9);
     int carry = name->mv_data && num == x->num && seq == x->seq + 1;
     if (!name->mv_data || num != x->num) {
+        store_session_t rec;
         if (session_name(r, p + 1, name)) {
             name->mv_data = NULL;
             return corrupt(r, "?", 1, seq, pos, "the value names session number %llu, which "
                            "does not exist", (unsigned long long)num);
+        }
+        /* The name must lead back to the number: a damaged session_ids entry would
+         * otherwise serve the events under another session's id. */
+        if (store_session_get(r, name->mv_data, name->mv_size, &rec) != REEL_OK ||
+            rec.num != num) {
+            MDB_val bad = *name;
+            name->mv_data = NULL;
+            return corrupt(r, bad.mv_data, bad.mv_size > 128 ? 128 : bad.mv_size, seq, pos,
+                           "session number %llu is named so, but that record has no such "
+                           "number", (unsigned long long)num);
         }
         x->id = name->mv_data;
         x->id_len = name->mv_size;

@@ -248,3 +248,18 @@ def test_session_record_last_sequence_lowered_is_refused(server_factory, pristin
     assert_corrupt(r, N - 4, route="page")
     r = s.get("/v1/sessions/s/events?offset=%d" % (N - 4))
     assert_corrupt(r, N - 3, route="page past the record's end")
+
+
+def test_damaged_session_name_is_not_served_in_the_feed(server_factory, pristine):
+    """The feed names a value's session through session_ids (number -> id); a flipped
+    byte there must not serve "other"'s events under another id."""
+    s = server_factory(args=["--sync", "none"], start=False)
+    shutil.copytree(pristine, s.data)
+    # session_ids: key = number 2 (u64 BE), value = "other"; in a leaf the value follows
+    # the key.
+    assert flip(s.data, lambda buf: [o + 8 for o in find_all(buf, b"\0" * 7 + b"\x02other")]) >= 1
+    s.start()
+    r = s.get("/v1/events?after=0&limit=1000")
+    assert_corrupt(r, None, route="feed")
+    assert b"\"session_id\":\"Other\"" not in r.body
+    assert corrupt_count(s) >= 1
