@@ -13,6 +13,7 @@
  *   c. 1/8/64 threads, one event per append: group commit (events per commit)
  *   d. scan of a large session: raw views and rendered JSON
  *   e. newest-50 read latency on a 1M-event session vs a 1k-event session
+ *   f. poll: 100 events after a random offset of the large session, rendered
  */
 #include <dirent.h>
 #include <errno.h>
@@ -729,7 +730,9 @@ typedef struct newest_result {
     double p50_us, p99_us, mean_us;
 } newest_result_t;
 
-static newest_result_t bench_newest(store_t *s, const char *sess, size_t reads)
+/* 'reads' reads of NEWEST_N newest events of 'sess' or, with 'poll_of' > 0, of 100 events
+ * after a random offset below 'poll_of' - 100. */
+static newest_result_t bench_newest(store_t *s, const char *sess, size_t reads, size_t poll_of)
 {
     newest_result_t r;
     uint64_t *lat = xmalloc(reads * sizeof *lat);
@@ -742,14 +745,18 @@ static newest_result_t bench_newest(store_t *s, const char *sess, size_t reads)
         int rc = store_read_begin(s, &rd);
         if (rc)
             die("store_read_begin", rc);
-        rc = store_events_newest(&rd, sess, strlen(sess), NEWEST_N, scan_cb, &c);
+        if (poll_of)
+            rc = store_events_after(&rd, sess, strlen(sess),
+                                    (uint64_t)rand() % (poll_of - 100), 100, scan_cb, &c, NULL);
+        else
+            rc = store_events_newest(&rd, sess, strlen(sess), NEWEST_N, scan_cb, &c);
         store_read_end(&rd);
         lat[i] = now_ns() - t0;
         if (rc)
             die("store_events_newest", rc);
         sum += lat[i];
     }
-    if (c.events != (uint64_t)reads * NEWEST_N)
+    if (c.events != (uint64_t)reads * (poll_of ? 100 : NEWEST_N))
         fprintf(stderr, "bench_store: warning: newest-50 gave %llu events over %zu reads\n",
                 (unsigned long long)c.events, reads);
     store_buf_release(&c.out);
@@ -776,6 +783,7 @@ static void usage(FILE *f)
             "  c  1, 8 and 64 concurrent one-event submitters (group commit)\n"
             "  d  scan of a large session, raw and rendered as JSON\n"
             "  e  newest-50 read latency, 1M-event vs 1k-event session\n"
+            "  f  poll: 100 events after a random offset of the large session\n"
             "\n"
             "    --quick         small run (about 15 s; 100k-event large session)\n"
             "    --dir PARENT    create the temporary data directory under PARENT (default:\n"
@@ -908,8 +916,8 @@ static void run_reads(const bench_cfg_t *cfg, store_t *s, const pool_t *p, const
         fflush(stdout);
     }
     if (strchr(want, 'e')) {
-        r->nbig = bench_newest(s, big, cfg->newest_reads);
-        r->nsmall = bench_newest(s, small, cfg->newest_reads);
+        r->nbig = bench_newest(s, big, cfg->newest_reads, 0);
+        r->nsmall = bench_newest(s, small, cfg->newest_reads, 0);
         r->have_e = 1;
         printf("## e. Newest %d events, rendered (read txn + store_events_newest + "
                "replay_write_event), %zu reads each\n\n", NEWEST_N, cfg->newest_reads);
@@ -919,6 +927,15 @@ static void run_reads(const bench_cfg_t *cfg, store_t *s, const pool_t *p, const
                r->nbig.mean_us);
         printf("| 1,000 events | %.1f | %.1f | %.1f |\n\n", r->nsmall.p50_us, r->nsmall.p99_us,
                r->nsmall.mean_us);
+        fflush(stdout);
+    }
+    if (strchr(want, 'f')) {
+        newest_result_t pb = bench_newest(s, big, cfg->newest_reads, cfg->big_events);
+        printf("## f. Poll: 100 events after a random offset of the %s-event session, rendered "
+               "(read txn + store_events_after + replay_write_event), %zu reads\n\n",
+               fmt_int(n1, sizeof n1, (double)cfg->big_events), cfg->newest_reads);
+        printf("| p50 (µs) | p99 (µs) | mean (µs) |\n| ---: | ---: | ---: |\n");
+        printf("| %.1f | %.1f | %.1f |\n\n", pb.p50_us, pb.p99_us, pb.mean_us);
         fflush(stdout);
     }
 }
@@ -962,7 +979,7 @@ int main(int argc, char **argv)
 {
     bench_cfg_t cfg;
     int quick = 0, keep = 0, no_sync = 0;
-    const char *parent = ".", *want = "abcde";
+    const char *parent = ".", *want = "abcdef";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             quick = 1;
@@ -973,7 +990,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
             parent = argv[++i];
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc &&
-                   strspn(argv[i + 1], "abcde") == strlen(argv[i + 1])) {
+                   strspn(argv[i + 1], "abcdef") == strlen(argv[i + 1])) {
             want = argv[++i];
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
@@ -1017,7 +1034,7 @@ int main(int argc, char **argv)
         run_batches(&cfg, s, &pool, &r);
     if (strchr(want, 'c'))
         run_concurrent(&cfg, s, &pool, &r);
-    if (strchr(want, 'd') || strchr(want, 'e'))
+    if (strchr(want, 'd') || strchr(want, 'e') || strchr(want, 'f'))
         run_reads(&cfg, s, &pool, want, &r);
     print_ratios(&cfg, &r);
 

@@ -129,16 +129,21 @@ static int scan(struct importer *im, const char *line, size_t len, field_fn fn, 
 
 #define KEY(k) (klen == sizeof(k) - 1 && !memcmp(key, k, klen))
 
-static int string_into(store_json_t *j, char *dst, size_t cap)
+/* A JSON string (or null, as "") into 'dst' (cap bytes with the NUL after it). With
+ * 'len' the bytes are kept exactly, NUL included, and '*len' set; without, the field is
+ * an identifier, a kind or a time, and a NUL in it is invalid (it would cut it short). */
+static int string_into(store_json_t *j, char *dst, size_t cap, size_t *len)
 {
     store_buf_t b = STORE_BUF_INIT;
     int rc = store_json_peek(j) == 'n' ? (j->p += 4, REEL_OK) : store_json_string(j, &b);
-    if (!rc && b.len >= cap)
+    if (!rc && (b.len >= cap || (!len && b.len && memchr(b.data, 0, b.len))))
         rc = REEL_EINVALID_EVENT;
     if (!rc) {
         if (b.len)
             memcpy(dst, b.data, b.len);
         dst[b.len] = 0;
+        if (len)
+            *len = b.len;
     }
     store_buf_release(&b);
     return rc;
@@ -154,7 +159,7 @@ struct line_info {
 static int time_field(store_json_t *j, int64_t *out)
 {
     char t[40];
-    int rc = string_into(j, t, sizeof t);
+    int rc = string_into(j, t, sizeof t, NULL);
     if (rc)
         return rc;
     *out = t[0] ? store_parse_time(t, strlen(t)) : 0;
@@ -166,11 +171,12 @@ static int record_field(void *arg, const char *key, size_t klen, store_json_t *j
     struct line_info *li = arg;
     store_session_t *s = &li->rec->s;
     if (KEY("id"))
-        return string_into(j, li->session, sizeof li->session);
+        return string_into(j, li->session, sizeof li->session, NULL);
     if (KEY("agent"))
-        return string_into(j, s->agent, sizeof s->agent);
+        return string_into(j, s->agent, sizeof s->agent, &s->agent_len);
     if (KEY("native_session_id"))
-        return string_into(j, s->native_session_id, sizeof s->native_session_id);
+        return string_into(j, s->native_session_id, sizeof s->native_session_id,
+                           &s->native_session_id_len);
     if (KEY("created_at"))
         return time_field(j, &s->created_ms);
     if (KEY("updated_at"))
@@ -181,7 +187,7 @@ static int record_field(void *arg, const char *key, size_t klen, store_json_t *j
         return time_field(j, &s->first_event_ms);
     if (KEY("status")) {
         char st[16];
-        int rc = string_into(j, st, sizeof st);
+        int rc = string_into(j, st, sizeof st, NULL);
         s->status = !strcmp(st, "ended") ? STORE_ENDED : !strcmp(st, "deleted") ? STORE_DELETED
                                                                                  : STORE_ACTIVE;
         return rc;
@@ -199,11 +205,11 @@ static int head_field(void *arg, const char *key, size_t klen, store_json_t *j)
 {
     struct line_info *li = arg;
     if (KEY("record"))
-        return string_into(j, li->record, sizeof li->record);
+        return string_into(j, li->record, sizeof li->record, NULL);
     if (KEY("session_id"))
-        return string_into(j, li->session, sizeof li->session);
+        return string_into(j, li->session, sizeof li->session, NULL);
     if (KEY("time")) {
-        int rc = string_into(j, li->time, sizeof li->time);
+        int rc = string_into(j, li->time, sizeof li->time, NULL);
         return rc ? rc : li->session[0] ? 2 : 0;
     }
     return 1;
@@ -263,9 +269,9 @@ static int session_op(struct importer *im, struct rec *r, int op, int with_times
     store_batch_init(&b, op, r->s.id, r->s.id_len);
     if (op == STORE_OP_SESSION_PUT) {
         b.agent = r->s.agent;
-        b.agent_len = strlen(r->s.agent);
+        b.agent_len = r->s.agent_len;
         b.native_session_id = r->s.native_session_id;
-        b.native_session_id_len = strlen(r->s.native_session_id);
+        b.native_session_id_len = r->s.native_session_id_len;
         if (r->meta.len) {
             b.metadata = r->meta.data;
             b.metadata_len = r->meta.len;
@@ -346,7 +352,7 @@ static int control_field(void *arg, const char *key, size_t klen, store_json_t *
         }
     if (KEY("sha256")) {
         c->seen |= F_SHA;
-        return string_into(j, c->sha256, sizeof c->sha256);
+        return string_into(j, c->sha256, sizeof c->sha256, NULL);
     }
     return 1;
 }

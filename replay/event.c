@@ -179,11 +179,11 @@ static void opt_time(store_buf_t *out, const char *k, int64_t ms)
         store_buf_puts(out, "null");
 }
 
-static void opt_str(store_buf_t *out, const char *k, const char *v)
+static void opt_str(store_buf_t *out, const char *k, const char *v, size_t n)
 {
     key(out, k);
-    if (*v)
-        store_json_write_string(out, v, strlen(v));
+    if (n)
+        store_json_write_string(out, v, n);
     else
         store_buf_puts(out, "null");
 }
@@ -193,8 +193,8 @@ int replay_write_session(store_buf_t *out, const store_session_t *rec)
     static const char *status[] = {"active", "ended", "deleted"};
     store_buf_puts(out, "{\"id\":");
     store_json_write_string(out, rec->id, rec->id_len);
-    opt_str(out, "agent", rec->agent);
-    opt_str(out, "native_session_id", rec->native_session_id);
+    opt_str(out, "agent", rec->agent, rec->agent_len);
+    opt_str(out, "native_session_id", rec->native_session_id, rec->native_session_id_len);
     key(out, "status");
     store_buf_printf(out, "\"%s\"", status[rec->status]);
     opt_time(out, "created_at", rec->created_ms);

@@ -196,8 +196,8 @@ static int count_event(void *arg, const store_event_view_t *ev)
         return rc;
     store_session_t rec;
     if (!store_session_get(st->r, ev->session, ev->session_len, &rec))
-        bump(st, st->by_agent, rec.agent[0] ? rec.agent : "unknown",
-             rec.agent[0] ? strlen(rec.agent) : 7, 1);
+        bump(st, st->by_agent, rec.agent_len ? rec.agent : "unknown",
+             rec.agent_len ? rec.agent_len : 7, 1);
 #define IS(t) (tlen == sizeof(t) - 1 && !memcmp(type, t, tlen))
     if (IS("error"))
         st->errors++;

@@ -93,6 +93,12 @@ void store_buf_put_i64(store_buf_t *b, int64_t v)
     }
 }
 
+int store_buf_is(const store_buf_t *b, const char *lit)
+{
+    size_t n = strlen(lit);
+    return b->len == n && (n == 0 || !memcmp(b->data, lit, n));
+}
+
 const char *store_buf_cstr(store_buf_t *b)
 {
     if (store_buf_reserve(b, 1) != REEL_OK)

@@ -38,6 +38,9 @@ void store_buf_put_u64(store_buf_t *b, uint64_t v);
 void store_buf_put_i64(store_buf_t *b, int64_t v);
 /* Appends a NUL (not counted in 'len') and returns 'data' as a C string ("" if empty). */
 const char *store_buf_cstr(store_buf_t *b);
+/* 1 when the bytes of 'b' are exactly the string 'lit' (by length: a NUL in 'b' is a byte
+ * like any other, so "agent\0x" is not "agent", as strcmp on store_buf_cstr() would say). */
+int store_buf_is(const store_buf_t *b, const char *lit);
 /* Gives up the heap block to the caller (who frees it with free()); 'b' becomes empty. */
 uint8_t *store_buf_detach(store_buf_t *b, size_t *len);
 static inline int store_buf_failed(const store_buf_t *b) { return b->oom; }

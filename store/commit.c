@@ -137,12 +137,14 @@ static int sess_create(struct group *g, const char *id, size_t len, struct sess 
     return *out = x, REEL_OK;
 }
 
-static void set_name(char *dst, const char *src, size_t len)
+/* Copies 'len' bytes (NUL included, if any: issue 14, finding 8) and keeps the length. */
+static void set_name(char *dst, size_t *dst_len, const char *src, size_t len)
 {
     if (len > STORE_NAME_MAX)
         len = STORE_NAME_MAX;
     memcpy(dst, src, len);
     dst[len] = 0;
+    *dst_len = len;
 }
 
 /* ---- appending ---- */
@@ -264,7 +266,8 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
         r->ended_ms = (int64_t)t;
     }
     if (ev->native_session_id && ev->native_session_id_len)
-        set_name(r->native_session_id, ev->native_session_id, ev->native_session_id_len);
+        set_name(r->native_session_id, &r->native_session_id_len, ev->native_session_id,
+                 ev->native_session_id_len);
     x->dirty = 1;
     g->n_events++;
     g->need_bytes += vlen + 128;
@@ -350,9 +353,10 @@ static int apply_put(struct group *g, store_batch_t *b)
     if (x->rec.status == STORE_DELETED)
         return REEL_EGONE;
     if (b->agent)
-        set_name(x->rec.agent, b->agent, b->agent_len);
+        set_name(x->rec.agent, &x->rec.agent_len, b->agent, b->agent_len);
     if (b->native_session_id)
-        set_name(x->rec.native_session_id, b->native_session_id, b->native_session_id_len);
+        set_name(x->rec.native_session_id, &x->rec.native_session_id_len, b->native_session_id,
+                 b->native_session_id_len);
     if (b->metadata) {
         x->rec.metadata = b->metadata; /* lives until the batch completes, after commit */
         x->rec.metadata_len = b->metadata_len;

@@ -1,9 +1,48 @@
-/* read.c -- reads on short read-only transactions (contract in store.h). */
+/* read.c -- reads on short read-only transactions (contract in store.h).
+ *
+ * Every event value is checked before a caller sees it (issue 14, finding 6): its header
+ * must name the session and sequence it was reached by, and its chain hash must recompute
+ * from the previous event's stored chain hash and the SHA-256 of its body (docs/FORMAT.md
+ * section 4). A walk of one session must also see its sequences dense up to the record's
+ * last_seq, the last one carrying the record's hash. So a flipped byte in a value, an
+ * index entry or a session record's last_seq/hash gives REEL_ECORRUPT naming the session
+ * and sequence (store_read_corruption()), counted in store_stats_t.reads_corrupt and
+ * logged on stderr, never altered or missing events. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "store/store_int.h"
 
 #define TXN(r) ((MDB_txn *)(r)->txn_)
+
+static __thread char corrupt_text[320];
+
+const char *store_read_corruption(void) { return corrupt_text; }
+
+/* Records a failed check of session 'id' at 'seq' (position 'pos', 0 when unknown):
+ * the text for this thread, the counter and a log line. Returns REEL_ECORRUPT. */
+__attribute__((format(printf, 6, 7)))
+static int corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t seq, uint64_t pos,
+                   const char *fmt, ...)
+{
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    snprintf(corrupt_text, sizeof corrupt_text,
+             "session '%.*s' sequence %llu (position %llu): %s", (int)id_len, id,
+             (unsigned long long)seq, (unsigned long long)pos, why);
+    for (char *c = corrupt_text; *c; c++) /* damaged names must not put bytes in the log */
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+            *c = '?';
+    pthread_mutex_lock(&r->s->mu);
+    r->s->stats.reads_corrupt++;
+    pthread_mutex_unlock(&r->s->mu);
+    fprintf(stderr, "reel: store_corrupt: %s\n", corrupt_text);
+    return REEL_ECORRUPT;
+}
 
 /* Ends a cursor walk: 'stop' is a callback's (or decoder's) non-zero result, returned as
  * is; 'rc' is the last LMDB result, where MDB_NOTFOUND means the walk ran off the end. */
@@ -19,6 +58,7 @@ int store_read_begin(store_t *s, store_read_t *r)
 {
     memset(r, 0, sizeof *r);
     r->s = s;
+    corrupt_text[0] = 0;
     for (int tries = 0;; tries++) {
         pthread_rwlock_rdlock(&s->resize_lock);
         MDB_txn *txn;
@@ -61,18 +101,79 @@ int store_session_get(store_read_t *r, const char *id, size_t id_len, store_sess
     return store__session_decode(v.mv_data, v.mv_size, id, id_len, out);
 }
 
-/* Decodes the value at position 'pos' and hands it to 'cb'. */
-static int emit(store_read_t *r, const char *id, size_t id_len, uint64_t pos, const MDB_val *v,
+/* The chain hash stored in the event before (num, seq) into 'out': 32 zero bytes for
+ * sequence 1. 1 when that event cannot be found (then the index is damaged). */
+static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[STORE_HASH_LEN])
+{
+    memset(out, 0, STORE_HASH_LEN);
+    if (seq <= 1)
+        return 0;
+    uint8_t key[16];
+    store__put_u64(key, num);
+    store__put_u64(key + 8, seq - 1);
+    MDB_val k = {16, key}, v;
+    if (mdb_get(TXN(r), r->s->db_seqs, &k, &v) || v.mv_size != 8)
+        return 1;
+    MDB_val pk = {8, v.mv_data};
+    if (mdb_get(TXN(r), r->s->db_events, &pk, &v) || v.mv_size <= STORE_HEADER_LEN)
+        return 1;
+    memcpy(out, (const uint8_t *)v.mv_data + 25, STORE_HASH_LEN);
+    return 0;
+}
+
+/* Recomputes the chain hash of 'ev' from its 'prev_hash_' and body. */
+static int check_chain(const store_event_view_t *ev)
+{
+    uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];
+    if (store__sha256(ev->body, ev->body_len, body_hash) ||
+        store__chain(ev->prev_hash_, ev->sequence, ev->position, ev->time_ms, body_hash, want))
+        return REEL_ENOMEM;
+    if (memcmp(want, ev->hash, STORE_HASH_LEN))
+        return corrupt(ev->read_, ev->session, ev->session_len, ev->sequence, ev->position,
+                       "hash chain mismatch: the stored event was altered");
+    return REEL_OK;
+}
+
+/* What a walk knows about the value it is about to serve. */
+struct expect {
+    const char *id; /* session id */
+    size_t id_len;
+    uint64_t num; /* its session number */
+    uint64_t seq; /* the sequence the index gave for this position */
+    uint8_t chain[STORE_HASH_LEN]; /* the previous event's chain hash */
+};
+
+/* Decodes the value at position 'pos', checks it against 'x' (header and chain hash), and
+ * hands it to 'cb'. On success 'x->chain' becomes this event's chain hash. */
+static int emit(store_read_t *r, struct expect *x, uint64_t pos, const MDB_val *v,
                 store_event_cb cb, void *arg)
 {
     store_event_view_t ev = {0};
     uint64_t num;
     int rc = store__value_decode(pos, v->mv_data, v->mv_size, &r->zbuf_, &ev, &num);
+    if (rc == REEL_ECORRUPT)
+        return corrupt(r, x->id, x->id_len, x->seq, pos, "the value does not decode");
     if (rc)
         return rc;
-    ev.session = id;
-    ev.session_len = id_len;
+    if (num != x->num || ev.sequence != x->seq)
+        return corrupt(r, x->id, x->id_len, x->seq, pos,
+                       "the value's header names another event");
+    uint8_t prev[STORE_HASH_LEN];
+    memcpy(prev, x->chain, STORE_HASH_LEN);
+    ev.session = x->id;
+    ev.session_len = x->id_len;
+    ev.prev_hash_ = prev;
+    ev.read_ = r;
+    ev.unchecked = r->cached && r->cached(r->cached_arg, pos);
+    if (!ev.unchecked && (rc = check_chain(&ev)))
+        return rc;
+    memcpy(x->chain, ev.hash, STORE_HASH_LEN);
     return cb(arg, &ev);
+}
+
+int store_event_check(const store_event_view_t *ev)
+{
+    return ev->unchecked ? check_chain(ev) : REEL_OK;
 }
 
 int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
@@ -86,15 +187,25 @@ int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t 
         return rc;
     if (rec.status == STORE_DELETED)
         return REEL_EGONE;
-    if (after >= rec.last_sequence)
-        return REEL_OK;
+    uint8_t key[16];
+    store__put_u64(key, rec.num);
+    MDB_val k = {16, key}, v;
+    if (after >= rec.last_sequence) {
+        /* Nothing new, if the record is right: no index entry past its last_seq. */
+        store__put_u64(key + 8, rec.last_sequence + 1);
+        rc = mdb_get(TXN(r), r->s->db_seqs, &k, &v);
+        if (rc == 0)
+            return corrupt(r, rec.id, rec.id_len, rec.last_sequence + 1, 0,
+                           "indexed past the session record's last sequence");
+        return rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
+    }
+    struct expect x = {rec.id, rec.id_len, rec.num, after + 1, {0}};
+    if (prev_chain(r, rec.num, after + 1, x.chain))
+        return corrupt(r, rec.id, rec.id_len, after, 0, "the sequence index has no entry");
     MDB_cursor *c;
     if ((rc = mdb_cursor_open(TXN(r), r->s->db_seqs, &c)))
         return store__err_from_mdb(rc);
-    uint8_t key[16];
-    store__put_u64(key, rec.num);
     store__put_u64(key + 8, after + 1);
-    MDB_val k = {16, key}, v;
     size_t n = 0;
     int stop = 0;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -106,16 +217,32 @@ int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t 
                 *more = 1;
             break;
         }
-        MDB_val pk = {8, v.mv_data}, ev;
-        if (v.mv_size != 8 || mdb_get(TXN(r), r->s->db_events, &pk, &ev)) {
-            stop = REEL_ECORRUPT; /* the index points at no event */
+        if (store__get_u64((const uint8_t *)k.mv_data + 8) != x.seq || x.seq > rec.last_sequence) {
+            stop = corrupt(r, rec.id, rec.id_len, x.seq, 0,
+                           x.seq > rec.last_sequence
+                               ? "indexed past the session record's last sequence"
+                               : "the sequence index has no entry");
             break;
         }
-        if ((stop = emit(r, rec.id, rec.id_len, store__get_u64(v.mv_data), &ev, cb, arg)))
+        MDB_val pk = {8, v.mv_data}, ev;
+        if (v.mv_size != 8 || mdb_get(TXN(r), r->s->db_events, &pk, &ev)) {
+            stop = corrupt(r, rec.id, rec.id_len, x.seq, 0, "the index points at no event");
             break;
+        }
+        if ((stop = emit(r, &x, store__get_u64(v.mv_data), &ev, cb, arg)))
+            break;
+        if (x.seq == rec.last_sequence && memcmp(x.chain, rec.last_hash, STORE_HASH_LEN)) {
+            stop = corrupt(r, rec.id, rec.id_len, x.seq, store__get_u64(v.mv_data),
+                           "the session record's hash is not its last event's");
+            break;
+        }
         n++;
+        x.seq++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
+    /* The walk ended before the limit and before last_seq: the index lost entries. */
+    if (!stop && (rc == 0 || rc == MDB_NOTFOUND) && n < limit && x.seq <= rec.last_sequence)
+        stop = corrupt(r, rec.id, rec.id_len, x.seq, 0, "the sequence index has no entry");
     return walk_end(c, stop, rc);
 }
 
@@ -138,6 +265,54 @@ static int session_name(store_read_t *r, const uint8_t num[8], MDB_val *name)
     return mdb_get(TXN(r), r->s->db_session_ids, &k, name);
 }
 
+/* Sets 'x' for the feed's value 'v' at 'pos': its session (from the header's number,
+ * whose name is looked up when it changes), its sequence, and the previous chain hash
+ * (carried over when 'x' holds the session's previous event, else read). The sequence
+ * index must point back at 'pos', so a damaged header cannot borrow another event's
+ * place. REEL_ECORRUPT (recorded) when any of it fails. */
+static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_t pos,
+                       const MDB_val *v)
+{
+    const uint8_t *p = v->mv_data;
+    if (!pos || v->mv_size <= STORE_HEADER_LEN)
+        return corrupt(r, "?", 1, 0, pos, "a log entry is malformed");
+    uint64_t num = store__get_u64(p + 1), seq = store__get_u64(p + 9);
+    int carry = name->mv_data && num == x->num && seq == x->seq + 1;
+    if (!name->mv_data || num != x->num) {
+        store_session_t rec;
+        if (session_name(r, p + 1, name)) {
+            name->mv_data = NULL;
+            return corrupt(r, "?", 1, seq, pos, "the value names session number %llu, which "
+                           "does not exist", (unsigned long long)num);
+        }
+        /* The name must lead back to the number: a damaged session_ids entry would
+         * otherwise serve the events under another session's id. */
+        if (store_session_get(r, name->mv_data, name->mv_size, &rec) != REEL_OK ||
+            rec.num != num) {
+            MDB_val bad = *name;
+            name->mv_data = NULL;
+            return corrupt(r, bad.mv_data, bad.mv_size > 128 ? 128 : bad.mv_size, seq, pos,
+                           "session number %llu is named so, but that record has no such "
+                           "number", (unsigned long long)num);
+        }
+        x->id = name->mv_data;
+        x->id_len = name->mv_size;
+        x->num = num;
+    }
+    x->seq = seq;
+    uint8_t key[16];
+    store__put_u64(key, num);
+    store__put_u64(key + 8, seq);
+    MDB_val k = {16, key}, iv;
+    if (mdb_get(TXN(r), r->s->db_seqs, &k, &iv) || iv.mv_size != 8 ||
+        store__get_u64(iv.mv_data) != pos)
+        return corrupt(r, x->id, x->id_len, seq, pos,
+                       "the sequence index does not point at this position");
+    if (!carry && prev_chain(r, num, seq, x->chain))
+        return corrupt(r, x->id, x->id_len, seq - 1, 0, "the sequence index has no entry");
+    return REEL_OK;
+}
+
 int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
                      void *arg, int *more)
 {
@@ -147,31 +322,21 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
         *more = 0;
     if (rc)
         return store__err_from_mdb(rc);
-    uint8_t key[8], last_num[8] = {0};
+    uint8_t key[8];
     store__put_u64(key, after + 1);
     MDB_val k = {8, key}, v, name = {0, NULL};
+    struct expect x = {0};
     size_t n = 0;
     int stop = 0;
     rc = after == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
-        if (k.mv_size != 8 || v.mv_size < STORE_HEADER_LEN) {
-            stop = REEL_ECORRUPT;
-            break;
-        }
         if (n == limit) {
             if (more)
                 *more = 1;
             break;
         }
-        const uint8_t *num = (const uint8_t *)v.mv_data + 1;
-        if (!name.mv_data || memcmp(last_num, num, 8)) {
-            memcpy(last_num, num, 8);
-            if (session_name(r, last_num, &name)) {
-                stop = REEL_ECORRUPT;
-                break;
-            }
-        }
-        if ((stop = emit(r, name.mv_data, name.mv_size, store__get_u64(k.mv_data), &v, cb, arg)))
+        uint64_t pos = k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
+        if ((stop = feed_expect(r, &x, &name, pos, &v)) || (stop = emit(r, &x, pos, &v, cb, arg)))
             break;
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);

@@ -210,6 +210,13 @@ typedef struct store_read {
     store_t *s;         /* private */
     void *txn_;         /* private: MDB_txn */
     store_buf_t zbuf_;  /* private: decompression scratch */
+    /* Optional, set after store_read_begin(): for a position where 'cached' returns 1, the
+     * value's header is checked but its chain hash is not recomputed, and the view comes
+     * with 'unchecked' set. The caller holds a rendering made from that value when it
+     * passed its checks; it MUST serve that, or call store_event_check() before using the
+     * view's body. (A SHA-256 of each body was most of the cost of a cached poll.) */
+    int (*cached)(void *arg, uint64_t position);
+    void *cached_arg;
 } store_read_t;
 
 /* Begins a read snapshot. Returns REEL_OK or an error (then 'r' needs no end). */
@@ -223,8 +230,12 @@ typedef struct store_session {
     char id[STORE_SESSION_ID_MAX + 1];
     size_t id_len;
     uint64_t num; /* internal session number, the key prefix of its events */
+    /* agent and native_session_id are byte strings of the given lengths: they may hold
+     * NUL (JSON's \u0000 is kept exactly); the NUL after the last byte is a convenience. */
     char agent[STORE_NAME_MAX + 1];
+    size_t agent_len;
     char native_session_id[STORE_NAME_MAX + 1];
+    size_t native_session_id_len;
     int status;          /* enum store_session_status */
     int64_t created_ms;  /* Unix ms */
     int64_t updated_ms;  /* Unix ms of the last change */
@@ -252,7 +263,14 @@ typedef struct store_event_view {
     const uint8_t *body; /* msgpack array, decompressed */
     size_t body_len;
     size_t stored_len; /* bytes of the stored value */
+    int unchecked;       /* 1: the chain hash was not recomputed (store_read_t.cached) */
+    const uint8_t *prev_hash_; /* private: the chain hash before this event */
+    store_read_t *read_;       /* private: the read it came from */
 } store_event_view_t;
+
+/* Recomputes the chain hash of a view given with 'unchecked' set (REEL_OK at once
+ * otherwise). REEL_ECORRUPT, recorded as every failed check is, when it does not match. */
+int store_event_check(const store_event_view_t *ev);
 
 /* Called per event; a non-zero return stops the walk and is returned by the caller. */
 typedef int (*store_event_cb)(void *arg, const store_event_view_t *ev);
@@ -273,6 +291,13 @@ int store_events_newest(store_read_t *r, const char *id, size_t id_len, size_t n
  * Positions of deleted sessions are skipped. '*more' as above. */
 int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
                      void *arg, int *more);
+
+/* What the last REEL_ECORRUPT of a read on this thread found, naming the session,
+ * sequence and position ("" when none since this thread's last store_read_begin()).
+ * Thread-local; valid until this thread's next read. Every event a read hands to a
+ * callback was checked first: header, chain hash (docs/FORMAT.md section 4) and, for a
+ * session walk, dense sequences up to the record's last_seq and hash. */
+const char *store_read_corruption(void);
 
 /* The last position in the log (0 when empty). */
 int store_tail_position(store_read_t *r, uint64_t *pos);
@@ -342,6 +367,7 @@ typedef struct store_stats {
     uint64_t map_size;    /* current LMDB map size */
     uint64_t used_bytes;  /* pages in use * page size */
     uint64_t map_grows;   /* times the map grew */
+    uint64_t reads_corrupt; /* reads refused because a stored value failed its checks */
     int failed;           /* 1 in fail-stop */
 } store_stats_t;
 

@@ -223,6 +223,10 @@ struct api_req {
     int reject;           /* a deferred problem, answered once the body was swallowed */
     size_t swallowed;     /* body bytes discarded while a problem is pending */
     char reject_detail[512];
+    /* What a read on a worker thread found (store_read_corruption() is per thread); used
+     * in a store_corrupt problem instead of this thread's when 'has_store_detail'. */
+    char store_detail[320];
+    int has_store_detail;
     uint64_t start_ms;    /* monotonic, first call */
     store_buf_t body;
 

@@ -73,9 +73,16 @@ enum MHD_Result api__reply_text(api_req_t *rq, int status, const char *type, con
 
 /* Detail text may quote client bytes; keep it printable ASCII so the body is valid JSON
  * and safe to show in logs whatever the client sent. */
-static void format_detail(char *detail, size_t cap, const char *fmt, va_list ap)
+static void format_detail(const api_req_t *rq, char *detail, size_t cap, int err,
+                          const char *fmt, va_list ap)
 {
-    vsnprintf(detail, cap, fmt, ap);
+    int n = vsnprintf(detail, cap, fmt, ap);
+    /* A failed check names the session and sequence (store_read_corruption()). */
+    const char *where = err != REEL_ECORRUPT ? ""
+                        : rq->has_store_detail ? rq->store_detail
+                                               : store_read_corruption();
+    if (where[0] && n >= 0 && (size_t)n < cap)
+        snprintf(detail + n, cap - (size_t)n, "; %s", where);
     for (char *s = detail; *s; s++)
         if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
             *s = '?';
@@ -124,7 +131,7 @@ struct MHD_Response *api__problem_response(api_req_t *rq, int err, const char *f
     char detail[512];
     va_list ap;
     va_start(ap, fmt);
-    format_detail(detail, sizeof detail, fmt, ap);
+    format_detail(rq, detail, sizeof detail, err, fmt, ap);
     va_end(ap);
     return problem_build(rq, err, detail);
 }
@@ -134,7 +141,7 @@ enum MHD_Result api__problem(api_req_t *rq, int err, const char *fmt, ...)
     char detail[512];
     va_list ap;
     va_start(ap, fmt);
-    format_detail(detail, sizeof detail, fmt, ap);
+    format_detail(rq, detail, sizeof detail, err, fmt, ap);
     va_end(ap);
     if (rq->in_first && !rq->close_now) {
         /* libmicrohttpd closes the connection after an answer queued in the first call;

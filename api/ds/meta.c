@@ -89,9 +89,12 @@ void ds__meta_release(ds_meta_t *m)
     m->n_producers = m->cap_producers = 0;
 }
 
+/* A stored string into 'out' as a C string. One with a NUL is refused, not cut at it:
+ * the protocol's own values come from headers (which cannot hold one), but a client can
+ * write this metadata through PUT /v1/sessions/{id} (issue 14, finding 8). */
 static int copy_str(const store_mp_obj_t *o, char *out, size_t cap)
 {
-    if (o->type != STORE_MP_STR || o->len > cap)
+    if (o->type != STORE_MP_STR || o->len > cap || (o->len && memchr(o->ptr, 0, o->len)))
         return -1;
     memcpy(out, o->ptr, o->len);
     out[o->len] = '\0';

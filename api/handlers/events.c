@@ -220,6 +220,10 @@ static int read_page(api_req_t *rq, struct page *pg)
         store_read_end(&r);
         return rc;
     }
+    if (rq->srv->evcache && !pg->include_raw && !rq->types[0]) {
+        r.cached = api__evcache_has; /* every event goes through api__render_event() */
+        r.cached_arg = rq->srv->evcache;
+    }
     replay_scan_t sc = {pg->feed ? NULL : rq->session, rq->session_len,
                         rq->types[0] ? rq->types : NULL,
                         rq->types[0] ? SCAN_BUDGET : pg->limit + 1, 0, 0};

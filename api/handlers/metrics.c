@@ -103,6 +103,9 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
     metric(&o, "reel_store_map_bytes", "gauge", "LMDB map size.", st.map_size);
     metric(&o, "reel_store_used_bytes", "gauge", "LMDB pages in use, in bytes.", st.used_bytes);
     metric(&o, "reel_store_map_grows_total", "counter", "Times the map grew.", st.map_grows);
+    metric(&o, "reel_store_corrupt_reads_total", "counter",
+           "Reads refused because a stored value failed its checks (store_corrupt).",
+           st.reads_corrupt);
     metric(&o, "reel_store_failed", "gauge", "1 when the store is in fail-stop.", (unsigned)st.failed);
     if (store_buf_failed(&o)) {
         store_buf_release(&o);

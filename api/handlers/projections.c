@@ -121,6 +121,8 @@ static void *run_job(void *arg)
     }
     if (rq->batch.err == REEL_OK && store_buf_failed(&rq->body))
         rq->batch.err = REEL_ENOMEM;
+    snprintf(rq->store_detail, sizeof rq->store_detail, "%s", store_read_corruption());
+    rq->has_store_detail = 1;
     free(j);
     atomic_fetch_sub(&srv->jobs, 1);
     api__batch_done(&rq->batch, rq);

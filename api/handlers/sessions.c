@@ -43,9 +43,12 @@ static enum MHD_Result reply_record(api_req_t *rq)
 
 /* ---- Put ---- */
 
-/* Parses a string-or-null field into 'dst' (cap bytes + NUL); sets '*set' when a string
- * was given. Returns REEL_OK or an error recorded in 'j'. */
-static int string_field(store_json_t *j, const char *name, char *dst, size_t cap, int *set)
+/* Parses a string-or-null field into 'dst' (cap bytes + NUL) and '*len'; sets '*set' when
+ * a string was given. The bytes are kept exactly, \u0000 included (issue 14, finding 8:
+ * the same value arriving on an event is kept, so a put keeps it too). Returns REEL_OK or
+ * an error recorded in 'j'. */
+static int string_field(store_json_t *j, const char *name, char *dst, size_t cap, size_t *len,
+                        int *set)
 {
     store_buf_t tmp = STORE_BUF_INIT;
     int rc;
@@ -54,12 +57,11 @@ static int string_field(store_json_t *j, const char *name, char *dst, size_t cap
         if (rc == REEL_OK && tmp.len > cap)
             rc = store_json_fail(j, REEL_EINVALID_PARAMETER, "'%s' is longer than %zu bytes",
                                  name, cap);
-        if (rc == REEL_OK && tmp.len && memchr(tmp.data, 0, tmp.len))
-            rc = store_json_fail(j, REEL_EINVALID_PARAMETER, "'%s' contains a NUL", name);
         if (rc == REEL_OK) {
             if (tmp.len)
                 memcpy(dst, tmp.data, tmp.len);
             dst[tmp.len] = '\0';
+            *len = tmp.len;
             *set = 1;
         }
     } else {
@@ -94,6 +96,7 @@ static int metadata_field(store_json_t *j, store_buf_t *meta, int *set)
 
 struct put_fields {
     int agent, native, meta;
+    size_t agent_len, native_len;
 };
 
 static int parse_put(api_req_t *rq, struct put_fields *f, store_json_error_t *e)
@@ -115,16 +118,18 @@ static int parse_put(api_req_t *rq, struct put_fields *f, store_json_error_t *e)
         if ((rc = store_json_string(&j, &key)) != REEL_OK ||
             (rc = store_json_expect(&j, ':')) != REEL_OK)
             break;
-        const char *k = store_buf_cstr(&key);
-        if (!strcmp(k, "agent"))
-            rc = string_field(&j, "agent", rq->agent, STORE_NAME_MAX, &f->agent);
-        else if (!strcmp(k, "native_session_id"))
-            rc = string_field(&j, "native_session_id", rq->native, STORE_NAME_MAX, &f->native);
-        else if (!strcmp(k, "metadata"))
+        /* By length: a key "agent\u0000x" is not "agent". */
+        if (store_buf_is(&key, "agent"))
+            rc = string_field(&j, "agent", rq->agent, STORE_NAME_MAX, &f->agent_len, &f->agent);
+        else if (store_buf_is(&key, "native_session_id"))
+            rc = string_field(&j, "native_session_id", rq->native, STORE_NAME_MAX, &f->native_len,
+                              &f->native);
+        else if (store_buf_is(&key, "metadata"))
             rc = metadata_field(&j, &rq->meta, &f->meta);
         else
             rc = store_json_fail(&j, REEL_EINVALID_PARAMETER,
-                                 "unknown field '%.64s' (expected agent, native_session_id, metadata)", k);
+                                 "unknown field '%.64s' (expected agent, native_session_id, metadata)",
+                                 store_buf_cstr(&key));
     }
     store_buf_release(&key);
     if (rc == REEL_OK)
@@ -140,7 +145,7 @@ static enum MHD_Result put_submit(api_req_t *rq)
 {
     if (rq->reject)
         return api__problem(rq, rq->reject, "%s", rq->reject_detail);
-    struct put_fields f = {0, 0, 0};
+    struct put_fields f = {0, 0, 0, 0, 0};
     store_json_error_t e;
     memset(&e, 0, sizeof e);
     int rc = parse_put(rq, &f, &e);
@@ -151,11 +156,11 @@ static enum MHD_Result put_submit(api_req_t *rq)
     store_batch_init(b, STORE_OP_SESSION_PUT, rq->session, rq->session_len);
     if (f.agent) {
         b->agent = rq->agent;
-        b->agent_len = strlen(rq->agent);
+        b->agent_len = f.agent_len;
     }
     if (f.native) {
         b->native_session_id = rq->native;
-        b->native_session_id_len = strlen(rq->native);
+        b->native_session_id_len = f.native_len;
     }
     if (f.meta) {
         b->metadata = rq->meta.data;
@@ -222,7 +227,9 @@ struct list {
 static int list_record(void *arg, const store_session_t *rec)
 {
     struct list *l = arg;
-    int match = (!l->agent || !strcmp(l->agent, rec->agent)) &&
+    /* By length: a stored agent may hold a NUL (the filter, a query value, cannot). */
+    int match = (!l->agent || (strlen(l->agent) == rec->agent_len &&
+                               !memcmp(l->agent, rec->agent, rec->agent_len))) &&
                 (l->status < 0 || l->status == rec->status);
     if (match && l->n >= l->limit) {
         l->more = 1;

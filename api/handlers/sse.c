@@ -57,6 +57,10 @@ static int fill(api_sse_t *s, int *moved)
         return rc;
     if (!c->feed)
         rc = api__session_readable(&r, c->session, c->session_len);
+    if (s->srv->evcache && !c->include_raw && !c->types[0]) {
+        r.cached = api__evcache_has; /* every event goes through api__render_event() */
+        r.cached_arg = s->srv->evcache;
+    }
     if (rc == REEL_OK) {
         replay_scan_t sc = {c->feed ? NULL : c->session, c->session_len,
                             c->types[0] ? c->types : NULL, SSE_BATCH, 0, 0};

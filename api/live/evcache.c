@@ -150,8 +150,9 @@ int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_vie
                       int include_raw)
 {
     api_evcache_t *c = srv->evcache;
+    int rc;
     if (!c || include_raw)
-        return replay_write_event(out, ev, include_raw);
+        return (rc = store_event_check(ev)) ? rc : replay_write_event(out, ev, include_raw);
     pthread_mutex_lock(&c->mu);
     struct ent *e = find(c, ev->position);
     if (e) {
@@ -164,11 +165,23 @@ int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_vie
     }
     c->misses++;
     pthread_mutex_unlock(&c->mu);
+    /* Not (or no longer) cached: a view the store did not hash is checked now. */
+    if ((rc = store_event_check(ev)) != REEL_OK)
+        return rc;
     size_t mark = out->len;
-    int rc = replay_write_event(out, ev, 0);
+    rc = replay_write_event(out, ev, 0);
     if (rc == REEL_OK && !store_buf_failed(out))
         insert(c, ev->position, out->data + mark, out->len - mark);
     return rc;
+}
+
+int api__evcache_has(void *arg, uint64_t position)
+{
+    api_evcache_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    int has = find(c, position) != NULL;
+    pthread_mutex_unlock(&c->mu);
+    return has;
 }
 
 /* The trampoline replay_restore() calls (replay knows nothing of the server). */

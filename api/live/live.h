@@ -85,6 +85,11 @@ int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_vie
 /* The same with a void * server, for replay_restore_opts_t.render. */
 int api__render_event_cb(void *srv, store_buf_t *out, const store_event_view_t *ev,
                          int include_raw);
+/* 1 when the envelope of 'position' is cached ('arg' is the api_evcache_t): the
+ * store_read_t.cached hook of reads whose every event goes through api__render_event()
+ * without raw, so a cached event's body is not hashed again (it was checked when it was
+ * rendered; a miss checks it then). */
+int api__evcache_has(void *arg, uint64_t position);
 void api__evcache_stats(api_evcache_t *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes);
 
 #endif

@@ -125,6 +125,7 @@ Test(replay_event, write_session_renders_nulls_and_metadata)
     strcpy(rec.id, "s1");
     rec.id_len = 2;
     strcpy(rec.agent, "claude");
+    rec.agent_len = 6;
     rec.status = STORE_ENDED;
     rec.created_ms = 1795352400123LL;
     rec.last_sequence = rec.event_count = 2;
