@@ -85,6 +85,7 @@ int store__grow(store_t *s, int adopt, size_t need)
         store__set_error("cannot grow the map to %zu bytes: %s", size, mdb_strerror(rc));
         return store__err_from_mdb(rc);
     }
+    store__guard_map(s); /* the map may have moved */
     pthread_mutex_lock(&s->mu);
     s->stats.map_grows += !adopt;
     pthread_mutex_unlock(&s->mu);
@@ -103,6 +104,8 @@ int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn)
             return rc;
     }
 }
+
+static int find_map(store_t *s, uintptr_t *start, uintptr_t *end);
 
 /* ---- open / close ---- */
 
@@ -147,11 +150,21 @@ static int is_new_store(store_t *s, MDB_txn *txn)
     return fresh;
 }
 
-/* Checks (or, in a new store, writes) the format-version record. */
-static int check_format(store_t *s, MDB_txn *txn, const char *dir)
+/* Checks (or, in a new store, writes) the format-version record. A store is only created
+ * where data.mdb did not exist before this open ('had_file' 0), or with 'create': an
+ * existing data.mdb without a store (emptied, truncated, another program's) is refused,
+ * since a new store there would give out again the sequences and positions clients of
+ * the old one already saw (issue 14, finding 5). */
+static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file, int create)
 {
     MDB_val k = {6, "format"}, v;
     int rc = mdb_get(txn, s->db_meta, &k, &v);
+    if (rc == MDB_NOTFOUND && had_file && !create) {
+        store__set_error("'%s/data.mdb' exists but holds no reel store (no format record); "
+                         "restore it from a backup, or start with --create to make a new, "
+                         "empty store there", dir);
+        return REEL_EFORMAT;
+    }
     if (rc == MDB_NOTFOUND && !s->read_only && is_new_store(s, txn)) {
         uint8_t be[4] = {0, 0, 0, STORE_FORMAT_VERSION};
         v.mv_size = 4, v.mv_data = be;
@@ -194,9 +207,39 @@ static int check_size(store_t *s, const char *dir)
     return REEL_ECORRUPT;
 }
 
-static int open_env(store_t *s, const char *dir, const store_options_t *opt)
+/* The checks of open_env() that read pages, run under STORE__GUARD: a damaged page met
+ * while opening refuses the store (REEL_ECORRUPT) instead of aborting. */
+static int open_checks(store_t *s, MDB_txn *txn, const char *dir, int had_file, int create)
 {
     int rc;
+    if ((rc = open_dbs(s, txn))) {
+        store__set_error("'%s' is not a reel data directory: %s", dir, mdb_strerror(rc));
+        return rc == MDB_NOTFOUND ? REEL_EFORMAT : store__err_from_mdb(rc);
+    }
+    return check_format(s, txn, dir, had_file, create);
+}
+
+/* 1 when 'dir'/data.mdb exists; an empty one is refused here unless 'create' (LMDB would
+ * silently make a new environment in it). */
+static int existing_file(const char *dir, int create, int *had_file)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    *had_file = stat(path, &st) == 0;
+    if (*had_file && st.st_size == 0 && !create) {
+        store__set_error("'%s' is empty: the store it held is gone; restore it from a backup, "
+                         "or start with --create to make a new, empty store there", path);
+        return REEL_EFORMAT;
+    }
+    return REEL_OK;
+}
+
+static int open_env(store_t *s, const char *dir, const store_options_t *opt)
+{
+    int rc, had_file;
+    if ((rc = existing_file(dir, opt->create, &had_file)))
+        return rc;
     if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
         (rc = mdb_env_set_maxreaders(s->env, MAX_READERS)) ||
         (rc = mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP))) {
@@ -208,9 +251,15 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
      * WRITEMAP (see docs/FORMAT.md). */
     unsigned flags = MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0) | (s->read_only ? MDB_RDONLY : 0);
     if ((rc = mdb_env_open(s->env, dir, flags, 0644))) {
+        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+            store__set_error("'%s/data.mdb' is not a reel store (%s); restore it from a "
+                             "backup, or move it away", dir, mdb_strerror(rc));
+            return REEL_EFORMAT;
+        }
         store__set_error("cannot open '%s': %s", dir, mdb_strerror(rc));
         return rc == ENOENT ? REEL_EFORMAT : store__err_from_mdb(rc);
     }
+    store__guard_install(s);
     if ((rc = check_size(s, dir)))
         return rc;
     int dead = 0;
@@ -220,12 +269,8 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
         store__set_error("cannot begin a transaction on '%s': %s", dir, mdb_strerror(rc));
         return store__err_from_mdb(rc);
     }
-    if ((rc = open_dbs(s, txn))) {
-        mdb_txn_abort(txn);
-        store__set_error("'%s' is not a reel data directory: %s", dir, mdb_strerror(rc));
-        return rc == MDB_NOTFOUND ? REEL_EFORMAT : store__err_from_mdb(rc);
-    }
-    if ((rc = check_format(s, txn, dir))) {
+    STORE__GUARD(s, rc, open_checks(s, txn, dir, had_file, opt->create));
+    if (rc) {
         mdb_txn_abort(txn);
         return rc;
     }
@@ -292,6 +337,13 @@ void store_close(store_t *s)
     pthread_mutex_destroy(&s->mu);
     pthread_rwlock_destroy(&s->resize_lock);
     free(s);
+}
+
+void store__guard_map(store_t *s)
+{
+    uintptr_t a, b;
+    if (find_map(s, &a, &b) == 0)
+        s->map_lo = a, s->map_hi = b;
 }
 
 /* LMDB does not tell where it mapped the file (me_mapaddr is only set with MDB_FIXEDMAP):

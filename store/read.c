@@ -1,4 +1,8 @@
-/* read.c -- reads on short read-only transactions (contract in store.h). */
+/* read.c -- reads on short read-only transactions (contract in store.h).
+ *
+ * Each public read runs its static twin under STORE__GUARD (guard.c), so that a damaged
+ * page gives REEL_ECORRUPT instead of an LMDB abort. A walk keeps its cursor in
+ * r->cursor_, where store_read_end() finds it when the walk was left by the guard. */
 #include <string.h>
 
 #include "store/store_int.h"
@@ -7,9 +11,10 @@
 
 /* Ends a cursor walk: 'stop' is a callback's (or decoder's) non-zero result, returned as
  * is; 'rc' is the last LMDB result, where MDB_NOTFOUND means the walk ran off the end. */
-static int walk_end(MDB_cursor *c, int stop, int rc)
+static int walk_end(store_read_t *r, int stop, int rc)
 {
-    mdb_cursor_close(c);
+    mdb_cursor_close(r->cursor_);
+    r->cursor_ = NULL;
     if (stop)
         return stop;
     return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
@@ -40,6 +45,10 @@ int store_read_begin(store_t *s, store_read_t *r)
 
 void store_read_end(store_read_t *r)
 {
+    if (r->cursor_) {
+        mdb_cursor_close(r->cursor_);
+        r->cursor_ = NULL;
+    }
     if (r->txn_) {
         mdb_txn_abort(TXN(r));
         r->txn_ = NULL;
@@ -48,7 +57,7 @@ void store_read_end(store_read_t *r)
     store_buf_release(&r->zbuf_);
 }
 
-int store_session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
+static int session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
 {
     if (!store_session_id_valid(id, id_len))
         return REEL_EINVALID_SESSION_ID;
@@ -75,11 +84,11 @@ static int emit(store_read_t *r, const char *id, size_t id_len, uint64_t pos, co
     return cb(arg, &ev);
 }
 
-int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
-                       size_t limit, store_event_cb cb, void *arg, int *more)
+static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
+                        size_t limit, store_event_cb cb, void *arg, int *more)
 {
     store_session_t rec;
-    int rc = store_session_get(r, id, id_len, &rec);
+    int rc = session_get(r, id, id_len, &rec);
     if (more)
         *more = 0;
     if (rc)
@@ -91,6 +100,7 @@ int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t 
     MDB_cursor *c;
     if ((rc = mdb_cursor_open(TXN(r), r->s->db_seqs, &c)))
         return store__err_from_mdb(rc);
+    r->cursor_ = c;
     uint8_t key[16];
     store__put_u64(key, rec.num);
     store__put_u64(key + 8, after + 1);
@@ -116,19 +126,19 @@ int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t 
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    return walk_end(c, stop, rc);
+    return walk_end(r, stop, rc);
 }
 
-int store_events_newest(store_read_t *r, const char *id, size_t id_len, size_t n,
-                        store_event_cb cb, void *arg)
+static int events_newest(store_read_t *r, const char *id, size_t id_len, size_t n,
+                         store_event_cb cb, void *arg)
 {
     store_session_t rec;
-    int rc = store_session_get(r, id, id_len, &rec);
+    int rc = session_get(r, id, id_len, &rec);
     if (rc)
         return rc;
     /* Sequences are dense, so the newest n start at last - n + 1: one seek, no scan. */
     uint64_t after = rec.last_sequence > n ? rec.last_sequence - n : 0;
-    return store_events_after(r, id, id_len, after, n, cb, arg, NULL);
+    return events_after(r, id, id_len, after, n, cb, arg, NULL);
 }
 
 /* Session id for an internal session number. */
@@ -138,8 +148,8 @@ static int session_name(store_read_t *r, const uint8_t num[8], MDB_val *name)
     return mdb_get(TXN(r), r->s->db_session_ids, &k, name);
 }
 
-int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
-                     void *arg, int *more)
+static int feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
+                      void *arg, int *more)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(TXN(r), r->s->db_events, &c);
@@ -147,6 +157,7 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
         *more = 0;
     if (rc)
         return store__err_from_mdb(rc);
+    r->cursor_ = c;
     uint8_t key[8], last_num[8] = {0};
     store__put_u64(key, after + 1);
     MDB_val k = {8, key}, v, name = {0, NULL};
@@ -176,10 +187,10 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    return walk_end(c, stop, rc);
+    return walk_end(r, stop, rc);
 }
 
-int store_tail_position(store_read_t *r, uint64_t *pos)
+static int tail_position(store_read_t *r, uint64_t *pos)
 {
     MDB_val k = {13, "last_position"}, v;
     int rc = mdb_get(TXN(r), r->s->db_meta, &k, &v);
@@ -187,8 +198,8 @@ int store_tail_position(store_read_t *r, uint64_t *pos)
     return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
 }
 
-int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
-                        store_session_cb cb, void *arg, int *more)
+static int sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
+                         store_session_cb cb, void *arg, int *more)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(TXN(r), r->s->db_sessions, &c);
@@ -196,6 +207,7 @@ int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, 
         *more = 0;
     if (rc)
         return store__err_from_mdb(rc);
+    r->cursor_ = c;
     MDB_val k = {cursor_len, (void *)cursor}, v;
     if (cursor && cursor_len) {
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -219,5 +231,53 @@ int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, 
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    return walk_end(c, stop, rc);
+    return walk_end(r, stop, rc);
+}
+
+/* ---- the guarded entry points ---- */
+
+int store_session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, session_get(r, id, id_len, out));
+    return rc;
+}
+
+int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
+                       size_t limit, store_event_cb cb, void *arg, int *more)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, events_after(r, id, id_len, after, limit, cb, arg, more));
+    return rc;
+}
+
+int store_events_newest(store_read_t *r, const char *id, size_t id_len, size_t n,
+                        store_event_cb cb, void *arg)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, events_newest(r, id, id_len, n, cb, arg));
+    return rc;
+}
+
+int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
+                     void *arg, int *more)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, feed_after(r, after, limit, cb, arg, more));
+    return rc;
+}
+
+int store_tail_position(store_read_t *r, uint64_t *pos)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, tail_position(r, pos));
+    return rc;
+}
+
+int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
+                        store_session_cb cb, void *arg, int *more)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, sessions_list(r, cursor, cursor_len, limit, cb, arg, more));
+    return rc;
 }

@@ -75,11 +75,17 @@ typedef struct store_options {
     int no_sync;     /* 1 = --sync=none: commits skip fsync (loses the newest commits on
                         power loss; the store stays consistent after a process crash). */
     int read_only;   /* 1 = no committer thread; appends fail with REEL_EUNAVAILABLE. */
+    int create;      /* 1 = may make a new store where data.mdb exists but holds none (empty,
+                        or an LMDB file without reel's format record). Without it such a
+                        directory is refused (REEL_EFORMAT); a missing data.mdb is always
+                        created (unless 'read_only'). */
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
  * 'opt' may be NULL for defaults. On success '*out' is a new handle (free with
- * store_close()). Errors: REEL_EFORMAT (format version differs; the message names both),
+ * store_close()). Errors: REEL_EFORMAT (format version differs, the message names both;
+ * or data.mdb exists but holds no reel store and 'create' is 0), REEL_ECORRUPT (a
+ * truncated data.mdb, or a damaged page met while opening),
  * REEL_EIO (with errno kept for store_last_error()), REEL_ENOMEM. */
 int store_open(const char *dir, const store_options_t *opt, store_t **out);
 
@@ -208,6 +214,7 @@ typedef struct store_read {
     store_t *s;         /* private */
     void *txn_;         /* private: MDB_txn */
     store_buf_t zbuf_;  /* private: decompression scratch */
+    void *cursor_;      /* private: the open MDB_cursor, closed by store_read_end() */
 } store_read_t;
 
 /* Begins a read snapshot. Returns REEL_OK or an error (then 'r' needs no end). */
@@ -336,6 +343,7 @@ typedef struct store_stats {
     uint64_t used_bytes;  /* pages in use * page size */
     uint64_t map_grows;   /* times the map grew */
     int failed;           /* 1 in fail-stop */
+    uint64_t corrupt_reads; /* reads that failed with REEL_ECORRUPT (a damaged page or value) */
 } store_stats_t;
 
 void store_get_stats(store_t *s, store_stats_t *out);
