@@ -109,9 +109,11 @@ static int find_map(store_t *s, uintptr_t *start, uintptr_t *end);
 
 /* ---- open / close ---- */
 
-static int open_dbs(store_t *s, MDB_txn *txn)
+/* Opens reel's databases; 'flags' MDB_CREATE only for a new store, so that a store whose
+ * main database lost a name (a damaged page) is refused rather than given a new, empty
+ * database under it. */
+static int open_dbs(store_t *s, MDB_txn *txn, unsigned f)
 {
-    unsigned f = s->read_only ? 0 : MDB_CREATE;
     int rc;
     if ((rc = mdb_dbi_open(txn, "meta", f, &s->db_meta)) ||
         (rc = mdb_dbi_open(txn, "sessions", f, &s->db_sessions)) ||
@@ -211,10 +213,32 @@ static int check_size(store_t *s, const char *dir)
  * while opening refuses the store (REEL_ECORRUPT) instead of aborting. */
 static int open_checks(store_t *s, MDB_txn *txn, const char *dir, int had_file, int create)
 {
-    int rc;
-    if ((rc = open_dbs(s, txn))) {
-        store__set_error("'%s' is not a reel data directory: %s", dir, mdb_strerror(rc));
-        return rc == MDB_NOTFOUND ? REEL_EFORMAT : store__err_from_mdb(rc);
+    MDB_dbi meta;
+    int rc = mdb_dbi_open(txn, "meta", 0, &meta);
+    if (rc == MDB_SUCCESS) { /* a store: every database must be there */
+        if ((rc = open_dbs(s, txn, 0))) {
+            store__set_error("'%s' is damaged: a database is missing (%s); run `reel verify` "
+                             "and restore from a backup", dir, mdb_strerror(rc));
+            return rc == MDB_NOTFOUND ? REEL_ECORRUPT : store__err_from_mdb(rc);
+        }
+        return check_format(s, txn, dir, had_file, create);
+    }
+    if (rc == MDB_NOTFOUND && had_file && !create) {
+        store__set_error("'%s/data.mdb' exists but holds no reel store (empty, another "
+                         "program's, or its names are damaged); restore it from a backup, or "
+                         "start with --create to make a new, empty store there", dir);
+        return REEL_EFORMAT;
+    }
+    if (rc == MDB_NOTFOUND && s->read_only) {
+        store__set_error("'%s' is not a reel data directory (no 'meta' database)", dir);
+        return REEL_EFORMAT;
+    }
+    if (rc != MDB_NOTFOUND || (rc = open_dbs(s, txn, MDB_CREATE))) {
+        int err = store__err_from_mdb(rc);
+        store__set_error("'%s' %s: %s", dir, err == REEL_ECORRUPT ? "is damaged (run `reel "
+                         "verify`; restore from a backup)" : "is not a reel data directory",
+                         mdb_strerror(rc));
+        return err;
     }
     return check_format(s, txn, dir, had_file, create);
 }

@@ -4,7 +4,7 @@
  * LMDB trusts its pages. On a damaged one it either asserts (mdb_assert_fail() calls the
  * env's assert callback, then abort()) or follows a bad offset or length and faults
  * (SIGSEGV, or SIGBUS past the end of the file). Reads therefore run under a per-thread
- * guard (STORE__GUARD in store_int.h): the assert callback, and a SIGSEGV/SIGBUS handler
+ * guard (STORE__GUARD in store_int.h): the assert callback and a SIGSEGV/SIGBUS handler
  * for faults inside the map, siglongjmp() back to the guarded call, which returns
  * REEL_ECORRUPT. The read transaction is then only aborted: a read-only LMDB transaction
  * takes no lock and changes no shared state while it reads, so leaving a read call in
@@ -85,12 +85,9 @@ int store__guard_caught(store_t *s, store__guard_t *g)
     return REEL_ECORRUPT;
 }
 
-int store__guard_end(store_t *s, store__guard_t *g, int rc)
+void store_note_corrupt(store_t *s)
 {
-    if (rc == REEL_ECORRUPT && !g->prev) { /* count once, at the outermost guard */
-        pthread_mutex_lock(&s->mu);
-        s->stats.corrupt_reads++;
-        pthread_mutex_unlock(&s->mu);
-    }
-    return rc;
+    pthread_mutex_lock(&s->mu);
+    s->stats.corrupt_reads++;
+    pthread_mutex_unlock(&s->mu);
 }

@@ -70,18 +70,31 @@ static int session_get(store_read_t *r, const char *id, size_t id_len, store_ses
     return store__session_decode(v.mv_data, v.mv_size, id, id_len, out);
 }
 
-/* Decodes the value at position 'pos' and hands it to 'cb'. */
+/* Decodes the value at position 'pos' and hands it to 'cb'. With 'want_num' non-zero the
+ * value must be sequence 'want_seq' of session number 'want_num' (the index pointed at it). */
 static int emit(store_read_t *r, const char *id, size_t id_len, uint64_t pos, const MDB_val *v,
-                store_event_cb cb, void *arg)
+                uint64_t want_num, uint64_t want_seq, store_event_cb cb, void *arg)
 {
     store_event_view_t ev = {0};
     uint64_t num;
     int rc = store__value_decode(pos, v->mv_data, v->mv_size, &r->zbuf_, &ev, &num);
     if (rc)
         return rc;
+    if (want_num && (num != want_num || ev.sequence != want_seq)) {
+        store__set_error("session '%.*s' sequence %llu: the index points at another event",
+                         (int)id_len, id, (unsigned long long)want_seq);
+        return REEL_ECORRUPT;
+    }
     ev.session = id;
     ev.session_len = id_len;
     return cb(arg, &ev);
+}
+
+static int index_damaged(const store_session_t *rec, uint64_t seq)
+{
+    store__set_error("session '%.*s': its sequence index is damaged at sequence %llu",
+                     (int)rec->id_len, rec->id, (unsigned long long)seq);
+    return REEL_ECORRUPT;
 }
 
 static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
@@ -107,10 +120,18 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
     MDB_val k = {16, key}, v;
     size_t n = 0;
     int stop = 0;
+    /* Sequences are dense from 1 to the record's last_sequence (docs/FORMAT.md): a gap, a
+     * key past the last one, or an index that ends early is damage, never a short answer
+     * (a session cut short would be served with hasMore:false). */
+    uint64_t want = after + 1;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
         if (k.mv_size != 16 || memcmp(k.mv_data, key, 8))
             break;
+        if (store__get_u64((uint8_t *)k.mv_data + 8) != want || want > rec.last_sequence) {
+            stop = index_damaged(&rec, want);
+            break;
+        }
         if (n == limit) {
             if (more)
                 *more = 1;
@@ -121,11 +142,15 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
             stop = REEL_ECORRUPT; /* the index points at no event */
             break;
         }
-        if ((stop = emit(r, rec.id, rec.id_len, store__get_u64(v.mv_data), &ev, cb, arg)))
+        if ((stop = emit(r, rec.id, rec.id_len, store__get_u64(v.mv_data), &ev, rec.num, want,
+                         cb, arg)))
             break;
         n++;
+        want++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
+    if (!stop && n < limit && want != rec.last_sequence + 1 && (rc == 0 || rc == MDB_NOTFOUND))
+        stop = index_damaged(&rec, want); /* the index ended before the last sequence */
     return walk_end(r, stop, rc);
 }
 
@@ -182,7 +207,8 @@ static int feed_after(store_read_t *r, uint64_t after, size_t limit, store_event
                 break;
             }
         }
-        if ((stop = emit(r, name.mv_data, name.mv_size, store__get_u64(k.mv_data), &v, cb, arg)))
+        if ((stop = emit(r, name.mv_data, name.mv_size, store__get_u64(k.mv_data), &v, 0, 0, cb,
+                         arg)))
             break;
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);

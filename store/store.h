@@ -343,9 +343,13 @@ typedef struct store_stats {
     uint64_t used_bytes;  /* pages in use * page size */
     uint64_t map_grows;   /* times the map grew */
     int failed;           /* 1 in fail-stop */
-    uint64_t corrupt_reads; /* reads that failed with REEL_ECORRUPT (a damaged page or value) */
+    uint64_t corrupt_reads; /* reads answered REEL_ECORRUPT, as told by store_note_corrupt() */
 } store_stats_t;
 
 void store_get_stats(store_t *s, store_stats_t *out);
+/* Counts one read that failed with REEL_ECORRUPT (a damaged page or value). The caller
+ * that answers the error calls it once per failed request: the store cannot, since
+ * decoders above it (replay/) find damage in values too. Thread-safe. */
+void store_note_corrupt(store_t *s);
 
 #endif

@@ -66,8 +66,6 @@ void store__guard_install(store_t *s);
 void store__guard_map(store_t *s);
 /* The caught path of STORE__GUARD: sets the error text; REEL_ECORRUPT. */
 int store__guard_caught(store_t *s, store__guard_t *g);
-/* Ends a guard: counts a REEL_ECORRUPT of the outermost guard as a corrupt read. */
-int store__guard_end(store_t *s, store__guard_t *g, int rc);
 
 /* Runs 'call' (an int expression that reads the map) so that an LMDB assertion or a fault
  * inside the map on a damaged page makes 'rc' REEL_ECORRUPT instead of ending the process.
@@ -83,7 +81,6 @@ int store__guard_end(store_t *s, store__guard_t *g, int rc);
         } else {                                                    \
             (rc_) = store__guard_caught((s_), &g_);                 \
         }                                                           \
-        (rc_) = store__guard_end((s_), &g_, (rc_));                 \
     } while (0)
 
 /* ---- keys (big-endian) ---- */
