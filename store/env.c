@@ -163,7 +163,7 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
     int rc = mdb_get(txn, s->db_meta, &k, &v);
     if (rc == MDB_NOTFOUND && had_file && !create) {
         store__set_error("'%s/data.mdb' exists but holds no reel store (no format record); "
-                         "restore it from a backup, or start with --create to make a new, "
+                         "restore it from a backup, or run `reel serve --create` to make a new, "
                          "empty store there", dir);
         return REEL_EFORMAT;
     }
@@ -226,7 +226,7 @@ static int open_checks(store_t *s, MDB_txn *txn, const char *dir, int had_file, 
     if (rc == MDB_NOTFOUND && had_file && !create) {
         store__set_error("'%s/data.mdb' exists but holds no reel store (empty, another "
                          "program's, or its names are damaged); restore it from a backup, or "
-                         "start with --create to make a new, empty store there", dir);
+                         "run `reel serve --create` to make a new, empty store there", dir);
         return REEL_EFORMAT;
     }
     if (rc == MDB_NOTFOUND && s->read_only) {
@@ -253,7 +253,7 @@ static int existing_file(const char *dir, int create, int *had_file)
     *had_file = stat(path, &st) == 0;
     if (*had_file && st.st_size == 0 && !create) {
         store__set_error("'%s' is empty: the store it held is gone; restore it from a backup, "
-                         "or start with --create to make a new, empty store there", path);
+                         "or run `reel serve --create` to make a new, empty store there", path);
         return REEL_EFORMAT;
     }
     return REEL_OK;
