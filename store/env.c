@@ -153,8 +153,9 @@ static int is_new_store(store_t *s, MDB_txn *txn)
 }
 
 /* Checks (or, in a new store, writes) the format-version record. A store is only created
- * where data.mdb did not exist before this open ('had_file' 0), or with 'create': an
- * existing data.mdb without a store (emptied, truncated, another program's) is refused,
+ * where data.mdb did not exist before this open ('had_file' 0; also when LMDB never
+ * committed a transaction in it, a creation cut short), or with 'create': an existing
+ * data.mdb without a store (emptied, truncated, another program's) is refused,
  * since a new store there would give out again the sequences and positions clients of
  * the old one already saw (issue 14, finding 5). */
 static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file, int create)
@@ -223,6 +224,9 @@ static int open_checks(store_t *s, MDB_txn *txn, const char *dir, int had_file, 
         }
         return check_format(s, txn, dir, had_file, create);
     }
+    MDB_envinfo info;
+    if (had_file && mdb_env_info(s->env, &info) == 0 && info.me_last_txnid == 0)
+        had_file = 0; /* LMDB's initial meta pages only: a creation that failed to commit */
     if (rc == MDB_NOTFOUND && had_file && !create) {
         store__set_error("'%s/data.mdb' exists but holds no reel store (empty, another "
                          "program's, or its names are damaged); restore it from a backup, or "
