@@ -1,19 +1,21 @@
 /* guard.c -- keeps a damaged page of data.mdb from killing the process (docs/DESIGN.md,
- * "Damaged pages").
+ * "Read path", damaged pages).
  *
  * LMDB trusts its pages. On a damaged one it either asserts (mdb_assert_fail() calls the
  * env's assert callback, then abort()) or follows a bad offset or length and faults
  * (SIGSEGV, or SIGBUS past the end of the file). Reads therefore run under a per-thread
  * guard (STORE__GUARD in store_int.h): the assert callback and a SIGSEGV/SIGBUS handler
- * for faults inside the map, siglongjmp() back to the guarded call, which returns
- * REEL_ECORRUPT. The read transaction is then only aborted: a read-only LMDB transaction
+ * for faults inside the map or inside LMDB's code siglongjmp() back to the guarded call,
+ * which returns REEL_ECORRUPT. The read transaction is then only aborted: a read-only LMDB transaction
  * takes no lock and changes no shared state while it reads, so leaving a read call in
  * the middle leaks nothing but its own cursor, which the guard closes (store_read_t).
  * Unguarded threads (the committer) keep LMDB's behaviour: the assert aborts.
  */
+#include <link.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <ucontext.h>
 
 #include "store/store_int.h"
 
@@ -22,9 +24,10 @@ __thread store__guard_t *store__guard_top;
 static struct sigaction old_segv, old_bus;
 static pthread_once_t installed = PTHREAD_ONCE_INIT;
 
+static uintptr_t lmdb_lo, lmdb_hi; /* liblmdb's code, found once by install() */
+
 /* 1 if 'addr' is in the map of the guarded store, or within 4 GiB past its end (an LMDB
- * length is 32 bits, so a damaged one reads at most that far). A fault anywhere else is
- * a bug, not damage, and must crash as before. */
+ * length is 32 bits, so a damaged one reads at most that far). */
 static int in_map(const store__guard_t *g, uintptr_t addr)
 {
     const store_t *s = g->s;
@@ -33,12 +36,35 @@ static int in_map(const store__guard_t *g, uintptr_t addr)
     return addr >= s->map_lo && addr - s->map_lo < s->map_hi - s->map_lo + (1ull << 32);
 }
 
+/* The faulting instruction's address, or 0 where this build does not know the layout. */
+static uintptr_t fault_pc(void *uc)
+{
+    const ucontext_t *u = uc;
+#if defined(__x86_64__)
+    return (uintptr_t)u->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)u->uc_mcontext.pc;
+#else
+    (void)u;
+    return 0;
+#endif
+}
+
+/* A fault under a guard is damage when it reads the map, or when LMDB's own code faults
+ * (a damaged node's flags send it through a NULL cursor, seen with F_DUPDATA set on a
+ * plain database). A fault anywhere else is a bug in reel and must crash as before. */
+static int is_damage(const store__guard_t *g, const siginfo_t *si, void *uc)
+{
+    uintptr_t pc = fault_pc(uc);
+    return in_map(g, (uintptr_t)si->si_addr) || (pc >= lmdb_lo && pc < lmdb_hi);
+}
+
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
     store__guard_t *g = store__guard_top;
-    if (g && in_map(g, (uintptr_t)si->si_addr)) {
+    if (g && is_damage(g, si, uc)) {
         g->what = sig == SIGBUS ? "a read past the end of data.mdb (SIGBUS)"
-                                : "a read outside the page (SIGSEGV)";
+                                : "a fault in LMDB or outside a page (SIGSEGV)";
         store__guard_top = g->prev;
         siglongjmp(g->jb, 1);
     }
@@ -46,8 +72,24 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     sigaction(sig, sig == SIGBUS ? &old_bus : &old_segv, NULL);
 }
 
+/* dl_iterate_phdr() callback: the executable segment of the object holding mdb_get(). */
+static int find_lmdb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    uintptr_t fn = (uintptr_t)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && fn >= lo && fn < hi) {
+            lmdb_lo = lo, lmdb_hi = hi;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void install(void)
 {
+    dl_iterate_phdr(find_lmdb, (void *)(uintptr_t)&mdb_get);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;

@@ -67,8 +67,9 @@ void store__guard_map(store_t *s);
 /* The caught path of STORE__GUARD: sets the error text; REEL_ECORRUPT. */
 int store__guard_caught(store_t *s, store__guard_t *g);
 
-/* Runs 'call' (an int expression that reads the map) so that an LMDB assertion or a fault
- * inside the map on a damaged page makes 'rc' REEL_ECORRUPT instead of ending the process.
+/* Runs 'call' (an int expression that reads the map) so that an LMDB assertion, or a fault
+ * inside the map or inside LMDB, on a damaged page makes 'rc' REEL_ECORRUPT instead of
+ * ending the process.
  * The caller MUST keep every resource it needs to release (the read, its cursor) outside
  * 'call''s own frame: after a catch, 'call' never returns. */
 #define STORE__GUARD(s_, rc_, call_)                                \

@@ -18,7 +18,7 @@ enum MHD_Result api__health(api_req_t *rq, const char *data, size_t *size)
         return api__problem(rq, REEL_EUNAVAILABLE,
                             "the store stopped after a failed commit; restart the server");
     }
-    /* Damaged pages fail only the reads that meet them (docs/DESIGN.md, "Damaged pages"):
+    /* Damaged pages fail only the reads that meet them (docs/DESIGN.md, "Read path"):
      * the server stays up, and says here that the store needs `reel verify`. */
     store_buf_printf(&out, "{\"status\":\"%s\",\"corrupt_reads\":%llu}",
                      st.corrupt_reads ? "degraded" : "ok", (unsigned long long)st.corrupt_reads);
