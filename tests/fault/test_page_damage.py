@@ -260,6 +260,8 @@ def check(title, counts, log):
     for line in log[:20]:
         print("  ! " + line)
     assert counts["crashed"] == 0, log
+    assert counts["served_wrong"] == 0, log
+    assert counts["unnamed_500"] == 0 and counts["unreported"] == 0, log
 
 
 def test_every_branch_and_leaf_page_zeroed_in_turn(tmp_path):
