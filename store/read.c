@@ -57,6 +57,45 @@ void store_read_end(store_read_t *r)
     store_buf_release(&r->zbuf_);
 }
 
+/* 1 if the sessions entry 'k' is sound: a valid id whose record's number maps back to it
+ * through session_ids. */
+static int entry_sound(store_read_t *r, const MDB_val *k, const MDB_val *v)
+{
+    store_session_t rec;
+    uint8_t num[8];
+    MDB_val nk = {8, num}, name;
+    if (!store_session_id_valid(k->mv_data, k->mv_size) ||
+        store__session_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, &rec))
+        return 0;
+    store__put_u64(num, rec.num);
+    return mdb_get(TXN(r), r->s->db_session_ids, &nk, &name) == 0 &&
+           name.mv_size == k->mv_size && !memcmp(name.mv_data, k->mv_data, k->mv_size);
+}
+
+/* A session id was not found: REEL_ESESSION_NOT_FOUND if that is true, REEL_ECORRUPT if the
+ * entries where it would sit are damaged (a flipped key size hides a session: the 404
+ * would be a wrong answer). Only the not-found path pays for it. */
+static int confirm_absent(store_read_t *r, const char *id, size_t id_len)
+{
+    MDB_cursor *c;
+    if (mdb_cursor_open(TXN(r), r->s->db_sessions, &c))
+        return REEL_ESESSION_NOT_FOUND; /* cannot check: keep the lookup's answer */
+    r->cursor_ = c;
+    MDB_val k = {id_len, (void *)id}, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), sound = 1;
+    if (rc == 0)
+        sound = entry_sound(r, &k, &v);
+    rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
+    if (sound && rc == 0)
+        sound = entry_sound(r, &k, &v);
+    mdb_cursor_close(c);
+    r->cursor_ = NULL;
+    if (sound)
+        return REEL_ESESSION_NOT_FOUND;
+    store__set_error("the sessions database is damaged near '%.*s'", (int)id_len, id);
+    return REEL_ECORRUPT;
+}
+
 static int session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
 {
     if (!store_session_id_valid(id, id_len))
@@ -64,7 +103,7 @@ static int session_get(store_read_t *r, const char *id, size_t id_len, store_ses
     MDB_val k = {id_len, (void *)id}, v;
     int rc = mdb_get(TXN(r), r->s->db_sessions, &k, &v);
     if (rc == MDB_NOTFOUND)
-        return REEL_ESESSION_NOT_FOUND;
+        return confirm_absent(r, id, id_len);
     if (rc)
         return store__err_from_mdb(rc);
     return store__session_decode(v.mv_data, v.mv_size, id, id_len, out);
