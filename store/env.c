@@ -44,6 +44,9 @@ int store__err_from_mdb(int rc)
     case ENOMEM: return REEL_ENOMEM;
     case ENOSPC: case EDQUOT: case MDB_MAP_FULL: return REEL_EFULL;
     case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: return REEL_ECORRUPT;
+    /* Only a damaged page makes these (a branch pointing back up the tree; a database
+     * record whose flags changed): found by tests/fault/test_page_damage.py. */
+    case MDB_CURSOR_FULL: case MDB_INCOMPATIBLE: return REEL_ECORRUPT;
     case MDB_VERSION_MISMATCH: return REEL_EFORMAT;
     case MDB_PANIC: return REEL_EUNAVAILABLE;
     default: return REEL_EIO;
