@@ -218,6 +218,7 @@ def trial(pristine, expected, tmp, harm, counts, log):
         crashed |= srv.proc.returncode != 1
     text = srv.stop()
     crashed |= "Assertion" in text and srv.proc.returncode != 1 and not server_refused
+    crashed |= any(m in out or m in text for m in faultlib.SANITIZER_MARKS)  # ASan builds
     value_wrong = []
     for path in wrong:
         s = session_of(path)
