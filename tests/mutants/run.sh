@@ -21,6 +21,7 @@ ack-before-commit|REEL_KILL_ROUNDS=20 /usr/bin/python3 -m pytest -x -q -p no:cac
 unchained-hash|REEL_KILL_ROUNDS=2 /usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_crash.py|stores hashes that do not chain to the previous event
 no-fail-stop|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k "test_serve_fault and fdatasync"|keeps accepting appends after an fsync failed (fsyncgate)
 full-disk-fail-stop|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_faults.py -k test_serve_disk_full_then_space_back|stops for good when the disk is full instead of resuming when space is back
+unguarded-reads|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_page_damage.py -k every_branch|lets a damaged page abort verify and the server (LMDB asserts, issue 14)
 '
 
 make --no-print-directory -s "$BUILD/reel" build/fault/faultfs.so >/dev/null || exit 1
