@@ -43,6 +43,11 @@
  *  - Ownership: the store never takes ownership of caller memory. A submitted batch and
  *    everything it points to MUST stay valid and unmodified until its 'done' callback ran
  *    (store_append() returns).
+ *  - Damaged pages: reads run under a guard (store/guard.c) that leaves the call by
+ *    siglongjmp() when LMDB asserts or faults on a damaged page, and the read returns
+ *    REEL_ECORRUPT. Callbacks run under it too, so they MUST NOT hold a lock (or be inside
+ *    anything that cannot be abandoned) while they read a view's bytes: render first,
+ *    then lock (api/live/evcache.c does). The read must still be ended as usual.
  *  - Errors: every int-returning function returns REEL_OK (0) or a reel_err (err.h).
  *  - Durability: with sync on (the default) a batch completes with REEL_OK only after
  *    mdb_txn_commit() returned 0, i.e. after fdatasync of the data and a synchronous meta
