@@ -44,6 +44,9 @@ int store__err_from_mdb(int rc)
     case ENOMEM: return REEL_ENOMEM;
     case ENOSPC: case EDQUOT: case MDB_MAP_FULL: return REEL_EFULL;
     case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: return REEL_ECORRUPT;
+    /* Only a damaged page makes these (a branch pointing back up the tree; a database
+     * record whose flags changed): found by tests/fault/test_page_damage.py. */
+    case MDB_CURSOR_FULL: case MDB_INCOMPATIBLE: return REEL_ECORRUPT;
     case MDB_VERSION_MISMATCH: return REEL_EFORMAT;
     case MDB_PANIC: return REEL_EUNAVAILABLE;
     default: return REEL_EIO;
@@ -85,6 +88,7 @@ int store__grow(store_t *s, int adopt, size_t need)
         store__set_error("cannot grow the map to %zu bytes: %s", size, mdb_strerror(rc));
         return store__err_from_mdb(rc);
     }
+    store__guard_map(s); /* the map may have moved */
     pthread_mutex_lock(&s->mu);
     s->stats.map_grows += !adopt;
     pthread_mutex_unlock(&s->mu);
@@ -104,11 +108,15 @@ int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn)
     }
 }
 
+static int find_map(store_t *s, uintptr_t *start, uintptr_t *end);
+
 /* ---- open / close ---- */
 
-static int open_dbs(store_t *s, MDB_txn *txn)
+/* Opens reel's databases; 'flags' MDB_CREATE only for a new store, so that a store whose
+ * main database lost a name (a damaged page) is refused rather than given a new, empty
+ * database under it. */
+static int open_dbs(store_t *s, MDB_txn *txn, unsigned f)
 {
-    unsigned f = s->read_only ? 0 : MDB_CREATE;
     int rc;
     if ((rc = mdb_dbi_open(txn, "meta", f, &s->db_meta)) ||
         (rc = mdb_dbi_open(txn, "sessions", f, &s->db_sessions)) ||
@@ -147,11 +155,22 @@ static int is_new_store(store_t *s, MDB_txn *txn)
     return fresh;
 }
 
-/* Checks (or, in a new store, writes) the format-version record. */
-static int check_format(store_t *s, MDB_txn *txn, const char *dir)
+/* Checks (or, in a new store, writes) the format-version record. A store is only created
+ * where data.mdb did not exist before this open ('had_file' 0; also when LMDB never
+ * committed a transaction in it, a creation cut short), or with 'create': an existing
+ * data.mdb without a store (emptied, truncated, another program's) is refused,
+ * since a new store there would give out again the sequences and positions clients of
+ * the old one already saw (issue 14, finding 5). */
+static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file, int create)
 {
     MDB_val k = {6, "format"}, v;
     int rc = mdb_get(txn, s->db_meta, &k, &v);
+    if (rc == MDB_NOTFOUND && had_file && !create) {
+        store__set_error("'%s/data.mdb' exists but holds no reel store (no format record); "
+                         "restore it from a backup, or run `reel serve --create` to make a new, "
+                         "empty store there", dir);
+        return REEL_EFORMAT;
+    }
     if (rc == MDB_NOTFOUND && !s->read_only && is_new_store(s, txn)) {
         uint8_t be[4] = {0, 0, 0, STORE_FORMAT_VERSION};
         v.mv_size = 4, v.mv_data = be;
@@ -194,9 +213,64 @@ static int check_size(store_t *s, const char *dir)
     return REEL_ECORRUPT;
 }
 
+/* The checks of open_env() that read pages, run under STORE__GUARD: a damaged page met
+ * while opening refuses the store (REEL_ECORRUPT) instead of aborting. */
+static int open_checks(store_t *s, MDB_txn *txn, const char *dir, int had_file, int create)
+{
+    MDB_dbi meta;
+    int rc = mdb_dbi_open(txn, "meta", 0, &meta);
+    if (rc == MDB_SUCCESS) { /* a store: every database must be there */
+        if ((rc = open_dbs(s, txn, 0))) {
+            store__set_error("'%s' is damaged: a database is missing (%s); run `reel verify` "
+                             "and restore from a backup", dir, mdb_strerror(rc));
+            return rc == MDB_NOTFOUND ? REEL_ECORRUPT : store__err_from_mdb(rc);
+        }
+        return check_format(s, txn, dir, had_file, create);
+    }
+    MDB_envinfo info;
+    if (had_file && mdb_env_info(s->env, &info) == 0 && info.me_last_txnid == 0)
+        had_file = 0; /* LMDB's initial meta pages only: a creation that failed to commit */
+    if (rc == MDB_NOTFOUND && had_file && !create) {
+        store__set_error("'%s/data.mdb' exists but holds no reel store (empty, another "
+                         "program's, or its names are damaged); restore it from a backup, or "
+                         "run `reel serve --create` to make a new, empty store there", dir);
+        return REEL_EFORMAT;
+    }
+    if (rc == MDB_NOTFOUND && s->read_only) {
+        store__set_error("'%s' is not a reel data directory (no 'meta' database)", dir);
+        return REEL_EFORMAT;
+    }
+    if (rc != MDB_NOTFOUND || (rc = open_dbs(s, txn, MDB_CREATE))) {
+        int err = store__err_from_mdb(rc);
+        store__set_error("'%s' %s: %s", dir, err == REEL_ECORRUPT ? "is damaged (run `reel "
+                         "verify`; restore from a backup)" : "is not a reel data directory",
+                         mdb_strerror(rc));
+        return err;
+    }
+    return check_format(s, txn, dir, had_file, create);
+}
+
+/* 1 when 'dir'/data.mdb exists; an empty one is refused here unless 'create' (LMDB would
+ * silently make a new environment in it). */
+static int existing_file(const char *dir, int create, int *had_file)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    *had_file = stat(path, &st) == 0;
+    if (*had_file && st.st_size == 0 && !create) {
+        store__set_error("'%s' is empty: the store it held is gone; restore it from a backup, "
+                         "or run `reel serve --create` to make a new, empty store there", path);
+        return REEL_EFORMAT;
+    }
+    return REEL_OK;
+}
+
 static int open_env(store_t *s, const char *dir, const store_options_t *opt)
 {
-    int rc;
+    int rc, had_file;
+    if ((rc = existing_file(dir, opt->create, &had_file)))
+        return rc;
     if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
         (rc = mdb_env_set_maxreaders(s->env, MAX_READERS)) ||
         (rc = mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP))) {
@@ -208,9 +282,15 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
      * WRITEMAP (see docs/FORMAT.md). */
     unsigned flags = MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0) | (s->read_only ? MDB_RDONLY : 0);
     if ((rc = mdb_env_open(s->env, dir, flags, 0644))) {
+        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+            store__set_error("'%s/data.mdb' is not a reel store (%s); restore it from a "
+                             "backup, or move it away", dir, mdb_strerror(rc));
+            return REEL_EFORMAT;
+        }
         store__set_error("cannot open '%s': %s", dir, mdb_strerror(rc));
         return rc == ENOENT ? REEL_EFORMAT : store__err_from_mdb(rc);
     }
+    store__guard_install(s);
     if ((rc = check_size(s, dir)))
         return rc;
     int dead = 0;
@@ -220,12 +300,8 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
         store__set_error("cannot begin a transaction on '%s': %s", dir, mdb_strerror(rc));
         return store__err_from_mdb(rc);
     }
-    if ((rc = open_dbs(s, txn))) {
-        mdb_txn_abort(txn);
-        store__set_error("'%s' is not a reel data directory: %s", dir, mdb_strerror(rc));
-        return rc == MDB_NOTFOUND ? REEL_EFORMAT : store__err_from_mdb(rc);
-    }
-    if ((rc = check_format(s, txn, dir))) {
+    STORE__GUARD(s, rc, open_checks(s, txn, dir, had_file, opt->create));
+    if (rc) {
         mdb_txn_abort(txn);
         return rc;
     }
@@ -292,6 +368,13 @@ void store_close(store_t *s)
     pthread_mutex_destroy(&s->mu);
     pthread_rwlock_destroy(&s->resize_lock);
     free(s);
+}
+
+void store__guard_map(store_t *s)
+{
+    uintptr_t a, b;
+    if (find_map(s, &a, &b) == 0)
+        s->map_lo = a, s->map_hi = b;
 }
 
 /* LMDB does not tell where it mapped the file (me_mapaddr is only set with MDB_FIXEDMAP):

@@ -6,8 +6,13 @@
  * section 4). A walk of one session must also see its sequences dense up to the record's
  * last_seq, the last one carrying the record's hash. So a flipped byte in a value, an
  * index entry or a session record's last_seq/hash gives REEL_ECORRUPT naming the session
- * and sequence (store_read_corruption()), counted in store_stats_t.reads_corrupt and
- * logged on stderr, never altered or missing events. */
+ * and sequence (store_read_corruption()), logged on stderr (the server counts the answer:
+ * store_note_corrupt()), never altered or missing events.
+ *
+ * Each public read runs its static twin under STORE__GUARD (guard.c), so that a damaged
+ * page gives REEL_ECORRUPT instead of an LMDB abort. A walk keeps its cursor in the read
+ * (store__cursor_push), where store_read_end() finds it when the walk was left by the
+ * guard. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,18 +42,15 @@ static int corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t seq,
     for (char *c = corrupt_text; *c; c++) /* damaged names must not put bytes in the log */
         if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
             *c = '?';
-    pthread_mutex_lock(&r->s->mu);
-    r->s->stats.reads_corrupt++;
-    pthread_mutex_unlock(&r->s->mu);
     fprintf(stderr, "reel: store_corrupt: %s\n", corrupt_text);
     return REEL_ECORRUPT;
 }
 
 /* Ends a cursor walk: 'stop' is a callback's (or decoder's) non-zero result, returned as
  * is; 'rc' is the last LMDB result, where MDB_NOTFOUND means the walk ran off the end. */
-static int walk_end(MDB_cursor *c, int stop, int rc)
+static int walk_end(store_read_t *r, MDB_cursor *c, int stop, int rc)
 {
-    mdb_cursor_close(c);
+    store__cursor_close(r, c);
     if (stop)
         return stop;
     return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
@@ -80,6 +82,8 @@ int store_read_begin(store_t *s, store_read_t *r)
 
 void store_read_end(store_read_t *r)
 {
+    while (r->n_cursors_) /* left open by a walk a guard left */
+        mdb_cursor_close(r->cursors_[--r->n_cursors_]);
     if (r->txn_) {
         mdb_txn_abort(TXN(r));
         r->txn_ = NULL;
@@ -88,17 +92,59 @@ void store_read_end(store_read_t *r)
     store_buf_release(&r->zbuf_);
 }
 
-int store_session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
+/* 1 if the sessions entry 'k' is sound: a valid id whose record's number maps back to it
+ * through session_ids. */
+static int entry_sound(store_read_t *r, const MDB_val *k, const MDB_val *v)
+{
+    store_session_t rec;
+    uint8_t num[8];
+    MDB_val nk = {8, num}, name;
+    if (!store_session_id_valid(k->mv_data, k->mv_size) ||
+        store__session_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, &rec))
+        return 0;
+    store__put_u64(num, rec.num);
+    return mdb_get(TXN(r), r->s->db_session_ids, &nk, &name) == 0 &&
+           name.mv_size == k->mv_size && !memcmp(name.mv_data, k->mv_data, k->mv_size);
+}
+
+/* A session id was not found: REEL_ESESSION_NOT_FOUND if that is true, REEL_ECORRUPT if the
+ * entries where it would sit are damaged (a flipped key size hides a session: the 404
+ * would be a wrong answer). Only the not-found path pays for it. */
+static int confirm_absent(store_read_t *r, const char *id, size_t id_len)
+{
+    MDB_cursor *c;
+    if (mdb_cursor_open(TXN(r), r->s->db_sessions, &c))
+        return REEL_ESESSION_NOT_FOUND; /* cannot check: keep the lookup's answer */
+    store__cursor_push(r, c);
+    MDB_val k = {id_len, (void *)id}, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), sound = 1;
+    if (rc == 0)
+        sound = entry_sound(r, &k, &v);
+    rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV) : mdb_cursor_get(c, &k, &v, MDB_LAST);
+    if (sound && rc == 0)
+        sound = entry_sound(r, &k, &v);
+    store__cursor_close(r, c);
+    if (sound)
+        return REEL_ESESSION_NOT_FOUND;
+    store__set_error("the sessions database is damaged near '%.*s'", (int)id_len, id);
+    return REEL_ECORRUPT;
+}
+
+static int session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
 {
     if (!store_session_id_valid(id, id_len))
         return REEL_EINVALID_SESSION_ID;
     MDB_val k = {id_len, (void *)id}, v;
     int rc = mdb_get(TXN(r), r->s->db_sessions, &k, &v);
     if (rc == MDB_NOTFOUND)
-        return REEL_ESESSION_NOT_FOUND;
+        return confirm_absent(r, id, id_len);
     if (rc)
         return store__err_from_mdb(rc);
-    return store__session_decode(v.mv_data, v.mv_size, id, id_len, out);
+    rc = store__session_decode(v.mv_data, v.mv_size, id, id_len, out);
+    if (rc == REEL_ECORRUPT) /* name the session (and the last sequence it claims) */
+        return corrupt(r, id, id_len, out->last_sequence, 0,
+                       "the session record fails its checks (count, last sequence, number)");
+    return rc;
 }
 
 /* The chain hash stored in the event before (num, seq) into 'out': 32 zero bytes for
@@ -176,11 +222,11 @@ int store_event_check(const store_event_view_t *ev)
     return ev->unchecked ? check_chain(ev) : REEL_OK;
 }
 
-int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
-                       size_t limit, store_event_cb cb, void *arg, int *more)
+static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
+                        size_t limit, store_event_cb cb, void *arg, int *more)
 {
     store_session_t rec;
-    int rc = store_session_get(r, id, id_len, &rec);
+    int rc = session_get(r, id, id_len, &rec);
     if (more)
         *more = 0;
     if (rc)
@@ -205,6 +251,7 @@ int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t 
     MDB_cursor *c;
     if ((rc = mdb_cursor_open(TXN(r), r->s->db_seqs, &c)))
         return store__err_from_mdb(rc);
+    store__cursor_push(r, c);
     store__put_u64(key + 8, after + 1);
     size_t n = 0;
     int stop = 0;
@@ -243,19 +290,19 @@ int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t 
     /* The walk ended before the limit and before last_seq: the index lost entries. */
     if (!stop && (rc == 0 || rc == MDB_NOTFOUND) && n < limit && x.seq <= rec.last_sequence)
         stop = corrupt(r, rec.id, rec.id_len, x.seq, 0, "the sequence index has no entry");
-    return walk_end(c, stop, rc);
+    return walk_end(r, c, stop, rc);
 }
 
-int store_events_newest(store_read_t *r, const char *id, size_t id_len, size_t n,
-                        store_event_cb cb, void *arg)
+static int events_newest(store_read_t *r, const char *id, size_t id_len, size_t n,
+                         store_event_cb cb, void *arg)
 {
     store_session_t rec;
-    int rc = store_session_get(r, id, id_len, &rec);
+    int rc = session_get(r, id, id_len, &rec);
     if (rc)
         return rc;
     /* Sequences are dense, so the newest n start at last - n + 1: one seek, no scan. */
     uint64_t after = rec.last_sequence > n ? rec.last_sequence - n : 0;
-    return store_events_after(r, id, id_len, after, n, cb, arg, NULL);
+    return events_after(r, id, id_len, after, n, cb, arg, NULL);
 }
 
 /* Session id for an internal session number. */
@@ -287,7 +334,7 @@ static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_
         }
         /* The name must lead back to the number: a damaged session_ids entry would
          * otherwise serve the events under another session's id. */
-        if (store_session_get(r, name->mv_data, name->mv_size, &rec) != REEL_OK ||
+        if (session_get(r, name->mv_data, name->mv_size, &rec) != REEL_OK ||
             rec.num != num) {
             MDB_val bad = *name;
             name->mv_data = NULL;
@@ -313,8 +360,8 @@ static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_
     return REEL_OK;
 }
 
-int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
-                     void *arg, int *more)
+static int feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
+                      void *arg, int *more)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(TXN(r), r->s->db_events, &c);
@@ -322,6 +369,7 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
         *more = 0;
     if (rc)
         return store__err_from_mdb(rc);
+    store__cursor_push(r, c);
     uint8_t key[8];
     store__put_u64(key, after + 1);
     MDB_val k = {8, key}, v, name = {0, NULL};
@@ -341,10 +389,10 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    return walk_end(c, stop, rc);
+    return walk_end(r, c, stop, rc);
 }
 
-int store_tail_position(store_read_t *r, uint64_t *pos)
+static int tail_position(store_read_t *r, uint64_t *pos)
 {
     MDB_val k = {13, "last_position"}, v;
     int rc = mdb_get(TXN(r), r->s->db_meta, &k, &v);
@@ -358,8 +406,8 @@ uint64_t store_last_txn(store_t *s)
     return mdb_env_info(s->env, &info) == 0 ? (uint64_t)info.me_last_txnid : 0;
 }
 
-int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
-                        store_session_cb cb, void *arg, int *more)
+static int sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
+                         store_session_cb cb, void *arg, int *more)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(TXN(r), r->s->db_sessions, &c);
@@ -367,6 +415,7 @@ int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, 
         *more = 0;
     if (rc)
         return store__err_from_mdb(rc);
+    store__cursor_push(r, c);
     MDB_val k = {cursor_len, (void *)cursor}, v;
     if (cursor && cursor_len) {
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -390,5 +439,53 @@ int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, 
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    return walk_end(c, stop, rc);
+    return walk_end(r, c, stop, rc);
+}
+
+/* ---- the guarded entry points ---- */
+
+int store_session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, session_get(r, id, id_len, out));
+    return rc;
+}
+
+int store_events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
+                       size_t limit, store_event_cb cb, void *arg, int *more)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, events_after(r, id, id_len, after, limit, cb, arg, more));
+    return rc;
+}
+
+int store_events_newest(store_read_t *r, const char *id, size_t id_len, size_t n,
+                        store_event_cb cb, void *arg)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, events_newest(r, id, id_len, n, cb, arg));
+    return rc;
+}
+
+int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
+                     void *arg, int *more)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, feed_after(r, after, limit, cb, arg, more));
+    return rc;
+}
+
+int store_tail_position(store_read_t *r, uint64_t *pos)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, tail_position(r, pos));
+    return rc;
+}
+
+int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
+                        store_session_cb cb, void *arg, int *more)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, sessions_list(r, cursor, cursor_len, limit, cb, arg, more));
+    return rc;
 }

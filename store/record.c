@@ -260,5 +260,10 @@ int store__session_decode(const uint8_t *p, size_t len, const char *id, size_t i
         if ((rc = field(rec, &m, &k)))
             return rc;
     }
-    return rec->num ? REEL_OK : REEL_ECORRUPT;
+    /* Sequences are dense from 1 and only a delete drops events: a live record whose count
+     * differs from its last sequence is damaged (a flipped byte would otherwise serve a
+     * session cut short). */
+    if (!rec->num || (rec->status != STORE_DELETED && rec->event_count != rec->last_sequence))
+        return REEL_ECORRUPT;
+    return REEL_OK;
 }

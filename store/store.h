@@ -43,6 +43,11 @@
  *  - Ownership: the store never takes ownership of caller memory. A submitted batch and
  *    everything it points to MUST stay valid and unmodified until its 'done' callback ran
  *    (store_append() returns).
+ *  - Damaged pages: reads run under a guard (store/guard.c) that leaves the call by
+ *    siglongjmp() when LMDB asserts or faults on a damaged page, and the read returns
+ *    REEL_ECORRUPT. Callbacks run under it too, so they MUST NOT hold a lock (or be inside
+ *    anything that cannot be abandoned) while they read a view's bytes: render first,
+ *    then lock (api/live/evcache.c does). The read must still be ended as usual.
  *  - Errors: every int-returning function returns REEL_OK (0) or a reel_err (err.h).
  *  - Durability: with sync on (the default) a batch completes with REEL_OK only after
  *    mdb_txn_commit() returned 0, i.e. after fdatasync of the data and a synchronous meta
@@ -76,11 +81,17 @@ typedef struct store_options {
     int no_sync;     /* 1 = --sync=none: commits skip fsync (loses the newest commits on
                         power loss; the store stays consistent after a process crash). */
     int read_only;   /* 1 = no committer thread; appends fail with REEL_EUNAVAILABLE. */
+    int create;      /* 1 = may make a new store where data.mdb exists but holds none (empty,
+                        or an LMDB file without reel's format record). Without it such a
+                        directory is refused (REEL_EFORMAT); a missing data.mdb is always
+                        created (unless 'read_only'). */
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
  * 'opt' may be NULL for defaults. On success '*out' is a new handle (free with
- * store_close()). Errors: REEL_EFORMAT (format version differs; the message names both),
+ * store_close()). Errors: REEL_EFORMAT (format version differs, the message names both;
+ * or data.mdb exists but holds no reel store and 'create' is 0), REEL_ECORRUPT (a
+ * truncated data.mdb, or a damaged page met while opening),
  * REEL_EIO (with errno kept for store_last_error()), REEL_ENOMEM. */
 int store_open(const char *dir, const store_options_t *opt, store_t **out);
 
@@ -217,6 +228,9 @@ typedef struct store_read {
      * view's body. (A SHA-256 of each body was most of the cost of a cached poll.) */
     int (*cached)(void *arg, uint64_t position);
     void *cached_arg;
+    void *cursors_[4];  /* private: the open MDB_cursors, innermost last (walks nest: a
+                         * callback may read again), closed by store_read_end() */
+    unsigned n_cursors_;
 } store_read_t;
 
 /* Begins a read snapshot. Returns REEL_OK or an error (then 'r' needs no end). */
@@ -367,10 +381,14 @@ typedef struct store_stats {
     uint64_t map_size;    /* current LMDB map size */
     uint64_t used_bytes;  /* pages in use * page size */
     uint64_t map_grows;   /* times the map grew */
-    uint64_t reads_corrupt; /* reads refused because a stored value failed its checks */
     int failed;           /* 1 in fail-stop */
+    uint64_t corrupt_reads; /* reads answered REEL_ECORRUPT, as told by store_note_corrupt() */
 } store_stats_t;
 
 void store_get_stats(store_t *s, store_stats_t *out);
+/* Counts one read that failed with REEL_ECORRUPT (a damaged page or value). The caller
+ * that answers the error calls it once per failed request: the store cannot, since
+ * decoders above it (replay/) find damage in values too. Thread-safe. */
+void store_note_corrupt(store_t *s);
 
 #endif

@@ -5,6 +5,8 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -18,6 +20,7 @@ struct store {
     /* Readers hold it shared for the life of a read; map growth takes it exclusive, since
      * mdb_env_set_mapsize() needs every transaction of this process closed (lmdb.h). */
     pthread_rwlock_t resize_lock;
+    uintptr_t map_lo, map_hi; /* where data.mdb is mapped (0 = not found); guard.c */
 
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t work; /* signalled when a batch is queued or on close */
@@ -42,6 +45,60 @@ int store__grow(store_t *s, int adopt, size_t need);
 /* Begins an LMDB transaction, adopting a map grown by another process when told to. */
 int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn);
 void *store__committer_main(void *arg);
+
+/* ---- damaged pages (guard.c) ---- */
+
+/* One guarded call; lives on the stack of STORE__GUARD's caller. */
+typedef struct store__guard {
+    sigjmp_buf jb;
+    struct store__guard *prev; /* the enclosing guard of this thread, or NULL */
+    const store_t *s;
+    const char *what;          /* set when a damaged page was caught */
+    char detail[160];          /* LMDB's assertion text */
+} store__guard_t;
+
+extern __thread store__guard_t *store__guard_top;
+
+/* Installs the SIGSEGV/SIGBUS handler (once per process) and the env's assert callback,
+ * and finds the map. Called by store_open(). */
+void store__guard_install(store_t *s);
+/* Finds where data.mdb is mapped (after open and after every map growth). */
+void store__guard_map(store_t *s);
+/* The caught path of STORE__GUARD: sets the error text; REEL_ECORRUPT. */
+int store__guard_caught(store_t *s, store__guard_t *g);
+
+/* Runs 'call' (an int expression that reads the map) so that an LMDB assertion, or a fault
+ * inside the map or inside LMDB, on a damaged page makes 'rc' REEL_ECORRUPT instead of
+ * ending the process.
+ * The caller MUST keep every resource it needs to release (the read, its cursor) outside
+ * 'call''s own frame: after a catch, 'call' never returns. */
+#define STORE__GUARD(s_, rc_, call_)                                \
+    do {                                                            \
+        store__guard_t g_ = {.prev = store__guard_top, .s = (s_)}; \
+        if (sigsetjmp(g_.jb, 0) == 0) {                             \
+            store__guard_top = &g_;                                 \
+            (rc_) = (call_);                                        \
+            store__guard_top = g_.prev;                             \
+        } else {                                                    \
+            (rc_) = store__guard_caught((s_), &g_);                 \
+        }                                                           \
+    } while (0)
+
+/* A walk's cursor is kept in its read, so that store_read_end() can close it when a guard
+ * left the walk; walks nest (a callback reads again), so the read keeps a small stack. */
+static inline void store__cursor_push(store_read_t *r, MDB_cursor *c)
+{
+    if (r->n_cursors_ < sizeof r->cursors_ / sizeof r->cursors_[0])
+        r->cursors_[r->n_cursors_++] = c;
+}
+
+/* Closes 'c', the innermost cursor of 'r'. */
+static inline void store__cursor_close(store_read_t *r, MDB_cursor *c)
+{
+    if (r->n_cursors_ && r->cursors_[r->n_cursors_ - 1] == c)
+        r->n_cursors_--;
+    mdb_cursor_close(c);
+}
 
 /* ---- keys (big-endian) ---- */
 

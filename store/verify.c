@@ -97,74 +97,95 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
     return 0;
 }
 
+/* Where a session's walk is; it outlives each chunk's read transaction. */
+struct walk {
+    uint8_t chain[STORE_HASH_LEN];
+    uint64_t next, bytes, count, last_pos;
+};
+
+/* Checks up to CHUNK events of 'rec' from w->next on read 'r' (its cursor kept in
+ * the read, so that store_read_end() closes it, also after a guard left). 1 on a finding. */
+static int session_chunk(struct verify *v, const store_session_t *rec, store_read_t *r,
+                         struct walk *w)
+{
+    MDB_txn *txn = r->txn_;
+    MDB_cursor *c;
+    int rc, stop = 0;
+    if ((rc = mdb_cursor_open(txn, v->s->db_seqs, &c)))
+        return store__err_from_mdb(rc);
+    store__cursor_push(r, c);
+    uint8_t key[16];
+    store__put_u64(key, rec->num);
+    store__put_u64(key + 8, w->next);
+    MDB_val k = {16, key}, sv, val;
+    int got = mdb_cursor_get(c, &k, &sv, MDB_SET_RANGE);
+    for (int n = 0; n < CHUNK && w->next <= rec->last_sequence; n++) {
+        uint64_t next = w->next;
+        if (got || k.mv_size != 16 || store__get_u64(k.mv_data) != rec->num ||
+            store__get_u64((uint8_t *)k.mv_data + 8) != next || sv.mv_size != 8)
+            return finding(v, rec, next, 0, "sequence %llu is missing (sequences must be dense)",
+                           (unsigned long long)next);
+        uint64_t pos = store__get_u64(sv.mv_data);
+        MDB_val pk = {8, sv.mv_data};
+        if (pos <= w->last_pos)
+            return finding(v, rec, next, pos, "positions go backwards within the session");
+        if (mdb_get(txn, v->s->db_events, &pk, &val))
+            return finding(v, rec, next, pos, "the event at position %llu is missing",
+                           (unsigned long long)pos);
+        if ((stop = check_event(v, txn, rec, next, pos, &val, w->chain)))
+            return stop;
+        w->last_pos = pos;
+        w->bytes += val.mv_size;
+        w->count++;
+        w->next++;
+        v->rep->events++;
+        got = mdb_cursor_get(c, &k, &sv, MDB_NEXT);
+    }
+    if (w->next > rec->last_sequence && got == 0 && k.mv_size == 16 &&
+        store__get_u64(k.mv_data) == rec->num)
+        return finding(v, rec, w->next, 0, "events past the session's last sequence %llu",
+                       (unsigned long long)rec->last_sequence);
+    return 0;
+}
+
+/* session_chunk() under the damaged-page guard: REEL_ECORRUPT when a page was damaged. */
+static int guarded_chunk(struct verify *v, const store_session_t *rec, store_read_t *r,
+                         struct walk *w)
+{
+    int rc;
+    STORE__GUARD(v->s, rc, session_chunk(v, rec, r, w));
+    return rc;
+}
+
 /* Walks one session's sequence index in short transactions. */
 static int verify_session(struct verify *v, const store_session_t *rec)
 {
-    uint8_t chain[STORE_HASH_LEN] = {0};
-    uint64_t next = 1, bytes = 0, count = 0, last_pos = 0;
+    struct walk w = {.next = 1};
     int stop = 0, rc = REEL_OK;
     v->rep->sessions++;
     if (rec->status == STORE_DELETED)
         return REEL_OK; /* its events are gone by design */
-    while (!stop && next <= rec->last_sequence) {
+    while (!stop && w.next <= rec->last_sequence) {
         store_read_t r;
         if ((rc = store_read_begin(v->s, &r)))
             return rc;
-        MDB_txn *txn = r.txn_;
-        MDB_cursor *c;
-        if ((rc = mdb_cursor_open(txn, v->s->db_seqs, &c))) {
-            store_read_end(&r);
-            return store__err_from_mdb(rc);
-        }
-        uint8_t key[16];
-        store__put_u64(key, rec->num);
-        store__put_u64(key + 8, next);
-        MDB_val k = {16, key}, sv, val;
-        int got = mdb_cursor_get(c, &k, &sv, MDB_SET_RANGE);
-        for (int n = 0; n < CHUNK && next <= rec->last_sequence; n++) {
-            if (got || k.mv_size != 16 || store__get_u64(k.mv_data) != rec->num ||
-                store__get_u64((uint8_t *)k.mv_data + 8) != next || sv.mv_size != 8) {
-                stop = finding(v, rec, next, 0, "sequence %llu is missing (sequences must be dense)",
-                               (unsigned long long)next);
-                break;
-            }
-            uint64_t pos = store__get_u64(sv.mv_data);
-            MDB_val pk = {8, sv.mv_data};
-            if (pos <= last_pos) {
-                stop = finding(v, rec, next, pos, "positions go backwards within the session");
-                break;
-            }
-            if (mdb_get(txn, v->s->db_events, &pk, &val)) {
-                stop = finding(v, rec, next, pos, "the event at position %llu is missing",
-                               (unsigned long long)pos);
-                break;
-            }
-            if ((stop = check_event(v, txn, rec, next, pos, &val, chain)))
-                break;
-            last_pos = pos;
-            bytes += val.mv_size;
-            count++;
-            next++;
-            v->rep->events++;
-            got = mdb_cursor_get(c, &k, &sv, MDB_NEXT);
-        }
-        if (!stop && next > rec->last_sequence && got == 0 && k.mv_size == 16 &&
-            store__get_u64(k.mv_data) == rec->num)
-            stop = finding(v, rec, next, 0, "events past the session's last sequence %llu",
-                           (unsigned long long)rec->last_sequence);
-        mdb_cursor_close(c);
+        stop = guarded_chunk(v, rec, &r, &w);
         store_read_end(&r);
+        if (stop == REEL_ECORRUPT) /* a damaged page (or LMDB found one): a finding */
+            stop = finding(v, rec, w.next, 0, "damaged page: sequences %llu..%llu cannot be "
+                           "read (%s)", (unsigned long long)w.next,
+                           (unsigned long long)rec->last_sequence, store_last_error());
         if (stop < 0) /* check_event() could not check (out of memory): no verdict */
             return stop;
         if (v->progress)
             v->progress(v->arg, v->rep->events, v->total);
     }
-    if (!stop && (count != rec->event_count || bytes != rec->bytes))
+    if (!stop && (w.count != rec->event_count || w.bytes != rec->bytes))
         finding(v, rec, 0, 0, "the session record counts %llu events and %llu bytes, the log has "
                 "%llu and %llu", (unsigned long long)rec->event_count,
-                (unsigned long long)rec->bytes, (unsigned long long)count,
-                (unsigned long long)bytes);
-    else if (!stop && memcmp(chain, rec->last_hash, STORE_HASH_LEN))
+                (unsigned long long)rec->bytes, (unsigned long long)w.count,
+                (unsigned long long)w.bytes);
+    else if (!stop && memcmp(w.chain, rec->last_hash, STORE_HASH_LEN))
         finding(v, rec, 0, 0, "the session record's last hash differs from the chain");
     if (!stop && v->rep->ok)
         v->rep->ok_up_to = rec->last_sequence;
@@ -188,57 +209,73 @@ static int take_rec(void *arg, const store_session_t *rec)
     return 0;
 }
 
+/* Checks up to CHUNK log entries after '*after' on read 'r'; '*more' 1 when more remain. */
+static int log_chunk(struct verify *v, store_read_t *r, uint64_t *after, int *more)
+{
+    MDB_txn *txn = r->txn_;
+    MDB_cursor *c;
+    uint64_t tail = 0;
+    int rc;
+    if ((rc = store_tail_position(r, &tail)))
+        return rc;
+    if ((rc = mdb_cursor_open(txn, v->s->db_events, &c)))
+        return store__err_from_mdb(rc);
+    store__cursor_push(r, c);
+    uint8_t key[8];
+    store__put_u64(key, *after + 1);
+    MDB_val k = {8, key}, val;
+    int got = mdb_cursor_get(c, &k, &val, MDB_SET_RANGE), n = 0;
+    for (; got == 0 && n < CHUNK; n++) {
+        uint64_t pos = k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
+        v->rep->log_entries++;
+        if (!pos || val.mv_size < STORE_HEADER_LEN)
+            return finding(v, NULL, 0, pos, "the value at position %llu is malformed",
+                           (unsigned long long)pos);
+        if (pos > tail)
+            return finding(v, NULL, 0, pos, "position %llu is past the last position %llu",
+                           (unsigned long long)pos, (unsigned long long)tail);
+        uint8_t skey[16];
+        memcpy(skey, (uint8_t *)val.mv_data + 1, 16); /* num | sequence */
+        MDB_val sk = {16, skey}, sv;
+        if (mdb_get(txn, v->s->db_seqs, &sk, &sv) || sv.mv_size != 8 ||
+            store__get_u64(sv.mv_data) != pos)
+            return finding(v, NULL, store__get_u64(skey + 8), pos,
+                           "the event at position %llu is not in its session's index",
+                           (unsigned long long)pos);
+        *after = pos;
+        got = mdb_cursor_get(c, &k, &val, MDB_NEXT);
+    }
+    *more = got == 0;
+    return 0;
+}
+
+static int guarded_log_chunk(struct verify *v, store_read_t *r, uint64_t *after, int *more)
+{
+    int rc;
+    STORE__GUARD(v->s, rc, log_chunk(v, r, after, more));
+    return rc;
+}
+
 /* The log itself: every value is indexed by its session's sequence index, and no
  * position is above the last one recorded. */
 static int verify_log(struct verify *v)
 {
-    uint64_t after = 0, tail = 0;
+    uint64_t after = 0;
     for (;;) {
         store_read_t r;
         int rc = store_read_begin(v->s, &r), more = 0;
         if (rc)
             return rc;
-        MDB_txn *txn = r.txn_;
-        MDB_cursor *c;
-        if ((rc = store_tail_position(&r, &tail)) ||
-            (rc = mdb_cursor_open(txn, v->s->db_events, &c))) {
-            store_read_end(&r);
-            return rc < 0 ? rc : store__err_from_mdb(rc);
-        }
-        uint8_t key[8];
-        store__put_u64(key, after + 1);
-        MDB_val k = {8, key}, val;
-        int got = mdb_cursor_get(c, &k, &val, MDB_SET_RANGE), n = 0;
-        for (; got == 0 && n < CHUNK; n++) {
-            uint64_t pos = k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
-            v->rep->log_entries++;
-            if (!pos || val.mv_size < STORE_HEADER_LEN) {
-                finding(v, NULL, 0, pos, "the value at position %llu is malformed",
-                        (unsigned long long)pos);
-                break;
-            }
-            if (pos > tail) {
-                finding(v, NULL, 0, pos, "position %llu is past the last position %llu",
-                        (unsigned long long)pos, (unsigned long long)tail);
-                break;
-            }
-            uint8_t skey[16];
-            memcpy(skey, (uint8_t *)val.mv_data + 1, 16); /* num | sequence */
-            MDB_val sk = {16, skey}, sv;
-            if (mdb_get(txn, v->s->db_seqs, &sk, &sv) || sv.mv_size != 8 ||
-                store__get_u64(sv.mv_data) != pos) {
-                finding(v, NULL, store__get_u64(skey + 8), pos,
-                        "the event at position %llu is not in its session's index",
-                        (unsigned long long)pos);
-                break;
-            }
-            after = pos;
-            got = mdb_cursor_get(c, &k, &val, MDB_NEXT);
-        }
-        more = got == 0 && v->rep->ok;
-        mdb_cursor_close(c);
+        rc = guarded_log_chunk(v, &r, &after, &more);
         store_read_end(&r);
-        if (!more)
+        if (rc == REEL_ECORRUPT) {
+            finding(v, NULL, 0, after + 1, "damaged page: the log after position %llu cannot "
+                    "be read (%s)", (unsigned long long)after, store_last_error());
+            return REEL_OK;
+        }
+        if (rc < 0)
+            return rc;
+        if (rc || !more || !v->rep->ok)
             return REEL_OK;
     }
 }
@@ -275,7 +312,12 @@ int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_
         store_buf_release(&v.zbuf);
         return rc;
     }
-    if ((rc = count_events(s, &v.total)))
+    if ((rc = count_events(s, &v.total)) == REEL_ECORRUPT) {
+        finding(&v, NULL, 0, 0, "damaged page: the meta database cannot be read (%s)",
+                store_last_error());
+        return REEL_OK;
+    }
+    if (rc)
         return rc;
     store_session_t recs[256];
     struct list_ctx l = {&v, "", 0, recs, 0};
@@ -288,7 +330,8 @@ int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_
         rc = store_sessions_list(&r, l.cursor, l.cursor_len, 256, take_rec, &l, &more);
         store_read_end(&r);
         if (rc == REEL_ECORRUPT) {
-            finding(&v, NULL, 0, 0, "a session record after '%s' cannot be decoded", l.cursor);
+            finding(&v, NULL, 0, 0, "a session record after '%s' cannot be read or decoded (%s)",
+                    l.cursor, store_last_error());
             rc = REEL_OK;
             break;
         }

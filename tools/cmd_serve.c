@@ -19,7 +19,7 @@
  * start at the server's defaults (API_LIMITS_DEFAULT). */
 struct settings {
     const char *data, *listen, *token, *tokens_file, *cors;
-    int no_sync;
+    int no_sync, create;
     unsigned long long max_body, max_event, max_depth, max_conn, max_conn_ip, timeout, max_sse,
         sse_buf, threads, evcache_mb, ds_long_poll_ms;
 };
@@ -40,6 +40,8 @@ static int parse(struct settings *st, int argc, char **argv)
         {.name = "tokens-file", .type = OPT_STRING, .arg = "FILE", .env = "REEL_TOKENS_FILE",
          .dest = &st->tokens_file, .help = "lines 'TOKEN full|read|append'"},
         CMD_OPT_SYNC(&st->no_sync),
+        {.name = "create", .type = OPT_FLAG, .dest = &st->create,
+         .help = "make a new, empty store where data.mdb exists but holds none"},
         {.name = "cors-origin", .type = OPT_STRING, .arg = "ORIGIN", .env = "REEL_CORS_ORIGIN",
          .dest = &st->cors, .help = "send CORS headers for ORIGIN or *"},
         U64("max-body-bytes", "REEL_MAX_BODY_BYTES", max_body, 1, 1ull << 32,
@@ -140,7 +142,7 @@ static void raise_nofile(void)
     }
 }
 
-static int serve(const api_config_t *cfg, const char *dir, int no_sync)
+static int serve(const api_config_t *cfg, const char *dir, int no_sync, int create)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -151,7 +153,8 @@ static int serve(const api_config_t *cfg, const char *dir, int no_sync)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    store_t *s = cmd_open_store("serve", dir, 0, no_sync);
+    store_options_t opt = {.no_sync = no_sync, .create = create};
+    store_t *s = cmd_open_store_opt("serve", dir, &opt);
     if (!s)
         return CMD_FAIL;
     api_server_t *srv = NULL;
@@ -194,7 +197,7 @@ int cmd_serve(int argc, char **argv)
     cfg.tokens = toks;
     cfg.n_tokens = n_toks;
     raise_nofile();
-    int rc = serve(&cfg, st.data, st.no_sync);
+    int rc = serve(&cfg, st.data, st.no_sync, st.create);
     api_tokens_free(toks, n_toks);
     return rc;
 }

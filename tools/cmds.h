@@ -95,6 +95,8 @@ int cmd_parse_session(const char *prog, const char *about, const opt_t *rows, in
 
 /* Opens the store at 'dir' or prints why not (naming 'dir'); returns NULL on failure. */
 store_t *cmd_open_store(const char *prog, const char *dir, int read_only, int no_sync);
+/* The same with every store option (serve's --create). */
+store_t *cmd_open_store_opt(const char *prog, const char *dir, const store_options_t *opt);
 
 /* Progress lines on stderr, at most one a second; enabled when stderr is a terminal
  * (enabled < 0) or when asked (--progress). */

@@ -79,11 +79,14 @@ int cmd_check_session(const char *prog, const char *id, int required)
 
 store_t *cmd_open_store(const char *prog, const char *dir, int read_only, int no_sync)
 {
-    store_options_t opt = {0};
-    opt.read_only = read_only;
-    opt.no_sync = no_sync;
+    store_options_t opt = {.read_only = read_only, .no_sync = no_sync};
+    return cmd_open_store_opt(prog, dir, &opt);
+}
+
+store_t *cmd_open_store_opt(const char *prog, const char *dir, const store_options_t *opt)
+{
     store_t *s = NULL;
-    int rc = store_open(dir, &opt, &s);
+    int rc = store_open(dir, opt, &s);
     if (rc != REEL_OK) {
         cmd_error(prog, "cannot open data directory '%s': %s", dir, store_last_error());
         return NULL;

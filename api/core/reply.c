@@ -143,6 +143,10 @@ enum MHD_Result api__problem(api_req_t *rq, int err, const char *fmt, ...)
     va_start(ap, fmt);
     format_detail(rq, detail, sizeof detail, err, fmt, ap);
     va_end(ap);
+    if (err == REEL_ECORRUPT) { /* a damaged page or value: counted for health and metrics */
+        store_note_corrupt(rq->srv->store);
+        fprintf(stderr, "reel serve: corrupt read: %s\n", detail);
+    }
     if (rq->in_first && !rq->close_now) {
         /* libmicrohttpd closes the connection after an answer queued in the first call;
          * keep-alive clients get the problem once their request was read in full. */

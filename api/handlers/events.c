@@ -206,7 +206,8 @@ enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing)
         return api__problem(rq, rc, "session '%s' does not exist", rq->session);
     if (rc == REEL_EGONE)
         return api__problem(rq, rc, "session '%s' was deleted", rq->session);
-    return api__problem(rq, rc, "%s failed: %s", doing, reel_strerror(rc));
+    return api__problem(rq, rc, "%s of session '%s' failed: %s", doing, rq->session,
+                        reel_strerror(rc));
 }
 
 /* Reads one page past rq->offset into 'pg'. Returns REEL_OK or a store error. */

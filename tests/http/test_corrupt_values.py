@@ -247,7 +247,9 @@ def test_session_record_last_sequence_lowered_is_refused(server_factory, pristin
     r = s.get("/v1/sessions/s/events?offset=0&limit=100")
     assert_corrupt(r, N - 4, route="page")
     r = s.get("/v1/sessions/s/events?offset=%d" % (N - 4))
-    assert_corrupt(r, N - 3, route="page past the record's end")
+    # The record no longer agrees with itself (its count is N, its last sequence N - 4):
+    # refused when it is read, naming the session and the sequence it claims.
+    assert_corrupt(r, N - 4, route="page past the record's end")
 
 
 def test_damaged_session_name_is_not_served_in_the_feed(server_factory, pristine):

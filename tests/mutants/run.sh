@@ -26,6 +26,7 @@ full-after-broken-meta|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider test
 import-unchecked-digest|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cli/test_import_damage.py -k corpus|imports an export whose bytes do not match its check records
 export-records-uncut|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cli/test_export_snapshot.py|exports session records newer than the events of the export
 unchecked-read|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_corrupt_values.py -k data-text|serves a stored event without recomputing its chain hash (issue 14, finding 6)
+unguarded-reads|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_page_damage.py -k every_branch|lets a damaged page abort verify and the server (LMDB asserts, issue 14)
 '
 
 make --no-print-directory -s "$BUILD/reel" build/fault/faultfs.so >/dev/null || exit 1

@@ -90,7 +90,7 @@ static void die(const char *what, int rc)
 
 static store_t *open_store(const char *dir)
 {
-    store_options_t o = {8u << 20, 1, 0};
+    store_options_t o = {.map_size = 8u << 20, .no_sync = 1};
     store_t *s;
     int rc = store_open(dir, &o, &s);
     return rc ? NULL : s;

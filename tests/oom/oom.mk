@@ -30,3 +30,6 @@ oom: $(OOMBIN)
 	@$(OOMBIN); st=$$?; $(OOMBIN) --persistent && exit $$st
 
 .DEFAULT_GOAL := $(OOM_SAVED_GOAL)
+
+# The objects' header dependencies (a changed store.h must rebuild the driver).
+-include $(OOMOBJ:.o=.d)
