@@ -564,7 +564,8 @@ static int read_lines(struct importer *im, int fd)
         }
         char *base = (char *)r.text.data;
         for (;;) {
-            char *nl = memchr(base + start, '\n', r.text.len - start);
+            char *nl = r.text.len > start ? memchr(base + start, '\n', r.text.len - start)
+                                          : NULL; /* an empty file: no buffer at all */
             if ((!nl && more) || (!nl && start == r.text.len))
                 break;
             if (im->st->lines >= im->limit) {
