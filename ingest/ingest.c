@@ -79,9 +79,7 @@ static uint64_t next_random(void)
 
 void ingest_uuid7(char out[37])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t ms = store_wall_ms();
     uint64_t a = next_random(), b = next_random();
     uint8_t u[16];
     for (int i = 0; i < 6; i++)

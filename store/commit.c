@@ -45,7 +45,7 @@ struct group {
     int mdb_rc;        /* first LMDB error that fails the whole group */
 };
 
-static uint64_t now_ms(void)
+uint64_t store_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -471,7 +471,7 @@ static int group_begin(struct group *g)
         (rc = meta_u64(g->txn, s->db_meta, "next_session", 1, &g->next_num)))
         return rc;
     g->first_position = g->position;
-    g->now_ms = now_ms();
+    g->now_ms = store_wall_ms();
     return 0;
 }
 

@@ -6,8 +6,8 @@
  * section 4). A walk of one session must also see its sequences dense up to the record's
  * last_seq, the last one carrying the record's hash. So a flipped byte in a value, an
  * index entry or a session record's last_seq/hash gives REEL_ECORRUPT naming the session
- * and sequence (store_read_corruption()), logged on stderr (the server counts the answer:
- * store_note_corrupt()), never altered or missing events.
+ * and sequence (store_read_corruption(), which the server puts in its problem, its log
+ * line and its counter: store_note_corrupt()), never altered or missing events.
  *
  * Each public read runs its static twin under STORE__GUARD (guard.c), so that a damaged
  * page gives REEL_ECORRUPT instead of an LMDB abort. A walk keeps its cursor in the read
@@ -42,7 +42,6 @@ static int corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t seq,
     for (char *c = corrupt_text; *c; c++) /* damaged names must not put bytes in the log */
         if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
             *c = '?';
-    fprintf(stderr, "reel: store_corrupt: %s\n", corrupt_text);
     return REEL_ECORRUPT;
 }
 

@@ -313,6 +313,9 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
  * session walk, dense sequences up to the record's last_seq and hash. */
 const char *store_read_corruption(void);
 
+/* The wall clock in Unix ms: the clock event times are taken from. */
+uint64_t store_wall_ms(void);
+
 /* The last position in the log (0 when empty). */
 int store_tail_position(store_read_t *r, uint64_t *pos);
 

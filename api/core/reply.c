@@ -145,7 +145,7 @@ enum MHD_Result api__problem(api_req_t *rq, int err, const char *fmt, ...)
     va_end(ap);
     if (err == REEL_ECORRUPT) { /* a damaged page or value: counted for health and metrics */
         store_note_corrupt(rq->srv->store);
-        fprintf(stderr, "reel serve: corrupt read: %s\n", detail);
+        fprintf(stderr, "reel serve: store_corrupt: %s\n", detail);
     }
     if (rq->in_first && !rq->close_now) {
         /* libmicrohttpd closes the connection after an answer queued in the first call;

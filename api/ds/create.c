@@ -295,7 +295,7 @@ static int gc_step(api_req_t *rq, ds_req_t *d)
             m.forks--;
         int dead = m.soft_deleted ||
                    ds__expired(&m, &rec, api__access_last(rq->srv, rec.id, rec.id_len),
-                               ds__wall_ms());
+                               (int64_t)store_wall_ms());
         if (dead && m.forks == 0) {
             if (m.is_fork)
                 memcpy(d->gc_next, m.fork_of, sizeof d->gc_next);

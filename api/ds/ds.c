@@ -155,7 +155,7 @@ static int lookup(api_server_t *srv, store_read_t *r, ds_req_t *d, store_session
     }
     if (m->soft_deleted)
         return S_SOFT_DELETED;
-    if (ds__expired(m, rec, api__access_last(srv, rec->id, rec->id_len), ds__wall_ms()))
+    if (ds__expired(m, rec, api__access_last(srv, rec->id, rec->id_len), (int64_t)store_wall_ms()))
         return m->forks ? S_SOFT_DELETED : S_EXPIRED; /* forks still read an expired source */
     return S_LIVE;
 }

@@ -78,7 +78,6 @@ typedef struct ds_meta {
 /* stream_meta.c */
 int ds__base_id(const char *path, size_t len, char *out, size_t *out_len);
 void ds__gen_id(const char *base, size_t base_len, unsigned gen, char *out, size_t *out_len);
-int64_t ds__wall_ms(void);
 /* 1 when the stream's TTL or expiry time has passed at 'now'; 'last_read' is the last
  * read of the stream this process saw (reads refresh a TTL), 0 = none. */
 int ds__expired(const ds_meta_t *m, const store_session_t *rec, int64_t last_read, int64_t now);

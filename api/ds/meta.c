@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api/ds/ds_int.h"
 #include "store/json.h"
@@ -55,13 +54,6 @@ void ds__gen_id(const char *base, size_t base_len, unsigned gen, char *out, size
 }
 
 /* ---- Time ---- */
-
-int64_t ds__wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int ds__expired(const ds_meta_t *m, const store_session_t *rec, int64_t r, int64_t now)
 {
@@ -368,7 +360,7 @@ int ds__offset_parse(const char *s, uint64_t *seq)
  * response never repeats the cursor of the request that produced it (CDN cache loops). */
 uint64_t ds__cursor(const char *client)
 {
-    uint64_t cur = (uint64_t)(ds__wall_ms() - 1728432000000LL) / 20000;
+    uint64_t cur = (uint64_t)((int64_t)store_wall_ms() - 1728432000000LL) / 20000;
     if (!client || !*client)
         return cur;
     uint64_t c;

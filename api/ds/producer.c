@@ -14,7 +14,7 @@
 /* Kafka-style idempotent producer check on 'm' (updated in place when accepted). */
 int ds__producer_check(ds_meta_t *m, const ds_req_t *d, uint64_t *a)
 {
-    int64_t now = ds__wall_ms();
+    int64_t now = (int64_t)store_wall_ms();
     for (size_t i = 0; i < m->n_producers;) { /* forget producers idle for a week */
         if ((int64_t)m->producers[i].updated_ms + DS_PRODUCER_TTL_MS < now &&
             strcmp(m->producers[i].id, d->pid))

@@ -160,7 +160,7 @@ int ds__read(api_server_t *srv, const char *sid, size_t sid_len, uint64_t after,
     ds__meta_release(&m);
     if (rc == REEL_OK) {
         if (rec.status == STORE_DELETED ||
-            ds__expired(&m, &rec, api__access_last(srv, rec.id, rec.id_len), ds__wall_ms()))
+            ds__expired(&m, &rec, api__access_last(srv, rec.id, rec.id_len), (int64_t)store_wall_ms()))
             pg->gone = 1;
         int more = 0;
         uint64_t tail = 0;

@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api/live/live.h"
 
@@ -47,13 +46,6 @@ static unsigned slot(const char *sid, size_t len)
     return h % ACCESS_SLOTS;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void api__access_touch(api_server_t *srv, const char *sid, size_t len)
 {
     api_access_t *a = srv->access;
@@ -63,7 +55,7 @@ void api__access_touch(api_server_t *srv, const char *sid, size_t len)
     pthread_mutex_lock(&a->lock);
     memcpy(a->slots[i].sid, sid, len);
     a->slots[i].sid[len] = '\0';
-    a->slots[i].ms = wall_ms();
+    a->slots[i].ms = (int64_t)store_wall_ms();
     pthread_mutex_unlock(&a->lock);
 }
 
