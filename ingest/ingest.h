@@ -37,10 +37,10 @@
 typedef struct ingest_limits {
     size_t max_event_bytes;  /* JSON bytes of one event; default 8 MiB */
     size_t max_batch_events; /* events in one batch; default 10000 */
-    int max_depth;           /* JSON nesting of one event (the envelope is depth 1); default 64 */
+    int max_depth;           /* JSON nesting of one event (the envelope is depth 1); default 512 */
 } ingest_limits_t;
 
-#define INGEST_LIMITS_DEFAULT {8u << 20, 10000, 64}
+#define INGEST_LIMITS_DEFAULT {8u << 20, 10000, STORE_JSON_DEFAULT_DEPTH}
 
 typedef struct ingest_error {
     int err;      /* the reel_err */

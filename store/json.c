@@ -11,6 +11,7 @@
 #include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -140,11 +141,13 @@ static inline uint64_t load8(const unsigned char *p)
     return v;
 }
 
-/* Non-zero if a byte of 'v' is '"', '\\' or below 0x20 ('high' also flags bytes >= 0x80). */
+/* Non-zero if a byte of 'v' is '"', '\\', 0xed (the lead byte of a WTF-8 surrogate) or
+ * below 0x20 ('high' also flags every byte >= 0x80). */
 static inline uint64_t special8(uint64_t v, int high)
 {
-    uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
-    uint64_t hit = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((v - ONES * 0x20) & ~v);
+    uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\'), e = v ^ (ONES * 0xed);
+    uint64_t hit = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((e - ONES) & ~e) |
+                   ((v - ONES * 0x20) & ~v);
     return (hit | (high ? v : 0)) & HIGHS;
 }
 
@@ -156,11 +159,12 @@ static inline size_t plain_run(const unsigned char *p, const unsigned char *end,
     const unsigned char *q = p;
 #ifdef __SSE2__
     const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                  ctl = _mm_set1_epi8(0x1f);
+                  ctl = _mm_set1_epi8(0x1f), ed = _mm_set1_epi8((char)0xed);
     for (; end - q >= 16; q += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
         __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash));
         hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v)); /* v <= 0x1f */
+        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, ed));
         unsigned mask = (unsigned)_mm_movemask_epi8(hit);
         if (high)
             mask |= (unsigned)_mm_movemask_epi8(v); /* bytes >= 0x80 */
@@ -180,7 +184,8 @@ static inline size_t plain_run(const unsigned char *p, const unsigned char *end,
             break;
 #endif
     }
-    while (q < end && *q >= 0x20 && *q != '"' && *q != '\\' && (!high || *q < 0x80))
+    while (q < end && *q >= 0x20 && *q != '"' && *q != '\\' && *q != 0xed &&
+           (!high || *q < 0x80))
         q++;
     return (size_t)(q - p);
 }
@@ -263,11 +268,12 @@ int store_json_end(store_json_t *j)
     return REEL_OK;
 }
 
-static int hex4(store_json_t *j, const char *p, unsigned *out)
+/* The 4 hex digits at p as a number in '*out'; -1 if they are not there. */
+static int hex4_at(const char *p, const char *end, unsigned *out)
 {
     unsigned v = 0;
-    if (j->end - p < 4)
-        return store_json_fail(j, REEL_EINVALID_JSON, "truncated \\u escape");
+    if (end - p < 4)
+        return -1;
     for (int i = 0; i < 4; i++) {
         char c = p[i];
         v <<= 4;
@@ -278,10 +284,19 @@ static int hex4(store_json_t *j, const char *p, unsigned *out)
         else if (c >= 'A' && c <= 'F')
             v |= (unsigned)(c - 'A' + 10);
         else
-            return store_json_fail(j, REEL_EINVALID_JSON, "bad hex digit in \\u escape");
+            return -1;
     }
     *out = v;
-    return REEL_OK;
+    return 0;
+}
+
+static int hex4(store_json_t *j, const char *p, unsigned *out)
+{
+    if (!hex4_at(p, j->end, out))
+        return REEL_OK;
+    if (j->end - p < 4)
+        return store_json_fail(j, REEL_EINVALID_JSON, "truncated \\u escape");
+    return store_json_fail(j, REEL_EINVALID_JSON, "bad hex digit in \\u escape");
 }
 
 static void put_utf8(store_buf_t *out, unsigned cp)
@@ -352,12 +367,11 @@ static int escape(store_json_t *j, store_buf_t *out)
     if (rc)
         return rc;
     p += 5;
-    if (cp >= 0xdc00 && cp <= 0xdfff)
-        return store_json_fail(j, REEL_EINVALID_JSON, "lone low surrogate \\u%04x", cp);
-    if (cp >= 0xd800 && cp <= 0xdbff) {
-        if (j->end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(j, p + 2, &lo) ||
-            lo < 0xdc00 || lo > 0xdfff)
-            return store_json_fail(j, REEL_EINVALID_JSON, "lone high surrogate \\u%04x", cp);
+    /* A high surrogate escape directly followed by a low one is one code point; any other
+     * surrogate is a lone UTF-16 code unit, kept as its 3-byte WTF-8 form (ED A0..BF xx),
+     * which the JSON writers turn back into the same escape. */
+    if (cp >= 0xd800 && cp <= 0xdbff && j->end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+        !hex4_at(p + 2, j->end, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
         p += 6;
     }
@@ -492,52 +506,11 @@ static int literal(store_json_t *j, const char *word, store_buf_t *out, int kind
     return REEL_OK;
 }
 
-static int container(store_json_t *j, store_buf_t *out, int depth, int is_map)
+/* One scalar value at the cursor ('c' is its first byte). */
+static int scalar(store_json_t *j, store_buf_t *out, int c)
 {
-    if (depth + 1 > j->max_depth)
-        return store_json_fail(j, REEL_ETOO_DEEP, "nesting deeper than %d levels",
-                               j->max_depth);
-    char close = is_map ? '}' : ']';
-    size_t at = placeholder(out);
-    uint32_t n = 0;
-    j->p++;
-    if (store_json_peek(j) == close) {
-        j->p++;
-    } else {
-        for (;;) {
-            int rc;
-            if (is_map) {
-                if (store_json_peek(j) != '"')
-                    return store_json_fail(j, REEL_EINVALID_JSON, "expected a key string");
-                if ((rc = mp_string(j, out)) || (rc = store_json_expect(j, ':')))
-                    return rc;
-            }
-            if ((rc = store_json_value(j, out, depth + 1)))
-                return rc;
-            if (n == UINT32_MAX)
-                return store_json_fail(j, REEL_ETOO_LARGE, "too many elements");
-            n++;
-            int c = store_json_peek(j);
-            if (c == close) {
-                j->p++;
-                break;
-            }
-            if (c != ',')
-                return store_json_fail(j, REEL_EINVALID_JSON, "expected ',' or '%c'", close);
-            j->p++;
-        }
-    }
-    fix_header(out, at, is_map ? HDR_MAP : HDR_ARRAY, n);
-    return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
-}
-
-int store_json_value(store_json_t *j, store_buf_t *out, int depth)
-{
-    int c = store_json_peek(j);
     char tmp[8];
     switch (c) {
-    case '{': return container(j, out, depth, 1);
-    case '[': return container(j, out, depth, 0);
     case '"': return mp_string(j, out);
     case 't': return literal(j, "true", out, 1);
     case 'f': return literal(j, "false", out, 0);
@@ -547,6 +520,113 @@ int store_json_value(store_json_t *j, store_buf_t *out, int depth)
             return number(j, out);
         return store_json_fail(j, REEL_EINVALID_JSON, "unexpected %s", show(c, tmp));
     }
+}
+
+/* An open container while transcoding: where its placeholder header is, how many
+ * elements it has so far. */
+struct open_container {
+    size_t at;
+    uint32_t n;
+    int is_map;
+};
+
+/* Makes room for one more entry in a stack that starts in the caller's 'local' array of
+ * 'cap' entries and moves to the heap when it must grow: nesting is bounded by the
+ * caller's depth limit, never by the C stack. 0, or -1 out of memory. */
+static int stack_room(void **st, size_t *cap, size_t used, const void *local, size_t size)
+{
+    if (used < *cap)
+        return 0;
+    size_t ncap = *cap * 2;
+    void *n = *st == local ? malloc(ncap * size) : realloc(*st, ncap * size);
+    if (!n)
+        return -1;
+    if (*st == local)
+        memcpy(n, local, used * size);
+    *st = n, *cap = ncap;
+    return 0;
+}
+
+static void stack_free(void *st, const void *local)
+{
+    if (st != local)
+        free(st);
+}
+
+int store_json_value(store_json_t *j, store_buf_t *out, int depth)
+{
+    int c = store_json_peek(j);
+    if (c != '{' && c != '[')
+        return scalar(j, out, c);
+    /* Containers are walked with an explicit stack, not by recursion. */
+    struct open_container local[32], *st = local, *top = NULL;
+    size_t cap = 32, used = 0;
+    int rc = REEL_OK;
+    for (;;) {
+        if (c == '{' || c == '[') { /* open one */
+            if (depth + (int)used + 1 > j->max_depth) {
+                rc = store_json_fail(j, REEL_ETOO_DEEP, "nesting deeper than %d levels at offset %zu",
+                                     j->max_depth, (size_t)(j->p - j->start));
+                break;
+            }
+            if (stack_room((void **)&st, &cap, used, local, sizeof *st)) {
+                rc = REEL_ENOMEM;
+                break;
+            }
+            top = &st[used++];
+            top->is_map = c == '{';
+            top->n = 0;
+            top->at = placeholder(out);
+            j->p++;
+            c = store_json_peek(j);
+            if (c == (top->is_map ? '}' : ']')) {
+                j->p++;
+                goto closed;
+            }
+        } else {
+            if ((rc = scalar(j, out, c)))
+                break;
+            goto next;
+        }
+    element: /* at the start of an element of 'top' */
+        if (top->is_map) {
+            if (store_json_peek(j) != '"') {
+                rc = store_json_fail(j, REEL_EINVALID_JSON, "expected a key string");
+                break;
+            }
+            if ((rc = mp_string(j, out)) || (rc = store_json_expect(j, ':')))
+                break;
+        }
+        c = store_json_peek(j);
+        continue;
+    next: /* after an element of 'top' */
+        if (top->n == UINT32_MAX) {
+            rc = store_json_fail(j, REEL_ETOO_LARGE, "too many elements");
+            break;
+        }
+        top->n++;
+        c = store_json_peek(j);
+        if (c == ',') {
+            j->p++;
+            goto element;
+        }
+        if (c != (top->is_map ? '}' : ']')) {
+            rc = store_json_fail(j, REEL_EINVALID_JSON, "expected ',' or '%c'",
+                                 top->is_map ? '}' : ']');
+            break;
+        }
+        j->p++;
+    closed:
+        fix_header(out, top->at, top->is_map ? HDR_MAP : HDR_ARRAY, top->n);
+        if (--used == 0)
+            break;
+        top = &st[used - 1];
+        goto next;
+    }
+    stack_free(st, local);
+    if (!rc && store_buf_failed(out))
+        rc = REEL_ENOMEM;
+    return rc;
 }
 
 int store_json_to_msgpack(const char *text, size_t len, int max_depth, store_buf_t *out,
@@ -669,12 +749,11 @@ int store_mp_next(store_mp_t *m, store_mp_obj_t *o)
 
 int store_mp_skip(store_mp_t *m, int max_depth)
 {
-    /* Iterative, with one pending-count per open container: no recursion, and input nested
+    /* Iterative, with one pending count per open container: no recursion, and input nested
      * deeper than 'max_depth' is refused like store_mp_to_json() refuses it. */
-    uint64_t pending[STORE_JSON_MAX_DEPTH + 1];
-    int depth = 0;
-    if (max_depth > STORE_JSON_MAX_DEPTH)
-        max_depth = STORE_JSON_MAX_DEPTH;
+    uint64_t local[32], *pending = local;
+    size_t cap = 32, depth = 0;
+    int rc = REEL_OK;
     pending[0] = 1;
     while (depth > 0 || pending[0] > 0) {
         if (pending[depth] == 0) {
@@ -683,16 +762,22 @@ int store_mp_skip(store_mp_t *m, int max_depth)
         }
         pending[depth]--;
         store_mp_obj_t o;
-        int rc = store_mp_next(m, &o);
-        if (rc)
-            return rc;
+        if ((rc = store_mp_next(m, &o)))
+            break;
         if (o.type == STORE_MP_ARRAY || o.type == STORE_MP_MAP) {
-            if (depth >= max_depth)
-                return REEL_ECORRUPT;
+            if (depth >= (size_t)(max_depth > 0 ? max_depth : 0)) {
+                rc = REEL_ECORRUPT;
+                break;
+            }
+            if (stack_room((void **)&pending, &cap, depth + 1, local, sizeof *pending)) {
+                rc = REEL_ENOMEM;
+                break;
+            }
             pending[++depth] = o.type == STORE_MP_MAP ? 2 * o.u : o.u;
         }
     }
-    return REEL_OK;
+    stack_free(pending, local);
+    return rc;
 }
 
 /* ---- JSON writing ---- */
@@ -712,6 +797,17 @@ static uint8_t *escape_into(uint8_t *w, const unsigned char *p, const unsigned c
         if (p >= end)
             break;
         unsigned char c = *p++;
+        if (c == 0xed) {
+            if (end - p >= 2 && p[0] >= 0xa0) { /* WTF-8 lone surrogate: as JSON.stringify */
+                unsigned cp = 0xd000 | (unsigned)(p[0] & 0x3f) << 6 | (p[1] & 0x3f);
+                memcpy(w, "\\u", 2), w[2] = (uint8_t)hex[cp >> 12],
+                    w[3] = (uint8_t)hex[(cp >> 8) & 15], w[4] = (uint8_t)hex[(cp >> 4) & 15],
+                    w[5] = (uint8_t)hex[cp & 15], w += 6, p += 2;
+            } else {
+                *w++ = c; /* U+D000..U+D7FF */
+            }
+            continue;
+        }
         *w++ = '\\';
         if (c == '"' || c == '\\')
             *w++ = c;
@@ -767,52 +863,89 @@ static int number_text_ok(const uint8_t *p, size_t n)
     return 1;
 }
 
-int store_mp_to_json(store_mp_t *m, store_buf_t *out, int max_depth)
+/* One scalar msgpack value 'o' as JSON. */
+static int scalar_to_json(const store_mp_obj_t *o, store_buf_t *out)
 {
-    store_mp_obj_t o;
-    int rc = store_mp_next(m, &o);
-    if (rc)
-        return rc;
-    switch (o.type) {
+    switch (o->type) {
     case STORE_MP_NIL: store_buf_put(out, "null", 4); break;
-    case STORE_MP_BOOL: store_buf_puts(out, o.u ? "true" : "false"); break;
-    case STORE_MP_UINT: store_buf_put_u64(out, o.u); break;
-    case STORE_MP_INT: store_buf_put_i64(out, o.i); break;
+    case STORE_MP_BOOL: store_buf_puts(out, o->u ? "true" : "false"); break;
+    case STORE_MP_UINT: store_buf_put_u64(out, o->u); break;
+    case STORE_MP_INT: store_buf_put_i64(out, o->i); break;
     case STORE_MP_FLOAT:
-        if (isfinite(o.f))
-            store_buf_printf(out, "%.17g", o.f);
+        if (isfinite(o->f))
+            store_buf_printf(out, "%.17g", o->f);
         else
             store_buf_put(out, "null", 4);
         break;
-    case STORE_MP_STR: store_json_write_string(out, (const char *)o.ptr, o.len); break;
-    case STORE_MP_BIN: write_base64(out, o.ptr, o.len); break;
+    case STORE_MP_STR: store_json_write_string(out, (const char *)o->ptr, o->len); break;
+    case STORE_MP_BIN: write_base64(out, o->ptr, o->len); break;
     case STORE_MP_EXT:
-        if (o.ext != STORE_MP_EXT_NUMBER || !number_text_ok(o.ptr, o.len))
+        if (o->ext != STORE_MP_EXT_NUMBER || !number_text_ok(o->ptr, o->len))
             return REEL_ECORRUPT;
-        store_buf_put(out, o.ptr, o.len);
+        store_buf_put(out, o->ptr, o->len);
         break;
-    case STORE_MP_ARRAY:
-    case STORE_MP_MAP:
-        if (max_depth <= 0)
-            return REEL_ECORRUPT;
-        store_buf_putc(out, o.type == STORE_MP_MAP ? '{' : '[');
-        for (uint64_t i = 0; i < o.u; i++) {
-            if (i)
+    default: return REEL_ECORRUPT;
+    }
+    return REEL_OK;
+}
+
+/* An open container while writing: elements left, map or array, any written yet. */
+struct open_mp {
+    uint64_t left;
+    int is_map, any;
+};
+
+int store_mp_to_json(store_mp_t *m, store_buf_t *out, int max_depth)
+{
+    struct open_mp local[32], *st = local;
+    size_t cap = 32, used = 0;
+    int rc = REEL_OK;
+    for (;;) {
+        if (used) { /* the next element of the innermost open container */
+            struct open_mp *top = &st[used - 1];
+            if (!top->left) {
+                store_buf_putc(out, top->is_map ? '}' : ']');
+                if (--used == 0)
+                    break;
+                continue;
+            }
+            top->left--;
+            if (top->any)
                 store_buf_putc(out, ',');
-            if (o.type == STORE_MP_MAP) {
+            top->any = 1;
+            if (top->is_map) {
                 store_mp_obj_t k;
                 if ((rc = store_mp_next(m, &k)))
-                    return rc;
-                if (k.type != STORE_MP_STR)
-                    return REEL_ECORRUPT;
+                    break;
+                if (k.type != STORE_MP_STR) {
+                    rc = REEL_ECORRUPT;
+                    break;
+                }
                 store_json_write_string(out, (const char *)k.ptr, k.len);
                 store_buf_putc(out, ':');
             }
-            if ((rc = store_mp_to_json(m, out, max_depth - 1)))
-                return rc;
         }
-        store_buf_putc(out, o.type == STORE_MP_MAP ? '}' : ']');
-        break;
+        store_mp_obj_t o;
+        if ((rc = store_mp_next(m, &o)))
+            break;
+        if (o.type == STORE_MP_ARRAY || o.type == STORE_MP_MAP) {
+            if (used >= (size_t)(max_depth > 0 ? max_depth : 0)) {
+                rc = REEL_ECORRUPT;
+                break;
+            }
+            if (stack_room((void **)&st, &cap, used, local, sizeof *st)) {
+                rc = REEL_ENOMEM;
+                break;
+            }
+            st[used++] = (struct open_mp){o.u, o.type == STORE_MP_MAP, 0};
+            store_buf_putc(out, o.type == STORE_MP_MAP ? '{' : '[');
+            continue;
+        }
+        if ((rc = scalar_to_json(&o, out)) || !used)
+            break;
     }
-    return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+    stack_free(st, local);
+    if (!rc && store_buf_failed(out))
+        rc = REEL_ENOMEM;
+    return rc;
 }

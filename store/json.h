@@ -3,15 +3,20 @@
  * The store keeps event bodies as msgpack (store.h). This file converts in both
  * directions by streaming, which is what makes ingest and reads fast and exact:
  *  - objects keep their key order, duplicate keys are kept as given;
- *  - strings are validated UTF-8 (escapes decoded, surrogate pairs joined, lone
- *    surrogates and invalid bytes rejected);
+ *  - strings are validated UTF-8 text (escapes decoded, invalid bytes rejected) stored as
+ *    WTF-8: a \uD800-\uDBFF escape directly followed by a \uDC00-\uDFFF one is joined into
+ *    one 4-byte code point, any other surrogate escape is a lone UTF-16 code unit kept as
+ *    its 3-byte form ED A0..BF xx (which raw UTF-8 input can never hold); every JSON
+ *    writer here renders it back as the same escape, lowercase, as JSON.stringify does;
  *  - integers in [-2^63, 2^64) become msgpack integers; every other number (fractions,
  *    exponents, bigger integers) is kept as msgpack ext type 1 holding the number's text,
  *    so "0.1", "1e400" and 123456789012345678901234567890 come back byte for byte.
  *
  * Rules:
- *  - No allocation except through the caller's store_buf_t (sticky OOM, see buf.h).
- *  - Nesting deeper than 'max_depth' fails with REEL_ETOO_DEEP, never recursing further.
+ *  - No allocation except through the caller's store_buf_t (sticky OOM, see buf.h) and,
+ *    beyond 32 levels of nesting, the heap stack of open containers: nothing recurses.
+ *  - Nesting deeper than 'max_depth' fails with REEL_ETOO_DEEP ("nesting deeper than N
+ *    levels at offset O").
  *  - The msgpack reader never trusts its input: every length is checked against the end.
  */
 #ifndef REEL_JSON_H
@@ -22,7 +27,8 @@
 
 #include "store/buf.h"
 
-#define STORE_JSON_MAX_DEPTH 128 /* hard ceiling for any caller's limit */
+#define STORE_JSON_MAX_DEPTH 100000 /* ceiling for any caller's limit (--max-depth) */
+#define STORE_JSON_DEFAULT_DEPTH 512 /* the default limit of one event's nesting */
 #define STORE_MP_EXT_NUMBER 1    /* msgpack ext type: a JSON number's text */
 
 /* Where and why parsing failed (shaped like jansson's json_error_t). */

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 
 #include "api/api.h"
+#include "store/json.h"
 #include "tools/cmds.h"
 
 /* The settings, filled by the option table: strings stay NULL when not given, numbers
@@ -48,7 +49,7 @@ static int parse(struct settings *st, int argc, char **argv)
             "request body limit", "16777216"),
         U64("max-event-bytes", "REEL_MAX_EVENT_BYTES", max_event, 1, 1ull << 31,
             "one event's JSON limit", "8388608"),
-        U64("max-depth", "REEL_MAX_DEPTH", max_depth, 2, 128, "JSON nesting limit", "64"),
+        U64("max-depth", "REEL_MAX_DEPTH", max_depth, 2, STORE_JSON_MAX_DEPTH, "JSON nesting limit", "512"),
         U64("max-connections", "REEL_MAX_CONNECTIONS", max_conn, 1, 1000000,
             "open connections", "1024"),
         U64("max-connections-per-ip", "REEL_MAX_CONNECTIONS_PER_IP", max_conn_ip, 0, 1000000,

@@ -116,6 +116,117 @@ Test(json_roundtrip, surrogate_pairs_become_utf8)
     same("\"raw emoji \xf0\x9f\x98\x80 and \xe2\x82\xac\"");
 }
 
+/* The msgpack string stored for JSON string 'in' must be the bytes 'want'. */
+static void stored_as(const char *in, const char *want, size_t want_len)
+{
+    store_buf_t mp = STORE_BUF_INIT;
+    store_json_error_t e;
+    TU_OK(store_json_to_msgpack(in, strlen(in), 8, &mp, &e));
+    store_mp_t m = {mp.data, mp.data + mp.len};
+    store_mp_obj_t o;
+    TU_OK(store_mp_next(&m, &o));
+    cr_assert_eq(o.type, STORE_MP_STR);
+    cr_assert(o.len == want_len && !memcmp(o.ptr, want, want_len), "%s: stored %u bytes", in,
+              o.len);
+    store_buf_release(&mp);
+}
+
+Test(json_roundtrip, lone_surrogates_are_kept_as_wtf8)
+{
+    /* a lone surrogate escape is one UTF-16 code unit: stored as its 3-byte WTF-8 form and
+     * written back as the same escape, lowercase, as JSON.stringify writes it */
+    stored_as("\"\\ud83d\"", "\xed\xa0\xbd", 3);
+    stored_as("\"\\uDE00\"", "\xed\xb8\x80", 3);
+    stored_as("\"\\ude00\\ud83d\"", "\xed\xb8\x80\xed\xa0\xbd", 6); /* low, high: two lone */
+    stored_as("\"\\ud83d\\ude00\"", "\xf0\x9f\x98\x80", 4);           /* a pair: joined */
+    stored_as("\"\\ud83d\\ud83d\\ude00\"", "\xed\xa0\xbd\xf0\x9f\x98\x80", 7);
+    stored_as("\"\\ud83dx\"", "\xed\xa0\xbdx", 4);
+    same("\"\\ud83d\"");
+    same("\"\\udc00\"");
+    roundtrip("lone high then A", "\"\\ud800\\u0041\"", "\"\\ud800A\"");
+    same("\"\\ude00\\ud83d\"");
+    same("\"\\ud83d\\ud83d\"");
+    same("\"a\\udfffb\\ud800\"");
+    roundtrip("upper-case lone", "\"\\uD83D\"", "\"\\ud83d\"");
+    roundtrip("high then pair", "\"\\ud83d\\ud83d\\ude00\"", "\"\\ud83d\xf0\x9f\x98\x80\"");
+    same("{\"\\ud83d\":\"\\udc00\",\"k\\udfff\":[\"\\ud800\"]}");
+    /* U+D000..U+D7FF also start with 0xED and stay raw UTF-8 */
+    same("\"\xed\x80\x80 \xed\x9f\xbf\"");
+    /* long strings: the escape is found at every offset of the word-at-a-time scans */
+    for (int at = 0; at < 40; at++) {
+        store_buf_t in = STORE_BUF_INIT, want = STORE_BUF_INIT;
+        store_buf_putc(&in, '"');
+        store_buf_putc(&want, '"');
+        for (int i = 0; i < 40; i++) {
+            store_buf_puts(&in, i == at ? "\\udbff" : i == at + 1 ? "\xed\x9f\xbf" : "x");
+            store_buf_puts(&want, i == at ? "\\udbff" : i == at + 1 ? "\xed\x9f\xbf" : "x");
+        }
+        store_buf_putc(&in, '"');
+        store_buf_putc(&want, '"');
+        direct("long", (const char *)in.data, in.len, (const char *)want.data, want.len);
+        store_buf_release(&in);
+        store_buf_release(&want);
+    }
+    /* a WTF-8 string cut in the middle of a surrogate is copied, not read past its end */
+    store_buf_t out = STORE_BUF_INIT;
+    store_json_write_string(&out, "a\xed\xa0", 3);
+    cr_assert(out.len == 5 && !memcmp(out.data, "\"a\xed\xa0\"", 5));
+    store_buf_release(&out);
+}
+
+Test(json_roundtrip, raw_surrogate_bytes_and_bad_utf8_are_refused)
+{
+    static const char *const bad[] = {"\"\xed\xa0\x80\"", "\"\xed\xbf\xbf\"", "\"\xc0\xaf\"",
+                                      "\"\xe2\x82\"", "\"\xf0\x9f\x98\"", "\"\xe0\x80\xaf\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        store_buf_t mp = STORE_BUF_INIT;
+        store_json_error_t e;
+        TU_ERR(store_json_to_msgpack(bad[i], strlen(bad[i]), 8, &mp, &e), REEL_EINVALID_JSON);
+        cr_assert_eq(e.offset, 1, "bad[%zu]: offset %zu", i, e.offset);
+        cr_assert(strstr(e.text, "invalid UTF-8"), "bad[%zu]: %s", i, e.text);
+        store_buf_release(&mp);
+    }
+}
+
+Test(json_roundtrip, depth_limit_is_exact_and_named)
+{
+    for (int limit = 2; limit <= 1024; limit = limit * 2 + 1) {
+        store_buf_t ok = STORE_BUF_INIT, deep = STORE_BUF_INIT, mp = STORE_BUF_INIT;
+        for (int i = 0; i < limit; i++)
+            store_buf_puts(&ok, i % 2 ? "[" : "{\"k\":");
+        for (int i = limit; i-- > 0;)
+            store_buf_putc(&ok, i % 2 ? ']' : '}');
+        store_buf_puts(&deep, "[");
+        store_buf_put(&deep, ok.data, ok.len);
+        store_buf_puts(&deep, "]");
+        store_json_error_t e;
+        TU_OK(store_json_to_msgpack((const char *)ok.data, ok.len, limit, &mp, &e));
+        store_buf_t out = STORE_BUF_INIT;
+        store_mp_t m = {mp.data, mp.data + mp.len};
+        TU_OK(store_mp_to_json(&m, &out, limit));
+        cr_assert(out.len == ok.len && !memcmp(out.data, ok.data, ok.len));
+        m = (store_mp_t){mp.data, mp.data + mp.len};
+        TU_OK(store_mp_skip(&m, limit));
+        cr_assert(m.p == m.end);
+        m = (store_mp_t){mp.data, mp.data + mp.len};
+        cr_assert_neq(store_mp_skip(&m, limit - 1), 0);
+        store_buf_clear(&mp);
+        TU_ERR(store_json_to_msgpack((const char *)deep.data, deep.len, limit, &mp, &e),
+               REEL_ETOO_DEEP);
+        size_t at = 0; /* where the (limit + 1)-th container opens */
+        for (int opened = 0; at < deep.len; at++)
+            if ((deep.data[at] == '[' || deep.data[at] == '{') && ++opened == limit + 1)
+                break;
+        char want[80];
+        snprintf(want, sizeof want, "nesting deeper than %d levels at offset %zu", limit, at);
+        cr_assert_str_eq(e.text, want);
+        store_buf_release(&ok);
+        store_buf_release(&deep);
+        store_buf_release(&mp);
+        store_buf_release(&out);
+    }
+}
+
 static void put_utf8(store_buf_t *b, uint32_t c)
 {
     uint8_t u[4];
@@ -229,10 +340,10 @@ static char *nest(int levels, const char *inner)
 
 Test(json_roundtrip, nesting_up_to_the_limit_round_trips)
 {
-    /* default limit 64 counts the envelope: 63 levels inside "data" */
-    char *ok = nest(63, "\"deep\"");
-    through_store("63 levels", ok, ok);
-    char *deep = nest(64, "1");
+    /* default limit 512 counts the envelope: 511 levels inside "data" */
+    char *ok = nest(511, "\"deep\"");
+    through_store("511 levels", ok, ok);
+    char *deep = nest(512, "1");
     store_buf_t ev = STORE_BUF_INIT;
     store_buf_printf(&ev, "{\"type\":\"t\",\"data\":%s}", deep);
     ingest_error_t e;
