@@ -194,6 +194,7 @@ Test(json_roundtrip, depth_limit_is_exact_and_named)
         store_buf_t ok = STORE_BUF_INIT, deep = STORE_BUF_INIT, mp = STORE_BUF_INIT;
         for (int i = 0; i < limit; i++)
             store_buf_puts(&ok, i % 2 ? "[" : "{\"k\":");
+        store_buf_putc(&ok, '1');
         for (int i = limit; i-- > 0;)
             store_buf_putc(&ok, i % 2 ? ']' : '}');
         store_buf_puts(&deep, "[");
