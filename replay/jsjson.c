@@ -108,9 +108,18 @@ static int cmp_entry(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static int js_value(store_mp_t *m, store_buf_t *out, int depth);
+/* An open container: an array's elements left, or a map's entries in output order (the
+ * values are read from their spans; 'after' is where the map's msgpack ends). */
+struct js_open {
+    int is_map;
+    uint64_t left;
+    struct entry *e;
+    size_t used, next;
+    store_mp_t after;
+};
 
-static int js_map(store_mp_t *m, store_buf_t *out, uint64_t n, int depth)
+/* Reads the 'n' entries of a map at 'm' into '*out' (new, in output order). */
+static int js_entries(store_mp_t *m, uint64_t n, int depth, struct entry **out, size_t *nused)
 {
     struct entry *e = n ? calloc(n, sizeof *e) : NULL;
     size_t used = 0;
@@ -136,72 +145,123 @@ static int js_map(store_mp_t *m, store_buf_t *out, uint64_t n, int depth)
             e[j].val_end = m->p;
         }
     }
-    if (!rc) {
-        if (used > 1)
-            qsort(e, used, sizeof *e, cmp_entry);
-        store_buf_putc(out, '{');
-        for (size_t i = 0; !rc && i < used; i++) {
-            if (i)
-                store_buf_putc(out, ',');
-            store_json_write_string(out, (const char *)e[i].key, e[i].key_len);
-            store_buf_putc(out, ':');
-            store_mp_t vm = {e[i].val, e[i].val_end};
-            rc = js_value(&vm, out, depth - 1);
-        }
-        store_buf_putc(out, '}');
-    }
-    free(e);
+    if (!rc && used > 1)
+        qsort(e, used, sizeof *e, cmp_entry);
+    if (rc)
+        free(e), e = NULL;
+    *out = e;
+    *nused = used;
     return rc;
 }
 
-static int js_value(store_mp_t *m, store_buf_t *out, int depth)
+/* One scalar as JavaScript writes it; 'start' is where its msgpack begins. */
+static int js_scalar(store_mp_t *m, const uint8_t *start, const store_mp_obj_t *o,
+                     store_buf_t *out)
 {
-    store_mp_obj_t o;
-    const uint8_t *start = m->p;
-    int rc = store_mp_next(m, &o);
-    if (rc)
-        return rc;
-    switch (o.type) {
-    case STORE_MP_UINT: js_double(out, (double)o.u); break;
-    case STORE_MP_INT: js_double(out, (double)o.i); break;
-    case STORE_MP_FLOAT: js_double(out, o.f); break;
+    switch (o->type) {
+    case STORE_MP_UINT: js_double(out, (double)o->u); break;
+    case STORE_MP_INT: js_double(out, (double)o->i); break;
+    case STORE_MP_FLOAT: js_double(out, o->f); break;
     case STORE_MP_EXT: {
         char num[64];
-        if (o.ext != STORE_MP_EXT_NUMBER || o.len >= sizeof num) {
-            if (o.ext != STORE_MP_EXT_NUMBER)
-                return REEL_ECORRUPT;
+        if (o->ext != STORE_MP_EXT_NUMBER)
+            return REEL_ECORRUPT;
+        if (o->len >= sizeof num) {
             store_buf_t tmp = STORE_BUF_INIT; /* long literal: strtod needs a C string */
-            store_buf_put(&tmp, o.ptr, o.len);
+            store_buf_put(&tmp, o->ptr, o->len);
             js_double(out, strtod(store_buf_cstr(&tmp), NULL));
             store_buf_release(&tmp);
             break;
         }
-        memcpy(num, o.ptr, o.len);
-        num[o.len] = 0;
+        memcpy(num, o->ptr, o->len);
+        num[o->len] = 0;
         js_double(out, strtod(num, NULL));
         break;
     }
-    case STORE_MP_ARRAY:
-        if (depth <= 0)
-            return REEL_ECORRUPT;
-        store_buf_putc(out, '[');
-        for (uint64_t i = 0; i < o.u; i++) {
-            if (i)
-                store_buf_putc(out, ',');
-            if ((rc = js_value(m, out, depth - 1)))
-                return rc;
-        }
-        store_buf_putc(out, ']');
-        break;
-    case STORE_MP_MAP:
-        if (depth <= 0)
-            return REEL_ECORRUPT;
-        return js_map(m, out, o.u, depth);
-    default: /* nil, bool, str, bin: written as exact JSON writes them */
-        m->p = start;
-        return store_mp_to_json(m, out, 1);
+    default: { /* nil, bool, str, bin: written as exact JSON writes them */
+        store_mp_t one = {start, m->p};
+        return store_mp_to_json(&one, out, 1);
     }
-    return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+    }
+    return REEL_OK;
+}
+
+/* Containers are walked with an explicit stack (heap-grown past 32 levels), not by
+ * recursion: stored data may nest as deep as the server's --max-depth allowed. */
+static int js_value(store_mp_t *m, store_buf_t *out, int max_depth)
+{
+    struct js_open local[32], *st = local;
+    size_t cap = 32, used = 0;
+    int rc = REEL_OK;
+    for (;;) {
+        if (used) { /* the next element of the innermost open container */
+            struct js_open *top = &st[used - 1];
+            int done = top->is_map ? top->next == top->used : top->left == 0;
+            if (done) {
+                store_buf_putc(out, top->is_map ? '}' : ']');
+                if (top->is_map)
+                    *m = top->after, free(top->e);
+                if (--used == 0)
+                    break;
+                continue;
+            }
+            if (top->is_map ? top->next : top->left != top->used)
+                store_buf_putc(out, ',');
+            if (top->is_map) {
+                struct entry *e = &top->e[top->next++];
+                store_json_write_string(out, (const char *)e->key, e->key_len);
+                store_buf_putc(out, ':');
+                *m = (store_mp_t){e->val, e->val_end};
+            } else {
+                top->left--;
+            }
+        }
+        const uint8_t *start = m->p;
+        store_mp_obj_t o;
+        if ((rc = store_mp_next(m, &o)))
+            break;
+        if (o.type == STORE_MP_ARRAY || o.type == STORE_MP_MAP) {
+            if (used >= (size_t)max_depth) {
+                rc = REEL_ECORRUPT;
+                break;
+            }
+            if (used == cap) {
+                size_t ncap = cap * 2;
+                struct js_open *n = st == local ? malloc(ncap * sizeof *n)
+                                                : realloc(st, ncap * sizeof *n);
+                if (!n) {
+                    rc = REEL_ENOMEM;
+                    break;
+                }
+                if (st == local)
+                    memcpy(n, local, used * sizeof *n);
+                st = n, cap = ncap;
+            }
+            struct js_open *top = &st[used];
+            memset(top, 0, sizeof *top);
+            top->is_map = o.type == STORE_MP_MAP;
+            if (top->is_map) {
+                if ((rc = js_entries(m, o.u, max_depth - (int)used, &top->e, &top->used)))
+                    break;
+                top->after = *m;
+            } else {
+                top->left = top->used = o.u; /* 'used' keeps the count for the commas */
+            }
+            used++;
+            store_buf_putc(out, top->is_map ? '{' : '[');
+            continue;
+        }
+        if ((rc = js_scalar(m, start, &o, out)) || !used)
+            break;
+    }
+    while (used) /* after a failure: the maps still open */
+        if (st[--used].is_map)
+            free(st[used].e);
+    if (st != local)
+        free(st);
+    if (!rc && store_buf_failed(out))
+        rc = REEL_ENOMEM;
+    return rc;
 }
 
 int replay__js_json(store_mp_t *m, store_buf_t *out)
