@@ -50,7 +50,7 @@ static const char *str(json_t *o, const char *k)
  * refused insert) in 'f'. Steals 'v'; 'o' may be NULL after an earlier failure. */
 static void set_new(struct fold *f, json_t *o, const char *k, json_t *v)
 {
-    if (json_object_set_new(o, k, v))
+    if (json_object_set_new_nocheck(o, k, v))
         f->failed = 1;
 }
 
@@ -89,7 +89,10 @@ static void fold_release(struct fold *f)
         json_decref(all[i]);
 }
 
-/* Appends 'more' to the string field 'k' of 'o'. */
+/* Appends 'more' to the string field 'k' of 'o'. The strings are WTF-8 (store/json.h):
+ * a chunk that ends in the high half of a surrogate pair followed by one that starts with
+ * the low half (a stream cut in the middle of an emoji) joins into the one code point, as
+ * JavaScript's string concatenation does. */
 static void append_text(struct fold *f, json_t *o, const char *k, const char *more)
 {
     const char *cur = str(o, k);
@@ -100,8 +103,19 @@ static void append_text(struct fold *f, json_t *o, const char *k, const char *mo
         return;
     }
     memcpy(t, cur ? cur : "", a);
+    const unsigned char *h = (const unsigned char *)t + a - 3, *l = (const unsigned char *)more;
+    if (a >= 3 && b >= 3 && h[0] == 0xed && h[1] >= 0xa0 && h[1] <= 0xaf && l[0] == 0xed &&
+        l[1] >= 0xb0) {
+        unsigned hi = 0xd000 | (unsigned)(h[1] & 0x3f) << 6 | (h[2] & 0x3f);
+        unsigned lo = 0xd000 | (unsigned)(l[1] & 0x3f) << 6 | (l[2] & 0x3f);
+        unsigned cp = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+        unsigned char *w = (unsigned char *)t + a - 3;
+        w[0] = (unsigned char)(0xf0 | cp >> 18), w[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+        w[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f)), w[3] = (unsigned char)(0x80 | (cp & 0x3f));
+        a += 1, more += 3, b -= 3;
+    }
     memcpy(t + a, more, b + 1);
-    set_new(f, o, k, json_stringn(t, a + b));
+    set_new(f, o, k, json_stringn_nocheck(t, a + b));
     free(t);
 }
 
@@ -110,8 +124,9 @@ static void append_text(struct fold *f, json_t *o, const char *k, const char *mo
 /* A new item, borrowed from 'f->items'; NULL once the fold has failed. */
 static json_t *item_new(struct fold *f, const char *id, const char *kind, uint64_t seq)
 {
-    json_t *it = json_pack("{s:s,s:s,s:s,s:I}", "item_id", id, "kind", kind ? kind : "unknown",
-                           "status", "in_progress", "started_sequence", (json_int_t)seq);
+    json_t *it = json_pack("{s:o,s:o,s:s,s:I}", "item_id", json_string_nocheck(id), "kind",
+                           json_string_nocheck(kind ? kind : "unknown"), "status", "in_progress",
+                           "started_sequence", (json_int_t)seq);
     push(f, f->items, it);
     if (f->failed)
         return NULL; /* 'it' was freed by a failed push */
@@ -188,7 +203,7 @@ static void item_event(struct fold *f, const char *type, json_t *data, uint64_t 
     }
     if (!strcmp(type, "item.completed")) {
         if (!str(d, "status"))
-            set_new(f, it, "status", json_string("completed"));
+            set_new(f, it, "status", json_string_nocheck("completed"));
         set_new(f, it, "completed_sequence", json_integer((json_int_t)seq));
     }
     const char *kind = str(it, "kind");
@@ -208,7 +223,7 @@ static void request_event(struct fold *f, json_t *list, json_t *index, const cha
     }
     json_t *r = json_object_get(index, id);
     if (!r) {
-        r = json_pack("{s:s,s:s}", idkey, id, "status", "requested");
+        r = json_pack("{s:o,s:s}", idkey, json_string_nocheck(id), "status", "requested");
         push(f, list, r);
         if (f->failed)
             return; /* 'r' was freed by a failed push */
@@ -217,7 +232,7 @@ static void request_event(struct fold *f, json_t *list, json_t *index, const cha
     if (resolved) {
         set(f, r, "resolution", data);
         set_new(f, r, "status",
-                json_string(str(data, "status") ? str(data, "status") : "resolved"));
+                json_string_nocheck(str(data, "status") ? str(data, "status") : "resolved"));
         set_new(f, r, "resolved_sequence", json_integer((json_int_t)seq));
     } else {
         merge(f, r, data);
@@ -250,7 +265,7 @@ static json_t *acp_item(struct fold *f, const char *kind, const char *role, uint
     snprintf(id, sizeof id, "acp-%u", ++f->acp_items);
     json_t *it = item_new(f, id, kind, seq);
     if (role)
-        set_new(f, it, "role", json_string(role));
+        set_new(f, it, "role", json_string_nocheck(role));
     return it;
 }
 
@@ -260,7 +275,7 @@ static void acp_close(struct fold *f)
     json_t *open = f->acp_open;
     if (!open)
         return;
-    set_new(f, open, "status", json_string("completed"));
+    set_new(f, open, "status", json_string_nocheck("completed"));
     json_t *last = json_object_get(open, "last_sequence");
     if (last) {
         set(f, open, "completed_sequence", last);
@@ -292,18 +307,18 @@ static void acp_tool(struct fold *f, json_t *u, uint64_t seq, int update)
     if (!it) {
         it = acp_item(f, "tool_call", NULL, seq);
         if (call) {
-            set_new(f, it, "call_id", json_string(call));
+            set_new(f, it, "call_id", json_string_nocheck(call));
             set(f, f->by_call, call, it);
         }
     }
     if (str(u, "title"))
-        set_new(f, it, "name", json_string(str(u, "title")));
+        set_new(f, it, "name", json_string_nocheck(str(u, "title")));
     if (str(u, "kind"))
-        set_new(f, it, "tool_kind", json_string(str(u, "kind")));
+        set_new(f, it, "tool_kind", json_string_nocheck(str(u, "kind")));
     if (json_object_get(u, "rawInput"))
         set(f, it, "arguments", json_object_get(u, "rawInput"));
     if (str(u, "status"))
-        set_new(f, it, "status", json_string(str(u, "status")));
+        set_new(f, it, "status", json_string_nocheck(str(u, "status")));
     if (update && (json_object_get(u, "rawOutput") || json_object_get(u, "content"))) {
         json_t *res = json_object();
         if (json_object_get(u, "rawOutput"))
@@ -311,7 +326,7 @@ static void acp_tool(struct fold *f, json_t *u, uint64_t seq, int update)
         if (json_object_get(u, "content"))
             set(f, res, "content", json_object_get(u, "content"));
         if (str(u, "status"))
-            set_new(f, res, "status", json_string(str(u, "status")));
+            set_new(f, res, "status", json_string_nocheck(str(u, "status")));
         set_new(f, it, "result", res);
     }
     const char *st = str(it, "status");
@@ -333,7 +348,7 @@ static void acp_prompt(struct fold *f, json_t *params, uint64_t seq)
             append_text(f, it, "text", t);
         }
     }
-    set_new(f, it, "status", json_string("completed"));
+    set_new(f, it, "status", json_string_nocheck("completed"));
 }
 
 /* Returns 1 if 'data' was an ACP envelope and has been folded. */
@@ -372,8 +387,8 @@ static int acp_event(struct fold *f, json_t *data, uint64_t seq)
                 set(f, f->usage, "cost", json_object_get(u, "cost"));
         }
         else
-            push(f, f->other, json_pack("{s:I,s:s,s:O}", "sequence", (json_int_t)seq,
-                                                      "type", kind, "data", u));
+            push(f, f->other, json_pack("{s:I,s:o,s:O}", "sequence", (json_int_t)seq,
+                                                      "type", json_string_nocheck(kind), "data", u));
         return 1;
     }
     if (method && !strcmp(method, "session/prompt")) {
@@ -384,8 +399,8 @@ static int acp_event(struct fold *f, json_t *data, uint64_t seq)
         json_t *id = json_object_get(data, "id");
         char key[64];
         snprintf(key, sizeof key, "%lld", json_is_integer(id) ? (long long)json_integer_value(id) : -1);
-        json_t *d = json_pack("{s:s,s:O*,s:O*}", "permission_id",
-                              json_is_string(id) ? json_string_value(id) : key, "tool_call",
+        json_t *d = json_pack("{s:o,s:O*,s:O*}", "permission_id",
+                              json_string_nocheck(json_is_string(id) ? json_string_value(id) : key), "tool_call",
                               json_object_get(params, "toolCall"), "options",
                               json_object_get(params, "options"));
         if (d)
@@ -403,7 +418,8 @@ static int acp_event(struct fold *f, json_t *data, uint64_t seq)
         if (json_object_get(f->by_perm, pid)) {
             json_t *outcome = json_object_get(result, "outcome");
             const char *st = str(outcome, "outcome") ? str(outcome, "outcome") : "resolved";
-            json_t *d = json_pack("{s:s,s:s,s:O*}", "permission_id", pid, "status", st, "outcome", outcome);
+            json_t *d = json_pack("{s:o,s:o,s:O*}", "permission_id", json_string_nocheck(pid), "status",
+                                  json_string_nocheck(st), "outcome", outcome);
             if (d)
                 request_event(f, f->perms, f->by_perm, "permission_id", d, seq, 1);
             else
@@ -449,8 +465,8 @@ static void fold_event(struct fold *f, uint64_t seq, const char *type, json_t *d
     else if (!strcmp(type, "agent.unparsed"))
         push(f, f->unparsed, json_pack("{s:I,s:O}", "sequence", (json_int_t)seq, "data", data));
     else if (!acp_event(f, data, seq)) {
-        push(f, f->other, json_pack("{s:I,s:s,s:O}", "sequence", (json_int_t)seq, "type", type,
-                                    "data", data));
+        push(f, f->other, json_pack("{s:I,s:o,s:O}", "sequence", (json_int_t)seq, "type",
+                                    json_string_nocheck(type), "data", data));
     }
 }
 
@@ -496,69 +512,132 @@ static int number(const char *p, size_t n, int as_real, json_t **out)
     return rc;
 }
 
-static int build(store_mp_t *m, int as_real, json_t **out);
-
-static int container(store_mp_t *m, const store_mp_obj_t *o, int as_real, json_t **out)
+/* One scalar 'o' (read from 'start' to 'm') into '*out' (new); as build(). */
+static int scalar(store_mp_t *m, const uint8_t *start, const store_mp_obj_t *o, int as_real,
+                  json_t **out)
 {
-    int map = o->type == STORE_MP_MAP;
-    json_t *c = map ? json_object() : json_array(), *v;
-    int rc = c ? REEL_OK : REEL_ENOMEM;
-    for (uint64_t i = 0; !rc && i < o->u; i++) {
-        store_mp_obj_t k = {0};
-        if (map && (store_mp_next(m, &k) || k.type != STORE_MP_STR))
-            rc = REEL_ECORRUPT;
-        else if (map && k.len && memchr(k.ptr, 0, k.len))
-            rc = AS_TEXT;
-        else if (!(rc = build(m, as_real, &v)))
-            rc = (map ? json_object_setn_new(c, (const char *)k.ptr, k.len, v)
-                      : json_array_append_new(c, v)) ? REEL_ENOMEM : REEL_OK;
-    }
-    if (rc)
-        json_decref(c);
-    else
-        *out = c;
-    return rc;
-}
-
-/* One value of 'm' into '*out' (new); REEL_OK, REEL_ENOMEM, AS_REAL or AS_TEXT. */
-static int build(store_mp_t *m, int as_real, json_t **out)
-{
-    const uint8_t *start = m->p;
-    store_mp_obj_t o;
     char num[32];
-    if (store_mp_next(m, &o))
-        return REEL_ECORRUPT;
-    switch (o.type) {
+    switch (o->type) {
     case STORE_MP_NIL: *out = json_null(); return REEL_OK;
-    case STORE_MP_BOOL: *out = json_boolean(o.u); return REEL_OK;
-    case STORE_MP_UINT: snprintf(num, sizeof num, "%" PRIu64, o.u); break;
-    case STORE_MP_INT: snprintf(num, sizeof num, "%" PRId64, o.i); break;
+    case STORE_MP_BOOL: *out = json_boolean(o->u); return REEL_OK;
+    case STORE_MP_UINT: snprintf(num, sizeof num, "%" PRIu64, o->u); break;
+    case STORE_MP_INT: snprintf(num, sizeof num, "%" PRId64, o->i); break;
     case STORE_MP_FLOAT:
-        if (!isfinite(o.f)) {
+        if (!isfinite(o->f)) {
             *out = json_null(); /* store_mp_to_json() writes null */
             return REEL_OK;
         }
-        snprintf(num, sizeof num, "%.17g", o.f);
+        snprintf(num, sizeof num, "%.17g", o->f);
         break;
-    case STORE_MP_EXT: return number((const char *)o.ptr, o.len, as_real, out);
+    case STORE_MP_EXT: return number((const char *)o->ptr, o->len, as_real, out);
     case STORE_MP_STR:
-        if (o.len && memchr(o.ptr, 0, o.len))
+        if (o->len && memchr(o->ptr, 0, o->len))
             return AS_TEXT;
-        *out = json_stringn((const char *)o.ptr, o.len);
+        /* nocheck: the text is WTF-8 (a lone surrogate is kept); replay__json_write()
+         * writes it, never jansson's dumper */
+        *out = json_stringn_nocheck((const char *)o->ptr, o->len);
         return *out ? REEL_OK : REEL_ENOMEM;
     case STORE_MP_BIN: { /* a base64 string */
         store_buf_t b = STORE_BUF_INIT;
         store_mp_t one = {start, m->p};
         store_mp_to_json(&one, &b, 1);
-        *out = store_buf_failed(&b) ? NULL : json_stringn((const char *)b.data + 1, b.len - 2);
+        *out = store_buf_failed(&b) ? NULL : json_stringn_nocheck((const char *)b.data + 1, b.len - 2);
         store_buf_release(&b);
         return *out ? REEL_OK : REEL_ENOMEM;
     }
-    case STORE_MP_ARRAY:
-    case STORE_MP_MAP: return container(m, &o, as_real, out);
     default: return REEL_ECORRUPT;
     }
     return number(num, strlen(num), as_real, out);
+}
+
+/* How deep a value given to jansson may nest. jansson's own walks (json_decref(), the
+ * copies and comparisons) recurse, so deeper data is kept as its JSON text (AS_TEXT); the
+ * bound is jansson's own parser limit, JSON_PARSER_MAX_DEPTH (2048). */
+#define JANSSON_DEPTH 2048
+
+/* One value of 'm' into '*out' (new); REEL_OK, REEL_ENOMEM, AS_REAL or AS_TEXT.
+ * Containers are walked with an explicit stack, not by recursion; each is attached to its
+ * parent when it opens, so one json_decref() of the root frees a partial tree. */
+static int build(store_mp_t *m, int as_real, json_t **out)
+{
+    struct open { json_t *c; uint64_t left; int map; } local[32], *st = local;
+    size_t cap = 32, used = 0;
+    json_t *root = NULL;
+    int rc = REEL_OK;
+    for (;;) {
+        store_mp_obj_t k = {0}, o;
+        if (used) {
+            struct open *top = &st[used - 1];
+            if (!top->left) {
+                if (--used == 0)
+                    break;
+                continue;
+            }
+            top->left--;
+            if (top->map) {
+                if (store_mp_next(m, &k) || k.type != STORE_MP_STR) {
+                    rc = REEL_ECORRUPT;
+                    break;
+                }
+                if (k.len && memchr(k.ptr, 0, k.len)) {
+                    rc = AS_TEXT;
+                    break;
+                }
+            }
+        }
+        const uint8_t *start = m->p;
+        json_t *v = NULL;
+        if (store_mp_next(m, &o)) {
+            rc = REEL_ECORRUPT;
+            break;
+        }
+        int open = o.type == STORE_MP_ARRAY || o.type == STORE_MP_MAP;
+        if (open) {
+            if (used >= JANSSON_DEPTH) {
+                rc = AS_TEXT;
+                break;
+            }
+            if (used == cap) {
+                struct open *n = st == local ? malloc(2 * cap * sizeof *n)
+                                             : realloc(st, 2 * cap * sizeof *n);
+                if (!n) {
+                    rc = REEL_ENOMEM;
+                    break;
+                }
+                if (st == local)
+                    memcpy(n, local, used * sizeof *n);
+                st = n, cap *= 2;
+            }
+            v = o.type == STORE_MP_MAP ? json_object() : json_array();
+            if (!v) {
+                rc = REEL_ENOMEM;
+                break;
+            }
+        } else if ((rc = scalar(m, start, &o, as_real, &v))) {
+            break;
+        }
+        if (!used) {
+            root = v;
+        } else {
+            struct open *top = &st[used - 1];
+            if (top->map ? json_object_setn_new_nocheck(top->c, (const char *)k.ptr, k.len, v)
+                         : json_array_append_new(top->c, v)) {
+                rc = REEL_ENOMEM; /* 'v' was freed */
+                break;
+            }
+        }
+        if (open)
+            st[used++] = (struct open){v, o.u, o.type == STORE_MP_MAP};
+        else if (!used)
+            break;
+    }
+    if (st != local)
+        free(st);
+    if (rc)
+        json_decref(root);
+    else
+        *out = root;
+    return rc;
 }
 
 /* A stored value as a new jansson value in '*out': what json_loadb() makes of its JSON
@@ -584,7 +663,7 @@ static int to_json(store_buf_t *buf, store_mp_t v, json_t **out)
         rc = build(&m, 1, out);
     }
     if (rc == AS_TEXT || rc == REEL_ECORRUPT) { /* (not reached: the text was written) */
-        *out = json_stringn((const char *)buf->data, buf->len);
+        *out = json_stringn_nocheck((const char *)buf->data, buf->len);
         rc = *out ? REEL_OK : REEL_ENOMEM;
     }
     return rc;
@@ -610,8 +689,8 @@ static int take(void *arg, const store_event_view_t *ev)
          * would pass for "item.delta"): kept whole, by length, with the other events. */
         r->f->events++;
         r->f->last_seq = ev->sequence;
-        push(r->f, r->f->other, json_pack("{s:I,s:s%,s:O}", "sequence", (json_int_t)ev->sequence,
-                                          "type", type, tlen, "data", data));
+        push(r->f, r->f->other, json_pack("{s:I,s:o,s:O}", "sequence", (json_int_t)ev->sequence,
+                                          "type", json_stringn_nocheck(type, tlen), "data", data));
     } else {
         fold_event(r->f, ev->sequence, t, data);
     }
@@ -630,7 +709,7 @@ static json_t *result(struct fold *f, const store_session_t *rec, uint64_t at)
         f->failed = 1;
         return NULL;
     }
-    set_new(f, o, "session_id", json_stringn(rec->id, rec->id_len));
+    set_new(f, o, "session_id", json_stringn_nocheck(rec->id, rec->id_len));
     set_new(f, o, "at", json_integer((json_int_t)at));
     set_new(f, o, "last_sequence", json_integer((json_int_t)rec->last_sequence));
     set_new(f, o, "events", json_integer((json_int_t)f->events));
@@ -650,18 +729,119 @@ static json_t *result(struct fold *f, const store_session_t *rec, uint64_t at)
 
 /* ---- writing ---- */
 
-static int put_json(const char *p, size_t n, void *out)
+/* A real as jansson's jsonp_dtostr() writes it: "%.*g", ".0" added when it would read
+ * back as an integer, no '+' and no leading zeros in the exponent. */
+static void write_real(store_buf_t *out, double d, int precision)
 {
-    store_buf_put(out, p, n);
-    return store_buf_failed(out) ? -1 : 0;
+    char t[64];
+    int n = snprintf(t, sizeof t, "%.*g", precision ? precision : 17, d);
+    if (n < 0 || (size_t)n >= sizeof t - 3)
+        return;
+    if (!strchr(t, '.') && !strchr(t, 'e'))
+        memcpy(t + n, ".0", 3), n += 2;
+    char *e = strchr(t, 'e');
+    if (e) {
+        char *from = e + 1, *to = e + 1;
+        if (*from == '-')
+            from++, to++;
+        else if (*from == '+')
+            from++;
+        while (*from == '0' && from[1])
+            from++;
+        memmove(to, from, strlen(from) + 1);
+        n = (int)strlen(t);
+    }
+    store_buf_put(out, t, (size_t)n);
 }
 
-/* json_dump_callback() rather than json_dumps(): jansson 2.14 ignores a failure to write an
- * object key into its own buffer and leaves the key out, while 'out' fails for good. */
+static void write_indent(store_buf_t *out, size_t flags, size_t depth, int space)
+{
+    size_t ws = flags & JSON_MAX_INDENT;
+    if (ws) {
+        store_buf_putc(out, '\n');
+        for (size_t i = 0; i < ws * depth; i++)
+            store_buf_putc(out, ' ');
+    } else if (space && !(flags & JSON_COMPACT)) {
+        store_buf_putc(out, ' ');
+    }
+}
+
+/* The layout of json_dump_callback(v, flags) (JSON_INDENT, JSON_COMPACT,
+ * JSON_REAL_PRECISION; keys in insertion order), with two differences that make it reel's:
+ * strings are written by store_json_write_string() (WTF-8: a lone surrogate is written
+ * as its \\udXXX escape, where jansson's dumper fails on it; other escapes in lowercase
+ * hex, as JSON.stringify and every other reel writer write them), and containers are
+ * walked with an explicit stack rather than by recursion. */
 int replay__json_write(store_buf_t *out, const json_t *v, size_t flags)
 {
-    return json_dump_callback(v, put_json, out, flags) || store_buf_failed(out) ? REEL_ENOMEM
-                                                                                : REEL_OK;
+    struct open { const json_t *c; void *iter; size_t i; } local[32], *st = local;
+    size_t cap = 32, used = 0;
+    int rc = REEL_OK, prec = (int)((flags >> 11) & 0x1f);
+    for (;;) {
+        if (used) { /* the next element of the innermost open container */
+            struct open *top = &st[used - 1];
+            int map = json_is_object(top->c);
+            int more = map ? top->iter != NULL : top->i < json_array_size(top->c);
+            if (!more) {
+                write_indent(out, flags, used - 1, 0);
+                store_buf_putc(out, map ? '}' : ']');
+                if (--used == 0)
+                    break;
+                continue;
+            }
+            if (map ? top->iter != json_object_iter((json_t *)top->c) : top->i > 0) {
+                store_buf_putc(out, ',');
+                write_indent(out, flags, used, 1);
+            } else {
+                write_indent(out, flags, used, 0);
+            }
+            if (map) {
+                store_json_write_string(out, json_object_iter_key(top->iter),
+                                        json_object_iter_key_len(top->iter));
+                store_buf_puts(out, flags & JSON_COMPACT ? ":" : ": ");
+                v = json_object_iter_value(top->iter);
+                top->iter = json_object_iter_next((json_t *)top->c, top->iter);
+            } else {
+                v = json_array_get(top->c, top->i++);
+            }
+        }
+        switch (json_typeof(v)) {
+        case JSON_OBJECT:
+        case JSON_ARRAY:
+            if (json_is_object(v) ? !json_object_size(v) : !json_array_size(v)) {
+                store_buf_puts(out, json_is_object(v) ? "{}" : "[]");
+                break;
+            }
+            if (used == cap) {
+                struct open *n = st == local ? malloc(2 * cap * sizeof *n)
+                                             : realloc(st, 2 * cap * sizeof *n);
+                if (!n) {
+                    rc = REEL_ENOMEM;
+                    goto done;
+                }
+                if (st == local)
+                    memcpy(n, local, used * sizeof *n);
+                st = n, cap *= 2;
+            }
+            st[used++] = (struct open){v, json_is_object(v) ? json_object_iter((json_t *)v) : NULL, 0};
+            store_buf_putc(out, json_is_object(v) ? '{' : '[');
+            continue;
+        case JSON_STRING:
+            store_json_write_string(out, json_string_value(v), json_string_length(v));
+            break;
+        case JSON_INTEGER: store_buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
+        case JSON_REAL: write_real(out, json_real_value(v), prec); break;
+        case JSON_TRUE: store_buf_puts(out, "true"); break;
+        case JSON_FALSE: store_buf_puts(out, "false"); break;
+        case JSON_NULL: store_buf_puts(out, "null"); break;
+        }
+        if (!used)
+            break;
+    }
+done:
+    if (st != local)
+        free(st);
+    return rc || store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
 }
 
 /* ---- markdown ---- */
@@ -723,6 +903,16 @@ static int md_item(store_buf_t *out, json_t *it)
             md_text(out, str(it, "text"));
     }
     return rc;
+}
+
+/* Markdown is text for people and must be UTF-8: a lone surrogate (WTF-8 ED A0..BF xx,
+ * written raw by the text parts) becomes U+FFFD (EF BF BD, as many bytes), in place. The
+ * JSON code blocks keep it, as its \\udXXX escape (replay__json_write()). */
+static void md_replace_surrogates(uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i + 2 < n; i++)
+        if (p[i] == 0xed && p[i + 1] >= 0xa0)
+            p[i] = 0xef, p[i + 1] = 0xbf, p[i + 2] = 0xbd, i += 2;
 }
 
 /* REEL_OK, or REEL_ENOMEM when a value could not be dumped ('out' is checked apart). */
@@ -804,6 +994,8 @@ int replay_transcript(store_t *s, const char *id, size_t id_len, uint64_t at, in
     else if (!rc)
         rc = markdown_fmt ? markdown(out, t)
                           : replay__json_write(out, t, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    if (!rc && markdown_fmt && !store_buf_failed(out))
+        md_replace_surrogates(out->data + mark, out->len - mark);
     if (!rc && store_buf_failed(out))
         rc = REEL_ENOMEM;
     if (rc)
