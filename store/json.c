@@ -406,8 +406,9 @@ static int string_body(store_json_t *j, store_buf_t *out)
         } else {
             size_t n = utf8_len(p, end);
             if (!n)
-                return store_json_fail(j, REEL_EINVALID_JSON, "invalid UTF-8 byte 0x%02x",
-                                       *p);
+                return store_json_fail(j, REEL_EINVALID_JSON,
+                                       "invalid UTF-8 byte 0x%02x at offset %zu", *p,
+                                       (size_t)(j->p - j->start));
             store_buf_put(out, p, n);
             j->p += n;
         }
