@@ -65,11 +65,11 @@ typedef struct api_limits {
     unsigned ds_long_poll_ms;         /* a Durable Streams long-poll answers 204 after this */
 } api_limits_t;
 
-/* Defaults (docs/HTTP.md): 16 MiB body, 8 MiB event, depth 64, 1024 connections,
+/* Defaults (docs/HTTP.md): 16 MiB body, 8 MiB event, depth 512, 1024 connections,
  * 256 per IP, 30 s timeout, 1000 SSE clients, 256 KiB SSE buffer, 64 MiB event cache,
  * 3 s Durable Streams long-poll. */
 #define API_LIMITS_DEFAULT                                                                 \
-    {16u << 20, 8u << 20, 64, 1024, 256, 30, 1000, 256u << 10, 64u << 20, 3000}
+    {16u << 20, 8u << 20, 512, 1024, 256, 30, 1000, 256u << 10, 64u << 20, 3000}
 
 typedef struct api_config {
     const char *listen;          /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free port */

@@ -93,10 +93,10 @@ static void fold_release(struct fold *f)
  * a chunk that ends in the high half of a surrogate pair followed by one that starts with
  * the low half (a stream cut in the middle of an emoji) joins into the one code point, as
  * JavaScript's string concatenation does. */
-static void append_text(struct fold *f, json_t *o, const char *k, const char *more)
+static void append_text(struct fold *f, json_t *o, const char *k, const char *more, size_t b)
 {
     const char *cur = str(o, k);
-    size_t a = cur ? strlen(cur) : 0, b = strlen(more);
+    size_t a = json_string_length(json_object_get(o, k)); /* (strings may hold NUL) */
     char *t = malloc(a + b + 1);
     if (!t) {
         f->failed = 1;
@@ -114,9 +114,16 @@ static void append_text(struct fold *f, json_t *o, const char *k, const char *mo
         w[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f)), w[3] = (unsigned char)(0x80 | (cp & 0x3f));
         a += 1, more += 3, b -= 3;
     }
-    memcpy(t + a, more, b + 1);
+    memcpy(t + a, more, b);
     set_new(f, o, k, json_stringn_nocheck(t, a + b));
     free(t);
+}
+
+/* append_text() of 'src' when it is a string. */
+static void append_str(struct fold *f, json_t *o, const char *k, json_t *src)
+{
+    if (json_is_string(src))
+        append_text(f, o, k, json_string_value(src), json_string_length(src));
 }
 
 /* ---- the universal item model ---- */
@@ -152,11 +159,13 @@ static json_t *result_slot(struct fold *f, json_t *d)
 static void merge(struct fold *f, json_t *dst, json_t *src)
 {
     const char *k;
+    size_t klen;
     json_t *v;
-    json_object_foreach(src, k, v) {
-        if (!strcmp(k, "text") && json_is_string(v) && !*json_string_value(v))
+    json_object_keylen_foreach(src, k, klen, v) { /* (a key may hold a NUL) */
+        if (!strcmp(k, "text") && json_is_string(v) && !json_string_length(v))
             continue; /* never overwrite joined deltas with an empty text */
-        set(f, dst, k, v);
+        if (json_object_setn_new_nocheck(dst, k, klen, json_incref(v)))
+            f->failed = 1;
     }
 }
 
@@ -178,9 +187,7 @@ static void item_event(struct fold *f, const char *type, json_t *data, uint64_t 
     if (!strcmp(type, "item.delta")) {
         if (!it)
             it = item_new(f, id, "message", seq);
-        const char *delta = str(data, "delta");
-        if (delta)
-            append_text(f, it, "text", delta);
+        append_str(f, it, "text", json_object_get(data, "delta"));
         return;
     }
     if (!it) {
@@ -198,7 +205,7 @@ static void item_event(struct fold *f, const char *type, json_t *data, uint64_t 
         json_array_foreach(json_object_get(it, "content"), i, part) {
             const char *pt = str(part, "type");
             if (pt && !strcmp(pt, "text") && str(part, "text"))
-                append_text(f, it, "text", str(part, "text"));
+                append_str(f, it, "text", json_object_get(part, "text"));
         }
     }
     if (!strcmp(type, "item.completed")) {
@@ -243,9 +250,10 @@ static void request_event(struct fold *f, json_t *list, json_t *index, const cha
 static void add_usage(struct fold *f, json_t *data)
 {
     const char *k;
+    size_t klen;
     json_t *v;
-    json_object_foreach(data, k, v) {
-        if (!json_is_number(v))
+    json_object_keylen_foreach(data, k, klen, v) {
+        if (!json_is_number(v) || strlen(k) != klen) /* (no usage field holds a NUL) */
             continue;
         json_t *cur = json_object_get(f->usage, k);
         double sum = json_number_value(v) + (cur ? json_number_value(cur) : 0);
@@ -293,9 +301,7 @@ static void acp_chunk(struct fold *f, const char *kind, const char *role, json_t
         acp_close(f);
         open = f->acp_open = acp_item(f, kind, role, seq);
     }
-    const char *t = str(json_object_get(update, "content"), "text");
-    if (t)
-        append_text(f, open, "text", t);
+    append_str(f, open, "text", json_object_get(json_object_get(update, "content"), "text"));
     set_new(f, open, "last_sequence", json_integer((json_int_t)seq));
 }
 
@@ -341,11 +347,10 @@ static void acp_prompt(struct fold *f, json_t *params, uint64_t seq)
     acp_close(f);
     json_t *it = acp_item(f, "message", "user", seq);
     json_array_foreach(prompt, i, block) {
-        const char *t = str(block, "text");
-        if (t) {
+        if (str(block, "text")) {
             if (str(it, "text"))
-                append_text(f, it, "text", "\n\n");
-            append_text(f, it, "text", t);
+                append_text(f, it, "text", "\n\n", 2);
+            append_str(f, it, "text", json_object_get(block, "text"));
         }
     }
     set_new(f, it, "status", json_string_nocheck("completed"));
@@ -482,7 +487,8 @@ struct reader {
  * refused the value's JSON text. */
 enum {
     AS_REAL = 1, /* an integer beyond 64 bits: read every number as a double */
-    AS_TEXT      /* a NUL character or a number beyond a double: keep the JSON text */
+    AS_TEXT      /* a number beyond a double, or nesting beyond JANSSON_DEPTH: keep the
+                  * JSON text (a NUL in a string or key is kept: jansson 2.14 holds it) */
 };
 
 /* Number text 'p' as jansson's lexer reads it: an integer unless it has a fraction or an
@@ -531,8 +537,6 @@ static int scalar(store_mp_t *m, const uint8_t *start, const store_mp_obj_t *o, 
         break;
     case STORE_MP_EXT: return number((const char *)o->ptr, o->len, as_real, out);
     case STORE_MP_STR:
-        if (o->len && memchr(o->ptr, 0, o->len))
-            return AS_TEXT;
         /* nocheck: the text is WTF-8 (a lone surrogate is kept); replay__json_write()
          * writes it, never jansson's dumper */
         *out = json_stringn_nocheck((const char *)o->ptr, o->len);
@@ -577,10 +581,6 @@ static int build(store_mp_t *m, int as_real, json_t **out)
             if (top->map) {
                 if (store_mp_next(m, &k) || k.type != STORE_MP_STR) {
                     rc = REEL_ECORRUPT;
-                    break;
-                }
-                if (k.len && memchr(k.ptr, 0, k.len)) {
-                    rc = AS_TEXT;
                     break;
                 }
             }
