@@ -1,5 +1,7 @@
 /* replay_event.c -- the pure renderers of replay/event.c and the msgpack getters of
  * replay/mpget.c and jsjson.c, on hand-made msgpack (no store). */
+#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "replay/replay_int.h"
@@ -220,4 +222,107 @@ Test(replay_mpget, js_json_matches_javascript)
     js_is("[1.50,1e2,-0,0.1]", "[1.5,100,0,0.1]");
     js_is("\"\\u00e9\\n\"", "\"\xc3\xa9\\n\"");
     js_is("{\"a\":{\"a\":null}}", "{\"a\":{\"a\":null}}");
+}
+
+/* ---- replay__json_write(): jansson's layout, reel's strings, no recursion ---- */
+
+static void same_as_jansson(const char *json, size_t flags)
+{
+    json_error_t je;
+    json_t *v = json_loads(json, JSON_DECODE_ANY, &je);
+    cr_assert_not_null(v, "%s: %s", json, je.text);
+    char *want = json_dumps(v, flags);
+    store_buf_t b = STORE_BUF_INIT;
+    TU_OK(replay__json_write(&b, v, flags));
+    cr_assert_str_eq(store_buf_cstr(&b), want, "%s (flags %zx)", json, flags);
+    free(want);
+    store_buf_release(&b);
+    json_decref(v);
+}
+
+Test(replay_event, json_write_lays_out_as_jansson_does)
+{
+    static const char *const texts[] = {
+        "{}", "[]", "null", "true", "false", "0", "-12", "\"s\"",
+        "{\"a\":1,\"b\":[1,2,{\"c\":null,\"d\":[]}],\"e\":{},\"f\":\"x\\\"y\\\\z\\n\\t\"}",
+        "[0.1,1e20,1e-7,-2.5,1e300,3.0,123456789.0,5e-324,1.7976931348623157e308,0.30000000000000004]",
+        "[[[[[1]]]],{\"k\":{\"k\":{\"k\":[true,false]}}}]",
+        "{\"caf\\u00e9\":\"\\u4e2d\\u6587 \\ud83d\\ude00 \\u2028\"}",
+    };
+    static const size_t flags[] = {JSON_COMPACT | JSON_REAL_PRECISION(17) | JSON_ENCODE_ANY,
+                                   JSON_INDENT(2) | JSON_ENCODE_ANY,
+                                   JSON_COMPACT | JSON_REAL_PRECISION(15) | JSON_ENCODE_ANY,
+                                   JSON_ENCODE_ANY};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++)
+            same_as_jansson(texts[i], flags[f]);
+}
+
+Test(replay_event, json_write_keeps_wtf8_and_nul_and_deep_trees)
+{
+    /* what jansson's dumper refuses: a lone surrogate (WTF-8) in a string and a key, NUL */
+    json_t *o = json_object();
+    json_object_setn_new_nocheck(o, "k\xed\xa0\xbd", 4, json_stringn_nocheck("\xed\xb8\x80x", 4));
+    json_object_setn_new_nocheck(o, "a\0b", 3, json_stringn_nocheck("n\0", 2));
+    store_buf_t b = STORE_BUF_INIT;
+    TU_OK(replay__json_write(&b, o, JSON_COMPACT));
+    cr_assert_str_eq(store_buf_cstr(&b), "{\"k\\ud83d\":\"\\ude00x\",\"a\\u0000b\":\"n\\u0000\"}");
+    json_decref(o);
+    /* 100000 levels: written without recursing (jansson's own json_dumps would recurse) */
+    enum { N = 100000 };
+    json_t **level = malloc((N + 1) * sizeof *level);
+    level[0] = json_array();
+    for (int i = 1; i <= N; i++) {
+        level[i] = json_array();
+        json_array_append_new(level[i - 1], level[i]);
+    }
+    json_t *root = level[0];
+    store_buf_clear(&b);
+    TU_OK(replay__json_write(&b, root, JSON_COMPACT));
+    cr_assert_eq(b.len, 2 * (N + 1));
+    cr_assert(b.data[0] == '[' && b.data[N] == '[' && b.data[N + 1] == ']');
+    /* freed from the inside out: json_decref() of the root would recurse */
+    for (int i = N; i > 0; i--)
+        json_array_clear(level[i - 1]);
+    free(level);
+    json_decref(root);
+    store_buf_release(&b);
+}
+
+Test(replay_event, js_json_walks_deep_values_and_writes_lone_surrogates)
+{
+    enum { N = 49999 }; /* 2 levels each: 99999, within STORE_JSON_MAX_DEPTH */
+    store_buf_t mp = STORE_BUF_INIT, out = STORE_BUF_INIT, want = STORE_BUF_INIT;
+    for (int i = 0; i < N; i++) { /* {"1":0,"\ud83d":[{"1":0,"\ud83d":[ ... "x" ... ]}]} */
+        store_mp_map(&mp, 2);
+        store_mp_str(&mp, "\xed\xa0\xbd", 3);
+        store_mp_array(&mp, 1);
+        store_buf_puts(&want, "{\"1\":0,\"\\ud83d\":[");
+    }
+    store_mp_str(&mp, "x\xed\xb8\x80", 4);
+    store_buf_puts(&want, "\"x\\ude00\"");
+    for (int i = 0; i < N; i++)
+        store_buf_puts(&want, "]}");
+    /* the "1" keys come after in msgpack but first in JavaScript's order: patch them in */
+    store_buf_t mp2 = STORE_BUF_INIT;
+    const uint8_t *p = mp.data, *end = mp.data + mp.len;
+    for (int i = 0; i < N; i++) { /* map header, key, array header; then append "1":0 */
+        store_buf_put(&mp2, p, 1 + 4 + 1); /* 0x82, a3 ed a0 bd, 0x91 */
+        p += 6;
+    }
+    store_buf_put(&mp2, p, (size_t)(end - p));
+    for (int i = 0; i < N; i++) {
+        store_mp_str(&mp2, "1", 1);
+        store_mp_uint(&mp2, 0);
+    }
+    cr_assert(!store_buf_failed(&mp2));
+    store_mp_t m = {mp2.data, mp2.data + mp2.len};
+    TU_OK(replay__js_json(&m, &out));
+    cr_assert(m.p == m.end);
+    cr_assert_eq(out.len, want.len);
+    cr_assert(!memcmp(out.data, want.data, want.len));
+    store_buf_release(&mp);
+    store_buf_release(&mp2);
+    store_buf_release(&out);
+    store_buf_release(&want);
 }
