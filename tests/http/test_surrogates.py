@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import REEL_BIN, SSEClient
+from conftest import REEL_BIN, SSEClient, Server, free_port
 
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
@@ -352,3 +352,48 @@ def test_max_depth_option_range(tmp_path):
                             "--listen", "127.0.0.1:1"], capture_output=True, timeout=20)
         assert p.returncode != 0
         assert b"max-depth" in p.stderr
+
+
+class SmallStackServer(Server):
+    """`reel serve` whose threads get 256 KiB stacks (glibc sizes a thread's default stack
+    by RLIMIT_STACK; libmicrohttpd's pool threads use the default)."""
+
+    def start(self, wait=True):
+        import resource
+        self.port = free_port()
+        self.log = open(self.log_path, "ab")
+        cmd = [REEL_BIN, "serve", "--data", self.data, "--listen",
+               "127.0.0.1:%d" % self.port] + self.args
+        lim = 256 << 10
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.log, stderr=self.log, env=self.env,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_STACK, (lim, lim)))
+        if wait:
+            self.wait_ready()
+        return self
+
+
+def test_deep_values_on_small_thread_stacks(tmp_path):
+    """--max-depth 100000: values 2047..20001 deep go through every read path on 256 KiB
+    thread stacks (nothing recurses over a value; jansson gets at most 2048 levels)."""
+    (tmp_path / "s").mkdir()
+    s = SmallStackServer(tmp_path / "s", args=["--sync", "none", "--max-depth", "100000"])
+    s.start()
+    try:
+        h = {"Content-Type": "application/json"}
+        for n in (1023, 2100, 10000):
+            body = '{"type":"t","data":%s%s%s}' % ('{"a":[' * n, r'"\ud83d"', "]}" * n)
+            r = s.append("d%d" % n, body, headers=h)
+            assert r.status == 200, (n, r)
+            for path in ("events", "transcript", "transcript?format=markdown",
+                         "restore?fit=sdk", "restore", "export?compression=none", "export"):
+                r = s.get("/v1/sessions/d%d/%s" % (n, path))
+                assert r.status == 200, (n, path, r)
+            ev = s.get("/v1/sessions/d%d/events" % n).body
+            assert ev.count(b'{"a":[') == n and b'"\\ud83d"' in ev
+        assert s.get("/v1/stats").status == 200
+        r = s.append("over", '{"type":"t","data":' + "[" * 100000 + "]" * 100000 + "}",
+                     headers=h)
+        assert r.status == 400 and "nesting deeper than 100000 levels" in r.json["detail"]
+    finally:
+        s.stop()
