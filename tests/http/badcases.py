@@ -434,9 +434,11 @@ JTS_Y = [
     ("y_structure_whitespace_array", b" [] "),
 ]
 
-# Implementation-defined documents: numbers are accepted and kept as written; every
-# string that is not valid UTF-8 (lone or reversed surrogate escapes included), UTF-16 or
-# a BOM is refused; 500 nested arrays exceed --max-depth.
+# Implementation-defined documents: numbers are accepted and kept as written; lone and
+# reversed surrogate escapes are accepted and kept as UTF-16 code units (WTF-8, written
+# back as lowercase escapes, docs/FORMAT.md); every string that is not valid UTF-8 (raw
+# surrogate bytes included), UTF-16 or a BOM is refused; 500 nested arrays exceed
+# --max-depth (16 here).
 JTS_I_ACCEPT = [
     ("i_number_double_huge_neg_exp", b"[123.456e-789]"),
     ("i_number_huge_exp", b"[0.4e006699999999999999999999999999999999999999999999999999999999"
@@ -451,22 +453,24 @@ JTS_I_ACCEPT = [
     ("i_number_too_big_pos_int", b"[100000000000000000000]"),
     ("i_number_very_big_negative_int", b"[-237462374673276894279832749832423479823246327846]"),
 ]
-JTS_I_REFUSE = [
+JTS_I_SURROGATES = [
     ("i_object_key_lone_2nd_surrogate", b'{"\\uDFAA":0}'),
     ("i_string_1st_surrogate_but_2nd_missing", b'["\\uDADA"]'),
     ("i_string_1st_valid_surrogate_2nd_invalid", b'["\\uD888\\u1234"]'),
-    ("i_string_UTF-16LE_with_BOM", b'\xff\xfe[\x00"\x00\xe9\x00"\x00]\x00'),
-    ("i_string_UTF-8_invalid_sequence", b'["\xe6\x97\xa5\xd1\x88\xfa"]'),
-    ("i_string_UTF8_surrogate_U+D800", b'["\xed\xa0\x80"]'),
     ("i_string_incomplete_surrogate_and_escape_valid", b'["\\uD800\\n"]'),
     ("i_string_incomplete_surrogate_pair", b'["\\uDd1ea"]'),
     ("i_string_incomplete_surrogates_escape_valid", b'["\\uD800\\uD800\\n"]'),
     ("i_string_invalid_lonely_surrogate", b'["\\ud800"]'),
     ("i_string_invalid_surrogate", b'["\\ud800abc"]'),
-    ("i_string_invalid_utf-8", b'["\xff"]'),
     ("i_string_inverted_surrogates_U+1D11E", b'["\\uDd1e\\uD834"]'),
-    ("i_string_iso_latin_1", b'["\xe9"]'),
     ("i_string_lone_second_surrogate", b'["\\uDFAA"]'),
+]
+JTS_I_REFUSE = [
+    ("i_string_UTF-16LE_with_BOM", b'\xff\xfe[\x00"\x00\xe9\x00"\x00]\x00'),
+    ("i_string_UTF-8_invalid_sequence", b'["\xe6\x97\xa5\xd1\x88\xfa"]'),
+    ("i_string_UTF8_surrogate_U+D800", b'["\xed\xa0\x80"]'),
+    ("i_string_invalid_utf-8", b'["\xff"]'),
+    ("i_string_iso_latin_1", b'["\xe9"]'),
     ("i_string_lone_utf8_continuation_byte", b'["\x81"]'),
     ("i_string_not_in_unicode_range", b'["\xf4\xbf\xbf\xbf"]'),
     ("i_string_overlong_sequence_2_bytes", b'["\xc0\xaf"]'),
@@ -553,6 +557,14 @@ def jts_cases():
                    "POST", stream_path(STREAM_Y), J, doc)
         yield Case("jts-data/" + name, accept(1, data=[doc_value(doc)], verbatim=doc),
                    "POST", ev_path(ACCEPT), J, in_data(doc, "jts.i"))
+    for name, doc in JTS_I_SURROGATES:
+        # the same UTF-16 code units come back (Python's json keeps lone surrogates)
+        yield Case("jts-stream/" + name, Expect("accept", 204, events=1,
+                                                session=stream_session(STREAM_Y),
+                                                data=stream_messages(doc)),
+                   "POST", stream_path(STREAM_Y), J, doc)
+        yield Case("jts-data/" + name, accept(1, data=[doc_value(doc)]), "POST", ev_path(ACCEPT),
+                   J, in_data(doc, "jts.i"))
     for name, doc in JTS_I_REFUSE:
         yield Case("jts-stream/" + name, problem(400, "invalid_json"), "POST",
                    stream_path(STREAM_N), J, doc)
@@ -640,7 +652,7 @@ def utf8_cases():
 
 def escape_cases():
     """Every printable ASCII character after a backslash: only \\" \\\\ \\/ \\b \\f \\n \\r
-    \\t and \\uXXXX are escapes. Broken \\u forms and lone surrogates are refused."""
+    \\t and \\uXXXX are escapes. Broken \\u forms are refused; lone surrogates are kept."""
     for c in range(0x20, 0x7f):
         ch = chr(c)
         if ch in '"\\/bfnrtu':
@@ -648,9 +660,7 @@ def escape_cases():
         yield Case("json-escape/backslash-%02x" % c, problem(400, "invalid_json"), "POST",
                    ev_path(), J, b'{"type":"a","data":"\\' + bytes([c]) + b'"}')
     bad_u = ["\\u", "\\u1", "\\u12", "\\u123", "\\u12G4", "\\u 123", "\\u-123", "\\u+123",
-             "\\uD800", "\\uDBFF", "\\uDC00", "\\uDFFF", "\\uD800\\u0041", "\\uD800\\uD800",
-             "\\uDC00\\uD800", "\\uD800x", "\\uD800\\", "\\uD800\\u", "\\uD800\\uDC0",
-             "\\uD800\\uE000", "\\x41", "\\U0041", "\\0", "\\u{41}"]
+             "\\uD800\\", "\\uD800\\u", "\\uD800\\uDC0", "\\x41", "\\U0041", "\\0", "\\u{41}"]
     for i, e in enumerate(bad_u):
         yield Case("json-escape/bad-u-%02d" % i, problem(400, "invalid_json"), "POST", ev_path(), J,
                    b'{"type":"a","data":"' + e.encode() + b'"}')
@@ -658,7 +668,14 @@ def escape_cases():
             ("b", "\\b", "\b"), ("f", "\\f", "\f"), ("n", "\\n", "\n"), ("r", "\\r", "\r"),
             ("t", "\\t", "\t"), ("u0000", "\\u0000", "\x00"), ("pair-lower", "\\ud834\\udd1e",
                                                                  "\U0001d11e"),
-            ("u-mixed-case", "\\uAbCd", "\uabcd")]
+            ("u-mixed-case", "\\uAbCd", "\uabcd"),
+            # lone surrogates: one UTF-16 code unit each (WTF-8, docs/FORMAT.md)
+            ("lone-d800", "\\uD800", "\ud800"), ("lone-dbff", "\\uDBFF", "\udbff"),
+            ("lone-dc00", "\\uDC00", "\udc00"), ("lone-dfff", "\\uDFFF", "\udfff"),
+            ("high-then-A", "\\uD800\\u0041", "\ud800A"),
+            ("high-high", "\\uD800\\uD800", "\ud800\ud800"),
+            ("low-high", "\\uDC00\\uD800", "\udc00\ud800"), ("high-x", "\\uD800x", "\ud800x"),
+            ("high-e000", "\\uD800\\uE000", "\ud800\ue000")]
     for name, e, val in good:
         yield Case("json-escape/valid-%s" % name, accept(1, data=[val]), "POST", ev_path(ACCEPT), J,
                    b'{"type":"esc","data":"' + e.encode() + b'"}')
