@@ -827,6 +827,8 @@ void store_json_write_string(store_buf_t *out, const char *s, size_t len)
     store_buf_putc(out, '"');
     while (p < end) {
         size_t n = (size_t)(end - p) < CHUNK ? (size_t)(end - p) : CHUNK;
+        while (n < (size_t)(end - p) && n > CHUNK - 3 && (p[n] & 0xc0) == 0x80)
+            n--; /* a chunk ends between characters: a WTF-8 surrogate is seen whole */
         if (store_buf_reserve(out, 6 * n + 1))
             return;
         out->len = (size_t)(escape_into(out->data + out->len, p, p + n) - out->data);

@@ -167,6 +167,21 @@ Test(json_roundtrip, lone_surrogates_are_kept_as_wtf8)
         store_buf_release(&in);
         store_buf_release(&want);
     }
+    /* the writer works in 4096-byte chunks: a surrogate across a chunk boundary */
+    for (size_t at = 4090; at < 4100; at++) {
+        store_buf_t in = STORE_BUF_INIT, w = STORE_BUF_INIT, want = STORE_BUF_INIT;
+        for (size_t i = 0; i < at; i++)
+            store_buf_putc(&in, 'a');
+        store_buf_put(&in, "\xed\xa0\xbd\xf0\x9f\x98\x80\xed\xb8\x80", 10);
+        store_json_write_string(&w, (const char *)in.data, in.len);
+        store_buf_putc(&want, '"');
+        store_buf_put(&want, in.data, at);
+        store_buf_puts(&want, "\\ud83d\xf0\x9f\x98\x80\\ude00\"");
+        cr_assert(w.len == want.len && !memcmp(w.data, want.data, w.len), "at %zu", at);
+        store_buf_release(&in);
+        store_buf_release(&w);
+        store_buf_release(&want);
+    }
     /* a WTF-8 string cut in the middle of a surrogate is copied, not read past its end */
     store_buf_t out = STORE_BUF_INIT;
     store_json_write_string(&out, "a\xed\xa0", 3);
