@@ -160,6 +160,9 @@ def test_poll_sse_export_import_round_trip(loaded, tmp_path):
     subprocess.run([REEL_BIN, "export", "--data", d2, "--session", "s", "--compression", "none",
                     "-o", exp2], check=True)
     assert b'"data":' + data_ref in open(exp2, "rb").read()
+    # the integrity check reads WTF-8 bodies as any others
+    r = s.get("/v1/sessions/s/verify")
+    assert r.status == 200 and r.json["ok"] is True, r
     # metadata keeps lone surrogates too
     r = s.request("PUT", "/v1/sessions/s", body='{"agent":"a\\ud83d","metadata":%s}' % DATA,
                   headers={"Content-Type": "application/json"})
