@@ -178,6 +178,7 @@ static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const 
         return REEL_ENOMEM;
     off[OFF_BODY_LEN] = ib->arena.len - off[OFF_BODY];
     ev->ends_session = type_len == 13 && !memcmp(type, "session.ended", 13);
+    ev->starts_session = type_len == 15 && !memcmp(type, "session.started", 15);
     ib->b.n_events++;
     return REEL_OK;
 }

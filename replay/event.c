@@ -201,9 +201,11 @@ int replay_write_session(store_buf_t *out, const store_session_t *rec)
     opt_time(out, "updated_at", rec->updated_ms);
     opt_time(out, "ended_at", rec->ended_ms);
     opt_time(out, "first_event_at", rec->first_event_ms);
-    store_buf_printf(out, ",\"last_sequence\":%llu,\"event_count\":%llu,\"bytes\":%llu",
+    store_buf_printf(out, ",\"last_sequence\":%llu,\"event_count\":%llu,\"bytes\":%llu"
+                          ",\"runs\":%llu,\"version\":%llu",
                      (unsigned long long)rec->last_sequence,
-                     (unsigned long long)rec->event_count, (unsigned long long)rec->bytes);
+                     (unsigned long long)rec->event_count, (unsigned long long)rec->bytes,
+                     (unsigned long long)rec->runs, (unsigned long long)rec->version);
     key(out, "metadata");
     if (rec->metadata) {
         store_mp_t m = {rec->metadata, rec->metadata + rec->metadata_len};

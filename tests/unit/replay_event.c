@@ -135,7 +135,8 @@ Test(replay_event, write_session_renders_nulls_and_metadata)
     assert_buf(&out, "{\"id\":\"s1\",\"agent\":\"claude\",\"native_session_id\":null,"
                      "\"status\":\"ended\",\"created_at\":\"2026-11-22T13:00:00.123Z\","
                      "\"updated_at\":null,\"ended_at\":null,\"first_event_at\":null,"
-                     "\"last_sequence\":2,\"event_count\":2,\"bytes\":99,\"metadata\":{}}");
+                     "\"last_sequence\":2,\"event_count\":2,\"bytes\":99,\"runs\":0,"
+                     "\"version\":0,\"metadata\":{}}");
     mp_of("{\"k\":[1,\"v\"]}", &mp);
     rec.metadata = mp.data;
     rec.metadata_len = mp.len;
