@@ -137,6 +137,7 @@ enum store_op {
 #define STORE_IF_EXISTS 1u  /* the session must exist (If-Match: *) */
 #define STORE_IF_ABSENT 2u  /* the session must not exist (If-None-Match: *) */
 #define STORE_IF_VERSION 4u /* its version must be one of 'if_match' (If-Match: "3") */
+#define STORE_IF_MATCH_MAX 8
 
 typedef struct store_batch store_batch_t;
 typedef void (*store_done_cb)(store_batch_t *b, void *arg);
@@ -175,9 +176,9 @@ struct store_batch {
      * that fails one changes nothing and fails with REEL_EPRECONDITION; 'version' then
      * holds the current version (0: no session). A deleted session fails with REEL_EGONE
      * before any condition is looked at. */
-    unsigned if_version;       /* STORE_IF_* bits, 0 = no condition */
-    const uint64_t *if_match;  /* STORE_IF_VERSION: the version must be one of these */
-    size_t n_if_match;
+    unsigned if_version;      /* STORE_IF_* bits, 0 = no condition */
+    uint64_t if_match[STORE_IF_MATCH_MAX]; /* STORE_IF_VERSION: the version must be one */
+    size_t n_if_match;                     /* of these 'n_if_match' */
     /* results, valid once completed */
     int err;                 /* REEL_OK, REEL_ECONFLICT, REEL_EGONE, REEL_EFULL, ... */
     uint64_t first_sequence; /* smallest sequence among the events (new or duplicate) */
