@@ -248,3 +248,22 @@ def test_a_deleted_session_stays_deleted(server):
     assert r.status == 410
     g = server.get("/v1/sessions/gone").json
     assert g["status"] == "deleted" and g["runs"] == 1
+
+
+def test_a_closed_durable_stream_stays_closed_when_its_session_runs_again(server):
+    """Durable Streams keep closure in the stream's state (metadata), not in the session
+    status: events that end and restart the session do not reopen the stream."""
+    h = {"Content-Type": "text/plain"}
+    assert server.request("PUT", "/v1/stream/cl", body=b"x", headers=h).status == 201
+    r = server.request("POST", "/v1/stream/cl", body=b"", headers={"Stream-Closed": "true"})
+    assert r.status == 204
+    sid = "ds:cl"
+    rec = server.get("/v1/sessions/" + sid).json
+    assert rec["metadata"]["durable_stream"]["closed"] is True
+    assert server.append(sid, [ev("session.ended"), ev("session.started")]).status in (200, 201)
+    rec = server.get("/v1/sessions/" + sid).json
+    assert rec["status"] == "active" and rec["runs"] == 1
+    assert rec["metadata"]["durable_stream"]["closed"] is True
+    r = server.request("POST", "/v1/stream/cl", body=b"y", headers=h)
+    assert r.status == 409 and r.header("stream-closed") == "true"
+    assert server.request("HEAD", "/v1/stream/cl").header("stream-closed") == "true"
