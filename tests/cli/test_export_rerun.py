@@ -88,3 +88,7 @@ def test_export_then_import_keeps_runs_status_and_version(tmp_path):
     dst = Reel(str(tmp_path / "dst"))
     dst.run("import", "--quiet", str(dump))
     assert records(dst) == want
+    # imported again over itself: the versions go on, never back to the exported ones
+    dst.run("import", "--quiet", str(dump))
+    again = records(dst)
+    assert again["plain"]["version"] == 9 and again["again"]["version"] == 3
