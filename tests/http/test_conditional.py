@@ -124,6 +124,9 @@ def test_malformed_conditions_are_400_and_change_nothing(server):
 
 def test_delete_with_if_match(server):
     server.append("d", [ev("a")])
+    for bad in ("1", 'W/"1"', '"x"'):
+        r = server.request("DELETE", "/v1/sessions/d", headers={"If-Match": bad})
+        assert r.status == 400 and bad in r.json["detail"], r
     r = server.request("DELETE", "/v1/sessions/d", headers={"If-Match": '"5"'})
     assert r.status == 412 and r.header("ETag") == '"1"'
     assert server.get("/v1/sessions/d").json["status"] == "active"
