@@ -10,7 +10,7 @@
  *   1  an event value (store.h layout: flags, position, time, chain hash, body, the body a
  *      zstd frame when flags & 1): store__value_decode, then every reader of the body
  *      (replay_write_event with and without raw, replay_event_type, replay__body_fields).
- *      Checks: a body that renders has the 7-field shape; the rendered envelope is valid
+ *      Checks: a body that renders has the 8-field (format 1: 7-field) shape; the rendered envelope is valid
  *      JSON when every string and number in the body is (i.e. when the body is one the
  *      codec could have written: re-encoding its fields' JSON must give the same bytes).
  *   2  a session record: store__session_decode, then replay_write_session.
