@@ -141,8 +141,11 @@ int64_t store_parse_rfc3339_js(const char *s, size_t n)
     if (!sep(&t, ".")) {
         if (t.p == t.end || !is_digit(*t.p))
             return -1;
+        const char *f = t.p;
         for (int scale = 100; t.p < t.end && is_digit(*t.p); t.p++, scale /= 10)
             ms += (*t.p - '0') * scale;
+        if (t.p - f > 9) /* V8 reads 10 or more digits with their leading zeros lost */
+            return -1;
     }
     if (!sep(&t, "Zz")) {
         if (t.p != t.end)

@@ -42,8 +42,9 @@ int64_t store_parse_rfc3339(const char *s, size_t n);
  *
  * every field with exactly its digits, a real calendar day (no February 30: Date.parse
  * rolls that over), hour 00..23, second 00..59 (Date.parse refuses 60), offsets up to
- * 23:59, a fraction of one or more digits of which those past the third are dropped
- * (as Date.parse truncates). Returns Unix ms, or -1 when malformed or before 1970. */
+ * 23:59, a fraction of 1 to 9 digits of which those past the third are dropped (as
+ * Date.parse truncates; V8 misreads 10 or more digits after a zero: ".0123456789" is
+ * 123 ms to it). Returns Unix ms, or -1 when malformed or before 1970. */
 int64_t store_parse_rfc3339_js(const char *s, size_t n);
 
 /* Parses a time given either as Unix milliseconds (1 to 15 digits) or as RFC 3339
