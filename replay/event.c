@@ -182,7 +182,7 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int inclu
             replay_write_time(out, (int64_t)ev->time_ms);
             if (ct.p) {
                 key(out, "client_time");
-                if (store_mp_to_json(&ct, out, 1)) {
+                if (store_mp_to_json(&ct, out, STORE_JSON_MAX_DEPTH)) {
                     out->len = mark;
                     return REEL_ECORRUPT;
                 }
