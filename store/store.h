@@ -19,7 +19,8 @@
  *   event value: off 0 u8 flags (0x01 = body is a zstd frame), off 1 u64 BE session num,
  *   off 9 u64 BE sequence, off 17 u64 BE time (Unix ms), off 25 u8[32] chain hash, off 57
  *   body. body (after decompression): msgpack array [event_id, type, source, synthetic,
- *   native_session_id, data, raw]; JSON numbers that are not 64-bit integers are kept as
+ *   native_session_id, data, raw, client_time] (client_time: nil, or as the client gave
+ *   it: a uint of Unix ms or the RFC 3339 str; format 1 bodies have the first 7); JSON numbers that are not 64-bit integers are kept as
  *   msgpack ext type 1 holding the number's text, so they round-trip exactly.
  *   chain hash = SHA-256(previous chain hash | seq | position | time | SHA-256(body)),
  *   all integers u64 BE, the previous chain hash of sequence 1 being 32 zero bytes.
