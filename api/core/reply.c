@@ -36,7 +36,7 @@ static void cors(api_req_t *rq, struct MHD_Response *resp)
     if (!api__cors_allowed(rq))
         return;
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", want);
-    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Content-Type, ETag");
 }
 
 enum MHD_Result api__queue(api_req_t *rq, int status, struct MHD_Response *resp)
@@ -192,7 +192,8 @@ enum MHD_Result api__options(api_req_t *rq)
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                                 rq->route->cors_headers
                                     ? rq->route->cors_headers
-                                    : "Authorization, Content-Type, Last-Event-ID");
+                                    : "Authorization, Content-Type, Last-Event-ID, If-Match, "
+                                      "If-None-Match");
     }
     if (api__cors_allowed(rq))
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");

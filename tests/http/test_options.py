@@ -125,3 +125,17 @@ def test_options_on_a_path_that_is_no_route_is_404(server_factory, cors, path):
     assert r.status == 404, (path, r)
     assert r.json["type"] == "urn:reel:error:not_found"
     assert r.header("allow") is None and r.header("access-control-allow-methods") is None
+
+
+def test_a_browser_may_send_conditions_and_read_the_version(server_factory):
+    """A cross-origin client doing read-modify-write needs If-Match in the preflight's
+    allowed headers and ETag among the exposed ones (docs/HTTP.md, CORS)."""
+    s = server_factory(args=["--sync", "none", "--cors-origin", APP])
+    r = preflight(s, "/v1/sessions/s", APP)
+    allowed = [h.strip().lower() for h in r.header("access-control-allow-headers").split(",")]
+    assert "if-match" in allowed and "if-none-match" in allowed
+    assert s.request("PUT", "/v1/sessions/s", body={"agent": "a"}).status in (200, 201)
+    r = s.get("/v1/sessions/s", headers={"Origin": APP})
+    assert r.header("etag") == '"1"'
+    exposed = [h.strip().lower() for h in r.header("access-control-expose-headers").split(",")]
+    assert "etag" in exposed
