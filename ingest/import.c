@@ -166,6 +166,8 @@ static int time_field(store_json_t *j, int64_t *out)
     return *out < 0 ? REEL_EINVALID_EVENT : REEL_OK;
 }
 
+static int u64_value(store_json_t *j, store_buf_t *scratch, uint64_t *out);
+
 static int record_field(void *arg, const char *key, size_t klen, store_json_t *j)
 {
     struct line_info *li = arg;
@@ -190,6 +192,12 @@ static int record_field(void *arg, const char *key, size_t klen, store_json_t *j
         int rc = string_into(j, st, sizeof st, NULL);
         s->status = !strcmp(st, "ended") ? STORE_ENDED : !strcmp(st, "deleted") ? STORE_DELETED
                                                                                  : STORE_ACTIVE;
+        return rc;
+    }
+    if (KEY("version")) { /* absent (older exports): the import's own count */
+        store_buf_t tmp = STORE_BUF_INIT;
+        int rc = u64_value(j, &tmp, &s->version);
+        store_buf_release(&tmp);
         return rc;
     }
     if (KEY("metadata")) {
@@ -280,6 +288,10 @@ static int session_op(struct importer *im, struct rec *r, int op, int with_times
             b.times = &r->s;
     }
     int rc = store_append(im->store, &b);
+    /* A session this import did not create keeps counting its own versions: given the
+     * exported one, it could go back and serve an ETag again for another record. */
+    if (rc == REEL_OK && op == STORE_OP_SESSION_PUT && !with_times && b.version != 1)
+        r->s.version = 0;
     return rc == REEL_EGONE ? REEL_OK : rc; /* already deleted: nothing to restore */
 }
 

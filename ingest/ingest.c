@@ -1,5 +1,6 @@
 /* ingest.c -- JSON events -> validated, encoded store events (contract in ingest.h). */
 #include "ingest/ingest.h"
+#include "store/parse.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +9,15 @@
 #include <sys/random.h>
 #include <time.h>
 
+/* 'client_time' as the client gave it: absent, Unix ms, or RFC 3339 text. */
+struct client_time {
+    int kind; /* CT_NONE, CT_MS, CT_TEXT */
+    uint64_t ms;
+    const char *text; /* CT_TEXT, while parsing: an offset into ib->str (see parse_event) */
+    size_t off, len;
+};
+enum { CT_NONE, CT_MS, CT_TEXT };
+
 enum { OFF_ID, OFF_ID_LEN, OFF_BODY, OFF_BODY_LEN, OFF_NSID, OFF_NSID_LEN, OFF_N };
 
 /* The fields of one event while it is parsed; strings are offsets into ib->str. */
@@ -15,6 +25,8 @@ struct fields {
     size_t type, type_len, id, id_len, source, source_len, nsid, nsid_len;
     int has_type, has_id, has_source, has_nsid, has_synthetic, has_data, has_raw;
     int synthetic; /* -1 = null */
+    struct client_time ct;
+    int has_ct;
 };
 
 int ingest_batch_init(ingest_batch_t *ib, const char *session, size_t session_len)
@@ -130,7 +142,7 @@ static size_t arena_put(ingest_batch_t *ib, const void *p, size_t n)
 static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const char *type,
                        size_t type_len, const char *source, size_t source_len, int synthetic,
                        const char *nsid, size_t nsid_len, const store_buf_t *data,
-                       const store_buf_t *raw)
+                       const store_buf_t *raw, const struct client_time *ct)
 {
     char gen[37];
     if (!id) {
@@ -139,7 +151,7 @@ static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const 
     }
     store_buf_t *b = &ib->body;
     store_buf_clear(b);
-    store_mp_array(b, 7);
+    store_mp_array(b, 8);
     store_mp_str(b, id, id_len);
     store_mp_str(b, type, type_len);
     if (source)
@@ -162,6 +174,12 @@ static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const 
         store_buf_put(b, raw->data, raw->len);
     else
         store_mp_nil(b);
+    if (ct && ct->kind == CT_MS)
+        store_mp_uint(b, ct->ms);
+    else if (ct && ct->kind == CT_TEXT)
+        store_mp_str(b, ct->text, ct->len);
+    else
+        store_mp_nil(b);
     if (store_buf_failed(b) || grow_events(ib))
         return REEL_ENOMEM;
 
@@ -178,6 +196,7 @@ static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const 
         return REEL_ENOMEM;
     off[OFF_BODY_LEN] = ib->arena.len - off[OFF_BODY];
     ev->ends_session = type_len == 13 && !memcmp(type, "session.ended", 13);
+    ev->starts_session = type_len == 15 && !memcmp(type, "session.started", 15);
     ib->b.n_events++;
     return REEL_OK;
 }
@@ -292,6 +311,54 @@ static int bool_field(struct ctx *c, struct fields *f)
     return rc;
 }
 
+/* Largest client_time in Unix ms: JavaScript's Date ends there (8.64e15 ms, 275760 AD). */
+#define CLIENT_TIME_MAX 8640000000000000ull
+#define CT_RULE "Unix ms (an integer 0..8640000000000000) or an RFC 3339 string from 1970"
+
+/* 'client_time': an integer of Unix ms, an RFC 3339 string (store_parse_rfc3339_js), or
+ * null (absent). Anything else fails naming the value. */
+static int client_time_field(struct ctx *c, struct client_time *ct)
+{
+    store_json_t *j = c->j;
+    int ch = store_json_peek(j);
+    if (ch == '"') {
+        ct->off = c->ib->str.len;
+        int rc = store_json_string(j, &c->ib->str);
+        if (rc)
+            return rc;
+        ct->len = c->ib->str.len - ct->off;
+        const char *t = (const char *)c->ib->str.data + ct->off;
+        if (store_buf_failed(&c->ib->str))
+            return REEL_ENOMEM;
+        if (store_parse_rfc3339_js(t, ct->len) < 0)
+            return jfail(c, REEL_EINVALID_EVENT, "field 'client_time' must be %s, not \"%.*s\"",
+                         CT_RULE, (int)(ct->len > 64 ? 64 : ct->len), t);
+        ct->kind = CT_TEXT;
+        return REEL_OK;
+    }
+    const char *start = j->p;
+    store_buf_t sink = STORE_BUF_INIT;
+    int rc = store_json_value(j, &sink, 1);
+    store_buf_release(&sink);
+    if (rc)
+        return rc;
+    size_t n = (size_t)(j->p - start);
+    if (ch == 'n')
+        return REEL_OK; /* null: absent */
+    uint64_t v;
+    if (ch == '-' || (ch >= '0' && ch <= '9')) {
+        if (store_parse_u64(start, n, &v) == REEL_OK && v <= CLIENT_TIME_MAX) {
+            ct->kind = CT_MS;
+            ct->ms = v;
+            return REEL_OK;
+        }
+        return jfail(c, REEL_EINVALID_EVENT, "field 'client_time' must be %s, not %.*s",
+                     CT_RULE, (int)(n > 64 ? 64 : n), start);
+    }
+    return jfail(c, REEL_EINVALID_EVENT, "field 'client_time' must be %s, not %s", CT_RULE,
+                 kind_of(ch));
+}
+
 static int value_field(struct ctx *c, store_buf_t *out)
 {
     store_buf_clear(out);
@@ -315,6 +382,7 @@ static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
     else if (KEY("synthetic")) seen = &f->has_synthetic;
     else if (KEY("data")) seen = &f->has_data;
     else if (KEY("raw")) seen = &f->has_raw;
+    else if (KEY("client_time")) seen = &f->has_ct;
     if (seen && *seen)
         return jfail(c, REEL_EINVALID_EVENT, "duplicate field '%.*s'", (int)klen, k);
     if (KEY("type")) {
@@ -357,6 +425,10 @@ static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
     if (KEY("raw")) {
         f->has_raw = 1;
         return value_field(c, &c->ib->raw);
+    }
+    if (KEY("client_time")) {
+        f->has_ct = 1;
+        return client_time_field(c, &f->ct);
     }
     if (KEY("session_id") || KEY("sequence") || KEY("position") || KEY("time")) {
         store_buf_t sink = STORE_BUF_INIT; /* assigned by the store: accepted, ignored */
@@ -434,10 +506,11 @@ static int parse_event(struct ctx *c)
         return fail(c->e, REEL_EINVALID_EVENT, c->index, c->line_base, 0,
                     "event %zu: field 'type' is required", c->index);
     const char *s = (const char *)ib->str.data;
+    f.ct.text = f.ct.kind == CT_TEXT ? s + f.ct.off : NULL;
     return add_encoded(ib, f.has_id ? s + f.id : NULL, f.id_len, s + f.type, f.type_len,
                        f.has_source == 2 ? s + f.source : NULL, f.source_len, f.synthetic,
                        f.has_nsid == 2 ? s + f.nsid : NULL, f.nsid_len,
-                       f.has_data ? &ib->data : NULL, f.has_raw ? &ib->raw : NULL);
+                       f.has_data ? &ib->data : NULL, f.has_raw ? &ib->raw : NULL, &f.ct);
 }
 
 static int parse_json(struct ctx *c)
@@ -555,7 +628,7 @@ int ingest_add(ingest_batch_t *ib, const char *type, const char *source, int syn
     int rc = add_encoded(ib, event_id, idlen, type, tlen, source, source ? strlen(source) : 0,
                          synthetic, native_session_id,
                          native_session_id ? strlen(native_session_id) : 0,
-                         data_mp ? &data : NULL, raw_json ? &ib->raw : NULL);
+                         data_mp ? &data : NULL, raw_json ? &ib->raw : NULL, NULL);
     if (!rc)
         finalize(ib);
     return rc;

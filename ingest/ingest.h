@@ -8,7 +8,9 @@
  *
  * Accepted event fields (docs/DESIGN.md "Events", docs/HTTP.md "Append"): type
  * (required, 1..128 bytes), event_id (1..128 bytes), source, native_session_id (strings
- * or null), synthetic (bool or null), data, raw (any JSON). The store-assigned fields
+ * or null), synthetic (bool or null), data, raw (any JSON), client_time (the client's
+ * time: Unix ms 0..8.64e15 or RFC 3339 as store_parse_rfc3339_js() reads it, or null;
+ * stored as given). The store-assigned fields
  * session_id, sequence, position and time are accepted and ignored, so events copied from
  * a reel or sandbox-agent feed can be posted back as they are. Any other field is an
  * error naming the field.

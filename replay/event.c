@@ -60,16 +60,26 @@ void replay_write_time(store_buf_t *out, int64_t ms)
     store_buf_put(out, t, (size_t)(p - t));
 }
 
-/* Opens the body array and checks its shape. */
-static int body_start(const store_event_view_t *ev, store_mp_t *m)
+/* Opens the body array and checks its shape: 8 fields, or 7 without client_time. */
+static int body_fields_n(const store_event_view_t *ev, store_mp_t *m, int *n)
 {
     store_mp_obj_t o;
     m->p = ev->body;
     m->end = ev->body + ev->body_len;
-    if (store_mp_next(m, &o) || o.type != STORE_MP_ARRAY || o.u != BODY_FIELDS)
+    if (store_mp_next(m, &o) || o.type != STORE_MP_ARRAY ||
+        (o.u != BODY_FIELDS && o.u != BODY_FIELDS - 1))
         return REEL_ECORRUPT;
+    *n = (int)o.u;
     return REEL_OK;
 }
+
+static int body_start(const store_event_view_t *ev, store_mp_t *m)
+{
+    int n;
+    return body_fields_n(ev, m, &n);
+}
+
+static const uint8_t mp_nil = 0xc0;
 
 int replay_type_listed(const store_event_view_t *ev, const char *csv)
 {
@@ -89,9 +99,15 @@ int replay_type_listed(const store_event_view_t *ev, const char *csv)
 int replay__body_fields(const store_event_view_t *ev, store_mp_t fields[REPLAY_NFIELDS])
 {
     store_mp_t m;
-    if (body_start(ev, &m))
+    int n;
+    if (body_fields_n(ev, &m, &n))
         return REEL_ECORRUPT;
     for (int i = 0; i < REPLAY_NFIELDS; i++) {
+        if (i == n) { /* a 7-field body */
+            fields[i].p = &mp_nil;
+            fields[i].end = &mp_nil + 1;
+            break;
+        }
         fields[i].p = m.p;
         if (store_mp_skip(&m, STORE_JSON_MAX_DEPTH))
             return REEL_ECORRUPT;
@@ -120,13 +136,32 @@ static void key(store_buf_t *out, const char *k)
     store_buf_put(out, "\":", 2);
 }
 
+/* 'ct' at the client_time of a body of 'n' fields whose first field is at 'm', or ct->p
+ * NULL when it has none (nil, or a 7-field body). */
+static int client_time(const store_mp_t *m, int n, store_mp_t *ct)
+{
+    store_mp_t f = *m;
+    ct->p = NULL;
+    if (n <= REPLAY_F_CLIENT_TIME)
+        return REEL_OK;
+    for (int i = 0; i < REPLAY_F_CLIENT_TIME; i++)
+        if (store_mp_skip(&f, STORE_JSON_MAX_DEPTH))
+            return REEL_ECORRUPT;
+    if (f.p == f.end || *f.p == mp_nil)
+        return REEL_OK;
+    *ct = f;
+    return REEL_OK;
+}
+
 int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int include_raw)
 {
-    static const char *names[BODY_FIELDS] = {"event_id", "type", "source", "synthetic",
-                                             "native_session_id", "data", "raw"};
-    store_mp_t m;
+    static const char *names[REPLAY_F_CLIENT_TIME] = {"event_id", "type", "source",
+                                                      "synthetic", "native_session_id",
+                                                      "data", "raw"};
+    store_mp_t m, ct;
+    int n;
     size_t mark = out->len;
-    if (body_start(ev, &m))
+    if (body_fields_n(ev, &m, &n) || client_time(&m, n, &ct))
         return REEL_ECORRUPT;
     store_buf_puts(out, "{\"session_id\":");
     store_json_write_string(out, ev->session, ev->session_len);
@@ -134,7 +169,7 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int inclu
     store_buf_put_u64(out, ev->sequence);
     store_buf_puts(out, ",\"position\":");
     store_buf_put_u64(out, ev->position);
-    for (int i = 0; i < BODY_FIELDS; i++) {
+    for (int i = 0; i < REPLAY_F_CLIENT_TIME; i++) {
         if (i == 6 && !include_raw)
             break;
         key(out, names[i]);
@@ -142,9 +177,16 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int inclu
             out->len = mark;
             return REEL_ECORRUPT;
         }
-        if (i == 0) { /* time follows event_id (docs/HTTP.md) */
+        if (i == 0) { /* time follows event_id, then client_time if given (docs/HTTP.md) */
             key(out, "time");
             replay_write_time(out, (int64_t)ev->time_ms);
+            if (ct.p) {
+                key(out, "client_time");
+                if (store_mp_to_json(&ct, out, STORE_JSON_MAX_DEPTH)) {
+                    out->len = mark;
+                    return REEL_ECORRUPT;
+                }
+            }
         }
     }
     store_buf_putc(out, '}');
@@ -201,9 +243,11 @@ int replay_write_session(store_buf_t *out, const store_session_t *rec)
     opt_time(out, "updated_at", rec->updated_ms);
     opt_time(out, "ended_at", rec->ended_ms);
     opt_time(out, "first_event_at", rec->first_event_ms);
-    store_buf_printf(out, ",\"last_sequence\":%llu,\"event_count\":%llu,\"bytes\":%llu",
+    store_buf_printf(out, ",\"last_sequence\":%llu,\"event_count\":%llu,\"bytes\":%llu"
+                          ",\"runs\":%llu,\"version\":%llu",
                      (unsigned long long)rec->last_sequence,
-                     (unsigned long long)rec->event_count, (unsigned long long)rec->bytes);
+                     (unsigned long long)rec->event_count, (unsigned long long)rec->bytes,
+                     (unsigned long long)rec->runs, (unsigned long long)rec->version);
     key(out, "metadata");
     if (rec->metadata) {
         store_mp_t m = {rec->metadata, rec->metadata + rec->metadata_len};

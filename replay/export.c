@@ -310,8 +310,27 @@ static int record_line(replay_export_t *ex, const store_session_t *rec)
 struct cut {
     uint64_t pos;           /* probe: the position of the event found */
     uint64_t removed, bytes; /* events past the snapshot, and their stored bytes */
-    int64_t ended_ms;       /* time of the first session.ended among them, or -1 */
+    uint64_t starts;        /* session.started among them */
+    int64_t ended_ms;       /* time of the last session.ended among them, or -1 */
+    int last_ended;         /* find_end: the last event seen is a session.ended */
 };
+
+static int is_type(const store_event_view_t *ev, const char *want)
+{
+    const char *type;
+    size_t n;
+    return !replay_event_type(ev, &type, &n) && n == strlen(want) && !memcmp(type, want, n);
+}
+
+/* Kept events: the last session.ended, and whether the last event is one. */
+static int find_end(void *arg, const store_event_view_t *ev)
+{
+    struct cut *c = arg;
+    c->last_ended = is_type(ev, "session.ended");
+    if (c->last_ended)
+        c->ended_ms = (int64_t)ev->time_ms;
+    return 0;
+}
 
 static int probe_event(void *arg, const store_event_view_t *ev)
 {
@@ -322,20 +341,19 @@ static int probe_event(void *arg, const store_event_view_t *ev)
 static int count_removed(void *arg, const store_event_view_t *ev)
 {
     struct cut *c = arg;
-    const char *type;
-    size_t n;
     c->removed++;
     c->bytes += ev->stored_len;
-    if (c->ended_ms < 0 && !replay_event_type(ev, &type, &n) && n == 13 &&
-        !memcmp(type, "session.ended", 13))
+    if (is_type(ev, "session.ended"))
         c->ended_ms = (int64_t)ev->time_ms;
+    else if (is_type(ev, "session.started"))
+        c->starts++;
     return 0;
 }
 
 /* The position of event 'seq' of 'rec' into '*pos'. */
 static int position_of(store_read_t *r, const store_session_t *rec, uint64_t seq, uint64_t *pos)
 {
-    struct cut c = {0, 0, 0, -1};
+    struct cut c = {0, 0, 0, 0, -1, 0};
     int rc = store_events_after(r, rec->id, rec->id_len, seq - 1, 1, probe_event, &c, NULL);
     if (rc == 1)
         rc = REEL_OK;
@@ -346,8 +364,9 @@ static int position_of(store_read_t *r, const store_session_t *rec, uint64_t seq
 }
 
 /* Rolls the counters of 'rec' (read in 'r') back to the export's snapshot position:
- * last_sequence, event_count, bytes, first_event_at, and an end that came later. Its
- * agent, native id, metadata and updated_at are as read: they have no history. */
+ * last_sequence, event_count, bytes, first_event_at, runs, status and an end that came
+ * later. Its agent, native id, metadata, version and updated_at are as read: they have no
+ * history. */
 static int cut(replay_export_t *ex, store_read_t *r, store_session_t *rec)
 {
     uint64_t pos, lo = 0, hi = rec->last_sequence;
@@ -364,7 +383,7 @@ static int cut(replay_export_t *ex, store_read_t *r, store_session_t *rec)
             return rc;
         *(pos <= ex->snap ? &lo : &hi) = mid;
     }
-    struct cut c = {0, 0, 0, -1};
+    struct cut c = {0, 0, 0, 0, -1, 0};
     rc = store_events_after(r, rec->id, rec->id_len, lo, (size_t)(rec->last_sequence - lo),
                             count_removed, &c, NULL);
     if (rc)
@@ -374,12 +393,20 @@ static int cut(replay_export_t *ex, store_read_t *r, store_session_t *rec)
     rec->bytes -= c.bytes <= rec->bytes ? c.bytes : rec->bytes;
     if (!lo)
         rec->first_event_ms = 0;
+    rec->runs -= c.starts <= rec->runs ? c.starts : rec->runs;
+    /* An event leaves its session ended if it is a session.ended, active otherwise: the
+     * status at the snapshot is the last kept event's; an end past the snapshot gives way
+     * to the last kept one (a walk of the kept events, only when a run ended meanwhile). */
+    struct cut k = {0, 0, 0, 0, -1, 0};
     if (c.ended_ms >= 0 && rec->ended_ms == c.ended_ms) {
-        rec->ended_ms = 0;
-        if (rec->status == STORE_ENDED)
-            rec->status = STORE_ACTIVE;
+        rc = lo ? store_events_after(r, rec->id, rec->id_len, 0, (size_t)lo, find_end, &k, NULL)
+                : REEL_OK;
+        rec->ended_ms = k.ended_ms >= 0 ? k.ended_ms : 0;
+    } else if (lo) {
+        rc = store_events_after(r, rec->id, rec->id_len, lo - 1, 1, find_end, &k, NULL);
     }
-    return REEL_OK;
+    rec->status = k.last_ended ? STORE_ENDED : STORE_ACTIVE;
+    return rc;
 }
 
 struct rec_ctx {

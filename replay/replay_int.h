@@ -16,11 +16,13 @@ struct json_t;
 int replay__json_write(store_buf_t *out, const struct json_t *v, size_t flags);
 
 /* Positions of the body fields (store.h): [event_id, type, source, synthetic,
- * native_session_id, data, raw]. */
+ * native_session_id, data, raw, client_time]; a 7-field body (format 1) has no
+ * client_time. */
 enum { REPLAY_F_ID, REPLAY_F_TYPE, REPLAY_F_SOURCE, REPLAY_F_SYNTHETIC, REPLAY_F_NSID,
-       REPLAY_F_DATA, REPLAY_F_RAW, REPLAY_NFIELDS };
+       REPLAY_F_DATA, REPLAY_F_RAW, REPLAY_F_CLIENT_TIME, REPLAY_NFIELDS };
 
-/* Points 'fields[i]' at the msgpack of each body field of 'ev'. */
+/* Points 'fields[i]' at the msgpack of each body field of 'ev' (a 7-field body's
+ * client_time at a msgpack nil). */
 int replay__body_fields(const store_event_view_t *ev, store_mp_t fields[REPLAY_NFIELDS]);
 
 /* Finds 'key' in the msgpack map 'map'; 1 and its value span in 'val', or 0. */

@@ -1,7 +1,9 @@
 /* restore.c -- durable session resume: the replay text of a session's newest events.
  *
  * fit=sdk reproduces the sandbox-agent 0.4 SDK's buildReplayText: the header line, then
- * oldest first one line per event {"createdAt":ms,"sender":source,"payload":data} while
+ * oldest first one line per event {"createdAt":ms,"sender":source,"payload":data} (ms:
+ * the event's client_time when it has one, the integer as given or RFC 3339 read as
+ * Date.parse reads it; else the commit time) while
  * the text stays within max_chars (UTF-16 code units, as JavaScript counts), then
  * "\n[history truncated]" when an event did not fit -- which cuts the *newest* events.
  * fit=newest (the default) keeps the newest events that fit instead, still oldest first,
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "replay/replay_int.h"
+#include "store/parse.h"
 
 #define EARLIER_MARKER "[earlier history truncated]\n"
 #define SDK_MARKER "\n[history truncated]"
@@ -45,12 +48,33 @@ static int render_one(void *arg, const store_event_view_t *ev)
     return replay_write_event(w->out, ev, w->opt->include_raw);
 }
 
+/* createdAt of an event: its client_time when given, else its commit time. */
+static int created_at(const store_event_view_t *ev, store_mp_t ct, uint64_t *ms)
+{
+    store_mp_obj_t o;
+    *ms = ev->time_ms;
+    if (store_mp_next(&ct, &o))
+        return REEL_ECORRUPT;
+    if (o.type == STORE_MP_NIL)
+        return REEL_OK;
+    if (o.type == STORE_MP_UINT) {
+        *ms = o.u;
+        return REEL_OK;
+    }
+    int64_t t = o.type == STORE_MP_STR ? store_parse_rfc3339_js((const char *)o.ptr, o.len) : -1;
+    if (t < 0) /* ingest accepts nothing else */
+        return REEL_ECORRUPT;
+    *ms = (uint64_t)t;
+    return REEL_OK;
+}
+
 /* One event -> its SDK line. */
 static int collect_one(void *arg, const store_event_view_t *ev)
 {
     struct collect *c = arg;
     store_mp_t f[REPLAY_NFIELDS];
-    if (replay__body_fields(ev, f))
+    uint64_t ms;
+    if (replay__body_fields(ev, f) || created_at(ev, f[REPLAY_F_CLIENT_TIME], &ms))
         return REEL_ECORRUPT;
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;
@@ -62,7 +86,7 @@ static int collect_one(void *arg, const store_event_view_t *ev)
     struct line *l = &c->v[c->n];
     l->seq = ev->sequence;
     l->off = c->lines.len;
-    store_buf_printf(&c->lines, "{\"createdAt\":%llu,\"sender\":", (unsigned long long)ev->time_ms);
+    store_buf_printf(&c->lines, "{\"createdAt\":%llu,\"sender\":", (unsigned long long)ms);
     int rc = replay__js_json(&f[REPLAY_F_SOURCE], &c->lines);
     store_buf_puts(&c->lines, ",\"payload\":");
     if (!rc)

@@ -133,6 +133,7 @@ static int sess_create(struct group *g, const char *id, size_t len, struct sess 
     x->rec.num = g->next_num++;
     g->next_num_dirty = 1;
     x->rec.created_ms = x->rec.updated_ms = (int64_t)g->now_ms;
+    x->rec.version = 1;
     x->dirty = 1;
     return *out = x, REEL_OK;
 }
@@ -261,10 +262,16 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
     if (!r->first_event_ms)
         r->first_event_ms = (int64_t)t;
     memcpy(r->last_hash, hash, STORE_HASH_LEN);
-    if (ev->ends_session && r->status == STORE_ACTIVE) {
+    /* A session that runs again is active again; ended_at stays the latest end. Deleted
+     * sessions never get here (apply_append refuses them). */
+    if (ev->ends_session) {
         r->status = STORE_ENDED;
         r->ended_ms = (int64_t)t;
+    } else {
+        r->status = STORE_ACTIVE;
     }
+    if (ev->starts_session)
+        r->runs++;
     if (ev->native_session_id && ev->native_session_id_len)
         set_name(r->native_session_id, &r->native_session_id_len, ev->native_session_id,
                  ev->native_session_id_len);
@@ -289,6 +296,23 @@ static void summarize(store_batch_t *b)
             b->position = ev->position;
         b->duplicates += ev->duplicate;
     }
+}
+
+/* REEL_OK unless 'b' has a version condition that 'x' (NULL: no session) fails:
+ * REEL_EPRECONDITION then. Sets b->version to the current version (0: none). */
+static int version_matches(const struct sess *x, store_batch_t *b)
+{
+    b->version = x ? x->rec.version : 0;
+    if ((b->if_version & STORE_IF_ABSENT) && x)
+        return REEL_EPRECONDITION;
+    if ((b->if_version & (STORE_IF_EXISTS | STORE_IF_VERSION)) && !x)
+        return REEL_EPRECONDITION;
+    if (!(b->if_version & STORE_IF_VERSION))
+        return REEL_OK;
+    for (size_t i = 0; i < b->n_if_match; i++)
+        if (b->if_match[i] == x->rec.version)
+            return REEL_OK;
+    return REEL_EPRECONDITION;
 }
 
 /* 1 unless 'b' asks for a metadata compare-and-swap that 'x' (NULL: no session) fails. */
@@ -317,20 +341,33 @@ static int apply_append(struct group *g, store_batch_t *b)
         b->last_sequence = last;
         return REEL_ECONFLICT;
     }
-    if (!x && (rc = sess_create(g, b->session, b->session_len, &x)))
+    int created = !x;
+    if (created && (rc = sess_create(g, b->session, b->session_len, &x)))
         return rc;
+    /* The version counts changes of what a PUT sets, so that a read-modify-write of those
+     * fields notices them; the events themselves (status, counters, runs) do not count. */
+    char native[STORE_NAME_MAX];
+    size_t native_len = x->rec.native_session_id_len;
+    memcpy(native, x->rec.native_session_id, native_len);
     uint64_t first_seq = x->rec.last_sequence + 1, first_pos = g->position + 1;
     for (size_t i = 0; i < b->n_events; i++)
         if (!b->events[i].duplicate &&
             (rc = put_event(g, x, &b->events[i], first_seq, first_pos, b->keep_times)))
             return rc;
+    int changed = native_len != x->rec.native_session_id_len ||
+                  memcmp(native, x->rec.native_session_id, native_len);
     if (b->metadata) {
         /* State kept beside the events (a Durable Stream's producer state, closed flag):
          * written in the same transaction, so it can never disagree with them. */
+        size_t old = x->rec.metadata ? x->rec.metadata_len : 0;
+        changed |= old != b->metadata_len || (old && memcmp(x->rec.metadata, b->metadata, old));
         x->rec.metadata = b->metadata; /* lives until the batch completes, after commit */
         x->rec.metadata_len = b->metadata_len;
         x->dirty = 1;
     }
+    if (changed && !created)
+        x->rec.version++;
+    b->version = x->rec.version;
     g->n_dups += dups;
     summarize(b);
     return REEL_OK;
@@ -346,12 +383,15 @@ static int apply_put(struct group *g, store_batch_t *b)
     int rc = sess_get(g, b->session, b->session_len, &x);
     if (!rc && !metadata_matches(x, b))
         return REEL_ECONFLICT;
-    if (!rc && !x)
+    if (!rc && x && x->rec.status == STORE_DELETED)
+        return REEL_EGONE;
+    if (!rc)
+        rc = version_matches(x, b);
+    int created = !rc && !x;
+    if (created)
         rc = sess_create(g, b->session, b->session_len, &x);
     if (rc)
         return rc;
-    if (x->rec.status == STORE_DELETED)
-        return REEL_EGONE;
     if (b->agent)
         set_name(x->rec.agent, &x->rec.agent_len, b->agent, b->agent_len);
     if (b->native_session_id)
@@ -367,11 +407,18 @@ static int apply_put(struct group *g, store_batch_t *b)
         x->rec.updated_ms = b->times->updated_ms;
         x->rec.ended_ms = b->times->ended_ms;
         x->rec.first_event_ms = b->times->first_event_ms;
-        if (b->times->status == STORE_ENDED)
-            x->rec.status = STORE_ENDED;
+        /* The exported status, which the events replayed may not give: a record written
+         * before sessions could run again stayed ended after later events. */
+        if (b->times->status != STORE_DELETED)
+            x->rec.status = b->times->status;
     }
+    if (!created)
+        x->rec.version++;
+    if (b->times && b->times->version) /* import: the exported version */
+        x->rec.version = b->times->version;
     x->dirty = 1;
     b->last_sequence = x->rec.last_sequence;
+    b->version = x->rec.version;
     return REEL_OK;
 }
 
@@ -433,6 +480,8 @@ static int apply_delete(struct group *g, store_batch_t *b)
         return rc;
     if (!x)
         return REEL_ESESSION_NOT_FOUND;
+    if ((rc = version_matches(x, b)))
+        return rc;
     if (x->rec.status != STORE_DELETED) {
         if ((rc = delete_events(g, x->rec.num)) ||
             (rc = delete_prefix(g, g->s->db_seqs, x->rec.num)) ||
@@ -442,9 +491,11 @@ static int apply_delete(struct group *g, store_batch_t *b)
         x->rec.event_count = 0;
         x->rec.bytes = 0;
         x->rec.updated_ms = (int64_t)g->now_ms;
+        x->rec.version++;
         x->dirty = 1;
     }
     b->last_sequence = x->rec.last_sequence;
+    b->version = x->rec.version;
     return REEL_OK;
 }
 

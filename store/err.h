@@ -34,6 +34,7 @@
     XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "method not allowed on this route")  \
     XX(CONFLICT, 409, "sequence_conflict", "the request conflicts with the current state") \
     XX(GONE, 410, "session_deleted", "the session was deleted")                            \
+    XX(PRECONDITION, 412, "precondition_failed", "the session's version does not match")   \
     XX(TOO_LARGE, 413, "payload_too_large", "request or event is larger than the limit")   \
     XX(UNSUPPORTED_MEDIA, 415, "unsupported_media_type", "content type not supported")     \
     XX(TOO_MANY, 429, "too_many_requests", "connection or client limit reached")           \

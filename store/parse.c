@@ -103,6 +103,71 @@ int64_t store_parse_rfc3339(const char *s, size_t n)
     return secs < 0 ? -1 : secs * 1000 + ms;
 }
 
+/* Reads exactly 'k' digits. */
+static int digits(struct text *t, int k, int *v)
+{
+    if (t->end - t->p < k)
+        return -1;
+    int x = 0;
+    for (int i = 0; i < k; i++, t->p++) {
+        if (!is_digit(*t->p))
+            return -1;
+        x = x * 10 + (*t->p - '0');
+    }
+    *v = x;
+    return 0;
+}
+
+/* Days from 1970-01-01 to the civil date y-m-d (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int64_t store_parse_rfc3339_js(const char *s, size_t n)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    struct text t = {s, s + n};
+    int y, mo, d, h, mi, sec, ms = 0, off = 0;
+    if (digits(&t, 4, &y) || sep(&t, "-") || digits(&t, 2, &mo) || sep(&t, "-") ||
+        digits(&t, 2, &d) || sep(&t, "Tt ") || digits(&t, 2, &h) || sep(&t, ":") ||
+        digits(&t, 2, &mi) || sep(&t, ":") || digits(&t, 2, &sec))
+        return -1;
+    if (!sep(&t, ".")) {
+        if (t.p == t.end || !is_digit(*t.p))
+            return -1;
+        const char *f = t.p;
+        for (int scale = 100; t.p < t.end && is_digit(*t.p); t.p++, scale /= 10)
+            ms += (*t.p - '0') * scale;
+        if (t.p - f > 9) /* V8 reads 10 or more digits with their leading zeros lost */
+            return -1;
+    }
+    if (!sep(&t, "Zz")) {
+        if (t.p != t.end)
+            return -1;
+    } else {
+        int oh, om;
+        if (t.p == t.end || (*t.p != '+' && *t.p != '-'))
+            return -1;
+        int sign = *t.p++ == '-' ? -1 : 1;
+        if (digits(&t, 2, &oh) || sep(&t, ":") || digits(&t, 2, &om) || t.p != t.end ||
+            oh > 23 || om > 59)
+            return -1;
+        off = sign * (oh * 60 + om);
+    }
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 ||
+        mi > 59 || sec > 59)
+        return -1;
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off * 60;
+    return secs < 0 ? -1 : secs * 1000 + ms;
+}
+
 int64_t store_parse_time(const char *s, size_t n)
 {
     uint64_t v;

@@ -35,6 +35,18 @@ int store_parse_u64(const char *s, size_t n, uint64_t *out);
  * ("2026-1-2T3:04:05Z"), as the sscanf-based parser this one replaced accepted. */
 int64_t store_parse_rfc3339(const char *s, size_t n);
 
+/* Parses the strict RFC 3339 subset that JavaScript's Date.parse reads as the same
+ * instant, for the time a client gives ('client_time' of an event):
+ *
+ *   YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|+HH:MM|-HH:MM)
+ *
+ * every field with exactly its digits, a real calendar day (no February 30: Date.parse
+ * rolls that over), hour 00..23, second 00..59 (Date.parse refuses 60), offsets up to
+ * 23:59, a fraction of 1 to 9 digits of which those past the third are dropped (as
+ * Date.parse truncates; V8 misreads 10 or more digits after a zero: ".0123456789" is
+ * 123 ms to it). Returns Unix ms, or -1 when malformed or before 1970. */
+int64_t store_parse_rfc3339_js(const char *s, size_t n);
+
 /* Parses a time given either as Unix milliseconds (1 to 15 digits) or as RFC 3339
  * (store_parse_rfc3339). Returns Unix ms, or -1 when malformed. This is what --since,
  * --before, ?since= and ?before= accept, and what an import reads. */

@@ -165,7 +165,7 @@ static void kv_u64(store_buf_t *out, const char *k, uint64_t v)
 
 void store__session_encode(const store_session_t *rec, store_buf_t *out)
 {
-    store_mp_map(out, rec->metadata ? 13 : 12);
+    store_mp_map(out, rec->metadata ? 15 : 14);
     kv_u64(out, "num", rec->num);
     kv_str(out, "agent", rec->agent, rec->agent_len);
     kv_str(out, "native", rec->native_session_id, rec->native_session_id_len);
@@ -177,6 +177,8 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out)
     kv_u64(out, "last_seq", rec->last_sequence);
     kv_u64(out, "count", rec->event_count);
     kv_u64(out, "bytes", rec->bytes);
+    kv_u64(out, "version", rec->version);
+    kv_u64(out, "runs", rec->runs);
     store_mp_str(out, "hash", 4);
     store_mp_bin(out, rec->last_hash, STORE_HASH_LEN);
     if (rec->metadata) {
@@ -237,6 +239,8 @@ static int field(store_session_t *rec, store_mp_t *m, const store_mp_obj_t *k)
     else if (IS("last_seq")) rec->last_sequence = v.u;
     else if (IS("count")) rec->event_count = v.u;
     else if (IS("bytes")) rec->bytes = v.u;
+    else if (IS("version")) rec->version = v.u ? v.u : 1;
+    else if (IS("runs")) rec->runs = v.u;
 #undef IS
     return REEL_OK;
 }
@@ -249,6 +253,7 @@ int store__session_decode(const uint8_t *p, size_t len, const char *id, size_t i
         return REEL_ECORRUPT;
     memcpy(rec->id, id, id_len);
     rec->id_len = id_len;
+    rec->version = 1; /* absent in records written before format 2 */
     store_mp_t m = {p, p + len};
     store_mp_obj_t o, k;
     int rc = store_mp_next(&m, &o);

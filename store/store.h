@@ -19,7 +19,8 @@
  *   event value: off 0 u8 flags (0x01 = body is a zstd frame), off 1 u64 BE session num,
  *   off 9 u64 BE sequence, off 17 u64 BE time (Unix ms), off 25 u8[32] chain hash, off 57
  *   body. body (after decompression): msgpack array [event_id, type, source, synthetic,
- *   native_session_id, data, raw]; JSON numbers that are not 64-bit integers are kept as
+ *   native_session_id, data, raw, client_time] (client_time: nil, or as the client gave
+ *   it: a uint of Unix ms or the RFC 3339 str; format 1 bodies have the first 7); JSON numbers that are not 64-bit integers are kept as
  *   msgpack ext type 1 holding the number's text, so they round-trip exactly.
  *   chain hash = SHA-256(previous chain hash | seq | position | time | SHA-256(body)),
  *   all integers u64 BE, the previous chain hash of sequence 1 being 32 zero bytes.
@@ -120,6 +121,7 @@ typedef struct store_event {
     const char *native_session_id;     /* input: non-NULL updates the session record */
     size_t native_session_id_len;
     int ends_session;   /* input: 1 for a "session.ended" event (status becomes ended) */
+    int starts_session; /* input: 1 for a "session.started" event (counts one more run) */
     uint64_t sequence;  /* output: assigned sequence, or the existing one for a duplicate */
     uint64_t position;  /* output: assigned position, or the existing one for a duplicate */
     uint64_t time_ms;   /* output: commit time (Unix ms); input with 'keep_times' */
@@ -131,6 +133,12 @@ enum store_op {
     STORE_OP_SESSION_PUT,    /* create or update the session record's agent/native/metadata */
     STORE_OP_SESSION_DELETE, /* remove the events, keep a record with status "deleted" */
 };
+
+/* store_batch_t.if_version bits. */
+#define STORE_IF_EXISTS 1u  /* the session must exist (If-Match: *) */
+#define STORE_IF_ABSENT 2u  /* the session must not exist (If-None-Match: *) */
+#define STORE_IF_VERSION 4u /* its version must be one of 'if_match' (If-Match: "3") */
+#define STORE_IF_MATCH_MAX 8
 
 typedef struct store_batch store_batch_t;
 typedef void (*store_done_cb)(store_batch_t *b, void *arg);
@@ -164,12 +172,21 @@ struct store_batch {
     int check_metadata;
     const uint8_t *expected_metadata;
     size_t expected_metadata_len;
+    /* STORE_OP_SESSION_PUT, STORE_OP_SESSION_DELETE: conditions on the record's version
+     * (HTTP If-Match / If-None-Match), checked inside the write transaction. A batch
+     * that fails one changes nothing and fails with REEL_EPRECONDITION; 'version' then
+     * holds the current version (0: no session). A deleted session fails with REEL_EGONE
+     * before any condition is looked at. */
+    unsigned if_version;      /* STORE_IF_* bits, 0 = no condition */
+    uint64_t if_match[STORE_IF_MATCH_MAX]; /* STORE_IF_VERSION: the version must be one */
+    size_t n_if_match;                     /* of these 'n_if_match' */
     /* results, valid once completed */
     int err;                 /* REEL_OK, REEL_ECONFLICT, REEL_EGONE, REEL_EFULL, ... */
     uint64_t first_sequence; /* smallest sequence among the events (new or duplicate) */
     uint64_t last_sequence;  /* largest; for a failed conflict: the session's actual last */
     uint64_t position;       /* largest position among the events */
     size_t duplicates;       /* events that already existed */
+    uint64_t version;        /* the record's version after the batch (see if_version) */
     /* completion: called once on the committer thread (see the rules above) */
     store_done_cb done;
     void *done_arg;
@@ -253,12 +270,18 @@ typedef struct store_session {
     int status;          /* enum store_session_status */
     int64_t created_ms;  /* Unix ms */
     int64_t updated_ms;  /* Unix ms of the last change */
-    int64_t ended_ms;    /* 0 unless ended */
+    int64_t ended_ms;    /* the latest session.ended (kept when the session runs again), or 0 */
     int64_t first_event_ms; /* time of sequence 1, 0 when no event */
     uint64_t last_sequence;
     uint64_t event_count;
     uint64_t bytes; /* stored value bytes of its events */
     uint8_t last_hash[STORE_HASH_LEN];
+    /* version: 1 when created, +1 with every PUT that applies, every DELETE that deletes,
+     * and every append batch that changes a field a PUT sets (native_session_id by an
+     * event, metadata by a batch's 'metadata'); other appends leave it. runs: the number
+     * of session.started events. */
+    uint64_t version;
+    uint64_t runs;
     const uint8_t *metadata; /* borrowed msgpack map, or NULL; see the rules */
     size_t metadata_len;
 } store_session_t;

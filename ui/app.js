@@ -503,7 +503,10 @@
         rec.event_count = (rec.event_count || 0) + (ev.sequence - (rec.last_sequence || 0));
         rec.last_sequence = ev.sequence;
         rec.updated_at = ev.time;
-        if (ev.type === 'session.ended') rec.status = 'ended';
+        /* as the store does: an end ends the session, any later event makes it active again */
+        if (ev.type === 'session.ended') { rec.status = 'ended'; rec.ended_at = ev.time; }
+        else if (rec.status === 'ended') rec.status = 'active';
+        if (ev.type === 'session.started') rec.runs = (rec.runs || 0) + 1;
         touched.add(ev.session_id);
         refreshIds.add(ev.session_id);
       }
@@ -1151,7 +1154,10 @@
           rec.event_count += evs.length;
           rec.last_sequence = last.sequence;
           rec.updated_at = last.time;
-          if (evs.some((e) => e.type === 'session.ended')) rec.status = 'ended';
+          const ends = evs.filter((e) => e.type === 'session.ended');
+          if (ends.length) rec.ended_at = ends[ends.length - 1].time;
+          if (rec.status !== 'deleted') rec.status = last.type === 'session.ended' ? 'ended' : 'active';
+          rec.runs = (rec.runs || 0) + evs.filter((e) => e.type === 'session.started').length;
         }
         if (again && !refetchTimer) refetchTimer = setTimeout(refetch, 300);
         refreshRecord();

@@ -352,8 +352,13 @@ struct MHD_Response *api__problem_response(api_req_t *rq, int err, const char *f
 /* Queues 'resp' with the common headers (CORS, the request's add_headers hook), then
  * destroys our reference. */
 enum MHD_Result api__queue(api_req_t *rq, int status, struct MHD_Response *resp);
-/* Answers OPTIONS: the Allow list of the route, and a CORS preflight when configured. */
+/* Answers OPTIONS on an existing route: 204 with its Allow list and, for a CORS
+ * preflight, Access-Control-Allow-Methods and -Headers (what the route takes); the grant
+ * (Access-Control-Allow-Origin, -Max-Age) only when api__cors_allowed(). */
 enum MHD_Result api__options(api_req_t *rq);
+/* 1 when --cors-origin grants the request's origin: "*", or the request has no Origin
+ * header (not a browser's cross-origin request), or its Origin is the configured one. */
+int api__cors_allowed(const api_req_t *rq);
 
 /* ---- body.c ---- */
 

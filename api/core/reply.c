@@ -15,21 +15,35 @@
 
 /* ---- Responses ---- */
 
-static void cors(api_server_t *srv, struct MHD_Response *resp)
+int api__cors_allowed(const api_req_t *rq)
 {
-    if (!srv->cors_origin)
+    const char *want = rq->srv->cors_origin;
+    if (!want)
+        return 0;
+    if (!strcmp(want, "*"))
+        return 1;
+    const char *origin = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Origin");
+    return !origin || !strcasecmp(origin, want);
+}
+
+static void cors(api_req_t *rq, struct MHD_Response *resp)
+{
+    const char *want = rq->srv->cors_origin;
+    if (!want)
         return;
-    MHD_add_response_header(resp, "Access-Control-Allow-Origin", srv->cors_origin);
-    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Content-Type");
-    if (strcmp(srv->cors_origin, "*"))
+    if (strcmp(want, "*")) /* the answer depends on the request's Origin */
         MHD_add_response_header(resp, "Vary", "Origin");
+    if (!api__cors_allowed(rq))
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", want);
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Content-Type, ETag");
 }
 
 enum MHD_Result api__queue(api_req_t *rq, int status, struct MHD_Response *resp)
 {
     if (!resp)
         return MHD_NO;
-    cors(rq->srv, resp);
+    cors(rq, resp);
     if (rq->add_headers)
         rq->add_headers(rq, resp);
     enum MHD_Result r = MHD_queue_response(rq->conn, (unsigned)status, resp);
@@ -159,8 +173,11 @@ enum MHD_Result api__problem(api_req_t *rq, int err, const char *fmt, ...)
     return resp ? api__queue(rq, reel_err_status(err), resp) : MHD_NO;
 }
 
-/* OPTIONS: the route's methods, and a CORS preflight answer when CORS is configured
- * (preflights carry no credentials, so OPTIONS needs no token). */
+/* OPTIONS: the route's methods (Allow), and for a preflight what the route takes
+ * (Access-Control-Allow-Methods and -Headers: facts about the route, granting nothing, so
+ * sent whatever --cors-origin says); the grant, Access-Control-Allow-Origin (cors() in
+ * api__queue) and the Max-Age to cache it, only when --cors-origin allows the request's
+ * Origin. Preflights carry no credentials, so OPTIONS needs no token. */
 enum MHD_Result api__options(api_req_t *rq)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -170,13 +187,15 @@ enum MHD_Result api__options(api_req_t *rq)
     api__methods_text(api__route_methods(rq->srv->routes, rq->srv->n_routes, rq->route->pattern),
                       allow, sizeof allow);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    if (rq->srv->cors_origin) {
+    if (MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Origin")) { /* a preflight */
         MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                                 rq->route->cors_headers
                                     ? rq->route->cors_headers
-                                    : "Authorization, Content-Type, Last-Event-ID");
-        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+                                    : "Authorization, Content-Type, Last-Event-ID, If-Match, "
+                                      "If-None-Match");
     }
+    if (api__cors_allowed(rq))
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     return api__queue(rq, MHD_HTTP_NO_CONTENT, resp);
 }

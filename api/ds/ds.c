@@ -27,7 +27,7 @@ void api__ds_headers(api_req_t *rq, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "cross-origin");
-    if (rq->srv->cors_origin)
+    if (api__cors_allowed(rq))
         MHD_add_response_header(
             resp, "Access-Control-Expose-Headers",
             "Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Stream-TTL, "

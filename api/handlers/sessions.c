@@ -2,9 +2,16 @@
  *
  * Changes (put, delete) go through the committer like appends: the connection is
  * suspended until the change is durable, then the record is read back and served.
- * The body of a put is {agent, native_session_id, metadata}; each field may be absent
- * (left unchanged) or null; metadata must be an object, kept exactly (store/json.h).
+ * The body of a put is {agent, native_session_id, metadata, expected_version}; each field
+ * may be absent (left unchanged) or null; metadata must be an object, kept exactly
+ * (store/json.h).
+ *
+ * Conditional changes: a record's version is its strong entity-tag ("3"); If-Match,
+ * If-None-Match: * and expected_version become conditions of the store batch, checked by
+ * the committer inside its write transaction (a check here, before the commit, would
+ * race with every other writer).
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +21,35 @@
 enum { CHANGE_BODY = API_PHASE_OWN, CHANGE_COMMIT };
 #include "replay/replay.h"
 #include "store/json.h"
+#include "store/parse.h"
 
 #define LIST_MAX 1000      /* sessions per page */
 #define LIST_CHUNK 1000    /* records per store call while filtering */
 #define LIST_BUDGET 20000  /* records one filtered page may examine */
 
 /* ---- Reading one record ---- */
+
+/* Answers 200 with the record JSON 'out' (taken over) and its ETag. */
+static enum MHD_Result reply_etag(api_req_t *rq, store_buf_t *out, uint64_t version)
+{
+    if (store_buf_failed(out)) {
+        store_buf_release(out);
+        return api__problem(rq, REEL_ENOMEM, "the response did not fit in memory");
+    }
+    size_t len;
+    uint8_t *data = store_buf_detach(out, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    char etag[32];
+    snprintf(etag, sizeof etag, "\"%" PRIu64 "\"", version);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    return api__queue(rq, 200, resp);
+}
 
 /* Reads the record of rq->session and answers with it (status 200). */
 static enum MHD_Result reply_record(api_req_t *rq)
@@ -38,7 +68,143 @@ static enum MHD_Result reply_record(api_req_t *rq)
         store_buf_release(&out);
         return api__session_problem(rq, rc, "reading the session");
     }
-    return api__reply_json(rq, 200, &out);
+    return reply_etag(rq, &out, rec.version);
+}
+
+/* ---- Conditions (RFC 9110 section 13.1) ---- */
+
+#define COND_TEXT 64 /* bytes of a bad header value quoted in a problem */
+
+/* Parses an If-Match value into b->if_version and b->if_match: "*", or a list of strong
+ * entity-tags whose opaque part is a version ("3"). A weak tag (W/"3") is refused rather
+ * than left never to match: reel never sends one, so it comes from a proxy or a client
+ * mistake, and a read-modify-write loop would retry it forever. Returns REEL_OK or
+ * REEL_EINVALID_PARAMETER with the reason in 'why'. */
+static int parse_if_match(const char *v, store_batch_t *b, char *why, size_t cap)
+{
+    const char *p = v;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '*') {
+        const char *q = p + 1;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (!*q) {
+            b->if_version |= STORE_IF_EXISTS;
+            return REEL_OK;
+        }
+    }
+    size_t n = 0;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        if (p[0] == 'W' && p[1] == '/') {
+            snprintf(why, cap, "a weak entity-tag never matches (reel's are strong, e.g. \"3\")");
+            return REEL_EINVALID_PARAMETER;
+        }
+        const char *q = p + 1, *end;
+        if (*p != '"' || !(end = strchr(q, '"'))) {
+            snprintf(why, cap, "an entity-tag is a quoted version, e.g. \"3\"");
+            return REEL_EINVALID_PARAMETER;
+        }
+        uint64_t ver = 0;
+        if (end == q || *q == '0' || store_parse_u64(q, (size_t)(end - q), &ver)) {
+            snprintf(why, cap, "\"%.*s\" is not a version reel gave (a positive integer)",
+                     (int)(end - q) < COND_TEXT ? (int)(end - q) : COND_TEXT, q);
+            return REEL_EINVALID_PARAMETER;
+        }
+        if (n == STORE_IF_MATCH_MAX) {
+            snprintf(why, cap, "more than %d entity-tags", STORE_IF_MATCH_MAX);
+            return REEL_EINVALID_PARAMETER;
+        }
+        b->if_match[n++] = ver;
+        for (p = end + 1; *p == ' ' || *p == '\t'; p++)
+            ;
+        if (*p && *p != ',') {
+            snprintf(why, cap, "entity-tags are separated by commas");
+            return REEL_EINVALID_PARAMETER;
+        }
+    }
+    if (!n) {
+        snprintf(why, cap, "no entity-tag");
+        return REEL_EINVALID_PARAMETER;
+    }
+    b->if_version |= STORE_IF_VERSION;
+    b->n_if_match = n;
+    return REEL_OK;
+}
+
+/* Turns the request's If-Match / If-None-Match headers and 'expected' (the body's
+ * expected_version, 0 = absent) into the conditions of 'b'. Answers 400 itself and
+ * returns 0 when one is malformed; 1 when 'b' is ready. */
+static int conditions(api_req_t *rq, store_batch_t *b, uint64_t expected, enum MHD_Result *r)
+{
+    const char *im = api__header(rq, MHD_HTTP_HEADER_IF_MATCH);
+    const char *inm = api__header(rq, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    char why[128];
+    if (im && parse_if_match(im, b, why, sizeof why)) {
+        *r = api__problem(rq, REEL_EINVALID_PARAMETER, "If-Match '%.*s': %s", COND_TEXT, im, why);
+        return 0;
+    }
+    if (inm) {
+        const char *p = inm + strspn(inm, " \t");
+        size_t n = strcspn(p, " \t");
+        if (n != 1 || *p != '*' || p[1 + strspn(p + 1, " \t")]) {
+            *r = api__problem(rq, REEL_EINVALID_PARAMETER,
+                              "If-None-Match '%.*s': only * (create only) is supported here",
+                              COND_TEXT, inm);
+            return 0;
+        }
+        b->if_version |= STORE_IF_ABSENT;
+    }
+    if (!expected)
+        return 1;
+    if (im && !(b->n_if_match == 1 && b->if_match[0] == expected &&
+                b->if_version == STORE_IF_VERSION)) {
+        *r = api__problem(rq, REEL_EINVALID_PARAMETER,
+                          "If-Match '%.*s' and expected_version %" PRIu64 " differ", COND_TEXT,
+                          im, expected);
+        return 0;
+    }
+    b->if_version |= STORE_IF_VERSION;
+    b->if_match[0] = expected;
+    b->n_if_match = 1;
+    return 1;
+}
+
+/* The 412 answer: names what the request expected and the current version, and carries
+ * the current ETag so that a client can retry at once. */
+static enum MHD_Result precondition_failed(api_req_t *rq)
+{
+    const store_batch_t *b = &rq->batch;
+    char want[160] = "", have[64];
+    if (b->if_version & STORE_IF_VERSION) {
+        size_t n = (size_t)snprintf(want, sizeof want, "version %s", b->n_if_match > 1 ? "one of " : "");
+        for (size_t i = 0; i < b->n_if_match && n < sizeof want; i++)
+            n += (size_t)snprintf(want + n, sizeof want - n, "%s%" PRIu64, i ? ", " : "",
+                                  b->if_match[i]);
+    } else if (b->if_version & STORE_IF_ABSENT) {
+        snprintf(want, sizeof want, "no session (If-None-Match: *)");
+    } else {
+        snprintf(want, sizeof want, "an existing session (If-Match: *)");
+    }
+    if (b->version)
+        snprintf(have, sizeof have, "it is at version %" PRIu64, b->version);
+    else
+        snprintf(have, sizeof have, "it does not exist");
+    struct MHD_Response *resp = api__problem_response(
+        rq, REEL_EPRECONDITION, "session '%s': the request expected %s, %s; nothing changed",
+        rq->session, want, have);
+    if (!resp)
+        return MHD_NO;
+    if (b->version) {
+        char etag[32];
+        snprintf(etag, sizeof etag, "\"%" PRIu64 "\"", b->version);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    }
+    return api__queue(rq, reel_err_status(REEL_EPRECONDITION), resp);
 }
 
 /* ---- Put ---- */
@@ -97,7 +263,26 @@ static int metadata_field(store_json_t *j, store_buf_t *meta, int *set)
 struct put_fields {
     int agent, native, meta;
     size_t agent_len, native_len;
+    uint64_t expected_version; /* 0 = absent */
 };
+
+/* expected_version: a JSON integer from 1 to 2^64-1, written as digits. */
+static int version_field(store_json_t *j, uint64_t *out)
+{
+    store_buf_t tmp = STORE_BUF_INIT;
+    store_json_peek(j);
+    const char *a = j->p;
+    int rc = store_json_value(j, &tmp, 1);
+    store_buf_release(&tmp);
+    if (rc != REEL_OK)
+        return rc;
+    size_t n = (size_t)(j->p - a);
+    if (!n || *a == '0' || store_parse_u64(a, n, out))
+        return store_json_fail(j, REEL_EINVALID_PARAMETER,
+                               "'expected_version' must be a positive integer, not %.*s",
+                               n < COND_TEXT ? (int)n : COND_TEXT, a);
+    return REEL_OK;
+}
 
 static int parse_put(api_req_t *rq, struct put_fields *f, store_json_error_t *e)
 {
@@ -126,9 +311,12 @@ static int parse_put(api_req_t *rq, struct put_fields *f, store_json_error_t *e)
                               &f->native);
         else if (store_buf_is(&key, "metadata"))
             rc = metadata_field(&j, &rq->meta, &f->meta);
+        else if (store_buf_is(&key, "expected_version"))
+            rc = version_field(&j, &f->expected_version);
         else
             rc = store_json_fail(&j, REEL_EINVALID_PARAMETER,
-                                 "unknown field '%.64s' (expected agent, native_session_id, metadata)",
+                                 "unknown field '%.64s' (expected agent, native_session_id, "
+                                 "metadata, expected_version)",
                                  store_buf_cstr(&key));
     }
     store_buf_release(&key);
@@ -145,7 +333,7 @@ static enum MHD_Result put_submit(api_req_t *rq)
 {
     if (rq->reject)
         return api__problem(rq, rq->reject, "%s", rq->reject_detail);
-    struct put_fields f = {0, 0, 0, 0, 0};
+    struct put_fields f = {0, 0, 0, 0, 0, 0};
     store_json_error_t e;
     memset(&e, 0, sizeof e);
     int rc = parse_put(rq, &f, &e);
@@ -166,6 +354,9 @@ static enum MHD_Result put_submit(api_req_t *rq)
         b->metadata = rq->meta.data;
         b->metadata_len = rq->meta.len;
     }
+    enum MHD_Result r;
+    if (!conditions(rq, b, f.expected_version, &r))
+        return r;
     rq->phase = CHANGE_COMMIT;
     return api__submit(rq, b);
 }
@@ -173,6 +364,8 @@ static enum MHD_Result put_submit(api_req_t *rq)
 static enum MHD_Result change_done(api_req_t *rq)
 {
     int err = rq->batch.err;
+    if (err == REEL_EPRECONDITION)
+        return precondition_failed(rq);
     return err != REEL_OK ? api__session_problem(rq, err, "the change") : reply_record(rq);
 }
 
@@ -186,6 +379,9 @@ enum MHD_Result api__session_delete(api_req_t *rq, const char *data, size_t *siz
     if (rq->phase == CHANGE_COMMIT)
         return rq->async_done ? change_done(rq) : MHD_YES;
     store_batch_init(&rq->batch, STORE_OP_SESSION_DELETE, rq->session, rq->session_len);
+    enum MHD_Result r;
+    if (!conditions(rq, &rq->batch, 0, &r))
+        return r;
     rq->phase = CHANGE_COMMIT;
     return api__submit(rq, &rq->batch);
 }

@@ -9,12 +9,18 @@ import pytest
 from clihelp import Reel
 
 
+def client_time(i):
+    """The caller's time: Unix ms, RFC 3339 as given, or none (every third event)."""
+    return [{"client_time": 1700000000000 + i}, {"client_time": f"2026-01-02 03:04:{i % 60:02d}.5+05:30"},
+            {}][i % 3]
+
+
 def make_events(n, session):
     return [{"type": "item.delta", "source": "agent", "event_id": f"{session}-{i}",
              "native_session_id": "thread_1",
              "data": {"i": i, "delta": f"h\u00e9llo \U0001F600 {i} " + "x" * (i % 5 * 900),
                       "f": 0.1, "big": 18446744073709551615},
-             "raw": {"line": i}} for i in range(n)]
+             "raw": {"line": i}, **client_time(i)} for i in range(n)]
 
 
 @pytest.fixture
@@ -47,6 +53,8 @@ def test_zstd_cli_and_jq_read_every_line(filled, tmp_path):
     events = [r for r in records if "record" not in r]
     assert [e["position"] for e in events] == list(range(1, 347))
     assert events[0]["raw"] == {"line": 0}, "exports carry raw"
+    assert [e.get("client_time") for e in events[:3]] == \
+        [1700000000000, "2026-01-02 03:04:01.5+05:30", None], "and the client's time as given"
 
 
 def test_import_into_an_empty_store_is_identical_and_idempotent(filled, tmp_path):
@@ -54,6 +62,7 @@ def test_import_into_an_empty_store_is_identical_and_idempotent(filled, tmp_path
     copy = Reel(str(tmp_path / "copy"))
     copy.run("import", str(path))
     assert copy.run("tail", "--include-raw").stdout == filled.run("tail", "--include-raw").stdout
+    assert b'"client_time":"2026-01-02 03:04:01.5+05:30"' in copy.run("tail").stdout
     assert copy.run("sessions", "--json").stdout == filled.run("sessions", "--json").stdout
     again = copy.run("import", str(path))
     assert b"0 events appended, 346 duplicates" in again.stderr

@@ -1,43 +1,33 @@
 """Restore text: fit=sdk must equal the sandbox-agent SDK's buildReplayText byte for byte.
 
-The reference is computed by node from the events as `reel tail` serves them, exactly as
-the SDK sees them: JSON.parse of each event, then JSON.stringify of
-{createdAt, sender, payload}, lengths in UTF-16 code units.
+The reference is the SDK's own code (tests/sdk, pinned; tests/sdk/sdk_replay.mjs reaches
+its private buildReplayText through SandboxAgent.resumeSession) run on the events as `reel
+tail` serves them: createdAt is the event's client_time (Date.parse of an RFC 3339 one),
+else its commit time. tests/http/test_sdk_restore.py compares 10,000 combinations.
 """
 import json
-import shutil
+import os
 import subprocess
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sdk"))
+from sdk import ensure_sdk  # noqa: E402
 
 HEADER = ("Previous session history is replayed below as JSON-RPC envelopes. Use it as "
           "context before responding to the latest user prompt.\n")
 
-# The SDK's algorithm, restated for the test (sdks/typescript/src/client.ts, 0.4.x).
-JS_REFERENCE = r"""
-const lines = require('fs').readFileSync(0, 'utf8').split('\n').filter(Boolean).map(JSON.parse);
-const maxEvents = +process.argv[1], maxChars = +process.argv[2];
-const events = lines.slice(-maxEvents).map(e => ({createdAt: Date.parse(e.time), sender: e.source, payload: e.data}));
-let text = null;
-if (events.length) {
-  text = "Previous session history is replayed below as JSON-RPC envelopes. Use it as context before responding to the latest user prompt.\n";
-  for (const ev of events) {
-    const line = JSON.stringify({createdAt: ev.createdAt, sender: ev.sender, payload: ev.payload});
-    if (text.length + line.length + 1 > maxChars) { text += "\n[history truncated]"; break; }
-    text += line + "\n";
-  }
-}
-process.stdout.write(text === null ? "" : text);
-"""
-
 CORPUS = [
-    {"type": "item.delta", "source": "agent", "data": {"delta": "plain ASCII text"}},
-    {"type": "item.delta", "source": "agent", "data": {"delta": "caf\u00e9 \u4e2d\u6587 \u00fcber"}},
+    {"type": "item.delta", "source": "agent", "data": {"delta": "plain ASCII text"},
+     "client_time": 1700000000123},
+    {"type": "item.delta", "source": "agent", "data": {"delta": "caf\u00e9 \u4e2d\u6587 \u00fcber"},
+     "client_time": "2026-01-02T03:04:05.123456+05:30"},
     {"type": "item.delta", "source": "agent", "data": {"delta": "astral \U0001F600 \U0001D11E end"}},
     {"type": "x", "source": "client", "data": {"ctl": "\u0001\u001f\u007f\u2028\"\\/\n\t"}},
     {"type": "x", "source": "agent", "data": {"b": 1, "2": 2, "a": 3, "1": 4, "01": 5,
                                               "4294967295": 6, "4294967294": 7}},
-    {"type": "x", "source": "agent", "data": None},
+    {"type": "x", "source": "agent", "data": None, "client_time": 0},
     {"type": "x", "data": [True, False, None, [], {}]},
     {"type": "item.completed", "source": "agent", "data": {"text": "\U0001F600" * 300}},
     {"type": "item.completed", "source": "agent", "data": {"text": "y" * 20000}},
@@ -51,8 +41,9 @@ RAW_NUMBERS = ('{"type":"n","source":"agent","data":[18446744073709551615,-92233
 RAW_DUPLICATE_KEYS = '{"type":"d","source":"agent","data":{"a":1,"b":2,"a":3,"3":0,"c":{"z":1,"0":2}}}\n'
 
 
-def node_reference(events_jsonl, max_events, max_chars):
-    p = subprocess.run(["node", "-e", JS_REFERENCE, str(max_events), str(max_chars)],
+def sdk_reference(events_jsonl, max_events, max_chars):
+    script = os.path.join(ensure_sdk(), "sdk_replay.mjs")
+    p = subprocess.run(["node", script, str(max_events), str(max_chars)],
                        input=events_jsonl.encode(), capture_output=True, check=True)
     return p.stdout.decode()
 
@@ -66,12 +57,11 @@ def corpus(reel):
     return reel
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 @pytest.mark.parametrize("max_events,max_chars", [
-    (50, 12000), (50, 100000), (3, 12000), (50, 400), (50, 200), (12, 3000), (1, 5), (50, 0)])
+    (50, 12000), (50, 100000), (3, 12000), (50, 400), (50, 200), (12, 3000), (1, 5)])
 def test_sdk_fit_matches_the_sdk_byte_for_byte(corpus, max_events, max_chars):
     events = corpus.run("tail", "--session", "r").stdout.decode()
-    want = node_reference(events, max_events, max_chars)
+    want = sdk_reference(events, max_events, max_chars)
     got = corpus.run("restore", "--session", "r", "--fit", "sdk", "--max-events",
                      str(max_events), "--max-chars", str(max_chars)).stdout.decode()
     assert got == want

@@ -43,7 +43,7 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/reel-conformance.XXXXXX")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
        node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-"$reel" serve --data "$tmp/data" --listen "127.0.0.1:$port" --cors-origin '*' \
+"$reel" serve --data "$tmp/data" --listen "127.0.0.1:$port" \
     --sync "${DS_SYNC:-full}" >"$tmp/serve.log" 2>&1 &
 pid=$!
 cleanup() {

@@ -67,6 +67,9 @@ int main(int argc, char **argv)
     snprintf(big + n, sizeof big - (size_t)n, "\",\"n\":[1,2,3]}}");
     value(dir, "event-zstd", big);
     value(dir, "event-min", "{\"type\":\"t\"}");
+    /* Format 2's 8th field (the committed event-* seeds above predate it: format 1). */
+    value(dir, "event-client-time", "{\"type\":\"t\",\"client_time\":\"2026-01-02T03:04:05.123+05:30\"}");
+    value(dir, "event-client-ms", "{\"type\":\"t\",\"client_time\":1700000000123}");
 
     store_session_t rec = {0};
     rec.num = 7;

@@ -54,9 +54,10 @@ def find_all(buf, needle):
 
 def value_starts(buf, i):
     """Offsets of every stored copy of event i's value (the body starts 57 bytes in with
-    fixarray 7, then the event_id as a fixstr)."""
+    fixarray 8, or 7 in format 1, then the event_id as a fixstr)."""
     eid = ("evid-%03d-0123456789" % i).encode()
-    return [o - 2 - 57 for o in find_all(buf, b"\x97" + bytes([0xa0 | len(eid)]) + eid)]
+    return [o - 2 - 57 for n in (b"\x97", b"\x98")
+            for o in find_all(buf, n + bytes([0xa0 | len(eid)]) + eid)]
 
 
 def flip(data_dir, where):

@@ -72,10 +72,42 @@ Test(replay_event, write_event_renders_the_envelope_in_order)
     store_buf_release(&mp);
 }
 
+Test(replay_event, client_time_follows_time_as_given_and_is_absent_when_nil)
+{
+    static const struct {
+        const char *body, *want;
+    } cases[] = {
+        {"[\"e1\",\"t\",null,null,null,null,null,1700000000123]",
+         ",\"client_time\":1700000000123,\"type\""},
+        {"[\"e1\",\"t\",null,null,null,null,null,\"2026-01-02 03:04:05.1+05:30\"]",
+         ",\"client_time\":\"2026-01-02 03:04:05.1+05:30\",\"type\""},
+        {"[\"e1\",\"t\",null,null,null,null,null,null]", ",\"type\""},
+        {"[\"e1\",\"t\",null,null,null,null,null]", ",\"type\""}, /* format 1 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        store_buf_t mp, out = STORE_BUF_INIT;
+        store_event_view_t ev;
+        view(&ev, &mp, cases[i].body);
+        TU_OK(replay_write_event(&out, &ev, 1));
+        const char *j = store_buf_cstr(&out), *t = strstr(j, "\"time\":\"2026-11-22T13:00:00.123Z\"");
+        cr_assert(t, "%s", j);
+        t += strlen("\"time\":\"2026-11-22T13:00:00.123Z\"");
+        cr_assert(!strncmp(t, cases[i].want, strlen(cases[i].want)), "%s", j);
+        cr_assert_eq(strstr(j, "client_time") != NULL, i < 2, "%s", j);
+        store_mp_t f[REPLAY_NFIELDS];
+        TU_OK(replay__body_fields(&ev, f));
+        cr_assert_eq(*f[REPLAY_F_CLIENT_TIME].p, i < 2 ? *f[REPLAY_F_CLIENT_TIME].p : 0xc0);
+        cr_assert_eq(f[REPLAY_F_CLIENT_TIME].end, i == 3 ? f[REPLAY_F_CLIENT_TIME].p + 1
+                                                         : mp.data + mp.len);
+        store_buf_release(&out);
+        store_buf_release(&mp);
+    }
+}
+
 Test(replay_event, write_event_refuses_a_malformed_body_and_writes_nothing)
 {
     static const char *bodies[] = {"[\"e1\",\"t\"]", "{\"a\":1}", "\"x\"",
-                                   "[1,2,3,4,5,6,7,8]"};
+                                   "[1,2,3,4,5,6]", "[1,2,3,4,5,6,7,8,9]"};
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         store_buf_t mp, out = STORE_BUF_INIT;
         store_event_view_t ev;
@@ -137,7 +169,8 @@ Test(replay_event, write_session_renders_nulls_and_metadata)
     assert_buf(&out, "{\"id\":\"s1\",\"agent\":\"claude\",\"native_session_id\":null,"
                      "\"status\":\"ended\",\"created_at\":\"2026-11-22T13:00:00.123Z\","
                      "\"updated_at\":null,\"ended_at\":null,\"first_event_at\":null,"
-                     "\"last_sequence\":2,\"event_count\":2,\"bytes\":99,\"metadata\":{}}");
+                     "\"last_sequence\":2,\"event_count\":2,\"bytes\":99,\"runs\":0,"
+                     "\"version\":0,\"metadata\":{}}");
     mp_of("{\"k\":[1,\"v\"]}", &mp);
     rec.metadata = mp.data;
     rec.metadata_len = mp.len;

@@ -125,3 +125,51 @@ Test(store_parse, time_round_trips_through_replay_write_time)
         store_buf_release(&b);
     }
 }
+
+static int64_t js(const char *s)
+{
+    return store_parse_rfc3339_js(s, strlen(s));
+}
+
+/* The expected values are node 20's Date.parse of the same text. */
+Test(store_parse, rfc3339_js_reads_what_date_parse_reads)
+{
+    static const struct {
+        const char *s;
+        int64_t ms;
+    } ok[] = {
+        {"2026-01-02T03:04:05Z", 1767323045000LL},
+        {"2026-01-02t03:04:05.1z", 1767323045100LL},
+        {"2026-01-02 03:04:05.123456789+05:30", 1767303245123LL},
+        {"2026-01-02T03:04:05.012-00:00", 1767323045012LL},
+        {"2026-01-02T03:04:05.9999+01:00", 1767319445999LL},
+        {"1970-01-01T00:00:00Z", 0},
+        {"1970-01-01T05:30:00+05:30", 0},
+        {"2024-02-29T23:59:59.999-23:59", 1709337539999LL},
+        {"9999-12-31T23:59:59.999+00:00", 253402300799999LL},
+        {"2000-03-01T00:00:00Z", 951868800000LL},
+        {"2100-02-28T12:00:00Z", 4107499200000LL},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        cr_assert_eq(js(ok[i].s), ok[i].ms, "%s: %lld", ok[i].s, (long long)js(ok[i].s));
+}
+
+/* What Date.parse refuses (NaN), reads otherwise than RFC 3339 means (February 30, hour
+ * 24, ten fraction digits), or what RFC 3339 does not allow; and instants before 1970. */
+Test(store_parse, rfc3339_js_refusals)
+{
+    static const char *bad[] = {
+        "2026-02-30T00:00:00Z", "2026-04-31T00:00:00Z", "2100-02-29T00:00:00Z",
+        "2026-01-02T24:00:00Z", "2016-12-31T23:59:60Z", "2026-13-01T00:00:00Z",
+        "2026-00-01T00:00:00Z", "2026-01-00T00:00:00Z", "2026-01-02T03:60:00Z",
+        "2026-01-02T03:04:05.0123456789Z", "2026-01-02T03:04:05.Z", "2026-01-02T03:04:05",
+        "2026-01-02T03:04:05+24:00", "2026-01-02T03:04:05+05:60", "2026-01-02T03:04:05+0530",
+        "2026-01-02T03:04Z", "2026-1-2T3:04:05Z", "26-01-02T03:04:05Z", "+2026-01-02T03:04:05Z",
+        "2026-01-02_03:04:05Z", "2026-01-02T03:04:05ZZ", " 2026-01-02T03:04:05Z",
+        "2026-01-02T03:04:05Z ", "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00+00:01",
+        "0000-01-01T00:00:00Z", "", "1700000000000", "2026-01-02T03:04:05.1x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(js(bad[i]), -1, "'%s' read as %lld", bad[i], (long long)js(bad[i]));
+    cr_assert_eq(store_parse_rfc3339_js("2026-01-02T03:04:05Z\0", 21), -1);
+}
