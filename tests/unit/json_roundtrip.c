@@ -260,6 +260,89 @@ static void put_utf8(store_buf_t *b, uint32_t c)
     store_buf_put(b, u, n);
 }
 
+/* Decodes the JSON string literal at 'p' (reel's output) into UTF-16 code units; -1 if
+ * it holds the UTF-8 form of a surrogate (JSON text must be UTF-8). */
+static size_t units_of(const uint8_t *p, size_t n, uint16_t *u)
+{
+    size_t k = 0, i = 1; /* after the opening quote */
+    while (i < n - 1) {
+        uint8_t c = p[i];
+        if (c == '\\') {
+            char e = (char)p[i + 1];
+            if (e == 'u') {
+                char h[5] = {(char)p[i + 2], (char)p[i + 3], (char)p[i + 4], (char)p[i + 5], 0};
+                u[k++] = (uint16_t)strtoul(h, NULL, 16);
+                i += 6;
+                continue;
+            }
+            const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+            u[k++] = (uint16_t)to[strchr(from, e) - from];
+            i += 2;
+            continue;
+        }
+        uint32_t cp;
+        size_t len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+        cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+        for (size_t j = 1; j < len; j++)
+            cp = cp << 6 | (p[i + j] & 0x3f);
+        if (cp >= 0xd800 && cp < 0xe000)
+            return (size_t)-1; /* raw surrogate bytes: the output is not UTF-8 */
+        if (cp >= 0x10000)
+            u[k++] = (uint16_t)(0xd800 + ((cp - 0x10000) >> 10)),
+            u[k++] = (uint16_t)(0xdc00 + ((cp - 0x10000) & 0x3ff));
+        else
+            u[k++] = (uint16_t)cp;
+        i += len;
+    }
+    return k;
+}
+
+Test(json_roundtrip, random_utf16_strings_come_back_as_the_same_code_units)
+{
+    /* Random JavaScript strings (UTF-16 code units: ASCII, controls, BMP, lone and paired
+     * surrogates), written as JSON with each unit escaped or raw at random (raw only where
+     * UTF-8 can hold it), must read back as the same code units. */
+    uint64_t seed = 15;
+    static const uint16_t pick[] = {'a', '"', '\\', '/', 0, 0x1f, 0x7f, 0xe9, 0x2028, 0x4e2d,
+                                    0xd55c, 0xd7ff, 0xe000, 0xffff, 0xd800, 0xdbff, 0xdc00,
+                                    0xdfff, 0xd83d, 0xde00};
+    for (int round = 0; round < 3000; round++) {
+        uint16_t in[64], got[128];
+        size_t n = (size_t)(tu_rand(&seed) % 64);
+        for (size_t i = 0; i < n; i++)
+            in[i] = pick[tu_rand(&seed) % (sizeof pick / sizeof pick[0])];
+        store_buf_t text = STORE_BUF_INIT, mp = STORE_BUF_INIT, out = STORE_BUF_INIT;
+        store_buf_putc(&text, '"');
+        for (size_t i = 0; i < n; i++) {
+            uint16_t c = in[i];
+            int pair = c >= 0xd800 && c < 0xdc00 && i + 1 < n && in[i + 1] >= 0xdc00 &&
+                       in[i + 1] < 0xe000;
+            int lone = !pair && c >= 0xd800 && c < 0xe000;
+            if (lone || c < 0x20 || c == '"' || c == '\\' || tu_rand(&seed) % 2) {
+                store_buf_printf(&text, "\\u%04X", c); /* escaped */
+                if (pair)
+                    store_buf_printf(&text, "\\u%04x", in[++i]);
+            } else if (pair) {
+                uint32_t cp = 0x10000 + ((uint32_t)(c - 0xd800) << 10) + (in[++i] - 0xdc00);
+                put_utf8(&text, cp);
+            } else {
+                put_utf8(&text, c);
+            }
+        }
+        store_buf_putc(&text, '"');
+        store_json_error_t e;
+        TU_OK(store_json_to_msgpack((const char *)text.data, text.len, 8, &mp, &e));
+        store_mp_t m = {mp.data, mp.data + mp.len};
+        TU_OK(store_mp_to_json(&m, &out, 8));
+        size_t k = units_of(out.data, out.len, got);
+        cr_assert(k == n && !memcmp(got, in, n * sizeof in[0]), "round %d: %zu units of %zu",
+                  round, k, n);
+        store_buf_release(&text);
+        store_buf_release(&mp);
+        store_buf_release(&out);
+    }
+}
+
 /* Every scalar value from U+0020 up (minus '"' and '\\'), 64K code points per event,
  * once as raw UTF-8 and once as \u escapes (surrogate pairs for the astral planes). */
 Test(json_roundtrip, all_of_unicode_round_trips)
