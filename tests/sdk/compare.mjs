@@ -53,10 +53,15 @@ const PAYLOADS = [
     J({ escapes: "\\u0041 is not A", slash: "</script>", quote: "'\"'" }),
     '{"\\u0061":"\\u00e9\\ud83d\\ude00","\\n":"\\t"}',
 ];
-// Lone surrogates: helper B (issue 15, item 3) makes them storable; add their payload
-// texts here at merge time, e.g. '{"half":"\\ud83d"}', '["\\udc00x","a\\ud800"]'.
-// The SDK sees the same JSON.parse result; nothing else changes.
-const LONE_SURROGATE_PAYLOADS = [];
+// Lone surrogates (issue 15, item 3): half of a pair, as a stream cut in an emoji leaves
+// it; JSON.stringify writes it as a \u escape and reel keeps it (WTF-8, docs/FORMAT.md).
+// In keys too, and low-then-high (two lone ones, not a pair).
+const LONE_SURROGATE_PAYLOADS = [
+    '{"half":"\\ud83d"}',
+    '["\\udc00x","a\\ud800","\\ude00\\ud83d","\\ud83d\\ude00"]',
+    '{"\\udbff":"key","text":"cut \\ud83d"}',
+    J({ delta: "emoji cut \ud83d", next: "\ude00 rest" }),
+];
 PAYLOADS.push(...LONE_SURROGATE_PAYLOADS);
 
 const SENDERS = ["client", "agent", "agent", "client", "agént \u{1F600}", ""];
