@@ -339,14 +339,19 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
     int dead = 0;
     mdb_reader_check(s->env, &dead); /* slots of processes killed while reading */
     MDB_txn *txn;
-    if ((rc = store__txn_begin(s, s->read_only ? MDB_RDONLY : 0, &txn))) {
-        store__set_error("cannot begin a transaction on '%s': %s", dir, mdb_strerror(rc));
-        return store__err_from_mdb(rc);
-    }
-    STORE__GUARD(s, rc, open_checks(s, txn, dir, had_file, opt->create));
-    if (rc) {
+    for (int tries = 0;; tries++) {
+        if ((rc = store__txn_begin(s, s->read_only ? MDB_RDONLY : 0, &txn))) {
+            store__set_error("cannot begin a transaction on '%s': %s", dir, mdb_strerror(rc));
+            return store__err_from_mdb(rc);
+        }
+        s->upgrade_full = 0;
+        STORE__GUARD(s, rc, open_checks(s, txn, dir, had_file, opt->create));
+        if (!rc)
+            break;
         mdb_txn_abort(txn);
-        return rc;
+        /* The format-1 upgrade needs more map than the directory had: grow, run it again. */
+        if (!s->upgrade_full || tries == 8 || store__grow(s, 0, 64u << 20))
+            return rc;
     }
     if ((rc = mdb_txn_commit(txn))) {
         store__set_error("cannot initialise '%s': %s", dir, mdb_strerror(rc));

@@ -18,6 +18,7 @@ struct store {
     MDB_dbi db_recent; /* format 2: updated_ms BE | num BE (valid when has_recent) */
     int has_recent;    /* 0: a format-1 store opened read-only (no 'recent' db) */
     char upgrade_note[300]; /* the line store_open() logs after an upgrade committed */
+    int upgrade_full;       /* the upgrade ran out of map (MDB_MAP_FULL): grow and retry */
     int read_only;
     int no_sync;
     /* Readers hold it shared for the life of a read; map growth takes it exclusive, since

@@ -132,6 +132,7 @@ int store__upgrade(store_t *s, MDB_txn *txn, const char *dir)
     int rc = upgrade(s, txn, &sessions, &events);
     if (rc) {
         s->has_recent = 0;
+        s->upgrade_full = rc == MDB_MAP_FULL;
         store__set_error("cannot upgrade '%s' from format 1 to 2: %s%s", dir,
                          rc == MDB_CORRUPTED ? "a session record or event is damaged"
                                              : mdb_strerror(rc),

@@ -150,7 +150,12 @@ static void take_id(api_req_t *rq)
 {
     long n = api__pct_decode(rq->param, rq->param_len, rq->session, STORE_SESSION_ID_MAX, 0);
     const char *why = NULL;
-    if (n < 0) {
+    for (size_t i = 0; i < rq->param_len && !why; i++)
+        if ((unsigned char)rq->param[i] <= 0x20 || (unsigned char)rq->param[i] >= 0x7f)
+            why = "a byte outside printable ASCII was sent raw (percent-encode it)";
+    if (why) {
+        /* named below */
+    } else if (n < 0) {
         /* Which rule: a bad escape, %00, or too long once decoded? */
         int bad_escape = 0, nul = 0;
         const char *p = rq->param;
