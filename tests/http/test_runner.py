@@ -159,7 +159,7 @@ def test_cli_usage_errors():
     assert run_reel(["run", "--help"]).returncode == 0
     assert run_reel(["run", "--agent", "mock", "--", "x"]).returncode == 2
     assert run_reel(["run", "--session", "s", "--agent", "nope", "--", "x"]).returncode == 2
-    assert run_reel(["run", "--session", "bad id!", "--agent", "mock", "--", "x"]).returncode == 2
+    assert run_reel(["run", "--session", "bad\x01id", "--agent", "mock", "--", "x"]).returncode == 2
     assert run_reel(["run", "--session", "s", "--agent", "mock"]).returncode == 2
     assert run_reel(["run", "--session", "s", "--agent", "mock", "--restore=x", "--", "p"]).returncode == 2
     assert run_reel(["mock-agent", "--scenario", "nope"]).returncode == 2
