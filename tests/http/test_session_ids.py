@@ -271,3 +271,23 @@ def test_format1_directory_upgrades_on_serve(server_factory, tmp_path):
     s.stop()
     s.start()  # once only
     assert s.log_text().count("upgraded") == 1
+
+
+def test_durable_stream_paths_map_to_valid_ids_and_back(server):
+    """A stream path with %2F, a raw '/', non-ASCII bytes or 300 bytes maps to a valid
+    session id ("ds:" + the path with bytes outside [A-Za-z0-9._-] as ~XX), reachable
+    through the sessions routes, and back to its path (docs/durable-streams.md)."""
+    paths = {"team%2Falpha": "team/alpha", "team/alpha2": "team/alpha2",
+             "%C3%BCn%C3%AF": "ünï", "a%20b~c": "a b~c", "p" * 300: "p" * 300}
+    for raw, path in paths.items():
+        r = server.request("PUT", "/v1/stream/" + raw, body=b"x",
+                           headers={"Content-Type": "text/plain"})
+        assert r.status == 201, (raw, r)
+        sid = "ds:" + "".join(c if (c.isascii() and (c.isalnum() or c in "._-")) else
+                              "".join("~%02X" % b for b in c.encode()) for c in path)
+        rec = server.get("/v1/sessions/%s" % seg(sid))
+        assert rec.status == 200, (sid, rec)
+        assert rec.json["metadata"]["durable_stream"]["path"] == path
+        r = server.get("/v1/stream/" + raw)
+        assert r.status == 200 and r.body == b"x"
+    assert len(list_all(server, prefix="ds:")) == len(paths)
