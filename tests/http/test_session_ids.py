@@ -291,3 +291,11 @@ def test_durable_stream_paths_map_to_valid_ids_and_back(server):
         r = server.get("/v1/stream/" + raw)
         assert r.status == 200 and r.body == b"x"
     assert len(list_all(server, prefix="ds:")) == len(paths)
+
+
+def test_metrics_carry_no_session_label(server):
+    for sid in ("team/alpha", "ünï", 'q"uote'):
+        assert server.append(seg(sid), ev("t")).status == 200
+    text = server.get("/metrics").body.decode()
+    for needle in ("team", "alpha", "ünï", "quote", "session="):
+        assert needle not in text, needle
