@@ -98,3 +98,23 @@ def test_format1_upgrades_on_the_first_write(tmp_path):
         "session.started", "message", "session.ended", "session.started", "message"]
     p = reel.run("ingest", "--session", "new one", "--quiet", input=b'{"type":"t"}\n')
     assert b"upgraded" not in p.stderr
+
+
+def test_export_import_keeps_any_id(reel, tmp_path):
+    from clihelp import Reel
+    long_a, long_b = "ü" * 500 + "a", "ü" * 500 + "b"  # 1001 bytes each, one shared prefix
+    for sid in ("team/alpha", "my session", long_a, long_b):
+        reel.ingest(sid, [{"type": "session.started"}, {"type": "message"}])
+    path = tmp_path / "all.jsonl.zst"
+    reel.run("export", "-o", str(path), "--quiet")
+    copy = Reel(str(tmp_path / "copy"))
+    copy.run("import", str(path))
+    assert ids(copy) == ids(reel)
+    for sid in ("team/alpha", long_b):
+        assert [e["type"] for e in copy.tail(sid)] == ["session.started", "message"]
+    one = tmp_path / "one.jsonl"
+    reel.run("export", "--session", long_a, "--compression", "none", "-o", str(one), "--quiet")
+    lines = [json.loads(x) for x in one.read_text().splitlines()]
+    assert [x["session_id"] for x in lines if "record" not in x] == [long_a, long_a]
+    p = copy.run("verify")
+    assert b"ok: 4 sessions" in p.stdout + p.stderr
