@@ -299,3 +299,12 @@ def test_metrics_carry_no_session_label(server):
     text = server.get("/metrics").body.decode()
     for needle in ("team", "alpha", "ünï", "quote", "session="):
         assert needle not in text, needle
+
+
+def test_problem_details_show_utf8_ids_and_hide_controls(server):
+    r = server.get("/v1/sessions/%s" % seg("ünï/x"))
+    assert r.status == 404 and "session 'ünï/x' does not exist" in r.json["detail"], r
+    # a C1 control (U+0085) and U+2028 are valid in an id, but not shown raw in a detail
+    r = server.get("/v1/sessions/%s" % seg("a\u0085b\u2028c"))
+    assert r.status == 404 and "\u0085" not in r.json["detail"] and "\u2028" not in r.json["detail"]
+    assert "'a??b???c'" in r.json["detail"], r
