@@ -387,7 +387,8 @@ typedef struct store_verify_report {
  * dense from 1, every value decodable (header, zstd, msgpack body), the hash chain
  * recomputed from the bodies, the event_id index and the session record's counters;
  * for the whole store also the log (every value is in its session's sequence index at
- * its position, no position past the last one recorded). Reads in short transactions; checks
+ * its position, no position past the last one recorded) and the 'recent' index (one
+ * entry per record, each matching its record; none in a format-1 store). Reads in short transactions; checks
  * what was committed when it started. Returns REEL_OK when the check ran ('rep->ok' says
  * whether the store is sound), or an error when it could not run. Changes nothing. */
 int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_t *rep,
