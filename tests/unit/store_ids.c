@@ -426,3 +426,32 @@ Test(store_ids, format1_upgrades_in_place_on_a_read_write_open)
     cr_assert_eq(rep.sessions, 5u);
     free(q);
 }
+
+Test(store_ids, verify_finds_a_recent_index_that_disagrees)
+{
+    append1("r1", "message");
+    append1("r2", "message");
+    store_close(st);
+    st = NULL;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val k, v;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "recent", 0, &dbi), 0);
+    cr_assert_eq(mdb_cursor_open(txn, dbi, &c), 0);
+    cr_assert_eq(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+    cr_assert_eq(mdb_cursor_del(c, 0), 0); /* r1's entry */
+    mdb_cursor_close(c);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    st = tu_open(dir, 0, 1);
+    store_verify_report_t rep;
+    TU_OK(store_verify(st, NULL, 0, &rep, NULL, NULL));
+    cr_assert(!rep.ok);
+    cr_assert_not_null(strstr(rep.problem, "recent index"), "%s", rep.problem);
+}
