@@ -319,6 +319,25 @@ static int session_name(store_read_t *r, const uint8_t num[8], MDB_val *name)
     return mdb_get(TXN(r), r->s->db_session_ids, &k, name);
 }
 
+/* Decodes the sessions entry (k, v) of a listing into 'rec' and checks it as entry_sound()
+ * does: a valid id whose number maps back to it through session_ids. A flipped byte in a
+ * key would otherwise list a session under another id. REEL_ECORRUPT, recorded. */
+static int list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v, store_session_t *rec)
+{
+    int rc = store__session_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, rec);
+    if (rc && rc != REEL_ECORRUPT)
+        return rc;
+    uint8_t num[8];
+    MDB_val name;
+    store__put_u64(num, rec->num);
+    if (rc || !store_session_id_valid(rec->id, rec->id_len) || session_name(r, num, &name) ||
+        name.mv_size != rec->id_len || memcmp(name.mv_data, rec->id, rec->id_len))
+        return corrupt(r, rec->id_len ? rec->id : "?", rec->id_len ? rec->id_len : 1,
+                       rec->last_sequence, 0, "the sessions entry fails its checks (key, "
+                       "record, number)");
+    return REEL_OK;
+}
+
 /* Sets 'x' for the feed's value 'v' at 'pos': its session (from the header's number,
  * whose name is looked up when it changes), its sequence, and the previous chain hash
  * (carried over when 'x' holds the session's previous event, else read). The sequence
@@ -459,8 +478,7 @@ static int sessions_list(store_read_t *r, const char *cursor, size_t cursor_len,
             break;
         }
         store_session_t rec;
-        if ((stop = store__session_decode(v.mv_data, v.mv_size, k.mv_data, k.mv_size, &rec)) ||
-            (stop = cb(arg, &rec)))
+        if ((stop = list_decode(r, &k, &v, &rec)) || (stop = cb(arg, &rec)))
             break;
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -523,7 +541,7 @@ static int query_by_id(store_read_t *r, store_list_t *q, size_t limit, size_t bu
         if (plen && (k.mv_size < plen || memcmp(k.mv_data, q->prefix, plen)))
             break; /* past the prefix's keys */
         store_session_t rec;
-        if ((stop = store__session_decode(v.mv_data, v.mv_size, k.mv_data, k.mv_size, &rec)))
+        if ((stop = list_decode(r, &k, &v, &rec)))
             break;
         if ((stop = list_step(q, &rec, limit, budget, &n, &seen, cb, arg, more)))
             break;
@@ -626,7 +644,7 @@ static int query_recent_scan(store_read_t *r, store_list_t *q, size_t limit, siz
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         store_session_t rec;
-        if ((stop = store__session_decode(v.mv_data, v.mv_size, k.mv_data, k.mv_size, &rec)))
+        if ((stop = list_decode(r, &k, &v, &rec)))
             break;
         struct recent_key x = {(uint64_t)rec.updated_ms, rec.num};
         struct recent_key at = {(uint64_t)q->last_ms, q->last_num};
