@@ -16,6 +16,7 @@
  * a lost response or a server restart is deduplicated by the server: nothing is
  * duplicated and, since a batch is retried until acknowledged, nothing is lost.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -155,9 +156,24 @@ static int http_retry(run_t *r, const char *method, const char *path, const char
     }
 }
 
+#define PATH_MAX_LEN (32 + 3 * STORE_SESSION_ID_MAX + 96) /* a path with an encoded id */
+
+/* "/v1/sessions/<id><suffix>", the id percent-encoded as one path segment (every byte
+ * outside RFC 3986's unreserved set, '/' included, as %XX: docs/HTTP.md). */
 static void path_session(char *out, size_t n, const char *session, const char *suffix)
 {
-    snprintf(out, n, "/v1/sessions/%s%s", session, suffix);
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = (size_t)snprintf(out, n, "/v1/sessions/");
+    for (const unsigned char *p = (const unsigned char *)session; *p && o + 4 < n; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    snprintf(out + o, n - o, "%s", suffix);
 }
 
 /* ---- The sink: store or server ---- */
@@ -183,7 +199,7 @@ static int session_put(run_t *r, const char *nsid)
     json_decref(body);
     if (!text)
         return REEL_ENOMEM;
-    char path[400];
+    char path[PATH_MAX_LEN];
     int status = 0;
     path_session(path, sizeof path, r->o->session, "");
     int rc = http_retry(r, "PUT", path, "application/json", text, strlen(text), &status, NULL);
@@ -210,7 +226,7 @@ static int flush(run_t *r)
             fprintf(stderr, "reel run: append failed: %s (%s)\n", reel_strerror(rc),
                     store_last_error());
     } else {
-        char path[400];
+        char path[PATH_MAX_LEN];
         int status = 0;
         store_buf_t resp = STORE_BUF_INIT;
         path_session(path, sizeof path, r->o->session, "/events");
@@ -392,12 +408,12 @@ static size_t utf16_units(const char *s, size_t len)
  * from the newest events read over HTTP (numbers in 'payload' are re-printed by jansson). */
 static void restore_from_events(run_t *r, prior_t *p, json_int_t last)
 {
-    char path[500];
+    char path[PATH_MAX_LEN], suffix[96];
     int status = 0;
     store_buf_t resp = STORE_BUF_INIT;
     long long from = last > RESTORE_MAX_EVENTS ? (long long)last - RESTORE_MAX_EVENTS : 0;
-    snprintf(path, sizeof path, "/v1/sessions/%s/events?offset=%lld&limit=%d", r->o->session,
-             from, RESTORE_MAX_EVENTS);
+    snprintf(suffix, sizeof suffix, "/events?offset=%lld&limit=%d", from, RESTORE_MAX_EVENTS);
+    path_session(path, sizeof path, r->o->session, suffix);
     int rc = http_retry(r, "GET", path, NULL, NULL, 0, &status, &resp);
     json_t *j = !rc && status == 200 ? json_loadb((char *)resp.data, resp.len, 0, NULL) : NULL;
     json_t *evs = agent__get(j, "events"), *lines = json_array();
@@ -445,7 +461,7 @@ static void restore_from_events(run_t *r, prior_t *p, json_int_t last)
 
 static int prior_from_server(run_t *r, prior_t *p)
 {
-    char path[400];
+    char path[PATH_MAX_LEN];
     int status = 0;
     store_buf_t resp = STORE_BUF_INIT;
     path_session(path, sizeof path, r->o->session, "");

@@ -10,10 +10,12 @@
  * (required, 1..128 bytes), event_id (1..128 bytes), source, native_session_id (strings
  * or null), synthetic (bool or null), data, raw (any JSON), client_time (the client's
  * time: Unix ms 0..8.64e15 or RFC 3339 as store_parse_rfc3339_js() reads it, or null;
- * stored as given). The store-assigned fields
- * session_id, sequence, position and time are accepted and ignored, so events copied from
+ * stored as given). The store-assigned fields session_id, sequence, position and time are
+ * accepted and ignored (the session is the one the batch was made for, whatever a body's
+ * session_id says), so events copied from
  * a reel or sandbox-agent feed can be posted back as they are. Any other field is an
- * error naming the field.
+ * error naming the field. The batch's session id is checked by store_session_id_valid()
+ * (any UTF-8 of 1..1024 bytes without control characters, not "." or "..").
  *
  * ingest_import() (import.c) reads an export back in: it knows the export's line format
  * (replay/export.c, docs/REPLAY.md) but calls nothing in replay/; ingest/ depends on

@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libmicrohttpd-dev
 libjansson-dev libzstd-dev zstd libssl-dev libcurl4-openssl-dev libcriterion-dev python3 python3-pytest
 jq curl valgrind
-redis-server wrk chromium nodejs clang libclang-rt-14-dev"
+redis-server wrk chromium nodejs clang libclang-rt-14-dev
+nginx"
 
 missing=""
 for p in $PKGS; do

@@ -24,6 +24,7 @@ struct sess {
     store_session_t rec; /* rec.metadata: 'meta' below or a PUT batch's memory */
     uint8_t *meta;       /* heap copy of the stored metadata */
     int exists;          /* the record was in the database before this group */
+    int64_t stored_ms;   /* its updated_ms as stored: its 'recent' key (when 'exists') */
     int dirty;
     struct sess *hnext;
 };
@@ -102,20 +103,26 @@ static int sess_get(struct group *g, const char *id, size_t len, struct sess **o
         if (x->rec.id_len == len && !memcmp(x->rec.id, id, len))
             return *out = x, REEL_OK;
     *out = NULL;
-    MDB_val k = {len, (void *)id}, v;
+    uint8_t key[STORE__SESSION_KEY_MAX];
+    MDB_val k = {store__session_key(id, len, key), key}, v;
+    if (!k.mv_size)
+        return REEL_ENOMEM;
     int rc = mdb_get(g->txn, g->s->db_sessions, &k, &v);
     if (rc == MDB_NOTFOUND)
         return REEL_OK;
     if (rc)
         return g->mdb_rc = rc, REEL_EIO;
     store_session_t rec;
-    if ((rc = store__session_decode(v.mv_data, v.mv_size, id, len, &rec)))
+    if ((rc = store__session_decode(v.mv_data, v.mv_size, (const char *)key, k.mv_size, &rec)))
         return rc;
+    if (rec.id_len != len || memcmp(rec.id, id, len))
+        return REEL_ECORRUPT;
     struct sess *x = sess_add(g, id, len);
     if (!x)
         return REEL_ENOMEM;
     x->rec = rec;
     x->exists = 1;
+    x->stored_ms = rec.updated_ms;
     if (rec.metadata) { /* copy: the map page may move on our next write */
         if (!(x->meta = malloc(rec.metadata_len)))
             return REEL_ENOMEM;
@@ -526,6 +533,25 @@ static int group_begin(struct group *g)
     return 0;
 }
 
+/* Moves the 'recent' entry of 'x' to its updated_ms (docs/FORMAT.md, format 2). */
+static int put_recent(struct group *g, const struct sess *x)
+{
+    uint8_t key[16];
+    MDB_val k = {16, key}, empty = {0, NULL};
+    int rc = 0;
+    if (x->exists && x->stored_ms == x->rec.updated_ms)
+        return 0;
+    store__put_u64(key + 8, x->rec.num);
+    if (x->exists) {
+        store__put_u64(key, (uint64_t)x->stored_ms);
+        rc = mdb_del(g->txn, g->s->db_recent, &k, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            return rc;
+    }
+    store__put_u64(key, (uint64_t)x->rec.updated_ms);
+    return mdb_put(g->txn, g->s->db_recent, &k, &empty, 0);
+}
+
 /* Writes the touched session records and the next session number. */
 static int group_finish(struct group *g)
 {
@@ -542,8 +568,16 @@ static int group_finish(struct group *g)
             rc = ENOMEM;
             break;
         }
-        MDB_val k = {x->rec.id_len, x->rec.id}, v = {buf.len, buf.data};
+        uint8_t key[STORE__SESSION_KEY_MAX];
+        MDB_val k = {store__session_key(x->rec.id, x->rec.id_len, key), key};
+        MDB_val v = {buf.len, buf.data};
+        if (!k.mv_size) {
+            rc = ENOMEM;
+            break;
+        }
         rc = mdb_put(g->txn, s->db_sessions, &k, &v, 0);
+        if (!rc)
+            rc = put_recent(g, x);
         if (!rc && !x->exists) {
             uint8_t nk[8];
             store__put_u64(nk, x->rec.num);

@@ -60,13 +60,46 @@ int store_session_id_valid(const char *id, size_t len)
     /* "." and ".." are path segments with a meaning in URLs and file systems. */
     if ((len == 1 && id[0] == '.') || (len == 2 && id[0] == '.' && id[1] == '.'))
         return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '~' || c == '-'))
+    const unsigned char *p = (const unsigned char *)id, *end = p + len;
+    while (p < end) {
+        unsigned c = *p;
+        if (c < 0x80) { /* ASCII: no C0 control, no DEL */
+            if (c < 0x20 || c == 0x7f)
+                return 0;
+            p++;
+            continue;
+        }
+        /* Strict UTF-8 (RFC 3629): shortest form, no surrogates, at most U+10FFFF. */
+        size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (!n || (size_t)(end - p) < n)
             return 0;
+        unsigned lo = 0x80, hi = 0xbf; /* range of the second byte */
+        if (c == 0xe0) lo = 0xa0;
+        else if (c == 0xed) hi = 0x9f;
+        else if (c == 0xf0) lo = 0x90;
+        else if (c == 0xf4) hi = 0x8f;
+        if (p[1] < lo || p[1] > hi)
+            return 0;
+        for (size_t i = 2; i < n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+        p += n;
     }
     return 1;
+}
+
+size_t store__session_key(const char *id, size_t len, uint8_t key[STORE__SESSION_KEY_MAX])
+{
+    if (len <= STORE__SESSION_KEY_MAX) {
+        memcpy(key, id, len);
+        return len;
+    }
+    memcpy(key, id, STORE__SESSION_KEY_CUT);
+    key[STORE__SESSION_KEY_CUT] = 0xff;
+    if (store__sha256(id, len, key + STORE__SESSION_KEY_CUT + 1))
+        return 0;
+    return STORE__SESSION_KEY_MAX;
 }
 
 /* ---- map growth ---- */
@@ -125,11 +158,14 @@ static int open_dbs(store_t *s, MDB_txn *txn, unsigned f)
         (rc = mdb_dbi_open(txn, "event_ids", f, &s->db_event_ids)) ||
         (rc = mdb_dbi_open(txn, "seqs", f, &s->db_seqs)))
         return rc;
-    return MDB_SUCCESS;
+    /* Format 2; a format-1 store has none until check_format() upgrades it. */
+    rc = mdb_dbi_open(txn, "recent", f, &s->db_recent);
+    s->has_recent = rc == MDB_SUCCESS;
+    return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
 }
 
 static const char *const db_names[] = {"meta", "sessions", "session_ids", "events", "seqs",
-                                       "event_ids"};
+                                       "event_ids", "recent"};
 
 /* 1 if the environment holds only reel's databases, all empty (a store being created). */
 static int is_new_store(store_t *s, MDB_txn *txn)
@@ -185,6 +221,13 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
     }
     const uint8_t *p = v.mv_data;
     uint32_t ver = v.mv_size == 4 ? (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3] : 0;
+    if (ver == 1 && !s->has_recent) /* read-only: read it as it is, with defaults */
+        return s->read_only ? REEL_OK : store__upgrade(s, txn, dir);
+    if (ver == STORE_FORMAT_VERSION && !s->has_recent) {
+        store__set_error("'%s' is damaged: the 'recent' database is missing; run `reel "
+                         "verify` and restore from a backup", dir);
+        return REEL_ECORRUPT;
+    }
     if (ver != STORE_FORMAT_VERSION) {
         store__set_error("data directory '%s' has format version %u; this build of reel "
                          "reads version %u", dir, ver, STORE_FORMAT_VERSION);
@@ -296,19 +339,26 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
     int dead = 0;
     mdb_reader_check(s->env, &dead); /* slots of processes killed while reading */
     MDB_txn *txn;
-    if ((rc = store__txn_begin(s, s->read_only ? MDB_RDONLY : 0, &txn))) {
-        store__set_error("cannot begin a transaction on '%s': %s", dir, mdb_strerror(rc));
-        return store__err_from_mdb(rc);
-    }
-    STORE__GUARD(s, rc, open_checks(s, txn, dir, had_file, opt->create));
-    if (rc) {
+    for (int tries = 0;; tries++) {
+        if ((rc = store__txn_begin(s, s->read_only ? MDB_RDONLY : 0, &txn))) {
+            store__set_error("cannot begin a transaction on '%s': %s", dir, mdb_strerror(rc));
+            return store__err_from_mdb(rc);
+        }
+        s->upgrade_full = 0;
+        STORE__GUARD(s, rc, open_checks(s, txn, dir, had_file, opt->create));
+        if (!rc)
+            break;
         mdb_txn_abort(txn);
-        return rc;
+        /* The format-1 upgrade needs more map than the directory had: grow, run it again. */
+        if (!s->upgrade_full || tries == 8 || store__grow(s, 0, 64u << 20))
+            return rc;
     }
     if ((rc = mdb_txn_commit(txn))) {
         store__set_error("cannot initialise '%s': %s", dir, mdb_strerror(rc));
         return store__err_from_mdb(rc);
     }
+    if (s->upgrade_note[0])
+        fprintf(stderr, "%s\n", s->upgrade_note);
     return REEL_OK;
 }
 

@@ -13,8 +13,10 @@
  * page gives REEL_ECORRUPT instead of an LMDB abort. A walk keeps its cursor in the read
  * (store__cursor_push), where store_read_end() finds it when the walk was left by the
  * guard. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/store_int.h"
@@ -37,7 +39,7 @@ static int corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t seq,
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     snprintf(corrupt_text, sizeof corrupt_text,
-             "session '%.*s' sequence %llu (position %llu): %s", (int)id_len, id,
+             "session '%.*s' sequence %llu (position %llu): %s", (int)(id_len > 96 ? 96 : id_len), id,
              (unsigned long long)seq, (unsigned long long)pos, why);
     for (char *c = corrupt_text; *c; c++) /* damaged names must not put bytes in the log */
         if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
@@ -98,24 +100,24 @@ static int entry_sound(store_read_t *r, const MDB_val *k, const MDB_val *v)
     store_session_t rec;
     uint8_t num[8];
     MDB_val nk = {8, num}, name;
-    if (!store_session_id_valid(k->mv_data, k->mv_size) ||
-        store__session_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, &rec))
+    if (store__session_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, &rec) ||
+        !store_session_id_valid(rec.id, rec.id_len))
         return 0;
     store__put_u64(num, rec.num);
     return mdb_get(TXN(r), r->s->db_session_ids, &nk, &name) == 0 &&
-           name.mv_size == k->mv_size && !memcmp(name.mv_data, k->mv_data, k->mv_size);
+           name.mv_size == rec.id_len && !memcmp(name.mv_data, rec.id, rec.id_len);
 }
 
 /* A session id was not found: REEL_ESESSION_NOT_FOUND if that is true, REEL_ECORRUPT if the
  * entries where it would sit are damaged (a flipped key size hides a session: the 404
  * would be a wrong answer). Only the not-found path pays for it. */
-static int confirm_absent(store_read_t *r, const char *id, size_t id_len)
+static int confirm_absent(store_read_t *r, const char *id, size_t id_len, const MDB_val *key)
 {
     MDB_cursor *c;
     if (mdb_cursor_open(TXN(r), r->s->db_sessions, &c))
         return REEL_ESESSION_NOT_FOUND; /* cannot check: keep the lookup's answer */
     store__cursor_push(r, c);
-    MDB_val k = {id_len, (void *)id}, v;
+    MDB_val k = *key, v;
     int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), sound = 1;
     if (rc == 0)
         sound = entry_sound(r, &k, &v);
@@ -125,7 +127,8 @@ static int confirm_absent(store_read_t *r, const char *id, size_t id_len)
     store__cursor_close(r, c);
     if (sound)
         return REEL_ESESSION_NOT_FOUND;
-    store__set_error("the sessions database is damaged near '%.*s'", (int)id_len, id);
+    store__set_error("the sessions database is damaged near '%.*s'",
+                     (int)(id_len > 128 ? 128 : id_len), id);
     return REEL_ECORRUPT;
 }
 
@@ -133,13 +136,18 @@ static int session_get(store_read_t *r, const char *id, size_t id_len, store_ses
 {
     if (!store_session_id_valid(id, id_len))
         return REEL_EINVALID_SESSION_ID;
-    MDB_val k = {id_len, (void *)id}, v;
+    uint8_t key[STORE__SESSION_KEY_MAX];
+    MDB_val k = {store__session_key(id, id_len, key), key}, v;
+    if (!k.mv_size)
+        return REEL_ENOMEM;
     int rc = mdb_get(TXN(r), r->s->db_sessions, &k, &v);
     if (rc == MDB_NOTFOUND)
-        return confirm_absent(r, id, id_len);
+        return confirm_absent(r, id, id_len, &k);
     if (rc)
         return store__err_from_mdb(rc);
-    rc = store__session_decode(v.mv_data, v.mv_size, id, id_len, out);
+    rc = store__session_decode(v.mv_data, v.mv_size, (const char *)key, k.mv_size, out);
+    if (rc == REEL_OK && (out->id_len != id_len || memcmp(out->id, id, id_len)))
+        rc = REEL_ECORRUPT; /* a long id whose record holds another id */
     if (rc == REEL_ECORRUPT) /* name the session (and the last sequence it claims) */
         return corrupt(r, id, id_len, out->last_sequence, 0,
                        "the session record fails its checks (count, last sequence, number)");
@@ -311,6 +319,25 @@ static int session_name(store_read_t *r, const uint8_t num[8], MDB_val *name)
     return mdb_get(TXN(r), r->s->db_session_ids, &k, name);
 }
 
+/* Decodes the sessions entry (k, v) of a listing into 'rec' and checks it as entry_sound()
+ * does: a valid id whose number maps back to it through session_ids. A flipped byte in a
+ * key would otherwise list a session under another id. REEL_ECORRUPT, recorded. */
+static int list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v, store_session_t *rec)
+{
+    int rc = store__session_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, rec);
+    if (rc && rc != REEL_ECORRUPT)
+        return rc;
+    uint8_t num[8];
+    MDB_val name;
+    store__put_u64(num, rec->num);
+    if (rc || !store_session_id_valid(rec->id, rec->id_len) || session_name(r, num, &name) ||
+        name.mv_size != rec->id_len || memcmp(name.mv_data, rec->id, rec->id_len))
+        return corrupt(r, rec->id_len ? rec->id : "?", rec->id_len ? rec->id_len : 1,
+                       rec->last_sequence, 0, "the sessions entry fails its checks (key, "
+                       "record, number)");
+    return REEL_OK;
+}
+
 /* Sets 'x' for the feed's value 'v' at 'pos': its session (from the header's number,
  * whose name is looked up when it changes), its sequence, and the previous chain hash
  * (carried over when 'x' holds the session's previous event, else read). The sequence
@@ -405,6 +432,31 @@ uint64_t store_last_txn(store_t *s)
     return mdb_env_info(s->env, &info) == 0 ? (uint64_t)info.me_last_txnid : 0;
 }
 
+/* Positions 'c' on the first sessions key after the one of id 'cursor' (the first key
+ * when none) and at or after 'from' (may be empty). */
+static int list_seek(MDB_cursor *c, const char *cursor, size_t cursor_len, const uint8_t *from,
+                     size_t from_len, MDB_val *k, MDB_val *v)
+{
+    uint8_t key[STORE__SESSION_KEY_MAX];
+    size_t klen = 0;
+    if (cursor && cursor_len && !(klen = store__session_key(cursor, cursor_len, key)))
+        return ENOMEM;
+    int after = klen > 0;
+    if (from_len && (!klen || memcmp(from, key, from_len < klen ? from_len : klen) > 0 ||
+                     (from_len > klen && !memcmp(from, key, klen)))) {
+        memcpy(key, from, from_len); /* 'from' sorts after the cursor: start there */
+        klen = from_len;
+        after = 0;
+    }
+    if (!klen)
+        return mdb_cursor_get(c, k, v, MDB_FIRST);
+    k->mv_size = klen, k->mv_data = key;
+    int rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+    if (rc == 0 && after && k->mv_size == klen && !memcmp(k->mv_data, key, klen))
+        rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+    return rc;
+}
+
 static int sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
                          store_session_cb cb, void *arg, int *more)
 {
@@ -415,14 +467,8 @@ static int sessions_list(store_read_t *r, const char *cursor, size_t cursor_len,
     if (rc)
         return store__err_from_mdb(rc);
     store__cursor_push(r, c);
-    MDB_val k = {cursor_len, (void *)cursor}, v;
-    if (cursor && cursor_len) {
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        if (rc == 0 && k.mv_size == cursor_len && !memcmp(k.mv_data, cursor, cursor_len))
-            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    } else {
-        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    }
+    MDB_val k, v;
+    rc = list_seek(c, cursor, cursor_len, NULL, 0, &k, &v);
     size_t n = 0;
     int stop = 0;
     while (rc == 0) {
@@ -432,13 +478,213 @@ static int sessions_list(store_read_t *r, const char *cursor, size_t cursor_len,
             break;
         }
         store_session_t rec;
-        if ((stop = store__session_decode(v.mv_data, v.mv_size, k.mv_data, k.mv_size, &rec)) ||
-            (stop = cb(arg, &rec)))
+        if ((stop = list_decode(r, &k, &v, &rec)) || (stop = cb(arg, &rec)))
             break;
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     return walk_end(r, c, stop, rc);
+}
+
+/* ---- filtered listings ---- */
+
+static int list_match(const store_list_t *q, const store_session_t *rec)
+{
+    return (!q->prefix || (rec->id_len >= q->prefix_len &&
+                           !memcmp(rec->id, q->prefix, q->prefix_len))) &&
+           (!q->agent || (rec->agent_len == q->agent_len &&
+                          !memcmp(rec->agent, q->agent, q->agent_len))) &&
+           (q->status < 0 || rec->status == q->status);
+}
+
+/* One examined record: gives it to 'cb' when it matches and moves the place. Returns 1 to
+ * stop the walk (limit or budget reached; '*more' set), a callback's result, or 0. */
+static int list_step(store_list_t *q, const store_session_t *rec, size_t limit, size_t budget,
+                     size_t *n, size_t *seen, store_session_cb cb, void *arg, int *more)
+{
+    int match = list_match(q, rec);
+    if ((match && *n == limit) || (budget && *seen == budget)) {
+        *more = 1;
+        return 1;
+    }
+    (*seen)++;
+    q->started = 1;
+    memcpy(q->last_id, rec->id, rec->id_len);
+    q->last_id[rec->id_len] = 0;
+    q->last_id_len = rec->id_len;
+    q->last_ms = rec->updated_ms;
+    q->last_num = rec->num;
+    if (!match)
+        return 0;
+    (*n)++;
+    return cb(arg, rec);
+}
+
+static int query_by_id(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
+                       store_session_cb cb, void *arg, int *more)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(TXN(r), r->s->db_sessions, &c);
+    if (rc)
+        return store__err_from_mdb(rc);
+    store__cursor_push(r, c);
+    /* Keys of ids with the prefix start with its first STORE__SESSION_KEY_CUT bytes. */
+    size_t plen = q->prefix ? q->prefix_len : 0;
+    if (plen > STORE__SESSION_KEY_CUT)
+        plen = STORE__SESSION_KEY_CUT;
+    MDB_val k, v;
+    rc = list_seek(c, q->started ? q->last_id : NULL, q->started ? q->last_id_len : 0,
+                   (const uint8_t *)q->prefix, plen, &k, &v);
+    size_t n = 0, seen = 0;
+    int stop = 0;
+    while (rc == 0) {
+        if (plen && (k.mv_size < plen || memcmp(k.mv_data, q->prefix, plen)))
+            break; /* past the prefix's keys */
+        store_session_t rec;
+        if ((stop = list_decode(r, &k, &v, &rec)))
+            break;
+        if ((stop = list_step(q, &rec, limit, budget, &n, &seen, cb, arg, more)))
+            break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (stop == 1 && *more)
+        stop = 0;
+    return walk_end(r, c, stop, rc);
+}
+
+/* Reads the record of session number 'num' into 'rec' (its 'recent' entry says
+ * 'updated_ms'); REEL_ECORRUPT, recorded, when the indexes disagree. */
+static int record_by_num(store_read_t *r, uint64_t num, int64_t updated_ms,
+                         store_session_t *rec)
+{
+    uint8_t nk[8];
+    store__put_u64(nk, num);
+    MDB_val name;
+    int rc = session_name(r, nk, &name);
+    if (rc == MDB_NOTFOUND)
+        return corrupt(r, "?", 1, 0, 0, "the recent index names session number %llu, which "
+                       "does not exist", (unsigned long long)num);
+    if (rc)
+        return store__err_from_mdb(rc);
+    rc = session_get(r, name.mv_data, name.mv_size, rec);
+    if (rc == REEL_OK && (rec->num != num || rec->updated_ms != updated_ms))
+        return corrupt(r, rec->id, rec->id_len, 0, 0,
+                       "the recent index does not match the session record");
+    return rc == REEL_ESESSION_NOT_FOUND || rc == REEL_EINVALID_SESSION_ID
+               ? corrupt(r, name.mv_data, name.mv_size, 0, 0, "session number %llu has no "
+                         "record", (unsigned long long)num)
+               : rc;
+}
+
+static int query_recent(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
+                        store_session_cb cb, void *arg, int *more)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(TXN(r), r->s->db_recent, &c);
+    if (rc)
+        return store__err_from_mdb(rc);
+    store__cursor_push(r, c);
+    uint8_t key[16];
+    MDB_val k = {16, key}, v;
+    if (q->started) { /* the greatest key below the place */
+        store__put_u64(key, (uint64_t)q->last_ms);
+        store__put_u64(key + 8, q->last_num);
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV)
+                     : rc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST) : rc;
+    } else {
+        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    }
+    size_t n = 0, seen = 0;
+    int stop = 0;
+    while (rc == 0) {
+        store_session_t rec;
+        if (k.mv_size != 16) {
+            stop = corrupt(r, "?", 1, 0, 0, "a recent index key is malformed");
+            break;
+        }
+        const uint8_t *kp = k.mv_data;
+        if ((stop = record_by_num(r, store__get_u64(kp + 8), (int64_t)store__get_u64(kp), &rec)))
+            break;
+        if ((stop = list_step(q, &rec, limit, budget, &n, &seen, cb, arg, more)))
+            break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    }
+    if (stop == 1 && *more)
+        stop = 0;
+    return walk_end(r, c, stop, rc);
+}
+
+/* Format 1, read-only: no 'recent' db. Sorts the (updated_ms, num) of every record below
+ * the place, newest first, then reads them as query_recent() does. */
+struct recent_key {
+    uint64_t ms, num;
+};
+
+static int recent_cmp(const void *a, const void *b)
+{
+    const struct recent_key *x = a, *y = b;
+    if (x->ms != y->ms)
+        return x->ms < y->ms ? 1 : -1;
+    return x->num < y->num ? 1 : x->num > y->num ? -1 : 0;
+}
+
+static int query_recent_scan(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
+                             store_session_cb cb, void *arg, int *more)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(TXN(r), r->s->db_sessions, &c);
+    if (rc)
+        return store__err_from_mdb(rc);
+    store__cursor_push(r, c);
+    struct recent_key *keys = NULL;
+    size_t nk = 0, cap = 0;
+    MDB_val k, v;
+    int stop = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        store_session_t rec;
+        if ((stop = list_decode(r, &k, &v, &rec)))
+            break;
+        struct recent_key x = {(uint64_t)rec.updated_ms, rec.num};
+        struct recent_key at = {(uint64_t)q->last_ms, q->last_num};
+        if (q->started && recent_cmp(&x, &at) <= 0)
+            continue; /* at or above the place */
+        if (nk == cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            struct recent_key *nkeys = realloc(keys, ncap * sizeof *keys);
+            if (!nkeys) {
+                stop = REEL_ENOMEM;
+                break;
+            }
+            keys = nkeys, cap = ncap;
+        }
+        keys[nk++] = x;
+    }
+    store__cursor_close(r, c);
+    if (!stop && rc != 0 && rc != MDB_NOTFOUND)
+        stop = store__err_from_mdb(rc);
+    if (!stop && nk)
+        qsort(keys, nk, sizeof *keys, recent_cmp);
+    size_t n = 0, seen = 0;
+    for (size_t i = 0; !stop && i < nk; i++) {
+        store_session_t rec;
+        if ((stop = record_by_num(r, keys[i].num, (int64_t)keys[i].ms, &rec)))
+            break;
+        stop = list_step(q, &rec, limit, budget, &n, &seen, cb, arg, more);
+    }
+    free(keys);
+    return stop == 1 && *more ? REEL_OK : stop;
+}
+
+static int sessions_query(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
+                          store_session_cb cb, void *arg, int *more)
+{
+    *more = 0;
+    if (q->order == STORE_ORDER_RECENT)
+        return r->s->has_recent ? query_recent(r, q, limit, budget, cb, arg, more)
+                                : query_recent_scan(r, q, limit, budget, cb, arg, more);
+    return query_by_id(r, q, limit, budget, cb, arg, more);
 }
 
 /* ---- the guarded entry points ---- */
@@ -486,5 +732,14 @@ int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, 
 {
     int rc;
     STORE__GUARD(r->s, rc, sessions_list(r, cursor, cursor_len, limit, cb, arg, more));
+    return rc;
+}
+
+int store_sessions_query(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
+                         store_session_cb cb, void *arg, int *more)
+{
+    int rc, dummy;
+    int *volatile m = more ? more : &dummy; /* kept across the guard's longjmp */
+    STORE__GUARD(r->s, rc, sessions_query(r, q, limit, budget, cb, arg, m));
     return rc;
 }

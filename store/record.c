@@ -165,7 +165,8 @@ static void kv_u64(store_buf_t *out, const char *k, uint64_t v)
 
 void store__session_encode(const store_session_t *rec, store_buf_t *out)
 {
-    store_mp_map(out, rec->metadata ? 15 : 14);
+    int long_id = rec->id_len > STORE__SESSION_KEY_MAX; /* its key is not the id: keep it */
+    store_mp_map(out, (rec->metadata ? 15 : 14) + (uint32_t)long_id);
     kv_u64(out, "num", rec->num);
     kv_str(out, "agent", rec->agent, rec->agent_len);
     kv_str(out, "native", rec->native_session_id, rec->native_session_id_len);
@@ -181,6 +182,8 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out)
     kv_u64(out, "runs", rec->runs);
     store_mp_str(out, "hash", 4);
     store_mp_bin(out, rec->last_hash, STORE_HASH_LEN);
+    if (long_id)
+        kv_str(out, "id", rec->id, rec->id_len);
     if (rec->metadata) {
         store_mp_str(out, "meta", 4);
         store_buf_put(out, rec->metadata, rec->metadata_len);
@@ -245,25 +248,48 @@ static int field(store_session_t *rec, store_mp_t *m, const store_mp_obj_t *k)
     return REEL_OK;
 }
 
-int store__session_decode(const uint8_t *p, size_t len, const char *id, size_t id_len,
+int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t key_len,
                           store_session_t *rec)
 {
     memset(rec, 0, sizeof *rec);
-    if (id_len > STORE_SESSION_ID_MAX)
+    int long_key = store__session_key_long(key, key_len), has_id = 0;
+    if (key_len > STORE__SESSION_KEY_MAX)
         return REEL_ECORRUPT;
-    memcpy(rec->id, id, id_len);
-    rec->id_len = id_len;
     rec->version = 1; /* absent in records written before format 2 */
+    if (!long_key) {
+        memcpy(rec->id, key, key_len);
+        rec->id_len = key_len;
+    }
     store_mp_t m = {p, p + len};
-    store_mp_obj_t o, k;
+    store_mp_obj_t o, k, v;
     int rc = store_mp_next(&m, &o);
     if (rc || o.type != STORE_MP_MAP)
         return REEL_ECORRUPT;
     for (uint64_t i = 0; i < o.u; i++) {
         if ((rc = store_mp_next(&m, &k)) || k.type != STORE_MP_STR)
             return REEL_ECORRUPT;
+        if (k.len == 2 && !memcmp(k.ptr, "id", 2)) { /* the full id of a long-id key */
+            if (store_mp_next(&m, &v) || v.type != STORE_MP_STR ||
+                v.len <= STORE__SESSION_KEY_MAX || v.len > STORE_SESSION_ID_MAX || !long_key)
+                return REEL_ECORRUPT;
+            memcpy(rec->id, v.ptr, v.len);
+            rec->id[v.len] = 0;
+            rec->id_len = v.len;
+            has_id = 1;
+            continue;
+        }
         if ((rc = field(rec, &m, &k)))
             return rc;
+    }
+    if (long_key) { /* the id must be the one the key was made from */
+        uint8_t want[STORE__SESSION_KEY_MAX];
+        if (!has_id)
+            return REEL_ECORRUPT;
+        size_t n = store__session_key(rec->id, rec->id_len, want);
+        if (!n)
+            return REEL_ENOMEM;
+        if (n != key_len || memcmp(want, key, n))
+            return REEL_ECORRUPT;
     }
     /* Sequences are dense from 1 and only a delete drops events: a live record whose count
      * differs from its last sequence is damaged (a flipped byte would otherwise serve a

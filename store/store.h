@@ -10,8 +10,9 @@
  *   ----------   -----------------------------------   ---------------------------------------
  *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION)
  *                "next_session"                        u64 BE next internal session number
- *   sessions     session id bytes                      msgpack map: the session record
+ *   sessions     session key (below)                   msgpack map: the session record
  *   session_ids  num u64 BE                            session id bytes
+ *   recent       updated_ms u64 BE | num u64 BE        empty (one entry per session)
  *   events       position u64 BE                       event value (below)
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
@@ -24,6 +25,9 @@
  *   msgpack ext type 1 holding the number's text, so they round-trip exactly.
  *   chain hash = SHA-256(previous chain hash | seq | position | time | SHA-256(body)),
  *   all integers u64 BE, the previous chain hash of sequence 1 being 32 zero bytes.
+ *
+ * session key: the id when it is at most 480 bytes, else its first 447 bytes, a byte 0xFF
+ * and the SHA-256 of the whole id (480 bytes; the record then holds the id under "id").
  *
  * Event values are keyed by position and written with MDB_APPEND, so the log fills its
  * pages completely (keys in the middle of a tree make LMDB split pages in half); a
@@ -65,8 +69,8 @@
 #include "store/buf.h"
 #include "store/err.h"
 
-#define STORE_FORMAT_VERSION 1
-#define STORE_SESSION_ID_MAX 128 /* bytes of [A-Za-z0-9._:~-] */
+#define STORE_FORMAT_VERSION 2 /* 1 is upgraded by a read-write open (store/upgrade.c) */
+#define STORE_SESSION_ID_MAX 1024 /* bytes of UTF-8 without control characters */
 #define STORE_EVENT_ID_MAX 128   /* bytes, any UTF-8 */
 #define STORE_TYPE_MAX 128       /* bytes */
 #define STORE_NAME_MAX 256       /* agent and native_session_id, bytes */
@@ -104,8 +108,9 @@ void store_close(store_t *s);
  * (e.g. "format version 7 in ./data, this build reads 1"). Thread-safe, static storage. */
 const char *store_last_error(void);
 
-/* 1 if 'id' (not NUL-terminated) is a valid session id: 1..128 bytes of [A-Za-z0-9._:~-],
- * except "." and "..", which are path segments with a meaning of their own in URLs. */
+/* 1 if 'id' (not NUL-terminated) is a valid session id: 1..STORE_SESSION_ID_MAX bytes of
+ * strict UTF-8 (shortest forms, no surrogates) without U+0000..U+001F and U+007F, except
+ * "." and "..", which are path segments with a meaning of their own in URLs. */
 int store_session_id_valid(const char *id, size_t len);
 
 /* ---- Appending ---- */
@@ -347,12 +352,41 @@ int store_tail_position(store_read_t *r, uint64_t *pos);
  * process's commits can tell that another process committed). No transaction needed. */
 uint64_t store_last_txn(store_t *s);
 
-/* Session records in id order, starting after 'cursor' (NULL or "" = first), at most
- * 'limit'. 'cb' gets each record (borrowed until it returns); a non-zero return stops.
+/* Session records in key order, starting after 'cursor' (an id given before; NULL or "" =
+ * first), at most 'limit'. Key order is id (byte) order, except that an id longer than 480
+ * bytes sorts after every id sharing its first 447 bytes, such ids among themselves in
+ * hash order. 'cb' gets each record (borrowed until it returns); a non-zero return stops.
  * '*more' as above. */
 typedef int (*store_session_cb)(void *arg, const store_session_t *rec);
 int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
                         store_session_cb cb, void *arg, int *more);
+
+enum store_order { STORE_ORDER_ID = 0, STORE_ORDER_RECENT = 1 };
+
+/* A filtered listing and its place (the cursor): store_sessions_query() moves the place
+ * to the last record it examined, so the next call goes on after it. */
+typedef struct store_list {
+    int order;          /* enum store_order: key order (above), or updated_ms newest first,
+                           ties by session number, highest first */
+    const char *prefix; /* ids starting with these bytes; NULL = any */
+    size_t prefix_len;
+    const char *agent;  /* records whose agent is exactly these bytes; NULL = any */
+    size_t agent_len;
+    int status;         /* enum store_session_status, or -1 = any */
+    /* the place: 'started' 0 = from the beginning */
+    int started;
+    char last_id[STORE_SESSION_ID_MAX + 1]; /* STORE_ORDER_ID: the last id examined */
+    size_t last_id_len;
+    int64_t last_ms;    /* STORE_ORDER_RECENT: the last (updated_ms, num) examined */
+    uint64_t last_num;
+} store_list_t;
+
+/* Gives the records that match 'q' after its place to 'cb', at most 'limit', examining at
+ * most 'budget' records (0 = no bound). '*more' is 1 when the walk stopped before the end
+ * (another match waits, or the budget ran out: go on from the place). In recent order a
+ * store opened read-only at format 1 (no 'recent' db) sorts its records for each call. */
+int store_sessions_query(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
+                         store_session_cb cb, void *arg, int *more);
 
 /* ---- Integrity and backup ---- */
 
@@ -376,7 +410,8 @@ typedef struct store_verify_report {
  * dense from 1, every value decodable (header, zstd, msgpack body), the hash chain
  * recomputed from the bodies, the event_id index and the session record's counters;
  * for the whole store also the log (every value is in its session's sequence index at
- * its position, no position past the last one recorded). Reads in short transactions; checks
+ * its position, no position past the last one recorded) and the 'recent' index (one
+ * entry per record, each matching its record; none in a format-1 store). Reads in short transactions; checks
  * what was committed when it started. Returns REEL_OK when the check ran ('rep->ok' says
  * whether the store is sound), or an error when it could not run. Changes nothing. */
 int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_t *rep,

@@ -15,6 +15,10 @@
 struct store {
     MDB_env *env;
     MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_seqs;
+    MDB_dbi db_recent; /* format 2: updated_ms BE | num BE (valid when has_recent) */
+    int has_recent;    /* 0: a format-1 store opened read-only (no 'recent' db) */
+    char upgrade_note[300]; /* the line store_open() logs after an upgrade committed */
+    int upgrade_full;       /* the upgrade ran out of map (MDB_MAP_FULL): grow and retry */
     int read_only;
     int no_sync;
     /* Readers hold it shared for the life of a read; map growth takes it exclusive, since
@@ -45,6 +49,9 @@ int store__grow(store_t *s, int adopt, size_t need);
 /* Begins an LMDB transaction, adopting a map grown by another process when told to. */
 int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn);
 void *store__committer_main(void *arg);
+/* Upgrades a format-1 store to format 2 inside 'txn' (upgrade.c); the note to log goes
+ * into s->upgrade_note. REEL_OK or an error with store_last_error() set. */
+int store__upgrade(store_t *s, MDB_txn *txn, const char *dir);
 
 /* ---- damaged pages (guard.c) ---- */
 
@@ -116,12 +123,30 @@ static inline uint64_t store__get_u64(const uint8_t *p)
     return v;
 }
 
+/* ---- session keys (env.c) ----
+ *
+ * The 'sessions' key of an id (docs/FORMAT.md, format 2): the id itself when it is at
+ * most STORE__SESSION_KEY_MAX bytes; a longer id is keyed by its first
+ * STORE__SESSION_KEY_CUT bytes, one byte 0xFF (never in UTF-8) and the SHA-256 of the
+ * whole id, and its record holds the full id under "id". */
+#define STORE__SESSION_KEY_MAX 480
+#define STORE__SESSION_KEY_CUT 447
+/* Writes the key of 'id' into 'key'; returns its length, 0 when hashing failed (ENOMEM). */
+size_t store__session_key(const char *id, size_t len, uint8_t key[STORE__SESSION_KEY_MAX]);
+/* 1 when 'key' is the hashed key of a long id (its record carries the id). */
+static inline int store__session_key_long(const void *key, size_t len)
+{
+    return len == STORE__SESSION_KEY_MAX && ((const uint8_t *)key)[STORE__SESSION_KEY_CUT] == 0xff;
+}
+
 /* ---- records (record.c) ---- */
 
 /* Encodes 'rec' as the msgpack map stored in the sessions database. */
 void store__session_encode(const store_session_t *rec, store_buf_t *out);
-/* Decodes a stored session record; 'metadata' points into 'p' (borrowed). */
-int store__session_decode(const uint8_t *p, size_t len, const char *id, size_t id_len,
+/* Decodes a stored session record found under 'sessions' key 'key' (the id, or for a
+ * long id the hashed key: the id is then the record's "id", checked against the key);
+ * 'metadata' points into 'p' (borrowed). */
+int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t key_len,
                           store_session_t *rec);
 /* Decodes the event value stored at position 'pos' into 'ev' (body decompressed into
  * 'scratch' when needed; the session fields are left to the caller) and its session

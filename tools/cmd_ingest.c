@@ -163,7 +163,7 @@ int cmd_ingest(int argc, char **argv)
     int quiet = 0, no_sync = 0;
     const opt_t rows[] = {
         {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session, .required = 1,
-         .help = "session id (1..128 bytes of [A-Za-z0-9._:~-])"},
+         .help = "session id (1..1024 bytes of UTF-8, no control characters)"},
         CMD_OPT_DATA(&data),
         CMD_OPT_SYNC(&no_sync),
         {.name = "format", .type = OPT_STRING, .arg = "FMT", .dest = &format,

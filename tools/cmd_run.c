@@ -41,7 +41,7 @@ int cmd_run(int argc, char **argv)
     o.data_dir = CMD_DEFAULT_DATA;
     const opt_t rows[] = {
         {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &o.session, .required = 1,
-         .help = "session id (1..128 bytes of [A-Za-z0-9._:~-])"},
+         .help = "session id (1..1024 bytes of UTF-8, no control characters)"},
         {.name = "agent", .type = OPT_STRING, .arg = "AGENT", .dest = &agent, .required = 1,
          .help = "claude, codex, opencode, amp, acp or mock"},
         {.name = "agent-bin", .type = OPT_STRING, .arg = "PATH", .dest = &o.bin,
@@ -73,9 +73,8 @@ int cmd_run(int argc, char **argv)
         return st;
     if (!o.session)
         return usage_error(&cmd, "--session is required%s", "");
-    if (!store_session_id_valid(o.session, strlen(o.session)))
-        return usage_error(&cmd, "invalid session id '%s': use 1..128 bytes of [A-Za-z0-9._:~-]",
-                           o.session);
+    if (cmd_check_session(prog, o.session, 1))
+        return CMD_USAGE;
     if (!agent)
         return usage_error(&cmd, "--agent is required%s", "");
     if (!(o.ops = agent_find(agent)))

@@ -1,5 +1,6 @@
 /* cmd_sessions.c -- `reel sessions`: list sessions with counts, sizes and times. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -7,15 +8,16 @@
 #include "tools/cmds.h"
 
 static const char about[] =
-    "Lists sessions in id order: status, agent, events, stored bytes, first and last event\n"
-    "times. --json prints one session record per line, as the HTTP API serves them.\n";
+    "Lists sessions: status, agent, events, stored bytes, first and last event times.\n"
+    "By default in id order (ids over 480 bytes sort after the ids sharing their first 447);\n"
+    "--order recent lists by last change, newest first, as GET /v1/sessions?order=recent.\n"
+    "--prefix, --agent and --status filter, and combine. --json prints one session record\n"
+    "per line, as the HTTP API serves them.\n";
 
 struct lister {
     int json;
     unsigned long long left;
     store_buf_t buf;
-    char cursor[STORE_SESSION_ID_MAX + 1];
-    size_t cursor_len;
 };
 
 static void fmt_time(char *out, size_t n, int64_t ms)
@@ -34,8 +36,6 @@ static int print_one(void *arg, const store_session_t *rec)
 {
     struct lister *l = arg;
     static const char *status[] = {"active", "ended", "deleted"};
-    memcpy(l->cursor, rec->id, rec->id_len + 1);
-    l->cursor_len = rec->id_len;
     if (l->json) {
         store_buf_clear(&l->buf);
         if (replay_write_session(&l->buf, rec))
@@ -45,6 +45,7 @@ static int print_one(void *arg, const store_session_t *rec)
         char first[32], last[32];
         fmt_time(first, sizeof first, rec->first_event_ms);
         fmt_time(last, sizeof last, rec->event_count ? rec->updated_ms : 0);
+        /* Ids hold no control characters (store_session_id_valid), so they print as is. */
         printf("%-32s %-8s %-10s %10llu %12llu  %-19s  %-19s\n", rec->id, status[rec->status],
                rec->agent[0] ? rec->agent : "-", (unsigned long long)rec->event_count,
                (unsigned long long)rec->bytes, first, last);
@@ -54,12 +55,32 @@ static int print_one(void *arg, const store_session_t *rec)
     return 0;
 }
 
+/* "--prefix": the bytes an id starts with; the same rules as an id, '.' and '..' allowed. */
+static int take_prefix(const char *prog, const char *p)
+{
+    size_t n = strlen(p);
+    if (!n || store_session_id_valid(p, n) || !strcmp(p, ".") || !strcmp(p, ".."))
+        return 0;
+    cmd_error(prog, "invalid --prefix (%zu bytes): use at most %d bytes of UTF-8 without "
+              "control characters", n, STORE_SESSION_ID_MAX);
+    return -1;
+}
+
 int cmd_sessions(int argc, char **argv)
 {
-    const char *prog = "sessions", *data = CMD_DEFAULT_DATA;
-    struct lister l = {0, 0, STORE_BUF_INIT, "", 0};
+    const char *prog = "sessions", *data = CMD_DEFAULT_DATA, *prefix = NULL, *agent = NULL;
+    int order = 0, status = -1;
+    struct lister l = {0, 0, STORE_BUF_INIT};
     const opt_t rows[] = {
         CMD_OPT_DATA(&data),
+        {.name = "prefix", .type = OPT_STRING, .arg = "P", .dest = &prefix,
+         .help = "only sessions whose id starts with P"},
+        {.name = "order", .type = OPT_CHOICE, .arg = "id|recent", .dest = &order,
+         .help = "id order, or by last change (updated_at), newest first", .def = "id"},
+        {.name = "agent", .type = OPT_STRING, .arg = "NAME", .dest = &agent,
+         .help = "only sessions whose agent is NAME"},
+        {.name = "status", .type = OPT_CHOICE, .arg = "active|ended|deleted", .dest = &status,
+         .help = "only sessions with this status"},
         {.name = "json", .type = OPT_FLAG, .dest = &l.json, .help = "JSON lines instead of a table"},
         {.name = "limit", .type = OPT_U64, .arg = "N", .dest = &l.left,
          .help = "at most N sessions (default: all)"},
@@ -69,9 +90,28 @@ int cmd_sessions(int argc, char **argv)
     int st = opt_parse(&cmd, argc, argv, NULL);
     if (st != OPT_GO)
         return st;
-    store_t *s = cmd_open_store(prog, data, 1, 0);
-    if (!s)
+    if (prefix && take_prefix(prog, prefix))
+        return CMD_USAGE;
+    store_list_t *q = calloc(1, sizeof *q);
+    if (!q) {
+        cmd_error(prog, "out of memory");
         return CMD_FAIL;
+    }
+    q->order = order ? STORE_ORDER_RECENT : STORE_ORDER_ID;
+    q->status = status;
+    if (prefix && *prefix) {
+        q->prefix = prefix;
+        q->prefix_len = strlen(prefix);
+    }
+    if (agent) {
+        q->agent = agent;
+        q->agent_len = strlen(agent);
+    }
+    store_t *s = cmd_open_store(prog, data, 1, 0);
+    if (!s) {
+        free(q);
+        return CMD_FAIL;
+    }
     if (!l.json)
         printf("%-32s %-8s %-10s %10s %12s  %-19s  %-19s\n", "SESSION", "STATUS", "AGENT",
                "EVENTS", "BYTES", "FIRST EVENT (UTC)", "LAST EVENT (UTC)");
@@ -80,11 +120,12 @@ int cmd_sessions(int argc, char **argv)
         store_read_t r;
         if ((rc = store_read_begin(s, &r)))
             break;
-        rc = store_sessions_list(&r, l.cursor, l.cursor_len, 512, print_one, &l, &more);
+        rc = store_sessions_query(&r, q, 512, 4096, print_one, &l, &more);
         store_read_end(&r);
     }
     store_buf_release(&l.buf);
     store_close(s);
+    free(q);
     if (rc < 0) {
         cmd_error(prog, "%s", reel_strerror(rc));
         return CMD_FAIL;

@@ -73,7 +73,20 @@ int cmd_check_session(const char *prog, const char *id, int required)
     }
     if (store_session_id_valid(id, strlen(id)))
         return 0;
-    cmd_error(prog, "invalid session id '%s': use 1..128 bytes of [A-Za-z0-9._:~-]", id);
+    /* Shown with control bytes as \xNN: the id must not put them on the terminal. */
+    char shown[200];
+    size_t o = 0, n = strlen(id);
+    for (size_t i = 0; i < n && o + 5 < sizeof shown; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(shown + o, sizeof shown - o, "\\x%02X", c);
+        else
+            shown[o++] = (char)c;
+    }
+    shown[o] = 0;
+    cmd_error(prog, "invalid session id '%s%s' (%zu bytes): use 1..%d bytes of UTF-8 without "
+              "control characters, not '.' or '..'", shown, o + 5 >= sizeof shown ? "..." : "",
+              n, STORE_SESSION_ID_MAX);
     return -1;
 }
 

@@ -85,8 +85,23 @@ enum MHD_Result api__reply_text(api_req_t *rq, int status, const char *type, con
     return api__queue(rq, status, resp);
 }
 
-/* Detail text may quote client bytes; keep it printable ASCII so the body is valid JSON
- * and safe to show in logs whatever the client sent. */
+/* Length of the UTF-8 sequence at 'p' (before 'end') if it is a valid, printable code
+ * point of U+00A0 or above other than U+2028/U+2029 (no C1 controls, no line
+ * separators), else 0. */
+static size_t printable_utf8(const unsigned char *p, const unsigned char *end)
+{
+    size_t n = *p >= 0xc2 && *p <= 0xdf ? 2 : *p >= 0xe0 && *p <= 0xef ? 3
+             : *p >= 0xf0 && *p <= 0xf4 ? 4 : 0;
+    if (!n || (size_t)(end - p) < n || !store_session_id_valid((const char *)p, n))
+        return 0;
+    if ((p[0] == 0xc2 && p[1] < 0xa0) || (p[0] == 0xe2 && p[1] == 0x80 && (p[2] & 0xfe) == 0xa8))
+        return 0;
+    return n;
+}
+
+/* Detail text may quote client bytes (a session id); keep it printable (ASCII, and whole
+ * printable UTF-8 characters, as session ids may be) so the body is valid JSON and safe
+ * to show in logs whatever the client sent. */
 static void format_detail(const api_req_t *rq, char *detail, size_t cap, int err,
                           const char *fmt, va_list ap)
 {
@@ -97,9 +112,17 @@ static void format_detail(const api_req_t *rq, char *detail, size_t cap, int err
                                                : store_read_corruption();
     if (where[0] && n >= 0 && (size_t)n < cap)
         snprintf(detail + n, cap - (size_t)n, "; %s", where);
-    for (char *s = detail; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-            *s = '?';
+    unsigned char *p = (unsigned char *)detail, *end = p + strlen(detail);
+    while (p < end) {
+        size_t k = *p >= 0x80 ? printable_utf8(p, end) : 0;
+        if (k) {
+            p += k;
+            continue;
+        }
+        if (*p < 0x20 || *p >= 0x7f)
+            *p = '?';
+        p++;
+    }
 }
 
 /* The problem body and headers for 'err' (counted in the 4xx/5xx counters). */

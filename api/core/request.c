@@ -141,19 +141,65 @@ static int route(api_req_t *rq)
     return rq->route && rq->method_bit == API_M_OPTIONS;
 }
 
-/* The {id} segment: decoded once and checked. ".." and "." are valid id characters but
- * are refused so that no id can be mistaken for a path step by a proxy or a log reader. */
+/* The {id} segment: percent-decoded exactly once and checked (docs/HTTP.md, "Session
+ * ids"). A raw '/' always splits segments, so an id holding '/' arrives as %2F. ".." and
+ * "." are refused so that no id can be mistaken for a path step by a proxy or a log
+ * reader. On failure rq->bad_id is set and rq->reject_detail says why, naming the
+ * segment as received (bytes outside printable ASCII shown as %XX). */
 static void take_id(api_req_t *rq)
 {
     long n = api__pct_decode(rq->param, rq->param_len, rq->session, STORE_SESSION_ID_MAX, 0);
-    if (n <= 0 || !store_session_id_valid(rq->session, (size_t)n) ||
-        !strcmp(rq->session, ".") || !strcmp(rq->session, "..")) {
-        rq->bad_id = 1;
-        rq->session[0] = '\0';
-        rq->session_len = 0;
+    const char *why = NULL;
+    for (size_t i = 0; i < rq->param_len && !why; i++)
+        if ((unsigned char)rq->param[i] <= 0x20 || (unsigned char)rq->param[i] >= 0x7f)
+            why = "a byte outside printable ASCII was sent raw (percent-encode it)";
+    if (why) {
+        /* named below */
+    } else if (n < 0) {
+        /* Which rule: a bad escape, %00, or too long once decoded? */
+        int bad_escape = 0, nul = 0;
+        const char *p = rq->param;
+        for (size_t i = 0; i < rq->param_len && !bad_escape; i++) {
+            if (p[i] != '%')
+                continue;
+            if (i + 2 >= rq->param_len || !isxdigit((unsigned char)p[i + 1]) ||
+                !isxdigit((unsigned char)p[i + 2]))
+                bad_escape = 1;
+            else
+                nul |= p[i + 1] == '0' && p[i + 2] == '0';
+            i += 2;
+        }
+        why = bad_escape ? "a '%' is not followed by two hex digits"
+              : nul      ? "it holds %00 (U+0000, a control character)"
+                         : "it is longer than 1024 bytes once decoded";
+    } else if (n == 0) {
+        why = "it is empty";
+    } else if (!store_session_id_valid(rq->session, (size_t)n)) {
+        why = !strcmp(rq->session, ".") || !strcmp(rq->session, "..")
+                  ? "'.' and '..' are path steps, not ids"
+                  : "it is not UTF-8 without control characters (U+0000..U+001F, U+007F)";
+    }
+    if (!why) {
+        rq->session_len = (size_t)n;
         return;
     }
-    rq->session_len = (size_t)n;
+    rq->bad_id = 1;
+    rq->session[0] = '\0';
+    rq->session_len = 0;
+    char seg[160];
+    size_t o = 0;
+    for (size_t i = 0; i < rq->param_len && o + 4 < sizeof seg; i++) {
+        unsigned char c = (unsigned char)rq->param[i];
+        if (c > 0x20 && c < 0x7f && c != '"' && c != '\\')
+            seg[o++] = (char)c;
+        else
+            o += (size_t)snprintf(seg + o, sizeof seg - o, "%%%02X", c);
+    }
+    seg[o] = '\0';
+    snprintf(rq->reject_detail, sizeof rq->reject_detail,
+             "the session id segment '%s%s' is not valid: %s. Session ids are 1..%d bytes of "
+             "UTF-8 without control characters, sent as one percent-encoded path segment "
+             "('/' as %%2F)", seg, o + 4 >= sizeof seg ? "..." : "", why, STORE_SESSION_ID_MAX);
 }
 
 int api__query_token_get(const api_req_t *rq)
@@ -221,9 +267,7 @@ static enum MHD_Result first_call(api_req_t *rq)
     if (strstr(rq->route->pattern, "{id}"))
         take_id(rq);
     if (rq->bad_id && rq->method_bit != API_M_OPTIONS) /* a preflight names no session */
-        return api__problem(rq, REEL_EINVALID_SESSION_ID,
-                            "session ids are 1..%d bytes of [A-Za-z0-9._:~-] (not '.' or '..')",
-                            STORE_SESSION_ID_MAX);
+        return api__problem(rq, REEL_EINVALID_SESSION_ID, "%s", rq->reject_detail);
     if (api__stopping(srv))
         return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
     rq->phase = API_PHASE_NEW;

@@ -267,7 +267,7 @@ enum MHD_Result ds__put_done(api_req_t *rq, ds_req_t *d)
     if (d->closing)
         ds__hdr(resp, "Stream-Closed", "true");
     const char *host = api__header(rq, MHD_HTTP_HEADER_HOST);
-    char loc[1024];
+    char loc[4096]; /* an encoded path of 512 decoded bytes is up to 1536 */
     size_t plen = strcspn(rq->uri, "?");
     snprintf(loc, sizeof loc, "http://%s%.*s", host ? host : "localhost", (int)plen, rq->uri);
     ds__hdr(resp, MHD_HTTP_HEADER_LOCATION, loc);

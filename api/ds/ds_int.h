@@ -24,7 +24,7 @@
 #include "ingest/ingest.h"
 
 #define DS_ID_PREFIX "ds:"
-#define DS_BASE_MAX 116          /* bytes of "ds:" + escaped path; room left for ":<gen>" */
+#define DS_BASE_MAX (STORE_SESSION_ID_MAX - 7) /* "ds:" + escaped path; room for ":<gen>" (5 digits) */
 #define DS_PATH_MAX 512          /* decoded path bytes */
 #define DS_CTYPE_MAX 255
 #define DS_SEQ_MAX 255           /* Stream-Seq bytes */

@@ -344,7 +344,7 @@ enum MHD_Result ds__head(api_req_t *rq, ds_req_t *d)
         ds__meta_release(&m);
         return MHD_NO;
     }
-    char off[DS_OFFSET_LEN + 1], etag[512];
+    char off[DS_OFFSET_LEN + 1], etag[STORE_SESSION_ID_MAX + 160];
     ds__offset(tail, off);
     ds__hdr(r, "Stream-Next-Offset", off);
     ds__hdr(r, MHD_HTTP_HEADER_CONTENT_TYPE, m.ctype);
@@ -404,7 +404,7 @@ static int parse_read_query(api_req_t *rq, ds_req_t *d)
 
 static enum MHD_Result read_reply(api_req_t *rq, ds_req_t *d, ds_page_t *pg, store_buf_t *out)
 {
-    char off[DS_OFFSET_LEN + 1], etag[512], cur[32];
+    char off[DS_OFFSET_LEN + 1], etag[STORE_SESSION_ID_MAX + 160], cur[32];
     ds__offset(pg->next, off);
     int closed = pg->closed && pg->at_end;
     snprintf(etag, sizeof etag, "\"%s:%s:%s%s\"", d->sid, d->has_offset ? d->offset_text : "-1",

@@ -12,6 +12,7 @@
  * own short read) only when libmicrohttpd can send more, so a slow client holds one chunk
  * and never a read transaction.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,38 @@ static int export_params(api_req_t *rq, replay_export_opts_t *o)
     return 0;
 }
 
+/* The Content-Disposition of an export named 'name' (a session id: any UTF-8 without
+ * control characters): an ASCII 'filename' fallback with every byte outside
+ * [A-Za-z0-9._-] as '_', and the exact name as RFC 5987 'filename*' (RFC 6266 §4.3),
+ * percent-encoded outside attr-char. Nothing of the id can end the header or the quoted
+ * string. Returns a malloc'd string, or NULL. */
+static char *content_disposition(const char *name, const char *ext)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(name), e = strlen(ext);
+    char *out = malloc(64 + 4 * (n + e));
+    if (!out)
+        return NULL;
+    size_t o = (size_t)sprintf(out, "attachment; filename=\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        out[o++] = isalnum(c) || c == '.' || c == '_' || c == '-' ? (char)c : '_';
+    }
+    o += (size_t)sprintf(out + o, "%s\"; filename*=UTF-8''", ext);
+    for (size_t i = 0; i < n + e; i++) {
+        unsigned char c = (unsigned char)(i < n ? name[i] : ext[i - n]);
+        if (c < 0x80 && (isalnum(c) || strchr("!#$&+-.^_`|~", c))) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static enum MHD_Result export_start(api_req_t *rq, const replay_export_opts_t *o,
                                     const char *name)
 {
@@ -334,12 +367,15 @@ static enum MHD_Result export_start(api_req_t *rq, const replay_export_opts_t *o
         export_free(e);
         return MHD_NO;
     }
-    char disp[STORE_SESSION_ID_MAX + 64];
-    snprintf(disp, sizeof disp, "attachment; filename=\"%s.jsonl%s\"", name,
-             o->compress ? ".zst" : "");
+    char *disp = content_disposition(name, o->compress ? ".jsonl.zst" : ".jsonl");
+    if (!disp) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             o->compress ? "application/zstd" : "application/x-ndjson");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
+    free(disp);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     return api__queue(rq, 200, resp);
 }

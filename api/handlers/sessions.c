@@ -24,7 +24,6 @@ enum { CHANGE_BODY = API_PHASE_OWN, CHANGE_COMMIT };
 #include "store/parse.h"
 
 #define LIST_MAX 1000      /* sessions per page */
-#define LIST_CHUNK 1000    /* records per store call while filtering */
 #define LIST_BUDGET 20000  /* records one filtered page may examine */
 
 /* ---- Reading one record ---- */
@@ -408,33 +407,23 @@ enum MHD_Result api__session_put(api_req_t *rq, const char *data, size_t *size)
     return more ? MHD_YES : put_submit(rq);
 }
 
-/* ---- List ---- */
+/* ---- List ----
+ *
+ * GET /v1/sessions?prefix=&order=id|recent&agent=&status=&limit=&cursor= (docs/HTTP.md).
+ * The cursor is opaque to clients: in id order it is the last session id examined (what
+ * earlier versions served), in recent order "<updated_ms>.<num>" of the last record
+ * examined. A page examines at most LIST_BUDGET records; a filtered page that ran out of
+ * budget comes back short (even empty) with a next_cursor. */
 
 struct list {
     store_buf_t *out;
-    const char *agent;  /* filter or NULL */
-    int status;         /* filter or -1 */
-    size_t limit, n;
-    char last[STORE_SESSION_ID_MAX + 1]; /* id of the last record examined */
-    int more;
+    size_t n;
     int err;
 };
 
 static int list_record(void *arg, const store_session_t *rec)
 {
     struct list *l = arg;
-    /* By length: a stored agent may hold a NUL (the filter, a query value, cannot). */
-    int match = (!l->agent || (strlen(l->agent) == rec->agent_len &&
-                               !memcmp(l->agent, rec->agent, rec->agent_len))) &&
-                (l->status < 0 || l->status == rec->status);
-    if (match && l->n >= l->limit) {
-        l->more = 1;
-        return 1;
-    }
-    memcpy(l->last, rec->id, rec->id_len);
-    l->last[rec->id_len] = '\0';
-    if (!match)
-        return 0;
     if (l->n)
         store_buf_putc(l->out, ',');
     int rc = replay_write_session(l->out, rec);
@@ -457,66 +446,120 @@ static int parse_status(const char *s)
     return -1;
 }
 
-static int list_scan(api_server_t *srv, const char *cursor, struct list *l)
+/* A recent-order cursor: "<updated_ms>.<num>", both decimal. */
+static int parse_recent_cursor(const char *c, store_list_t *q)
 {
-    store_read_t r;
-    int rc = store_read_begin(srv->store, &r);
-    if (rc != REEL_OK)
-        return rc;
-    int filtered = l->agent || l->status >= 0;
-    char after[STORE_SESSION_ID_MAX + 1];
-    snprintf(after, sizeof after, "%s", cursor);
-    for (size_t seen = 0;; seen += LIST_CHUNK) {
-        int more = 0;
-        size_t lim = filtered ? LIST_CHUNK : l->limit + 1;
-        rc = store_sessions_list(&r, after, strlen(after), lim, list_record, l, &more);
-        if (rc > 0)
-            rc = REEL_OK;
-        if (rc != REEL_OK || l->err || l->more || !more || !filtered)
-            break;
-        if (seen + LIST_CHUNK >= LIST_BUDGET) {
-            l->more = 1;
-            break;
-        }
-        snprintf(after, sizeof after, "%s", l->last);
-    }
-    store_read_end(&r);
-    return l->err ? l->err : rc;
+    const char *dot = strchr(c, '.');
+    uint64_t ms, num;
+    if (!dot || store_parse_u64(c, (size_t)(dot - c), &ms) ||
+        store_parse_u64(dot + 1, strlen(dot + 1), &num) || ms > INT64_MAX || !num)
+        return -1;
+    q->started = 1;
+    q->last_ms = (int64_t)ms;
+    q->last_num = num;
+    return 0;
 }
 
 enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size)
 {
-    char cursor[STORE_SESSION_ID_MAX + 1] = "", agent[STORE_NAME_MAX + 1], status[16];
+    char cursor[STORE_SESSION_ID_MAX + 1] = "", agent[STORE_NAME_MAX + 1], status[16],
+        order[16] = "id";
+    char prefix[STORE_SESSION_ID_MAX + 1];
     uint64_t limit = API_DEFAULT_LIMIT;
-    int rc = api__query(rq, "cursor", cursor, sizeof cursor);
-    if (rc < 0 || (rc > 0 && cursor[0] && !store_session_id_valid(cursor, strlen(cursor))))
-        return api__problem(rq, REEL_EINVALID_PARAMETER, "'cursor' must be a session id");
+    store_list_t *q = calloc(1, sizeof *q);
+    if (!q)
+        return api__problem(rq, REEL_ENOMEM, "out of memory");
+    q->status = -1;
+    enum MHD_Result res = MHD_YES;
+    int rc = api__query(rq, "order", order, sizeof order);
+    if (rc < 0 || (strcmp(order, "id") && strcmp(order, "recent"))) {
+        res = api__problem(rq, REEL_EINVALID_PARAMETER, "'order' must be id or recent, not '%s'",
+                           rc < 0 ? "(bad encoding or too long)" : order);
+        goto done;
+    }
+    q->order = strcmp(order, "recent") ? STORE_ORDER_ID : STORE_ORDER_RECENT;
+    rc = api__query(rq, "prefix", prefix, sizeof prefix);
+    if (rc < 0 || (rc > 0 && prefix[0] && !store_session_id_valid(prefix, strlen(prefix)) &&
+                   strcmp(prefix, ".") && strcmp(prefix, ".."))) {
+        res = api__problem(rq, REEL_EINVALID_PARAMETER,
+                           "'prefix' must be UTF-8 of at most %d bytes without control "
+                           "characters (percent-encoded)", STORE_SESSION_ID_MAX);
+        goto done;
+    }
+    if (rc > 0 && prefix[0]) {
+        q->prefix = prefix;
+        q->prefix_len = strlen(prefix);
+    }
+    rc = api__query(rq, "cursor", cursor, sizeof cursor);
+    if (rc > 0 && cursor[0]) {
+        if (q->order == STORE_ORDER_RECENT) {
+            rc = parse_recent_cursor(cursor, q) ? -1 : rc;
+        } else if (store_session_id_valid(cursor, strlen(cursor))) {
+            q->started = 1;
+            q->last_id_len = strlen(cursor);
+            memcpy(q->last_id, cursor, q->last_id_len + 1);
+        } else {
+            rc = -1;
+        }
+    }
+    if (rc < 0) {
+        res = api__problem(rq, REEL_EINVALID_PARAMETER,
+                           "'cursor' is not a cursor of this listing (%s order): pass "
+                           "next_cursor as it was served", order);
+        goto done;
+    }
     if (api__query_u64(rq, "limit", LIST_MAX, &limit) != REEL_OK)
-        return MHD_YES;
-    if (limit == 0)
-        return api__problem(rq, REEL_EINVALID_PARAMETER, "'limit' must be from 1 to %d", LIST_MAX);
-    int has_agent = api__query(rq, "agent", agent, sizeof agent);
-    if (has_agent < 0)
-        return api__problem(rq, REEL_EINVALID_PARAMETER, "'agent' is not valid");
-    int st = -1;
+        goto done;
+    if (limit == 0) {
+        res = api__problem(rq, REEL_EINVALID_PARAMETER, "'limit' must be from 1 to %d", LIST_MAX);
+        goto done;
+    }
+    rc = api__query(rq, "agent", agent, sizeof agent);
+    if (rc < 0) {
+        res = api__problem(rq, REEL_EINVALID_PARAMETER, "'agent' is not valid");
+        goto done;
+    }
+    if (rc > 0) {
+        q->agent = agent;
+        q->agent_len = strlen(agent);
+    }
     rc = api__query(rq, "status", status, sizeof status);
-    if (rc < 0 || (rc > 0 && (st = parse_status(status)) < 0))
-        return api__problem(rq, REEL_EINVALID_PARAMETER,
-                            "'status' must be active, ended or deleted, not '%s'",
-                            rc < 0 ? "(bad encoding)" : status);
+    if (rc < 0 || (rc > 0 && (q->status = parse_status(status)) < 0)) {
+        res = api__problem(rq, REEL_EINVALID_PARAMETER,
+                           "'status' must be active, ended or deleted, not '%s'",
+                           rc < 0 ? "(bad encoding or too long)" : status);
+        goto done;
+    }
     store_buf_t out = STORE_BUF_INIT;
-    struct list l = {&out, has_agent > 0 ? agent : NULL, st, (size_t)limit, 0, "", 0, 0};
+    struct list l = {&out, 0, 0};
+    int more = 0;
     store_buf_puts(&out, "{\"sessions\":[");
-    rc = list_scan(rq->srv, cursor, &l);
+    store_read_t r;
+    if ((rc = store_read_begin(rq->srv->store, &r)) == REEL_OK) {
+        rc = store_sessions_query(&r, q, (size_t)limit, LIST_BUDGET, list_record, &l, &more);
+        store_read_end(&r);
+    }
+    if (rc == REEL_OK && l.err)
+        rc = l.err;
     if (rc != REEL_OK) {
         store_buf_release(&out);
-        return api__problem(rq, rc, "listing sessions failed: %s", reel_strerror(rc));
+        res = api__problem(rq, rc, "listing sessions failed: %s", reel_strerror(rc));
+        goto done;
     }
     store_buf_puts(&out, "],\"next_cursor\":");
-    if (l.more)
-        store_json_write_string(&out, l.last, strlen(l.last));
-    else
+    if (!more) {
         store_buf_puts(&out, "null");
+    } else if (q->order == STORE_ORDER_RECENT) {
+        char c[48];
+        snprintf(c, sizeof c, "%lld.%llu", (long long)q->last_ms,
+                 (unsigned long long)q->last_num);
+        store_json_write_string(&out, c, strlen(c));
+    } else {
+        store_json_write_string(&out, q->last_id, q->last_id_len);
+    }
     store_buf_putc(&out, '}');
-    return api__reply_json(rq, 200, &out);
+    res = api__reply_json(rq, 200, &out);
+done:
+    free(q);
+    return res;
 }

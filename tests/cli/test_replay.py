@@ -89,5 +89,5 @@ def test_replay_posts_every_event_to_a_server(reel, server):
 def test_replay_stops_at_the_first_failed_post(reel, server):
     url, _ = server
     reel.ingest("src", [{"type": "t"}])
-    p = reel.run("replay", "--to", url + "/v1/sessions/bad%2Fid/events", check=False)
+    p = reel.run("replay", "--to", url + "/v1/sessions/bad%01id/events", check=False)
     assert p.returncode == 1 and b"HTTP 400" in p.stderr

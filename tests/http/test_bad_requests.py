@@ -152,15 +152,16 @@ case("big-chunked", "POST", EV, None, {"Content-Type": "application/json",
                                        "Transfer-Encoding": "chunked"}, 413, "payload_too_large")
 
 # -- bad session ids --
-BAD_IDS = ["..", ".", "%2E%2E", "%2F", "a%2Fb", "a%00b", "%00", "a%20b", "x" * 129, "%C3%A9",
-           "a*b", "a%22b", "a%5Cb", "a%zz", "%", "a%2", "a;b", "a,b", "a@b", "a+b", "a=b",
-           "a%0Ab", "%2E"]
+# (since issue 15 "%2F", "a%20b", "%C3%A9", "a;b" and other UTF-8 are valid ids:
+# test_session_ids.py)
+BAD_IDS = ["..", ".", "%2E%2E", "a%00b", "%00", "x" * 1025, "%C0%AF", "%ED%A0%80", "%FF",
+           "a%zz", "%", "a%2", "a%0Ab", "%2E", "a%7Fb", "a%1Bb", "a%09"]
 for i, sid in enumerate(BAD_IDS):
     case("id-post-%02d" % i, "POST", "/v1/sessions/%s/events" % sid, event(), J, 400,
          "invalid_session_id")
     case("id-get-%02d" % i, "GET", "/v1/sessions/%s/events" % sid, None, None, 400,
          "invalid_session_id")
-for i, sid in enumerate(["..", "a%2Fb", "a%00b", "x" * 129, "a%zz"]):
+for i, sid in enumerate(["..", "a%01b", "a%00b", "x" * 1025, "a%zz"]):
     case("id-put-%02d" % i, "PUT", "/v1/sessions/%s" % sid, '{"agent":"x"}', J, 400,
          "invalid_session_id")
     case("id-del-%02d" % i, "DELETE", "/v1/sessions/%s" % sid, None, None, 400,
@@ -178,7 +179,7 @@ for i, q in enumerate(["offset=-1", "offset=abc", "offset=1.5", "offset=", "offs
          "invalid_parameter")
 for i, q in enumerate(["after=-1", "after=x", "limit=0", "wait=100", "include_raw=2"]):
     case("query-feed-%02d" % i, "GET", "/v1/events?" + q, None, None, 400, "invalid_parameter")
-for i, q in enumerate(["limit=0", "limit=1001", "status=bogus", "cursor=..%2F", "cursor=a%00",
+for i, q in enumerate(["limit=0", "limit=1001", "status=bogus", "cursor=..", "cursor=a%00",
                        "limit=x"]):
     case("query-list-%02d" % i, "GET", "/v1/sessions?" + q, None, None, 400, "invalid_parameter")
 for i, q in enumerate(["expected_sequence=-1", "expected_sequence=x", "expected_sequence="]):
@@ -191,9 +192,9 @@ for i, (route, q) in enumerate([
         ("/v1/sessions/ok/restore", "max_chars=-1"), ("/v1/sessions/ok/transcript", "at=x"),
         ("/v1/sessions/ok/transcript", "format=pdf"), ("/v1/stats", "until=x"),
         ("/v1/stats", "before=2026-13-45"), ("/v1/export", "compression=lz4"),
-        ("/v1/export", "sessions=a%2Fb"), ("/v1/sessions/ok/export", "format=csv")]):
+        ("/v1/export", "sessions=a%01b"), ("/v1/sessions/ok/export", "format=csv")]):
     case("query-replay-%02d" % i, "GET", route + "?" + q, None, None, 400, "invalid_parameter")
-for i, sid in enumerate(["..", "a%2Fb", "a%00b"]):
+for i, sid in enumerate(["..", "a%01b", "a%00b"]):
     for r in ("restore", "transcript", "export"):
         case("id-%s-%02d" % (r, i), "GET", "/v1/sessions/%s/%s" % (sid, r), None, None, 400,
              "invalid_session_id")

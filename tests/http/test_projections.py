@@ -80,7 +80,7 @@ def test_stats(server):
     assert j["events"] == 3
     j = server.get("/v1/stats?session=other").json
     assert j["events"] == 1
-    for q in ("after=x", "since=yesterday", "session=a%2Fb"):
+    for q in ("after=x", "since=yesterday", "session=a%01b"):
         assert server.get("/v1/stats?" + q).status == 400, q
 
 
@@ -88,7 +88,8 @@ def export_lines(server, path):
     r = server.get(path)
     assert r.status == 200, r
     if r.header("content-type") == "application/zstd":
-        assert r.header("content-disposition").endswith('.jsonl.zst"')
+        disp = r.header("content-disposition")
+        assert '.jsonl.zst"; filename*=UTF-8\'\'' in disp and disp.endswith(".jsonl.zst"), disp
         text = subprocess.run(["zstd", "-dc"], input=r.body, capture_output=True,
                               check=True).stdout
     else:
@@ -178,4 +179,5 @@ def test_verify_one_session(server):
     assert r.status == 200, r
     assert r.json["ok"] is True and r.json["events"] == 15 and r.json["sessions"] == 1
     assert server.get("/v1/sessions/nope/verify").status == 404
-    assert server.get("/v1/sessions/a%2Fb/verify").status == 400
+    assert server.get("/v1/sessions/a%01b/verify").status == 400
+    assert server.get("/v1/sessions/a%2Fb/verify").status == 404  # a valid id, no session

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 
 from conftest import REEL_BIN
 
@@ -159,7 +160,7 @@ def test_cli_usage_errors():
     assert run_reel(["run", "--help"]).returncode == 0
     assert run_reel(["run", "--agent", "mock", "--", "x"]).returncode == 2
     assert run_reel(["run", "--session", "s", "--agent", "nope", "--", "x"]).returncode == 2
-    assert run_reel(["run", "--session", "bad id!", "--agent", "mock", "--", "x"]).returncode == 2
+    assert run_reel(["run", "--session", "bad\x01id", "--agent", "mock", "--", "x"]).returncode == 2
     assert run_reel(["run", "--session", "s", "--agent", "mock"]).returncode == 2
     assert run_reel(["run", "--session", "s", "--agent", "mock", "--restore=x", "--", "p"]).returncode == 2
     assert run_reel(["mock-agent", "--scenario", "nope"]).returncode == 2
@@ -227,3 +228,19 @@ def test_restore_replay_through_the_server(server):
     users = [e["data"]["text"] for e in events
              if e["type"] == "item.completed" and e["data"].get("role") == "user"]
     assert users == ["first", "second"]
+
+
+def test_run_percent_encodes_the_session_id(server):
+    """The runner puts the id in URLs as one percent-encoded segment (docs/HTTP.md), so an
+    id with '/', a space or UTF-8 reaches the server whole; a second run resumes it."""
+    url = "http://127.0.0.1:%d" % server.port
+    sid = "team/alpha ünï"
+    args = ["run", "--server", url, "--session", sid, "--agent", "mock", "--", "hi"]
+    for _ in range(2):
+        p = run_reel(args, env={"REEL_MOCK_DELAY_MS": "0"})
+        assert p.returncode == 0, p.stderr
+    enc = urllib.parse.quote(sid, safe="")
+    evs = session_events(server, enc)
+    assert {e["session_id"] for e in evs} == {sid}
+    assert [e["type"] for e in evs].count("session.started") == 2
+    assert server.get("/v1/sessions/team/alpha%20%C3%BCn%C3%AF").status == 404

@@ -15,7 +15,7 @@ Test(api_ds_meta, path_to_session_id)
     cr_assert_str_eq(id, "ds:a~2Fb~20c");
     cr_assert_eq(n, strlen(id));
     cr_assert(store_session_id_valid(id, n));
-    char big[200];
+    char big[400];
     memset(big, '/', sizeof big); /* 3 bytes each once escaped: over DS_BASE_MAX */
     cr_assert_eq(ds__base_id(big, sizeof big, id, &n), -1);
     char gen[STORE_SESSION_ID_MAX + 1];
