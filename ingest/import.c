@@ -287,11 +287,7 @@ static int session_op(struct importer *im, struct rec *r, int op, int with_times
         if (with_times)
             b.times = &r->s;
     }
-    int rc = store_append(im->store, &b);
-    /* A session this import did not create keeps counting its own versions: given the
-     * exported one, it could go back and serve an ETag again for another record. */
-    if (rc == REEL_OK && op == STORE_OP_SESSION_PUT && !with_times && b.version != 1)
-        r->s.version = 0;
+    int rc = store_append(im->store, &b); /* the version: see apply_put() in store/commit.c */
     return rc == REEL_EGONE ? REEL_OK : rc; /* already deleted: nothing to restore */
 }
 

@@ -382,6 +382,12 @@ static int apply_append(struct group *g, store_batch_t *b)
 
 /* ---- session operations ---- */
 
+/* 1 when the byte strings are equal. */
+static int same(const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    return a_len == b_len && (!a_len || !memcmp(a, b, a_len));
+}
+
 static int apply_put(struct group *g, store_batch_t *b)
 {
     struct sess *x;
@@ -399,12 +405,23 @@ static int apply_put(struct group *g, store_batch_t *b)
         rc = sess_create(g, b->session, b->session_len, &x);
     if (rc)
         return rc;
-    if (b->agent)
+    /* The version counts changes of what a PUT sets (like an ETag, it names the record's
+     * content): a PUT that changes nothing keeps it, so retrying a PUT, or an import,
+     * does not move it. */
+    int changed = 0;
+    if (b->agent) {
+        changed |= !same(x->rec.agent, x->rec.agent_len, b->agent, b->agent_len);
         set_name(x->rec.agent, &x->rec.agent_len, b->agent, b->agent_len);
-    if (b->native_session_id)
+    }
+    if (b->native_session_id) {
+        changed |= !same(x->rec.native_session_id, x->rec.native_session_id_len,
+                         b->native_session_id, b->native_session_id_len);
         set_name(x->rec.native_session_id, &x->rec.native_session_id_len, b->native_session_id,
                  b->native_session_id_len);
+    }
     if (b->metadata) {
+        changed |= !x->rec.metadata ||
+                   !same(x->rec.metadata, x->rec.metadata_len, b->metadata, b->metadata_len);
         x->rec.metadata = b->metadata; /* lives until the batch completes, after commit */
         x->rec.metadata_len = b->metadata_len;
     }
@@ -419,9 +436,11 @@ static int apply_put(struct group *g, store_batch_t *b)
         if (b->times->status != STORE_DELETED)
             x->rec.status = b->times->status;
     }
-    if (!created)
+    if (changed && !created)
         x->rec.version++;
-    if (b->times && b->times->version) /* import: the exported version */
+    /* import: the exported version, unless this store's is past it (a version never goes
+     * back, so an ETag is never given again to another content) */
+    if (b->times && b->times->version > x->rec.version)
         x->rec.version = b->times->version;
     x->dirty = 1;
     b->last_sequence = x->rec.last_sequence;

@@ -41,7 +41,12 @@ def test_if_match_current_applies_and_gives_the_new_etag(server):
     # a list holding the current version matches too
     r = put(server, "m", {"agent": "b"}, {"If-Match": '"7", "2"'})
     assert r.status == 200 and r.header("ETag") == '"3"'
-    r = put(server, "m", {}, {"If-Match": "*"})
+    r = put(server, "m", {"agent": "c"}, {"If-Match": "*"})
+    assert r.status == 200 and r.json["version"] == 4
+    # a PUT that changes nothing keeps the version (the ETag names the content)
+    r = put(server, "m", {"agent": "c", "metadata": {"x": 1}}, {"If-Match": '"4"'})
+    assert r.status == 200 and r.json["version"] == 4 and r.header("ETag") == '"4"'
+    r = put(server, "m", {})
     assert r.status == 200 and r.json["version"] == 4
 
 
@@ -87,7 +92,7 @@ def test_expected_version_in_the_body(server):
     assert r.status == 412 and "expected version 1" in r.json["detail"], r
     assert server.get("/v1/sessions/e").body == before
     # the same version in the header and the body is allowed
-    r = put(server, "e", {"expected_version": 2}, {"If-Match": '"2"'})
+    r = put(server, "e", {"agent": "b", "expected_version": 2}, {"If-Match": '"2"'})
     assert r.status == 200 and r.json["version"] == 3
 
 

@@ -71,7 +71,11 @@ Test(store_version, puts_and_deletes_count_appends_do_not)
     TU_OK(put_if(tu_store, "s", "a", 0, 0, &v));
     cr_assert_eq(v, 1, "created at version 1");
     TU_OK(put_if(tu_store, "s", NULL, 0, 0, &v));
-    cr_assert_eq(v, 2, "every applied PUT counts, even one that sets nothing");
+    cr_assert_eq(v, 1, "a PUT that changes nothing keeps the version");
+    TU_OK(put_if(tu_store, "s", "a", 0, 0, &v));
+    cr_assert_eq(v, 1, "nor does one that sets the same agent again");
+    TU_OK(put_if(tu_store, "s", "b", 0, 0, &v));
+    cr_assert_eq(v, 2, "a PUT that changes a field counts");
     append("s", "{\"type\":\"session.started\"}\n{\"type\":\"x\"}\n{\"type\":\"session.ended\"}\n",
            NULL);
     cr_assert_eq(rec_of("s").version, 2, "events leave the version");
