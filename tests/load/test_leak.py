@@ -108,7 +108,7 @@ def events_routes(c):
     c.req("POST", "/v1/sessions/a/events", 400, ctype="application/json", body=b'{"type":')
     c.req("POST", "/v1/sessions/a/events", 400, body={"type": "t", "bogus": 1})
     c.req("POST", "/v1/sessions/a/events", 400, body={"type": "t", "data": json.loads(
-        "[" * 100 + "]" * 100)})
+        "[" * 600 + "]" * 600)})  # past --max-depth 512
     c.req("POST", "/v1/sessions/a/events", 415, ctype="text/plain", body=b"x")
     too_large(c.srv)
     c.req("POST", "/v1/sessions/b/events", 200, body=[{"type": "t", "data": {"i": i}}
@@ -158,7 +158,8 @@ def misc_routes(c):
     c.req("GET", "/ui/app.js", 200)
     c.req("GET", "/v1/nothing", 404)
     c.req("PATCH", "/v1/sessions/a/events", 405)
-    c.req("GET", "/v1/sessions/a%2Fb/events", 400)
+    c.req("GET", "/v1/sessions/a%00b/events", 400)  # a control character: no session id
+    c.req("GET", "/v1/sessions/a%2Fb/events", 404)  # 'a/b': a valid id, no such session
 
 
 def stream_routes(c):
