@@ -225,17 +225,9 @@ static int js_value(store_mp_t *m, store_buf_t *out, int max_depth)
                 rc = REEL_ECORRUPT;
                 break;
             }
-            if (used == cap) {
-                size_t ncap = cap * 2;
-                struct js_open *n = st == local ? malloc(ncap * sizeof *n)
-                                                : realloc(st, ncap * sizeof *n);
-                if (!n) {
-                    rc = REEL_ENOMEM;
-                    break;
-                }
-                if (st == local)
-                    memcpy(n, local, used * sizeof *n);
-                st = n, cap = ncap;
+            if (store_stack_room((void **)&st, &cap, used, local, sizeof *st)) {
+                rc = REEL_ENOMEM;
+                break;
             }
             struct js_open *top = &st[used];
             memset(top, 0, sizeof *top);
@@ -257,8 +249,7 @@ static int js_value(store_mp_t *m, store_buf_t *out, int max_depth)
     while (used) /* after a failure: the maps still open */
         if (st[--used].is_map)
             free(st[used].e);
-    if (st != local)
-        free(st);
+    store_stack_free(st, local);
     if (!rc && store_buf_failed(out))
         rc = REEL_ENOMEM;
     return rc;

@@ -597,16 +597,9 @@ static int build(store_mp_t *m, int as_real, json_t **out)
                 rc = AS_TEXT;
                 break;
             }
-            if (used == cap) {
-                struct open *n = st == local ? malloc(2 * cap * sizeof *n)
-                                             : realloc(st, 2 * cap * sizeof *n);
-                if (!n) {
-                    rc = REEL_ENOMEM;
-                    break;
-                }
-                if (st == local)
-                    memcpy(n, local, used * sizeof *n);
-                st = n, cap *= 2;
+            if (store_stack_room((void **)&st, &cap, used, local, sizeof *st)) {
+                rc = REEL_ENOMEM;
+                break;
             }
             v = o.type == STORE_MP_MAP ? json_object() : json_array();
             if (!v) {
@@ -631,8 +624,7 @@ static int build(store_mp_t *m, int as_real, json_t **out)
         else if (!used)
             break;
     }
-    if (st != local)
-        free(st);
+    store_stack_free(st, local);
     if (rc)
         json_decref(root);
     else
@@ -812,16 +804,9 @@ int replay__json_write(store_buf_t *out, const json_t *v, size_t flags)
                 store_buf_puts(out, json_is_object(v) ? "{}" : "[]");
                 break;
             }
-            if (used == cap) {
-                struct open *n = st == local ? malloc(2 * cap * sizeof *n)
-                                             : realloc(st, 2 * cap * sizeof *n);
-                if (!n) {
-                    rc = REEL_ENOMEM;
-                    goto done;
-                }
-                if (st == local)
-                    memcpy(n, local, used * sizeof *n);
-                st = n, cap *= 2;
+            if (store_stack_room((void **)&st, &cap, used, local, sizeof *st)) {
+                rc = REEL_ENOMEM;
+                goto done;
             }
             st[used++] = (struct open){v, json_is_object(v) ? json_object_iter((json_t *)v) : NULL, 0};
             store_buf_putc(out, json_is_object(v) ? '{' : '[');
@@ -839,8 +824,7 @@ int replay__json_write(store_buf_t *out, const json_t *v, size_t flags)
             break;
     }
 done:
-    if (st != local)
-        free(st);
+    store_stack_free(st, local);
     return rc || store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
 }
 

@@ -115,3 +115,23 @@ uint8_t *store_buf_detach(store_buf_t *b, size_t *len)
     store_buf_init(b);
     return p;
 }
+
+int store_stack_room(void **st, size_t *cap, size_t used, const void *local, size_t size)
+{
+    if (used < *cap)
+        return 0;
+    size_t ncap = *cap * 2;
+    void *n = *st == local ? malloc(ncap * size) : realloc(*st, ncap * size);
+    if (!n)
+        return -1;
+    if (*st == local)
+        memcpy(n, local, used * size);
+    *st = n, *cap = ncap;
+    return 0;
+}
+
+void store_stack_free(void *st, const void *local)
+{
+    if (st != local)
+        free(st);
+}

@@ -44,6 +44,14 @@ int store_buf_is(const store_buf_t *b, const char *lit);
 /* Gives up the heap block to the caller (who frees it with free()); 'b' becomes empty. */
 uint8_t *store_buf_detach(store_buf_t *b, size_t *len);
 static inline int store_buf_failed(const store_buf_t *b) { return b->oom; }
+
+/* A stack for walking nested data without recursion: it starts in the caller's 'local'
+ * array of '*cap' entries of 'size' bytes and moves to the heap when it must grow, so
+ * nesting is bounded by the caller's depth limit, never by the C stack.
+ * store_stack_room() makes room for one more entry after 'used' ones: 0, or -1 out of
+ * memory ('*st' unchanged). store_stack_free() frees it when it went to the heap. */
+int store_stack_room(void **st, size_t *cap, size_t used, const void *local, size_t size);
+void store_stack_free(void *st, const void *local);
 static inline void store_buf_clear(store_buf_t *b) { b->len = 0; }
 
 /* put and putc are on every read path (one call per JSON token), so the case where the

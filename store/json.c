@@ -531,29 +531,6 @@ struct open_container {
     int is_map;
 };
 
-/* Makes room for one more entry in a stack that starts in the caller's 'local' array of
- * 'cap' entries and moves to the heap when it must grow: nesting is bounded by the
- * caller's depth limit, never by the C stack. 0, or -1 out of memory. */
-static int stack_room(void **st, size_t *cap, size_t used, const void *local, size_t size)
-{
-    if (used < *cap)
-        return 0;
-    size_t ncap = *cap * 2;
-    void *n = *st == local ? malloc(ncap * size) : realloc(*st, ncap * size);
-    if (!n)
-        return -1;
-    if (*st == local)
-        memcpy(n, local, used * size);
-    *st = n, *cap = ncap;
-    return 0;
-}
-
-static void stack_free(void *st, const void *local)
-{
-    if (st != local)
-        free(st);
-}
-
 int store_json_value(store_json_t *j, store_buf_t *out, int depth)
 {
     int c = store_json_peek(j);
@@ -570,7 +547,7 @@ int store_json_value(store_json_t *j, store_buf_t *out, int depth)
                                      j->max_depth, (size_t)(j->p - j->start));
                 break;
             }
-            if (stack_room((void **)&st, &cap, used, local, sizeof *st)) {
+            if (store_stack_room((void **)&st, &cap, used, local, sizeof *st)) {
                 rc = REEL_ENOMEM;
                 break;
             }
@@ -624,7 +601,7 @@ int store_json_value(store_json_t *j, store_buf_t *out, int depth)
         top = &st[used - 1];
         goto next;
     }
-    stack_free(st, local);
+    store_stack_free(st, local);
     if (!rc && store_buf_failed(out))
         rc = REEL_ENOMEM;
     return rc;
@@ -770,14 +747,14 @@ int store_mp_skip(store_mp_t *m, int max_depth)
                 rc = REEL_ECORRUPT;
                 break;
             }
-            if (stack_room((void **)&pending, &cap, depth + 1, local, sizeof *pending)) {
+            if (store_stack_room((void **)&pending, &cap, depth + 1, local, sizeof *pending)) {
                 rc = REEL_ENOMEM;
                 break;
             }
             pending[++depth] = o.type == STORE_MP_MAP ? 2 * o.u : o.u;
         }
     }
-    stack_free(pending, local);
+    store_stack_free(pending, local);
     return rc;
 }
 
@@ -936,7 +913,7 @@ int store_mp_to_json(store_mp_t *m, store_buf_t *out, int max_depth)
                 rc = REEL_ECORRUPT;
                 break;
             }
-            if (stack_room((void **)&st, &cap, used, local, sizeof *st)) {
+            if (store_stack_room((void **)&st, &cap, used, local, sizeof *st)) {
                 rc = REEL_ENOMEM;
                 break;
             }
@@ -947,7 +924,7 @@ int store_mp_to_json(store_mp_t *m, store_buf_t *out, int max_depth)
         if ((rc = scalar_to_json(&o, out)) || !used)
             break;
     }
-    stack_free(st, local);
+    store_stack_free(st, local);
     if (!rc && store_buf_failed(out))
         rc = REEL_ENOMEM;
     return rc;

@@ -256,9 +256,8 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
     if (prev_chain(r, rec.num, after + 1, x.chain))
         return corrupt(r, rec.id, rec.id_len, after, 0, "the sequence index has no entry");
     MDB_cursor *c;
-    if ((rc = mdb_cursor_open(TXN(r), r->s->db_seqs, &c)))
-        return store__err_from_mdb(rc);
-    store__cursor_push(r, c);
+    if ((rc = store__cursor_open(r, r->s->db_seqs, &c)))
+        return rc;
     store__put_u64(key + 8, after + 1);
     size_t n = 0;
     int stop = 0;
@@ -390,12 +389,11 @@ static int feed_after(store_read_t *r, uint64_t after, size_t limit, store_event
                       void *arg, int *more)
 {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(TXN(r), r->s->db_events, &c);
     if (more)
         *more = 0;
+    int rc = store__cursor_open(r, r->s->db_events, &c);
     if (rc)
-        return store__err_from_mdb(rc);
-    store__cursor_push(r, c);
+        return rc;
     uint8_t key[8];
     store__put_u64(key, after + 1);
     MDB_val k = {8, key}, v, name = {0, NULL};
@@ -461,12 +459,11 @@ static int sessions_list(store_read_t *r, const char *cursor, size_t cursor_len,
                          store_session_cb cb, void *arg, int *more)
 {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(TXN(r), r->s->db_sessions, &c);
     if (more)
         *more = 0;
+    int rc = store__cursor_open(r, r->s->db_sessions, &c);
     if (rc)
-        return store__err_from_mdb(rc);
-    store__cursor_push(r, c);
+        return rc;
     MDB_val k, v;
     rc = list_seek(c, cursor, cursor_len, NULL, 0, &k, &v);
     size_t n = 0;
@@ -524,10 +521,9 @@ static int query_by_id(store_read_t *r, store_list_t *q, size_t limit, size_t bu
                        store_session_cb cb, void *arg, int *more)
 {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(TXN(r), r->s->db_sessions, &c);
+    int rc = store__cursor_open(r, r->s->db_sessions, &c);
     if (rc)
-        return store__err_from_mdb(rc);
-    store__cursor_push(r, c);
+        return rc;
     /* Keys of ids with the prefix start with its first STORE__SESSION_KEY_CUT bytes. */
     size_t plen = q->prefix ? q->prefix_len : 0;
     if (plen > STORE__SESSION_KEY_CUT)
@@ -580,10 +576,9 @@ static int query_recent(store_read_t *r, store_list_t *q, size_t limit, size_t b
                         store_session_cb cb, void *arg, int *more)
 {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(TXN(r), r->s->db_recent, &c);
+    int rc = store__cursor_open(r, r->s->db_recent, &c);
     if (rc)
-        return store__err_from_mdb(rc);
-    store__cursor_push(r, c);
+        return rc;
     uint8_t key[16];
     MDB_val k = {16, key}, v;
     if (q->started) { /* the greatest key below the place */
@@ -633,10 +628,9 @@ static int query_recent_scan(store_read_t *r, store_list_t *q, size_t limit, siz
                              store_session_cb cb, void *arg, int *more)
 {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(TXN(r), r->s->db_sessions, &c);
+    int rc = store__cursor_open(r, r->s->db_sessions, &c);
     if (rc)
-        return store__err_from_mdb(rc);
-    store__cursor_push(r, c);
+        return rc;
     struct recent_key *keys = NULL;
     size_t nk = 0, cap = 0;
     MDB_val k, v;

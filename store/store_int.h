@@ -99,6 +99,16 @@ static inline void store__cursor_push(store_read_t *r, MDB_cursor *c)
         r->cursors_[r->n_cursors_++] = c;
 }
 
+/* Opens a cursor on 'dbi' in read 'r' and pushes it (above). REEL_OK or a reel_err. */
+static inline int store__cursor_open(store_read_t *r, MDB_dbi dbi, MDB_cursor **c)
+{
+    int rc = mdb_cursor_open((MDB_txn *)r->txn_, dbi, c);
+    if (rc)
+        return store__err_from_mdb(rc);
+    store__cursor_push(r, *c);
+    return REEL_OK;
+}
+
 /* Closes 'c', the innermost cursor of 'r'. */
 static inline void store__cursor_close(store_read_t *r, MDB_cursor *c)
 {

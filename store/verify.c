@@ -112,9 +112,8 @@ static int session_chunk(struct verify *v, const store_session_t *rec, store_rea
     MDB_txn *txn = r->txn_;
     MDB_cursor *c;
     int rc, stop = 0;
-    if ((rc = mdb_cursor_open(txn, v->s->db_seqs, &c)))
-        return store__err_from_mdb(rc);
-    store__cursor_push(r, c);
+    if ((rc = store__cursor_open(r, v->s->db_seqs, &c)))
+        return rc;
     uint8_t key[16];
     store__put_u64(key, rec->num);
     store__put_u64(key + 8, w->next);
@@ -219,9 +218,8 @@ static int log_chunk(struct verify *v, store_read_t *r, uint64_t *after, int *mo
     int rc;
     if ((rc = store_tail_position(r, &tail)))
         return rc;
-    if ((rc = mdb_cursor_open(txn, v->s->db_events, &c)))
-        return store__err_from_mdb(rc);
-    store__cursor_push(r, c);
+    if ((rc = store__cursor_open(r, v->s->db_events, &c)))
+        return rc;
     uint8_t key[8];
     store__put_u64(key, *after + 1);
     MDB_val k = {8, key}, val;
@@ -294,9 +292,8 @@ static int recent_check(struct verify *v, store_read_t *r)
     if (st.ms_entries != v->rep->sessions)
         return finding(v, NULL, 0, 0, "the recent index has %llu entries for %llu sessions",
                        (unsigned long long)st.ms_entries, (unsigned long long)v->rep->sessions);
-    if ((rc = mdb_cursor_open(txn, v->s->db_recent, &c)))
-        return store__err_from_mdb(rc);
-    store__cursor_push(r, c);
+    if ((rc = store__cursor_open(r, v->s->db_recent, &c)))
+        return rc;
     MDB_val k, val;
     int got;
     for (got = mdb_cursor_get(c, &k, &val, MDB_FIRST); got == 0;
