@@ -546,8 +546,11 @@ def test_pip_installable(tmp_path):
     """pyproject.toml builds offline (no dependencies) and ships py.typed."""
     pytest.importorskip("setuptools")
     target = tmp_path / "site"
+    src = tmp_path / "src"  # a copy: a build writes build/ and *.egg-info next to the sources
+    shutil.copytree(PKG, src, ignore=shutil.ignore_patterns("tests", "__pycache__", "build",
+                                                            "*.egg-info"))
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index",
-                        "--no-build-isolation", "--no-deps", "--target", str(target), PKG],
+                        "--no-build-isolation", "--no-deps", "--target", str(target), str(src)],
                        capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
     assert r.returncode == 0, r.stdout + r.stderr
