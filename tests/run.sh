@@ -4,7 +4,7 @@
 # any failure.
 #
 # SUITEs, in the order they run: unit cli http load browser fault oom-quick fuzz-quick
-# mutants conformance clients-py; none given means all of them (`make test`). --quick is `make check`'s fast
+# mutants clients-py conformance; none given means all of them (`make test`). --quick is `make check`'s fast
 # pass over unit, cli and http: the HTTP suite runs 5 kill -9 rounds instead of 50
 # (REEL_KILL_ROUNDS) and leaves out its two slow soak-like tests (the 400-request mutation
 # fuzz and the 10-second SSE heartbeat wait); everything else, the bad-input corpus
@@ -17,7 +17,7 @@ if [ "${1:-}" = --quick ]; then
 fi
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
-SUITES=${*:-unit cli http load browser fault oom-quick fuzz-quick mutants conformance clients-py}
+SUITES=${*:-unit cli http load browser fault oom-quick fuzz-quick mutants clients-py conformance}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 passed=0
@@ -97,19 +97,19 @@ for target in fault oom-quick fuzz-quick mutants; do
     tally '[0-9]+ passed'
 done
 
+# The Python client (clients/python, stdlib only) against servers its tests start.
+if wanted clients-py; then
+    echo "== Python client tests (clients/python/tests)"
+    REEL_BIN="$top/$BUILD/reel" /usr/bin/python3 -m pytest -q -p no:cacheprovider clients/python/tests 2>&1 | tee "$log"
+    tally '[0-9]+ (passed|failed)'
+fi
+
 # The Durable Streams conformance suite; --optional: "0 passed, 0 failed (skipped: ...)"
 # without node/npm or offline.
 if wanted conformance && [ -x tests/conformance/run.sh ]; then
     echo "== Durable Streams conformance (tests/conformance)"
     tests/conformance/run.sh --optional "$BUILD/reel" 2>&1 | tee "$log"
     tally '^[0-9]+ passed, [0-9]+ failed'
-fi
-
-# The Python client (clients/python, stdlib only) against servers its tests start.
-if wanted clients-py; then
-    echo "== Python client tests (clients/python/tests)"
-    REEL_BIN="$top/$BUILD/reel" /usr/bin/python3 -m pytest -q -p no:cacheprovider clients/python/tests 2>&1 | tee "$log"
-    tally '[0-9]+ (passed|failed)'
 fi
 
 echo

@@ -31,21 +31,23 @@ _NET_ERRORS = (OSError, http.client.HTTPException)
 class ReelError(Exception):
     """A problem answer from reel (RFC 7807), or a connection failure (status 0).
 
-    ``type`` is the short error type (``"precondition_failed"``; the problem's ``type`` with
-    its ``urn:reel:error:`` prefix removed), ``problem`` the whole problem body as a dict,
-    ``headers`` the answer's headers (lower-case names; a 412 carries the current ``etag``).
+    ``type`` is the problem's type as sent (``urn:reel:error:precondition_failed``), ``code``
+    its short name (``precondition_failed``; ``network_error`` for status 0), ``detail`` the
+    problem's detail, ``problem`` the whole problem body as a dict and ``headers`` the
+    answer's headers (lower-case names; a 412 carries the current ``etag``). The same fields
+    as the TypeScript client's ReelError.
     """
 
     def __init__(self, status: int, type: str, detail: str,
                  problem: Optional[Dict[str, Any]] = None,
                  headers: Optional[Dict[str, str]] = None) -> None:
-        super().__init__("%s %s: %s" % (status, type, detail) if status else
-                         "%s: %s" % (type, detail))
         self.status = status
         self.type = type
+        self.code = type[len(_ERROR_PREFIX):] if type.startswith(_ERROR_PREFIX) else type
         self.detail = detail
         self.problem: Dict[str, Any] = problem if problem is not None else {}
         self.headers: Dict[str, str] = headers if headers is not None else {}
+        super().__init__("reel: %s %s: %s" % (status or "network error", self.code, detail))
 
 
 class ReelConnectionError(ReelError):
@@ -53,7 +55,7 @@ class ReelConnectionError(ReelError):
     the underlying exception is ``__cause__``."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(0, "connection_error", detail)
+        super().__init__(0, _ERROR_PREFIX + "network_error", detail)
 
 
 def new_event_id() -> str:
@@ -110,11 +112,9 @@ def _problem(status: int, headers: Dict[str, str], body: bytes) -> ReelError:
         if not isinstance(p, dict):
             raise ValueError
     except ValueError:
-        return ReelError(status, "http_%d" % status, body.decode("utf-8", "replace")[:500],
+        return ReelError(status, "about:blank", body.decode("utf-8", "replace")[:500],
                          {}, headers)
-    t = str(p.get("type", "http_%d" % status))
-    if t.startswith(_ERROR_PREFIX):
-        t = t[len(_ERROR_PREFIX):]
+    t = str(p.get("type", "about:blank"))
     return ReelError(status, t, str(p.get("detail", p.get("title", ""))), p, headers)
 
 
