@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libmicrohttpd-dev
-libjansson-dev libzstd-dev zstd libssl-dev libcurl4-openssl-dev libcriterion-dev python3 python3-pytest
+libjansson-dev libzstd-dev zstd libssl-dev libcurl4-openssl-dev libcriterion-dev python3 python3-pytest python3-mypy
 jq curl valgrind
 redis-server wrk chromium nodejs clang libclang-rt-14-dev
 nginx"

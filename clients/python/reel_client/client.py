@@ -231,7 +231,7 @@ class ReelClient:
         return h
 
     def _delay(self, attempt: int, floor: float = 0.0) -> float:
-        d = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        d: float = min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1))
         return max(floor, d / 2 + random.uniform(0, d / 2))
 
     @staticmethod

@@ -566,3 +566,16 @@ def test_pip_installable(tmp_path):
 
 # FlakyProxy is used through the fixture; keep the import visible for readers.
 assert FlakyProxy
+
+
+def test_types_check_strict():
+    """The package and typical calling code pass mypy --strict (python3-mypy, scripts/deps.sh)."""
+    try:
+        import mypy  # noqa: F401
+    except ImportError:
+        pytest.skip("mypy is not installed (python3-mypy)")
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                        "--cache-dir", os.devnull, "reel_client",
+                        os.path.join("tests", "typecheck_usage.py")],
+                       cwd=PKG, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
