@@ -402,13 +402,27 @@ class ReelClient:
         j = self._json("GET", "/v1/events" + _query(q), timeout=self.timeout + (wait or 0))
         return EventPage(j["events"], int(j["next_after"]), bool(j["hasMore"]))
 
-    def newest(self, session: str, n: int) -> List[ReelEvent]:
-        """The session's newest ``n`` events (1..10000), oldest first, from one read."""
-        if not 1 <= n <= 10000:
-            raise ValueError("n must be from 1 to 10000")
-        j = self.restore(session, max_events=n, max_chars=1 << 30)
-        evs: List[ReelEvent] = j["events"]
-        return evs
+    def newest(self, session: str, n: int, include_raw: bool = False) -> List[ReelEvent]:
+        """The session's newest ``n`` events as of now, oldest first: the record's
+        ``last_sequence``, then pages from ``last_sequence - n``. ReelError 404 when there
+        is no such session."""
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        rec = self.get_session(session)
+        if rec is None:
+            raise ReelError(404, _ERROR_PREFIX + "session_not_found",
+                            "session %r does not exist" % session)
+        last = int(rec.get("last_sequence", 0))
+        after = max(0, last - n)
+        out: List[ReelEvent] = []
+        while after < last:
+            page = self.events(session, after=after, limit=min(10000, last - after),
+                               include_raw=include_raw)
+            out.extend(e for e in page.events if e["sequence"] <= last)
+            if not page.events or page.next <= after:
+                break
+            after = page.next
+        return out
 
     def subscribe(self, session: Optional[str], after: int = 0,
                   types: Optional[Sequence[str]] = None, include_raw: bool = False,

@@ -170,6 +170,15 @@ def test_poll_paging_and_newest(client):
     assert seqs(client.events("pg", types=["a"], limit=100).events) == list(range(1, 26, 2))
     assert seqs(client.newest("pg", 3)) == [23, 24, 25]
     assert seqs(client.newest("pg", 100)) == list(range(1, 26))
+    with pytest.raises(ReelError) as ei:
+        client.newest("no-such", 3)
+    assert ei.value.status == 404
+    # Past one page of 10000: newest pages.
+    for k in range(2):
+        client.append_batch("big", [{"type": "t", "event_id": "e%d-%d" % (k, i)}
+                                    for i in range(5300)])
+    big = client.newest("big", 10200)
+    assert seqs(big) == list(range(401, 10601))
     empty = client.events("pg", after=25)
     assert empty.events == [] and empty.next == 25 and not empty.more
     assert "raw" not in got[0]
