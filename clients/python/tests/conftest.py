@@ -118,6 +118,7 @@ class FlakyProxy:
     def __init__(self, target_port, plan=()):
         self.plan = list(plan)
         self.requests = []
+        self.connections = 0
         self.lock = threading.Lock()
         proxy = self
 
@@ -126,6 +127,11 @@ class FlakyProxy:
 
             def log_message(self, *a):
                 pass
+
+            def setup(self):
+                super().setup()
+                with proxy.lock:
+                    proxy.connections += 1
 
             def handle_any(self):
                 n = int(self.headers.get("Content-Length") or 0)

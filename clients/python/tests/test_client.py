@@ -154,6 +154,49 @@ def test_threads_share_a_client(client):
         [(n, i) for n in range(8) for i in range(20)]
 
 
+def test_keepalive_one_connection_per_thread(server, proxy):
+    p = proxy()
+    c = ReelClient(p.url)
+    for i in range(30):
+        c.append("ka", {"type": "t"})
+    c.events("ka")
+    c.get_session("ka")
+    assert len(p.requests) == 32 and p.connections == 1
+    t = threading.Thread(target=lambda: c.append("ka", {"type": "t"}))
+    t.start()
+    t.join()
+    assert p.connections == 2  # each thread its own
+    c.close()
+    c.append("ka", {"type": "t"})
+    assert p.connections == 3 and c.get_session("ka")["event_count"] == 32
+
+
+def test_read_modify_write_with_if_match_loses_nothing(client):
+    """Six threads each add their keys to one record's metadata with GET + PUT If-Match,
+    reading again after a 412: every key is there at the end."""
+    client.put_session("rmw", metadata={})
+
+    def add(n):
+        for k in range(5):
+            while True:
+                rec = client.get_session("rmw")
+                meta = dict(rec["metadata"])
+                meta["t%d-%d" % (n, k)] = k
+                try:
+                    client.put_session("rmw", metadata=meta, if_match=rec["version"])
+                    break
+                except ReelError as e:
+                    assert e.status == 412
+    ts = [threading.Thread(target=add, args=(n,)) for n in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    rec = client.get_session("rmw")
+    assert rec["metadata"] == {"t%d-%d" % (n, k): k for n in range(6) for k in range(5)}
+    assert rec["version"] == 31
+
+
 # -- reads ----------------------------------------------------------------------------
 
 def test_poll_paging_and_newest(client):
