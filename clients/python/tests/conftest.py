@@ -20,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PKG = os.path.dirname(HERE)
 ROOT = os.path.dirname(os.path.dirname(PKG))
 sys.path.insert(0, PKG)
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 REEL_BIN = os.path.abspath(os.environ.get("REEL_BIN", os.path.join(ROOT, "build", "reel")))
 
 
@@ -77,14 +78,21 @@ class Server:
         self.proc = None
 
     def stop(self):
+        """SIGTERM; the server must exit 0 and its log hold no sanitizer report (run the
+        suite with REEL_BIN=build/address/reel for AddressSanitizer)."""
+        code = 0
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                code = self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                code = "timeout"
         self.proc = None
+        text = self.log_text()
+        assert not [m for m in SANITIZER_MARKS if m in text], text[-4000:]
+        assert code == 0, "reel serve did not exit cleanly on SIGTERM (%s): %s" % (code, text[-2000:])
 
     def log_text(self):
         try:

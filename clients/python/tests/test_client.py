@@ -576,9 +576,11 @@ def test_sse_errors_and_deleted_session(client):
     client.append("gone", {"type": "t"})
     sub = client.subscribe("gone")
     assert next(sub)["sequence"] == 1
-    threading.Timer(0.3, lambda: client.delete_session("gone")).start()
+    deleter = threading.Timer(0.3, lambda: client.delete_session("gone"))
+    deleter.start()
     t = time.monotonic()
     assert list(sub) == [] and time.monotonic() - t < 5  # the stream ends on delete
+    deleter.join()  # its answer may come after the stream's end
 
 
 def test_token_auth(tmp_path):
