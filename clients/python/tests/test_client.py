@@ -257,6 +257,9 @@ def test_long_poll_timing(client):
     assert fp.next == fp.events[0]["position"]
     whole = client.feed()
     assert [e["session_id"] for e in whole.events] == ["lp", "lp", "lp2"]
+    assert [e["type"] for e in client.feed(types=["x", "y"]).events] == ["x", "y"]
+    assert [e["position"] for e in client.feed(after=1, limit=1).events] == \
+        [whole.events[1]["position"]]
 
 
 def test_polling_sees_missing_session(client):
@@ -473,6 +476,9 @@ def test_restore_transcript_export(client, tmp_path):
     with client.export_stream(["rx", "other"], compression="none") as f:
         both = [json.loads(x) for x in f.read().splitlines()]
     assert sum(1 for x in both if "record" not in x) == 6
+    with client.export_stream(compression="none", after=2, until=4) as f:
+        part = [json.loads(x) for x in f.read().splitlines()]
+    assert [x["position"] for x in part if "record" not in x] == [3, 4]
     with pytest.raises(ReelError) as ei:
         client.export_stream(["nope"])
     assert ei.value.status == 404
