@@ -118,6 +118,27 @@ def _problem(status: int, headers: Dict[str, str], body: bytes) -> ReelError:
     return ReelError(status, t, str(p.get("detail", p.get("title", ""))), p, headers)
 
 
+def _nodelay(sock: Any) -> None:
+    # http.client writes the head and the body with two send() calls: without TCP_NODELAY
+    # the body can wait for the head's ACK (Nagle + delayed ACK).
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _nodelay(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _nodelay(self.sock)
+
+
 class _Answer:
     __slots__ = ("status", "headers", "body", "resent")
 
@@ -203,8 +224,8 @@ class ReelClient:
 
     def _new_conn(self, timeout: float) -> http.client.HTTPConnection:
         if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+            return _HTTPSConnection(self._host, self._port, timeout=timeout)
+        return _HTTPConnection(self._host, self._port, timeout=timeout)
 
     def _pooled(self) -> Tuple[http.client.HTTPConnection, bool]:
         conn = getattr(self._local, "conn", None)
