@@ -119,7 +119,120 @@ struct js_open {
 };
 
 /* Reads the 'n' entries of a map at 'm' into '*out' (new, in output order). */
-static int js_entries(store_mp_t *m, uint64_t n, int depth, struct entry **out, size_t *nused)
+/* Where each container of a value ends, in document order (their starts increase), found
+ * in one pass: a map's entries are then found without walking its values again, so
+ * writing a value costs O(size log size) however deep it nests (walking each value to
+ * skip it would cost its size at every level above it). */
+struct spans {
+    const uint8_t **start, **end;
+    size_t n, cap;
+};
+
+static int spans_add(struct spans *sp, const uint8_t *start)
+{
+    if (sp->n == sp->cap) {
+        size_t cap = sp->cap ? sp->cap * 2 : 64;
+        const uint8_t **s = realloc(sp->start, cap * sizeof *s);
+        if (s)
+            sp->start = s;
+        const uint8_t **e = s ? realloc(sp->end, cap * sizeof *e) : NULL;
+        if (!e)
+            return REEL_ENOMEM;
+        sp->end = e, sp->cap = cap;
+    }
+    sp->start[sp->n] = start;
+    sp->end[sp->n++] = NULL;
+    return REEL_OK;
+}
+
+static void spans_free(struct spans *sp)
+{
+    free(sp->start);
+    free(sp->end);
+}
+
+/* An open container while indexing: its span and the elements (keys and values) left. */
+struct span_open {
+    size_t span;
+    uint64_t left;
+};
+
+static int spans_build(store_mp_t m, int max_depth, struct spans *sp)
+{
+    struct span_open local[32], *st = local;
+    size_t cap = 32, used = 0;
+    int rc = REEL_OK;
+    for (;;) {
+        const uint8_t *start = m.p;
+        store_mp_obj_t o;
+        if ((rc = store_mp_next(&m, &o)))
+            break;
+        if (o.type == STORE_MP_ARRAY || o.type == STORE_MP_MAP) {
+            uint64_t items = o.type == STORE_MP_MAP ? o.u * 2 : o.u;
+            if (used >= (size_t)max_depth) {
+                rc = REEL_ECORRUPT;
+                break;
+            }
+            if ((rc = spans_add(sp, start)))
+                break;
+            if (items) {
+                if (store_stack_room((void **)&st, &cap, used, local, sizeof *st)) {
+                    rc = REEL_ENOMEM;
+                    break;
+                }
+                st[used++] = (struct span_open){sp->n - 1, items};
+                continue;
+            }
+            sp->end[sp->n - 1] = m.p;
+        }
+        /* one element done: close every container it was the last element of */
+        while (used && !--st[used - 1].left)
+            sp->end[st[--used].span] = m.p;
+        if (!used)
+            break;
+    }
+    store_stack_free(st, local);
+    return rc;
+}
+
+/* Moves 'm' past the value at it: a container by its span, a scalar by its header. */
+static int spans_skip(const struct spans *sp, store_mp_t *m)
+{
+    const uint8_t *start = m->p;
+    store_mp_obj_t o;
+    int rc = store_mp_next(m, &o);
+    if (rc || (o.type != STORE_MP_ARRAY && o.type != STORE_MP_MAP))
+        return rc;
+    size_t lo = 0, hi = sp->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sp->start[mid] < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == sp->n || sp->start[lo] != start || !sp->end[lo])
+        return REEL_ECORRUPT;
+    m->p = sp->end[lo];
+    return REEL_OK;
+}
+
+/* Entries by key bytes, then by position: equal keys end up side by side. */
+static int cmp_key(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    int c = memcmp(x->key, y->key, x->key_len < y->key_len ? x->key_len : y->key_len);
+    if (c || x->key_len != y->key_len)
+        return c ? c : x->key_len < y->key_len ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* The 'n' entries of the map at 'm' in JavaScript's order (JSON.parse then
+ * OrdinaryOwnPropertyKeys): a duplicate key keeps its first position and its last value;
+ * array-index keys first. '*out' is freed by the caller. Sorting, not pairwise
+ * comparison, finds the duplicates: a map of many keys costs O(n log n). */
+static int js_entries(store_mp_t *m, uint64_t n, const struct spans *sp, struct entry **out,
+                      size_t *nused)
 {
     struct entry *e = n ? calloc(n, sizeof *e) : NULL;
     size_t used = 0;
@@ -131,22 +244,27 @@ static int js_entries(store_mp_t *m, uint64_t n, int depth, struct entry **out, 
             break;
         }
         const uint8_t *v = m->p;
-        if ((rc = store_mp_skip(m, depth)))
+        if ((rc = spans_skip(sp, m)))
             break;
-        size_t j = 0;
-        while (j < used && !(e[j].key_len == k.len && !memcmp(e[j].key, k.ptr, k.len)))
-            j++;
-        if (j == used) {
-            e[used] = (struct entry){k.ptr, k.len, v, m->p, 0, 0, used};
-            e[used].is_index = array_index(k.ptr, k.len, &e[used].index);
-            used++;
-        } else { /* duplicate: first position, last value */
-            e[j].val = v;
-            e[j].val_end = m->p;
-        }
+        e[used] = (struct entry){k.ptr, k.len, v, m->p, 0, 0, used};
+        e[used].is_index = array_index(k.ptr, k.len, &e[used].index);
+        used++;
     }
-    if (!rc && used > 1)
+    if (!rc && used > 1) {
+        qsort(e, used, sizeof *e, cmp_key);
+        size_t w = 0;
+        for (size_t r = 0; r < used; r++) {
+            if (w && e[w - 1].key_len == e[r].key_len &&
+                !memcmp(e[w - 1].key, e[r].key, e[r].key_len)) {
+                e[w - 1].val = e[r].val; /* a later duplicate: its value, the first place */
+                e[w - 1].val_end = e[r].val_end;
+                continue;
+            }
+            e[w++] = e[r];
+        }
+        used = w;
         qsort(e, used, sizeof *e, cmp_entry);
+    }
     if (rc)
         free(e), e = NULL;
     *out = e;
@@ -192,8 +310,9 @@ static int js_value(store_mp_t *m, store_buf_t *out, int max_depth)
 {
     struct js_open local[32], *st = local;
     size_t cap = 32, used = 0;
-    int rc = REEL_OK;
-    for (;;) {
+    struct spans sp = {0};
+    int rc = spans_build(*m, max_depth, &sp);
+    for (; !rc;) {
         if (used) { /* the next element of the innermost open container */
             struct js_open *top = &st[used - 1];
             int done = top->is_map ? top->next == top->used : top->left == 0;
@@ -233,7 +352,7 @@ static int js_value(store_mp_t *m, store_buf_t *out, int max_depth)
             memset(top, 0, sizeof *top);
             top->is_map = o.type == STORE_MP_MAP;
             if (top->is_map) {
-                if ((rc = js_entries(m, o.u, max_depth - (int)used, &top->e, &top->used)))
+                if ((rc = js_entries(m, o.u, &sp, &top->e, &top->used)))
                     break;
                 top->after = *m;
             } else {
@@ -250,6 +369,7 @@ static int js_value(store_mp_t *m, store_buf_t *out, int max_depth)
         if (st[--used].is_map)
             free(st[used].e);
     store_stack_free(st, local);
+    spans_free(&sp);
     if (!rc && store_buf_failed(out))
         rc = REEL_ENOMEM;
     return rc;
