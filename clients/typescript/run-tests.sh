@@ -50,18 +50,17 @@ if [ -z "$files" ]; then
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# One file at a time (each starts its own server; the machine is small), spec reporter
-# to the terminal, the TAP-like summary counted from node's own "# pass/# fail" lines.
+# One file at a time (each starts its own server; the machine is small); the spec reporter's
+# closing "ℹ pass N" / "ℹ fail N" lines are counted. --test-force-exit: fetch's keep-alive
+# sockets would otherwise hold each file open for a few seconds.
 # shellcheck disable=SC2086
 node --test --test-concurrency=1 --test-timeout=120000 --test-force-exit ${NODE_TEST_ARGS:-} \
-    --test-reporter=spec --test-reporter-destination=stdout \
-    --test-reporter=tap --test-reporter-destination="$log" $files
-status=$?
-pass=$(grep -E '^# pass [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+')
-fail=$(grep -E '^# fail [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+')
-cancelled=$(grep -E '^# cancelled [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+')
+    --test-reporter=spec $files 2>&1 | tee "$log"
+pass=$(grep -aE '^ℹ pass [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+')
+fail=$(grep -aE '^ℹ fail [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+')
+cancelled=$(grep -aE '^ℹ cancelled [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+')
+[ -z "$pass" ] && fail=1   # no summary: the runner crashed
 pass=${pass:-0}
 fail=$(( ${fail:-0} + ${cancelled:-0} ))
-[ "$status" -ne 0 ] && [ "$fail" -eq 0 ] && fail=1
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
