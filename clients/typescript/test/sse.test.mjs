@@ -2,7 +2,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, within } from "./server.mjs";
-import { ReelClient, ReelError, newEventId, sleep } from "./helpers.mjs";
+import { ReelClient, ReelError, newEventId, sleep, startProxy } from "./helpers.mjs";
 
 let srv;
 before(async () => {
@@ -99,11 +99,17 @@ test("SSE: the all-sessions feed by position, resuming after a graceful restart"
       if (got.length === 40) break;
     }
   })();
+  let restarted = false;
   const a = "feed-a-" + newEventId();
   const b = "feed-b-" + newEventId();
   for (let i = 0; i < 20; i++) {
     await c.append(i % 2 ? a : b, { type: "f", data: i });
-    if (i === 9) await srv.restart();
+    if (i === 9) {
+      const pid = srv.pid;
+      await srv.restart();
+      assert.notEqual(srv.pid, pid, "a new server process");
+      restarted = true;
+    }
   }
   await c.appendBatch(a, Array.from({ length: 20 }, (_, i) => ({ type: "g", data: i })));
   await within(15000, done, "feed consumer");
@@ -112,6 +118,7 @@ test("SSE: the all-sessions feed by position, resuming after a graceful restart"
   assert.deepEqual(pos, [...pos].sort((x, y) => x - y));
   assert.equal(new Set(pos).size, 40);
   assert.ok(pos[0] > start);
+  assert.ok(restarted);
   assert.deepEqual(got.slice(0, 20).map((e) => e.data), Array.from({ length: 20 }, (_, i) => i));
 });
 
@@ -133,4 +140,35 @@ test("SSE: an unknown session is a ReelError 404; a deleted session ends the ite
   await c.deleteSession(s);
   await within(5000, done, "end after delete");
   assert.deepEqual(got, [1]);
+});
+
+test("SSE: a consumer slower than idleTimeoutMs loses nothing; a silent stream is reconnected", async () => {
+  const c = new ReelClient({ baseUrl: srv.url, backoffMs: 10 });
+  const s = "sse-slow-" + newEventId();
+  await c.appendBatch(s, Array.from({ length: 5 }, (_, i) => ({ type: "e", data: i + 1 })));
+  const got = [];
+  for await (const ev of c.subscribe(s, { idleTimeoutMs: 100 })) {
+    got.push(ev.sequence);
+    await sleep(150); // longer than the idle timeout, between reads
+    if (got.length === 5) break;
+  }
+  assert.deepEqual(got, [1, 2, 3, 4, 5]);
+  // caught up and silent (no keepalive within 300 ms): the iterator reconnects, and still yields the next event once
+  const proxy = await startProxy(srv.port);
+  const pc = new ReelClient({ baseUrl: proxy.url, backoffMs: 10 });
+  const ac = new AbortController();
+  const later = [];
+  const done = (async () => {
+    for await (const ev of pc.subscribe(s, { after: 5, idleTimeoutMs: 300, signal: ac.signal })) {
+      later.push(ev.sequence);
+      if (later.length === 1) break;
+    }
+  })();
+  await sleep(1000);
+  await c.append(s, { type: "e", data: 6 });
+  await within(5000, done, "event after idle reconnects");
+  const conns = proxy.stats.connections;
+  await proxy.close();
+  assert.ok(conns >= 3, `reconnected after silence (${conns} connections)`);
+  assert.deepEqual(later, [6]);
 });
