@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -148,4 +148,30 @@ test("a multi-turn run() with a scripted model keeps its history across new proc
   assert.equal(turns[2].inputs[0].length, memTurns[2].inputs[0].length);
   const stored = await new ReelSession({ baseUrl: srv.url, sessionId: id }).getItems();
   assert.deepStrictEqual(stored, norm(await mem.getItems()));
+});
+
+test("TypeScript: a ReelSession is assignable to the SDK's Session type (tsc against the SDK's own .d.ts)", { skip }, () => {
+  const tsc = join(here, "../../../clients/typescript/node_modules/.bin/tsc");
+  const dir = mkdtempSync(join(here, ".typecheck-"));
+  try {
+    writeFileSync(
+      join(dir, "check.ts"),
+      [
+        'import type { Session, AgentInputItem } from "@openai/agents";',
+        'import { ReelSession } from "../../../../clients/typescript/dist/adapters/openai-agents.js";',
+        'const a: Session = new ReelSession({ sessionId: "x" });',
+        'const b: Session = new ReelSession<AgentInputItem>({ sessionId: "x" });',
+        "void a; void b;",
+        "",
+      ].join("\n"),
+    );
+    const args = ["--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "--strict", "--noEmit", "--skipLibCheck", "--lib", "es2022,dom", join(dir, "check.ts")];
+    try {
+      execFileSync(tsc, args, { cwd: dir, encoding: "utf8", timeout: 120000 });
+    } catch (e) {
+      assert.fail("tsc: " + (e.stdout || e.message));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

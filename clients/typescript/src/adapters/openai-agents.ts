@@ -18,8 +18,13 @@
 
 import { ReelClient, ReelError, newEventId, type ClientOptions, type Json, type NewEvent } from "../index.js";
 
-/** An SDK item (AgentInputItem): a JSON object. Kept as JSON (undefined-valued keys are dropped, as any remote store does). */
-export type AgentItem = { [k: string]: any };
+/**
+ * An SDK item (the SDK's AgentInputItem): a JSON object, kept as JSON (undefined-valued keys
+ * are dropped, as any remote store drops them). `any` by default so that a ReelSession is
+ * assignable to the SDK's `Session` without this package depending on the SDK; write
+ * `new ReelSession<AgentInputItem>(...)` for the SDK's own item type.
+ */
+export type AgentItem = any;
 
 export const ITEM_TYPE = "openai_agents.item";
 export const POP_TYPE = "openai_agents.pop";
@@ -37,10 +42,10 @@ export interface ReelSessionOptions extends ClientOptions {
 
 interface Live {
   seq: number;
-  item: AgentItem;
+  item: any;
 }
 
-export class ReelSession {
+export class ReelSession<TItem = AgentItem> {
   readonly client: ReelClient;
   private readonly sessionId: string;
   private readonly agent: string | null;
@@ -60,7 +65,7 @@ export class ReelSession {
   }
 
   /** The newest `limit` items (all when undefined), oldest first. */
-  async getItems(limit?: number): Promise<AgentItem[]> {
+  async getItems(limit?: number): Promise<TItem[]> {
     await this.sync();
     if (limit !== undefined && limit <= 0) return [];
     const from = limit === undefined ? 0 : Math.max(0, this.live.length - limit);
@@ -68,7 +73,7 @@ export class ReelSession {
   }
 
   /** Appends the items as one atomic batch (one event each); nothing for an empty list. */
-  async addItems(items: AgentItem[]): Promise<void> {
+  async addItems(items: TItem[]): Promise<void> {
     if (!items || items.length === 0) return;
     await this.writeRecord();
     const evs: NewEvent[] = items.map((item) => ({ type: ITEM_TYPE, source: SOURCE, data: toJson(item) }));
@@ -76,7 +81,7 @@ export class ReelSession {
   }
 
   /** Removes and returns the newest item (undefined when there is none). */
-  async popItem(): Promise<AgentItem | undefined> {
+  async popItem(): Promise<TItem | undefined> {
     for (let attempt = 0; ; attempt++) {
       await this.sync();
       const last = this.live[this.live.length - 1];
@@ -131,7 +136,7 @@ export class ReelSession {
       }
       for (const ev of page.events) {
         if (ev.type === ITEM_TYPE) {
-          this.live.push({ seq: ev.sequence, item: ev.data as AgentItem });
+          this.live.push({ seq: ev.sequence, item: ev.data });
         } else if (ev.type === POP_TYPE) {
           const target = (ev.data as { sequence?: number } | null)?.sequence;
           for (let i = this.live.length - 1; i >= 0; i--) {
@@ -151,6 +156,6 @@ export class ReelSession {
   }
 }
 
-function toJson(item: AgentItem): Json {
+function toJson(item: unknown): Json {
   return JSON.parse(JSON.stringify(item)) as Json;
 }
