@@ -8,10 +8,11 @@
 //   sandbox-agent resolves the ACP process of its `pi` agent as a `pi-acp` on PATH
 //   ("resolve_agent_process: resolved PATH binary hint") and `pi` needs no native binary, so
 //   `createSession({agent: "pi"})` runs the scripted agent: no download, no network.
-// - startReel(): a reel server (build/reel serve) on a free port with a temp data dir.
+// - ensureInstalled(): `npm ci` of this folder's pinned packages when node_modules is missing.
+// reel itself is started by clients/typescript/test/server.mjs.
 //
 // Every process is killed when the test process exits.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -62,6 +63,14 @@ async function stop(child) {
     clearTimeout(t);
 }
 
+// null when this folder's packages are installed (npm ci --ignore-scripts when missing), else why not
+export function ensureInstalled() {
+    if (fs.existsSync(path.join(HERE, "node_modules/sandbox-agent/package.json"))) return null;
+    const r = spawnSync("npm", ["ci", "--no-audit", "--no-fund", "--ignore-scripts"], { cwd: HERE, encoding: "utf8", timeout: 300000 });
+    if (r.status !== 0) return `npm ci could not install sandbox-agent and @sandbox-agent/cli (offline?): ${(r.stderr || r.error || "").toString().slice(-300)}`;
+    return null;
+}
+
 export function cliAvailable() {
     if (process.platform !== "linux" || process.arch !== "x64") return `no sandbox-agent binary for ${process.platform}-${process.arch} in this test`;
     if (!fs.existsSync(CLI_BIN)) return `${CLI_BIN} is missing (npm ci did not install @sandbox-agent/cli-linux-x64)`;
@@ -95,14 +104,4 @@ export async function startSandboxServer() {
         },
         async stop() { await stop(child); fs.rmSync(dir, { recursive: true, force: true }); },
     };
-}
-
-export async function startReel(bin = process.env.REEL_BIN || path.join(ROOT, "build/reel")) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reel-sbx-data-"));
-    const port = await freePort();
-    const child = track(spawn(bin, ["serve", "--data", dir, "--listen", `127.0.0.1:${port}`, "--sync", "none"],
-                              { stdio: ["ignore", "ignore", "pipe"] }));
-    const baseUrl = `http://127.0.0.1:${port}`;
-    await waitHttp(`${baseUrl}/v1/health`, child, "reel serve");
-    return { baseUrl, dir, async stop() { await stop(child); fs.rmSync(dir, { recursive: true, force: true }); } };
 }
