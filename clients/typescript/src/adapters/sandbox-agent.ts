@@ -79,6 +79,15 @@ export interface ReelSessionPersistDriverOptions extends ClientOptions {
   prefix?: string;
   /** Attempts of updateSession's read-modify-write before it gives up (default 100). */
   maxUpdateAttempts?: number;
+  /**
+   * "refuse" (default): an eventIndex already taken in the session by another event id is
+   * refused with the error the SDK retries on, as a store with a unique (session, eventIndex)
+   * key does. "accept": it is stored anyway (ordering is reel's commit order, as listed), as
+   * the SDK's in-memory driver does; with two SDK instances live on ONE session, the SDK's
+   * three attempts can run out under "refuse" and it then drops the event (it logs "Failed to
+   * persist observed sandbox-agent envelope"), while "accept" drops nothing.
+   */
+  eventIndexConflicts?: "refuse" | "accept";
 }
 
 /** The reel event type the driver writes and reads. */
@@ -130,13 +139,17 @@ export class ReelSessionPersistDriver {
   readonly client: ReelLike;
   readonly prefix: string;
   private readonly maxUpdateAttempts: number;
+  private readonly refuseConflicts: boolean;
   private readonly states = new Map<string, SessionState>();
 
   constructor(opts: ReelSessionPersistDriverOptions = {}) {
-    const { client, prefix, maxUpdateAttempts, ...clientOpts } = opts;
+    const { client, prefix, maxUpdateAttempts, eventIndexConflicts, ...clientOpts } = opts;
     this.client = client ?? (new ReelClient({ coalesce: true, ...clientOpts }) as unknown as ReelLike);
     this.prefix = prefix ?? "";
     this.maxUpdateAttempts = maxUpdateAttempts ?? 100;
+    if (eventIndexConflicts !== undefined && eventIndexConflicts !== "refuse" && eventIndexConflicts !== "accept")
+      throw new Error(`eventIndexConflicts must be "refuse" or "accept", not ${JSON.stringify(eventIndexConflicts)}`);
+    this.refuseConflicts = eventIndexConflicts !== "accept";
   }
 
   private reelId(id: string): string { return this.prefix + id; }
@@ -213,6 +226,10 @@ export class ReelSessionPersistDriver {
   async insertEvent(sessionId: string, event: SandboxSessionEvent): Promise<void> {
     const id = this.reelId(sessionId);
     const reelEvent = eventToReel(event);
+    if (!this.refuseConflicts) {
+      await this.client.append(id, reelEvent); // idempotent on event_id; coalesced with its neighbours
+      return;
+    }
     const index = event.eventIndex;
     const checked = typeof index === "number" && Number.isFinite(index);
     const st = await this.state(id);
