@@ -98,6 +98,7 @@ export const METADATA_KEY = "sandbox_agent";
 const NATIVE_EVENT_KEYS = new Set(["id", "eventIndex", "sessionId", "createdAt", "connectionId", "sender", "payload"]);
 const DEFAULT_LIMIT = 100;
 const MAX_CLIENT_TIME = 8640000000000000;
+const MAX_SESSION_STATES = 1024;
 
 interface SessionState {
   lastSequence: number;          // events up to here are in byIndex
@@ -262,10 +263,16 @@ export class ReelSessionPersistDriver {
   /** The driver's view of a session's eventIndex -> id, read once, then kept up to date. */
   private async state(id: string): Promise<SessionState> {
     let st = this.states.get(id);
-    if (!st) {
+    if (st) {
+      this.states.delete(id); // most recently used last
+      this.states.set(id, st);
+    } else {
       const s: SessionState = { lastSequence: 0, byIndex: new Map(), loaded: null };
-      s.loaded = this.catchUp(id, s).catch(err => { this.states.delete(id); throw err; });
+      s.loaded = this.catchUp(id, s).catch(err => { if (this.states.get(id) === s) this.states.delete(id); throw err; });
       this.states.set(id, s);
+      // keep the views of the most recently used sessions only: a dropped one is read again
+      // when needed (correctness never rests on the view: appends carry expected_sequence)
+      while (this.states.size > MAX_SESSION_STATES) this.states.delete(this.states.keys().next().value as string);
       st = s;
     }
     await st.loaded;
