@@ -219,6 +219,8 @@ test("prompt three times, drop the SDK, a new SDK resumes from reel: the replay 
         const client = await makeClient(reel.url);
         const sdkA = await sdkMod.SandboxAgent.connect({ baseUrl: sbx.baseUrl, persist: await makeDriver(reel.url) });
         const session = await sdkA.createSession({ id: "resume-1", agent: "pi", cwd: "/tmp" });
+        const ownEvents = [];   // the SDK's own event objects, as it persisted them
+        session.onEvent(e => ownEvents.push(structuredClone(e)));
         for (const text of ["first: ünï", "second 😀", "third \"quoted\""]) {
             const r = await session.prompt([{ type: "text", text }]);
             assert.equal(r.stopReason, "end_turn");
@@ -227,6 +229,15 @@ test("prompt three times, drop the SDK, a new SDK resumes from reel: the replay 
         assert.equal(await settled([sdkA], client, "resume-1", 23), 23, `events in reel (SDK errors: ${errors.join(" | ")})`);
         await sdkA.dispose();
         const restore = await client.restore("resume-1", { fit: "sdk", maxEvents: 50, maxChars: 12000 });
+        // the text the SDK makes from its own events, never stored anywhere but its in-memory driver
+        // (the listener is attached once createSession returned: it may miss the 2 events of
+        // session/new, which are then taken from the driver)
+        assert.ok(ownEvents.length >= 21, "the listener saw the prompts' events");
+        const seenIds = new Set(ownEvents.map(e => e.id));
+        const early = (await sdkA.persist.listEvents({ sessionId: "resume-1" })).items.filter(e => !seenIds.has(e.id));
+        assert.equal(early.length + ownEvents.length, 23);
+        const own = await sdkReplayOf("resume-1", [...early, ...ownEvents].sort((x, y) => x.eventIndex - y.eventIndex), 50, 12000);
+        assert.equal(restore.replay_text, own, "restore?fit=sdk is the SDK's text of its own events (createdAt kept)");
         const small = await client.restore("resume-1", { fit: "sdk", maxEvents: 10, maxChars: 1500 });
         assert.equal(small.truncated, true);
 
@@ -271,6 +282,23 @@ test("prompt three times, drop the SDK, a new SDK resumes from reel: the replay 
         await sbx.stop();
     }
 });
+
+// The SDK's replay text of 'events' (tests/sdk/sdk_replay.mjs's way): its resumeSession with
+// its InMemorySessionPersistDriver, the live connection replaced by one recording the text.
+async function sdkReplayOf(id, events, maxEvents, maxChars) {
+    const persist = new sdkMod.InMemorySessionPersistDriver({ maxEventsPerSession: 1e9 });
+    await persist.updateSession({ id, agent: "pi", agentSessionId: "old", lastConnectionId: "old", createdAt: 0,
+                                  sessionInit: { cwd: "/", mcpServers: [] } });
+    for (const e of events) await persist.insertEvent(id, e);
+    const sdk = new sdkMod.SandboxAgent({ baseUrl: "http://127.0.0.1:9", skipHealthCheck: true, persist,
+                                          replayMaxEvents: maxEvents, replayMaxChars: maxChars });
+    const live = { connectionId: "rec", text: undefined, hasBoundSession: () => false, bindSession() {},
+                   async createRemoteSession() { return { sessionId: "remote", configOptions: [], modes: null }; },
+                   queueReplay(_id, text) { this.text = text; } };
+    sdk.getLiveConnection = async () => live;
+    await sdk.resumeSession(id);
+    return live.text;
+}
 
 // console.error lines of the SDK ("Failed to persist observed sandbox-agent envelope ...")
 function captureErrors() {
