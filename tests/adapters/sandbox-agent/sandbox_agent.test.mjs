@@ -120,6 +120,9 @@ test("every SessionRecord and SessionEvent field round-trips as the SDK's InMemo
     }
     assert.equal(evOurs.items[2].payload.params.prompt[0].text, "héllo 😀 \u0000 nul \ud83d lone");
     assert.deepEqual(await drv.listEvents({ sessionId: "never-written" }), { items: [] });
+    // a cursor that is not the driver's is refused, not read as "from the start"
+    await assert.rejects(drv.listEvents({ sessionId: RECORDS[0].id, cursor: "2" }), /invalid cursor/);
+    await assert.rejects(drv.listSessions({ cursor: evOurs.cursors[0] }), /invalid cursor/);
 
     // in reel: one event per SessionEvent, event_id = id, source = sender, data = payload,
     // client_time = createdAt; the session record's metadata holds the SDK record
