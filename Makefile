@@ -55,7 +55,7 @@ BENCHBIN = $(BENCHSRC:bench/%.c=$(BUILD)/%)
 BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
 ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
-.PHONY: all deps check test unit asan tsan tsan-run install uninstall run bench browser conformance \
+.PHONY: all deps check test unit asan tsan tsan-run install uninstall run bench browser conformance clients \
         torture mutants clean format load soak leakcheck
 all: $(BUILD)/reel
 
@@ -132,6 +132,10 @@ mutants: all
 conformance: all
 	cd tests/conformance && npm ci --no-audit --no-fund
 	tests/conformance/run.sh $(BUILD)/reel
+
+# The client packages: reel-client (clients/typescript, node --test against a real server).
+clients: all
+	clients/typescript/run-tests.sh $(BUILD)/reel
 
 asan:
 	@$(MAKE) --no-print-directory SANITIZER=address test

@@ -4,7 +4,7 @@
 # any failure.
 #
 # SUITEs, in the order they run: unit cli http load browser fault oom-quick fuzz-quick
-# mutants conformance; none given means all of them (`make test`). --quick is `make check`'s fast
+# mutants clients conformance; none given means all of them (`make test`). --quick is `make check`'s fast
 # pass over unit, cli and http: the HTTP suite runs 5 kill -9 rounds instead of 50
 # (REEL_KILL_ROUNDS) and leaves out its two slow soak-like tests (the 400-request mutation
 # fuzz and the 10-second SSE heartbeat wait); everything else, the bad-input corpus
@@ -17,7 +17,7 @@ if [ "${1:-}" = --quick ]; then
 fi
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
-SUITES=${*:-unit cli http load browser fault oom-quick fuzz-quick mutants conformance}
+SUITES=${*:-unit cli http load browser fault oom-quick fuzz-quick mutants clients conformance}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 passed=0
@@ -96,6 +96,15 @@ for target in fault oom-quick fuzz-quick mutants; do
     make --no-print-directory -s "$target" BUILD="$BUILD" 2>&1 | tee "$log"
     tally '[0-9]+ passed'
 done
+
+# The client packages (clients/typescript: ReelClient and the SDK adapters, node --test
+# against a real server); the script skips with "0 passed, 0 failed (skipped: ...)" when
+# node or npm is missing.
+if wanted clients && [ -x clients/typescript/run-tests.sh ]; then
+    echo "== client packages (clients/typescript)"
+    clients/typescript/run-tests.sh "$BUILD/reel" 2>&1 | tee "$log"
+    tally '^[0-9]+ passed, [0-9]+ failed'
+fi
 
 # The Durable Streams conformance suite; --optional: "0 passed, 0 failed (skipped: ...)"
 # without node/npm or offline.

@@ -31,7 +31,6 @@ if [ ! -x node_modules/.bin/tsc ]; then
         exit 1
     }
 fi
-rm -rf dist
 if ! node_modules/.bin/tsc -p tsconfig.json; then
     echo "clients: tsc failed" >&2
     echo "0 passed, 1 failed"

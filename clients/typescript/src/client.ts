@@ -566,8 +566,13 @@ export class ReelClient {
           if (done) break;
           parser.push(decoder.decode(value, { stream: true }));
           if (bad) throw bad;
-          if (ready.length > 0) failures = 0;
-          while (ready.length > 0) yield ready.shift()!;
+          if (ready.length > 0) {
+            failures = 0;
+            // The consumer's time is not the stream's silence: no idle clock while it holds an event.
+            if (idleTimer) clearTimeout(idleTimer);
+            while (ready.length > 0) yield ready.shift()!;
+            touch();
+          }
         }
         // The server ended the stream (stopping, or the session deleted): reconnect, which
         // answers 410 for a deleted session.
