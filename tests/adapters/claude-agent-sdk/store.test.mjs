@@ -4,14 +4,17 @@
 // (entries without uuid, order of listings), the SDK's own InMemorySessionStore is the judge.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { foldSessionSummary, InMemorySessionStore } from "@anthropic-ai/claude-agent-sdk";
+import { sdk, skip } from "./install.mjs";
 import { ReelSessionStore, sessionIdOf, keyOf } from "../../../clients/typescript/dist/adapters/claude-agent-sdk.js";
 import { ReelClient } from "../../../clients/typescript/dist/index.js";
 import { startServer } from "../../../clients/typescript/test/server.mjs";
 
 let srv;
 let store;
+let foldSessionSummary, InMemorySessionStore;
 before(async () => {
+  if (skip) return;
+  ({ foldSessionSummary, InMemorySessionStore } = sdk);
   srv = await startServer();
   store = new ReelSessionStore({ baseUrl: srv.url, foldSessionSummary });
 });
@@ -28,7 +31,7 @@ function entry(type, extra = {}) {
 }
 const byId = (a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0);
 
-test("the key mapping is reversible, keeps projects, sessions and subpaths apart, and reel takes every id", async () => {
+test("the key mapping is reversible, keeps projects, sessions and subpaths apart, and reel takes every id", { skip }, async () => {
   const keys = [
     { projectKey: "-work-repo", sessionId: "7b1c0d4e-0000-4000-8000-000000000001" },
     { projectKey: "-work-repo", sessionId: "7b1c0d4e-0000-4000-8000-000000000001", subpath: "subagents/agent-a1" },
@@ -61,7 +64,7 @@ test("the key mapping is reversible, keeps projects, sessions and subpaths apart
   await s.close();
 });
 
-test("load returns exactly the appended entries, deep-equal and in order, across appends", async () => {
+test("load returns exactly the appended entries, deep-equal and in order, across appends", { skip }, async () => {
   const key = { projectKey: "p-order", sessionId: uid() };
   const batches = [
     [entry("user", { message: { role: "user", content: "héllo 🦀 \u2028" } })],
@@ -85,7 +88,7 @@ test("load returns exactly the appended entries, deep-equal and in order, across
   assert.equal(page.events[5].client_time, undefined, "a timestamp reel would refuse stays only in data");
 });
 
-test("concurrent append() calls on one store keep call order", async () => {
+test("concurrent append() calls on one store keep call order", { skip }, async () => {
   const key = { projectKey: "p-concurrent", sessionId: uid() };
   const all = [];
   const calls = [];
@@ -98,7 +101,7 @@ test("concurrent append() calls on one store keep call order", async () => {
   assert.deepEqual(await store.load(key), all);
 });
 
-test("null for a key never written; append([]) creates nothing", async () => {
+test("null for a key never written; append([]) creates nothing", { skip }, async () => {
   const key = { projectKey: "p-null", sessionId: uid() };
   assert.equal(await store.load(key), null);
   assert.equal(await store.load({ ...key, subpath: "subagents/agent-x" }), null);
@@ -112,7 +115,7 @@ test("null for a key never written; append([]) creates nothing", async () => {
   assert.equal(await store.load({ ...key, subpath: "subagents/agent-x" }), null);
 });
 
-test("uuid is the idempotency key; entries without uuid are appended without dedup (as InMemorySessionStore)", async () => {
+test("uuid is the idempotency key; entries without uuid are appended without dedup (as InMemorySessionStore)", { skip }, async () => {
   const key = { projectKey: "p-idem", sessionId: uid() };
   const mem = new InMemorySessionStore();
   const a = entry("user");
@@ -133,7 +136,7 @@ test("uuid is the idempotency key; entries without uuid are appended without ded
   assert.equal((await store.load(key)).filter((e) => e.uuid === c.uuid).length, 1);
 });
 
-test("subkeys: listSubkeys lists them, listSessions does not; deleting a main key deletes its subkeys", async () => {
+test("subkeys: listSubkeys lists them, listSessions does not; deleting a main key deletes its subkeys", { skip }, async () => {
   const key = { projectKey: "p-sub", sessionId: uid() };
   const other = { projectKey: "p-sub", sessionId: uid() };
   const subs = ["subagents/agent-a1", "subagents/agent-b2", "subagents/workflows/w1/agent-c3"];
@@ -165,7 +168,7 @@ test("subkeys: listSubkeys lists them, listSessions does not; deleting a main ke
   await store.delete({ projectKey: "p-sub", sessionId: uid() });
 });
 
-test("mtime is the session's updated_at in integer epoch ms and moves with appends", async () => {
+test("mtime is the session's updated_at in integer epoch ms and moves with appends", { skip }, async () => {
   const key = { projectKey: "p-mtime", sessionId: uid() };
   const t0 = Date.now();
   await store.append(key, [entry("user")]);
@@ -181,7 +184,7 @@ test("mtime is the session's updated_at in integer epoch ms and moves with appen
   assert.ok(second.mtime > first.mtime, `${second.mtime} > ${first.mtime}`);
 });
 
-test("summaries: folded in append() exactly as the SDK folds them, mtime shared with listSessions, stale when not folded", async () => {
+test("summaries: folded in append() exactly as the SDK folds them, mtime shared with listSessions, stale when not folded", { skip }, async () => {
   const pk = "p-summary";
   const mem = new InMemorySessionStore();
   const k1 = { projectKey: pk, sessionId: uid() };
@@ -220,7 +223,7 @@ test("summaries: folded in append() exactly as the SDK folds them, mtime shared 
   assert.equal(fresh.mtime, (await store.listSessions(pk)).find((s) => s.sessionId === k2.sessionId).mtime);
 });
 
-test("two stores folding into one session at once (compare-and-set on the record version) lose no fold", async () => {
+test("two stores folding into one session at once (compare-and-set on the record version) lose no fold", { skip }, async () => {
   const key = { projectKey: "p-race", sessionId: uid() };
   const a = new ReelSessionStore({ baseUrl: srv.url, foldSessionSummary, client: new ReelClient({ baseUrl: srv.url }) });
   const b = new ReelSessionStore({ baseUrl: srv.url, foldSessionSummary, client: new ReelClient({ baseUrl: srv.url }) });
@@ -242,7 +245,7 @@ test("two stores folding into one session at once (compare-and-set on the record
   await b.close();
 });
 
-test("a store error surfaces: append to a deleted key rejects (reel keeps deleted ids as tombstones)", async () => {
+test("a store error surfaces: append to a deleted key rejects (reel keeps deleted ids as tombstones)", { skip }, async () => {
   const key = { projectKey: "p-del", sessionId: uid() };
   await store.append(key, [entry("user")]);
   await store.delete(key);
