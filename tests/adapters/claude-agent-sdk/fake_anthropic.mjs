@@ -13,9 +13,12 @@
 //
 // The default script, for a request that offers tools (the agent loop):
 //   - the last message is a user turn carrying a tool_result: answer text
-//     "DONE <n>: <first 200 chars of the tool result>" (end_turn);
+//     "DONE <n>: <the tool result's text>" (end_turn);
 //   - the last user text contains "READ <absolute path>": answer a tool_use of the Read tool
 //     on that path (stop_reason tool_use), which the CLI executes and sends back;
+//   - the last user text contains "DELEGATE <task>": answer a tool_use of the Agent tool
+//     (a general-purpose subagent in the foreground, prompt "SUBTASK <task>"); the subagent's
+//     own request (its prompt starts with "SUBTASK ") is answered "SUB DONE: <task>";
 //   - otherwise: answer text "ECHO <n>: <last user text>".
 // A request without tools (a title or other side request) gets the text "Side answer".
 // Pass { script(body, n) => turn } to override; a turn is
@@ -64,12 +67,19 @@ export function defaultScript(body, n) {
   const user = lastUser(body);
   const blocks = blocksOf(user);
   const result = blocks.find((b) => b.type === "tool_result");
-  if (result) return { text: `DONE ${n}: ${textOfToolResult(result).slice(0, 200)}` };
+  if (result) {
+    const r = textOfToolResult(result);
+    return { text: `DONE ${n}: ${r}` };
+  }
   // The CLI may prepend reminders as extra text blocks; the prompt is the last one.
   const texts = blocks.filter((b) => b.type === "text").map((b) => b.text);
   const prompt = texts.length ? texts[texts.length - 1] : "";
   const m = /READ (\S+)/.exec(prompt);
   if (m) return { toolUse: { name: "Read", input: { file_path: m[1] } } };
+  const d = /DELEGATE (.*)/s.exec(prompt);
+  if (d) return { toolUse: { name: "Agent", input: { description: "delegated task",
+    prompt: `SUBTASK ${d[1]}`, subagent_type: "general-purpose", run_in_background: false } } };
+  if (prompt.startsWith("SUBTASK ")) return { text: `SUB DONE: ${prompt.slice(8)}` };
   return { text: `ECHO ${n}: ${prompt}` };
 }
 
