@@ -4,6 +4,7 @@
 // (entries without uuid, order of listings), the SDK's own InMemorySessionStore is the judge.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
 import { sdk, skip } from "./install.mjs";
 import { ReelSessionStore, sessionIdOf, keyOf } from "../../../clients/typescript/dist/adapters/claude-agent-sdk.js";
 import { ReelClient } from "../../../clients/typescript/dist/index.js";
@@ -251,4 +252,24 @@ test("a store error surfaces: append to a deleted key rejects (reel keeps delete
   await store.delete(key);
   await assert.rejects(store.append(key, [entry("user")]), (e) => e.status === 410);
   assert.equal(await store.load(key), null);
+});
+
+test("volume: 12,000 entries in one append (12 atomic chunks) and a 5 MiB entry load back whole (paged reads)", { skip, timeout: 120_000 }, async () => {
+  const key = { projectKey: "p-volume", sessionId: uid() };
+  const many = [];
+  for (let i = 0; i < 12000; i++) many.push(entry(i % 2 ? "assistant" : "user", { i, text: `entry ${i} ü` }));
+  await store.append(key, many);
+  const big = entry("assistant", { message: { content: [{ type: "text", text: "x".repeat(5 * 1024 * 1024) }] } });
+  await store.append(key, [entry("user", { before: true }), big, entry("user", { after: true })]);
+  const loaded = await store.load(key);
+  assert.equal(loaded.length, 12003);
+  assert.ok(loaded.slice(0, 12000).every((e, i) => e.i === i && e.uuid === many[i].uuid));
+  assert.ok(isDeepStrictEqual(loaded[12001], big));
+  assert.equal(loaded[12002].after, true);
+  const rec = await store.client.getSession(sessionIdOf(key));
+  assert.equal(rec.event_count, 12003);
+  assert.equal(rec.metadata.claude.summary_through, rec.last_sequence);
+  // sent again (the SDK's retry of a failed call): nothing new
+  await store.append(key, many);
+  assert.equal((await store.client.getSession(sessionIdOf(key))).event_count, 12003);
 });
