@@ -186,6 +186,16 @@ test("the SDK's store helpers work on the reel store", { timeout: 120_000, skip 
   assert.deepEqual(forkMessages.map((m) => JSON.stringify(m.message)), messages.map((m) => JSON.stringify(m.message)));
   assert.deepEqual((await listSessions(opt)).map((s) => s.sessionId).sort(), [sessionId, forkId].sort());
 
+  // the summaries kept in reel give the SDK the same listing as loading every transcript
+  // (the SDK's path for a store without listSessionSummaries)
+  const noSummaries = { append: (k, e) => store.append(k, e), load: (k) => store.load(k),
+    listSessions: (p) => store.listSessions(p), listSubkeys: (k) => store.listSubkeys(k) };
+  const viaLoad = await listSessions({ dir, sessionStore: noSummaries });
+  const viaSummaries = await listSessions(opt);
+  const brief = (l) => l.map((s) => JSON.stringify([s.sessionId, s.summary, s.customTitle, s.firstPrompt, s.tag, s.cwd, s.gitBranch, s.createdAt, s.lastModified])).sort();
+  assert.equal(viaLoad.length, 2);
+  assert.deepEqual(brief(viaSummaries), brief(viaLoad));
+
   // deleteSession: gone from reel (and its listing), the fork stays
   await deleteSession(sessionId, opt);
   assert.equal(await store.load({ projectKey, sessionId }), null);

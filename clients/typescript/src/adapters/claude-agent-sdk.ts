@@ -73,6 +73,8 @@ const SOURCE = "claude-agent-sdk";
 /** Most entries per POST and most bytes of JSON per POST (reel allows 10000 and 16 MiB). */
 const BATCH_EVENTS = 1000;
 const BATCH_BYTES = 4 * 1024 * 1024;
+/** Most records (and described subkeys) remembered, least recently written out first. */
+const CACHE_MAX = 1000;
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
@@ -264,6 +266,7 @@ export class ReelSessionStore {
     } else if (!this.described.has(id)) {
       await this.client.putSession(id, { agent: this.agent, native_session_id: key.sessionId });
       this.described.add(id);
+      if (this.described.size > CACHE_MAX) this.described.delete(this.described.values().next().value!);
     }
   }
 
@@ -299,7 +302,9 @@ export class ReelSessionStore {
           { agent: this.agent, native_session_id: key.sessionId, metadata: { ...other, claude: claude as unknown as Json } },
           { ifMatch: rec.version },
         );
+        this.records_.delete(id);
         this.records_.set(id, put);
+        if (this.records_.size > CACHE_MAX) this.records_.delete(this.records_.keys().next().value!);
         return;
       } catch (e) {
         this.records_.delete(id);
