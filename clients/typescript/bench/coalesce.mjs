@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// bench/coalesce.mjs [--seconds S] [--concurrency N] [--sync full|none] -- single-event
+// bench/coalesce.mjs [--seconds S] [--concurrency N] [--sync full|none] [--window MS] -- single-event
 // appends from one process at N-way concurrency (default 64), without and with the client's
 // coalescing, against a fresh `reel serve --sync full` (durable: every answer after fsync).
 // Two layouts: all workers appending to ONE session, and each worker to its own session.
@@ -16,6 +16,7 @@ const arg = (name, def) => {
 const SECONDS = Number(arg("--seconds", "5"));
 const N = Number(arg("--concurrency", "64"));
 const SYNC = arg("--sync", "full");
+const WINDOW = Number(arg("--window", "2"));
 
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -54,7 +55,7 @@ try {
   const rows = [];
   for (const layout of ["one", "per-worker"]) {
     const off = await run(srv.url, false, layout, `off-${layout}`);
-    const on = await run(srv.url, true, layout, `on-${layout}`);
+    const on = await run(srv.url, { windowMs: WINDOW }, layout, `on-${layout}`);
     rows.push({ layout, off, on });
   }
   const cpu = os.cpus()[0]?.model ?? "?";
@@ -65,7 +66,7 @@ try {
   console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
   for (const { layout, off, on } of rows) {
     const name = layout === "one" ? "1 shared" : `${N} (one per worker)`;
-    for (const [label, r] of [["off", off], ["on (2 ms / 100)", on]]) {
+    for (const [label, r] of [["off", off], [`on (${WINDOW} ms / 100)`, on]]) {
       console.log(`| ${name} | ${label} | ${Math.round(r.eps)} | ${r.posts} | ${(r.count / r.posts).toFixed(1)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |`);
     }
   }
