@@ -273,3 +273,17 @@ test("volume: 12,000 entries in one append (12 atomic chunks) and a 5 MiB entry 
   await store.append(key, many);
   assert.equal((await store.client.getSession(sessionIdOf(key))).event_count, 12003);
 });
+
+test("timestamps reel would refuse as client_time never fail a batch; valid ones become client_time", { skip }, async () => {
+  const key = { projectKey: "p-ts", sessionId: "s".repeat(300) }; // over reel's 256-byte native_session_id
+  const refused = ["2026-01-01T24:00:00Z", "2026-02-30T00:00:00Z", "2026-01-01T00:00:60Z", "1969-12-31T23:59:59Z",
+    "2026-01-01T00:00:00.1234567891Z", "2026-01-01T00:00:00+24:00", "2026-1-01T00:00:00Z", "2026-01-01T00:00:00",
+    "1970-01-01T00:30:00+01:00", "", 1767225600000, null];
+  const kept = ["2026-01-01T00:00:00Z", "2026-01-01 00:00:00.5+05:30", "2024-02-29t23:59:59.123456789z", "1970-01-01T00:00:00Z"];
+  const entries = [...refused, ...kept].map((t) => ({ type: "user", uuid: uid(), timestamp: t }));
+  await store.append(key, entries);
+  assert.deepEqual(await store.load(key), entries);
+  const page = await store.client.events(sessionIdOf(key));
+  assert.deepEqual(page.events.map((e) => e.client_time ?? null), [...refused.map(() => null), ...kept]);
+  assert.ok(page.events.every((e) => e.native_session_id === undefined || e.native_session_id === null));
+});

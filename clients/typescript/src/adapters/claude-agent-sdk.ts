@@ -107,24 +107,33 @@ export function keyOf(id: string, prefix = "claude:"): SessionKey | null {
   }
 }
 
-// The RFC 3339 form reel takes as client_time (docs/HTTP.md); other timestamps stay only in data.
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+// The RFC 3339 form reel takes as client_time (docs/HTTP.md "client_time"): two-digit fields,
+// a real calendar day, hour 00..23, second 00..59, offset up to 23:59, 1..9 fraction digits,
+// from 1970 on. Anything else would fail the whole batch (400), so it stays only in data.
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
 
-function clientTime(ts: unknown): string | undefined {
-  if (typeof ts !== "string" || !RFC3339.test(ts)) return undefined;
-  const t = Date.parse(ts);
-  if (!Number.isFinite(t) || t < 0) return undefined;
-  // a real calendar day (Date.parse rolls 2026-02-30 over to March)
-  const d = ts.slice(0, 10);
-  const y = +d.slice(0, 4), mo = +d.slice(5, 7), da = +d.slice(8, 10);
-  const days = new Date(Date.UTC(y, mo, 0)).getUTCDate();
-  if (mo < 1 || mo > 12 || da < 1 || da > days) return undefined;
+export function clientTimeOf(ts: unknown): string | undefined {
+  if (typeof ts !== "string") return undefined;
+  const m = RFC3339.exec(ts);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const oh = m[8] === undefined ? 0 : Number(m[8]);
+  const om = m[9] === undefined ? 0 : Number(m[9]);
+  if (mo < 1 || mo > 12 || d < 1 || d > new Date(Date.UTC(y, mo, 0)).getUTCDate()) return undefined;
+  if (h > 23 || mi > 59 || se > 59 || oh > 23 || om > 59) return undefined;
+  const t = Date.parse(ts.replace(" ", "T"));
+  if (!Number.isFinite(t) || t < 0 || y < 1970) return undefined;
   return ts;
 }
 
 const encoder = new TextEncoder();
 function utf8Length(s: string): number {
   return encoder.encode(s).length;
+}
+
+/** reel keeps a native_session_id of at most 256 bytes (the SDK's are UUIDs). */
+function nativeIdOk(s: string): boolean {
+  return utf8Length(s) <= 256;
 }
 
 function mtimeOf(rec: SessionRecord): number {
@@ -229,10 +238,11 @@ export class ReelSessionStore {
 
   private toEvent(key: SessionKey, e: SessionStoreEntry): NewEvent {
     if (!e || typeof e !== "object" || Array.isArray(e)) throw new TypeError("a SessionStoreEntry must be an object");
-    const ev: NewEvent = { type: ENTRY_TYPE, source: SOURCE, native_session_id: key.sessionId, data: e as unknown as Json };
+    const ev: NewEvent = { type: ENTRY_TYPE, source: SOURCE, data: e as unknown as Json };
+    if (nativeIdOk(key.sessionId)) ev.native_session_id = key.sessionId;
     const u = e.uuid;
     if (typeof u === "string" && u.length > 0 && utf8Length(u) <= 128) ev.event_id = u;
-    const t = clientTime(e.timestamp);
+    const t = clientTimeOf(e.timestamp);
     if (t !== undefined) ev.client_time = t;
     return ev;
   }
@@ -264,7 +274,7 @@ export class ReelSessionStore {
       // every entry a duplicate: a retry of a batch already folded
       if (duplicates < entries.length) await this.foldSummary(id, key, entries, last);
     } else if (!this.described.has(id)) {
-      await this.client.putSession(id, { agent: this.agent, native_session_id: key.sessionId });
+      await this.client.putSession(id, nativeIdOk(key.sessionId) ? { agent: this.agent, native_session_id: key.sessionId } : { agent: this.agent });
       this.described.add(id);
       if (this.described.size > CACHE_MAX) this.described.delete(this.described.values().next().value!);
     }
@@ -299,7 +309,7 @@ export class ReelSessionStore {
       try {
         const put = await this.client.putSession(
           id,
-          { agent: this.agent, native_session_id: key.sessionId, metadata: { ...other, claude: claude as unknown as Json } },
+          { agent: this.agent, ...(nativeIdOk(key.sessionId) ? { native_session_id: key.sessionId } : {}), metadata: { ...other, claude: claude as unknown as Json } },
           { ifMatch: rec.version },
         );
         this.records_.delete(id);
