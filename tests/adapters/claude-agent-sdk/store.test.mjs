@@ -287,3 +287,25 @@ test("timestamps reel would refuse as client_time never fail a batch; valid ones
   assert.deepEqual(page.events.map((e) => e.client_time ?? null), [...refused.map(() => null), ...kept]);
   assert.ok(page.events.every((e) => e.native_session_id === undefined || e.native_session_id === null));
 });
+
+test("an entry reel refuses (over 8 MiB, nested past 512) fails only itself: the rest of its batch is stored, in order, and append rejects", { skip, timeout: 60_000 }, async () => {
+  const key = { projectKey: "p-refused", sessionId: uid() };
+  const a = entry("user", { a: 1 });
+  const huge = entry("assistant", { text: "x".repeat(9 * 1024 * 1024) });
+  const b = entry("user", { b: 1 });
+  await assert.rejects(store.append(key, [a, huge, b]), (e) => e.status === 413);
+  let deep = {};
+  for (let i = 0; i < 600; i++) deep = { d: deep };
+  const c = entry("user", { c: 1 });
+  const nested = entry("user", { deep });
+  const d = entry("user", { d: 1 });
+  await assert.rejects(store.append(key, [c, nested, d]), (e) => e.status === 400 && e.code === "too_deep");
+  assert.deepEqual(await store.load(key), [a, b, c, d]);
+  // the SDK's retry of the same batch: still rejected, nothing added twice
+  await assert.rejects(store.append(key, [c, nested, d]));
+  assert.deepEqual(await store.load(key), [a, b, c, d]);
+  // a batch of one refused entry stores nothing
+  const other = { projectKey: "p-refused", sessionId: uid() };
+  await assert.rejects(store.append(other, [huge]), (e) => e.status === 413);
+  assert.equal(await store.load(other), null);
+});

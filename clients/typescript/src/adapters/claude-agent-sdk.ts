@@ -140,6 +140,10 @@ function mtimeOf(rec: SessionRecord): number {
   return Math.floor(Date.parse(rec.updated_at));
 }
 
+function isRefusedContent(e: unknown): boolean {
+  return e instanceof ReelError && (e.status === 413 || (e.status === 400 && (e.code === "invalid_event" || e.code === "too_deep" || e.code === "invalid_json")));
+}
+
 function isGone(e: unknown): boolean {
   return e instanceof ReelError && (e.status === 404 || e.status === 410);
 }
@@ -254,13 +258,40 @@ export class ReelSessionStore {
     let bytes = 0;
     let duplicates = 0;
     let last = 0;
+    // An entry reel refuses (over --max-event-bytes: 413; nested past --max-depth: 400) fails
+    // its atomic chunk; the chunk's entries are then sent one by one, in order, so only that
+    // entry is missing, and append() rejects with its error after the rest is stored (the SDK
+    // reports a mirror_error; its retry of the batch adds nothing, the uuids being stored).
+    let refused: unknown = null;
+    let stored = 0;
+    const post = async (evs: NewEvent[]) => {
+      const r = await this.client.appendBatch(id, evs);
+      duplicates += r.duplicates;
+      stored += evs.length;
+      last = Math.max(last, r.last_sequence);
+    };
     const flush = async () => {
       if (chunk.length === 0) return;
-      const r = await this.client.appendBatch(id, chunk);
-      duplicates += r.duplicates;
-      last = Math.max(last, r.last_sequence);
+      const evs = chunk;
       chunk = [];
       bytes = 0;
+      try {
+        await post(evs);
+      } catch (e) {
+        if (!isRefusedContent(e)) throw e;
+        if (evs.length === 1) {
+          refused ??= e;
+          return;
+        }
+        for (const ev of evs) {
+          try {
+            await post([ev]);
+          } catch (e1) {
+            if (!isRefusedContent(e1)) throw e1;
+            refused ??= e1;
+          }
+        }
+      }
     };
     for (const ev of events) {
       const n = utf8Length(JSON.stringify(ev));
@@ -269,6 +300,7 @@ export class ReelSessionStore {
       bytes += n;
     }
     await flush();
+    if (stored === 0) throw refused;
     const main = !key.subpath;
     if (main) {
       // every entry a duplicate: a retry of a batch already folded
@@ -278,6 +310,7 @@ export class ReelSessionStore {
       this.described.add(id);
       if (this.described.size > CACHE_MAX) this.described.delete(this.described.values().next().value!);
     }
+    if (refused) throw refused;
   }
 
   /**
