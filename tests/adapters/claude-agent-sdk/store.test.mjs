@@ -79,6 +79,8 @@ test("load returns exactly the appended entries, deep-equal and in order, across
   for (const b of batches) await store.append(key, b);
   const loaded = await store.load(key);
   assert.deepEqual(loaded, batches.flat());
+  // more than the contract asks: the same JSON text, key order included
+  assert.equal(JSON.stringify(loaded), JSON.stringify(batches.flat()));
   // the events in reel: one per entry, uuid as event_id, entry timestamp as client_time
   const page = await store.client.events(sessionIdOf(key));
   assert.equal(page.events.length, 6);
