@@ -144,6 +144,30 @@ test("with the local transcripts deleted, resume loads the session from reel and
     assert.ok(all.slice(firstEntries.length).some((e) => JSON.stringify(e).includes("SECOND question")));
   });
 
+test("another machine (a fresh HOME and CLAUDE_CONFIG_DIR, the same project path) resumes the session from reel alone",
+  { timeout: 120_000, skip }, async () => {
+    assert.ok(sessionId, "needs the first tests");
+    const other = makeSandbox(api.url);
+    try {
+      assert.deepEqual(other.transcripts(), []);
+      const before = api.modelRequests().length;
+      const msgs = await collect(query({ prompt: "THIRD from elsewhere",
+        options: { ...queryOptions(other, { sessionStore: store, resume: sessionId }), cwd: sb.workspace } }));
+      const result = msgs.find((m) => m.type === "result");
+      assert.equal(result?.subtype, "success", JSON.stringify(result));
+      assert.equal(result.session_id, sessionId);
+      const text = transcriptText(api.modelRequests()[before].body);
+      let at = -1;
+      for (const needle of [`READ ${sb.notes}`, "PELICAN", "SECOND question", "ECHO", "THIRD from elsewhere"]) {
+        const j = text.indexOf(needle, at + 1);
+        assert.ok(j > at, `"${needle}" after position ${at} in:\n${text}`);
+        at = j;
+      }
+    } finally {
+      other.cleanup();
+    }
+  });
+
 test("the SDK's store helpers work on the reel store", { timeout: 120_000, skip }, async () => {
   assert.ok(sessionId, "needs the first test");
   const dir = sb.workspace;
@@ -152,7 +176,7 @@ test("the SDK's store helpers work on the reel store", { timeout: 120_000, skip 
   // listSessions / getSessionInfo from the summaries kept in reel
   const listed = await listSessions(opt);
   assert.deepEqual(listed.map((s) => s.sessionId), [sessionId]);
-  assert.match(listed[0].summary, /SECOND question|READ/);
+  assert.match(listed[0].summary, /THIRD from elsewhere/, "the summary shows the last prompt");
   const rec = await store.client.getSession(store.idOf({ projectKey, sessionId }));
   assert.equal(listed[0].lastModified, Date.parse(rec.updated_at));
   const info = await getSessionInfo(sessionId, opt);
@@ -163,7 +187,7 @@ test("the SDK's store helpers work on the reel store", { timeout: 120_000, skip 
   const flat = JSON.stringify(messages);
   assert.ok(messages.length >= 5, `${messages.length} messages`);
   assert.deepEqual(messages.map((m) => m.session_id), Array(messages.length).fill(sessionId));
-  for (const needle of ["READ ", "PELICAN", "SECOND question"]) assert.ok(flat.includes(needle), needle);
+  for (const needle of ["READ ", "PELICAN", "SECOND question", "THIRD from elsewhere"]) assert.ok(flat.includes(needle), needle);
   assert.ok(flat.indexOf("READ ") < flat.indexOf("SECOND question"));
   assert.deepEqual(await listSubagents(sessionId, opt), []);
 
