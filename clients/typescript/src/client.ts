@@ -274,6 +274,16 @@ function qs(q: Query): string {
   return s ? "?" + s : "";
 }
 
+/** The query parameters a page read shares between a session's events and the feed. */
+function readQuery(o: ReadOptions) {
+  return {
+    limit: o.limit,
+    wait: waitSeconds(o.waitMs),
+    types: o.types?.join(","),
+    include_raw: o.includeRaw ? "true" : undefined,
+  };
+}
+
 function waitSeconds(ms: number | undefined): number | undefined {
   if (ms === undefined || ms <= 0) return undefined;
   return Math.min(60, Math.ceil(ms / 1000));
@@ -426,13 +436,7 @@ export class ReelClient {
       "GET",
       `/v1/sessions/${encodeSessionId(session)}/events`,
       {
-        query: {
-          offset: o.after ?? 0,
-          limit: o.limit,
-          wait: waitSeconds(o.waitMs),
-          types: o.types?.join(","),
-          include_raw: o.includeRaw ? "true" : undefined,
-        },
+        query: { offset: o.after ?? 0, ...readQuery(o) },
         signal: o.signal,
       },
     );
@@ -442,13 +446,7 @@ export class ReelClient {
   /** A page of the all-sessions feed with position > after. */
   async feed(o: ReadOptions = {}): Promise<EventPage> {
     const r = await this.json<{ events: ReelEvent[]; hasMore: boolean; next_after: number }>("GET", "/v1/events", {
-      query: {
-        after: o.after ?? 0,
-        limit: o.limit,
-        wait: waitSeconds(o.waitMs),
-        types: o.types?.join(","),
-        include_raw: o.includeRaw ? "true" : undefined,
-      },
+      query: { after: o.after ?? 0, ...readQuery(o) },
       signal: o.signal,
     });
     return { events: r.events, next: r.next_after, more: r.hasMore };
