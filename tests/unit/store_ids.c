@@ -10,30 +10,13 @@
 
 #include "tests/unit/testutil.h"
 
-static char dir[TU_PATH_MAX];
-static store_t *st;
-
-static void setup(void)
-{
-    tu_watchdog(60);
-    tu_tmpdir(dir);
-    st = tu_open(dir, 8u << 20, 1);
-}
-
-static void teardown(void)
-{
-    store_close(st);
-    st = NULL;
-    tu_rmrf(dir);
-}
-
-TestSuite(store_ids, .init = setup, .fini = teardown);
+TestSuite(store_ids, .init = tu_store_setup, .fini = tu_store_teardown);
 
 static void append1(const char *id, const char *type)
 {
     char ev[128];
     snprintf(ev, sizeof ev, "{\"type\":\"%s\"}", type);
-    TU_OK(tu_append(st, id, ev, INGEST_JSON, -1, NULL, NULL));
+    TU_OK(tu_append(tu_store, id, ev, INGEST_JSON, -1, NULL, NULL));
 }
 
 /* An id of 'len' bytes: 'common' bytes of 'p', then 'x' up to the last byte, 'tail'. */
@@ -74,7 +57,7 @@ static void query_all(store_list_t *q, size_t limit, page_t *all)
     all->n = 0;
     while (more) {
         store_read_t r;
-        TU_OK(store_read_begin(st, &r));
+        TU_OK(store_read_begin(tu_store, &r));
         TU_OK(store_sessions_query(&r, q, limit, 0, page_cb, all, &more));
         store_read_end(&r);
         cr_assert_lt(++pages, 100);
@@ -89,16 +72,16 @@ Test(store_ids, ids_any_utf8_round_trip_as_given)
         append1(ids[i], "message");
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         store_session_t rec;
-        TU_OK(tu_session(st, ids[i], &rec));
+        TU_OK(tu_session(tu_store, ids[i], &rec));
         cr_assert_eq(rec.id_len, strlen(ids[i]));
         cr_assert_eq(memcmp(rec.id, ids[i], rec.id_len), 0);
         cr_assert_eq(rec.event_count, 1u);
     }
     store_session_t rec;
-    TU_ERR(tu_session(st, "team", &rec), REEL_ESESSION_NOT_FOUND);
-    TU_ERR(tu_session(st, "a\x01", &rec), REEL_EINVALID_SESSION_ID);
+    TU_ERR(tu_session(tu_store, "team", &rec), REEL_ESESSION_NOT_FOUND);
+    TU_ERR(tu_session(tu_store, "a\x01", &rec), REEL_EINVALID_SESSION_ID);
     store_verify_report_t rep;
-    TU_OK(store_verify(st, NULL, 0, &rep, NULL, NULL));
+    TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
     cr_assert(rep.ok, "%s", rep.problem);
     cr_assert_eq(rep.sessions, sizeof ids / sizeof ids[0]);
 }
@@ -115,13 +98,13 @@ Test(store_ids, long_ids_sharing_a_prefix_are_distinct_sessions)
             append1(ids[i], "message");
     for (int i = 0; i < 4; i++) {
         store_session_t rec;
-        TU_OK(tu_session(st, ids[i], &rec));
+        TU_OK(tu_session(tu_store, ids[i], &rec));
         cr_assert_eq(rec.id_len, strlen(ids[i]));
         cr_assert_eq(memcmp(rec.id, ids[i], rec.id_len), 0);
         cr_assert_eq(rec.event_count, (uint64_t)i + 1, "session %d has %llu events", i,
                      (unsigned long long)rec.event_count);
         tu_events_t evs = {0};
-        tu_read_session(st, ids[i], &evs);
+        tu_read_session(tu_store, ids[i], &evs);
         cr_assert_eq(evs.n, (size_t)i + 1);
         cr_assert_str_eq(evs.v[0].session, ids[i]);
         tu_events_free(&evs);
@@ -129,15 +112,15 @@ Test(store_ids, long_ids_sharing_a_prefix_are_distinct_sessions)
     /* a 1024-byte id that shares the first 1023 bytes but was never written */
     char *e = long_id(1024, 'E');
     store_session_t rec;
-    TU_ERR(tu_session(st, e, &rec), REEL_ESESSION_NOT_FOUND);
+    TU_ERR(tu_session(tu_store, e, &rec), REEL_ESESSION_NOT_FOUND);
     /* 1025 bytes: refused, nothing written */
     char *f = long_id(1025, 'F');
     store_batch_t bt;
     store_batch_init(&bt, STORE_OP_SESSION_PUT, f, 1025);
-    TU_ERR(store_append(st, &bt), REEL_EINVALID_SESSION_ID);
+    TU_ERR(store_append(tu_store, &bt), REEL_EINVALID_SESSION_ID);
     /* the feed names each event's full id */
     tu_events_t feed = {0};
-    tu_read_feed(st, &feed);
+    tu_read_feed(tu_store, &feed);
     cr_assert_eq(feed.n, 10u);
     cr_assert_str_eq(feed.v[9].session, d);
     tu_events_free(&feed);
@@ -167,16 +150,16 @@ Test(store_ids, long_ids_sharing_a_prefix_are_distinct_sessions)
     page_free(&all);
     /* delete one 1024-byte id: the other keeps its events */
     store_batch_init(&bt, STORE_OP_SESSION_DELETE, c, 1024);
-    TU_OK(store_append(st, &bt));
-    TU_OK(tu_session(st, c, &rec));
+    TU_OK(store_append(tu_store, &bt));
+    TU_OK(tu_session(tu_store, c, &rec));
     cr_assert_eq(rec.status, STORE_DELETED);
-    TU_OK(tu_session(st, d, &rec));
+    TU_OK(tu_session(tu_store, d, &rec));
     cr_assert_eq(rec.status, STORE_ACTIVE);
     cr_assert_eq(rec.event_count, 4u);
     store_verify_report_t rep;
-    TU_OK(store_verify(st, NULL, 0, &rep, NULL, NULL));
+    TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
     cr_assert(rep.ok, "%s", rep.problem);
-    TU_OK(store_verify(st, d, 1024, &rep, NULL, NULL));
+    TU_OK(store_verify(tu_store, d, 1024, &rep, NULL, NULL));
     cr_assert(rep.ok, "%s", rep.problem);
     free(q);
     free(a), free(b), free(c), free(d), free(e), free(f);
@@ -188,7 +171,7 @@ static void put_agent(const char *id, const char *agent)
     store_batch_init(&b, STORE_OP_SESSION_PUT, id, strlen(id));
     b.agent = agent;
     b.agent_len = strlen(agent);
-    TU_OK(store_append(st, &b));
+    TU_OK(store_append(tu_store, &b));
 }
 
 static void expect(page_t *p, const char *const *want, size_t n)
@@ -218,7 +201,7 @@ Test(store_ids, recent_order_follows_every_change)
     usleep(3000);
     store_batch_t b;
     store_batch_init(&b, STORE_OP_SESSION_DELETE, "s1", 2); /* delete */
-    TU_OK(store_append(st, &b));
+    TU_OK(store_append(tu_store, &b));
     memset(q, 0, sizeof *q);
     q->order = STORE_ORDER_RECENT;
     q->status = -1;
@@ -254,14 +237,14 @@ Test(store_ids, recent_order_follows_every_change)
     q->status = -1;
     store_read_t r;
     int more;
-    TU_OK(store_read_begin(st, &r));
+    TU_OK(store_read_begin(tu_store, &r));
     TU_OK(store_sessions_query(&r, q, 2, 0, page_cb, &all, &more));
     store_read_end(&r);
     expect(&all, (const char *[]){"s1", "s4"}, 2);
     cr_assert_eq(more, 1);
     usleep(3000);
     append1("s4", "message");
-    TU_OK(store_read_begin(st, &r));
+    TU_OK(store_read_begin(tu_store, &r));
     TU_OK(store_sessions_query(&r, q, 10, 0, page_cb, &all, &more));
     store_read_end(&r);
     expect(&all, (const char *[]){"s1", "s4", "s2", "s5", "s3"}, 5);
@@ -271,7 +254,7 @@ Test(store_ids, recent_order_follows_every_change)
     memset(q, 0, sizeof *q);
     q->order = STORE_ORDER_RECENT;
     q->status = STORE_ENDED;
-    TU_OK(store_read_begin(st, &r));
+    TU_OK(store_read_begin(tu_store, &r));
     TU_OK(store_sessions_query(&r, q, 10, 1, page_cb, &all, &more));
     store_read_end(&r);
     cr_assert_eq(all.n, 0u);
@@ -279,7 +262,7 @@ Test(store_ids, recent_order_follows_every_change)
     cr_assert(q->started);
     page_free(&all);
     store_verify_report_t rep;
-    TU_OK(store_verify(st, NULL, 0, &rep, NULL, NULL));
+    TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
     cr_assert(rep.ok, "%s", rep.problem);
     free(q);
 }
@@ -348,15 +331,15 @@ static const char *const fixture_recent[] = {"beta.2", "empty-one", "del_me", "g
 
 Test(store_ids, format1_read_only_reads_without_upgrading)
 {
-    store_close(st);
-    st = NULL;
-    tu_rmrf(dir);
-    tu_tmpdir(dir);
-    unpack_fixture(dir);
+    store_close(tu_store);
+    tu_store = NULL;
+    tu_rmrf(tu_dir);
+    tu_tmpdir(tu_dir);
+    unpack_fixture(tu_dir);
     store_options_t ro = {.read_only = 1};
-    TU_OK(store_open(dir, &ro, &st));
+    TU_OK(store_open(tu_dir, &ro, &tu_store));
     store_session_t rec;
-    TU_OK(tu_session(st, "s-alpha", &rec));
+    TU_OK(tu_session(tu_store, "s-alpha", &rec));
     cr_assert_eq(rec.event_count, 5u);
     cr_assert_eq(rec.status, STORE_ENDED);
     store_list_t *q = calloc(1, sizeof *q);
@@ -367,36 +350,36 @@ Test(store_ids, format1_read_only_reads_without_upgrading)
     expect(&all, fixture_recent, 5);
     page_free(&all);
     store_verify_report_t rep;
-    TU_OK(store_verify(st, NULL, 0, &rep, NULL, NULL));
+    TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
     cr_assert(rep.ok, "%s", rep.problem);
-    store_close(st);
-    st = NULL;
-    cr_assert_eq(format_of(dir), 1u, "a read-only open changed the format");
+    store_close(tu_store);
+    tu_store = NULL;
+    cr_assert_eq(format_of(tu_dir), 1u, "a read-only open changed the format");
     free(q);
 }
 
 Test(store_ids, format1_upgrades_in_place_on_a_read_write_open)
 {
-    store_close(st);
-    st = NULL;
-    tu_rmrf(dir);
-    tu_tmpdir(dir);
-    unpack_fixture(dir);
-    cr_assert_eq(format_of(dir), 1u);
-    st = tu_open(dir, 0, 1);
-    store_close(st);
-    st = NULL;
-    cr_assert_eq(format_of(dir), 2u);
+    store_close(tu_store);
+    tu_store = NULL;
+    tu_rmrf(tu_dir);
+    tu_tmpdir(tu_dir);
+    unpack_fixture(tu_dir);
+    cr_assert_eq(format_of(tu_dir), 1u);
+    tu_store = tu_open(tu_dir, 0, 1);
+    store_close(tu_store);
+    tu_store = NULL;
+    cr_assert_eq(format_of(tu_dir), 2u);
     /* runs = session.started events: s-alpha ran twice, beta.2 once; del_me's events are
      * gone with its delete */
-    cr_assert_eq(runs_of(dir, "s-alpha"), 2);
-    cr_assert_eq(runs_of(dir, "beta.2"), 1);
-    cr_assert_eq(runs_of(dir, "gamma:3~x"), 0);
-    cr_assert_eq(runs_of(dir, "del_me"), 0);
-    cr_assert_eq(runs_of(dir, "empty-one"), 0);
-    st = tu_open(dir, 0, 1); /* a second open finds format 2: nothing to do */
+    cr_assert_eq(runs_of(tu_dir, "s-alpha"), 2);
+    cr_assert_eq(runs_of(tu_dir, "beta.2"), 1);
+    cr_assert_eq(runs_of(tu_dir, "gamma:3~x"), 0);
+    cr_assert_eq(runs_of(tu_dir, "del_me"), 0);
+    cr_assert_eq(runs_of(tu_dir, "empty-one"), 0);
+    tu_store = tu_open(tu_dir, 0, 1); /* a second open finds format 2: nothing to do */
     store_session_t rec;
-    TU_OK(tu_session(st, "s-alpha", &rec));
+    TU_OK(tu_session(tu_store, "s-alpha", &rec));
     cr_assert_eq(rec.event_count, 5u);
     cr_assert_str_eq(rec.agent, "claude");
     /* format 1 left s-alpha "ended" through its second run; format 2's rule makes it
@@ -405,12 +388,12 @@ Test(store_ids, format1_upgrades_in_place_on_a_read_write_open)
     cr_assert_gt(rec.ended_ms, 0);
     cr_assert_lt(rec.ended_ms, rec.updated_ms);
     cr_assert_eq(rec.version, 1u);
-    TU_OK(tu_session(st, "del_me", &rec));
+    TU_OK(tu_session(tu_store, "del_me", &rec));
     cr_assert_eq(rec.status, STORE_DELETED);
-    TU_OK(tu_session(st, "beta.2", &rec));
+    TU_OK(tu_session(tu_store, "beta.2", &rec));
     cr_assert_eq(rec.event_count, 3u);
     tu_events_t evs = {0};
-    tu_read_session(st, "beta.2", &evs); /* includes a compressed body */
+    tu_read_session(tu_store, "beta.2", &evs); /* includes a compressed body */
     cr_assert_eq(evs.n, 3u);
     tu_events_free(&evs);
     store_list_t *q = calloc(1, sizeof *q);
@@ -429,7 +412,7 @@ Test(store_ids, format1_upgrades_in_place_on_a_read_write_open)
     cr_assert_str_eq(all.ids[0], "gamma:3~x");
     page_free(&all);
     store_verify_report_t rep;
-    TU_OK(store_verify(st, NULL, 0, &rep, NULL, NULL));
+    TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
     cr_assert(rep.ok, "%s", rep.problem);
     cr_assert_eq(rep.sessions, 5u);
     free(q);
@@ -439,8 +422,8 @@ Test(store_ids, verify_finds_a_recent_index_that_disagrees)
 {
     append1("r1", "message");
     append1("r2", "message");
-    store_close(st);
-    st = NULL;
+    store_close(tu_store);
+    tu_store = NULL;
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
@@ -448,7 +431,7 @@ Test(store_ids, verify_finds_a_recent_index_that_disagrees)
     MDB_val k, v;
     cr_assert_eq(mdb_env_create(&env), 0);
     cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
-    cr_assert_eq(mdb_env_open(env, dir, 0, 0644), 0);
+    cr_assert_eq(mdb_env_open(env, tu_dir, 0, 0644), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
     cr_assert_eq(mdb_dbi_open(txn, "recent", 0, &dbi), 0);
     cr_assert_eq(mdb_cursor_open(txn, dbi, &c), 0);
@@ -457,9 +440,9 @@ Test(store_ids, verify_finds_a_recent_index_that_disagrees)
     mdb_cursor_close(c);
     cr_assert_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
-    st = tu_open(dir, 0, 1);
+    tu_store = tu_open(tu_dir, 0, 1);
     store_verify_report_t rep;
-    TU_OK(store_verify(st, NULL, 0, &rep, NULL, NULL));
+    TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
     cr_assert(!rep.ok);
     cr_assert_not_null(strstr(rep.problem, "recent index"), "%s", rep.problem);
 }
