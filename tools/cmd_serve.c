@@ -44,7 +44,7 @@ static int parse(struct settings *st, int argc, char **argv)
         {.name = "create", .type = OPT_FLAG, .dest = &st->create,
          .help = "make a new, empty store where data.mdb exists but holds none"},
         {.name = "cors-origin", .type = OPT_STRING, .arg = "ORIGIN", .env = "REEL_CORS_ORIGIN",
-         .dest = &st->cors, .help = "send CORS headers for ORIGIN or *"},
+         .dest = &st->cors, .help = "grant cross-origin access (CORS) to ORIGIN or *"},
         U64("max-body-bytes", "REEL_MAX_BODY_BYTES", max_body, 1, 1ull << 32,
             "request body limit", "16777216"),
         U64("max-event-bytes", "REEL_MAX_EVENT_BYTES", max_event, 1, 1ull << 31,
