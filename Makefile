@@ -55,7 +55,7 @@ BENCHBIN = $(BENCHSRC:bench/%.c=$(BUILD)/%)
 BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
 ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
-.PHONY: all deps check test unit asan tsan tsan-run install uninstall run bench browser conformance clients \
+.PHONY: all deps check test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
         torture mutants clean format load soak leakcheck
 all: $(BUILD)/reel
 
@@ -132,6 +132,18 @@ mutants: all
 conformance: all
 	cd tests/conformance && npm ci --no-audit --no-fund
 	tests/conformance/run.sh $(BUILD)/reel
+
+# The real agent CLIs (pinned in tests/agents/<agent>/) through `reel run`, against
+# scripted fake model APIs on 127.0.0.1 (docs/AGENTS.md section 7).
+agents: all
+	tests/agents/run.sh $(BUILD)
+
+# Re-records the golden cases of the real agent CLIs after a version upgrade: runs every
+# scenario, keeps its native output as tests/cases/agents/<agent>/<version>-<scenario>/
+# input.jsonl, then rewrites the expected events. Review the diff before committing it.
+record-agents: all $(BUILD)/unit
+	REEL_RECORD_GOLDEN=1 tests/agents/run.sh $(BUILD)
+	REEL_UPDATE_GOLDEN=1 $(BUILD)/unit --filter 'agents_golden/*'
 
 # The client packages: reel-client (clients/typescript, node --test against a real server).
 clients: all

@@ -17,7 +17,7 @@ if [ "${1:-}" = --quick ]; then
 fi
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
-SUITES=${*:-unit cli http load browser fault oom-quick fuzz-quick mutants clients clients-py conformance}
+SUITES=${*:-unit cli http load browser fault oom-quick fuzz-quick mutants clients clients-py agents conformance}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 passed=0
@@ -110,6 +110,14 @@ fi
 if wanted clients-py; then
     echo "== Python client tests (clients/python/tests)"
     REEL_BIN="$top/$BUILD/reel" /usr/bin/python3 -m pytest -q -p no:cacheprovider clients/python/tests 2>&1 | tee "$log"
+    tally '[0-9]+ (passed|failed)'
+fi
+
+# The real agent CLIs through `reel run` against fake model APIs (tests/agents/run.sh installs
+# the pinned CLIs; "0 passed, 0 failed (skipped: ...)" without node/npm).
+if wanted agents && [ -x tests/agents/run.sh ]; then
+    echo "== real agent CLIs (tests/agents)"
+    tests/agents/run.sh "$BUILD" 2>&1 | tee "$log"
     tally '[0-9]+ (passed|failed)'
 fi
 
