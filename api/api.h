@@ -106,4 +106,8 @@ void api_server_stop(api_server_t *srv);
 /* The bound TCP port (useful with port 0). */
 unsigned api_server_port(const api_server_t *srv);
 
+/* 1 when the server listens on a loopback address only (serve warns otherwise when no
+ * token is configured). */
+int api_server_loopback(const api_server_t *srv);
+
 #endif

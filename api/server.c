@@ -39,6 +39,14 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *m
         snprintf(msg, mlen, "--listen must be HOST:PORT, not '%s'", listen);
         return REEL_EINVALID_PARAMETER;
     }
+    /* getaddrinfo() would take ":99999" modulo 65536 and "80x" as a service name. */
+    const char *port = colon + 1;
+    size_t pl = strspn(port, "0123456789");
+    if (port[pl] || pl > 5 || atol(port) > 65535) {
+        snprintf(msg, mlen, "--listen '%s': the port must be a number from 0 to 65535, not '%s'",
+                 listen, port);
+        return REEL_EINVALID_PARAMETER;
+    }
     size_t hl = (size_t)(colon - listen);
     memcpy(host, listen, hl);
     host[hl] = '\0';
@@ -58,6 +66,20 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *m
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
     return REEL_OK;
+}
+
+/* 1 when the bound address is a loopback one (127.0.0.0/8, ::1): only local programs can
+ * connect, the case where running without a token is the safe default. */
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
 }
 
 static struct MHD_Daemon *start_daemon(api_server_t *srv, const api_config_t *cfg,
@@ -120,6 +142,7 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     if (!srv)
         return REEL_ENOMEM;
     srv->store = s;
+    srv->loopback = is_loopback(&ss);
     srv->lim = cfg->limits;
     srv->routes = api__routes;
     srv->n_routes = api__n_routes;
@@ -184,4 +207,9 @@ void api_server_stop(api_server_t *srv)
 unsigned api_server_port(const api_server_t *srv)
 {
     return srv->port;
+}
+
+int api_server_loopback(const api_server_t *srv)
+{
+    return srv->loopback;
 }

@@ -143,6 +143,31 @@ static void raise_nofile(void)
     }
 }
 
+/* The first lines an operator sees: where to point a browser and a client, and, like
+ * Redis's protected mode, a loud warning when anyone on the network could read and write
+ * every session because no token is set. */
+static void announce(const api_config_t *cfg, const api_server_t *srv, const char *dir,
+                     int no_sync)
+{
+    const char *colon = strrchr(cfg->listen, ':');
+    int hl = colon ? (int)(colon - cfg->listen) : 0;
+    const char *host = cfg->listen;
+    if (hl == 0 || (hl == 7 && !strncmp(host, "0.0.0.0", 7)) || (hl == 4 && !strncmp(host, "[::]", 4)))
+        host = "127.0.0.1", hl = 9; /* a wildcard address: the local one is a usable URL */
+    fprintf(stderr, "reel serve: listening on http://%.*s:%u/ (data %s, sync %s)\n"
+                    "reel serve: inspector at http://%.*s:%u/ui/\n",
+            hl, host, api_server_port(srv), dir, no_sync ? "none" : "full", hl, host,
+            api_server_port(srv));
+    if (!api_server_loopback(srv) && cfg->n_tokens == 0)
+        fprintf(stderr,
+                "reel serve: WARNING: listening on %s, which is not a loopback address, WITHOUT "
+                "a token:\n"
+                "reel serve: WARNING: anyone who can reach it can read, append and delete every "
+                "session.\n"
+                "reel serve: WARNING: set --token (REEL_TOKEN) or listen on 127.0.0.1.\n",
+                cfg->listen);
+}
+
 static int serve(const api_config_t *cfg, const char *dir, int no_sync, int create)
 {
     sigset_t set;
@@ -166,8 +191,7 @@ static int serve(const api_config_t *cfg, const char *dir, int no_sync, int crea
         store_close(s);
         return rc == REEL_EINVALID_PARAMETER ? CMD_USAGE : CMD_FAIL;
     }
-    fprintf(stderr, "reel serve: listening on port %u (data %s, sync %s)\n",
-            api_server_port(srv), dir, no_sync ? "none" : "full");
+    announce(cfg, srv, dir, no_sync);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "reel serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");

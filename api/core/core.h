@@ -142,6 +142,7 @@ struct api_server {
     api_token_hash_t *tokens;
     size_t n_tokens;
     unsigned port;
+    int loopback; /* listening on a loopback address only (api_server_loopback) */
     const api_route_t *routes;  /* the route table (api/routes.c) */
     size_t n_routes;
 

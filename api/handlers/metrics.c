@@ -8,6 +8,7 @@
 
 #include "api/handlers/handlers.h"
 #include "api/live/live.h"
+#include "store/version.h"
 
 enum MHD_Result api__health(api_req_t *rq, const char *data, size_t *size)
 {
@@ -20,8 +21,11 @@ enum MHD_Result api__health(api_req_t *rq, const char *data, size_t *size)
     }
     /* Damaged pages fail only the reads that meet them (docs/DESIGN.md, "Read path"):
      * the server stays up, and says here that the store needs `reel verify`. */
-    store_buf_printf(&out, "{\"status\":\"%s\",\"corrupt_reads\":%llu}",
-                     st.corrupt_reads ? "degraded" : "ok", (unsigned long long)st.corrupt_reads);
+    store_buf_printf(&out,
+                     "{\"status\":\"%s\",\"corrupt_reads\":%llu,\"version\":\"%s\","
+                     "\"commit\":\"%s\"}",
+                     st.corrupt_reads ? "degraded" : "ok", (unsigned long long)st.corrupt_reads,
+                     REEL_VERSION, reel_build_commit);
     return api__reply_json(rq, 200, &out);
 }
 
@@ -72,6 +76,11 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
     unsigned conns = srv->n_conns;
     pthread_mutex_unlock(&srv->conn_lock);
     store_buf_t o = STORE_BUF_INIT;
+    /* The info-metric idiom (value 1, facts in labels); the commit is [0-9a-z-] only. */
+    store_buf_printf(&o, "# HELP reel_build_info The version and commit of this server.\n"
+                         "# TYPE reel_build_info gauge\n"
+                         "reel_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+                     REEL_VERSION, reel_build_commit);
     metric(&o, "reel_http_requests_total", "counter", "HTTP requests received.",
            atomic_load(&srv->requests));
     metric(&o, "reel_http_appends_total", "counter", "Successful append requests.",
