@@ -646,7 +646,7 @@ int ingest_import(store_t *s, int fd, unsigned flags, ingest_import_stats_t *st,
         if (flags & INGEST_IMPORT_PARTIAL)
             rc = REEL_OK, im.limit = im.good;
     }
-    if (!rc && im.limit) {
+    if (!rc && im.limit && !(flags & INGEST_IMPORT_CHECK)) {
         if (lseek(fd, at, SEEK_SET) != at) {
             rc = fail(&im, REEL_EIO, "cannot read the input a second time");
         } else {
