@@ -27,7 +27,7 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wno-unused-parameter
 OPT      ?= -O2 -g
 CFLAGS   += $(STD) $(WARN) $(OPT) $(XCFLAGS) -MMD -MP -I.
-LDLIBS   += -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lpthread -lm
+LDLIBS   += -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lsystemd -lpthread -lm
 
 ifeq ($(SANITIZER),address)
   CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

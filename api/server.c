@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,6 +116,8 @@ static void server_free(api_server_t *srv)
     free(srv->cors_origin);
     api__evcache_free(srv->evcache);
     api__access_free(srv->access);
+    api__log_free(&srv->log);
+    pthread_rwlock_destroy(&srv->tokens_lock);
     pthread_mutex_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->conn_lock);
     pthread_mutex_destroy(&srv->own_lock);
@@ -141,6 +144,20 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     api_server_t *srv = calloc(1, sizeof *srv);
     if (!srv)
         return REEL_ENOMEM;
+    pthread_rwlock_init(&srv->tokens_lock, NULL);
+    rc = api__log_init(&srv->log, cfg, tmp, sizeof tmp);
+    if (rc != REEL_OK) {
+        set_msg(msg, msg_len, tmp);
+        server_free(srv);
+        return rc;
+    }
+    unsigned rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd) /* ids stay unique within the run */
+        rnd = (unsigned)time(NULL);
+    srv->log.id_prefix = rnd;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    srv->started_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
     srv->store = s;
     srv->loopback = is_loopback(&ss);
     srv->lim = cfg->limits;

@@ -2,16 +2,17 @@
 # deps.sh [run|test] -- install the Debian packages reel needs.
 #
 #   run   building and serving only (`make run`): a compiler, the five libraries' -dev
-#         packages, OpenSSL (SHA-256) and libcurl (replay --to), curl for the README's steps
+#         packages, OpenSSL (SHA-256), libcurl (replay --to), libsystemd (sd_notify), curl
+#         for the README's steps
 #   test  everything `make test`, `make bench` and the sanitizers use (the default)
 #
 # Idempotent: installs only what is missing, runs `apt-get update` at most once.
 set -eu
 
 RUN_PKGS="build-essential pkg-config liblmdb-dev libmsgpack-dev libmicrohttpd-dev
-libjansson-dev libzstd-dev libssl-dev libcurl4-openssl-dev curl"
+libjansson-dev libzstd-dev libssl-dev libcurl4-openssl-dev libsystemd-dev curl"
 TEST_PKGS="$RUN_PKGS lmdb-utils zstd libcriterion-dev python3 python3-pytest python3-mypy
-jq valgrind redis-server wrk chromium nodejs clang libclang-rt-14-dev nginx"
+jq valgrind redis-server wrk chromium nodejs clang libclang-rt-14-dev nginx prometheus"
 
 case "${1:-test}" in
 run) PKGS=$RUN_PKGS ;;
