@@ -161,7 +161,8 @@ function stream(res, body, turn, n) {
       ev({ type: "response.output_text.delta", item_id: msg.id, output_index: idx,
            content_index: 0, delta: d, logprobs: [] });
     if (turn.cut) {
-      res.destroy(); // the connection drops mid-response
+      // the connection drops mid-response, after the events above reached the client
+      setTimeout(() => res.destroy(), 200);
       return;
     }
     ev({ type: "response.output_text.done", item_id: msg.id, output_index: idx,
