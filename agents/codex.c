@@ -430,14 +430,21 @@ static int codex_convert(agent_conv_t *c, json_t *line)
         return usage_event(c, d, agent__get(line, "usage"), 1);
     }
     if (!strcmp(type, "turn.failed")) {
+        /* Codex prints the failure twice: an error line, then turn.failed with the same
+         * message. One failure is one error event; the repeat stays agent.native. */
+        const char *text = agent__str(agent__get(line, "error"), "message");
+        const char *last = agent__str(c->state, "last_error");
+        int repeat = text && last && !strcmp(text, last);
+        json_object_del(c->state, "last_error");
         c->failed = 1;
-        return agent__error(c, "turn_failed", agent__str(agent__get(line, "error"), "message"),
-                            NULL);
+        return repeat ? REEL_OK : agent__error(c, "turn_failed", text, NULL);
     }
     if (!strcmp(type, "error")) {
         c->failed = 1;
-        return agent__error(c, "stream_error", agent__str(line, "message"),
-                            json_pack("{s:b}", "fatal", 1));
+        const char *text = agent__str(line, "message");
+        if (text)
+            json_object_set_new(c->state, "last_error", json_string(text));
+        return agent__error(c, "stream_error", text, json_pack("{s:b}", "fatal", 1));
     }
     if (!strcmp(type, "request_user_input")) {
         json_t *d = json_object();
