@@ -112,6 +112,16 @@ def _legacy(f: Facts, m: dict[str, Any], tools: dict[str, ToolFact],
         inv = m.get("invocation") or {}
         tools[m.get("call_id")] = ToolFact(f"{inv.get('server')}.{inv.get('tool')}",
                                            inv.get("arguments"))
+    elif t == "mcp_tool_call_end":
+        tf = tools.setdefault(m.get("call_id"), ToolFact("mcp", {}))
+        res = m.get("result") or {}
+        if isinstance(res, dict) and "Err" in res:
+            tf.result, tf.failed = str(res["Err"]), True
+        elif isinstance(res, dict):
+            ok = res.get("Ok", res)
+            texts = [c.get("text", "") for c in (ok.get("content") or []) if isinstance(c, dict)]
+            tf.result = "".join(texts) or None
+            tf.failed = bool(ok.get("isError"))
     elif t == "token_count":
         info = m.get("info")
         if isinstance(info, dict) and isinstance(info.get("total_token_usage"), dict):

@@ -27,7 +27,7 @@ from agentlib import Fake, check_fidelity, events, reel_run, sandbox, save_golde
 
 CODEX = agentlib.HERE / "codex" / "node_modules" / ".bin" / "codex"
 
-pytestmark = pytest.mark.skipif(
+needs_codex = pytest.mark.skipif(
     not CODEX.exists() or shutil.which("node") is None,
     reason="codex not installed (tests/agents/run.sh runs npm ci in tests/agents/codex)")
 
@@ -94,6 +94,7 @@ def _run(sb, session, env, prompt, extra=(), timeout=120):
                     timeout=timeout)
 
 
+@needs_codex
 def test_multiturn_lists_and_edits_files(tmp_path):
     sb = sandbox(tmp_path)
     try:
@@ -121,6 +122,7 @@ def test_multiturn_lists_and_edits_files(tmp_path):
         cleanup(sb)
 
 
+@needs_codex
 def test_tool_fails(tmp_path):
     sb = sandbox(tmp_path)
     try:
@@ -139,6 +141,7 @@ def test_tool_fails(tmp_path):
         cleanup(sb)
 
 
+@needs_codex
 def test_refused_permission(tmp_path):
     """codex exec never asks (its approval policy is "never"): in a read-only sandbox a
     patch is rejected and a request to run outside the sandbox is refused. Codex 0.171 puts
@@ -165,6 +168,7 @@ def test_refused_permission(tmp_path):
         cleanup(sb)
 
 
+@needs_codex
 @pytest.mark.parametrize("scenario,step,needle", [
     ("api-400", "error 400", "fake error 400"),
     ("api-500", "error 500", ""),
@@ -188,6 +192,7 @@ def test_model_api_errors(tmp_path, scenario, step, needle):
         cleanup(sb)
 
 
+@needs_codex
 def test_resume_natively(tmp_path):
     sb = sandbox(tmp_path)
     try:
@@ -215,5 +220,28 @@ def test_resume_natively(tmp_path):
         assert facts.usage["input_tokens"] == last["usage"]["input_tokens"]
         totals = [e["data"].get("totals") for e in evs if e["type"] == "usage"]
         assert totals and totals[-1]["input_tokens"] == last["usage"]["input_tokens"]
+    finally:
+        cleanup(sb)
+
+
+GOLDEN_CASES = sorted(p.parent.name for p in (agentlib.CASES / "codex").glob("*/input.jsonl")
+                      if not p.parent.name.startswith("broken"))
+
+
+@pytest.mark.parametrize("case", GOLDEN_CASES)
+def test_ingest_golden_case_is_faithful(tmp_path, case):
+    """Every codex golden case (recorded runs of the real CLI and the hand-made legacy
+    `{id, msg}` streams), converted by `reel ingest --format codex`, passes the fidelity
+    check against facts_codex's own reading: texts, tools, results and the agent's own
+    usage totals (for a run and its resume in one file: the thread's last running total)."""
+    sb = sandbox(tmp_path)
+    try:
+        src = agentlib.CASES / "codex" / case / "input.jsonl"
+        agentlib.reel("ingest", "--data", str(sb.data), "--session", "g1", "--format", "codex",
+                      "--quiet", str(src))
+        lines = [ln for ln in src.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        facts = facts_codex.read(lines)
+        assert check_fidelity(facts, sb.data, "g1") == []
+        assert not [e for e in events(sb.data, "g1") if e["type"] == "agent.unparsed"]
     finally:
         cleanup(sb)
