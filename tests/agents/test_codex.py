@@ -245,3 +245,40 @@ def test_ingest_golden_case_is_faithful(tmp_path, case):
         assert not [e for e in events(sb.data, "g1") if e["type"] == "agent.unparsed"]
     finally:
         cleanup(sb)
+
+
+@needs_codex
+def test_resume_through_server(tmp_path):
+    """The same resume through `reel run --server` (reel serve on 127.0.0.1): the runner
+    reads the session's usage so far with GET /v1/stats?session=, so the resumed run's
+    running total is not counted twice there either."""
+    import re
+    import subprocess
+
+    sb = sandbox(tmp_path)
+    srv = subprocess.Popen([agentlib.REEL, "serve", "--data", str(sb.data), "--listen",
+                            "127.0.0.1:0", "--sync", "none"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = srv.stderr.readline()
+        m = re.search(r"listening on port (\d+)", line)
+        assert m, line
+        server = ["--server", f"http://127.0.0.1:{m.group(1)}"]
+        with Fake("openai_responses.mjs") as api:
+            env = _config(sb, api.url)
+            runs = []
+            for prompt in ("STEPS: shell ls || say First.", "STEPS: say Second."):
+                r = reel_run(sb, "s1", "codex", str(CODEX), [*ARGS, "-s", "read-only"], prompt,
+                             env, reel_args=server, timeout=120)
+                assert r.returncode == 0, r.stderr
+                runs.append(r)
+        assert "resuming codex session" in runs[1].stderr
+    finally:
+        srv.terminate()
+        srv.wait(10)
+    try:
+        lines = [ln for r in runs for ln in r.native_lines()]
+        facts = facts_codex.read(lines)
+        assert check_fidelity(facts, sb.data, "s1") == []
+    finally:
+        cleanup(sb)
