@@ -261,7 +261,7 @@ def test_resume_through_server(tmp_path):
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         line = srv.stderr.readline()
-        m = re.search(r"listening on port (\d+)", line)
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
         assert m, line
         server = ["--server", f"http://127.0.0.1:{m.group(1)}"]
         with Fake("openai_responses.mjs") as api:
