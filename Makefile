@@ -7,7 +7,8 @@
 #   make test     deps + build + every test, ending with "N passed, N failed"
 #   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan     the unit, CLI and HTTP suites under ThreadSanitizer (build/thread)
-#   make install  build/reel to $(DESTDIR)$(PREFIX)/bin (PREFIX=/usr/local)
+#   make install  reel, its man page, completions, systemd unit under $(DESTDIR)$(PREFIX)
+#   make deb      a Debian package in build/deb/ (make docker: the container image)
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
@@ -56,7 +57,7 @@ BENCHBIN = $(BENCHSRC:bench/%.c=$(BUILD)/%)
 BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
 ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
-.PHONY: all deps deps-run check test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
+.PHONY: all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
         torture mutants clean format load soak leakcheck
 all: $(BUILD)/reel
 
@@ -193,12 +194,37 @@ tsan-run:
 # being split into layers); embed libreel.a from a checkout instead.
 PREFIX  ?= /usr/local
 DESTDIR ?=
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+# The man page and the bash and zsh completions, generated from the --help texts.
+doc: $(BUILD)/doc/reel.1
+$(BUILD)/doc/reel.1: $(BUILD)/reel scripts/docs_from_help.py
+	python3 scripts/docs_from_help.py $(BUILD)/reel $(BUILD)/doc
+
+# PREFIX=/usr/local DESTDIR= : the binary, its man page, completions and systemd unit.
+install: all doc
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	    $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BUILD)/reel $(DESTDIR)$(PREFIX)/bin/reel
+	gzip -9n < $(BUILD)/doc/reel.1 > $(DESTDIR)$(PREFIX)/share/man/man1/reel.1.gz
+	install -m 644 $(BUILD)/doc/reel.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/reel
+	install -m 644 $(BUILD)/doc/_reel $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_reel
+	sed 's|/usr/bin/reel|$(PREFIX)/bin/reel|' packaging/reel.service \
+	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/reel.service
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/reel
+	rm -f $(DESTDIR)$(PREFIX)/bin/reel $(DESTDIR)$(PREFIX)/share/man/man1/reel.1.gz \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions/reel \
+	    $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_reel \
+	    $(DESTDIR)$(PREFIX)/lib/systemd/system/reel.service
+
+# A Debian package (packaging/deb/): make install into a staging root with PREFIX=/usr,
+# the control file, and postinst/postrm that create and remove the 'reel' user.
+deb: all doc
+	packaging/deb/build.sh $(BUILD)
+
+# The container image (packaging/Dockerfile); needs a running docker.
+docker:
+	docker build -f packaging/Dockerfile -t reel:latest .
 
 # Load, soak and leak check (tests/load/; docs/RELIABILITY.md "Load and soak").
 SOAK_SECONDS ?= 600
