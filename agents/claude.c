@@ -185,6 +185,49 @@ static int assistant_text(agent_conv_t *c, const char *msg, json_t *block, const
     return agent__item_whole(c, kind, "assistant", info, text, extra);
 }
 
+/* ---- Usage ---- */
+
+/* Token counts of a Messages API usage object into 'd' under reel's names. */
+static void usage_tokens(json_t *d, json_t *u)
+{
+    agent__copy(d, "input_tokens", u, "input_tokens");
+    agent__copy(d, "output_tokens", u, "output_tokens");
+    agent__copy(d, "cached_input_tokens", u, "cache_read_input_tokens");
+    agent__copy(d, "cache_creation_input_tokens", u, "cache_creation_input_tokens");
+}
+
+/* Where the usage of an assistant message is the only count (Amp, whose result line has
+ * none, and Claude Code project transcripts, which have no result line): one usage event
+ * per message id (the lines of one message repeat it). In Claude stream-json the result
+ * line carries the total, so message usage is not counted there. */
+static int per_message_usage(agent_conv_t *c)
+{
+    return c->ops == &agent__amp_ops || json_is_true(agent__get(c->state, "transcript"));
+}
+
+static int message_usage(agent_conv_t *c, json_t *line)
+{
+    json_t *m = agent__get(line, "message");
+    json_t *u = agent__get(m, "usage");
+    if (!json_is_object(u) || !per_message_usage(c))
+        return REEL_OK;
+    const char *id = agent__str(m, "id");
+    json_t *seen = agent__get(c->state, "usage_msgs");
+    if (!seen)
+        json_object_set_new(c->state, "usage_msgs", seen = json_object());
+    if (id && agent__get(seen, id))
+        return REEL_OK;
+    if (id)
+        json_object_set_new(seen, id, json_true());
+    json_object_set_new(c->state, "msg_usage", json_true()); /* counted in this turn */
+    json_t *d = json_object();
+    json_object_set_new(d, "turn_end", json_false());
+    agent__copy(d, "stop_reason", m, "stop_reason");
+    agent__copy(d, "model", m, "model");
+    usage_tokens(d, u);
+    return agent__emit(c, "usage", d);
+}
+
 static int assistant(agent_conv_t *c, json_t *line)
 {
     json_t *m = agent__get(line, "message");
@@ -228,9 +271,25 @@ static int assistant(agent_conv_t *c, json_t *line)
                 text = agent__str(b, "text");
         }
         c->failed = 1;
-        rc = agent__error(c, json_is_string(err) ? json_string_value(err) : "error",
-                          text ? text : json_string_value(err), NULL);
+        json_t *status = agent__get(line, "api_error_status");
+        char code[32];
+        json_t *extra = json_object();
+        if (json_is_integer(status)) { /* an API error: its HTTP status is the code */
+            snprintf(code, sizeof code, "%lld", (long long)json_integer_value(status));
+            json_object_set(extra, "error", err);
+            json_object_set_new(c->state, "api_error", json_true());
+        }
+        agent__copy(extra, "api_error_status", line, "api_error_status");
+        agent__copy(extra, "api_error_type", line, "api_error_type");
+        agent__copy(extra, "request_id", line, "request_id");
+        rc = agent__error(c,
+                          json_is_integer(status) ? code
+                          : json_is_string(err)   ? json_string_value(err)
+                                                  : "error",
+                          text ? text : json_string_value(err), extra);
     }
+    if (!rc)
+        rc = message_usage(c, line);
     return rc;
 }
 
@@ -336,6 +395,30 @@ static int denials(agent_conv_t *c, json_t *line)
     return rc;
 }
 
+/* The result's figures are running totals of the process (they grow across the turns of
+ * one `--input-format stream-json` session): emit what this turn added, keep the native
+ * totals under data.totals. A new process (system/init) starts from zero; a total smaller
+ * than the previous one (a process without an init line) is taken whole. */
+static void add_diff(agent_conv_t *c, json_t *d, json_t *totals, const char *as, json_t *from,
+                     const char *key)
+{
+    json_t *v = agent__get(from, key);
+    if (!json_is_number(v))
+        return;
+    json_object_set(totals, key, v);
+    json_t *prev_all = agent__get(c->state, "totals");
+    json_t *prev = agent__get(prev_all, key);
+    if (json_is_integer(v)) {
+        json_int_t now = json_integer_value(v), before = json_integer_value(prev);
+        json_object_set_new(d, as, json_integer(json_is_integer(prev) && now >= before ? now - before
+                                                                                      : now));
+    } else {
+        double now = json_number_value(v), before = json_number_value(prev);
+        json_object_set_new(d, as, json_real(json_is_number(prev) && now >= before ? now - before
+                                                                                  : now));
+    }
+}
+
 static int result(agent_conv_t *c, json_t *line)
 {
     json_t *u = agent__get(line, "usage");
@@ -343,19 +426,37 @@ static int result(agent_conv_t *c, json_t *line)
     json_object_set_new(d, "turn_end", json_true());
     agent__copy(d, "stop_reason", line, "stop_reason");
     agent__copy(d, "subtype", line, "subtype");
-    agent__copy(d, "input_tokens", u, "input_tokens");
-    agent__copy(d, "output_tokens", u, "output_tokens");
-    agent__copy(d, "cached_input_tokens", u, "cache_read_input_tokens");
-    agent__copy(d, "cache_creation_input_tokens", u, "cache_creation_input_tokens");
-    agent__copy(d, "cost_usd", line, "total_cost_usd");
+    json_t *totals = json_object();
+    /* Amp counts on its assistant messages; a result total would count them again. */
+    int counted = per_message_usage(c) && json_is_true(agent__get(c->state, "msg_usage"));
+    json_t *du = counted ? json_object() : d; /* where the token differences go */
+    add_diff(c, du, totals, "input_tokens", u, "input_tokens");
+    add_diff(c, du, totals, "output_tokens", u, "output_tokens");
+    add_diff(c, du, totals, "cached_input_tokens", u, "cache_read_input_tokens");
+    add_diff(c, du, totals, "cache_creation_input_tokens", u, "cache_creation_input_tokens");
+    add_diff(c, d, totals, "cost_usd", line, "total_cost_usd");
+    if (counted)
+        json_decref(du);
+    json_object_del(c->state, "msg_usage");
     agent__copy(d, "duration_ms", line, "duration_ms");
     agent__copy(d, "duration_api_ms", line, "duration_api_ms");
     agent__copy(d, "num_turns", line, "num_turns");
     agent__copy(d, "model_usage", line, "modelUsage");
+    if (json_object_size(totals)) {
+        json_object_set(d, "totals", totals);
+        json_object_set(c->state, "totals", totals);
+    }
+    json_decref(totals);
     int rc = agent__emit(c, "usage", d);
     const char *sub = agent__str(line, "subtype");
+    json_t *status = agent__get(line, "api_error_status");
+    int api_error = json_is_integer(status);
+    int told = api_error && json_is_true(agent__get(c->state, "api_error"));
+    json_object_del(c->state, "api_error");
     if (!rc && (json_is_true(agent__get(line, "is_error")) || (sub && strcmp(sub, "success")))) {
         c->failed = 1;
+        if (told) /* the assistant line already gave this API error */
+            return denials(c, line);
         const char *msg = agent__str(line, "result");
         if (!msg)
             msg = agent__str(line, "error");
@@ -370,7 +471,13 @@ static int result(agent_conv_t *c, json_t *line)
         json_t *extra = json_object();
         agent__copy(extra, "errors", line, "errors");
         agent__copy(extra, "api_error_status", line, "api_error_status");
-        rc = agent__error(c, sub ? sub : "error", msg, extra);
+        agent__copy(extra, "api_error_type", line, "api_error_type");
+        char code[128];
+        if (api_error) /* an API error: its HTTP status, not "success" */
+            snprintf(code, sizeof code, "%lld", (long long)json_integer_value(status));
+        else
+            snprintf(code, sizeof code, "%.127s", sub && strcmp(sub, "success") ? sub : "error");
+        rc = agent__error(c, code, msg, extra);
     } else if (!rc) {
         c->failed = 0; /* a later successful turn clears an earlier failure */
     }
@@ -418,6 +525,8 @@ static int control_response(agent_conv_t *c, json_t *line)
 
 static int init(agent_conv_t *c, json_t *line)
 {
+    json_object_del(c->state, "totals"); /* a new process: its totals start from zero */
+    json_object_del(c->state, "api_error");
     json_t *d = json_object();
     agent__copy(d, "model", line, "model");
     agent__copy(d, "cwd", line, "cwd");
@@ -428,14 +537,71 @@ static int init(agent_conv_t *c, json_t *line)
     return agent__session_started(c, d, 1);
 }
 
+/* ---- Claude Code project transcripts (~/.claude/projects/<dir>/<id>.jsonl) ---- */
+
+/* A transcript line: camelCase sessionId, one content block per assistant line (usage
+ * repeated on each), no init and no result line, and many bookkeeping types
+ * (queue-operation, attachment, file-history-snapshot, summary, cost-state, ...) that are
+ * agent.native. cost-state carries the session's running cost (it survives a resume). */
+static int transcript_line(agent_conv_t *c, json_t *line, const char *type)
+{
+    int rc = REEL_OK;
+    if (!c->started) {
+        json_t *d = json_object();
+        agent__copy(d, "cwd", line, "cwd");
+        agent__copy(d, "version", line, "version");
+        json_object_set_new(d, "format", json_string("transcript"));
+        rc = agent__session_started(c, d, 0);
+    }
+    if (rc || !type)
+        return rc;
+    if (!strcmp(type, "cost-state")) {
+        json_t *cost = agent__get(line, "totalCostUSD");
+        if (!json_is_number(cost))
+            return REEL_OK;
+        json_t *d = json_object(), *totals = json_object();
+        json_object_set_new(d, "turn_end", json_false());
+        json_t *prev = agent__get(c->state, "cost_state");
+        double now = json_number_value(cost), before = json_number_value(prev);
+        json_object_set_new(d, "cost_usd", json_real(json_is_number(prev) && now >= before
+                                                         ? now - before
+                                                         : now));
+        json_object_set(totals, "total_cost_usd", cost);
+        json_object_set_new(d, "totals", totals);
+        agent__copy(d, "model_usage", line, "modelUsage");
+        json_object_set(c->state, "cost_state", cost);
+        return agent__emit(c, "usage", d);
+    }
+    if (!strcmp(type, "system")) { /* api_error (one per attempt), compact_boundary, ... */
+        return REEL_OK;
+    }
+    return REEL_OK;
+}
+
 int agent__claude_convert(agent_conv_t *c, json_t *line)
 {
     const char *type = agent__str(line, "type");
     agent__set_nsid(c, agent__str(line, "session_id"));
+    /* A project transcript line: sessionId (camelCase) instead of session_id. */
+    const char *tsid = agent__str(line, "sessionId");
+    if (tsid && !agent__get(line, "session_id")) {
+        agent__set_nsid(c, tsid);
+        json_object_set_new(c->state, "transcript", json_true());
+    }
+    int transcript = json_is_true(agent__get(c->state, "transcript"));
     json_t *parent = agent__get(line, "parent_tool_use_id");
     json_object_set(c->state, "parent", parent ? parent : json_null());
     if (!type)
         return AGENT__UNKNOWN;
+    if (transcript && tsid) {
+        int rc = transcript_line(c, line, type);
+        if (rc)
+            return rc;
+        if (strcmp(type, "user") && strcmp(type, "assistant"))
+            return REEL_OK; /* bookkeeping: agent.native */
+    }
+    if (!strcmp(type, "summary") || !strcmp(type, "file-history-snapshot"))
+        return REEL_OK; /* transcript lines without a sessionId: agent.native */
     if (!strcmp(type, "system")) {
         const char *sub = agent__str(line, "subtype");
         return sub && !strcmp(sub, "init") ? init(c, line) : REEL_OK;
