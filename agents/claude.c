@@ -277,10 +277,13 @@ static int assistant(agent_conv_t *c, json_t *line)
         if (json_is_integer(status)) { /* an API error: its HTTP status is the code */
             snprintf(code, sizeof code, "%lld", (long long)json_integer_value(status));
             json_object_set(extra, "error", err);
-            json_object_set_new(c->state, "api_error", json_true());
         }
+        /* The result line that follows reports the same API error: not twice. */
+        if (json_is_integer(status) || json_is_true(agent__get(line, "is_api_error_message")))
+            json_object_set_new(c->state, "api_error", json_true());
         agent__copy(extra, "api_error_status", line, "api_error_status");
         agent__copy(extra, "api_error_type", line, "api_error_type");
+        agent__copy(extra, "api_error", line, "api_error");
         agent__copy(extra, "request_id", line, "request_id");
         rc = agent__error(c,
                           json_is_integer(status) ? code
@@ -419,6 +422,21 @@ static void add_diff(agent_conv_t *c, json_t *d, json_t *totals, const char *as,
     }
 }
 
+/* After a --resume, Claude Code restores the session's cost: total_cost_usd and modelUsage
+ * then include the earlier processes while usage counts this process only. Seen as
+ * modelUsage holding more input tokens than usage. */
+static int restored_cost(json_t *line)
+{
+    json_t *mu = agent__get(line, "modelUsage");
+    json_int_t all = 0;
+    const char *model;
+    json_t *v;
+    if (!json_is_object(mu))
+        return 0;
+    json_object_foreach(mu, model, v) all += json_integer_value(agent__get(v, "inputTokens"));
+    return all > json_integer_value(agent__get(agent__get(line, "usage"), "input_tokens"));
+}
+
 static int result(agent_conv_t *c, json_t *line)
 {
     json_t *u = agent__get(line, "usage");
@@ -430,11 +448,37 @@ static int result(agent_conv_t *c, json_t *line)
     /* Amp counts on its assistant messages; a result total would count them again. */
     int counted = per_message_usage(c) && json_is_true(agent__get(c->state, "msg_usage"));
     json_t *du = counted ? json_object() : d; /* where the token differences go */
+    json_t *prev = agent__get(c->state, "totals");
+    if (json_is_true(agent__get(c->state, "new_process")) && !restored_cost(line))
+        json_object_del(prev, "total_cost_usd");
+    json_object_del(c->state, "new_process");
     add_diff(c, du, totals, "input_tokens", u, "input_tokens");
     add_diff(c, du, totals, "output_tokens", u, "output_tokens");
     add_diff(c, du, totals, "cached_input_tokens", u, "cache_read_input_tokens");
     add_diff(c, du, totals, "cache_creation_input_tokens", u, "cache_creation_input_tokens");
     add_diff(c, d, totals, "cost_usd", line, "total_cost_usd");
+    /* Newer builds say what this result added: their figures, when given, are the ones. */
+    json_t *since = agent__get(line, "model_usage_since_last_result");
+    if (json_object_size(since)) {
+        static const char *const names[][2] = {
+            {"inputTokens", "input_tokens"},
+            {"outputTokens", "output_tokens"},
+            {"cacheReadInputTokens", "cached_input_tokens"},
+            {"cacheCreationInputTokens", "cache_creation_input_tokens"},
+        };
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            json_int_t sum = 0;
+            const char *model;
+            json_t *mu;
+            json_object_foreach(since, model, mu) sum += json_integer_value(agent__get(mu, names[i][0]));
+            json_object_set_new(du, names[i][1], json_integer(sum));
+        }
+        double cost = 0;
+        const char *model;
+        json_t *mu;
+        json_object_foreach(since, model, mu) cost += json_number_value(agent__get(mu, "costUSD"));
+        json_object_set_new(d, "cost_usd", json_real(cost));
+    }
     if (counted)
         json_decref(du);
     json_object_del(c->state, "msg_usage");
@@ -451,7 +495,8 @@ static int result(agent_conv_t *c, json_t *line)
     const char *sub = agent__str(line, "subtype");
     json_t *status = agent__get(line, "api_error_status");
     int api_error = json_is_integer(status);
-    int told = api_error && json_is_true(agent__get(c->state, "api_error"));
+    int told = json_is_true(agent__get(c->state, "api_error")) &&
+               (api_error || (sub && !strcmp(sub, "success")));
     json_object_del(c->state, "api_error");
     if (!rc && (json_is_true(agent__get(line, "is_error")) || (sub && strcmp(sub, "success")))) {
         c->failed = 1;
@@ -525,7 +570,15 @@ static int control_response(agent_conv_t *c, json_t *line)
 
 static int init(agent_conv_t *c, json_t *line)
 {
-    json_object_del(c->state, "totals"); /* a new process: its totals start from zero */
+    /* A new process: its token totals start from zero; its cost too, unless it was
+     * restored (result() decides, restored_cost()). */
+    json_t *prev = agent__get(c->state, "totals");
+    json_t *cost = agent__get(prev, "total_cost_usd");
+    json_t *keep = json_object();
+    if (cost)
+        json_object_set(keep, "total_cost_usd", cost);
+    json_object_set_new(c->state, "totals", keep);
+    json_object_set_new(c->state, "new_process", json_true());
     json_object_del(c->state, "api_error");
     json_t *d = json_object();
     agent__copy(d, "model", line, "model");
