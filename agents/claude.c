@@ -272,6 +272,8 @@ static int assistant(agent_conv_t *c, json_t *line)
         }
         c->failed = 1;
         json_t *status = agent__get(line, "api_error_status");
+        if (!status) /* project transcripts: camelCase */
+            status = agent__get(line, "apiErrorStatus");
         char code[32];
         json_t *extra = json_object();
         if (json_is_integer(status)) { /* an API error: its HTTP status is the code */
@@ -282,9 +284,12 @@ static int assistant(agent_conv_t *c, json_t *line)
         if (json_is_integer(status) || json_is_true(agent__get(line, "is_api_error_message")))
             json_object_set_new(c->state, "api_error", json_true());
         agent__copy(extra, "api_error_status", line, "api_error_status");
+        agent__copy(extra, "api_error_status", line, "apiErrorStatus");
         agent__copy(extra, "api_error_type", line, "api_error_type");
+        agent__copy(extra, "api_error_type", line, "apiErrorType");
         agent__copy(extra, "api_error", line, "api_error");
         agent__copy(extra, "request_id", line, "request_id");
+        agent__copy(extra, "request_id", line, "requestId");
         rc = agent__error(c,
                           json_is_integer(status) ? code
                           : json_is_string(err)   ? json_string_value(err)
