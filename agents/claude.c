@@ -403,99 +403,128 @@ static int denials(agent_conv_t *c, json_t *line)
     return rc;
 }
 
-/* The result's figures are running totals of the process (they grow across the turns of
- * one `--input-format stream-json` session): emit what this turn added, keep the native
- * totals under data.totals. A new process (system/init) starts from zero; a total smaller
- * than the previous one (a process without an init line) is taken whole. */
-static void add_diff(agent_conv_t *c, json_t *d, json_t *totals, const char *as, json_t *from,
-                     const char *key)
+/* ---- Result ---- */
+
+/* A result's usage, from the best source it has:
+ *  1. model_usage_since_last_result (2.1.x): what this result added, per model;
+ *  2. modelUsage and total_cost_usd: running totals of the process (they grow across the
+ *     turns of one `--input-format stream-json` session, and after --resume they go on
+ *     from the restored session cost): the difference with the previous result's;
+ *  3. usage and total_cost_usd (older builds): running totals of the process, from zero
+ *     at each system/init.
+ * When a running total went down, a new count began: taken whole. The native running
+ * totals (usage's fields, total_cost_usd) go under data.totals. */
+static const char *const usage_names[][3] = {
+    /* reel, usage, modelUsage */
+    {"input_tokens", "input_tokens", "inputTokens"},
+    {"output_tokens", "output_tokens", "outputTokens"},
+    {"cached_input_tokens", "cache_read_input_tokens", "cacheReadInputTokens"},
+    {"cache_creation_input_tokens", "cache_creation_input_tokens", "cacheCreationInputTokens"},
+};
+#define N_USAGE_NAMES (sizeof usage_names / sizeof usage_names[0])
+
+static json_t *sum_models(json_t *per_model, const char *key, int real)
 {
-    json_t *v = agent__get(from, key);
-    if (!json_is_number(v))
-        return;
-    json_object_set(totals, key, v);
-    json_t *prev_all = agent__get(c->state, "totals");
-    json_t *prev = agent__get(prev_all, key);
-    if (json_is_integer(v)) {
-        json_int_t now = json_integer_value(v), before = json_integer_value(prev);
-        json_object_set_new(d, as, json_integer(json_is_integer(prev) && now >= before ? now - before
-                                                                                      : now));
-    } else {
-        double now = json_number_value(v), before = json_number_value(prev);
-        json_object_set_new(d, as, json_real(json_is_number(prev) && now >= before ? now - before
-                                                                                  : now));
+    json_int_t n = 0;
+    double x = 0;
+    const char *model;
+    json_t *m;
+    json_object_foreach(per_model, model, m) {
+        n += json_integer_value(agent__get(m, key));
+        x += json_number_value(agent__get(m, key));
     }
+    return real ? json_real(x) : json_integer(n);
 }
 
-/* After a --resume, Claude Code restores the session's cost: total_cost_usd and modelUsage
- * then include the earlier processes while usage counts this process only. Seen as
- * modelUsage holding more input tokens than usage. */
-static int restored_cost(json_t *line)
+static json_t *state_object(agent_conv_t *c, const char *key)
 {
-    json_t *mu = agent__get(line, "modelUsage");
-    json_int_t all = 0;
-    const char *model;
+    json_t *o = agent__get(c->state, key);
+    if (!json_is_object(o))
+        json_object_set_new(c->state, key, o = json_object());
+    return o;
+}
+
+/* 'now' (running totals under reel's names, stolen) less 'base' (the previous ones, then
+ * replaced): tokens into 'tok', cost_usd into 'd'. */
+static void running_diff(json_t *d, json_t *tok, json_t *base, json_t *now)
+{
+    const char *k;
     json_t *v;
-    if (!json_is_object(mu))
-        return 0;
-    json_object_foreach(mu, model, v) all += json_integer_value(agent__get(v, "inputTokens"));
-    return all > json_integer_value(agent__get(agent__get(line, "usage"), "input_tokens"));
+    int fresh = 0;
+    json_object_foreach(now, k, v) {
+        json_t *b = json_object_get(base, k);
+        if (json_is_number(b) && json_number_value(v) < json_number_value(b))
+            fresh = 1;
+    }
+    json_object_foreach(now, k, v) {
+        json_t *b = fresh ? NULL : json_object_get(base, k);
+        json_t *out = strcmp(k, "cost_usd") ? tok : d;
+        if (!json_is_number(b))
+            json_object_set(out, k, v);
+        else if (json_is_integer(v) && json_is_integer(b))
+            json_object_set_new(out, k, json_integer(json_integer_value(v) - json_integer_value(b)));
+        else
+            json_object_set_new(out, k, json_real(json_number_value(v) - json_number_value(b)));
+    }
+    json_object_clear(base);
+    json_object_update(base, now);
+    json_decref(now);
+}
+
+static void result_usage(agent_conv_t *c, json_t *line, json_t *d, json_t *tok)
+{
+    json_t *u = agent__get(line, "usage"), *mu = agent__get(line, "modelUsage");
+    json_t *since = agent__get(line, "model_usage_since_last_result");
+    json_t *cost = agent__get(line, "total_cost_usd");
+    json_t *now = json_object();
+    if (json_object_size(mu)) { /* keep its baseline current whichever source counts */
+        for (size_t i = 0; i < N_USAGE_NAMES; i++)
+            json_object_set_new(now, usage_names[i][0], sum_models(mu, usage_names[i][2], 0));
+        json_object_set_new(now, "cost_usd",
+                            json_is_number(cost) ? json_incref(cost) : sum_models(mu, "costUSD", 1));
+    }
+    if (json_object_size(since)) {
+        for (size_t i = 0; i < N_USAGE_NAMES; i++)
+            json_object_set_new(tok, usage_names[i][0], sum_models(since, usage_names[i][2], 0));
+        json_object_set_new(d, "cost_usd", sum_models(since, "costUSD", 1));
+        if (json_object_size(now))
+            running_diff(json_object(), json_object(), state_object(c, "base_model_usage"), now);
+        else
+            json_decref(now);
+    } else if (json_object_size(now)) {
+        running_diff(d, tok, state_object(c, "base_model_usage"), now);
+    } else {
+        for (size_t i = 0; i < N_USAGE_NAMES; i++)
+            agent__copy(now, usage_names[i][0], u, usage_names[i][1]);
+        if (json_is_number(cost))
+            json_object_set(now, "cost_usd", cost);
+        running_diff(d, tok, state_object(c, "base_usage"), now);
+    }
+    json_t *totals = json_object();
+    for (size_t i = 0; i < N_USAGE_NAMES; i++)
+        agent__copy(totals, NULL, u, usage_names[i][1]);
+    agent__copy(totals, NULL, line, "total_cost_usd");
+    if (json_object_size(totals))
+        json_object_set(d, "totals", totals);
+    json_decref(totals);
 }
 
 static int result(agent_conv_t *c, json_t *line)
 {
-    json_t *u = agent__get(line, "usage");
     json_t *d = json_object();
     json_object_set_new(d, "turn_end", json_true());
     agent__copy(d, "stop_reason", line, "stop_reason");
     agent__copy(d, "subtype", line, "subtype");
-    json_t *totals = json_object();
     /* Amp counts on its assistant messages; a result total would count them again. */
     int counted = per_message_usage(c) && json_is_true(agent__get(c->state, "msg_usage"));
-    json_t *du = counted ? json_object() : d; /* where the token differences go */
-    json_t *prev = agent__get(c->state, "totals");
-    if (json_is_true(agent__get(c->state, "new_process")) && !restored_cost(line))
-        json_object_del(prev, "total_cost_usd");
-    json_object_del(c->state, "new_process");
-    add_diff(c, du, totals, "input_tokens", u, "input_tokens");
-    add_diff(c, du, totals, "output_tokens", u, "output_tokens");
-    add_diff(c, du, totals, "cached_input_tokens", u, "cache_read_input_tokens");
-    add_diff(c, du, totals, "cache_creation_input_tokens", u, "cache_creation_input_tokens");
-    add_diff(c, d, totals, "cost_usd", line, "total_cost_usd");
-    /* Newer builds say what this result added: their figures, when given, are the ones. */
-    json_t *since = agent__get(line, "model_usage_since_last_result");
-    if (json_object_size(since)) {
-        static const char *const names[][2] = {
-            {"inputTokens", "input_tokens"},
-            {"outputTokens", "output_tokens"},
-            {"cacheReadInputTokens", "cached_input_tokens"},
-            {"cacheCreationInputTokens", "cache_creation_input_tokens"},
-        };
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-            json_int_t sum = 0;
-            const char *model;
-            json_t *mu;
-            json_object_foreach(since, model, mu) sum += json_integer_value(agent__get(mu, names[i][0]));
-            json_object_set_new(du, names[i][1], json_integer(sum));
-        }
-        double cost = 0;
-        const char *model;
-        json_t *mu;
-        json_object_foreach(since, model, mu) cost += json_number_value(agent__get(mu, "costUSD"));
-        json_object_set_new(d, "cost_usd", json_real(cost));
-    }
-    if (counted)
-        json_decref(du);
+    json_t *tok = counted ? json_object() : json_incref(d); /* where token counts go */
+    result_usage(c, line, d, tok);
+    json_decref(tok);
     json_object_del(c->state, "msg_usage");
     agent__copy(d, "duration_ms", line, "duration_ms");
     agent__copy(d, "duration_api_ms", line, "duration_api_ms");
     agent__copy(d, "num_turns", line, "num_turns");
     agent__copy(d, "model_usage", line, "modelUsage");
-    if (json_object_size(totals)) {
-        json_object_set(d, "totals", totals);
-        json_object_set(c->state, "totals", totals);
-    }
-    json_decref(totals);
     int rc = agent__emit(c, "usage", d);
     const char *sub = agent__str(line, "subtype");
     json_t *status = agent__get(line, "api_error_status");
@@ -575,15 +604,8 @@ static int control_response(agent_conv_t *c, json_t *line)
 
 static int init(agent_conv_t *c, json_t *line)
 {
-    /* A new process: its token totals start from zero; its cost too, unless it was
-     * restored (result() decides, restored_cost()). */
-    json_t *prev = agent__get(c->state, "totals");
-    json_t *cost = agent__get(prev, "total_cost_usd");
-    json_t *keep = json_object();
-    if (cost)
-        json_object_set(keep, "total_cost_usd", cost);
-    json_object_set_new(c->state, "totals", keep);
-    json_object_set_new(c->state, "new_process", json_true());
+    /* A new process: its usage totals start from zero (modelUsage's may go on). */
+    json_object_del(c->state, "base_usage");
     json_object_del(c->state, "api_error");
     json_t *d = json_object();
     agent__copy(d, "model", line, "model");

@@ -3,11 +3,12 @@
 stream_facts(lines): `claude -p --output-format stream-json --verbose` output (one or more
 processes, e.g. a run and its resume, concatenated). Assistant texts are the text blocks of
 `assistant` lines; tools are the tool_use blocks, paired with the `tool_result` blocks of
-`user` lines by tool_use_id. Usage: each process (from its system/init line) reports
-running totals on its `result` lines, so the process's last result is its total; the
-session's token total is the sum over processes. The cost of a resumed process includes
-the earlier ones (the CLI restores it; its modelUsage then counts more input tokens than
-its usage): then it adds its total_cost_usd less the previous process's.
+`user` lines by tool_use_id. Usage, from what the results say: when every result has
+model_usage_since_last_result (2.1.x), the sum of those; else, when they have modelUsage,
+its sums and total_cost_usd are running totals (across the turns of one process and, the
+cost being restored, across --resume), so the session's total is the last figures of each
+count (a new count starts where a total goes down); else usage and total_cost_usd are
+running totals of each process (system/init starts one).
 
 transcript_facts(lines): a project transcript (~/.claude/projects/<dir>/<id>.jsonl). The
 same texts and tools; usage is on the assistant lines (every line of one message repeats
@@ -69,35 +70,57 @@ def _texts_and_tools(objs: list[dict[str, Any]], facts: Facts) -> None:
                     t.failed = bool(b.get("is_error"))
 
 
+MODEL_KEYS = (("inputTokens", "input_tokens"), ("outputTokens", "output_tokens"),
+              ("cacheReadInputTokens", "cached_input_tokens"),
+              ("cacheCreationInputTokens", "cache_creation_input_tokens"))
+
+
+def _model_sums(per_model: dict[str, Any]) -> dict[str, float]:
+    out = {ours: sum(m.get(native, 0) for m in per_model.values()) for native, ours in MODEL_KEYS}
+    out["cost_usd"] = sum(m.get("costUSD", 0) for m in per_model.values())
+    return out
+
+
+def _add(total: dict[str, float], part: dict[str, float]) -> None:
+    for k, v in part.items():
+        total[k] = total.get(k, 0) + v
+
+
 def stream_facts(lines: list[str]) -> Facts:
     objs = _objects(lines)
     facts = Facts()
     _texts_and_tools(objs, facts)
+    results = [o for o in objs if o.get("type") == "result"]
     usage: dict[str, float] = {}
-    last: dict[str, Any] | None = None  # the current process's last result
-    prev_cost = [0.0]  # the previous process's final total_cost_usd
-
-    def close() -> None:
-        if last is None:
-            return
-        u = last.get("usage") or {}
-        for native, ours in USAGE_KEYS:
-            usage[ours] = usage.get(ours, 0) + u.get(native, 0)
-        # After --resume the CLI restores the session's cost: total_cost_usd (and
-        # modelUsage) then cover the earlier processes too, while usage covers this one.
-        mu = last.get("modelUsage") or {}
-        restored = sum(m.get("inputTokens", 0) for m in mu.values()) > u.get("input_tokens", 0)
-        cost = last.get("total_cost_usd", 0)
-        usage["cost_usd"] = usage.get("cost_usd", 0) + cost - (prev_cost[0] if restored else 0)
-        prev_cost[0] = cost
-
-    for o in objs:
-        if o.get("type") == "system" and o.get("subtype") == "init":
-            close()
-            last = None
-        elif o.get("type") == "result":
-            last = o
-    close()
+    if results and all("model_usage_since_last_result" in r for r in results):
+        # 2.1.x: each result says what it added.
+        for r in results:
+            _add(usage, _model_sums(r["model_usage_since_last_result"] or {}))
+    elif results and all(r.get("modelUsage") for r in results):
+        # modelUsage and total_cost_usd are running totals (across the turns of a process
+        # and, the cost being restored, across --resume): every count that starts again
+        # (a total goes down) adds its last figures.
+        last = None
+        for r in results:
+            now = _model_sums(r["modelUsage"])
+            now["cost_usd"] = r.get("total_cost_usd", now["cost_usd"])
+            if last is not None and any(now[k] < last[k] for k in now):
+                _add(usage, last)
+            last = now
+        _add(usage, last or {})
+    else:
+        # usage and total_cost_usd: running totals of each process (from its init line).
+        last = None
+        for o in objs:
+            if o.get("type") == "system" and o.get("subtype") == "init" and last is not None:
+                _add(usage, last)
+                last = None
+            elif o.get("type") == "result":
+                u = o.get("usage") or {}
+                last = {ours: u[native] for native, ours in USAGE_KEYS if native in u}
+                if "total_cost_usd" in o:
+                    last["cost_usd"] = o["total_cost_usd"]
+        _add(usage, last or {})
     facts.usage = usage
     return facts
 

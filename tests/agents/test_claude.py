@@ -34,7 +34,9 @@ MODEL = "claude-sonnet-4-5"
 # Variadic flags (--allowedTools A B ...) would take the prompt as one more value: '=' form.
 ALLOW = "--allowedTools=Bash,Read,Edit"
 
-pytestmark = pytest.mark.skipif(not BIN.exists(), reason="Claude Code not installed: tests/agents/run.sh runs npm ci")
+needs_cli = pytest.mark.skipif(not BIN.exists(), reason="Claude Code not installed: tests/agents/run.sh runs npm ci")
+CASES = sorted(d.name for d in (agentlib.CASES / "claude").iterdir()
+               if (d / "input.jsonl").exists() and not d.name.startswith("broken"))
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +112,7 @@ def check(sb, session, runs, scenario, version, facts=None):
     return evs, facts
 
 
+@needs_cli
 def test_tools_resume_and_project_transcript(sb, api, version):
     """(a) multi-turn with real tools (ls, Read, Edit: the file changes on disk), with
     partial messages; (e) a second reel run of the session resumes natively; the CLI's own
@@ -133,6 +136,15 @@ def test_tools_resume_and_project_transcript(sb, api, version):
     assert "SCENARIO tools" in sent and "FLAMINGO" in sent and "toolu_" in sent, \
         "the resumed request carries the earlier turns"
     evs, facts = check(sb, "s1", [r1, r2], "resume", version)
+    # The agent's own final totals: the last result's modelUsage and total_cost_usd run on
+    # across the resume (the CLI restores the session's cost); usage counts one process.
+    final = [json.loads(ln) for ln in r2.native_lines() if json.loads(ln).get("type") == "result"][-1]
+    mu = final["modelUsage"]
+    assert facts.usage["input_tokens"] == sum(m["inputTokens"] for m in mu.values())
+    assert facts.usage["output_tokens"] == sum(m["outputTokens"] for m in mu.values())
+    assert facts.usage["cached_input_tokens"] == sum(m["cacheReadInputTokens"] for m in mu.values())
+    assert facts.usage["cache_creation_input_tokens"] == sum(m["cacheCreationInputTokens"] for m in mu.values())
+    assert abs(facts.usage["cost_usd"] - final["total_cost_usd"]) < 1e-12
     assert "I remember 1 earlier prompt" in " ".join(facts.assistant_texts)
     assert len(of_type(evs, "session.started")) == 2
 
@@ -155,6 +167,7 @@ def test_tools_resume_and_project_transcript(sb, api, version):
           f"0 agent.unparsed, fidelity ok, usage {json.dumps(tfacts.usage, sort_keys=True)}")
 
 
+@needs_cli
 def test_failing_tools(sb, api, version):
     """(b) Read of a missing file and a Bash command exiting 3: failed tool results."""
     r = run(sb, api, "s2", "fail")
@@ -167,6 +180,7 @@ def test_failing_tools(sb, api, version):
     assert "Exit code 3" in facts.tools[1].result
 
 
+@needs_cli
 def test_refused_permission(sb, api, version):
     """(c) Write is not allowed (--permission-mode default, not in --allowedTools): the CLI
     refuses it; the result lists it in permission_denials."""
@@ -183,6 +197,7 @@ def test_refused_permission(sb, api, version):
     assert facts.tools[0].failed
 
 
+@needs_cli
 @pytest.mark.parametrize("scenario,code", [("err400", "400"), ("err529", "529"), ("err500", "500"),
                                            ("cut", "server_error")])
 def test_api_errors(sb, api, version, scenario, code):
@@ -195,3 +210,17 @@ def test_api_errors(sb, api, version, scenario, code):
     assert [e["data"]["code"] for e in errors] == [code], errors
     ended = of_type(evs, "session.ended")
     assert ended and ended[-1]["data"]["reason"] == "error"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_inputs_are_faithful(tmp_path, case):
+    """Every claude golden input (recorded or hand-made), ingested with reel ingest --format
+    claude: facts_claude's reading is all in the transcript, usage totals included."""
+    src = agentlib.CASES / "claude" / case / "input.jsonl"
+    data = tmp_path / "data"
+    p = subprocess.run([agentlib.REEL, "ingest", "--data", str(data), "--session", "g", "--format",
+                        "claude", "--quiet", str(src)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = src.read_text(encoding="utf-8").splitlines()
+    read = transcript_facts if "project-transcript" in case else stream_facts
+    assert check_fidelity(read(lines), data, "g") == []
