@@ -27,6 +27,15 @@ static json_t *new_info(agent_conv_t *c)
     return info;
 }
 
+/* An object member of the converter state, created when missing. */
+static json_t *state_object(agent_conv_t *c, const char *key)
+{
+    json_t *o = agent__get(c->state, key);
+    if (!json_is_object(o))
+        json_object_set_new(c->state, key, o = json_object());
+    return o;
+}
+
 /* ---- Stream events (partial messages) ---- */
 
 static const char *stream_message_id(agent_conv_t *c)
@@ -261,6 +270,8 @@ static int assistant(agent_conv_t *c, json_t *line)
             rc = agent__item_tool(c, key, "tool_call", info, "completed", extra);
             if (!rc && name && (!strcmp(name, "AskUserQuestion") || !strcmp(name, "ExitPlanMode")))
                 rc = question(c, b, name);
+            if (id && agent__get(b, "input")) /* until its result: a refusal names it */
+                json_object_set(state_object(c, "tool_inputs"), id, agent__get(b, "input"));
         }
     }
     json_t *err = agent__get(line, "error");
@@ -304,6 +315,8 @@ static int assistant(agent_conv_t *c, json_t *line)
 static int tool_result(agent_conv_t *c, json_t *line, json_t *b)
 {
     const char *call = agent__str(b, "tool_use_id");
+    if (call)
+        json_object_del(state_object(c, "tool_inputs"), call);
     int is_error = json_is_true(agent__get(b, "is_error"));
     json_t *info = new_info(c);
     agent__copy(info, "call_id", b, "tool_use_id");
@@ -369,6 +382,32 @@ static json_t *perm_tools(agent_conv_t *c)
     return seen;
 }
 
+/* A refusal the agent reports without having asked: a synthetic requested + rejected pair
+ * (permission_id "denial:<tool_use_id>"). */
+static int denial_pair(agent_conv_t *c, const char *tid, json_t *tool, json_t *input, json_t *message)
+{
+    if (tid)
+        json_object_set_new(perm_tools(c), tid, json_true());
+    char pid[300];
+    snprintf(pid, sizeof pid, "denial:%s", tid ? tid : "");
+    json_t *req = json_object();
+    json_object_set_new(req, "permission_id", json_string(pid));
+    if (tool)
+        json_object_set(req, "action", tool);
+    if (tid)
+        json_object_set_new(req, "tool_use_id", json_string(tid));
+    if (input)
+        json_object_set(req, "input", input);
+    if (message)
+        json_object_set(req, "message", message);
+    json_object_set_new(req, "status", json_string("requested"));
+    int rc = agent__emit_syn(c, "permission.requested", req);
+    if (!rc)
+        rc = agent__emit_syn(c, "permission.resolved",
+                             json_pack("{s:s,s:s}", "permission_id", pid, "status", "reject"));
+    return rc;
+}
+
 static int denials(agent_conv_t *c, json_t *line)
 {
     size_t i;
@@ -385,22 +424,26 @@ static int denials(agent_conv_t *c, json_t *line)
             json_object_set_new(perm_tools(c), tid, json_true());
             continue;
         }
-        if (tid)
-            json_object_set_new(perm_tools(c), tid, json_true());
-        char pid[300];
-        snprintf(pid, sizeof pid, "denial:%s", tid ? tid : "");
-        json_t *req = json_object();
-        json_object_set_new(req, "permission_id", json_string(pid));
-        agent__copy(req, "action", d, "tool_name");
-        agent__copy(req, "tool_use_id", d, "tool_use_id");
-        agent__copy(req, "input", d, "tool_input");
-        json_object_set_new(req, "status", json_string("requested"));
-        rc = agent__emit_syn(c, "permission.requested", req);
-        if (!rc)
-            rc = agent__emit_syn(c, "permission.resolved",
-                                 json_pack("{s:s,s:s}", "permission_id", pid, "status", "reject"));
+        rc = denial_pair(c, tid, agent__get(d, "tool_name"), agent__get(d, "tool_input"), NULL);
     }
     return rc;
+}
+
+/* system/permission_denied (2.1.x): the CLI refused a tool as it happened; the result's
+ * permission_denials then names it again (skipped). */
+static int permission_denied(agent_conv_t *c, json_t *line)
+{
+    const char *tid = agent__str(line, "tool_use_id");
+    if (!tid || json_is_true(agent__get(perm_tools(c), tid)))
+        return REEL_OK;
+    json_t *pending = agent__get(perm_tools(c), tid);
+    if (json_is_string(pending)) { /* asked through control_request: now denied */
+        json_object_set_new(perm_tools(c), tid, json_true());
+        return agent__emit_syn(c, "permission.resolved",
+                               json_pack("{s:O,s:s}", "permission_id", pending, "status", "reject"));
+    }
+    return denial_pair(c, tid, agent__get(line, "tool_name"),
+                       agent__get(agent__get(c->state, "tool_inputs"), tid), agent__get(line, "message"));
 }
 
 /* ---- Result ---- */
@@ -434,14 +477,6 @@ static json_t *sum_models(json_t *per_model, const char *key, int real)
         x += json_number_value(agent__get(m, key));
     }
     return real ? json_real(x) : json_integer(n);
-}
-
-static json_t *state_object(agent_conv_t *c, const char *key)
-{
-    json_t *o = agent__get(c->state, key);
-    if (!json_is_object(o))
-        json_object_set_new(c->state, key, o = json_object());
-    return o;
 }
 
 /* 'now' (running totals under reel's names, stolen) less 'base' (the previous ones, then
@@ -626,10 +661,15 @@ static int init(agent_conv_t *c, json_t *line)
 static int transcript_line(agent_conv_t *c, json_t *line, const char *type)
 {
     int rc = REEL_OK;
-    if (!c->started) {
+    /* session.started on the first line that says where (bookkeeping lines before it,
+     * such as queue-operation, are agent.native), titled by a summary line if one came. */
+    if (!c->started && type &&
+        (agent__get(line, "cwd") || !strcmp(type, "user") || !strcmp(type, "assistant"))) {
         json_t *d = json_object();
         agent__copy(d, "cwd", line, "cwd");
         agent__copy(d, "version", line, "version");
+        agent__copy(d, "git_branch", line, "gitBranch");
+        agent__copy(d, "title", c->state, "summary");
         json_object_set_new(d, "format", json_string("transcript"));
         rc = agent__session_started(c, d, 0);
     }
@@ -680,10 +720,17 @@ int agent__claude_convert(agent_conv_t *c, json_t *line)
         if (strcmp(type, "user") && strcmp(type, "assistant"))
             return REEL_OK; /* bookkeeping: agent.native */
     }
-    if (!strcmp(type, "summary") || !strcmp(type, "file-history-snapshot"))
-        return REEL_OK; /* transcript lines without a sessionId: agent.native */
+    if (!strcmp(type, "summary") || !strcmp(type, "file-history-snapshot")) {
+        /* transcript lines without a sessionId: agent.native (a summary titles the
+         * session when it comes first, as in older transcripts) */
+        if (!strcmp(type, "summary") && !agent__get(c->state, "summary"))
+            agent__copy(c->state, NULL, line, "summary");
+        return REEL_OK;
+    }
     if (!strcmp(type, "system")) {
         const char *sub = agent__str(line, "subtype");
+        if (sub && !strcmp(sub, "permission_denied"))
+            return permission_denied(c, line);
         return sub && !strcmp(sub, "init") ? init(c, line) : REEL_OK;
     }
     if (!strcmp(type, "assistant"))
