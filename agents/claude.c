@@ -10,6 +10,18 @@
  * (routed by content block index, "i:<index>"); the complete assistant line then
  * completes them. Without partials the assistant line gives started, one synthetic
  * full-text delta and completed.
+ *
+ * Usage: in stream-json only result lines count (result_usage: the turn's share of the
+ * running totals); Amp and project transcripts count assistant-message usage instead, once
+ * per message id (message_usage). An API error is one error event, coded by its HTTP
+ * status. Project transcripts (~/.claude/projects/.../<id>.jsonl, camelCase sessionId)
+ * are recognized line by line (transcript_line).
+ *
+ * State (c->state): "parent" (the line's parent_tool_use_id), "stream_msg" and "i:<index>"
+ * (partials), "questions", "perm_tools", "tool_inputs" (tool_use input until its result),
+ * "api_error" (the turn's API error was told), "base_model_usage" / "base_usage" (the
+ * previous running totals), "msg_usage" / "usage_msgs" (message usage counted),
+ * "transcript", "summary", "cost_state".
  */
 #include <stdio.h>
 #include <string.h>
@@ -221,9 +233,7 @@ static int message_usage(agent_conv_t *c, json_t *line)
     if (!json_is_object(u) || !per_message_usage(c))
         return REEL_OK;
     const char *id = agent__str(m, "id");
-    json_t *seen = agent__get(c->state, "usage_msgs");
-    if (!seen)
-        json_object_set_new(c->state, "usage_msgs", seen = json_object());
+    json_t *seen = state_object(c, "usage_msgs");
     if (id && agent__get(seen, id))
         return REEL_OK;
     if (id)
@@ -324,6 +334,7 @@ static int tool_result(agent_conv_t *c, json_t *line, json_t *b)
     agent__copy(extra, "output", b, "content");
     json_object_set_new(extra, "is_error", json_boolean(is_error));
     agent__copy(extra, "result", line, "tool_use_result");
+    agent__copy(extra, "result", line, "toolUseResult"); /* project transcripts */
     int rc = agent__item_tool(c, NULL, "tool_result", info, is_error ? "failed" : "completed",
                               extra);
     json_t *pending = call ? agent__get(agent__get(c->state, "perm_tools"), call) : NULL;
@@ -692,10 +703,7 @@ static int transcript_line(agent_conv_t *c, json_t *line, const char *type)
         json_object_set(c->state, "cost_state", cost);
         return agent__emit(c, "usage", d);
     }
-    if (!strcmp(type, "system")) { /* api_error (one per attempt), compact_boundary, ... */
-        return REEL_OK;
-    }
-    return REEL_OK;
+    return REEL_OK; /* system api_error (one per attempt), compact_boundary, ...: native */
 }
 
 int agent__claude_convert(agent_conv_t *c, json_t *line)
