@@ -533,10 +533,13 @@ static void result_usage(agent_conv_t *c, json_t *line, json_t *d, json_t *tok)
         for (size_t i = 0; i < N_USAGE_NAMES; i++)
             json_object_set_new(tok, usage_names[i][0], sum_models(since, usage_names[i][2], 0));
         json_object_set_new(d, "cost_usd", sum_models(since, "costUSD", 1));
-        if (json_object_size(now))
-            running_diff(json_object(), json_object(), state_object(c, "base_model_usage"), now);
-        else
+        if (json_object_size(now)) { /* only the baseline moves */
+            json_t *ignored = json_object();
+            running_diff(ignored, ignored, state_object(c, "base_model_usage"), now);
+            json_decref(ignored);
+        } else {
             json_decref(now);
+        }
     } else if (json_object_size(now)) {
         running_diff(d, tok, state_object(c, "base_model_usage"), now);
     } else {
