@@ -334,6 +334,8 @@ def save_golden(agent: str, version: str, scenario: str, native: Path | list[Pat
     text = b"".join(p.read_bytes() for p in logs).decode("utf-8", "surrogateescape")
     for real in {str(sb.root), os.path.realpath(sb.root)}:
         text = text.replace(real, GOLDEN_ROOT)
+        # the form agents use in folder names (Claude Code's projects/-tmp-...)
+        text = text.replace(real.replace("/", "-"), GOLDEN_ROOT.replace("/", "-"))
     (d / "input.jsonl").write_bytes(text.encode("utf-8", "surrogateescape"))
     exp = d / "expected.jsonl"
     if exp.exists():
