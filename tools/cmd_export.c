@@ -39,8 +39,7 @@ static int run(store_t *s, const replay_export_opts_t *opt, int fd, cmd_progress
     replay_export_t *ex;
     int rc = replay_export_new(s, opt, &ex), done = 0;
     if (rc) {
-        cmd_error(pr->prog, "%s", rc == REEL_ESESSION_NOT_FOUND ? "no such session"
-                                                                 : reel_strerror(rc));
+        cmd_store_error(pr->prog, rc, opt->session);
         return CMD_FAIL;
     }
     store_buf_t out = STORE_BUF_INIT;
@@ -102,7 +101,7 @@ int cmd_export(int argc, char **argv)
     opt.after = range.after, opt.until = range.until;
     opt.since_ms = range.since_ms, opt.before_ms = range.before_ms;
     if (opt.compress && (opt.level < 1 || opt.level > 19)) {
-        cmd_error(prog, "--level must be 1..19");
+        cmd_error(prog, "--level must be from 1 to 19, not %llu", level);
         return CMD_USAGE;
     }
     if (!file && opt.compress && isatty(STDOUT_FILENO)) {

@@ -89,14 +89,21 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-static int post(CURL *curl, const char *body, size_t len, long *status)
+/* POSTs one event; -1 on failure with 'why' saying it: the transport's error (could not
+ * connect, timed out, ...) or the HTTP status. */
+static int post(CURL *curl, const char *body, size_t len, long *status, char *why, size_t wlen)
 {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)len);
     CURLcode cc = curl_easy_perform(curl);
-    if (cc != CURLE_OK)
+    if (cc != CURLE_OK) {
+        snprintf(why, wlen, "%s", cc == CURLE_COULDNT_CONNECT ? "could not connect (is the server "
+                                                                "running there?)"
+                                                              : curl_easy_strerror(cc));
         return -1;
+    }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    snprintf(why, wlen, "HTTP %ld", *status);
     return *status >= 200 && *status < 300 ? 0 : -1;
 }
 
@@ -131,10 +138,11 @@ static int run(store_t *s, const struct opts *o, CURL *curl)
                     fflush(stdout);
             } else {
                 long status = 0;
-                if (post(curl, body, c.v[i].len, &status)) {
-                    cmd_error("replay", "POST of event %s %llu to %s failed (HTTP %ld); %llu "
+                char why[160];
+                if (post(curl, body, c.v[i].len, &status, why, sizeof why)) {
+                    cmd_error("replay", "POST of event %s %llu to %s failed: %s; %llu "
                               "events were sent before it", o->session ? "sequence" : "position",
-                              (unsigned long long)c.v[i].key, o->to, status, sent);
+                              (unsigned long long)c.v[i].key, o->to, why, sent);
                     rc = REEL_EIO;
                 }
             }

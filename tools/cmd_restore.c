@@ -59,7 +59,7 @@ int cmd_restore(int argc, char **argv)
         store_read_end(&r);
     }
     if (rc)
-        cmd_error(prog, "session '%s': %s", session, reel_strerror(rc));
+        cmd_store_error(prog, rc, session);
     else
         fwrite(out.data, 1, out.len, stdout);
     if (!rc && json)

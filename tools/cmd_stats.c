@@ -122,7 +122,7 @@ int cmd_stats(int argc, char **argv)
     int rc = replay_stats(s, &opt, &out, cmd_progress_cb, &pr);
     store_close(s);
     if (rc) {
-        cmd_error(prog, "%s", rc == REEL_ESESSION_NOT_FOUND ? "no such session" : reel_strerror(rc));
+        cmd_store_error(prog, rc, opt.session);
     } else if (json) {
         printf("%s\n", store_buf_cstr(&out));
     } else {

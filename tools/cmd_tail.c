@@ -82,8 +82,7 @@ static int run(store_t *s, const char *session, struct printer *p, int follow,
         if (n == REEL_ESESSION_NOT_FOUND && follow)
             n = 0; /* the session may appear later */
         if (n < 0) {
-            cmd_error("tail", "%s", n == REEL_ESESSION_NOT_FOUND ? "no such session"
-                                                                 : reel_strerror((int)n));
+            cmd_store_error("tail", (int)n, session);
             return CMD_FAIL;
         }
         printed += (unsigned long long)n;

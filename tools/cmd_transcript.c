@@ -36,8 +36,7 @@ int cmd_transcript(int argc, char **argv)
     int rc = replay_transcript(s, session, strlen(session), at, md, &out);
     store_close(s);
     if (rc)
-        cmd_error(prog, "session '%s': %s", session,
-                  rc == REEL_ESESSION_NOT_FOUND ? "no such session" : reel_strerror(rc));
+        cmd_store_error(prog, rc, session);
     else
         printf("%s\n", store_buf_cstr(&out));
     store_buf_release(&out);

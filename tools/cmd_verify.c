@@ -36,7 +36,7 @@ int cmd_verify(int argc, char **argv)
     int rc = store_verify(s, session, session ? strlen(session) : 0, &rep, cmd_progress_cb, &pr);
     store_close(s);
     if (rc) {
-        cmd_error(prog, "%s", rc == REEL_ESESSION_NOT_FOUND ? "no such session" : reel_strerror(rc));
+        cmd_store_error(prog, rc, session);
         return CMD_FAIL;
     }
     if (json) {

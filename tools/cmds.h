@@ -116,6 +116,8 @@ double cmd_progress_elapsed(const cmd_progress_t *p);
 void cmd_progress_cb(void *arg, uint64_t done, uint64_t total);
 
 /* Prints "reel <prog>: " and the message to stderr. */
+/* The error of a store call, naming 'session' (may be NULL) when it does not exist. */
+void cmd_store_error(const char *prog, int rc, const char *session);
 void cmd_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* All-or-nothing outputs (partial.c): written as "<dest>.partial", renamed to dest by

@@ -106,3 +106,12 @@ store_t *cmd_open_store_opt(const char *prog, const char *dir, const store_optio
     }
     return s;
 }
+
+void cmd_store_error(const char *prog, int rc, const char *session)
+{
+    if (rc == REEL_ESESSION_NOT_FOUND && session)
+        cmd_error(prog, "no session '%s' in this data directory (reel sessions lists them)",
+                  session);
+    else
+        cmd_error(prog, "%s", reel_strerror(rc));
+}

@@ -106,7 +106,7 @@ def test_a_bad_line_stops_the_import_and_names_it(filled, tmp_path):
 
 def test_unknown_session_and_bad_options_are_refused(filled, tmp_path):
     p = filled.run("export", "--session", "nope", "-o", str(tmp_path / "x"), check=False)
-    assert p.returncode == 1 and b"no such session" in p.stderr
+    assert p.returncode == 1 and b"no session 'nope' in this data directory" in p.stderr
     assert not (tmp_path / "x").exists(), "no partial file is left behind"
     p = filled.run("export", "--level", "99", "-o", str(tmp_path / "x"), check=False)
     assert p.returncode == 2

@@ -94,6 +94,6 @@ def test_newest_fit_keeps_the_newest_events_within_the_budget(corpus, max_chars)
 def test_restore_of_an_unknown_session_fails_and_an_empty_window_has_no_text(reel):
     reel.ingest("one", [{"type": "x", "data": 1}])
     p = reel.run("restore", "--session", "nope", check=False)
-    assert p.returncode == 1 and b"no such session" in p.stderr
+    assert p.returncode == 1 and b"no session 'nope' in this data directory" in p.stderr
     out = json.loads(reel.run("restore", "--session", "one", "--json", "--max-events", "0").stdout)
     assert out["replay_text"] is None and out["events"] == []

@@ -32,7 +32,7 @@ def test_transcript_matches_the_golden_file(reel, case, expected):
 def test_unknown_session_and_bad_format(reel):
     reel.ingest("x", [{"type": "a"}])
     p = reel.run("transcript", "--session", "nope", check=False)
-    assert p.returncode == 1 and b"no such session" in p.stderr
+    assert p.returncode == 1 and b"no session 'nope' in this data directory" in p.stderr
     p = reel.run("transcript", "--session", "x", "--format", "html", check=False)
     assert p.returncode == 2 and b"html" in p.stderr
 
