@@ -324,7 +324,19 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
      * of a server's threads never depend on thread-local state. Never NOMETASYNC or
      * WRITEMAP (see docs/FORMAT.md). */
     unsigned flags = MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0) | (s->read_only ? MDB_RDONLY : 0);
-    if ((rc = mdb_env_open(s->env, dir, flags, 0644))) {
+    rc = mdb_env_open(s->env, dir, flags, 0644);
+    if ((rc == EACCES || rc == EROFS) && s->read_only) {
+        /* A directory this user cannot write (a snapshot, a read-only mount, another user's
+         * store): LMDB cannot take its lock file, so read without it. Such a reader does not
+         * hold back a writer's page reuse, which only matters if a writer runs meanwhile
+         * (docs/FORMAT.md "Read-only copies"). */
+        mdb_env_close(s->env);
+        if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
+            (rc = mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP)) ||
+            (rc = mdb_env_open(s->env, dir, flags | MDB_NOLOCK, 0644)) == 0)
+            s->lockless = 1;
+    }
+    if (rc) {
         if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
             store__set_error("'%s/data.mdb' is not a reel store (%s); restore it from a "
                              "backup, or move it away", dir, mdb_strerror(rc));

@@ -20,6 +20,7 @@ struct store {
     char upgrade_note[300]; /* the line store_open() logs after an upgrade committed */
     int upgrade_full;       /* the upgrade ran out of map (MDB_MAP_FULL): grow and retry */
     int read_only;
+    int lockless; /* read-only without the lock file (a directory this user cannot write) */
     int no_sync;
     /* Readers hold it shared for the life of a read; map growth takes it exclusive, since
      * mdb_env_set_mapsize() needs every transaction of this process closed (lmdb.h). */
