@@ -3,19 +3,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "replay/replay.h"
 #include "tools/cmds.h"
 
 static const char about[] =
     "Lists sessions: status, agent, events, stored bytes, first and last event times.\n"
-    "By default in id order (ids over 480 bytes sort after the ids sharing their first 447);\n"
-    "--order recent lists by last change, newest first, as GET /v1/sessions?order=recent.\n"
-    "--prefix, --agent and --status filter, and combine. --json prints one session record\n"
-    "per line, as the HTTP API serves them.\n";
+    "By default by recent activity (last change, newest first, as GET\n"
+    "/v1/sessions?order=recent); --order id in id order (ids over 480 bytes sort after the\n"
+    "ids sharing their first 447). --prefix, --agent and --status filter, and combine.\n"
+    "On a terminal the table is for reading: sizes in KiB/MiB, ids over 32 characters\n"
+    "shortened, status in colour (never with NO_COLOR); piped, it prints exact values.\n"
+    "--json prints one session record per line, as the HTTP API serves them.\n";
 
 struct lister {
     int json;
+    int human;  /* a terminal: sizes in KiB/MiB, long ids shortened */
+    int colour; /* a terminal without NO_COLOR */
     unsigned long long left;
     store_buf_t buf;
 };
@@ -42,13 +47,26 @@ static int print_one(void *arg, const store_session_t *rec)
             return REEL_ECORRUPT;
         printf("%s\n", store_buf_cstr(&l->buf));
     } else {
-        char first[32], last[32];
+        char first[32], last[32], bytes[32], id[40];
         fmt_time(first, sizeof first, rec->first_event_ms);
         fmt_time(last, sizeof last, rec->event_count ? rec->updated_ms : 0);
+        if (l->human)
+            cmd_human_bytes(bytes, sizeof bytes, rec->bytes);
+        else
+            snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)rec->bytes);
         /* Ids hold no control characters (store_session_id_valid), so they print as is. */
-        printf("%-32s %-8s %-10s %10llu %12llu  %-19s  %-19s\n", rec->id, status[rec->status],
-               rec->agent[0] ? rec->agent : "-", (unsigned long long)rec->event_count,
-               (unsigned long long)rec->bytes, first, last);
+        const char *shown = rec->id;
+        if (l->human && cmd_utf8_width(rec->id) > 32) {
+            cmd_utf8_prefix(id, sizeof id, rec->id, 29);
+            strcat(id, "...");
+            shown = id;
+        }
+        static const char *colours[] = {"\033[32m", "\033[2m", "\033[31m"};
+        int pad = 32 - (int)cmd_utf8_width(shown);
+        printf("%s%*s %s%-8s%s %-10s %10llu %12s  %-19s  %-19s\n", shown, pad > 0 ? pad : 0, "",
+               l->colour ? colours[rec->status] : "", status[rec->status], l->colour ? "\033[0m" : "",
+               rec->agent[0] ? rec->agent : "-", (unsigned long long)rec->event_count, bytes,
+               first, last);
     }
     if (l->left && --l->left == 0)
         return 1;
@@ -70,13 +88,13 @@ int cmd_sessions(int argc, char **argv)
 {
     const char *prog = "sessions", *data = CMD_DEFAULT_DATA, *prefix = NULL, *agent = NULL;
     int order = 0, status = -1;
-    struct lister l = {0, 0, STORE_BUF_INIT};
+    struct lister l = {.buf = STORE_BUF_INIT};
     const opt_t rows[] = {
         CMD_OPT_DATA(&data),
         {.name = "prefix", .type = OPT_STRING, .arg = "P", .dest = &prefix,
          .help = "only sessions whose id starts with P"},
-        {.name = "order", .type = OPT_CHOICE, .arg = "id|recent", .dest = &order,
-         .help = "id order, or by last change (updated_at), newest first", .def = "id"},
+        {.name = "order", .type = OPT_CHOICE, .arg = "recent|id", .dest = &order,
+         .help = "by last change (updated_at), newest first, or id order", .def = "recent"},
         {.name = "agent", .type = OPT_STRING, .arg = "NAME", .dest = &agent,
          .help = "only sessions whose agent is NAME"},
         {.name = "status", .type = OPT_CHOICE, .arg = "active|ended|deleted", .dest = &status,
@@ -97,7 +115,9 @@ int cmd_sessions(int argc, char **argv)
         cmd_error(prog, "out of memory");
         return CMD_FAIL;
     }
-    q->order = order ? STORE_ORDER_RECENT : STORE_ORDER_ID;
+    q->order = order ? STORE_ORDER_ID : STORE_ORDER_RECENT;
+    l.human = isatty(STDOUT_FILENO);
+    l.colour = l.human && !getenv("NO_COLOR");
     q->status = status;
     if (prefix && *prefix) {
         q->prefix = prefix;

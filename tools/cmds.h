@@ -116,6 +116,12 @@ double cmd_progress_elapsed(const cmd_progress_t *p);
 void cmd_progress_cb(void *arg, uint64_t done, uint64_t total);
 
 /* Prints "reel <prog>: " and the message to stderr. */
+/* Human-readable tables: "1.2 KiB"; the width of UTF-8 text in code points; the first
+ * 'chars' code points of 's' (NUL-terminated, within 'cap' bytes). */
+void cmd_human_bytes(char *out, size_t n, uint64_t b);
+size_t cmd_utf8_width(const char *s);
+void cmd_utf8_prefix(char *out, size_t cap, const char *s, size_t chars);
+
 /* The error of a store call, naming 'session' (may be NULL) when it does not exist. */
 void cmd_store_error(const char *prog, int rc, const char *session);
 void cmd_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -115,3 +115,39 @@ void cmd_store_error(const char *prog, int rc, const char *session)
     else
         cmd_error(prog, "%s", reel_strerror(rc));
 }
+
+void cmd_human_bytes(char *out, size_t n, uint64_t b)
+{
+    static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4)
+        v /= 1024, u++;
+    if (u == 0)
+        snprintf(out, n, "%llu B", (unsigned long long)b);
+    else
+        snprintf(out, n, "%.1f %s", v, unit[u]);
+}
+
+size_t cmd_utf8_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80; /* one per code point */
+    return w;
+}
+
+void cmd_utf8_prefix(char *out, size_t cap, const char *s, size_t chars)
+{
+    size_t i = 0, seen = 0;
+    while (s[i] && i + 1 < cap) {
+        if (((unsigned char)s[i] & 0xc0) != 0x80 && seen++ == chars)
+            break;
+        i++;
+    }
+    /* never cut inside a character: back off to its first byte */
+    while (i > 0 && s[i] && ((unsigned char)s[i] & 0xc0) == 0x80)
+        i--;
+    memcpy(out, s, i);
+    out[i] = '\0';
+}

@@ -23,14 +23,16 @@ def test_sessions_options_filter_and_order(reel):
         reel.ingest(sid, [{"type": "message"}])
         time.sleep(0.003)
     reel.ingest("team/alpha", [{"type": "session.ended"}])
-    assert ids(reel) == ["other", "team/alpha", "team/beta", "ünï"]
-    assert ids(reel, "--prefix", "team/") == ["team/alpha", "team/beta"]
+    assert ids(reel, "--order", "id") == ["other", "team/alpha", "team/beta", "ünï"]
+    assert ids(reel) == ["team/alpha", "other", "ünï", "team/beta"]  # recent by default
+    assert ids(reel, "--order", "id", "--prefix", "team/") == ["team/alpha", "team/beta"]
     assert ids(reel, "--prefix", "ünï") == ["ünï"]
     assert ids(reel, "--order", "recent") == ["team/alpha", "other", "ünï", "team/beta"]
     assert ids(reel, "--order", "recent", "--status", "active") == ["other", "ünï", "team/beta"]
     assert ids(reel, "--order", "recent", "--status", "active", "--prefix", "team") == [
         "team/beta"]
     assert ids(reel, "--status", "ended") == ["team/alpha"]
+    assert ids(reel, "--order", "id", "--limit", "1") == ["other"]
     assert ids(reel, "--agent", "nobody") == []
     assert ids(reel, "--order", "recent", "--limit", "2") == ["team/alpha", "other"]
     table = reel.run("sessions", "--prefix", "ünï").stdout.decode()
@@ -39,7 +41,7 @@ def test_sessions_options_filter_and_order(reel):
 
 def test_sessions_help_names_the_options(reel):
     out = reel.run("sessions", "--help").stdout.decode()
-    for opt in ("--prefix P", "--order id|recent", "--agent NAME", "--status active|ended|deleted"):
+    for opt in ("--prefix P", "--order recent|id", "--agent NAME", "--status active|ended|deleted"):
         assert opt in out, out
 
 
@@ -65,7 +67,7 @@ def test_cli_takes_any_id_and_refuses_control_characters(reel):
         assert p.returncode == 2, (bad, p)
         assert b"invalid session id" in p.stderr
         assert b"\x1b" not in p.stderr  # control bytes are not echoed to the terminal
-    assert ids(reel) == sorted(["my session", long_id])
+    assert ids(reel, "--order", "id") == sorted(["my session", long_id])
 
 
 def unpack(tmp_path):
