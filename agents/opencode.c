@@ -90,6 +90,44 @@ static int text_part(agent_conv_t *c, json_t *part, const char *delta, const cha
     return REEL_OK;
 }
 
+/* `opencode run` prints no permission lines: a call refused by a "deny" rule, or by the
+ * automatic rejection of an "ask" (run has no one to ask), shows only as the tool's error
+ * text. Those two texts give a synthetic permission.requested + permission.resolved
+ * (reject) pair, like Claude's permission_denials. */
+static const struct {
+    const char *prefix, *reason;
+} refusals[] = {
+    {"The user rejected permission to use this specific tool call", "rejected"},
+    {"The user has specified a rule which prevents you from using this specific tool call",
+     "denied_by_rule"},
+};
+
+static int refusal(agent_conv_t *c, json_t *part, json_t *state)
+{
+    const char *err = agent__str(state, "error");
+    const char *reason = NULL;
+    for (size_t i = 0; err && i < sizeof refusals / sizeof refusals[0]; i++)
+        if (!strncmp(err, refusals[i].prefix, strlen(refusals[i].prefix)))
+            reason = refusals[i].reason;
+    if (!reason)
+        return REEL_OK;
+    json_t *d = json_object();
+    agent__copy(d, "permission_id", part, "callID");
+    agent__copy(d, "action", part, "tool");
+    agent__copy(d, "input", state, "input");
+    agent__copy(d, "tool_use_id", part, "callID");
+    json_object_set_new(d, "status", json_string("requested"));
+    int rc = agent__emit_syn(c, "permission.requested", d);
+    if (rc)
+        return rc;
+    d = json_object();
+    agent__copy(d, "permission_id", part, "callID");
+    json_object_set_new(d, "status", json_string("reject"));
+    json_object_set_new(d, "reason", json_string(reason));
+    agent__copy(d, "message", state, "error");
+    return agent__emit_syn(c, "permission.resolved", d);
+}
+
 static int tool_part(agent_conv_t *c, json_t *part)
 {
     json_t *state = agent__get(part, "state");
@@ -119,11 +157,17 @@ static int tool_part(agent_conv_t *c, json_t *part)
     agent__copy(args, "arguments", state, "input");
     if ((rc = complete(c, it, failed ? "failed" : "completed", args)))
         return rc;
+    if (failed && (rc = refusal(c, part, state)))
+        return rc;
     json_t *info = json_object();
     agent__copy(info, "call_id", part, "callID");
     agent__copy(info, "name", part, "tool");
     json_t *extra = json_object();
     agent__copy(extra, "output", state, failed ? "error" : "output");
+    json_object_set_new(extra, "is_error", json_boolean(failed));
+    json_t *exit_code = agent__get(agent__get(state, "metadata"), "exit");
+    if (json_is_integer(exit_code)) /* bash: the command's exit status */
+        json_object_set(extra, "exit_code", exit_code);
     agent__copy(extra, "title", state, "title");
     agent__copy(extra, "metadata", state, "metadata");
     agent__copy(extra, "attachments", state, "attachments");
@@ -135,13 +179,17 @@ static int step_finish(agent_conv_t *c, json_t *part)
     json_t *t = agent__get(part, "tokens");
     json_t *d = json_object();
     const char *reason = agent__str(part, "reason");
-    json_object_set_new(d, "turn_end", json_boolean(reason && !strcmp(reason, "stop")));
+    /* the loop goes on after "tool-calls" (and "unknown"); any other reason ends the turn */
+    json_object_set_new(d, "turn_end", json_boolean(reason && strcmp(reason, "tool-calls") &&
+                                                    strcmp(reason, "unknown")));
     agent__copy(d, "stop_reason", part, "reason");
+    /* The tokens and cost of this step (one model call), not a running total: every
+     * step_finish is summed. input excludes cache reads, output excludes reasoning. */
     agent__copy(d, "input_tokens", t, "input");
     agent__copy(d, "output_tokens", t, "output");
     agent__copy(d, "reasoning_tokens", t, "reasoning");
     agent__copy(d, "cached_input_tokens", agent__get(t, "cache"), "read");
-    agent__copy(d, "cache_write_tokens", agent__get(t, "cache"), "write");
+    agent__copy(d, "cache_creation_input_tokens", agent__get(t, "cache"), "write");
     agent__copy(d, "cost_usd", part, "cost");
     return agent__emit(c, "usage", d);
 }
@@ -166,6 +214,8 @@ static int error_event(agent_conv_t *c, json_t *err)
 {
     c->failed = 1;
     json_t *extra = json_object();
+    agent__copy(extra, "status", agent__get(err, "data"), "statusCode"); /* APIError */
+    agent__copy(extra, "retryable", agent__get(err, "data"), "isRetryable");
     agent__copy(extra, "details", err, "data");
     return agent__error(c, agent__str(err, "name"), agent__str(agent__get(err, "data"), "message"),
                         extra);
