@@ -1,4 +1,4 @@
-"""The real OpenCode CLI (npm opencode-ai, pinned in tests/agents/opencode/) through
+"""The real OpenCode CLI (opencode-ai; its linux-x64 binary package pinned in tests/agents/opencode/) through
 `reel run --agent opencode`, offline against tests/agents/fake/openai_chat.mjs.
 
 OpenCode reads its config from $XDG_CONFIG_HOME/opencode/opencode.json in the sandbox: one
