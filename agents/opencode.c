@@ -85,7 +85,9 @@ static int text_part(agent_conv_t *c, json_t *part, const char *delta, const cha
         store_buf_clear(&it->text); /* keep the item's text equal to the part's */
         store_buf_puts(&it->text, text);
     }
-    if (agent__get(agent__get(part, "time"), "end"))
+    /* An assistant part ends with time.end; a user part (no time at all) is whole as sent. */
+    if (agent__get(agent__get(part, "time"), "end") ||
+        !strcmp(role_of(c, agent__str(part, "messageID")), "user"))
         return complete(c, it, "completed", NULL);
     return REEL_OK;
 }
@@ -247,6 +249,8 @@ static const char *const raw_only[] = {
     "server.", "session.updated", "session.status", "session.diff", "session.compacted",
     "session.deleted", "message.removed", "message.part.removed", "todo.", "file.",
     "command.", "pty.", "lsp.", "tui.", "installation.", "vcs.", "project.", "mcp.", "ide.",
+    /* 1.18: instance-wide state (plugins loaded, model catalog, references, integrations) */
+    "plugin.", "catalog.", "reference.", "integration.",
 };
 
 static int message_updated(agent_conv_t *c, json_t *info)
