@@ -176,14 +176,39 @@ static int tool_part(agent_conv_t *c, json_t *part)
     return agent__item_tool(c, NULL, "tool_result", info, failed ? "failed" : "completed", extra);
 }
 
+/* Whether the turn has ended (a step_finish said so): session.idle and `done` then end
+ * no second turn (one prompt, one turn_end). */
+static int turn_ended(agent_conv_t *c)
+{
+    return json_is_true(agent__get(c->state, "turn_ended"));
+}
+
+static void set_turn_ended(agent_conv_t *c, int ended)
+{
+    json_object_set_new(c->state, "turn_ended", json_boolean(ended));
+}
+
+/* session.idle / done: the turn's end, unless a step_finish already ended it. */
+static int idle(agent_conv_t *c, json_t *d)
+{
+    if (turn_ended(c)) {
+        json_decref(d);
+        return REEL_OK;
+    }
+    set_turn_ended(c, 1);
+    json_object_set_new(d, "turn_end", json_true());
+    return agent__emit(c, "usage", d);
+}
+
 static int step_finish(agent_conv_t *c, json_t *part)
 {
     json_t *t = agent__get(part, "tokens");
     json_t *d = json_object();
     const char *reason = agent__str(part, "reason");
     /* the loop goes on after "tool-calls" (and "unknown"); any other reason ends the turn */
-    json_object_set_new(d, "turn_end", json_boolean(reason && strcmp(reason, "tool-calls") &&
-                                                    strcmp(reason, "unknown")));
+    int end = reason && strcmp(reason, "tool-calls") && strcmp(reason, "unknown");
+    set_turn_ended(c, end);
+    json_object_set_new(d, "turn_end", json_boolean(end));
     agent__copy(d, "stop_reason", part, "reason");
     /* The tokens and cost of this step (one model call), not a running total: every
      * step_finish is summed. input excludes cache reads, output excludes reasoning. */
@@ -209,6 +234,8 @@ static int part(agent_conv_t *c, json_t *p, const char *delta)
         return tool_part(c, p);
     if (!strcmp(type, "step-finish"))
         return step_finish(c, p);
+    if (!strcmp(type, "step-start"))
+        set_turn_ended(c, 0);
     return REEL_OK; /* step-start, snapshot, patch, agent, retry, compaction, subtask, file */
 }
 
@@ -228,17 +255,19 @@ static int error_event(agent_conv_t *c, json_t *err)
 static int run_line(agent_conv_t *c, const char *type, json_t *line)
 {
     json_t *p = agent__get(line, "part");
-    if (!strcmp(type, "step_start"))
+    if (!strcmp(type, "step_start")) {
+        set_turn_ended(c, 0);
         return REEL_OK;
+    }
     if (!strcmp(type, "text") || !strcmp(type, "reasoning") || !strcmp(type, "tool_use") ||
         !strcmp(type, "step_finish"))
         return part(c, p, NULL);
     if (!strcmp(type, "error"))
         return error_event(c, agent__get(line, "error"));
     if (!strcmp(type, "done")) {
-        json_t *d = json_pack("{s:b,s:O?,s:O?}", "turn_end", 1, "stop_reason",
-                              agent__get(line, "reason"), "rejected", agent__get(line, "rejected"));
-        return agent__emit(c, "usage", d);
+        json_t *d = json_pack("{s:O?,s:O?}", "stop_reason", agent__get(line, "reason"),
+                              "rejected", agent__get(line, "rejected"));
+        return idle(c, d);
     }
     return AGENT__UNKNOWN;
 }
@@ -311,7 +340,7 @@ static int bus_line(agent_conv_t *c, const char *type, json_t *pr)
         return it ? agent__item_delta(c, it, delta, strlen(delta), 0) : rc;
     }
     if (!strcmp(type, "session.idle"))
-        return agent__emit(c, "usage", json_pack("{s:b}", "turn_end", 1));
+        return idle(c, json_object());
     if (!strcmp(type, "session.error"))
         return error_event(c, agent__get(pr, "error"));
     if (!strcmp(type, "permission.asked") || !strcmp(type, "permission.updated")) {
