@@ -91,8 +91,8 @@ def check(sb, env, session, natives, scenario, unparsed=0):
     for k, v in own.items():
         assert abs(f.usage.get(k, 0) - v) < 1e-9, (k, f.usage, own)
     agentlib.save_golden("opencode", version(), scenario, [n.native_log for n in natives], sb)
-    print(f"opencode {version()} {scenario}: {lines} native lines, {len(evs)} events, "
-          f"unparsed {unparsed}, usage {f.usage}")
+    print(f"\nopencode {version()} {scenario}: {lines} native lines, {len(evs)} events, "
+          f"unparsed {unparsed}, fidelity ok, usage {f.usage} == opencode export {own}")
     return f, evs
 
 
@@ -126,6 +126,7 @@ def test_multiturn_lists_and_edits(tmp_path):
         assert not any(t.failed for t in f.tools)
         kinds = [e["data"].get("kind") for e in evs if e["type"] == "item.completed"]
         assert "reasoning" in kinds
+        assert transcript(sb.data, "oc1")["turns"] == 1  # five model calls, one prompt
         st = stats(sb.data, "oc1")["usage"]
         assert st["reasoning_tokens"] == 10 and st["cached_input_tokens"] == 200
     finally:
@@ -239,5 +240,6 @@ def test_resume_natively(tmp_path):
         assert len(started) == 2
         t = transcript(sb.data, "oc5")
         assert t["usage"]["input_tokens"] == f.usage["input_tokens"]
+        assert t["turns"] == 2
     finally:
         cleanup(sb)
