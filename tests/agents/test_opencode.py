@@ -129,6 +129,10 @@ def test_multiturn_lists_and_edits(tmp_path):
         assert transcript(sb.data, "oc1")["turns"] == 1  # five model calls, one prompt
         st = stats(sb.data, "oc1")["usage"]
         assert st["reasoning_tokens"] == 10 and st["cached_input_tokens"] == 200
+        # the fake reports prompt_tokens_details.cache_write_tokens 12 per call, which the
+        # provider reads, but opencode 1.18 takes cache writes only from provider metadata
+        # (Anthropic, Bedrock): 0
+        assert st["cache_creation_input_tokens"] == 0
     finally:
         cleanup(sb)
 

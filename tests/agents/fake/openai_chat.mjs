@@ -29,7 +29,7 @@
 // answer may use {{last_tool}} for the last tool result's content. A request without tools
 // (a title or summary request) gets "Side answer" ("Fake title" when asked for a title).
 // Usage per response: prompt_tokens = 100 + 10*messages, completion_tokens = 7 + 3*steps,
-// cached 40, reasoning 5 when there is a "think".
+// cached 40, cache writes 12, reasoning 5 when there is a "think".
 import fs from "node:fs";
 import http from "node:http";
 
@@ -114,7 +114,9 @@ function usageOf(turn) {
     prompt_tokens: prompt,
     completion_tokens: completion,
     total_tokens: prompt + completion,
-    prompt_tokens_details: { cached_tokens: 40 },
+    // cache_write_tokens: not OpenAI's own, but what @ai-sdk/openai-compatible reads
+    // (OpenRouter and others report it)
+    prompt_tokens_details: { cached_tokens: 40, cache_write_tokens: 12 },
     completion_tokens_details: { reasoning_tokens: reasoning },
   };
 }
