@@ -76,3 +76,44 @@ def export_totals(export: dict) -> dict[str, float]:
         if info.get("role") == "assistant":
             _add_tokens(usage, info.get("tokens"), info.get("cost"))
     return usage
+
+
+def bus_frames(path: Path) -> list[dict]:
+    return lines_of(path)
+
+
+def bus_facts(path: Path) -> Facts:
+    """The same facts from `opencode serve`'s event bus ({type, properties} frames, as the
+    /event SSE stream gives them): parts arrive in message.part.updated, re-sent as they
+    grow; the last version of each part (by id) counts. The role of a part's message comes
+    from message.updated. A step-finish part is one model call (counted once per id)."""
+    roles: dict[str, str] = {}
+    parts: dict[str, dict] = {}
+    order: list[str] = []
+    for o in lines_of(path):
+        t, pr = o.get("type"), o.get("properties") or {}
+        if t == "message.updated":
+            info = pr.get("info") or {}
+            roles[info.get("id")] = info.get("role")
+        elif t == "message.part.updated":
+            p = pr.get("part") or {}
+            if p.get("id") not in parts:
+                order.append(p.get("id"))
+            parts[p.get("id")] = p
+    f = Facts()
+    for pid in order:
+        p = parts[pid]
+        if p.get("type") == "text" and roles.get(p.get("messageID")) == "assistant":
+            if p.get("text"):
+                f.assistant_texts.append(p["text"])
+        elif p.get("type") == "tool":
+            st = p.get("state") or {}
+            status = st.get("status")
+            if status in ("completed", "error"):
+                result = st.get("output") if status == "completed" else st.get("error")
+                f.tools.append(ToolFact(p.get("tool"), st.get("input"),
+                                        result if isinstance(result, str) else None,
+                                        status == "error"))
+        elif p.get("type") == "step-finish":
+            _add_tokens(f.usage, p.get("tokens"), p.get("cost"))
+    return f

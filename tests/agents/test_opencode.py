@@ -77,6 +77,18 @@ def export(sb: agentlib.Sandbox, env: dict[str, str], sid: str) -> dict:
     return json.loads(p.stdout[p.stdout.index("{"):])
 
 
+def save_golden(scenario: str, native, sb: agentlib.Sandbox) -> None:
+    """agentlib.save_golden, plus: OpenCode also prints paths relative to "/" (a read
+    tool's title, a session's `path`), which save_golden does not replace."""
+    d = agentlib.save_golden("opencode", version(), scenario, native, sb)
+    if agentlib.RECORDING:
+        f = d / "input.jsonl"
+        text = f.read_text(encoding="utf-8")
+        for real in {str(sb.root), os.path.realpath(sb.root)}:
+            text = text.replace(real.lstrip("/"), agentlib.GOLDEN_ROOT.lstrip("/"))
+        f.write_text(text, encoding="utf-8")
+
+
 def check(sb, env, session, natives, scenario, unparsed=0):
     """The common checks; returns (facts, events)."""
     evs = events(sb.data, session)
@@ -90,7 +102,7 @@ def check(sb, env, session, natives, scenario, unparsed=0):
     own = facts_opencode.export_totals(export(sb, env, sids.pop()))
     for k, v in own.items():
         assert abs(f.usage.get(k, 0) - v) < 1e-9, (k, f.usage, own)
-    agentlib.save_golden("opencode", version(), scenario, [n.native_log for n in natives], sb)
+    save_golden(scenario, [n.native_log for n in natives], sb)
     print(f"\nopencode {version()} {scenario}: {lines} native lines, {len(evs)} events, "
           f"unparsed {unparsed}, fidelity ok, usage {f.usage} == opencode export {own}")
     return f, evs
@@ -246,4 +258,99 @@ def test_resume_natively(tmp_path):
         assert t["usage"]["input_tokens"] == f.usage["input_tokens"]
         assert t["turns"] == 2
     finally:
+        cleanup(sb)
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_event_bus_ingested(tmp_path):
+    """`opencode serve` (127.0.0.1 only): the /event SSE frames of one prompt, captured and
+    converted with `reel ingest --format opencode` (reel run drives `opencode run`, not the
+    server; the bus converter is what a client of the server would use)."""
+    import select
+    import threading
+    import urllib.request
+
+    sb = sandbox(tmp_path)
+    serve = None
+    try:
+        (sb.work / "notes.txt").write_text("bus\n")
+        steps = [
+            {"tool": "bash", "input": {"command": "ls", "description": "List files"},
+             "text": "Looking.", "think": "List first."},
+            {"tool": "read", "input": {"filePath": f"{sb.work}/nope.txt"}},
+            # no {{last_tool}}: its sandbox path would be split over two deltas, which the
+            # golden recording cannot replace
+            {"text": "Listed the files; nope.txt is missing."},
+        ]
+        with Fake("openai_chat.mjs") as api:
+            env = configure(sb, api)
+            port = _free_port()
+            serve = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--hostname",
+                                      "127.0.0.1"], cwd=sb.work, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(60):  # wait for "opencode server listening on ..."
+                ready, _, _ = select.select([serve.stdout], [], [], 1)
+                if ready and "listening" in serve.stdout.readline():
+                    break
+            frames: list[str] = []
+            idle = threading.Event()
+            stream = urllib.request.urlopen(base + "/event", timeout=60)
+
+            def read() -> None:
+                try:
+                    for raw in stream:
+                        line = raw.decode("utf-8").rstrip("\n")
+                        if line.startswith("data: "):
+                            frames.append(line[6:])
+                            if json.loads(line[6:]).get("type") == "session.idle":
+                                idle.set()
+                except Exception:  # closed at the end
+                    pass
+
+            th = threading.Thread(target=read, daemon=True)
+            th.start()
+
+            def call(path: str, body: dict) -> dict:
+                req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                             headers={"content-type": "application/json"})
+                with urllib.request.urlopen(req, timeout=120) as r:
+                    return json.loads(r.read())
+
+            sid = call("/session", {})["id"]
+            call(f"/session/{sid}/message",
+                 {"parts": [{"type": "text", "text": plan("Over the bus", steps)}]})
+            assert idle.wait(30)
+            stream.close()
+        bus = sb.root / "bus.jsonl"
+        bus.write_text("".join(f + "\n" for f in frames))
+        agentlib.reel("ingest", "--data", str(sb.data), "--format", "opencode", "--session",
+                      "ocb", str(bus))
+        evs = events(sb.data, "ocb")
+        assert not [e for e in evs if e["type"] == "agent.unparsed"]
+        f = facts_opencode.bus_facts(bus)
+        assert [t.name for t in f.tools] == ["bash", "read"] and f.tools[1].failed
+        assert check_fidelity(f, sb.data, "ocb") == []
+        own = facts_opencode.export_totals(export(sb, env, sid))
+        for k, v in own.items():
+            assert abs(f.usage.get(k, 0) - v) < 1e-9, (k, f.usage, own)
+        t = transcript(sb.data, "ocb")
+        assert t["turns"] == 1
+        save_golden("serve-bus", bus, sb)
+        print(f"\nopencode {version()} serve-bus: {len(frames)} native frames, {len(evs)} events, "
+              f"unparsed 0, fidelity ok, usage {f.usage} == opencode export {own}")
+    finally:
+        if serve and serve.poll() is None:
+            serve.terminate()
+            try:
+                serve.wait(10)
+            except subprocess.TimeoutExpired:
+                serve.kill()
+                serve.wait()
         cleanup(sb)
