@@ -284,12 +284,14 @@ def test_serve_event_bus_ingested(tmp_path):
             {"tool": "bash", "input": {"command": "ls", "description": "List files"},
              "text": "Looking.", "think": "List first."},
             {"tool": "read", "input": {"filePath": f"{sb.work}/nope.txt"}},
+            {"tool": "bash", "input": {"command": "touch made.txt", "description": "Touch"}},
             # no {{last_tool}}: its sandbox path would be split over two deltas, which the
             # golden recording cannot replace
             {"text": "Listed the files; nope.txt is missing."},
         ]
         with Fake("openai_chat.mjs") as api:
-            env = configure(sb, api)
+            # "ask": the server asks on the bus (permission.asked) and waits for a reply
+            env = configure(sb, api, {"bash": {"*": "allow", "touch *": "ask"}})
             port = _free_port()
             serve = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--hostname",
                                       "127.0.0.1"], cwd=sb.work, env=env,
@@ -301,6 +303,13 @@ def test_serve_event_bus_ingested(tmp_path):
                     break
             frames: list[str] = []
             idle = threading.Event()
+
+            def call(path: str, body: dict) -> dict:
+                req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                             headers={"content-type": "application/json"})
+                with urllib.request.urlopen(req, timeout=120) as r:
+                    return json.loads(r.read())
+
             stream = urllib.request.urlopen(base + "/event", timeout=60)
 
             def read() -> None:
@@ -309,19 +318,18 @@ def test_serve_event_bus_ingested(tmp_path):
                         line = raw.decode("utf-8").rstrip("\n")
                         if line.startswith("data: "):
                             frames.append(line[6:])
-                            if json.loads(line[6:]).get("type") == "session.idle":
+                            ev = json.loads(line[6:])
+                            if ev.get("type") == "session.idle":
                                 idle.set()
+                            elif ev.get("type") == "permission.asked":  # approve once
+                                threading.Thread(target=call, daemon=True, args=(
+                                    f"/permission/{ev['properties']['id']}/reply",
+                                    {"reply": "once"})).start()
                 except Exception:  # closed at the end
                     pass
 
             th = threading.Thread(target=read, daemon=True)
             th.start()
-
-            def call(path: str, body: dict) -> dict:
-                req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
-                                             headers={"content-type": "application/json"})
-                with urllib.request.urlopen(req, timeout=120) as r:
-                    return json.loads(r.read())
 
             sid = call("/session", {})["id"]
             call(f"/session/{sid}/message",
@@ -335,7 +343,10 @@ def test_serve_event_bus_ingested(tmp_path):
         evs = events(sb.data, "ocb")
         assert not [e for e in evs if e["type"] == "agent.unparsed"]
         f = facts_opencode.bus_facts(bus)
-        assert [t.name for t in f.tools] == ["bash", "read"] and f.tools[1].failed
+        assert [t.name for t in f.tools] == ["bash", "read", "bash"] and f.tools[1].failed
+        assert (sb.work / "made.txt").exists()  # approved over the bus
+        perm = [(e["type"], e["data"].get("status")) for e in evs if e["type"].startswith("permission.")]
+        assert perm == [("permission.requested", "requested"), ("permission.resolved", "accept")]
         assert check_fidelity(f, sb.data, "ocb") == []
         own = facts_opencode.export_totals(export(sb, env, sid))
         for k, v in own.items():
