@@ -351,6 +351,7 @@ static int bus_line(agent_conv_t *c, const char *type, json_t *pr)
         agent__copy(d, "metadata", pr, "metadata");
         agent__copy(d, "always", pr, "always");
         agent__copy(d, "tool", pr, "tool");
+        agent__copy(d, "tool_use_id", agent__get(pr, "tool"), "callID"); /* the call it gates */
         json_object_set_new(d, "status", json_string("requested"));
         return agent__emit(c, "permission.requested", d);
     }
