@@ -85,9 +85,49 @@ static int text_part(agent_conv_t *c, json_t *part, const char *delta, const cha
         store_buf_clear(&it->text); /* keep the item's text equal to the part's */
         store_buf_puts(&it->text, text);
     }
-    if (agent__get(agent__get(part, "time"), "end"))
+    /* An assistant part ends with time.end; a user part (no time at all) is whole as sent. */
+    if (agent__get(agent__get(part, "time"), "end") ||
+        !strcmp(role_of(c, agent__str(part, "messageID")), "user"))
         return complete(c, it, "completed", NULL);
     return REEL_OK;
+}
+
+/* `opencode run` prints no permission lines: a call refused by a "deny" rule, or by the
+ * automatic rejection of an "ask" (run has no one to ask), shows only as the tool's error
+ * text. Those two texts give a synthetic permission.requested + permission.resolved
+ * (reject) pair, like Claude's permission_denials. */
+static const struct {
+    const char *prefix, *reason;
+} refusals[] = {
+    {"The user rejected permission to use this specific tool call", "rejected"},
+    {"The user has specified a rule which prevents you from using this specific tool call",
+     "denied_by_rule"},
+};
+
+static int refusal(agent_conv_t *c, json_t *part, json_t *state)
+{
+    const char *err = agent__str(state, "error");
+    const char *reason = NULL;
+    for (size_t i = 0; err && i < sizeof refusals / sizeof refusals[0]; i++)
+        if (!strncmp(err, refusals[i].prefix, strlen(refusals[i].prefix)))
+            reason = refusals[i].reason;
+    if (!reason)
+        return REEL_OK;
+    json_t *d = json_object();
+    agent__copy(d, "permission_id", part, "callID");
+    agent__copy(d, "action", part, "tool");
+    agent__copy(d, "input", state, "input");
+    agent__copy(d, "tool_use_id", part, "callID");
+    json_object_set_new(d, "status", json_string("requested"));
+    int rc = agent__emit_syn(c, "permission.requested", d);
+    if (rc)
+        return rc;
+    d = json_object();
+    agent__copy(d, "permission_id", part, "callID");
+    json_object_set_new(d, "status", json_string("reject"));
+    json_object_set_new(d, "reason", json_string(reason));
+    agent__copy(d, "message", state, "error");
+    return agent__emit_syn(c, "permission.resolved", d);
 }
 
 static int tool_part(agent_conv_t *c, json_t *part)
@@ -119,15 +159,45 @@ static int tool_part(agent_conv_t *c, json_t *part)
     agent__copy(args, "arguments", state, "input");
     if ((rc = complete(c, it, failed ? "failed" : "completed", args)))
         return rc;
+    if (failed && (rc = refusal(c, part, state)))
+        return rc;
     json_t *info = json_object();
     agent__copy(info, "call_id", part, "callID");
     agent__copy(info, "name", part, "tool");
     json_t *extra = json_object();
     agent__copy(extra, "output", state, failed ? "error" : "output");
+    json_object_set_new(extra, "is_error", json_boolean(failed));
+    json_t *exit_code = agent__get(agent__get(state, "metadata"), "exit");
+    if (json_is_integer(exit_code)) /* bash: the command's exit status */
+        json_object_set(extra, "exit_code", exit_code);
     agent__copy(extra, "title", state, "title");
     agent__copy(extra, "metadata", state, "metadata");
     agent__copy(extra, "attachments", state, "attachments");
     return agent__item_tool(c, NULL, "tool_result", info, failed ? "failed" : "completed", extra);
+}
+
+/* Whether the turn has ended (a step_finish said so): session.idle and `done` then end
+ * no second turn (one prompt, one turn_end). */
+static int turn_ended(agent_conv_t *c)
+{
+    return json_is_true(agent__get(c->state, "turn_ended"));
+}
+
+static void set_turn_ended(agent_conv_t *c, int ended)
+{
+    json_object_set_new(c->state, "turn_ended", json_boolean(ended));
+}
+
+/* session.idle / done: the turn's end, unless a step_finish already ended it. */
+static int idle(agent_conv_t *c, json_t *d)
+{
+    if (turn_ended(c)) {
+        json_decref(d);
+        return REEL_OK;
+    }
+    set_turn_ended(c, 1);
+    json_object_set_new(d, "turn_end", json_true());
+    return agent__emit(c, "usage", d);
 }
 
 static int step_finish(agent_conv_t *c, json_t *part)
@@ -135,13 +205,18 @@ static int step_finish(agent_conv_t *c, json_t *part)
     json_t *t = agent__get(part, "tokens");
     json_t *d = json_object();
     const char *reason = agent__str(part, "reason");
-    json_object_set_new(d, "turn_end", json_boolean(reason && !strcmp(reason, "stop")));
+    /* the loop goes on after "tool-calls" (and "unknown"); any other reason ends the turn */
+    int end = reason && strcmp(reason, "tool-calls") && strcmp(reason, "unknown");
+    set_turn_ended(c, end);
+    json_object_set_new(d, "turn_end", json_boolean(end));
     agent__copy(d, "stop_reason", part, "reason");
+    /* The tokens and cost of this step (one model call), not a running total: every
+     * step_finish is summed. input excludes cache reads, output excludes reasoning. */
     agent__copy(d, "input_tokens", t, "input");
     agent__copy(d, "output_tokens", t, "output");
     agent__copy(d, "reasoning_tokens", t, "reasoning");
     agent__copy(d, "cached_input_tokens", agent__get(t, "cache"), "read");
-    agent__copy(d, "cache_write_tokens", agent__get(t, "cache"), "write");
+    agent__copy(d, "cache_creation_input_tokens", agent__get(t, "cache"), "write");
     agent__copy(d, "cost_usd", part, "cost");
     return agent__emit(c, "usage", d);
 }
@@ -159,6 +234,8 @@ static int part(agent_conv_t *c, json_t *p, const char *delta)
         return tool_part(c, p);
     if (!strcmp(type, "step-finish"))
         return step_finish(c, p);
+    if (!strcmp(type, "step-start"))
+        set_turn_ended(c, 0);
     return REEL_OK; /* step-start, snapshot, patch, agent, retry, compaction, subtask, file */
 }
 
@@ -166,6 +243,8 @@ static int error_event(agent_conv_t *c, json_t *err)
 {
     c->failed = 1;
     json_t *extra = json_object();
+    agent__copy(extra, "status", agent__get(err, "data"), "statusCode"); /* APIError */
+    agent__copy(extra, "retryable", agent__get(err, "data"), "isRetryable");
     agent__copy(extra, "details", err, "data");
     return agent__error(c, agent__str(err, "name"), agent__str(agent__get(err, "data"), "message"),
                         extra);
@@ -176,17 +255,19 @@ static int error_event(agent_conv_t *c, json_t *err)
 static int run_line(agent_conv_t *c, const char *type, json_t *line)
 {
     json_t *p = agent__get(line, "part");
-    if (!strcmp(type, "step_start"))
+    if (!strcmp(type, "step_start")) {
+        set_turn_ended(c, 0);
         return REEL_OK;
+    }
     if (!strcmp(type, "text") || !strcmp(type, "reasoning") || !strcmp(type, "tool_use") ||
         !strcmp(type, "step_finish"))
         return part(c, p, NULL);
     if (!strcmp(type, "error"))
         return error_event(c, agent__get(line, "error"));
     if (!strcmp(type, "done")) {
-        json_t *d = json_pack("{s:b,s:O?,s:O?}", "turn_end", 1, "stop_reason",
-                              agent__get(line, "reason"), "rejected", agent__get(line, "rejected"));
-        return agent__emit(c, "usage", d);
+        json_t *d = json_pack("{s:O?,s:O?}", "stop_reason", agent__get(line, "reason"),
+                              "rejected", agent__get(line, "rejected"));
+        return idle(c, d);
     }
     return AGENT__UNKNOWN;
 }
@@ -197,6 +278,8 @@ static const char *const raw_only[] = {
     "server.", "session.updated", "session.status", "session.diff", "session.compacted",
     "session.deleted", "message.removed", "message.part.removed", "todo.", "file.",
     "command.", "pty.", "lsp.", "tui.", "installation.", "vcs.", "project.", "mcp.", "ide.",
+    /* 1.18: instance-wide state (plugins loaded, model catalog, references, integrations) */
+    "plugin.", "catalog.", "reference.", "integration.",
 };
 
 static int message_updated(agent_conv_t *c, json_t *info)
@@ -257,7 +340,7 @@ static int bus_line(agent_conv_t *c, const char *type, json_t *pr)
         return it ? agent__item_delta(c, it, delta, strlen(delta), 0) : rc;
     }
     if (!strcmp(type, "session.idle"))
-        return agent__emit(c, "usage", json_pack("{s:b}", "turn_end", 1));
+        return idle(c, json_object());
     if (!strcmp(type, "session.error"))
         return error_event(c, agent__get(pr, "error"));
     if (!strcmp(type, "permission.asked") || !strcmp(type, "permission.updated")) {
@@ -268,6 +351,7 @@ static int bus_line(agent_conv_t *c, const char *type, json_t *pr)
         agent__copy(d, "metadata", pr, "metadata");
         agent__copy(d, "always", pr, "always");
         agent__copy(d, "tool", pr, "tool");
+        agent__copy(d, "tool_use_id", agent__get(pr, "tool"), "callID"); /* the call it gates */
         json_object_set_new(d, "status", json_string("requested"));
         return agent__emit(c, "permission.requested", d);
     }
