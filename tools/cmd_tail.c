@@ -18,7 +18,8 @@
 
 static const char about[] =
     "Prints events as JSON lines, oldest first. With --session, the events of session S\n"
-    "with sequence > N; without it, every session's events with position > N.\n";
+    "with sequence > N; without it, every session's events with position > N. --types\n"
+    "keeps only events of those types (e.g. --types error,permission.requested).\n";
 
 static volatile sig_atomic_t stop;
 
@@ -34,11 +35,15 @@ struct printer {
     uint64_t last; /* sequence or position of the last event printed */
     int by_position;
     size_t count; /* events printed by the current page */
+    size_t max;   /* events the current page may print */
+    const char *types; /* comma-separated types to keep, NULL = all */
 };
 
-static int print_one(void *arg, const store_event_view_t *ev)
+static int print_one(void *arg, const store_event_view_t *ev, uint64_t key)
 {
     struct printer *p = arg;
+    if (p->count == p->max)
+        return 1; /* the page is full: this event stays for the next one */
     store_buf_clear(&p->out);
     int rc = replay_write_event(&p->out, ev, p->include_raw);
     if (rc)
@@ -46,26 +51,30 @@ static int print_one(void *arg, const store_event_view_t *ev)
     store_buf_putc(&p->out, '\n');
     if (fwrite(p->out.data, 1, p->out.len, stdout) != p->out.len)
         return REEL_EIO;
-    p->last = p->by_position ? ev->position : ev->sequence;
+    p->last = key;
     p->count++;
     return REEL_OK;
 }
 
-/* Prints up to 'max' events after p->last; returns the count or a negative reel_err. */
-static long page(store_t *s, const char *session, struct printer *p, size_t max)
+/* Prints up to 'max' events after p->last; returns the count or a negative reel_err.
+ * '*more' says whether events past those examined exist (all skipped by --types, say). */
+static long page(store_t *s, const char *session, struct printer *p, size_t max, int *more)
 {
     store_read_t r;
-    int rc = store_read_begin(s, &r), more = 0;
+    int rc = store_read_begin(s, &r);
     if (rc)
         return rc;
     p->count = 0;
-    if (session)
-        rc = store_events_after(&r, session, strlen(session), p->last, max, print_one, p, &more);
-    else
-        rc = store_feed_after(&r, p->last, max, print_one, p, &more);
+    p->max = max;
+    replay_scan_t sc = {.session = session, .session_len = session ? strlen(session) : 0,
+                        .types = p->types, .max_examined = p->types ? 10 * PAGE : max};
+    rc = replay_scan(&r, &sc, p->last, print_one, p);
     store_read_end(&r);
-    if (rc)
+    if (rc < 0)
         return rc;
+    if (sc.scanned > p->last) /* past the events --types skipped */
+        p->last = sc.scanned;
+    *more = sc.more;
     fflush(stdout);
     return (long)p->count;
 }
@@ -78,7 +87,8 @@ static int run(store_t *s, const char *session, struct printer *p, int follow,
         size_t max = PAGE;
         if (limit && limit - printed < max)
             max = (size_t)(limit - printed);
-        long n = page(s, session, p, max);
+        int more = 0;
+        long n = page(s, session, p, max, &more);
         if (n == REEL_ESESSION_NOT_FOUND && follow)
             n = 0; /* the session may appear later */
         if (n < 0) {
@@ -88,7 +98,7 @@ static int run(store_t *s, const char *session, struct printer *p, int follow,
         printed += (unsigned long long)n;
         if (limit && printed >= limit)
             break;
-        if ((size_t)n < max) {
+        if ((size_t)n < max && !more) {
             if (!follow)
                 break;
             struct timespec ts = {0, FOLLOW_POLL_MS * 1000000L};
@@ -100,7 +110,7 @@ static int run(store_t *s, const char *session, struct printer *p, int follow,
 
 int cmd_tail(int argc, char **argv)
 {
-    const char *prog = "tail", *data = CMD_DEFAULT_DATA, *session = NULL;
+    const char *prog = "tail", *data = CMD_DEFAULT_DATA, *session = NULL, *types = NULL;
     unsigned long long after = 0, limit = 0;
     int follow = 0, include_raw = 0;
     const opt_t rows[] = {
@@ -115,6 +125,8 @@ int cmd_tail(int argc, char **argv)
          .help = "keep printing new events as they are appended (Ctrl-C stops)"},
         {.name = "include-raw", .type = OPT_FLAG, .dest = &include_raw,
          .help = "include each event's 'raw' field"},
+        {.name = "types", .type = OPT_STRING, .arg = "T,U,...", .dest = &types,
+         .help = "only events of these types"},
         OPT_END,
     };
     int st = cmd_parse_session(prog, about, rows, argc, argv, &session, 0);
@@ -126,7 +138,8 @@ int cmd_tail(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    struct printer p = {STORE_BUF_INIT, include_raw, after, session == NULL, 0};
+    struct printer p = {.out = STORE_BUF_INIT, .include_raw = include_raw, .last = after,
+                        .by_position = session == NULL, .types = types};
     int rc = run(s, session, &p, follow, limit);
     store_buf_release(&p.out);
     store_close(s);
