@@ -44,7 +44,10 @@ extern char **environ;
 #define DRAIN_MS 2000
 #define TAIL_LINE_MAX 500
 #define HTTP_TIMEOUT_MS 30000
-#define RESTORE_MAX_EVENTS 50 /* defaults of the restore text, docs/REPLAY.md "Restore" */
+/* The restore text: the newest 200 events within 12,000 characters (docs/AGENTS.md §2;
+ * fit=newest leaves out the lines a later completion repeats, so the character budget,
+ * not the event count, is what usually binds). */
+#define RESTORE_MAX_EVENTS 200
 #define RESTORE_MAX_CHARS 12000
 #define RESTORE_MARKER "[earlier history truncated]\n" /* as replay/restore.c writes it */
 /* A server refuses events over its event limit (8 MiB by default, docs/HTTP.md "Options
@@ -366,6 +369,8 @@ static int prior_from_store(run_t *r, prior_t *p)
                 rc = REEL_EGONE;
             } else if (rec.event_count) {
                 replay_restore_opts_t ro = REPLAY_RESTORE_DEFAULT;
+                ro.max_events = RESTORE_MAX_EVENTS;
+                ro.max_chars = RESTORE_MAX_CHARS;
                 replay_restore_t rr;
                 rc = replay_restore(&rd, id, strlen(id), &ro, &rr);
                 if (!rc && rr.has_text)
@@ -404,6 +409,37 @@ static size_t utf16_units(const char *s, size_t len)
     return n;
 }
 
+/* The item_id of an item.* event 'e' (data flat or under data.item), or NULL. */
+static const char *event_item(json_t *e, json_t **item)
+{
+    json_t *d = agent__get(e, "data");
+    *item = json_is_object(agent__get(d, "item")) ? agent__get(d, "item") : d;
+    const char *t = agent__str(e, "type");
+    if (!t || strncmp(t, "item.", 5))
+        return NULL;
+    return agent__str(*item, "item_id") ? agent__str(*item, "item_id") : agent__str(d, "item_id");
+}
+
+/* 1 when event 'i' of 'evs' is an item.started, or an item.delta, that a later
+ * item.completed of the same item repeats (with its text, for a delta). */
+static int repeated_later(json_t *evs, size_t i)
+{
+    json_t *item, *later;
+    const char *id = event_item(json_array_get(evs, i), &item);
+    const char *t = agent__str(json_array_get(evs, i), "type");
+    if (!id || (strcmp(t, "item.started") && strcmp(t, "item.delta")))
+        return 0;
+    for (size_t k = json_array_size(evs); k-- > i + 1;) {
+        json_t *e = json_array_get(evs, k);
+        const char *lid = event_item(e, &later);
+        if (!lid || strcmp(lid, id) || strcmp(agent__str(e, "type"), "item.completed"))
+            continue;
+        const char *text = agent__str(later, "text");
+        return !strcmp(t, "item.started") || (text && *text);
+    }
+    return 0;
+}
+
 /* For a server without GET /restore: the same fit=newest text as replay_restore(), built
  * from the newest events read over HTTP (numbers in 'payload' are re-printed by jansson). */
 static void restore_from_events(run_t *r, prior_t *p, json_int_t last)
@@ -420,6 +456,8 @@ static void restore_from_events(run_t *r, prior_t *p, json_int_t last)
     size_t i, total = strlen(REPLAY_RESTORE_TEXT_HEADER);
     json_t *e;
     json_array_foreach(evs, i, e) {
+        if (repeated_later(evs, i))
+            continue; /* as replay/restore.c's fit=newest */
         json_t *l = json_object();
         json_t *src = agent__get(e, "source"), *data = agent__get(e, "data");
         json_object_set_new(l, "createdAt", json_integer(parse_time_ms(agent__str(e, "time"))));
@@ -492,7 +530,10 @@ static int prior_from_server(run_t *r, prior_t *p)
     json_decref(j);
     if (!p->events)
         return REEL_OK;
-    path_session(path, sizeof path, r->o->session, "/restore?max_events=50&max_chars=12000&fit=newest");
+    char q[96];
+    snprintf(q, sizeof q, "/restore?max_events=%d&max_chars=%d&fit=newest", RESTORE_MAX_EVENTS,
+             RESTORE_MAX_CHARS);
+    path_session(path, sizeof path, r->o->session, q);
     rc = http_retry(r, "GET", path, NULL, NULL, 0, &status, &resp);
     j = !rc && status == 200 ? json_loadb((char *)resp.data, resp.len, 0, NULL) : NULL;
     const char *text = agent__str(j, "replay_text");
