@@ -107,8 +107,7 @@ static int mark_repeats(struct collect *c)
             h = (h + 1) & (cap - 1);
         }
         if (l->kind == L_DONE || l->kind == L_DONE_TEXT) {
-            if (!slot[h])
-                slot[h] = i + 1; /* the newest completion of the item */
+            slot[h] = i + 1; /* the next completion of the item after the lines before it */
         } else if (slot[h]) {
             int text = c->v[slot[h] - 1].kind == L_DONE_TEXT;
             l->drop = l->kind == L_STARTED || (l->kind == L_DELTA && text);

@@ -62,7 +62,12 @@ static int native_start(struct native *n, const char *line, size_t len)
     SHA256((const uint8_t *)line, len, h);
     snprintf(prefix, sizeof prefix, "%s-%02x%02x%02x%02x%02x%02x/", agent_name(n->ops), h[0],
              h[1], h[2], h[3], h[4], h[5]);
-    n->conv = agent_conv_new(n->ops, NULL, NULL, prefix, NULL);
+    /* Item ids from the same hash: several files ingested into one session must not
+     * share "itm_1" (the transcript would fold them into one item). */
+    char items[32];
+    snprintf(items, sizeof items, "itm_%02x%02x%02x%02x%02x%02x_", h[0], h[1], h[2], h[3], h[4],
+             h[5]);
+    n->conv = agent_conv_new(n->ops, NULL, NULL, prefix, items);
     return n->conv ? REEL_OK : REEL_ENOMEM;
 }
 
