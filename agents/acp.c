@@ -173,13 +173,18 @@ static int tool_call(agent_conv_t *c, json_t *u, int update)
     snprintf(key, sizeof key, "acp:t:%s", id ? id : "");
     int rc = close_open(c, NULL);
     agent__item_t *it = agent__item_find(c, key);
-    if (!rc && it && update) {
-        /* Input that arrives late (a tool_call with rawInput {} first, the real input in
-         * an update) belongs to the call: its completion carries the latest. */
+    if (!rc && it) {
+        /* Input that arrives late belongs to the call: a tool_call with rawInput {} first,
+         * the real input in a tool_call_update or in the same tool_call sent again
+         * (claude-code-acp 0.16 does the latter). Its completion carries the latest. The
+         * first title stays the name; a later, more specific one is kept as 'title'. */
         if (agent__get(u, "rawInput"))
             agent__copy(it->info, "arguments", u, "rawInput");
-        if (agent__get(u, "title") && !agent__get(it->info, "name"))
+        const char *title = agent__str(u, "title"), *name = agent__str(it->info, "name");
+        if (title && !name)
             agent__copy(it->info, "name", u, "title");
+        else if (title && strcmp(title, name))
+            agent__copy(it->info, "title", u, "title");
         if (agent__get(u, "locations"))
             agent__copy(it->info, "locations", u, "locations");
     }

@@ -43,6 +43,10 @@ extern char **environ;
  * running in the background) before the runner stops reading them. */
 #define DRAIN_MS 2000
 #define TAIL_LINE_MAX 500
+/* A protocol driver's agent (ACP) whose turn is over is sent SIGTERM when it has not
+ * exited this long after its stdin was closed: agents such as claude-code-acp keep
+ * running until their client kills them. The run still counts as completed. */
+#define TURN_EXIT_GRACE_MS 3000
 #define HTTP_TIMEOUT_MS 30000
 /* The restore text: the newest 200 events within 12,000 characters (docs/AGENTS.md §2;
  * fit=newest leaves out the lines a later completion repeats, so the character budget,
@@ -80,6 +84,7 @@ typedef struct run {
     int have_cost;
     char last_text[120]; /* the start of the last assistant message */
     json_t *tool_names;  /* call_id -> tool name, for "[failed] NAME: ..." */
+    int stopped_after_turn; /* the runner sent SIGTERM after the driver's turn ended */
 } run_t;
 
 static volatile sig_atomic_t got_signal;
@@ -835,10 +840,16 @@ static int loop(run_t *r, child_t *ch, int *signalled)
 {
     linebuf_t lo = {STORE_BUF_INIT, 0}, le = {STORE_BUF_INIT, 0};
     int open_out = 1, open_err = 1, rc = REEL_OK;
-    int64_t kill_at = 0, drain_until = 0;
+    int64_t kill_at = 0, drain_until = 0, turn_over_at = 0;
     while (!rc && (open_out || open_err)) {
         if (got_signal && !*signalled) {
             *signalled = got_signal;
+            kill(ch->pid, SIGTERM);
+            kill_at = now_ms() + 10000;
+        }
+        if (turn_over_at && !kill_at && !*signalled && !ch->exited &&
+            now_ms() > turn_over_at + TURN_EXIT_GRACE_MS) {
+            r->stopped_after_turn = 1;
             kill(ch->pid, SIGTERM);
             kill_at = now_ms() + 10000;
         }
@@ -876,9 +887,11 @@ static int loop(run_t *r, child_t *ch, int *signalled)
             else if (e == 1)
                 open_err = 0;
         }
-        if (r->c->turn_done && ch->in >= 0) {
-            close(ch->in);
+        if (r->c->turn_done && !turn_over_at) {
+            if (ch->in >= 0)
+                close(ch->in);
             ch->in = -1;
+            turn_over_at = now_ms();
         }
     }
     if (!rc && lo.b.len) /* left by an early stop: a torn last line */
@@ -961,10 +974,14 @@ static void reap(child_t *ch, int rc, agent_run_result_t *res)
 }
 
 /* session.ended with the reason, the exit status and the stderr tail; then the last flush. */
-static int end_session(run_t *r, const agent_run_result_t *res, int signalled)
+static int end_session(run_t *r, agent_run_result_t *res, int signalled)
 {
     const char *reason = "error";
-    if (signalled || (res->signal && res->signal != SIGPIPE))
+    int stopped = r->stopped_after_turn && !signalled &&
+                  (res->signal == SIGTERM || res->signal == SIGKILL);
+    if (stopped)
+        reason = agent_conv_failed(r->c) ? "error" : "completed";
+    else if (signalled || (res->signal && res->signal != SIGPIPE))
         reason = "terminated";
     else if (res->exit_code == 0 && !agent_conv_failed(r->c))
         reason = "completed";
@@ -972,6 +989,10 @@ static int end_session(run_t *r, const agent_run_result_t *res, int signalled)
     r->c->stream = AGENT_STDOUT;
     int rc = agent_conv_exit(r->c, reason, res->exit_code, res->signal, tail);
     free(tail);
+    if (stopped) { /* stopped by the runner once its work was done: a normal end */
+        res->signal = 0;
+        res->exit_code = agent_conv_failed(r->c) ? 1 : 0;
+    }
     int frc = flush(r);
     return rc ? rc : frc;
 }

@@ -392,7 +392,9 @@ static const char acp_agent_numeric[] =
     "        out({'jsonrpc':'2.0','id':1,'method':'elicitation/create','params':{'sessionId':'s0','message':'Which branch?','requestedSchema':{'type':'object','properties':{'branch':{'type':'string'}}}}})\n"
     "    elif m.get('id') == 1 and 'result' in m:\n"
     "        up({'sessionUpdate':'agent_message_chunk','content':{'type':'text','text':'answer: ' + m['result']['action']}})\n"
-    "        out({'jsonrpc':'2.0','id':pid,'result':{'stopReason':'end_turn'}})\n";
+    "        out({'jsonrpc':'2.0','id':pid,'result':{'stopReason':'end_turn'}})\n"
+    "import time\n"
+    "time.sleep(60)  # like claude-code-acp: still running after its stdin closed\n";
 
 Test(agents_runner, acp_numeric_ids_elicitation_and_vendor_methods)
 {
@@ -439,6 +441,12 @@ Test(agents_runner, acp_numeric_ids_elicitation_and_vendor_methods)
     cr_assert_eq(declined, 1, "elicitation/create is declined");
     cr_assert_eq(args, 1, "the input of the tool_call_update reaches the call");
     cr_assert_eq(answer, 1, "the agent got the decline and finished its turn");
+    /* the agent did not exit after its turn: stopped by the runner, a normal end */
+    cr_assert_eq(res.signal, 0);
+    const tu_event_t *last = &ev.v[ev.n - 1];
+    cr_assert_str_eq(last->type, "session.ended");
+    cr_assert(strstr(last->data, "\"reason\":\"completed\"") && strstr(last->data, "\"signal\":15") &&
+              strstr(last->data, "\"terminated_by\":\"runner\""), "%s", last->data);
     tu_events_free(&ev);
 }
 
