@@ -1,13 +1,14 @@
 # reel -- build, test, run. See README.md.
 #
 #   make          build build/reel (warnings are errors)
-#   make deps     install missing Debian packages (idempotent; apt-get as root)
+#   make deps     install missing Debian packages for tests (idempotent; apt-get as root)
+#   make deps-run only those building and serving need (make run)
 #   make check    build + the unit, CLI and HTTP suites, quick (about a minute; installs nothing)
 #   make test     deps + build + every test, ending with "N passed, N failed"
 #   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan     the unit, CLI and HTTP suites under ThreadSanitizer (build/thread)
 #   make install  build/reel to $(DESTDIR)$(PREFIX)/bin (PREFIX=/usr/local)
-#   make run      deps + build + `reel serve` on ./reel-data at 127.0.0.1:2469
+#   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
 #   make load     load tests at full size (10,000 SSE clients, slowloris); make test runs small ones
@@ -26,7 +27,7 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wno-unused-parameter
 OPT      ?= -O2 -g
 CFLAGS   += $(STD) $(WARN) $(OPT) $(XCFLAGS) -MMD -MP -I.
-LDLIBS   += -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lpthread -lm
+LDLIBS   += -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lsystemd -lpthread -lm
 
 ifeq ($(SANITIZER),address)
   CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -55,7 +56,7 @@ BENCHBIN = $(BENCHSRC:bench/%.c=$(BUILD)/%)
 BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
 ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
-.PHONY: all deps check test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
+.PHONY: all deps deps-run check test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
         torture mutants clean format load soak leakcheck
 all: $(BUILD)/reel
 
@@ -68,6 +69,16 @@ $(BUILD)/libreel.a: $(LIBOBJ)
 	@mkdir -p $(dir $@)
 	@rm -f $@
 	$(AR) rcs $@ $^
+
+# The commit this build comes from (store/version.c): a stamp file that changes only when the
+# commit does, so only version.o is rebuilt.
+REEL_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/gen/commit: FORCE
+	@mkdir -p $(dir $@)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(REEL_COMMIT)" ] || echo "$(REEL_COMMIT)" > $@
+$(BUILD)/obj/store/version.o: $(BUILD)/gen/commit
+$(BUILD)/obj/store/version.o: CFLAGS += -DREEL_COMMIT='"$(REEL_COMMIT)"'
+FORCE:
 
 $(BUILD)/reel: $(TOOLOBJ) $(BUILD)/libreel.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -102,7 +113,11 @@ $(APIOBJ): | $(BUILD)/gen/ui_assets.h
 $(APIOBJ): CFLAGS += -I$(BUILD)/gen
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh test
+
+# What building and serving need, nothing else (make run).
+deps-run:
+	@scripts/deps.sh run
 
 unit: $(BUILD)/reel $(BUILD)/unit
 
@@ -202,7 +217,7 @@ leakcheck: deps all
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_LEAK_TOOL=valgrind /usr/bin/python3 -m pytest -q -s \
 	    -p no:cacheprovider tests/load/test_leak.py
 
-run: deps
+run: deps-run
 	@$(SUBMAKE) all
 	$(BUILD)/reel serve
 

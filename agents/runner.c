@@ -477,7 +477,18 @@ typedef struct prior {
     char nsid[STORE_NAME_MAX + 1];
     uint64_t events;
     store_buf_t restore;
+    json_t *usage; /* the session's usage so far (reel stats), for running totals */
 } prior_t;
+
+/* p->usage from a reel stats object (JSON text). */
+static void prior_usage(prior_t *p, const char *json, size_t len)
+{
+    json_t *j = json ? json_loadb(json, len, 0, NULL) : NULL;
+    json_t *u = agent__get(j, "usage");
+    if (json_is_object(u))
+        p->usage = json_incref(u);
+    json_decref(j);
+}
 
 static int prior_from_store(run_t *r, prior_t *p)
 {
@@ -517,6 +528,15 @@ static int prior_from_store(run_t *r, prior_t *p)
             rc = REEL_OK;
         }
         store_read_end(&rd);
+    }
+    if (!rc && p->events) {
+        replay_stats_opts_t so = {0};
+        so.session = r->o->session;
+        so.session_len = strlen(r->o->session);
+        store_buf_t st = STORE_BUF_INIT;
+        if (!replay_stats(s, &so, &st, NULL, NULL))
+            prior_usage(p, (const char *)st.data, st.len);
+        store_buf_release(&st);
     }
     store_close(s);
     return rc;
@@ -665,6 +685,11 @@ static int prior_from_server(run_t *r, prior_t *p)
     json_decref(j);
     if (!p->events)
         return REEL_OK;
+    char stats[PATH_MAX_LEN + 32];
+    snprintf(stats, sizeof stats, "/v1/stats?session=%s", path + strlen("/v1/sessions/"));
+    if (!http_retry(r, "GET", stats, NULL, NULL, 0, &status, &resp) && status == 200)
+        prior_usage(p, (const char *)resp.data, resp.len);
+    store_buf_clear(&resp);
     char q[96];
     snprintf(q, sizeof q, "/restore?max_events=%d&max_chars=%d&fit=newest", RESTORE_MAX_EVENTS,
              RESTORE_MAX_CHARS);
@@ -1053,6 +1078,8 @@ int agent_run(const agent_run_opts_t *o, agent_run_result_t *res)
     run_ids(event_prefix, item_prefix, sizeof event_prefix);
     if (!rc && !(r.c = agent_conv_new(o->ops, on_event, &r, event_prefix, item_prefix)))
         rc = REEL_ENOMEM;
+    if (!rc && resume_id && p.usage) /* what a resumed agent's running totals start from */
+        json_object_set(r.c->state, "prior_usage", p.usage);
 
     /* 2. Spawn with no store open, then open the sink. */
     struct sigaction sa = {0}, old_int, old_term, old_hup;
@@ -1096,6 +1123,7 @@ int agent_run(const agent_run_opts_t *o, agent_run_result_t *res)
     store_buf_release(&r.fit);
     store_buf_release(&prompt);
     store_buf_release(&p.restore);
+    json_decref(p.usage);
     agent__argv_free(&argv);
     return rc;
 }

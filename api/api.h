@@ -78,7 +78,17 @@ typedef struct api_config {
     size_t n_tokens;
     api_limits_t limits;
     unsigned threads;            /* libmicrohttpd worker threads; 0 = 2 */
+    const char *access_log;      /* file, "-" (standard error) or NULL (off) */
+    const char *error_log;       /* file, or NULL / "-" (standard error) */
+    int log_json;                /* 1: JSON lines, 0: text */
+    int log_level;               /* enum api_log_level: the error log's threshold */
 } api_config_t;
+
+/* Error-log levels: each includes the ones before it. */
+enum api_log_level { API_LOG_ERROR = 0, API_LOG_WARN, API_LOG_INFO, API_LOG_DEBUG };
+
+/* "error", "warn", "info", "debug" -> enum api_log_level; -1 if none. */
+int api_log_level_parse(const char *s);
 
 /* Reads a tokens file: one "TOKEN SCOPE" per line (SCOPE is full, read or append),
  * blank lines and lines starting with '#' ignored. On success '*out' is a new array of
@@ -105,5 +115,23 @@ void api_server_stop(api_server_t *srv);
 
 /* The bound TCP port (useful with port 0). */
 unsigned api_server_port(const api_server_t *srv);
+
+/* A line in the server's error log (text or JSON, as configured), if 'level' passes the
+ * threshold. Thread-safe. */
+void api_server_log(api_server_t *srv, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Opens the log files again by name (after logrotate moved them; SIGHUP). A file that
+ * cannot be opened keeps logging to the old one: REEL_EIO and 'msg' say which. */
+int api_server_reopen_logs(api_server_t *srv, char *msg, size_t mlen);
+
+/* Replaces the tokens (SIGHUP re-reads the tokens file): the next request of every
+ * connection, open ones included, is checked against the new set. REEL_ENOMEM leaves the
+ * old set. */
+int api_server_set_tokens(api_server_t *srv, const api_token_t *t, size_t n);
+
+/* 1 when the server listens on a loopback address only (serve warns otherwise when no
+ * token is configured). */
+int api_server_loopback(const api_server_t *srv);
 
 #endif

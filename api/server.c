@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,14 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *m
         snprintf(msg, mlen, "--listen must be HOST:PORT, not '%s'", listen);
         return REEL_EINVALID_PARAMETER;
     }
+    /* getaddrinfo() would take ":99999" modulo 65536 and "80x" as a service name. */
+    const char *port = colon + 1;
+    size_t pl = strspn(port, "0123456789");
+    if (port[pl] || pl > 5 || atol(port) > 65535) {
+        snprintf(msg, mlen, "--listen '%s': the port must be a number from 0 to 65535, not '%s'",
+                 listen, port);
+        return REEL_EINVALID_PARAMETER;
+    }
     size_t hl = (size_t)(colon - listen);
     memcpy(host, listen, hl);
     host[hl] = '\0';
@@ -58,6 +67,20 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *m
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
     return REEL_OK;
+}
+
+/* 1 when the bound address is a loopback one (127.0.0.0/8, ::1): only local programs can
+ * connect, the case where running without a token is the safe default. */
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
 }
 
 static struct MHD_Daemon *start_daemon(api_server_t *srv, const api_config_t *cfg,
@@ -93,6 +116,8 @@ static void server_free(api_server_t *srv)
     free(srv->cors_origin);
     api__evcache_free(srv->evcache);
     api__access_free(srv->access);
+    api__log_free(&srv->log);
+    pthread_rwlock_destroy(&srv->tokens_lock);
     pthread_mutex_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->conn_lock);
     pthread_mutex_destroy(&srv->own_lock);
@@ -119,7 +144,22 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     api_server_t *srv = calloc(1, sizeof *srv);
     if (!srv)
         return REEL_ENOMEM;
+    pthread_rwlock_init(&srv->tokens_lock, NULL);
+    rc = api__log_init(&srv->log, cfg, tmp, sizeof tmp);
+    if (rc != REEL_OK) {
+        set_msg(msg, msg_len, tmp);
+        server_free(srv);
+        return rc;
+    }
+    unsigned rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd) /* ids stay unique within the run */
+        rnd = (unsigned)time(NULL);
+    srv->log.id_prefix = rnd;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    srv->started_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
     srv->store = s;
+    srv->loopback = is_loopback(&ss);
     srv->lim = cfg->limits;
     srv->routes = api__routes;
     srv->n_routes = api__n_routes;
@@ -184,4 +224,9 @@ void api_server_stop(api_server_t *srv)
 unsigned api_server_port(const api_server_t *srv)
 {
     return srv->port;
+}
+
+int api_server_loopback(const api_server_t *srv)
+{
+    return srv->loopback;
 }

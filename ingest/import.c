@@ -57,6 +57,7 @@ struct importer {
     int format;            /* the header's format: 2, or 1 (no digests) */
     int ended;             /* the end record was read */
     uint64_t n_events, n_sessions; /* event and session lines so far */
+    uint64_t total_events;         /* events the checking pass counted (progress's total) */
     uint64_t good;         /* lines known good: through the last verified check record
                             * (format 2) or the last line that parsed (format 1) */
 };
@@ -240,7 +241,7 @@ static int flush(struct importer *im)
     ingest_batch_release(&im->ib);
     im->have_batch = 0;
     if (im->progress && im->st->events + im->st->duplicates >= im->next_progress) {
-        im->progress(im->arg, im->st->events + im->st->duplicates, 0);
+        im->progress(im->arg, im->st->events + im->st->duplicates, im->total_events);
         im->next_progress += 10000;
     }
     return rc;
@@ -635,6 +636,7 @@ int ingest_import(store_t *s, int fd, unsigned flags, ingest_import_stats_t *st,
     int rc = at < 0 ? fail(&im, REEL_EIO, "cannot read the input twice (not a regular file)")
              : (im.sha = EVP_MD_CTX_new()) ? read_lines(&im, fd) : openssl_failed(&im);
     forget_records(&im);
+    im.total_events = im.n_events;
     st->format = im.format;
     st->lines_in_file = st->lines;
     st->lines = st->events = st->duplicates = st->sessions = 0;
@@ -646,7 +648,7 @@ int ingest_import(store_t *s, int fd, unsigned flags, ingest_import_stats_t *st,
         if (flags & INGEST_IMPORT_PARTIAL)
             rc = REEL_OK, im.limit = im.good;
     }
-    if (!rc && im.limit) {
+    if (!rc && im.limit && !(flags & INGEST_IMPORT_CHECK)) {
         if (lseek(fd, at, SEEK_SET) != at) {
             rc = fail(&im, REEL_EIO, "cannot read the input a second time");
         } else {

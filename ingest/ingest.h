@@ -113,6 +113,7 @@ typedef struct ingest_import_stats {
 } ingest_import_stats_t;
 
 #define INGEST_IMPORT_PARTIAL 1u /* a damaged file: import its verified lines */
+#define INGEST_IMPORT_CHECK 2u   /* the checking pass only: 's' may be NULL, nothing is written */
 
 /* Reads an export (replay_export_new(), docs/REPLAY.md; zstd or plain, detected by its
  * magic number) from 'fd', which MUST be a regular file (it is read twice), and appends

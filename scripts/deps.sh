@@ -1,13 +1,24 @@
 #!/bin/sh
-# deps.sh -- install the Debian packages reel needs to build, test and benchmark.
+# deps.sh [run|test] -- install the Debian packages reel needs.
+#
+#   run   building and serving only (`make run`): a compiler, the five libraries' -dev
+#         packages, OpenSSL (SHA-256), libcurl (replay --to), libsystemd (sd_notify), curl
+#         for the README's steps
+#   test  everything `make test`, `make bench` and the sanitizers use (the default)
+#
 # Idempotent: installs only what is missing, runs `apt-get update` at most once.
 set -eu
 
-PKGS="build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libmicrohttpd-dev
-libjansson-dev libzstd-dev zstd libssl-dev libcurl4-openssl-dev libcriterion-dev python3 python3-pytest python3-mypy
-jq curl valgrind
-redis-server wrk chromium nodejs clang libclang-rt-14-dev
-nginx"
+RUN_PKGS="build-essential pkg-config liblmdb-dev libmsgpack-dev libmicrohttpd-dev
+libjansson-dev libzstd-dev libssl-dev libcurl4-openssl-dev libsystemd-dev curl"
+TEST_PKGS="$RUN_PKGS lmdb-utils zstd libcriterion-dev python3 python3-pytest python3-mypy
+jq valgrind redis-server wrk chromium nodejs clang libclang-rt-14-dev nginx prometheus"
+
+case "${1:-test}" in
+run) PKGS=$RUN_PKGS ;;
+test) PKGS=$TEST_PKGS ;;
+*) echo "usage: scripts/deps.sh [run|test]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $PKGS; do
@@ -17,7 +28,7 @@ for p in $PKGS; do
 done
 # npm comes with NodeSource's nodejs where that is installed; Debian's npm package would
 # conflict with it, so it is asked for only when no npm is there at all.
-command -v npm >/dev/null 2>&1 || missing="$missing npm"
+[ "${1:-test}" = run ] || command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing:$missing"

@@ -1,13 +1,40 @@
 /* cmd_backup.c -- `reel backup DIR`: consistent, compacted hot copy. */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "tools/cmds.h"
 
 static const char about[] =
-    "Writes a consistent, compacted copy of the store into directory DEST (created if\n"
-    "missing; must not already hold a store) while the server keeps running. DEST is a\n"
-    "data directory of its own: `reel serve --data DEST` serves it.\n";
+    "Writes a consistent, compacted copy of the store into directory DEST (created; if it\n"
+    "exists it must be empty) while the server keeps running. DEST is a data directory of\n"
+    "its own: `reel serve --data DEST` serves it.\n"
+    "\n"
+    "All or nothing: the copy is written to DEST.partial and renamed to DEST once complete\n"
+    "and synced. Interrupted (Ctrl-C, SIGTERM), it removes DEST.partial; after a SIGKILL or\n"
+    "a power cut the next backup to DEST removes it. DEST never holds a partial copy.\n";
+
+/* 0 when 'dest' can receive the backup: absent, or an empty directory. */
+static int check_dest(const char *prog, const char *dest)
+{
+    DIR *d = opendir(dest);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        cmd_error(prog, "'%s' %s", dest, errno == ENOTDIR ? "exists and is not a directory"
+                                                          : strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+    closedir(d);
+    if (!empty)
+        cmd_error(prog, "'%s' is not empty (a backup goes to a new or empty directory)", dest);
+    return empty ? 0 : -1;
+}
 
 int cmd_backup(int argc, char **argv)
 {
@@ -26,17 +53,27 @@ int cmd_backup(int argc, char **argv)
         return CMD_USAGE;
     }
     const char *dest = argv[0];
+    if (check_dest(prog, dest))
+        return CMD_FAIL;
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s)
         return CMD_FAIL;
+    cmd_partial_t out;
+    if (cmd_partial_begin(&out, prog, dest, 1)) {
+        store_close(s);
+        return CMD_FAIL;
+    }
     cmd_progress_t pr;
     cmd_progress_init(&pr, prog, 0);
-    int rc = store_backup(s, dest);
+    int rc = store_backup(s, out.tmp);
     store_close(s);
     if (rc) {
         cmd_error(prog, "%s", store_last_error());
+        cmd_partial_abort(&out);
         return CMD_FAIL;
     }
+    if (cmd_partial_commit(&out))
+        return CMD_FAIL;
     fprintf(stderr, "reel backup: '%s' copied to '%s' in %.2fs\n", data, dest,
             cmd_progress_elapsed(&pr));
     return CMD_OK;

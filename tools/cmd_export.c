@@ -14,7 +14,11 @@ static const char about[] =
     "exactly as the HTTP API serves it, raw included), a check record after every 100\n"
     "lines or 64 KiB and an end record, each with the SHA-256 of the bytes before it (the\n"
     "end record also counts events and sessions), zstd-compressed by default with zstd's\n"
-    "content checksum (`zstd -d` reads it; `reel import` checks and loads it).\n";
+    "content checksum (`zstd -d` reads it; `reel import` checks and loads it).\n"
+    "\n"
+    "With -o FILE it is all or nothing: the export is written to FILE.partial and renamed\n"
+    "to FILE once complete and synced; interrupted (Ctrl-C, SIGTERM) it removes\n"
+    "FILE.partial, and after a SIGKILL the next export to FILE does.\n";
 
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -105,21 +109,32 @@ int cmd_export(int argc, char **argv)
         cmd_error(prog, "refusing to write compressed data to a terminal; use -o FILE or a pipe");
         return CMD_USAGE;
     }
-    int fd = file ? open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644) : STDOUT_FILENO;
-    if (fd < 0) {
-        cmd_error(prog, "cannot create '%s': %s", file, strerror(errno));
+    store_t *s = cmd_open_store(prog, data, 1, 0);
+    if (!s)
+        return CMD_FAIL;
+    cmd_partial_t out;
+    int fd = STDOUT_FILENO;
+    if (file && cmd_partial_begin(&out, prog, file, 0)) {
+        store_close(s);
         return CMD_FAIL;
     }
-    store_t *s = cmd_open_store(prog, data, 1, 0);
+    if (file && (fd = open(out.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+        cmd_error(prog, "cannot create '%s': %s", out.tmp, strerror(errno));
+        cmd_partial_abort(&out);
+        store_close(s);
+        return CMD_FAIL;
+    }
     cmd_progress_t pr;
     cmd_progress_init(&pr, prog, progress);
-    int rc = s ? run(s, &opt, fd, &pr, quiet) : CMD_FAIL;
+    int rc = run(s, &opt, fd, &pr, quiet);
     store_close(s);
     if (file && (close(fd) || rc)) {
         if (rc == CMD_OK)
-            cmd_error(prog, "cannot write '%s': %s", file, strerror(errno));
-        unlink(file); /* never leave a partial export behind */
+            cmd_error(prog, "cannot write '%s': %s", out.tmp, strerror(errno));
+        cmd_partial_abort(&out); /* never leave a partial export behind */
         return CMD_FAIL;
     }
+    if (file && cmd_partial_commit(&out))
+        return CMD_FAIL;
     return rc;
 }

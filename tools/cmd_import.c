@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ingest/ingest.h"
@@ -42,6 +43,34 @@ static int spool(const char *prog, int in)
     if (fd < 0)
         cmd_error(prog, "cannot copy standard input: %s", strerror(errno));
     return fd;
+}
+
+/* Damage, with the same words as after an import that wrote nothing. */
+static void report_damage(const char *prog, const char *file, const char *err,
+                          const ingest_import_stats_t *st)
+{
+    cmd_error(prog, "%s: %s; nothing was imported (--partial imports the %llu verified "
+                    "lines before the damage)", file, err, (unsigned long long)st->good_lines);
+}
+
+/* The checking pass alone (nothing written), rewinding 'fd' after it: 0 when the file is
+ * an export import would take, else -1 after saying why (and closing 'fd'). */
+static int refuse_bad_file(const char *prog, const char *file, int fd, int partial)
+{
+    ingest_import_stats_t st;
+    char err[512];
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    int rc = ingest_import(NULL, fd, INGEST_IMPORT_CHECK | (partial ? INGEST_IMPORT_PARTIAL : 0),
+                           &st, err, sizeof err, NULL, NULL);
+    if (!rc && lseek(fd, at, SEEK_SET) == at)
+        return 0;
+    if (rc == REEL_EDAMAGED)
+        report_damage(prog, file, err, &st);
+    else
+        cmd_error(prog, "%s: %s", file, rc ? err : strerror(errno));
+    if (fd != STDIN_FILENO)
+        close(fd);
+    return -1;
 }
 
 static void summary(const char *file, const ingest_import_stats_t *st, double secs)
@@ -92,6 +121,19 @@ int cmd_import(int argc, char **argv)
         if ((fd = copy) < 0)
             return CMD_FAIL;
     }
+    struct stat fst;
+    if (fstat(fd, &fst) == 0 && fst.st_size == 0) {
+        cmd_error(prog, "%s is empty: not an export; nothing was imported",
+                  strcmp(file, "-") ? file : "standard input");
+        if (fd != STDIN_FILENO)
+            close(fd);
+        return CMD_FAIL;
+    }
+    /* A new data directory is created only for a file that passes the check: a wrong or
+     * cut file must leave nothing behind (the check reads the file once more). */
+    struct stat dst;
+    if (stat(data, &dst) && errno == ENOENT && refuse_bad_file(prog, file, fd, partial))
+        return CMD_FAIL;
     store_t *s = cmd_open_store(prog, data, 0, no_sync);
     if (!s) {
         if (fd != STDIN_FILENO)
@@ -108,8 +150,7 @@ int cmd_import(int argc, char **argv)
     if (fd != STDIN_FILENO)
         close(fd);
     if (rc == REEL_EDAMAGED && !st.events && !st.duplicates) {
-        cmd_error(prog, "%s: %s; nothing was imported (--partial imports the %llu verified "
-                        "lines before the damage)", file, err, (unsigned long long)st.good_lines);
+        report_damage(prog, file, err, &st);
         return CMD_FAIL;
     }
     if (rc) {

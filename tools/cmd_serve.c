@@ -1,12 +1,18 @@
 /* cmd_serve.c -- `reel serve`: run the HTTP API (api/api.h) on a data directory.
  *
  * Every option has an environment twin (REEL_<NAME>); flags win over the environment,
- * the environment over defaults (docs/HTTP.md, "Options and limits"). The process blocks SIGINT/SIGTERM in every
- * thread and waits for them with sigwait(), so shutdown runs in order on the main
- * thread: the server first (answers waiting clients, completes in-flight appends), then
- * the store.
+ * the environment over defaults (docs/HTTP.md, "Options and limits"). The process blocks
+ * SIGINT, SIGTERM and SIGHUP in every thread and takes them with sigtimedwait() on the
+ * main thread, so shutdown runs in order (the server first: it answers waiting clients
+ * and completes in-flight appends; then the store) and SIGHUP (reopen the logs, re-read
+ * the tokens file) never interrupts a request. Under systemd (Type=notify) the same loop
+ * says READY=1, RELOADING=1 / READY=1 around a reload, STOPPING=1, and pings the watchdog
+ * while the store is healthy.
  */
+#include <errno.h>
 #include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +25,8 @@
 /* The settings, filled by the option table: strings stay NULL when not given, numbers
  * start at the server's defaults (API_LIMITS_DEFAULT). */
 struct settings {
-    const char *data, *listen, *token, *tokens_file, *cors;
-    int no_sync, create;
+    const char *data, *listen, *token, *tokens_file, *cors, *access_log, *error_log;
+    int no_sync, create, log_json, log_level;
     unsigned long long max_body, max_event, max_depth, max_conn, max_conn_ip, timeout, max_sse,
         sse_buf, threads, evcache_mb, ds_long_poll_ms;
 };
@@ -45,6 +51,16 @@ static int parse(struct settings *st, int argc, char **argv)
          .help = "make a new, empty store where data.mdb exists but holds none"},
         {.name = "cors-origin", .type = OPT_STRING, .arg = "ORIGIN", .env = "REEL_CORS_ORIGIN",
          .dest = &st->cors, .help = "grant cross-origin access (CORS) to ORIGIN or *"},
+        {.name = "access-log", .type = OPT_STRING, .arg = "FILE|-", .env = "REEL_ACCESS_LOG",
+         .dest = &st->access_log, .help = "one line per request ('-': standard error)",
+         .def = "off"},
+        {.name = "error-log", .type = OPT_STRING, .arg = "FILE|-", .env = "REEL_ERROR_LOG",
+         .dest = &st->error_log, .help = "server events and 5xx answers", .def = "-"},
+        {.name = "log-format", .type = OPT_CHOICE, .arg = "text|json", .env = "REEL_LOG_FORMAT",
+         .dest = &st->log_json, .help = "text lines or JSON lines", .def = "text"},
+        {.name = "log-level", .type = OPT_CHOICE, .arg = "error|warn|info|debug",
+         .env = "REEL_LOG_LEVEL", .dest = &st->log_level,
+         .help = "error log threshold (debug adds 4xx answers)", .def = "info"},
         U64("max-body-bytes", "REEL_MAX_BODY_BYTES", max_body, 1, 1ull << 32,
             "request body limit", "16777216"),
         U64("max-event-bytes", "REEL_MAX_EVENT_BYTES", max_event, 1, 1ull << 31,
@@ -69,7 +85,14 @@ static int parse(struct settings *st, int argc, char **argv)
         OPT_END,
     };
     const opt_cmd_t cmd = {.name = "serve", .synopsis = "[options]", .opts = rows,
-                           .about = "Run the HTTP API (docs/HTTP.md) on a data directory.\n"};
+                           .about = "Run the HTTP API (docs/HTTP.md) on a data directory.\n"
+                                    "\n"
+                                    "Signals: SIGINT and SIGTERM stop it cleanly; SIGHUP reopens "
+                                    "the log files\n"
+                                    "(after logrotate) and re-reads --tokens-file, without "
+                                    "dropping connections.\n"
+                                    "Under systemd (Type=notify) it reports readiness and pings "
+                                    "the watchdog.\n"};
     return opt_parse(&cmd, argc, argv, NULL);
 }
 #undef U64
@@ -80,6 +103,7 @@ static void settings_init(struct settings *st, const api_limits_t *l)
     memset(st, 0, sizeof *st);
     st->data = CMD_DEFAULT_DATA;
     st->listen = CMD_DEFAULT_LISTEN;
+    st->log_level = API_LOG_INFO;
     st->max_body = l->max_body_bytes;
     st->max_event = l->max_event_bytes;
     st->max_depth = (unsigned long long)l->max_depth;
@@ -143,19 +167,89 @@ static void raise_nofile(void)
     }
 }
 
-static int serve(const api_config_t *cfg, const char *dir, int no_sync, int create)
+/* The first lines an operator sees: where to point a browser and a client, and, like
+ * Redis's protected mode, a loud warning when anyone on the network could read and write
+ * every session because no token is set. */
+static void announce(const api_config_t *cfg, api_server_t *srv, const char *dir, int no_sync)
+{
+    const char *colon = strrchr(cfg->listen, ':');
+    int hl = colon ? (int)(colon - cfg->listen) : 0;
+    const char *host = cfg->listen;
+    if (hl == 0 || (hl == 7 && !strncmp(host, "0.0.0.0", 7)) || (hl == 4 && !strncmp(host, "[::]", 4)))
+        host = "127.0.0.1", hl = 9; /* a wildcard address: the local one is a usable URL */
+    unsigned port = api_server_port(srv);
+    api_server_log(srv, API_LOG_INFO, "reel serve: listening on http://%.*s:%u/ (data %s, sync %s)",
+                   hl, host, port, dir, no_sync ? "none" : "full");
+    api_server_log(srv, API_LOG_INFO, "reel serve: inspector at http://%.*s:%u/ui/", hl, host, port);
+    if (!api_server_loopback(srv) && cfg->n_tokens == 0) {
+        api_server_log(srv, API_LOG_WARN, "reel serve: WARNING: listening on %s, which is not a "
+                       "loopback address, WITHOUT a token:", cfg->listen);
+        api_server_log(srv, API_LOG_WARN, "reel serve: WARNING: anyone who can reach it can "
+                       "read, append and delete every session.");
+        api_server_log(srv, API_LOG_WARN, "reel serve: WARNING: set --token (REEL_TOKEN) or "
+                       "listen on 127.0.0.1.");
+    }
+}
+
+/* SIGHUP: the log files by name again, the tokens file again (a token removed from it stops
+ * working at the next request of every connection). A failure keeps what was there. */
+static void reload(api_server_t *srv, const struct settings *st)
+{
+    sd_notify(0, "RELOADING=1");
+    char msg[512];
+    if (api_server_reopen_logs(srv, msg, sizeof msg) != REEL_OK)
+        api_server_log(srv, API_LOG_ERROR, "reel serve: SIGHUP: %s; logging goes on to the "
+                       "old file", msg);
+    api_token_t *toks;
+    size_t n;
+    if (!st->tokens_file) {
+        api_server_log(srv, API_LOG_INFO, "reel serve: SIGHUP: logs reopened");
+    } else if (tokens(st, &toks, &n) < 0) {
+        api_server_log(srv, API_LOG_ERROR, "reel serve: SIGHUP: the tokens file could not be "
+                       "read; the old tokens stay in force");
+    } else {
+        int rc = api_server_set_tokens(srv, toks, n);
+        api_tokens_free(toks, n);
+        api_server_log(srv, rc ? API_LOG_ERROR : API_LOG_INFO,
+                       "reel serve: SIGHUP: logs reopened, %zu tokens %s", n,
+                       rc ? "NOT loaded (out of memory)" : "loaded");
+    }
+    sd_notify(0, "READY=1");
+}
+
+/* Waits for a signal, pinging the systemd watchdog (when it is on) every half period
+ * while the store is healthy: a store in fail-stop lets systemd restart the server. */
+static int wait_signal(const sigset_t *set, store_t *s, uint64_t watchdog_us)
+{
+    for (;;) {
+        struct timespec ts = {.tv_sec = watchdog_us ? (time_t)(watchdog_us / 2000000) : 3600,
+                              .tv_nsec = watchdog_us ? (long)(watchdog_us / 2 % 1000000) * 1000 : 0};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig > 0)
+            return sig;
+        if (errno == EAGAIN && watchdog_us) {
+            store_stats_t stats;
+            store_get_stats(s, &stats);
+            if (!stats.failed)
+                sd_notify(0, "WATCHDOG=1");
+        }
+    }
+}
+
+static int serve(const api_config_t *cfg, const struct settings *st)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     /* Blocked before any thread starts, so every thread inherits the mask and the
-     * signals are only ever taken by sigwait() below. */
+     * signals are only ever taken by wait_signal() below. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    store_options_t opt = {.no_sync = no_sync, .create = create};
-    store_t *s = cmd_open_store_opt("serve", dir, &opt);
+    store_options_t opt = {.no_sync = st->no_sync, .create = st->create};
+    store_t *s = cmd_open_store_opt("serve", st->data, &opt);
     if (!s)
         return CMD_FAIL;
     api_server_t *srv = NULL;
@@ -166,11 +260,16 @@ static int serve(const api_config_t *cfg, const char *dir, int no_sync, int crea
         store_close(s);
         return rc == REEL_EINVALID_PARAMETER ? CMD_USAGE : CMD_FAIL;
     }
-    fprintf(stderr, "reel serve: listening on port %u (data %s, sync %s)\n",
-            api_server_port(srv), dir, no_sync ? "none" : "full");
-    int sig = 0;
-    sigwait(&set, &sig);
-    fprintf(stderr, "reel serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    announce(cfg, srv, st->data, st->no_sync);
+    uint64_t watchdog_us = 0;
+    if (sd_watchdog_enabled(0, &watchdog_us) <= 0)
+        watchdog_us = 0;
+    sd_notifyf(0, "READY=1\nSTATUS=serving %s on port %u", st->data, api_server_port(srv));
+    int sig;
+    while ((sig = wait_signal(&set, s, watchdog_us)) == SIGHUP)
+        reload(srv, st);
+    sd_notify(0, "STOPPING=1");
+    api_server_log(srv, API_LOG_INFO, "reel serve: %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     api_server_stop(srv);
     store_close(s);
     return CMD_OK;
@@ -191,6 +290,10 @@ int cmd_serve(int argc, char **argv)
     cfg.threads = (unsigned)st.threads;
     cfg.listen = st.listen;
     cfg.cors_origin = st.cors;
+    cfg.access_log = st.access_log;
+    cfg.error_log = st.error_log;
+    cfg.log_json = st.log_json;
+    cfg.log_level = st.log_level;
     api_token_t *toks;
     size_t n_toks;
     if (tokens(&st, &toks, &n_toks) < 0)
@@ -198,7 +301,7 @@ int cmd_serve(int argc, char **argv)
     cfg.tokens = toks;
     cfg.n_tokens = n_toks;
     raise_nofile();
-    int rc = serve(&cfg, st.data, st.no_sync, st.create);
+    int rc = serve(&cfg, &st);
     api_tokens_free(toks, n_toks);
     return rc;
 }

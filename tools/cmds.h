@@ -11,6 +11,7 @@
 #ifndef REEL_CMDS_H
 #define REEL_CMDS_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include "store/store.h"
@@ -116,5 +117,20 @@ void cmd_progress_cb(void *arg, uint64_t done, uint64_t total);
 
 /* Prints "reel <prog>: " and the message to stderr. */
 void cmd_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* All-or-nothing outputs (partial.c): written as "<dest>.partial", renamed to dest by
+ * cmd_partial_commit() after an fsync; removed on SIGINT/SIGTERM/SIGHUP, on abort, and (when
+ * a SIGKILL left it) by the next cmd_partial_begin() for the same destination. is_dir: the
+ * output is a directory holding an LMDB copy (backup). Each returns 0, or -1 after printing
+ * the error. */
+typedef struct cmd_partial {
+    const char *prog;
+    int is_dir;
+    char dest[PATH_MAX], tmp[PATH_MAX], tmp_data[PATH_MAX], tmp_lock[PATH_MAX];
+} cmd_partial_t;
+
+int cmd_partial_begin(cmd_partial_t *p, const char *prog, const char *dest, int is_dir);
+int cmd_partial_commit(cmd_partial_t *p);
+void cmd_partial_abort(cmd_partial_t *p);
 
 #endif

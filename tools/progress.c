@@ -29,14 +29,18 @@ void cmd_progress(cmd_progress_t *p, unsigned long long events, unsigned long lo
     p->last = t;
     p->printed = 1;
     double el = t - p->start;
+    double rate = el > 0 ? (double)events / el : 0;
     fprintf(stderr, "reel %s: %llu", p->prog, events);
     if (total)
-        fprintf(stderr, "/%llu", total);
+        fprintf(stderr, "/%llu (%.0f%%)", total, 100.0 * (double)events / (double)total);
     fputs(" events", stderr);
     if (bytes)
         fprintf(stderr, ", %.1f MB", (double)bytes / 1e6);
-    fprintf(stderr, ", %.0f events/s, %.0fs%s", (double)events / el, el,
-            isatty(STDERR_FILENO) ? "\r" : "\n");
+    fprintf(stderr, ", %.0f events/s, %.0fs", rate, el);
+    /* The time left at the rate so far: what someone watching a long job wants to know. */
+    if (total > events && rate > 0)
+        fprintf(stderr, ", about %.0fs left", (double)(total - events) / rate);
+    fputs(isatty(STDERR_FILENO) ? "   \r" : "\n", stderr);
 }
 
 double cmd_progress_elapsed(const cmd_progress_t *p)

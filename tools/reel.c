@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/version.h"
 #include "tools/cmds.h"
 
 struct cmd {
@@ -27,6 +28,7 @@ static const struct cmd cmds[] = {
     {"backup", cmd_backup, "consistent, compacted hot copy of the store"},
     {"run", cmd_run, "run a coding agent and ingest its event stream (agent runner)"},
     {"mock-agent", cmd_mock_agent, "a fake agent writing realistic native JSONL (tests, demos)"},
+    {"version", NULL, "print the version and the commit it was built from (also --version)"},
 };
 
 static void usage(FILE *f)
@@ -55,8 +57,12 @@ int main(int argc, char **argv)
         usage(stdout);
         return CMD_OK;
     }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") || !strcmp(argv[1], "version")) {
+        printf("reel %s (commit %s)\n", REEL_VERSION, reel_build_commit);
+        return CMD_OK;
+    }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(argv[1], cmds[i].name))
+        if (cmds[i].fn && !strcmp(argv[1], cmds[i].name))
             return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "reel: '%s' is not a reel command. See 'reel --help'.\n", argv[1]);
     return CMD_USAGE;

@@ -25,18 +25,42 @@ int api_scope_parse(const char *s)
     return -1;
 }
 
-int api__tokens_init(api_server_t *srv, const api_token_t *t, size_t n)
+/* The digests of 't' (NULL when n is 0). */
+static int digest_tokens(const api_token_t *t, size_t n, api_token_hash_t **out)
 {
+    *out = NULL;
     if (n == 0)
         return REEL_OK;
-    srv->tokens = calloc(n, sizeof *srv->tokens);
-    if (!srv->tokens)
+    api_token_hash_t *h = calloc(n, sizeof *h);
+    if (!h)
         return REEL_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        SHA256((const unsigned char *)t[i].token, strlen(t[i].token), srv->tokens[i].digest);
-        srv->tokens[i].scope = t[i].scope;
+        SHA256((const unsigned char *)t[i].token, strlen(t[i].token), h[i].digest);
+        h[i].scope = t[i].scope;
     }
+    *out = h;
+    return REEL_OK;
+}
+
+int api__tokens_init(api_server_t *srv, const api_token_t *t, size_t n)
+{
+    int rc = digest_tokens(t, n, &srv->tokens);
+    srv->n_tokens = rc ? 0 : n;
+    return rc;
+}
+
+int api_server_set_tokens(api_server_t *srv, const api_token_t *t, size_t n)
+{
+    api_token_hash_t *h;
+    int rc = digest_tokens(t, n, &h);
+    if (rc)
+        return rc;
+    pthread_rwlock_wrlock(&srv->tokens_lock);
+    api_token_hash_t *old = srv->tokens;
+    srv->tokens = h;
     srv->n_tokens = n;
+    pthread_rwlock_unlock(&srv->tokens_lock);
+    free(old);
     return REEL_OK;
 }
 
@@ -53,7 +77,8 @@ static int token_scope(const api_server_t *srv, const char *tok, size_t len)
     return scope;
 }
 
-int api__auth(api_req_t *rq, int need, int allow_query)
+/* The auth check with the token set held still (SIGHUP may replace it). */
+static int auth_locked(api_req_t *rq, int need, int allow_query)
 {
     api_server_t *srv = rq->srv;
     if (srv->n_tokens == 0)
@@ -65,7 +90,7 @@ int api__auth(api_req_t *rq, int need, int allow_query)
             t++;
         int scope = token_scope(srv, t, strlen(t));
         if (!scope)
-            return REEL_EUNAUTHORIZED;
+            return rq->bad_token = 1, REEL_EUNAUTHORIZED;
         return (scope & need) == need ? REEL_OK : REEL_EFORBIDDEN;
     }
     if (allow_query) {
@@ -73,11 +98,19 @@ int api__auth(api_req_t *rq, int need, int allow_query)
         if (api__query(rq, "access_token", tok, sizeof tok) > 0) {
             int scope = token_scope(srv, tok, strlen(tok));
             if (!scope)
-                return REEL_EUNAUTHORIZED;
+                return rq->bad_token = 1, REEL_EUNAUTHORIZED;
             return (scope & need) == need ? REEL_OK : REEL_EFORBIDDEN;
         }
     }
     return REEL_EUNAUTHORIZED;
+}
+
+int api__auth(api_req_t *rq, int need, int allow_query)
+{
+    pthread_rwlock_rdlock(&rq->srv->tokens_lock);
+    int rc = auth_locked(rq, need, allow_query);
+    pthread_rwlock_unlock(&rq->srv->tokens_lock);
+    return rc;
 }
 
 /* ---- Tokens file ---- */

@@ -14,7 +14,8 @@
  * table), route.c (path patterns, methods, the Allow list), conn.c (connection accounting,
  * slow request heads), body.c (request bodies, asynchronous store work), wait.c (suspended
  * connections and their wake-ups, the watcher thread), reply.c (responses, RFC 7807
- * problems, CORS), query.c (percent-decoding, query parameters, headers), auth.c (tokens).
+ * problems, CORS), query.c (percent-decoding, query parameters, headers), auth.c (tokens),
+ * log.c (the access and error logs, request ids).
  *
  * Request lifecycle: the URI log callback allocates an api_req_t (libmicrohttpd hands it
  * back to every call of the access handler as *req_cls); the completion callback calls
@@ -37,6 +38,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "api/api.h"
@@ -128,6 +130,23 @@ typedef struct api_token_hash {
     int scope;
 } api_token_hash_t;
 
+/* The logs (log.c). 'lock' serializes lines and guards the FILE pointers, which SIGHUP
+ * replaces (api_server_reopen_logs). */
+typedef struct api_log {
+    pthread_mutex_t lock;
+    FILE *access, *error;       /* access NULL = off */
+    char *access_path, *error_path; /* "-" = standard error */
+    int json, level;            /* format, enum api_log_level */
+    unsigned id_prefix;         /* random, the first half of generated request ids */
+} api_log_t;
+
+/* Latency histograms per route row and method (metrics.c): bucket i counts requests that
+ * took at most api__lat_bounds_us[i]; the last bucket everything slower. */
+#define API_MAX_ROUTES 32
+#define API_N_METHODS 6 /* the bits of enum api_method */
+#define API_LAT_BUCKETS 14
+extern const uint64_t api__lat_bounds_us[API_LAT_BUCKETS - 1];
+
 typedef struct api_evcache api_evcache_t;
 typedef struct api_access api_access_t;
 struct api_ipcount;
@@ -139,9 +158,14 @@ struct api_server {
     struct MHD_Daemon *daemon;
     api_limits_t lim;
     char *cors_origin;
+    pthread_rwlock_t tokens_lock; /* guards tokens/n_tokens: SIGHUP replaces them */
     api_token_hash_t *tokens;
     size_t n_tokens;
+    api_log_t log;
+    atomic_uint_fast64_t next_request_id;
+    double started_s;           /* wall clock at start (process_start_time_seconds) */
     unsigned port;
+    int loopback; /* listening on a loopback address only (api_server_loopback) */
     const api_route_t *routes;  /* the route table (api/routes.c) */
     size_t n_routes;
 
@@ -183,6 +207,8 @@ struct api_server {
     atomic_uint_fast64_t problems_4xx;
     atomic_uint_fast64_t problems_5xx;
     atomic_uint_fast64_t wakeups;
+    atomic_uint_fast64_t lat[API_MAX_ROUTES][API_N_METHODS][API_LAT_BUCKETS];
+    atomic_uint_fast64_t lat_sum_us[API_MAX_ROUTES][API_N_METHODS];
 };
 
 /* Per-connection state (libmicrohttpd socket context). */
@@ -215,6 +241,7 @@ struct api_req {
     const char *param;    /* the raw {id}, {name} or '*' part of the path (in 'uri') */
     size_t param_len;
     int bad_id;           /* the {id} segment decoded to an invalid session id */
+    int bad_token;        /* a token was sent and matched none (401 says so) */
     char session[STORE_SESSION_ID_MAX + 1]; /* the decoded {id} */
     size_t session_len;
     int phase;            /* enum api_phase, then the handler's own */
@@ -228,6 +255,10 @@ struct api_req {
     char store_detail[320];
     int has_store_detail;
     uint64_t start_ms;    /* monotonic, first call */
+    uint64_t start_us;    /* the same in microseconds (access log, latency metrics) */
+    char request_id[72];  /* X-Request-Id: the client's (if sane) or generated */
+    int status;           /* the status queued, 0 while none */
+    int64_t resp_bytes;   /* body bytes of the answer when known, else -1 (streams) */
     store_buf_t body;
 
     /* Hooks of the request's handler: 'add_headers' (set from the route row) is called
@@ -255,8 +286,23 @@ struct api_req {
     int markdown;         /* transcript job: answer text/markdown */
 };
 
-/* Monotonic clock in ms. */
+/* Monotonic clock in ms, and in microseconds. */
 uint64_t api__now_ms(void);
+uint64_t api__now_us(void);
+
+/* ---- Logs (log.c) ---- */
+
+int api__log_init(api_log_t *lg, const api_config_t *cfg, char *msg, size_t mlen);
+void api__log_free(api_log_t *lg);
+/* An error-log line naming the request's id. */
+void api__log_req(api_req_t *rq, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The request's access-log line (at completion). */
+void api__log_access(api_req_t *rq);
+/* Sets rq->request_id from X-Request-Id, or a new one. */
+void api__request_id(api_req_t *rq);
+/* Counts the request's duration in its route's latency histogram (at completion). */
+void api__note_latency(api_req_t *rq);
 
 /* ---- request.c ---- */
 

@@ -46,6 +46,9 @@ enum MHD_Result api__queue(api_req_t *rq, int status, struct MHD_Response *resp)
     cors(rq, resp);
     if (rq->add_headers)
         rq->add_headers(rq, resp);
+    if (rq->request_id[0])
+        MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+    rq->status = status;
     enum MHD_Result r = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     if (r == MHD_YES)
@@ -70,6 +73,7 @@ enum MHD_Result api__reply_json(api_req_t *rq, int status, store_buf_t *b)
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    rq->resp_bytes = (int64_t)len;
     return api__queue(rq, status, resp);
 }
 
@@ -82,6 +86,7 @@ enum MHD_Result api__reply_text(api_req_t *rq, int status, const char *type, con
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    rq->resp_bytes = (int64_t)len;
     return api__queue(rq, status, resp);
 }
 
@@ -147,6 +152,7 @@ static struct MHD_Response *problem_build(api_req_t *rq, int err, const char *de
         free(data);
         return NULL;
     }
+    rq->resp_bytes = (int64_t)len;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (err == REEL_EUNAUTHORIZED)
@@ -180,10 +186,14 @@ enum MHD_Result api__problem(api_req_t *rq, int err, const char *fmt, ...)
     va_start(ap, fmt);
     format_detail(rq, detail, sizeof detail, err, fmt, ap);
     va_end(ap);
-    if (err == REEL_ECORRUPT) { /* a damaged page or value: counted for health and metrics */
+    if (err == REEL_ECORRUPT) /* a damaged page or value: counted for health and metrics */
         store_note_corrupt(rq->srv->store);
-        fprintf(stderr, "reel serve: store_corrupt: %s\n", detail);
-    }
+    /* A 5xx is the server's failure: the operator must hear of it. A 4xx is the client's,
+     * for debugging a client. */
+    int status = reel_err_status(err);
+    api__log_req(rq, status >= 500 ? API_LOG_ERROR : API_LOG_DEBUG, "%d %s %s %.*s: %s", status,
+                 reel_err_code(err), rq->method ? rq->method : "-",
+                 (int)strcspn(rq->uri, "?"), rq->uri, detail); /* no query: no token */
     if (rq->in_first && !rq->close_now) {
         /* libmicrohttpd closes the connection after an answer queued in the first call;
          * keep-alive clients get the problem once their request was read in full. */
@@ -206,6 +216,7 @@ enum MHD_Result api__options(api_req_t *rq)
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
+    rq->resp_bytes = 0;
     char allow[128];
     api__methods_text(api__route_methods(rq->srv->routes, rq->srv->n_routes, rq->route->pattern),
                       allow, sizeof allow);

@@ -30,6 +30,7 @@ void *api__on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     }
     store_buf_init(&rq->body);
     store_buf_init(&rq->meta);
+    rq->resp_bytes = -1;
     atomic_fetch_add(&srv->requests, 1);
     atomic_fetch_add(&srv->live, 1);
     return rq;
@@ -44,6 +45,10 @@ void api__on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         atomic_store(&c->head_since_ms, (int_fast64_t)api__now_ms());
     if (!rq)
         return;
+    if (rq->method) { /* a request that got as far as its head */
+        api__log_access(rq);
+        api__note_latency(rq);
+    }
     if (rq->dispose)
         rq->dispose(rq);
     store_buf_release(&rq->body);
@@ -225,9 +230,11 @@ static enum MHD_Result check_auth(api_req_t *rq, int *ok)
     int query = rq->route->query_token && rq->route->query_token(rq);
     int rc = need ? api__auth(rq, need, query) : REEL_OK;
     *ok = rc == REEL_OK;
+    if (rc == REEL_EUNAUTHORIZED && rq->bad_token)
+        return api__problem(rq, rc, "the token sent is not valid (unknown, mistyped or revoked)");
     if (rc == REEL_EUNAUTHORIZED)
-        return api__problem(rq, rc, "send 'Authorization: Bearer <token>'%s",
-                            query ? " or ?access_token=" : "");
+        return api__problem(rq, rc, "this route needs a token: send 'Authorization: Bearer "
+                            "<token>'%s", query ? " or ?access_token=" : "");
     if (rc == REEL_EFORBIDDEN)
         return api__problem(rq, rc, "the token's scope does not allow %s on this route",
                             rq->method);
@@ -314,8 +321,10 @@ enum MHD_Result api__on_request(void *cls, struct MHD_Connection *conn, const ch
     if (!rq->method) {
         rq->conn = conn;
         rq->method = method;
-        rq->start_ms = api__now_ms();
+        rq->start_us = api__now_us();
+        rq->start_ms = rq->start_us / 1000;
         rq->in_first = 1;
+        api__request_id(rq);
         enum MHD_Result r = first_call(rq);
         if (r == MHD_YES && rq->phase == API_PHASE_NEW && has_body(rq))
             r = dispatch(rq, upload_data, upload_data_size);

@@ -22,9 +22,14 @@
 
 uint64_t api__now_ms(void)
 {
+    return api__now_us() / 1000;
+}
+
+uint64_t api__now_us(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static void unlink_waiter(api_waiter_t *w)

@@ -3,11 +3,15 @@
  * Store counters come from store_get_stats(); HTTP counters are the server's atomics.
  * Metric names are listed in docs/HTTP.md.
  */
+#include <dirent.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "api/handlers/handlers.h"
 #include "api/live/live.h"
+#include "store/version.h"
 
 enum MHD_Result api__health(api_req_t *rq, const char *data, size_t *size)
 {
@@ -20,8 +24,11 @@ enum MHD_Result api__health(api_req_t *rq, const char *data, size_t *size)
     }
     /* Damaged pages fail only the reads that meet them (docs/DESIGN.md, "Read path"):
      * the server stays up, and says here that the store needs `reel verify`. */
-    store_buf_printf(&out, "{\"status\":\"%s\",\"corrupt_reads\":%llu}",
-                     st.corrupt_reads ? "degraded" : "ok", (unsigned long long)st.corrupt_reads);
+    store_buf_printf(&out,
+                     "{\"status\":\"%s\",\"corrupt_reads\":%llu,\"version\":\"%s\","
+                     "\"commit\":\"%s\"}",
+                     st.corrupt_reads ? "degraded" : "ok", (unsigned long long)st.corrupt_reads,
+                     REEL_VERSION, reel_build_commit);
     return api__reply_json(rq, 200, &out);
 }
 
@@ -49,6 +56,78 @@ static void commit_histogram(store_buf_t *o, const store_stats_t *st)
                      (unsigned long long)st->commits);
 }
 
+/* Request duration per route row and method, only for series that saw a request (a
+ * bounded set: the route table's rows times six methods). */
+static void route_histograms(store_buf_t *o, api_server_t *srv)
+{
+    static const char *const methods[API_N_METHODS] = {"GET", "HEAD", "POST", "PUT", "DELETE",
+                                                       "OPTIONS"};
+    const char *n = "reel_http_request_duration_seconds";
+    store_buf_printf(o, "# HELP %s Time from a request's head to its end, by route and method "
+                        "(long-polls and SSE streams included).\n# TYPE %s histogram\n", n, n);
+    for (size_t r = 0; r < srv->n_routes && r < API_MAX_ROUTES; r++)
+        for (int m = 0; m < API_N_METHODS; m++) {
+            uint64_t counts[API_LAT_BUCKETS], total = 0;
+            for (int b = 0; b < API_LAT_BUCKETS; b++)
+                total += counts[b] = atomic_load(&srv->lat[r][m][b]);
+            if (!total)
+                continue;
+            char labels[160];
+            snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\"",
+                     srv->routes[r].pattern, methods[m]);
+            uint64_t cum = 0;
+            for (int b = 0; b < API_LAT_BUCKETS - 1; b++) {
+                cum += counts[b];
+                store_buf_printf(o, "%s_bucket{%s,le=\"%g\"} %llu\n", n, labels,
+                                 (double)api__lat_bounds_us[b] / 1e6, (unsigned long long)cum);
+            }
+            store_buf_printf(o, "%s_bucket{%s,le=\"+Inf\"} %llu\n%s_sum{%s} %.6f\n"
+                                "%s_count{%s} %llu\n", n, labels, (unsigned long long)total, n,
+                             labels, (double)atomic_load(&srv->lat_sum_us[r][m]) / 1e6, n, labels,
+                             (unsigned long long)total);
+        }
+}
+
+/* The process_* metrics every Prometheus client library exports, from /proc. */
+static void process_metrics(store_buf_t *o, const api_server_t *srv)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        store_buf_printf(o, "# HELP process_cpu_seconds_total User and system CPU time.\n"
+                            "# TYPE process_cpu_seconds_total counter\n"
+                            "process_cpu_seconds_total %.3f\n",
+                         (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned long long vsz = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (f) {
+        if (fscanf(f, "%llu %llu", &vsz, &rss) == 2) {
+            metric(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size.",
+                   vsz * (unsigned long long)page);
+            metric(o, "process_resident_memory_bytes", "gauge", "Resident memory size.",
+                   rss * (unsigned long long)page);
+        }
+        fclose(f);
+    }
+    unsigned long long fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            fds += e->d_name[0] != '.';
+        closedir(d);
+        metric(o, "process_open_fds", "gauge", "Open file descriptors.", fds ? fds - 1 : 0);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        metric(o, "process_max_fds", "gauge", "Limit of open file descriptors.",
+               (unsigned long long)rl.rlim_cur);
+    store_buf_printf(o, "# HELP process_start_time_seconds Start time since the Unix epoch.\n"
+                        "# TYPE process_start_time_seconds gauge\n"
+                        "process_start_time_seconds %.3f\n", srv->started_s);
+}
+
 static void batch_histogram(store_buf_t *o, api_server_t *srv)
 {
     const char *n = "reel_http_append_batch_events";
@@ -72,6 +151,11 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
     unsigned conns = srv->n_conns;
     pthread_mutex_unlock(&srv->conn_lock);
     store_buf_t o = STORE_BUF_INIT;
+    /* The info-metric idiom (value 1, facts in labels); the commit is [0-9a-z-] only. */
+    store_buf_printf(&o, "# HELP reel_build_info The version and commit of this server.\n"
+                         "# TYPE reel_build_info gauge\n"
+                         "reel_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+                     REEL_VERSION, reel_build_commit);
     metric(&o, "reel_http_requests_total", "counter", "HTTP requests received.",
            atomic_load(&srv->requests));
     metric(&o, "reel_http_appends_total", "counter", "Successful append requests.",
@@ -79,6 +163,7 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
     metric(&o, "reel_http_append_events_total", "counter", "Events in successful append requests.",
            atomic_load(&srv->append_events));
     batch_histogram(&o, srv);
+    route_histograms(&o, srv);
     store_buf_printf(&o, "# HELP reel_http_problems_total Problem responses by class.\n"
                          "# TYPE reel_http_problems_total counter\n"
                          "reel_http_problems_total{class=\"4xx\"} %llu\n"
@@ -109,6 +194,7 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
     metric(&o, "reel_store_corrupt_reads_total", "counter",
            "Reads that met a damaged page or value (answered 500).", st.corrupt_reads);
     metric(&o, "reel_store_failed", "gauge", "1 when the store is in fail-stop.", (unsigned)st.failed);
+    process_metrics(&o, srv);
     if (store_buf_failed(&o)) {
         store_buf_release(&o);
         return api__problem(rq, REEL_ENOMEM, "out of memory");

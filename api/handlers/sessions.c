@@ -42,6 +42,7 @@ static enum MHD_Result reply_etag(api_req_t *rq, store_buf_t *out, uint64_t vers
         free(data);
         return MHD_NO;
     }
+    rq->resp_bytes = (int64_t)len;
     char etag[32];
     snprintf(etag, sizeof etag, "\"%" PRIu64 "\"", version);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");

@@ -85,6 +85,7 @@ static enum MHD_Result serve(api_req_t *rq, const api_ui_asset_t *a)
         fresh ? 0 : a->len, fresh ? NULL : (void *)a->data, MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
+    rq->resp_bytes = fresh ? 0 : (int64_t)a->len;
     if (!fresh)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a->etag);
@@ -100,6 +101,21 @@ enum MHD_Result api__ui_index(api_req_t *rq, const char *data, size_t *size)
 {
     const api_ui_asset_t *a = find_asset("index.html", 10);
     return a ? serve(rq, a) : api__problem(rq, REEL_ENOT_FOUND, "the inspector was not built in");
+}
+
+/* "/" sends a browser to the inspector. The Location is relative ("ui/"), so behind a
+ * reverse proxy that serves reel under a path prefix it stays under that prefix. */
+enum MHD_Result api__root(api_req_t *rq, const char *data, size_t *size)
+{
+    static const char body[] = "the inspector is at ui/\n";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    rq->resp_bytes = sizeof body - 1;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, "ui/");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    return api__queue(rq, 302, resp);
 }
 
 enum MHD_Result api__ui_file(api_req_t *rq, const char *data, size_t *size)

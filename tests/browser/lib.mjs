@@ -40,7 +40,7 @@ export class Server {
         const onData = (d) => {
           buf += d;
           this.log += d;
-          const m = /listening on port (\d+)/.exec(buf);
+          const m = /listening on http:\/\/[^ ]*:(\d+)\//.exec(buf);
           if (m) resolve(Number(m[1]));
         };
         p.stderr.on('data', onData);

@@ -30,6 +30,8 @@ def reel(data, *args):
 
 
 def events_of(data):
+    if not os.path.exists(data):  # a refused import creates no data directory
+        return []
     p = reel(data, "tail", "--include-raw")
     assert p.returncode == 0, p.stderr
     return [l for l in p.stdout.decode().split("\n") if l]
@@ -79,7 +81,9 @@ class Corpus:
                 # What the first import wrote shows as duplicates of the second, or as
                 # events the second did not append.
                 m = re.search(rb"(\d+) events appended, (\d+) duplicates", q.stderr)
-                if q.returncode != 0 or not m:
+                if q.returncode == 1 and b"is empty: not an export" in q.stderr and not blob:
+                    pass  # an empty file is refused even with --partial (issue 20)
+                elif q.returncode != 0 or not m:
                     c["imported_wrong"] = 1
                 elif int(m.group(2)) or int(m.group(1)) != len(got):
                     c["imported_any"] = 1
@@ -162,7 +166,7 @@ def test_the_damage_is_named_and_old_exports_still_import(tmp_path):
     p = copy.run("import", str(bad), check=False)
     assert p.returncode == 1 and b"nothing was imported" in p.stderr, p.stderr
     assert re.search(rb"lines \d+ to \d+ do not match the SHA-256", p.stderr), p.stderr
-    assert copy.run("sessions", "--json").stdout.strip() in (b"[]", b"")
+    assert not os.path.exists(copy.data)  # refused before the data directory was created
     # A format 1 export (what reel wrote before): no check records, an end record with
     # counts only. Complete: imported, with a warning. Cut on a line boundary: refused.
     old = [l for l in plain.split(b"\n")[:-1] if b'"record":"check"' not in l]

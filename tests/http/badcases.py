@@ -1434,7 +1434,7 @@ def method_cases():
             body = b"{}" if m in ("PUT", "PATCH") else None
             yield Case("path-method/%s%s" % (m.lower(), path.replace("/", "-")), e, m, path,
                        J if body else {}, body)
-    unknown = ["/", "/v1", "/v1/", "/v2/health", "/v1/nope", "/v1/sessions/seed-a/events/x",
+    unknown = ["/v3", "/v1", "/v1/", "/v2/health", "/v1/nope", "/v1/sessions/seed-a/events/x",
                "/v1/sessions/seed-a/b", "/v1/sessions/seed-a/events/sse/x", "/metrics/x",
                "/v1/health/x", "/v1/stats/x", "/v1/export/x", "/v1/events/x", "/v1/events/sse/x",
                "/favicon.ico", "/robots.txt", "/.env", "/.git/config", "/admin",
@@ -1442,7 +1442,7 @@ def method_cases():
                "/v1/sessions/seed-a/events/sse/", "/v1/stream", "/v1/stream/", "/index.html"]
     for i, p in enumerate(unknown):
         yield Case("path-unknown/get-%02d" % i, problem(404, "not_found"), "GET", p)
-    for i, p in enumerate(["/v1/nope", "/v1/sessions/seed-a/events/x", "/v1/events/x", "/",
+    for i, p in enumerate(["/v1/nope", "/v1/sessions/seed-a/events/x", "/v1/events/x", "/v3",
                            "/v1/sessions/seed-a/append", "/v1/session/seed-a/events",
                            "/v1/stream"]):
         yield Case("path-unknown/post-%02d" % i, problem(404, "not_found"), "POST", p, J,

@@ -212,7 +212,7 @@ for i, (m, p) in enumerate([("DELETE", EV), ("PUT", EV), ("POST", "/v1/events"),
                             ("PATCH", EV)]):
     case("method-%02d" % i, m, p, b"", None, 405, "method_not_allowed")
 for i, p in enumerate(["/v1/nope", "/v2/health", "/v1/sessions/ok/events/x", "/v1/sessions/ok/b",
-                       "/", "/v1", "/v1/", "/v1/health/x", "/metrics/x", "/v1/events/sse/x"]):
+                       "/v3", "/v1", "/v1/", "/v1/health/x", "/metrics/x", "/v1/events/sse/x"]):
     case("route-%02d" % i, "GET", p, None, None, 404, "not_found")
 
 # -- wrong content types --

@@ -72,7 +72,7 @@ export async function startServer(o = {}) {
       child.stderr.setEncoding("utf8");
       child.stderr.on("data", (d) => {
         s.stderr += d;
-        const m = /listening on port (\d+)/.exec(s.stderr);
+        const m = /listening on http:\/\/[^ ]*:(\d+)\//.exec(s.stderr);
         if (m) { clearTimeout(t); res(Number(m[1])); }
       });
       child.on("exit", (code, sig) => { clearTimeout(t); rej(new Error(`reel serve exited (${code ?? sig}):\n${s.stderr}`)); });
