@@ -22,7 +22,8 @@ static const char about[] =
     "in, 56 out)\", \"[error] ...\", and at the end \"[done] 3 turns, 1,234 tokens in, 56 out,\n"
     "$0.0123\". --quiet silences them (unless --progress is also given).\n\n"
     "acp: permission requests are answered allow_once under --approve, else reject_once;\n"
-    "elicitation/create questions are declined (nobody is there to answer them).\n";
+    "elicitation/create questions are declined (nobody is there to answer them); an agent\n"
+    "still running 3 s after its turn ended is stopped with SIGTERM (a completed run).\n";
 
 static const char footer[] =
     "Exit status: 0 when the agent exited 0 and every event was appended, 1 otherwise,\n"
