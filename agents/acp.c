@@ -11,8 +11,9 @@
  * The driver: initialize; then session/resume (when advertised) or session/load (when
  * loadSession) for a stored native id, else session/new with the restore text prepended
  * to the prompt; then one session/prompt. Permission requests are answered with the
- * allow_once option under --approve, else reject_once; fs/ and terminal/ requests get a
- * JSON-RPC error (the runner advertises neither capability). The prompt response ends
+ * allow_once option under --approve, else reject_once; elicitation/create is declined
+ * (nobody is there to type an answer); fs/, terminal/ and other requests get a JSON-RPC
+ * error -32601 (the runner advertises neither capability). The prompt response ends
  * the turn and the runner closes the agent's stdin.
  */
 #include <stdio.h>
@@ -53,6 +54,35 @@ static void id_key(json_t *id, char *out, size_t n)
     char *t = id ? json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
     snprintf(out, n, "%s", t ? t : "null");
     free(t);
+}
+
+/* A request id as the universal events carry it (permission_id, question_id): a string,
+ * the id itself when it is one, else its JSON text (real agents number their requests
+ * from 0, and the ids of both sides share no namespace). */
+static json_t *id_string(json_t *id)
+{
+    if (json_is_string(id))
+        return json_incref(id);
+    char key[200];
+    id_key(id, key, sizeof key);
+    return json_string(key);
+}
+
+/* 1 for a method of the protocol's own namespaces (the base methods and session/, fs/,
+ * terminal/, elicitation/); anything else (`_x/...`, `cursor/...`, `$/...`) is a vendor
+ * extension, kept as agent.native. An unknown method inside ACP's namespaces stays
+ * unparsed: it is something the converter should learn. */
+static int is_acp_namespace(const char *m)
+{
+    static const char *const ns[] = {"session/", "fs/", "terminal/", "elicitation/"};
+    if (m[0] == '_' || m[0] == '$')
+        return 0;
+    if (!strchr(m, '/'))
+        return 1;
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+        if (!strncmp(m, ns[i], strlen(ns[i])))
+            return 1;
+    return 0;
 }
 
 /* ---- session/update ---- */
@@ -143,6 +173,21 @@ static int tool_call(agent_conv_t *c, json_t *u, int update)
     snprintf(key, sizeof key, "acp:t:%s", id ? id : "");
     int rc = close_open(c, NULL);
     agent__item_t *it = agent__item_find(c, key);
+    if (!rc && it) {
+        /* Input that arrives late belongs to the call: a tool_call with rawInput {} first,
+         * the real input in a tool_call_update or in the same tool_call sent again
+         * (claude-code-acp 0.16 does the latter). Its completion carries the latest. The
+         * first title stays the name; a later, more specific one is kept as 'title'. */
+        if (agent__get(u, "rawInput"))
+            agent__copy(it->info, "arguments", u, "rawInput");
+        const char *title = agent__str(u, "title"), *name = agent__str(it->info, "name");
+        if (title && !name)
+            agent__copy(it->info, "name", u, "title");
+        else if (title && strcmp(title, name))
+            agent__copy(it->info, "title", u, "title");
+        if (agent__get(u, "locations"))
+            agent__copy(it->info, "locations", u, "locations");
+    }
     if (rc || (update && !it && !is_terminal(status)))
         return rc; /* a non-terminal update: agent.native */
     if (!it) {
@@ -252,11 +297,61 @@ static int client_request(agent_conv_t *c, const char *method, json_t *line)
     return REEL_OK;
 }
 
+/* question.requested of an elicitation/create request: the message, the schema, and one
+ * question per field of the schema (its title or description, its type, and its options:
+ * the enum values, or the titles of oneOf constants). */
+static int elicitation(agent_conv_t *c, json_t *line, json_t *params)
+{
+    json_t *d = json_object(), *schema = agent__get(params, "requestedSchema");
+    json_object_set_new(d, "question_id", id_string(agent__get(line, "id")));
+    agent__copy(d, "message", params, "message");
+    agent__copy(d, "mode", params, "mode");
+    agent__copy(d, "url", params, "url");
+    agent__copy(d, "schema", params, "requestedSchema");
+    json_t *qs = json_array();
+    const char *field;
+    json_t *prop;
+    json_object_foreach(agent__get(schema, "properties"), field, prop) {
+        json_t *q = json_object();
+        const char *text = agent__str(prop, "title");
+        if (!text)
+            text = agent__str(prop, "description");
+        json_object_set_new(q, "question", json_string(text ? text : field));
+        json_object_set_new(q, "field", json_string(field));
+        agent__copy(q, "type", prop, "type");
+        json_t *opts = json_array(), *items = agent__get(prop, "items");
+        json_t *en = agent__get(prop, "enum") ? agent__get(prop, "enum") : agent__get(items, "enum");
+        json_t *one = agent__get(prop, "oneOf") ? agent__get(prop, "oneOf") : agent__get(items, "anyOf");
+        size_t i;
+        json_t *v;
+        json_array_foreach(en, i, v)
+            json_array_append_new(opts, json_pack("{s:O}", "label", v));
+        json_array_foreach(one, i, v)
+            json_array_append_new(opts, json_pack("{s:O,s:O?}", "label",
+                                                  agent__get(v, "title") ? agent__get(v, "title")
+                                                                         : agent__get(v, "const"),
+                                                  "value", agent__get(v, "const")));
+        if (json_array_size(opts))
+            json_object_set_new(q, "options", opts);
+        else
+            json_decref(opts);
+        if (json_is_object(items))
+            json_object_set_new(q, "multiSelect", json_true());
+        json_array_append_new(qs, q);
+    }
+    if (!json_array_size(qs) && agent__str(params, "message"))
+        json_array_append_new(qs, json_pack("{s:s}", "question", agent__str(params, "message")));
+    json_object_set_new(d, "questions", qs);
+    json_object_set_new(d, "status", json_string("requested"));
+    return agent__emit(c, "question.requested", d);
+}
+
 static int agent_request(agent_conv_t *c, const char *method, json_t *line)
 {
     char key[200];
     id_key(agent__get(line, "id"), key, sizeof key);
     json_t *params = agent__get(line, "params");
+    agent__set_nsid(c, agent__str(params, "sessionId"));
     json_object_set_new(table(c, "areq"), key,
                         json_pack("{s:s,s:O?}", "method", method, "options",
                                   agent__get(params, "options")));
@@ -273,24 +368,29 @@ static int agent_request(agent_conv_t *c, const char *method, json_t *line)
         if (!action)
             action = agent__str(tc, "toolCallId");
         json_t *d = json_object();
-        agent__copy(d, "permission_id", line, "id");
+        json_object_set_new(d, "permission_id", id_string(agent__get(line, "id")));
         json_object_set_new(d, "action", action ? json_string(action) : json_null());
         agent__copy(d, "tool_call_id", tc, "toolCallId");
-        agent__copy(d, "input", tc, "rawInput");
+        if (agent__get(tc, "rawInput"))
+            agent__copy(d, "input", tc, "rawInput");
+        else if (open_call && agent__get(open_call->info, "arguments"))
+            agent__copy(d, "input", open_call->info, "arguments");
         agent__copy(d, "options", params, "options");
         json_object_set_new(d, "status", json_string("requested"));
         return agent__emit(c, "permission.requested", d);
     }
-    if (!strcmp(method, "_sandboxagent/session/request_question") ||
-        !strcmp(method, "elicitation/create")) {
+    if (!strcmp(method, "elicitation/create"))
+        return elicitation(c, line, params);
+    if (!strcmp(method, "_sandboxagent/session/request_question")) {
         json_t *d = json_object();
-        agent__copy(d, "question_id", line, "id");
+        json_object_set_new(d, "question_id", id_string(agent__get(line, "id")));
         agent__copy(d, "questions", params, "questions");
         agent__copy(d, "message", params, "message");
         json_object_set_new(d, "status", json_string("requested"));
         return agent__emit(c, "question.requested", d);
     }
-    if (!strncmp(method, "fs/", 3) || !strncmp(method, "terminal/", 9) || method[0] == '_')
+    if (!strncmp(method, "fs/", 3) || !strncmp(method, "terminal/", 9) ||
+        !is_acp_namespace(method))
         return REEL_OK;
     return agent__unknown(c, "method", method);
 }
@@ -299,6 +399,27 @@ static int agent_request(agent_conv_t *c, const char *method, json_t *line)
 static int client_response(agent_conv_t *c, json_t *req, json_t *line)
 {
     const char *method = agent__str(req, "method");
+    if (method && (!strcmp(method, "elicitation/create") ||
+                   !strcmp(method, "_sandboxagent/session/request_question"))) {
+        /* {action: accept|decline|cancel, content?}; an error reply is a refusal */
+        json_t *res = agent__get(line, "result");
+        const char *action = agent__str(res, "action");
+        const char *status = !action                     ? (agent__get(line, "error") ? "rejected" : "answered")
+                             : !strcmp(action, "accept")  ? "answered"
+                             : !strcmp(action, "decline") ? "rejected"
+                                                          : "cancelled";
+        json_t *d = json_object();
+        json_object_set_new(d, "question_id", id_string(agent__get(line, "id")));
+        json_object_set_new(d, "status", json_string(status));
+        if (action)
+            json_object_set_new(d, "action", json_string(action));
+        if (agent__get(res, "content"))
+            agent__copy(d, "answer", res, "content");
+        else if (!action && agent__get(res, "answers"))
+            agent__copy(d, "answers", res, "answers");
+        agent__copy(d, "error", line, "error");
+        return agent__emit(c, "question.resolved", d);
+    }
     if (!method || strcmp(method, "session/request_permission"))
         return REEL_OK;
     json_t *outcome = agent__get(agent__get(line, "result"), "outcome");
@@ -319,7 +440,7 @@ static int client_response(agent_conv_t *c, json_t *req, json_t *line)
         status = "reject";
     }
     json_t *d = json_object();
-    agent__copy(d, "permission_id", line, "id");
+    json_object_set_new(d, "permission_id", id_string(agent__get(line, "id")));
     json_object_set_new(d, "status", json_string(status));
     if (opt)
         json_object_set_new(d, "option_id", json_string(opt));
@@ -380,8 +501,12 @@ static int response(agent_conv_t *c, json_t *line)
     char key[200];
     id_key(agent__get(line, "id"), key, sizeof key);
     json_t *creq = agent__get(table(c, "creq"), key), *areq = agent__get(table(c, "areq"), key);
+    /* Both sides number their requests (often from 0), so an id may name a pending
+     * request of each side in a captured log: the shape of the result decides. */
+    json_t *result = agent__get(line, "result");
     int from_client = c->stream == AGENT_STDIN ||
-                      (areq && (!creq || agent__get(agent__get(line, "result"), "outcome")));
+                      (areq && (!creq || agent__get(result, "outcome") ||
+                                agent__get(result, "action") || agent__get(result, "answers")));
     json_t *req = from_client ? areq : creq;
     c->client_side = from_client;
     if (!req)
@@ -411,7 +536,7 @@ static int acp_convert(agent_conv_t *c, json_t *line)
         return session_update(c, agent__get(line, "params"));
     if (!strcmp(method, "session/cancel"))
         c->client_side = 1;
-    if (!strcmp(method, "session/cancel") || method[0] == '_' || !strncmp(method, "$/", 2))
+    if (!strcmp(method, "session/cancel") || !is_acp_namespace(method))
         return REEL_OK;
     return agent__unknown(c, "method", method);
 }
@@ -510,6 +635,15 @@ static int acp_drive(agent_conv_t *c, json_t *line)
     if (method && id) { /* a request from the agent */
         if (!strcmp(method, "session/request_permission"))
             return answer_permission(c, line);
+        if (!strcmp(method, "elicitation/create")) {
+            /* Nobody is there to answer: declined, with or without --approve (which
+             * grants permissions; it cannot make up what a person would have typed). */
+            json_t *r = json_pack("{s:s,s:O,s:{s:s}}", "jsonrpc", "2.0", "id", id, "result",
+                                  "action", "decline");
+            int rc = r ? agent__send(c, r) : REEL_ENOMEM;
+            json_decref(r);
+            return rc;
+        }
         json_t *r = json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id, "error",
                               "code", -32601, "message", "method not supported by reel run");
         int rc = r ? agent__send(c, r) : REEL_ENOMEM;

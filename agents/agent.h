@@ -157,6 +157,8 @@ typedef struct agent_run_opts {
     int approve;               /* ACP: 1 = allow permission requests, 0 = reject them */
     double retry_max_s;        /* --server: give up after this long without progress */
     int quiet;                 /* no progress messages on stderr */
+    int progress;              /* 1: one line per turn, tool call and error on stderr
+                                * ("[turn 1] ...", "[tool] Bash ls", "[done] ..."); 0: none */
 } agent_run_opts_t;
 
 typedef struct agent_run_result {

@@ -435,6 +435,11 @@ int agent_conv_line(agent_conv_t *c, int stream, const char *line, size_t len)
         store_buf_release(&tmp);
         return rc;
     }
+    /* A UTF-8 byte order mark before the first line (written by some Windows tools and
+     * editors) is not part of the JSON: skipped for the conversion, kept in 'raw' (the
+     * line exactly as it came, as a JSON string since it is not JSON). */
+    if (c->line_no == 1 && stream != AGENT_STDERR && len >= 3 && !memcmp(line, "\xef\xbb\xbf", 3))
+        line += 3, len -= 3;
     if (stream == AGENT_STDERR) {
         json_t *d = json_object();
         json_object_set_new(d, "line", json_integer((json_int_t)c->line_no));
@@ -568,9 +573,42 @@ void agent__fit(const agent_event_t *ev, agent_event_t *out, store_buf_t *tmp)
     out->raw_len = ev->raw ? tmp->len - data_len : 0;
 }
 
+static int ingest_add_event(agent_conv_t *c, const agent_event_t *in);
+
+/* A captured transcript may lack the agent's start line (a file cut at the front, a
+ * format without one): as the runner does, the first event other than agent.native is
+ * preceded by one synthetic session.started {agent}, so every ingested session starts
+ * exactly once. Its event id is '<prefix>s' (stable: re-ingesting appends nothing). */
 static int ingest_emit(void *arg, const agent_event_t *in)
 {
     agent_conv_t *c = arg;
+    if (!c->started && strcmp(in->type, "agent.native")) {
+        c->started = 1;
+        if (strcmp(in->type, "session.started")) {
+            char id[STORE_EVENT_ID_MAX + 1], data[160];
+            snprintf(data, sizeof data, "{\"agent\":\"%s\"}", c->ops->name);
+            agent_event_t s = {0};
+            if (c->event_prefix) {
+                if ((size_t)snprintf(id, sizeof id, "%ss", c->event_prefix) >= sizeof id)
+                    return REEL_EINVALID_EVENT;
+                s.event_id = id;
+            }
+            s.type = "session.started";
+            s.source = "runner";
+            s.synthetic = 1;
+            s.native_session_id = in->native_session_id;
+            s.data = data;
+            s.data_len = strlen(data);
+            int rc = ingest_add_event(c, &s);
+            if (rc)
+                return rc;
+        }
+    }
+    return ingest_add_event(c, in);
+}
+
+static int ingest_add_event(agent_conv_t *c, const agent_event_t *in)
+{
     store_buf_t mp = STORE_BUF_INIT, tmp = STORE_BUF_INIT;
     store_json_error_t je;
     agent_event_t ev;

@@ -43,8 +43,15 @@ extern char **environ;
  * running in the background) before the runner stops reading them. */
 #define DRAIN_MS 2000
 #define TAIL_LINE_MAX 500
+/* A protocol driver's agent (ACP) whose turn is over is sent SIGTERM when it has not
+ * exited this long after its stdin was closed: agents such as claude-code-acp keep
+ * running until their client kills them. The run still counts as completed. */
+#define TURN_EXIT_GRACE_MS 3000
 #define HTTP_TIMEOUT_MS 30000
-#define RESTORE_MAX_EVENTS 50 /* defaults of the restore text, docs/REPLAY.md "Restore" */
+/* The restore text: the newest 200 events within 12,000 characters (docs/AGENTS.md §2;
+ * fit=newest leaves out the lines a later completion repeats, so the character budget,
+ * not the event count, is what usually binds). */
+#define RESTORE_MAX_EVENTS 200
 #define RESTORE_MAX_CHARS 12000
 #define RESTORE_MARKER "[earlier history truncated]\n" /* as replay/restore.c writes it */
 /* A server refuses events over its event limit (8 MiB by default, docs/HTTP.md "Options
@@ -70,6 +77,14 @@ typedef struct run {
     /* stderr tail */
     char *tail[TAIL_LINES];
     size_t tail_n;
+    /* progress lines (o->progress) */
+    unsigned turns;
+    long long tok_in, tok_out;
+    double cost;
+    int have_cost;
+    char last_text[120]; /* the start of the last assistant message */
+    json_t *tool_names;  /* call_id -> tool name, for "[failed] NAME: ..." */
+    int stopped_after_turn; /* the runner sent SIGTERM after the driver's turn ended */
 } run_t;
 
 static volatile sig_atomic_t got_signal;
@@ -307,6 +322,127 @@ static int sink_add(run_t *r, const agent_event_t *in)
     return REEL_OK;
 }
 
+/* ---- Progress lines (--progress, or stderr a terminal) ---- */
+
+/* 'n' with thousands separators ("1,234"). */
+static void thousands(char *out, size_t n, long long v)
+{
+    char t[32];
+    int len = snprintf(t, sizeof t, "%lld", v < 0 ? -v : v), o = 0;
+    if (v < 0 && n > 1)
+        out[o++] = '-';
+    for (int i = 0; i < len && (size_t)o + 2 < n; i++) {
+        if (i && (len - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = t[i];
+    }
+    out[o] = 0;
+}
+
+/* One line of at most 'max' bytes of 's' (newlines and tabs as spaces, "..." when cut,
+ * never inside a UTF-8 sequence). */
+static void one_line(char *out, size_t max, const char *s)
+{
+    size_t o = 0;
+    for (; s && *s && o + 4 < max; s++)
+        out[o++] = *s == '\n' || *s == '\r' || *s == '\t' ? ' ' : *s;
+    if (s && *s) {
+        while (o && ((unsigned char)out[o - 1] & 0xc0) == 0x80)
+            o--; /* a continuation byte: drop the partial sequence */
+        if (o && ((unsigned char)out[o - 1] & 0xc0) == 0xc0)
+            o--;
+        memcpy(out + o, "...", 3), o += 3;
+    }
+    out[o] = 0;
+}
+
+/* What a tool call is about, in a few words: its command, path, pattern, url or query,
+ * else its arguments as compact JSON. */
+static void tool_summary(char *out, size_t n, json_t *args)
+{
+    static const char *const keys[] = {"command", "cmd", "file_path", "path", "filePath",
+                                       "pattern", "url", "query", "description", "prompt"};
+    json_t *cmd = NULL;
+    for (size_t i = 0; !cmd && i < sizeof keys / sizeof keys[0]; i++)
+        if (json_is_string(agent__get(args, keys[i])) ||
+            json_is_array(agent__get(args, keys[i])))
+            cmd = agent__get(args, keys[i]);
+    char *t = NULL;
+    if (json_is_string(cmd))
+        one_line(out, n, json_string_value(cmd));
+    else if (cmd || (args && !json_is_null(args) && json_object_size(args)))
+        t = json_dumps(cmd ? cmd : args, JSON_COMPACT | JSON_ENCODE_ANY), one_line(out, n, t);
+    else if (json_is_string(args))
+        one_line(out, n, json_string_value(args));
+    else
+        out[0] = 0;
+    free(t);
+}
+
+static void progress(run_t *r, const agent_event_t *ev)
+{
+    const char *t = ev->type;
+    if (strcmp(t, "usage") && strcmp(t, "item.completed") && strcmp(t, "error") &&
+        strcmp(t, "session.ended"))
+        return;
+    json_t *d = json_loadb(ev->data, ev->data_len, 0, NULL);
+    char a[200], b[64];
+    if (!strcmp(t, "item.completed")) {
+        const char *kind = agent__str(d, "kind"), *role = agent__str(d, "role");
+        if (kind && !strcmp(kind, "tool_call")) {
+            const char *st = agent__str(d, "status");
+            tool_summary(a, 100, agent__get(d, "arguments"));
+            if (!r->tool_names)
+                r->tool_names = json_object();
+            if (agent__str(d, "call_id") && agent__str(d, "name") && json_object_size(r->tool_names) < 10000)
+                json_object_set(r->tool_names, agent__str(d, "call_id"), agent__get(d, "name"));
+            fprintf(stderr, "[tool] %s%s%s%s\n", agent__str(d, "name") ? agent__str(d, "name") : "?",
+                    a[0] ? " " : "", a, st && !strcmp(st, "failed") ? " (failed)" : "");
+        } else if (kind && !strcmp(kind, "tool_result") &&
+                   (json_is_true(agent__get(d, "is_error")) ||
+                    (agent__str(d, "status") && !strcmp(agent__str(d, "status"), "failed")))) {
+            const char *name = agent__str(r->tool_names, agent__str(d, "call_id") ? agent__str(d, "call_id") : "");
+            one_line(a, 120, agent__str(d, "output"));
+            fprintf(stderr, "[failed] %s%s%s\n", name ? name : "tool", a[0] ? ": " : "", a);
+        } else if (kind && !strcmp(kind, "message") && role && !strcmp(role, "assistant") &&
+                   agent__str(d, "text") && *agent__str(d, "text")) {
+            one_line(r->last_text, 80, agent__str(d, "text"));
+        }
+    } else if (!strcmp(t, "usage")) {
+        json_int_t in = json_integer_value(agent__get(d, "input_tokens"));
+        json_int_t out = json_integer_value(agent__get(d, "output_tokens"));
+        r->tok_in += in, r->tok_out += out;
+        if (json_is_number(agent__get(d, "cost_usd")))
+            r->cost += json_number_value(agent__get(d, "cost_usd")), r->have_cost = 1;
+        if (json_is_true(agent__get(d, "turn_end"))) {
+            fprintf(stderr, "[turn %u]", ++r->turns);
+            if (r->last_text[0])
+                fprintf(stderr, " %s", r->last_text);
+            if (in || out) {
+                thousands(a, 32, in), thousands(b, 32, out);
+                fprintf(stderr, " (%s in, %s out)", a, b);
+            }
+            fputc('\n', stderr);
+            r->last_text[0] = 0;
+        }
+    } else if (!strcmp(t, "error")) {
+        one_line(a, 160, agent__str(d, "message") ? agent__str(d, "message") : agent__str(d, "code"));
+        fprintf(stderr, "[error] %s\n", a[0] ? a : "(no message)");
+    } else {
+        thousands(a, 32, r->tok_in), thousands(b, 32, r->tok_out);
+        fprintf(stderr, "[done] %u turn%s, %s tokens in, %s out", r->turns, r->turns == 1 ? "" : "s",
+                a, b);
+        if (r->have_cost)
+            fprintf(stderr, ", $%.4f", r->cost);
+        const char *reason = agent__str(d, "reason");
+        if (reason && strcmp(reason, "completed"))
+            fprintf(stderr, " (%s)", reason);
+        fputc('\n', stderr);
+    }
+    fflush(stderr);
+    json_decref(d);
+}
+
 /* The converter's emit callback: the run's first event decides whether the runner must
  * start the session itself (the agent's own start line did not come first), and the
  * user prompt follows session.started. */
@@ -315,6 +451,8 @@ static int on_event(void *arg, const agent_event_t *ev)
     run_t *r = arg;
     if (r->err)
         return r->err;
+    if (r->o->progress)
+        progress(r, ev);
     if (r->began || r->c->stream == AGENT_STDIN || !strcmp(ev->type, "agent.native"))
         return sink_add(r, ev); /* bookkeeping lines may precede the agent's start line */
     r->began = 1;
@@ -377,6 +515,8 @@ static int prior_from_store(run_t *r, prior_t *p)
                 rc = REEL_EGONE;
             } else if (rec.event_count) {
                 replay_restore_opts_t ro = REPLAY_RESTORE_DEFAULT;
+                ro.max_events = RESTORE_MAX_EVENTS;
+                ro.max_chars = RESTORE_MAX_CHARS;
                 replay_restore_t rr;
                 rc = replay_restore(&rd, id, strlen(id), &ro, &rr);
                 if (!rc && rr.has_text)
@@ -424,6 +564,37 @@ static size_t utf16_units(const char *s, size_t len)
     return n;
 }
 
+/* The item_id of an item.* event 'e' (data flat or under data.item), or NULL. */
+static const char *event_item(json_t *e, json_t **item)
+{
+    json_t *d = agent__get(e, "data");
+    *item = json_is_object(agent__get(d, "item")) ? agent__get(d, "item") : d;
+    const char *t = agent__str(e, "type");
+    if (!t || strncmp(t, "item.", 5))
+        return NULL;
+    return agent__str(*item, "item_id") ? agent__str(*item, "item_id") : agent__str(d, "item_id");
+}
+
+/* 1 when event 'i' of 'evs' is an item.started, or an item.delta, that a later
+ * item.completed of the same item repeats (with its text, for a delta). */
+static int repeated_later(json_t *evs, size_t i)
+{
+    json_t *item, *later;
+    const char *id = event_item(json_array_get(evs, i), &item);
+    const char *t = agent__str(json_array_get(evs, i), "type");
+    if (!id || (strcmp(t, "item.started") && strcmp(t, "item.delta")))
+        return 0;
+    for (size_t k = json_array_size(evs); k-- > i + 1;) {
+        json_t *e = json_array_get(evs, k);
+        const char *lid = event_item(e, &later);
+        if (!lid || strcmp(lid, id) || strcmp(agent__str(e, "type"), "item.completed"))
+            continue;
+        const char *text = agent__str(later, "text");
+        return !strcmp(t, "item.started") || (text && *text);
+    }
+    return 0;
+}
+
 /* For a server without GET /restore: the same fit=newest text as replay_restore(), built
  * from the newest events read over HTTP (numbers in 'payload' are re-printed by jansson). */
 static void restore_from_events(run_t *r, prior_t *p, json_int_t last)
@@ -440,6 +611,8 @@ static void restore_from_events(run_t *r, prior_t *p, json_int_t last)
     size_t i, total = strlen(REPLAY_RESTORE_TEXT_HEADER);
     json_t *e;
     json_array_foreach(evs, i, e) {
+        if (repeated_later(evs, i))
+            continue; /* as replay/restore.c's fit=newest */
         json_t *l = json_object();
         json_t *src = agent__get(e, "source"), *data = agent__get(e, "data");
         json_object_set_new(l, "createdAt", json_integer(parse_time_ms(agent__str(e, "time"))));
@@ -517,7 +690,10 @@ static int prior_from_server(run_t *r, prior_t *p)
     if (!http_retry(r, "GET", stats, NULL, NULL, 0, &status, &resp) && status == 200)
         prior_usage(p, (const char *)resp.data, resp.len);
     store_buf_clear(&resp);
-    path_session(path, sizeof path, r->o->session, "/restore?max_events=50&max_chars=12000&fit=newest");
+    char q[96];
+    snprintf(q, sizeof q, "/restore?max_events=%d&max_chars=%d&fit=newest", RESTORE_MAX_EVENTS,
+             RESTORE_MAX_CHARS);
+    path_session(path, sizeof path, r->o->session, q);
     rc = http_retry(r, "GET", path, NULL, NULL, 0, &status, &resp);
     j = !rc && status == 200 ? json_loadb((char *)resp.data, resp.len, 0, NULL) : NULL;
     const char *text = agent__str(j, "replay_text");
@@ -689,10 +865,16 @@ static int loop(run_t *r, child_t *ch, int *signalled)
 {
     linebuf_t lo = {STORE_BUF_INIT, 0}, le = {STORE_BUF_INIT, 0};
     int open_out = 1, open_err = 1, rc = REEL_OK;
-    int64_t kill_at = 0, drain_until = 0;
+    int64_t kill_at = 0, drain_until = 0, turn_over_at = 0;
     while (!rc && (open_out || open_err)) {
         if (got_signal && !*signalled) {
             *signalled = got_signal;
+            kill(ch->pid, SIGTERM);
+            kill_at = now_ms() + 10000;
+        }
+        if (turn_over_at && !kill_at && !*signalled && !ch->exited &&
+            now_ms() > turn_over_at + TURN_EXIT_GRACE_MS) {
+            r->stopped_after_turn = 1;
             kill(ch->pid, SIGTERM);
             kill_at = now_ms() + 10000;
         }
@@ -730,9 +912,11 @@ static int loop(run_t *r, child_t *ch, int *signalled)
             else if (e == 1)
                 open_err = 0;
         }
-        if (r->c->turn_done && ch->in >= 0) {
-            close(ch->in);
+        if (r->c->turn_done && !turn_over_at) {
+            if (ch->in >= 0)
+                close(ch->in);
             ch->in = -1;
+            turn_over_at = now_ms();
         }
     }
     if (!rc && lo.b.len) /* left by an early stop: a torn last line */
@@ -815,10 +999,14 @@ static void reap(child_t *ch, int rc, agent_run_result_t *res)
 }
 
 /* session.ended with the reason, the exit status and the stderr tail; then the last flush. */
-static int end_session(run_t *r, const agent_run_result_t *res, int signalled)
+static int end_session(run_t *r, agent_run_result_t *res, int signalled)
 {
     const char *reason = "error";
-    if (signalled || (res->signal && res->signal != SIGPIPE))
+    int stopped = r->stopped_after_turn && !signalled &&
+                  (res->signal == SIGTERM || res->signal == SIGKILL);
+    if (stopped)
+        reason = agent_conv_failed(r->c) ? "error" : "completed";
+    else if (signalled || (res->signal && res->signal != SIGPIPE))
         reason = "terminated";
     else if (res->exit_code == 0 && !agent_conv_failed(r->c))
         reason = "completed";
@@ -826,6 +1014,10 @@ static int end_session(run_t *r, const agent_run_result_t *res, int signalled)
     r->c->stream = AGENT_STDOUT;
     int rc = agent_conv_exit(r->c, reason, res->exit_code, res->signal, tail);
     free(tail);
+    if (stopped) { /* stopped by the runner once its work was done: a normal end */
+        res->signal = 0;
+        res->exit_code = agent_conv_failed(r->c) ? 1 : 0;
+    }
     int frc = flush(r);
     return rc ? rc : frc;
 }
@@ -922,6 +1114,7 @@ int agent_run(const agent_run_opts_t *o, agent_run_result_t *res)
     }
     for (size_t i = 0; i < r.tail_n; i++)
         free(r.tail[i]);
+    json_decref(r.tool_names);
     agent_conv_free(r.c);
     if (have_batch)
         ingest_batch_release(&r.ib);

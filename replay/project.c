@@ -223,8 +223,12 @@ static void request_event(struct fold *f, json_t *list, json_t *index, const cha
                           json_t *data, uint64_t seq, int resolved)
 {
     const char *id = str(data, idkey);
+    json_t *num = json_object_get(data, idkey);
     char stub[32];
-    if (!id) {
+    if (!id && json_is_integer(num)) { /* a JSON-RPC id as a number: its text */
+        snprintf(stub, sizeof stub, "%" JSON_INTEGER_FORMAT, json_integer_value(num));
+        id = stub;
+    } else if (!id) {
         snprintf(stub, sizeof stub, "seq-%llu", (unsigned long long)seq);
         id = stub;
     }
@@ -243,6 +247,7 @@ static void request_event(struct fold *f, json_t *list, json_t *index, const cha
         set_new(f, r, "resolved_sequence", json_integer((json_int_t)seq));
     } else {
         merge(f, r, data);
+        set_new(f, r, idkey, json_string_nocheck(id)); /* the key it is found by */
         set_new(f, r, "requested_sequence", json_integer((json_int_t)seq));
     }
 }
@@ -854,6 +859,15 @@ static int md_json(store_buf_t *out, json_t *v)
     return REEL_OK;
 }
 
+/* 's' as inline code: in double backticks when it holds a backtick itself. */
+static void md_code(store_buf_t *out, const char *s)
+{
+    if (strchr(s, '`'))
+        store_buf_printf(out, "`` %s ``", s);
+    else
+        store_buf_printf(out, "`%s`", s);
+}
+
 static int md_item(store_buf_t *out, json_t *it)
 {
     int rc = REEL_OK;
@@ -869,13 +883,19 @@ static int md_item(store_buf_t *out, json_t *it)
         md_text(out, str(it, "text"));
         store_buf_puts(out, "</details>\n\n");
     } else if (!strcmp(kind, "tool_call")) {
-        store_buf_printf(out, "#### Tool call `%s` (%s)\n\n", str(it, "name") ? str(it, "name") : "?", status);
+        json_t *res = json_object_get(it, "result");
+        int failed = !strcmp(status, "failed") || json_is_true(json_object_get(it, "is_error")) ||
+                     (str(res, "status") && !strcmp(str(res, "status"), "failed")) ||
+                     json_is_true(json_object_get(res, "is_error"));
+        store_buf_puts(out, "#### Tool call ");
+        md_code(out, str(it, "name") ? str(it, "name") : "?");
+        store_buf_printf(out, " (%s)\n\n", failed ? "failed" : status);
         json_t *args = json_object_get(it, "arguments") ? json_object_get(it, "arguments")
                                                         : json_object_get(it, "input");
         rc = md_json(out, args);
-        json_t *res = json_object_get(it, "result");
         if (res && !rc) {
-            store_buf_puts(out, "<details><summary>Result</summary>\n\n");
+            store_buf_puts(out, failed ? "<details open><summary>Result (failed)</summary>\n\n"
+                                       : "<details><summary>Result</summary>\n\n");
             json_t *o = json_object_get(res, "output") ? json_object_get(res, "output")
                                                        : json_object_get(res, "content");
             rc = md_json(out, o ? o : res);
@@ -887,6 +907,124 @@ static int md_item(store_buf_t *out, json_t *it)
             md_text(out, str(it, "text"));
     }
     return rc;
+}
+
+/* 1 when request 'r' was asked before sequence 'at' (an item's first event). */
+static int asked_before(json_t *r, json_int_t at)
+{
+    json_t *seq = json_object_get(r, "requested_sequence");
+    return seq && at && json_integer_value(seq) < at;
+}
+
+/* The tool_call item with 'call_id' in 'items', or NULL. */
+static json_t *item_by_call(json_t *items, const char *call)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(items, i, v)
+        if (call && str(v, "call_id") && !strcmp(str(v, "call_id"), call))
+            return v;
+    return NULL;
+}
+
+/* A permission: the tool and its input (from the request, else from the tool call it is
+ * about), and the answer with the option chosen. */
+static int md_permission(store_buf_t *out, json_t *p, json_t *items)
+{
+    json_t *tc = json_object_get(p, "tool_call"), *res = json_object_get(p, "resolution");
+    const char *call = str(p, "tool_call_id") ? str(p, "tool_call_id")
+                       : str(p, "tool_use_id") ? str(p, "tool_use_id") : str(tc, "toolCallId");
+    json_t *item = item_by_call(items, call);
+    const char *tool = str(p, "action") ? str(p, "action")
+                       : str(p, "tool_name") ? str(p, "tool_name")
+                       : str(tc, "title") ? str(tc, "title") : str(item, "name");
+    json_t *input = json_object_get(p, "input") ? json_object_get(p, "input")
+                    : json_object_get(tc, "rawInput") ? json_object_get(tc, "rawInput")
+                    : json_object_get(item, "arguments");
+    store_buf_printf(out, "#### Permission `%s`", str(p, "permission_id") ? str(p, "permission_id") : "?");
+    if (tool) {
+        store_buf_puts(out, " for ");
+        md_code(out, tool);
+    }
+    store_buf_puts(out, "\n\n");
+    if (input && md_json(out, input))
+        return REEL_ENOMEM;
+    const char *opt = str(res, "option_id") ? str(res, "option_id")
+                                            : str(json_object_get(res, "outcome"), "optionId");
+    if (!res) {
+        store_buf_puts(out, "Not answered.\n\n");
+        return REEL_OK;
+    }
+    store_buf_printf(out, "Answer: **%s**", str(p, "status") ? str(p, "status") : "resolved");
+    if (opt) {
+        const char *name = NULL;
+        size_t i;
+        json_t *o;
+        json_array_foreach(json_object_get(p, "options"), i, o)
+            if (str(o, "optionId") && !strcmp(str(o, "optionId"), opt))
+                name = str(o, "name");
+        if (name)
+            store_buf_printf(out, " (option `%s`: %s)", opt, name);
+        else
+            store_buf_printf(out, " (option `%s`)", opt);
+    }
+    store_buf_puts(out, "\n\n");
+    return REEL_OK;
+}
+
+/* The option labels of a question: strings, or objects with a label (or title, name). */
+static void md_options(store_buf_t *out, json_t *opts)
+{
+    size_t i;
+    json_t *o;
+    if (!json_array_size(opts))
+        return;
+    store_buf_puts(out, " (options: ");
+    json_array_foreach(opts, i, o) {
+        const char *l = json_is_string(o) ? json_string_value(o)
+                        : str(o, "label") ? str(o, "label")
+                        : str(o, "title") ? str(o, "title") : str(o, "name");
+        store_buf_printf(out, "%s`%s`", i ? ", " : "", l ? l : "?");
+    }
+    store_buf_putc(out, ')');
+}
+
+/* A question: each question's text and options, then the answer. */
+static int md_question(store_buf_t *out, json_t *q)
+{
+    json_t *res = json_object_get(q, "resolution"), *list = json_object_get(q, "questions");
+    size_t i, shown = 0;
+    json_t *v;
+    store_buf_printf(out, "#### Question `%s`\n\n", str(q, "question_id") ? str(q, "question_id") : "?");
+    if (str(q, "message"))
+        store_buf_printf(out, "> %s\n\n", str(q, "message"));
+    json_array_foreach(list, i, v) {
+        const char *text = json_is_string(v) ? json_string_value(v)
+                           : str(v, "question") ? str(v, "question") : str(v, "header");
+        if (text && str(q, "message") && !strcmp(text, str(q, "message")) && !json_object_get(v, "options"))
+            continue; /* the message again */
+        store_buf_printf(out, "- %s", text ? text : "?");
+        md_options(out, json_object_get(v, "options"));
+        store_buf_putc(out, '\n');
+        shown++;
+    }
+    if (!json_array_size(list) && str(q, "question")) {
+        store_buf_printf(out, "- %s", str(q, "question"));
+        md_options(out, json_object_get(q, "options"));
+        store_buf_putc(out, '\n');
+        shown++;
+    }
+    if (shown)
+        store_buf_putc(out, '\n');
+    if (!res) {
+        store_buf_puts(out, "Not answered.\n\n");
+        return REEL_OK;
+    }
+    store_buf_printf(out, "Answer: **%s**\n\n", str(q, "status") ? str(q, "status") : "resolved");
+    json_t *ans = json_object_get(res, "answer") ? json_object_get(res, "answer")
+                  : json_object_get(res, "answers") ? json_object_get(res, "answers")
+                  : json_object_get(res, "response");
+    return ans ? md_json(out, ans) : REEL_OK;
 }
 
 /* Markdown is text for people and must be UTF-8: a lone surrogate (WTF-8 ED A0..BF xx,
@@ -907,15 +1045,27 @@ static int markdown(store_buf_t *out, json_t *t)
     store_buf_printf(out, "# Session `%s`\n\n_as of sequence %lld of %lld_\n\n",
                      str(t, "session_id"), (long long)json_integer_value(json_object_get(t, "at")),
                      (long long)json_integer_value(json_object_get(t, "last_sequence")));
-    json_array_foreach(json_object_get(t, "items"), i, v)
+    /* Items in order, each permission and question where it was asked (merged by sequence). */
+    json_t *items = json_object_get(t, "items"), *perms = json_object_get(t, "permissions");
+    json_t *qs = json_object_get(t, "questions");
+    size_t np = 0, nq = 0;
+    json_array_foreach(items, i, v) {
+        json_int_t at = json_integer_value(json_object_get(v, "started_sequence"));
+        while (np < json_array_size(perms) && asked_before(json_array_get(perms, np), at))
+            if (md_permission(out, json_array_get(perms, np++), items))
+                return REEL_ENOMEM;
+        while (nq < json_array_size(qs) && asked_before(json_array_get(qs, nq), at))
+            if (md_question(out, json_array_get(qs, nq++)))
+                return REEL_ENOMEM;
         if (md_item(out, v))
             return REEL_ENOMEM;
-    json_array_foreach(json_object_get(t, "permissions"), i, v)
-        store_buf_printf(out, "- **Permission** `%s`: %s\n", str(v, "permission_id"),
-                         str(v, "status") ? str(v, "status") : "");
-    json_array_foreach(json_object_get(t, "questions"), i, v)
-        store_buf_printf(out, "- **Question** `%s`: %s\n", str(v, "question_id"),
-                         str(v, "status") ? str(v, "status") : "");
+    }
+    while (np < json_array_size(perms))
+        if (md_permission(out, json_array_get(perms, np++), items))
+            return REEL_ENOMEM;
+    while (nq < json_array_size(qs))
+        if (md_question(out, json_array_get(qs, nq++)))
+            return REEL_ENOMEM;
     json_array_foreach(json_object_get(t, "errors"), i, v) {
         json_t *e = json_object_get(v, "error");
         const char *msg = str(e, "message");

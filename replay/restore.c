@@ -8,6 +8,11 @@
  * "\n[history truncated]" when an event did not fit -- which cuts the *newest* events.
  * fit=newest (the default) keeps the newest events that fit instead, still oldest first,
  * with the line "[earlier history truncated]" after the header when any was left out.
+ * fit=newest also leaves out what would only repeat a later line of the window (issue 17):
+ * the item.started and item.delta lines of an item whose item.completed is in the window
+ * (the completion repeats the started fields, and a text item's completion carries the
+ * whole text the deltas spelled out; deltas stay when the completion has no text). The
+ * SDK's fit keeps every event, as the SDK does.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +23,99 @@
 #define EARLIER_MARKER "[earlier history truncated]\n"
 #define SDK_MARKER "\n[history truncated]"
 
+enum { L_OTHER, L_STARTED, L_DELTA, L_DONE, L_DONE_TEXT };
+
 struct line {
     uint64_t seq;
     size_t off, len; /* in lines buffer (UTF-8, no newline) */
     size_t units;    /* UTF-16 length */
+    size_t id_off, id_len; /* item_id of an item.* event, in 'ids' */
+    int kind;              /* L_* */
+    int drop;              /* fit=newest: repeated by a later line, left out */
 };
 
 struct collect {
     struct line *v;
     size_t n, cap;
     store_buf_t lines;
+    store_buf_t ids;
 };
+
+/* The kind and item_id of an item.* event (data flat, or under data.item). */
+static void item_kind(struct collect *c, struct line *l, store_mp_t type, store_mp_t data)
+{
+    const char *t, *id;
+    size_t tlen, idlen;
+    store_mp_t item = data, v, text;
+    store_mp_obj_t o;
+    l->kind = L_OTHER;
+    if (!replay__mp_str(type, &t, &tlen) || tlen < 10 || memcmp(t, "item.", 5))
+        return;
+    if (replay__mp_get(data, "item", &v)) { /* sandbox-agent's UniversalItem */
+        store_mp_t probe = v;
+        if (!store_mp_next(&probe, &o) && o.type == STORE_MP_MAP)
+            item = v;
+    }
+    if (!(replay__mp_get(item, "item_id", &v) && replay__mp_str(v, &id, &idlen)) &&
+        !(replay__mp_get(data, "item_id", &v) && replay__mp_str(v, &id, &idlen)))
+        return;
+    const char *ts;
+    size_t tslen;
+    if (tlen == 12 && !memcmp(t, "item.started", 12))
+        l->kind = L_STARTED;
+    else if (tlen == 10 && !memcmp(t, "item.delta", 10))
+        l->kind = L_DELTA;
+    else if (tlen == 14 && !memcmp(t, "item.completed", 14))
+        l->kind = replay__mp_get(item, "text", &text) && replay__mp_str(text, &ts, &tslen) && tslen
+                      ? L_DONE_TEXT : L_DONE;
+    else
+        return;
+    l->id_off = c->ids.len;
+    l->id_len = idlen;
+    store_buf_put(&c->ids, id, idlen);
+}
+
+static uint64_t id_hash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Marks the lines a later completion of the same item repeats (newest first, so the
+ * completion is seen before what it repeats). REEL_OK or REEL_ENOMEM. */
+static int mark_repeats(struct collect *c)
+{
+    size_t cap = 16;
+    while (cap < 2 * c->n)
+        cap *= 2;
+    size_t *slot = malloc(cap * sizeof *slot); /* line index + 1 of a completion, 0 = free */
+    if (!slot)
+        return REEL_ENOMEM;
+    memset(slot, 0, cap * sizeof *slot);
+    const uint8_t *ids = c->ids.data;
+    for (size_t i = c->n; i-- > 0;) {
+        struct line *l = &c->v[i];
+        if (l->kind == L_OTHER)
+            continue;
+        size_t h = (size_t)id_hash(ids + l->id_off, l->id_len) & (cap - 1);
+        while (slot[h]) {
+            const struct line *d = &c->v[slot[h] - 1];
+            if (d->id_len == l->id_len && !memcmp(ids + d->id_off, ids + l->id_off, l->id_len))
+                break;
+            h = (h + 1) & (cap - 1);
+        }
+        if (l->kind == L_DONE || l->kind == L_DONE_TEXT) {
+            slot[h] = i + 1; /* the next completion of the item after the lines before it */
+        } else if (slot[h]) {
+            int text = c->v[slot[h] - 1].kind == L_DONE_TEXT;
+            l->drop = l->kind == L_STARTED || (l->kind == L_DELTA && text);
+        }
+    }
+    free(slot);
+    return REEL_OK;
+}
 
 /* Appends the API JSON of the events kept, once the fit is known (usually a fraction of
  * the events read: rendering only those halves the cost of a truncated restore). */
@@ -85,6 +172,10 @@ static int collect_one(void *arg, const store_event_view_t *ev)
     }
     struct line *l = &c->v[c->n];
     l->seq = ev->sequence;
+    l->drop = 0;
+    item_kind(c, l, f[REPLAY_F_TYPE], f[REPLAY_F_DATA]); /* (before js_json consumes them) */
+    if (store_buf_failed(&c->ids))
+        return REEL_ENOMEM;
     l->off = c->lines.len;
     store_buf_printf(&c->lines, "{\"createdAt\":%llu,\"sender\":", (unsigned long long)ms);
     int rc = replay__js_json(&f[REPLAY_F_SOURCE], &c->lines);
@@ -122,16 +213,18 @@ static size_t fit_newest(const struct collect *c, size_t max_chars, int *truncat
 {
     size_t len = strlen(REPLAY_RESTORE_TEXT_HEADER), total = len;
     for (size_t i = 0; i < c->n; i++)
-        total += c->v[i].units + 1;
+        total += c->v[i].drop ? 0 : c->v[i].units + 1;
     if (total <= max_chars)
         return 0;
     *truncated = 1;
     len += strlen(EARLIER_MARKER);
     size_t first = c->n;
-    while (first > 0 && len + c->v[first - 1].units + 1 <= max_chars) {
-        len += c->v[first - 1].units + 1;
+    while (first > 0 && (c->v[first - 1].drop || len + c->v[first - 1].units + 1 <= max_chars)) {
+        len += c->v[first - 1].drop ? 0 : c->v[first - 1].units + 1;
         first--;
     }
+    while (first < c->n && c->v[first].drop)
+        first++; /* the window starts at a line that is written */
     return first;
 }
 
@@ -145,7 +238,7 @@ int replay_restore(store_read_t *r, const char *id, size_t id_len,
     size_t max_events = opt->max_events;
     if (max_events > REPLAY_RESTORE_MAX_EVENTS)
         max_events = REPLAY_RESTORE_MAX_EVENTS;
-    struct collect c = {NULL, 0, 0, STORE_BUF_INIT};
+    struct collect c = {NULL, 0, 0, STORE_BUF_INIT, STORE_BUF_INIT};
     int rc = max_events ? store_events_newest(r, id, id_len, max_events, collect_one, &c)
                         : REEL_OK;
     if (!rc && !max_events) { /* still report a missing session */
@@ -157,8 +250,10 @@ int replay_restore(store_read_t *r, const char *id, size_t id_len,
     size_t begin = 0, end = c.n;
     if (opt->fit == REPLAY_FIT_SDK)
         end = fit_sdk(&c, opt->max_chars, &out->truncated);
-    else
+    else if (!(rc = mark_repeats(&c)))
         begin = fit_newest(&c, opt->max_chars, &out->truncated);
+    if (rc)
+        goto done;
     out->has_text = c.n > 0;
     if (out->has_text) {
         store_buf_puts(&out->text, REPLAY_RESTORE_TEXT_HEADER);
@@ -166,6 +261,8 @@ int replay_restore(store_read_t *r, const char *id, size_t id_len,
             store_buf_puts(&out->text, EARLIER_MARKER);
     }
     for (size_t i = begin; i < end; i++) {
+        if (c.v[i].drop)
+            continue;
         store_buf_put(&out->text, c.lines.data + c.v[i].off, c.v[i].len);
         store_buf_putc(&out->text, '\n');
     }
@@ -193,6 +290,7 @@ int replay_restore(store_read_t *r, const char *id, size_t id_len,
 done:
     free(c.v);
     store_buf_release(&c.lines);
+    store_buf_release(&c.ids);
     if (rc)
         replay_restore_release(out);
     return rc;

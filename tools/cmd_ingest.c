@@ -31,7 +31,10 @@ static const char about[] =
     "universal events by the same converters as `reel run` (docs/AGENTS.md); every native\n"
     "line is kept in 'raw', a line that cannot be converted becomes agent.unparsed. Event ids\n"
     "derive from the input's first line and the line numbers, so ingesting the same file\n"
-    "again appends nothing.\n";
+    "again appends nothing. A UTF-8 byte order mark before the first line is skipped; input\n"
+    "without the agent's start line still starts the session once (a synthetic\n"
+    "session.started); the session record gets the agent's name and native session id\n"
+    "(shown by `reel sessions`, counted by `reel stats` by_agent).\n";
 
 struct chunk {
     store_buf_t text; /* NDJSON lines */
@@ -59,7 +62,12 @@ static int native_start(struct native *n, const char *line, size_t len)
     SHA256((const uint8_t *)line, len, h);
     snprintf(prefix, sizeof prefix, "%s-%02x%02x%02x%02x%02x%02x/", agent_name(n->ops), h[0],
              h[1], h[2], h[3], h[4], h[5]);
-    n->conv = agent_conv_new(n->ops, NULL, NULL, prefix, NULL);
+    /* Item ids from the same hash: several files ingested into one session must not
+     * share "itm_1" (the transcript would fold them into one item). */
+    char items[32];
+    snprintf(items, sizeof items, "itm_%02x%02x%02x%02x%02x%02x_", h[0], h[1], h[2], h[3], h[4],
+             h[5]);
+    n->conv = agent_conv_new(n->ops, NULL, NULL, prefix, items);
     return n->conv ? REEL_OK : REEL_ENOMEM;
 }
 
@@ -124,6 +132,26 @@ static int input_idle(FILE *in)
     return poll(&p, 1, 0) == 0;
 }
 
+/* --format X: the session record names the agent (reel sessions, stats by_agent) and
+ * the native session id the converter found, as `reel run --agent X` records them. */
+static int put_agent(const char *prog, store_t *s, const char *session, struct native *n)
+{
+    store_batch_t b;
+    store_batch_init(&b, STORE_OP_SESSION_PUT, session, strlen(session));
+    const char *agent = agent_name(n->ops), *nsid = agent_conv_native_session_id(n->conv);
+    b.agent = agent;
+    b.agent_len = strlen(agent);
+    if (nsid[0]) {
+        b.native_session_id = nsid;
+        b.native_session_id_len = strlen(nsid);
+    }
+    int rc = store_append(s, &b);
+    if (rc)
+        cmd_error(prog, "cannot set the session's agent: %s (%s)", reel_strerror(rc),
+                  store_last_error());
+    return rc;
+}
+
 static int run(const char *prog, store_t *s, const char *session, FILE *in, int quiet,
                struct native *nat)
 {
@@ -147,6 +175,8 @@ static int run(const char *prog, store_t *s, const char *session, FILE *in, int 
     }
     if (!rc)
         rc = flush(prog, s, session, &c, &t, nat, 1);
+    if (!rc && nat->ops && nat->conv && (t.events || t.dups) && put_agent(prog, s, session, nat))
+        rc = -1;
     free(line);
     store_buf_release(&c.text);
     if (!quiet && !rc)

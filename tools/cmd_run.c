@@ -16,7 +16,14 @@ static const char about[] =
     "ending with session.ended. Running the same session again resumes the agent's own\n"
     "session (stored on the session record) or, where it cannot, prepends the restore text.\n"
     "The last argument is the prompt (unless --prompt is given); arguments before it are\n"
-    "passed to the agent.\n";
+    "passed to the agent.\n\n"
+    "When stderr is a terminal (or with --progress), one line per tool call, turn and error\n"
+    "shows the agent at work: \"[tool] Bash ls -la\", \"[turn 1] <start of the answer> (1,234\n"
+    "in, 56 out)\", \"[error] ...\", and at the end \"[done] 3 turns, 1,234 tokens in, 56 out,\n"
+    "$0.0123\". --quiet silences them (unless --progress is also given).\n\n"
+    "acp: permission requests are answered allow_once under --approve, else reject_once;\n"
+    "elicitation/create questions are declined (nobody is there to answer them); an agent\n"
+    "still running 3 s after its turn ended is stopped with SIGTERM (a completed run).\n";
 
 static const char footer[] =
     "Exit status: 0 when the agent exited 0 and every event was appended, 1 otherwise,\n"
@@ -37,7 +44,7 @@ int cmd_run(int argc, char **argv)
     agent_run_opts_t o = {0};
     const char *agent = NULL;
     unsigned long long retry_s = 600;
-    int replay = 0;
+    int replay = 0, force_progress = 0;
     o.data_dir = CMD_DEFAULT_DATA;
     const opt_t rows[] = {
         {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &o.session, .required = 1,
@@ -63,7 +70,9 @@ int cmd_run(int argc, char **argv)
         {.name = "approve", .type = OPT_FLAG, .dest = &o.approve,
          .help = "acp: allow permission requests (default: reject them)"},
         {.name = "quiet", .type = OPT_FLAG, .dest = &o.quiet,
-         .help = "no messages on stderr except errors"},
+         .help = "no messages on stderr except errors (and no progress lines)"},
+        {.name = "progress", .type = OPT_FLAG, .dest = &force_progress,
+         .help = "print the progress lines even when stderr is not a terminal"},
         OPT_END,
     };
     const opt_cmd_t cmd = {.name = prog, .args = "[--] [AGENT-ARGS...] PROMPT", .about = about,
@@ -94,6 +103,7 @@ int cmd_run(int argc, char **argv)
     o.extra = rest;
     o.retry_max_s = (double)retry_s;
     o.restore = replay ? AGENT_RESTORE_REPLAY : AGENT_RESTORE_NATIVE;
+    o.progress = force_progress || (!o.quiet && isatty(STDERR_FILENO));
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = 0;

@@ -364,6 +364,92 @@ Test(agents_runner, acp_agent_is_driven_over_stdin_and_restored_by_replay)
     tu_events_free(&ev);
 }
 
+/* A real ACP agent numbers its own requests from 0 (as the TypeScript SDK does) and may
+ * ask an elicitation/create question and call vendor extension methods. */
+static const char acp_agent_numeric[] =
+    "#!/usr/bin/env python3\n"
+    "import json, sys\n"
+    "log = open(sys.argv[1], 'a')\n"
+    "def out(o):\n"
+    "    sys.stdout.write(json.dumps(o) + '\\n'); sys.stdout.flush()\n"
+    "up = lambda u: out({'jsonrpc':'2.0','method':'session/update','params':{'sessionId':'s0','update':u}})\n"
+    "pid = None\n"
+    "for line in sys.stdin:\n"
+    "    m = json.loads(line); log.write(line); log.flush()\n"
+    "    if m.get('method') == 'initialize':\n"
+    "        out({'jsonrpc':'2.0','id':m['id'],'result':{'protocolVersion':1,'agentCapabilities':{}}})\n"
+    "    elif m.get('method') == 'session/new':\n"
+    "        out({'jsonrpc':'2.0','id':m['id'],'result':{'sessionId':'s0'}})\n"
+    "    elif m.get('method') == 'session/prompt':\n"
+    "        pid = m['id']\n"
+    "        out({'jsonrpc':'2.0','method':'cursor/update_todos','params':{'todos':[]}})\n"
+    "        up({'sessionUpdate':'tool_call','toolCallId':'t1','title':'Terminal','kind':'execute','status':'pending','rawInput':{}})\n"
+    "        up({'sessionUpdate':'tool_call_update','toolCallId':'t1','title':'`ls`','rawInput':{'command':'ls'}})\n"
+    "        out({'jsonrpc':'2.0','id':0,'method':'session/request_permission','params':{'sessionId':'s0','toolCall':{'toolCallId':'t1'},'options':[{'optionId':'a','name':'Allow','kind':'allow_once'},{'optionId':'r','name':'Reject','kind':'reject_once'}]}})\n"
+    "    elif m.get('id') == 0 and 'result' in m:\n"
+    "        ok = m['result']['outcome'].get('optionId') == 'a'\n"
+    "        up({'sessionUpdate':'tool_call_update','toolCallId':'t1','status':'completed' if ok else 'failed'})\n"
+    "        out({'jsonrpc':'2.0','id':1,'method':'elicitation/create','params':{'sessionId':'s0','message':'Which branch?','requestedSchema':{'type':'object','properties':{'branch':{'type':'string'}}}}})\n"
+    "    elif m.get('id') == 1 and 'result' in m:\n"
+    "        up({'sessionUpdate':'agent_message_chunk','content':{'type':'text','text':'answer: ' + m['result']['action']}})\n"
+    "        out({'jsonrpc':'2.0','id':pid,'result':{'stopReason':'end_turn'}})\n"
+    "import time\n"
+    "time.sleep(60)  # like claude-code-acp: still running after its stdin closed\n";
+
+Test(agents_runner, acp_numeric_ids_elicitation_and_vendor_methods)
+{
+    char bin[TU_PATH_MAX + 16], log[TU_PATH_MAX + 16];
+    snprintf(bin, sizeof bin, "%s/acp-agent", dir);
+    snprintf(log, sizeof log, "%s/acp.log", dir);
+    FILE *f = fopen(bin, "w");
+    fputs(acp_agent_numeric, f);
+    fclose(f);
+    chmod(bin, 0755);
+    char *extra[] = {log, NULL};
+    agent_run_opts_t o = {0};
+    o.ops = agent_find("acp");
+    o.session = "s1";
+    o.data_dir = data;
+    o.no_sync = 1;
+    o.bin = bin;
+    o.prompt = "list";
+    o.extra = extra;
+    o.retry_max_s = 5;
+    o.quiet = 1;
+    o.approve = 1;
+    agent_run_result_t res;
+    TU_OK(agent_run(&o, &res));
+    cr_assert_eq(res.exit_code, 0);
+    cr_assert_eq(res.unparsed, 0);
+    tu_events_t ev;
+    store_session_t rec;
+    read_events(&ev, &rec);
+    cr_assert_eq(rec.agent_len, 3);
+    cr_assert(!memcmp(rec.agent, "acp", 3));
+    int accepted = 0, declined = 0, args = 0, answer = 0;
+    for (size_t i = 0; i < ev.n; i++) {
+        accepted += !strcmp(ev.v[i].type, "permission.resolved") &&
+                    strstr(ev.v[i].data, "\"permission_id\":\"0\"") && strstr(ev.v[i].data, "\"accept\"");
+        declined += !strcmp(ev.v[i].type, "question.resolved") &&
+                    strstr(ev.v[i].data, "\"question_id\":\"1\"") && strstr(ev.v[i].data, "\"rejected\"");
+        args += !strcmp(ev.v[i].type, "item.completed") && strstr(ev.v[i].data, "\"tool_call\"") &&
+                strstr(ev.v[i].data, "\"arguments\":{\"command\":\"ls\"}");
+        answer += !strcmp(ev.v[i].type, "item.completed") && strstr(ev.v[i].data, "answer: decline");
+    }
+    cr_assert_eq(accepted, 1, "the numeric permission id 0 pairs with its reply");
+    cr_assert_eq(count_type(&ev, "question.requested"), 1);
+    cr_assert_eq(declined, 1, "elicitation/create is declined");
+    cr_assert_eq(args, 1, "the input of the tool_call_update reaches the call");
+    cr_assert_eq(answer, 1, "the agent got the decline and finished its turn");
+    /* the agent did not exit after its turn: stopped by the runner, a normal end */
+    cr_assert_eq(res.signal, 0);
+    const tu_event_t *last = &ev.v[ev.n - 1];
+    cr_assert_str_eq(last->type, "session.ended");
+    cr_assert(strstr(last->data, "\"reason\":\"completed\"") && strstr(last->data, "\"signal\":15") &&
+              strstr(last->data, "\"terminated_by\":\"runner\""), "%s", last->data);
+    tu_events_free(&ev);
+}
+
 Test(agents_runner, mock_agent_scenarios_convert_without_unparsed_lines)
 {
     const char *names = agent_mock_scenarios();
