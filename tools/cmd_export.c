@@ -18,7 +18,36 @@ static const char about[] =
     "\n"
     "With -o FILE it is all or nothing: the export is written to FILE.partial and renamed\n"
     "to FILE once complete and synced; interrupted (Ctrl-C, SIGTERM) it removes\n"
-    "FILE.partial, and after a SIGKILL the next export to FILE does.\n";
+    "FILE.partial, and after a SIGKILL the next export to FILE does.\n"
+    "\n"
+    "With --server URL the server writes it (GET /v1/export, /v1/sessions/{id}/export) at\n"
+    "its zstd level (3); the file is checked by `reel import` the same way.\n";
+
+/* The export through the server, streamed to 'fd'. */
+static int remote(const cmd_remote_t *r, const replay_export_opts_t *o, const cmd_range_t *range,
+                  int fd)
+{
+    store_buf_t path = STORE_BUF_INIT;
+    const char *comp = o->compress ? "zstd" : "none";
+    if (o->session) {
+        cmd_remote_session_path(&path, o->session, "export");
+        store_buf_printf(&path, "?compression=%s", comp);
+    } else {
+        store_buf_printf(&path, "/v1/export?compression=%s&after=%llu&until=%llu", comp,
+                         range->after, range->until);
+        if (range->since_ms)
+            store_buf_printf(&path, "&since=%lld", (long long)range->since_ms);
+        if (range->before_ms)
+            store_buf_printf(&path, "&before=%lld", (long long)range->before_ms);
+        if (o->sessions) {
+            store_buf_printf(&path, "&sessions=");
+            cmd_remote_escape(&path, o->sessions);
+        }
+    }
+    int rc = cmd_remote_stream("export", r, store_buf_cstr(&path), fd);
+    store_buf_release(&path);
+    return rc ? CMD_FAIL : CMD_OK;
+}
 
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -74,6 +103,7 @@ int cmd_export(int argc, char **argv)
     cmd_range_t range = {0};
     unsigned long long level = (unsigned long long)opt.level;
     int progress = -1, quiet = 0, plain = !opt.compress;
+    cmd_remote_t rem = {0};
     const opt_t rows[] = {
         CMD_OPT_DATA(&data),
         {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session,
@@ -89,6 +119,7 @@ int cmd_export(int argc, char **argv)
          .help = "write to FILE", .def = "standard output"},
         CMD_OPT_PROGRESS(&progress),
         {.name = "quiet", .type = OPT_FLAG, .dest = &quiet, .help = "no summary line"},
+        CMD_OPT_REMOTE(&rem),
         OPT_END,
     };
     int st = cmd_parse_session(prog, about, rows, argc, argv, &session, 0);
@@ -108,8 +139,16 @@ int cmd_export(int argc, char **argv)
         cmd_error(prog, "refusing to write compressed data to a terminal; use -o FILE or a pipe");
         return CMD_USAGE;
     }
-    store_t *s = cmd_open_store(prog, data, 1, 0);
-    if (!s)
+    if (rem.url && opt.session && (range.after || range.until || range.since_ms || range.before_ms)) {
+        cmd_error(prog, "--server exports a whole session (--session) without a range");
+        return CMD_USAGE;
+    }
+    if (rem.url && opt.level != 3) {
+        cmd_error(prog, "--level with --server: the server compresses at level 3");
+        return CMD_USAGE;
+    }
+    store_t *s = rem.url ? NULL : cmd_open_store(prog, data, 1, 0);
+    if (!s && !rem.url)
         return CMD_FAIL;
     cmd_partial_t out;
     int fd = STDOUT_FILENO;
@@ -125,7 +164,7 @@ int cmd_export(int argc, char **argv)
     }
     cmd_progress_t pr;
     cmd_progress_init(&pr, prog, progress);
-    int rc = run(s, &opt, fd, &pr, quiet);
+    int rc = rem.url ? remote(&rem, &opt, &range, fd) : run(s, &opt, fd, &pr, quiet);
     store_close(s);
     if (file && (close(fd) || rc)) {
         if (rc == CMD_OK)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "replay/replay.h"
+#include "store/parse.h"
 #include "tools/cmds.h"
 
 static const char about[] =
@@ -15,7 +16,8 @@ static const char about[] =
     "ids sharing their first 447). --prefix, --agent and --status filter, and combine.\n"
     "On a terminal the table is for reading: sizes in KiB/MiB, ids over 32 characters\n"
     "shortened, status in colour (never with NO_COLOR); piped, it prints exact values.\n"
-    "--json prints one session record per line, as the HTTP API serves them.\n";
+    "--json prints one session record per line, as the HTTP API serves them. With\n"
+    "--server URL the list comes from a reel server (GET /v1/sessions, page by page).\n";
 
 struct lister {
     int json;
@@ -73,6 +75,103 @@ static int print_one(void *arg, const store_session_t *rec)
     return 0;
 }
 
+/* A record as GET /v1/sessions serves it, into the fields the table prints. */
+static int parse_record(const char *text, size_t n, store_session_t *rec, store_buf_t *scratch)
+{
+    static const char *status[] = {"active", "ended", "deleted"};
+    memset(rec, 0, sizeof *rec);
+    const char *v;
+    size_t vn;
+    if (cmd_json_member(text, n, "id", &v, &vn) || v[0] != '"')
+        return -1;
+    store_buf_clear(scratch);
+    cmd_json_unquote(v, vn, scratch);
+    snprintf(rec->id, sizeof rec->id, "%s", store_buf_cstr(scratch));
+    if (!cmd_json_member(text, n, "agent", &v, &vn) && v[0] == '"') {
+        store_buf_clear(scratch);
+        cmd_json_unquote(v, vn, scratch);
+        snprintf(rec->agent, sizeof rec->agent, "%s", store_buf_cstr(scratch));
+    }
+    if (!cmd_json_member(text, n, "status", &v, &vn))
+        for (int i = 0; i < 3; i++)
+            if (vn == strlen(status[i]) + 2 && !memcmp(v + 1, status[i], vn - 2))
+                rec->status = i;
+    if (!cmd_json_member(text, n, "event_count", &v, &vn))
+        rec->event_count = strtoull(v, NULL, 10);
+    if (!cmd_json_member(text, n, "bytes", &v, &vn))
+        rec->bytes = strtoull(v, NULL, 10);
+    if (!cmd_json_member(text, n, "first_event_at", &v, &vn) && v[0] == '"')
+        rec->first_event_ms = store_parse_rfc3339(v + 1, vn - 2);
+    if (!cmd_json_member(text, n, "updated_at", &v, &vn) && v[0] == '"')
+        rec->updated_ms = store_parse_rfc3339(v + 1, vn - 2);
+    return 0;
+}
+
+struct remote_page {
+    struct lister *l;
+    store_buf_t scratch;
+    int stop;
+};
+
+static int print_remote(void *arg, const char *elem, size_t n)
+{
+    struct remote_page *pg = arg;
+    if (pg->l->json) {
+        fwrite(elem, 1, n, stdout);
+        putchar('\n');
+        if (pg->l->left && --pg->l->left == 0)
+            return pg->stop = 1;
+        return 0;
+    }
+    store_session_t rec;
+    if (parse_record(elem, n, &rec, &pg->scratch))
+        return -1;
+    return pg->stop = print_one(pg->l, &rec);
+}
+
+/* The listing through GET /v1/sessions, following next_cursor. */
+static int list_remote(const cmd_remote_t *r, struct lister *l, int by_id, const char *prefix,
+                       const char *agent, int status)
+{
+    static const char *names[] = {"active", "ended", "deleted"};
+    store_buf_t path = STORE_BUF_INIT, body = STORE_BUF_INIT, cursor = STORE_BUF_INIT;
+    struct remote_page pg = {.l = l, .scratch = STORE_BUF_INIT};
+    int rc = 0;
+    for (;;) {
+        store_buf_clear(&path);
+        store_buf_printf(&path, "/v1/sessions?order=%s&limit=1000", by_id ? "id" : "recent");
+        const char *params[][2] = {{"prefix", prefix}, {"agent", agent},
+                                   {"status", status >= 0 ? names[status] : NULL},
+                                   {"cursor", cursor.len ? store_buf_cstr(&cursor) : NULL}};
+        for (size_t i = 0; i < 4; i++)
+            if (params[i][1]) {
+                store_buf_printf(&path, "&%s=", params[i][0]);
+                cmd_remote_escape(&path, params[i][1]);
+            }
+        if (cmd_remote_get("sessions", r, store_buf_cstr(&path), &body)) {
+            rc = -1;
+            break;
+        }
+        const char *b = (const char *)body.data, *v;
+        size_t n;
+        int e = cmd_json_array_each(b, body.len, "sessions", print_remote, &pg);
+        if (e < 0 || cmd_json_member(b, body.len, "next_cursor", &v, &n)) {
+            cmd_error("sessions", "%s answered something that is not a sessions page", r->url);
+            rc = -1;
+            break;
+        }
+        if (pg.stop || v[0] != '"')
+            break;
+        store_buf_clear(&cursor);
+        cmd_json_unquote(v, n, &cursor);
+    }
+    store_buf_release(&path);
+    store_buf_release(&body);
+    store_buf_release(&cursor);
+    store_buf_release(&pg.scratch);
+    return rc;
+}
+
 /* "--prefix": the bytes an id starts with; the same rules as an id, '.' and '..' allowed. */
 static int take_prefix(const char *prog, const char *p)
 {
@@ -88,6 +187,7 @@ int cmd_sessions(int argc, char **argv)
 {
     const char *prog = "sessions", *data = CMD_DEFAULT_DATA, *prefix = NULL, *agent = NULL;
     int order = 0, status = -1;
+    cmd_remote_t remote = {0};
     struct lister l = {.buf = STORE_BUF_INIT};
     const opt_t rows[] = {
         CMD_OPT_DATA(&data),
@@ -102,6 +202,7 @@ int cmd_sessions(int argc, char **argv)
         {.name = "json", .type = OPT_FLAG, .dest = &l.json, .help = "JSON lines instead of a table"},
         {.name = "limit", .type = OPT_U64, .arg = "N", .dest = &l.left,
          .help = "at most N sessions (default: all)"},
+        CMD_OPT_REMOTE(&remote),
         OPT_END,
     };
     const opt_cmd_t cmd = {.name = prog, .about = about, .opts = rows};
@@ -127,14 +228,20 @@ int cmd_sessions(int argc, char **argv)
         q->agent = agent;
         q->agent_len = strlen(agent);
     }
+    if (!l.json)
+        printf("%-32s %-8s %-10s %10s %12s  %-19s  %-19s\n", "SESSION", "STATUS", "AGENT",
+               "EVENTS", "BYTES", "FIRST EVENT (UTC)", "LAST EVENT (UTC)");
+    if (remote.url) {
+        free(q);
+        int rc = list_remote(&remote, &l, order, prefix && *prefix ? prefix : NULL, agent, status);
+        store_buf_release(&l.buf);
+        return rc ? CMD_FAIL : CMD_OK;
+    }
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s) {
         free(q);
         return CMD_FAIL;
     }
-    if (!l.json)
-        printf("%-32s %-8s %-10s %10s %12s  %-19s  %-19s\n", "SESSION", "STATUS", "AGENT",
-               "EVENTS", "BYTES", "FIRST EVENT (UTC)", "LAST EVENT (UTC)");
     int rc = 0, more = 1;
     while (!rc && more) { /* a page per short read */
         store_read_t r;

@@ -11,7 +11,7 @@ static const char about[] =
     "Analytics over a range of the log: events and sessions, events by type, agent and\n"
     "source, tool calls by tool name, token usage sums, session durations (first to last\n"
     "event), errors and agent.unparsed counts. A readable table, or --json (the object\n"
-    "GET /v1/stats serves).\n";
+    "GET /v1/stats serves). With --server URL the server computes it (GET /v1/stats).\n";
 
 static void table(const char *title, json_t *map)
 {
@@ -97,6 +97,7 @@ int cmd_stats(int argc, char **argv)
     replay_stats_opts_t opt = {0};
     cmd_range_t range = {0};
     int json = 0, progress = -1;
+    cmd_remote_t rem = {0};
     const opt_t rows[] = {
         CMD_OPT_DATA(&data),
         {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session,
@@ -104,6 +105,7 @@ int cmd_stats(int argc, char **argv)
         CMD_OPT_RANGE(&range),
         {.name = "json", .type = OPT_FLAG, .dest = &json, .help = "print the JSON object"},
         CMD_OPT_PROGRESS(&progress),
+        CMD_OPT_REMOTE(&rem),
         OPT_END,
     };
     int st = cmd_parse_session(prog, about, rows, argc, argv, &session, 0);
@@ -113,14 +115,34 @@ int cmd_stats(int argc, char **argv)
         opt.session = session, opt.session_len = strlen(session);
     opt.after = range.after, opt.until = range.until;
     opt.since_ms = range.since_ms, opt.before_ms = range.before_ms;
-    store_t *s = cmd_open_store(prog, data, 1, 0);
-    if (!s)
-        return CMD_FAIL;
-    cmd_progress_t pr;
-    cmd_progress_init(&pr, prog, progress);
     store_buf_t out = STORE_BUF_INIT;
-    int rc = replay_stats(s, &opt, &out, cmd_progress_cb, &pr);
-    store_close(s);
+    int rc;
+    if (rem.url) {
+        store_buf_t path = STORE_BUF_INIT;
+        store_buf_printf(&path, "/v1/stats?after=%llu&until=%llu", range.after, range.until);
+        if (range.since_ms)
+            store_buf_printf(&path, "&since=%lld", (long long)range.since_ms);
+        if (range.before_ms)
+            store_buf_printf(&path, "&before=%lld", (long long)range.before_ms);
+        if (session) {
+            store_buf_printf(&path, "&session=");
+            cmd_remote_escape(&path, session);
+        }
+        rc = cmd_remote_get(prog, &rem, store_buf_cstr(&path), &out);
+        store_buf_release(&path);
+        if (rc) {
+            store_buf_release(&out);
+            return CMD_FAIL;
+        }
+    } else {
+        store_t *s = cmd_open_store(prog, data, 1, 0);
+        if (!s)
+            return CMD_FAIL;
+        cmd_progress_t pr;
+        cmd_progress_init(&pr, prog, progress);
+        rc = replay_stats(s, &opt, &out, cmd_progress_cb, &pr);
+        store_close(s);
+    }
     if (rc) {
         cmd_store_error(prog, rc, opt.session);
     } else if (json) {

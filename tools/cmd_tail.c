@@ -19,7 +19,9 @@
 static const char about[] =
     "Prints events as JSON lines, oldest first. With --session, the events of session S\n"
     "with sequence > N; without it, every session's events with position > N. --types\n"
-    "keeps only events of those types (e.g. --types error,permission.requested).\n";
+    "keeps only events of those types (e.g. --types error,permission.requested).\n"
+    "With --server URL the events come from a reel server (GET .../events, long-polls\n"
+    "with --follow), printed exactly as from a data directory.\n";
 
 static volatile sig_atomic_t stop;
 
@@ -108,9 +110,71 @@ static int run(store_t *s, const char *session, struct printer *p, int follow,
     return CMD_OK;
 }
 
+/* One element of a remote page: printed as is (the server rendered it like print_one). */
+static int print_remote(void *arg, const char *elem, size_t n)
+{
+    struct printer *p = arg;
+    if (fwrite(elem, 1, n, stdout) != n || putchar('\n') == EOF)
+        return REEL_EIO;
+    p->count++;
+    return 0;
+}
+
+/* The same walk through GET /v1/sessions/{id}/events or GET /v1/events; --follow
+ * long-polls (wait=20) instead of polling. */
+static int run_remote(const cmd_remote_t *r, const char *session, struct printer *p, int follow,
+                      unsigned long long limit)
+{
+    store_buf_t path = STORE_BUF_INIT, body = STORE_BUF_INIT;
+    unsigned long long printed = 0;
+    int rc = CMD_OK;
+    while (!stop) {
+        size_t max = PAGE;
+        if (limit && limit - printed < max)
+            max = (size_t)(limit - printed);
+        store_buf_clear(&path);
+        if (session) {
+            store_buf_printf(&path, "/v1/sessions/");
+            cmd_remote_escape(&path, session);
+            store_buf_printf(&path, "/events?offset=%llu", (unsigned long long)p->last);
+        } else {
+            store_buf_printf(&path, "/v1/events?after=%llu", (unsigned long long)p->last);
+        }
+        store_buf_printf(&path, "&limit=%zu%s%s", max, p->include_raw ? "&include_raw=true" : "",
+                         follow ? "&wait=20" : "");
+        if (p->types) {
+            store_buf_printf(&path, "&types=");
+            cmd_remote_escape(&path, p->types);
+        }
+        if (cmd_remote_get("tail", r, store_buf_cstr(&path), &body)) {
+            rc = CMD_FAIL;
+            break;
+        }
+        const char *b = (const char *)body.data, *v;
+        size_t n;
+        p->count = 0;
+        if (cmd_json_array_each(b, body.len, "events", print_remote, p) ||
+            cmd_json_member(b, body.len, session ? "next_offset" : "next_after", &v, &n)) {
+            cmd_error("tail", "%s answered something that is not an events page", r->url);
+            rc = CMD_FAIL;
+            break;
+        }
+        p->last = strtoull(v, NULL, 10);
+        int more = !cmd_json_member(b, body.len, "hasMore", &v, &n) && n == 4 && !memcmp(v, "true", 4);
+        fflush(stdout);
+        printed += p->count;
+        if ((limit && printed >= limit) || (p->count < max && !more && !follow))
+            break;
+    }
+    store_buf_release(&path);
+    store_buf_release(&body);
+    return rc;
+}
+
 int cmd_tail(int argc, char **argv)
 {
     const char *prog = "tail", *data = CMD_DEFAULT_DATA, *session = NULL, *types = NULL;
+    cmd_remote_t remote = {0};
     unsigned long long after = 0, limit = 0;
     int follow = 0, include_raw = 0;
     const opt_t rows[] = {
@@ -127,19 +191,22 @@ int cmd_tail(int argc, char **argv)
          .help = "include each event's 'raw' field"},
         {.name = "types", .type = OPT_STRING, .arg = "T,U,...", .dest = &types,
          .help = "only events of these types"},
+        CMD_OPT_REMOTE(&remote),
         OPT_END,
     };
     int st = cmd_parse_session(prog, about, rows, argc, argv, &session, 0);
     if (st != OPT_GO)
         return st;
-    store_t *s = cmd_open_store(prog, data, 1, 0);
-    if (!s)
-        return CMD_FAIL;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
     struct printer p = {.out = STORE_BUF_INIT, .include_raw = include_raw, .last = after,
                         .by_position = session == NULL, .types = types};
+    if (remote.url)
+        return run_remote(&remote, session, &p, follow, limit);
+    store_t *s = cmd_open_store(prog, data, 1, 0);
+    if (!s)
+        return CMD_FAIL;
     int rc = run(s, session, &p, follow, limit);
     store_buf_release(&p.out);
     store_close(s);

@@ -141,4 +141,36 @@ int cmd_partial_begin(cmd_partial_t *p, const char *prog, const char *dest, int 
 int cmd_partial_commit(cmd_partial_t *p);
 void cmd_partial_abort(cmd_partial_t *p);
 
+/* ---- Against a server (remote.c): --server URL [REEL_SERVER] --token T [REEL_TOKEN] ---- */
+
+typedef struct cmd_remote {
+    const char *url;   /* http(s)://host:port, no trailing path; NULL = use --data */
+    const char *token; /* bearer token or NULL */
+} cmd_remote_t;
+
+/* The two rows of a cmd_remote_t 'r'. */
+#define CMD_OPT_REMOTE(r)                                                                     \
+    {.name = "server", .type = OPT_STRING, .arg = "URL", .env = "REEL_SERVER",                 \
+     .dest = &(r)->url, .help = "read from a reel server instead of --data"},                   \
+    {.name = "token", .type = OPT_STRING, .arg = "T", .env = "REEL_TOKEN", .dest = &(r)->token, \
+     .help = "bearer token for --server"}
+
+/* GET url+path (path with its query, already escaped): the body into 'out' (cleared
+ * first), or the body streamed to 'fd'. 0, or -1 after printing why: could not connect,
+ * or the HTTP status and the problem's detail. */
+int cmd_remote_get(const char *prog, const cmd_remote_t *r, const char *path, store_buf_t *out);
+int cmd_remote_stream(const char *prog, const cmd_remote_t *r, const char *path, int fd);
+/* Sets 'b' to "/v1/sessions/<session, escaped>/<route>". */
+void cmd_remote_session_path(store_buf_t *b, const char *session, const char *route);
+/* Appends 's' percent-encoded (everything but A-Z a-z 0-9 - . _ ~). */
+void cmd_remote_escape(store_buf_t *b, const char *s);
+/* The text of member 'name' of the JSON object 'json' (no re-encoding): 0 or -1. */
+int cmd_json_member(const char *json, size_t len, const char *name, const char **v, size_t *vlen);
+/* Calls cb with the text of each element of the array member 'name', verbatim. 0, -1 (no
+ * such array) or cb's non-zero result. */
+int cmd_json_array_each(const char *json, size_t len, const char *name,
+                        int (*cb)(void *arg, const char *elem, size_t n), void *arg);
+/* Appends the decoded JSON string literal v[0..n) (quotes included) to 'out'. */
+void cmd_json_unquote(const char *v, size_t n, store_buf_t *out);
+
 #endif
