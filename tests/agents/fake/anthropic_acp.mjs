@@ -1,7 +1,10 @@
-// Minimal scripted Anthropic Messages API (streaming and not) for offline agent runs.
+// Minimal scripted Anthropic Messages API (streaming and not) for the real ACP agent
+// (claude-code-acp driving Claude Code, tests/agents/test_acp.py); agentlib's Fake
+// protocol: `--log FILE`, first stdout line `listening http://127.0.0.1:PORT`.
 import http from "node:http";
 import fs from "node:fs";
-const log = process.argv[2] ? fs.createWriteStream(process.argv[2], { flags: "a" }) : null;
+const at = process.argv.indexOf("--log");
+const log = at > 0 ? fs.createWriteStream(process.argv[at + 1], { flags: "a" }) : null;
 let n = 0;
 function sse(res, events) {
   res.writeHead(200, { "content-type": "text/event-stream" });
