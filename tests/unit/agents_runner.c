@@ -302,24 +302,34 @@ static const char acp_agent[] =
     "        up({'sessionUpdate':'tool_call_update','toolCallId':'c1','status':'completed' if ok else 'failed'})\n"
     "        out({'jsonrpc':'2.0','id':pid,'result':{'stopReason':'end_turn'}})\n";
 
-Test(agents_runner, acp_agent_is_driven_over_stdin_and_restored_by_replay)
+/* Writes 'script' as the executable dir/acp-agent and fills what every ACP run test's
+ * options share: the agent, session s1, the test store, the script with 'log' as its one
+ * argument. */
+static void acp_setup(const char *script, char *bin, char *log, char **extra, agent_run_opts_t *o)
 {
-    char bin[TU_PATH_MAX + 16], log[TU_PATH_MAX + 16];
-    snprintf(bin, sizeof bin, "%s/acp-agent", dir);
-    snprintf(log, sizeof log, "%s/acp.log", dir);
+    snprintf(bin, TU_PATH_MAX + 16, "%s/acp-agent", dir);
+    snprintf(log, TU_PATH_MAX + 16, "%s/acp.log", dir);
     FILE *f = fopen(bin, "w");
-    fputs(acp_agent, f);
+    fputs(script, f);
     fclose(f);
     chmod(bin, 0755);
-    char *extra[] = {log, NULL};
-    agent_run_opts_t o = {0};
-    o.ops = agent_find("acp");
-    o.session = "s1";
-    o.data_dir = data;
-    o.no_sync = 1;
-    o.bin = bin;
+    extra[0] = log;
+    extra[1] = NULL;
+    memset(o, 0, sizeof *o);
+    o->ops = agent_find("acp");
+    o->session = "s1";
+    o->data_dir = data;
+    o->no_sync = 1;
+    o->bin = bin;
+    o->extra = extra;
+}
+
+Test(agents_runner, acp_agent_is_driven_over_stdin_and_restored_by_replay)
+{
+    char bin[TU_PATH_MAX + 16], log[TU_PATH_MAX + 16], *extra[2];
+    agent_run_opts_t o;
+    acp_setup(acp_agent, bin, log, extra, &o);
     o.prompt = "Clean the build dir";
-    o.extra = extra;
     o.retry_max_s = 5;
     o.quiet = 1;
     agent_run_result_t res;
@@ -350,7 +360,7 @@ Test(agents_runner, acp_agent_is_driven_over_stdin_and_restored_by_replay)
     o.prompt = "again";
     TU_OK(agent_run(&o, &res)); /* no loadSession: a new session with the restore text */
     size_t len;
-    f = fopen(log, "r");
+    FILE *f = fopen(log, "r");
     char buf[65536];
     len = fread(buf, 1, sizeof buf - 1, f);
     buf[len] = 0;
@@ -398,22 +408,10 @@ static const char acp_agent_numeric[] =
 
 Test(agents_runner, acp_numeric_ids_elicitation_and_vendor_methods)
 {
-    char bin[TU_PATH_MAX + 16], log[TU_PATH_MAX + 16];
-    snprintf(bin, sizeof bin, "%s/acp-agent", dir);
-    snprintf(log, sizeof log, "%s/acp.log", dir);
-    FILE *f = fopen(bin, "w");
-    fputs(acp_agent_numeric, f);
-    fclose(f);
-    chmod(bin, 0755);
-    char *extra[] = {log, NULL};
-    agent_run_opts_t o = {0};
-    o.ops = agent_find("acp");
-    o.session = "s1";
-    o.data_dir = data;
-    o.no_sync = 1;
-    o.bin = bin;
+    char bin[TU_PATH_MAX + 16], log[TU_PATH_MAX + 16], *extra[2];
+    agent_run_opts_t o;
+    acp_setup(acp_agent_numeric, bin, log, extra, &o);
     o.prompt = "list";
-    o.extra = extra;
     o.retry_max_s = 5;
     o.quiet = 1;
     o.approve = 1;
