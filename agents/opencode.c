@@ -81,7 +81,8 @@ static int text_part(agent_conv_t *c, json_t *part, const char *delta, const cha
     }
     if (rc)
         return rc;
-    if (text && (it->text.len != strlen(text) || memcmp(it->text.data, text, it->text.len))) {
+    if (text && (it->text.len != strlen(text) ||
+                 (it->text.len && memcmp(it->text.data, text, it->text.len)))) {
         store_buf_clear(&it->text); /* keep the item's text equal to the part's */
         store_buf_puts(&it->text, text);
     }
