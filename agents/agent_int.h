@@ -156,6 +156,21 @@ int agent__http_request(agent__http_t *h, const char *method, const char *path,
                         const char *ctype, const void *body, size_t len, int timeout_ms,
                         int *status, store_buf_t *resp);
 
+/* ---- Progress lines of `reel run` (progress.c) ---- */
+
+typedef struct agent__progress {
+    unsigned turns;
+    long long tok_in, tok_out;
+    double cost;
+    int have_cost;
+    char last_text[120]; /* the start of the last assistant message */
+    json_t *tool_names;  /* call_id -> tool name, for "[failed] NAME: ..." */
+} agent__progress_t;
+
+/* Prints the line 'ev' calls for, if any, on stderr. Zero-initialize the state. */
+void agent__progress_event(agent__progress_t *p, const agent_event_t *ev);
+void agent__progress_free(agent__progress_t *p);
+
 /* ---- JSON helpers (NULL-safe) ---- */
 
 const char *agent__str(json_t *o, const char *key); /* string member or NULL */
