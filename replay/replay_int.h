@@ -11,9 +11,11 @@ int replay__js_json(store_mp_t *m, store_buf_t *out);
 size_t replay__utf16_len(const uint8_t *p, size_t n);
 
 /* Appends jansson value 'v' as json_dumps(v, flags) would give it; REEL_OK, or
- * REEL_ENOMEM when it could not be written (project.c). */
+ * REEL_ENOMEM when it could not be written (markdown.c). */
 struct json_t;
 int replay__json_write(store_buf_t *out, const struct json_t *v, size_t flags);
+/* Appends transcript 't' (project.c's fold) as Markdown (markdown.c). */
+int replay__markdown(store_buf_t *out, struct json_t *t);
 
 /* Positions of the body fields (store.h): [event_id, type, source, synthetic,
  * native_session_id, data, raw, client_time]; a 7-field body (format 1) has no
