@@ -40,16 +40,30 @@
 
 /* ---- Configuration ---- */
 
-/* Token scopes are bit sets: a route needs its bit (read or append) in the token's scope. */
+/* Token scopes are bit sets: a route needs its bit in the token's scope (GET/HEAD: read;
+ * POST/PUT: append; DELETE: delete). The store-wide routes (the all-sessions feed, stats
+ * and export of the whole store, metrics) also need a token that is not limited to session
+ * prefixes. 'admin' is recorded for the token tools and later routes; no route needs it
+ * yet (docs/HTTP.md "Tenants"). */
 enum api_scope {
     API_SCOPE_READ = 1,   /* every GET route (and metrics) */
     API_SCOPE_APPEND = 2, /* POST events, POST/PUT session records */
-    API_SCOPE_FULL = 3,   /* everything, including DELETE of a session */
+    API_SCOPE_DELETE = 4, /* DELETE of a session or stream */
+    API_SCOPE_ADMIN = 8,
+    API_SCOPE_FULL = 15,  /* everything */
 };
 
+/* A token the server accepts. A token is either given as its text ('token', the --token
+ * and --tokens-file forms) or only by its SHA-256 ('token' NULL, 'digest' set: the named
+ * tokens of a --tokens file, which never holds secrets). A named token may be limited to
+ * sessions whose ids start with one of 'prefixes' (a tenant, docs/HTTP.md "Tenants"). */
 typedef struct api_token {
-    const char *token; /* the bearer token text (borrowed) */
-    int scope;         /* enum api_scope */
+    const char *token;    /* the bearer token text (borrowed), or NULL */
+    uint8_t digest[32];   /* SHA-256 of the token text, when 'token' is NULL */
+    int scope;            /* enum api_scope bits */
+    const char *name;     /* NULL for the unnamed forms */
+    char **prefixes;      /* session-id prefixes (borrowed); NULL/0 = every session */
+    size_t n_prefixes;
 } api_token_t;
 
 typedef struct api_limits {
@@ -97,8 +111,14 @@ int api_log_level_parse(const char *s);
 int api_tokens_load(const char *path, api_token_t **out, size_t *n, char *msg, size_t msg_len);
 void api_tokens_free(api_token_t *tokens, size_t n);
 
-/* Parses "full", "read" or "append" into an enum api_scope; -1 if none. */
+/* Parses "full", "read", "append", "delete" or "admin" into an enum api_scope; -1 if none. */
 int api_scope_parse(const char *s);
+
+/* Reads a named-tokens file (--tokens FILE, written by `reel tokens`): one JSON object per
+ * line, {"name":N,"sha256":HEX,"scopes":["read",...],"prefixes":["acme/",...]}, '#'
+ * lines and blank lines ignored. Same results and errors as api_tokens_load(). */
+int api_tokens_load_named(const char *path, api_token_t **out, size_t *n, char *msg,
+                          size_t msg_len);
 
 /* ---- Lifecycle ---- */
 

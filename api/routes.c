@@ -18,41 +18,47 @@
 
 /* A plain row, and an SSE row (which also takes ?access_token=: EventSource cannot send
  * headers). */
-#define ROUTE(pattern, methods, body, auth, handler) \
-    {pattern, methods, body, auth, handler, NULL, NULL, NULL}
-#define SSE_ROUTE(pattern, handler) \
-    {pattern, R, 0, TOKEN, handler, NULL, NULL, api__query_token_get}
+#define ROUTE(pattern, methods, body, auth, handler, tenant) \
+    {pattern, methods, body, auth, handler, NULL, NULL, NULL, tenant}
+#define SSE_ROUTE(pattern, handler, tenant) \
+    {pattern, R, 0, TOKEN, handler, NULL, NULL, api__query_token_get, tenant}
+/* What a token limited to session prefixes may touch (enum api_tenant_rule). */
+#define T_OPEN API_TENANT_OPEN
+#define T_SESS API_TENANT_SESSION
+#define T_STORE API_TENANT_STORE
+#define T_FILTER API_TENANT_FILTER
 
 const api_route_t api__routes[] = {
-    /*     pattern                         methods       body        auth   handler */
-    ROUTE("/v1/health",                    R,            0,          OPEN,  api__health),
-    ROUTE("/metrics",                      R,            0,          TOKEN, api__metrics),
-    ROUTE("/v1/sessions",                  R,            0,          TOKEN, api__sessions_list),
-    ROUTE("/v1/sessions/{id}",             R,            0,          TOKEN, api__session_get),
-    ROUTE("/v1/sessions/{id}",             W,            W,          TOKEN, api__session_put),
-    ROUTE("/v1/sessions/{id}",             API_M_DELETE, 0,          TOKEN, api__session_delete),
-    ROUTE("/v1/sessions/{id}/events",      R,            0,          TOKEN, api__events_read),
-    ROUTE("/v1/sessions/{id}/events",      API_M_POST,   API_M_POST, TOKEN, api__events_append),
-    SSE_ROUTE("/v1/sessions/{id}/events/sse", api__session_sse),
-    ROUTE("/v1/sessions/{id}/restore",     R,            0,          TOKEN, api__restore),
-    ROUTE("/v1/sessions/{id}/transcript",  R,            0,          TOKEN, api__transcript),
-    ROUTE("/v1/sessions/{id}/export",      R,            0,          TOKEN, api__session_export),
-    ROUTE("/v1/sessions/{id}/verify",      R,            0,          TOKEN, api__verify),
-    ROUTE("/v1/events",                    R,            0,          TOKEN, api__feed_read),
-    SSE_ROUTE("/v1/events/sse",            api__feed_sse),
-    ROUTE("/v1/stats",                     R,            0,          TOKEN, api__stats),
-    ROUTE("/v1/export",                    R,            0,          TOKEN, api__export),
+    /*     pattern                         methods       body        auth   handler                tenant */
+    ROUTE("/v1/health",                    R,            0,          OPEN,  api__health,           T_OPEN),
+    ROUTE("/metrics",                      R,            0,          TOKEN, api__metrics,          T_STORE),
+    ROUTE("/v1/tenant",                    R,            0,          TOKEN, api__tenant,           T_OPEN),
+    ROUTE("/v1/sessions",                  R,            0,          TOKEN, api__sessions_list,    T_FILTER),
+    ROUTE("/v1/sessions/{id}",             R,            0,          TOKEN, api__session_get,      T_SESS),
+    ROUTE("/v1/sessions/{id}",             W,            W,          TOKEN, api__session_put,      T_SESS),
+    ROUTE("/v1/sessions/{id}",             API_M_DELETE, 0,          TOKEN, api__session_delete,   T_SESS),
+    ROUTE("/v1/sessions/{id}/events",      R,            0,          TOKEN, api__events_read,      T_SESS),
+    ROUTE("/v1/sessions/{id}/events",      API_M_POST,   API_M_POST, TOKEN, api__events_append,    T_SESS),
+    SSE_ROUTE("/v1/sessions/{id}/events/sse", api__session_sse,                                    T_SESS),
+    ROUTE("/v1/sessions/{id}/restore",     R,            0,          TOKEN, api__restore,          T_SESS),
+    ROUTE("/v1/sessions/{id}/transcript",  R,            0,          TOKEN, api__transcript,       T_SESS),
+    ROUTE("/v1/sessions/{id}/export",      R,            0,          TOKEN, api__session_export,   T_SESS),
+    ROUTE("/v1/sessions/{id}/verify",      R,            0,          TOKEN, api__verify,           T_SESS),
+    ROUTE("/v1/events",                    R,            0,          TOKEN, api__feed_read,        T_STORE),
+    SSE_ROUTE("/v1/events/sse",            api__feed_sse,                                          T_STORE),
+    ROUTE("/v1/stats",                     R,            0,          TOKEN, api__stats,            T_FILTER),
+    ROUTE("/v1/export",                    R,            0,          TOKEN, api__export,           T_FILTER),
     /* The Durable Streams protocol (api/ds/, docs/durable-streams.md): the path after
      * /v1/stream/ is the stream's; its headers on every answer; ?access_token= with
-     * live=sse only. */
+     * live=sse only. A limited token sees only streams whose path starts with a prefix. */
     {.pattern = "/v1/stream/*", .methods = R | W | API_M_DELETE, .body = W, .auth = TOKEN,
      .handler = api__ds, .add_headers = api__ds_headers, .cors_headers = API_DS_CORS_HEADERS,
-     .query_token = api__ds_query_token},
+     .query_token = api__ds_query_token, .tenant = API_TENANT_STREAM},
     /* The inspector's files hold no data; its requests to the API carry the token. */
-    ROUTE("/",                             R,            0,          OPEN,  api__root),
-    ROUTE("/ui",                           R,            0,          OPEN,  api__ui_index),
-    ROUTE("/ui/",                          R,            0,          OPEN,  api__ui_index),
-    ROUTE("/ui/{name}",                    R,            0,          OPEN,  api__ui_file),
+    ROUTE("/",                             R,            0,          OPEN,  api__root,             T_OPEN),
+    ROUTE("/ui",                           R,            0,          OPEN,  api__ui_index,         T_OPEN),
+    ROUTE("/ui/",                          R,            0,          OPEN,  api__ui_index,         T_OPEN),
+    ROUTE("/ui/{name}",                    R,            0,          OPEN,  api__ui_file,          T_OPEN),
 };
 
 const size_t api__n_routes = sizeof api__routes / sizeof api__routes[0];

@@ -112,7 +112,7 @@ static struct MHD_Daemon *start_daemon(api_server_t *srv, const api_config_t *cf
 static void server_free(api_server_t *srv)
 {
     api__conns_free(srv);
-    free(srv->tokens);
+    api__tokens_free(srv);
     free(srv->cors_origin);
     api__evcache_free(srv->evcache);
     api__access_free(srv->access);

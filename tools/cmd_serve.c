@@ -25,7 +25,7 @@
 /* The settings, filled by the option table: strings stay NULL when not given, numbers
  * start at the server's defaults (API_LIMITS_DEFAULT). */
 struct settings {
-    const char *data, *listen, *token, *tokens_file, *cors, *access_log, *error_log;
+    const char *data, *listen, *token, *tokens_file, *named_tokens, *cors, *access_log, *error_log;
     int no_sync, create, log_json, log_level;
     unsigned long long max_body, max_event, max_depth, max_conn, max_conn_ip, timeout, max_sse,
         sse_buf, threads, evcache_mb, ds_long_poll_ms;
@@ -46,6 +46,9 @@ static int parse(struct settings *st, int argc, char **argv)
          .dest = &st->token, .help = "bearer token with full scope"},
         {.name = "tokens-file", .type = OPT_STRING, .arg = "FILE", .env = "REEL_TOKENS_FILE",
          .dest = &st->tokens_file, .help = "lines 'TOKEN full|read|append'"},
+        {.name = "tokens", .type = OPT_STRING, .arg = "FILE", .env = "REEL_TOKENS",
+         .dest = &st->named_tokens,
+         .help = "named tokens, hashed, with scopes and session prefixes\n(`reel tokens add` writes it)"},
         CMD_OPT_SYNC(&st->no_sync),
         {.name = "create", .type = OPT_FLAG, .dest = &st->create,
          .help = "make a new, empty store where data.mdb exists but holds none"},
@@ -135,12 +138,31 @@ static int tokens(const struct settings *st, api_token_t **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    if (st->tokens_file) {
-        char msg[512];
-        if (api_tokens_load(st->tokens_file, out, n, msg, sizeof msg) != REEL_OK) {
+    char msg[512];
+    if (st->tokens_file && api_tokens_load(st->tokens_file, out, n, msg, sizeof msg) != REEL_OK) {
+        cmd_error("serve", "%s", msg);
+        return -1;
+    }
+    if (st->named_tokens) {
+        api_token_t *named;
+        size_t nn;
+        api_token_t *v;
+        if (api_tokens_load_named(st->named_tokens, &named, &nn, msg, sizeof msg) != REEL_OK) {
             cmd_error("serve", "%s", msg);
+            api_tokens_free(*out, *n);
+            *out = NULL, *n = 0;
             return -1;
         }
+        if (nn && !(v = realloc(*out, (*n + nn) * sizeof *v))) {
+            cmd_error("serve", "out of memory");
+            abort();
+        }
+        if (nn) {
+            memcpy(v + *n, named, nn * sizeof *v);
+            *out = v;
+            *n += nn;
+        }
+        free(named); /* its entries now belong to *out */
     }
     if (st->token) {
         api_token_t *v = realloc(*out, (*n + 1) * sizeof *v);
@@ -149,6 +171,7 @@ static int tokens(const struct settings *st, api_token_t **out, size_t *n)
             cmd_error("serve", "out of memory");
             abort();
         }
+        memset(&v[*n], 0, sizeof v[*n]);
         v[*n].token = t;
         v[*n].scope = API_SCOPE_FULL;
         *out = v;
@@ -202,7 +225,7 @@ static void reload(api_server_t *srv, const struct settings *st)
                        "old file", msg);
     api_token_t *toks;
     size_t n;
-    if (!st->tokens_file) {
+    if (!st->tokens_file && !st->named_tokens) {
         api_server_log(srv, API_LOG_INFO, "reel serve: SIGHUP: logs reopened");
     } else if (tokens(st, &toks, &n) < 0) {
         api_server_log(srv, API_LOG_ERROR, "reel serve: SIGHUP: the tokens file could not be "

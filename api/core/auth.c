@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -16,16 +17,33 @@
 
 int api_scope_parse(const char *s)
 {
-    if (!strcmp(s, "full"))
-        return API_SCOPE_FULL;
-    if (!strcmp(s, "read"))
-        return API_SCOPE_READ;
-    if (!strcmp(s, "append"))
-        return API_SCOPE_APPEND;
+    static const struct { const char *name; int scope; } tab[] = {
+        {"full", API_SCOPE_FULL}, {"read", API_SCOPE_READ}, {"append", API_SCOPE_APPEND},
+        {"delete", API_SCOPE_DELETE}, {"admin", API_SCOPE_ADMIN}};
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (!strcmp(s, tab[i].name))
+            return tab[i].scope;
     return -1;
 }
 
-/* The digests of 't' (NULL when n is 0). */
+static void free_hashes(api_token_hash_t *h, size_t n)
+{
+    for (size_t i = 0; h && i < n; i++) {
+        for (size_t j = 0; j < h[i].n_prefixes; j++)
+            free(h[i].prefixes[j]);
+        free(h[i].prefixes);
+    }
+    free(h);
+}
+
+void api__tokens_free(api_server_t *srv)
+{
+    free_hashes(srv->tokens, srv->n_tokens);
+    srv->tokens = NULL;
+    srv->n_tokens = 0;
+}
+
+/* The digests of 't' (NULL when n is 0), with copies of their names and prefixes. */
 static int digest_tokens(const api_token_t *t, size_t n, api_token_hash_t **out)
 {
     *out = NULL;
@@ -35,8 +53,21 @@ static int digest_tokens(const api_token_t *t, size_t n, api_token_hash_t **out)
     if (!h)
         return REEL_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        SHA256((const unsigned char *)t[i].token, strlen(t[i].token), h[i].digest);
+        if (t[i].token)
+            SHA256((const unsigned char *)t[i].token, strlen(t[i].token), h[i].digest);
+        else
+            memcpy(h[i].digest, t[i].digest, sizeof h[i].digest);
         h[i].scope = t[i].scope;
+        snprintf(h[i].name, sizeof h[i].name, "%s", t[i].name ? t[i].name : "");
+        if (t[i].n_prefixes && !(h[i].prefixes = calloc(t[i].n_prefixes, sizeof(char *)))) {
+            free_hashes(h, n);
+            return REEL_ENOMEM;
+        }
+        for (size_t j = 0; j < t[i].n_prefixes; j++, h[i].n_prefixes++)
+            if (!(h[i].prefixes[j] = strdup(t[i].prefixes[j]))) {
+                free_hashes(h, n);
+                return REEL_ENOMEM;
+            }
     }
     *out = h;
     return REEL_OK;
@@ -57,24 +88,60 @@ int api_server_set_tokens(api_server_t *srv, const api_token_t *t, size_t n)
         return rc;
     pthread_rwlock_wrlock(&srv->tokens_lock);
     api_token_hash_t *old = srv->tokens;
+    size_t old_n = srv->n_tokens;
     srv->tokens = h;
     srv->n_tokens = n;
     pthread_rwlock_unlock(&srv->tokens_lock);
-    free(old);
+    free_hashes(old, old_n);
     return REEL_OK;
 }
 
-/* The scope of 'tok' (0 if unknown), looked up in constant time over all tokens. */
-static int token_scope(const api_server_t *srv, const char *tok, size_t len)
+/* The index of the token 'tok' matches (-1 if none), looked up in constant time over all
+ * tokens: every digest is compared, whatever matched before. */
+static long token_index(const api_server_t *srv, const char *tok, size_t len)
 {
     uint8_t d[32];
     SHA256((const unsigned char *)tok, len, d);
-    int scope = 0;
+    long found = -1;
     for (size_t i = 0; i < srv->n_tokens; i++) {
         int eq = CRYPTO_memcmp(d, srv->tokens[i].digest, sizeof d) == 0;
-        scope |= eq ? srv->tokens[i].scope : 0;
+        found = eq ? (long)i : found;
     }
-    return scope;
+    return found;
+}
+
+/* The matched token's name and prefixes, copied into the request (the set may be
+ * replaced by SIGHUP while the request runs). */
+static int take_principal(api_req_t *rq, const api_token_hash_t *t)
+{
+    snprintf(rq->token_name, sizeof rq->token_name, "%s", t->name);
+    rq->token_scope = t->scope;
+    if (!t->n_prefixes)
+        return REEL_OK;
+    size_t total = 0;
+    for (size_t i = 0; i < t->n_prefixes; i++)
+        total += strlen(t->prefixes[i]) + 1;
+    if (!(rq->prefixes = malloc(total)))
+        return REEL_ENOMEM;
+    char *p = rq->prefixes;
+    for (size_t i = 0; i < t->n_prefixes; i++) {
+        size_t l = strlen(t->prefixes[i]) + 1;
+        memcpy(p, t->prefixes[i], l);
+        p += l;
+    }
+    rq->n_prefixes = t->n_prefixes;
+    return REEL_OK;
+}
+
+static int check_token(api_req_t *rq, const char *tok, size_t len, int need)
+{
+    long i = token_index(rq->srv, tok, len);
+    if (i < 0)
+        return rq->bad_token = 1, REEL_EUNAUTHORIZED;
+    const api_token_hash_t *t = &rq->srv->tokens[i];
+    if ((t->scope & need) != need)
+        return REEL_EFORBIDDEN;
+    return take_principal(rq, t);
 }
 
 /* The auth check with the token set held still (SIGHUP may replace it). */
@@ -88,19 +155,12 @@ static int auth_locked(api_req_t *rq, int need, int allow_query)
         const char *t = h + 7;
         while (*t == ' ')
             t++;
-        int scope = token_scope(srv, t, strlen(t));
-        if (!scope)
-            return rq->bad_token = 1, REEL_EUNAUTHORIZED;
-        return (scope & need) == need ? REEL_OK : REEL_EFORBIDDEN;
+        return check_token(rq, t, strlen(t), need);
     }
     if (allow_query) {
         char tok[512];
-        if (api__query(rq, "access_token", tok, sizeof tok) > 0) {
-            int scope = token_scope(srv, tok, strlen(tok));
-            if (!scope)
-                return rq->bad_token = 1, REEL_EUNAUTHORIZED;
-            return (scope & need) == need ? REEL_OK : REEL_EFORBIDDEN;
-        }
+        if (api__query(rq, "access_token", tok, sizeof tok) > 0)
+            return check_token(rq, tok, strlen(tok), need);
     }
     return REEL_EUNAUTHORIZED;
 }
@@ -111,6 +171,18 @@ int api__auth(api_req_t *rq, int need, int allow_query)
     int rc = auth_locked(rq, need, allow_query);
     pthread_rwlock_unlock(&rq->srv->tokens_lock);
     return rc;
+}
+
+int api__tenant_allows(const api_req_t *rq, const char *id, size_t len)
+{
+    const char *p = rq->prefixes;
+    for (size_t i = 0; i < rq->n_prefixes; i++) {
+        size_t pl = strlen(p);
+        if (pl <= len && !memcmp(id, p, pl))
+            return 1;
+        p += pl + 1;
+    }
+    return rq->n_prefixes == 0;
 }
 
 /* ---- Tokens file ---- */
@@ -129,8 +201,13 @@ void api_tokens_free(api_token_t *tokens, size_t n)
 {
     if (!tokens)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free((char *)tokens[i].token);
+        free((char *)tokens[i].name);
+        for (size_t j = 0; j < tokens[i].n_prefixes; j++)
+            free(tokens[i].prefixes[j]);
+        free(tokens[i].prefixes);
+    }
     free(tokens);
 }
 
@@ -146,6 +223,7 @@ static int parse_line(char *s, api_token_t *t)
     int scope = api_scope_parse(trim(sp));
     if (scope < 0 || !*s)
         return -1;
+    memset(t, 0, sizeof *t);
     t->token = strdup(s);
     t->scope = scope;
     return t->token ? 0 : -1;
@@ -183,6 +261,114 @@ int api_tokens_load(const char *path, api_token_t **out, size_t *n, char *msg, s
         }
         cnt++;
     }
+    fclose(f);
+    if (rc != REEL_OK) {
+        api_tokens_free(v, cnt);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return REEL_OK;
+}
+
+/* ---- Named tokens (--tokens FILE, JSON lines) ---- */
+
+static int hex_digest(const char *h, uint8_t out[32])
+{
+    if (!h || strlen(h) != 64)
+        return -1;
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(h + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)h[2 * i]) ||
+            !isxdigit((unsigned char)h[2 * i + 1]))
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* One line's object into 't'; NULL on success, else what is wrong. */
+static const char *named_token(json_t *o, api_token_t *t)
+{
+    memset(t, 0, sizeof *t);
+    const char *name = json_string_value(json_object_get(o, "name"));
+    if (!name || !*name || strlen(name) >= 64 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(name))
+        return "'name' must be 1-63 characters of A-Z a-z 0-9 - _ .";
+    if (hex_digest(json_string_value(json_object_get(o, "sha256")), t->digest))
+        return "'sha256' must be the 64 hex digits of the token's SHA-256";
+    json_t *sc = json_object_get(o, "scopes"), *v;
+    size_t i;
+    if (!json_is_array(sc) || !json_array_size(sc))
+        return "'scopes' must be a non-empty array of read, append, delete, admin, full";
+    json_array_foreach(sc, i, v) {
+        int bit = json_is_string(v) ? api_scope_parse(json_string_value(v)) : -1;
+        if (bit < 0)
+            return "'scopes' must be a non-empty array of read, append, delete, admin, full";
+        t->scope |= bit;
+    }
+    json_t *px = json_object_get(o, "prefixes");
+    if (px && !json_is_array(px))
+        return "'prefixes' must be an array of session-id prefixes";
+    if (json_array_size(px) && !(t->prefixes = calloc(json_array_size(px), sizeof(char *))))
+        return "out of memory";
+    json_array_foreach(px, i, v) {
+        const char *p = json_string_value(v);
+        if (!p || !*p || !store_session_id_valid(p, strlen(p)))
+            return "each prefix must be a non-empty session id (UTF-8, no control characters)";
+        if (!(t->prefixes[t->n_prefixes++] = strdup(p)))
+            return "out of memory";
+    }
+    return (t->name = strdup(name)) ? NULL : "out of memory";
+}
+
+int api_tokens_load_named(const char *path, api_token_t **out, size_t *n, char *msg,
+                          size_t msg_len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(msg, msg_len, "cannot read tokens file '%s': %s", path, strerror(errno));
+        return REEL_EIO;
+    }
+    api_token_t *v = NULL;
+    size_t cnt = 0, cap = 0, lineno = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    int rc = REEL_OK;
+    while (getline(&line, &lcap, f) > 0) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 8;
+            api_token_t *nv = realloc(v, cap * sizeof *v);
+            if (!nv) {
+                rc = REEL_ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        json_error_t je;
+        json_t *o = json_loads(s, 0, &je);
+        int obj = json_is_object(o);
+        const char *why = obj ? named_token(o, &v[cnt]) : "not a JSON object";
+        json_decref(o);
+        cnt += obj; /* a half-read entry is counted, so api_tokens_free() frees it */
+        if (why) {
+            snprintf(msg, msg_len, "%s:%zu: %s", path, lineno, why);
+            rc = REEL_EINVALID_PARAMETER;
+            break;
+        }
+        for (size_t i = 0; i + 1 < cnt; i++)
+            if (!strcmp(v[i].name, v[cnt - 1].name)) {
+                snprintf(msg, msg_len, "%s:%zu: the name '%s' is used twice", path, lineno,
+                         v[cnt - 1].name);
+                rc = REEL_EINVALID_PARAMETER;
+            }
+        if (rc)
+            break;
+    }
+    free(line);
     fclose(f);
     if (rc != REEL_OK) {
         api_tokens_free(v, cnt);

@@ -106,6 +106,7 @@ struct api_route {
      * where a browser's EventSource must (it cannot send headers), because tokens in URLs
      * end up in logs and histories. NULL = never. */
     int (*query_token)(const api_req_t *rq);
+    int tenant;                 /* enum api_tenant_rule */
 };
 
 /* The query_token rule of an SSE route: a GET. */
@@ -128,7 +129,19 @@ void api__methods_text(unsigned bits, char *out, size_t cap);
 typedef struct api_token_hash {
     uint8_t digest[32]; /* SHA-256 of the token text */
     int scope;
+    char name[64];      /* "" for the unnamed forms */
+    char **prefixes;    /* owned; NULL/0 = every session */
+    size_t n_prefixes;
 } api_token_hash_t;
+
+/* Which sessions a route touches, for tokens limited to session prefixes (auth.c): */
+enum api_tenant_rule {
+    API_TENANT_OPEN = 0, /* none (health, the inspector's files, /v1/tenant) */
+    API_TENANT_SESSION,  /* the {id} session: outside the prefixes it does not exist */
+    API_TENANT_STREAM,   /* the Durable Streams path ('*'): likewise */
+    API_TENANT_STORE,    /* every session (feed, metrics): 403 for a limited token */
+    API_TENANT_FILTER,   /* the handler filters or checks (listing, stats, export) */
+};
 
 /* The logs (log.c). 'lock' serializes lines and guards the FILE pointers, which SIGHUP
  * replaces (api_server_reopen_logs). */
@@ -242,6 +255,10 @@ struct api_req {
     size_t param_len;
     int bad_id;           /* the {id} segment decoded to an invalid session id */
     int bad_token;        /* a token was sent and matched none (401 says so) */
+    char token_name[64];  /* the matched named token's name ("" for none or unnamed) */
+    int token_scope;      /* the matched token's scopes (enum api_scope), 0 without auth */
+    char *prefixes;       /* the token's session prefixes, NUL-separated (owned), or NULL */
+    size_t n_prefixes;    /* 0: the token may touch every session */
     char session[STORE_SESSION_ID_MAX + 1]; /* the decoded {id} */
     size_t session_len;
     int phase;            /* enum api_phase, then the handler's own */
@@ -289,6 +306,12 @@ struct api_req {
 /* Monotonic clock in ms, and in microseconds. */
 uint64_t api__now_ms(void);
 uint64_t api__now_us(void);
+
+/* Frees the server's token set (auth.c). */
+void api__tokens_free(api_server_t *srv);
+/* 1 when the request's token may touch session 'id' (it has no prefixes, or 'id' starts
+ * with one of them) (auth.c). */
+int api__tenant_allows(const api_req_t *rq, const char *id, size_t len);
 
 /* ---- Logs (log.c) ---- */
 

@@ -3,7 +3,8 @@
  * The access log has one line per request, written when the request ends: time, peer,
  * method, path (an access_token in the query is replaced by "REDACTED"; headers, where
  * tokens usually are, are never logged), status, body bytes when known ("-" for streams),
- * duration and request id. The error log says what happened to the server: start and stop,
+ * duration, request id and the name of the token used ("-" for none or an unnamed one).
+ * The error log says what happened to the server: start and stop,
  * reloads, every 5xx answer with its request id and detail, a damaged store; 4xx answers at
  * level debug. Each line is written with one fwrite under the log's lock and flushed, so
  * lines of concurrent requests never interleave and a crash loses none.
@@ -248,14 +249,19 @@ void api__log_access(api_req_t *rq)
         store_json_write_string(&b, rq->method ? rq->method : "-",
                                 strlen(rq->method ? rq->method : "-"));
         store_buf_printf(&b, ",\"path\":%.*s,\"status\":%d,\"bytes\":%s,\"duration_ms\":%.3f,"
-                             "\"request_id\":\"%s\"}",
+                             "\"request_id\":\"%s\",\"token\":",
                          (int)path.len, (const char *)path.data, status, bytes, ms,
                          rq->request_id);
+        if (rq->token_name[0]) /* names are [A-Za-z0-9._-]: safe unescaped */
+            store_buf_printf(&b, "\"%s\"}", rq->token_name);
+        else
+            store_buf_puts(&b, "null}");
     } else {
         /* The quoted path is JSON-escaped: a raw control byte cannot forge a line. */
-        store_buf_printf(&b, "%s %s %s %.*s %d %s %.3fms %s", t, peer,
+        store_buf_printf(&b, "%s %s %s %.*s %d %s %.3fms %s %s", t, peer,
                          rq->method ? rq->method : "-", (int)path.len, (const char *)path.data,
-                         status, bytes, ms, rq->request_id);
+                         status, bytes, ms, rq->request_id,
+                         rq->token_name[0] ? rq->token_name : "-");
     }
     store_buf_release(&path);
     write_line(lg, lg->access, &b);

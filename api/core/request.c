@@ -51,6 +51,7 @@ void api__on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
     if (rq->dispose)
         rq->dispose(rq);
+    free(rq->prefixes);
     store_buf_release(&rq->body);
     store_buf_release(&rq->meta);
     atomic_fetch_sub(&rq->srv->live, 1);
@@ -220,7 +221,7 @@ static int needed_scope(const api_req_t *rq)
     if (rq->method_bit & API_M_READ)
         return API_SCOPE_READ;
     if (rq->method_bit == API_M_DELETE)
-        return API_SCOPE_FULL;
+        return API_SCOPE_DELETE;
     return API_SCOPE_APPEND;
 }
 
@@ -239,6 +240,38 @@ static enum MHD_Result check_auth(api_req_t *rq, int *ok)
         return api__problem(rq, rc, "the token's scope does not allow %s on this route",
                             rq->method);
     return MHD_YES;
+}
+
+/* A token limited to session prefixes (a tenant): outside them a session or stream is
+ * answered exactly as one that does not exist, whether it exists or not, so nothing about
+ * other tenants can be learned; the store-wide routes are refused. 0 with '*r' set when
+ * answered. */
+static int tenant_ok(api_req_t *rq, enum MHD_Result *r)
+{
+    switch (rq->route->tenant) {
+    case API_TENANT_SESSION:
+        if (api__tenant_allows(rq, rq->session, rq->session_len))
+            return 1;
+        *r = api__problem(rq, REEL_ESESSION_NOT_FOUND, "session '%s' does not exist", rq->session);
+        return 0;
+    case API_TENANT_STREAM: {
+        char path[1024];
+        long n = api__pct_decode(rq->param, rq->param_len, path, sizeof path - 1, 0);
+        if (n >= 0 && api__tenant_allows(rq, path, (size_t)n))
+            return 1;
+        /* the words of api/ds/ds.c for a stream that does not exist */
+        *r = api__problem(rq, REEL_ENOT_FOUND, "stream '%.200s' does not exist",
+                          n >= 0 ? path : "(bad encoding)");
+        return 0;
+    }
+    case API_TENANT_STORE:
+        *r = api__problem(rq, REEL_EFORBIDDEN, "this route reads every session; the token '%s' "
+                          "is limited to session prefixes (GET /v1/tenant shows them)",
+                          rq->token_name);
+        return 0;
+    default:
+        return 1;
+    }
 }
 
 /* Checks done once, before any body byte is read. Returns MHD_YES with rq->phase
@@ -275,6 +308,8 @@ static enum MHD_Result first_call(api_req_t *rq)
         take_id(rq);
     if (rq->bad_id && rq->method_bit != API_M_OPTIONS) /* a preflight names no session */
         return api__problem(rq, REEL_EINVALID_SESSION_ID, "%s", rq->reject_detail);
+    if (rq->n_prefixes && rq->method_bit != API_M_OPTIONS && !tenant_ok(rq, &r))
+        return r;
     if (api__stopping(srv))
         return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
     rq->phase = API_PHASE_NEW;

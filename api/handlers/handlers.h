@@ -39,6 +39,8 @@ enum MHD_Result api__session_get(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__session_put(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__session_delete(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size);
+/* GET /v1/tenant: the token's name and session prefixes (docs/HTTP.md "Tenants") */
+enum MHD_Result api__tenant(api_req_t *rq, const char *data, size_t *size);
 /* projections.c */
 enum MHD_Result api__restore(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__transcript(api_req_t *rq, const char *data, size_t *size);

@@ -228,6 +228,28 @@ static int query_time(api_req_t *rq, const char *name, int64_t *ms)
     return REEL_OK;
 }
 
+/* A token limited to session prefixes (docs/HTTP.md "Tenants") may ask for stats or an
+ * export of named sessions under its prefixes: 1 to go on. A session outside them is
+ * answered as one that does not exist; no list at all (the whole store) is refused. */
+static int tenant_sessions(api_req_t *rq, const char *list)
+{
+    if (!list) {
+        api__problem(rq, REEL_EFORBIDDEN, "a token limited to session prefixes must name its "
+                     "sessions (?session= for stats, ?sessions= for an export)");
+        return 0;
+    }
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (!api__tenant_allows(rq, p, n)) {
+            api__problem(rq, REEL_ESESSION_NOT_FOUND, "session '%.*s' does not exist",
+                         (int)(n > 200 ? 200 : n), p);
+            return 0;
+        }
+        p += n + (p[n] == ',');
+    }
+    return 1;
+}
+
 enum MHD_Result api__stats(api_req_t *rq, const char *data, size_t *size)
 {
     if (rq->phase == JOB_RUNNING)
@@ -252,6 +274,10 @@ enum MHD_Result api__stats(api_req_t *rq, const char *data, size_t *size)
     if (rc > 0) {
         o->session = j->session;
         o->session_len = strlen(j->session);
+    }
+    if (rq->n_prefixes && !tenant_sessions(rq, rc > 0 ? j->session : NULL)) {
+        free(j);
+        return MHD_YES;
     }
     return start_job(rq, j);
 }
@@ -419,5 +445,7 @@ enum MHD_Result api__export(api_req_t *rq, const char *data, size_t *size)
                             "'sessions' must be a comma-separated list of session ids");
     if (rc > 0)
         o.sessions = rq->types; /* lives as long as the request; copied by replay_export_new */
+    if (rq->n_prefixes && !tenant_sessions(rq, rc > 0 ? rq->types : NULL))
+        return MHD_YES;
     return export_start(rq, &o, "reel-export");
 }

@@ -461,6 +461,39 @@ static int parse_recent_cursor(const char *c, store_list_t *q)
     return 0;
 }
 
+/* A token limited to session prefixes lists only under them, and learns nothing of other
+ * sessions: the listing is narrowed to its prefix (the store then examines no other
+ * record, so neither short pages nor cursors speak of them). Id order only for now: a
+ * recent-order cursor names the store-wide session number of a record (docs/HTTP.md
+ * "Tenants"). A token with several prefixes must name one with ?prefix=. '*empty' when
+ * the request's prefix lies outside the token's. */
+static enum MHD_Result tenant_listing(api_req_t *rq, store_list_t *q, char *prefix, size_t cap,
+                                      int *empty)
+{
+    if (q->order != STORE_ORDER_ID)
+        return api__problem(rq, REEL_EINVALID_PARAMETER, "order=recent is not available to a "
+                            "token limited to session prefixes; use order=id");
+    const char *p = rq->prefixes, *mine = NULL;
+    for (size_t i = 0; i < rq->n_prefixes; i++, p += strlen(p) + 1) {
+        size_t pl = strlen(p);
+        if (q->prefix && q->prefix_len >= pl && !memcmp(q->prefix, p, pl))
+            return MHD_YES; /* already inside this prefix */
+        if (!q->prefix || (pl > q->prefix_len && !memcmp(p, q->prefix, q->prefix_len)))
+            mine = mine ? "" : p; /* "" marks a second candidate */
+    }
+    if (!mine) {
+        *empty = 1;
+        return MHD_YES;
+    }
+    if (!*mine)
+        return api__problem(rq, REEL_EINVALID_PARAMETER, "this token has several session "
+                            "prefixes: name one with ?prefix= (GET /v1/tenant lists them)");
+    snprintf(prefix, cap, "%s", mine);
+    q->prefix = prefix;
+    q->prefix_len = strlen(prefix);
+    return MHD_YES;
+}
+
 enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size)
 {
     char cursor[STORE_SESSION_ID_MAX + 1] = "", agent[STORE_NAME_MAX + 1], status[16],
@@ -490,6 +523,17 @@ enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size
     if (rc > 0 && prefix[0]) {
         q->prefix = prefix;
         q->prefix_len = strlen(prefix);
+    }
+    if (rq->n_prefixes) {
+        int empty = 0;
+        if ((res = tenant_listing(rq, q, prefix, sizeof prefix, &empty)) != MHD_YES || rq->phase == API_PHASE_ANSWERED)
+            goto done;
+        if (empty) {
+            store_buf_t none = STORE_BUF_INIT;
+            store_buf_puts(&none, "{\"sessions\":[],\"next_cursor\":null}");
+            res = api__reply_json(rq, 200, &none);
+            goto done;
+        }
     }
     rc = api__query(rq, "cursor", cursor, sizeof cursor);
     if (rc > 0 && cursor[0]) {
@@ -563,4 +607,39 @@ enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size
 done:
     free(q);
     return res;
+}
+
+/* ---- GET /v1/tenant: what the caller's token may do ---- */
+
+enum MHD_Result api__tenant(api_req_t *rq, const char *data, size_t *size)
+{
+    store_buf_t out = STORE_BUF_INIT;
+    store_buf_puts(&out, "{\"name\":");
+    if (rq->token_name[0])
+        store_json_write_string(&out, rq->token_name, strlen(rq->token_name));
+    else
+        store_buf_puts(&out, "null");
+    store_buf_puts(&out, ",\"scopes\":[");
+    static const char *names[] = {"read", "append", "delete", "admin"};
+    int scope = rq->srv->n_tokens ? rq->token_scope : API_SCOPE_FULL, first = 1;
+    for (int i = 0; i < 4; i++)
+        if (scope & (1 << i)) {
+            store_buf_printf(&out, "%s\"%s\"", first ? "" : ",", names[i]);
+            first = 0;
+        }
+    store_buf_puts(&out, "],\"prefixes\":");
+    if (!rq->n_prefixes) {
+        store_buf_puts(&out, "null"); /* every session */
+    } else {
+        store_buf_putc(&out, '[');
+        const char *p = rq->prefixes;
+        for (size_t i = 0; i < rq->n_prefixes; i++, p += strlen(p) + 1) {
+            if (i)
+                store_buf_putc(&out, ',');
+            store_json_write_string(&out, p, strlen(p));
+        }
+        store_buf_putc(&out, ']');
+    }
+    store_buf_putc(&out, '}');
+    return api__reply_json(rq, 200, &out);
 }

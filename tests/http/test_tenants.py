@@ -1,0 +1,201 @@
+"""Tenants (issue 23, first part): named tokens limited to session prefixes.
+
+For every row of the route table and every method it takes, tenant A's token gets for
+tenant B's existing session or stream exactly what it gets for one that does not exist
+(status, body with the id swapped, headers but Date and X-Request-Id); listings show only
+A's sessions; the store-wide routes refuse A; 1,000+ path tricks and encodings never let A
+read B's data; a token removed from the file stops working on an open connection after
+SIGHUP."""
+import http.client
+import json
+import random
+import re
+import signal
+import subprocess
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import REEL_BIN, Server
+from test_options import ROUTES, concrete  # the route table, read from api/routes.c
+
+SECRET_B = "BETA-SECRET-%d" % random.Random(7).randrange(10**9)
+
+
+def add_token(path, name, scopes, prefixes=None):
+    args = [REEL_BIN, "tokens", "add", name, "--scopes", scopes, "--file", str(path)]
+    if prefixes:
+        args += ["--prefixes", prefixes]
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def tenants(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tenants")
+    tokens = d / "tokens.jsonl"
+    tok = {"a": add_token(tokens, "acme", "read,append,delete", "acme/"),
+           "b": add_token(tokens, "beta", "full", "beta/"),
+           "root": add_token(tokens, "root", "full")}
+    s = Server(d, args=["--tokens", str(tokens), "--sync", "none"], token=tok["root"])
+    s.start()
+    s.tok, s.tokens_file = tok, tokens
+    for i in range(3):
+        assert s.append("acme%%2Fs%d" % i, [{"type": "t", "data": {"who": "acme"}}]).status == 200
+        assert s.append("beta%%2Fs%d" % i, [{"type": "t", "data": {"who": SECRET_B}}]).status == 200
+    for who in ("acme", "beta"):
+        r = s.request("PUT", "/v1/stream/%s/st" % who, body=b"", headers={"Content-Type": "text/plain"})
+        assert r.status in (200, 201), r
+        r = s.request("POST", "/v1/stream/%s/st" % who, body=(SECRET_B if who == "beta" else "hi").encode(),
+                      headers={"Content-Type": "text/plain"})
+        assert r.status in (200, 204), r
+    yield s
+    s.stop()
+
+
+def as_(s, who, method, path, body=None, headers=None):
+    h = {"Authorization": "Bearer " + s.tok[who]}
+    h.update(headers or {})
+    return s.request(method, path, body=body, headers=h, auth=False)
+
+
+def comparable(r, swap):
+    body = r.body
+    for a, b in swap:
+        body = body.replace(a.encode(), b.encode())
+    hdr = {k.lower(): v for k, v in r.headers.items() if k.lower() not in ("date", "x-request-id")}
+    return r.status, body, hdr
+
+
+METHODS = {"GET": None, "HEAD": None, "POST": b'{"type":"t"}', "PUT": b"{}", "DELETE": None}
+
+
+def rows():
+    out = []
+    for pattern, allow in sorted(ROUTES.items()):
+        if "{id}" not in pattern and "*" not in pattern:
+            continue
+        for m in allow.split(", "):
+            if m in METHODS:
+                out.append((pattern, m))
+    return out
+
+
+@pytest.mark.parametrize("pattern,method", rows(), ids=["%s %s" % r for r in rows()])
+def test_another_tenants_resource_looks_like_one_that_does_not_exist(tenants, pattern, method):
+    def path(name):
+        if "{id}" in pattern:
+            return pattern.replace("{id}", urllib.parse.quote(name, safe=""))
+        return pattern.replace("*", name)
+    body = METHODS[method]
+    hdr = {"Content-Type": "application/json"} if body is not None else {}
+    if "*" in pattern:
+        hdr = {"Content-Type": "text/plain"} if body is not None else {}
+        existing, missing = "beta/st", "beta/zz"  # same length: same Content-Length
+    else:
+        existing, missing = "beta/s1", "beta/x9"
+    r1 = as_(tenants, "a", method, path(existing), body, hdr)
+    r2 = as_(tenants, "a", method, path(missing), body, hdr)
+    assert r1.status == 404, (method, pattern, r1)
+    assert comparable(r1, [(existing, "X")]) == comparable(r2, [(missing, "X")])
+    assert SECRET_B.encode() not in r1.body
+    # and B's data is untouched: B still reads it
+    if "*" not in pattern:
+        r = as_(tenants, "b", "GET", "/v1/sessions/beta%2Fs1/events")
+        assert r.status == 200 and SECRET_B.encode() in r.body
+
+
+def test_own_sessions_work_and_listing_shows_only_them(tenants):
+    r = as_(tenants, "a", "GET", "/v1/sessions/acme%2Fs1/events")
+    assert r.status == 200 and b"acme" in r.body
+    ids = [x["id"] for x in as_(tenants, "a", "GET", "/v1/sessions?order=id").json["sessions"]]
+    assert ids == ["acme/s0", "acme/s1", "acme/s2"]
+    assert as_(tenants, "a", "GET", "/v1/sessions?order=id&prefix=beta").json == {"sessions": [], "next_cursor": None}
+    assert [x["id"] for x in as_(tenants, "a", "GET", "/v1/sessions?prefix=acme%2Fs1").json["sessions"]] == ["acme/s1"]
+    assert [x["id"] for x in as_(tenants, "a", "GET", "/v1/sessions?prefix=a&limit=1").json["sessions"]] == ["acme/s0"]
+    page = as_(tenants, "a", "GET", "/v1/sessions?limit=2").json
+    assert len(page["sessions"]) == 2 and page["next_cursor"] == "acme/s1"
+    page = as_(tenants, "a", "GET", "/v1/sessions?limit=2&cursor=" + urllib.parse.quote(page["next_cursor"], safe="")).json
+    assert [x["id"] for x in page["sessions"]] == ["acme/s2"] and page["next_cursor"] is None
+    assert as_(tenants, "a", "GET", "/v1/sessions?order=recent").status == 400
+    assert as_(tenants, "a", "GET", "/v1/tenant").json == {"name": "acme", "scopes": ["read", "append", "delete"], "prefixes": ["acme/"]}
+    assert as_(tenants, "root", "GET", "/v1/tenant").json["prefixes"] is None
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/events/sse", "/metrics", "/v1/stats", "/v1/export"])
+def test_store_wide_routes_refuse_a_limited_token(tenants, path):
+    r = as_(tenants, "a", "GET", path)
+    assert r.status == 403 and SECRET_B.encode() not in r.body
+    if "sse" not in path:  # (an SSE stream would stay open)
+        assert as_(tenants, "root", "GET", path).status == 200
+
+
+def test_stats_and_export_of_named_sessions(tenants):
+    r = as_(tenants, "a", "GET", "/v1/stats?session=acme%2Fs1")
+    assert r.status == 200 and r.json["events"] == 1
+    r1 = as_(tenants, "a", "GET", "/v1/stats?session=beta%2Fs1")
+    r2 = as_(tenants, "a", "GET", "/v1/stats?session=beta%2Fx9")
+    assert r1.status == r2.status == 404
+    assert comparable(r1, [("beta/s1", "X")]) == comparable(r2, [("beta/x9", "X")])
+    r = as_(tenants, "a", "GET", "/v1/export?compression=none&sessions=acme%2Fs0,acme%2Fs1")
+    assert r.status == 200 and b"acme/s1" in r.body and b"beta" not in r.body
+    assert as_(tenants, "a", "GET", "/v1/export?compression=none&sessions=acme%2Fs0,beta%2Fs1").status == 404
+
+
+def tricks(rnd):
+    """Ids and raw path segments that try to escape acme/ towards beta/s1."""
+    base = ["acme/../beta/s1", "acme/./../beta/s1", "acme%2F..%2Fbeta%2Fs1", "acme%2f%2e%2e%2fbeta%2fs1",
+            "acme/%2e%2e/beta/s1", "acme%252F..%252Fbeta%252Fs1", "..%2Fbeta%2Fs1", "%2E%2E/beta/s1",
+            "acme/\u2024\u2024/beta/s1", "acme\uff0f..\uff0fbeta\uff0fs1", "beta/s1", "beta%2Fs1",
+            "BETA%2Fs1", "beta%2fs1%00", "acme%00beta%2Fs1", "acme/%00/../beta/s1", " beta%2Fs1",
+            "beta%2Fs1%20", "acme%2F%2E%2E%2Fbeta%2Fs1", "acme%c0%afbeta", "acme%ef%bc%8fbeta%2Fs1"]
+    out = list(base)
+    pieces = ["acme", "beta", "s1", "..", ".", "%2F", "/", "%2f", "%252F", "%2E", "%2e", "%00", "%5C",
+              "\\", "%C0%AF", "%E2%88%95", ";", "?", "#", "%3F", "%23", "~", "%7E", "A", "%41"]
+    while len(out) < 1100:
+        out.append("".join(rnd.choice(pieces) for _ in range(rnd.randrange(2, 9))))
+    return out
+
+
+def test_path_tricks_never_reach_another_tenant(tenants):
+    rnd = random.Random(2326)
+    conn = http.client.HTTPConnection("127.0.0.1", tenants.port, timeout=10)
+    seen = {}
+    for t in tricks(rnd):
+        for route in ("/v1/sessions/%s/events", "/v1/sessions/%s", "/v1/sessions/%s/transcript",
+                      "/v1/stream/%s"):
+            raw = route % t
+            try:
+                wire = "".join(c if 0x20 < ord(c) < 0x7f else urllib.parse.quote(c) for c in raw)
+                conn.request("GET", wire,
+                             headers={"Authorization": "Bearer " + tenants.tok["a"]})
+                resp = conn.getresponse()
+                body = resp.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", tenants.port, timeout=10)
+                continue
+            seen[resp.status] = seen.get(resp.status, 0) + 1
+            assert SECRET_B.encode() not in body, (raw, resp.status, body[:200])
+            if resp.status == 200 and "stream" not in route:
+                assert b"beta" not in body or b"acme" in body, (raw, body[:200])
+    assert sum(seen.values()) >= 4000, seen
+    print("path tricks:", seen)
+
+
+def test_a_removed_token_stops_at_the_next_request_after_sighup(tenants):
+    conn = http.client.HTTPConnection("127.0.0.1", tenants.port, timeout=10)
+    h = {"Authorization": "Bearer " + tenants.tok["a"]}
+    conn.request("GET", "/v1/sessions/acme%2Fs1", headers=h)
+    assert conn.getresponse().read() and True
+    subprocess.run([REEL_BIN, "tokens", "revoke", "acme", "--file", str(tenants.tokens_file)],
+                   check=True, capture_output=True)
+    tenants.proc.send_signal(signal.SIGHUP)
+    for _ in range(100):
+        if "2 tokens loaded" in tenants.log_text():
+            break
+        time.sleep(0.02)
+    conn.request("GET", "/v1/sessions/acme%2Fs1", headers=h)
+    r = conn.getresponse()
+    assert r.status == 401 and b"not valid" in r.read()
+    assert as_(tenants, "b", "GET", "/v1/sessions/beta%2Fs1/events").status == 200
