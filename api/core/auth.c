@@ -229,7 +229,14 @@ static int parse_line(char *s, api_token_t *t)
     return t->token ? 0 : -1;
 }
 
-int api_tokens_load(const char *path, api_token_t **out, size_t *n, char *msg, size_t msg_len)
+/* Reads a tokens file line by line: 'fn' turns each non-blank, non-comment line into an
+ * entry (zeroed first) and returns NULL, or what is wrong with it; '*counted' says the
+ * entry holds allocations even on error (api_tokens_free() then frees them). Names must
+ * be unique. */
+typedef const char *(*line_fn)(char *line, api_token_t *t, int *counted);
+
+static int load_file(const char *path, line_fn fn, api_token_t **out, size_t *n, char *msg,
+                     size_t msg_len)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -237,10 +244,10 @@ int api_tokens_load(const char *path, api_token_t **out, size_t *n, char *msg, s
         return REEL_EIO;
     }
     api_token_t *v = NULL;
-    size_t cnt = 0, cap = 0, lineno = 0;
-    char line[1024];
+    size_t cnt = 0, cap = 0, lineno = 0, lcap = 0;
+    char *line = NULL;
     int rc = REEL_OK;
-    while (fgets(line, sizeof line, f)) {
+    while (rc == REEL_OK && getline(&line, &lcap, f) > 0) {
         lineno++;
         char *s = trim(line);
         if (!*s || *s == '#')
@@ -254,13 +261,19 @@ int api_tokens_load(const char *path, api_token_t **out, size_t *n, char *msg, s
             }
             v = nv;
         }
-        if (parse_line(s, &v[cnt]) < 0) {
-            snprintf(msg, msg_len, "%s:%zu: expected 'TOKEN full|read|append'", path, lineno);
+        memset(&v[cnt], 0, sizeof v[cnt]);
+        int counted = 0;
+        const char *why = fn(s, &v[cnt], &counted);
+        cnt += !why || counted;
+        for (size_t i = 0; !why && v[cnt - 1].name && i + 1 < cnt; i++)
+            if (v[i].name && !strcmp(v[i].name, v[cnt - 1].name))
+                why = "a name used twice"; /* names identify tokens in logs */
+        if (why) {
+            snprintf(msg, msg_len, "%s:%zu: %s", path, lineno, why);
             rc = REEL_EINVALID_PARAMETER;
-            break;
         }
-        cnt++;
     }
+    free(line);
     fclose(f);
     if (rc != REEL_OK) {
         api_tokens_free(v, cnt);
@@ -269,6 +282,18 @@ int api_tokens_load(const char *path, api_token_t **out, size_t *n, char *msg, s
     *out = v;
     *n = cnt;
     return REEL_OK;
+}
+
+static const char *legacy_line(char *s, api_token_t *t, int *counted)
+{
+    int rc = parse_line(s, t);
+    *counted = t->token != NULL;
+    return rc < 0 ? "expected 'TOKEN full|read|append'" : NULL;
+}
+
+int api_tokens_load(const char *path, api_token_t **out, size_t *n, char *msg, size_t msg_len)
+{
+    return load_file(path, legacy_line, out, n, msg, msg_len);
 }
 
 /* ---- Named tokens (--tokens FILE, JSON lines) ---- */
@@ -321,60 +346,17 @@ static const char *named_token(json_t *o, api_token_t *t)
     return (t->name = strdup(name)) ? NULL : "out of memory";
 }
 
+static const char *named_line(char *s, api_token_t *t, int *counted)
+{
+    json_t *o = json_loads(s, 0, NULL);
+    *counted = json_is_object(o);
+    const char *why = *counted ? named_token(o, t) : "not a JSON object";
+    json_decref(o);
+    return why;
+}
+
 int api_tokens_load_named(const char *path, api_token_t **out, size_t *n, char *msg,
                           size_t msg_len)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(msg, msg_len, "cannot read tokens file '%s': %s", path, strerror(errno));
-        return REEL_EIO;
-    }
-    api_token_t *v = NULL;
-    size_t cnt = 0, cap = 0, lineno = 0;
-    char *line = NULL;
-    size_t lcap = 0;
-    int rc = REEL_OK;
-    while (getline(&line, &lcap, f) > 0) {
-        lineno++;
-        char *s = trim(line);
-        if (!*s || *s == '#')
-            continue;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 8;
-            api_token_t *nv = realloc(v, cap * sizeof *v);
-            if (!nv) {
-                rc = REEL_ENOMEM;
-                break;
-            }
-            v = nv;
-        }
-        json_error_t je;
-        json_t *o = json_loads(s, 0, &je);
-        int obj = json_is_object(o);
-        const char *why = obj ? named_token(o, &v[cnt]) : "not a JSON object";
-        json_decref(o);
-        cnt += obj; /* a half-read entry is counted, so api_tokens_free() frees it */
-        if (why) {
-            snprintf(msg, msg_len, "%s:%zu: %s", path, lineno, why);
-            rc = REEL_EINVALID_PARAMETER;
-            break;
-        }
-        for (size_t i = 0; i + 1 < cnt; i++)
-            if (!strcmp(v[i].name, v[cnt - 1].name)) {
-                snprintf(msg, msg_len, "%s:%zu: the name '%s' is used twice", path, lineno,
-                         v[cnt - 1].name);
-                rc = REEL_EINVALID_PARAMETER;
-            }
-        if (rc)
-            break;
-    }
-    free(line);
-    fclose(f);
-    if (rc != REEL_OK) {
-        api_tokens_free(v, cnt);
-        return rc;
-    }
-    *out = v;
-    *n = cnt;
-    return REEL_OK;
+    return load_file(path, named_line, out, n, msg, msg_len);
 }
