@@ -64,6 +64,8 @@ typedef struct api_token {
     const char *name;     /* NULL for the unnamed forms */
     char **prefixes;      /* session-id prefixes (borrowed); NULL/0 = every session */
     size_t n_prefixes;
+    double rate_requests; /* requests per second (token bucket, 1 s burst); 0 = no limit */
+    double rate_events;   /* appended events per second (2 s burst); 0 = no limit */
 } api_token_t;
 
 typedef struct api_limits {
@@ -116,7 +118,8 @@ int api_scope_parse(const char *s);
 
 /* Reads a named-tokens file (--tokens FILE, written by `reel tokens`): one JSON object per
  * line, {"name":N,"sha256":HEX,"scopes":["read",...],"prefixes":["acme/",...]}, '#'
- * lines and blank lines ignored. Same results and errors as api_tokens_load(). */
+ * lines and blank lines ignored; optional "rate":{"requests":R,"events":E} per second.
+ * Same results and errors as api_tokens_load(). */
 int api_tokens_load_named(const char *path, api_token_t **out, size_t *n, char *msg,
                           size_t msg_len);
 

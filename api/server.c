@@ -118,6 +118,7 @@ static void server_free(api_server_t *srv)
     api__access_free(srv->access);
     api__log_free(&srv->log);
     pthread_rwlock_destroy(&srv->tokens_lock);
+    pthread_mutex_destroy(&srv->rate_lock);
     pthread_mutex_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->conn_lock);
     pthread_mutex_destroy(&srv->own_lock);
@@ -145,6 +146,7 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     if (!srv)
         return REEL_ENOMEM;
     pthread_rwlock_init(&srv->tokens_lock, NULL);
+    pthread_mutex_init(&srv->rate_lock, NULL);
     rc = api__log_init(&srv->log, cfg, tmp, sizeof tmp);
     if (rc != REEL_OK) {
         set_msg(msg, msg_len, tmp);

@@ -22,6 +22,7 @@
 static const char about[] =
     "Manages the named tokens `reel serve --tokens FILE` accepts:\n"
     "  add NAME --scopes read,append[,delete,admin|full] [--prefixes P,Q]\n"
+    "      [--rate-requests N] [--rate-events N]\n"
     "      makes a token, prints it once on stdout, stores only its SHA-256\n"
     "  list     names, scopes and session prefixes (never secrets)\n"
     "  revoke NAME\n"
@@ -80,7 +81,7 @@ static const char *line_name(json_t *line, json_t **parsed)
 }
 
 static int add(const char *prog, const char *path, const char *name, const char *scopes,
-               const char *prefixes)
+               const char *prefixes, unsigned long long rate_req, unsigned long long rate_ev)
 {
     json_t *sc = json_array(), *px = json_array(), *lines;
     for (const char *p = scopes; p && *p;) {
@@ -133,6 +134,14 @@ static int add(const char *prog, const char *path, const char *name, const char 
         sprintf(hex + 2 * k, "%02x", digest[k]);
     json_t *rec = json_pack("{s:s,s:s,s:o,s:o}", "name", name, "sha256", hex, "scopes", sc,
                             "prefixes", px);
+    if (rate_req || rate_ev) {
+        json_t *rate = json_object();
+        if (rate_req)
+            json_object_set_new(rate, "requests", json_integer((json_int_t)rate_req));
+        if (rate_ev)
+            json_object_set_new(rate, "events", json_integer((json_int_t)rate_ev));
+        json_object_set_new(rec, "rate", rate);
+    }
     char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_array_append_new(lines, json_string(text));
     int rc = write_lines(prog, path, lines);
@@ -202,6 +211,7 @@ static int revoke_token(const char *prog, const char *path, const char *name)
 int cmd_tokens(int argc, char **argv)
 {
     const char *prog = "tokens", *file = NULL, *scopes = NULL, *prefixes = NULL;
+    unsigned long long rate_req = 0, rate_ev = 0;
     const opt_t rows[] = {
         {.name = "file", .type = OPT_STRING, .arg = "FILE", .env = "REEL_TOKENS", .dest = &file,
          .help = "the named-tokens file (as given to reel serve --tokens)"},
@@ -209,6 +219,10 @@ int cmd_tokens(int argc, char **argv)
          .help = "add: read, append, delete, admin or full, comma-separated"},
         {.name = "prefixes", .type = OPT_STRING, .arg = "P,Q", .dest = &prefixes,
          .help = "add: session-id prefixes it is limited to (default: none, every session)"},
+        {.name = "rate-requests", .type = OPT_U64, .arg = "N", .dest = &rate_req, .max = 1000000,
+         .help = "add: at most N requests per second (429 past it; default: no limit)"},
+        {.name = "rate-events", .type = OPT_U64, .arg = "N", .dest = &rate_ev, .max = 100000000,
+         .help = "add: at most N appended events per second (default: no limit)"},
         OPT_END,
     };
     const opt_cmd_t cmd = {.name = prog, .args = "add NAME | list | revoke NAME", .about = about,
@@ -230,7 +244,8 @@ int cmd_tokens(int argc, char **argv)
             cmd_error(prog, "a token name is 1-63 characters of A-Z a-z 0-9 - _ ., not '%.80s'", name);
             return CMD_USAGE;
         }
-        return verb[0] == 'a' ? add(prog, file, name, scopes, prefixes) : revoke_token(prog, file, name);
+        return verb[0] == 'a' ? add(prog, file, name, scopes, prefixes, rate_req, rate_ev)
+                              : revoke_token(prog, file, name);
     }
     cmd_error(prog, "expected 'add NAME', 'list' or 'revoke NAME' (see --help)");
     return CMD_USAGE;

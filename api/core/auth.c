@@ -41,6 +41,98 @@ void api__tokens_free(api_server_t *srv)
     free_hashes(srv->tokens, srv->n_tokens);
     srv->tokens = NULL;
     srv->n_tokens = 0;
+    for (api_bucket_t *b = srv->buckets, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    srv->buckets = NULL;
+}
+
+/* ---- Rate limits: token buckets per named token ---- */
+
+/* Refills 'b' for the time since its last use; called under rate_lock. */
+static void refill(api_bucket_t *b, uint64_t now)
+{
+    double dt = b->last_us ? (double)(now - b->last_us) / 1e6 : 1e9;
+    b->last_us = now;
+    b->requests = b->rate_requests * 1.0 < b->requests + dt * b->rate_requests
+                      ? b->rate_requests * 1.0 : b->requests + dt * b->rate_requests;
+    b->events = b->rate_events * 2.0 < b->events + dt * b->rate_events
+                    ? b->rate_events * 2.0 : b->events + dt * b->rate_events;
+}
+
+/* The bucket of token 't' (made on first use), with t's current rates. */
+static api_bucket_t *bucket_of(api_server_t *srv, const api_token_hash_t *t)
+{
+    api_bucket_t *b = srv->buckets;
+    while (b && strcmp(b->name, t->name))
+        b = b->next;
+    if (!b && (b = calloc(1, sizeof *b))) {
+        snprintf(b->name, sizeof b->name, "%s", t->name);
+        b->next = srv->buckets;
+        srv->buckets = b;
+    }
+    if (b) {
+        b->rate_requests = t->rate_requests;
+        b->rate_events = t->rate_events;
+    }
+    return b;
+}
+
+/* Seconds until 'need' tokens are back at 'rate' per second, at least 1. */
+static unsigned wait_s(double have, double need, double rate)
+{
+    double s = (need - have) / rate;
+    return s < 1 ? 1 : (unsigned)s + 1;
+}
+
+/* One request from t's requests/s bucket: REEL_OK or REEL_ETOO_MANY. */
+static int rate_request(api_req_t *rq, const api_token_hash_t *t)
+{
+    if (!t->name[0] || (t->rate_requests <= 0 && t->rate_events <= 0))
+        return REEL_OK;
+    api_server_t *srv = rq->srv;
+    pthread_mutex_lock(&srv->rate_lock);
+    api_bucket_t *b = bucket_of(srv, t);
+    int rc = REEL_OK;
+    if (b) {
+        refill(b, api__now_us());
+        if (b->rate_requests > 0 && b->requests < 1) {
+            rq->retry_after = wait_s(b->requests, 1, b->rate_requests);
+            rc = REEL_ETOO_MANY;
+        } else if (b->rate_requests > 0) {
+            b->requests -= 1;
+        }
+    }
+    rq->bucket = b;
+    pthread_mutex_unlock(&srv->rate_lock);
+    return rc;
+}
+
+int api__rate_events(api_req_t *rq, size_t n)
+{
+    api_bucket_t *b = rq->bucket;
+    if (!b || b->rate_events <= 0)
+        return REEL_OK;
+    pthread_mutex_lock(&rq->srv->rate_lock);
+    refill(b, api__now_us());
+    double rate = b->rate_events, have = b->events;
+    int over = (double)n > have;
+    if (!over)
+        b->events -= (double)n;
+    pthread_mutex_unlock(&rq->srv->rate_lock);
+    if (!over)
+        return REEL_OK;
+    if ((double)n > 2 * rate) { /* no wait makes it fit: 413, not 429 */
+        api__problem(rq, REEL_ETOO_LARGE, "%zu events in one request is more than the token "
+                     "'%s' may append in 2 s (%g events/s): split the batch", n, rq->token_name,
+                     rate);
+        return REEL_ETOO_LARGE;
+    }
+    rq->retry_after = wait_s(have, (double)n, rate);
+    api__problem(rq, REEL_ETOO_MANY, "the token '%s' may append %g events/s; retry in %u s",
+                 rq->token_name, rate, rq->retry_after);
+    return REEL_ETOO_MANY;
 }
 
 /* The digests of 't' (NULL when n is 0), with copies of their names and prefixes. */
@@ -58,6 +150,8 @@ static int digest_tokens(const api_token_t *t, size_t n, api_token_hash_t **out)
         else
             memcpy(h[i].digest, t[i].digest, sizeof h[i].digest);
         h[i].scope = t[i].scope;
+        h[i].rate_requests = t[i].rate_requests;
+        h[i].rate_events = t[i].rate_events;
         snprintf(h[i].name, sizeof h[i].name, "%s", t[i].name ? t[i].name : "");
         if (t[i].n_prefixes && !(h[i].prefixes = calloc(t[i].n_prefixes, sizeof(char *)))) {
             free_hashes(h, n);
@@ -141,7 +235,8 @@ static int check_token(api_req_t *rq, const char *tok, size_t len, int need)
     const api_token_hash_t *t = &rq->srv->tokens[i];
     if ((t->scope & need) != need)
         return REEL_EFORBIDDEN;
-    return take_principal(rq, t);
+    int rc = take_principal(rq, t);
+    return rc ? rc : rate_request(rq, t);
 }
 
 /* The auth check with the token set held still (SIGHUP may replace it). */
@@ -331,6 +426,15 @@ static const char *named_token(json_t *o, api_token_t *t)
             return "'scopes' must be a non-empty array of read, append, delete, admin, full";
         t->scope |= bit;
     }
+    json_t *rate = json_object_get(o, "rate");
+    if (rate && (!json_is_object(rate) ||
+                 (json_object_get(rate, "requests") && !json_is_number(json_object_get(rate, "requests"))) ||
+                 (json_object_get(rate, "events") && !json_is_number(json_object_get(rate, "events")))))
+        return "'rate' must be {\"requests\": per second, \"events\": per second}";
+    t->rate_requests = json_number_value(json_object_get(rate, "requests"));
+    t->rate_events = json_number_value(json_object_get(rate, "events"));
+    if (t->rate_requests < 0 || t->rate_events < 0)
+        return "'rate' values must not be negative";
     json_t *px = json_object_get(o, "prefixes");
     if (px && !json_is_array(px))
         return "'prefixes' must be an array of session-id prefixes";

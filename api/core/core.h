@@ -132,7 +132,19 @@ typedef struct api_token_hash {
     char name[64];      /* "" for the unnamed forms */
     char **prefixes;    /* owned; NULL/0 = every session */
     size_t n_prefixes;
+    double rate_requests, rate_events; /* per second; 0 = no limit */
 } api_token_hash_t;
+
+/* A named token's rate limits (auth.c): token buckets kept by name, so a SIGHUP reload
+ * keeps their levels; the rates are the token's current ones. Entries are never freed
+ * before the server, so a request may keep a pointer. Guarded by api_server.rate_lock. */
+typedef struct api_bucket {
+    char name[64];
+    double requests, events; /* tokens left */
+    double rate_requests, rate_events;
+    uint64_t last_us;
+    struct api_bucket *next;
+} api_bucket_t;
 
 /* Which sessions a route touches, for tokens limited to session prefixes (auth.c): */
 enum api_tenant_rule {
@@ -175,6 +187,8 @@ struct api_server {
     api_token_hash_t *tokens;
     size_t n_tokens;
     api_log_t log;
+    pthread_mutex_t rate_lock;  /* guards 'buckets' */
+    api_bucket_t *buckets;
     atomic_uint_fast64_t next_request_id;
     double started_s;           /* wall clock at start (process_start_time_seconds) */
     unsigned port;
@@ -257,6 +271,8 @@ struct api_req {
     int bad_token;        /* a token was sent and matched none (401 says so) */
     char token_name[64];  /* the matched named token's name ("" for none or unnamed) */
     int token_scope;      /* the matched token's scopes (enum api_scope), 0 without auth */
+    api_bucket_t *bucket; /* the named token's rate limits, or NULL */
+    unsigned retry_after; /* seconds for a Retry-After header on the answer, 0 = none */
     char *prefixes;       /* the token's session prefixes, NUL-separated (owned), or NULL */
     size_t n_prefixes;    /* 0: the token may touch every session */
     char session[STORE_SESSION_ID_MAX + 1]; /* the decoded {id} */
@@ -307,7 +323,11 @@ struct api_req {
 uint64_t api__now_ms(void);
 uint64_t api__now_us(void);
 
-/* Frees the server's token set (auth.c). */
+/* Takes 'n' appended events from the request's token's events/s bucket: REEL_OK, or
+ * REEL_ETOO_MANY (rq->retry_after set) or REEL_ETOO_LARGE (more than 2 s of the rate in
+ * one request) with the problem queued (auth.c). */
+int api__rate_events(api_req_t *rq, size_t n);
+/* Frees the server's token set and rate buckets (auth.c). */
 void api__tokens_free(api_server_t *srv);
 /* 1 when the request's token may touch session 'id' (it has no prefixes, or 'id' starts
  * with one of them) (auth.c). */

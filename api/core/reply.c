@@ -48,6 +48,7 @@ enum MHD_Result api__queue(api_req_t *rq, int status, struct MHD_Response *resp)
         rq->add_headers(rq, resp);
     if (rq->request_id[0])
         MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+
     rq->status = status;
     enum MHD_Result r = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -164,8 +165,11 @@ static struct MHD_Response *problem_build(api_req_t *rq, int err, const char *de
                           allow, sizeof allow);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     }
-    if (err == REEL_ETOO_MANY || err == REEL_EUNAVAILABLE)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (err == REEL_ETOO_MANY || err == REEL_EUNAVAILABLE) { /* a rate limit knows how long */
+        char v[16];
+        snprintf(v, sizeof v, "%u", rq->retry_after ? rq->retry_after : 1);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
     return resp;
 }
 

@@ -239,6 +239,11 @@ static enum MHD_Result check_auth(api_req_t *rq, int *ok)
     if (rc == REEL_EFORBIDDEN)
         return api__problem(rq, rc, "the token's scope does not allow %s on this route",
                             rq->method);
+    if (rc == REEL_ETOO_MANY)
+        return api__problem(rq, rc, "the token '%s' is over its rate of requests per second; "
+                            "retry in %u s", rq->token_name, rq->retry_after);
+    if (rc == REEL_ENOMEM)
+        return api__problem(rq, rc, "out of memory");
     return MHD_YES;
 }
 

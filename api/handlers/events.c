@@ -133,6 +133,8 @@ static enum MHD_Result append_parse_submit(api_req_t *rq)
         return api__problem(rq, rc, "event %zu (line %zu, column %zu): %s", e.index, e.line,
                             e.column, e.text[0] ? e.text : reel_strerror(rc));
     store_buf_release(&rq->body);
+    if (api__rate_events(rq, ib->b.n_events) != REEL_OK)
+        return MHD_YES; /* answered 429 */
     ib->b.expected_sequence = rq->expected;
     if (api__async_begin(rq) != REEL_OK)
         return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");

@@ -23,8 +23,8 @@ from test_options import ROUTES, concrete  # the route table, read from api/rout
 SECRET_B = "BETA-SECRET-%d" % random.Random(7).randrange(10**9)
 
 
-def add_token(path, name, scopes, prefixes=None):
-    args = [REEL_BIN, "tokens", "add", name, "--scopes", scopes, "--file", str(path)]
+def add_token(path, name, scopes, prefixes=None, extra=()):
+    args = [REEL_BIN, "tokens", "add", name, "--scopes", scopes, "--file", str(path), *extra]
     if prefixes:
         args += ["--prefixes", prefixes]
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
@@ -199,3 +199,38 @@ def test_a_removed_token_stops_at_the_next_request_after_sighup(tenants):
     r = conn.getresponse()
     assert r.status == 401 and b"not valid" in r.read()
     assert as_(tenants, "b", "GET", "/v1/sessions/beta%2Fs1/events").status == 200
+
+
+def test_rate_limits_answer_429_with_retry_after_and_leave_others_alone(tmp_path):
+    tokens = tmp_path / "t.jsonl"
+    tok = {"slow": add_token(tokens, "slow", "full", "slow/", ["--rate-requests", "5", "--rate-events", "50"]),
+           "fast": add_token(tokens, "fast", "full", "fast/")}
+    s = Server(tmp_path, args=["--tokens", str(tokens), "--sync", "none"])
+    s.start()
+    s.tok = tok
+    try:
+        codes = {"slow": [], "fast": []}
+        for _ in range(20):
+            for who in ("slow", "fast"):
+                r = as_(s, who, "GET", "/v1/sessions?prefix=%s%%2F" % who)
+                codes[who].append(r.status)
+                if r.status == 429:
+                    assert int(r.header("retry-after")) >= 1 and "requests per second" in r.json["detail"]
+        assert codes["fast"] == [200] * 20
+        assert codes["slow"].count(200) <= 7 and codes["slow"].count(429) >= 13, codes["slow"]
+        time.sleep(1.1)  # the request bucket refills
+        ev = [{"type": "t"}] * 80
+        r = as_(s, "slow", "POST", "/v1/sessions/slow%2Fa/events", body=ev)
+        assert r.status == 200, r  # the burst is 2 s of the rate: 100 events
+        r = as_(s, "slow", "POST", "/v1/sessions/slow%2Fa/events", body=ev)
+        assert r.status == 429 and int(r.header("retry-after")) >= 1 and "events/s" in r.json["detail"]
+        time.sleep(1.1)
+        r = as_(s, "slow", "POST", "/v1/sessions/slow%2Fa/events", body=[{"type": "t"}] * 150)
+        assert r.status == 413 and "split the batch" in r.json["detail"]
+        time.sleep(1.1)
+        r = as_(s, "slow", "GET", "/v1/sessions/slow%2Fa/events")  # nothing refused was appended
+        assert r.status == 200 and len(r.json["events"]) == 80
+        r = as_(s, "fast", "POST", "/v1/sessions/fast%2Fa/events", body=[{"type": "t"}] * 1000)
+        assert r.status == 200
+    finally:
+        s.stop()
