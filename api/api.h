@@ -66,6 +66,8 @@ typedef struct api_token {
     size_t n_prefixes;
     double rate_requests; /* requests per second (token bucket, 1 s burst); 0 = no limit */
     double rate_events;   /* appended events per second (2 s burst); 0 = no limit */
+    uint64_t quota_bytes; /* stored bytes of its sessions; 0 = no quota */
+    uint64_t quota_sessions; /* sessions (not deleted) under its prefixes; 0 = no quota */
 } api_token_t;
 
 typedef struct api_limits {
@@ -118,7 +120,8 @@ int api_scope_parse(const char *s);
 
 /* Reads a named-tokens file (--tokens FILE, written by `reel tokens`): one JSON object per
  * line, {"name":N,"sha256":HEX,"scopes":["read",...],"prefixes":["acme/",...]}, '#'
- * lines and blank lines ignored; optional "rate":{"requests":R,"events":E} per second.
+ * lines and blank lines ignored; optional "rate":{"requests":R,"events":E} per second and
+ * "quota":{"bytes":B,"sessions":S}.
  * Same results and errors as api_tokens_load(). */
 int api_tokens_load_named(const char *path, api_token_t **out, size_t *n, char *msg,
                           size_t msg_len);

@@ -29,6 +29,7 @@
     XX(DAMAGED, 400, "damaged_input", "the input is cut or damaged (failed its checks)")    \
     XX(UNAUTHORIZED, 401, "unauthorized", "a bearer token is required")                    \
     XX(FORBIDDEN, 403, "forbidden", "the token does not allow this operation")             \
+    XX(QUOTA, 403, "quota_exceeded", "the token's storage quota is used up")               \
     XX(NOT_FOUND, 404, "not_found", "no such resource")                                    \
     XX(SESSION_NOT_FOUND, 404, "session_not_found", "no such session")                     \
     XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "method not allowed on this route")  \

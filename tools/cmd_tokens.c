@@ -22,7 +22,7 @@
 static const char about[] =
     "Manages the named tokens `reel serve --tokens FILE` accepts:\n"
     "  add NAME --scopes read,append[,delete,admin|full] [--prefixes P,Q]\n"
-    "      [--rate-requests N] [--rate-events N]\n"
+    "      [--rate-requests N] [--rate-events N] [--quota-bytes N] [--quota-sessions N]\n"
     "      makes a token, prints it once on stdout, stores only its SHA-256\n"
     "  list     names, scopes and session prefixes (never secrets)\n"
     "  revoke NAME\n"
@@ -81,7 +81,7 @@ static const char *line_name(json_t *line, json_t **parsed)
 }
 
 static int add(const char *prog, const char *path, const char *name, const char *scopes,
-               const char *prefixes, unsigned long long rate_req, unsigned long long rate_ev)
+               const char *prefixes, const unsigned long long lim[4])
 {
     json_t *sc = json_array(), *px = json_array(), *lines;
     for (const char *p = scopes; p && *p;) {
@@ -134,14 +134,16 @@ static int add(const char *prog, const char *path, const char *name, const char 
         sprintf(hex + 2 * k, "%02x", digest[k]);
     json_t *rec = json_pack("{s:s,s:s,s:o,s:o}", "name", name, "sha256", hex, "scopes", sc,
                             "prefixes", px);
-    if (rate_req || rate_ev) {
-        json_t *rate = json_object();
-        if (rate_req)
-            json_object_set_new(rate, "requests", json_integer((json_int_t)rate_req));
-        if (rate_ev)
-            json_object_set_new(rate, "events", json_integer((json_int_t)rate_ev));
-        json_object_set_new(rec, "rate", rate);
-    }
+    /* lim: requests/s, events/s, quota bytes, quota sessions; 0 = none */
+    static const char *const keys[4][2] = {{"rate", "requests"}, {"rate", "events"},
+                                            {"quota", "bytes"}, {"quota", "sessions"}};
+    for (int k = 0; k < 4; k++)
+        if (lim[k]) {
+            json_t *group = json_object_get(rec, keys[k][0]);
+            if (!group)
+                json_object_set_new(rec, keys[k][0], group = json_object());
+            json_object_set_new(group, keys[k][1], json_integer((json_int_t)lim[k]));
+        }
     char *text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_array_append_new(lines, json_string(text));
     int rc = write_lines(prog, path, lines);
@@ -211,7 +213,7 @@ static int revoke_token(const char *prog, const char *path, const char *name)
 int cmd_tokens(int argc, char **argv)
 {
     const char *prog = "tokens", *file = NULL, *scopes = NULL, *prefixes = NULL;
-    unsigned long long rate_req = 0, rate_ev = 0;
+    unsigned long long lim[4] = {0}; /* requests/s, events/s, quota bytes, quota sessions */
     const opt_t rows[] = {
         {.name = "file", .type = OPT_STRING, .arg = "FILE", .env = "REEL_TOKENS", .dest = &file,
          .help = "the named-tokens file (as given to reel serve --tokens)"},
@@ -219,10 +221,14 @@ int cmd_tokens(int argc, char **argv)
          .help = "add: read, append, delete, admin or full, comma-separated"},
         {.name = "prefixes", .type = OPT_STRING, .arg = "P,Q", .dest = &prefixes,
          .help = "add: session-id prefixes it is limited to (default: none, every session)"},
-        {.name = "rate-requests", .type = OPT_U64, .arg = "N", .dest = &rate_req, .max = 1000000,
+        {.name = "rate-requests", .type = OPT_U64, .arg = "N", .dest = &lim[0], .max = 1000000,
          .help = "add: at most N requests per second (429 past it; default: no limit)"},
-        {.name = "rate-events", .type = OPT_U64, .arg = "N", .dest = &rate_ev, .max = 100000000,
+        {.name = "rate-events", .type = OPT_U64, .arg = "N", .dest = &lim[1], .max = 100000000,
          .help = "add: at most N appended events per second (default: no limit)"},
+        {.name = "quota-bytes", .type = OPT_U64, .arg = "N", .dest = &lim[2],
+         .help = "add: at most N stored bytes in its sessions (default: no quota)"},
+        {.name = "quota-sessions", .type = OPT_U64, .arg = "N", .dest = &lim[3],
+         .help = "add: at most N sessions (default: no quota)"},
         OPT_END,
     };
     const opt_cmd_t cmd = {.name = prog, .args = "add NAME | list | revoke NAME", .about = about,
@@ -244,7 +250,7 @@ int cmd_tokens(int argc, char **argv)
             cmd_error(prog, "a token name is 1-63 characters of A-Z a-z 0-9 - _ ., not '%.80s'", name);
             return CMD_USAGE;
         }
-        return verb[0] == 'a' ? add(prog, file, name, scopes, prefixes, rate_req, rate_ev)
+        return verb[0] == 'a' ? add(prog, file, name, scopes, prefixes, lim)
                               : revoke_token(prog, file, name);
     }
     cmd_error(prog, "expected 'add NAME', 'list' or 'revoke NAME' (see --help)");

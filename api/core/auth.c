@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,8 @@ static api_bucket_t *bucket_of(api_server_t *srv, const api_token_hash_t *t)
     if (b) {
         b->rate_requests = t->rate_requests;
         b->rate_events = t->rate_events;
+        b->quota_bytes = t->quota_bytes;
+        b->quota_sessions = t->quota_sessions;
     }
     return b;
 }
@@ -89,7 +92,8 @@ static unsigned wait_s(double have, double need, double rate)
 /* One request from t's requests/s bucket: REEL_OK or REEL_ETOO_MANY. */
 static int rate_request(api_req_t *rq, const api_token_hash_t *t)
 {
-    if (!t->name[0] || (t->rate_requests <= 0 && t->rate_events <= 0))
+    if (!t->name[0] || (t->rate_requests <= 0 && t->rate_events <= 0 && !t->quota_bytes &&
+                        !t->quota_sessions))
         return REEL_OK;
     api_server_t *srv = rq->srv;
     pthread_mutex_lock(&srv->rate_lock);
@@ -152,6 +156,8 @@ static int digest_tokens(const api_token_t *t, size_t n, api_token_hash_t **out)
         h[i].scope = t[i].scope;
         h[i].rate_requests = t[i].rate_requests;
         h[i].rate_events = t[i].rate_events;
+        h[i].quota_bytes = t[i].quota_bytes;
+        h[i].quota_sessions = t[i].quota_sessions;
         snprintf(h[i].name, sizeof h[i].name, "%s", t[i].name ? t[i].name : "");
         if (t[i].n_prefixes && !(h[i].prefixes = calloc(t[i].n_prefixes, sizeof(char *)))) {
             free_hashes(h, n);
@@ -431,6 +437,13 @@ static const char *named_token(json_t *o, api_token_t *t)
                  (json_object_get(rate, "requests") && !json_is_number(json_object_get(rate, "requests"))) ||
                  (json_object_get(rate, "events") && !json_is_number(json_object_get(rate, "events")))))
         return "'rate' must be {\"requests\": per second, \"events\": per second}";
+    json_t *quota = json_object_get(o, "quota");
+    json_t *qb = json_object_get(quota, "bytes"), *qs = json_object_get(quota, "sessions");
+    if (quota && (!json_is_object(quota) || (qb && (!json_is_integer(qb) || json_integer_value(qb) < 0)) ||
+                  (qs && (!json_is_integer(qs) || json_integer_value(qs) < 0))))
+        return "'quota' must be {\"bytes\": N, \"sessions\": N}, whole numbers";
+    t->quota_bytes = (uint64_t)json_integer_value(qb);
+    t->quota_sessions = (uint64_t)json_integer_value(qs);
     t->rate_requests = json_number_value(json_object_get(rate, "requests"));
     t->rate_events = json_number_value(json_object_get(rate, "events"));
     if (t->rate_requests < 0 || t->rate_events < 0)
@@ -463,4 +476,106 @@ int api_tokens_load_named(const char *path, api_token_t **out, size_t *n, char *
                           size_t msg_len)
 {
     return load_file(path, named_line, out, n, msg, msg_len);
+}
+
+/* ---- Quotas ---- */
+
+struct usage {
+    uint64_t bytes, sessions;
+};
+
+static int add_usage(void *arg, const store_session_t *rec)
+{
+    struct usage *u = arg;
+    u->bytes += rec->bytes;
+    u->sessions += rec->status != STORE_DELETED;
+    return 0;
+}
+
+/* The stored bytes and the sessions (not deleted) under the request's prefixes, or of the
+ * whole store for a token without prefixes. */
+static int count_usage(api_req_t *rq, struct usage *u)
+{
+    memset(u, 0, sizeof *u);
+    store_read_t r;
+    int rc = store_read_begin(rq->srv->store, &r);
+    if (rc)
+        return rc;
+    const char *p = rq->prefixes;
+    for (size_t i = 0; !rc && i < (rq->n_prefixes ? rq->n_prefixes : 1); i++) {
+        store_list_t *q = calloc(1, sizeof *q); /* (it holds an id buffer: not on the stack) */
+        if (!q) {
+            rc = REEL_ENOMEM;
+            break;
+        }
+        q->status = -1;
+        if (rq->n_prefixes) {
+            q->prefix = p, q->prefix_len = strlen(p);
+            p += q->prefix_len + 1;
+        }
+        int more = 0;
+        rc = store_sessions_query(&r, q, SIZE_MAX, 0, add_usage, u, &more);
+        free(q);
+    }
+    store_read_end(&r);
+    return rc;
+}
+
+/* 1 when the request's session has no record yet (an append would create it). */
+static int session_is_new(api_req_t *rq)
+{
+    store_read_t r;
+    store_session_t rec;
+    if (store_read_begin(rq->srv->store, &r))
+        return 0;
+    int rc = store_session_get(&r, rq->session, rq->session_len, &rec);
+    store_read_end(&r);
+    return rc == REEL_ESESSION_NOT_FOUND;
+}
+
+int api__quota_check(api_req_t *rq, uint64_t bytes)
+{
+    api_bucket_t *b = rq->bucket;
+    if (!b || (!b->quota_bytes && !b->quota_sessions))
+        return REEL_OK;
+    uint64_t now = api__now_us();
+    pthread_mutex_lock(&rq->srv->rate_lock);
+    int stale = !b->used_at_us || now - b->used_at_us > 1000000;
+    struct usage u = {b->used_bytes, b->used_sessions};
+    pthread_mutex_unlock(&rq->srv->rate_lock);
+    if (stale) {
+        if (count_usage(rq, &u) != REEL_OK)
+            return REEL_OK; /* the append itself will meet the store's error */
+        pthread_mutex_lock(&rq->srv->rate_lock);
+        b->used_bytes = u.bytes, b->used_sessions = u.sessions, b->used_at_us = now;
+        pthread_mutex_unlock(&rq->srv->rate_lock);
+    }
+    if (b->quota_bytes && u.bytes + bytes > b->quota_bytes) {
+        api__problem(rq, REEL_EQUOTA, "the token '%s' has %llu of its %llu bytes stored; this "
+                     "append needs about %llu more", rq->token_name, (unsigned long long)u.bytes,
+                     (unsigned long long)b->quota_bytes, (unsigned long long)bytes);
+        return REEL_EQUOTA;
+    }
+    if (b->quota_sessions && u.sessions >= b->quota_sessions && session_is_new(rq)) {
+        api__problem(rq, REEL_EQUOTA, "the token '%s' has all %llu of its sessions; a new one "
+                     "needs another deleted first", rq->token_name,
+                     (unsigned long long)b->quota_sessions);
+        return REEL_EQUOTA;
+    }
+    return REEL_OK;
+}
+
+void api__tenant_usage(api_req_t *rq, store_buf_t *out)
+{
+    struct usage u;
+    if (count_usage(rq, &u) != REEL_OK)
+        u.bytes = u.sessions = 0;
+    api_bucket_t *b = rq->bucket;
+    store_buf_printf(out, "{\"bytes\":%llu,\"sessions\":%llu,\"limits\":{",
+                     (unsigned long long)u.bytes, (unsigned long long)u.sessions);
+    if (b)
+        store_buf_printf(out, "\"requests_per_s\":%g,\"events_per_s\":%g,\"quota_bytes\":%llu,"
+                              "\"quota_sessions\":%llu", b->rate_requests, b->rate_events,
+                         (unsigned long long)b->quota_bytes, (unsigned long long)b->quota_sessions);
+    store_buf_puts(out, "}}");
 }

@@ -133,6 +133,7 @@ typedef struct api_token_hash {
     char **prefixes;    /* owned; NULL/0 = every session */
     size_t n_prefixes;
     double rate_requests, rate_events; /* per second; 0 = no limit */
+    uint64_t quota_bytes, quota_sessions; /* 0 = no quota */
 } api_token_hash_t;
 
 /* A named token's rate limits (auth.c): token buckets kept by name, so a SIGHUP reload
@@ -143,6 +144,8 @@ typedef struct api_bucket {
     double requests, events; /* tokens left */
     double rate_requests, rate_events;
     uint64_t last_us;
+    uint64_t quota_bytes, quota_sessions;
+    uint64_t used_bytes, used_sessions, used_at_us; /* usage as last counted */
     struct api_bucket *next;
 } api_bucket_t;
 
@@ -327,6 +330,13 @@ uint64_t api__now_us(void);
  * REEL_ETOO_MANY (rq->retry_after set) or REEL_ETOO_LARGE (more than 2 s of the rate in
  * one request) with the problem queued (auth.c). */
 int api__rate_events(api_req_t *rq, size_t n);
+/* An append of about 'bytes' to session rq->session (which it may create) under the
+ * token's quota: REEL_OK, or REEL_EQUOTA with the problem queued (auth.c).
+ * Usage is counted at most once a second per token, so a quota may be passed by what is
+ * appended within that second. */
+int api__quota_check(api_req_t *rq, uint64_t bytes);
+/* The token's usage, counted now, and its limits, as a JSON object into 'out' (auth.c). */
+void api__tenant_usage(api_req_t *rq, store_buf_t *out);
 /* Frees the server's token set and rate buckets (auth.c). */
 void api__tokens_free(api_server_t *srv);
 /* 1 when the request's token may touch session 'id' (it has no prefixes, or 'id' starts

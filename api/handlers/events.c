@@ -132,9 +132,11 @@ static enum MHD_Result append_parse_submit(api_req_t *rq)
     if (rc != REEL_OK)
         return api__problem(rq, rc, "event %zu (line %zu, column %zu): %s", e.index, e.line,
                             e.column, e.text[0] ? e.text : reel_strerror(rc));
+    uint64_t body_bytes = rq->body.len;
     store_buf_release(&rq->body);
-    if (api__rate_events(rq, ib->b.n_events) != REEL_OK)
-        return MHD_YES; /* answered 429 */
+    if (api__rate_events(rq, ib->b.n_events) != REEL_OK ||
+        api__quota_check(rq, body_bytes) != REEL_OK)
+        return MHD_YES; /* answered: 429, 413 or quota_exceeded */
     ib->b.expected_sequence = rq->expected;
     if (api__async_begin(rq) != REEL_OK)
         return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");

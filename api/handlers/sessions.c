@@ -640,6 +640,8 @@ enum MHD_Result api__tenant(api_req_t *rq, const char *data, size_t *size)
         }
         store_buf_putc(&out, ']');
     }
+    store_buf_puts(&out, ",\"usage\":");
+    api__tenant_usage(rq, &out);
     store_buf_putc(&out, '}');
     return api__reply_json(rq, 200, &out);
 }

@@ -118,7 +118,10 @@ def test_own_sessions_work_and_listing_shows_only_them(tenants):
     page = as_(tenants, "a", "GET", "/v1/sessions?limit=2&cursor=" + urllib.parse.quote(page["next_cursor"], safe="")).json
     assert [x["id"] for x in page["sessions"]] == ["acme/s2"] and page["next_cursor"] is None
     assert as_(tenants, "a", "GET", "/v1/sessions?order=recent").status == 400
-    assert as_(tenants, "a", "GET", "/v1/tenant").json == {"name": "acme", "scopes": ["read", "append", "delete"], "prefixes": ["acme/"]}
+    me = as_(tenants, "a", "GET", "/v1/tenant").json
+    assert {k: me[k] for k in ("name", "scopes", "prefixes")} == {
+        "name": "acme", "scopes": ["read", "append", "delete"], "prefixes": ["acme/"]}
+    assert me["usage"]["sessions"] == 3  # its own, not beta's
     assert as_(tenants, "root", "GET", "/v1/tenant").json["prefixes"] is None
 
 
@@ -232,5 +235,33 @@ def test_rate_limits_answer_429_with_retry_after_and_leave_others_alone(tmp_path
         assert r.status == 200 and len(r.json["events"]) == 80
         r = as_(s, "fast", "POST", "/v1/sessions/fast%2Fa/events", body=[{"type": "t"}] * 1000)
         assert r.status == 200
+    finally:
+        s.stop()
+
+
+def test_quotas_refuse_appends_past_the_stored_bytes_or_sessions(tmp_path):
+    tokens = tmp_path / "t.jsonl"
+    tok = {"q": add_token(tokens, "q", "full", "q/", ["--quota-bytes", "20000", "--quota-sessions", "2"]),
+           "other": add_token(tokens, "other", "full", "o/")}
+    s = Server(tmp_path, args=["--tokens", str(tokens), "--sync", "none"])
+    s.start()
+    s.tok = tok
+    try:
+        big = [{"type": "t", "data": {"x": "y" * 1000}}] * 5
+        assert as_(s, "q", "POST", "/v1/sessions/q%2Fa/events", body=big).status == 200
+        assert as_(s, "q", "POST", "/v1/sessions/q%2Fb/events", body=[{"type": "t"}]).status == 200
+        time.sleep(1.1)  # usage is counted at most once a second
+        r = as_(s, "q", "POST", "/v1/sessions/q%2Fc/events", body=[{"type": "t"}])
+        assert r.status == 403 and r.json["type"].endswith("quota_exceeded") and "sessions" in r.json["detail"]
+        u = as_(s, "q", "GET", "/v1/tenant").json["usage"]
+        assert u["sessions"] == 2 and u["bytes"] > 5000 and u["limits"]["quota_sessions"] == 2
+        for _ in range(4):  # fill the bytes quota
+            r = as_(s, "q", "POST", "/v1/sessions/q%2Fa/events", body=big)
+            time.sleep(1.1)
+            if r.status == 403:
+                break
+        assert r.status == 403 and "bytes stored" in r.json["detail"], r
+        assert as_(s, "q", "GET", "/v1/sessions/q%2Fc").status == 404  # nothing was created
+        assert as_(s, "other", "POST", "/v1/sessions/o%2Fa/events", body=big * 10).status == 200
     finally:
         s.stop()
