@@ -116,13 +116,13 @@ static int rate_request(api_req_t *rq, const api_token_hash_t *t)
 int api__rate_events(api_req_t *rq, size_t n)
 {
     api_bucket_t *b = rq->bucket;
-    if (!b || b->rate_events <= 0)
+    if (!b)
         return REEL_OK;
-    pthread_mutex_lock(&rq->srv->rate_lock);
+    pthread_mutex_lock(&rq->srv->rate_lock); /* (a reload changes the rates) */
     refill(b, api__now_us());
     double rate = b->rate_events, have = b->events;
-    int over = (double)n > have;
-    if (!over)
+    int over = rate > 0 && (double)n > have;
+    if (!over && rate > 0)
         b->events -= (double)n;
     pthread_mutex_unlock(&rq->srv->rate_lock);
     if (!over)
@@ -536,13 +536,16 @@ static int session_is_new(api_req_t *rq)
 int api__quota_check(api_req_t *rq, uint64_t bytes)
 {
     api_bucket_t *b = rq->bucket;
-    if (!b || (!b->quota_bytes && !b->quota_sessions))
+    if (!b)
         return REEL_OK;
     uint64_t now = api__now_us();
     pthread_mutex_lock(&rq->srv->rate_lock);
+    uint64_t qbytes = b->quota_bytes, qsessions = b->quota_sessions;
     int stale = !b->used_at_us || now - b->used_at_us > 1000000;
     struct usage u = {b->used_bytes, b->used_sessions};
     pthread_mutex_unlock(&rq->srv->rate_lock);
+    if (!qbytes && !qsessions)
+        return REEL_OK;
     if (stale) {
         if (count_usage(rq, &u) != REEL_OK)
             return REEL_OK; /* the append itself will meet the store's error */
@@ -550,16 +553,16 @@ int api__quota_check(api_req_t *rq, uint64_t bytes)
         b->used_bytes = u.bytes, b->used_sessions = u.sessions, b->used_at_us = now;
         pthread_mutex_unlock(&rq->srv->rate_lock);
     }
-    if (b->quota_bytes && u.bytes + bytes > b->quota_bytes) {
+    if (qbytes && u.bytes + bytes > qbytes) {
         api__problem(rq, REEL_EQUOTA, "the token '%s' has %llu of its %llu bytes stored; this "
                      "append needs about %llu more", rq->token_name, (unsigned long long)u.bytes,
-                     (unsigned long long)b->quota_bytes, (unsigned long long)bytes);
+                     (unsigned long long)qbytes, (unsigned long long)bytes);
         return REEL_EQUOTA;
     }
-    if (b->quota_sessions && u.sessions >= b->quota_sessions && session_is_new(rq)) {
+    if (qsessions && u.sessions >= qsessions && session_is_new(rq)) {
         api__problem(rq, REEL_EQUOTA, "the token '%s' has all %llu of its sessions; a new one "
                      "needs another deleted first", rq->token_name,
-                     (unsigned long long)b->quota_sessions);
+                     (unsigned long long)qsessions);
         return REEL_EQUOTA;
     }
     return REEL_OK;
@@ -570,12 +573,18 @@ void api__tenant_usage(api_req_t *rq, store_buf_t *out)
     struct usage u;
     if (count_usage(rq, &u) != REEL_OK)
         u.bytes = u.sessions = 0;
-    api_bucket_t *b = rq->bucket;
+    api_bucket_t *b = rq->bucket, copy;
+    if (b) {
+        pthread_mutex_lock(&rq->srv->rate_lock);
+        copy = *b;
+        pthread_mutex_unlock(&rq->srv->rate_lock);
+    }
     store_buf_printf(out, "{\"bytes\":%llu,\"sessions\":%llu,\"limits\":{",
                      (unsigned long long)u.bytes, (unsigned long long)u.sessions);
     if (b)
         store_buf_printf(out, "\"requests_per_s\":%g,\"events_per_s\":%g,\"quota_bytes\":%llu,"
-                              "\"quota_sessions\":%llu", b->rate_requests, b->rate_events,
-                         (unsigned long long)b->quota_bytes, (unsigned long long)b->quota_sessions);
+                              "\"quota_sessions\":%llu", copy.rate_requests, copy.rate_events,
+                         (unsigned long long)copy.quota_bytes,
+                         (unsigned long long)copy.quota_sessions);
     store_buf_puts(out, "}}");
 }
