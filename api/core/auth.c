@@ -92,8 +92,7 @@ static unsigned wait_s(double have, double need, double rate)
 /* One request from t's requests/s bucket: REEL_OK or REEL_ETOO_MANY. */
 static int rate_request(api_req_t *rq, const api_token_hash_t *t)
 {
-    if (!t->name[0] || (t->rate_requests <= 0 && t->rate_events <= 0 && !t->quota_bytes &&
-                        !t->quota_sessions))
+    if (!t->name[0])
         return REEL_OK;
     api_server_t *srv = rq->srv;
     pthread_mutex_lock(&srv->rate_lock);
@@ -101,8 +100,10 @@ static int rate_request(api_req_t *rq, const api_token_hash_t *t)
     int rc = REEL_OK;
     if (b) {
         refill(b, api__now_us());
+        b->n_requests++;
         if (b->rate_requests > 0 && b->requests < 1) {
             rq->retry_after = wait_s(b->requests, 1, b->rate_requests);
+            b->n_limited++;
             rc = REEL_ETOO_MANY;
         } else if (b->rate_requests > 0) {
             b->requests -= 1;
@@ -124,6 +125,8 @@ int api__rate_events(api_req_t *rq, size_t n)
     int over = rate > 0 && (double)n > have;
     if (!over && rate > 0)
         b->events -= (double)n;
+    b->n_events += over ? 0 : n;
+    b->n_limited += over;
     pthread_mutex_unlock(&rq->srv->rate_lock);
     if (!over)
         return REEL_OK;
@@ -553,6 +556,13 @@ int api__quota_check(api_req_t *rq, uint64_t bytes)
         b->used_bytes = u.bytes, b->used_sessions = u.sessions, b->used_at_us = now;
         pthread_mutex_unlock(&rq->srv->rate_lock);
     }
+    int refuse = (qbytes && u.bytes + bytes > qbytes) ||
+                 (qsessions && u.sessions >= qsessions && session_is_new(rq));
+    if (refuse) {
+        pthread_mutex_lock(&rq->srv->rate_lock);
+        b->n_quota++;
+        pthread_mutex_unlock(&rq->srv->rate_lock);
+    }
     if (qbytes && u.bytes + bytes > qbytes) {
         api__problem(rq, REEL_EQUOTA, "the token '%s' has %llu of its %llu bytes stored; this "
                      "append needs about %llu more", rq->token_name, (unsigned long long)u.bytes,
@@ -587,4 +597,26 @@ void api__tenant_usage(api_req_t *rq, store_buf_t *out)
                          (unsigned long long)copy.quota_bytes,
                          (unsigned long long)copy.quota_sessions);
     store_buf_puts(out, "}}");
+}
+
+void api__token_metrics(api_server_t *srv, store_buf_t *o)
+{
+    static const char *const names[4][2] = {
+        {"reel_token_requests_total", "Requests authenticated by a named token."},
+        {"reel_token_events_total", "Events appended with a named token."},
+        {"reel_token_rate_limited_total", "Requests refused by a named token's rate limits."},
+        {"reel_token_quota_refused_total", "Appends refused by a named token's quota."}};
+    pthread_mutex_lock(&srv->rate_lock);
+    for (int k = 0; k < 4 && srv->buckets; k++) {
+        store_buf_printf(o, "# HELP %s %s\n# TYPE %s counter\n", names[k][0], names[k][1],
+                         names[k][0]);
+        for (api_bucket_t *b = srv->buckets; b; b = b->next) {
+            uint64_t v = k == 0 ? b->n_requests : k == 1 ? b->n_events : k == 2 ? b->n_limited
+                                                                                : b->n_quota;
+            /* names are [A-Za-z0-9._-]: safe as a label value */
+            store_buf_printf(o, "%s{token=\"%s\"} %llu\n", names[k][0], b->name,
+                             (unsigned long long)v);
+        }
+    }
+    pthread_mutex_unlock(&srv->rate_lock);
 }

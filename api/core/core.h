@@ -136,8 +136,9 @@ typedef struct api_token_hash {
     uint64_t quota_bytes, quota_sessions; /* 0 = no quota */
 } api_token_hash_t;
 
-/* A named token's rate limits (auth.c): token buckets kept by name, so a SIGHUP reload
- * keeps their levels; the rates are the token's current ones. Entries are never freed
+/* A named token's rate limits, quotas and counters (auth.c): kept by name, so a SIGHUP
+ * reload keeps their levels; the limits are the token's current ones. Every named token
+ * has one from its first request (the set of names bounds the metric's cardinality). Entries are never freed
  * before the server, so a request may keep a pointer. Guarded by api_server.rate_lock. */
 typedef struct api_bucket {
     char name[64];
@@ -146,6 +147,7 @@ typedef struct api_bucket {
     uint64_t last_us;
     uint64_t quota_bytes, quota_sessions;
     uint64_t used_bytes, used_sessions, used_at_us; /* usage as last counted */
+    uint64_t n_requests, n_events, n_limited, n_quota; /* for /metrics, per token name */
     struct api_bucket *next;
 } api_bucket_t;
 
@@ -337,6 +339,8 @@ int api__rate_events(api_req_t *rq, size_t n);
 int api__quota_check(api_req_t *rq, uint64_t bytes);
 /* The token's usage, counted now, and its limits, as a JSON object into 'out' (auth.c). */
 void api__tenant_usage(api_req_t *rq, store_buf_t *out);
+/* Writes the per-token counters as Prometheus text (auth.c). */
+void api__token_metrics(api_server_t *srv, store_buf_t *o);
 /* Frees the server's token set and rate buckets (auth.c). */
 void api__tokens_free(api_server_t *srv);
 /* 1 when the request's token may touch session 'id' (it has no prefixes, or 'id' starts

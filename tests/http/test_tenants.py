@@ -10,6 +10,7 @@ import http.client
 import json
 import random
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -207,7 +208,7 @@ def test_a_removed_token_stops_at_the_next_request_after_sighup(tenants):
 def test_rate_limits_answer_429_with_retry_after_and_leave_others_alone(tmp_path):
     tokens = tmp_path / "t.jsonl"
     tok = {"slow": add_token(tokens, "slow", "full", "slow/", ["--rate-requests", "5", "--rate-events", "50"]),
-           "fast": add_token(tokens, "fast", "full", "fast/")}
+           "fast": add_token(tokens, "fast", "full", "fast/"), "ops": add_token(tokens, "ops", "read")}
     s = Server(tmp_path, args=["--tokens", str(tokens), "--sync", "none"])
     s.start()
     s.tok = tok
@@ -235,6 +236,17 @@ def test_rate_limits_answer_429_with_retry_after_and_leave_others_alone(tmp_path
         assert r.status == 200 and len(r.json["events"]) == 80
         r = as_(s, "fast", "POST", "/v1/sessions/fast%2Fa/events", body=[{"type": "t"}] * 1000)
         assert r.status == 200
+        # per-token metrics: names, never secrets; read with a token that is not limited
+        time.sleep(0.1)
+        text = as_(s, "ops", "GET", "/metrics").body.decode()
+        limited = int(re.search(r'reel_token_rate_limited_total\{token="slow"\} (\d+)', text).group(1))
+        assert limited >= 14  # the 13+ refused requests and the refused batch
+        assert re.search(r'reel_token_events_total\{token="fast"\} 1000\n', text)
+        assert tok["slow"] not in text and tok["fast"] not in text
+        promtool = shutil.which("promtool")
+        if promtool:
+            p = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True)
+            assert p.returncode == 0, p.stdout + p.stderr
     finally:
         s.stop()
 
