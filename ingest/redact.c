@@ -81,7 +81,7 @@ static void init_once(void)
     tok['='] |= T_CRED;
     tok['.'] |= T_CRED;
     tok['~'] |= T_CRED;
-    static const char *const exact[] = {"sk", "rk", "AK", "AS", "AI", "gh", "xo", "ey", "--",
+    static const char *const exact[] = {"sk", "rk", "AK", "AS", "AI", "gh", "gi", "xo", "ey", "--",
                                         ":/"};
     for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
         mark2(exact[i]);
@@ -155,8 +155,9 @@ static int placeholder(const uint8_t *s, size_t a, size_t b)
             distinct++;
     if (distinct < 6)
         return 1;
-    static const char *const words[] = {"EXAMPLE", "example", "XXXX", "xxxx", "your", "YOUR",
-                                        "placeholder", "redacted", "REDACTED", "changeme"};
+    static const char *const words[] = {"EXAMPLE", "example", "XXXXX", "xxxxx", "your_",
+                                        "your-", "YOUR_", "YOUR-", "placeholder", "redacted",
+                                        "REDACTED", "changeme"};
     for (size_t w = 0; w < sizeof words / sizeof *words; w++)
         if (memmem(s + a, b - a, words[w], strlen(words[w])))
             return 1;
@@ -171,10 +172,11 @@ static int has_digit(const uint8_t *s, size_t a, size_t b)
     return 0;
 }
 
-/* The left edge of a token: the start or a byte that cannot be part of one. */
+/* The left edge of a token: the start or a byte other than a letter, digit or '_' (a
+ * diff's '+', a path's '/', '=', a quote...). */
 static int left_edge(const uint8_t *s, size_t i)
 {
-    return i == 0 || !(tok[s[i - 1]] & (T_URL64 | T_B64));
+    return i == 0 || !((tok[s[i - 1]] & T_ALNUM) || s[i - 1] == '_');
 }
 
 /* ---- the detectors: each returns the end of its match at 'i', or 0 ---- */
@@ -185,13 +187,15 @@ static size_t m_sk(const uint8_t *s, size_t i, size_t n, int *kind)
         return 0;
     if (has_prefix(s, i, n, "sk-ant-")) {
         size_t e = run(s, i + 7, n, T_URL64);
-        if (e - (i + 7) >= 32 && !placeholder(s, i + 7, e) && has_digit(s, i + 7, e))
+        if (e - (i + 7) >= 32 && !placeholder(s, i + 7, e) &&
+            (e - (i + 7) >= 40 || has_digit(s, i + 7, e)))
             return *kind = INGEST_REDACT_ANTHROPIC, e;
         return 0;
     }
     if (has_prefix(s, i, n, "sk-")) {
         size_t e = run(s, i + 3, n, T_URL64);
-        if (e - (i + 3) >= 20 && !placeholder(s, i + 3, e) && has_digit(s, i + 3, e))
+        if (e - (i + 3) >= 20 && !placeholder(s, i + 3, e) &&
+            (e - (i + 3) >= 40 || has_digit(s, i + 3, e)))
             return *kind = INGEST_REDACT_OPENAI, e;
         return 0;
     }
@@ -324,15 +328,47 @@ static size_t m_pem(const uint8_t *s, size_t i, size_t n, int *kind)
     return *kind = INGEST_REDACT_PRIVATE_KEY, close ? (size_t)(close - s) + 5 : n;
 }
 
+/* 1 if base64 s[a..b) decodes to "user:password" (printable, with a ':'). */
+static int basic_pair(const uint8_t *s, size_t a, size_t b)
+{
+    unsigned acc = 0;
+    int bits = 0, colon = 0;
+    for (size_t i = a; i < b && s[i] != '='; i++) {
+        int v = b64url_val(s[i]);
+        if (v < 0)
+            return 0;
+        acc = acc << 6 | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            int c = (int)(acc >> bits & 0xff);
+            if (c < 0x20 || c > 0x7e)
+                return 0;
+            colon |= c == ':';
+        }
+    }
+    return colon;
+}
+
 /* The credential after a scheme word: from 'i', token68 characters. Returns its end if it
- * looks like one (8+ characters with a digit, or 24+), else 0. */
+ * looks like one (8+ characters with a digit or that decode to "user:pass", or 24+),
+ * else 0. */
 static size_t credential(const uint8_t *s, size_t i, size_t n)
 {
     size_t e = run(s, i, n, T_CRED);
     size_t l = e - i;
-    if (l < 8 || (l < 24 && !has_digit(s, i, e)) || placeholder(s, i, e))
+    if (l < 8 || (l < 24 && !has_digit(s, i, e) && !basic_pair(s, i, e)) ||
+        placeholder(s, i, e))
         return 0;
     return e;
+}
+
+/* After "Authorization:" the context says enough: any 8+ token68 characters that are not
+ * a placeholder ("<token>" and "$TOKEN" are not token68 at all). */
+static size_t header_credential(const uint8_t *s, size_t i, size_t n)
+{
+    size_t e = run(s, i, n, T_CRED);
+    return e - i >= 8 && !placeholder(s, i, e) ? e : 0;
 }
 
 /* "Bearer X" / "Basic X" after a boundary: only X is redacted. */
@@ -372,7 +408,7 @@ static size_t m_auth(const uint8_t *s, size_t i, size_t n, int *kind, size_t *fr
         size_t v = w;
         while (v < n && s[v] == ' ')
             v++;
-        if (credential(s, v, n)) {
+        if (header_credential(s, v, n)) {
             size_t e = v;
             while (e < n && s[e] != '\n' && s[e] != '\r' && s[e] != '"' && s[e] != '\'')
                 e++;
@@ -381,7 +417,7 @@ static size_t m_auth(const uint8_t *s, size_t i, size_t n, int *kind, size_t *fr
         }
         return 0;
     }
-    size_t e = credential(s, c, n); /* no scheme: "Authorization: <token>" */
+    size_t e = header_credential(s, c, n); /* no scheme: "Authorization: <token>" */
     if (!e)
         return 0;
     *from = c;
