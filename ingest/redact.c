@@ -1,9 +1,9 @@
 /* redact.c -- secrets out of event strings before they are stored (contract in ingest.h,
  * "Redaction"; detectors and their rules in docs/REDACTION.md).
  *
- * A scan is one pass over a string: a 64 Ki-bit table of the first two bytes of every
- * built-in trigger ("sk", "AK", "gh", "ey", "--", ...) is the only work at most bytes; a
- * hit runs that trigger's small hand-written matcher. Custom patterns (POSIX ERE) run
+ * A scan is one pass over a string: a 64 Ki-bit table of the (hashed) first three bytes
+ * of every built-in trigger ("sk-", "AKI", "ghp", "eyJ", "---", "aut" in any case, ...) is
+ * the only work at most bytes; a hit runs that trigger's small hand-written matcher. Custom patterns (POSIX ERE) run
  * only on strings that contain their literal prefix when they have one of 3 bytes or
  * more, else on every string. Matches are collected, overlaps dropped (the earlier wins),
  * and the string is rebuilt with "[REDACTED:kind]" in place of each match.
@@ -50,21 +50,28 @@ static uint8_t bigram[65536 / 8];
 static uint8_t tok[256]; /* character classes, below */
 enum { T_ALNUM = 1, T_URL64 = 2, T_B64 = 4, T_UPNUM = 8, T_CRED = 16 };
 
-static void mark2(const char *two)
+/* A 64 Ki-bit set of the first three bytes of every trigger, hashed (a collision only
+ * costs a matcher call). */
+static inline unsigned tri(const uint8_t *p)
 {
-    unsigned v = (unsigned)(uint8_t)two[0] << 8 | (uint8_t)two[1];
+    return ((unsigned)p[0] << 8 | p[1]) ^ ((unsigned)p[2] * 0x9e5u & 0xffffu);
+}
+
+static void mark3(const char *three)
+{
+    unsigned v = tri((const uint8_t *)three);
     bigram[v >> 3] |= (uint8_t)(1u << (v & 7));
 }
 
-/* Marks every upper/lower combination of the first two letters of 'word'. */
+/* Marks every upper/lower combination of the first three letters of 'word'. */
 static void mark_ci(const char *word)
 {
-    for (int a = 0; a < 2; a++)
-        for (int b = 0; b < 2; b++) {
-            char two[2] = {(char)(a ? toupper((uint8_t)word[0]) : tolower((uint8_t)word[0])),
-                           (char)(b ? toupper((uint8_t)word[1]) : tolower((uint8_t)word[1]))};
-            mark2(two);
-        }
+    for (int m = 0; m < 8; m++) {
+        char t[3];
+        for (int k = 0; k < 3; k++)
+            t[k] = (char)(m >> k & 1 ? toupper((uint8_t)word[k]) : tolower((uint8_t)word[k]));
+        mark3(t);
+    }
 }
 
 static void init_once(void)
@@ -81,10 +88,10 @@ static void init_once(void)
     tok['='] |= T_CRED;
     tok['.'] |= T_CRED;
     tok['~'] |= T_CRED;
-    static const char *const exact[] = {"sk", "rk", "AK", "AS", "AI", "gh", "gi", "xo", "ey", "--",
-                                        ":/"};
+    static const char *const exact[] = {"sk-", "sk_", "rk_", "AKI", "ASI", "AIz", "ghp", "gho",
+                                        "ghu", "ghs", "ghr", "git", "xox", "eyJ", "---", "://"};
     for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
-        mark2(exact[i]);
+        mark3(exact[i]);
     static const char *const words[] = {"authorization", "bearer", "basic", "password",
                                         "passwd", "aws_secret", "secret_access_key",
                                         "secretaccesskey"};
@@ -350,17 +357,21 @@ static int basic_pair(const uint8_t *s, size_t a, size_t b)
     return colon;
 }
 
-/* The credential after a scheme word: from 'i', token68 characters. Returns its end if it
- * looks like one (8+ characters with a digit or that decode to "user:pass", or 24+),
- * else 0. */
-static size_t credential(const uint8_t *s, size_t i, size_t n)
+/* A bare "Bearer X" / "Basic X" (no header name before it): X is a credential when it is
+ * 16+ token68 characters mixing upper case, lower case and digits (random tokens, JWTs),
+ * or, after Basic, base64 of "user:pass". Prose ("Bearer tokens", "basic 3.5.1") is not. */
+static size_t credential(const uint8_t *s, size_t i, size_t n, int basic)
 {
     size_t e = run(s, i, n, T_CRED);
-    size_t l = e - i;
-    if (l < 8 || (l < 24 && !has_digit(s, i, e) && !basic_pair(s, i, e)) ||
-        placeholder(s, i, e))
+    if (e - i < 8 || placeholder(s, i, e))
         return 0;
-    return e;
+    if (basic && basic_pair(s, i, e))
+        return e;
+    int up = 0, lo = 0, dg = 0;
+    for (size_t k = i; k < e; k++)
+        up |= s[k] >= 'A' && s[k] <= 'Z', lo |= s[k] >= 'a' && s[k] <= 'z',
+            dg |= s[k] >= '0' && s[k] <= '9';
+    return e - i >= 16 && up && lo && dg ? e : 0;
 }
 
 /* After "Authorization:" the context says enough: any 8+ token68 characters that are not
@@ -376,13 +387,13 @@ static size_t m_scheme(const uint8_t *s, size_t i, size_t n, int *kind, size_t *
 {
     if (i > 0 && (tok[s[i - 1]] & T_ALNUM))
         return 0;
-    size_t w = has_prefix_ci(s, i, n, "bearer ") ? 7 : has_prefix_ci(s, i, n, "basic ") ? 6 : 0;
+    size_t w = has_prefix(s, i, n, "Bearer ") ? 7 : has_prefix(s, i, n, "Basic ") ? 6 : 0;
     if (!w)
         return 0;
     size_t c = i + w;
     while (c < n && s[c] == ' ')
         c++;
-    size_t e = credential(s, c, n);
+    size_t e = credential(s, c, n, w == 6);
     if (!e)
         return 0;
     *from = c;
@@ -489,8 +500,8 @@ static void scan_builtin(struct scan *sc)
 {
     const uint8_t *s = sc->s;
     size_t n = sc->n;
-    for (size_t i = 0; i + 1 < n; i++) {
-        unsigned v = (unsigned)s[i] << 8 | s[i + 1];
+    for (size_t i = 0; i + 2 < n; i++) {
+        unsigned v = tri(s + i);
         if (!(bigram[v >> 3] & (1u << (v & 7))))
             continue;
         int kind = -1;
@@ -661,10 +672,37 @@ static int walk(const ingest_redactor_t *r, store_mp_t *m, store_buf_t *out, sto
     return REEL_OK;
 }
 
+/* 1 if some string in the msgpack value at 'm' has a match (or it cannot be followed). */
+static int any_match(const ingest_redactor_t *r, store_mp_t *m, int depth)
+{
+    store_mp_obj_t o;
+    if (depth <= 0 || store_mp_next(m, &o))
+        return 1;
+    if (o.type == STORE_MP_STR) {
+        ingest_redact_match_t *x;
+        size_t k = ingest_redact_find(r, o.ptr, o.len, &x);
+        free(x);
+        return k != 0;
+    }
+    if (o.type == STORE_MP_ARRAY) {
+        for (uint64_t i = 0; i < o.u; i++)
+            if (any_match(r, m, depth - 1))
+                return 1;
+    } else if (o.type == STORE_MP_MAP) {
+        for (uint64_t i = 0; i < o.u; i++)
+            if (store_mp_skip(m, 1) || any_match(r, m, depth - 1))
+                return 1;
+    }
+    return 0;
+}
+
 size_t ingest_redact_mp(const ingest_redactor_t *r, const uint8_t *mp, size_t len,
                         store_buf_t *out, uint64_t *kinds_seen)
 {
     if (!r || !len)
+        return 0;
+    store_mp_t probe = {mp, mp + len};
+    if (!any_match(r, &probe, STORE_JSON_MAX_DEPTH + 2)) /* the common case: no copy */
         return 0;
     store_buf_t tmp = STORE_BUF_INIT;
     store_mp_t m = {mp, mp + len};
