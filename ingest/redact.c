@@ -54,7 +54,8 @@ enum { T_ALNUM = 1, T_URL64 = 2, T_B64 = 4, T_UPNUM = 8, T_CRED = 16 };
  * costs a matcher call). */
 static inline unsigned tri(const uint8_t *p)
 {
-    return ((unsigned)p[0] << 8 | p[1]) ^ ((unsigned)p[2] * 0x9e5u & 0xffffu);
+    uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
+    return (v * 0x9e3779b1u) >> 16;
 }
 
 static void mark3(const char *three)
