@@ -635,66 +635,88 @@ size_t ingest_redact_str(const ingest_redactor_t *r, const void *s, size_t n, st
     return nm;
 }
 
-/* Copies one msgpack value from 'm' to 'out', redacting strings. Keys are kept. */
-static int walk(const ingest_redactor_t *r, store_mp_t *m, store_buf_t *out, store_buf_t *tmp,
-                size_t *count, uint64_t *kinds, int depth)
+/* Walks one msgpack value without recursion (values may nest 100000 deep on small thread
+ * stacks: docs/FORMAT.md section 5), scanning each string that is not a map key. With
+ * 'out' NULL it only looks: 1 at the first match, else 0. With 'out' it copies the value
+ * there with its strings redacted and adds the matches to *count. -1: not msgpack it can
+ * follow, or out of memory (out->oom set). */
+struct frame {
+    uint64_t left; /* elements still to read; a map counts keys and values */
+    int map;
+};
+
+static int walk(const ingest_redactor_t *r, const uint8_t *mp, size_t len, store_buf_t *out,
+                size_t *count, uint64_t *kinds)
 {
-    const uint8_t *start = m->p;
-    store_mp_obj_t o;
-    if (depth <= 0 || store_mp_next(m, &o))
-        return REEL_ECORRUPT;
-    if (o.type == STORE_MP_STR) {
-        store_buf_clear(tmp);
-        size_t k = ingest_redact_str(r, o.ptr, o.len, tmp, kinds);
-        if (store_buf_failed(tmp))
-            return REEL_ENOMEM;
-        if (k) {
-            *count += k;
-            store_mp_str(out, (const char *)tmp->data, tmp->len);
-        } else
-            store_buf_put(out, start, (size_t)(m->p - start));
-        return REEL_OK;
-    }
-    store_buf_put(out, start, (size_t)(m->p - start));
-    if (o.type == STORE_MP_ARRAY) {
-        for (uint64_t i = 0; i < o.u; i++)
-            if (walk(r, m, out, tmp, count, kinds, depth - 1))
-                return REEL_ECORRUPT;
-    } else if (o.type == STORE_MP_MAP) {
-        for (uint64_t i = 0; i < o.u; i++) {
-            const uint8_t *k = m->p;
-            if (store_mp_skip(m, 1))
-                return REEL_ECORRUPT;
-            store_buf_put(out, k, (size_t)(m->p - k));
-            if (walk(r, m, out, tmp, count, kinds, depth - 1))
-                return REEL_ECORRUPT;
+    store_mp_t m = {mp, mp + len};
+    struct frame *fr = malloc(16 * sizeof *fr);
+    size_t n = 0, cap = 16;
+    store_buf_t tmp = STORE_BUF_INIT;
+    int rc = 0;
+    if (!fr)
+        return -1;
+    fr[n++] = (struct frame){1, 0};
+    while (n) {
+        struct frame *f = &fr[n - 1];
+        if (!f->left) {
+            n--;
+            continue;
+        }
+        int key = f->map && f->left % 2 == 0;
+        f->left--;
+        const uint8_t *start = m.p;
+        store_mp_obj_t o;
+        if (store_mp_next(&m, &o)) {
+            rc = -1;
+            break;
+        }
+        if (o.type == STORE_MP_STR && !key) {
+            if (!out) {
+                ingest_redact_match_t *x;
+                size_t k = ingest_redact_find(r, o.ptr, o.len, &x);
+                free(x);
+                if (k) {
+                    rc = 1;
+                    break;
+                }
+                continue;
+            }
+            store_buf_clear(&tmp);
+            size_t k = ingest_redact_str(r, o.ptr, o.len, &tmp, kinds);
+            if (store_buf_failed(&tmp)) {
+                out->oom = 1;
+                rc = -1;
+                break;
+            }
+            if (k) {
+                *count += k;
+                store_mp_str(out, (const char *)tmp.data, tmp.len);
+            } else
+                store_buf_put(out, start, (size_t)(m.p - start));
+            continue;
+        }
+        if (out)
+            store_buf_put(out, start, (size_t)(m.p - start));
+        if (o.type == STORE_MP_ARRAY || o.type == STORE_MP_MAP) {
+            if (n == cap) {
+                struct frame *g = realloc(fr, 2 * cap * sizeof *fr);
+                if (!g) {
+                    if (out)
+                        out->oom = 1;
+                    rc = -1;
+                    break;
+                }
+                fr = g, cap *= 2;
+            }
+            fr[n++] = (struct frame){o.type == STORE_MP_MAP ? 2 * o.u : o.u,
+                                     o.type == STORE_MP_MAP};
         }
     }
-    return REEL_OK;
-}
-
-/* 1 if some string in the msgpack value at 'm' has a match (or it cannot be followed). */
-static int any_match(const ingest_redactor_t *r, store_mp_t *m, int depth)
-{
-    store_mp_obj_t o;
-    if (depth <= 0 || store_mp_next(m, &o))
-        return 1;
-    if (o.type == STORE_MP_STR) {
-        ingest_redact_match_t *x;
-        size_t k = ingest_redact_find(r, o.ptr, o.len, &x);
-        free(x);
-        return k != 0;
-    }
-    if (o.type == STORE_MP_ARRAY) {
-        for (uint64_t i = 0; i < o.u; i++)
-            if (any_match(r, m, depth - 1))
-                return 1;
-    } else if (o.type == STORE_MP_MAP) {
-        for (uint64_t i = 0; i < o.u; i++)
-            if (store_mp_skip(m, 1) || any_match(r, m, depth - 1))
-                return 1;
-    }
-    return 0;
+    if (!rc && m.p != mp + len)
+        rc = -1;
+    free(fr);
+    store_buf_release(&tmp);
+    return rc;
 }
 
 size_t ingest_redact_mp(const ingest_redactor_t *r, const uint8_t *mp, size_t len,
@@ -702,20 +724,12 @@ size_t ingest_redact_mp(const ingest_redactor_t *r, const uint8_t *mp, size_t le
 {
     if (!r || !len)
         return 0;
-    store_mp_t probe = {mp, mp + len};
-    if (!any_match(r, &probe, STORE_JSON_MAX_DEPTH + 2)) /* the common case: no copy */
+    if (walk(r, mp, len, NULL, NULL, NULL) == 0) /* the common case: no match, no copy */
         return 0;
-    store_buf_t tmp = STORE_BUF_INIT;
-    store_mp_t m = {mp, mp + len};
     size_t count = 0;
     store_buf_clear(out);
-    int rc = walk(r, &m, out, &tmp, &count, kinds_seen, STORE_JSON_MAX_DEPTH + 2);
-    store_buf_release(&tmp);
-    if (rc || m.p != mp + len) {
-        if (rc == REEL_ENOMEM)
-            out->oom = 1;
-        return 0; /* not msgpack the walk can follow: left as it is */
-    }
+    if (walk(r, mp, len, out, &count, kinds_seen))
+        return 0; /* not msgpack the walk can follow (out of memory: out->oom) */
     return count;
 }
 

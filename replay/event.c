@@ -71,6 +71,14 @@ static int body_fields_n(const store_event_view_t *ev, store_mp_t *m, int *n)
         o.u < BODY_FIELDS - 1 || o.u > BODY_FIELDS + 1)
         return REEL_ECORRUPT;
     *n = (int)o.u;
+    if (o.u == BODY_FIELDS + 1) { /* the 9th, the redactions record, is a map */
+        store_mp_t f = *m;
+        for (int i = 0; i < BODY_FIELDS; i++)
+            if (store_mp_skip(&f, STORE_JSON_MAX_DEPTH))
+                return REEL_ECORRUPT;
+        if (store_mp_next(&f, &o) || o.type != STORE_MP_MAP)
+            return REEL_ECORRUPT;
+    }
     return REEL_OK;
 }
 

@@ -568,3 +568,23 @@ Test(ingest_redact, corpus, .init = setup, .fini = teardown)
     store_buf_release(&nd);
     free(j);
 }
+
+/* Values may nest 100000 deep (--max-depth) and are read on small thread stacks: the walk
+ * does not recurse. */
+Test(ingest_redact, deep_value_without_recursion)
+{
+    ingest_redactor_t *r;
+    TU_OK(ingest_redactor_new("builtin", &r, NULL, 0));
+    store_buf_t in = STORE_BUF_INIT, out = STORE_BUF_INIT;
+    enum { DEPTH = 100000 };
+    for (int i = 0; i < DEPTH; i++)
+        store_mp_map(&in, 1), store_mp_str(&in, "AKIAQ3EGRZ7N2LXPVB4K", 20); /* a key: kept */
+    store_mp_str(&in, "x AKIAQ3EGRZ7N2LXPVB4K", 22);
+    uint64_t k = 0;
+    cr_assert_eq(ingest_redact_mp(r, in.data, in.len, &out, &k), 1);
+    cr_assert_eq(k, 1ull << INGEST_REDACT_AWS_ACCESS);
+    cr_assert_eq(out.len, in.len - 23 + 28); /* fixstr header + 22 bytes -> + 27 bytes */
+    cr_assert(!memcmp(out.data + out.len - 27, "x [REDACTED:aws_access_key]", 27));
+    store_buf_release(&in);
+    store_buf_release(&out);
+}
