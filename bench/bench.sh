@@ -7,6 +7,7 @@
 # Sections run in the order given (default: all, in the order of SECTIONS below):
 #   store   build/bench_store: fsync rate, durable appends, group commit, scans, newest-50
 #   replay  build/bench_replay: restore latency, export speed
+#   redact  build/bench_redact: ingest events/s with redaction off and on
 #   http    bench/bench_http.sh: the HTTP API beside Redis Streams (needs redis, wrk)
 # Each section is a shell function named section_<name> that prints a Markdown block; a
 # new benchmark is one more function and one more name in SECTIONS.
@@ -15,7 +16,7 @@
 # BUILD_DIR/bench-results.md. See docs/BENCHMARKS.md.
 set -eu
 
-SECTIONS="store replay http"
+SECTIONS="store replay redact http"
 
 usage() {
     echo "usage: bench/bench.sh BUILD_DIR [--quick] [SECTION...]"
@@ -65,6 +66,12 @@ section_store() {
 
 section_replay() {
     bin="$BUILD/bench_replay"
+    [ -x "$bin" ] || { echo "bench.sh: $bin missing; run 'make bench'" >&2; return 1; }
+    "$bin" $QUICK --dir "$TMP"
+}
+
+section_redact() {
+    bin="$BUILD/bench_redact"
     [ -x "$bin" ] || { echo "bench.sh: $bin missing; run 'make bench'" >&2; return 1; }
     "$bin" $QUICK --dir "$TMP"
 }

@@ -23,7 +23,7 @@ enum { OFF_ID, OFF_ID_LEN, OFF_BODY, OFF_BODY_LEN, OFF_NSID, OFF_NSID_LEN, OFF_N
 /* The fields of one event while it is parsed; strings are offsets into ib->str. */
 struct fields {
     size_t type, type_len, id, id_len, source, source_len, nsid, nsid_len;
-    int has_type, has_id, has_source, has_nsid, has_synthetic, has_data, has_raw;
+    int has_type, has_id, has_source, has_nsid, has_synthetic, has_data, has_raw, has_red;
     int synthetic; /* -1 = null */
     struct client_time ct;
     int has_ct;
@@ -48,6 +48,9 @@ void ingest_batch_release(ingest_batch_t *ib)
     store_buf_release(&ib->data);
     store_buf_release(&ib->raw);
     store_buf_release(&ib->str);
+    store_buf_release(&ib->rdata);
+    store_buf_release(&ib->rraw);
+    store_buf_release(&ib->rprior);
     ib->events = NULL;
     ib->offsets = NULL;
     ib->b.n_events = 0;
@@ -138,20 +141,89 @@ static size_t arena_put(ingest_batch_t *ib, const void *p, size_t n)
     return at;
 }
 
-/* Builds the body array from the parts, encodes it, and appends the event. */
+/* The record of an event's redactions, the body's 9th field: {"count":N,"kinds":[...]},
+ * the kinds of 'prior' (an imported event's record, msgpack, may be NULL) first, then
+ * those of 'seen' not in it. */
+static void redactions_record(store_buf_t *b, const ingest_redactor_t *r, size_t count,
+                              uint64_t seen, const store_buf_t *prior)
+{
+    const char *names[128];
+    size_t lens[128], n = 0;
+    uint64_t prior_count = 0;
+    if (prior && prior->len) { /* validated by redactions_field() */
+        store_mp_t m = {prior->data, prior->data + prior->len};
+        store_mp_obj_t o, k, v;
+        store_mp_next(&m, &o);
+        for (uint64_t i = 0; i < o.u; i++) {
+            store_mp_next(&m, &k);
+            if (k.len == 5 && !memcmp(k.ptr, "count", 5)) {
+                store_mp_next(&m, &v);
+                prior_count = v.u;
+            } else {
+                store_mp_next(&m, &v);
+                for (uint64_t j = 0; j < v.u; j++) {
+                    store_mp_obj_t s;
+                    store_mp_next(&m, &s);
+                    if (n < 128)
+                        names[n] = (const char *)s.ptr, lens[n++] = s.len;
+                }
+            }
+        }
+    }
+    for (int kind = 0; kind < 64 && n < 128; kind++) {
+        if (!(seen >> kind & 1))
+            continue;
+        const char *name = ingest_redact_kind(r, kind);
+        size_t len = strlen(name), j = 0;
+        while (j < n && !(lens[j] == len && !memcmp(names[j], name, len)))
+            j++;
+        if (j == n)
+            names[n] = name, lens[n++] = len;
+    }
+    store_mp_map(b, 2);
+    store_mp_str(b, "count", 5);
+    store_mp_uint(b, prior_count + count);
+    store_mp_str(b, "kinds", 5);
+    store_mp_array(b, (uint32_t)n);
+    for (size_t j = 0; j < n; j++)
+        store_mp_str(b, names[j], lens[j]);
+}
+
+/* Builds the body array from the parts, redacts 'data' and 'raw' (ingest_redact_current),
+ * encodes the body, and appends the event. 'prior': the redactions record the event came
+ * with (an import), or NULL. */
 static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const char *type,
                        size_t type_len, const char *source, size_t source_len, int synthetic,
                        const char *nsid, size_t nsid_len, const store_buf_t *data,
-                       const store_buf_t *raw, const struct client_time *ct)
+                       const store_buf_t *raw, const struct client_time *ct,
+                       const store_buf_t *prior)
 {
     char gen[37];
+    const ingest_redactor_t *r = ingest_redact_current();
+    uint64_t seen = 0;
+    size_t count = 0;
+    if (r && data && data->len) {
+        size_t k = ingest_redact_mp(r, data->data, data->len, &ib->rdata, &seen);
+        if (store_buf_failed(&ib->rdata))
+            return REEL_ENOMEM;
+        if (k)
+            count += k, data = &ib->rdata;
+    }
+    if (r && raw && raw->len) {
+        size_t k = ingest_redact_mp(r, raw->data, raw->len, &ib->rraw, &seen);
+        if (store_buf_failed(&ib->rraw))
+            return REEL_ENOMEM;
+        if (k)
+            count += k, raw = &ib->rraw;
+    }
+    int record = count || (prior && prior->len);
     if (!id) {
         ingest_uuid7(gen);
         id = gen, id_len = 36;
     }
     store_buf_t *b = &ib->body;
     store_buf_clear(b);
-    store_mp_array(b, 8);
+    store_mp_array(b, record ? 9 : 8);
     store_mp_str(b, id, id_len);
     store_mp_str(b, type, type_len);
     if (source)
@@ -180,6 +252,8 @@ static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const 
         store_mp_str(b, ct->text, ct->len);
     else
         store_mp_nil(b);
+    if (record)
+        redactions_record(b, r, count, seen, prior);
     if (store_buf_failed(b) || grow_events(ib))
         return REEL_ENOMEM;
 
@@ -359,6 +433,46 @@ static int client_time_field(struct ctx *c, struct client_time *ct)
                  kind_of(ch));
 }
 
+/* 'redactions' (an event read back from reel, an import): {"count":N,"kinds":[str...]},
+ * kept and added to; null is absent. */
+static int redactions_field(struct ctx *c)
+{
+    store_buf_t *out = &c->ib->rprior;
+    store_buf_clear(out);
+    int rc = store_json_value(c->j, out, 1);
+    if (rc)
+        return rc;
+    if (store_buf_failed(out))
+        return REEL_ENOMEM;
+    store_mp_t m = {out->data, out->data + out->len};
+    store_mp_obj_t o, k, v;
+    if (out->len == 1 && out->data[0] == 0xc0) {
+        store_buf_clear(out);
+        return REEL_OK;
+    }
+    int ok = !store_mp_next(&m, &o) && o.type == STORE_MP_MAP && o.u == 2;
+    int have_count = 0, have_kinds = 0;
+    for (uint64_t i = 0; ok && i < o.u; i++) {
+        ok = !store_mp_next(&m, &k) && k.type == STORE_MP_STR && !store_mp_next(&m, &v);
+        if (ok && k.len == 5 && !memcmp(k.ptr, "count", 5))
+            ok = v.type == STORE_MP_UINT && !have_count++;
+        else if (ok && k.len == 5 && !memcmp(k.ptr, "kinds", 5)) {
+            ok = v.type == STORE_MP_ARRAY && v.u <= 64 && !have_kinds++;
+            for (uint64_t j = 0; ok && j < v.u; j++) {
+                store_mp_obj_t sk;
+                ok = !store_mp_next(&m, &sk) && sk.type == STORE_MP_STR && sk.len >= 1 &&
+                     sk.len <= 64;
+            }
+        } else
+            ok = 0;
+    }
+    if (!ok)
+        return jfail(c, REEL_EINVALID_EVENT,
+                     "field 'redactions' must be {\"count\":N,\"kinds\":[up to 64 strings "
+                     "of 1..64 bytes]} or null");
+    return REEL_OK;
+}
+
 static int value_field(struct ctx *c, store_buf_t *out)
 {
     store_buf_clear(out);
@@ -383,6 +497,7 @@ static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
     else if (KEY("data")) seen = &f->has_data;
     else if (KEY("raw")) seen = &f->has_raw;
     else if (KEY("client_time")) seen = &f->has_ct;
+    else if (KEY("redactions")) seen = &f->has_red;
     if (seen && *seen)
         return jfail(c, REEL_EINVALID_EVENT, "duplicate field '%.*s'", (int)klen, k);
     if (KEY("type")) {
@@ -429,6 +544,10 @@ static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
     if (KEY("client_time")) {
         f->has_ct = 1;
         return client_time_field(c, &f->ct);
+    }
+    if (KEY("redactions")) {
+        f->has_red = 1;
+        return redactions_field(c);
     }
     if (KEY("session_id") || KEY("sequence") || KEY("position") || KEY("time")) {
         store_buf_t sink = STORE_BUF_INIT; /* assigned by the store: accepted, ignored */
@@ -487,6 +606,7 @@ static int parse_event(struct ctx *c)
     store_buf_clear(&ib->str);
     store_buf_clear(&ib->data);
     store_buf_clear(&ib->raw);
+    store_buf_clear(&ib->rprior);
     store_json_error_t je;
     store_json_error_t *saved = c->j->err;
     c->j->err = &je;
@@ -510,7 +630,8 @@ static int parse_event(struct ctx *c)
     return add_encoded(ib, f.has_id ? s + f.id : NULL, f.id_len, s + f.type, f.type_len,
                        f.has_source == 2 ? s + f.source : NULL, f.source_len, f.synthetic,
                        f.has_nsid == 2 ? s + f.nsid : NULL, f.nsid_len,
-                       f.has_data ? &ib->data : NULL, f.has_raw ? &ib->raw : NULL, &f.ct);
+                       f.has_data ? &ib->data : NULL, f.has_raw ? &ib->raw : NULL, &f.ct,
+                       &ib->rprior);
 }
 
 static int parse_json(struct ctx *c)
@@ -628,7 +749,7 @@ int ingest_add(ingest_batch_t *ib, const char *type, const char *source, int syn
     int rc = add_encoded(ib, event_id, idlen, type, tlen, source, source ? strlen(source) : 0,
                          synthetic, native_session_id,
                          native_session_id ? strlen(native_session_id) : 0,
-                         data_mp ? &data : NULL, raw_json ? &ib->raw : NULL, NULL);
+                         data_mp ? &data : NULL, raw_json ? &ib->raw : NULL, NULL, NULL);
     if (!rc)
         finalize(ib);
     return rc;

@@ -70,6 +70,8 @@ typedef struct ingest_batch {
     store_buf_t data;       /* msgpack of 'data' of the event being parsed */
     store_buf_t raw;        /* msgpack of 'raw' of the event being parsed */
     store_buf_t str;        /* decoded envelope strings of the event being parsed */
+    store_buf_t rdata, rraw; /* 'data' and 'raw' with their secrets redacted */
+    store_buf_t rprior;     /* msgpack of the 'redactions' the event came with (an import) */
 } ingest_batch_t;
 
 /* Prepares 'ib' for 'session' (copied). REEL_EINVALID_SESSION_ID if invalid. */
@@ -100,6 +102,55 @@ int ingest_append(store_t *s, ingest_batch_t *ib);
 
 /* Writes a new UUIDv7 (36 chars + NUL) into 'out'. Thread-safe. */
 void ingest_uuid7(char out[37]);
+
+/* ---- Redaction (redact.c, docs/REDACTION.md) ----
+ *
+ * Every string value in 'data' and 'raw' (not map keys, not the envelope) is scanned for
+ * secrets before the body is encoded and hashed; a match is replaced by
+ * "[REDACTED:<kind>]". The body then gets a 9th field, the record {"count":N,
+ * "kinds":[...]} (store.h); a body without a match keeps 8 fields. The redactor in use is
+ * process-wide: set once at startup, before any thread ingests (ingest_redact_set); until
+ * then it is the built-in one. Counters per kind are atomic (reel_redactions_total). */
+
+typedef struct ingest_redactor ingest_redactor_t;
+
+enum { /* built-in kinds; custom kinds follow from INGEST_REDACT_BUILTIN_KINDS */
+    INGEST_REDACT_ANTHROPIC, INGEST_REDACT_OPENAI, INGEST_REDACT_AWS_ACCESS,
+    INGEST_REDACT_AWS_SECRET, INGEST_REDACT_GITHUB, INGEST_REDACT_GOOGLE, INGEST_REDACT_SLACK,
+    INGEST_REDACT_STRIPE, INGEST_REDACT_JWT, INGEST_REDACT_PRIVATE_KEY,
+    INGEST_REDACT_AUTHORIZATION, INGEST_REDACT_PASSWORD, INGEST_REDACT_USERINFO,
+    INGEST_REDACT_BUILTIN_KINDS
+};
+
+typedef struct ingest_redact_match {
+    size_t from, to; /* bytes [from, to) of the scanned string */
+    int kind;
+} ingest_redact_match_t;
+
+/* 'spec' is "builtin" (or NULL/""), "off" (*out = NULL), or the path of a patterns file:
+ * lines 'kind<TAB>POSIX ERE', '#' comments, and the line 'builtin' to keep the built-in
+ * detectors too. REEL_EINVALID_PARAMETER with 'err' naming the line. */
+int ingest_redactor_new(const char *spec, ingest_redactor_t **out, char *err, size_t err_len);
+void ingest_redactor_free(ingest_redactor_t *r);
+/* Sets the process-wide redactor (NULL: off). Not thread-safe: call before ingesting. */
+void ingest_redact_set(ingest_redactor_t *r);
+const ingest_redactor_t *ingest_redact_current(void);
+
+/* The matches in s[0..n), in order, without overlaps; *out is malloc'ed (free it).
+ * (size_t)-1 when out of memory. Counts nothing. */
+size_t ingest_redact_find(const ingest_redactor_t *r, const void *s, size_t n,
+                          ingest_redact_match_t **out);
+/* Appends s[0..n) with its matches replaced to 'out' and returns how many there were (0:
+ * nothing appended). Sets bit 'kind' of *kinds_seen (kinds < 64) and counts each kind. */
+size_t ingest_redact_str(const ingest_redactor_t *r, const void *s, size_t n, store_buf_t *out,
+                         uint64_t *kinds_seen);
+/* Rewrites one msgpack value into 'out' (cleared first) with its strings redacted;
+ * returns the number of matches (0: 'out' is not to be used). */
+size_t ingest_redact_mp(const ingest_redactor_t *r, const uint8_t *mp, size_t len,
+                        store_buf_t *out, uint64_t *kinds_seen);
+const char *ingest_redact_kind(const ingest_redactor_t *r, int kind);
+size_t ingest_redact_kinds(const ingest_redactor_t *r); /* built-in + custom */
+uint64_t ingest_redact_count(const ingest_redactor_t *r, int kind); /* matches so far */
 
 /* ---- Import of an export (import.c) ---- */
 

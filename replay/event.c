@@ -60,16 +60,25 @@ void replay_write_time(store_buf_t *out, int64_t ms)
     store_buf_put(out, t, (size_t)(p - t));
 }
 
-/* Opens the body array and checks its shape: 8 fields, or 7 without client_time. */
+/* Opens the body array and checks its shape: 8 fields, 9 with the redactions record, or 7
+ * without client_time (format 1). */
 static int body_fields_n(const store_event_view_t *ev, store_mp_t *m, int *n)
 {
     store_mp_obj_t o;
     m->p = ev->body;
     m->end = ev->body + ev->body_len;
     if (store_mp_next(m, &o) || o.type != STORE_MP_ARRAY ||
-        (o.u != BODY_FIELDS && o.u != BODY_FIELDS - 1))
+        o.u < BODY_FIELDS - 1 || o.u > BODY_FIELDS + 1)
         return REEL_ECORRUPT;
     *n = (int)o.u;
+    if (o.u == BODY_FIELDS + 1) { /* the 9th, the redactions record, is a map */
+        store_mp_t f = *m;
+        for (int i = 0; i < BODY_FIELDS; i++)
+            if (store_mp_skip(&f, STORE_JSON_MAX_DEPTH))
+                return REEL_ECORRUPT;
+        if (store_mp_next(&f, &o) || o.type != STORE_MP_MAP)
+            return REEL_ECORRUPT;
+    }
     return REEL_OK;
 }
 
@@ -153,15 +162,29 @@ static int client_time(const store_mp_t *m, int n, store_mp_t *ct)
     return REEL_OK;
 }
 
+/* 'rd' at the redactions record of a body of 'n' fields (the 9th), or rd->p NULL. */
+static int redactions(const store_mp_t *m, int n, store_mp_t *rd)
+{
+    store_mp_t f = *m;
+    rd->p = NULL;
+    if (n <= REPLAY_NFIELDS)
+        return REEL_OK;
+    for (int i = 0; i < REPLAY_NFIELDS; i++)
+        if (store_mp_skip(&f, STORE_JSON_MAX_DEPTH))
+            return REEL_ECORRUPT;
+    *rd = f;
+    return REEL_OK;
+}
+
 int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int include_raw)
 {
     static const char *names[REPLAY_F_CLIENT_TIME] = {"event_id", "type", "source",
                                                       "synthetic", "native_session_id",
                                                       "data", "raw"};
-    store_mp_t m, ct;
+    store_mp_t m, ct, rd;
     int n;
     size_t mark = out->len;
-    if (body_fields_n(ev, &m, &n) || client_time(&m, n, &ct))
+    if (body_fields_n(ev, &m, &n) || client_time(&m, n, &ct) || redactions(&m, n, &rd))
         return REEL_ECORRUPT;
     store_buf_puts(out, "{\"session_id\":");
     store_json_write_string(out, ev->session, ev->session_len);
@@ -187,6 +210,13 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int inclu
                     return REEL_ECORRUPT;
                 }
             }
+        }
+    }
+    if (rd.p) { /* what ingest redacted (docs/REDACTION.md) */
+        key(out, "redactions");
+        if (store_mp_to_json(&rd, out, STORE_JSON_MAX_DEPTH)) {
+            out->len = mark;
+            return REEL_ECORRUPT;
         }
     }
     store_buf_putc(out, '}');

@@ -67,16 +67,19 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
         return finding(v, rec, seq, pos, "the value at this position belongs to another event");
     store_mp_t m = {ev.body, ev.body + ev.body_len};
     store_mp_obj_t arr, id;
-    if (store_mp_next(&m, &arr) || arr.type != STORE_MP_ARRAY || (arr.u != 7 && arr.u != 8))
-        return finding(v, rec, seq, pos, "the body is neither the 8-field array nor format 1's 7-field array");
+    if (store_mp_next(&m, &arr) || arr.type != STORE_MP_ARRAY || (arr.u < 7 || arr.u > 9))
+        return finding(v, rec, seq, pos, "the body is neither the 8-field array (9 with redactions) nor format 1's 7-field array");
     const uint8_t *fields = m.p;
     if (store_mp_next(&m, &id) || id.type != STORE_MP_STR || id.len == 0 ||
         id.len > STORE_EVENT_ID_MAX)
         return finding(v, rec, seq, pos, "the body has no valid event_id");
     m.p = fields;
-    for (int i = 0; i < (int)arr.u; i++)
+    for (int i = 0; i < (int)arr.u; i++) {
+        if (i == 8 && (m.p == m.end || !((*m.p & 0xf0) == 0x80 || *m.p == 0xde || *m.p == 0xdf)))
+            return finding(v, rec, seq, pos, "body field 8 (redactions) is not a map");
         if (store_mp_skip(&m, STORE_JSON_MAX_DEPTH))
             return finding(v, rec, seq, pos, "body field %d is not valid msgpack", i);
+    }
     if (m.p != m.end)
         return finding(v, rec, seq, pos, "bytes after the body");
     uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];

@@ -34,7 +34,10 @@ static const char about[] =
     "again appends nothing. A UTF-8 byte order mark before the first line is skipped; input\n"
     "without the agent's start line still starts the session once (a synthetic\n"
     "session.started); the session record gets the agent's name and native session id\n"
-    "(shown by `reel sessions`, counted by `reel stats` by_agent).\n";
+    "(shown by `reel sessions`, counted by `reel stats` by_agent).\n\n"
+    "Secrets in data and raw (API keys, tokens, private keys, passwords in URLs) are replaced\n"
+    "by [REDACTED:kind] before anything is stored; --redact off keeps them, --redact FILE\n"
+    "adds patterns (docs/REDACTION.md).\n";
 
 struct chunk {
     store_buf_t text; /* NDJSON lines */
@@ -189,7 +192,7 @@ static int run(const char *prog, store_t *s, const char *session, FILE *in, int 
 int cmd_ingest(int argc, char **argv)
 {
     const char *prog = "ingest", *data = CMD_DEFAULT_DATA, *session = NULL, *file = "-";
-    const char *format = "universal";
+    const char *format = "universal", *redact = "builtin";
     int quiet = 0, no_sync = 0;
     const opt_t rows[] = {
         {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session, .required = 1,
@@ -198,6 +201,7 @@ int cmd_ingest(int argc, char **argv)
         CMD_OPT_SYNC(&no_sync),
         {.name = "format", .type = OPT_STRING, .arg = "FMT", .dest = &format,
          .help = "universal, claude, codex, opencode, amp or acp", .def = "universal"},
+        CMD_OPT_REDACT(&redact),
         {.name = "quiet", .type = OPT_FLAG, .dest = &quiet, .help = "no summary on stderr"},
         OPT_END,
     };
@@ -208,6 +212,8 @@ int cmd_ingest(int argc, char **argv)
     if (nargs)
         file = argv[nargs - 1]; /* the last one, as before the option table */
     if (cmd_check_session(prog, session, 1))
+        return CMD_USAGE;
+    if (cmd_redact_setup(prog, redact))
         return CMD_USAGE;
     struct native nat = {NULL, NULL};
     if (strcmp(format, "universal") && !(nat.ops = agent_find(format))) {

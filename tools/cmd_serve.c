@@ -25,7 +25,8 @@
 /* The settings, filled by the option table: strings stay NULL when not given, numbers
  * start at the server's defaults (API_LIMITS_DEFAULT). */
 struct settings {
-    const char *data, *listen, *token, *tokens_file, *named_tokens, *cors, *access_log, *error_log;
+    const char *data, *listen, *token, *tokens_file, *named_tokens, *cors, *access_log, *error_log,
+        *redact;
     int no_sync, create, log_json, log_level;
     unsigned long long max_body, max_event, max_depth, max_conn, max_conn_ip, timeout, max_sse,
         sse_buf, threads, evcache_mb, ds_long_poll_ms;
@@ -85,6 +86,7 @@ static int parse(struct settings *st, int argc, char **argv)
             "rendered event JSON kept for readers, 0 = off", "64"),
         U64("ds-long-poll-ms", "REEL_DS_LONG_POLL_MS", ds_long_poll_ms, 100, 600000,
             "Durable Streams long-poll wait before 204", "3000"),
+        CMD_OPT_REDACT(&st->redact),
         OPT_END,
     };
     const opt_cmd_t cmd = {.name = "serve", .synopsis = "[options]", .opts = rows,
@@ -106,6 +108,7 @@ static void settings_init(struct settings *st, const api_limits_t *l)
     memset(st, 0, sizeof *st);
     st->data = CMD_DEFAULT_DATA;
     st->listen = CMD_DEFAULT_LISTEN;
+    st->redact = "builtin";
     st->log_level = API_LOG_INFO;
     st->max_body = l->max_body_bytes;
     st->max_event = l->max_event_bytes;
@@ -308,6 +311,8 @@ int cmd_serve(int argc, char **argv)
     int r = parse(&st, argc, argv);
     if (r != OPT_GO)
         return r;
+    if (cmd_redact_setup("serve", st.redact))
+        return CMD_USAGE;
     cfg.limits = lim;
     limits(&st, &cfg.limits);
     cfg.threads = (unsigned)st.threads;

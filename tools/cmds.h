@@ -64,6 +64,15 @@ int cmd_parse_u64(const char *prog, const char *what, const char *v, unsigned lo
     {.name = "sync", .type = OPT_CHOICE, .arg = "full|none", .env = "REEL_SYNC",               \
      .help = "fsync every commit", .def = "full", .dest = (no_sync)}
 
+/* --redact builtin|off|FILE [REEL_REDACT] into a const char * (docs/REDACTION.md). */
+#define CMD_OPT_REDACT(spec)                                                                   \
+    {.name = "redact", .type = OPT_STRING, .arg = "builtin|off|FILE", .env = "REEL_REDACT",    \
+     .help = "replace secrets in data and raw before storing them", .def = "builtin",          \
+     .dest = (spec)}
+
+/* Sets the process-wide redactor from a --redact value; 0, or -1 after printing why. */
+int cmd_redact_setup(const char *prog, const char *spec);
+
 /* A range of the log given as --after P --until Q (positions) and --since T --before T
  * (event times: RFC 3339 UTC or Unix ms); zero fields are unset. */
 typedef struct cmd_range {

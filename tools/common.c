@@ -7,6 +7,7 @@
 
 #include "replay/replay.h"
 #include "store/parse.h"
+#include "ingest/ingest.h"
 #include "tools/cmds.h"
 
 const char *cmd_env(const char *name, const char *fallback)
@@ -88,6 +89,19 @@ int cmd_check_session(const char *prog, const char *id, int required)
               "control characters, not '.' or '..'", shown, o + 5 >= sizeof shown ? "..." : "",
               n, STORE_SESSION_ID_MAX);
     return -1;
+}
+
+int cmd_redact_setup(const char *prog, const char *spec)
+{
+    ingest_redactor_t *r;
+    char err[512] = "";
+    int rc = ingest_redactor_new(spec, &r, err, sizeof err);
+    if (rc) {
+        cmd_error(prog, "%s", err[0] ? err : reel_strerror(rc));
+        return -1;
+    }
+    ingest_redact_set(r); /* kept for the life of the process */
+    return 0;
 }
 
 store_t *cmd_open_store(const char *prog, const char *dir, int read_only, int no_sync)

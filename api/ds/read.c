@@ -34,7 +34,7 @@ static int body_data(const store_event_view_t *ev, int *msg, store_mp_t *data)
 {
     store_mp_t m = {ev->body, ev->body + ev->body_len};
     store_mp_obj_t o;
-    if (store_mp_next(&m, &o) || o.type != STORE_MP_ARRAY || (o.u != 7 && o.u != 8) ||
+    if (store_mp_next(&m, &o) || o.type != STORE_MP_ARRAY || o.u < 7 || o.u > 9 ||
         store_mp_skip(&m, 1) || store_mp_next(&m, &o) || o.type != STORE_MP_STR)
         return REEL_ECORRUPT;
     *msg = o.len == sizeof DS_TYPE_MESSAGE - 1 && !memcmp(o.ptr, DS_TYPE_MESSAGE, o.len);

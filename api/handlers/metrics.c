@@ -11,6 +11,7 @@
 
 #include "api/handlers/handlers.h"
 #include "api/live/live.h"
+#include "ingest/ingest.h"
 #include "store/version.h"
 
 enum MHD_Result api__health(api_req_t *rq, const char *data, size_t *size)
@@ -128,6 +129,21 @@ static void process_metrics(store_buf_t *o, const api_server_t *srv)
                         "process_start_time_seconds %.3f\n", srv->started_s);
 }
 
+/* Secrets replaced at ingest, by kind (ingest/redact.c); nothing when redaction is off. */
+static void redaction_metrics(store_buf_t *o)
+{
+    const ingest_redactor_t *r = ingest_redact_current();
+    size_t n = ingest_redact_kinds(r);
+    if (!n)
+        return;
+    store_buf_puts(o, "# HELP reel_redactions_total Secrets replaced at ingest, by kind.\n"
+                      "# TYPE reel_redactions_total counter\n");
+    for (size_t k = 0; k < n; k++)
+        store_buf_printf(o, "reel_redactions_total{kind=\"%s\"} %llu\n",
+                         ingest_redact_kind(r, (int)k),
+                         (unsigned long long)ingest_redact_count(r, (int)k));
+}
+
 static void batch_histogram(store_buf_t *o, api_server_t *srv)
 {
     const char *n = "reel_http_append_batch_events";
@@ -182,6 +198,7 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
     metric(&o, "reel_event_cache_misses_total", "counter",
            "Event envelopes rendered from the store (then kept).", misses);
     metric(&o, "reel_event_cache_bytes", "gauge", "Bytes held by the event JSON cache.", cached);
+    redaction_metrics(&o);
     metric(&o, "reel_store_batches_total", "counter", "Batches committed.", st.batches);
     metric(&o, "reel_store_batch_errors_total", "counter", "Batches failed.", st.batch_errors);
     metric(&o, "reel_store_events_total", "counter", "Events appended.", st.events);

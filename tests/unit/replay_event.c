@@ -107,7 +107,8 @@ Test(replay_event, client_time_follows_time_as_given_and_is_absent_when_nil)
 Test(replay_event, write_event_refuses_a_malformed_body_and_writes_nothing)
 {
     static const char *bodies[] = {"[\"e1\",\"t\"]", "{\"a\":1}", "\"x\"",
-                                   "[1,2,3,4,5,6]", "[1,2,3,4,5,6,7,8,9]"};
+                                   "[1,2,3,4,5,6]", "[1,2,3,4,5,6,7,8,9]",
+                                   "[1,2,3,4,5,6,7,8,{},10]"};
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         store_buf_t mp, out = STORE_BUF_INIT;
         store_event_view_t ev;
