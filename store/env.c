@@ -483,8 +483,10 @@ void store_get_stats(store_t *s, store_stats_t *out)
     pthread_mutex_unlock(&s->mu);
     MDB_envinfo info;
     MDB_stat st;
+    pthread_rwlock_rdlock(&s->resize_lock); /* both read through the map (store_last_txn) */
     mdb_env_info(s->env, &info);
     mdb_env_stat(s->env, &st);
+    pthread_rwlock_unlock(&s->resize_lock);
     out->map_size = info.me_mapsize;
     out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
 }

@@ -426,8 +426,13 @@ static int tail_position(store_read_t *r, uint64_t *pos)
 
 uint64_t store_last_txn(store_t *s)
 {
+    /* mdb_env_info() reads the meta pages through the map: store__grow() must not remap
+     * it meanwhile (a SIGSEGV under load on a fresh store, while the map grew). */
     MDB_envinfo info;
-    return mdb_env_info(s->env, &info) == 0 ? (uint64_t)info.me_last_txnid : 0;
+    pthread_rwlock_rdlock(&s->resize_lock);
+    int rc = mdb_env_info(s->env, &info);
+    pthread_rwlock_unlock(&s->resize_lock);
+    return rc == 0 ? (uint64_t)info.me_last_txnid : 0;
 }
 
 /* Positions 'c' on the first sessions key after the one of id 'cursor' (the first key

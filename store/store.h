@@ -349,7 +349,8 @@ int store_tail_position(store_read_t *r, uint64_t *pos);
 
 /* The id of the last write transaction committed to the data directory by any process
  * (LMDB's me_last_txnid; one per commit, so a reader that knows the ids of its own
- * process's commits can tell that another process committed). No transaction needed. */
+ * process's commits can tell that another process committed). No transaction needed;
+ * never call it while this thread holds a read (store_read_t): it takes the resize lock. */
 uint64_t store_last_txn(store_t *s);
 
 /* Session records in key order, starting after 'cursor' (an id given before; NULL or "" =
@@ -446,6 +447,7 @@ typedef struct store_stats {
     uint64_t corrupt_reads; /* reads answered REEL_ECORRUPT, as told by store_note_corrupt() */
 } store_stats_t;
 
+/* A copy of the counters. Takes the resize lock: not while this thread holds a read. */
 void store_get_stats(store_t *s, store_stats_t *out);
 /* Counts one read that failed with REEL_ECORRUPT (a damaged page or value). The caller
  * that answers the error calls it once per failed request: the store cannot, since
