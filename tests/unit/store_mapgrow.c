@@ -241,3 +241,42 @@ Test(store_mapgrow, growth_waits_for_reads_open_on_other_threads)
     TU_OK(tu_session(st, "big", &rec));
     cr_assert_eq(rec.last_sequence, 8001);
 }
+
+/* store_last_txn() and store_get_stats() (the server's watcher and /metrics) while the map
+ * grows again and again: before they took the resize lock, mdb_env_info() could read the
+ * meta pages through a map being remapped (a SIGSEGV seen under load). */
+typedef struct poller {
+    atomic_int stop;
+    uint64_t calls;
+} poller_t;
+
+static void *poll_info(void *arg)
+{
+    poller_t *p = arg;
+    while (!atomic_load(&p->stop)) {
+        store_stats_t s;
+        (void)store_last_txn(st);
+        store_get_stats(st, &s);
+        p->calls++;
+    }
+    return NULL;
+}
+
+Test(store_mapgrow, env_info_while_the_map_grows)
+{
+    st = tu_open(dir, 1u << 20, 0);
+    poller_t p[2] = {0};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, poll_info, &p[i]), 0);
+    append_batches(0, 40); /* ~40 MiB from a 1 MiB map: several growths */
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&p[i].stop, 1);
+        pthread_join(t[i], NULL);
+        cr_assert_gt(p[i].calls, 0);
+    }
+    store_stats_t s;
+    store_get_stats(st, &s);
+    cr_assert_gt(s.map_grows, 2, "the map grew %llu times", (unsigned long long)s.map_grows);
+    check_all(40ull * PER_BATCH);
+}
