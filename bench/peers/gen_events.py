@@ -14,6 +14,11 @@ distinct events is built once and cycled, so 10 GiB streams out at disk speed.
 scenario converted by `REEL ingest --format claude` (the converter `reel run` uses) into
 universal events with their native line in `raw`, store-assigned fields removed.
 
+--realistic replaces them with the mix of issue 19 (bench/peers/gen_mix.py): text from files
+Debian packages installed here, 60 % text deltas, 20 % tool calls, 15 % tool results of
+0.3-6 KiB, 5 % lifecycle events, each with its Claude stream-json line in `raw`. Streamed
+(every event distinct, not a cycled pool) for ndjson, resp, tsv and stats.
+
 Formats (--format):
   ndjson    one event per line (reel NDJSON bodies; postgres/sqlite row bodies)
   resp      RESP `XADD KEY ID d EVENT` commands (redis pipelining); --ids auto|explicit
@@ -32,6 +37,9 @@ import random
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_mix  # noqa: E402  (bench/peers/gen_mix.py: the issue-19 realistic mix)
 
 POOL = 4096
 MIN_BYTES, MAX_BYTES = 1000, 1048
@@ -156,12 +164,25 @@ def mix_pool(reel):
 
 
 def pool(args):
+    if args.realistic:
+        # the issue-19 mix (gen_mix.py); streamed by events() for ndjson/resp/tsv/stats,
+        # a pool of distinct events for the formats that index it (wrk bodies, fanout)
+        if args.format in ("ndjson", "resp", "tsv", "stats", "page"):
+            return None
+        return list(gen_mix.generate(args.seed, max(args.bodies * args.batch, args.start + 1),
+                                     args.sessions))
     if args.mix:
         return mix_pool(args.mix)
     return [one_kib(args.seed, i) for i in range(POOL)]
 
 
 def events(args, p):
+    if p is None:  # --realistic, streamed: every event distinct
+        it = gen_mix.generate(args.seed, args.start + args.count, args.sessions)
+        for i, ev in enumerate(it):
+            if i >= args.start:
+                yield ev
+        return
     for i in range(args.start, args.start + args.count):
         yield p[i % len(p)]
 
@@ -249,6 +270,10 @@ def main():
     ap.add_argument("--format", default="ndjson",
                     choices=["ndjson", "resp", "tsv", "wrk", "fanout", "page", "stats"])
     ap.add_argument("--mix", metavar="REEL", help="the mock-agent transcript mix, converted by REEL")
+    ap.add_argument("--realistic", action="store_true",
+                    help="the issue-19 mix from Debian-shipped text (gen_mix.py; --seed applies)")
+    ap.add_argument("--sessions", type=int, default=1,
+                    help="--realistic: native sessions the events are spread over (default 1)")
     ap.add_argument("--key", default="s", help="resp: stream key (default s)")
     ap.add_argument("--ids", default="auto", choices=["auto", "explicit"],
                     help="resp: '*' ids, or START+1-1, START+2-1, ... (default auto)")

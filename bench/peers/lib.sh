@@ -15,6 +15,7 @@
 #   * Workload keys (the table's rows, in this order):
 #       ingest_batch      events/s, 100 x ~1 KiB events per request/transaction, 64 connections
 #       ingest_single     events/s, 1 event per request/transaction, 64 connections
+#       ingest_single_p50/p99  ms, request latency of that run (issue 19)
 #       ingest_mix        events/s, the `reel mock-agent` transcript mix, batches of 100
 #       poll100           events/s, reads of 100 events after an offset, 64 connections
 #       restore_1k_p50/p99, restore_1m_p50/p99
@@ -22,6 +23,8 @@
 #       fanout_p50/p99    ms, append -> delivery to each of 1,000 subscribers
 #       export            MB/s of JSON lines, a whole 1M-event session, zstd -3 output
 #       bytes_per_event   bytes on disk per stored 1 KiB event (after a checkpoint/compaction)
+#       bytes_ratio_mix   x, data directory bytes / NDJSON bytes, issue 19's realistic mix
+#       bytes_ratio_1k    x, the same for the 1 KiB events (both: bytes_ratio, issue 19)
 #       restart_ms        ms from process start to the first served read, 10 GiB of data
 #   * Payloads come from gen_events.py (same bytes for every system).
 # Environment: RESULTS (the TSV file), PEERS_TMP (scratch root on the same disk as the
@@ -60,8 +63,9 @@ dir_bytes() { du -sb "$1" | cut -f1; }   # bytes on disk under a directory
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# One wrk run with the given arguments; prints "requests/s transfer-bytes/s". Fails on any
-# non-2xx answer or socket error, so a refused request can never pass for throughput.
+# One wrk run with the given arguments; prints "requests/s transfer-bytes/s", and with
+# --latency among the arguments also "p50-ms p99-ms" of wrk's latency distribution. Fails on
+# any non-2xx answer or socket error, so a refused request can never pass for throughput.
 wrk_run() {  # wrk_run WRK-ARGS...
     local out
     out=$(wrk "$@" 2>&1)
@@ -74,5 +78,10 @@ wrk_run() {  # wrk_run WRK-ARGS...
         /^Transfer\/sec/ { v = $2; m = 1
             if (v ~ /GB$/) m = 1073741824; else if (v ~ /MB$/) m = 1048576; else if (v ~ /KB$/) m = 1024
             sub(/[KMG]?B$/, "", v); tr = v * m }
-        END { printf "%s %.0f\n", rps, tr }'
+        function ms(v) { if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+                         if (v ~ /ms$/) { sub(/ms$/, "", v); return v }
+                         if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 } return v }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        END { printf "%s %.0f", rps, tr; if (p50 != "") printf " %.3f %.3f", p50, p99; printf "\n" }'
 }

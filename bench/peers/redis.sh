@@ -78,12 +78,34 @@ redis_ingest_batch() {
         "redis-benchmark -c 64 -P 100 XADD b:<rand 64> * d <1 KiB event>, ~${DUR}s, median of $REPEAT"
 }
 
+# rps, p50 and p99 (ms) of one redis-benchmark test (its CSV line: test, rps, avg, min, p50,
+# p95, p99, max)
+redis_bench_lat() {  # redis_bench_lat N ARGS...
+    local n=$1
+    shift
+    redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -n "$n" --csv "$@" 2>/dev/null | tail -n 1 |
+        awk -F, '{r = $(NF - 6); a = $(NF - 3); b = $(NF - 1); gsub(/"/, "", r); gsub(/"/, "", a)
+                  gsub(/"/, "", b); print r, a, b}'
+}
+
 redis_ingest_single() {
     redis_event
-    local v
-    v=$(median_of redis_timed 1 5000 -c 64 -r 64 XADD 's:__rand_int__' '*' d "$REDIS_EVENT") || return 1
-    result ingest_single "$SYS" "$v" events/s higher "$(redis_durability)" \
+    local runs=$SYS_DIR/single.runs i rate n
+    : >"$runs"
+    for i in $(seq 1 "$REPEAT"); do
+        rate=$(redis_bench 5000 -c 64 -r 64 XADD 's:__rand_int__' '*' d "$REDIS_EVENT")
+        [ -n "$rate" ] || return 1
+        n=$(awk -v r="$rate" -v d="$DUR" 'BEGIN {printf "%d", r * d}')
+        redis_bench_lat "$n" -c 64 -r 64 XADD 's:__rand_int__' '*' d "$REDIS_EVENT" >>"$runs"
+        rcli FLUSHALL >/dev/null
+    done
+    [ -s "$runs" ] || return 1
+    result ingest_single "$SYS" "$(cut -d' ' -f1 "$runs" | median)" events/s higher "$(redis_durability)" \
         "redis-benchmark -c 64 XADD s:<rand 64> * d <1 KiB event> (no pipelining), ~${DUR}s, median of $REPEAT"
+    result ingest_single_p50 "$SYS" "$(cut -d' ' -f2 "$runs" | median)" ms lower "$(redis_durability)" \
+        "redis-benchmark --csv p50 of the ingest_single runs (64 connections in flight), median of $REPEAT"
+    result ingest_single_p99 "$SYS" "$(cut -d' ' -f3 "$runs" | median)" ms lower "$(redis_durability)" \
+        "redis-benchmark --csv p99 of the ingest_single runs (64 connections in flight), median of $REPEAT"
 }
 
 redis_mix_run() {
@@ -167,6 +189,52 @@ redis_bytes_per_event() {
     mem=$(rcli MEMORY USAGE r1m SAMPLES 0)
     result bytes_per_event "$SYS" "$((bytes / n))" bytes lower "$(redis_durability)" \
         "AOF directory after BGREWRITEAOF / $n entries; in RAM: $((mem / $(rcli XLEN r1m))) bytes per entry (MEMORY USAGE r1m)"
+}
+
+# Issue 19's size ratios (reel.sh, bytes_ratio): the same NDJSON files, one XADD per event
+# into a fresh redis-server of its own (appendfsync no for the load; sync changes when bytes
+# reach the disk, not how many), the AOF directory measured as appended, then after
+# BGREWRITEAOF (Redis 7: an RDB preamble, its compact form). The row's value is the smaller.
+redis_bytes_ratio() {
+    [ -n "$VARIANT" ] && return 0
+    local k f json d port pid aof rdb
+    for k in mix 1k; do
+        f=$(bytes_ndjson $k)
+        json=$(stat -c %s "$f")
+        d=$SYS_DIR/bytes-$k
+        rm -rf "$d" && mkdir -p "$d/data"
+        port=$(free_port)
+        redis-server --port "$port" --bind 127.0.0.1 --dir "$d/data" --appendonly yes \
+            --appendfsync no --save "" --daemonize no --protected-mode no \
+            --auto-aof-rewrite-percentage 0 >"$d/redis.log" 2>&1 &
+        pid=$!
+        peer_pid "$pid"
+        wait_port "$port" 30 || { kill "$pid"; return 1; }
+        python3 - "$f" <<'PY' | redis-cli -h 127.0.0.1 -p "$port" --pipe >/dev/null
+import sys
+w = sys.stdout.buffer
+for line in open(sys.argv[1], "rb"):
+    v = line.rstrip(b"\n")
+    w.write(b"*5\r\n$4\r\nXADD\r\n$1\r\nb\r\n$1\r\n*\r\n$1\r\nd\r\n$%d\r\n%s\r\n" % (len(v), v))
+PY
+        redis-cli -h 127.0.0.1 -p "$port" CONFIG SET appendfsync always >/dev/null  # flushes the AOF
+        redis-cli -h 127.0.0.1 -p "$port" XADD b '*' d x >/dev/null
+        aof=$(dir_bytes "$d/data")
+        redis-cli -h 127.0.0.1 -p "$port" BGREWRITEAOF >/dev/null
+        while redis-cli -h 127.0.0.1 -p "$port" INFO persistence |
+            grep -q 'aof_rewrite_in_progress:1\|aof_rewrite_scheduled:1'; do sleep 0.2; done
+        sleep 1
+        rdb=$(dir_bytes "$d/data")
+        local n
+        n=$(redis-cli -h 127.0.0.1 -p "$port" XLEN b)
+        kill "$pid"
+        wait "$pid" 2>/dev/null
+        rm -rf "$d"
+        [ "$n" -gt 1 ] || return 1
+        result "bytes_ratio_$k" "$SYS" "$(awk -v a="$rdb" -v c="$aof" -v b="$json" 'BEGIN {printf "%.4f", (a < c ? a : c) / b}')" \
+            x lower "$(redis_durability)" \
+            "$(bytes_what $k) as $((n - 1)) XADDs: AOF as appended $aof bytes ($(awk -v a="$aof" -v b="$json" 'BEGIN {printf "%.3f", a / b}')x), after BGREWRITEAOF (RDB preamble) $rdb bytes ($(awk -v a="$rdb" -v b="$json" 'BEGIN {printf "%.3f", a / b}')x); / NDJSON $json bytes"
+    done
 }
 
 # XRANGE through the whole stream in pages of 1000, the d fields written as JSON lines into

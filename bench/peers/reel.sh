@@ -57,8 +57,8 @@ if chunk:
 ' "$REEL_PORT" "$1"
 }
 
-reel_wrk() {  # reel_wrk SCRIPT: "requests/s transfer-bytes/s" (lib.sh wrk_run)
-    wrk_run -t2 -c64 -d"${DUR}s" -s "$1" "$REEL_URL"
+reel_wrk() {  # reel_wrk SCRIPT [WRK-ARGS]: "requests/s transfer-bytes/s [p50 p99]" (lib.sh wrk_run)
+    wrk_run -t2 -c64 -d"${DUR}s" "${@:2}" -s "$1" "$REEL_URL"
 }
 
 reel_metric() {  # reel_metric NAME: a counter from /metrics
@@ -83,12 +83,16 @@ reel_ingest_single() {
     : >"$runs"
     for i in $(seq 1 "$REPEAT"); do
         c0=$(reel_metric reel_store_commits_total)
-        r=$(reel_wrk "$lua") || return 1
+        r=$(reel_wrk "$lua" --latency) || return 1
         c1=$(reel_metric reel_store_commits_total)
-        echo "$r" | awk -v c="$((c1 - c0))" -v d="$DUR" '{print $1, c / d}' >>"$runs"
+        echo "$r" | awk -v c="$((c1 - c0))" -v d="$DUR" '{print $1, c / d, $3, $4}' >>"$runs"
     done
     result ingest_single "$SYS" "$(cut -d' ' -f1 "$runs" | median)" events/s higher "$(reel_durability)" \
         "wrk -t2 -c64, POST of 1 JSON event to 64 sessions, ${DUR}s, median of $REPEAT"
+    result ingest_single_p50 "$SYS" "$(cut -d' ' -f3 "$runs" | median)" ms lower "$(reel_durability)" \
+        "wrk --latency of the ingest_single runs (64 connections in flight), median of $REPEAT"
+    result ingest_single_p99 "$SYS" "$(cut -d' ' -f4 "$runs" | median)" ms lower "$(reel_durability)" \
+        "wrk --latency of the ingest_single runs (64 connections in flight), median of $REPEAT"
     result aux_commits_single "$SYS" "$(cut -d' ' -f2 "$runs" | median)" commits/s higher \
         "$(reel_durability)" "reel_store_commits_total delta / run time (includes the first wrk connect)"
 }
@@ -167,6 +171,54 @@ reel_restore_1m() {
     after=$(dir_bytes "$REEL_DATA")
     REEL_BPE=$(( (after - before) / RESTORE_N ))
     reel_restore r1m "$RESTORE_N" restore_1m
+}
+
+# Issue 19's size ratios: data directory bytes / NDJSON bytes of the same events, for the
+# realistic mix (gen_mix.py, every event distinct) and for the 1 KiB events, each loaded into
+# a fresh data directory of its own by `reel ingest --sync none` (the store's own append path,
+# 1000-event chunks; sync changes when bytes reach the disk, not how many). The reference
+# column ndjson-zstd3 is `zstd -3` over the same NDJSON file (a ceiling, not a store).
+BYTES_MIX_N=$((QUICK == 1 ? 50000 : 100000))
+BYTES_1K_N=$((QUICK == 1 ? 100000 : 200000))
+bytes_ndjson() {  # bytes_ndjson mix|1k: path of the shared NDJSON file, generated once
+    local f=$PEERS_TMP/bytes-$1.ndjson
+    if [ ! -s "$f" ]; then
+        if [ "$1" = mix ]; then
+            "$ROOT/bench/peers/gen_events.py" --realistic --count "$BYTES_MIX_N" >"$f"
+        else
+            "$ROOT/bench/peers/gen_events.py" --seed 2 --count "$BYTES_1K_N" >"$f"
+        fi
+    fi
+    echo "$f"
+}
+
+bytes_what() {  # bytes_what mix|1k
+    if [ "$1" = mix ]; then
+        echo "issue-19 realistic mix (bench/peers/gen_mix.py, seed 1, $BYTES_MIX_N distinct events)"
+    else
+        echo "1 KiB events (gen_events.py --seed 2, $BYTES_1K_N events from a 4,096-event pool)"
+    fi
+}
+
+reel_bytes_ratio() {
+    local k f json d size z
+    for k in mix 1k; do
+        f=$(bytes_ndjson $k)
+        json=$(stat -c %s "$f")
+        d=$SYS_DIR/bytes-$k
+        rm -rf "$d"
+        "$BUILD/reel" ingest --data "$d" --sync none --session "bytes-$k" --quiet <"$f" || return 1
+        size=$(dir_bytes "$d")
+        result "bytes_ratio_$k" "$SYS" "$(awk -v a="$size" -v b="$json" 'BEGIN {printf "%.4f", a / b}')" \
+            x lower "$(reel_durability)" \
+            "$(bytes_what $k): data directory $size bytes (du -sb) / NDJSON $json bytes; reel ingest --sync none, one session"
+        rm -rf "$d"
+        if ! grep -q "^bytes_ratio_$k	ndjson-zstd3	" "$RESULTS"; then
+            z=$(zstd -3 -T1 -q -c "$f" | wc -c)
+            result "bytes_ratio_$k" ndjson-zstd3 "$(awk -v a="$z" -v b="$json" 'BEGIN {printf "%.4f", a / b}')" \
+                x lower n/a "zstd -3 -T1 of the same NDJSON file: $z of $json bytes (reference, not a store)"
+        fi
+    done
 }
 
 reel_bytes_per_event() {

@@ -51,7 +51,7 @@ PEERS_TMP=$ROOT/build/peers-tmp
 RESULTS=$PEERS_TMP/results.tsv
 SYSTEMS="reel redis postgres sqlite streams nginx reel-nosync redis-everysec"
 WORKLOADS="ingest_batch ingest_single ingest_mix poll100 restore_1k restore_1m export
-bytes_per_event fanout restart_ms"
+bytes_per_event bytes_ratio fanout restart_ms"
 RELAXED_WORKLOADS="ingest_batch ingest_single"
 if [ "$QUICK" = 1 ]; then
     DUR=3 REPEAT=1 RESTORE_N=200000 RESTART_BYTES=$((1 << 30))

@@ -16,12 +16,15 @@ its reason; every cell's measurement note is listed under the table.
 import sys
 from collections import OrderedDict
 
-ROWS = ["ingest_batch", "ingest_single", "ingest_mix", "poll100",
+ROWS = ["ingest_batch", "ingest_single", "ingest_single_p50", "ingest_single_p99", "ingest_mix", "poll100",
         "restore_1k_p50", "restore_1k_p99", "restore_1m_p50", "restore_1m_p99",
-        "fanout_p50", "fanout_p99", "export", "bytes_per_event", "restart_ms"]
+        "fanout_p50", "fanout_p99", "export", "bytes_per_event", "bytes_ratio_mix", "bytes_ratio_1k",
+        "restart_ms"]
 LABEL = {
     "ingest_batch": "durable ingest, 100 x 1 KiB per request, 64 conns",
     "ingest_single": "durable ingest, 1 event per request, 64 conns",
+    "ingest_single_p50": "durable ingest, 1 event per request, p50",
+    "ingest_single_p99": "durable ingest, 1 event per request, p99",
     "ingest_mix": "durable ingest, mock-agent mix, batches of 100",
     "poll100": "poll read, 100 events after an offset, 64 conns",
     "restore_1k_p50": "newest 50 of a 1k-event session, p50",
@@ -32,10 +35,12 @@ LABEL = {
     "fanout_p99": "live fan-out to 1,000 subscribers, p99",
     "export": "bulk export of the 1M-event session, zstd -3",
     "bytes_per_event": "bytes on disk per 1 KiB event",
+    "bytes_ratio_mix": "data directory / JSON bytes, issue-19 realistic mix",
+    "bytes_ratio_1k": "data directory / JSON bytes, 1 KiB events",
     "restart_ms": "restart to first served read, 10 GiB",
 }
-ORDER = ["reel", "redis", "postgres", "sqlite", "streams", "nginx"]
-NOT_PEERS = {"reel", "nginx", "machine"}
+ORDER = ["reel", "redis", "postgres", "sqlite", "streams", "nginx", "ndjson-zstd3"]
+NOT_PEERS = {"reel", "nginx", "machine", "ndjson-zstd3"}
 # Embedded (in-process, no network) peers are compared with reel's library (the reel-lib
 # column, when a module measured it), not with reel over HTTP.
 EMBEDDED = {"sqlite"}
@@ -58,7 +63,10 @@ def load(path):
 
 
 def base(w):
-    """restore_1k_p50 -> restore_1k, fanout_p99 -> fanout: the key a module's result_na uses."""
+    """restore_1k_p50 -> restore_1k, fanout_p99 -> fanout, bytes_ratio_mix -> bytes_ratio: the
+    key a module's result_na uses."""
+    if w.startswith("bytes_ratio_"):
+        return "bytes_ratio"
     return w.rsplit("_", 1)[0] if w.endswith(("_p50", "_p99")) else w
 
 
@@ -156,7 +164,10 @@ def main():
     for w in ROWS:
         cells, unit = [], ""
         for s in cols:
-            r = res.get((w, s)) or res.get((base(w), s))
+            r = res.get((w, s))
+            if r is None:  # a module's n/a for the whole workload (never another row's number)
+                b = res.get((base(w), s))
+                r = b if b and b["value"] is None else None
             if r is None:
                 cells.append("")
                 continue

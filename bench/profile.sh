@@ -1,0 +1,123 @@
+#!/bin/bash
+# profile.sh -- where reel serve's time goes on issue 19's two hot paths (docs/BENCHMARKS.md
+# "Issue 19 baseline"): (a) single-event durable ingest, 64 connections, and (b) the newest 50
+# events of a long session, one connection, sequential requests.
+#
+#   bench/profile.sh BUILD OUTDIR [--secs S] [--events N]
+#
+# For each path: a fresh `reel serve --sync full` on 127.0.0.1, load from wrk or
+# build/peers/reqlat, `perf record -e cpu-clock --call-graph dwarf` on the server's process
+# for S seconds (default 8) after a 2 s warm-up; then OUTDIR/<path>.folded (folded stacks),
+# <path>.svg (flame graph, bench/flame.py), <path>.top (self / inclusive % of the hottest
+# frames) and <path>.io (what the kernel saw: write_bytes and syscalls of the server per
+# event, commits from /metrics). (b) loads N events (default 200,000, 1 KiB) first.
+# Needs perf (Debian linux-perf) with perf_event_paranoid <= 2 or root; a VM without PMU
+# counters still has the cpu-clock software event used here.
+set -u
+BUILD=${1:?usage: bench/profile.sh BUILD OUTDIR [--secs S] [--events N]}
+OUT=${2:?usage: bench/profile.sh BUILD OUTDIR [--secs S] [--events N]}
+shift 2
+SECS=8 N=200000
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --secs) SECS=$2; shift ;;
+        --events) N=$2; shift ;;
+        *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "$BUILD" && pwd)
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+TMP=$ROOT/build/profile-tmp
+rm -rf "$TMP" && mkdir -p "$TMP"
+PID=""
+trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
+
+log() { printf '[profile %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+serve() {  # serve DATA: sets PID PORT
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$BUILD/reel" serve --data "$1" --listen "127.0.0.1:$PORT" --sync full \
+        --max-connections-per-ip 0 --max-connections 4096 2>"$TMP/serve.log" &
+    PID=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/metrics" >/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+
+metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
+io() { awk '$1 == "write_bytes:" || $1 == "syscw:" || $1 == "syscr:" {printf "%s ", $2}' "/proc/$PID/io"; }
+
+record() {  # record NAME: perf on $PID for SECS seconds, then the outputs
+    local name=$1
+    perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$PID" -o "$TMP/$name.data" \
+        -- sleep "$SECS" 2>"$TMP/perf.err" || { cat "$TMP/perf.err" >&2; return 1; }
+}
+
+report() {  # report NAME TITLE
+    local name=$1
+    perf script -i "$TMP/$name.data" 2>/dev/null | python3 "$ROOT/bench/flame.py" fold >"$OUT/$name.folded"
+    python3 "$ROOT/bench/flame.py" svg --title "$2" <"$OUT/$name.folded" >"$OUT/$name.svg"
+    python3 "$ROOT/bench/flame.py" top 40 <"$OUT/$name.folded" >"$OUT/$name.top"
+    log "$name: $(head -1 "$OUT/$name.top"); $OUT/$name.{folded,svg,top}"
+}
+
+# ---- (a) single-event durable ingest, 64 connections ----
+log "single-event ingest: wrk -t2 -c64, $((SECS + 4)) s, perf for $SECS s"
+serve "$TMP/a" || { log "reel serve did not start"; exit 1; }
+"$ROOT/bench/peers/gen_events.py" --format wrk --batch 1 --join single --bodies 1000 \
+    --content-type application/json --path '/v1/sessions/s{n}/events' >"$TMP/single.lua"
+wrk -t2 -c64 -d"$((SECS + 4))s" --latency -s "$TMP/single.lua" "http://127.0.0.1:$PORT" >"$TMP/wrk.out" &
+WRK=$!
+sleep 2
+c0=$(metric reel_store_commits_total) e0=$(metric reel_store_events_total) io0=$(io)
+t0=$(date +%s.%N)
+record single
+t1=$(date +%s.%N)
+c1=$(metric reel_store_commits_total) e1=$(metric reel_store_events_total) io1=$(io)
+wait "$WRK"
+{
+    echo "window ${SECS}s: $((c1 - c0)) commits, $((e1 - e0)) events (reel_store_*_total)"
+    echo "$io0 $io1" | awk -v e="$((e1 - e0))" -v c="$((c1 - c0))" -v t0="$t0" -v t1="$t1" '{
+        printf "syscr %.0f syscw %.0f write_bytes %.0f over %.1f s\n", $4 - $1, $5 - $2, $6 - $3, t1 - t0
+        if (e > 0) printf "per event: %.0f bytes written to the block layer, %.2f read + %.2f write syscalls\n", ($6 - $3) / e, ($4 - $1) / e, ($5 - $2) / e
+        if (c > 0) printf "per commit: %.1f events, %.0f bytes written\n", e / c, ($6 - $3) / c }'
+    echo "wrk (whole run, includes the warm-up and the perf window):"
+    grep -E 'Requests/sec|Latency|50%|99%' "$TMP/wrk.out"
+} >"$OUT/single.io"
+cat "$OUT/single.io" >&2
+kill "$PID"; wait "$PID" 2>/dev/null; PID=""
+report single "reel serve: single-event durable ingest, 64 connections (perf cpu-clock, dwarf)"
+
+# ---- (b) newest 50 of an N-event session ----
+log "newest 50: loading $N events"
+serve "$TMP/b" || { log "reel serve did not start"; exit 1; }
+"$ROOT/bench/peers/gen_events.py" --count "$N" | python3 -c '
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=600)
+chunk = []
+def post():
+    c.request("POST", "/v1/sessions/big/events", body=b"".join(chunk), headers={"Content-Type": "application/x-ndjson"})
+    r = c.getresponse(); r.read()
+    if r.status != 200: sys.exit("load: %d" % r.status)
+for line in sys.stdin.buffer:
+    chunk.append(line)
+    if len(chunk) == 10000: post(); chunk = []
+if chunk: post()
+' "$PORT" || exit 1
+path="/v1/sessions/big/events?offset=$((N - 50))&limit=50"
+"$BUILD/peers/reqlat" --http "127.0.0.1:$PORT" --requests 200 --path "$path" >/dev/null  # warm
+"$BUILD/peers/reqlat" --http "127.0.0.1:$PORT" --requests 2000000 --path "$path" >"$TMP/reqlat.out" &
+RQ=$!
+sleep 1
+record newest50
+kill "$RQ" 2>/dev/null; wait "$RQ" 2>/dev/null
+"$BUILD/peers/reqlat" --http "127.0.0.1:$PORT" --requests 3000 --path "$path" >"$OUT/newest50.io"
+echo "(reqlat: one connection, 3,000 sequential GET $path after the perf window)" >>"$OUT/newest50.io"
+"$BUILD/peers/reqlat" --http "127.0.0.1:$PORT" --requests 3000 \
+    --path "/v1/sessions/big/events?offset=$((N - 5000))&limit=50" >>"$OUT/newest50.io"
+echo "(the same 50 events 5,000 back: rendered envelopes not in the event cache on the first pass)" >>"$OUT/newest50.io"
+cat "$OUT/newest50.io" >&2
+kill "$PID"; wait "$PID" 2>/dev/null; PID=""
+report newest50 "reel serve: newest 50 of a ${N}-event session, one connection (perf cpu-clock, dwarf)"
