@@ -208,9 +208,7 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
         return REEL_EFORMAT;
     }
     if (rc == MDB_NOTFOUND && !s->read_only && is_new_store(s, txn)) {
-        uint8_t be[4] = {0, 0, 0, STORE_FORMAT_VERSION};
-        v.mv_size = 4, v.mv_data = be;
-        rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+        rc = store__put_format(s, txn);
         if (rc)
             store__set_error("cannot initialise '%s': %s", dir, mdb_strerror(rc));
         return store__err_from_mdb(rc);
@@ -223,14 +221,21 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
     uint32_t ver = v.mv_size == 4 ? (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3] : 0;
     if (ver == 1 && !s->has_recent) /* read-only: read it as it is, with defaults */
         return s->read_only ? REEL_OK : store__upgrade(s, txn, dir);
-    if (ver == STORE_FORMAT_VERSION && !s->has_recent) {
+    if (ver >= 2 && ver <= STORE_FORMAT_VERSION && !s->has_recent) {
         store__set_error("'%s' is damaged: the 'recent' database is missing; run `reel "
                          "verify` and restore from a backup", dir);
         return REEL_ECORRUPT;
     }
-    if (ver != STORE_FORMAT_VERSION) {
+    if (ver == 2 && !s->read_only) { /* format 3 is format 2 plus an optional element */
+        rc = store__put_format(s, txn);
+        if (rc)
+            store__set_error("cannot upgrade '%s' from format 2 to %d: %s", dir,
+                             STORE_FORMAT_VERSION, mdb_strerror(rc));
+        return store__err_from_mdb(rc);
+    }
+    if (ver != STORE_FORMAT_VERSION && ver != 2) {
         store__set_error("data directory '%s' has format version %u; this build of reel "
-                         "reads version %u", dir, ver, STORE_FORMAT_VERSION);
+                         "reads versions 1 to %u", dir, ver, STORE_FORMAT_VERSION);
         return REEL_EFORMAT;
     }
     return REEL_OK;

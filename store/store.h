@@ -69,7 +69,9 @@
 #include "store/buf.h"
 #include "store/err.h"
 
-#define STORE_FORMAT_VERSION 2 /* 1 is upgraded by a read-write open (store/upgrade.c) */
+/* 1 and 2 are upgraded by a read-write open (store/upgrade.c; 2 to 3 is the version
+ * number only: format 3 adds the optional 9th body element, 'redactions'). */
+#define STORE_FORMAT_VERSION 3
 #define STORE_SESSION_ID_MAX 1024 /* bytes of UTF-8 without control characters */
 #define STORE_EVENT_ID_MAX 128   /* bytes, any UTF-8 */
 #define STORE_TYPE_MAX 128       /* bytes */

@@ -53,6 +53,8 @@ void *store__committer_main(void *arg);
 /* Upgrades a format-1 store to format 2 inside 'txn' (upgrade.c); the note to log goes
  * into s->upgrade_note. REEL_OK or an error with store_last_error() set. */
 int store__upgrade(store_t *s, MDB_txn *txn, const char *dir);
+/* Writes the current STORE_FORMAT_VERSION into the meta record, in 'txn' (upgrade.c). */
+int store__put_format(store_t *s, MDB_txn *txn);
 
 /* ---- damaged pages (guard.c) ---- */
 

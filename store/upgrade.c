@@ -1,12 +1,14 @@
-/* upgrade.c -- format 1 to format 2, in place, in the write transaction that opens the
- * store (docs/FORMAT.md, "Format 2").
+/* upgrade.c -- older formats to the current one (3), in place, in the write transaction
+ * that opens the store (docs/FORMAT.md §8). Format 2 to 3 is the version number only
+ * (format 3 allows the optional 9th body element, 'redactions': a build that reads 3 reads
+ * every format-2 body). Format 1 to 3 is the work below (docs/FORMAT.md, "Format 2").
  *
  * Format 2 adds the 'recent' database (updated_ms BE | num BE, one entry per session),
  * the "runs" and "version" keys of session records, a status rule (a session that runs
  * again after "session.ended" is active again) and keys longer ids by hash (store_int.h);
  * format-1 ids are at most 128 bytes, so no key changes. The upgrade builds 'recent',
  * reads each session's events to count its runs and apply the status rule, writes the
- * records back (version 1), and sets the format record to 2, all
+ * records back (version 1), and sets the format record to the current version, all
  * in the caller's transaction: a crash leaves format 1 untouched. A read-only open of a
  * format-1 store does not upgrade: readers take an absent "runs" as 0, and the recent
  * listing sorts the records instead (store/read.c).
@@ -126,7 +128,12 @@ static int upgrade(store_t *s, MDB_txn *txn, uint64_t *n_sessions, uint64_t *n_e
     store_buf_release(&scratch);
     if (rc != MDB_NOTFOUND)
         return rc ? rc : MDB_CORRUPTED;
-    uint8_t be[4] = {0, 0, 0, 2};
+    return store__put_format(s, txn);
+}
+
+int store__put_format(store_t *s, MDB_txn *txn)
+{
+    uint8_t be[4] = {0, 0, 0, STORE_FORMAT_VERSION};
     MDB_val fk = {6, "format"}, fv = {4, be};
     return mdb_put(txn, s->db_meta, &fk, &fv, 0);
 }
@@ -138,7 +145,7 @@ int store__upgrade(store_t *s, MDB_txn *txn, const char *dir)
     if (rc) {
         s->has_recent = 0;
         s->upgrade_full = rc == MDB_MAP_FULL;
-        store__set_error("cannot upgrade '%s' from format 1 to 2: %s%s", dir,
+        store__set_error("cannot upgrade '%s' from format 1 to %d: %s%s", dir, STORE_FORMAT_VERSION,
                          rc == MDB_CORRUPTED ? "a session record or event is damaged"
                                              : mdb_strerror(rc),
                          rc == MDB_CORRUPTED ? " (run `reel verify` with a reel that reads "
@@ -147,7 +154,8 @@ int store__upgrade(store_t *s, MDB_txn *txn, const char *dir)
                                                                 : store__err_from_mdb(rc);
     }
     snprintf(s->upgrade_note, sizeof s->upgrade_note, "reel: upgraded '%.200s' from format 1 "
-             "to 2 (%llu sessions, %llu events read)", dir, (unsigned long long)sessions,
+             "to %d (%llu sessions, %llu events read)", dir, STORE_FORMAT_VERSION,
+             (unsigned long long)sessions,
              (unsigned long long)events);
     return REEL_OK;
 }

@@ -276,25 +276,6 @@ static void unpack_fixture(const char *to)
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
-static uint32_t format_of(const char *d)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_val k = {6, "format"}, v;
-    cr_assert_eq(mdb_env_create(&env), 0);
-    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
-    cr_assert_eq(mdb_env_open(env, d, MDB_RDONLY, 0644), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
-    const uint8_t *p = v.mv_data;
-    uint32_t ver = (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
-    return ver;
-}
-
 /* The "runs" key of session 'id''s stored record (-1 when absent). */
 static int64_t runs_of(const char *d, const char *id)
 {
@@ -354,7 +335,7 @@ Test(store_ids, format1_read_only_reads_without_upgrading)
     cr_assert(rep.ok, "%s", rep.problem);
     store_close(tu_store);
     tu_store = NULL;
-    cr_assert_eq(format_of(tu_dir), 1u, "a read-only open changed the format");
+    cr_assert_eq(tu_format_of(tu_dir), 1u, "a read-only open changed the format");
     free(q);
 }
 
@@ -365,11 +346,11 @@ Test(store_ids, format1_upgrades_in_place_on_a_read_write_open)
     tu_rmrf(tu_dir);
     tu_tmpdir(tu_dir);
     unpack_fixture(tu_dir);
-    cr_assert_eq(format_of(tu_dir), 1u);
+    cr_assert_eq(tu_format_of(tu_dir), 1u);
     tu_store = tu_open(tu_dir, 0, 1);
     store_close(tu_store);
     tu_store = NULL;
-    cr_assert_eq(format_of(tu_dir), 2u);
+    cr_assert_eq(tu_format_of(tu_dir), (unsigned)STORE_FORMAT_VERSION);
     /* runs = session.started events: s-alpha ran twice, beta.2 once; del_me's events are
      * gone with its delete */
     cr_assert_eq(runs_of(tu_dir, "s-alpha"), 2);
@@ -377,7 +358,7 @@ Test(store_ids, format1_upgrades_in_place_on_a_read_write_open)
     cr_assert_eq(runs_of(tu_dir, "gamma:3~x"), 0);
     cr_assert_eq(runs_of(tu_dir, "del_me"), 0);
     cr_assert_eq(runs_of(tu_dir, "empty-one"), 0);
-    tu_store = tu_open(tu_dir, 0, 1); /* a second open finds format 2: nothing to do */
+    tu_store = tu_open(tu_dir, 0, 1); /* a second open finds the current format: nothing to do */
     store_session_t rec;
     TU_OK(tu_session(tu_store, "s-alpha", &rec));
     cr_assert_eq(rec.event_count, 5u);

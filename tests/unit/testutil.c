@@ -2,6 +2,7 @@
 #include "tests/unit/testutil.h"
 
 #include <ftw.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,3 +334,45 @@ void tu_store_teardown(void)
     tu_store = NULL;
     tu_rmrf(tu_dir);
 }
+
+/* ---- The format record, read and written behind the store's back ---- */
+
+void tu_put_format(const char *d, uint32_t version)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint8_t be[4] = {(uint8_t)(version >> 24), (uint8_t)(version >> 16), (uint8_t)(version >> 8),
+                     (uint8_t)version};
+    MDB_val k = {6, "format"}, v = {4, be};
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
+    int rc = mdb_env_open(env, d, 0, 0644);
+    cr_assert_eq(rc, 0, "mdb_env_open(%s): %s", d, mdb_strerror(rc));
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+    cr_assert_eq(rc, 0, "no meta db: %s", mdb_strerror(rc));
+    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+uint32_t tu_format_of(const char *d)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {6, "format"}, v;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
+    cr_assert_eq(mdb_env_open(env, d, MDB_RDONLY, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
+    const uint8_t *p = v.mv_data;
+    uint32_t ver = (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return ver;
+}
+

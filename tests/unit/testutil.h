@@ -113,4 +113,9 @@ int tu_json_valid(const char *text, size_t len);
 /* Small deterministic PRNG (splitmix64) so failures can be reproduced from the seed. */
 uint64_t tu_rand(uint64_t *state);
 
+/* The meta record "format" of data directory 'd', read or overwritten with LMDB directly
+ * (the store closed), for the format-version tests. */
+uint32_t tu_format_of(const char *d);
+void tu_put_format(const char *d, uint32_t version);
+
 #endif
