@@ -50,7 +50,7 @@ const api_route_t api__routes[] = {
      .query_token = api__ds_query_token},
     /* The inspector's files hold no data; its requests to the API carry the token. */
     ROUTE("/",                             R,            0,          OPEN,  api__root),
-    ROUTE("/ui",                           R,            0,          OPEN,  api__ui_index),
+    ROUTE("/ui",                           R,            0,          OPEN,  api__ui_slash),
     ROUTE("/ui/",                          R,            0,          OPEN,  api__ui_index),
     ROUTE("/ui/{name}",                    R,            0,          OPEN,  api__ui_file),
 };

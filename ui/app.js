@@ -102,6 +102,12 @@
 
   const token = () => sessionStorage.getItem(TOKEN_KEY) || '';
 
+  /* The API is reached relative to the page, so the inspector works behind a reverse
+   * proxy's path prefix: the page is at PREFIX/ui/, the API at PREFIX/v1/. */
+  const BASE = location.pathname.replace(/ui(\/[^/]*)?$/, '');
+  const url = (path) => BASE + path.replace(/^\//, '');
+  const apiBase = () => location.origin + BASE;
+
   class ApiError extends Error {
     constructor(status, problem, fallback) {
       super((problem && (problem.detail || problem.title)) || fallback || 'HTTP ' + status);
@@ -115,7 +121,7 @@
     if (token()) headers.Authorization = 'Bearer ' + token();
     let res;
     try {
-      res = await fetch(path, Object.assign({}, opts, { headers, cache: 'no-store' }));
+      res = await fetch(url(path), Object.assign({}, opts, { headers, cache: 'no-store' }));
     } catch (e) {
       throw new ApiError(0, null, 'cannot reach the server (' + e.message + ')');
     }
@@ -131,7 +137,7 @@
   function sseUrl(path, params) {
     const q = new URLSearchParams(params);
     if (token()) q.set('access_token', token());
-    return path + '?' + q.toString();
+    return url(path) + '?' + q.toString();
   }
 
   const enc = encodeURIComponent;
@@ -360,9 +366,78 @@
     return lo;
   }
 
-  /* ---- sessions list ---- */
+  /* ---- sessions list ----
+   * GET /v1/sessions?order=recent: the most recently active first, paged by cursor.
+   * A row's outcome: the record says active / ended / deleted; for an ended session the
+   * page reads its last event (GET .../events?offset=last_sequence-1&limit=1, one key
+   * seek): an ended session's last event is always the session.ended that ended it (any
+   * later event makes it active again), and its `reason` says completed / error /
+   * terminated. One tiny request per ended row on the page, cached by id and sequence. */
 
   const cursorTrail = [];  /* cursors of the pages before the current one */
+  const outcomes = new Map(); /* id -> {seq, reason} */
+
+  function fmtDuration(ms) {
+    if (typeof ms !== 'number' || !(ms >= 0)) return '–';
+    if (ms < 1000) return ms + ' ms';
+    const s = ms / 1000;
+    if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + ' s';
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + ' min ' + Math.floor(s % 60) + ' s';
+    const hr = Math.floor(m / 60);
+    if (hr < 48) return hr + ' h ' + (m % 60) + ' min';
+    return Math.floor(hr / 24) + ' d ' + (hr % 24) + ' h';
+  }
+  function sessionSpan(rec) {
+    const a = Date.parse(rec.first_event_at || rec.created_at), b = Date.parse(rec.updated_at);
+    return Number.isNaN(a) || Number.isNaN(b) ? undefined : Math.max(0, b - a);
+  }
+  /* {label, cls, title} of a record (and its known end reason). */
+  function outcomeOf(rec) {
+    if (rec.status === 'active') return { label: 'active', cls: 'st-active', title: rec.ended_at ? 'running again (ended before at ' + rec.ended_at + ')' : 'events are arriving' };
+    if (rec.status === 'deleted') return { label: 'deleted', cls: 'st-deleted', title: 'deleted' };
+    const o = outcomes.get(rec.id);
+    const reason = o && o.seq === rec.last_sequence ? o.reason : undefined;
+    if (reason === undefined) return { label: 'ended', cls: 'st-ended-unknown', title: 'ended at ' + (rec.ended_at || '?') };
+    if (reason === 'completed' || reason === null) return { label: 'ended ok', cls: 'st-ended', title: 'session.ended reason: ' + (reason || 'none given') };
+    if (reason === 'error') return { label: 'ended with error', cls: 'st-error', title: 'session.ended reason: error' };
+    return { label: 'ended: ' + reason, cls: 'st-warn', title: 'session.ended reason: ' + reason };
+  }
+  async function readOutcome(rec) {
+    const seq = rec.last_sequence || 0;
+    const o = outcomes.get(rec.id);
+    if (o && o.seq === seq) return;
+    const r = await api('/v1/sessions/' + enc(rec.id) + '/events?limit=1&offset=' + Math.max(0, seq - 1));
+    const ev = r.events && r.events[0];
+    let reason = null;
+    if (ev && ev.type === 'session.ended' && isObj(ev.data)) reason = str(ev.data.reason) || null;
+    else if (ev && ev.type !== 'session.ended') reason = 'unknown';
+    outcomes.set(rec.id, { seq, reason });
+  }
+
+  function emptyStore(main) {
+    const api0 = apiBase();
+    const curl = "curl -X POST -H 'Content-Type: application/json' " +
+      (token() ? "-H 'Authorization: Bearer $REEL_TOKEN' " : '') +
+      "-d '{\"type\":\"note\",\"data\":{\"text\":\"hello\"}}' " + api0 + 'v1/sessions/first/events';
+    const run = 'reel run --agent mock --session demo --server ' + api0.replace(/\/$/, '') + ' -- tools';
+    return h('section', { class: 'empty', id: 'empty-store', 'aria-labelledby': 'empty-title' },
+      h('h2', { id: 'empty-title', text: 'No sessions yet' }),
+      h('p', { text: 'This store is empty. Append a first event with curl:' }),
+      h('pre', {}, h('code', { text: curl })),
+      h('p', { text: 'or run the mock agent through this server (it writes a session with tool calls):' }),
+      h('pre', {}, h('code', { text: run })),
+      h('p', { class: 'muted', text: 'The list updates by itself when the first event arrives.' }));
+  }
+
+  /* An error box; when the server cannot be reached (or answers 5xx), a Retry button. */
+  function errorWithRetry(e, retry) {
+    const box = errorBox(e);
+    if (!e.status || e.status >= 500) {
+      box.append(' ', h('button', { type: 'button', class: 'btn', id: 'retry', text: 'Retry', onclick: retry }));
+    }
+    return box;
+  }
 
   function sessionsView(main, params) {
     crumbs([{ text: 'Sessions' }]);
@@ -370,7 +445,8 @@
     const agent = params.get('agent') || '';
     const status = params.get('status') || '';
     const cursor = params.get('cursor') || '';
-    const find = params.get('q') || '';
+    const prefix = params.get('prefix') || '';
+    const firstPage = !cursor;
     if (!cursor) cursorTrail.length = 0;
     let live = null, disposed = false, reloadTimer = 0;
     const rows = new Map();       /* id -> {rec, tr} */
@@ -381,20 +457,21 @@
     const agentIn = h('input', { id: 'f-agent', name: 'agent', value: agent, placeholder: 'any', autocomplete: 'off', spellcheck: 'false' });
     const statusIn = h('select', { id: 'f-status', name: 'status' },
       ['', 'active', 'ended', 'deleted'].map((s) => h('option', { value: s, text: s || 'any', selected: s === status })));
-    const findIn = h('input', { id: 'f-find', name: 'q', type: 'search', value: find, placeholder: 'part of an id', autocomplete: 'off', spellcheck: 'false', 'data-filter': '' });
-    const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter sessions', onsubmit: (e) => {
-      e.preventDefault();
+    const findIn = h('input', { id: 'f-find', name: 'prefix', type: 'search', value: prefix, placeholder: 'id prefix', autocomplete: 'off', spellcheck: 'false', 'data-filter': '' });
+    const submit = (e) => {
+      if (e) e.preventDefault();
       const q = new URLSearchParams();
+      if (findIn.value.trim()) q.set('prefix', findIn.value.trim());
       if (agentIn.value.trim()) q.set('agent', agentIn.value.trim());
       if (statusIn.value) q.set('status', statusIn.value);
-      if (findIn.value.trim()) q.set('q', findIn.value.trim());
       location.hash = '#/' + (q.toString() ? '?' + q : '');
-    } },
-      h('div', { class: 'field' }, h('label', { for: 'f-find', text: 'Id contains' }), findIn),
+    };
+    const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter sessions', onsubmit: submit },
+      h('div', { class: 'field' }, h('label', { for: 'f-find', text: 'Id starts with' }), findIn),
       h('div', { class: 'field' }, h('label', { for: 'f-agent', text: 'Agent' }), agentIn),
       h('div', { class: 'field' }, h('label', { for: 'f-status', text: 'Status' }), statusIn),
       h('button', { type: 'submit', class: 'btn primary', text: 'Apply' }));
-    findIn.addEventListener('input', () => applyFind());
+    statusIn.addEventListener('change', () => submit());
 
     const openIn = h('input', { id: 'open-id', name: 'id', placeholder: 'session id', autocomplete: 'off', spellcheck: 'false', required: true });
     const openForm = h('form', { class: 'open', 'aria-label': 'Open a session by id', onsubmit: (e) => {
@@ -404,30 +481,33 @@
 
     const tbody = h('tbody');
     const table = h('table', { class: 'grid sessions', 'aria-describedby': 'sessions-count' },
-      h('caption', { class: 'sr-only', text: 'Sessions, in id order' }),
+      h('caption', { class: 'sr-only', text: 'Sessions, most recently active first' }),
       h('thead', {}, h('tr', {},
-        h('th', { scope: 'col', text: 'Session' }), h('th', { scope: 'col', text: 'Agent' }),
-        h('th', { scope: 'col', text: 'Status' }), h('th', { scope: 'col', class: 'num', text: 'Events' }),
-        h('th', { scope: 'col', class: 'num', text: 'Size' }), h('th', { scope: 'col', text: 'Last activity' }))),
+        h('th', { scope: 'col', text: 'Session' }), h('th', { scope: 'col', text: 'Status' }),
+        h('th', { scope: 'col', text: 'Agent' }), h('th', { scope: 'col', class: 'num', text: 'Events' }),
+        h('th', { scope: 'col', text: 'Last activity' }), h('th', { scope: 'col', class: 'num', text: 'Duration' }),
+        h('th', { scope: 'col', class: 'num', text: 'Size' }))),
       tbody);
-    const count = h('p', { id: 'sessions-count', class: 'muted' });
+    const count = h('p', { id: 'sessions-count', class: 'muted', role: 'status' });
     const prev = h('button', { type: 'button', class: 'btn', text: '← Previous', disabled: !cursor, onclick: () => {
       const c = cursorTrail.pop();
       go(c || '');
     } });
+    const top = h('button', { type: 'button', class: 'btn', text: '⇤ Newest', disabled: !cursor, onclick: () => { cursorTrail.length = 0; go(''); } });
     const next = h('button', { type: 'button', class: 'btn', text: 'Next →', disabled: true, onclick: () => {
       cursorTrail.push(cursor);
       go(nextCursor);
     } });
-    const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of sessions' }, prev, next);
+    const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of sessions' }, top, prev, next);
     const body = h('div', { class: 'table-wrap' }, table);
-    main.append(h('div', { class: 'view-head' }, h('h1', { text: 'Sessions' }), openForm), form, count, body, pager);
+    const slot = h('div');
+    main.append(h('div', { class: 'view-head' }, h('h1', { text: 'Sessions' }), openForm), form, count, slot, body, pager);
 
     function go(c) {
       const q = new URLSearchParams();
+      if (prefix) q.set('prefix', prefix);
       if (agent) q.set('agent', agent);
       if (status) q.set('status', status);
-      if (find) q.set('q', find);
       if (c) q.set('cursor', c);
       location.hash = '#/' + (q.toString() ? '?' + q : '');
     }
@@ -438,64 +518,98 @@
       return tr;
     }
     function fillRow(tr, rec) {
+      const o = outcomeOf(rec);
+      tr.dataset.status = rec.status;
+      tr.dataset.outcome = o.label;
       tr.replaceChildren(
         h('th', { scope: 'row' }, h('a', { href: '#/s/' + enc(rec.id), class: 'sid', text: rec.id })),
-        h('td', { text: rec.agent || '–' }),
-        h('td', {}, h('span', { class: 'badge st-' + rec.status, text: rec.status })),
-        h('td', { class: 'num', text: fmtNum(rec.event_count) }),
-        h('td', { class: 'num', text: fmtBytes(rec.bytes) }),
-        h('td', {}, timeEl(rec.updated_at)));
+        h('td', { class: 'st' }, h('span', { class: 'badge ' + o.cls, title: o.title, text: o.label })),
+        h('td', { class: 'agent', text: rec.agent || '–' }),
+        h('td', { class: 'num events', text: fmtNum(rec.event_count) }),
+        h('td', {}, timeEl(rec.updated_at)),
+        h('td', { class: 'num dur', title: 'first event to last activity', text: fmtDuration(sessionSpan(rec)) }),
+        h('td', { class: 'num', text: fmtBytes(rec.bytes) }));
     }
     function flash(tr) {
       tr.classList.remove('flash');
       void tr.offsetWidth;
       tr.classList.add('flash');
     }
-    function applyFind() {
-      const f = findIn.value.trim().toLowerCase();
-      let shown = 0;
-      for (const { rec, tr } of rows.values()) {
-        const ok = !f || rec.id.toLowerCase().includes(f);
-        tr.hidden = !ok;
-        if (ok) shown++;
-      }
-      count.textContent = rows.size === 0 ? 'No sessions.'
-        : (shown === rows.size ? '' : shown + ' of ') + rows.size + ' session' + (rows.size === 1 ? '' : 's') + ' on this page' + (nextCursor ? ' (more on the next pages)' : '') + '.';
+    function describe() {
+      const n = rows.size;
+      const filt = [prefix && 'id starting with "' + prefix + '"', agent && 'agent ' + agent, status && 'status ' + status].filter(Boolean).join(', ');
+      count.textContent = (n === 0 ? 'No sessions' : n + ' session' + (n === 1 ? '' : 's')) +
+        (filt ? ' (' + filt + ')' : '') + (n ? ' on this page, most recently active first' : '') +
+        (cursorTrail.length ? ', page ' + (cursorTrail.length + 1) : '') + (nextCursor ? '; more on the next pages.' : '.');
+    }
+
+    async function resolveOutcomes(recs) {
+      const todo = recs.filter((r) => r.status === 'ended');
+      let i = 0;
+      const worker = async () => {
+        while (i < todo.length && !disposed) {
+          const rec = todo[i++];
+          try {
+            await readOutcome(rec);
+            const r = rows.get(rec.id);
+            if (r && r.rec.last_sequence === rec.last_sequence && !disposed) fillRow(r.tr, r.rec);
+          } catch (e) { /* left as "ended" */ }
+        }
+      };
+      await Promise.all([worker(), worker(), worker(), worker()]);
+      if (!disposed) main.dataset.outcomes = '1';
     }
 
     async function load() {
-      const q = new URLSearchParams({ limit: String(PAGE_SESSIONS) });
+      const q = new URLSearchParams({ order: 'recent', limit: String(PAGE_SESSIONS) });
       if (cursor) q.set('cursor', cursor);
+      if (prefix) q.set('prefix', prefix);
       if (agent) q.set('agent', agent);
       if (status) q.set('status', status);
-      const r = await api('/v1/sessions?' + q);
-      if (disposed) return;
+      main.setAttribute('aria-busy', 'true');
+      count.textContent = 'Loading sessions…';
+      let r;
+      /* a filtered page may come back short, even empty, with a next_cursor: keep reading
+       * (the API examines at most 20,000 records per page) until the page has rows */
+      let sessions = [];
+      for (let hops = 0; ; hops++) {
+        r = await api('/v1/sessions?' + q);
+        if (disposed) return;
+        sessions = sessions.concat(r.sessions);
+        if (sessions.length || !r.next_cursor || hops >= 20) break;
+        q.set('cursor', r.next_cursor);
+      }
+      main.removeAttribute('aria-busy');
       nextCursor = r.next_cursor || null;
       next.disabled = !nextCursor;
       rows.clear();
       tbody.replaceChildren();
-      for (const rec of r.sessions) {
+      for (const rec of sessions) {
         const tr = row(rec);
         rows.set(rec.id, { rec, tr });
         tbody.append(tr);
       }
-      applyFind();
+      const empty = !sessions.length && firstPage && !prefix && !agent && !status;
+      slot.replaceChildren(empty ? emptyStore(main) : '');
+      body.hidden = empty;
+      pager.hidden = empty;
+      describe();
       main.dataset.loaded = '1';
+      main.dataset.empty = empty ? '1' : '';
+      resolveOutcomes(sessions);
     }
 
-    function accepts(id) {
-      if (status && status !== 'active') return false;
-      if (agent) return false;          /* a new session's agent is not known from its event */
-      if (cursor && id <= cursor) return false;
-      if (nextCursor && rows.size && id > [...rows.keys()].pop()) return false;
-      return true;
+    function accepts() {
+      /* a session not on the page: it belongs on top of the first page, unless a filter
+       * the event cannot decide (agent) or a prefix excludes it */
+      return firstPage && !agent && (!status || status === 'active');
     }
 
     function onEvents(evs) {
       for (const ev of evs) {
         const r = rows.get(ev.session_id);
         if (!r) {
-          if (accepts(ev.session_id)) { clearTimeout(reloadTimer); reloadTimer = setTimeout(() => load().catch(() => {}), 400); }
+          if (accepts() && (!prefix || ev.session_id.startsWith(prefix))) { clearTimeout(reloadTimer); reloadTimer = setTimeout(() => load().catch(() => {}), 400); }
           continue;
         }
         const rec = r.rec;
@@ -504,18 +618,29 @@
         rec.last_sequence = ev.sequence;
         rec.updated_at = ev.time;
         /* as the store does: an end ends the session, any later event makes it active again */
-        if (ev.type === 'session.ended') { rec.status = 'ended'; rec.ended_at = ev.time; }
-        else if (rec.status === 'ended') rec.status = 'active';
+        if (ev.type === 'session.ended') {
+          rec.status = 'ended'; rec.ended_at = ev.time;
+          outcomes.set(rec.id, { seq: ev.sequence, reason: (isObj(ev.data) && str(ev.data.reason)) || null });
+        } else if (rec.status === 'ended') rec.status = 'active';
         if (ev.type === 'session.started') rec.runs = (rec.runs || 0) + 1;
         touched.add(ev.session_id);
         refreshIds.add(ev.session_id);
       }
-      /* Rows are redrawn once per animation frame, however busy the feed. */
+      /* Rows are redrawn once per animation frame, however busy the feed; on the first
+       * page a row with new activity moves to the top (the list's order). */
       if (!frame) frame = requestAnimationFrame(() => {
         frame = 0;
+        const moved = [];
         for (const id of touched) {
           const r = rows.get(id);
-          if (r) { fillRow(r.tr, r.rec); flash(r.tr); }
+          if (!r) continue;
+          fillRow(r.tr, r.rec);
+          flash(r.tr);
+          moved.push(r);
+        }
+        if (firstPage) {
+          moved.sort((a, b) => Date.parse(a.rec.updated_at) - Date.parse(b.rec.updated_at));
+          for (const r of moved) tbody.prepend(r.tr);
         }
         touched.clear();
       });
@@ -549,7 +674,10 @@
         main.dataset.live = '1';
         window.__reelLive = live;
       } catch (e) {
-        main.append(errorBox(e));
+        main.removeAttribute('aria-busy');
+        count.textContent = '';
+        slot.replaceChildren(errorWithRetry(e, () => route()));
+        main.dataset.failed = '1';
       }
       focusHeading(main);
     })();

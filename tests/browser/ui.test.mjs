@@ -76,7 +76,8 @@ describe('sessions list', () => {
     await page.waitForSelector('tr[data-id="demo-new"]', { timeout: 5000 });
     const last = (await srv.get('/v1/sessions/demo-new')).event_count;
     await waitUntil(page, (n) => document.querySelector('tr[data-id="demo-new"] td:nth-of-type(3)')?.textContent === String(n), last);
-    await waitUntil(page, () => document.querySelector('tr[data-id="demo-new"] .badge')?.textContent === 'ended');
+    await waitUntil(page, () => document.querySelector('tr[data-id="demo-new"] .badge')?.textContent === 'ended ok');
+    assert.equal(await page.locator('table.sessions tbody tr').first().getAttribute('data-id'), 'demo-new', 'the newest activity is on top');
     // appends by another process on the data directory (`reel ingest`) reach the page too
     const r = spawnSync(REEL, ['ingest', '--quiet', '--session', 'notes', '--data', srv.data, '--sync', 'none'],
       { input: message('n3', 'user', 'from reel ingest').map((e) => JSON.stringify(e)).join('\n') + '\n', encoding: 'utf8' });
@@ -97,25 +98,46 @@ describe('sessions list', () => {
     await page.close();
   });
 
-  test('filters and pages with the cursor', async () => {
+  test('filters by status, agent and id prefix; pages with the cursor', async () => {
     for (let i = 0; i < 60; i++) await srv.append(`page-${String(i).padStart(2, '0')}`, [{ type: 'note', data: { i } }]);
     const { page } = await open(srv, '#/');
     await page.waitForSelector('main[data-live="1"]');
-    assert.equal(await page.locator('table.sessions tbody tr').count(), 50);
+    const ids = () => page.locator('table.sessions tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+    let shown = await ids();
+    assert.equal(shown.length, 50);
+    assert.deepEqual(shown.slice(0, 3), ['page-59', 'page-58', 'page-57'], 'most recently active first');
     await page.getByRole('button', { name: 'Next →' }).click();
     await waitUntil(page, () => location.hash.includes('cursor='));
-    await page.waitForSelector('main[data-loaded="1"] tr[data-id="page-59"]');
-    assert.equal(await page.locator('table.sessions tbody tr').count(), 15);
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="page-00"]');
+    shown = await ids();
+    assert.equal(shown.length, 15);
+    assert.deepEqual(shown.slice(0, 11), ['page-09', 'page-08', 'page-07', 'page-06', 'page-05', 'page-04', 'page-03', 'page-02', 'page-01', 'page-00', 'notes']);
     await page.getByRole('button', { name: '← Previous' }).click();
-    await page.waitForSelector('tr[data-id="demo-chat"]');
-    // server-side filter (status) and client-side id filter
-    await page.selectOption('#f-status', 'active');
+    await page.waitForSelector('tr[data-id="page-59"]');
+    // server-side filters: status (applies on change), agent, id prefix
+    await page.selectOption('#f-status', 'ended');
+    await waitUntil(page, () => location.hash.includes('status=ended'));
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="demo-chat"]');
+    assert.equal(await page.locator('tr[data-id="notes"]').count(), 0, 'active sessions filtered out');
+    assert.ok((await ids()).every((id) => id.startsWith('demo-')));
+    await page.selectOption('#f-status', '');
+    await page.fill('#f-agent', 'mock');
     await page.getByRole('button', { name: 'Apply' }).click();
-    await waitUntil(page, () => location.hash.includes('status=active'));
-    await page.waitForSelector('tr[data-id="notes"]');
-    assert.equal(await page.locator('tr[data-id="demo-chat"]').count(), 0, 'ended sessions filtered out');
+    await waitUntil(page, () => location.hash.includes('agent=mock'));
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="demo-tools"]');
+    assert.deepEqual((await ids()).sort(), ['demo-chat', 'demo-new', 'demo-permission', 'demo-tools']);
+    await page.fill('#f-agent', '');
     await page.fill('#f-find', 'page-0');
-    assert.equal(await page.locator('table.sessions tbody tr:not([hidden])').count(), 10);
+    await page.keyboard.press('Enter');
+    await waitUntil(page, () => location.hash.includes('prefix=page-0'));
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="page-00"]');
+    assert.deepEqual(await ids(), ['page-09', 'page-08', 'page-07', 'page-06', 'page-05', 'page-04', 'page-03', 'page-02', 'page-01', 'page-00']);
+    assert.match(await page.locator('#sessions-count').textContent(), /10 sessions \(id starting with "page-0"\)/);
+    // a filter that matches nothing is not the empty-store page
+    await page.fill('#f-find', 'zzz');
+    await page.keyboard.press('Enter');
+    await waitUntil(page, () => document.querySelector('#sessions-count').textContent.startsWith('No sessions'));
+    assert.equal(await page.locator('#empty-store').count(), 0);
     await page.close();
   });
 
@@ -130,9 +152,9 @@ describe('sessions list', () => {
     await page.keyboard.press('j');
     await page.keyboard.press('j');
     const focused = await page.evaluate(() => document.activeElement.textContent);
-    assert.equal(focused, 'demo-new');
+    assert.equal(focused, 'page-58');
     await page.keyboard.press('Enter');
-    await waitUntil(page, () => location.hash === '#/s/demo-new');
+    await waitUntil(page, () => location.hash === '#/s/page-58');
     await page.waitForSelector('main[data-at]');
     await page.keyboard.press('e');
     await page.waitForSelector('#ev-range');
@@ -148,6 +170,120 @@ describe('sessions list', () => {
     assert.equal(await page.locator('main').count(), 1);
     assert.equal(await page.locator('h1').count(), 1);
     assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+    await page.close();
+  });
+});
+
+describe('sessions list: outcomes, empty store, unreachable server', () => {
+  const srv = new Server();
+  before(() => srv.start());
+  after(() => srv.dispose());
+
+  test('an empty store shows how to add a first session, then the list fills live', async () => {
+    const { page } = await open(srv, '#/');
+    await page.waitForSelector('main[data-live="1"]');
+    const empty = page.locator('#empty-store');
+    assert.equal(await empty.count(), 1);
+    const text = await empty.textContent();
+    assert.ok(text.includes(`curl -X POST`) && text.includes(`${srv.url}/v1/sessions/first/events`), text);
+    assert.ok(text.includes(`reel run --agent mock --session demo --server ${srv.url} -- tools`), text);
+    await shot(page, 'sessions-empty');
+    await srv.append('first', [{ type: 'note', data: { text: 'hello' } }]);
+    await page.waitForSelector('tr[data-id="first"]', { timeout: 5000 });
+    assert.equal(await empty.count(), 0);
+    await page.close();
+  });
+
+  test('status with outcome: active, ended ok, ended with error, ended: terminated, deleted', async () => {
+    srv.runMock('run-ok', 'tools');
+    srv.runMock('run-failed', 'error', 1, true);
+    await srv.append('run-killed', [{ type: 'session.started', data: {} }, { type: 'session.ended', data: { reason: 'terminated', terminated_by: 'runner' } }]);
+    await srv.append('gone', [{ type: 'note', data: {} }]);
+    assert.equal((await fetch(srv.url + '/v1/sessions/gone', { method: 'DELETE' })).status, 200);
+    await srv.append('run-live', [{ type: 'session.started', data: {} }, ...message('m1', 'user', 'still going')]);
+    const { page } = await open(srv, '#/');
+    await page.waitForSelector('main[data-outcomes="1"]');
+    const outcome = (id) => page.locator(`tr[data-id="${id}"]`).getAttribute('data-outcome');
+    assert.equal(await outcome('run-ok'), 'ended ok');
+    assert.equal(await outcome('run-failed'), 'ended with error');
+    assert.equal(await outcome('run-killed'), 'ended: terminated');
+    assert.equal(await outcome('gone'), 'deleted');
+    assert.equal(await outcome('run-live'), 'active');
+    assert.equal(await page.locator('tbody tr').first().getAttribute('data-id'), 'run-live');
+    const cells = await page.locator('tr[data-id="run-ok"] td').allTextContents();
+    assert.equal(cells[1], 'mock');
+    assert.match(cells[4], /^\d+(\.\d)? (ms|s)$/, 'duration: ' + cells[4]);
+    // a live session that ends with an error turns red without a reload, and moves to the top
+    await srv.append('run-ok', [{ type: 'session.started', data: {} }, { type: 'session.ended', data: { reason: 'error' } }]);
+    await waitUntil(page, () => document.querySelector('tr[data-id="run-ok"]').dataset.outcome === 'ended with error');
+    await waitUntil(page, () => document.querySelector('tbody tr').dataset.id === 'run-ok');
+    await srv.append('run-live', message('m2', 'assistant', 'working'));
+    await waitUntil(page, () => document.querySelector('tbody tr').dataset.id === 'run-live');
+    await sleep(1300);
+    await shot(page, 'sessions-outcomes', 'ui-sessions.png');
+    await page.close();
+  });
+
+  test('a server that cannot be reached: an error with a Retry button', async () => {
+    const { page: p2 } = await open(srv, '#/?prefix=run-');
+    await p2.waitForSelector('main[data-loaded="1"]');
+    // a route to a server that is down: kill it, then navigate within the page
+    await srv.stop();
+    await p2.evaluate(() => { location.hash = '#/?prefix=run-o'; });
+    await p2.waitForSelector('#retry', { timeout: 10000 });
+    assert.match(await p2.locator('.problem').textContent(), /cannot reach the server/);
+    await shot(p2, 'sessions-unreachable');
+    await srv.start();
+    await p2.click('#retry');
+    await p2.waitForSelector('main[data-loaded="1"] tr[data-id="run-ok"]');
+    await p2.close();
+  });
+});
+
+describe('10,000 sessions', () => {
+  const srv = new Server();
+  const N = 10000;
+  before(async () => {
+    await srv.start();
+    let next = 0;
+    const worker = async () => {
+      while (next < N) {
+        const i = next++;
+        await srv.append(`bulk-${String(i).padStart(5, '0')}`, [{ type: 'note', data: { i } }]);
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, worker));
+  });
+  after(() => srv.dispose());
+
+  test('the first page is quick, the cursor pages through, the prefix search finds one', async () => {
+    const t0 = Date.now();
+    const { page } = await open(srv, '#/');
+    await page.waitForSelector('main[data-loaded="1"] tbody tr');
+    const firstPaint = Date.now() - t0;
+    await page.waitForSelector('main[data-live="1"]');
+    const seen = new Set();
+    for (let p = 0; p < 4; p++) {
+      const ids = await page.locator('table.sessions tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+      assert.equal(ids.length, 50);
+      for (const id of ids) { assert.ok(!seen.has(id), 'no session twice: ' + id); seen.add(id); }
+      assert.ok(ids.every((id) => id.startsWith('bulk-')));
+      if (p < 3) {
+        const before = ids[0];
+        await page.getByRole('button', { name: 'Next →' }).click();
+        await waitUntil(page, (b) => document.querySelector('main[data-loaded="1"] tbody tr') && document.querySelector('tbody tr').dataset.id !== b, before);
+      }
+    }
+    const t1 = Date.now();
+    await page.fill('#f-find', 'bulk-04242');
+    await page.keyboard.press('Enter');
+    await waitUntil(page, () => location.hash.includes('prefix=bulk-04242'));
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="bulk-04242"]');
+    const search = Date.now() - t1;
+    assert.equal(await page.locator('table.sessions tbody tr').count(), 1);
+    const mem = await page.evaluate(() => (performance.memory ? performance.memory.usedJSHeapSize : 0));
+    fs.writeFileSync(path.join(ARTIFACTS, 'sessions-10k.txt'),
+      `sessions: ${N}\nfirst page painted: ${firstPaint} ms\nprefix search: ${search} ms\nJS heap: ${(mem / 1048576).toFixed(1)} MiB\n`);
     await page.close();
   });
 });
