@@ -1154,12 +1154,17 @@
         rec.last_sequence = t.at;
       }
       const fold = new Fold(t);
-      let shown = 0;
+      let ws = 0, we = 0;               /* the rendered window: vis[ws .. we) */
       const opened = new Set();          /* keys of entries whose details the reader opened */
       const nodes = new Map();           /* key -> li */
+      const times = new Map();           /* sequence -> commit time (ISO), for the entries shown */
+      const marks = [];                  /* run starts and turn ends: {seq, kind, n, time, data} */
+      const filt = { q: '', type: '' };
+      let target = null;                 /* the entry jumped to (search, problem, sequence) */
       const list = h('ol', { class: 'timeline', 'aria-label': 'Transcript' });
-      const earlier = h('button', { type: 'button', class: 'btn', id: 'earlier', onclick: () => { shown += WINDOW; renderAll(true); } });
-      const follow = h('input', { type: 'checkbox', id: 'follow', checked: true });
+      const earlier = h('button', { type: 'button', class: 'btn', id: 'earlier', onclick: () => { ws = Math.max(0, ws - WINDOW); show({ keepTop: true }); } });
+      const later = h('button', { type: 'button', class: 'btn', id: 'later', onclick: () => { we = Math.min(vis.length, we + WINDOW); show({}); } });
+      const follow = h('input', { type: 'checkbox', id: 'follow', checked: !params.get('seq') });
       const mdBox = h('input', { type: 'checkbox', id: 'opt-md', checked: prefs.markdown, onchange: () => {
         prefs.markdown = mdBox.checked;
         localStorage.setItem('reel.markdown', mdBox.checked ? '1' : '0');
@@ -1167,15 +1172,44 @@
       } });
       const nativeBox = h('input', { type: 'checkbox', id: 'opt-native', checked: prefs.native, onchange: () => {
         prefs.native = nativeBox.checked;
-        renderAll(false);
+        refilter();
       } });
-      const summary = h('p', { class: 'summary muted', id: 'tsummary' });
+      const summary = h('p', { class: 'summary muted', id: 'tsummary', role: 'status' });
       const tools = h('div', { class: 'tbar' }, summary, h('div', { class: 'opts' },
         h('label', { class: 'check' }, mdBox, ' Markdown'),
         h('label', { class: 'check' }, nativeBox, ' Native lines'),
         h('label', { class: 'check' }, follow, ' Follow new events')));
+
+      /* search (text, tool name, arguments, output), type filter, jump to a sequence */
+      const searchIn = h('input', { id: 't-search', type: 'search', placeholder: 'text or tool name', autocomplete: 'off', spellcheck: 'false', 'data-filter': '' });
+      const typeIn = h('select', { id: 't-type' }, [['', 'all'], ['message', 'messages'], ['reasoning', 'reasoning'], ['tool_call', 'tool calls'],
+        ['permission', 'permissions'], ['question', 'questions'], ['error', 'errors'], ['other', 'other events']].map(([v, l]) => h('option', { value: v, text: l })));
+      const seqIn = h('input', { id: 't-seq', type: 'number', min: '1', inputmode: 'numeric', placeholder: '#', autocomplete: 'off' });
+      let searchTimer = 0;
+      searchIn.addEventListener('input', () => { clearTimeout(searchTimer); searchTimer = setTimeout(() => { filt.q = searchIn.value.trim().toLowerCase(); refilter(); }, 200); });
+      typeIn.addEventListener('change', () => { filt.type = typeIn.value; refilter(); });
+      const finder = h('form', { class: 'filters tfind', role: 'search', 'aria-label': 'Search the transcript', onsubmit: (e) => {
+        e.preventDefault();
+        clearTimeout(searchTimer);
+        filt.q = searchIn.value.trim().toLowerCase();
+        refilter();
+      } },
+        h('div', { class: 'field' }, h('label', { for: 't-search', text: 'Search' }), searchIn),
+        h('div', { class: 'field' }, h('label', { for: 't-type', text: 'Type' }), typeIn));
+      const seqForm = h('form', { class: 'filters tjump', 'aria-label': 'Jump to a sequence', onsubmit: (e) => {
+        e.preventDefault();
+        const n = parseInt(seqIn.value, 10);
+        if (n > 0) jumpSeq(n);
+      } }, h('div', { class: 'field' }, h('label', { for: 't-seq', text: 'Go to event #' }), seqIn), h('button', { type: 'submit', class: 'btn', text: 'Go' }));
+
+      /* errors and refused permissions: a gutter beside the timeline, and previous/next */
+      const probCount = h('span', { id: 'prob-count' });
+      const probPrev = h('button', { type: 'button', class: 'btn', id: 'prob-prev', text: '↑ Previous', onclick: () => stepProblem(-1) });
+      const probNext = h('button', { type: 'button', class: 'btn', id: 'prob-next', text: '↓ Next', onclick: () => stepProblem(1) });
+      const probBar = h('nav', { class: 'probbar', 'aria-label': 'Errors and refused permissions' }, probCount, probPrev, probNext);
+      const gutter = h('div', { class: 'gutter', id: 'gutter', 'aria-hidden': 'true' });
       const plan = h('div', { id: 'plan' });
-      panel.replaceChildren(tools, plan, earlier, list);
+      panel.replaceChildren(tools, h('div', { class: 'tfinders' }, finder, seqForm, probBar), plan, earlier, list, later, gutter);
 
       function extra() {
         const s = fold.t.session || {};
@@ -1186,48 +1220,259 @@
           x.push(['Tokens', fmtNum(u.input_tokens || 0) + ' in · ' + fmtNum(u.output_tokens || 0) + ' out']);
         if (u.cost_usd !== undefined) x.push(['Cost', '$' + Number(u.cost_usd).toFixed(4)]);
         x.push(['Turns', fmtNum(fold.t.turns || 0)]);
+        if (rec && rec.runs > 1) x.push(['Runs', fmtNum(rec.runs)]);
         if (isObj(s.ended)) x.push(['Ended', String(s.ended.reason || 'yes') + (s.ended.exit_code !== undefined ? ' (exit ' + s.ended.exit_code + ')' : '')]);
         return x;
       }
+
+      /* -- times: the transcript has sequences; their commit times come from the events -- */
+      function markOf(ev) {
+        if (ev.type === 'session.started') return 'run';
+        if (ev.type === 'usage' && isObj(ev.data) && ev.data.turn_end === true) return 'turn';
+        return null;
+      }
+      function addMark(ev) {
+        const kind = markOf(ev);
+        if (!kind || marks.some((m) => m.seq === ev.sequence)) return false;
+        const n = marks.filter((m) => m.kind === kind).length + 1;
+        marks.push({ seq: ev.sequence, kind, n, time: ev.time, data: ev.data });
+        return true;
+      }
+      /* Every run start and turn end, with one filtered read (the server examines up to
+       * 20,000 events per request; a 100,000-event session takes 5). */
+      async function loadMarks() {
+        let off = 0;
+        for (let i = 0; i < 10000 && off < fold.at; i++) {
+          const r = await api(base + '/events?types=session.started,usage&limit=10000&offset=' + off);
+          for (const ev of r.events) { if (ev.sequence <= fold.at) { times.set(ev.sequence, ev.time); addMark(ev); } }
+          if (!r.hasMore || r.next_offset <= off) break;
+          off = r.next_offset;
+        }
+        marks.sort((a, b) => a.seq - b.seq);
+        const count = { run: 0, turn: 0 };
+        for (const m of marks) m.n = ++count[m.kind];
+      }
+      /* The times of sequences lo..hi, read in pages of up to 10,000 events. */
+      async function ensureTimes(lo, hi) {
+        hi = Math.min(hi, fold.at);
+        for (let a = Math.max(1, lo), guard = 0; a <= hi && guard < 1000; guard++) {
+          if (times.has(a)) { a++; continue; }
+          let b = a;
+          while (b < hi && !times.has(b + 1) && b - a < 9999) b++;
+          const r = await api(base + '/events?offset=' + (a - 1) + '&limit=' + (b - a + 1));
+          for (const ev of r.events) times.set(ev.sequence, ev.time);
+          if (!r.events.length) break;
+          a = Math.max(b + 1, r.next_offset + 1);
+        }
+      }
+      const endSeq = (e) => {
+        const o = e.obj;
+        if (e.kind !== 'item') return o.resolved_sequence || e.seq;
+        return (isObj(o.result) && o.result.completed_sequence) || o.completed_sequence || e.seq;
+      };
+      async function windowTimes() {
+        if (we <= ws) return;
+        let hi = 0;
+        for (let i = ws; i < we; i++) hi = Math.max(hi, endSeq(vis[i]));
+        await ensureTimes(vis[ws].seq, hi);
+      }
+
+      const clock = (iso) => (iso ? iso.slice(11, 23) : '');
+      function timeOf(seq) {
+        const iso = times.get(seq);
+        return iso ? h('time', { class: 'at', datetime: iso, title: iso.replace('T', ' ').replace('Z', ' UTC') + ' · event #' + seq, text: clock(iso) }) : null;
+      }
+      function durationOf(e) {
+        const o = e.obj;
+        if (e.kind !== 'item' || o.kind !== 'tool_call') return undefined;
+        const end = (isObj(o.result) && o.result.completed_sequence) || (o.status !== 'in_progress' && !isObj(o.result) ? o.completed_sequence : 0);
+        const a = Date.parse(times.get(o.started_sequence)), b = Date.parse(times.get(end));
+        return Number.isNaN(a) || Number.isNaN(b) ? undefined : Math.max(0, b - a);
+      }
+
+      /* -- classification: type filter, search, problems -- */
+      function typeOf(e) {
+        if (e.kind === 'item') return e.obj.kind === 'tool_result' ? 'tool_call' : ['message', 'reasoning', 'tool_call'].includes(e.obj.kind) ? e.obj.kind : 'other';
+        return e.kind === 'unparsed' ? 'other' : e.kind;
+      }
+      function searchText(e) {
+        const o = e.obj;
+        const parts = [];
+        const add = (v) => { if (v !== undefined && v !== null) parts.push(typeof v === 'string' ? v : JSON.stringify(v)); };
+        if (e.kind === 'item') {
+          add(o.text); add(o.name); add(o.title); add(o.arguments);
+          if (isObj(o.result)) { add(o.result.output); add(o.result.content); add(o.result.text); }
+          if (o.kind === 'tool_result') add(o.output);
+        } else if (e.kind === 'error') add(o.error);
+        else if (e.kind === 'permission' || e.kind === 'question') { add(o.action); add(o.input); add(o.question); add(o.questions); add(o.tool_call); }
+        else { add(o.type); add(o.data); }
+        return parts.join('\n').toLowerCase();
+      }
+      function isProblem(e) {
+        const o = e.obj;
+        if (e.kind === 'error') return true;
+        if (e.kind === 'permission') return /^(reject|deny|denied|cancel)/i.test(String(o.status || ''));
+        if (e.kind !== 'item') return false;
+        if (o.status === 'failed') return true;
+        return o.kind === 'tool_call' && isObj(o.result) && (o.result.is_error === true || o.result.status === 'failed');
+      }
+      const base0 = (e) => prefs.native || e.kind !== 'other' || e.obj.type !== 'agent.native';
+      /* agent.native events (a line with nothing universal in it) are hidden unless asked. */
+      const visible = (e) => base0(e) && (!filt.type || typeOf(e) === filt.type) && (!filt.q || searchText(e).includes(filt.q));
+
       function li(e) {
-        const el = h('li', { class: 'entry k-' + e.kind, dataset: { key: e.key, seq: String(e.seq) } }, renderEntry(id, e, opened.has(e.key)));
+        const el = h('li', { class: 'entry k-' + e.kind + (isProblem(e) ? ' flagged' : '') + (target === e ? ' target' : ''), dataset: { key: e.key, seq: String(e.seq) } }, renderEntry(id, e, opened.has(e.key)));
+        const head = el.firstChild && el.firstChild.querySelector(':scope > summary, :scope > header');
+        if (head) {
+          const at = head.querySelector(':scope > a.seq');
+          const d = durationOf(e);
+          if (d !== undefined) head.insertBefore(h('span', { class: 'dur', title: 'tool call duration: result time minus call start time', text: fmtDuration(d) }), at);
+          const tm = timeOf(e.seq);
+          if (tm) head.insertBefore(tm, at);
+        }
+        if (isProblem(e)) el.prepend(h('span', { class: 'pmark', title: e.kind === 'permission' ? 'refused permission' : 'error', text: '!' }));
         el.addEventListener('toggle', (ev) => {
           if (ev.target.parentElement !== el) return;
           if (ev.target.open) opened.add(e.key); else opened.delete(e.key);
         }, true);
         return el;
       }
-      /* agent.native events (a line with nothing universal in it) are hidden unless asked. */
-      const visible = (e) => prefs.native || e.kind !== 'other' || e.obj.type !== 'agent.native';
+      function sep(m) {
+        const what = m.kind === 'run' ? 'Run ' + m.n + ' started' : 'End of turn ' + m.n;
+        const u = m.kind === 'turn' && isObj(m.data) ? m.data : null;
+        const tok = u && (u.input_tokens !== undefined || u.output_tokens !== undefined) ? ' · ' + fmtNum(u.input_tokens || 0) + ' in, ' + fmtNum(u.output_tokens || 0) + ' out' : '';
+        return h('li', { class: 'sep sep-' + m.kind, dataset: { seq: String(m.seq) } },
+          h('span', {}, what + tok + ' · ', h('time', { datetime: m.time, title: m.time, text: clock(m.time) }), ' · #' + m.seq));
+      }
       let vis = [];
+      let marksShown = 0;
       function renderAll(keepTop) {
         const oldH = document.documentElement.scrollHeight;
         nodes.clear();
-        vis = fold.entries.filter(visible);
-        shown = Math.min(Math.max(shown, Math.min(WINDOW, vis.length)), vis.length);
+        ws = Math.max(0, Math.min(ws, vis.length));
+        we = Math.max(ws, Math.min(we, vis.length));
         const frag = document.createDocumentFragment();
-        for (const e of vis.slice(vis.length - shown)) { const n = li(e); nodes.set(e.key, n); frag.append(n); }
+        /* separators (runs, turns) go before the first entry past them; with a filter they
+         * would separate nothing, so they are left out */
+        const seps = !filt.q && !filt.type;
+        let mi = 0;
+        const lo = ws > 0 ? vis[ws - 1].seq : 0;
+        while (mi < marks.length && marks[mi].seq <= lo) mi++;
+        for (let i = ws; i < we; i++) {
+          const e = vis[i];
+          for (; mi < marks.length && marks[mi].seq <= e.seq; mi++) if (seps) frag.append(sep(marks[mi]));
+          const n = li(e); nodes.set(e.key, n); frag.append(n);
+        }
+        if (we === vis.length) for (; mi < marks.length; mi++) if (seps) frag.append(sep(marks[mi]));
+        marksShown = marks.length;
         list.replaceChildren(frag);
         if (keepTop) window.scrollBy(0, document.documentElement.scrollHeight - oldH);
         updateChrome();
       }
+      /* Reads the times of the window, then draws it. */
+      async function show({ keepTop = false } = {}) {
+        await windowTimes();
+        if (!disposed) renderAll(keepTop);
+      }
+      function newestWindow() {
+        vis = fold.entries.filter(visible);
+        we = vis.length;
+        ws = Math.max(0, we - WINDOW);
+      }
+      async function refilter() {
+        target = null;
+        newestWindow();
+        await show({});
+        main.dataset.filtered = filt.q || filt.type ? vis.length + '' : '';
+      }
+      let problems = [];
       function updateChrome() {
-        const hidden = vis.length - shown;
-        earlier.hidden = hidden <= 0;
-        earlier.textContent = 'Show ' + Math.min(WINDOW, hidden) + ' earlier (' + fmtNum(hidden) + ' not shown)';
-        const natives = fold.entries.length - vis.length;
-        summary.textContent = fmtNum(vis.length) + ' entries from ' + fmtNum(fold.t.events) + ' events, up to #' + fold.at +
-          (hidden > 0 ? '; showing the newest ' + fmtNum(shown) : '') + (natives > 0 ? '; ' + fmtNum(natives) + ' native lines hidden' : '') + '.';
+        earlier.hidden = ws <= 0;
+        earlier.textContent = 'Show ' + Math.min(WINDOW, ws) + ' earlier (' + fmtNum(ws) + ' not shown)';
+        later.hidden = we >= vis.length;
+        later.textContent = 'Show ' + Math.min(WINDOW, vis.length - we) + ' later (' + fmtNum(vis.length - we) + ' not shown)';
+        const all = fold.entries.filter(base0).length;
+        const natives = fold.entries.length - all;
+        const filtered = filt.q || filt.type;
+        summary.textContent = (filtered ? fmtNum(vis.length) + ' of ' + fmtNum(all) + ' entries match' : fmtNum(vis.length) + ' entries') +
+          ' from ' + fmtNum(fold.t.events) + ' events, up to #' + fold.at +
+          (we - ws < vis.length ? '; showing ' + fmtNum(ws + 1) + '–' + fmtNum(we) : '') + (natives > 0 ? '; ' + fmtNum(natives) + ' native lines hidden' : '') + '.';
         main.dataset.at = String(fold.at);
         showMeta(extra());
         const p = fold.t.plan;
         plan.replaceChildren(Array.isArray(p) && p.length ? h('details', { class: 'plan' },
           h('summary', {}, 'Plan (' + p.length + (p.length === 1 ? ' entry)' : ' entries)')),
           h('ul', {}, p.map((x) => h('li', {}, isObj(x) ? [x.status ? statusBadge(String(x.status)) : null, ' ', String(x.content || preview(x))] : String(x))))) : '');
+        updateProblems();
+      }
+      function updateProblems() {
+        const es = fold.entries;
+        problems = es.filter(isProblem);
+        probCount.textContent = problems.length ? problems.length + (problems.length === 1 ? ' problem' : ' problems') + ' (errors, refused permissions)' : 'No errors';
+        probPrev.disabled = probNext.disabled = !problems.length;
+        main.dataset.problems = String(problems.length);
+        const frag = document.createDocumentFragment();
+        const idx = new Map(es.map((e, i) => [e, i]));
+        for (const p of problems.slice(0, 500)) {
+          const b = h('button', { type: 'button', class: 'gmark', tabindex: '-1', title: (p.kind === 'permission' ? 'refused permission' : 'error') + ' at #' + p.seq, onclick: () => jumpTo(p) });
+          b.style.top = (100 * idx.get(p) / Math.max(1, es.length - 1)).toFixed(2) + '%';
+          frag.append(b);
+        }
+        gutter.replaceChildren(frag);
+        gutter.hidden = !problems.length;
       }
 
-      renderAll(false);
-      if (follow.checked) requestAnimationFrame(() => window.scrollTo(0, document.documentElement.scrollHeight));
+      /* -- jumps: to an entry (moving the window), to a sequence, through the problems -- */
+      async function jumpTo(e, seq) {
+        if (!visible(e)) { filt.q = ''; filt.type = ''; searchIn.value = ''; typeIn.value = ''; vis = fold.entries.filter(visible); }
+        const i = vis.indexOf(e);
+        if (i < 0) return;
+        follow.checked = false;
+        target = e;
+        if (i < ws || i >= we) { ws = Math.max(0, i - WINDOW / 2); we = Math.min(vis.length, ws + WINDOW); }
+        await show({});
+        const n = nodes.get(e.key);
+        if (!n) return;
+        n.scrollIntoView({ block: 'center' });
+        const f = n.querySelector('summary, article, section');
+        if (f) { if (!/^SUMMARY$/.test(f.tagName)) f.tabIndex = -1; f.focus({ preventScroll: true }); }
+        const s = seq || e.seq;
+        history.replaceState(null, '', '#/s/' + enc(id) + '?seq=' + s);
+        main.dataset.target = String(e.seq);
+      }
+      /* The entry that holds sequence n: the last one that starts at or before it. */
+      function entryAt(n) {
+        const es = fold.entries;
+        let lo = 0, hi = es.length - 1, best = es.length ? es[0] : null;
+        while (lo <= hi) {
+          const mid = (lo + hi) >> 1;
+          if (es[mid].seq <= n) { best = es[mid]; lo = mid + 1; } else hi = mid - 1;
+        }
+        return best;
+      }
+      function jumpSeq(n) {
+        const e = entryAt(n);
+        if (e) return jumpTo(e, n);
+        toast('No entry at #' + n + '.');
+        return null;
+      }
+      function stepProblem(dir) {
+        if (!problems.length) return;
+        const cur = target ? target.seq : (dir > 0 ? -1 : Infinity);
+        let p = dir > 0 ? problems.find((x) => x.seq > cur) : [...problems].reverse().find((x) => x.seq < cur);
+        if (!p) p = dir > 0 ? problems[0] : problems[problems.length - 1];
+        jumpTo(p);
+      }
+
+      newestWindow();
+      await show({});
+      if (disposed) return;
+      /* the separators (runs, turns) come from one more read; drawn when it is done */
+      loadMarks().then(() => { if (!disposed && marks.length) renderAll(false); main.dataset.marks = String(marks.length); })
+        .catch(() => { main.dataset.marks = 'failed'; });
+      const want = parseInt(params.get('seq') || '', 10);
+      if (want > 0) await jumpSeq(want);
+      else if (follow.checked) requestAnimationFrame(() => window.scrollTo(0, document.documentElement.scrollHeight));
 
       /* Live: changes are collected and drawn once per animation frame. */
       const dirty = new Set();
@@ -1248,12 +1493,17 @@
         frame = 0;
         const nearBottom = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 80;
         const before = list.children.length;
+        if (marks.length !== marksShown && we === vis.length) { dirty.clear(); renderAll(false); }
         for (const key of dirty) {
           const e = fold.byKey.get(key);
           if (!e) continue;
           const old = nodes.get(key);
           if (old) { const n = li(e); old.replaceWith(n); nodes.set(key, n); }
-          else if (visible(e) && !vis.includes(e)) { vis.push(e); shown++; const n = li(e); nodes.set(key, n); list.append(n); }
+          else if (visible(e) && !vis.includes(e)) {
+            const atEnd = we === vis.length;
+            vis.push(e);
+            if (atEnd) { we++; const n = li(e); nodes.set(key, n); list.append(n); }
+          }
         }
         dirty.clear();
         updateChrome();
@@ -1266,13 +1516,16 @@
           if (disposed) return;
           fold.reset(nt);
           fold.acp = true;
-          renderAll(false);
+          newestWindow();
+          await show({});
           if (follow.checked) window.scrollTo(0, document.documentElement.scrollHeight);
         } catch (e) { refetchTimer = setTimeout(refetch, 2000); }
       }
       function onEvents(evs) {
         let again = false;
         for (const ev of evs) {
+          times.set(ev.sequence, ev.time);
+          addMark(ev);
           const keys = fold.apply(ev);
           if (keys === null) { again = true; continue; }
           for (const k of keys) if (k !== 'usage' && k !== 'session') dirty.add(k);
