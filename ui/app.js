@@ -3,7 +3,9 @@
  * Views (hash routes, so the server only serves /ui/ and its three files):
  *   #/?agent=A&status=S&cursor=C      sessions list, live from GET /v1/events/sse
  *   #/s/ID                            transcript of one session, live from its SSE stream
+ *   #/s/ID?seq=N                      ... opened at the entry holding sequence N
  *   #/s/ID/events?offset=N&limit=L    raw events, paged by offset
+ *   #/overview                        store overview from /metrics
  *
  * The token (if the server wants one) is kept in sessionStorage and sent as
  * "Authorization: Bearer"; EventSource cannot send headers, so SSE URLs carry
@@ -305,6 +307,7 @@
     main.replaceChildren();
     let m;
     if (path === '/' || path === '') current = sessionsView(main, params);
+    else if (path === '/overview') current = overviewView(main, params);
     else if ((m = /^\/s\/([^/]+)(\/events)?$/.exec(path))) {
       let id;
       try { id = decodeURIComponent(m[1]); } catch (e) { id = m[1]; }
@@ -691,6 +694,161 @@
         cancelAnimationFrame(frame);
       },
     };
+  }
+
+  /* ---- store overview ----
+   * GET /metrics every 2 s: rates from the difference of two scrapes (events/s from
+   * reel_store_events_total, appends/s from reel_http_appends_total, commits/s), gauges as
+   * read (reel_store_used_bytes, reel_sse_clients, ...), the last 90 samples drawn as a
+   * plain SVG chart. Sessions active: GET /v1/sessions?status=active counted page by page
+   * (capped at 10,000), every 10 s. */
+
+  function parseMetrics(text) {
+    const m = new Map();
+    for (const line of text.split('\n')) {
+      if (!line || line[0] === '#') continue;
+      const sp = line.lastIndexOf(' ');
+      if (sp < 0) continue;
+      const name = line.slice(0, sp);
+      if (name.includes('{')) continue;          /* labelled series are not used here */
+      m.set(name, Number(line.slice(sp + 1)));
+    }
+    return m;
+  }
+
+  const SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, ...kids) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+    for (const k of kids) el.append(k instanceof Node ? k : document.createTextNode(String(k)));
+    return el;
+  }
+  /* A line chart of series [{name, cls, values}] (oldest first), every 'step' seconds. */
+  function chart(series, step, cap) {
+    const W = 600, H = 160, L = 44, B = 18, T = 8;
+    let max = 1;
+    for (const s of series) for (const v of s.values) if (v > max) max = v;
+    const nice = (x) => { const p = 10 ** Math.floor(Math.log10(x)); for (const k of [1, 2, 5, 10]) if (k * p >= x) return k * p; return 10 * p; };
+    max = nice(max);
+    const n = Math.max(...series.map((s) => s.values.length), 2);
+    const x = (i) => L + (W - L - 4) * (i / (cap - 1)) + (W - L - 4) * ((cap - n) / (cap - 1));
+    const y = (v) => T + (H - T - B) * (1 - v / max);
+    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': cap * step + ' s of ' + series.map((s) => s.name).join(' and ') });
+    for (const f of [0, 0.5, 1]) {
+      root.append(svg('line', { x1: L, x2: W - 4, y1: y(max * f), y2: y(max * f), class: 'grid-line' }),
+        svg('text', { x: L - 6, y: y(max * f) + 4, 'text-anchor': 'end', class: 'axis' }, fmtRate(max * f)));
+    }
+    root.append(svg('text', { x: L, y: H - 3, class: 'axis' }, '−' + (cap * step >= 120 ? Math.round(cap * step / 60) + ' min' : cap * step + ' s')),
+      svg('text', { x: W - 4, y: H - 3, 'text-anchor': 'end', class: 'axis' }, 'now'));
+    for (const s of series) {
+      if (s.values.length < 2) continue;
+      const pts = s.values.map((v, i) => x(i + (n - s.values.length)).toFixed(1) + ',' + y(v).toFixed(1)).join(' ');
+      root.append(svg('polyline', { points: pts, class: 'series ' + s.cls, fill: 'none' }));
+    }
+    return root;
+  }
+  function fmtRate(v) {
+    if (!(v >= 0)) return '–';
+    if (v >= 10000) return Math.round(v / 1000) + 'k';
+    if (v >= 100) return Math.round(v).toLocaleString('en-US');
+    if (v >= 10) return v.toFixed(0);
+    return v.toFixed(v === 0 ? 0 : 1);
+  }
+
+  function overviewView(main, params) {
+    crumbs([{ text: 'Sessions', href: '#/' }, { text: 'Overview' }]);
+    document.title = 'Overview · reel';
+    /* #/overview?every=S scrapes every S seconds (0.5..60, default 2) */
+    const STEP = Math.min(60, Math.max(0.5, Number(params.get('every')) || 2)), CAP = 90;
+    let disposed = false, timer = 0, activeTimer = 0;
+    let prev = null;                    /* {t, m} of the previous scrape */
+    const hist = { events: [], appends: [] };
+    const card = (id, label, hint) => h('div', { class: 'card', id: 'ov-' + id },
+      h('div', { class: 'card-label', text: label }), h('div', { class: 'card-value', text: '…' }), h('div', { class: 'card-hint muted', text: hint || '' }));
+    const cards = h('div', { class: 'cards' },
+      card('events', 'Events/s', 'reel_store_events_total, last ' + STEP + ' s'),
+      card('appends', 'Appends/s', 'reel_http_appends_total, last ' + STEP + ' s'),
+      card('active', 'Sessions active', 'GET /v1/sessions?status=active'),
+      card('disk', 'Disk used', 'reel_store_used_bytes'),
+      card('commit', 'Events per commit', 'group commit, last ' + STEP + ' s'),
+      card('sse', 'Live streams', 'reel_sse_clients'),
+      card('rss', 'Server memory', 'process_resident_memory_bytes'),
+      card('total', 'Events appended', 'since the server started'));
+    const chartBox = h('figure', { class: 'chart-box' }, h('figcaption', {},
+      h('span', { class: 'key k-events', text: 'events/s' }), ' ', h('span', { class: 'key k-appends', text: 'appends/s' }),
+      h('span', { class: 'muted', text: ' · the last ' + CAP + ' samples, one every ' + STEP + ' s' })), h('div', { id: 'ov-chart' }));
+    const note = h('p', { class: 'muted', id: 'ov-note' });
+    const slot = h('div');
+    main.append(h('div', { class: 'view-head' }, h('h1', { text: 'Store overview' })), slot, cards, chartBox, note);
+
+    const set = (id, v, title) => { const el = $('#ov-' + id + ' .card-value', main); el.textContent = v; if (title) el.title = title; };
+
+    async function scrape() {
+      timer = 0;
+      try {
+        const res = await api('/metrics', { raw: true });
+        const m = parseMetrics(await res.text());
+        if (disposed) return;
+        slot.replaceChildren();
+        const t = performance.now();
+        if (prev) {
+          const dt = (t - prev.t) / 1000;
+          const d = (k) => (m.get(k) || 0) - (prev.m.get(k) || 0);
+          if (d('reel_store_events_total') >= 0 && dt > 0) {   /* a restart resets the counters: skip that pair */
+            const ev = d('reel_store_events_total') / dt, ap = d('reel_http_appends_total') / dt, cm = d('reel_store_commits_total');
+            hist.events.push(ev); hist.appends.push(ap);
+            for (const k of Object.keys(hist)) if (hist[k].length > CAP) hist[k].shift();
+            set('events', fmtRate(ev));
+            set('appends', fmtRate(ap));
+            set('commit', cm > 0 ? (d('reel_store_events_total') / cm).toFixed(1) : '–');
+            main.dataset.samples = String(hist.events.length);
+            main.dataset.eventsRate = ev.toFixed(3);
+          }
+        }
+        prev = { t, m };
+        const used = m.get('reel_store_used_bytes'), map = m.get('reel_store_map_bytes');
+        set('disk', fmtBytes(used), map ? 'of a ' + fmtBytes(map) + ' map' : '');
+        $('#ov-disk .card-hint', main).textContent = 'reel_store_used_bytes' + (map ? ' (map ' + fmtBytes(map) + ')' : '');
+        set('sse', fmtNum(m.get('reel_sse_clients')));
+        set('rss', fmtBytes(m.get('process_resident_memory_bytes')));
+        set('total', fmtNum(m.get('reel_store_events_total')));
+        if (m.get('reel_store_failed') === 1) slot.replaceChildren(h('div', { class: 'problem', role: 'alert', text: 'The store is in fail-stop (reel_store_failed = 1): appends are refused; see the server log.' }));
+        $('#ov-chart', main).replaceChildren(chart([
+          { name: 'events per second', cls: 's-events', values: hist.events },
+          { name: 'appends per second', cls: 's-appends', values: hist.appends }], STEP, CAP));
+        note.textContent = 'Updated ' + new Date().toISOString().slice(11, 19) + ' UTC from /metrics.';
+        main.dataset.loaded = '1';
+        setLive('live', 'Live');
+      } catch (e) {
+        if (disposed) return;
+        setLive('wait', 'Reconnecting…');
+        prev = null;
+        slot.replaceChildren(errorWithRetry(e, () => { clearTimeout(timer); scrape(); }));
+      }
+      if (!disposed) timer = setTimeout(scrape, STEP * 1000);
+    }
+    async function countActive() {
+      activeTimer = 0;
+      try {
+        let n = 0, cursor = '';
+        for (let i = 0; i < 50; i++) {
+          const q = new URLSearchParams({ status: 'active', limit: '1000' });
+          if (cursor) q.set('cursor', cursor);
+          const r = await api('/v1/sessions?' + q);
+          n += r.sessions.length;
+          cursor = r.next_cursor;
+          if (!cursor || n >= 10000 || disposed) break;
+        }
+        if (disposed) return;
+        set('active', n >= 10000 && cursor ? '10,000+' : fmtNum(n));
+        main.dataset.active = String(n);
+      } catch (e) { /* shown by the metrics error */ }
+      if (!disposed) activeTimer = setTimeout(countActive, 10000);
+    }
+    scrape();
+    countActive();
+    focusHeading(main);
+    return { dispose() { disposed = true; clearTimeout(timer); clearTimeout(activeTimer); } };
   }
 
   /* ---- the transcript fold (mirrors replay/project.c for the universal model) ----

@@ -642,6 +642,104 @@ describe('session timeline', () => {
   });
 });
 
+describe('store overview', () => {
+  const srv = new Server();
+  before(async () => {
+    await srv.start();
+    srv.runMock('ov-done', 'tools');
+    for (let i = 0; i < 3; i++) await srv.append(`ov-live-${i}`, [{ type: 'session.started', data: {} }]);
+  });
+  after(() => srv.dispose());
+
+  test('events/s and appends/s from two /metrics scrapes, sessions active, disk used, a live SVG chart', async () => {
+    const { page, errors } = await open(srv, '#/overview?every=0.5');
+    await page.waitForSelector('main[data-loaded="1"]');
+    // a steady load: 10 appends of 5 events a second
+    let stop = false, sent = 0;
+    const load = (async () => {
+      while (!stop) {
+        await srv.append('ov-live-0', Array.from({ length: 5 }, (_, i) => ({ type: 'note', data: { i } })));
+        sent += 5;
+        await sleep(100);
+      }
+    })();
+    await waitUntil(page, () => Number(document.querySelector('main').dataset.samples || 0) >= 8 && Number(document.querySelector('main').dataset.eventsRate) > 0, null, { timeout: 15000 });
+    stop = true;
+    await load;
+    const rate = Number(await page.locator('main').getAttribute('data-events-rate'));
+    assert.ok(rate > 5 && rate < 200, 'events/s near the load (about 40/s): ' + rate);
+    assert.equal(await page.locator('main').getAttribute('data-active'), '3');
+    assert.equal((await page.locator('#ov-active .card-value').textContent()).trim(), '3');
+    const m = await (await fetch(srv.url + '/metrics')).text();
+    const used = Number(/^reel_store_used_bytes (\d+)$/m.exec(m)[1]);
+    assert.ok(used > 0);
+    assert.match(await page.locator('#ov-disk .card-value').textContent(), /^\d+(\.\d)? (KiB|MiB|GiB)$/);
+    assert.ok(await page.locator('svg.chart polyline.s-events').count() === 1, 'the chart draws the events line');
+    assert.equal(await page.locator('script[src^="http"], link[href^="http"]').count(), 0, 'nothing from other sites');
+    await shot(page, 'overview', 'ui-overview.png');
+    // the server goes away: an error with Retry, and the page recovers
+    await srv.stop();
+    await page.waitForSelector('#retry', { timeout: 10000 });
+    await srv.start();
+    await page.click('#retry');
+    await waitUntil(page, () => !document.querySelector('#retry'));
+    assert.deepEqual(errors.filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED/.test(e)), []);
+    await page.close();
+  });
+});
+
+describe('a token, a path prefix, a phone', () => {
+  test('behind a reverse proxy under /reel/ with a token, on a 390 px wide screen', async () => {
+    const srv = new Server({ args: ['--token', 'pr3fix'] });
+    await srv.start();
+    srv.token = 'pr3fix';
+    srv.runMock('px-tools', 'tools');
+    // a tiny reverse proxy that serves the server under /reel/ (prefix stripped), SSE included
+    const http = await import('node:http');
+    const proxy = http.createServer((req, res) => {
+      if (!req.url.startsWith('/reel/')) { res.writeHead(404); res.end('not under /reel/'); return; }
+      const up = http.request({ host: '127.0.0.1', port: srv.port, method: req.method, path: req.url.slice(5), headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => { res.writeHead(502); res.end(); });
+      req.pipe(up);
+    });
+    await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${proxy.address().port}/reel/`;
+    const page = await browser.ctx.newPage();
+    const errors = watchErrors(page);
+    await page.setViewportSize({ width: 390, height: 800 });
+    await page.goto(base + 'ui');                    // the relative redirect keeps the prefix
+    assert.equal(page.url(), base + 'ui/');
+    await page.waitForSelector('#token-dialog[open]');
+    await page.fill('#token-input', 'pr3fix');
+    await page.click('#token-form button[type=submit]');
+    await page.waitForSelector('main[data-live="1"] tr[data-id="px-tools"]');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('reel.token')), 'pr3fix');
+    const wide = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
+    assert.ok(await wide(), 'sessions list: no sideways scroll of the page');
+    await shot(page, 'phone-sessions', 'ui-phone.png');
+    await page.click('tr[data-id="px-tools"] a');
+    await page.waitForSelector('main[data-at] li.entry .dur');
+    assert.ok(await wide(), 'timeline: no sideways scroll of the page');
+    // a reload keeps the token (sessionStorage) and the deep link
+    await page.fill('#t-seq', '9');
+    await page.keyboard.press('Enter');
+    await waitUntil(page, () => location.hash.endsWith('?seq=9'));
+    await page.reload();
+    await page.waitForSelector('li.entry.target');
+    assert.equal(await page.locator('#token-dialog[open]').count(), 0, 'not asked again');
+    await page.click('#nav-overview');
+    await page.waitForSelector('main[data-loaded="1"] #ov-disk');
+    assert.ok(await wide(), 'overview: no sideways scroll of the page');
+    assert.deepEqual(errors.filter((e) => !/401/.test(e)), []);
+    await page.close();
+    await new Promise((r) => proxy.close(r));
+    await srv.dispose();
+  });
+});
+
 describe('token', () => {
   const srv = new Server({ args: ['--token', 's3cret'] });
   before(async () => {
