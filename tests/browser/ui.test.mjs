@@ -1,7 +1,7 @@
 // ui.test.mjs -- the web inspector (/ui/) in headless chromium against a real `reel serve`.
 // Run: tests/browser/run.sh (or `node --test tests/browser/` with playwright-core installed).
 // Screenshots go to build/browser-artifacts/; UPDATE_DOCS_SCREENSHOTS=1 also refreshes
-// docs/ui-sessions.png and docs/ui-session.png.
+// docs/ui-*.png (sessions, session, timeline, search, overview, phone).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -90,7 +90,7 @@ describe('sessions list', () => {
     await waitUntil(page, () => document.querySelector('#live').dataset.state === 'live');
     assert.equal(await page.evaluate(() => window.__reelLive.stats.duplicates), 0);
     await sleep(1300); // the changed rows' highlight fades
-    await shot(page, 'sessions-light', 'ui-sessions.png');
+    await shot(page, 'sessions-light');
     await page.emulateMedia({ colorScheme: 'dark' });
     await shot(page, 'sessions-dark');
     await page.emulateMedia({ colorScheme: 'light' });
@@ -602,7 +602,7 @@ describe('session timeline', () => {
     await page.evaluate(() => window.scrollTo(0, 0));
     await shot(page, 'timeline', 'ui-timeline.png');
     await page.setViewportSize({ width: 390, height: 800 });
-    await shot(page, 'timeline-phone', 'ui-timeline-phone.png');
+    await shot(page, 'timeline-phone');
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scroll on a phone');
     await page.setViewportSize({ width: 1200, height: 820 });
     assert.deepEqual(errors, []);
