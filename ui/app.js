@@ -1205,7 +1205,7 @@
       if (!rec) return;
       const rows = [
         ['Agent', rec.agent || '–'],
-        ['Status', h('span', { class: 'badge st-' + rec.status, text: rec.status })],
+        ['Status', ((o) => h('span', { class: 'badge ' + o.cls, title: o.title, text: o.label }))(outcomeOf(rec))],
         ['Events', fmtNum(rec.event_count)],
         ['Size', fmtBytes(rec.bytes)],
         ['Created', timeEl(rec.created_at)],
@@ -1556,6 +1556,10 @@
           ' from ' + fmtNum(fold.t.events) + ' events, up to #' + fold.at +
           (we - ws < vis.length ? '; showing ' + fmtNum(ws + 1) + '–' + fmtNum(we) : '') + (natives > 0 ? '; ' + fmtNum(natives) + ' native lines hidden' : '') + '.';
         main.dataset.at = String(fold.at);
+        /* an ended session's latest session.ended is the one that ended it: its reason is the outcome */
+        const ended = fold.t.session && fold.t.session.ended;
+        if (rec && rec.status === 'ended' && isObj(ended) && fold.at >= (rec.last_sequence || 0))
+          outcomes.set(rec.id, { seq: rec.last_sequence, reason: str(ended.reason) || null });
         showMeta(extra());
         const p = fold.t.plan;
         plan.replaceChildren(Array.isArray(p) && p.length ? h('details', { class: 'plan' },

@@ -396,7 +396,7 @@ describe('session view', () => {
     // after the run: the header agrees with the server's record
     const rec = await srv.get('/v1/sessions/demo-live');
     await waitUntil(page, (n) => document.querySelector('dl.meta')?.textContent.includes('Events' + n), String(rec.event_count));
-    await waitUntil(page, () => document.querySelector('dl.meta .badge')?.textContent === 'ended');
+    await waitUntil(page, () => document.querySelector('dl.meta .badge')?.textContent === 'ended ok');
     await page.close();
   });
 
@@ -585,6 +585,8 @@ describe('session timeline', () => {
     assert.match(seps[1], /^End of turn 1 · 100 in, 20 out/);
     assert.match(seps[2], /^Run 2 started/);
     assert.match(seps[3], /^End of turn 2/);
+    // the header's status is the outcome: run 2 ended completed
+    await waitUntil(page, () => document.querySelector('dl.meta .badge')?.textContent === 'ended ok');
     // problems: the failed tool call, the refused permission, the error
     assert.equal(await page.locator('main').getAttribute('data-problems'), '3');
     assert.equal(await page.locator('li.entry.flagged').count(), 3);
