@@ -530,7 +530,7 @@
         h('td', { class: 'agent', text: rec.agent || '–' }),
         h('td', { class: 'num events', text: fmtNum(rec.event_count) }),
         h('td', {}, timeEl(rec.updated_at)),
-        h('td', { class: 'num dur', title: 'first event to last activity', text: fmtDuration(sessionSpan(rec)) }),
+        h('td', { class: 'num span', title: 'first event to last activity', text: fmtDuration(sessionSpan(rec)) }),
         h('td', { class: 'num', text: fmtBytes(rec.bytes) }));
     }
     function flash(tr) {
