@@ -601,6 +601,7 @@ describe('session timeline', () => {
     await page.locator('#gutter .gmark').nth(2).click();
     await page.waitForSelector(`li.entry.target[data-seq="${flagged[2]}"]`);
     await page.locator('li.entry.flagged details.tool summary').first().click();
+    await page.setViewportSize({ width: 1200, height: 1350 });  // the error and both runs in one picture
     await page.evaluate(() => window.scrollTo(0, 0));
     await shot(page, 'timeline', 'ui-timeline.png');
     await page.setViewportSize({ width: 390, height: 800 });
