@@ -56,7 +56,7 @@ const api_route_t api__routes[] = {
      .query_token = api__ds_query_token, .tenant = API_TENANT_STREAM},
     /* The inspector's files hold no data; its requests to the API carry the token. */
     ROUTE("/",                             R,            0,          OPEN,  api__root,             T_OPEN),
-    ROUTE("/ui",                           R,            0,          OPEN,  api__ui_index,         T_OPEN),
+    ROUTE("/ui",                           R,            0,          OPEN,  api__ui_slash,         T_OPEN),
     ROUTE("/ui/",                          R,            0,          OPEN,  api__ui_index,         T_OPEN),
     ROUTE("/ui/{name}",                    R,            0,          OPEN,  api__ui_file,          T_OPEN),
 };

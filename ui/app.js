@@ -3,7 +3,9 @@
  * Views (hash routes, so the server only serves /ui/ and its three files):
  *   #/?agent=A&status=S&cursor=C      sessions list, live from GET /v1/events/sse
  *   #/s/ID                            transcript of one session, live from its SSE stream
+ *   #/s/ID?seq=N                      ... opened at the entry holding sequence N
  *   #/s/ID/events?offset=N&limit=L    raw events, paged by offset
+ *   #/overview                        store overview from /metrics
  *
  * The token (if the server wants one) is kept in sessionStorage and sent as
  * "Authorization: Bearer"; EventSource cannot send headers, so SSE URLs carry
@@ -102,6 +104,12 @@
 
   const token = () => sessionStorage.getItem(TOKEN_KEY) || '';
 
+  /* The API is reached relative to the page, so the inspector works behind a reverse
+   * proxy's path prefix: the page is at PREFIX/ui/, the API at PREFIX/v1/. */
+  const BASE = location.pathname.replace(/ui(\/[^/]*)?$/, '');
+  const url = (path) => BASE + path.replace(/^\//, '');
+  const apiBase = () => location.origin + BASE;
+
   class ApiError extends Error {
     constructor(status, problem, fallback) {
       super((problem && (problem.detail || problem.title)) || fallback || 'HTTP ' + status);
@@ -115,7 +123,7 @@
     if (token()) headers.Authorization = 'Bearer ' + token();
     let res;
     try {
-      res = await fetch(path, Object.assign({}, opts, { headers, cache: 'no-store' }));
+      res = await fetch(url(path), Object.assign({}, opts, { headers, cache: 'no-store' }));
     } catch (e) {
       throw new ApiError(0, null, 'cannot reach the server (' + e.message + ')');
     }
@@ -131,7 +139,7 @@
   function sseUrl(path, params) {
     const q = new URLSearchParams(params);
     if (token()) q.set('access_token', token());
-    return path + '?' + q.toString();
+    return url(path) + '?' + q.toString();
   }
 
   const enc = encodeURIComponent;
@@ -299,6 +307,7 @@
     main.replaceChildren();
     let m;
     if (path === '/' || path === '') current = sessionsView(main, params);
+    else if (path === '/overview') current = overviewView(main, params);
     else if ((m = /^\/s\/([^/]+)(\/events)?$/.exec(path))) {
       let id;
       try { id = decodeURIComponent(m[1]); } catch (e) { id = m[1]; }
@@ -360,9 +369,78 @@
     return lo;
   }
 
-  /* ---- sessions list ---- */
+  /* ---- sessions list ----
+   * GET /v1/sessions?order=recent: the most recently active first, paged by cursor.
+   * A row's outcome: the record says active / ended / deleted; for an ended session the
+   * page reads its last event (GET .../events?offset=last_sequence-1&limit=1, one key
+   * seek): an ended session's last event is always the session.ended that ended it (any
+   * later event makes it active again), and its `reason` says completed / error /
+   * terminated. One tiny request per ended row on the page, cached by id and sequence. */
 
   const cursorTrail = [];  /* cursors of the pages before the current one */
+  const outcomes = new Map(); /* id -> {seq, reason} */
+
+  function fmtDuration(ms) {
+    if (typeof ms !== 'number' || !(ms >= 0)) return '–';
+    if (ms < 1000) return ms + ' ms';
+    const s = ms / 1000;
+    if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + ' s';
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + ' min ' + Math.floor(s % 60) + ' s';
+    const hr = Math.floor(m / 60);
+    if (hr < 48) return hr + ' h ' + (m % 60) + ' min';
+    return Math.floor(hr / 24) + ' d ' + (hr % 24) + ' h';
+  }
+  function sessionSpan(rec) {
+    const a = Date.parse(rec.first_event_at || rec.created_at), b = Date.parse(rec.updated_at);
+    return Number.isNaN(a) || Number.isNaN(b) ? undefined : Math.max(0, b - a);
+  }
+  /* {label, cls, title} of a record (and its known end reason). */
+  function outcomeOf(rec) {
+    if (rec.status === 'active') return { label: 'active', cls: 'st-active', title: rec.ended_at ? 'running again (ended before at ' + rec.ended_at + ')' : 'events are arriving' };
+    if (rec.status === 'deleted') return { label: 'deleted', cls: 'st-deleted', title: 'deleted' };
+    const o = outcomes.get(rec.id);
+    const reason = o && o.seq === rec.last_sequence ? o.reason : undefined;
+    if (reason === undefined) return { label: 'ended', cls: 'st-ended-unknown', title: 'ended at ' + (rec.ended_at || '?') };
+    if (reason === 'completed' || reason === null) return { label: 'ended ok', cls: 'st-ended', title: 'session.ended reason: ' + (reason || 'none given') };
+    if (reason === 'error') return { label: 'ended with error', cls: 'st-error', title: 'session.ended reason: error' };
+    return { label: 'ended: ' + reason, cls: 'st-warn', title: 'session.ended reason: ' + reason };
+  }
+  async function readOutcome(rec) {
+    const seq = rec.last_sequence || 0;
+    const o = outcomes.get(rec.id);
+    if (o && o.seq === seq) return;
+    const r = await api('/v1/sessions/' + enc(rec.id) + '/events?limit=1&offset=' + Math.max(0, seq - 1));
+    const ev = r.events && r.events[0];
+    let reason = null;
+    if (ev && ev.type === 'session.ended' && isObj(ev.data)) reason = str(ev.data.reason) || null;
+    else if (ev && ev.type !== 'session.ended') reason = 'unknown';
+    outcomes.set(rec.id, { seq, reason });
+  }
+
+  function emptyStore(main) {
+    const api0 = apiBase();
+    const curl = "curl -X POST -H 'Content-Type: application/json' " +
+      (token() ? "-H 'Authorization: Bearer $REEL_TOKEN' " : '') +
+      "-d '{\"type\":\"note\",\"data\":{\"text\":\"hello\"}}' " + api0 + 'v1/sessions/first/events';
+    const run = 'reel run --agent mock --session demo --server ' + api0.replace(/\/$/, '') + ' -- tools';
+    return h('section', { class: 'empty', id: 'empty-store', 'aria-labelledby': 'empty-title' },
+      h('h2', { id: 'empty-title', text: 'No sessions yet' }),
+      h('p', { text: 'This store is empty. Append a first event with curl:' }),
+      h('pre', {}, h('code', { text: curl })),
+      h('p', { text: 'or run the mock agent through this server (it writes a session with tool calls):' }),
+      h('pre', {}, h('code', { text: run })),
+      h('p', { class: 'muted', text: 'The list updates by itself when the first event arrives.' }));
+  }
+
+  /* An error box; when the server cannot be reached (or answers 5xx), a Retry button. */
+  function errorWithRetry(e, retry) {
+    const box = errorBox(e);
+    if (!e.status || e.status >= 500) {
+      box.append(' ', h('button', { type: 'button', class: 'btn', id: 'retry', text: 'Retry', onclick: retry }));
+    }
+    return box;
+  }
 
   function sessionsView(main, params) {
     crumbs([{ text: 'Sessions' }]);
@@ -370,7 +448,8 @@
     const agent = params.get('agent') || '';
     const status = params.get('status') || '';
     const cursor = params.get('cursor') || '';
-    const find = params.get('q') || '';
+    const prefix = params.get('prefix') || '';
+    const firstPage = !cursor;
     if (!cursor) cursorTrail.length = 0;
     let live = null, disposed = false, reloadTimer = 0;
     const rows = new Map();       /* id -> {rec, tr} */
@@ -381,20 +460,21 @@
     const agentIn = h('input', { id: 'f-agent', name: 'agent', value: agent, placeholder: 'any', autocomplete: 'off', spellcheck: 'false' });
     const statusIn = h('select', { id: 'f-status', name: 'status' },
       ['', 'active', 'ended', 'deleted'].map((s) => h('option', { value: s, text: s || 'any', selected: s === status })));
-    const findIn = h('input', { id: 'f-find', name: 'q', type: 'search', value: find, placeholder: 'part of an id', autocomplete: 'off', spellcheck: 'false', 'data-filter': '' });
-    const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter sessions', onsubmit: (e) => {
-      e.preventDefault();
+    const findIn = h('input', { id: 'f-find', name: 'prefix', type: 'search', value: prefix, placeholder: 'id prefix', autocomplete: 'off', spellcheck: 'false', 'data-filter': '' });
+    const submit = (e) => {
+      if (e) e.preventDefault();
       const q = new URLSearchParams();
+      if (findIn.value.trim()) q.set('prefix', findIn.value.trim());
       if (agentIn.value.trim()) q.set('agent', agentIn.value.trim());
       if (statusIn.value) q.set('status', statusIn.value);
-      if (findIn.value.trim()) q.set('q', findIn.value.trim());
       location.hash = '#/' + (q.toString() ? '?' + q : '');
-    } },
-      h('div', { class: 'field' }, h('label', { for: 'f-find', text: 'Id contains' }), findIn),
+    };
+    const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter sessions', onsubmit: submit },
+      h('div', { class: 'field' }, h('label', { for: 'f-find', text: 'Id starts with' }), findIn),
       h('div', { class: 'field' }, h('label', { for: 'f-agent', text: 'Agent' }), agentIn),
       h('div', { class: 'field' }, h('label', { for: 'f-status', text: 'Status' }), statusIn),
       h('button', { type: 'submit', class: 'btn primary', text: 'Apply' }));
-    findIn.addEventListener('input', () => applyFind());
+    statusIn.addEventListener('change', () => submit());
 
     const openIn = h('input', { id: 'open-id', name: 'id', placeholder: 'session id', autocomplete: 'off', spellcheck: 'false', required: true });
     const openForm = h('form', { class: 'open', 'aria-label': 'Open a session by id', onsubmit: (e) => {
@@ -404,30 +484,33 @@
 
     const tbody = h('tbody');
     const table = h('table', { class: 'grid sessions', 'aria-describedby': 'sessions-count' },
-      h('caption', { class: 'sr-only', text: 'Sessions, in id order' }),
+      h('caption', { class: 'sr-only', text: 'Sessions, most recently active first' }),
       h('thead', {}, h('tr', {},
-        h('th', { scope: 'col', text: 'Session' }), h('th', { scope: 'col', text: 'Agent' }),
-        h('th', { scope: 'col', text: 'Status' }), h('th', { scope: 'col', class: 'num', text: 'Events' }),
-        h('th', { scope: 'col', class: 'num', text: 'Size' }), h('th', { scope: 'col', text: 'Last activity' }))),
+        h('th', { scope: 'col', text: 'Session' }), h('th', { scope: 'col', text: 'Status' }),
+        h('th', { scope: 'col', text: 'Agent' }), h('th', { scope: 'col', class: 'num', text: 'Events' }),
+        h('th', { scope: 'col', text: 'Last activity' }), h('th', { scope: 'col', class: 'num', text: 'Duration' }),
+        h('th', { scope: 'col', class: 'num', text: 'Size' }))),
       tbody);
-    const count = h('p', { id: 'sessions-count', class: 'muted' });
+    const count = h('p', { id: 'sessions-count', class: 'muted', role: 'status' });
     const prev = h('button', { type: 'button', class: 'btn', text: '← Previous', disabled: !cursor, onclick: () => {
       const c = cursorTrail.pop();
       go(c || '');
     } });
+    const top = h('button', { type: 'button', class: 'btn', text: '⇤ Newest', disabled: !cursor, onclick: () => { cursorTrail.length = 0; go(''); } });
     const next = h('button', { type: 'button', class: 'btn', text: 'Next →', disabled: true, onclick: () => {
       cursorTrail.push(cursor);
       go(nextCursor);
     } });
-    const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of sessions' }, prev, next);
+    const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of sessions' }, top, prev, next);
     const body = h('div', { class: 'table-wrap' }, table);
-    main.append(h('div', { class: 'view-head' }, h('h1', { text: 'Sessions' }), openForm), form, count, body, pager);
+    const slot = h('div');
+    main.append(h('div', { class: 'view-head' }, h('h1', { text: 'Sessions' }), openForm), form, count, slot, body, pager);
 
     function go(c) {
       const q = new URLSearchParams();
+      if (prefix) q.set('prefix', prefix);
       if (agent) q.set('agent', agent);
       if (status) q.set('status', status);
-      if (find) q.set('q', find);
       if (c) q.set('cursor', c);
       location.hash = '#/' + (q.toString() ? '?' + q : '');
     }
@@ -438,64 +521,98 @@
       return tr;
     }
     function fillRow(tr, rec) {
+      const o = outcomeOf(rec);
+      tr.dataset.status = rec.status;
+      tr.dataset.outcome = o.label;
       tr.replaceChildren(
         h('th', { scope: 'row' }, h('a', { href: '#/s/' + enc(rec.id), class: 'sid', text: rec.id })),
-        h('td', { text: rec.agent || '–' }),
-        h('td', {}, h('span', { class: 'badge st-' + rec.status, text: rec.status })),
-        h('td', { class: 'num', text: fmtNum(rec.event_count) }),
-        h('td', { class: 'num', text: fmtBytes(rec.bytes) }),
-        h('td', {}, timeEl(rec.updated_at)));
+        h('td', { class: 'st' }, h('span', { class: 'badge ' + o.cls, title: o.title, text: o.label })),
+        h('td', { class: 'agent', text: rec.agent || '–' }),
+        h('td', { class: 'num events', text: fmtNum(rec.event_count) }),
+        h('td', {}, timeEl(rec.updated_at)),
+        h('td', { class: 'num span', title: 'first event to last activity', text: fmtDuration(sessionSpan(rec)) }),
+        h('td', { class: 'num', text: fmtBytes(rec.bytes) }));
     }
     function flash(tr) {
       tr.classList.remove('flash');
       void tr.offsetWidth;
       tr.classList.add('flash');
     }
-    function applyFind() {
-      const f = findIn.value.trim().toLowerCase();
-      let shown = 0;
-      for (const { rec, tr } of rows.values()) {
-        const ok = !f || rec.id.toLowerCase().includes(f);
-        tr.hidden = !ok;
-        if (ok) shown++;
-      }
-      count.textContent = rows.size === 0 ? 'No sessions.'
-        : (shown === rows.size ? '' : shown + ' of ') + rows.size + ' session' + (rows.size === 1 ? '' : 's') + ' on this page' + (nextCursor ? ' (more on the next pages)' : '') + '.';
+    function describe() {
+      const n = rows.size;
+      const filt = [prefix && 'id starting with "' + prefix + '"', agent && 'agent ' + agent, status && 'status ' + status].filter(Boolean).join(', ');
+      count.textContent = (n === 0 ? 'No sessions' : n + ' session' + (n === 1 ? '' : 's')) +
+        (filt ? ' (' + filt + ')' : '') + (n ? ' on this page, most recently active first' : '') +
+        (cursorTrail.length ? ', page ' + (cursorTrail.length + 1) : '') + (nextCursor ? '; more on the next pages.' : '.');
+    }
+
+    async function resolveOutcomes(recs) {
+      const todo = recs.filter((r) => r.status === 'ended');
+      let i = 0;
+      const worker = async () => {
+        while (i < todo.length && !disposed) {
+          const rec = todo[i++];
+          try {
+            await readOutcome(rec);
+            const r = rows.get(rec.id);
+            if (r && r.rec.last_sequence === rec.last_sequence && !disposed) fillRow(r.tr, r.rec);
+          } catch (e) { /* left as "ended" */ }
+        }
+      };
+      await Promise.all([worker(), worker(), worker(), worker()]);
+      if (!disposed) main.dataset.outcomes = '1';
     }
 
     async function load() {
-      const q = new URLSearchParams({ limit: String(PAGE_SESSIONS) });
+      const q = new URLSearchParams({ order: 'recent', limit: String(PAGE_SESSIONS) });
       if (cursor) q.set('cursor', cursor);
+      if (prefix) q.set('prefix', prefix);
       if (agent) q.set('agent', agent);
       if (status) q.set('status', status);
-      const r = await api('/v1/sessions?' + q);
-      if (disposed) return;
+      main.setAttribute('aria-busy', 'true');
+      count.textContent = 'Loading sessions…';
+      let r;
+      /* a filtered page may come back short, even empty, with a next_cursor: keep reading
+       * (the API examines at most 20,000 records per page) until the page has rows */
+      let sessions = [];
+      for (let hops = 0; ; hops++) {
+        r = await api('/v1/sessions?' + q);
+        if (disposed) return;
+        sessions = sessions.concat(r.sessions);
+        if (sessions.length || !r.next_cursor || hops >= 20) break;
+        q.set('cursor', r.next_cursor);
+      }
+      main.removeAttribute('aria-busy');
       nextCursor = r.next_cursor || null;
       next.disabled = !nextCursor;
       rows.clear();
       tbody.replaceChildren();
-      for (const rec of r.sessions) {
+      for (const rec of sessions) {
         const tr = row(rec);
         rows.set(rec.id, { rec, tr });
         tbody.append(tr);
       }
-      applyFind();
+      const empty = !sessions.length && firstPage && !prefix && !agent && !status;
+      slot.replaceChildren(empty ? emptyStore(main) : '');
+      body.hidden = empty;
+      pager.hidden = empty;
+      describe();
       main.dataset.loaded = '1';
+      main.dataset.empty = empty ? '1' : '';
+      resolveOutcomes(sessions);
     }
 
-    function accepts(id) {
-      if (status && status !== 'active') return false;
-      if (agent) return false;          /* a new session's agent is not known from its event */
-      if (cursor && id <= cursor) return false;
-      if (nextCursor && rows.size && id > [...rows.keys()].pop()) return false;
-      return true;
+    function accepts() {
+      /* a session not on the page: it belongs on top of the first page, unless a filter
+       * the event cannot decide (agent) or a prefix excludes it */
+      return firstPage && !agent && (!status || status === 'active');
     }
 
     function onEvents(evs) {
       for (const ev of evs) {
         const r = rows.get(ev.session_id);
         if (!r) {
-          if (accepts(ev.session_id)) { clearTimeout(reloadTimer); reloadTimer = setTimeout(() => load().catch(() => {}), 400); }
+          if (accepts() && (!prefix || ev.session_id.startsWith(prefix))) { clearTimeout(reloadTimer); reloadTimer = setTimeout(() => load().catch(() => {}), 400); }
           continue;
         }
         const rec = r.rec;
@@ -504,18 +621,29 @@
         rec.last_sequence = ev.sequence;
         rec.updated_at = ev.time;
         /* as the store does: an end ends the session, any later event makes it active again */
-        if (ev.type === 'session.ended') { rec.status = 'ended'; rec.ended_at = ev.time; }
-        else if (rec.status === 'ended') rec.status = 'active';
+        if (ev.type === 'session.ended') {
+          rec.status = 'ended'; rec.ended_at = ev.time;
+          outcomes.set(rec.id, { seq: ev.sequence, reason: (isObj(ev.data) && str(ev.data.reason)) || null });
+        } else if (rec.status === 'ended') rec.status = 'active';
         if (ev.type === 'session.started') rec.runs = (rec.runs || 0) + 1;
         touched.add(ev.session_id);
         refreshIds.add(ev.session_id);
       }
-      /* Rows are redrawn once per animation frame, however busy the feed. */
+      /* Rows are redrawn once per animation frame, however busy the feed; on the first
+       * page a row with new activity moves to the top (the list's order). */
       if (!frame) frame = requestAnimationFrame(() => {
         frame = 0;
+        const moved = [];
         for (const id of touched) {
           const r = rows.get(id);
-          if (r) { fillRow(r.tr, r.rec); flash(r.tr); }
+          if (!r) continue;
+          fillRow(r.tr, r.rec);
+          flash(r.tr);
+          moved.push(r);
+        }
+        if (firstPage) {
+          moved.sort((a, b) => Date.parse(a.rec.updated_at) - Date.parse(b.rec.updated_at));
+          for (const r of moved) tbody.prepend(r.tr);
         }
         touched.clear();
       });
@@ -549,7 +677,10 @@
         main.dataset.live = '1';
         window.__reelLive = live;
       } catch (e) {
-        main.append(errorBox(e));
+        main.removeAttribute('aria-busy');
+        count.textContent = '';
+        slot.replaceChildren(errorWithRetry(e, () => route()));
+        main.dataset.failed = '1';
       }
       focusHeading(main);
     })();
@@ -563,6 +694,161 @@
         cancelAnimationFrame(frame);
       },
     };
+  }
+
+  /* ---- store overview ----
+   * GET /metrics every 2 s: rates from the difference of two scrapes (events/s from
+   * reel_store_events_total, appends/s from reel_http_appends_total, commits/s), gauges as
+   * read (reel_store_used_bytes, reel_sse_clients, ...), the last 90 samples drawn as a
+   * plain SVG chart. Sessions active: GET /v1/sessions?status=active counted page by page
+   * (capped at 10,000), every 10 s. */
+
+  function parseMetrics(text) {
+    const m = new Map();
+    for (const line of text.split('\n')) {
+      if (!line || line[0] === '#') continue;
+      const sp = line.lastIndexOf(' ');
+      if (sp < 0) continue;
+      const name = line.slice(0, sp);
+      if (name.includes('{')) continue;          /* labelled series are not used here */
+      m.set(name, Number(line.slice(sp + 1)));
+    }
+    return m;
+  }
+
+  const SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, ...kids) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+    for (const k of kids) el.append(k instanceof Node ? k : document.createTextNode(String(k)));
+    return el;
+  }
+  /* A line chart of series [{name, cls, values}] (oldest first), every 'step' seconds. */
+  function chart(series, step, cap) {
+    const W = 600, H = 160, L = 44, B = 18, T = 8;
+    let max = 1;
+    for (const s of series) for (const v of s.values) if (v > max) max = v;
+    const nice = (x) => { const p = 10 ** Math.floor(Math.log10(x)); for (const k of [1, 2, 5, 10]) if (k * p >= x) return k * p; return 10 * p; };
+    max = nice(max);
+    const n = Math.max(...series.map((s) => s.values.length), 2);
+    const x = (i) => L + (W - L - 4) * (i / (cap - 1)) + (W - L - 4) * ((cap - n) / (cap - 1));
+    const y = (v) => T + (H - T - B) * (1 - v / max);
+    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': cap * step + ' s of ' + series.map((s) => s.name).join(' and ') });
+    for (const f of [0, 0.5, 1]) {
+      root.append(svg('line', { x1: L, x2: W - 4, y1: y(max * f), y2: y(max * f), class: 'grid-line' }),
+        svg('text', { x: L - 6, y: y(max * f) + 4, 'text-anchor': 'end', class: 'axis' }, fmtRate(max * f)));
+    }
+    root.append(svg('text', { x: L, y: H - 3, class: 'axis' }, '−' + (cap * step >= 120 ? Math.round(cap * step / 60) + ' min' : cap * step + ' s')),
+      svg('text', { x: W - 4, y: H - 3, 'text-anchor': 'end', class: 'axis' }, 'now'));
+    for (const s of series) {
+      if (s.values.length < 2) continue;
+      const pts = s.values.map((v, i) => x(i + (n - s.values.length)).toFixed(1) + ',' + y(v).toFixed(1)).join(' ');
+      root.append(svg('polyline', { points: pts, class: 'series ' + s.cls, fill: 'none' }));
+    }
+    return root;
+  }
+  function fmtRate(v) {
+    if (!(v >= 0)) return '–';
+    if (v >= 10000) return Math.round(v / 1000) + 'k';
+    if (v >= 100) return Math.round(v).toLocaleString('en-US');
+    if (v >= 10) return v.toFixed(0);
+    return v.toFixed(v === 0 ? 0 : 1);
+  }
+
+  function overviewView(main, params) {
+    crumbs([{ text: 'Sessions', href: '#/' }, { text: 'Overview' }]);
+    document.title = 'Overview · reel';
+    /* #/overview?every=S scrapes every S seconds (0.5..60, default 2) */
+    const STEP = Math.min(60, Math.max(0.5, Number(params.get('every')) || 2)), CAP = 90;
+    let disposed = false, timer = 0, activeTimer = 0;
+    let prev = null;                    /* {t, m} of the previous scrape */
+    const hist = { events: [], appends: [] };
+    const card = (id, label, hint) => h('div', { class: 'card', id: 'ov-' + id },
+      h('div', { class: 'card-label', text: label }), h('div', { class: 'card-value', text: '…' }), h('div', { class: 'card-hint muted', text: hint || '' }));
+    const cards = h('div', { class: 'cards' },
+      card('events', 'Events/s', 'reel_store_events_total, last ' + STEP + ' s'),
+      card('appends', 'Appends/s', 'reel_http_appends_total, last ' + STEP + ' s'),
+      card('active', 'Sessions active', 'GET /v1/sessions?status=active'),
+      card('disk', 'Disk used', 'reel_store_used_bytes'),
+      card('commit', 'Events per commit', 'group commit, last ' + STEP + ' s'),
+      card('sse', 'Live streams', 'reel_sse_clients'),
+      card('rss', 'Server memory', 'process_resident_memory_bytes'),
+      card('total', 'Events appended', 'since the server started'));
+    const chartBox = h('figure', { class: 'chart-box' }, h('figcaption', {},
+      h('span', { class: 'key k-events', text: 'events/s' }), ' ', h('span', { class: 'key k-appends', text: 'appends/s' }),
+      h('span', { class: 'muted', text: ' · the last ' + CAP + ' samples, one every ' + STEP + ' s' })), h('div', { id: 'ov-chart' }));
+    const note = h('p', { class: 'muted', id: 'ov-note' });
+    const slot = h('div');
+    main.append(h('div', { class: 'view-head' }, h('h1', { text: 'Store overview' })), slot, cards, chartBox, note);
+
+    const set = (id, v, title) => { const el = $('#ov-' + id + ' .card-value', main); el.textContent = v; if (title) el.title = title; };
+
+    async function scrape() {
+      timer = 0;
+      try {
+        const res = await api('/metrics', { raw: true });
+        const m = parseMetrics(await res.text());
+        if (disposed) return;
+        slot.replaceChildren();
+        const t = performance.now();
+        if (prev) {
+          const dt = (t - prev.t) / 1000;
+          const d = (k) => (m.get(k) || 0) - (prev.m.get(k) || 0);
+          if (d('reel_store_events_total') >= 0 && dt > 0) {   /* a restart resets the counters: skip that pair */
+            const ev = d('reel_store_events_total') / dt, ap = d('reel_http_appends_total') / dt, cm = d('reel_store_commits_total');
+            hist.events.push(ev); hist.appends.push(ap);
+            for (const k of Object.keys(hist)) if (hist[k].length > CAP) hist[k].shift();
+            set('events', fmtRate(ev));
+            set('appends', fmtRate(ap));
+            set('commit', cm > 0 ? (d('reel_store_events_total') / cm).toFixed(1) : '–');
+            main.dataset.samples = String(hist.events.length);
+            main.dataset.eventsRate = ev.toFixed(3);
+          }
+        }
+        prev = { t, m };
+        const used = m.get('reel_store_used_bytes'), map = m.get('reel_store_map_bytes');
+        set('disk', fmtBytes(used), map ? 'of a ' + fmtBytes(map) + ' map' : '');
+        $('#ov-disk .card-hint', main).textContent = 'reel_store_used_bytes' + (map ? ' (map ' + fmtBytes(map) + ')' : '');
+        set('sse', fmtNum(m.get('reel_sse_clients')));
+        set('rss', fmtBytes(m.get('process_resident_memory_bytes')));
+        set('total', fmtNum(m.get('reel_store_events_total')));
+        if (m.get('reel_store_failed') === 1) slot.replaceChildren(h('div', { class: 'problem', role: 'alert', text: 'The store is in fail-stop (reel_store_failed = 1): appends are refused; see the server log.' }));
+        $('#ov-chart', main).replaceChildren(chart([
+          { name: 'events per second', cls: 's-events', values: hist.events },
+          { name: 'appends per second', cls: 's-appends', values: hist.appends }], STEP, CAP));
+        note.textContent = 'Updated ' + new Date().toISOString().slice(11, 19) + ' UTC from /metrics.';
+        main.dataset.loaded = '1';
+        setLive('live', 'Live');
+      } catch (e) {
+        if (disposed) return;
+        setLive('wait', 'Reconnecting…');
+        prev = null;
+        slot.replaceChildren(errorWithRetry(e, () => { clearTimeout(timer); scrape(); }));
+      }
+      if (!disposed) timer = setTimeout(scrape, STEP * 1000);
+    }
+    async function countActive() {
+      activeTimer = 0;
+      try {
+        let n = 0, cursor = '';
+        for (let i = 0; i < 50; i++) {
+          const q = new URLSearchParams({ status: 'active', limit: '1000' });
+          if (cursor) q.set('cursor', cursor);
+          const r = await api('/v1/sessions?' + q);
+          n += r.sessions.length;
+          cursor = r.next_cursor;
+          if (!cursor || n >= 10000 || disposed) break;
+        }
+        if (disposed) return;
+        set('active', n >= 10000 && cursor ? '10,000+' : fmtNum(n));
+        main.dataset.active = String(n);
+      } catch (e) { /* shown by the metrics error */ }
+      if (!disposed) activeTimer = setTimeout(countActive, 10000);
+    }
+    scrape();
+    countActive();
+    focusHeading(main);
+    return { dispose() { disposed = true; clearTimeout(timer); clearTimeout(activeTimer); } };
   }
 
   /* ---- the transcript fold (mirrors replay/project.c for the universal model) ----
@@ -919,7 +1205,7 @@
       if (!rec) return;
       const rows = [
         ['Agent', rec.agent || '–'],
-        ['Status', h('span', { class: 'badge st-' + rec.status, text: rec.status })],
+        ['Status', ((o) => h('span', { class: 'badge ' + o.cls, title: o.title, text: o.label }))(outcomeOf(rec))],
         ['Events', fmtNum(rec.event_count)],
         ['Size', fmtBytes(rec.bytes)],
         ['Created', timeEl(rec.created_at)],
@@ -1026,12 +1312,17 @@
         rec.last_sequence = t.at;
       }
       const fold = new Fold(t);
-      let shown = 0;
+      let ws = 0, we = 0;               /* the rendered window: vis[ws .. we) */
       const opened = new Set();          /* keys of entries whose details the reader opened */
       const nodes = new Map();           /* key -> li */
+      const times = new Map();           /* sequence -> commit time (ISO), for the entries shown */
+      const marks = [];                  /* run starts and turn ends: {seq, kind, n, time, data} */
+      const filt = { q: '', type: '' };
+      let target = null;                 /* the entry jumped to (search, problem, sequence) */
       const list = h('ol', { class: 'timeline', 'aria-label': 'Transcript' });
-      const earlier = h('button', { type: 'button', class: 'btn', id: 'earlier', onclick: () => { shown += WINDOW; renderAll(true); } });
-      const follow = h('input', { type: 'checkbox', id: 'follow', checked: true });
+      const earlier = h('button', { type: 'button', class: 'btn', id: 'earlier', onclick: () => { ws = Math.max(0, ws - WINDOW); show({ keepTop: true }); } });
+      const later = h('button', { type: 'button', class: 'btn', id: 'later', onclick: () => { we = Math.min(vis.length, we + WINDOW); show({}); } });
+      const follow = h('input', { type: 'checkbox', id: 'follow', checked: !params.get('seq') });
       const mdBox = h('input', { type: 'checkbox', id: 'opt-md', checked: prefs.markdown, onchange: () => {
         prefs.markdown = mdBox.checked;
         localStorage.setItem('reel.markdown', mdBox.checked ? '1' : '0');
@@ -1039,15 +1330,44 @@
       } });
       const nativeBox = h('input', { type: 'checkbox', id: 'opt-native', checked: prefs.native, onchange: () => {
         prefs.native = nativeBox.checked;
-        renderAll(false);
+        refilter();
       } });
-      const summary = h('p', { class: 'summary muted', id: 'tsummary' });
+      const summary = h('p', { class: 'summary muted', id: 'tsummary', role: 'status' });
       const tools = h('div', { class: 'tbar' }, summary, h('div', { class: 'opts' },
         h('label', { class: 'check' }, mdBox, ' Markdown'),
         h('label', { class: 'check' }, nativeBox, ' Native lines'),
         h('label', { class: 'check' }, follow, ' Follow new events')));
+
+      /* search (text, tool name, arguments, output), type filter, jump to a sequence */
+      const searchIn = h('input', { id: 't-search', type: 'search', placeholder: 'text or tool name', autocomplete: 'off', spellcheck: 'false', 'data-filter': '' });
+      const typeIn = h('select', { id: 't-type' }, [['', 'all'], ['message', 'messages'], ['reasoning', 'reasoning'], ['tool_call', 'tool calls'],
+        ['permission', 'permissions'], ['question', 'questions'], ['error', 'errors'], ['other', 'other events']].map(([v, l]) => h('option', { value: v, text: l })));
+      const seqIn = h('input', { id: 't-seq', type: 'number', min: '1', inputmode: 'numeric', placeholder: '#', autocomplete: 'off' });
+      let searchTimer = 0;
+      searchIn.addEventListener('input', () => { clearTimeout(searchTimer); searchTimer = setTimeout(() => { filt.q = searchIn.value.trim().toLowerCase(); refilter(); }, 200); });
+      typeIn.addEventListener('change', () => { filt.type = typeIn.value; refilter(); });
+      const finder = h('form', { class: 'filters tfind', role: 'search', 'aria-label': 'Search the transcript', onsubmit: (e) => {
+        e.preventDefault();
+        clearTimeout(searchTimer);
+        filt.q = searchIn.value.trim().toLowerCase();
+        refilter();
+      } },
+        h('div', { class: 'field' }, h('label', { for: 't-search', text: 'Search' }), searchIn),
+        h('div', { class: 'field' }, h('label', { for: 't-type', text: 'Type' }), typeIn));
+      const seqForm = h('form', { class: 'filters tjump', 'aria-label': 'Jump to a sequence', onsubmit: (e) => {
+        e.preventDefault();
+        const n = parseInt(seqIn.value, 10);
+        if (n > 0) jumpSeq(n);
+      } }, h('div', { class: 'field' }, h('label', { for: 't-seq', text: 'Go to event #' }), seqIn), h('button', { type: 'submit', class: 'btn', text: 'Go' }));
+
+      /* errors and refused permissions: a gutter beside the timeline, and previous/next */
+      const probCount = h('span', { id: 'prob-count' });
+      const probPrev = h('button', { type: 'button', class: 'btn', id: 'prob-prev', text: '↑ Previous', onclick: () => stepProblem(-1) });
+      const probNext = h('button', { type: 'button', class: 'btn', id: 'prob-next', text: '↓ Next', onclick: () => stepProblem(1) });
+      const probBar = h('nav', { class: 'probbar', 'aria-label': 'Errors and refused permissions' }, probCount, probPrev, probNext);
+      const gutter = h('div', { class: 'gutter', id: 'gutter', 'aria-hidden': 'true' });
       const plan = h('div', { id: 'plan' });
-      panel.replaceChildren(tools, plan, earlier, list);
+      panel.replaceChildren(tools, h('div', { class: 'tfinders' }, finder, seqForm, probBar), plan, earlier, list, later, gutter);
 
       function extra() {
         const s = fold.t.session || {};
@@ -1058,48 +1378,263 @@
           x.push(['Tokens', fmtNum(u.input_tokens || 0) + ' in · ' + fmtNum(u.output_tokens || 0) + ' out']);
         if (u.cost_usd !== undefined) x.push(['Cost', '$' + Number(u.cost_usd).toFixed(4)]);
         x.push(['Turns', fmtNum(fold.t.turns || 0)]);
+        if (rec && rec.runs > 1) x.push(['Runs', fmtNum(rec.runs)]);
         if (isObj(s.ended)) x.push(['Ended', String(s.ended.reason || 'yes') + (s.ended.exit_code !== undefined ? ' (exit ' + s.ended.exit_code + ')' : '')]);
         return x;
       }
+
+      /* -- times: the transcript has sequences; their commit times come from the events -- */
+      function markOf(ev) {
+        if (ev.type === 'session.started') return 'run';
+        if (ev.type === 'usage' && isObj(ev.data) && ev.data.turn_end === true) return 'turn';
+        return null;
+      }
+      function addMark(ev) {
+        const kind = markOf(ev);
+        if (!kind || marks.some((m) => m.seq === ev.sequence)) return false;
+        const n = marks.filter((m) => m.kind === kind).length + 1;
+        marks.push({ seq: ev.sequence, kind, n, time: ev.time, data: ev.data });
+        return true;
+      }
+      /* Every run start and turn end, with one filtered read (the server examines up to
+       * 20,000 events per request; a 100,000-event session takes 5). */
+      async function loadMarks() {
+        let off = 0;
+        for (let i = 0; i < 10000 && off < fold.at; i++) {
+          const r = await api(base + '/events?types=session.started,usage&limit=10000&offset=' + off);
+          for (const ev of r.events) { if (ev.sequence <= fold.at) { times.set(ev.sequence, ev.time); addMark(ev); } }
+          if (!r.hasMore || r.next_offset <= off) break;
+          off = r.next_offset;
+        }
+        marks.sort((a, b) => a.seq - b.seq);
+        const count = { run: 0, turn: 0 };
+        for (const m of marks) m.n = ++count[m.kind];
+      }
+      /* The times of sequences lo..hi, read in pages of up to 10,000 events. */
+      async function ensureTimes(lo, hi) {
+        hi = Math.min(hi, fold.at);
+        for (let a = Math.max(1, lo), guard = 0; a <= hi && guard < 1000; guard++) {
+          if (times.has(a)) { a++; continue; }
+          let b = a;
+          while (b < hi && !times.has(b + 1) && b - a < 9999) b++;
+          const r = await api(base + '/events?offset=' + (a - 1) + '&limit=' + (b - a + 1));
+          for (const ev of r.events) times.set(ev.sequence, ev.time);
+          if (!r.events.length) break;
+          a = Math.max(b + 1, r.next_offset + 1);
+        }
+      }
+      const endSeq = (e) => {
+        const o = e.obj;
+        if (e.kind !== 'item') return o.resolved_sequence || e.seq;
+        return (isObj(o.result) && o.result.completed_sequence) || o.completed_sequence || e.seq;
+      };
+      async function windowTimes() {
+        if (we <= ws) return;
+        let hi = 0;
+        for (let i = ws; i < we; i++) hi = Math.max(hi, endSeq(vis[i]));
+        await ensureTimes(vis[ws].seq, hi);
+      }
+
+      const clock = (iso) => (iso ? iso.slice(11, 23) : '');
+      function timeOf(seq) {
+        const iso = times.get(seq);
+        return iso ? h('time', { class: 'at', datetime: iso, title: iso.replace('T', ' ').replace('Z', ' UTC') + ' · event #' + seq, text: clock(iso) }) : null;
+      }
+      function durationOf(e) {
+        const o = e.obj;
+        if (e.kind !== 'item' || o.kind !== 'tool_call') return undefined;
+        const end = (isObj(o.result) && o.result.completed_sequence) || (o.status !== 'in_progress' && !isObj(o.result) ? o.completed_sequence : 0);
+        const a = Date.parse(times.get(o.started_sequence)), b = Date.parse(times.get(end));
+        return Number.isNaN(a) || Number.isNaN(b) ? undefined : Math.max(0, b - a);
+      }
+
+      /* -- classification: type filter, search, problems -- */
+      function typeOf(e) {
+        if (e.kind === 'item') return e.obj.kind === 'tool_result' ? 'tool_call' : ['message', 'reasoning', 'tool_call'].includes(e.obj.kind) ? e.obj.kind : 'other';
+        return e.kind === 'unparsed' ? 'other' : e.kind;
+      }
+      function searchText(e) {
+        const o = e.obj;
+        const parts = [];
+        const add = (v) => { if (v !== undefined && v !== null) parts.push(typeof v === 'string' ? v : JSON.stringify(v)); };
+        if (e.kind === 'item') {
+          add(o.text); add(o.name); add(o.title); add(o.arguments);
+          if (isObj(o.result)) { add(o.result.output); add(o.result.content); add(o.result.text); }
+          if (o.kind === 'tool_result') add(o.output);
+        } else if (e.kind === 'error') add(o.error);
+        else if (e.kind === 'permission' || e.kind === 'question') { add(o.action); add(o.input); add(o.question); add(o.questions); add(o.tool_call); }
+        else { add(o.type); add(o.data); }
+        return parts.join('\n').toLowerCase();
+      }
+      function isProblem(e) {
+        const o = e.obj;
+        if (e.kind === 'error') return true;
+        if (e.kind === 'permission') return /^(reject|deny|denied|cancel)/i.test(String(o.status || ''));
+        if (e.kind !== 'item') return false;
+        if (o.status === 'failed') return true;
+        return o.kind === 'tool_call' && isObj(o.result) && (o.result.is_error === true || o.result.status === 'failed');
+      }
+      const base0 = (e) => prefs.native || e.kind !== 'other' || e.obj.type !== 'agent.native';
+      /* agent.native events (a line with nothing universal in it) are hidden unless asked. */
+      const visible = (e) => base0(e) && (!filt.type || typeOf(e) === filt.type) && (!filt.q || searchText(e).includes(filt.q));
+
       function li(e) {
-        const el = h('li', { class: 'entry k-' + e.kind, dataset: { key: e.key, seq: String(e.seq) } }, renderEntry(id, e, opened.has(e.key)));
+        const el = h('li', { class: 'entry k-' + e.kind + (isProblem(e) ? ' flagged' : '') + (target === e ? ' target' : ''), dataset: { key: e.key, seq: String(e.seq) } }, renderEntry(id, e, opened.has(e.key)));
+        const head = el.firstChild && el.firstChild.querySelector(':scope > summary, :scope > header');
+        if (head) {
+          const at = head.querySelector(':scope > a.seq');
+          const d = durationOf(e);
+          if (d !== undefined) head.insertBefore(h('span', { class: 'dur', title: 'tool call duration: result time minus call start time', text: fmtDuration(d) }), at);
+          const tm = timeOf(e.seq);
+          if (tm) head.insertBefore(tm, at);
+        }
+        if (isProblem(e)) el.prepend(h('span', { class: 'pmark', title: e.kind === 'permission' ? 'refused permission' : 'error', text: '!' }));
         el.addEventListener('toggle', (ev) => {
           if (ev.target.parentElement !== el) return;
           if (ev.target.open) opened.add(e.key); else opened.delete(e.key);
         }, true);
         return el;
       }
-      /* agent.native events (a line with nothing universal in it) are hidden unless asked. */
-      const visible = (e) => prefs.native || e.kind !== 'other' || e.obj.type !== 'agent.native';
+      function sep(m) {
+        const what = m.kind === 'run' ? 'Run ' + m.n + ' started' : 'End of turn ' + m.n;
+        const u = m.kind === 'turn' && isObj(m.data) ? m.data : null;
+        const tok = u && (u.input_tokens !== undefined || u.output_tokens !== undefined) ? ' · ' + fmtNum(u.input_tokens || 0) + ' in, ' + fmtNum(u.output_tokens || 0) + ' out' : '';
+        return h('li', { class: 'sep sep-' + m.kind, dataset: { seq: String(m.seq) } },
+          h('span', {}, what + tok + ' · ', h('time', { datetime: m.time, title: m.time, text: clock(m.time) }), ' · #' + m.seq));
+      }
       let vis = [];
+      let marksShown = 0;
       function renderAll(keepTop) {
         const oldH = document.documentElement.scrollHeight;
         nodes.clear();
-        vis = fold.entries.filter(visible);
-        shown = Math.min(Math.max(shown, Math.min(WINDOW, vis.length)), vis.length);
+        ws = Math.max(0, Math.min(ws, vis.length));
+        we = Math.max(ws, Math.min(we, vis.length));
         const frag = document.createDocumentFragment();
-        for (const e of vis.slice(vis.length - shown)) { const n = li(e); nodes.set(e.key, n); frag.append(n); }
+        /* separators (runs, turns) go before the first entry past them; with a filter they
+         * would separate nothing, so they are left out */
+        const seps = !filt.q && !filt.type;
+        let mi = 0;
+        const lo = ws > 0 ? vis[ws - 1].seq : 0;
+        while (mi < marks.length && marks[mi].seq <= lo) mi++;
+        for (let i = ws; i < we; i++) {
+          const e = vis[i];
+          for (; mi < marks.length && marks[mi].seq <= e.seq; mi++) if (seps) frag.append(sep(marks[mi]));
+          const n = li(e); nodes.set(e.key, n); frag.append(n);
+        }
+        if (we === vis.length) for (; mi < marks.length; mi++) if (seps) frag.append(sep(marks[mi]));
+        marksShown = marks.length;
         list.replaceChildren(frag);
         if (keepTop) window.scrollBy(0, document.documentElement.scrollHeight - oldH);
         updateChrome();
       }
+      /* Reads the times of the window, then draws it. */
+      async function show({ keepTop = false } = {}) {
+        await windowTimes();
+        if (!disposed) renderAll(keepTop);
+      }
+      function newestWindow() {
+        vis = fold.entries.filter(visible);
+        we = vis.length;
+        ws = Math.max(0, we - WINDOW);
+      }
+      async function refilter() {
+        target = null;
+        newestWindow();
+        await show({});
+        main.dataset.filtered = filt.q || filt.type ? vis.length + '' : '';
+      }
+      let problems = [];
       function updateChrome() {
-        const hidden = vis.length - shown;
-        earlier.hidden = hidden <= 0;
-        earlier.textContent = 'Show ' + Math.min(WINDOW, hidden) + ' earlier (' + fmtNum(hidden) + ' not shown)';
-        const natives = fold.entries.length - vis.length;
-        summary.textContent = fmtNum(vis.length) + ' entries from ' + fmtNum(fold.t.events) + ' events, up to #' + fold.at +
-          (hidden > 0 ? '; showing the newest ' + fmtNum(shown) : '') + (natives > 0 ? '; ' + fmtNum(natives) + ' native lines hidden' : '') + '.';
+        earlier.hidden = ws <= 0;
+        earlier.textContent = 'Show ' + Math.min(WINDOW, ws) + ' earlier (' + fmtNum(ws) + ' not shown)';
+        later.hidden = we >= vis.length;
+        later.textContent = 'Show ' + Math.min(WINDOW, vis.length - we) + ' later (' + fmtNum(vis.length - we) + ' not shown)';
+        const all = fold.entries.filter(base0).length;
+        const natives = fold.entries.length - all;
+        const filtered = filt.q || filt.type;
+        summary.textContent = (filtered ? fmtNum(vis.length) + ' of ' + fmtNum(all) + ' entries match' : fmtNum(vis.length) + ' entries') +
+          ' from ' + fmtNum(fold.t.events) + ' events, up to #' + fold.at +
+          (we - ws < vis.length ? '; showing ' + fmtNum(ws + 1) + '–' + fmtNum(we) : '') + (natives > 0 ? '; ' + fmtNum(natives) + ' native lines hidden' : '') + '.';
         main.dataset.at = String(fold.at);
+        /* an ended session's latest session.ended is the one that ended it: its reason is the outcome */
+        const ended = fold.t.session && fold.t.session.ended;
+        if (rec && rec.status === 'ended' && isObj(ended) && fold.at >= (rec.last_sequence || 0))
+          outcomes.set(rec.id, { seq: rec.last_sequence, reason: str(ended.reason) || null });
         showMeta(extra());
         const p = fold.t.plan;
         plan.replaceChildren(Array.isArray(p) && p.length ? h('details', { class: 'plan' },
           h('summary', {}, 'Plan (' + p.length + (p.length === 1 ? ' entry)' : ' entries)')),
           h('ul', {}, p.map((x) => h('li', {}, isObj(x) ? [x.status ? statusBadge(String(x.status)) : null, ' ', String(x.content || preview(x))] : String(x))))) : '');
+        updateProblems();
+      }
+      function updateProblems() {
+        const es = fold.entries;
+        problems = es.filter(isProblem);
+        probCount.textContent = problems.length ? problems.length + (problems.length === 1 ? ' problem' : ' problems') + ' (errors, refused permissions)' : 'No errors';
+        probPrev.disabled = probNext.disabled = !problems.length;
+        main.dataset.problems = String(problems.length);
+        const frag = document.createDocumentFragment();
+        const idx = new Map(es.map((e, i) => [e, i]));
+        for (const p of problems.slice(0, 500)) {
+          const b = h('button', { type: 'button', class: 'gmark', tabindex: '-1', title: (p.kind === 'permission' ? 'refused permission' : 'error') + ' at #' + p.seq, onclick: () => jumpTo(p) });
+          b.style.top = (100 * idx.get(p) / Math.max(1, es.length - 1)).toFixed(2) + '%';
+          frag.append(b);
+        }
+        gutter.replaceChildren(frag);
+        gutter.hidden = !problems.length;
       }
 
-      renderAll(false);
-      if (follow.checked) requestAnimationFrame(() => window.scrollTo(0, document.documentElement.scrollHeight));
+      /* -- jumps: to an entry (moving the window), to a sequence, through the problems -- */
+      async function jumpTo(e, seq) {
+        if (!visible(e)) { filt.q = ''; filt.type = ''; searchIn.value = ''; typeIn.value = ''; vis = fold.entries.filter(visible); }
+        const i = vis.indexOf(e);
+        if (i < 0) return;
+        follow.checked = false;
+        target = e;
+        if (i < ws || i >= we) { ws = Math.max(0, i - WINDOW / 2); we = Math.min(vis.length, ws + WINDOW); }
+        await show({});
+        const n = nodes.get(e.key);
+        if (!n) return;
+        n.scrollIntoView({ block: 'center' });
+        const f = n.querySelector('summary, article, section');
+        if (f) { if (!/^SUMMARY$/.test(f.tagName)) f.tabIndex = -1; f.focus({ preventScroll: true }); }
+        const s = seq || e.seq;
+        history.replaceState(null, '', '#/s/' + enc(id) + '?seq=' + s);
+        main.dataset.target = String(e.seq);
+      }
+      /* The entry that holds sequence n: the last one that starts at or before it. */
+      function entryAt(n) {
+        const es = fold.entries;
+        let lo = 0, hi = es.length - 1, best = es.length ? es[0] : null;
+        while (lo <= hi) {
+          const mid = (lo + hi) >> 1;
+          if (es[mid].seq <= n) { best = es[mid]; lo = mid + 1; } else hi = mid - 1;
+        }
+        return best;
+      }
+      function jumpSeq(n) {
+        const e = entryAt(n);
+        if (e) return jumpTo(e, n);
+        toast('No entry at #' + n + '.');
+        return null;
+      }
+      function stepProblem(dir) {
+        if (!problems.length) return;
+        const cur = target ? target.seq : (dir > 0 ? -1 : Infinity);
+        let p = dir > 0 ? problems.find((x) => x.seq > cur) : [...problems].reverse().find((x) => x.seq < cur);
+        if (!p) p = dir > 0 ? problems[0] : problems[problems.length - 1];
+        jumpTo(p);
+      }
+
+      newestWindow();
+      await show({});
+      if (disposed) return;
+      /* the separators (runs, turns) come from one more read; drawn when it is done */
+      loadMarks().then(() => { if (!disposed && marks.length) renderAll(false); main.dataset.marks = String(marks.length); })
+        .catch(() => { main.dataset.marks = 'failed'; });
+      const want = parseInt(params.get('seq') || '', 10);
+      if (want > 0) await jumpSeq(want);
+      else if (follow.checked) requestAnimationFrame(() => window.scrollTo(0, document.documentElement.scrollHeight));
 
       /* Live: changes are collected and drawn once per animation frame. */
       const dirty = new Set();
@@ -1120,12 +1655,17 @@
         frame = 0;
         const nearBottom = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 80;
         const before = list.children.length;
+        if (marks.length !== marksShown && we === vis.length) { dirty.clear(); renderAll(false); }
         for (const key of dirty) {
           const e = fold.byKey.get(key);
           if (!e) continue;
           const old = nodes.get(key);
           if (old) { const n = li(e); old.replaceWith(n); nodes.set(key, n); }
-          else if (visible(e) && !vis.includes(e)) { vis.push(e); shown++; const n = li(e); nodes.set(key, n); list.append(n); }
+          else if (visible(e) && !vis.includes(e)) {
+            const atEnd = we === vis.length;
+            vis.push(e);
+            if (atEnd) { we++; const n = li(e); nodes.set(key, n); list.append(n); }
+          }
         }
         dirty.clear();
         updateChrome();
@@ -1138,13 +1678,16 @@
           if (disposed) return;
           fold.reset(nt);
           fold.acp = true;
-          renderAll(false);
+          newestWindow();
+          await show({});
           if (follow.checked) window.scrollTo(0, document.documentElement.scrollHeight);
         } catch (e) { refetchTimer = setTimeout(refetch, 2000); }
       }
       function onEvents(evs) {
         let again = false;
         for (const ev of evs) {
+          times.set(ev.sequence, ev.time);
+          addMark(ev);
           const keys = fold.apply(ev);
           if (keys === null) { again = true; continue; }
           for (const k of keys) if (k !== 'usage' && k !== 'session') dirty.add(k);

@@ -54,6 +54,7 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size);
 /* ui.c: /ui and /ui/ (index.html), /ui/{name} (an embedded file, else 404) */
 enum MHD_Result api__root(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__ui_index(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__ui_slash(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__ui_file(api_req_t *rq, const char *data, size_t *size);
 
 #endif

@@ -6,7 +6,9 @@
  * whenever a file in ui/ changes. docs/UI.md describes the inspector itself.
  *
  * Routes (rows of api/routes.c):
- *   /ui, /ui/    index.html (its asset URLs are absolute, so both work)
+ *   /ui          302 to "ui/" (relative, so it stays under a reverse proxy's path prefix)
+ *   /ui/         index.html (its asset and API URLs are relative to it: the inspector
+ *                works unchanged when a proxy serves reel under a path prefix)
  *   /ui/<name>   the embedded file of that name; anything else is 404 not_found
  *
  * The files hold no data, so they are served without a token: the page asks for one and
@@ -103,9 +105,9 @@ enum MHD_Result api__ui_index(api_req_t *rq, const char *data, size_t *size)
     return a ? serve(rq, a) : api__problem(rq, REEL_ENOT_FOUND, "the inspector was not built in");
 }
 
-/* "/" sends a browser to the inspector. The Location is relative ("ui/"), so behind a
- * reverse proxy that serves reel under a path prefix it stays under that prefix. */
-enum MHD_Result api__root(api_req_t *rq, const char *data, size_t *size)
+/* A 302 to a relative Location: behind a reverse proxy that serves reel under a path
+ * prefix, the browser stays under that prefix. */
+static enum MHD_Result redirect_ui(api_req_t *rq)
 {
     static const char body[] = "the inspector is at ui/\n";
     struct MHD_Response *resp =
@@ -116,6 +118,19 @@ enum MHD_Result api__root(api_req_t *rq, const char *data, size_t *size)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, "ui/");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     return api__queue(rq, 302, resp);
+}
+
+/* "/" sends a browser to the inspector ("ui/"). */
+enum MHD_Result api__root(api_req_t *rq, const char *data, size_t *size)
+{
+    return redirect_ui(rq);
+}
+
+/* "/ui" too: index.html's URLs are relative to "/ui/", so "/ui" must not serve it. The
+ * relative "ui/" from ".../ui" is ".../ui/". */
+enum MHD_Result api__ui_slash(api_req_t *rq, const char *data, size_t *size)
+{
+    return redirect_ui(rq);
 }
 
 enum MHD_Result api__ui_file(api_req_t *rq, const char *data, size_t *size)

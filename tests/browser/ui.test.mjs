@@ -1,7 +1,7 @@
 // ui.test.mjs -- the web inspector (/ui/) in headless chromium against a real `reel serve`.
 // Run: tests/browser/run.sh (or `node --test tests/browser/` with playwright-core installed).
 // Screenshots go to build/browser-artifacts/; UPDATE_DOCS_SCREENSHOTS=1 also refreshes
-// docs/ui-sessions.png and docs/ui-session.png.
+// docs/ui-*.png (sessions, session, timeline, search, overview, phone).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -76,7 +76,8 @@ describe('sessions list', () => {
     await page.waitForSelector('tr[data-id="demo-new"]', { timeout: 5000 });
     const last = (await srv.get('/v1/sessions/demo-new')).event_count;
     await waitUntil(page, (n) => document.querySelector('tr[data-id="demo-new"] td:nth-of-type(3)')?.textContent === String(n), last);
-    await waitUntil(page, () => document.querySelector('tr[data-id="demo-new"] .badge')?.textContent === 'ended');
+    await waitUntil(page, () => document.querySelector('tr[data-id="demo-new"] .badge')?.textContent === 'ended ok');
+    assert.equal(await page.locator('table.sessions tbody tr').first().getAttribute('data-id'), 'demo-new', 'the newest activity is on top');
     // appends by another process on the data directory (`reel ingest`) reach the page too
     const r = spawnSync(REEL, ['ingest', '--quiet', '--session', 'notes', '--data', srv.data, '--sync', 'none'],
       { input: message('n3', 'user', 'from reel ingest').map((e) => JSON.stringify(e)).join('\n') + '\n', encoding: 'utf8' });
@@ -89,7 +90,7 @@ describe('sessions list', () => {
     await waitUntil(page, () => document.querySelector('#live').dataset.state === 'live');
     assert.equal(await page.evaluate(() => window.__reelLive.stats.duplicates), 0);
     await sleep(1300); // the changed rows' highlight fades
-    await shot(page, 'sessions-light', 'ui-sessions.png');
+    await shot(page, 'sessions-light');
     await page.emulateMedia({ colorScheme: 'dark' });
     await shot(page, 'sessions-dark');
     await page.emulateMedia({ colorScheme: 'light' });
@@ -97,25 +98,46 @@ describe('sessions list', () => {
     await page.close();
   });
 
-  test('filters and pages with the cursor', async () => {
+  test('filters by status, agent and id prefix; pages with the cursor', async () => {
     for (let i = 0; i < 60; i++) await srv.append(`page-${String(i).padStart(2, '0')}`, [{ type: 'note', data: { i } }]);
     const { page } = await open(srv, '#/');
     await page.waitForSelector('main[data-live="1"]');
-    assert.equal(await page.locator('table.sessions tbody tr').count(), 50);
+    const ids = () => page.locator('table.sessions tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+    let shown = await ids();
+    assert.equal(shown.length, 50);
+    assert.deepEqual(shown.slice(0, 3), ['page-59', 'page-58', 'page-57'], 'most recently active first');
     await page.getByRole('button', { name: 'Next →' }).click();
     await waitUntil(page, () => location.hash.includes('cursor='));
-    await page.waitForSelector('main[data-loaded="1"] tr[data-id="page-59"]');
-    assert.equal(await page.locator('table.sessions tbody tr').count(), 15);
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="page-00"]');
+    shown = await ids();
+    assert.equal(shown.length, 15);
+    assert.deepEqual(shown.slice(0, 11), ['page-09', 'page-08', 'page-07', 'page-06', 'page-05', 'page-04', 'page-03', 'page-02', 'page-01', 'page-00', 'notes']);
     await page.getByRole('button', { name: '← Previous' }).click();
-    await page.waitForSelector('tr[data-id="demo-chat"]');
-    // server-side filter (status) and client-side id filter
-    await page.selectOption('#f-status', 'active');
+    await page.waitForSelector('tr[data-id="page-59"]');
+    // server-side filters: status (applies on change), agent, id prefix
+    await page.selectOption('#f-status', 'ended');
+    await waitUntil(page, () => location.hash.includes('status=ended'));
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="demo-chat"]');
+    assert.equal(await page.locator('tr[data-id="notes"]').count(), 0, 'active sessions filtered out');
+    assert.ok((await ids()).every((id) => id.startsWith('demo-')));
+    await page.selectOption('#f-status', '');
+    await page.fill('#f-agent', 'mock');
     await page.getByRole('button', { name: 'Apply' }).click();
-    await waitUntil(page, () => location.hash.includes('status=active'));
-    await page.waitForSelector('tr[data-id="notes"]');
-    assert.equal(await page.locator('tr[data-id="demo-chat"]').count(), 0, 'ended sessions filtered out');
+    await waitUntil(page, () => location.hash.includes('agent=mock'));
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="demo-tools"]');
+    assert.deepEqual((await ids()).sort(), ['demo-chat', 'demo-new', 'demo-permission', 'demo-tools']);
+    await page.fill('#f-agent', '');
     await page.fill('#f-find', 'page-0');
-    assert.equal(await page.locator('table.sessions tbody tr:not([hidden])').count(), 10);
+    await page.keyboard.press('Enter');
+    await waitUntil(page, () => location.hash.includes('prefix=page-0'));
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="page-00"]');
+    assert.deepEqual(await ids(), ['page-09', 'page-08', 'page-07', 'page-06', 'page-05', 'page-04', 'page-03', 'page-02', 'page-01', 'page-00']);
+    assert.match(await page.locator('#sessions-count').textContent(), /10 sessions \(id starting with "page-0"\)/);
+    // a filter that matches nothing is not the empty-store page
+    await page.fill('#f-find', 'zzz');
+    await page.keyboard.press('Enter');
+    await waitUntil(page, () => document.querySelector('#sessions-count').textContent.startsWith('No sessions'));
+    assert.equal(await page.locator('#empty-store').count(), 0);
     await page.close();
   });
 
@@ -130,9 +152,9 @@ describe('sessions list', () => {
     await page.keyboard.press('j');
     await page.keyboard.press('j');
     const focused = await page.evaluate(() => document.activeElement.textContent);
-    assert.equal(focused, 'demo-new');
+    assert.equal(focused, 'page-58');
     await page.keyboard.press('Enter');
-    await waitUntil(page, () => location.hash === '#/s/demo-new');
+    await waitUntil(page, () => location.hash === '#/s/page-58');
     await page.waitForSelector('main[data-at]');
     await page.keyboard.press('e');
     await page.waitForSelector('#ev-range');
@@ -148,6 +170,121 @@ describe('sessions list', () => {
     assert.equal(await page.locator('main').count(), 1);
     assert.equal(await page.locator('h1').count(), 1);
     assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+    await page.close();
+  });
+});
+
+describe('sessions list: outcomes, empty store, unreachable server', () => {
+  const srv = new Server();
+  before(() => srv.start());
+  after(() => srv.dispose());
+
+  test('an empty store shows how to add a first session, then the list fills live', async () => {
+    const { page } = await open(srv, '#/');
+    await page.waitForSelector('main[data-live="1"]');
+    const empty = page.locator('#empty-store');
+    assert.equal(await empty.count(), 1);
+    const text = await empty.textContent();
+    assert.ok(text.includes(`curl -X POST`) && text.includes(`${srv.url}/v1/sessions/first/events`), text);
+    assert.ok(text.includes(`reel run --agent mock --session demo --server ${srv.url} -- tools`), text);
+    await shot(page, 'sessions-empty');
+    await srv.append('first', [{ type: 'note', data: { text: 'hello' } }]);
+    await page.waitForSelector('tr[data-id="first"]', { timeout: 5000 });
+    assert.equal(await empty.count(), 0);
+    await page.close();
+  });
+
+  test('status with outcome: active, ended ok, ended with error, ended: terminated, deleted', async () => {
+    srv.runMock('run-ok', 'tools');
+    srv.runMock('run-done', 'hello');
+    srv.runMock('run-failed', 'error', 1, true);
+    await srv.append('run-killed', [{ type: 'session.started', data: {} }, { type: 'session.ended', data: { reason: 'terminated', terminated_by: 'runner' } }]);
+    await srv.append('gone', [{ type: 'note', data: {} }]);
+    assert.equal((await fetch(srv.url + '/v1/sessions/gone', { method: 'DELETE' })).status, 200);
+    await srv.append('run-live', [{ type: 'session.started', data: {} }, ...message('m1', 'user', 'still going')]);
+    const { page } = await open(srv, '#/');
+    await page.waitForSelector('main[data-outcomes="1"]');
+    const outcome = (id) => page.locator(`tr[data-id="${id}"]`).getAttribute('data-outcome');
+    assert.equal(await outcome('run-ok'), 'ended ok');
+    assert.equal(await outcome('run-failed'), 'ended with error');
+    assert.equal(await outcome('run-killed'), 'ended: terminated');
+    assert.equal(await outcome('gone'), 'deleted');
+    assert.equal(await outcome('run-live'), 'active');
+    assert.equal(await page.locator('tbody tr').first().getAttribute('data-id'), 'run-live');
+    const cells = await page.locator('tr[data-id="run-ok"] td').allTextContents();
+    assert.equal(cells[1], 'mock');
+    assert.match(cells[4], /^\d+(\.\d)? (ms|s)$/, 'duration: ' + cells[4]);
+    // a live session that ends with an error turns red without a reload, and moves to the top
+    await srv.append('run-ok', [{ type: 'session.started', data: {} }, { type: 'session.ended', data: { reason: 'error' } }]);
+    await waitUntil(page, () => document.querySelector('tr[data-id="run-ok"]').dataset.outcome === 'ended with error');
+    await waitUntil(page, () => document.querySelector('tbody tr').dataset.id === 'run-ok');
+    await srv.append('run-live', message('m2', 'assistant', 'working'));
+    await waitUntil(page, () => document.querySelector('tbody tr').dataset.id === 'run-live');
+    await sleep(1300);
+    await shot(page, 'sessions-outcomes', 'ui-sessions.png');
+    await page.close();
+  });
+
+  test('a server that cannot be reached: an error with a Retry button', async () => {
+    const { page: p2 } = await open(srv, '#/?prefix=run-');
+    await p2.waitForSelector('main[data-loaded="1"]');
+    // a route to a server that is down: kill it, then navigate within the page
+    await srv.stop();
+    await p2.evaluate(() => { location.hash = '#/?prefix=run-o'; });
+    await p2.waitForSelector('#retry', { timeout: 10000 });
+    assert.match(await p2.locator('.problem').textContent(), /cannot reach the server/);
+    await shot(p2, 'sessions-unreachable');
+    await srv.start();
+    await p2.click('#retry');
+    await p2.waitForSelector('main[data-loaded="1"] tr[data-id="run-ok"]');
+    await p2.close();
+  });
+});
+
+describe('10,000 sessions', () => {
+  const srv = new Server();
+  const N = 10000;
+  before(async () => {
+    await srv.start();
+    let next = 0;
+    const worker = async () => {
+      while (next < N) {
+        const i = next++;
+        await srv.append(`bulk-${String(i).padStart(5, '0')}`, [{ type: 'note', data: { i } }]);
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, worker));
+  });
+  after(() => srv.dispose());
+
+  test('the first page is quick, the cursor pages through, the prefix search finds one', async () => {
+    const t0 = Date.now();
+    const { page } = await open(srv, '#/');
+    await page.waitForSelector('main[data-loaded="1"] tbody tr');
+    const firstPaint = Date.now() - t0;
+    await page.waitForSelector('main[data-live="1"]');
+    const seen = new Set();
+    for (let p = 0; p < 4; p++) {
+      const ids = await page.locator('table.sessions tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+      assert.equal(ids.length, 50);
+      for (const id of ids) { assert.ok(!seen.has(id), 'no session twice: ' + id); seen.add(id); }
+      assert.ok(ids.every((id) => id.startsWith('bulk-')));
+      if (p < 3) {
+        const before = ids[0];
+        await page.getByRole('button', { name: 'Next →' }).click();
+        await waitUntil(page, (b) => document.querySelector('main[data-loaded="1"] tbody tr') && document.querySelector('tbody tr').dataset.id !== b, before);
+      }
+    }
+    const t1 = Date.now();
+    await page.fill('#f-find', 'bulk-04242');
+    await page.keyboard.press('Enter');
+    await waitUntil(page, () => location.hash.includes('prefix=bulk-04242'));
+    await page.waitForSelector('main[data-loaded="1"] tr[data-id="bulk-04242"]');
+    const search = Date.now() - t1;
+    assert.equal(await page.locator('table.sessions tbody tr').count(), 1);
+    const mem = await page.evaluate(() => (performance.memory ? performance.memory.usedJSHeapSize : 0));
+    fs.writeFileSync(path.join(ARTIFACTS, 'sessions-10k.txt'),
+      `sessions: ${N}\nfirst page painted: ${firstPaint} ms\nprefix search: ${search} ms\nJS heap: ${(mem / 1048576).toFixed(1)} MiB\n`);
     await page.close();
   });
 });
@@ -186,7 +323,7 @@ describe('session view', () => {
     assert.match(await page.locator('#tsummary').textContent(), /native lines hidden/);
     assert.equal(await page.locator('li.k-other').count(), 0);
     await page.check('#opt-native');
-    assert.ok(await page.locator('li.k-other').count() > 0);
+    await page.waitForSelector('li.k-other');
     await page.uncheck('#opt-native');
     await page.uncheck('#opt-md');
     assert.match(await page.locator('article.msg.role-assistant .text').first().textContent(), /^# Build report/);
@@ -259,7 +396,7 @@ describe('session view', () => {
     // after the run: the header agrees with the server's record
     const rec = await srv.get('/v1/sessions/demo-live');
     await waitUntil(page, (n) => document.querySelector('dl.meta')?.textContent.includes('Events' + n), String(rec.event_count));
-    await waitUntil(page, () => document.querySelector('dl.meta .badge')?.textContent === 'ended');
+    await waitUntil(page, () => document.querySelector('dl.meta .badge')?.textContent === 'ended ok');
     await page.close();
   });
 
@@ -351,25 +488,259 @@ describe('large sessions', () => {
   after(() => srv.dispose());
 
   test('a 100k-event session renders the newest items and pages back', async () => {
-    const { page, errors } = await open(srv, '#/s/big');
     const t0 = Date.now();
-    await page.waitForSelector(`main[data-at="${N}"]`, { timeout: 60000 });
+    const { page, errors } = await open(srv, '#/s/big');
+    await page.waitForSelector(`main[data-at="${N}"] ol.timeline li.entry time.at`, { timeout: 60000 });
     const ms = Date.now() - t0;
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    fs.writeFileSync(path.join(ARTIFACTS, 'large-session.txt'), `100k events: transcript view ready in ${ms} ms\n`);
-    assert.equal(await page.locator('ol.timeline > li').count(), 200);
-    assert.match(await page.locator('ol.timeline > li').last().textContent(), /message number 24999 with a second part\./);
+    const heap = async () => {
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send('HeapProfiler.collectGarbage');
+      await cdp.send('Performance.enable');
+      const m = await cdp.send('Performance.getMetrics');
+      await cdp.detach();
+      const get = (k) => (m.metrics.find((x) => x.name === k) || {}).value || 0;
+      return { js: get('JSHeapUsedSize'), nodes: get('Nodes') };
+    };
+    const mem = await heap();
+    assert.equal(await page.locator('ol.timeline > li.entry').count(), 200);
+    assert.match(await page.locator('ol.timeline > li.entry').last().textContent(), /message number 24999 with a second part\./);
     await shot(page, 'large-session-light');
     await page.click('#earlier');
-    assert.equal(await page.locator('ol.timeline > li').count(), 400);
+    await waitUntil(page, () => document.querySelectorAll('ol.timeline > li.entry').length === 400);
+    // jump to an early sequence: the window moves there (and back with the deep link)
+    const tj = Date.now();
+    await page.fill('#t-seq', '42');
+    await page.click('.tjump button');
+    await page.waitForSelector('main[data-target="41"] li.entry.target[data-seq="41"] time.at');
+    const jumpMs = Date.now() - tj;
+    assert.match(await page.evaluate(() => location.hash), /^#\/s\/big\?seq=42$/);
+    // search across all 25,000 entries
+    const ts = Date.now();
+    await page.fill('#t-search', 'number 12345 ');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '1');
+    const searchMs = Date.now() - ts;
+    assert.match(await page.locator('li.entry').textContent(), /message number 12345 with/);
+    await page.fill('#t-search', '');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '');
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    fs.writeFileSync(path.join(ARTIFACTS, 'large-session.txt'),
+      `100k events (25k entries): transcript with times painted ${ms} ms after navigation; JS heap ${(mem.js / 1048576).toFixed(1)} MiB, ${mem.nodes} DOM nodes (after GC)\n` +
+      `jump to #42: ${jumpMs} ms; search over 25k entries: ${searchMs} ms (200 ms of it the typing debounce)\n`);
     // live appends still arrive
+    await page.check('#follow');
     await srv.append('big', message('tail', 'assistant', 'the newest one'));
     await page.waitForSelector('text=the newest one');
     // the events tab opens on the newest page
+    await page.locator('h1').focus();
     await page.keyboard.press('e');
     await waitUntil(page, () => document.querySelector('#ev-range')?.textContent === 'Events #99904–#100003 of 100,003.');
     assert.deepEqual(errors, []);
     await page.close();
+  });
+});
+
+describe('session timeline', () => {
+  const srv = new Server();
+  const ev = (type, data) => ({ type, source: 'agent', data });
+  before(async () => {
+    await srv.start();
+    // run 1: a prompt, a tool call that fails after ~150 ms, a refused permission, an error
+    await srv.append('tl', [ev('session.started', { model: 'm-1' }), ...message('u1', 'user', 'list the files')]);
+    await srv.append('tl', toolCall('t1', 'c1', 'Bash', { command: 'ls /nope' }, 'ls: cannot access', true).slice(0, 2));
+    await sleep(150);
+    await srv.append('tl', toolCall('t1', 'c1', 'Bash', { command: 'ls /nope' }, 'ls: cannot access', true).slice(2));
+    await srv.append('tl', [ev('permission.requested', { permission_id: 'p1', action: 'Bash', input: { command: 'rm -rf /' } }),
+      ev('permission.resolved', { permission_id: 'p1', status: 'reject' }),
+      ev('error', { message: 'model API answered 500', code: 'api_error' }),
+      ev('usage', { turn_end: true, input_tokens: 100, output_tokens: 20 }),
+      ev('session.ended', { reason: 'error' })]);
+    // run 2 (resumed): a tool call that succeeds after ~60 ms
+    await srv.append('tl', [ev('session.started', { model: 'm-1' }), ...message('u2', 'user', 'try again'),
+      ...toolCall('t2', 'c2', 'Read', { file_path: 'README.md' }, '# readme').slice(0, 2)]);
+    await sleep(60);
+    await srv.append('tl', [...toolCall('t2', 'c2', 'Read', { file_path: 'README.md' }, '# readme').slice(2),
+      ...message('a2', 'assistant', 'The **README** says `readme`.'),
+      ev('usage', { turn_end: true, input_tokens: 50, output_tokens: 10 }),
+      ev('session.ended', { reason: 'completed' })]);
+  });
+  after(() => srv.dispose());
+
+  test('times, tool durations, turns and runs separated, problems in a gutter', async () => {
+    const { page, errors } = await open(srv, '#/s/tl');
+    await page.waitForSelector('main[data-at] li.entry time.at');
+    const entries = page.locator('ol.timeline > li.entry');
+    const n = await entries.count();
+    assert.equal(await page.locator('ol.timeline > li.entry time.at').count(), n, 'every entry has its time');
+    const title = await page.locator('li.entry time.at').first().getAttribute('title');
+    assert.match(title, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC · event #2$/);
+    const durs = await page.locator('li.entry .dur').allTextContents();
+    assert.equal(durs.length, 2);
+    const ms = durs.map((d) => (d.endsWith(' ms') ? parseFloat(d) : parseFloat(d) * 1000));
+    assert.ok(ms[0] >= 150 && ms[0] < 5000, 'first tool ~150 ms: ' + durs[0]);
+    assert.ok(ms[1] >= 60 && ms[1] < 5000, 'second tool ~60 ms: ' + durs[1]);
+    await page.waitForSelector('main[data-marks="4"] ol.timeline > li.sep');
+    const seps = await page.locator('ol.timeline > li.sep').allTextContents();
+    assert.equal(seps.length, 4);
+    assert.match(seps[0], /^Run 1 started/);
+    assert.match(seps[1], /^End of turn 1 · 100 in, 20 out/);
+    assert.match(seps[2], /^Run 2 started/);
+    assert.match(seps[3], /^End of turn 2/);
+    // the header's status is the outcome: run 2 ended completed
+    await waitUntil(page, () => document.querySelector('dl.meta .badge')?.textContent === 'ended ok');
+    // problems: the failed tool call, the refused permission, the error
+    assert.equal(await page.locator('main').getAttribute('data-problems'), '3');
+    assert.equal(await page.locator('li.entry.flagged').count(), 3);
+    assert.equal(await page.locator('#gutter .gmark').count(), 3);
+    const flagged = await page.locator('li.entry.flagged').evaluateAll((ls) => ls.map((l) => l.dataset.seq));
+    await page.click('#prob-next');
+    await page.waitForSelector(`li.entry.target[data-seq="${flagged[0]}"]`);
+    await page.click('#prob-next');
+    await page.waitForSelector(`li.entry.target[data-seq="${flagged[1]}"]`);
+    await page.click('#prob-prev');
+    await page.waitForSelector(`li.entry.target[data-seq="${flagged[0]}"]`);
+    await page.locator('#gutter .gmark').nth(2).click();
+    await page.waitForSelector(`li.entry.target[data-seq="${flagged[2]}"]`);
+    await page.locator('li.entry.flagged details.tool summary').first().click();
+    await page.setViewportSize({ width: 1200, height: 1350 });  // the error and both runs in one picture
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot(page, 'timeline', 'ui-timeline.png');
+    await page.setViewportSize({ width: 390, height: 800 });
+    await shot(page, 'timeline-phone');
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scroll on a phone');
+    await page.setViewportSize({ width: 1200, height: 820 });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('search by text and tool name, type filter, jump to a sequence, deep link survives a reload', async () => {
+    const { page } = await open(srv, '#/s/tl');
+    await page.waitForSelector('main[data-at] li.entry time.at');
+    const seqs = () => page.locator('ol.timeline > li.entry').evaluateAll((ls) => ls.map((l) => Number(l.dataset.seq)));
+    await page.fill('#t-search', 'bash');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '2');
+    assert.equal(await page.locator('ol.timeline > li.sep').count(), 0);
+    assert.match(await page.locator('#tsummary').textContent(), /^2 of \d+ entries match/);
+    await shot(page, 'search', 'ui-search.png');
+    await page.fill('#t-search', 'readme');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '2');  // the Read call and the reply
+    await page.fill('#t-search', '');
+    await page.selectOption('#t-type', 'error');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '1');
+    assert.equal(await page.locator('ol.timeline > li.entry.k-error').count(), 1);
+    await page.selectOption('#t-type', 'tool_call');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '2');
+    await page.selectOption('#t-type', '');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '');
+    // jump to the sequence of the permission's resolution: the permission entry
+    const perm = Number(await page.locator('li.entry.k-permission').getAttribute('data-seq'));
+    await page.fill('#t-seq', String(perm + 1));
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`li.entry.k-permission.target`);
+    assert.equal(await page.evaluate(() => location.hash), `#/s/tl?seq=${perm + 1}`);
+    await page.reload();
+    await page.waitForSelector(`main[data-target="${perm}"] li.entry.k-permission.target`);
+    assert.equal(await page.locator('#follow').isChecked(), false);
+    assert.ok((await seqs()).includes(perm));
+    await page.close();
+  });
+});
+
+describe('store overview', () => {
+  const srv = new Server();
+  before(async () => {
+    await srv.start();
+    srv.runMock('ov-done', 'tools');
+    for (let i = 0; i < 3; i++) await srv.append(`ov-live-${i}`, [{ type: 'session.started', data: {} }]);
+  });
+  after(() => srv.dispose());
+
+  test('events/s and appends/s from two /metrics scrapes, sessions active, disk used, a live SVG chart', async () => {
+    const { page, errors } = await open(srv, '#/overview?every=0.5');
+    await page.waitForSelector('main[data-loaded="1"]');
+    // a steady load: 10 appends of 5 events a second
+    let stop = false, sent = 0;
+    const load = (async () => {
+      while (!stop) {
+        await srv.append('ov-live-0', Array.from({ length: 5 }, (_, i) => ({ type: 'note', data: { i } })));
+        sent += 5;
+        await sleep(100);
+      }
+    })();
+    await waitUntil(page, () => Number(document.querySelector('main').dataset.samples || 0) >= 8 && Number(document.querySelector('main').dataset.eventsRate) > 0, null, { timeout: 15000 });
+    stop = true;
+    await load;
+    const rate = Number(await page.locator('main').getAttribute('data-events-rate'));
+    assert.ok(rate > 5 && rate < 200, 'events/s near the load (about 40/s): ' + rate);
+    assert.equal(await page.locator('main').getAttribute('data-active'), '3');
+    assert.equal((await page.locator('#ov-active .card-value').textContent()).trim(), '3');
+    const m = await (await fetch(srv.url + '/metrics')).text();
+    const used = Number(/^reel_store_used_bytes (\d+)$/m.exec(m)[1]);
+    assert.ok(used > 0);
+    assert.match(await page.locator('#ov-disk .card-value').textContent(), /^\d+(\.\d)? (KiB|MiB|GiB)$/);
+    assert.ok(await page.locator('svg.chart polyline.s-events').count() === 1, 'the chart draws the events line');
+    assert.equal(await page.locator('script[src^="http"], link[href^="http"]').count(), 0, 'nothing from other sites');
+    await shot(page, 'overview', 'ui-overview.png');
+    // the server goes away: an error with Retry, and the page recovers
+    await srv.stop();
+    await page.waitForSelector('#retry', { timeout: 10000 });
+    await srv.start();
+    // Retry, unless the page's own next scrape (every 0.5 s here) got there first
+    await page.click('#retry', { timeout: 1000 }).catch(() => {});
+    await waitUntil(page, () => !document.querySelector('#retry') && document.querySelector('#live').dataset.state === 'live');
+    assert.deepEqual(errors.filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED/.test(e)), []);
+    await page.close();
+  });
+});
+
+describe('a token, a path prefix, a phone', () => {
+  test('behind a reverse proxy under /reel/ with a token, on a 390 px wide screen', async () => {
+    const srv = new Server({ args: ['--token', 'pr3fix'] });
+    await srv.start();
+    srv.token = 'pr3fix';
+    srv.runMock('px-tools', 'tools');
+    // a tiny reverse proxy that serves the server under /reel/ (prefix stripped), SSE included
+    const http = await import('node:http');
+    const proxy = http.createServer((req, res) => {
+      if (!req.url.startsWith('/reel/')) { res.writeHead(404); res.end('not under /reel/'); return; }
+      const up = http.request({ host: '127.0.0.1', port: srv.port, method: req.method, path: req.url.slice(5), headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => { res.writeHead(502); res.end(); });
+      req.pipe(up);
+    });
+    await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${proxy.address().port}/reel/`;
+    const page = await browser.ctx.newPage();
+    const errors = watchErrors(page);
+    await page.setViewportSize({ width: 390, height: 800 });
+    await page.goto(base + 'ui');                    // the relative redirect keeps the prefix
+    assert.equal(page.url(), base + 'ui/');
+    await page.waitForSelector('#token-dialog[open]');
+    await page.fill('#token-input', 'pr3fix');
+    await page.click('#token-form button[type=submit]');
+    await page.waitForSelector('main[data-live="1"] tr[data-id="px-tools"]');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('reel.token')), 'pr3fix');
+    const wide = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
+    assert.ok(await wide(), 'sessions list: no sideways scroll of the page');
+    await shot(page, 'phone-sessions', 'ui-phone.png');
+    await page.click('tr[data-id="px-tools"] a');
+    await page.waitForSelector('main[data-at] li.entry .dur');
+    assert.ok(await wide(), 'timeline: no sideways scroll of the page');
+    // a reload keeps the token (sessionStorage) and the deep link
+    await page.fill('#t-seq', '9');
+    await page.keyboard.press('Enter');
+    await waitUntil(page, () => location.hash.endsWith('?seq=9'));
+    await page.reload();
+    await page.waitForSelector('li.entry.target');
+    assert.equal(await page.locator('#token-dialog[open]').count(), 0, 'not asked again');
+    await page.click('#nav-overview');
+    await page.waitForSelector('main[data-loaded="1"] #ov-disk');
+    assert.ok(await wide(), 'overview: no sideways scroll of the page');
+    assert.deepEqual(errors.filter((e) => !/401/.test(e)), []);
+    await page.close();
+    await new Promise((r) => proxy.close(r));
+    await srv.dispose();
   });
 });
 
