@@ -35,9 +35,11 @@ static void remove_partial(const cmd_partial_t *p)
 
 static void on_signal(int sig)
 {
+    int e = errno; /* unlink() and rmdir() may set it: keep the interrupted code's */
     if (active)
         remove_partial(active);
     signal(sig, SIG_DFL);
+    errno = e;
     raise(sig);
 }
 
