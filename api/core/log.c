@@ -108,14 +108,19 @@ static void now_text(char *out, size_t cap)
     snprintf(out + n, cap - n, ".%03dZ", (int)(tv.tv_usec / 1000));
 }
 
-static void write_line(api_log_t *lg, FILE *f, store_buf_t *b)
+/* Appends 'b' and a newline to the access log ('access') or the error log. The FILE is
+ * read under the lock: SIGHUP replaces it (api_server_reopen_logs). */
+static void write_line(api_log_t *lg, int access, store_buf_t *b)
 {
     store_buf_printf(b, "\n");
-    if (store_buf_failed(b) || !f)
+    if (store_buf_failed(b))
         return;
     pthread_mutex_lock(&lg->lock);
-    fwrite(b->data, 1, b->len, f);
-    fflush(f);
+    FILE *f = access ? lg->access : lg->error;
+    if (f) {
+        fwrite(b->data, 1, b->len, f);
+        fflush(f);
+    }
     pthread_mutex_unlock(&lg->lock);
 }
 
@@ -140,7 +145,7 @@ static void vlog(api_server_t *srv, int level, const char *rid, const char *fmt,
         store_buf_printf(&b, "%s %s %s%s%s", t, level_names[level], msg, rid ? " request_id=" : "",
                          rid ? rid : "");
     }
-    write_line(lg, lg->error, &b);
+    write_line(lg, 0, &b);
     store_buf_release(&b);
 }
 
@@ -229,7 +234,7 @@ static void peer_text(const api_req_t *rq, char *out, size_t cap)
 void api__log_access(api_req_t *rq)
 {
     api_log_t *lg = &rq->srv->log;
-    if (!lg->access)
+    if (!lg->access_path) /* (set once at start; the FILE itself may be replaced) */
         return;
     char t[32], peer[64], bytes[24];
     now_text(t, sizeof t);
@@ -264,7 +269,7 @@ void api__log_access(api_req_t *rq)
                          rq->token_name[0] ? rq->token_name : "-");
     }
     store_buf_release(&path);
-    write_line(lg, lg->access, &b);
+    write_line(lg, 1, &b);
     store_buf_release(&b);
 }
 
