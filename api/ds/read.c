@@ -440,7 +440,7 @@ static enum MHD_Result read_reply(api_req_t *rq, ds_req_t *d, ds_page_t *pg, sto
     /* Pages behind the tail never change: cacheable. The tail is not. */
     ds__hdr(r, MHD_HTTP_HEADER_CACHE_CONTROL,
         pg->at_end ? "no-store"
-                   : rq->srv->n_tokens ? "private, max-age=60, stale-while-revalidate=300"
+                   : rq->token_scope ? /* authenticated */ "private, max-age=60, stale-while-revalidate=300"
                                        : "public, max-age=60, stale-while-revalidate=300");
     return api__queue(rq, 200, r);
 }
