@@ -535,6 +535,15 @@ static void scan_builtin(struct scan *sc)
 
 static void scan_custom(const ingest_redactor_t *r, struct scan *sc)
 {
+    /* regexec() is given the span with REG_STARTEND, but the string must still end in a
+     * NUL (sanitizers' regexec reads up to it, and so may other libcs): a copy. */
+    char *text = r->n_custom ? malloc(sc->n + 1) : NULL;
+    if (!text) {
+        sc->oom = 1; /* the append fails: a secret is never let through for want of memory */
+        return;
+    }
+    memcpy(text, sc->s, sc->n);
+    text[sc->n] = '\0';
     for (size_t k = 0; k < r->n_custom; k++) {
         const struct custom *c = &r->custom[k];
         size_t at = 0;
@@ -546,7 +555,7 @@ static void scan_custom(const ingest_redactor_t *r, struct scan *sc)
         }
         while (at < sc->n) {
             regmatch_t m = {(regoff_t)at, (regoff_t)sc->n};
-            if (regexec(&c->re, (const char *)sc->s, 1, &m, REG_STARTEND | (at ? REG_NOTBOL : 0)))
+            if (regexec(&c->re, text, 1, &m, REG_STARTEND | (at ? REG_NOTBOL : 0)))
                 break;
             if (m.rm_eo <= m.rm_so) { /* an empty match: step over it */
                 at = (size_t)m.rm_so + 1;
@@ -556,6 +565,7 @@ static void scan_custom(const ingest_redactor_t *r, struct scan *sc)
             at = (size_t)m.rm_eo;
         }
     }
+    free(text);
 }
 
 static int by_start(const void *a, const void *b)
