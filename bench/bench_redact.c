@@ -18,21 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "ingest/ingest.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static unsigned long long rng = 88172645463325252ull;
-static unsigned next(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (unsigned)(rng >> 11);
-}
 
 static const char *words[] = {
     "the", "file", "function", "return", "error", "test", "const", "struct", "buffer", "size",
@@ -47,8 +34,8 @@ static void text(store_buf_t *b, size_t n)
 {
     size_t start = b->len;
     while (b->len - start < n) {
-        store_buf_puts(b, words[next() % (sizeof words / sizeof words[0])]);
-        store_buf_putc(b, next() % 9 ? ' ' : '.');
+        store_buf_puts(b, words[bench_next() % (sizeof words / sizeof words[0])]);
+        store_buf_putc(b, bench_next() % 9 ? ' ' : '.');
     }
 }
 
@@ -57,25 +44,25 @@ static void token(store_buf_t *b)
     static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     static const char *const pre[] = {"ghp_", "AKIA", "sk-proj-", "xoxb-1234567890-"};
     static const unsigned len[] = {36, 16, 60, 30};
-    unsigned k = next() % 4;
+    unsigned k = bench_next() % 4;
     store_buf_puts(b, pre[k]);
     for (unsigned i = 0; i < len[k]; i++)
-        store_buf_putc(b, k == 1 ? "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[next() % 32] : al[next() % 62]);
+        store_buf_putc(b, k == 1 ? "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[bench_next() % 32] : al[bench_next() % 62]);
 }
 
 static void mix_event(store_buf_t *b, unsigned i)
 {
-    unsigned r = next() % 100;
-    int secret = next() % 50 == 0;
+    unsigned r = bench_next() % 100;
+    int secret = bench_next() % 50 == 0;
     if (r < 70) {
         store_buf_printf(b, "{\"type\":\"item.delta\",\"source\":\"agent\",\"data\":{\"item_id\":"
                             "\"itm_%u\",\"delta\":\"", i / 20);
-        text(b, 20 + next() % 120);
+        text(b, 20 + bench_next() % 120);
     } else if (r < 82) {
         store_buf_printf(b, "{\"type\":\"item.started\",\"source\":\"agent\",\"data\":{\"item_id\":"
                             "\"itm_%u\",\"kind\":\"tool_call\",\"name\":\"Bash\",\"call_id\":"
                             "\"toolu_%u\",\"arguments\":{\"command\":\"", i, i);
-        text(b, 30 + next() % 80);
+        text(b, 30 + bench_next() % 80);
         if (secret)
             store_buf_puts(b, " TOKEN="), token(b);
         store_buf_puts(b, "\"}}}\n");
@@ -84,11 +71,11 @@ static void mix_event(store_buf_t *b, unsigned i)
         store_buf_printf(b, "{\"type\":\"item.completed\",\"source\":\"agent\",\"data\":{\"item_id\":"
                             "\"itm_%u\",\"kind\":\"tool_result\",\"call_id\":\"toolu_%u\","
                             "\"status\":\"completed\",\"output\":\"", i, i);
-        text(b, 1000 + next() % 19000);
+        text(b, 1000 + bench_next() % 19000);
     } else {
         store_buf_printf(b, "{\"type\":\"usage\",\"source\":\"agent\",\"data\":{\"input_tokens\":%u,"
                             "\"output_tokens\":%u,\"cost_usd\":0.0%u}}\n",
-                         next() % 20000, next() % 2000, next() % 1000);
+                         bench_next() % 20000, bench_next() % 2000, bench_next() % 1000);
         return;
     }
     if (secret)
@@ -102,7 +89,7 @@ static void mix_event(store_buf_t *b, unsigned i)
  * Returns seconds, or -1. */
 static double run(store_t *s, const char *session, store_buf_t *chunks, size_t n_chunks)
 {
-    double t0 = now();
+    double t0 = bench_now();
     for (size_t c = 0; c < n_chunks; c++) {
         ingest_batch_t ib;
         ingest_limits_t lim = INGEST_LIMITS_DEFAULT;
@@ -118,7 +105,7 @@ static double run(store_t *s, const char *session, store_buf_t *chunks, size_t n
             return -1;
         }
     }
-    return now() - t0;
+    return bench_now() - t0;
 }
 
 int main(int argc, char **argv)
@@ -152,7 +139,7 @@ int main(int argc, char **argv)
     double best_scan = 1e9;
     size_t matches = 0, by_kind[INGEST_REDACT_BUILTIN_KINDS];
     for (int rep = 0; rep < 3; rep++) {
-        double t0 = now();
+        double t0 = bench_now();
         matches = 0;
         memset(by_kind, 0, sizeof by_kind);
         for (size_t c = 0; c < n_chunks; c++) {
@@ -168,7 +155,7 @@ int main(int argc, char **argv)
             }
             free(m);
         }
-        double t = now() - t0;
+        double t = bench_now() - t0;
         best_scan = t < best_scan ? t : best_scan;
     }
 

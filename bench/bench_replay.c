@@ -19,22 +19,8 @@
 #include <unistd.h>
 
 #include "ingest/ingest.h"
+#include "bench/bench_util.h"
 #include "replay/replay.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static unsigned long long rng = 88172645463325252ull;
-
-static unsigned next(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (unsigned)(rng >> 11);
-}
 
 static const char *words[] = {
     "the", "file", "function", "return", "error", "test", "const", "struct", "buffer", "size",
@@ -47,36 +33,36 @@ static void text(store_buf_t *b, size_t n)
 {
     size_t start = b->len;
     while (b->len - start < n) {
-        store_buf_puts(b, words[next() % (sizeof words / sizeof words[0])]);
-        store_buf_putc(b, next() % 9 ? ' ' : '.');
+        store_buf_puts(b, words[bench_next() % (sizeof words / sizeof words[0])]);
+        store_buf_putc(b, bench_next() % 9 ? ' ' : '.');
     }
 }
 
 /* One event of the transcript mix, as a JSON line. */
 static void mix_event(store_buf_t *b, unsigned i)
 {
-    unsigned r = next() % 100;
+    unsigned r = bench_next() % 100;
     if (r < 70) {
         store_buf_printf(b, "{\"type\":\"item.delta\",\"source\":\"agent\",\"data\":{\"item_id\":\"itm_%u\","
                             "\"delta\":\"", i / 20);
-        text(b, 20 + next() % 120);
+        text(b, 20 + bench_next() % 120);
         store_buf_puts(b, "\"}}\n");
     } else if (r < 82) {
         store_buf_printf(b, "{\"type\":\"item.started\",\"source\":\"agent\",\"data\":{\"item_id\":\"itm_%u\","
                             "\"kind\":\"tool_call\",\"name\":\"Bash\",\"call_id\":\"toolu_%u\","
                             "\"arguments\":{\"command\":\"", i, i);
-        text(b, 30 + next() % 80);
+        text(b, 30 + bench_next() % 80);
         store_buf_puts(b, "\"}}}\n");
     } else if (r < 94) {
         store_buf_printf(b, "{\"type\":\"item.completed\",\"source\":\"agent\",\"data\":{\"item_id\":\"itm_%u\","
                             "\"kind\":\"tool_result\",\"call_id\":\"toolu_%u\",\"status\":\"completed\","
                             "\"output\":\"", i, i);
-        text(b, 1000 + next() % 19000);
+        text(b, 1000 + bench_next() % 19000);
         store_buf_puts(b, "\"}}\n");
     } else {
         store_buf_printf(b, "{\"type\":\"usage\",\"source\":\"agent\",\"data\":{\"input_tokens\":%u,"
                             "\"output_tokens\":%u,\"cost_usd\":0.0%u}}\n",
-                         next() % 20000, next() % 2000, next() % 1000);
+                         bench_next() % 20000, bench_next() % 2000, bench_next() % 1000);
     }
 }
 
@@ -129,14 +115,14 @@ static void restore_latency(store_t *s, const char *session, int fit, int reads,
     replay_restore_opts_t opt = REPLAY_RESTORE_DEFAULT;
     opt.fit = fit;
     for (int i = 0; i < reads; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         store_read_t r;
         replay_restore_t res;
         store_read_begin(s, &r);
         replay_restore(&r, session, strlen(session), &opt, &res);
         store_read_end(&r);
         replay_restore_release(&res);
-        t[i] = (now() - t0) * 1e6;
+        t[i] = (bench_now() - t0) * 1e6;
     }
     qsort(t, (size_t)reads, sizeof *t, cmp_d);
     *p50 = t[reads / 2];
@@ -154,7 +140,7 @@ static double export_to(store_t *s, int compress, const char *path, uint64_t *js
         return -1;
     store_buf_t b = STORE_BUF_INIT;
     int done = 0;
-    double t0 = now();
+    double t0 = bench_now();
     while (!done) {
         store_buf_clear(&b);
         if (replay_export_next(ex, &b, &done))
@@ -162,7 +148,7 @@ static double export_to(store_t *s, int compress, const char *path, uint64_t *js
         fwrite(b.data, 1, b.len, f);
     }
     fclose(f);
-    double t = now() - t0;
+    double t = bench_now() - t0;
     replay_export_counts(ex, NULL, NULL, json, out);
     replay_export_free(ex);
     store_buf_release(&b);
@@ -196,10 +182,10 @@ int main(int argc, char **argv)
     unsigned big = quick ? 100000 : 1000000, mix = quick ? 20000 : 200000;
     int reads = quick ? 2000 : 10000;
     printf("## Restore and export (bench_replay%s)\n\n", quick ? ", quick" : "");
-    double t0 = now();
+    double t0 = bench_now();
     if (fill(s, "small", 1000, 0) || fill(s, "big", big, 0))
         return 1;
-    fprintf(stderr, "bench_replay: built sessions of 1k and %u events in %.1fs\n", big, now() - t0);
+    fprintf(stderr, "bench_replay: built sessions of 1k and %u events in %.1fs\n", big, bench_now() - t0);
     printf("| restore newest 50 | 1k-event session p50 / p99 (µs) | %uk-event session p50 / p99 (µs) | ratio p50 |\n", big / 1000);
     printf("|---|---|---|---|\n");
     for (int fit = 0; fit < 2; fit++) {
@@ -224,9 +210,9 @@ int main(int argc, char **argv)
     double tp = export_to(s, 0, plain, &pjson, &pout);
     store_close(s);
     snprintf(cmd, sizeof cmd, "zstd -q -f -3 -T1 '%s' -o '%s'", plain, cli);
-    double c0 = now();
+    double c0 = bench_now();
     int crc = system(cmd);
-    double tc = now() - c0;
+    double tc = bench_now() - c0;
     struct stat st;
     uint64_t cli_bytes = crc == 0 && stat(cli, &st) == 0 ? (uint64_t)st.st_size : 0;
     printf("\n| export of %u mixed events (%.0f MB of JSON) | MB/s of JSON | output MB | ratio |\n",
