@@ -112,16 +112,9 @@ int main(int argc, char **argv)
 {
     int quick = 0;
     const char *base = "/tmp/reel-bench";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            quick = 1;
-        else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-            base = argv[++i];
-        else {
-            printf("usage: bench_redact [--quick] [--dir DIR]\n");
-            return strcmp(argv[i], "--help") ? 2 : 0;
-        }
-    }
+    int st = bench_args(argc, argv, "bench_redact", &quick, &base);
+    if (st >= 0)
+        return st;
     size_t n_chunks = quick ? 20 : 100;
     store_buf_t *chunks = calloc(n_chunks, sizeof *chunks);
     size_t bytes = 0;

@@ -159,16 +159,9 @@ int main(int argc, char **argv)
 {
     int quick = 0;
     const char *base = "build/bench-tmp";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            quick = 1;
-        else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
-            base = argv[++i];
-        else {
-            printf("usage: bench_replay [--quick] [--dir DIR]\n");
-            return strcmp(argv[i], "--help") ? 2 : 0;
-        }
-    }
+    int args = bench_args(argc, argv, "bench_replay", &quick, &base);
+    if (args >= 0)
+        return args;
     char dir[512], cmd[2048];
     snprintf(dir, sizeof dir, "%s/replay-%d", base, (int)getpid());
     mkdir(base, 0755);
