@@ -117,6 +117,8 @@ void api_tokens_free(api_token_t *tokens, size_t n);
 
 /* Parses "full", "read", "append", "delete" or "admin" into an enum api_scope; -1 if none. */
 int api_scope_parse(const char *s);
+/* The name of scope bit 'bit' (0: read, 1: append, 2: delete, 3: admin), NULL past them. */
+const char *api_scope_name(int bit);
 
 /* Reads a named-tokens file (--tokens FILE, written by `reel tokens`): one JSON object per
  * line, {"name":N,"sha256":HEX,"scopes":["read",...],"prefixes":["acme/",...]}, '#'

@@ -167,13 +167,12 @@ static int list(const char *prog, const char *path)
         cmd_error(prog, "%s", msg);
         return CMD_FAIL;
     }
-    static const char *names[] = {"read", "append", "delete", "admin"};
     printf("%-24s %-26s %s\n", "NAME", "SCOPES", "PREFIXES");
     for (size_t i = 0; i < n; i++) {
         char sc[40] = "";
         for (int b = 0; b < 4; b++)
             if (t[i].scope & (1 << b))
-                strcat(strcat(sc, sc[0] ? "," : ""), names[b]);
+                strcat(strcat(sc, sc[0] ? "," : ""), api_scope_name(b));
         printf("%-24s %-26s ", t[i].name, sc);
         for (size_t j = 0; j < t[i].n_prefixes; j++)
             printf("%s%s", j ? "," : "", t[i].prefixes[j]);

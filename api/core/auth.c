@@ -16,15 +16,22 @@
 
 #include "api/core/core.h"
 
+/* The scope bits' names, bit 0 first ("full" is all of them). */
+static const char *const scope_names[] = {"read", "append", "delete", "admin"};
+
 int api_scope_parse(const char *s)
 {
-    static const struct { const char *name; int scope; } tab[] = {
-        {"full", API_SCOPE_FULL}, {"read", API_SCOPE_READ}, {"append", API_SCOPE_APPEND},
-        {"delete", API_SCOPE_DELETE}, {"admin", API_SCOPE_ADMIN}};
-    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
-        if (!strcmp(s, tab[i].name))
-            return tab[i].scope;
+    if (!strcmp(s, "full"))
+        return API_SCOPE_FULL;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, scope_names[i]))
+            return 1 << i;
     return -1;
+}
+
+const char *api_scope_name(int bit)
+{
+    return bit >= 0 && bit < 4 ? scope_names[bit] : NULL;
 }
 
 static void free_hashes(api_token_hash_t *h, size_t n)

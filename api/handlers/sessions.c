@@ -620,11 +620,10 @@ enum MHD_Result api__tenant(api_req_t *rq, const char *data, size_t *size)
     else
         store_buf_puts(&out, "null");
     store_buf_puts(&out, ",\"scopes\":[");
-    static const char *names[] = {"read", "append", "delete", "admin"};
     int scope = rq->token_scope ? rq->token_scope : API_SCOPE_FULL, first = 1; /* 0: no auth */
     for (int i = 0; i < 4; i++)
         if (scope & (1 << i)) {
-            store_buf_printf(&out, "%s\"%s\"", first ? "" : ",", names[i]);
+            store_buf_printf(&out, "%s\"%s\"", first ? "" : ",", api_scope_name(i));
             first = 0;
         }
     store_buf_puts(&out, "],\"prefixes\":");
