@@ -226,14 +226,14 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
                          "verify` and restore from a backup", dir);
         return REEL_ECORRUPT;
     }
-    if (ver == 2 && !s->read_only) { /* format 3 is format 2 plus an optional element */
+    if ((ver == 2 || ver == 3) && !s->read_only) { /* 3 and 4 only add optional parts */
         rc = store__put_format(s, txn);
         if (rc)
-            store__set_error("cannot upgrade '%s' from format 2 to %d: %s", dir,
+            store__set_error("cannot upgrade '%s' from format %u to %d: %s", dir, ver,
                              STORE_FORMAT_VERSION, mdb_strerror(rc));
         return store__err_from_mdb(rc);
     }
-    if (ver != STORE_FORMAT_VERSION && ver != 2) {
+    if (ver != STORE_FORMAT_VERSION && ver != 2 && ver != 3) {
         store__set_error("data directory '%s' has format version %u; this build of reel "
                          "reads versions 1 to %u", dir, ver, STORE_FORMAT_VERSION);
         return REEL_EFORMAT;

@@ -69,9 +69,10 @@
 #include "store/buf.h"
 #include "store/err.h"
 
-/* 1 and 2 are upgraded by a read-write open (store/upgrade.c; 2 to 3 is the version
- * number only: format 3 adds the optional 9th body element, 'redactions'). */
-#define STORE_FORMAT_VERSION 3
+/* 1, 2 and 3 are upgraded by a read-write open (store/upgrade.c; 2 and 3 to 4 is the
+ * version number only: format 3 adds the optional 9th body element, 'redactions'; format 4
+ * adds the optional parts of the data lifecycle, docs/FORMAT.md 8.3). */
+#define STORE_FORMAT_VERSION 4
 #define STORE_SESSION_ID_MAX 1024 /* bytes of UTF-8 without control characters */
 #define STORE_EVENT_ID_MAX 128   /* bytes, any UTF-8 */
 #define STORE_TYPE_MAX 128       /* bytes */

@@ -1,7 +1,7 @@
-/* upgrade.c -- older formats to the current one (3), in place, in the write transaction
- * that opens the store (docs/FORMAT.md §8). Format 2 to 3 is the version number only
- * (format 3 allows the optional 9th body element, 'redactions': a build that reads 3 reads
- * every format-2 body). Format 1 to 3 is the work below (docs/FORMAT.md, "Format 2").
+/* upgrade.c -- older formats to the current one (4), in place, in the write transaction
+ * that opens the store (docs/FORMAT.md §8). Formats 2 and 3 to 4 are the version number
+ * only (store/env.c: formats 3 and 4 add optional parts a format-2 store has none of).
+ * Format 1 to 4 is the work below (docs/FORMAT.md, "Format 2").
  *
  * Format 2 adds the 'recent' database (updated_ms BE | num BE, one entry per session),
  * the "runs" and "version" keys of session records, a status rule (a session that runs

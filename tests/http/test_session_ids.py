@@ -257,7 +257,7 @@ def test_format1_directory_upgrades_on_serve(server_factory, tmp_path):
         t.extractall(s.data)
     s.args = ["--sync", "none"]
     s.start()
-    assert "upgraded" in s.log_text() and "from format 1 to 3" in s.log_text()
+    assert "upgraded" in s.log_text() and "from format 1 to 4" in s.log_text()
     assert list_all(s, order="recent", limit=2) == ["beta.2", "empty-one", "del_me", "gamma:3~x",
                                                    "s-alpha"]
     assert list_all(s) == sorted(["beta.2", "empty-one", "del_me", "gamma:3~x", "s-alpha"])

@@ -66,14 +66,14 @@ Test(store_basic, other_format_version_is_refused_naming_both_versions)
     tu_events_free(&ev);
 }
 
-/* Format 2 is format 3 without the optional 9th body element: a read-write open sets the
- * version and changes nothing else; a read-only open reads it as it is. */
-Test(store_basic, format2_is_upgraded_by_a_read_write_open_and_read_as_is_read_only)
+/* Formats 2 and 3 are format 4 without its optional parts: a read-write open sets the
+ * version and changes nothing else; a read-only open reads them as they are. */
+static void check_version_only_upgrade(unsigned from)
 {
     append_n("s", "e", 3);
     store_close(st);
     st = NULL;
-    tu_put_format(dir, 2);
+    tu_put_format(dir, from);
     store_options_t ro = {.read_only = 1};
     store_t *s2 = NULL;
     TU_OK(store_open(dir, &ro, &s2));
@@ -87,6 +87,16 @@ Test(store_basic, format2_is_upgraded_by_a_read_write_open_and_read_as_is_read_o
     st = NULL;
     s2 = NULL;
     cr_assert_eq(tu_format_of(dir), (unsigned)STORE_FORMAT_VERSION);
+}
+
+Test(store_basic, format2_is_upgraded_by_a_read_write_open_and_read_as_is_read_only)
+{
+    check_version_only_upgrade(2);
+}
+
+Test(store_basic, format3_is_upgraded_by_a_read_write_open_and_read_as_is_read_only)
+{
+    check_version_only_upgrade(3);
 }
 
 Test(store_basic, open_creates_a_missing_directory_and_reopen_keeps_everything)
