@@ -188,13 +188,13 @@ Test(replay_event, write_verify_reports_the_first_error)
     memset(&rep, 0, sizeof rep);
     rep.ok = 1, rep.sessions = 2, rep.events = 5, rep.log_entries = 5;
     store_buf_t out = STORE_BUF_INIT;
-    TU_OK(replay_write_verify(&out, &rep));
+    TU_OK(replay_write_verify(&out, &rep, 0));
     assert_buf(&out, "{\"ok\":true,\"sessions\":2,\"events\":5,\"log_entries\":5}");
     rep.ok = 0, rep.sequence = 4, rep.position = 9, rep.ok_up_to = 3;
     strcpy(rep.session, "s\"1");
     strcpy(rep.problem, "hash chain broken");
     store_buf_clear(&out);
-    TU_OK(replay_write_verify(&out, &rep));
+    TU_OK(replay_write_verify(&out, &rep, 0));
     assert_buf(&out, "{\"ok\":false,\"sessions\":2,\"events\":5,\"log_entries\":5,"
                      "\"first_error\":{\"session\":\"s\\\"1\",\"sequence\":4,\"position\":9,"
                      "\"ok_up_to\":3,\"problem\":\"hash chain broken\"}}");
