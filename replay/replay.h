@@ -25,6 +25,8 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int inclu
 
 /* Appends a session record as a JSON object (docs/HTTP.md "Sessions"). */
 int replay_write_session(store_buf_t *out, const store_session_t *rec);
+/* Appends ,"retention":{...} for policy 'p' (durations in seconds; docs/RETENTION.md). */
+void replay_write_retention(store_buf_t *out, const store_retention_t *p);
 
 /* Appends 'ms' (Unix ms) as RFC 3339 UTC with milliseconds, quoted:
  * "2026-11-22T13:00:00.123Z". */

@@ -119,9 +119,18 @@ static int session_chunk(struct verify *v, const store_session_t *rec, store_rea
         return rc;
     uint8_t key[16];
     store__put_u64(key, rec->num);
-    store__put_u64(key + 8, w->next);
+    /* A trimmed session (docs/FORMAT.md section 10): nothing may be left before its first
+     * kept sequence; the first chunk starts its seek at sequence 0 to see that. */
+    int trimmed_start = !w->count && w->next == rec->first_sequence && w->next > 1;
+    store__put_u64(key + 8, trimmed_start ? 0 : w->next);
     MDB_val k = {16, key}, sv, val;
     int got = mdb_cursor_get(c, &k, &sv, MDB_SET_RANGE);
+    if (trimmed_start && !got && k.mv_size == 16 && store__get_u64(k.mv_data) == rec->num &&
+        store__get_u64((uint8_t *)k.mv_data + 8) < rec->first_sequence)
+        return finding(v, rec, store__get_u64((uint8_t *)k.mv_data + 8), 0,
+                       "sequence %llu is indexed, before the first kept sequence %llu",
+                       (unsigned long long)store__get_u64((uint8_t *)k.mv_data + 8),
+                       (unsigned long long)rec->first_sequence);
     for (int n = 0; n < CHUNK && w->next <= rec->last_sequence; n++) {
         uint64_t next = w->next;
         if (got || k.mv_size != 16 || store__get_u64(k.mv_data) != rec->num ||
@@ -163,7 +172,9 @@ static int guarded_chunk(struct verify *v, const store_session_t *rec, store_rea
 /* Walks one session's sequence index in short transactions. */
 static int verify_session(struct verify *v, const store_session_t *rec)
 {
-    struct walk w = {.next = 1};
+    /* A trimmed session's chain starts from the hash kept for its first kept event. */
+    struct walk w = {.next = rec->first_sequence ? rec->first_sequence : 1};
+    memcpy(w.chain, rec->first_prev_hash, STORE_HASH_LEN);
     int stop = 0, rc = REEL_OK;
     v->rep->sessions++;
     if (rec->status == STORE_DELETED)
