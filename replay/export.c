@@ -139,6 +139,8 @@ static int start(replay_export_t *ex)
         store_session_t rec;
         rc = store_session_get(&r, ex->session, ex->opt.session_len, &rec);
         ex->last_seq = rec.last_sequence;
+        if (ex->opt.until_sequence && ex->opt.until_sequence < ex->last_seq)
+            ex->last_seq = ex->opt.until_sequence;
     }
     store_read_end(&r);
     ex->snap = ex->tail;

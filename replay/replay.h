@@ -163,9 +163,11 @@ typedef struct replay_export_opts {
     int compress;          /* 1 = zstd (default), 0 = plain NDJSON */
     int level;             /* zstd level, default 3 */
     int64_t created_ms;    /* the header's created_at; 0 = now (tests fix it) */
+    uint64_t until_sequence; /* one session: its events up to this sequence; 0 = all
+                                (retention archives the events it is about to trim) */
 } replay_export_opts_t;
 
-#define REPLAY_EXPORT_DEFAULT {NULL, 0, 0, 0, 0, 0, NULL, 1, 3, 0}
+#define REPLAY_EXPORT_DEFAULT {NULL, 0, 0, 0, 0, 0, NULL, 1, 3, 0, 0}
 
 typedef struct replay_export replay_export_t;
 
