@@ -244,18 +244,24 @@ int retain_new(store_t *s, const retain_config_t *cfg, retain_t **out)
     return REEL_OK;
 }
 
+int retain_begin(retain_t *j)
+{
+    if (pthread_create(&j->thread, NULL, main_loop, j))
+        return REEL_ENOMEM;
+    j->started = 1;
+    return REEL_OK;
+}
+
 int retain_start(store_t *s, const retain_config_t *cfg, retain_t **out)
 {
     int rc = retain_new(s, cfg, out);
     if (rc)
         return rc;
-    if (pthread_create(&(*out)->thread, NULL, main_loop, *out)) {
+    if ((rc = retain_begin(*out))) {
         retain_stop(*out);
         *out = NULL;
-        return REEL_ENOMEM;
     }
-    (*out)->started = 1;
-    return REEL_OK;
+    return rc;
 }
 
 void retain_stop(retain_t *j)

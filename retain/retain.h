@@ -73,8 +73,11 @@ int retain_start(store_t *s, const retain_config_t *cfg, retain_t **out);
 void retain_stop(retain_t *j);
 /* Runs one pass now on the calling thread (tests and benchmarks; 'j' from retain_new). */
 int retain_run_once(retain_t *j);
-/* A janitor without a thread, for retain_run_once(); free with retain_stop(). */
+/* A janitor without a thread (retain_run_once(), or retain_begin() later, once what its
+ * log callback needs exists); free with retain_stop(). */
 int retain_new(store_t *s, const retain_config_t *cfg, retain_t **out);
+/* Starts the thread of a janitor made by retain_new(). REEL_OK or REEL_ENOMEM. */
+int retain_begin(retain_t *j);
 void retain_get_stats(retain_t *j, retain_stats_t *out);
 /* Appends the janitor's Prometheus metrics (reel_retention_*) to 'out' ('arg' is the
  * retain_t): the shape of api_server_set_metrics_hook()'s hook. */
