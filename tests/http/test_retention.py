@@ -240,3 +240,22 @@ def test_kill_9_during_the_janitor_leaves_a_sound_store(server_factory):
              timeout=60, what="every trim to finish")
     s.stop()
     verify(s.data)
+
+
+def test_durable_stream_reads_say_where_the_kept_messages_start(server_factory):
+    s = server_factory(args=["--sync", "none", "--retention-interval", "1"])
+    body = json.dumps([{"n": i} for i in range(10)]).encode()
+    r = s.request("PUT", "/v1/stream/ret", body=body, headers={"Content-Type": "application/json"})
+    assert r.status == 201, r
+    r = s.request("PUT", "/v1/sessions/ds:ret", body={"retention": {"max_events": 3}})
+    assert r.status == 200, r
+    wait_for(lambda: record(s, "ds:ret")["first_sequence"] == 8, what="the trim")
+    r = s.get("/v1/stream/ret")
+    assert r.status == 200
+    assert json.loads(r.body) == [{"n": 7}, {"n": 8}, {"n": 9}]
+    assert r.header("Reel-First-Sequence") == "8"
+    tail = r.header("Stream-Next-Offset")
+    r = s.get("/v1/stream/ret?offset=" + tail)
+    assert r.header("Reel-First-Sequence") is None
+    s.stop()
+    verify(s.data)
