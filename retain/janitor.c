@@ -38,6 +38,7 @@ struct item {
     size_t id_len;
     int act;
     int archive;          /* 1: archive first */
+    int tombstone;        /* a deleted session: nothing to trim, purge only */
     uint64_t first, last; /* kept range when decided */
     uint64_t trim_before; /* ACT_TRIM */
 };
@@ -106,9 +107,18 @@ static int take(void *arg, const store_session_t *rec)
     it->first = rec->first_sequence;
     it->last = rec->last_sequence;
     it->trim_before = act == ACT_TRIM ? rec->last_sequence - p->max_events + 1 : 0;
+    it->tombstone = rec->status == STORE_DELETED;
     it->archive = has_target(pg->j) && !p->no_archive && rec->status != STORE_DELETED &&
                   rec->event_count > 0;
     return 0;
+}
+
+static int stopping(retain_t *j)
+{
+    pthread_mutex_lock(&j->mu);
+    int st = j->stopping;
+    pthread_mutex_unlock(&j->mu);
+    return st;
 }
 
 /* Archives what 'it' is about to remove; 0 when done (or nothing to archive). */
@@ -131,29 +141,64 @@ static int archive(retain_t *j, const struct item *it)
     return 0;
 }
 
-static void trim(retain_t *j, const struct item *it)
+/* Sleeps as long as the last batch took (at most 50 ms): the janitor takes at most about
+ * half of the committer's time, however large its backlog, so appends queued behind a
+ * trim batch are rare (docs/BENCHMARKS.md, "Retention"). */
+static void pace(double started)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double took = (double)now.tv_sec + (double)now.tv_nsec / 1e9 - started;
+    if (took > 0.05)
+        took = 0.05;
+    struct timespec d = {0, (long)(took * 1e9)};
+    nanosleep(&d, NULL);
+}
+
+static double mono(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Trims 'it' up to 'before' in STORE_TRIM_MAX batches; 0 when it got there. */
+static int trim_to(retain_t *j, const struct item *it, uint64_t before)
 {
     store_batch_t b;
     uint64_t first = it->first;
-    while (first < it->trim_before) {
+    while (first < before && !stopping(j)) {
         store_batch_init(&b, STORE_OP_TRIM, it->id, it->id_len);
-        b.trim_before = it->trim_before;
+        b.trim_before = before;
+        double t0 = mono();
         int rc = store_append(j->s, &b);
         if (rc) {
             if (rc != REEL_ESESSION_NOT_FOUND && rc != REEL_EGONE)
                 say(j, "retention: trimming session '%.*s' failed: %s",
                     (int)(it->id_len > 200 ? 200 : it->id_len), it->id, reel_strerror(rc));
-            return;
+            return -1;
         }
         if (b.first_sequence <= first)
-            return; /* nothing moved: another trim got there first */
-        atomic_fetch_add(&j->trimmed, b.first_sequence - first);
+            return first < before ? -1 : 0; /* nothing moved: another trim got there */
+        if (it->act == ACT_TRIM)
+            atomic_fetch_add(&j->trimmed, b.first_sequence - first);
         first = b.first_sequence;
+        pace(t0);
     }
+    return first < before ? -1 : 0;
 }
 
+static void trim(retain_t *j, const struct item *it)
+{
+    trim_to(j, it, it->trim_before);
+}
+
+/* Trims every event in bounded batches first (a purge of a long session in one
+ * transaction would hold up the appends sharing it), then purges the emptied session. */
 static void expire(retain_t *j, const struct item *it)
 {
+    if (!it->tombstone && it->last >= it->first && trim_to(j, it, it->last + 1))
+        return;
     store_batch_t b;
     store_batch_init(&b, STORE_OP_PURGE, it->id, it->id_len);
     b.expected_sequence = (int64_t)it->last; /* exactly what was archived */
@@ -163,14 +208,6 @@ static void expire(retain_t *j, const struct item *it)
     else if (rc != REEL_ECONFLICT && rc != REEL_ESESSION_NOT_FOUND)
         say(j, "retention: removing session '%.*s' failed: %s",
             (int)(it->id_len > 200 ? 200 : it->id_len), it->id, reel_strerror(rc));
-}
-
-static int stopping(retain_t *j)
-{
-    pthread_mutex_lock(&j->mu);
-    int st = j->stopping;
-    pthread_mutex_unlock(&j->mu);
-    return st;
 }
 
 int retain_run_once(retain_t *j)

@@ -147,7 +147,7 @@ enum store_op {
 
 /* Events one STORE_OP_TRIM batch removes at most: a trim shares its write transaction with
  * appends, so it is kept small; the janitor submits another batch for the rest. */
-#define STORE_TRIM_MAX 512
+#define STORE_TRIM_MAX 256
 
 /* A session's retention policy (docs/RETENTION.md), kept in its record. A duration or
  * count of 0 means "no such limit". */
