@@ -141,7 +141,7 @@ static void churn(const char *dir)
     retain_new(s, &cfg, &j);
     int rounds = quick ? 10 : 30, per = quick ? 100 : 300;
     printf("churn: %d rounds of %d new sessions x 40 events of ~400 B, the previous round's "
-           "ended and expired\n  round  data.mdb MiB  in use MiB  expired\n", rounds, per);
+           "ended and expired\n  round  data.mdb MiB  high-water MiB  expired\n", rounds, per);
     for (int r = 0; r < rounds; r++) {
         for (int i = 0; i < per; i++) {
             char id[48];
@@ -158,7 +158,7 @@ static void churn(const char *dir)
         store_get_stats(s, &st);
         retain_stats_t rs;
         retain_get_stats(j, &rs);
-        printf("  %5d  %12.1f  %10.1f  %7llu\n", r + 1, (double)file_size(dir) / 1048576.0,
+        printf("  %5d  %12.1f  %14.1f  %7llu\n", r + 1, (double)file_size(dir) / 1048576.0,
                (double)st.used_bytes / 1048576.0, (unsigned long long)rs.sessions_expired);
     }
     retain_stop(j);

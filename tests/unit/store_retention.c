@@ -18,7 +18,7 @@ static void append_n(const char *session, int n)
     for (int i = 0; i < n; i++)
         store_buf_printf(&text, "{\"type\":\"item.delta\",\"data\":{\"i\":%d,\"t\":\"%0*d\"}}\n",
                          i, 10 + (i % 5) * 600, i);
-    TU_OK(tu_append(tu_store, session, (const char *)text.data, INGEST_NDJSON, -1, NULL, NULL));
+    TU_OK(tu_append(tu_store, session, store_buf_cstr(&text), INGEST_NDJSON, -1, NULL, NULL));
     store_buf_release(&text);
 }
 
