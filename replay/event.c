@@ -300,8 +300,11 @@ int replay_write_session(store_buf_t *out, const store_session_t *rec)
                      (unsigned long long)rec->last_sequence,
                      (unsigned long long)rec->event_count, (unsigned long long)rec->bytes,
                      (unsigned long long)rec->runs, (unsigned long long)rec->version);
-    /* retention (docs/RETENTION.md): the first kept sequence, and the policy when set */
-    store_buf_printf(out, ",\"first_sequence\":%llu", (unsigned long long)rec->first_sequence);
+    /* retention (docs/RETENTION.md): the first kept sequence of a trimmed session, and the
+     * policy when set; a session retention never touched renders exactly as before */
+    if (rec->first_sequence > 1)
+        store_buf_printf(out, ",\"first_sequence\":%llu",
+                         (unsigned long long)rec->first_sequence);
     if (rec->retention.set)
         replay_write_retention(out, &rec->retention);
     key(out, "metadata");
