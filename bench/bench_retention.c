@@ -116,13 +116,17 @@ static void mixed(const char *dir)
     retain_stats_t st;
     retain_get_stats(j, &st);
     t0 = bench_now();
+    retain_run_once(j); /* nothing left to do: the cost of a pass that only reads */
+    double quiet = bench_now() - t0;
+    t0 = bench_now();
     store_verify_report_t rep;
     rc = store_verify(s, NULL, 0, &rep, NULL, NULL);
     double ver = bench_now() - t0;
     printf("mixed policies: %d sessions x 10 events built in %.1f s; one janitor pass %.2f s: "
-           "%llu events trimmed, %llu sessions expired; verify %.2f s: %s (%llu sessions, "
-           "%llu events)\n", n, built, pass, (unsigned long long)st.events_trimmed,
-           (unsigned long long)st.sessions_expired, ver, !rc && rep.ok ? "ok" : rep.problem,
+           "%llu events trimmed, %llu sessions expired; a second pass (nothing to do) %.3f s; "
+           "verify %.2f s: %s (%llu sessions, %llu events)\n", n, built, pass,
+           (unsigned long long)st.events_trimmed, (unsigned long long)st.sessions_expired, quiet,
+           ver, !rc && rep.ok ? "ok" : rep.problem,
            (unsigned long long)rep.sessions, (unsigned long long)rep.events);
     retain_stop(j);
     store_close(s);
