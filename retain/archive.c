@@ -144,9 +144,25 @@ static int to_command(store_t *s, const char *id, size_t id_len, uint64_t first,
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
+    /* The server blocks SIGTERM and friends in every thread and ignores SIGPIPE; both would
+     * be inherited: the command gets an empty mask and default dispositions instead (so
+     * `timeout 60 ...` and a broken pipe work as in a shell). */
+    posix_spawnattr_t at;
+    sigset_t none, dflt;
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGPIPE);
+    sigaddset(&dflt, SIGTERM);
+    sigaddset(&dflt, SIGINT);
+    sigaddset(&dflt, SIGHUP);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dflt);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
     pid_t pid;
-    int rc = env ? posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, env) : ENOMEM;
+    int rc = env ? posix_spawn(&pid, "/bin/sh", &fa, &at, argv, env) : ENOMEM;
+    posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
     free(env);
     close(fds[0]);

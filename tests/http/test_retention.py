@@ -265,3 +265,14 @@ def test_durable_stream_reads_say_where_the_kept_messages_start(server_factory):
     assert r.header("Reel-First-Sequence") is None
     s.stop()
     verify(s.data)
+
+
+def test_archive_command_runs_with_default_signals(server_factory):
+    """The server blocks SIGTERM in its threads and ignores SIGPIPE; the archive command
+    must not inherit that (`timeout 60 cmd` must be able to stop it)."""
+    s = server_factory(args=["--sync", "none", "--retention", "max_events=2",
+                             "--archive-command", "cat >/dev/null; kill -TERM $$; sleep 3",
+                             "--retention-interval", "1"])
+    assert s.append("sig", ev(5)).status == 200
+    wait_for(lambda: "ended by signal 15" in s.log_text(), what="the command's end by SIGTERM")
+    assert "first_sequence" not in record(s, "sig")
