@@ -101,6 +101,16 @@ def test_max_events_trims_and_reads_say_so(server_factory):
     seqs = [e["sequence"] for e in s.feed() if e["session_id"] == "t"]
     assert seqs == [16, 17, 18, 19, 20]
     assert s.get("/v1/sessions/t/transcript").status == 200
+    r = s.get("/v1/sessions/t/restore")
+    assert r.status == 200, r
+    assert s.get("/v1/stats?session=t").status == 200
+    r = s.get("/v1/sessions/t/export?compression=none")
+    assert r.status == 200, r
+    lines = [json.loads(x) for x in r.body.decode().splitlines()]
+    assert [x["sequence"] for x in lines if "sequence" in x and "record" not in x] == \
+        [16, 17, 18, 19, 20]
+    sess = [x for x in lines if x.get("record") == "session"][0]
+    assert sess["first_sequence"] == 16 and sess["event_count"] == 5
     v = s.get("/v1/sessions/t/verify")
     assert v.status == 200 and v.json["ok"] is True, v
     assert metric(s, "reel_retention_events_trimmed_total") == 15

@@ -83,6 +83,11 @@ Test(retain_janitor, one_pass_applies_each_kind_of_policy)
     append_n("forever", 20, 1);
     put_policy("forever", &forever); /* overrides the default below */
     append_n("default", 20, 0);
+    append_n("tomb", 3, 0);
+    put_policy("tomb", &idle);
+    store_batch_t del;
+    store_batch_init(&del, STORE_OP_SESSION_DELETE, "tomb", 4);
+    TU_OK(store_append(tu_store, &del)); /* a tombstone expires (is purged) too */
     usleep(20000);
     retain_config_t cfg = {0};
     cfg.dflt = (store_retention_t){1, 0, 0, 5, 0};
@@ -97,6 +102,7 @@ Test(retain_janitor, one_pass_applies_each_kind_of_policy)
     cr_assert_eq(rec.first_sequence, 8);
     TU_ERR(tu_session(tu_store, "idle", &rec), REEL_ESESSION_NOT_FOUND);
     TU_ERR(tu_session(tu_store, "ended", &rec), REEL_ESESSION_NOT_FOUND);
+    TU_ERR(tu_session(tu_store, "tomb", &rec), REEL_ESESSION_NOT_FOUND);
     TU_OK(tu_session(tu_store, "running", &rec));
     cr_assert_eq(rec.event_count, 4);
     TU_OK(tu_session(tu_store, "forever", &rec));
@@ -104,7 +110,7 @@ Test(retain_janitor, one_pass_applies_each_kind_of_policy)
     TU_OK(tu_session(tu_store, "default", &rec));
     cr_assert_eq(rec.first_sequence, 16);
     cr_assert_eq(st.events_trimmed, 7 + 15);
-    cr_assert_eq(st.sessions_expired, 2);
+    cr_assert_eq(st.sessions_expired, 3);
     cr_assert_eq(st.runs, 1);
     store_verify_report_t rep;
     TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
