@@ -591,6 +591,8 @@ static int apply_trim(struct group *g, store_batch_t *b)
         return rc;
     if (!x)
         return REEL_ESESSION_NOT_FOUND;
+    if ((rc = version_matches(x, b)))
+        return rc;
     if (x->rec.status == STORE_DELETED)
         return REEL_EGONE;
     store_session_t *r = &x->rec;

@@ -198,8 +198,10 @@ struct store_batch {
     /* STORE_OP_TRIM: remove the events with a sequence below 'trim_before' (at most
      * STORE_TRIM_MAX of them; capped at last_sequence + 1). The batch's 'first_sequence'
      * is then the record's first kept sequence; repeat until it reaches 'trim_before'.
-     * STORE_OP_PURGE: 'expected_sequence' >= 0 purges only if the session's last sequence
-     * still equals it (what was archived is all there is), else REEL_ECONFLICT. */
+     * Version conditions (if_version) apply as to a delete. STORE_OP_PURGE:
+     * 'expected_sequence' >= 0 purges only if the session's last sequence still equals it
+     * (what was archived is all there is), else REEL_ECONFLICT. A purge removes everything
+     * in one transaction: trim a long session first (the janitor and the HTTP purge do). */
     uint64_t trim_before;
     /* STORE_OP_APPEND, STORE_OP_SESSION_PUT: with 'check_metadata' set, the batch applies
      * only if the session's metadata is byte for byte 'expected_metadata' (length 0: the

@@ -19,7 +19,7 @@
 #include "api/handlers/handlers.h"
 #include "retain/retain.h"
 
-enum { CHANGE_BODY = API_PHASE_OWN, CHANGE_COMMIT };
+enum { CHANGE_BODY = API_PHASE_OWN, CHANGE_COMMIT, PURGE_TRIM };
 #include "replay/replay.h"
 #include "store/json.h"
 #include "store/parse.h"
@@ -472,21 +472,45 @@ enum MHD_Result api__session_get(api_req_t *rq, const char *data, size_t *size)
     return reply_record(rq);
 }
 
+/* ?purge=true, after each trim batch: another batch while events remain, then the purge
+ * of the emptied record (a tombstone has none: straight to the purge). The conditions
+ * stay in the batch, so the purge checks them again. */
+static enum MHD_Result purge_step(api_req_t *rq)
+{
+    store_batch_t *b = &rq->batch;
+    int err = b->err;
+    if (err == REEL_EPRECONDITION)
+        return precondition_failed(rq);
+    if (err != REEL_OK && err != REEL_EGONE)
+        return api__session_problem(rq, err, "the purge");
+    int more = err == REEL_OK && b->first_sequence <= b->last_sequence;
+    b->op = more ? STORE_OP_TRIM : STORE_OP_PURGE;
+    b->trim_before = UINT64_MAX;
+    b->err = REEL_OK;
+    rq->phase = more ? PURGE_TRIM : CHANGE_COMMIT;
+    return api__submit(rq, b);
+}
+
 enum MHD_Result api__session_delete(api_req_t *rq, const char *data, size_t *size)
 {
     if (rq->phase == CHANGE_COMMIT)
         return rq->async_done ? change_done(rq) : MHD_YES;
+    if (rq->phase == PURGE_TRIM)
+        return rq->async_done ? purge_step(rq) : MHD_YES;
     /* ?purge=true: removed for good (record, ids, events; docs/RETENTION.md), a tombstone
      * included; else the tombstone that keeps the id from being used again. */
     int purge = 0;
     if (api__query_bool(rq, "purge", &purge) != REEL_OK)
         return MHD_YES;
-    store_batch_init(&rq->batch, purge ? STORE_OP_PURGE : STORE_OP_SESSION_DELETE, rq->session,
+    /* A purge first trims the events in bounded batches (STORE_TRIM_MAX each), so that a
+     * long session does not hold the appends queued behind one long transaction. */
+    store_batch_init(&rq->batch, purge ? STORE_OP_TRIM : STORE_OP_SESSION_DELETE, rq->session,
                      rq->session_len);
+    rq->batch.trim_before = UINT64_MAX;
     enum MHD_Result r;
     if (!conditions(rq, &rq->batch, 0, &r))
         return r;
-    rq->phase = CHANGE_COMMIT;
+    rq->phase = purge ? PURGE_TRIM : CHANGE_COMMIT;
     return api__submit(rq, &rq->batch);
 }
 

@@ -147,7 +147,10 @@ def test_sse_before_first_sequence_announces_the_trim(server_factory):
 
 
 def test_purge_removes_for_good(server):
-    assert server.append("gone", ev(30)).status == 200
+    assert server.append("gone", ev(700)).status == 200  # three trim batches, then the purge
+    r = server.request("DELETE", "/v1/sessions/gone?purge=true", headers={"If-Match": '"7"'})
+    assert r.status == 412, r
+    assert record(server, "gone")["event_count"] == 700  # nothing removed
     assert server.append("stay", ev(2)).status == 200
     r = server.request("DELETE", "/v1/sessions/gone?purge=true")
     assert r.status == 204, r
@@ -165,6 +168,7 @@ def test_purge_removes_for_good(server):
     ids = {e["session_id"] for e in server.feed()}
     assert ids == {"stay"}
     assert metric(server, "reel_store_purged_sessions_total") == 2
+    assert metric(server, "reel_store_trimmed_events_total") == 700
     server.stop()
     verify(server.data)
 
