@@ -1,6 +1,6 @@
 /* sessions.c -- session records: GET /v1/sessions, GET|POST|PUT|DELETE /v1/sessions/{id}.
  *
- * Changes (put, delete) go through the committer like appends: the connection is
+ * Changes (put, delete, purge) go through the committer like appends: the connection is
  * suspended until the change is durable, then the record is read back and served.
  * The body of a put is {agent, native_session_id, metadata, expected_version}; each field
  * may be absent (left unchanged) or null; metadata must be an object, kept exactly
