@@ -267,3 +267,36 @@ Test(store_retention, purge_and_append_in_one_group)
     cr_assert_eq(rec.first_sequence, 1);
     verify_ok(NULL);
 }
+
+Test(store_retention, verify_finds_an_event_id_left_from_a_trimmed_event)
+{
+    append_n("a", 12);
+    store_batch_t b;
+    TU_OK(trim("a", 6, &b));
+    store_session_t rec;
+    TU_OK(tu_session(tu_store, "a", &rec));
+    verify_ok(NULL);
+    store_close(tu_store);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    mdb_env_set_mapsize(env, 8u << 20);
+    cr_assert_eq(mdb_env_open(env, tu_dir, 0, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "event_ids", 0, &dbi), 0);
+    uint8_t key[13], seq[8] = {0, 0, 0, 0, 0, 0, 0, 2};
+    for (int i = 0; i < 8; i++)
+        key[i] = (uint8_t)(rec.num >> (56 - 8 * i));
+    memcpy(key + 8, "ghost", 5);
+    MDB_val k = {13, key}, v = {8, seq};
+    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    tu_store = tu_open(tu_dir, 0, 0);
+    store_verify_report_t rep;
+    TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
+    cr_assert(!rep.ok);
+    cr_assert(strstr(rep.problem, "still names sequence 2"), "%s", rep.problem);
+}
