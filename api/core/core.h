@@ -185,6 +185,8 @@ struct api_server {
     store_t *store;
     uint8_t seal_aes[16], seal_mac[32]; /* sealed cursors' keys (seal.c), set at start */
     int has_seal;                       /* 0: the store has no secret (read-only, older) */
+    void (*metrics)(void *arg, store_buf_t *out); /* api_config_t.metrics */
+    void *metrics_arg;
     api_evcache_t *evcache;     /* NULL when off (live/evcache.c) */
     api_access_t *access;       /* last read of each session (live/access.c) */
     struct MHD_Daemon *daemon;
@@ -313,6 +315,7 @@ struct api_req {
 
     /* asynchronous store work */
     store_batch_t batch;  /* a plain store batch in flight (api__submit) */
+    store_retention_t retention; /* a put's retention policy, borrowed by 'batch' */
     store_buf_t meta;     /* bytes a batch borrows (a session record's metadata) */
     int async_done;
     api_waiter_t waiter;  /* long-poll */
@@ -322,6 +325,8 @@ struct api_req {
     char agent[STORE_NAME_MAX + 1];
     char native[STORE_NAME_MAX + 1];
     uint64_t offset;      /* 'offset' or 'after' */
+    uint64_t first_sequence; /* a trimmed session's first kept sequence (Reel-First-Sequence
+                                header of a page read before it), else 0 */
     uint64_t limit;
     uint64_t wait_s;
     int include_raw;
