@@ -178,7 +178,7 @@ static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
 static int check_chain(const store_event_view_t *ev)
 {
     uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];
-    if (store__sha256(ev->body, ev->body_len, body_hash) ||
+    if (store__body_hash(ev, body_hash) ||
         store__chain(ev->prev_hash_, ev->sequence, ev->position, ev->time_ms, body_hash, want))
         return REEL_ENOMEM;
     if (memcmp(want, ev->hash, STORE_HASH_LEN))
@@ -222,6 +222,11 @@ static int emit(store_read_t *r, struct expect *x, uint64_t pos, const MDB_val *
         return rc;
     memcpy(x->chain, ev.hash, STORE_HASH_LEN);
     return cb(arg, &ev);
+}
+
+uint64_t store_event_snapshot(const store_event_view_t *ev)
+{
+    return ev->read_ && ev->read_->txn_ ? (uint64_t)mdb_txn_id(TXN(ev->read_)) : 0;
 }
 
 int store_event_check(const store_event_view_t *ev)
