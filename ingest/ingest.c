@@ -190,10 +190,8 @@ static void redactions_record(store_buf_t *b, const ingest_redactor_t *r, size_t
         store_mp_str(b, names[j], lens[j]);
 }
 
-/* Marks the body just encoded at 'off' in the arena as redacted (an imported export of a
- * redacted event, docs/FORMAT.md section 11): flag STORE_FLAG_REDACTED and 'hash' as the
- * kept hash. The import re-chains: the original body's hash never leaves the store where
- * the redaction ran, so the new chain commits to the redacted body. */
+/* Marks the body just encoded at 'off' as redacted with 'hash', its own, as the kept hash
+ * (an import re-chains on the redacted body: docs/FORMAT.md section 11). */
 static int mark_redacted(ingest_batch_t *ib, size_t off, const uint8_t hash[STORE_HASH_LEN])
 {
     store_buf_t *a = &ib->arena;
@@ -392,15 +390,16 @@ static int str_field(struct ctx *c, const char *name, int nullable, size_t *off,
     return REEL_OK;
 }
 
-static int bool_field(struct ctx *c, struct fields *f)
+/* A boolean or null field into '*out' (1, 0, or -1 for null). */
+static int bool_field(struct ctx *c, const char *name, int *out)
 {
     int ch = store_json_peek(c->j);
     if (ch != 't' && ch != 'f' && ch != 'n')
-        return jfail(c, REEL_EINVALID_EVENT, "field 'synthetic' must be a boolean, not %s",
+        return jfail(c, REEL_EINVALID_EVENT, "field '%s' must be a boolean, not %s", name,
                      kind_of(ch));
     store_buf_t sink = STORE_BUF_INIT;
     int rc = store_json_value(c->j, &sink, 1);
-    f->synthetic = ch == 'n' ? -1 : ch == 't';
+    *out = ch == 'n' ? -1 : ch == 't';
     store_buf_release(&sink);
     return rc;
 }
@@ -552,7 +551,7 @@ static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
     }
     if (KEY("synthetic")) {
         f->has_synthetic = 1;
-        return bool_field(c, f);
+        return bool_field(c, "synthetic", &f->synthetic);
     }
     if (KEY("data")) {
         f->has_data = 1;
@@ -571,16 +570,8 @@ static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
         return redactions_field(c);
     }
     if (KEY("redacted")) {
-        int ch = store_json_peek(c->j);
-        if (ch != 't' && ch != 'f' && ch != 'n')
-            return jfail(c, REEL_EINVALID_EVENT, "field 'redacted' must be a boolean, not %s",
-                         kind_of(ch));
-        store_buf_t sink = STORE_BUF_INIT;
-        int rc = store_json_value(c->j, &sink, 1);
-        store_buf_release(&sink);
         f->has_redacted = 1;
-        f->redacted = ch == 't';
-        return rc;
+        return bool_field(c, "redacted", &f->redacted);
     }
     if (KEY("session_id") || KEY("sequence") || KEY("position") || KEY("time")) {
         store_buf_t sink = STORE_BUF_INIT; /* assigned by the store: accepted, ignored */
@@ -664,7 +655,7 @@ static int parse_event(struct ctx *c)
                        f.has_source == 2 ? s + f.source : NULL, f.source_len, f.synthetic,
                        f.has_nsid == 2 ? s + f.nsid : NULL, f.nsid_len,
                        f.has_data ? &ib->data : NULL, f.has_raw ? &ib->raw : NULL, &f.ct,
-                       &ib->rprior, f.redacted);
+                       &ib->rprior, f.redacted > 0);
 }
 
 static int parse_json(struct ctx *c)
