@@ -293,3 +293,36 @@ def test_kill_9_during_redaction_leaves_old_or_new_and_a_sound_chain(server_fact
         s.stop()
     print("redaction of 300 events: %.1f ms; kill -9 rounds: %d left the old bodies, %d the "
           "new ones" % (took * 1000, seen["old"], seen["new"]))
+
+
+def test_cli_through_the_server(tmp_path):
+    tokens = tmp_path / "t.jsonl"
+    tok = {"del": add_token(tokens, "ops", "read,append,delete"),
+           "app": add_token(tokens, "app", "read,append")}
+    s = Server(tmp_path, args=["--tokens", str(tokens), "--sync", "none"], token=tok["del"])
+    s.start()
+    try:
+        sec = secret()
+        seed(s, "c3", sec)
+        s.events("c3")
+        url = "http://127.0.0.1:%d" % s.port
+        args = [REEL_BIN, "redact", "--server", url, "c3", "--from", "1", "--to", "3",
+                "--pattern", "ZQSECRET[A-Za-z0-9]+", "--kind", "zq", "--pattern", "builtin"]
+        p = subprocess.run(args + ["--token", tok["app"]], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 1 and "HTTP 403" in p.stderr, p.stderr
+        p = subprocess.run(args + ["--token", tok["del"]], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["values"] == 3
+        got = s.events("c3")
+        assert sec not in json.dumps(got)
+        assert got[-1]["data"]["by"] == "ops"
+        assert got[-1]["data"]["patterns"] == ["zq", "builtin"]
+        p = subprocess.run([REEL_BIN, "redact", "--server", url, "--token", tok["del"], "c3",
+                            "--from", "1", "--to", "99", "--path", "data"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and "'to' 99 is past" in p.stderr, p.stderr
+    finally:
+        s.stop()
+    verify_dir(s.data)
