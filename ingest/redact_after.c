@@ -140,9 +140,9 @@ static int rewrite_at(store_mp_t *m, const struct path *p, size_t d, store_buf_t
         if (store_mp_next(m, &o))
             return REEL_ECORRUPT;
         m->p = start;
-        if (o.type == STORE_MP_STR && o.len == sizeof path_mark - 1 &&
-            !memcmp(o.ptr, path_mark, o.len))
-            return copy_value(m, out); /* redacted before: nothing new */
+        if (o.type == STORE_MP_NIL || (o.type == STORE_MP_STR && o.len == sizeof path_mark - 1 &&
+                                       !memcmp(o.ptr, path_mark, o.len)))
+            return copy_value(m, out); /* nothing there, or redacted before: nothing new */
         if (store_mp_skip(m, STORE_JSON_MAX_DEPTH))
             return REEL_ECORRUPT;
         store_mp_str(out, path_mark, sizeof path_mark - 1);

@@ -132,13 +132,19 @@ Test(store_redact_after, wildcards_and_whole_fields)
                      "{\"env\":{\"A\":\"[REDACTED:path]\",\"B\":\"[REDACTED:path]\"},\"n\":1}");
     cr_assert(strstr(ev.v[0].json, "\"raw\":\"[REDACTED:path]\""), "%s", ev.v[0].json);
     tu_events_free(&ev);
+    /* null holds nothing to redact */
+    const char *none[] = {"data.n", "data.missing", "data.env.A[0]"};
+    append("s", "{\"type\":\"t\",\"data\":{\"n\":null}}\n");
+    TU_OK(redact("s", 3, 3, none, 3, NULL, 0, &res, NULL));
+    cr_assert_eq(res.values, 0);
+    cr_assert_eq(res.record_sequence, 0);
     /* The same again finds nothing new: nothing is written, no second record. */
     TU_OK(redact("s", 1, 1, paths, 2, NULL, 0, &res, NULL));
     cr_assert_eq(res.values, 0);
     cr_assert_eq(res.record_sequence, 0);
     store_session_t rec;
     TU_OK(tu_session(st, "s", &rec));
-    cr_assert_eq(rec.last_sequence, 2);
+    cr_assert_eq(rec.last_sequence, 3);
     verify_ok();
 }
 
