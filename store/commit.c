@@ -528,6 +528,8 @@ static int apply_delete(struct group *g, store_batch_t *b)
 
 /* ---- redaction after the fact (docs/FORMAT.md section 11) ---- */
 
+static int meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t dflt, uint64_t *out);
+
 /* The value of 'x''s event 'seq': its position and bytes (valid until the next write).
  * REEL_ECORRUPT when the index or the value is missing. */
 static int event_value(struct group *g, const struct sess *x, uint64_t seq, uint64_t *pos,
@@ -627,6 +629,21 @@ static int rewrite_put(struct group *g, struct sess *x, const store_rewrite_t *w
     return REEL_OK;
 }
 
+/* Counts one more committed redaction in the meta record "redactions" (u64 BE): how a
+ * reader in another process (a server's event cache) learns that stored bodies changed. */
+static int count_redaction(struct group *g)
+{
+    uint64_t n;
+    uint8_t be[8];
+    int rc = meta_u64(g->txn, g->s->db_meta, "redactions", 0, &n);
+    if (!rc) {
+        store__put_u64(be, n + 1);
+        MDB_val k = {10, "redactions"}, v = {8, be};
+        rc = mdb_put(g->txn, g->s->db_meta, &k, &v, 0);
+    }
+    return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_OK;
+}
+
 /* Checks every rewrite, appends the batch's events (the record of the redaction), then
  * writes the new values: a batch that fails a check writes nothing. */
 static int apply_redact(struct group *g, store_batch_t *b)
@@ -653,7 +670,7 @@ static int apply_redact(struct group *g, store_batch_t *b)
         if ((rc = rewrite_put(g, x, &b->rewrites[i])))
             return rc;
     x->dirty = 1;
-    return REEL_OK;
+    return count_redaction(g);
 }
 
 /* ---- one group ---- */

@@ -724,6 +724,21 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
     return rc;
 }
 
+static int redaction_count(store_read_t *r, uint64_t *n)
+{
+    MDB_val k = {10, "redactions"}, v;
+    int rc = mdb_get(TXN(r), r->s->db_meta, &k, &v);
+    *n = rc == 0 && v.mv_size == 8 ? store__get_u64(v.mv_data) : 0;
+    return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
+}
+
+int store_redaction_count(store_read_t *r, uint64_t *n)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, redaction_count(r, n));
+    return rc;
+}
+
 int store_tail_position(store_read_t *r, uint64_t *pos)
 {
     int rc;

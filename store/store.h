@@ -385,6 +385,11 @@ const char *store_read_corruption(void);
 /* The wall clock in Unix ms: the clock event times are taken from. */
 uint64_t store_wall_ms(void);
 
+/* How many redactions (STORE_OP_REDACT batches) were ever committed to the store: the meta
+ * record "redactions" (docs/FORMAT.md section 11), 0 when absent. A reader that keeps
+ * renderings of events (api/live/evcache.c) drops them when it changes. */
+int store_redaction_count(store_read_t *r, uint64_t *n);
+
 /* The last position in the log (0 when empty). */
 int store_tail_position(store_read_t *r, uint64_t *pos);
 

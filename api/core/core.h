@@ -215,6 +215,11 @@ struct api_server {
     uint64_t own[API_OWN_TXNS]; /* a ring, in commit order */
     size_t own_head, own_n;
     uint64_t watch_txn;
+    /* Stored bodies change only by a redaction: the watcher reads the store's count of them
+     * (store_redaction_count) after another process's commit, and when it moved calls
+     * 'on_foreign_redaction' (set by server.c: the event cache is emptied). */
+    uint64_t watch_redactions;
+    void (*on_foreign_redaction)(api_server_t *srv, uint64_t txn);
 
     pthread_t watcher;
     int watcher_started;

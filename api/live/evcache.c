@@ -19,7 +19,9 @@
  *    store's last transaction id, and a rendering made from a read older than 'floor' is
  *    not kept (it may hold the old body: the read began before the redaction committed).
  *    Such a read still serves what its snapshot held, as any read that began before a
- *    commit; no read that begins after the answer sees the old bytes.
+ *    commit; no read that begins after the answer sees the old bytes. A redaction by
+ *    another process (reel redact --data) is seen by the server's watcher within
+ *    API_WATCH_MS, which empties the cache (api__evcache_clear) the same way.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -208,6 +210,18 @@ void api__evcache_forget(api_evcache_t *c, const uint64_t *positions, size_t n, 
         c->floor = floor;
     for (size_t i = 0; i < n; i++)
         drop(c, positions[i]);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void api__evcache_clear(api_evcache_t *c, uint64_t floor)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (floor > c->floor)
+        c->floor = floor;
+    while (c->tail)
+        evict_tail(c);
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -94,6 +94,8 @@ int api__evcache_has(void *arg, uint64_t position);
  * envelopes of 'positions' and keeps renderings of older reads out (rules in evcache.c).
  * NULL 'c' is allowed. */
 void api__evcache_forget(api_evcache_t *c, const uint64_t *positions, size_t n, uint64_t floor);
+/* The same for every entry: another process redacted (the watcher found it). */
+void api__evcache_clear(api_evcache_t *c, uint64_t floor);
 void api__evcache_stats(api_evcache_t *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes);
 
 #endif
