@@ -24,8 +24,9 @@ static const char about[] =
     "\n"
     "The old bytes stay in data.mdb's free pages until they are reused: to remove them, run\n"
     "`reel backup DEST` (a compacted copy, which holds only live pages) and serve DEST\n"
-    "instead (docs/REDACTION.md, \"Compaction\"). While a server serves the directory, use\n"
-    "--server so that its event cache forgets the old envelopes.\n";
+    "instead (docs/REDACTION.md, \"Compaction\"). While a server serves the directory, prefer\n"
+    "--server: with --data the server empties its event cache only when its watcher sees\n"
+    "the redaction, up to about 100 ms after this command returned.\n";
 
 #define MAX_ITEMS INGEST_REDACT_MAX_PATHS
 
