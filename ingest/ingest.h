@@ -169,7 +169,8 @@ int ingest_redactor_from_lines(const char *const *lines, size_t n, ingest_redact
  * '[*]' (any key or index): "data.output", "raw", "data.items[2].text". The rewritten
  * bodies and a "reel.redacted" record event (data: by, from, to, sequences, paths,
  * patterns (kind names), kinds, values; never a value) are one STORE_OP_REDACT batch:
- * either all of it is durable or nothing. When nothing matches nothing is written
+ * either all of it is durable or nothing. Events of type reel.redacted are never rewritten
+ * (the audit trail stays). When nothing matches nothing is written
  * (result.record_sequence is 0). Blocking (a read, then store_append()): call it from a
  * thread that may wait. Errors: REEL_EINVALID_PARAMETER (a bad range, path or pattern,
  * or a sequence past the session's last, 'e->text' naming the value),

@@ -132,6 +132,10 @@ Test(store_redact_after, wildcards_and_whole_fields)
                      "{\"env\":{\"A\":\"[REDACTED:path]\",\"B\":\"[REDACTED:path]\"},\"n\":1}");
     cr_assert(strstr(ev.v[0].json, "\"raw\":\"[REDACTED:path]\""), "%s", ev.v[0].json);
     tu_events_free(&ev);
+    /* the record of the first redaction (sequence 2) is never rewritten */
+    const char *all[] = {"data", "data.*"};
+    TU_OK(redact("s", 2, 2, all, 2, NULL, 0, &res, NULL));
+    cr_assert_eq(res.values, 0);
     /* null holds nothing to redact */
     const char *none[] = {"data.n", "data.missing", "data.env.A[0]"};
     append("s", "{\"type\":\"t\",\"data\":{\"n\":null}}\n");
