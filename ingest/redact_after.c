@@ -481,6 +481,19 @@ static int check_request(const ingest_redact_req_t *q, struct plan *pl, ingest_e
         if (rc)
             return rc;
     }
+    for (size_t i = 0; i < q->n_patterns; i++) { /* each alone: the error names it */
+        ingest_redactor_t *one;
+        int rc = ingest_redactor_from_lines(&q->patterns[i], 1, &one, why, sizeof why);
+        ingest_redactor_free(one);
+        if (rc) {
+            const char *t = q->patterns[i], *tab = strchr(t, '\t');
+            if (e)
+                snprintf(e->text, sizeof e->text, "pattern %zu (kind '%.*s', '%.60s'): %.120s",
+                         i + 1, tab && tab - t < 40 ? (int)(tab - t) : 40, t,
+                         tab ? tab + 1 : "", strchr(why, ' ') ? strchr(why, ' ') + 1 : why);
+            return rc;
+        }
+    }
     if (q->n_patterns) {
         int rc = ingest_redactor_from_lines(q->patterns, q->n_patterns, &pl->red, why,
                                             sizeof why);
