@@ -348,3 +348,42 @@ def test_redaction_by_another_process_empties_the_servers_cache(server):
         time.sleep(0.02)
     assert first["redacted"] is True and len(json.loads(body)["events"]) == 4
     assert s.get("/v1/sessions/r6/verify").json["ok"] is True
+
+
+def frames_text(path, tmp_path):
+    """The decompressed text of every zstd frame found in the file's bytes (bodies of 1,900
+    bytes and more are stored as zstd frames, where a plain byte search cannot see them)."""
+    raw = file_bytes(path)
+    out, at = [], raw.find(b"\x28\xb5\x2f\xfd")
+    while at >= 0:
+        f = tmp_path / "frame.zst"
+        f.write_bytes(raw[at:at + (1 << 20)])
+        p = subprocess.run(["zstd", "-dcq", str(f)], capture_output=True, timeout=30)
+        out.append(p.stdout)  # the first frame's text; the bytes after it make zstd complain
+        at = raw.find(b"\x28\xb5\x2f\xfd", at + 1)
+    return b"".join(out)
+
+
+def test_large_compressed_body_is_redacted_and_compacted_away(server_factory, tmp_path):
+    s = server_factory(args=["--sync", "full", "--redact", "off"])
+    sec = secret()
+    text = " ".join("line %d of a long tool output" % i for i in range(400))
+    s.append("big", [ev("tool.result", data={"output": text + " KEY=" + sec + " " + text})])
+    s.stop()
+    assert sec.encode() not in file_bytes(os.path.join(s.data, "data.mdb"))  # compressed
+    assert sec.encode() in frames_text(os.path.join(s.data, "data.mdb"), tmp_path)
+    s.start()
+    r = redact(s, "big", {"from": 1, "to": 1, "patterns": [{"kind": "zq", "regex": "ZQSECRET[A-Za-z0-9]+"}]})
+    assert r.status == 200 and r.json["values"] == 1, r
+    got = s.events("big")[0]
+    assert got["redacted"] is True and "KEY=[REDACTED:zq] line 0" in got["data"]["output"]
+    s.stop()
+    before = frames_text(os.path.join(s.data, "data.mdb"), tmp_path)
+    print("secret copies in the uncompacted data.mdb's zstd frames: %d" % before.count(sec.encode()))
+    dest = str(tmp_path / "compacted")
+    subprocess.run([REEL_BIN, "backup", "--data", s.data, dest], check=True, timeout=60,
+                   capture_output=True)
+    after = frames_text(os.path.join(dest, "data.mdb"), tmp_path)
+    assert sec.encode() not in after and b"KEY=[REDACTED:zq]" in after
+    assert sec.encode() not in file_bytes(os.path.join(dest, "data.mdb"))
+    verify_dir(dest)
