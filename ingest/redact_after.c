@@ -530,6 +530,9 @@ int ingest_redact_after(store_t *s, const ingest_redact_req_t *q, ingest_redact_
     }
     if (!rc)
         rc = fill_result(&pl, res);
+    if (e && rc == REEL_ECONFLICT)
+        snprintf(e->text, sizeof e->text, "the events of %" PRIu64 "..%" PRIu64 " changed under "
+                 "%d tries (concurrent redactions): retry", q->from, q->to, PLAN_TRIES);
     if (e && rc)
         e->err = rc;
     plan_release(&pl);
