@@ -552,7 +552,9 @@ static int event_value(struct group *g, const struct sess *x, uint64_t seq, uint
     return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_OK;
 }
 
-/* The chain hash stored in 'x''s event before 'seq' (32 zero bytes for sequence 1). */
+/* The chain hash stored in 'x''s event before 'seq' (32 zero bytes for sequence 1).
+ * 1 when that event is not there (a session trimmed by retention keeps no event before
+ * its first: the read that planned the rewrite checked the chain from its boundary). */
 static int prev_chain(struct group *g, const struct sess *x, uint64_t seq,
                       uint8_t out[STORE_HASH_LEN])
 {
@@ -562,6 +564,8 @@ static int prev_chain(struct group *g, const struct sess *x, uint64_t seq,
     uint64_t pos;
     MDB_val v;
     int rc = event_value(g, x, seq - 1, &pos, &v);
+    if (rc == REEL_ECORRUPT)
+        return 1;
     if (rc)
         return rc;
     if (v.mv_size < STORE_HEADER_LEN + 1)
@@ -600,7 +604,7 @@ static int rewrite_check(struct group *g, const struct sess *x, store_rewrite_t 
     /* Never rewrite a value whose chain does not hold: the kept hash must be the one the
      * chain committed to, or the redaction would hide damage. */
     if ((rc = prev_chain(g, x, w->sequence, prev)))
-        return rc;
+        return rc == 1 ? REEL_OK : rc;
     if (store__chain(prev, w->sequence, pos, ev.time_ms, w->kept_, want))
         return REEL_ENOMEM;
     return memcmp(want, w->chain_, STORE_HASH_LEN) ? REEL_ECORRUPT : REEL_OK;
