@@ -236,6 +236,8 @@ typedef struct ds_page {
     int at_end;          /* nothing left past 'next' */
     int closed;          /* the stream is closed (and 'at_end': the reader saw everything) */
     int gone;            /* the session was deleted (or expired) */
+    uint64_t redactions; /* the store's count of redactions at the read: in the ETag, so a
+                            page whose bodies a redaction rewrote is not answered 304 */
 } ds_page_t;
 
 /* Reads the messages of session 'sid' (a stream, maybe a fork) after sequence 'after'

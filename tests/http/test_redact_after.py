@@ -419,3 +419,26 @@ def concurrent_round(s, sid):
         assert e["data"]["a"] == "[REDACTED:path]"
         assert e["data"]["b"] == ("[REDACTED:path]" if i >= 49 else secs[i])
     assert s.get("/v1/sessions/%s/verify" % sid).json["ok"] is True
+
+
+def test_durable_stream_pages_change_etag_and_skip_the_record(server):
+    """A Durable Stream is a session: redacting it rewrites its messages; its pages get a new
+    ETag (a client revalidating with the old one gets the new bytes, not 304), and stream
+    readers do not see the reel.redacted record as a message."""
+    s = server
+    sec = secret()
+    h = {"Content-Type": "application/json"}
+    assert s.request("PUT", "/v1/stream/vault", body=b'[{"k":"%s"},{"k":"ok"}]' % sec.encode(),
+                     headers=h).status == 201
+    r = s.request("GET", "/v1/stream/vault?offset=-1")
+    assert r.status == 200 and sec in r.body.decode()
+    etag = r.header("etag")
+    assert s.request("GET", "/v1/stream/vault?offset=-1",
+                     headers={"If-None-Match": etag}).status == 304
+    r = redact(s, "ds:vault", {"from": 1, "to": 2, "paths": ["data.k"]})
+    assert r.status == 200 and r.json["values"] == 2, r
+    r = s.request("GET", "/v1/stream/vault?offset=-1", headers={"If-None-Match": etag})
+    assert r.status == 200, r
+    assert json.loads(r.body) == [{"k": "[REDACTED:path]"}, {"k": "[REDACTED:path]"}]
+    assert r.header("etag") != etag
+    assert s.get("/v1/sessions/ds:vault/verify").json["ok"] is True
