@@ -442,3 +442,15 @@ def test_durable_stream_pages_change_etag_and_skip_the_record(server):
     assert json.loads(r.body) == [{"k": "[REDACTED:path]"}, {"k": "[REDACTED:path]"}]
     assert r.header("etag") != etag
     assert s.get("/v1/sessions/ds:vault/verify").json["ok"] is True
+    # A page that ends before the tail (the 1 MiB page budget) keeps its offsets after a
+    # redaction: only the count of redactions in its ETag tells a revalidating client.
+    big = "y" * 600000
+    body = json.dumps([{"k": sec, "pad": big}, {"k": "b", "pad": big}, {"k": "c", "pad": big}])
+    assert s.request("PUT", "/v1/stream/big", body=body.encode(), headers=h).status == 201
+    r = s.request("GET", "/v1/stream/big?offset=-1")
+    assert r.status == 200 and sec in r.body.decode() and len(json.loads(r.body)) == 2
+    etag = r.header("etag")
+    assert redact(s, "ds:big", {"from": 1, "to": 1, "paths": ["data.k"]}).status == 200
+    r = s.request("GET", "/v1/stream/big?offset=-1", headers={"If-None-Match": etag})
+    assert r.status == 200, r
+    assert sec not in r.body.decode() and r.header("etag") != etag
