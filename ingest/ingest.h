@@ -12,10 +12,10 @@
  * time: Unix ms 0..8.64e15 or RFC 3339 as store_parse_rfc3339_js() reads it, or null;
  * stored as given), redactions (the record ingest wrote), redacted (true: the event was
  * redacted after the fact; it is stored with STORE_FLAG_REDACTED, its own body's hash
- * kept, so an imported export of a redacted session stays marked and verifies). The store-assigned fields session_id, sequence, position and time are
- * accepted and ignored (the session is the one the batch was made for, whatever a body's
- * session_id says), so events copied from
- * a reel or sandbox-agent feed can be posted back as they are. Any other field is an
+ * kept, so an imported export of a redacted session stays marked and verifies). The
+ * store-assigned fields session_id, sequence, position and time are accepted and ignored
+ * (the session is the one the batch was made for, whatever a body's session_id says), so
+ * events copied from a reel or sandbox-agent feed can be posted back as they are. Any other field is an
  * error naming the field. The batch's session id is checked by store_session_id_valid()
  * (any UTF-8 of 1..1024 bytes without control characters, not "." or "..").
  *

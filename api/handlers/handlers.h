@@ -3,7 +3,8 @@
  * Files: events.c (append, offset pages and long-poll of a session and of the feed),
  * sse.c (Server-Sent Events of a session and of the feed, on api/live/sse.c), sessions.c
  * (session records and the list), projections.c (restore, transcript, stats, verify and
- * export, served by replay/), redact.c (redaction after the fact), metrics.c (health and /metrics), ui.c (the /ui/ inspector).
+ * export, served by replay/), redact.c (redaction after the fact), metrics.c (health and
+ * /metrics), ui.c (the /ui/ inspector).
  *
  * Every handler has the api_handler_fn signature and is named in one row of the route
  * table (api/routes.c), which says its path, methods, auth and whether it reads a body.

@@ -1,8 +1,9 @@
 /* evcache.c -- the event JSON cache: rendered envelopes kept by position.
  *
  * Why: a committed event changes only by a redaction (below) and its position is never
- * used again (not even after its session is deleted, FORMAT.md "last_position"), so the JSON envelope rendered
- * for one reader can be copied for the next instead of transcoded from msgpack again.
+ * used again (not even after its session is deleted, FORMAT.md "last_position"), so the
+ * JSON envelope rendered for one reader can be copied for the next instead of transcoded
+ * from msgpack again.
  * Readers ask for the same newest events over and over: pollers tailing a session, every
  * SSE subscriber of a session (each renders each event), restores after a restart.
  *
