@@ -359,12 +359,13 @@ static void plan_release(struct plan *pl)
 static void record_data(const struct plan *pl, store_buf_t *d)
 {
     const ingest_redact_req_t *q = pl->q;
+    const char *by = q->by ? q->by : "";
     size_t n_kinds = (pl->path_values != 0);
     for (size_t k = 0; k < 64; k++)
         n_kinds += (pl->kinds_seen >> k) & 1;
     store_mp_map(d, 8);
     store_mp_str(d, "by", 2);
-    store_mp_str(d, q->by, strlen(q->by));
+    store_mp_str(d, by, strlen(by));
     store_mp_str(d, "from", 4);
     store_mp_uint(d, q->from);
     store_mp_str(d, "to", 2);
