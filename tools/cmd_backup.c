@@ -13,7 +13,11 @@ static const char about[] =
     "\n"
     "All or nothing: the copy is written to DEST.partial and renamed to DEST once complete\n"
     "and synced. Interrupted (Ctrl-C, SIGTERM), it removes DEST.partial; after a SIGKILL or\n"
-    "a power cut the next backup to DEST removes it. DEST never holds a partial copy.\n";
+    "a power cut the next backup to DEST removes it. DEST never holds a partial copy.\n"
+    "\n"
+    "The copy is always compacted (MDB_CP_COMPACT): only pages in use, and of each only its\n"
+    "used part, so it is the step that takes the old bytes of redacted or deleted events\n"
+    "out of the data file (docs/REDACTION.md, \"Compaction\").\n";
 
 /* 0 when 'dest' can receive the backup: absent, or an empty directory. */
 static int check_dest(const char *prog, const char *dest)
