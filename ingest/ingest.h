@@ -173,11 +173,14 @@ int ingest_redactor_from_lines(const char *const *lines, size_t n, ingest_redact
  * (the audit trail stays). When nothing matches nothing is written
  * (result.record_sequence is 0). Blocking (a read, then store_append()): call it from a
  * thread that may wait. Errors: REEL_EINVALID_PARAMETER (a bad range, path or pattern,
- * or a sequence past the session's last, 'e->text' naming the value),
+ * or a sequence past the session's last, 'e->text' naming the value), REEL_ETOO_LARGE
+ * (the rewritten bodies pass INGEST_REDACT_MAX_BYTES: 'e->text' names the sequence),
  * REEL_ESESSION_NOT_FOUND, REEL_EGONE, REEL_ECONFLICT (the events kept changing), store
  * errors. */
 #define INGEST_REDACT_MAX_EVENTS 10000 /* events in one request's range */
 #define INGEST_REDACT_MAX_PATHS 64     /* paths, and patterns, in one request */
+#define INGEST_REDACT_MAX_BYTES (64u << 20) /* rewritten bodies of one request: bounds the
+                                               plan's memory and the write transaction */
 
 typedef struct ingest_redact_req {
     const char *session;

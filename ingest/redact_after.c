@@ -49,6 +49,7 @@ struct plan {
     uint64_t values, path_values;
     uint64_t kinds_seen; /* pattern kinds that matched, bit = kind */
     int err;
+    ingest_error_t *e; /* may be NULL */
 };
 
 /* ---- paths ---- */
@@ -292,6 +293,14 @@ static int plan_event(void *arg, const store_event_view_t *ev)
     w->sequence = ev->sequence;
     uint8_t unused[STORE_HASH_LEN];
     size_t off = pl->bodies.len;
+    if (off + pl->body.len > INGEST_REDACT_MAX_BYTES) {
+        if (pl->e)
+            snprintf(pl->e->text, sizeof pl->e->text,
+                     "the rewritten bodies pass %u MiB at sequence %" PRIu64 ": redact a "
+                     "shorter range (%" PRIu64 "..%" PRIu64 ")", INGEST_REDACT_MAX_BYTES >> 20,
+                     ev->sequence, pl->q->from, ev->sequence - 1);
+        return pl->err = REEL_ETOO_LARGE, 1;
+    }
     if (!SHA256(ev->body, ev->body_len, w->current_hash) ||
         store_body_encode(pl->body.data, pl->body.len, &pl->bodies, unused))
         return pl->err = REEL_ENOMEM, 1;
@@ -516,6 +525,7 @@ int ingest_redact_after(store_t *s, const ingest_redact_req_t *q, ingest_redact_
     if (e)
         memset(e, 0, sizeof *e);
     pl.q = q;
+    pl.e = e;
     int rc = check_request(q, &pl, e);
     /* A conflict means another redaction changed one of the bodies since the read: plan
      * again from what is stored now. */

@@ -325,3 +325,38 @@ Test(store_redact_after, imported_redacted_event_stays_marked_and_verifies)
            REEL_EINVALID_EVENT);
     cr_assert(strstr(e.text, "'redacted' must be a boolean"), "%s", e.text);
 }
+
+/* The rewritten bodies of one request are bounded (INGEST_REDACT_MAX_BYTES): past it the
+ * request fails naming the sequence, and nothing is written. */
+Test(store_redact_after, too_many_rewritten_bytes_is_refused_and_writes_nothing)
+{
+    uint64_t seed = 21;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    /* about 1 MiB of random base64 each, which zstd stores in about 3/4 of that */
+    int per = 1 << 20, n = (int)(INGEST_REDACT_MAX_BYTES / (unsigned)per) * 4 / 3 + 8;
+    for (int i = 0; i < n; i++) {
+        store_buf_t t = STORE_BUF_INIT;
+        store_buf_puts(&t, "{\"type\":\"t\",\"data\":{\"blob\":\"");
+        for (int k = 0; k < per; k++)
+            store_buf_putc(&t, b64[tu_rand(&seed) & 63]);
+        store_buf_puts(&t, "\",\"secret\":\"ZQ1\"}}\n");
+        append("big", store_buf_cstr(&t));
+        store_buf_release(&t);
+    }
+    store_session_t rec0;
+    TU_OK(tu_session(st, "big", &rec0));
+    const char *paths[] = {"data.secret"};
+    ingest_redact_result_t res;
+    ingest_error_t e;
+    TU_ERR(redact("big", 1, (uint64_t)n, paths, 1, NULL, 0, &res, &e), REEL_ETOO_LARGE);
+    cr_assert(strstr(e.text, "redact a shorter range (1.."), "%s", e.text);
+    ingest_redact_result_release(&res);
+    store_session_t rec;
+    TU_OK(tu_session(st, "big", &rec));
+    cr_assert_eq(rec.last_sequence, rec0.last_sequence);
+    cr_assert_eq(rec.bytes, rec0.bytes);
+    TU_OK(redact("big", 1, 10, paths, 1, NULL, 0, &res, &e)); /* a shorter range goes */
+    cr_assert_eq(res.values, 10);
+    ingest_redact_result_release(&res);
+    verify_ok();
+}
