@@ -81,7 +81,7 @@ enum api_method {
 };
 
 /* Who may call a route: anyone, or a token with the scope the method needs (GET, HEAD:
- * read; DELETE: full; the others: append). */
+ * read; DELETE: delete; the others: append), unless the row names its scope. */
 enum api_auth { API_AUTH_NONE = 0, API_AUTH_SCOPED };
 
 /* A handler is called for every call of the access handler once the request passed the
@@ -107,6 +107,7 @@ struct api_route {
      * end up in logs and histories. NULL = never. */
     int (*query_token)(const api_req_t *rq);
     int tenant;                 /* enum api_tenant_rule */
+    int scope;                  /* enum api_scope bits the route needs; 0 = by method */
 };
 
 /* The query_token rule of an SSE route: a GET. */
@@ -219,6 +220,11 @@ struct api_server {
     uint64_t own[API_OWN_TXNS]; /* a ring, in commit order */
     size_t own_head, own_n;
     uint64_t watch_txn;
+    /* Stored bodies change only by a redaction: the watcher reads the store's count of them
+     * (store_redaction_count) after another process's commit, and when it moved calls
+     * 'on_foreign_redaction' (set by server.c: the event cache is emptied). */
+    uint64_t watch_redactions;
+    void (*on_foreign_redaction)(api_server_t *srv, uint64_t txn);
 
     pthread_t watcher;
     int watcher_started;
