@@ -45,7 +45,7 @@ JOBS     = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC) --output-sync=target)
 SUBMAKE  = $(MAKE) --no-print-directory $(JOBS)
 
 # A module's sources are its folder and one level of subfolders (api/core/*.c, ...).
-MODULES  = store ingest replay agents api
+MODULES  = store ingest replay agents cluster api
 LIBSRC   = $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*/*.c))
 LIBOBJ   = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
 TOOLSRC  = $(wildcard tools/*.c)
