@@ -59,13 +59,13 @@ static int raise_once(store_t *s, uint64_t epoch, uint64_t *stored)
         store__put_u64(be, epoch);
         MDB_val k = {sizeof EPOCH_KEY - 1, (void *)EPOCH_KEY}, v = {8, be};
         int mrc = mdb_put(txn, s->db_meta, &k, &v, 0);
-        if (!mrc)
-            mrc = mdb_txn_commit(txn);
+        if (mrc)
+            mdb_txn_abort(txn);
+        else
+            mrc = mdb_txn_commit(txn); /* ends the transaction either way */
+        txn = NULL;
         if (!mrc && s->no_sync) /* --sync=none: the epoch is durable all the same */
             mrc = mdb_env_sync(s->env, 1);
-        else
-            mdb_txn_abort(txn);
-        txn = NULL;
         rc = mrc ? store__err_from_mdb(mrc) : REEL_OK;
         if (!rc)
             *stored = epoch;
