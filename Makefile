@@ -10,6 +10,7 @@
 #   make install  reel, its man page, completions, systemd unit under $(DESTDIR)$(PREFIX)
 #   make deb      a Debian package in build/deb/ (make docker: the container image)
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
+#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
 #   make load     load tests at full size (10,000 SSE clients, slowloris); make test runs small ones
@@ -57,7 +58,7 @@ BENCHBIN = $(BENCHSRC:bench/%.c=$(BUILD)/%)
 BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
 ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
-.PHONY: all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
+.PHONY: all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance cluster-test clients \
         torture mutants clean format load soak leakcheck
 all: $(BUILD)/reel
 
@@ -143,6 +144,12 @@ torture: all
 # Negative controls: patched builds that break one promise each; their tests must fail.
 mutants: all
 	@tests/mutants/run.sh $(BUILD)
+
+# Cells behind a real nginx (docs/CLUSTER.md): 10,000 sessions routed, 421s, epochs, and the
+# Durable Streams conformance suite through nginx (tests/cluster/run.sh; make test runs a
+# quick version).
+cluster-test: all
+	tests/cluster/run.sh $(BUILD)
 
 # The Durable Streams conformance suite (npm @durable-streams/server-conformance-tests).
 conformance: all

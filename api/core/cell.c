@@ -144,6 +144,21 @@ int api__cell_check(api_req_t *rq, enum MHD_Result *r)
     return 0;
 }
 
+int api__cell_owns_stream(api_server_t *srv, const char *path, size_t len, char *owner,
+                          size_t cap)
+{
+    if (!srv->cell_id[0])
+        return 1;
+    static _Thread_local char key[CLUSTER_KEY_MAX + 1];
+    size_t kn = cluster_key_stream(path, len, key);
+    pthread_rwlock_rdlock(&srv->cluster_lock);
+    int o;
+    cluster_map_shard(srv->cluster, key, kn, &o);
+    snprintf(owner, cap, "%s", srv->cluster->cells[o].id);
+    pthread_rwlock_unlock(&srv->cluster_lock);
+    return !strcmp(owner, srv->cell_id);
+}
+
 void api__cell_headers(api_req_t *rq, struct MHD_Response *resp)
 {
     api_server_t *srv = rq->srv;

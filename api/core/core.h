@@ -507,6 +507,11 @@ void api__cell_free(api_server_t *srv);
 /* The 421 rule: 1 when this cell owns the request's session or stream (or the route names
  * none, or there is no map); else 0 with the problem answered into '*r'. */
 int api__cell_check(api_req_t *rq, enum MHD_Result *r);
+/* 1 when this cell owns the Durable Stream 'path' (decoded, 'len' bytes), or there is no
+ * map; else 0 with the owner's id in 'owner'. For requests that name a second stream
+ * (a fork's source), which must live on the same cell. */
+int api__cell_owns_stream(api_server_t *srv, const char *path, size_t len, char *owner,
+                          size_t cap);
 /* Reel-Cell and Reel-Cluster-Epoch on every answer in cluster mode; the owner's headers
  * on a 421. */
 void api__cell_headers(api_req_t *rq, struct MHD_Response *resp);

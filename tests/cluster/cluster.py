@@ -169,7 +169,7 @@ def wait_http(port, proc, what, timeout=15):
 class Cluster:
     """Cells c1..cN (and spares) and nginx in front, under 'tmp'."""
 
-    def __init__(self, tmp, cells=3, spares=1, shards=4096, sync="none", extra=()):
+    def __init__(self, tmp, cells=3, spares=1, shards=4096, sync="full", extra=()):
         self.tmp = str(tmp)
         self.ids = ["c%d" % (i + 1) for i in range(cells)] + ["spare%d" % (i + 1) for i in range(spares)]
         self.ports = {c: free_port() for c in self.ids}
