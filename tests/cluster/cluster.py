@@ -181,6 +181,7 @@ class Cluster:
         self.procs = {}
         self.nginx = None
         self.nginx_port = free_port()
+        self.nginx_workers = 1
 
     def write_map(self, epoch, shards, spares, order=None):
         ids = order or self.ids
@@ -218,12 +219,12 @@ class Cluster:
         with open(os.path.join(d, "reel.conf"), "w") as f:
             f.write(gen)
         main = (
-            "daemon off;\nworker_processes 1;\npid %(d)s/nginx.pid;\n"
+            "daemon off;\nworker_processes %(w)d;\npid %(d)s/nginx.pid;\n"
             "error_log %(d)s/error.log warn;\nevents { worker_connections 4096; }\n"
             "http {\n    access_log off;\n    client_body_temp_path %(d)s/body;\n"
             "    proxy_temp_path %(d)s/proxy;\n    fastcgi_temp_path %(d)s/fastcgi;\n"
             "    uwsgi_temp_path %(d)s/uwsgi;\n    scgi_temp_path %(d)s/scgi;\n"
-            "    include %(d)s/reel.conf;\n}\n" % {"d": d})
+            "    include %(d)s/reel.conf;\n}\n" % {"d": d, "w": self.nginx_workers})
         with open(os.path.join(d, "nginx.conf"), "w") as f:
             f.write(main)
         return os.path.join(d, "nginx.conf")

@@ -1,0 +1,102 @@
+"""bench_cluster.py -- append throughput of 1 cell vs 3 cells behind nginx (docs/CLUSTER.md,
+docs/BENCHMARKS.md "Cells behind nginx").
+
+    python3 bench/bench_cluster.py [--quick] [--seconds S]
+
+For each topology -- one cell direct (no nginx), one cell behind nginx, three cells behind
+nginx -- starts the cells (`reel serve --sync full`, each on its own data directory) and
+nginx (configured by `reel cluster nginx-conf`, 2 workers) on free loopback ports, as
+tests/cluster/ does, and runs wrk (2 threads) for S seconds (default 10, --quick 3):
+  batched  100 x 1 KiB events per POST (NDJSON), 16 connections
+  single   one ~1 KiB event per POST, 64 connections
+Each request goes to one of 1,000 sessions (a counter per wrk connection), so the load
+spreads over the cells as real sessions would. Prints a Markdown table of events/s.
+Numbers only, never pass/fail. Needs wrk and nginx (Debian packages; `make deps`).
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "cluster"))
+from cluster import Cluster  # noqa: E402
+
+
+def lua(s):
+    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def scripts(tmp):
+    line = json.dumps({"type": "bench", "data": {"pad": "x" * 990}})
+    body = {"batched": "\n".join([line] * 100) + "\n", "single": line}
+    ctype = {"batched": "application/x-ndjson", "single": "application/json"}
+    out = {}
+    for k in body:
+        path = os.path.join(tmp, k + ".lua")
+        with open(path, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "%s"\nwrk.body = "%s"\n'
+                    'request = function()\n'
+                    '  return wrk.format(nil, "/v1/sessions/b-" .. (math.random(0, 999)) .. "/events")\n'
+                    'end\n' % (ctype[k], lua(body[k])))
+        out[k] = path
+    return out
+
+
+def wrk(url, conns, script, seconds):
+    r = subprocess.run(["wrk", "-t", "2", "-c", str(conns), "-d", "%ds" % seconds, "-s", script, url],
+                       capture_output=True, text=True, timeout=seconds + 60)
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", r.stdout)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
+    if bad:
+        print("warning: %s non-2xx answers at %s" % (bad.group(1), url), file=sys.stderr)
+    return float(m.group(1)) if m else 0.0
+
+
+def measure(cells, behind_nginx, seconds, s):
+    with tempfile.TemporaryDirectory(prefix="reel-bench-cluster.") as tmp:
+        c = Cluster(tmp, cells=cells, spares=0, sync="full")
+        c.nginx_workers = 2
+        try:
+            for cid in c.ids:
+                c.start_cell(cid)
+            if behind_nginx:
+                c.start_nginx()
+                port = c.nginx_port
+            else:
+                port = c.ports[c.ids[0]]
+            url = "http://127.0.0.1:%d" % port
+            return {"batched": wrk(url, 16, s["batched"], seconds) * 100,
+                    "single": wrk(url, 64, s["single"], seconds)}
+        finally:
+            c.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seconds", type=int)
+    a = ap.parse_args()
+    seconds = a.seconds or (3 if a.quick else 10)
+    with tempfile.TemporaryDirectory() as tmp:
+        s = scripts(tmp)
+        rows = [("1 cell, direct", measure(1, False, seconds, s)),
+                ("1 cell behind nginx", measure(1, True, seconds, s)),
+                ("3 cells behind nginx", measure(3, True, seconds, s))]
+    base = rows[1][1]
+    print("| topology | batched events/s (100 x 1 KiB per POST, 16 conns) | "
+          "single-event events/s (64 conns) |")
+    print("| --- | ---: | ---: |")
+    for name, r in rows:
+        print("| %s | %s (%.2fx) | %s (%.2fx) |" % (
+            name, "{:,.0f}".format(r["batched"]), r["batched"] / base["batched"] if base["batched"] else 0,
+            "{:,.0f}".format(r["single"]), r["single"] / base["single"] if base["single"] else 0))
+    print("\n(x: relative to 1 cell behind nginx; %d s per run; machine: %d cores)" %
+          (seconds, os.cpu_count()))
+
+
+if __name__ == "__main__":
+    main()
