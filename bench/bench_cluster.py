@@ -1,10 +1,11 @@
 """bench_cluster.py -- append throughput of 1 cell vs 3 cells behind nginx (docs/CLUSTER.md,
 docs/BENCHMARKS.md "Cells behind nginx").
 
-    python3 bench/bench_cluster.py [--quick] [--seconds S]
+    python3 bench/bench_cluster.py [--quick] [--seconds S] [--sync full|none]
 
 For each topology -- one cell direct (no nginx), one cell behind nginx, three cells behind
-nginx -- starts the cells (`reel serve --sync full`, each on its own data directory) and
+nginx -- starts the cells (`reel serve --sync full`, or none: the CPU ceiling, not durable;
+each on its own data directory) and
 nginx (configured by `reel cluster nginx-conf`, 2 workers) on free loopback ports, as
 tests/cluster/ does, and runs wrk (2 threads) for S seconds (default 10, --quick 3):
   batched  100 x 1 KiB events per POST (NDJSON), 16 connections
@@ -56,9 +57,9 @@ def wrk(url, conns, script, seconds):
     return float(m.group(1)) if m else 0.0
 
 
-def measure(cells, behind_nginx, seconds, s):
+def measure(cells, behind_nginx, seconds, s, sync):
     with tempfile.TemporaryDirectory(prefix="reel-bench-cluster.") as tmp:
-        c = Cluster(tmp, cells=cells, spares=0, sync="full")
+        c = Cluster(tmp, cells=cells, spares=0, sync=sync)
         c.nginx_workers = 2
         try:
             for cid in c.ids:
@@ -79,13 +80,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seconds", type=int)
+    ap.add_argument("--sync", choices=("full", "none"), default="full")
     a = ap.parse_args()
     seconds = a.seconds or (3 if a.quick else 10)
     with tempfile.TemporaryDirectory() as tmp:
         s = scripts(tmp)
-        rows = [("1 cell, direct", measure(1, False, seconds, s)),
-                ("1 cell behind nginx", measure(1, True, seconds, s)),
-                ("3 cells behind nginx", measure(3, True, seconds, s))]
+        load = os.getloadavg()[0]
+        rows = [("1 cell, direct", measure(1, False, seconds, s, a.sync)),
+                ("1 cell behind nginx", measure(1, True, seconds, s, a.sync)),
+                ("3 cells behind nginx", measure(3, True, seconds, s, a.sync))]
     base = rows[1][1]
     print("| topology | batched events/s (100 x 1 KiB per POST, 16 conns) | "
           "single-event events/s (64 conns) |")
@@ -94,8 +97,8 @@ def main():
         print("| %s | %s (%.2fx) | %s (%.2fx) |" % (
             name, "{:,.0f}".format(r["batched"]), r["batched"] / base["batched"] if base["batched"] else 0,
             "{:,.0f}".format(r["single"]), r["single"] / base["single"] if base["single"] else 0))
-    print("\n(x: relative to 1 cell behind nginx; %d s per run; machine: %d cores)" %
-          (seconds, os.cpu_count()))
+    print("\n(x: relative to 1 cell behind nginx; --sync %s; %d s per run; machine: %d cores; "
+          "load average %.1f at the start)" % (a.sync, seconds, os.cpu_count(), load))
 
 
 if __name__ == "__main__":
