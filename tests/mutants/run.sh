@@ -27,6 +27,8 @@ import-unchecked-digest|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tes
 export-records-uncut|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cli/test_export_snapshot.py|exports session records newer than the events of the export
 unchecked-read|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_corrupt_values.py -k data-text|serves a stored event without recomputing its chain hash (issue 14, finding 6)
 unguarded-reads|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/fault/test_page_damage.py -k every_branch|lets a damaged page abort verify and the server (LMDB asserts, issue 14)
+cell-serves-any-session|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_routing.py -k misdirected|a cell answers a session of a shard it does not own instead of 421 (two writers of one session, issue 18)
+epoch-not-fenced|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_routing.py -k epochs|a cell accepts a cluster map older than one it has seen (no fencing, issue 18)
 '
 
 make --no-print-directory -s "$BUILD/reel" build/fault/faultfs.so >/dev/null || exit 1
