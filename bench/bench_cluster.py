@@ -11,7 +11,9 @@ tests/cluster/ does, and runs wrk (2 threads) for S seconds (default 10, --quick
   batched  100 x 1 KiB events per POST (NDJSON), 16 connections
   single   one ~1 KiB event per POST, 64 connections
 Each request goes to one of 1,000 sessions (a counter per wrk connection), so the load
-spreads over the cells as real sessions would. Prints a Markdown table of events/s.
+spreads over the cells as real sessions would. Prints a Markdown table of events/s, with
+the events per commit and the mean commit time (write + fsync) the cells report in /metrics
+during each run: what bounds a durable single-event load.
 Numbers only, never pass/fail. Needs wrk and nginx (Debian packages; `make deps`).
 """
 import argparse
@@ -24,7 +26,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "tests", "cluster"))
-from cluster import Cluster  # noqa: E402
+from cluster import Client, Cluster  # noqa: E402
 
 
 def lua(s):
@@ -57,6 +59,28 @@ def wrk(url, conns, script, seconds):
     return float(m.group(1)) if m else 0.0
 
 
+def store_counters(c):
+    """Commits, events and seconds in commits, summed over the cells (their /metrics)."""
+    tot = [0.0, 0.0, 0.0]
+    for cid in c.ids:
+        st, _, body = Client(c.ports[cid]).request("GET", "/metrics")
+        for line in body.decode().splitlines():
+            for i, name in enumerate(("reel_store_commits_total ", "reel_store_events_total ",
+                                      "reel_store_commit_seconds_sum ")):
+                if line.startswith(name):
+                    tot[i] += float(line.split()[1])
+    return tot
+
+
+def run(c, url, conns, script, seconds, factor):
+    before = store_counters(c)
+    rate = wrk(url, conns, script, seconds) * factor
+    after = store_counters(c)
+    commits, events, secs = (a - b for a, b in zip(after, before))
+    return {"rate": rate, "per_commit": events / commits if commits else 0,
+            "commit_ms": 1000 * secs / commits if commits else 0}
+
+
 def measure(cells, behind_nginx, seconds, s, sync):
     with tempfile.TemporaryDirectory(prefix="reel-bench-cluster.") as tmp:
         c = Cluster(tmp, cells=cells, spares=0, sync=sync)
@@ -70,8 +94,8 @@ def measure(cells, behind_nginx, seconds, s, sync):
             else:
                 port = c.ports[c.ids[0]]
             url = "http://127.0.0.1:%d" % port
-            return {"batched": wrk(url, 16, s["batched"], seconds) * 100,
-                    "single": wrk(url, 64, s["single"], seconds)}
+            return {"batched": run(c, url, 16, s["batched"], seconds, 100),
+                    "single": run(c, url, 64, s["single"], seconds, 1)}
         finally:
             c.stop()
 
@@ -94,9 +118,10 @@ def main():
           "single-event events/s (64 conns) |")
     print("| --- | ---: | ---: |")
     for name, r in rows:
-        print("| %s | %s (%.2fx) | %s (%.2fx) |" % (
-            name, "{:,.0f}".format(r["batched"]), r["batched"] / base["batched"] if base["batched"] else 0,
-            "{:,.0f}".format(r["single"]), r["single"] / base["single"] if base["single"] else 0))
+        cells = [("{:,.0f}".format(r[k]["rate"]) + " (%.2fx); %.0f events/commit, %.1f ms/commit" %
+                  (r[k]["rate"] / base[k]["rate"] if base[k]["rate"] else 0, r[k]["per_commit"],
+                   r[k]["commit_ms"])) for k in ("batched", "single")]
+        print("| %s | %s | %s |" % (name, cells[0], cells[1]))
     print("\n(x: relative to 1 cell behind nginx; --sync %s; %d s per run; machine: %d cores; "
           "load average %.1f at the start)" % (a.sync, seconds, os.cpu_count(), load))
 
