@@ -13,7 +13,8 @@ tests/cluster/ does, and runs wrk (2 threads) for S seconds (default 10, --quick
 Each request goes to one of 1,000 sessions (a counter per wrk connection), so the load
 spreads over the cells as real sessions would. Prints a Markdown table of events/s, with
 the events per commit and the mean commit time (write + fsync) the cells report in /metrics
-during each run: what bounds a durable single-event load.
+during each run (what bounds a durable single-event load), and the CPU the cells and nginx
+used (cores: CPU seconds per second of the run, from /proc).
 Numbers only, never pass/fail. Needs wrk and nginx (Debian packages; `make deps`).
 """
 import argparse
@@ -72,13 +73,32 @@ def store_counters(c):
     return tot
 
 
+def cpu_seconds(pids):
+    """User + system CPU seconds of 'pids' and of their children (nginx's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    want, total = set(pids), 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(d) in want or int(st[1]) in want:  # st[1]: the parent's pid
+            total += int(st[11]) + int(st[12])
+    return total / tick
+
+
 def run(c, url, conns, script, seconds, factor):
-    before = store_counters(c)
+    cells = [p.pid for p in c.procs.values()]
+    before, cb, nb = store_counters(c), cpu_seconds(cells), cpu_seconds([c.nginx.pid]) if c.nginx else 0
     rate = wrk(url, conns, script, seconds) * factor
-    after = store_counters(c)
+    after, ca, na = store_counters(c), cpu_seconds(cells), cpu_seconds([c.nginx.pid]) if c.nginx else 0
     commits, events, secs = (a - b for a, b in zip(after, before))
     return {"rate": rate, "per_commit": events / commits if commits else 0,
-            "commit_ms": 1000 * secs / commits if commits else 0}
+            "commit_ms": 1000 * secs / commits if commits else 0,
+            "cells_cpu": (ca - cb) / seconds, "nginx_cpu": (na - nb) / seconds}
 
 
 def measure(cells, behind_nginx, seconds, s, sync):
@@ -118,9 +138,10 @@ def main():
           "single-event events/s (64 conns) |")
     print("| --- | ---: | ---: |")
     for name, r in rows:
-        cells = [("{:,.0f}".format(r[k]["rate"]) + " (%.2fx); %.0f events/commit, %.1f ms/commit" %
+        cells = [("{:,.0f}".format(r[k]["rate"]) + " (%.2fx); %.0f events/commit, %.1f ms/commit; "
+                  "CPU: cells %.2f, nginx %.2f cores" %
                   (r[k]["rate"] / base[k]["rate"] if base[k]["rate"] else 0, r[k]["per_commit"],
-                   r[k]["commit_ms"])) for k in ("batched", "single")]
+                   r[k]["commit_ms"], r[k]["cells_cpu"], r[k]["nginx_cpu"])) for k in ("batched", "single")]
         print("| %s | %s | %s |" % (name, cells[0], cells[1]))
     print("\n(x: relative to 1 cell behind nginx; --sync %s; %d s per run; machine: %d cores; "
           "load average %.1f at the start)" % (a.sync, seconds, os.cpu_count(), load))
