@@ -78,9 +78,11 @@ int api__cell_init(api_server_t *srv, cluster_map_t *m, const char *cell, char *
 
 int api_server_set_cluster(api_server_t *srv, cluster_map_t *m, char *msg, size_t mlen)
 {
-    int rc = !srv->cell_id[0] ? REEL_EINVALID_PARAMETER : admit(srv, m, srv->cell_id, msg, mlen);
+    int rc = REEL_EINVALID_PARAMETER;
     if (!srv->cell_id[0])
         snprintf(msg, mlen, "the server was not started in cluster mode");
+    else
+        rc = admit(srv, m, srv->cell_id, msg, mlen);
     if (rc) {
         cluster_map_free(m);
         return rc;
