@@ -137,6 +137,7 @@ int api__cell_check(api_req_t *rq, enum MHD_Result *r)
     pthread_rwlock_unlock(&srv->cluster_lock);
     if (mine)
         return 1;
+    atomic_fetch_add(&srv->misdirected, 1);
     *r = api__problem(rq, REEL_EMISDIRECTED,
                       "%s '%.200s' is in shard %u, which cell '%s' (%s) owns under cluster map "
                       "epoch %llu; this is cell '%s'. Send it to the owner, with the id in "
@@ -159,6 +160,28 @@ int api__cell_owns_stream(api_server_t *srv, const char *path, size_t len, char 
     snprintf(owner, cap, "%s", srv->cluster->cells[o].id);
     pthread_rwlock_unlock(&srv->cluster_lock);
     return !strcmp(owner, srv->cell_id);
+}
+
+void api__cell_metrics(api_server_t *srv, store_buf_t *o)
+{
+    if (!srv->cell_id[0])
+        return;
+    pthread_rwlock_rdlock(&srv->cluster_lock);
+    const cluster_map_t *m = srv->cluster;
+    int me = cluster_map_cell(m, srv->cell_id);
+    unsigned owned = me >= 0 ? m->cells[me].n_shards : 0, v = m->v;
+    unsigned long long epoch = (unsigned long long)m->epoch;
+    pthread_rwlock_unlock(&srv->cluster_lock);
+    store_buf_printf(o, "# HELP reel_cluster_epoch The cluster map epoch this cell serves under.\n"
+                        "# TYPE reel_cluster_epoch gauge\nreel_cluster_epoch{cell=\"%s\"} %llu\n"
+                        "# HELP reel_cluster_shards Virtual shards this cell owns, of all.\n"
+                        "# TYPE reel_cluster_shards gauge\nreel_cluster_shards{cell=\"%s\"} %u\n"
+                        "reel_cluster_shards{cell=\"all\"} %u\n"
+                        "# HELP reel_cluster_misdirected_total Requests answered 421 (another "
+                        "cell's session).\n# TYPE reel_cluster_misdirected_total counter\n"
+                        "reel_cluster_misdirected_total %llu\n",
+                     srv->cell_id, epoch, srv->cell_id, owned, v,
+                     (unsigned long long)atomic_load(&srv->misdirected));
 }
 
 void api__cell_headers(api_req_t *rq, struct MHD_Response *resp)

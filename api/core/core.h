@@ -208,6 +208,7 @@ struct api_server {
     cluster_map_t *cluster;     /* NULL: a single node */
     char cell_id[CLUSTER_ID_MAX + 1];
     atomic_uint_fast64_t cluster_epoch; /* of 'cluster', for the response headers */
+    atomic_uint_fast64_t misdirected;   /* 421 answers */
 
     pthread_mutex_t lock;       /* guards the waiter list, 'gen', 'stopping' */
     api_waiter_t waiters;       /* list head (sentinel) */
@@ -512,6 +513,8 @@ int api__cell_check(api_req_t *rq, enum MHD_Result *r);
  * (a fork's source), which must live on the same cell. */
 int api__cell_owns_stream(api_server_t *srv, const char *path, size_t len, char *owner,
                           size_t cap);
+/* The cluster metrics (cell, epoch, owned shards, 421 answers) in cluster mode. */
+void api__cell_metrics(api_server_t *srv, store_buf_t *o);
 /* Reel-Cell and Reel-Cluster-Epoch on every answer in cluster mode; the owner's headers
  * on a 421. */
 void api__cell_headers(api_req_t *rq, struct MHD_Response *resp);

@@ -108,6 +108,10 @@ def test_misdirected_direct_request_gets_421_naming_the_owner(cluster):
     for method, path in (("GET", "/v1/sessions/%s" % sid), ("GET", "/v1/sessions/%s/events" % sid),
                          ("DELETE", "/v1/sessions/%s" % sid)):
         assert cl.request(method, path)[0] == 421, (method, path)
+    st, _, metrics = cl.request("GET", "/metrics")
+    assert b'reel_cluster_epoch{cell="c1"} 1\n' in metrics
+    assert b'reel_cluster_shards{cell="all"} 4096\n' in metrics
+    assert b"reel_cluster_misdirected_total 4\n" in metrics, metrics[-400:]
     # Nothing was written anywhere; a spare owns nothing.
     assert sid not in cluster.listing("c1") and sid not in cluster.listing("c2")
     sp = Client(cluster.ports["spare1"])
