@@ -46,6 +46,16 @@ const api_route_t api__routes[] = {
     ROUTE("/v1/sessions/{id}/verify",      R,            0,          TOKEN, api__verify,           T_SESS),
     ROUTE("/v1/events",                    R,            0,          TOKEN, api__feed_read,        T_STORE),
     SSE_ROUTE("/v1/events/sse",            api__feed_sse,                                          T_STORE),
+    /* Durable consumers (handlers/consumers.c): the handler checks a session consumer's
+     * session against the token's prefixes and refuses feed consumers to limited tokens. */
+    ROUTE("/v1/consumers",                 R,            0,          TOKEN, api__consumers_list,   T_FILTER),
+    ROUTE("/v1/consumers/{name}",          R,            0,          TOKEN, api__consumer_get,     T_FILTER),
+    ROUTE("/v1/consumers/{name}",          API_M_PUT,    API_M_PUT,  TOKEN, api__consumer_put,     T_FILTER),
+    ROUTE("/v1/consumers/{name}",          API_M_DELETE, 0,          TOKEN, api__consumer_delete,  T_FILTER),
+    ROUTE("/v1/consumers/{name}/lease",    API_M_POST,   API_M_POST, TOKEN, api__consumer_lease,   T_FILTER),
+    ROUTE("/v1/consumers/{name}/release",  API_M_POST,   API_M_POST, TOKEN, api__consumer_release, T_FILTER),
+    ROUTE("/v1/consumers/{name}/next",     R,            0,          TOKEN, api__consumer_next,    T_FILTER),
+    ROUTE("/v1/consumers/{name}/ack",      API_M_POST,   API_M_POST, TOKEN, api__consumer_ack,     T_FILTER),
     ROUTE("/v1/stats",                     R,            0,          TOKEN, api__stats,            T_FILTER),
     ROUTE("/v1/export",                    R,            0,          TOKEN, api__export,           T_FILTER),
     /* The Durable Streams protocol (api/ds/, docs/durable-streams.md): the path after

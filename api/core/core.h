@@ -172,7 +172,7 @@ typedef struct api_log {
 
 /* Latency histograms per route row and method (metrics.c): bucket i counts requests that
  * took at most api__lat_bounds_us[i]; the last bucket everything slower. */
-#define API_MAX_ROUTES 32
+#define API_MAX_ROUTES 48
 #define API_N_METHODS 6 /* the bits of enum api_method */
 #define API_LAT_BUCKETS 14
 extern const uint64_t api__lat_bounds_us[API_LAT_BUCKETS - 1];
