@@ -58,6 +58,12 @@ const api_route_t api__routes[] = {
     ROUTE("/v1/consumers/{name}/ack",      API_M_POST,   API_M_POST, TOKEN, api__consumer_ack,     T_FILTER),
     ROUTE("/v1/stats",                     R,            0,          TOKEN, api__stats,            T_FILTER),
     ROUTE("/v1/export",                    R,            0,          TOKEN, api__export,           T_FILTER),
+    /* Durable Streams subscriptions (api/ds/subs.c): management takes a reel token
+     * (checked by the handler), callbacks and acks the wake's own token; tenants limited
+     * to prefixes see no subscriptions (as a stream outside their prefixes). */
+    {.pattern = "/v1/stream/__ds/*", .methods = R | W | API_M_DELETE, .body = W, .auth = OPEN,
+     .handler = api__ds_subs, .add_headers = api__ds_headers, .cors_headers = API_DS_CORS_HEADERS,
+     .tenant = API_TENANT_STREAM},
     /* The Durable Streams protocol (api/ds/, docs/durable-streams.md): the path after
      * /v1/stream/ is the stream's; its headers on every answer; ?access_token= with
      * live=sse only. A limited token sees only streams whose path starts with a prefix. */

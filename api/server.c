@@ -19,6 +19,7 @@
 
 #include "api/core/core.h"
 #include "api/live/live.h"
+#include "api/ds/ds.h"
 #include "api/routes.h"
 
 /* ---- The commit hook ---- */
@@ -197,6 +198,8 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : 0;
+    /* NULL (a read-only store, out of memory): the subscription routes answer 503. */
+    srv->subs = api__ds_subs_start(srv);
     *out = srv;
     return REEL_OK;
 }
@@ -207,6 +210,8 @@ void api_server_stop(api_server_t *srv)
         return;
     /* 1. No new suspensions, and every waiting client is resumed so that it finishes
      *    (long-polls answer, SSE streams end). */
+    api__ds_subs_stop(srv->subs); /* its deliveries may append: before the commits end */
+    srv->subs = NULL;
     api__wake_all(srv, 1);
     api__watcher_stop(srv);
     /* 2. Appends handed to the committer and transcript/stats jobs complete normally:

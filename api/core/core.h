@@ -178,6 +178,7 @@ typedef struct api_log {
 extern const uint64_t api__lat_bounds_us[API_LAT_BUCKETS - 1];
 
 typedef struct api_evcache api_evcache_t;
+struct ds_subs; /* api/ds/subs.c */
 typedef struct api_access api_access_t;
 struct api_ipcount;
 
@@ -185,6 +186,7 @@ struct api_server {
     store_t *store;
     api_evcache_t *evcache;     /* NULL when off (live/evcache.c) */
     api_access_t *access;       /* last read of each session (live/access.c) */
+    struct ds_subs *subs;       /* Durable Streams subscriptions (ds/subs.c), or NULL */
     struct MHD_Daemon *daemon;
     api_limits_t lim;
     char *cors_origin;
