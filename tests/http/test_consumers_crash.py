@@ -76,6 +76,16 @@ def worker_main(port_file, consumer, name, log_path):
             if j["acked"] != acked:  # nobody else may move it during our lease
                 log("X", token, acked, j["acked"])
                 acked = j["acked"]
+            if not j["events"] and j["next_position"] > acked:
+                # only events the consumer's types leave out: acknowledge past them
+                to = j["next_position"]
+                st, r = call("POST", "/v1/consumers/%s/ack" % consumer, {"token": token, "position": to})
+                if st == 200:
+                    log("A", token, acked, to)
+                    acked = to
+                else:
+                    token = None
+                continue
             if not j["events"]:
                 # renew the lease while idle
                 st, j = call("POST", "/v1/consumers/%s/lease" % consumer,
