@@ -186,8 +186,12 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
         set_msg(msg, msg_len, "cannot start the watcher thread");
         return REEL_EIO;
     }
+    /* Before the daemon, whose threads read it. NULL (a read-only store, out of memory):
+     * the subscription routes answer 503. */
+    srv->subs = api__ds_subs_start(srv);
     srv->daemon = start_daemon(srv, cfg, &ss);
     if (!srv->daemon) {
+        api__ds_subs_stop(srv->subs);
         snprintf(tmp, sizeof tmp, "cannot listen on '%s' (address in use or not local?)",
                  cfg->listen);
         set_msg(msg, msg_len, tmp);
@@ -198,8 +202,6 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : 0;
-    /* NULL (a read-only store, out of memory): the subscription routes answer 503. */
-    srv->subs = api__ds_subs_start(srv);
     *out = srv;
     return REEL_OK;
 }
