@@ -134,8 +134,11 @@ def test_list_delete_metrics_and_restart(server_factory):
     # the CLI reads the same records
     out = subprocess.run([REEL_BIN, "consumers", "--data", s.data, "--json"],
                          capture_output=True, text=True)
-    if out.returncode == 0:
-        assert [c["name"] for c in json.loads(out.stdout)["consumers"]] == ["x1", "x2"]
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(ln) for ln in out.stdout.splitlines()]
+    assert [(c["name"], c["acked"], c["lag"]) for c in rows] == [("x1", 1, 2), ("x2", 0, 3)]
+    table = subprocess.run([REEL_BIN, "consumers", "--data", s.data], capture_output=True, text=True)
+    assert table.returncode == 0 and "x1" in table.stdout and "(feed)" in table.stdout
     assert s.request("DELETE", "/v1/consumers/x1").status == 204
     assert s.get("/v1/consumers/x1").status == 404
     assert s.request("DELETE", "/v1/consumers/x1").status == 404
