@@ -766,7 +766,9 @@ static struct job *due(struct ds_subs *x)
             continue;
         open_wake(x, s, s->ttl_ms);
         struct job *j = calloc(1, sizeof *j);
-        json_t *w = j ? wake_j(x, s, s->wake_token) : NULL;
+        /* a webhook's receiver gets the callback token; a wake stream's readers never a
+         * token (a worker gets the claim's) */
+        json_t *w = j ? wake_j(x, s, s->type == T_WEBHOOK ? s->wake_token : NULL) : NULL;
         if (!j || !w || !(j->body = json_dumps(w, JSON_COMPACT))) {
             json_decref(w);
             free(j);
