@@ -93,6 +93,8 @@ struct ds_subs {
     char jwk_x[64]; /* base64url of the public key */
     pthread_t thread;
     int started, stop;
+    uint64_t seen_gen; /* the commit generation (api__gen) the last scan saw */
+    int kick;          /* a change since the last scan: scan again even without a commit */
     pthread_cond_t cv;
 };
 
@@ -226,7 +228,8 @@ static int scan_one(void *arg, const store_session_t *rec)
     /* A stream joins when it is written after the subscription was made: a new pattern
      * subscription does not wake for the whole history of every stream it matches. */
     if (rec->status == STORE_DELETED || rec->updated_ms < (int64_t)a->s->created_ms ||
-        path_of_sid(rec->id, rec->id_len, path) || !glob_match(a->pattern, path))
+        path_of_sid(rec->id, rec->id_len, path) || !glob_match(a->pattern, path) ||
+        !strcmp(path, a->s->wake_stream)) /* its own wakes would wake it again, forever */
         return 0;
     stream_of(a->s, path, 1);
     return 0;
@@ -316,6 +319,7 @@ static json_t *sub_json_stored(const sub_t *s)
 /* Called with 'lock' held after every change of 's'. */
 static void save(struct ds_subs *x, const sub_t *s)
 {
+    x->kick = 1;
     char name[8 + SUB_ID_MAX];
     snprintf(name, sizeof name, "sub:%s", s->id);
     json_t *j = sub_json_stored(s);
@@ -688,7 +692,8 @@ static int snapshot(struct ds_subs *x, sub_t *s, store_read_t *r)
     find_pattern_streams(x->srv, r, s);
     int any = 0;
     for (size_t i = 0; i < s->n; i++) {
-        uint64_t tail = tail_of(x->srv, r, s->streams[i].path);
+        uint64_t tail = strcmp(s->streams[i].path, s->wake_stream)
+                            ? tail_of(x->srv, r, s->streams[i].path) : 0; /* never itself */
         s->streams[i].snap = tail > s->streams[i].acked ? tail : 0;
         any |= s->streams[i].snap != 0;
     }
@@ -753,7 +758,17 @@ struct job {
 static struct job *due(struct ds_subs *x)
 {
     struct job *jobs = NULL;
-    uint64_t now = api__now_ms();
+    uint64_t now = api__now_ms(), gen = api__gen(x->srv);
+    int timers = 0;
+    for (sub_t *s = x->list; s; s = s->next)
+        timers |= (s->wake_open && !s->delivering && now >= s->wake_until) ||
+                  (s->holder[0] && now >= s->claim_until);
+    /* Idle costs nothing: scan only after a commit (of any process: the watcher moves the
+     * generation too), a change here, or a lease that ran out. */
+    if (!x->list || (gen == x->seen_gen && !x->kick && !timers))
+        return NULL;
+    x->seen_gen = gen;
+    x->kick = 0;
     store_read_t r;
     if (store_read_begin(x->srv->store, &r) != REEL_OK)
         return NULL;
@@ -1144,6 +1159,7 @@ static enum MHD_Result release(api_req_t *rq, struct ds_subs *x, sub_t *s, json_
     s->holder[0] = '\0';
     s->claim_token[0] = '\0';
     s->wake_open = 0; /* what is not acked is given again */
+    x->kick = 1;
     return api__reply_text(rq, 204, "application/json", "", 0);
 }
 

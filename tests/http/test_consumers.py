@@ -167,3 +167,40 @@ def test_bad_input_names_the_value_and_changes_nothing(server):
     assert s.get("/v1/consumers/c/next").status == 400
     assert s.get("/v1/consumers/nope/next?token=1").status == 404
     assert s.get("/v1/consumers/c").json["token"] == 0
+
+
+def test_tenants_see_only_their_sessions_consumers(server_factory, tmp_path):
+    tokens = tmp_path / "tokens.jsonl"
+
+    def add(name, scopes, prefixes=None):
+        args = [REEL_BIN, "tokens", "add", name, "--scopes", scopes, "--file", str(tokens)]
+        if prefixes:
+            args += ["--prefixes", prefixes]
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+
+    root, acme = add("root", "full"), add("acme", "full", "acme/")
+    s = server_factory(args=["--sync", "none", "--tokens", str(tokens)], token=root)
+    h = {"Authorization": "Bearer " + acme}
+    s.append("acme%2Fs", [ev()])
+    s.append("beta%2Fs", [ev()])
+    assert put(s, "theirs", {"session": "beta/s"}).status == 201
+    assert put(s, "feed", {"feed": True}).status == 201
+    mine = s.request("PUT", "/v1/consumers/mine", body={"session": "acme/s"}, headers=h, auth=False)
+    assert mine.status == 201
+    r = s.request("PUT", "/v1/consumers/x", body={"session": "beta/s"}, headers=h, auth=False)
+    assert r.status == 403
+    assert s.request("PUT", "/v1/consumers/x", body={"feed": True}, headers=h, auth=False).status == 403
+    r1 = s.request("GET", "/v1/consumers/theirs", headers=h, auth=False)
+    r2 = s.request("GET", "/v1/consumers/nosuch", headers=h, auth=False)
+    assert r1.status == r2.status == 404
+    assert r1.json["detail"].replace("theirs", "X") == r2.json["detail"].replace("nosuch", "X")
+    assert s.request("GET", "/v1/consumers/feed", headers=h, auth=False).status == 403
+    for route in ("lease", "ack", "release"):
+        r = s.request("POST", "/v1/consumers/theirs/" + route, body={"worker": "w", "token": 1, "position": 1},
+                      headers=h, auth=False)
+        assert r.status == 404, (route, r)
+    assert s.request("DELETE", "/v1/consumers/theirs", headers=h, auth=False).status == 404
+    assert s.request("GET", "/v1/consumers/theirs/next?token=1", headers=h, auth=False).status == 404
+    names = [c["name"] for c in s.request("GET", "/v1/consumers", headers=h, auth=False).json["consumers"]]
+    assert names == ["mine"]
+    assert s.request("GET", "/metrics", headers=h, auth=False).status == 403
