@@ -199,6 +199,40 @@ static int decide_ack(store_consumer_t *c, const store_consumer_req_t *q, uint64
     return REEL_OK;
 }
 
+static int decide_create(store_consumer_t *c, store_consumer_req_t *q, uint64_t now)
+{
+    if (!q->rec.feed && !store_session_id_valid(q->rec.session, q->rec.session_len))
+        return REEL_EINVALID_SESSION_ID;
+    *c = (store_consumer_t){.feed = q->rec.feed, .session_len = q->rec.session_len};
+    memcpy(c->name, q->rec.name, q->rec.name_len);
+    c->name_len = q->rec.name_len;
+    memcpy(c->session, q->rec.session, q->rec.session_len);
+    memcpy(c->types, q->rec.types, sizeof c->types);
+    c->types[STORE_CONSUMER_TYPES_MAX] = '\0';
+    c->created_ms = now;
+    q->created = 1;
+    return REEL_OK;
+}
+
+/* LEASE, ACK, RELEASE on an existing consumer; 'end' is where an ACK may go up to. */
+static int decide_lease_op(store_consumer_t *c, const store_consumer_req_t *q, uint64_t now,
+                           uint64_t end)
+{
+    switch (q->op) {
+    case STORE_CONSUMER_LEASE:
+        return decide_lease(c, q, now);
+    case STORE_CONSUMER_ACK:
+        return decide_ack(c, q, now, end);
+    case STORE_CONSUMER_RELEASE:
+        if (q->token != c->token || !lease_live(c, now))
+            return REEL_ESTALE_TOKEN;
+        c->lease_until_ms = 0;
+        return REEL_OK;
+    default:
+        return REEL_EINVALID_PARAMETER;
+    }
+}
+
 /* ---- the committer's part ---- */
 
 static int ensure_db(store_t *s, MDB_txn *txn, int *made)
@@ -259,16 +293,8 @@ int store__consumer_apply(store_t *s, MDB_txn *txn, store_consumer_req_t *q, uin
             q->rec = c;
             return same ? REEL_OK : REEL_ECONFLICT;
         }
-        if (!q->rec.feed && !store_session_id_valid(q->rec.session, q->rec.session_len))
-            return REEL_EINVALID_SESSION_ID;
-        c = (store_consumer_t){.feed = q->rec.feed, .session_len = q->rec.session_len};
-        memcpy(c.name, q->rec.name, q->rec.name_len);
-        c.name_len = q->rec.name_len;
-        memcpy(c.session, q->rec.session, q->rec.session_len);
-        memcpy(c.types, q->rec.types, sizeof c.types);
-        c.types[STORE_CONSUMER_TYPES_MAX] = '\0';
-        c.created_ms = now_ms;
-        q->created = 1;
+        if ((rc = decide_create(&c, q, now_ms)))
+            return rc;
     } else if (!exists) {
         return REEL_ENOT_FOUND;
     } else if (q->op == STORE_CONSUMER_DELETE) {
@@ -280,14 +306,7 @@ int store__consumer_apply(store_t *s, MDB_txn *txn, store_consumer_req_t *q, uin
         if (!c.feed && q->op == STORE_CONSUMER_ACK && (rc = last_seq(arg, c.session,
                                                                      c.session_len, &end)))
             return rc;
-        rc = q->op == STORE_CONSUMER_LEASE ? decide_lease(&c, q, now_ms)
-           : q->op == STORE_CONSUMER_ACK ? decide_ack(&c, q, now_ms, end)
-           : q->op == STORE_CONSUMER_RELEASE
-               ? (q->token == c.token && lease_live(&c, now_ms) ? REEL_OK : REEL_ESTALE_TOKEN)
-               : REEL_EINVALID_PARAMETER;
-        if (rc == REEL_OK && q->op == STORE_CONSUMER_RELEASE)
-            c.lease_until_ms = 0;
-        if (rc) {
+        if ((rc = decide_lease_op(&c, q, now_ms, end))) {
             q->rec = c;
             return rc;
         }

@@ -1222,6 +1222,79 @@ static int split(const char *p, size_t n, char *id, char *rest, size_t rest_cap)
     return 0;
 }
 
+static enum MHD_Result no_content(api_req_t *rq)
+{
+    return api__reply_text(rq, 204, "application/json", "", 0);
+}
+
+static enum MHD_Result delete_sub(api_req_t *rq, struct ds_subs *x, sub_t *s)
+{
+    sub_t **pp = &x->list;
+    while (*pp != s)
+        pp = &(*pp)->next;
+    *pp = s->next;
+    unsave(x, s->id);
+    sub_free(s);
+    return no_content(rq);
+}
+
+/* POST .../streams {streams: [...]}: links more streams. */
+static enum MHD_Result link_streams(api_req_t *rq, struct ds_subs *x, sub_t *s, json_t *j)
+{
+    json_t *st = json_object_get(j, "streams"), *v;
+    size_t i;
+    int bad = !json_is_array(st);
+    json_array_foreach(st, i, v) {
+        const char *path = json_string_value(v);
+        sub_stream_t *one = path && *path ? stream_of(s, path, 1) : NULL;
+        if (!one)
+            bad = 1;
+        else
+            one->explicit_link = 1;
+    }
+    save(x, s);
+    return bad ? reply_error(rq, 400, "INVALID_REQUEST", "'streams' must be an array of paths", NULL)
+               : no_content(rq);
+}
+
+/* DELETE .../streams/{percent-encoded path} */
+static enum MHD_Result unlink_stream(api_req_t *rq, struct ds_subs *x, sub_t *s,
+                                     const char *enc)
+{
+    char path[DS_PATH_MAX + 1];
+    long pn = api__pct_decode(enc, strlen(enc), path, DS_PATH_MAX, 0);
+    sub_stream_t *st = pn > 0 ? stream_of(s, path, 0) : NULL;
+    if (!st)
+        return reply_error(rq, 404, "NOT_FOUND", "the stream is not linked", NULL);
+    *st = s->streams[--s->n];
+    save(x, s);
+    return no_content(rq);
+}
+
+/* The routes of one existing subscription (lock held). */
+static enum MHD_Result sub_action(api_req_t *rq, struct ds_subs *x, sub_t *s, const char *rest,
+                                  json_t *j)
+{
+    unsigned m = rq->method_bit;
+    if (!rest[0] && (m & API_M_READ))
+        return reply_sub(rq, x, s, 200);
+    if (!rest[0] && m == API_M_DELETE)
+        return delete_sub(rq, x, s);
+    if (!strcmp(rest, "streams") && m == API_M_POST)
+        return link_streams(rq, x, s, j);
+    if (!strncmp(rest, "streams/", 8) && m == API_M_DELETE)
+        return unlink_stream(rq, x, s, rest + 8);
+    if (!strcmp(rest, "callback") && m == API_M_POST && s->type == T_WEBHOOK)
+        return wake_ack(rq, x, s, j, 0);
+    if (!strcmp(rest, "ack") && m == API_M_POST && s->type == T_PULL)
+        return wake_ack(rq, x, s, j, 1);
+    if (!strcmp(rest, "claim") && m == API_M_POST)
+        return claim(rq, x, s, j);
+    if (!strcmp(rest, "release") && m == API_M_POST)
+        return release(rq, x, s, j);
+    return reply_error(rq, 404, "NOT_FOUND", "no such subscription route", NULL);
+}
+
 static enum MHD_Result route(api_req_t *rq, struct ds_subs *x, json_t *j)
 {
     const char *p = rq->param; /* after "/v1/stream/__ds/" */
@@ -1248,52 +1321,7 @@ static enum MHD_Result route(api_req_t *rq, struct ds_subs *x, json_t *j)
         pthread_mutex_unlock(&x->lock);
         return not_found(rq, id);
     }
-    if (!rest[0] && (m & API_M_READ)) {
-        r = reply_sub(rq, x, s, 200);
-    } else if (!rest[0] && m == API_M_DELETE) {
-        sub_t **pp = &x->list;
-        while (*pp != s)
-            pp = &(*pp)->next;
-        *pp = s->next;
-        unsave(x, s->id);
-        sub_free(s);
-        r = api__reply_text(rq, 204, "application/json", "", 0);
-    } else if (!strcmp(rest, "streams") && m == API_M_POST) {
-        json_t *st = json_object_get(j, "streams"), *v;
-        size_t i;
-        int bad = !json_is_array(st);
-        json_array_foreach(st, i, v) {
-            const char *path = json_string_value(v);
-            sub_stream_t *x1 = path && *path ? stream_of(s, path, 1) : NULL;
-            if (!x1)
-                bad = 1;
-            else
-                x1->explicit_link = 1;
-        }
-        save(x, s);
-        r = bad ? reply_error(rq, 400, "INVALID_REQUEST", "'streams' must be an array of paths", NULL)
-                : api__reply_text(rq, 204, "application/json", "", 0);
-    } else if (!strncmp(rest, "streams/", 8) && m == API_M_DELETE) {
-        char path[DS_PATH_MAX + 1];
-        long pn = api__pct_decode(rest + 8, strlen(rest + 8), path, DS_PATH_MAX, 0);
-        sub_stream_t *st = pn > 0 ? stream_of(s, path, 0) : NULL;
-        if (st) {
-            *st = s->streams[--s->n];
-            save(x, s);
-        }
-        r = st ? api__reply_text(rq, 204, "application/json", "", 0)
-               : reply_error(rq, 404, "NOT_FOUND", "the stream is not linked", NULL);
-    } else if (!strcmp(rest, "callback") && m == API_M_POST && s->type == T_WEBHOOK) {
-        r = wake_ack(rq, x, s, j, 0);
-    } else if (!strcmp(rest, "ack") && m == API_M_POST && s->type == T_PULL) {
-        r = wake_ack(rq, x, s, j, 1);
-    } else if (!strcmp(rest, "claim") && m == API_M_POST) {
-        r = claim(rq, x, s, j);
-    } else if (!strcmp(rest, "release") && m == API_M_POST) {
-        r = release(rq, x, s, j);
-    } else {
-        r = reply_error(rq, 404, "NOT_FOUND", "no such subscription route", NULL);
-    }
+    r = sub_action(rq, x, s, rest, j);
     pthread_mutex_unlock(&x->lock);
     return r;
 }
