@@ -20,7 +20,8 @@
  * "key:ed25519". A restart reloads them; an open wake or claim is not kept (it is given
  * again under a new generation, which the stored generation keeps increasing).
  * One thread (deliver_main) opens wakes and delivers them, polling every TICK_MS; webhook
- * POSTs are made there with libcurl, never while holding 'lock'.
+ * POSTs run on threads of their own (at most POSTS_MAX at once, then inline), never while
+ * holding 'lock', so a slow receiver (5 s timeout) does not hold up the others.
  *
  * The routes are in subs_http.c, webhook deliveries in subs_webhook.c (subs_int.h).
  */
@@ -558,6 +559,56 @@ static void deliver(struct ds_subs *x, struct job *j)
     pthread_mutex_unlock(&x->lock);
 }
 
+static void job_free(struct job *j)
+{
+    free(j->body);
+    free(j);
+}
+
+struct post {
+    struct ds_subs *x;
+    struct job *j;
+};
+
+static void *post_main(void *arg)
+{
+    struct post *p = arg;
+    struct ds_subs *x = p->x;
+    deliver(x, p->j);
+    job_free(p->j);
+    free(p);
+    pthread_mutex_lock(&x->lock);
+    if (--x->posting == 0)
+        pthread_cond_broadcast(&x->idle);
+    pthread_mutex_unlock(&x->lock);
+    return NULL;
+}
+
+/* A webhook POST on a thread of its own when there is room, else here. */
+static void run_job(struct ds_subs *x, struct job *j)
+{
+    struct post *p = j->type == T_WEBHOOK ? malloc(sizeof *p) : NULL;
+    pthread_attr_t at;
+    pthread_t t;
+    int spawned = 0;
+    if (p && pthread_attr_init(&at) == 0) {
+        *p = (struct post){x, j};
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_mutex_lock(&x->lock);
+        if (x->posting < POSTS_MAX && pthread_create(&t, &at, post_main, p) == 0) {
+            x->posting++;
+            spawned = 1;
+        }
+        pthread_mutex_unlock(&x->lock);
+        pthread_attr_destroy(&at);
+    }
+    if (spawned)
+        return;
+    free(p);
+    deliver(x, j);
+    job_free(j);
+}
+
 static void *deliver_main(void *arg)
 {
     struct ds_subs *x = arg;
@@ -568,9 +619,7 @@ static void *deliver_main(void *arg)
         while (jobs) {
             struct job *j = jobs;
             jobs = j->next;
-            deliver(x, j);
-            free(j->body);
-            free(j);
+            run_job(x, j);
         }
         pthread_mutex_lock(&x->lock);
         if (x->stop)
@@ -598,6 +647,7 @@ struct ds_subs *api__ds_subs_start(api_server_t *srv)
     x->srv = srv;
     pthread_mutex_init(&x->lock, NULL);
     pthread_cond_init(&x->cv, NULL);
+    pthread_cond_init(&x->idle, NULL);
     if (load(x) != REEL_OK || pthread_create(&x->thread, NULL, deliver_main, x)) {
         api__ds_subs_stop(x);
         return NULL;
@@ -616,6 +666,10 @@ void api__ds_subs_stop(struct ds_subs *x)
     pthread_mutex_unlock(&x->lock);
     if (x->started)
         pthread_join(x->thread, NULL);
+    pthread_mutex_lock(&x->lock); /* the POSTs in flight end within their timeout */
+    while (x->posting > 0)
+        pthread_cond_wait(&x->idle, &x->lock);
+    pthread_mutex_unlock(&x->lock);
     while (x->list) {
         sub_t *s = x->list;
         x->list = s->next;
@@ -624,5 +678,6 @@ void api__ds_subs_stop(struct ds_subs *x)
     EVP_PKEY_free(x->key);
     pthread_mutex_destroy(&x->lock);
     pthread_cond_destroy(&x->cv);
+    pthread_cond_destroy(&x->idle);
     free(x);
 }

@@ -24,6 +24,7 @@
 #define SUB_TTL_MIN 100
 #define SUB_TTL_MAX 3600000
 #define WEBHOOK_TIMEOUT_MS 5000
+#define POSTS_MAX 16 /* webhook POSTs at once: a slow receiver does not hold up the others */
 #define URL_MAX 2048
 #define TEXT_MAX 1024
 
@@ -69,6 +70,8 @@ struct ds_subs {
     int started, stop;
     uint64_t seen_gen; /* the commit generation (api__gen) the last scan saw */
     int kick;          /* a change since the last scan: scan again even without a commit */
+    int posting;       /* webhook POSTs in flight on their own threads */
+    pthread_cond_t idle; /* signalled when 'posting' drops to 0 */
     pthread_cond_t cv;
 };
 

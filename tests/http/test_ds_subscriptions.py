@@ -19,7 +19,7 @@ JSON = {"Content-Type": "application/json"}
 class Receiver:
     """A webhook receiver on 127.0.0.1 answering 'answer' to every POST."""
 
-    def __init__(self, answer=None):
+    def __init__(self, answer=None, delay=0):
         self.got = []
         outer = self
 
@@ -27,6 +27,7 @@ class Receiver:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(n)
+                time.sleep(delay)
                 outer.got.append((raw, self.headers.get("Webhook-Signature")))
                 body = json.dumps(answer or {}).encode()
                 self.send_response(200)
@@ -38,7 +39,7 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), H)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.url = "http://127.0.0.1:%d/hook" % self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -182,3 +183,18 @@ def test_tokens_and_tenants(server_factory, tmp_path):
     assert s.get("/v1/stream/__ds/jwks.json", auth=False).status == 200  # public
     assert s.request("DELETE", "/v1/stream/__ds/subscriptions/t", auth=False, headers=h(ro)).status == 403
     assert s.request("DELETE", "/v1/stream/__ds/subscriptions/t").status == 204
+
+
+def test_a_slow_receiver_does_not_hold_up_the_others(server):
+    slow, fast = Receiver({"done": True}, delay=3), Receiver({"done": True})
+    try:
+        for name, r in (("slow", slow), ("fast", fast)):
+            assert sub(server, name, {"type": "webhook", "pattern": "q/*", "webhook": {"url": r.url}}).status == 201
+        t0 = time.time()
+        assert server.request("PUT", "/v1/stream/q/1", body=b"{}", headers=JSON).status == 201
+        fast.wait(1, timeout=2)
+        assert time.time() - t0 < 2
+        slow.wait(1, timeout=5)
+    finally:
+        slow.close()
+        fast.close()
