@@ -231,8 +231,9 @@ static void bearer(api_req_t *rq, char *out, size_t cap)
         snprintf(out, cap, "%s", h + 7);
 }
 
-/* Applies 'acks' ([{stream, offset}]) to the wake of 's'; -1 for a bad one. */
-static int apply_acks(sub_t *s, json_t *acks)
+/* Checks (apply 0) or applies 'acks' ([{stream, offset}]) to 's'; -1 for a bad one, so a
+ * request with one bad ack changes nothing. */
+static int apply_acks(sub_t *s, json_t *acks, int apply)
 {
     size_t i;
     json_t *v;
@@ -243,7 +244,7 @@ static int apply_acks(sub_t *s, json_t *acks)
         sub_stream_t *st = path ? ds__sub_stream_of(s, path, 0) : NULL;
         if (!st || !off || ds__offset_parse(off, &seq))
             return -1;
-        if (seq > st->acked)
+        if (apply && seq > st->acked)
             st->acked = seq;
     }
     return 0;
@@ -269,23 +270,24 @@ static enum MHD_Result wake_ack(api_req_t *rq, struct ds_subs *x, sub_t *s, json
     char tok[128];
     bearer(rq, tok, sizeof tok);
     const char *want = pull ? s->claim_token : s->wake_token;
-    int live = pull ? s->holder[0] && api__now_ms() < s->claim_until : s->wake_open;
-    if (!live || !ds__sub_token_is(tok, want))
-        return reply_error(rq, live ? 401 : 409, live ? "UNAUTHORIZED" : "FENCED",
-                           live ? "the bearer token is not this wake's token"
-                                : "this wake is finished or was given again under a newer generation",
-                           NULL);
+    int live = s->wake_open && (!pull || (s->holder[0] && api__now_ms() < s->claim_until));
     const char *wid = json_string_value(json_object_get(j, "wake_id"));
     json_t *gen = json_object_get(j, "generation");
-    if (!wid || strcmp(wid, s->wake_id) || !json_is_integer(gen) ||
-        (uint64_t)json_integer_value(gen) != s->generation || !s->wake_open)
-        return reply_error(rq, 409, "FENCED", "the wake_id or generation is not the current wake's",
+    /* An older or finished wake first: its holder is told it was fenced, whatever token. */
+    if (!live || !wid || strcmp(wid, s->wake_id) || !json_is_integer(gen) ||
+        (uint64_t)json_integer_value(gen) != s->generation)
+        return reply_error(rq, 409, "FENCED", "this wake is finished, or was given again under "
+                           "a newer generation", NULL);
+    if (!ds__sub_token_is(tok, want))
+        return reply_error(rq, 401, "UNAUTHORIZED", "the bearer token is not this wake's token",
                            NULL);
     json_t *acks = json_object_get(j, "acks");
-    if (acks && (!json_is_array(acks) || apply_acks(s, acks)))
+    if (acks && (!json_is_array(acks) || apply_acks(s, acks, 0)))
         return reply_error(rq, 400, "INVALID_REQUEST",
                            "'acks' must be [{\"stream\": a linked path, \"offset\": an offset}]",
                            NULL);
+    if (acks)
+        apply_acks(s, acks, 1);
     int done = json_is_true(json_object_get(j, "done"));
     if (done) {
         for (size_t i = 0; i < s->n; i++)

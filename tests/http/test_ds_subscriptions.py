@@ -198,3 +198,20 @@ def test_a_slow_receiver_does_not_hold_up_the_others(server):
     finally:
         slow.close()
         fast.close()
+
+
+def test_one_bad_ack_changes_nothing(server):
+    s = server
+    assert s.request("PUT", "/v1/stream/wq", body=b"[]", headers=JSON).status == 201
+    assert sub(s, "b", {"type": "pull-wake", "streams": ["j/1", "j/2"], "wake_stream": "wq"}).status == 201
+    for p in ("j/1", "j/2"):
+        assert s.request("PUT", "/v1/stream/" + p, body=b'{"x":1}', headers=JSON).status == 201
+    cl = s.request("POST", "/v1/stream/__ds/subscriptions/b/claim", body={"worker": "a"}).json
+    tails = {x["path"]: x["tail_offset"] for x in cl["streams"]}
+    body = {"wake_id": cl["wake_id"], "generation": cl["generation"], "done": True,
+            "acks": [{"stream": "j/1", "offset": tails["j/1"]}, {"stream": "nope", "offset": tails["j/1"]}]}
+    r = s.request("POST", "/v1/stream/__ds/subscriptions/b/ack", body=body,
+                  headers={"Authorization": "Bearer " + cl["token"]})
+    assert r.status == 400
+    st = {x["path"]: x for x in s.get("/v1/stream/__ds/subscriptions/b").json["streams"]}
+    assert st["j/1"]["has_pending"] and st["j/2"]["has_pending"]  # the good ack was not applied
