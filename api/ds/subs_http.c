@@ -231,9 +231,10 @@ static void bearer(api_req_t *rq, char *out, size_t cap)
         snprintf(out, cap, "%s", h + 7);
 }
 
-/* Checks (apply 0) or applies 'acks' ([{stream, offset}]) to 's'; -1 for a bad one, so a
- * request with one bad ack changes nothing. */
-static int apply_acks(sub_t *s, json_t *acks, int apply)
+/* Checks (apply 0: each a linked stream, an offset not past its tail) or applies 'acks'
+ * ([{stream, offset}]) to 's'; -1 for a bad one, so a request with one bad ack changes
+ * nothing. */
+static int apply_acks(api_server_t *srv, sub_t *s, json_t *acks, int apply)
 {
     size_t i;
     json_t *v;
@@ -244,6 +245,16 @@ static int apply_acks(sub_t *s, json_t *acks, int apply)
         sub_stream_t *st = path ? ds__sub_stream_of(s, path, 0) : NULL;
         if (!st || !off || ds__offset_parse(off, &seq))
             return -1;
+        if (!apply) {
+            store_read_t r;
+            uint64_t tail = 0;
+            if (store_read_begin(srv->store, &r) == REEL_OK) {
+                tail = ds__sub_tail_of(srv, &r, st->path);
+                store_read_end(&r);
+            }
+            if (seq > tail)
+                return -1;
+        }
         if (apply && seq > st->acked)
             st->acked = seq;
     }
@@ -282,12 +293,13 @@ static enum MHD_Result wake_ack(api_req_t *rq, struct ds_subs *x, sub_t *s, json
         return reply_error(rq, 401, "UNAUTHORIZED", "the bearer token is not this wake's token",
                            NULL);
     json_t *acks = json_object_get(j, "acks");
-    if (acks && (!json_is_array(acks) || apply_acks(s, acks, 0)))
+    if (acks && (!json_is_array(acks) || apply_acks(rq->srv, s, acks, 0)))
         return reply_error(rq, 400, "INVALID_REQUEST",
-                           "'acks' must be [{\"stream\": a linked path, \"offset\": an offset}]",
+                           "'acks' must be [{\"stream\": a linked path, \"offset\": an offset "
+                           "not past its tail}]",
                            NULL);
     if (acks)
-        apply_acks(s, acks, 1);
+        apply_acks(rq->srv, s, acks, 1);
     int done = json_is_true(json_object_get(j, "done"));
     if (done) {
         for (size_t i = 0; i < s->n; i++)

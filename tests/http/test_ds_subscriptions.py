@@ -215,3 +215,8 @@ def test_one_bad_ack_changes_nothing(server):
     assert r.status == 400
     st = {x["path"]: x for x in s.get("/v1/stream/__ds/subscriptions/b").json["streams"]}
     assert st["j/1"]["has_pending"] and st["j/2"]["has_pending"]  # the good ack was not applied
+    past = "%016d_%016d" % (99, 0)
+    body["acks"] = [{"stream": "j/2", "offset": past}]
+    r = s.request("POST", "/v1/stream/__ds/subscriptions/b/ack", body=body,
+                  headers={"Authorization": "Bearer " + cl["token"]})
+    assert r.status == 400 and "tail" in r.json["error"]["message"]
