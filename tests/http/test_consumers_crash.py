@@ -59,9 +59,24 @@ def worker_main(port_file, consumer, name, log_path):
 
     rnd = random.Random(os.getpid())
     token = None
+    inflight = None  # the position of an ack whose answer was lost (server killed)
+
+    def ack(to):
+        nonlocal acked, token, inflight
+        inflight = to
+        st, r = call("POST", "/v1/consumers/%s/ack" % consumer, {"token": token, "position": to})
+        inflight = None
+        if st == 200:
+            log("A", token, acked, to)
+            acked = to
+        else:
+            token = None
+
+    acked = 0
     while True:
         try:
             if token is None:
+                inflight = None
                 st, j = call("POST", "/v1/consumers/%s/lease" % consumer, {"worker": name, "ttl_ms": TTL_MS})
                 if st != 200:
                     time.sleep(0.05)
@@ -73,18 +88,16 @@ def worker_main(port_file, consumer, name, log_path):
                 token = None
                 continue
             assert st == 200, (st, j)
+            if j["acked"] != acked and j["acked"] == inflight:
+                # our own ack committed before the server died: it moved 'acked' once
+                log("A", token, acked, inflight)
+                acked, inflight = inflight, None
             if j["acked"] != acked:  # nobody else may move it during our lease
                 log("X", token, acked, j["acked"])
                 acked = j["acked"]
             if not j["events"] and j["next_position"] > acked:
                 # only events the consumer's types leave out: acknowledge past them
-                to = j["next_position"]
-                st, r = call("POST", "/v1/consumers/%s/ack" % consumer, {"token": token, "position": to})
-                if st == 200:
-                    log("A", token, acked, to)
-                    acked = to
-                else:
-                    token = None
+                ack(j["next_position"])
                 continue
             if not j["events"]:
                 # renew the lease while idle
@@ -97,13 +110,7 @@ def worker_main(port_file, consumer, name, log_path):
             log("N", token, j["acked"])
             for e in j["events"]:
                 log("D", token, e["position"], e["session_id"], e["sequence"], e["type"])
-            to = j["next_position"]
-            st, r = call("POST", "/v1/consumers/%s/ack" % consumer, {"token": token, "position": to})
-            if st == 200:
-                log("A", token, acked, to)
-                acked = to
-            else:
-                token = None
+            ack(j["next_position"])
         except (OSError, http.client.HTTPException, ValueError):
             time.sleep(0.05)  # the server is down or restarting: try again
 
