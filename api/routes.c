@@ -44,8 +44,8 @@ const api_route_t api__routes[] = {
     ROUTE("/v1/sessions/{id}/transcript",  R,            0,          TOKEN, api__transcript,       T_SESS),
     ROUTE("/v1/sessions/{id}/export",      R,            0,          TOKEN, api__session_export,   T_SESS),
     ROUTE("/v1/sessions/{id}/verify",      R,            0,          TOKEN, api__verify,           T_SESS),
-    ROUTE("/v1/events",                    R,            0,          TOKEN, api__feed_read,        T_STORE),
-    SSE_ROUTE("/v1/events/sse",            api__feed_sse,                                          T_STORE),
+    ROUTE("/v1/events",                    R,            0,          TOKEN, api__feed_read,        T_FILTER),
+    SSE_ROUTE("/v1/events/sse",            api__feed_sse,                                          T_FILTER),
     /* Durable consumers (handlers/consumers.c): the handler checks a session consumer's
      * session against the token's prefixes and refuses feed consumers to limited tokens. */
     ROUTE("/v1/consumers",                 R,            0,          TOKEN, api__consumers_list,   T_FILTER),

@@ -454,7 +454,7 @@ static int take_event(void *arg, const store_event_view_t *ev)
             return rc;
     }
     size_t mark = ex->json.len;
-    if ((rc = replay_write_event(&ex->json, ev, 1)))
+    if ((rc = replay_write_event(&ex->json, ev, REPLAY_RAW | ex->opt.flags)))
         return rc;
     store_buf_putc(&ex->json, '\n');
     ex->events++;
@@ -474,9 +474,11 @@ static int step(replay_export_t *ex)
                          REPLAY_EXPORT_FORMAT);
         replay_write_time(&ex->json, ex->opt.created_ms ? ex->opt.created_ms
                                                         : (int64_t)time(NULL) * 1000);
-        store_buf_printf(&ex->json, ",\"after\":%llu,\"until\":%llu}\n",
-                         (unsigned long long)(ex->opt.session ? 0 : ex->opt.after),
-                         (unsigned long long)ex->tail);
+        if (!(ex->opt.flags & REPLAY_NO_POSITION))
+            store_buf_printf(&ex->json, ",\"after\":%llu,\"until\":%llu",
+                             (unsigned long long)(ex->opt.session ? 0 : ex->opt.after),
+                             (unsigned long long)ex->tail);
+        store_buf_puts(&ex->json, "}\n");
         ex->phase = ex->records_up_front || ex->opt.session ? PH_RECORDS : PH_EVENTS;
         return line_done(ex, mark);
     }

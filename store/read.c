@@ -385,6 +385,23 @@ static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_
     return REEL_OK;
 }
 
+/* The 'only' hook's verdict on the session of log value 'v', kept for runs of one session
+ * in '*num'/'*keep'. A value whose session cannot be named is kept: feed_expect() then
+ * reports it as damage. */
+static int feed_keep(store_read_t *r, const MDB_val *v, uint64_t *num, int *keep)
+{
+    if (!r->only || v->mv_size <= STORE_HEADER_LEN)
+        return 1;
+    const uint8_t *p = v->mv_data;
+    uint64_t n = store__get_u64(p + 1);
+    if (n != *num) {
+        MDB_val name;
+        *num = n;
+        *keep = session_name(r, p + 1, &name) || r->only(r->only_arg, name.mv_data, name.mv_size);
+    }
+    return *keep;
+}
+
 static int feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
                       void *arg, int *more)
 {
@@ -399,7 +416,8 @@ static int feed_after(store_read_t *r, uint64_t after, size_t limit, store_event
     MDB_val k = {8, key}, v, name = {0, NULL};
     struct expect x = {0};
     size_t n = 0;
-    int stop = 0;
+    int stop = 0, keep = 1;
+    uint64_t keep_num = UINT64_MAX; /* no session number is this */
     rc = after == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
         if (n == limit) {
@@ -408,7 +426,11 @@ static int feed_after(store_read_t *r, uint64_t after, size_t limit, store_event
             break;
         }
         uint64_t pos = k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
-        if ((stop = feed_expect(r, &x, &name, pos, &v)) || (stop = emit(r, &x, pos, &v, cb, arg)))
+        if (!feed_keep(r, &v, &keep_num, &keep)) {
+            r->passed++;
+            r->passed_up_to = pos;
+        } else if ((stop = feed_expect(r, &x, &name, pos, &v)) ||
+                   (stop = emit(r, &x, pos, &v, cb, arg)))
             break;
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);

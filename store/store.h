@@ -81,6 +81,7 @@
 #define STORE_NAME_MAX 256       /* agent and native_session_id, bytes */
 #define STORE_HASH_LEN 32
 #define STORE_HEADER_LEN 57 /* bytes before the body in an event value */
+#define STORE_SECRET_LEN 32
 
 typedef struct store store_t;
 
@@ -112,6 +113,12 @@ void store_close(store_t *s);
 /* A readable explanation of the last error of store_open() or of the committer
  * (e.g. "format version 7 in ./data, this build reads 1"). Thread-safe, static storage. */
 const char *store_last_error(void);
+
+/* The store's own random secret (STORE_SECRET_LEN bytes into 'out'): made by the first
+ * read-write open of a format-4 store and kept in it, so it survives restarts and backups.
+ * For keys that must outlive the process and stay with the data, e.g. the HTTP server's
+ * sealed cursors. REEL_ENOT_FOUND when a read-only open found none (an older store). */
+int store_secret(const store_t *s, uint8_t out[STORE_SECRET_LEN]);
 
 /* 1 if 'id' (not NUL-terminated) is a valid session id: 1..STORE_SESSION_ID_MAX bytes of
  * strict UTF-8 (shortest forms, no surrogates) without U+0000..U+001F and U+007F, except
@@ -260,6 +267,13 @@ typedef struct store_read {
      * view's body. (A SHA-256 of each body was most of the cost of a cached poll.) */
     int (*cached)(void *arg, uint64_t position);
     void *cached_arg;
+    /* Optional, for store_feed_after(): events of a session for which 'only' returns 0 are
+     * passed over unread (neither checked nor handed to the callback) but count against
+     * the limit; 'passed' and 'passed_up_to' (the last such position) say how many and how
+     * far, so a caller can continue after them. The caller resets 'passed'. */
+    int (*only)(void *arg, const char *id, size_t id_len);
+    void *only_arg;
+    uint64_t passed, passed_up_to;
     void *cursors_[4];  /* private: the open MDB_cursors, innermost last (walks nest: a
                          * callback may read again), closed by store_read_end() */
     unsigned n_cursors_;

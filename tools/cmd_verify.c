@@ -96,7 +96,7 @@ int cmd_verify(int argc, char **argv)
             return CMD_FAIL;
         }
         if (json)
-            replay_write_verify(&b, &rep);
+            replay_write_verify(&b, &rep, 0);
     }
     if (json) {
         printf("%s\n", store_buf_cstr(&b));

@@ -51,7 +51,7 @@ static int write_message(struct walk *w, const store_event_view_t *ev)
     if (w->plain) { /* the whole event, as the sessions routes serve it */
         if (pg->json && pg->n)
             store_buf_putc(pg->out, ',');
-        return replay_write_event(pg->out, ev, 0);
+        return replay_write_event(pg->out, ev, pg->flags);
     }
     int msg;
     store_mp_t data;
@@ -187,6 +187,7 @@ typedef struct ds_sse {
     size_t sid_len;
     uint64_t next;          /* last offset sent */
     int json, b64;
+    int flags;              /* api__render_flags() of the request */
     char cursor[32];        /* the client's cursor */
     store_buf_t msgs;       /* scratch: one read's messages */
     int controls;           /* control events sent */
@@ -258,7 +259,7 @@ static int fill(api_sse_t *s, int *moved)
 {
     ds_sse_t *c = (ds_sse_t *)s;
     store_buf_clear(&c->msgs);
-    ds_page_t pg = {c->json, s->srv->lim.sse_buffer_bytes, &c->msgs, 0, 0, 0, 0, 0};
+    ds_page_t pg = {c->json, s->srv->lim.sse_buffer_bytes, &c->msgs, 0, 0, 0, 0, 0, c->flags};
     int rc = ds__read(s->srv, c->sid, c->sid_len, c->next, &pg);
     *moved = 0;
     if (rc == REEL_ESESSION_NOT_FOUND || (rc == REEL_OK && pg.gone)) {
@@ -306,6 +307,7 @@ static enum MHD_Result sse_start(api_req_t *rq, ds_req_t *d)
     c->sid_len = d->sid_len;
     c->next = d->after;
     c->json = ds__is_json(d->ctype_read);
+    c->flags = api__render_flags(rq, 0);
     c->b64 = !ds__is_text(d->ctype_read);
     snprintf(c->cursor, sizeof c->cursor, "%s", d->cursor);
     store_buf_init(&c->msgs);
@@ -471,7 +473,7 @@ static enum MHD_Result read_or_wait(api_req_t *rq, ds_req_t *d)
         int json = ds__is_json(d->ctype_read);
         if (json)
             store_buf_putc(&out, '[');
-        ds_page_t pg = {json, DS_PAGE_BYTES, &out, 0, 0, 0, 0, 0};
+        ds_page_t pg = {json, DS_PAGE_BYTES, &out, 0, 0, 0, 0, 0, api__render_flags(rq, 0)};
         int rc = ds__read(srv, d->sid, d->sid_len, d->after, &pg);
         if (rc == REEL_OK && pg.gone)
             rc = REEL_ESESSION_NOT_FOUND;

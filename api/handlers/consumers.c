@@ -510,6 +510,7 @@ struct batch {
     store_buf_t *out;
     size_t limit, n;
     uint64_t last;
+    int flags; /* api__render_flags(): a tenant's envelopes carry no store-wide position */
 };
 
 static int batch_event(void *arg, const store_event_view_t *ev, uint64_t key)
@@ -519,7 +520,7 @@ static int batch_event(void *arg, const store_event_view_t *ev, uint64_t key)
         return 1;
     if (b->n)
         store_buf_putc(b->out, ',');
-    int rc = api__render_event(b->srv, b->out, ev, 0);
+    int rc = api__render_event(b->srv, b->out, ev, b->flags);
     if (rc != REEL_OK)
         return rc;
     b->n++;
@@ -560,7 +561,7 @@ static int next_try(api_req_t *rq, creq_t *cr, enum MHD_Result *res, int may_wai
     uint64_t after = cr->q.position > c.acked ? cr->q.position : c.acked;
     store_buf_t o = STORE_BUF_INIT;
     store_buf_puts(&o, "{\"events\":[");
-    struct batch b = {rq->srv, &o, (size_t)rq->limit, 0, 0};
+    struct batch b = {rq->srv, &o, (size_t)rq->limit, 0, 0, api__render_flags(rq, 0)};
     replay_scan_t sc = {c.feed ? NULL : c.session, c.session_len, c.types[0] ? c.types : NULL,
                         c.types[0] ? NEXT_BUDGET : b.limit + 1, 0, 0};
     rc = replay_scan(&r, &sc, after, batch_event, &b);

@@ -92,10 +92,11 @@ static enum MHD_Result append_reply(api_req_t *rq)
     store_buf_t o = STORE_BUF_INIT;
     store_buf_puts(&o, "{\"session_id\":");
     store_json_write_string(&o, rq->session, rq->session_len);
-    store_buf_printf(&o, ",\"first_sequence\":%llu,\"last_sequence\":%llu,\"position\":%llu,"
-                         "\"duplicates\":%zu}",
-                     (unsigned long long)b->first_sequence, (unsigned long long)b->last_sequence,
-                     (unsigned long long)b->position, b->duplicates);
+    store_buf_printf(&o, ",\"first_sequence\":%llu,\"last_sequence\":%llu",
+                     (unsigned long long)b->first_sequence, (unsigned long long)b->last_sequence);
+    if (!rq->n_prefixes) /* a store-wide count: not a tenant's to see (docs/HTTP.md) */
+        store_buf_printf(&o, ",\"position\":%llu", (unsigned long long)b->position);
+    store_buf_printf(&o, ",\"duplicates\":%zu}", b->duplicates);
     return api__reply_json(rq, 200, &o);
 }
 
@@ -168,13 +169,14 @@ enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size
 struct page {
     api_server_t *srv;    /* for its event cache */
     store_buf_t *out;
-    int include_raw;
+    int flags;            /* api__render_flags() */
     size_t limit;
     size_t n;             /* events written */
     uint64_t last;        /* key of the last event written */
     uint64_t scanned;     /* key of the last event examined */
     int more;             /* stopped with events left */
     int feed;
+    int full;             /* stopped before an event that did not fit */
 };
 
 static int page_event(void *arg, const store_event_view_t *ev, uint64_t key)
@@ -182,10 +184,10 @@ static int page_event(void *arg, const store_event_view_t *ev, uint64_t key)
     struct page *pg = arg;
     /* Stop before an event that does not fit, so 'more' is exact. */
     if (pg->n >= pg->limit || (pg->n > 0 && pg->out->len > API_MAX_PAGE_BYTES))
-        return 1;
+        return pg->full = 1;
     if (pg->n)
         store_buf_putc(pg->out, ',');
-    int rc = api__render_event(pg->srv, pg->out, ev, pg->include_raw);
+    int rc = api__render_event(pg->srv, pg->out, ev, pg->flags);
     if (rc != REEL_OK)
         return rc;
     pg->n++;
@@ -214,6 +216,17 @@ enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing)
                         reel_strerror(rc));
 }
 
+/* A tenant's feed: the read's 'only' hook keeps its own sessions (store.h). */
+static int tenant_only(void *arg, const char *id, size_t len)
+{
+    return api__tenant_allows(arg, id, len);
+}
+
+static int tenant_feed(const api_req_t *rq, int feed)
+{
+    return feed && rq->n_prefixes;
+}
+
 /* Reads one page past rq->offset into 'pg'. Returns REEL_OK or a store error. */
 static int read_page(api_req_t *rq, struct page *pg)
 {
@@ -225,13 +238,18 @@ static int read_page(api_req_t *rq, struct page *pg)
         store_read_end(&r);
         return rc;
     }
-    if (rq->srv->evcache && !pg->include_raw && !rq->types[0]) {
+    if (rq->srv->evcache && !(pg->flags & REPLAY_RAW) && !rq->types[0]) {
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = rq->srv->evcache;
     }
+    int tenant = tenant_feed(rq, pg->feed);
+    if (tenant) {
+        r.only = tenant_only;
+        r.only_arg = rq;
+    }
     replay_scan_t sc = {pg->feed ? NULL : rq->session, rq->session_len,
                         rq->types[0] ? rq->types : NULL,
-                        rq->types[0] ? SCAN_BUDGET : pg->limit + 1, 0, 0};
+                        rq->types[0] || tenant ? SCAN_BUDGET : pg->limit + 1, 0, 0};
     rc = replay_scan(&r, &sc, rq->offset, page_event, pg);
     store_read_end(&r);
     pg->scanned = sc.scanned;
@@ -242,15 +260,42 @@ static int read_page(api_req_t *rq, struct page *pg)
 static enum MHD_Result page_reply(api_req_t *rq, store_buf_t *out, const struct page *pg)
 {
     uint64_t next = pg->n ? pg->last : pg->scanned;
+    if (tenant_feed(rq, pg->feed)) { /* sealed, and more only when its own events wait */
+        char sealed[API_SEAL_LEN + 1];
+        if (api__seal(rq->srv, pg->scanned, sealed) != REEL_OK) {
+            store_buf_release(out);
+            return api__problem(rq, REEL_EINTERNAL, "cannot seal the feed cursor");
+        }
+        store_buf_printf(out, "],\"hasMore\":%s,\"next_after\":\"%s\"}",
+                         pg->full ? "true" : "false", sealed);
+        return api__reply_json(rq, 200, out);
+    }
     store_buf_printf(out, "],\"hasMore\":%s,\"%s\":%llu}", pg->more ? "true" : "false",
                      pg->feed ? "next_after" : "next_offset", (unsigned long long)next);
     return api__reply_json(rq, 200, out);
 }
 
+/* A tenant's 'after': absent or 0 for the start, else a sealed next_after. */
+static int tenant_after(api_req_t *rq)
+{
+    char v[API_SEAL_LEN + 8];
+    int rc = api__query(rq, "after", v, sizeof v);
+    rq->offset = 0;
+    if (rc == 0 || (rc > 0 && !strcmp(v, "0")))
+        return 0;
+    if (rc > 0 && api__unseal(rq->srv, v, strlen(v), &rq->offset) == REEL_OK)
+        return 0;
+    api__problem(rq, REEL_EINVALID_PARAMETER, "'after' must be 0 or a next_after this server "
+                 "gave: a token limited to session prefixes reads the feed with sealed cursors");
+    return -1;
+}
+
 static int read_params(api_req_t *rq, int feed)
 {
     rq->limit = API_DEFAULT_LIMIT;
-    if (api__query_u64(rq, feed ? "after" : "offset", INT64_MAX, &rq->offset) != REEL_OK ||
+    if ((tenant_feed(rq, feed) ? tenant_after(rq) < 0
+                               : api__query_u64(rq, feed ? "after" : "offset", INT64_MAX,
+                                                &rq->offset) != REEL_OK) ||
         api__query_u64(rq, "limit", API_MAX_LIMIT, &rq->limit) != REEL_OK ||
         api__query_u64(rq, "wait", API_MAX_WAIT_S, &rq->wait_s) != REEL_OK ||
         api__query_bool(rq, "include_raw", &rq->include_raw) != REEL_OK)
@@ -279,19 +324,34 @@ static int read_params(api_req_t *rq, int feed)
 static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
 {
     api_server_t *srv = rq->srv;
+    if (rq->phase == READ_WAIT && !api__auth_still_valid(rq))
+        return api__problem(rq, REEL_EUNAUTHORIZED, "the token is no longer valid (reloaded)");
+    int tenant = tenant_feed(rq, feed);
     for (;;) {
         uint64_t gen = api__gen(srv);
         store_buf_t out = STORE_BUF_INIT;
-        struct page pg = {srv, &out, rq->include_raw, (size_t)rq->limit, 0, 0, 0, 0, feed};
+        struct page pg = {srv, &out, api__render_flags(rq, rq->include_raw), (size_t)rq->limit,
+                          0, 0, 0, 0, feed, 0};
         store_buf_puts(&out, "{\"events\":[");
+        uint64_t deadline = rq->start_ms + rq->wait_s * 1000, until = api__now_ms() + 1000;
         int rc = read_page(rq, &pg);
+        /* A tenant's page goes on past other tenants' events, in short reads, so that
+         * neither its contents nor its timing tell how many there were (for up to a
+         * second, or the long-poll's wait). */
+        while (tenant && rc == REEL_OK && pg.more && !pg.full &&
+               api__now_ms() < (deadline > until ? deadline : until)) {
+            rq->offset = pg.scanned;
+            rc = read_page(rq, &pg);
+        }
         if (rc != REEL_OK) {
             store_buf_release(&out);
             return api__session_problem(rq, rc, "reading events");
         }
-        uint64_t deadline = rq->start_ms + rq->wait_s * 1000;
-        if (pg.n || pg.more || !rq->wait_s || api__now_ms() >= deadline || api__stopping(srv))
+        if (pg.n || (tenant ? pg.full : pg.more) || !rq->wait_s || api__now_ms() >= deadline ||
+            api__stopping(srv))
             return page_reply(rq, &out, &pg);
+        if (tenant) /* nothing of its own yet: the next look starts past what was seen */
+            rq->offset = pg.scanned;
         store_buf_release(&out);
         rq->phase = READ_WAIT;
         if (api__wait_for(rq, &rq->waiter, feed ? API_WAIT_FEED : API_WAIT_SESSION, rq->session,

@@ -420,11 +420,19 @@ struct list {
     store_buf_t *out;
     size_t n;
     int err;
+    api_req_t *rq;      /* a tenant's listing keeps only its own records */
+    int peek, found;    /* the page is full: only look whether another of its own follows */
+    int64_t mine_ms;    /* the last record served: a tenant's recent-order cursor */
+    char mine_id[STORE_SESSION_ID_MAX + 1];
 };
 
 static int list_record(void *arg, const store_session_t *rec)
 {
     struct list *l = arg;
+    if (l->rq && !api__tenant_allows(l->rq, rec->id, rec->id_len))
+        return 0;
+    if (l->peek)
+        return l->found = 1;
     if (l->n)
         store_buf_putc(l->out, ',');
     int rc = replay_write_session(l->out, rec);
@@ -433,6 +441,9 @@ static int list_record(void *arg, const store_session_t *rec)
         return 1;
     }
     l->n++;
+    l->mine_ms = rec->updated_ms;
+    memcpy(l->mine_id, rec->id, rec->id_len);
+    l->mine_id[rec->id_len] = '\0';
     return 0;
 }
 
@@ -461,18 +472,50 @@ static int parse_recent_cursor(const char *c, store_list_t *q)
     return 0;
 }
 
+/* A tenant's recent-order cursor: "<updated_ms>.<id>" of the last record it was served
+ * (its own), where others get the store-wide session number (docs/HTTP.md "Tenants").
+ * The number is looked up again; a session gone for good resumes after every record of
+ * that time (some may come again, none is skipped). */
+static int parse_tenant_recent_cursor(api_req_t *rq, const char *c, store_list_t *q)
+{
+    const char *dot = strchr(c, '.');
+    uint64_t ms;
+    size_t id_len = dot ? strlen(dot + 1) : 0;
+    if (!dot || store_parse_u64(c, (size_t)(dot - c), &ms) || ms > INT64_MAX ||
+        !store_session_id_valid(dot + 1, id_len) || !api__tenant_allows(rq, dot + 1, id_len))
+        return -1;
+    store_read_t r;
+    store_session_t rec;
+    int rc = store_read_begin(rq->srv->store, &r);
+    if (rc != REEL_OK)
+        return -1;
+    rc = store_session_get(&r, dot + 1, id_len, &rec);
+    q->last_num = rc == REEL_OK ? rec.num : UINT64_MAX;
+    store_read_end(&r);
+    q->started = 1;
+    q->last_ms = (int64_t)ms;
+    return rc == REEL_OK || rc == REEL_ESESSION_NOT_FOUND ? 0 : -1;
+}
+
 /* A token limited to session prefixes lists only under them, and learns nothing of other
- * sessions: the listing is narrowed to its prefix (the store then examines no other
- * record, so neither short pages nor cursors speak of them). Id order only for now: a
- * recent-order cursor names the store-wide session number of a record (docs/HTTP.md
- * "Tenants"). A token with several prefixes must name one with ?prefix=. '*empty' when
- * the request's prefix lies outside the token's. */
+ * sessions. In id order the listing is narrowed to its prefix (the store then examines no
+ * other record, so neither short pages nor cursors speak of them). In recent order the
+ * store walks every record by time: the tenant's records are kept (list_record), the page
+ * goes on past others' until it is full or the walk ends, and the cursor names its own
+ * last record. A token with several prefixes must name one with ?prefix= in id order.
+ * '*empty' when the request's prefix lies outside the token's. */
 static enum MHD_Result tenant_listing(api_req_t *rq, store_list_t *q, char *prefix, size_t cap,
                                       int *empty)
 {
-    if (q->order != STORE_ORDER_ID)
-        return api__problem(rq, REEL_EINVALID_PARAMETER, "order=recent is not available to a "
-                            "token limited to session prefixes; use order=id");
+    if (q->order != STORE_ORDER_ID) {
+        const char *p = rq->prefixes;
+        for (size_t i = 0; i < rq->n_prefixes; i++, p += strlen(p) + 1)
+            if (!q->prefix || (strlen(p) >= q->prefix_len && !memcmp(p, q->prefix, q->prefix_len)) ||
+                (q->prefix_len >= strlen(p) && !memcmp(q->prefix, p, strlen(p))))
+                return MHD_YES;
+        *empty = 1;
+        return MHD_YES;
+    }
     const char *p = rq->prefixes, *mine = NULL;
     for (size_t i = 0; i < rq->n_prefixes; i++, p += strlen(p) + 1) {
         size_t pl = strlen(p);
@@ -537,7 +580,9 @@ enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size
     }
     rc = api__query(rq, "cursor", cursor, sizeof cursor);
     if (rc > 0 && cursor[0]) {
-        if (q->order == STORE_ORDER_RECENT) {
+        if (q->order == STORE_ORDER_RECENT && rq->n_prefixes) {
+            rc = parse_tenant_recent_cursor(rq, cursor, q) ? -1 : rc;
+        } else if (q->order == STORE_ORDER_RECENT) {
             rc = parse_recent_cursor(cursor, q) ? -1 : rc;
         } else if (store_session_id_valid(cursor, strlen(cursor))) {
             q->started = 1;
@@ -576,14 +621,26 @@ enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size
         goto done;
     }
     store_buf_t out = STORE_BUF_INIT;
-    struct list l = {&out, 0, 0};
+    struct list l = {&out, 0, 0, rq->n_prefixes && q->order == STORE_ORDER_RECENT ? rq : NULL,
+                     0, 0, 0, ""};
     int more = 0;
     store_buf_puts(&out, "{\"sessions\":[");
-    store_read_t r;
-    if ((rc = store_read_begin(rq->srv->store, &r)) == REEL_OK) {
-        rc = store_sessions_query(&r, q, (size_t)limit, LIST_BUDGET, list_record, &l, &more);
-        store_read_end(&r);
-    }
+    /* A tenant's recent page goes on, a short read at a time, until it holds 'limit' of
+     * its own records or the walk ends, then looks on for one more of its own: its length,
+     * next_cursor and the page after tell nothing of others' records. */
+    do {
+        store_read_t r;
+        l.peek = l.rq && l.n == limit;
+        if ((rc = store_read_begin(rq->srv->store, &r)) == REEL_OK) {
+            rc = store_sessions_query(&r, q, l.peek ? LIST_BUDGET : (size_t)limit - l.n,
+                                      LIST_BUDGET, list_record, &l, &more);
+            store_read_end(&r);
+            if (rc == 1 && l.found) /* list_record's stop: one more of its own is there */
+                rc = REEL_OK;
+        }
+    } while (l.rq && rc == REEL_OK && !l.err && more && !l.found);
+    if (l.rq)
+        more = l.found;
     if (rc == REEL_OK && l.err)
         rc = l.err;
     if (rc != REEL_OK) {
@@ -594,6 +651,11 @@ enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size
     store_buf_puts(&out, "],\"next_cursor\":");
     if (!more) {
         store_buf_puts(&out, "null");
+    } else if (l.rq) {
+        store_buf_t c = STORE_BUF_INIT;
+        store_buf_printf(&c, "%lld.%s", (long long)l.mine_ms, l.mine_id);
+        store_json_write_string(&out, (const char *)c.data, c.len);
+        store_buf_release(&c);
     } else if (q->order == STORE_ORDER_RECENT) {
         char c[48];
         snprintf(c, sizeof c, "%lld.%llu", (long long)q->last_ms,

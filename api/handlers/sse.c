@@ -27,7 +27,7 @@ typedef struct feed_sse {
     char session[STORE_SESSION_ID_MAX + 1];
     size_t session_len;
     uint64_t next;           /* last key sent (sequence or position) */
-    int include_raw;
+    int flags;               /* api__render_flags() */
     char types[1024];        /* filter or "" */
 } feed_sse_t;
 
@@ -38,12 +38,30 @@ static int sse_event(void *arg, const store_event_view_t *ev, uint64_t key)
     if (out->len >= c->s.srv->lim.sse_buffer_bytes)
         return 1; /* full: the rest waits for the next read */
     size_t mark = out->len;
-    store_buf_printf(out, "id: %llu\ndata: ", (unsigned long long)key);
-    if (api__render_event(c->s.srv, out, ev, c->include_raw) != REEL_OK) {
+    if (c->feed && c->s.n_prefixes) { /* a tenant's feed: sealed ids (events.c) */
+        char sealed[API_SEAL_LEN + 1];
+        if (api__seal(c->s.srv, key, sealed) != REEL_OK)
+            return REEL_EINTERNAL;
+        store_buf_printf(out, "id: %s\ndata: ", sealed);
+    } else {
+        store_buf_printf(out, "id: %llu\ndata: ", (unsigned long long)key);
+    }
+    if (api__render_event(c->s.srv, out, ev, c->flags) != REEL_OK) {
         out->len = mark;
         return REEL_ECORRUPT;
     }
     store_buf_puts(out, "\n\n");
+    return 0;
+}
+
+/* A tenant's feed keeps the sessions under the stream's prefixes (store.h 'only'). */
+static int tenant_only(void *arg, const char *id, size_t len)
+{
+    const api_sse_t *s = arg;
+    const char *p = s->prefixes;
+    for (size_t i = 0; i < s->n_prefixes; i++, p += strlen(p) + 1)
+        if (strlen(p) <= len && !memcmp(id, p, strlen(p)))
+            return 1;
     return 0;
 }
 
@@ -57,9 +75,13 @@ static int fill(api_sse_t *s, int *moved)
         return rc;
     if (!c->feed)
         rc = api__session_readable(&r, c->session, c->session_len);
-    if (s->srv->evcache && !c->include_raw && !c->types[0]) {
+    if (s->srv->evcache && !(c->flags & REPLAY_RAW) && !c->types[0]) {
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = s->srv->evcache;
+    }
+    if (c->feed && s->n_prefixes) {
+        r.only = tenant_only;
+        r.only_arg = s;
     }
     if (rc == REEL_OK) {
         replay_scan_t sc = {c->feed ? NULL : c->session, c->session_len,
@@ -88,10 +110,23 @@ static void dispose(api_sse_t *s)
 
 static const api_sse_ops_t feed_ops = {fill, heartbeat, dispose};
 
-/* Parses the starting key: Last-Event-ID wins over the query parameter. */
+/* Parses the starting key: Last-Event-ID wins over the query parameter. A tenant's feed
+ * takes 0 or a sealed id or next_after (events.c). */
 static int start_key(api_req_t *rq, int feed, uint64_t *key)
 {
     const char *lei = api__header(rq, "Last-Event-ID");
+    if (feed && rq->n_prefixes) {
+        char v[API_SEAL_LEN + 8];
+        int rc = lei ? (int)snprintf(v, sizeof v, "%s", lei) : api__query(rq, "after", v, sizeof v);
+        *key = 0;
+        if (rc == 0 || (rc > 0 && !strcmp(v, "0")) ||
+            (rc > 0 && rc < (int)sizeof v && api__unseal(rq->srv, v, strlen(v), key) == REEL_OK))
+            return REEL_OK;
+        api__problem(rq, REEL_EINVALID_PARAMETER, "%s must be 0 or an id this server gave: a "
+                     "token limited to session prefixes reads the feed with sealed cursors",
+                     lei ? "Last-Event-ID" : "'after'");
+        return REEL_EINVALID_PARAMETER;
+    }
     if (lei) {
         uint64_t v;
         if (store_parse_u64(lei, strlen(lei), &v) != REEL_OK || v > INT64_MAX) {
@@ -139,7 +174,7 @@ static enum MHD_Result sse_start(api_req_t *rq, int feed)
     memcpy(c->session, rq->session, rq->session_len + 1);
     c->session_len = rq->session_len;
     c->next = key;
-    c->include_raw = raw;
+    c->flags = api__render_flags(rq, raw);
     memcpy(c->types, types, sizeof types);
     c->s.w.kind = feed ? API_WAIT_FEED : API_WAIT_SESSION;
     c->s.w.session = c->session;

@@ -203,4 +203,9 @@ def test_tenants_see_only_their_sessions_consumers(server_factory, tmp_path):
     assert s.request("GET", "/v1/consumers/theirs/next?token=1", headers=h, auth=False).status == 404
     names = [c["name"] for c in s.request("GET", "/v1/consumers", headers=h, auth=False).json["consumers"]]
     assert names == ["mine"]
+    # a tenant's worker: sequences only, never a store-wide position (docs/HTTP.md "Tenants")
+    t = s.request("POST", "/v1/consumers/mine/lease", body={"worker": "w"}, headers=h, auth=False).json["token"]
+    r = s.request("GET", "/v1/consumers/mine/next?token=%d" % t, headers=h, auth=False)
+    assert r.status == 200 and [e["sequence"] for e in r.json["events"]] == [1]
+    assert all("position" not in e for e in r.json["events"])
     assert s.request("GET", "/metrics", headers=h, auth=False).status == 403
