@@ -139,6 +139,10 @@ def test_list_delete_metrics_and_restart(server_factory):
     assert [(c["name"], c["acked"], c["lag"]) for c in rows] == [("x1", 1, 2), ("x2", 0, 3)]
     table = subprocess.run([REEL_BIN, "consumers", "--data", s.data], capture_output=True, text=True)
     assert table.returncode == 0 and "x1" in table.stdout and "(feed)" in table.stdout
+    # the same from the server, byte for byte
+    remote = subprocess.run([REEL_BIN, "consumers", "--server", "http://127.0.0.1:%d" % s.port, "--json"],
+                            capture_output=True, text=True)
+    assert remote.returncode == 0 and remote.stdout == out.stdout, (remote.stdout, out.stdout)
     assert s.request("DELETE", "/v1/consumers/x1").status == 204
     assert s.get("/v1/consumers/x1").status == 404
     assert s.request("DELETE", "/v1/consumers/x1").status == 404
