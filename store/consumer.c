@@ -271,6 +271,8 @@ int store__consumer_apply(store_t *s, MDB_txn *txn, store_consumer_req_t *q, uin
                           int *made)
 {
     q->now_ms = now_ms;
+    if (q->op == STORE_CONSUMER_SYNC)
+        return REEL_OK;
     int rc = ensure_db(s, txn, made);
     if (rc)
         return *mdb_rc = rc, REEL_EIO;

@@ -509,6 +509,10 @@ enum store_consumer_op {
     /* Raw records (kind 's'): puts 'value' (len 0: deletes) if the stored value is byte for
      * byte 'expected' (len 0: absent) when 'check' is set, else REEL_ECONFLICT. */
     STORE_CONSUMER_PUT_RAW,
+    /* Changes nothing. Batches are committed in the order they were submitted, so it
+     * completes once every batch submitted before it is durable: a barrier for callers
+     * whose own writes were submitted without waiting (api/ds/subs*.c). */
+    STORE_CONSUMER_SYNC,
 };
 
 struct store_consumer_req {

@@ -10,7 +10,52 @@
 
 #include "api/ds/subs_int.h"
 
-/* ---- JSON answers ---- */
+/* ---- answers ----
+ *
+ * A change (PUT, POST, DELETE) is written through to the store without waiting
+ * (ds__sub_save()); its answer is kept here and sent once a barrier batch submitted after
+ * it completed (STORE_CONSUMER_SYNC: batches commit in submission order), so a client
+ * told 201 or {"ok": true} finds it after a crash. Reads answer at once. */
+
+enum { SB_BODY = API_PHASE_OWN, SB_COMMIT };
+
+typedef struct sreq {
+    int status;     /* the kept answer, 0 = none */
+    char *body;     /* JSON text (NULL: empty) */
+    store_consumer_req_t q;
+} sreq_t;
+
+static void sreq_dispose(api_req_t *rq)
+{
+    sreq_t *c = rq->ctx;
+    if (c)
+        free(c->body);
+    free(c);
+    rq->ctx = NULL;
+}
+
+static enum MHD_Result send_now(api_req_t *rq, int status, char *text)
+{
+    if (!text)
+        return api__reply_text(rq, status, "application/json", "", 0);
+    store_buf_t b = STORE_BUF_INIT;
+    store_buf_puts(&b, text);
+    free(text);
+    return api__reply_json(rq, status, &b);
+}
+
+/* Answers 'status' with 'text' (taken over; NULL = no body): now for a read, else kept
+ * for after the barrier. */
+static enum MHD_Result reply_text(api_req_t *rq, int status, char *text)
+{
+    sreq_t *c = rq->ctx;
+    if (!c || (rq->method_bit & API_M_READ))
+        return send_now(rq, status, text);
+    free(c->body);
+    c->status = status;
+    c->body = text;
+    return MHD_YES;
+}
 
 static enum MHD_Result reply_j(api_req_t *rq, int status, json_t *j)
 {
@@ -18,10 +63,7 @@ static enum MHD_Result reply_j(api_req_t *rq, int status, json_t *j)
     json_decref(j);
     if (!text)
         return api__problem(rq, REEL_ENOMEM, "out of memory");
-    store_buf_t b = STORE_BUF_INIT;
-    store_buf_puts(&b, text);
-    free(text);
-    return api__reply_json(rq, status, &b);
+    return reply_text(rq, status, text);
 }
 
 static enum MHD_Result reply_error(api_req_t *rq, int status, const char *code,
@@ -76,7 +118,6 @@ static json_t *sub_j(struct ds_subs *x, sub_t *s, store_read_t *r)
 
 /* ---- the routes ---- */
 
-enum { SB_BODY = API_PHASE_OWN };
 
 /* The Host of the request as "http://host" (the base of the URLs a subscription gives). */
 static void request_base(api_req_t *rq, char *out, size_t cap)
@@ -359,7 +400,7 @@ static enum MHD_Result release(api_req_t *rq, struct ds_subs *x, sub_t *s, json_
     s->claim_token[0] = '\0';
     s->wake_open = 0; /* what is not acked is given again */
     x->kick = 1;
-    return api__reply_text(rq, 204, "application/json", "", 0);
+    return reply_text(rq, 204, NULL);
 }
 
 static enum MHD_Result jwks(api_req_t *rq, struct ds_subs *x)
@@ -423,7 +464,7 @@ static int split(const char *p, size_t n, char *id, char *rest, size_t rest_cap)
 
 static enum MHD_Result no_content(api_req_t *rq)
 {
-    return api__reply_text(rq, 204, "application/json", "", 0);
+    return reply_text(rq, 204, NULL);
 }
 
 static enum MHD_Result delete_sub(api_req_t *rq, struct ds_subs *x, sub_t *s)
@@ -525,9 +566,34 @@ static enum MHD_Result route(api_req_t *rq, struct ds_subs *x, json_t *j)
     return r;
 }
 
+/* Sends the kept answer once the barrier completed. */
+static enum MHD_Result after_barrier(api_req_t *rq)
+{
+    sreq_t *c = rq->ctx;
+    if (rq->batch.err != REEL_OK)
+        return send_now(rq, 503, json_dumps(json_pack("{s:{s:s,s:s}}", "error", "code",
+                                                      "UNAVAILABLE", "message", reel_strerror(rq->batch.err)),
+                                            JSON_COMPACT));
+    char *text = c->body;
+    c->body = NULL;
+    return send_now(rq, c->status, text);
+}
+
+static enum MHD_Result barrier(api_req_t *rq)
+{
+    sreq_t *c = rq->ctx;
+    c->q.op = STORE_CONSUMER_SYNC;
+    store_batch_init(&rq->batch, STORE_OP_CONSUMER, NULL, 0);
+    rq->batch.consumer = &c->q;
+    rq->phase = SB_COMMIT;
+    return api__submit(rq, &rq->batch);
+}
+
 enum MHD_Result api__ds_subs(api_req_t *rq, const char *data, size_t *size)
 {
     struct ds_subs *x = rq->srv->subs;
+    if (rq->phase == SB_COMMIT)
+        return rq->async_done ? after_barrier(rq) : MHD_YES;
     if (!x)
         return api__problem(rq, REEL_EUNAVAILABLE, "subscriptions are not running");
     if (rq->method_bit & (API_M_POST | API_M_PUT)) {
@@ -560,7 +626,17 @@ enum MHD_Result api__ds_subs(api_req_t *rq, const char *data, size_t *size)
     }
     if (!j)
         j = json_object();
+    sreq_t *c = NULL;
+    if (!(rq->method_bit & API_M_READ) && !(c = calloc(1, sizeof *c))) {
+        json_decref(j);
+        return api__problem(rq, REEL_ENOMEM, "out of memory");
+    }
+    if (c) {
+        rq->ctx = c;
+        rq->dispose = sreq_dispose;
+    }
     enum MHD_Result r = route(rq, x, j);
     json_decref(j);
-    return r;
+    /* (a problem queued at once, api__problem(), left no kept answer) */
+    return c && c->status ? barrier(rq) : r;
 }

@@ -220,3 +220,17 @@ def test_one_bad_ack_changes_nothing(server):
     r = s.request("POST", "/v1/stream/__ds/subscriptions/b/ack", body=body,
                   headers={"Authorization": "Bearer " + cl["token"]})
     assert r.status == 400 and "tail" in r.json["error"]["message"]
+
+
+def test_an_answered_change_survives_kill9(server_factory):
+    import signal
+    s = server_factory(args=["--sync", "full"])
+    for i in range(20):
+        assert sub(s, "k%d" % i, {"type": "pull-wake", "streams": ["a/%d" % i], "wake_stream": "w"}).status == 201
+    assert s.request("DELETE", "/v1/stream/__ds/subscriptions/k0").status == 204
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait()
+    s.start()
+    assert s.get("/v1/stream/__ds/subscriptions/k0").status == 404
+    for i in range(1, 20):
+        assert s.get("/v1/stream/__ds/subscriptions/k%d" % i).status == 200

@@ -220,3 +220,19 @@ Test(store_consumers, raw_records_compare_and_swap)
     TU_ERR(store_consumer_raw_get(&r, "sub:x", 5, &v, &n), REEL_ENOT_FOUND);
     store_read_end(&r);
 }
+
+Test(store_consumers, sync_changes_nothing)
+{
+    store_consumer_req_t q = req(STORE_CONSUMER_SYNC, "");
+    TU_OK(run(&q));
+    store_read_t r;
+    store_consumer_t c;
+    TU_OK(store_read_begin(tu_store, &r));
+    TU_ERR(store_consumer_get(&r, "x", 1, &c), REEL_ENOT_FOUND);
+    store_read_end(&r);
+    store_close(tu_store);
+    tu_store = tu_open(tu_dir, 0, 0);
+    TU_OK(store_read_begin(tu_store, &r));
+    TU_ERR(store_consumer_get(&r, "x", 1, &c), REEL_ENOT_FOUND);
+    store_read_end(&r);
+}
