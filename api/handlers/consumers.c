@@ -609,6 +609,8 @@ enum MHD_Result api__consumer_next(api_req_t *rq, const char *data, size_t *size
             return api__problem(rq, REEL_EINVALID_PARAMETER, "'limit' must be from 1 to %d",
                                 API_MAX_LIMIT);
     }
+    if (rq->phase == C_WAIT && !api__auth_still_valid(rq))
+        return api__problem(rq, REEL_EUNAUTHORIZED, "the token is no longer valid (reloaded)");
     for (;;) {
         uint64_t gen = api__gen(rq->srv);
         uint64_t deadline = rq->start_ms + rq->wait_s * 1000;

@@ -213,3 +213,29 @@ def test_tenants_see_only_their_sessions_consumers(server_factory, tmp_path):
     assert r.status == 200 and [e["sequence"] for e in r.json["events"]] == [1]
     assert all("position" not in e for e in r.json["events"])
     assert s.request("GET", "/metrics", headers=h, auth=False).status == 403
+
+
+def test_a_revoked_token_ends_its_long_poll(server_factory, tmp_path):
+    import signal
+    import threading
+    tokens = tmp_path / "tokens.jsonl"
+
+    def add(name):
+        return subprocess.run([REEL_BIN, "tokens", "add", name, "--scopes", "full", "--file", str(tokens)],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    root, w = add("root"), add("worker")
+    s = server_factory(args=["--sync", "none", "--tokens", str(tokens)], token=root)
+    h = {"Authorization": "Bearer " + w}
+    assert put(s, "c", {"session": "s"}).status == 201
+    t = s.request("POST", "/v1/consumers/c/lease", body={"worker": "w"}, headers=h, auth=False).json["token"]
+    got = {}
+    th = threading.Thread(target=lambda: got.update(r=s.request(
+        "GET", "/v1/consumers/c/next?token=%d&wait=30" % t, headers=h, auth=False)))
+    th.start()
+    time.sleep(0.3)
+    subprocess.run([REEL_BIN, "tokens", "revoke", "worker", "--file", str(tokens)], check=True, capture_output=True)
+    t0 = time.time()
+    s.proc.send_signal(signal.SIGHUP)
+    th.join(10)
+    assert got["r"].status == 401 and time.time() - t0 < 5
