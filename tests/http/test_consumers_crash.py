@@ -12,9 +12,11 @@ and after each request (O_APPEND: a kill -9 loses nothing written), and the logs
 checked against the store at the end:
 
 - at least once: every event a consumer's definition takes is in some delivery;
-- exactly once: the acknowledged ranges (from, to] of all workers never overlap, and
-  the consumer's acknowledged position ends at its tail (a range may be missing from the
-  logs only when its worker was killed between the commit and its log line);
+- exactly once: the acknowledged ranges (from, to] of all workers never overlap, the
+  consumer's acknowledged position ends at its tail, and the server's count of moves of
+  it equals the ranges logged (a range may be missing from the logs only when its worker
+  was killed between the commit and its log line; an ack whose answer a server kill lost
+  is recognised by the worker's next read);
 - in order: within one lease, a worker is given each session's events in rising sequence
   order, and a new lease starts right after the acknowledged position.
 
