@@ -31,6 +31,13 @@ static void on_commit(void *arg, const store_commit_t *c)
     api__wake_commit(srv, c);
 }
 
+/* The watcher's hook: another process redacted stored events (reel redact --data), so no
+ * kept rendering may be served any more (api/live/evcache.c). */
+static void forget_rendered(api_server_t *srv, uint64_t txn)
+{
+    api__evcache_clear(srv->evcache, txn);
+}
+
 /* ---- Lifecycle ---- */
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *msg, size_t mlen)
@@ -165,6 +172,8 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     api__seal_init(srv); /* without a store secret, tenants get no feed (has_seal 0) */
     srv->loopback = is_loopback(&ss);
     srv->lim = cfg->limits;
+    srv->metrics = cfg->metrics;
+    srv->metrics_arg = cfg->metrics_arg;
     srv->routes = api__routes;
     srv->n_routes = api__n_routes;
     srv->evcache = api__evcache_new(cfg->limits.event_cache_bytes); /* NULL: render always */
@@ -181,6 +190,7 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
         return REEL_ENOMEM;
     }
     store_set_commit_hook(s, on_commit, srv);
+    srv->on_foreign_redaction = forget_rendered;
     if (api__watcher_start(srv) != REEL_OK) {
         store_set_commit_hook(s, NULL, NULL);
         server_free(srv);

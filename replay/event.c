@@ -221,6 +221,8 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int flags
             return REEL_ECORRUPT;
         }
     }
+    if (ev->redacted) /* rewritten after the fact (docs/REDACTION.md) */
+        store_buf_puts(out, ",\"redacted\":true");
     store_buf_putc(out, '}');
     return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
 }
@@ -292,6 +294,28 @@ static void opt_str(store_buf_t *out, const char *k, const char *v, size_t n)
         store_buf_puts(out, "null");
 }
 
+void replay_write_retention(store_buf_t *out, const store_retention_t *p)
+{
+    store_buf_puts(out, ",\"retention\":{");
+    const char *sep = "";
+    if (p->max_age_ms) {
+        store_buf_printf(out, "\"max_age\":%llu", (unsigned long long)(p->max_age_ms / 1000));
+        sep = ",";
+    }
+    if (p->max_age_ended_ms) {
+        store_buf_printf(out, "%s\"max_age_after_end\":%llu", sep,
+                         (unsigned long long)(p->max_age_ended_ms / 1000));
+        sep = ",";
+    }
+    if (p->max_events) {
+        store_buf_printf(out, "%s\"max_events\":%llu", sep, (unsigned long long)p->max_events);
+        sep = ",";
+    }
+    if (p->no_archive)
+        store_buf_printf(out, "%s\"archive\":false", sep);
+    store_buf_putc(out, '}');
+}
+
 int replay_write_session(store_buf_t *out, const store_session_t *rec)
 {
     static const char *status[] = {"active", "ended", "deleted"};
@@ -310,6 +334,13 @@ int replay_write_session(store_buf_t *out, const store_session_t *rec)
                      (unsigned long long)rec->last_sequence,
                      (unsigned long long)rec->event_count, (unsigned long long)rec->bytes,
                      (unsigned long long)rec->runs, (unsigned long long)rec->version);
+    /* retention (docs/RETENTION.md): the first kept sequence of a trimmed session, and the
+     * policy when set; a session retention never touched renders exactly as before */
+    if (rec->first_sequence > 1)
+        store_buf_printf(out, ",\"first_sequence\":%llu",
+                         (unsigned long long)rec->first_sequence);
+    if (rec->retention.set)
+        replay_write_retention(out, &rec->retention);
     key(out, "metadata");
     if (rec->metadata) {
         store_mp_t m = {rec->metadata, rec->metadata + rec->metadata_len};

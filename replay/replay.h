@@ -34,6 +34,8 @@ void replay_drop_position(store_buf_t *out, size_t mark);
 
 /* Appends a session record as a JSON object (docs/HTTP.md "Sessions"). */
 int replay_write_session(store_buf_t *out, const store_session_t *rec);
+/* Appends ,"retention":{...} for policy 'p' (durations in seconds; docs/RETENTION.md). */
+void replay_write_retention(store_buf_t *out, const store_retention_t *p);
 
 /* Appends 'ms' (Unix ms) as RFC 3339 UTC with milliseconds, quoted:
  * "2026-11-22T13:00:00.123Z". */
@@ -173,10 +175,12 @@ typedef struct replay_export_opts {
     int compress;          /* 1 = zstd (default), 0 = plain NDJSON */
     int level;             /* zstd level, default 3 */
     int64_t created_ms;    /* the header's created_at; 0 = now (tests fix it) */
+    uint64_t until_sequence; /* one session: its events up to this sequence; 0 = all
+                                (retention archives the events it is about to trim) */
     int flags;             /* REPLAY_NO_POSITION: no position in the header or the events */
 } replay_export_opts_t;
 
-#define REPLAY_EXPORT_DEFAULT {NULL, 0, 0, 0, 0, 0, NULL, 1, 3, 0, 0}
+#define REPLAY_EXPORT_DEFAULT {NULL, 0, 0, 0, 0, 0, NULL, 1, 3, 0, 0, 0}
 
 typedef struct replay_export replay_export_t;
 

@@ -154,8 +154,27 @@ static int session_get(store_read_t *r, const char *id, size_t id_len, store_ses
     return rc;
 }
 
+static int session_name(store_read_t *r, const uint8_t num[8], MDB_val *name);
+
+/* The chain hash kept for a trimmed session's first event (docs/FORMAT.md section 10):
+ * 0 and 'out' set when session 'num' has first_sequence 'seq', else 1. */
+static int trimmed_prev(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[STORE_HASH_LEN])
+{
+    uint8_t nk[8];
+    MDB_val name;
+    store_session_t rec;
+    store__put_u64(nk, num);
+    if (session_name(r, nk, &name) ||
+        session_get(r, name.mv_data, name.mv_size, &rec) || rec.num != num ||
+        rec.first_sequence != seq)
+        return 1;
+    memcpy(out, rec.first_prev_hash, STORE_HASH_LEN);
+    return 0;
+}
+
 /* The chain hash stored in the event before (num, seq) into 'out': 32 zero bytes for
- * sequence 1. 1 when that event cannot be found (then the index is damaged). */
+ * sequence 1, the record's 'first_hash' for the first kept event of a trimmed session.
+ * 1 when that event cannot be found (then the index is damaged). */
 static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[STORE_HASH_LEN])
 {
     memset(out, 0, STORE_HASH_LEN);
@@ -166,7 +185,7 @@ static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
     store__put_u64(key + 8, seq - 1);
     MDB_val k = {16, key}, v;
     if (mdb_get(TXN(r), r->s->db_seqs, &k, &v) || v.mv_size != 8)
-        return 1;
+        return trimmed_prev(r, num, seq, out); /* only the miss pays for the lookup */
     MDB_val pk = {8, v.mv_data};
     if (mdb_get(TXN(r), r->s->db_events, &pk, &v) || v.mv_size <= STORE_HEADER_LEN)
         return 1;
@@ -178,7 +197,7 @@ static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
 static int check_chain(const store_event_view_t *ev)
 {
     uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];
-    if (store__sha256(ev->body, ev->body_len, body_hash) ||
+    if (store__body_hash(ev, body_hash) ||
         store__chain(ev->prev_hash_, ev->sequence, ev->position, ev->time_ms, body_hash, want))
         return REEL_ENOMEM;
     if (memcmp(want, ev->hash, STORE_HASH_LEN))
@@ -224,6 +243,11 @@ static int emit(store_read_t *r, struct expect *x, uint64_t pos, const MDB_val *
     return cb(arg, &ev);
 }
 
+uint64_t store_event_snapshot(const store_event_view_t *ev)
+{
+    return ev->read_ && ev->read_->txn_ ? (uint64_t)mdb_txn_id(TXN(ev->read_)) : 0;
+}
+
 int store_event_check(const store_event_view_t *ev)
 {
     return ev->unchecked ? check_chain(ev) : REEL_OK;
@@ -240,6 +264,9 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
         return rc;
     if (rec.status == STORE_DELETED)
         return REEL_EGONE;
+    /* Events before first_sequence were trimmed: they are gone, not missing. */
+    if (after + 1 < rec.first_sequence)
+        after = rec.first_sequence - 1;
     uint8_t key[16];
     store__put_u64(key, rec.num);
     MDB_val k = {16, key}, v;
@@ -253,7 +280,9 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
         return rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
     }
     struct expect x = {rec.id, rec.id_len, rec.num, after + 1, {0}};
-    if (prev_chain(r, rec.num, after + 1, x.chain))
+    if (after + 1 == rec.first_sequence)
+        memcpy(x.chain, rec.first_prev_hash, STORE_HASH_LEN);
+    else if (prev_chain(r, rec.num, after + 1, x.chain))
         return corrupt(r, rec.id, rec.id_len, after, 0, "the sequence index has no entry");
     MDB_cursor *c;
     if ((rc = store__cursor_open(r, r->s->db_seqs, &c)))
@@ -738,6 +767,21 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
 {
     int rc;
     STORE__GUARD(r->s, rc, feed_after(r, after, limit, cb, arg, more));
+    return rc;
+}
+
+static int redaction_count(store_read_t *r, uint64_t *n)
+{
+    MDB_val k = {10, "redactions"}, v;
+    int rc = mdb_get(TXN(r), r->s->db_meta, &k, &v);
+    *n = rc == 0 && v.mv_size == 8 ? store__get_u64(v.mv_data) : 0;
+    return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
+}
+
+int store_redaction_count(store_read_t *r, uint64_t *n)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, redaction_count(r, n));
     return rc;
 }
 

@@ -106,7 +106,8 @@ static int from_json(json_t *j, store_consumer_t *c, uint64_t *tail)
         const char *ty = json_string_value(t);
         if (!ty || used + strlen(ty) + 1 > STORE_CONSUMER_TYPES_MAX)
             return -1;
-        used += (size_t)snprintf(c->types + used, sizeof c->types - used, "%s%s", used ? "," : "", ty);
+        used += (size_t)snprintf(c->types + used, sizeof c->types - used, "%s%s",
+                                 used ? "," : "", ty);
     }
     c->acked = (uint64_t)json_integer_value(json_object_get(j, "acked"));
     c->token = (uint64_t)json_integer_value(json_object_get(j, "token"));
@@ -154,7 +155,8 @@ int cmd_consumers(int argc, char **argv)
     cmd_remote_t remote = {0};
     const opt_t rows[] = {
         CMD_OPT_DATA(&data),
-        {.name = "json", .type = OPT_FLAG, .dest = &l.json, .help = "JSON lines instead of a table"},
+        {.name = "json", .type = OPT_FLAG, .dest = &l.json,
+         .help = "JSON lines instead of a table"},
         CMD_OPT_REMOTE(&remote),
         OPT_END,
     };

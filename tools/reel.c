@@ -27,6 +27,7 @@ static const struct cmd cmds[] = {
     {"stats", cmd_stats, "analytics: events by type, agent, tool; usage; durations; errors"},
     {"verify", cmd_verify, "check the integrity of the store (hash chains, density, index)"},
     {"backup", cmd_backup, "consistent, compacted hot copy of the store"},
+    {"redact", cmd_redact, "rewrite secrets in stored events; the hash chain still verifies"},
     {"run", cmd_run, "run a coding agent and ingest its event stream (agent runner)"},
     {"mock-agent", cmd_mock_agent, "a fake agent writing realistic native JSONL (tests, demos)"},
     {"tokens", cmd_tokens, "named tokens for serve --tokens: add, list, revoke (tenants)"},

@@ -596,10 +596,10 @@ int api__quota_check(api_req_t *rq, uint64_t bytes)
     pthread_mutex_lock(&rq->srv->rate_lock);
     uint64_t qbytes = b->quota_bytes, qsessions = b->quota_sessions;
     int stale = !b->used_at_us || now - b->used_at_us > 1000000;
-    struct usage u = {b->used_bytes, b->used_sessions};
     pthread_mutex_unlock(&rq->srv->rate_lock);
     if (!qbytes && !qsessions)
         return REEL_OK;
+    struct usage u;
     if (stale) {
         if (count_usage(rq, &u) != REEL_OK)
             return REEL_OK; /* the append itself will meet the store's error */
@@ -607,20 +607,28 @@ int api__quota_check(api_req_t *rq, uint64_t bytes)
         b->used_bytes = u.bytes, b->used_sessions = u.sessions, b->used_at_us = now;
         pthread_mutex_unlock(&rq->srv->rate_lock);
     }
-    int refuse = (qbytes && u.bytes + bytes > qbytes) ||
-                 (qsessions && u.sessions >= qsessions && session_is_new(rq));
-    if (refuse) {
-        pthread_mutex_lock(&rq->srv->rate_lock);
+    int is_new = qsessions && session_is_new(rq);
+    /* Checked and reserved at once: what an admitted append adds counts for the next
+     * request at once, not only after the next count (at most a second later), so a burst
+     * passes the quota by no more than the appends in flight when the count was taken. */
+    pthread_mutex_lock(&rq->srv->rate_lock);
+    int over_bytes = qbytes && b->used_bytes + bytes > qbytes;
+    int over_sessions = is_new && b->used_sessions >= qsessions;
+    if (over_bytes || over_sessions) {
         b->n_quota++;
-        pthread_mutex_unlock(&rq->srv->rate_lock);
+    } else {
+        b->used_bytes += bytes;
+        b->used_sessions += (uint64_t)is_new;
     }
-    if (qbytes && u.bytes + bytes > qbytes) {
+    u.bytes = b->used_bytes, u.sessions = b->used_sessions;
+    pthread_mutex_unlock(&rq->srv->rate_lock);
+    if (over_bytes) {
         api__problem(rq, REEL_EQUOTA, "the token '%s' has %llu of its %llu bytes stored; this "
                      "append needs about %llu more", rq->token_name, (unsigned long long)u.bytes,
                      (unsigned long long)qbytes, (unsigned long long)bytes);
         return REEL_EQUOTA;
     }
-    if (qsessions && u.sessions >= qsessions && session_is_new(rq)) {
+    if (over_sessions) {
         api__problem(rq, REEL_EQUOTA, "the token '%s' has all %llu of its sessions; a new one "
                      "needs another deleted first", rq->token_name,
                      (unsigned long long)qsessions);

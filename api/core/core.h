@@ -81,7 +81,7 @@ enum api_method {
 };
 
 /* Who may call a route: anyone, or a token with the scope the method needs (GET, HEAD:
- * read; DELETE: full; the others: append). */
+ * read; DELETE: delete; the others: append), unless the row names its scope. */
 enum api_auth { API_AUTH_NONE = 0, API_AUTH_SCOPED };
 
 /* A handler is called for every call of the access handler once the request passed the
@@ -107,6 +107,7 @@ struct api_route {
      * end up in logs and histories. NULL = never. */
     int (*query_token)(const api_req_t *rq);
     int tenant;                 /* enum api_tenant_rule */
+    int scope;                  /* enum api_scope bits the route needs; 0 = by method */
 };
 
 /* The query_token rule of an SSE route: a GET. */
@@ -186,6 +187,8 @@ struct api_server {
     store_t *store;
     uint8_t seal_aes[16], seal_mac[32]; /* sealed cursors' keys (seal.c), set at start */
     int has_seal;                       /* 0: the store has no secret (read-only, older) */
+    void (*metrics)(void *arg, store_buf_t *out); /* api_config_t.metrics */
+    void *metrics_arg;
     api_evcache_t *evcache;     /* NULL when off (live/evcache.c) */
     api_access_t *access;       /* last read of each session (live/access.c) */
     struct ds_subs *subs;       /* Durable Streams subscriptions (ds/subs.c), or NULL */
@@ -219,6 +222,11 @@ struct api_server {
     uint64_t own[API_OWN_TXNS]; /* a ring, in commit order */
     size_t own_head, own_n;
     uint64_t watch_txn;
+    /* Stored bodies change only by a redaction: the watcher reads the store's count of them
+     * (store_redaction_count) after another process's commit, and when it moved calls
+     * 'on_foreign_redaction' (set by server.c: the event cache is emptied). */
+    uint64_t watch_redactions;
+    void (*on_foreign_redaction)(api_server_t *srv, uint64_t txn);
 
     pthread_t watcher;
     int watcher_started;
@@ -315,6 +323,7 @@ struct api_req {
 
     /* asynchronous store work */
     store_batch_t batch;  /* a plain store batch in flight (api__submit) */
+    store_retention_t retention; /* a put's retention policy, borrowed by 'batch' */
     store_buf_t meta;     /* bytes a batch borrows (a session record's metadata) */
     int async_done;
     api_waiter_t waiter;  /* long-poll */
@@ -324,6 +333,8 @@ struct api_req {
     char agent[STORE_NAME_MAX + 1];
     char native[STORE_NAME_MAX + 1];
     uint64_t offset;      /* 'offset' or 'after' */
+    uint64_t first_sequence; /* a trimmed session's first kept sequence (Reel-First-Sequence
+                                header of a page read before it), else 0 */
     uint64_t limit;
     uint64_t wait_s;
     int include_raw;

@@ -135,6 +135,8 @@ static int read_range(store_read_t *r, const char *sid, size_t sid_len, uint64_t
         return REEL_OK;
     struct walk w = {pg, base, cap, !m.is_stream, 0, 0, 0};
     uint64_t own = after > base ? after - base : 0;
+    if (own + 1 < rec.first_sequence) /* retention removed them: read on from the first kept */
+        pg->first_kept = base + rec.first_sequence;
     int left = 0;
     rc = store_events_after(r, sid, sid_len, own, 100000, walk_event, &w, &left);
     if (rc > 0)
@@ -172,6 +174,8 @@ int ds__read(api_server_t *srv, const char *sid, size_t sid_len, uint64_t after,
                 pg->next = tail;
             pg->closed = m.closed;
         }
+        if (rc == REEL_OK)
+            rc = store_redaction_count(&r, &pg->redactions);
     }
     store_read_end(&r);
     if (rc == REEL_OK && store_buf_failed(pg->out))
@@ -259,7 +263,7 @@ static int fill(api_sse_t *s, int *moved)
 {
     ds_sse_t *c = (ds_sse_t *)s;
     store_buf_clear(&c->msgs);
-    ds_page_t pg = {c->json, s->srv->lim.sse_buffer_bytes, &c->msgs, 0, 0, 0, 0, 0, c->flags};
+    ds_page_t pg = {c->json, s->srv->lim.sse_buffer_bytes, &c->msgs, 0, 0, 0, 0, 0, 0, 0, c->flags};
     int rc = ds__read(s->srv, c->sid, c->sid_len, c->next, &pg);
     *moved = 0;
     if (rc == REEL_ESESSION_NOT_FOUND || (rc == REEL_OK && pg.gone)) {
@@ -409,8 +413,11 @@ static enum MHD_Result read_reply(api_req_t *rq, ds_req_t *d, ds_page_t *pg, sto
     char off[DS_OFFSET_LEN + 1], etag[STORE_SESSION_ID_MAX + 160], cur[32];
     ds__offset(pg->next, off);
     int closed = pg->closed && pg->at_end;
-    snprintf(etag, sizeof etag, "\"%s:%s:%s%s\"", d->sid, d->has_offset ? d->offset_text : "-1",
-             off, closed ? ":c" : "");
+    char red[32] = ""; /* a store that was never redacted keeps the ETags it always had */
+    if (pg->redactions)
+        snprintf(red, sizeof red, ":r%llu", (unsigned long long)pg->redactions);
+    snprintf(etag, sizeof etag, "\"%s:%s:%s%s%s\"", d->sid, d->has_offset ? d->offset_text : "-1",
+             off, closed ? ":c" : "", red);
     const char *inm = api__header(rq, MHD_HTTP_HEADER_IF_NONE_MATCH);
     if (inm && !strcmp(inm, etag)) {
         struct MHD_Response *r = ds__resp(NULL, 0);
@@ -430,6 +437,11 @@ static enum MHD_Result read_reply(api_req_t *rq, ds_req_t *d, ds_page_t *pg, sto
         return MHD_NO;
     ds__hdr(r, MHD_HTTP_HEADER_CONTENT_TYPE, d->ctype_read);
     ds__hdr(r, "Stream-Next-Offset", off);
+    if (pg->first_kept) { /* docs/RETENTION.md: the messages before it are gone */
+        char first[24];
+        snprintf(first, sizeof first, "%llu", (unsigned long long)pg->first_kept);
+        ds__hdr(r, "Reel-First-Sequence", first);
+    }
     ds__hdr(r, MHD_HTTP_HEADER_ETAG, etag);
     if (pg->at_end)
         ds__hdr(r, "Stream-Up-To-Date", "true");
@@ -473,7 +485,7 @@ static enum MHD_Result read_or_wait(api_req_t *rq, ds_req_t *d)
         int json = ds__is_json(d->ctype_read);
         if (json)
             store_buf_putc(&out, '[');
-        ds_page_t pg = {json, DS_PAGE_BYTES, &out, 0, 0, 0, 0, 0, api__render_flags(rq, 0)};
+        ds_page_t pg = {json, DS_PAGE_BYTES, &out, 0, 0, 0, 0, 0, 0, 0, api__render_flags(rq, 0)};
         int rc = ds__read(srv, d->sid, d->sid_len, d->after, &pg);
         if (rc == REEL_OK && pg.gone)
             rc = REEL_ESESSION_NOT_FOUND;

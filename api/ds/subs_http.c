@@ -91,7 +91,8 @@ static json_t *sub_j(struct ds_subs *x, sub_t *s, store_read_t *r)
     ds__sub_find_pattern_streams(x->srv, r, s);
     json_t *st = json_array();
     for (size_t i = 0; i < s->n; i++)
-        json_array_append_new(st, ds__sub_stream_j(&s->streams[i], ds__sub_tail_of(x->srv, r, s->streams[i].path)));
+        json_array_append_new(st, ds__sub_stream_j(&s->streams[i],
+                                                   ds__sub_tail_of(x->srv, r, s->streams[i].path)));
     json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:o}", "id", s->id, "type",
                           s->type == T_WEBHOOK ? "webhook" : "pull-wake", "lease_ttl_ms",
                           (json_int_t)s->ttl_ms, "generation", (json_int_t)s->generation,
@@ -154,7 +155,8 @@ static const char *parse_config(api_req_t *rq, json_t *j, sub_t *s, char *msg, s
         st->explicit_link = 1;
     }
     if (!s->pattern[0] && !s->n)
-        return snprintf(msg, cap, "a subscription needs a 'pattern' or 'streams'"), "INVALID_REQUEST";
+        return snprintf(msg, cap, "a subscription needs a 'pattern' or 'streams'"),
+               "INVALID_REQUEST";
     json_t *ttl = json_object_get(j, "lease_ttl_ms");
     s->ttl_ms = SUB_TTL_DEFAULT;
     if (ttl) {
@@ -493,7 +495,8 @@ static enum MHD_Result link_streams(api_req_t *rq, struct ds_subs *x, sub_t *s, 
             one->explicit_link = 1;
     }
     ds__sub_save(x, s);
-    return bad ? reply_error(rq, 400, "INVALID_REQUEST", "'streams' must be an array of paths", NULL)
+    return bad ? reply_error(rq, 400, "INVALID_REQUEST", "'streams' must be an array of paths",
+                             NULL)
                : no_content(rq);
 }
 
@@ -570,10 +573,13 @@ static enum MHD_Result route(api_req_t *rq, struct ds_subs *x, json_t *j)
 static enum MHD_Result after_barrier(api_req_t *rq)
 {
     sreq_t *c = rq->ctx;
-    if (rq->batch.err != REEL_OK)
-        return send_now(rq, 503, json_dumps(json_pack("{s:{s:s,s:s}}", "error", "code",
-                                                      "UNAVAILABLE", "message", reel_strerror(rq->batch.err)),
-                                            JSON_COMPACT));
+    if (rq->batch.err != REEL_OK) {
+        json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", "UNAVAILABLE", "message",
+                              reel_strerror(rq->batch.err));
+        char *text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+        json_decref(e);
+        return send_now(rq, 503, text);
+    }
     char *text = c->body;
     c->body = NULL;
     return send_now(rq, c->status, text);

@@ -33,7 +33,8 @@ static int addr_allowed(const api_server_t *srv, const struct sockaddr *sa)
         static const uint8_t lo[16] = {[15] = 1}, any[16] = {0};
         if (!memcmp(b, lo, 16))
             return srv->loopback;
-        if (!memcmp(b, any, 16) || (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||
+        if (!memcmp(b, any, 16) || (b[0] & 0xfe) == 0xfc ||
+            (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||
             b[0] == 0xff)
             return 0;
         if (!memcmp(b, any, 10) && b[10] == 0xff && b[11] == 0xff) { /* IPv4-mapped */

@@ -248,7 +248,8 @@ static enum MHD_Result change_done(api_req_t *rq)
     case REEL_ENOT_FOUND:
         return api__problem(rq, err, "consumer '%s' does not exist", cr->name);
     case REEL_ELEASE_HELD:
-        return api__problem(rq, err, "consumer '%s' is leased by '%s' (token %llu) for %llu ms more",
+        return api__problem(rq, err,
+                            "consumer '%s' is leased by '%s' (token %llu) for %llu ms more",
                             cr->name, c->owner, (unsigned long long)c->token,
                             (unsigned long long)(c->lease_until_ms - q->now_ms));
     case REEL_ESTALE_TOKEN:
@@ -475,7 +476,8 @@ static enum MHD_Result lease_route(api_req_t *rq, const char *data, size_t *size
             q->rec.owner_len = n;
         }
     } else if (!bad && !has_token) {
-        api__problem(rq, REEL_EINVALID_PARAMETER, "'token' (the lease's fencing token) is required");
+        api__problem(rq, REEL_EINVALID_PARAMETER,
+                     "'token' (the lease's fencing token) is required");
         bad = 1;
     }
     if (!bad && op == STORE_CONSUMER_ACK) {

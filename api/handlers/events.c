@@ -177,6 +177,7 @@ struct page {
     int more;             /* stopped with events left */
     int feed;
     int full;             /* stopped before an event that did not fit */
+    int trimmed;          /* the offset is before the session's first kept sequence */
 };
 
 static int page_event(void *arg, const store_event_view_t *ev, uint64_t key)
@@ -197,13 +198,28 @@ static int page_event(void *arg, const store_event_view_t *ev, uint64_t key)
 
 /* REEL_EGONE for a deleted session: its events are gone and no new ones can come, so
  * a reader (or a long-poll) is told so instead of waiting on an empty page. */
-int api__session_readable(store_read_t *r, const char *id, size_t len)
+int api__session_readable_from(store_read_t *r, const char *id, size_t len, uint64_t *first)
 {
     store_session_t rec;
     int rc = store_session_get(r, id, len, &rec);
     if (rc == REEL_OK && rec.status == STORE_DELETED)
         return REEL_EGONE;
+    if (rc == REEL_OK && first)
+        *first = rec.first_sequence;
     return rc;
+}
+
+int api__session_readable(store_read_t *r, const char *id, size_t len)
+{
+    return api__session_readable_from(r, id, len, NULL);
+}
+
+/* Reel-First-Sequence on a page that was asked for events a trim removed. */
+static void first_sequence_header(api_req_t *rq, struct MHD_Response *resp)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)rq->first_sequence);
+    MHD_add_response_header(resp, "Reel-First-Sequence", v);
 }
 
 enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing)
@@ -234,10 +250,16 @@ static int read_page(api_req_t *rq, struct page *pg)
     int rc = store_read_begin(rq->srv->store, &r);
     if (rc != REEL_OK)
         return rc;
-    if (!pg->feed && (rc = api__session_readable(&r, rq->session, rq->session_len)) != REEL_OK) {
+    uint64_t first = 1;
+    if (!pg->feed &&
+        (rc = api__session_readable_from(&r, rq->session, rq->session_len, &first)) != REEL_OK) {
         store_read_end(&r);
         return rc;
     }
+    /* Events before first_sequence were trimmed (retention): the page starts at the first
+     * kept one and says so (docs/HTTP.md "Read a page"). */
+    pg->trimmed = !pg->feed && rq->offset + 1 < first;
+    rq->first_sequence = pg->trimmed ? first : 0;
     if (rq->srv->evcache && !(pg->flags & REPLAY_RAW) && !rq->types[0]) {
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = rq->srv->evcache;
@@ -270,8 +292,16 @@ static enum MHD_Result page_reply(api_req_t *rq, store_buf_t *out, const struct 
                          pg->full ? "true" : "false", sealed);
         return api__reply_json(rq, 200, out);
     }
-    store_buf_printf(out, "],\"hasMore\":%s,\"%s\":%llu}", pg->more ? "true" : "false",
+    if (pg->trimmed && next < rq->first_sequence - 1)
+        next = rq->first_sequence - 1; /* a trimmed session with no kept event */
+    store_buf_printf(out, "],\"hasMore\":%s,\"%s\":%llu", pg->more ? "true" : "false",
                      pg->feed ? "next_after" : "next_offset", (unsigned long long)next);
+    if (pg->trimmed) {
+        store_buf_printf(out, ",\"first_sequence\":%llu,\"trimmed\":true",
+                         (unsigned long long)rq->first_sequence);
+        rq->add_headers = first_sequence_header;
+    }
+    store_buf_putc(out, '}');
     return api__reply_json(rq, 200, out);
 }
 
@@ -331,7 +361,7 @@ static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
         uint64_t gen = api__gen(srv);
         store_buf_t out = STORE_BUF_INIT;
         struct page pg = {srv, &out, api__render_flags(rq, rq->include_raw), (size_t)rq->limit,
-                          0, 0, 0, 0, feed, 0};
+                          0, 0, 0, 0, feed, 0, 0};
         store_buf_puts(&out, "{\"events\":[");
         uint64_t deadline = rq->start_ms + rq->wait_s * 1000, until = api__now_ms() + 1000;
         int rc = read_page(rq, &pg);

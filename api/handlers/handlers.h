@@ -2,8 +2,9 @@
  *
  * Files: events.c (append, offset pages and long-poll of a session and of the feed),
  * sse.c (Server-Sent Events of a session and of the feed, on api/live/sse.c), sessions.c
- * (session records and the list), consumers.c (durable consumers), projections.c (restore, transcript, stats, verify and
- * export, served by replay/), metrics.c (health and /metrics), ui.c (the /ui/ inspector).
+ * (session records and the list), consumers.c (durable consumers), projections.c (restore,
+ * transcript, stats, verify and export, served by replay/), redact.c (redaction after the
+ * fact), metrics.c (health and /metrics), ui.c (the /ui/ inspector).
  *
  * Every handler has the api_handler_fn signature and is named in one row of the route
  * table (api/routes.c), which says its path, methods, auth and whether it reads a body.
@@ -23,6 +24,8 @@
 /* REEL_OK if session 'id' exists and is not deleted; REEL_ESESSION_NOT_FOUND or
  * REEL_EGONE otherwise (events.c). */
 int api__session_readable(store_read_t *r, const char *id, size_t len);
+/* The same, also giving the session's first kept sequence (1 unless trimmed) in '*first'. */
+int api__session_readable_from(store_read_t *r, const char *id, size_t len, uint64_t *first);
 /* Answers a session route's error 'rc': 404 and 410 name the session, any other error
  * says what failed ('doing', e.g. "reading events"). */
 enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing);
@@ -47,6 +50,8 @@ enum MHD_Result api__transcript(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__stats(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__verify(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__session_export(api_req_t *rq, const char *data, size_t *size);
+/* redact.c */
+enum MHD_Result api__session_redact(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__export(api_req_t *rq, const char *data, size_t *size);
 /* consumers.c: durable consumers, /v1/consumers (docs/HTTP.md "Consumers") */
 enum MHD_Result api__consumers_list(api_req_t *rq, const char *data, size_t *size);

@@ -8,7 +8,8 @@
  * sse_buffer_bytes.
  *
  * Messages: "id: <key>\ndata: <event JSON>\n\n" (JSON has no raw newlines), comment
- * heartbeats ": keepalive\n\n" every API_HEARTBEAT_MS, and "retry: 2000" first.
+ * heartbeats ": keepalive\n\n" every API_HEARTBEAT_MS, and "retry: 2000" first; on a
+ * session stream asked for events retention trimmed, one "event: reel.trimmed" first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,8 +74,18 @@ static int fill(api_sse_t *s, int *moved)
     int rc = store_read_begin(s->srv->store, &r);
     if (rc != REEL_OK)
         return rc;
+    uint64_t first = 1;
     if (!c->feed)
-        rc = api__session_readable(&r, c->session, c->session_len);
+        rc = api__session_readable_from(&r, c->session, c->session_len, &first);
+    if (rc == REEL_OK && !c->feed && c->next + 1 < first) {
+        /* Retention trimmed the events the client asked for: say so once, with the id of
+         * the place the stream goes on from (docs/HTTP.md "Server-Sent Events"). */
+        store_buf_printf(&s->out, "event: reel.trimmed\nid: %llu\ndata: {\"first_sequence\":%llu,"
+                         "\"requested_offset\":%llu}\n\n", (unsigned long long)(first - 1),
+                         (unsigned long long)first, (unsigned long long)c->next);
+        c->next = first - 1;
+        *moved = 1;
+    }
     if (s->srv->evcache && !(c->flags & REPLAY_RAW) && !c->types[0]) {
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = s->srv->evcache;
@@ -87,7 +98,7 @@ static int fill(api_sse_t *s, int *moved)
         replay_scan_t sc = {c->feed ? NULL : c->session, c->session_len,
                             c->types[0] ? c->types : NULL, SSE_BATCH, 0, 0};
         rc = replay_scan(&r, &sc, c->next, sse_event, c);
-        *moved = sc.scanned != c->next;
+        *moved |= sc.scanned != c->next;
         c->next = sc.scanned;
     }
     store_read_end(&r);
