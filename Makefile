@@ -10,6 +10,7 @@
 #   make install  reel, its man page, completions, systemd unit under $(DESTDIR)$(PREFIX)
 #   make deb      a Debian package in build/deb/ (make docker: the container image)
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
+#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-retention  retention: 10,000 sessions, churn, append p99 (docs/BENCHMARKS.md)
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
@@ -46,7 +47,7 @@ JOBS     = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC) --output-sync=target)
 SUBMAKE  = $(MAKE) --no-print-directory $(JOBS)
 
 # A module's sources are its folder and one level of subfolders (api/core/*.c, ...).
-MODULES  = store ingest replay agents retain api
+MODULES  = store ingest replay agents retain cluster api
 LIBSRC   = $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*/*.c))
 LIBOBJ   = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
 TOOLSRC  = $(wildcard tools/*.c)
@@ -58,7 +59,7 @@ BENCHBIN = $(BENCHSRC:bench/%.c=$(BUILD)/%)
 BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
 ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
-.PHONY: bench-retention all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
+.PHONY: bench-retention all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance cluster-test clients \
         torture mutants clean format load soak leakcheck
 all: $(BUILD)/reel
 
@@ -144,6 +145,12 @@ torture: all
 # Negative controls: patched builds that break one promise each; their tests must fail.
 mutants: all
 	@tests/mutants/run.sh $(BUILD)
+
+# Cells behind a real nginx (docs/CLUSTER.md): 10,000 sessions routed, 421s, epochs, and the
+# Durable Streams conformance suite through nginx (tests/cluster/run.sh; make test runs a
+# quick version).
+cluster-test: all
+	tests/cluster/run.sh $(BUILD)
 
 # The Durable Streams conformance suite (npm @durable-streams/server-conformance-tests).
 conformance: all

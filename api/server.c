@@ -125,6 +125,8 @@ static void server_free(api_server_t *srv)
     api__evcache_free(srv->evcache);
     api__access_free(srv->access);
     api__log_free(&srv->log);
+    api__cell_free(srv);
+    pthread_rwlock_destroy(&srv->cluster_lock);
     pthread_rwlock_destroy(&srv->tokens_lock);
     pthread_mutex_destroy(&srv->rate_lock);
     pthread_mutex_destroy(&srv->lock);
@@ -148,16 +150,29 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     int rc = parse_listen(cfg->listen, &ss, tmp, sizeof tmp);
     if (rc != REEL_OK) {
         set_msg(msg, msg_len, tmp);
+        cluster_map_free(cfg->cluster);
         return rc;
     }
     api_server_t *srv = calloc(1, sizeof *srv);
-    if (!srv)
+    if (!srv) {
+        cluster_map_free(cfg->cluster);
         return REEL_ENOMEM;
+    }
+    pthread_rwlock_init(&srv->cluster_lock, NULL);
     pthread_rwlock_init(&srv->tokens_lock, NULL);
     pthread_mutex_init(&srv->rate_lock, NULL);
     rc = api__log_init(&srv->log, cfg, tmp, sizeof tmp);
     if (rc != REEL_OK) {
         set_msg(msg, msg_len, tmp);
+        cluster_map_free(cfg->cluster);
+        server_free(srv);
+        return rc;
+    }
+    srv->store = s;
+    /* Before the first request: a cell never answers without its map. */
+    if (cfg->cluster && (rc = api__cell_init(srv, cfg->cluster, cfg->cell, tmp, sizeof tmp))) {
+        set_msg(msg, msg_len, tmp);
+        cluster_map_free(cfg->cluster);
         server_free(srv);
         return rc;
     }
@@ -168,7 +183,6 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     srv->started_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-    srv->store = s;
     api__seal_init(srv); /* without a store secret, tenants get no feed (has_seal 0) */
     srv->loopback = is_loopback(&ss);
     srv->lim = cfg->limits;

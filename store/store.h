@@ -10,6 +10,7 @@
  *   ----------   -----------------------------------   ---------------------------------------
  *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION)
  *                "next_session"                        u64 BE next internal session number
+ *                "cluster_epoch"                       u64 BE highest cluster map epoch accepted
  *   sessions     session key (below)                   msgpack map: the session record
  *   session_ids  num u64 BE                            session id bytes
  *   recent       updated_ms u64 BE | num u64 BE        empty (one entry per session)
@@ -643,6 +644,16 @@ typedef struct store_stats {
     uint64_t trimmed;       /* events removed by STORE_OP_TRIM (retention) */
     uint64_t purged;        /* sessions removed for good by STORE_OP_PURGE */
 } store_stats_t;
+
+/* ---- Cluster epoch (epoch.c; docs/FORMAT.md 14) ---- */
+
+/* The highest cluster map epoch this store accepted (meta "cluster_epoch"; 0: none). */
+int store_epoch_get(store_t *s, uint64_t *epoch);
+/* Records 'epoch' as accepted, durably (its own write transaction, synced even under
+ * --sync=none), unless the stored one is higher. REEL_OK when 'epoch' >= the stored one
+ * (equal: nothing is written); REEL_ECONFLICT when it is lower; '*stored' is then the
+ * stored epoch, else 'epoch'. Not while this thread holds a read. */
+int store_epoch_raise(store_t *s, uint64_t epoch, uint64_t *stored);
 
 /* A copy of the counters. Takes the resize lock: not while this thread holds a read. */
 void store_get_stats(store_t *s, store_stats_t *out);

@@ -31,6 +31,7 @@ static const struct cmd cmds[] = {
     {"run", cmd_run, "run a coding agent and ingest its event stream (agent runner)"},
     {"mock-agent", cmd_mock_agent, "a fake agent writing realistic native JSONL (tests, demos)"},
     {"tokens", cmd_tokens, "named tokens for serve --tokens: add, list, revoke (tenants)"},
+    {"cluster", cmd_cluster, "cells behind nginx: a cluster map, its nginx config, a session's shard"},
     {"version", NULL, "print the version and the commit it was built from (also --version)"},
 };
 

@@ -89,6 +89,14 @@ static int fork_source(api_req_t *rq, ds_req_t *d, ds_meta_t *m)
         api__problem(rq, REEL_EINVALID_PARAMETER, "Stream-Forked-From is not a stream path");
         return -1;
     }
+    char owner[CLUSTER_ID_MAX + 1];
+    if (!api__cell_owns_stream(rq->srv, src.path, src.path_len, owner, sizeof owner)) {
+        /* A fork reads its source's events locally (docs/CLUSTER.md "Routing with nginx"). */
+        api__problem(rq, REEL_ECONFLICT, "the fork source '%.200s' is on cell '%s', not on this "
+                     "cell '%s': a fork must be in a shard of its source's cell",
+                     d->fork_path, owner, rq->srv->cell_id);
+        return -1;
+    }
     store_session_t rec;
     ds_meta_t sm = DS_META_INIT;
     int ret = -1;
