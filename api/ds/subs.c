@@ -16,8 +16,9 @@
  *
  * State: the subscriptions live in memory under 'lock' and are written through to the
  * store's 'consumers' database (raw records "sub:<id>", a JSON text, docs/FORMAT.md
- * section 12) after every change, in order; the signing key is the raw record
- * "key:ed25519". A restart reloads them; an open wake or claim is not kept (it is given
+ * section 12) after every change, in order; the signing key is derived from the store's
+ * secret (store_secret()), or is the raw record "key:ed25519" where a store has one (stores
+ * written before the derivation). A restart reloads them; an open wake or claim is not kept (it is given
  * again under a new generation, which the stored generation keeps increasing).
  * One thread (deliver_main) opens wakes and delivers them, polling every TICK_MS; webhook
  * POSTs run on threads of their own (at most POSTS_MAX at once, then inline), never while
@@ -25,6 +26,7 @@
  *
  * The routes are in subs_http.c, webhook deliveries in subs_webhook.c (subs_int.h).
  */
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -336,7 +338,8 @@ static int load_one(void *arg, const char *name, size_t len, const uint8_t *val,
     return 0;
 }
 
-/* Loads the subscriptions and the signing key (made and stored when there is none). */
+/* Loads the subscriptions and the signing key (a stored one, else derived from the store's
+ * secret). */
 static int load(struct ds_subs *x)
 {
     store_read_t r;
@@ -351,32 +354,17 @@ static int load(struct ds_subs *x)
     if (rc != REEL_OK)
         return rc;
     if (!x->key) {
-        uint8_t seed[32];
-        if (RAND_bytes(seed, sizeof seed) != 1 ||
+        /* No key stored: derived from the store's own secret, so it needs no write (a store
+         * that never uses subscriptions stays as it was) and is the same after a restart
+         * or on a backup. */
+        uint8_t secret[STORE_SECRET_LEN], seed[32];
+        unsigned slen = 0;
+        if (store_secret(x->srv->store, secret) != REEL_OK)
+            return REEL_EUNAVAILABLE; /* a read-only store of an older format */
+        if (!HMAC(EVP_sha256(), secret, sizeof secret, (const uint8_t *)"reel ds subscriptions: ed25519",
+                  30, seed, &slen) || slen != 32 ||
             !(x->key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32)))
             return REEL_ENOMEM;
-        char *hex = malloc(65);
-        if (!hex)
-            return REEL_ENOMEM;
-        memcpy(hex, seed, 32); /* stored as the 32 raw bytes */
-        hex[32] = 0;
-        /* put_raw takes a NUL-terminated text; the seed may hold NUL bytes, so store it
-         * through a request of its own. */
-        struct put_job *j = calloc(1, sizeof *j);
-        if (!j)
-            return free(hex), REEL_ENOMEM;
-        j->text = hex;
-        store_batch_init(&j->b, STORE_OP_CONSUMER, NULL, 0);
-        j->q.op = STORE_CONSUMER_PUT_RAW;
-        memcpy(j->q.rec.name, "key:ed25519", 11);
-        j->q.rec.name_len = 11;
-        j->q.value = (const uint8_t *)hex;
-        j->q.value_len = 32;
-        j->b.consumer = &j->q;
-        int st = store_append(x->srv->store, &j->b);
-        put_done(&j->b, j);
-        if (st != REEL_OK && st != REEL_EUNAVAILABLE)
-            return st;
     }
     uint8_t pub[32], h[32];
     size_t plen = sizeof pub;
