@@ -155,6 +155,20 @@ static void set_name(char *dst, size_t *dst_len, const char *src, size_t len)
     *dst_len = len;
 }
 
+/* Logs change 'kind' of 'x' at the next position, in the group's transaction
+ * (docs/FORMAT.md section 13): a reader of the feed with changes sees it between the
+ * events committed before and after it. */
+static int log_change(struct group *g, const struct sess *x, int kind)
+{
+    if (!g->s->has_changes)
+        return REEL_OK;
+    int rc = store__change_put(g->s, g->txn, ++g->position, kind, g->now_ms, &x->rec);
+    if (rc)
+        return g->mdb_rc = rc, rc == ENOMEM ? REEL_ENOMEM : REEL_EIO;
+    g->need_bytes += 256 + x->rec.id_len + x->rec.metadata_len;
+    return REEL_OK;
+}
+
 /* ---- appending ---- */
 
 static void event_key(uint8_t key[8 + STORE_EVENT_ID_MAX], uint64_t num, const store_event_t *ev)
@@ -374,6 +388,9 @@ static int apply_append(struct group *g, store_batch_t *b)
     }
     if (changed && !created)
         x->rec.version++;
+    /* The events carry what they change; what the batch changed beside them is logged. */
+    if ((changed || (created && b->metadata)) && (rc = log_change(g, x, STORE_CHANGE_APPEND)))
+        return rc;
     b->version = x->rec.version;
     g->n_dups += dups;
     summarize(b);
@@ -443,6 +460,8 @@ static int apply_put(struct group *g, store_batch_t *b)
     if (b->times && b->times->version > x->rec.version)
         x->rec.version = b->times->version;
     x->dirty = 1;
+    if ((rc = log_change(g, x, STORE_CHANGE_PUT)))
+        return rc;
     b->last_sequence = x->rec.last_sequence;
     b->version = x->rec.version;
     return REEL_OK;
@@ -519,6 +538,8 @@ static int apply_delete(struct group *g, store_batch_t *b)
         x->rec.updated_ms = (int64_t)g->now_ms;
         x->rec.version++;
         x->dirty = 1;
+        if ((rc = log_change(g, x, STORE_CHANGE_DELETE)))
+            return rc;
     }
     b->last_sequence = x->rec.last_sequence;
     b->version = x->rec.version;

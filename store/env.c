@@ -161,11 +161,17 @@ static int open_dbs(store_t *s, MDB_txn *txn, unsigned f)
     /* Format 2; a format-1 store has none until check_format() upgrades it. */
     rc = mdb_dbi_open(txn, "recent", f, &s->db_recent);
     s->has_recent = rc == MDB_SUCCESS;
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    /* Format 4, section 13: the change log, made by the first read-write open of this
+     * build (empty until a record changes); a read-only open of an older store has none. */
+    rc = mdb_dbi_open(txn, "changes", s->read_only ? 0 : MDB_CREATE, &s->db_changes);
+    s->has_changes = rc == MDB_SUCCESS;
     return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
 }
 
 static const char *const db_names[] = {"meta", "sessions", "session_ids", "events", "seqs",
-                                       "event_ids", "recent"};
+                                       "event_ids", "recent", "changes"};
 
 /* 1 if the environment holds only reel's databases, all empty (a store being created). */
 static int is_new_store(store_t *s, MDB_txn *txn)
@@ -319,7 +325,7 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
     int rc, had_file;
     if ((rc = existing_file(dir, opt->create, &had_file)))
         return rc;
-    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
+    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 16)) ||
         (rc = mdb_env_set_maxreaders(s->env, MAX_READERS)) ||
         (rc = mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP))) {
         store__set_error("lmdb: %s", mdb_strerror(rc));
@@ -336,7 +342,7 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
          * hold back a writer's page reuse, which only matters if a writer runs meanwhile
          * (docs/FORMAT.md "Read-only copies"). */
         mdb_env_close(s->env);
-        if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
+        if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 16)) ||
             (rc = mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP)) ||
             (rc = mdb_env_open(s->env, dir, flags | MDB_NOLOCK, 0644)) == 0)
             s->lockless = 1;

@@ -16,6 +16,7 @@
  *   events       position u64 BE                       event value (below)
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
+ *   changes      position u64 BE                       change: kind, time, num, id, record
  *
  *   event value: off 0 u8 flags (0x01 = body is a zstd frame), off 1 u64 BE session num,
  *   off 9 u64 BE sequence, off 17 u64 BE time (Unix ms), off 25 u8[32] chain hash, off 57
@@ -336,6 +337,43 @@ int store_events_newest(store_read_t *r, const char *id, size_t id_len, size_t n
  * Positions of deleted sessions are skipped. '*more' as above. */
 int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
                      void *arg, int *more);
+
+/* ---- The change log (docs/FORMAT.md section 13) ----
+ *
+ * Every change of a session record that the events do not carry is written, in the same
+ * write transaction, to the 'changes' database at a position of its own, taken from the
+ * counter events take theirs from. So one position orders events and changes in commit
+ * order, and the feed with changes (store_feed_changes_after) is one cursor over both.
+ * Kinds 1..3 are written now; the data lifecycle's parts add theirs (trims, purges,
+ * redactions after the fact) with the next numbers. A reader MUST pass an unknown kind
+ * on with its record rather than fail: it is a record change all the same. */
+enum store_change_kind {
+    STORE_CHANGE_PUT = 1,    /* a PUT/POST of the record applied (created, or fields set) */
+    STORE_CHANGE_DELETE = 2, /* the session was deleted: its events are gone */
+    STORE_CHANGE_APPEND = 3, /* an append batch changed a field a PUT sets (native id,
+                                metadata): the version moved without a PUT */
+};
+
+typedef struct store_change_view {
+    uint64_t position;
+    int kind;                      /* enum store_change_kind, or a newer kind */
+    uint64_t time_ms;              /* commit time of the change */
+    const store_session_t *record; /* the record right after the change; borrowed until
+                                      the callback returns */
+} store_change_view_t;
+
+typedef int (*store_change_cb)(void *arg, const store_change_view_t *ch);
+
+/* Events (to 'cb', as store_feed_after() gives them) and changes (to 'ccb') with position
+ * > 'after', interleaved in position order, at most 'limit' of both together. '*more' as
+ * above. A store without a change log (read-only, written by an older build) gives the
+ * events only. */
+int store_feed_changes_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
+                             store_change_cb ccb, void *arg, int *more);
+
+/* The name of a change kind ("put", "delete", "append"), NULL for a kind this build does
+ * not know. */
+const char *store_change_name(int kind);
 
 /* What the last REEL_ECORRUPT of a read on this thread found, naming the session,
  * sequence and position ("" when none since this thread's last store_read_begin()).

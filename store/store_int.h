@@ -17,6 +17,8 @@ struct store {
     MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_seqs;
     MDB_dbi db_recent; /* format 2: updated_ms BE | num BE (valid when has_recent) */
     int has_recent;    /* 0: a format-1 store opened read-only (no 'recent' db) */
+    MDB_dbi db_changes; /* format 4: position BE -> change (section 13; changes.c) */
+    int has_changes;    /* 0: opened read-only before any build with the change log wrote */
     char upgrade_note[300]; /* the line store_open() logs after an upgrade committed */
     int upgrade_full;       /* the upgrade ran out of map (MDB_MAP_FULL): grow and retry */
     int read_only;
@@ -55,6 +57,18 @@ void *store__committer_main(void *arg);
 int store__upgrade(store_t *s, MDB_txn *txn, const char *dir);
 /* Writes the current STORE_FORMAT_VERSION into the meta record, in 'txn' (upgrade.c). */
 int store__put_format(store_t *s, MDB_txn *txn);
+
+/* Events with position in (after, until], at most 'limit', as store_feed_after() gives
+ * them (read.c); not guarded: the caller runs under STORE__GUARD. */
+int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t limit,
+                      store_event_cb cb, void *arg, int *more);
+
+/* ---- the change log (changes.c, docs/FORMAT.md section 13) ---- */
+
+/* Writes change 'kind' (enum store_change_kind) of record 'rec' at position 'pos' (taken
+ * from the group's position counter) in write transaction 'txn'. 0 or an LMDB/errno code. */
+int store__change_put(store_t *s, MDB_txn *txn, uint64_t pos, int kind, uint64_t time_ms,
+                      const store_session_t *rec);
 
 /* ---- damaged pages (guard.c) ---- */
 

@@ -319,6 +319,8 @@ struct api_req {
     uint64_t limit;
     uint64_t wait_s;
     int include_raw;
+    int changes;          /* the feed with changes (?changes=1), 'bodies' with it */
+    int bodies;
     int64_t expected;     /* expected_sequence, -1 = none */
     char types[1024];     /* 'types' as given, split at ',' */
     int markdown;         /* transcript job: answer text/markdown */

@@ -247,6 +247,24 @@ static enum MHD_Result page_reply(api_req_t *rq, store_buf_t *out, const struct 
     return api__reply_json(rq, 200, out);
 }
 
+/* The feed's 'changes' and 'bodies' (docs/HTTP.md "The feed with changes"). */
+int api__feed_params(api_req_t *rq)
+{
+    if (api__query_bool(rq, "changes", &rq->changes) != REEL_OK ||
+        api__query_bool(rq, "bodies", &rq->bodies) != REEL_OK)
+        return -1;
+    if (rq->bodies && !rq->changes) {
+        api__problem(rq, REEL_EINVALID_PARAMETER, "'bodies' needs 'changes=1'");
+        return -1;
+    }
+    if (rq->changes && rq->types[0]) {
+        api__problem(rq, REEL_EINVALID_PARAMETER, "'types' cannot be combined with "
+                     "'changes=1' (the feed with changes gives every event)");
+        return -1;
+    }
+    return 0;
+}
+
 static int read_params(api_req_t *rq, int feed)
 {
     rq->limit = API_DEFAULT_LIMIT;
@@ -268,17 +286,46 @@ static int read_params(api_req_t *rq, int feed)
                      sizeof rq->types - 1);
         return -1;
     }
-    if (rc > 0 && strlen(rq->types) > 0)
-        return 1;
-    rq->types[0] = '\0';
-    return 0;
+    if (!(rc > 0 && strlen(rq->types) > 0))
+        rq->types[0] = '\0';
+    return feed ? api__feed_params(rq) : 0;
 }
 
 /* Serves a page now, or suspends as a long-poll waiter. Called on the first call and on
  * every wake-up (READ_WAIT). */
+/* The feed with changes: one page of events and changes, or a long-poll wait. */
+static enum MHD_Result cfeed_page_or_wait(api_req_t *rq)
+{
+    api_server_t *srv = rq->srv;
+    for (;;) {
+        uint64_t gen = api__gen(srv);
+        store_buf_t out = STORE_BUF_INIT;
+        api_cfeed_t f = {.srv = srv, .out = &out, .include_raw = rq->include_raw,
+                         .bodies = rq->bodies, .max_bytes = API_MAX_PAGE_BYTES};
+        store_buf_puts(&out, "{\"events\":[");
+        int rc = api__cfeed_read(&f, rq->offset, (size_t)rq->limit);
+        if (rc != REEL_OK) {
+            store_buf_release(&out);
+            return api__problem(rq, rc, "reading the feed failed: %s", reel_strerror(rc));
+        }
+        uint64_t deadline = rq->start_ms + rq->wait_s * 1000;
+        if (f.n || f.more || !rq->wait_s || api__now_ms() >= deadline || api__stopping(srv)) {
+            store_buf_printf(&out, "],\"hasMore\":%s,\"next_after\":%llu}",
+                             f.more ? "true" : "false", (unsigned long long)f.last);
+            return api__reply_json(rq, 200, &out);
+        }
+        store_buf_release(&out);
+        rq->phase = READ_WAIT;
+        if (api__wait_for(rq, &rq->waiter, API_WAIT_FEED, NULL, 0, deadline, gen))
+            return MHD_YES;
+    }
+}
+
 static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
 {
     api_server_t *srv = rq->srv;
+    if (feed && rq->changes)
+        return cfeed_page_or_wait(rq);
     for (;;) {
         uint64_t gen = api__gen(srv);
         store_buf_t out = STORE_BUF_INIT;

@@ -34,6 +34,24 @@ enum MHD_Result api__feed_read(api_req_t *rq, const char *data, size_t *size);
 /* sse.c */
 enum MHD_Result api__session_sse(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__feed_sse(api_req_t *rq, const char *data, size_t *size);
+/* changes.c: the feed with changes (?changes=1), for pages and SSE */
+typedef struct api_cfeed {
+    api_server_t *srv;
+    store_buf_t *out;
+    int sse;          /* 1: SSE messages (id:, event: change, data:), else page items */
+    int include_raw;
+    int bodies;       /* 1: each event also gets "hash" and "body" (base64 msgpack) */
+    size_t max_bytes; /* stop before an item once the output holds this much */
+    size_t n;         /* out: items written */
+    uint64_t last;    /* out: position of the last item written ('after' when none) */
+    int more;         /* out: items past 'last' exist */
+} api_cfeed_t;
+/* Parses the feed's 'changes' and 'bodies' (events.c); -1 after answering a 400. */
+int api__feed_params(api_req_t *rq);
+/* Reads events and changes past 'after', at most 'limit', into f->out. */
+int api__cfeed_read(api_cfeed_t *f, uint64_t after, size_t limit);
+/* Appends change 'ch' as its JSON object. */
+int api__render_change(store_buf_t *out, const store_change_view_t *ch);
 /* sessions.c */
 enum MHD_Result api__session_get(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__session_put(api_req_t *rq, const char *data, size_t *size);

@@ -28,6 +28,7 @@ typedef struct feed_sse {
     size_t session_len;
     uint64_t next;           /* last key sent (sequence or position) */
     int include_raw;
+    int changes, bodies;     /* the feed with changes (changes.c) */
     char types[1024];        /* filter or "" */
 } feed_sse_t;
 
@@ -60,6 +61,15 @@ static int fill(api_sse_t *s, int *moved)
     if (s->srv->evcache && !c->include_raw && !c->types[0]) {
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = s->srv->evcache;
+    }
+    if (rc == REEL_OK && c->changes) {
+        store_read_end(&r); /* api__cfeed_read() takes its own */
+        api_cfeed_t f = {.srv = s->srv, .out = &s->out, .sse = 1, .include_raw = c->include_raw,
+                         .bodies = c->bodies, .max_bytes = s->srv->lim.sse_buffer_bytes};
+        rc = api__cfeed_read(&f, c->next, SSE_BATCH);
+        *moved = f.last != c->next;
+        c->next = f.last;
+        return rc;
     }
     if (rc == REEL_OK) {
         replay_scan_t sc = {c->feed ? NULL : c->session, c->session_len,
@@ -125,6 +135,9 @@ static enum MHD_Result sse_start(api_req_t *rq, int feed)
         return MHD_YES;
     if (api__query(rq, "types", types, sizeof types) < 0)
         return api__problem(rq, REEL_EINVALID_PARAMETER, "'types' is not valid");
+    rq->types[0] = types[0];
+    if (feed && api__feed_params(rq) < 0)
+        return MHD_YES;
     if (!feed) {
         int rc = session_exists(rq);
         if (rc != REEL_OK)
@@ -140,6 +153,8 @@ static enum MHD_Result sse_start(api_req_t *rq, int feed)
     c->session_len = rq->session_len;
     c->next = key;
     c->include_raw = raw;
+    c->changes = rq->changes;
+    c->bodies = rq->bodies;
     memcpy(c->types, types, sizeof types);
     c->s.w.kind = feed ? API_WAIT_FEED : API_WAIT_SESSION;
     c->s.w.session = c->session;

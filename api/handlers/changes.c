@@ -1,0 +1,147 @@
+/* changes.c -- the feed with changes: GET /v1/events?changes=1 and /v1/events/sse?changes=1
+ * (docs/HTTP.md "The feed with changes", docs/FORMAT.md section 13).
+ *
+ * One read walks events and session record changes together in position order
+ * (store_feed_changes_after) and renders them into the page or the SSE buffer. Without
+ * 'changes' the feed routes keep their own code (events.c, sse.c), so existing clients get
+ * exactly what they got before. 'bodies' adds to each event what a copy needs to rebuild
+ * it bit for bit (the sink, docs/CLUSTER.md): its chain hash and its stored msgpack body.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/ds/ds_int.h"
+#include "api/handlers/handlers.h"
+#include "api/live/live.h"
+#include "replay/replay.h"
+#include "store/json.h"
+
+static void put_hex(store_buf_t *out, const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        store_buf_putc(out, hex[p[i] >> 4]);
+        store_buf_putc(out, hex[p[i] & 15]);
+    }
+}
+
+/* The envelope, then (with 'bodies') "hash" and "body" before its closing brace. */
+static int render_event(api_cfeed_t *f, const store_event_view_t *ev)
+{
+    size_t mark = f->out->len;
+    int rc = f->bodies ? store_event_check(ev) : REEL_OK;
+    if (!rc)
+        rc = f->bodies ? replay_write_event(f->out, ev, f->include_raw)
+                       : api__render_event(f->srv, f->out, ev, f->include_raw);
+    if (rc || !f->bodies)
+        return rc;
+    if (f->out->len <= mark || f->out->data[f->out->len - 1] != '}')
+        return REEL_ECORRUPT;
+    f->out->len--;
+    store_buf_puts(f->out, ",\"hash\":\"");
+    put_hex(f->out, ev->hash, STORE_HASH_LEN);
+    store_buf_puts(f->out, "\",\"body\":\"");
+    ds__base64(f->out, ev->body, ev->body_len);
+    store_buf_puts(f->out, "\"}");
+    return store_buf_failed(f->out) ? REEL_ENOMEM : REEL_OK;
+}
+
+/* 1 when the buffer is full enough to stop before the next item ('more' is then exact). */
+static int full(const api_cfeed_t *f)
+{
+    return f->n > 0 && f->out->len >= f->max_bytes;
+}
+
+static void item_start(api_cfeed_t *f, uint64_t pos, const char *sse_event)
+{
+    if (f->sse) {
+        store_buf_printf(f->out, "id: %llu\n", (unsigned long long)pos);
+        if (sse_event)
+            store_buf_printf(f->out, "event: %s\n", sse_event);
+        store_buf_puts(f->out, "data: ");
+    } else if (f->n) {
+        store_buf_putc(f->out, ',');
+    }
+}
+
+static void item_end(api_cfeed_t *f, uint64_t pos)
+{
+    if (f->sse)
+        store_buf_puts(f->out, "\n\n");
+    f->n++;
+    f->last = pos;
+}
+
+static int on_event(void *arg, const store_event_view_t *ev)
+{
+    api_cfeed_t *f = arg;
+    if (full(f))
+        return 1;
+    size_t mark = f->out->len;
+    item_start(f, ev->position, NULL);
+    int rc = render_event(f, ev);
+    if (rc) {
+        f->out->len = mark;
+        return rc;
+    }
+    item_end(f, ev->position);
+    return 0;
+}
+
+int api__render_change(store_buf_t *out, const store_change_view_t *ch)
+{
+    const char *name = store_change_name(ch->kind);
+    const store_session_t *rec = ch->record;
+    store_buf_printf(out, "{\"change\":\"%s\",\"kind\":%d,\"session_id\":", name ? name : "unknown",
+                     ch->kind);
+    store_json_write_string(out, rec->id, rec->id_len);
+    store_buf_printf(out, ",\"position\":%llu,\"time\":", (unsigned long long)ch->position);
+    replay_write_time(out, (int64_t)ch->time_ms);
+    store_buf_puts(out, ",\"record\":");
+    int rc = replay_write_session(out, rec);
+    if (!rc && rec->last_sequence) { /* where a copy's chain goes on (restore, the sink) */
+        store_buf_puts(out, ",\"last_hash\":\"");
+        put_hex(out, rec->last_hash, STORE_HASH_LEN);
+        store_buf_putc(out, '"');
+    }
+    store_buf_putc(out, '}');
+    return rc ? rc : store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+}
+
+static int on_change(void *arg, const store_change_view_t *ch)
+{
+    api_cfeed_t *f = arg;
+    if (full(f))
+        return 1;
+    size_t mark = f->out->len;
+    item_start(f, ch->position, "change");
+    int rc = api__render_change(f->out, ch);
+    if (rc) {
+        f->out->len = mark;
+        return rc;
+    }
+    item_end(f, ch->position);
+    return 0;
+}
+
+int api__cfeed_read(api_cfeed_t *f, uint64_t after, size_t limit)
+{
+    store_read_t r;
+    int rc = store_read_begin(f->srv->store, &r);
+    if (rc != REEL_OK)
+        return rc;
+    if (f->srv->evcache && !f->include_raw && !f->bodies) {
+        r.cached = api__evcache_has; /* every event goes through api__render_event() */
+        r.cached_arg = f->srv->evcache;
+    }
+    f->n = 0;
+    f->last = after;
+    f->more = 0;
+    rc = store_feed_changes_after(&r, after, limit, on_event, on_change, f, &f->more);
+    store_read_end(&r);
+    if (rc == 1) { /* stopped full: the rest is there */
+        f->more = 1;
+        rc = REEL_OK;
+    }
+    return rc;
+}
