@@ -46,6 +46,10 @@ const api_route_t api__routes[] = {
     ROUTE("/v1/sessions/{id}/verify",      R,            0,          TOKEN, api__verify,           T_SESS),
     ROUTE("/v1/events",                    R,            0,          TOKEN, api__feed_read,        T_STORE),
     SSE_ROUTE("/v1/events/sse",            api__feed_sse,                                          T_STORE),
+    /* Sinks (handlers/sinks.c): a sink's committed position, for lag and backpressure. */
+    ROUTE("/v1/sinks",                     R,            0,          TOKEN, api__sinks_list,       T_STORE),
+    ROUTE("/v1/sinks/{name}",              W,            W,          TOKEN, api__sink_report,      T_STORE),
+    ROUTE("/v1/sinks/{name}",              API_M_DELETE, 0,          TOKEN, api__sink_forget,      T_STORE),
     ROUTE("/v1/stats",                     R,            0,          TOKEN, api__stats,            T_FILTER),
     ROUTE("/v1/export",                    R,            0,          TOKEN, api__export,           T_FILTER),
     /* The Durable Streams protocol (api/ds/, docs/durable-streams.md): the path after

@@ -21,7 +21,7 @@
 
 #define SCAN_BUDGET 20000  /* events one filtered page may examine before it stops */
 
-enum { APPEND_BODY = API_PHASE_OWN, APPEND_COMMIT, READ_WAIT = API_PHASE_OWN };
+enum { APPEND_BODY = API_PHASE_OWN, APPEND_COMMIT, APPEND_LAG, READ_WAIT = API_PHASE_OWN };
 
 /* ---- Append ---- */
 
@@ -107,6 +107,47 @@ static void append_dispose(api_req_t *rq)
     rq->ctx = NULL;
 }
 
+static enum MHD_Result append_submit(api_req_t *rq)
+{
+    ingest_batch_t *ib = rq->ctx;
+    if (api__async_begin(rq) != REEL_OK)
+        return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
+    rq->phase = APPEND_COMMIT;
+    int rc = ingest_submit(rq->srv->store, ib, api__batch_done, rq);
+    if (rc != REEL_OK)
+        api__async_failed(rq, &ib->b, rc);
+    return MHD_YES;
+}
+
+/* Backpressure (serve --max-sink-lag, docs/HTTP.md "Sinks"): while the slowest sink that
+ * reported is further behind than the limit, the parsed batch waits (the connection
+ * suspended, woken by commits and by sink reports) for at most --sink-wait-ms from the
+ * request's start, then is refused with 503 and Retry-After, nothing appended. */
+static enum MHD_Result append_gate(api_req_t *rq)
+{
+    api_server_t *srv = rq->srv;
+    for (;;) {
+        uint64_t gen = api__gen(srv), lag;
+        if (!api__sink_over_lag(srv, &lag)) {
+            if (rq->phase == APPEND_LAG)
+                atomic_fetch_add(&srv->sink_waited, 1);
+            return append_submit(rq);
+        }
+        uint64_t deadline = rq->start_ms + srv->lim.sink_wait_ms;
+        if (api__now_ms() >= deadline || api__stopping(srv)) {
+            atomic_fetch_add(&srv->sink_refused, 1);
+            rq->retry_after = 1;
+            return api__problem(rq, REEL_ESINK_BEHIND, "the slowest sink is %llu positions "
+                                "behind, past --max-sink-lag %llu; nothing was appended, retry "
+                                "later", (unsigned long long)lag,
+                                (unsigned long long)srv->lim.max_sink_lag);
+        }
+        rq->phase = APPEND_LAG;
+        if (api__wait_for(rq, &rq->waiter, API_WAIT_FEED, NULL, 0, deadline, gen))
+            return MHD_YES;
+    }
+}
+
 static enum MHD_Result append_parse_submit(api_req_t *rq)
 {
     api_server_t *srv = rq->srv;
@@ -138,13 +179,7 @@ static enum MHD_Result append_parse_submit(api_req_t *rq)
         api__quota_check(rq, body_bytes) != REEL_OK)
         return MHD_YES; /* answered: 429, 413 or quota_exceeded */
     ib->b.expected_sequence = rq->expected;
-    if (api__async_begin(rq) != REEL_OK)
-        return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
-    rq->phase = APPEND_COMMIT;
-    rc = ingest_submit(srv->store, ib, api__batch_done, rq);
-    if (rc != REEL_OK)
-        api__async_failed(rq, &ib->b, rc);
-    return MHD_YES;
+    return append_gate(rq);
 }
 
 enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size)
@@ -158,6 +193,8 @@ enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size
             return MHD_NO;
         return more ? MHD_YES : append_parse_submit(rq);
     }
+    case APPEND_LAG:
+        return append_gate(rq);
     default:
         return rq->async_done ? append_reply(rq) : MHD_YES;
     }

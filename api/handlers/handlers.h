@@ -52,6 +52,15 @@ int api__feed_params(api_req_t *rq);
 int api__cfeed_read(api_cfeed_t *f, uint64_t after, size_t limit);
 /* Appends change 'ch' as its JSON object. */
 int api__render_change(store_buf_t *out, const store_change_view_t *ch);
+/* sinks.c: POST/PUT /v1/sinks/{name} (admin scope), DELETE /v1/sinks/{name}, GET /v1/sinks */
+enum MHD_Result api__sink_report(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__sink_forget(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__sinks_list(api_req_t *rq, const char *data, size_t *size);
+/* 1 when --max-sink-lag is set and the slowest sink that reported is further behind
+ * ('*lag', positions) */
+int api__sink_over_lag(api_server_t *srv, uint64_t *lag);
+/* The reel_sink_* metrics. */
+void api__sink_metrics(api_server_t *srv, store_buf_t *o);
 /* sessions.c */
 enum MHD_Result api__session_get(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__session_put(api_req_t *rq, const char *data, size_t *size);
