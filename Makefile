@@ -28,7 +28,9 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wno-unused-parameter
 OPT      ?= -O2 -g
 CFLAGS   += $(STD) $(WARN) $(OPT) $(XCFLAGS) -MMD -MP -I.
-LDLIBS   += -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lsystemd -lpthread -lm
+LDLIBS   += -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lsystemd -lpq -lpthread -lm
+# libpq (reel sink postgres): its header lives in its own directory on Debian.
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 
 ifeq ($(SANITIZER),address)
   CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -64,6 +66,8 @@ all: $(BUILD)/reel
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tools/cmd_sink.o $(BUILD)/obj/tools/sink_pg.o: CFLAGS += $(PQ_CFLAGS)
 
 # Made afresh: 'ar r' would keep members of files that were moved or removed.
 $(BUILD)/libreel.a: $(LIBOBJ)

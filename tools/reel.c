@@ -28,6 +28,7 @@ static const struct cmd cmds[] = {
     {"backup", cmd_backup, "consistent, compacted hot copy of the store"},
     {"run", cmd_run, "run a coding agent and ingest its event stream (agent runner)"},
     {"mock-agent", cmd_mock_agent, "a fake agent writing realistic native JSONL (tests, demos)"},
+    {"sink", cmd_sink, "follow the feed into PostgreSQL exactly once (reel sink postgres)"},
     {"tokens", cmd_tokens, "named tokens for serve --tokens: add, list, revoke (tenants)"},
     {"version", NULL, "print the version and the commit it was built from (also --version)"},
 };

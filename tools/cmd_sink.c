@@ -1,0 +1,672 @@
+/* cmd_sink.c -- `reel sink postgres`: follows a server's feed with changes into
+ * PostgreSQL, exactly once (sink.h; docs/CLUSTER.md "Sink").
+ *
+ * The loop: read a page of the feed after the checkpoint (a long-poll when caught up),
+ * parse it, write it and the new checkpoint in one PostgreSQL transaction (sink_pg.c),
+ * report the position to the server (POST /v1/sinks/NAME: lag metric and backpressure),
+ * repeat. Killed at any point, a restarted sink reads the checkpoint and asks for what
+ * comes after it: nothing is lost, nothing is written twice.
+ */
+#include <curl/curl.h>
+#include <openssl/sha.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tools/cmds.h"
+#include "tools/sink.h"
+
+#define WAIT_S 2              /* long-poll of an idle feed; also the stop latency */
+#define PROGRESS_MS 5000      /* progress line period */
+#define REPORT_MS 100         /* position reports at most this often while busy */
+#define IDLE_REPORT_MS 2000   /* ... and this often while idle */
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct settings {
+    const char *kind;
+    cmd_remote_t remote;
+    const char *dsn, *name, *schema;
+    unsigned long long cell, batch;
+    int once, quiet;
+};
+
+/* ---- HTTP (libcurl, one handle: keep-alive) ---- */
+
+typedef struct http {
+    CURL *c;
+    struct curl_slist *headers;
+    store_buf_t body;
+    const char *base;
+    size_t base_len;
+    char error[300];
+} http_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    store_buf_t *b = arg;
+    store_buf_put(b, p, size * n);
+    return store_buf_failed(b) ? 0 : size * n;
+}
+
+static int http_init(http_t *h, const cmd_remote_t *r)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (!(h->c = curl_easy_init()))
+        return -1;
+    h->base = r->url;
+    h->base_len = strlen(r->url);
+    while (h->base_len && r->url[h->base_len - 1] == '/')
+        h->base_len--;
+    if (r->token) {
+        store_buf_t a = STORE_BUF_INIT;
+        store_buf_printf(&a, "Authorization: Bearer %s", r->token);
+        h->headers = curl_slist_append(h->headers, store_buf_cstr(&a));
+        store_buf_release(&a);
+    }
+    h->headers = curl_slist_append(h->headers, "Content-Type: application/json");
+    return 0;
+}
+
+static void http_free(http_t *h)
+{
+    curl_slist_free_all(h->headers);
+    if (h->c)
+        curl_easy_cleanup(h->c);
+    store_buf_release(&h->body);
+}
+
+/* GET (post NULL) or POST 'path'; the body in h->body. 0 for a 2xx, else -1 with h->error. */
+static int http_call(http_t *h, const char *path, const char *post, long timeout_s)
+{
+    store_buf_t url = STORE_BUF_INIT;
+    store_buf_printf(&url, "%.*s%s", (int)h->base_len, h->base, path);
+    store_buf_clear(&h->body);
+    curl_easy_setopt(h->c, CURLOPT_URL, store_buf_cstr(&url));
+    curl_easy_setopt(h->c, CURLOPT_HTTPHEADER, h->headers);
+    curl_easy_setopt(h->c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h->c, CURLOPT_WRITEDATA, &h->body);
+    curl_easy_setopt(h->c, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(h->c, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(h->c, CURLOPT_NOSIGNAL, 1L);
+    if (post) {
+        curl_easy_setopt(h->c, CURLOPT_POSTFIELDS, post);
+    } else {
+        curl_easy_setopt(h->c, CURLOPT_HTTPGET, 1L);
+    }
+    CURLcode cc = curl_easy_perform(h->c);
+    long status = 0;
+    curl_easy_getinfo(h->c, CURLINFO_RESPONSE_CODE, &status);
+    int rc = 0;
+    if (cc != CURLE_OK) {
+        snprintf(h->error, sizeof h->error, "%s: %s", store_buf_cstr(&url),
+                 curl_easy_strerror(cc));
+        rc = -1;
+    } else if (status < 200 || status > 299) {
+        snprintf(h->error, sizeof h->error, "%s: HTTP %ld: %.200s", store_buf_cstr(&url), status,
+                 h->body.len ? store_buf_cstr(&h->body) : "");
+        rc = -1;
+    }
+    store_buf_release(&url);
+    return rc;
+}
+
+/* ---- parsing a page ----
+ *
+ * Elements are read with the verbatim member scanner of remote.c: JSON texts (data, raw,
+ * the record, its metadata) reach PostgreSQL as the server wrote them, never re-encoded. */
+
+typedef struct arena {
+    char *p;
+    size_t len, cap;
+} arena_t;
+
+/* Room for 'n' bytes, or NULL: the arena is sized for a page (3x its text), so running
+ * out means a malformed page. */
+static char *arena_take(arena_t *a, size_t n)
+{
+    if (a->cap - a->len < n)
+        return NULL;
+    char *p = a->p + a->len;
+    a->len += n;
+    return p;
+}
+
+typedef struct parser {
+    arena_t a;
+    const char *el;
+    size_t el_len;
+    int bad;
+} parser_t;
+
+static int member(parser_t *ps, const char *name, const char **v, size_t *n)
+{
+    return cmd_json_member(ps->el, ps->el_len, name, v, n);
+}
+
+/* A string member, decoded and NUL-terminated; NULL for null or absent. */
+static const char *str_in(parser_t *ps, const char *json, size_t len, const char *name)
+{
+    const char *v;
+    size_t n;
+    if (cmd_json_member(json, len, name, &v, &n) || n < 2 || v[0] != '"')
+        return NULL;
+    store_buf_t b = STORE_BUF_INIT;
+    cmd_json_unquote(v, n, &b);
+    char *out = arena_take(&ps->a, b.len + 1);
+    if (!out || store_buf_failed(&b)) {
+        ps->bad = 1;
+        store_buf_release(&b);
+        return NULL;
+    }
+    if (b.len)
+        memcpy(out, b.data, b.len);
+    out[b.len] = 0;
+    store_buf_release(&b);
+    return out;
+}
+
+static const char *str(parser_t *ps, const char *name)
+{
+    return str_in(ps, ps->el, ps->el_len, name);
+}
+
+/* The JSON text of a member, NUL-terminated; NULL for null or absent. */
+static const char *text_in(parser_t *ps, const char *json, size_t len, const char *name)
+{
+    const char *v;
+    size_t n;
+    if (cmd_json_member(json, len, name, &v, &n) || (n == 4 && !memcmp(v, "null", 4)))
+        return NULL;
+    char *out = arena_take(&ps->a, n + 1);
+    if (!out) {
+        ps->bad = 1;
+        return NULL;
+    }
+    memcpy(out, v, n);
+    out[n] = 0;
+    return out;
+}
+
+static uint64_t u64_in(const char *json, size_t len, const char *name, int *ok)
+{
+    const char *v;
+    size_t n;
+    if (cmd_json_member(json, len, name, &v, &n) || !n || v[0] < '0' || v[0] > '9') {
+        if (ok)
+            *ok = 0;
+        return 0;
+    }
+    if (ok)
+        *ok = 1;
+    return strtoull(v, NULL, 10);
+}
+
+static uint64_t u64(parser_t *ps, const char *name)
+{
+    int ok;
+    uint64_t v = u64_in(ps->el, ps->el_len, name, &ok);
+    if (!ok)
+        ps->bad = 1;
+    return v;
+}
+
+/* "2026-12-05T07:29:57.116Z" (what reel writes) -> Unix ms; 0 when it is not that. */
+static uint64_t time_ms(const char *s)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    return t < 0 ? 0 : (uint64_t)t * 1000 + (uint64_t)ms;
+}
+
+static int hex32(const char *s, uint8_t out[32])
+{
+    if (!s || strlen(s) != 64)
+        return -1;
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+static int b64val(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Decodes base64 's' into the arena; -1 when it is not base64. */
+static int unbase64(parser_t *ps, const char *s, const uint8_t **out, size_t *len)
+{
+    size_t n = s ? strlen(s) : 0;
+    uint8_t *o = (uint8_t *)arena_take(&ps->a, n / 4 * 3 + 3);
+    if (!s || !o || n % 4)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4];
+        for (int j = 0; j < 4; j++)
+            v[j] = s[i + j] == '=' ? 0 : b64val(s[i + j]);
+        if (v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0)
+            return -1;
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        o[k++] = (uint8_t)(w >> 16);
+        if (s[i + 2] != '=')
+            o[k++] = (uint8_t)(w >> 8);
+        if (s[i + 3] != '=')
+            o[k++] = (uint8_t)w;
+    }
+    *out = o;
+    *len = k;
+    return 0;
+}
+
+/* The sandbox-agent fields: eventIndex and connectionId kept in raw by the SDK adapter
+ * (clients/typescript/src/adapters/sandbox-agent.ts), createdAt as client_time. */
+static void sdk_fields(parser_t *ps, sink_item_t *it)
+{
+    int ok = 0;
+    it->event_index = it->raw ? u64_in(it->raw, strlen(it->raw), "eventIndex", &ok) : 0;
+    if (!ok)
+        it->event_index = it->sequence;
+    const char *conn = it->raw ? str_in(ps, it->raw, strlen(it->raw), "connectionId") : NULL;
+    it->connection_id = conn ? conn : "";
+    it->created_at = it->time_ms;
+    if (it->client_time && it->client_time[0] >= '0' && it->client_time[0] <= '9')
+        it->created_at = strtoull(it->client_time, NULL, 10);
+    else if (it->client_time && time_ms(it->client_time + 1))
+        it->created_at = time_ms(it->client_time + 1); /* the quoted text reel wrote back */
+}
+
+static void parse_event(parser_t *ps, sink_item_t *it)
+{
+    it->sequence = u64(ps, "sequence");
+    it->event_id = str(ps, "event_id");
+    it->type = str(ps, "type");
+    const char *src = str(ps, "source");
+    it->sender = src ? src : "";
+    it->native = str(ps, "native_session_id");
+    it->client_time = text_in(ps, ps->el, ps->el_len, "client_time");
+    it->payload = text_in(ps, ps->el, ps->el_len, "data");
+    it->raw = text_in(ps, ps->el, ps->el_len, "raw");
+    if (!it->event_id || !it->type || hex32(str(ps, "hash"), it->hash) ||
+        unbase64(ps, str(ps, "body"), &it->body, &it->body_len)) {
+        ps->bad = 1;
+        return;
+    }
+    SHA256(it->body, it->body_len, it->body_hash);
+    it->starts = !strcmp(it->type, "session.started");
+    it->ends = !strcmp(it->type, "session.ended");
+    sdk_fields(ps, it);
+}
+
+static void parse_change(parser_t *ps, sink_item_t *it)
+{
+    it->is_change = 1;
+    it->change = str(ps, "change");
+    it->kind = (int)u64(ps, "kind");
+    it->record = text_in(ps, ps->el, ps->el_len, "record");
+    it->has_last_hash = !hex32(str(ps, "last_hash"), it->last_hash);
+    if (!it->record || !it->change) {
+        ps->bad = 1;
+        return;
+    }
+    const char *r = it->record;
+    size_t n = strlen(r);
+    it->agent = str_in(ps, r, n, "agent");
+    it->agent_session_id = str_in(ps, r, n, "native_session_id");
+    it->status = str_in(ps, r, n, "status");
+    it->metadata = text_in(ps, r, n, "metadata");
+    it->created_ms = time_ms(str_in(ps, r, n, "created_at"));
+    it->updated_ms = time_ms(str_in(ps, r, n, "updated_at"));
+    it->ended_ms = time_ms(str_in(ps, r, n, "ended_at"));
+    it->first_ms = time_ms(str_in(ps, r, n, "first_event_at"));
+    it->last_sequence = u64_in(r, n, "last_sequence", NULL);
+    it->event_count = u64_in(r, n, "event_count", NULL);
+    it->runs = u64_in(r, n, "runs", NULL);
+    it->version = u64_in(r, n, "version", NULL);
+    if (!it->status)
+        ps->bad = 1;
+}
+
+typedef struct page {
+    parser_t ps;
+    sink_item_t *items;
+    size_t n, cap;
+    uint64_t after; /* items must come after this, in increasing order */
+} page_t;
+
+static int on_element(void *arg, const char *el, size_t n)
+{
+    page_t *pg = arg;
+    if (pg->n == pg->cap) {
+        pg->cap = pg->cap ? pg->cap * 2 : 256;
+        pg->items = realloc(pg->items, pg->cap * sizeof *pg->items);
+        if (!pg->items)
+            return -1;
+    }
+    sink_item_t *it = &pg->items[pg->n];
+    memset(it, 0, sizeof *it);
+    parser_t *ps = &pg->ps;
+    ps->el = el, ps->el_len = n, ps->bad = 0;
+    it->position = u64(ps, "position");
+    it->session = str(ps, "session_id");
+    it->time_ms = time_ms(str(ps, "time"));
+    const char *v;
+    size_t vn;
+    if (!member(ps, "change", &v, &vn))
+        parse_change(ps, it);
+    else
+        parse_event(ps, it);
+    uint64_t prev = pg->n ? pg->items[pg->n - 1].position : pg->after;
+    if (ps->bad || !it->session || !it->time_ms || it->position <= prev)
+        return 1;
+    pg->n++;
+    return 0;
+}
+
+/* Parses the page in 'body' into pg->items. 0, or -1 when it is not a page of the feed. */
+static int page_parse(page_t *pg, const store_buf_t *body, int *more)
+{
+    pg->n = 0;
+    size_t cap = body->len * 3 + 4096;
+    if (pg->ps.a.cap < cap) {
+        free(pg->ps.a.p);
+        if (!(pg->ps.a.p = malloc(cap)))
+            return -1;
+        pg->ps.a.cap = cap;
+    }
+    pg->ps.a.len = 0;
+    const char *json = (const char *)body->data;
+    if (cmd_json_array_each(json, body->len, "events", on_element, pg))
+        return -1;
+    const char *v;
+    size_t n;
+    *more = !cmd_json_member(json, body->len, "hasMore", &v, &n) && n == 4 && !memcmp(v, "true", 4);
+    return 0;
+}
+
+/* ---- the loop ---- */
+
+typedef struct run {
+    const struct settings *st;
+    http_t http;
+    sink_pg_t pg;
+    page_t page;
+    uint64_t events, changes;       /* written since start */
+    uint64_t last_report_ms, reported, lag;
+    uint64_t prog_ms, prog_events, prog_changes;
+    int report_failed;
+} run_t;
+
+static void say(const run_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const run_t *r, const char *fmt, ...)
+{
+    if (r->st->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "reel sink: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Tells the server our committed position (lag metric, backpressure). Best effort. */
+static void report(run_t *r, int force)
+{
+    uint64_t now = now_ms();
+    if (!force && r->reported == r->pg.position && now - r->last_report_ms < IDLE_REPORT_MS)
+        return;
+    if (!force && now - r->last_report_ms < REPORT_MS)
+        return;
+    char path[128], body[64];
+    snprintf(path, sizeof path, "/v1/sinks/%s", r->st->name);
+    snprintf(body, sizeof body, "{\"position\":%llu}", (unsigned long long)r->pg.position);
+    r->last_report_ms = now;
+    if (http_call(&r->http, path, body, 10)) {
+        if (!r->report_failed++)
+            say(r, "cannot report the position to the server (lag metric and backpressure "
+                "will not see this sink): %s", r->http.error);
+        return;
+    }
+    if (r->report_failed)
+        say(r, "reporting the position again");
+    r->report_failed = 0;
+    r->reported = r->pg.position;
+    store_buf_t *b = &r->http.body;
+    r->lag = u64_in((const char *)b->data, b->len, "lag", NULL);
+}
+
+static void progress(run_t *r)
+{
+    uint64_t now = now_ms();
+    if (now - r->prog_ms < PROGRESS_MS)
+        return;
+    double s = (double)(now - r->prog_ms) / 1000.0;
+    say(r, "position %llu: %llu events and %llu changes in %.1f s (%.0f events/s), lag %llu",
+        (unsigned long long)r->pg.position, (unsigned long long)(r->events - r->prog_events),
+        (unsigned long long)(r->changes - r->prog_changes), s,
+        (double)(r->events - r->prog_events) / s, (unsigned long long)r->lag);
+    r->prog_ms = now;
+    r->prog_events = r->events;
+    r->prog_changes = r->changes;
+}
+
+/* Connects and takes the cell; retried while PostgreSQL is unreachable. 0 or -1. */
+static int pg_start(run_t *r)
+{
+    for (int tries = 0; !stop; tries++) {
+        if (!sink_pg_open(&r->pg, r->st->dsn) && !sink_pg_claim(&r->pg)) {
+            say(r, "cell %d, epoch %lld, schema %s: resuming after position %llu",
+                r->pg.cell, (long long)r->pg.epoch, r->pg.schema,
+                (unsigned long long)r->pg.position);
+            return 0;
+        }
+        sink_pg_close(&r->pg);
+        if (tries == 0 && r->st->once)
+            return -1;
+        sleep(1);
+    }
+    return -1;
+}
+
+/* Reads the next page; 0 with pg->n items (maybe none), or -1 (reported, retried). */
+static int next_page(run_t *r, int *more)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&after=%llu"
+             "&limit=%llu&wait=%d", (unsigned long long)r->pg.position,
+             r->st->batch, r->st->once ? 0 : WAIT_S);
+    static int down;
+    if (http_call(&r->http, path, NULL, WAIT_S + 30)) {
+        if (!down++)
+            say(r, "cannot read the feed (retrying every second): %s", r->http.error);
+        return -1;
+    }
+    if (down)
+        say(r, "reading the feed again");
+    down = 0;
+    r->page.after = r->pg.position;
+    if (page_parse(&r->page, &r->http.body, more)) {
+        cmd_error("sink", "the server's answer is not a page of the feed with changes "
+                  "(position %llu): %.200s", (unsigned long long)r->pg.position,
+                  store_buf_cstr(&r->http.body));
+        return -2;
+    }
+    return 0;
+}
+
+static int loop(run_t *r)
+{
+    r->prog_ms = now_ms();
+    while (!stop) {
+        int more = 0, rc = next_page(r, &more);
+        if (rc == -2)
+            return CMD_FAIL;
+        if (rc) {
+            sleep(1);
+            continue;
+        }
+        if (r->page.n) {
+            rc = sink_pg_write(&r->pg, r->page.items, r->page.n);
+            if (rc == SINK_FENCED) {
+                fprintf(stderr, "reel sink: fenced: cell %d is now held by %s; this sink (epoch "
+                        "%lld, owner '%s') stops without writing\n", r->pg.cell, r->pg.fenced_by,
+                        (long long)r->pg.epoch, r->pg.owner);
+                return SINK_FENCED;
+            }
+            if (rc) {
+                if (sink_pg_ok(&r->pg))
+                    return CMD_FAIL; /* a statement failed: not something a retry mends */
+                say(r, "lost the connection to PostgreSQL: reconnecting");
+                sink_pg_close(&r->pg);
+                if (pg_start(r))
+                    return stop ? CMD_OK : CMD_FAIL;
+                continue;
+            }
+            for (size_t i = 0; i < r->page.n; i++)
+                r->page.items[i].is_change ? r->changes++ : r->events++;
+        }
+        report(r, 0);
+        progress(r);
+        if (r->st->once && !more && !r->page.n)
+            break;
+    }
+    report(r, 1);
+    return CMD_OK;
+}
+
+/* ---- the command ---- */
+
+static const char about[] =
+    "Follows the feed with changes of a reel server (GET /v1/events?changes=1) into\n"
+    "PostgreSQL tables in schema SCHEMA: events (sandbox-agent's events shape plus cell,\n"
+    "position, raw, the chain hash and the body to rebuild from), sessions, changes, and\n"
+    "sink (the checkpoint and the fencing epoch of each cell). Each page is one transaction\n"
+    "together with its checkpoint: a killed sink resumes where it committed, and nothing is\n"
+    "written twice. Starting a sink for a cell fences the one running before it (that one\n"
+    "stops with exit status 3). The sink reports its position to the server (POST\n"
+    "/v1/sinks/NAME, a token with the full scope): reel_sink_lag_events{sink=NAME} and\n"
+    "serve --max-sink-lag read it. Progress goes to stderr every 5 s. SIGINT/SIGTERM stop\n"
+    "it after the page in hand. See docs/CLUSTER.md \"Sink\".\n";
+
+static int parse(struct settings *st, int argc, char **argv, int *nargs)
+{
+    const opt_t rows[] = {
+        CMD_OPT_REMOTE(&st->remote),
+        {.name = "dsn", .type = OPT_STRING, .arg = "DSN", .env = "REEL_SINK_DSN",
+         .dest = &st->dsn, .required = 1,
+         .help = "PostgreSQL connection (libpq: \"host=... dbname=...\" or postgresql://...)"},
+        {.name = "cell", .type = OPT_U64, .arg = "N", .env = "REEL_CELL", .dest = &st->cell,
+         .max = 1000000, .help = "the cell this server is (rows carry it)", .def = "0"},
+        {.name = "name", .type = OPT_STRING, .arg = "NAME", .env = "REEL_SINK_NAME",
+         .dest = &st->name, .help = "the name the server knows this sink by ([A-Za-z0-9._-])",
+         .def = "postgres-cell<N>"},
+        {.name = "schema", .type = OPT_STRING, .arg = "SCHEMA", .env = "REEL_SINK_SCHEMA",
+         .dest = &st->schema, .help = "PostgreSQL schema of the tables", .def = "reel"},
+        {.name = "batch", .type = OPT_U64, .arg = "N", .dest = &st->batch, .min = 1,
+         .max = 10000, .help = "events and changes per page and transaction", .def = "1000"},
+        {.name = "once", .type = OPT_FLAG, .dest = &st->once,
+         .help = "copy what the feed holds now, then exit"},
+        {.name = "quiet", .alias = 'q', .type = OPT_FLAG, .dest = &st->quiet,
+         .help = "no progress lines"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = "sink", .synopsis = "postgres --server URL --dsn DSN [options]",
+                           .args = "postgres", .about = about, .opts = rows};
+    return opt_parse(&cmd, argc, argv, nargs);
+}
+
+static int check(struct settings *st, int nargs, char **argv, char *name_buf, size_t cap)
+{
+    if (nargs != 1 || strcmp(argv[0], "postgres")) {
+        cmd_error("sink", "the one sink is 'postgres': reel sink postgres --server URL --dsn DSN");
+        return -1;
+    }
+    if (!st->remote.url || !st->dsn) {
+        cmd_error("sink", "--server URL (the reel server to follow) and --dsn DSN (the "
+                  "PostgreSQL to write to) are both needed");
+        return -1;
+    }
+    for (const char *p = st->schema; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+              (p > st->schema && *p >= '0' && *p <= '9'))) {
+            cmd_error("sink", "--schema '%s': letters, digits and '_' only", st->schema);
+            return -1;
+        }
+    if (!st->name) {
+        snprintf(name_buf, cap, "postgres-cell%llu", st->cell);
+        st->name = name_buf;
+    }
+    size_t n = strlen(st->name);
+    if (!n || n > 63 || strspn(st->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789._-") != n) {
+        cmd_error("sink", "--name '%s': 1..63 characters of A-Z a-z 0-9 . _ -", st->name);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_sink(int argc, char **argv)
+{
+    struct settings st = {.schema = "reel", .batch = 1000};
+    int nargs = 0;
+    int rc = parse(&st, argc, argv, &nargs);
+    if (rc != OPT_GO)
+        return rc;
+    char name[80], host[64] = "?";
+    if (check(&st, nargs, argv, name, sizeof name))
+        return CMD_USAGE;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    run_t r = {.st = &st};
+    r.pg.cell = (int)st.cell;
+    r.pg.schema = st.schema;
+    gethostname(host, sizeof host - 1);
+    snprintf(r.pg.owner, sizeof r.pg.owner, "%s@%s:%d", st.name, host, (int)getpid());
+    if (http_init(&r.http, &st.remote)) {
+        cmd_error("sink", "cannot start an HTTP client");
+        return CMD_FAIL;
+    }
+    rc = pg_start(&r) ? (stop ? CMD_OK : CMD_FAIL) : loop(&r);
+    if (rc == CMD_OK)
+        say(&r, "stopped at position %llu (%llu events, %llu changes written)",
+            (unsigned long long)r.pg.position, (unsigned long long)r.events,
+            (unsigned long long)r.changes);
+    sink_pg_close(&r.pg);
+    http_free(&r.http);
+    free(r.page.items);
+    free(r.page.ps.a.p);
+    return rc;
+}

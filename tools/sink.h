@@ -1,0 +1,81 @@
+/* sink.h -- `reel sink postgres`: the feed with changes, copied into PostgreSQL exactly once
+ * (docs/CLUSTER.md "Sink").
+ *
+ * cmd_sink.c follows a server's feed (GET /v1/events?changes=1&bodies=1&include_raw=1) and
+ * parses each page into sink_item_t; sink_pg.c writes a page into PostgreSQL in one
+ * transaction together with the checkpoint, under the fencing epoch of the cell.
+ *
+ * Rules:
+ *  - Items are borrowed from the page they were parsed from (its text and its arena):
+ *    valid until the next page is parsed.
+ *  - Strings are NUL-terminated; JSON texts (payload, raw, record, metadata) are the
+ *    server's bytes as sent, NUL-terminated copies, or NULL for JSON null / absent.
+ *  - One sink per cell at a time: a newer sink takes the cell's epoch; an older one's next
+ *    transaction sees it and the sink stops with SINK_FENCED (exit status 3).
+ */
+#ifndef REEL_SINK_H
+#define REEL_SINK_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SINK_FENCED 3 /* exit status of a sink that a newer one took the cell from */
+
+typedef struct sink_item {
+    int is_change;
+    uint64_t position;
+    const char *session; /* session id */
+    uint64_t time_ms;    /* commit time of the event or change */
+    /* an event */
+    uint64_t sequence;
+    const char *event_id, *type;
+    const char *sender;        /* 'source', "" when null */
+    const char *connection_id; /* raw.connectionId when a string, else "" */
+    const char *native;        /* native_session_id or NULL */
+    const char *client_time;   /* the JSON text of client_time, or NULL */
+    uint64_t event_index;      /* raw.eventIndex when an integer, else the sequence */
+    uint64_t created_at;       /* client_time in ms when it is one, else time_ms */
+    const char *payload, *raw; /* JSON text of data and raw, or NULL */
+    uint8_t hash[32];          /* chain hash */
+    uint8_t body_hash[32];     /* SHA-256 of the body */
+    const uint8_t *body;       /* the stored msgpack body */
+    size_t body_len;
+    int starts, ends;          /* a session.started / session.ended event */
+    /* a change */
+    int kind;                  /* enum store_change_kind */
+    const char *change;        /* its name */
+    const char *record;        /* the record's JSON text */
+    const char *agent, *agent_session_id, *status, *metadata; /* from the record */
+    uint64_t created_ms, updated_ms, ended_ms, first_ms; /* 0 = null */
+    uint64_t last_sequence, event_count, runs, version;
+    int has_last_hash;
+    uint8_t last_hash[32];
+} sink_item_t;
+
+typedef struct sink_pg {
+    PGconn *conn;
+    const char *schema; /* quoted identifier text, validated [A-Za-z_][A-Za-z0-9_]* */
+    int cell;
+    int64_t epoch;      /* ours, from sink_pg_claim() */
+    uint64_t position;  /* the checkpoint: last position committed */
+    char owner[160];
+    char fenced_by[200]; /* set when fenced: who holds the cell now */
+} sink_pg_t;
+
+/* Connects to 'dsn' and creates the schema and tables when missing. 0, or -1 after
+ * printing why. */
+int sink_pg_open(sink_pg_t *pg, const char *dsn);
+void sink_pg_close(sink_pg_t *pg);
+/* Takes the cell: bumps its epoch (fencing any older sink) and reads the checkpoint into
+ * pg->position. 0 or -1. */
+int sink_pg_claim(sink_pg_t *pg);
+/* Writes 'n' items (a page, positions increasing past pg->position) and the checkpoint in
+ * one transaction. 0 (pg->position moved), SINK_FENCED (nothing written: another sink holds
+ * the cell, pg->fenced_by says which), or -1 after printing why (the transaction rolled
+ * back; the connection may be gone: sink_pg_ok()). */
+int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n);
+/* 1 when the connection is usable. */
+int sink_pg_ok(const sink_pg_t *pg);
+
+#endif
