@@ -321,7 +321,7 @@ static int upsert_from_events(sink_pg_t *pg, params_t *p, const struct agg *a)
     snprintf(sql, sizeof sql,
              "INSERT INTO \"%s\".sessions AS s (cell, id, status, created_at, updated_at, "
              "ended_at, first_event_at, last_sequence, event_count, runs, last_hash, "
-             "last_position) VALUES ($1,$2,$3,$4,$5,$6,$4,$7,$8,$9,$10,$11) "
+             "last_position, metadata_json) VALUES ($1,$2,$3,$4,$5,$6,$4,$7,$8,$9,$10,$11,'{}') "
              "ON CONFLICT (cell, id) DO UPDATE SET status = EXCLUDED.status, "
              "updated_at = EXCLUDED.updated_at, "
              "ended_at = COALESCE(EXCLUDED.ended_at, s.ended_at), "

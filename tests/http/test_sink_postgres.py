@@ -1,0 +1,356 @@
+"""`reel sink postgres` against a real PostgreSQL 15 (docs/CLUSTER.md "Sink"), the feed with
+changes (docs/HTTP.md "The feed with changes") and the sink routes (lag, backpressure).
+
+The module starts its own PostgreSQL cluster in a temporary directory (initdb, pg_ctl),
+listening on 127.0.0.1 only on a free port, and stops it at the end. Each test writes to
+its own schema. Skipped, saying so, only when the PostgreSQL 15 binaries are missing
+(scripts/deps.sh installs them). REEL_SINK_KILLS sets the kill -9 rounds (20 by default;
+`make cluster-test` runs 50).
+"""
+import base64
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import REEL_BIN, free_port
+
+PG_BIN = os.environ.get("REEL_PG_BIN", "/usr/lib/postgresql/15/bin")
+KILLS = int(os.environ.get("REEL_SINK_KILLS", "20"))
+
+if not os.path.exists(os.path.join(PG_BIN, "initdb")) or not shutil.which("psql"):
+    pytest.skip("PostgreSQL 15 is not installed (%s/initdb, psql): scripts/deps.sh test "
+                "installs postgresql" % PG_BIN, allow_module_level=True)
+
+
+class Postgres:
+    def __init__(self, base):
+        self.base = str(base)
+        self.port = free_port()
+        self.dsn = "host=127.0.0.1 port=%d user=reel dbname=postgres" % self.port
+        # initdb refuses to run as root: run the cluster as the postgres user then.
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "postgres")
+        data = os.path.join(self.base, "data")
+        subprocess.run(self.prefix + [os.path.join(PG_BIN, "initdb"), "-D", data, "-A", "trust",
+                                      "-U", "reel", "-E", "UTF8", "--no-sync"],
+                       check=True, stdout=subprocess.DEVNULL)
+        opts = "-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=50" % (
+            self.port, self.base)
+        subprocess.run(self.prefix + [os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-o", opts,
+                                      "-l", os.path.join(self.base, "log"), "-w", "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.data = data
+
+    def stop(self):
+        subprocess.run(self.prefix + [os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m",
+                                      "fast", "-w", "stop"], stdout=subprocess.DEVNULL)
+
+    def query(self, sql):
+        """Rows of 'sql' as a list of dicts (through json_agg)."""
+        out = subprocess.run(["psql", self.dsn, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c",
+                              "SELECT coalesce(json_agg(t), '[]') FROM (%s) t" % sql],
+                             check=True, capture_output=True, timeout=60).stdout
+        return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    # Not under pytest's tmp (mode 0700, root's): the postgres user must reach it.
+    base = tempfile.mkdtemp(prefix="reel-pg-")
+    p = Postgres(base)
+    yield p
+    p.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+_schemas = iter(range(1, 1000))
+
+
+@pytest.fixture
+def schema():
+    return "t%d_%d" % (os.getpid(), next(_schemas))
+
+
+def sink(server, pg, schema, *args, wait=True, cell=0, name=None, log=None):
+    cmd = [REEL_BIN, "sink", "postgres", "--server", "http://127.0.0.1:%d" % server.port,
+           "--dsn", pg.dsn, "--schema", schema, "--cell", str(cell)] + list(args)
+    if name:
+        cmd += ["--name", name]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
+    if server.token:
+        env["REEL_TOKEN"] = server.token
+    if wait:
+        return subprocess.run(cmd, capture_output=True, timeout=120, env=env)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log or subprocess.PIPE,
+                            env=env)
+
+
+def feed_with_changes(server):
+    out, after = [], 0
+    while True:
+        r = server.get("/v1/events?changes=1&bodies=1&include_raw=1&limit=10000&after=%d" % after)
+        assert r.status == 200, r
+        j = r.json
+        out += j["events"]
+        if not j["hasMore"]:
+            return out
+        after = j["next_after"]
+
+
+def all_sessions(server):
+    out, cursor = {}, ""
+    while True:
+        r = server.get("/v1/sessions?limit=1000" + ("&cursor=" + cursor if cursor else ""))
+        assert r.status == 200, r
+        j = r.json
+        out.update({s["id"]: s for s in j["sessions"]})
+        if not j.get("next_cursor"):
+            return out
+        cursor = j["next_cursor"]
+
+
+def check_rows_match(server, pg, schema):
+    """Every event of the feed is one row, with its bytes; every session is a row whose
+    fields are the record's; every change is a row."""
+    items = feed_with_changes(server)
+    events = [i for i in items if "change" not in i]
+    changes = [i for i in items if "change" in i]
+    rows = pg.query("SELECT position, session_id, sequence, id, type, encode(chain_hash, 'hex') "
+                    "AS hash, encode(body, 'base64') AS body, encode(body_hash, 'hex') AS bh, "
+                    "payload_json, sender, event_index FROM %s.events ORDER BY position" % schema)
+    assert len(rows) == len(events)
+    for e, r in zip(events, rows):
+        assert (r["position"], r["session_id"], r["sequence"], r["id"], r["type"], r["hash"]) == \
+            (e["position"], e["session_id"], e["sequence"], e["event_id"], e["type"], e["hash"])
+        body = base64.b64decode(e["body"])
+        assert base64.b64decode(r["body"]) == body
+        import hashlib
+        assert r["bh"] == hashlib.sha256(body).hexdigest()
+        assert r["payload_json"] == e["data"]
+        assert r["sender"] == (e["source"] or "")
+    crows = pg.query("SELECT position, change, session_id FROM %s.changes ORDER BY position"
+                     % schema)
+    assert [(c["position"], c["change"], c["session_id"]) for c in changes] == \
+        [(r["position"], r["change"], r["session_id"]) for r in crows]
+    recs = all_sessions(server)
+    srows = {r["id"]: r for r in pg.query("SELECT * FROM %s.sessions" % schema)}
+    assert set(srows) == set(recs)
+    for sid, rec in recs.items():
+        r = srows[sid]
+        assert (r["status"], r["last_sequence"], r["event_count"], r["runs"]) == \
+            (rec["status"], rec["last_sequence"], rec["event_count"], rec["runs"]), sid
+        assert r["agent"] == (rec["agent"] or "") and r["metadata_json"] == rec["metadata"], sid
+        assert r["agent_session_id"] == (rec["native_session_id"] or ""), sid
+    # the checkpoint is the last item's position
+    ck = pg.query("SELECT position FROM %s.sink WHERE cell = 0" % schema)[0]["position"]
+    assert ck == (items[-1]["position"] if items else 0)
+    return events
+
+
+def test_feed_with_changes_interleaves_record_changes(server):
+    assert server.request("PUT", "/v1/sessions/a", body={"agent": "claude"}).status == 200
+    assert server.append("a", [{"type": "t"}, {"type": "u"}]).status == 200
+    assert server.append("b", {"type": "t"}).status == 200
+    assert server.request("PUT", "/v1/sessions/a", body={"metadata": {"k": 1}}).status == 200
+    assert server.request("DELETE", "/v1/sessions/b").status == 200
+    plain = server.get("/v1/events?limit=100").json
+    assert [e["session_id"] for e in plain["events"]] == ["a", "a"]  # today's output
+    assert all("change" not in e and "hash" not in e for e in plain["events"])
+    items = server.get("/v1/events?changes=1&limit=100").json["events"]
+    kinds = [i.get("change", "event") for i in items]
+    assert kinds == ["put", "event", "event", "put", "delete"]
+    positions = [i["position"] for i in items]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    assert items[3]["record"]["metadata"] == {"k": 1} and items[3]["record"]["version"] == 2
+    assert items[4]["record"]["status"] == "deleted"
+    # paging over both keeps the one cursor
+    got, after = [], 0
+    while True:
+        j = server.get("/v1/events?changes=1&limit=2&after=%d" % after).json
+        got += j["events"]
+        if not j["hasMore"]:
+            break
+        after = j["next_after"]
+    assert [i["position"] for i in got] == positions
+    # SSE: changes are "event: change" messages with the position as id
+    from conftest import SSEClient
+    c = SSEClient(server, "/v1/events/sse?changes=1")
+    seen = [c.next() for _ in range(5)]
+    assert [s[0] for s in seen] == positions
+    assert seen[0][1]["change"] == "put"
+    bad = server.get("/v1/events?bodies=1")
+    assert bad.status == 400 and b"changes=1" in bad.body
+    assert server.get("/v1/events?changes=1&types=t").status == 400
+
+
+def test_rows_match_the_feed(server, pg, schema):
+    server.request("PUT", "/v1/sessions/s1", body={"agent": "claude", "metadata": {"team": "x"}})
+    for i in range(30):
+        sid = "s%d" % (i % 4)
+        ev = [{"type": "session.started" if i < 4 else "item.delta", "source": "agent",
+               "data": {"i": i, "f": 1.5, "u": "\u00fc"}, "raw": {"eventIndex": 100 + i,
+                                                                "connectionId": "c1"}}]
+        if i == 7:
+            ev[0]["native_session_id"] = "native-7"
+        assert server.append(sid, ev).status == 200
+    server.append("s2", [{"type": "session.ended"}])
+    server.request("PUT", "/v1/sessions/s0", body={"metadata": {"v": 2}})
+    server.request("DELETE", "/v1/sessions/s3")
+    p = sink(server, pg, schema, "--once")
+    assert p.returncode == 0, p.stderr
+    events = check_rows_match(server, pg, schema)
+    assert len(events) == 31 - 7  # s3's 7 events are gone with it
+    row = pg.query("SELECT event_index, connection_id FROM %s.events WHERE session_id = 's1' "
+                   "ORDER BY sequence LIMIT 1" % schema)[0]
+    assert row == {"event_index": 101, "connection_id": "c1"}
+    # a restarted sink resumes after its checkpoint
+    for i in range(5):
+        server.append("s9", {"type": "late"})
+    server.request("PUT", "/v1/sessions/s9", body={"agent": "codex"})
+    p = sink(server, pg, schema, "--once")
+    assert p.returncode == 0 and b"resuming after position" in p.stderr, p.stderr
+    check_rows_match(server, pg, schema)
+
+
+def test_fenced_sink_stops(server, pg, schema, tmp_path):
+    server.append("a", {"type": "t"})
+    old = sink(server, pg, schema, wait=False)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            if pg.query("SELECT position FROM %s.sink" % schema)[0]["position"] > 0:
+                break
+        except (subprocess.CalledProcessError, IndexError):
+            pass
+        time.sleep(0.1)
+    new = sink(server, pg, schema, wait=False)
+    time.sleep(1)
+    server.append("a", {"type": "u"})  # the old one's next transaction meets the new epoch
+    try:
+        rc = old.wait(20)
+    finally:
+        if old.poll() is None:
+            old.kill()
+    err = old.stderr.read().decode()
+    assert rc == 3 and "fenced" in err and "epoch 2" in err, err
+    server.append("a", {"type": "v"})
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if pg.query("SELECT count(*) AS n FROM %s.events" % schema)[0]["n"] == 3:
+            break
+        time.sleep(0.1)
+    new.send_signal(signal.SIGTERM)
+    assert new.wait(20) == 0
+    check_rows_match(server, pg, schema)
+
+
+def test_kill9_under_load_loses_and_duplicates_nothing(server_factory, pg, schema, tmp_path):
+    server = server_factory(args=["--sync", "none"])
+    acked = {}  # session -> highest acked sequence
+    stop = threading.Event()
+    errors = []
+
+    def load(k):
+        n = 0
+        while not stop.is_set():
+            sid = "load-%d-%d" % (k, n % 5)
+            r = server.append(sid, [{"type": "item.delta", "data": {"n": n, "j": j}}
+                                    for j in range(1 + n % 7)])
+            if r.status != 200:
+                errors.append(r)
+                return
+            acked[sid] = max(acked.get(sid, 0), r.json["last_sequence"])
+            if n % 50 == 25:
+                server.request("PUT", "/v1/sessions/%s" % sid, body={"metadata": {"n": n}})
+            n += 1
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    log = open(str(tmp_path / "sink.log"), "ab")
+    try:
+        for i in range(KILLS):
+            p = sink(server, pg, schema, wait=False, log=log)
+            time.sleep(random.uniform(0.05, 0.4))
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            if i == KILLS // 2:  # a delete under load too
+                server.append("doomed", [{"type": "x"}] * 3)
+                server.request("DELETE", "/v1/sessions/doomed")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        log.close()
+    assert not errors, errors[:3]
+    p = sink(server, pg, schema, "--once")
+    assert p.returncode == 0, p.stderr
+    events = check_rows_match(server, pg, schema)
+    # 0 lost, 0 duplicates, 0 sequence gaps: every acked sequence is a row, once
+    rows = pg.query("SELECT session_id, count(*) AS n, min(sequence) AS lo, max(sequence) AS hi, "
+                    "count(DISTINCT sequence) AS d FROM %s.events GROUP BY session_id" % schema)
+    by = {r["session_id"]: r for r in rows}
+    for sid, last in acked.items():
+        r = by[sid]
+        assert (r["lo"], r["d"], r["n"]) == (1, r["hi"], r["hi"]) and r["hi"] >= last, (sid, r)
+    assert "doomed" not in by
+    assert len(events) == sum(r["n"] for r in rows)
+    epoch = pg.query("SELECT epoch FROM %s.sink" % schema)[0]["epoch"]
+    assert epoch > KILLS // 2  # most starts took the cell (a kill may come before that)
+
+
+def test_lag_metric_and_backpressure(server_factory):
+    server = server_factory(args=["--sync", "none", "--max-sink-lag", "5",
+                                  "--sink-wait-ms", "300"])
+    assert server.append("a", {"type": "t"}).status == 200  # no sink yet: nothing waits
+    r = server.request("POST", "/v1/sinks/pg-a", body={"position": 0})
+    assert r.status == 200 and r.json["lag"] == 1, r
+    for _ in range(4):
+        assert server.append("a", {"type": "t"}).status == 200
+    m = server.get("/metrics").body.decode()
+    assert 'reel_sink_lag_events{sink="pg-a"} 5' in m
+    t0 = time.time()
+    r = server.append("a", {"type": "t"})  # lag 5: still allowed
+    assert r.status == 200
+    r = server.append("a", {"type": "t"})  # lag 6 > 5: waits 300 ms, then 503
+    assert r.status == 503 and r.header("retry-after") == "1", r
+    assert r.json["type"].endswith("sink_behind") and time.time() - t0 >= 0.3
+    assert server.events("a")[-1]["sequence"] == 6  # nothing was appended
+
+    def catch_up():
+        time.sleep(0.1)
+        server.request("POST", "/v1/sinks/pg-a", body={"position": 6})
+
+    t = threading.Thread(target=catch_up)
+    t.start()
+    r = server.append("a", {"type": "t"})  # released by the report while it waits
+    t.join()
+    assert r.status == 200, r
+    m = server.get("/metrics").body.decode()
+    assert 'reel_sink_backpressure_total{outcome="refused"} 1' in m
+    assert 'reel_sink_backpressure_total{outcome="waited"} 1' in m
+    lst = server.get("/v1/sinks").json
+    assert lst["sinks"][0]["name"] == "pg-a" and lst["sinks"][0]["position"] == 6
+    assert server.request("POST", "/v1/sinks/bad%20name", body={"position": 1}).status == 400
+    assert server.request("POST", "/v1/sinks/x", body={"position": -1}).status == 400
+    assert server.request("DELETE", "/v1/sinks/pg-a").status == 204
+    assert server.get("/v1/sinks").json["sinks"] == []
+
+
+def test_reporting_needs_the_full_scope(server_factory, tmp_path):
+    f = tmp_path / "tokens"
+    f.write_text("appender append\nadmin full\n")
+    server = server_factory(args=["--tokens-file", str(f)], token="appender")
+    r = server.request("POST", "/v1/sinks/pg", body={"position": 1})
+    assert r.status == 403, r
+    server.token = "admin"
+    assert server.request("POST", "/v1/sinks/pg", body={"position": 1}).status == 200
