@@ -12,6 +12,7 @@
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
+#   make cluster-test  the PostgreSQL sink at full size (50 kill -9 rounds of the sink)
 #   make load     load tests at full size (10,000 SSE clients, slowloris); make test runs small ones
 #   make soak     SOAK_SECONDS (600) of mixed load: health p99, RSS over time, every ack checked
 #   make leakcheck  clean-shutdown leak check: LeakSanitizer (ASan build) and valgrind
@@ -60,7 +61,7 @@ BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
 ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
 .PHONY: all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
-        torture mutants clean format load soak leakcheck
+        torture mutants clean format load soak leakcheck cluster-test
 all: $(BUILD)/reel
 
 $(BUILD)/obj/%.o: %.c
@@ -232,6 +233,11 @@ docker:
 
 # Load, soak and leak check (tests/load/; docs/RELIABILITY.md "Load and soak").
 SOAK_SECONDS ?= 600
+# The PostgreSQL sink at full size: kill -9 the sink 50 times under load (make test: 20).
+cluster-test: deps all
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_SINK_KILLS=50 /usr/bin/python3 -m pytest -q -rxX \
+	    -p no:cacheprovider tests/http/test_sink_postgres.py
+
 load: all
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_LOAD_FULL=1 /usr/bin/python3 -m pytest -q -rxX -s \
 	    -p no:cacheprovider tests/load/test_slow_clients.py tests/load/test_sse_load.py
