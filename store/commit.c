@@ -33,6 +33,7 @@ struct group {
     store_t *s;
     MDB_txn *txn;
     uint64_t position; /* last position assigned */
+    store__chlog_t chlog; /* the change log's last key, once read (changes.c) */
     uint64_t first_position; /* the last position before this group */
     uint64_t txn_id;         /* the LMDB write transaction's id (store_commit_t.txn_id) */
     uint64_t next_num; /* next internal session number */
@@ -155,14 +156,14 @@ static void set_name(char *dst, size_t *dst_len, const char *src, size_t len)
     *dst_len = len;
 }
 
-/* Logs change 'kind' of 'x' at the next position, in the group's transaction
+/* Logs change 'kind' of 'x' after the last position assigned, in the group's transaction
  * (docs/FORMAT.md section 13): a reader of the feed with changes sees it between the
  * events committed before and after it. */
 static int log_change(struct group *g, const struct sess *x, int kind)
 {
     if (!g->s->has_changes)
         return REEL_OK;
-    int rc = store__change_put(g->s, g->txn, ++g->position, kind, g->now_ms, &x->rec);
+    int rc = store__change_put(g->s, g->txn, &g->chlog, g->position, kind, g->now_ms, &x->rec);
     if (rc)
         return g->mdb_rc = rc, rc == ENOMEM ? REEL_ENOMEM : REEL_EIO;
     g->need_bytes += 256 + x->rec.id_len + x->rec.metadata_len;

@@ -16,7 +16,7 @@
  *   events       position u64 BE                       event value (below)
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
- *   changes      position u64 BE                       change: kind, time, num, id, record
+ *   changes      position u64 BE | index u32 BE         change: kind, time, num, id, record
  *
  *   event value: off 0 u8 flags (0x01 = body is a zstd frame), off 1 u64 BE session num,
  *   off 9 u64 BE sequence, off 17 u64 BE time (Unix ms), off 25 u8[32] chain hash, off 57
@@ -341,9 +341,10 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
 /* ---- The change log (docs/FORMAT.md section 13) ----
  *
  * Every change of a session record that the events do not carry is written, in the same
- * write transaction, to the 'changes' database at a position of its own, taken from the
- * counter events take theirs from. So one position orders events and changes in commit
- * order, and the feed with changes (store_feed_changes_after) is one cursor over both.
+ * write transaction, to the 'changes' database, keyed by the position of the last event
+ * before it and its index among the changes after that event. Events keep their positions
+ * (a change takes none), and (position, index) orders events (index 0) and changes in
+ * commit order: the feed with changes (store_feed_changes_after) is one cursor over both.
  * Kinds 1..3 are written now; the data lifecycle's parts add theirs (trims, purges,
  * redactions after the fact) with the next numbers. A reader MUST pass an unknown kind
  * on with its record rather than fail: it is a record change all the same. */
@@ -355,7 +356,8 @@ enum store_change_kind {
 };
 
 typedef struct store_change_view {
-    uint64_t position;
+    uint64_t position;             /* the last event position before it (0: none) */
+    uint32_t index;                /* 1, 2, ...: its place among the changes after it */
     int kind;                      /* enum store_change_kind, or a newer kind */
     uint64_t time_ms;              /* commit time of the change */
     const store_session_t *record; /* the record right after the change; borrowed until
@@ -364,12 +366,14 @@ typedef struct store_change_view {
 
 typedef int (*store_change_cb)(void *arg, const store_change_view_t *ch);
 
-/* Events (to 'cb', as store_feed_after() gives them) and changes (to 'ccb') with position
- * > 'after', interleaved in position order, at most 'limit' of both together. '*more' as
- * above. A store without a change log (read-only, written by an older build) gives the
- * events only. */
-int store_feed_changes_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
-                             store_change_cb ccb, void *arg, int *more);
+/* Events (to 'cb', as store_feed_after() gives them) and changes (to 'ccb') after the
+ * cursor ('after', 'index'): events with position > 'after' and changes with (position,
+ * index) > ('after', 'index'), in commit order (an event is (position, 0)), at most 'limit'
+ * of both together. A cursor is where the last item given was: an event's (position, 0),
+ * a change's (position, index). '*more' as above. A store without a change log
+ * (read-only, written by an older build) gives the events only. */
+int store_feed_changes_after(store_read_t *r, uint64_t after, uint32_t index, size_t limit,
+                             store_event_cb cb, store_change_cb ccb, void *arg, int *more);
 
 /* The name of a change kind ("put", "delete", "append"), NULL for a kind this build does
  * not know. */

@@ -65,10 +65,19 @@ int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t li
 
 /* ---- the change log (changes.c, docs/FORMAT.md section 13) ---- */
 
-/* Writes change 'kind' (enum store_change_kind) of record 'rec' at position 'pos' (taken
- * from the group's position counter) in write transaction 'txn'. 0 or an LMDB/errno code. */
-int store__change_put(store_t *s, MDB_txn *txn, uint64_t pos, int kind, uint64_t time_ms,
-                      const store_session_t *rec);
+/* Where a write transaction's last change went (zeroed with its group): the next change
+ * after the same position takes the next index. */
+typedef struct store__chlog {
+    int known;       /* 'pos'/'index' hold the log's last key */
+    uint64_t pos;
+    uint32_t index;
+} store__chlog_t;
+
+/* Writes change 'kind' (enum store_change_kind) of record 'rec' in write transaction 'txn',
+ * after position 'pos' (the last position assigned so far: the change sorts after that
+ * event and before the next). 0 or an LMDB/errno code. */
+int store__change_put(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos, int kind,
+                      uint64_t time_ms, const store_session_t *rec);
 
 /* ---- damaged pages (guard.c) ---- */
 

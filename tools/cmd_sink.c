@@ -334,6 +334,9 @@ static void parse_change(parser_t *ps, sink_item_t *it)
     it->is_change = 1;
     it->change = str(ps, "change");
     it->kind = (int)u64(ps, "kind");
+    it->index = (uint32_t)u64(ps, "index");
+    if (!it->index)
+        ps->bad = 1;
     it->record = text_in(ps, ps->el, ps->el_len, "record");
     it->has_last_hash = !hex32(str(ps, "last_hash"), it->last_hash);
     if (!it->record || !it->change) {
@@ -362,7 +365,8 @@ typedef struct page {
     parser_t ps;
     sink_item_t *items;
     size_t n, cap;
-    uint64_t after; /* items must come after this, in increasing order */
+    uint64_t after; /* items must come after this cursor, in increasing order */
+    uint32_t after_index;
 } page_t;
 
 static int on_element(void *arg, const char *el, size_t n)
@@ -387,8 +391,11 @@ static int on_element(void *arg, const char *el, size_t n)
         parse_change(ps, it);
     else
         parse_event(ps, it);
+    /* Cursors must grow: (position, index), an event's index being 0. */
     uint64_t prev = pg->n ? pg->items[pg->n - 1].position : pg->after;
-    if (ps->bad || !it->session || !it->time_ms || it->position <= prev)
+    uint32_t prev_index = pg->n ? pg->items[pg->n - 1].index : pg->after_index;
+    int grows = it->position > prev || (it->position == prev && it->index > prev_index);
+    if (ps->bad || !it->session || !it->time_ms || !grows)
         return 1;
     pg->n++;
     return 0;
@@ -503,10 +510,14 @@ static int pg_start(run_t *r)
 /* Reads the next page; 0 with pg->n items (maybe none), or -1 (reported, retried). */
 static int next_page(run_t *r, int *more)
 {
-    char path[256];
-    snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&after=%llu"
-             "&limit=%llu&wait=%d", (unsigned long long)r->pg.position,
-             r->st->batch, r->st->once ? 0 : WAIT_S);
+    char path[256], cursor[48];
+    if (r->pg.index)
+        snprintf(cursor, sizeof cursor, "%llu.%u", (unsigned long long)r->pg.position,
+                 r->pg.index);
+    else
+        snprintf(cursor, sizeof cursor, "%llu", (unsigned long long)r->pg.position);
+    snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&after=%s"
+             "&limit=%llu&wait=%d", cursor, r->st->batch, r->st->once ? 0 : WAIT_S);
     static int down;
     if (http_call(&r->http, path, NULL, WAIT_S + 30)) {
         if (!down++)
@@ -517,6 +528,7 @@ static int next_page(run_t *r, int *more)
         say(r, "reading the feed again");
     down = 0;
     r->page.after = r->pg.position;
+    r->page.after_index = r->pg.index;
     if (page_parse(&r->page, &r->http.body, more)) {
         cmd_error("sink", "the server's answer is not a page of the feed with changes "
                   "(position %llu): %.200s", (unsigned long long)r->pg.position,

@@ -24,7 +24,8 @@
 
 typedef struct sink_item {
     int is_change;
-    uint64_t position;
+    uint64_t position;   /* an event's; a change's: the event position it follows */
+    uint32_t index;      /* 0 for an event; a change's index after 'position' */
     const char *session; /* session id */
     uint64_t time_ms;    /* commit time of the event or change */
     /* an event */
@@ -58,7 +59,8 @@ typedef struct sink_pg {
     const char *schema; /* quoted identifier text, validated [A-Za-z_][A-Za-z0-9_]* */
     int cell;
     int64_t epoch;      /* ours, from sink_pg_claim() */
-    uint64_t position;  /* the checkpoint: last position committed */
+    uint64_t position;  /* the checkpoint: the cursor of the last item committed */
+    uint32_t index;     /* (position, and 0 or a change's index) */
     char owner[160];
     char fenced_by[200]; /* set when fenced: who holds the cell now */
 } sink_pg_t;
@@ -70,7 +72,7 @@ void sink_pg_close(sink_pg_t *pg);
 /* Takes the cell: bumps its epoch (fencing any older sink) and reads the checkpoint into
  * pg->position. 0 or -1. */
 int sink_pg_claim(sink_pg_t *pg);
-/* Writes 'n' items (a page, positions increasing past pg->position) and the checkpoint in
+/* Writes 'n' items (a page, cursors increasing past the checkpoint) and the checkpoint in
  * one transaction. 0 (pg->position moved), SINK_FENCED (nothing written: another sink holds
  * the cell, pg->fenced_by says which), or -1 after printing why (the transaction rolled
  * back; the connection may be gone: sink_pg_ok()). */

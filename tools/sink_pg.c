@@ -51,7 +51,8 @@ static const char schema_sql[] =
     "CREATE SCHEMA IF NOT EXISTS \"%1$s\";\n"
     "CREATE TABLE IF NOT EXISTS \"%1$s\".sink (\n"
     "  cell integer PRIMARY KEY, epoch bigint NOT NULL, owner text NOT NULL,\n"
-    "  position bigint NOT NULL, claimed_at timestamptz NOT NULL DEFAULT now(),\n"
+    "  position bigint NOT NULL, change_index bigint NOT NULL DEFAULT 0,\n"
+    "  claimed_at timestamptz NOT NULL DEFAULT now(),\n"
     "  updated_at timestamptz NOT NULL DEFAULT now());\n"
     "CREATE TABLE IF NOT EXISTS \"%1$s\".events (\n"
     "  cell integer NOT NULL, position bigint NOT NULL,\n"
@@ -74,9 +75,10 @@ static const char schema_sql[] =
     "  version bigint NOT NULL DEFAULT 1, metadata_json jsonb, last_hash bytea,\n"
     "  last_position bigint NOT NULL DEFAULT 0, PRIMARY KEY (cell, id));\n"
     "CREATE TABLE IF NOT EXISTS \"%1$s\".changes (\n"
-    "  cell integer NOT NULL, position bigint NOT NULL, kind integer NOT NULL,\n"
-    "  change text NOT NULL, session_id text NOT NULL, time_ms bigint NOT NULL,\n"
-    "  record json NOT NULL, PRIMARY KEY (cell, position));\n";
+    "  cell integer NOT NULL, position bigint NOT NULL, change_index bigint NOT NULL,\n"
+    "  kind integer NOT NULL, change text NOT NULL, session_id text NOT NULL,\n"
+    "  time_ms bigint NOT NULL, record json NOT NULL,\n"
+    "  PRIMARY KEY (cell, position, change_index));\n";
 
 int sink_pg_ok(const sink_pg_t *pg)
 {
@@ -121,7 +123,7 @@ int sink_pg_claim(sink_pg_t *pg)
     snprintf(sql, sizeof sql,
              "INSERT INTO \"%s\".sink AS k (cell, epoch, owner, position) VALUES ($1, 1, $2, 0) "
              "ON CONFLICT (cell) DO UPDATE SET epoch = k.epoch + 1, owner = EXCLUDED.owner, "
-             "claimed_at = now() RETURNING epoch, position", pg->schema);
+             "claimed_at = now() RETURNING epoch, position, change_index", pg->schema);
     const char *params[2] = {cell, pg->owner};
     PGresult *res = PQexecParams(pg->conn, sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
@@ -131,6 +133,7 @@ int sink_pg_claim(sink_pg_t *pg)
     }
     pg->epoch = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     pg->position = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+    pg->index = (uint32_t)strtoull(PQgetvalue(res, 0, 2), NULL, 10);
     PQclear(res);
     return 0;
 }
@@ -391,10 +394,12 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
 {
     char cell[16], sql[1400];
     snprintf(cell, sizeof cell, "%d", pg->cell);
-    snprintf(sql, sizeof sql, "INSERT INTO \"%s\".changes (cell, position, kind, change, "
-             "session_id, time_ms, record) VALUES ($1,$2,$3,$4,$5,$6,$7::json)", pg->schema);
+    snprintf(sql, sizeof sql, "INSERT INTO \"%s\".changes (cell, position, change_index, kind, "
+             "change, session_id, time_ms, record) VALUES ($1,$2,$3,$4,$5,$6,$7,$8::json)",
+             pg->schema);
     p_str(p, cell);
     p_u64(p, it->position, 0);
+    p_u64(p, it->index, 0);
     p_u64(p, (uint64_t)it->kind, 0);
     p_str(p, it->change);
     p_str(p, it->session);
@@ -453,8 +458,8 @@ static int check_fence(sink_pg_t *pg, params_t *p)
 {
     char cell[16], sql[256];
     snprintf(cell, sizeof cell, "%d", pg->cell);
-    snprintf(sql, sizeof sql, "SELECT epoch, owner, position FROM \"%s\".sink WHERE cell = $1 "
-             "FOR UPDATE", pg->schema);
+    snprintf(sql, sizeof sql, "SELECT epoch, owner, position, change_index FROM \"%s\".sink "
+             "WHERE cell = $1 FOR UPDATE", pg->schema);
     p_str(p, cell);
     PGresult *res = NULL;
     if (p_exec(pg, p, sql, "locking the checkpoint", &res))
@@ -466,7 +471,8 @@ static int check_fence(sink_pg_t *pg, params_t *p)
     } else {
         int64_t epoch = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         uint64_t pos = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
-        if (epoch != pg->epoch || pos != pg->position) {
+        uint32_t index = (uint32_t)strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+        if (epoch != pg->epoch || pos != pg->position || index != pg->index) {
             snprintf(pg->fenced_by, sizeof pg->fenced_by, "epoch %lld, owner '%.120s', at "
                      "position %llu", (long long)epoch, PQgetvalue(res, 0, 1),
                      (unsigned long long)pos);
@@ -521,6 +527,7 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
         return 0;
     params_t p = {0};
     uint64_t last = items[n - 1].position;
+    uint32_t last_index = items[n - 1].index;
     int rc = exec0(pg, "BEGIN", "beginning a transaction");
     if (!rc)
         rc = check_fence(pg, &p);
@@ -529,10 +536,11 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
     if (!rc) {
         char cell[16], sql[256];
         snprintf(cell, sizeof cell, "%d", pg->cell);
-        snprintf(sql, sizeof sql, "UPDATE \"%s\".sink SET position = $2, updated_at = now() "
-                 "WHERE cell = $1", pg->schema);
+        snprintf(sql, sizeof sql, "UPDATE \"%s\".sink SET position = $2, change_index = $3, "
+                 "updated_at = now() WHERE cell = $1", pg->schema);
         p_str(&p, cell);
         p_u64(&p, last, 0);
+        p_u64(&p, last_index, 0);
         rc = p_exec(pg, &p, sql, "moving the checkpoint", NULL);
     }
     if (!rc)
@@ -540,7 +548,7 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
     else if (sink_pg_ok(pg))
         PQclear(PQexec(pg->conn, "ROLLBACK"));
     if (!rc)
-        pg->position = last;
+        pg->position = last, pg->index = last_index;
     p_free(&p);
     return rc;
 }

@@ -332,6 +332,7 @@ struct api_req {
     int include_raw;
     int changes;          /* the feed with changes (?changes=1), 'bodies' with it */
     int bodies;
+    uint32_t after_index; /* with 'changes': the change index of the cursor 'after' */
     int64_t expected;     /* expected_sequence, -1 = none */
     char types[1024];     /* 'types' as given, split at ',' */
     int markdown;         /* transcript job: answer text/markdown */

@@ -7,7 +7,10 @@
  * exactly what they got before. 'bodies' adds to each event what a copy needs to rebuild
  * it bit for bit (the sink, docs/CLUSTER.md): its chain hash and its stored msgpack body.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/ds/ds_int.h"
@@ -52,10 +55,44 @@ static int full(const api_cfeed_t *f)
     return f->n > 0 && f->out->len >= f->max_bytes;
 }
 
-static void item_start(api_cfeed_t *f, uint64_t pos, const char *sse_event)
+int api__cursor_parse(const char *s, uint64_t *pos, uint32_t *index)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long p = strtoull(s, &end, 10), i = 0;
+    if (errno || p > INT64_MAX)
+        return -1;
+    if (*end == '.') {
+        const char *d = end + 1;
+        if (*d < '1' || *d > '9')
+            return -1;
+        i = strtoull(d, &end, 10);
+        if (errno || i > UINT32_MAX)
+            return -1;
+    }
+    if (*end)
+        return -1;
+    *pos = p;
+    *index = (uint32_t)i;
+    return 0;
+}
+
+void api__cursor_write(store_buf_t *out, uint64_t pos, uint32_t index)
+{
+    if (index)
+        store_buf_printf(out, "%llu.%u", (unsigned long long)pos, index);
+    else
+        store_buf_printf(out, "%llu", (unsigned long long)pos);
+}
+
+static void item_start(api_cfeed_t *f, uint64_t pos, uint32_t index, const char *sse_event)
 {
     if (f->sse) {
-        store_buf_printf(f->out, "id: %llu\n", (unsigned long long)pos);
+        store_buf_puts(f->out, "id: ");
+        api__cursor_write(f->out, pos, index);
+        store_buf_putc(f->out, '\n');
         if (sse_event)
             store_buf_printf(f->out, "event: %s\n", sse_event);
         store_buf_puts(f->out, "data: ");
@@ -64,12 +101,13 @@ static void item_start(api_cfeed_t *f, uint64_t pos, const char *sse_event)
     }
 }
 
-static void item_end(api_cfeed_t *f, uint64_t pos)
+static void item_end(api_cfeed_t *f, uint64_t pos, uint32_t index)
 {
     if (f->sse)
         store_buf_puts(f->out, "\n\n");
     f->n++;
     f->last = pos;
+    f->last_index = index;
 }
 
 static int on_event(void *arg, const store_event_view_t *ev)
@@ -78,13 +116,13 @@ static int on_event(void *arg, const store_event_view_t *ev)
     if (full(f))
         return 1;
     size_t mark = f->out->len;
-    item_start(f, ev->position, NULL);
+    item_start(f, ev->position, 0, NULL);
     int rc = render_event(f, ev);
     if (rc) {
         f->out->len = mark;
         return rc;
     }
-    item_end(f, ev->position);
+    item_end(f, ev->position, 0);
     return 0;
 }
 
@@ -95,7 +133,10 @@ int api__render_change(store_buf_t *out, const store_change_view_t *ch)
     store_buf_printf(out, "{\"change\":\"%s\",\"kind\":%d,\"session_id\":", name ? name : "unknown",
                      ch->kind);
     store_json_write_string(out, rec->id, rec->id_len);
-    store_buf_printf(out, ",\"position\":%llu,\"time\":", (unsigned long long)ch->position);
+    store_buf_printf(out, ",\"position\":%llu,\"index\":%u,\"cursor\":\"",
+                     (unsigned long long)ch->position, ch->index);
+    api__cursor_write(out, ch->position, ch->index);
+    store_buf_puts(out, "\",\"time\":");
     replay_write_time(out, (int64_t)ch->time_ms);
     store_buf_puts(out, ",\"record\":");
     int rc = replay_write_session(out, rec);
@@ -114,17 +155,17 @@ static int on_change(void *arg, const store_change_view_t *ch)
     if (full(f))
         return 1;
     size_t mark = f->out->len;
-    item_start(f, ch->position, "change");
+    item_start(f, ch->position, ch->index, "change");
     int rc = api__render_change(f->out, ch);
     if (rc) {
         f->out->len = mark;
         return rc;
     }
-    item_end(f, ch->position);
+    item_end(f, ch->position, ch->index);
     return 0;
 }
 
-int api__cfeed_read(api_cfeed_t *f, uint64_t after, size_t limit)
+int api__cfeed_read(api_cfeed_t *f, uint64_t after, uint32_t index, size_t limit)
 {
     store_read_t r;
     int rc = store_read_begin(f->srv->store, &r);
@@ -136,8 +177,9 @@ int api__cfeed_read(api_cfeed_t *f, uint64_t after, size_t limit)
     }
     f->n = 0;
     f->last = after;
+    f->last_index = index;
     f->more = 0;
-    rc = store_feed_changes_after(&r, after, limit, on_event, on_change, f, &f->more);
+    rc = store_feed_changes_after(&r, after, index, limit, on_event, on_change, f, &f->more);
     store_read_end(&r);
     if (rc == 1) { /* stopped full: the rest is there */
         f->more = 1;

@@ -290,6 +290,13 @@ int api__feed_params(api_req_t *rq)
     if (api__query_bool(rq, "changes", &rq->changes) != REEL_OK ||
         api__query_bool(rq, "bodies", &rq->bodies) != REEL_OK)
         return -1;
+    char after[48];
+    int found = rq->changes ? api__query(rq, "after", after, sizeof after) : 0;
+    if (found < 0 || (found > 0 && api__cursor_parse(after, &rq->offset, &rq->after_index))) {
+        api__problem(rq, REEL_EINVALID_PARAMETER, "'after' must be a cursor of the feed with "
+                     "changes: a position P, or P.I after a change (its \"cursor\")");
+        return -1;
+    }
     if (rq->bodies && !rq->changes) {
         api__problem(rq, REEL_EINVALID_PARAMETER, "'bodies' needs 'changes=1'");
         return -1;
@@ -305,7 +312,10 @@ int api__feed_params(api_req_t *rq)
 static int read_params(api_req_t *rq, int feed)
 {
     rq->limit = API_DEFAULT_LIMIT;
-    if (api__query_u64(rq, feed ? "after" : "offset", INT64_MAX, &rq->offset) != REEL_OK ||
+    int changes = 0; /* the feed with changes parses its own cursor (api__feed_params) */
+    if (feed && api__query_bool(rq, "changes", &changes) != REEL_OK)
+        return -1;
+    if ((!changes && api__query_u64(rq, feed ? "after" : "offset", INT64_MAX, &rq->offset) != REEL_OK) ||
         api__query_u64(rq, "limit", API_MAX_LIMIT, &rq->limit) != REEL_OK ||
         api__query_u64(rq, "wait", API_MAX_WAIT_S, &rq->wait_s) != REEL_OK ||
         api__query_bool(rq, "include_raw", &rq->include_raw) != REEL_OK)
@@ -340,15 +350,16 @@ static enum MHD_Result cfeed_page_or_wait(api_req_t *rq)
         api_cfeed_t f = {.srv = srv, .out = &out, .include_raw = rq->include_raw,
                          .bodies = rq->bodies, .max_bytes = API_MAX_PAGE_BYTES};
         store_buf_puts(&out, "{\"events\":[");
-        int rc = api__cfeed_read(&f, rq->offset, (size_t)rq->limit);
+        int rc = api__cfeed_read(&f, rq->offset, rq->after_index, (size_t)rq->limit);
         if (rc != REEL_OK) {
             store_buf_release(&out);
             return api__problem(rq, rc, "reading the feed failed: %s", reel_strerror(rc));
         }
         uint64_t deadline = rq->start_ms + rq->wait_s * 1000;
         if (f.n || f.more || !rq->wait_s || api__now_ms() >= deadline || api__stopping(srv)) {
-            store_buf_printf(&out, "],\"hasMore\":%s,\"next_after\":%llu}",
-                             f.more ? "true" : "false", (unsigned long long)f.last);
+            store_buf_printf(&out, "],\"hasMore\":%s,\"next_after\":\"", f.more ? "true" : "false");
+            api__cursor_write(&out, f.last, f.last_index);
+            store_buf_puts(&out, "\"}");
             return api__reply_json(rq, 200, &out);
         }
         store_buf_release(&out);

@@ -95,9 +95,9 @@ def sink(server, pg, schema, *args, wait=True, cell=0, name=None, log=None):
 
 
 def feed_with_changes(server):
-    out, after = [], 0
+    out, after = [], "0"
     while True:
-        r = server.get("/v1/events?changes=1&bodies=1&include_raw=1&limit=10000&after=%d" % after)
+        r = server.get("/v1/events?changes=1&bodies=1&include_raw=1&limit=10000&after=%s" % after)
         assert r.status == 200, r
         j = r.json
         out += j["events"]
@@ -137,10 +137,10 @@ def check_rows_match(server, pg, schema):
         assert r["bh"] == hashlib.sha256(body).hexdigest()
         assert r["payload_json"] == e["data"]
         assert r["sender"] == (e["source"] or "")
-    crows = pg.query("SELECT position, change, session_id FROM %s.changes ORDER BY position"
-                     % schema)
-    assert [(c["position"], c["change"], c["session_id"]) for c in changes] == \
-        [(r["position"], r["change"], r["session_id"]) for r in crows]
+    crows = pg.query("SELECT position, change_index, change, session_id FROM %s.changes "
+                     "ORDER BY position, change_index" % schema)
+    assert [(c["position"], c["index"], c["change"], c["session_id"]) for c in changes] == \
+        [(r["position"], r["change_index"], r["change"], r["session_id"]) for r in crows]
     recs = all_sessions(server)
     srows = {r["id"]: r for r in pg.query("SELECT * FROM %s.sessions" % schema)}
     assert set(srows) == set(recs)
@@ -150,10 +150,33 @@ def check_rows_match(server, pg, schema):
             (rec["status"], rec["last_sequence"], rec["event_count"], rec["runs"]), sid
         assert r["agent"] == (rec["agent"] or "") and r["metadata_json"] == rec["metadata"], sid
         assert r["agent_session_id"] == (rec["native_session_id"] or ""), sid
-    # the checkpoint is the last item's position
-    ck = pg.query("SELECT position FROM %s.sink WHERE cell = 0" % schema)[0]["position"]
-    assert ck == (items[-1]["position"] if items else 0)
+    # the checkpoint is the last item's cursor
+    ck = pg.query("SELECT position, change_index FROM %s.sink WHERE cell = 0" % schema)[0]
+    last = items[-1] if items else {"position": 0}
+    assert (ck["position"], ck["change_index"]) == (last["position"], last.get("index", 0))
     return events
+
+
+def sse_items(server, path, n):
+    """The first 'n' messages of an SSE stream as (id, event, data)."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    c.request("GET", path)
+    r = c.getresponse()
+    out, msg = [], {}
+    while len(out) < n:
+        line = r.readline().rstrip(b"\r\n").decode()
+        if not line:
+            if "data" in msg:
+                out.append((msg.get("id"), msg.get("event"), json.loads(msg["data"])))
+            msg = {}
+            continue
+        if line.startswith(":"):
+            continue
+        k, _, v = line.partition(": ")
+        msg[k] = v
+    c.close()
+    return out
 
 
 def test_feed_with_changes_interleaves_record_changes(server):
@@ -162,34 +185,43 @@ def test_feed_with_changes_interleaves_record_changes(server):
     assert server.append("b", {"type": "t"}).status == 200
     assert server.request("PUT", "/v1/sessions/a", body={"metadata": {"k": 1}}).status == 200
     assert server.request("DELETE", "/v1/sessions/b").status == 200
+    assert server.append("a", {"type": "w"}).status == 200
     plain = server.get("/v1/events?limit=100").json
-    assert [e["session_id"] for e in plain["events"]] == ["a", "a"]  # today's output
+    # today's output: the events keep the positions they had before the change log
+    assert [(e["session_id"], e["position"]) for e in plain["events"]] == \
+        [("a", 1), ("a", 2), ("a", 4)]
     assert all("change" not in e and "hash" not in e for e in plain["events"])
-    items = server.get("/v1/events?changes=1&limit=100").json["events"]
+    assert plain["next_after"] == 4
+    j = server.get("/v1/events?changes=1&limit=100").json
+    items = j["events"]
     kinds = [i.get("change", "event") for i in items]
-    assert kinds == ["put", "event", "event", "put", "delete"]
-    positions = [i["position"] for i in items]
-    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    assert kinds == ["put", "event", "event", "put", "delete", "event"]
+    cursors = [i.get("cursor", str(i["position"])) for i in items]
+    assert cursors == ["0.1", "1", "2", "3.1", "3.2", "4"] and j["next_after"] == "4"
     assert items[3]["record"]["metadata"] == {"k": 1} and items[3]["record"]["version"] == 2
-    assert items[4]["record"]["status"] == "deleted"
+    assert items[4]["record"]["status"] == "deleted" and items[4]["index"] == 2
     # paging over both keeps the one cursor
-    got, after = [], 0
+    got, after = [], "0"
     while True:
-        j = server.get("/v1/events?changes=1&limit=2&after=%d" % after).json
+        j = server.get("/v1/events?changes=1&limit=2&after=%s" % after).json
         got += j["events"]
         if not j["hasMore"]:
             break
         after = j["next_after"]
-    assert [i["position"] for i in got] == positions
-    # SSE: changes are "event: change" messages with the position as id
-    from conftest import SSEClient
-    c = SSEClient(server, "/v1/events/sse?changes=1")
-    seen = [c.next() for _ in range(5)]
-    assert [s[0] for s in seen] == positions
-    assert seen[0][1]["change"] == "put"
+    assert [i.get("cursor", str(i["position"])) for i in got] == cursors
+    assert [i.get("change") for i in server.get("/v1/events?changes=1&after=3.1").json["events"]] \
+        == ["delete", None]
+    # SSE: changes are "event: change" messages whose id is their cursor
+    seen = sse_items(server, "/v1/events/sse?changes=1", 6)
+    assert [s[0] for s in seen] == cursors
+    assert [s[1] for s in seen] == ["change", None, None, "change", "change", None]
+    seen = sse_items(server, "/v1/events/sse?changes=1&after=3.1", 2)
+    assert [s[0] for s in seen] == ["3.2", "4"]
     bad = server.get("/v1/events?bodies=1")
     assert bad.status == 400 and b"changes=1" in bad.body
     assert server.get("/v1/events?changes=1&types=t").status == 400
+    for cur in ("3.0", "x", "3.", "-1", "3.1.1"):
+        assert server.get("/v1/events?changes=1&after=%s" % cur).status == 400, cur
 
 
 def test_rows_match_the_feed(server, pg, schema):
