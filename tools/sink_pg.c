@@ -17,8 +17,6 @@
 #include "tools/cmds.h"
 #include "tools/sink.h"
 
-#define ROWS_PER_INSERT 500 /* events per INSERT statement (18 parameters each) */
-#define EVENT_COLS 18
 
 static void pg_error(const sink_pg_t *pg, const char *what, const PGresult *res)
 {
@@ -260,53 +258,109 @@ static const char *jsonb_or_null(const char *json)
     return json && !jsonb_refuses(json) ? json : NULL;
 }
 
-/* Events [0, n) of 'items' (all events) as multi-row INSERTs. */
+/* ---- events by COPY ----
+ *
+ * COPY ... FROM STDIN in text format: one line per event, columns separated by tabs,
+ * NULL as \N, backslash, tab, newline and carriage return escaped, bytea as \\x<hex>.
+ * Several times faster than multi-row INSERTs with parameters, whose planning of thousands
+ * of parameters cost more than the rows. */
+
+static void copy_text(store_buf_t *b, const char *s)
+{
+    if (!s) {
+        store_buf_puts(b, "\\N");
+        return;
+    }
+    for (; *s; s++) {
+        switch (*s) {
+        case '\\': store_buf_puts(b, "\\\\"); break;
+        case '\t': store_buf_puts(b, "\\t"); break;
+        case '\n': store_buf_puts(b, "\\n"); break;
+        case '\r': store_buf_puts(b, "\\r"); break;
+        default: store_buf_putc(b, *s);
+        }
+    }
+}
+
+static void copy_hex(store_buf_t *b, const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    store_buf_puts(b, "\\\\x");
+    for (size_t i = 0; i < n; i++) {
+        store_buf_putc(b, hex[p[i] >> 4]);
+        store_buf_putc(b, hex[p[i] & 15]);
+    }
+}
+
+static void copy_row(store_buf_t *b, int cell, const sink_item_t *it)
+{
+    store_buf_printf(b, "%d\t%llu\t", cell, (unsigned long long)it->position);
+    copy_text(b, it->event_id);
+    store_buf_printf(b, "\t%llu\t", (unsigned long long)it->event_index);
+    copy_text(b, it->session);
+    store_buf_printf(b, "\t%llu\t", (unsigned long long)it->created_at);
+    copy_text(b, it->connection_id);
+    store_buf_putc(b, '\t');
+    copy_text(b, it->sender);
+    store_buf_putc(b, '\t');
+    copy_text(b, jsonb_or_null(it->payload));
+    store_buf_printf(b, "\t%llu\t", (unsigned long long)it->sequence);
+    copy_text(b, it->type);
+    store_buf_printf(b, "\t%llu\t", (unsigned long long)it->time_ms);
+    copy_text(b, it->native);
+    store_buf_putc(b, '\t');
+    copy_text(b, it->client_time);
+    store_buf_putc(b, '\t');
+    copy_text(b, jsonb_or_null(it->raw));
+    store_buf_putc(b, '\t');
+    copy_hex(b, it->hash, 32);
+    store_buf_putc(b, '\t');
+    copy_hex(b, it->body_hash, 32);
+    store_buf_putc(b, '\t');
+    copy_hex(b, it->body, it->body_len);
+    store_buf_putc(b, '\n');
+}
+
+/* Events [0, n) of a stretch, in one COPY. */
 static int insert_events(sink_pg_t *pg, params_t *p, const sink_item_t *const *ev, size_t n)
 {
-    char cell[16];
-    snprintf(cell, sizeof cell, "%d", pg->cell);
-    store_buf_t sql = STORE_BUF_INIT;
-    for (size_t done = 0; done < n;) {
-        size_t rows = n - done < ROWS_PER_INSERT ? n - done : ROWS_PER_INSERT;
-        store_buf_clear(&sql);
-        store_buf_printf(&sql, "INSERT INTO \"%s\".events (cell, position, id, event_index, "
-                         "session_id, created_at, connection_id, sender, payload_json, sequence, "
-                         "type, time_ms, native_session_id, client_time, raw, chain_hash, "
-                         "body_hash, body) VALUES ", pg->schema);
-        for (size_t r = 0; r < rows; r++) {
-            int b = (int)r * EVENT_COLS;
-            store_buf_printf(&sql, "%s($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d::jsonb,$%d,$%d,$%d,$%d,"
-                             "$%d,$%d::jsonb,$%d,$%d,$%d)", r ? "," : "", b + 1, b + 2, b + 3,
-                             b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12,
-                             b + 13, b + 14, b + 15, b + 16, b + 17, b + 18);
-            const sink_item_t *it = ev[done + r];
-            p_str(p, cell);
-            p_u64(p, it->position, 0);
-            p_str(p, it->event_id);
-            p_u64(p, it->event_index, 0);
-            p_str(p, it->session);
-            p_u64(p, it->created_at, 0);
-            p_str(p, it->connection_id);
-            p_str(p, it->sender);
-            p_str(p, jsonb_or_null(it->payload));
-            p_u64(p, it->sequence, 0);
-            p_str(p, it->type);
-            p_u64(p, it->time_ms, 0);
-            p_str(p, it->native);
-            p_str(p, it->client_time);
-            p_str(p, jsonb_or_null(it->raw));
-            p_bin(p, it->hash, 32);
-            p_bin(p, it->body_hash, 32);
-            p_bin(p, it->body, it->body_len);
-        }
-        if (p_exec(pg, p, store_buf_cstr(&sql), "inserting events", NULL)) {
-            store_buf_release(&sql);
-            return -1;
-        }
-        done += rows;
+    (void)p;
+    char sql[512];
+    snprintf(sql, sizeof sql, "COPY \"%s\".events (cell, position, id, event_index, session_id, "
+             "created_at, connection_id, sender, payload_json, sequence, type, time_ms, "
+             "native_session_id, client_time, raw, chain_hash, body_hash, body) FROM STDIN",
+             pg->schema);
+    PGresult *res = PQexec(pg->conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        pg_error(pg, "starting COPY of events", res);
+        PQclear(res);
+        return -1;
     }
-    store_buf_release(&sql);
-    return 0;
+    PQclear(res);
+    store_buf_t b = STORE_BUF_INIT;
+    int ok = 1;
+    for (size_t i = 0; i < n && ok; i++) {
+        copy_row(&b, pg->cell, ev[i]);
+        if (store_buf_failed(&b)) {
+            ok = 0;
+            break;
+        }
+        if (b.len >= (1u << 20) || i + 1 == n) {
+            ok = PQputCopyData(pg->conn, (const char *)b.data, (int)b.len) == 1;
+            store_buf_clear(&b);
+        }
+    }
+    store_buf_release(&b);
+    ok = PQputCopyEnd(pg->conn, ok ? NULL : "the sink could not send the rows") == 1 && ok;
+    int rc = 0;
+    while ((res = PQgetResult(pg->conn))) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            pg_error(pg, "copying events", res);
+            rc = -1;
+        }
+        PQclear(res);
+    }
+    return ok ? rc : -1;
 }
 
 /* What a stretch of events did to one session (applied with one upsert). */
