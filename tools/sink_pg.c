@@ -322,9 +322,8 @@ static void copy_row(store_buf_t *b, int cell, const sink_item_t *it)
 }
 
 /* Events [0, n) of a stretch, in one COPY. */
-static int insert_events(sink_pg_t *pg, params_t *p, const sink_item_t *const *ev, size_t n)
+static int insert_events(sink_pg_t *pg, const sink_item_t *const *ev, size_t n)
 {
-    (void)p;
     char sql[512];
     snprintf(sql, sizeof sql, "COPY \"%s\".events (cell, position, id, event_index, session_id, "
              "created_at, connection_id, sender, payload_json, sequence, type, time_ms, "
@@ -406,7 +405,7 @@ static int flush_events(sink_pg_t *pg, params_t *p, const sink_item_t *const *ev
 {
     if (!n)
         return 0;
-    if (insert_events(pg, p, ev, n))
+    if (insert_events(pg, ev, n))
         return -1;
     struct agg *ag = calloc(n, sizeof *ag);
     size_t na = 0;

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/ds/ds_int.h"
 #include "api/handlers/handlers.h"
 #include "api/live/live.h"
 #include "replay/replay.h"
@@ -25,6 +24,19 @@ static void put_hex(store_buf_t *out, const uint8_t *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         store_buf_putc(out, hex[p[i] >> 4]);
         store_buf_putc(out, hex[p[i] & 15]);
+    }
+}
+
+static void put_base64(store_buf_t *out, const uint8_t *p, size_t n)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t w = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        store_buf_putc(out, b64[w >> 18 & 63]);
+        store_buf_putc(out, b64[w >> 12 & 63]);
+        store_buf_putc(out, i + 1 < n ? b64[w >> 6 & 63] : '=');
+        store_buf_putc(out, i + 2 < n ? b64[w & 63] : '=');
     }
 }
 
@@ -44,7 +56,7 @@ static int render_event(api_cfeed_t *f, const store_event_view_t *ev)
     store_buf_puts(f->out, ",\"hash\":\"");
     put_hex(f->out, ev->hash, STORE_HASH_LEN);
     store_buf_puts(f->out, "\",\"body\":\"");
-    ds__base64(f->out, ev->body, ev->body_len);
+    put_base64(f->out, ev->body, ev->body_len);
     store_buf_puts(f->out, "\"}");
     return store_buf_failed(f->out) ? REEL_ENOMEM : REEL_OK;
 }
