@@ -569,7 +569,9 @@ static int loop(run_t *r)
             for (size_t i = 0; i < r->page.n; i++)
                 r->page.items[i].is_change ? r->changes++ : r->events++;
         }
-        report(r, 0);
+        /* Caught up (a page that was not full): report now, so the lag reads 0 at once;
+         * while pages come full, at most every REPORT_MS. */
+        report(r, r->page.n && !more);
         progress(r);
         if (r->st->once && !more && !r->page.n)
             break;
