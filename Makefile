@@ -11,6 +11,7 @@
 #   make deb      a Debian package in build/deb/ (make docker: the container image)
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
+#   make bench-retention  retention: 10,000 sessions, churn, append p99 (docs/BENCHMARKS.md)
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
 #   make cluster-test  the PostgreSQL sink at full size (50 kill -9 rounds of the sink)
 #   make load     load tests at full size (10,000 SSE clients, slowloris); make test runs small ones
@@ -48,7 +49,7 @@ JOBS     = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC) --output-sync=target)
 SUBMAKE  = $(MAKE) --no-print-directory $(JOBS)
 
 # A module's sources are its folder and one level of subfolders (api/core/*.c, ...).
-MODULES  = store ingest replay agents api
+MODULES  = store ingest replay agents retain api
 LIBSRC   = $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*/*.c))
 LIBOBJ   = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
 TOOLSRC  = $(wildcard tools/*.c)
@@ -60,7 +61,7 @@ BENCHBIN = $(BENCHSRC:bench/%.c=$(BUILD)/%)
 BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
 ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
-.PHONY: all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
+.PHONY: bench-retention all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
         torture mutants clean format load soak leakcheck cluster-test
 all: $(BUILD)/reel
 
@@ -260,6 +261,11 @@ run: deps-run
 bench: deps
 	@$(SUBMAKE) all $(BENCHBIN)
 	@bench/bench.sh $(BUILD)
+
+# Retention (issue 21): mixed policies on 10,000 sessions, churn, append p99 with the janitor.
+bench-retention:
+	@$(SUBMAKE) all $(BUILD)/bench_retention
+	$(BUILD)/bench_retention
 
 format:
 	clang-format -i $(LIBSRC) $(TOOLSRC) $(UNITSRC) $(BENCHSRC) $(wildcard */*.h */*/*.h)

@@ -102,6 +102,10 @@ typedef struct api_config {
     const char *error_log;       /* file, or NULL / "-" (standard error) */
     int log_json;                /* 1: JSON lines, 0: text */
     int log_level;               /* enum api_log_level: the error log's threshold */
+    /* More lines for GET /metrics (e.g. the retention janitor's, retain_metrics()): called
+     * on a worker thread with 'metrics_arg', which must outlive the server. NULL = none. */
+    void (*metrics)(void *arg, store_buf_t *out);
+    void *metrics_arg;
 } api_config_t;
 
 /* Error-log levels: each includes the ones before it. */

@@ -44,8 +44,8 @@ const api_route_t api__routes[] = {
     ROUTE("/v1/sessions/{id}/transcript",  R,            0,          TOKEN, api__transcript,       T_SESS),
     ROUTE("/v1/sessions/{id}/export",      R,            0,          TOKEN, api__session_export,   T_SESS),
     ROUTE("/v1/sessions/{id}/verify",      R,            0,          TOKEN, api__verify,           T_SESS),
-    ROUTE("/v1/events",                    R,            0,          TOKEN, api__feed_read,        T_STORE),
-    SSE_ROUTE("/v1/events/sse",            api__feed_sse,                                          T_STORE),
+    ROUTE("/v1/events",                    R,            0,          TOKEN, api__feed_read,        T_FILTER),
+    SSE_ROUTE("/v1/events/sse",            api__feed_sse,                                          T_FILTER),
     /* Sinks (handlers/sinks.c): a sink's committed position, for lag and backpressure. */
     ROUTE("/v1/sinks",                     R,            0,          TOKEN, api__sinks_list,       T_STORE),
     ROUTE("/v1/sinks/{name}",              W,            W,          TOKEN, api__sink_report,      T_STORE),

@@ -162,8 +162,11 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     clock_gettime(CLOCK_REALTIME, &now);
     srv->started_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
     srv->store = s;
+    api__seal_init(srv); /* without a store secret, tenants get no feed (has_seal 0) */
     srv->loopback = is_loopback(&ss);
     srv->lim = cfg->limits;
+    srv->metrics = cfg->metrics;
+    srv->metrics_arg = cfg->metrics_arg;
     srv->routes = api__routes;
     srv->n_routes = api__n_routes;
     srv->evcache = api__evcache_new(cfg->limits.event_cache_bytes); /* NULL: render always */

@@ -9,6 +9,7 @@
 #   replay  build/bench_replay: restore latency, export speed
 #   redact  build/bench_redact: ingest events/s with redaction off and on
 #   http    bench/bench_http.sh: the HTTP API beside Redis Streams (needs redis, wrk)
+#   tenants bench/bench_tenants.sh: rate limits and quotas under load (needs wrk)
 # Each section is a shell function named section_<name> that prints a Markdown block; a
 # new benchmark is one more function and one more name in SECTIONS.
 # Temporary data lives under BUILD_DIR/bench-tmp (same disk as the build, never a tmpfs
@@ -16,7 +17,7 @@
 # BUILD_DIR/bench-results.md. See docs/BENCHMARKS.md.
 set -eu
 
-SECTIONS="store replay redact http"
+SECTIONS="store replay redact http tenants"
 
 usage() {
     echo "usage: bench/bench.sh BUILD_DIR [--quick] [SECTION...]"
@@ -79,6 +80,11 @@ section_redact() {
 section_http() {
     [ -x "$BUILD/reel" ] || { echo "bench.sh: $BUILD/reel missing; run 'make'" >&2; return 1; }
     "$HERE/bench_http.sh" "$BUILD" $QUICK
+}
+
+section_tenants() {
+    [ -x "$BUILD/reel" ] || { echo "bench.sh: $BUILD/reel missing; run 'make'" >&2; return 1; }
+    "$HERE/bench_tenants.sh" "$BUILD" $QUICK
 }
 
 # ---- Run ----

@@ -176,7 +176,7 @@ static int redactions(const store_mp_t *m, int n, store_mp_t *rd)
     return REEL_OK;
 }
 
-int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int include_raw)
+int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int flags)
 {
     static const char *names[REPLAY_F_CLIENT_TIME] = {"event_id", "type", "source",
                                                       "synthetic", "native_session_id",
@@ -190,10 +190,12 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int inclu
     store_json_write_string(out, ev->session, ev->session_len);
     store_buf_puts(out, ",\"sequence\":");
     store_buf_put_u64(out, ev->sequence);
-    store_buf_puts(out, ",\"position\":");
-    store_buf_put_u64(out, ev->position);
+    if (!(flags & REPLAY_NO_POSITION)) {
+        store_buf_puts(out, ",\"position\":");
+        store_buf_put_u64(out, ev->position);
+    }
     for (int i = 0; i < REPLAY_F_CLIENT_TIME; i++) {
-        if (i == 6 && !include_raw)
+        if (i == 6 && !(flags & REPLAY_RAW))
             break;
         key(out, names[i]);
         if (store_mp_to_json(&m, out, STORE_JSON_MAX_DEPTH)) {
@@ -223,7 +225,36 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int inclu
     return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
 }
 
-int replay_write_verify(store_buf_t *out, const store_verify_report_t *rep)
+/* The end of the digits at 'p' (at most 'end'). */
+static const char *digits_end(const char *p, const char *end)
+{
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    return p;
+}
+
+void replay_drop_position(store_buf_t *out, size_t mark)
+{
+    static const char head[] = "{\"session_id\":\"", seq[] = ",\"sequence\":",
+                      pos[] = ",\"position\":";
+    char *p = (char *)out->data + mark, *end = (char *)out->data + out->len;
+    if ((size_t)(end - p) < sizeof head - 1 || memcmp(p, head, sizeof head - 1))
+        return;
+    /* The id is a JSON string: its end is the first quote no backslash escapes. */
+    for (p += sizeof head - 1; p < end && *p != '"'; p++)
+        if (*p == '\\')
+            p++;
+    if (p >= end || (size_t)(end - ++p) < sizeof seq - 1 || memcmp(p, seq, sizeof seq - 1))
+        return;
+    p = (char *)digits_end(p + sizeof seq - 1, end);
+    if ((size_t)(end - p) < sizeof pos - 1 || memcmp(p, pos, sizeof pos - 1))
+        return;
+    const char *q = digits_end(p + sizeof pos - 1, end);
+    memmove(p, q, (size_t)(end - q));
+    out->len -= (size_t)(q - p);
+}
+
+int replay_write_verify(store_buf_t *out, const store_verify_report_t *rep, int flags)
 {
     store_buf_printf(out, "{\"ok\":%s,\"sessions\":%llu,\"events\":%llu,\"log_entries\":%llu",
                      rep->ok ? "true" : "false", (unsigned long long)rep->sessions,
@@ -231,9 +262,10 @@ int replay_write_verify(store_buf_t *out, const store_verify_report_t *rep)
     if (!rep->ok) {
         store_buf_puts(out, ",\"first_error\":{\"session\":");
         store_json_write_string(out, rep->session, strlen(rep->session));
-        store_buf_printf(out, ",\"sequence\":%llu,\"position\":%llu,\"ok_up_to\":%llu,"
-                              "\"problem\":",
-                         (unsigned long long)rep->sequence, (unsigned long long)rep->position,
+        store_buf_printf(out, ",\"sequence\":%llu", (unsigned long long)rep->sequence);
+        if (!(flags & REPLAY_NO_POSITION))
+            store_buf_printf(out, ",\"position\":%llu", (unsigned long long)rep->position);
+        store_buf_printf(out, ",\"ok_up_to\":%llu,\"problem\":",
                          (unsigned long long)rep->ok_up_to);
         store_json_write_string(out, rep->problem, strlen(rep->problem));
         store_buf_putc(out, '}');
@@ -260,6 +292,28 @@ static void opt_str(store_buf_t *out, const char *k, const char *v, size_t n)
         store_buf_puts(out, "null");
 }
 
+void replay_write_retention(store_buf_t *out, const store_retention_t *p)
+{
+    store_buf_puts(out, ",\"retention\":{");
+    const char *sep = "";
+    if (p->max_age_ms) {
+        store_buf_printf(out, "\"max_age\":%llu", (unsigned long long)(p->max_age_ms / 1000));
+        sep = ",";
+    }
+    if (p->max_age_ended_ms) {
+        store_buf_printf(out, "%s\"max_age_after_end\":%llu", sep,
+                         (unsigned long long)(p->max_age_ended_ms / 1000));
+        sep = ",";
+    }
+    if (p->max_events) {
+        store_buf_printf(out, "%s\"max_events\":%llu", sep, (unsigned long long)p->max_events);
+        sep = ",";
+    }
+    if (p->no_archive)
+        store_buf_printf(out, "%s\"archive\":false", sep);
+    store_buf_putc(out, '}');
+}
+
 int replay_write_session(store_buf_t *out, const store_session_t *rec)
 {
     static const char *status[] = {"active", "ended", "deleted"};
@@ -278,6 +332,13 @@ int replay_write_session(store_buf_t *out, const store_session_t *rec)
                      (unsigned long long)rec->last_sequence,
                      (unsigned long long)rec->event_count, (unsigned long long)rec->bytes,
                      (unsigned long long)rec->runs, (unsigned long long)rec->version);
+    /* retention (docs/RETENTION.md): the first kept sequence of a trimmed session, and the
+     * policy when set; a session retention never touched renders exactly as before */
+    if (rec->first_sequence > 1)
+        store_buf_printf(out, ",\"first_sequence\":%llu",
+                         (unsigned long long)rec->first_sequence);
+    if (rec->retention.set)
+        replay_write_retention(out, &rec->retention);
     key(out, "metadata");
     if (rec->metadata) {
         store_mp_t m = {rec->metadata, rec->metadata + rec->metadata_len};

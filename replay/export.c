@@ -139,6 +139,8 @@ static int start(replay_export_t *ex)
         store_session_t rec;
         rc = store_session_get(&r, ex->session, ex->opt.session_len, &rec);
         ex->last_seq = rec.last_sequence;
+        if (ex->opt.until_sequence && ex->opt.until_sequence < ex->last_seq)
+            ex->last_seq = ex->opt.until_sequence;
     }
     store_read_end(&r);
     ex->snap = ex->tail;
@@ -369,8 +371,9 @@ static int position_of(store_read_t *r, const store_session_t *rec, uint64_t seq
  * history. */
 static int cut(replay_export_t *ex, store_read_t *r, store_session_t *rec)
 {
-    uint64_t pos, lo = 0, hi = rec->last_sequence;
-    if (rec->status == STORE_DELETED || !hi)
+    /* Events before first_sequence were trimmed: the search starts at the first kept one. */
+    uint64_t pos, lo = rec->first_sequence ? rec->first_sequence - 1 : 0, hi = rec->last_sequence;
+    if (rec->status == STORE_DELETED || !hi || !rec->event_count)
         return REEL_OK;
     int rc = position_of(r, rec, hi, &pos);
     if (rc || pos <= ex->snap)
@@ -402,7 +405,7 @@ static int cut(replay_export_t *ex, store_read_t *r, store_session_t *rec)
         rc = lo ? store_events_after(r, rec->id, rec->id_len, 0, (size_t)lo, find_end, &k, NULL)
                 : REEL_OK;
         rec->ended_ms = k.ended_ms >= 0 ? k.ended_ms : 0;
-    } else if (lo) {
+    } else if (lo && lo >= rec->first_sequence) {
         rc = store_events_after(r, rec->id, rec->id_len, lo - 1, 1, find_end, &k, NULL);
     }
     rec->status = k.last_ended ? STORE_ENDED : STORE_ACTIVE;
@@ -454,7 +457,7 @@ static int take_event(void *arg, const store_event_view_t *ev)
             return rc;
     }
     size_t mark = ex->json.len;
-    if ((rc = replay_write_event(&ex->json, ev, 1)))
+    if ((rc = replay_write_event(&ex->json, ev, REPLAY_RAW | ex->opt.flags)))
         return rc;
     store_buf_putc(&ex->json, '\n');
     ex->events++;
@@ -474,9 +477,11 @@ static int step(replay_export_t *ex)
                          REPLAY_EXPORT_FORMAT);
         replay_write_time(&ex->json, ex->opt.created_ms ? ex->opt.created_ms
                                                         : (int64_t)time(NULL) * 1000);
-        store_buf_printf(&ex->json, ",\"after\":%llu,\"until\":%llu}\n",
-                         (unsigned long long)(ex->opt.session ? 0 : ex->opt.after),
-                         (unsigned long long)ex->tail);
+        if (!(ex->opt.flags & REPLAY_NO_POSITION))
+            store_buf_printf(&ex->json, ",\"after\":%llu,\"until\":%llu",
+                             (unsigned long long)(ex->opt.session ? 0 : ex->opt.after),
+                             (unsigned long long)ex->tail);
+        store_buf_puts(&ex->json, "}\n");
         ex->phase = ex->records_up_front || ex->opt.session ? PH_RECORDS : PH_EVENTS;
         return line_done(ex, mark);
     }

@@ -18,13 +18,24 @@
 #include "store/buf.h"
 #include "store/store.h"
 
+/* replay_write_event() flags. */
+#define REPLAY_RAW 1         /* include 'raw' */
+#define REPLAY_NO_POSITION 2 /* leave out 'position': a store-wide count that tenant tokens
+                                must not see (docs/HTTP.md "Tenants") */
+
 /* Appends the event envelope (docs/HTTP.md "Read a page") as one JSON object, without a
  * newline: session_id, sequence, position, event_id, time, type, source, synthetic,
- * native_session_id, data, and raw when 'include_raw'. */
-int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int include_raw);
+ * native_session_id, data, and raw; 'flags' (REPLAY_*) adds raw or leaves position out. */
+int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int flags);
+
+/* Removes 'position' from the envelope that replay_write_event() wrote at 'mark' of 'out'
+ * (envelopes kept with it are served without it to tenant tokens). */
+void replay_drop_position(store_buf_t *out, size_t mark);
 
 /* Appends a session record as a JSON object (docs/HTTP.md "Sessions"). */
 int replay_write_session(store_buf_t *out, const store_session_t *rec);
+/* Appends ,"retention":{...} for policy 'p' (durations in seconds; docs/RETENTION.md). */
+void replay_write_retention(store_buf_t *out, const store_retention_t *p);
 
 /* Appends 'ms' (Unix ms) as RFC 3339 UTC with milliseconds, quoted:
  * "2026-11-22T13:00:00.123Z". */
@@ -33,8 +44,9 @@ void replay_write_time(store_buf_t *out, int64_t ms);
 /* (Times are parsed by store_parse_time() in store/parse.h, the one parser of reel.) */
 
 /* Appends a store_verify() report as JSON: {ok, sessions, events, log_entries} and, when
- * not ok, first_error {session, sequence, position, ok_up_to, problem}. */
-int replay_write_verify(store_buf_t *out, const store_verify_report_t *rep);
+ * not ok, first_error {session, sequence, position, ok_up_to, problem} (position left out
+ * with REPLAY_NO_POSITION in 'flags'). */
+int replay_write_verify(store_buf_t *out, const store_verify_report_t *rep, int flags);
 
 /* 1 if the event's type is one of the comma-separated names in 'csv'. */
 int replay_type_listed(const store_event_view_t *ev, const char *csv);
@@ -80,10 +92,10 @@ typedef struct replay_restore_opts {
     size_t max_events; /* newest events considered; default 50 */
     size_t max_chars;  /* replay text budget in UTF-16 code units; default 12000 */
     int fit;           /* enum replay_fit */
-    int include_raw;   /* include 'raw' in the returned events */
+    int flags;         /* replay_write_event() flags of the returned events (REPLAY_*) */
     /* Renders one event of 'events' exactly as replay_write_event() does (NULL: that
      * function); lets the HTTP server copy envelopes it keeps instead. */
-    int (*render)(void *arg, store_buf_t *out, const store_event_view_t *ev, int include_raw);
+    int (*render)(void *arg, store_buf_t *out, const store_event_view_t *ev, int flags);
     void *render_arg;
 } replay_restore_opts_t;
 
@@ -127,6 +139,8 @@ typedef struct replay_stats_opts {
     int64_t since_ms, before_ms; /* event times [since, before); 0 = unbounded */
     const char *session;        /* one session only, or NULL */
     size_t session_len;
+    int flags;                  /* REPLAY_NO_POSITION: report no position (after, until,
+                                   first_position, last_position) */
 } replay_stats_opts_t;
 
 /* Scans the range in position order (short reads of a few thousand events) and appends
@@ -161,9 +175,12 @@ typedef struct replay_export_opts {
     int compress;          /* 1 = zstd (default), 0 = plain NDJSON */
     int level;             /* zstd level, default 3 */
     int64_t created_ms;    /* the header's created_at; 0 = now (tests fix it) */
+    uint64_t until_sequence; /* one session: its events up to this sequence; 0 = all
+                                (retention archives the events it is about to trim) */
+    int flags;             /* REPLAY_NO_POSITION: no position in the header or the events */
 } replay_export_opts_t;
 
-#define REPLAY_EXPORT_DEFAULT {NULL, 0, 0, 0, 0, 0, NULL, 1, 3, 0}
+#define REPLAY_EXPORT_DEFAULT {NULL, 0, 0, 0, 0, 0, NULL, 1, 3, 0, 0, 0}
 
 typedef struct replay_export replay_export_t;
 

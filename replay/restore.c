@@ -131,8 +131,8 @@ static int render_one(void *arg, const store_event_view_t *ev)
     if (w->n++)
         store_buf_putc(w->out, ',');
     if (w->opt->render)
-        return w->opt->render(w->opt->render_arg, w->out, ev, w->opt->include_raw);
-    return replay_write_event(w->out, ev, w->opt->include_raw);
+        return w->opt->render(w->opt->render_arg, w->out, ev, w->opt->flags);
+    return replay_write_event(w->out, ev, w->opt->flags);
 }
 
 /* createdAt of an event: its client_time when given, else its commit time. */

@@ -44,16 +44,21 @@ int replay_scan(store_read_t *r, replay_scan_t *sc, uint64_t after, replay_scan_
 {
     struct walk w = {sc, cb, arg, 0, 0, 0};
     size_t budget = sc->max_examined ? sc->max_examined : 1;
-    size_t chunk = sc->types && budget > SCAN_CHUNK ? SCAN_CHUNK : budget;
+    size_t chunk = (sc->types || r->only) && budget > SCAN_CHUNK ? SCAN_CHUNK : budget;
     sc->scanned = after;
     sc->more = 0;
     for (;;) {
         int more = 0;
         size_t n = budget - w.examined < chunk ? budget - w.examined : chunk;
+        r->passed = 0;
         int rc = sc->session
                      ? store_events_after(r, sc->session, sc->session_len, sc->scanned, n,
                                           walk_event, &w, &more)
                      : store_feed_after(r, sc->scanned, n, walk_event, &w, &more);
+        /* Events the read's 'only' hook passed over were examined too (store.h). */
+        w.examined += r->passed;
+        if (r->passed && r->passed_up_to > sc->scanned)
+            sc->scanned = r->passed_up_to;
         if (w.err)
             return w.err;
         if (w.stopped) {

@@ -293,9 +293,12 @@ static int scan(struct stats *st, store_progress_cb progress, void *arg)
 static json_t *report(struct stats *st)
 {
     const replay_stats_opts_t *opt = st->opt;
+    int pos = !(opt->flags & REPLAY_NO_POSITION);
     json_t *res = json_object();
-    json_t *range = json_pack("{s:I,s:I}", "after", (json_int_t)(opt->session ? 0 : opt->after),
-                              "until", (json_int_t)st->tail);
+    json_t *range = pos ? json_pack("{s:I,s:I}", "after",
+                                    (json_int_t)(opt->session ? 0 : opt->after), "until",
+                                    (json_int_t)st->tail)
+                        : json_object();
     if (!res || !range) {
         st->failed = 1;
         json_decref(res);
@@ -309,8 +312,10 @@ static json_t *report(struct stats *st)
     set_new(st, res, "range", range);
     set_new(st, res, "events", json_integer((json_int_t)st->events));
     set_new(st, res, "sessions", json_integer((json_int_t)st->n_spans));
-    set_new(st, res, "first_position", json_integer((json_int_t)st->first_pos));
-    set_new(st, res, "last_position", json_integer((json_int_t)st->last_pos));
+    if (pos) {
+        set_new(st, res, "first_position", json_integer((json_int_t)st->first_pos));
+        set_new(st, res, "last_position", json_integer((json_int_t)st->last_pos));
+    }
     set_new(st, res, "by_type", json_incref(st->by_type));
     set_new(st, res, "by_agent", json_incref(st->by_agent));
     set_new(st, res, "by_source", json_incref(st->by_source));

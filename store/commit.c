@@ -26,6 +26,7 @@ struct sess {
     int exists;          /* the record was in the database before this group */
     int64_t stored_ms;   /* its updated_ms as stored: its 'recent' key (when 'exists') */
     int dirty;
+    int purged;          /* removed for good by a STORE_OP_PURGE of this group */
     struct sess *hnext;
 };
 
@@ -43,6 +44,8 @@ struct group {
     struct sess **list; /* touched sessions in order of first touch */
     size_t n_list, cap_list;
     size_t n_events, n_dups;
+    size_t n_trimmed; /* events removed by STORE_OP_TRIM batches */
+    size_t n_purged;  /* sessions removed by STORE_OP_PURGE batches */
     size_t need_bytes; /* estimate of what the group writes, for map growth */
     int mdb_rc;        /* first LMDB error that fails the whole group */
 };
@@ -102,7 +105,7 @@ static int sess_get(struct group *g, const char *id, size_t len, struct sess **o
 {
     for (struct sess *x = g->table[hash_name(id, len)]; x; x = x->hnext)
         if (x->rec.id_len == len && !memcmp(x->rec.id, id, len))
-            return *out = x, REEL_OK;
+            return *out = x->purged ? NULL : x, REEL_OK; /* a re-creation is added in front */
     *out = NULL;
     uint8_t key[STORE__SESSION_KEY_MAX];
     MDB_val k = {store__session_key(id, len, key), key}, v;
@@ -142,6 +145,7 @@ static int sess_create(struct group *g, const char *id, size_t len, struct sess 
     g->next_num_dirty = 1;
     x->rec.created_ms = x->rec.updated_ms = (int64_t)g->now_ms;
     x->rec.version = 1;
+    x->rec.first_sequence = 1;
     x->dirty = 1;
     return *out = x, REEL_OK;
 }
@@ -443,6 +447,15 @@ static int apply_put(struct group *g, store_batch_t *b)
         x->rec.metadata = b->metadata; /* lives until the batch completes, after commit */
         x->rec.metadata_len = b->metadata_len;
     }
+    if (b->retention) {
+        const store_retention_t *p = b->retention, *o = &x->rec.retention;
+        changed |= p->set != o->set || p->max_age_ms != o->max_age_ms ||
+                   p->max_age_ended_ms != o->max_age_ended_ms ||
+                   p->max_events != o->max_events || p->no_archive != o->no_archive;
+        x->rec.retention = *p;
+        if (!p->set)
+            memset(&x->rec.retention, 0, sizeof x->rec.retention);
+    }
     x->rec.updated_ms = (int64_t)g->now_ms;
     if (b->times) { /* import: the exported record's own times */
         x->rec.created_ms = b->times->created_ms;
@@ -547,6 +560,140 @@ static int apply_delete(struct group *g, store_batch_t *b)
     return REEL_OK;
 }
 
+/* ---- retention: trim and purge (docs/FORMAT.md section 10) ---- */
+
+/* Removes one trimmed event's index entries and value: 'c' stands on its 'seqs' entry.
+ * Sets '*vlen' to its value's size and 'hash' to its chain hash. */
+static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, const MDB_val *sv,
+                    uint64_t seq, size_t *vlen, uint8_t hash[STORE_HASH_LEN])
+{
+    store_t *s = g->s;
+    MDB_val pk = {8, sv->mv_data}, val;
+    int rc = sv->mv_size == 8 ? mdb_get(g->txn, s->db_events, &pk, &val) : MDB_NOTFOUND;
+    if (rc)
+        return rc == MDB_NOTFOUND ? REEL_ECORRUPT : (g->mdb_rc = rc, REEL_EIO);
+    /* The event_id is the body's first element: decode the value (it may be compressed). */
+    store_event_view_t ev = {0};
+    uint64_t num;
+    store_buf_t z = STORE_BUF_INIT;
+    rc = store__value_decode(store__get_u64(sv->mv_data), val.mv_data, val.mv_size, &z, &ev,
+                             &num);
+    store_mp_t m = {ev.body, ev.body + ev.body_len};
+    store_mp_obj_t arr, id;
+    if (!rc && (num != x->rec.num || ev.sequence != seq || store_mp_next(&m, &arr) ||
+                arr.type != STORE_MP_ARRAY || store_mp_next(&m, &id) ||
+                id.type != STORE_MP_STR || !id.len || id.len > STORE_EVENT_ID_MAX))
+        rc = REEL_ECORRUPT;
+    if (rc) {
+        store_buf_release(&z);
+        return rc;
+    }
+    uint8_t key[8 + STORE_EVENT_ID_MAX];
+    store__put_u64(key, x->rec.num);
+    memcpy(key + 8, id.ptr, id.len);
+    MDB_val ik = {8 + id.len, key};
+    store_buf_release(&z);
+    *vlen = val.mv_size;
+    memcpy(hash, (const uint8_t *)val.mv_data + 25, STORE_HASH_LEN);
+    if ((rc = mdb_del(g->txn, s->db_event_ids, &ik, NULL)) && rc != MDB_NOTFOUND)
+        return g->mdb_rc = rc, REEL_EIO;
+    if ((rc = mdb_del(g->txn, s->db_events, &pk, NULL)) || (rc = mdb_cursor_del(c, 0)))
+        return g->mdb_rc = rc, REEL_EIO;
+    return REEL_OK;
+}
+
+/* STORE_OP_TRIM: removes up to STORE_TRIM_MAX of the oldest events, below b->trim_before.
+ * The record keeps the chain hash of the last removed event ('first_hash'), where the
+ * chain of the kept ones now starts. Not an activity: updated_at and the version stay. */
+static int apply_trim(struct group *g, store_batch_t *b)
+{
+    struct sess *x;
+    int rc = sess_get(g, b->session, b->session_len, &x);
+    if (rc)
+        return rc;
+    if (!x)
+        return REEL_ESESSION_NOT_FOUND;
+    if ((rc = version_matches(x, b)))
+        return rc;
+    if (x->rec.status == STORE_DELETED)
+        return REEL_EGONE;
+    store_session_t *r = &x->rec;
+    uint64_t stop = b->trim_before < r->last_sequence + 1 ? b->trim_before : r->last_sequence + 1;
+    if (stop > r->first_sequence + STORE_TRIM_MAX)
+        stop = r->first_sequence + STORE_TRIM_MAX;
+    MDB_cursor *c = NULL;
+    if (r->first_sequence < stop && (rc = mdb_cursor_open(g->txn, g->s->db_seqs, &c)))
+        return g->mdb_rc = rc, REEL_EIO;
+    while (r->first_sequence < stop) {
+        uint8_t skey[16];
+        store__put_u64(skey, r->num);
+        store__put_u64(skey + 8, r->first_sequence);
+        MDB_val k = {16, skey}, sv;
+        size_t vlen = 0;
+        rc = mdb_cursor_get(c, &k, &sv, MDB_SET_KEY);
+        if (rc)
+            rc = rc == MDB_NOTFOUND ? REEL_ECORRUPT : (g->mdb_rc = rc, REEL_EIO);
+        else
+            rc = trim_one(g, x, c, &sv, r->first_sequence, &vlen, r->first_prev_hash);
+        if (rc)
+            break; /* what was removed so far is consistent with the record */
+        r->first_sequence++;
+        r->event_count--;
+        r->bytes -= vlen <= r->bytes ? vlen : r->bytes;
+        x->dirty = 1;
+        g->n_trimmed++;
+    }
+    if (c)
+        mdb_cursor_close(c);
+    b->first_sequence = r->first_sequence;
+    b->last_sequence = r->last_sequence;
+    b->version = r->version;
+    return rc;
+}
+
+/* STORE_OP_PURGE: removes the session for good, tombstone or not: events, seqs, event_ids,
+ * its 'recent' entry, session_ids and the record, so that LMDB reuses their pages. */
+static int apply_purge(struct group *g, store_batch_t *b)
+{
+    struct sess *x;
+    int rc = sess_get(g, b->session, b->session_len, &x);
+    if (rc)
+        return rc;
+    if (!x)
+        return REEL_ESESSION_NOT_FOUND;
+    if ((rc = version_matches(x, b)))
+        return rc;
+    if (b->expected_sequence >= 0 && (uint64_t)b->expected_sequence != x->rec.last_sequence) {
+        b->last_sequence = x->rec.last_sequence;
+        return REEL_ECONFLICT;
+    }
+    store_t *s = g->s;
+    if ((rc = delete_events(g, x->rec.num)) || (rc = delete_prefix(g, s->db_seqs, x->rec.num)) ||
+        (rc = delete_prefix(g, s->db_event_ids, x->rec.num)))
+        return rc;
+    if (x->exists) { /* the stored record, its 'recent' entry and its number's name */
+        uint8_t key[STORE__SESSION_KEY_MAX], rk[16], nk[8];
+        MDB_val k = {store__session_key(x->rec.id, x->rec.id_len, key), key};
+        store__put_u64(rk, (uint64_t)x->stored_ms);
+        store__put_u64(rk + 8, x->rec.num);
+        store__put_u64(nk, x->rec.num);
+        MDB_val r = {16, rk}, n = {8, nk};
+        if (!k.mv_size)
+            return g->mdb_rc = ENOMEM, REEL_ENOMEM;
+        if (((rc = mdb_del(g->txn, s->db_sessions, &k, NULL)) && rc != MDB_NOTFOUND) ||
+            (s->has_recent && (rc = mdb_del(g->txn, s->db_recent, &r, NULL)) &&
+             rc != MDB_NOTFOUND) ||
+            ((rc = mdb_del(g->txn, s->db_session_ids, &n, NULL)) && rc != MDB_NOTFOUND))
+            return g->mdb_rc = rc, REEL_EIO;
+    }
+    b->last_sequence = x->rec.last_sequence;
+    b->version = 0;
+    x->purged = 1;
+    g->n_purged++;
+    x->dirty = 1; /* for the commit hook: readers of the session learn it is gone */
+    return REEL_OK;
+}
+
 /* ---- one group ---- */
 
 /* Reads a u64 record of 'meta' ('*out' = 'dflt' when absent). */
@@ -601,7 +748,7 @@ static int group_finish(struct group *g)
     int rc = 0;
     for (size_t i = 0; i < g->n_list && !rc; i++) {
         struct sess *x = g->list[i];
-        if (!x->dirty)
+        if (!x->dirty || x->purged)
             continue;
         store_buf_clear(&buf);
         store__session_encode(&x->rec, &buf);
@@ -648,6 +795,8 @@ static int apply(struct group *g, store_batch_t *b)
     case STORE_OP_APPEND: return apply_append(g, b);
     case STORE_OP_SESSION_PUT: return apply_put(g, b);
     case STORE_OP_SESSION_DELETE: return apply_delete(g, b);
+    case STORE_OP_TRIM: return apply_trim(g, b);
+    case STORE_OP_PURGE: return apply_purge(g, b);
     default: return REEL_EINVALID_PARAMETER;
     }
 }
@@ -706,6 +855,8 @@ static void record_stats(store_t *s, store_batch_t *list, const struct group *g,
     if (ok) {
         s->stats.events += g->n_events;
         s->stats.duplicates += g->n_dups;
+        s->stats.trimmed += g->n_trimmed;
+        s->stats.purged += g->n_purged;
         s->stats.commits++;
         s->stats.commit_ns += ns;
         int i = 0;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "store/store_int.h"
@@ -269,7 +270,8 @@ static int check_size(store_t *s, const char *dir)
 
 /* The checks of open_env() that read pages, run under STORE__GUARD: a damaged page met
  * while opening refuses the store (REEL_ECORRUPT) instead of aborting. */
-static int open_checks(store_t *s, MDB_txn *txn, const char *dir, int had_file, int create)
+static int open_checks_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
+                              int create)
 {
     MDB_dbi meta;
     int rc = mdb_dbi_open(txn, "meta", 0, &meta);
@@ -302,6 +304,51 @@ static int open_checks(store_t *s, MDB_txn *txn, const char *dir, int had_file, 
         return err;
     }
     return check_format(s, txn, dir, had_file, create);
+}
+
+/* Loads the meta "secret", making it first in a read-write open that finds none. */
+static int load_secret(store_t *s, MDB_txn *txn, const char *dir)
+{
+    MDB_val k = {6, "secret"}, v;
+    int rc = mdb_get(txn, s->db_meta, &k, &v);
+    if (rc == 0 && v.mv_size == STORE_SECRET_LEN) {
+        memcpy(s->secret, v.mv_data, STORE_SECRET_LEN);
+        s->has_secret = 1;
+        return REEL_OK;
+    }
+    if ((rc && rc != MDB_NOTFOUND) || (rc == 0 && !s->read_only)) {
+        store__set_error("'%s' is damaged: its secret record is %s", dir,
+                         rc ? mdb_strerror(rc) : "not 32 bytes");
+        return rc ? store__err_from_mdb(rc) : REEL_ECORRUPT;
+    }
+    if (s->read_only)
+        return REEL_OK; /* an older store read as it is */
+    if (getrandom(s->secret, STORE_SECRET_LEN, 0) != STORE_SECRET_LEN) {
+        store__set_error("cannot make the secret of '%s': %s", dir, strerror(errno));
+        return REEL_EIO;
+    }
+    v.mv_size = STORE_SECRET_LEN;
+    v.mv_data = s->secret;
+    if ((rc = mdb_put(txn, s->db_meta, &k, &v, 0))) {
+        store__set_error("cannot initialise '%s': %s", dir, mdb_strerror(rc));
+        return store__err_from_mdb(rc);
+    }
+    s->has_secret = 1;
+    return REEL_OK;
+}
+
+int store_secret(const store_t *s, uint8_t out[STORE_SECRET_LEN])
+{
+    if (!s->has_secret)
+        return REEL_ENOT_FOUND;
+    memcpy(out, s->secret, STORE_SECRET_LEN);
+    return REEL_OK;
+}
+
+static int open_checks(store_t *s, MDB_txn *txn, const char *dir, int had_file, int create)
+{
+    int rc = open_checks_format(s, txn, dir, had_file, create);
+    return rc ? rc : load_secret(s, txn, dir);
 }
 
 /* 1 when 'dir'/data.mdb exists; an empty one is refused here unless 'create' (LMDB would

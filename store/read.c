@@ -154,8 +154,27 @@ static int session_get(store_read_t *r, const char *id, size_t id_len, store_ses
     return rc;
 }
 
+static int session_name(store_read_t *r, const uint8_t num[8], MDB_val *name);
+
+/* The chain hash kept for a trimmed session's first event (docs/FORMAT.md section 10):
+ * 0 and 'out' set when session 'num' has first_sequence 'seq', else 1. */
+static int trimmed_prev(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[STORE_HASH_LEN])
+{
+    uint8_t nk[8];
+    MDB_val name;
+    store_session_t rec;
+    store__put_u64(nk, num);
+    if (session_name(r, nk, &name) ||
+        session_get(r, name.mv_data, name.mv_size, &rec) || rec.num != num ||
+        rec.first_sequence != seq)
+        return 1;
+    memcpy(out, rec.first_prev_hash, STORE_HASH_LEN);
+    return 0;
+}
+
 /* The chain hash stored in the event before (num, seq) into 'out': 32 zero bytes for
- * sequence 1. 1 when that event cannot be found (then the index is damaged). */
+ * sequence 1, the record's 'first_hash' for the first kept event of a trimmed session.
+ * 1 when that event cannot be found (then the index is damaged). */
 static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[STORE_HASH_LEN])
 {
     memset(out, 0, STORE_HASH_LEN);
@@ -166,7 +185,7 @@ static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
     store__put_u64(key + 8, seq - 1);
     MDB_val k = {16, key}, v;
     if (mdb_get(TXN(r), r->s->db_seqs, &k, &v) || v.mv_size != 8)
-        return 1;
+        return trimmed_prev(r, num, seq, out); /* only the miss pays for the lookup */
     MDB_val pk = {8, v.mv_data};
     if (mdb_get(TXN(r), r->s->db_events, &pk, &v) || v.mv_size <= STORE_HEADER_LEN)
         return 1;
@@ -240,6 +259,9 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
         return rc;
     if (rec.status == STORE_DELETED)
         return REEL_EGONE;
+    /* Events before first_sequence were trimmed: they are gone, not missing. */
+    if (after + 1 < rec.first_sequence)
+        after = rec.first_sequence - 1;
     uint8_t key[16];
     store__put_u64(key, rec.num);
     MDB_val k = {16, key}, v;
@@ -253,7 +275,9 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
         return rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
     }
     struct expect x = {rec.id, rec.id_len, rec.num, after + 1, {0}};
-    if (prev_chain(r, rec.num, after + 1, x.chain))
+    if (after + 1 == rec.first_sequence)
+        memcpy(x.chain, rec.first_prev_hash, STORE_HASH_LEN);
+    else if (prev_chain(r, rec.num, after + 1, x.chain))
         return corrupt(r, rec.id, rec.id_len, after, 0, "the sequence index has no entry");
     MDB_cursor *c;
     if ((rc = store__cursor_open(r, r->s->db_seqs, &c)))
@@ -385,6 +409,23 @@ static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_
     return REEL_OK;
 }
 
+/* The 'only' hook's verdict on the session of log value 'v', kept for runs of one session
+ * in '*num'/'*keep'. A value whose session cannot be named is kept: feed_expect() then
+ * reports it as damage. */
+static int feed_keep(store_read_t *r, const MDB_val *v, uint64_t *num, int *keep)
+{
+    if (!r->only || v->mv_size <= STORE_HEADER_LEN)
+        return 1;
+    const uint8_t *p = v->mv_data;
+    uint64_t n = store__get_u64(p + 1);
+    if (n != *num) {
+        MDB_val name;
+        *num = n;
+        *keep = session_name(r, p + 1, &name) || r->only(r->only_arg, name.mv_data, name.mv_size);
+    }
+    return *keep;
+}
+
 /* Events with position in (after, until], at most 'limit' (the change log's merged walk,
  * changes.c, bounds each stretch of events by the next change). */
 int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t limit,
@@ -401,7 +442,8 @@ int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t li
     MDB_val k = {8, key}, v, name = {0, NULL};
     struct expect x = {0};
     size_t n = 0;
-    int stop = 0;
+    int stop = 0, keep = 1;
+    uint64_t keep_num = UINT64_MAX; /* no session number is this */
     rc = after == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
         uint64_t pos = k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
@@ -412,7 +454,11 @@ int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t li
                 *more = 1;
             break;
         }
-        if ((stop = feed_expect(r, &x, &name, pos, &v)) || (stop = emit(r, &x, pos, &v, cb, arg)))
+        if (!feed_keep(r, &v, &keep_num, &keep)) {
+            r->passed++;
+            r->passed_up_to = pos;
+        } else if ((stop = feed_expect(r, &x, &name, pos, &v)) ||
+                   (stop = emit(r, &x, pos, &v, cb, arg)))
             break;
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);

@@ -163,10 +163,30 @@ static void kv_u64(store_buf_t *out, const char *k, uint64_t v)
     store_mp_uint(out, v);
 }
 
+/* The retention policy as a map of its non-zero limits (docs/FORMAT.md section 10). */
+static void encode_retention(const store_retention_t *p, store_buf_t *out)
+{
+    uint32_t n = !!p->max_age_ms + !!p->max_age_ended_ms + !!p->max_events + !!p->no_archive;
+    store_mp_str(out, "retention", 9);
+    store_mp_map(out, n);
+    if (p->max_age_ms)
+        kv_u64(out, "max_age", p->max_age_ms);
+    if (p->max_age_ended_ms)
+        kv_u64(out, "max_age_ended", p->max_age_ended_ms);
+    if (p->max_events)
+        kv_u64(out, "max_events", p->max_events);
+    if (p->no_archive)
+        kv_u64(out, "no_archive", 1);
+}
+
 void store__session_encode(const store_session_t *rec, store_buf_t *out)
 {
     int long_id = rec->id_len > STORE__SESSION_KEY_MAX; /* its key is not the id: keep it */
-    store_mp_map(out, (rec->metadata ? 15 : 14) + (uint32_t)long_id);
+    /* Retention's keys are written only when used: a store that uses none reads and
+     * writes exactly as format 3 did. */
+    int trimmed = rec->first_sequence > 1;
+    store_mp_map(out, (rec->metadata ? 15 : 14) + (uint32_t)long_id + 2u * (uint32_t)trimmed +
+                          (uint32_t)!!rec->retention.set);
     kv_u64(out, "num", rec->num);
     kv_str(out, "agent", rec->agent, rec->agent_len);
     kv_str(out, "native", rec->native_session_id, rec->native_session_id_len);
@@ -184,6 +204,13 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out)
     store_mp_bin(out, rec->last_hash, STORE_HASH_LEN);
     if (long_id)
         kv_str(out, "id", rec->id, rec->id_len);
+    if (trimmed) {
+        kv_u64(out, "first_seq", rec->first_sequence);
+        store_mp_str(out, "first_hash", 10);
+        store_mp_bin(out, rec->first_prev_hash, STORE_HASH_LEN);
+    }
+    if (rec->retention.set)
+        encode_retention(&rec->retention, out);
     if (rec->metadata) {
         store_mp_str(out, "meta", 4);
         store_buf_put(out, rec->metadata, rec->metadata_len);
@@ -197,6 +224,37 @@ static int copy_name(char *dst, size_t *dst_len, const store_mp_obj_t *v)
     memcpy(dst, v->ptr, v->len);
     dst[v->len] = 0;
     *dst_len = v->len;
+    return REEL_OK;
+}
+
+/* Decodes the "retention" map (its value 'v' already read): uint values; unknown keys
+ * are skipped like the record's own. */
+static int decode_retention(store_retention_t *p, store_mp_t *m, const store_mp_obj_t *v)
+{
+    memset(p, 0, sizeof *p);
+    p->set = 1;
+    for (uint64_t i = 0; i < v->u; i++) {
+        store_mp_obj_t k, x;
+        if (store_mp_next(m, &k) || k.type != STORE_MP_STR)
+            return REEL_ECORRUPT;
+        const uint8_t *start = m->p;
+        if (store_mp_next(m, &x))
+            return REEL_ECORRUPT;
+        if (x.type == STORE_MP_ARRAY || x.type == STORE_MP_MAP) {
+            m->p = start;
+            if (store_mp_skip(m, STORE_JSON_MAX_DEPTH))
+                return REEL_ECORRUPT;
+            continue;
+        }
+        if (x.type != STORE_MP_UINT)
+            continue;
+#define KEY(name) (k.len == strlen(name) && !memcmp(k.ptr, name, k.len))
+        if (KEY("max_age")) p->max_age_ms = x.u;
+        else if (KEY("max_age_ended")) p->max_age_ended_ms = x.u;
+        else if (KEY("max_events")) p->max_events = x.u;
+        else if (KEY("no_archive")) p->no_archive = x.u != 0;
+#undef KEY
+    }
     return REEL_OK;
 }
 
@@ -218,6 +276,17 @@ static int field(store_session_t *rec, store_mp_t *m, const store_mp_obj_t *k)
             return REEL_ECORRUPT;
         memcpy(rec->last_hash, v.ptr, STORE_HASH_LEN);
         return REEL_OK;
+    }
+    if (IS("first_hash")) {
+        if (v.type != STORE_MP_BIN || v.len != STORE_HASH_LEN)
+            return REEL_ECORRUPT;
+        memcpy(rec->first_prev_hash, v.ptr, STORE_HASH_LEN);
+        return REEL_OK;
+    }
+    if (IS("retention")) {
+        if (v.type != STORE_MP_MAP)
+            return REEL_ECORRUPT;
+        return decode_retention(&rec->retention, m, &v);
     }
     if (IS("meta")) {
         if (v.type != STORE_MP_MAP)
@@ -244,6 +313,7 @@ static int field(store_session_t *rec, store_mp_t *m, const store_mp_obj_t *k)
     else if (IS("bytes")) rec->bytes = v.u;
     else if (IS("version")) rec->version = v.u ? v.u : 1;
     else if (IS("runs")) rec->runs = v.u;
+    else if (IS("first_seq")) rec->first_sequence = v.u;
 #undef IS
     return REEL_OK;
 }
@@ -256,6 +326,7 @@ int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t 
     if (key_len > STORE__SESSION_KEY_MAX)
         return REEL_ECORRUPT;
     rec->version = 1; /* absent in records written before format 2 */
+    rec->first_sequence = 1; /* absent: nothing was trimmed */
     if (!long_key) {
         memcpy(rec->id, key, key_len);
         rec->id_len = key_len;
@@ -291,10 +362,12 @@ int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t 
         if (n != key_len || memcmp(want, key, n))
             return REEL_ECORRUPT;
     }
-    /* Sequences are dense from 1 and only a delete drops events: a live record whose count
-     * differs from its last sequence is damaged (a flipped byte would otherwise serve a
-     * session cut short). */
-    if (!rec->num || (rec->status != STORE_DELETED && rec->event_count != rec->last_sequence))
+    /* Sequences are dense from first_sequence (1 unless trimmed) and only a delete drops
+     * all events: a live record whose count differs from its kept range is damaged (a
+     * flipped byte would otherwise serve a session cut short). */
+    if (!rec->num || !rec->first_sequence || rec->first_sequence > rec->last_sequence + 1 ||
+        (rec->status != STORE_DELETED &&
+         rec->event_count != rec->last_sequence + 1 - rec->first_sequence))
         return REEL_ECORRUPT;
     return REEL_OK;
 }

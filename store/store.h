@@ -80,6 +80,7 @@
 #define STORE_NAME_MAX 256       /* agent and native_session_id, bytes */
 #define STORE_HASH_LEN 32
 #define STORE_HEADER_LEN 57 /* bytes before the body in an event value */
+#define STORE_SECRET_LEN 32
 
 typedef struct store store_t;
 
@@ -112,6 +113,12 @@ void store_close(store_t *s);
  * (e.g. "format version 7 in ./data, this build reads 1"). Thread-safe, static storage. */
 const char *store_last_error(void);
 
+/* The store's own random secret (STORE_SECRET_LEN bytes into 'out'): made by the first
+ * read-write open of a format-4 store and kept in it, so it survives restarts and backups.
+ * For keys that must outlive the process and stay with the data, e.g. the HTTP server's
+ * sealed cursors. REEL_ENOT_FOUND when a read-only open found none (an older store). */
+int store_secret(const store_t *s, uint8_t out[STORE_SECRET_LEN]);
+
 /* 1 if 'id' (not NUL-terminated) is a valid session id: 1..STORE_SESSION_ID_MAX bytes of
  * strict UTF-8 (shortest forms, no surrogates) without U+0000..U+001F and U+007F, except
  * "." and "..", which are path segments with a meaning of their own in URLs. */
@@ -141,7 +148,26 @@ enum store_op {
     STORE_OP_APPEND = 0,     /* append 'events' to 'session' (created on first append) */
     STORE_OP_SESSION_PUT,    /* create or update the session record's agent/native/metadata */
     STORE_OP_SESSION_DELETE, /* remove the events, keep a record with status "deleted" */
+    STORE_OP_TRIM,           /* remove the session's oldest events, up to 'trim_before'
+                                (retention: docs/FORMAT.md section 10) */
+    STORE_OP_PURGE,          /* remove the session for good: record, ids and events */
 };
+
+/* Events one STORE_OP_TRIM batch removes at most: a trim shares its write transaction with
+ * appends, so it is kept small; the janitor submits another batch for the rest. */
+#define STORE_TRIM_MAX 256
+
+/* A session's retention policy (docs/RETENTION.md), kept in its record. A duration or
+ * count of 0 means "no such limit". */
+typedef struct store_retention {
+    int set;                    /* 1: the record has a policy (it replaces the store's
+                                   default as a whole); 0: none, the default applies */
+    uint64_t max_age_ms;        /* expire the session this long after its last activity
+                                   (updated_at) */
+    uint64_t max_age_ended_ms;  /* expire an ended session this long after ended_at */
+    uint64_t max_events;        /* keep the newest N events (trim the older ones) */
+    int no_archive;             /* 1: do not archive before deleting, even with a target */
+} store_retention_t;
 
 /* store_batch_t.if_version bits. */
 #define STORE_IF_EXISTS 1u  /* the session must exist (If-Match: *) */
@@ -174,6 +200,17 @@ struct store_batch {
     size_t metadata_len;
     const struct store_session *times; /* import: non-NULL copies its created, updated, ended
                                           and first-event times and an "ended" status */
+    /* STORE_OP_SESSION_PUT: non-NULL sets the record's retention policy (with 'set' 0:
+     * removes it, the store default applies again). */
+    const store_retention_t *retention;
+    /* STORE_OP_TRIM: remove the events with a sequence below 'trim_before' (at most
+     * STORE_TRIM_MAX of them; capped at last_sequence + 1). The batch's 'first_sequence'
+     * is then the record's first kept sequence; repeat until it reaches 'trim_before'.
+     * Version conditions (if_version) apply as to a delete. STORE_OP_PURGE:
+     * 'expected_sequence' >= 0 purges only if the session's last sequence still equals it
+     * (what was archived is all there is), else REEL_ECONFLICT. A purge removes everything
+     * in one transaction: trim a long session first (the janitor and the HTTP purge do). */
+    uint64_t trim_before;
     /* STORE_OP_APPEND, STORE_OP_SESSION_PUT: with 'check_metadata' set, the batch applies
      * only if the session's metadata is byte for byte 'expected_metadata' (length 0: the
      * session does not exist or has none), else it fails with REEL_ECONFLICT: a
@@ -254,6 +291,13 @@ typedef struct store_read {
      * view's body. (A SHA-256 of each body was most of the cost of a cached poll.) */
     int (*cached)(void *arg, uint64_t position);
     void *cached_arg;
+    /* Optional, for store_feed_after(): events of a session for which 'only' returns 0 are
+     * passed over unread (neither checked nor handed to the callback) but count against
+     * the limit; 'passed' and 'passed_up_to' (the last such position) say how many and how
+     * far, so a caller can continue after them. The caller resets 'passed'. */
+    int (*only)(void *arg, const char *id, size_t id_len);
+    void *only_arg;
+    uint64_t passed, passed_up_to;
     void *cursors_[4];  /* private: the open MDB_cursors, innermost last (walks nest: a
                          * callback may read again), closed by store_read_end() */
     unsigned n_cursors_;
@@ -282,9 +326,15 @@ typedef struct store_session {
     int64_t ended_ms;    /* the latest session.ended (kept when the session runs again), or 0 */
     int64_t first_event_ms; /* time of sequence 1, 0 when no event */
     uint64_t last_sequence;
-    uint64_t event_count;
+    uint64_t event_count; /* = last_sequence - first_sequence + 1 */
     uint64_t bytes; /* stored value bytes of its events */
     uint8_t last_hash[STORE_HASH_LEN];
+    /* retention (format 4, docs/FORMAT.md section 10): events before 'first_sequence'
+     * were trimmed and are gone (1 when none were); 'first_prev_hash' is the chain hash
+     * of first_sequence - 1, where the chain of the kept events starts (zeros at 1). */
+    uint64_t first_sequence;
+    uint8_t first_prev_hash[STORE_HASH_LEN];
+    store_retention_t retention;
     /* version: 1 when created, +1 with every PUT that applies, every DELETE that deletes,
      * and every append batch that changes a field a PUT sets (native_session_id by an
      * event, metadata by a batch's 'metadata'); other appends leave it. runs: the number
@@ -321,7 +371,9 @@ int store_event_check(const store_event_view_t *ev);
 /* Called per event; a non-zero return stops the walk and is returned by the caller. */
 typedef int (*store_event_cb)(void *arg, const store_event_view_t *ev);
 
-/* Events of session 'id' with sequence > 'after', oldest first, at most 'limit'.
+/* Events of session 'id' with sequence > 'after', oldest first, at most 'limit'. Events
+ * before the record's first_sequence are gone (trimmed): an 'after' below first_sequence - 1
+ * reads from the first kept event (the caller reads the record to say so).
  * '*more' (may be NULL) is set to 1 when events past the last one given exist.
  * Cost O(log n + limit). REEL_ESESSION_NOT_FOUND if the session does not exist,
  * REEL_EGONE if it was deleted. */
@@ -490,6 +542,8 @@ typedef struct store_stats {
     uint64_t map_grows;   /* times the map grew */
     int failed;           /* 1 in fail-stop */
     uint64_t corrupt_reads; /* reads answered REEL_ECORRUPT, as told by store_note_corrupt() */
+    uint64_t trimmed;       /* events removed by STORE_OP_TRIM (retention) */
+    uint64_t purged;        /* sessions removed for good by STORE_OP_PURGE */
 } store_stats_t;
 
 /* A copy of the counters. Takes the resize lock: not while this thread holds a read. */

@@ -24,6 +24,8 @@ struct store {
     int read_only;
     int lockless; /* read-only without the lock file (a directory this user cannot write) */
     int no_sync;
+    uint8_t secret[STORE_SECRET_LEN]; /* meta "secret" (store_secret()) */
+    int has_secret;
     /* Readers hold it shared for the life of a read; map growth takes it exclusive, since
      * mdb_env_set_mapsize() needs every transaction of this process closed (lmdb.h). */
     pthread_rwlock_t resize_lock;

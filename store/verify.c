@@ -119,9 +119,18 @@ static int session_chunk(struct verify *v, const store_session_t *rec, store_rea
         return rc;
     uint8_t key[16];
     store__put_u64(key, rec->num);
-    store__put_u64(key + 8, w->next);
+    /* A trimmed session (docs/FORMAT.md section 10): nothing may be left before its first
+     * kept sequence; the first chunk starts its seek at sequence 0 to see that. */
+    int trimmed_start = !w->count && w->next == rec->first_sequence && w->next > 1;
+    store__put_u64(key + 8, trimmed_start ? 0 : w->next);
     MDB_val k = {16, key}, sv, val;
     int got = mdb_cursor_get(c, &k, &sv, MDB_SET_RANGE);
+    if (trimmed_start && !got && k.mv_size == 16 && store__get_u64(k.mv_data) == rec->num &&
+        store__get_u64((uint8_t *)k.mv_data + 8) < rec->first_sequence)
+        return finding(v, rec, store__get_u64((uint8_t *)k.mv_data + 8), 0,
+                       "sequence %llu is indexed, before the first kept sequence %llu",
+                       (unsigned long long)store__get_u64((uint8_t *)k.mv_data + 8),
+                       (unsigned long long)rec->first_sequence);
     for (int n = 0; n < CHUNK && w->next <= rec->last_sequence; n++) {
         uint64_t next = w->next;
         if (got || k.mv_size != 16 || store__get_u64(k.mv_data) != rec->num ||
@@ -161,9 +170,75 @@ static int guarded_chunk(struct verify *v, const store_session_t *rec, store_rea
 }
 
 /* Walks one session's sequence index in short transactions. */
+/* Where a walk of a trimmed session's event_id index is: the key to go on after. */
+struct ids_walk {
+    uint8_t key[8 + STORE_EVENT_ID_MAX];
+    size_t len;
+    int done;
+};
+
+/* Up to CHUNK event_id entries of 'rec' after w->key on read 'r': none may name a
+ * sequence before first_sequence (docs/FORMAT.md 10.4). 1 on a finding. */
+static int ids_chunk(struct verify *v, const store_session_t *rec, store_read_t *r,
+                     struct ids_walk *w)
+{
+    MDB_cursor *c;
+    int rc = store__cursor_open(r, v->s->db_event_ids, &c);
+    if (rc)
+        return rc;
+    MDB_val k = {w->len, w->key}, val;
+    int got = mdb_cursor_get(c, &k, &val, MDB_SET_RANGE);
+    if (!got && w->len > 8 && k.mv_size == w->len && !memcmp(k.mv_data, w->key, w->len))
+        got = mdb_cursor_get(c, &k, &val, MDB_NEXT); /* the last key of the previous chunk */
+    for (int n = 0; n < CHUNK; n++, got = mdb_cursor_get(c, &k, &val, MDB_NEXT)) {
+        if (got || k.mv_size < 8 || k.mv_size > sizeof w->key || memcmp(k.mv_data, w->key, 8)) {
+            w->done = 1;
+            return 0;
+        }
+        uint64_t seq = val.mv_size == 8 ? store__get_u64(val.mv_data) : 0;
+        if (seq < rec->first_sequence)
+            return finding(v, rec, seq, 0, "the event_id index still names sequence %llu, "
+                           "before the first kept sequence %llu", (unsigned long long)seq,
+                           (unsigned long long)rec->first_sequence);
+        memcpy(w->key, k.mv_data, k.mv_size);
+        w->len = k.mv_size;
+    }
+    return 0;
+}
+
+static int guarded_ids_chunk(struct verify *v, const store_session_t *rec, store_read_t *r,
+                             struct ids_walk *w)
+{
+    int rc;
+    STORE__GUARD(v->s, rc, ids_chunk(v, rec, r, w));
+    return rc;
+}
+
+/* A trimmed session's event_id index holds no id of a trimmed event. */
+static int verify_trimmed_ids(struct verify *v, const store_session_t *rec)
+{
+    struct ids_walk w = {.len = 8};
+    store__put_u64(w.key, rec->num);
+    int stop = 0;
+    while (!stop && !w.done) {
+        store_read_t r;
+        int rc = store_read_begin(v->s, &r);
+        if (rc)
+            return rc;
+        stop = guarded_ids_chunk(v, rec, &r, &w);
+        store_read_end(&r);
+        if (stop == REEL_ECORRUPT)
+            stop = finding(v, rec, 0, 0, "damaged page: the event_id index cannot be read (%s)",
+                           store_last_error());
+    }
+    return stop < 0 ? stop : REEL_OK;
+}
+
 static int verify_session(struct verify *v, const store_session_t *rec)
 {
-    struct walk w = {.next = 1};
+    /* A trimmed session's chain starts from the hash kept for its first kept event. */
+    struct walk w = {.next = rec->first_sequence ? rec->first_sequence : 1};
+    memcpy(w.chain, rec->first_prev_hash, STORE_HASH_LEN);
     int stop = 0, rc = REEL_OK;
     v->rep->sessions++;
     if (rec->status == STORE_DELETED)
@@ -190,6 +265,8 @@ static int verify_session(struct verify *v, const store_session_t *rec)
                 (unsigned long long)w.bytes);
     else if (!stop && memcmp(w.chain, rec->last_hash, STORE_HASH_LEN))
         finding(v, rec, 0, 0, "the session record's last hash differs from the chain");
+    if (!stop && v->rep->ok && rec->first_sequence > 1 && (rc = verify_trimmed_ids(v, rec)))
+        return rc;
     if (!stop && v->rep->ok)
         v->rep->ok_up_to = rec->last_sequence;
     return REEL_OK;

@@ -13,7 +13,10 @@ static const char about[] =
     "\n"
     "All or nothing: the copy is written to DEST.partial and renamed to DEST once complete\n"
     "and synced. Interrupted (Ctrl-C, SIGTERM), it removes DEST.partial; after a SIGKILL or\n"
-    "a power cut the next backup to DEST removes it. DEST never holds a partial copy.\n";
+    "a power cut the next backup to DEST removes it. DEST never holds a partial copy.\n"
+    "\n"
+    "The copy is always compacted (LMDB's MDB_CP_COMPACT): pages freed by deletes, purges\n"
+    "and retention are left out, so DEST is as small as the live data (docs/RETENTION.md).\n";
 
 /* 0 when 'dest' can receive the backup: absent, or an empty directory. */
 static int check_dest(const char *prog, const char *dest)
@@ -39,7 +42,11 @@ static int check_dest(const char *prog, const char *dest)
 int cmd_backup(int argc, char **argv)
 {
     const char *prog = "backup", *data = CMD_DEFAULT_DATA;
-    const opt_t rows[] = {CMD_OPT_DATA(&data), OPT_END};
+    int compact = 1; /* always: the option says so explicitly */
+    const opt_t rows[] = {CMD_OPT_DATA(&data),
+                          {.name = "compact", .type = OPT_FLAG, .dest = &compact,
+                           .help = "leave free pages out (always on; accepted to say so)"},
+                          OPT_END};
     const opt_cmd_t cmd = {.name = prog, .args = "DEST", .about = about, .opts = rows};
     int nargs, st = opt_parse(&cmd, argc, argv, &nargs);
     if (st != OPT_GO)

@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "api/api.h"
+#include "retain/retain.h"
 #include "store/json.h"
 #include "tools/cmds.h"
 
@@ -26,10 +28,11 @@
  * start at the server's defaults (API_LIMITS_DEFAULT). */
 struct settings {
     const char *data, *listen, *token, *tokens_file, *named_tokens, *cors, *access_log, *error_log,
-        *redact;
+        *redact, *retention, *archive_dir, *archive_command;
     int no_sync, create, log_json, log_level;
     unsigned long long max_body, max_event, max_depth, max_conn, max_conn_ip, timeout, max_sse,
-        sse_buf, threads, evcache_mb, ds_long_poll_ms, max_sink_lag, sink_wait_ms;
+        sse_buf, threads, evcache_mb, ds_long_poll_ms, retention_interval, max_sink_lag,
+        sink_wait_ms;
 };
 
 #define U64(n, e, field, lo, hi, h, d)                                                        \
@@ -92,6 +95,19 @@ static int parse(struct settings *st, int argc, char **argv)
         U64("sink-wait-ms", "REEL_SINK_WAIT_MS", sink_wait_ms, 1, 600000,
             "how long an append waits for a sink before 503 with Retry-After", "2000"),
         CMD_OPT_REDACT(&st->redact),
+        {.name = "retention", .type = OPT_STRING, .arg = "POLICY", .env = "REEL_RETENTION",
+         .dest = &st->retention,
+         .help = "store default retention, e.g. max_age=30d,max_age_after_end=7d,\n"
+                 "max_events=N,archive=on|off (docs/RETENTION.md)", .def = "none"},
+        {.name = "archive-dir", .type = OPT_STRING, .arg = "DIR", .env = "REEL_ARCHIVE_DIR",
+         .dest = &st->archive_dir,
+         .help = "before retention removes events, write their export (zstd NDJSON) here"},
+        {.name = "archive-command", .type = OPT_STRING, .arg = "CMD", .env = "REEL_ARCHIVE_COMMAND",
+         .dest = &st->archive_command,
+         .help = "before retention removes events, run `sh -c CMD` with their export\non "
+                 "standard input; a non-zero exit removes nothing"},
+        U64("retention-interval", "REEL_RETENTION_INTERVAL", retention_interval, 1, 86400,
+            "seconds between retention janitor passes", "60"),
         OPT_END,
     };
     const opt_cmd_t cmd = {.name = "serve", .synopsis = "[options]", .opts = rows,
@@ -127,6 +143,7 @@ static void settings_init(struct settings *st, const api_limits_t *l)
     st->ds_long_poll_ms = l->ds_long_poll_ms;
     st->max_sink_lag = l->max_sink_lag;
     st->sink_wait_ms = l->sink_wait_ms;
+    st->retention_interval = 60;
 }
 
 static void limits(const struct settings *st, api_limits_t *l)
@@ -271,8 +288,44 @@ static int wait_signal(const sigset_t *set, store_t *s, uint64_t watchdog_us)
     }
 }
 
-static int serve(const api_config_t *cfg, const struct settings *st)
+/* The janitor's log lines go to the server's error log once it runs. */
+static void janitor_log(void *arg, const char *line)
 {
+    api_server_t *srv = *(api_server_t *volatile *)arg;
+    if (srv)
+        api_server_log(srv, API_LOG_WARN, "reel serve: %s", line);
+    else
+        fprintf(stderr, "reel serve: %s\n", line);
+}
+
+/* The retention janitor's settings from the options; -1 after saying what is wrong. */
+static int retention_config(const struct settings *st, retain_config_t *rc)
+{
+    memset(rc, 0, sizeof *rc);
+    char why[256];
+    if (st->retention && strcmp(st->retention, "none") &&
+        retain_policy_parse(st->retention, &rc->dflt, why, sizeof why)) {
+        cmd_error("serve", "--retention: %s", why);
+        return -1;
+    }
+    struct stat sb;
+    if (st->archive_dir && (stat(st->archive_dir, &sb) || !S_ISDIR(sb.st_mode))) {
+        cmd_error("serve", "--archive-dir '%s' is not a directory", st->archive_dir);
+        return -1;
+    }
+    rc->archive_dir = st->archive_dir;
+    rc->archive_command = st->archive_command;
+    rc->interval_ms = st->retention_interval * 1000;
+    rc->log = janitor_log;
+    return 0;
+}
+
+static int serve(const api_config_t *cfg_in, const struct settings *st)
+{
+    api_config_t copy = *cfg_in, *cfg = &copy;
+    retain_config_t rcfg;
+    if (retention_config(st, &rcfg))
+        return CMD_USAGE;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -287,14 +340,27 @@ static int serve(const api_config_t *cfg, const struct settings *st)
     store_t *s = cmd_open_store_opt("serve", st->data, &opt);
     if (!s)
         return CMD_FAIL;
-    api_server_t *srv = NULL;
+    api_server_t *volatile srv_for_log = NULL, *srv = NULL;
+    rcfg.log_arg = (void *)&srv_for_log;
+    retain_t *janitor = NULL;
+    if (retain_new(s, &rcfg, &janitor) != REEL_OK) {
+        cmd_error("serve", "out of memory");
+        store_close(s);
+        return CMD_FAIL;
+    }
+    cfg->metrics = retain_metrics;
+    cfg->metrics_arg = janitor;
     char msg[256] = "";
     int rc = api_server_start(s, cfg, &srv, msg, sizeof msg);
     if (rc != REEL_OK) {
         cmd_error("serve", "%s", msg[0] ? msg : reel_strerror(rc));
+        retain_stop(janitor);
         store_close(s);
         return rc == REEL_EINVALID_PARAMETER ? CMD_USAGE : CMD_FAIL;
     }
+    srv_for_log = srv;
+    if (retain_begin(janitor) != REEL_OK)
+        api_server_log(srv, API_LOG_ERROR, "reel serve: the retention janitor did not start");
     announce(cfg, srv, st->data, st->no_sync);
     uint64_t watchdog_us = 0;
     if (sd_watchdog_enabled(0, &watchdog_us) <= 0)
@@ -305,6 +371,7 @@ static int serve(const api_config_t *cfg, const struct settings *st)
         reload(srv, st);
     sd_notify(0, "STOPPING=1");
     api_server_log(srv, API_LOG_INFO, "reel serve: %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    retain_stop(janitor); /* before the server: its removals go through the store */
     api_server_stop(srv);
     store_close(s);
     return CMD_OK;

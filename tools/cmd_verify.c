@@ -9,7 +9,9 @@
 static const char about[] =
     "Checks the store: per session, sequences dense from 1, every stored value decodable,\n"
     "the SHA-256 hash chain recomputed from the bodies, the event_id index and the session\n"
-    "record; then the position index of the all-sessions log. Reports the first bad place\n"
+    "record (a session trimmed by retention: from its first kept sequence, the chain from\n"
+    "the hash its record keeps for it); then the position index of the all-sessions log.\n"
+    "Reports the first bad place\n"
     "and the last good sequence before it. Changes nothing. Exit status 0 when sound, 1 when\n"
     "a problem was found or the check could not run. With --server URL (and --session)\n"
     "the server checks the session (GET /v1/sessions/{id}/verify).\n";
@@ -96,7 +98,7 @@ int cmd_verify(int argc, char **argv)
             return CMD_FAIL;
         }
         if (json)
-            replay_write_verify(&b, &rep);
+            replay_write_verify(&b, &rep, 0);
     }
     if (json) {
         printf("%s\n", store_buf_cstr(&b));

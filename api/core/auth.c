@@ -201,8 +201,10 @@ int api_server_set_tokens(api_server_t *srv, const api_token_t *t, size_t n)
     size_t old_n = srv->n_tokens;
     srv->tokens = h;
     srv->n_tokens = n;
+    atomic_fetch_add(&srv->tokens_gen, 1);
     pthread_rwlock_unlock(&srv->tokens_lock);
     free_hashes(old, old_n);
+    api__wake_all(srv, 0); /* long-polls and streams check their token again */
     return REEL_OK;
 }
 
@@ -251,6 +253,9 @@ static int check_token(api_req_t *rq, const char *tok, size_t len, int need)
     const api_token_hash_t *t = &rq->srv->tokens[i];
     if ((t->scope & need) != need)
         return REEL_EFORBIDDEN;
+    memcpy(rq->token_digest, t->digest, sizeof rq->token_digest);
+    rq->token_need = need ? need : -1; /* -1: a token was checked for no scope */
+    rq->tokens_gen = atomic_load(&rq->srv->tokens_gen);
     int rc = take_principal(rq, t);
     return rc ? rc : rate_request(rq, t);
 }
@@ -274,6 +279,45 @@ static int auth_locked(api_req_t *rq, int need, int allow_query)
             return check_token(rq, tok, strlen(tok), need);
     }
     return REEL_EUNAUTHORIZED;
+}
+
+/* 1 when token 't' has exactly the NUL-separated 'prefixes'. */
+static int same_prefixes(const api_token_hash_t *t, const char *prefixes, size_t n)
+{
+    if (t->n_prefixes != n)
+        return 0;
+    for (size_t i = 0; i < n; i++, prefixes += strlen(prefixes) + 1)
+        if (strcmp(t->prefixes[i], prefixes))
+            return 0;
+    return 1;
+}
+
+int api__token_still_valid(api_server_t *srv, const uint8_t digest[32], int need,
+                           const char *prefixes, size_t n_prefixes)
+{
+    if (!need)
+        return 1;
+    int ok = 0;
+    pthread_rwlock_rdlock(&srv->tokens_lock);
+    for (size_t i = 0; i < srv->n_tokens; i++) {
+        const api_token_hash_t *t = &srv->tokens[i];
+        if (!CRYPTO_memcmp(digest, t->digest, 32))
+            ok = (need < 0 || (t->scope & need) == need) && same_prefixes(t, prefixes, n_prefixes);
+    }
+    pthread_rwlock_unlock(&srv->tokens_lock);
+    return ok;
+}
+
+int api__auth_still_valid(api_req_t *rq)
+{
+    uint64_t gen = atomic_load(&rq->srv->tokens_gen);
+    if (!rq->token_need || gen == rq->tokens_gen)
+        return 1;
+    if (!api__token_still_valid(rq->srv, rq->token_digest, rq->token_need, rq->prefixes,
+                                rq->n_prefixes))
+        return 0;
+    rq->tokens_gen = gen;
+    return 1;
 }
 
 int api__auth(api_req_t *rq, int need, int allow_query)
@@ -552,10 +596,10 @@ int api__quota_check(api_req_t *rq, uint64_t bytes)
     pthread_mutex_lock(&rq->srv->rate_lock);
     uint64_t qbytes = b->quota_bytes, qsessions = b->quota_sessions;
     int stale = !b->used_at_us || now - b->used_at_us > 1000000;
-    struct usage u = {b->used_bytes, b->used_sessions};
     pthread_mutex_unlock(&rq->srv->rate_lock);
     if (!qbytes && !qsessions)
         return REEL_OK;
+    struct usage u;
     if (stale) {
         if (count_usage(rq, &u) != REEL_OK)
             return REEL_OK; /* the append itself will meet the store's error */
@@ -563,20 +607,28 @@ int api__quota_check(api_req_t *rq, uint64_t bytes)
         b->used_bytes = u.bytes, b->used_sessions = u.sessions, b->used_at_us = now;
         pthread_mutex_unlock(&rq->srv->rate_lock);
     }
-    int refuse = (qbytes && u.bytes + bytes > qbytes) ||
-                 (qsessions && u.sessions >= qsessions && session_is_new(rq));
-    if (refuse) {
-        pthread_mutex_lock(&rq->srv->rate_lock);
+    int is_new = qsessions && session_is_new(rq);
+    /* Checked and reserved at once: what an admitted append adds counts for the next
+     * request at once, not only after the next count (at most a second later), so a burst
+     * passes the quota by no more than the appends in flight when the count was taken. */
+    pthread_mutex_lock(&rq->srv->rate_lock);
+    int over_bytes = qbytes && b->used_bytes + bytes > qbytes;
+    int over_sessions = is_new && b->used_sessions >= qsessions;
+    if (over_bytes || over_sessions) {
         b->n_quota++;
-        pthread_mutex_unlock(&rq->srv->rate_lock);
+    } else {
+        b->used_bytes += bytes;
+        b->used_sessions += (uint64_t)is_new;
     }
-    if (qbytes && u.bytes + bytes > qbytes) {
+    u.bytes = b->used_bytes, u.sessions = b->used_sessions;
+    pthread_mutex_unlock(&rq->srv->rate_lock);
+    if (over_bytes) {
         api__problem(rq, REEL_EQUOTA, "the token '%s' has %llu of its %llu bytes stored; this "
                      "append needs about %llu more", rq->token_name, (unsigned long long)u.bytes,
                      (unsigned long long)qbytes, (unsigned long long)bytes);
         return REEL_EQUOTA;
     }
-    if (qsessions && u.sessions >= qsessions && session_is_new(rq)) {
+    if (over_sessions) {
         api__problem(rq, REEL_EQUOTA, "the token '%s' has all %llu of its sessions; a new one "
                      "needs another deleted first", rq->token_name,
                      (unsigned long long)qsessions);

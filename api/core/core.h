@@ -156,8 +156,8 @@ enum api_tenant_rule {
     API_TENANT_OPEN = 0, /* none (health, the inspector's files, /v1/tenant) */
     API_TENANT_SESSION,  /* the {id} session: outside the prefixes it does not exist */
     API_TENANT_STREAM,   /* the Durable Streams path ('*'): likewise */
-    API_TENANT_STORE,    /* every session (feed, metrics): 403 for a limited token */
-    API_TENANT_FILTER,   /* the handler filters or checks (listing, stats, export) */
+    API_TENANT_STORE,    /* every session (metrics): 403 for a limited token */
+    API_TENANT_FILTER,   /* the handler filters or checks (listing, feed, stats, export) */
 };
 
 /* The logs (log.c). 'lock' serializes lines and guards the FILE pointers, which SIGHUP
@@ -185,6 +185,10 @@ struct api_ipcount;
 
 struct api_server {
     store_t *store;
+    uint8_t seal_aes[16], seal_mac[32]; /* sealed cursors' keys (seal.c), set at start */
+    int has_seal;                       /* 0: the store has no secret (read-only, older) */
+    void (*metrics)(void *arg, store_buf_t *out); /* api_config_t.metrics */
+    void *metrics_arg;
     api_evcache_t *evcache;     /* NULL when off (live/evcache.c) */
     api_access_t *access;       /* last read of each session (live/access.c) */
     struct MHD_Daemon *daemon;
@@ -193,6 +197,7 @@ struct api_server {
     pthread_rwlock_t tokens_lock; /* guards tokens/n_tokens: SIGHUP replaces them */
     api_token_hash_t *tokens;
     size_t n_tokens;
+    atomic_uint_fast64_t tokens_gen; /* counts token set replacements (SIGHUP) */
     api_log_t log;
     pthread_mutex_t rate_lock;  /* guards 'buckets' */
     api_bucket_t *buckets;
@@ -287,6 +292,9 @@ struct api_req {
     int bad_token;        /* a token was sent and matched none (401 says so) */
     char token_name[64];  /* the matched named token's name ("" for none or unnamed) */
     int token_scope;      /* the matched token's scopes (enum api_scope), 0 without auth */
+    uint8_t token_digest[32]; /* the matched token's SHA-256 (valid when 'token_need') */
+    int token_need;       /* the scopes the route needed of it; 0 when no token was checked */
+    uint64_t tokens_gen;  /* the token set's generation when it was checked */
     api_bucket_t *bucket; /* the named token's rate limits, or NULL */
     unsigned retry_after; /* seconds for a Retry-After header on the answer, 0 = none */
     char *prefixes;       /* the token's session prefixes, NUL-separated (owned), or NULL */
@@ -318,6 +326,7 @@ struct api_req {
 
     /* asynchronous store work */
     store_batch_t batch;  /* a plain store batch in flight (api__submit) */
+    store_retention_t retention; /* a put's retention policy, borrowed by 'batch' */
     store_buf_t meta;     /* bytes a batch borrows (a session record's metadata) */
     int async_done;
     api_waiter_t waiter;  /* long-poll */
@@ -327,6 +336,8 @@ struct api_req {
     char agent[STORE_NAME_MAX + 1];
     char native[STORE_NAME_MAX + 1];
     uint64_t offset;      /* 'offset' or 'after' */
+    uint64_t first_sequence; /* a trimmed session's first kept sequence (Reel-First-Sequence
+                                header of a page read before it), else 0 */
     uint64_t limit;
     uint64_t wait_s;
     int include_raw;
@@ -353,6 +364,25 @@ int api__rate_events(api_req_t *rq, size_t n);
 int api__quota_check(api_req_t *rq, uint64_t bytes);
 /* The token's usage, counted now, and its limits, as a JSON object into 'out' (auth.c). */
 void api__tenant_usage(api_req_t *rq, store_buf_t *out);
+
+/* 1 while the token a request was let in with still is in the token set with the scopes
+ * it needed and the same prefixes: a long-poll or a stream checks it again after a SIGHUP
+ * reload, so that a revoked token's open streams end. Requests without a token: 1. */
+int api__token_still_valid(api_server_t *srv, const uint8_t digest[32], int need,
+                           const char *prefixes, size_t n_prefixes);
+/* The same for 'rq', cheap while the token set has not changed since it was checked. */
+int api__auth_still_valid(api_req_t *rq);
+
+/* ---- Sealed cursors (seal.c) ---- */
+
+#define API_SEAL_LEN 49 /* "t" and 48 hex digits */
+/* Derives the keys from the store's secret. REEL_ENOT_FOUND when the store has none. */
+int api__seal_init(api_server_t *srv);
+/* Position 'v' as a sealed cursor (a different text every call). */
+int api__seal(const api_server_t *srv, uint64_t v, char out[API_SEAL_LEN + 1]);
+/* The position of sealed cursor 's' ('n' bytes); REEL_EINVALID_PARAMETER when it is not
+ * one this store sealed. */
+int api__unseal(const api_server_t *srv, const char *s, size_t n, uint64_t *v);
 /* Writes the per-token counters as Prometheus text (auth.c). */
 void api__token_metrics(api_server_t *srv, store_buf_t *o);
 /* Frees the server's token set and rate buckets (auth.c). */

@@ -54,7 +54,8 @@ static int sub_offset(api_req_t *rq, ds_req_t *d, const ds_req_t *src, const cha
 {
     int json = ds__is_json(ctype);
     store_buf_clear(&d->prefix);
-    ds_page_t pg = {json, json ? DS_PAGE_BYTES : 1, &d->prefix, 0, 0, 0, 0, 0};
+    ds_page_t pg = {json, json ? DS_PAGE_BYTES : 1, &d->prefix, 0, 0, 0, 0, 0, 0,
+                    api__render_flags(rq, 0)};
     int rc = ds__read(rq->srv, src->sid, src->sid_len, m->fork_req, &pg);
     if (rc) {
         api__problem(rq, rc, "reading the source failed: %s", reel_strerror(rc));

@@ -236,6 +236,9 @@ typedef struct ds_page {
     int at_end;          /* nothing left past 'next' */
     int closed;          /* the stream is closed (and 'at_end': the reader saw everything) */
     int gone;            /* the session was deleted (or expired) */
+    uint64_t first_kept; /* retention trimmed messages the read asked for: the sequence of
+                            the first kept one (header Reel-First-Sequence); 0 = none */
+    int flags;           /* a plain session's envelopes: replay_write_event() flags */
 } ds_page_t;
 
 /* Reads the messages of session 'sid' (a stream, maybe a fork) after sequence 'after'

@@ -51,7 +51,7 @@ static int write_message(struct walk *w, const store_event_view_t *ev)
     if (w->plain) { /* the whole event, as the sessions routes serve it */
         if (pg->json && pg->n)
             store_buf_putc(pg->out, ',');
-        return replay_write_event(pg->out, ev, 0);
+        return replay_write_event(pg->out, ev, pg->flags);
     }
     int msg;
     store_mp_t data;
@@ -135,6 +135,8 @@ static int read_range(store_read_t *r, const char *sid, size_t sid_len, uint64_t
         return REEL_OK;
     struct walk w = {pg, base, cap, !m.is_stream, 0, 0, 0};
     uint64_t own = after > base ? after - base : 0;
+    if (own + 1 < rec.first_sequence) /* retention removed them: read on from the first kept */
+        pg->first_kept = base + rec.first_sequence;
     int left = 0;
     rc = store_events_after(r, sid, sid_len, own, 100000, walk_event, &w, &left);
     if (rc > 0)
@@ -187,6 +189,7 @@ typedef struct ds_sse {
     size_t sid_len;
     uint64_t next;          /* last offset sent */
     int json, b64;
+    int flags;              /* api__render_flags() of the request */
     char cursor[32];        /* the client's cursor */
     store_buf_t msgs;       /* scratch: one read's messages */
     int controls;           /* control events sent */
@@ -258,7 +261,7 @@ static int fill(api_sse_t *s, int *moved)
 {
     ds_sse_t *c = (ds_sse_t *)s;
     store_buf_clear(&c->msgs);
-    ds_page_t pg = {c->json, s->srv->lim.sse_buffer_bytes, &c->msgs, 0, 0, 0, 0, 0};
+    ds_page_t pg = {c->json, s->srv->lim.sse_buffer_bytes, &c->msgs, 0, 0, 0, 0, 0, 0, c->flags};
     int rc = ds__read(s->srv, c->sid, c->sid_len, c->next, &pg);
     *moved = 0;
     if (rc == REEL_ESESSION_NOT_FOUND || (rc == REEL_OK && pg.gone)) {
@@ -306,6 +309,7 @@ static enum MHD_Result sse_start(api_req_t *rq, ds_req_t *d)
     c->sid_len = d->sid_len;
     c->next = d->after;
     c->json = ds__is_json(d->ctype_read);
+    c->flags = api__render_flags(rq, 0);
     c->b64 = !ds__is_text(d->ctype_read);
     snprintf(c->cursor, sizeof c->cursor, "%s", d->cursor);
     store_buf_init(&c->msgs);
@@ -428,6 +432,11 @@ static enum MHD_Result read_reply(api_req_t *rq, ds_req_t *d, ds_page_t *pg, sto
         return MHD_NO;
     ds__hdr(r, MHD_HTTP_HEADER_CONTENT_TYPE, d->ctype_read);
     ds__hdr(r, "Stream-Next-Offset", off);
+    if (pg->first_kept) { /* docs/RETENTION.md: the messages before it are gone */
+        char first[24];
+        snprintf(first, sizeof first, "%llu", (unsigned long long)pg->first_kept);
+        ds__hdr(r, "Reel-First-Sequence", first);
+    }
     ds__hdr(r, MHD_HTTP_HEADER_ETAG, etag);
     if (pg->at_end)
         ds__hdr(r, "Stream-Up-To-Date", "true");
@@ -471,7 +480,7 @@ static enum MHD_Result read_or_wait(api_req_t *rq, ds_req_t *d)
         int json = ds__is_json(d->ctype_read);
         if (json)
             store_buf_putc(&out, '[');
-        ds_page_t pg = {json, DS_PAGE_BYTES, &out, 0, 0, 0, 0, 0};
+        ds_page_t pg = {json, DS_PAGE_BYTES, &out, 0, 0, 0, 0, 0, 0, api__render_flags(rq, 0)};
         int rc = ds__read(srv, d->sid, d->sid_len, d->after, &pg);
         if (rc == REEL_OK && pg.gone)
             rc = REEL_ESESSION_NOT_FOUND;

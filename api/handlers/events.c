@@ -92,10 +92,11 @@ static enum MHD_Result append_reply(api_req_t *rq)
     store_buf_t o = STORE_BUF_INIT;
     store_buf_puts(&o, "{\"session_id\":");
     store_json_write_string(&o, rq->session, rq->session_len);
-    store_buf_printf(&o, ",\"first_sequence\":%llu,\"last_sequence\":%llu,\"position\":%llu,"
-                         "\"duplicates\":%zu}",
-                     (unsigned long long)b->first_sequence, (unsigned long long)b->last_sequence,
-                     (unsigned long long)b->position, b->duplicates);
+    store_buf_printf(&o, ",\"first_sequence\":%llu,\"last_sequence\":%llu",
+                     (unsigned long long)b->first_sequence, (unsigned long long)b->last_sequence);
+    if (!rq->n_prefixes) /* a store-wide count: not a tenant's to see (docs/HTTP.md) */
+        store_buf_printf(&o, ",\"position\":%llu", (unsigned long long)b->position);
+    store_buf_printf(&o, ",\"duplicates\":%zu}", b->duplicates);
     return api__reply_json(rq, 200, &o);
 }
 
@@ -205,13 +206,15 @@ enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size
 struct page {
     api_server_t *srv;    /* for its event cache */
     store_buf_t *out;
-    int include_raw;
+    int flags;            /* api__render_flags() */
     size_t limit;
     size_t n;             /* events written */
     uint64_t last;        /* key of the last event written */
     uint64_t scanned;     /* key of the last event examined */
     int more;             /* stopped with events left */
     int feed;
+    int full;             /* stopped before an event that did not fit */
+    int trimmed;          /* the offset is before the session's first kept sequence */
 };
 
 static int page_event(void *arg, const store_event_view_t *ev, uint64_t key)
@@ -219,10 +222,10 @@ static int page_event(void *arg, const store_event_view_t *ev, uint64_t key)
     struct page *pg = arg;
     /* Stop before an event that does not fit, so 'more' is exact. */
     if (pg->n >= pg->limit || (pg->n > 0 && pg->out->len > API_MAX_PAGE_BYTES))
-        return 1;
+        return pg->full = 1;
     if (pg->n)
         store_buf_putc(pg->out, ',');
-    int rc = api__render_event(pg->srv, pg->out, ev, pg->include_raw);
+    int rc = api__render_event(pg->srv, pg->out, ev, pg->flags);
     if (rc != REEL_OK)
         return rc;
     pg->n++;
@@ -232,13 +235,28 @@ static int page_event(void *arg, const store_event_view_t *ev, uint64_t key)
 
 /* REEL_EGONE for a deleted session: its events are gone and no new ones can come, so
  * a reader (or a long-poll) is told so instead of waiting on an empty page. */
-int api__session_readable(store_read_t *r, const char *id, size_t len)
+int api__session_readable_from(store_read_t *r, const char *id, size_t len, uint64_t *first)
 {
     store_session_t rec;
     int rc = store_session_get(r, id, len, &rec);
     if (rc == REEL_OK && rec.status == STORE_DELETED)
         return REEL_EGONE;
+    if (rc == REEL_OK && first)
+        *first = rec.first_sequence;
     return rc;
+}
+
+int api__session_readable(store_read_t *r, const char *id, size_t len)
+{
+    return api__session_readable_from(r, id, len, NULL);
+}
+
+/* Reel-First-Sequence on a page that was asked for events a trim removed. */
+static void first_sequence_header(api_req_t *rq, struct MHD_Response *resp)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)rq->first_sequence);
+    MHD_add_response_header(resp, "Reel-First-Sequence", v);
 }
 
 enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing)
@@ -251,6 +269,17 @@ enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing)
                         reel_strerror(rc));
 }
 
+/* A tenant's feed: the read's 'only' hook keeps its own sessions (store.h). */
+static int tenant_only(void *arg, const char *id, size_t len)
+{
+    return api__tenant_allows(arg, id, len);
+}
+
+static int tenant_feed(const api_req_t *rq, int feed)
+{
+    return feed && rq->n_prefixes;
+}
+
 /* Reads one page past rq->offset into 'pg'. Returns REEL_OK or a store error. */
 static int read_page(api_req_t *rq, struct page *pg)
 {
@@ -258,17 +287,28 @@ static int read_page(api_req_t *rq, struct page *pg)
     int rc = store_read_begin(rq->srv->store, &r);
     if (rc != REEL_OK)
         return rc;
-    if (!pg->feed && (rc = api__session_readable(&r, rq->session, rq->session_len)) != REEL_OK) {
+    uint64_t first = 1;
+    if (!pg->feed &&
+        (rc = api__session_readable_from(&r, rq->session, rq->session_len, &first)) != REEL_OK) {
         store_read_end(&r);
         return rc;
     }
-    if (rq->srv->evcache && !pg->include_raw && !rq->types[0]) {
+    /* Events before first_sequence were trimmed (retention): the page starts at the first
+     * kept one and says so (docs/HTTP.md "Read a page"). */
+    pg->trimmed = !pg->feed && rq->offset + 1 < first;
+    rq->first_sequence = pg->trimmed ? first : 0;
+    if (rq->srv->evcache && !(pg->flags & REPLAY_RAW) && !rq->types[0]) {
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = rq->srv->evcache;
     }
+    int tenant = tenant_feed(rq, pg->feed);
+    if (tenant) {
+        r.only = tenant_only;
+        r.only_arg = rq;
+    }
     replay_scan_t sc = {pg->feed ? NULL : rq->session, rq->session_len,
                         rq->types[0] ? rq->types : NULL,
-                        rq->types[0] ? SCAN_BUDGET : pg->limit + 1, 0, 0};
+                        rq->types[0] || tenant ? SCAN_BUDGET : pg->limit + 1, 0, 0};
     rc = replay_scan(&r, &sc, rq->offset, page_event, pg);
     store_read_end(&r);
     pg->scanned = sc.scanned;
@@ -279,8 +319,26 @@ static int read_page(api_req_t *rq, struct page *pg)
 static enum MHD_Result page_reply(api_req_t *rq, store_buf_t *out, const struct page *pg)
 {
     uint64_t next = pg->n ? pg->last : pg->scanned;
-    store_buf_printf(out, "],\"hasMore\":%s,\"%s\":%llu}", pg->more ? "true" : "false",
+    if (tenant_feed(rq, pg->feed)) { /* sealed, and more only when its own events wait */
+        char sealed[API_SEAL_LEN + 1];
+        if (api__seal(rq->srv, pg->scanned, sealed) != REEL_OK) {
+            store_buf_release(out);
+            return api__problem(rq, REEL_EINTERNAL, "cannot seal the feed cursor");
+        }
+        store_buf_printf(out, "],\"hasMore\":%s,\"next_after\":\"%s\"}",
+                         pg->full ? "true" : "false", sealed);
+        return api__reply_json(rq, 200, out);
+    }
+    if (pg->trimmed && next < rq->first_sequence - 1)
+        next = rq->first_sequence - 1; /* a trimmed session with no kept event */
+    store_buf_printf(out, "],\"hasMore\":%s,\"%s\":%llu", pg->more ? "true" : "false",
                      pg->feed ? "next_after" : "next_offset", (unsigned long long)next);
+    if (pg->trimmed) {
+        store_buf_printf(out, ",\"first_sequence\":%llu,\"trimmed\":true",
+                         (unsigned long long)rq->first_sequence);
+        rq->add_headers = first_sequence_header;
+    }
+    store_buf_putc(out, '}');
     return api__reply_json(rq, 200, out);
 }
 
@@ -297,6 +355,11 @@ int api__feed_params(api_req_t *rq)
                      "changes: a position P, or P.I after a change (its \"cursor\")");
         return -1;
     }
+    if (rq->changes && rq->n_prefixes) {
+        api__problem(rq, REEL_EFORBIDDEN, "the feed with changes covers every session: a token "
+                     "limited to session prefixes cannot read it");
+        return -1;
+    }
     if (rq->bodies && !rq->changes) {
         api__problem(rq, REEL_EINVALID_PARAMETER, "'bodies' needs 'changes=1'");
         return -1;
@@ -309,13 +372,30 @@ int api__feed_params(api_req_t *rq)
     return 0;
 }
 
+/* A tenant's 'after': absent or 0 for the start, else a sealed next_after. */
+static int tenant_after(api_req_t *rq)
+{
+    char v[API_SEAL_LEN + 8];
+    int rc = api__query(rq, "after", v, sizeof v);
+    rq->offset = 0;
+    if (rc == 0 || (rc > 0 && !strcmp(v, "0")))
+        return 0;
+    if (rc > 0 && api__unseal(rq->srv, v, strlen(v), &rq->offset) == REEL_OK)
+        return 0;
+    api__problem(rq, REEL_EINVALID_PARAMETER, "'after' must be 0 or a next_after this server "
+                 "gave: a token limited to session prefixes reads the feed with sealed cursors");
+    return -1;
+}
+
 static int read_params(api_req_t *rq, int feed)
 {
     rq->limit = API_DEFAULT_LIMIT;
     int changes = 0; /* the feed with changes parses its own cursor (api__feed_params) */
     if (feed && api__query_bool(rq, "changes", &changes) != REEL_OK)
         return -1;
-    if ((!changes && api__query_u64(rq, feed ? "after" : "offset", INT64_MAX, &rq->offset) != REEL_OK) ||
+    if ((!changes && (tenant_feed(rq, feed) ? tenant_after(rq) < 0
+                                            : api__query_u64(rq, feed ? "after" : "offset",
+                                                             INT64_MAX, &rq->offset) != REEL_OK)) ||
         api__query_u64(rq, "limit", API_MAX_LIMIT, &rq->limit) != REEL_OK ||
         api__query_u64(rq, "wait", API_MAX_WAIT_S, &rq->wait_s) != REEL_OK ||
         api__query_bool(rq, "include_raw", &rq->include_raw) != REEL_OK)
@@ -372,21 +452,36 @@ static enum MHD_Result cfeed_page_or_wait(api_req_t *rq)
 static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
 {
     api_server_t *srv = rq->srv;
+    if (rq->phase == READ_WAIT && !api__auth_still_valid(rq))
+        return api__problem(rq, REEL_EUNAUTHORIZED, "the token is no longer valid (reloaded)");
     if (feed && rq->changes)
         return cfeed_page_or_wait(rq);
+    int tenant = tenant_feed(rq, feed);
     for (;;) {
         uint64_t gen = api__gen(srv);
         store_buf_t out = STORE_BUF_INIT;
-        struct page pg = {srv, &out, rq->include_raw, (size_t)rq->limit, 0, 0, 0, 0, feed};
+        struct page pg = {srv, &out, api__render_flags(rq, rq->include_raw), (size_t)rq->limit,
+                          0, 0, 0, 0, feed, 0, 0};
         store_buf_puts(&out, "{\"events\":[");
+        uint64_t deadline = rq->start_ms + rq->wait_s * 1000, until = api__now_ms() + 1000;
         int rc = read_page(rq, &pg);
+        /* A tenant's page goes on past other tenants' events, in short reads, so that
+         * neither its contents nor its timing tell how many there were (for up to a
+         * second, or the long-poll's wait). */
+        while (tenant && rc == REEL_OK && pg.more && !pg.full &&
+               api__now_ms() < (deadline > until ? deadline : until)) {
+            rq->offset = pg.scanned;
+            rc = read_page(rq, &pg);
+        }
         if (rc != REEL_OK) {
             store_buf_release(&out);
             return api__session_problem(rq, rc, "reading events");
         }
-        uint64_t deadline = rq->start_ms + rq->wait_s * 1000;
-        if (pg.n || pg.more || !rq->wait_s || api__now_ms() >= deadline || api__stopping(srv))
+        if (pg.n || (tenant ? pg.full : pg.more) || !rq->wait_s || api__now_ms() >= deadline ||
+            api__stopping(srv))
             return page_reply(rq, &out, &pg);
+        if (tenant) /* nothing of its own yet: the next look starts past what was seen */
+            rq->offset = pg.scanned;
         store_buf_release(&out);
         rq->phase = READ_WAIT;
         if (api__wait_for(rq, &rq->waiter, feed ? API_WAIT_FEED : API_WAIT_SESSION, rq->session,

@@ -23,6 +23,8 @@
 /* REEL_OK if session 'id' exists and is not deleted; REEL_ESESSION_NOT_FOUND or
  * REEL_EGONE otherwise (events.c). */
 int api__session_readable(store_read_t *r, const char *id, size_t len);
+/* The same, also giving the session's first kept sequence (1 unless trimmed) in '*first'. */
+int api__session_readable_from(store_read_t *r, const char *id, size_t len, uint64_t *first);
 /* Answers a session route's error 'rc': 404 and 410 name the session, any other error
  * says what failed ('doing', e.g. "reading events"). */
 enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing);

@@ -214,6 +214,12 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
            "Reads that met a damaged page or value (answered 500).", st.corrupt_reads);
     metric(&o, "reel_store_failed", "gauge", "1 when the store is in fail-stop.", (unsigned)st.failed);
     process_metrics(&o, srv);
+    metric(&o, "reel_store_trimmed_events_total", "counter",
+           "Events removed by retention trims.", st.trimmed);
+    metric(&o, "reel_store_purged_sessions_total", "counter",
+           "Sessions removed for good (purge or expiry).", st.purged);
+    if (srv->metrics)
+        srv->metrics(srv->metrics_arg, &o);
     if (store_buf_failed(&o)) {
         store_buf_release(&o);
         return api__problem(rq, REEL_ENOMEM, "out of memory");

@@ -30,10 +30,12 @@ static int restore_params(api_req_t *rq, replay_restore_opts_t *o)
 {
     uint64_t max_events = o->max_events, max_chars = o->max_chars;
     char fit[16];
+    int raw = 0;
     if (api__query_u64(rq, "max_events", REPLAY_RESTORE_MAX_EVENTS, &max_events) != REEL_OK ||
         api__query_u64(rq, "max_chars", 1u << 30, &max_chars) != REEL_OK ||
-        api__query_bool(rq, "include_raw", &o->include_raw) != REEL_OK)
+        api__query_bool(rq, "include_raw", &raw) != REEL_OK)
         return -1;
+    o->flags = api__render_flags(rq, raw);
     int rc = api__query(rq, "fit", fit, sizeof fit);
     if (rc < 0 || (rc > 0 && strcmp(fit, "newest") && strcmp(fit, "sdk"))) {
         api__problem(rq, REEL_EINVALID_PARAMETER, "'fit' must be newest or sdk, not '%s'",
@@ -116,7 +118,7 @@ static void *run_job(void *arg)
         store_verify_report_t rep;
         rq->batch.err = store_verify(srv->store, rq->session, rq->session_len, &rep, NULL, NULL);
         if (rq->batch.err == REEL_OK)
-            rq->batch.err = replay_write_verify(&rq->body, &rep);
+            rq->batch.err = replay_write_verify(&rq->body, &rep, api__render_flags(rq, 0));
     } else {
         rq->batch.err = replay_stats(srv->store, &j->so, &rq->body, NULL, NULL);
     }
@@ -250,6 +252,23 @@ static int tenant_sessions(api_req_t *rq, const char *list)
     return 1;
 }
 
+/* 0 after answering 400 when a token limited to session prefixes names a position range:
+ * positions count every tenant's events (docs/HTTP.md "Tenants"); times work instead. */
+static int tenant_no_positions(api_req_t *rq)
+{
+    char v[32];
+    if (!rq->n_prefixes)
+        return 1;
+    const char *name = api__query(rq, "after", v, sizeof v) ? "after"
+                       : api__query(rq, "until", v, sizeof v) ? "until" : NULL;
+    if (!name)
+        return 1;
+    api__problem(rq, REEL_EINVALID_PARAMETER,
+                 "'%s' is a store-wide position, which a token limited to session prefixes "
+                 "cannot use; give times ('since', 'before') instead", name);
+    return 0;
+}
+
 enum MHD_Result api__stats(api_req_t *rq, const char *data, size_t *size)
 {
     if (rq->phase == JOB_RUNNING)
@@ -259,8 +278,10 @@ enum MHD_Result api__stats(api_req_t *rq, const char *data, size_t *size)
         return api__problem(rq, REEL_ENOMEM, "out of memory");
     j->kind = JOB_STATS;
     replay_stats_opts_t *o = &j->so;
+    o->flags = api__render_flags(rq, 0);
     int rc = REEL_OK;
-    if (api__query_u64(rq, "after", INT64_MAX, &o->after) != REEL_OK ||
+    if (!tenant_no_positions(rq) ||
+        api__query_u64(rq, "after", INT64_MAX, &o->after) != REEL_OK ||
         api__query_u64(rq, "until", INT64_MAX, &o->until) != REEL_OK ||
         query_time(rq, "since", &o->since_ms) != REEL_OK ||
         query_time(rq, "before", &o->before_ms) != REEL_OK ||
@@ -411,6 +432,7 @@ enum MHD_Result api__session_export(api_req_t *rq, const char *data, size_t *siz
     replay_export_opts_t o = REPLAY_EXPORT_DEFAULT;
     if (export_params(rq, &o) < 0)
         return MHD_YES;
+    o.flags = api__render_flags(rq, 0);
     o.session = rq->session;
     o.session_len = rq->session_len;
     return export_start(rq, &o, rq->session);
@@ -433,7 +455,8 @@ static int sessions_valid(const char *s)
 enum MHD_Result api__export(api_req_t *rq, const char *data, size_t *size)
 {
     replay_export_opts_t o = REPLAY_EXPORT_DEFAULT;
-    if (export_params(rq, &o) < 0 ||
+    o.flags = api__render_flags(rq, 0);
+    if (export_params(rq, &o) < 0 || !tenant_no_positions(rq) ||
         api__query_u64(rq, "after", INT64_MAX, &o.after) != REEL_OK ||
         api__query_u64(rq, "until", INT64_MAX, &o.until) != REEL_OK ||
         query_time(rq, "since", &o.since_ms) != REEL_OK ||

@@ -1,6 +1,6 @@
 /* sessions.c -- session records: GET /v1/sessions, GET|POST|PUT|DELETE /v1/sessions/{id}.
  *
- * Changes (put, delete) go through the committer like appends: the connection is
+ * Changes (put, delete, purge) go through the committer like appends: the connection is
  * suspended until the change is durable, then the record is read back and served.
  * The body of a put is {agent, native_session_id, metadata, expected_version}; each field
  * may be absent (left unchanged) or null; metadata must be an object, kept exactly
@@ -17,8 +17,9 @@
 #include <string.h>
 
 #include "api/handlers/handlers.h"
+#include "retain/retain.h"
 
-enum { CHANGE_BODY = API_PHASE_OWN, CHANGE_COMMIT };
+enum { CHANGE_BODY = API_PHASE_OWN, CHANGE_COMMIT, PURGE_TRIM };
 #include "replay/replay.h"
 #include "store/json.h"
 #include "store/parse.h"
@@ -260,8 +261,91 @@ static int metadata_field(store_json_t *j, store_buf_t *meta, int *set)
     return store_json_fail(j, REEL_EINVALID_PARAMETER, "'metadata' must be an object or null");
 }
 
+/* ---- retention (docs/RETENTION.md) ---- */
+
+/* A limit of a retention object: a duration ("30d", or a number of seconds) or, for
+ * max_events ('count'), a positive integer. */
+static int limit_value(store_json_t *j, const char *name, int count, uint64_t *out)
+{
+    store_buf_t tmp = STORE_BUF_INIT;
+    int rc;
+    if (store_json_peek(j) == '"') {
+        rc = store_json_string(j, &tmp);
+        if (rc == REEL_OK && (count || retain_duration_parse((const char *)tmp.data, tmp.len, out)))
+            rc = store_json_fail(j, REEL_EINVALID_PARAMETER, "retention '%s': '%.40s' is not %s",
+                                 name, store_buf_cstr(&tmp),
+                                 count ? "a positive integer" : "a duration like 30d, 12h, 90m");
+        store_buf_release(&tmp);
+        return rc;
+    }
+    const char *a = j->p;
+    rc = store_json_value(j, &tmp, 1);
+    store_buf_release(&tmp);
+    if (rc != REEL_OK)
+        return rc;
+    size_t n = (size_t)(j->p - a);
+    uint64_t v;
+    if (!n || *a == '0' || store_parse_u64(a, n, &v) || (!count && v > UINT64_MAX / 1000000))
+        return store_json_fail(j, REEL_EINVALID_PARAMETER,
+                               "retention '%s' must be a positive integer%s, not %.*s", name,
+                               count ? "" : " of seconds or a duration string",
+                               n < COND_TEXT ? (int)n : COND_TEXT, a);
+    *out = count ? v : v * 1000;
+    return REEL_OK;
+}
+
+/* "retention": {max_age, max_age_after_end, max_events, archive} or null (the store
+ * default applies again). Sets '*set' when given. */
+static int retention_field(store_json_t *j, store_retention_t *p, int *set)
+{
+    memset(p, 0, sizeof *p);
+    store_buf_t key = STORE_BUF_INIT;
+    int rc, c = store_json_peek(j);
+    if (c != '{') {
+        rc = store_json_value(j, &key, 1);
+        if (rc == REEL_OK && !(key.len == 1 && key.data[0] == 0xc0))
+            rc = store_json_fail(j, REEL_EINVALID_PARAMETER, "'retention' must be an object or null");
+        store_buf_release(&key);
+        *set = rc == REEL_OK;
+        return rc;
+    }
+    p->set = 1;
+    rc = store_json_expect(j, '{');
+    for (int first = 1; rc == REEL_OK && store_json_peek(j) != '}'; first = 0) {
+        if (!first && (rc = store_json_expect(j, ',')) != REEL_OK)
+            break;
+        store_buf_clear(&key);
+        if ((rc = store_json_string(j, &key)) != REEL_OK || (rc = store_json_expect(j, ':')))
+            break;
+        if (store_buf_is(&key, "max_age"))
+            rc = limit_value(j, "max_age", 0, &p->max_age_ms);
+        else if (store_buf_is(&key, "max_age_after_end"))
+            rc = limit_value(j, "max_age_after_end", 0, &p->max_age_ended_ms);
+        else if (store_buf_is(&key, "max_events"))
+            rc = limit_value(j, "max_events", 1, &p->max_events);
+        else if (store_buf_is(&key, "archive")) {
+            store_buf_t v = STORE_BUF_INIT;
+            rc = store_json_value(j, &v, 1);
+            if (rc == REEL_OK && !(v.len == 1 && (v.data[0] == 0xc2 || v.data[0] == 0xc3)))
+                rc = store_json_fail(j, REEL_EINVALID_PARAMETER, "retention 'archive' must be "
+                                     "true or false");
+            else if (rc == REEL_OK)
+                p->no_archive = v.data[0] == 0xc2;
+            store_buf_release(&v);
+        } else
+            rc = store_json_fail(j, REEL_EINVALID_PARAMETER,
+                                 "unknown retention field '%.64s' (expected max_age, "
+                                 "max_age_after_end, max_events, archive)", store_buf_cstr(&key));
+    }
+    if (rc == REEL_OK)
+        rc = store_json_expect(j, '}');
+    store_buf_release(&key);
+    *set = rc == REEL_OK;
+    return rc;
+}
+
 struct put_fields {
-    int agent, native, meta;
+    int agent, native, meta, retention;
     size_t agent_len, native_len;
     uint64_t expected_version; /* 0 = absent */
 };
@@ -313,10 +397,12 @@ static int parse_put(api_req_t *rq, struct put_fields *f, store_json_error_t *e)
             rc = metadata_field(&j, &rq->meta, &f->meta);
         else if (store_buf_is(&key, "expected_version"))
             rc = version_field(&j, &f->expected_version);
+        else if (store_buf_is(&key, "retention"))
+            rc = retention_field(&j, &rq->retention, &f->retention);
         else
             rc = store_json_fail(&j, REEL_EINVALID_PARAMETER,
                                  "unknown field '%.64s' (expected agent, native_session_id, "
-                                 "metadata, expected_version)",
+                                 "metadata, retention, expected_version)",
                                  store_buf_cstr(&key));
     }
     store_buf_release(&key);
@@ -333,7 +419,7 @@ static enum MHD_Result put_submit(api_req_t *rq)
 {
     if (rq->reject)
         return api__problem(rq, rq->reject, "%s", rq->reject_detail);
-    struct put_fields f = {0, 0, 0, 0, 0, 0};
+    struct put_fields f = {0, 0, 0, 0, 0, 0, 0};
     store_json_error_t e;
     memset(&e, 0, sizeof e);
     int rc = parse_put(rq, &f, &e);
@@ -354,6 +440,8 @@ static enum MHD_Result put_submit(api_req_t *rq)
         b->metadata = rq->meta.data;
         b->metadata_len = rq->meta.len;
     }
+    if (f.retention)
+        b->retention = &rq->retention;
     enum MHD_Result r;
     if (!conditions(rq, b, f.expected_version, &r))
         return r;
@@ -361,12 +449,22 @@ static enum MHD_Result put_submit(api_req_t *rq)
     return api__submit(rq, b);
 }
 
+/* 204: a purged session has no record left to show. */
+static enum MHD_Result reply_purged(api_req_t *rq)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"",
+                                                                MHD_RESPMEM_PERSISTENT);
+    return resp ? api__queue(rq, 204, resp) : MHD_NO;
+}
+
 static enum MHD_Result change_done(api_req_t *rq)
 {
     int err = rq->batch.err;
     if (err == REEL_EPRECONDITION)
         return precondition_failed(rq);
-    return err != REEL_OK ? api__session_problem(rq, err, "the change") : reply_record(rq);
+    if (err != REEL_OK)
+        return api__session_problem(rq, err, "the change");
+    return rq->batch.op == STORE_OP_PURGE ? reply_purged(rq) : reply_record(rq);
 }
 
 enum MHD_Result api__session_get(api_req_t *rq, const char *data, size_t *size)
@@ -374,15 +472,45 @@ enum MHD_Result api__session_get(api_req_t *rq, const char *data, size_t *size)
     return reply_record(rq);
 }
 
+/* ?purge=true, after each trim batch: another batch while events remain, then the purge
+ * of the emptied record (a tombstone has none: straight to the purge). The conditions
+ * stay in the batch, so the purge checks them again. */
+static enum MHD_Result purge_step(api_req_t *rq)
+{
+    store_batch_t *b = &rq->batch;
+    int err = b->err;
+    if (err == REEL_EPRECONDITION)
+        return precondition_failed(rq);
+    if (err != REEL_OK && err != REEL_EGONE)
+        return api__session_problem(rq, err, "the purge");
+    int more = err == REEL_OK && b->first_sequence <= b->last_sequence;
+    b->op = more ? STORE_OP_TRIM : STORE_OP_PURGE;
+    b->trim_before = UINT64_MAX;
+    b->err = REEL_OK;
+    rq->phase = more ? PURGE_TRIM : CHANGE_COMMIT;
+    return api__submit(rq, b);
+}
+
 enum MHD_Result api__session_delete(api_req_t *rq, const char *data, size_t *size)
 {
     if (rq->phase == CHANGE_COMMIT)
         return rq->async_done ? change_done(rq) : MHD_YES;
-    store_batch_init(&rq->batch, STORE_OP_SESSION_DELETE, rq->session, rq->session_len);
+    if (rq->phase == PURGE_TRIM)
+        return rq->async_done ? purge_step(rq) : MHD_YES;
+    /* ?purge=true: removed for good (record, ids, events; docs/RETENTION.md), a tombstone
+     * included; else the tombstone that keeps the id from being used again. */
+    int purge = 0;
+    if (api__query_bool(rq, "purge", &purge) != REEL_OK)
+        return MHD_YES;
+    /* A purge first trims the events in bounded batches (STORE_TRIM_MAX each), so that a
+     * long session does not hold the appends queued behind one long transaction. */
+    store_batch_init(&rq->batch, purge ? STORE_OP_TRIM : STORE_OP_SESSION_DELETE, rq->session,
+                     rq->session_len);
+    rq->batch.trim_before = UINT64_MAX;
     enum MHD_Result r;
     if (!conditions(rq, &rq->batch, 0, &r))
         return r;
-    rq->phase = CHANGE_COMMIT;
+    rq->phase = purge ? PURGE_TRIM : CHANGE_COMMIT;
     return api__submit(rq, &rq->batch);
 }
 
@@ -420,11 +548,19 @@ struct list {
     store_buf_t *out;
     size_t n;
     int err;
+    api_req_t *rq;      /* a tenant's listing keeps only its own records */
+    int peek, found;    /* the page is full: only look whether another of its own follows */
+    int64_t mine_ms;    /* the last record served: a tenant's recent-order cursor */
+    char mine_id[STORE_SESSION_ID_MAX + 1];
 };
 
 static int list_record(void *arg, const store_session_t *rec)
 {
     struct list *l = arg;
+    if (l->rq && !api__tenant_allows(l->rq, rec->id, rec->id_len))
+        return 0;
+    if (l->peek)
+        return l->found = 1;
     if (l->n)
         store_buf_putc(l->out, ',');
     int rc = replay_write_session(l->out, rec);
@@ -433,6 +569,9 @@ static int list_record(void *arg, const store_session_t *rec)
         return 1;
     }
     l->n++;
+    l->mine_ms = rec->updated_ms;
+    memcpy(l->mine_id, rec->id, rec->id_len);
+    l->mine_id[rec->id_len] = '\0';
     return 0;
 }
 
@@ -461,18 +600,50 @@ static int parse_recent_cursor(const char *c, store_list_t *q)
     return 0;
 }
 
+/* A tenant's recent-order cursor: "<updated_ms>.<id>" of the last record it was served
+ * (its own), where others get the store-wide session number (docs/HTTP.md "Tenants").
+ * The number is looked up again; a session gone for good resumes after every record of
+ * that time (some may come again, none is skipped). */
+static int parse_tenant_recent_cursor(api_req_t *rq, const char *c, store_list_t *q)
+{
+    const char *dot = strchr(c, '.');
+    uint64_t ms;
+    size_t id_len = dot ? strlen(dot + 1) : 0;
+    if (!dot || store_parse_u64(c, (size_t)(dot - c), &ms) || ms > INT64_MAX ||
+        !store_session_id_valid(dot + 1, id_len) || !api__tenant_allows(rq, dot + 1, id_len))
+        return -1;
+    store_read_t r;
+    store_session_t rec;
+    int rc = store_read_begin(rq->srv->store, &r);
+    if (rc != REEL_OK)
+        return -1;
+    rc = store_session_get(&r, dot + 1, id_len, &rec);
+    q->last_num = rc == REEL_OK ? rec.num : UINT64_MAX;
+    store_read_end(&r);
+    q->started = 1;
+    q->last_ms = (int64_t)ms;
+    return rc == REEL_OK || rc == REEL_ESESSION_NOT_FOUND ? 0 : -1;
+}
+
 /* A token limited to session prefixes lists only under them, and learns nothing of other
- * sessions: the listing is narrowed to its prefix (the store then examines no other
- * record, so neither short pages nor cursors speak of them). Id order only for now: a
- * recent-order cursor names the store-wide session number of a record (docs/HTTP.md
- * "Tenants"). A token with several prefixes must name one with ?prefix=. '*empty' when
- * the request's prefix lies outside the token's. */
+ * sessions. In id order the listing is narrowed to its prefix (the store then examines no
+ * other record, so neither short pages nor cursors speak of them). In recent order the
+ * store walks every record by time: the tenant's records are kept (list_record), the page
+ * goes on past others' until it is full or the walk ends, and the cursor names its own
+ * last record. A token with several prefixes must name one with ?prefix= in id order.
+ * '*empty' when the request's prefix lies outside the token's. */
 static enum MHD_Result tenant_listing(api_req_t *rq, store_list_t *q, char *prefix, size_t cap,
                                       int *empty)
 {
-    if (q->order != STORE_ORDER_ID)
-        return api__problem(rq, REEL_EINVALID_PARAMETER, "order=recent is not available to a "
-                            "token limited to session prefixes; use order=id");
+    if (q->order != STORE_ORDER_ID) {
+        const char *p = rq->prefixes;
+        for (size_t i = 0; i < rq->n_prefixes; i++, p += strlen(p) + 1)
+            if (!q->prefix || (strlen(p) >= q->prefix_len && !memcmp(p, q->prefix, q->prefix_len)) ||
+                (q->prefix_len >= strlen(p) && !memcmp(q->prefix, p, strlen(p))))
+                return MHD_YES;
+        *empty = 1;
+        return MHD_YES;
+    }
     const char *p = rq->prefixes, *mine = NULL;
     for (size_t i = 0; i < rq->n_prefixes; i++, p += strlen(p) + 1) {
         size_t pl = strlen(p);
@@ -537,7 +708,9 @@ enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size
     }
     rc = api__query(rq, "cursor", cursor, sizeof cursor);
     if (rc > 0 && cursor[0]) {
-        if (q->order == STORE_ORDER_RECENT) {
+        if (q->order == STORE_ORDER_RECENT && rq->n_prefixes) {
+            rc = parse_tenant_recent_cursor(rq, cursor, q) ? -1 : rc;
+        } else if (q->order == STORE_ORDER_RECENT) {
             rc = parse_recent_cursor(cursor, q) ? -1 : rc;
         } else if (store_session_id_valid(cursor, strlen(cursor))) {
             q->started = 1;
@@ -576,14 +749,26 @@ enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size
         goto done;
     }
     store_buf_t out = STORE_BUF_INIT;
-    struct list l = {&out, 0, 0};
+    struct list l = {&out, 0, 0, rq->n_prefixes && q->order == STORE_ORDER_RECENT ? rq : NULL,
+                     0, 0, 0, ""};
     int more = 0;
     store_buf_puts(&out, "{\"sessions\":[");
-    store_read_t r;
-    if ((rc = store_read_begin(rq->srv->store, &r)) == REEL_OK) {
-        rc = store_sessions_query(&r, q, (size_t)limit, LIST_BUDGET, list_record, &l, &more);
-        store_read_end(&r);
-    }
+    /* A tenant's recent page goes on, a short read at a time, until it holds 'limit' of
+     * its own records or the walk ends, then looks on for one more of its own: its length,
+     * next_cursor and the page after tell nothing of others' records. */
+    do {
+        store_read_t r;
+        l.peek = l.rq && l.n == limit;
+        if ((rc = store_read_begin(rq->srv->store, &r)) == REEL_OK) {
+            rc = store_sessions_query(&r, q, l.peek ? LIST_BUDGET : (size_t)limit - l.n,
+                                      LIST_BUDGET, list_record, &l, &more);
+            store_read_end(&r);
+            if (rc == 1 && l.found) /* list_record's stop: one more of its own is there */
+                rc = REEL_OK;
+        }
+    } while (l.rq && rc == REEL_OK && !l.err && more && !l.found);
+    if (l.rq)
+        more = l.found;
     if (rc == REEL_OK && l.err)
         rc = l.err;
     if (rc != REEL_OK) {
@@ -594,6 +779,11 @@ enum MHD_Result api__sessions_list(api_req_t *rq, const char *data, size_t *size
     store_buf_puts(&out, "],\"next_cursor\":");
     if (!more) {
         store_buf_puts(&out, "null");
+    } else if (l.rq) {
+        store_buf_t c = STORE_BUF_INIT;
+        store_buf_printf(&c, "%lld.%s", (long long)l.mine_ms, l.mine_id);
+        store_json_write_string(&out, (const char *)c.data, c.len);
+        store_buf_release(&c);
     } else if (q->order == STORE_ORDER_RECENT) {
         char c[48];
         snprintf(c, sizeof c, "%lld.%llu", (long long)q->last_ms,

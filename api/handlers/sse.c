@@ -8,7 +8,8 @@
  * sse_buffer_bytes.
  *
  * Messages: "id: <key>\ndata: <event JSON>\n\n" (JSON has no raw newlines), comment
- * heartbeats ": keepalive\n\n" every API_HEARTBEAT_MS, and "retry: 2000" first.
+ * heartbeats ": keepalive\n\n" every API_HEARTBEAT_MS, and "retry: 2000" first; on a
+ * session stream asked for events retention trimmed, one "event: reel.trimmed" first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +29,8 @@ typedef struct feed_sse {
     size_t session_len;
     uint64_t next;           /* last key sent (sequence or position) */
     uint32_t next_index;     /* with 'changes': the change index of the last item sent */
-    int include_raw;
     int changes, bodies;     /* the feed with changes (changes.c) */
+    int flags;               /* api__render_flags() */
     char types[1024];        /* filter or "" */
 } feed_sse_t;
 
@@ -40,12 +41,30 @@ static int sse_event(void *arg, const store_event_view_t *ev, uint64_t key)
     if (out->len >= c->s.srv->lim.sse_buffer_bytes)
         return 1; /* full: the rest waits for the next read */
     size_t mark = out->len;
-    store_buf_printf(out, "id: %llu\ndata: ", (unsigned long long)key);
-    if (api__render_event(c->s.srv, out, ev, c->include_raw) != REEL_OK) {
+    if (c->feed && c->s.n_prefixes) { /* a tenant's feed: sealed ids (events.c) */
+        char sealed[API_SEAL_LEN + 1];
+        if (api__seal(c->s.srv, key, sealed) != REEL_OK)
+            return REEL_EINTERNAL;
+        store_buf_printf(out, "id: %s\ndata: ", sealed);
+    } else {
+        store_buf_printf(out, "id: %llu\ndata: ", (unsigned long long)key);
+    }
+    if (api__render_event(c->s.srv, out, ev, c->flags) != REEL_OK) {
         out->len = mark;
         return REEL_ECORRUPT;
     }
     store_buf_puts(out, "\n\n");
+    return 0;
+}
+
+/* A tenant's feed keeps the sessions under the stream's prefixes (store.h 'only'). */
+static int tenant_only(void *arg, const char *id, size_t len)
+{
+    const api_sse_t *s = arg;
+    const char *p = s->prefixes;
+    for (size_t i = 0; i < s->n_prefixes; i++, p += strlen(p) + 1)
+        if (strlen(p) <= len && !memcmp(id, p, strlen(p)))
+            return 1;
     return 0;
 }
 
@@ -57,15 +76,25 @@ static int fill(api_sse_t *s, int *moved)
     int rc = store_read_begin(s->srv->store, &r);
     if (rc != REEL_OK)
         return rc;
+    uint64_t first = 1;
     if (!c->feed)
-        rc = api__session_readable(&r, c->session, c->session_len);
-    if (s->srv->evcache && !c->include_raw && !c->types[0]) {
+        rc = api__session_readable_from(&r, c->session, c->session_len, &first);
+    if (rc == REEL_OK && !c->feed && c->next + 1 < first) {
+        /* Retention trimmed the events the client asked for: say so once, with the id of
+         * the place the stream goes on from (docs/HTTP.md "Server-Sent Events"). */
+        store_buf_printf(&s->out, "event: reel.trimmed\nid: %llu\ndata: {\"first_sequence\":%llu,"
+                         "\"requested_offset\":%llu}\n\n", (unsigned long long)(first - 1),
+                         (unsigned long long)first, (unsigned long long)c->next);
+        c->next = first - 1;
+        *moved = 1;
+    }
+    if (s->srv->evcache && !(c->flags & REPLAY_RAW) && !c->types[0]) {
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = s->srv->evcache;
     }
     if (rc == REEL_OK && c->changes) {
         store_read_end(&r); /* api__cfeed_read() takes its own */
-        api_cfeed_t f = {.srv = s->srv, .out = &s->out, .sse = 1, .include_raw = c->include_raw,
+        api_cfeed_t f = {.srv = s->srv, .out = &s->out, .sse = 1, .include_raw = c->flags & REPLAY_RAW,
                          .bodies = c->bodies, .max_bytes = s->srv->lim.sse_buffer_bytes};
         rc = api__cfeed_read(&f, c->next, c->next_index, SSE_BATCH);
         *moved = f.n > 0;
@@ -73,11 +102,15 @@ static int fill(api_sse_t *s, int *moved)
         c->next_index = f.last_index;
         return rc;
     }
+    if (c->feed && s->n_prefixes) {
+        r.only = tenant_only;
+        r.only_arg = s;
+    }
     if (rc == REEL_OK) {
         replay_scan_t sc = {c->feed ? NULL : c->session, c->session_len,
                             c->types[0] ? c->types : NULL, SSE_BATCH, 0, 0};
         rc = replay_scan(&r, &sc, c->next, sse_event, c);
-        *moved = sc.scanned != c->next;
+        *moved |= sc.scanned != c->next;
         c->next = sc.scanned;
     }
     store_read_end(&r);
@@ -100,10 +133,23 @@ static void dispose(api_sse_t *s)
 
 static const api_sse_ops_t feed_ops = {fill, heartbeat, dispose};
 
-/* Parses the starting key: Last-Event-ID wins over the query parameter. */
+/* Parses the starting key: Last-Event-ID wins over the query parameter. A tenant's feed
+ * takes 0 or a sealed id or next_after (events.c). */
 static int start_key(api_req_t *rq, int feed, uint64_t *key)
 {
     const char *lei = api__header(rq, "Last-Event-ID");
+    if (feed && rq->n_prefixes) {
+        char v[API_SEAL_LEN + 8];
+        int rc = lei ? (int)snprintf(v, sizeof v, "%s", lei) : api__query(rq, "after", v, sizeof v);
+        *key = 0;
+        if (rc == 0 || (rc > 0 && !strcmp(v, "0")) ||
+            (rc > 0 && rc < (int)sizeof v && api__unseal(rq->srv, v, strlen(v), key) == REEL_OK))
+            return REEL_OK;
+        api__problem(rq, REEL_EINVALID_PARAMETER, "%s must be 0 or an id this server gave: a "
+                     "token limited to session prefixes reads the feed with sealed cursors",
+                     lei ? "Last-Event-ID" : "'after'");
+        return REEL_EINVALID_PARAMETER;
+    }
     if (lei) {
         uint64_t v;
         if (store_parse_u64(lei, strlen(lei), &v) != REEL_OK || v > INT64_MAX) {
@@ -173,7 +219,7 @@ static enum MHD_Result sse_start(api_req_t *rq, int feed)
     memcpy(c->session, rq->session, rq->session_len + 1);
     c->session_len = rq->session_len;
     c->next = key;
-    c->include_raw = raw;
+    c->flags = api__render_flags(rq, raw);
     c->changes = rq->changes;
     c->bodies = rq->bodies;
     c->next_index = rq->after_index;

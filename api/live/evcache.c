@@ -9,7 +9,8 @@
  * Rules:
  *  - The cache is only asked about an event that a read transaction just returned, so a
  *    deleted event is never served from it; it holds no state of its own to invalidate.
- *  - Envelopes without 'raw' only (include_raw renders every time; it is the rare case).
+ *  - Envelopes without 'raw' only (REPLAY_RAW renders every time; it is the rare case),
+ *    kept whole: a tenant's copy has its position cut (replay_drop_position()).
  *  - One mutex around lookups and inserts; rendering happens outside it. Bounded by bytes
  *    (entries included), the least recently used entries evicted first; an envelope larger
  *    than 1/64 of the budget is not kept.
@@ -147,12 +148,13 @@ static void insert(api_evcache_t *c, uint64_t position, const uint8_t *json, siz
 }
 
 int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_view_t *ev,
-                      int include_raw)
+                      int flags)
 {
     api_evcache_t *c = srv->evcache;
     int rc;
-    if (!c || include_raw)
-        return (rc = store_event_check(ev)) ? rc : replay_write_event(out, ev, include_raw);
+    if (!c || (flags & REPLAY_RAW))
+        return (rc = store_event_check(ev)) ? rc : replay_write_event(out, ev, flags);
+    size_t mark = out->len;
     pthread_mutex_lock(&c->mu);
     struct ent *e = find(c, ev->position);
     if (e) {
@@ -161,18 +163,25 @@ int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_vie
         c->hits++;
         store_buf_put(out, e->json, e->len); /* under the lock: eviction frees entries */
         pthread_mutex_unlock(&c->mu);
-        return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+    } else {
+        c->misses++;
+        pthread_mutex_unlock(&c->mu);
+        /* Not (or no longer) cached: a view the store did not hash is checked now. */
+        if ((rc = store_event_check(ev)) != REEL_OK || (rc = replay_write_event(out, ev, 0)))
+            return rc;
+        if (!store_buf_failed(out))
+            insert(c, ev->position, out->data + mark, out->len - mark);
     }
-    c->misses++;
-    pthread_mutex_unlock(&c->mu);
-    /* Not (or no longer) cached: a view the store did not hash is checked now. */
-    if ((rc = store_event_check(ev)) != REEL_OK)
-        return rc;
-    size_t mark = out->len;
-    rc = replay_write_event(out, ev, 0);
-    if (rc == REEL_OK && !store_buf_failed(out))
-        insert(c, ev->position, out->data + mark, out->len - mark);
-    return rc;
+    if (store_buf_failed(out))
+        return REEL_ENOMEM;
+    if (flags & REPLAY_NO_POSITION) /* kept whole, served without it to tenants */
+        replay_drop_position(out, mark);
+    return REEL_OK;
+}
+
+int api__render_flags(const api_req_t *rq, int include_raw)
+{
+    return (include_raw ? REPLAY_RAW : 0) | (rq->n_prefixes ? REPLAY_NO_POSITION : 0);
 }
 
 int api__evcache_has(void *arg, uint64_t position)
@@ -186,9 +195,9 @@ int api__evcache_has(void *arg, uint64_t position)
 
 /* The trampoline replay_restore() calls (replay knows nothing of the server). */
 int api__render_event_cb(void *srv, store_buf_t *out, const store_event_view_t *ev,
-                         int include_raw)
+                         int flags)
 {
-    return api__render_event(srv, out, ev, include_raw);
+    return api__render_event(srv, out, ev, flags);
 }
 
 void api__evcache_stats(api_evcache_t *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes)

@@ -49,6 +49,14 @@ struct api_sse {
     uint64_t heartbeat_ms;   /* keep-alive after this much silence */
     uint64_t max_ms;         /* the response ends after this long; 0 = never */
     int finished;            /* end the stream once 'out' is sent */
+    /* The token it was opened with (api__auth_still_valid()): a SIGHUP reload that
+     * revokes it, takes a scope it needed or changes its prefixes ends the stream. */
+    uint8_t token_digest[32];
+    int token_need;          /* 0: opened without a token */
+    uint64_t tokens_gen;
+    char *prefixes;          /* owned copy of the request's, NUL-separated */
+    size_t n_prefixes;       /* > 0: a tenant's stream, whose filter skips other tenants'
+                                events silently (no note that would tell how many) */
 };
 
 /* Takes one of the --max-sse-clients slots (released when the stream is freed): 0 when
@@ -79,12 +87,17 @@ int64_t api__access_last(api_server_t *srv, const char *sid, size_t len);
 
 api_evcache_t *api__evcache_new(size_t max_bytes); /* NULL when max_bytes is 0 */
 void api__evcache_free(api_evcache_t *c);
-/* replay_write_event() through the cache: the same bytes, copied when kept. */
+/* replay_write_event() through the cache: the same bytes, copied when kept ('flags':
+ * REPLAY_RAW renders every time; REPLAY_NO_POSITION cuts the kept envelope's position). */
 int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_view_t *ev,
-                      int include_raw);
+                      int flags);
+/* The flags api__render_event() takes for request 'rq': REPLAY_RAW with 'include_raw',
+ * and REPLAY_NO_POSITION for a token limited to session prefixes (positions count every
+ * tenant's events: docs/HTTP.md "Tenants"). */
+int api__render_flags(const api_req_t *rq, int include_raw);
 /* The same with a void * server, for replay_restore_opts_t.render. */
 int api__render_event_cb(void *srv, store_buf_t *out, const store_event_view_t *ev,
-                         int include_raw);
+                         int flags);
 /* 1 when the envelope of 'position' is cached ('arg' is the api_evcache_t): the
  * store_read_t.cached hook of reads whose every event goes through api__render_event()
  * without raw, so a cached event's body is not hashed again (it was checked when it was

@@ -52,6 +52,33 @@ void api__sse_init(api_sse_t *s, const api_sse_ops_t *ops, api_req_t *rq, uint64
     s->heartbeat_ms = heartbeat_ms;
     s->max_ms = max_ms;
     s->finished = 0;
+    memcpy(s->token_digest, rq->token_digest, sizeof s->token_digest);
+    s->token_need = rq->token_need;
+    s->tokens_gen = rq->tokens_gen;
+    s->prefixes = NULL;
+    s->n_prefixes = 0;
+    size_t len = 0;
+    for (size_t i = 0; i < rq->n_prefixes; i++)
+        len += strlen(rq->prefixes + len) + 1;
+    if (rq->n_prefixes && (s->prefixes = malloc(len))) {
+        memcpy(s->prefixes, rq->prefixes, len);
+        s->n_prefixes = rq->n_prefixes;
+    } else if (rq->n_prefixes) {
+        s->finished = 1; /* out of memory: end at once rather than serve unchecked */
+    }
+}
+
+/* 0 when a reload since the stream began took its token away (see api_sse). */
+static int token_still_valid(api_sse_t *s)
+{
+    uint64_t gen = atomic_load(&s->srv->tokens_gen);
+    if (!s->token_need || gen == s->tokens_gen)
+        return 1;
+    if (!api__token_still_valid(s->srv, s->token_digest, s->token_need, s->prefixes,
+                                s->n_prefixes))
+        return 0;
+    s->tokens_gen = gen;
+    return 1;
 }
 
 static ssize_t give(api_sse_t *s, char *buf, size_t max)
@@ -93,7 +120,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
             return give(s, buf, max);
         drained(s);
         uint64_t now = api__now_ms();
-        if (s->finished || api__stopping(srv) || (s->max_ms && now - s->start_ms >= s->max_ms))
+        if (s->finished || api__stopping(srv) || (s->max_ms && now - s->start_ms >= s->max_ms) ||
+            !token_still_valid(s))
             return MHD_CONTENT_READER_END_OF_STREAM;
         uint64_t gen = api__gen(srv);
         int moved = 0;
@@ -103,8 +131,12 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
             continue;
         if (moved) {
             /* A filter skipped a whole batch: keep scanning, but after a few batches hand
-             * out a comment so that this call ends and libmicrohttpd calls again. */
-            if (++skipped % SSE_SKIP_NOTE == 0)
+             * out a comment so that this call ends and libmicrohttpd calls again. A
+             * tenant's stream is told nothing of other tenants' events: only the timed
+             * heartbeat. */
+            if (s->n_prefixes && now - s->last_write_ms >= s->heartbeat_ms)
+                s->ops->heartbeat(s);
+            else if (!s->n_prefixes && ++skipped % SSE_SKIP_NOTE == 0)
                 store_buf_puts(&s->out, ":\n");
             continue;
         }
@@ -125,6 +157,7 @@ static void sse_free(void *cls)
     api_sse_t *s = cls;
     atomic_fetch_sub(&s->srv->sse_clients, 1);
     store_buf_release(&s->out);
+    free(s->prefixes);
     s->ops->dispose(s);
 }
 

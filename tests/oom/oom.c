@@ -355,7 +355,7 @@ static int op_verify(struct ctx *c, store_buf_t *out)
 {
     store_verify_report_t rep;
     int rc = store_verify(c->s, NULL, 0, &rep, NULL, NULL);
-    return rc ? rc : replay_write_verify(out, &rep);
+    return rc ? rc : replay_write_verify(out, &rep, 0);
 }
 
 static int import_file_into(store_t *s, const char *path)

@@ -72,6 +72,33 @@ Test(replay_event, write_event_renders_the_envelope_in_order)
     store_buf_release(&mp);
 }
 
+/* A tenant's copy of a kept envelope: replay_drop_position() cuts exactly what
+ * REPLAY_NO_POSITION leaves out, whatever the id and the data hold. */
+Test(replay_event, drop_position_equals_rendering_without_it)
+{
+    static const char *ids[] = {"s1", "a\"b", "x\\\",\"sequence\":1,\"position\":2", "\u00e9/\"q"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        store_buf_t mp, kept = STORE_BUF_INIT, plain = STORE_BUF_INIT;
+        store_event_view_t ev;
+        view(&ev, &mp, "[\"e1\",\"t\",\"agent\",false,null,{\"sequence\":1,\"position\":9},null]");
+        ev.session = ids[i];
+        ev.session_len = strlen(ids[i]);
+        store_buf_puts(&kept, "[x,");
+        size_t mark = kept.len;
+        TU_OK(replay_write_event(&kept, &ev, 0));
+        cr_assert(strstr(store_buf_cstr(&kept), ",\"position\":17,"));
+        replay_drop_position(&kept, mark);
+        store_buf_puts(&plain, "[x,");
+        TU_OK(replay_write_event(&plain, &ev, REPLAY_NO_POSITION));
+        assert_buf(&kept, store_buf_cstr(&plain));
+        cr_assert(!strstr(store_buf_cstr(&plain), "\"position\":17"));
+        cr_assert(strstr(store_buf_cstr(&plain), "\"position\":9}"), "the data keeps its own");
+        store_buf_release(&kept);
+        store_buf_release(&plain);
+        store_buf_release(&mp);
+    }
+}
+
 Test(replay_event, client_time_follows_time_as_given_and_is_absent_when_nil)
 {
     static const struct {
@@ -188,13 +215,13 @@ Test(replay_event, write_verify_reports_the_first_error)
     memset(&rep, 0, sizeof rep);
     rep.ok = 1, rep.sessions = 2, rep.events = 5, rep.log_entries = 5;
     store_buf_t out = STORE_BUF_INIT;
-    TU_OK(replay_write_verify(&out, &rep));
+    TU_OK(replay_write_verify(&out, &rep, 0));
     assert_buf(&out, "{\"ok\":true,\"sessions\":2,\"events\":5,\"log_entries\":5}");
     rep.ok = 0, rep.sequence = 4, rep.position = 9, rep.ok_up_to = 3;
     strcpy(rep.session, "s\"1");
     strcpy(rep.problem, "hash chain broken");
     store_buf_clear(&out);
-    TU_OK(replay_write_verify(&out, &rep));
+    TU_OK(replay_write_verify(&out, &rep, 0));
     assert_buf(&out, "{\"ok\":false,\"sessions\":2,\"events\":5,\"log_entries\":5,"
                      "\"first_error\":{\"session\":\"s\\\"1\",\"sequence\":4,\"position\":9,"
                      "\"ok_up_to\":3,\"problem\":\"hash chain broken\"}}");
