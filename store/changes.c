@@ -103,6 +103,8 @@ const char *store_change_name(int kind)
     case STORE_CHANGE_PUT: return "put";
     case STORE_CHANGE_DELETE: return "delete";
     case STORE_CHANGE_APPEND: return "append";
+    case STORE_CHANGE_TRIM: return "trim";
+    case STORE_CHANGE_PURGE: return "purge";
     default: return NULL;
     }
 }

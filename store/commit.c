@@ -618,6 +618,7 @@ static int apply_trim(struct group *g, store_batch_t *b)
     if (x->rec.status == STORE_DELETED)
         return REEL_EGONE;
     store_session_t *r = &x->rec;
+    uint64_t first = r->first_sequence;
     uint64_t stop = b->trim_before < r->last_sequence + 1 ? b->trim_before : r->last_sequence + 1;
     if (stop > r->first_sequence + STORE_TRIM_MAX)
         stop = r->first_sequence + STORE_TRIM_MAX;
@@ -645,6 +646,10 @@ static int apply_trim(struct group *g, store_batch_t *b)
     }
     if (c)
         mdb_cursor_close(c);
+    /* What was removed is committed even when the batch stops on an error: log it. */
+    int lc = r->first_sequence != first && !g->mdb_rc ? log_change(g, x, STORE_CHANGE_TRIM) : 0;
+    if (lc)
+        return lc;
     b->first_sequence = r->first_sequence;
     b->last_sequence = r->last_sequence;
     b->version = r->version;
@@ -686,6 +691,8 @@ static int apply_purge(struct group *g, store_batch_t *b)
             ((rc = mdb_del(g->txn, s->db_session_ids, &n, NULL)) && rc != MDB_NOTFOUND))
             return g->mdb_rc = rc, REEL_EIO;
     }
+    if ((rc = log_change(g, x, STORE_CHANGE_PURGE)))
+        return rc;
     b->last_sequence = x->rec.last_sequence;
     b->version = 0;
     x->purged = 1;

@@ -397,14 +397,17 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
  * before it and its index among the changes after that event. Events keep their positions
  * (a change takes none), and (position, index) orders events (index 0) and changes in
  * commit order: the feed with changes (store_feed_changes_after) is one cursor over both.
- * Kinds 1..3 are written now; the data lifecycle's parts add theirs (trims, purges,
- * redactions after the fact) with the next numbers. A reader MUST pass an unknown kind
+ * Kinds 1..5 are written now; redaction after the fact adds its own with the next number. A reader MUST pass an unknown kind
  * on with its record rather than fail: it is a record change all the same. */
 enum store_change_kind {
     STORE_CHANGE_PUT = 1,    /* a PUT/POST of the record applied (created, or fields set) */
     STORE_CHANGE_DELETE = 2, /* the session was deleted: its events are gone */
     STORE_CHANGE_APPEND = 3, /* an append batch changed a field a PUT sets (native id,
                                 metadata): the version moved without a PUT */
+    STORE_CHANGE_TRIM = 4,   /* retention removed the oldest events: the record's
+                                first_sequence says where the session starts now */
+    STORE_CHANGE_PURGE = 5,  /* the session was removed for good (record included); the
+                                change carries the record as it was */
 };
 
 typedef struct store_change_view {
@@ -427,7 +430,7 @@ typedef int (*store_change_cb)(void *arg, const store_change_view_t *ch);
 int store_feed_changes_after(store_read_t *r, uint64_t after, uint32_t index, size_t limit,
                              store_event_cb cb, store_change_cb ccb, void *arg, int *more);
 
-/* The name of a change kind ("put", "delete", "append"), NULL for a kind this build does
+/* The name of a change kind ("put", "delete", "append", "trim", "purge"), NULL for a kind this build does
  * not know. */
 const char *store_change_name(int kind);
 

@@ -357,6 +357,10 @@ static void parse_change(parser_t *ps, sink_item_t *it)
     it->event_count = u64_in(r, n, "event_count", NULL);
     it->runs = u64_in(r, n, "runs", NULL);
     it->version = u64_in(r, n, "version", NULL);
+    int ok = 0;
+    it->first_sequence = u64_in(r, n, "first_sequence", &ok);
+    if (!ok)
+        it->first_sequence = 1;
     if (!it->status)
         ps->bad = 1;
 }

@@ -50,6 +50,7 @@ typedef struct sink_item {
     const char *agent, *agent_session_id, *status, *metadata; /* from the record */
     uint64_t created_ms, updated_ms, ended_ms, first_ms; /* 0 = null */
     uint64_t last_sequence, event_count, runs, version;
+    uint64_t first_sequence;   /* the first kept sequence (1 unless retention trimmed) */
     int has_last_hash;
     uint8_t last_hash[32];
 } sink_item_t;

@@ -460,13 +460,23 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
     p_str(p, it->record);
     if (p_exec(pg, p, sql, "inserting a change", NULL))
         return -1;
-    if (it->kind == 2) { /* STORE_CHANGE_DELETE */
-        snprintf(sql, sizeof sql, "DELETE FROM \"%s\".events WHERE cell = $1 AND session_id = $2",
+    /* The feed no longer serves what a delete, purge or trim removed: neither do we. */
+    if (it->kind == STORE_CHANGE_DELETE || it->kind == STORE_CHANGE_PURGE ||
+        it->kind == STORE_CHANGE_TRIM) {
+        snprintf(sql, sizeof sql, "DELETE FROM \"%s\".events WHERE cell = $1 AND session_id = $2"
+                 " AND sequence < $3", pg->schema);
+        p_str(p, cell);
+        p_str(p, it->session);
+        p_u64(p, it->kind == STORE_CHANGE_TRIM ? it->first_sequence : UINT64_MAX >> 1, 0);
+        if (p_exec(pg, p, sql, "removing a session's events", NULL))
+            return -1;
+    }
+    if (it->kind == STORE_CHANGE_PURGE) { /* the record is gone too */
+        snprintf(sql, sizeof sql, "DELETE FROM \"%s\".sessions WHERE cell = $1 AND id = $2",
                  pg->schema);
         p_str(p, cell);
         p_str(p, it->session);
-        if (p_exec(pg, p, sql, "deleting a session's events", NULL))
-            return -1;
+        return p_exec(pg, p, sql, "removing a purged session", NULL);
     }
     snprintf(sql, sizeof sql,
              "INSERT INTO \"%s\".sessions AS s (cell, id, agent, agent_session_id, created_at, "
@@ -488,7 +498,7 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
     p_str(p, it->agent ? it->agent : "");
     p_str(p, it->agent_session_id ? it->agent_session_id : "");
     p_u64(p, it->created_ms, 0);
-    p_u64(p, it->kind == 2 ? it->time_ms : 0, 1);
+    p_u64(p, it->kind == STORE_CHANGE_DELETE ? it->time_ms : 0, 1);
     p_str(p, it->status);
     p_u64(p, it->updated_ms, 0);
     p_u64(p, it->ended_ms, 1);

@@ -390,3 +390,30 @@ def test_reporting_needs_the_full_scope(server_factory, tmp_path):
     assert r.status == 403, r
     server.token = "admin"
     assert server.request("POST", "/v1/sinks/pg", body={"position": 1}).status == 200
+
+
+def test_trims_and_purges_reach_postgres(server_factory, pg, schema):
+    """Retention (docs/RETENTION.md): a trim removes the oldest rows, a purge the session."""
+    server = server_factory(args=["--sync", "none", "--retention-interval", "1"])
+    for i in range(10):
+        server.append("keep", {"type": "t", "data": {"i": i}})
+        server.append("gone", {"type": "t"})
+    p = sink(server, pg, schema, "--once")
+    assert p.returncode == 0, p.stderr
+    assert pg.query("SELECT count(*) AS n FROM %s.events" % schema)[0]["n"] == 20
+    assert server.request("PUT", "/v1/sessions/keep",
+                          body={"retention": {"max_events": 3}}).status == 200
+    assert server.request("DELETE", "/v1/sessions/gone?purge=true").status in (200, 204)
+    deadline = time.time() + 20
+    while time.time() < deadline and server.get("/v1/sessions/keep").json.get(
+            "first_sequence", 1) < 8:
+        time.sleep(0.2)
+    p = sink(server, pg, schema, "--once")
+    assert p.returncode == 0, p.stderr
+    kinds = [c["change"] for c in pg.query("SELECT change FROM %s.changes ORDER BY position, "
+                                           "change_index" % schema)]
+    assert "trim" in kinds and "purge" in kinds, kinds
+    rows = pg.query("SELECT session_id, sequence FROM %s.events ORDER BY position" % schema)
+    assert rows == [{"session_id": "keep", "sequence": s} for s in (8, 9, 10)]
+    assert [r["id"] for r in pg.query("SELECT id FROM %s.sessions" % schema)] == ["keep"]
+    check_rows_match(server, pg, schema)
