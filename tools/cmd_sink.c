@@ -525,7 +525,8 @@ static int next_page(run_t *r, int *more)
     static int down;
     if (http_call(&r->http, path, NULL, WAIT_S + 30)) {
         if (!down++)
-            say(r, "cannot read the feed (retrying every second): %s", r->http.error);
+            say(r, "cannot read the feed%s: %s", r->st->once ? "" : " (retrying every second)",
+                r->http.error);
         return -1;
     }
     if (down)
@@ -550,6 +551,8 @@ static int loop(run_t *r)
         if (rc == -2)
             return CMD_FAIL;
         if (rc) {
+            if (r->st->once)
+                return CMD_FAIL; /* --once copies what is there, it does not wait */
             sleep(1);
             continue;
         }
