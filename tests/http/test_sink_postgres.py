@@ -421,3 +421,39 @@ def test_trims_and_purges_reach_postgres(server_factory, pg, schema):
     assert rows == [{"session_id": "keep", "sequence": s} for s in (8, 9, 10)]
     assert [r["id"] for r in pg.query("SELECT id FROM %s.sessions" % schema)] == ["keep"]
     check_rows_match(server, pg, schema)
+
+
+def test_backpressure_follows_a_real_sink(server_factory, pg, schema):
+    """With --max-sink-lag, appends flow while the sink keeps up, are refused (503) while it
+    is stopped, and flow again once a restarted sink caught up."""
+    server = server_factory(args=["--sync", "none", "--max-sink-lag", "200",
+                                  "--sink-wait-ms", "200"])
+    p = sink(server, pg, schema, wait=False, name="bp")
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not server.get("/v1/sinks").json["sinks"]:
+            time.sleep(0.05)
+        for i in range(30):  # 1,500 events, far past the limit, while the sink keeps up
+            r = server.append("s", [{"type": "t"}] * 50)
+            assert r.status == 200, r
+    finally:
+        p.send_signal(signal.SIGSTOP)  # a sink that stops copying (and reporting)
+    try:
+        refused = 0
+        for i in range(10):
+            r = server.append("s", [{"type": "t"}] * 50)
+            refused += r.status == 503
+        assert refused > 0
+        assert 'reel_sink_backpressure_total{outcome="refused"}' in server.get("/metrics").body.decode()
+    finally:
+        p.send_signal(signal.SIGCONT)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if server.append("s", {"type": "t"}).status == 200:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("appends did not flow again once the sink went on")
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(20) == 0
+    check_rows_match(server, pg, schema)
