@@ -231,22 +231,22 @@ static int p_exec(sink_pg_t *pg, params_t *p, const char *sql, const char *what,
 static int jsonb_refuses(const char *json)
 {
     for (const char *p = json; p && (p = strstr(p, "\\u")); p += 2) {
-        if (p > json && p[-1] == '\\') {
-            const char *q = p - 1;
-            size_t bs = 0;
-            while (q >= json && *q == '\\')
-                bs++, q--;
-            if (bs % 2 == 0)
-                continue; /* an escaped backslash followed by 'u' */
-        }
+        size_t bs = 0; /* backslashes right before: an odd count escapes this one */
+        for (const char *q = p; q > json && q[-1] == '\\'; q--)
+            bs++;
+        if (bs % 2)
+            continue;
+        if (!p[2] || !p[3] || !p[4] || !p[5])
+            return 0; /* cut short: not JSON the server writes */
         if (!strncmp(p + 2, "0000", 4))
             return 1;
-        if ((p[2] == 'd' || p[2] == 'D') && strchr("89abAB", p[3]) && p[3]) {
+        int d = p[2] == 'd' || p[2] == 'D';
+        if (d && strchr("89abAB", p[3])) { /* a high surrogate: a low one must follow */
             if (strncmp(p + 6, "\\u", 2) || !(p[8] == 'd' || p[8] == 'D') || !p[9] ||
                 !strchr("cdefCDEF", p[9]))
                 return 1;
             p += 6;
-        } else if ((p[2] == 'd' || p[2] == 'D') && p[3] && strchr("cdefCDEF", p[3])) {
+        } else if (d && strchr("cdefCDEF", p[3])) {
             return 1; /* a low surrogate not after a high one */
         }
     }

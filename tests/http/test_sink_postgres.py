@@ -135,7 +135,7 @@ def check_rows_match(server, pg, schema):
         assert base64.b64decode(r["body"]) == body
         import hashlib
         assert r["bh"] == hashlib.sha256(body).hexdigest()
-        assert r["payload_json"] == (None if e["type"] == "nul" else e["data"])
+        assert r["payload_json"] == (None if e["type"] in ("nul", "lone") else e["data"])
         assert r["sender"] == (e["source"] or "")
     crows = pg.query("SELECT position, change_index, change, session_id FROM %s.changes "
                      "ORDER BY position, change_index" % schema)
@@ -238,13 +238,15 @@ def test_rows_match_the_feed(server, pg, schema):
     # bytes COPY's text format escapes, and values jsonb cannot hold
     server.append("s5", [{"type": "odd\ttype", "event_id": "id\\with\\backslash",
                           "source": "a\nb", "data": {"t": "tab\there\nline\r\\ end"}},
-                         {"type": "nul", "data": {"n": "a\u0000b"}}])
+                         {"type": "nul", "data": {"n": "a\u0000b"}},
+                         {"type": "lone", "data": {"s": "half \ud83d"}},
+                         {"type": "literal", "data": {"t": "\\u0000 and \\ud83d as text"}}])
     server.request("PUT", "/v1/sessions/s0", body={"metadata": {"v": 2}})
     server.request("DELETE", "/v1/sessions/s3")
     p = sink(server, pg, schema, "--once")
     assert p.returncode == 0, p.stderr
     events = check_rows_match(server, pg, schema)
-    assert len(events) == 33 - 7  # s3's 7 events are gone with it
+    assert len(events) == 35 - 7  # s3's 7 events are gone with it
     row = pg.query("SELECT event_index, connection_id FROM %s.events WHERE session_id = 's1' "
                    "ORDER BY sequence LIMIT 1" % schema)[0]
     assert row == {"event_index": 101, "connection_id": "c1"}
