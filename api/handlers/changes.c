@@ -16,29 +16,6 @@
 #include "api/handlers/handlers.h"
 #include "api/live/live.h"
 #include "replay/replay.h"
-#include "store/json.h"
-
-static void put_hex(store_buf_t *out, const uint8_t *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        store_buf_putc(out, hex[p[i] >> 4]);
-        store_buf_putc(out, hex[p[i] & 15]);
-    }
-}
-
-static void put_base64(store_buf_t *out, const uint8_t *p, size_t n)
-{
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t w = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        store_buf_putc(out, b64[w >> 18 & 63]);
-        store_buf_putc(out, b64[w >> 12 & 63]);
-        store_buf_putc(out, i + 1 < n ? b64[w >> 6 & 63] : '=');
-        store_buf_putc(out, i + 2 < n ? b64[w & 63] : '=');
-    }
-}
 
 /* The envelope, then (with 'bodies') "hash" and "body" before its closing brace. */
 static int render_event(api_cfeed_t *f, const store_event_view_t *ev)
@@ -50,15 +27,7 @@ static int render_event(api_cfeed_t *f, const store_event_view_t *ev)
                        : api__render_event(f->srv, f->out, ev, f->include_raw);
     if (rc || !f->bodies)
         return rc;
-    if (f->out->len <= mark || f->out->data[f->out->len - 1] != '}')
-        return REEL_ECORRUPT;
-    f->out->len--;
-    store_buf_puts(f->out, ",\"hash\":\"");
-    put_hex(f->out, ev->hash, STORE_HASH_LEN);
-    store_buf_puts(f->out, "\",\"body\":\"");
-    put_base64(f->out, ev->body, ev->body_len);
-    store_buf_puts(f->out, "\"}");
-    return store_buf_failed(f->out) ? REEL_ENOMEM : REEL_OK;
+    return replay_write_event_body(f->out, mark, ev);
 }
 
 /* 1 when the buffer is full enough to stop before the next item ('more' is then exact). */
@@ -93,10 +62,7 @@ int api__cursor_parse(const char *s, uint64_t *pos, uint32_t *index)
 
 void api__cursor_write(store_buf_t *out, uint64_t pos, uint32_t index)
 {
-    if (index)
-        store_buf_printf(out, "%llu.%u", (unsigned long long)pos, index);
-    else
-        store_buf_printf(out, "%llu", (unsigned long long)pos);
+    replay_write_cursor(out, pos, index);
 }
 
 static void item_start(api_cfeed_t *f, uint64_t pos, uint32_t index, const char *sse_event)
@@ -140,25 +106,7 @@ static int on_event(void *arg, const store_event_view_t *ev)
 
 int api__render_change(store_buf_t *out, const store_change_view_t *ch)
 {
-    const char *name = store_change_name(ch->kind);
-    const store_session_t *rec = ch->record;
-    store_buf_printf(out, "{\"change\":\"%s\",\"kind\":%d,\"session_id\":", name ? name : "unknown",
-                     ch->kind);
-    store_json_write_string(out, rec->id, rec->id_len);
-    store_buf_printf(out, ",\"position\":%llu,\"index\":%u,\"cursor\":\"",
-                     (unsigned long long)ch->position, ch->index);
-    api__cursor_write(out, ch->position, ch->index);
-    store_buf_puts(out, "\",\"time\":");
-    replay_write_time(out, (int64_t)ch->time_ms);
-    store_buf_puts(out, ",\"record\":");
-    int rc = replay_write_session(out, rec);
-    if (!rc && rec->last_sequence) { /* where a copy's chain goes on (restore, the sink) */
-        store_buf_puts(out, ",\"last_hash\":\"");
-        put_hex(out, rec->last_hash, STORE_HASH_LEN);
-        store_buf_putc(out, '"');
-    }
-    store_buf_putc(out, '}');
-    return rc ? rc : store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+    return replay_write_change(out, ch);
 }
 
 static int on_change(void *arg, const store_change_view_t *ch)
