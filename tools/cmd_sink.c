@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "replay/replay.h"
 #include "tools/cmds.h"
 #include "tools/sink.h"
 
@@ -42,6 +43,7 @@ static uint64_t now_ms(void)
 struct settings {
     const char *kind;
     cmd_remote_t remote;
+    const char *data; /* read the data directory itself (--server then only hears reports) */
     const char *dsn, *name, *schema;
     unsigned long long cell, batch;
     int once, quiet;
@@ -70,9 +72,9 @@ static int http_init(http_t *h, const cmd_remote_t *r)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (!(h->c = curl_easy_init()))
         return -1;
-    h->base = r->url;
-    h->base_len = strlen(r->url);
-    while (h->base_len && r->url[h->base_len - 1] == '/')
+    h->base = r->url ? r->url : "";
+    h->base_len = strlen(h->base);
+    while (h->base_len && h->base[h->base_len - 1] == '/')
         h->base_len--;
     if (r->token) {
         store_buf_t a = STORE_BUF_INIT;
@@ -430,6 +432,7 @@ static int page_parse(page_t *pg, const store_buf_t *body, int *more)
 
 typedef struct run {
     const struct settings *st;
+    store_t *store;  /* --data: the data directory, read-only; else NULL */
     http_t http;
     sink_pg_t pg;
     page_t page;
@@ -455,6 +458,8 @@ static void say(const run_t *r, const char *fmt, ...)
 /* Tells the server our committed position (lag metric, backpressure). Best effort. */
 static void report(run_t *r, int force)
 {
+    if (!r->st->remote.url)
+        return; /* --data without --server: nobody to tell */
     uint64_t now = now_ms();
     if (!force && r->reported == r->pg.position && now - r->last_report_ms < IDLE_REPORT_MS)
         return;
@@ -511,9 +516,81 @@ static int pg_start(run_t *r)
     return -1;
 }
 
+/* ---- --data: the page the server would give, written from the data directory ---- */
+
+static int local_event(void *arg, const store_event_view_t *ev)
+{
+    store_buf_t *out = arg;
+    if (out->data[out->len - 1] != '[')
+        store_buf_putc(out, ',');
+    size_t mark = out->len;
+    int rc = store_event_check(ev);
+    if (!rc)
+        rc = replay_write_event(out, ev, REPLAY_RAW);
+    return rc ? rc : replay_write_event_body(out, mark, ev);
+}
+
+static int local_change(void *arg, const store_change_view_t *ch)
+{
+    store_buf_t *out = arg;
+    if (out->data[out->len - 1] != '[')
+        store_buf_putc(out, ',');
+    return replay_write_change(out, ch);
+}
+
+/* A page of the feed with changes read from the data directory into r->http.body, with
+ * the same JSON the server writes, so one parser serves both. When nothing is new it
+ * waits for the next LMDB transaction of any process (polled every 50 ms, at most
+ * WAIT_S). 0, or -2 after printing why. */
+static int local_page(run_t *r)
+{
+    for (int waited = 0;; waited += 50) {
+        uint64_t txn = store_last_txn(r->store);
+        store_buf_t *out = &r->http.body;
+        store_buf_clear(out);
+        store_buf_puts(out, "{\"events\":[");
+        store_read_t rd;
+        int more = 0, rc = store_read_begin(r->store, &rd);
+        if (!rc)
+            rc = store_feed_changes_after(&rd, r->pg.position, r->pg.index, r->st->batch,
+                                          local_event, local_change, out, &more);
+        if (!rc)
+            store_read_end(&rd);
+        if (rc) {
+            cmd_store_error("sink", rc, NULL);
+            return -2;
+        }
+        store_buf_printf(out, "],\"hasMore\":%s}", more ? "true" : "false");
+        if (store_buf_failed(out)) {
+            cmd_error("sink", "out of memory");
+            return -2;
+        }
+        int empty = out->len == strlen("{\"events\":[],\"hasMore\":false}");
+        if (!empty || r->st->once || stop || waited >= WAIT_S * 1000)
+            return 0;
+        while (!stop && store_last_txn(r->store) == txn && waited < WAIT_S * 1000) {
+            usleep(50000);
+            waited += 50;
+        }
+    }
+}
+
 /* Reads the next page; 0 with pg->n items (maybe none), or -1 (reported, retried). */
 static int next_page(run_t *r, int *more)
 {
+    if (r->store) {
+        int rc = local_page(r);
+        if (rc)
+            return rc;
+        r->page.after = r->pg.position;
+        r->page.after_index = r->pg.index;
+        if (page_parse(&r->page, &r->http.body, more)) {
+            cmd_error("sink", "a page read from '%s' does not parse (position %llu)",
+                      r->st->data, (unsigned long long)r->pg.position);
+            return -2;
+        }
+        return 0;
+    }
     char path[256], cursor[48];
     if (r->pg.index)
         snprintf(cursor, sizeof cursor, "%llu.%u", (unsigned long long)r->pg.position,
@@ -599,12 +676,17 @@ static const char about[] =
     "stops with exit status 3). The sink reports its position to the server (POST\n"
     "/v1/sinks/NAME, a token with the full scope): reel_sink_lag_events{sink=NAME} and\n"
     "serve --max-sink-lag read it. Progress goes to stderr every 5 s. SIGINT/SIGTERM stop\n"
-    "it after the page in hand. See docs/CLUSTER.md \"Sink\".\n";
+    "it after the page in hand. With --data DIR it reads the data directory itself, the same\n"
+    "items with the same checks, and reports to --server only if that is given too. See\n"
+    "docs/CLUSTER.md \"Sink\".\n";
 
 static int parse(struct settings *st, int argc, char **argv, int *nargs)
 {
     const opt_t rows[] = {
         CMD_OPT_REMOTE(&st->remote),
+        {.name = "data", .type = OPT_STRING, .arg = "DIR", .env = "REEL_SINK_DATA",
+         .dest = &st->data, .help = "read the data directory itself (read-only; a server on it\n"
+                                    "may run); --server, if given, then only hears the position"},
         {.name = "dsn", .type = OPT_STRING, .arg = "DSN", .env = "REEL_SINK_DSN",
          .dest = &st->dsn, .required = 1,
          .help = "PostgreSQL connection (libpq: \"host=... dbname=...\" or postgresql://...)"},
@@ -623,7 +705,8 @@ static int parse(struct settings *st, int argc, char **argv, int *nargs)
          .help = "no progress lines"},
         OPT_END,
     };
-    const opt_cmd_t cmd = {.name = "sink", .synopsis = "postgres --server URL --dsn DSN [options]",
+    const opt_cmd_t cmd = {.name = "sink",
+                           .synopsis = "postgres (--server URL | --data DIR) --dsn DSN [options]",
                            .args = "postgres", .about = about, .opts = rows};
     return opt_parse(&cmd, argc, argv, nargs);
 }
@@ -634,9 +717,9 @@ static int check(struct settings *st, int nargs, char **argv, char *name_buf, si
         cmd_error("sink", "the one sink is 'postgres': reel sink postgres --server URL --dsn DSN");
         return -1;
     }
-    if (!st->remote.url || !st->dsn) {
-        cmd_error("sink", "--server URL (the reel server to follow) and --dsn DSN (the "
-                  "PostgreSQL to write to) are both needed");
+    if ((!st->remote.url && !st->data) || !st->dsn) {
+        cmd_error("sink", "--server URL (the reel server to follow) or --data DIR (its data "
+                  "directory), and --dsn DSN (the PostgreSQL to write to) are needed");
         return -1;
     }
     for (const char *p = st->schema; *p; p++)
@@ -680,12 +763,17 @@ int cmd_sink(int argc, char **argv)
         cmd_error("sink", "cannot start an HTTP client");
         return CMD_FAIL;
     }
+    if (st.data && !(r.store = cmd_open_store("sink", st.data, 1, 0))) {
+        http_free(&r.http);
+        return CMD_FAIL;
+    }
     rc = pg_start(&r) ? (stop ? CMD_OK : CMD_FAIL) : loop(&r);
     if (rc == CMD_OK)
         say(&r, "stopped at position %llu (%llu events, %llu changes written)",
             (unsigned long long)r.pg.position, (unsigned long long)r.events,
             (unsigned long long)r.changes);
     sink_pg_close(&r.pg);
+    store_close(r.store);
     http_free(&r.http);
     free(r.page.items);
     free(r.page.ps.a.p);

@@ -459,3 +459,30 @@ def test_backpressure_follows_a_real_sink(server_factory, pg, schema):
     p.send_signal(signal.SIGTERM)
     assert p.wait(20) == 0
     check_rows_match(server, pg, schema)
+
+
+def test_sink_reads_a_data_directory(server, pg, schema):
+    """--data DIR: the same rows as through the server, following new commits of the server
+    process on that directory."""
+    server.request("PUT", "/v1/sessions/d", body={"agent": "claude"})
+    for i in range(5):
+        server.append("d", [{"type": "t", "data": {"i": i}}] * 3)
+    cmd = [REEL_BIN, "sink", "postgres", "--data", server.data, "--dsn", pg.dsn, "--schema",
+           schema]
+    p = subprocess.run(cmd + ["--once"], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    check_rows_match(server, pg, schema)
+    follow = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        server.append("d", [{"type": "late"}] * 4)
+        server.request("DELETE", "/v1/sessions/d")
+        server.append("e", {"type": "t"})
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if [r["id"] for r in pg.query("SELECT id FROM %s.sessions WHERE id = 'e'" % schema)]:
+                break
+            time.sleep(0.1)
+    finally:
+        follow.send_signal(signal.SIGTERM)
+        assert follow.wait(20) == 0, follow.stderr.read()
+    check_rows_match(server, pg, schema)
