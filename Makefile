@@ -10,10 +10,11 @@
 #   make install  reel, its man page, completions, systemd unit under $(DESTDIR)$(PREFIX)
 #   make deb      a Debian package in build/deb/ (make docker: the container image)
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
+#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance; the
+#                 PostgreSQL sink at full size (50 kill -9 rounds of the sink)
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-retention  retention: 10,000 sessions, churn, append p99 (docs/BENCHMARKS.md)
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
-#   make cluster-test  the PostgreSQL sink at full size (50 kill -9 rounds of the sink)
 #   make load     load tests at full size (10,000 SSE clients, slowloris); make test runs small ones
 #   make soak     SOAK_SECONDS (600) of mixed load: health p99, RSS over time, every ack checked
 #   make leakcheck  clean-shutdown leak check: LeakSanitizer (ASan build) and valgrind
@@ -49,7 +50,7 @@ JOBS     = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC) --output-sync=target)
 SUBMAKE  = $(MAKE) --no-print-directory $(JOBS)
 
 # A module's sources are its folder and one level of subfolders (api/core/*.c, ...).
-MODULES  = store ingest replay agents retain api
+MODULES  = store ingest replay agents retain cluster api
 LIBSRC   = $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*/*.c))
 LIBOBJ   = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
 TOOLSRC  = $(wildcard tools/*.c)
@@ -61,8 +62,8 @@ BENCHBIN = $(BENCHSRC:bench/%.c=$(BUILD)/%)
 BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
 ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
-.PHONY: bench-retention all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance clients \
-        torture mutants clean format load soak leakcheck cluster-test
+.PHONY: bench-retention all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance cluster-test clients \
+        torture mutants clean format load soak leakcheck
 all: $(BUILD)/reel
 
 $(BUILD)/obj/%.o: %.c
@@ -150,6 +151,15 @@ torture: all
 mutants: all
 	@tests/mutants/run.sh $(BUILD)
 
+# Cells behind a real nginx (docs/CLUSTER.md): 10,000 sessions routed, 421s, epochs, and the
+# Durable Streams conformance suite through nginx (tests/cluster/run.sh; make test runs a
+# quick version); then the PostgreSQL sink at full size: kill -9 the sink 50 times under
+# load (make test: 20).
+cluster-test: all
+	tests/cluster/run.sh $(BUILD)
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_SINK_KILLS=50 /usr/bin/python3 -m pytest -q -rxX \
+	    -p no:cacheprovider tests/http/test_sink_postgres.py
+
 # The Durable Streams conformance suite (npm @durable-streams/server-conformance-tests).
 conformance: all
 	cd tests/conformance && npm ci --no-audit --no-fund
@@ -234,11 +244,6 @@ docker:
 
 # Load, soak and leak check (tests/load/; docs/RELIABILITY.md "Load and soak").
 SOAK_SECONDS ?= 600
-# The PostgreSQL sink at full size: kill -9 the sink 50 times under load (make test: 20).
-cluster-test: deps all
-	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_SINK_KILLS=50 /usr/bin/python3 -m pytest -q -rxX \
-	    -p no:cacheprovider tests/http/test_sink_postgres.py
-
 load: all
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_LOAD_FULL=1 /usr/bin/python3 -m pytest -q -rxX -s \
 	    -p no:cacheprovider tests/load/test_slow_clients.py tests/load/test_sse_load.py

@@ -106,6 +106,11 @@ typedef struct api_config {
      * on a worker thread with 'metrics_arg', which must outlive the server. NULL = none. */
     void (*metrics)(void *arg, store_buf_t *out);
     void *metrics_arg;
+    /* Cluster mode (docs/CLUSTER.md): the map, taken over by api_server_start() whether
+     * it succeeds or not (the one exception to the borrowing rule above), and this cell's
+     * id in it. NULL: a single node, which owns every session. */
+    struct cluster_map *cluster;
+    const char *cell;
 } api_config_t;
 
 /* Error-log levels: each includes the ones before it. */
@@ -163,6 +168,13 @@ int api_server_reopen_logs(api_server_t *srv, char *msg, size_t mlen);
  * connection, open ones included, is checked against the new set. REEL_ENOMEM leaves the
  * old set. */
 int api_server_set_tokens(api_server_t *srv, const api_token_t *t, size_t n);
+
+/* Replaces the cluster map (SIGHUP re-reads --cluster-map), taking 'm' over in every case.
+ * Refused, keeping the old map: a map without this server's cell (REEL_EINVALID_PARAMETER),
+ * an epoch lower than the store has accepted, or the current epoch with other owners
+ * (REEL_ECONFLICT). The new epoch is stored durably before the map is used. 'msg' says
+ * why. REEL_EINVALID_PARAMETER also when the server was not started in cluster mode. */
+int api_server_set_cluster(api_server_t *srv, struct cluster_map *m, char *msg, size_t mlen);
 
 /* 1 when the server listens on a loopback address only (serve warns otherwise when no
  * token is configured). */

@@ -19,9 +19,12 @@
 /* A plain row, and an SSE row (which also takes ?access_token=: EventSource cannot send
  * headers). */
 #define ROUTE(pattern, methods, body, auth, handler, tenant) \
-    {pattern, methods, body, auth, handler, NULL, NULL, NULL, tenant}
+    {pattern, methods, body, auth, handler, NULL, NULL, NULL, tenant, 0}
 #define SSE_ROUTE(pattern, handler, tenant) \
-    {pattern, R, 0, TOKEN, handler, NULL, NULL, api__query_token_get, tenant}
+    {pattern, R, 0, TOKEN, handler, NULL, NULL, api__query_token_get, tenant, 0}
+/* A row whose token needs 'scope' whatever the method (enum api_scope bits). */
+#define SCOPED_ROUTE(pattern, methods, body, handler, tenant, scope) \
+    {pattern, methods, body, TOKEN, handler, NULL, NULL, NULL, tenant, scope}
 /* What a token limited to session prefixes may touch (enum api_tenant_rule). */
 #define T_OPEN API_TENANT_OPEN
 #define T_SESS API_TENANT_SESSION
@@ -44,6 +47,9 @@ const api_route_t api__routes[] = {
     ROUTE("/v1/sessions/{id}/transcript",  R,            0,          TOKEN, api__transcript,       T_SESS),
     ROUTE("/v1/sessions/{id}/export",      R,            0,          TOKEN, api__session_export,   T_SESS),
     ROUTE("/v1/sessions/{id}/verify",      R,            0,          TOKEN, api__verify,           T_SESS),
+    /* Redaction rewrites stored events: it destroys data, so it needs 'delete'. */
+    SCOPED_ROUTE("/v1/sessions/{id}/redact", API_M_POST, API_M_POST, api__session_redact, T_SESS,
+                 API_SCOPE_DELETE),
     ROUTE("/v1/events",                    R,            0,          TOKEN, api__feed_read,        T_FILTER),
     SSE_ROUTE("/v1/events/sse",            api__feed_sse,                                          T_FILTER),
     /* Sinks (handlers/sinks.c): a sink's committed position, for lag and backpressure. */

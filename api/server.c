@@ -30,6 +30,13 @@ static void on_commit(void *arg, const store_commit_t *c)
     api__wake_commit(srv, c);
 }
 
+/* The watcher's hook: another process redacted stored events (reel redact --data), so no
+ * kept rendering may be served any more (api/live/evcache.c). */
+static void forget_rendered(api_server_t *srv, uint64_t txn)
+{
+    api__evcache_clear(srv->evcache, txn);
+}
+
 /* ---- Lifecycle ---- */
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *msg, size_t mlen)
@@ -117,6 +124,8 @@ static void server_free(api_server_t *srv)
     api__evcache_free(srv->evcache);
     api__access_free(srv->access);
     api__log_free(&srv->log);
+    api__cell_free(srv);
+    pthread_rwlock_destroy(&srv->cluster_lock);
     pthread_rwlock_destroy(&srv->tokens_lock);
     pthread_mutex_destroy(&srv->rate_lock);
     pthread_mutex_destroy(&srv->sinks_lock);
@@ -141,16 +150,29 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     int rc = parse_listen(cfg->listen, &ss, tmp, sizeof tmp);
     if (rc != REEL_OK) {
         set_msg(msg, msg_len, tmp);
+        cluster_map_free(cfg->cluster);
         return rc;
     }
     api_server_t *srv = calloc(1, sizeof *srv);
-    if (!srv)
+    if (!srv) {
+        cluster_map_free(cfg->cluster);
         return REEL_ENOMEM;
+    }
+    pthread_rwlock_init(&srv->cluster_lock, NULL);
     pthread_rwlock_init(&srv->tokens_lock, NULL);
     pthread_mutex_init(&srv->rate_lock, NULL);
     rc = api__log_init(&srv->log, cfg, tmp, sizeof tmp);
     if (rc != REEL_OK) {
         set_msg(msg, msg_len, tmp);
+        cluster_map_free(cfg->cluster);
+        server_free(srv);
+        return rc;
+    }
+    srv->store = s;
+    /* Before the first request: a cell never answers without its map. */
+    if (cfg->cluster && (rc = api__cell_init(srv, cfg->cluster, cfg->cell, tmp, sizeof tmp))) {
+        set_msg(msg, msg_len, tmp);
+        cluster_map_free(cfg->cluster);
         server_free(srv);
         return rc;
     }
@@ -161,7 +183,6 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     srv->started_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-    srv->store = s;
     api__seal_init(srv); /* without a store secret, tenants get no feed (has_seal 0) */
     srv->loopback = is_loopback(&ss);
     srv->lim = cfg->limits;
@@ -186,6 +207,7 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
         return REEL_ENOMEM;
     }
     store_set_commit_hook(s, on_commit, srv);
+    srv->on_foreign_redaction = forget_rendered;
     if (api__watcher_start(srv) != REEL_OK) {
         store_set_commit_hook(s, NULL, NULL);
         server_free(srv);

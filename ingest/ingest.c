@@ -24,6 +24,7 @@ enum { OFF_ID, OFF_ID_LEN, OFF_BODY, OFF_BODY_LEN, OFF_NSID, OFF_NSID_LEN, OFF_N
 struct fields {
     size_t type, type_len, id, id_len, source, source_len, nsid, nsid_len;
     int has_type, has_id, has_source, has_nsid, has_synthetic, has_data, has_raw, has_red;
+    int has_redacted, redacted; /* 'redacted': true (an export of a redacted event) */
     int synthetic; /* -1 = null */
     struct client_time ct;
     int has_ct;
@@ -189,6 +190,21 @@ static void redactions_record(store_buf_t *b, const ingest_redactor_t *r, size_t
         store_mp_str(b, names[j], lens[j]);
 }
 
+/* Marks the body just encoded at 'off' as redacted with 'hash', its own, as the kept hash
+ * (an import re-chains on the redacted body: docs/FORMAT.md section 11). */
+static int mark_redacted(ingest_batch_t *ib, size_t off, const uint8_t hash[STORE_HASH_LEN])
+{
+    store_buf_t *a = &ib->arena;
+    size_t n = a->len - off;
+    if (store_buf_reserve(a, STORE_HASH_LEN))
+        return REEL_ENOMEM;
+    memmove(a->data + off + 1 + STORE_HASH_LEN, a->data + off + 1, n - 1);
+    memcpy(a->data + off + 1, hash, STORE_HASH_LEN);
+    a->data[off] |= STORE_FLAG_REDACTED;
+    a->len += STORE_HASH_LEN;
+    return REEL_OK;
+}
+
 /* Builds the body array from the parts, redacts 'data' and 'raw' (ingest_redact_current),
  * encodes the body, and appends the event. 'prior': the redactions record the event came
  * with (an import), or NULL. */
@@ -196,7 +212,7 @@ static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const 
                        size_t type_len, const char *source, size_t source_len, int synthetic,
                        const char *nsid, size_t nsid_len, const store_buf_t *data,
                        const store_buf_t *raw, const struct client_time *ct,
-                       const store_buf_t *prior)
+                       const store_buf_t *prior, int redacted)
 {
     char gen[37];
     const ingest_redactor_t *r = ingest_redact_current();
@@ -268,6 +284,8 @@ static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const 
     int rc = store_body_encode(b->data, b->len, &ib->arena, ev->body_hash);
     if (rc || store_buf_failed(&ib->arena))
         return REEL_ENOMEM;
+    if (redacted && (rc = mark_redacted(ib, off[OFF_BODY], ev->body_hash)))
+        return rc;
     off[OFF_BODY_LEN] = ib->arena.len - off[OFF_BODY];
     ev->ends_session = type_len == 13 && !memcmp(type, "session.ended", 13);
     ev->starts_session = type_len == 15 && !memcmp(type, "session.started", 15);
@@ -372,15 +390,16 @@ static int str_field(struct ctx *c, const char *name, int nullable, size_t *off,
     return REEL_OK;
 }
 
-static int bool_field(struct ctx *c, struct fields *f)
+/* A boolean or null field into '*out' (1, 0, or -1 for null). */
+static int bool_field(struct ctx *c, const char *name, int *out)
 {
     int ch = store_json_peek(c->j);
     if (ch != 't' && ch != 'f' && ch != 'n')
-        return jfail(c, REEL_EINVALID_EVENT, "field 'synthetic' must be a boolean, not %s",
+        return jfail(c, REEL_EINVALID_EVENT, "field '%s' must be a boolean, not %s", name,
                      kind_of(ch));
     store_buf_t sink = STORE_BUF_INIT;
     int rc = store_json_value(c->j, &sink, 1);
-    f->synthetic = ch == 'n' ? -1 : ch == 't';
+    *out = ch == 'n' ? -1 : ch == 't';
     store_buf_release(&sink);
     return rc;
 }
@@ -498,6 +517,7 @@ static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
     else if (KEY("raw")) seen = &f->has_raw;
     else if (KEY("client_time")) seen = &f->has_ct;
     else if (KEY("redactions")) seen = &f->has_red;
+    else if (KEY("redacted")) seen = &f->has_redacted;
     if (seen && *seen)
         return jfail(c, REEL_EINVALID_EVENT, "duplicate field '%.*s'", (int)klen, k);
     if (KEY("type")) {
@@ -531,7 +551,7 @@ static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
     }
     if (KEY("synthetic")) {
         f->has_synthetic = 1;
-        return bool_field(c, f);
+        return bool_field(c, "synthetic", &f->synthetic);
     }
     if (KEY("data")) {
         f->has_data = 1;
@@ -548,6 +568,10 @@ static int field(struct ctx *c, struct fields *f, const char *k, size_t klen)
     if (KEY("redactions")) {
         f->has_red = 1;
         return redactions_field(c);
+    }
+    if (KEY("redacted")) {
+        f->has_redacted = 1;
+        return bool_field(c, "redacted", &f->redacted);
     }
     if (KEY("session_id") || KEY("sequence") || KEY("position") || KEY("time")) {
         store_buf_t sink = STORE_BUF_INIT; /* assigned by the store: accepted, ignored */
@@ -631,7 +655,7 @@ static int parse_event(struct ctx *c)
                        f.has_source == 2 ? s + f.source : NULL, f.source_len, f.synthetic,
                        f.has_nsid == 2 ? s + f.nsid : NULL, f.nsid_len,
                        f.has_data ? &ib->data : NULL, f.has_raw ? &ib->raw : NULL, &f.ct,
-                       &ib->rprior);
+                       &ib->rprior, f.redacted > 0);
 }
 
 static int parse_json(struct ctx *c)
@@ -749,7 +773,7 @@ int ingest_add(ingest_batch_t *ib, const char *type, const char *source, int syn
     int rc = add_encoded(ib, event_id, idlen, type, tlen, source, source ? strlen(source) : 0,
                          synthetic, native_session_id,
                          native_session_id ? strlen(native_session_id) : 0,
-                         data_mp ? &data : NULL, raw_json ? &ib->raw : NULL, NULL, NULL);
+                         data_mp ? &data : NULL, raw_json ? &ib->raw : NULL, NULL, NULL, 0);
     if (!rc)
         finalize(ib);
     return rc;

@@ -10,10 +10,12 @@
  * (required, 1..128 bytes), event_id (1..128 bytes), source, native_session_id (strings
  * or null), synthetic (bool or null), data, raw (any JSON), client_time (the client's
  * time: Unix ms 0..8.64e15 or RFC 3339 as store_parse_rfc3339_js() reads it, or null;
- * stored as given). The store-assigned fields session_id, sequence, position and time are
- * accepted and ignored (the session is the one the batch was made for, whatever a body's
- * session_id says), so events copied from
- * a reel or sandbox-agent feed can be posted back as they are. Any other field is an
+ * stored as given), redactions (the record ingest wrote), redacted (true: the event was
+ * redacted after the fact; it is stored with STORE_FLAG_REDACTED, its own body's hash
+ * kept, so an imported export of a redacted session stays marked and verifies). The
+ * store-assigned fields session_id, sequence, position and time are accepted and ignored
+ * (the session is the one the batch was made for, whatever a body's session_id says), so
+ * events copied from a reel or sandbox-agent feed can be posted back as they are. Any other field is an
  * error naming the field. The batch's session id is checked by store_session_id_valid()
  * (any UTF-8 of 1..1024 bytes without control characters, not "." or "..").
  *
@@ -151,6 +153,58 @@ size_t ingest_redact_mp(const ingest_redactor_t *r, const uint8_t *mp, size_t le
 const char *ingest_redact_kind(const ingest_redactor_t *r, int kind);
 size_t ingest_redact_kinds(const ingest_redactor_t *r); /* built-in + custom */
 uint64_t ingest_redact_count(const ingest_redactor_t *r, int kind); /* matches so far */
+
+/* Makes a redactor from rules given as lines of a patterns file: "builtin" or
+ * "kind<TAB>POSIX ERE" (redaction after the fact takes them from a request). It has
+ * counters of its own, so it does not count in reel_redactions_total. Free it with
+ * ingest_redactor_free(). REEL_EINVALID_PARAMETER with 'err' naming the rule. */
+int ingest_redactor_from_lines(const char *const *lines, size_t n, ingest_redactor_t **out,
+                               char *err, size_t err_len);
+
+/* ---- Redaction after the fact (redact_after.c, docs/REDACTION.md) ----
+ *
+ * Rewrites stored events of one session: every value that a path names, and every match
+ * of a pattern in the string values of 'data' and 'raw', becomes "[REDACTED:path]" or
+ * "[REDACTED:<kind>]". Paths: 'data' or 'raw', then steps '.key', '[index]', '.*' or
+ * '[*]' (any key or index): "data.output", "raw", "data.items[2].text". The rewritten
+ * bodies and a "reel.redacted" record event (data: by, from, to, sequences, paths,
+ * patterns (kind names), kinds, values; never a value) are one STORE_OP_REDACT batch:
+ * either all of it is durable or nothing. Events of type reel.redacted are never rewritten
+ * (the audit trail stays). When nothing matches nothing is written
+ * (result.record_sequence is 0). Blocking (a read, then store_append()): call it from a
+ * thread that may wait. Errors: REEL_EINVALID_PARAMETER (a bad range, path or pattern,
+ * or a sequence past the session's last, 'e->text' naming the value), REEL_ETOO_LARGE
+ * (the rewritten bodies pass INGEST_REDACT_MAX_BYTES: 'e->text' names the sequence),
+ * REEL_ESESSION_NOT_FOUND, REEL_EGONE, REEL_ECONFLICT (the events kept changing), store
+ * errors. */
+#define INGEST_REDACT_MAX_EVENTS 10000 /* events in one request's range */
+#define INGEST_REDACT_MAX_PATHS 64     /* paths, and patterns, in one request */
+#define INGEST_REDACT_MAX_BYTES (64u << 20) /* rewritten bodies of one request: bounds the
+                                               plan's memory and the write transaction */
+
+typedef struct ingest_redact_req {
+    const char *session;
+    size_t session_len;
+    uint64_t from, to;               /* sequences, both included; 1 <= from <= to */
+    const char *const *paths;        /* borrowed */
+    size_t n_paths;
+    const char *const *patterns;     /* rules as ingest_redactor_from_lines() takes them */
+    size_t n_patterns;
+    const char *by;                  /* who asked: a token's name, "cli", ... */
+} ingest_redact_req_t;
+
+typedef struct ingest_redact_result {
+    uint64_t values;          /* values replaced */
+    uint64_t events;          /* events rewritten */
+    uint64_t record_sequence; /* the reel.redacted event's sequence; 0 = nothing written */
+    uint64_t record_position;
+    uint64_t *positions;      /* new: the rewritten events' positions ('events' of them) */
+    uint64_t *sequences;      /* new: and their sequences */
+} ingest_redact_result_t;
+
+int ingest_redact_after(store_t *s, const ingest_redact_req_t *q, ingest_redact_result_t *res,
+                        ingest_error_t *e);
+void ingest_redact_result_release(ingest_redact_result_t *res);
 
 /* ---- Import of an export (import.c) ---- */
 

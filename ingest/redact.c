@@ -779,6 +779,50 @@ static size_t literal_prefix(const char *re, char *out, size_t cap)
     return n >= 3 ? n : 0;
 }
 
+/* Adds one rule, a line of a patterns file ("builtin" or "kind<TAB>regex"; modified in
+ * place); 'where' and 'lineno' name it in errors. */
+static int add_rule(ingest_redactor_t *r, char *line, const char *where, size_t lineno,
+                    char *err, size_t err_len)
+{
+    if (!strcmp(line, "builtin")) {
+        r->builtin = 1;
+        return REEL_OK;
+    }
+    char *tab = strchr(line, '\t');
+    if (!tab || tab == line || !tab[1]) {
+        snprintf(err, err_len, "%s:%zu: expected 'kind<TAB>regex' (or 'builtin')", where,
+                 lineno);
+        return REEL_EINVALID_PARAMETER;
+    }
+    *tab = 0;
+    for (const char *k = line; *k; k++)
+        if (!(tok[(uint8_t)*k] & T_ALNUM) && *k != '_' && *k != '-' && *k != '.') {
+            snprintf(err, err_len, "%s:%zu: kind '%s': letters, digits, '_', '-', '.' only",
+                     where, lineno, line);
+            return REEL_EINVALID_PARAMETER;
+        }
+    struct custom *c = realloc(r->custom, (r->n_custom + 1) * sizeof *c);
+    char **kinds = c ? realloc(r->kinds, (r->n_custom + 1) * sizeof *kinds) : NULL;
+    if (c)
+        r->custom = c;
+    if (kinds)
+        r->kinds = kinds;
+    if (!c || !kinds || !(r->kinds[r->n_custom] = strdup(line)))
+        return REEL_ENOMEM;
+    struct custom *cu = &r->custom[r->n_custom];
+    int e = regcomp(&cu->re, tab + 1, REG_EXTENDED);
+    if (e) {
+        char msg[128];
+        regerror(e, &cu->re, msg, sizeof msg);
+        free(r->kinds[r->n_custom]);
+        snprintf(err, err_len, "%s:%zu: bad regex: %s", where, lineno, msg);
+        return REEL_EINVALID_PARAMETER;
+    }
+    cu->prefix_len = literal_prefix(tab + 1, cu->prefix, sizeof cu->prefix);
+    r->n_custom++;
+    return REEL_OK;
+}
+
 static int load_file(ingest_redactor_t *r, const char *path, char *err, size_t err_len)
 {
     FILE *f = fopen(path, "r");
@@ -796,49 +840,9 @@ static int load_file(ingest_redactor_t *r, const char *path, char *err, size_t e
             line[--got] = 0;
         if (!got || line[0] == '#')
             continue;
-        if (!strcmp(line, "builtin")) {
-            r->builtin = 1;
-            continue;
-        }
-        char *tab = strchr(line, '\t');
-        if (!tab || tab == line || !tab[1]) {
-            snprintf(err, err_len, "%s:%zu: expected 'kind<TAB>regex' (or 'builtin')", path,
-                     lineno);
-            rc = REEL_EINVALID_PARAMETER;
+        if ((rc = add_rule(r, line, path, lineno, err, err_len)))
             break;
-        }
-        *tab = 0;
-        for (const char *k = line; *k; k++)
-            if (!(tok[(uint8_t)*k] & T_ALNUM) && *k != '_' && *k != '-' && *k != '.') {
-                snprintf(err, err_len, "%s:%zu: kind '%s': letters, digits, '_', '-', '.' only",
-                         path, lineno, line);
-                rc = REEL_EINVALID_PARAMETER;
-                goto out;
-            }
-        struct custom *c = realloc(r->custom, (r->n_custom + 1) * sizeof *c);
-        char **kinds = c ? realloc(r->kinds, (r->n_custom + 1) * sizeof *kinds) : NULL;
-        if (c)
-            r->custom = c;
-        if (kinds)
-            r->kinds = kinds;
-        if (!c || !kinds || !(r->kinds[r->n_custom] = strdup(line))) {
-            rc = REEL_ENOMEM;
-            break;
-        }
-        struct custom *cu = &r->custom[r->n_custom];
-        int e = regcomp(&cu->re, tab + 1, REG_EXTENDED);
-        if (e) {
-            char msg[128];
-            regerror(e, &cu->re, msg, sizeof msg);
-            free(r->kinds[r->n_custom]);
-            snprintf(err, err_len, "%s:%zu: bad regex: %s", path, lineno, msg);
-            rc = REEL_EINVALID_PARAMETER;
-            break;
-        }
-        cu->prefix_len = literal_prefix(tab + 1, cu->prefix, sizeof cu->prefix);
-        r->n_custom++;
     }
-out:
     free(line);
     fclose(f);
     return rc;
@@ -864,6 +868,38 @@ int ingest_redactor_new(const char *spec, ingest_redactor_t **out, char *err, si
         if (!r->counts)
             rc = REEL_ENOMEM;
     }
+    if (rc) {
+        free_redactor(r);
+        return rc;
+    }
+    *out = r;
+    return REEL_OK;
+}
+
+/* Sizes the counters of a redactor whose rules are loaded. */
+static int finish_redactor(ingest_redactor_t *r)
+{
+    r->n_kinds = INGEST_REDACT_BUILTIN_KINDS + r->n_custom;
+    r->counts = calloc(r->n_kinds, sizeof *r->counts);
+    return r->counts ? REEL_OK : REEL_ENOMEM;
+}
+
+int ingest_redactor_from_lines(const char *const *lines, size_t n, ingest_redactor_t **out,
+                               char *err, size_t err_len)
+{
+    init_tables();
+    *out = NULL;
+    ingest_redactor_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return REEL_ENOMEM;
+    int rc = REEL_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        char *line = strdup(lines[i]);
+        rc = line ? add_rule(r, line, "pattern", i + 1, err, err_len) : REEL_ENOMEM;
+        free(line);
+    }
+    if (!rc)
+        rc = finish_redactor(r);
     if (rc) {
         free_redactor(r);
         return rc;

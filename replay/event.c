@@ -221,6 +221,8 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int flags
             return REEL_ECORRUPT;
         }
     }
+    if (ev->redacted) /* rewritten after the fact (docs/REDACTION.md) */
+        store_buf_puts(out, ",\"redacted\":true");
     store_buf_putc(out, '}');
     return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
 }

@@ -189,7 +189,8 @@ static int validate(const store_batch_t *b)
     for (size_t i = 0; i < b->n_events; i++) {
         const store_event_t *ev = &b->events[i];
         if (ev->event_id_len == 0 || ev->event_id_len > STORE_EVENT_ID_MAX ||
-            ev->body_len < 2 || ev->body[0] > 1 ||
+            ev->body_len < 2 || (ev->body[0] & ~(STORE_FLAG_ZSTD | STORE_FLAG_REDACTED)) ||
+            ((ev->body[0] & STORE_FLAG_REDACTED) && ev->body_len < 2 + STORE_HASH_LEN) ||
             ev->native_session_id_len > STORE_NAME_MAX)
             return REEL_EINVALID_EVENT;
     }
@@ -701,6 +702,157 @@ static int apply_purge(struct group *g, store_batch_t *b)
     return REEL_OK;
 }
 
+/* ---- redaction after the fact (docs/FORMAT.md section 11) ---- */
+
+static int meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t dflt, uint64_t *out);
+
+/* The value of 'x''s event 'seq': its position and bytes (valid until the next write).
+ * REEL_ECORRUPT when the index or the value is missing. */
+static int event_value(struct group *g, const struct sess *x, uint64_t seq, uint64_t *pos,
+                       MDB_val *val)
+{
+    uint8_t key[16];
+    store__put_u64(key, x->rec.num);
+    store__put_u64(key + 8, seq);
+    MDB_val k = {16, key}, v;
+    int rc = mdb_get(g->txn, g->s->db_seqs, &k, &v);
+    if (rc == MDB_NOTFOUND || (!rc && v.mv_size != 8))
+        return REEL_ECORRUPT;
+    if (rc)
+        return g->mdb_rc = rc, REEL_EIO;
+    *pos = store__get_u64(v.mv_data);
+    MDB_val pk = {8, v.mv_data};
+    rc = mdb_get(g->txn, g->s->db_events, &pk, val);
+    if (rc == MDB_NOTFOUND)
+        return REEL_ECORRUPT;
+    return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_OK;
+}
+
+/* The chain hash stored in 'x''s event before 'seq' (32 zero bytes for sequence 1).
+ * 1 when that event is not there (a session trimmed by retention keeps no event before
+ * its first: the read that planned the rewrite checked the chain from its boundary). */
+static int prev_chain(struct group *g, const struct sess *x, uint64_t seq,
+                      uint8_t out[STORE_HASH_LEN])
+{
+    memset(out, 0, STORE_HASH_LEN);
+    if (seq == 1)
+        return REEL_OK;
+    uint64_t pos;
+    MDB_val v;
+    int rc = event_value(g, x, seq - 1, &pos, &v);
+    if (rc == REEL_ECORRUPT)
+        return 1;
+    if (rc)
+        return rc;
+    if (v.mv_size < STORE_HEADER_LEN + 1)
+        return REEL_ECORRUPT;
+    memcpy(out, (const uint8_t *)v.mv_data + 25, STORE_HASH_LEN);
+    return REEL_OK;
+}
+
+/* Phase 1 for one rewrite: the event exists, its body is the one the rewrite was made from,
+ * and its chain recomputes; keeps what the write needs in the rewrite's private fields. */
+static int rewrite_check(struct group *g, const struct sess *x, store_rewrite_t *w,
+                         store_buf_t *scratch)
+{
+    if (w->sequence == 0 || w->sequence > x->rec.last_sequence || w->body_len < 2 ||
+        (w->body[0] & ~STORE_FLAG_ZSTD))
+        return REEL_EINVALID_PARAMETER;
+    uint64_t pos, num;
+    MDB_val v;
+    store_event_view_t ev = {0};
+    uint8_t prev[STORE_HASH_LEN], now[STORE_HASH_LEN], want[STORE_HASH_LEN];
+    int rc = event_value(g, x, w->sequence, &pos, &v);
+    if (!rc)
+        rc = store__value_decode(pos, v.mv_data, v.mv_size, scratch, &ev, &num);
+    if (!rc && (num != x->rec.num || ev.sequence != w->sequence))
+        rc = REEL_ECORRUPT;
+    if (rc)
+        return rc;
+    w->position = pos;
+    w->time_ = ev.time_ms;
+    w->old_len_ = v.mv_size;
+    memcpy(w->chain_, ev.hash, STORE_HASH_LEN);
+    if (store__sha256(ev.body, ev.body_len, now) || store__body_hash(&ev, w->kept_))
+        return REEL_ENOMEM;
+    if (memcmp(now, w->current_hash, STORE_HASH_LEN))
+        return REEL_ECONFLICT;
+    /* Never rewrite a value whose chain does not hold: the kept hash must be the one the
+     * chain committed to, or the redaction would hide damage. */
+    if ((rc = prev_chain(g, x, w->sequence, prev)))
+        return rc == 1 ? REEL_OK : rc;
+    if (store__chain(prev, w->sequence, pos, ev.time_ms, w->kept_, want))
+        return REEL_ENOMEM;
+    return memcmp(want, w->chain_, STORE_HASH_LEN) ? REEL_ECORRUPT : REEL_OK;
+}
+
+/* Phase 2 for one rewrite: the new value over the old one, under the same key. */
+static int rewrite_put(struct group *g, struct sess *x, const store_rewrite_t *w)
+{
+    uint8_t pkey[8];
+    store__put_u64(pkey, w->position);
+    size_t vlen = STORE_HEADER_LEN + STORE_HASH_LEN + w->body_len - 1;
+    MDB_val pk = {8, pkey}, val = {vlen, NULL};
+    int rc = mdb_put(g->txn, g->s->db_events, &pk, &val, MDB_RESERVE);
+    if (rc)
+        return g->mdb_rc = rc, REEL_EIO;
+    uint8_t *p = val.mv_data;
+    p[0] = (uint8_t)(w->body[0] | STORE_FLAG_REDACTED);
+    store__put_u64(p + 1, x->rec.num);
+    store__put_u64(p + 9, w->sequence);
+    store__put_u64(p + 17, w->time_);
+    memcpy(p + 25, w->chain_, STORE_HASH_LEN);
+    memcpy(p + STORE_HEADER_LEN, w->kept_, STORE_HASH_LEN);
+    memcpy(p + STORE_HEADER_LEN + STORE_HASH_LEN, w->body + 1, w->body_len - 1);
+    x->rec.bytes = x->rec.bytes - w->old_len_ + vlen;
+    g->need_bytes += vlen + 128;
+    return REEL_OK;
+}
+
+/* Counts one more committed redaction in the meta record "redactions" (u64 BE): how a
+ * reader in another process (a server's event cache) learns that stored bodies changed. */
+static int count_redaction(struct group *g)
+{
+    uint64_t n;
+    uint8_t be[8];
+    int rc = meta_u64(g->txn, g->s->db_meta, "redactions", 0, &n);
+    if (!rc) {
+        store__put_u64(be, n + 1);
+        MDB_val k = {10, "redactions"}, v = {8, be};
+        rc = mdb_put(g->txn, g->s->db_meta, &k, &v, 0);
+    }
+    return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_OK;
+}
+
+/* Checks every rewrite, appends the batch's events (the record of the redaction), then
+ * writes the new values: a batch that fails a check writes nothing. */
+static int apply_redact(struct group *g, store_batch_t *b)
+{
+    struct sess *x;
+    int rc = sess_get(g, b->session, b->session_len, &x);
+    if (rc)
+        return rc;
+    if (!x)
+        return REEL_ESESSION_NOT_FOUND;
+    if (x->rec.status == STORE_DELETED)
+        return REEL_EGONE;
+    store_buf_t scratch = STORE_BUF_INIT;
+    for (size_t i = 0; i < b->n_rewrites && !rc; i++)
+        rc = rewrite_check(g, x, &b->rewrites[i], &scratch);
+    store_buf_release(&scratch);
+    if (rc)
+        return rc;
+    int status = x->rec.status;
+    if (b->n_events && (rc = apply_append(g, b)))
+        return rc;
+    x->rec.status = status; /* the record of a redaction neither starts nor ends a run */
+    for (size_t i = 0; i < b->n_rewrites; i++)
+        if ((rc = rewrite_put(g, x, &b->rewrites[i])))
+            return rc;
+    x->dirty = 1;
+    return count_redaction(g);
+}
+
 /* ---- one group ---- */
 
 /* Reads a u64 record of 'meta' ('*out' = 'dflt' when absent). */
@@ -804,6 +956,7 @@ static int apply(struct group *g, store_batch_t *b)
     case STORE_OP_SESSION_DELETE: return apply_delete(g, b);
     case STORE_OP_TRIM: return apply_trim(g, b);
     case STORE_OP_PURGE: return apply_purge(g, b);
+    case STORE_OP_REDACT: return apply_redact(g, b);
     default: return REEL_EINVALID_PARAMETER;
     }
 }

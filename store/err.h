@@ -38,6 +38,7 @@
     XX(PRECONDITION, 412, "precondition_failed", "the session's version does not match")   \
     XX(TOO_LARGE, 413, "payload_too_large", "request or event is larger than the limit")   \
     XX(UNSUPPORTED_MEDIA, 415, "unsupported_media_type", "content type not supported")     \
+    XX(MISDIRECTED, 421, "misdirected_request", "the session belongs to another cell")     \
     XX(TOO_MANY, 429, "too_many_requests", "connection or client limit reached")           \
     XX(NOMEM, 500, "out_of_memory", "out of memory")                                       \
     XX(IO, 500, "io_error", "I/O error")                                                   \

@@ -197,7 +197,7 @@ static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
 static int check_chain(const store_event_view_t *ev)
 {
     uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];
-    if (store__sha256(ev->body, ev->body_len, body_hash) ||
+    if (store__body_hash(ev, body_hash) ||
         store__chain(ev->prev_hash_, ev->sequence, ev->position, ev->time_ms, body_hash, want))
         return REEL_ENOMEM;
     if (memcmp(want, ev->hash, STORE_HASH_LEN))
@@ -241,6 +241,11 @@ static int emit(store_read_t *r, struct expect *x, uint64_t pos, const MDB_val *
         return rc;
     memcpy(x->chain, ev.hash, STORE_HASH_LEN);
     return cb(arg, &ev);
+}
+
+uint64_t store_event_snapshot(const store_event_view_t *ev)
+{
+    return ev->read_ && ev->read_->txn_ ? (uint64_t)mdb_txn_id(TXN(ev->read_)) : 0;
 }
 
 int store_event_check(const store_event_view_t *ev)
@@ -766,6 +771,21 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
 {
     int rc;
     STORE__GUARD(r->s, rc, store__feed_range(r, after, UINT64_MAX, limit, cb, arg, more));
+    return rc;
+}
+
+static int redaction_count(store_read_t *r, uint64_t *n)
+{
+    MDB_val k = {10, "redactions"}, v;
+    int rc = mdb_get(TXN(r), r->s->db_meta, &k, &v);
+    *n = rc == 0 && v.mv_size == 8 ? store__get_u64(v.mv_data) : 0;
+    return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
+}
+
+int store_redaction_count(store_read_t *r, uint64_t *n)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, redaction_count(r, n));
     return rc;
 }
 

@@ -115,10 +115,22 @@ int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
     return store__sha256(m, sizeof m, out);
 }
 
+int store__body_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN])
+{
+    if (ev->redacted) {
+        memcpy(out, ev->kept_hash_, STORE_HASH_LEN);
+        return REEL_OK;
+    }
+    return store__sha256(ev->body, ev->body_len, out);
+}
+
 int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t *scratch,
                         store_event_view_t *ev, uint64_t *num)
 {
-    if (len < STORE_HEADER_LEN + 1 || (p[0] & ~0x01))
+    if (len < STORE_HEADER_LEN + 1)
+        return REEL_ECORRUPT;
+    size_t head = STORE_HEADER_LEN + (p[0] & STORE_FLAG_REDACTED ? STORE_HASH_LEN : 0);
+    if (len < head + 1 || (p[0] & ~(STORE_FLAG_ZSTD | STORE_FLAG_REDACTED)))
         return REEL_ECORRUPT;
     *num = store__get_u64(p + 1);
     ev->sequence = store__get_u64(p + 9);
@@ -126,9 +138,11 @@ int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t 
     ev->hash = p + 25;
     ev->position = pos;
     ev->stored_len = len;
-    const uint8_t *b = p + STORE_HEADER_LEN;
-    size_t blen = len - STORE_HEADER_LEN;
-    if (!(p[0] & 0x01)) {
+    ev->redacted = (p[0] & STORE_FLAG_REDACTED) != 0;
+    ev->kept_hash_ = ev->redacted ? p + STORE_HEADER_LEN : NULL;
+    const uint8_t *b = p + head;
+    size_t blen = len - head;
+    if (!(p[0] & STORE_FLAG_ZSTD)) {
         ev->body = b;
         ev->body_len = blen;
         return REEL_OK;

@@ -10,6 +10,7 @@
  *   ----------   -----------------------------------   ---------------------------------------
  *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION)
  *                "next_session"                        u64 BE next internal session number
+ *                "cluster_epoch"                       u64 BE highest cluster map epoch accepted
  *   sessions     session key (below)                   msgpack map: the session record
  *   session_ids  num u64 BE                            session id bytes
  *   recent       updated_ms u64 BE | num u64 BE        empty (one entry per session)
@@ -18,9 +19,11 @@
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
  *   changes      position u64 BE | index u32 BE         change: kind, time, num, id, record
  *
- *   event value: off 0 u8 flags (0x01 = body is a zstd frame), off 1 u64 BE session num,
- *   off 9 u64 BE sequence, off 17 u64 BE time (Unix ms), off 25 u8[32] chain hash, off 57
- *   body. body (after decompression): msgpack array [event_id, type, source, synthetic,
+ *   event value: off 0 u8 flags (0x01 = body is a zstd frame, 0x02 = redacted after the
+ *   fact), off 1 u64 BE session num, off 9 u64 BE sequence, off 17 u64 BE time (Unix ms),
+ *   off 25 u8[32] chain hash, off 57 body; with 0x02, off 57 u8[32] the SHA-256 of the
+ *   original body (the chain commits to it, FORMAT.md section 11) and the body at 89.
+ *   body (after decompression): msgpack array [event_id, type, source, synthetic,
  *   native_session_id, data, raw, client_time] (client_time: nil, or as the client gave
  *   it: a uint of Unix ms or the RFC 3339 str; format 1 bodies have the first 7); JSON numbers that are not 64-bit integers are kept as
  *   msgpack ext type 1 holding the number's text, so they round-trip exactly.
@@ -81,6 +84,9 @@
 #define STORE_HASH_LEN 32
 #define STORE_HEADER_LEN 57 /* bytes before the body in an event value */
 #define STORE_SECRET_LEN 32
+#define STORE_FLAG_ZSTD 0x01u     /* flags: the body is one zstd frame */
+#define STORE_FLAG_REDACTED 0x02u /* flags: redacted after the fact; the original body's
+                                     SHA-256 (32 bytes) comes before the body */
 
 typedef struct store store_t;
 
@@ -131,7 +137,9 @@ int store_session_id_valid(const char *id, size_t len);
 typedef struct store_event {
     const char *event_id; /* input: 1..STORE_EVENT_ID_MAX bytes, unique key within the session */
     size_t event_id_len;
-    const uint8_t *body; /* input: from store_body_encode(): flags byte then body bytes */
+    const uint8_t *body; /* input: from store_body_encode(): flags byte then body bytes; an
+                            event imported as redacted has STORE_FLAG_REDACTED set and the
+                            32 bytes of 'body_hash' after the flags byte */
     size_t body_len;
     uint8_t body_hash[STORE_HASH_LEN]; /* input: from store_body_encode() */
     const char *native_session_id;     /* input: non-NULL updates the session record */
@@ -151,6 +159,8 @@ enum store_op {
     STORE_OP_TRIM,           /* remove the session's oldest events, up to 'trim_before'
                                 (retention: docs/FORMAT.md section 10) */
     STORE_OP_PURGE,          /* remove the session for good: record, ids and events */
+    STORE_OP_REDACT,         /* rewrite the bodies of 'rewrites' in place, then append
+                                'events' (the record of the redaction), all or nothing */
 };
 
 /* Events one STORE_OP_TRIM batch removes at most: a trim shares its write transaction with
@@ -168,6 +178,22 @@ typedef struct store_retention {
     uint64_t max_events;        /* keep the newest N events (trim the older ones) */
     int no_archive;             /* 1: do not archive before deleting, even with a target */
 } store_retention_t;
+
+/* One event body replaced by STORE_OP_REDACT (docs/FORMAT.md section 11). The value keeps
+ * its key, header (sequence, time, chain hash) and gains flag STORE_FLAG_REDACTED with the
+ * SHA-256 of the original body (taken from the old value: its kept hash when it was
+ * redacted before, else the hash of its body), so the chain still verifies. */
+typedef struct store_rewrite {
+    uint64_t sequence;                   /* input: 1..the session's last sequence */
+    uint8_t current_hash[STORE_HASH_LEN]; /* input: SHA-256 of the body the rewrite was made
+                                            from; another body there is REEL_ECONFLICT */
+    const uint8_t *body;                 /* input: from store_body_encode() (flags 0 or 1) */
+    size_t body_len;
+    uint64_t position;                   /* output: the event's position */
+    /* private: what the check found, for the write */
+    uint8_t kept_[STORE_HASH_LEN], chain_[STORE_HASH_LEN];
+    uint64_t time_, old_len_;
+} store_rewrite_t;
 
 /* store_batch_t.if_version bits. */
 #define STORE_IF_EXISTS 1u  /* the session must exist (If-Match: *) */
@@ -218,6 +244,13 @@ struct store_batch {
     int check_metadata;
     const uint8_t *expected_metadata;
     size_t expected_metadata_len;
+    /* STORE_OP_REDACT: the bodies to replace, checked before anything is written:
+     * REEL_ESESSION_NOT_FOUND, REEL_EGONE, REEL_EINVALID_PARAMETER (a sequence out of
+     * range), REEL_ECONFLICT (a body changed since it was read), REEL_ECORRUPT (the old
+     * value fails its chain). The session's status is kept: the appended record does not
+     * make an ended session active. */
+    store_rewrite_t *rewrites;
+    size_t n_rewrites;
     /* STORE_OP_SESSION_PUT, STORE_OP_SESSION_DELETE: conditions on the record's version
      * (HTTP If-Match / If-None-Match), checked inside the write transaction. A batch
      * that fails one changes nothing and fails with REEL_EPRECONDITION; 'version' then
@@ -360,6 +393,8 @@ typedef struct store_event_view {
     size_t body_len;
     size_t stored_len; /* bytes of the stored value */
     int unchecked;       /* 1: the chain hash was not recomputed (store_read_t.cached) */
+    int redacted;        /* 1: the body was rewritten by a redaction (STORE_FLAG_REDACTED) */
+    const uint8_t *kept_hash_; /* private: the original body's SHA-256 (redacted only) */
     const uint8_t *prev_hash_; /* private: the chain hash before this event */
     store_read_t *read_;       /* private: the read it came from */
 } store_event_view_t;
@@ -367,6 +402,11 @@ typedef struct store_event_view {
 /* Recomputes the chain hash of a view given with 'unchecked' set (REEL_OK at once
  * otherwise). REEL_ECORRUPT, recorded as every failed check is, when it does not match. */
 int store_event_check(const store_event_view_t *ev);
+
+/* The LMDB transaction id of the snapshot 'ev' was read in: a commit with a larger id was
+ * not seen by it (api/live/evcache.c keeps renderings of older snapshots out after a
+ * redaction). */
+uint64_t store_event_snapshot(const store_event_view_t *ev);
 
 /* Called per event; a non-zero return stops the walk and is returned by the caller. */
 typedef int (*store_event_cb)(void *arg, const store_event_view_t *ev);
@@ -443,6 +483,11 @@ const char *store_read_corruption(void);
 
 /* The wall clock in Unix ms: the clock event times are taken from. */
 uint64_t store_wall_ms(void);
+
+/* How many redactions (STORE_OP_REDACT batches) were ever committed to the store: the meta
+ * record "redactions" (docs/FORMAT.md section 11), 0 when absent. A reader that keeps
+ * renderings of events (api/live/evcache.c) drops them when it changes. */
+int store_redaction_count(store_read_t *r, uint64_t *n);
 
 /* The last position in the log (0 when empty). */
 int store_tail_position(store_read_t *r, uint64_t *pos);
@@ -548,6 +593,16 @@ typedef struct store_stats {
     uint64_t trimmed;       /* events removed by STORE_OP_TRIM (retention) */
     uint64_t purged;        /* sessions removed for good by STORE_OP_PURGE */
 } store_stats_t;
+
+/* ---- Cluster epoch (epoch.c; docs/FORMAT.md 14) ---- */
+
+/* The highest cluster map epoch this store accepted (meta "cluster_epoch"; 0: none). */
+int store_epoch_get(store_t *s, uint64_t *epoch);
+/* Records 'epoch' as accepted, durably (its own write transaction, synced even under
+ * --sync=none), unless the stored one is higher. REEL_OK when 'epoch' >= the stored one
+ * (equal: nothing is written); REEL_ECONFLICT when it is lower; '*stored' is then the
+ * stored epoch, else 'epoch'. Not while this thread holds a read. */
+int store_epoch_raise(store_t *s, uint64_t epoch, uint64_t *stored);
 
 /* A copy of the counters. Takes the resize lock: not while this thread holds a read. */
 void store_get_stats(store_t *s, store_stats_t *out);

@@ -191,6 +191,9 @@ int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t 
  * number into '*num'. REEL_ECORRUPT when the value is malformed. */
 int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t *scratch,
                         store_event_view_t *ev, uint64_t *num);
+/* The hash the chain commits to for 'ev' (docs/FORMAT.md sections 4 and 11): its kept
+ * original hash when redacted, else the SHA-256 of its body. REEL_OK or REEL_ENOMEM. */
+int store__body_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN]);
 /* SHA-256 of 'p' into 'out'. OpenSSL 3's one-shot SHA256() allocates a digest context
  * and returns NULL, leaving 'out' unset, when that fails: REEL_ENOMEM then (found by
  * tests/oom; the hash was used unset, so the event was stored with a broken chain). */

@@ -4,7 +4,7 @@
 # any failure.
 #
 # SUITEs, in the order they run: unit cli http load browser fault oom-quick fuzz-quick
-# mutants clients clients-py conformance; none given means all of them (`make test`). --quick is `make check`'s fast
+# mutants clients clients-py conformance cluster; none given means all of them (`make test`). --quick is `make check`'s fast
 # pass over unit, cli and http: the HTTP suite runs 5 kill -9 rounds instead of 50
 # (REEL_KILL_ROUNDS) and leaves out its two slow soak-like tests (the 400-request mutation
 # fuzz and the 10-second SSE heartbeat wait); everything else, the bad-input corpus
@@ -17,7 +17,7 @@ if [ "${1:-}" = --quick ]; then
 fi
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
-SUITES=${*:-unit cli http load browser fault oom-quick fuzz-quick mutants clients clients-py agents conformance}
+SUITES=${*:-unit cli http load browser fault oom-quick fuzz-quick mutants clients clients-py agents conformance cluster}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 passed=0
@@ -128,6 +128,14 @@ fi
 if wanted conformance && [ -x tests/conformance/run.sh ]; then
     echo "== Durable Streams conformance (tests/conformance)"
     tests/conformance/run.sh --optional "$BUILD/reel" 2>&1 | tee "$log"
+    tally '^[0-9]+ passed, [0-9]+ failed'
+fi
+
+# Cells behind a real nginx, quick: 1,000 sessions routed (make cluster-test: 10,000 and
+# the conformance suite through nginx). "0 passed, 0 failed (skipped: ...)" without nginx.
+if wanted cluster && [ -x tests/cluster/run.sh ]; then
+    echo "== cells behind nginx (tests/cluster, quick)"
+    tests/cluster/run.sh --quick "$BUILD" 2>&1 | tee "$log"
     tally '^[0-9]+ passed, [0-9]+ failed'
 fi
 

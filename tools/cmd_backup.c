@@ -15,8 +15,10 @@ static const char about[] =
     "and synced. Interrupted (Ctrl-C, SIGTERM), it removes DEST.partial; after a SIGKILL or\n"
     "a power cut the next backup to DEST removes it. DEST never holds a partial copy.\n"
     "\n"
-    "The copy is always compacted (LMDB's MDB_CP_COMPACT): pages freed by deletes, purges\n"
-    "and retention are left out, so DEST is as small as the live data (docs/RETENTION.md).\n";
+    "The copy is always compacted (LMDB's MDB_CP_COMPACT): only pages in use, and of each\n"
+    "only its used part, so pages freed by deletes, purges and retention are left out (DEST\n"
+    "is as small as the live data, docs/RETENTION.md), and it is the step that takes the old\n"
+    "bytes of redacted or deleted events out of the data file (docs/REDACTION.md).\n";
 
 /* 0 when 'dest' can receive the backup: absent, or an empty directory. */
 static int check_dest(const char *prog, const char *dest)

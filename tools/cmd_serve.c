@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "cluster/cluster.h"
 #include "retain/retain.h"
 #include "store/json.h"
 #include "tools/cmds.h"
@@ -28,7 +29,7 @@
  * start at the server's defaults (API_LIMITS_DEFAULT). */
 struct settings {
     const char *data, *listen, *token, *tokens_file, *named_tokens, *cors, *access_log, *error_log,
-        *redact, *retention, *archive_dir, *archive_command;
+        *redact, *retention, *archive_dir, *archive_command, *cluster_map, *cell;
     int no_sync, create, log_json, log_level;
     unsigned long long max_body, max_event, max_depth, max_conn, max_conn_ip, timeout, max_sse,
         sse_buf, threads, evcache_mb, ds_long_poll_ms, retention_interval, max_sink_lag,
@@ -108,6 +109,12 @@ static int parse(struct settings *st, int argc, char **argv)
                  "standard input; a non-zero exit removes nothing"},
         U64("retention-interval", "REEL_RETENTION_INTERVAL", retention_interval, 1, 86400,
             "seconds between retention janitor passes", "60"),
+        {.name = "cluster-map", .type = OPT_STRING, .arg = "FILE", .env = "REEL_CLUSTER_MAP",
+         .dest = &st->cluster_map,
+         .help = "serve as a cell of this cluster map (docs/CLUSTER.md): sessions of\n"
+                 "other cells' shards get 421 naming the owner"},
+        {.name = "cell", .type = OPT_STRING, .arg = "ID", .env = "REEL_CELL", .dest = &st->cell,
+         .help = "this cell's id in --cluster-map"},
         OPT_END,
     };
     const opt_cmd_t cmd = {.name = "serve", .synopsis = "[options]", .opts = rows,
@@ -115,8 +122,11 @@ static int parse(struct settings *st, int argc, char **argv)
                                     "\n"
                                     "Signals: SIGINT and SIGTERM stop it cleanly; SIGHUP reopens "
                                     "the log files\n"
-                                    "(after logrotate) and re-reads --tokens-file, without "
-                                    "dropping connections.\n"
+                                    "(after logrotate) and re-reads --tokens-file and "
+                                    "--cluster-map, without\n"
+                                    "dropping connections (a map with an older epoch than the "
+                                    "store has seen\n"
+                                    "is refused).\n"
                                     "Under systemd (Type=notify) it reports readiness and pings "
                                     "the watchdog.\n"};
     return opt_parse(&cmd, argc, argv, NULL);
@@ -243,6 +253,23 @@ static void announce(const api_config_t *cfg, api_server_t *srv, const char *dir
     }
 }
 
+/* SIGHUP: the cluster map again. A map that cannot be read or is refused (older epoch,
+ * no such cell) keeps the old one in force. */
+static void reload_map(api_server_t *srv, const struct settings *st)
+{
+    cluster_map_t *m;
+    char msg[512];
+    int rc = cluster_map_load(st->cluster_map, &m, msg, sizeof msg);
+    if (rc == REEL_OK)
+        rc = api_server_set_cluster(srv, m, msg, sizeof msg);
+    if (rc)
+        api_server_log(srv, API_LOG_ERROR, "reel serve: SIGHUP: %s; the old cluster map stays "
+                       "in force", msg);
+    else
+        api_server_log(srv, API_LOG_INFO, "reel serve: SIGHUP: cluster map %s loaded",
+                       st->cluster_map);
+}
+
 /* SIGHUP: the log files by name again, the tokens file again (a token removed from it stops
  * working at the next request of every connection). A failure keeps what was there. */
 static void reload(api_server_t *srv, const struct settings *st)
@@ -266,6 +293,8 @@ static void reload(api_server_t *srv, const struct settings *st)
                        "reel serve: SIGHUP: logs reopened, %zu tokens %s", n,
                        rc ? "NOT loaded (out of memory)" : "loaded");
     }
+    if (st->cluster_map)
+        reload_map(srv, st);
     sd_notify(0, "READY=1");
 }
 
@@ -338,13 +367,16 @@ static int serve(const api_config_t *cfg_in, const struct settings *st)
 
     store_options_t opt = {.no_sync = st->no_sync, .create = st->create};
     store_t *s = cmd_open_store_opt("serve", st->data, &opt);
-    if (!s)
+    if (!s) {
+        cluster_map_free(cfg->cluster);
         return CMD_FAIL;
+    }
     api_server_t *volatile srv_for_log = NULL, *srv = NULL;
     rcfg.log_arg = (void *)&srv_for_log;
     retain_t *janitor = NULL;
     if (retain_new(s, &rcfg, &janitor) != REEL_OK) {
         cmd_error("serve", "out of memory");
+        cluster_map_free(cfg->cluster);
         store_close(s);
         return CMD_FAIL;
     }
@@ -377,6 +409,26 @@ static int serve(const api_config_t *cfg_in, const struct settings *st)
     return CMD_OK;
 }
 
+/* --cluster-map and --cell: the map into cfg->cluster (api_server_start() takes it over). */
+static int cluster(const struct settings *st, api_config_t *cfg)
+{
+    if (!st->cluster_map != !st->cell) {
+        cmd_error("serve", "--cluster-map and --cell go together (a cell serves its own shards)");
+        return -1;
+    }
+    if (!st->cluster_map)
+        return 0;
+    char msg[512];
+    cluster_map_t *m;
+    if (cluster_map_load(st->cluster_map, &m, msg, sizeof msg)) {
+        cmd_error("serve", "%s", msg);
+        return -1;
+    }
+    cfg->cluster = m;
+    cfg->cell = st->cell;
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     api_config_t cfg;
@@ -404,6 +456,10 @@ int cmd_serve(int argc, char **argv)
         return CMD_USAGE;
     cfg.tokens = toks;
     cfg.n_tokens = n_toks;
+    if (cluster(&st, &cfg) < 0) {
+        api_tokens_free(toks, n_toks);
+        return CMD_USAGE;
+    }
     raise_nofile();
     int rc = serve(&cfg, &st);
     api_tokens_free(toks, n_toks);

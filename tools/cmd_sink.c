@@ -45,7 +45,8 @@ struct settings {
     cmd_remote_t remote;
     const char *data; /* read the data directory itself (--server then only hears reports) */
     const char *dsn, *name, *schema;
-    unsigned long long cell, batch;
+    const char *cell;
+    unsigned long long batch;
     int once, quiet;
 };
 
@@ -503,7 +504,7 @@ static int pg_start(run_t *r)
 {
     for (int tries = 0; !stop; tries++) {
         if (!sink_pg_open(&r->pg, r->st->dsn) && !sink_pg_claim(&r->pg)) {
-            say(r, "cell %d, epoch %lld, schema %s: resuming after position %llu",
+            say(r, "cell %s, epoch %lld, schema %s: resuming after position %llu",
                 r->pg.cell, (long long)r->pg.epoch, r->pg.schema,
                 (unsigned long long)r->pg.position);
             return 0;
@@ -636,7 +637,7 @@ static int loop(run_t *r)
         if (r->page.n) {
             rc = sink_pg_write(&r->pg, r->page.items, r->page.n);
             if (rc == SINK_FENCED) {
-                fprintf(stderr, "reel sink: fenced: cell %d is now held by %s; this sink (epoch "
+                fprintf(stderr, "reel sink: fenced: cell %s is now held by %s; this sink (epoch "
                         "%lld, owner '%s') stops without writing\n", r->pg.cell, r->pg.fenced_by,
                         (long long)r->pg.epoch, r->pg.owner);
                 return SINK_FENCED;
@@ -690,11 +691,12 @@ static int parse(struct settings *st, int argc, char **argv, int *nargs)
         {.name = "dsn", .type = OPT_STRING, .arg = "DSN", .env = "REEL_SINK_DSN",
          .dest = &st->dsn, .required = 1,
          .help = "PostgreSQL connection (libpq: \"host=... dbname=...\" or postgresql://...)"},
-        {.name = "cell", .type = OPT_U64, .arg = "N", .env = "REEL_CELL", .dest = &st->cell,
-         .max = 1000000, .help = "the cell this server is (rows carry it)", .def = "0"},
+        {.name = "cell", .type = OPT_STRING, .arg = "ID", .env = "REEL_CELL", .dest = &st->cell,
+         .help = "the cell the server is (its id in the cluster map; rows carry it)",
+         .def = "0"},
         {.name = "name", .type = OPT_STRING, .arg = "NAME", .env = "REEL_SINK_NAME",
          .dest = &st->name, .help = "the name the server knows this sink by ([A-Za-z0-9._-])",
-         .def = "postgres-cell<N>"},
+         .def = "postgres-<ID>"},
         {.name = "schema", .type = OPT_STRING, .arg = "SCHEMA", .env = "REEL_SINK_SCHEMA",
          .dest = &st->schema, .help = "PostgreSQL schema of the tables", .def = "reel"},
         {.name = "batch", .type = OPT_U64, .arg = "N", .dest = &st->batch, .min = 1,
@@ -728,8 +730,15 @@ static int check(struct settings *st, int nargs, char **argv, char *name_buf, si
             cmd_error("sink", "--schema '%s': letters, digits and '_' only", st->schema);
             return -1;
         }
+    size_t c = strlen(st->cell);
+    if (!c || c > 63 || strspn(st->cell, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                          "0123456789-_") != c) {
+        cmd_error("sink", "--cell '%s': a cell id is 1..63 characters of A-Z a-z 0-9 - _ "
+                  "(as in the cluster map)", st->cell);
+        return -1;
+    }
     if (!st->name) {
-        snprintf(name_buf, cap, "postgres-cell%llu", st->cell);
+        snprintf(name_buf, cap, "postgres-%s", st->cell);
         st->name = name_buf;
     }
     size_t n = strlen(st->name);
@@ -743,19 +752,19 @@ static int check(struct settings *st, int nargs, char **argv, char *name_buf, si
 
 int cmd_sink(int argc, char **argv)
 {
-    struct settings st = {.schema = "reel", .batch = 1000};
+    struct settings st = {.schema = "reel", .batch = 1000, .cell = "0"};
     int nargs = 0;
     int rc = parse(&st, argc, argv, &nargs);
     if (rc != OPT_GO)
         return rc;
-    char name[80], host[64] = "?";
+    char name[96], host[64] = "?";
     if (check(&st, nargs, argv, name, sizeof name))
         return CMD_USAGE;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
     run_t r = {.st = &st};
-    r.pg.cell = (int)st.cell;
+    r.pg.cell = st.cell;
     r.pg.schema = st.schema;
     gethostname(host, sizeof host - 1);
     snprintf(r.pg.owner, sizeof r.pg.owner, "%s@%s:%d", st.name, host, (int)getpid());

@@ -34,6 +34,8 @@ int cmd_replay(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_mock_agent(int argc, char **argv);
 int cmd_tokens(int argc, char **argv);
+int cmd_redact(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
 int cmd_sink(int argc, char **argv);
 
 /* Common settings with their environment twins: flags win over environment, environment
@@ -171,6 +173,10 @@ typedef struct cmd_remote {
  * or the HTTP status and the problem's detail. */
 int cmd_remote_get(const char *prog, const cmd_remote_t *r, const char *path, store_buf_t *out);
 int cmd_remote_stream(const char *prog, const cmd_remote_t *r, const char *path, int fd);
+/* POST of the JSON 'body' to url+path: the answer into 'out' (cleared first); 0 or -1 as
+ * above (a failed POST is never sent again). */
+int cmd_remote_post(const char *prog, const cmd_remote_t *r, const char *path,
+                    const char *body, size_t len, store_buf_t *out);
 /* Sets 'b' to "/v1/sessions/<session, escaped>/<route>". */
 void cmd_remote_session_path(store_buf_t *b, const char *session, const char *route);
 /* Appends 's' percent-encoded (everything but A-Z a-z 0-9 - . _ ~). */

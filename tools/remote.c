@@ -58,7 +58,9 @@ static void problem_text(const store_buf_t *b, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)(b->len > 200 ? 200 : b->len), b->len ? (const char *)b->data : "");
 }
 
-static int request(const char *prog, const cmd_remote_t *r, const char *path, struct sink *k)
+/* GET, or POST of 'post' (JSON, 'post_len' bytes) when it is not NULL. */
+static int request_body(const char *prog, const cmd_remote_t *r, const char *path,
+                        const char *post, size_t post_len, struct sink *k)
 {
     static int inited;
     if (!inited++)
@@ -89,6 +91,12 @@ static int request(const char *prog, const cmd_remote_t *r, const char *path, st
     curl_easy_setopt(c, CURLOPT_WRITEDATA, k);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (post) {
+        h = curl_slist_append(h, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)post_len);
+    }
     CURLcode cc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (cc == CURLE_WRITE_ERROR && status >= 400) /* headers said error: fetch it as a problem */
@@ -100,7 +108,7 @@ static int request(const char *prog, const cmd_remote_t *r, const char *path, st
                                               : curl_easy_strerror(cc));
         rc = -1;
     } else if (status >= 400) {
-        if (!k->buf || !k->buf->len) { /* nothing streamed yet: ask again for the problem */
+        if (!post && (!k->buf || !k->buf->len)) { /* nothing streamed: ask again for the problem */
             curl_easy_setopt(c, CURLOPT_WRITEDATA, &ek);
             curl_easy_perform(c);
         } else {
@@ -116,6 +124,19 @@ static int request(const char *prog, const cmd_remote_t *r, const char *path, st
     store_buf_release(&url);
     store_buf_release(&err);
     return rc;
+}
+
+static int request(const char *prog, const cmd_remote_t *r, const char *path, struct sink *k)
+{
+    return request_body(prog, r, path, NULL, 0, k);
+}
+
+int cmd_remote_post(const char *prog, const cmd_remote_t *r, const char *path,
+                    const char *body, size_t len, store_buf_t *out)
+{
+    store_buf_clear(out);
+    struct sink k = {.buf = out};
+    return request_body(prog, r, path, body, len, &k);
 }
 
 int cmd_remote_get(const char *prog, const cmd_remote_t *r, const char *path, store_buf_t *out)

@@ -58,7 +58,7 @@ typedef struct sink_item {
 typedef struct sink_pg {
     PGconn *conn;
     const char *schema; /* quoted identifier text, validated [A-Za-z_][A-Za-z0-9_]* */
-    int cell;
+    const char *cell;   /* the cell id (cluster map: A-Z a-z 0-9 - _, 1..63 bytes) */
     int64_t epoch;      /* ours, from sink_pg_claim() */
     uint64_t position;  /* the checkpoint: the cursor of the last item committed */
     uint32_t index;     /* (position, and 0 or a change's index) */

@@ -48,12 +48,12 @@ static int exec0(sink_pg_t *pg, const char *sql, const char *what)
 static const char schema_sql[] =
     "CREATE SCHEMA IF NOT EXISTS \"%1$s\";\n"
     "CREATE TABLE IF NOT EXISTS \"%1$s\".sink (\n"
-    "  cell integer PRIMARY KEY, epoch bigint NOT NULL, owner text NOT NULL,\n"
+    "  cell text PRIMARY KEY, epoch bigint NOT NULL, owner text NOT NULL,\n"
     "  position bigint NOT NULL, change_index bigint NOT NULL DEFAULT 0,\n"
     "  claimed_at timestamptz NOT NULL DEFAULT now(),\n"
     "  updated_at timestamptz NOT NULL DEFAULT now());\n"
     "CREATE TABLE IF NOT EXISTS \"%1$s\".events (\n"
-    "  cell integer NOT NULL, position bigint NOT NULL,\n"
+    "  cell text NOT NULL, position bigint NOT NULL,\n"
     "  id text NOT NULL, event_index bigint NOT NULL, session_id text NOT NULL,\n"
     "  created_at bigint NOT NULL, connection_id text NOT NULL, sender text NOT NULL,\n"
     "  payload_json jsonb,\n"
@@ -64,7 +64,7 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS events_session_order\n"
     "  ON \"%1$s\".events (session_id, event_index, id);\n"
     "CREATE TABLE IF NOT EXISTS \"%1$s\".sessions (\n"
-    "  cell integer NOT NULL, id text NOT NULL,\n"
+    "  cell text NOT NULL, id text NOT NULL,\n"
     "  agent text NOT NULL DEFAULT '', agent_session_id text NOT NULL DEFAULT '',\n"
     "  created_at bigint NOT NULL, destroyed_at bigint,\n"
     "  status text NOT NULL, updated_at bigint NOT NULL, ended_at bigint,\n"
@@ -73,7 +73,7 @@ static const char schema_sql[] =
     "  version bigint NOT NULL DEFAULT 1, metadata_json jsonb, last_hash bytea,\n"
     "  last_position bigint NOT NULL DEFAULT 0, PRIMARY KEY (cell, id));\n"
     "CREATE TABLE IF NOT EXISTS \"%1$s\".changes (\n"
-    "  cell integer NOT NULL, position bigint NOT NULL, change_index bigint NOT NULL,\n"
+    "  cell text NOT NULL, position bigint NOT NULL, change_index bigint NOT NULL,\n"
     "  kind integer NOT NULL, change text NOT NULL, session_id text NOT NULL,\n"
     "  time_ms bigint NOT NULL, record json NOT NULL,\n"
     "  PRIMARY KEY (cell, position, change_index));\n";
@@ -116,8 +116,8 @@ void sink_pg_close(sink_pg_t *pg)
 
 int sink_pg_claim(sink_pg_t *pg)
 {
-    char cell[16], sql[512];
-    snprintf(cell, sizeof cell, "%d", pg->cell);
+    const char *cell = pg->cell;
+    char sql[512];
     snprintf(sql, sizeof sql,
              "INSERT INTO \"%s\".sink AS k (cell, epoch, owner, position) VALUES ($1, 1, $2, 0) "
              "ON CONFLICT (cell) DO UPDATE SET epoch = k.epoch + 1, owner = EXCLUDED.owner, "
@@ -292,9 +292,9 @@ static void copy_hex(store_buf_t *b, const uint8_t *p, size_t n)
     }
 }
 
-static void copy_row(store_buf_t *b, int cell, const sink_item_t *it)
+static void copy_row(store_buf_t *b, const char *cell, const sink_item_t *it)
 {
-    store_buf_printf(b, "%d\t%llu\t", cell, (unsigned long long)it->position);
+    store_buf_printf(b, "%s\t%llu\t", cell, (unsigned long long)it->position);
     copy_text(b, it->event_id);
     store_buf_printf(b, "\t%llu\t", (unsigned long long)it->event_index);
     copy_text(b, it->session);
@@ -372,8 +372,8 @@ struct agg {
 
 static int upsert_from_events(sink_pg_t *pg, params_t *p, const struct agg *a)
 {
-    char cell[16], sql[1024];
-    snprintf(cell, sizeof cell, "%d", pg->cell);
+    const char *cell = pg->cell;
+    char sql[1024];
     snprintf(sql, sizeof sql,
              "INSERT INTO \"%s\".sessions AS s (cell, id, status, created_at, updated_at, "
              "ended_at, first_event_at, last_sequence, event_count, runs, last_hash, "
@@ -445,8 +445,8 @@ static int flush_events(sink_pg_t *pg, params_t *p, const sink_item_t *const *ev
  * session's events removed (the feed no longer serves them). */
 static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
 {
-    char cell[16], sql[1400];
-    snprintf(cell, sizeof cell, "%d", pg->cell);
+    const char *cell = pg->cell;
+    char sql[1400];
     snprintf(sql, sizeof sql, "INSERT INTO \"%s\".changes (cell, position, change_index, kind, "
              "change, session_id, time_ms, record) VALUES ($1,$2,$3,$4,$5,$6,$7,$8::json)",
              pg->schema);
@@ -519,8 +519,8 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
 /* Locks the cell's row and checks that it is still ours: 0, SINK_FENCED or -1. */
 static int check_fence(sink_pg_t *pg, params_t *p)
 {
-    char cell[16], sql[256];
-    snprintf(cell, sizeof cell, "%d", pg->cell);
+    const char *cell = pg->cell;
+    char sql[256];
     snprintf(sql, sizeof sql, "SELECT epoch, owner, position, change_index FROM \"%s\".sink "
              "WHERE cell = $1 FOR UPDATE", pg->schema);
     p_str(p, cell);
@@ -597,8 +597,8 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
     if (!rc)
         rc = write_items(pg, &p, items, n);
     if (!rc) {
-        char cell[16], sql[256];
-        snprintf(cell, sizeof cell, "%d", pg->cell);
+        const char *cell = pg->cell;
+        char sql[256];
         snprintf(sql, sizeof sql, "UPDATE \"%s\".sink SET position = $2, change_index = $3, "
                  "updated_at = now() WHERE cell = $1", pg->schema);
         p_str(&p, cell);

@@ -15,7 +15,8 @@
  * slow request heads), body.c (request bodies, asynchronous store work), wait.c (suspended
  * connections and their wake-ups, the watcher thread), reply.c (responses, RFC 7807
  * problems, CORS), query.c (percent-decoding, query parameters, headers), auth.c (tokens),
- * log.c (the access and error logs, request ids).
+ * log.c (the access and error logs, request ids), cell.c (cluster mode: the 421 rule, the
+ * cluster map and its epoch, docs/CLUSTER.md).
  *
  * Request lifecycle: the URI log callback allocates an api_req_t (libmicrohttpd hands it
  * back to every call of the access handler as *req_cls); the completion callback calls
@@ -42,6 +43,7 @@
 #include <stdint.h>
 
 #include "api/api.h"
+#include "cluster/cluster.h"
 #include "store/buf.h"
 #include "store/store.h"
 
@@ -81,7 +83,7 @@ enum api_method {
 };
 
 /* Who may call a route: anyone, or a token with the scope the method needs (GET, HEAD:
- * read; DELETE: full; the others: append). */
+ * read; DELETE: delete; the others: append), unless the row names its scope. */
 enum api_auth { API_AUTH_NONE = 0, API_AUTH_SCOPED };
 
 /* A handler is called for every call of the access handler once the request passed the
@@ -107,6 +109,7 @@ struct api_route {
      * end up in logs and histories. NULL = never. */
     int (*query_token)(const api_req_t *rq);
     int tenant;                 /* enum api_tenant_rule */
+    int scope;                  /* enum api_scope bits the route needs; 0 = by method */
 };
 
 /* The query_token rule of an SSE route: a GET. */
@@ -208,6 +211,14 @@ struct api_server {
     const api_route_t *routes;  /* the route table (api/routes.c) */
     size_t n_routes;
 
+    /* Cluster mode (cell.c): 'cluster' is replaced on SIGHUP under cluster_lock (held
+     * shared by every request's check); 'cell_id' never changes. */
+    pthread_rwlock_t cluster_lock;
+    cluster_map_t *cluster;     /* NULL: a single node */
+    char cell_id[CLUSTER_ID_MAX + 1];
+    atomic_uint_fast64_t cluster_epoch; /* of 'cluster', for the response headers */
+    atomic_uint_fast64_t misdirected;   /* 421 answers */
+
     pthread_mutex_t lock;       /* guards the waiter list, 'gen', 'stopping' */
     api_waiter_t waiters;       /* list head (sentinel) */
     uint64_t gen;               /* bumped on every observed commit */
@@ -221,6 +232,11 @@ struct api_server {
     uint64_t own[API_OWN_TXNS]; /* a ring, in commit order */
     size_t own_head, own_n;
     uint64_t watch_txn;
+    /* Stored bodies change only by a redaction: the watcher reads the store's count of them
+     * (store_redaction_count) after another process's commit, and when it moved calls
+     * 'on_foreign_redaction' (set by server.c: the event cache is emptied). */
+    uint64_t watch_redactions;
+    void (*on_foreign_redaction)(api_server_t *srv, uint64_t txn);
 
     pthread_t watcher;
     int watcher_started;
@@ -301,6 +317,10 @@ struct api_req {
     size_t n_prefixes;    /* 0: the token may touch every session */
     char session[STORE_SESSION_ID_MAX + 1]; /* the decoded {id} */
     size_t session_len;
+    /* A misdirected request (cell.c): the owner cell and its address, for the 421's
+     * headers; "" otherwise. */
+    char owner[CLUSTER_ID_MAX + 1];
+    char owner_addr[CLUSTER_ADDR_MAX + 1];
     int phase;            /* enum api_phase, then the handler's own */
     int in_first;         /* inside the first call: problems are deferred (see request.c) */
     int close_now;        /* answer at once even in the first call (closes the connection) */
@@ -529,6 +549,26 @@ void api__async_failed(api_req_t *rq, store_batch_t *b, int rc);
 void api__batch_done(store_batch_t *b, void *arg);
 /* The three steps above for a plain store batch. */
 enum MHD_Result api__submit(api_req_t *rq, store_batch_t *b);
+
+/* ---- cell.c ---- */
+
+/* Installs the cluster map at start (takes 'm' over on success). */
+int api__cell_init(api_server_t *srv, cluster_map_t *m, const char *cell, char *msg,
+                   size_t mlen);
+void api__cell_free(api_server_t *srv);
+/* The 421 rule: 1 when this cell owns the request's session or stream (or the route names
+ * none, or there is no map); else 0 with the problem answered into '*r'. */
+int api__cell_check(api_req_t *rq, enum MHD_Result *r);
+/* 1 when this cell owns the Durable Stream 'path' (decoded, 'len' bytes), or there is no
+ * map; else 0 with the owner's id in 'owner'. For requests that name a second stream
+ * (a fork's source), which must live on the same cell. */
+int api__cell_owns_stream(api_server_t *srv, const char *path, size_t len, char *owner,
+                          size_t cap);
+/* The cluster metrics (cell, epoch, owned shards, 421 answers) in cluster mode. */
+void api__cell_metrics(api_server_t *srv, store_buf_t *o);
+/* Reel-Cell and Reel-Cluster-Epoch on every answer in cluster mode; the owner's headers
+ * on a 421. */
+void api__cell_headers(api_req_t *rq, struct MHD_Response *resp);
 
 /* ---- auth.c ---- */
 

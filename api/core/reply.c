@@ -48,6 +48,7 @@ enum MHD_Result api__queue(api_req_t *rq, int status, struct MHD_Response *resp)
         rq->add_headers(rq, resp);
     if (rq->request_id[0])
         MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+    api__cell_headers(rq, resp);
 
     rq->status = status;
     enum MHD_Result r = MHD_queue_response(rq->conn, (unsigned)status, resp);

@@ -218,6 +218,8 @@ static int needed_scope(const api_req_t *rq)
 {
     if (rq->route->auth == API_AUTH_NONE || rq->method_bit == API_M_OPTIONS)
         return 0; /* preflights carry no credentials */
+    if (rq->route->scope) /* a POST that destroys data (redact) needs 'delete' */
+        return rq->route->scope;
     if (rq->method_bit & API_M_READ)
         return API_SCOPE_READ;
     if (rq->method_bit == API_M_DELETE)
@@ -313,6 +315,8 @@ static enum MHD_Result first_call(api_req_t *rq)
         take_id(rq);
     if (rq->bad_id && rq->method_bit != API_M_OPTIONS) /* a preflight names no session */
         return api__problem(rq, REEL_EINVALID_SESSION_ID, "%s", rq->reject_detail);
+    if (rq->method_bit != API_M_OPTIONS && !api__cell_check(rq, &r))
+        return r;
     if (rq->n_prefixes && rq->method_bit != API_M_OPTIONS && !tenant_ok(rq, &r))
         return r;
     if (api__stopping(srv))

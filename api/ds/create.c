@@ -54,7 +54,7 @@ static int sub_offset(api_req_t *rq, ds_req_t *d, const ds_req_t *src, const cha
 {
     int json = ds__is_json(ctype);
     store_buf_clear(&d->prefix);
-    ds_page_t pg = {json, json ? DS_PAGE_BYTES : 1, &d->prefix, 0, 0, 0, 0, 0, 0,
+    ds_page_t pg = {json, json ? DS_PAGE_BYTES : 1, &d->prefix, 0, 0, 0, 0, 0, 0, 0,
                     api__render_flags(rq, 0)};
     int rc = ds__read(rq->srv, src->sid, src->sid_len, m->fork_req, &pg);
     if (rc) {
@@ -87,6 +87,14 @@ static int fork_source(api_req_t *rq, ds_req_t *d, ds_meta_t *m)
     memcpy(src.path, d->fork_path, src.path_len + 1);
     if (ds__base_id(src.path, src.path_len, src.base, &src.base_len) < 0) {
         api__problem(rq, REEL_EINVALID_PARAMETER, "Stream-Forked-From is not a stream path");
+        return -1;
+    }
+    char owner[CLUSTER_ID_MAX + 1];
+    if (!api__cell_owns_stream(rq->srv, src.path, src.path_len, owner, sizeof owner)) {
+        /* A fork reads its source's events locally (docs/CLUSTER.md "Routing with nginx"). */
+        api__problem(rq, REEL_ECONFLICT, "the fork source '%.200s' is on cell '%s', not on this "
+                     "cell '%s': a fork must be in a shard of its source's cell",
+                     d->fork_path, owner, rq->srv->cell_id);
         return -1;
     }
     store_session_t rec;

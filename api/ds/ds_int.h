@@ -238,6 +238,8 @@ typedef struct ds_page {
     int gone;            /* the session was deleted (or expired) */
     uint64_t first_kept; /* retention trimmed messages the read asked for: the sequence of
                             the first kept one (header Reel-First-Sequence); 0 = none */
+    uint64_t redactions; /* the store's count of redactions at the read: in the ETag, so a
+                            page whose bodies a redaction rewrote is not answered 304 */
     int flags;           /* a plain session's envelopes: replay_write_event() flags */
 } ds_page_t;
 

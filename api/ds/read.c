@@ -174,6 +174,8 @@ int ds__read(api_server_t *srv, const char *sid, size_t sid_len, uint64_t after,
                 pg->next = tail;
             pg->closed = m.closed;
         }
+        if (rc == REEL_OK)
+            rc = store_redaction_count(&r, &pg->redactions);
     }
     store_read_end(&r);
     if (rc == REEL_OK && store_buf_failed(pg->out))
@@ -261,7 +263,7 @@ static int fill(api_sse_t *s, int *moved)
 {
     ds_sse_t *c = (ds_sse_t *)s;
     store_buf_clear(&c->msgs);
-    ds_page_t pg = {c->json, s->srv->lim.sse_buffer_bytes, &c->msgs, 0, 0, 0, 0, 0, 0, c->flags};
+    ds_page_t pg = {c->json, s->srv->lim.sse_buffer_bytes, &c->msgs, 0, 0, 0, 0, 0, 0, 0, c->flags};
     int rc = ds__read(s->srv, c->sid, c->sid_len, c->next, &pg);
     *moved = 0;
     if (rc == REEL_ESESSION_NOT_FOUND || (rc == REEL_OK && pg.gone)) {
@@ -411,8 +413,11 @@ static enum MHD_Result read_reply(api_req_t *rq, ds_req_t *d, ds_page_t *pg, sto
     char off[DS_OFFSET_LEN + 1], etag[STORE_SESSION_ID_MAX + 160], cur[32];
     ds__offset(pg->next, off);
     int closed = pg->closed && pg->at_end;
-    snprintf(etag, sizeof etag, "\"%s:%s:%s%s\"", d->sid, d->has_offset ? d->offset_text : "-1",
-             off, closed ? ":c" : "");
+    char red[32] = ""; /* a store that was never redacted keeps the ETags it always had */
+    if (pg->redactions)
+        snprintf(red, sizeof red, ":r%llu", (unsigned long long)pg->redactions);
+    snprintf(etag, sizeof etag, "\"%s:%s:%s%s%s\"", d->sid, d->has_offset ? d->offset_text : "-1",
+             off, closed ? ":c" : "", red);
     const char *inm = api__header(rq, MHD_HTTP_HEADER_IF_NONE_MATCH);
     if (inm && !strcmp(inm, etag)) {
         struct MHD_Response *r = ds__resp(NULL, 0);
@@ -480,7 +485,7 @@ static enum MHD_Result read_or_wait(api_req_t *rq, ds_req_t *d)
         int json = ds__is_json(d->ctype_read);
         if (json)
             store_buf_putc(&out, '[');
-        ds_page_t pg = {json, DS_PAGE_BYTES, &out, 0, 0, 0, 0, 0, 0, api__render_flags(rq, 0)};
+        ds_page_t pg = {json, DS_PAGE_BYTES, &out, 0, 0, 0, 0, 0, 0, 0, api__render_flags(rq, 0)};
         int rc = ds__read(srv, d->sid, d->sid_len, d->after, &pg);
         if (rc == REEL_OK && pg.gone)
             rc = REEL_ESESSION_NOT_FOUND;

@@ -3,7 +3,8 @@
  * Files: events.c (append, offset pages and long-poll of a session and of the feed),
  * sse.c (Server-Sent Events of a session and of the feed, on api/live/sse.c), sessions.c
  * (session records and the list), projections.c (restore, transcript, stats, verify and
- * export, served by replay/), metrics.c (health and /metrics), ui.c (the /ui/ inspector).
+ * export, served by replay/), redact.c (redaction after the fact), metrics.c (health and
+ * /metrics), ui.c (the /ui/ inspector).
  *
  * Every handler has the api_handler_fn signature and is named in one row of the route
  * table (api/routes.c), which says its path, methods, auth and whether it reads a body.
@@ -82,6 +83,8 @@ enum MHD_Result api__transcript(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__stats(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__verify(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__session_export(api_req_t *rq, const char *data, size_t *size);
+/* redact.c */
+enum MHD_Result api__session_redact(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__export(api_req_t *rq, const char *data, size_t *size);
 /* metrics.c */
 enum MHD_Result api__health(api_req_t *rq, const char *data, size_t *size);

@@ -1,8 +1,9 @@
 /* evcache.c -- the event JSON cache: rendered envelopes kept by position.
  *
- * Why: a committed event never changes and its position is never used again (not even
- * after its session is deleted, FORMAT.md "last_position"), so the JSON envelope rendered
- * for one reader can be copied for the next instead of transcoded from msgpack again.
+ * Why: a committed event changes only by a redaction (below) and its position is never
+ * used again (not even after its session is deleted, FORMAT.md "last_position"), so the
+ * JSON envelope rendered for one reader can be copied for the next instead of transcoded
+ * from msgpack again.
  * Readers ask for the same newest events over and over: pollers tailing a session, every
  * SSE subscriber of a session (each renders each event), restores after a restart.
  *
@@ -15,6 +16,14 @@
  *    (entries included), the least recently used entries evicted first; an envelope larger
  *    than 1/64 of the budget is not kept.
  *  - Any thread may call api__render_event(); the cache lives as long as the server.
+ *  - Redaction after the fact (api/handlers/redact.c) rewrites committed events: before it
+ *    answers, api__evcache_forget() drops their envelopes and raises 'floor' to the
+ *    store's last transaction id, and a rendering made from a read older than 'floor' is
+ *    not kept (it may hold the old body: the read began before the redaction committed).
+ *    Such a read still serves what its snapshot held, as any read that began before a
+ *    commit; no read that begins after the answer sees the old bytes. A redaction by
+ *    another process (reel redact --data) is seen by the server's watcher within
+ *    API_WATCH_MS, which empties the cache (api__evcache_clear) the same way.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -38,6 +47,7 @@ struct api_evcache {
     struct ent *head, *tail;
     size_t bytes, max_bytes;
     uint64_t hits, misses;
+    uint64_t floor; /* renderings from snapshots older than this txn id are not kept */
 };
 
 api_evcache_t *api__evcache_new(size_t max_bytes)
@@ -120,8 +130,10 @@ static void evict_tail(api_evcache_t *c)
     free(e);
 }
 
-/* Keeps a copy of 'json' for 'position' unless another thread was first. */
-static void insert(api_evcache_t *c, uint64_t position, const uint8_t *json, size_t len)
+/* Keeps a copy of 'json' for 'position' unless another thread was first, or the read it
+ * came from ('snapshot') is older than a redaction. */
+static void insert(api_evcache_t *c, uint64_t position, uint64_t snapshot, const uint8_t *json,
+                   size_t len)
 {
     if (len > c->max_bytes / 64)
         return;
@@ -132,7 +144,7 @@ static void insert(api_evcache_t *c, uint64_t position, const uint8_t *json, siz
     e->len = len;
     memcpy(e->json, json, len);
     pthread_mutex_lock(&c->mu);
-    if (find(c, position)) {
+    if (snapshot < c->floor || find(c, position)) {
         pthread_mutex_unlock(&c->mu);
         free(e);
         return;
@@ -170,7 +182,7 @@ int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_vie
         if ((rc = store_event_check(ev)) != REEL_OK || (rc = replay_write_event(out, ev, 0)))
             return rc;
         if (!store_buf_failed(out))
-            insert(c, ev->position, out->data + mark, out->len - mark);
+            insert(c, ev->position, store_event_snapshot(ev), out->data + mark, out->len - mark);
     }
     if (store_buf_failed(out))
         return REEL_ENOMEM;
@@ -182,6 +194,45 @@ int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_vie
 int api__render_flags(const api_req_t *rq, int include_raw)
 {
     return (include_raw ? REPLAY_RAW : 0) | (rq->n_prefixes ? REPLAY_NO_POSITION : 0);
+}
+
+/* Removes the entry of 'position', if any (under the lock). */
+static void drop(api_evcache_t *c, uint64_t position)
+{
+    struct ent **p = slot(c, position);
+    while (*p && (*p)->position != position)
+        p = &(*p)->hnext;
+    struct ent *e = *p;
+    if (!e)
+        return;
+    *p = e->hnext;
+    lru_unlink(c, e);
+    c->bytes -= sizeof *e + e->len;
+    free(e);
+}
+
+void api__evcache_forget(api_evcache_t *c, const uint64_t *positions, size_t n, uint64_t floor)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (floor > c->floor)
+        c->floor = floor;
+    for (size_t i = 0; i < n; i++)
+        drop(c, positions[i]);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void api__evcache_clear(api_evcache_t *c, uint64_t floor)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (floor > c->floor)
+        c->floor = floor;
+    while (c->tail)
+        evict_tail(c);
+    pthread_mutex_unlock(&c->mu);
 }
 
 int api__evcache_has(void *arg, uint64_t position)

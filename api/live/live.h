@@ -103,6 +103,12 @@ int api__render_event_cb(void *srv, store_buf_t *out, const store_event_view_t *
  * without raw, so a cached event's body is not hashed again (it was checked when it was
  * rendered; a miss checks it then). */
 int api__evcache_has(void *arg, uint64_t position);
+/* After a redaction committed (transaction 'floor' or later, store_last_txn()): drops the
+ * envelopes of 'positions' and keeps renderings of older reads out (rules in evcache.c).
+ * NULL 'c' is allowed. */
+void api__evcache_forget(api_evcache_t *c, const uint64_t *positions, size_t n, uint64_t floor);
+/* The same for every entry: another process redacted (the watcher found it). */
+void api__evcache_clear(api_evcache_t *c, uint64_t floor);
 void api__evcache_stats(api_evcache_t *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes);
 
 #endif

@@ -23,7 +23,7 @@ def route_table():
     """{pattern: Allow header} from api/routes.c's rows."""
     src = open(os.path.join(ROOT, "api", "routes.c")).read()
     src = src[src.index("api__routes[] = {"):]
-    rows = re.findall(r'\bROUTE\("([^"]+)",\s*([A-Z_| ]+?),', src)
+    rows = re.findall(r'\b(?:SCOPED_)?ROUTE\("([^"]+)",\s*([A-Z_| ]+?),', src)
     rows += [(p, "R") for p in re.findall(r'SSE_ROUTE\("([^"]+)"', src)]
     rows += re.findall(r'\.pattern = "([^"]+)", \.methods = ([A-Z_| ]+?),', src)
     table = {}

@@ -151,7 +151,7 @@ def check_rows_match(server, pg, schema):
         assert r["agent"] == (rec["agent"] or "") and r["metadata_json"] == rec["metadata"], sid
         assert r["agent_session_id"] == (rec["native_session_id"] or ""), sid
     # the checkpoint is the last item's cursor
-    ck = pg.query("SELECT position, change_index FROM %s.sink WHERE cell = 0" % schema)[0]
+    ck = pg.query("SELECT position, change_index FROM %s.sink WHERE cell = '0'" % schema)[0]
     last = items[-1] if items else {"position": 0}
     assert (ck["position"], ck["change_index"]) == (last["position"], last.get("index", 0))
     return events

@@ -218,7 +218,10 @@ export function newEventId(): string {
 }
 
 /**
- * A session id as one path segment (encodeURIComponent). `.`, `..` and the empty string are
+ * A session id as one path segment in canonical percent-encoding (RFC 3986 6.2.2: all but
+ * `A-Z a-z 0-9 - . _ ~` escaped): encodeURIComponent, with `! ' ( ) *` escaped too, so that
+ * nginx in front of reel cells hashes the same bytes as reel (docs/CLUSTER.md "Shards").
+ * `.`, `..` and the empty string are
  * refused here (400 invalid_session_id, locally): a URL parser would take them, or their
  * `%2E` forms, as path steps and reach another resource.
  */
@@ -227,7 +230,7 @@ export function encodeSessionId(id: string): string {
     throw localError(400, "invalid_session_id", `session id ${JSON.stringify(id)} is not valid ('.', '..' and '' are not ids)`);
   }
   try {
-    return encodeURIComponent(id);
+    return encodeURIComponent(id).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
   } catch {
     throw localError(400, "invalid_session_id", "session id is not valid UTF-16 (a lone surrogate)");
   }

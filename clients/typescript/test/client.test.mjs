@@ -34,6 +34,7 @@ describe("ids and appends", () => {
       assert.throws(() => encodeSessionId(bad), (e) => e instanceof ReelError && e.status === 400 && e.code === "invalid_session_id");
     }
     assert.equal(encodeSessionId("team/alpha"), "team%2Falpha");
+    assert.equal(encodeSessionId("a!(b)*'~"), "a%21%28b%29%2A%27~"); // canonical: nginx hashes these bytes
   });
 
   for (const id of IDS) {
