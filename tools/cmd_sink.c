@@ -437,6 +437,7 @@ typedef struct run {
     http_t http;
     sink_pg_t pg;
     page_t page;
+    page_t again; /* one event read again (refetch) */
     uint64_t events, changes;       /* written since start */
     uint64_t last_report_ms, reported, lag;
     uint64_t prog_ms, prog_events, prog_changes;
@@ -543,7 +544,7 @@ static int local_change(void *arg, const store_change_view_t *ch)
  * the same JSON the server writes, so one parser serves both. When nothing is new it
  * waits for the next LMDB transaction of any process (polled every 50 ms, at most
  * WAIT_S). 0, or -2 after printing why. */
-static int local_page(run_t *r)
+static int local_page(run_t *r, uint64_t after, uint32_t index, size_t limit, int wait)
 {
     for (int waited = 0;; waited += 50) {
         uint64_t txn = store_last_txn(r->store);
@@ -553,8 +554,8 @@ static int local_page(run_t *r)
         store_read_t rd;
         int more = 0, rc = store_read_begin(r->store, &rd);
         if (!rc)
-            rc = store_feed_changes_after(&rd, r->pg.position, r->pg.index, r->st->batch,
-                                          local_event, local_change, out, &more);
+            rc = store_feed_changes_after(&rd, after, index, limit, local_event, local_change,
+                                          out, &more);
         if (!rc)
             store_read_end(&rd);
         if (rc) {
@@ -567,7 +568,7 @@ static int local_page(run_t *r)
             return -2;
         }
         int empty = out->len == strlen("{\"events\":[],\"hasMore\":false}");
-        if (!empty || r->st->once || stop || waited >= WAIT_S * 1000)
+        if (!empty || !wait || r->st->once || stop || waited >= WAIT_S * 1000)
             return 0;
         while (!stop && store_last_txn(r->store) == txn && waited < WAIT_S * 1000) {
             usleep(50000);
@@ -580,7 +581,7 @@ static int local_page(run_t *r)
 static int next_page(run_t *r, int *more)
 {
     if (r->store) {
-        int rc = local_page(r);
+        int rc = local_page(r, r->pg.position, r->pg.index, r->st->batch, 1);
         if (rc)
             return rc;
         r->page.after = r->pg.position;
@@ -618,6 +619,39 @@ static int next_page(run_t *r, int *more)
                   store_buf_cstr(&r->http.body));
         return -2;
     }
+    return 0;
+}
+
+/* sink_pg_t.refetch: the event at 'position' as the source serves it now. The cursor just
+ * before it is (position - 1, the last index), so a page of one item is that event if it
+ * is still there. */
+static int refetch(void *arg, uint64_t position, const sink_item_t **out)
+{
+    run_t *r = arg;
+    *out = NULL;
+    if (!position)
+        return 0;
+    int rc, more = 0;
+    if (r->store) {
+        rc = local_page(r, position - 1, UINT32_MAX, 1, 0);
+    } else {
+        char path[200];
+        snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&limit=1"
+                 "&after=%llu.%u", (unsigned long long)(position - 1), UINT32_MAX);
+        rc = http_call(&r->http, path, NULL, 30);
+        if (rc)
+            cmd_error("sink", "reading a redacted event again: %s", r->http.error);
+    }
+    if (rc)
+        return -1;
+    r->again.after = position - 1;
+    r->again.after_index = 0;
+    if (page_parse(&r->again, &r->http.body, &more)) {
+        cmd_error("sink", "reading a redacted event again: not a page of the feed");
+        return -1;
+    }
+    if (r->again.n)
+        *out = &r->again.items[0];
     return 0;
 }
 
@@ -765,6 +799,8 @@ int cmd_sink(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     run_t r = {.st = &st};
     r.pg.cell = st.cell;
+    r.pg.refetch = refetch;
+    r.pg.refetch_arg = &r;
     r.pg.schema = st.schema;
     gethostname(host, sizeof host - 1);
     snprintf(r.pg.owner, sizeof r.pg.owner, "%s@%s:%d", st.name, host, (int)getpid());
@@ -786,5 +822,7 @@ int cmd_sink(int argc, char **argv)
     http_free(&r.http);
     free(r.page.items);
     free(r.page.ps.a.p);
+    free(r.again.items);
+    free(r.again.ps.a.p);
     return rc;
 }

@@ -63,6 +63,11 @@ typedef struct sink_pg {
     uint64_t position;  /* the checkpoint: the cursor of the last item committed */
     uint32_t index;     /* (position, and 0 or a change's index) */
     char owner[160];
+    /* Reads the event at 'position' again as the source serves it now (a redaction after
+     * the fact rewrote its body): '*out' borrowed until the next call, NULL when the
+     * source no longer has it. 0 or -1 (reported). Set by the caller. */
+    int (*refetch)(void *arg, uint64_t position, const sink_item_t **out);
+    void *refetch_arg;
     char fenced_by[200]; /* set when fenced: who holds the cell now */
 } sink_pg_t;
 

@@ -516,6 +516,68 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
     return p_exec(pg, p, sql, "updating a session from a change", NULL);
 }
 
+/* ---- redaction after the fact (docs/REDACTION.md "After the fact") ----
+ *
+ * A redaction rewrites stored bodies in place and appends a reel.redacted event naming the
+ * sequences it rewrote ({"sequences":[...]}). Rows copied before it still hold the old
+ * bodies: when that event is written, each of them is read again from the source and its
+ * row updated, in the same transaction as the event and the checkpoint. A row the sink
+ * had not copied yet gets the new body anyway (the feed serves it). */
+
+static int refresh_row(sink_pg_t *pg, params_t *p, const char *session, uint64_t seq)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT position FROM \"%s\".events WHERE cell = $1 AND "
+             "session_id = $2 AND sequence = $3", pg->schema);
+    p_str(p, pg->cell);
+    p_str(p, session);
+    p_u64(p, seq, 0);
+    PGresult *res = NULL;
+    if (p_exec(pg, p, sql, "finding a redacted event", &res))
+        return -1;
+    uint64_t pos = PQntuples(res) == 1 ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    const sink_item_t *it = NULL;
+    if (!pos || !pg->refetch)
+        return 0; /* not copied (trimmed, deleted): nothing holds the old body */
+    if (pg->refetch(pg->refetch_arg, pos, &it))
+        return -1;
+    if (!it || it->is_change || it->position != pos)
+        return 0; /* gone from the source since: its own change removes the row */
+    snprintf(sql, sizeof sql, "UPDATE \"%s\".events SET payload_json = $3::jsonb, "
+             "raw = $4::jsonb, chain_hash = $5, body_hash = $6, body = $7 "
+             "WHERE cell = $1 AND position = $2", pg->schema);
+    p_str(p, pg->cell);
+    p_u64(p, pos, 0);
+    p_str(p, jsonb_or_null(it->payload));
+    p_str(p, jsonb_or_null(it->raw));
+    p_bin(p, it->hash, 32);
+    p_bin(p, it->body_hash, 32);
+    p_bin(p, it->body, it->body_len);
+    return p_exec(pg, p, sql, "updating a redacted event", NULL);
+}
+
+/* The rows a reel.redacted event 'it' names, read again. */
+static int apply_redaction(sink_pg_t *pg, params_t *p, const sink_item_t *it)
+{
+    const char *v;
+    size_t n;
+    if (!it->payload || cmd_json_member(it->payload, strlen(it->payload), "sequences", &v, &n) ||
+        !n || v[0] != '[')
+        return 0; /* not one reel wrote: an event like any other */
+    const char *end = v + n;
+    for (const char *q = v + 1; q < end; q++) {
+        if (*q < '0' || *q > '9')
+            continue;
+        char *e;
+        uint64_t seq = strtoull(q, &e, 10);
+        if (refresh_row(pg, p, it->session, seq))
+            return -1;
+        q = e - 1;
+    }
+    return 0;
+}
+
 /* Locks the cell's row and checks that it is still ours: 0, SINK_FENCED or -1. */
 static int check_fence(sink_pg_t *pg, params_t *p)
 {
@@ -556,8 +618,17 @@ static int write_items(sink_pg_t *pg, params_t *p, const sink_item_t *items, siz
     size_t nrun = 0;
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        if (!items[i].is_change) {
+        int redacted = !items[i].is_change && !strcmp(items[i].type, "reel.redacted");
+        if (!items[i].is_change && !redacted) {
             run[nrun++] = &items[i];
+            continue;
+        }
+        if (redacted) { /* written, then the rows it names read again */
+            run[nrun++] = &items[i];
+            rc = flush_events(pg, p, run, nrun);
+            nrun = 0;
+            if (!rc)
+                rc = apply_redaction(pg, p, &items[i]);
             continue;
         }
         /* Order matters: the events before a change are written first (a delete removes

@@ -502,3 +502,33 @@ def test_sink_reads_a_data_directory(server, pg, schema):
         follow.send_signal(signal.SIGTERM)
         assert follow.wait(20) == 0, follow.stderr.read()
     check_rows_match(server, pg, schema)
+
+
+@pytest.mark.parametrize("source", ["server", "data"])
+def test_redaction_after_the_fact_reaches_copied_rows(server, pg, schema, source):
+    """A redaction rewrites bodies the sink had copied already: at the reel.redacted event
+    the sink reads them again and updates their rows (no old secret stays in PostgreSQL)."""
+    for i in range(4):
+        server.append("r", {"type": "t", "data": {"note": "ticket TKT-%06d here" % i}})
+
+    def run_once():
+        if source == "server":
+            p = sink(server, pg, schema, "--once")
+        else:
+            p = subprocess.run([REEL_BIN, "sink", "postgres", "--data", server.data, "--dsn",
+                                pg.dsn, "--schema", schema, "--once"],
+                               capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+
+    run_once()
+    r = server.request("POST", "/v1/sessions/r/redact",
+                       body={"from": 1, "to": 3,
+                             "patterns": [{"kind": "ticket", "regex": "TKT-[0-9]{6}"}]})
+    assert r.status == 200, r
+    run_once()
+    rows = pg.query("SELECT sequence, payload_json FROM %s.events WHERE session_id = 'r' "
+                    "ORDER BY sequence" % schema)
+    notes = [row["payload_json"].get("note") for row in rows[:4]]
+    assert notes == ["ticket [REDACTED:ticket] here"] * 3 + ["ticket TKT-000003 here"], notes
+    assert rows[4]["payload_json"]["sequences"] == [1, 2, 3]
+    check_rows_match(server, pg, schema)
