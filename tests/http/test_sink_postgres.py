@@ -474,6 +474,8 @@ def test_backpressure_follows_a_real_sink(server_factory, pg, schema):
         raise AssertionError("appends did not flow again once the sink went on")
     p.send_signal(signal.SIGTERM)
     assert p.wait(20) == 0
+    p = sink(server, pg, schema, "--once", name="bp")  # what came after its last page
+    assert p.returncode == 0, p.stderr
     check_rows_match(server, pg, schema)
 
 
