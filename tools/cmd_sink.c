@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,7 +60,25 @@ typedef struct http {
     const char *base;
     size_t base_len;
     char error[300];
+    char cell[80]; /* the answer's Reel-Cell header (a cell of a cluster), "" when none */
 } http_t;
+
+/* Keeps the Reel-Cell header: the cell a cluster member says it is. */
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    http_t *h = arg;
+    size_t len = size * n;
+    if (len > 10 && !strncasecmp(p, "Reel-Cell:", 10)) {
+        const char *v = p + 10;
+        size_t vl = len - 10;
+        while (vl && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        snprintf(h->cell, sizeof h->cell, "%.*s", (int)(vl < 79 ? vl : 79), v);
+    }
+    return len;
+}
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -101,7 +120,10 @@ static int http_call(http_t *h, const char *path, const char *post, long timeout
     store_buf_t url = STORE_BUF_INIT;
     store_buf_printf(&url, "%.*s%s", (int)h->base_len, h->base, path);
     store_buf_clear(&h->body);
+    h->cell[0] = 0;
     curl_easy_setopt(h->c, CURLOPT_URL, store_buf_cstr(&url));
+    curl_easy_setopt(h->c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h->c, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(h->c, CURLOPT_HTTPHEADER, h->headers);
     curl_easy_setopt(h->c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h->c, CURLOPT_WRITEDATA, &h->body);
@@ -611,6 +633,12 @@ static int next_page(run_t *r, int *more)
     if (down)
         say(r, "reading the feed again");
     down = 0;
+    if (r->http.cell[0] && strcmp(r->http.cell, r->st->cell)) {
+        cmd_error("sink", "%s is cell '%s' of its cluster, but this sink copies cell '%s' "
+                  "(--cell): it would write one cell's data under another's id", r->st->remote.url,
+                  r->http.cell, r->st->cell);
+        return -2;
+    }
     r->page.after = r->pg.position;
     r->page.after_index = r->pg.index;
     if (page_parse(&r->page, &r->http.body, more)) {

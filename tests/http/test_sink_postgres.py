@@ -534,3 +534,22 @@ def test_redaction_after_the_fact_reaches_copied_rows(server, pg, schema, source
     assert notes == ["ticket [REDACTED:ticket] here"] * 3 + ["ticket TKT-000003 here"], notes
     assert rows[4]["payload_json"]["sequences"] == [1, 2, 3]
     check_rows_match(server, pg, schema)
+
+
+def test_a_sink_refuses_another_cells_server(server_factory, pg, schema, tmp_path):
+    """A cell says which it is (Reel-Cell): a sink for cell c2 pointed at c1 stops before
+    writing c1's data under c2's id; pointed at c1 it copies with cell 'c1'."""
+    port = free_port()
+    mp = tmp_path / "map.json"
+    mp.write_bytes(subprocess.run([REEL_BIN, "cluster", "init", "c1=127.0.0.1:%d" % port,
+                                   "c2=127.0.0.1:1"], check=True, capture_output=True).stdout)
+    server = server_factory(args=["--sync", "none", "--cluster-map", str(mp), "--cell", "c1"],
+                            start=False)
+    server.start()
+    server.append("any", {"type": "t"})  # (a 421 when c2 owns it: the feed is c1's data)
+    wrong = sink(server, pg, schema, "--once", cell="c2")
+    assert wrong.returncode == 1 and b"is cell 'c1'" in wrong.stderr, wrong.stderr
+    assert pg.query("SELECT count(*) AS n FROM %s.events" % schema)[0]["n"] == 0
+    right = sink(server, pg, schema, "--once", cell="c1")
+    assert right.returncode == 0, right.stderr
+    assert {r["cell"] for r in pg.query("SELECT cell FROM %s.sink" % schema)} == {"c2", "c1"}
