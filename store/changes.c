@@ -169,7 +169,10 @@ static int feed_changes(store_read_t *r, uint64_t after, uint32_t index, size_t 
     int stop = 0;
     for (;;) {
         uint8_t key[CHANGE_KEY];
-        change_key(key, index == UINT32_MAX ? after + 1 : after, index == UINT32_MAX ? 0 : index + 1);
+        if (index == UINT32_MAX) /* past every change after 'after' */
+            change_key(key, after + 1, 0);
+        else
+            change_key(key, after, index + 1);
         MDB_val k = {CHANGE_KEY, key}, v;
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
         if (rc && rc != MDB_NOTFOUND)

@@ -303,7 +303,8 @@ static int unbase64(parser_t *ps, const char *s, const uint8_t **out, size_t *le
             v[j] = s[i + j] == '=' ? 0 : b64val(s[i + j]);
         if (v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0)
             return -1;
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+                     (uint32_t)v[3];
         o[k++] = (uint8_t)(w >> 16);
         if (s[i + 2] != '=')
             o[k++] = (uint8_t)(w >> 8);
@@ -635,8 +636,8 @@ static int next_page(run_t *r, int *more)
     down = 0;
     if (r->http.cell[0] && strcmp(r->http.cell, r->st->cell)) {
         cmd_error("sink", "%s is cell '%s' of its cluster, but this sink copies cell '%s' "
-                  "(--cell): it would write one cell's data under another's id", r->st->remote.url,
-                  r->http.cell, r->st->cell);
+                  "(--cell): it would write one cell's data under another's id",
+                  r->st->remote.url, r->http.cell, r->st->cell);
         return -2;
     }
     r->page.after = r->pg.position;

@@ -94,8 +94,9 @@ static int fill(api_sse_t *s, int *moved)
     }
     if (rc == REEL_OK && c->changes) {
         store_read_end(&r); /* api__cfeed_read() takes its own */
-        api_cfeed_t f = {.srv = s->srv, .out = &s->out, .sse = 1, .include_raw = c->flags & REPLAY_RAW,
-                         .bodies = c->bodies, .max_bytes = s->srv->lim.sse_buffer_bytes};
+        api_cfeed_t f = {.srv = s->srv, .out = &s->out, .sse = 1,
+                         .include_raw = c->flags & REPLAY_RAW, .bodies = c->bodies,
+                         .max_bytes = s->srv->lim.sse_buffer_bytes};
         rc = api__cfeed_read(&f, c->next, c->next_index, SSE_BATCH);
         *moved = f.n > 0;
         c->next = f.last;
