@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/buf.h"
+
 #define SINK_FENCED 3 /* exit status of a sink that a newer one took the cell from */
 
 typedef struct sink_item {
@@ -70,6 +72,40 @@ typedef struct sink_pg {
     void *refetch_arg;
     char fenced_by[200]; /* set when fenced: who holds the cell now */
 } sink_pg_t;
+
+/* ---- a page of the feed (sink_feed.c) ---- */
+
+/* The strings of one page's items: sized for the page (3x its text), so running out means
+ * a malformed page. */
+typedef struct sink_arena {
+    char *p;
+    size_t len, cap;
+} sink_arena_t;
+
+typedef struct sink_parser {
+    sink_arena_t a;
+    const char *el;
+    size_t el_len;
+    int bad;
+} sink_parser_t;
+
+/* One page parsed: its items borrow the arena. */
+typedef struct sink_page {
+    sink_parser_t ps;
+    sink_item_t *items;
+    size_t n, cap;
+    uint64_t after; /* items must come after this cursor, in increasing order */
+    uint32_t after_index;
+} sink_page_t;
+
+/* Parses 'body' (a page: {"events":[...],"hasMore":...}) into pg->items, whose cursors must
+ * grow past (pg->after, pg->after_index). 0, or -1 when it is not such a page. '*more' is
+ * its hasMore. */
+int sink_page_parse(sink_page_t *pg, const store_buf_t *body, int *more);
+/* The integer member 'name' of JSON object text 'json' (0 when absent; '*ok' may be NULL). */
+uint64_t sink_json_u64(const char *json, size_t len, const char *name, int *ok);
+
+/* ---- PostgreSQL (sink_pg.c) ---- */
 
 /* Connects to 'dsn' and creates the schema and tables when missing. 0, or -1 after
  * printing why. */
