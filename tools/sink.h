@@ -1,9 +1,10 @@
 /* sink.h -- `reel sink postgres`: the feed with changes, copied into PostgreSQL exactly once
  * (docs/CLUSTER.md "Sink").
  *
- * cmd_sink.c follows a server's feed (GET /v1/events?changes=1&bodies=1&include_raw=1) and
- * parses each page into sink_item_t; sink_pg.c writes a page into PostgreSQL in one
- * transaction together with the checkpoint, under the fencing epoch of the cell.
+ * cmd_sink.c follows a server's feed (GET /v1/events?changes=1&bodies=1&include_raw=1), or
+ * writes the same page from a data directory; sink_feed.c parses a page into sink_item_t;
+ * sink_pg.c writes a page into PostgreSQL in one transaction together with the checkpoint,
+ * under the fencing epoch of the cell.
  *
  * Rules:
  *  - Items are borrowed from the page they were parsed from (its text and its arena):
