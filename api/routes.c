@@ -56,8 +56,24 @@ const api_route_t api__routes[] = {
     ROUTE("/v1/sinks",                     R,            0,          TOKEN, api__sinks_list,       T_STORE),
     ROUTE("/v1/sinks/{name}",              W,            W,          TOKEN, api__sink_report,      T_STORE),
     ROUTE("/v1/sinks/{name}",              API_M_DELETE, 0,          TOKEN, api__sink_forget,      T_STORE),
+    /* Durable consumers (handlers/consumers.c): the handler checks a session consumer's
+     * session against the token's prefixes and refuses feed consumers to limited tokens. */
+    ROUTE("/v1/consumers",                 R,            0,          TOKEN, api__consumers_list,   T_FILTER),
+    ROUTE("/v1/consumers/{name}",          R,            0,          TOKEN, api__consumer_get,     T_FILTER),
+    ROUTE("/v1/consumers/{name}",          API_M_PUT,    API_M_PUT,  TOKEN, api__consumer_put,     T_FILTER),
+    ROUTE("/v1/consumers/{name}",          API_M_DELETE, 0,          TOKEN, api__consumer_delete,  T_FILTER),
+    ROUTE("/v1/consumers/{name}/lease",    API_M_POST,   API_M_POST, TOKEN, api__consumer_lease,   T_FILTER),
+    ROUTE("/v1/consumers/{name}/release",  API_M_POST,   API_M_POST, TOKEN, api__consumer_release, T_FILTER),
+    ROUTE("/v1/consumers/{name}/next",     R,            0,          TOKEN, api__consumer_next,    T_FILTER),
+    ROUTE("/v1/consumers/{name}/ack",      API_M_POST,   API_M_POST, TOKEN, api__consumer_ack,     T_FILTER),
     ROUTE("/v1/stats",                     R,            0,          TOKEN, api__stats,            T_FILTER),
     ROUTE("/v1/export",                    R,            0,          TOKEN, api__export,           T_FILTER),
+    /* Durable Streams subscriptions (api/ds/subs.c): management takes a reel token
+     * (checked by the handler), callbacks and acks the wake's own token; tenants limited
+     * to prefixes see no subscriptions (as a stream outside their prefixes). */
+    {.pattern = "/v1/stream/__ds/*", .methods = R | W | API_M_DELETE, .body = W, .auth = OPEN,
+     .handler = api__ds_subs, .add_headers = api__ds_headers, .cors_headers = API_DS_CORS_HEADERS,
+     .tenant = API_TENANT_STREAM},
     /* The Durable Streams protocol (api/ds/, docs/durable-streams.md): the path after
      * /v1/stream/ is the stream's; its headers on every answer; ?access_token= with
      * live=sse only. A limited token sees only streams whose path starts with a prefix. */

@@ -19,6 +19,7 @@
 
 #include "api/core/core.h"
 #include "api/live/live.h"
+#include "api/ds/ds.h"
 #include "api/routes.h"
 
 /* ---- The commit hook ---- */
@@ -214,8 +215,12 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
         set_msg(msg, msg_len, "cannot start the watcher thread");
         return REEL_EIO;
     }
+    /* Before the daemon, whose threads read it. NULL (a read-only store, out of memory):
+     * the subscription routes answer 503. */
+    srv->subs = api__ds_subs_start(srv);
     srv->daemon = start_daemon(srv, cfg, &ss);
     if (!srv->daemon) {
+        api__ds_subs_stop(srv->subs);
         snprintf(tmp, sizeof tmp, "cannot listen on '%s' (address in use or not local?)",
                  cfg->listen);
         set_msg(msg, msg_len, tmp);
@@ -236,6 +241,8 @@ void api_server_stop(api_server_t *srv)
         return;
     /* 1. No new suspensions, and every waiting client is resumed so that it finishes
      *    (long-polls answer, SSE streams end). */
+    api__ds_subs_stop(srv->subs); /* its deliveries may append: before the commits end */
+    srv->subs = NULL;
     api__wake_all(srv, 1);
     api__watcher_stop(srv);
     /* 2. Appends handed to the committer and transcript/stats jobs complete normally:

@@ -6,14 +6,18 @@
 #
 # Starts `BUILD_DIR/reel serve --sync full --tokens FILE` on a temporary directory under
 # BUILD_DIR/bench-tmp and a free loopback port, with three named tokens: 'acme' limited to
-# 200 requests/s, 'quota' limited to 2 MB stored, 'beta' unlimited. Then, with wrk (single
-# ~1 KiB durable event per POST, keep-alive connections):
+# 200 requests/s, 'quota' limited to 2 MB stored, 'beta' and 'gamma' unlimited. Then, with
+# wrk (single ~1 KiB durable event per POST, keep-alive connections), each run beside the
+# one before so that the machine's drift shows:
 #   1. beta alone, 16 connections: requests/s and p50/p99;
-#   2. beta again while acme sends 1,000 requests/s (5x its limit; wrk's delay(), 16
-#      connections): beta's requests/s and p50/p99 beside (1), acme's 2xx and 429 answers;
-#   3. the same while acme floods (as fast as 16 connections can: on 2 cores its wrk and
+#   2. the control: beta beside gamma sending ~220 requests/s (what acme gets accepted
+#      below), none refused: what another tenant's accepted appends cost beta;
+#   3. beta beside acme sending 1,000 requests/s (5x its limit; wrk's delay(), 16
+#      connections): what the 429s cost on top of (2); acme's 2xx and 429 answers;
+#   4. beta alone again;
+#   5. beta beside acme flooding (as fast as 16 connections can: on 2 cores its wrk and
 #      the 429s it draws compete with beta for the CPU);
-#   4. 'quota' sending as fast as it can past its 2 MB: its 403 answers and stored bytes
+#   6. 'quota' sending as fast as it can past its 2 MB: its 403 answers and stored bytes
 #      (GET /v1/tenant) against the quota.
 # Prints a Markdown table. Needs wrk and python3 (`make deps`).
 set -eu
@@ -52,6 +56,7 @@ ACME=$("$REEL" tokens add acme --scopes read,append --prefixes acme/ --rate-requ
 QUOTA=$("$REEL" tokens add quota --scopes read,append --prefixes quota/ \
     --quota-bytes 2000000 --file "$TOK" 2>/dev/null)
 BETA=$("$REEL" tokens add beta --scopes read,append --prefixes beta/ --file "$TOK" 2>/dev/null)
+GAMMA=$("$REEL" tokens add gamma --scopes read,append --prefixes gamma/ --file "$TOK" 2>/dev/null)
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$REEL" serve --data "$TMP/data" --listen "127.0.0.1:$PORT" --sync full --tokens "$TOK" \
@@ -72,6 +77,8 @@ open(sys.argv[1] + "/single.lua", "w").write(
     'wrk.body = "%s"\n' % lua)
 open(sys.argv[1] + "/paced.lua", "w").write(
     open(sys.argv[1] + "/single.lua").read() + "function delay() return 16 end\n")
+open(sys.argv[1] + "/control.lua", "w").write(
+    open(sys.argv[1] + "/single.lua").read() + "function delay() return 72 end\n")
 EOF
 
 # run_wrk TOKEN PATH OUT [SCRIPT]: wrk's whole report into OUT
@@ -100,11 +107,15 @@ EOF
 }
 
 run_wrk "$BETA" /v1/sessions/beta%2Falone/events "$TMP/alone"
+run_wrk "$GAMMA" /v1/sessions/gamma%2Fcontrol/events "$TMP/gamma" control &
+HAMMER=$!
+run_wrk "$BETA" /v1/sessions/beta%2Fcontrol/events "$TMP/control"
+wait "$HAMMER"
 run_wrk "$ACME" /v1/sessions/acme%2Fpaced/events "$TMP/acme_paced" paced &
 HAMMER=$!
 run_wrk "$BETA" /v1/sessions/beta%2Fpaced/events "$TMP/paced"
 wait "$HAMMER"
-sleep 1
+run_wrk "$BETA" /v1/sessions/beta%2Falone2/events "$TMP/alone2"
 run_wrk "$ACME" /v1/sessions/acme%2Fflood/events "$TMP/acme" &
 HAMMER=$!
 run_wrk "$BETA" /v1/sessions/beta%2Fshared/events "$TMP/shared"
@@ -122,13 +133,18 @@ echo
 echo "| run | requests/s (2xx) | p50 ms | p99 ms | refused |"
 echo "| --- | ---: | ---: | ---: | ---: |"
 echo "| beta alone | $(field "$TMP/alone" ok_rps) | $(field "$TMP/alone" p50) | $(field "$TMP/alone" p99) | $(field "$TMP/alone" bad) |"
+echo "| beta beside gamma at ~220/s, none refused (control) | $(field "$TMP/control" ok_rps) | $(field "$TMP/control" p50) | $(field "$TMP/control" p99) | $(field "$TMP/control" bad) |"
+echo "| gamma at ~220/s (no limit) | $(field "$TMP/gamma" ok_rps) | $(field "$TMP/gamma" p50) | $(field "$TMP/gamma" p99) | $(field "$TMP/gamma" bad) |"
 echo "| beta while acme sends 1,000/s | $(field "$TMP/paced" ok_rps) | $(field "$TMP/paced" p50) | $(field "$TMP/paced" p99) | $(field "$TMP/paced" bad) |"
 echo "| acme at 1,000/s (limit 200/s) | $(field "$TMP/acme_paced" ok_rps) | $(field "$TMP/acme_paced" p50) | $(field "$TMP/acme_paced" p99) | $(field "$TMP/acme_paced" bad) of $(field "$TMP/acme_paced" total) (429) |"
+echo "| beta alone, again | $(field "$TMP/alone2" ok_rps) | $(field "$TMP/alone2" p50) | $(field "$TMP/alone2" p99) | $(field "$TMP/alone2" bad) |"
 echo "| beta while acme floods | $(field "$TMP/shared" ok_rps) | $(field "$TMP/shared" p50) | $(field "$TMP/shared" p99) | $(field "$TMP/shared" bad) |"
 echo "| acme flooding (limit 200/s) | $(field "$TMP/acme" ok_rps) | $(field "$TMP/acme" p50) | $(field "$TMP/acme" p99) | $(field "$TMP/acme" bad) of $(field "$TMP/acme" total) (429) |"
 echo "| quota (2,000,000 bytes) | $(field "$TMP/quota" ok_rps) | $(field "$TMP/quota" p50) | $(field "$TMP/quota" p99) | $(field "$TMP/quota" bad) of $(field "$TMP/quota" total) (403) |"
 echo
-echo "beta beside acme at 1,000/s: $(ratio "$(field "$TMP/paced" ok_rps)" "$(field "$TMP/alone" ok_rps)")x the requests/s of alone," \
-    "p99 $(ratio "$(field "$TMP/paced" p99)" "$(field "$TMP/alone" p99)")x; beside acme flooding:" \
+echo "beta beside acme at 1,000/s (220 accepted, the rest 429): $(ratio "$(field "$TMP/paced" ok_rps)" "$(field "$TMP/control" ok_rps)")x" \
+    "the requests/s of beside gamma's 220 accepted (the control), p99 $(ratio "$(field "$TMP/paced" p99)" "$(field "$TMP/control" p99)")x;" \
+    "against alone: $(ratio "$(field "$TMP/paced" ok_rps)" "$(field "$TMP/alone" ok_rps)")x, p99" \
+    "$(ratio "$(field "$TMP/paced" p99)" "$(field "$TMP/alone" p99)")x; beside acme flooding:" \
     "$(ratio "$(field "$TMP/shared" ok_rps)" "$(field "$TMP/alone" ok_rps)")x, p99 $(ratio "$(field "$TMP/shared" p99)" "$(field "$TMP/alone" p99)")x." \
     "quota's stored bytes: $USED of 2,000,000."

@@ -77,7 +77,7 @@ static void server(const cluster_nginx_opt_t *o, FILE *f)
             "        proxy_pass http://$reel_upstream;\n"
             "        proxy_http_version 1.1;\n"
             "        proxy_set_header Connection \"\";  # keep upstream connections alive\n"
-            "        proxy_set_header Host $host;\n"
+            "        proxy_set_header Host $http_host;  # with its port: URLs a cell gives out\n"
             "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
             "        proxy_next_upstream off;  # no fail-over: one owner per session\n"
             "        proxy_buffering off;  # SSE and long-poll reach the client as written\n"

@@ -11,7 +11,7 @@ set -eu
 
 RUN_PKGS="build-essential pkg-config liblmdb-dev libmsgpack-dev libmicrohttpd-dev
 libjansson-dev libzstd-dev libssl-dev libcurl4-openssl-dev libsystemd-dev libpq-dev curl"
-TEST_PKGS="$RUN_PKGS lmdb-utils zstd libcriterion-dev python3 python3-pytest python3-mypy
+TEST_PKGS="$RUN_PKGS lmdb-utils zstd libcriterion-dev python3 python3-pytest python3-mypy python3-cryptography
 jq valgrind redis-server wrk chromium nodejs clang libclang-rt-14-dev nginx prometheus zsh man-db
 postgresql-15 postgresql-client-15"
 

@@ -48,6 +48,7 @@ struct group {
     size_t n_purged;  /* sessions removed by STORE_OP_PURGE batches */
     size_t need_bytes; /* estimate of what the group writes, for map growth */
     int mdb_rc;        /* first LMDB error that fails the whole group */
+    int made_consumers; /* this transaction made the 'consumers' database */
 };
 
 uint64_t store_wall_ms(void)
@@ -948,9 +949,28 @@ static int group_finish(struct group *g)
     return rc;
 }
 
+static int group_last_seq(void *arg, const char *id, size_t len, uint64_t *seq)
+{
+    struct sess *x;
+    int rc = sess_get(arg, id, len, &x);
+    *seq = !rc && x && x->rec.status != STORE_DELETED ? x->rec.last_sequence : 0;
+    return rc;
+}
+
+/* A consumer's change (consumer.c decides), in the group's transaction. */
+static int apply_consumer(struct group *g, store_batch_t *b)
+{
+    if (!b->consumer)
+        return REEL_EINVALID_PARAMETER;
+    g->need_bytes += 4096;
+    return store__consumer_apply(g->s, g->txn, b->consumer, g->now_ms, g->position,
+                                 group_last_seq, g, &g->mdb_rc, &g->made_consumers);
+}
+
 static int apply(struct group *g, store_batch_t *b)
 {
     switch (b->op) {
+    case STORE_OP_CONSUMER: return apply_consumer(g, b);
     case STORE_OP_APPEND: return apply_append(g, b);
     case STORE_OP_SESSION_PUT: return apply_put(g, b);
     case STORE_OP_SESSION_DELETE: return apply_delete(g, b);
@@ -984,7 +1004,10 @@ static int group_run(struct group *g, store_batch_t *list)
         return rc;
     }
     g->txn_id = mdb_txn_id(g->txn);
-    return mdb_txn_commit(g->txn);
+    rc = mdb_txn_commit(g->txn);
+    if (rc == 0 && g->made_consumers) /* the new handle is valid for every later read */
+        atomic_store(&g->s->has_consumers, 1);
+    return rc;
 }
 
 static int commit_with_growth(store_t *s, struct group *g, store_batch_t *list)
@@ -1161,7 +1184,7 @@ void store_batch_init(store_batch_t *b, int op, const char *session, size_t sess
 
 int store_submit(store_t *s, store_batch_t *b)
 {
-    if (!store_session_id_valid(b->session, b->session_len))
+    if (b->op != STORE_OP_CONSUMER && !store_session_id_valid(b->session, b->session_len))
         return REEL_EINVALID_SESSION_ID;
     b->next_ = NULL;
     pthread_mutex_lock(&s->mu);

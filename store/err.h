@@ -34,6 +34,8 @@
     XX(SESSION_NOT_FOUND, 404, "session_not_found", "no such session")                     \
     XX(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "method not allowed on this route")  \
     XX(CONFLICT, 409, "sequence_conflict", "the request conflicts with the current state") \
+    XX(LEASE_HELD, 409, "lease_held", "another worker holds the consumer's lease")         \
+    XX(STALE_TOKEN, 409, "stale_token", "the fencing token is not the consumer's current lease") \
     XX(GONE, 410, "session_deleted", "the session was deleted")                            \
     XX(PRECONDITION, 412, "precondition_failed", "the session's version does not match")   \
     XX(TOO_LARGE, 413, "payload_too_large", "request or event is larger than the limit")   \

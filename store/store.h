@@ -18,6 +18,8 @@
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
  *   changes      position u64 BE | index u32 BE         change: kind, time, num, id, record
+ *   consumers    kind u8 ('c' | 's') | name bytes          msgpack map (format 4, optional:
+ *                                                       durable consumers, DS subscriptions)
  *
  *   event value: off 0 u8 flags (0x01 = body is a zstd frame, 0x02 = redacted after the
  *   fact), off 1 u64 BE session num, off 9 u64 BE sequence, off 17 u64 BE time (Unix ms),
@@ -161,7 +163,10 @@ enum store_op {
     STORE_OP_PURGE,          /* remove the session for good: record, ids and events */
     STORE_OP_REDACT,         /* rewrite the bodies of 'rewrites' in place, then append
                                 'events' (the record of the redaction), all or nothing */
+    STORE_OP_CONSUMER,       /* a durable consumer's change ('consumer', below; section 12) */
 };
+
+typedef struct store_consumer_req store_consumer_req_t;
 
 /* Events one STORE_OP_TRIM batch removes at most: a trim shares its write transaction with
  * appends, so it is kept small; the janitor submits another batch for the rest. */
@@ -266,6 +271,8 @@ struct store_batch {
     uint64_t position;       /* largest position among the events */
     size_t duplicates;       /* events that already existed */
     uint64_t version;        /* the record's version after the batch (see if_version) */
+    /* STORE_OP_CONSUMER: the change and its result ('session' is not used) */
+    store_consumer_req_t *consumer;
     /* completion: called once on the committer thread (see the rules above) */
     store_done_cb done;
     void *done_arg;
@@ -572,6 +579,95 @@ int store_backup(store_t *s, const char *dir);
  * pages; they stay in the page cache and are mapped again on the next touch. Safe at any
  * time, from any thread: the map is never written through (no MDB_WRITEMAP). */
 void store_drop_mapped_pages(store_t *s);
+
+/* ---- Durable consumers (format 4, docs/FORMAT.md section 12) ----
+ *
+ * A consumer is a named cursor kept in the 'consumers' database: over one session (its
+ * positions are the session's sequences) or over the all-sessions feed (log positions),
+ * optionally only events of some types. Workers take a lease on it (one owner at a time,
+ * for a TTL); each new owner gets a fencing token larger than every earlier one, and an
+ * acknowledgement must carry the current token of a live lease, so a worker that lost its
+ * lease (paused, partitioned) can no longer move the cursor. The acknowledged position only
+ * grows: every event is acknowledged exactly once per consumer; what was read but not
+ * acknowledged when a lease ended is read again by the next owner (at least once).
+ * Every change goes through the committer (STORE_OP_CONSUMER) and is decided inside the
+ * write transaction, so it is atomic with respect to every other change and durable when
+ * the batch completes. The database is made by the first change; a store without one reads
+ * as having no consumers.
+ *
+ * The same database keeps opaque records under kind 's' (the Durable Streams subscriptions
+ * of api/ds/), written with a compare-and-swap (STORE_CONSUMER_PUT_RAW). */
+
+#define STORE_CONSUMER_NAME_MAX 128  /* bytes of [A-Za-z0-9._:-] (raw records: any bytes) */
+#define STORE_CONSUMER_TYPES_MAX 512 /* comma-separated event types, "" = every type */
+#define STORE_CONSUMER_OWNER_MAX 128 /* a worker's name, any UTF-8 */
+#define STORE_CONSUMER_TTL_MAX (3600u * 1000u) /* the longest lease, ms */
+
+typedef struct store_consumer {
+    char name[STORE_CONSUMER_NAME_MAX + 1];
+    size_t name_len;
+    int feed;                                   /* 1: the all-sessions feed, 0: 'session' */
+    char session[STORE_SESSION_ID_MAX + 1];
+    size_t session_len;
+    char types[STORE_CONSUMER_TYPES_MAX + 1];   /* NUL-terminated */
+    uint64_t acked;          /* last acknowledged sequence (session) or position (feed) */
+    uint64_t acks;           /* acknowledgements that moved 'acked' */
+    uint64_t token;          /* fencing token of the newest lease; 0 = never leased */
+    char owner[STORE_CONSUMER_OWNER_MAX + 1];   /* holder of the newest lease, "" = none */
+    size_t owner_len;
+    uint64_t lease_until_ms; /* Unix ms the newest lease ends at; 0 = released */
+    uint64_t takeovers;      /* leases given while another owner's had expired */
+    uint64_t created_ms, acked_ms;
+} store_consumer_t;
+
+enum store_consumer_op {
+    /* Creates rec (name, feed or session, types; the rest is zeroed). An existing consumer
+     * with the same definition is kept ('created' 0); another definition: REEL_ECONFLICT. */
+    STORE_CONSUMER_CREATE = 1,
+    STORE_CONSUMER_DELETE, /* REEL_ENOT_FOUND when absent */
+    /* Gives rec.owner a lease of 'ttl_ms' (1..STORE_CONSUMER_TTL_MAX). Free or expired:
+     * a new token. Held by rec.owner: renewed when 'token' is its token, else a new token
+     * (a restarted worker). Held live by another: REEL_ELEASE_HELD, 'rec' says by whom. */
+    STORE_CONSUMER_LEASE,
+    /* Moves 'acked' to 'position' (>= acked, at most the session's last sequence or the
+     * log's last position, else REEL_EINVALID_PARAMETER). 'token' must be the newest token
+     * and its lease live, else REEL_ESTALE_TOKEN. A position below 'acked': REEL_ECONFLICT. */
+    STORE_CONSUMER_ACK,
+    STORE_CONSUMER_RELEASE, /* ends the lease of 'token' (REEL_ESTALE_TOKEN if not current) */
+    /* Raw records (kind 's'): puts 'value' (len 0: deletes) if the stored value is byte for
+     * byte 'expected' (len 0: absent) when 'check' is set, else REEL_ECONFLICT. */
+    STORE_CONSUMER_PUT_RAW,
+    /* Changes nothing. Batches are committed in the order they were submitted, so it
+     * completes once every batch submitted before it is durable: a barrier for callers
+     * whose own writes were submitted without waiting (api/ds/subs*.c). */
+    STORE_CONSUMER_SYNC,
+};
+
+struct store_consumer_req {
+    int op;                 /* enum store_consumer_op */
+    store_consumer_t rec;   /* in: name and what the op takes; out: the record after the
+                               batch (or as found, when refused) */
+    uint64_t token, ttl_ms, position;
+    int created;            /* out: CREATE made it */
+    uint64_t now_ms;        /* out: the transaction's clock */
+    const uint8_t *value, *expected; /* PUT_RAW */
+    size_t value_len, expected_len;
+    int check;
+};
+
+/* 1 if 'name' is a valid consumer name (1..STORE_CONSUMER_NAME_MAX of [A-Za-z0-9._:-]). */
+int store_consumer_name_valid(const char *name, size_t len);
+/* Reads consumer 'name' into 'out'. REEL_ENOT_FOUND when it does not exist. */
+int store_consumer_get(store_read_t *r, const char *name, size_t len, store_consumer_t *out);
+/* Gives every consumer, in name order, to 'cb' (borrowed until it returns; non-zero stops). */
+typedef int (*store_consumer_cb)(void *arg, const store_consumer_t *c);
+int store_consumer_list(store_read_t *r, store_consumer_cb cb, void *arg);
+/* Raw records (kind 's'): one (borrowed until the read ends; REEL_ENOT_FOUND), or all. */
+int store_consumer_raw_get(store_read_t *r, const char *name, size_t len, const uint8_t **val,
+                           size_t *val_len);
+typedef int (*store_consumer_raw_cb)(void *arg, const char *name, size_t len,
+                                     const uint8_t *val, size_t val_len);
+int store_consumer_raw_list(store_read_t *r, store_consumer_raw_cb cb, void *arg);
 
 /* ---- Metrics ---- */
 

@@ -6,6 +6,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -19,6 +20,9 @@ struct store {
     int has_recent;    /* 0: a format-1 store opened read-only (no 'recent' db) */
     MDB_dbi db_changes; /* format 4: position BE -> change (section 13; changes.c) */
     int has_changes;    /* 0: opened read-only before any build with the change log wrote */
+    MDB_dbi db_consumers;        /* format 4, optional (valid when has_consumers) */
+    atomic_int has_consumers;    /* set once the database exists (opened, or made by the
+                                    committer's first consumer change and committed) */
     char upgrade_note[300]; /* the line store_open() logs after an upgrade committed */
     int upgrade_full;       /* the upgrade ran out of map (MDB_MAP_FULL): grow and retry */
     int read_only;
@@ -80,6 +84,20 @@ typedef struct store__chlog {
  * event and before the next). 0 or an LMDB/errno code. */
 int store__change_put(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos, int kind,
                       uint64_t time_ms, const store_session_t *rec);
+/* ---- durable consumers (consumer.c) ---- */
+
+/* Opens the 'consumers' database at store open if it exists (a read of 'txn'). */
+int store__consumers_open(store_t *s, MDB_txn *txn);
+/* The last sequence of session 'id' as the committer's transaction sees it (0: none). */
+typedef int (*store__last_seq_fn)(void *arg, const char *id, size_t len, uint64_t *seq);
+/* Applies consumer change 'q' inside write transaction 'txn' (the committer): 'tail' is
+ * the log's last position and 'last_seq' gives the last sequence of the consumer's session
+ * as this transaction sees them (for an ACK). Returns a reel_err for the batch; an LMDB
+ * error that must fail the whole group goes into '*mdb_rc'. '*made' is set when this
+ * call created the database (the committer publishes it after the commit). */
+int store__consumer_apply(store_t *s, MDB_txn *txn, store_consumer_req_t *q, uint64_t now_ms,
+                          uint64_t tail, store__last_seq_fn last_seq, void *arg, int *mdb_rc,
+                          int *made);
 
 /* ---- damaged pages (guard.c) ---- */
 

@@ -28,6 +28,7 @@ int cmd_import(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_sessions(int argc, char **argv);
+int cmd_consumers(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_transcript(int argc, char **argv);
 int cmd_replay(int argc, char **argv);

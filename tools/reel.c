@@ -20,6 +20,7 @@ static const struct cmd cmds[] = {
     {"restore", cmd_restore, "print a session's replay text for a durable resume"},
     {"transcript", cmd_transcript, "a session folded into its transcript (JSON or Markdown)"},
     {"sessions", cmd_sessions, "list sessions with counts, sizes, first/last times"},
+    {"consumers", cmd_consumers, "list durable consumers: position, lag, lease"},
     {"export", cmd_export, "bulk export to JSONL (zstd-compressed by default)"},
     {"import", cmd_import, "import an export (zstd or plain JSONL), idempotently"},
     {"replay", cmd_replay, "re-drive stored events in order to stdout or an HTTP endpoint"},

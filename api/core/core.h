@@ -175,7 +175,7 @@ typedef struct api_log {
 
 /* Latency histograms per route row and method (metrics.c): bucket i counts requests that
  * took at most api__lat_bounds_us[i]; the last bucket everything slower. */
-#define API_MAX_ROUTES 32
+#define API_MAX_ROUTES 48
 #define API_N_METHODS 6 /* the bits of enum api_method */
 #define API_LAT_BUCKETS 14
 extern const uint64_t api__lat_bounds_us[API_LAT_BUCKETS - 1];
@@ -183,6 +183,7 @@ extern const uint64_t api__lat_bounds_us[API_LAT_BUCKETS - 1];
 #define API_MAX_SINKS 16 /* sinks one server keeps positions of (POST /v1/sinks/{name}) */
 
 typedef struct api_evcache api_evcache_t;
+struct ds_subs; /* api/ds/subs.c */
 typedef struct api_access api_access_t;
 struct api_ipcount;
 
@@ -194,6 +195,7 @@ struct api_server {
     void *metrics_arg;
     api_evcache_t *evcache;     /* NULL when off (live/evcache.c) */
     api_access_t *access;       /* last read of each session (live/access.c) */
+    struct ds_subs *subs;       /* Durable Streams subscriptions (ds/subs.c), or NULL */
     struct MHD_Daemon *daemon;
     api_limits_t lim;
     char *cors_origin;

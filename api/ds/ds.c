@@ -301,3 +301,79 @@ int ds__state_read(api_server_t *srv, const char *sid, size_t sid_len, store_ses
     rec->metadata = NULL; /* it pointed into the read */
     return rc;
 }
+
+/* ---- for the subscriptions (subs.c) ---- */
+
+int ds__stream_tail(api_server_t *srv, store_read_t *r, const char *path, size_t len,
+                    uint64_t *tail, int *closed)
+{
+    ds_req_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return REEL_ENOMEM;
+    int st = S_NONE;
+    if (len && len <= DS_PATH_MAX && ds__base_id(path, len, d->base, &d->base_len) == 0) {
+        store_session_t rec;
+        ds_meta_t m;
+        st = lookup(srv, r, d, &rec, &m);
+        if (st == S_LIVE) {
+            *tail = ds__base(&m) + rec.last_sequence;
+            *closed = m.closed;
+        }
+        if (st >= 0) /* lookup() keeps a deleted record's state too */
+            ds__meta_release(&m);
+    }
+    free(d);
+    return st < 0 ? st : st == S_LIVE ? 1 : 0;
+}
+
+int ds__append_json(api_server_t *srv, const char *path, size_t len, const char *json,
+                    size_t json_len)
+{
+    ds_req_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return REEL_ENOMEM;
+    int rc = REEL_EINVALID_PARAMETER;
+    store_buf_t mp = STORE_BUF_INIT;
+    store_json_error_t je;
+    memset(&je, 0, sizeof je);
+    if (len && len <= DS_PATH_MAX && ds__base_id(path, len, d->base, &d->base_len) == 0 &&
+        (rc = store_json_to_msgpack(json, json_len, 64, &mp, &je)) == REEL_OK) {
+        for (int attempt = 0; attempt < DS_MAX_ATTEMPTS; attempt++) {
+            store_read_t r;
+            store_session_t rec;
+            ds_meta_t m;
+            if ((rc = store_read_begin(srv->store, &r)) != REEL_OK)
+                break;
+            int st = lookup(srv, &r, d, &rec, &m);
+            store_buf_clear(&d->seen);
+            if (st > S_NONE && rec.metadata)
+                store_buf_put(&d->seen, rec.metadata, rec.metadata_len);
+            store_read_end(&r);
+            int closed = st > S_NONE && m.closed;
+            if (st >= 0)
+                ds__meta_release(&m);
+            if (st != S_LIVE || closed) {
+                rc = st < 0 ? st : closed ? REEL_ECONFLICT : REEL_ENOT_FOUND;
+                break;
+            }
+            ingest_batch_t ib;
+            ingest_error_t e;
+            if ((rc = ingest_batch_init(&ib, d->sid, d->sid_len)) != REEL_OK)
+                break;
+            rc = ingest_add(&ib, DS_TYPE_MESSAGE, NULL, -1, NULL, NULL, mp.data, mp.len, NULL, 0,
+                            &e);
+            if (rc == REEL_OK) {
+                /* The state unchanged, as a compare-and-swap: never after a close. */
+                ds__cas_meta(&ib.b, &d->seen, &d->seen);
+                rc = ingest_append(srv->store, &ib);
+            }
+            ingest_batch_release(&ib);
+            if (rc != REEL_ECONFLICT)
+                break;
+        }
+    }
+    store_buf_release(&mp);
+    store_buf_release(&d->seen);
+    free(d);
+    return rc;
+}

@@ -22,4 +22,10 @@ int api__ds_query_token(const api_req_t *rq);
  * add_headers hook. */
 void api__ds_headers(api_req_t *rq, struct MHD_Response *resp);
 
+/* The subscriptions at /v1/stream/__ds/ (subs.c): their route's handler, and the
+ * delivery thread, started after the daemon and stopped before it. */
+enum MHD_Result api__ds_subs(api_req_t *rq, const char *data, size_t *size);
+struct ds_subs *api__ds_subs_start(api_server_t *srv);
+void api__ds_subs_stop(struct ds_subs *x);
+
 #endif

@@ -191,6 +191,16 @@ int ds__state_read(api_server_t *srv, const char *sid, size_t sid_len, store_ses
 /* The first offset of a stream's own messages: a fork's starts at its fork point. */
 uint64_t ds__base(const ds_meta_t *m);
 
+/* For the subscriptions (subs.c), on the caller's own thread: the current generation of
+ * the stream at 'path' on read 'r'. 1 live ('*tail' its last offset's sequence, '*closed'),
+ * 0 none (absent, deleted, expired), or a negative reel_err. */
+int ds__stream_tail(api_server_t *srv, store_read_t *r, const char *path, size_t len,
+                    uint64_t *tail, int *closed);
+/* Appends one JSON message to the live stream at 'path' and waits for the commit (blocks:
+ * not on a libmicrohttpd thread). REEL_ENOT_FOUND, REEL_ECONFLICT (closed), ... */
+int ds__append_json(api_server_t *srv, const char *path, size_t len, const char *json,
+                    size_t json_len);
+
 /* ---- write.c ---- */
 
 int ds__parse_write_headers(api_req_t *rq, ds_req_t *d);

@@ -2,9 +2,9 @@
  *
  * Files: events.c (append, offset pages and long-poll of a session and of the feed),
  * sse.c (Server-Sent Events of a session and of the feed, on api/live/sse.c), sessions.c
- * (session records and the list), projections.c (restore, transcript, stats, verify and
- * export, served by replay/), redact.c (redaction after the fact), metrics.c (health and
- * /metrics), ui.c (the /ui/ inspector).
+ * (session records and the list), consumers.c (durable consumers), projections.c (restore,
+ * transcript, stats, verify and export, served by replay/), redact.c (redaction after the
+ * fact), metrics.c (health and /metrics), ui.c (the /ui/ inspector).
  *
  * Every handler has the api_handler_fn signature and is named in one row of the route
  * table (api/routes.c), which says its path, methods, auth and whether it reads a body.
@@ -86,6 +86,17 @@ enum MHD_Result api__session_export(api_req_t *rq, const char *data, size_t *siz
 /* redact.c */
 enum MHD_Result api__session_redact(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__export(api_req_t *rq, const char *data, size_t *size);
+/* consumers.c: durable consumers, /v1/consumers (docs/HTTP.md "Consumers") */
+enum MHD_Result api__consumers_list(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__consumer_get(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__consumer_put(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__consumer_delete(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__consumer_lease(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__consumer_release(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__consumer_next(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__consumer_ack(api_req_t *rq, const char *data, size_t *size);
+/* reel_consumer_lag_events and reel_consumers for /metrics */
+void api__consumer_metrics(api_server_t *srv, store_buf_t *o);
 /* metrics.c */
 enum MHD_Result api__health(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size);

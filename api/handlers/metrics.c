@@ -182,6 +182,7 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
     route_histograms(&o, srv);
     api__token_metrics(srv, &o);
     api__cell_metrics(srv, &o);
+    api__consumer_metrics(srv, &o);
     store_buf_printf(&o, "# HELP reel_http_problems_total Problem responses by class.\n"
                          "# TYPE reel_http_problems_total counter\n"
                          "reel_http_problems_total{class=\"4xx\"} %llu\n"

@@ -9,7 +9,9 @@ does, runs tests/conformance/run.sh with DS_BASE_URL pointing at nginx, prints i
 With more than one cell, a fork whose source hashes to another cell is refused (409: a
 fork reads its source locally, docs/CLUSTER.md), so those "Fork - " tests fail by design:
 they are counted apart ("N cross-cell forks refused") and do not fail the run; any other
-failure does.
+failure does. With more than one cell the subscriptions group is off (DS_SUBSCRIPTIONS=0):
+a subscription and its signing key live in the cell its path hashes to, and sees only
+that cell's streams (docs/durable-streams.md "Subscriptions").
 """
 import argparse
 import os
@@ -31,6 +33,8 @@ def main():
         try:
             c.start()
             env = dict(os.environ, DS_BASE_URL="http://127.0.0.1:%d" % c.nginx_port)
+            if a.cells > 1:  # a subscription sees the streams of its own cell only
+                env["DS_SUBSCRIPTIONS"] = "0"
             r = subprocess.run([os.path.join(ROOT, "tests", "conformance", "run.sh")], env=env,
                                timeout=900, capture_output=True, text=True)
             lines = r.stdout.splitlines()
