@@ -10,7 +10,8 @@
 #   make install  reel, its man page, completions, systemd unit under $(DESTDIR)$(PREFIX)
 #   make deb      a Debian package in build/deb/ (make docker: the container image)
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
-#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance
+#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance; the
+#                 PostgreSQL sink at full size (50 kill -9 rounds of the sink)
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-retention  retention: 10,000 sessions, churn, append p99 (docs/BENCHMARKS.md)
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
@@ -30,7 +31,9 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
             -Wno-unused-parameter
 OPT      ?= -O2 -g
 CFLAGS   += $(STD) $(WARN) $(OPT) $(XCFLAGS) -MMD -MP -I.
-LDLIBS   += -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lsystemd -lpthread -lm
+LDLIBS   += -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lsystemd -lpq -lpthread -lm
+# libpq (reel sink postgres): its header lives in its own directory on Debian.
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 
 ifeq ($(SANITIZER),address)
   CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -66,6 +69,8 @@ all: $(BUILD)/reel
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tools/cmd_sink.o $(BUILD)/obj/tools/sink_pg.o $(BUILD)/obj/tools/sink_feed.o: CFLAGS += $(PQ_CFLAGS)
 
 # Made afresh: 'ar r' would keep members of files that were moved or removed.
 $(BUILD)/libreel.a: $(LIBOBJ)
@@ -148,9 +153,12 @@ mutants: all
 
 # Cells behind a real nginx (docs/CLUSTER.md): 10,000 sessions routed, 421s, epochs, and the
 # Durable Streams conformance suite through nginx (tests/cluster/run.sh; make test runs a
-# quick version).
+# quick version); then the PostgreSQL sink at full size: kill -9 the sink 50 times under
+# load (make test: 20).
 cluster-test: all
 	tests/cluster/run.sh $(BUILD)
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_SINK_KILLS=50 /usr/bin/python3 -m pytest -q -rxX \
+	    -p no:cacheprovider tests/http/test_sink_postgres.py
 
 # The Durable Streams conformance suite (npm @durable-streams/server-conformance-tests).
 conformance: all

@@ -52,6 +52,10 @@ const api_route_t api__routes[] = {
                  API_SCOPE_DELETE),
     ROUTE("/v1/events",                    R,            0,          TOKEN, api__feed_read,        T_FILTER),
     SSE_ROUTE("/v1/events/sse",            api__feed_sse,                                          T_FILTER),
+    /* Sinks (handlers/sinks.c): a sink's committed position, for lag and backpressure. */
+    ROUTE("/v1/sinks",                     R,            0,          TOKEN, api__sinks_list,       T_STORE),
+    ROUTE("/v1/sinks/{name}",              W,            W,          TOKEN, api__sink_report,      T_STORE),
+    ROUTE("/v1/sinks/{name}",              API_M_DELETE, 0,          TOKEN, api__sink_forget,      T_STORE),
     /* Durable consumers (handlers/consumers.c): the handler checks a session consumer's
      * session against the token's prefixes and refuses feed consumers to limited tokens. */
     ROUTE("/v1/consumers",                 R,            0,          TOKEN, api__consumers_list,   T_FILTER),

@@ -129,6 +129,7 @@ static void server_free(api_server_t *srv)
     pthread_rwlock_destroy(&srv->cluster_lock);
     pthread_rwlock_destroy(&srv->tokens_lock);
     pthread_mutex_destroy(&srv->rate_lock);
+    pthread_mutex_destroy(&srv->sinks_lock);
     pthread_mutex_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->conn_lock);
     pthread_mutex_destroy(&srv->own_lock);
@@ -196,6 +197,9 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     pthread_mutex_init(&srv->lock, NULL);
     pthread_mutex_init(&srv->conn_lock, NULL);
     pthread_mutex_init(&srv->own_lock, NULL);
+    pthread_mutex_init(&srv->sinks_lock, NULL);
+    if (!srv->lim.sink_wait_ms)
+        srv->lim.sink_wait_ms = 2000;
     srv->waiters.next = srv->waiters.prev = &srv->waiters;
     if ((cfg->cors_origin && !(srv->cors_origin = strdup(cfg->cors_origin))) ||
         !(srv->access = api__access_new()) ||

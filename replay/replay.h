@@ -32,6 +32,18 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int flags
  * (envelopes kept with it are served without it to tenant tokens). */
 void replay_drop_position(store_buf_t *out, size_t mark);
 
+/* ---- The feed with changes (changes.c; docs/HTTP.md "The feed with changes") ---- */
+
+/* Appends change 'ch' as its JSON object: change, kind, session_id, position, index,
+ * cursor, time, record (as replay_write_session()) and last_hash. */
+int replay_write_change(store_buf_t *out, const store_change_view_t *ch);
+/* Turns the envelope written from 'mark' of 'out' into one that carries what a copy needs
+ * to rebuild the event: "hash" (its chain hash, hex) and "body" (the stored msgpack body,
+ * base64), before its closing brace. The view must have been checked (store_event_check). */
+int replay_write_event_body(store_buf_t *out, size_t mark, const store_event_view_t *ev);
+/* Appends the cursor of the feed with changes: "P" for (P, 0), "P.I" otherwise. */
+void replay_write_cursor(store_buf_t *out, uint64_t pos, uint32_t index);
+
 /* Appends a session record as a JSON object (docs/HTTP.md "Sessions"). */
 int replay_write_session(store_buf_t *out, const store_session_t *rec);
 /* Appends ,"retention":{...} for policy 'p' (durations in seconds; docs/RETENTION.md). */

@@ -2,17 +2,18 @@
 # deps.sh [run|test] -- install the Debian packages reel needs.
 #
 #   run   building and serving only (`make run`): a compiler, the five libraries' -dev
-#         packages, OpenSSL (SHA-256), libcurl (replay --to), libsystemd (sd_notify), curl
-#         for the README's steps
+#         packages, OpenSSL (SHA-256), libcurl (replay --to), libsystemd (sd_notify), libpq
+#         (reel sink postgres), curl for the README's steps
 #   test  everything `make test`, `make bench` and the sanitizers use (the default)
 #
 # Idempotent: installs only what is missing, runs `apt-get update` at most once.
 set -eu
 
 RUN_PKGS="build-essential pkg-config liblmdb-dev libmsgpack-dev libmicrohttpd-dev
-libjansson-dev libzstd-dev libssl-dev libcurl4-openssl-dev libsystemd-dev curl"
+libjansson-dev libzstd-dev libssl-dev libcurl4-openssl-dev libsystemd-dev libpq-dev curl"
 TEST_PKGS="$RUN_PKGS lmdb-utils zstd libcriterion-dev python3 python3-pytest python3-mypy python3-cryptography
-jq valgrind redis-server wrk chromium nodejs clang libclang-rt-14-dev nginx prometheus zsh man-db"
+jq valgrind redis-server wrk chromium nodejs clang libclang-rt-14-dev nginx prometheus zsh man-db
+postgresql-15 postgresql-client-15"
 
 case "${1:-test}" in
 run) PKGS=$RUN_PKGS ;;

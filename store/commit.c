@@ -34,6 +34,7 @@ struct group {
     store_t *s;
     MDB_txn *txn;
     uint64_t position; /* last position assigned */
+    store__chlog_t chlog; /* the change log's last key, once read (changes.c) */
     uint64_t first_position; /* the last position before this group */
     uint64_t txn_id;         /* the LMDB write transaction's id (store_commit_t.txn_id) */
     uint64_t next_num; /* next internal session number */
@@ -158,6 +159,20 @@ static void set_name(char *dst, size_t *dst_len, const char *src, size_t len)
     memcpy(dst, src, len);
     dst[len] = 0;
     *dst_len = len;
+}
+
+/* Logs change 'kind' of 'x' after the last position assigned, in the group's transaction
+ * (docs/FORMAT.md section 13): a reader of the feed with changes sees it between the
+ * events committed before and after it. */
+static int log_change(struct group *g, const struct sess *x, int kind)
+{
+    if (!g->s->has_changes)
+        return REEL_OK;
+    int rc = store__change_put(g->s, g->txn, &g->chlog, g->position, kind, g->now_ms, &x->rec);
+    if (rc)
+        return g->mdb_rc = rc, rc == ENOMEM ? REEL_ENOMEM : REEL_EIO;
+    g->need_bytes += 256 + x->rec.id_len + x->rec.metadata_len;
+    return REEL_OK;
 }
 
 /* ---- appending ---- */
@@ -380,6 +395,9 @@ static int apply_append(struct group *g, store_batch_t *b)
     }
     if (changed && !created)
         x->rec.version++;
+    /* The events carry what they change; what the batch changed beside them is logged. */
+    if ((changed || (created && b->metadata)) && (rc = log_change(g, x, STORE_CHANGE_APPEND)))
+        return rc;
     b->version = x->rec.version;
     g->n_dups += dups;
     summarize(b);
@@ -458,6 +476,8 @@ static int apply_put(struct group *g, store_batch_t *b)
     if (b->times && b->times->version > x->rec.version)
         x->rec.version = b->times->version;
     x->dirty = 1;
+    if ((rc = log_change(g, x, STORE_CHANGE_PUT)))
+        return rc;
     b->last_sequence = x->rec.last_sequence;
     b->version = x->rec.version;
     return REEL_OK;
@@ -534,6 +554,8 @@ static int apply_delete(struct group *g, store_batch_t *b)
         x->rec.updated_ms = (int64_t)g->now_ms;
         x->rec.version++;
         x->dirty = 1;
+        if ((rc = log_change(g, x, STORE_CHANGE_DELETE)))
+            return rc;
     }
     b->last_sequence = x->rec.last_sequence;
     b->version = x->rec.version;
@@ -598,6 +620,7 @@ static int apply_trim(struct group *g, store_batch_t *b)
     if (x->rec.status == STORE_DELETED)
         return REEL_EGONE;
     store_session_t *r = &x->rec;
+    uint64_t first = r->first_sequence;
     uint64_t stop = b->trim_before < r->last_sequence + 1 ? b->trim_before : r->last_sequence + 1;
     if (stop > r->first_sequence + STORE_TRIM_MAX)
         stop = r->first_sequence + STORE_TRIM_MAX;
@@ -625,6 +648,10 @@ static int apply_trim(struct group *g, store_batch_t *b)
     }
     if (c)
         mdb_cursor_close(c);
+    /* What was removed is committed even when the batch stops on an error: log it. */
+    int lc = r->first_sequence != first && !g->mdb_rc ? log_change(g, x, STORE_CHANGE_TRIM) : 0;
+    if (lc)
+        return lc;
     b->first_sequence = r->first_sequence;
     b->last_sequence = r->last_sequence;
     b->version = r->version;
@@ -666,6 +693,8 @@ static int apply_purge(struct group *g, store_batch_t *b)
             ((rc = mdb_del(g->txn, s->db_session_ids, &n, NULL)) && rc != MDB_NOTFOUND))
             return g->mdb_rc = rc, REEL_EIO;
     }
+    if ((rc = log_change(g, x, STORE_CHANGE_PURGE)))
+        return rc;
     b->last_sequence = x->rec.last_sequence;
     b->version = 0;
     x->purged = 1;

@@ -164,12 +164,18 @@ static int open_dbs(store_t *s, MDB_txn *txn, unsigned f)
     s->has_recent = rc == MDB_SUCCESS;
     if (rc && rc != MDB_NOTFOUND)
         return rc;
+    /* Format 4, section 13: the change log, made by the first read-write open of this
+     * build (empty until a record changes); a read-only open of an older store has none. */
+    rc = mdb_dbi_open(txn, "changes", s->read_only ? 0 : MDB_CREATE, &s->db_changes);
+    s->has_changes = rc == MDB_SUCCESS;
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
     /* Format 4, optional: made by the first consumer change (consumer.c), never here. */
     return store__consumers_open(s, txn);
 }
 
 static const char *const db_names[] = {"meta", "sessions", "session_ids", "events", "seqs",
-                                       "event_ids", "recent", "consumers"};
+                                       "event_ids", "recent", "changes", "consumers"};
 
 /* 1 if the environment holds only reel's databases, all empty (a store being created). */
 static int is_new_store(store_t *s, MDB_txn *txn)

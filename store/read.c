@@ -431,8 +431,10 @@ static int feed_keep(store_read_t *r, const MDB_val *v, uint64_t *num, int *keep
     return *keep;
 }
 
-static int feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
-                      void *arg, int *more)
+/* Events with position in (after, until], at most 'limit' (the change log's merged walk,
+ * changes.c, bounds each stretch of events by the next change). */
+int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t limit,
+                      store_event_cb cb, void *arg, int *more)
 {
     MDB_cursor *c;
     if (more)
@@ -449,12 +451,14 @@ static int feed_after(store_read_t *r, uint64_t after, size_t limit, store_event
     uint64_t keep_num = UINT64_MAX; /* no session number is this */
     rc = after == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
+        uint64_t pos = k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
+        if (pos > until)
+            break;
         if (n == limit) {
             if (more)
                 *more = 1;
             break;
         }
-        uint64_t pos = k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
         if (!feed_keep(r, &v, &keep_num, &keep)) {
             r->passed++;
             r->passed_up_to = pos;
@@ -766,7 +770,7 @@ int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_
                      void *arg, int *more)
 {
     int rc;
-    STORE__GUARD(r->s, rc, feed_after(r, after, limit, cb, arg, more));
+    STORE__GUARD(r->s, rc, store__feed_range(r, after, UINT64_MAX, limit, cb, arg, more));
     return rc;
 }
 

@@ -17,6 +17,7 @@
  *   events       position u64 BE                       event value (below)
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
+ *   changes      position u64 BE | index u32 BE         change: kind, time, num, id, record
  *   consumers    kind u8 ('c' | 's') | name bytes          msgpack map (format 4, optional:
  *                                                       durable consumers, DS subscriptions)
  *
@@ -435,6 +436,50 @@ int store_events_newest(store_read_t *r, const char *id, size_t id_len, size_t n
  * Positions of deleted sessions are skipped. '*more' as above. */
 int store_feed_after(store_read_t *r, uint64_t after, size_t limit, store_event_cb cb,
                      void *arg, int *more);
+
+/* ---- The change log (docs/FORMAT.md section 13) ----
+ *
+ * Every change of a session record that the events do not carry is written, in the same
+ * write transaction, to the 'changes' database, keyed by the position of the last event
+ * before it and its index among the changes after that event. Events keep their positions
+ * (a change takes none), and (position, index) orders events (index 0) and changes in
+ * commit order: the feed with changes (store_feed_changes_after) is one cursor over both.
+ * Kinds 1..5 are written now; redaction after the fact adds its own with the next number. A reader MUST pass an unknown kind
+ * on with its record rather than fail: it is a record change all the same. */
+enum store_change_kind {
+    STORE_CHANGE_PUT = 1,    /* a PUT/POST of the record applied (created, or fields set) */
+    STORE_CHANGE_DELETE = 2, /* the session was deleted: its events are gone */
+    STORE_CHANGE_APPEND = 3, /* an append batch changed a field a PUT sets (native id,
+                                metadata): the version moved without a PUT */
+    STORE_CHANGE_TRIM = 4,   /* retention removed the oldest events: the record's
+                                first_sequence says where the session starts now */
+    STORE_CHANGE_PURGE = 5,  /* the session was removed for good (record included); the
+                                change carries the record as it was */
+};
+
+typedef struct store_change_view {
+    uint64_t position;             /* the last event position before it (0: none) */
+    uint32_t index;                /* 1, 2, ...: its place among the changes after it */
+    int kind;                      /* enum store_change_kind, or a newer kind */
+    uint64_t time_ms;              /* commit time of the change */
+    const store_session_t *record; /* the record right after the change; borrowed until
+                                      the callback returns */
+} store_change_view_t;
+
+typedef int (*store_change_cb)(void *arg, const store_change_view_t *ch);
+
+/* Events (to 'cb', as store_feed_after() gives them) and changes (to 'ccb') after the
+ * cursor ('after', 'index'): events with position > 'after' and changes with (position,
+ * index) > ('after', 'index'), in commit order (an event is (position, 0)), at most 'limit'
+ * of both together. A cursor is where the last item given was: an event's (position, 0),
+ * a change's (position, index). '*more' as above. A store without a change log
+ * (read-only, written by an older build) gives the events only. */
+int store_feed_changes_after(store_read_t *r, uint64_t after, uint32_t index, size_t limit,
+                             store_event_cb cb, store_change_cb ccb, void *arg, int *more);
+
+/* The name of a change kind ("put", "delete", "append", "trim", "purge"), NULL for a kind this build does
+ * not know. */
+const char *store_change_name(int kind);
 
 /* What the last REEL_ECORRUPT of a read on this thread found, naming the session,
  * sequence and position ("" when none since this thread's last store_read_begin()).

@@ -18,6 +18,8 @@ struct store {
     MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_seqs;
     MDB_dbi db_recent; /* format 2: updated_ms BE | num BE (valid when has_recent) */
     int has_recent;    /* 0: a format-1 store opened read-only (no 'recent' db) */
+    MDB_dbi db_changes; /* format 4: position BE -> change (section 13; changes.c) */
+    int has_changes;    /* 0: opened read-only before any build with the change log wrote */
     MDB_dbi db_consumers;        /* format 4, optional (valid when has_consumers) */
     atomic_int has_consumers;    /* set once the database exists (opened, or made by the
                                     committer's first consumer change and committed) */
@@ -62,6 +64,26 @@ int store__upgrade(store_t *s, MDB_txn *txn, const char *dir);
 /* Writes the current STORE_FORMAT_VERSION into the meta record, in 'txn' (upgrade.c). */
 int store__put_format(store_t *s, MDB_txn *txn);
 
+/* Events with position in (after, until], at most 'limit', as store_feed_after() gives
+ * them (read.c); not guarded: the caller runs under STORE__GUARD. */
+int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t limit,
+                      store_event_cb cb, void *arg, int *more);
+
+/* ---- the change log (changes.c, docs/FORMAT.md section 13) ---- */
+
+/* Where a write transaction's last change went (zeroed with its group): the next change
+ * after the same position takes the next index. */
+typedef struct store__chlog {
+    int known;       /* 'pos'/'index' hold the log's last key */
+    uint64_t pos;
+    uint32_t index;
+} store__chlog_t;
+
+/* Writes change 'kind' (enum store_change_kind) of record 'rec' in write transaction 'txn',
+ * after position 'pos' (the last position assigned so far: the change sorts after that
+ * event and before the next). 0 or an LMDB/errno code. */
+int store__change_put(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos, int kind,
+                      uint64_t time_ms, const store_session_t *rec);
 /* ---- durable consumers (consumer.c) ---- */
 
 /* Opens the 'consumers' database at store open if it exists (a read of 'txn'). */

@@ -68,12 +68,14 @@ for suite in cli http load; do
     ls "$dir"/test_*.py >/dev/null 2>&1 || continue
     echo "== black-box tests ($dir, REEL_BIN=$BUILD/reel${QUICK:+, quick})"
     rounds=${REEL_KILL_ROUNDS:-50}
+    sink_kills=${REEL_SINK_KILLS:-20} # tests/http/test_sink_postgres.py; make cluster-test: 50
     set --
     if [ -n "$QUICK" ] && [ "$suite" = http ]; then
         set -- -k "not test_mutated_requests and not test_sse_heartbeat_comment"
         rounds=5
+        sink_kills=5
     fi
-    REEL_BIN="$top/$BUILD/reel" REEL_KILL_ROUNDS=$rounds /usr/bin/python3 -m pytest -q -p no:cacheprovider "$@" "$dir" \
+    REEL_BIN="$top/$BUILD/reel" REEL_KILL_ROUNDS=$rounds REEL_SINK_KILLS=$sink_kills /usr/bin/python3 -m pytest -q -p no:cacheprovider "$@" "$dir" \
         2>&1 | tee "$log"
     tally '[0-9]+ (passed|failed)'
 done

@@ -32,7 +32,8 @@ struct settings {
         *redact, *retention, *archive_dir, *archive_command, *cluster_map, *cell;
     int no_sync, create, log_json, log_level;
     unsigned long long max_body, max_event, max_depth, max_conn, max_conn_ip, timeout, max_sse,
-        sse_buf, threads, evcache_mb, ds_long_poll_ms, retention_interval;
+        sse_buf, threads, evcache_mb, ds_long_poll_ms, retention_interval, max_sink_lag,
+        sink_wait_ms;
 };
 
 #define U64(n, e, field, lo, hi, h, d)                                                        \
@@ -89,6 +90,11 @@ static int parse(struct settings *st, int argc, char **argv)
             "rendered event JSON kept for readers, 0 = off", "64"),
         U64("ds-long-poll-ms", "REEL_DS_LONG_POLL_MS", ds_long_poll_ms, 100, 600000,
             "Durable Streams long-poll wait before 204", "3000"),
+        U64("max-sink-lag", "REEL_MAX_SINK_LAG", max_sink_lag, 0, 1ull << 62,
+            "appends wait while the slowest sink that reports (POST /v1/sinks/NAME)\n"
+            "is more positions behind; 0 = off", "0"),
+        U64("sink-wait-ms", "REEL_SINK_WAIT_MS", sink_wait_ms, 1, 600000,
+            "how long an append waits for a sink before 503 with Retry-After", "2000"),
         CMD_OPT_REDACT(&st->redact),
         {.name = "retention", .type = OPT_STRING, .arg = "POLICY", .env = "REEL_RETENTION",
          .dest = &st->retention,
@@ -145,6 +151,8 @@ static void settings_init(struct settings *st, const api_limits_t *l)
     st->sse_buf = l->sse_buffer_bytes;
     st->evcache_mb = l->event_cache_bytes >> 20; /* given in MiB */
     st->ds_long_poll_ms = l->ds_long_poll_ms;
+    st->max_sink_lag = l->max_sink_lag;
+    st->sink_wait_ms = l->sink_wait_ms;
     st->retention_interval = 60;
 }
 
@@ -160,6 +168,8 @@ static void limits(const struct settings *st, api_limits_t *l)
     l->sse_buffer_bytes = (size_t)st->sse_buf;
     l->event_cache_bytes = (size_t)st->evcache_mb << 20;
     l->ds_long_poll_ms = (unsigned)st->ds_long_poll_ms;
+    l->max_sink_lag = st->max_sink_lag;
+    l->sink_wait_ms = (unsigned)st->sink_wait_ms;
 }
 
 /* Collects --token (full scope) and the tokens file into one new array. */

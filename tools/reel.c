@@ -30,6 +30,7 @@ static const struct cmd cmds[] = {
     {"redact", cmd_redact, "rewrite secrets in stored events; the hash chain still verifies"},
     {"run", cmd_run, "run a coding agent and ingest its event stream (agent runner)"},
     {"mock-agent", cmd_mock_agent, "a fake agent writing realistic native JSONL (tests, demos)"},
+    {"sink", cmd_sink, "follow the feed into PostgreSQL exactly once (reel sink postgres)"},
     {"tokens", cmd_tokens, "named tokens for serve --tokens: add, list, revoke (tenants)"},
     {"cluster", cmd_cluster, "cells behind nginx: a cluster map, its nginx config, a session's shard"},
     {"version", NULL, "print the version and the commit it was built from (also --version)"},

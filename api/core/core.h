@@ -180,6 +180,8 @@ typedef struct api_log {
 #define API_LAT_BUCKETS 14
 extern const uint64_t api__lat_bounds_us[API_LAT_BUCKETS - 1];
 
+#define API_MAX_SINKS 16 /* sinks one server keeps positions of (POST /v1/sinks/{name}) */
+
 typedef struct api_evcache api_evcache_t;
 struct ds_subs; /* api/ds/subs.c */
 typedef struct api_access api_access_t;
@@ -262,6 +264,15 @@ struct api_server {
     atomic_uint_fast64_t problems_4xx;
     atomic_uint_fast64_t problems_5xx;
     atomic_uint_fast64_t wakeups;
+    /* sinks reporting their position (handlers/sinks.c), under sinks_lock */
+    pthread_mutex_t sinks_lock;
+    struct api_sink {
+        char name[64];        /* [A-Za-z0-9._-], 1..63 bytes */
+        uint64_t position;    /* the last position it committed (never goes back) */
+        uint64_t reported_ms; /* monotonic ms of its last report */
+    } sinks[API_MAX_SINKS];
+    unsigned n_sinks;
+    atomic_uint_fast64_t sink_waited, sink_refused; /* appends held back by a sink */
     atomic_uint_fast64_t lat[API_MAX_ROUTES][API_N_METHODS][API_LAT_BUCKETS];
     atomic_uint_fast64_t lat_sum_us[API_MAX_ROUTES][API_N_METHODS];
 };
@@ -352,6 +363,9 @@ struct api_req {
     uint64_t limit;
     uint64_t wait_s;
     int include_raw;
+    int changes;          /* the feed with changes (?changes=1), 'bodies' with it */
+    int bodies;
+    uint32_t after_index; /* with 'changes': the change index of the cursor 'after' */
     int64_t expected;     /* expected_sequence, -1 = none */
     char types[1024];     /* 'types' as given, split at ',' */
     int markdown;         /* transcript job: answer text/markdown */

@@ -21,7 +21,7 @@
 
 #define SCAN_BUDGET 20000  /* events one filtered page may examine before it stops */
 
-enum { APPEND_BODY = API_PHASE_OWN, APPEND_COMMIT, READ_WAIT = API_PHASE_OWN };
+enum { APPEND_BODY = API_PHASE_OWN, APPEND_COMMIT, APPEND_LAG, READ_WAIT = API_PHASE_OWN };
 
 /* ---- Append ---- */
 
@@ -108,6 +108,47 @@ static void append_dispose(api_req_t *rq)
     rq->ctx = NULL;
 }
 
+static enum MHD_Result append_submit(api_req_t *rq)
+{
+    ingest_batch_t *ib = rq->ctx;
+    if (api__async_begin(rq) != REEL_OK)
+        return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
+    rq->phase = APPEND_COMMIT;
+    int rc = ingest_submit(rq->srv->store, ib, api__batch_done, rq);
+    if (rc != REEL_OK)
+        api__async_failed(rq, &ib->b, rc);
+    return MHD_YES;
+}
+
+/* Backpressure (serve --max-sink-lag, docs/HTTP.md "Sinks"): while the slowest sink that
+ * reported is further behind than the limit, the parsed batch waits (the connection
+ * suspended, woken by commits and by sink reports) for at most --sink-wait-ms from the
+ * request's start, then is refused with 503 and Retry-After, nothing appended. */
+static enum MHD_Result append_gate(api_req_t *rq)
+{
+    api_server_t *srv = rq->srv;
+    for (;;) {
+        uint64_t gen = api__gen(srv), lag;
+        if (!api__sink_over_lag(srv, &lag)) {
+            if (rq->phase == APPEND_LAG)
+                atomic_fetch_add(&srv->sink_waited, 1);
+            return append_submit(rq);
+        }
+        uint64_t deadline = rq->start_ms + srv->lim.sink_wait_ms;
+        if (api__now_ms() >= deadline || api__stopping(srv)) {
+            atomic_fetch_add(&srv->sink_refused, 1);
+            rq->retry_after = 1;
+            return api__problem(rq, REEL_ESINK_BEHIND, "the slowest sink is %llu positions "
+                                "behind, past --max-sink-lag %llu; nothing was appended, retry "
+                                "later", (unsigned long long)lag,
+                                (unsigned long long)srv->lim.max_sink_lag);
+        }
+        rq->phase = APPEND_LAG;
+        if (api__wait_for(rq, &rq->waiter, API_WAIT_FEED, NULL, 0, deadline, gen))
+            return MHD_YES;
+    }
+}
+
 static enum MHD_Result append_parse_submit(api_req_t *rq)
 {
     api_server_t *srv = rq->srv;
@@ -139,13 +180,7 @@ static enum MHD_Result append_parse_submit(api_req_t *rq)
         api__quota_check(rq, body_bytes) != REEL_OK)
         return MHD_YES; /* answered: 429, 413 or quota_exceeded */
     ib->b.expected_sequence = rq->expected;
-    if (api__async_begin(rq) != REEL_OK)
-        return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
-    rq->phase = APPEND_COMMIT;
-    rc = ingest_submit(srv->store, ib, api__batch_done, rq);
-    if (rc != REEL_OK)
-        api__async_failed(rq, &ib->b, rc);
-    return MHD_YES;
+    return append_gate(rq);
 }
 
 enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size)
@@ -159,6 +194,8 @@ enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size
             return MHD_NO;
         return more ? MHD_YES : append_parse_submit(rq);
     }
+    case APPEND_LAG:
+        return append_gate(rq);
     default:
         return rq->async_done ? append_reply(rq) : MHD_YES;
     }
@@ -305,6 +342,36 @@ static enum MHD_Result page_reply(api_req_t *rq, store_buf_t *out, const struct 
     return api__reply_json(rq, 200, out);
 }
 
+/* The feed's 'changes' and 'bodies' (docs/HTTP.md "The feed with changes"). */
+int api__feed_params(api_req_t *rq)
+{
+    if (api__query_bool(rq, "changes", &rq->changes) != REEL_OK ||
+        api__query_bool(rq, "bodies", &rq->bodies) != REEL_OK)
+        return -1;
+    char after[48];
+    int found = rq->changes ? api__query(rq, "after", after, sizeof after) : 0;
+    if (found < 0 || (found > 0 && api__cursor_parse(after, &rq->offset, &rq->after_index))) {
+        api__problem(rq, REEL_EINVALID_PARAMETER, "'after' must be a cursor of the feed with "
+                     "changes: a position P, or P.I after a change (its \"cursor\")");
+        return -1;
+    }
+    if (rq->changes && rq->n_prefixes) {
+        api__problem(rq, REEL_EFORBIDDEN, "the feed with changes covers every session: a token "
+                     "limited to session prefixes cannot read it");
+        return -1;
+    }
+    if (rq->bodies && !rq->changes) {
+        api__problem(rq, REEL_EINVALID_PARAMETER, "'bodies' needs 'changes=1'");
+        return -1;
+    }
+    if (rq->changes && rq->types[0]) {
+        api__problem(rq, REEL_EINVALID_PARAMETER, "'types' cannot be combined with "
+                     "'changes=1' (the feed with changes gives every event)");
+        return -1;
+    }
+    return 0;
+}
+
 /* A tenant's 'after': absent or 0 for the start, else a sealed next_after. */
 static int tenant_after(api_req_t *rq)
 {
@@ -323,9 +390,12 @@ static int tenant_after(api_req_t *rq)
 static int read_params(api_req_t *rq, int feed)
 {
     rq->limit = API_DEFAULT_LIMIT;
-    if ((tenant_feed(rq, feed) ? tenant_after(rq) < 0
-                               : api__query_u64(rq, feed ? "after" : "offset", INT64_MAX,
-                                                &rq->offset) != REEL_OK) ||
+    int changes = 0; /* the feed with changes parses its own cursor (api__feed_params) */
+    if (feed && api__query_bool(rq, "changes", &changes) != REEL_OK)
+        return -1;
+    if ((!changes && (tenant_feed(rq, feed) ? tenant_after(rq) < 0
+                                            : api__query_u64(rq, feed ? "after" : "offset",
+                                                             INT64_MAX, &rq->offset) != REEL_OK)) ||
         api__query_u64(rq, "limit", API_MAX_LIMIT, &rq->limit) != REEL_OK ||
         api__query_u64(rq, "wait", API_MAX_WAIT_S, &rq->wait_s) != REEL_OK ||
         api__query_bool(rq, "include_raw", &rq->include_raw) != REEL_OK)
@@ -343,19 +413,49 @@ static int read_params(api_req_t *rq, int feed)
                      sizeof rq->types - 1);
         return -1;
     }
-    if (rc > 0 && strlen(rq->types) > 0)
-        return 1;
-    rq->types[0] = '\0';
-    return 0;
+    if (!(rc > 0 && strlen(rq->types) > 0))
+        rq->types[0] = '\0';
+    return feed ? api__feed_params(rq) : 0;
 }
 
 /* Serves a page now, or suspends as a long-poll waiter. Called on the first call and on
  * every wake-up (READ_WAIT). */
+/* The feed with changes: one page of events and changes, or a long-poll wait. */
+static enum MHD_Result cfeed_page_or_wait(api_req_t *rq)
+{
+    api_server_t *srv = rq->srv;
+    for (;;) {
+        uint64_t gen = api__gen(srv);
+        store_buf_t out = STORE_BUF_INIT;
+        api_cfeed_t f = {.srv = srv, .out = &out, .include_raw = rq->include_raw,
+                         .bodies = rq->bodies, .max_bytes = API_MAX_PAGE_BYTES};
+        store_buf_puts(&out, "{\"events\":[");
+        int rc = api__cfeed_read(&f, rq->offset, rq->after_index, (size_t)rq->limit);
+        if (rc != REEL_OK) {
+            store_buf_release(&out);
+            return api__problem(rq, rc, "reading the feed failed: %s", reel_strerror(rc));
+        }
+        uint64_t deadline = rq->start_ms + rq->wait_s * 1000;
+        if (f.n || f.more || !rq->wait_s || api__now_ms() >= deadline || api__stopping(srv)) {
+            store_buf_printf(&out, "],\"hasMore\":%s,\"next_after\":\"", f.more ? "true" : "false");
+            api__cursor_write(&out, f.last, f.last_index);
+            store_buf_puts(&out, "\"}");
+            return api__reply_json(rq, 200, &out);
+        }
+        store_buf_release(&out);
+        rq->phase = READ_WAIT;
+        if (api__wait_for(rq, &rq->waiter, API_WAIT_FEED, NULL, 0, deadline, gen))
+            return MHD_YES;
+    }
+}
+
 static enum MHD_Result page_or_wait(api_req_t *rq, int feed)
 {
     api_server_t *srv = rq->srv;
     if (rq->phase == READ_WAIT && !api__auth_still_valid(rq))
         return api__problem(rq, REEL_EUNAUTHORIZED, "the token is no longer valid (reloaded)");
+    if (feed && rq->changes)
+        return cfeed_page_or_wait(rq);
     int tenant = tenant_feed(rq, feed);
     for (;;) {
         uint64_t gen = api__gen(srv);

@@ -37,6 +37,39 @@ enum MHD_Result api__feed_read(api_req_t *rq, const char *data, size_t *size);
 /* sse.c */
 enum MHD_Result api__session_sse(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__feed_sse(api_req_t *rq, const char *data, size_t *size);
+/* changes.c: the feed with changes (?changes=1), for pages and SSE */
+typedef struct api_cfeed {
+    api_server_t *srv;
+    store_buf_t *out;
+    int sse;          /* 1: SSE messages (id:, event: change, data:), else page items */
+    int include_raw;
+    int bodies;       /* 1: each event also gets "hash" and "body" (base64 msgpack) */
+    size_t max_bytes; /* stop before an item once the output holds this much */
+    size_t n;         /* out: items written */
+    uint64_t last;    /* out: the cursor after the last item written (the one read from */
+    uint32_t last_index; /* when none): position, and 0 or the change's index */
+    int more;         /* out: items past it exist */
+} api_cfeed_t;
+/* Parses the feed's 'changes' and 'bodies', and with 'changes' its cursor 'after' ("P" or
+ * "P.I") into rq->offset and rq->after_index (events.c); -1 after answering a 400. */
+int api__feed_params(api_req_t *rq);
+/* Parses a cursor of the feed with changes, "P" or "P.I" (I >= 1); -1 when it is not one. */
+int api__cursor_parse(const char *s, uint64_t *pos, uint32_t *index);
+/* Appends cursor ('pos', 'index') in that form ("P" when 'index' is 0). */
+void api__cursor_write(store_buf_t *out, uint64_t pos, uint32_t index);
+/* Reads events and changes after cursor ('after', 'index'), at most 'limit', into f->out. */
+int api__cfeed_read(api_cfeed_t *f, uint64_t after, uint32_t index, size_t limit);
+/* Appends change 'ch' as its JSON object. */
+int api__render_change(store_buf_t *out, const store_change_view_t *ch);
+/* sinks.c: POST/PUT /v1/sinks/{name} (admin scope), DELETE /v1/sinks/{name}, GET /v1/sinks */
+enum MHD_Result api__sink_report(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__sink_forget(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__sinks_list(api_req_t *rq, const char *data, size_t *size);
+/* 1 when --max-sink-lag is set and the slowest sink that reported is further behind
+ * ('*lag', positions) */
+int api__sink_over_lag(api_server_t *srv, uint64_t *lag);
+/* The reel_sink_* metrics. */
+void api__sink_metrics(api_server_t *srv, store_buf_t *o);
 /* sessions.c */
 enum MHD_Result api__session_get(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__session_put(api_req_t *rq, const char *data, size_t *size);

@@ -201,6 +201,7 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
            "Event envelopes rendered from the store (then kept).", misses);
     metric(&o, "reel_event_cache_bytes", "gauge", "Bytes held by the event JSON cache.", cached);
     redaction_metrics(&o);
+    api__sink_metrics(srv, &o);
     metric(&o, "reel_store_batches_total", "counter", "Batches committed.", st.batches);
     metric(&o, "reel_store_batch_errors_total", "counter", "Batches failed.", st.batch_errors);
     metric(&o, "reel_store_events_total", "counter", "Events appended.", st.events);

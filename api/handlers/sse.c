@@ -28,6 +28,8 @@ typedef struct feed_sse {
     char session[STORE_SESSION_ID_MAX + 1];
     size_t session_len;
     uint64_t next;           /* last key sent (sequence or position) */
+    uint32_t next_index;     /* with 'changes': the change index of the last item sent */
+    int changes, bodies;     /* the feed with changes (changes.c) */
     int flags;               /* api__render_flags() */
     char types[1024];        /* filter or "" */
 } feed_sse_t;
@@ -90,6 +92,17 @@ static int fill(api_sse_t *s, int *moved)
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = s->srv->evcache;
     }
+    if (rc == REEL_OK && c->changes) {
+        store_read_end(&r); /* api__cfeed_read() takes its own */
+        api_cfeed_t f = {.srv = s->srv, .out = &s->out, .sse = 1,
+                         .include_raw = c->flags & REPLAY_RAW, .bodies = c->bodies,
+                         .max_bytes = s->srv->lim.sse_buffer_bytes};
+        rc = api__cfeed_read(&f, c->next, c->next_index, SSE_BATCH);
+        *moved = f.n > 0;
+        c->next = f.last;
+        c->next_index = f.last_index;
+        return rc;
+    }
     if (c->feed && s->n_prefixes) {
         r.only = tenant_only;
         r.only_arg = s;
@@ -151,6 +164,22 @@ static int start_key(api_req_t *rq, int feed, uint64_t *key)
     return api__query_u64(rq, feed ? "after" : "offset", INT64_MAX, key);
 }
 
+/* The feed with changes: 'changes', 'bodies' and the cursor 'after' (api__feed_params),
+ * which Last-Event-ID ("P" or "P.I", the ids this stream sends) overrides. */
+static int cfeed_start(api_req_t *rq, const char *types)
+{
+    rq->types[0] = types[0];
+    if (api__feed_params(rq) < 0)
+        return REEL_EINVALID_PARAMETER;
+    const char *lei = api__header(rq, "Last-Event-ID");
+    if (lei && api__cursor_parse(lei, &rq->offset, &rq->after_index)) {
+        api__problem(rq, REEL_EINVALID_PARAMETER, "Last-Event-ID must be a cursor of the feed "
+                     "with changes (P or P.I), not '%.40s'", lei);
+        return REEL_EINVALID_PARAMETER;
+    }
+    return REEL_OK;
+}
+
 static int session_exists(api_req_t *rq)
 {
     store_read_t r;
@@ -167,10 +196,16 @@ static enum MHD_Result sse_start(api_req_t *rq, int feed)
     uint64_t key = 0;
     int raw = 0;
     char types[1024] = "";
-    if (start_key(rq, feed, &key) != REEL_OK || api__query_bool(rq, "include_raw", &raw) != REEL_OK)
-        return MHD_YES;
     if (api__query(rq, "types", types, sizeof types) < 0)
         return api__problem(rq, REEL_EINVALID_PARAMETER, "'types' is not valid");
+    int changes = 0;
+    if ((feed && api__query_bool(rq, "changes", &changes) != REEL_OK) ||
+        api__query_bool(rq, "include_raw", &raw) != REEL_OK)
+        return MHD_YES;
+    if (changes ? cfeed_start(rq, types) != REEL_OK : start_key(rq, feed, &key) != REEL_OK)
+        return MHD_YES;
+    if (changes)
+        key = rq->offset;
     if (!feed) {
         int rc = session_exists(rq);
         if (rc != REEL_OK)
@@ -186,6 +221,9 @@ static enum MHD_Result sse_start(api_req_t *rq, int feed)
     c->session_len = rq->session_len;
     c->next = key;
     c->flags = api__render_flags(rq, raw);
+    c->changes = rq->changes;
+    c->bodies = rq->bodies;
+    c->next_index = rq->after_index;
     memcpy(c->types, types, sizeof types);
     c->s.w.kind = feed ? API_WAIT_FEED : API_WAIT_SESSION;
     c->s.w.session = c->session;

@@ -21,7 +21,7 @@ Version: $version
 Architecture: $arch
 Maintainer: reel developers <reel@localhost>
 Installed-Size: $size
-Depends: libc6 (>= 2.34), libcurl4, libjansson4, liblmdb0, libmicrohttpd12, libssl3, libsystemd0, libzstd1, adduser
+Depends: libc6 (>= 2.34), libcurl4, libjansson4, liblmdb0, libmicrohttpd12, libpq5, libssl3, libsystemd0, libzstd1, adduser
 Section: database
 Priority: optional
 Description: durable transcript store for AI coding-agent sessions

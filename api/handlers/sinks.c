@@ -1,0 +1,218 @@
+/* sinks.c -- sinks report how far they have copied the feed (docs/HTTP.md "Sinks"):
+ * POST /v1/sinks/{name} {"position":N}, GET /v1/sinks, DELETE /v1/sinks/{name}; the lag
+ * metric (reel_sink_lag_events) and append backpressure (serve --max-sink-lag) read it.
+ *
+ * The table lives in the server's memory only: a sink reports again after every batch it
+ * commits (and every few seconds while idle), so a restarted server has it back within
+ * seconds. Until a sink has reported, nothing waits for it. Bounded: API_MAX_SINKS names.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/handlers/handlers.h"
+#include "store/json.h"
+
+enum { SINK_BODY = API_PHASE_OWN };
+
+/* The log's last position (0 when it cannot be read). */
+static uint64_t tail_position(api_server_t *srv)
+{
+    store_read_t r;
+    uint64_t tail = 0;
+    if (store_read_begin(srv->store, &r) == REEL_OK) {
+        store_tail_position(&r, &tail);
+        store_read_end(&r);
+    }
+    return tail;
+}
+
+static uint64_t lag_of(uint64_t tail, uint64_t pos)
+{
+    return tail > pos ? tail - pos : 0;
+}
+
+int api__sink_over_lag(api_server_t *srv, uint64_t *lag)
+{
+    *lag = 0;
+    if (!srv->lim.max_sink_lag)
+        return 0;
+    pthread_mutex_lock(&srv->sinks_lock);
+    unsigned n = srv->n_sinks;
+    uint64_t slowest = UINT64_MAX;
+    for (unsigned i = 0; i < n; i++)
+        if (srv->sinks[i].position < slowest)
+            slowest = srv->sinks[i].position;
+    pthread_mutex_unlock(&srv->sinks_lock);
+    if (!n)
+        return 0;
+    *lag = lag_of(tail_position(srv), slowest);
+    return *lag > srv->lim.max_sink_lag;
+}
+
+void api__sink_metrics(api_server_t *srv, store_buf_t *o)
+{
+    uint64_t tail = tail_position(srv);
+    store_buf_puts(o, "# HELP reel_sink_lag_events Positions of the log a sink has not "
+                      "committed yet (tail minus its reported position).\n"
+                      "# TYPE reel_sink_lag_events gauge\n");
+    pthread_mutex_lock(&srv->sinks_lock);
+    for (unsigned i = 0; i < srv->n_sinks; i++) {
+        store_buf_puts(o, "reel_sink_lag_events{sink=\"");
+        store_buf_puts(o, srv->sinks[i].name); /* names are [A-Za-z0-9._-] */
+        store_buf_printf(o, "\"} %llu\n",
+                         (unsigned long long)lag_of(tail, srv->sinks[i].position));
+    }
+    pthread_mutex_unlock(&srv->sinks_lock);
+    store_buf_printf(o, "# HELP reel_sink_backpressure_total Appends that waited for a sink "
+                        "(outcome: passed after waiting, or refused with 503).\n"
+                        "# TYPE reel_sink_backpressure_total counter\n"
+                        "reel_sink_backpressure_total{outcome=\"waited\"} %llu\n"
+                        "reel_sink_backpressure_total{outcome=\"refused\"} %llu\n",
+                     (unsigned long long)atomic_load(&srv->sink_waited),
+                     (unsigned long long)atomic_load(&srv->sink_refused));
+}
+
+/* The sink's name from the path: 1..63 bytes of [A-Za-z0-9._-] (a metric label value). */
+static int sink_name(api_req_t *rq, char name[64])
+{
+    if (!rq->param_len || rq->param_len > 63)
+        return -1;
+    for (size_t i = 0; i < rq->param_len; i++) {
+        char c = rq->param[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return -1;
+    }
+    memcpy(name, rq->param, rq->param_len);
+    name[rq->param_len] = 0;
+    return 0;
+}
+
+static void write_sink(store_buf_t *o, const struct api_sink *k, uint64_t tail, uint64_t now)
+{
+    store_buf_printf(o, "{\"name\":\"%s\",\"position\":%llu,\"lag\":%llu,\"reported_ms_ago\":%llu}",
+                     k->name, (unsigned long long)k->position,
+                     (unsigned long long)lag_of(tail, k->position),
+                     (unsigned long long)(now - k->reported_ms));
+}
+
+/* Sets (or adds) sink 'name' at 'pos'; a position never goes back (a late report of an
+ * older batch must not raise the lag). -1 when the table is full. */
+static int sink_set(api_server_t *srv, const char *name, uint64_t pos, struct api_sink *out)
+{
+    int rc = 0;
+    pthread_mutex_lock(&srv->sinks_lock);
+    unsigned i = 0;
+    while (i < srv->n_sinks && strcmp(srv->sinks[i].name, name))
+        i++;
+    if (i == srv->n_sinks) {
+        if (i == API_MAX_SINKS) {
+            rc = -1;
+        } else {
+            memset(&srv->sinks[i], 0, sizeof srv->sinks[i]);
+            snprintf(srv->sinks[i].name, sizeof srv->sinks[i].name, "%s", name);
+            srv->n_sinks++;
+        }
+    }
+    if (!rc) {
+        if (pos > srv->sinks[i].position)
+            srv->sinks[i].position = pos;
+        srv->sinks[i].reported_ms = api__now_ms();
+        *out = srv->sinks[i];
+    }
+    pthread_mutex_unlock(&srv->sinks_lock);
+    return rc;
+}
+
+static enum MHD_Result report(api_req_t *rq, const char *name)
+{
+    enum MHD_Result r;
+    if (api__body_complete(rq, &r) != REEL_OK)
+        return r;
+    json_error_t e;
+    json_t *j = json_loadb((const char *)rq->body.data, rq->body.len, 0, &e);
+    json_t *p = j ? json_object_get(j, "position") : NULL;
+    if (!p || !json_is_integer(p) || json_integer_value(p) < 0) {
+        json_decref(j);
+        return api__problem(rq, REEL_EINVALID_PARAMETER,
+                            "the body must be {\"position\": N} with N a position >= 0");
+    }
+    uint64_t pos = (uint64_t)json_integer_value(p);
+    json_decref(j);
+    struct api_sink k;
+    if (sink_set(rq->srv, name, pos, &k))
+        return api__problem(rq, REEL_ETOO_MANY, "at most %d sinks report to one server; "
+                            "forget one with DELETE /v1/sinks/NAME", API_MAX_SINKS);
+    api__wake_all(rq->srv, 0); /* appends held back by this sink look again */
+    store_buf_t o = STORE_BUF_INIT;
+    write_sink(&o, &k, tail_position(rq->srv), k.reported_ms);
+    return api__reply_json(rq, 200, &o);
+}
+
+/* POST or PUT /v1/sinks/{name}: a sink's committed position. Needs the admin scope: a
+ * position says what may be dropped and what appends wait for. */
+enum MHD_Result api__sink_report(api_req_t *rq, const char *data, size_t *size)
+{
+    char name[64];
+    if (rq->phase == API_PHASE_NEW) {
+        enum MHD_Result r;
+        if (rq->token_scope && !(rq->token_scope & API_SCOPE_ADMIN))
+            return api__problem(rq, REEL_EFORBIDDEN, "reporting a sink's position needs a "
+                                "token with the full scope");
+        if (sink_name(rq, name))
+            return api__problem(rq, REEL_EINVALID_PARAMETER, "a sink name is 1..63 bytes of "
+                                "A-Z a-z 0-9 . _ -");
+        if (!api__body_precheck(rq, &r))
+            return r;
+        rq->phase = SINK_BODY;
+        return MHD_YES;
+    }
+    int more = api__collect_body(rq, data, size);
+    if (more < 0)
+        return MHD_NO;
+    if (more)
+        return MHD_YES;
+    sink_name(rq, name);
+    return report(rq, name);
+}
+
+enum MHD_Result api__sink_forget(api_req_t *rq, const char *data, size_t *size)
+{
+    char name[64];
+    if (sink_name(rq, name))
+        return api__problem(rq, REEL_EINVALID_PARAMETER, "a sink name is 1..63 bytes of "
+                            "A-Z a-z 0-9 . _ -");
+    api_server_t *srv = rq->srv;
+    int found = 0;
+    pthread_mutex_lock(&srv->sinks_lock);
+    for (unsigned i = 0; i < srv->n_sinks; i++)
+        if (!strcmp(srv->sinks[i].name, name)) {
+            srv->sinks[i] = srv->sinks[--srv->n_sinks];
+            found = 1;
+            break;
+        }
+    pthread_mutex_unlock(&srv->sinks_lock);
+    if (!found)
+        return api__problem(rq, REEL_ENOT_FOUND, "no sink '%s' has reported", name);
+    api__wake_all(srv, 0);
+    return api__reply_text(rq, 204, "application/json", "", 0);
+}
+
+enum MHD_Result api__sinks_list(api_req_t *rq, const char *data, size_t *size)
+{
+    api_server_t *srv = rq->srv;
+    uint64_t tail = tail_position(srv), now = api__now_ms();
+    store_buf_t o = STORE_BUF_INIT;
+    store_buf_printf(&o, "{\"tail\":%llu,\"max_sink_lag\":%llu,\"sinks\":[",
+                     (unsigned long long)tail, (unsigned long long)srv->lim.max_sink_lag);
+    pthread_mutex_lock(&srv->sinks_lock);
+    for (unsigned i = 0; i < srv->n_sinks; i++) {
+        if (i)
+            store_buf_putc(&o, ',');
+        write_sink(&o, &srv->sinks[i], tail, now);
+    }
+    pthread_mutex_unlock(&srv->sinks_lock);
+    store_buf_puts(&o, "]}");
+    return api__reply_json(rq, 200, &o);
+}
