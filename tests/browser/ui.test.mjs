@@ -1,7 +1,7 @@
 // ui.test.mjs -- the web inspector (/ui/) in headless chromium against a real `reel serve`.
 // Run: tests/browser/run.sh (or `node --test tests/browser/` with playwright-core installed).
 // Screenshots go to build/browser-artifacts/; UPDATE_DOCS_SCREENSHOTS=1 also refreshes
-// docs/ui-*.png (sessions, session, timeline, search, overview, phone).
+// docs/ui-*.png (sessions, session, timeline, search, events, overview, phone).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -473,7 +473,8 @@ describe('session view', () => {
     const seqs = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((tr) => Number(tr.id.slice(3))));
     assert.deepEqual(seqs, Array.from({ length: 34 }, (_, i) => i + 1));
     assert.equal(await page.evaluate(() => window.__reelLive.stats.duplicates), 0);
-    await shot(page, 'events-live');
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot(page, 'events-live', 'ui-events.png');
     // a page in the middle stays still; a types filter follows only those types
     await page.goto(srv.url + '/ui/#/s/evlive/events?offset=0&limit=20');
     await page.waitForSelector('main[data-loaded="1"] #ev-range');
