@@ -817,11 +817,11 @@ describe('store overview: sink lag', () => {
     assert.equal(lag('pg-main'), 7);
     assert.equal((await page.locator('.card.sink[data-sink="pg-main"] .card-value').textContent()).trim(), String(lag('pg-main')));
     assert.equal((await page.locator('.card.sink[data-sink="pg-b"] .card-hint').textContent()).trim(), 'caught up');
-    await shot(page, 'overview-sinks');
+    await shot(page, 'overview-sinks', 'ui-overview-sinks.png');
     // a sink that is forgotten leaves the page at the next scrape
     await fetch(`${srv.url}/v1/sinks/pg-main`, { method: 'DELETE', headers: srv.headers() });
     await fetch(`${srv.url}/v1/sinks/pg-b`, { method: 'DELETE', headers: srv.headers() });
-    await page.waitForSelector('main[data-sinks="0"] #ov-sinks[hidden]');
+    await page.waitForSelector('main[data-sinks="0"] #ov-sinks[hidden]', { state: 'attached' });
     assert.deepEqual(errors, []);
     await page.close();
   });
