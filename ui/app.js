@@ -1558,6 +1558,7 @@
         if (isProblem(e)) el.prepend(h('span', { class: 'pmark', title: e.kind === 'permission' ? 'refused permission' : 'error', text: '!' }));
         el.addEventListener('toggle', (ev) => {
           if (ev.target.parentElement !== el) return;
+          if (ev.target.dataset.auto) { delete ev.target.dataset.auto; return; }
           if (ev.target.open) opened.add(e.key); else opened.delete(e.key);
         }, true);
         return el;
@@ -1583,7 +1584,8 @@
             hits++;
           }
           if (at < n.data.length) frag.append(n.data.slice(at));
-          for (let d = n.parentElement.closest('details'); d && el.contains(d); d = d.parentElement.closest('details')) d.open = true;
+          /* opened for the search only: not remembered as the reader's choice (toggle below) */
+          for (let d = n.parentElement.closest('details'); d && el.contains(d); d = d.parentElement.closest('details')) if (!d.open) { d.dataset.auto = '1'; d.open = true; }
           n.replaceWith(frag);
         }
         return hits;

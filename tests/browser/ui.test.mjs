@@ -713,6 +713,10 @@ describe('session timeline', () => {
     await waitUntil(page, () => document.querySelector('main').dataset.filtered === '1');
     await page.waitForSelector('li.entry details.tool[open] pre mark.hit');
     assert.equal(await page.locator('li.entry mark.hit').first().isVisible(), true);
+    // opened for the search only: with the search cleared the call is collapsed again
+    await page.fill('#t-search', '');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '');
+    assert.equal(await page.locator('li.entry details.tool[open]').count(), 0);
     await page.fill('#t-search', 'bash');
     await waitUntil(page, () => document.querySelector('main').dataset.filtered === '2' && document.querySelectorAll('mark.hit').length > 0);
     await shot(page, 'search', 'ui-search.png');
