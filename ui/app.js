@@ -1585,7 +1585,10 @@
           }
           if (at < n.data.length) frag.append(n.data.slice(at));
           /* opened for the search only: not remembered as the reader's choice (toggle below) */
-          for (let d = n.parentElement.closest('details'); d && el.contains(d); d = d.parentElement.closest('details')) if (!d.open) { d.dataset.auto = '1'; d.open = true; }
+          for (let d = n.parentElement.closest('details'); d && el.contains(d); d = d.parentElement.closest('details')) {
+            const sum = d.querySelector(':scope > summary');
+            if (!d.open && !(sum && sum.contains(n))) { d.dataset.auto = '1'; d.open = true; }  /* a hit in its summary is on screen already */
+          }
           n.replaceWith(frag);
         }
         return hits;

@@ -708,6 +708,7 @@ describe('session timeline', () => {
     assert.ok(hits.length >= 2, 'marks: ' + hits.length);
     assert.ok(hits.every((t) => t.toLowerCase() === 'bash'), hits.join());
     assert.equal(await page.locator('main').getAttribute('data-hits'), String(hits.length));
+    assert.equal(await page.locator('li.entry details.tool[open]').count(), 0, 'a hit in the summary opens nothing');
     // a match inside a collapsed tool output opens it, so the mark can be seen
     await page.fill('#t-search', 'cannot access');
     await waitUntil(page, () => document.querySelector('main').dataset.filtered === '1');
