@@ -18,7 +18,8 @@ struct client_time {
 };
 enum { CT_NONE, CT_MS, CT_TEXT };
 
-enum { OFF_ID, OFF_ID_LEN, OFF_BODY, OFF_BODY_LEN, OFF_NSID, OFF_NSID_LEN, OFF_N };
+enum { OFF_ID, OFF_ID_LEN, OFF_BODY, OFF_BODY_LEN, OFF_NSID, OFF_NSID_LEN, OFF_MODEL,
+       OFF_MODEL_LEN, OFF_N };
 
 /* The fields of one event while it is parsed; strings are offsets into ib->str. */
 struct fields {
@@ -205,6 +206,78 @@ static int mark_redacted(ingest_batch_t *ib, size_t off, const uint8_t hash[STOR
     return REEL_OK;
 }
 
+/* ---- the usage summary (docs/FORMAT.md section 16) ---- */
+
+/* A JSON number's value as a double: msgpack ints, floats, or the text of a number kept
+ * exactly (STORE_MP_EXT_NUMBER). 0 when it is not a number. */
+static double mp_number(const store_mp_obj_t *v)
+{
+    if (v->type == STORE_MP_UINT)
+        return (double)v->u;
+    if (v->type == STORE_MP_INT)
+        return (double)v->i;
+    if (v->type == STORE_MP_FLOAT)
+        return v->f;
+    if (v->type == STORE_MP_EXT && v->ext == STORE_MP_EXT_NUMBER && v->len < 64) {
+        char num[64];
+        memcpy(num, v->ptr, v->len);
+        num[v->len] = 0;
+        return strtod(num, NULL);
+    }
+    return 0;
+}
+
+/* A count (tokens): a whole non-negative number below 2^63, else 0. */
+static uint64_t mp_count(const store_mp_obj_t *v)
+{
+    double x = mp_number(v);
+    return x > 0 && x < 9.2e18 ? (uint64_t)x : 0;
+}
+
+#define KEY_IS(k, name) ((k).len == sizeof name - 1 && !memcmp((k).ptr, name, sizeof name - 1))
+
+/* Reads what a "usage" event adds (input_tokens, output_tokens, cost_usd, turn_end) or
+ * the model a "session.started" names, from the top level of its 'data' map, into 'u'
+ * and, for the model, 'model'/'model_len' (borrowed from 'data'). The same fields
+ * replay/project.c sums for the transcript (docs/AGENTS.md, the usage event); anything
+ * else, or a malformed map, adds nothing. */
+static void usage_of(const char *type, size_t type_len, const store_buf_t *data,
+                     store_usage_t *u, const char **model, size_t *model_len)
+{
+    int usage = type_len == 5 && !memcmp(type, "usage", 5);
+    int started = type_len == 15 && !memcmp(type, "session.started", 15);
+    store_mp_t m = {data ? data->data : NULL, data ? data->data + data->len : NULL};
+    store_mp_obj_t o, k, v;
+    if ((!usage && !started) || !data || !data->len || store_mp_next(&m, &o) ||
+        o.type != STORE_MP_MAP)
+        return;
+    for (uint64_t i = 0; i < o.u; i++) {
+        if (store_mp_next(&m, &k) || k.type != STORE_MP_STR)
+            return;
+        const uint8_t *start = m.p;
+        if (store_mp_next(&m, &v))
+            return;
+        if (v.type == STORE_MP_ARRAY || v.type == STORE_MP_MAP) {
+            m.p = start;
+            if (store_mp_skip(&m, STORE_JSON_MAX_DEPTH))
+                return;
+            continue;
+        }
+        if (started && KEY_IS(k, "model") && v.type == STORE_MP_STR && v.len &&
+            v.len <= STORE_NAME_MAX)
+            *model = (const char *)v.ptr, *model_len = v.len;
+        else if (usage && KEY_IS(k, "input_tokens"))
+            u->input_tokens = mp_count(&v);
+        else if (usage && KEY_IS(k, "output_tokens"))
+            u->output_tokens = mp_count(&v);
+        else if (usage && KEY_IS(k, "cost_usd")) {
+            double c = mp_number(&v) * 1e9; /* nano-USD, rounded */
+            u->cost_nusd = c > 0 && c < 9.2e18 ? (uint64_t)(c + 0.5) : 0;
+        } else if (usage && KEY_IS(k, "turn_end"))
+            u->turns = v.type == STORE_MP_BOOL && v.u;
+    }
+}
+
 /* Builds the body array from the parts, redacts 'data' and 'raw' (ingest_redact_current),
  * encodes the body, and appends the event. 'prior': the redactions record the event came
  * with (an import), or NULL. */
@@ -289,6 +362,13 @@ static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const 
     off[OFF_BODY_LEN] = ib->arena.len - off[OFF_BODY];
     ev->ends_session = type_len == 13 && !memcmp(type, "session.ended", 13);
     ev->starts_session = type_len == 15 && !memcmp(type, "session.started", 15);
+    const char *model = NULL;
+    size_t model_len = 0;
+    usage_of(type, type_len, data, &ev->usage, &model, &model_len);
+    off[OFF_MODEL] = arena_put(ib, model, model_len); /* 'data' is reused: keep a copy */
+    off[OFF_MODEL_LEN] = model_len;
+    if (store_buf_failed(&ib->arena))
+        return REEL_ENOMEM;
     ib->b.n_events++;
     return REEL_OK;
 }
@@ -306,6 +386,8 @@ static void finalize(ingest_batch_t *ib)
         ev->body_len = off[OFF_BODY_LEN];
         ev->native_session_id = off[OFF_NSID_LEN] ? (const char *)base + off[OFF_NSID] : NULL;
         ev->native_session_id_len = off[OFF_NSID_LEN];
+        ev->usage.model = off[OFF_MODEL_LEN] ? (const char *)base + off[OFF_MODEL] : NULL;
+        ev->usage.model_len = off[OFF_MODEL_LEN];
     }
     ib->b.events = ib->events;
 }

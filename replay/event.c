@@ -316,6 +316,24 @@ void replay_write_retention(store_buf_t *out, const store_retention_t *p)
     store_buf_putc(out, '}');
 }
 
+/* The usage summary (docs/FORMAT.md section 16), only the parts that are set: a session
+ * without usage events renders exactly as before. */
+static void write_usage(store_buf_t *out, const store_session_t *rec)
+{
+    if (rec->model_len)
+        opt_str(out, "model", rec->model, rec->model_len);
+    if (rec->turns)
+        store_buf_printf(out, ",\"turns\":%llu", (unsigned long long)rec->turns);
+    if (rec->input_tokens || rec->output_tokens)
+        store_buf_printf(out, ",\"input_tokens\":%llu,\"output_tokens\":%llu",
+                         (unsigned long long)rec->input_tokens,
+                         (unsigned long long)rec->output_tokens);
+    if (rec->cost_nusd) /* nano-USD as a decimal: exact, no float rounding */
+        store_buf_printf(out, ",\"cost_usd\":%llu.%09llu",
+                         (unsigned long long)(rec->cost_nusd / 1000000000u),
+                         (unsigned long long)(rec->cost_nusd % 1000000000u));
+}
+
 int replay_write_session(store_buf_t *out, const store_session_t *rec)
 {
     static const char *status[] = {"active", "ended", "deleted"};
@@ -341,6 +359,7 @@ int replay_write_session(store_buf_t *out, const store_session_t *rec)
                          (unsigned long long)rec->first_sequence);
     if (rec->retention.set)
         replay_write_retention(out, &rec->retention);
+    write_usage(out, rec);
     key(out, "metadata");
     if (rec->metadata) {
         store_mp_t m = {rec->metadata, rec->metadata + rec->metadata_len};

@@ -397,6 +397,12 @@ static int cut(replay_export_t *ex, store_read_t *r, store_session_t *rec)
     if (!lo)
         rec->first_event_ms = 0;
     rec->runs -= c.starts <= rec->runs ? c.starts : rec->runs;
+    /* The usage summary has no history either, but it counts events past the snapshot:
+     * left out (an import counts it again from the events it appends). */
+    if (c.removed) {
+        rec->model_len = 0;
+        rec->input_tokens = rec->output_tokens = rec->cost_nusd = rec->turns = 0;
+    }
     /* An event leaves its session ended if it is a session.ended, active otherwise: the
      * status at the snapshot is the last kept event's; an end past the snapshot gives way
      * to the last kept one (a walk of the kept events, only when a run ended meanwhile). */

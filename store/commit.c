@@ -231,6 +231,26 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
     return REEL_OK;
 }
 
+/* Adds one appended event's usage delta to the record's summary (docs/FORMAT.md section
+ * 16). Sums saturate instead of wrapping: a counter is never smaller than what it held. */
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static void add_usage(store_session_t *r, const store_usage_t *u)
+{
+    if (u->model && u->model_len && u->model_len <= STORE_NAME_MAX) {
+        memcpy(r->model, u->model, u->model_len);
+        r->model[u->model_len] = 0;
+        r->model_len = u->model_len;
+    }
+    r->input_tokens = sat_add(r->input_tokens, u->input_tokens);
+    r->output_tokens = sat_add(r->output_tokens, u->output_tokens);
+    r->cost_nusd = sat_add(r->cost_nusd, u->cost_nusd);
+    r->turns = sat_add(r->turns, u->turns);
+}
+
 /* Phase 2 for one event: event_id index, value, position index, session record. */
 static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_t first_seq,
                      uint64_t first_pos, int keep_time)
@@ -300,6 +320,7 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
     }
     if (ev->starts_session)
         r->runs++;
+    add_usage(r, &ev->usage);
     if (ev->native_session_id && ev->native_session_id_len)
         set_name(r->native_session_id, &r->native_session_id_len, ev->native_session_id,
                  ev->native_session_id_len);

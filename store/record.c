@@ -199,8 +199,11 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out)
     /* Retention's keys are written only when used: a store that uses none reads and
      * writes exactly as format 3 did. */
     int trimmed = rec->first_sequence > 1;
+    /* The usage summary's keys (section 16) likewise: only those that are non-zero. */
+    uint32_t usage = !!rec->model_len + !!rec->input_tokens + !!rec->output_tokens +
+                     !!rec->cost_nusd + !!rec->turns;
     store_mp_map(out, (rec->metadata ? 15 : 14) + (uint32_t)long_id + 2u * (uint32_t)trimmed +
-                          (uint32_t)!!rec->retention.set);
+                          (uint32_t)!!rec->retention.set + usage);
     kv_u64(out, "num", rec->num);
     kv_str(out, "agent", rec->agent, rec->agent_len);
     kv_str(out, "native", rec->native_session_id, rec->native_session_id_len);
@@ -225,6 +228,16 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out)
     }
     if (rec->retention.set)
         encode_retention(&rec->retention, out);
+    if (rec->model_len)
+        kv_str(out, "model", rec->model, rec->model_len);
+    if (rec->input_tokens)
+        kv_u64(out, "tok_in", rec->input_tokens);
+    if (rec->output_tokens)
+        kv_u64(out, "tok_out", rec->output_tokens);
+    if (rec->cost_nusd)
+        kv_u64(out, "cost_nusd", rec->cost_nusd);
+    if (rec->turns)
+        kv_u64(out, "turns", rec->turns);
     if (rec->metadata) {
         store_mp_str(out, "meta", 4);
         store_buf_put(out, rec->metadata, rec->metadata_len);
@@ -285,6 +298,8 @@ static int field(store_session_t *rec, store_mp_t *m, const store_mp_obj_t *k)
         return copy_name(rec->agent, &rec->agent_len, &v);
     if (IS("native"))
         return copy_name(rec->native_session_id, &rec->native_session_id_len, &v);
+    if (IS("model"))
+        return copy_name(rec->model, &rec->model_len, &v);
     if (IS("hash")) {
         if (v.type != STORE_MP_BIN || v.len != STORE_HASH_LEN)
             return REEL_ECORRUPT;
@@ -328,6 +343,10 @@ static int field(store_session_t *rec, store_mp_t *m, const store_mp_obj_t *k)
     else if (IS("version")) rec->version = v.u ? v.u : 1;
     else if (IS("runs")) rec->runs = v.u;
     else if (IS("first_seq")) rec->first_sequence = v.u;
+    else if (IS("tok_in")) rec->input_tokens = v.u;
+    else if (IS("tok_out")) rec->output_tokens = v.u;
+    else if (IS("cost_nusd")) rec->cost_nusd = v.u;
+    else if (IS("turns")) rec->turns = v.u;
 #undef IS
     return REEL_OK;
 }

@@ -134,6 +134,19 @@ int store_session_id_valid(const char *id, size_t len);
 
 /* ---- Appending ---- */
 
+/* What one event adds to its session's usage summary (format 4, docs/FORMAT.md section 16).
+ * The store never reads event bodies for it: the layer that parses events (ingest/) fills
+ * it, and the committer adds it to the record in the append's own transaction, only when
+ * the event is appended (a duplicate adds nothing). All zero: the event adds nothing. */
+typedef struct store_usage {
+    const char *model;      /* non-NULL (1..STORE_NAME_MAX bytes): the session's model now */
+    size_t model_len;
+    uint64_t input_tokens;  /* tokens, summed */
+    uint64_t output_tokens;
+    uint64_t cost_nusd;     /* cost in nano-USD (1e-9 USD), summed */
+    uint64_t turns;         /* turns ended (1 for a usage event with turn_end) */
+} store_usage_t;
+
 /* One event to append. The caller fills the input part (ingest_ does this from JSON);
  * the committer fills the output part before completing the batch. */
 typedef struct store_event {
@@ -148,6 +161,7 @@ typedef struct store_event {
     size_t native_session_id_len;
     int ends_session;   /* input: 1 for a "session.ended" event (status becomes ended) */
     int starts_session; /* input: 1 for a "session.started" event (counts one more run) */
+    store_usage_t usage; /* input: what the event adds to the usage summary (above) */
     uint64_t sequence;  /* output: assigned sequence, or the existing one for a duplicate */
     uint64_t position;  /* output: assigned position, or the existing one for a duplicate */
     uint64_t time_ms;   /* output: commit time (Unix ms); input with 'keep_times' */
@@ -381,6 +395,12 @@ typedef struct store_session {
      * of session.started events. */
     uint64_t version;
     uint64_t runs;
+    /* usage summary (format 4, docs/FORMAT.md section 16): the model of the latest
+     * session.started that named one, and the sums of the appended usage events; zero
+     * (model_len 0) when none. Kept across a trim and a delete, like runs. */
+    char model[STORE_NAME_MAX + 1];
+    size_t model_len;
+    uint64_t input_tokens, output_tokens, cost_nusd, turns;
     const uint8_t *metadata; /* borrowed msgpack map, or NULL; see the rules */
     size_t metadata_len;
 } store_session_t;

@@ -391,6 +391,28 @@
     if (hr < 48) return hr + ' h ' + (m % 60) + ' min';
     return Math.floor(hr / 24) + ' d ' + (hr % 24) + ' h';
   }
+  /* The usage summary the record carries (docs/FORMAT.md section 16): kept by the store
+   * at append, so the list shows it without reading any event. */
+  function fmtCompact(n) {
+    if (n < 1000) return String(n);
+    const units = [['B', 1e9], ['M', 1e6], ['k', 1e3]];
+    for (const [u, d] of units) if (n >= d) return (n / d).toFixed(n / d < 10 ? 1 : 0) + u;
+    return String(n);
+  }
+  function tokensText(rec) {
+    if (rec.input_tokens === undefined && rec.output_tokens === undefined) return '–';
+    return fmtCompact((rec.input_tokens || 0) + (rec.output_tokens || 0));
+  }
+  function tokensTitle(rec) {
+    if (rec.input_tokens === undefined && rec.output_tokens === undefined) return 'no usage events';
+    return fmtNum(rec.input_tokens || 0) + ' in · ' + fmtNum(rec.output_tokens || 0) + ' out';
+  }
+  function fmtCost(c) {
+    if (c === undefined || c === null) return '–';
+    const v = Number(c);
+    return '$' + (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(2) : v.toFixed(4));
+  }
+
   function sessionSpan(rec) {
     const a = Date.parse(rec.first_event_at || rec.created_at), b = Date.parse(rec.updated_at);
     return Number.isNaN(a) || Number.isNaN(b) ? undefined : Math.max(0, b - a);
@@ -487,7 +509,9 @@
       h('caption', { class: 'sr-only', text: 'Sessions, most recently active first' }),
       h('thead', {}, h('tr', {},
         h('th', { scope: 'col', text: 'Session' }), h('th', { scope: 'col', text: 'Status' }),
-        h('th', { scope: 'col', text: 'Agent' }), h('th', { scope: 'col', class: 'num', text: 'Events' }),
+        h('th', { scope: 'col', text: 'Agent' }), h('th', { scope: 'col', text: 'Model' }),
+        h('th', { scope: 'col', class: 'num', text: 'Turns' }), h('th', { scope: 'col', class: 'num', text: 'Tokens' }),
+        h('th', { scope: 'col', class: 'num', text: 'Cost' }), h('th', { scope: 'col', class: 'num', text: 'Events' }),
         h('th', { scope: 'col', text: 'Last activity' }), h('th', { scope: 'col', class: 'num', text: 'Duration' }),
         h('th', { scope: 'col', class: 'num', text: 'Size' }))),
       tbody);
@@ -528,6 +552,10 @@
         h('th', { scope: 'row' }, h('a', { href: '#/s/' + enc(rec.id), class: 'sid', text: rec.id })),
         h('td', { class: 'st' }, h('span', { class: 'badge ' + o.cls, title: o.title, text: o.label })),
         h('td', { class: 'agent', text: rec.agent || '–' }),
+        h('td', { class: 'model', text: rec.model || '–' }),
+        h('td', { class: 'num turns', text: rec.turns ? fmtNum(rec.turns) : '–' }),
+        h('td', { class: 'num tokens', title: tokensTitle(rec), text: tokensText(rec) }),
+        h('td', { class: 'num cost', title: rec.cost_usd ? '$' + rec.cost_usd : '', text: fmtCost(rec.cost_usd) }),
         h('td', { class: 'num events', text: fmtNum(rec.event_count) }),
         h('td', {}, timeEl(rec.updated_at)),
         h('td', { class: 'num span', title: 'first event to last activity', text: fmtDuration(sessionSpan(rec)) }),
@@ -703,15 +731,29 @@
    * plain SVG chart. Sessions active: GET /v1/sessions?status=active counted page by page
    * (capped at 10,000), every 10 s. */
 
+  /* The Prometheus text format: unlabelled samples into the map by name; labelled ones
+   * into m.series (name -> [{labels, value}]), e.g. reel_sink_lag_events{sink="pg"}.
+   * Label values may hold escaped quotes, backslashes and newlines (\", \\, \n). */
+  function parseLabels(s) {
+    const labels = {};
+    const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*/gy;
+    let mm;
+    while ((mm = re.exec(s))) labels[mm[1]] = mm[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+    return labels;
+  }
   function parseMetrics(text) {
     const m = new Map();
+    m.series = new Map();
     for (const line of text.split('\n')) {
       if (!line || line[0] === '#') continue;
       const sp = line.lastIndexOf(' ');
       if (sp < 0) continue;
-      const name = line.slice(0, sp);
-      if (name.includes('{')) continue;          /* labelled series are not used here */
-      m.set(name, Number(line.slice(sp + 1)));
+      const name = line.slice(0, sp), value = Number(line.slice(sp + 1));
+      const br = name.indexOf('{');
+      if (br < 0) { m.set(name, value); continue; }
+      const base = name.slice(0, br);
+      if (!m.series.has(base)) m.series.set(base, []);
+      m.series.get(base).push({ labels: parseLabels(name.slice(br + 1, name.lastIndexOf('}'))), value });
     }
     return m;
   }
@@ -779,7 +821,26 @@
       h('span', { class: 'muted', text: ' · the last ' + CAP + ' samples, one every ' + STEP + ' s' })), h('div', { id: 'ov-chart' }));
     const note = h('p', { class: 'muted', id: 'ov-note' });
     const slot = h('div');
-    main.append(h('div', { class: 'view-head' }, h('h1', { text: 'Store overview' })), slot, cards, chartBox, note);
+    /* Sink lag: one card per reel_sink_lag_events series (a sink that reported where it
+     * is: docs/HTTP.md "Sinks"); the section is hidden while there is none. */
+    const sinkCards = h('div', { class: 'cards' });
+    const sinks = h('section', { id: 'ov-sinks', 'aria-labelledby': 'ov-sinks-h', hidden: true },
+      h('h2', { id: 'ov-sinks-h', text: 'Sinks' }), sinkCards,
+      h('p', { class: 'muted', text: 'Events of the log each sink has not committed yet (reel_sink_lag_events).' }));
+    main.append(h('div', { class: 'view-head' }, h('h1', { text: 'Store overview' })), slot, cards, sinks, chartBox, note);
+
+    function showSinks(m) {
+      const lag = (m.series.get('reel_sink_lag_events') || []).slice().sort((a, b) => String(a.labels.sink).localeCompare(String(b.labels.sink)));
+      sinks.hidden = !lag.length;
+      main.dataset.sinks = String(lag.length);
+      sinkCards.replaceChildren(...lag.map((x) => {
+        const name = x.labels.sink || Object.values(x.labels).join(' ') || 'sink';
+        return h('div', { class: 'card sink' + (x.value > 0 ? ' lagging' : ''), dataset: { sink: name } },
+          h('div', { class: 'card-label', text: 'Sink lag · ' + name }),
+          h('div', { class: 'card-value', text: fmtNum(x.value) }),
+          h('div', { class: 'card-hint muted', text: x.value > 0 ? 'events behind the tail' : 'caught up' }));
+      }));
+    }
 
     const set = (id, v, title) => { const el = $('#ov-' + id + ' .card-value', main); el.textContent = v; if (title) el.title = title; };
 
@@ -812,6 +873,7 @@
         set('sse', fmtNum(m.get('reel_sse_clients')));
         set('rss', fmtBytes(m.get('process_resident_memory_bytes')));
         set('total', fmtNum(m.get('reel_store_events_total')));
+        showSinks(m);
         if (m.get('reel_store_failed') === 1) slot.replaceChildren(h('div', { class: 'problem', role: 'alert', text: 'The store is in fail-stop (reel_store_failed = 1): appends are refused; see the server log.' }));
         $('#ov-chart', main).replaceChildren(chart([
           { name: 'events per second', cls: 's-events', values: hist.events },
@@ -1367,7 +1429,11 @@
       const probBar = h('nav', { class: 'probbar', 'aria-label': 'Errors and refused permissions' }, probCount, probPrev, probNext);
       const gutter = h('div', { class: 'gutter', id: 'gutter', 'aria-hidden': 'true' });
       const plan = h('div', { id: 'plan' });
-      panel.replaceChildren(tools, h('div', { class: 'tfinders' }, finder, seqForm, probBar), plan, earlier, list, later, gutter);
+      /* The current run and turn, always labelled: a bar that sticks under the top bar and
+       * names the run and turn of the topmost entry on screen, also when their separators
+       * are above the drawn window. */
+      const sticky = h('div', { class: 'tsticky', id: 'tsticky', role: 'note', 'aria-live': 'off', hidden: true });
+      panel.replaceChildren(tools, h('div', { class: 'tfinders' }, finder, seqForm, probBar), plan, sticky, earlier, list, later, gutter);
 
       function extra() {
         const s = fold.t.session || {};
@@ -1488,13 +1554,79 @@
           const tm = timeOf(e.seq);
           if (tm) head.insertBefore(tm, at);
         }
+        if (filt.q) hitCount += highlight(el.firstChild, filt.q);
         if (isProblem(e)) el.prepend(h('span', { class: 'pmark', title: e.kind === 'permission' ? 'refused permission' : 'error', text: '!' }));
         el.addEventListener('toggle', (ev) => {
           if (ev.target.parentElement !== el) return;
+          if (ev.target.dataset.auto) { delete ev.target.dataset.auto; return; }
           if (ev.target.open) opened.add(e.key); else opened.delete(e.key);
         }, true);
         return el;
       }
+      /* Search: the words found are marked inside the entry (text nodes split around
+       * each match, <mark class="hit">), and a collapsed part that holds one is opened. */
+      function highlight(el, q) {
+        if (!q) return 0;
+        const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        const found = [];
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+          const low = n.data.toLowerCase();
+          if (low.length === n.data.length && low.includes(q) && !n.parentElement.closest('time, a.seq')) found.push(n);
+        }
+        let hits = 0;
+        for (const n of found) {
+          const low = n.data.toLowerCase(), frag = document.createDocumentFragment();
+          let at = 0;
+          for (let i = low.indexOf(q); i >= 0; i = low.indexOf(q, at)) {
+            if (i > at) frag.append(n.data.slice(at, i));
+            frag.append(h('mark', { class: 'hit', text: n.data.slice(i, i + q.length) }));
+            at = i + q.length;
+            hits++;
+          }
+          if (at < n.data.length) frag.append(n.data.slice(at));
+          /* opened for the search only: not remembered as the reader's choice (toggle below) */
+          for (let d = n.parentElement.closest('details'); d && el.contains(d); d = d.parentElement.closest('details')) {
+            const sum = d.querySelector(':scope > summary');
+            if (!d.open && !(sum && sum.contains(n))) { d.dataset.auto = '1'; d.open = true; }  /* a hit in its summary is on screen already */
+          }
+          n.replaceWith(frag);
+        }
+        return hits;
+      }
+      function updateSticky() {
+        stickyFrame = 0;
+        if (!marks.length || filt.q || filt.type) { sticky.hidden = true; return; }
+        const bar = $('.top');
+        const topH = bar ? bar.getBoundingClientRect().height : 0;
+        sticky.style.top = topH + 'px';
+        const edge = topH + sticky.offsetHeight + 2;
+        let first = null;
+        for (const n of list.children) {
+          if (!n.classList.contains('entry')) continue;
+          if (n.getBoundingClientRect().bottom > edge) { first = n; break; }
+        }
+        if (!first) { sticky.hidden = true; return; }
+        const seq = Number(first.dataset.seq);
+        let run = null, turnsDone = 0, lastEnd = null;
+        for (const m of marks) {
+          if (m.seq > seq) break;
+          if (m.kind === 'run') run = m; else { turnsDone = m.n; lastEnd = m; }
+        }
+        const turn = turnsDone + 1;
+        sticky.replaceChildren(
+          run ? h('span', { class: 'st-run' }, 'Run ' + run.n, h('span', { class: 'muted', text: ' · started ' + clock(run.time) + ' · #' + run.seq })) : h('span', { class: 'st-run muted', text: 'Before the first run' }),
+          h('span', { class: 'st-turn' }, 'Turn ' + turn, h('span', { class: 'muted', text: lastEnd ? ' · after the end of turn ' + lastEnd.n + ' at #' + lastEnd.seq : ' · from the start' })));
+        sticky.hidden = false;
+        sticky.dataset.run = run ? String(run.n) : '0';
+        sticky.dataset.turn = String(turn);
+        sticky.dataset.seq = String(seq);
+      }
+      let stickyFrame = 0;
+      const onScroll = () => { if (!stickyFrame) stickyFrame = requestAnimationFrame(updateSticky); };
+      window.addEventListener('scroll', onScroll, { passive: true });
+      window.addEventListener('resize', onScroll, { passive: true });
+      disposers.push(() => { window.removeEventListener('scroll', onScroll); window.removeEventListener('resize', onScroll); cancelAnimationFrame(stickyFrame); });
+
       function sep(m) {
         const what = m.kind === 'run' ? 'Run ' + m.n + ' started' : 'End of turn ' + m.n;
         const u = m.kind === 'turn' && isObj(m.data) ? m.data : null;
@@ -1503,13 +1635,14 @@
           h('span', {}, what + tok + ' · ', h('time', { datetime: m.time, title: m.time, text: clock(m.time) }), ' · #' + m.seq));
       }
       let vis = [];
-      let marksShown = 0;
+      let marksShown = 0, hitCount = 0;
       function renderAll(keepTop) {
         const oldH = document.documentElement.scrollHeight;
         nodes.clear();
         ws = Math.max(0, Math.min(ws, vis.length));
         we = Math.max(ws, Math.min(we, vis.length));
         const frag = document.createDocumentFragment();
+        hitCount = 0;
         /* separators (runs, turns) go before the first entry past them; with a filter they
          * would separate nothing, so they are left out */
         const seps = !filt.q && !filt.type;
@@ -1525,7 +1658,9 @@
         marksShown = marks.length;
         list.replaceChildren(frag);
         if (keepTop) window.scrollBy(0, document.documentElement.scrollHeight - oldH);
+        main.dataset.hits = String(hitCount);
         updateChrome();
+        onScroll();
       }
       /* Reads the times of the window, then draws it. */
       async function show({ keepTop = false } = {}) {
@@ -1762,30 +1897,76 @@
         h('button', { type: 'submit', class: 'btn primary', text: 'Show' }));
       const evs = r.events;
       const tbody = h('tbody');
-      for (const ev of evs) {
-        tbody.append(h('tr', { id: 'ev-' + ev.sequence },
+      /* One row per event. 'raw' (with Include raw) is the agent's own line the event was
+       * made from, shown under the data; agent.native events (native lines with nothing
+       * universal in them) are shown like any other, marked. */
+      const evRow = (ev) => {
+        const native = ev.type === 'agent.native';
+        const rawText = ev.raw === undefined || ev.raw === null ? null : (typeof ev.raw === 'string' ? ev.raw : JSON.stringify(ev.raw));
+        return h('tr', { id: 'ev-' + ev.sequence, class: native ? 'native' : null, dataset: { type: ev.type } },
           h('th', { scope: 'row', class: 'num' }, String(ev.sequence)),
           h('td', {}, h('time', { datetime: ev.time, title: ev.time, text: ev.time ? ev.time.slice(11, 23) : '' })),
-          h('td', {}, h('details', { class: 'ev' }, h('summary', {}, h('code', { text: ev.type }), ' ', h('span', { class: 'muted', text: preview(ev.data, 80) })),
-            h('pre', { class: 'code', tabindex: '0', 'aria-label': 'Event ' + ev.sequence + ' as JSON' }, JSON.stringify(ev, null, 2)))),
-          h('td', { text: (ev.source || '–') + (ev.synthetic ? ' (synthetic)' : '') })));
-      }
+          h('td', {}, h('details', { class: 'ev' }, h('summary', {}, h('code', { text: ev.type }), native ? h('span', { class: 'badge native', text: 'native' }) : '', ' ', h('span', { class: 'muted', text: preview(ev.data, 80) })),
+            h('pre', { class: 'code', tabindex: '0', 'aria-label': 'Event ' + ev.sequence + ' as JSON' }, JSON.stringify(ev, null, 2))),
+            rawText !== null ? h('div', { class: 'raw', title: 'raw: the agent\'s own line' }, h('span', { class: 'raw-label', text: 'raw' }), h('code', { text: rawText.length > 400 ? rawText.slice(0, 400) + '…' : rawText })) : ''),
+          h('td', { text: (ev.source || '–') + (ev.synthetic ? ' (synthetic)' : '') }));
+      };
+      for (const ev of evs) tbody.append(evRow(ev));
       const first = evs.length ? evs[0].sequence : offset;
-      const lastShown = evs.length ? evs[evs.length - 1].sequence : offset;
+      let lastShown = evs.length ? evs[evs.length - 1].sequence : offset;
       const nav = (label, href, dis, idn) => dis ? h('span', { class: 'btn', 'aria-disabled': 'true', id: idn, text: label }) : h('a', { class: 'btn', href, id: idn, text: label });
       const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of events' },
         nav('⇤ First', link(0), offset === 0, 'ev-first'),
         nav('← Previous', link(offset - limit), offset === 0, 'ev-prev'),
         nav('Next →', link(r.next_offset), !r.hasMore, 'ev-next'),
         nav('Newest ⇥', link(Math.max(0, last - limit)), !r.hasMore && !types, 'ev-last'));
+      const range = h('p', { class: 'muted', id: 'ev-range' });
+      let firstShown = first, total = last;
+      const describeRange = () => {
+        range.textContent = tbody.rows.length ? 'Events #' + firstShown + '–#' + lastShown + ' of ' + fmtNum(total) + '.' : 'No events after #' + offset + '.';
+      };
+      describeRange();
+      const followIn = h('input', { id: 'ev-follow', type: 'checkbox', checked: true });
+      const liveBar = h('p', { class: 'live-bar', hidden: true }, h('label', { class: 'check' }, followIn, ' Follow new events'),
+        h('span', { class: 'muted', id: 'ev-live-note', text: ' New events are added below as they are committed (up to 1000 rows; older rows leave the top).' }));
       panel.replaceChildren(form,
-        h('p', { class: 'muted', id: 'ev-range' }, evs.length ? 'Events #' + first + '–#' + lastShown + ' of ' + fmtNum(last) + '.' : 'No events after #' + offset + '.'),
+        range, liveBar,
         h('div', { class: 'table-wrap' }, h('table', { class: 'grid events' },
           h('caption', { class: 'sr-only', text: 'Events of session ' + id }),
           h('thead', {}, h('tr', {}, h('th', { scope: 'col', class: 'num', text: 'Seq' }), h('th', { scope: 'col', text: 'Time (UTC)' }),
             h('th', { scope: 'col', text: 'Type and data' }), h('th', { scope: 'col', text: 'Source' }))), tbody)),
         pager);
       main.dataset.loaded = '1';
+      /* Live like the transcript: the page that reaches the session's end follows it over
+       * SSE, from its last row, with the same types and include_raw; pages in the middle
+       * stay still. With a types filter sequences skip, so gaps are not holes. */
+      if (!r.hasMore) {
+        liveBar.hidden = false;
+        const live = new Live({
+          path: base + '/events/sse', param: 'offset', last: lastShown, dense: !types,
+          key: (ev) => ev.sequence,
+          extra: Object.assign({}, raw ? { include_raw: 'true' } : {}, types ? { types } : {}),
+          fill: async (after) => (await api(base + '/events?limit=1000&offset=' + after + (raw ? '&include_raw=true' : '') + (types ? '&types=' + enc(types) : ''))).events,
+          onEvents: (news) => {
+            for (const ev of news) tbody.append(evRow(ev));
+            while (tbody.rows.length > Math.max(limit, 1000)) tbody.rows[0].remove();
+            const l = news[news.length - 1];
+            lastShown = l.sequence;
+            total = Math.max(total, l.sequence);
+            if (tbody.rows.length) firstShown = Number(tbody.rows[0].id.slice(3));
+            describeRange();
+            if (followIn.checked) tbody.rows[tbody.rows.length - 1].scrollIntoView({ block: 'nearest' });
+            main.dataset.evLast = String(lastShown);
+            main.dataset.evRows = String(tbody.rows.length);
+          },
+          onState: (st, txt) => { setLive(st, txt); main.dataset.evLive = st; },
+        });
+        live.start();
+        window.__reelLive = live;
+        disposers.push(() => live.close());
+      }
+      main.dataset.evLast = String(lastShown);
+      main.dataset.evRows = String(tbody.rows.length);
       const target = params.get('focus');
       const row = target && $('#ev-' + CSS.escape(target));
       if (row) {

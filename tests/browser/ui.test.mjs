@@ -1,7 +1,7 @@
 // ui.test.mjs -- the web inspector (/ui/) in headless chromium against a real `reel serve`.
 // Run: tests/browser/run.sh (or `node --test tests/browser/` with playwright-core installed).
 // Screenshots go to build/browser-artifacts/; UPDATE_DOCS_SCREENSHOTS=1 also refreshes
-// docs/ui-*.png (sessions, session, timeline, search, overview, phone).
+// docs/ui-*.png (sessions, session, timeline, search, events, overview, phone).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -65,28 +65,28 @@ describe('sessions list', () => {
     const rows = page.locator('table.sessions tbody tr');
     assert.equal(await rows.count(), 4);
     const row = page.locator('tr[data-id="notes"]');
-    assert.equal((await row.locator('td').nth(2).textContent()).trim(), '3');
+    assert.equal((await row.locator('td.events').textContent()).trim(), '3');
     assert.equal(await liveState(page), 'live');
 
     // an append to a listed session updates its row
     await srv.append('notes', message('n2', 'assistant', 'more'));
-    await waitUntil(page, () => document.querySelector('tr[data-id="notes"] td:nth-of-type(3)').textContent === '6');
+    await waitUntil(page, () => document.querySelector('tr[data-id="notes"] td.events').textContent === '6');
     // a new session appears
     srv.runMock('demo-new', 'hi');
     await page.waitForSelector('tr[data-id="demo-new"]', { timeout: 5000 });
     const last = (await srv.get('/v1/sessions/demo-new')).event_count;
-    await waitUntil(page, (n) => document.querySelector('tr[data-id="demo-new"] td:nth-of-type(3)')?.textContent === String(n), last);
+    await waitUntil(page, (n) => document.querySelector('tr[data-id="demo-new"] td.events')?.textContent === String(n), last);
     await waitUntil(page, () => document.querySelector('tr[data-id="demo-new"] .badge')?.textContent === 'ended ok');
     assert.equal(await page.locator('table.sessions tbody tr').first().getAttribute('data-id'), 'demo-new', 'the newest activity is on top');
     // appends by another process on the data directory (`reel ingest`) reach the page too
     const r = spawnSync(REEL, ['ingest', '--quiet', '--session', 'notes', '--data', srv.data, '--sync', 'none'],
       { input: message('n3', 'user', 'from reel ingest').map((e) => JSON.stringify(e)).join('\n') + '\n', encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    await waitUntil(page, () => document.querySelector('tr[data-id="notes"] td:nth-of-type(3)').textContent === '9');
+    await waitUntil(page, () => document.querySelector('tr[data-id="notes"] td.events').textContent === '9');
     // the feed reconnects after a server restart and resumes after the last position
     await srv.restart();
     await srv.append('notes', message('n4', 'assistant', 'after a restart'));
-    await waitUntil(page, () => document.querySelector('tr[data-id="notes"] td:nth-of-type(3)').textContent === '12', null, { timeout: 15000 });
+    await waitUntil(page, () => document.querySelector('tr[data-id="notes"] td.events').textContent === '12', null, { timeout: 15000 });
     await waitUntil(page, () => document.querySelector('#live').dataset.state === 'live');
     assert.equal(await page.evaluate(() => window.__reelLive.stats.duplicates), 0);
     await sleep(1300); // the changed rows' highlight fades
@@ -213,7 +213,17 @@ describe('sessions list: outcomes, empty store, unreachable server', () => {
     assert.equal(await page.locator('tbody tr').first().getAttribute('data-id'), 'run-live');
     const cells = await page.locator('tr[data-id="run-ok"] td').allTextContents();
     assert.equal(cells[1], 'mock');
-    assert.match(cells[4], /^\d+(\.\d)? (ms|s)$/, 'duration: ' + cells[4]);
+    assert.match(cells[8], /^\d+(\.\d)? (ms|s)$/, 'duration: ' + cells[8]);
+    // model, turns, tokens and cost: the usage summary the record keeps (FORMAT.md 16)
+    const rec = await srv.get('/v1/sessions/run-ok');
+    assert.equal(rec.model, 'mock-model-1');
+    assert.deepEqual(cells.slice(2, 6), [rec.model, String(rec.turns), String(rec.input_tokens + rec.output_tokens), '$' + Number(rec.cost_usd).toFixed(4)]);
+    assert.equal(await page.locator('tr[data-id="run-ok"] td.tokens').getAttribute('title'), `${rec.input_tokens} in · ${rec.output_tokens} out`);
+    assert.deepEqual((await page.locator('tr[data-id="run-killed"] td').allTextContents()).slice(2, 6), ['–', '–', '–', '–'], 'no usage: dashes');
+    // a live usage event updates the row (the record is read again after activity)
+    await srv.append('run-live', [{ type: 'usage', data: { turn_end: true, input_tokens: 1500, output_tokens: 700, cost_usd: 0.25 } }]);
+    await waitUntil(page, () => document.querySelector('tr[data-id="run-live"] td.tokens')?.textContent === '2.2k');
+    assert.deepEqual((await page.locator('tr[data-id="run-live"] td').allTextContents()).slice(3, 6), ['1', '2.2k', '$0.2500']);
     // a live session that ends with an error turns red without a reload, and moves to the top
     await srv.append('run-ok', [{ type: 'session.started', data: {} }, { type: 'session.ended', data: { reason: 'error' } }]);
     await waitUntil(page, () => document.querySelector('tr[data-id="run-ok"]').dataset.outcome === 'ended with error');
@@ -440,6 +450,44 @@ describe('session view', () => {
     await page.close();
   });
 
+  test('the events view is live at the newest page, with raw and native lines', async () => {
+    await srv.append('evlive', [{ type: 'session.started', source: 'runner', data: { agent: 'claude' } },
+      { type: 'item.delta', source: 'agent', data: { item_id: 'x', delta: 'hi' }, raw: { type: 'stream_event', n: 1 } }]);
+    const { page, errors } = await open(srv, '#/s/evlive/events?raw=1');
+    await page.waitForSelector('main[data-loaded="1"][data-ev-live="live"]');
+    assert.equal(await page.locator('#ev-range').textContent(), 'Events #1–#2 of 2.');
+    assert.match(await page.locator('#ev-2 .raw').textContent(), /"type":"stream_event"/);
+    // new events arrive without a reload: a native line (marked) and an event with its raw line
+    await srv.append('evlive', [{ type: 'agent.native', source: 'agent', data: { type: 'system', subtype: 'hook' }, raw: { type: 'system', subtype: 'hook' } },
+      { type: 'item.delta', source: 'agent', data: { item_id: 'x', delta: ' there' }, raw: '{"type":"stream_event","n":2}' }]);
+    await page.waitForSelector('#ev-4');
+    assert.equal(await page.locator('#ev-range').textContent(), 'Events #1–#4 of 4.');
+    assert.equal(await page.locator('#ev-3').getAttribute('class'), 'native');
+    assert.equal(await page.locator('#ev-3 .badge.native').textContent(), 'native');
+    assert.match(await page.locator('#ev-3 .raw').textContent(), /"subtype":"hook"/);
+    assert.match(await page.locator('#ev-4 .raw code').textContent(), /^\{"type":"stream_event","n":2\}$/);
+    // across a server restart: no gap, no duplicate
+    await srv.restart();
+    await srv.append('evlive', Array.from({ length: 30 }, (_, i) => ({ type: 'tick', source: 'test', data: { i } })));
+    await page.waitForSelector('#ev-34', { timeout: 15000 });
+    const seqs = await page.locator('table.events tbody tr').evaluateAll((trs) => trs.map((tr) => Number(tr.id.slice(3))));
+    assert.deepEqual(seqs, Array.from({ length: 34 }, (_, i) => i + 1));
+    assert.equal(await page.evaluate(() => window.__reelLive.stats.duplicates), 0);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot(page, 'events-live', 'ui-events.png');
+    // a page in the middle stays still; a types filter follows only those types
+    await page.goto(srv.url + '/ui/#/s/evlive/events?offset=0&limit=20');
+    await page.waitForSelector('main[data-loaded="1"] #ev-range');
+    assert.equal(await page.locator('.live-bar').isHidden(), true);
+    await page.goto(srv.url + '/ui/#/s/evlive/events?types=note');
+    await page.waitForSelector('main[data-loaded="1"][data-ev-live="live"]');
+    await srv.append('evlive', [{ type: 'tick', data: {} }, { type: 'note', data: { text: 'only me' } }]);
+    await page.waitForSelector('#ev-36');
+    assert.equal(await page.locator('table.events tbody tr').count(), 1);
+    assert.deepEqual(errors.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to load resource|EventSource/.test(e)), []);
+    await page.close();
+  });
+
   test('export downloads the zstd export; restore copies the replay text', async () => {
     await browser.ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: srv.url });
     const { page } = await open(srv, '#/s/demo-tools');
@@ -612,6 +660,41 @@ describe('session timeline', () => {
     await page.close();
   });
 
+  test('the current run and turn stay labelled when their separators are above the window', async () => {
+    // one run, 450 messages, a turn end after every 50: the newest 200 entries start
+    // long after the run's separator and several turn ends
+    const evs = [ev('session.started', { model: 'm-2' })];
+    for (let i = 0; i < 450; i++) {
+      evs.push(...message('s' + i, i % 2 ? 'assistant' : 'user', 'line ' + i));
+      if (i % 50 === 49) evs.push(ev('usage', { turn_end: true, input_tokens: 10, output_tokens: 1 }));
+    }
+    await srv.append('tl-long', evs);
+    const ends = (await srv.get('/v1/sessions/tl-long/events?types=usage&limit=100')).events.map((e) => e.sequence);
+    const { page, errors } = await open(srv, '#/s/tl-long');
+    await page.waitForSelector('main[data-marks="10"] #tsticky:not([hidden])');
+    assert.equal(await page.locator('ol.timeline > li.sep-run').count(), 0, 'the run separator is above the window');
+    const check = async () => {
+      const st = await page.locator('#tsticky').evaluate((el) => ({ ...el.dataset, text: el.textContent, top: el.getBoundingClientRect().top, bar: document.querySelector('.top').getBoundingClientRect().bottom }));
+      const seq = Number(st.seq);
+      const turn = 1 + ends.filter((s) => s < seq).length;
+      assert.equal(st.run, '1');
+      assert.equal(st.turn, String(turn), `the entry at #${seq} is in turn ${turn}`);
+      assert.match(st.text, new RegExp('^Run 1 · started \\d\\d:\\d\\d:\\d\\d\\.\\d{3} · #1Turn ' + turn));
+      assert.ok(Math.abs(st.top - st.bar) <= 2, 'sticks under the top bar');
+      return turn;
+    };
+    const atBottom = await check();
+    assert.equal(atBottom, 9, 'the newest entries on screen are in turn 9 (8 ended before them)');
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.evaluate(() => document.querySelector('ol.timeline').scrollIntoView());
+    await waitUntil(page, () => Number(document.querySelector('#tsticky').dataset.seq) < 1000);
+    const atTop = await check();
+    assert.ok(atTop < atBottom, `turn ${atTop} at the top of the window`);
+    await shot(page, 'timeline-sticky');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
   test('search by text and tool name, type filter, jump to a sequence, deep link survives a reload', async () => {
     const { page } = await open(srv, '#/s/tl');
     await page.waitForSelector('main[data-at] li.entry time.at');
@@ -620,6 +703,23 @@ describe('session timeline', () => {
     await waitUntil(page, () => document.querySelector('main').dataset.filtered === '2');
     assert.equal(await page.locator('ol.timeline > li.sep').count(), 0);
     assert.match(await page.locator('#tsummary').textContent(), /^2 of \d+ entries match/);
+    // the matched words are marked inside the entries
+    const hits = await page.locator('ol.timeline mark.hit').allTextContents();
+    assert.ok(hits.length >= 2, 'marks: ' + hits.length);
+    assert.ok(hits.every((t) => t.toLowerCase() === 'bash'), hits.join());
+    assert.equal(await page.locator('main').getAttribute('data-hits'), String(hits.length));
+    assert.equal(await page.locator('li.entry details.tool[open]').count(), 0, 'a hit in the summary opens nothing');
+    // a match inside a collapsed tool output opens it, so the mark can be seen
+    await page.fill('#t-search', 'cannot access');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '1');
+    await page.waitForSelector('li.entry details.tool[open] pre mark.hit');
+    assert.equal(await page.locator('li.entry mark.hit').first().isVisible(), true);
+    // opened for the search only: with the search cleared the call is collapsed again
+    await page.fill('#t-search', '');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '');
+    assert.equal(await page.locator('li.entry details.tool[open]').count(), 0);
+    await page.fill('#t-search', 'bash');
+    await waitUntil(page, () => document.querySelector('main').dataset.filtered === '2' && document.querySelectorAll('mark.hit').length > 0);
     await shot(page, 'search', 'ui-search.png');
     await page.fill('#t-search', 'readme');
     await waitUntil(page, () => document.querySelector('main').dataset.filtered === '2');  // the Read call and the reply
@@ -678,6 +778,10 @@ describe('store overview', () => {
     assert.ok(used > 0);
     assert.match(await page.locator('#ov-disk .card-value').textContent(), /^\d+(\.\d)? (KiB|MiB|GiB)$/);
     assert.ok(await page.locator('svg.chart polyline.s-events').count() === 1, 'the chart draws the events line');
+    // sink lag: this server has no reel_sink_lag_events series, so the section stays hidden
+    assert.doesNotMatch(m, /^reel_sink_lag_events\{/m);
+    assert.equal(await page.locator('main').getAttribute('data-sinks'), '0');
+    assert.equal(await page.locator('#ov-sinks').isHidden(), true);
     assert.equal(await page.locator('script[src^="http"], link[href^="http"]').count(), 0, 'nothing from other sites');
     await shot(page, 'overview', 'ui-overview.png');
     // the server goes away: an error with Retry, and the page recovers
@@ -688,6 +792,42 @@ describe('store overview', () => {
     await page.click('#retry', { timeout: 1000 }).catch(() => {});
     await waitUntil(page, () => !document.querySelector('#retry') && document.querySelector('#live').dataset.state === 'live');
     assert.deepEqual(errors.filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED/.test(e)), []);
+    await page.close();
+  });
+});
+
+describe('store overview: sink lag', () => {
+  const srv = new Server();
+  before(() => srv.start());
+  after(() => srv.dispose());
+
+  // Sinks report their position with POST /v1/sinks/{name} (the PostgreSQL sink's branch,
+  // s6-sink); a server without that route answers 404 and the test is skipped, so it runs
+  // as soon as the branches are merged. Real server, real metric: nothing synthetic.
+  test('one card per reel_sink_lag_events series, hidden when there is none', async (t) => {
+    const report = (name, position) => fetch(`${srv.url}/v1/sinks/${name}`, { method: 'POST', headers: srv.headers(), body: JSON.stringify({ position }) });
+    const probe = await report('probe', 0);
+    if (probe.status === 404 || probe.status === 405) { t.skip('this server has no /v1/sinks (the sink branch is not merged)'); return; }
+    assert.equal(probe.status, 200, await probe.text());
+    assert.equal((await fetch(`${srv.url}/v1/sinks/probe`, { method: 'DELETE', headers: srv.headers() })).status, 204);
+    const { page, errors } = await open(srv, '#/overview?every=0.5');
+    await page.waitForSelector('main[data-loaded="1"][data-sinks="0"]');
+    assert.equal(await page.locator('#ov-sinks').isHidden(), true);
+    const r = await srv.append('sunk', Array.from({ length: 10 }, (_, i) => ({ type: 'note', data: { i } })));
+    assert.equal((await report('pg-main', r.position - 7)).status, 200);
+    assert.equal((await report('pg-b', r.position)).status, 200);
+    await page.waitForSelector('main[data-sinks="2"] #ov-sinks:not([hidden])');
+    const m = await (await fetch(srv.url + '/metrics', { headers: srv.headers() })).text();
+    const lag = (name) => Number(new RegExp('^reel_sink_lag_events\\{sink="' + name + '"\\} (\\d+)$', 'm').exec(m)[1]);
+    assert.equal(lag('pg-main'), 7);
+    assert.equal((await page.locator('.card.sink[data-sink="pg-main"] .card-value').textContent()).trim(), String(lag('pg-main')));
+    assert.equal((await page.locator('.card.sink[data-sink="pg-b"] .card-hint').textContent()).trim(), 'caught up');
+    await shot(page, 'overview-sinks', 'ui-overview-sinks.png');
+    // a sink that is forgotten leaves the page at the next scrape
+    await fetch(`${srv.url}/v1/sinks/pg-main`, { method: 'DELETE', headers: srv.headers() });
+    await fetch(`${srv.url}/v1/sinks/pg-b`, { method: 'DELETE', headers: srv.headers() });
+    await page.waitForSelector('main[data-sinks="0"] #ov-sinks[hidden]', { state: 'attached' });
+    assert.deepEqual(errors, []);
     await page.close();
   });
 });
