@@ -33,7 +33,7 @@ FUZZ_SAN       := -fsanitize=address,undefined \
 FUZZ_CFLAGS    := -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(FUZZ_DIR)/gen -MMD -MP $(FUZZ_SAN) \
                   -fsanitize=fuzzer-no-link -Wall -Wno-unused-parameter -Wno-unused-function
 FUZZ_LDLIBS    := -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lpthread -lm
-FUZZ_MODSRC    := $(foreach m,store ingest replay agents api,$(wildcard $(m)/*.c $(m)/*/*.c))
+FUZZ_MODSRC    := $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*/*.c))
 FUZZ_MODOBJ    := $(FUZZ_MODSRC:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_BINS      := $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
 
