@@ -222,7 +222,7 @@ static int emit(store_read_t *r, struct expect *x, uint64_t pos, const MDB_val *
 {
     store_event_view_t ev = {0};
     uint64_t num;
-    int rc = store__value_decode(pos, v->mv_data, v->mv_size, &r->zbuf_, &ev, &num);
+    int rc = store__value_decode(r->s, TXN(r), pos, v->mv_data, v->mv_size, &r->zbuf_, &ev, &num);
     if (rc == REEL_ECORRUPT)
         return corrupt(r, x->id, x->id_len, x->seq, pos, "the value does not decode");
     if (rc)

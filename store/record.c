@@ -124,13 +124,14 @@ int store__body_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN])
     return store__sha256(ev->body, ev->body_len, out);
 }
 
-int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t *scratch,
-                        store_event_view_t *ev, uint64_t *num)
+int store__value_decode(store_t *s, MDB_txn *txn, uint64_t pos, const uint8_t *p, size_t len,
+                        store_buf_t *scratch, store_event_view_t *ev, uint64_t *num)
 {
     if (len < STORE_HEADER_LEN + 1)
         return REEL_ECORRUPT;
     size_t head = STORE_HEADER_LEN + (p[0] & STORE_FLAG_REDACTED ? STORE_HASH_LEN : 0);
-    if (len < head + 1 || (p[0] & ~(STORE_FLAG_ZSTD | STORE_FLAG_REDACTED)))
+    if (len < head + 1 || (p[0] & ~(STORE_FLAG_ZSTD | STORE_FLAG_REDACTED | STORE_FLAG_ZDICT)) ||
+        (p[0] & (STORE_FLAG_ZSTD | STORE_FLAG_ZDICT)) == STORE_FLAG_ZDICT)
         return REEL_ECORRUPT;
     *num = store__get_u64(p + 1);
     ev->sequence = store__get_u64(p + 9);
@@ -147,12 +148,16 @@ int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t 
         ev->body_len = blen;
         return REEL_OK;
     }
+    struct zctx *z = zget();
+    if (!z)
+        return REEL_ENOMEM;
+    if (p[0] & STORE_FLAG_ZDICT)
+        return store__zdict_decode(s, txn, z->d, b, blen, scratch, &ev->body, &ev->body_len);
     unsigned long long n = ZSTD_getFrameContentSize(b, blen);
     if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > MAX_BODY)
         return REEL_ECORRUPT;
-    struct zctx *z = zget();
     store_buf_clear(scratch);
-    if (!z || store_buf_reserve(scratch, (size_t)n + 1))
+    if (store_buf_reserve(scratch, (size_t)n + 1))
         return REEL_ENOMEM;
     size_t got = ZSTD_decompressDCtx(z->d, scratch->data, (size_t)n + 1, b, blen);
     if (ZSTD_isError(got) || got != n)

@@ -18,8 +18,10 @@
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
  *
+ *                "zdict" u32 BE id                     a zstd dictionary (FORMAT.md section 15)
  *   event value: off 0 u8 flags (0x01 = body is a zstd frame, 0x02 = redacted after the
- *   fact), off 1 u64 BE session num, off 9 u64 BE sequence, off 17 u64 BE time (Unix ms),
+ *   fact, 0x04 with 0x01 = the frame was made with dictionary "zdict" id, which its header
+ *   names, and is stored without its 4-byte magic number), off 1 u64 BE session num, off 9 u64 BE sequence, off 17 u64 BE time (Unix ms),
  *   off 25 u8[32] chain hash, off 57 body; with 0x02, off 57 u8[32] the SHA-256 of the
  *   original body (the chain commits to it, FORMAT.md section 11) and the body at 89.
  *   body (after decompression): msgpack array [event_id, type, source, synthetic,
@@ -86,6 +88,9 @@
 #define STORE_FLAG_ZSTD 0x01u     /* flags: the body is one zstd frame */
 #define STORE_FLAG_REDACTED 0x02u /* flags: redacted after the fact; the original body's
                                      SHA-256 (32 bytes) comes before the body */
+#define STORE_FLAG_ZDICT 0x04u    /* flags, only with 0x01: the frame was compressed with the
+                                     store's dictionary its header names and is stored
+                                     without its magic number (FORMAT.md section 15) */
 
 typedef struct store store_t;
 
@@ -100,6 +105,8 @@ typedef struct store_options {
                         or an LMDB file without reel's format record). Without it such a
                         directory is refused (REEL_EFORMAT); a missing data.mdb is always
                         created (unless 'read_only'). */
+    int no_zdict;    /* 1 = never train a compression dictionary by itself (the ones the
+                        store has are still used); see store_zdict_train(). */
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
@@ -289,6 +296,27 @@ int store_append(store_t *s, store_batch_t *b);
 #define STORE_COMPRESS_MIN 1900 /* smaller values fit in a leaf page; see FORMAT.md */
 int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
                       uint8_t hash[STORE_HASH_LEN]);
+
+/* ---- Compression dictionaries (docs/FORMAT.md section 15) ---- */
+
+/* Trains a zstd dictionary on the store's newest events now, on the calling thread, and
+ * waits until the committer stored it (one more "zdict" record; from then on the committer
+ * compresses event values with it). The store does this by itself when it reaches
+ * STORE_ZDICT_FIRST events and again each time it has grown sixteenfold since the last
+ * training (unless 'no_zdict'). MUST NOT be called on the committer thread.
+ * Errors: REEL_ENOT_FOUND (too few events or bytes to train on; nothing changes),
+ * REEL_EUNAVAILABLE (read-only or failed store), REEL_ECORRUPT, REEL_ENOMEM, REEL_EIO. */
+#define STORE_ZDICT_FIRST 1024
+int store_zdict_train(store_t *s);
+
+/* What the store's dictionaries are: 'count' records, the newest 'id' (0: none) and the
+ * number of damaged records ('damaged'). Reads the meta database. REEL_OK or a reel_err. */
+typedef struct store_zdict_info {
+    uint32_t count, id, damaged;
+    uint64_t trained_at; /* the last position when the newest one was trained */
+    size_t bytes;        /* size of the newest one */
+} store_zdict_info_t;
+int store_zdict_info(store_t *s, store_zdict_info_t *out);
 
 /* Called on the committer thread after every successful commit. */
 typedef struct store_touched {

@@ -6,11 +6,16 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <zstd.h>
 
 #include "store/store.h"
 
 #define STORE__GROUP_MAX_EVENTS 20000 /* events per write transaction, to bound latency */
+#define STORE__ZDICT_MAX 255          /* dictionary ids 1..255: a one-byte id in each frame */
+
+struct store__zdict; /* zdict.c */
 
 struct store {
     MDB_env *env;
@@ -39,6 +44,33 @@ struct store {
     store_commit_hook hook;
     void *hook_arg;
     store_stats_t stats;
+
+    /* zstd dictionaries (zdict.c; docs/FORMAT.md section 15) */
+    struct store__zdict *_Atomic zd[STORE__ZDICT_MAX + 1]; /* by id: set once, then fixed */
+    pthread_mutex_t zd_mu;    /* serialises installs into zd[] */
+    pthread_cond_t zd_cv;     /* signalled (under mu) when a posted dictionary was handled */
+    int zd_auto;              /* train by itself (!store_options_t.no_zdict) */
+    /* under mu: a trained dictionary waiting for the committer, and the trainer thread */
+    uint8_t *zd_pending;
+    size_t zd_pending_len;
+    uint64_t zd_pending_at;   /* last position when its samples were taken */
+    uint64_t zd_done;         /* dictionaries handled by the committer (generation) */
+    int zd_result;            /* REEL_OK or the error of the last one handled */
+    int zd_training;          /* a trainer thread was started and is not joined */
+    int zd_finished;          /* ... and it has finished */
+    pthread_t zd_thread;
+    /* committer thread only */
+    int zd_loaded;            /* the newest dictionary was looked up */
+    uint32_t zd_cur;          /* the id values are compressed with (0: none) */
+    ZSTD_CDict *zd_cdict;
+    ZSTD_CCtx *zd_cctx;
+    ZSTD_DCtx *zd_dctx;
+    uint64_t zd_next_train;   /* train when the last position reaches this */
+    uint8_t *zd_new;          /* the dictionary this group writes (taken from zd_pending) */
+    size_t zd_new_len;
+    uint64_t zd_new_at;
+    uint32_t zd_new_id;
+    store_buf_t zd_buf, zd_tmp;
 };
 
 /* Sets the text store_last_error() returns (printf-style). */
@@ -163,11 +195,11 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out);
  * 'metadata' points into 'p' (borrowed). */
 int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t key_len,
                           store_session_t *rec);
-/* Decodes the event value stored at position 'pos' into 'ev' (body decompressed into
- * 'scratch' when needed; the session fields are left to the caller) and its session
+/* Decodes the event value stored at position 'pos' of store 's' (read in 'txn', where a
+ * dictionary it names is found) into 'ev' (body decompressed into 'scratch' when needed; the session fields are left to the caller) and its session
  * number into '*num'. REEL_ECORRUPT when the value is malformed. */
-int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t *scratch,
-                        store_event_view_t *ev, uint64_t *num);
+int store__value_decode(store_t *s, MDB_txn *txn, uint64_t pos, const uint8_t *p, size_t len,
+                        store_buf_t *scratch, store_event_view_t *ev, uint64_t *num);
 /* The hash the chain commits to for 'ev' (docs/FORMAT.md sections 4 and 11): its kept
  * original hash when redacted, else the SHA-256 of its body. REEL_OK or REEL_ENOMEM. */
 int store__body_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN]);
@@ -179,5 +211,28 @@ int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN]);
 int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
                   uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],
                   uint8_t out[STORE_HASH_LEN]);
+
+/* ---- dictionaries (zdict.c) ---- */
+
+/* Decompresses the dictionary frame 'b' (stored without its magic number) into 'scratch'
+ * with the per-thread context 'd'; '*out' points into 'scratch'. The dictionary is looked
+ * up by the id in the frame header, loaded from 'txn' on first use. REEL_ECORRUPT when the
+ * frame or its dictionary is damaged or missing, REEL_ENOMEM. */
+int store__zdict_decode(store_t *s, MDB_txn *txn, ZSTD_DCtx *d, const uint8_t *b, size_t blen,
+                        store_buf_t *scratch, const uint8_t **out, size_t *out_len);
+/* Committer: at the start of a group in 'txn': looks up the newest dictionary once, and
+ * writes the one a trainer posted (if any) as the next id. 0 or an LMDB/errno code. */
+int store__zdict_group(store_t *s, MDB_txn *txn);
+/* Committer: compresses the encoded body 'body' (flags byte first) with the current
+ * dictionary into s->zd_buf (the frame without its magic number). 1 when that is smaller
+ * than the body as given, 0 to store the body as given (no dictionary, redacted, or no
+ * gain). */
+int store__zdict_compress(store_t *s, const uint8_t *body, size_t len);
+/* Committer, after a group: 'ok' 1 when it committed at last position 'last_pos'.
+ * Installs the dictionary the group wrote, completes store_zdict_train() callers, and
+ * starts a trainer when it is time. */
+void store__zdict_after(store_t *s, int ok, uint64_t last_pos);
+/* store_close(): waits for a trainer, frees the dictionaries. */
+void store__zdict_release(store_t *s);
 
 #endif

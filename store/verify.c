@@ -58,7 +58,7 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
 {
     store_event_view_t ev = {0};
     uint64_t num;
-    int rc = store__value_decode(pos, val->mv_data, val->mv_size, &v->zbuf, &ev, &num);
+    int rc = store__value_decode(v->s, txn, pos, val->mv_data, val->mv_size, &v->zbuf, &ev, &num);
     if (rc == REEL_ENOMEM) /* no verdict on this value: not a finding */
         return rc;
     if (rc)
