@@ -313,6 +313,7 @@ int store_zdict_train(store_t *s);
  * number of damaged records ('damaged'). Reads the meta database. REEL_OK or a reel_err. */
 typedef struct store_zdict_info {
     uint32_t count, id, damaged;
+    uint32_t first_damaged; /* the lowest damaged id (0: none) */
     uint64_t trained_at; /* the last position when the newest one was trained */
     size_t bytes;        /* size of the newest one */
 } store_zdict_info_t;

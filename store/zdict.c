@@ -271,7 +271,8 @@ static int info_walk(store_t *s, store_read_t *r, store_zdict_info_t *out)
         const uint8_t *kp = k.mv_data;
         uint32_t id = (uint32_t)kp[5] << 24 | (uint32_t)kp[6] << 16 | (uint32_t)kp[7] << 8 | kp[8];
         out->count++;
-        out->damaged += !record_ok(&v, id);
+        if (!record_ok(&v, id) && !out->damaged++)
+            out->first_damaged = id;
         out->id = id;
         out->trained_at = v.mv_size >= 8 ? store__get_u64(v.mv_data) : 0;
         out->bytes = v.mv_size > REC_HEAD ? v.mv_size - REC_HEAD : 0;
