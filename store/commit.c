@@ -217,7 +217,7 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
 
 /* Phase 2 for one event: event_id index, value, position index, session record. */
 static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_t first_seq,
-                     uint64_t first_pos, int keep_time)
+                     uint64_t first_pos, int keep_time, const uint8_t *zbody, size_t zlen)
 {
     store_t *s = g->s;
     uint64_t seq = x->rec.last_sequence + 1;
@@ -251,14 +251,14 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
         return g->mdb_rc = rc, REEL_EIO;
     /* Positions only grow, so every value goes at the end of the tree: MDB_APPEND fills
      * pages completely instead of splitting them in half. */
-    /* With a dictionary the value is compressed with it (FORMAT.md section 15); the body
-     * hash, and so the chain, stay those of the body itself. */
+    /* The body as store_submit() compressed it with the dictionary, if it did (FORMAT.md
+     * section 15); the body hash, and so the chain, stay those of the body itself. */
     const uint8_t *body = ev->body + 1;
     size_t blen = ev->body_len - 1;
     uint8_t flags = ev->body[0];
-    if (store__zdict_compress(s, ev->body, ev->body_len)) {
-        body = s->zd_buf.data;
-        blen = s->zd_buf.len;
+    if (zlen) {
+        body = zbody;
+        blen = zlen;
         flags = STORE_FLAG_ZSTD | STORE_FLAG_ZDICT;
     }
     size_t vlen = STORE_HEADER_LEN + blen;
@@ -372,10 +372,13 @@ static int apply_append(struct group *g, store_batch_t *b)
     size_t native_len = x->rec.native_session_id_len;
     memcpy(native, x->rec.native_session_id, native_len);
     uint64_t first_seq = x->rec.last_sequence + 1, first_pos = g->position + 1;
-    for (size_t i = 0; i < b->n_events; i++)
+    for (size_t i = 0; i < b->n_events; i++) {
+        size_t zlen = b->zoff_ ? b->zoff_[2 * i + 1] : 0;
+        const uint8_t *z = zlen ? b->zbodies_ + b->zoff_[2 * i] : NULL;
         if (!b->events[i].duplicate &&
-            (rc = put_event(g, x, &b->events[i], first_seq, first_pos, b->keep_times)))
+            (rc = put_event(g, x, &b->events[i], first_seq, first_pos, b->keep_times, z, zlen)))
             return rc;
+    }
     int changed = native_len != x->rec.native_session_id_len ||
                   memcmp(native, x->rec.native_session_id, native_len);
     if (b->metadata) {
@@ -1120,6 +1123,7 @@ static void run_group(store_t *s, store_batch_t *list)
     size_t n = 0;
     for (store_batch_t *b = list, *next; b; b = next, n++) {
         next = b->next_; /* 'done' may free the batch */
+        store__zdict_batch_free(b);
         b->done(b, b->done_arg);
     }
     if (rc == 0 && n) /* a group of no batch only stored a dictionary */
@@ -1147,6 +1151,10 @@ int store_submit(store_t *s, store_batch_t *b)
     if (!store_session_id_valid(b->session, b->session_len))
         return REEL_EINVALID_SESSION_ID;
     b->next_ = NULL;
+    b->zbodies_ = NULL;
+    b->zoff_ = NULL;
+    if (b->n_events && !s->read_only) /* here, so that compression runs on many threads */
+        store__zdict_batch(s, b);
     pthread_mutex_lock(&s->mu);
     int rc = s->read_only || s->stopping || s->failed ? REEL_EUNAVAILABLE : REEL_OK;
     if (!rc) {
@@ -1158,6 +1166,8 @@ int store_submit(store_t *s, store_batch_t *b)
         pthread_cond_signal(&s->work);
     }
     pthread_mutex_unlock(&s->mu);
+    if (rc)
+        store__zdict_batch_free(b);
     return rc;
 }
 
@@ -1236,6 +1246,7 @@ static store_batch_t *take(store_t *s)
         for (store_batch_t *b = list, *next; b; b = next) {
             next = b->next_;
             b->err = REEL_EUNAVAILABLE;
+            store__zdict_batch_free(b);
             b->done(b, b->done_arg);
         }
         return take(s);

@@ -60,6 +60,18 @@ static struct zctx *zget(void)
     return z;
 }
 
+ZSTD_CCtx *store__cctx(void)
+{
+    struct zctx *z = zget();
+    return z ? z->c : NULL;
+}
+
+ZSTD_DCtx *store__dctx(void)
+{
+    struct zctx *z = zget();
+    return z ? z->d : NULL;
+}
+
 /* ---- bodies ---- */
 
 int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN])

@@ -276,6 +276,10 @@ struct store_batch {
     store_done_cb done;
     void *done_arg;
     store_batch_t *next_; /* private: queue link */
+    /* private: the events' bodies compressed with the store's dictionary by
+     * store_submit() on the submitting thread (FORMAT.md section 15); freed before 'done' */
+    uint8_t *zbodies_;
+    size_t *zoff_; /* per event: offset and length in zbodies_ (length 0: body as given) */
 };
 
 /* Prepares a store_batch_t: zeroes it, sets 'op', the session and expected_sequence = -1. */

@@ -62,15 +62,13 @@ struct store {
     /* committer thread only */
     int zd_loaded;            /* the newest dictionary was looked up */
     uint32_t zd_cur;          /* the id values are compressed with (0: none) */
-    ZSTD_CDict *zd_cdict;
-    ZSTD_CCtx *zd_cctx;
-    ZSTD_DCtx *zd_dctx;
     uint64_t zd_next_train;   /* train when the last position reaches this */
     uint8_t *zd_new;          /* the dictionary this group writes (taken from zd_pending) */
     size_t zd_new_len;
     uint64_t zd_new_at;
     uint32_t zd_new_id;
-    store_buf_t zd_buf, zd_tmp;
+    /* any thread: the dictionary submitters compress with (set by the committer) */
+    struct store__zdict *_Atomic zd_enc;
 };
 
 /* Sets the text store_last_error() returns (printf-style). */
@@ -223,11 +221,16 @@ int store__zdict_decode(store_t *s, MDB_txn *txn, ZSTD_DCtx *d, const uint8_t *b
 /* Committer: at the start of a group in 'txn': looks up the newest dictionary once, and
  * writes the one a trainer posted (if any) as the next id. 0 or an LMDB/errno code. */
 int store__zdict_group(store_t *s, MDB_txn *txn);
-/* Committer: compresses the encoded body 'body' (flags byte first) with the current
- * dictionary into s->zd_buf (the frame without its magic number). 1 when that is smaller
- * than the body as given, 0 to store the body as given (no dictionary, redacted, or no
- * gain). */
-int store__zdict_compress(store_t *s, const uint8_t *body, size_t len);
+/* store_submit(), on the submitting thread: compresses the bodies of 'b''s events with the
+ * store's current dictionary into b->zbodies_/zoff_ where that makes them smaller (bodies
+ * with flags 0 or 0x01; the others are kept). No dictionary: nothing. Out of memory:
+ * nothing either (the bodies go as given). */
+void store__zdict_batch(store_t *s, store_batch_t *b);
+/* Frees what store__zdict_batch() made ('b' is about to complete). */
+void store__zdict_batch_free(store_batch_t *b);
+/* The per-thread zstd contexts of record.c (NULL when out of memory). */
+ZSTD_CCtx *store__cctx(void);
+ZSTD_DCtx *store__dctx(void);
 /* Committer, after a group: 'ok' 1 when it committed at last position 'last_pos'.
  * Installs the dictionary the group wrote, completes store_zdict_train() callers, and
  * starts a trainer when it is time. */

@@ -19,7 +19,9 @@
  *    thread (or on the caller of store_zdict_train());
  *    the committer writes it in its next group, so a dictionary appears atomically with a
  *    group or not at all (kill -9 during training leaves the store as it was).
- *  - Compression runs on the committer only (zd_cdict, zd_cctx, zd_dctx are its own).
+ *  - Compression runs in store_submit(), on the submitting thread with its own ZSTD_CCtx
+ *    and the shared ZSTD_CDict of s->zd_enc (set by the committer once the dictionary is
+ *    committed, never freed before store_close()), so the committer does not pay for it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,6 +43,7 @@
 
 struct store__zdict {
     ZSTD_DDict *dd; /* NULL when the record is damaged */
+    ZSTD_CDict *cd; /* set (by the committer) before the dictionary becomes s->zd_enc */
 };
 
 static const uint8_t frame_magic[4] = {0x28, 0xb5, 0x2f, 0xfd}; /* ZSTD_MAGICNUMBER, LE */
@@ -76,6 +79,7 @@ static struct store__zdict *install(store_t *s, uint32_t id, struct store__zdict
     pthread_mutex_unlock(&s->zd_mu);
     if (had) {
         ZSTD_freeDDict(z->dd);
+        ZSTD_freeCDict(z->cd);
         free(z);
         return had;
     }
@@ -166,15 +170,28 @@ static int newest(store_t *s, MDB_txn *txn, uint32_t *id, MDB_val *val)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Makes 'id' (its record 'v', whole) the dictionary values are compressed with. */
-static int use(store_t *s, uint32_t id, const MDB_val *v)
+/* Makes 'id' (its record 'v', whole, read in 'txn' or just committed) the dictionary values
+ * are compressed with: submitters see it through s->zd_enc. */
+static int use(store_t *s, MDB_txn *txn, uint32_t id, const MDB_val *v)
 {
-    ZSTD_CDict *cd = ZSTD_createCDict((const uint8_t *)v->mv_data + REC_HEAD,
-                                      v->mv_size - REC_HEAD, LEVEL);
-    if (!cd)
+    int nomem;
+    struct store__zdict *z = lookup(s, txn, id, &nomem);
+    if (!z) { /* not installed yet and 'txn' is gone (just committed): from 'v' */
+        if (!(z = calloc(1, sizeof *z)))
+            return ENOMEM;
+        z->dd = ZSTD_createDDict((const uint8_t *)v->mv_data + REC_HEAD, v->mv_size - REC_HEAD);
+        if (!z->dd) {
+            free(z);
+            return ENOMEM;
+        }
+        z = install(s, id, z);
+    }
+    if (!z->dd)
+        return 0; /* damaged: never compress with it */
+    if (!z->cd && !(z->cd = ZSTD_createCDict((const uint8_t *)v->mv_data + REC_HEAD,
+                                             v->mv_size - REC_HEAD, LEVEL)))
         return ENOMEM;
-    ZSTD_freeCDict(s->zd_cdict);
-    s->zd_cdict = cd;
+    atomic_store_explicit(&s->zd_enc, z, memory_order_release);
     s->zd_cur = id;
     s->zd_next_train = store__get_u64(v->mv_data) * GROWTH;
     return 0;
@@ -214,7 +231,7 @@ int store__zdict_group(store_t *s, MDB_txn *txn)
         s->zd_next_train = STORE_ZDICT_FIRST;
         /* A damaged newest record: compress with none (reads of older values still work,
          * and verify reports it); the next training writes a whole one after it. */
-        if (top && record_ok(&v, top) && (rc = use(s, top, &v)))
+        if (top && record_ok(&v, top) && (rc = use(s, txn, top, &v)))
             return rc;
         if (top && !record_ok(&v, top))
             s->zd_next_train = 0;
@@ -222,38 +239,74 @@ int store__zdict_group(store_t *s, MDB_txn *txn)
     return s->zd_new ? write_new(s, txn, top) : 0;
 }
 
-int store__zdict_compress(store_t *s, const uint8_t *body, size_t len)
+/* Compresses one encoded body (flags byte first) with 'cd' onto 'out' (the frame without
+ * its magic number); returns its length, 0 when it would not be smaller or failed. */
+static size_t compress_one(const ZSTD_CDict *cd, const uint8_t *body, size_t len,
+                           store_buf_t *tmp, store_buf_t *out)
 {
-    if (!s->zd_cdict || len < 2 || (body[0] & ~STORE_FLAG_ZSTD))
-        return 0;
-    if (!s->zd_cctx && !(s->zd_cctx = ZSTD_createCCtx()))
-        return 0;
+    ZSTD_CCtx *c = store__cctx();
     const uint8_t *src = body + 1;
     size_t n = len - 1;
+    if (!c || len < 2 || (body[0] & ~STORE_FLAG_ZSTD))
+        return 0;
     if (body[0] & STORE_FLAG_ZSTD) { /* compressed without the dictionary: undo that first */
         unsigned long long m = ZSTD_getFrameContentSize(src, n);
-        if (m == ZSTD_CONTENTSIZE_ERROR || m == ZSTD_CONTENTSIZE_UNKNOWN || m > MAX_BODY ||
-            (!s->zd_dctx && !(s->zd_dctx = ZSTD_createDCtx())))
+        ZSTD_DCtx *d = store__dctx();
+        if (!d || m == ZSTD_CONTENTSIZE_ERROR || m == ZSTD_CONTENTSIZE_UNKNOWN || m > MAX_BODY)
             return 0;
-        store_buf_clear(&s->zd_tmp);
-        if (store_buf_reserve(&s->zd_tmp, (size_t)m + 1))
+        store_buf_clear(tmp);
+        if (store_buf_reserve(tmp, (size_t)m + 1))
             return 0;
-        size_t got = ZSTD_decompressDCtx(s->zd_dctx, s->zd_tmp.data, (size_t)m + 1, src, n);
+        size_t got = ZSTD_decompressDCtx(d, tmp->data, (size_t)m + 1, src, n);
         if (ZSTD_isError(got) || got != m)
             return 0;
-        src = s->zd_tmp.data;
+        src = tmp->data;
         n = got;
     }
     size_t bound = ZSTD_compressBound(n);
-    store_buf_clear(&s->zd_buf);
-    if (store_buf_reserve(&s->zd_buf, bound))
+    if (store_buf_reserve(out, bound))
         return 0;
-    size_t c = ZSTD_compress_usingCDict(s->zd_cctx, s->zd_buf.data, bound, src, n, s->zd_cdict);
-    if (ZSTD_isError(c) || c <= sizeof frame_magic || c - sizeof frame_magic >= len - 1)
+    uint8_t *dst = out->data + out->len;
+    size_t c_len = ZSTD_compress_usingCDict(c, dst, bound, src, n, cd);
+    if (ZSTD_isError(c_len) || c_len <= sizeof frame_magic ||
+        c_len - sizeof frame_magic >= len - 1)
         return 0;
-    memmove(s->zd_buf.data, s->zd_buf.data + sizeof frame_magic, c - sizeof frame_magic);
-    s->zd_buf.len = c - sizeof frame_magic;
-    return 1;
+    c_len -= sizeof frame_magic;
+    memmove(dst, dst + sizeof frame_magic, c_len);
+    out->len += c_len;
+    return c_len;
+}
+
+void store__zdict_batch(store_t *s, store_batch_t *b)
+{
+    struct store__zdict *z = atomic_load_explicit(&s->zd_enc, memory_order_acquire);
+    if (!z || !z->cd || !b->events)
+        return;
+    size_t *off = malloc(2 * b->n_events * sizeof *off);
+    store_buf_t out = STORE_BUF_INIT, tmp = STORE_BUF_INIT;
+    size_t used = 0;
+    for (size_t i = 0; off && i < b->n_events; i++) {
+        const store_event_t *ev = &b->events[i];
+        off[2 * i] = out.len;
+        off[2 * i + 1] = compress_one(z->cd, ev->body, ev->body_len, &tmp, &out);
+        used += off[2 * i + 1] != 0;
+    }
+    store_buf_release(&tmp);
+    if (!off || !used || store_buf_failed(&out)) {
+        free(off);
+        store_buf_release(&out);
+        return;
+    }
+    b->zbodies_ = out.data; /* the buffer's memory, owned by the batch until it completes */
+    b->zoff_ = off;
+}
+
+void store__zdict_batch_free(store_batch_t *b)
+{
+    free(b->zbodies_);
+    free(b->zoff_);
+    b->zbodies_ = NULL;
+    b->zoff_ = NULL;
 }
 
 /* ---- what there is ---- */
@@ -453,7 +506,7 @@ void store__zdict_after(store_t *s, int ok, uint64_t last_pos)
         int rc = ok ? REEL_EINTERNAL : REEL_EIO; /* no id left (255 of them) or no commit */
         if (ok && s->zd_new_id) {
             MDB_val v = {s->zd_new_len, s->zd_new};
-            rc = use(s, s->zd_new_id, &v) ? REEL_ENOMEM : REEL_OK;
+            rc = use(s, NULL, s->zd_new_id, &v) ? REEL_ENOMEM : REEL_OK;
         }
         free(s->zd_new);
         s->zd_new = NULL;
@@ -494,12 +547,8 @@ void store__zdict_release(store_t *s)
         struct store__zdict *z = atomic_load(&s->zd[i]);
         if (z) {
             ZSTD_freeDDict(z->dd);
+            ZSTD_freeCDict(z->cd);
             free(z);
         }
     }
-    ZSTD_freeCDict(s->zd_cdict);
-    ZSTD_freeCCtx(s->zd_cctx);
-    ZSTD_freeDCtx(s->zd_dctx);
-    store_buf_release(&s->zd_buf);
-    store_buf_release(&s->zd_tmp);
 }

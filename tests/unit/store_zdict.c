@@ -168,9 +168,10 @@ Test(store_zdict, old_values_stay_readable_new_ones_use_it)
     st = NULL;
     size_t f[8];
     count_flags(dir, f);
-    cr_assert_eq(f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 350, "dictionary values: %zu",
-                 f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT]);
-    cr_assert_eq(f[0] + f[STORE_FLAG_ZSTD], 600);
+    /* A value the dictionary does not make smaller is kept as it was. */
+    cr_assert_geq(f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 340, "dictionary values: %zu",
+                  f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT]);
+    cr_assert_eq(f[0] + f[STORE_FLAG_ZSTD] + f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 950);
     reopen(1);
     free(again);
     free(all);
@@ -235,7 +236,7 @@ Test(store_zdict, the_store_trains_by_itself)
     st = NULL;
     size_t f[8];
     count_flags(dir, f);
-    cr_assert_eq(f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 50);
+    cr_assert_geq(f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 45);
     reopen(1);
 }
 
