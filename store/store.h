@@ -105,8 +105,9 @@ typedef struct store_options {
                         or an LMDB file without reel's format record). Without it such a
                         directory is refused (REEL_EFORMAT); a missing data.mdb is always
                         created (unless 'read_only'). */
-    int no_zdict;    /* 1 = never train a compression dictionary by itself (the ones the
-                        store has are still used); see store_zdict_train(). */
+    int no_zdict;    /* 1 = no compression dictionaries: none is trained and new values
+                        are written as a store without one writes them (values written
+                        with one still read). For read speed over bytes: FORMAT.md 15. */
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
@@ -309,7 +310,8 @@ int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
  * STORE_ZDICT_FIRST events and again each time it has grown sixteenfold since the last
  * training (unless 'no_zdict'). MUST NOT be called on the committer thread.
  * Errors: REEL_ENOT_FOUND (too few events or bytes to train on; nothing changes),
- * REEL_EUNAVAILABLE (read-only or failed store), REEL_ECORRUPT, REEL_ENOMEM, REEL_EIO. */
+ * REEL_EUNAVAILABLE (read-only, 'no_zdict' or failed store), REEL_ECORRUPT, REEL_ENOMEM,
+ * REEL_EIO. */
 #define STORE_ZDICT_FIRST 1024
 int store_zdict_train(store_t *s);
 

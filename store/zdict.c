@@ -280,7 +280,7 @@ static size_t compress_one(const ZSTD_CDict *cd, const uint8_t *body, size_t len
 void store__zdict_batch(store_t *s, store_batch_t *b)
 {
     struct store__zdict *z = atomic_load_explicit(&s->zd_enc, memory_order_acquire);
-    if (!z || !z->cd || !b->events)
+    if (!s->zd_auto || !z || !z->cd || !b->events)
         return;
     size_t *off = malloc(2 * b->n_events * sizeof *off);
     store_buf_t out = STORE_BUF_INIT, tmp = STORE_BUF_INIT;
@@ -465,7 +465,7 @@ static void *trainer_main(void *arg)
 
 int store_zdict_train(store_t *s)
 {
-    if (s->read_only)
+    if (s->read_only || !s->zd_auto)
         return REEL_EUNAVAILABLE;
     uint8_t *dict;
     size_t len;

@@ -23,7 +23,9 @@ static void setup(void)
 {
     tu_watchdog(120);
     tu_tmpdir(dir);
-    store_options_t o = {.map_size = 64u << 20, .no_sync = 1, .no_zdict = 1};
+    /* Default options: tests stay under STORE_ZDICT_FIRST events unless they want the
+     * store to train by itself. */
+    store_options_t o = {.map_size = 64u << 20, .no_sync = 1};
     TU_OK(store_open(dir, &o, &st));
 }
 
@@ -123,7 +125,7 @@ Test(store_zdict, a_store_without_one_reads_and_writes_as_before)
     count_flags(dir, f);
     cr_assert_eq(f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 0);
     cr_assert_eq(f[0] + f[STORE_FLAG_ZSTD], 400);
-    reopen(1);
+    reopen(0);
     verify_ok();
 }
 
@@ -160,7 +162,7 @@ Test(store_zdict, old_values_stay_readable_new_ones_use_it)
     cr_assert(!strncmp(all, before, strlen(before)));
     verify_ok();
 
-    reopen(1); /* a new handle loads the dictionary from the store */
+    reopen(0); /* a new handle loads the dictionary from the store */
     char *again = session_text("s");
     cr_assert_str_eq(again, all);
     verify_ok();
@@ -172,7 +174,7 @@ Test(store_zdict, old_values_stay_readable_new_ones_use_it)
     cr_assert_geq(f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 340, "dictionary values: %zu",
                   f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT]);
     cr_assert_eq(f[0] + f[STORE_FLAG_ZSTD] + f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 950);
-    reopen(1);
+    reopen(0);
     free(again);
     free(all);
     free(before);
@@ -190,7 +192,7 @@ Test(store_zdict, a_second_dictionary_keeps_the_first_readable)
     TU_OK(store_zdict_info(st, &zi));
     cr_assert_eq(zi.count, 2);
     cr_assert_eq(zi.id, 2);
-    reopen(1);
+    reopen(0);
     char *all = session_text("s");
     cr_assert(!strncmp(all, before, strlen(before)));
     verify_ok();
@@ -213,8 +215,31 @@ Test(store_zdict, redaction_after_the_fact_on_dictionary_values)
     char *all = session_text("s");
     cr_assert(strstr(all, "[REDACTED]") || strstr(all, "redact"));
     free(all);
-    reopen(1);
+    reopen(0);
     verify_ok();
+}
+
+Test(store_zdict, no_zdict_writes_as_before_and_reads_what_is_there)
+{
+    append_n("s", 0, 400);
+    TU_OK(store_zdict_train(st));
+    append_n("s", 400, 100);
+    char *before = session_text("s");
+    reopen(1);
+    TU_ERR(store_zdict_train(st), REEL_EUNAVAILABLE);
+    append_n("s", 500, 100);
+    char *all = session_text("s");
+    cr_assert(!strncmp(all, before, strlen(before)));
+    verify_ok();
+    store_close(st);
+    st = NULL;
+    size_t f[8];
+    count_flags(dir, f);
+    cr_assert_leq(f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 100); /* only those before */
+    cr_assert_eq(f[0] + f[STORE_FLAG_ZSTD], 500 + 100 - f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT]);
+    reopen(0);
+    free(all);
+    free(before);
 }
 
 Test(store_zdict, the_store_trains_by_itself)
@@ -237,7 +262,7 @@ Test(store_zdict, the_store_trains_by_itself)
     size_t f[8];
     count_flags(dir, f);
     cr_assert_geq(f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 45);
-    reopen(1);
+    reopen(0);
 }
 
 /* Flips a byte inside the dictionary of record 'zdict' 'id' (the store closed). */
@@ -279,7 +304,7 @@ Test(store_zdict, a_damaged_dictionary_is_corruption_not_a_crash)
     store_close(st);
     st = NULL;
     damage_dictionary(1);
-    reopen(1);
+    reopen(0);
 
     store_zdict_info_t zi;
     TU_OK(store_zdict_info(st, &zi));
@@ -339,7 +364,7 @@ Test(store_zdict, kill_during_training_leaves_a_store_that_verifies)
         waitpid(pid, &status, 0);
         cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d",
                   status);
-        reopen(1);
+        reopen(0);
         verify_ok();
         store_zdict_info_t zi;
         TU_OK(store_zdict_info(st, &zi));
@@ -348,6 +373,6 @@ Test(store_zdict, kill_during_training_leaves_a_store_that_verifies)
         store_close(st);
         st = NULL;
     }
-    reopen(1);
+    reopen(0);
     cr_log_info("store_zdict: %d of %d rounds ended with a dictionary", with_dict, rounds);
 }
