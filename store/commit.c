@@ -568,8 +568,8 @@ static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, const MDB_va
     store_event_view_t ev = {0};
     uint64_t num;
     store_buf_t z = STORE_BUF_INIT;
-    rc = store__value_decode(s, g->txn, store__get_u64(sv->mv_data), val.mv_data, val.mv_size, &z, &ev,
-                             &num);
+    rc = store__value_decode(s, g->txn, store__get_u64(sv->mv_data), val.mv_data, val.mv_size,
+                             &z, &ev, &num);
     store_mp_t m = {ev.body, ev.body + ev.body_len};
     store_mp_obj_t arr, id;
     if (!rc && (num != x->rec.num || ev.sequence != seq || store_mp_next(&m, &arr) ||

@@ -194,8 +194,9 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out);
 int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t key_len,
                           store_session_t *rec);
 /* Decodes the event value stored at position 'pos' of store 's' (read in 'txn', where a
- * dictionary it names is found) into 'ev' (body decompressed into 'scratch' when needed; the session fields are left to the caller) and its session
- * number into '*num'. REEL_ECORRUPT when the value is malformed. */
+ * dictionary it names is found) into 'ev' (body decompressed into 'scratch' when needed;
+ * the session fields are left to the caller) and its session number into '*num'.
+ * REEL_ECORRUPT when the value is malformed. */
 int store__value_decode(store_t *s, MDB_txn *txn, uint64_t pos, const uint8_t *p, size_t len,
                         store_buf_t *scratch, store_event_view_t *ev, uint64_t *num);
 /* The hash the chain commits to for 'ev' (docs/FORMAT.md sections 4 and 11): its kept
