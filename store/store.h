@@ -23,7 +23,8 @@
  *   fact, 0x04 with 0x01 = the frame was made with dictionary "zdict" id, which its header
  *   names, and is stored without its 4-byte magic number), off 1 u64 BE session num,
  *   off 9 u64 BE sequence, off 17 u64 BE time (Unix ms), off 25 u8[32] chain hash, off
- *   57 body; with 0x02, off 57 u8[32] the SHA-256 of the original body (the chain commits to it, FORMAT.md section 11) and the body at 89.
+ *   57 body; with 0x02, off 57 u8[32] the SHA-256 of the original body (the chain
+ *   commits to it, FORMAT.md section 11) and the body at 89.
  *   body (after decompression): msgpack array [event_id, type, source, synthetic,
  *   native_session_id, data, raw, client_time] (client_time: nil, or as the client gave
  *   it: a uint of Unix ms or the RFC 3339 str; format 1 bodies have the first 7); JSON numbers that are not 64-bit integers are kept as
