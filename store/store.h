@@ -356,7 +356,8 @@ typedef struct store_read {
      * value's header is checked but its chain hash is not recomputed, and the view comes
      * with 'unchecked' set. The caller holds a rendering made from that value when it
      * passed its checks; it MUST serve that, or call store_event_check() before using the
-     * view's body. (A SHA-256 of each body was most of the cost of a cached poll.) */
+     * view's body (NULL until then when the value is compressed). (A SHA-256 of each body
+     * was most of the cost of a cached poll.) */
     int (*cached)(void *arg, uint64_t position);
     void *cached_arg;
     /* Optional, for store_feed_after(): events of a session for which 'only' returns 0 are
@@ -432,10 +433,18 @@ typedef struct store_event_view {
     const uint8_t *kept_hash_; /* private: the original body's SHA-256 (redacted only) */
     const uint8_t *prev_hash_; /* private: the chain hash before this event */
     store_read_t *read_;       /* private: the read it came from */
+    const uint8_t *zbody_;     /* private: an unchecked view's body, still compressed (its
+                                  'body' is NULL until store_event_check()) */
+    size_t zbody_len_;
+    uint8_t zflags_;           /* private: the value's flags, for zbody_ */
 } store_event_view_t;
 
 /* Recomputes the chain hash of a view given with 'unchecked' set (REEL_OK at once
- * otherwise). REEL_ECORRUPT, recorded as every failed check is, when it does not match. */
+ * otherwise), decompressing its body first: an unchecked view of a compressed value comes
+ * with 'body' NULL, since the caller serves its own rendering (a decompression per event
+ * was most of the cost of a cached poll once values are compressed, FORMAT.md 15).
+ * REEL_ECORRUPT, recorded as every failed check is, when it does not match or does not
+ * decompress; REEL_ENOMEM. */
 int store_event_check(const store_event_view_t *ev);
 
 /* The LMDB transaction id of the snapshot 'ev' was read in: a commit with a larger id was

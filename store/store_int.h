@@ -199,6 +199,12 @@ int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t 
  * REEL_ECORRUPT when the value is malformed. */
 int store__value_decode(store_t *s, MDB_txn *txn, uint64_t pos, const uint8_t *p, size_t len,
                         store_buf_t *scratch, store_event_view_t *ev, uint64_t *num);
+/* store__value_decode() without the decompression: a compressed body is left in
+ * ev->zbody_ (ev->body NULL) for store__value_body(). */
+int store__value_head(uint64_t pos, const uint8_t *p, size_t len, store_event_view_t *ev,
+                      uint64_t *num);
+/* Decompresses ev->zbody_ (if any) into 'scratch' and points ev->body at it. */
+int store__value_body(store_t *s, MDB_txn *txn, store_buf_t *scratch, store_event_view_t *ev);
 /* The hash the chain commits to for 'ev' (docs/FORMAT.md sections 4 and 11): its kept
  * original hash when redacted, else the SHA-256 of its body. REEL_OK or REEL_ENOMEM. */
 int store__body_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN]);
