@@ -15,7 +15,8 @@ mkdir -p "$TMP"
 MIX_N=$((QUICK == 1 ? 50000 : 100000))
 K1_N=$((QUICK == 1 ? 100000 : 200000))
 for k in mix 1k; do
-    f=$TMP/bytes-$k.ndjson
+    n=$([ $k = mix ] && echo $MIX_N || echo $K1_N)
+    f=$TMP/bytes-$k-$n.ndjson
     if [ ! -s "$f" ]; then
         if [ $k = mix ]; then
             "$ROOT/bench/peers/gen_events.py" --realistic --count "$MIX_N" >"$f"
