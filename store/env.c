@@ -453,6 +453,8 @@ int store_open(const char *dir, const store_options_t *opt, store_t **out)
     pthread_cond_init(&s->zd_cv, NULL);
     s->zd_auto = !opt->no_zdict;
     int rc = open_env(s, dir, opt);
+    if (!rc)
+        rc = store__zdict_open(s);
     if (!rc && !s->read_only) {
         if (pthread_create(&s->committer, NULL, store__committer_main, s)) {
             store__set_error("cannot start the committer thread");

@@ -225,6 +225,10 @@ int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
  * frame or its dictionary is damaged or missing, REEL_ENOMEM. */
 int store__zdict_decode(store_t *s, MDB_txn *txn, ZSTD_DCtx *d, const uint8_t *b, size_t blen,
                         store_buf_t *scratch, const uint8_t **out, size_t *out_len);
+/* store_open(), before the committer starts: loads the newest dictionary, so that the
+ * first batches are compressed with it too. REEL_OK (a failure is left to the committer's
+ * first group) or REEL_ENOMEM. */
+int store__zdict_open(store_t *s);
 /* Committer: at the start of a group in 'txn': looks up the newest dictionary once, and
  * writes the one a trainer posted (if any) as the next id. 0 or an LMDB/errno code. */
 int store__zdict_group(store_t *s, MDB_txn *txn);

@@ -217,26 +217,49 @@ static int write_new(store_t *s, MDB_txn *txn, uint32_t top)
     return mdb_put(txn, s->db_meta, &k, &v, MDB_NOOVERWRITE);
 }
 
+/* Looks up the newest dictionary in 'txn' once and makes it the one values use. */
+static int load_newest(store_t *s, MDB_txn *txn)
+{
+    uint32_t top = 0;
+    MDB_val v;
+    int rc = newest(s, txn, &top, &v);
+    if (rc)
+        return rc;
+    s->zd_next_train = STORE_ZDICT_FIRST;
+    /* A damaged newest record: compress with none (reads of older values still work, and
+     * verify reports it); the next training writes a whole one after it. */
+    if (top && record_ok(&v, top) && (rc = use(s, txn, top, &v)))
+        return rc;
+    if (top && !record_ok(&v, top))
+        s->zd_next_train = 0;
+    s->zd_loaded = 1;
+    return 0;
+}
+
+int store__zdict_open(store_t *s)
+{
+    MDB_txn *txn;
+    if (s->read_only || !s->zd_auto || store__txn_begin(s, MDB_RDONLY, &txn))
+        return REEL_OK;
+    int rc;
+    STORE__GUARD(s, rc, load_newest(s, txn));
+    mdb_txn_abort(txn);
+    /* Anything else is left to the committer's first group, which looks again. */
+    return rc == ENOMEM ? REEL_ENOMEM : REEL_OK;
+}
+
 int store__zdict_group(store_t *s, MDB_txn *txn)
 {
     uint32_t top = 0;
     MDB_val v;
     int rc;
-    if (!s->zd_loaded || s->zd_new) {
-        if ((rc = newest(s, txn, &top, &v)))
-            return rc;
-    }
-    if (!s->zd_loaded) {
-        s->zd_loaded = 1;
-        s->zd_next_train = STORE_ZDICT_FIRST;
-        /* A damaged newest record: compress with none (reads of older values still work,
-         * and verify reports it); the next training writes a whole one after it. */
-        if (top && record_ok(&v, top) && (rc = use(s, txn, top, &v)))
-            return rc;
-        if (top && !record_ok(&v, top))
-            s->zd_next_train = 0;
-    }
-    return s->zd_new ? write_new(s, txn, top) : 0;
+    if (!s->zd_loaded && (rc = load_newest(s, txn)))
+        return rc;
+    if (!s->zd_new)
+        return 0;
+    if ((rc = newest(s, txn, &top, &v)))
+        return rc;
+    return write_new(s, txn, top);
 }
 
 /* Compresses one encoded body (flags byte first) with 'cd' onto 'out' (the frame without

@@ -180,6 +180,22 @@ Test(store_zdict, old_values_stay_readable_new_ones_use_it)
     free(before);
 }
 
+Test(store_zdict, the_first_batch_after_a_reopen_uses_it)
+{
+    append_n("s", 0, 400);
+    TU_OK(store_zdict_train(st));
+    reopen(0);
+    append_n("s", 400, 50); /* the first batch of this handle */
+    store_close(st);
+    st = NULL;
+    size_t f[8];
+    count_flags(dir, f);
+    cr_assert_geq(f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 45, "dictionary values: %zu",
+                  f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT]);
+    reopen(0);
+    verify_ok();
+}
+
 Test(store_zdict, a_second_dictionary_keeps_the_first_readable)
 {
     append_n("s", 0, 400);
