@@ -1220,6 +1220,13 @@ static store_batch_t *take(store_t *s)
     pthread_mutex_lock(&s->mu);
     while (!s->head && !s->stopping && !s->zd_pending)
         pthread_cond_wait(&s->work, &s->mu);
+    if (s->zd_pending && s->failed) { /* fail-stop: nothing more is written */
+        free(s->zd_pending);
+        s->zd_pending = NULL;
+        s->zd_done++;
+        s->zd_result = REEL_EUNAVAILABLE;
+        pthread_cond_broadcast(&s->zd_cv);
+    }
     if (s->zd_pending && !s->zd_new) { /* a trained dictionary rides with this group */
         s->zd_new = s->zd_pending;
         s->zd_new_len = s->zd_pending_len;
