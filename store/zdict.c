@@ -32,8 +32,8 @@
 
 #define KEY_LEN 9
 #define REC_HEAD 40                 /* trained_at + SHA-256 before the dictionary */
-#define DICT_MAX (112u << 10)        /* dictionary size */
-#define SAMPLE_BYTES (4u << 20)     /* newest events' bodies read to train on, at most */
+#define DICT_MAX (256u << 10)        /* dictionary size, at most */
+#define SAMPLE_BYTES (8u << 20)     /* newest events' bodies read to train on, at most */
 #define SAMPLE_MAX 16384            /* samples, at most */
 #define SAMPLE_CUT (16u << 10)      /* bytes of one body taken, at most */
 #define SAMPLE_MIN 256              /* fewer samples train nothing useful */
