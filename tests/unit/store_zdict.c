@@ -5,6 +5,7 @@
  * trains by itself; a damaged dictionary record is reported as corruption, not a crash;
  * kill -9 during training leaves a store that opens and verifies. */
 #include <errno.h>
+#include <pthread.h>
 #include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -279,6 +280,61 @@ Test(store_zdict, the_store_trains_by_itself)
     count_flags(dir, f);
     cr_assert_geq(f[STORE_FLAG_ZSTD | STORE_FLAG_ZDICT], 45);
     reopen(0);
+}
+
+struct writer {
+    int id, err;
+};
+
+/* One thread's appends: 40 batches of 50 events to a session of its own. No Criterion
+ * assertion here (testutil.h): the first error is kept for the test's thread. */
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    char session[16];
+    snprintf(session, sizeof session, "w%d", w->id);
+    for (int b = 0; b < 40 && !w->err; b++) {
+        store_buf_t text = STORE_BUF_INIT;
+        for (int i = 0; i < 50; i++)
+            store_buf_printf(&text, "{\"type\":\"item.delta\",\"data\":{\"delta\":\"thread %d "
+                             "batch %d event %d of the reply\"}}\n", w->id, b, i);
+        store_buf_putc(&text, 0);
+        w->err = tu_append(st, session, (const char *)text.data, INGEST_NDJSON, -1, NULL, NULL);
+        store_buf_release(&text);
+    }
+    return NULL;
+}
+
+/* Submitters compress on their own threads with the shared dictionary while the committer
+ * trains and installs it (FORMAT.md 15.4). */
+Test(store_zdict, appends_from_many_threads_while_it_trains)
+{
+    pthread_t t[4];
+    struct writer w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct writer){i, 0};
+        cr_assert_eq(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        TU_OK(w[i].err);
+    }
+    store_zdict_info_t zi = {0};
+    for (int i = 0; i < 200 && !zi.count; i++) {
+        TU_OK(store_zdict_info(st, &zi));
+        if (!zi.count)
+            usleep(20000);
+    }
+    cr_assert_geq(zi.count, 1);
+    verify_ok();
+    for (int i = 0; i < 4; i++) {
+        char session[16];
+        snprintf(session, sizeof session, "w%d", i);
+        tu_events_t ev = {0};
+        tu_read_session(st, session, &ev);
+        cr_assert_eq(ev.n, 2000);
+        tu_events_free(&ev);
+    }
 }
 
 /* Flips a byte inside the dictionary of record 'zdict' 'id' (the store closed). */
