@@ -16,9 +16,9 @@
  *    value that names it reads as REEL_ECORRUPT, and verify reports the record.
  *  - Training reads samples in its own read, trains, and posts the result: the store's
  *    first dictionary on the committer thread between two groups, later ones on a trainer
- *    thread (or on the caller of store_zdict_train());
- *    the committer writes it in its next group, so a dictionary appears atomically with a
- *    group or not at all (kill -9 during training leaves the store as it was).
+ *    thread (or on the caller of store_zdict_train()). The committer writes it in its next
+ *    group, so a dictionary appears atomically with a group or not at all (kill -9 during
+ *    training leaves the store as it was).
  *  - Compression runs in store_submit(), on the submitting thread with its own ZSTD_CCtx
  *    and the shared ZSTD_CDict of s->zd_enc (set by the committer once the dictionary is
  *    committed, never freed before store_close()), so the committer does not pay for it.
@@ -32,7 +32,7 @@
 
 #define KEY_LEN 9
 #define REC_HEAD 40                 /* trained_at + SHA-256 before the dictionary */
-#define DICT_MAX (256u << 10)        /* dictionary size, at most */
+#define DICT_MAX (256u << 10)       /* dictionary size, at most */
 #define SAMPLE_BYTES (8u << 20)     /* newest events' bodies read to train on, at most */
 #define SAMPLE_MAX 16384            /* samples, at most */
 #define SAMPLE_CUT (16u << 10)      /* bytes of one body taken, at most */
