@@ -94,18 +94,33 @@ static uint64_t next_random(void)
     return z ^ (z >> 31);
 }
 
+/* Monotonic within a thread (RFC 9562 section 6.2, method 2): in the same millisecond the
+ * 74 random bits of the previous id plus one, so the ids one thread makes sort in the order
+ * it made them. Their 'event_ids' keys then go at the end of the tree and fill its pages
+ * (random ids split pages in half: 40 % more index bytes, issue 19). */
 void ingest_uuid7(char out[37])
 {
+    static __thread uint64_t last_ms, last_a, last_b;
     uint64_t ms = store_wall_ms();
-    uint64_t a = next_random(), b = next_random();
+    uint64_t a, b;
+    if (ms <= last_ms) {
+        ms = last_ms;
+        a = last_a, b = (last_b + 1) & 0x3fffffffffffffffull;
+        if (!b && !(a = (a + 1) & 0xfff))
+            ms++; /* 2^74 ids in one millisecond: borrow the next one */
+    } else {
+        a = next_random() & 0xfff, b = next_random() & 0x3fffffffffffffffull;
+        b >>= 1; /* room to count up before the random bits overflow */
+    }
+    last_ms = ms, last_a = a, last_b = b;
     uint8_t u[16];
     for (int i = 0; i < 6; i++)
         u[i] = (uint8_t)(ms >> (40 - 8 * i));
-    u[6] = (uint8_t)(0x70 | (a & 0x0f));
-    u[7] = (uint8_t)(a >> 8);
-    for (int i = 8; i < 16; i++)
-        u[i] = (uint8_t)(b >> (8 * (i - 8)));
-    u[8] = (uint8_t)(0x80 | (u[8] & 0x3f));
+    u[6] = (uint8_t)(0x70 | (a >> 8));
+    u[7] = (uint8_t)a;
+    u[8] = (uint8_t)(0x80 | (b >> 56));
+    for (int i = 9; i < 16; i++)
+        u[i] = (uint8_t)(b >> (8 * (15 - i)));
     static const char hex[] = "0123456789abcdef";
     char *p = out;
     for (int i = 0; i < 16; i++) {

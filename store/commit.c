@@ -253,7 +253,7 @@ static void add_usage(store_session_t *r, const store_usage_t *u)
 
 /* Phase 2 for one event: event_id index, value, position index, session record. */
 static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_t first_seq,
-                     uint64_t first_pos, int keep_time)
+                     uint64_t first_pos, int keep_time, const uint8_t *zbody, size_t zlen)
 {
     store_t *s = g->s;
     uint64_t seq = x->rec.last_sequence + 1;
@@ -287,17 +287,27 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
         return g->mdb_rc = rc, REEL_EIO;
     /* Positions only grow, so every value goes at the end of the tree: MDB_APPEND fills
      * pages completely instead of splitting them in half. */
-    size_t vlen = STORE_HEADER_LEN + ev->body_len - 1;
+    /* The body as store_submit() compressed it with the dictionary, if it did (FORMAT.md
+     * section 15); the body hash, and so the chain, stay those of the body itself. */
+    const uint8_t *body = ev->body + 1;
+    size_t blen = ev->body_len - 1;
+    uint8_t flags = ev->body[0];
+    if (zlen) {
+        body = zbody;
+        blen = zlen;
+        flags = STORE_FLAG_ZSTD | STORE_FLAG_ZDICT;
+    }
+    size_t vlen = STORE_HEADER_LEN + blen;
     MDB_val pk = {8, pkey}, val = {vlen, NULL};
     if ((rc = mdb_put(g->txn, s->db_events, &pk, &val, MDB_APPEND | MDB_RESERVE)))
         return g->mdb_rc = rc, REEL_EIO;
     uint8_t *p = val.mv_data;
-    p[0] = ev->body[0];
+    p[0] = flags;
     store__put_u64(p + 1, x->rec.num);
     store__put_u64(p + 9, seq);
     store__put_u64(p + 17, t);
     memcpy(p + 25, hash, STORE_HASH_LEN);
-    memcpy(p + STORE_HEADER_LEN, ev->body + 1, ev->body_len - 1);
+    memcpy(p + STORE_HEADER_LEN, body, blen);
 
     ev->sequence = seq;
     ev->position = pos;
@@ -399,10 +409,13 @@ static int apply_append(struct group *g, store_batch_t *b)
     size_t native_len = x->rec.native_session_id_len;
     memcpy(native, x->rec.native_session_id, native_len);
     uint64_t first_seq = x->rec.last_sequence + 1, first_pos = g->position + 1;
-    for (size_t i = 0; i < b->n_events; i++)
+    for (size_t i = 0; i < b->n_events; i++) {
+        size_t zlen = b->zoff_ ? b->zoff_[2 * i + 1] : 0;
+        const uint8_t *z = zlen ? b->zbodies_ + b->zoff_[2 * i] : NULL;
         if (!b->events[i].duplicate &&
-            (rc = put_event(g, x, &b->events[i], first_seq, first_pos, b->keep_times)))
+            (rc = put_event(g, x, &b->events[i], first_seq, first_pos, b->keep_times, z, zlen)))
             return rc;
+    }
     int changed = native_len != x->rec.native_session_id_len ||
                   memcmp(native, x->rec.native_session_id, native_len);
     if (b->metadata) {
@@ -599,8 +612,8 @@ static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, const MDB_va
     store_event_view_t ev = {0};
     uint64_t num;
     store_buf_t z = STORE_BUF_INIT;
-    rc = store__value_decode(store__get_u64(sv->mv_data), val.mv_data, val.mv_size, &z, &ev,
-                             &num);
+    rc = store__value_decode(s, g->txn, store__get_u64(sv->mv_data), val.mv_data, val.mv_size,
+                             &z, &ev, &num);
     store_mp_t m = {ev.body, ev.body + ev.body_len};
     store_mp_obj_t arr, id;
     if (!rc && (num != x->rec.num || ev.sequence != seq || store_mp_next(&m, &arr) ||
@@ -786,7 +799,7 @@ static int rewrite_check(struct group *g, const struct sess *x, store_rewrite_t 
     uint8_t prev[STORE_HASH_LEN], now[STORE_HASH_LEN], want[STORE_HASH_LEN];
     int rc = event_value(g, x, w->sequence, &pos, &v);
     if (!rc)
-        rc = store__value_decode(pos, v.mv_data, v.mv_size, scratch, &ev, &num);
+        rc = store__value_decode(g->s, g->txn, pos, v.mv_data, v.mv_size, scratch, &ev, &num);
     if (!rc && (num != x->rec.num || ev.sequence != w->sequence))
         rc = REEL_ECORRUPT;
     if (rc)
@@ -895,7 +908,8 @@ static int group_begin(struct group *g)
     /* The last position is a record of its own: deleting the session that holds the
      * newest events must not let positions be used again. */
     if ((rc = meta_u64(g->txn, s->db_meta, "last_position", 0, &g->position)) ||
-        (rc = meta_u64(g->txn, s->db_meta, "next_session", 1, &g->next_num)))
+        (rc = meta_u64(g->txn, s->db_meta, "next_session", 1, &g->next_num)) ||
+        (rc = store__zdict_group(s, g->txn)))
         return rc;
     g->first_position = g->position;
     g->now_ms = store_wall_ms();
@@ -1178,12 +1192,14 @@ static void run_group(store_t *s, store_batch_t *list)
     uint64_t ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
                   (uint64_t)(t1.tv_nsec - t0.tv_nsec);
     record_stats(s, list, &g, rc == 0, ns);
+    store__zdict_after(s, rc == 0, g.position);
     size_t n = 0;
     for (store_batch_t *b = list, *next; b; b = next, n++) {
         next = b->next_; /* 'done' may free the batch */
+        store__zdict_batch_free(b);
         b->done(b, b->done_arg);
     }
-    if (rc == 0)
+    if (rc == 0 && n) /* a group of no batch only stored a dictionary */
         fire_hook(s, &g, n);
     group_release(&g);
 }
@@ -1208,6 +1224,10 @@ int store_submit(store_t *s, store_batch_t *b)
     if (b->op != STORE_OP_CONSUMER && !store_session_id_valid(b->session, b->session_len))
         return REEL_EINVALID_SESSION_ID;
     b->next_ = NULL;
+    b->zbodies_ = NULL;
+    b->zoff_ = NULL;
+    if (b->n_events && !s->read_only) /* here, so that compression runs on many threads */
+        store__zdict_batch(s, b);
     pthread_mutex_lock(&s->mu);
     int rc = s->read_only || s->stopping || s->failed ? REEL_EUNAVAILABLE : REEL_OK;
     if (!rc) {
@@ -1219,6 +1239,8 @@ int store_submit(store_t *s, store_batch_t *b)
         pthread_cond_signal(&s->work);
     }
     pthread_mutex_unlock(&s->mu);
+    if (rc)
+        store__zdict_batch_free(b);
     return rc;
 }
 
@@ -1264,12 +1286,26 @@ void store_set_commit_hook(store_t *s, store_commit_hook hook, void *arg)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Takes pending batches up to STORE__GROUP_MAX_EVENTS events; NULL when stopping. */
+/* Takes pending batches up to STORE__GROUP_MAX_EVENTS events, and a posted dictionary
+ * (s->zd_new); NULL (and no dictionary) when stopping. */
 static store_batch_t *take(store_t *s)
 {
     pthread_mutex_lock(&s->mu);
-    while (!s->head && !s->stopping)
+    while (!s->head && !s->stopping && !s->zd_pending)
         pthread_cond_wait(&s->work, &s->mu);
+    if (s->zd_pending && s->failed) { /* fail-stop: nothing more is written */
+        free(s->zd_pending);
+        s->zd_pending = NULL;
+        s->zd_done++;
+        s->zd_result = REEL_EUNAVAILABLE;
+        pthread_cond_broadcast(&s->zd_cv);
+    }
+    if (s->zd_pending && !s->zd_new) { /* a trained dictionary rides with this group */
+        s->zd_new = s->zd_pending;
+        s->zd_new_len = s->zd_pending_len;
+        s->zd_new_at = s->zd_pending_at;
+        s->zd_pending = NULL;
+    }
     store_batch_t *list = s->head, *last = NULL;
     size_t events = 0;
     for (store_batch_t *b = list; b; b = b->next_) {
@@ -1290,6 +1326,7 @@ static store_batch_t *take(store_t *s)
         for (store_batch_t *b = list, *next; b; b = next) {
             next = b->next_;
             b->err = REEL_EUNAVAILABLE;
+            store__zdict_batch_free(b);
             b->done(b, b->done_arg);
         }
         return take(s);
@@ -1301,7 +1338,7 @@ void *store__committer_main(void *arg)
 {
     store_t *s = arg;
     store_batch_t *list;
-    while ((list = take(s)))
+    while ((list = take(s)) || s->zd_new)
         run_group(s, list);
     return NULL;
 }

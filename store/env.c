@@ -458,7 +458,12 @@ int store_open(const char *dir, const store_options_t *opt, store_t **out)
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
+    pthread_mutex_init(&s->zd_mu, NULL);
+    pthread_cond_init(&s->zd_cv, NULL);
+    s->zd_auto = !opt->no_zdict;
     int rc = open_env(s, dir, opt);
+    if (!rc)
+        rc = store__zdict_open(s);
     if (!rc && !s->read_only) {
         if (pthread_create(&s->committer, NULL, store__committer_main, s)) {
             store__set_error("cannot start the committer thread");
@@ -485,8 +490,11 @@ void store_close(store_t *s)
     pthread_mutex_unlock(&s->mu);
     if (s->started)
         pthread_join(s->committer, NULL);
+    store__zdict_release(s); /* joins a trainer, which may be reading */
     if (s->env)
         mdb_env_close(s->env);
+    pthread_cond_destroy(&s->zd_cv);
+    pthread_mutex_destroy(&s->zd_mu);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->mu);
     pthread_rwlock_destroy(&s->resize_lock);

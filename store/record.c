@@ -60,6 +60,18 @@ static struct zctx *zget(void)
     return z;
 }
 
+ZSTD_CCtx *store__cctx(void)
+{
+    struct zctx *z = zget();
+    return z ? z->c : NULL;
+}
+
+ZSTD_DCtx *store__dctx(void)
+{
+    struct zctx *z = zget();
+    return z ? z->d : NULL;
+}
+
 /* ---- bodies ---- */
 
 int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN])
@@ -124,13 +136,14 @@ int store__body_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN])
     return store__sha256(ev->body, ev->body_len, out);
 }
 
-int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t *scratch,
-                        store_event_view_t *ev, uint64_t *num)
+int store__value_head(uint64_t pos, const uint8_t *p, size_t len, store_event_view_t *ev,
+                      uint64_t *num)
 {
     if (len < STORE_HEADER_LEN + 1)
         return REEL_ECORRUPT;
     size_t head = STORE_HEADER_LEN + (p[0] & STORE_FLAG_REDACTED ? STORE_HASH_LEN : 0);
-    if (len < head + 1 || (p[0] & ~(STORE_FLAG_ZSTD | STORE_FLAG_REDACTED)))
+    if (len < head + 1 || (p[0] & ~(STORE_FLAG_ZSTD | STORE_FLAG_REDACTED | STORE_FLAG_ZDICT)) ||
+        (p[0] & (STORE_FLAG_ZSTD | STORE_FLAG_ZDICT)) == STORE_FLAG_ZDICT)
         return REEL_ECORRUPT;
     *num = store__get_u64(p + 1);
     ev->sequence = store__get_u64(p + 9);
@@ -140,27 +153,57 @@ int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t 
     ev->stored_len = len;
     ev->redacted = (p[0] & STORE_FLAG_REDACTED) != 0;
     ev->kept_hash_ = ev->redacted ? p + STORE_HEADER_LEN : NULL;
-    const uint8_t *b = p + head;
-    size_t blen = len - head;
+    ev->zflags_ = p[0];
     if (!(p[0] & STORE_FLAG_ZSTD)) {
-        ev->body = b;
-        ev->body_len = blen;
-        return REEL_OK;
+        ev->body = p + head;
+        ev->body_len = len - head;
+        ev->zbody_ = NULL;
+    } else {
+        ev->body = NULL;
+        ev->body_len = 0;
+        ev->zbody_ = p + head;
+        ev->zbody_len_ = len - head;
     }
-    unsigned long long n = ZSTD_getFrameContentSize(b, blen);
-    if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > MAX_BODY)
-        return REEL_ECORRUPT;
-    struct zctx *z = zget();
-    store_buf_clear(scratch);
-    if (!z || store_buf_reserve(scratch, (size_t)n + 1))
-        return REEL_ENOMEM;
-    size_t got = ZSTD_decompressDCtx(z->d, scratch->data, (size_t)n + 1, b, blen);
-    if (ZSTD_isError(got) || got != n)
-        return REEL_ECORRUPT;
-    scratch->len = got;
-    ev->body = scratch->data;
-    ev->body_len = got;
     return REEL_OK;
+}
+
+int store__value_body(store_t *s, MDB_txn *txn, store_buf_t *scratch, store_event_view_t *ev)
+{
+    const uint8_t *b = ev->zbody_;
+    size_t blen = ev->zbody_len_;
+    if (!b)
+        return REEL_OK;
+    ZSTD_DCtx *d = store__dctx();
+    if (!d)
+        return REEL_ENOMEM;
+    int rc;
+    if (ev->zflags_ & STORE_FLAG_ZDICT) {
+        rc = store__zdict_decode(s, txn, d, b, blen, scratch, &ev->body, &ev->body_len);
+    } else {
+        unsigned long long n = ZSTD_getFrameContentSize(b, blen);
+        if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > MAX_BODY)
+            return REEL_ECORRUPT;
+        store_buf_clear(scratch);
+        if (store_buf_reserve(scratch, (size_t)n + 1))
+            return REEL_ENOMEM;
+        size_t got = ZSTD_decompressDCtx(d, scratch->data, (size_t)n + 1, b, blen);
+        if (ZSTD_isError(got) || got != n)
+            return REEL_ECORRUPT;
+        scratch->len = got;
+        ev->body = scratch->data;
+        ev->body_len = got;
+        rc = REEL_OK;
+    }
+    if (!rc)
+        ev->zbody_ = NULL;
+    return rc;
+}
+
+int store__value_decode(store_t *s, MDB_txn *txn, uint64_t pos, const uint8_t *p, size_t len,
+                        store_buf_t *scratch, store_event_view_t *ev, uint64_t *num)
+{
+    int rc = store__value_head(pos, p, len, ev, num);
+    return rc ? rc : store__value_body(s, txn, scratch, ev);
 }
 
 /* ---- session records ---- */

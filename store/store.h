@@ -21,10 +21,13 @@
  *   consumers    kind u8 ('c' | 's') | name bytes          msgpack map (format 4, optional:
  *                                                       durable consumers, DS subscriptions)
  *
+ *                "zdict" u32 BE id                     a zstd dictionary (FORMAT.md section 15)
  *   event value: off 0 u8 flags (0x01 = body is a zstd frame, 0x02 = redacted after the
- *   fact), off 1 u64 BE session num, off 9 u64 BE sequence, off 17 u64 BE time (Unix ms),
- *   off 25 u8[32] chain hash, off 57 body; with 0x02, off 57 u8[32] the SHA-256 of the
- *   original body (the chain commits to it, FORMAT.md section 11) and the body at 89.
+ *   fact, 0x04 with 0x01 = the frame was made with dictionary "zdict" id, which its header
+ *   names, and is stored without its 4-byte magic number), off 1 u64 BE session num,
+ *   off 9 u64 BE sequence, off 17 u64 BE time (Unix ms), off 25 u8[32] chain hash, off
+ *   57 body; with 0x02, off 57 u8[32] the SHA-256 of the original body (the chain
+ *   commits to it, FORMAT.md section 11) and the body at 89.
  *   body (after decompression): msgpack array [event_id, type, source, synthetic,
  *   native_session_id, data, raw, client_time] (client_time: nil, or as the client gave
  *   it: a uint of Unix ms or the RFC 3339 str; format 1 bodies have the first 7); JSON numbers that are not 64-bit integers are kept as
@@ -89,6 +92,9 @@
 #define STORE_FLAG_ZSTD 0x01u     /* flags: the body is one zstd frame */
 #define STORE_FLAG_REDACTED 0x02u /* flags: redacted after the fact; the original body's
                                      SHA-256 (32 bytes) comes before the body */
+#define STORE_FLAG_ZDICT 0x04u    /* flags, only with 0x01: the frame was compressed with the
+                                     store's dictionary its header names and is stored
+                                     without its magic number (FORMAT.md section 15) */
 
 typedef struct store store_t;
 
@@ -103,6 +109,9 @@ typedef struct store_options {
                         or an LMDB file without reel's format record). Without it such a
                         directory is refused (REEL_EFORMAT); a missing data.mdb is always
                         created (unless 'read_only'). */
+    int no_zdict;    /* 1 = no compression dictionaries: none is trained and new values
+                        are written as a store without one writes them (values written
+                        with one still read). For read speed over bytes: FORMAT.md 15. */
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
@@ -291,6 +300,10 @@ struct store_batch {
     store_done_cb done;
     void *done_arg;
     store_batch_t *next_; /* private: queue link */
+    /* private: the events' bodies compressed with the store's dictionary by
+     * store_submit() on the submitting thread (FORMAT.md section 15); freed before 'done' */
+    uint8_t *zbodies_;
+    size_t *zoff_; /* per event: offset and length in zbodies_ (length 0: body as given) */
 };
 
 /* Prepares a store_batch_t: zeroes it, sets 'op', the session and expected_sequence = -1. */
@@ -311,6 +324,29 @@ int store_append(store_t *s, store_batch_t *b);
 #define STORE_COMPRESS_MIN 1900 /* smaller values fit in a leaf page; see FORMAT.md */
 int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
                       uint8_t hash[STORE_HASH_LEN]);
+
+/* ---- Compression dictionaries (docs/FORMAT.md section 15) ---- */
+
+/* Trains a zstd dictionary on the store's newest events now, on the calling thread, and
+ * waits until the committer stored it (one more "zdict" record; from then on the committer
+ * compresses event values with it). The store does this by itself when it reaches
+ * STORE_ZDICT_FIRST events and again each time it has grown sixteenfold since the last
+ * training (unless 'no_zdict'). MUST NOT be called on the committer thread.
+ * Errors: REEL_ENOT_FOUND (too few events or bytes to train on; nothing changes),
+ * REEL_EUNAVAILABLE (read-only, 'no_zdict' or failed store), REEL_ECORRUPT, REEL_ENOMEM,
+ * REEL_EIO. */
+#define STORE_ZDICT_FIRST 1024
+int store_zdict_train(store_t *s);
+
+/* What the store's dictionaries are: 'count' records, the newest 'id' (0: none) and the
+ * number of damaged records ('damaged'). Reads the meta database. REEL_OK or a reel_err. */
+typedef struct store_zdict_info {
+    uint32_t count, id, damaged;
+    uint32_t first_damaged; /* the lowest damaged id (0: none) */
+    uint64_t trained_at; /* the last position when the newest one was trained */
+    size_t bytes;        /* size of the newest one */
+} store_zdict_info_t;
+int store_zdict_info(store_t *s, store_zdict_info_t *out);
 
 /* Called on the committer thread after every successful commit. */
 typedef struct store_touched {
@@ -342,7 +378,8 @@ typedef struct store_read {
      * value's header is checked but its chain hash is not recomputed, and the view comes
      * with 'unchecked' set. The caller holds a rendering made from that value when it
      * passed its checks; it MUST serve that, or call store_event_check() before using the
-     * view's body. (A SHA-256 of each body was most of the cost of a cached poll.) */
+     * view's body (NULL until then when the value is compressed). (A SHA-256 of each body
+     * was most of the cost of a cached poll.) */
     int (*cached)(void *arg, uint64_t position);
     void *cached_arg;
     /* Optional, for store_feed_after(): events of a session for which 'only' returns 0 are
@@ -424,10 +461,18 @@ typedef struct store_event_view {
     const uint8_t *kept_hash_; /* private: the original body's SHA-256 (redacted only) */
     const uint8_t *prev_hash_; /* private: the chain hash before this event */
     store_read_t *read_;       /* private: the read it came from */
+    const uint8_t *zbody_;     /* private: an unchecked view's body, still compressed (its
+                                  'body' is NULL until store_event_check()) */
+    size_t zbody_len_;
+    uint8_t zflags_;           /* private: the value's flags, for zbody_ */
 } store_event_view_t;
 
 /* Recomputes the chain hash of a view given with 'unchecked' set (REEL_OK at once
- * otherwise). REEL_ECORRUPT, recorded as every failed check is, when it does not match. */
+ * otherwise), decompressing its body first: an unchecked view of a compressed value comes
+ * with 'body' NULL, since the caller serves its own rendering (a decompression per event
+ * was most of the cost of a cached poll once values are compressed, FORMAT.md 15).
+ * REEL_ECORRUPT, recorded as every failed check is, when it does not match or does not
+ * decompress; REEL_ENOMEM. */
 int store_event_check(const store_event_view_t *ev);
 
 /* The LMDB transaction id of the snapshot 'ev' was read in: a commit with a larger id was

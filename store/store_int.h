@@ -8,10 +8,14 @@
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <zstd.h>
 
 #include "store/store.h"
 
 #define STORE__GROUP_MAX_EVENTS 20000 /* events per write transaction, to bound latency */
+#define STORE__ZDICT_MAX 255          /* dictionary ids 1..255: a one-byte id in each frame */
+
+struct store__zdict; /* zdict.c */
 
 struct store {
     MDB_env *env;
@@ -45,6 +49,31 @@ struct store {
     store_commit_hook hook;
     void *hook_arg;
     store_stats_t stats;
+
+    /* zstd dictionaries (zdict.c; docs/FORMAT.md section 15) */
+    struct store__zdict *_Atomic zd[STORE__ZDICT_MAX + 1]; /* by id: set once, then fixed */
+    pthread_mutex_t zd_mu;    /* serialises installs into zd[] */
+    pthread_cond_t zd_cv;     /* signalled (under mu) when a posted dictionary was handled */
+    int zd_auto;              /* train and compress (!store_options_t.no_zdict) */
+    /* under mu: a trained dictionary waiting for the committer, and the trainer thread */
+    uint8_t *zd_pending;
+    size_t zd_pending_len;
+    uint64_t zd_pending_at;   /* last position when its samples were taken */
+    uint64_t zd_done;         /* dictionaries handled by the committer (generation) */
+    int zd_result;            /* REEL_OK or the error of the last one handled */
+    int zd_training;          /* a trainer thread was started and is not joined */
+    int zd_finished;          /* ... and it has finished */
+    pthread_t zd_thread;
+    /* committer thread only */
+    int zd_loaded;            /* the newest dictionary was looked up */
+    uint32_t zd_cur;          /* the id values are compressed with (0: none) */
+    uint64_t zd_next_train;   /* train when the last position reaches this */
+    uint8_t *zd_new;          /* the dictionary this group writes (taken from zd_pending) */
+    size_t zd_new_len;
+    uint64_t zd_new_at;
+    uint32_t zd_new_id;
+    /* any thread: the dictionary submitters compress with (set by the committer) */
+    struct store__zdict *_Atomic zd_enc;
 };
 
 /* Sets the text store_last_error() returns (printf-style). */
@@ -204,11 +233,18 @@ void store__session_encode(const store_session_t *rec, store_buf_t *out);
  * 'metadata' points into 'p' (borrowed). */
 int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t key_len,
                           store_session_t *rec);
-/* Decodes the event value stored at position 'pos' into 'ev' (body decompressed into
- * 'scratch' when needed; the session fields are left to the caller) and its session
- * number into '*num'. REEL_ECORRUPT when the value is malformed. */
-int store__value_decode(uint64_t pos, const uint8_t *p, size_t len, store_buf_t *scratch,
-                        store_event_view_t *ev, uint64_t *num);
+/* Decodes the event value stored at position 'pos' of store 's' (read in 'txn', where a
+ * dictionary it names is found) into 'ev' (body decompressed into 'scratch' when needed;
+ * the session fields are left to the caller) and its session number into '*num'.
+ * REEL_ECORRUPT when the value is malformed. */
+int store__value_decode(store_t *s, MDB_txn *txn, uint64_t pos, const uint8_t *p, size_t len,
+                        store_buf_t *scratch, store_event_view_t *ev, uint64_t *num);
+/* store__value_decode() without the decompression: a compressed body is left in
+ * ev->zbody_ (ev->body NULL) for store__value_body(). */
+int store__value_head(uint64_t pos, const uint8_t *p, size_t len, store_event_view_t *ev,
+                      uint64_t *num);
+/* Decompresses ev->zbody_ (if any) into 'scratch' and points ev->body at it. */
+int store__value_body(store_t *s, MDB_txn *txn, store_buf_t *scratch, store_event_view_t *ev);
 /* The hash the chain commits to for 'ev' (docs/FORMAT.md sections 4 and 11): its kept
  * original hash when redacted, else the SHA-256 of its body. REEL_OK or REEL_ENOMEM. */
 int store__body_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN]);
@@ -220,5 +256,37 @@ int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN]);
 int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
                   uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],
                   uint8_t out[STORE_HASH_LEN]);
+
+/* ---- dictionaries (zdict.c) ---- */
+
+/* Decompresses the dictionary frame 'b' (stored without its magic number) into 'scratch'
+ * with the per-thread context 'd'; '*out' points into 'scratch'. The dictionary is looked
+ * up by the id in the frame header, loaded from 'txn' on first use. REEL_ECORRUPT when the
+ * frame or its dictionary is damaged or missing, REEL_ENOMEM. */
+int store__zdict_decode(store_t *s, MDB_txn *txn, ZSTD_DCtx *d, const uint8_t *b, size_t blen,
+                        store_buf_t *scratch, const uint8_t **out, size_t *out_len);
+/* store_open(), before the committer starts: loads the newest dictionary, so that the
+ * first batches are compressed with it too. REEL_OK (a failure is left to the committer's
+ * first group) or REEL_ENOMEM. */
+int store__zdict_open(store_t *s);
+/* Committer: at the start of a group in 'txn': looks up the newest dictionary once, and
+ * writes the one a trainer posted (if any) as the next id. 0 or an LMDB/errno code. */
+int store__zdict_group(store_t *s, MDB_txn *txn);
+/* store_submit(), on the submitting thread: compresses the bodies of 'b''s events with the
+ * store's current dictionary into b->zbodies_/zoff_ where that makes them smaller (bodies
+ * with flags 0 or 0x01; the others are kept). No dictionary: nothing. Out of memory:
+ * nothing either (the bodies go as given). */
+void store__zdict_batch(store_t *s, store_batch_t *b);
+/* Frees what store__zdict_batch() made ('b' is about to complete). */
+void store__zdict_batch_free(store_batch_t *b);
+/* The per-thread zstd contexts of record.c (NULL when out of memory). */
+ZSTD_CCtx *store__cctx(void);
+ZSTD_DCtx *store__dctx(void);
+/* Committer, after a group: 'ok' 1 when it committed at last position 'last_pos'.
+ * Installs the dictionary the group wrote, completes store_zdict_train() callers, and
+ * starts a trainer when it is time. */
+void store__zdict_after(store_t *s, int ok, uint64_t last_pos);
+/* store_close(): waits for a trainer, frees the dictionaries. */
+void store__zdict_release(store_t *s);
 
 #endif

@@ -60,8 +60,8 @@ static int apply_runs(store_t *s, MDB_txn *txn, store_session_t *rec, store_buf_
             return rc ? rc : MDB_CORRUPTED;
         store_event_view_t view = {0};
         uint64_t got;
-        rc = store__value_decode(store__get_u64(iv.mv_data), ev.mv_data, ev.mv_size, scratch,
-                                 &view, &got);
+        rc = store__value_decode(s, txn, store__get_u64(iv.mv_data), ev.mv_data, ev.mv_size,
+                                 scratch, &view, &got);
         if (rc == REEL_ENOMEM)
             return ENOMEM;
         if (rc || got != rec->num)

@@ -58,7 +58,7 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
 {
     store_event_view_t ev = {0};
     uint64_t num;
-    int rc = store__value_decode(pos, val->mv_data, val->mv_size, &v->zbuf, &ev, &num);
+    int rc = store__value_decode(v->s, txn, pos, val->mv_data, val->mv_size, &v->zbuf, &ev, &num);
     if (rc == REEL_ENOMEM) /* no verdict on this value: not a finding */
         return rc;
     if (rc)
@@ -408,6 +408,23 @@ static int verify_recent(struct verify *v)
     return rc < 0 ? rc : REEL_OK;
 }
 
+/* The dictionary records (FORMAT.md section 15): each whole, its hash and id its own. */
+static int verify_zdicts(struct verify *v)
+{
+    store_zdict_info_t zi;
+    int rc = store_zdict_info(v->s, &zi);
+    if (rc == REEL_ECORRUPT) {
+        finding(v, NULL, 0, 0, "damaged page: the dictionary records cannot be read (%s)",
+                store_last_error());
+        return REEL_OK;
+    }
+    if (!rc && zi.damaged)
+        finding(v, NULL, 0, 0, "the dictionary record zdict %u is damaged (%u of %u): the "
+                "values compressed with it cannot be read", (unsigned)zi.first_damaged,
+                (unsigned)zi.damaged, (unsigned)zi.count);
+    return rc;
+}
+
 static int count_events(store_t *s, uint64_t *total)
 {
     store_read_t r;
@@ -445,7 +462,9 @@ int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_
                 store_last_error());
         return REEL_OK;
     }
-    if (rc)
+    if (!rc) /* first: a damaged dictionary explains every value that names it */
+        rc = verify_zdicts(&v);
+    if (rc || !rep->ok)
         return rc;
     store_session_t *recs = malloc(256 * sizeof *recs); /* 1.7 KiB each: not the stack */
     if (!recs)

@@ -250,7 +250,7 @@ static inline int fz_value_decode(const uint8_t *p, size_t n, store_buf_t *scrat
                                   store_event_view_t *v)
 {
     uint64_t num = 0;
-    return store__value_decode(42, p, n, scratch, v, &num);
+    return store__value_decode(NULL, NULL, 42, p, n, scratch, v, &num);
 }
 #endif
 
