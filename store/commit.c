@@ -567,15 +567,23 @@ static int delete_events(struct group *g, uint64_t num)
     return REEL_OK;
 }
 
+/* The batch's session, which must exist, into '*x'; with 'versioned', the batch's
+ * If-Match / If-None-Match conditions are checked too (version_matches()). */
+static int sess_existing(struct group *g, store_batch_t *b, struct sess **x, int versioned)
+{
+    int rc = sess_get(g, b->session, b->session_len, x);
+    if (rc)
+        return rc;
+    if (!*x)
+        return REEL_ESESSION_NOT_FOUND;
+    return versioned ? version_matches(*x, b) : REEL_OK;
+}
+
 static int apply_delete(struct group *g, store_batch_t *b)
 {
     struct sess *x;
-    int rc = sess_get(g, b->session, b->session_len, &x);
+    int rc = sess_existing(g, b, &x, 1);
     if (rc)
-        return rc;
-    if (!x)
-        return REEL_ESESSION_NOT_FOUND;
-    if ((rc = version_matches(x, b)))
         return rc;
     if (x->rec.status != STORE_DELETED) {
         if ((rc = delete_events(g, x->rec.num)) ||
@@ -644,12 +652,8 @@ static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, const MDB_va
 static int apply_trim(struct group *g, store_batch_t *b)
 {
     struct sess *x;
-    int rc = sess_get(g, b->session, b->session_len, &x);
+    int rc = sess_existing(g, b, &x, 1);
     if (rc)
-        return rc;
-    if (!x)
-        return REEL_ESESSION_NOT_FOUND;
-    if ((rc = version_matches(x, b)))
         return rc;
     if (x->rec.status == STORE_DELETED)
         return REEL_EGONE;
@@ -697,12 +701,8 @@ static int apply_trim(struct group *g, store_batch_t *b)
 static int apply_purge(struct group *g, store_batch_t *b)
 {
     struct sess *x;
-    int rc = sess_get(g, b->session, b->session_len, &x);
+    int rc = sess_existing(g, b, &x, 1);
     if (rc)
-        return rc;
-    if (!x)
-        return REEL_ESESSION_NOT_FOUND;
-    if ((rc = version_matches(x, b)))
         return rc;
     if (b->expected_sequence >= 0 && (uint64_t)b->expected_sequence != x->rec.last_sequence) {
         b->last_sequence = x->rec.last_sequence;
@@ -864,11 +864,9 @@ static int count_redaction(struct group *g)
 static int apply_redact(struct group *g, store_batch_t *b)
 {
     struct sess *x;
-    int rc = sess_get(g, b->session, b->session_len, &x);
+    int rc = sess_existing(g, b, &x, 0);
     if (rc)
         return rc;
-    if (!x)
-        return REEL_ESESSION_NOT_FOUND;
     if (x->rec.status == STORE_DELETED)
         return REEL_EGONE;
     store_buf_t scratch = STORE_BUF_INIT;

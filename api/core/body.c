@@ -25,6 +25,36 @@ void api__batch_done(store_batch_t *b, void *arg)
     atomic_fetch_sub(&srv->inflight, 1);
 }
 
+enum MHD_Result api__job_start(api_req_t *rq, void *(*fn)(void *), void *arg,
+                               void (*release)(void *), int max, const char *what, int phase)
+{
+    api_server_t *srv = rq->srv;
+    if (atomic_fetch_add(&srv->jobs, 1) >= (uint_fast64_t)max) {
+        atomic_fetch_sub(&srv->jobs, 1);
+        release(arg);
+        return api__problem(rq, REEL_ETOO_MANY, "too many %s requests at once (at most %d)",
+                            what, max);
+    }
+    if (api__async_begin(rq) != REEL_OK) {
+        atomic_fetch_sub(&srv->jobs, 1);
+        release(arg);
+        return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
+    }
+    rq->phase = phase;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        atomic_fetch_sub(&srv->jobs, 1);
+        release(arg);
+        api__async_failed(rq, &rq->batch, REEL_ENOMEM);
+    }
+    return MHD_YES;
+}
+
 int api__async_begin(api_req_t *rq)
 {
     api_server_t *srv = rq->srv;
@@ -111,4 +141,22 @@ int api__body_complete(api_req_t *rq, enum MHD_Result *r)
         return REEL_ENOMEM;
     }
     return REEL_OK;
+}
+
+int api__body_step(api_req_t *rq, const char *data, size_t *size, int body_phase,
+                   enum MHD_Result *r)
+{
+    if (rq->phase == API_PHASE_NEW) {
+        if (!api__body_precheck(rq, r))
+            return -1;
+        rq->phase = body_phase;
+        *r = MHD_YES;
+        return 1;
+    }
+    int more = api__collect_body(rq, data, size);
+    if (more) {
+        *r = more < 0 ? MHD_NO : MHD_YES;
+        return more < 0 ? -1 : 1;
+    }
+    return api__body_complete(rq, r) == REEL_OK ? 0 : -1;
 }

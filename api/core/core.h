@@ -542,6 +542,12 @@ int api__body_complete(api_req_t *rq, enum MHD_Result *r);
 /* Checks a request's declared body size against max_body_bytes; answers 413 and
  * returns 0 when it is too big, else returns 1. */
 int api__body_precheck(api_req_t *rq, enum MHD_Result *r);
+/* A POST/PUT body, one call per libmicrohttpd callback: in API_PHASE_NEW it checks the
+ * declared size (api__body_precheck()) and moves to 'body_phase', then collects. Returns 1
+ * while more is coming and -1 after answering (both: return '*r'), 0 once the whole body
+ * is in rq->body (api__body_complete() passed). */
+int api__body_step(api_req_t *rq, const char *data, size_t *size, int body_phase,
+                   enum MHD_Result *r);
 /* Asynchronous store work: api__async_begin() counts the batch and suspends the
  * connection (REEL_EUNAVAILABLE without suspending when the server is stopping); the
  * caller then submits with done = api__batch_done and arg = rq, and on a failed submit
@@ -551,6 +557,13 @@ void api__async_failed(api_req_t *rq, store_batch_t *b, int rc);
 void api__batch_done(store_batch_t *b, void *arg);
 /* The three steps above for a plain store batch. */
 enum MHD_Result api__submit(api_req_t *rq, store_batch_t *b);
+/* Long work (a transcript, stats, verify, a redaction) on a detached thread of its own:
+ * 'fn(arg)' runs there and completes the request like a store batch (rq->batch.err, then
+ * api__batch_done(&rq->batch, rq)), and decrements srv->jobs. At most 'max' run at once
+ * (429 past them, naming 'what'). The request moves to 'phase'. On any failure to start,
+ * 'release(arg)' is called and the answer is queued. */
+enum MHD_Result api__job_start(api_req_t *rq, void *(*fn)(void *), void *arg,
+                               void (*release)(void *), int max, const char *what, int phase);
 
 /* ---- cell.c ---- */
 

@@ -603,20 +603,8 @@ enum MHD_Result api__ds_subs(api_req_t *rq, const char *data, size_t *size)
     if (!x)
         return api__problem(rq, REEL_EUNAVAILABLE, "subscriptions are not running");
     if (rq->method_bit & (API_M_POST | API_M_PUT)) {
-        if (rq->phase == API_PHASE_NEW) {
-            enum MHD_Result r;
-            if (!api__body_precheck(rq, &r))
-                return r;
-            rq->phase = SB_BODY;
-            return MHD_YES;
-        }
-        int more = api__collect_body(rq, data, size);
-        if (more < 0)
-            return MHD_NO;
-        if (more)
-            return MHD_YES;
         enum MHD_Result r;
-        if (api__body_complete(rq, &r) != REEL_OK)
+        if (api__body_step(rq, data, size, SB_BODY, &r))
             return r;
     }
     json_t *j = NULL;

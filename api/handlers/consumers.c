@@ -321,31 +321,6 @@ static int u64_field(api_req_t *rq, json_t *j, const char *key, uint64_t max, ui
     return 1;
 }
 
-/* Reads the body; returns 1 while more is coming, 0 when the whole body is there, -1
- * after answering. */
-static int body_phase(api_req_t *rq, const char *data, size_t *size, enum MHD_Result *r)
-{
-    if (rq->phase == API_PHASE_NEW) {
-        if (!api__body_precheck(rq, r))
-            return -1;
-        rq->phase = C_BODY;
-        *r = MHD_YES;
-        return 1;
-    }
-    int more = api__collect_body(rq, data, size);
-    if (more < 0) {
-        *r = MHD_NO;
-        return -1;
-    }
-    if (more) {
-        *r = MHD_YES;
-        return 1;
-    }
-    if (api__body_complete(rq, r) != REEL_OK)
-        return -1;
-    return 0;
-}
-
 static int parse_definition(api_req_t *rq, creq_t *cr, json_t *j)
 {
     store_consumer_t *c = &cr->q.rec;
@@ -417,7 +392,7 @@ enum MHD_Result api__consumer_put(api_req_t *rq, const char *data, size_t *size)
     if (rq->phase == C_COMMIT)
         return rq->async_done ? change_done(rq) : MHD_YES;
     enum MHD_Result r;
-    if (body_phase(rq, data, size, &r))
+    if (api__body_step(rq, data, size, C_BODY, &r))
         return r;
     creq_t *cr = creq_of(rq);
     json_t *j = cr ? body_object(rq) : NULL;
@@ -445,7 +420,7 @@ static enum MHD_Result lease_route(api_req_t *rq, const char *data, size_t *size
     if (rq->phase == C_COMMIT)
         return rq->async_done ? change_done(rq) : MHD_YES;
     enum MHD_Result r;
-    if (body_phase(rq, data, size, &r))
+    if (api__body_step(rq, data, size, C_BODY, &r))
         return r;
     creq_t *cr = creq_of(rq);
     store_consumer_t c;

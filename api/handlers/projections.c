@@ -135,32 +135,9 @@ static void *run_job(void *arg)
 /* Takes 'j' (new) and starts it; answers a problem when it cannot. */
 static enum MHD_Result start_job(api_req_t *rq, api_job_t *j)
 {
-    api_server_t *srv = rq->srv;
     j->rq = rq;
-    if (atomic_fetch_add(&srv->jobs, 1) >= API_MAX_JOBS) {
-        atomic_fetch_sub(&srv->jobs, 1);
-        free(j);
-        return api__problem(rq, REEL_ETOO_MANY, "too many transcript/stats/verify requests at once "
-                                                "(at most %d)", API_MAX_JOBS);
-    }
-    if (api__async_begin(rq) != REEL_OK) {
-        atomic_fetch_sub(&srv->jobs, 1);
-        free(j);
-        return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
-    }
-    rq->phase = JOB_RUNNING;
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, run_job, j);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        atomic_fetch_sub(&srv->jobs, 1);
-        free(j);
-        api__async_failed(rq, &rq->batch, REEL_ENOMEM);
-    }
-    return MHD_YES;
+    return api__job_start(rq, run_job, j, free, API_MAX_JOBS, "transcript/stats/verify",
+                          JOB_RUNNING);
 }
 
 static enum MHD_Result job_reply(api_req_t *rq, int per_session)

@@ -203,33 +203,15 @@ static void *run_redact(void *arg)
     return NULL;
 }
 
+static void job_release(void *j)
+{
+    job_free(j);
+}
+
 static enum MHD_Result start(api_req_t *rq, redact_job_t *j)
 {
-    api_server_t *srv = rq->srv;
-    if (atomic_fetch_add(&srv->jobs, 1) >= REDACT_MAX_JOBS) {
-        atomic_fetch_sub(&srv->jobs, 1);
-        job_free(j);
-        return api__problem(rq, REEL_ETOO_MANY, "too many long requests at once (at most %d)",
-                            REDACT_MAX_JOBS);
-    }
-    if (api__async_begin(rq) != REEL_OK) {
-        atomic_fetch_sub(&srv->jobs, 1);
-        job_free(j);
-        return api__problem(rq, REEL_EUNAVAILABLE, "the server is shutting down");
-    }
-    rq->phase = REDACT_RUNNING;
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, run_redact, j);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        atomic_fetch_sub(&srv->jobs, 1);
-        job_free(j);
-        api__async_failed(rq, &rq->batch, REEL_ENOMEM);
-    }
-    return MHD_YES;
+    return api__job_start(rq, run_redact, j, job_release, REDACT_MAX_JOBS, "long",
+                          REDACT_RUNNING);
 }
 
 static enum MHD_Result done(api_req_t *rq)
@@ -272,18 +254,11 @@ enum MHD_Result api__session_redact(api_req_t *rq, const char *data, size_t *siz
     if (rq->phase == REDACT_RUNNING)
         return rq->async_done ? done(rq) : MHD_YES;
     if (rq->phase == API_PHASE_NEW) {
-        enum MHD_Result r;
         const char *ct = api__header(rq, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (ct && strncasecmp(ct, "application/json", 16))
             return api__problem(rq, REEL_EUNSUPPORTED_MEDIA,
                                 "Content-Type '%s' is not application/json", ct);
-        if (!api__body_precheck(rq, &r))
-            return r;
-        rq->phase = REDACT_BODY;
-        return MHD_YES;
     }
-    int more = api__collect_body(rq, data, size);
-    if (more < 0)
-        return MHD_NO;
-    return more ? MHD_YES : submit(rq);
+    enum MHD_Result r;
+    return api__body_step(rq, data, size, REDACT_BODY, &r) ? r : submit(rq);
 }

@@ -156,23 +156,16 @@ enum MHD_Result api__sink_report(api_req_t *rq, const char *data, size_t *size)
 {
     char name[64];
     if (rq->phase == API_PHASE_NEW) {
-        enum MHD_Result r;
         if (rq->token_scope && !(rq->token_scope & API_SCOPE_ADMIN))
             return api__problem(rq, REEL_EFORBIDDEN, "reporting a sink's position needs a "
                                 "token with the full scope");
         if (sink_name(rq, name))
             return api__problem(rq, REEL_EINVALID_PARAMETER, "a sink name is 1..63 bytes of "
                                 "A-Z a-z 0-9 . _ -");
-        if (!api__body_precheck(rq, &r))
-            return r;
-        rq->phase = SINK_BODY;
-        return MHD_YES;
     }
-    int more = api__collect_body(rq, data, size);
-    if (more < 0)
-        return MHD_NO;
-    if (more)
-        return MHD_YES;
+    enum MHD_Result r;
+    if (api__body_step(rq, data, size, SINK_BODY, &r))
+        return r;
     sink_name(rq, name);
     return report(rq, name);
 }
