@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/core/core.h"
 #include "store/parse.h"
@@ -159,4 +160,17 @@ int api__body_step(api_req_t *rq, const char *data, size_t *size, int body_phase
         return more < 0 ? -1 : 1;
     }
     return api__body_complete(rq, r) == REEL_OK ? 0 : -1;
+}
+
+int api__json_body_step(api_req_t *rq, const char *data, size_t *size, int body_phase,
+                        enum MHD_Result *r)
+{
+    const char *ct = rq->phase == API_PHASE_NEW ? api__header(rq, MHD_HTTP_HEADER_CONTENT_TYPE)
+                                                : NULL;
+    if (ct && strncasecmp(ct, "application/json", 16)) {
+        *r = api__problem(rq, REEL_EUNSUPPORTED_MEDIA, "Content-Type '%s' is not "
+                          "application/json", ct);
+        return -1;
+    }
+    return api__body_step(rq, data, size, body_phase, r);
 }

@@ -548,6 +548,10 @@ int api__body_precheck(api_req_t *rq, enum MHD_Result *r);
  * is in rq->body (api__body_complete() passed). */
 int api__body_step(api_req_t *rq, const char *data, size_t *size, int body_phase,
                    enum MHD_Result *r);
+/* The same for a JSON body: a Content-Type other than application/json is answered 415
+ * first (none is taken as JSON). */
+int api__json_body_step(api_req_t *rq, const char *data, size_t *size, int body_phase,
+                        enum MHD_Result *r);
 /* Asynchronous store work: api__async_begin() counts the batch and suspends the
  * connection (REEL_EUNAVAILABLE without suspending when the server is stopping); the
  * caller then submits with done = api__batch_done and arg = rq, and on a failed submit

@@ -253,12 +253,6 @@ enum MHD_Result api__session_redact(api_req_t *rq, const char *data, size_t *siz
 {
     if (rq->phase == REDACT_RUNNING)
         return rq->async_done ? done(rq) : MHD_YES;
-    if (rq->phase == API_PHASE_NEW) {
-        const char *ct = api__header(rq, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (ct && strncasecmp(ct, "application/json", 16))
-            return api__problem(rq, REEL_EUNSUPPORTED_MEDIA,
-                                "Content-Type '%s' is not application/json", ct);
-    }
     enum MHD_Result r;
-    return api__body_step(rq, data, size, REDACT_BODY, &r) ? r : submit(rq);
+    return api__json_body_step(rq, data, size, REDACT_BODY, &r) ? r : submit(rq);
 }

@@ -517,12 +517,6 @@ enum MHD_Result api__session_put(api_req_t *rq, const char *data, size_t *size)
 {
     if (rq->phase == CHANGE_COMMIT)
         return rq->async_done ? change_done(rq) : MHD_YES;
-    if (rq->phase == API_PHASE_NEW) {
-        const char *ct = api__header(rq, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (ct && strncasecmp(ct, "application/json", 16))
-            return api__problem(rq, REEL_EUNSUPPORTED_MEDIA,
-                                "Content-Type '%s' is not application/json", ct);
-    }
     enum MHD_Result r;
-    return api__body_step(rq, data, size, CHANGE_BODY, &r) ? r : put_submit(rq);
+    return api__json_body_step(rq, data, size, CHANGE_BODY, &r) ? r : put_submit(rq);
 }
