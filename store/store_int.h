@@ -54,7 +54,7 @@ struct store {
     struct store__zdict *_Atomic zd[STORE__ZDICT_MAX + 1]; /* by id: set once, then fixed */
     pthread_mutex_t zd_mu;    /* serialises installs into zd[] */
     pthread_cond_t zd_cv;     /* signalled (under mu) when a posted dictionary was handled */
-    int zd_auto;              /* train and compress (!store_options_t.no_zdict) */
+    int zd_auto;              /* train and compress (store_options_t.zdict) */
     /* under mu: a trained dictionary waiting for the committer, and the trainer thread */
     uint8_t *zd_pending;
     size_t zd_pending_len;

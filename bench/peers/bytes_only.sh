@@ -28,7 +28,7 @@ for k in mix 1k; do
     d=$TMP/bytes-only-$k
     rm -rf "$d"
     t0=$(date +%s.%N)
-    "$BUILD/reel" ingest --data "$d" --sync none --session "bytes-$k" --quiet <"$f" || exit 1
+    "$BUILD/reel" ingest --data "$d" --sync none --zdict "${REEL_ZDICT:-on}" --session "bytes-$k" --quiet <"$f" || exit 1
     t1=$(date +%s.%N)
     size=$(du -sb "$d" | awk '{print $1}')
     z=$(zstd -3 -T1 -q -c "$f" | wc -c)

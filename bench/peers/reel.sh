@@ -207,7 +207,7 @@ reel_bytes_ratio() {
         json=$(stat -c %s "$f")
         d=$SYS_DIR/bytes-$k
         rm -rf "$d"
-        "$BUILD/reel" ingest --data "$d" --sync none --session "bytes-$k" --quiet <"$f" || return 1
+        "$BUILD/reel" ingest --data "$d" --sync none --zdict "${REEL_ZDICT:-on}" --session "bytes-$k" --quiet <"$f" || return 1
         size=$(dir_bytes "$d")
         result "bytes_ratio_$k" "$SYS" "$(awk -v a="$size" -v b="$json" 'BEGIN {printf "%.4f", a / b}')" \
             x lower "$(reel_durability)" \
