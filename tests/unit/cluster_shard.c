@@ -3,6 +3,7 @@
  * routing against a real nginx is tests/cluster/; these pin the numbers the document's
  * worked example shows. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cluster/cluster.h"
