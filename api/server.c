@@ -221,6 +221,7 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     srv->daemon = start_daemon(srv, cfg, &ss);
     if (!srv->daemon) {
         api__ds_subs_stop(srv->subs);
+        api__ds_subs_free(srv->subs);
         snprintf(tmp, sizeof tmp, "cannot listen on '%s' (address in use or not local?)",
                  cfg->listen);
         set_msg(msg, msg_len, tmp);
@@ -242,7 +243,6 @@ void api_server_stop(api_server_t *srv)
     /* 1. No new suspensions, and every waiting client is resumed so that it finishes
      *    (long-polls answer, SSE streams end). */
     api__ds_subs_stop(srv->subs); /* its deliveries may append: before the commits end */
-    srv->subs = NULL;
     api__wake_all(srv, 1);
     api__watcher_stop(srv);
     /* 2. Appends handed to the committer and transcript/stats jobs complete normally:
@@ -255,6 +255,8 @@ void api_server_stop(api_server_t *srv)
         usleep(1000);
     /* 3. libmicrohttpd refuses to stop with suspended connections; none are left. */
     MHD_stop_daemon(srv->daemon);
+    api__ds_subs_free(srv->subs); /* requests read it until the daemon stopped */
+    srv->subs = NULL;
     store_set_commit_hook(srv->store, NULL, NULL);
     server_free(srv);
 }

@@ -128,7 +128,7 @@ static void mixed(const char *dir)
            (unsigned long long)st.events_trimmed, (unsigned long long)st.sessions_expired, quiet,
            ver, !rc && rep.ok ? "ok" : rep.problem,
            (unsigned long long)rep.sessions, (unsigned long long)rep.events);
-    retain_stop(j);
+    retain_free(j);
     store_close(s);
 }
 
@@ -179,7 +179,7 @@ static void churn(const char *dir)
            (double)file_size(dir) / 1048576.0);
     fresh(copy);
     rmdir(copy);
-    retain_stop(j);
+    retain_free(j);
     store_close(s);
 }
 
@@ -295,7 +295,7 @@ static void latency(const char *dir)
     printf("  (the janitor trimmed %llu events in %.2f s meanwhile, %.0f events/s, in "
            "batches of %d)\n", (unsigned long long)st.events_trimmed, x.took,
            (double)st.events_trimmed / x.took, STORE_TRIM_MAX);
-    retain_stop(j);
+    retain_free(j);
     free(a.v);
     free(b.v);
     store_close(s);

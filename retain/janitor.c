@@ -295,7 +295,7 @@ int retain_start(store_t *s, const retain_config_t *cfg, retain_t **out)
     if (rc)
         return rc;
     if ((rc = retain_begin(*out))) {
-        retain_stop(*out);
+        retain_free(*out);
         *out = NULL;
     }
     return rc;
@@ -311,6 +311,14 @@ void retain_stop(retain_t *j)
     pthread_mutex_unlock(&j->mu);
     if (j->started)
         pthread_join(j->thread, NULL);
+    j->started = 0;
+}
+
+void retain_free(retain_t *j)
+{
+    if (!j)
+        return;
+    retain_stop(j);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);

@@ -17,8 +17,10 @@
  * pass, only (at most) for one small trim sharing their transaction.
  *
  * Rules:
- *  - Threads: retain_start() starts the thread; retain_stop() stops and frees it. The
- *    counters and retain_metrics() may be read from any thread.
+ *  - Threads: retain_start() starts the thread; retain_stop() stops it and retain_free()
+ *    frees it. The counters and retain_metrics() may be read from any thread until
+ *    retain_free(): a server stops the janitor before itself and frees it after (its
+ *    /metrics reads them).
  *  - The janitor never holds a read across an archive or a batch wait.
  *  - Errors: REEL_OK or a reel_err; parse errors name the bad value in 'why'.
  */
@@ -69,12 +71,15 @@ typedef struct retain retain_t;
 /* Starts the janitor on store 's' (borrowed; must outlive it) with a copy of 'cfg' (its
  * strings borrowed). REEL_OK and '*out', or REEL_ENOMEM. */
 int retain_start(store_t *s, const retain_config_t *cfg, retain_t **out);
-/* Stops the thread (waits for the pass under way) and frees 'j'. NULL is allowed. */
+/* Stops the thread (waits for the pass under way); the counters stay readable. NULL and
+ * a second call are allowed. */
 void retain_stop(retain_t *j);
+/* retain_stop(), then frees 'j'. NULL is allowed. */
+void retain_free(retain_t *j);
 /* Runs one pass now on the calling thread (tests and benchmarks; 'j' from retain_new). */
 int retain_run_once(retain_t *j);
 /* A janitor without a thread (retain_run_once(), or retain_begin() later, once what its
- * log callback needs exists); free with retain_stop(). */
+ * log callback needs exists); free with retain_free(). */
 int retain_new(store_t *s, const retain_config_t *cfg, retain_t **out);
 /* Starts the thread of a janitor made by retain_new(). REEL_OK or REEL_ENOMEM. */
 int retain_begin(retain_t *j);

@@ -393,7 +393,7 @@ static int serve(const api_config_t *cfg_in, const struct settings *st)
     int rc = api_server_start(s, cfg, &srv, msg, sizeof msg);
     if (rc != REEL_OK) {
         cmd_error("serve", "%s", msg[0] ? msg : reel_strerror(rc));
-        retain_stop(janitor);
+        retain_free(janitor);
         store_close(s);
         return rc == REEL_EINVALID_PARAMETER ? CMD_USAGE : CMD_FAIL;
     }
@@ -412,6 +412,7 @@ static int serve(const api_config_t *cfg_in, const struct settings *st)
     api_server_log(srv, API_LOG_INFO, "reel serve: %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     retain_stop(janitor); /* before the server: its removals go through the store */
     api_server_stop(srv);
+    retain_free(janitor); /* after it: /metrics reads the janitor's counters */
     store_close(s);
     return CMD_OK;
 }

@@ -27,5 +27,8 @@ void api__ds_headers(api_req_t *rq, struct MHD_Response *resp);
 enum MHD_Result api__ds_subs(api_req_t *rq, const char *data, size_t *size);
 struct ds_subs *api__ds_subs_start(api_server_t *srv);
 void api__ds_subs_stop(struct ds_subs *x);
+/* Frees what api__ds_subs_stop() left for requests still running: call after the daemon
+ * stopped. NULL is allowed. */
+void api__ds_subs_free(struct ds_subs *x);
 
 #endif

@@ -638,6 +638,7 @@ struct ds_subs *api__ds_subs_start(api_server_t *srv)
     pthread_cond_init(&x->idle, NULL);
     if (load(x) != REEL_OK || pthread_create(&x->thread, NULL, deliver_main, x)) {
         api__ds_subs_stop(x);
+        api__ds_subs_free(x);
         return NULL;
     }
     x->started = 1;
@@ -658,6 +659,12 @@ void api__ds_subs_stop(struct ds_subs *x)
     while (x->posting > 0)
         pthread_cond_wait(&x->idle, &x->lock);
     pthread_mutex_unlock(&x->lock);
+}
+
+void api__ds_subs_free(struct ds_subs *x)
+{
+    if (!x)
+        return;
     while (x->list) {
         sub_t *s = x->list;
         x->list = s->next;

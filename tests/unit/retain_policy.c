@@ -96,7 +96,7 @@ Test(retain_janitor, one_pass_applies_each_kind_of_policy)
     TU_OK(retain_run_once(j));
     retain_stats_t st;
     retain_get_stats(j, &st);
-    retain_stop(j);
+    retain_free(j);
     store_session_t rec;
     TU_OK(tu_session(tu_store, "trim", &rec));
     cr_assert_eq(rec.first_sequence, 8);
