@@ -429,3 +429,15 @@ int store_consumer_raw_list(store_read_t *r, store_consumer_raw_cb cb, void *arg
     struct list_arg a = {NULL, cb, arg};
     return walk(r, KIND_RAW, raw_one, &a);
 }
+
+uint64_t store_consumer_tail(store_read_t *r, const store_consumer_t *c)
+{
+    uint64_t tail = 0;
+    store_session_t rec;
+    if (c->feed)
+        store_tail_position(r, &tail);
+    else if (store_session_get(r, c->session, c->session_len, &rec) == REEL_OK &&
+             rec.status != STORE_DELETED)
+        tail = rec.last_sequence;
+    return tail;
+}

@@ -731,6 +731,9 @@ int store_consumer_get(store_read_t *r, const char *name, size_t len, store_cons
 /* Gives every consumer, in name order, to 'cb' (borrowed until it returns; non-zero stops). */
 typedef int (*store_consumer_cb)(void *arg, const store_consumer_t *c);
 int store_consumer_list(store_read_t *r, store_consumer_cb cb, void *arg);
+/* The end a consumer reads towards, in 'r': its session's last sequence (0 when the session
+ * is missing or deleted), or for a feed consumer the log's last position. */
+uint64_t store_consumer_tail(store_read_t *r, const store_consumer_t *c);
 /* Raw records (kind 's'): one (borrowed until the read ends; REEL_ENOT_FOUND), or all. */
 int store_consumer_raw_get(store_read_t *r, const char *name, size_t len, const uint8_t **val,
                            size_t *val_len);

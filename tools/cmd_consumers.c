@@ -24,18 +24,6 @@ struct lister {
     store_buf_t buf;
 };
 
-static uint64_t tail_of(store_read_t *r, const store_consumer_t *c)
-{
-    uint64_t tail = 0;
-    store_session_t rec;
-    if (c->feed)
-        store_tail_position(r, &tail);
-    else if (store_session_get(r, c->session, c->session_len, &rec) == REEL_OK &&
-             rec.status != STORE_DELETED)
-        tail = rec.last_sequence;
-    return tail;
-}
-
 static int print_consumer(struct lister *l, const store_consumer_t *c, uint64_t tail)
 {
     uint64_t lag = tail > c->acked ? tail - c->acked : 0;
@@ -82,7 +70,7 @@ static int print_consumer(struct lister *l, const store_consumer_t *c, uint64_t 
 static int print_one(void *arg, const store_consumer_t *c)
 {
     struct lister *l = arg;
-    return print_consumer(l, c, tail_of(l->r, c));
+    return print_consumer(l, c, store_consumer_tail(l->r, c));
 }
 
 /* One consumer as GET /v1/consumers serves it, into the fields the listing prints. */

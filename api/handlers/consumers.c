@@ -98,19 +98,6 @@ static void write_types(store_buf_t *o, const char *types)
     store_buf_putc(o, ']');
 }
 
-/* The consumer's end: the session's last sequence, or the log's last position. */
-static uint64_t consumer_tail(store_read_t *r, const store_consumer_t *c)
-{
-    uint64_t tail = 0;
-    store_session_t rec;
-    if (c->feed)
-        store_tail_position(r, &tail);
-    else if (store_session_get(r, c->session, c->session_len, &rec) == REEL_OK &&
-             rec.status != STORE_DELETED)
-        tail = rec.last_sequence;
-    return tail;
-}
-
 static void write_consumer(store_buf_t *o, const store_consumer_t *c, uint64_t tail,
                            uint64_t now)
 {
@@ -155,7 +142,7 @@ static enum MHD_Result reply_consumer(api_req_t *rq, int status, const store_con
     store_read_t r;
     uint64_t tail = 0;
     if (store_read_begin(rq->srv->store, &r) == REEL_OK) {
-        tail = consumer_tail(&r, c);
+        tail = store_consumer_tail(&r, c);
         store_read_end(&r);
     }
     store_buf_t o = STORE_BUF_INIT;
@@ -201,7 +188,7 @@ static int list_one(void *arg, const store_consumer_t *c)
         return 0;
     if (a->n++)
         store_buf_putc(a->o, ',');
-    write_consumer(a->o, c, consumer_tail(a->r, c), a->now);
+    write_consumer(a->o, c, store_consumer_tail(a->r, c), a->now);
     return 0;
 }
 
@@ -548,7 +535,7 @@ static int next_try(api_req_t *rq, creq_t *cr, enum MHD_Result *res, int may_wai
     rc = replay_scan(&r, &sc, after, batch_event, &b);
     if (rc == REEL_ESESSION_NOT_FOUND) /* a session that does not exist yet: nothing to read */
         rc = REEL_OK, sc.scanned = after;
-    uint64_t tail = consumer_tail(&r, &c);
+    uint64_t tail = store_consumer_tail(&r, &c);
     store_read_end(&r);
     if (rc != REEL_OK) {
         store_buf_release(&o);
@@ -618,7 +605,7 @@ static int lag_one(void *arg, const store_consumer_t *c)
     struct lag_arg *a = arg;
     if (a->n++ >= LAG_SERIES)
         return 0;
-    uint64_t tail = consumer_tail(a->r, c);
+    uint64_t tail = store_consumer_tail(a->r, c);
     /* names are [A-Za-z0-9._:-]: nothing to escape in a label */
     store_buf_printf(a->o, "reel_consumer_lag_events{consumer=\"%s\"} %llu\n", c->name,
                      (unsigned long long)(tail > c->acked ? tail - c->acked : 0));
