@@ -14,6 +14,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,44 +23,13 @@ import pytest
 
 from conftest import REEL_BIN, free_port
 
-PG_BIN = os.environ.get("REEL_PG_BIN", "/usr/lib/postgresql/15/bin")
 KILLS = int(os.environ.get("REEL_SINK_KILLS", "20"))
 
-if not os.path.exists(os.path.join(PG_BIN, "initdb")) or not shutil.which("psql"):
-    pytest.skip("PostgreSQL 15 is not installed (%s/initdb, psql): scripts/deps.sh test "
-                "installs postgresql" % PG_BIN, allow_module_level=True)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from pglib import Postgres, available  # noqa: E402  (tests/pglib.py, shared with tests/cluster)
 
-
-class Postgres:
-    def __init__(self, base):
-        self.base = str(base)
-        self.port = free_port()
-        self.dsn = "host=127.0.0.1 port=%d user=reel dbname=postgres" % self.port
-        # initdb refuses to run as root: run the cluster as the postgres user then.
-        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if os.geteuid() == 0:
-            shutil.chown(self.base, "postgres")
-        data = os.path.join(self.base, "data")
-        subprocess.run(self.prefix + [os.path.join(PG_BIN, "initdb"), "-D", data, "-A", "trust",
-                                      "-U", "reel", "-E", "UTF8", "--no-sync"],
-                       check=True, stdout=subprocess.DEVNULL)
-        opts = "-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=50" % (
-            self.port, self.base)
-        subprocess.run(self.prefix + [os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-o", opts,
-                                      "-l", os.path.join(self.base, "log"), "-w", "start"],
-                       check=True, stdout=subprocess.DEVNULL)
-        self.data = data
-
-    def stop(self):
-        subprocess.run(self.prefix + [os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m",
-                                      "fast", "-w", "stop"], stdout=subprocess.DEVNULL)
-
-    def query(self, sql):
-        """Rows of 'sql' as a list of dicts (through json_agg)."""
-        out = subprocess.run(["psql", self.dsn, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c",
-                              "SELECT coalesce(json_agg(t), '[]') FROM (%s) t" % sql],
-                             check=True, capture_output=True, timeout=60).stdout
-        return json.loads(out)
+if available():
+    pytest.skip(available(), allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
