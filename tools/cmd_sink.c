@@ -406,11 +406,19 @@ static int refetch(void *arg, uint64_t position, const sink_item_t **out)
 static int loop(run_t *r)
 {
     r->prog_ms = now_ms();
+    int resend = 1; /* the first report at once, not after the first long-poll */
     while (!stop) {
+        /* A server that was away (restarted) knows no watermark until we report: with
+         * --ack replica its reads show nothing until then, so report before waiting. */
+        if (resend) {
+            report(r, 1);
+            resend = r->report_failed > 0;
+        }
         int more = 0, rc = next_page(r, &more);
         if (rc == -2)
             return CMD_FAIL;
         if (rc) {
+            resend = 1;
             if (r->st->once)
                 return CMD_FAIL; /* --once copies what is there, it does not wait */
             sleep(1);
