@@ -468,10 +468,11 @@ static const char about[] =
     "reel_sink_lag_events{sink=NAME}, serve --max-sink-lag and serve --ack replica read it.\n"
     "The report says whether PostgreSQL replicates synchronously (synchronous_commit on, a\n"
     "standby in pg_stat_replication as sync or quorum; checked after every commit), which\n"
-    "serve --ack replica requires (docs/CLUSTER.md \"Acknowledged by a replica\"). Progress goes to stderr every 5 s. SIGINT/SIGTERM stop\n"
-    "it after the page in hand. With --data DIR it reads the data directory itself, the same\n"
-    "items with the same checks, and reports to --server only if that is given too. See\n"
-    "docs/CLUSTER.md \"Sink\".\n";
+    "serve --ack replica requires (docs/CLUSTER.md \"Acknowledged by a replica\").\n"
+    "Progress goes to stderr every 5 s. SIGINT/SIGTERM stop it after the page in hand.\n"
+    "With --data DIR it reads the data directory itself, the same items with the same\n"
+    "checks, and reports to --server only if that is given too. See docs/CLUSTER.md\n"
+    "\"Sink\".\n";
 
 static int parse(struct settings *st, int argc, char **argv, int *nargs)
 {
