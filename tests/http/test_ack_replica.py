@@ -108,11 +108,18 @@ def ev(eid, t="t"):
 
 
 def test_every_acknowledged_write_is_on_the_standby(server_factory, pair, schema):
-    server = replica_server(server_factory)
+    server = replica_server(server_factory, "--replica-wait-ms", "10000")
     sink = start_sink(server, pair.dsn, schema)
     try:
         wait_replicated(server)
-        for i in range(20):  # single events: on the standby when the ack comes
+        # Each sink transaction now takes 0.2 s more: an answer that did not wait for it
+        # would come well before the standby has the write, and the checks below fail.
+        pair.primary.execute(
+            "CREATE FUNCTION %s.slow() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(0.2); RETURN NEW; END $$; "
+            "CREATE TRIGGER slow BEFORE UPDATE ON %s.sink FOR EACH ROW "
+            "EXECUTE FUNCTION %s.slow()" % (schema, schema, schema))
+        for i in range(8):  # single events: on the standby when the ack comes
             r = server.append("one", ev("e%d" % i))
             assert r.status == 200, r
             pos = r.json["position"]
@@ -130,6 +137,13 @@ def test_every_acknowledged_write_is_on_the_standby(server_factory, pair, schema
         assert server.request("DELETE", "/v1/sessions/batch").status in (200, 204)
         rows = pair.standby.query("SELECT status FROM %s.sessions WHERE id = 'batch'" % schema)
         assert rows == [{"status": "deleted"}], rows
+        # a redaction after the fact: its reel.redacted event is on the standby at the ack
+        r = server.request("POST", "/v1/sessions/one/redact",
+                           body={"from": 1, "to": 1, "paths": ["data.text"]})
+        assert r.status == 200, r
+        rows = pair.standby.query("SELECT type FROM %s.events WHERE session_id = 'one' AND "
+                                  "sequence = %d" % (schema, r.json["record_sequence"]))
+        assert rows == [{"type": "reel.redacted"}], rows
         # a Durable Streams append: its event is on the standby at the ack
         h = {"Content-Type": "text/plain"}
         assert server.request("PUT", "/v1/stream/ds1", body=b"a", headers=h).status == 201
