@@ -80,6 +80,10 @@ typedef struct sink_pg {
     int replicated;
     char why[160];
     int sync_cancelled; /* a commit's WARNING said its standby wait was cancelled */
+    /* a COMMIT sent and not yet answered (sink_pg_write_send), and the cursor it commits */
+    int pending;
+    uint64_t pending_position;
+    uint32_t pending_index;
 } sink_pg_t;
 
 /* ---- a page of the feed (sink_feed.c) ---- */
@@ -128,6 +132,14 @@ int sink_pg_claim(sink_pg_t *pg);
  * the cell, pg->fenced_by says which), or -1 after printing why (the transaction rolled
  * back; the connection may be gone: sink_pg_ok()). */
 int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n);
+/* sink_pg_write() in two halves, so that the caller can read the next page while
+ * PostgreSQL commits (the COMMIT waits for the fsync and the synchronous standby): _send
+ * writes 'n' >= 1 items and the checkpoint and sends the COMMIT without waiting (0,
+ * SINK_FENCED or -1 as above, nothing pending unless 0); _finish waits for its answer
+ * (0: pg->position moved and the replication was checked again; -1 after printing why).
+ * Nothing else may use the connection in between. */
+int sink_pg_write_send(sink_pg_t *pg, const sink_item_t *items, size_t n);
+int sink_pg_write_finish(sink_pg_t *pg);
 /* 1 when the connection is usable. */
 int sink_pg_ok(const sink_pg_t *pg);
 /* Checks how PostgreSQL replicates (see sink_pg_t.replicated) and sets pg->replicated and
