@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "store/buf.h"
+#include "tools/cmds.h"
 
 #define SINK_FENCED 3 /* exit status of a sink that a newer one took the cell from */
 
@@ -100,6 +101,10 @@ typedef struct sink_parser {
     const char *el;
     size_t el_len;
     int bad;
+    /* the element's members, indexed once per element (cmd_json_members): each lookup
+     * would otherwise scan the element again, most of a page's parse time */
+    cmd_json_kv_t kv[48];
+    int n_kv; /* -1: not indexed (a malformed element: lookups scan) */
 } sink_parser_t;
 
 /* One page parsed: its items borrow the arena. */
