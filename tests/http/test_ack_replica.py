@@ -210,7 +210,7 @@ def all_reads(server, sid):
 
 
 def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema):
-    server = replica_server(server_factory)
+    server = replica_server(server_factory, "--ds-long-poll-ms", "20000")
     sink = start_sink(server, pair.dsn, schema)
     sse_s = sse_f = None
     try:
@@ -218,12 +218,16 @@ def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema
         assert server.append("s", ev("e1")).status == 200
         h = {"Content-Type": "text/plain"}
         assert server.request("PUT", "/v1/stream/st", body=b"one", headers=h).status == 201
+        tail = server.request("GET", "/v1/stream/st").header("stream-next-offset")
         sse_s = SSE(server, "/v1/sessions/s/events/sse")
         sse_f = SSE(server, "/v1/events/sse")
-        poll = {}
+        poll, ds_poll = {}, {}
         t = threading.Thread(target=lambda: poll.update(r=server.get(
             "/v1/sessions/s/events?offset=1&wait=20", timeout=30)), daemon=True)
         t.start()
+        t_ds = threading.Thread(target=lambda: ds_poll.update(r=server.get(
+            "/v1/stream/st?offset=%s&live=long-poll" % tail, timeout=30)), daemon=True)
+        t_ds.start()
         time.sleep(0.3)
         sink.send_signal(signal.SIGSTOP)
         time.sleep(0.2)
@@ -242,7 +246,7 @@ def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema
             assert "TXT-e2" not in reads[route], route
         assert "TXT-e1" in reads["export"] and "TXT-e1" in reads["restore"]
         assert server.request("GET", "/v1/stream/st").body == b"one"
-        assert "r" not in poll  # the long-poll still waits
+        assert "r" not in poll and "r" not in ds_poll  # the long-polls still wait
         assert "e2" not in sse_s.seen and "e2" not in sse_f.seen
         assert len(standby_positions(pair, schema)) == 2  # e1 and the stream's first
         r = server.append("s", ev("e2"))  # a retry while stopped: still not acknowledged
@@ -255,6 +259,8 @@ def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema
         assert r.status == 200 and r.json["duplicates"] == 1, r
         assert visible_ids(server, "s") == ["e1", "e2"]
         assert server.request("GET", "/v1/stream/st").body == b"onetwo"
+        t_ds.join(20)
+        assert ds_poll["r"].status == 200 and ds_poll["r"].body == b"two", ds_poll
         end = time.time() + 10
         while time.time() < end and ("e2" not in sse_s.seen or "e2" not in sse_f.seen):
             time.sleep(0.05)
