@@ -399,3 +399,10 @@ def test_bad_options_and_reports(server_factory, tmp_path):
     assert server.request("POST", "/v1/sinks/other", body={"position": 5, "replicated": True}
                           ).status == 200
     assert sinks(server)["watermark"]["position"] == 0
+    # the replica sink reporting a position this cell never had: not counted, and said so
+    assert server.append("s", ev("e1")).status == 503  # nothing reported: it waits
+    r = server.request("POST", "/v1/sinks/postgres-0", body={"position": 50, "replicated": True})
+    assert r.status == 200 and r.json["replicated"] is False and "another store" in r.json["why"]
+    assert sinks(server)["watermark"]["position"] == 0 and visible_ids(server, "s") == []
+    r = server.request("POST", "/v1/sinks/postgres-0", body={"position": 1, "replicated": True})
+    assert r.json["replicated"] is True and visible_ids(server, "s") == ["e1"]
