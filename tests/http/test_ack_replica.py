@@ -8,7 +8,8 @@ export, Durable Streams) sees an event before the standby holds it; a stopped si
 makes writes answer 503 replica_behind and keeps their events from readers, SIGCONT shows
 them, and a retry with the same event ids is acknowledged without a second copy; a sink
 whose PostgreSQL has no synchronous standby is not counted; a restarted server shows nothing
-above what the sink reports again; `--ack local` does not wait. REEL_ACK_SECONDS sets the
+above what the sink reports again; `--ack local` does not wait; the feed past the
+watermark (`unreplicated=1`) needs the full scope. REEL_ACK_SECONDS sets the
 length of the load test (4 s; `make cluster-test` runs 30).
 """
 import http.client
@@ -406,3 +407,19 @@ def test_bad_options_and_reports(server_factory, tmp_path):
     assert sinks(server)["watermark"]["position"] == 0 and visible_ids(server, "s") == []
     r = server.request("POST", "/v1/sinks/postgres-0", body={"position": 1, "replicated": True})
     assert r.json["replicated"] is True and visible_ids(server, "s") == ["e1"]
+
+
+def test_unreplicated_feed_needs_the_full_scope(server_factory, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("readtoken read\nfulltoken full\n")
+    server = replica_server(server_factory, "--tokens-file", str(tokens))
+    h = {"Authorization": "Bearer readtoken"}
+    r = server.request("GET", "/v1/events?changes=1&unreplicated=1", headers=h, auth=False)
+    assert r.status == 403 and "unreplicated" in r.json["detail"], r
+    h = {"Authorization": "Bearer fulltoken"}
+    assert server.request("POST", "/v1/sessions/s/events", body=ev("e1"), headers=h,
+                          auth=False).status == 503
+    r = server.request("GET", "/v1/events?changes=1&unreplicated=1", headers=h, auth=False)
+    assert r.status == 200 and [e["event_id"] for e in r.json["events"]] == ["e1"], r
+    r = server.request("GET", "/v1/events?changes=1", headers=h, auth=False)
+    assert r.status == 200 and r.json["events"] == [], r
