@@ -202,7 +202,9 @@ def all_reads(server, sid):
     """What every kind of read shows of session 'sid' (event ids, or the texts)."""
     out = {"page": visible_ids(server, sid),
            "feed": [e["event_id"] for e in server.feed() if e["session_id"] == sid],
-           "record": server.get("/v1/sessions/%s" % sid).json["last_sequence"]}
+           "record": server.get("/v1/sessions/%s" % sid).json["last_sequence"],
+           "listed": [x["last_sequence"] for x in server.get("/v1/sessions").json["sessions"]
+                      if x["id"] == sid]}
     for route in ("restore", "transcript", "export?compression=none"):
         r = server.get("/v1/sessions/%s/%s" % (sid, route))
         assert r.status == 200, (route, r)
@@ -243,6 +245,7 @@ def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema
         assert sinks(server)["tail"] >= 3
         reads = all_reads(server, "s")
         assert reads["page"] == ["e1"] and reads["feed"] == ["e1"] and reads["record"] == 1
+        assert reads["listed"] == [1], reads["listed"]
         for route in ("restore", "transcript", "export"):
             assert "TXT-e2" not in reads[route], route
         assert "TXT-e1" in reads["export"] and "TXT-e1" in reads["restore"]
