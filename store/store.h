@@ -335,7 +335,7 @@ int store_append(store_t *s, store_batch_t *b);
 int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
                       uint8_t hash[STORE_HASH_LEN]);
 
-/* ---- Loading a copy: pre-hashed events (STORE_OP_LOAD; docs/FORMAT.md section 19) ----
+/* ---- Loading a copy: pre-hashed events (STORE_OP_LOAD; docs/CLUSTER.md "Restore") ----
  *
  * Rebuilds sessions from another copy of a store (cluster/pgload.h reads the PostgreSQL
  * tables of `reel sink postgres`; the store knows nothing of where they come from). The
