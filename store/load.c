@@ -350,3 +350,11 @@ int store__load_apply(store__load_ctx_t *c, store_batch_t *b)
     }
     return rc;
 }
+
+int store_event_kept_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN])
+{
+    if (!ev->redacted || !ev->kept_hash_)
+        return REEL_ENOT_FOUND;
+    memcpy(out, ev->kept_hash_, STORE_HASH_LEN);
+    return REEL_OK;
+}

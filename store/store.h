@@ -564,6 +564,12 @@ typedef struct store_event_view {
  * decompress; REEL_ENOMEM. */
 int store_event_check(const store_event_view_t *ev);
 
+/* The SHA-256 of the original body of an event redacted after the fact (the hash its chain
+ * commits to, docs/FORMAT.md section 11) into 'out': REEL_OK, or REEL_ENOT_FOUND when 'ev'
+ * is not redacted. For a copy that must rebuild the chain (the sink, restore); never served
+ * to readers who could test guesses of a short secret against it. */
+int store_event_kept_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN]);
+
 /* The LMDB transaction id of the snapshot 'ev' was read in: a commit with a larger id was
  * not seen by it (api/live/evcache.c keeps renderings of older snapshots out after a
  * redaction). */
