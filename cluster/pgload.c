@@ -94,13 +94,15 @@ static PGresult *query(loader_t *L, const char *sql, int n, const char *const *p
     return NULL;
 }
 
+/* A bigint or integer column in binary (big-endian); 0 for NULL. */
 static uint64_t col_u64(const PGresult *r, int row, int col)
 {
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+    int n = PQgetlength(r, row, col);
+    if (PQgetisnull(r, row, col) || (n != 8 && n != 4))
         return 0;
     const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < n; i++)
         v = v << 8 | p[i];
     return v;
 }
@@ -617,8 +619,8 @@ static int load_changes(loader_t *L)
     char sql[512];
     const char *cell = L->opt->cell;
     snprintf(sql, sizeof sql, "DECLARE ch NO SCROLL CURSOR FOR SELECT position, change_index, "
-             "kind, time_ms, record, session_id FROM \"%s\".changes WHERE cell = $1 "
-             "ORDER BY position, change_index", L->schema);
+             "kind, time_ms, record, session_id, last_hash, first_hash FROM \"%s\".changes "
+             "WHERE cell = $1 ORDER BY position, change_index", L->schema);
     PGresult *r = query(L, sql, 1, &cell, "reading the changes");
     if (!r)
         return REEL_EIO;
@@ -653,6 +655,14 @@ static int load_changes(loader_t *L)
                 rc = fail(L, REEL_EDAMAGED, "the change at %llu.%u of session '%.200s' does "
                           "not hold a record (%s)", (unsigned long long)c->position, c->index,
                           sid, reel_strerror(rc));
+            /* The hashes a change carries beside its record (where the chain ended and,
+             * trimmed, started); a sink older than restore kept neither. */
+            if (!rc && !col_hash(r, i, 6, recs[k].last_hash) && recs[k].last_sequence)
+                rc = fail(L, REEL_EDAMAGED, "the change at %llu.%u of session '%.200s' has no "
+                          "last_hash (written by a sink older than restore)",
+                          (unsigned long long)c->position, c->index, sid);
+            if (!rc && recs[k].first_sequence > 1)
+                col_hash(r, i, 7, recs[k].first_prev_hash);
             c->record = &recs[k];
             last = c->position;
             k++;
