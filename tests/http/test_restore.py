@@ -368,3 +368,21 @@ def test_machine_loss_restore(server_factory, pg, schema, tmp_path, ack):
         sk.send_signal(signal.SIGTERM)
         sk.wait(10)
         log.close()
+
+
+def test_kept_hashes_only_for_admin_tokens(server_factory, tmp_path):
+    """The feed with bodies carries a redacted body's kept hash (what restore needs) to an
+    admin token only: a reader could test guesses of a short secret against it."""
+    f = tmp_path / "tokens"
+    f.write_text("reader read\nadmin full\n")
+    s = server_factory(args=["--tokens-file", str(f), "--sync", "none"], token="admin")
+    s.append("r", [{"type": "t", "data": {"text": "TOKEN=hunter2"}}, {"type": "t"}])
+    assert s.request("POST", "/v1/sessions/r/redact",
+                     body={"from": 1, "to": 1, "paths": ["data.text"]}).status == 200
+    path = "/v1/events?changes=1&bodies=1&after=0"
+    admin = [e for e in s.get(path).json["events"] if "change" not in e]
+    assert [bool(e.get("kept_hash")) for e in admin] == [True, False, False]
+    s.token = "reader"
+    reader = [e for e in s.get(path).json["events"] if "change" not in e]
+    assert len(reader) == 3 and not any("kept_hash" in e for e in reader)
+    assert [e["hash"] for e in reader] == [e["hash"] for e in admin]
