@@ -156,13 +156,15 @@ mutants: all
 # Cells behind a real nginx (docs/CLUSTER.md): 10,000 sessions routed, 421s, epochs, and the
 # Durable Streams conformance suite through nginx (tests/cluster/run.sh; make test runs a
 # quick version); then the PostgreSQL sink at full size: kill -9 the sink 50 times under
-# load (make test: 20).
+# load (make test: 20); then --ack replica's readers under 30 s of load (make test: 4 s).
 cluster-test: all
 	tests/cluster/run.sh $(BUILD)
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_SINK_KILLS=50 /usr/bin/python3 -m pytest -q -rxX \
 	    -p no:cacheprovider tests/http/test_sink_postgres.py
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_RESTORE_SECONDS=30 /usr/bin/python3 -m pytest -q -s \
 	    -rxX -p no:cacheprovider tests/http/test_restore.py
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_ACK_SECONDS=30 /usr/bin/python3 -m pytest -q -rxX \
+	    -p no:cacheprovider tests/http/test_ack_replica.py
 
 # The Durable Streams conformance suite (npm @durable-streams/server-conformance-tests).
 conformance: all

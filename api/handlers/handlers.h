@@ -46,6 +46,7 @@ typedef struct api_cfeed {
     int bodies;       /* 1: each event also gets "hash" and "body" (base64 msgpack) */
     int kept_hashes;  /* 1 (with 'bodies', an admin token or no auth): a redacted body's
                          "kept_hash" too (api__feed_kept) */
+    int unreplicated; /* 1: past the replica watermark too (the replica sink's own read) */
     size_t max_bytes; /* stop before an item once the output holds this much */
     size_t n;         /* out: items written */
     uint64_t last;    /* out: the cursor after the last item written (the one read from */
