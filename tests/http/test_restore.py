@@ -31,7 +31,7 @@ import pytest
 from conftest import REEL_BIN
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pglib import Postgres, available  # noqa: E402
+from pglib import PgPair, Postgres, available, make_base  # noqa: E402
 
 if available():
     pytest.skip(available(), allow_module_level=True)
@@ -43,6 +43,17 @@ LOAD_SECONDS = float(os.environ.get("REEL_RESTORE_SECONDS", "4"))
 def pg():
     base = tempfile.mkdtemp(prefix="reel-pg-")
     p = Postgres(base)
+    yield p
+    p.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A primary with a synchronous standby: what --ack replica needs (started only by the
+    tests that ask for it)."""
+    base = make_base()
+    p = PgPair(base)
     yield p
     p.stop()
     shutil.rmtree(base, ignore_errors=True)
@@ -334,12 +345,27 @@ class Reader:
 
 
 def ack_args(mode):
-    return [] if mode == "local" else ["--ack", mode]
+    """--ack replica counts the reports of the sink of cell c1 (the tests' sink)."""
+    return [] if mode == "local" else ["--ack", mode, "--replica-sink", "postgres-c1"]
 
 
-@pytest.mark.parametrize("ack", ["local", pytest.param("replica", marks=pytest.mark.skip(
-    reason="needs `reel serve --ack replica` (branch s7-replica); the lead enables it"))])
-def test_machine_loss_restore(server_factory, pg, schema, tmp_path, ack):
+def wait_sink_at(s, pos, replicated, timeout=60):
+    """Waits until the cell's sink reported a position >= 'pos' (replicated, with --ack
+    replica: until then a restarted cell in that mode shows nothing)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        for k in s.get("/v1/sinks").json["sinks"]:
+            if k["name"] == "postgres-c1" and k["position"] >= pos and (k["replicated"] or not replicated):
+                return
+        time.sleep(0.1)
+    raise AssertionError("the sink never reached %d: %s" % (pos, s.get("/v1/sinks").json))
+
+
+@pytest.mark.parametrize("ack", ["local", "replica"])
+def test_machine_loss_restore(server_factory, request, schema, tmp_path, ack):
+    pg = request.getfixturevalue("pg" if ack == "local" else "pair")
+    if ack == "replica":
+        pg = pg.primary
     s = server_factory(args=["--sync", "full"] + ack_args(ack))
     log = open(str(tmp_path / "sink.log"), "ab")
     sk = sink_follow(s, pg, schema, log)
@@ -366,6 +392,7 @@ def test_machine_loss_restore(server_factory, pg, schema, tmp_path, ack):
     s.start()
     sk = sink_follow(s, pg, schema, log)
     try:
+        wait_sink_at(s, ckpt, ack == "replica")
         got = {}
         for sid in gen.sessions:
             evs = s.events(sid) if s.get("/v1/sessions/%s" % sid).status == 200 else []
@@ -413,7 +440,7 @@ def test_machine_loss_restore(server_factory, pg, schema, tmp_path, ack):
             assert seqs == list(range(1, len(seqs) + 1)), "gap in PostgreSQL for %s" % sid
         print("machine loss (--ack=%s): %d acked, %d lost, %d served to a reader and lost, "
               "sink lag at the kill %d positions, %d acked after the restore"
-              % (ack, len(acked), len(lost), len(seen_lost), lag, len(gen2.acked)))
+              % (ack, len(acked), len(lost), len(seen_lost), max(lag, 0), len(gen2.acked)))
     finally:
         sk.send_signal(signal.SIGTERM)
         sk.wait(10)
