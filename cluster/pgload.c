@@ -26,7 +26,8 @@
 #include "ingest/ingest.h"
 #include "store/json.h"
 
-#define FETCH_ROWS 2000
+#define FETCH_ROWS 2000          /* rows a fetch asks for at most ... */
+#define FETCH_BYTES (32u << 20)  /* ... and about this many bytes of bodies (big events) */
 #define RECORD_WINDOW 256
 #define CHANGE_BATCH 500
 
@@ -473,18 +474,21 @@ static int load_events(loader_t *L)
         return REEL_EIO;
     PQclear(r);
     char fetch_sql[32];
-    snprintf(fetch_sql, sizeof fetch_sql, "FETCH %d FROM ev", FETCH_ROWS);
+    int rows = FETCH_ROWS;
     chunk_t c = {0};
     c.arena = (store_buf_t)STORE_BUF_INIT;
     c.tmp = (store_buf_t)STORE_BUF_INIT;
     int rc = REEL_OK;
     while (!rc) {
+        snprintf(fetch_sql, sizeof fetch_sql, "FETCH %d FROM ev", rows);
         if (!(r = query(L, fetch_sql, 0, NULL, "reading the events"))) {
             rc = REEL_EIO;
             break;
         }
         int n = PQntuples(r);
+        size_t bytes = 0;
         for (int i = 0; i < n && !rc; i++) {
+            bytes += (size_t)PQgetlength(r, i, 6);
             ps_sess_t *x = find(L, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
             uint64_t seq = col_u64(r, i, 2);
             if (!x)
@@ -502,8 +506,14 @@ static int load_events(loader_t *L)
             rc = run_chunk(L, &c);
         PQclear(r);
         progress(L, 0);
-        if (n < FETCH_ROWS)
+        if (n < rows)
             break;
+        /* The next fetch holds about FETCH_BYTES of bodies: memory stays bounded with
+         * events of megabytes, and small events still come 2,000 at a time. */
+        size_t per = bytes / (size_t)n + 1;
+        rows = FETCH_BYTES / per > FETCH_ROWS ? FETCH_ROWS : (int)(FETCH_BYTES / per);
+        if (rows < 1)
+            rows = 1;
     }
     free(c.ev), free(c.body_off), free(c.id_off), free(c.b), free(c.l), free(c.first);
     store_buf_release(&c.arena);
