@@ -265,7 +265,11 @@ static int run_batches(loader_t *L, store_batch_t *b, size_t n)
         if (!(rc = b[i].err))
             continue;
         const store_load_t *l = b[i].load;
-        if (l->why[0])
+        if (l->why[0] && strstr(l->why, "chain hash"))
+            fail(L, rc, "%s (the rows were changed in PostgreSQL, or written by a sink older "
+                 "than restore that did not keep the kept_hash of a body redacted after the "
+                 "fact: see docs/CLUSTER.md \"Schema\")", l->why);
+        else if (l->why[0])
             fail(L, rc, "%s", l->why);
         else
             fail(L, rc, "loading session '%.*s': %s%s%s", (int)b[i].session_len, b[i].session,
