@@ -131,6 +131,9 @@ def served(server, ids):
         out["ev:" + sid] = (r.status, r.body if r.status == 200 else None)
     r = server.get("/v1/stream/s1")
     out["stream"] = (r.status, r.body)
+    r = server.get("/v1/sessions?limit=1000&order=id")
+    assert r.status == 200, r
+    out["list"] = [dict(x, bytes=None) for x in r.json["sessions"]]
     return out
 
 
