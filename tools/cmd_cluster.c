@@ -26,6 +26,8 @@ static const char about[] =
     "  shard ID [--map MAP | --shards V] [--stream]\n"
     "      prints the routing key, hash, shard and (with --map) owner of session ID\n"
     "      (with --stream: of the Durable Streams path ID)\n"
+    "  restore --cell ID --dsn DSN --data DIR\n"
+    "      rebuilds a lost cell's data directory from PostgreSQL (see restore --help)\n"
     "A cell runs `reel serve --cluster-map MAP --cell ID`.\n";
 
 /* init: the shards in even contiguous ranges, in cell order. */
@@ -134,6 +136,8 @@ static int shard(const char *prog, const char *id, const char *path, unsigned lo
 
 int cmd_cluster(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "restore")) /* a table of options of its own */
+        return cmd_cluster_restore(argc - 1, argv + 1);
     const char *prog = "cluster", *map = NULL, *listen = NULL;
     unsigned long long v = CLUSTER_V_DEFAULT, epoch = 1, spares = 0;
     int stream = 0;

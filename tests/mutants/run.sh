@@ -35,6 +35,7 @@ cell-serves-any-session|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tes
 epoch-not-fenced|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_routing.py -k epochs|a cell accepts a cluster map older than one it has seen (no fencing, issue 18)
 ack-before-replica|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_ack_replica.py -k every_acknowledged|answers a write under --ack replica before the replica holds it (issue 18)
 reads-past-watermark|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_ack_replica.py -k "stopped_sink or never_see"|lets readers see events past the replica watermark under --ack replica (issue 18)
+load-unchecked-chain|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_restore.py -k broken_chain|restores events whose chain hash does not follow from the previous one (issue 18: a damaged copy is refused, naming session and sequence)
 usage-counts-duplicates|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_session_usage.py -k duplicates|adds the usage of a duplicate event to the summary of its session again (a retried batch double-counts tokens, issue 22)
 '
 
