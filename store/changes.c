@@ -241,3 +241,33 @@ int store_feed_changes_after(store_read_t *r, uint64_t after, uint32_t index, si
     STORE__GUARD(r->s, rc, feed_changes(r, after, index, limit, cb, ccb, arg, m));
     return rc;
 }
+
+static int feed_tail(store_read_t *r, uint64_t *pos, uint32_t *index)
+{
+    *index = 0;
+    int rc = store_tail_position(r, pos);
+    if (rc || !r->s->has_changes)
+        return rc;
+    MDB_cursor *c;
+    if ((rc = store__cursor_open(r, r->s->db_changes, &c)))
+        return rc;
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    /* The last visible change: step back over those above the bound. */
+    while (mrc == 0 && k.mv_size == CHANGE_KEY &&
+           !store__change_visible(r, store__get_u64(k.mv_data), key_index(k.mv_data)))
+        mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    if (mrc == 0 && k.mv_size == CHANGE_KEY && store__get_u64(k.mv_data) >= *pos) {
+        *pos = store__get_u64(k.mv_data);
+        *index = key_index(k.mv_data);
+    }
+    store__cursor_close(r, c);
+    return mrc == 0 || mrc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(mrc);
+}
+
+int store_feed_tail(store_read_t *r, uint64_t *pos, uint32_t *index)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, feed_tail(r, pos, index));
+    return rc;
+}

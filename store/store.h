@@ -687,6 +687,9 @@ int store_redaction_count(store_read_t *r, uint64_t *n);
 
 /* The last position in the log (0 when empty). */
 int store_tail_position(store_read_t *r, uint64_t *pos);
+/* The feed with changes' last cursor: the last change when it follows the last event,
+ * else (the last position, 0); within the visible bound like every read. */
+int store_feed_tail(store_read_t *r, uint64_t *pos, uint32_t *index);
 
 /* The id of the last write transaction committed to the data directory by any process
  * (LMDB's me_last_txnid; one per commit, so a reader that knows the ids of its own

@@ -48,8 +48,19 @@ void api__feed_tail(api_server_t *srv, uint64_t *pos, uint32_t *idx)
     if (store_read_begin(srv->store, &r) != REEL_OK)
         return;
     store_read_see_all(&r);
-    store_tail_position(&r, pos);
+    store_feed_tail(&r, pos, idx);
     store_read_end(&r);
+}
+
+int api__ack_retry(api_req_t *rq, enum MHD_Result *r)
+{
+    if (!rq->srv->lim.ack_replica || rq->ack_retried)
+        return 0;
+    rq->ack_retried = 1;
+    api__feed_tail(rq->srv, &rq->ack_pos, &rq->ack_idx);
+    rq->ack_since_us = api__now_us();
+    rq->ack_pending = 1;
+    return api__ack_gate(rq, r);
 }
 
 static void count_wait(api_server_t *srv, uint64_t us, int acked)

@@ -371,6 +371,7 @@ struct api_req {
     uint64_t ack_pos;
     uint32_t ack_idx;
     uint64_t ack_since_us; /* monotonic, when it committed */
+    int ack_retried;       /* api__ack_retry() waited once already */
 
     /* parameters of the session routes, kept across calls (handlers/) */
     int body_format;      /* enum ingest_format */
@@ -584,6 +585,12 @@ void api__ack_note(api_req_t *rq, const store_batch_t *b);
 int api__ack_gate(api_req_t *rq, enum MHD_Result *r);
 /* The feed's last cursor (position, change index) now, unclipped; (0, 0) on error. */
 void api__feed_tail(api_server_t *srv, uint64_t *pos, uint32_t *idx);
+/* A retried write that a handler answers without a batch (a Durable Streams producer's
+ * duplicate): its first copy may not be on the replica yet, so with --ack replica the
+ * answer waits like a write, for the feed's end now (at or past that copy). Once per
+ * request: 1 when suspended or answered 503 ('*r' set: return it; the handler is called
+ * again once the wait is over and then answers), 0 to answer now. */
+int api__ack_retry(api_req_t *rq, enum MHD_Result *r);
 
 /* Asynchronous store work: api__async_begin() counts the batch and suspends the
  * connection (REEL_EUNAVAILABLE without suspending when the server is stopping); the

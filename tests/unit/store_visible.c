@@ -99,10 +99,19 @@ Test(store_visible, changes_and_records_of_sessions_above_the_bound)
     TU_OK(store_append(tu_store, &b));
     cr_assert_eq(b.cursor_position, 1);
     cr_assert_eq(b.cursor_index, 1); /* the change (1, 1) */
-    store_set_visible(tu_store, 1, 0); /* the event, not the change after it */
     store_read_t r;
+    uint64_t tp;
+    uint32_t ti;
+    TU_OK(store_read_begin(tu_store, &r));
+    TU_OK(store_feed_tail(&r, &tp, &ti));
+    store_read_end(&r);
+    cr_assert(tp == 1 && ti == 1, "the feed ends at the change (1, 1), not %llu.%u",
+              (unsigned long long)tp, ti);
+    store_set_visible(tu_store, 1, 0); /* the event, not the change after it */
     size_t ev = 0; /* events and changes, one counter */
     TU_OK(store_read_begin(tu_store, &r));
+    TU_OK(store_feed_tail(&r, &tp, &ti));
+    cr_assert(tp == 1 && ti == 0);
     TU_OK(store_feed_changes_after(&r, 0, 0, 100, count_cb, change_cb, &ev, NULL));
     store_read_end(&r);
     cr_assert_eq(ev, 2); /* (0, 1) and position 1; not (1, 1) */
