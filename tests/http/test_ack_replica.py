@@ -239,6 +239,10 @@ def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema
         assert r.status == 503 and r.json["type"].endswith("replica_behind"), r
         assert r.header("retry-after") == "1"
         assert time.time() - t0 >= WAIT_MS / 1000 - 0.05
+        r = server.request("PUT", "/v1/stream/st2", body=b"x", headers=h)
+        assert r.status == 503, r  # a create
+        r = server.request("PUT", "/v1/stream/st2", body=b"x", headers=h)
+        assert r.status == 503, r  # its retry: the stream exists, but not on the replica
         hp = dict(h, **{"Producer-Id": "p1", "Producer-Epoch": "0", "Producer-Seq": "0"})
         r = server.request("POST", "/v1/stream/st", body=b"two", headers=hp)
         assert r.status == 503, r
@@ -267,6 +271,7 @@ def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema
         assert visible_ids(server, "s") == ["e1", "e2"]
         r = server.request("POST", "/v1/stream/st", body=b"two", headers=hp)
         assert r.status == 204 and r.header("producer-seq") == "0", r  # acknowledged now
+        assert server.request("PUT", "/v1/stream/st2", body=b"x", headers=h).status == 200
         assert server.request("GET", "/v1/stream/st").body == b"onetwo"
         t_ds.join(20)
         assert ds_poll["r"].status == 200 and ds_poll["r"].body == b"two", ds_poll
@@ -278,7 +283,7 @@ def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema
         rows = pair.standby.query("SELECT id FROM %s.events WHERE session_id = 's' "
                                   "ORDER BY sequence" % schema)
         assert [x["id"] for x in rows] == ["e1", "e2"]
-        assert 'reel_ack_replica_total{outcome="refused"} 4' in server.get("/metrics").body.decode()
+        assert 'reel_ack_replica_total{outcome="refused"} 6' in server.get("/metrics").body.decode()
     finally:
         for x in (sse_s, sse_f):
             if x:
