@@ -68,6 +68,14 @@ def replica_server(server_factory, *extra):
                                 str(WAIT_MS)] + list(extra))
 
 
+def applied(pair):
+    """The pair's DSN with synchronous_commit=remote_apply for the sink: `on` (what the
+    promise needs) waits until the standby flushed a commit, not until it replayed it, so a
+    query on the standby right after an ack could miss a row that is safe on its disk;
+    with remote_apply it is also visible there, and the tests can look."""
+    return pair.dsn + " options='-c synchronous_commit=remote_apply'"
+
+
 def start_sink(server, dsn, schema, log=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
     return subprocess.Popen([REEL_BIN, "sink", "postgres", "--server",
@@ -110,7 +118,7 @@ def ev(eid, t="t"):
 
 def test_every_acknowledged_write_is_on_the_standby(server_factory, pair, schema):
     server = replica_server(server_factory, "--replica-wait-ms", "10000")
-    sink = start_sink(server, pair.dsn, schema)
+    sink = start_sink(server, applied(pair), schema)
     try:
         wait_replicated(server)
         # Each sink transaction now takes 0.2 s more: an answer that did not wait for it
@@ -214,7 +222,7 @@ def all_reads(server, sid):
 
 def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema):
     server = replica_server(server_factory, "--ds-long-poll-ms", "20000")
-    sink = start_sink(server, pair.dsn, schema)
+    sink = start_sink(server, applied(pair), schema)
     sse_s = sse_f = None
     try:
         wait_replicated(server)
@@ -295,7 +303,7 @@ def test_readers_never_see_what_the_standby_lacks(server_factory, pair, schema):
     """Under load, every event a reader gets (SSE feed, long-polled pages) is already on the
     standby when the reader looks it up right after."""
     server = replica_server(server_factory)
-    sink = start_sink(server, pair.dsn, schema)
+    sink = start_sink(server, applied(pair), schema)
     sse = None
     try:
         wait_replicated(server)
@@ -366,7 +374,7 @@ def test_a_sink_without_a_synchronous_standby_is_not_counted(server_factory, lon
 def test_restart_shows_nothing_above_the_reported_watermark(server_factory, pair, schema,
                                                              monkeypatch):
     server = replica_server(server_factory)
-    sink = start_sink(server, pair.dsn, schema)
+    sink = start_sink(server, applied(pair), schema)
     try:
         wait_replicated(server)
         for i in range(5):
