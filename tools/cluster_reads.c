@@ -1,0 +1,579 @@
+/* cluster_reads.c -- `reel cluster events|sessions`: reads over every cell of a cluster
+ * (docs/CLUSTER.md "Cluster-wide reads"; issue 18 item 5).
+ *
+ * Each cell serves its own feed (GET /v1/events, positions of its own log) and its own
+ * listing; there is no total order across cells. `events` reads every cell's feed at once
+ * (libcurl multi: one request in flight per cell) and prints each event as it comes, with
+ * its cell and a **vector cursor**: one position per cell, "c1:120,c2:98,c3:0" (cells in
+ * id order). Given back with --after it resumes every cell exactly after what was printed,
+ * so every event of the cluster is read once, in per-session order (a session lives on one
+ * cell; each feed is in commit order, which within a session is sequence order). A cell
+ * the cursor does not name starts at position 0 (a cell added later is read from its
+ * start); a cell the cursor names but the map does not is carried along unchanged (a cell
+ * removed, or a map older than the cursor), so a cursor survives map changes.
+ *
+ * `sessions` lists every cell's sessions and keeps each record only from the cell the map
+ * gives its shard to, so a session whose records exist on two cells (a move that copied
+ * it) is listed once, from its owner.
+ *
+ * Cells are reached at their map addresses (http://ADDRESS), or through one URL (nginx)
+ * with --server, which picks each cell with the Reel-Cell request header.
+ */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster/cluster.h"
+#include "tools/cmds.h"
+
+#define WAIT_S 5      /* --follow: each cell's long-poll; also the stop latency bound */
+#define RETRY_MS 1000 /* --follow: a cell that did not answer is asked again after this */
+#define MAX_CELLS 1024
+
+/* Hook for moves (issue 18 item 4b, branch s7-move). After a move, a session's events up
+ * to the move are in the old owner's feed and, copied at new positions, in the new owner's.
+ * The rule for a cluster reader: a session's events up to the move come from the old
+ * owner, only the later ones from the new owner. The feed option that leaves the copies
+ * out of the new owner's feed goes here, appended to every feed request, once the feed has
+ * it; until then a reader that spans a move reads the copied events twice
+ * (docs/CLUSTER.md "Cluster-wide reads"). */
+#define CLUSTER_READS_FEED_SKIP_MOVED ""
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- Cells and the vector cursor ---- */
+
+typedef struct rcell {
+    char id[CLUSTER_ID_MAX + 1];
+    char base[CLUSTER_ADDR_MAX + 16]; /* "http://ADDRESS", or the --server URL */
+    uint64_t pos;                     /* the cursor: after this position of its feed */
+    int in_map;                       /* 0: named by the cursor only, carried along */
+    int done;                         /* without --follow: caught up */
+    int down;                         /* said once that it does not answer */
+    uint64_t retry_at;
+    CURL *c;                          /* the request in flight, or NULL */
+    struct curl_slist *hdr;
+    store_buf_t body;
+} rcell_t;
+
+typedef struct reads {
+    const char *prog;
+    rcell_t *cells; /* sorted by id: the cursor's order */
+    size_t n;
+    const char *server, *token;
+    unsigned long long limit;
+    int follow;
+    CURLM *multi;
+    store_buf_t line;
+} reads_t;
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const rcell_t *)a)->id, ((const rcell_t *)b)->id);
+}
+
+static rcell_t *find(reads_t *r, const char *id, size_t len)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strlen(r->cells[i].id) == len && !memcmp(r->cells[i].id, id, len))
+            return &r->cells[i];
+    return NULL;
+}
+
+static int id_ok(const char *s, size_t n)
+{
+    static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    if (!n || n > CLUSTER_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(ok, s[i]) || !s[i])
+            return 0;
+    return 1;
+}
+
+/* The cells of the map, in id order. */
+static int cells_from_map(reads_t *r, const cluster_map_t *m)
+{
+    r->cells = calloc(MAX_CELLS, sizeof *r->cells);
+    if (!r->cells || m->n_cells > MAX_CELLS)
+        return -1;
+    for (size_t i = 0; i < m->n_cells; i++) {
+        rcell_t *c = &r->cells[r->n++];
+        snprintf(c->id, sizeof c->id, "%s", m->cells[i].id);
+        if (r->server)
+            snprintf(c->base, sizeof c->base, "%s", r->server);
+        else
+            snprintf(c->base, sizeof c->base, "http://%s", m->cells[i].address);
+        size_t bl = strlen(c->base);
+        while (bl && c->base[bl - 1] == '/')
+            c->base[--bl] = 0;
+        c->in_map = 1;
+    }
+    qsort(r->cells, r->n, sizeof *r->cells, by_id);
+    return 0;
+}
+
+/* Parses a vector cursor "ID:POS[,ID:POS]..." into the cells: a cell of the map takes its
+ * position, an unknown one is added and carried along. "" is the start. 0, or -1 after
+ * printing what is wrong with it. */
+static int cursor_parse(reads_t *r, const char *s)
+{
+    const char *p = s;
+    while (*p) {
+        const char *colon = strchr(p, ':');
+        const char *comma = strchr(p, ',');
+        if (!comma)
+            comma = p + strlen(p);
+        if (!colon || colon > comma || !id_ok(p, (size_t)(colon - p))) {
+            cmd_error(r->prog, "--after '%.200s': a cursor is CELL:POSITION pairs separated by "
+                      "',' (cell ids of A-Z a-z 0-9 - _), as `reel cluster events` prints it", s);
+            return -1;
+        }
+        char num[24], *end;
+        size_t nl = (size_t)(comma - colon - 1);
+        if (!nl || nl >= sizeof num || strspn(colon + 1, "0123456789") < nl) {
+            cmd_error(r->prog, "--after '%.200s': the position of cell '%.*s' is not a number",
+                      s, (int)(colon - p), p);
+            return -1;
+        }
+        memcpy(num, colon + 1, nl);
+        num[nl] = 0;
+        rcell_t *c = find(r, p, (size_t)(colon - p));
+        if (!c) {
+            if (r->n == MAX_CELLS) {
+                cmd_error(r->prog, "--after: more than %d cells", MAX_CELLS);
+                return -1;
+            }
+            c = &r->cells[r->n++];
+            snprintf(c->id, sizeof c->id, "%.*s", (int)(colon - p), p);
+            c->done = 1;
+            fprintf(stderr, "reel %s: cell '%s' of the cursor is not in the map: its position "
+                    "is kept in the cursor, its feed not read\n", r->prog, c->id);
+        }
+        c->pos = strtoull(num, &end, 10);
+        p = *comma ? comma + 1 : comma;
+    }
+    qsort(r->cells, r->n, sizeof *r->cells, by_id);
+    return 0;
+}
+
+static void cursor_put(const reads_t *r, store_buf_t *b)
+{
+    for (size_t i = 0; i < r->n; i++)
+        store_buf_printf(b, "%s%s:%llu", i ? "," : "", r->cells[i].id,
+                         (unsigned long long)r->cells[i].pos);
+}
+
+/* ---- Requests ---- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    store_buf_t *b = arg;
+    store_buf_put(b, p, size * n);
+    return store_buf_failed(b) ? 0 : size * n;
+}
+
+/* A GET of 'path' at cell 'c' on a new easy handle (c->c), its body into c->body. */
+static CURL *request_new(reads_t *r, rcell_t *c, const char *path, long timeout_s)
+{
+    CURL *h = curl_easy_init();
+    if (!h)
+        return NULL;
+    store_buf_t url = STORE_BUF_INIT, a = STORE_BUF_INIT;
+    store_buf_printf(&url, "%s%s", c->base, path);
+    curl_slist_free_all(c->hdr);
+    c->hdr = NULL;
+    if (r->token) {
+        store_buf_printf(&a, "Authorization: Bearer %s", r->token);
+        c->hdr = curl_slist_append(c->hdr, store_buf_cstr(&a));
+    }
+    store_buf_clear(&a);
+    store_buf_printf(&a, "Reel-Cell: %s", c->id); /* picks the cell through nginx */
+    c->hdr = curl_slist_append(c->hdr, store_buf_cstr(&a));
+    store_buf_clear(&c->body);
+    curl_easy_setopt(h, CURLOPT_URL, store_buf_cstr(&url));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->body);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, c);
+    store_buf_release(&url);
+    store_buf_release(&a);
+    return h;
+}
+
+/* The answer of c->c: 0 for a 200, else -1 with 'why' filled. */
+static int answer(rcell_t *c, CURLcode cc, char *why, size_t cap)
+{
+    long status = 0;
+    curl_easy_getinfo(c->c, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK) {
+        snprintf(why, cap, "%s", curl_easy_strerror(cc));
+        return -1;
+    }
+    if (status != 200) {
+        const char *d;
+        size_t dn;
+        if (!cmd_json_member((const char *)c->body.data, c->body.len, "detail", &d, &dn))
+            snprintf(why, cap, "HTTP %ld: %.*s", status, (int)(dn > 300 ? 300 : dn), d);
+        else
+            snprintf(why, cap, "HTTP %ld", status);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- events ---- */
+
+typedef struct page_ctx {
+    reads_t *r;
+    rcell_t *c;
+    int bad;
+} page_ctx_t;
+
+/* One event of cell c's page: printed as {"cell":ID,"cursor":VECTOR,<its members>}. */
+static int print_event(void *arg, const char *el, size_t n)
+{
+    page_ctx_t *x = arg;
+    const char *v;
+    size_t vn;
+    if (n < 2 || el[0] != '{' || cmd_json_member(el, n, "position", &v, &vn) || !vn ||
+        v[0] < '0' || v[0] > '9') {
+        x->bad = 1;
+        return -1;
+    }
+    x->c->pos = strtoull(v, NULL, 10);
+    store_buf_t *b = &x->r->line;
+    store_buf_clear(b);
+    store_buf_printf(b, "{\"cell\":\"%s\",\"cursor\":\"", x->c->id);
+    cursor_put(x->r, b);
+    store_buf_puts(b, n > 2 ? "\"," : "\"");
+    store_buf_put(b, el + 1, n - 1);
+    store_buf_putc(b, '\n');
+    fwrite(b->data, 1, b->len, stdout);
+    return 0;
+}
+
+/* A page of cell c's feed: its events printed, its cursor moved to next_after. */
+static int take_page(reads_t *r, rcell_t *c)
+{
+    const char *json = (const char *)c->body.data, *v;
+    size_t len = c->body.len, vn;
+    page_ctx_t x = {r, c, 0};
+    if (cmd_json_member(json, len, "next_after", &v, &vn) || !vn || v[0] < '0' || v[0] > '9') {
+        cmd_error(r->prog, "cell '%s': the feed's next_after is not a position (a token limited "
+                  "to session prefixes gets sealed cursors, which a vector cursor cannot hold)",
+                  c->id);
+        return -1;
+    }
+    if (cmd_json_array_each(json, len, "events", print_event, &x) || x.bad) {
+        cmd_error(r->prog, "cell '%s': not a page of the feed: %.200s", c->id, json);
+        return -1;
+    }
+    uint64_t next = strtoull(v, NULL, 10);
+    if (next > c->pos) /* events of deleted sessions it skipped */
+        c->pos = next;
+    int more = !cmd_json_member(json, len, "hasMore", &v, &vn) && vn == 4 && !memcmp(v, "true", 4);
+    if (!more && !r->follow)
+        c->done = 1;
+    if (r->follow)
+        fflush(stdout);
+    return 0;
+}
+
+static void start_feed(reads_t *r, rcell_t *c)
+{
+    char path[160];
+    int wait = r->follow ? WAIT_S : 0;
+    snprintf(path, sizeof path, "/v1/events?after=%llu&limit=%llu&wait=%d%s",
+             (unsigned long long)c->pos, r->limit, wait, CLUSTER_READS_FEED_SKIP_MOVED);
+    c->c = request_new(r, c, path, wait + 30);
+    if (c->c)
+        curl_multi_add_handle(r->multi, c->c);
+}
+
+/* A finished request of cell c: 0 (page taken, or a --follow retry scheduled) or -1. */
+static int finish(reads_t *r, rcell_t *c, CURLcode cc)
+{
+    char why[400];
+    int rc = answer(c, cc, why, sizeof why);
+    curl_multi_remove_handle(r->multi, c->c);
+    curl_easy_cleanup(c->c);
+    c->c = NULL;
+    if (!rc) {
+        if (c->down)
+            fprintf(stderr, "reel %s: cell '%s' answers again\n", r->prog, c->id);
+        c->down = 0;
+        return take_page(r, c);
+    }
+    if (!r->follow) {
+        cmd_error(r->prog, "cell '%s' (%s): %s", c->id, c->base, why);
+        return -1;
+    }
+    if (!c->down++)
+        fprintf(stderr, "reel %s: cell '%s' (%s): %s; its feed is asked again every second, "
+                "the other cells' events go on\n", r->prog, c->id, c->base, why);
+    c->retry_at = now_ms() + RETRY_MS;
+    return 0;
+}
+
+static int events_loop(reads_t *r)
+{
+    for (;;) {
+        int pending = 0;
+        uint64_t now = now_ms();
+        for (size_t i = 0; i < r->n; i++) {
+            rcell_t *c = &r->cells[i];
+            if (!c->in_map || c->done)
+                continue;
+            pending = 1;
+            if (!c->c && !stop && now >= c->retry_at)
+                start_feed(r, c);
+        }
+        if (!pending || stop)
+            return 0;
+        int running;
+        curl_multi_perform(r->multi, &running);
+        curl_multi_poll(r->multi, NULL, 0, 200, NULL);
+        curl_multi_perform(r->multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(r->multi, &left))) {
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            rcell_t *c;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+            if (finish(r, c, m->data.result))
+                return -1;
+        }
+    }
+}
+
+static void reads_free(reads_t *r)
+{
+    for (size_t i = 0; r->cells && i < r->n; i++) {
+        rcell_t *c = &r->cells[i];
+        if (c->c) {
+            curl_multi_remove_handle(r->multi, c->c);
+            curl_easy_cleanup(c->c);
+        }
+        curl_slist_free_all(c->hdr);
+        store_buf_release(&c->body);
+    }
+    if (r->multi)
+        curl_multi_cleanup(r->multi);
+    free(r->cells);
+    store_buf_release(&r->line);
+}
+
+static int events(reads_t *r, const char *after)
+{
+    if (after && cursor_parse(r, after))
+        return CMD_USAGE;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    if (!(r->multi = curl_multi_init())) {
+        cmd_error(r->prog, "cannot start an HTTP client");
+        return CMD_FAIL;
+    }
+    int rc = events_loop(r);
+    fflush(stdout);
+    store_buf_t b = STORE_BUF_INIT;
+    cursor_put(r, &b);
+    fprintf(stderr, "reel %s: cursor %s\n", r->prog, store_buf_cstr(&b));
+    store_buf_release(&b);
+    return rc ? CMD_FAIL : CMD_OK;
+}
+
+/* ---- sessions ---- */
+
+typedef struct list_ctx {
+    reads_t *r;
+    rcell_t *c;
+    const cluster_map_t *m;
+    unsigned long long printed, elsewhere;
+    int bad;
+} list_ctx_t;
+
+/* One record of cell c's listing, printed as {"cell":ID,<its members>} when the map gives
+ * its session to c. */
+static int print_record(void *arg, const char *el, size_t n)
+{
+    list_ctx_t *x = arg;
+    const char *v;
+    size_t vn;
+    if (n < 2 || cmd_json_member(el, n, "id", &v, &vn) || vn < 2 || v[0] != '"') {
+        x->bad = 1;
+        return -1;
+    }
+    store_buf_t id = STORE_BUF_INIT;
+    cmd_json_unquote(v, vn, &id);
+    static char key[CLUSTER_KEY_MAX + 1];
+    int owner;
+    size_t kn = cluster_key_session(store_buf_cstr(&id), id.len, key);
+    cluster_map_shard(x->m, key, kn, &owner);
+    store_buf_release(&id);
+    if (strcmp(x->m->cells[owner].id, x->c->id)) {
+        x->elsewhere++; /* a copy: its owner lists it */
+        return 0;
+    }
+    store_buf_t *b = &x->r->line;
+    store_buf_clear(b);
+    store_buf_printf(b, "{\"cell\":\"%s\",", x->c->id);
+    store_buf_put(b, el + 1, n - 1);
+    store_buf_putc(b, '\n');
+    fwrite(b->data, 1, b->len, stdout);
+    x->printed++;
+    return 0;
+}
+
+/* Every page of cell c's listing, blocking (one cell after another). */
+static int list_cell(reads_t *r, list_ctx_t *x, const char *prefix)
+{
+    store_buf_t path = STORE_BUF_INIT, cursor = STORE_BUF_INIT;
+    int rc = 0;
+    for (;;) {
+        store_buf_clear(&path);
+        store_buf_printf(&path, "/v1/sessions?limit=%llu", r->limit);
+        if (prefix) {
+            store_buf_puts(&path, "&prefix=");
+            cmd_remote_escape(&path, prefix);
+        }
+        if (cursor.len) {
+            store_buf_puts(&path, "&cursor=");
+            cmd_remote_escape(&path, store_buf_cstr(&cursor));
+        }
+        rcell_t *c = x->c;
+        char why[400];
+        if (!(c->c = request_new(r, c, store_buf_cstr(&path), 60)) ||
+            answer(c, curl_easy_perform(c->c), why, sizeof why)) {
+            cmd_error(r->prog, "cell '%s' (%s): %s", c->id, c->base, c->c ? why : "no HTTP client");
+            rc = -1;
+        }
+        if (c->c)
+            curl_easy_cleanup(c->c);
+        c->c = NULL;
+        const char *json = (const char *)c->body.data, *v;
+        size_t len = c->body.len, vn;
+        if (!rc && (cmd_json_array_each(json, len, "sessions", print_record, x) || x->bad)) {
+            cmd_error(r->prog, "cell '%s': not a page of the listing: %.200s", c->id, json);
+            rc = -1;
+        }
+        store_buf_clear(&cursor);
+        if (rc || cmd_json_member(json, len, "next_cursor", &v, &vn) || vn < 2 || v[0] != '"')
+            break;
+        cmd_json_unquote(v, vn, &cursor);
+    }
+    store_buf_release(&path);
+    store_buf_release(&cursor);
+    return rc;
+}
+
+static int sessions(reads_t *r, const cluster_map_t *m, const char *prefix)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    unsigned long long printed = 0, elsewhere = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        list_ctx_t x = {.r = r, .c = &r->cells[i], .m = m};
+        int rc = list_cell(r, &x, prefix);
+        printed += x.printed;
+        elsewhere += x.elsewhere;
+        if (rc)
+            return CMD_FAIL;
+    }
+    fflush(stdout);
+    if (elsewhere)
+        fprintf(stderr, "reel %s: %llu records left out: their cell holds them, but the map "
+                "gives their shard to another cell (which listed them)\n", r->prog, elsewhere);
+    return CMD_OK;
+}
+
+/* ---- the command ---- */
+
+static const char about[] =
+    "Reads over every cell of a cluster (docs/CLUSTER.md \"Cluster-wide reads\"):\n"
+    "  events --map MAP [--after CURSOR] [--follow]\n"
+    "      every event of every cell's feed, once, each session's in sequence order, as\n"
+    "      JSON lines: the event as the feed gives it, with \"cell\" (its cell) and\n"
+    "      \"cursor\" (a vector of per-cell positions, \"c1:120,c2:98\": pass the last one\n"
+    "      processed to --after to resume exactly after it). There is no order across\n"
+    "      cells. The final cursor goes to stderr. Without --follow it ends when every cell\n"
+    "      is caught up; with it, it waits for new events until SIGINT/SIGTERM.\n"
+    "  sessions --map MAP [--prefix P]\n"
+    "      every session record of the cluster, once: each cell's listing as JSON lines with\n"
+    "      \"cell\", a record kept only from the cell the map gives its shard to.\n"
+    "Cells are asked at their map addresses, or through one URL (nginx) with --server,\n"
+    "which picks each cell with the Reel-Cell header.\n";
+
+int cmd_cluster_reads(int argc, char **argv)
+{
+    const char *map = NULL, *after = NULL, *prefix = NULL;
+    reads_t r = {.prog = "cluster", .limit = 1000};
+    const opt_t rows[] = {
+        {.name = "map", .type = OPT_STRING, .arg = "MAP", .env = "REEL_CLUSTER_MAP", .dest = &map,
+         .required = 1, .help = "the cluster map: the cells to read"},
+        {.name = "after", .type = OPT_STRING, .arg = "CURSOR", .dest = &after,
+         .help = "events: resume after this vector cursor (CELL:POS,...); a cell it does not\n"
+                 "name is read from its start"},
+        {.name = "follow", .alias = 'f', .type = OPT_FLAG, .dest = &r.follow,
+         .help = "events: keep waiting for new events (long-polls every cell at once)"},
+        {.name = "prefix", .type = OPT_STRING, .arg = "P", .dest = &prefix,
+         .help = "sessions: only ids starting with P"},
+        {.name = "limit", .type = OPT_U64, .arg = "N", .dest = &r.limit, .min = 1, .max = 10000,
+         .help = "events or records per request to a cell", .def = "1000"},
+        {.name = "server", .type = OPT_STRING, .arg = "URL", .env = "REEL_SERVER", .dest = &r.server,
+         .help = "ask every cell through this URL (nginx), picked by the Reel-Cell header"},
+        {.name = "token", .type = OPT_STRING, .arg = "T", .env = "REEL_TOKEN", .dest = &r.token,
+         .help = "bearer token (read scope, not limited to session prefixes)"},
+        OPT_END,
+    };
+    const opt_cmd_t cmd = {.name = "cluster", .synopsis = "events|sessions --map MAP [options]",
+                           .args = "events|sessions", .about = about, .opts = rows};
+    int nargs, st = opt_parse(&cmd, argc, argv, &nargs);
+    if (st != OPT_GO)
+        return st;
+    int ev = nargs == 1 && !strcmp(argv[0], "events");
+    if (!ev && !(nargs == 1 && !strcmp(argv[0], "sessions"))) {
+        cmd_error(r.prog, "expected events or sessions (see reel cluster events --help)");
+        return CMD_USAGE;
+    }
+    if (!map) {
+        cmd_error(r.prog, "--map MAP is needed: the cluster map names the cells to read");
+        return CMD_USAGE;
+    }
+    cluster_map_t *m;
+    char msg[512];
+    if (cluster_map_load(map, &m, msg, sizeof msg)) {
+        cmd_error(r.prog, "%s", msg);
+        return CMD_FAIL;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = CMD_FAIL;
+    if (cells_from_map(&r, m))
+        cmd_error(r.prog, "out of memory");
+    else
+        rc = ev ? events(&r, after) : sessions(&r, m, prefix);
+    reads_free(&r);
+    cluster_map_free(m);
+    return rc;
+}
