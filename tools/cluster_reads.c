@@ -547,16 +547,13 @@ int cmd_cluster_reads(int argc, char **argv)
          .help = "bearer token (read scope, not limited to session prefixes)"},
         OPT_END,
     };
+    /* argv[0] is the verb, which cmd_cluster checked: events or sessions. */
     const opt_cmd_t cmd = {.name = "cluster", .synopsis = "events|sessions --map MAP [options]",
-                           .args = "events|sessions", .about = about, .opts = rows};
-    int nargs, st = opt_parse(&cmd, argc, argv, &nargs);
+                           .about = about, .opts = rows};
+    int ev = !strcmp(argv[0], "events");
+    int st = opt_parse(&cmd, argc, argv, NULL);
     if (st != OPT_GO)
         return st;
-    int ev = nargs == 1 && !strcmp(argv[0], "events");
-    if (!ev && !(nargs == 1 && !strcmp(argv[0], "sessions"))) {
-        cmd_error(r.prog, "expected events or sessions (see reel cluster events --help)");
-        return CMD_USAGE;
-    }
     if (!map) {
         cmd_error(r.prog, "--map MAP is needed: the cluster map names the cells to read");
         return CMD_USAGE;
