@@ -34,14 +34,13 @@
 #define RETRY_MS 1000 /* --follow: a cell that did not answer is asked again after this */
 #define MAX_CELLS 1024
 
-/* Hook for moves (issue 18 item 4b, branch s7-move). After a move, a session's events up
- * to the move are in the old owner's feed and, copied at new positions, in the new owner's.
- * The rule for a cluster reader: a session's events up to the move come from the old
- * owner, only the later ones from the new owner. The feed option that leaves the copies
- * out of the new owner's feed goes here, appended to every feed request, once the feed has
- * it; until then a reader that spans a move reads the copied events twice
- * (docs/CLUSTER.md "Cluster-wide reads"). */
-#define CLUSTER_READS_FEED_SKIP_MOVED ""
+/* Moves (issue 18 item 4b). After a move, a session's events up to the move are in the old
+ * owner's feed and, copied at new positions, in the new owner's. The rule for a cluster
+ * reader: a session's events up to the move come from the old owner, only the later ones
+ * from the new owner. skip_copied=1 is the feed option (branch s7-move) that leaves the
+ * copies out; a cell built before it ignores the parameter, and a reader that spans a move
+ * then reads the copies twice (docs/CLUSTER.md "Cluster-wide reads"). */
+#define CLUSTER_READS_FEED_SKIP_MOVED "&skip_copied=1"
 
 static volatile sig_atomic_t stop;
 

@@ -151,9 +151,9 @@ class ClusterReader:
                             timeout=client.timeout + timeout_extra)
 
     def _page(self, cell: str, after: int, limit: int) -> Tuple[List[ReelEvent], int, bool]:
-        # Hook for moves (docs/CLUSTER.md "Cluster-wide reads"): the feed option that leaves
-        # out events a move copied into the new owner is added here once cells have it.
-        j = self._get(cell, "/v1/events?after=%d&limit=%d" % (after, limit))
+        # Moves (docs/CLUSTER.md "Cluster-wide reads"): events a move copied into this cell
+        # are read at their old owner, not here (a cell without the option ignores it).
+        j = self._get(cell, "/v1/events?after=%d&limit=%d&skip_copied=1" % (after, limit))
         if not isinstance(j.get("next_after"), int):
             raise ValueError("cell %s gave a sealed cursor (a token limited to session "
                              "prefixes): a vector cursor needs positions" % cell)

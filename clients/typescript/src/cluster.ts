@@ -168,9 +168,9 @@ export class ClusterReader {
       let found = false;
       for (const cell of cells) {
         if (caught[cell] && !o.follow) continue;
-        // Hook for moves (docs/CLUSTER.md "Cluster-wide reads"): the feed option that leaves
-        // out events a move copied into the new owner is added here once cells have it.
-        const page = await this.clients[cell].feed({ after: cur[cell], limit: o.limit ?? 1000, signal: o.signal });
+        // Moves (docs/CLUSTER.md "Cluster-wide reads"): events a move copied into this cell
+        // are read at their old owner, not here (a cell without the option ignores it).
+        const page = await this.clients[cell].feed({ after: cur[cell], limit: o.limit ?? 1000, skipCopied: true, signal: o.signal });
         for (const e of page.events) {
           cur[cell] = Number(e.position);
           yield { cell, cursor: formatCursor(cur), event: e };
