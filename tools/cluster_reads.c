@@ -20,6 +20,8 @@
  * with --server, which picks each cell with the Reel-Cell request header.
  */
 #include <curl/curl.h>
+#include <errno.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +156,13 @@ static int cursor_parse(reads_t *r, const char *s)
         }
         memcpy(num, colon + 1, nl);
         num[nl] = 0;
+        errno = 0;
+        unsigned long long pos = strtoull(num, &end, 10);
+        if (errno == ERANGE || pos > INT64_MAX) {
+            cmd_error(r->prog, "--after '%.200s': the position of cell '%.*s' is out of range",
+                      s, (int)(colon - p), p);
+            return -1;
+        }
         rcell_t *c = find(r, p, (size_t)(colon - p));
         if (!c) {
             if (r->n == MAX_CELLS) {
@@ -166,7 +175,7 @@ static int cursor_parse(reads_t *r, const char *s)
             fprintf(stderr, "reel %s: cell '%s' of the cursor is not in the map: its position "
                     "is kept in the cursor, its feed not read\n", r->prog, c->id);
         }
-        c->pos = strtoull(num, &end, 10);
+        c->pos = pos;
         p = *comma ? comma + 1 : comma;
     }
     qsort(r->cells, r->n, sizeof *r->cells, by_id);
