@@ -182,11 +182,22 @@ static int cursor_parse(reads_t *r, const char *s)
     return 0;
 }
 
+/* The cursor's text, written by hand: it is printed with every event, where printf's cost
+ * showed (a third of the command's CPU over 300,000 events). */
 static void cursor_put(const reads_t *r, store_buf_t *b)
 {
-    for (size_t i = 0; i < r->n; i++)
-        store_buf_printf(b, "%s%s:%llu", i ? "," : "", r->cells[i].id,
-                         (unsigned long long)r->cells[i].pos);
+    for (size_t i = 0; i < r->n; i++) {
+        char num[24], *e = num + sizeof num, *q = e;
+        uint64_t v = r->cells[i].pos;
+        do
+            *--q = (char)('0' + v % 10);
+        while (v /= 10);
+        if (i)
+            store_buf_putc(b, ',');
+        store_buf_put(b, r->cells[i].id, strlen(r->cells[i].id));
+        store_buf_putc(b, ':');
+        store_buf_put(b, q, (size_t)(e - q));
+    }
 }
 
 /* ---- Requests ---- */
@@ -272,7 +283,9 @@ static int print_event(void *arg, const char *el, size_t n)
     x->c->pos = strtoull(v, NULL, 10);
     store_buf_t *b = &x->r->line;
     store_buf_clear(b);
-    store_buf_printf(b, "{\"cell\":\"%s\",\"cursor\":\"", x->c->id);
+    store_buf_puts(b, "{\"cell\":\"");
+    store_buf_puts(b, x->c->id);
+    store_buf_puts(b, "\",\"cursor\":\"");
     cursor_put(x->r, b);
     store_buf_puts(b, n > 2 ? "\"," : "\"");
     store_buf_put(b, el + 1, n - 1);

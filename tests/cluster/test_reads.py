@@ -13,6 +13,7 @@ import pytest
 from cluster import REEL_BIN, Client, Cluster
 
 JSON = {"Content-Type": "application/json"}
+TRICKY = 'a\\"}]}{[ \\\\"'  # an escaped quote, then brackets, then an escaped backslash
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,11 @@ def loaded(cluster):
         for i in range(120):
             sid = "r-%03d" % i if i % 10 else "r/ü %d" % i
             last[sid] = append(cl, sid, 1 + (i + rnd) % 3, rnd)
+    # strings that end in backslashes before a quote: the reader cuts events at the right one
+    body = json.dumps([{"type": "odd", "data": {"s": TRICKY}}]).encode()
+    st, _, out = cl.request("POST", "/v1/sessions/tricky/events", body, JSON)
+    assert st == 200, out
+    last["tricky"] = 1
     cl.close()
     return last
 
@@ -76,6 +82,7 @@ def test_events_every_event_once_in_session_order(cluster, loaded):
     assert p.returncode == 0, p.stderr
     events = lines(p.stdout)
     check_once_in_order(cluster, events, loaded)
+    assert [e["data"]["s"] for e in events if e["session_id"] == "tricky"] == [TRICKY]
     # each line's cursor names every cell, sorted, its own cell at the event's position
     for e in events[:50]:
         vec = dict(x.split(":") for x in e["cursor"].split(","))
