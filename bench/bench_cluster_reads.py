@@ -6,8 +6,10 @@ only that cell), in the same run; and the Python ClusterReader over the three ce
 
 It starts three cells (tests/cluster/cluster.py, --sync none, no nginx needed: each cell is
 read at its own address), appends N events (default 300,000; ~200 bytes each) over 3,000
-sessions in batches of 100, then times each reader three times and keeps the best. Prints
-one line per reader: events, seconds, events/s and the ratio to one cell alone.
+sessions in batches of 100, then times the readers in --rounds interleaved rounds (5).
+Prints one line per reader: events, the median and the best run (seconds, events/s, and
+the ratio to one cell alone's median or best). The machine's other work makes single runs
+vary several-fold: the best runs say what the readers can do, the medians what they did.
 """
 import argparse
 import json
@@ -53,14 +55,10 @@ def timed_py(map_path):
     return n, time.time() - t
 
 
-def best(fn, *args):
-    runs = [fn(*args) for _ in range(3)]
-    return min(runs, key=lambda x: x[1])
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=300000)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("build", nargs="?", default="build")
     a = ap.parse_args()
     reel = os.path.abspath(os.path.join(ROOT, a.build, "reel"))
@@ -79,14 +77,25 @@ def main():
         with open(one, "w") as f:
             json.dump(doc, f)
         print("load average %s" % open("/proc/loadavg").read().split()[:3])
-        n1, t1 = best(timed_cli, one, reel)
-        rate1 = n1 / t1
-        print("one cell alone (reel cluster events, 1-cell map): %d events in %.2f s, %.0f events/s (1.00x)" % (n1, t1, rate1))
-        n3, t3 = best(timed_cli, c.map_path, reel)
-        print("three cells (reel cluster events): %d events in %.2f s, %.0f events/s (%.2fx)" % (n3, t3, n3 / t3, n3 / t3 / rate1))
-        np_, tp = best(timed_py, c.map_path)
-        print("three cells (Python ClusterReader): %d events in %.2f s, %.0f events/s (%.2fx)" % (np_, tp, np_ / tp, np_ / tp / rate1))
-        assert n3 == np_ == a.events // 100 * 100
+        # interleaved rounds, so that the machine's other work weighs on every reader alike
+        runs = {"one": [], "three": [], "py": []}
+        for _ in range(a.rounds):
+            runs["one"].append(timed_cli(one, reel))
+            runs["three"].append(timed_cli(c.map_path, reel))
+            runs["py"].append(timed_py(c.map_path))
+        med = {k: sorted(v, key=lambda x: x[1])[len(v) // 2] for k, v in runs.items()}
+        rate1 = med["one"][0] / med["one"][1]
+        best1 = med["one"][0] / min(x[1] for x in runs["one"])
+        for k, label in (("one", "one cell alone (reel cluster events, 1-cell map)"),
+                         ("three", "three cells (reel cluster events)"),
+                         ("py", "three cells (Python ClusterReader)")):
+            n, t = med[k]
+            best = min(x[1] for x in runs[k])
+            print("%s: %d events; median %.2f s, %.0f events/s (%.2fx); best %.2f s, %.0f "
+                  "events/s (%.2fx)" % (label, n, t, n / t, n / t / rate1, best, n / best,
+                                        n / best / best1))
+        assert med["three"][0] == med["py"][0] == a.events // 100 * 100
+        print("load average %s" % open("/proc/loadavg").read().split()[:3])
     finally:
         c.stop()
 
