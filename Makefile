@@ -10,8 +10,9 @@
 #   make install  reel, its man page, completions, systemd unit under $(DESTDIR)$(PREFIX)
 #   make deb      a Debian package in build/deb/ (make docker: the container image)
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
-#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance; the
-#                 PostgreSQL sink at full size (50 kill -9 rounds of the sink)
+#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance,
+#                 cluster-wide reads, 50 kill -9 rounds of a cell, the PostgreSQL primary
+#                 killed, a stopped cell; the PostgreSQL sink at full size (50 kill -9 rounds)
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-retention  retention: 10,000 sessions, churn, append p99 (docs/BENCHMARKS.md)
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
@@ -152,8 +153,9 @@ mutants: all
 	@tests/mutants/run.sh $(BUILD)
 
 # Cells behind a real nginx (docs/CLUSTER.md): 10,000 sessions routed, 421s, epochs, and the
-# Durable Streams conformance suite through nginx (tests/cluster/run.sh; make test runs a
-# quick version); then the PostgreSQL sink at full size: kill -9 the sink 50 times under
+# Durable Streams conformance suite through nginx, cluster-wide reads, failures under load
+# with PostgreSQL 15 (kill -9 a cell 50 times, the primary killed, a cell stopped)
+# (tests/cluster/run.sh; make test runs a quick version); then the PostgreSQL sink at full size: kill -9 the sink 50 times under
 # load (make test: 20).
 cluster-test: all
 	tests/cluster/run.sh $(BUILD)
