@@ -31,7 +31,7 @@ import pytest
 from cluster import REEL_BIN, Cluster
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pglib import PgPair, available, make_base  # noqa: E402  (tests/pglib.py)
+from pglib import PG_BIN, PgPair, Postgres, available, make_base  # noqa: E402  (tests/pglib.py)
 
 KILLS = int(os.environ.get("REEL_CLUSTER_KILLS", "50"))
 SCHEMA = "failures"
@@ -40,22 +40,57 @@ if available():
     pytest.skip(available(), allow_module_level=True)
 
 
+def ack_modes():
+    """--ack=local always; --ack=replica when this build has it (docs/CLUSTER.md
+    "Acknowledged by a replica")."""
+    out = subprocess.run([REEL_BIN, "serve", "--help"], capture_output=True, text=True).stdout
+    return ["local"] + (["replica"] if "--ack local|replica" in out else [])
+
+
+@pytest.fixture(scope="module", params=ack_modes())
+def ack(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def pair():
+def pair(ack):
     base = make_base()
     p = PgPair(base)
+    p.extra = []  # standbys attached after a promotion
     yield p
+    for s in p.extra:
+        s.stop()
     p.stop()
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("failures"), spares=0)
+def cluster(tmp_path_factory, ack):
+    extra = ["--ack", "replica"] if ack == "replica" else []
+    c = Cluster(tmp_path_factory.mktemp("failures-" + ack), spares=0, extra=extra)
     try:
         c.start()
         yield c
     finally:
         c.stop()
+
+
+def attach_standby(pair):
+    """A new synchronous standby for the promoted server (pair.standby), as an operator
+    rebuilds the old primary after a failover; --ack=replica acknowledges nothing until a
+    synchronous standby streams again."""
+    new = pair.standby
+    data = os.path.join(pair.base, "standby%d" % (len(pair.extra) + 2))
+    new.run([os.path.join(PG_BIN, "pg_basebackup"), "-h", "127.0.0.1", "-p", str(new.port),
+             "-U", "reel", "-D", data, "-R", "-X", "stream", "--no-sync"])
+    pair.extra.append(Postgres(pair.base, data=data, initdb=False, extra={"hot_standby": "on"}))
+    new.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+    new.execute("SELECT pg_reload_conf()")
+    end = time.time() + 30
+    while time.time() < end:
+        if any(r["sync_state"] == "sync" for r in new.query("SELECT sync_state FROM pg_stat_replication")):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the new standby never became synchronous")
 
 
 class Sinks:
@@ -217,7 +252,7 @@ def check(cluster, pg, load, rows):
 SESSIONS = ["f-%02d" % i for i in range(24)]
 
 
-def test_kill9_a_cell_under_load(cluster, pair, tmp_path):
+def test_kill9_a_cell_under_load(cluster, pair, ack, tmp_path):
     sinks = Sinks(cluster, pair.dsn)
     load = Load(cluster.nginx_port, SESSIONS, str(tmp_path / "journal.jsonl"))
     rnd = random.Random(18)
@@ -241,14 +276,14 @@ def test_kill9_a_cell_under_load(cluster, pair, tmp_path):
     wait_sinks_caught_up(pair.primary, last)
     out = check(cluster, pair.primary, load, rows)
     down.sort()
-    print("kill -9 a cell %d times in %.1f s: %d acked events, appends retried %d times; "
-          "restart to answering: median %.0f ms, max %.0f ms" % (
-              KILLS, took, out["acked"], load.failures, 1000 * down[len(down) // 2],
+    print("--ack=%s: kill -9 a cell %d times in %.1f s: %d acked events, appends retried %d "
+          "times; restart to answering: median %.0f ms, max %.0f ms" % (
+              ack, KILLS, took, out["acked"], load.failures, 1000 * down[len(down) // 2],
               1000 * down[-1]))
     assert all(rc == 0 for rc in sinks.stop().values())
 
 
-def test_postgres_primary_killed_and_standby_promoted(cluster, pair, tmp_path):
+def test_postgres_primary_killed_and_standby_promoted(cluster, pair, ack, tmp_path):
     logs = {c: len(Sinks.log_of(cluster, c)) for c in cluster.ids}
     sinks = Sinks(cluster, pair.dsn)
     load = Load(cluster.nginx_port, SESSIONS, str(tmp_path / "journal.jsonl"))
@@ -268,6 +303,8 @@ def test_postgres_primary_killed_and_standby_promoted(cluster, pair, tmp_path):
                 break
             time.sleep(0.05)
         back = time.time() - promoted
+        if ack == "replica":
+            attach_standby(pair)
         time.sleep(2.0)
     finally:
         load.stop()
@@ -280,12 +317,12 @@ def test_postgres_primary_killed_and_standby_promoted(cluster, pair, tmp_path):
         log = sinks.log(c)[logs[c]:]
         assert "lost the connection to PostgreSQL" in log and log.count("resuming after") >= 2, log
     out = check(cluster, new, load, rows)
-    print("primary killed, standby promoted: every sink wrote to the new primary %.2f s after "
-          "the promotion; %d acked events, 0 lost" % (back, out["acked"]))
+    print("--ack=%s: primary killed, standby promoted: every sink wrote to the new primary "
+          "%.2f s after the promotion; %d acked events, 0 lost" % (ack, back, out["acked"]))
     assert all(rc == 0 for rc in sinks.stop().values())
 
 
-def test_partition_of_a_cell_sigstop(cluster, tmp_path):
+def test_partition_of_a_cell_sigstop(cluster, pair, ack, tmp_path):
     """c2 stopped: nginx holds its requests (no answer, no fail-over) until the client gives
     up; c1 and c3 answer as before; a cluster reader's feed of c1 and c3 goes on."""
     mine = [s for s in SESSIONS if cluster.map.owner_of(s) != "c2"]
@@ -302,6 +339,7 @@ def test_partition_of_a_cell_sigstop(cluster, tmp_path):
                 seen.append((time.time(), json.loads(line)))
 
     threading.Thread(target=drain, daemon=True).start()
+    sinks = Sinks(cluster, pair.dsn)  # --ack=replica acknowledges nothing without them
     load = Load(cluster.nginx_port, SESSIONS, str(tmp_path / "journal.jsonl"), threads=4,
                 timeout=1.0)
     time.sleep(1.0)
@@ -317,6 +355,8 @@ def test_partition_of_a_cell_sigstop(cluster, tmp_path):
         cluster.procs["c2"].send_signal(signal.SIGCONT)
     time.sleep(2.0)
     acked = load.stop()
+    assert not sinks.alive(), sinks.alive()
+    sinks.stop()
     reader.send_signal(signal.SIGINT)
     reader.wait(timeout=20)
     rows, _ = read_cluster(cluster)
@@ -330,5 +370,5 @@ def test_partition_of_a_cell_sigstop(cluster, tmp_path):
         by.setdefault(sid, []).append(eid)
     for sid, ids in load.acked.items():
         assert set(ids) <= set(by[sid]) and len(by[sid]) == len(set(by[sid])), sid
-    print("\nSIGSTOP c2 for 4 s: %d acked, %d client timeouts retried, %d events of c1/c3 read "
-          "meanwhile" % (acked, load.failures, len(fed)))
+    print("\n--ack=%s: SIGSTOP c2 for 4 s: %d acked, %d client timeouts retried, %d events of "
+          "c1/c3 read meanwhile" % (ack, acked, load.failures, len(fed)))
