@@ -153,9 +153,8 @@ mutants: all
 	@tests/mutants/run.sh $(BUILD)
 
 # Cells behind a real nginx (docs/CLUSTER.md): 10,000 sessions routed, 421s, epochs, and the
-# Durable Streams conformance suite through nginx, cluster-wide reads, failures under load
-# with PostgreSQL 15 (kill -9 a cell 50 times, the primary killed, a cell stopped)
-# (tests/cluster/run.sh; make test runs a quick version); then the PostgreSQL sink at full size: kill -9 the sink 50 times under
+# Durable Streams conformance suite through nginx (tests/cluster/run.sh; make test runs a
+# quick version); then the PostgreSQL sink at full size: kill -9 the sink 50 times under
 # load (make test: 20).
 cluster-test: all
 	tests/cluster/run.sh $(BUILD)
