@@ -72,6 +72,15 @@ typedef struct rcell {
     CURL *c;                          /* the request in flight, or NULL */
     struct curl_slist *hdr;
     store_buf_t body;
+    /* events: the page in hand (borrowed from 'body'), not yet printed from 'next' on */
+    struct el { const char *p; size_t n; } *els;
+    size_t n_els, cap_els, next;
+    uint64_t page_after; /* the page's next_after: the cursor once it is all printed */
+    int more;            /* the page said hasMore */
+    size_t head;         /* els index whose time and position are below (+1; 0: none) */
+    const char *ht;      /* its time's JSON text, borrowed from 'body' */
+    size_t htn;
+    uint64_t hpos;
 } rcell_t;
 
 typedef struct reads {
@@ -261,70 +270,139 @@ static int answer(rcell_t *c, CURLcode cc, char *why, size_t cap)
     return 0;
 }
 
-/* ---- events ---- */
+/* ---- events ----
+ *
+ * Each cell's pages are kept until printed, and the events of all cells are printed in
+ * commit-time order: the next event printed is the earliest head of the cells' pages, and
+ * only while every other cell either has a page in hand (so its head is not earlier), is
+ * caught up (its last page said no more), or does not answer (--follow goes on without
+ * it). Commit times are the cells' own clocks, so this is no total order; what it buys is
+ * per-session order across a move: the old owner's last events of a moved session are
+ * committed before the new owner's first, so they are printed first, even when the reader
+ * is far behind on the old owner (a reader that printed each page as it came could print
+ * the new owner's first), as long as the cells' clocks differ by less than the move's
+ * pause. Within a cell, position order is kept: a cell's page is in position order and its
+ * head only moves forward. */
 
-typedef struct page_ctx {
-    reads_t *r;
-    rcell_t *c;
-    int bad;
-} page_ctx_t;
-
-/* One event of cell c's page: printed as {"cell":ID,"cursor":VECTOR,<its members>}. */
-static int print_event(void *arg, const char *el, size_t n)
+static int collect(void *arg, const char *el, size_t n)
 {
-    page_ctx_t *x = arg;
-    const char *v;
-    size_t vn;
-    if (n < 2 || el[0] != '{' || cmd_json_member(el, n, "position", &v, &vn) || !vn ||
-        v[0] < '0' || v[0] > '9') {
-        x->bad = 1;
+    rcell_t *c = arg;
+    if (n < 2 || el[0] != '{')
         return -1;
+    if (c->n_els == c->cap_els) {
+        size_t cap = c->cap_els ? c->cap_els * 2 : 256;
+        struct el *e = realloc(c->els, cap * sizeof *e);
+        if (!e)
+            return -1;
+        c->els = e;
+        c->cap_els = cap;
     }
-    x->c->pos = strtoull(v, NULL, 10);
-    store_buf_t *b = &x->r->line;
-    store_buf_clear(b);
-    store_buf_puts(b, "{\"cell\":\"");
-    store_buf_puts(b, x->c->id);
-    store_buf_puts(b, "\",\"cursor\":\"");
-    cursor_put(x->r, b);
-    store_buf_puts(b, n > 2 ? "\"," : "\"");
-    store_buf_put(b, el + 1, n - 1);
-    store_buf_putc(b, '\n');
-    fwrite(b->data, 1, b->len, stdout);
+    c->els[c->n_els].p = el;
+    c->els[c->n_els++].n = n;
     return 0;
 }
 
-/* A page of cell c's feed: its events printed, its cursor moved to next_after. */
+/* A page of cell c's feed, kept in c->els until printed. */
 static int take_page(reads_t *r, rcell_t *c)
 {
     const char *json = (const char *)c->body.data, *v;
     size_t len = c->body.len, vn;
-    page_ctx_t x = {r, c, 0};
     if (cmd_json_member(json, len, "next_after", &v, &vn) || !vn || v[0] < '0' || v[0] > '9') {
         cmd_error(r->prog, "cell '%s': the feed's next_after is not a position (a token limited "
                   "to session prefixes gets sealed cursors, which a vector cursor cannot hold)",
                   c->id);
         return -1;
     }
-    if (cmd_json_array_each(json, len, "events", print_event, &x) || x.bad) {
+    c->page_after = strtoull(v, NULL, 10);
+    c->n_els = c->next = c->head = 0;
+    if (cmd_json_array_each(json, len, "events", collect, c)) {
         cmd_error(r->prog, "cell '%s': not a page of the feed: %.200s", c->id, json);
         return -1;
     }
-    uint64_t next = strtoull(v, NULL, 10);
-    if (next > c->pos) /* events of deleted sessions it skipped */
-        c->pos = next;
-    int more = !cmd_json_member(json, len, "hasMore", &v, &vn) && vn == 4 && !memcmp(v, "true", 4);
-    if (!more && !r->follow)
-        c->done = 1;
-    if (r->follow)
-        fflush(stdout);
+    c->more = !cmd_json_member(json, len, "hasMore", &v, &vn) && vn == 4 && !memcmp(v, "true", 4);
     return 0;
+}
+
+/* The commit time of event el ("2026-12-05T10:38:02.974Z": fixed width, so text order is
+ * time order) and its position; -1 when it has neither. */
+static int head_of(const struct el *e, const char **t, size_t *tn, uint64_t *pos)
+{
+    const char *v;
+    size_t vn;
+    if (cmd_json_member(e->p, e->n, "position", &v, &vn) || !vn || v[0] < '0' || v[0] > '9' ||
+        cmd_json_member(e->p, e->n, "time", t, tn) || *tn < 2)
+        return -1;
+    *pos = strtoull(v, NULL, 10);
+    return 0;
+}
+
+/* Prints the head of cell c's page as {"cell":ID,"cursor":VECTOR,<its members>}. */
+static void print_head(reads_t *r, rcell_t *c, uint64_t pos)
+{
+    const struct el *e = &c->els[c->next++];
+    c->pos = pos;
+    if (c->next == c->n_els && c->page_after > c->pos)
+        c->pos = c->page_after; /* past events of deleted sessions the page skipped */
+    store_buf_t *b = &r->line;
+    store_buf_clear(b);
+    store_buf_puts(b, "{\"cell\":\"");
+    store_buf_puts(b, c->id);
+    store_buf_puts(b, "\",\"cursor\":\"");
+    cursor_put(r, b);
+    store_buf_puts(b, e->n > 2 ? "\"," : "\"");
+    store_buf_put(b, e->p + 1, e->n - 1);
+    store_buf_putc(b, '\n');
+    fwrite(b->data, 1, b->len, stdout);
+}
+
+static int in_hand(const rcell_t *c)
+{
+    return c->next < c->n_els;
+}
+
+/* A cell whose next events are not known yet and may be earlier than what is in hand. */
+static int blocks(const rcell_t *c)
+{
+    return c->in_map && !c->done && !in_hand(c) && c->more && !c->down;
+}
+
+/* Prints what the merge allows; 0, or -1 for an event without position or time. */
+static int emit(reads_t *r)
+{
+    for (;;) {
+        rcell_t *best = NULL;
+        const char *bt = NULL;
+        size_t btn = 0;
+        uint64_t bpos = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            rcell_t *c = &r->cells[i];
+            if (blocks(c))
+                return 0;
+            if (!in_hand(c))
+                continue;
+            if (c->head != c->next + 1) { /* a new head: its time and position, once */
+                if (head_of(&c->els[c->next], &c->ht, &c->htn, &c->hpos)) {
+                    cmd_error(r->prog, "cell '%s': an event without position or time: %.200s",
+                              c->id, c->els[c->next].p);
+                    return -1;
+                }
+                c->head = c->next + 1;
+            }
+            if (!best || (c->htn == btn ? memcmp(c->ht, bt, btn) < 0 : c->htn < btn))
+                best = c, bt = c->ht, btn = c->htn, bpos = c->hpos;
+        }
+        if (!best)
+            return 0;
+        print_head(r, best, bpos);
+        if (!in_hand(best) && !best->more && !r->follow)
+            best->done = 1;
+    }
 }
 
 static void start_feed(reads_t *r, rcell_t *c)
 {
     char path[160];
-    int wait = r->follow ? WAIT_S : 0;
+    int wait = r->follow && !c->more ? WAIT_S : 0; /* a long-poll only once caught up */
     snprintf(path, sizeof path, "/v1/events?after=%llu&limit=%llu&wait=%d%s",
              (unsigned long long)c->pos, r->limit, wait, CLUSTER_READS_FEED_SKIP_MOVED);
     c->c = request_new(r, c, path, wait + 30);
@@ -344,7 +422,11 @@ static int finish(reads_t *r, rcell_t *c, CURLcode cc)
         if (c->down)
             fprintf(stderr, "reel %s: cell '%s' answers again\n", r->prog, c->id);
         c->down = 0;
-        return take_page(r, c);
+        if (take_page(r, c))
+            return -1;
+        if (!c->n_els && !c->more && !r->follow)
+            c->done = 1;
+        return 0;
     }
     if (!r->follow) {
         cmd_error(r->prog, "cell '%s' (%s): %s", c->id, c->base, why);
@@ -359,6 +441,8 @@ static int finish(reads_t *r, rcell_t *c, CURLcode cc)
 
 static int events_loop(reads_t *r)
 {
+    for (size_t i = 0; i < r->n; i++)
+        r->cells[i].more = 1; /* nothing known yet: every cell's first page is awaited */
     for (;;) {
         int pending = 0;
         uint64_t now = now_ms();
@@ -367,7 +451,7 @@ static int events_loop(reads_t *r)
             if (!c->in_map || c->done)
                 continue;
             pending = 1;
-            if (!c->c && !stop && now >= c->retry_at)
+            if (!c->c && !in_hand(c) && !stop && now >= c->retry_at)
                 start_feed(r, c);
         }
         if (!pending || stop)
@@ -385,6 +469,10 @@ static int events_loop(reads_t *r)
                 return -1;
             done++;
         }
+        if (done && emit(r))
+            return -1;
+        if (done && r->follow)
+            fflush(stdout);
         /* Wait only when nothing finished: a page that arrived whole within perform leaves
          * libcurl no socket to wait on, and a poll would sleep its full timeout. */
         if (!done)
@@ -402,6 +490,7 @@ static void reads_free(reads_t *r)
         }
         curl_slist_free_all(c->hdr);
         store_buf_release(&c->body);
+        free(c->els);
     }
     if (r->multi)
         curl_multi_cleanup(r->multi);

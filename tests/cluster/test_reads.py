@@ -83,6 +83,9 @@ def test_events_every_event_once_in_session_order(cluster, loaded):
     events = lines(p.stdout)
     check_once_in_order(cluster, events, loaded)
     assert [e["data"]["s"] for e in events if e["session_id"] == "tricky"] == [TRICKY]
+    # merged by commit time: every cell's pages were in hand, so no event before an earlier one
+    times = [e["time"] for e in events]
+    assert times == sorted(times)
     # each line's cursor names every cell, sorted, its own cell at the event's position
     for e in events[:50]:
         vec = dict(x.split(":") for x in e["cursor"].split(","))

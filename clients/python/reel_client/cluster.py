@@ -10,6 +10,7 @@ along unchanged. ``ClusterReader.sessions`` lists every session record once: fro
 the map gives its shard to. The text form and the rules are those of `reel cluster events`.
 """
 import bisect
+import collections
 import json
 import time
 import urllib.parse
@@ -161,30 +162,46 @@ class ClusterReader:
 
     def events(self, after: str = "", limit: int = 1000, follow: bool = False,
                poll_interval: float = 0.5) -> Iterator[ClusterEvent]:
-        """Every event after the vector cursor ``after``, cell by cell a page at a time
-        (round robin), each with its cell and the cursor after it. Without ``follow`` it
-        ends once every cell is caught up; with it, it keeps asking, sleeping
-        ``poll_interval`` after a round that found nothing."""
+        """Every event after the vector cursor ``after``, each with its cell and the cursor
+        after it, merged by commit time as `reel cluster events` does: a page of every cell
+        that is not caught up is in hand before the earliest head is yielded (so a moved
+        session's events come in sequence order). Without ``follow`` it ends once every
+        cell is caught up; with it, it asks caught-up cells again every ``poll_interval``
+        seconds."""
         cur = parse_cursor(after)
-        for c in self.map.cells:
+        cells = sorted(self.map.cells)
+        for c in cells:
             cur.setdefault(c, 0)
-        caught: Dict[str, bool] = {c: False for c in self.map.cells}
+        buf: Dict[str, "collections.deque[ReelEvent]"] = {c: collections.deque() for c in cells}
+        more = {c: True for c in cells}
+        page_after = {c: 0 for c in cells}
+        polled = {c: 0.0 for c in cells}
+
+        def fill(c: str) -> None:
+            events, nxt, more[c] = self._page(c, cur[c], limit)
+            buf[c].extend(events)
+            page_after[c] = nxt
+            polled[c] = time.monotonic()
+            if not events:
+                cur[c] = max(cur[c], nxt)
+
         while True:
-            found = False
-            for cell in sorted(self.map.cells):
-                if caught[cell] and not follow:
-                    continue
-                events, nxt, more = self._page(cell, cur[cell], limit)
-                for e in events:
-                    cur[cell] = int(e["position"])
-                    yield ClusterEvent(cell, format_cursor(cur), e)
-                found = found or bool(events)
-                cur[cell] = max(cur[cell], nxt)
-                caught[cell] = not more
-            if not follow and all(caught.values()):
-                return
-            if follow and not found:
+            for c in cells:  # a cell whose next events may be earlier than those in hand
+                if not buf[c] and (more[c] or (follow and
+                                               time.monotonic() - polled[c] >= poll_interval)):
+                    fill(c)
+            heads = [c for c in cells if buf[c]]
+            if not heads:
+                if not follow:
+                    return
                 time.sleep(poll_interval)
+                continue
+            cell = min(heads, key=lambda c: (str(buf[c][0].get("time", "")), c))
+            e = buf[cell].popleft()
+            cur[cell] = int(e["position"])
+            if not buf[cell]:
+                cur[cell] = max(cur[cell], page_after[cell])
+            yield ClusterEvent(cell, format_cursor(cur), e)
 
     def sessions(self, prefix: Optional[str] = None) -> Iterator[Tuple[str, SessionRecord]]:
         """(cell, record) for every session of the cluster, once: a record is kept only from

@@ -53,6 +53,8 @@ def test_reader_reads_every_event_once_like_reel_cluster_events(cells):
             assert e.event["sequence"] == seen.get(sid, 0) + 1
             seen[sid] = e.event["sequence"]
         assert seen == {s: 6 for s in sids}
+        times = [e.event["time"] for e in got]  # merged by commit time
+        assert times == sorted(times)
         # the same events as reel cluster events, the same cursors
         p = subprocess.run([REEL_BIN, "cluster", "events", "--map", path], capture_output=True,
                            text=True, check=True)

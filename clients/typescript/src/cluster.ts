@@ -157,31 +157,49 @@ export class ClusterReader {
     for (const c of Object.values(this.clients)) await c.close();
   }
 
-  /** Every event after the vector cursor `after`, a page per cell in turn, each with its cell and the cursor after it.
-   * Without `follow` it ends once every cell is caught up; with it, it keeps asking, pausing `pollMs` after a round that found nothing. */
+  /** Every event after the vector cursor `after`, each with its cell and the cursor after it, merged by commit time as
+   * `reel cluster events` does: a page of every cell that is not caught up is in hand before the earliest head is yielded
+   * (so a moved session's events come in sequence order). Without `follow` it ends once every cell is caught up; with it,
+   * caught-up cells are asked again every `pollMs` (500). */
   async *events(o: { after?: string; limit?: number; follow?: boolean; pollMs?: number; signal?: AbortSignal } = {}): AsyncGenerator<ClusterEvent> {
     const cur = parseCursor(o.after ?? "");
     const cells = Object.keys(this.map.cells).sort();
-    for (const c of cells) cur[c] ??= 0;
-    const caught: Record<string, boolean> = {};
+    const buf: Record<string, ReelEvent[]> = {}, more: Record<string, boolean> = {}, pageAfter: Record<string, number> = {}, polled: Record<string, number> = {};
+    for (const c of cells) {
+      cur[c] ??= 0;
+      buf[c] = [];
+      more[c] = true;
+      pageAfter[c] = 0;
+      polled[c] = 0;
+    }
+    const pollMs = o.pollMs ?? 500;
+    const fill = async (c: string) => {
+      // Moves (docs/CLUSTER.md "Cluster-wide reads"): events a move copied into this cell
+      // are read at their old owner, not here (a cell without the option ignores it).
+      const page = await this.clients[c].feed({ after: cur[c], limit: o.limit ?? 1000, skipCopied: true, signal: o.signal });
+      buf[c] = page.events;
+      more[c] = page.more;
+      pageAfter[c] = page.next;
+      polled[c] = Date.now();
+      if (page.events.length === 0) cur[c] = Math.max(cur[c], page.next);
+    };
     for (;;) {
-      let found = false;
-      for (const cell of cells) {
-        if (caught[cell] && !o.follow) continue;
-        // Moves (docs/CLUSTER.md "Cluster-wide reads"): events a move copied into this cell
-        // are read at their old owner, not here (a cell without the option ignores it).
-        const page = await this.clients[cell].feed({ after: cur[cell], limit: o.limit ?? 1000, skipCopied: true, signal: o.signal });
-        for (const e of page.events) {
-          cur[cell] = Number(e.position);
-          yield { cell, cursor: formatCursor(cur), event: e };
-        }
-        found ||= page.events.length > 0;
-        cur[cell] = Math.max(cur[cell], page.next);
-        caught[cell] = !page.more;
-      }
-      if (!o.follow && cells.every((c) => caught[c])) return;
       if (o.signal?.aborted) return;
-      if (o.follow && !found) await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
+      for (const c of cells) {
+        if (buf[c].length === 0 && (more[c] || (o.follow && Date.now() - polled[c] >= pollMs))) await fill(c);
+      }
+      const heads = cells.filter((c) => buf[c].length > 0);
+      if (heads.length === 0) {
+        if (!o.follow) return;
+        await new Promise((r) => setTimeout(r, pollMs));
+        continue;
+      }
+      const t = (c: string) => String(buf[c][0].time ?? "");
+      const cell = heads.reduce((a, b) => (t(b) < t(a) ? b : a));
+      const e = buf[cell].shift()!;
+      cur[cell] = Number(e.position);
+      if (buf[cell].length === 0) cur[cell] = Math.max(cur[cell], pageAfter[cell]);
+      yield { cell, cursor: formatCursor(cur), event: e };
     }
   }
 

@@ -58,6 +58,8 @@ test("every event once, in session order, resumable; every session once from its
     seen[sid] = e.event.sequence;
   }
   assert.deepEqual(seen, Object.fromEntries(sids.map((s) => [s, 6])));
+  const times = got.map((e) => e.event.time); // merged by commit time
+  assert.deepEqual(times, [...times].sort());
   const cli = execFileSync(reelBin, ["cluster", "events", "--map", mapPath], { stdio: ["ignore", "pipe", "ignore"] })
     .toString().trim().split("\n").map((l) => JSON.parse(l));
   const key = (c, p) => `${c}:${p}`;
