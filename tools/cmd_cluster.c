@@ -29,6 +29,8 @@ static const char about[] =
     "  events | sessions --map MAP\n"
     "      every event (vector cursor) or session record of every cell (reel cluster\n"
     "      events --help)\n"
+    "  restore --cell ID --dsn DSN --data DIR\n"
+    "      rebuilds a lost cell's data directory from PostgreSQL (see restore --help)\n"
     "A cell runs `reel serve --cluster-map MAP --cell ID`.\n";
 
 /* init: the shards in even contiguous ranges, in cell order. */
@@ -139,6 +141,8 @@ int cmd_cluster(int argc, char **argv)
 {
     if (argc > 1 && (!strcmp(argv[1], "events") || !strcmp(argv[1], "sessions")))
         return cmd_cluster_reads(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "restore")) /* a table of options of its own */
+        return cmd_cluster_restore(argc - 1, argv + 1);
     const char *prog = "cluster", *map = NULL, *listen = NULL;
     unsigned long long v = CLUSTER_V_DEFAULT, epoch = 1, spares = 0;
     int stream = 0;

@@ -38,6 +38,7 @@ int cmd_tokens(int argc, char **argv);
 int cmd_redact(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
 int cmd_cluster_reads(int argc, char **argv); /* events|sessions, from cmd_cluster */
+int cmd_cluster_restore(int argc, char **argv); /* cluster_restore.c */
 int cmd_sink(int argc, char **argv);
 
 /* Common settings with their environment twins: flags win over environment, environment

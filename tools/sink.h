@@ -43,6 +43,8 @@ typedef struct sink_item {
     const char *payload, *raw; /* JSON text of data and raw, or NULL */
     uint8_t hash[32];          /* chain hash */
     uint8_t body_hash[32];     /* SHA-256 of the body */
+    int has_kept;              /* redacted after the fact: the feed gave "kept_hash" */
+    uint8_t kept_hash[32];     /* SHA-256 of the original body (what the chain commits to) */
     const uint8_t *body;       /* the stored msgpack body */
     size_t body_len;
     int starts, ends;          /* a session.started / session.ended event */
@@ -56,6 +58,8 @@ typedef struct sink_item {
     uint64_t first_sequence;   /* the first kept sequence (1 unless retention trimmed) */
     int has_last_hash;
     uint8_t last_hash[32];
+    int has_first_hash;        /* a trimmed session: the chain hash its kept events start */
+    uint8_t first_hash[32];    /* from ("first_hash") */
 } sink_item_t;
 
 typedef struct sink_pg {
@@ -72,6 +76,14 @@ typedef struct sink_pg {
     int (*refetch)(void *arg, uint64_t position, const sink_item_t **out);
     void *refetch_arg;
     char fenced_by[200]; /* set when fenced: who holds the cell now */
+    /* Replication as last checked (sink_pg_check_replication, after every commit and every
+     * second while idle): 1 when synchronous_commit is on (or remote_apply), a synchronous
+     * standby is configured and one is streaming as 'sync' or 'quorum', and no commit since
+     * the last check had its wait for the standby cancelled; else 0 and 'why' says why.
+     * serve --ack replica counts only reports that say 1. */
+    int replicated;
+    char why[160];
+    int sync_cancelled; /* a commit's WARNING said its standby wait was cancelled */
 } sink_pg_t;
 
 /* ---- a page of the feed (sink_feed.c) ---- */
@@ -122,5 +134,8 @@ int sink_pg_claim(sink_pg_t *pg);
 int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n);
 /* 1 when the connection is usable. */
 int sink_pg_ok(const sink_pg_t *pg);
+/* Checks how PostgreSQL replicates (see sink_pg_t.replicated) and sets pg->replicated and
+ * pg->why. 0, or -1 when the query failed (then replicated is 0). */
+int sink_pg_check_replication(sink_pg_t *pg);
 
 #endif

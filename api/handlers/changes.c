@@ -27,7 +27,7 @@ static int render_event(api_cfeed_t *f, const store_event_view_t *ev)
                        : api__render_event(f->srv, f->out, ev, f->include_raw);
     if (rc || !f->bodies)
         return rc;
-    return replay_write_event_body(f->out, mark, ev);
+    return replay_write_event_body(f->out, mark, ev, f->kept_hashes);
 }
 
 /* 1 when the buffer is full enough to stop before the next item ('more' is then exact). */
@@ -131,6 +131,8 @@ int api__cfeed_read(api_cfeed_t *f, uint64_t after, uint32_t index, size_t limit
     int rc = store_read_begin(f->srv->store, &r);
     if (rc != REEL_OK)
         return rc;
+    if (f->unreplicated)
+        store_read_see_all(&r);
     if (f->srv->evcache && !f->include_raw && !f->bodies) {
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = f->srv->evcache;
