@@ -212,15 +212,21 @@ def read_cluster(cluster):
         {c: int(p) for c, p in (x.split(":") for x in cursor.split(","))}
 
 
-def wait_sinks_caught_up(pg, last, timeout=60):
-    """Until each cell's checkpoint in PostgreSQL is its feed's last position."""
+def settled(cluster, pg, timeout=60):
+    """Every cell read through `reel cluster events` once each cell's sink has copied all of
+    it: the cells' last positions equal the sinks' checkpoints. Under --ack=replica a cell
+    serves only what its sink reported, and nothing after a restart until the next report
+    (docs/CLUSTER.md "Acknowledged by a replica"), so both sides are read again until they
+    agree."""
     end = time.time() + timeout
-    while time.time() < end:
-        rows = {r["cell"]: r["position"] for r in pg.query("SELECT cell, position FROM %s.sink" % SCHEMA)}
-        if all(rows.get(c, 0) == p for c, p in last.items()):
-            return
+    while True:
+        rows, last = read_cluster(cluster)
+        ck = {r["cell"]: r["position"] for r in pg.query("SELECT cell, position FROM %s.sink" % SCHEMA)}
+        if all(ck.get(c, 0) == p for c, p in last.items()):
+            return rows, last
+        if time.time() > end:
+            raise AssertionError("sinks did not catch up: %s vs %s" % (ck, last))
         time.sleep(0.2)
-    raise AssertionError("sinks did not catch up: %s vs %s" % (rows, last))
 
 
 def check(cluster, pg, load, rows):
@@ -284,8 +290,7 @@ def test_kill9_a_cell_under_load(cluster, pair, ack, tmp_path):
     assert acked > KILLS and (load.failures > 0 or (ack == "replica" and KILLS < 10)), \
         (acked, load.failures)
     assert not sinks.alive(), sinks.alive()  # every sink outlived its cell's deaths
-    rows, last = read_cluster(cluster)
-    wait_sinks_caught_up(pair.primary, last)
+    rows, last = settled(cluster, pair.primary)
     out = check(cluster, pair.primary, load, rows)
     down.sort()
     print("--ack=%s: kill -9 a cell %d times in %.1f s: %d acked events, appends retried %d "
@@ -322,9 +327,8 @@ def test_postgres_primary_killed_and_standby_promoted(cluster, pair, ack, tmp_pa
     finally:
         load.stop()
     assert not sinks.alive(), sinks.alive()
-    rows, last = read_cluster(cluster)
     new = pair.standby
-    wait_sinks_caught_up(new, last)
+    rows, last = settled(cluster, new)
     assert new.query("SELECT sum(position) AS p FROM %s.sink" % SCHEMA)[0]["p"] > before
     for c in cluster.ids:  # each sink lost PostgreSQL, then took its cell again on the new one
         log = sinks.log(c)[logs[c]:]
