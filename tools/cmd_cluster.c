@@ -173,7 +173,7 @@ int cmd_cluster(int argc, char **argv)
         return nginx_conf(prog, argv[1], listen);
     if (!strcmp(verb, "shard") && nargs == 2)
         return shard(prog, argv[1], map, v, stream);
-    cmd_error(prog, "expected init ID=HOST:PORT..., nginx-conf MAP, shard ID, events or sessions "
-                    "(see --help)");
+    cmd_error(prog, "expected init ID=HOST:PORT..., nginx-conf MAP, shard ID, restore, events or "
+                    "sessions (see --help)");
     return CMD_USAGE;
 }
