@@ -76,7 +76,11 @@ typedef struct rcell {
     struct el { const char *p; size_t n; } *els;
     size_t n_els, cap_els, next;
     uint64_t page_after; /* the page's next_after: the cursor once it is all printed */
-    int more;            /* the page said hasMore */
+    /* the next page, asked for while this one is printed */
+    store_buf_t inbuf;   /* its body */
+    int has_ready;       /* it arrived and waits in 'inbuf' */
+    uint64_t fetch_after; /* where it starts: the last page's next_after */
+    int fetch_more;      /* the last page received said hasMore */
     size_t head;         /* els index whose time and position are below (+1; 0: none) */
     const char *ht;      /* its time's JSON text, borrowed from 'body' */
     size_t htn;
@@ -219,7 +223,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 }
 
 /* A GET of 'path' at cell 'c' on a new easy handle (c->c), its body into c->body. */
-static CURL *request_new(reads_t *r, rcell_t *c, const char *path, long timeout_s)
+static CURL *request_new(reads_t *r, rcell_t *c, const char *path, long timeout_s,
+                         store_buf_t *into)
 {
     CURL *h = curl_easy_init();
     if (!h)
@@ -235,11 +240,11 @@ static CURL *request_new(reads_t *r, rcell_t *c, const char *path, long timeout_
     store_buf_clear(&a);
     store_buf_printf(&a, "Reel-Cell: %s", c->id); /* picks the cell through nginx */
     c->hdr = curl_slist_append(c->hdr, store_buf_cstr(&a));
-    store_buf_clear(&c->body);
+    store_buf_clear(into);
     curl_easy_setopt(h, CURLOPT_URL, store_buf_cstr(&url));
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdr);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, into);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -249,8 +254,8 @@ static CURL *request_new(reads_t *r, rcell_t *c, const char *path, long timeout_
     return h;
 }
 
-/* The answer of c->c: 0 for a 200, else -1 with 'why' filled. */
-static int answer(rcell_t *c, CURLcode cc, char *why, size_t cap)
+/* The answer of c->c (its body in 'b'): 0 for a 200, else -1 with 'why' filled. */
+static int answer(rcell_t *c, const store_buf_t *b, CURLcode cc, char *why, size_t cap)
 {
     long status = 0;
     curl_easy_getinfo(c->c, CURLINFO_RESPONSE_CODE, &status);
@@ -261,7 +266,7 @@ static int answer(rcell_t *c, CURLcode cc, char *why, size_t cap)
     if (status != 200) {
         const char *d;
         size_t dn;
-        if (!cmd_json_member((const char *)c->body.data, c->body.len, "detail", &d, &dn))
+        if (!cmd_json_member((const char *)b->data, b->len, "detail", &d, &dn))
             snprintf(why, cap, "HTTP %ld: %.*s", status, (int)(dn > 300 ? 300 : dn), d);
         else
             snprintf(why, cap, "HTTP %ld", status);
@@ -302,24 +307,17 @@ static int collect(void *arg, const char *el, size_t n)
     return 0;
 }
 
-/* A page of cell c's feed, kept in c->els until printed. */
+/* The page in c->body, kept in c->els until printed (page_tail() checked its cursor). */
 static int take_page(reads_t *r, rcell_t *c)
 {
     const char *json = (const char *)c->body.data, *v;
     size_t len = c->body.len, vn;
-    if (cmd_json_member(json, len, "next_after", &v, &vn) || !vn || v[0] < '0' || v[0] > '9') {
-        cmd_error(r->prog, "cell '%s': the feed's next_after is not a position (a token limited "
-                  "to session prefixes gets sealed cursors, which a vector cursor cannot hold)",
-                  c->id);
-        return -1;
-    }
-    c->page_after = strtoull(v, NULL, 10);
+    c->page_after = !cmd_json_member(json, len, "next_after", &v, &vn) ? strtoull(v, NULL, 10) : 0;
     c->n_els = c->next = c->head = 0;
     if (cmd_json_array_each(json, len, "events", collect, c)) {
         cmd_error(r->prog, "cell '%s': not a page of the feed: %.200s", c->id, json);
         return -1;
     }
-    c->more = !cmd_json_member(json, len, "hasMore", &v, &vn) && vn == 4 && !memcmp(v, "true", 4);
     return 0;
 }
 
@@ -360,10 +358,28 @@ static int in_hand(const rcell_t *c)
     return c->next < c->n_els;
 }
 
-/* A cell whose next events are not known yet and may be earlier than what is in hand. */
+/* A cell whose next events are not known yet and may be earlier than what is in hand:
+ * its page is printed, the next one is on its way, and the last said there is more. */
 static int blocks(const rcell_t *c)
 {
-    return c->in_map && !c->done && !in_hand(c) && c->more && !c->down;
+    return c->in_map && !c->done && !in_hand(c) && c->fetch_more && !c->down;
+}
+
+/* Without --follow, a cell is done once everything it had is printed. */
+static void check_done(const reads_t *r, rcell_t *c)
+{
+    if (!r->follow && !in_hand(c) && !c->has_ready && !c->c && !c->fetch_more)
+        c->done = 1;
+}
+
+/* The page that arrived in 'inbuf' becomes the one in hand. */
+static int promote(reads_t *r, rcell_t *c)
+{
+    store_buf_t t = c->body;
+    c->body = c->inbuf;
+    c->inbuf = t;
+    c->has_ready = 0;
+    return take_page(r, c);
 }
 
 /* Prints what the merge allows; 0, or -1 for an event without position or time. */
@@ -376,6 +392,8 @@ static int emit(reads_t *r)
         uint64_t bpos = 0;
         for (size_t i = 0; i < r->n; i++) {
             rcell_t *c = &r->cells[i];
+            if (!in_hand(c) && c->has_ready && promote(r, c))
+                return -1;
             if (blocks(c))
                 return 0;
             if (!in_hand(c))
@@ -394,27 +412,44 @@ static int emit(reads_t *r)
         if (!best)
             return 0;
         print_head(r, best, bpos);
-        if (!in_hand(best) && !best->more && !r->follow)
-            best->done = 1;
+        check_done(r, best);
     }
 }
 
+/* Asks for cell c's next page, after the last one received. */
 static void start_feed(reads_t *r, rcell_t *c)
 {
     char path[160];
-    int wait = r->follow && !c->more ? WAIT_S : 0; /* a long-poll only once caught up */
+    int wait = r->follow && !c->fetch_more ? WAIT_S : 0; /* a long-poll once caught up */
     snprintf(path, sizeof path, "/v1/events?after=%llu&limit=%llu&wait=%d%s",
-             (unsigned long long)c->pos, r->limit, wait, CLUSTER_READS_FEED_SKIP_MOVED);
-    c->c = request_new(r, c, path, wait + 30);
+             (unsigned long long)c->fetch_after, r->limit, wait, CLUSTER_READS_FEED_SKIP_MOVED);
+    c->c = request_new(r, c, path, wait + 30, &c->inbuf);
     if (c->c)
         curl_multi_add_handle(r->multi, c->c);
 }
 
-/* A finished request of cell c: 0 (page taken, or a --follow retry scheduled) or -1. */
+/* The next_after and hasMore of the page in 'b'; -1 when it has no position cursor. */
+static int page_tail(reads_t *r, rcell_t *c, const store_buf_t *b)
+{
+    const char *json = (const char *)b->data, *v;
+    size_t len = b->len, vn;
+    if (cmd_json_member(json, len, "next_after", &v, &vn) || !vn || v[0] < '0' || v[0] > '9') {
+        cmd_error(r->prog, "cell '%s': the feed's next_after is not a position (a token limited "
+                  "to session prefixes gets sealed cursors, which a vector cursor cannot hold)",
+                  c->id);
+        return -1;
+    }
+    c->fetch_after = strtoull(v, NULL, 10);
+    c->fetch_more = !cmd_json_member(json, len, "hasMore", &v, &vn) && vn == 4 &&
+                    !memcmp(v, "true", 4);
+    return 0;
+}
+
+/* A finished request of cell c: 0 (page kept, or a --follow retry scheduled) or -1. */
 static int finish(reads_t *r, rcell_t *c, CURLcode cc)
 {
     char why[400];
-    int rc = answer(c, cc, why, sizeof why);
+    int rc = answer(c, &c->inbuf, cc, why, sizeof why);
     curl_multi_remove_handle(r->multi, c->c);
     curl_easy_cleanup(c->c);
     c->c = NULL;
@@ -422,10 +457,12 @@ static int finish(reads_t *r, rcell_t *c, CURLcode cc)
         if (c->down)
             fprintf(stderr, "reel %s: cell '%s' answers again\n", r->prog, c->id);
         c->down = 0;
-        if (take_page(r, c))
+        if (page_tail(r, c, &c->inbuf))
             return -1;
-        if (!c->n_els && !c->more && !r->follow)
-            c->done = 1;
+        c->has_ready = 1;
+        if (!in_hand(c) && promote(r, c))
+            return -1;
+        check_done(r, c);
         return 0;
     }
     if (!r->follow) {
@@ -441,8 +478,10 @@ static int finish(reads_t *r, rcell_t *c, CURLcode cc)
 
 static int events_loop(reads_t *r)
 {
-    for (size_t i = 0; i < r->n; i++)
-        r->cells[i].more = 1; /* nothing known yet: every cell's first page is awaited */
+    for (size_t i = 0; i < r->n; i++) {
+        r->cells[i].fetch_after = r->cells[i].pos;
+        r->cells[i].fetch_more = 1; /* nothing known yet: every cell's first page is awaited */
+    }
     for (;;) {
         int pending = 0;
         uint64_t now = now_ms();
@@ -451,7 +490,8 @@ static int events_loop(reads_t *r)
             if (!c->in_map || c->done)
                 continue;
             pending = 1;
-            if (!c->c && !in_hand(c) && !stop && now >= c->retry_at)
+            if (!c->c && !c->has_ready && (c->fetch_more || r->follow) && !stop &&
+                now >= c->retry_at)
                 start_feed(r, c);
         }
         if (!pending || stop)
@@ -490,6 +530,7 @@ static void reads_free(reads_t *r)
         }
         curl_slist_free_all(c->hdr);
         store_buf_release(&c->body);
+        store_buf_release(&c->inbuf);
         free(c->els);
     }
     if (r->multi)
@@ -578,8 +619,8 @@ static int list_cell(reads_t *r, list_ctx_t *x, const char *prefix)
         }
         rcell_t *c = x->c;
         char why[400];
-        if (!(c->c = request_new(r, c, store_buf_cstr(&path), 60)) ||
-            answer(c, curl_easy_perform(c->c), why, sizeof why)) {
+        if (!(c->c = request_new(r, c, store_buf_cstr(&path), 60, &c->body)) ||
+            answer(c, &c->body, curl_easy_perform(c->c), why, sizeof why)) {
             cmd_error(r->prog, "cell '%s' (%s): %s", c->id, c->base, c->c ? why : "no HTTP client");
             rc = -1;
         }
