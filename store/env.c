@@ -460,7 +460,7 @@ int store_open(const char *dir, const store_options_t *opt, store_t **out)
     pthread_cond_init(&s->work, NULL);
     pthread_mutex_init(&s->zd_mu, NULL);
     pthread_cond_init(&s->zd_cv, NULL);
-    s->zd_auto = opt->zdict;
+    s->zd_auto = !opt->no_zdict;
     int rc = open_env(s, dir, opt);
     if (!rc)
         rc = store__zdict_open(s);

@@ -109,13 +109,11 @@ typedef struct store_options {
                         or an LMDB file without reel's format record). Without it such a
                         directory is refused (REEL_EFORMAT); a missing data.mdb is always
                         created (unless 'read_only'). */
-    int zdict;       /* 1 = compression dictionaries (docs/FORMAT.md section 15): trained
-                        on the store's events and used for new values, about a third of
-                        the bytes. 0 (the default) = none trained or used for new values
-                        (values written with one still read). Opt-in because libzstd
-                        1.5.4's dictionary code dereferences a failed allocation (found
-                        by tests/fault's failing-malloc server), which would break the
-                        rule that the store never dies of an allocation failure. */
+    int no_zdict;    /* 1 = no compression dictionaries: none is trained and new values
+                        are written as a store without one writes them (values written
+                        with one still read). The default (0) trains them on the store's
+                        events and uses them for new values, about a third of the bytes;
+                        training runs in a child process (docs/FORMAT.md section 15). */
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
@@ -335,9 +333,9 @@ int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
  * waits until the committer stored it (one more "zdict" record; from then on the committer
  * compresses event values with it). The store does this by itself when it reaches
  * STORE_ZDICT_FIRST events and again each time it has grown sixteenfold since the last
- * training (only with 'zdict'). MUST NOT be called on the committer thread.
+ * training (unless 'no_zdict'). MUST NOT be called on the committer thread.
  * Errors: REEL_ENOT_FOUND (too few events or bytes to train on; nothing changes),
- * REEL_EUNAVAILABLE (read-only, no 'zdict' or failed store), REEL_ECORRUPT, REEL_ENOMEM,
+ * REEL_EUNAVAILABLE (read-only, 'no_zdict' or failed store), REEL_ECORRUPT, REEL_ENOMEM,
  * REEL_EIO. */
 #define STORE_ZDICT_FIRST 1024
 int store_zdict_train(store_t *s);

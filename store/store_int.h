@@ -54,7 +54,7 @@ struct store {
     struct store__zdict *_Atomic zd[STORE__ZDICT_MAX + 1]; /* by id: set once, then fixed */
     pthread_mutex_t zd_mu;    /* serialises installs into zd[] */
     pthread_cond_t zd_cv;     /* signalled (under mu) when a posted dictionary was handled */
-    int zd_auto;              /* train and compress (store_options_t.zdict) */
+    int zd_auto;              /* train and compress (!store_options_t.no_zdict) */
     /* under mu: a trained dictionary waiting for the committer, and the trainer thread */
     uint8_t *zd_pending;
     size_t zd_pending_len;
@@ -279,6 +279,13 @@ int store__zdict_group(store_t *s, MDB_txn *txn);
 void store__zdict_batch(store_t *s, store_batch_t *b);
 /* Frees what store__zdict_batch() made ('b' is about to complete). */
 void store__zdict_batch_free(store_batch_t *b);
+/* Trains a dictionary of at most 'cap' bytes into 'dict' from 'n' samples (their 'sizes',
+ * one after the other in 'samples') with ZDICT_trainFromBuffer() in a child process
+ * (ztrain.c says why); '*len' its size. REEL_ENOT_FOUND (nothing useful in the samples),
+ * REEL_ENOMEM (also when the child died), REEL_EINTERNAL (killed after its time), REEL_EIO;
+ * store_last_error() says what happened. */
+int store__ztrain(const void *samples, const size_t *sizes, unsigned n, void *dict, size_t cap,
+                  size_t *len);
 /* The per-thread zstd contexts of record.c (NULL when out of memory). */
 ZSTD_CCtx *store__cctx(void);
 ZSTD_DCtx *store__dctx(void);
