@@ -270,43 +270,73 @@ int store_event_check(const store_event_view_t *ev)
     return check_chain(ev);
 }
 
-static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
-                        size_t limit, store_event_cb cb, void *arg, int *more)
+/* The value at position 'pos' through the walk's cursor 'ec' on the events tree. Positions
+ * of one session grow, mostly by one (sessions written in batches), so the next is
+ * usually the cursor's next entry, and otherwise on the same leaf page, where LMDB's
+ * MDB_SET_KEY looks first: a walk does not descend from the root per event, as mdb_get()
+ * does (27 % of a newest-50 read's CPU in the server, docs/BENCHMARKS.md). */
+static int event_at(MDB_cursor *ec, uint64_t pos, uint64_t *at, MDB_val *v)
 {
-    store_session_t rec;
-    int rc = session_get(r, id, id_len, &rec);
-    if (more)
-        *more = 0;
+    uint8_t pk[8];
+    MDB_val k = {8, pk};
+    if (*at && pos == *at + 1 && !mdb_cursor_get(ec, &k, v, MDB_NEXT) && k.mv_size == 8 &&
+        store__get_u64(k.mv_data) == pos) {
+        *at = pos;
+        return 0;
+    }
+    store__put_u64(pk, pos);
+    k.mv_data = pk;
+    k.mv_size = 8;
+    int rc = mdb_cursor_get(ec, &k, v, MDB_SET_KEY);
+    *at = rc ? 0 : pos;
+    return rc;
+}
+
+/* The chain hash before sequence 'seq' of 'rec' into x->chain, through the walk's cursors
+ * when that event is indexed: the seqs cursor 'c' is left on (num, seq - 1), 'ec' on its
+ * value. 1 when it cannot be found (then the index is damaged). */
+static int walk_prev(store_read_t *r, const store_session_t *rec, uint64_t seq,
+                     MDB_cursor *c, MDB_cursor *ec, uint64_t *at, struct expect *x)
+{
+    if (seq == rec->first_sequence) {
+        memcpy(x->chain, rec->first_prev_hash, STORE_HASH_LEN);
+        return 0;
+    }
+    uint8_t key[16];
+    store__put_u64(key, rec->num);
+    store__put_u64(key + 8, seq - 1);
+    MDB_val k = {16, key}, v, ev;
+    if (seq > 1 && !mdb_cursor_get(c, &k, &v, MDB_SET_KEY) && v.mv_size == 8 &&
+        !event_at(ec, store__get_u64(v.mv_data), at, &ev) && ev.mv_size > STORE_HEADER_LEN) {
+        memcpy(x->chain, (const uint8_t *)ev.mv_data + 25, STORE_HASH_LEN);
+        return 0;
+    }
+    return prev_chain(r, rec->num, seq, x->chain); /* sequence 1, or a trimmed session */
+}
+
+/* Events of 'rec' after 'after' (which is below its last sequence), at most 'limit'. */
+static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t after,
+                       size_t limit, store_event_cb cb, void *arg, int *more)
+{
+    uint8_t key[16];
+    store__put_u64(key, rec->num);
+    MDB_val k = {16, key}, v;
+    struct expect x = {rec->id, rec->id_len, rec->num, after + 1, {0}};
+    MDB_cursor *c, *ec;
+    int rc = store__cursor_open(r, r->s->db_seqs, &c);
     if (rc)
         return rc;
-    if (rec.status == STORE_DELETED)
-        return REEL_EGONE;
-    /* Events before first_sequence were trimmed: they are gone, not missing. */
-    if (after + 1 < rec.first_sequence)
-        after = rec.first_sequence - 1;
-    uint8_t key[16];
-    store__put_u64(key, rec.num);
-    MDB_val k = {16, key}, v;
-    if (after >= rec.last_sequence) {
-        /* Nothing new, if the record is right: no index entry past its last_seq. */
-        store__put_u64(key + 8, rec.last_sequence + 1);
-        rc = mdb_get(TXN(r), r->s->db_seqs, &k, &v);
-        if (rc == 0)
-            return corrupt(r, rec.id, rec.id_len, rec.last_sequence + 1, 0,
-                           "indexed past the session record's last sequence");
-        return rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
-    }
-    struct expect x = {rec.id, rec.id_len, rec.num, after + 1, {0}};
-    if (after + 1 == rec.first_sequence)
-        memcpy(x.chain, rec.first_prev_hash, STORE_HASH_LEN);
-    else if (prev_chain(r, rec.num, after + 1, x.chain))
-        return corrupt(r, rec.id, rec.id_len, after, 0, "the sequence index has no entry");
-    MDB_cursor *c;
-    if ((rc = store__cursor_open(r, r->s->db_seqs, &c)))
-        return rc;
-    store__put_u64(key + 8, after + 1);
+    if ((rc = store__cursor_open(r, r->s->db_events, &ec)))
+        return walk_end(r, c, rc, 0);
+    uint64_t at = 0; /* the position 'ec' is on (0: none yet) */
     size_t n = 0;
     int stop = 0;
+    if (walk_prev(r, rec, after + 1, c, ec, &at, &x)) {
+        store__cursor_close(r, ec);
+        return walk_end(r, c, corrupt(r, rec->id, rec->id_len, after, 0,
+                                      "the sequence index has no entry"), 0);
+    }
+    store__put_u64(key + 8, after + 1);
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
         if (k.mv_size != 16 || memcmp(k.mv_data, key, 8))
@@ -316,22 +346,22 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
                 *more = 1;
             break;
         }
-        if (store__get_u64((const uint8_t *)k.mv_data + 8) != x.seq || x.seq > rec.last_sequence) {
-            stop = corrupt(r, rec.id, rec.id_len, x.seq, 0,
-                           x.seq > rec.last_sequence
+        if (store__get_u64((const uint8_t *)k.mv_data + 8) != x.seq || x.seq > rec->last_sequence) {
+            stop = corrupt(r, rec->id, rec->id_len, x.seq, 0,
+                           x.seq > rec->last_sequence
                                ? "indexed past the session record's last sequence"
                                : "the sequence index has no entry");
             break;
         }
-        MDB_val pk = {8, v.mv_data}, ev;
-        if (v.mv_size != 8 || mdb_get(TXN(r), r->s->db_events, &pk, &ev)) {
-            stop = corrupt(r, rec.id, rec.id_len, x.seq, 0, "the index points at no event");
+        MDB_val ev;
+        if (v.mv_size != 8 || event_at(ec, store__get_u64(v.mv_data), &at, &ev)) {
+            stop = corrupt(r, rec->id, rec->id_len, x.seq, 0, "the index points at no event");
             break;
         }
         if ((stop = emit(r, &x, store__get_u64(v.mv_data), &ev, cb, arg)))
             break;
-        if (x.seq == rec.last_sequence && memcmp(x.chain, rec.last_hash, STORE_HASH_LEN)) {
-            stop = corrupt(r, rec.id, rec.id_len, x.seq, store__get_u64(v.mv_data),
+        if (x.seq == rec->last_sequence && memcmp(x.chain, rec->last_hash, STORE_HASH_LEN)) {
+            stop = corrupt(r, rec->id, rec->id_len, x.seq, store__get_u64(v.mv_data),
                            "the session record's hash is not its last event's");
             break;
         }
@@ -340,9 +370,45 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     /* The walk ended before the limit and before last_seq: the index lost entries. */
-    if (!stop && (rc == 0 || rc == MDB_NOTFOUND) && n < limit && x.seq <= rec.last_sequence)
-        stop = corrupt(r, rec.id, rec.id_len, x.seq, 0, "the sequence index has no entry");
+    if (!stop && (rc == 0 || rc == MDB_NOTFOUND) && n < limit && x.seq <= rec->last_sequence)
+        stop = corrupt(r, rec->id, rec->id_len, x.seq, 0, "the sequence index has no entry");
+    store__cursor_close(r, ec);
     return walk_end(r, c, stop, rc);
+}
+
+/* Events of the session whose record is 'rec' with sequence > 'after'. */
+static int events_of(store_read_t *r, const store_session_t *rec, uint64_t after,
+                     size_t limit, store_event_cb cb, void *arg, int *more)
+{
+    if (more)
+        *more = 0;
+    if (rec->status == STORE_DELETED)
+        return REEL_EGONE;
+    /* Events before first_sequence were trimmed: they are gone, not missing. */
+    if (after + 1 < rec->first_sequence)
+        after = rec->first_sequence - 1;
+    if (after < rec->last_sequence)
+        return events_walk(r, rec, after, limit, cb, arg, more);
+    /* Nothing new, if the record is right: no index entry past its last_seq. */
+    uint8_t key[16];
+    store__put_u64(key, rec->num);
+    store__put_u64(key + 8, rec->last_sequence + 1);
+    MDB_val k = {16, key}, v;
+    int rc = mdb_get(TXN(r), r->s->db_seqs, &k, &v);
+    if (rc == 0)
+        return corrupt(r, rec->id, rec->id_len, rec->last_sequence + 1, 0,
+                       "indexed past the session record's last sequence");
+    return rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
+}
+
+static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
+                        size_t limit, store_event_cb cb, void *arg, int *more)
+{
+    store_session_t rec;
+    int rc = session_get(r, id, id_len, &rec);
+    if (more)
+        *more = 0;
+    return rc ? rc : events_of(r, &rec, after, limit, cb, arg, more);
 }
 
 static int events_newest(store_read_t *r, const char *id, size_t id_len, size_t n,
@@ -354,7 +420,7 @@ static int events_newest(store_read_t *r, const char *id, size_t id_len, size_t 
         return rc;
     /* Sequences are dense, so the newest n start at last - n + 1: one seek, no scan. */
     uint64_t after = rec.last_sequence > n ? rec.last_sequence - n : 0;
-    return events_after(r, id, id_len, after, n, cb, arg, NULL);
+    return events_of(r, &rec, after, n, cb, arg, NULL);
 }
 
 /* Session id for an internal session number. */

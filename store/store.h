@@ -391,7 +391,7 @@ typedef struct store_read {
     int (*only)(void *arg, const char *id, size_t id_len);
     void *only_arg;
     uint64_t passed, passed_up_to;
-    void *cursors_[4];  /* private: the open MDB_cursors, innermost last (walks nest: a
+    void *cursors_[8];  /* private: the open MDB_cursors, innermost last (walks nest: a
                          * callback may read again), closed by store_read_end() */
     unsigned n_cursors_;
 } store_read_t;
