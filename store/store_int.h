@@ -22,6 +22,7 @@ struct store {
     MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_seqs;
     MDB_dbi db_recent; /* format 2: updated_ms BE | num BE (valid when has_recent) */
     int has_recent;    /* 0: a format-1 store opened read-only (no 'recent' db) */
+    uint32_t parts;    /* optional parts the format record names (STORE__PART_*) */
     MDB_dbi db_changes; /* format 4: position BE -> change (section 13; changes.c) */
     int has_changes;    /* 0: opened read-only before any build with the change log wrote */
     MDB_dbi db_consumers;        /* format 4, optional (valid when has_consumers) */
@@ -92,6 +93,20 @@ void *store__committer_main(void *arg);
 int store__upgrade(store_t *s, MDB_txn *txn, const char *dir);
 /* Writes the current STORE_FORMAT_VERSION into the meta record, in 'txn' (upgrade.c). */
 int store__put_format(store_t *s, MDB_txn *txn);
+
+/* Optional parts of format 4 that older format-4 builds must not open, named in the
+ * format record after the version (docs/FORMAT.md section 18.1): a record of 8 bytes, u32
+ * BE version then u32 BE parts, which a build that knows only the 4-byte record reads as
+ * version 0 and refuses. A store is created with every part this build writes. */
+#define STORE__PART_IDKEYS 0x1u /* event_ids keys of UUID event ids in 16 bytes (18.2) */
+#define STORE__PARTS_KNOWN STORE__PART_IDKEYS
+#define STORE__PARTS_NEW STORE__PART_IDKEYS
+
+/* The event_ids key of event id 'id' in session 'num' into 'key' (at least
+ * STORE__ID_KEY_MAX bytes); returns its length. Without STORE__PART_IDKEYS: num | id. With
+ * it: num | 0x00 | the 16 bytes of a canonical lowercase UUID, or num | 0x01 | id. */
+#define STORE__ID_KEY_MAX (9 + STORE_EVENT_ID_MAX)
+size_t store__id_key(const store_t *s, uint8_t *key, uint64_t num, const char *id, size_t len);
 
 /* Events with position in (after, until], at most 'limit', as store_feed_after() gives
  * them (read.c); not guarded: the caller runs under STORE__GUARD. */
