@@ -8,7 +8,9 @@
  *
  *   database     key                                   value
  *   ----------   -----------------------------------   ---------------------------------------
- *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION)
+ *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION),
+ *                                                       then u32 BE optional parts (FORMAT.md 18.1;
+ *                                                       absent = none; 0x1 = compact event_ids keys)
  *                "next_session"                        u64 BE next internal session number
  *                "cluster_epoch"                       u64 BE highest cluster map epoch accepted
  *   sessions     session key (below)                   msgpack map: the session record
@@ -17,6 +19,7 @@
  *   events       position u64 BE                       event value (below)
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
+ *                (part 0x1: num | 0x00 | UUID's 16 bytes, or num | 0x01 | event_id bytes)
  *   changes      position u64 BE | index u32 BE         change: kind, time, num, id, record
  *   consumers    kind u8 ('c' | 's') | name bytes          msgpack map (format 4, optional:
  *                                                       durable consumers, DS subscriptions)
