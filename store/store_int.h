@@ -272,6 +272,25 @@ int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
                   uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],
                   uint8_t out[STORE_HASH_LEN]);
 
+/* ---- reads (read.c), shared with the session listings (list.c) ---- */
+
+/* Records a failed check of session 'id' at 'seq' (position 'pos', 0 when unknown):
+ * the text for this thread (store_read_corruption()), the counter and a log line.
+ * Returns REEL_ECORRUPT. */
+int store__read_corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t seq,
+                        uint64_t pos, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Ends a cursor walk: closes 'c'; 'stop' is a callback's (or decoder's) non-zero result,
+ * returned as is; 'rc' is the last LMDB result, where MDB_NOTFOUND means the walk ran off
+ * the end. */
+int store__walk_end(store_read_t *r, MDB_cursor *c, int stop, int rc);
+/* The record of session 'id', checked (REEL_ESESSION_NOT_FOUND, REEL_ECORRUPT recorded). */
+int store__session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out);
+/* The session id of internal session number 'num' (an LMDB code). */
+int store__session_name(store_read_t *r, const uint8_t num[8], MDB_val *name);
+/* Decodes the sessions entry (k, v) of a listing into 'rec', checked: REEL_ECORRUPT. */
+int store__list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v,
+                       store_session_t *rec);
+
 /* ---- dictionaries (zdict.c) ---- */
 
 /* Decompresses the dictionary frame 'b' (stored without its magic number) into 'scratch'
