@@ -177,10 +177,10 @@ static int log_change(struct group *g, const struct sess *x, int kind)
 
 /* ---- appending ---- */
 
-static void event_key(uint8_t key[8 + STORE_EVENT_ID_MAX], uint64_t num, const store_event_t *ev)
+static size_t event_key(const store_t *s, uint8_t key[STORE__ID_KEY_MAX], uint64_t num,
+                        const store_event_t *ev)
 {
-    store__put_u64(key, num);
-    memcpy(key + 8, ev->event_id, ev->event_id_len);
+    return store__id_key(s, key, num, ev->event_id, ev->event_id_len);
 }
 
 static int validate(const store_batch_t *b)
@@ -207,9 +207,8 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
         ev->duplicate = 0;
         if (!x)
             continue;
-        uint8_t key[8 + STORE_EVENT_ID_MAX], skey[16];
-        event_key(key, x->rec.num, ev);
-        MDB_val k = {8 + ev->event_id_len, key}, v;
+        uint8_t key[STORE__ID_KEY_MAX], skey[16];
+        MDB_val k = {event_key(g->s, key, x->rec.num, ev), key}, v;
         int rc = mdb_get(g->txn, g->s->db_event_ids, &k, &v);
         if (rc == MDB_NOTFOUND)
             continue;
@@ -257,10 +256,9 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
 {
     store_t *s = g->s;
     uint64_t seq = x->rec.last_sequence + 1;
-    uint8_t key[8 + STORE_EVENT_ID_MAX], seqbe[8];
-    event_key(key, x->rec.num, ev);
+    uint8_t key[STORE__ID_KEY_MAX], seqbe[8];
     store__put_u64(seqbe, seq);
-    MDB_val k = {8 + ev->event_id_len, key}, v = {8, seqbe};
+    MDB_val k = {event_key(s, key, x->rec.num, ev), key}, v = {8, seqbe};
     int rc = mdb_put(g->txn, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) { /* the same event_id earlier in this batch */
         ev->duplicate = 1;
@@ -632,10 +630,8 @@ static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, const MDB_va
         store_buf_release(&z);
         return rc;
     }
-    uint8_t key[8 + STORE_EVENT_ID_MAX];
-    store__put_u64(key, x->rec.num);
-    memcpy(key + 8, id.ptr, id.len);
-    MDB_val ik = {8 + id.len, key};
+    uint8_t key[STORE__ID_KEY_MAX];
+    MDB_val ik = {store__id_key(s, key, x->rec.num, (const char *)id.ptr, id.len), key};
     store_buf_release(&z);
     *vlen = val.mv_size;
     memcpy(hash, (const uint8_t *)val.mv_data + 25, STORE_HASH_LEN);

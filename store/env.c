@@ -219,6 +219,7 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
         return REEL_EFORMAT;
     }
     if (rc == MDB_NOTFOUND && !s->read_only && is_new_store(s, txn)) {
+        s->parts = STORE__PARTS_NEW;
         rc = store__put_format(s, txn);
         if (rc)
             store__set_error("cannot initialise '%s': %s", dir, mdb_strerror(rc));
@@ -229,7 +230,16 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
         return REEL_EFORMAT;
     }
     const uint8_t *p = v.mv_data;
-    uint32_t ver = v.mv_size == 4 ? (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3] : 0;
+    uint32_t ver = v.mv_size == 4 || v.mv_size == 8
+                       ? (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3] : 0;
+    /* Optional parts an older format-4 build must not open (FORMAT.md 18.1). */
+    s->parts = v.mv_size == 8 ? (uint32_t)p[4] << 24 | p[5] << 16 | p[6] << 8 | p[7] : 0;
+    if (v.mv_size == 8 && (ver != STORE_FORMAT_VERSION || (s->parts & ~STORE__PARTS_KNOWN))) {
+        store__set_error("data directory '%s' has format version %u with optional parts 0x%x; "
+                         "this build of reel knows parts 0x%x of version %u", dir, ver,
+                         (unsigned)s->parts, STORE__PARTS_KNOWN, STORE_FORMAT_VERSION);
+        return REEL_EFORMAT;
+    }
     if (ver == 1 && !s->has_recent) /* read-only: read it as it is, with defaults */
         return s->read_only ? REEL_OK : store__upgrade(s, txn, dir);
     if (ver >= 2 && ver <= STORE_FORMAT_VERSION && !s->has_recent) {
@@ -472,7 +482,7 @@ int store_open(const char *dir, const store_options_t *opt, store_t **out)
     pthread_mutex_init(&s->vis_mu, NULL);
     s->vis_pos = STORE_VISIBLE_ALL;
     s->vis_idx = UINT32_MAX;
-    s->zd_auto = opt->zdict;
+    s->zd_auto = !opt->no_zdict;
     int rc = open_env(s, dir, opt);
     if (!rc)
         rc = store__zdict_open(s);

@@ -83,10 +83,8 @@ static int ids_repeat(const store_load_event_t *ev, size_t n, size_t *at)
 /* 1 when session 'num' already has event id 'ev' (0: no; -1: an LMDB error in c->mdb_rc). */
 static int id_known(store__load_ctx_t *c, uint64_t num, const store_load_event_t *ev)
 {
-    uint8_t key[8 + STORE_EVENT_ID_MAX];
-    store__put_u64(key, num);
-    memcpy(key + 8, ev->event_id, ev->event_id_len);
-    MDB_val k = {8 + ev->event_id_len, key}, v;
+    uint8_t key[STORE__ID_KEY_MAX];
+    MDB_val k = {store__id_key(c->s, key, num, ev->event_id, ev->event_id_len), key}, v;
     int rc = mdb_get(c->txn, c->s->db_event_ids, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
@@ -171,11 +169,10 @@ static int put_event(store__load_ctx_t *c, const store_load_t *l, store_session_
                      store_load_event_t *ev)
 {
     store_t *s = c->s;
-    uint8_t key[8 + STORE_EVENT_ID_MAX], seqbe[8], skey[16], pkey[8];
-    store__put_u64(key, r->num);
-    memcpy(key + 8, ev->event_id, ev->event_id_len);
+    uint8_t key[STORE__ID_KEY_MAX], seqbe[8], skey[16], pkey[8];
     store__put_u64(seqbe, ev->sequence);
-    MDB_val k = {8 + ev->event_id_len, key}, v = {8, seqbe};
+    MDB_val k = {store__id_key(s, key, r->num, ev->event_id, ev->event_id_len), key},
+            v = {8, seqbe};
     int rc = mdb_put(c->txn, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
     if (rc)
         return c->mdb_rc = rc, REEL_EIO; /* phase 1 found no such id: a group failure */

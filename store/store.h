@@ -8,7 +8,9 @@
  *
  *   database     key                                   value
  *   ----------   -----------------------------------   ---------------------------------------
- *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION)
+ *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION),
+ *                                                       then u32 BE optional parts (FORMAT.md 18.1;
+ *                                                       absent = none; 0x1 = compact event_ids keys)
  *                "next_session"                        u64 BE next internal session number
  *                "cluster_epoch"                       u64 BE highest cluster map epoch accepted
  *   sessions     session key (below)                   msgpack map: the session record
@@ -17,6 +19,7 @@
  *   events       position u64 BE                       event value (below)
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
+ *                (part 0x1: num | 0x00 | UUID's 16 bytes, or num | 0x01 | event_id bytes)
  *   changes      position u64 BE | index u32 BE         change: kind, time, num, id, record
  *   consumers    kind u8 ('c' | 's') | name bytes          msgpack map (format 4, optional:
  *                                                       durable consumers, DS subscriptions)
@@ -109,13 +112,11 @@ typedef struct store_options {
                         or an LMDB file without reel's format record). Without it such a
                         directory is refused (REEL_EFORMAT); a missing data.mdb is always
                         created (unless 'read_only'). */
-    int zdict;       /* 1 = compression dictionaries (docs/FORMAT.md section 15): trained
-                        on the store's events and used for new values, about a third of
-                        the bytes. 0 (the default) = none trained or used for new values
-                        (values written with one still read). Opt-in because libzstd
-                        1.5.4's dictionary code dereferences a failed allocation (found
-                        by tests/fault's failing-malloc server), which would break the
-                        rule that the store never dies of an allocation failure. */
+    int no_zdict;    /* 1 = no compression dictionaries: none is trained and new values
+                        are written as a store without one writes them (values written
+                        with one still read). The default (0) trains them on the store's
+                        events and uses them for new values, about a third of the bytes;
+                        training runs in a child process (docs/FORMAT.md section 15). */
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
@@ -425,9 +426,9 @@ struct store_load {
  * waits until the committer stored it (one more "zdict" record; from then on the committer
  * compresses event values with it). The store does this by itself when it reaches
  * STORE_ZDICT_FIRST events and again each time it has grown sixteenfold since the last
- * training (only with 'zdict'). MUST NOT be called on the committer thread.
+ * training (unless 'no_zdict'). MUST NOT be called on the committer thread.
  * Errors: REEL_ENOT_FOUND (too few events or bytes to train on; nothing changes),
- * REEL_EUNAVAILABLE (read-only, no 'zdict' or failed store), REEL_ECORRUPT, REEL_ENOMEM,
+ * REEL_EUNAVAILABLE (read-only, 'no_zdict' or failed store), REEL_ECORRUPT, REEL_ENOMEM,
  * REEL_EIO. */
 #define STORE_ZDICT_FIRST 1024
 int store_zdict_train(store_t *s);
@@ -487,7 +488,7 @@ typedef struct store_read {
      * store_read_begin(); STORE_VISIBLE_ALL (the default) = none. See "Visible bound". */
     uint64_t visible;
     uint32_t visible_index;
-    void *cursors_[4];  /* private: the open MDB_cursors, innermost last (walks nest: a
+    void *cursors_[8];  /* private: the open MDB_cursors, innermost last (walks nest: a
                          * callback may read again), closed by store_read_end() */
     unsigned n_cursors_;
 } store_read_t;

@@ -102,10 +102,8 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
                        "hash chain mismatch: the event or one before it was altered");
     memcpy(chain, want, STORE_HASH_LEN);
 
-    uint8_t key[8 + STORE_EVENT_ID_MAX];
-    store__put_u64(key, rec->num);
-    memcpy(key + 8, id.ptr, id.len);
-    MDB_val k = {8 + id.len, key}, iv;
+    uint8_t key[STORE__ID_KEY_MAX];
+    MDB_val k = {store__id_key(v->s, key, rec->num, (const char *)id.ptr, id.len), key}, iv;
     if (mdb_get(txn, v->s->db_event_ids, &k, &iv) || iv.mv_size != 8 ||
         store__get_u64(iv.mv_data) != seq)
         return finding(v, rec, seq, pos, "the event_id index does not point at this event");
@@ -183,7 +181,7 @@ static int guarded_chunk(struct verify *v, const store_session_t *rec, store_rea
 /* Walks one session's sequence index in short transactions. */
 /* Where a walk of a trimmed session's event_id index is: the key to go on after. */
 struct ids_walk {
-    uint8_t key[8 + STORE_EVENT_ID_MAX];
+    uint8_t key[STORE__ID_KEY_MAX];
     size_t len;
     int done;
 };

@@ -61,7 +61,7 @@ static int parse(struct settings *st, int argc, char **argv)
          .dest = &st->no_zdict,
          .help = "compress events with zstd dictionaries trained on the store (about\n"
                  "a third of the bytes; ~1 us more per event read); off: none trained or\n"
-                 "used for new events (docs/FORMAT.md section 15)", .def = "off"},
+                 "used for new events (docs/FORMAT.md section 15)", .def = "on"},
         {.name = "cors-origin", .type = OPT_STRING, .arg = "ORIGIN", .env = "REEL_CORS_ORIGIN",
          .dest = &st->cors, .help = "grant cross-origin access (CORS) to ORIGIN or *"},
         {.name = "access-log", .type = OPT_STRING, .arg = "FILE|-", .env = "REEL_ACCESS_LOG",
@@ -159,7 +159,6 @@ static void settings_init(struct settings *st, const api_limits_t *l)
     st->listen = CMD_DEFAULT_LISTEN;
     st->redact = "builtin";
     st->log_level = API_LOG_INFO;
-    st->no_zdict = 1; /* --zdict off: opt-in (store.h, store_options_t.zdict) */
     st->max_body = l->max_body_bytes;
     st->max_event = l->max_event_bytes;
     st->max_depth = (unsigned long long)l->max_depth;
@@ -392,7 +391,7 @@ static int serve(const api_config_t *cfg_in, const struct settings *st)
     signal(SIGPIPE, SIG_IGN);
 
     store_options_t opt = {.no_sync = st->no_sync, .create = st->create,
-                           .zdict = !st->no_zdict};
+                           .no_zdict = st->no_zdict};
     store_t *s = cmd_open_store_opt("serve", st->data, &opt);
     if (!s) {
         cluster_map_free(cfg->cluster);
