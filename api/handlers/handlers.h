@@ -30,6 +30,8 @@ int api__session_readable_from(store_read_t *r, const char *id, size_t len, uint
  * says what failed ('doing', e.g. "reading events"). */
 enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing);
 
+/* cluster.c: what `reel cluster move` drives on a cell */
+enum MHD_Result api__cluster_map_put(api_req_t *rq, const char *data, size_t *size);
 /* events.c */
 enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__events_read(api_req_t *rq, const char *data, size_t *size);
