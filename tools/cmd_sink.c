@@ -164,6 +164,7 @@ typedef struct run {
     uint64_t last_report_ms, reported, lag;
     uint64_t prog_ms, prog_events, prog_changes;
     int report_failed;
+    char fence_said[600]; /* the shard fence last named (said once) */
 } run_t;
 
 static void say(const run_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -383,6 +384,27 @@ static int refetch(void *arg, uint64_t position, const sink_item_t **out)
     return 0;
 }
 
+/* The page stopped before an item of a shard that moved away (sink_fence.c): what came
+ * before it is written; the item is never copied. The sink says so once, reports its
+ * position and tries again every second (a fence can be lifted; a cell rebuilt from
+ * PostgreSQL no longer has the item). --once stops here with status 4. */
+static int shard_fenced(run_t *r)
+{
+    for (size_t i = 0; i < r->pg.written; i++)
+        r->page.items[i].is_change ? r->changes++ : r->events++;
+    if (strcmp(r->fence_said, r->pg.fence_note)) {
+        fprintf(stderr, "reel sink: stopped at a shard fence: %s; the sink copies nothing after "
+                "it (docs/CLUSTER.md \"Moving shards\": rebuild this cell with reel cluster "
+                "restore)\n", r->pg.fence_note);
+        snprintf(r->fence_said, sizeof r->fence_said, "%s", r->pg.fence_note);
+    }
+    report(r, 1);
+    if (r->st->once)
+        return SINK_SHARD_FENCED;
+    sleep(1);
+    return 0;
+}
+
 static int loop(run_t *r)
 {
     r->prog_ms = now_ms();
@@ -403,6 +425,12 @@ static int loop(run_t *r)
                         "%lld, owner '%s') stops without writing\n", r->pg.cell, r->pg.fenced_by,
                         (long long)r->pg.epoch, r->pg.owner);
                 return SINK_FENCED;
+            }
+            if (rc == SINK_SHARD_FENCED) {
+                rc = shard_fenced(r);
+                if (rc)
+                    return rc;
+                continue;
             }
             if (rc) {
                 if (sink_pg_ok(&r->pg))
@@ -436,7 +464,9 @@ static const char about[] =
     "sink (the checkpoint and the fencing epoch of each cell). Each page is one transaction\n"
     "together with its checkpoint: a killed sink resumes where it committed, and nothing is\n"
     "written twice. Starting a sink for a cell fences the one running before it (that one\n"
-    "stops with exit status 3). The sink reports its position to the server (POST\n"
+    "stops with exit status 3). A shard moved away (reel cluster move) is fenced: the sink\n"
+    "copies nothing of it written after the move, stops before it and says so (--once:\n"
+    "exit status 4). The sink reports its position to the server (POST\n"
     "/v1/sinks/NAME, a token with the full scope): reel_sink_lag_events{sink=NAME} and\n"
     "serve --max-sink-lag read it. Progress goes to stderr every 5 s. SIGINT/SIGTERM stop\n"
     "it after the page in hand. With --data DIR it reads the data directory itself, the same\n"

@@ -24,6 +24,8 @@
 #include "store/buf.h"
 
 #define SINK_FENCED 3 /* exit status of a sink that a newer one took the cell from */
+#define SINK_SHARD_FENCED 4 /* stopped before an item of a shard moved away (sink_fence.c);
+                             * the exit status of `--once` stopped there */
 
 typedef struct sink_item {
     int is_change;
@@ -72,6 +74,9 @@ typedef struct sink_pg {
     int (*refetch)(void *arg, uint64_t position, const sink_item_t **out);
     void *refetch_arg;
     char fenced_by[200]; /* set when fenced: who holds the cell now */
+    struct sink_fences *fences; /* the shard fences of this cell (sink_fence.c), or NULL */
+    char fence_note[600];       /* set at SINK_SHARD_FENCED: the item stopped at, and why */
+    size_t written;             /* items the last sink_pg_write() committed */
 } sink_pg_t;
 
 /* ---- a page of the feed (sink_feed.c) ---- */
@@ -116,11 +121,23 @@ void sink_pg_close(sink_pg_t *pg);
  * pg->position. 0 or -1. */
 int sink_pg_claim(sink_pg_t *pg);
 /* Writes 'n' items (a page, cursors increasing past the checkpoint) and the checkpoint in
- * one transaction. 0 (pg->position moved), SINK_FENCED (nothing written: another sink holds
+ * one transaction. 0 (pg->position moved), SINK_SHARD_FENCED (only the pg->written items
+ * before a fenced one were written, pg->fence_note says which), SINK_FENCED (nothing
+ * written: another sink holds
  * the cell, pg->fenced_by says which), or -1 after printing why (the transaction rolled
  * back; the connection may be gone: sink_pg_ok()). */
 int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n);
 /* 1 when the connection is usable. */
 int sink_pg_ok(const sink_pg_t *pg);
+
+/* ---- shard fences (sink_fence.c; docs/CLUSTER.md "Moving shards") ---- */
+
+/* Creates the shard_fence table and the sink.fences column when missing. 0 or -1. */
+int sink_fence_schema(PGconn *conn, const char *schema);
+/* Inside a page transaction that holds the cell's row lock: '*keep' = how many of the
+ * 'n' items come before the first one of a shard fenced after an earlier cursor
+ * (pg->fence_note then names it), else 'n'. 0 or -1 (reported). */
+int sink_fence_cut(sink_pg_t *pg, const sink_item_t *items, size_t n, size_t *keep);
+void sink_fence_free(sink_pg_t *pg);
 
 #endif

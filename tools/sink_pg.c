@@ -102,6 +102,8 @@ int sink_pg_open(sink_pg_t *pg, const char *dsn)
             usleep(200000);
     }
     store_buf_release(&sql);
+    if (!rc)
+        rc = sink_fence_schema(pg->conn, pg->schema);
     if (rc)
         sink_pg_close(pg);
     return rc;
@@ -109,6 +111,7 @@ int sink_pg_open(sink_pg_t *pg, const char *dsn)
 
 void sink_pg_close(sink_pg_t *pg)
 {
+    sink_fence_free(pg);
     if (pg->conn)
         PQfinish(pg->conn);
     pg->conn = NULL;
@@ -660,14 +663,18 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
     if (!n)
         return 0;
     params_t p = {0};
-    uint64_t last = items[n - 1].position;
-    uint32_t last_index = items[n - 1].index;
+    size_t keep = 0;
+    pg->written = 0;
     int rc = exec0(pg, "BEGIN", "beginning a transaction");
     if (!rc)
         rc = check_fence(pg, &p);
+    if (!rc) /* a shard moved away: only the items before its first later one */
+        rc = sink_fence_cut(pg, items, n, &keep);
+    uint64_t last = keep ? items[keep - 1].position : pg->position;
+    uint32_t last_index = keep ? items[keep - 1].index : pg->index;
     if (!rc)
-        rc = write_items(pg, &p, items, n);
-    if (!rc) {
+        rc = write_items(pg, &p, items, keep);
+    if (!rc && keep) {
         const char *cell = pg->cell;
         char sql[256];
         snprintf(sql, sizeof sql, "UPDATE \"%s\".sink SET position = $2, change_index = $3, "
@@ -682,7 +689,7 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
     else if (sink_pg_ok(pg))
         PQclear(PQexec(pg->conn, "ROLLBACK"));
     if (!rc)
-        pg->position = last, pg->index = last_index;
+        pg->position = last, pg->index = last_index, pg->written = keep;
     p_free(&p);
-    return rc;
+    return rc || keep == n ? rc : SINK_SHARD_FENCED;
 }
