@@ -87,6 +87,8 @@ int store__grow(store_t *s, int adopt, size_t need);
 /* Begins an LMDB transaction, adopting a map grown by another process when told to. */
 int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn);
 void *store__committer_main(void *arg);
+/* 1 when position 'pos' holds a copied event (copied.c; store_read_t.skip_copied). */
+int store__copied(store_read_t *r, uint64_t pos);
 /* Upgrades a format-1 store to format 2 inside 'txn' (upgrade.c); the note to log goes
  * into s->upgrade_note. REEL_OK or an error with store_last_error() set. */
 int store__upgrade(store_t *s, MDB_txn *txn, const char *dir);

@@ -372,6 +372,7 @@ struct api_req {
     uint64_t limit;
     uint64_t wait_s;
     int include_raw;
+    int skip_copied;      /* the feed passes over events copied in by a shard move */
     int changes;          /* the feed with changes (?changes=1), 'bodies' with it */
     int bodies;
     uint32_t after_index; /* with 'changes': the change index of the cursor 'after' */

@@ -47,6 +47,7 @@ typedef struct api_cfeed {
     int include_raw;
     int bodies;       /* 1: each event also gets "hash" and "body" (base64 msgpack) */
     size_t max_bytes; /* stop before an item once the output holds this much */
+    int skip_copied;  /* 1: events copied in by a shard move are passed over */
     size_t n;         /* out: items written */
     uint64_t last;    /* out: the cursor after the last item written (the one read from */
     uint32_t last_index; /* when none): position, and 0 or the change's index */
