@@ -208,6 +208,15 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     pthread_mutex_init(&srv->sinks_lock, NULL);
     if (!srv->lim.sink_wait_ms)
         srv->lim.sink_wait_ms = 2000;
+    if (srv->lim.ack_replica) { /* api/core/ack.c, handlers/sinks.c */
+        if (!srv->lim.replica_wait_ms)
+            srv->lim.replica_wait_ms = 5000;
+        if (!srv->lim.replica_sink[0])
+            snprintf(srv->lim.replica_sink, sizeof srv->lim.replica_sink, "postgres-%s",
+                     cfg->cell ? cfg->cell : "0");
+        /* Nothing is known to be on the replica until its sink reports (sinks.c). */
+        store_set_visible(s, 0, 0);
+    }
     srv->waiters.next = srv->waiters.prev = &srv->waiters;
     if ((cfg->cors_origin && !(srv->cors_origin = strdup(cfg->cors_origin))) ||
         !(srv->access = api__access_new()) ||
@@ -266,6 +275,8 @@ void api_server_stop(api_server_t *srv)
     api__ds_subs_free(srv->subs); /* requests read it until the daemon stopped */
     srv->subs = NULL;
     store_set_commit_hook(srv->store, NULL, NULL);
+    if (srv->lim.ack_replica)
+        store_set_visible(srv->store, STORE_VISIBLE_ALL, UINT32_MAX);
     server_free(srv);
 }
 

@@ -182,6 +182,8 @@ static int feed_changes(store_read_t *r, uint64_t after, uint32_t index, size_t 
             stop = REEL_ECORRUPT;
             break;
         }
+        if (found && !store__change_visible(r, store__get_u64(k.mv_data), key_index(k.mv_data)))
+            found = 0; /* above the visible bound (visible.c): as if not there yet */
         uint64_t next = found ? store__get_u64(k.mv_data) : UINT64_MAX;
         struct stretch st = {cb, arg, 0};
         int ev_more = 0;

@@ -1027,6 +1027,9 @@ static int group_run(struct group *g, store_batch_t *list)
     for (store_batch_t *b = list; b; b = b->next_) {
         g->mdb_rc = 0;
         b->err = apply(g, b);
+        /* where the feed with changes stands after it (store.h; serve --ack replica) */
+        b->cursor_position = g->position;
+        b->cursor_index = g->chlog.known && g->chlog.pos == g->position ? g->chlog.index : 0;
         if (g->mdb_rc) {
             mdb_txn_abort(g->txn);
             return g->mdb_rc;

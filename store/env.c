@@ -460,6 +460,9 @@ int store_open(const char *dir, const store_options_t *opt, store_t **out)
     pthread_cond_init(&s->work, NULL);
     pthread_mutex_init(&s->zd_mu, NULL);
     pthread_cond_init(&s->zd_cv, NULL);
+    pthread_mutex_init(&s->vis_mu, NULL);
+    s->vis_pos = STORE_VISIBLE_ALL;
+    s->vis_idx = UINT32_MAX;
     s->zd_auto = opt->zdict;
     int rc = open_env(s, dir, opt);
     if (!rc)
@@ -495,6 +498,7 @@ void store_close(store_t *s)
         mdb_env_close(s->env);
     pthread_cond_destroy(&s->zd_cv);
     pthread_mutex_destroy(&s->zd_mu);
+    pthread_mutex_destroy(&s->vis_mu);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->mu);
     pthread_rwlock_destroy(&s->resize_lock);

@@ -68,6 +68,7 @@ int store_read_begin(store_t *s, store_read_t *r)
         int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
         if (rc == MDB_SUCCESS) {
             r->txn_ = txn;
+            store_get_visible(s, &r->visible, &r->visible_index);
             return REEL_OK;
         }
         pthread_rwlock_unlock(&s->resize_lock);
@@ -148,6 +149,8 @@ static int session_get(store_read_t *r, const char *id, size_t id_len, store_ses
     rc = store__session_decode(v.mv_data, v.mv_size, (const char *)key, k.mv_size, out);
     if (rc == REEL_OK && (out->id_len != id_len || memcmp(out->id, id, id_len)))
         rc = REEL_ECORRUPT; /* a long id whose record holds another id */
+    if (rc == REEL_OK)
+        rc = store__clip_record(r, out); /* the visible bound (visible.c) */
     if (rc == REEL_ECORRUPT) /* name the session (and the last sequence it claims) */
         return corrupt(r, id, id_len, out->last_sequence, 0,
                        "the session record fails its checks (count, last sequence, number)");
@@ -287,6 +290,11 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
     uint8_t key[16];
     store__put_u64(key, rec.num);
     MDB_val k = {16, key}, v;
+    /* A record clipped by the visible bound has entries past its last_seq: they are not
+     * damage, they are not to be read. */
+    int clipped = r->visible != STORE_VISIBLE_ALL;
+    if (after >= rec.last_sequence && clipped)
+        return REEL_OK;
     if (after >= rec.last_sequence) {
         /* Nothing new, if the record is right: no index entry past its last_seq. */
         store__put_u64(key + 8, rec.last_sequence + 1);
@@ -309,7 +317,7 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
     int stop = 0;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
-        if (k.mv_size != 16 || memcmp(k.mv_data, key, 8))
+        if (k.mv_size != 16 || memcmp(k.mv_data, key, 8) || (clipped && x.seq > rec.last_sequence))
             break;
         if (n == limit) {
             if (more)
@@ -380,7 +388,7 @@ static int list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v, stor
         return corrupt(r, rec->id_len ? rec->id : "?", rec->id_len ? rec->id_len : 1,
                        rec->last_sequence, 0, "the sessions entry fails its checks (key, "
                        "record, number)");
-    return REEL_OK;
+    return store__clip_record(r, rec); /* the visible bound (visible.c) */
 }
 
 /* Sets 'x' for the feed's value 'v' at 'pos': its session (from the header's number,
@@ -459,6 +467,8 @@ int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t li
     int rc = store__cursor_open(r, r->s->db_events, &c);
     if (rc)
         return rc;
+    if (until > r->visible) /* the visible bound (visible.c) */
+        until = r->visible;
     uint8_t key[8];
     store__put_u64(key, after + 1);
     MDB_val k = {8, key}, v, name = {0, NULL};
@@ -493,6 +503,8 @@ static int tail_position(store_read_t *r, uint64_t *pos)
     MDB_val k = {13, "last_position"}, v;
     int rc = mdb_get(TXN(r), r->s->db_meta, &k, &v);
     *pos = rc == 0 && v.mv_size == 8 ? store__get_u64(v.mv_data) : 0;
+    if (*pos > r->visible)
+        *pos = r->visible;
     return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
 }
 

@@ -299,6 +299,10 @@ struct store_batch {
     uint64_t last_sequence;  /* largest; for a failed conflict: the session's actual last */
     uint64_t position;       /* largest position among the events */
     size_t duplicates;       /* events that already existed */
+    /* the feed cursor (position, change index) right after this batch's last event or
+     * change: a reader of the feed with changes that got there has seen the batch */
+    uint64_t cursor_position;
+    uint32_t cursor_index;
     uint64_t version;        /* the record's version after the batch (see if_version) */
     /* STORE_OP_CONSUMER: the change and its result ('session' is not used) */
     store_consumer_req_t *consumer;
@@ -401,6 +405,10 @@ typedef struct store_read {
     int copied_read_;         /* private: 'copied_' was looked up */
     const uint8_t *copied_;   /* private: the meta record "copied" in this snapshot */
     size_t n_copied_;
+    /* The visible bound (a feed cursor), copied from store_set_visible() by
+     * store_read_begin(); STORE_VISIBLE_ALL (the default) = none. See "Visible bound". */
+    uint64_t visible;
+    uint32_t visible_index;
     void *cursors_[4];  /* private: the open MDB_cursors, innermost last (walks nest: a
                          * callback may read again), closed by store_read_end() */
     unsigned n_cursors_;
@@ -410,6 +418,26 @@ typedef struct store_read {
 int store_read_begin(store_t *s, store_read_t *r);
 /* Ends the snapshot; every pointer borrowed from it becomes invalid. */
 void store_read_end(store_read_t *r);
+
+/* ---- Visible bound (visible.c) ----
+ *
+ * A process may bound what its reads see by a feed cursor (position, index): `reel serve
+ * --ack replica` sets it to what its replica holds, so that no reader sees an event a
+ * machine loss could take back (docs/CLUSTER.md "Acknowledged by a replica"). Every read
+ * begun after store_set_visible() is clipped: no walk gives an event with a position above
+ * the bound or a change whose (position, index) is above it; a session record (get,
+ * listing) is read as of its last visible event (last_sequence, event_count, last_hash;
+ * a session whose events are all above it reads as empty); store_tail_position() is at
+ * most the bound. Writes, and the committer's checks (duplicates, expected_sequence,
+ * versions), see everything. A read that must (a replica's own copy, a lag) calls
+ * store_read_see_all() after store_read_begin(). Any thread. */
+#define STORE_VISIBLE_ALL UINT64_MAX
+/* Sets the bound; position STORE_VISIBLE_ALL removes it. */
+void store_set_visible(store_t *s, uint64_t position, uint32_t index);
+/* The bound now (STORE_VISIBLE_ALL, UINT32_MAX when none). */
+void store_get_visible(store_t *s, uint64_t *position, uint32_t *index);
+/* Lifts the bound for read 'r' only. */
+void store_read_see_all(store_read_t *r);
 
 enum store_session_status { STORE_ACTIVE = 0, STORE_ENDED = 1, STORE_DELETED = 2 };
 

@@ -50,6 +50,13 @@ struct store {
     void *hook_arg;
     store_stats_t stats;
 
+    /* the visible bound of reads (visible.c): set under vis_mu; 'clipping' is 0 while
+     * there is none, so store_read_begin() takes no lock then */
+    pthread_mutex_t vis_mu;
+    uint64_t vis_pos;
+    uint32_t vis_idx;
+    atomic_int clipping;
+
     /* zstd dictionaries (zdict.c; docs/FORMAT.md section 15) */
     struct store__zdict *_Atomic zd[STORE__ZDICT_MAX + 1]; /* by id: set once, then fixed */
     pthread_mutex_t zd_mu;    /* serialises installs into zd[] */
@@ -75,6 +82,11 @@ struct store {
     /* any thread: the dictionary submitters compress with (set by the committer) */
     struct store__zdict *_Atomic zd_enc;
 };
+
+/* visible.c: 1 when a change at ('pos', 'index') is at or below r's visible bound; the
+ * record as of its last visible event (REEL_ECORRUPT when an index entry is missing). */
+int store__change_visible(const store_read_t *r, uint64_t pos, uint32_t index);
+int store__clip_record(store_read_t *r, store_session_t *rec);
 
 /* Sets the text store_last_error() returns (printf-style). */
 void store__set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -17,13 +17,13 @@
 #include <unistd.h>
 
 #include "replay/replay.h"
+#include "store/json.h"
 #include "tools/cmds.h"
 #include "tools/sink.h"
 
 #define WAIT_S 2              /* long-poll of an idle feed; also the stop latency */
 #define PROGRESS_MS 5000      /* progress line period */
-#define REPORT_MS 100         /* position reports at most this often while busy */
-#define IDLE_REPORT_MS 2000   /* ... and this often while idle */
+#define IDLE_REPORT_MS 1000   /* position reports while idle (one after every commit) */
 
 static volatile sig_atomic_t stop;
 
@@ -165,6 +165,7 @@ typedef struct run {
     uint64_t prog_ms, prog_events, prog_changes;
     int report_failed;
     char fence_said[600]; /* the shard fence last named (said once) */
+    int said_replicated; /* the state the last line said */
 } run_t;
 
 static void say(const run_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -180,19 +181,35 @@ static void say(const run_t *r, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Tells the server our committed position (lag metric, backpressure). Best effort. */
-static void report(run_t *r, int force)
+/* Tells the server our committed cursor and whether PostgreSQL replicates it
+ * synchronously (lag metric, backpressure, and the watermark of serve --ack replica, whose
+ * writes wait for it: so right after every commit, and every second while idle, when the
+ * replication is checked again). Best effort. */
+static void report(run_t *r, int committed)
 {
     if (!r->st->remote.url)
         return; /* --data without --server: nobody to tell */
     uint64_t now = now_ms();
-    if (!force && r->reported == r->pg.position && now - r->last_report_ms < IDLE_REPORT_MS)
+    if (!committed && now - r->last_report_ms < IDLE_REPORT_MS)
         return;
-    if (!force && now - r->last_report_ms < REPORT_MS)
-        return;
-    char path[128], body[64];
+    if (!committed)
+        sink_pg_check_replication(&r->pg); /* a standby may have gone, or come */
+    char path[128], body[320];
     snprintf(path, sizeof path, "/v1/sinks/%s", r->st->name);
-    snprintf(body, sizeof body, "{\"position\":%llu}", (unsigned long long)r->pg.position);
+    store_buf_t why = STORE_BUF_INIT;
+    store_json_write_string(&why, r->pg.why, strlen(r->pg.why));
+    snprintf(body, sizeof body, "{\"position\":%llu,\"index\":%u,\"replicated\":%s,"
+             "\"why\":%s}", (unsigned long long)r->pg.position, r->pg.index,
+             r->pg.replicated ? "true" : "false", store_buf_cstr(&why));
+    store_buf_release(&why);
+    if (r->pg.replicated != r->said_replicated) {
+        r->said_replicated = r->pg.replicated;
+        if (r->pg.replicated)
+            say(r, "PostgreSQL replicates synchronously: reports count for serve --ack replica");
+        else
+            say(r, "not replicated synchronously (%s): serve --ack replica does not count "
+                "these reports", r->pg.why);
+    }
     r->last_report_ms = now;
     if (http_call(&r->http, path, body, 10)) {
         if (!r->report_failed++)
@@ -231,6 +248,8 @@ static int pg_start(run_t *r)
             say(r, "cell %s, epoch %lld, schema %s: resuming after position %llu",
                 r->pg.cell, (long long)r->pg.epoch, r->pg.schema,
                 (unsigned long long)r->pg.position);
+            sink_pg_check_replication(&r->pg);
+            r->said_replicated = !r->pg.replicated; /* the first report says which */
             return 0;
         }
         sink_pg_close(&r->pg);
@@ -322,8 +341,9 @@ static int next_page(run_t *r, int *more)
                  r->pg.index);
     else
         snprintf(cursor, sizeof cursor, "%llu", (unsigned long long)r->pg.position);
-    snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&after=%s"
-             "&limit=%llu&wait=%d", cursor, r->st->batch, r->st->once ? 0 : WAIT_S);
+    /* unreplicated=1: the feed past the --ack replica watermark, which is ours to move */
+    snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&unreplicated=1"
+             "&after=%s&limit=%llu&wait=%d", cursor, r->st->batch, r->st->once ? 0 : WAIT_S);
     static int down;
     if (http_call(&r->http, path, NULL, WAIT_S + 30)) {
         if (!down++)
@@ -366,7 +386,7 @@ static int refetch(void *arg, uint64_t position, const sink_item_t **out)
     } else {
         char path[200];
         snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&limit=1"
-                 "&after=%llu.%u", (unsigned long long)(position - 1), UINT32_MAX);
+                 "&unreplicated=1&after=%llu.%u", (unsigned long long)(position - 1), UINT32_MAX);
         rc = http_call(&r->http, path, NULL, 30);
         if (rc)
             cmd_error("sink", "reading a redacted event again: %s", r->http.error);
@@ -444,9 +464,8 @@ static int loop(run_t *r)
             for (size_t i = 0; i < r->page.n; i++)
                 r->page.items[i].is_change ? r->changes++ : r->events++;
         }
-        /* Caught up (a page that was not full): report now, so the lag reads 0 at once;
-         * while pages come full, at most every REPORT_MS. */
-        report(r, r->page.n && !more);
+        /* After every commit at once: a write of serve --ack replica waits for it. */
+        report(r, r->page.n > 0);
         progress(r);
         if (r->st->once && !more && !r->page.n)
             break;
@@ -467,8 +486,11 @@ static const char about[] =
     "stops with exit status 3). A shard moved away (reel cluster move) is fenced: the sink\n"
     "copies nothing of it written after the move, stops before it and says so (--once:\n"
     "exit status 4). The sink reports its position to the server (POST\n"
-    "/v1/sinks/NAME, a token with the full scope): reel_sink_lag_events{sink=NAME} and\n"
-    "serve --max-sink-lag read it. Progress goes to stderr every 5 s. SIGINT/SIGTERM stop\n"
+    "/v1/sinks/NAME, a token with the full scope) after every commit and every second:\n"
+    "reel_sink_lag_events{sink=NAME}, serve --max-sink-lag and serve --ack replica read it.\n"
+    "The report says whether PostgreSQL replicates synchronously (synchronous_commit on, a\n"
+    "standby in pg_stat_replication as sync or quorum; checked after every commit), which\n"
+    "serve --ack replica requires (docs/CLUSTER.md \"Acknowledged by a replica\"). Progress goes to stderr every 5 s. SIGINT/SIGTERM stop\n"
     "it after the page in hand. With --data DIR it reads the data directory itself, the same\n"
     "items with the same checks, and reports to --server only if that is given too. See\n"
     "docs/CLUSTER.md \"Sink\".\n";

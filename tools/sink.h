@@ -77,6 +77,14 @@ typedef struct sink_pg {
     struct sink_fences *fences; /* the shard fences of this cell (sink_fence.c), or NULL */
     char fence_note[600];       /* set at SINK_SHARD_FENCED: the item stopped at, and why */
     size_t written;             /* items the last sink_pg_write() committed */
+    /* Replication as last checked (sink_pg_check_replication, after every commit and every
+     * second while idle): 1 when synchronous_commit is on (or remote_apply), a synchronous
+     * standby is configured and one is streaming as 'sync' or 'quorum', and no commit since
+     * the last check had its wait for the standby cancelled; else 0 and 'why' says why.
+     * serve --ack replica counts only reports that say 1. */
+    int replicated;
+    char why[160];
+    int sync_cancelled; /* a commit's WARNING said its standby wait was cancelled */
 } sink_pg_t;
 
 /* ---- a page of the feed (sink_feed.c) ---- */
@@ -129,6 +137,9 @@ int sink_pg_claim(sink_pg_t *pg);
 int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n);
 /* 1 when the connection is usable. */
 int sink_pg_ok(const sink_pg_t *pg);
+/* Checks how PostgreSQL replicates (see sink_pg_t.replicated) and sets pg->replicated and
+ * pg->why. 0, or -1 when the query failed (then replicated is 0). */
+int sink_pg_check_replication(sink_pg_t *pg);
 
 /* ---- shard fences (sink_fence.c; docs/CLUSTER.md "Moving shards") ---- */
 

@@ -83,6 +83,50 @@ int sink_pg_ok(const sink_pg_t *pg)
     return pg->conn && PQstatus(pg->conn) == CONNECTION_OK;
 }
 
+/* A COMMIT whose wait for the synchronous standby was cancelled still commits, locally
+ * only, and says so in a WARNING: such a commit is not on the standby (sink_pg_t). Other
+ * notices go to stderr as libpq would print them. */
+static void on_notice(void *arg, const char *msg)
+{
+    sink_pg_t *pg = arg;
+    if (strstr(msg, "synchronous replication") || strstr(msg, "replicated to the standby"))
+        pg->sync_cancelled = 1;
+    fputs(msg, stderr);
+}
+
+int sink_pg_check_replication(sink_pg_t *pg)
+{
+    PGresult *res = PQexec(pg->conn, "SELECT current_setting('synchronous_commit'), "
+                                     "current_setting('synchronous_standby_names'), "
+                                     "(SELECT count(*) FROM pg_stat_replication WHERE "
+                                     "sync_state IN ('sync', 'quorum'))");
+    pg->replicated = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        snprintf(pg->why, sizeof pg->why, "cannot check replication: %.100s",
+                 PQerrorMessage(pg->conn));
+        PQclear(res);
+        return -1;
+    }
+    const char *commit = PQgetvalue(res, 0, 0), *names = PQgetvalue(res, 0, 1);
+    long sync = atol(PQgetvalue(res, 0, 2));
+    if (strcmp(commit, "on") && strcmp(commit, "remote_apply"))
+        snprintf(pg->why, sizeof pg->why, "synchronous_commit is '%.20s', not on", commit);
+    else if (!names[0])
+        snprintf(pg->why, sizeof pg->why, "synchronous_standby_names is empty: commits do not "
+                 "wait for a standby");
+    else if (sync < 1)
+        snprintf(pg->why, sizeof pg->why, "no standby streams as 'sync' or 'quorum' in "
+                 "pg_stat_replication (the role needs pg_monitor to see it)");
+    else if (pg->sync_cancelled)
+        snprintf(pg->why, sizeof pg->why, "a commit's wait for the synchronous standby was "
+                 "cancelled: it may be on the primary only");
+    else
+        pg->replicated = 1, pg->why[0] = 0;
+    pg->sync_cancelled = 0;
+    PQclear(res);
+    return 0;
+}
+
 int sink_pg_open(sink_pg_t *pg, const char *dsn)
 {
     pg->conn = PQconnectdb(dsn);
@@ -91,6 +135,7 @@ int sink_pg_open(sink_pg_t *pg, const char *dsn)
         sink_pg_close(pg);
         return -1;
     }
+    PQsetNoticeProcessor(pg->conn, on_notice, pg);
     store_buf_t sql = STORE_BUF_INIT;
     store_buf_printf(&sql, schema_sql, pg->schema);
     /* Concurrent sinks creating the schema at once can race on the catalog: retry. */
@@ -688,8 +733,10 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
         rc = commit(pg);
     else if (sink_pg_ok(pg))
         PQclear(PQexec(pg->conn, "ROLLBACK"));
-    if (!rc)
+    if (!rc) {
         pg->position = last, pg->index = last_index, pg->written = keep;
+        sink_pg_check_replication(pg); /* what the report after this commit says */
+    }
     p_free(&p);
     return rc || keep == n ? rc : SINK_SHARD_FENCED;
 }

@@ -52,7 +52,9 @@
 
 /* ---- Waiting (wait.c) ---- */
 
-enum api_wait_kind { API_WAIT_SESSION = 0, API_WAIT_FEED = 1 };
+/* SESSION and FEED waiters are woken by commits (of the session, of any); ACK waiters (a
+ * write waiting for the replica, ack.c) only by api__wake_all() and their deadline. */
+enum api_wait_kind { API_WAIT_SESSION = 0, API_WAIT_FEED = 1, API_WAIT_ACK = 2 };
 
 /* A suspended connection waiting for a commit, a deadline or shutdown. It is linked in
  * the server's list exactly while its connection is suspended for a wait. */
@@ -277,10 +279,20 @@ struct api_server {
     struct api_sink {
         char name[64];        /* [A-Za-z0-9._-], 1..63 bytes */
         uint64_t position;    /* the last position it committed (never goes back) */
+        uint32_t index;       /* ... with the change index of its cursor */
         uint64_t reported_ms; /* monotonic ms of its last report */
+        int replicated;       /* its last report said its PostgreSQL replicates
+                                 synchronously (synchronous_commit on, a sync standby) */
+        uint64_t rep_position; /* the highest cursor it reported with 'replicated' */
+        uint32_t rep_index;
+        char why[160];        /* why not 'replicated', as the sink said */
     } sinks[API_MAX_SINKS];
     unsigned n_sinks;
     atomic_uint_fast64_t sink_waited, sink_refused; /* appends held back by a sink */
+    /* --ack replica (ack.c): writes acknowledged after waiting for the replica, refused
+     * with 503, and how long they waited (api__lat_bounds_us buckets) */
+    atomic_uint_fast64_t ack_acked, ack_refused, ack_sum_us;
+    atomic_uint_fast64_t ack_hist[API_LAT_BUCKETS];
     atomic_uint_fast64_t lat[API_MAX_ROUTES][API_N_METHODS][API_LAT_BUCKETS];
     atomic_uint_fast64_t lat_sum_us[API_MAX_ROUTES][API_N_METHODS];
 };
@@ -360,7 +372,13 @@ struct api_req {
     store_retention_t retention; /* a put's retention policy, borrowed by 'batch' */
     store_buf_t meta;     /* bytes a batch borrows (a session record's metadata) */
     int async_done;
-    api_waiter_t waiter;  /* long-poll */
+    api_waiter_t waiter;  /* long-poll, and a write waiting for the replica */
+    /* --ack replica (ack.c): a committed write waits until the replica reported the feed
+     * cursor (ack_pos, ack_idx) before the handler may answer it */
+    int ack_pending;
+    uint64_t ack_pos;
+    uint32_t ack_idx;
+    uint64_t ack_since_us; /* monotonic, when it committed */
 
     /* parameters of the session routes, kept across calls (handlers/) */
     int body_format;      /* enum ingest_format */
@@ -375,6 +393,7 @@ struct api_req {
     int skip_copied;      /* the feed passes over events copied in by a shard move */
     int changes;          /* the feed with changes (?changes=1), 'bodies' with it */
     int bodies;
+    int unreplicated;     /* the feed past the --ack replica watermark (?unreplicated=1) */
     uint32_t after_index; /* with 'changes': the change index of the cursor 'after' */
     int64_t expected;     /* expected_sequence, -1 = none */
     char types[1024];     /* 'types' as given, split at ',' */
@@ -562,6 +581,19 @@ int api__body_step(api_req_t *rq, const char *data, size_t *size, int body_phase
  * first (none is taken as JSON). */
 int api__json_body_step(api_req_t *rq, const char *data, size_t *size, int body_phase,
                         enum MHD_Result *r);
+/* ---- --ack replica (ack.c) ---- */
+
+/* Notes, on the committer thread, that write 'b' (completed for rq) must reach the
+ * replica before it is answered: with --ack replica and a batch that committed events or
+ * record changes. */
+void api__ack_note(api_req_t *rq, const store_batch_t *b);
+/* Called before the handler on every call: while a noted write is not yet on the replica
+ * it suspends (1, '*r' = MHD_YES) until the watermark reaches it, or answers 503
+ * replica_behind after --replica-wait-ms (1). 0: nothing to wait for, the handler goes on. */
+int api__ack_gate(api_req_t *rq, enum MHD_Result *r);
+/* The feed's last cursor (position, change index) now, unclipped; (0, 0) on error. */
+void api__feed_tail(api_server_t *srv, uint64_t *pos, uint32_t *idx);
+
 /* Asynchronous store work: api__async_begin() counts the batch and suspends the
  * connection (REEL_EUNAVAILABLE without suspending when the server is stopping); the
  * caller then submits with done = api__batch_done and arg = rq, and on a failed submit

@@ -335,6 +335,9 @@ static enum MHD_Result dispatch(api_req_t *rq, const char *data, size_t *size)
 {
     if (rq->method_bit == API_M_OPTIONS)
         return api__options(rq);
+    enum MHD_Result r;
+    if (rq->ack_pending && api__ack_gate(rq, &r)) /* --ack replica: not answered before */
+        return r;
     return rq->route->handler(rq, data, size);
 }
 

@@ -287,6 +287,8 @@ static int read_page(api_req_t *rq, struct page *pg)
     int rc = store_read_begin(rq->srv->store, &r);
     if (rc != REEL_OK)
         return rc;
+    if (pg->feed && rq->unreplicated)
+        store_read_see_all(&r);
     uint64_t first = 1;
     if (!pg->feed &&
         (rc = api__session_readable_from(&r, rq->session, rq->session_len, &first)) != REEL_OK) {
@@ -347,8 +349,17 @@ static enum MHD_Result page_reply(api_req_t *rq, store_buf_t *out, const struct 
 int api__feed_params(api_req_t *rq)
 {
     if (api__query_bool(rq, "changes", &rq->changes) != REEL_OK ||
-        api__query_bool(rq, "bodies", &rq->bodies) != REEL_OK)
+        api__query_bool(rq, "bodies", &rq->bodies) != REEL_OK ||
+        api__query_bool(rq, "unreplicated", &rq->unreplicated) != REEL_OK)
         return -1;
+    /* What the replica does not hold yet is the replica sink's to read, no one else's
+     * (serve --ack replica, docs/CLUSTER.md): the full scope, like its reports. */
+    if (rq->unreplicated && ((rq->token_scope && !(rq->token_scope & API_SCOPE_ADMIN)) ||
+                             rq->n_prefixes)) {
+        api__problem(rq, REEL_EFORBIDDEN, "'unreplicated' (the feed past the replica "
+                     "watermark) needs a token with the full scope");
+        return -1;
+    }
     char after[48];
     int found = rq->changes ? api__query(rq, "after", after, sizeof after) : 0;
     if (found < 0 || (found > 0 && api__cursor_parse(after, &rq->offset, &rq->after_index))) {
@@ -430,8 +441,8 @@ static enum MHD_Result cfeed_page_or_wait(api_req_t *rq)
         uint64_t gen = api__gen(srv);
         store_buf_t out = STORE_BUF_INIT;
         api_cfeed_t f = {.srv = srv, .out = &out, .include_raw = rq->include_raw,
-                         .bodies = rq->bodies, .max_bytes = API_MAX_PAGE_BYTES,
-                         .skip_copied = rq->skip_copied};
+                         .bodies = rq->bodies, .unreplicated = rq->unreplicated,
+                         .max_bytes = API_MAX_PAGE_BYTES, .skip_copied = rq->skip_copied};
         store_buf_puts(&out, "{\"events\":[");
         int rc = api__cfeed_read(&f, rq->offset, rq->after_index, (size_t)rq->limit);
         if (rc != REEL_OK) {
