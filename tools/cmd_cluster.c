@@ -26,6 +26,9 @@ static const char about[] =
     "  shard ID [--map MAP | --shards V] [--stream]\n"
     "      prints the routing key, hash, shard and (with --map) owner of session ID\n"
     "      (with --stream: of the Durable Streams path ID)\n"
+    "  move SHARDS --to CELL --map MAP --dsn DSN [options]\n"
+    "      moves shards to another cell under load, through PostgreSQL, fencing the old\n"
+    "      owner (reel cluster move --help; docs/CLUSTER.md \"Moving shards\")\n"
     "A cell runs `reel serve --cluster-map MAP --cell ID`.\n";
 
 /* init: the shards in even contiguous ranges, in cell order. */
@@ -134,6 +137,8 @@ static int shard(const char *prog, const char *id, const char *path, unsigned lo
 
 int cmd_cluster(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "move")) /* its own options (cluster_move.c) */
+        return cmd_cluster_move(argc - 1, argv + 1);
     const char *prog = "cluster", *map = NULL, *listen = NULL;
     unsigned long long v = CLUSTER_V_DEFAULT, epoch = 1, spares = 0;
     int stream = 0;

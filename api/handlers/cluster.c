@@ -48,6 +48,7 @@ static int last_cursor(store_t *s, uint64_t *pos, uint32_t *index)
     int rc = store_read_begin(s, &r);
     if (rc)
         return rc;
+    store_read_see_all(&r); /* the log's own end, not the replica's (--ack replica) */
     rc = store_tail_position(&r, pos);
     int more = 1;
     while (!rc && more) {
