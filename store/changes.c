@@ -71,7 +71,23 @@ int store__change_put(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos
         return rc;
     if (cl->pos == pos && cl->index == UINT32_MAX)
         return EOVERFLOW; /* 4 billion changes after one event: refuse, never wrap */
-    uint32_t index = cl->pos == pos ? cl->index + 1 : 1;
+    return store__change_put_at(s, txn, cl, pos, cl->pos == pos ? cl->index + 1 : 1, kind,
+                                time_ms, rec);
+}
+
+int store__change_last(store_t *s, MDB_txn *txn, store__chlog_t *cl)
+{
+    return cl->known ? 0 : last_key(s, txn, cl);
+}
+
+int store__change_put_at(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos,
+                         uint32_t index, int kind, uint64_t time_ms, const store_session_t *rec)
+{
+    int rc = cl->known ? 0 : last_key(s, txn, cl);
+    if (rc)
+        return rc;
+    if (!index || pos < cl->pos || (pos == cl->pos && index <= cl->index))
+        return EINVAL; /* keys only grow (MDB_APPEND below) */
     store_buf_t buf = STORE_BUF_INIT;
     uint8_t head[CHANGE_HEAD];
     head[0] = (uint8_t)kind;

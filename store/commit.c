@@ -1000,6 +1000,33 @@ static int apply_consumer(struct group *g, store_batch_t *b)
                                  group_last_seq, g, &g->mdb_rc, &g->made_consumers);
 }
 
+/* ---- loading a copy (load.c) ---- */
+
+static int load_sess(void *arg, const char *id, size_t len, int create, store_session_t **rec)
+{
+    struct group *g = arg;
+    struct sess *x;
+    int rc = sess_get(g, id, len, &x);
+    if (!rc && !x && create)
+        rc = sess_create(g, id, len, &x);
+    if (x)
+        x->dirty = 1; /* a load that passes its checks writes the record */
+    *rec = x ? &x->rec : NULL;
+    return rc;
+}
+
+static int apply_load(struct group *g, store_batch_t *b)
+{
+    store__load_ctx_t c = {.s = g->s, .txn = g->txn, .position = &g->position,
+                           .chlog = &g->chlog, .now_ms = g->now_ms, .sess = load_sess,
+                           .arg = g};
+    int rc = store__load_apply(&c, b);
+    g->mdb_rc = c.mdb_rc;
+    g->n_events += c.n_events;
+    g->need_bytes += c.need_bytes;
+    return rc;
+}
+
 static int apply(struct group *g, store_batch_t *b)
 {
     switch (b->op) {
@@ -1010,6 +1037,7 @@ static int apply(struct group *g, store_batch_t *b)
     case STORE_OP_TRIM: return apply_trim(g, b);
     case STORE_OP_PURGE: return apply_purge(g, b);
     case STORE_OP_REDACT: return apply_redact(g, b);
+    case STORE_OP_LOAD: return apply_load(g, b);
     default: return REEL_EINVALID_PARAMETER;
     }
 }

@@ -193,9 +193,12 @@ enum store_op {
     STORE_OP_REDACT,         /* rewrite the bodies of 'rewrites' in place, then append
                                 'events' (the record of the redaction), all or nothing */
     STORE_OP_CONSUMER,       /* a durable consumer's change ('consumer', below; section 12) */
+    STORE_OP_LOAD,           /* pre-hashed events, a whole record and change log entries
+                                copied from another copy of a store ('load', below) */
 };
 
 typedef struct store_consumer_req store_consumer_req_t;
+typedef struct store_load store_load_t;
 
 /* Events one STORE_OP_TRIM batch removes at most: a trim shares its write transaction with
  * appends, so it is kept small; the janitor submits another batch for the rest. */
@@ -306,6 +309,9 @@ struct store_batch {
     uint64_t version;        /* the record's version after the batch (see if_version) */
     /* STORE_OP_CONSUMER: the change and its result ('session' is not used) */
     store_consumer_req_t *consumer;
+    /* STORE_OP_LOAD: what to write and its result (below; 'session' is the session loaded,
+     * or with no events and no record only the change log entries: any valid id) */
+    store_load_t *load;
     /* completion: called once on the committer thread (see the rules above) */
     store_done_cb done;
     void *done_arg;
@@ -334,6 +340,85 @@ int store_append(store_t *s, store_batch_t *b);
 #define STORE_COMPRESS_MIN 1900 /* smaller values fit in a leaf page; see FORMAT.md */
 int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
                       uint8_t hash[STORE_HASH_LEN]);
+
+/* ---- Loading a copy: pre-hashed events (STORE_OP_LOAD; docs/CLUSTER.md "Restore") ----
+ *
+ * Rebuilds sessions from another copy of a store (cluster/pgload.h reads the PostgreSQL
+ * tables of `reel sink postgres`; the store knows nothing of where they come from). The
+ * events come with their sequence, time, body, the hash the chain commits to and their
+ * chain hash in the source; the committer checks that the chain follows and writes them
+ * as it writes appends (same keys, same value layout, MDB_APPEND), in one transaction
+ * with everything else of the batch: all of it or nothing.
+ *
+ *  - keep_positions 1 (restore): each event keeps its 'position', which must be above the
+ *    store's last position (gaps allowed); the chain hash written is the source's, and it
+ *    must recompute from the previous one (for the first event, 'src_prev': the session's
+ *    stored last hash, or for a session this batch creates the hash its chain starts
+ *    from). The store's last position becomes the highest position written, or
+ *    'min_last_position' when that is higher (restore: the sink's checkpoint), so the next
+ *    append continues after both.
+ *  - keep_positions 0 (move): each event gets the next position of this store and its
+ *    chain hash is computed anew with it; the source's chain is checked all the same
+ *    (each 'hash' recomputes from 'src_prev' / the previous 'hash', with the source's
+ *    'position'), so a damaged source is refused rather than copied. A record applied
+ *    logs a 'put' change (so this store's sink copies it); with keep_positions 1 no
+ *    change is logged: the caller brings the source's change log ('changes').
+ *  - Sequences: the first event is the session's last sequence + 1, or for a session the
+ *    batch creates any sequence F >= 1 (a trimmed source: the record gets first_seq F
+ *    and first_hash 'src_prev', FORMAT.md section 10); each next one + 1.
+ *  - 'record' (may be NULL) is applied after the events: agent, native id, status,
+ *    times, version, runs, usage, retention and metadata are taken from it as they are;
+ *    the counters (last_sequence, event_count, bytes, last_hash) stay the store's own, and
+ *    its last_sequence must equal the record's (a deleted record: no events, and its
+ *    last_sequence and last_hash are taken). A record that creates a session without
+ *    events also sets first_sequence and first_prev_hash (a session trimmed to nothing).
+ *  - Event ids must be new in the session (a copy has no duplicates): REEL_EDAMAGED.
+ *  - Refusals change nothing and fail the batch alone: REEL_EDAMAGED (the chain does not
+ *    follow, a sequence or position out of order, a bad value; 'why' names the session,
+ *    sequence and what was wrong), REEL_ECONFLICT (keep_positions 1 and a session that
+ *    exists while its last hash is not 'src_prev'), REEL_EINVALID_PARAMETER.
+ */
+typedef struct store_load_event {
+    const char *event_id;   /* input: body element 0 (1..STORE_EVENT_ID_MAX bytes) */
+    size_t event_id_len;
+    const uint8_t *body;    /* input: the stored value's flags byte and body: from
+                               store_body_encode() (flags 0 or 0x01), or for a body
+                               redacted after the fact flags | STORE_FLAG_REDACTED, the kept
+                               hash (32 bytes, == 'body_hash') and the redacted body */
+    size_t body_len;
+    uint8_t body_hash[STORE_HASH_LEN]; /* input: what the chain commits to: SHA-256 of the
+                                          (original) body; the caller checks it */
+    uint64_t sequence;      /* input */
+    uint64_t position;      /* input: in the source; output: in this store */
+    uint64_t time_ms;       /* input: commit time in the source (kept) */
+    uint8_t hash[STORE_HASH_LEN]; /* input: chain hash in the source; output: in this store */
+} store_load_event_t;
+
+typedef struct store_load_change {
+    uint64_t position;      /* its key in the source's change log (keep_positions 1 only) */
+    uint32_t index;
+    int kind;               /* enum store_change_kind (or a newer kind, kept as it is) */
+    uint64_t time_ms;
+    const struct store_session *record; /* the record as the change carried it; its
+                                           'num' is replaced by this store's (0 when the
+                                           session is not here: purged) */
+} store_load_change_t;
+
+struct store_load {
+    int keep_positions;           /* 1: restore, 0: move (above) */
+    store_load_event_t *events;   /* in sequence order; n 0: none */
+    size_t n_events;
+    uint8_t src_prev[STORE_HASH_LEN]; /* the source's chain hash before events[0] */
+    const struct store_session *record; /* NULL or the record (above); 'id' is ignored */
+    store_load_change_t *changes; /* keep_positions 1: change log entries, keys increasing
+                                     and after the log's last key */
+    size_t n_changes;
+    uint64_t min_last_position;   /* keep_positions 1: the store's last position is at
+                                     least this afterwards */
+    /* output */
+    uint64_t bad_sequence;        /* the refused event's sequence (0: not an event's) */
+    char why[256];                /* a refusal in words, naming the session and sequence */
+};
 
 /* ---- Compression dictionaries (docs/FORMAT.md section 15) ---- */
 
@@ -514,6 +599,12 @@ typedef struct store_event_view {
  * REEL_ECORRUPT, recorded as every failed check is, when it does not match or does not
  * decompress; REEL_ENOMEM. */
 int store_event_check(const store_event_view_t *ev);
+
+/* The SHA-256 of the original body of an event redacted after the fact (the hash its chain
+ * commits to, docs/FORMAT.md section 11) into 'out': REEL_OK, or REEL_ENOT_FOUND when 'ev'
+ * is not redacted. For a copy that must rebuild the chain (the sink, restore); never served
+ * to readers who could test guesses of a short secret against it. */
+int store_event_kept_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN]);
 
 /* The LMDB transaction id of the snapshot 'ev' was read in: a commit with a larger id was
  * not seen by it (api/live/evcache.c keeps renderings of older snapshots out after a

@@ -127,6 +127,36 @@ typedef struct store__chlog {
  * event and before the next). 0 or an LMDB/errno code. */
 int store__change_put(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos, int kind,
                       uint64_t time_ms, const store_session_t *rec);
+/* Writes change 'kind' of 'rec' under the given key (position, index), which must come
+ * after the log's last key (STORE_OP_LOAD brings a source's log). 0, EINVAL when the key
+ * does not come after, or an LMDB/errno code. */
+int store__change_put_at(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos,
+                         uint32_t index, int kind, uint64_t time_ms, const store_session_t *rec);
+/* Reads the log's last key into 'cl' unless it is known. 0 or an LMDB code. */
+int store__change_last(store_t *s, MDB_txn *txn, store__chlog_t *cl);
+
+/* ---- loading a copy (load.c; STORE_OP_LOAD in store.h) ----
+ *
+ * What load.c needs of the committer's group (commit.c fills it per batch). */
+typedef struct store__load_ctx {
+    store_t *s;
+    MDB_txn *txn;
+    uint64_t *position;    /* the group's last position assigned */
+    store__chlog_t *chlog;
+    uint64_t now_ms;
+    /* The session's record in the group: '*rec' NULL when it does not exist; with
+     * 'create' a new one (number, created/updated now, version 1, first_sequence 1) is
+     * made. The record stays the group's; it is written when the group finishes. */
+    int (*sess)(void *arg, const char *id, size_t len, int create, store_session_t **rec);
+    void *arg;
+    /* outputs for the group */
+    int mdb_rc;            /* an LMDB error that fails the whole group */
+    size_t n_events, need_bytes;
+} store__load_ctx_t;
+
+/* STORE_OP_LOAD of batch 'b' in the group's transaction. A reel_err for the batch. */
+int store__load_apply(store__load_ctx_t *c, store_batch_t *b);
+
 /* ---- durable consumers (consumer.c) ---- */
 
 /* Opens the 'consumers' database at store open if it exists (a read of 'txn'). */

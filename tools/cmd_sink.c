@@ -271,7 +271,7 @@ static int local_event(void *arg, const store_event_view_t *ev)
     int rc = store_event_check(ev);
     if (!rc)
         rc = replay_write_event(out, ev, REPLAY_RAW);
-    return rc ? rc : replay_write_event_body(out, mark, ev);
+    return rc ? rc : replay_write_event_body(out, mark, ev, 1);
 }
 
 static int local_change(void *arg, const store_change_view_t *ch)

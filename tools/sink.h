@@ -45,6 +45,8 @@ typedef struct sink_item {
     const char *payload, *raw; /* JSON text of data and raw, or NULL */
     uint8_t hash[32];          /* chain hash */
     uint8_t body_hash[32];     /* SHA-256 of the body */
+    int has_kept;              /* redacted after the fact: the feed gave "kept_hash" */
+    uint8_t kept_hash[32];     /* SHA-256 of the original body (what the chain commits to) */
     const uint8_t *body;       /* the stored msgpack body */
     size_t body_len;
     int starts, ends;          /* a session.started / session.ended event */
@@ -58,6 +60,8 @@ typedef struct sink_item {
     uint64_t first_sequence;   /* the first kept sequence (1 unless retention trimmed) */
     int has_last_hash;
     uint8_t last_hash[32];
+    int has_first_hash;        /* a trimmed session: the chain hash its kept events start */
+    uint8_t first_hash[32];    /* from ("first_hash") */
 } sink_item_t;
 
 typedef struct sink_pg {

@@ -194,6 +194,7 @@ static void parse_event(sink_parser_t *ps, sink_item_t *it)
         return;
     }
     SHA256(it->body, it->body_len, it->body_hash);
+    it->has_kept = !hex32(str(ps, "kept_hash"), it->kept_hash);
     it->starts = !strcmp(it->type, "session.started");
     it->ends = !strcmp(it->type, "session.ended");
     sdk_fields(ps, it);
@@ -209,6 +210,7 @@ static void parse_change(sink_parser_t *ps, sink_item_t *it)
         ps->bad = 1;
     it->record = text_in(ps, ps->el, ps->el_len, "record");
     it->has_last_hash = !hex32(str(ps, "last_hash"), it->last_hash);
+    it->has_first_hash = !hex32(str(ps, "first_hash"), it->first_hash);
     if (!it->record || !it->change) {
         ps->bad = 1;
         return;

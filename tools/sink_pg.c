@@ -76,7 +76,12 @@ static const char schema_sql[] =
     "  cell text NOT NULL, position bigint NOT NULL, change_index bigint NOT NULL,\n"
     "  kind integer NOT NULL, change text NOT NULL, session_id text NOT NULL,\n"
     "  time_ms bigint NOT NULL, record json NOT NULL,\n"
-    "  PRIMARY KEY (cell, position, change_index));\n";
+    "  PRIMARY KEY (cell, position, change_index));\n"
+    /* Added for `reel cluster restore` (docs/CLUSTER.md "Restore"): the original body's
+     * SHA-256 of an event redacted after the fact, which its chain commits to, and where
+     * a trimmed session's chain starts. Tables made by an older sink gain them. */
+    "ALTER TABLE \"%1$s\".events ADD COLUMN IF NOT EXISTS kept_hash bytea;\n"
+    "ALTER TABLE \"%1$s\".sessions ADD COLUMN IF NOT EXISTS first_hash bytea;\n";
 
 int sink_pg_ok(const sink_pg_t *pg)
 {
@@ -366,6 +371,11 @@ static void copy_row(store_buf_t *b, const char *cell, const sink_item_t *it)
     copy_hex(b, it->body_hash, 32);
     store_buf_putc(b, '\t');
     copy_hex(b, it->body, it->body_len);
+    store_buf_putc(b, '\t');
+    if (it->has_kept)
+        copy_hex(b, it->kept_hash, 32);
+    else
+        store_buf_puts(b, "\\N");
     store_buf_putc(b, '\n');
 }
 
@@ -375,7 +385,7 @@ static int insert_events(sink_pg_t *pg, const sink_item_t *const *ev, size_t n)
     char sql[512];
     snprintf(sql, sizeof sql, "COPY \"%s\".events (cell, position, id, event_index, session_id, "
              "created_at, connection_id, sender, payload_json, sequence, type, time_ms, "
-             "native_session_id, client_time, raw, chain_hash, body_hash, body) FROM STDIN",
+             "native_session_id, client_time, raw, chain_hash, body_hash, body, kept_hash) FROM STDIN",
              pg->schema);
     PGresult *res = PQexec(pg->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -494,7 +504,7 @@ static int flush_events(sink_pg_t *pg, params_t *p, const sink_item_t *const *ev
 static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
 {
     const char *cell = pg->cell;
-    char sql[1400];
+    char sql[2048];
     snprintf(sql, sizeof sql, "INSERT INTO \"%s\".changes (cell, position, change_index, kind, "
              "change, session_id, time_ms, record) VALUES ($1,$2,$3,$4,$5,$6,$7,$8::json)",
              pg->schema);
@@ -529,8 +539,8 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
     snprintf(sql, sizeof sql,
              "INSERT INTO \"%s\".sessions AS s (cell, id, agent, agent_session_id, created_at, "
              "destroyed_at, status, updated_at, ended_at, first_event_at, last_sequence, "
-             "event_count, runs, version, metadata_json, last_hash, last_position) VALUES "
-             "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16,$17) "
+             "event_count, runs, version, metadata_json, last_hash, last_position, first_hash) "
+             "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16,$17,$18) "
              "ON CONFLICT (cell, id) DO UPDATE SET agent = EXCLUDED.agent, "
              "agent_session_id = EXCLUDED.agent_session_id, created_at = EXCLUDED.created_at, "
              "destroyed_at = COALESCE(EXCLUDED.destroyed_at, s.destroyed_at), "
@@ -540,7 +550,8 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
              "runs = EXCLUDED.runs, version = EXCLUDED.version, "
              "metadata_json = EXCLUDED.metadata_json, "
              "last_hash = COALESCE(EXCLUDED.last_hash, s.last_hash), "
-             "last_position = GREATEST(s.last_position, EXCLUDED.last_position)", pg->schema);
+             "last_position = GREATEST(s.last_position, EXCLUDED.last_position), "
+             "first_hash = EXCLUDED.first_hash", pg->schema);
     p_str(p, cell);
     p_str(p, it->session);
     p_str(p, it->agent ? it->agent : "");
@@ -561,6 +572,10 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
     else
         p_str(p, NULL);
     p_u64(p, it->position, 0);
+    if (it->has_first_hash)
+        p_bin(p, it->first_hash, 32);
+    else
+        p_str(p, NULL);
     return p_exec(pg, p, sql, "updating a session from a change", NULL);
 }
 
@@ -593,7 +608,7 @@ static int refresh_row(sink_pg_t *pg, params_t *p, const char *session, uint64_t
     if (!it || it->is_change || it->position != pos)
         return 0; /* gone from the source since: its own change removes the row */
     snprintf(sql, sizeof sql, "UPDATE \"%s\".events SET payload_json = $3::jsonb, "
-             "raw = $4::jsonb, chain_hash = $5, body_hash = $6, body = $7 "
+             "raw = $4::jsonb, chain_hash = $5, body_hash = $6, body = $7, kept_hash = $8 "
              "WHERE cell = $1 AND position = $2", pg->schema);
     p_str(p, pg->cell);
     p_u64(p, pos, 0);
@@ -602,6 +617,10 @@ static int refresh_row(sink_pg_t *pg, params_t *p, const char *session, uint64_t
     p_bin(p, it->hash, 32);
     p_bin(p, it->body_hash, 32);
     p_bin(p, it->body, it->body_len);
+    if (it->has_kept)
+        p_bin(p, it->kept_hash, 32);
+    else
+        p_str(p, NULL);
     return p_exec(pg, p, sql, "updating a redacted event", NULL);
 }
 

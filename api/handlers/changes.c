@@ -27,7 +27,7 @@ static int render_event(api_cfeed_t *f, const store_event_view_t *ev)
                        : api__render_event(f->srv, f->out, ev, f->include_raw);
     if (rc || !f->bodies)
         return rc;
-    return replay_write_event_body(f->out, mark, ev);
+    return replay_write_event_body(f->out, mark, ev, f->kept_hashes);
 }
 
 /* 1 when the buffer is full enough to stop before the next item ('more' is then exact). */

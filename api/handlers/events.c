@@ -384,6 +384,11 @@ int api__feed_params(api_req_t *rq)
     return 0;
 }
 
+int api__feed_kept(const api_req_t *rq)
+{
+    return rq->bodies && (!rq->token_need || (rq->token_scope & API_SCOPE_ADMIN));
+}
+
 /* A tenant's 'after': absent or 0 for the start, else a sealed next_after. */
 static int tenant_after(api_req_t *rq)
 {
@@ -442,7 +447,8 @@ static enum MHD_Result cfeed_page_or_wait(api_req_t *rq)
         store_buf_t out = STORE_BUF_INIT;
         api_cfeed_t f = {.srv = srv, .out = &out, .include_raw = rq->include_raw,
                          .bodies = rq->bodies, .unreplicated = rq->unreplicated,
-                         .max_bytes = API_MAX_PAGE_BYTES, .skip_copied = rq->skip_copied};
+                         .kept_hashes = api__feed_kept(rq), .max_bytes = API_MAX_PAGE_BYTES,
+                         .skip_copied = rq->skip_copied};
         store_buf_puts(&out, "{\"events\":[");
         int rc = api__cfeed_read(&f, rq->offset, rq->after_index, (size_t)rq->limit);
         if (rc != REEL_OK) {

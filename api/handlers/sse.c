@@ -30,6 +30,7 @@ typedef struct feed_sse {
     uint64_t next;           /* last key sent (sequence or position) */
     uint32_t next_index;     /* with 'changes': the change index of the last item sent */
     int changes, bodies;     /* the feed with changes (changes.c) */
+    int kept_hashes;         /* api__feed_kept() */
     int flags;               /* api__render_flags() */
     char types[1024];        /* filter or "" */
 } feed_sse_t;
@@ -96,7 +97,7 @@ static int fill(api_sse_t *s, int *moved)
         store_read_end(&r); /* api__cfeed_read() takes its own */
         api_cfeed_t f = {.srv = s->srv, .out = &s->out, .sse = 1,
                          .include_raw = c->flags & REPLAY_RAW, .bodies = c->bodies,
-                         .max_bytes = s->srv->lim.sse_buffer_bytes};
+                         .kept_hashes = c->kept_hashes, .max_bytes = s->srv->lim.sse_buffer_bytes};
         rc = api__cfeed_read(&f, c->next, c->next_index, SSE_BATCH);
         *moved = f.n > 0;
         c->next = f.last;
@@ -223,6 +224,7 @@ static enum MHD_Result sse_start(api_req_t *rq, int feed)
     c->flags = api__render_flags(rq, raw);
     c->changes = rq->changes;
     c->bodies = rq->bodies;
+    c->kept_hashes = api__feed_kept(rq);
     c->next_index = rq->after_index;
     memcpy(c->types, types, sizeof types);
     c->s.w.kind = feed ? API_WAIT_FEED : API_WAIT_SESSION;
