@@ -332,8 +332,8 @@ static int catch_up(move_t *mv, size_t ci)
         if (pos > c->position || (pos == c->position && index >= c->index))
             return 0;
         if (now_s() > until) {
-            cmd_error(PROG, "the sink of cell '%s' is at %llu.%u, short of the fence at %llu.%u "
-                      "after %llu s (--timeout): is it running?", mv->m->cells[ci].id,
+            cmd_error(PROG, "the sink of cell '%s' is at %llu.%u, short of %llu.%u after %llu s "
+                      "(--timeout): is it running?", mv->m->cells[ci].id,
                       (unsigned long long)pos, index, (unsigned long long)c->position,
                       c->index, mv->st->timeout_s);
             return -1;
@@ -448,6 +448,10 @@ static int load(move_t *mv, size_t from, answer_t *a)
     const char *b = store_buf_cstr(&a->body);
     mv->sessions += member_u64(b, "sessions");
     mv->events += member_u64(b, "events");
+    cell_state_t *t = &mv->cs[mv->to];
+    uint64_t pos = member_u64(b, "position");
+    if (pos > t->position)
+        t->position = pos, t->index = 0;
     return 0;
 }
 
@@ -574,6 +578,21 @@ static int run(move_t *mv, answer_t *a)
                  m->cells[i].id);
             rc = load(mv, i, a) ? CMD_FAIL : 0;
         }
+    if (!rc) { /* the copies in PostgreSQL under the new owner too, before they go live */
+        uint64_t pos;
+        uint32_t idx;
+        int has = checkpoint(mv, (size_t)mv->to, 0, &pos, &idx);
+        if (has == 1) {
+            step(mv, 6, "waiting for the sink of '%s' to reach %llu", mv->st->to,
+                 (unsigned long long)mv->cs[mv->to].position);
+            rc = catch_up(mv, (size_t)mv->to) ? CMD_FAIL : 0;
+        } else if (has == 0) {
+            fprintf(stderr, "reel cluster move: WARNING: cell '%s' has no sink: PostgreSQL "
+                    "will not hold what it gets\n", mv->st->to);
+        } else {
+            rc = CMD_FAIL;
+        }
+    }
     if (!rc && !(m2 = next_map(mv, e2, 0, &text)))
         rc = CMD_FAIL;
     if (!rc) {

@@ -32,6 +32,7 @@ enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing);
 
 /* cluster.c: what `reel cluster move` drives on a cell */
 enum MHD_Result api__cluster_map_put(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__cluster_load(api_req_t *rq, const char *data, size_t *size);
 /* events.c */
 enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__events_read(api_req_t *rq, const char *data, size_t *size);
