@@ -1,0 +1,382 @@
+"""`reel cluster move` (docs/CLUSTER.md "Moving shards"; issue 18 item 4b): shards move
+between real cells behind a real nginx, through a real PostgreSQL 15 primary with a
+synchronous standby (tests/pglib.py), while a generator writes to them through nginx and
+journals every acknowledgement.
+
+Checked: acked events lost 0, duplicates 0, sequence gaps 0; every 2xx of a moved session
+came from its old owner until the first one from its new owner, never back (one writer);
+the old owner holds nothing of a moved session that the new owner does not; the feed of
+every cell read with skip_copied=1 gives each event once. And the zombie owner: a cell
+stopped (SIGSTOP) while its shards move, woken (SIGCONT), then written to directly --
+nothing it accepts for the moved shards is acknowledged, nothing it wrote reaches
+PostgreSQL or the new owner; under --ack local the same move is refused without --force.
+
+REEL_CLUSTER_SESSIONS scales it: sessions = that / 10 (tests/run.sh --quick: 100).
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from cluster import REEL_BIN, Client, Cluster, Map
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from pglib import PgPair, available, make_base  # noqa: E402
+
+if available():
+    pytest.skip(available(), allow_module_level=True)
+
+N = max(40, int(os.environ.get("REEL_CLUSTER_SESSIONS", "10000")) // 10)
+LOAD_S = 1.0 if N <= 200 else 3.0
+SHARDS = 64
+JSON = {"Content-Type": "application/json"}
+WAIT_MS = 1000
+
+
+@pytest.fixture(scope="module")
+def pair():
+    base = make_base()
+    p = PgPair(base)
+    yield p
+    p.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+_n = iter(range(1, 100))
+
+
+class Cell(Cluster):
+    """Cells under --ack replica with a sink each, nginx in front."""
+
+    def __init__(self, tmp, pair):
+        super().__init__(tmp, cells=3, spares=1, shards=SHARDS, sync="none",
+                         extra=["--ack", "replica", "--replica-wait-ms", str(WAIT_MS)])
+        self.pair = pair
+        self.schema = "mv%d_%d" % (os.getpid(), next(_n))
+        self.sinks = {}
+
+    def start(self):
+        super().start()
+        for c in self.ids:
+            self.start_sink(c)
+        for c in self.ids:
+            self.wait_replicated(c)
+        return self
+
+    def start_sink(self, c):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
+        log = open(os.path.join(self.tmp, "sink-%s.log" % c), "ab")
+        self.sinks[c] = subprocess.Popen(
+            [REEL_BIN, "sink", "postgres", "--server", "http://127.0.0.1:%d" % self.ports[c],
+             "--dsn", self.pair.dsn, "--schema", self.schema, "--cell", c],
+            stdout=log, stderr=log, env=env)
+
+    def wait_replicated(self, c, timeout=30):
+        cl, end = Client(self.ports[c]), time.time() + timeout
+        while time.time() < end:
+            st, _, body = cl.request("GET", "/v1/sinks")
+            if st == 200 and any(k.get("replicated") for k in json.loads(body)["sinks"]):
+                cl.close()
+                return
+            time.sleep(0.05)
+        raise AssertionError("the sink of %s never reported as replicated" % c)
+
+    def sink_log(self, c):
+        with open(os.path.join(self.tmp, "sink-%s.log" % c), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        for p in self.sinks.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.send_signal(signal.SIGTERM)
+        for p in self.sinks.values():
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        super().stop()
+
+    def move(self, shards, to, *extra, timeout=180):
+        nginx_dir = os.path.join(self.tmp, "nginx")
+        cmd = [REEL_BIN, "cluster", "move", shards, "--to", to, "--map", self.map_path,
+               "--dsn", self.pair.dsn, "--schema", self.schema,
+               "--nginx-conf", os.path.join(nginx_dir, "reel.conf"),
+               "--nginx-listen", "127.0.0.1:%d" % self.nginx_port,
+               "--reload-command", "kill -HUP %d" % self.nginx.pid] + list(extra)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def seg(sid):
+    return urllib.parse.quote(sid, safe="~")
+
+
+class Generator:
+    """Threads appending one event at a time to their sessions through nginx; an event is
+    sent again (same event id) until it is acknowledged. Journals every 2xx: (event id,
+    sequence, the answering cell)."""
+
+    def __init__(self, port, sessions, threads=4):
+        self.port, self.sessions, self.threads = port, sessions, threads
+        self.journal = {s: [] for s in sessions}
+        self.statuses = {}
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.ts = [threading.Thread(target=self.run, args=(k,)) for k in range(threads)]
+
+    def start(self):
+        for t in self.ts:
+            t.start()
+        return self
+
+    def run(self, k):
+        cl = Client(self.port)
+        mine = self.sessions[k::self.threads]
+        nxt = {s: 0 for s in mine}
+        i = 0
+        while not self.stop.is_set():
+            sid = mine[i % len(mine)]
+            i += 1
+            eid = "%s-e%d" % (sid, nxt[sid])
+            body = json.dumps({"type": "note", "event_id": eid, "data": {"n": nxt[sid]}})
+            try:
+                st, h, b = cl.request("POST", "/v1/sessions/%s/events" % seg(sid), body, JSON)
+            except OSError:
+                st, h, b = 0, {}, b""
+            with self.lock:
+                self.statuses[st] = self.statuses.get(st, 0) + 1
+            if st in (200, 201):
+                seq = json.loads(b)["last_sequence"]
+                self.journal[sid].append((eid, seq, h.get("reel-cell")))
+                nxt[sid] += 1
+            else:
+                time.sleep(0.01)
+        cl.close()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.ts:
+            t.join(30)
+
+
+def read_session(port, sid):
+    cl, out, offset = Client(port), [], 0
+    while True:
+        st, _, body = cl.request("GET", "/v1/sessions/%s/events?offset=%d&limit=1000"
+                                 % (seg(sid), offset))
+        assert st == 200, (sid, st, body[:300])
+        doc = json.loads(body)
+        out += doc["events"]
+        if not doc["hasMore"]:
+            cl.close()
+            return out
+        offset = doc["next_offset"]
+
+
+def read_feed(port, skip_copied):
+    cl, out, after = Client(port), [], 0
+    while True:
+        st, _, body = cl.request("GET", "/v1/events?after=%d&limit=1000%s"
+                                 % (after, "&skip_copied=1" if skip_copied else ""))
+        assert st == 200, body[:300]
+        doc = json.loads(body)
+        out += doc["events"]
+        if not doc["hasMore"]:
+            cl.close()
+            return out
+        after = doc["next_after"]
+
+
+def moved_sessions(m, shards):
+    return lambda sid: m.shard(urllib.parse.quote(sid, safe="~")) in shards
+
+
+def test_move_under_load(tmp_path, pair):
+    c = Cell(tmp_path, pair)
+    try:
+        c.start()
+        m = c.map
+        c1 = [s for s in range(SHARDS) if m.owner[s] == "c1"]
+        shards = set(c1[:len(c1) // 2])
+        spec = "%d-%d" % (min(shards), max(shards))
+        is_moved = moved_sessions(m, shards)
+        sessions = ["mv-%04d" % i for i in range(N)]
+        moved = [s for s in sessions if is_moved(s)]
+        assert moved, "no session in the moved shards"
+        gen = Generator(c.nginx_port, sessions).start()
+        time.sleep(LOAD_S)
+        t0 = time.time()
+        r = c.move(spec, "spare1", "--ack", "replica")
+        took = time.time() - t0
+        time.sleep(LOAD_S)
+        gen.finish()
+        assert r.returncode == 0, r.stderr
+        print("\nmove of %d shards (%d of %d sessions) under load: %.2f s; %s; statuses %s"
+              % (len(shards), len(moved), N, took, r.stdout.strip(), gen.statuses))
+        after = Map(c.map_path)
+        assert after.epoch == 3 and all(after.owner[s] == "spare1" for s in shards)
+        assert all(after.owner[s] == m.owner[s] for s in range(SHARDS) if s not in shards)
+        lost = dup = gaps = switched_back = 0
+        for sid in sessions:
+            owner = after.owner_of(sid)
+            evs = read_session(c.ports[owner], sid)
+            seqs = [e["sequence"] for e in evs]
+            ids = [e["event_id"] for e in evs]
+            gaps += seqs != list(range(1, len(seqs) + 1))
+            dup += len(ids) - len(set(ids))
+            have = dict(zip(ids, seqs))
+            lost += sum(1 for eid, seq, _ in gen.journal[sid] if have.get(eid) != seq)
+            cells = [cell for _, _, cell in gen.journal[sid]]
+            if sid in moved:  # the old owner's acks, then the new owner's: one switch
+                first_new = cells.index("spare1") if "spare1" in cells else len(cells)
+                switched_back += any(x != "c1" for x in cells[:first_new]) + \
+                    any(x != "spare1" for x in cells[first_new:])
+            else:
+                switched_back += any(x != owner for x in cells)
+        acked = sum(len(j) for j in gen.journal.values())
+        print("acked %d events: lost %d, duplicates %d, sessions with gaps %d, acks from a "
+              "second writer %d" % (acked, lost, dup, gaps, switched_back))
+        assert acked > 0 and lost == 0 and dup == 0 and gaps == 0 and switched_back == 0
+        assert any(cell == "spare1" for s in moved for _, _, cell in gen.journal[s])
+        # the old owner holds nothing of a moved session the new owner does not
+        newer = {}
+        for sid in moved:
+            newer[sid] = {e["event_id"]: e["sequence"] for e in read_session(c.ports["spare1"], sid)}
+        for c_ in ("c1", "spare1"):
+            c.wait_replicated(c_)
+        time.sleep(0.5)
+        old = [e for e in read_feed(c.ports["c1"], False) if e["session_id"] in newer]
+        assert all(newer[e["session_id"]].get(e["event_id"]) == e["sequence"] for e in old)
+        # every cell's feed with skip_copied=1: each acknowledged event exactly once
+        seen = {}
+        for cell in c.ids:
+            for e in read_feed(c.ports[cell], True):
+                k = (e["session_id"], e["event_id"])
+                seen[k] = seen.get(k, 0) + 1
+        twice = sum(1 for v in seen.values() if v > 1)
+        missing = sum(1 for sid in sessions for eid, _, _ in gen.journal[sid]
+                      if (sid, eid) not in seen)
+        assert twice == 0 and missing == 0, (twice, missing)
+        # PostgreSQL: the new owner's rows hold every acknowledged event of the moved sessions
+        rows = pair.primary.query("SELECT session_id, id FROM %s.events WHERE cell = 'spare1'"
+                                  % c.schema)
+        in_pg = {(x["session_id"], x["id"]) for x in rows}
+        assert all((sid, eid) in in_pg for sid in moved for eid, _, _ in gen.journal[sid])
+    finally:
+        c.stop()
+
+
+def test_loading_shards_answer_503_and_maps_are_checked(tmp_path, pair):
+    c = Cell(tmp_path, pair)
+    try:
+        c.start()
+        m = c.map
+        shard = next(s for s in range(SHARDS) if m.owner[s] == "c2")
+        sid = next("ld-%d" % i for i in range(10000)
+                   if m.shard(urllib.parse.quote("ld-%d" % i, safe="~")) == shard)
+        doc = json.load(open(c.map_path))
+        doc["epoch"] = 2
+        give(doc, shard, "spare1", loading=True)
+        body = json.dumps(doc).encode()
+        spare = Client(c.ports["spare1"])
+        st, h, b = spare.request("PUT", "/v1/cluster/map?drain_ms=1000", body, JSON)
+        assert st == 200, b
+        assert json.loads(b)["epoch"] == 2 and json.loads(b)["drained"] is True
+        st, h, b = spare.request("POST", "/v1/sessions/%s/events" % seg(sid),
+                                 json.dumps({"type": "x"}), JSON)
+        assert st == 503 and h.get("retry-after") == "1", (st, b)
+        assert json.loads(b)["type"].endswith("shard_loading"), b
+        # an older epoch is refused and changes nothing
+        doc["epoch"] = 1
+        st, _, b = spare.request("PUT", "/v1/cluster/map", json.dumps(doc), JSON)
+        assert st == 409, b
+        assert Map(c.map_path).epoch == 2
+        # a load of a shard that is not loading here is refused, naming it
+        other = next(s for s in range(SHARDS) if m.owner[s] == "c3")
+        st, _, b = spare.request("POST", "/v1/cluster/load", json.dumps(
+            {"dsn": c.pair.dsn, "schema": c.schema, "from": "c3", "shards": [other]}), JSON)
+        assert st == 409 and ("shard %d" % other) in json.loads(b)["detail"], b
+        # bad maps and bad shard lists from the command: exit 2 or 1, the message names it
+        r = c.move("70-80", "spare1")
+        assert r.returncode == 2 and "0..63" in r.stderr, r.stderr
+        r = c.move("%d" % shard, "nope")
+        assert r.returncode == 2 and "nope" in r.stderr, r.stderr
+    finally:
+        c.stop()
+
+
+def give(doc, shard, to, loading=False):
+    for cell in doc["cells"]:
+        rs = []
+        for a, b in cell["shards"]:
+            rs += [[x, y] for x, y in ((a, shard - 1), (shard + 1, b)) if x <= y] \
+                if a <= shard <= b else [[a, b]]
+        cell["shards"] = rs
+        if cell["id"] == to:
+            cell["shards"].append([shard, shard])
+            if loading:
+                cell["loading"] = [[shard, shard]]
+
+
+def test_zombie_owner_acknowledges_nothing(tmp_path, pair):
+    c = Cell(tmp_path, pair)
+    try:
+        c.start()
+        m = c.map
+        c1 = [s for s in range(SHARDS) if m.owner[s] == "c1"]
+        shards = set(c1[:4])
+        spec = ",".join(str(s) for s in sorted(shards))
+        is_moved = moved_sessions(m, shards)
+        sessions = [s for s in ("zb-%04d" % i for i in range(4000)) if is_moved(s)][:20]
+        nginx = Client(c.nginx_port)
+        for sid in sessions:
+            for k in range(3):
+                st, _, b = nginx.request("POST", "/v1/sessions/%s/events" % seg(sid), json.dumps(
+                    {"type": "note", "event_id": "a%d" % k}), JSON)
+                assert st == 200, b
+        c.procs["c1"].send_signal(signal.SIGSTOP)
+        try:
+            # --ack local: refused without --force, nothing changed
+            r = c.move(spec, "c2", "--ack", "local", "--cell-timeout-ms", "500")
+            assert r.returncode == 1 and "does not answer" in r.stderr, r.stderr
+            assert Map(c.map_path).epoch == 1
+            r = c.move(spec, "c2", "--ack", "replica", "--cell-timeout-ms", "500",
+                       "--drain-ms", "1000")
+            assert r.returncode == 0, r.stderr
+            assert "DOES NOT ANSWER" in r.stderr, r.stderr
+            print("\nzombie move: %s" % r.stdout.strip())
+        finally:
+            c.procs["c1"].send_signal(signal.SIGCONT)
+        # written straight to the zombie: no 2xx for the moved shards
+        z = Client(c.ports["c1"])
+        statuses = {}
+        for sid in sessions:
+            st, _, b = z.request("POST", "/v1/sessions/%s/events" % seg(sid), json.dumps(
+                {"type": "note", "event_id": "z-zombie"}), JSON)
+            statuses[st] = statuses.get(st, 0) + 1
+        print("writes straight to the zombie: %s" % statuses)
+        assert not any(200 <= st < 300 for st in statuses), statuses
+        time.sleep(1.5)  # its sink had time to copy, were it allowed to
+        rows = pair.primary.query("SELECT cell, session_id FROM %s.events WHERE id = 'z-zombie'"
+                                  % c.schema)
+        assert rows == [], rows
+        for sid in sessions:  # the new owner: the acknowledged events, nothing else
+            evs = read_session(c.ports["c2"], sid)
+            assert [e["event_id"] for e in evs] == ["a0", "a1", "a2"], (sid, evs)
+        # through nginx the moved sessions are the new owner's
+        st, h, b = nginx.request("POST", "/v1/sessions/%s/events" % seg(sessions[0]), json.dumps(
+            {"type": "note", "event_id": "a3"}), JSON)
+        assert st == 200 and h.get("reel-cell") == "c2", (st, b)
+        if statuses.get(503):  # the zombie took writes into its log: its sink stopped there
+            assert "stopped at a shard fence" in c.sink_log("c1")
+    finally:
+        c.stop()
