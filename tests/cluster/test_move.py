@@ -343,6 +343,10 @@ def test_zombie_owner_acknowledges_nothing(tmp_path, pair):
                 st, _, b = nginx.request("POST", "/v1/sessions/%s/events" % seg(sid), json.dumps(
                     {"type": "note", "event_id": "a%d" % k}), JSON)
                 assert st == 200, b
+        # connections to the zombie, open before it stops: its clients
+        zs = [Client(c.ports["c1"]) for _ in sessions]
+        for z in zs:
+            assert z.request("GET", "/v1/health")[0] == 200
         c.procs["c1"].send_signal(signal.SIGSTOP)
         try:
             # --ack local: refused without --force, nothing changed
@@ -354,17 +358,31 @@ def test_zombie_owner_acknowledges_nothing(tmp_path, pair):
             assert r.returncode == 0, r.stderr
             assert "DOES NOT ANSWER" in r.stderr, r.stderr
             print("\nzombie move: %s" % r.stdout.strip())
+            # its clients write to it, straight, while it is still stopped...
+            for z, sid in zip(zs, sessions):
+                z.conn.request("POST", "/v1/sessions/%s/events" % seg(sid), json.dumps(
+                    {"type": "note", "event_id": "z-zombie"}), JSON)
         finally:
-            c.procs["c1"].send_signal(signal.SIGCONT)
-        # written straight to the zombie: no 2xx for the moved shards
-        z = Client(c.ports["c1"])
+            c.procs["c1"].send_signal(signal.SIGCONT)  # ... and it wakes up
         statuses = {}
+        for z in zs:
+            resp = z.conn.getresponse()
+            resp.read()
+            statuses[resp.status] = statuses.get(resp.status, 0) + 1
+            z.close()
+        # and once more, after it woke (it may have taken the new map meanwhile)
+        z = Client(c.ports["c1"])
         for sid in sessions:
             st, _, b = z.request("POST", "/v1/sessions/%s/events" % seg(sid), json.dumps(
                 {"type": "note", "event_id": "z-zombie"}), JSON)
             statuses[st] = statuses.get(st, 0) + 1
         print("writes straight to the zombie: %s" % statuses)
         assert not any(200 <= st < 300 for st in statuses), statuses
+        # the zombie did take some into its log (durable there): the fence held them back
+        st, _, b = z.request("GET", "/v1/events?changes=1&unreplicated=1&after=0&limit=10000")
+        in_log = sum(1 for e in json.loads(b)["events"] if e.get("event_id") == "z-zombie")
+        print("events the zombie wrote into its log for moved sessions: %d" % in_log)
+        assert in_log > 0 and statuses.get(503, 0) > 0, (in_log, statuses)
         time.sleep(1.5)  # its sink had time to copy, were it allowed to
         rows = pair.primary.query("SELECT cell, session_id FROM %s.events WHERE id = 'z-zombie'"
                                   % c.schema)
@@ -376,7 +394,6 @@ def test_zombie_owner_acknowledges_nothing(tmp_path, pair):
         st, h, b = nginx.request("POST", "/v1/sessions/%s/events" % seg(sessions[0]), json.dumps(
             {"type": "note", "event_id": "a3"}), JSON)
         assert st == 200 and h.get("reel-cell") == "c2", (st, b)
-        if statuses.get(503):  # the zombie took writes into its log: its sink stopped there
-            assert "stopped at a shard fence" in c.sink_log("c1")
+        assert "stopped at a shard fence" in c.sink_log("c1"), c.sink_log("c1")
     finally:
         c.stop()
