@@ -148,12 +148,12 @@ int sink_pg_open(sink_pg_t *pg, const char *dsn)
     for (int i = 0; i < 5 && rc; i++) {
         PQclear(PQexec(pg->conn, "SET client_min_messages = warning"));
         rc = exec0(pg, store_buf_cstr(&sql), "creating the tables");
+        if (!rc)
+            rc = sink_fence_schema(pg->conn, pg->schema);
         if (rc)
             usleep(200000);
     }
     store_buf_release(&sql);
-    if (!rc)
-        rc = sink_fence_schema(pg->conn, pg->schema);
     if (rc)
         sink_pg_close(pg);
     return rc;

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -63,6 +64,8 @@ static void install(api_server_t *srv, cluster_map_t *m)
     atomic_store(&srv->cluster_epoch, m->epoch);
     pthread_rwlock_unlock(&srv->cluster_lock);
     cluster_map_free(old);
+    if (old) /* suspended SSE streams look again: a session that moved away ends its stream */
+        api__wake_all(srv, 0);
 }
 
 int api__cell_init(api_server_t *srv, cluster_map_t *m, const char *cell, char *msg,
@@ -180,6 +183,35 @@ int api__cell_owns_stream(api_server_t *srv, const char *path, size_t len, char 
     snprintf(owner, cap, "%s", srv->cluster->cells[o].id);
     pthread_rwlock_unlock(&srv->cluster_lock);
     return !strcmp(owner, srv->cell_id);
+}
+
+char *api__cell_key_dup(api_req_t *rq, size_t *len)
+{
+    if (!rq->srv->cell_id[0])
+        return NULL;
+    static _Thread_local char key[CLUSTER_KEY_MAX + 1];
+    int stream;
+    size_t kn = request_key(rq, key, &stream);
+    char *out = kn ? malloc(kn + 1) : NULL;
+    if (out) {
+        memcpy(out, key, kn + 1);
+        *len = kn;
+    }
+    return out;
+}
+
+int api__cell_still_owns(api_server_t *srv, const char *key, size_t len, uint64_t *epoch)
+{
+    if (atomic_load(&srv->cluster_epoch) == *epoch)
+        return 1;
+    pthread_rwlock_rdlock(&srv->cluster_lock);
+    const cluster_map_t *m = srv->cluster;
+    int owner;
+    unsigned shard = cluster_map_shard(m, key, len, &owner);
+    int mine = !strcmp(m->cells[owner].id, srv->cell_id) && !m->loading[shard];
+    *epoch = m->epoch;
+    pthread_rwlock_unlock(&srv->cluster_lock);
+    return mine;
 }
 
 void api__cell_done(api_req_t *rq)

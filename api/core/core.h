@@ -625,6 +625,12 @@ int api__cell_check(api_req_t *rq, enum MHD_Result *r);
  * (a fork's source), which must live on the same cell. */
 int api__cell_owns_stream(api_server_t *srv, const char *path, size_t len, char *owner,
                           size_t cap);
+/* In cluster mode, a new copy of the request's routing key ('*len' bytes), or NULL when
+ * it names no session or stream, the server is a single node, or out of memory. */
+char *api__cell_key_dup(api_req_t *rq, size_t *len);
+/* 1 while the current map gives routing key 'key' to this cell; checked again only when
+ * the epoch moved past '*epoch' (then updated). A long-lived answer (SSE) ends when 0. */
+int api__cell_still_owns(api_server_t *srv, const char *key, size_t len, uint64_t *epoch);
 /* A request ends: its write no longer counts as in flight (cell.c). */
 void api__cell_done(api_req_t *rq);
 /* Checks, installs and stores (the --cluster-map file) the map 'text', then waits up to
