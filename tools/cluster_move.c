@@ -47,7 +47,7 @@
 typedef struct settings {
     const char *map, *to, *dsn, *schema, *token, *nginx_conf, *nginx_listen, *reload;
     int ack; /* 0 local, 1 replica */
-    int force, quiet;
+    int force, quiet, resume;
     unsigned long long drain_ms, timeout_s, cell_timeout_ms;
 } settings_t;
 
@@ -64,13 +64,14 @@ typedef struct move {
     const settings_t *st;
     cluster_map_t *m;    /* epoch E, as read */
     uint8_t *set;        /* the shards to move */
+    uint16_t *from;      /* from[shard]: its old owner (an index into m->cells) */
     int to;              /* the new owner */
     cell_state_t *cs;
     PGconn *pg;
     CURL *c;
     double t0, pause_start, pause_end;
     unsigned n_shards;
-    uint64_t sessions, events;
+    uint64_t sessions, events, events_ahead;
 } move_t;
 
 /* ---- small helpers ---- */
@@ -89,7 +90,7 @@ static void step(const move_t *mv, int n, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "reel cluster move: [%5.2f s] step %d/7: ", now_s() - mv->t0, n);
+    fprintf(stderr, "reel cluster move: [%5.2f s] step %d/8: ", now_s() - mv->t0, n);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -259,7 +260,7 @@ static void shard_array(const move_t *mv, size_t ci, store_buf_t *out)
     store_buf_putc(out, '{');
     int first = 1;
     for (unsigned s = 0; s < mv->m->v; s++)
-        if (mv->set[s] && mv->m->owner[s] == ci) {
+        if (mv->set[s] && mv->from[s] == ci) {
             store_buf_printf(out, "%s%u", first ? "" : ",", s);
             first = 0;
         }
@@ -426,15 +427,15 @@ static void push_rest(move_t *mv, const store_buf_t *text, const uint8_t *done, 
 
 /* ---- step 6: the load, in the new owner's process ---- */
 
-static int load(move_t *mv, size_t from, answer_t *a)
+static int load(move_t *mv, size_t from, int precopy, answer_t *a)
 {
     store_buf_t body = STORE_BUF_INIT, arr = STORE_BUF_INIT;
     shard_array(mv, from, &arr);
     store_buf_puts(&body, "{\"dsn\":");
     store_json_write_string(&body, mv->st->dsn, strlen(mv->st->dsn));
-    store_buf_printf(&body, ",\"schema\":\"%s\",\"from\":\"%s\",\"shards\":[%.*s]}",
-                     mv->st->schema, mv->m->cells[from].id, (int)(arr.len - 2),
-                     (const char *)arr.data + 1);
+    store_buf_printf(&body, ",\"schema\":\"%s\",\"from\":\"%s\",\"precopy\":%s,"
+                     "\"shards\":[%.*s]}", mv->st->schema, mv->m->cells[from].id,
+                     precopy ? "true" : "false", (int)(arr.len - 2), (const char *)arr.data + 1);
     int rc = call(mv, (size_t)mv->to, "POST", "/v1/cluster/load", (const char *)body.data,
                   body.len, (long)mv->st->timeout_s * 1000, a);
     store_buf_release(&body);
@@ -446,8 +447,11 @@ static int load(move_t *mv, size_t from, answer_t *a)
         return -1;
     }
     const char *b = store_buf_cstr(&a->body);
-    mv->sessions += member_u64(b, "sessions");
+    if (!precopy) /* the copy ahead's sessions are loaded again (caught up): not counted twice */
+        mv->sessions += member_u64(b, "sessions");
     mv->events += member_u64(b, "events");
+    if (precopy)
+        mv->events_ahead += member_u64(b, "events");
     cell_state_t *t = &mv->cs[mv->to];
     uint64_t pos = member_u64(b, "position");
     if (pos > t->position)
@@ -474,6 +478,7 @@ static int check(move_t *mv, answer_t *a)
             cmd_error(PROG, "shard %u already belongs to '%s'", s, st->to);
             return CMD_USAGE;
         }
+        mv->from[s] = m->owner[s];
         mv->cs[m->owner[s]].old_owner = 1;
         mv->n_shards++;
     }
@@ -521,101 +526,189 @@ static int check(move_t *mv, answer_t *a)
     return 0;
 }
 
-/* Steps 2 to 7. 0 or an exit status. */
-static int run(move_t *mv, answer_t *a)
+/* Step 2: the new owner copies the shards' sessions while the old owners still serve
+ * them; the copy after the hand-over then only catches up. */
+static int copy_ahead(move_t *mv, answer_t *a)
+{
+    for (size_t i = 0; i < mv->m->n_cells; i++)
+        if (mv->cs[i].old_owner) {
+            step(mv, 2, "'%s' copies the sessions of '%s' ahead, from PostgreSQL (no pause)",
+                 mv->st->to, mv->m->cells[i].id);
+            if (load(mv, i, 1, a))
+                return CMD_FAIL;
+        }
+    return 0;
+}
+
+/* Step 3: epoch E+1 ('text') to the new owner (503 for the shards from now on), then to
+ * each old owner (421, after its writes in flight). */
+static int hand_over(move_t *mv, uint64_t e1, const store_buf_t *text, uint8_t *done, answer_t *a)
 {
     cluster_map_t *m = mv->m;
-    uint64_t e1 = m->epoch + 1, e2 = m->epoch + 2;
-    store_buf_t text = STORE_BUF_INIT;
-    uint8_t *done = calloc(m->n_cells, 1);
-    cluster_map_t *m1 = next_map(mv, e1, 1, &text), *m2 = NULL;
-    int rc = !done || !m1 ? CMD_FAIL : 0;
-    if (!rc) {
-        step(mv, 2, "epoch %llu: %u shards to '%s' (loading), old owners hand over",
-             (unsigned long long)e1, mv->n_shards, mv->st->to);
-        mv->pause_start = now_s();
-        rc = push(mv, (size_t)mv->to, &text, a) == 1 ? 0 : CMD_FAIL;
-        if (rc && !a->status)
+    step(mv, 3, "epoch %llu: %u shards to '%s' (loading), old owners hand over",
+         (unsigned long long)e1, mv->n_shards, mv->st->to);
+    mv->pause_start = now_s();
+    int p = push(mv, (size_t)mv->to, text, a);
+    done[mv->to] = 1;
+    if (p != 1) {
+        if (p == 0)
             cmd_error(PROG, "the new owner did not take the map: %s", a->error);
-        done[mv->to] = 1;
+        return CMD_FAIL;
     }
-    for (size_t i = 0; !rc && i < m->n_cells; i++) {
+    for (size_t i = 0; i < m->n_cells; i++) {
         if (!mv->cs[i].old_owner)
             continue;
-        int p = push(mv, i, &text, a);
+        p = push(mv, i, text, a);
         done[i] = 1;
         if (p < 0)
-            rc = CMD_FAIL;
+            return CMD_FAIL;
         mv->cs[i].handed = p == 1;
         if (p == 0)
-            step(mv, 2, "old owner '%s' did not take the map (%s): fenced at its sink's "
+            step(mv, 3, "old owner '%s' did not take the map (%s): fenced at its sink's "
                  "checkpoint", m->cells[i].id, a->error);
-        else if (p == 1)
-            step(mv, 2, "old owner '%s' handed over at %llu.%u", m->cells[i].id,
+        else
+            step(mv, 3, "old owner '%s' handed over at %llu.%u", m->cells[i].id,
                  (unsigned long long)mv->cs[i].position, mv->cs[i].index);
     }
-    for (size_t i = 0; !rc && i < m->n_cells; i++)
+    return 0;
+}
+
+/* Steps 6 to 8: the old owners' sinks reach their fences, the new owner loads what the
+ * copy ahead did not have, its sink copies it, map epoch 'e2' serves the shards. */
+static int finish(move_t *mv, uint64_t e2, answer_t *a)
+{
+    cluster_map_t *m = mv->m;
+    for (size_t i = 0; i < m->n_cells; i++)
         if (mv->cs[i].old_owner) {
-            rc = fence(mv, i, e1) ? CMD_FAIL : 0;
-            if (!rc)
-                step(mv, 3, "shards of '%s' fenced after %llu.%u", m->cells[i].id,
-                     (unsigned long long)mv->cs[i].position, mv->cs[i].index);
-        }
-    if (!rc) {
-        step(mv, 4, "map file, other cells, nginx");
-        push_rest(mv, &text, done, a);
-        rc = route(mv, m1, &text) ? CMD_FAIL : 0;
-    }
-    for (size_t i = 0; !rc && i < m->n_cells; i++)
-        if (mv->cs[i].old_owner) {
-            step(mv, 5, "waiting for the sink of '%s' to reach %llu.%u", m->cells[i].id,
+            step(mv, 6, "waiting for the sink of '%s' to reach %llu.%u", m->cells[i].id,
                  (unsigned long long)mv->cs[i].position, mv->cs[i].index);
-            rc = catch_up(mv, i) ? CMD_FAIL : 0;
+            if (catch_up(mv, i))
+                return CMD_FAIL;
         }
-    for (size_t i = 0; !rc && i < m->n_cells; i++)
+    for (size_t i = 0; i < m->n_cells; i++)
         if (mv->cs[i].old_owner) {
-            step(mv, 6, "'%s' loads the sessions of '%s' from PostgreSQL", mv->st->to,
-                 m->cells[i].id);
-            rc = load(mv, i, a) ? CMD_FAIL : 0;
+            step(mv, 7, "'%s' loads the rest of the sessions of '%s' from PostgreSQL",
+                 mv->st->to, m->cells[i].id);
+            if (load(mv, i, 0, a))
+                return CMD_FAIL;
         }
-    if (!rc) { /* the copies in PostgreSQL under the new owner too, before they go live */
-        uint64_t pos;
-        uint32_t idx;
-        int has = checkpoint(mv, (size_t)mv->to, 0, &pos, &idx);
-        if (has == 1) {
-            step(mv, 6, "waiting for the sink of '%s' to reach %llu", mv->st->to,
-                 (unsigned long long)mv->cs[mv->to].position);
-            rc = catch_up(mv, (size_t)mv->to) ? CMD_FAIL : 0;
-        } else if (has == 0) {
-            fprintf(stderr, "reel cluster move: WARNING: cell '%s' has no sink: PostgreSQL "
-                    "will not hold what it gets\n", mv->st->to);
-        } else {
-            rc = CMD_FAIL;
-        }
+    uint64_t pos;
+    uint32_t idx;
+    int has = checkpoint(mv, (size_t)mv->to, 0, &pos, &idx);
+    if (has < 0)
+        return CMD_FAIL;
+    if (has) { /* the copies in PostgreSQL under the new owner too, before they go live */
+        step(mv, 7, "waiting for the sink of '%s' to reach %llu", mv->st->to,
+             (unsigned long long)mv->cs[mv->to].position);
+        if (catch_up(mv, (size_t)mv->to))
+            return CMD_FAIL;
+    } else {
+        fprintf(stderr, "reel cluster move: WARNING: cell '%s' has no sink: PostgreSQL will "
+                "not hold what it gets\n", mv->st->to);
     }
-    if (!rc && !(m2 = next_map(mv, e2, 0, &text)))
-        rc = CMD_FAIL;
+    store_buf_t text = STORE_BUF_INIT;
+    uint8_t *done = calloc(m->n_cells, 1);
+    cluster_map_t *m2 = done ? next_map(mv, e2, 0, &text) : NULL;
+    int rc = m2 ? 0 : CMD_FAIL;
     if (!rc) {
-        step(mv, 7, "epoch %llu: '%s' serves the shards", (unsigned long long)e2, mv->st->to);
-        memset(done, 0, m->n_cells);
-        rc = push(mv, (size_t)mv->to, &text, a) == 1 ? 0 : CMD_FAIL;
+        step(mv, 8, "epoch %llu: '%s' serves the shards", (unsigned long long)e2, mv->st->to);
+        int p = push(mv, (size_t)mv->to, &text, a);
         mv->pause_end = now_s();
         done[mv->to] = 1;
-        if (rc && !a->status)
+        if (p == 0)
             cmd_error(PROG, "the new owner did not take the map: %s", a->error);
+        rc = p == 1 ? 0 : CMD_FAIL;
     }
     if (!rc) {
         push_rest(mv, &text, done, a);
         rc = route(mv, m2, &text) ? CMD_FAIL : 0;
     }
-    if (rc)
-        cmd_error(PROG, "the move stopped; what is done stays done (the fences, the maps "
-                  "pushed, the map file). docs/CLUSTER.md \"Moving shards\" says how to go on");
-    cluster_map_free(m1);
     cluster_map_free(m2);
     free(done);
     store_buf_release(&text);
     return rc;
+}
+
+/* Steps 2 to 8. 0 or an exit status. */
+static int run(move_t *mv, answer_t *a)
+{
+    cluster_map_t *m = mv->m;
+    uint64_t e1 = m->epoch + 1;
+    store_buf_t text = STORE_BUF_INIT;
+    uint8_t *done = calloc(m->n_cells, 1);
+    cluster_map_t *m1 = done ? next_map(mv, e1, 1, &text) : NULL;
+    int rc = m1 ? copy_ahead(mv, a) : CMD_FAIL;
+    if (!rc)
+        rc = hand_over(mv, e1, &text, done, a);
+    for (size_t i = 0; !rc && i < m->n_cells; i++)
+        if (mv->cs[i].old_owner) {
+            rc = fence(mv, i, e1) ? CMD_FAIL : 0;
+            if (!rc)
+                step(mv, 4, "shards of '%s' fenced after %llu.%u", m->cells[i].id,
+                     (unsigned long long)mv->cs[i].position, mv->cs[i].index);
+        }
+    if (!rc) {
+        step(mv, 5, "map file, other cells, nginx");
+        push_rest(mv, &text, done, a);
+        rc = route(mv, m1, &text) ? CMD_FAIL : 0;
+    }
+    if (!rc)
+        rc = finish(mv, m->epoch + 2, a);
+    if (rc)
+        cmd_error(PROG, "the move stopped; what is done stays done (the fences, the maps "
+                  "pushed, the map file). %s", m1 && mv->pause_start ?
+                  "Once the cause is fixed, `reel cluster move SHARDS --to CELL --resume` "
+                  "finishes it (docs/CLUSTER.md \"Moving shards\")" :
+                  "Nothing was handed over: the shards stay where they were");
+    cluster_map_free(m1);
+    free(done);
+    store_buf_release(&text);
+    return rc;
+}
+
+/* --resume: the map says the shards are loading at the new owner (a move stopped after
+ * its hand-over); the fences in PostgreSQL say whose they were and where they stop. */
+static int resume(move_t *mv, answer_t *a)
+{
+    cluster_map_t *m = mv->m;
+    char e[24];
+    snprintf(e, sizeof e, "%llu", (unsigned long long)m->epoch);
+    const char *prm[2] = {m->cells[mv->to].id, e};
+    PGresult *res = pq(mv, "SELECT cell, shard, position, change_index FROM \"%s\".shard_fence "
+                       "WHERE to_cell = $1 AND epoch = $2", 2, prm, PGRES_TUPLES_OK,
+                       "reading the move's fences");
+    if (!res)
+        return CMD_FAIL;
+    int rc = 0;
+    for (int r = 0; r < PQntuples(res) && !rc; r++) {
+        int ci = cluster_map_cell(m, PQgetvalue(res, r, 0));
+        unsigned s = (unsigned)strtoul(PQgetvalue(res, r, 1), NULL, 10);
+        if (ci < 0 || s >= m->v) {
+            cmd_error(PROG, "a fence names cell '%s' or shard %u, which the map does not have",
+                      PQgetvalue(res, r, 0), s);
+            rc = CMD_FAIL;
+        } else if (mv->set[s]) {
+            mv->from[s] = (uint16_t)ci;
+            mv->cs[ci].old_owner = 1;
+            mv->cs[ci].position = strtoull(PQgetvalue(res, r, 2), NULL, 10);
+            mv->cs[ci].index = (uint32_t)strtoull(PQgetvalue(res, r, 3), NULL, 10);
+            mv->set[s] = 2; /* found */
+        }
+    }
+    PQclear(res);
+    for (unsigned s = 0; s < m->v && !rc; s++) {
+        if (!mv->set[s])
+            continue;
+        if (mv->set[s] != 2 || m->owner[s] != mv->to || !m->loading[s]) {
+            cmd_error(PROG, "shard %u is not loading into '%s' under a fence of epoch %llu: "
+                      "nothing to resume for it", s, mv->st->to, (unsigned long long)m->epoch);
+            rc = CMD_USAGE;
+        }
+        mv->set[s] = 1;
+        mv->n_shards++;
+    }
+    mv->pause_start = now_s();
+    return rc ? rc : finish(mv, m->epoch + 1, a);
 }
 
 /* ---- the command ---- */
@@ -626,12 +719,13 @@ static const char about[] =
     "shards move through PostgreSQL (the sinks' tables, --dsn), which also fences the old\n"
     "owner: its sink never copies anything of them written after the move, so under\n"
     "--ack replica nothing it accepts afterwards is acknowledged. Steps (each printed):\n"
-    "1 check, 2 hand over (epoch E+1: the new owner answers 503 for the shards, each old\n"
-    "owner 421 once its writes in flight ended), 3 fence, 4 the map file, the other cells\n"
-    "and nginx, 5 the old owners' sinks catch up, 6 the new owner loads the shards'\n"
-    "sessions from PostgreSQL, 7 epoch E+2: the new owner serves them. The cells need an\n"
-    "admin token (--token). Exit status 0 when the shards moved, 1 when a step failed\n"
-    "(what was done stays done; the message says where), 2 for bad arguments.\n";
+    "1 check, 2 the new owner copies the shards' sessions ahead (no pause), 3 hand over\n"
+    "(epoch E+1: the new owner answers 503 for the shards, each old owner 421 once its\n"
+    "writes in flight ended), 4 fence, 5 the map file, the other cells and nginx, 6 the\n"
+    "old owners' sinks catch up, 7 the new owner loads the rest, 8 epoch E+2: it serves\n"
+    "them. Writes to the shards pause from 3 to 8. The cells need an admin token\n"
+    "(--token). Exit status 0 when the shards moved, 1 when a step failed (what was done\n"
+    "stays done; the message says how to go on), 2 for bad arguments.\n";
 
 static int parse(settings_t *st, int argc, char **argv, int *nargs)
 {
@@ -669,6 +763,9 @@ static int parse(settings_t *st, int argc, char **argv, int *nargs)
         {.name = "timeout", .type = OPT_U64, .arg = "S", .dest = &st->timeout_s, .min = 1,
          .max = 86400, .help = "how long the sinks' catching up and the load may take",
          .def = "600"},
+        {.name = "resume", .type = OPT_FLAG, .dest = &st->resume,
+         .help = "finish a move that stopped after its hand-over (the map file says\n"
+                 "the shards are loading at CELL; PostgreSQL has its fences)"},
         {.name = "quiet", .alias = 'q', .type = OPT_FLAG, .dest = &st->quiet,
          .help = "no step lines"},
         OPT_END,
@@ -679,11 +776,12 @@ static int parse(settings_t *st, int argc, char **argv, int *nargs)
 
 static void summary(const move_t *mv)
 {
-    printf("moved %u shards to %s: %llu sessions, %llu events in %.2f s; writes to them "
-           "paused %.2f s; epoch %llu\n", mv->n_shards, mv->st->to,
+    printf("moved %u shards to %s: %llu sessions, %llu events (%llu copied ahead) in %.2f s; "
+           "writes to them paused %.2f s; epoch %llu\n", mv->n_shards, mv->st->to,
            (unsigned long long)mv->sessions, (unsigned long long)mv->events,
-           now_s() - mv->t0, mv->pause_end - mv->pause_start,
-           (unsigned long long)mv->m->epoch + 2);
+           (unsigned long long)mv->events_ahead, now_s() - mv->t0,
+           mv->pause_end - mv->pause_start,
+           (unsigned long long)mv->m->epoch + (mv->st->resume ? 1 : 2));
 }
 
 static int go(move_t *mv, const char *shards)
@@ -701,7 +799,8 @@ static int go(move_t *mv, const char *shards)
     }
     mv->set = calloc(mv->m->v, 1);
     mv->cs = calloc(mv->m->n_cells, sizeof *mv->cs);
-    if (!mv->set || !mv->cs)
+    mv->from = calloc(mv->m->v, sizeof *mv->from);
+    if (!mv->set || !mv->cs || !mv->from)
         return CMD_FAIL;
     if (cluster_shards_parse(shards, mv->m->v, mv->set, msg, sizeof msg)) {
         cmd_error(PROG, "%s", msg);
@@ -720,8 +819,8 @@ static int go(move_t *mv, const char *shards)
         return CMD_FAIL;
     step(mv, 1, "%s: epoch %llu, moving shards %s to '%s'", mv->st->map,
          (unsigned long long)mv->m->epoch, shards, mv->st->to);
-    int rc = check(mv, &a);
-    if (!rc)
+    int rc = mv->st->resume ? resume(mv, &a) : check(mv, &a);
+    if (!rc && !mv->st->resume)
         rc = run(mv, &a);
     if (!rc)
         summary(mv);
@@ -755,6 +854,7 @@ int cmd_cluster_move(int argc, char **argv)
         PQfinish(mv.pg);
     cluster_map_free(mv.m);
     free(mv.set);
+    free(mv.from);
     free(mv.cs);
     return rc;
 }

@@ -3,9 +3,12 @@
  * shards", docs/HTTP.md "Cluster").
  *
  * Body: {"dsn": libpq connection, "schema": the sink's (default "reel"), "from": the old
- * owner's cell id, "shards": [N, ...]}. Every shard must be this cell's and "loading" in
- * the map in force (the cell answers 503 for them meanwhile), so no client writes to
- * those sessions while they are copied. The copy runs in this process, on a job thread,
+ * owner's cell id, "shards": [N, ...], "precopy": false}. Every shard must be this cell's
+ * and "loading" in the map in force (the cell answers 503 for them meanwhile), so no
+ * client writes to those sessions while they are copied. With "precopy": true every
+ * shard must still be cell 'from''s (this cell answers 421 for them): the bulk of the
+ * copy runs before the hand-over, while the old owner serves, and the copy after it
+ * only catches up (so writes pause for the difference, not for the whole shard). The copy runs in this process, on a job thread,
  * through the store's one committer (cluster/pgload.h, new positions, chains recomputed
  * and the source's checked). Afterwards the positions the copies took are recorded as
  * copied (store_copied_add): the feed with skip_copied=1 passes over them, so a reader
@@ -248,8 +251,10 @@ static int str_field(json_t *o, const char *name, char *out, size_t cap, int nee
     return 0;
 }
 
-/* The shards: each this cell's and loading under the map in force. */
-static int shards_field(api_server_t *srv, load_job_t *j, json_t *a, char *why, size_t wlen)
+/* The shards: each this cell's and loading under the map in force; or, for a copy ahead
+ * of the hand-over ('precopy'), each still cell 'from''s. */
+static int shards_field(api_server_t *srv, load_job_t *j, json_t *a, int precopy, char *why,
+                        size_t wlen)
 {
     if (!json_is_array(a) || !json_array_size(a)) {
         snprintf(why, wlen, "\"shards\" must be a non-empty array of shard numbers");
@@ -279,7 +284,12 @@ static int shards_field(api_server_t *srv, load_job_t *j, json_t *a, char *why, 
         if (s < 0 || s >= (json_int_t)m->v) {
             snprintf(why, wlen, "\"shards\"[%zu] is not a shard number 0..%u", i, m->v - 1);
             rc = REEL_EINVALID_PARAMETER;
-        } else if (m->owner[s] != me || !m->loading[s]) {
+        } else if (precopy && strcmp(m->cells[m->owner[s]].id, j->from)) {
+            snprintf(why, wlen, "shard %lld is not cell '%s''s under cluster map epoch %llu: "
+                     "a copy ahead of a move reads the owner's rows", (long long)s, j->from,
+                     (unsigned long long)m->epoch);
+            rc = REEL_ECONFLICT;
+        } else if (!precopy && (m->owner[s] != me || !m->loading[s])) {
             snprintf(why, wlen, "shard %lld is not loading into this cell under cluster map "
                      "epoch %llu (push the map that says so first)", (long long)s,
                      (unsigned long long)m->epoch);
@@ -310,9 +320,16 @@ static int parse_body(api_req_t *rq, load_job_t *j, char *why, size_t wlen)
                  : REEL_OK;
     if (!rc) {
         snprintf(j->from, sizeof j->from, "%s", from);
-        rc = (j->dsn = strdup(dsn)) ? shards_field(rq->srv, j, json_object_get(o, "shards"), why,
-                                                   wlen)
-                                    : REEL_ENOMEM;
+        json_t *pre = json_object_get(o, "precopy");
+        if (pre && !json_is_boolean(pre)) {
+            snprintf(why, wlen, "\"precopy\" must be true or false");
+            rc = REEL_EINVALID_PARAMETER;
+        } else if (!(j->dsn = strdup(dsn))) {
+            rc = REEL_ENOMEM;
+        } else {
+            rc = shards_field(rq->srv, j, json_object_get(o, "shards"), json_is_true(pre), why,
+                              wlen);
+        }
     }
     json_decref(o);
     return rc;

@@ -168,6 +168,29 @@ class Generator:
             t.join(30)
 
 
+class SSEWatch:
+    """An SSE stream of one session, read until the server ends it ('ended': when)."""
+
+    def __init__(self, port, sid):
+        import http.client
+        self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.c.request("GET", "/v1/sessions/%s/events/sse" % seg(sid))
+        self.r = self.c.getresponse()
+        assert self.r.status == 200, self.r.status
+        self.ended = None
+        self.t = threading.Thread(target=self.run)
+        self.t.start()
+
+    def run(self):
+        try:
+            while self.r.read1(65536):
+                pass
+        except OSError:
+            pass
+        self.ended = time.time()
+        self.c.close()
+
+
 def read_session(port, sid):
     cl, out, offset = Client(port), [], 0
     while True:
@@ -214,12 +237,16 @@ def test_move_under_load(tmp_path, pair):
         assert moved, "no session in the moved shards"
         gen = Generator(c.nginx_port, sessions).start()
         time.sleep(LOAD_S)
+        sse = SSEWatch(c.ports["c1"], moved[0])  # a reader at the old owner
         t0 = time.time()
         r = c.move(spec, "spare1", "--ack", "replica")
         took = time.time() - t0
         time.sleep(LOAD_S)
         gen.finish()
         assert r.returncode == 0, r.stderr
+        sse.t.join(10)
+        assert sse.ended is not None and sse.ended - t0 < took + 5, \
+            "the old owner's SSE stream of a moved session did not end"
         print("\nmove of %d shards (%d of %d sessions) under load: %.2f s; %s; statuses %s"
               % (len(shards), len(moved), N, took, r.stdout.strip(), gen.statuses))
         after = Map(c.map_path)
@@ -395,5 +422,50 @@ def test_zombie_owner_acknowledges_nothing(tmp_path, pair):
             {"type": "note", "event_id": "a3"}), JSON)
         assert st == 200 and h.get("reel-cell") == "c2", (st, b)
         assert "stopped at a shard fence" in c.sink_log("c1"), c.sink_log("c1")
+    finally:
+        c.stop()
+
+
+def test_a_stopped_move_resumes(tmp_path, pair):
+    """A move that stops after its hand-over (here: the old owner's sink is stopped, so it
+    cannot catch up) leaves the shards loading (503) and says how to go on; --resume
+    finishes it."""
+    c = Cell(tmp_path, pair)
+    try:
+        c.start()
+        m = c.map
+        c1 = [s for s in range(SHARDS) if m.owner[s] == "c1"]
+        shards = set(c1[:3])
+        spec = ",".join(str(s) for s in sorted(shards))
+        is_moved = moved_sessions(m, shards)
+        sessions = [s for s in ("rs-%04d" % i for i in range(4000)) if is_moved(s)][:5]
+        stay = next(s for s in ("st-%04d" % i for i in range(4000))
+                    if m.owner_of(s) == "c1" and not is_moved(s))
+        nginx = Client(c.nginx_port)
+        for sid in sessions:
+            st, _, b = nginx.request("POST", "/v1/sessions/%s/events" % seg(sid), json.dumps(
+                {"type": "note", "event_id": "a0"}), JSON)
+            assert st == 200, b
+        c.sinks["c1"].send_signal(signal.SIGSTOP)
+        try:  # c1's log grows past what its sink copied (503 replica_behind, durable there)
+            st, _, _ = nginx.request("POST", "/v1/sessions/%s/events" % seg(stay), json.dumps(
+                {"type": "note", "event_id": "s0"}), JSON)
+            assert st == 503
+            r = c.move(spec, "spare1", "--ack", "replica", "--timeout", "2")
+            assert r.returncode == 1 and "--resume" in r.stderr, r.stderr
+            assert Map(c.map_path).epoch == 2
+            st, h, b = nginx.request("POST", "/v1/sessions/%s/events" % seg(sessions[0]),
+                                     json.dumps({"type": "note", "event_id": "a1"}), JSON)
+            assert st == 503 and b"shard_loading" in b, (st, b)
+        finally:
+            c.sinks["c1"].send_signal(signal.SIGCONT)
+        r = c.move(spec, "spare1", "--ack", "replica", "--resume")
+        assert r.returncode == 0, r.stderr
+        assert Map(c.map_path).epoch == 3
+        for sid in sessions:
+            st, h, b = nginx.request("POST", "/v1/sessions/%s/events" % seg(sid), json.dumps(
+                {"type": "note", "event_id": "a1"}), JSON)
+            assert st == 200 and h.get("reel-cell") == "spare1", (st, b)
+            assert [e["event_id"] for e in read_session(c.ports["spare1"], sid)] == ["a0", "a1"]
     finally:
         c.stop()
