@@ -151,6 +151,7 @@ static int against_store(loader_t *L, ps_sess_t *x)
     int rc = store_read_begin(L->s, &r);
     if (rc)
         return fail(L, rc, "reading the store: %s", reel_strerror(rc));
+    store_read_see_all(&r); /* --ack replica: the committer's view, not the readers' */
     rc = store_session_get(&r, x->id, x->id_len, &rec);
     store_read_end(&r);
     if (rc == REEL_ESESSION_NOT_FOUND)

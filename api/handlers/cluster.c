@@ -124,5 +124,5 @@ enum MHD_Result api__cluster_map_put(api_req_t *rq, const char *data, size_t *si
         return api__problem(rq, REEL_ENOMEM, "out of memory");
     j->rq = rq;
     j->drain_ms = (unsigned)rq->limit;
-    return api__job_start(rq, run_push, j, free, 2, "cluster map", MAP_RUNNING);
+    return api__job_start(rq, run_push, j, free, 8, "cluster", MAP_RUNNING);
 }

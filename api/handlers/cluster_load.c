@@ -21,6 +21,7 @@
  * move waits for this cell's sink to reach before the shards go live.
  */
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@
 #include "cluster/pgload.h"
 
 enum { LOAD_BODY = API_PHASE_OWN, LOAD_RUNNING };
+
+static atomic_int load_running; /* one load per process (one store per server) */
 
 typedef struct picked {
     char *id;
@@ -230,9 +233,17 @@ static void *run_load(void *arg)
     }
     rq->batch.err = rc;
     job_free(j);
+    atomic_store(&load_running, 0);
     atomic_fetch_sub(&srv->jobs, 1);
     api__batch_done(&rq->batch, rq);
     return NULL;
+}
+
+/* A job that could not start: the next load may. */
+static void load_release(void *arg)
+{
+    job_free(arg);
+    atomic_store(&load_running, 0);
 }
 
 /* ---- the request ---- */
@@ -363,5 +374,10 @@ enum MHD_Result api__cluster_load(api_req_t *rq, const char *data, size_t *size)
         return api__problem(rq, rc, "%s", why[0] ? why : reel_strerror(rc));
     }
     j->rq = rq;
-    return api__job_start(rq, run_load, j, job_free, 1, "cluster load", LOAD_RUNNING);
+    if (atomic_exchange(&load_running, 1)) { /* the loader: one call per store at a time */
+        job_free(j);
+        return api__problem(rq, REEL_ECONFLICT, "a cluster load is running on this cell "
+                            "already; one move at a time per new owner");
+    }
+    return api__job_start(rq, run_load, j, load_release, 8, "cluster", LOAD_RUNNING);
 }
