@@ -108,17 +108,42 @@ static int check(move_t *mv, answer_t *a)
     return 0;
 }
 
+/* Waits until the new owner's sink copied what it loaded (no sink: a warning, once). */
+static int new_owner_sink(move_t *mv, int n)
+{
+    uint64_t pos;
+    uint32_t idx;
+    int has = move_checkpoint(mv, (size_t)mv->to, 0, &pos, &idx);
+    if (has < 0)
+        return CMD_FAIL;
+    if (!has) {
+        if (n == 7)
+            fprintf(stderr, "reel cluster move: WARNING: cell '%s' has no sink: PostgreSQL "
+                    "will not hold what it gets\n", mv->st->to);
+        return 0;
+    }
+    move_step(mv, n, "waiting for the sink of '%s' to reach %llu", mv->st->to,
+              (unsigned long long)mv->cs[mv->to].position);
+    return move_catch_up(mv, (size_t)mv->to) ? CMD_FAIL : 0;
+}
+
 /* Step 2: the new owner copies the shards' sessions while the old owners still serve
- * them; the copy after the hand-over then only catches up. */
+ * them, and its sink copies the copies; twice, the second round catching up what came
+ * during the first. The copy after the hand-over then only catches up the last moments,
+ * so that is all writes wait for. */
 static int copy_ahead(move_t *mv, answer_t *a)
 {
-    for (size_t i = 0; i < mv->m->n_cells; i++)
-        if (mv->cs[i].old_owner) {
-            move_step(mv, 2, "'%s' copies the sessions of '%s' ahead, from PostgreSQL (no pause)",
-                 mv->st->to, mv->m->cells[i].id);
-            if (move_load(mv, i, 1, a))
-                return CMD_FAIL;
-        }
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < mv->m->n_cells; i++)
+            if (mv->cs[i].old_owner) {
+                move_step(mv, 2, "'%s' copies the sessions of '%s' ahead, from PostgreSQL "
+                          "(round %d, no pause)", mv->st->to, mv->m->cells[i].id, round + 1);
+                if (move_load(mv, i, 1, a))
+                    return CMD_FAIL;
+            }
+        if (new_owner_sink(mv, 2))
+            return CMD_FAIL;
+    }
     return 0;
 }
 
@@ -174,20 +199,8 @@ static int finish(move_t *mv, uint64_t e2, answer_t *a)
             if (move_load(mv, i, 0, a))
                 return CMD_FAIL;
         }
-    uint64_t pos;
-    uint32_t idx;
-    int has = move_checkpoint(mv, (size_t)mv->to, 0, &pos, &idx);
-    if (has < 0)
+    if (new_owner_sink(mv, 7)) /* the copies in PostgreSQL before they go live */
         return CMD_FAIL;
-    if (has) { /* the copies in PostgreSQL under the new owner too, before they go live */
-        move_step(mv, 7, "waiting for the sink of '%s' to reach %llu", mv->st->to,
-             (unsigned long long)mv->cs[mv->to].position);
-        if (move_catch_up(mv, (size_t)mv->to))
-            return CMD_FAIL;
-    } else {
-        fprintf(stderr, "reel cluster move: WARNING: cell '%s' has no sink: PostgreSQL will "
-                "not hold what it gets\n", mv->st->to);
-    }
     store_buf_t text = STORE_BUF_INIT;
     uint8_t *done = calloc(m->n_cells, 1);
     cluster_map_t *m2 = done ? move_next_map(mv, e2, 0, &text) : NULL;
