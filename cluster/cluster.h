@@ -21,7 +21,8 @@
  *
  * Rules:
  *  - Pure functions and one immutable map object: no HTTP, no store, no globals. A loaded
- *    map is never changed; a reload builds a new one and the caller swaps pointers.
+ *    map is never changed; a reload builds a new one and the caller swaps pointers. A
+ *    move edits a copy (cluster_map_dup) before anyone uses it, and writes it out.
  *  - Ownership: cluster_map_load() returns a new map (free with cluster_map_free());
  *    every pointer into it (cells, ids, addresses) is borrowed for the map's life.
  *  - Errors: REEL_OK or a reel_err (store/err.h); a message naming the file and the bad

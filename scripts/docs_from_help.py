@@ -146,6 +146,9 @@ def main():
     top, cmds = commands(reel)
     version = run(reel, "--version").split()[1]
     helps = {n: run(reel, n, "--help") for n, _ in cmds if n != "version"}
+    for name, verb in (("cluster", "move"),):  # verbs with options of their own
+        if name in helps:
+            helps[name] += "\n" + run(reel, name, verb, "--help")
     opts = {n: options(h) for n, h in helps.items()}
     with open(os.path.join(out_dir, "reel.1"), "w") as f:
         f.write(man(reel, top, cmds, helps, version))
