@@ -128,21 +128,27 @@ static int new_owner_sink(move_t *mv, int n)
 }
 
 /* Step 2: the new owner copies the shards' sessions while the old owners still serve
- * them, and its sink copies the copies; twice, the second round catching up what came
- * during the first. The copy after the hand-over then only catches up the last moments,
- * so that is all writes wait for. */
+ * them, and its sink copies the copies; again while a round found more than
+ * AHEAD_ENOUGH events new since the last one (at most AHEAD_ROUNDS), so the copy after
+ * the hand-over only catches up the last moments, which is all writes wait for. */
+#define AHEAD_ROUNDS 4
+#define AHEAD_ENOUGH 500
+
 static int copy_ahead(move_t *mv, answer_t *a)
 {
-    for (int round = 0; round < 2; round++) {
+    for (int round = 1; round <= AHEAD_ROUNDS; round++) {
+        uint64_t before = mv->events_ahead;
         for (size_t i = 0; i < mv->m->n_cells; i++)
             if (mv->cs[i].old_owner) {
                 move_step(mv, 2, "'%s' copies the sessions of '%s' ahead, from PostgreSQL "
-                          "(round %d, no pause)", mv->st->to, mv->m->cells[i].id, round + 1);
+                          "(round %d, no pause)", mv->st->to, mv->m->cells[i].id, round);
                 if (move_load(mv, i, 1, a))
                     return CMD_FAIL;
             }
         if (new_owner_sink(mv, 2))
             return CMD_FAIL;
+        if (round > 1 && mv->events_ahead - before <= AHEAD_ENOUGH)
+            break;
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # run.sh [--quick] [BUILD] -- cells behind a real nginx (docs/CLUSTER.md): the routing tests
-# (tests/cluster/test_routing.py: 10,000 sessions through nginx, or 1,000 with --quick) and,
+# (tests/cluster/test_routing.py: 10,000 sessions through nginx, or 1,000 with --quick), the
+# shard moves (tests/cluster/test_move.py: 1,000 sessions under load, or 100) and,
 # without --quick, the Durable Streams conformance suite through nginx in front of one cell
 # and in front of three. Ends with "N passed, N failed". `make cluster-test` runs it in
 # full; tests/run.sh (make test) runs --quick. Skips ("0 passed, 0 failed (skipped: ...)")
