@@ -147,7 +147,7 @@ static int copy_ahead(move_t *mv, answer_t *a)
             }
         if (new_owner_sink(mv, 2))
             return CMD_FAIL;
-        if (round > 1 && mv->events_ahead - before <= AHEAD_ENOUGH)
+        if (mv->events_ahead - before <= AHEAD_ENOUGH)
             break;
     }
     return 0;
