@@ -4,16 +4,20 @@ to the moved shards pause (docs/BENCHMARKS.md "Moving shards").
 
     bench/bench_move.py BUILD_DIR [--sessions N] [--events E] [--ack local|replica] [--shards S]
 
+N and E default to 500 and 100 (two groups: 100,000 events), S to 5.
+
 Starts three cells and a spare (`reel serve --sync full`, 64 virtual shards) behind a real
 nginx, a PostgreSQL 15 primary with a synchronous standby (tests/pglib.py) and a sink per
-cell; preloads N sessions of E events (about 300 bytes of JSON each, batches of 100) whose
-ids all hash into c1's first S shards; then, while 4 clients append one event at a time to
-those sessions through nginx (retrying on 421/503 with the same event id), runs
-`reel cluster move` of those shards to the spare. Prints: the move's wall time, its own
-"writes paused" (from handing over to serving), the longest gap between two
-acknowledgements of the moved sessions seen by the clients, and beside it, measured in the
-same run, the peer: PostgreSQL reading the same rows (COPY of the moved sessions' events
-to /dev/null through psql), the floor under any move that goes through PostgreSQL.
+cell; preloads two groups of N sessions of E events (about 300 bytes of JSON each, batches
+of 100), the first group's ids in c1's first S shards, the second's in its next S; then,
+while 4 clients append one event at a time to those sessions through nginx (retrying on
+421/503 with the same event id), moves the first S shards to the spare as a stop-and-copy
+(`--ahead-rounds 0`: writes wait for the whole copy) and then the next S with the default
+copy ahead. Prints per move: its wall time, its own "writes paused" (from handing over to
+serving), the longest gap between two acknowledgements of the moved sessions seen by the
+clients, and the peer measured in the same run just before: PostgreSQL reading the same
+rows (COPY of the moved sessions' events to /dev/null through psql), what any move through
+PostgreSQL must at least read.
 Numbers only, never pass/fail.
 """
 import argparse
@@ -34,10 +38,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "cluster"))
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
-    ap.add_argument("--sessions", type=int, default=1000)
+    ap.add_argument("--sessions", type=int, default=500)
     ap.add_argument("--events", type=int, default=100)
     ap.add_argument("--ack", default="replica", choices=["local", "replica"])
-    ap.add_argument("--shards", type=int, default=10)
+    ap.add_argument("--shards", type=int, default=5)
     a = ap.parse_args()
     os.environ["REEL_BIN"] = os.path.abspath(os.path.join(a.build, "reel"))
     import cluster as cl  # noqa: E402 (REEL_BIN first)
@@ -60,60 +64,72 @@ def main():
                  "--cell", cell], env=env))
         time.sleep(2)
         m = c.map
-        shards = [s for s in range(64) if m.owner[s] == "c1"][:a.shards]
-        moved = []
+        shards = [s for s in range(64) if m.owner[s] == "c1"][:2 * a.shards]
+        halves = [shards[:a.shards], shards[a.shards:]]  # stop-and-copy, then copy ahead
+        groups = [[], []]
         i = 0
-        while len(moved) < a.sessions:
+        while min(len(g) for g in groups) < a.sessions:
             sid = "bm-%06d" % i
             i += 1
-            if m.shard(sid) in shards:
-                moved.append(sid)
+            sh = m.shard(sid)
+            for k in (0, 1):
+                if sh in halves[k] and len(groups[k]) < a.sessions:
+                    groups[k].append(sid)
         t0 = time.time()
-        preload(cl, c.ports["c1"], moved, a.events)
-        print("preloaded %d sessions x %d events into c1 in %.1f s" % (
-            len(moved), a.events, time.time() - t0))
+        for g in groups:
+            preload(cl, c.ports["c1"], g, a.events)
+        print("preloaded 2 x %d sessions x %d events into c1 in %.1f s" % (
+            a.sessions, a.events, time.time() - t0))
         wait_sink(pair, schema, "c1", c.ports["c1"])
-        acks = []
+        acks = {0: [], 1: []}
         stop = threading.Event()
-        ts = [threading.Thread(target=writer, args=(cl, c.nginx_port, moved[k::4], a.events,
-                                                    acks, stop)) for k in range(4)]
+        ts = []
+        for k in (0, 1):
+            ts += [threading.Thread(target=writer, args=(cl, c.nginx_port, groups[k][j::2],
+                                                         a.events, acks[k], stop))
+                   for j in range(2)]
         for t in ts:
             t.start()
         time.sleep(2)
-        spec = "%d-%d" % (min(shards), max(shards))
-        nginx_dir = os.path.join(tmp, "nginx")
-        t_move = time.time()
-        r = subprocess.run([cl.REEL_BIN, "cluster", "move", spec, "--to", "spare1", "--map",
-                            c.map_path, "--dsn", pair.dsn, "--schema", schema, "--ack", a.ack,
-                            "--nginx-conf", os.path.join(nginx_dir, "reel.conf"),
-                            "--nginx-listen", "127.0.0.1:%d" % c.nginx_port,
-                            "--reload-command", "kill -HUP %d" % c.nginx.pid],
-                           capture_output=True, text=True, env=env)
-        t_done = time.time()
-        time.sleep(2)
+        rows = []
+        for k, rounds in ((0, "0"), (1, "4")):
+            peer = pg_read(pair, schema, groups[k])
+            spec = ",".join(str(x) for x in halves[k])
+            nginx_dir = os.path.join(tmp, "nginx")
+            t_move = time.time()
+            r = subprocess.run([cl.REEL_BIN, "cluster", "move", spec, "--to", "spare1", "--map",
+                                c.map_path, "--dsn", pair.dsn, "--schema", schema, "--ack",
+                                a.ack, "--ahead-rounds", rounds,
+                                "--nginx-conf", os.path.join(nginx_dir, "reel.conf"),
+                                "--nginx-listen", "127.0.0.1:%d" % c.nginx_port,
+                                "--reload-command", "kill -HUP %d" % c.nginx.pid],
+                               capture_output=True, text=True, env=env)
+            t_done = time.time()
+            print(r.stderr.strip())
+            if r.returncode:
+                raise SystemExit("the move failed")
+            time.sleep(2)
+            times = sorted(t for t in acks[k] if t_move - 1 <= t <= t_done + 2)
+            gap = max((y - x for x, y in zip(times, times[1:])), default=0.0)
+            summary = r.stdout.strip()
+            total = int(summary.split(" sessions, ")[1].split(" events")[0])
+            paused = float(summary.split("paused ")[1].split(" s")[0])
+            rows.append((a.sessions, total, a.ack, rounds, t_done - t_move, paused, gap, peer))
+            print(summary)
         stop.set()
         for t in ts:
             t.join()
-        if r.returncode:
-            print(r.stderr)
-            raise SystemExit("the move failed")
-        times = sorted(t for t in acks if t_move - 1 <= t <= t_done + 2)
-        gap = max((b - x for x, b in zip(times, times[1:])), default=0.0)
-        peer = pg_read(pair, schema, moved)
         load = os.getloadavg()
-        print(r.stderr.strip())
         print()
-        print("| sessions | events moved | --ack | move (wall) | writes paused (move) | "
-              "longest ack gap (clients) | PostgreSQL reads the rows (peer) | move / peer |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        summary = r.stdout.strip()
-        total = int(summary.split(" sessions, ")[1].split(" events")[0])
-        paused = float(summary.split("paused ")[1].split(" s")[0])
-        print("| %d | %d | %s | %.2f s | %.2f s | %.2f s | %.2f s | %.1fx |" % (
-            len(moved), total, a.ack, t_done - t_move, paused, gap, peer,
-            (t_done - t_move) / peer if peer else 0))
+        print("| sessions | events moved | --ack | --ahead-rounds | move (wall) | writes paused "
+              "(move) | longest ack gap (clients) | PostgreSQL reads the rows (peer) | "
+              "pause / peer |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for x in rows:
+            print("| %d | %d | %s | %s | %.2f s | %.2f s | %.2f s | %.2f s | %.1fx |" % (
+                x + (x[5] / x[7] if x[7] else 0,)))
         print()
-        print("load average at the end: %.2f %.2f %.2f; %s" % (load + (summary,)))
+        print("load average at the end: %.2f %.2f %.2f" % load)
     finally:
         for p in sinks:
             p.terminate()

@@ -129,19 +129,18 @@ static int new_owner_sink(move_t *mv, int n)
 
 /* Step 2: the new owner copies the shards' sessions while the old owners still serve
  * them, and its sink copies the copies; again while a round found more than
- * AHEAD_ENOUGH events new since the last one (at most AHEAD_ROUNDS), so the copy after
+ * AHEAD_ENOUGH events new since the last one (at most --ahead-rounds), so the copy after
  * the hand-over only catches up the last moments, which is all writes wait for. */
-#define AHEAD_ROUNDS 4
 #define AHEAD_ENOUGH 500
 
 static int copy_ahead(move_t *mv, answer_t *a)
 {
-    for (int round = 1; round <= AHEAD_ROUNDS; round++) {
+    for (unsigned long long round = 1; round <= mv->st->ahead_rounds; round++) {
         uint64_t before = mv->events_ahead;
         for (size_t i = 0; i < mv->m->n_cells; i++)
             if (mv->cs[i].old_owner) {
                 move_step(mv, 2, "'%s' copies the sessions of '%s' ahead, from PostgreSQL "
-                          "(round %d, no pause)", mv->st->to, mv->m->cells[i].id, round);
+                          "(round %llu, no pause)", mv->st->to, mv->m->cells[i].id, round);
                 if (move_load(mv, i, 1, a))
                     return CMD_FAIL;
             }
@@ -364,6 +363,10 @@ static int parse(settings_t *st, int argc, char **argv, int *nargs)
         {.name = "timeout", .type = OPT_U64, .arg = "S", .dest = &st->timeout_s, .min = 1,
          .max = 86400, .help = "how long the sinks' catching up and the load may take",
          .def = "600"},
+        {.name = "ahead-rounds", .type = OPT_U64, .arg = "N", .dest = &st->ahead_rounds,
+         .max = 20, .help = "rounds of copying ahead before the hand-over, while a round\n"
+                            "finds more than 500 new events; 0: none (writes then wait for\n"
+                            "the whole copy)", .def = "4"},
         {.name = "resume", .type = OPT_FLAG, .dest = &st->resume,
          .help = "finish a move that stopped after its hand-over (the map file says\n"
                  "the shards are loading at CELL; PostgreSQL has its fences)"},
@@ -432,7 +435,7 @@ static int go(move_t *mv, const char *shards)
 int cmd_cluster_move(int argc, char **argv)
 {
     settings_t st = {.schema = "reel", .drain_ms = 10000, .cell_timeout_ms = 2000,
-                     .timeout_s = 600};
+                     .timeout_s = 600, .ahead_rounds = 4};
     int nargs = 0, rc = parse(&st, argc, argv, &nargs);
     if (rc != OPT_GO)
         return rc;

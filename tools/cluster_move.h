@@ -22,7 +22,7 @@ typedef struct settings {
     const char *map, *to, *dsn, *schema, *token, *nginx_conf, *nginx_listen, *reload;
     int ack; /* 0 local, 1 replica */
     int force, quiet, resume;
-    unsigned long long drain_ms, timeout_s, cell_timeout_ms;
+    unsigned long long drain_ms, timeout_s, cell_timeout_ms, ahead_rounds;
 } settings_t;
 
 typedef struct cell_state {

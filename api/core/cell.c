@@ -61,6 +61,7 @@ static void install(api_server_t *srv, cluster_map_t *m)
     pthread_rwlock_wrlock(&srv->cluster_lock);
     cluster_map_t *old = srv->cluster;
     srv->cluster = m;
+    srv->cluster_gen++;
     atomic_store(&srv->cluster_epoch, m->epoch);
     pthread_rwlock_unlock(&srv->cluster_lock);
     cluster_map_free(old);
@@ -144,8 +145,9 @@ int api__cell_check(api_req_t *rq, enum MHD_Result *r)
     /* Counted under the lock: once a new map is installed, every write admitted under
      * an older one is in its parity's count (api__cell_push waits for it). */
     if (mine && !loading && rq->method_bit != API_M_GET && rq->method_bit != API_M_HEAD) {
-        rq->cell_write = 1 + (int)(m->epoch & 1);
-        atomic_fetch_add(&srv->cell_writes[m->epoch & 1], 1);
+        unsigned g = (unsigned)(srv->cluster_gen & 1); /* stable under the read lock */
+        rq->cell_write = 1 + (int)g;
+        atomic_fetch_add(&srv->cell_writes[g], 1);
     }
     pthread_rwlock_unlock(&srv->cluster_lock);
     if (loading) {
@@ -252,19 +254,22 @@ int api__cell_push(api_server_t *srv, const char *text, size_t len, unsigned dra
     if (rc)
         return rc;
     pthread_mutex_lock(&srv->cluster_push);
-    uint64_t epoch = m->epoch;
     rc = api_server_set_cluster(srv, m, msg, mlen); /* takes 'm' over */
+    pthread_rwlock_rdlock(&srv->cluster_lock);
+    uint64_t gen = srv->cluster_gen;
+    pthread_rwlock_unlock(&srv->cluster_lock);
     if (rc == REEL_OK && srv->cluster_map_path)
         rc = keep_file(srv->cluster_map_path, srv->cell_id, text, len, msg, mlen);
-    /* The other parity counts every write admitted under an older epoch (two maps
-     * in one drain period would share one: pushes are serialised and each waits). */
+    /* The other parity counts every write admitted under an older map (two maps in one
+     * drain period would share one: pushes are serialised and each waits; a SIGHUP
+     * reload meanwhile would make this wait for a newer map's writes too, never less). */
     unsigned waited = 0;
-    while (rc == REEL_OK && atomic_load(&srv->cell_writes[(epoch + 1) & 1]) &&
+    while (rc == REEL_OK && atomic_load(&srv->cell_writes[(gen + 1) & 1]) &&
            waited < drain_ms) {
         usleep(2000);
         waited += 2;
     }
-    *drained = rc == REEL_OK && !atomic_load(&srv->cell_writes[(epoch + 1) & 1]);
+    *drained = rc == REEL_OK && !atomic_load(&srv->cell_writes[(gen + 1) & 1]);
     pthread_mutex_unlock(&srv->cluster_push);
     return rc;
 }

@@ -222,10 +222,12 @@ struct api_server {
     char cell_id[CLUSTER_ID_MAX + 1];
     atomic_uint_fast64_t cluster_epoch; /* of 'cluster', for the response headers */
     atomic_uint_fast64_t misdirected;   /* 421 answers */
-    /* Writes in flight, by the parity of the epoch they were admitted under: a new map
-     * waits for the other parity to drain (PUT /v1/cluster/map, docs/CLUSTER.md "Moving
-     * shards"). 'cluster_push' serialises map changes; 'cluster_map_path' is the
-     * --cluster-map file a pushed map is written to (NULL: none). */
+    /* Writes in flight, by the parity of 'cluster_gen' (maps installed, under
+     * cluster_lock) when they were admitted: a new map waits for the other parity to
+     * drain (PUT /v1/cluster/map, docs/CLUSTER.md "Moving shards"). 'cluster_push'
+     * serialises pushed maps; 'cluster_map_path' is the --cluster-map file a pushed map
+     * is written to (NULL: none). */
+    uint64_t cluster_gen;
     atomic_uint_fast64_t cell_writes[2];
     atomic_uint_fast64_t shard_loading; /* 503 answers for shards being moved in */
     pthread_mutex_t cluster_push;
