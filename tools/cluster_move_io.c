@@ -37,7 +37,6 @@ void move_step(const move_t *mv, int n, const char *fmt, ...)
 
 /* ---- HTTP to the cells (libcurl, one handle) ---- */
 
-
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     store_buf_put(&((answer_t *)arg)->body, p, size * n);
@@ -53,10 +52,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* One request to cell 'ci'; 0 when it answered (any status: a->status), -1 when it did
- * not within 'timeout_ms' (a->error says why). */
 int move_call(move_t *mv, size_t ci, const char *method, const char *path, const char *body,
-                size_t len, long timeout_ms, answer_t *a)
+              size_t len, long timeout_ms, answer_t *a)
 {
     char url[CLUSTER_ADDR_MAX + 200], auth[600];
     struct curl_slist *h = NULL;
@@ -118,8 +115,6 @@ static uint64_t member_u64(const char *json, const char *name)
     return strtoull(v, NULL, 10);
 }
 
-/* PUT 'map' to cell 'ci'. 1 when it took it and drained (its cursor in mv->cs[ci]),
- * 0 when it did not answer, -1 when it refused (printed). */
 int move_push(move_t *mv, size_t ci, const store_buf_t *map, answer_t *a)
 {
     char path[64];
@@ -186,7 +181,7 @@ int move_checkpoint(move_t *mv, size_t ci, int lock, uint64_t *pos, uint32_t *in
     return found;
 }
 
-/* The moved shards owned by cell 'ci' now, as a PostgreSQL array literal "{1,2,...}". */
+/* The moved shards of old owner 'ci', as a PostgreSQL array literal "{1,2,...}". */
 static void shard_array(const move_t *mv, size_t ci, store_buf_t *out)
 {
     store_buf_clear(out);
@@ -200,7 +195,7 @@ static void shard_array(const move_t *mv, size_t ci, store_buf_t *out)
     store_buf_putc(out, '}');
 }
 
-/* Step 3 for old owner 'ci': its shards fenced after its drained cursor, or after its
+/* Step 4 for old owner 'ci': its shards fenced after its drained cursor, or after its
  * sink's checkpoint when it did not answer; in one transaction under the sink row's
  * lock, so its sink's next page sees the fence and no page commits in between. */
 int move_fence(move_t *mv, size_t ci, uint64_t epoch)
@@ -253,7 +248,7 @@ int move_fence(move_t *mv, size_t ci, uint64_t epoch)
     return pq_cmd(mv, "COMMIT", "committing the fences");
 }
 
-/* Step 5: the old owner's sink has copied everything up to its fence. */
+/* Steps 6 and 7: a sink has copied everything up to mv->cs[ci]'s cursor. */
 int move_catch_up(move_t *mv, size_t ci)
 {
     cell_state_t *c = &mv->cs[ci];
@@ -358,7 +353,7 @@ void move_push_rest(move_t *mv, const store_buf_t *text, const uint8_t *done, an
     }
 }
 
-/* ---- step 6: the load, in the new owner's process ---- */
+/* ---- steps 2 and 7: the load, in the new owner's process ---- */
 
 int move_load(move_t *mv, size_t from, int precopy, answer_t *a)
 {
