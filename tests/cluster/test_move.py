@@ -120,6 +120,71 @@ def seg(sid):
     return urllib.parse.quote(sid, safe="~")
 
 
+class Link:
+    """A TCP forwarder: the address the map gives a cell, forwarding to where the cell
+    listens. cut() is a network partition: the map's address refuses connections and the
+    open ones close, while the cell itself runs on (its direct clients still reach it)."""
+
+    def __init__(self, target_port):
+        import socket
+        self.target = target_port
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(128)
+        self.port = self.ls.getsockname()[1]
+        self.conns = []
+        self.cut_ = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import socket
+        while not self.cut_:
+            try:
+                a, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                a.close()
+                continue
+            self.conns += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self.pipe, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def pipe(x, y):
+        try:
+            while True:
+                d = x.recv(65536)
+                if not d:
+                    break
+                y.sendall(d)
+        except OSError:
+            pass
+        for z in (x, y):
+            try:
+                z.close()
+            except OSError:
+                pass
+
+    def cut(self):
+        import socket
+        self.cut_ = True
+        try:
+            self.ls.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.ls.close()
+        for z in self.conns:
+            try:
+                z.shutdown(socket.SHUT_RDWR)
+                z.close()
+            except OSError:
+                pass
+
+
 class Generator:
     """Threads appending one event at a time to their sessions through nginx; an event is
     sent again (same event id) until it is acknowledged. Journals every 2xx: (event id,
@@ -538,5 +603,56 @@ def test_sink_stops_at_a_shard_fence(tmp_path, pair):
                 time.sleep(0.1)
             assert st == 200 and json.loads(b)["duplicates"] == 1, (st, b)
         assert [e["event_id"] for e in read_session(c.ports["c3"], sid)] == ["before", "after"]
+    finally:
+        c.stop()
+
+
+def test_partitioned_owner_acknowledges_nothing(tmp_path, pair):
+    """The zombie without the race of a woken process: the old owner is cut off from the
+    move and nginx (its map address stops answering) while its own clients still reach it.
+    The move goes on (--ack replica); every write the old owner then takes for the moved
+    shards is durable in its log, answered 503, never copied to PostgreSQL, never at the
+    new owner; its sink says it stopped at the fence."""
+    c = Cell(tmp_path, pair)
+    link = Link(c.ports["c1"])
+    doc = json.load(open(c.map_path))
+    for cell in doc["cells"]:
+        if cell["id"] == "c1":
+            cell["address"] = "127.0.0.1:%d" % link.port
+    with open(c.map_path, "w") as f:
+        json.dump(doc, f)
+    c.map = Map(c.map_path)
+    try:
+        c.start()
+        m = c.map
+        shards = set([s for s in range(SHARDS) if m.owner[s] == "c1"][:4])
+        spec = ",".join(str(s) for s in sorted(shards))
+        is_moved = moved_sessions(m, shards)
+        sessions = [s for s in ("pz-%04d" % i for i in range(4000)) if is_moved(s)][:10]
+        nginx = Client(c.nginx_port)
+        for sid in sessions:
+            st, _, b = nginx.request("POST", "/v1/sessions/%s/events" % seg(sid), json.dumps(
+                {"type": "note", "event_id": "a0"}), JSON)
+            assert st == 200, b
+        link.cut()
+        r = c.move(spec, "c2", "--ack", "replica", "--cell-timeout-ms", "500",
+                   "--drain-ms", "1000")
+        assert r.returncode == 0 and "DOES NOT ANSWER" in r.stderr, r.stderr
+        direct = Client(c.ports["c1"])
+        statuses = {}
+        for sid in sessions:
+            st, h, b = direct.request("POST", "/v1/sessions/%s/events" % seg(sid), json.dumps(
+                {"type": "note", "event_id": "z-cut"}), JSON)
+            statuses[st] = statuses.get(st, 0) + 1
+        print("\nwrites straight to the cut-off owner after the move: %s" % statuses)
+        assert statuses == {503: len(sessions)}, statuses
+        st, _, b = direct.request("GET", "/v1/events?changes=1&unreplicated=1&after=0&limit=10000")
+        assert sum(1 for e in json.loads(b)["events"] if e.get("event_id") == "z-cut") == \
+            len(sessions)
+        time.sleep(1.5)
+        assert pair.primary.query("SELECT id FROM %s.events WHERE id = 'z-cut'" % c.schema) == []
+        for sid in sessions:
+            assert [e["event_id"] for e in read_session(c.ports["c2"], sid)] == ["a0"]
+        assert "stopped at a shard fence" in c.sink_log("c1"), c.sink_log("c1")
     finally:
         c.stop()
