@@ -26,7 +26,8 @@
 #include "ingest/ingest.h"
 #include "store/json.h"
 
-#define FETCH_ROWS 2000
+#define FETCH_ROWS 2000          /* rows a fetch asks for at most ... */
+#define FETCH_BYTES (32u << 20)  /* ... and about this many bytes of bodies (big events) */
 #define RECORD_WINDOW 256
 #define CHANGE_BATCH 500
 
@@ -94,13 +95,15 @@ static PGresult *query(loader_t *L, const char *sql, int n, const char *const *p
     return NULL;
 }
 
+/* A bigint or integer column in binary (big-endian); 0 for NULL. */
 static uint64_t col_u64(const PGresult *r, int row, int col)
 {
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 8)
+    int n = PQgetlength(r, row, col);
+    if (PQgetisnull(r, row, col) || (n != 8 && n != 4))
         return 0;
     const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < n; i++)
         v = v << 8 | p[i];
     return v;
 }
@@ -263,7 +266,11 @@ static int run_batches(loader_t *L, store_batch_t *b, size_t n)
         if (!(rc = b[i].err))
             continue;
         const store_load_t *l = b[i].load;
-        if (l->why[0])
+        if (l->why[0] && strstr(l->why, "chain hash"))
+            fail(L, rc, "%s (the rows were changed in PostgreSQL, or written by a sink older "
+                 "than restore that did not keep the kept_hash of a body redacted after the "
+                 "fact: see docs/CLUSTER.md \"Schema\")", l->why);
+        else if (l->why[0])
             fail(L, rc, "%s", l->why);
         else
             fail(L, rc, "loading session '%.*s': %s%s%s", (int)b[i].session_len, b[i].session,
@@ -505,18 +512,21 @@ static int load_events(loader_t *L)
         return REEL_EIO;
     PQclear(r);
     char fetch_sql[32];
-    snprintf(fetch_sql, sizeof fetch_sql, "FETCH %d FROM ev", FETCH_ROWS);
+    int rows = FETCH_ROWS;
     chunk_t c = {0};
     c.arena = (store_buf_t)STORE_BUF_INIT;
     c.tmp = (store_buf_t)STORE_BUF_INIT;
     int rc = REEL_OK;
     while (!rc) {
+        snprintf(fetch_sql, sizeof fetch_sql, "FETCH %d FROM ev", rows);
         if (!(r = query(L, fetch_sql, 0, NULL, "reading the events"))) {
             rc = REEL_EIO;
             break;
         }
         int n = PQntuples(r);
+        size_t bytes = 0;
         for (int i = 0; i < n && !rc; i++) {
+            bytes += (size_t)PQgetlength(r, i, 6);
             ps_sess_t *x = find(L, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
             uint64_t seq = col_u64(r, i, 2);
             if (!x)
@@ -534,8 +544,14 @@ static int load_events(loader_t *L)
             rc = run_chunk(L, &c);
         PQclear(r);
         progress(L, 0);
-        if (n < FETCH_ROWS)
+        if (n < rows)
             break;
+        /* The next fetch holds about FETCH_BYTES of bodies: memory stays bounded with
+         * events of megabytes, and small events still come 2,000 at a time. */
+        size_t per = bytes / (size_t)n + 1;
+        rows = FETCH_BYTES / per > FETCH_ROWS ? FETCH_ROWS : (int)(FETCH_BYTES / per);
+        if (rows < 1)
+            rows = 1;
     }
     free(c.ev), free(c.body_off), free(c.id_off), free(c.b), free(c.l), free(c.first);
     store_buf_release(&c.arena);
@@ -651,8 +667,8 @@ static int load_changes(loader_t *L)
     char sql[512];
     const char *cell = L->opt->cell;
     snprintf(sql, sizeof sql, "DECLARE ch NO SCROLL CURSOR FOR SELECT position, change_index, "
-             "kind, time_ms, record, session_id FROM \"%s\".changes WHERE cell = $1 "
-             "ORDER BY position, change_index", L->schema);
+             "kind, time_ms, record, session_id, last_hash, first_hash FROM \"%s\".changes "
+             "WHERE cell = $1 ORDER BY position, change_index", L->schema);
     PGresult *r = query(L, sql, 1, &cell, "reading the changes");
     if (!r)
         return REEL_EIO;
@@ -687,6 +703,14 @@ static int load_changes(loader_t *L)
                 rc = fail(L, REEL_EDAMAGED, "the change at %llu.%u of session '%.200s' does "
                           "not hold a record (%s)", (unsigned long long)c->position, c->index,
                           sid, reel_strerror(rc));
+            /* The hashes a change carries beside its record (where the chain ended and,
+             * trimmed, started); a sink older than restore kept neither. */
+            if (!rc && !col_hash(r, i, 6, recs[k].last_hash) && recs[k].last_sequence)
+                rc = fail(L, REEL_EDAMAGED, "the change at %llu.%u of session '%.200s' has no "
+                          "last_hash (written by a sink older than restore)",
+                          (unsigned long long)c->position, c->index, sid);
+            if (!rc && recs[k].first_sequence > 1)
+                col_hash(r, i, 7, recs[k].first_prev_hash);
             c->record = &recs[k];
             last = c->position;
             k++;

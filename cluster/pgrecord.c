@@ -18,7 +18,13 @@
 static int string_into(store_json_t *j, store_buf_t *tmp, char *dst, size_t cap, size_t *len)
 {
     store_buf_clear(tmp);
-    int rc = store_json_string(j, tmp);
+    int rc;
+    if (store_json_peek(j) == 'n') { /* null: none */
+        rc = j->end - j->p >= 4 && !memcmp(j->p, "null", 4) ? REEL_OK : REEL_EINVALID_JSON;
+        j->p += rc ? 0 : 4;
+    } else {
+        rc = store_json_string(j, tmp);
+    }
     if (rc || tmp->len >= cap)
         return rc ? rc : REEL_EINVALID_PARAMETER;
     if (tmp->len)
@@ -34,8 +40,8 @@ static int time_into(store_json_t *j, store_buf_t *tmp, int64_t *out)
     char t[48];
     size_t n;
     int rc = string_into(j, tmp, t, sizeof t, &n);
-    if (rc)
-        return rc;
+    if (rc || !n) /* null: none */
+        return *out = 0, rc;
     *out = store_parse_time(t, n);
     return *out < 0 ? REEL_EINVALID_PARAMETER : REEL_OK;
 }

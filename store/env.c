@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "store/store_int.h"
 
@@ -355,13 +356,21 @@ static int open_checks(store_t *s, MDB_txn *txn, const char *dir, int had_file, 
 }
 
 /* 1 when 'dir'/data.mdb exists; an empty one is refused here unless 'create' (LMDB would
- * silently make a new environment in it). */
+ * silently make a new environment in it). An empty file can also be another process's
+ * creation under way: LMDB writes the first pages right after it creates the file (under
+ * its exclusive lock, which this stat cannot wait for), so an empty file is only believed
+ * once it has stayed empty for a while. */
 static int existing_file(const char *dir, int create, int *had_file)
 {
     char path[4096];
     struct stat st;
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     *had_file = stat(path, &st) == 0;
+    for (int i = 0; i < 50 && *had_file && st.st_size == 0 && !create; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        *had_file = stat(path, &st) == 0;
+    }
     if (*had_file && st.st_size == 0 && !create) {
         store__set_error("'%s' is empty: the store it held is gone; restore it from a backup, "
                          "or run `reel serve --create` to make a new, empty store there", path);

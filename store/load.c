@@ -259,7 +259,9 @@ static int put_changes(store__load_ctx_t *c, store_batch_t *b)
         int rc = c->sess(c->arg, rec.id, rec.id_len, 0, &here);
         if (rc)
             return rc;
-        rec.num = here ? here->num : 0;
+        /* A session that is not here (purged) had a number this store never gives:
+         * a change's record must carry one (it is checked against the change's head). */
+        rec.num = here ? here->num : UINT64_MAX;
         rc = store__change_put_at(c->s, c->txn, c->chlog, ch->position, ch->index, ch->kind,
                                   ch->time_ms, &rec);
         if (rc == EINVAL) /* checked before anything was written (check_changes) */

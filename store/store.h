@@ -400,8 +400,9 @@ typedef struct store_load_change {
     int kind;               /* enum store_change_kind (or a newer kind, kept as it is) */
     uint64_t time_ms;
     const struct store_session *record; /* the record as the change carried it; its
-                                           'num' is replaced by this store's (0 when the
-                                           session is not here: purged) */
+                                           'num' is replaced by this store's (UINT64_MAX,
+                                           never given, when the session is not here:
+                                           purged) */
 } store_load_change_t;
 
 struct store_load {

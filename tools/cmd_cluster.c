@@ -26,6 +26,8 @@ static const char about[] =
     "  shard ID [--map MAP | --shards V] [--stream]\n"
     "      prints the routing key, hash, shard and (with --map) owner of session ID\n"
     "      (with --stream: of the Durable Streams path ID)\n"
+    "  restore --cell ID --dsn DSN --data DIR\n"
+    "      rebuilds a lost cell's data directory from PostgreSQL (see restore --help)\n"
     "  move SHARDS --to CELL --map MAP --dsn DSN [options]\n"
     "      moves shards to another cell under load, through PostgreSQL, fencing the old\n"
     "      owner (reel cluster move --help; docs/CLUSTER.md \"Moving shards\")\n"
@@ -137,6 +139,8 @@ static int shard(const char *prog, const char *id, const char *path, unsigned lo
 
 int cmd_cluster(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "restore")) /* a table of options of its own */
+        return cmd_cluster_restore(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "move")) /* its own options (cluster_move.c) */
         return cmd_cluster_move(argc - 1, argv + 1);
     const char *prog = "cluster", *map = NULL, *listen = NULL;

@@ -428,11 +428,19 @@ static int shard_fenced(run_t *r)
 static int loop(run_t *r)
 {
     r->prog_ms = now_ms();
+    int resend = 1; /* the first report at once, not after the first long-poll */
     while (!stop) {
+        /* A server that was away (restarted) knows no watermark until we report: with
+         * --ack replica its reads show nothing until then, so report before waiting. */
+        if (resend) {
+            report(r, 1);
+            resend = r->report_failed > 0;
+        }
         int more = 0, rc = next_page(r, &more);
         if (rc == -2)
             return CMD_FAIL;
         if (rc) {
+            resend = 1;
             if (r->st->once)
                 return CMD_FAIL; /* --once copies what is there, it does not wait */
             sleep(1);
@@ -490,10 +498,11 @@ static const char about[] =
     "reel_sink_lag_events{sink=NAME}, serve --max-sink-lag and serve --ack replica read it.\n"
     "The report says whether PostgreSQL replicates synchronously (synchronous_commit on, a\n"
     "standby in pg_stat_replication as sync or quorum; checked after every commit), which\n"
-    "serve --ack replica requires (docs/CLUSTER.md \"Acknowledged by a replica\"). Progress goes to stderr every 5 s. SIGINT/SIGTERM stop\n"
-    "it after the page in hand. With --data DIR it reads the data directory itself, the same\n"
-    "items with the same checks, and reports to --server only if that is given too. See\n"
-    "docs/CLUSTER.md \"Sink\".\n";
+    "serve --ack replica requires (docs/CLUSTER.md \"Acknowledged by a replica\").\n"
+    "Progress goes to stderr every 5 s. SIGINT/SIGTERM stop it after the page in hand.\n"
+    "With --data DIR it reads the data directory itself, the same items with the same\n"
+    "checks, and reports to --server only if that is given too. See docs/CLUSTER.md\n"
+    "\"Sink\".\n";
 
 static int parse(struct settings *st, int argc, char **argv, int *nargs)
 {

@@ -81,7 +81,9 @@ static const char schema_sql[] =
      * SHA-256 of an event redacted after the fact, which its chain commits to, and where
      * a trimmed session's chain starts. Tables made by an older sink gain them. */
     "ALTER TABLE \"%1$s\".events ADD COLUMN IF NOT EXISTS kept_hash bytea;\n"
-    "ALTER TABLE \"%1$s\".sessions ADD COLUMN IF NOT EXISTS first_hash bytea;\n";
+    "ALTER TABLE \"%1$s\".sessions ADD COLUMN IF NOT EXISTS first_hash bytea;\n"
+    "ALTER TABLE \"%1$s\".changes ADD COLUMN IF NOT EXISTS last_hash bytea;\n"
+    "ALTER TABLE \"%1$s\".changes ADD COLUMN IF NOT EXISTS first_hash bytea;\n";
 
 int sink_pg_ok(const sink_pg_t *pg)
 {
@@ -506,8 +508,8 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
     const char *cell = pg->cell;
     char sql[2048];
     snprintf(sql, sizeof sql, "INSERT INTO \"%s\".changes (cell, position, change_index, kind, "
-             "change, session_id, time_ms, record) VALUES ($1,$2,$3,$4,$5,$6,$7,$8::json)",
-             pg->schema);
+             "change, session_id, time_ms, record, last_hash, first_hash) VALUES "
+             "($1,$2,$3,$4,$5,$6,$7,$8::json,$9,$10)", pg->schema);
     p_str(p, cell);
     p_u64(p, it->position, 0);
     p_u64(p, it->index, 0);
@@ -516,6 +518,14 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
     p_str(p, it->session);
     p_u64(p, it->time_ms, 0);
     p_str(p, it->record);
+    if (it->has_last_hash)
+        p_bin(p, it->last_hash, 32);
+    else
+        p_str(p, NULL);
+    if (it->has_first_hash)
+        p_bin(p, it->first_hash, 32);
+    else
+        p_str(p, NULL);
     if (p_exec(pg, p, sql, "inserting a change", NULL))
         return -1;
     /* The feed no longer serves what a delete, purge or trim removed: neither do we. */

@@ -16,7 +16,8 @@
  * connections and their wake-ups, the watcher thread), reply.c (responses, RFC 7807
  * problems, CORS), query.c (percent-decoding, query parameters, headers), auth.c (tokens),
  * log.c (the access and error logs, request ids), cell.c (cluster mode: the 421 rule, the
- * cluster map and its epoch, docs/CLUSTER.md).
+ * cluster map and its epoch, docs/CLUSTER.md), ack.c (--ack replica: a write's answer waits
+ * for the replica's watermark, docs/CLUSTER.md "Acknowledged by a replica").
  *
  * Request lifecycle: the URI log callback allocates an api_req_t (libmicrohttpd hands it
  * back to every call of the access handler as *req_cls); the completion callback calls

@@ -446,8 +446,8 @@ static enum MHD_Result cfeed_page_or_wait(api_req_t *rq)
         uint64_t gen = api__gen(srv);
         store_buf_t out = STORE_BUF_INIT;
         api_cfeed_t f = {.srv = srv, .out = &out, .include_raw = rq->include_raw,
-                         .bodies = rq->bodies, .unreplicated = rq->unreplicated,
-                         .kept_hashes = api__feed_kept(rq), .max_bytes = API_MAX_PAGE_BYTES,
+                         .bodies = rq->bodies, .kept_hashes = api__feed_kept(rq),
+                         .unreplicated = rq->unreplicated, .max_bytes = API_MAX_PAGE_BYTES,
                          .skip_copied = rq->skip_copied};
         store_buf_puts(&out, "{\"events\":[");
         int rc = api__cfeed_read(&f, rq->offset, rq->after_index, (size_t)rq->limit);

@@ -47,9 +47,9 @@ typedef struct api_cfeed {
     int sse;          /* 1: SSE messages (id:, event: change, data:), else page items */
     int include_raw;
     int bodies;       /* 1: each event also gets "hash" and "body" (base64 msgpack) */
-    int unreplicated; /* 1: past the replica watermark too (the replica sink's own read) */
     int kept_hashes;  /* 1 (with 'bodies', an admin token or no auth): a redacted body's
                          "kept_hash" too (api__feed_kept) */
+    int unreplicated; /* 1: past the replica watermark too (the replica sink's own read) */
     size_t max_bytes; /* stop before an item once the output holds this much */
     int skip_copied;  /* 1: events copied in by a shard move are passed over */
     size_t n;         /* out: items written */

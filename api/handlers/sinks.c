@@ -238,7 +238,11 @@ static enum MHD_Result report(api_req_t *rq, const char *name)
     if (sink_set(rq->srv, name, &in, &k))
         return api__problem(rq, REEL_ETOO_MANY, "at most %d sinks report to one server; "
                             "forget one with DELETE /v1/sinks/NAME", API_MAX_SINKS);
-    api__wake_all(rq->srv, 0); /* appends held back by this sink look again */
+    /* Appends held back by this sink look again; with --ack replica, writes waiting for
+     * the watermark and readers stopped at it too (sink_set moved it). Not otherwise:
+     * every long-poll and SSE stream would wake at every report. */
+    if (rq->srv->lim.max_sink_lag || rq->srv->lim.ack_replica)
+        api__wake_all(rq->srv, 0);
     store_buf_t o = STORE_BUF_INIT;
     write_sink(&o, &k, tail_position(rq->srv), k.reported_ms);
     return api__reply_json(rq, 200, &o);
