@@ -12,10 +12,12 @@ cell (`reel serve --sync full`, its own data directory each time) in each mode:
            the pair, so every answer waits for the sink's commit on the primary and the
            standby's flush.
 wrk (2 threads, S seconds, default 8) then loads each with the two shapes of
-bench/bench_cluster.py:
-  batched  100 x 1 KiB events per POST (NDJSON), 16 connections
-  single   one ~1 KiB event per POST, 64 connections
-The modes alternate R times (default 2) so that both see the same machine; the table gives
+bench/bench_cluster.py, each at two concurrencies:
+  batched  100 x 1 KiB events per POST (NDJSON), 16 and 64 connections
+  single   one ~1 KiB event per POST, 64 and 256 connections
+(a client waits for each answer, so a mode whose answers take longer needs more
+connections in flight for the same rate: the second concurrency shows how much of the
+cost is latency rather than capacity). The modes alternate R times (default 2) so that both see the same machine; the table gives
 the median events/s of each, the ratio replica/local, wrk's p50 and p99 latency, and the
 sink's mean events per PostgreSQL transaction. Numbers only, never pass/fail. Needs wrk and
 the Debian postgresql-15 package (scripts/deps.sh test).
@@ -88,12 +90,19 @@ def counter(port, name):
     return 0.0
 
 
+SHAPES = (("batched16", "batched", 16, 100), ("batched64", "batched", 64, 100),
+          ("single64", "single", 64, 1), ("single256", "single", 256, 1))
+LABELS = {"batched16": "batched (100 x 1 KiB per POST), 16 conns",
+          "batched64": "batched (100 x 1 KiB per POST), 64 conns",
+          "single64": "single-event, 64 conns", "single256": "single-event, 256 conns"}
+
+
 def run_mode(build, mode, pair, schema, s, seconds):
     tmp = tempfile.mkdtemp(prefix="reel-bench-ack.")
     port = free_port()
     args = [os.path.join(build, "reel"), "serve", "--data", os.path.join(tmp, "data"),
             "--listen", "127.0.0.1:%d" % port, "--sync", "full", "--ack", mode,
-            "--replica-wait-ms", "60000"]
+            "--replica-wait-ms", "60000", "--max-connections-per-ip", "0"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
     log = open(os.path.join(tmp, "serve.log"), "wb")
     srv = subprocess.Popen(args, stdout=log, stderr=log, env=env)
@@ -110,10 +119,10 @@ def run_mode(build, mode, pair, schema, s, seconds):
                 time.sleep(0.05)
         url = "http://127.0.0.1:%d" % port
         out = {}
-        for shape, conns, factor in (("batched", 16, 100), ("single", 64, 1)):
+        for shape, script, conns, factor in SHAPES:
             tx0 = pair.primary.query("SELECT xact_commit FROM pg_stat_database WHERE "
                                      "datname = 'postgres'")[0]["xact_commit"]
-            r = wrk(url, conns, s[shape], seconds)
+            r = wrk(url, conns, s[script], seconds)
             tx1 = pair.primary.query("SELECT xact_commit FROM pg_stat_database WHERE "
                                      "datname = 'postgres'")[0]["xact_commit"]
             r["rate"] *= factor
@@ -160,14 +169,13 @@ def main():
     print("| shape | --ack local events/s | --ack replica events/s | replica/local | "
           "p50 / p99 ms, local | p50 / p99 ms, replica | events per PG transaction |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for shape, label in (("batched", "batched (100 x 1 KiB per POST, 16 conns)"),
-                         ("single", "single-event (64 conns)")):
+    for shape, label in ((k[0], LABELS[k[0]]) for k in SHAPES):
         lo, rep = med("local", shape, "rate"), med("replica", shape, "rate")
         print("| %s | {:,.0f} | {:,.0f} | %.2fx | %.1f / %.1f | %.1f / %.1f | %.0f |".format(lo, rep)
               % (label, rep / lo if lo else 0, med("local", shape, "p50"),
                  med("local", shape, "p99"), med("replica", shape, "p50"),
                  med("replica", shape, "p99"), med("replica", shape, "per_tx")))
-    bad = sum(r[sh]["bad"] for m in res for r in res[m] for sh in ("batched", "single"))
+    bad = sum(r[sh[0]]["bad"] for m in res for r in res[m] for sh in SHAPES)
     print("\n(medians of %d alternating rounds, %d s each; --sync full; PostgreSQL 15 primary "
           "+ synchronous standby on the same machine; %d non-2xx answers; machine: %d cores; "
           "load average %.1f / %.1f / %.1f at the start, %.1f at the end)"

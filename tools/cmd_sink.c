@@ -319,31 +319,33 @@ static int local_page(run_t *r, uint64_t after, uint32_t index, size_t limit, in
     }
 }
 
-/* Reads the next page; 0 with pg->n items (maybe none), or -1 (reported, retried). */
-static int next_page(run_t *r, int *more)
+/* Reads the page after cursor ('after', 'index') into r->page, long-polling when 'wait'
+ * and nothing is new; 0 with page.n items (maybe none), -1 (reported, retried) or -2
+ * (stop). */
+static int next_page(run_t *r, uint64_t after, uint32_t index, int wait, int *more)
 {
     if (r->store) {
-        int rc = local_page(r, r->pg.position, r->pg.index, r->st->batch, 1);
+        int rc = local_page(r, after, index, r->st->batch, wait);
         if (rc)
             return rc;
-        r->page.after = r->pg.position;
-        r->page.after_index = r->pg.index;
+        r->page.after = after;
+        r->page.after_index = index;
         if (sink_page_parse(&r->page, &r->http.body, more)) {
             cmd_error("sink", "a page read from '%s' does not parse (position %llu)",
-                      r->st->data, (unsigned long long)r->pg.position);
+                      r->st->data, (unsigned long long)after);
             return -2;
         }
         return 0;
     }
     char path[256], cursor[48];
-    if (r->pg.index)
-        snprintf(cursor, sizeof cursor, "%llu.%u", (unsigned long long)r->pg.position,
-                 r->pg.index);
+    if (index)
+        snprintf(cursor, sizeof cursor, "%llu.%u", (unsigned long long)after, index);
     else
-        snprintf(cursor, sizeof cursor, "%llu", (unsigned long long)r->pg.position);
+        snprintf(cursor, sizeof cursor, "%llu", (unsigned long long)after);
     /* unreplicated=1: the feed past the --ack replica watermark, which is ours to move */
     snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&unreplicated=1"
-             "&after=%s&limit=%llu&wait=%d", cursor, r->st->batch, r->st->once ? 0 : WAIT_S);
+             "&after=%s&limit=%llu&wait=%d", cursor, r->st->batch,
+             r->st->once || !wait ? 0 : WAIT_S);
     static int down;
     if (http_call(&r->http, path, NULL, WAIT_S + 30)) {
         if (!down++)
@@ -360,11 +362,11 @@ static int next_page(run_t *r, int *more)
                   r->st->remote.url, r->http.cell, r->st->cell);
         return -2;
     }
-    r->page.after = r->pg.position;
-    r->page.after_index = r->pg.index;
+    r->page.after = after;
+    r->page.after_index = index;
     if (sink_page_parse(&r->page, &r->http.body, more)) {
         cmd_error("sink", "the server's answer is not a page of the feed with changes "
-                  "(position %llu): %.200s", (unsigned long long)r->pg.position,
+                  "(position %llu): %.200s", (unsigned long long)after,
                   store_buf_cstr(&r->http.body));
         return -2;
     }
@@ -404,24 +406,75 @@ static int refetch(void *arg, uint64_t position, const sink_item_t **out)
     return 0;
 }
 
+/* After a failed write: CMD_FAIL when a statement failed (a retry would not mend it), -1
+ * once reconnected (the page is read again from the checkpoint), STOPPED when stopped
+ * while reconnecting. */
+#define STOPPED (-3)
+static int write_failed(run_t *r)
+{
+    if (sink_pg_ok(&r->pg))
+        return CMD_FAIL;
+    say(r, "lost the connection to PostgreSQL: reconnecting");
+    sink_pg_close(&r->pg);
+    if (pg_start(r))
+        return stop ? STOPPED : CMD_FAIL;
+    return -1;
+}
+
+/* Writes the page in hand and, while PostgreSQL commits it (its fsync and the synchronous
+ * standby's flush), reads the next one without waiting, so that it can be written as soon
+ * as this commit is reported. 0 (r->page holds the next page, '*ready' when it has
+ * items), -1 (retry from the checkpoint), STOPPED, or an exit status (> 0). */
 /* The page stopped before an item of a shard that moved away (sink_fence.c): what came
- * before it is written; the item is never copied. The sink says so once, reports its
- * position and tries again every second (a fence can be lifted; a cell rebuilt from
- * PostgreSQL no longer has the item). --once stops here with status 4. */
+ * before it is written; the item is never copied. The sink says so once, and tries
+ * again every second (a fence can be lifted; a cell rebuilt from PostgreSQL no longer has
+ * the item); its reported position does not pass the item, so under --ack replica the
+ * old owner never acknowledges it. --once stops here with status 4. */
 static int shard_fenced(run_t *r)
 {
-    for (size_t i = 0; i < r->pg.written; i++)
-        r->page.items[i].is_change ? r->changes++ : r->events++;
     if (strcmp(r->fence_said, r->pg.fence_note)) {
         fprintf(stderr, "reel sink: stopped at a shard fence: %s; the sink copies nothing after "
                 "it (docs/CLUSTER.md \"Moving shards\": rebuild this cell with reel cluster "
                 "restore)\n", r->pg.fence_note);
         snprintf(r->fence_said, sizeof r->fence_said, "%s", r->pg.fence_note);
     }
-    report(r, 1);
     if (r->st->once)
         return SINK_SHARD_FENCED;
     sleep(1);
+    return 0;
+}
+
+static int write_page(run_t *r, int *ready, int *more)
+{
+    size_t n = r->page.n, events = 0;
+    for (size_t i = 0; i < n; i++)
+        events += !r->page.items[i].is_change;
+    int rc = sink_pg_write_send(&r->pg, r->page.items, n);
+    if (rc == SINK_FENCED) {
+        fprintf(stderr, "reel sink: fenced: cell %s is now held by %s; this sink (epoch "
+                "%lld, owner '%s') stops without writing\n", r->pg.cell, r->pg.fenced_by,
+                (long long)r->pg.epoch, r->pg.owner);
+        return SINK_FENCED;
+    }
+    if (rc)
+        return write_failed(r);
+    if (r->pg.fence_cut) { /* only the items before the fenced one were written */
+        events = 0;
+        for (size_t i = 0; i < r->pg.written; i++)
+            events += !r->page.items[i].is_change;
+        n = r->pg.written;
+    }
+    int next = next_page(r, r->pg.pending_position, r->pg.pending_index, 0, more);
+    if (sink_pg_write_finish(&r->pg))
+        return write_failed(r);
+    r->events += events;
+    r->changes += n - events;
+    report(r, 1); /* at once: a write of serve --ack replica waits for it */
+    if (r->pg.fence_cut && (rc = shard_fenced(r)))
+        return rc;
+    if (next == -2)
+        return CMD_FAIL;
+    *ready = next == 0 && r->page.n > 0;
     return 0;
 }
 
@@ -429,6 +482,7 @@ static int loop(run_t *r)
 {
     r->prog_ms = now_ms();
     int resend = 1; /* the first report at once, not after the first long-poll */
+    int ready = 0, more = 0;
     while (!stop) {
         /* A server that was away (restarted) knows no watermark until we report: with
          * --ack replica its reads show nothing until then, so report before waiting. */
@@ -436,7 +490,8 @@ static int loop(run_t *r)
             report(r, 1);
             resend = r->report_failed > 0;
         }
-        int more = 0, rc = next_page(r, &more);
+        int rc = ready ? 0 : next_page(r, r->pg.position, r->pg.index, 1, &more);
+        ready = 0;
         if (rc == -2)
             return CMD_FAIL;
         if (rc) {
@@ -447,35 +502,16 @@ static int loop(run_t *r)
             continue;
         }
         if (r->page.n) {
-            rc = sink_pg_write(&r->pg, r->page.items, r->page.n);
-            if (rc == SINK_FENCED) {
-                fprintf(stderr, "reel sink: fenced: cell %s is now held by %s; this sink (epoch "
-                        "%lld, owner '%s') stops without writing\n", r->pg.cell, r->pg.fenced_by,
-                        (long long)r->pg.epoch, r->pg.owner);
-                return SINK_FENCED;
-            }
-            if (rc == SINK_SHARD_FENCED) {
-                rc = shard_fenced(r);
-                if (rc)
-                    return rc;
-                continue;
-            }
-            if (rc) {
-                if (sink_pg_ok(&r->pg))
-                    return CMD_FAIL; /* a statement failed: not something a retry mends */
-                say(r, "lost the connection to PostgreSQL: reconnecting");
-                sink_pg_close(&r->pg);
-                if (pg_start(r))
-                    return stop ? CMD_OK : CMD_FAIL;
-                continue;
-            }
-            for (size_t i = 0; i < r->page.n; i++)
-                r->page.items[i].is_change ? r->changes++ : r->events++;
+            if ((rc = write_page(r, &ready, &more)) > 0)
+                return rc;
+            if (rc == STOPPED)
+                return CMD_OK;
+            progress(r);
+            continue;
         }
-        /* After every commit at once: a write of serve --ack replica waits for it. */
-        report(r, r->page.n > 0);
+        report(r, 0);
         progress(r);
-        if (r->st->once && !more && !r->page.n)
+        if (r->st->once && !more)
             break;
     }
     report(r, 1);

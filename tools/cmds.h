@@ -186,6 +186,15 @@ void cmd_remote_session_path(store_buf_t *b, const char *session, const char *ro
 void cmd_remote_escape(store_buf_t *b, const char *s);
 /* The text of member 'name' of the JSON object 'json' (no re-encoding): 0 or -1. */
 int cmd_json_member(const char *json, size_t len, const char *name, const char **v, size_t *vlen);
+/* The top-level members of object text 'json' in one pass: up to 'cap' (name, value)
+ * pairs, the names with their quotes, values as cmd_json_member() gives them. The count,
+ * or -1 when it is not such an object. (A reader of many members of one large object
+ * indexes it once instead of scanning it per member.) */
+typedef struct cmd_json_kv {
+    const char *k, *v;
+    size_t kn, vn;
+} cmd_json_kv_t;
+int cmd_json_members(const char *json, size_t len, cmd_json_kv_t *out, size_t cap);
 /* Calls cb with the text of each element of the array member 'name', verbatim. 0, -1 (no
  * such array) or cb's non-zero result. */
 int cmd_json_array_each(const char *json, size_t len, const char *name,

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "store/buf.h"
+#include "tools/cmds.h"
 
 #define SINK_FENCED 3 /* exit status of a sink that a newer one took the cell from */
 #define SINK_SHARD_FENCED 4 /* stopped before an item of a shard moved away (sink_fence.c);
@@ -80,7 +81,8 @@ typedef struct sink_pg {
     char fenced_by[200]; /* set when fenced: who holds the cell now */
     struct sink_fences *fences; /* the shard fences of this cell (sink_fence.c), or NULL */
     char fence_note[600];       /* set at SINK_SHARD_FENCED: the item stopped at, and why */
-    size_t written;             /* items the last sink_pg_write() committed */
+    size_t written;             /* items of the last page written (sent, then committed) */
+    int fence_cut;              /* 1: it stopped before an item of a fenced shard */
     /* Replication as last checked (sink_pg_check_replication, after every commit and every
      * second while idle): 1 when synchronous_commit is on (or remote_apply), a synchronous
      * standby is configured and one is streaming as 'sync' or 'quorum', and no commit since
@@ -89,6 +91,10 @@ typedef struct sink_pg {
     int replicated;
     char why[160];
     int sync_cancelled; /* a commit's WARNING said its standby wait was cancelled */
+    /* a COMMIT sent and not yet answered (sink_pg_write_send), and the cursor it commits */
+    int pending;
+    uint64_t pending_position;
+    uint32_t pending_index;
 } sink_pg_t;
 
 /* ---- a page of the feed (sink_feed.c) ---- */
@@ -105,6 +111,10 @@ typedef struct sink_parser {
     const char *el;
     size_t el_len;
     int bad;
+    /* the element's members, indexed once per element (cmd_json_members): each lookup
+     * would otherwise scan the element again, most of a page's parse time */
+    cmd_json_kv_t kv[48];
+    int n_kv; /* -1: not indexed (a malformed element: lookups scan) */
 } sink_parser_t;
 
 /* One page parsed: its items borrow the arena. */
@@ -135,10 +145,18 @@ int sink_pg_claim(sink_pg_t *pg);
 /* Writes 'n' items (a page, cursors increasing past the checkpoint) and the checkpoint in
  * one transaction. 0 (pg->position moved), SINK_SHARD_FENCED (only the pg->written items
  * before a fenced one were written, pg->fence_note says which), SINK_FENCED (nothing
- * written: another sink holds
- * the cell, pg->fenced_by says which), or -1 after printing why (the transaction rolled
+ * written: another sink holds the cell, pg->fenced_by says which), or -1 after printing why (the transaction rolled
  * back; the connection may be gone: sink_pg_ok()). */
 int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n);
+/* sink_pg_write() in two halves, so that the caller can read the next page while
+ * PostgreSQL commits (the COMMIT waits for the fsync and the synchronous standby): _send
+ * writes 'n' >= 1 items and the checkpoint and sends the COMMIT without waiting (0,
+ * SINK_FENCED or -1 as above, nothing pending unless 0; at a shard fence 0 with
+ * pg->fence_cut set and only pg->written items in the transaction); _finish waits for its answer
+ * (0: pg->position moved and the replication was checked again; -1 after printing why).
+ * Nothing else may use the connection in between. */
+int sink_pg_write_send(sink_pg_t *pg, const sink_item_t *items, size_t n);
+int sink_pg_write_finish(sink_pg_t *pg);
 /* 1 when the connection is usable. */
 int sink_pg_ok(const sink_pg_t *pg);
 /* Checks how PostgreSQL replicates (see sink_pg_t.replicated) and sets pg->replicated and

@@ -721,24 +721,30 @@ static int write_items(sink_pg_t *pg, params_t *p, const sink_item_t *items, siz
     return rc;
 }
 
-/* COMMIT answers "ROLLBACK" (and OK) for a transaction that failed: check the tag. */
-static int commit(sink_pg_t *pg)
+/* COMMIT answers "ROLLBACK" (and OK) for a transaction that failed: check the tag. The
+ * COMMIT was sent by sink_pg_write_send(); its results are read to the end here. */
+static int commit_result(sink_pg_t *pg)
 {
-    PGresult *res = PQexec(pg->conn, "COMMIT");
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(res), "COMMIT");
-    if (!ok)
-        pg_error(pg, "committing", res);
-    PQclear(res);
+    int ok = 0, seen = 0;
+    PGresult *res;
+    while ((res = PQgetResult(pg->conn))) {
+        if (!seen++) {
+            ok = PQresultStatus(res) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(res), "COMMIT");
+            if (!ok)
+                pg_error(pg, "committing", res);
+        }
+        PQclear(res);
+    }
+    if (!seen)
+        cmd_error("sink", "committing: %s", PQerrorMessage(pg->conn));
     return ok ? 0 : -1;
 }
 
-int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
+int sink_pg_write_send(sink_pg_t *pg, const sink_item_t *items, size_t n)
 {
-    if (!n)
-        return 0;
     params_t p = {0};
     size_t keep = 0;
-    pg->written = 0;
+    pg->written = 0, pg->fence_cut = 0;
     int rc = exec0(pg, "BEGIN", "beginning a transaction");
     if (!rc)
         rc = check_fence(pg, &p);
@@ -758,14 +764,39 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
         p_u64(&p, last_index, 0);
         rc = p_exec(pg, &p, sql, "moving the checkpoint", NULL);
     }
-    if (!rc)
-        rc = commit(pg);
-    else if (sink_pg_ok(pg))
+    if (!rc && !PQsendQuery(pg->conn, "COMMIT")) {
+        cmd_error("sink", "committing: %s", PQerrorMessage(pg->conn));
+        rc = -1;
+    }
+    if (rc && sink_pg_ok(pg))
         PQclear(PQexec(pg->conn, "ROLLBACK"));
     if (!rc) {
-        pg->position = last, pg->index = last_index, pg->written = keep;
-        sink_pg_check_replication(pg); /* what the report after this commit says */
+        pg->pending = 1, pg->pending_position = last, pg->pending_index = last_index;
+        pg->written = keep, pg->fence_cut = keep < n;
     }
     p_free(&p);
-    return rc || keep == n ? rc : SINK_SHARD_FENCED;
+    return rc;
+}
+
+int sink_pg_write_finish(sink_pg_t *pg)
+{
+    if (!pg->pending)
+        return 0;
+    pg->pending = 0;
+    int rc = commit_result(pg);
+    if (!rc) {
+        pg->position = pg->pending_position, pg->index = pg->pending_index;
+        sink_pg_check_replication(pg); /* what the report after this commit says */
+    }
+    return rc;
+}
+
+int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
+{
+    if (!n)
+        return 0;
+    int rc = sink_pg_write_send(pg, items, n);
+    if (!rc)
+        rc = sink_pg_write_finish(pg);
+    return rc || !pg->fence_cut ? rc : SINK_SHARD_FENCED;
 }

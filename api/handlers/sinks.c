@@ -176,7 +176,7 @@ static void watermark(api_server_t *srv, const struct api_sink *k)
 /* Sets (or adds) sink 'name' at 'pos'; a position never goes back (a late report of an
  * older batch must not raise the lag). -1 when the table is full. */
 static int sink_set(api_server_t *srv, const char *name, const struct api_sink *in,
-                    struct api_sink *out)
+                    uint64_t tail, struct api_sink *out)
 {
     int rc = 0;
     pthread_mutex_lock(&srv->sinks_lock);
@@ -198,7 +198,16 @@ static int sink_set(api_server_t *srv, const char *name, const struct api_sink *
             k->position = in->position, k->index = in->index;
         k->replicated = in->replicated;
         snprintf(k->why, sizeof k->why, "%s", in->why);
-        if (in->replicated && !cursor_le(in->position, in->index, k->rep_position, k->rep_index))
+        /* A cursor past this cell's last position ('tail', read before the report) is
+         * another store's (a data directory replaced under the sink's checkpoint): counted,
+         * it would show and acknowledge events the sink never copied. */
+        if (k->replicated && in->position > tail) {
+            k->replicated = 0;
+            snprintf(k->why, sizeof k->why, "position %llu is past this cell's last position "
+                     "%llu: the sink copied another store", (unsigned long long)in->position,
+                     (unsigned long long)tail);
+        }
+        if (k->replicated && !cursor_le(in->position, in->index, k->rep_position, k->rep_index))
             k->rep_position = in->position, k->rep_index = in->index;
         k->reported_ms = api__now_ms();
         watermark(srv, k);
@@ -235,7 +244,7 @@ static enum MHD_Result report(api_req_t *rq, const char *name)
     snprintf(in.why, sizeof in.why, "%s", why ? json_string_value(why) : "");
     json_decref(j);
     struct api_sink k;
-    if (sink_set(rq->srv, name, &in, &k))
+    if (sink_set(rq->srv, name, &in, tail_position(rq->srv), &k))
         return api__problem(rq, REEL_ETOO_MANY, "at most %d sinks report to one server; "
                             "forget one with DELETE /v1/sinks/NAME", API_MAX_SINKS);
     /* Appends held back by this sink look again; with --ack replica, writes waiting for

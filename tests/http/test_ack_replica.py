@@ -8,7 +8,8 @@ export, Durable Streams) sees an event before the standby holds it; a stopped si
 makes writes answer 503 replica_behind and keeps their events from readers, SIGCONT shows
 them, and a retry with the same event ids is acknowledged without a second copy; a sink
 whose PostgreSQL has no synchronous standby is not counted; a restarted server shows nothing
-above what the sink reports again; `--ack local` does not wait. REEL_ACK_SECONDS sets the
+above what the sink reports again; `--ack local` does not wait; the feed past the
+watermark (`unreplicated=1`) needs the full scope. REEL_ACK_SECONDS sets the
 length of the load test (4 s; `make cluster-test` runs 30).
 """
 import http.client
@@ -201,7 +202,9 @@ def all_reads(server, sid):
     """What every kind of read shows of session 'sid' (event ids, or the texts)."""
     out = {"page": visible_ids(server, sid),
            "feed": [e["event_id"] for e in server.feed() if e["session_id"] == sid],
-           "record": server.get("/v1/sessions/%s" % sid).json["last_sequence"]}
+           "record": server.get("/v1/sessions/%s" % sid).json["last_sequence"],
+           "listed": [x["last_sequence"] for x in server.get("/v1/sessions").json["sessions"]
+                      if x["id"] == sid]}
     for route in ("restore", "transcript", "export?compression=none"):
         r = server.get("/v1/sessions/%s/%s" % (sid, route))
         assert r.status == 200, (route, r)
@@ -210,7 +213,7 @@ def all_reads(server, sid):
 
 
 def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema):
-    server = replica_server(server_factory)
+    server = replica_server(server_factory, "--ds-long-poll-ms", "20000")
     sink = start_sink(server, pair.dsn, schema)
     sse_s = sse_f = None
     try:
@@ -218,12 +221,16 @@ def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema
         assert server.append("s", ev("e1")).status == 200
         h = {"Content-Type": "text/plain"}
         assert server.request("PUT", "/v1/stream/st", body=b"one", headers=h).status == 201
+        tail = server.request("GET", "/v1/stream/st").header("stream-next-offset")
         sse_s = SSE(server, "/v1/sessions/s/events/sse")
         sse_f = SSE(server, "/v1/events/sse")
-        poll = {}
+        poll, ds_poll = {}, {}
         t = threading.Thread(target=lambda: poll.update(r=server.get(
             "/v1/sessions/s/events?offset=1&wait=20", timeout=30)), daemon=True)
         t.start()
+        t_ds = threading.Thread(target=lambda: ds_poll.update(r=server.get(
+            "/v1/stream/st?offset=%s&live=long-poll" % tail, timeout=30)), daemon=True)
+        t_ds.start()
         time.sleep(0.3)
         sink.send_signal(signal.SIGSTOP)
         time.sleep(0.2)
@@ -238,11 +245,12 @@ def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema
         assert sinks(server)["tail"] >= 3
         reads = all_reads(server, "s")
         assert reads["page"] == ["e1"] and reads["feed"] == ["e1"] and reads["record"] == 1
+        assert reads["listed"] == [1], reads["listed"]
         for route in ("restore", "transcript", "export"):
             assert "TXT-e2" not in reads[route], route
         assert "TXT-e1" in reads["export"] and "TXT-e1" in reads["restore"]
         assert server.request("GET", "/v1/stream/st").body == b"one"
-        assert "r" not in poll  # the long-poll still waits
+        assert "r" not in poll and "r" not in ds_poll  # the long-polls still wait
         assert "e2" not in sse_s.seen and "e2" not in sse_f.seen
         assert len(standby_positions(pair, schema)) == 2  # e1 and the stream's first
         r = server.append("s", ev("e2"))  # a retry while stopped: still not acknowledged
@@ -255,6 +263,8 @@ def test_a_stopped_sink_holds_acks_and_readers_back(server_factory, pair, schema
         assert r.status == 200 and r.json["duplicates"] == 1, r
         assert visible_ids(server, "s") == ["e1", "e2"]
         assert server.request("GET", "/v1/stream/st").body == b"onetwo"
+        t_ds.join(20)
+        assert ds_poll["r"].status == 200 and ds_poll["r"].body == b"two", ds_poll
         end = time.time() + 10
         while time.time() < end and ("e2" not in sse_s.seen or "e2" not in sse_f.seen):
             time.sleep(0.05)
@@ -393,3 +403,26 @@ def test_bad_options_and_reports(server_factory, tmp_path):
     assert server.request("POST", "/v1/sinks/other", body={"position": 5, "replicated": True}
                           ).status == 200
     assert sinks(server)["watermark"]["position"] == 0
+    # the replica sink reporting a position this cell never had: not counted, and said so
+    assert server.append("s", ev("e1")).status == 503  # nothing reported: it waits
+    r = server.request("POST", "/v1/sinks/postgres-0", body={"position": 50, "replicated": True})
+    assert r.status == 200 and r.json["replicated"] is False and "another store" in r.json["why"]
+    assert sinks(server)["watermark"]["position"] == 0 and visible_ids(server, "s") == []
+    r = server.request("POST", "/v1/sinks/postgres-0", body={"position": 1, "replicated": True})
+    assert r.json["replicated"] is True and visible_ids(server, "s") == ["e1"]
+
+
+def test_unreplicated_feed_needs_the_full_scope(server_factory, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("readtoken read\nfulltoken full\n")
+    server = replica_server(server_factory, "--tokens-file", str(tokens))
+    h = {"Authorization": "Bearer readtoken"}
+    r = server.request("GET", "/v1/events?changes=1&unreplicated=1", headers=h, auth=False)
+    assert r.status == 403 and "unreplicated" in r.json["detail"], r
+    h = {"Authorization": "Bearer fulltoken"}
+    assert server.request("POST", "/v1/sessions/s/events", body=ev("e1"), headers=h,
+                          auth=False).status == 503
+    r = server.request("GET", "/v1/events?changes=1&unreplicated=1", headers=h, auth=False)
+    assert r.status == 200 and [e["event_id"] for e in r.json["events"]] == ["e1"], r
+    r = server.request("GET", "/v1/events?changes=1", headers=h, auth=False)
+    assert r.status == 200 and r.json["events"] == [], r
