@@ -284,6 +284,22 @@ def read_feed(port, skip_copied):
         after = doc["next_after"]
 
 
+def sse_feed_positions(port, n, timeout=20):
+    """The positions of the first 'n' events of the feed's SSE with skip_copied=1."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request("GET", "/v1/events/sse?skip_copied=1&after=0")
+    r = c.getresponse()
+    assert r.status == 200, r.status
+    out, end = [], time.time() + timeout
+    while len(out) < n and time.time() < end:
+        line = r.fp.readline().decode()
+        if line.startswith("data: "):
+            out.append(json.loads(line[6:])["position"])
+    c.close()
+    return out
+
+
 def moved_sessions(m, shards):
     return lambda sid: m.shard(urllib.parse.quote(sid, safe="~")) in shards
 
@@ -367,6 +383,7 @@ def test_move_under_load(tmp_path, pair):
             if not doc["hasMore"]:
                 break
         assert items == plain, (len(items), len(plain))
+        assert sse_feed_positions(c.ports["spare1"], len(plain)) == plain
         twice = sum(1 for v in seen.values() if v > 1)
         missing = sum(1 for sid in sessions for eid, _, _ in gen.journal[sid]
                       if (sid, eid) not in seen)
