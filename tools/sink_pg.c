@@ -149,9 +149,8 @@ int sink_pg_open(sink_pg_t *pg, const char *dsn)
     int rc = -1;
     for (int i = 0; i < 5 && rc; i++) {
         PQclear(PQexec(pg->conn, "SET client_min_messages = warning"));
-        rc = exec0(pg, store_buf_cstr(&sql), "creating the tables");
-        if (!rc)
-            rc = sink_fence_schema(pg->conn, pg->schema);
+        rc = exec0(pg, store_buf_cstr(&sql), "creating the tables") ? -1
+             : sink_fence_schema(pg->conn, pg->schema); /* sink_fence.c */
         if (rc)
             usleep(200000);
     }
@@ -770,10 +769,9 @@ int sink_pg_write_send(sink_pg_t *pg, const sink_item_t *items, size_t n)
     }
     if (rc && sink_pg_ok(pg))
         PQclear(PQexec(pg->conn, "ROLLBACK"));
-    if (!rc) {
-        pg->pending = 1, pg->pending_position = last, pg->pending_index = last_index;
+    if (!rc) /* written: the items before a fenced one, if any (sink_fence.c) */
+        pg->pending = 1, pg->pending_position = last, pg->pending_index = last_index,
         pg->written = keep, pg->fence_cut = keep < n;
-    }
     p_free(&p);
     return rc;
 }
@@ -796,7 +794,6 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
     if (!n)
         return 0;
     int rc = sink_pg_write_send(pg, items, n);
-    if (!rc)
-        rc = sink_pg_write_finish(pg);
+    rc = rc ? rc : sink_pg_write_finish(pg);
     return rc || !pg->fence_cut ? rc : SINK_SHARD_FENCED;
 }
