@@ -9,8 +9,11 @@
  * array of disjoint, non-adjacent [first, last] pairs, u64 BE each: a read searches it
  * where it lies in the map, without copying. The write is its own small transaction
  * outside the committer (as the cluster epoch's, epoch.c): it follows a load, once per
- * moved batch of sessions.
+ * moved batch of sessions. A move's loads (STORE_OP_LOAD with new positions, load.c)
+ * mark their events in their own transaction instead (store__copied_put), so a copy is
+ * never in the log unmarked, whatever stops the load.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +64,35 @@ static size_t merge(uint64_t *r, size_t n)
     return m;
 }
 
+/* Merges the 'n' ranges into the record inside write transaction 'txn'. An LMDB error
+ * code (MDB_MAP_FULL: grow and retry), ENOMEM, or 0. */
+static int merge_put(store_t *s, MDB_txn *txn, const uint64_t *ranges, size_t n)
+{
+    const uint8_t *old;
+    size_t n_old;
+    if (read_ranges(s, txn, &old, &n_old))
+        return MDB_CORRUPTED;
+    uint64_t *all = malloc((n_old + n) * 16);
+    if (!all)
+        return ENOMEM;
+    for (size_t i = 0; i < 2 * n_old; i++)
+        all[i] = store__get_u64(old + 8 * i);
+    memcpy(all + 2 * n_old, ranges, n * 16);
+    size_t m = merge(all, n_old + n);
+    for (size_t i = 0; i < 2 * m; i++)
+        store__put_u64((uint8_t *)&all[i], all[i]);
+    MDB_val k = {sizeof COPIED_KEY - 1, (void *)COPIED_KEY}, v = {m * 16, all};
+    int rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+    free(all);
+    return rc;
+}
+
+int store__copied_put(store_t *s, MDB_txn *txn, uint64_t first, uint64_t last)
+{
+    uint64_t r[2] = {first, last};
+    return merge_put(s, txn, r, 1);
+}
+
 static int add_once(store_t *s, const uint64_t *ranges, size_t n)
 {
     pthread_rwlock_rdlock(&s->resize_lock);
@@ -70,33 +102,15 @@ static int add_once(store_t *s, const uint64_t *ranges, size_t n)
         pthread_rwlock_unlock(&s->resize_lock);
         return rc == MDB_MAP_RESIZED ? -1 : store__err_from_mdb(rc);
     }
-    const uint8_t *old;
-    size_t n_old;
-    uint64_t *all = NULL;
-    rc = read_ranges(s, txn, &old, &n_old);
-    if (!rc && !(all = malloc((n_old + n) * 16)))
-        rc = REEL_ENOMEM;
-    if (!rc) {
-        for (size_t i = 0; i < 2 * n_old; i++)
-            all[i] = store__get_u64(old + 8 * i);
-        memcpy(all + 2 * n_old, ranges, n * 16);
-        size_t m = merge(all, n_old + n);
-        for (size_t i = 0; i < 2 * m; i++)
-            store__put_u64((uint8_t *)&all[i], all[i]);
-        MDB_val k = {sizeof COPIED_KEY - 1, (void *)COPIED_KEY}, v = {m * 16, all};
-        int mrc = mdb_put(txn, s->db_meta, &k, &v, 0);
-        if (mrc)
-            mdb_txn_abort(txn);
-        else
-            mrc = mdb_txn_commit(txn);
-        txn = NULL;
-        if (!mrc && s->no_sync) /* a reader must never see a copy as new after a crash */
-            mrc = mdb_env_sync(s->env, 1);
-        rc = mrc == MDB_MAP_FULL ? -2 : mrc ? store__err_from_mdb(mrc) : REEL_OK;
-    }
-    free(all);
-    if (txn)
+    int mrc = merge_put(s, txn, ranges, n);
+    if (mrc)
         mdb_txn_abort(txn);
+    else
+        mrc = mdb_txn_commit(txn);
+    if (!mrc && s->no_sync) /* a reader must never see a copy as new after a crash */
+        mrc = mdb_env_sync(s->env, 1);
+    rc = mrc == MDB_MAP_FULL ? -2 : mrc == ENOMEM ? REEL_ENOMEM
+         : mrc ? store__err_from_mdb(mrc) : REEL_OK;
     pthread_rwlock_unlock(&s->resize_lock);
     return rc;
 }

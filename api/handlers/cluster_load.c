@@ -10,11 +10,11 @@
  * copy runs before the hand-over, while the old owner serves, and the copy after it
  * only catches up (so writes pause for the difference, not for the whole shard). The copy runs in this process, on a job thread,
  * through the store's one committer (cluster/pgload.h, new positions, chains recomputed
- * and the source's checked). Afterwards the positions the copies took are recorded as
- * copied (store_copied_add): the feed with skip_copied=1 passes over them, so a reader
- * of every cell's feed reads each event once (from the cell that first had it). Calling
- * it again catches up (the loader copies what a session lacks); only what was copied in
- * is marked.
+ * and the source's checked). Each batch of copies is marked as copied in its own write
+ * transaction (docs/FORMAT.md section 20): the feed with skip_copied=1 passes over them,
+ * so a reader of every cell's feed reads each event once (from the cell that first had
+ * it), whatever stops a load. Calling it again catches up (the loader copies what a
+ * session lacks).
  *
  * The answer: {"from", "sessions", "events", "deleted", "copied_ranges", "position",
  * "change_index"} -- the last two the cursor of this cell's log after the copy, which the
@@ -33,12 +33,6 @@ enum { LOAD_BODY = API_PHASE_OWN, LOAD_RUNNING };
 
 static atomic_int load_running; /* one load per process (one store per server) */
 
-typedef struct picked {
-    char *id;
-    size_t len;
-    uint64_t before; /* its last sequence here before the copy (0: none) */
-} picked_t;
-
 typedef struct load_job {
     api_req_t *rq;
     char *dsn;
@@ -46,22 +40,12 @@ typedef struct load_job {
     unsigned v;
     uint64_t *bounds;
     uint8_t *set;        /* v entries: the shards loaded */
-    picked_t *p;         /* sessions of those shards: here before, or picked */
-    size_t n, cap;
-    char last[STORE_SESSION_ID_MAX + 1]; /* the listing's cursor */
-    uint64_t last_seq;   /* the walk's last sequence */
-    uint64_t *ranges;    /* copied position ranges (pairs) */
-    size_t n_ranges, cap_ranges;
     char why[400];
 } load_job_t;
 
 static void job_free(void *arg)
 {
     load_job_t *j = arg;
-    for (size_t i = 0; i < j->n; i++)
-        free(j->p[i].id);
-    free(j->p);
-    free(j->ranges);
     free(j->dsn);
     free(j->bounds);
     free(j->set);
@@ -75,113 +59,10 @@ static int in_set(const load_job_t *j, const char *id, size_t len)
     return j->set[cluster_shard_of(j->bounds, j->v, cluster_murmur2(key, kn))];
 }
 
-/* The session's entry, added (before = 0) when 'add'; NULL when absent or out of memory. */
-static picked_t *find(load_job_t *j, const char *id, size_t len, int add)
-{
-    for (size_t i = 0; i < j->n; i++) /* sessions per move batch: a few thousand */
-        if (j->p[i].len == len && !memcmp(j->p[i].id, id, len))
-            return &j->p[i];
-    if (!add)
-        return NULL;
-    if (j->n == j->cap) {
-        size_t cap = j->cap ? j->cap * 2 : 256;
-        picked_t *np = realloc(j->p, cap * sizeof *np);
-        if (!np)
-            return NULL;
-        j->p = np, j->cap = cap;
-    }
-    picked_t *x = &j->p[j->n];
-    if (!(x->id = malloc(len + 1)))
-        return NULL;
-    memcpy(x->id, id, len);
-    x->id[len] = 0, x->len = len, x->before = 0;
-    j->n++;
-    return x;
-}
-
-/* Before the copy: the last sequence of each session of the shards already here. */
-static int before_one(void *arg, const store_session_t *rec)
-{
-    load_job_t *j = arg;
-    snprintf(j->last, sizeof j->last, "%s", rec->id);
-    if (!in_set(j, rec->id, rec->id_len))
-        return 0;
-    picked_t *x = find(j, rec->id, rec->id_len, 1);
-    if (!x)
-        return REEL_ENOMEM;
-    x->before = rec->last_sequence;
-    return 0;
-}
-
-static int before(load_job_t *j, store_t *s)
-{
-    int more = 1, rc = REEL_OK;
-    j->last[0] = 0;
-    while (!rc && more) {
-        store_read_t r;
-        char cursor[STORE_SESSION_ID_MAX + 1];
-        snprintf(cursor, sizeof cursor, "%s", j->last);
-        if ((rc = store_read_begin(s, &r)))
-            break;
-        store_read_see_all(&r);
-        rc = store_sessions_list(&r, cursor, strlen(cursor), 1000, before_one, j, &more);
-        store_read_end(&r);
-    }
-    return rc;
-}
-
+/* The loader's filter: the sessions of the moving shards. */
 static int pick(void *arg, const char *session, size_t len)
 {
-    load_job_t *j = arg;
-    if (!in_set(j, session, len))
-        return 0;
-    return find(j, session, len, 1) != NULL;
-}
-
-static int add_range(load_job_t *j, uint64_t pos)
-{
-    if (j->n_ranges && j->ranges[2 * j->n_ranges - 1] + 1 == pos) {
-        j->ranges[2 * j->n_ranges - 1] = pos;
-        return 0;
-    }
-    if (j->n_ranges == j->cap_ranges) {
-        size_t cap = j->cap_ranges ? j->cap_ranges * 2 : 256;
-        uint64_t *nr = realloc(j->ranges, cap * 16);
-        if (!nr)
-            return REEL_ENOMEM;
-        j->ranges = nr, j->cap_ranges = cap;
-    }
-    j->ranges[2 * j->n_ranges] = j->ranges[2 * j->n_ranges + 1] = pos;
-    j->n_ranges++;
-    return 0;
-}
-
-static int copied_one(void *arg, const store_event_view_t *ev)
-{
-    load_job_t *j = arg;
-    j->last_seq = ev->sequence;
-    return add_range(j, ev->position);
-}
-
-/* After the copy: the positions of each session's events past its 'before'. */
-static int mark(load_job_t *j, store_t *s)
-{
-    int rc = REEL_OK;
-    for (size_t i = 0; i < j->n && !rc; i++) {
-        store_read_t r;
-        if ((rc = store_read_begin(s, &r)))
-            break;
-        store_read_see_all(&r);
-        int more = 1;
-        j->last_seq = j->p[i].before;
-        while (!rc && more)
-            rc = store_events_after(&r, j->p[i].id, j->p[i].len, j->last_seq, 10000,
-                                    copied_one, j, &more);
-        store_read_end(&r);
-        if (rc == REEL_ESESSION_NOT_FOUND || rc == REEL_EGONE)
-            rc = REEL_OK; /* not copied (purged in the source), or a deleted tombstone */
-    }
-    return rc ? rc : store_copied_add(s, j->ranges, j->n_ranges);
+    return in_set(arg, session, len);
 }
 
 /* ---- the job ---- */
@@ -214,13 +95,7 @@ static void *run_load(void *arg)
     cluster_pgload_stats_t st = {0};
     cluster_pgload_opt_t o = {.dsn = j->dsn, .schema = j->schema, .cell = j->from,
                               .keep_positions = 0, .pick = pick, .pick_arg = j};
-    int rc = before(j, srv->store);
-    if (rc)
-        snprintf(j->why, sizeof j->why, "listing this cell's sessions: %s", reel_strerror(rc));
-    if (!rc)
-        rc = cluster_pgload(srv->store, &o, &st, j->why, sizeof j->why);
-    if (!rc && (rc = mark(j, srv->store)))
-        snprintf(j->why, sizeof j->why, "recording the copied positions: %s", reel_strerror(rc));
+    int rc = cluster_pgload(srv->store, &o, &st, j->why, sizeof j->why);
     if (!rc) {
         answer(j, &st);
         api_server_log(srv, API_LOG_INFO, "reel serve: cluster load from '%s': %llu sessions, %llu "
