@@ -10,10 +10,11 @@
 #   make install  reel, its man page, completions, systemd unit under $(DESTDIR)$(PREFIX)
 #   make deb      a Debian package in build/deb/ (make docker: the container image)
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
-#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance, moving
-#                 shards under load and the zombie owner; the PostgreSQL sink at full size
-#                 (50 kill -9 rounds of the sink); machine loss and `reel cluster restore`
-#                 under 30 s of load
+#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance,
+#                 cluster-wide reads, 50 kill -9 rounds of a cell, the PostgreSQL primary
+#                 killed, a stopped cell, moving shards under load and the zombie owner; the
+#                 PostgreSQL sink at full size (50 kill -9 rounds of the sink); machine loss
+#                 and `reel cluster restore` under 30 s of load
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-retention  retention: 10,000 sessions, churn, append p99 (docs/BENCHMARKS.md)
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)

@@ -240,9 +240,13 @@ static void progress(run_t *r)
     r->prog_changes = r->changes;
 }
 
-/* Connects and takes the cell; retried while PostgreSQL is unreachable. 0 or -1. */
+/* Connects and takes the cell; retried while PostgreSQL is unreachable, after 100 ms, then
+ * twice as long each time up to 2 s: a failover (the dsn naming every host with
+ * target_session_attrs=read-write finds the promoted standby) costs a fraction of a second,
+ * a long outage one attempt every 2 s. 0 or -1. */
 static int pg_start(run_t *r)
 {
+    useconds_t delay = 100000;
     for (int tries = 0; !stop; tries++) {
         if (!sink_pg_open(&r->pg, r->st->dsn) && !sink_pg_claim(&r->pg)) {
             say(r, "cell %s, epoch %lld, schema %s: resuming after position %llu",
@@ -255,7 +259,8 @@ static int pg_start(run_t *r)
         sink_pg_close(&r->pg);
         if (tries == 0 && r->st->once)
             return -1;
-        sleep(1);
+        usleep(delay);
+        delay = delay >= 1000000 ? 2000000 : delay * 2;
     }
     return -1;
 }

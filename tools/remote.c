@@ -186,22 +186,19 @@ static const char *value_end(const char *p, const char *end)
     for (; p < end; p++) {
         char c = *p;
         if (c == '"') {
-            /* memchr to each quote, which ends the string unless an odd number of
-             * backslashes precede it: most of a page's bytes are inside strings (a sink's
-             * pages of base64 bodies), and a byte loop over them was its parse time */
-            const char *q = p + 1;
-            for (;;) {
-                q = memchr(q, '"', (size_t)(end - q));
+            /* memchr to the next quote, then an odd run of backslashes before it escapes it:
+             * long strings (event data) cost a memchr, not a branch per byte */
+            for (p++;; p++) {
+                const char *q = p < end ? memchr(p, '"', (size_t)(end - p)) : NULL;
                 if (!q)
                     return NULL;
                 const char *b = q;
-                while (b > p + 1 && b[-1] == '\\')
+                while (b > p && b[-1] == '\\')
                     b--;
-                if (!((q - b) & 1))
+                p = q;
+                if ((q - b) % 2 == 0)
                     break;
-                q++;
             }
-            p = q;
             if (!depth)
                 return p + 1;
         } else if (c == '{' || c == '[') {
