@@ -16,9 +16,9 @@
  * it), whatever stops a load. Calling it again catches up (the loader copies what a
  * session lacks).
  *
- * The answer: {"from", "sessions", "events", "deleted", "copied_ranges", "position",
- * "change_index"} -- the last two the cursor of this cell's log after the copy, which the
- * move waits for this cell's sink to reach before the shards go live.
+ * The answer: {"from", "sessions", "events", "deleted", "copied_ranges",
+ * "copied_positions", "position"} -- the last the end of this cell's log after the copy,
+ * which the move waits for this cell's sink to reach before the shards go live.
  */
 #include <jansson.h>
 #include <stdatomic.h>
@@ -98,9 +98,9 @@ static void *run_load(void *arg)
     int rc = cluster_pgload(srv->store, &o, &st, j->why, sizeof j->why);
     if (!rc) {
         answer(j, &st);
-        api_server_log(srv, API_LOG_INFO, "reel serve: cluster load from '%s': %llu sessions, %llu "
-                 "events", j->from, (unsigned long long)st.sessions,
-                 (unsigned long long)st.events);
+        api_server_log(srv, API_LOG_INFO, "reel serve: cluster load from '%s': %llu sessions, "
+                       "%llu events", j->from, (unsigned long long)st.sessions,
+                       (unsigned long long)st.events);
     } else {
         snprintf(rq->reject_detail, sizeof rq->reject_detail, "loading from cell '%s': %.300s "
                  "(%llu sessions and %llu events were copied before)", j->from, j->why,
