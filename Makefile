@@ -12,8 +12,9 @@
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
 #   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance,
 #                 cluster-wide reads, 50 kill -9 rounds of a cell, the PostgreSQL primary
-#                 killed, a stopped cell; the PostgreSQL sink at full size (50 kill -9 rounds
-#                 of the sink); machine loss and `reel cluster restore` under 30 s of load
+#                 killed, a stopped cell, moving shards under load and the zombie owner; the
+#                 PostgreSQL sink at full size (50 kill -9 rounds of the sink); machine loss
+#                 and `reel cluster restore` under 30 s of load
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-retention  retention: 10,000 sessions, churn, append p99 (docs/BENCHMARKS.md)
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
@@ -73,6 +74,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/tools/cmd_sink.o $(BUILD)/obj/tools/sink_pg.o $(BUILD)/obj/tools/sink_feed.o: CFLAGS += $(PQ_CFLAGS)
+$(BUILD)/obj/tools/sink_fence.o $(BUILD)/obj/tools/cluster_move.o $(BUILD)/obj/tools/cluster_move_io.o: CFLAGS += $(PQ_CFLAGS)
 $(BUILD)/obj/cluster/pgload.o: CFLAGS += $(PQ_CFLAGS)
 
 # Made afresh: 'ar r' would keep members of files that were moved or removed.

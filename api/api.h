@@ -119,6 +119,9 @@ typedef struct api_config {
      * id in it. NULL: a single node, which owns every session. */
     struct cluster_map *cluster;
     const char *cell;
+    /* The map's file: a map pushed to the cell (PUT /v1/cluster/map, `reel cluster move`)
+     * replaces it, so a restart reads the map in force. NULL: pushed maps are not kept. */
+    const char *cluster_map_path;
 } api_config_t;
 
 /* Error-log levels: each includes the ones before it. */

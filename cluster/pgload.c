@@ -154,6 +154,7 @@ static int against_store(loader_t *L, ps_sess_t *x)
     int rc = store_read_begin(L->s, &r);
     if (rc)
         return fail(L, rc, "reading the store: %s", reel_strerror(rc));
+    store_read_see_all(&r); /* --ack replica: the committer's view, not the readers' */
     rc = store_session_get(&r, x->id, x->id_len, &rec);
     store_read_end(&r);
     if (rc == REEL_ESESSION_NOT_FOUND)
@@ -466,14 +467,47 @@ static void progress(loader_t *L, int force)
     }
 }
 
+/* The picked sessions' ids as a PostgreSQL text[] literal (a move picks a few shards of a
+ * cell: its reads are then the size of what moves, through the (cell, session_id,
+ * sequence) index, not of the whole cell). */
+static int picked_array(loader_t *L, store_buf_t *b)
+{
+    store_buf_putc(b, '{');
+    int first = 1;
+    for (size_t i = 0; i < L->n_ss; i++) {
+        if (!L->ss[i].picked)
+            continue;
+        store_buf_puts(b, first ? "\"" : ",\"");
+        for (size_t k = 0; k < L->ss[i].id_len; k++) {
+            char ch = L->ss[i].id[k];
+            if (ch == '"' || ch == '\\')
+                store_buf_putc(b, '\\');
+            store_buf_putc(b, ch);
+        }
+        store_buf_putc(b, '"');
+        first = 0;
+    }
+    store_buf_putc(b, '}');
+    return store_buf_failed(b) ? fail(L, REEL_ENOMEM, "out of memory") : REEL_OK;
+}
+
 static int load_events(loader_t *L)
 {
-    char sql[512];
-    const char *cell = L->opt->cell;
+    char sql[600];
+    const char *params[2] = {L->opt->cell, NULL};
+    store_buf_t ids = STORE_BUF_INIT;
+    if (L->opt->pick && picked_array(L, &ids)) {
+        store_buf_release(&ids);
+        return REEL_ENOMEM;
+    }
+    if (L->opt->pick)
+        params[1] = store_buf_cstr(&ids);
     snprintf(sql, sizeof sql, "DECLARE ev NO SCROLL CURSOR FOR SELECT position, session_id, "
              "sequence, time_ms, chain_hash, body_hash, body, kept_hash, type FROM \"%s\".events"
-             " WHERE cell = $1 ORDER BY position", L->schema);
-    PGresult *r = query(L, sql, 1, &cell, "reading the events");
+             " WHERE cell = $1%s ORDER BY position", L->schema,
+             L->opt->pick ? " AND session_id = ANY($2::text[])" : "");
+    PGresult *r = query(L, sql, L->opt->pick ? 2 : 1, params, "reading the events");
+    store_buf_release(&ids);
     if (!r)
         return REEL_EIO;
     PQclear(r);

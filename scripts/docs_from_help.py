@@ -51,7 +51,7 @@ def roff(text):
 
 # Commands with subcommands that parse options of their own ("reel cluster restore --help"):
 # each gets its own section after its command's.
-NESTED = {"cluster": ["restore"]}
+NESTED = {"cluster": ["restore", "move"]}
 
 
 def man(reel, top, cmds, helps, version):

@@ -331,6 +331,12 @@ int store__load_apply(store__load_ctx_t *c, store_batch_t *b)
         rc = put_event(c, l, rec, &l->events[i]);
     if (!rc && l->record)
         put_record(rec, l->record, created && !l->n_events);
+    if (!rc && l->n_events && !l->keep_positions) { /* copies: marked with them (copied.c) */
+        int m = store__copied_put(c->s, c->txn, l->events[0].position,
+                                  l->events[l->n_events - 1].position);
+        if (m)
+            rc = (c->mdb_rc = m, m == ENOMEM ? REEL_ENOMEM : REEL_EIO);
+    }
     if (!rc && l->record && !l->keep_positions) {
         rc = store__change_put(c->s, c->txn, c->chlog, *c->position, STORE_CHANGE_PUT,
                                c->now_ms, rec);

@@ -548,7 +548,7 @@ int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t li
                 *more = 1;
             break;
         }
-        if (!feed_keep(r, &v, &keep_num, &keep)) {
+        if (!feed_keep(r, &v, &keep_num, &keep) || (r->skip_copied && store__copied(r, pos))) {
             r->passed++;
             r->passed_up_to = pos;
         } else if ((stop = feed_expect(r, &x, &name, pos, &v)) ||

@@ -13,6 +13,8 @@
  *                                                       absent = none; 0x1 = compact event_ids keys)
  *                "next_session"                        u64 BE next internal session number
  *                "cluster_epoch"                       u64 BE highest cluster map epoch accepted
+ *                "copied"                              [u64 BE first, u64 BE last]...: positions
+ *                                                      holding copies (section 20, optional)
  *   sessions     session key (below)                   msgpack map: the session record
  *   session_ids  num u64 BE                            session id bytes
  *   recent       updated_ms u64 BE | num u64 BE        empty (one entry per session)
@@ -484,6 +486,12 @@ typedef struct store_read {
     int (*only)(void *arg, const char *id, size_t id_len);
     void *only_arg;
     uint64_t passed, passed_up_to;
+    /* Optional, for the feed: 1 passes over the positions holding events copied in from
+     * another store (store_copied_add()) as 'only' does, counted in 'passed'. */
+    int skip_copied;
+    int copied_read_;         /* private: 'copied_' was looked up */
+    const uint8_t *copied_;   /* private: the meta record "copied" in this snapshot */
+    size_t n_copied_;
     /* The visible bound (a feed cursor), copied from store_set_visible() by
      * store_read_begin(); STORE_VISIBLE_ALL (the default) = none. See "Visible bound". */
     uint64_t visible;
@@ -885,6 +893,17 @@ typedef struct store_stats {
     uint64_t trimmed;       /* events removed by STORE_OP_TRIM (retention) */
     uint64_t purged;        /* sessions removed for good by STORE_OP_PURGE */
 } store_stats_t;
+
+/* ---- Copied positions (copied.c; docs/FORMAT.md section 20) ---- */
+
+/* Records that positions in the 'n' ranges (pairs first, last; first >= 1) hold events
+ * copied in from another store (a shard moved here), so a reader of every store's feed
+ * can pass over them (store_read_t.skip_copied). Merged with the ranges recorded before,
+ * durably (its own write transaction, synced even under --sync=none). Not while this
+ * thread holds a read. */
+int store_copied_add(store_t *s, const uint64_t *ranges, size_t n);
+/* How many copied ranges the snapshot records, and how many positions they span. */
+int store_copied_count(store_read_t *r, uint64_t *ranges, uint64_t *positions);
 
 /* ---- Cluster epoch (epoch.c; docs/FORMAT.md 14) ---- */
 

@@ -100,6 +100,11 @@ int store__grow(store_t *s, int adopt, size_t need);
 /* Begins an LMDB transaction, adopting a map grown by another process when told to. */
 int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn);
 void *store__committer_main(void *arg);
+/* Merges copied positions [first, last] into meta "copied" inside the committer's write
+ * transaction 'txn' (copied.c): an LMDB error code (or ENOMEM), 0 when done. */
+int store__copied_put(store_t *s, MDB_txn *txn, uint64_t first, uint64_t last);
+/* 1 when position 'pos' holds a copied event (copied.c; store_read_t.skip_copied). */
+int store__copied(store_read_t *r, uint64_t pos);
 /* Upgrades a format-1 store to format 2 inside 'txn' (upgrade.c); the note to log goes
  * into s->upgrade_note. REEL_OK or an error with store_last_error() set. */
 int store__upgrade(store_t *s, MDB_txn *txn, const char *dir);

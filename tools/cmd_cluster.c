@@ -31,6 +31,9 @@ static const char about[] =
     "      events --help)\n"
     "  restore --cell ID --dsn DSN --data DIR\n"
     "      rebuilds a lost cell's data directory from PostgreSQL (see restore --help)\n"
+    "  move SHARDS --to CELL --map MAP --dsn DSN [options]\n"
+    "      moves shards to another cell under load, through PostgreSQL, fencing the old\n"
+    "      owner (reel cluster move --help; docs/CLUSTER.md \"Moving shards\")\n"
     "A cell runs `reel serve --cluster-map MAP --cell ID`.\n";
 
 /* init: the shards in even contiguous ranges, in cell order. */
@@ -143,6 +146,8 @@ int cmd_cluster(int argc, char **argv)
         return cmd_cluster_reads(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "restore")) /* a table of options of its own */
         return cmd_cluster_restore(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "move")) /* its own options (cluster_move.c) */
+        return cmd_cluster_move(argc - 1, argv + 1);
     const char *prog = "cluster", *map = NULL, *listen = NULL;
     unsigned long long v = CLUSTER_V_DEFAULT, epoch = 1, spares = 0;
     int stream = 0;

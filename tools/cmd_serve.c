@@ -453,6 +453,7 @@ static int cluster(const struct settings *st, api_config_t *cfg)
     }
     cfg->cluster = m;
     cfg->cell = st->cell;
+    cfg->cluster_map_path = st->cluster_map;
     return 0;
 }
 

@@ -164,6 +164,7 @@ typedef struct run {
     uint64_t last_report_ms, reported, lag;
     uint64_t prog_ms, prog_events, prog_changes;
     int report_failed;
+    char fence_said[600]; /* the shard fence last named (said once) */
     int said_replicated; /* the state the last line said */
 } run_t;
 
@@ -429,6 +430,25 @@ static int write_failed(run_t *r)
  * standby's flush), reads the next one without waiting, so that it can be written as soon
  * as this commit is reported. 0 (r->page holds the next page, '*ready' when it has
  * items), -1 (retry from the checkpoint), STOPPED, or an exit status (> 0). */
+/* The page stopped before an item of a shard that moved away (sink_fence.c): what came
+ * before it is written; the item is never copied. The sink says so once, and tries
+ * again every second (a fence can be lifted; a cell rebuilt from PostgreSQL no longer has
+ * the item); its reported position does not pass the item, so under --ack replica the
+ * old owner never acknowledges it. --once stops here with status 4. */
+static int shard_fenced(run_t *r)
+{
+    if (strcmp(r->fence_said, r->pg.fence_note)) {
+        fprintf(stderr, "reel sink: stopped at a shard fence: %s; the sink copies nothing after "
+                "it (docs/CLUSTER.md \"Moving shards\": rebuild this cell with reel cluster "
+                "restore)\n", r->pg.fence_note);
+        snprintf(r->fence_said, sizeof r->fence_said, "%s", r->pg.fence_note);
+    }
+    if (r->st->once)
+        return SINK_SHARD_FENCED;
+    sleep(1);
+    return 0;
+}
+
 static int write_page(run_t *r, int *ready, int *more)
 {
     size_t n = r->page.n, events = 0;
@@ -443,12 +463,20 @@ static int write_page(run_t *r, int *ready, int *more)
     }
     if (rc)
         return write_failed(r);
+    if (r->pg.fence_cut) { /* only the items before the fenced one were written */
+        events = 0;
+        for (size_t i = 0; i < r->pg.written; i++)
+            events += !r->page.items[i].is_change;
+        n = r->pg.written;
+    }
     int next = next_page(r, r->pg.pending_position, r->pg.pending_index, 0, more);
     if (sink_pg_write_finish(&r->pg))
         return write_failed(r);
     r->events += events;
     r->changes += n - events;
     report(r, 1); /* at once: a write of serve --ack replica waits for it */
+    if (r->pg.fence_cut && (rc = shard_fenced(r)))
+        return rc;
     if (next == -2)
         return CMD_FAIL;
     *ready = next == 0 && r->page.n > 0;
@@ -504,7 +532,9 @@ static const char about[] =
     "sink (the checkpoint and the fencing epoch of each cell). Each page is one transaction\n"
     "together with its checkpoint: a killed sink resumes where it committed, and nothing is\n"
     "written twice. Starting a sink for a cell fences the one running before it (that one\n"
-    "stops with exit status 3). The sink reports its position to the server (POST\n"
+    "stops with exit status 3). A shard moved away (reel cluster move) is fenced: the sink\n"
+    "copies nothing of it written after the move, stops before it and says so (--once:\n"
+    "exit status 4). The sink reports its position to the server (POST\n"
     "/v1/sinks/NAME, a token with the full scope) after every commit and every second:\n"
     "reel_sink_lag_events{sink=NAME}, serve --max-sink-lag and serve --ack replica read it.\n"
     "The report says whether PostgreSQL replicates synchronously (synchronous_commit on, a\n"

@@ -39,6 +39,7 @@ int cmd_redact(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
 int cmd_cluster_reads(int argc, char **argv); /* events|sessions, from cmd_cluster */
 int cmd_cluster_restore(int argc, char **argv); /* cluster_restore.c */
+int cmd_cluster_move(int argc, char **argv); /* cluster_move.c: `reel cluster move` */
 int cmd_sink(int argc, char **argv);
 
 /* Common settings with their environment twins: flags win over environment, environment

@@ -149,7 +149,8 @@ int sink_pg_open(sink_pg_t *pg, const char *dsn)
     int rc = -1;
     for (int i = 0; i < 5 && rc; i++) {
         PQclear(PQexec(pg->conn, "SET client_min_messages = warning"));
-        rc = exec0(pg, store_buf_cstr(&sql), "creating the tables");
+        rc = exec0(pg, store_buf_cstr(&sql), "creating the tables") ? -1
+             : sink_fence_schema(pg->conn, pg->schema); /* sink_fence.c */
         if (rc)
             usleep(200000);
     }
@@ -161,6 +162,7 @@ int sink_pg_open(sink_pg_t *pg, const char *dsn)
 
 void sink_pg_close(sink_pg_t *pg)
 {
+    sink_fence_free(pg);
     if (pg->conn)
         PQfinish(pg->conn);
     pg->conn = NULL;
@@ -740,14 +742,18 @@ static int commit_result(sink_pg_t *pg)
 int sink_pg_write_send(sink_pg_t *pg, const sink_item_t *items, size_t n)
 {
     params_t p = {0};
-    uint64_t last = items[n - 1].position;
-    uint32_t last_index = items[n - 1].index;
+    size_t keep = 0;
+    pg->written = 0, pg->fence_cut = 0;
     int rc = exec0(pg, "BEGIN", "beginning a transaction");
     if (!rc)
         rc = check_fence(pg, &p);
+    if (!rc) /* a shard moved away: only the items before its first later one */
+        rc = sink_fence_cut(pg, items, n, &keep);
+    uint64_t last = keep ? items[keep - 1].position : pg->position;
+    uint32_t last_index = keep ? items[keep - 1].index : pg->index;
     if (!rc)
-        rc = write_items(pg, &p, items, n);
-    if (!rc) {
+        rc = write_items(pg, &p, items, keep);
+    if (!rc && keep) {
         const char *cell = pg->cell;
         char sql[256];
         snprintf(sql, sizeof sql, "UPDATE \"%s\".sink SET position = $2, change_index = $3, "
@@ -763,8 +769,9 @@ int sink_pg_write_send(sink_pg_t *pg, const sink_item_t *items, size_t n)
     }
     if (rc && sink_pg_ok(pg))
         PQclear(PQexec(pg->conn, "ROLLBACK"));
-    if (!rc)
-        pg->pending = 1, pg->pending_position = last, pg->pending_index = last_index;
+    if (!rc) /* written: the items before a fenced one, if any (sink_fence.c) */
+        pg->pending = 1, pg->pending_position = last, pg->pending_index = last_index,
+        pg->written = keep, pg->fence_cut = keep < n;
     p_free(&p);
     return rc;
 }
@@ -787,5 +794,6 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
     if (!n)
         return 0;
     int rc = sink_pg_write_send(pg, items, n);
-    return rc ? rc : sink_pg_write_finish(pg);
+    rc = rc ? rc : sink_pg_write_finish(pg);
+    return rc || !pg->fence_cut ? rc : SINK_SHARD_FENCED;
 }

@@ -223,6 +223,16 @@ struct api_server {
     char cell_id[CLUSTER_ID_MAX + 1];
     atomic_uint_fast64_t cluster_epoch; /* of 'cluster', for the response headers */
     atomic_uint_fast64_t misdirected;   /* 421 answers */
+    /* Writes in flight, by the parity of 'cluster_gen' (maps installed, under
+     * cluster_lock) when they were admitted: a new map waits for the other parity to
+     * drain (PUT /v1/cluster/map, docs/CLUSTER.md "Moving shards"). 'cluster_push'
+     * serialises pushed maps; 'cluster_map_path' is the --cluster-map file a pushed map
+     * is written to (NULL: none). */
+    uint64_t cluster_gen;
+    atomic_uint_fast64_t cell_writes[2];
+    atomic_uint_fast64_t shard_loading; /* 503 answers for shards being moved in */
+    pthread_mutex_t cluster_push;
+    char *cluster_map_path;
 
     pthread_mutex_t lock;       /* guards the waiter list, 'gen', 'stopping' */
     api_waiter_t waiters;       /* list head (sentinel) */
@@ -336,6 +346,7 @@ struct api_req {
      * headers; "" otherwise. */
     char owner[CLUSTER_ID_MAX + 1];
     char owner_addr[CLUSTER_ADDR_MAX + 1];
+    int cell_write;       /* a write counted in srv->cell_writes[cell_write - 1], or 0 */
     int phase;            /* enum api_phase, then the handler's own */
     int in_first;         /* inside the first call: problems are deferred (see request.c) */
     int close_now;        /* answer at once even in the first call (closes the connection) */
@@ -383,6 +394,7 @@ struct api_req {
     uint64_t limit;
     uint64_t wait_s;
     int include_raw;
+    int skip_copied;      /* the feed passes over events copied in by a shard move */
     int changes;          /* the feed with changes (?changes=1), 'bodies' with it */
     int bodies;
     int unreplicated;     /* the feed past the --ack replica watermark (?unreplicated=1) */
@@ -623,6 +635,19 @@ int api__cell_check(api_req_t *rq, enum MHD_Result *r);
  * (a fork's source), which must live on the same cell. */
 int api__cell_owns_stream(api_server_t *srv, const char *path, size_t len, char *owner,
                           size_t cap);
+/* In cluster mode, a new copy of the request's routing key ('*len' bytes), or NULL when
+ * it names no session or stream, the server is a single node, or out of memory. */
+char *api__cell_key_dup(api_req_t *rq, size_t *len);
+/* 1 while the current map gives routing key 'key' to this cell; checked again only when
+ * the epoch moved past '*epoch' (then updated). A long-lived answer (SSE) ends when 0. */
+int api__cell_still_owns(api_server_t *srv, const char *key, size_t len, uint64_t *epoch);
+/* A request ends: its write no longer counts as in flight (cell.c). */
+void api__cell_done(api_req_t *rq);
+/* Checks, installs and stores (the --cluster-map file) the map 'text', then waits up to
+ * 'drain_ms' for the writes admitted under older epochs to end; '*drained' says whether
+ * they did. REEL_OK, or an error with 'msg' naming why (the map was not installed). */
+int api__cell_push(api_server_t *srv, const char *text, size_t len, unsigned drain_ms,
+                   int *drained, char *msg, size_t mlen);
 /* The cluster metrics (cell, epoch, owned shards, 421 answers) in cluster mode. */
 void api__cell_metrics(api_server_t *srv, store_buf_t *o);
 /* Reel-Cell and Reel-Cluster-Epoch on every answer in cluster mode; the owner's headers

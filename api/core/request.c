@@ -51,6 +51,7 @@ void api__on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
     if (rq->dispose)
         rq->dispose(rq);
+    api__cell_done(rq);
     free(rq->prefixes);
     store_buf_release(&rq->body);
     store_buf_release(&rq->meta);

@@ -141,8 +141,13 @@ int api__cfeed_read(api_cfeed_t *f, uint64_t after, uint32_t index, size_t limit
     f->last = after;
     f->last_index = index;
     f->more = 0;
+    r.skip_copied = f->skip_copied;
     rc = store_feed_changes_after(&r, after, index, limit, on_event, on_change, f, &f->more);
     store_read_end(&r);
+    /* Copies passed over after the last item given: the cursor goes past them, so a page
+     * of copies only still moves the reader on. */
+    if (r.passed && r.passed_up_to > f->last)
+        f->last = r.passed_up_to, f->last_index = 0;
     if (rc == 1) { /* stopped full: the rest is there */
         f->more = 1;
         rc = REEL_OK;

@@ -303,6 +303,7 @@ static int read_page(api_req_t *rq, struct page *pg)
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = rq->srv->evcache;
     }
+    r.skip_copied = pg->feed && rq->skip_copied; /* docs/CLUSTER.md "Moving shards" */
     int tenant = tenant_feed(rq, pg->feed);
     if (tenant) {
         r.only = tenant_only;
@@ -414,7 +415,8 @@ static int read_params(api_req_t *rq, int feed)
                                                              INT64_MAX, &rq->offset) != REEL_OK)) ||
         api__query_u64(rq, "limit", API_MAX_LIMIT, &rq->limit) != REEL_OK ||
         api__query_u64(rq, "wait", API_MAX_WAIT_S, &rq->wait_s) != REEL_OK ||
-        api__query_bool(rq, "include_raw", &rq->include_raw) != REEL_OK)
+        api__query_bool(rq, "include_raw", &rq->include_raw) != REEL_OK ||
+        (feed && api__query_bool(rq, "skip_copied", &rq->skip_copied) != REEL_OK))
         return -1;
     if (rq->limit == 0) {
         api__problem(rq, REEL_EINVALID_PARAMETER, "'limit' must be from 1 to %d, not 0",
@@ -445,7 +447,8 @@ static enum MHD_Result cfeed_page_or_wait(api_req_t *rq)
         store_buf_t out = STORE_BUF_INIT;
         api_cfeed_t f = {.srv = srv, .out = &out, .include_raw = rq->include_raw,
                          .bodies = rq->bodies, .kept_hashes = api__feed_kept(rq),
-                         .unreplicated = rq->unreplicated, .max_bytes = API_MAX_PAGE_BYTES};
+                         .unreplicated = rq->unreplicated, .max_bytes = API_MAX_PAGE_BYTES,
+                         .skip_copied = rq->skip_copied};
         store_buf_puts(&out, "{\"events\":[");
         int rc = api__cfeed_read(&f, rq->offset, rq->after_index, (size_t)rq->limit);
         if (rc != REEL_OK) {

@@ -30,6 +30,9 @@ int api__session_readable_from(store_read_t *r, const char *id, size_t len, uint
  * says what failed ('doing', e.g. "reading events"). */
 enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing);
 
+/* cluster.c: what `reel cluster move` drives on a cell */
+enum MHD_Result api__cluster_map_put(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__cluster_load(api_req_t *rq, const char *data, size_t *size);
 /* events.c */
 enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__events_read(api_req_t *rq, const char *data, size_t *size);
@@ -48,6 +51,7 @@ typedef struct api_cfeed {
                          "kept_hash" too (api__feed_kept) */
     int unreplicated; /* 1: past the replica watermark too (the replica sink's own read) */
     size_t max_bytes; /* stop before an item once the output holds this much */
+    int skip_copied;  /* 1: events copied in by a shard move are passed over */
     size_t n;         /* out: items written */
     uint64_t last;    /* out: the cursor after the last item written (the one read from */
     uint32_t last_index; /* when none): position, and 0 or the change's index */

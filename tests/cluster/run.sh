@@ -2,7 +2,8 @@
 # run.sh [--quick] [BUILD] -- cells behind a real nginx (docs/CLUSTER.md): the routing tests
 # (tests/cluster/test_routing.py: 10,000 sessions through nginx, or 1,000 with --quick),
 # cluster-wide reads (test_reads.py), failures under load with PostgreSQL 15 (test_failures.py:
-# kill -9 a cell 50 times, or 3 with --quick; the primary killed; a cell stopped) and,
+# kill -9 a cell 50 times, or 3 with --quick; the primary killed; a cell stopped), the
+# shard moves (tests/cluster/test_move.py: 1,000 sessions under load, or 100) and,
 # without --quick, the Durable Streams conformance suite through nginx in front of one cell
 # and in front of three. Ends with "N passed, N failed". `make cluster-test` runs it in
 # full; tests/run.sh (make test) runs --quick. Skips ("0 passed, 0 failed (skipped: ...)")

@@ -36,6 +36,8 @@ epoch-not-fenced|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/clus
 ack-before-replica|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_ack_replica.py -k every_acknowledged|answers a write under --ack replica before the replica holds it (issue 18)
 reads-past-watermark|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_ack_replica.py -k "stopped_sink or never_see"|lets readers see events past the replica watermark under --ack replica (issue 18)
 load-unchecked-chain|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_restore.py -k broken_chain|restores events whose chain hash does not follow from the previous one (issue 18: a damaged copy is refused, naming session and sequence)
+sink-ignores-shard-fence|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_move.py -k "shard_fence or partitioned"|the sink of an old owner copies writes of a shard moved away after its fence, so under --ack replica a zombie acknowledges them (two writers, issue 18)
+loading-shard-served|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_move.py -k loading_shards|a cell serves a shard that is still being copied in (a write before its history arrives, issue 18)
 usage-counts-duplicates|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_session_usage.py -k duplicates|adds the usage of a duplicate event to the summary of its session again (a retried batch double-counts tokens, issue 22)
 '
 

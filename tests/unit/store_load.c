@@ -300,6 +300,14 @@ Test(store_load, move_gives_new_positions_and_rechains)
     cr_assert_eq(ev.v[1].time_ms, src.v[1].le.time_ms);
     cr_assert_neq(memcmp(ev.v[0].hash, src.v[0].le.hash, STORE_HASH_LEN), 0);
     tu_events_free(&ev);
+    /* The copies are marked copied in their own transaction (FORMAT.md section 20). */
+    store_read_t rd;
+    uint64_t ranges, spans;
+    TU_OK(store_read_begin(sb, &rd));
+    TU_OK(store_copied_count(&rd, &ranges, &spans));
+    store_read_end(&rd);
+    cr_assert_eq(ranges, 1);
+    cr_assert_eq(spans, 4);
     /* The source chain is still checked in move mode. */
     src.v[2].le.hash[0] ^= 1;
     TU_ERR(load(sb, &src, "b", 0, src.n, 0, NULL, NULL, &l), REEL_EDAMAGED);
