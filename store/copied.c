@@ -23,21 +23,11 @@
 
 static int read_ranges(store_t *s, MDB_txn *txn, const uint8_t **p, size_t *n)
 {
-    MDB_val k = {sizeof COPIED_KEY - 1, (void *)COPIED_KEY}, v;
-    int rc = mdb_get(txn, s->db_meta, &k, &v);
-    *p = NULL, *n = 0;
-    if (rc == MDB_NOTFOUND)
-        return REEL_OK;
-    if (rc)
-        return store__err_from_mdb(rc);
-    if (v.mv_size % 16) {
-        store__set_error("meta record '%s' is %zu bytes, not pairs of u64", COPIED_KEY,
-                         v.mv_size);
-        return REEL_ECORRUPT;
-    }
-    *p = v.mv_data;
-    *n = v.mv_size / 16;
-    return REEL_OK;
+    MDB_val v;
+    int rc = store__meta_get(s, txn, COPIED_KEY, 16, &v);
+    *p = rc ? NULL : v.mv_data;
+    *n = rc ? 0 : v.mv_size / 16;
+    return rc;
 }
 
 static int cmp_range(const void *a, const void *b)

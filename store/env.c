@@ -104,7 +104,28 @@ size_t store__session_key(const char *id, size_t len, uint8_t key[STORE__SESSION
     return STORE__SESSION_KEY_MAX;
 }
 
+/* The meta record 'key' into 'v' ({0, NULL} when absent), checked to be whole 'unit'-byte
+ * items: anything else is damage (REEL_ECORRUPT, naming the record). */
+int store__meta_get(store_t *s, MDB_txn *txn, const char *key, size_t unit, MDB_val *v)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    int rc = mdb_get(txn, s->db_meta, &k, v);
+    if (rc == MDB_NOTFOUND) {
+        v->mv_size = 0, v->mv_data = NULL;
+        return REEL_OK;
+    }
+    if (rc)
+        return store__err_from_mdb(rc);
+    if (v->mv_size == 0 || v->mv_size % unit) {
+        store__set_error("meta record '%s' is %zu bytes, not items of %zu", key, v->mv_size,
+                         unit);
+        return REEL_ECORRUPT;
+    }
+    return REEL_OK;
+}
+
 /* ---- map growth ---- */
+
 
 int store__grow(store_t *s, int adopt, size_t need)
 {

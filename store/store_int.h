@@ -97,6 +97,8 @@ int store__err_from_mdb(int rc);
  * process ('adopt'); takes the resize lock exclusively. Called with no transaction open
  * by the calling thread. */
 int store__grow(store_t *s, int adopt, size_t need);
+/* The meta record 'key' ({0, NULL} when absent), whole 'unit'-byte items or REEL_ECORRUPT */
+int store__meta_get(store_t *s, MDB_txn *txn, const char *key, size_t unit, MDB_val *v);
 /* Begins an LMDB transaction, adopting a map grown by another process when told to. */
 int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn);
 void *store__committer_main(void *arg);

@@ -44,20 +44,6 @@
  * then reads the copies twice (docs/CLUSTER.md "Cluster-wide reads"). */
 #define CLUSTER_READS_FEED_SKIP_MOVED "&skip_copied=1"
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- Cells and the vector cursor ---- */
 
@@ -472,7 +458,7 @@ static int finish(reads_t *r, rcell_t *c, CURLcode cc)
     if (!c->down++)
         fprintf(stderr, "reel %s: cell '%s' (%s): %s; its feed is asked again every second, "
                 "the other cells' events go on\n", r->prog, c->id, c->base, why);
-    c->retry_at = now_ms() + RETRY_MS;
+    c->retry_at = cmd_now_ms() + RETRY_MS;
     return 0;
 }
 
@@ -484,17 +470,17 @@ static int events_loop(reads_t *r)
     }
     for (;;) {
         int pending = 0;
-        uint64_t now = now_ms();
+        uint64_t now = cmd_now_ms();
         for (size_t i = 0; i < r->n; i++) {
             rcell_t *c = &r->cells[i];
             if (!c->in_map || c->done)
                 continue;
             pending = 1;
-            if (!c->c && !c->has_ready && (c->fetch_more || r->follow) && !stop &&
+            if (!c->c && !c->has_ready && (c->fetch_more || r->follow) && !cmd_stop &&
                 now >= c->retry_at)
                 start_feed(r, c);
         }
-        if (!pending || stop)
+        if (!pending || cmd_stop)
             return 0;
         int running, done = 0;
         curl_multi_perform(r->multi, &running);
@@ -543,8 +529,7 @@ static int events(reads_t *r, const char *after)
 {
     if (after && cursor_parse(r, after))
         return CMD_USAGE;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cmd_stop_on_signals();
     signal(SIGPIPE, SIG_IGN);
     if (!(r->multi = curl_multi_init())) {
         cmd_error(r->prog, "cannot start an HTTP client");

@@ -6,7 +6,6 @@
  * and renamed to DIR only after everything is in and fsynced, so DIR is absent or whole.
  */
 #include <errno.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,28 +32,6 @@ static const char about[] =
     "the cluster epoch (the next map sets it), and what the sink had not copied when the\n"
     "machine was lost (with --ack=local: at most the sink's lag).\n";
 
-/* 0 when 'dir' can receive the store: absent, or an empty directory. */
-static int check_dest(const char *prog, const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        cmd_error(prog, "--data '%s' %s", dir, errno == ENOTDIR ? "exists and is not a directory"
-                                                                : strerror(errno));
-        return -1;
-    }
-    struct dirent *e;
-    int empty = 1;
-    while (empty && (e = readdir(d)))
-        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
-    closedir(d);
-    if (!empty)
-        cmd_error(prog, "--data '%s' is not empty: restore writes a new data directory (move "
-                  "the old one away first)", dir);
-    return empty ? 0 : -1;
-}
-
 static void on_progress(void *arg, const cluster_pgload_stats_t *st)
 {
     cmd_progress(arg, st->events, st->events_total, st->body_bytes);
@@ -63,7 +40,8 @@ static void on_progress(void *arg, const cluster_pgload_stats_t *st)
 static int restore(const char *prog, const char *dsn, const char *schema, const char *cell,
                    const char *dir, int show)
 {
-    if (check_dest(prog, dir))
+    if (cmd_check_new_dir(prog, "--data ", dir, "restore writes a new data directory: move the "
+                          "old one away first"))
         return CMD_FAIL;
     cmd_partial_t out;
     if (cmd_partial_begin(&out, prog, dir, 1))

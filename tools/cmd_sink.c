@@ -25,20 +25,6 @@
 #define PROGRESS_MS 5000      /* progress line period */
 #define IDLE_REPORT_MS 1000   /* position reports while idle (one after every commit) */
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 struct settings {
     const char *kind;
@@ -189,7 +175,7 @@ static void report(run_t *r, int committed)
 {
     if (!r->st->remote.url)
         return; /* --data without --server: nobody to tell */
-    uint64_t now = now_ms();
+    uint64_t now = cmd_now_ms();
     if (!committed && now - r->last_report_ms < IDLE_REPORT_MS)
         return;
     if (!committed)
@@ -227,7 +213,7 @@ static void report(run_t *r, int committed)
 
 static void progress(run_t *r)
 {
-    uint64_t now = now_ms();
+    uint64_t now = cmd_now_ms();
     if (now - r->prog_ms < PROGRESS_MS)
         return;
     double s = (double)(now - r->prog_ms) / 1000.0;
@@ -247,7 +233,7 @@ static void progress(run_t *r)
 static int pg_start(run_t *r)
 {
     useconds_t delay = 100000;
-    for (int tries = 0; !stop; tries++) {
+    for (int tries = 0; !cmd_stop; tries++) {
         if (!sink_pg_open(&r->pg, r->st->dsn) && !sink_pg_claim(&r->pg)) {
             say(r, "cell %s, epoch %lld, schema %s: resuming after position %llu",
                 r->pg.cell, (long long)r->pg.epoch, r->pg.schema,
@@ -315,9 +301,9 @@ static int local_page(run_t *r, uint64_t after, uint32_t index, size_t limit, in
             return -2;
         }
         int empty = out->len == strlen("{\"events\":[],\"hasMore\":false}");
-        if (!empty || !wait || r->st->once || stop || waited >= WAIT_S * 1000)
+        if (!empty || !wait || r->st->once || cmd_stop || waited >= WAIT_S * 1000)
             return 0;
-        while (!stop && store_last_txn(r->store) == txn && waited < WAIT_S * 1000) {
+        while (!cmd_stop && store_last_txn(r->store) == txn && waited < WAIT_S * 1000) {
             usleep(50000);
             waited += 50;
         }
@@ -422,7 +408,7 @@ static int write_failed(run_t *r)
     say(r, "lost the connection to PostgreSQL: reconnecting");
     sink_pg_close(&r->pg);
     if (pg_start(r))
-        return stop ? STOPPED : CMD_FAIL;
+        return cmd_stop ? STOPPED : CMD_FAIL;
     return -1;
 }
 
@@ -485,10 +471,10 @@ static int write_page(run_t *r, int *ready, int *more)
 
 static int loop(run_t *r)
 {
-    r->prog_ms = now_ms();
+    r->prog_ms = cmd_now_ms();
     int resend = 1; /* the first report at once, not after the first long-poll */
     int ready = 0, more = 0;
-    while (!stop) {
+    while (!cmd_stop) {
         /* A server that was away (restarted) knows no watermark until we report: with
          * --ack replica its reads show nothing until then, so report before waiting. */
         if (resend) {
@@ -624,8 +610,7 @@ int cmd_sink(int argc, char **argv)
     char name[96], host[64] = "?";
     if (check(&st, nargs, argv, name, sizeof name))
         return CMD_USAGE;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cmd_stop_on_signals();
     signal(SIGPIPE, SIG_IGN);
     run_t r = {.st = &st};
     r.pg.cell = st.cell;
@@ -642,7 +627,7 @@ int cmd_sink(int argc, char **argv)
         http_free(&r.http);
         return CMD_FAIL;
     }
-    rc = pg_start(&r) ? (stop ? CMD_OK : CMD_FAIL) : loop(&r);
+    rc = pg_start(&r) ? (cmd_stop ? CMD_OK : CMD_FAIL) : loop(&r);
     if (rc == CMD_OK)
         say(&r, "stopped at position %llu (%llu events, %llu changes written)",
             (unsigned long long)r.pg.position, (unsigned long long)r.events,

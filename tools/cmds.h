@@ -12,6 +12,7 @@
 #define REEL_CMDS_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include "store/store.h"
@@ -142,6 +143,13 @@ void cmd_utf8_prefix(char *out, size_t cap, const char *s, size_t chars);
 /* The error of a store call, naming 'session' (may be NULL) when it does not exist. */
 void cmd_store_error(const char *prog, int rc, const char *session);
 void cmd_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Long-running commands (sink, tail, cluster events) stop after the page in hand once
+ * SIGINT or SIGTERM set cmd_stop (after cmd_stop_on_signals()). */
+extern volatile sig_atomic_t cmd_stop;
+void cmd_stop_on_signals(void);
+uint64_t cmd_now_ms(void); /* CLOCK_MONOTONIC, in ms */
+/* 0 when 'dir' is absent or an empty directory, else an error naming it (restore, backup) */
+int cmd_check_new_dir(const char *prog, const char *label, const char *dir, const char *why);
 
 /* All-or-nothing outputs (partial.c): written as "<dest>.partial", renamed to dest by
  * cmd_partial_commit() after an fsync; removed on SIGINT/SIGTERM/SIGHUP, on abort, and (when
