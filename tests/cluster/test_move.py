@@ -15,7 +15,6 @@ REEL_CLUSTER_SESSIONS scales it: sessions = that / 10 (tests/run.sh --quick: 100
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import pytest
 from cluster import REEL_BIN, Client, Cluster, Map
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pglib import PgPair, available, make_base  # noqa: E402
+from pglib import PgPair, available, running  # noqa: E402
 
 if available():
     pytest.skip(available(), allow_module_level=True)
@@ -42,11 +41,8 @@ WAIT_MS = 1000
 
 @pytest.fixture(scope="module")
 def pair():
-    base = make_base()
-    p = PgPair(base)
-    yield p
-    p.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    with running(PgPair) as p:
+        yield p
 
 
 _n = iter(range(1, 100))

@@ -15,7 +15,6 @@ length of the load test (4 s; `make cluster-test` runs 30).
 import http.client
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import conftest
 from conftest import REEL_BIN
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pglib import PgPair, Postgres, available, make_base  # noqa: E402
+from pglib import PgPair, Postgres, available, running  # noqa: E402
 
 if available():
     pytest.skip(available(), allow_module_level=True)
@@ -39,20 +38,14 @@ LOAD_S = float(os.environ.get("REEL_ACK_SECONDS", "4"))  # make cluster-test: 30
 
 @pytest.fixture(scope="module")
 def pair():
-    base = make_base()
-    p = PgPair(base)
-    yield p
-    p.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    with running(PgPair) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")
 def lone():
-    base = make_base()
-    p = Postgres(base)
-    yield p
-    p.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    with running(Postgres) as p:
+        yield p
 
 
 _schemas = iter(range(1, 1000))

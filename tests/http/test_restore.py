@@ -14,7 +14,6 @@ directory rebuilt from the tables of `reel sink postgres`, against a real Postgr
    case (0 lost, no reader saw a lost event) runs once `reel serve --ack replica` exists.
    REEL_RESTORE_SECONDS sets the load's length (4 s by default; `make cluster-test`: 30).
 """
-import base64
 import json
 import os
 import random
@@ -22,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -31,7 +29,7 @@ import pytest
 from conftest import REEL_BIN
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pglib import PgPair, Postgres, available, make_base  # noqa: E402
+from pglib import PgPair, Postgres, available, running  # noqa: E402
 
 if available():
     pytest.skip(available(), allow_module_level=True)
@@ -41,22 +39,16 @@ LOAD_SECONDS = float(os.environ.get("REEL_RESTORE_SECONDS", "4"))
 
 @pytest.fixture(scope="module")
 def pg():
-    base = tempfile.mkdtemp(prefix="reel-pg-")
-    p = Postgres(base)
-    yield p
-    p.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    with running(Postgres) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")
 def pair():
     """A primary with a synchronous standby: what --ack replica needs (started only by the
     tests that ask for it)."""
-    base = make_base()
-    p = PgPair(base)
-    yield p
-    p.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    with running(PgPair) as p:
+        yield p
 
 
 _schemas = iter(range(1, 1000))
