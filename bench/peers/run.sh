@@ -2,12 +2,13 @@
 # run.sh -- `make bench-peers`: reel and the systems users would pick instead, same run,
 # same machine, same durability; prints one Markdown table (docs/BENCHMARKS.md).
 #
-#   bench/peers/run.sh BUILD [--quick] [--only sys1,sys2] [--skip-restart] [--keep]
+#   bench/peers/run.sh BUILD [--quick] [--only sys1,sys2] [--workloads w1,w2] [--skip-restart] [--keep]
 #
 #   BUILD           reel's build directory (BUILD/reel, BUILD/peers/*; `make peers-bin`)
 #   --quick         small sizes, 3 s per throughput run, one run per figure (not medians)
 #   --only LIST     systems to run, comma-separated, from: reel redis postgres sqlite
 #                   streams nginx reel-nosync redis-everysec (default: all of them)
+#   --workloads L   workloads to run, comma-separated (default: all; e.g. ingest_batch,ingest_single)
 #   --skip-restart  leave out restart_ms (its 10 GiB data sets are the slow part)
 #   --keep          keep build/peers-tmp/<system> after each system (debugging)
 #
@@ -26,15 +27,16 @@
 # every registered pid.
 set -u
 
-usage() { sed -n '2,28p' "$0"; }
+usage() { sed -n '2,29p' "$0"; }
 [ $# -ge 1 ] || { usage >&2; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; esac
 BUILD=$1; shift
-QUICK=0 ONLY="" SKIP_RESTART=0 KEEP=0
+QUICK=0 ONLY="" ONLY_W="" SKIP_RESTART=0 KEEP=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --only) ONLY=${2:?--only needs a list}; shift ;;
+        --workloads) ONLY_W=${2:?--workloads needs a list}; shift ;;
         --skip-restart) SKIP_RESTART=1 ;;
         --keep) KEEP=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -53,6 +55,10 @@ SYSTEMS="reel redis postgres sqlite streams nginx reel-nosync redis-everysec"
 WORKLOADS="ingest_batch ingest_single ingest_mix poll100 restore_1k restore_1m export
 bytes_per_event bytes_ratio fanout restart_ms"
 RELAXED_WORKLOADS="ingest_batch ingest_single"
+if [ -n "$ONLY_W" ]; then
+    WORKLOADS=$(echo "$WORKLOADS" | tr ' ' '\n' | grep -xF "$(echo "$ONLY_W" | tr ',' '\n')" | tr '\n' ' ')
+    RELAXED_WORKLOADS=$(echo "$RELAXED_WORKLOADS" | tr ' ' '\n' | grep -xF "$(echo "$ONLY_W" | tr ',' '\n')" | tr '\n' ' ')
+fi
 if [ "$QUICK" = 1 ]; then
     DUR=3 REPEAT=1 RESTORE_N=200000 RESTART_BYTES=$((1 << 30))
 else
