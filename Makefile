@@ -149,7 +149,7 @@ torture: all
 
 # Power loss at random points under concurrent HTTP appends (tests/powerloss/plshim.c, an
 # LD_PRELOAD shim that discards every write no completed fsync covers, then SIGKILLs):
-# 40 rounds per model in make test (powerloss-quick), 1000 here; plus negative controls.
+# 30 rounds per model in make test (powerloss-quick), 1000 here; plus negative controls.
 $(BUILD)/powerloss/plshim.so: tests/powerloss/plshim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl -lpthread

@@ -420,12 +420,15 @@ static void log_write(struct file *f, off_t off, size_t len, int durable)
     }
 }
 
-static void clear_log(struct file *f)
+/* A sync completed: the first 'covered' logged writes and size 'size' are durable. */
+static void clear_log(struct file *f, size_t covered, off_t size)
 {
-    for (size_t i = 0; i < f->n; i++)
+    for (size_t i = 0; i < covered; i++)
         free(f->log[i].old);
-    f->n = 0;
-    f->synced_size = f->size;
+    memmove(f->log, f->log + covered, (f->n - covered) * sizeof *f->log);
+    f->n -= covered;
+    if (size > f->synced_size)
+        f->synced_size = size;
 }
 
 static void wrote(struct file *f, int durable, off_t off, ssize_t r)
@@ -563,6 +566,9 @@ int ftruncate(int fd, off_t len)
 
 int ftruncate64(int fd, off_t len) __attribute__((alias("ftruncate")));
 
+/* The real sync runs without 'mu', so that the timer can cut the power while a sync is in
+ * flight (then nothing it would have covered is durable). What it covers when it completes:
+ * the writes logged before it started. */
 static int sync_call(int fd, int k, int (*real)(int))
 {
     struct file *f = watched(fd);
@@ -570,13 +576,18 @@ static int sync_call(int fd, int k, int (*real)(int))
         return real(fd);
     pthread_mutex_lock(&mu);
     step(kind_name[k]);
+    size_t covered = f->n;
+    off_t size = f->size;
+    pthread_mutex_unlock(&mu);
     int r = 0;
     uint64_t t0 = now_ns();
     if (!cfg.sync_noop)
         r = real(fd);
-    count(k, 0, now_ns() - t0);
+    uint64_t ns = now_ns() - t0;
+    pthread_mutex_lock(&mu);
+    count(k, 0, ns);
     if (r == 0 && !cfg.sync_noop)
-        clear_log(f);
+        clear_log(f, covered, size);
     pthread_mutex_unlock(&mu);
     return r;
 }
