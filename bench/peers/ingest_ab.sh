@@ -1,6 +1,7 @@
 #!/bin/bash
 # ingest_ab.sh -- issue 19's two ingest rows, before and after a change, side by side with
-# Redis (appendfsync always) in the same run: ROUNDS rounds of [Redis, reel A, reel B], each
+# Redis (appendfsync always) in the same run: ROUNDS rounds of [Redis, reel A, reel B] (A and B
+# swap places every other round), each
 # system through bench/peers/run.sh --quick --workloads ingest_batch,ingest_single (3 s per
 # figure), so that the three columns of a round see the same load on a shared machine.
 #
@@ -13,7 +14,7 @@
 # Prints one line per round and figure: round, load average, figure, redis, A, B, A/redis,
 # B/redis (events/s: > 1 is better; ms: the ratio is redis/reel, > 1 is better).
 set -u
-[ $# -ge 2 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
 A=$1 B=$2 ROUNDS=${3:-3} SYS_B=${4:-reel}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUN="$ROOT/bench/peers/run.sh"
@@ -28,10 +29,14 @@ for r in $(seq 1 "$ROUNDS"); do
     t=$(mktemp -d)
     "$RUN" "$A" --quick --only redis --workloads $W >/dev/null 2>&1
     cp "$ROOT/build/peers-tmp/results.tsv" "$t/redis"
-    "$RUN" "$A" --quick --only reel --workloads $W >/dev/null 2>&1
-    cp "$ROOT/build/peers-tmp/results.tsv" "$t/a"
-    "$RUN" "$B" --quick --only "$SYS_B" --workloads $W >/dev/null 2>&1
-    cp "$ROOT/build/peers-tmp/results.tsv" "$t/b"
+    for x in $( [ $((r % 2)) = 1 ] && echo a b || echo b a ); do  # alternate who goes first
+        if [ $x = a ]; then
+            "$RUN" "$A" --quick --only reel --workloads $W >/dev/null 2>&1
+        else
+            "$RUN" "$B" --quick --only "$SYS_B" --workloads $W >/dev/null 2>&1
+        fi
+        cp "$ROOT/build/peers-tmp/results.tsv" "$t/$x"
+    done
     for f in ingest_batch ingest_single ingest_single_p50 ingest_single_p99; do
         rd=$(get "$t/redis" $f redis) ra=$(get "$t/a" $f reel) rb=$(get "$t/b" $f "$SYS_B")
         awk -v r="$r" -v l="$load" -v f="$f" -v x="$rd" -v a="$ra" -v b="$rb" 'BEGIN {
