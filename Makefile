@@ -155,11 +155,11 @@ $(BUILD)/powerloss/plshim.so: tests/powerloss/plshim.c
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl -lpthread
 powerloss-quick: all $(BUILD)/powerloss/plshim.so
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel PLSHIM_SO=$(CURDIR)/$(BUILD)/powerloss/plshim.so \
-	    /usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/powerloss/test_powerloss.py
+	    /usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/powerloss/test_shim.py tests/powerloss/test_powerloss.py
 powerloss: all $(BUILD)/powerloss/plshim.so
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel PLSHIM_SO=$(CURDIR)/$(BUILD)/powerloss/plshim.so \
 	    REEL_POWERLOSS_ROUNDS=$${REEL_POWERLOSS_ROUNDS:-1000} \
-	    /usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/powerloss/test_powerloss.py
+	    /usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/powerloss/test_shim.py tests/powerloss/test_powerloss.py
 
 # Negative controls: patched builds that break one promise each; their tests must fail.
 mutants: all

@@ -116,6 +116,7 @@ static struct {
     uint64_t n[K_N], bytes[K_N], ns[K_N], max_ns[K_N];
 } cfg;
 
+static uint64_t rnd_state; /* of "some" (rnd(), below) */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static struct fdinfo fds[MAX_FD];
@@ -150,6 +151,7 @@ static void init(void)
     cfg.undo = cfg.crash_at > 0 || cfg.crash_ms > 0;
     cfg.some = (v = getenv("PLSHIM_MODE")) && !strcmp(v, "some");
     cfg.seed = (v = getenv("PLSHIM_SEED")) ? (unsigned)atol(v) : 1;
+    rnd_state = cfg.seed;
     cfg.sync_noop = (v = getenv("PLSHIM_SYNC")) && !strcmp(v, "noop");
     cfg.log = getenv("PLSHIM_LOG");
     cfg.stats = getenv("PLSHIM_STATS");
@@ -200,10 +202,12 @@ __attribute__((destructor)) static void at_exit(void)
 
 /* ---- the power loss ---- */
 
-static unsigned rnd(void)
+static unsigned rnd(void) /* splitmix64: every bit is usable, unlike an LCG's low ones */
 {
-    cfg.seed = cfg.seed * 1103515245u + 12345u;
-    return (cfg.seed >> 8) & 0xffffff;
+    uint64_t z = (rnd_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (unsigned)((z ^ (z >> 31)) >> 32);
 }
 
 /* Per-page bookkeeping of "some": how many logged writes touch the page ('n'), how many of
