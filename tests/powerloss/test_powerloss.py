@@ -134,7 +134,15 @@ def wait_port(proc, port, timeout=10):
 
 
 def one_round(tmp, data, obs, mode, sync, rng, shim_env=None, extra=()):
-    """Starts the server under the shim, loads it until the shim cuts the power."""
+    """Starts the server under the shim, loads it until the shim cuts the power. A server
+    that could not listen (another process took the free port first) is started again."""
+    for _ in range(5):
+        if try_round(tmp, data, obs, mode, sync, rng, shim_env, extra):
+            return
+    pytest.fail("the server could not listen on a free port 5 times")
+
+
+def try_round(tmp, data, obs, mode, sync, rng, shim_env, extra):
     port = free_port()
     crashes_before = len(crash_lines(tmp))
     env = clean_env()
@@ -165,6 +173,12 @@ def one_round(tmp, data, obs, mode, sync, rng, shim_env=None, extra=()):
         for t in threads:
             t.join(10)
         log.close()
+    with open(os.path.join(tmp, "serve.log"), "rb") as f:
+        f.seek(max(0, os.path.getsize(f.name) - 300))
+        tail = f.read().decode(errors="replace")
+    if proc.returncode not in (-9, -7) and "cannot listen" in tail and \
+            len(crash_lines(tmp)) == crashes_before:
+        return False
     # SIGKILL from the shim, or SIGBUS: a thread that read the map past the end the power
     # loss cut (the shim cuts the sizes last, just before its SIGKILL).
     assert proc.returncode in (-9, -7), "the server ended with %s, not at the power loss" % (
@@ -173,6 +187,7 @@ def one_round(tmp, data, obs, mode, sync, rng, shim_env=None, extra=()):
     lock = os.path.join(data, "lock.mdb")
     if os.path.exists(lock):
         os.unlink(lock)  # a reboot leaves no process behind; LMDB would reset it anyway
+    return True
 
 
 def verify(data):
