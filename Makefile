@@ -10,8 +10,11 @@
 #   make install  reel, its man page, completions, systemd unit under $(DESTDIR)$(PREFIX)
 #   make deb      a Debian package in build/deb/ (make docker: the container image)
 #   make run      deps-run + build + `reel serve` on ./reel-data at 127.0.0.1:2469
-#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance; the
-#                 PostgreSQL sink at full size (50 kill -9 rounds of the sink)
+#   make cluster-test  three cells and a spare behind nginx: routing, 421, conformance,
+#                 cluster-wide reads, 50 kill -9 rounds of a cell, the PostgreSQL primary
+#                 killed, a stopped cell, moving shards under load and the zombie owner; the
+#                 PostgreSQL sink at full size (50 kill -9 rounds of the sink); machine loss
+#                 and `reel cluster restore` under 30 s of load
 #   make bench    benchmarks (numbers, never pass/fail); see docs/BENCHMARKS.md
 #   make bench-retention  retention: 10,000 sessions, churn, append p99 (docs/BENCHMARKS.md)
 #   make bench-peers  reel beside Redis, PostgreSQL, SQLite, Durable Streams, nginx (installs them)
@@ -71,6 +74,8 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/tools/cmd_sink.o $(BUILD)/obj/tools/sink_pg.o $(BUILD)/obj/tools/sink_feed.o: CFLAGS += $(PQ_CFLAGS)
+$(BUILD)/obj/tools/sink_fence.o $(BUILD)/obj/tools/cluster_move.o $(BUILD)/obj/tools/cluster_move_io.o: CFLAGS += $(PQ_CFLAGS)
+$(BUILD)/obj/cluster/pgload.o: CFLAGS += $(PQ_CFLAGS)
 
 # Made afresh: 'ar r' would keep members of files that were moved or removed.
 $(BUILD)/libreel.a: $(LIBOBJ)
@@ -168,11 +173,15 @@ mutants: all
 # Cells behind a real nginx (docs/CLUSTER.md): 10,000 sessions routed, 421s, epochs, and the
 # Durable Streams conformance suite through nginx (tests/cluster/run.sh; make test runs a
 # quick version); then the PostgreSQL sink at full size: kill -9 the sink 50 times under
-# load (make test: 20).
+# load (make test: 20); then --ack replica's readers under 30 s of load (make test: 4 s).
 cluster-test: all
 	tests/cluster/run.sh $(BUILD)
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_SINK_KILLS=50 /usr/bin/python3 -m pytest -q -rxX \
 	    -p no:cacheprovider tests/http/test_sink_postgres.py
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_RESTORE_SECONDS=30 /usr/bin/python3 -m pytest -q -s \
+	    -rxX -p no:cacheprovider tests/http/test_restore.py
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_ACK_SECONDS=30 /usr/bin/python3 -m pytest -q -rxX \
+	    -p no:cacheprovider tests/http/test_ack_replica.py
 
 # The Durable Streams conformance suite (npm @durable-streams/server-conformance-tests).
 conformance: all

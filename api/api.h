@@ -83,13 +83,21 @@ typedef struct api_limits {
     unsigned ds_long_poll_ms;         /* a Durable Streams long-poll answers 204 after this */
     uint64_t max_sink_lag;            /* appends wait past this sink lag (positions); 0 = off */
     unsigned sink_wait_ms;            /* ... at most this long, then 503 with Retry-After */
+    /* --ack replica (docs/CLUSTER.md "Acknowledged by a replica"): an acknowledged write
+     * waits until the replica sink reported it committed to a synchronously replicated
+     * PostgreSQL, at most replica_wait_ms (then 503 replica_behind), and reads stop at
+     * what it reported (the store's visible bound). 0: --ack local. */
+    int ack_replica;
+    unsigned replica_wait_ms;
+    char replica_sink[64];            /* the sink counted; "" = "postgres-" + the cell (or 0) */
 } api_limits_t;
 
 /* Defaults (docs/HTTP.md): 16 MiB body, 8 MiB event, depth 512, 1024 connections,
  * 256 per IP, 30 s timeout, 1000 SSE clients, 256 KiB SSE buffer, 64 MiB event cache,
- * 3 s Durable Streams long-poll. */
+ * 3 s Durable Streams long-poll, --ack local (5 s replica wait when replica). */
 #define API_LIMITS_DEFAULT                                                                 \
-    {16u << 20, 8u << 20, 512, 1024, 256, 30, 1000, 256u << 10, 64u << 20, 3000, 0, 2000}
+    {16u << 20, 8u << 20, 512, 1024, 256, 30, 1000, 256u << 10, 64u << 20, 3000, 0, 2000, 0,    \
+     5000, ""}
 
 typedef struct api_config {
     const char *listen;          /* "HOST:PORT", "[v6]:PORT"; port 0 picks a free port */
@@ -111,6 +119,9 @@ typedef struct api_config {
      * id in it. NULL: a single node, which owns every session. */
     struct cluster_map *cluster;
     const char *cell;
+    /* The map's file: a map pushed to the cell (PUT /v1/cluster/map, `reel cluster move`)
+     * replaces it, so a restart reads the map in force. NULL: pushed maps are not kept. */
+    const char *cluster_map_path;
 } api_config_t;
 
 /* Error-log levels: each includes the ones before it. */

@@ -66,6 +66,11 @@ const api_route_t api__routes[] = {
     ROUTE("/v1/consumers/{name}/release",  API_M_POST,   API_M_POST, TOKEN, api__consumer_release, T_FILTER),
     ROUTE("/v1/consumers/{name}/next",     R,            0,          TOKEN, api__consumer_next,    T_FILTER),
     ROUTE("/v1/consumers/{name}/ack",      API_M_POST,   API_M_POST, TOKEN, api__consumer_ack,     T_FILTER),
+    /* Cluster mode (handlers/cluster.c): `reel cluster move` pushes maps (admin scope). */
+    SCOPED_ROUTE("/v1/cluster/map", API_M_PUT, API_M_PUT, api__cluster_map_put, T_STORE,
+                 API_SCOPE_ADMIN),
+    SCOPED_ROUTE("/v1/cluster/load", API_M_POST, API_M_POST, api__cluster_load, T_STORE,
+                 API_SCOPE_ADMIN),
     ROUTE("/v1/stats",                     R,            0,          TOKEN, api__stats,            T_FILTER),
     ROUTE("/v1/export",                    R,            0,          TOKEN, api__export,           T_FILTER),
     /* Durable Streams subscriptions (api/ds/subs.c): management takes a reel token

@@ -127,6 +127,8 @@ static void server_free(api_server_t *srv)
     api__log_free(&srv->log);
     api__cell_free(srv);
     pthread_rwlock_destroy(&srv->cluster_lock);
+    pthread_mutex_destroy(&srv->cluster_push);
+    free(srv->cluster_map_path);
     pthread_rwlock_destroy(&srv->tokens_lock);
     pthread_mutex_destroy(&srv->rate_lock);
     pthread_mutex_destroy(&srv->sinks_lock);
@@ -160,6 +162,7 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
         return REEL_ENOMEM;
     }
     pthread_rwlock_init(&srv->cluster_lock, NULL);
+    pthread_mutex_init(&srv->cluster_push, NULL);
     pthread_rwlock_init(&srv->tokens_lock, NULL);
     pthread_mutex_init(&srv->rate_lock, NULL);
     rc = api__log_init(&srv->log, cfg, tmp, sizeof tmp);
@@ -171,6 +174,11 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     }
     srv->store = s;
     /* Before the first request: a cell never answers without its map. */
+    if (cfg->cluster_map_path && !(srv->cluster_map_path = strdup(cfg->cluster_map_path))) {
+        cluster_map_free(cfg->cluster);
+        server_free(srv);
+        return REEL_ENOMEM;
+    }
     if (cfg->cluster && (rc = api__cell_init(srv, cfg->cluster, cfg->cell, tmp, sizeof tmp))) {
         set_msg(msg, msg_len, tmp);
         cluster_map_free(cfg->cluster);
@@ -200,6 +208,15 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     pthread_mutex_init(&srv->sinks_lock, NULL);
     if (!srv->lim.sink_wait_ms)
         srv->lim.sink_wait_ms = 2000;
+    if (srv->lim.ack_replica) { /* api/core/ack.c, handlers/sinks.c */
+        if (!srv->lim.replica_wait_ms)
+            srv->lim.replica_wait_ms = 5000;
+        if (!srv->lim.replica_sink[0])
+            snprintf(srv->lim.replica_sink, sizeof srv->lim.replica_sink, "postgres-%s",
+                     cfg->cell ? cfg->cell : "0");
+        /* Nothing is known to be on the replica until its sink reports (sinks.c). */
+        store_set_visible(s, 0, 0);
+    }
     srv->waiters.next = srv->waiters.prev = &srv->waiters;
     if ((cfg->cors_origin && !(srv->cors_origin = strdup(cfg->cors_origin))) ||
         !(srv->access = api__access_new()) ||
@@ -258,6 +275,8 @@ void api_server_stop(api_server_t *srv)
     api__ds_subs_free(srv->subs); /* requests read it until the daemon stopped */
     srv->subs = NULL;
     store_set_commit_hook(srv->store, NULL, NULL);
+    if (srv->lim.ack_replica)
+        store_set_visible(srv->store, STORE_VISIBLE_ALL, UINT32_MAX);
     server_free(srv);
 }
 

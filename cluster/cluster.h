@@ -21,7 +21,8 @@
  *
  * Rules:
  *  - Pure functions and one immutable map object: no HTTP, no store, no globals. A loaded
- *    map is never changed; a reload builds a new one and the caller swaps pointers.
+ *    map is never changed; a reload builds a new one and the caller swaps pointers. A
+ *    move edits a copy (cluster_map_dup) before anyone uses it, and writes it out.
  *  - Ownership: cluster_map_load() returns a new map (free with cluster_map_free());
  *    every pointer into it (cells, ids, addresses) is borrowed for the map's life.
  *  - Errors: REEL_OK or a reel_err (store/err.h); a message naming the file and the bad
@@ -34,6 +35,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "store/buf.h"
 #include "store/err.h"
 
 #define CLUSTER_V_DEFAULT 4096
@@ -76,6 +78,8 @@ typedef struct cluster_map {
     size_t n_cells;
     uint16_t *owner;       /* owner[shard] = index into 'cells' */
     uint64_t *bounds;      /* cluster_bounds(v) */
+    uint8_t *loading;      /* loading[shard] = 1: its owner is still copying it in (a move,
+                            * docs/CLUSTER.md "Moving shards") and answers 503 for it */
 } cluster_map_t;
 
 /* Reads and checks the map file 'path' (format in docs/CLUSTER.md "Cluster map"): every
@@ -93,6 +97,19 @@ int cluster_map_cell(const cluster_map_t *m, const char *id);
 
 /* The shard of routing key 'key' ('len' bytes) and its owner's index in m->cells. */
 unsigned cluster_map_shard(const cluster_map_t *m, const char *key, size_t len, int *owner);
+
+/* ---- Writing maps (mapwrite.c; for `reel cluster move`) ---- */
+
+/* A new copy of 'm' (free with cluster_map_free()), or NULL when out of memory. */
+cluster_map_t *cluster_map_dup(const cluster_map_t *m);
+/* Counts each cell's shards again after 'owner' was changed. */
+void cluster_map_recount(cluster_map_t *m);
+/* Appends the JSON text of 'm' (the file format; each cell's shards and loading shards as
+ * ranges) to 'out'. cluster_map_parse() of it gives 'm' back. */
+void cluster_map_write(const cluster_map_t *m, store_buf_t *out);
+/* Reads shard ranges "A-B,C,..." (each in 0..v-1) into 'set' (v bytes, set to 1).
+ * REEL_OK or REEL_EINVALID_PARAMETER with 'msg' naming the bad part. */
+int cluster_shards_parse(const char *text, unsigned v, uint8_t *set, char *msg, size_t mlen);
 
 /* ---- nginx ---- */
 

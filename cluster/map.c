@@ -87,6 +87,35 @@ static int take_ranges(cluster_map_t *m, size_t ci, json_t *ranges, const char *
     return REEL_OK;
 }
 
+/* "loading": shards of this cell that it does not serve yet (a move is copying them in,
+ * docs/CLUSTER.md "Moving shards"); each must be the cell's own. */
+static int take_loading(cluster_map_t *m, size_t ci, json_t *ranges, const char *name, char *msg,
+                        size_t mlen)
+{
+    const char *id = m->cells[ci].id;
+    size_t i;
+    json_t *r;
+    if (!json_is_array(ranges))
+        return fail(msg, mlen, name, "cell '%s': \"loading\" must be an array of [first, last] "
+                    "ranges", id);
+    json_array_foreach(ranges, i, r) {
+        json_t *a = json_array_get(r, 0), *b = json_array_get(r, 1);
+        if (!json_is_array(r) || json_array_size(r) != 2 || !json_is_integer(a) ||
+            !json_is_integer(b) || json_integer_value(a) < 0 ||
+            json_integer_value(b) < json_integer_value(a) ||
+            json_integer_value(b) >= (json_int_t)m->v)
+            return fail(msg, mlen, name, "cell '%s': loading range %zu is not [first, last] "
+                        "with 0 <= first <= last < %u", id, i, m->v);
+        for (json_int_t s = json_integer_value(a); s <= json_integer_value(b); s++) {
+            if (m->owner[s] != ci)
+                return fail(msg, mlen, name, "cell '%s' is loading shard %lld, which it does "
+                            "not own", id, (long long)s);
+            m->loading[s] = 1;
+        }
+    }
+    return REEL_OK;
+}
+
 static int take_cell(cluster_map_t *m, size_t ci, json_t *c, const char *name, char *msg,
                      size_t mlen)
 {
@@ -107,7 +136,9 @@ static int take_cell(cluster_map_t *m, size_t ci, json_t *c, const char *name, c
     }
     snprintf(m->cells[ci].id, sizeof m->cells[ci].id, "%s", id);
     snprintf(m->cells[ci].address, sizeof m->cells[ci].address, "%s", addr);
-    return take_ranges(m, ci, json_object_get(c, "shards"), name, msg, mlen);
+    int rc = take_ranges(m, ci, json_object_get(c, "shards"), name, msg, mlen);
+    json_t *loading = json_object_get(c, "loading");
+    return rc || !loading ? rc : take_loading(m, ci, loading, name, msg, mlen);
 }
 
 static int build(cluster_map_t *m, json_t *root, const char *name, char *msg, size_t mlen)
@@ -130,7 +161,8 @@ static int build(cluster_map_t *m, json_t *root, const char *name, char *msg, si
     m->cells = calloc(m->n_cells, sizeof *m->cells);
     m->owner = malloc(m->v * sizeof *m->owner);
     m->bounds = malloc(m->v * sizeof *m->bounds);
-    if (!m->cells || !m->owner || !m->bounds)
+    m->loading = calloc(m->v, 1);
+    if (!m->cells || !m->owner || !m->bounds || !m->loading)
         return REEL_ENOMEM;
     memset(m->owner, 0xff, m->v * sizeof *m->owner);
     cluster_bounds(m->v, m->bounds);
@@ -209,6 +241,7 @@ void cluster_map_free(cluster_map_t *m)
     free(m->cells);
     free(m->owner);
     free(m->bounds);
+    free(m->loading);
     free(m);
 }
 

@@ -889,3 +889,26 @@ int ingest_append(store_t *s, ingest_batch_t *ib)
     finalize(ib);
     return store_append(s, &ib->b);
 }
+
+void ingest_usage_of_body(const uint8_t *body, size_t len, store_usage_t *u)
+{
+    memset(u, 0, sizeof *u);
+    store_mp_t m = {body, body + len};
+    store_mp_obj_t arr, type;
+    if (store_mp_next(&m, &arr) || arr.type != STORE_MP_ARRAY || arr.u < 6 ||
+        store_mp_skip(&m, STORE_JSON_MAX_DEPTH) || store_mp_next(&m, &type) ||
+        type.type != STORE_MP_STR)
+        return;
+    for (int i = 2; i < 5; i++) /* source, synthetic, native_session_id */
+        if (store_mp_skip(&m, STORE_JSON_MAX_DEPTH))
+            return;
+    const uint8_t *start = m.p;
+    if (store_mp_skip(&m, STORE_JSON_MAX_DEPTH))
+        return;
+    store_buf_t data = {.data = (uint8_t *)start, .len = (size_t)(m.p - start)};
+    const char *model = NULL;
+    size_t model_len = 0;
+    usage_of((const char *)type.ptr, type.len, &data, u, &model, &model_len);
+    u->model = model;
+    u->model_len = model_len;
+}

@@ -104,6 +104,11 @@ int ingest_append(store_t *s, ingest_batch_t *ib);
 
 /* Writes a new UUIDv7 (36 chars + NUL) into 'out'. Thread-safe. */
 void ingest_uuid7(char out[37]);
+/* What a stored event adds to its session's usage summary (store_usage_t, the same rule
+ * ingest applies when it appends), read from its msgpack body (store.h): 'u' is zeroed,
+ * then filled; u->model borrows from 'body'. A body that is not an event array adds
+ * nothing. For a copy that rebuilds records (cluster/pgload.h). */
+void ingest_usage_of_body(const uint8_t *body, size_t len, store_usage_t *u);
 
 /* ---- Redaction (redact.c, docs/REDACTION.md) ----
  *

@@ -35,13 +35,19 @@ void replay_write_cursor(store_buf_t *out, uint64_t pos, uint32_t index)
         store_buf_printf(out, "%llu", (unsigned long long)pos);
 }
 
-int replay_write_event_body(store_buf_t *out, size_t mark, const store_event_view_t *ev)
+int replay_write_event_body(store_buf_t *out, size_t mark, const store_event_view_t *ev,
+                            int kept)
 {
     if (out->len <= mark || out->data[out->len - 1] != '}')
         return REEL_ECORRUPT;
     out->len--;
     store_buf_puts(out, ",\"hash\":\"");
     put_hex(out, ev->hash, STORE_HASH_LEN);
+    uint8_t k[STORE_HASH_LEN];
+    if (kept && store_event_kept_hash(ev, k) == REEL_OK) { /* restore rebuilds the chain */
+        store_buf_puts(out, "\",\"kept_hash\":\"");
+        put_hex(out, k, STORE_HASH_LEN);
+    }
     store_buf_puts(out, "\",\"body\":\"");
     put_base64(out, ev->body, ev->body_len);
     store_buf_puts(out, "\"}");
@@ -65,6 +71,11 @@ int replay_write_change(store_buf_t *out, const store_change_view_t *ch)
     if (!rc && rec->last_sequence) { /* where a copy's chain goes on (restore, the sink) */
         store_buf_puts(out, ",\"last_hash\":\"");
         put_hex(out, rec->last_hash, STORE_HASH_LEN);
+        store_buf_putc(out, '"');
+    }
+    if (!rc && rec->first_sequence > 1) { /* where a trimmed session's chain starts */
+        store_buf_puts(out, ",\"first_hash\":\"");
+        put_hex(out, rec->first_prev_hash, STORE_HASH_LEN);
         store_buf_putc(out, '"');
     }
     store_buf_putc(out, '}');

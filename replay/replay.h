@@ -35,12 +35,16 @@ void replay_drop_position(store_buf_t *out, size_t mark);
 /* ---- The feed with changes (changes.c; docs/HTTP.md "The feed with changes") ---- */
 
 /* Appends change 'ch' as its JSON object: change, kind, session_id, position, index,
- * cursor, time, record (as replay_write_session()) and last_hash. */
+ * cursor, time, record (as replay_write_session()), last_hash and, for a trimmed session,
+ * first_hash (the chain hash its kept events start from). */
 int replay_write_change(store_buf_t *out, const store_change_view_t *ch);
 /* Turns the envelope written from 'mark' of 'out' into one that carries what a copy needs
- * to rebuild the event: "hash" (its chain hash, hex) and "body" (the stored msgpack body,
- * base64), before its closing brace. The view must have been checked (store_event_check). */
-int replay_write_event_body(store_buf_t *out, size_t mark, const store_event_view_t *ev);
+ * to rebuild the event: "hash" (its chain hash, hex), with 'kept' and a body redacted after
+ * the fact "kept_hash" (the original body's SHA-256 that the chain commits to, hex), and
+ * "body" (the stored msgpack body, base64), before its closing brace. The view must have
+ * been checked (store_event_check). */
+int replay_write_event_body(store_buf_t *out, size_t mark, const store_event_view_t *ev,
+                            int kept);
 /* Appends the cursor of the feed with changes: "P" for (P, 0), "P.I" otherwise. */
 void replay_write_cursor(store_buf_t *out, uint64_t pos, uint32_t index);
 

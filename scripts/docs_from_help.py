@@ -49,6 +49,11 @@ def roff(text):
     return "\n".join(lines)
 
 
+# Commands with subcommands that parse options of their own ("reel cluster restore --help"):
+# each gets its own section after its command's.
+NESTED = {"cluster": ["restore", "move"]}
+
+
 def man(reel, top, cmds, helps, version):
     date = datetime.date.today().isoformat()
     if os.environ.get("SOURCE_DATE_EPOCH"):
@@ -62,6 +67,8 @@ def man(reel, top, cmds, helps, version):
         if name not in helps:
             continue
         out += [f".SS reel {name}", ".nf", roff(helps[name]), ".fi"]
+        for sub in NESTED.get(name, []):
+            out += [f".SS reel {name} {sub}", ".nf", roff(run(reel, name, sub, "--help")), ".fi"]
     out += [".SH FILES", "./reel-data (the default data directory), packaging/reel.service",
             ".SH SEE ALSO", "docs/HTTP.md, docs/AGENTS.md, docs/REPLAY.md in the source tree"]
     return "\n".join(out) + "\n"

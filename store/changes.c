@@ -71,7 +71,23 @@ int store__change_put(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos
         return rc;
     if (cl->pos == pos && cl->index == UINT32_MAX)
         return EOVERFLOW; /* 4 billion changes after one event: refuse, never wrap */
-    uint32_t index = cl->pos == pos ? cl->index + 1 : 1;
+    return store__change_put_at(s, txn, cl, pos, cl->pos == pos ? cl->index + 1 : 1, kind,
+                                time_ms, rec);
+}
+
+int store__change_last(store_t *s, MDB_txn *txn, store__chlog_t *cl)
+{
+    return cl->known ? 0 : last_key(s, txn, cl);
+}
+
+int store__change_put_at(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos,
+                         uint32_t index, int kind, uint64_t time_ms, const store_session_t *rec)
+{
+    int rc = cl->known ? 0 : last_key(s, txn, cl);
+    if (rc)
+        return rc;
+    if (!index || pos < cl->pos || (pos == cl->pos && index <= cl->index))
+        return EINVAL; /* keys only grow (MDB_APPEND below) */
     store_buf_t buf = STORE_BUF_INIT;
     uint8_t head[CHANGE_HEAD];
     head[0] = (uint8_t)kind;
@@ -182,6 +198,8 @@ static int feed_changes(store_read_t *r, uint64_t after, uint32_t index, size_t 
             stop = REEL_ECORRUPT;
             break;
         }
+        if (found && !store__change_visible(r, store__get_u64(k.mv_data), key_index(k.mv_data)))
+            found = 0; /* above the visible bound (visible.c): as if not there yet */
         uint64_t next = found ? store__get_u64(k.mv_data) : UINT64_MAX;
         struct stretch st = {cb, arg, 0};
         int ev_more = 0;
@@ -221,5 +239,35 @@ int store_feed_changes_after(store_read_t *r, uint64_t after, uint32_t index, si
     if (!r->s->has_changes)
         return store_feed_after(r, after, limit, cb, arg, more);
     STORE__GUARD(r->s, rc, feed_changes(r, after, index, limit, cb, ccb, arg, m));
+    return rc;
+}
+
+static int feed_tail(store_read_t *r, uint64_t *pos, uint32_t *index)
+{
+    *index = 0;
+    int rc = store_tail_position(r, pos);
+    if (rc || !r->s->has_changes)
+        return rc;
+    MDB_cursor *c;
+    if ((rc = store__cursor_open(r, r->s->db_changes, &c)))
+        return rc;
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    /* The last visible change: step back over those above the bound. */
+    while (mrc == 0 && k.mv_size == CHANGE_KEY &&
+           !store__change_visible(r, store__get_u64(k.mv_data), key_index(k.mv_data)))
+        mrc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    if (mrc == 0 && k.mv_size == CHANGE_KEY && store__get_u64(k.mv_data) >= *pos) {
+        *pos = store__get_u64(k.mv_data);
+        *index = key_index(k.mv_data);
+    }
+    store__cursor_close(r, c);
+    return mrc == 0 || mrc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(mrc);
+}
+
+int store_feed_tail(store_read_t *r, uint64_t *pos, uint32_t *index)
+{
+    int rc;
+    STORE__GUARD(r->s, rc, feed_tail(r, pos, index));
     return rc;
 }

@@ -177,10 +177,10 @@ static int log_change(struct group *g, const struct sess *x, int kind)
 
 /* ---- appending ---- */
 
-static void event_key(uint8_t key[8 + STORE_EVENT_ID_MAX], uint64_t num, const store_event_t *ev)
+static size_t event_key(const store_t *s, uint8_t key[STORE__ID_KEY_MAX], uint64_t num,
+                        const store_event_t *ev)
 {
-    store__put_u64(key, num);
-    memcpy(key + 8, ev->event_id, ev->event_id_len);
+    return store__id_key(s, key, num, ev->event_id, ev->event_id_len);
 }
 
 static int validate(const store_batch_t *b)
@@ -207,9 +207,8 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
         ev->duplicate = 0;
         if (!x)
             continue;
-        uint8_t key[8 + STORE_EVENT_ID_MAX], skey[16];
-        event_key(key, x->rec.num, ev);
-        MDB_val k = {8 + ev->event_id_len, key}, v;
+        uint8_t key[STORE__ID_KEY_MAX], skey[16];
+        MDB_val k = {event_key(g->s, key, x->rec.num, ev), key}, v;
         int rc = mdb_get(g->txn, g->s->db_event_ids, &k, &v);
         if (rc == MDB_NOTFOUND)
             continue;
@@ -257,10 +256,9 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
 {
     store_t *s = g->s;
     uint64_t seq = x->rec.last_sequence + 1;
-    uint8_t key[8 + STORE_EVENT_ID_MAX], seqbe[8];
-    event_key(key, x->rec.num, ev);
+    uint8_t key[STORE__ID_KEY_MAX], seqbe[8];
     store__put_u64(seqbe, seq);
-    MDB_val k = {8 + ev->event_id_len, key}, v = {8, seqbe};
+    MDB_val k = {event_key(s, key, x->rec.num, ev), key}, v = {8, seqbe};
     int rc = mdb_put(g->txn, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) { /* the same event_id earlier in this batch */
         ev->duplicate = 1;
@@ -632,10 +630,8 @@ static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, const MDB_va
         store_buf_release(&z);
         return rc;
     }
-    uint8_t key[8 + STORE_EVENT_ID_MAX];
-    store__put_u64(key, x->rec.num);
-    memcpy(key + 8, id.ptr, id.len);
-    MDB_val ik = {8 + id.len, key};
+    uint8_t key[STORE__ID_KEY_MAX];
+    MDB_val ik = {store__id_key(s, key, x->rec.num, (const char *)id.ptr, id.len), key};
     store_buf_release(&z);
     *vlen = val.mv_size;
     memcpy(hash, (const uint8_t *)val.mv_data + 25, STORE_HASH_LEN);
@@ -1000,6 +996,33 @@ static int apply_consumer(struct group *g, store_batch_t *b)
                                  group_last_seq, g, &g->mdb_rc, &g->made_consumers);
 }
 
+/* ---- loading a copy (load.c) ---- */
+
+static int load_sess(void *arg, const char *id, size_t len, int create, store_session_t **rec)
+{
+    struct group *g = arg;
+    struct sess *x;
+    int rc = sess_get(g, id, len, &x);
+    if (!rc && !x && create)
+        rc = sess_create(g, id, len, &x);
+    if (x)
+        x->dirty = 1; /* a load that passes its checks writes the record */
+    *rec = x ? &x->rec : NULL;
+    return rc;
+}
+
+static int apply_load(struct group *g, store_batch_t *b)
+{
+    store__load_ctx_t c = {.s = g->s, .txn = g->txn, .position = &g->position,
+                           .chlog = &g->chlog, .now_ms = g->now_ms, .sess = load_sess,
+                           .arg = g};
+    int rc = store__load_apply(&c, b);
+    g->mdb_rc = c.mdb_rc;
+    g->n_events += c.n_events;
+    g->need_bytes += c.need_bytes;
+    return rc;
+}
+
 static int apply(struct group *g, store_batch_t *b)
 {
     switch (b->op) {
@@ -1010,6 +1033,7 @@ static int apply(struct group *g, store_batch_t *b)
     case STORE_OP_TRIM: return apply_trim(g, b);
     case STORE_OP_PURGE: return apply_purge(g, b);
     case STORE_OP_REDACT: return apply_redact(g, b);
+    case STORE_OP_LOAD: return apply_load(g, b);
     default: return REEL_EINVALID_PARAMETER;
     }
 }
@@ -1027,6 +1051,9 @@ static int group_run(struct group *g, store_batch_t *list)
     for (store_batch_t *b = list; b; b = b->next_) {
         g->mdb_rc = 0;
         b->err = apply(g, b);
+        /* where the feed with changes stands after it (store.h; serve --ack replica) */
+        b->cursor_position = g->position;
+        b->cursor_index = g->chlog.known && g->chlog.pos == g->position ? g->chlog.index : 0;
         if (g->mdb_rc) {
             mdb_txn_abort(g->txn);
             return g->mdb_rc;

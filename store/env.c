@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "store/store_int.h"
 
@@ -103,7 +104,28 @@ size_t store__session_key(const char *id, size_t len, uint8_t key[STORE__SESSION
     return STORE__SESSION_KEY_MAX;
 }
 
+/* The meta record 'key' into 'v' ({0, NULL} when absent), checked to be whole 'unit'-byte
+ * items: anything else is damage (REEL_ECORRUPT, naming the record). */
+int store__meta_get(store_t *s, MDB_txn *txn, const char *key, size_t unit, MDB_val *v)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    int rc = mdb_get(txn, s->db_meta, &k, v);
+    if (rc == MDB_NOTFOUND) {
+        v->mv_size = 0, v->mv_data = NULL;
+        return REEL_OK;
+    }
+    if (rc)
+        return store__err_from_mdb(rc);
+    if (v->mv_size == 0 || v->mv_size % unit) {
+        store__set_error("meta record '%s' is %zu bytes, not items of %zu", key, v->mv_size,
+                         unit);
+        return REEL_ECORRUPT;
+    }
+    return REEL_OK;
+}
+
 /* ---- map growth ---- */
+
 
 int store__grow(store_t *s, int adopt, size_t need)
 {
@@ -218,6 +240,7 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
         return REEL_EFORMAT;
     }
     if (rc == MDB_NOTFOUND && !s->read_only && is_new_store(s, txn)) {
+        s->parts = STORE__PARTS_NEW;
         rc = store__put_format(s, txn);
         if (rc)
             store__set_error("cannot initialise '%s': %s", dir, mdb_strerror(rc));
@@ -228,7 +251,16 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
         return REEL_EFORMAT;
     }
     const uint8_t *p = v.mv_data;
-    uint32_t ver = v.mv_size == 4 ? (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3] : 0;
+    uint32_t ver = v.mv_size == 4 || v.mv_size == 8
+                       ? (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3] : 0;
+    /* Optional parts an older format-4 build must not open (FORMAT.md 18.1). */
+    s->parts = v.mv_size == 8 ? (uint32_t)p[4] << 24 | p[5] << 16 | p[6] << 8 | p[7] : 0;
+    if (v.mv_size == 8 && (ver != STORE_FORMAT_VERSION || (s->parts & ~STORE__PARTS_KNOWN))) {
+        store__set_error("data directory '%s' has format version %u with optional parts 0x%x; "
+                         "this build of reel knows parts 0x%x of version %u", dir, ver,
+                         (unsigned)s->parts, STORE__PARTS_KNOWN, STORE_FORMAT_VERSION);
+        return REEL_EFORMAT;
+    }
     if (ver == 1 && !s->has_recent) /* read-only: read it as it is, with defaults */
         return s->read_only ? REEL_OK : store__upgrade(s, txn, dir);
     if (ver >= 2 && ver <= STORE_FORMAT_VERSION && !s->has_recent) {
@@ -355,13 +387,21 @@ static int open_checks(store_t *s, MDB_txn *txn, const char *dir, int had_file, 
 }
 
 /* 1 when 'dir'/data.mdb exists; an empty one is refused here unless 'create' (LMDB would
- * silently make a new environment in it). */
+ * silently make a new environment in it). An empty file can also be another process's
+ * creation under way: LMDB writes the first pages right after it creates the file (under
+ * its exclusive lock, which this stat cannot wait for), so an empty file is only believed
+ * once it has stayed empty for a while. */
 static int existing_file(const char *dir, int create, int *had_file)
 {
     char path[4096];
     struct stat st;
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     *had_file = stat(path, &st) == 0;
+    for (int i = 0; i < 50 && *had_file && st.st_size == 0 && !create; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        *had_file = stat(path, &st) == 0;
+    }
     if (*had_file && st.st_size == 0 && !create) {
         store__set_error("'%s' is empty: the store it held is gone; restore it from a backup, "
                          "or run `reel serve --create` to make a new, empty store there", path);
@@ -460,7 +500,10 @@ int store_open(const char *dir, const store_options_t *opt, store_t **out)
     pthread_cond_init(&s->work, NULL);
     pthread_mutex_init(&s->zd_mu, NULL);
     pthread_cond_init(&s->zd_cv, NULL);
-    s->zd_auto = opt->zdict;
+    pthread_mutex_init(&s->vis_mu, NULL);
+    s->vis_pos = STORE_VISIBLE_ALL;
+    s->vis_idx = UINT32_MAX;
+    s->zd_auto = !opt->no_zdict;
     int rc = open_env(s, dir, opt);
     if (!rc)
         rc = store__zdict_open(s);
@@ -495,6 +538,7 @@ void store_close(store_t *s)
         mdb_env_close(s->env);
     pthread_cond_destroy(&s->zd_cv);
     pthread_mutex_destroy(&s->zd_mu);
+    pthread_mutex_destroy(&s->vis_mu);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->mu);
     pthread_rwlock_destroy(&s->resize_lock);

@@ -13,19 +13,14 @@
 
 static int read_epoch(store_t *s, MDB_txn *txn, uint64_t *epoch)
 {
-    MDB_val k = {sizeof EPOCH_KEY - 1, (void *)EPOCH_KEY}, v;
-    int rc = mdb_get(txn, s->db_meta, &k, &v);
-    *epoch = 0;
-    if (rc == MDB_NOTFOUND)
-        return REEL_OK;
-    if (rc)
-        return store__err_from_mdb(rc);
-    if (v.mv_size != 8) {
+    MDB_val v;
+    int rc = store__meta_get(s, txn, EPOCH_KEY, 8, &v);
+    if (!rc && v.mv_size > 8) {
         store__set_error("meta record '%s' is %zu bytes, not 8", EPOCH_KEY, v.mv_size);
-        return REEL_ECORRUPT;
+        rc = REEL_ECORRUPT;
     }
-    *epoch = store__get_u64(v.mv_data);
-    return REEL_OK;
+    *epoch = !rc && v.mv_size ? store__get_u64(v.mv_data) : 0;
+    return rc;
 }
 
 int store_epoch_get(store_t *s, uint64_t *epoch)

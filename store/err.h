@@ -49,6 +49,8 @@
     XX(INTERNAL, 500, "internal", "internal error")                                        \
     XX(UNAVAILABLE, 503, "unavailable", "the store is closed or failed; restart it")       \
     XX(SINK_BEHIND, 503, "sink_behind", "a sink is too far behind; retry later")           \
+    XX(SHARD_LOADING, 503, "shard_loading", "the session's shard is being moved here; retry later") \
+    XX(REPLICA_BEHIND, 503, "replica_behind", "durable here, not yet on the replica; retry")  \
     XX(FULL, 507, "store_full", "no space left on the device")
 
 typedef enum reel_err {

@@ -9,11 +9,12 @@
  * and sequence (store_read_corruption(), which the server puts in its problem, its log
  * line and its counter: store_note_corrupt()), never altered or missing events.
  *
+ * Session listings (by id, most recent first) are in list.c, which shares the checks.
+ *
  * Each public read runs its static twin under STORE__GUARD (guard.c), so that a damaged
  * page gives REEL_ECORRUPT instead of an LMDB abort. A walk keeps its cursor in the read
  * (store__cursor_push), where store_read_end() finds it when the walk was left by the
  * guard. */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +28,8 @@ static __thread char corrupt_text[320];
 
 const char *store_read_corruption(void) { return corrupt_text; }
 
-/* Records a failed check of session 'id' at 'seq' (position 'pos', 0 when unknown):
- * the text for this thread, the counter and a log line. Returns REEL_ECORRUPT. */
-__attribute__((format(printf, 6, 7)))
-static int corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t seq, uint64_t pos,
-                   const char *fmt, ...)
+int store__read_corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t seq,
+                        uint64_t pos, const char *fmt, ...)
 {
     char why[160];
     va_list ap;
@@ -49,7 +47,7 @@ static int corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t seq,
 
 /* Ends a cursor walk: 'stop' is a callback's (or decoder's) non-zero result, returned as
  * is; 'rc' is the last LMDB result, where MDB_NOTFOUND means the walk ran off the end. */
-static int walk_end(store_read_t *r, MDB_cursor *c, int stop, int rc)
+int store__walk_end(store_read_t *r, MDB_cursor *c, int stop, int rc)
 {
     store__cursor_close(r, c);
     if (stop)
@@ -68,6 +66,7 @@ int store_read_begin(store_t *s, store_read_t *r)
         int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
         if (rc == MDB_SUCCESS) {
             r->txn_ = txn;
+            store_get_visible(s, &r->visible, &r->visible_index);
             return REEL_OK;
         }
         pthread_rwlock_unlock(&s->resize_lock);
@@ -132,7 +131,7 @@ static int confirm_absent(store_read_t *r, const char *id, size_t id_len, const 
     return REEL_ECORRUPT;
 }
 
-static int session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
+int store__session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
 {
     if (!store_session_id_valid(id, id_len))
         return REEL_EINVALID_SESSION_ID;
@@ -148,13 +147,13 @@ static int session_get(store_read_t *r, const char *id, size_t id_len, store_ses
     rc = store__session_decode(v.mv_data, v.mv_size, (const char *)key, k.mv_size, out);
     if (rc == REEL_OK && (out->id_len != id_len || memcmp(out->id, id, id_len)))
         rc = REEL_ECORRUPT; /* a long id whose record holds another id */
+    if (rc == REEL_OK)
+        rc = store__clip_record(r, out); /* the visible bound (visible.c) */
     if (rc == REEL_ECORRUPT) /* name the session (and the last sequence it claims) */
-        return corrupt(r, id, id_len, out->last_sequence, 0,
+        return store__read_corrupt(r, id, id_len, out->last_sequence, 0,
                        "the session record fails its checks (count, last sequence, number)");
     return rc;
 }
-
-static int session_name(store_read_t *r, const uint8_t num[8], MDB_val *name);
 
 /* The chain hash kept for a trimmed session's first event (docs/FORMAT.md section 10):
  * 0 and 'out' set when session 'num' has first_sequence 'seq', else 1. */
@@ -164,8 +163,8 @@ static int trimmed_prev(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out
     MDB_val name;
     store_session_t rec;
     store__put_u64(nk, num);
-    if (session_name(r, nk, &name) ||
-        session_get(r, name.mv_data, name.mv_size, &rec) || rec.num != num ||
+    if (store__session_name(r, nk, &name) ||
+        store__session_get(r, name.mv_data, name.mv_size, &rec) || rec.num != num ||
         rec.first_sequence != seq)
         return 1;
     memcpy(out, rec.first_prev_hash, STORE_HASH_LEN);
@@ -201,7 +200,7 @@ static int check_chain(const store_event_view_t *ev)
         store__chain(ev->prev_hash_, ev->sequence, ev->position, ev->time_ms, body_hash, want))
         return REEL_ENOMEM;
     if (memcmp(want, ev->hash, STORE_HASH_LEN))
-        return corrupt(ev->read_, ev->session, ev->session_len, ev->sequence, ev->position,
+        return store__read_corrupt(ev->read_, ev->session, ev->session_len, ev->sequence, ev->position,
                        "hash chain mismatch: the stored event was altered");
     return REEL_OK;
 }
@@ -228,11 +227,11 @@ static int emit(store_read_t *r, struct expect *x, uint64_t pos, const MDB_val *
     if (!rc && !cached)
         rc = store__value_body(r->s, TXN(r), &r->zbuf_, &ev);
     if (rc == REEL_ECORRUPT)
-        return corrupt(r, x->id, x->id_len, x->seq, pos, "the value does not decode");
+        return store__read_corrupt(r, x->id, x->id_len, x->seq, pos, "the value does not decode");
     if (rc)
         return rc;
     if (num != x->num || ev.sequence != x->seq)
-        return corrupt(r, x->id, x->id_len, x->seq, pos,
+        return store__read_corrupt(r, x->id, x->id_len, x->seq, pos,
                        "the value's header names another event");
     uint8_t prev[STORE_HASH_LEN];
     memcpy(prev, x->chain, STORE_HASH_LEN);
@@ -262,7 +261,7 @@ int store_event_check(const store_event_view_t *ev)
         store_read_t *r = ev->read_;
         int rc = store__value_body(r->s, TXN(r), &r->zbuf_, w);
         if (rc == REEL_ECORRUPT)
-            return corrupt(r, ev->session, ev->session_len, ev->sequence, ev->position,
+            return store__read_corrupt(r, ev->session, ev->session_len, ev->sequence, ev->position,
                            "the value does not decode");
         if (rc)
             return rc;
@@ -270,68 +269,101 @@ int store_event_check(const store_event_view_t *ev)
     return check_chain(ev);
 }
 
-static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
-                        size_t limit, store_event_cb cb, void *arg, int *more)
+/* The value at position 'pos' through the walk's cursor 'ec' on the events tree. Positions
+ * of one session grow, mostly by one (sessions written in batches), so the next is
+ * usually the cursor's next entry, and otherwise on the same leaf page, where LMDB's
+ * MDB_SET_KEY looks first: a walk does not descend from the root per event, as mdb_get()
+ * does (27 % of a newest-50 read's CPU in the server, docs/BENCHMARKS.md). */
+static int event_at(MDB_cursor *ec, uint64_t pos, uint64_t *at, MDB_val *v)
 {
-    store_session_t rec;
-    int rc = session_get(r, id, id_len, &rec);
-    if (more)
-        *more = 0;
+    uint8_t pk[8];
+    MDB_val k = {8, pk};
+    if (*at && pos == *at + 1 && !mdb_cursor_get(ec, &k, v, MDB_NEXT) && k.mv_size == 8 &&
+        store__get_u64(k.mv_data) == pos) {
+        *at = pos;
+        return 0;
+    }
+    store__put_u64(pk, pos);
+    k.mv_data = pk;
+    k.mv_size = 8;
+    int rc = mdb_cursor_get(ec, &k, v, MDB_SET_KEY);
+    *at = rc ? 0 : pos;
+    return rc;
+}
+
+/* The chain hash before sequence 'seq' of 'rec' into x->chain, through the walk's cursors
+ * when that event is indexed: the seqs cursor 'c' is left on (num, seq - 1), 'ec' on its
+ * value. 1 when it cannot be found (then the index is damaged). */
+static int walk_prev(store_read_t *r, const store_session_t *rec, uint64_t seq,
+                     MDB_cursor *c, MDB_cursor *ec, uint64_t *at, struct expect *x)
+{
+    if (seq == rec->first_sequence) {
+        memcpy(x->chain, rec->first_prev_hash, STORE_HASH_LEN);
+        return 0;
+    }
+    uint8_t key[16];
+    store__put_u64(key, rec->num);
+    store__put_u64(key + 8, seq - 1);
+    MDB_val k = {16, key}, v, ev;
+    if (seq > 1 && !mdb_cursor_get(c, &k, &v, MDB_SET_KEY) && v.mv_size == 8 &&
+        !event_at(ec, store__get_u64(v.mv_data), at, &ev) && ev.mv_size > STORE_HEADER_LEN) {
+        memcpy(x->chain, (const uint8_t *)ev.mv_data + 25, STORE_HASH_LEN);
+        return 0;
+    }
+    return prev_chain(r, rec->num, seq, x->chain); /* sequence 1, or a trimmed session */
+}
+
+/* Events of 'rec' after 'after' (which is below its last sequence), at most 'limit'. */
+static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t after,
+                       size_t limit, store_event_cb cb, void *arg, int *more)
+{
+    uint8_t key[16];
+    store__put_u64(key, rec->num);
+    MDB_val k = {16, key}, v;
+    struct expect x = {rec->id, rec->id_len, rec->num, after + 1, {0}};
+    MDB_cursor *c, *ec;
+    int rc = store__cursor_open(r, r->s->db_seqs, &c);
     if (rc)
         return rc;
-    if (rec.status == STORE_DELETED)
-        return REEL_EGONE;
-    /* Events before first_sequence were trimmed: they are gone, not missing. */
-    if (after + 1 < rec.first_sequence)
-        after = rec.first_sequence - 1;
-    uint8_t key[16];
-    store__put_u64(key, rec.num);
-    MDB_val k = {16, key}, v;
-    if (after >= rec.last_sequence) {
-        /* Nothing new, if the record is right: no index entry past its last_seq. */
-        store__put_u64(key + 8, rec.last_sequence + 1);
-        rc = mdb_get(TXN(r), r->s->db_seqs, &k, &v);
-        if (rc == 0)
-            return corrupt(r, rec.id, rec.id_len, rec.last_sequence + 1, 0,
-                           "indexed past the session record's last sequence");
-        return rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
-    }
-    struct expect x = {rec.id, rec.id_len, rec.num, after + 1, {0}};
-    if (after + 1 == rec.first_sequence)
-        memcpy(x.chain, rec.first_prev_hash, STORE_HASH_LEN);
-    else if (prev_chain(r, rec.num, after + 1, x.chain))
-        return corrupt(r, rec.id, rec.id_len, after, 0, "the sequence index has no entry");
-    MDB_cursor *c;
-    if ((rc = store__cursor_open(r, r->s->db_seqs, &c)))
-        return rc;
-    store__put_u64(key + 8, after + 1);
+    if ((rc = store__cursor_open(r, r->s->db_events, &ec)))
+        return store__walk_end(r, c, rc, 0);
+    uint64_t at = 0; /* the position 'ec' is on (0: none yet) */
+    /* A record clipped by the visible bound has entries past its last_seq: they are not
+     * damage, they are not to be read. */
+    int clipped = r->visible != STORE_VISIBLE_ALL;
     size_t n = 0;
     int stop = 0;
+    if (walk_prev(r, rec, after + 1, c, ec, &at, &x)) {
+        store__cursor_close(r, ec);
+        return store__walk_end(r, c, store__read_corrupt(r, rec->id, rec->id_len, after, 0,
+                                      "the sequence index has no entry"), 0);
+    }
+    store__put_u64(key + 8, after + 1);
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
-        if (k.mv_size != 16 || memcmp(k.mv_data, key, 8))
+        if (k.mv_size != 16 || memcmp(k.mv_data, key, 8) || (clipped && x.seq > rec->last_sequence))
             break;
         if (n == limit) {
             if (more)
                 *more = 1;
             break;
         }
-        if (store__get_u64((const uint8_t *)k.mv_data + 8) != x.seq || x.seq > rec.last_sequence) {
-            stop = corrupt(r, rec.id, rec.id_len, x.seq, 0,
-                           x.seq > rec.last_sequence
+        if (store__get_u64((const uint8_t *)k.mv_data + 8) != x.seq || x.seq > rec->last_sequence) {
+            stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, 0,
+                           x.seq > rec->last_sequence
                                ? "indexed past the session record's last sequence"
                                : "the sequence index has no entry");
             break;
         }
-        MDB_val pk = {8, v.mv_data}, ev;
-        if (v.mv_size != 8 || mdb_get(TXN(r), r->s->db_events, &pk, &ev)) {
-            stop = corrupt(r, rec.id, rec.id_len, x.seq, 0, "the index points at no event");
+        MDB_val ev;
+        if (v.mv_size != 8 || event_at(ec, store__get_u64(v.mv_data), &at, &ev)) {
+            stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, 0, "the index points at no event");
             break;
         }
         if ((stop = emit(r, &x, store__get_u64(v.mv_data), &ev, cb, arg)))
             break;
-        if (x.seq == rec.last_sequence && memcmp(x.chain, rec.last_hash, STORE_HASH_LEN)) {
-            stop = corrupt(r, rec.id, rec.id_len, x.seq, store__get_u64(v.mv_data),
+        if (x.seq == rec->last_sequence && memcmp(x.chain, rec->last_hash, STORE_HASH_LEN)) {
+            stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, store__get_u64(v.mv_data),
                            "the session record's hash is not its last event's");
             break;
         }
@@ -340,25 +372,63 @@ static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     /* The walk ended before the limit and before last_seq: the index lost entries. */
-    if (!stop && (rc == 0 || rc == MDB_NOTFOUND) && n < limit && x.seq <= rec.last_sequence)
-        stop = corrupt(r, rec.id, rec.id_len, x.seq, 0, "the sequence index has no entry");
-    return walk_end(r, c, stop, rc);
+    if (!stop && (rc == 0 || rc == MDB_NOTFOUND) && n < limit && x.seq <= rec->last_sequence)
+        stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, 0, "the sequence index has no entry");
+    store__cursor_close(r, ec);
+    return store__walk_end(r, c, stop, rc);
+}
+
+/* Events of the session whose record is 'rec' with sequence > 'after'. */
+static int events_of(store_read_t *r, const store_session_t *rec, uint64_t after,
+                     size_t limit, store_event_cb cb, void *arg, int *more)
+{
+    if (more)
+        *more = 0;
+    if (rec->status == STORE_DELETED)
+        return REEL_EGONE;
+    /* Events before first_sequence were trimmed: they are gone, not missing. */
+    if (after + 1 < rec->first_sequence)
+        after = rec->first_sequence - 1;
+    if (after < rec->last_sequence)
+        return events_walk(r, rec, after, limit, cb, arg, more);
+    if (r->visible != STORE_VISIBLE_ALL)
+        return REEL_OK; /* clipped (see events_walk): entries past last_seq are not damage */
+    /* Nothing new, if the record is right: no index entry past its last_seq. */
+    uint8_t key[16];
+    store__put_u64(key, rec->num);
+    store__put_u64(key + 8, rec->last_sequence + 1);
+    MDB_val k = {16, key}, v;
+    int rc = mdb_get(TXN(r), r->s->db_seqs, &k, &v);
+    if (rc == 0)
+        return store__read_corrupt(r, rec->id, rec->id_len, rec->last_sequence + 1, 0,
+                       "indexed past the session record's last sequence");
+    return rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
+}
+
+static int events_after(store_read_t *r, const char *id, size_t id_len, uint64_t after,
+                        size_t limit, store_event_cb cb, void *arg, int *more)
+{
+    store_session_t rec;
+    int rc = store__session_get(r, id, id_len, &rec);
+    if (more)
+        *more = 0;
+    return rc ? rc : events_of(r, &rec, after, limit, cb, arg, more);
 }
 
 static int events_newest(store_read_t *r, const char *id, size_t id_len, size_t n,
                          store_event_cb cb, void *arg)
 {
     store_session_t rec;
-    int rc = session_get(r, id, id_len, &rec);
+    int rc = store__session_get(r, id, id_len, &rec);
     if (rc)
         return rc;
     /* Sequences are dense, so the newest n start at last - n + 1: one seek, no scan. */
     uint64_t after = rec.last_sequence > n ? rec.last_sequence - n : 0;
-    return events_after(r, id, id_len, after, n, cb, arg, NULL);
+    return events_of(r, &rec, after, n, cb, arg, NULL);
 }
 
 /* Session id for an internal session number. */
-static int session_name(store_read_t *r, const uint8_t num[8], MDB_val *name)
+int store__session_name(store_read_t *r, const uint8_t num[8], MDB_val *name)
 {
     MDB_val k = {8, (void *)num};
     return mdb_get(TXN(r), r->s->db_session_ids, &k, name);
@@ -367,7 +437,7 @@ static int session_name(store_read_t *r, const uint8_t num[8], MDB_val *name)
 /* Decodes the sessions entry (k, v) of a listing into 'rec' and checks it as entry_sound()
  * does: a valid id whose number maps back to it through session_ids. A flipped byte in a
  * key would otherwise list a session under another id. REEL_ECORRUPT, recorded. */
-static int list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v, store_session_t *rec)
+int store__list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v, store_session_t *rec)
 {
     int rc = store__session_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, rec);
     if (rc && rc != REEL_ECORRUPT)
@@ -375,12 +445,12 @@ static int list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v, stor
     uint8_t num[8];
     MDB_val name;
     store__put_u64(num, rec->num);
-    if (rc || !store_session_id_valid(rec->id, rec->id_len) || session_name(r, num, &name) ||
+    if (rc || !store_session_id_valid(rec->id, rec->id_len) || store__session_name(r, num, &name) ||
         name.mv_size != rec->id_len || memcmp(name.mv_data, rec->id, rec->id_len))
-        return corrupt(r, rec->id_len ? rec->id : "?", rec->id_len ? rec->id_len : 1,
+        return store__read_corrupt(r, rec->id_len ? rec->id : "?", rec->id_len ? rec->id_len : 1,
                        rec->last_sequence, 0, "the sessions entry fails its checks (key, "
                        "record, number)");
-    return REEL_OK;
+    return store__clip_record(r, rec); /* the visible bound (visible.c) */
 }
 
 /* Sets 'x' for the feed's value 'v' at 'pos': its session (from the header's number,
@@ -393,23 +463,23 @@ static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_
 {
     const uint8_t *p = v->mv_data;
     if (!pos || v->mv_size <= STORE_HEADER_LEN)
-        return corrupt(r, "?", 1, 0, pos, "a log entry is malformed");
+        return store__read_corrupt(r, "?", 1, 0, pos, "a log entry is malformed");
     uint64_t num = store__get_u64(p + 1), seq = store__get_u64(p + 9);
     int carry = name->mv_data && num == x->num && seq == x->seq + 1;
     if (!name->mv_data || num != x->num) {
         store_session_t rec;
-        if (session_name(r, p + 1, name)) {
+        if (store__session_name(r, p + 1, name)) {
             name->mv_data = NULL;
-            return corrupt(r, "?", 1, seq, pos, "the value names session number %llu, which "
+            return store__read_corrupt(r, "?", 1, seq, pos, "the value names session number %llu, which "
                            "does not exist", (unsigned long long)num);
         }
         /* The name must lead back to the number: a damaged session_ids entry would
          * otherwise serve the events under another session's id. */
-        if (session_get(r, name->mv_data, name->mv_size, &rec) != REEL_OK ||
+        if (store__session_get(r, name->mv_data, name->mv_size, &rec) != REEL_OK ||
             rec.num != num) {
             MDB_val bad = *name;
             name->mv_data = NULL;
-            return corrupt(r, bad.mv_data, bad.mv_size > 128 ? 128 : bad.mv_size, seq, pos,
+            return store__read_corrupt(r, bad.mv_data, bad.mv_size > 128 ? 128 : bad.mv_size, seq, pos,
                            "session number %llu is named so, but that record has no such "
                            "number", (unsigned long long)num);
         }
@@ -424,10 +494,10 @@ static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_
     MDB_val k = {16, key}, iv;
     if (mdb_get(TXN(r), r->s->db_seqs, &k, &iv) || iv.mv_size != 8 ||
         store__get_u64(iv.mv_data) != pos)
-        return corrupt(r, x->id, x->id_len, seq, pos,
+        return store__read_corrupt(r, x->id, x->id_len, seq, pos,
                        "the sequence index does not point at this position");
     if (!carry && prev_chain(r, num, seq, x->chain))
-        return corrupt(r, x->id, x->id_len, seq - 1, 0, "the sequence index has no entry");
+        return store__read_corrupt(r, x->id, x->id_len, seq - 1, 0, "the sequence index has no entry");
     return REEL_OK;
 }
 
@@ -443,7 +513,7 @@ static int feed_keep(store_read_t *r, const MDB_val *v, uint64_t *num, int *keep
     if (n != *num) {
         MDB_val name;
         *num = n;
-        *keep = session_name(r, p + 1, &name) || r->only(r->only_arg, name.mv_data, name.mv_size);
+        *keep = store__session_name(r, p + 1, &name) || r->only(r->only_arg, name.mv_data, name.mv_size);
     }
     return *keep;
 }
@@ -459,6 +529,8 @@ int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t li
     int rc = store__cursor_open(r, r->s->db_events, &c);
     if (rc)
         return rc;
+    if (until > r->visible) /* the visible bound (visible.c) */
+        until = r->visible;
     uint8_t key[8];
     store__put_u64(key, after + 1);
     MDB_val k = {8, key}, v, name = {0, NULL};
@@ -476,7 +548,7 @@ int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t li
                 *more = 1;
             break;
         }
-        if (!feed_keep(r, &v, &keep_num, &keep)) {
+        if (!feed_keep(r, &v, &keep_num, &keep) || (r->skip_copied && store__copied(r, pos))) {
             r->passed++;
             r->passed_up_to = pos;
         } else if ((stop = feed_expect(r, &x, &name, pos, &v)) ||
@@ -485,7 +557,7 @@ int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t li
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
-    return walk_end(r, c, stop, rc);
+    return store__walk_end(r, c, stop, rc);
 }
 
 static int tail_position(store_read_t *r, uint64_t *pos)
@@ -493,6 +565,8 @@ static int tail_position(store_read_t *r, uint64_t *pos)
     MDB_val k = {13, "last_position"}, v;
     int rc = mdb_get(TXN(r), r->s->db_meta, &k, &v);
     *pos = rc == 0 && v.mv_size == 8 ? store__get_u64(v.mv_data) : 0;
+    if (*pos > r->visible)
+        *pos = r->visible;
     return rc == 0 || rc == MDB_NOTFOUND ? REEL_OK : store__err_from_mdb(rc);
 }
 
@@ -507,263 +581,12 @@ uint64_t store_last_txn(store_t *s)
     return rc == 0 ? (uint64_t)info.me_last_txnid : 0;
 }
 
-/* Positions 'c' on the first sessions key after the one of id 'cursor' (the first key
- * when none) and at or after 'from' (may be empty). */
-static int list_seek(MDB_cursor *c, const char *cursor, size_t cursor_len, const uint8_t *from,
-                     size_t from_len, MDB_val *k, MDB_val *v)
-{
-    uint8_t key[STORE__SESSION_KEY_MAX];
-    size_t klen = 0;
-    if (cursor && cursor_len && !(klen = store__session_key(cursor, cursor_len, key)))
-        return ENOMEM;
-    int after = klen > 0;
-    if (from_len && (!klen || memcmp(from, key, from_len < klen ? from_len : klen) > 0 ||
-                     (from_len > klen && !memcmp(from, key, klen)))) {
-        memcpy(key, from, from_len); /* 'from' sorts after the cursor: start there */
-        klen = from_len;
-        after = 0;
-    }
-    if (!klen)
-        return mdb_cursor_get(c, k, v, MDB_FIRST);
-    k->mv_size = klen, k->mv_data = key;
-    int rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
-    if (rc == 0 && after && k->mv_size == klen && !memcmp(k->mv_data, key, klen))
-        rc = mdb_cursor_get(c, k, v, MDB_NEXT);
-    return rc;
-}
-
-static int sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
-                         store_session_cb cb, void *arg, int *more)
-{
-    MDB_cursor *c;
-    if (more)
-        *more = 0;
-    int rc = store__cursor_open(r, r->s->db_sessions, &c);
-    if (rc)
-        return rc;
-    MDB_val k, v;
-    rc = list_seek(c, cursor, cursor_len, NULL, 0, &k, &v);
-    size_t n = 0;
-    int stop = 0;
-    while (rc == 0) {
-        if (n == limit) {
-            if (more)
-                *more = 1;
-            break;
-        }
-        store_session_t rec;
-        if ((stop = list_decode(r, &k, &v, &rec)) || (stop = cb(arg, &rec)))
-            break;
-        n++;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    return walk_end(r, c, stop, rc);
-}
-
-/* ---- filtered listings ---- */
-
-static int list_match(const store_list_t *q, const store_session_t *rec)
-{
-    return (!q->prefix || (rec->id_len >= q->prefix_len &&
-                           !memcmp(rec->id, q->prefix, q->prefix_len))) &&
-           (!q->agent || (rec->agent_len == q->agent_len &&
-                          !memcmp(rec->agent, q->agent, q->agent_len))) &&
-           (q->status < 0 || rec->status == q->status);
-}
-
-/* One examined record: gives it to 'cb' when it matches and moves the place. Returns 1 to
- * stop the walk (limit or budget reached; '*more' set), a callback's result, or 0. */
-static int list_step(store_list_t *q, const store_session_t *rec, size_t limit, size_t budget,
-                     size_t *n, size_t *seen, store_session_cb cb, void *arg, int *more)
-{
-    int match = list_match(q, rec);
-    if ((match && *n == limit) || (budget && *seen == budget)) {
-        *more = 1;
-        return 1;
-    }
-    (*seen)++;
-    q->started = 1;
-    memcpy(q->last_id, rec->id, rec->id_len);
-    q->last_id[rec->id_len] = 0;
-    q->last_id_len = rec->id_len;
-    q->last_ms = rec->updated_ms;
-    q->last_num = rec->num;
-    if (!match)
-        return 0;
-    (*n)++;
-    return cb(arg, rec);
-}
-
-static int query_by_id(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
-                       store_session_cb cb, void *arg, int *more)
-{
-    MDB_cursor *c;
-    int rc = store__cursor_open(r, r->s->db_sessions, &c);
-    if (rc)
-        return rc;
-    /* Keys of ids with the prefix start with its first STORE__SESSION_KEY_CUT bytes. */
-    size_t plen = q->prefix ? q->prefix_len : 0;
-    if (plen > STORE__SESSION_KEY_CUT)
-        plen = STORE__SESSION_KEY_CUT;
-    MDB_val k, v;
-    rc = list_seek(c, q->started ? q->last_id : NULL, q->started ? q->last_id_len : 0,
-                   (const uint8_t *)q->prefix, plen, &k, &v);
-    size_t n = 0, seen = 0;
-    int stop = 0;
-    while (rc == 0) {
-        if (plen && (k.mv_size < plen || memcmp(k.mv_data, q->prefix, plen)))
-            break; /* past the prefix's keys */
-        store_session_t rec;
-        if ((stop = list_decode(r, &k, &v, &rec)))
-            break;
-        if ((stop = list_step(q, &rec, limit, budget, &n, &seen, cb, arg, more)))
-            break;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    if (stop == 1 && *more)
-        stop = 0;
-    return walk_end(r, c, stop, rc);
-}
-
-/* Reads the record of session number 'num' into 'rec' (its 'recent' entry says
- * 'updated_ms'); REEL_ECORRUPT, recorded, when the indexes disagree. */
-static int record_by_num(store_read_t *r, uint64_t num, int64_t updated_ms,
-                         store_session_t *rec)
-{
-    uint8_t nk[8];
-    store__put_u64(nk, num);
-    MDB_val name;
-    int rc = session_name(r, nk, &name);
-    if (rc == MDB_NOTFOUND)
-        return corrupt(r, "?", 1, 0, 0, "the recent index names session number %llu, which "
-                       "does not exist", (unsigned long long)num);
-    if (rc)
-        return store__err_from_mdb(rc);
-    rc = session_get(r, name.mv_data, name.mv_size, rec);
-    if (rc == REEL_OK && (rec->num != num || rec->updated_ms != updated_ms))
-        return corrupt(r, rec->id, rec->id_len, 0, 0,
-                       "the recent index does not match the session record");
-    return rc == REEL_ESESSION_NOT_FOUND || rc == REEL_EINVALID_SESSION_ID
-               ? corrupt(r, name.mv_data, name.mv_size, 0, 0, "session number %llu has no "
-                         "record", (unsigned long long)num)
-               : rc;
-}
-
-static int query_recent(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
-                        store_session_cb cb, void *arg, int *more)
-{
-    MDB_cursor *c;
-    int rc = store__cursor_open(r, r->s->db_recent, &c);
-    if (rc)
-        return rc;
-    uint8_t key[16];
-    MDB_val k = {16, key}, v;
-    if (q->started) { /* the greatest key below the place */
-        store__put_u64(key, (uint64_t)q->last_ms);
-        store__put_u64(key + 8, q->last_num);
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        rc = rc == 0 ? mdb_cursor_get(c, &k, &v, MDB_PREV)
-                     : rc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &v, MDB_LAST) : rc;
-    } else {
-        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-    }
-    size_t n = 0, seen = 0;
-    int stop = 0;
-    while (rc == 0) {
-        store_session_t rec;
-        if (k.mv_size != 16) {
-            stop = corrupt(r, "?", 1, 0, 0, "a recent index key is malformed");
-            break;
-        }
-        const uint8_t *kp = k.mv_data;
-        if ((stop = record_by_num(r, store__get_u64(kp + 8), (int64_t)store__get_u64(kp), &rec)))
-            break;
-        if ((stop = list_step(q, &rec, limit, budget, &n, &seen, cb, arg, more)))
-            break;
-        rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
-    }
-    if (stop == 1 && *more)
-        stop = 0;
-    return walk_end(r, c, stop, rc);
-}
-
-/* Format 1, read-only: no 'recent' db. Sorts the (updated_ms, num) of every record below
- * the place, newest first, then reads them as query_recent() does. */
-struct recent_key {
-    uint64_t ms, num;
-};
-
-static int recent_cmp(const void *a, const void *b)
-{
-    const struct recent_key *x = a, *y = b;
-    if (x->ms != y->ms)
-        return x->ms < y->ms ? 1 : -1;
-    return x->num < y->num ? 1 : x->num > y->num ? -1 : 0;
-}
-
-static int query_recent_scan(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
-                             store_session_cb cb, void *arg, int *more)
-{
-    MDB_cursor *c;
-    int rc = store__cursor_open(r, r->s->db_sessions, &c);
-    if (rc)
-        return rc;
-    struct recent_key *keys = NULL;
-    size_t nk = 0, cap = 0;
-    MDB_val k, v;
-    int stop = 0;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        store_session_t rec;
-        if ((stop = list_decode(r, &k, &v, &rec)))
-            break;
-        struct recent_key x = {(uint64_t)rec.updated_ms, rec.num};
-        struct recent_key at = {(uint64_t)q->last_ms, q->last_num};
-        if (q->started && recent_cmp(&x, &at) <= 0)
-            continue; /* at or above the place */
-        if (nk == cap) {
-            size_t ncap = cap ? cap * 2 : 256;
-            struct recent_key *nkeys = realloc(keys, ncap * sizeof *keys);
-            if (!nkeys) {
-                stop = REEL_ENOMEM;
-                break;
-            }
-            keys = nkeys, cap = ncap;
-        }
-        keys[nk++] = x;
-    }
-    store__cursor_close(r, c);
-    if (!stop && rc != 0 && rc != MDB_NOTFOUND)
-        stop = store__err_from_mdb(rc);
-    if (!stop && nk)
-        qsort(keys, nk, sizeof *keys, recent_cmp);
-    size_t n = 0, seen = 0;
-    for (size_t i = 0; !stop && i < nk; i++) {
-        store_session_t rec;
-        if ((stop = record_by_num(r, keys[i].num, (int64_t)keys[i].ms, &rec)))
-            break;
-        stop = list_step(q, &rec, limit, budget, &n, &seen, cb, arg, more);
-    }
-    free(keys);
-    return stop == 1 && *more ? REEL_OK : stop;
-}
-
-static int sessions_query(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
-                          store_session_cb cb, void *arg, int *more)
-{
-    *more = 0;
-    if (q->order == STORE_ORDER_RECENT)
-        return r->s->has_recent ? query_recent(r, q, limit, budget, cb, arg, more)
-                                : query_recent_scan(r, q, limit, budget, cb, arg, more);
-    return query_by_id(r, q, limit, budget, cb, arg, more);
-}
-
 /* ---- the guarded entry points ---- */
 
 int store_session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out)
 {
     int rc;
-    STORE__GUARD(r->s, rc, session_get(r, id, id_len, out));
+    STORE__GUARD(r->s, rc, store__session_get(r, id, id_len, out));
     return rc;
 }
 
@@ -810,22 +633,5 @@ int store_tail_position(store_read_t *r, uint64_t *pos)
 {
     int rc;
     STORE__GUARD(r->s, rc, tail_position(r, pos));
-    return rc;
-}
-
-int store_sessions_list(store_read_t *r, const char *cursor, size_t cursor_len, size_t limit,
-                        store_session_cb cb, void *arg, int *more)
-{
-    int rc;
-    STORE__GUARD(r->s, rc, sessions_list(r, cursor, cursor_len, limit, cb, arg, more));
-    return rc;
-}
-
-int store_sessions_query(store_read_t *r, store_list_t *q, size_t limit, size_t budget,
-                         store_session_cb cb, void *arg, int *more)
-{
-    int rc, dummy;
-    int *volatile m = more ? more : &dummy; /* kept across the guard's longjmp */
-    STORE__GUARD(r->s, rc, sessions_query(r, q, limit, budget, cb, arg, m));
     return rc;
 }

@@ -72,6 +72,47 @@ ZSTD_DCtx *store__dctx(void)
     return z ? z->d : NULL;
 }
 
+/* ---- event_ids keys (docs/FORMAT.md section 18.2) ---- */
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* 1 and 'out' set when 'id' is a UUID in its canonical lowercase text form (RFC 9562
+ * section 4: 8-4-4-4-12 hex digits), the only text that maps back to the same bytes. */
+static int uuid_bytes(const char *id, size_t len, uint8_t out[16])
+{
+    if (len != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-')
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < 36; i += 2) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            i++;
+        int hi = hexval(id[i]), lo = hexval(id[i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        out[n++] = (uint8_t)(hi << 4 | lo);
+    }
+    return n == 16;
+}
+
+size_t store__id_key(const store_t *s, uint8_t *key, uint64_t num, const char *id, size_t len)
+{
+    store__put_u64(key, num);
+    if (!(s->parts & STORE__PART_IDKEYS)) {
+        memcpy(key + 8, id, len);
+        return 8 + len;
+    }
+    if (uuid_bytes(id, len, key + 9)) {
+        key[8] = 0x00;
+        return 8 + 1 + 16;
+    }
+    key[8] = 0x01; /* any other id, as it is: a tag keeps it apart from every UUID key */
+    memcpy(key + 9, id, len);
+    return 9 + len;
+}
+
 /* ---- bodies ---- */
 
 int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN])

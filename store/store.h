@@ -8,15 +8,20 @@
  *
  *   database     key                                   value
  *   ----------   -----------------------------------   ---------------------------------------
- *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION)
+ *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION),
+ *                                                       then u32 BE optional parts (FORMAT.md 18.1;
+ *                                                       absent = none; 0x1 = compact event_ids keys)
  *                "next_session"                        u64 BE next internal session number
  *                "cluster_epoch"                       u64 BE highest cluster map epoch accepted
+ *                "copied"                              [u64 BE first, u64 BE last]...: positions
+ *                                                      holding copies (section 20, optional)
  *   sessions     session key (below)                   msgpack map: the session record
  *   session_ids  num u64 BE                            session id bytes
  *   recent       updated_ms u64 BE | num u64 BE        empty (one entry per session)
  *   events       position u64 BE                       event value (below)
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
+ *                (part 0x1: num | 0x00 | UUID's 16 bytes, or num | 0x01 | event_id bytes)
  *   changes      position u64 BE | index u32 BE         change: kind, time, num, id, record
  *   consumers    kind u8 ('c' | 's') | name bytes          msgpack map (format 4, optional:
  *                                                       durable consumers, DS subscriptions)
@@ -109,13 +114,11 @@ typedef struct store_options {
                         or an LMDB file without reel's format record). Without it such a
                         directory is refused (REEL_EFORMAT); a missing data.mdb is always
                         created (unless 'read_only'). */
-    int zdict;       /* 1 = compression dictionaries (docs/FORMAT.md section 15): trained
-                        on the store's events and used for new values, about a third of
-                        the bytes. 0 (the default) = none trained or used for new values
-                        (values written with one still read). Opt-in because libzstd
-                        1.5.4's dictionary code dereferences a failed allocation (found
-                        by tests/fault's failing-malloc server), which would break the
-                        rule that the store never dies of an allocation failure. */
+    int no_zdict;    /* 1 = no compression dictionaries: none is trained and new values
+                        are written as a store without one writes them (values written
+                        with one still read). The default (0) trains them on the store's
+                        events and uses them for new values, about a third of the bytes;
+                        training runs in a child process (docs/FORMAT.md section 15). */
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
@@ -191,9 +194,12 @@ enum store_op {
     STORE_OP_REDACT,         /* rewrite the bodies of 'rewrites' in place, then append
                                 'events' (the record of the redaction), all or nothing */
     STORE_OP_CONSUMER,       /* a durable consumer's change ('consumer', below; section 12) */
+    STORE_OP_LOAD,           /* pre-hashed events, a whole record and change log entries
+                                copied from another copy of a store ('load', below) */
 };
 
 typedef struct store_consumer_req store_consumer_req_t;
+typedef struct store_load store_load_t;
 
 /* Events one STORE_OP_TRIM batch removes at most: a trim shares its write transaction with
  * appends, so it is kept small; the janitor submits another batch for the rest. */
@@ -297,9 +303,16 @@ struct store_batch {
     uint64_t last_sequence;  /* largest; for a failed conflict: the session's actual last */
     uint64_t position;       /* largest position among the events */
     size_t duplicates;       /* events that already existed */
+    /* the feed cursor (position, change index) right after this batch's last event or
+     * change: a reader of the feed with changes that got there has seen the batch */
+    uint64_t cursor_position;
+    uint32_t cursor_index;
     uint64_t version;        /* the record's version after the batch (see if_version) */
     /* STORE_OP_CONSUMER: the change and its result ('session' is not used) */
     store_consumer_req_t *consumer;
+    /* STORE_OP_LOAD: what to write and its result (below; 'session' is the session loaded,
+     * or with no events and no record only the change log entries: any valid id) */
+    store_load_t *load;
     /* completion: called once on the committer thread (see the rules above) */
     store_done_cb done;
     void *done_arg;
@@ -329,15 +342,95 @@ int store_append(store_t *s, store_batch_t *b);
 int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
                       uint8_t hash[STORE_HASH_LEN]);
 
+/* ---- Loading a copy: pre-hashed events (STORE_OP_LOAD; docs/CLUSTER.md "Restore") ----
+ *
+ * Rebuilds sessions from another copy of a store (cluster/pgload.h reads the PostgreSQL
+ * tables of `reel sink postgres`; the store knows nothing of where they come from). The
+ * events come with their sequence, time, body, the hash the chain commits to and their
+ * chain hash in the source; the committer checks that the chain follows and writes them
+ * as it writes appends (same keys, same value layout, MDB_APPEND), in one transaction
+ * with everything else of the batch: all of it or nothing.
+ *
+ *  - keep_positions 1 (restore): each event keeps its 'position', which must be above the
+ *    store's last position (gaps allowed); the chain hash written is the source's, and it
+ *    must recompute from the previous one (for the first event, 'src_prev': the session's
+ *    stored last hash, or for a session this batch creates the hash its chain starts
+ *    from). The store's last position becomes the highest position written, or
+ *    'min_last_position' when that is higher (restore: the sink's checkpoint), so the next
+ *    append continues after both.
+ *  - keep_positions 0 (move): each event gets the next position of this store and its
+ *    chain hash is computed anew with it; the source's chain is checked all the same
+ *    (each 'hash' recomputes from 'src_prev' / the previous 'hash', with the source's
+ *    'position'), so a damaged source is refused rather than copied. A record applied
+ *    logs a 'put' change (so this store's sink copies it); with keep_positions 1 no
+ *    change is logged: the caller brings the source's change log ('changes').
+ *  - Sequences: the first event is the session's last sequence + 1, or for a session the
+ *    batch creates any sequence F >= 1 (a trimmed source: the record gets first_seq F
+ *    and first_hash 'src_prev', FORMAT.md section 10); each next one + 1.
+ *  - 'record' (may be NULL) is applied after the events: agent, native id, status,
+ *    times, version, runs, usage, retention and metadata are taken from it as they are;
+ *    the counters (last_sequence, event_count, bytes, last_hash) stay the store's own, and
+ *    its last_sequence must equal the record's (a deleted record: no events, and its
+ *    last_sequence and last_hash are taken). A record that creates a session without
+ *    events also sets first_sequence and first_prev_hash (a session trimmed to nothing).
+ *  - Event ids must be new in the session (a copy has no duplicates): REEL_EDAMAGED.
+ *  - Refusals change nothing and fail the batch alone: REEL_EDAMAGED (the chain does not
+ *    follow, a sequence or position out of order, a bad value; 'why' names the session,
+ *    sequence and what was wrong), REEL_ECONFLICT (keep_positions 1 and a session that
+ *    exists while its last hash is not 'src_prev'), REEL_EINVALID_PARAMETER.
+ */
+typedef struct store_load_event {
+    const char *event_id;   /* input: body element 0 (1..STORE_EVENT_ID_MAX bytes) */
+    size_t event_id_len;
+    const uint8_t *body;    /* input: the stored value's flags byte and body: from
+                               store_body_encode() (flags 0 or 0x01), or for a body
+                               redacted after the fact flags | STORE_FLAG_REDACTED, the kept
+                               hash (32 bytes, == 'body_hash') and the redacted body */
+    size_t body_len;
+    uint8_t body_hash[STORE_HASH_LEN]; /* input: what the chain commits to: SHA-256 of the
+                                          (original) body; the caller checks it */
+    uint64_t sequence;      /* input */
+    uint64_t position;      /* input: in the source; output: in this store */
+    uint64_t time_ms;       /* input: commit time in the source (kept) */
+    uint8_t hash[STORE_HASH_LEN]; /* input: chain hash in the source; output: in this store */
+} store_load_event_t;
+
+typedef struct store_load_change {
+    uint64_t position;      /* its key in the source's change log (keep_positions 1 only) */
+    uint32_t index;
+    int kind;               /* enum store_change_kind (or a newer kind, kept as it is) */
+    uint64_t time_ms;
+    const struct store_session *record; /* the record as the change carried it; its
+                                           'num' is replaced by this store's (UINT64_MAX,
+                                           never given, when the session is not here:
+                                           purged) */
+} store_load_change_t;
+
+struct store_load {
+    int keep_positions;           /* 1: restore, 0: move (above) */
+    store_load_event_t *events;   /* in sequence order; n 0: none */
+    size_t n_events;
+    uint8_t src_prev[STORE_HASH_LEN]; /* the source's chain hash before events[0] */
+    const struct store_session *record; /* NULL or the record (above); 'id' is ignored */
+    store_load_change_t *changes; /* keep_positions 1: change log entries, keys increasing
+                                     and after the log's last key */
+    size_t n_changes;
+    uint64_t min_last_position;   /* keep_positions 1: the store's last position is at
+                                     least this afterwards */
+    /* output */
+    uint64_t bad_sequence;        /* the refused event's sequence (0: not an event's) */
+    char why[256];                /* a refusal in words, naming the session and sequence */
+};
+
 /* ---- Compression dictionaries (docs/FORMAT.md section 15) ---- */
 
 /* Trains a zstd dictionary on the store's newest events now, on the calling thread, and
  * waits until the committer stored it (one more "zdict" record; from then on the committer
  * compresses event values with it). The store does this by itself when it reaches
  * STORE_ZDICT_FIRST events and again each time it has grown sixteenfold since the last
- * training (only with 'zdict'). MUST NOT be called on the committer thread.
+ * training (unless 'no_zdict'). MUST NOT be called on the committer thread.
  * Errors: REEL_ENOT_FOUND (too few events or bytes to train on; nothing changes),
- * REEL_EUNAVAILABLE (read-only, no 'zdict' or failed store), REEL_ECORRUPT, REEL_ENOMEM,
+ * REEL_EUNAVAILABLE (read-only, 'no_zdict' or failed store), REEL_ECORRUPT, REEL_ENOMEM,
  * REEL_EIO. */
 #define STORE_ZDICT_FIRST 1024
 int store_zdict_train(store_t *s);
@@ -393,7 +486,17 @@ typedef struct store_read {
     int (*only)(void *arg, const char *id, size_t id_len);
     void *only_arg;
     uint64_t passed, passed_up_to;
-    void *cursors_[4];  /* private: the open MDB_cursors, innermost last (walks nest: a
+    /* Optional, for the feed: 1 passes over the positions holding events copied in from
+     * another store (store_copied_add()) as 'only' does, counted in 'passed'. */
+    int skip_copied;
+    int copied_read_;         /* private: 'copied_' was looked up */
+    const uint8_t *copied_;   /* private: the meta record "copied" in this snapshot */
+    size_t n_copied_;
+    /* The visible bound (a feed cursor), copied from store_set_visible() by
+     * store_read_begin(); STORE_VISIBLE_ALL (the default) = none. See "Visible bound". */
+    uint64_t visible;
+    uint32_t visible_index;
+    void *cursors_[8];  /* private: the open MDB_cursors, innermost last (walks nest: a
                          * callback may read again), closed by store_read_end() */
     unsigned n_cursors_;
 } store_read_t;
@@ -402,6 +505,26 @@ typedef struct store_read {
 int store_read_begin(store_t *s, store_read_t *r);
 /* Ends the snapshot; every pointer borrowed from it becomes invalid. */
 void store_read_end(store_read_t *r);
+
+/* ---- Visible bound (visible.c) ----
+ *
+ * A process may bound what its reads see by a feed cursor (position, index): `reel serve
+ * --ack replica` sets it to what its replica holds, so that no reader sees an event a
+ * machine loss could take back (docs/CLUSTER.md "Acknowledged by a replica"). Every read
+ * begun after store_set_visible() is clipped: no walk gives an event with a position above
+ * the bound or a change whose (position, index) is above it; a session record (get,
+ * listing) is read as of its last visible event (last_sequence, event_count, last_hash;
+ * a session whose events are all above it reads as empty); store_tail_position() is at
+ * most the bound. Writes, and the committer's checks (duplicates, expected_sequence,
+ * versions), see everything. A read that must (a replica's own copy, a lag) calls
+ * store_read_see_all() after store_read_begin(). Any thread. */
+#define STORE_VISIBLE_ALL UINT64_MAX
+/* Sets the bound; position STORE_VISIBLE_ALL removes it. */
+void store_set_visible(store_t *s, uint64_t position, uint32_t index);
+/* The bound now (STORE_VISIBLE_ALL, UINT32_MAX when none). */
+void store_get_visible(store_t *s, uint64_t *position, uint32_t *index);
+/* Lifts the bound for read 'r' only. */
+void store_read_see_all(store_read_t *r);
 
 enum store_session_status { STORE_ACTIVE = 0, STORE_ENDED = 1, STORE_DELETED = 2 };
 
@@ -478,6 +601,12 @@ typedef struct store_event_view {
  * REEL_ECORRUPT, recorded as every failed check is, when it does not match or does not
  * decompress; REEL_ENOMEM. */
 int store_event_check(const store_event_view_t *ev);
+
+/* The SHA-256 of the original body of an event redacted after the fact (the hash its chain
+ * commits to, docs/FORMAT.md section 11) into 'out': REEL_OK, or REEL_ENOT_FOUND when 'ev'
+ * is not redacted. For a copy that must rebuild the chain (the sink, restore); never served
+ * to readers who could test guesses of a short secret against it. */
+int store_event_kept_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN]);
 
 /* The LMDB transaction id of the snapshot 'ev' was read in: a commit with a larger id was
  * not seen by it (api/live/evcache.c keeps renderings of older snapshots out after a
@@ -567,6 +696,9 @@ int store_redaction_count(store_read_t *r, uint64_t *n);
 
 /* The last position in the log (0 when empty). */
 int store_tail_position(store_read_t *r, uint64_t *pos);
+/* The feed with changes' last cursor: the last change when it follows the last event,
+ * else (the last position, 0); within the visible bound like every read. */
+int store_feed_tail(store_read_t *r, uint64_t *pos, uint32_t *index);
 
 /* The id of the last write transaction committed to the data directory by any process
  * (LMDB's me_last_txnid; one per commit, so a reader that knows the ids of its own
@@ -761,6 +893,17 @@ typedef struct store_stats {
     uint64_t trimmed;       /* events removed by STORE_OP_TRIM (retention) */
     uint64_t purged;        /* sessions removed for good by STORE_OP_PURGE */
 } store_stats_t;
+
+/* ---- Copied positions (copied.c; docs/FORMAT.md section 20) ---- */
+
+/* Records that positions in the 'n' ranges (pairs first, last; first >= 1) hold events
+ * copied in from another store (a shard moved here), so a reader of every store's feed
+ * can pass over them (store_read_t.skip_copied). Merged with the ranges recorded before,
+ * durably (its own write transaction, synced even under --sync=none). Not while this
+ * thread holds a read. */
+int store_copied_add(store_t *s, const uint64_t *ranges, size_t n);
+/* How many copied ranges the snapshot records, and how many positions they span. */
+int store_copied_count(store_read_t *r, uint64_t *ranges, uint64_t *positions);
 
 /* ---- Cluster epoch (epoch.c; docs/FORMAT.md 14) ---- */
 

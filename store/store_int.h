@@ -22,6 +22,7 @@ struct store {
     MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_seqs;
     MDB_dbi db_recent; /* format 2: updated_ms BE | num BE (valid when has_recent) */
     int has_recent;    /* 0: a format-1 store opened read-only (no 'recent' db) */
+    uint32_t parts;    /* optional parts the format record names (STORE__PART_*) */
     MDB_dbi db_changes; /* format 4: position BE -> change (section 13; changes.c) */
     int has_changes;    /* 0: opened read-only before any build with the change log wrote */
     MDB_dbi db_consumers;        /* format 4, optional (valid when has_consumers) */
@@ -50,11 +51,18 @@ struct store {
     void *hook_arg;
     store_stats_t stats;
 
+    /* the visible bound of reads (visible.c): set under vis_mu; 'clipping' is 0 while
+     * there is none, so store_read_begin() takes no lock then */
+    pthread_mutex_t vis_mu;
+    uint64_t vis_pos;
+    uint32_t vis_idx;
+    atomic_int clipping;
+
     /* zstd dictionaries (zdict.c; docs/FORMAT.md section 15) */
     struct store__zdict *_Atomic zd[STORE__ZDICT_MAX + 1]; /* by id: set once, then fixed */
     pthread_mutex_t zd_mu;    /* serialises installs into zd[] */
     pthread_cond_t zd_cv;     /* signalled (under mu) when a posted dictionary was handled */
-    int zd_auto;              /* train and compress (store_options_t.zdict) */
+    int zd_auto;              /* train and compress (!store_options_t.no_zdict) */
     /* under mu: a trained dictionary waiting for the committer, and the trainer thread */
     uint8_t *zd_pending;
     size_t zd_pending_len;
@@ -76,6 +84,11 @@ struct store {
     struct store__zdict *_Atomic zd_enc;
 };
 
+/* visible.c: 1 when a change at ('pos', 'index') is at or below r's visible bound; the
+ * record as of its last visible event (REEL_ECORRUPT when an index entry is missing). */
+int store__change_visible(const store_read_t *r, uint64_t pos, uint32_t index);
+int store__clip_record(store_read_t *r, store_session_t *rec);
+
 /* Sets the text store_last_error() returns (printf-style). */
 void store__set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Translates an LMDB or errno code to a reel_err. */
@@ -84,14 +97,35 @@ int store__err_from_mdb(int rc);
  * process ('adopt'); takes the resize lock exclusively. Called with no transaction open
  * by the calling thread. */
 int store__grow(store_t *s, int adopt, size_t need);
+/* The meta record 'key' ({0, NULL} when absent), whole 'unit'-byte items or REEL_ECORRUPT */
+int store__meta_get(store_t *s, MDB_txn *txn, const char *key, size_t unit, MDB_val *v);
 /* Begins an LMDB transaction, adopting a map grown by another process when told to. */
 int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn);
 void *store__committer_main(void *arg);
+/* Merges copied positions [first, last] into meta "copied" inside the committer's write
+ * transaction 'txn' (copied.c): an LMDB error code (or ENOMEM), 0 when done. */
+int store__copied_put(store_t *s, MDB_txn *txn, uint64_t first, uint64_t last);
+/* 1 when position 'pos' holds a copied event (copied.c; store_read_t.skip_copied). */
+int store__copied(store_read_t *r, uint64_t pos);
 /* Upgrades a format-1 store to format 2 inside 'txn' (upgrade.c); the note to log goes
  * into s->upgrade_note. REEL_OK or an error with store_last_error() set. */
 int store__upgrade(store_t *s, MDB_txn *txn, const char *dir);
 /* Writes the current STORE_FORMAT_VERSION into the meta record, in 'txn' (upgrade.c). */
 int store__put_format(store_t *s, MDB_txn *txn);
+
+/* Optional parts of format 4 that older format-4 builds must not open, named in the
+ * format record after the version (docs/FORMAT.md section 18.1): a record of 8 bytes, u32
+ * BE version then u32 BE parts, which a build that knows only the 4-byte record reads as
+ * version 0 and refuses. A store is created with every part this build writes. */
+#define STORE__PART_IDKEYS 0x1u /* event_ids keys of UUID event ids in 16 bytes (18.2) */
+#define STORE__PARTS_KNOWN STORE__PART_IDKEYS
+#define STORE__PARTS_NEW STORE__PART_IDKEYS
+
+/* The event_ids key of event id 'id' in session 'num' into 'key' (at least
+ * STORE__ID_KEY_MAX bytes); returns its length. Without STORE__PART_IDKEYS: num | id. With
+ * it: num | 0x00 | the 16 bytes of a canonical lowercase UUID, or num | 0x01 | id. */
+#define STORE__ID_KEY_MAX (9 + STORE_EVENT_ID_MAX)
+size_t store__id_key(const store_t *s, uint8_t *key, uint64_t num, const char *id, size_t len);
 
 /* Events with position in (after, until], at most 'limit', as store_feed_after() gives
  * them (read.c); not guarded: the caller runs under STORE__GUARD. */
@@ -113,6 +147,36 @@ typedef struct store__chlog {
  * event and before the next). 0 or an LMDB/errno code. */
 int store__change_put(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos, int kind,
                       uint64_t time_ms, const store_session_t *rec);
+/* Writes change 'kind' of 'rec' under the given key (position, index), which must come
+ * after the log's last key (STORE_OP_LOAD brings a source's log). 0, EINVAL when the key
+ * does not come after, or an LMDB/errno code. */
+int store__change_put_at(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos,
+                         uint32_t index, int kind, uint64_t time_ms, const store_session_t *rec);
+/* Reads the log's last key into 'cl' unless it is known. 0 or an LMDB code. */
+int store__change_last(store_t *s, MDB_txn *txn, store__chlog_t *cl);
+
+/* ---- loading a copy (load.c; STORE_OP_LOAD in store.h) ----
+ *
+ * What load.c needs of the committer's group (commit.c fills it per batch). */
+typedef struct store__load_ctx {
+    store_t *s;
+    MDB_txn *txn;
+    uint64_t *position;    /* the group's last position assigned */
+    store__chlog_t *chlog;
+    uint64_t now_ms;
+    /* The session's record in the group: '*rec' NULL when it does not exist; with
+     * 'create' a new one (number, created/updated now, version 1, first_sequence 1) is
+     * made. The record stays the group's; it is written when the group finishes. */
+    int (*sess)(void *arg, const char *id, size_t len, int create, store_session_t **rec);
+    void *arg;
+    /* outputs for the group */
+    int mdb_rc;            /* an LMDB error that fails the whole group */
+    size_t n_events, need_bytes;
+} store__load_ctx_t;
+
+/* STORE_OP_LOAD of batch 'b' in the group's transaction. A reel_err for the batch. */
+int store__load_apply(store__load_ctx_t *c, store_batch_t *b);
+
 /* ---- durable consumers (consumer.c) ---- */
 
 /* Opens the 'consumers' database at store open if it exists (a read of 'txn'). */
@@ -257,6 +321,25 @@ int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
                   uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],
                   uint8_t out[STORE_HASH_LEN]);
 
+/* ---- reads (read.c), shared with the session listings (list.c) ---- */
+
+/* Records a failed check of session 'id' at 'seq' (position 'pos', 0 when unknown):
+ * the text for this thread (store_read_corruption()), the counter and a log line.
+ * Returns REEL_ECORRUPT. */
+int store__read_corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t seq,
+                        uint64_t pos, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Ends a cursor walk: closes 'c'; 'stop' is a callback's (or decoder's) non-zero result,
+ * returned as is; 'rc' is the last LMDB result, where MDB_NOTFOUND means the walk ran off
+ * the end. */
+int store__walk_end(store_read_t *r, MDB_cursor *c, int stop, int rc);
+/* The record of session 'id', checked (REEL_ESESSION_NOT_FOUND, REEL_ECORRUPT recorded). */
+int store__session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out);
+/* The session id of internal session number 'num' (an LMDB code). */
+int store__session_name(store_read_t *r, const uint8_t num[8], MDB_val *name);
+/* Decodes the sessions entry (k, v) of a listing into 'rec', checked: REEL_ECORRUPT. */
+int store__list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v,
+                       store_session_t *rec);
+
 /* ---- dictionaries (zdict.c) ---- */
 
 /* Decompresses the dictionary frame 'b' (stored without its magic number) into 'scratch'
@@ -279,6 +362,13 @@ int store__zdict_group(store_t *s, MDB_txn *txn);
 void store__zdict_batch(store_t *s, store_batch_t *b);
 /* Frees what store__zdict_batch() made ('b' is about to complete). */
 void store__zdict_batch_free(store_batch_t *b);
+/* Trains a dictionary of at most 'cap' bytes into 'dict' from 'n' samples (their 'sizes',
+ * one after the other in 'samples') with ZDICT_trainFromBuffer() in a child process
+ * (ztrain.c says why); '*len' its size. REEL_ENOT_FOUND (nothing useful in the samples),
+ * REEL_ENOMEM (also when the child died), REEL_EINTERNAL (killed after its time), REEL_EIO;
+ * store_last_error() says what happened. */
+int store__ztrain(const void *samples, const size_t *sizes, unsigned n, void *dict, size_t cap,
+                  size_t *len);
 /* The per-thread zstd contexts of record.c (NULL when out of memory). */
 ZSTD_CCtx *store__cctx(void);
 ZSTD_DCtx *store__dctx(void);

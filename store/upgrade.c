@@ -133,8 +133,10 @@ static int upgrade(store_t *s, MDB_txn *txn, uint64_t *n_sessions, uint64_t *n_e
 
 int store__put_format(store_t *s, MDB_txn *txn)
 {
-    uint8_t be[4] = {0, 0, 0, STORE_FORMAT_VERSION};
-    MDB_val fk = {6, "format"}, fv = {4, be};
+    /* Without optional parts the record stays 4 bytes: older format-4 builds open it. */
+    uint8_t be[8] = {0, 0, 0, STORE_FORMAT_VERSION, (uint8_t)(s->parts >> 24),
+                     (uint8_t)(s->parts >> 16), (uint8_t)(s->parts >> 8), (uint8_t)s->parts};
+    MDB_val fk = {6, "format"}, fv = {s->parts ? 8 : 4, be};
     return mdb_put(txn, s->db_meta, &fk, &fv, 0);
 }
 

@@ -15,6 +15,16 @@
 #include "store/json.h"
 #include "store/store_int.h"
 
+/* A verify read sees everything: the visible bound (visible.c) hides events from readers,
+ * not from the check of what is stored. */
+static int verify_begin(store_t *s, store_read_t *r)
+{
+    int rc = store_read_begin(s, r);
+    if (rc == REEL_OK)
+        store_read_see_all(r);
+    return rc;
+}
+
 #define CHUNK 4096 /* events per read transaction */
 
 struct verify {
@@ -92,10 +102,8 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
                        "hash chain mismatch: the event or one before it was altered");
     memcpy(chain, want, STORE_HASH_LEN);
 
-    uint8_t key[8 + STORE_EVENT_ID_MAX];
-    store__put_u64(key, rec->num);
-    memcpy(key + 8, id.ptr, id.len);
-    MDB_val k = {8 + id.len, key}, iv;
+    uint8_t key[STORE__ID_KEY_MAX];
+    MDB_val k = {store__id_key(v->s, key, rec->num, (const char *)id.ptr, id.len), key}, iv;
     if (mdb_get(txn, v->s->db_event_ids, &k, &iv) || iv.mv_size != 8 ||
         store__get_u64(iv.mv_data) != seq)
         return finding(v, rec, seq, pos, "the event_id index does not point at this event");
@@ -173,7 +181,7 @@ static int guarded_chunk(struct verify *v, const store_session_t *rec, store_rea
 /* Walks one session's sequence index in short transactions. */
 /* Where a walk of a trimmed session's event_id index is: the key to go on after. */
 struct ids_walk {
-    uint8_t key[8 + STORE_EVENT_ID_MAX];
+    uint8_t key[STORE__ID_KEY_MAX];
     size_t len;
     int done;
 };
@@ -223,7 +231,7 @@ static int verify_trimmed_ids(struct verify *v, const store_session_t *rec)
     int stop = 0;
     while (!stop && !w.done) {
         store_read_t r;
-        int rc = store_read_begin(v->s, &r);
+        int rc = verify_begin(v->s, &r);
         if (rc)
             return rc;
         stop = guarded_ids_chunk(v, rec, &r, &w);
@@ -246,7 +254,7 @@ static int verify_session(struct verify *v, const store_session_t *rec)
         return REEL_OK; /* its events are gone by design */
     while (!stop && w.next <= rec->last_sequence) {
         store_read_t r;
-        if ((rc = store_read_begin(v->s, &r)))
+        if ((rc = verify_begin(v->s, &r)))
             return rc;
         stop = guarded_chunk(v, rec, &r, &w);
         store_read_end(&r);
@@ -343,7 +351,7 @@ static int verify_log(struct verify *v)
     uint64_t after = 0;
     for (;;) {
         store_read_t r;
-        int rc = store_read_begin(v->s, &r), more = 0;
+        int rc = verify_begin(v->s, &r), more = 0;
         if (rc)
             return rc;
         rc = guarded_log_chunk(v, &r, &after, &more);
@@ -395,7 +403,7 @@ static int verify_recent(struct verify *v)
     if (!v->s->has_recent)
         return REEL_OK;
     store_read_t r;
-    int rc = store_read_begin(v->s, &r);
+    int rc = verify_begin(v->s, &r);
     if (rc)
         return rc;
     STORE__GUARD(v->s, rc, recent_check(v, &r));
@@ -428,7 +436,7 @@ static int verify_zdicts(struct verify *v)
 static int count_events(store_t *s, uint64_t *total)
 {
     store_read_t r;
-    int rc = store_read_begin(s, &r);
+    int rc = verify_begin(s, &r);
     if (rc)
         return rc;
     rc = store_tail_position(&r, total);
@@ -446,7 +454,7 @@ int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_
     int rc = REEL_OK;
     if (id) {
         store_read_t r;
-        if ((rc = store_read_begin(s, &r)))
+        if ((rc = verify_begin(s, &r)))
             return rc;
         rc = store_session_get(&r, id, id_len, &one);
         one.metadata = NULL;
@@ -474,7 +482,7 @@ int store_verify(store_t *s, const char *id, size_t id_len, store_verify_report_
         store_read_t r;
         int more = 0;
         l.n = 0;
-        if ((rc = store_read_begin(s, &r)))
+        if ((rc = verify_begin(s, &r)))
             break;
         rc = store_sessions_list(&r, l.cursor, l.cursor_len, 256, take_rec, &l, &more);
         store_read_end(&r);

@@ -16,13 +16,16 @@
  *    value that names it reads as REEL_ECORRUPT, and verify reports the record.
  *  - Training reads samples in its own read, trains, and posts the result: the store's
  *    first dictionary on the committer thread between two groups, later ones on a trainer
- *    thread (or on the caller of store_zdict_train()). The committer writes it in its next
+ *    thread (or on the caller of store_zdict_train()). ZDICT_trainFromBuffer() itself runs
+ *    in a forked child (ztrain.c): libzstd 1.5.4 dies there when an allocation fails. For
+ *    the same reason the compression dictionary is a static CDict (cdict_make()). The committer writes it in its next
  *    group, so a dictionary appears atomically with a group or not at all (kill -9 during
  *    training leaves the store as it was).
  *  - Compression runs in store_submit(), on the submitting thread with its own ZSTD_CCtx
  *    and the shared ZSTD_CDict of s->zd_enc (set by the committer once the dictionary is
  *    committed, never freed before store_close()), so the committer does not pay for it.
  */
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_initStaticCDict(): cdict_make() */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +46,8 @@
 
 struct store__zdict {
     ZSTD_DDict *dd; /* NULL when the record is damaged */
-    ZSTD_CDict *cd; /* set (by the committer) before the dictionary becomes s->zd_enc */
+    const ZSTD_CDict *cd; /* set (by the committer) before the dictionary becomes s->zd_enc */
+    void *cd_mem;         /* cd's memory (cd lives in it: cdict_make()) */
 };
 
 static const uint8_t frame_magic[4] = {0x28, 0xb5, 0x2f, 0xfd}; /* ZSTD_MAGICNUMBER, LE */
@@ -58,13 +62,16 @@ static void zkey(uint8_t key[KEY_LEN], uint32_t id)
 }
 
 /* 1 when the record 'v' of dictionary 'id' is whole: its hash matches and the dictionary's
- * own header names 'id'. */
+ * own header names 'id'; 0 when it is damaged; -1 when memory ran out hashing it (which
+ * says nothing about the record: it must not be taken for damaged, for good). */
 static int record_ok(const MDB_val *v, uint32_t id)
 {
     uint8_t h[STORE_HASH_LEN];
     const uint8_t *p = v->mv_data;
-    if (v->mv_size <= REC_HEAD + 8 || store__sha256(p + REC_HEAD, v->mv_size - REC_HEAD, h))
+    if (v->mv_size <= REC_HEAD + 8)
         return 0;
+    if (store__sha256(p + REC_HEAD, v->mv_size - REC_HEAD, h))
+        return -1;
     return !memcmp(h, p + 8, STORE_HASH_LEN) &&
            ZDICT_getDictID(p + REC_HEAD, v->mv_size - REC_HEAD) == id;
 }
@@ -79,7 +86,7 @@ static struct store__zdict *install(store_t *s, uint32_t id, struct store__zdict
     pthread_mutex_unlock(&s->zd_mu);
     if (had) {
         ZSTD_freeDDict(z->dd);
-        ZSTD_freeCDict(z->cd);
+        free(z->cd_mem);
         free(z);
         return had;
     }
@@ -101,9 +108,10 @@ static struct store__zdict *lookup(store_t *s, MDB_txn *txn, uint32_t id, int *n
     MDB_val k = {KEY_LEN, key}, v;
     if (mdb_get(txn, s->db_meta, &k, &v))
         return NULL;
-    if (!(z = calloc(1, sizeof *z)))
+    int ok = record_ok(&v, id);
+    if (ok < 0 || !(z = calloc(1, sizeof *z)))
         return *nomem = 1, NULL;
-    if (record_ok(&v, id)) {
+    if (ok) {
         z->dd = ZSTD_createDDict((const uint8_t *)v.mv_data + REC_HEAD, v.mv_size - REC_HEAD);
         if (!z->dd) {
             free(z);
@@ -170,6 +178,28 @@ static int newest(store_t *s, MDB_txn *txn, uint32_t *id, MDB_val *val)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Prepares z->cd for compressing with dictionary 'dict' in memory the store allocates:
+ * ZSTD_createCDict() of libzstd 1.5.4 dereferences a failed allocation of its own (see
+ * ztrain.c), ZSTD_initStaticCDict() allocates nothing. The memory is zeroed because that
+ * function leaves the CDict's compression level unset, and 0 there means "use the CDict's
+ * parameters". 0 or -1 (out of memory). */
+static int cdict_make(struct store__zdict *z, const uint8_t *dict, size_t len)
+{
+    ZSTD_compressionParameters cp = ZSTD_getCParams(LEVEL, ZSTD_CONTENTSIZE_UNKNOWN, len);
+    size_t need = ZSTD_estimateCDictSize_advanced(len, cp, ZSTD_dlm_byCopy);
+    void *mem = calloc(1, need); /* malloc's alignment is the 8 bytes it asks for */
+    const ZSTD_CDict *cd = mem ? ZSTD_initStaticCDict(mem, need, dict, len, ZSTD_dlm_byCopy,
+                                                      ZSTD_dct_fullDict, cp)
+                               : NULL;
+    if (!cd) {
+        free(mem);
+        return -1;
+    }
+    z->cd = cd;
+    z->cd_mem = mem;
+    return 0;
+}
+
 /* Makes 'id' (its record 'v', whole, read in 'txn' or just committed) the dictionary values
  * are compressed with: submitters see it through s->zd_enc. */
 static int use(store_t *s, MDB_txn *txn, uint32_t id, const MDB_val *v)
@@ -188,8 +218,7 @@ static int use(store_t *s, MDB_txn *txn, uint32_t id, const MDB_val *v)
     }
     if (!z->dd)
         return 0; /* damaged: never compress with it */
-    if (!z->cd && !(z->cd = ZSTD_createCDict((const uint8_t *)v->mv_data + REC_HEAD,
-                                             v->mv_size - REC_HEAD, LEVEL)))
+    if (!z->cd && cdict_make(z, (const uint8_t *)v->mv_data + REC_HEAD, v->mv_size - REC_HEAD))
         return ENOMEM;
     atomic_store_explicit(&s->zd_enc, z, memory_order_release);
     s->zd_cur = id;
@@ -228,9 +257,12 @@ static int load_newest(store_t *s, MDB_txn *txn)
     s->zd_next_train = STORE_ZDICT_FIRST;
     /* A damaged newest record: compress with none (reads of older values still work, and
      * verify reports it); the next training writes a whole one after it. */
-    if (top && record_ok(&v, top) && (rc = use(s, txn, top, &v)))
+    int ok = top ? record_ok(&v, top) : 0;
+    if (ok < 0)
+        return ENOMEM;
+    if (ok && (rc = use(s, txn, top, &v)))
         return rc;
-    if (top && !record_ok(&v, top))
+    if (top && !ok)
         s->zd_next_train = 0;
     s->zd_loaded = 1;
     return 0;
@@ -347,14 +379,19 @@ static int info_walk(store_t *s, store_read_t *r, store_zdict_info_t *out)
         const uint8_t *kp = k.mv_data;
         uint32_t id = (uint32_t)kp[5] << 24 | (uint32_t)kp[6] << 16 | (uint32_t)kp[7] << 8 | kp[8];
         out->count++;
-        if (!record_ok(&v, id) && !out->damaged++)
+        int ok = record_ok(&v, id);
+        if (ok < 0) {
+            rc = REEL_ENOMEM;
+            break;
+        }
+        if (!ok && !out->damaged++)
             out->first_damaged = id;
         out->id = id;
         out->trained_at = v.mv_size >= 8 ? store__get_u64(v.mv_data) : 0;
         out->bytes = v.mv_size > REC_HEAD ? v.mv_size - REC_HEAD : 0;
     }
     store__cursor_close(r, c);
-    return REEL_OK;
+    return rc;
 }
 
 int store_zdict_info(store_t *s, store_zdict_info_t *out)
@@ -439,13 +476,9 @@ static int train(store_t *s, uint8_t **dict, size_t *len, uint64_t *at)
     if (!rc) {
         /* A dictionary much larger than a tenth of its samples overfits them. */
         size_t cap = sm.all.len / 10 < DICT_MAX ? sm.all.len / 10 : DICT_MAX;
-        size_t n = ZDICT_trainFromBuffer(out + REC_HEAD, cap, sm.all.data, sm.sizes,
-                                         (unsigned)sm.n);
-        if (ZDICT_isError(n) || !ZDICT_getDictID(out + REC_HEAD, n)) {
-            store__set_error("training a dictionary failed: %s",
-                             ZDICT_isError(n) ? ZDICT_getErrorName(n) : "no dictionary header");
-            rc = REEL_ENOT_FOUND;
-        } else {
+        size_t n = 0;
+        rc = store__ztrain(sm.all.data, sm.sizes, (unsigned)sm.n, out + REC_HEAD, cap, &n);
+        if (!rc) {
             *dict = out, *len = REC_HEAD + n, *at = sm.at;
             out = NULL;
         }
@@ -570,7 +603,7 @@ void store__zdict_release(store_t *s)
         struct store__zdict *z = atomic_load(&s->zd[i]);
         if (z) {
             ZSTD_freeDDict(z->dd);
-            ZSTD_freeCDict(z->cd);
+            free(z->cd_mem);
             free(z);
         }
     }

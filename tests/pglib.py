@@ -7,6 +7,7 @@ initdb refuses to run as root: as root every server command runs as the postgres
 `base` must be a directory that user can reach (not pytest's tmp_path, mode 0700): use
 `make_base()`.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -37,6 +38,19 @@ def free_port():
 
 def make_base(prefix="reel-pg-"):
     return tempfile.mkdtemp(prefix=prefix)
+
+
+@contextlib.contextmanager
+def running(kind):
+    """`with running(PgPair) as pg:` (or Postgres): a server in its own base directory,
+    stopped and removed at the end, for module-scoped pytest fixtures."""
+    base = make_base()
+    pg = kind(base)
+    try:
+        yield pg
+    finally:
+        pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _prefix():

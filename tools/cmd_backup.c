@@ -1,5 +1,4 @@
 /* cmd_backup.c -- `reel backup DIR`: consistent, compacted hot copy. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,27 +18,6 @@ static const char about[] =
     "only its used part, so pages freed by deletes, purges and retention are left out (DEST\n"
     "is as small as the live data, docs/RETENTION.md), and it is the step that takes the old\n"
     "bytes of redacted or deleted events out of the data file (docs/REDACTION.md).\n";
-
-/* 0 when 'dest' can receive the backup: absent, or an empty directory. */
-static int check_dest(const char *prog, const char *dest)
-{
-    DIR *d = opendir(dest);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        cmd_error(prog, "'%s' %s", dest, errno == ENOTDIR ? "exists and is not a directory"
-                                                          : strerror(errno));
-        return -1;
-    }
-    struct dirent *e;
-    int empty = 1;
-    while (empty && (e = readdir(d)))
-        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
-    closedir(d);
-    if (!empty)
-        cmd_error(prog, "'%s' is not empty (a backup goes to a new or empty directory)", dest);
-    return empty ? 0 : -1;
-}
 
 int cmd_backup(int argc, char **argv)
 {
@@ -62,7 +40,7 @@ int cmd_backup(int argc, char **argv)
         return CMD_USAGE;
     }
     const char *dest = argv[0];
-    if (check_dest(prog, dest))
+    if (cmd_check_new_dir(prog, "", dest, "a backup goes to a new or empty directory"))
         return CMD_FAIL;
     store_t *s = cmd_open_store(prog, data, 1, 0);
     if (!s)

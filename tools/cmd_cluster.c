@@ -26,6 +26,14 @@ static const char about[] =
     "  shard ID [--map MAP | --shards V] [--stream]\n"
     "      prints the routing key, hash, shard and (with --map) owner of session ID\n"
     "      (with --stream: of the Durable Streams path ID)\n"
+    "  events | sessions --map MAP\n"
+    "      every event (vector cursor) or session record of every cell (reel cluster\n"
+    "      events --help)\n"
+    "  restore --cell ID --dsn DSN --data DIR\n"
+    "      rebuilds a lost cell's data directory from PostgreSQL (see restore --help)\n"
+    "  move SHARDS --to CELL --map MAP --dsn DSN [options]\n"
+    "      moves shards to another cell under load, through PostgreSQL, fencing the old\n"
+    "      owner (reel cluster move --help; docs/CLUSTER.md \"Moving shards\")\n"
     "A cell runs `reel serve --cluster-map MAP --cell ID`.\n";
 
 /* init: the shards in even contiguous ranges, in cell order. */
@@ -134,6 +142,12 @@ static int shard(const char *prog, const char *id, const char *path, unsigned lo
 
 int cmd_cluster(int argc, char **argv)
 {
+    if (argc > 1 && (!strcmp(argv[1], "events") || !strcmp(argv[1], "sessions")))
+        return cmd_cluster_reads(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "restore")) /* a table of options of its own */
+        return cmd_cluster_restore(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "move")) /* its own options (cluster_move.c) */
+        return cmd_cluster_move(argc - 1, argv + 1);
     const char *prog = "cluster", *map = NULL, *listen = NULL;
     unsigned long long v = CLUSTER_V_DEFAULT, epoch = 1, spares = 0;
     int stream = 0;
@@ -164,6 +178,7 @@ int cmd_cluster(int argc, char **argv)
         return nginx_conf(prog, argv[1], listen);
     if (!strcmp(verb, "shard") && nargs == 2)
         return shard(prog, argv[1], map, v, stream);
-    cmd_error(prog, "expected init ID=HOST:PORT..., nginx-conf MAP or shard ID (see --help)");
+    cmd_error(prog, "expected init ID=HOST:PORT..., nginx-conf MAP, shard ID, restore, events or "
+                    "sessions (see --help)");
     return CMD_USAGE;
 }

@@ -193,7 +193,7 @@ int cmd_ingest(int argc, char **argv)
 {
     const char *prog = "ingest", *data = CMD_DEFAULT_DATA, *session = NULL, *file = "-";
     const char *format = "universal", *redact = "builtin";
-    int quiet = 0, no_sync = 0, no_zdict = 1;
+    int quiet = 0, no_sync = 0, no_zdict = 0;
     const opt_t rows[] = {
         {.name = "session", .type = OPT_STRING, .arg = "S", .dest = &session, .required = 1,
          .help = "session id (1..1024 bytes of UTF-8, no control characters)"},
@@ -204,7 +204,7 @@ int cmd_ingest(int argc, char **argv)
         CMD_OPT_REDACT(&redact),
         {.name = "zdict", .type = OPT_CHOICE, .arg = "on|off", .env = "REEL_ZDICT",
          .dest = &no_zdict, .help = "compress events with zstd dictionaries trained on the\n"
-                 "store (docs/FORMAT.md section 15)", .def = "off"},
+                 "store (docs/FORMAT.md section 15)", .def = "on"},
         {.name = "quiet", .type = OPT_FLAG, .dest = &quiet, .help = "no summary on stderr"},
         OPT_END,
     };
@@ -229,7 +229,7 @@ int cmd_ingest(int argc, char **argv)
         cmd_error(prog, "cannot open '%s': %s", file, strerror(errno));
         return CMD_FAIL;
     }
-    store_options_t o = {.no_sync = no_sync, .zdict = !no_zdict};
+    store_options_t o = {.no_sync = no_sync, .no_zdict = no_zdict};
     store_t *s = cmd_open_store_opt(prog, data, &o);
     int rc = s ? run(prog, s, session, in, quiet, &nat) : CMD_FAIL;
     agent_conv_free(nat.conv);

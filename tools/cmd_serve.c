@@ -29,11 +29,11 @@
  * start at the server's defaults (API_LIMITS_DEFAULT). */
 struct settings {
     const char *data, *listen, *token, *tokens_file, *named_tokens, *cors, *access_log, *error_log,
-        *redact, *retention, *archive_dir, *archive_command, *cluster_map, *cell;
-    int no_sync, create, log_json, log_level, no_zdict;
+        *redact, *retention, *archive_dir, *archive_command, *cluster_map, *cell, *replica_sink;
+    int ack_replica, no_sync, create, log_json, log_level, no_zdict;
     unsigned long long max_body, max_event, max_depth, max_conn, max_conn_ip, timeout, max_sse,
         sse_buf, threads, evcache_mb, ds_long_poll_ms, retention_interval, max_sink_lag,
-        sink_wait_ms;
+        sink_wait_ms, replica_wait_ms;
 };
 
 #define U64(n, e, field, lo, hi, h, d)                                                        \
@@ -61,7 +61,7 @@ static int parse(struct settings *st, int argc, char **argv)
          .dest = &st->no_zdict,
          .help = "compress events with zstd dictionaries trained on the store (about\n"
                  "a third of the bytes; ~1 us more per event read); off: none trained or\n"
-                 "used for new events (docs/FORMAT.md section 15)", .def = "off"},
+                 "used for new events (docs/FORMAT.md section 15)", .def = "on"},
         {.name = "cors-origin", .type = OPT_STRING, .arg = "ORIGIN", .env = "REEL_CORS_ORIGIN",
          .dest = &st->cors, .help = "grant cross-origin access (CORS) to ORIGIN or *"},
         {.name = "access-log", .type = OPT_STRING, .arg = "FILE|-", .env = "REEL_ACCESS_LOG",
@@ -100,6 +100,19 @@ static int parse(struct settings *st, int argc, char **argv)
             "is more positions behind; 0 = off", "0"),
         U64("sink-wait-ms", "REEL_SINK_WAIT_MS", sink_wait_ms, 1, 600000,
             "how long an append waits for a sink before 503 with Retry-After", "2000"),
+        {.name = "ack", .type = OPT_CHOICE, .arg = "local|replica", .env = "REEL_ACK",
+         .dest = &st->ack_replica,
+         .help = "local: acknowledge appends once durable here; replica: only once the\n"
+                 "replica sink committed them to a PostgreSQL with a synchronous standby,\n"
+                 "and reads stop there (docs/CLUSTER.md \"Acknowledged by a replica\")",
+         .def = "local"},
+        {.name = "replica-sink", .type = OPT_STRING, .arg = "NAME", .env = "REEL_REPLICA_SINK",
+         .dest = &st->replica_sink,
+         .help = "with --ack replica: the sink whose reports count (POST /v1/sinks/NAME)",
+         .def = "postgres-<cell or 0>"},
+        U64("replica-wait-ms", "REEL_REPLICA_WAIT_MS", replica_wait_ms, 1, 600000,
+            "with --ack replica: how long a write waits for the replica before\n"
+            "503 replica_behind with Retry-After (it is durable here; retry it)", "5000"),
         CMD_OPT_REDACT(&st->redact),
         {.name = "retention", .type = OPT_STRING, .arg = "POLICY", .env = "REEL_RETENTION",
          .dest = &st->retention,
@@ -146,7 +159,6 @@ static void settings_init(struct settings *st, const api_limits_t *l)
     st->listen = CMD_DEFAULT_LISTEN;
     st->redact = "builtin";
     st->log_level = API_LOG_INFO;
-    st->no_zdict = 1; /* --zdict off: opt-in (store.h, store_options_t.zdict) */
     st->max_body = l->max_body_bytes;
     st->max_event = l->max_event_bytes;
     st->max_depth = (unsigned long long)l->max_depth;
@@ -159,6 +171,7 @@ static void settings_init(struct settings *st, const api_limits_t *l)
     st->ds_long_poll_ms = l->ds_long_poll_ms;
     st->max_sink_lag = l->max_sink_lag;
     st->sink_wait_ms = l->sink_wait_ms;
+    st->replica_wait_ms = l->replica_wait_ms;
     st->retention_interval = 60;
 }
 
@@ -176,6 +189,12 @@ static void limits(const struct settings *st, api_limits_t *l)
     l->ds_long_poll_ms = (unsigned)st->ds_long_poll_ms;
     l->max_sink_lag = st->max_sink_lag;
     l->sink_wait_ms = (unsigned)st->sink_wait_ms;
+    l->ack_replica = st->ack_replica;
+    l->replica_wait_ms = (unsigned)st->replica_wait_ms;
+    snprintf(l->replica_sink, sizeof l->replica_sink, "postgres-%s",
+             st->replica_sink ? "" : st->cell ? st->cell : "0");
+    if (st->replica_sink)
+        snprintf(l->replica_sink, sizeof l->replica_sink, "%s", st->replica_sink);
 }
 
 /* Collects --token (full scope) and the tokens file into one new array. */
@@ -372,7 +391,7 @@ static int serve(const api_config_t *cfg_in, const struct settings *st)
     signal(SIGPIPE, SIG_IGN);
 
     store_options_t opt = {.no_sync = st->no_sync, .create = st->create,
-                           .zdict = !st->no_zdict};
+                           .no_zdict = st->no_zdict};
     store_t *s = cmd_open_store_opt("serve", st->data, &opt);
     if (!s) {
         cluster_map_free(cfg->cluster);
@@ -434,7 +453,20 @@ static int cluster(const struct settings *st, api_config_t *cfg)
     }
     cfg->cluster = m;
     cfg->cell = st->cell;
+    cfg->cluster_map_path = st->cluster_map;
     return 0;
+}
+
+/* --replica-sink: a sink name as POST /v1/sinks/NAME takes it. */
+static int replica_sink_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 1;
+    if (n && n <= 63 && (!name || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                              "0123456789._-") == n))
+        return 0;
+    cmd_error("serve", "--replica-sink '%s': a sink name is 1..63 characters of A-Z a-z 0-9 "
+              ". _ -", name);
+    return -1;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -447,7 +479,7 @@ int cmd_serve(int argc, char **argv)
     int r = parse(&st, argc, argv);
     if (r != OPT_GO)
         return r;
-    if (cmd_redact_setup("serve", st.redact))
+    if (cmd_redact_setup("serve", st.redact) || replica_sink_ok(st.replica_sink))
         return CMD_USAGE;
     cfg.limits = lim;
     limits(&st, &cfg.limits);

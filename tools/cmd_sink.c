@@ -17,28 +17,14 @@
 #include <unistd.h>
 
 #include "replay/replay.h"
+#include "store/json.h"
 #include "tools/cmds.h"
 #include "tools/sink.h"
 
 #define WAIT_S 2              /* long-poll of an idle feed; also the stop latency */
 #define PROGRESS_MS 5000      /* progress line period */
-#define REPORT_MS 100         /* position reports at most this often while busy */
-#define IDLE_REPORT_MS 2000   /* ... and this often while idle */
+#define IDLE_REPORT_MS 1000   /* position reports while idle (one after every commit) */
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 struct settings {
     const char *kind;
@@ -164,6 +150,8 @@ typedef struct run {
     uint64_t last_report_ms, reported, lag;
     uint64_t prog_ms, prog_events, prog_changes;
     int report_failed;
+    char fence_said[600]; /* the shard fence last named (said once) */
+    int said_replicated; /* the state the last line said */
 } run_t;
 
 static void say(const run_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -179,19 +167,35 @@ static void say(const run_t *r, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Tells the server our committed position (lag metric, backpressure). Best effort. */
-static void report(run_t *r, int force)
+/* Tells the server our committed cursor and whether PostgreSQL replicates it
+ * synchronously (lag metric, backpressure, and the watermark of serve --ack replica, whose
+ * writes wait for it: so right after every commit, and every second while idle, when the
+ * replication is checked again). Best effort. */
+static void report(run_t *r, int committed)
 {
     if (!r->st->remote.url)
         return; /* --data without --server: nobody to tell */
-    uint64_t now = now_ms();
-    if (!force && r->reported == r->pg.position && now - r->last_report_ms < IDLE_REPORT_MS)
+    uint64_t now = cmd_now_ms();
+    if (!committed && now - r->last_report_ms < IDLE_REPORT_MS)
         return;
-    if (!force && now - r->last_report_ms < REPORT_MS)
-        return;
-    char path[128], body[64];
+    if (!committed)
+        sink_pg_check_replication(&r->pg); /* a standby may have gone, or come */
+    char path[128], body[320];
     snprintf(path, sizeof path, "/v1/sinks/%s", r->st->name);
-    snprintf(body, sizeof body, "{\"position\":%llu}", (unsigned long long)r->pg.position);
+    store_buf_t why = STORE_BUF_INIT;
+    store_json_write_string(&why, r->pg.why, strlen(r->pg.why));
+    snprintf(body, sizeof body, "{\"position\":%llu,\"index\":%u,\"replicated\":%s,"
+             "\"why\":%s}", (unsigned long long)r->pg.position, r->pg.index,
+             r->pg.replicated ? "true" : "false", store_buf_cstr(&why));
+    store_buf_release(&why);
+    if (r->pg.replicated != r->said_replicated) {
+        r->said_replicated = r->pg.replicated;
+        if (r->pg.replicated)
+            say(r, "PostgreSQL replicates synchronously: reports count for serve --ack replica");
+        else
+            say(r, "not replicated synchronously (%s): serve --ack replica does not count "
+                "these reports", r->pg.why);
+    }
     r->last_report_ms = now;
     if (http_call(&r->http, path, body, 10)) {
         if (!r->report_failed++)
@@ -209,7 +213,7 @@ static void report(run_t *r, int force)
 
 static void progress(run_t *r)
 {
-    uint64_t now = now_ms();
+    uint64_t now = cmd_now_ms();
     if (now - r->prog_ms < PROGRESS_MS)
         return;
     double s = (double)(now - r->prog_ms) / 1000.0;
@@ -222,20 +226,27 @@ static void progress(run_t *r)
     r->prog_changes = r->changes;
 }
 
-/* Connects and takes the cell; retried while PostgreSQL is unreachable. 0 or -1. */
+/* Connects and takes the cell; retried while PostgreSQL is unreachable, after 100 ms, then
+ * twice as long each time up to 2 s: a failover (the dsn naming every host with
+ * target_session_attrs=read-write finds the promoted standby) costs a fraction of a second,
+ * a long outage one attempt every 2 s. 0 or -1. */
 static int pg_start(run_t *r)
 {
-    for (int tries = 0; !stop; tries++) {
+    useconds_t delay = 100000;
+    for (int tries = 0; !cmd_stop; tries++) {
         if (!sink_pg_open(&r->pg, r->st->dsn) && !sink_pg_claim(&r->pg)) {
             say(r, "cell %s, epoch %lld, schema %s: resuming after position %llu",
                 r->pg.cell, (long long)r->pg.epoch, r->pg.schema,
                 (unsigned long long)r->pg.position);
+            sink_pg_check_replication(&r->pg);
+            r->said_replicated = !r->pg.replicated; /* the first report says which */
             return 0;
         }
         sink_pg_close(&r->pg);
         if (tries == 0 && r->st->once)
             return -1;
-        sleep(1);
+        usleep(delay);
+        delay = delay >= 1000000 ? 2000000 : delay * 2;
     }
     return -1;
 }
@@ -251,7 +262,7 @@ static int local_event(void *arg, const store_event_view_t *ev)
     int rc = store_event_check(ev);
     if (!rc)
         rc = replay_write_event(out, ev, REPLAY_RAW);
-    return rc ? rc : replay_write_event_body(out, mark, ev);
+    return rc ? rc : replay_write_event_body(out, mark, ev, 1);
 }
 
 static int local_change(void *arg, const store_change_view_t *ch)
@@ -290,39 +301,42 @@ static int local_page(run_t *r, uint64_t after, uint32_t index, size_t limit, in
             return -2;
         }
         int empty = out->len == strlen("{\"events\":[],\"hasMore\":false}");
-        if (!empty || !wait || r->st->once || stop || waited >= WAIT_S * 1000)
+        if (!empty || !wait || r->st->once || cmd_stop || waited >= WAIT_S * 1000)
             return 0;
-        while (!stop && store_last_txn(r->store) == txn && waited < WAIT_S * 1000) {
+        while (!cmd_stop && store_last_txn(r->store) == txn && waited < WAIT_S * 1000) {
             usleep(50000);
             waited += 50;
         }
     }
 }
 
-/* Reads the next page; 0 with pg->n items (maybe none), or -1 (reported, retried). */
-static int next_page(run_t *r, int *more)
+/* Reads the page after cursor ('after', 'index') into r->page, long-polling when 'wait'
+ * and nothing is new; 0 with page.n items (maybe none), -1 (reported, retried) or -2
+ * (stop). */
+static int next_page(run_t *r, uint64_t after, uint32_t index, int wait, int *more)
 {
     if (r->store) {
-        int rc = local_page(r, r->pg.position, r->pg.index, r->st->batch, 1);
+        int rc = local_page(r, after, index, r->st->batch, wait);
         if (rc)
             return rc;
-        r->page.after = r->pg.position;
-        r->page.after_index = r->pg.index;
+        r->page.after = after;
+        r->page.after_index = index;
         if (sink_page_parse(&r->page, &r->http.body, more)) {
             cmd_error("sink", "a page read from '%s' does not parse (position %llu)",
-                      r->st->data, (unsigned long long)r->pg.position);
+                      r->st->data, (unsigned long long)after);
             return -2;
         }
         return 0;
     }
     char path[256], cursor[48];
-    if (r->pg.index)
-        snprintf(cursor, sizeof cursor, "%llu.%u", (unsigned long long)r->pg.position,
-                 r->pg.index);
+    if (index)
+        snprintf(cursor, sizeof cursor, "%llu.%u", (unsigned long long)after, index);
     else
-        snprintf(cursor, sizeof cursor, "%llu", (unsigned long long)r->pg.position);
-    snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&after=%s"
-             "&limit=%llu&wait=%d", cursor, r->st->batch, r->st->once ? 0 : WAIT_S);
+        snprintf(cursor, sizeof cursor, "%llu", (unsigned long long)after);
+    /* unreplicated=1: the feed past the --ack replica watermark, which is ours to move */
+    snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&unreplicated=1"
+             "&after=%s&limit=%llu&wait=%d", cursor, r->st->batch,
+             r->st->once || !wait ? 0 : WAIT_S);
     static int down;
     if (http_call(&r->http, path, NULL, WAIT_S + 30)) {
         if (!down++)
@@ -339,11 +353,11 @@ static int next_page(run_t *r, int *more)
                   r->st->remote.url, r->http.cell, r->st->cell);
         return -2;
     }
-    r->page.after = r->pg.position;
-    r->page.after_index = r->pg.index;
+    r->page.after = after;
+    r->page.after_index = index;
     if (sink_page_parse(&r->page, &r->http.body, more)) {
         cmd_error("sink", "the server's answer is not a page of the feed with changes "
-                  "(position %llu): %.200s", (unsigned long long)r->pg.position,
+                  "(position %llu): %.200s", (unsigned long long)after,
                   store_buf_cstr(&r->http.body));
         return -2;
     }
@@ -365,7 +379,7 @@ static int refetch(void *arg, uint64_t position, const sink_item_t **out)
     } else {
         char path[200];
         snprintf(path, sizeof path, "/v1/events?changes=1&bodies=1&include_raw=1&limit=1"
-                 "&after=%llu.%u", (unsigned long long)(position - 1), UINT32_MAX);
+                 "&unreplicated=1&after=%llu.%u", (unsigned long long)(position - 1), UINT32_MAX);
         rc = http_call(&r->http, path, NULL, 30);
         if (rc)
             cmd_error("sink", "reading a redacted event again: %s", r->http.error);
@@ -383,44 +397,112 @@ static int refetch(void *arg, uint64_t position, const sink_item_t **out)
     return 0;
 }
 
+/* After a failed write: CMD_FAIL when a statement failed (a retry would not mend it), -1
+ * once reconnected (the page is read again from the checkpoint), STOPPED when stopped
+ * while reconnecting. */
+#define STOPPED (-3)
+static int write_failed(run_t *r)
+{
+    if (sink_pg_ok(&r->pg))
+        return CMD_FAIL;
+    say(r, "lost the connection to PostgreSQL: reconnecting");
+    sink_pg_close(&r->pg);
+    if (pg_start(r))
+        return cmd_stop ? STOPPED : CMD_FAIL;
+    return -1;
+}
+
+/* Writes the page in hand and, while PostgreSQL commits it (its fsync and the synchronous
+ * standby's flush), reads the next one without waiting, so that it can be written as soon
+ * as this commit is reported. 0 (r->page holds the next page, '*ready' when it has
+ * items), -1 (retry from the checkpoint), STOPPED, or an exit status (> 0). */
+/* The page stopped before an item of a shard that moved away (sink_fence.c): what came
+ * before it is written; the item is never copied. The sink says so once, and tries
+ * again every second (a fence can be lifted; a cell rebuilt from PostgreSQL no longer has
+ * the item); its reported position does not pass the item, so under --ack replica the
+ * old owner never acknowledges it. --once stops here with status 4. */
+static int shard_fenced(run_t *r)
+{
+    if (strcmp(r->fence_said, r->pg.fence_note)) {
+        fprintf(stderr, "reel sink: stopped at a shard fence: %s; the sink copies nothing after "
+                "it (docs/CLUSTER.md \"Moving shards\": rebuild this cell with reel cluster "
+                "restore)\n", r->pg.fence_note);
+        snprintf(r->fence_said, sizeof r->fence_said, "%s", r->pg.fence_note);
+    }
+    if (r->st->once)
+        return SINK_SHARD_FENCED;
+    sleep(1);
+    return 0;
+}
+
+static int write_page(run_t *r, int *ready, int *more)
+{
+    size_t n = r->page.n, events = 0;
+    for (size_t i = 0; i < n; i++)
+        events += !r->page.items[i].is_change;
+    int rc = sink_pg_write_send(&r->pg, r->page.items, n);
+    if (rc == SINK_FENCED) {
+        fprintf(stderr, "reel sink: fenced: cell %s is now held by %s; this sink (epoch "
+                "%lld, owner '%s') stops without writing\n", r->pg.cell, r->pg.fenced_by,
+                (long long)r->pg.epoch, r->pg.owner);
+        return SINK_FENCED;
+    }
+    if (rc)
+        return write_failed(r);
+    if (r->pg.fence_cut) { /* only the items before the fenced one were written */
+        events = 0;
+        for (size_t i = 0; i < r->pg.written; i++)
+            events += !r->page.items[i].is_change;
+        n = r->pg.written;
+    }
+    int next = next_page(r, r->pg.pending_position, r->pg.pending_index, 0, more);
+    if (sink_pg_write_finish(&r->pg))
+        return write_failed(r);
+    r->events += events;
+    r->changes += n - events;
+    report(r, 1); /* at once: a write of serve --ack replica waits for it */
+    if (r->pg.fence_cut && (rc = shard_fenced(r)))
+        return rc;
+    if (next == -2)
+        return CMD_FAIL;
+    *ready = next == 0 && r->page.n > 0;
+    return 0;
+}
+
 static int loop(run_t *r)
 {
-    r->prog_ms = now_ms();
-    while (!stop) {
-        int more = 0, rc = next_page(r, &more);
+    r->prog_ms = cmd_now_ms();
+    int resend = 1; /* the first report at once, not after the first long-poll */
+    int ready = 0, more = 0;
+    while (!cmd_stop) {
+        /* A server that was away (restarted) knows no watermark until we report: with
+         * --ack replica its reads show nothing until then, so report before waiting. */
+        if (resend) {
+            report(r, 1);
+            resend = r->report_failed > 0;
+        }
+        int rc = ready ? 0 : next_page(r, r->pg.position, r->pg.index, 1, &more);
+        ready = 0;
         if (rc == -2)
             return CMD_FAIL;
         if (rc) {
+            resend = 1;
             if (r->st->once)
                 return CMD_FAIL; /* --once copies what is there, it does not wait */
             sleep(1);
             continue;
         }
         if (r->page.n) {
-            rc = sink_pg_write(&r->pg, r->page.items, r->page.n);
-            if (rc == SINK_FENCED) {
-                fprintf(stderr, "reel sink: fenced: cell %s is now held by %s; this sink (epoch "
-                        "%lld, owner '%s') stops without writing\n", r->pg.cell, r->pg.fenced_by,
-                        (long long)r->pg.epoch, r->pg.owner);
-                return SINK_FENCED;
-            }
-            if (rc) {
-                if (sink_pg_ok(&r->pg))
-                    return CMD_FAIL; /* a statement failed: not something a retry mends */
-                say(r, "lost the connection to PostgreSQL: reconnecting");
-                sink_pg_close(&r->pg);
-                if (pg_start(r))
-                    return stop ? CMD_OK : CMD_FAIL;
-                continue;
-            }
-            for (size_t i = 0; i < r->page.n; i++)
-                r->page.items[i].is_change ? r->changes++ : r->events++;
+            if ((rc = write_page(r, &ready, &more)) > 0)
+                return rc;
+            if (rc == STOPPED)
+                return CMD_OK;
+            progress(r);
+            continue;
         }
-        /* Caught up (a page that was not full): report now, so the lag reads 0 at once;
-         * while pages come full, at most every REPORT_MS. */
-        report(r, r->page.n && !more);
+        report(r, 0);
         progress(r);
-        if (r->st->once && !more && !r->page.n)
+        if (r->st->once && !more)
             break;
     }
     report(r, 1);
@@ -436,12 +518,18 @@ static const char about[] =
     "sink (the checkpoint and the fencing epoch of each cell). Each page is one transaction\n"
     "together with its checkpoint: a killed sink resumes where it committed, and nothing is\n"
     "written twice. Starting a sink for a cell fences the one running before it (that one\n"
-    "stops with exit status 3). The sink reports its position to the server (POST\n"
-    "/v1/sinks/NAME, a token with the full scope): reel_sink_lag_events{sink=NAME} and\n"
-    "serve --max-sink-lag read it. Progress goes to stderr every 5 s. SIGINT/SIGTERM stop\n"
-    "it after the page in hand. With --data DIR it reads the data directory itself, the same\n"
-    "items with the same checks, and reports to --server only if that is given too. See\n"
-    "docs/CLUSTER.md \"Sink\".\n";
+    "stops with exit status 3). A shard moved away (reel cluster move) is fenced: the sink\n"
+    "copies nothing of it written after the move, stops before it and says so (--once:\n"
+    "exit status 4). The sink reports its position to the server (POST\n"
+    "/v1/sinks/NAME, a token with the full scope) after every commit and every second:\n"
+    "reel_sink_lag_events{sink=NAME}, serve --max-sink-lag and serve --ack replica read it.\n"
+    "The report says whether PostgreSQL replicates synchronously (synchronous_commit on, a\n"
+    "standby in pg_stat_replication as sync or quorum; checked after every commit), which\n"
+    "serve --ack replica requires (docs/CLUSTER.md \"Acknowledged by a replica\").\n"
+    "Progress goes to stderr every 5 s. SIGINT/SIGTERM stop it after the page in hand.\n"
+    "With --data DIR it reads the data directory itself, the same items with the same\n"
+    "checks, and reports to --server only if that is given too. See docs/CLUSTER.md\n"
+    "\"Sink\".\n";
 
 static int parse(struct settings *st, int argc, char **argv, int *nargs)
 {
@@ -522,8 +610,7 @@ int cmd_sink(int argc, char **argv)
     char name[96], host[64] = "?";
     if (check(&st, nargs, argv, name, sizeof name))
         return CMD_USAGE;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cmd_stop_on_signals();
     signal(SIGPIPE, SIG_IGN);
     run_t r = {.st = &st};
     r.pg.cell = st.cell;
@@ -540,7 +627,7 @@ int cmd_sink(int argc, char **argv)
         http_free(&r.http);
         return CMD_FAIL;
     }
-    rc = pg_start(&r) ? (stop ? CMD_OK : CMD_FAIL) : loop(&r);
+    rc = pg_start(&r) ? (cmd_stop ? CMD_OK : CMD_FAIL) : loop(&r);
     if (rc == CMD_OK)
         say(&r, "stopped at position %llu (%llu events, %llu changes written)",
             (unsigned long long)r.pg.position, (unsigned long long)r.events,

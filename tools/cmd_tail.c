@@ -23,13 +23,6 @@ static const char about[] =
     "With --server URL the events come from a reel server (GET .../events, long-polls\n"
     "with --follow), printed exactly as from a data directory.\n";
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
 
 struct printer {
     store_buf_t out;
@@ -85,7 +78,7 @@ static int run(store_t *s, const char *session, struct printer *p, int follow,
                unsigned long long limit)
 {
     unsigned long long printed = 0;
-    while (!stop) {
+    while (!cmd_stop) {
         size_t max = PAGE;
         if (limit && limit - printed < max)
             max = (size_t)(limit - printed);
@@ -128,7 +121,7 @@ static int run_remote(const cmd_remote_t *r, const char *session, struct printer
     store_buf_t path = STORE_BUF_INIT, body = STORE_BUF_INIT;
     unsigned long long printed = 0;
     int rc = CMD_OK;
-    while (!stop) {
+    while (!cmd_stop) {
         size_t max = PAGE;
         if (limit && limit - printed < max)
             max = (size_t)(limit - printed);
@@ -197,8 +190,7 @@ int cmd_tail(int argc, char **argv)
     int st = cmd_parse_session(prog, about, rows, argc, argv, &session, 0);
     if (st != OPT_GO)
         return st;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cmd_stop_on_signals();
     signal(SIGPIPE, SIG_IGN);
     struct printer p = {.out = STORE_BUF_INIT, .include_raw = include_raw, .last = after,
                         .by_position = session == NULL, .types = types};

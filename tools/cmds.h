@@ -12,6 +12,7 @@
 #define REEL_CMDS_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include "store/store.h"
@@ -37,6 +38,9 @@ int cmd_mock_agent(int argc, char **argv);
 int cmd_tokens(int argc, char **argv);
 int cmd_redact(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
+int cmd_cluster_reads(int argc, char **argv); /* events|sessions, from cmd_cluster */
+int cmd_cluster_restore(int argc, char **argv); /* cluster_restore.c */
+int cmd_cluster_move(int argc, char **argv); /* cluster_move.c: `reel cluster move` */
 int cmd_sink(int argc, char **argv);
 
 /* Common settings with their environment twins: flags win over environment, environment
@@ -139,6 +143,13 @@ void cmd_utf8_prefix(char *out, size_t cap, const char *s, size_t chars);
 /* The error of a store call, naming 'session' (may be NULL) when it does not exist. */
 void cmd_store_error(const char *prog, int rc, const char *session);
 void cmd_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Long-running commands (sink, tail, cluster events) stop after the page in hand once
+ * SIGINT or SIGTERM set cmd_stop (after cmd_stop_on_signals()). */
+extern volatile sig_atomic_t cmd_stop;
+void cmd_stop_on_signals(void);
+uint64_t cmd_now_ms(void); /* CLOCK_MONOTONIC, in ms */
+/* 0 when 'dir' is absent or an empty directory, else an error naming it (restore, backup) */
+int cmd_check_new_dir(const char *prog, const char *label, const char *dir, const char *why);
 
 /* All-or-nothing outputs (partial.c): written as "<dest>.partial", renamed to dest by
  * cmd_partial_commit() after an fsync; removed on SIGINT/SIGTERM/SIGHUP, on abort, and (when
@@ -184,6 +195,15 @@ void cmd_remote_session_path(store_buf_t *b, const char *session, const char *ro
 void cmd_remote_escape(store_buf_t *b, const char *s);
 /* The text of member 'name' of the JSON object 'json' (no re-encoding): 0 or -1. */
 int cmd_json_member(const char *json, size_t len, const char *name, const char **v, size_t *vlen);
+/* The top-level members of object text 'json' in one pass: up to 'cap' (name, value)
+ * pairs, the names with their quotes, values as cmd_json_member() gives them. The count,
+ * or -1 when it is not such an object. (A reader of many members of one large object
+ * indexes it once instead of scanning it per member.) */
+typedef struct cmd_json_kv {
+    const char *k, *v;
+    size_t kn, vn;
+} cmd_json_kv_t;
+int cmd_json_members(const char *json, size_t len, cmd_json_kv_t *out, size_t cap);
 /* Calls cb with the text of each element of the array member 'name', verbatim. 0, -1 (no
  * such array) or cb's non-zero result. */
 int cmd_json_array_each(const char *json, size_t len, const char *name,

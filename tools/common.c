@@ -1,9 +1,12 @@
 /* common.c -- helpers shared by the subcommands (see cmds.h). */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "replay/replay.h"
 #include "store/parse.h"
@@ -164,4 +167,47 @@ void cmd_utf8_prefix(char *out, size_t cap, const char *s, size_t chars)
         i--;
     memcpy(out, s, i);
     out[i] = '\0';
+}
+
+/* 0 when 'dir' can receive a new store (restore, backup): absent, or an empty directory;
+ * otherwise says why, naming the directory after 'label' (e.g. "--data "). */
+int cmd_check_new_dir(const char *prog, const char *label, const char *dir, const char *why)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        cmd_error(prog, "%s'%s' %s", label, dir,
+                  errno == ENOTDIR ? "exists and is not a directory" : strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+    closedir(d);
+    if (!empty)
+        cmd_error(prog, "%s'%s' is not empty (%s)", label, dir, why);
+    return empty ? 0 : -1;
+}
+
+volatile sig_atomic_t cmd_stop;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    cmd_stop = 1;
+}
+
+void cmd_stop_on_signals(void)
+{
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+}
+
+uint64_t cmd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

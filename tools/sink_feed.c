@@ -24,9 +24,25 @@ static char *arena_take(sink_arena_t *a, size_t n)
 }
 
 
+/* Member 'name' of 'json': from the element's index when 'json' is the element. */
+static int lookup(const sink_parser_t *ps, const char *json, size_t len, const char *name,
+                  const char **v, size_t *n)
+{
+    if (json != ps->el || ps->n_kv < 0)
+        return cmd_json_member(json, len, name, v, n);
+    size_t nl = strlen(name);
+    for (int i = 0; i < ps->n_kv; i++)
+        if (ps->kv[i].kn == nl + 2 && !memcmp(ps->kv[i].k + 1, name, nl)) {
+            *v = ps->kv[i].v;
+            *n = ps->kv[i].vn;
+            return 0;
+        }
+    return -1;
+}
+
 static int member(sink_parser_t *ps, const char *name, const char **v, size_t *n)
 {
-    return cmd_json_member(ps->el, ps->el_len, name, v, n);
+    return lookup(ps, ps->el, ps->el_len, name, v, n);
 }
 
 /* A string member, decoded and NUL-terminated; NULL for null or absent. */
@@ -34,7 +50,7 @@ static const char *str_in(sink_parser_t *ps, const char *json, size_t len, const
 {
     const char *v;
     size_t n;
-    if (cmd_json_member(json, len, name, &v, &n) || n < 2 || v[0] != '"')
+    if (lookup(ps, json, len, name, &v, &n) || n < 2 || v[0] != '"')
         return NULL;
     store_buf_t b = STORE_BUF_INIT;
     cmd_json_unquote(v, n, &b);
@@ -61,7 +77,7 @@ static const char *text_in(sink_parser_t *ps, const char *json, size_t len, cons
 {
     const char *v;
     size_t n;
-    if (cmd_json_member(json, len, name, &v, &n) || (n == 4 && !memcmp(v, "null", 4)))
+    if (lookup(ps, json, len, name, &v, &n) || (n == 4 && !memcmp(v, "null", 4)))
         return NULL;
     char *out = arena_take(&ps->a, n + 1);
     if (!out) {
@@ -89,11 +105,13 @@ uint64_t sink_json_u64(const char *json, size_t len, const char *name, int *ok)
 
 static uint64_t u64(sink_parser_t *ps, const char *name)
 {
-    int ok;
-    uint64_t v = sink_json_u64(ps->el, ps->el_len, name, &ok);
-    if (!ok)
+    const char *v;
+    size_t n;
+    if (member(ps, name, &v, &n) || !n || v[0] < '0' || v[0] > '9') {
         ps->bad = 1;
-    return v;
+        return 0;
+    }
+    return strtoull(v, NULL, 10);
 }
 
 /* "2026-12-05T07:29:57.116Z" (what reel writes) -> Unix ms; 0 when it is not that. */
@@ -194,6 +212,7 @@ static void parse_event(sink_parser_t *ps, sink_item_t *it)
         return;
     }
     SHA256(it->body, it->body_len, it->body_hash);
+    it->has_kept = !hex32(str(ps, "kept_hash"), it->kept_hash);
     it->starts = !strcmp(it->type, "session.started");
     it->ends = !strcmp(it->type, "session.ended");
     sdk_fields(ps, it);
@@ -209,6 +228,7 @@ static void parse_change(sink_parser_t *ps, sink_item_t *it)
         ps->bad = 1;
     it->record = text_in(ps, ps->el, ps->el_len, "record");
     it->has_last_hash = !hex32(str(ps, "last_hash"), it->last_hash);
+    it->has_first_hash = !hex32(str(ps, "first_hash"), it->first_hash);
     if (!it->record || !it->change) {
         ps->bad = 1;
         return;
@@ -249,6 +269,9 @@ static int on_element(void *arg, const char *el, size_t n)
     memset(it, 0, sizeof *it);
     sink_parser_t *ps = &pg->ps;
     ps->el = el, ps->el_len = n, ps->bad = 0;
+    ps->n_kv = cmd_json_members(el, n, ps->kv, sizeof ps->kv / sizeof ps->kv[0]);
+    if (ps->n_kv == (int)(sizeof ps->kv / sizeof ps->kv[0]))
+        ps->n_kv = -1; /* more members than indexed: scan */
     it->position = u64(ps, "position");
     it->session = str(ps, "session_id");
     it->time_ms = time_ms(str(ps, "time"));

@@ -76,11 +76,62 @@ static const char schema_sql[] =
     "  cell text NOT NULL, position bigint NOT NULL, change_index bigint NOT NULL,\n"
     "  kind integer NOT NULL, change text NOT NULL, session_id text NOT NULL,\n"
     "  time_ms bigint NOT NULL, record json NOT NULL,\n"
-    "  PRIMARY KEY (cell, position, change_index));\n";
+    "  PRIMARY KEY (cell, position, change_index));\n"
+    /* Added for `reel cluster restore` (docs/CLUSTER.md "Restore"): the original body's
+     * SHA-256 of an event redacted after the fact, which its chain commits to, and where
+     * a trimmed session's chain starts. Tables made by an older sink gain them. */
+    "ALTER TABLE \"%1$s\".events ADD COLUMN IF NOT EXISTS kept_hash bytea;\n"
+    "ALTER TABLE \"%1$s\".sessions ADD COLUMN IF NOT EXISTS first_hash bytea;\n"
+    "ALTER TABLE \"%1$s\".changes ADD COLUMN IF NOT EXISTS last_hash bytea;\n"
+    "ALTER TABLE \"%1$s\".changes ADD COLUMN IF NOT EXISTS first_hash bytea;\n";
 
 int sink_pg_ok(const sink_pg_t *pg)
 {
     return pg->conn && PQstatus(pg->conn) == CONNECTION_OK;
+}
+
+/* A COMMIT whose wait for the synchronous standby was cancelled still commits, locally
+ * only, and says so in a WARNING: such a commit is not on the standby (sink_pg_t). Other
+ * notices go to stderr as libpq would print them. */
+static void on_notice(void *arg, const char *msg)
+{
+    sink_pg_t *pg = arg;
+    if (strstr(msg, "synchronous replication") || strstr(msg, "replicated to the standby"))
+        pg->sync_cancelled = 1;
+    fputs(msg, stderr);
+}
+
+int sink_pg_check_replication(sink_pg_t *pg)
+{
+    PGresult *res = PQexec(pg->conn, "SELECT current_setting('synchronous_commit'), "
+                                     "current_setting('synchronous_standby_names'), "
+                                     "(SELECT count(*) FROM pg_stat_replication WHERE "
+                                     "sync_state IN ('sync', 'quorum'))");
+    pg->replicated = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        snprintf(pg->why, sizeof pg->why, "cannot check replication: %.100s",
+                 PQerrorMessage(pg->conn));
+        PQclear(res);
+        return -1;
+    }
+    const char *commit = PQgetvalue(res, 0, 0), *names = PQgetvalue(res, 0, 1);
+    long sync = atol(PQgetvalue(res, 0, 2));
+    if (strcmp(commit, "on") && strcmp(commit, "remote_apply"))
+        snprintf(pg->why, sizeof pg->why, "synchronous_commit is '%.20s', not on", commit);
+    else if (!names[0])
+        snprintf(pg->why, sizeof pg->why, "synchronous_standby_names is empty: commits do not "
+                 "wait for a standby");
+    else if (sync < 1)
+        snprintf(pg->why, sizeof pg->why, "no standby streams as 'sync' or 'quorum' in "
+                 "pg_stat_replication (the role needs pg_monitor to see it)");
+    else if (pg->sync_cancelled)
+        snprintf(pg->why, sizeof pg->why, "a commit's wait for the synchronous standby was "
+                 "cancelled: it may be on the primary only");
+    else
+        pg->replicated = 1, pg->why[0] = 0;
+    pg->sync_cancelled = 0;
+    PQclear(res);
+    return 0;
 }
 
 int sink_pg_open(sink_pg_t *pg, const char *dsn)
@@ -91,13 +142,15 @@ int sink_pg_open(sink_pg_t *pg, const char *dsn)
         sink_pg_close(pg);
         return -1;
     }
+    PQsetNoticeProcessor(pg->conn, on_notice, pg);
     store_buf_t sql = STORE_BUF_INIT;
     store_buf_printf(&sql, schema_sql, pg->schema);
     /* Concurrent sinks creating the schema at once can race on the catalog: retry. */
     int rc = -1;
     for (int i = 0; i < 5 && rc; i++) {
         PQclear(PQexec(pg->conn, "SET client_min_messages = warning"));
-        rc = exec0(pg, store_buf_cstr(&sql), "creating the tables");
+        rc = exec0(pg, store_buf_cstr(&sql), "creating the tables") ? -1
+             : sink_fence_schema(pg->conn, pg->schema); /* sink_fence.c */
         if (rc)
             usleep(200000);
     }
@@ -109,6 +162,7 @@ int sink_pg_open(sink_pg_t *pg, const char *dsn)
 
 void sink_pg_close(sink_pg_t *pg)
 {
+    sink_fence_free(pg);
     if (pg->conn)
         PQfinish(pg->conn);
     pg->conn = NULL;
@@ -318,6 +372,11 @@ static void copy_row(store_buf_t *b, const char *cell, const sink_item_t *it)
     copy_hex(b, it->body_hash, 32);
     store_buf_putc(b, '\t');
     copy_hex(b, it->body, it->body_len);
+    store_buf_putc(b, '\t');
+    if (it->has_kept)
+        copy_hex(b, it->kept_hash, 32);
+    else
+        store_buf_puts(b, "\\N");
     store_buf_putc(b, '\n');
 }
 
@@ -327,7 +386,7 @@ static int insert_events(sink_pg_t *pg, const sink_item_t *const *ev, size_t n)
     char sql[512];
     snprintf(sql, sizeof sql, "COPY \"%s\".events (cell, position, id, event_index, session_id, "
              "created_at, connection_id, sender, payload_json, sequence, type, time_ms, "
-             "native_session_id, client_time, raw, chain_hash, body_hash, body) FROM STDIN",
+             "native_session_id, client_time, raw, chain_hash, body_hash, body, kept_hash) FROM STDIN",
              pg->schema);
     PGresult *res = PQexec(pg->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -446,10 +505,10 @@ static int flush_events(sink_pg_t *pg, params_t *p, const sink_item_t *const *ev
 static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
 {
     const char *cell = pg->cell;
-    char sql[1400];
+    char sql[2048];
     snprintf(sql, sizeof sql, "INSERT INTO \"%s\".changes (cell, position, change_index, kind, "
-             "change, session_id, time_ms, record) VALUES ($1,$2,$3,$4,$5,$6,$7,$8::json)",
-             pg->schema);
+             "change, session_id, time_ms, record, last_hash, first_hash) VALUES "
+             "($1,$2,$3,$4,$5,$6,$7,$8::json,$9,$10)", pg->schema);
     p_str(p, cell);
     p_u64(p, it->position, 0);
     p_u64(p, it->index, 0);
@@ -458,6 +517,14 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
     p_str(p, it->session);
     p_u64(p, it->time_ms, 0);
     p_str(p, it->record);
+    if (it->has_last_hash)
+        p_bin(p, it->last_hash, 32);
+    else
+        p_str(p, NULL);
+    if (it->has_first_hash)
+        p_bin(p, it->first_hash, 32);
+    else
+        p_str(p, NULL);
     if (p_exec(pg, p, sql, "inserting a change", NULL))
         return -1;
     /* The feed no longer serves what a delete, purge or trim removed: neither do we. */
@@ -481,8 +548,8 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
     snprintf(sql, sizeof sql,
              "INSERT INTO \"%s\".sessions AS s (cell, id, agent, agent_session_id, created_at, "
              "destroyed_at, status, updated_at, ended_at, first_event_at, last_sequence, "
-             "event_count, runs, version, metadata_json, last_hash, last_position) VALUES "
-             "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16,$17) "
+             "event_count, runs, version, metadata_json, last_hash, last_position, first_hash) "
+             "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16,$17,$18) "
              "ON CONFLICT (cell, id) DO UPDATE SET agent = EXCLUDED.agent, "
              "agent_session_id = EXCLUDED.agent_session_id, created_at = EXCLUDED.created_at, "
              "destroyed_at = COALESCE(EXCLUDED.destroyed_at, s.destroyed_at), "
@@ -492,7 +559,8 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
              "runs = EXCLUDED.runs, version = EXCLUDED.version, "
              "metadata_json = EXCLUDED.metadata_json, "
              "last_hash = COALESCE(EXCLUDED.last_hash, s.last_hash), "
-             "last_position = GREATEST(s.last_position, EXCLUDED.last_position)", pg->schema);
+             "last_position = GREATEST(s.last_position, EXCLUDED.last_position), "
+             "first_hash = EXCLUDED.first_hash", pg->schema);
     p_str(p, cell);
     p_str(p, it->session);
     p_str(p, it->agent ? it->agent : "");
@@ -513,6 +581,10 @@ static int apply_change(sink_pg_t *pg, params_t *p, const sink_item_t *it)
     else
         p_str(p, NULL);
     p_u64(p, it->position, 0);
+    if (it->has_first_hash)
+        p_bin(p, it->first_hash, 32);
+    else
+        p_str(p, NULL);
     return p_exec(pg, p, sql, "updating a session from a change", NULL);
 }
 
@@ -545,7 +617,7 @@ static int refresh_row(sink_pg_t *pg, params_t *p, const char *session, uint64_t
     if (!it || it->is_change || it->position != pos)
         return 0; /* gone from the source since: its own change removes the row */
     snprintf(sql, sizeof sql, "UPDATE \"%s\".events SET payload_json = $3::jsonb, "
-             "raw = $4::jsonb, chain_hash = $5, body_hash = $6, body = $7 "
+             "raw = $4::jsonb, chain_hash = $5, body_hash = $6, body = $7, kept_hash = $8 "
              "WHERE cell = $1 AND position = $2", pg->schema);
     p_str(p, pg->cell);
     p_u64(p, pos, 0);
@@ -554,6 +626,10 @@ static int refresh_row(sink_pg_t *pg, params_t *p, const char *session, uint64_t
     p_bin(p, it->hash, 32);
     p_bin(p, it->body_hash, 32);
     p_bin(p, it->body, it->body_len);
+    if (it->has_kept)
+        p_bin(p, it->kept_hash, 32);
+    else
+        p_str(p, NULL);
     return p_exec(pg, p, sql, "updating a redacted event", NULL);
 }
 
@@ -644,30 +720,40 @@ static int write_items(sink_pg_t *pg, params_t *p, const sink_item_t *items, siz
     return rc;
 }
 
-/* COMMIT answers "ROLLBACK" (and OK) for a transaction that failed: check the tag. */
-static int commit(sink_pg_t *pg)
+/* COMMIT answers "ROLLBACK" (and OK) for a transaction that failed: check the tag. The
+ * COMMIT was sent by sink_pg_write_send(); its results are read to the end here. */
+static int commit_result(sink_pg_t *pg)
 {
-    PGresult *res = PQexec(pg->conn, "COMMIT");
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(res), "COMMIT");
-    if (!ok)
-        pg_error(pg, "committing", res);
-    PQclear(res);
+    int ok = 0, seen = 0;
+    PGresult *res;
+    while ((res = PQgetResult(pg->conn))) {
+        if (!seen++) {
+            ok = PQresultStatus(res) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(res), "COMMIT");
+            if (!ok)
+                pg_error(pg, "committing", res);
+        }
+        PQclear(res);
+    }
+    if (!seen)
+        cmd_error("sink", "committing: %s", PQerrorMessage(pg->conn));
     return ok ? 0 : -1;
 }
 
-int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
+int sink_pg_write_send(sink_pg_t *pg, const sink_item_t *items, size_t n)
 {
-    if (!n)
-        return 0;
     params_t p = {0};
-    uint64_t last = items[n - 1].position;
-    uint32_t last_index = items[n - 1].index;
+    size_t keep = 0;
+    pg->written = 0, pg->fence_cut = 0;
     int rc = exec0(pg, "BEGIN", "beginning a transaction");
     if (!rc)
         rc = check_fence(pg, &p);
+    if (!rc) /* a shard moved away: only the items before its first later one */
+        rc = sink_fence_cut(pg, items, n, &keep);
+    uint64_t last = keep ? items[keep - 1].position : pg->position;
+    uint32_t last_index = keep ? items[keep - 1].index : pg->index;
     if (!rc)
-        rc = write_items(pg, &p, items, n);
-    if (!rc) {
+        rc = write_items(pg, &p, items, keep);
+    if (!rc && keep) {
         const char *cell = pg->cell;
         char sql[256];
         snprintf(sql, sizeof sql, "UPDATE \"%s\".sink SET position = $2, change_index = $3, "
@@ -677,12 +763,37 @@ int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
         p_u64(&p, last_index, 0);
         rc = p_exec(pg, &p, sql, "moving the checkpoint", NULL);
     }
-    if (!rc)
-        rc = commit(pg);
-    else if (sink_pg_ok(pg))
+    if (!rc && !PQsendQuery(pg->conn, "COMMIT")) {
+        cmd_error("sink", "committing: %s", PQerrorMessage(pg->conn));
+        rc = -1;
+    }
+    if (rc && sink_pg_ok(pg))
         PQclear(PQexec(pg->conn, "ROLLBACK"));
-    if (!rc)
-        pg->position = last, pg->index = last_index;
+    if (!rc) /* written: the items before a fenced one, if any (sink_fence.c) */
+        pg->pending = 1, pg->pending_position = last, pg->pending_index = last_index,
+        pg->written = keep, pg->fence_cut = keep < n;
     p_free(&p);
     return rc;
+}
+
+int sink_pg_write_finish(sink_pg_t *pg)
+{
+    if (!pg->pending)
+        return 0;
+    pg->pending = 0;
+    int rc = commit_result(pg);
+    if (!rc) {
+        pg->position = pg->pending_position, pg->index = pg->pending_index;
+        sink_pg_check_replication(pg); /* what the report after this commit says */
+    }
+    return rc;
+}
+
+int sink_pg_write(sink_pg_t *pg, const sink_item_t *items, size_t n)
+{
+    if (!n)
+        return 0;
+    int rc = sink_pg_write_send(pg, items, n);
+    rc = rc ? rc : sink_pg_write_finish(pg);
+    return rc || !pg->fence_cut ? rc : SINK_SHARD_FENCED;
 }

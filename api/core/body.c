@@ -19,6 +19,7 @@ void api__batch_done(store_batch_t *b, void *arg)
 {
     api_req_t *rq = arg;
     api_server_t *srv = rq->srv;
+    api__ack_note(rq, b);
     rq->async_done = 1;
     /* The connection was suspended before the submit; resuming it from the committer
      * thread is allowed (MHD_USE_ITC wakes the daemon). The handler sees 'async_done'. */

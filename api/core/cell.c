@@ -14,8 +14,11 @@
  * used, and an older one is refused, so a cell restarted with a stale map file refuses to
  * serve rather than take sessions back (the fencing basis of moving shards).
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/core/core.h"
 
@@ -32,10 +35,12 @@ static int admit(api_server_t *srv, const cluster_map_t *m, const char *cell, ch
     if (cur && cur->epoch == m->epoch) {
         int same = cur->v == m->v;
         for (unsigned s = 0; same && s < m->v; s++)
-            same = !strcmp(cur->cells[cur->owner[s]].id, m->cells[m->owner[s]].id);
+            same = !strcmp(cur->cells[cur->owner[s]].id, m->cells[m->owner[s]].id) &&
+                   cur->loading[s] == m->loading[s];
         if (!same) {
-            snprintf(msg, mlen, "the cluster map gives shards to other cells under the "
-                     "current epoch %llu: a change of owners needs a higher epoch",
+            snprintf(msg, mlen, "the cluster map gives shards to other cells (or changes "
+                     "which are loading) under the current epoch %llu: a change of owners "
+                     "needs a higher epoch",
                      (unsigned long long)m->epoch);
             return REEL_ECONFLICT;
         }
@@ -56,9 +61,12 @@ static void install(api_server_t *srv, cluster_map_t *m)
     pthread_rwlock_wrlock(&srv->cluster_lock);
     cluster_map_t *old = srv->cluster;
     srv->cluster = m;
+    srv->cluster_gen++;
     atomic_store(&srv->cluster_epoch, m->epoch);
     pthread_rwlock_unlock(&srv->cluster_lock);
     cluster_map_free(old);
+    if (old) /* suspended SSE streams look again: a session that moved away ends its stream */
+        api__wake_all(srv, 0);
 }
 
 int api__cell_init(api_server_t *srv, cluster_map_t *m, const char *cell, char *msg,
@@ -128,13 +136,30 @@ int api__cell_check(api_req_t *rq, enum MHD_Result *r)
     int owner;
     unsigned shard = cluster_map_shard(m, key, kn, &owner);
     const cluster_cell_t *c = &m->cells[owner];
-    int mine = !strcmp(c->id, srv->cell_id);
+    int mine = !strcmp(c->id, srv->cell_id), loading = mine && m->loading[shard];
     unsigned long long epoch = (unsigned long long)m->epoch;
     if (!mine) {
         snprintf(rq->owner, sizeof rq->owner, "%s", c->id);
         snprintf(rq->owner_addr, sizeof rq->owner_addr, "%s", c->address);
     }
+    /* Counted under the lock: once a new map is installed, every write admitted under
+     * an older one is in its parity's count (api__cell_push waits for it). */
+    if (mine && !loading && rq->method_bit != API_M_GET && rq->method_bit != API_M_HEAD) {
+        unsigned g = (unsigned)(srv->cluster_gen & 1); /* stable under the read lock */
+        rq->cell_write = 1 + (int)g;
+        atomic_fetch_add(&srv->cell_writes[g], 1);
+    }
     pthread_rwlock_unlock(&srv->cluster_lock);
+    if (loading) {
+        atomic_fetch_add(&srv->shard_loading, 1);
+        rq->retry_after = 1;
+        *r = api__problem(rq, REEL_ESHARD_LOADING,
+                          "%s '%.200s' is in shard %u, which is being moved to this cell "
+                          "(cluster map epoch %llu): it is served once its sessions are "
+                          "copied in; retry after a second", stream ? "stream" : "session",
+                          stream ? key : rq->session, shard, epoch);
+        return 0;
+    }
     if (mine)
         return 1;
     atomic_fetch_add(&srv->misdirected, 1);
@@ -162,6 +187,93 @@ int api__cell_owns_stream(api_server_t *srv, const char *path, size_t len, char 
     return !strcmp(owner, srv->cell_id);
 }
 
+char *api__cell_key_dup(api_req_t *rq, size_t *len)
+{
+    if (!rq->srv->cell_id[0])
+        return NULL;
+    static _Thread_local char key[CLUSTER_KEY_MAX + 1];
+    int stream;
+    size_t kn = request_key(rq, key, &stream);
+    char *out = kn ? malloc(kn + 1) : NULL;
+    if (out) {
+        memcpy(out, key, kn + 1);
+        *len = kn;
+    }
+    return out;
+}
+
+int api__cell_still_owns(api_server_t *srv, const char *key, size_t len, uint64_t *epoch)
+{
+    if (atomic_load(&srv->cluster_epoch) == *epoch)
+        return 1;
+    pthread_rwlock_rdlock(&srv->cluster_lock);
+    const cluster_map_t *m = srv->cluster;
+    int owner;
+    unsigned shard = cluster_map_shard(m, key, len, &owner);
+    int mine = !strcmp(m->cells[owner].id, srv->cell_id) && !m->loading[shard];
+    *epoch = m->epoch;
+    pthread_rwlock_unlock(&srv->cluster_lock);
+    return mine;
+}
+
+void api__cell_done(api_req_t *rq)
+{
+    if (rq->cell_write)
+        atomic_fetch_sub(&rq->srv->cell_writes[rq->cell_write - 1], 1);
+    rq->cell_write = 0;
+}
+
+/* Writes 'text' to the --cluster-map file: a temporary file, synced, renamed over it, so
+ * a crash leaves the old map or the new one, and a restart reads the one in force. */
+static int keep_file(const char *path, const char *cell, const char *text, size_t len,
+                     char *msg, size_t mlen)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%s.tmp", path, cell);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f && fclose(f))
+        ok = 0;
+    if (ok && rename(tmp, path))
+        ok = 0;
+    if (!ok) {
+        snprintf(msg, mlen, "the map is in force but could not replace %s: %s (a restart "
+                 "would read the old one and refuse it)", path, strerror(errno));
+        unlink(tmp);
+        return REEL_EIO;
+    }
+    return REEL_OK;
+}
+
+int api__cell_push(api_server_t *srv, const char *text, size_t len, unsigned drain_ms,
+                   int *drained, char *msg, size_t mlen)
+{
+    cluster_map_t *m;
+    *drained = 0;
+    int rc = cluster_map_parse(text, len, "(pushed)", &m, msg, mlen);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&srv->cluster_push);
+    rc = api_server_set_cluster(srv, m, msg, mlen); /* takes 'm' over */
+    pthread_rwlock_rdlock(&srv->cluster_lock);
+    uint64_t gen = srv->cluster_gen;
+    pthread_rwlock_unlock(&srv->cluster_lock);
+    if (rc == REEL_OK && srv->cluster_map_path)
+        rc = keep_file(srv->cluster_map_path, srv->cell_id, text, len, msg, mlen);
+    /* The other parity counts every write admitted under an older map (two maps in one
+     * drain period would share one: pushes are serialised and each waits; a SIGHUP
+     * reload meanwhile would make this wait for a newer map's writes too, never less). */
+    unsigned waited = 0;
+    while (rc == REEL_OK && atomic_load(&srv->cell_writes[(gen + 1) & 1]) &&
+           waited < drain_ms) {
+        usleep(2000);
+        waited += 2;
+    }
+    *drained = rc == REEL_OK && !atomic_load(&srv->cell_writes[(gen + 1) & 1]);
+    pthread_mutex_unlock(&srv->cluster_push);
+    return rc;
+}
+
 void api__cell_metrics(api_server_t *srv, store_buf_t *o)
 {
     if (!srv->cell_id[0])
@@ -179,9 +291,14 @@ void api__cell_metrics(api_server_t *srv, store_buf_t *o)
                         "reel_cluster_shards{cell=\"all\"} %u\n"
                         "# HELP reel_cluster_misdirected_total Requests answered 421 (another "
                         "cell's session).\n# TYPE reel_cluster_misdirected_total counter\n"
-                        "reel_cluster_misdirected_total %llu\n",
+                        "reel_cluster_misdirected_total %llu\n"
+                        "# HELP reel_cluster_shard_loading_total Requests answered 503 "
+                        "(their shard is being moved to this cell).\n"
+                        "# TYPE reel_cluster_shard_loading_total counter\n"
+                        "reel_cluster_shard_loading_total %llu\n",
                      srv->cell_id, epoch, srv->cell_id, owned, v,
-                     (unsigned long long)atomic_load(&srv->misdirected));
+                     (unsigned long long)atomic_load(&srv->misdirected),
+                     (unsigned long long)atomic_load(&srv->shard_loading));
 }
 
 void api__cell_headers(api_req_t *rq, struct MHD_Response *resp)

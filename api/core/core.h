@@ -16,7 +16,8 @@
  * connections and their wake-ups, the watcher thread), reply.c (responses, RFC 7807
  * problems, CORS), query.c (percent-decoding, query parameters, headers), auth.c (tokens),
  * log.c (the access and error logs, request ids), cell.c (cluster mode: the 421 rule, the
- * cluster map and its epoch, docs/CLUSTER.md).
+ * cluster map and its epoch, docs/CLUSTER.md), ack.c (--ack replica: a write's answer waits
+ * for the replica's watermark, docs/CLUSTER.md "Acknowledged by a replica").
  *
  * Request lifecycle: the URI log callback allocates an api_req_t (libmicrohttpd hands it
  * back to every call of the access handler as *req_cls); the completion callback calls
@@ -52,7 +53,9 @@
 
 /* ---- Waiting (wait.c) ---- */
 
-enum api_wait_kind { API_WAIT_SESSION = 0, API_WAIT_FEED = 1 };
+/* SESSION and FEED waiters are woken by commits (of the session, of any); ACK waiters (a
+ * write waiting for the replica, ack.c) only by api__wake_all() and their deadline. */
+enum api_wait_kind { API_WAIT_SESSION = 0, API_WAIT_FEED = 1, API_WAIT_ACK = 2 };
 
 /* A suspended connection waiting for a commit, a deadline or shutdown. It is linked in
  * the server's list exactly while its connection is suspended for a wait. */
@@ -220,6 +223,16 @@ struct api_server {
     char cell_id[CLUSTER_ID_MAX + 1];
     atomic_uint_fast64_t cluster_epoch; /* of 'cluster', for the response headers */
     atomic_uint_fast64_t misdirected;   /* 421 answers */
+    /* Writes in flight, by the parity of 'cluster_gen' (maps installed, under
+     * cluster_lock) when they were admitted: a new map waits for the other parity to
+     * drain (PUT /v1/cluster/map, docs/CLUSTER.md "Moving shards"). 'cluster_push'
+     * serialises pushed maps; 'cluster_map_path' is the --cluster-map file a pushed map
+     * is written to (NULL: none). */
+    uint64_t cluster_gen;
+    atomic_uint_fast64_t cell_writes[2];
+    atomic_uint_fast64_t shard_loading; /* 503 answers for shards being moved in */
+    pthread_mutex_t cluster_push;
+    char *cluster_map_path;
 
     pthread_mutex_t lock;       /* guards the waiter list, 'gen', 'stopping' */
     api_waiter_t waiters;       /* list head (sentinel) */
@@ -269,10 +282,20 @@ struct api_server {
     struct api_sink {
         char name[64];        /* [A-Za-z0-9._-], 1..63 bytes */
         uint64_t position;    /* the last position it committed (never goes back) */
+        uint32_t index;       /* ... with the change index of its cursor */
         uint64_t reported_ms; /* monotonic ms of its last report */
+        int replicated;       /* its last report said its PostgreSQL replicates
+                                 synchronously (synchronous_commit on, a sync standby) */
+        uint64_t rep_position; /* the highest cursor it reported with 'replicated' */
+        uint32_t rep_index;
+        char why[160];        /* why not 'replicated', as the sink said */
     } sinks[API_MAX_SINKS];
     unsigned n_sinks;
     atomic_uint_fast64_t sink_waited, sink_refused; /* appends held back by a sink */
+    /* --ack replica (ack.c): writes acknowledged after waiting for the replica, refused
+     * with 503, and how long they waited (api__lat_bounds_us buckets) */
+    atomic_uint_fast64_t ack_acked, ack_refused, ack_sum_us;
+    atomic_uint_fast64_t ack_hist[API_LAT_BUCKETS];
     atomic_uint_fast64_t lat[API_MAX_ROUTES][API_N_METHODS][API_LAT_BUCKETS];
     atomic_uint_fast64_t lat_sum_us[API_MAX_ROUTES][API_N_METHODS];
 };
@@ -323,6 +346,7 @@ struct api_req {
      * headers; "" otherwise. */
     char owner[CLUSTER_ID_MAX + 1];
     char owner_addr[CLUSTER_ADDR_MAX + 1];
+    int cell_write;       /* a write counted in srv->cell_writes[cell_write - 1], or 0 */
     int phase;            /* enum api_phase, then the handler's own */
     int in_first;         /* inside the first call: problems are deferred (see request.c) */
     int close_now;        /* answer at once even in the first call (closes the connection) */
@@ -351,7 +375,14 @@ struct api_req {
     store_retention_t retention; /* a put's retention policy, borrowed by 'batch' */
     store_buf_t meta;     /* bytes a batch borrows (a session record's metadata) */
     int async_done;
-    api_waiter_t waiter;  /* long-poll */
+    api_waiter_t waiter;  /* long-poll, and a write waiting for the replica */
+    /* --ack replica (ack.c): a committed write waits until the replica reported the feed
+     * cursor (ack_pos, ack_idx) before the handler may answer it */
+    int ack_pending;
+    uint64_t ack_pos;
+    uint32_t ack_idx;
+    uint64_t ack_since_us; /* monotonic, when it committed */
+    int ack_retried;       /* api__ack_retry() waited once already */
 
     /* parameters of the session routes, kept across calls (handlers/) */
     int body_format;      /* enum ingest_format */
@@ -363,8 +394,10 @@ struct api_req {
     uint64_t limit;
     uint64_t wait_s;
     int include_raw;
+    int skip_copied;      /* the feed passes over events copied in by a shard move */
     int changes;          /* the feed with changes (?changes=1), 'bodies' with it */
     int bodies;
+    int unreplicated;     /* the feed past the --ack replica watermark (?unreplicated=1) */
     uint32_t after_index; /* with 'changes': the change index of the cursor 'after' */
     int64_t expected;     /* expected_sequence, -1 = none */
     char types[1024];     /* 'types' as given, split at ',' */
@@ -552,6 +585,25 @@ int api__body_step(api_req_t *rq, const char *data, size_t *size, int body_phase
  * first (none is taken as JSON). */
 int api__json_body_step(api_req_t *rq, const char *data, size_t *size, int body_phase,
                         enum MHD_Result *r);
+/* ---- --ack replica (ack.c) ---- */
+
+/* Notes, on the committer thread, that write 'b' (completed for rq) must reach the
+ * replica before it is answered: with --ack replica and a batch that committed events or
+ * record changes. */
+void api__ack_note(api_req_t *rq, const store_batch_t *b);
+/* Called before the handler on every call: while a noted write is not yet on the replica
+ * it suspends (1, '*r' = MHD_YES) until the watermark reaches it, or answers 503
+ * replica_behind after --replica-wait-ms (1). 0: nothing to wait for, the handler goes on. */
+int api__ack_gate(api_req_t *rq, enum MHD_Result *r);
+/* The feed's last cursor (position, change index) now, unclipped; (0, 0) on error. */
+void api__feed_tail(api_server_t *srv, uint64_t *pos, uint32_t *idx);
+/* A retried write that a handler answers without a batch (a Durable Streams producer's
+ * duplicate): its first copy may not be on the replica yet, so with --ack replica the
+ * answer waits like a write, for the feed's end now (at or past that copy). Once per
+ * request: 1 when suspended or answered 503 ('*r' set: return it; the handler is called
+ * again once the wait is over and then answers), 0 to answer now. */
+int api__ack_retry(api_req_t *rq, enum MHD_Result *r);
+
 /* Asynchronous store work: api__async_begin() counts the batch and suspends the
  * connection (REEL_EUNAVAILABLE without suspending when the server is stopping); the
  * caller then submits with done = api__batch_done and arg = rq, and on a failed submit
@@ -583,6 +635,19 @@ int api__cell_check(api_req_t *rq, enum MHD_Result *r);
  * (a fork's source), which must live on the same cell. */
 int api__cell_owns_stream(api_server_t *srv, const char *path, size_t len, char *owner,
                           size_t cap);
+/* In cluster mode, a new copy of the request's routing key ('*len' bytes), or NULL when
+ * it names no session or stream, the server is a single node, or out of memory. */
+char *api__cell_key_dup(api_req_t *rq, size_t *len);
+/* 1 while the current map gives routing key 'key' to this cell; checked again only when
+ * the epoch moved past '*epoch' (then updated). A long-lived answer (SSE) ends when 0. */
+int api__cell_still_owns(api_server_t *srv, const char *key, size_t len, uint64_t *epoch);
+/* A request ends: its write no longer counts as in flight (cell.c). */
+void api__cell_done(api_req_t *rq);
+/* Checks, installs and stores (the --cluster-map file) the map 'text', then waits up to
+ * 'drain_ms' for the writes admitted under older epochs to end; '*drained' says whether
+ * they did. REEL_OK, or an error with 'msg' naming why (the map was not installed). */
+int api__cell_push(api_server_t *srv, const char *text, size_t len, unsigned drain_ms,
+                   int *drained, char *msg, size_t mlen);
 /* The cluster metrics (cell, epoch, owned shards, 421 answers) in cluster mode. */
 void api__cell_metrics(api_server_t *srv, store_buf_t *o);
 /* Reel-Cell and Reel-Cluster-Epoch on every answer in cluster mode; the owner's headers

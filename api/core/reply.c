@@ -166,7 +166,8 @@ static struct MHD_Response *problem_build(api_req_t *rq, int err, const char *de
                           allow, sizeof allow);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     }
-    if (err == REEL_ETOO_MANY || err == REEL_EUNAVAILABLE || err == REEL_ESINK_BEHIND) {
+    if (err == REEL_ETOO_MANY || err == REEL_EUNAVAILABLE || err == REEL_ESINK_BEHIND ||
+        err == REEL_ESHARD_LOADING || err == REEL_EREPLICA_BEHIND) {
         char v[16];
         snprintf(v, sizeof v, "%u", rq->retry_after ? rq->retry_after : 1);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);

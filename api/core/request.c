@@ -51,6 +51,7 @@ void api__on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
     if (rq->dispose)
         rq->dispose(rq);
+    api__cell_done(rq);
     free(rq->prefixes);
     store_buf_release(&rq->body);
     store_buf_release(&rq->meta);
@@ -334,6 +335,9 @@ static enum MHD_Result dispatch(api_req_t *rq, const char *data, size_t *size)
 {
     if (rq->method_bit == API_M_OPTIONS)
         return api__options(rq);
+    enum MHD_Result r;
+    if (rq->ack_pending && api__ack_gate(rq, &r)) /* --ack replica: not answered before */
+        return r;
     return rq->route->handler(rq, data, size);
 }
 

@@ -35,6 +35,9 @@ static enum MHD_Result put_existing(api_req_t *rq, ds_req_t *d, const store_sess
     if (!same_config(d, m))
         return api__problem(rq, REEL_ECONFLICT, "stream '%.200s' exists with another configuration",
                             d->path);
+    enum MHD_Result w;
+    if (api__ack_retry(rq, &w)) /* a retried create: --ack replica waits for its first copy */
+        return w;
     struct MHD_Response *r = ds__resp(NULL, 0);
     if (!r)
         return MHD_NO;

@@ -396,6 +396,10 @@ enum MHD_Result ds__post_decide(api_req_t *rq, ds_req_t *d)
     if (d->has_producer) {
         uint64_t a = 0;
         int ps = ds__producer_check(&m, d, &a);
+        /* a duplicate is answered as the first copy was: with --ack replica, once the
+         * replica holds it (api/core/ack.c) */
+        if (ps == P_DUP && api__ack_retry(rq, &r))
+            goto out;
         if (ps != P_ACCEPT) {
             r = ps < 0 ? api__problem(rq, REEL_ENOMEM, "out of memory")
                        : ds__producer_refused(rq, d, ps, a, tail, 0);

@@ -27,7 +27,7 @@ static int render_event(api_cfeed_t *f, const store_event_view_t *ev)
                        : api__render_event(f->srv, f->out, ev, f->include_raw);
     if (rc || !f->bodies)
         return rc;
-    return replay_write_event_body(f->out, mark, ev);
+    return replay_write_event_body(f->out, mark, ev, f->kept_hashes);
 }
 
 /* 1 when the buffer is full enough to stop before the next item ('more' is then exact). */
@@ -131,6 +131,8 @@ int api__cfeed_read(api_cfeed_t *f, uint64_t after, uint32_t index, size_t limit
     int rc = store_read_begin(f->srv->store, &r);
     if (rc != REEL_OK)
         return rc;
+    if (f->unreplicated)
+        store_read_see_all(&r);
     if (f->srv->evcache && !f->include_raw && !f->bodies) {
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = f->srv->evcache;
@@ -139,8 +141,13 @@ int api__cfeed_read(api_cfeed_t *f, uint64_t after, uint32_t index, size_t limit
     f->last = after;
     f->last_index = index;
     f->more = 0;
+    r.skip_copied = f->skip_copied;
     rc = store_feed_changes_after(&r, after, index, limit, on_event, on_change, f, &f->more);
     store_read_end(&r);
+    /* Copies passed over after the last item given: the cursor goes past them, so a page
+     * of copies only still moves the reader on. */
+    if (r.passed && r.passed_up_to > f->last)
+        f->last = r.passed_up_to, f->last_index = 0;
     if (rc == 1) { /* stopped full: the rest is there */
         f->more = 1;
         rc = REEL_OK;

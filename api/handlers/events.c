@@ -287,6 +287,8 @@ static int read_page(api_req_t *rq, struct page *pg)
     int rc = store_read_begin(rq->srv->store, &r);
     if (rc != REEL_OK)
         return rc;
+    if (pg->feed && rq->unreplicated)
+        store_read_see_all(&r);
     uint64_t first = 1;
     if (!pg->feed &&
         (rc = api__session_readable_from(&r, rq->session, rq->session_len, &first)) != REEL_OK) {
@@ -301,6 +303,7 @@ static int read_page(api_req_t *rq, struct page *pg)
         r.cached = api__evcache_has; /* every event goes through api__render_event() */
         r.cached_arg = rq->srv->evcache;
     }
+    r.skip_copied = pg->feed && rq->skip_copied; /* docs/CLUSTER.md "Moving shards" */
     int tenant = tenant_feed(rq, pg->feed);
     if (tenant) {
         r.only = tenant_only;
@@ -346,8 +349,17 @@ static enum MHD_Result page_reply(api_req_t *rq, store_buf_t *out, const struct 
 int api__feed_params(api_req_t *rq)
 {
     if (api__query_bool(rq, "changes", &rq->changes) != REEL_OK ||
-        api__query_bool(rq, "bodies", &rq->bodies) != REEL_OK)
+        api__query_bool(rq, "bodies", &rq->bodies) != REEL_OK ||
+        api__query_bool(rq, "unreplicated", &rq->unreplicated) != REEL_OK)
         return -1;
+    /* What the replica does not hold yet is the replica sink's to read, no one else's
+     * (serve --ack replica, docs/CLUSTER.md): the full scope, like its reports. */
+    if (rq->unreplicated && ((rq->token_scope && !(rq->token_scope & API_SCOPE_ADMIN)) ||
+                             rq->n_prefixes)) {
+        api__problem(rq, REEL_EFORBIDDEN, "'unreplicated' (the feed past the replica "
+                     "watermark) needs a token with the full scope");
+        return -1;
+    }
     char after[48];
     int found = rq->changes ? api__query(rq, "after", after, sizeof after) : 0;
     if (found < 0 || (found > 0 && api__cursor_parse(after, &rq->offset, &rq->after_index))) {
@@ -370,6 +382,11 @@ int api__feed_params(api_req_t *rq)
         return -1;
     }
     return 0;
+}
+
+int api__feed_kept(const api_req_t *rq)
+{
+    return rq->bodies && (!rq->token_need || (rq->token_scope & API_SCOPE_ADMIN));
 }
 
 /* A tenant's 'after': absent or 0 for the start, else a sealed next_after. */
@@ -398,7 +415,8 @@ static int read_params(api_req_t *rq, int feed)
                                                              INT64_MAX, &rq->offset) != REEL_OK)) ||
         api__query_u64(rq, "limit", API_MAX_LIMIT, &rq->limit) != REEL_OK ||
         api__query_u64(rq, "wait", API_MAX_WAIT_S, &rq->wait_s) != REEL_OK ||
-        api__query_bool(rq, "include_raw", &rq->include_raw) != REEL_OK)
+        api__query_bool(rq, "include_raw", &rq->include_raw) != REEL_OK ||
+        (feed && api__query_bool(rq, "skip_copied", &rq->skip_copied) != REEL_OK))
         return -1;
     if (rq->limit == 0) {
         api__problem(rq, REEL_EINVALID_PARAMETER, "'limit' must be from 1 to %d, not 0",
@@ -428,7 +446,9 @@ static enum MHD_Result cfeed_page_or_wait(api_req_t *rq)
         uint64_t gen = api__gen(srv);
         store_buf_t out = STORE_BUF_INIT;
         api_cfeed_t f = {.srv = srv, .out = &out, .include_raw = rq->include_raw,
-                         .bodies = rq->bodies, .max_bytes = API_MAX_PAGE_BYTES};
+                         .bodies = rq->bodies, .kept_hashes = api__feed_kept(rq),
+                         .unreplicated = rq->unreplicated, .max_bytes = API_MAX_PAGE_BYTES,
+                         .skip_copied = rq->skip_copied};
         store_buf_puts(&out, "{\"events\":[");
         int rc = api__cfeed_read(&f, rq->offset, rq->after_index, (size_t)rq->limit);
         if (rc != REEL_OK) {

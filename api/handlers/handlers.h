@@ -30,6 +30,9 @@ int api__session_readable_from(store_read_t *r, const char *id, size_t len, uint
  * says what failed ('doing', e.g. "reading events"). */
 enum MHD_Result api__session_problem(api_req_t *rq, int rc, const char *doing);
 
+/* cluster.c: what `reel cluster move` drives on a cell */
+enum MHD_Result api__cluster_map_put(api_req_t *rq, const char *data, size_t *size);
+enum MHD_Result api__cluster_load(api_req_t *rq, const char *data, size_t *size);
 /* events.c */
 enum MHD_Result api__events_append(api_req_t *rq, const char *data, size_t *size);
 enum MHD_Result api__events_read(api_req_t *rq, const char *data, size_t *size);
@@ -44,7 +47,11 @@ typedef struct api_cfeed {
     int sse;          /* 1: SSE messages (id:, event: change, data:), else page items */
     int include_raw;
     int bodies;       /* 1: each event also gets "hash" and "body" (base64 msgpack) */
+    int kept_hashes;  /* 1 (with 'bodies', an admin token or no auth): a redacted body's
+                         "kept_hash" too (api__feed_kept) */
+    int unreplicated; /* 1: past the replica watermark too (the replica sink's own read) */
     size_t max_bytes; /* stop before an item once the output holds this much */
+    int skip_copied;  /* 1: events copied in by a shard move are passed over */
     size_t n;         /* out: items written */
     uint64_t last;    /* out: the cursor after the last item written (the one read from */
     uint32_t last_index; /* when none): position, and 0 or the change's index */
@@ -53,6 +60,10 @@ typedef struct api_cfeed {
 /* Parses the feed's 'changes' and 'bodies', and with 'changes' its cursor 'after' ("P" or
  * "P.I") into rq->offset and rq->after_index (events.c); -1 after answering a 400. */
 int api__feed_params(api_req_t *rq);
+/* 1 when the feed with bodies may carry the kept hashes of redacted bodies: the request
+ * came without auth or with an admin token (restore needs them; a reader could test
+ * guesses of a short secret against one). */
+int api__feed_kept(const api_req_t *rq);
 /* Parses a cursor of the feed with changes, "P" or "P.I" (I >= 1); -1 when it is not one. */
 int api__cursor_parse(const char *s, uint64_t *pos, uint32_t *index);
 /* Appends cursor ('pos', 'index') in that form ("P" when 'index' is 0). */

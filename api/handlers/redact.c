@@ -199,6 +199,10 @@ static void *run_redact(void *arg)
     ingest_redact_result_release(&res);
     job_free(j);
     atomic_fetch_sub(&srv->jobs, 1);
+    if (rq->batch.err == REEL_OK) { /* --ack replica waits for its reel.redacted event */
+        rq->batch.op = STORE_OP_REDACT;
+        api__feed_tail(srv, &rq->batch.cursor_position, &rq->batch.cursor_index);
+    }
     api__batch_done(&rq->batch, rq);
     return NULL;
 }

@@ -30,6 +30,8 @@ typedef struct feed_sse {
     uint64_t next;           /* last key sent (sequence or position) */
     uint32_t next_index;     /* with 'changes': the change index of the last item sent */
     int changes, bodies;     /* the feed with changes (changes.c) */
+    int kept_hashes;         /* api__feed_kept() */
+    int skip_copied; /* the feed passes over copies a shard move made (docs/CLUSTER.md) */
     int flags;               /* api__render_flags() */
     char types[1024];        /* filter or "" */
 } feed_sse_t;
@@ -96,13 +98,15 @@ static int fill(api_sse_t *s, int *moved)
         store_read_end(&r); /* api__cfeed_read() takes its own */
         api_cfeed_t f = {.srv = s->srv, .out = &s->out, .sse = 1,
                          .include_raw = c->flags & REPLAY_RAW, .bodies = c->bodies,
-                         .max_bytes = s->srv->lim.sse_buffer_bytes};
+                         .kept_hashes = c->kept_hashes, .max_bytes = s->srv->lim.sse_buffer_bytes,
+                         .skip_copied = c->skip_copied};
         rc = api__cfeed_read(&f, c->next, c->next_index, SSE_BATCH);
-        *moved = f.n > 0;
+        *moved = f.n > 0 || f.last != c->next || f.last_index != c->next_index;
         c->next = f.last;
         c->next_index = f.last_index;
         return rc;
     }
+    r.skip_copied = c->feed && c->skip_copied;
     if (c->feed && s->n_prefixes) {
         r.only = tenant_only;
         r.only_arg = s;
@@ -198,8 +202,9 @@ static enum MHD_Result sse_start(api_req_t *rq, int feed)
     char types[1024] = "";
     if (api__query(rq, "types", types, sizeof types) < 0)
         return api__problem(rq, REEL_EINVALID_PARAMETER, "'types' is not valid");
-    int changes = 0;
+    int changes = 0, skip_copied = 0;
     if ((feed && api__query_bool(rq, "changes", &changes) != REEL_OK) ||
+        (feed && api__query_bool(rq, "skip_copied", &skip_copied) != REEL_OK) ||
         api__query_bool(rq, "include_raw", &raw) != REEL_OK)
         return MHD_YES;
     if (changes ? cfeed_start(rq, types) != REEL_OK : start_key(rq, feed, &key) != REEL_OK)
@@ -223,6 +228,8 @@ static enum MHD_Result sse_start(api_req_t *rq, int feed)
     c->flags = api__render_flags(rq, raw);
     c->changes = rq->changes;
     c->bodies = rq->bodies;
+    c->kept_hashes = api__feed_kept(rq);
+    c->skip_copied = skip_copied;
     c->next_index = rq->after_index;
     memcpy(c->types, types, sizeof types);
     c->s.w.kind = feed ? API_WAIT_FEED : API_WAIT_SESSION;

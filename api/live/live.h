@@ -54,6 +54,12 @@ struct api_sse {
     uint8_t token_digest[32];
     int token_need;          /* 0: opened without a token */
     uint64_t tokens_gen;
+    /* Cluster mode: the routing key of the stream's session (owned; NULL for the feed or
+     * a single node) and the epoch it was last found ours under. A new map that gives the
+     * session to another cell ends the stream (a moved shard: docs/CLUSTER.md). */
+    char *cell_key;
+    size_t cell_key_len;
+    uint64_t cell_epoch;
     char *prefixes;          /* owned copy of the request's, NUL-separated */
     size_t n_prefixes;       /* > 0: a tenant's stream, whose filter skips other tenants'
                                 events silently (no note that would tell how many) */

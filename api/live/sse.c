@@ -57,6 +57,8 @@ void api__sse_init(api_sse_t *s, const api_sse_ops_t *ops, api_req_t *rq, uint64
     s->tokens_gen = rq->tokens_gen;
     s->prefixes = NULL;
     s->n_prefixes = 0;
+    s->cell_key = api__cell_key_dup(rq, &s->cell_key_len);
+    s->cell_epoch = atomic_load(&rq->srv->cluster_epoch);
     size_t len = 0;
     for (size_t i = 0; i < rq->n_prefixes; i++)
         len += strlen(rq->prefixes + len) + 1;
@@ -121,7 +123,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         drained(s);
         uint64_t now = api__now_ms();
         if (s->finished || api__stopping(srv) || (s->max_ms && now - s->start_ms >= s->max_ms) ||
-            !token_still_valid(s))
+            !token_still_valid(s) ||
+            (s->cell_key && !api__cell_still_owns(srv, s->cell_key, s->cell_key_len,
+                                                  &s->cell_epoch)))
             return MHD_CONTENT_READER_END_OF_STREAM;
         uint64_t gen = api__gen(srv);
         int moved = 0;
@@ -157,6 +161,7 @@ static void sse_free(void *cls)
     api_sse_t *s = cls;
     atomic_fetch_sub(&s->srv->sse_clients, 1);
     store_buf_release(&s->out);
+    free(s->cell_key);
     free(s->prefixes);
     s->ops->dispose(s);
 }

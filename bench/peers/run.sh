@@ -8,7 +8,9 @@
 #   --quick         small sizes, 3 s per throughput run, one run per figure (not medians)
 #   --only LIST     systems to run, comma-separated, from: reel redis postgres sqlite
 #                   streams nginx reel-nosync redis-everysec (default: all of them)
-#   --workloads L   workloads to run, comma-separated (default: all; e.g. ingest_batch,ingest_single)
+#   --workloads LIST  workloads to run, comma-separated, from: ingest_batch ingest_single
+#                   ingest_mix poll100 restore_1k restore_1m export bytes_per_event bytes_ratio
+#                   fanout restart_ms (default: all; e.g. the read rows: poll100,restore_1m)
 #   --skip-restart  leave out restart_ms (its 10 GiB data sets are the slow part)
 #   --keep          keep build/peers-tmp/<system> after each system (debugging)
 #
@@ -31,12 +33,12 @@ usage() { sed -n '2,29p' "$0"; }
 [ $# -ge 1 ] || { usage >&2; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; esac
 BUILD=$1; shift
-QUICK=0 ONLY="" ONLY_W="" SKIP_RESTART=0 KEEP=0
+QUICK=0 ONLY="" SKIP_RESTART=0 KEEP=0 PICK=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --only) ONLY=${2:?--only needs a list}; shift ;;
-        --workloads) ONLY_W=${2:?--workloads needs a list}; shift ;;
+        --workloads) PICK=${2:?--workloads needs a list}; shift ;;
         --skip-restart) SKIP_RESTART=1 ;;
         --keep) KEEP=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -55,9 +57,15 @@ SYSTEMS="reel redis postgres sqlite streams nginx reel-nosync redis-everysec"
 WORKLOADS="ingest_batch ingest_single ingest_mix poll100 restore_1k restore_1m export
 bytes_per_event bytes_ratio fanout restart_ms"
 RELAXED_WORKLOADS="ingest_batch ingest_single"
-if [ -n "$ONLY_W" ]; then
-    WORKLOADS=$(echo "$WORKLOADS" | tr ' ' '\n' | grep -xF "$(echo "$ONLY_W" | tr ',' '\n')" | tr '\n' ' ')
-    RELAXED_WORKLOADS=$(echo "$RELAXED_WORKLOADS" | tr ' ' '\n' | grep -xF "$(echo "$ONLY_W" | tr ',' '\n')" | tr '\n' ' ')
+if [ -n "$PICK" ]; then
+    for w in ${PICK//,/ }; do
+        case " $(echo $WORKLOADS) " in *" $w "*) ;; *) echo "run.sh: unknown workload '$w'" >&2; exit 2 ;; esac
+    done
+    relaxed=""  # the relaxed variants (reel-nosync, ...) run the picked ingest workloads
+    for w in $RELAXED_WORKLOADS; do
+        case ",$PICK," in *",$w,"*) relaxed="$relaxed $w" ;; esac
+    done
+    WORKLOADS=${PICK//,/ } RELAXED_WORKLOADS=$relaxed
 fi
 if [ "$QUICK" = 1 ]; then
     DUR=3 REPEAT=1 RESTORE_N=200000 RESTART_BYTES=$((1 << 30))

@@ -242,7 +242,9 @@ static store_t *rl_open(const char *dir, int fast)
 {
     store_t *s;
     store_options_t o = {0};
+    const char *zd = getenv("REEL_ZDICT"); /* "off": no dictionaries (docs/FORMAT.md 15) */
     o.no_sync = fast;
+    o.no_zdict = zd && !strcmp(zd, "off");
     if (mkdir(dir, 0755) && errno != EEXIST)
         die(dir, NULL);
     int rc = store_open(dir, &o, &s);

@@ -1,6 +1,9 @@
 #!/bin/sh
 # run.sh [--quick] [BUILD] -- cells behind a real nginx (docs/CLUSTER.md): the routing tests
-# (tests/cluster/test_routing.py: 10,000 sessions through nginx, or 1,000 with --quick) and,
+# (tests/cluster/test_routing.py: 10,000 sessions through nginx, or 1,000 with --quick),
+# cluster-wide reads (test_reads.py), failures under load with PostgreSQL 15 (test_failures.py:
+# kill -9 a cell 50 times, or 3 with --quick; the primary killed; a cell stopped), the
+# shard moves (tests/cluster/test_move.py: 1,000 sessions under load, or 100) and,
 # without --quick, the Durable Streams conformance suite through nginx in front of one cell
 # and in front of three. Ends with "N passed, N failed". `make cluster-test` runs it in
 # full; tests/run.sh (make test) runs --quick. Skips ("0 passed, 0 failed (skipped: ...)")
@@ -20,7 +23,8 @@ failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 n=${REEL_CLUSTER_SESSIONS:-$([ -n "$quick" ] && echo 1000 || echo 10000)}
-REEL_BIN="$top/$build/reel" REEL_CLUSTER_SESSIONS=$n timeout 600 \
+kills=${REEL_CLUSTER_KILLS:-$([ -n "$quick" ] && echo 3 || echo 50)}  # test_failures.py
+REEL_BIN="$top/$build/reel" REEL_CLUSTER_SESSIONS=$n REEL_CLUSTER_KILLS=$kills timeout 900 \
     /usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/cluster 2>&1 | tee "$log"
 line=$(grep -E '[0-9]+ (passed|failed)' "$log" | tail -n 1)
 p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')

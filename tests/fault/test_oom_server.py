@@ -178,12 +178,28 @@ class Workload:
                 pass
 
 
+def preload(srv):
+    """Brings the store just under STORE_ZDICT_FIRST (1024) positions, so that the workload's
+    first appends make the committer train the store's first dictionary (docs/FORMAT.md
+    section 15) while allocations fail: libzstd 1.5.4's trainer dereferences a failed
+    allocation, which must cost the run a dictionary, never the server."""
+    text = "the quick brown fox %d jumps over the lazy dog; "
+    for b in range(10):
+        body = "\n".join(json.dumps({"type": "oom.pre",
+                                     "data": {"text": (text % i) * (1 + i % 7)}})
+                         for i in range(b * 100, b * 100 + 100))
+        status, _, _ = srv.request("POST", "/v1/sessions/oom-pre/events", body,
+                                   {"Content-Type": "application/x-ndjson"})
+        assert status == 200
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_server_under_failing_allocations(tmp_path, seed):
     srv = OomServer(tmp_path, every=EVERY, seed=seed)
     w = Workload(srv)
     for s in range(3):
         w.append("oom-%d" % s, 99, s)   # the sessions exist before the allocations fail
+    preload(srv)   # the first dictionary is trained while allocations fail
     os.kill(srv.proc.pid, signal.SIGUSR1)
     stop = threading.Event()
     threads = [threading.Thread(target=w.session_ops, args=(k, stop)) for k in range(2)]

@@ -11,11 +11,9 @@ import base64
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -26,7 +24,7 @@ from conftest import REEL_BIN, free_port
 KILLS = int(os.environ.get("REEL_SINK_KILLS", "20"))
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pglib import Postgres, available  # noqa: E402  (tests/pglib.py, shared with tests/cluster)
+from pglib import Postgres, available, running  # noqa: E402  (tests/pglib.py, shared with tests/cluster)
 
 if available():
     pytest.skip(available(), allow_module_level=True)
@@ -34,12 +32,8 @@ if available():
 
 @pytest.fixture(scope="module")
 def pg():
-    # Not under pytest's tmp (mode 0700, root's): the postgres user must reach it.
-    base = tempfile.mkdtemp(prefix="reel-pg-")
-    p = Postgres(base)
-    yield p
-    p.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    with running(Postgres) as p:
+        yield p
 
 
 _schemas = iter(range(1, 1000))

@@ -44,7 +44,7 @@ def zdict_records(data):
 
 
 def test_dictionary_trained_and_reads_unchanged(server_factory):
-    s = server_factory(args=["--sync", "none", "--zdict", "on"])
+    s = server_factory(args=["--sync", "none"])   # dictionaries are on by default
     load(s)
     for _ in range(100):
         if zdict_records(s.data) >= 1:
@@ -58,7 +58,7 @@ def test_dictionary_trained_and_reads_unchanged(server_factory):
     s.stop()
     verify(s.data)
     for args in (["--event-cache-mb", "0"], ["--zdict", "off"]):
-        s.args = ["--sync", "none", "--zdict", "on"] + args if args[0] != "--zdict" else ["--sync", "none"] + args
+        s.args = ["--sync", "none"] + args
         s.start()
         assert pages(s) + pages(s, "y") == first
         s.stop()

@@ -33,6 +33,11 @@ redact-stale-cache|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/ht
 redact-unkept-hash|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cli/test_redact.py -k data_directory|checks the chain of a redacted event with the hash of its new body instead of the kept original hash (issue 21)
 cell-serves-any-session|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_routing.py -k misdirected|a cell answers a session of a shard it does not own instead of 421 (two writers of one session, issue 18)
 epoch-not-fenced|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_routing.py -k epochs|a cell accepts a cluster map older than one it has seen (no fencing, issue 18)
+ack-before-replica|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_ack_replica.py -k every_acknowledged|answers a write under --ack replica before the replica holds it (issue 18)
+reads-past-watermark|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_ack_replica.py -k "stopped_sink or never_see"|lets readers see events past the replica watermark under --ack replica (issue 18)
+load-unchecked-chain|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_restore.py -k broken_chain|restores events whose chain hash does not follow from the previous one (issue 18: a damaged copy is refused, naming session and sequence)
+sink-ignores-shard-fence|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_move.py -k "shard_fence or partitioned"|the sink of an old owner copies writes of a shard moved away after its fence, so under --ack replica a zombie acknowledges them (two writers, issue 18)
+loading-shard-served|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_move.py -k loading_shards|a cell serves a shard that is still being copied in (a write before its history arrives, issue 18)
 usage-counts-duplicates|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_session_usage.py -k duplicates|adds the usage of a duplicate event to the summary of its session again (a retried batch double-counts tokens, issue 22)
 '
 

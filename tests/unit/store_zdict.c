@@ -26,7 +26,7 @@ static void setup(void)
     tu_tmpdir(dir);
     /* Default options: tests stay under STORE_ZDICT_FIRST events unless they want the
      * store to train by itself. */
-    store_options_t o = {.map_size = 64u << 20, .no_sync = 1, .zdict = 1};
+    store_options_t o = {.map_size = 64u << 20, .no_sync = 1};
     TU_OK(store_open(dir, &o, &st));
 }
 
@@ -42,7 +42,7 @@ TestSuite(store_zdict, .init = setup, .fini = teardown);
 static void reopen(int no_zdict)
 {
     store_close(st);
-    store_options_t o = {.map_size = 64u << 20, .no_sync = 1, .zdict = !no_zdict};
+    store_options_t o = {.map_size = 64u << 20, .no_sync = 1, .no_zdict = no_zdict};
     TU_OK(store_open(dir, &o, &st));
 }
 

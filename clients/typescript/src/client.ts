@@ -166,6 +166,8 @@ export interface ReadOptions {
   waitMs?: number;
   types?: string[];
   includeRaw?: boolean;
+  /** Feed only: leave out events a shard move copied into this cell (docs/CLUSTER.md "Cluster-wide reads"). */
+  skipCopied?: boolean;
   signal?: AbortSignal;
 }
 
@@ -284,6 +286,7 @@ function readQuery(o: ReadOptions) {
     wait: waitSeconds(o.waitMs),
     types: o.types?.join(","),
     include_raw: o.includeRaw ? "true" : undefined,
+    skip_copied: o.skipCopied ? "1" : undefined,
   };
 }
 

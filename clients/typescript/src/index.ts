@@ -26,3 +26,5 @@ export type {
   SubscribeOptions,
   Problem,
 } from "./client.js";
+export { ClusterReader, ClusterMap, parseCursor, formatCursor } from "./cluster.js";
+export type { ClusterEvent, ClusterMapDoc, ClusterReaderOptions, VectorCursor } from "./cluster.js";

@@ -1,0 +1,110 @@
+/* visible.c -- the visible bound of reads (store.h "Visible bound"): what a reader of this
+ * process may see, for `reel serve --ack replica` (docs/CLUSTER.md "Acknowledged by a
+ * replica"), where only what a replica holds may be read.
+ *
+ * The bound is a feed cursor (position, index): events with a position above it, and
+ * changes whose (position, index) is above it, are not given by any walk, and a session
+ * record is read as of its last visible event. It is set by the layer above (the server,
+ * when its replica reports) and copied into every read by store_read_begin(), so every
+ * reader of the process is clipped without knowing of it; a read that must see everything
+ * (the replica's own copy, a lag) raises its copy to STORE_VISIBLE_ALL.
+ *
+ * Threads: the bound is set from any thread under 'vis_mu'; 'clipping' lets a store that
+ * never had a bound (the default) skip the lock in store_read_begin().
+ */
+#include <string.h>
+
+#include "store/store_int.h"
+
+void store_set_visible(store_t *s, uint64_t position, uint32_t index)
+{
+    pthread_mutex_lock(&s->vis_mu);
+    s->vis_pos = position;
+    s->vis_idx = index;
+    atomic_store(&s->clipping, position != STORE_VISIBLE_ALL);
+    pthread_mutex_unlock(&s->vis_mu);
+}
+
+void store_get_visible(store_t *s, uint64_t *position, uint32_t *index)
+{
+    if (!atomic_load(&s->clipping)) {
+        *position = STORE_VISIBLE_ALL;
+        *index = UINT32_MAX;
+        return;
+    }
+    pthread_mutex_lock(&s->vis_mu);
+    *position = s->vis_pos;
+    *index = s->vis_idx;
+    pthread_mutex_unlock(&s->vis_mu);
+}
+
+void store_read_see_all(store_read_t *r)
+{
+    r->visible = STORE_VISIBLE_ALL;
+    r->visible_index = UINT32_MAX;
+}
+
+int store__change_visible(const store_read_t *r, uint64_t pos, uint32_t index)
+{
+    return pos < r->visible || (pos == r->visible && index <= r->visible_index);
+}
+
+/* The position of sequence 'seq' of session 'num' in 'seqs' (0 when it has none). */
+static uint64_t seq_position(store_read_t *r, uint64_t num, uint64_t seq)
+{
+    uint8_t key[16];
+    store__put_u64(key, num);
+    store__put_u64(key + 8, seq);
+    MDB_val k = {16, key}, v;
+    if (mdb_get((MDB_txn *)r->txn_, r->s->db_seqs, &k, &v) || v.mv_size != 8)
+        return 0;
+    return store__get_u64(v.mv_data);
+}
+
+/* The chain hash of the event at 'pos' into 'out'; REEL_ECORRUPT when it has none. */
+static int chain_at(store_read_t *r, uint64_t pos, uint8_t out[STORE_HASH_LEN])
+{
+    uint8_t key[8];
+    store__put_u64(key, pos);
+    MDB_val k = {8, key}, v;
+    if (mdb_get((MDB_txn *)r->txn_, r->s->db_events, &k, &v) || v.mv_size < STORE_HEADER_LEN)
+        return REEL_ECORRUPT;
+    memcpy(out, (const uint8_t *)v.mv_data + 25, STORE_HASH_LEN);
+    return REEL_OK;
+}
+
+/* Makes 'rec' the record as of its last event at or below r->visible: last_sequence,
+ * event_count and last_hash step back over the events above the bound (positions grow
+ * with sequences, so a binary search finds the last visible one). The other fields stay
+ * (a record change takes no position; the bytes count what is stored). */
+int store__clip_record(store_read_t *r, store_session_t *rec)
+{
+    if (r->visible == STORE_VISIBLE_ALL || rec->status == STORE_DELETED ||
+        !rec->last_sequence)
+        return REEL_OK;
+    uint64_t first = rec->first_sequence ? rec->first_sequence : 1;
+    uint64_t lo = first - 1, hi = rec->last_sequence; /* lo visible (or none), hi not */
+    uint64_t pos = seq_position(r, rec->num, hi);
+    if (!pos && hi >= first)
+        return REEL_ECORRUPT;
+    if (hi < first || pos <= r->visible)
+        return REEL_OK;
+    while (hi - lo > 1) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (!(pos = seq_position(r, rec->num, mid)))
+            return REEL_ECORRUPT;
+        if (pos <= r->visible)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    rec->last_sequence = lo;
+    rec->event_count = lo >= first ? lo - first + 1 : 0;
+    if (lo < first) {
+        memcpy(rec->last_hash, rec->first_prev_hash, STORE_HASH_LEN);
+        if (lo == 0)
+            rec->first_event_ms = 0;
+        return REEL_OK;
+    }
+    return chain_at(r, seq_position(r, rec->num, lo), rec->last_hash);
+}
