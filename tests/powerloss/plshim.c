@@ -158,7 +158,28 @@ static void init(void)
     cfg.inited = 1;
 }
 
-static void ensure(void) { pthread_once(&once, init); }
+/* fork() (reel trains dictionaries in a forked child, store/ztrain.c) while another thread
+ * holds 'mu' would leave the child's copy locked for ever: fork waits for the lock, and
+ * the child stops watching anything (its power is not the one this run cuts; it closes the
+ * store's descriptors and writes only to its pipe). */
+static void fork_prepare(void) { pthread_mutex_lock(&mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&mu); }
+static void fork_child(void)
+{
+    cfg.enabled = 0;
+    cfg.crash_at = 0;
+    cfg.stats = NULL;
+    memset(fds, 0, sizeof fds);
+    pthread_mutex_unlock(&mu);
+}
+
+static void init_all(void)
+{
+    init();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void ensure(void) { pthread_once(&once, init_all); }
 
 static uint64_t now_ns(void)
 {
