@@ -65,7 +65,7 @@ BENCHBIN = $(BENCHSRC:bench/%.c=$(BUILD)/%)
 BENCHOBJ = $(BENCHSRC:%.c=$(BUILD)/obj/%.o)
 ALLOBJ   = $(LIBOBJ) $(TOOLOBJ) $(UNITOBJ) $(BENCHOBJ)
 
-.PHONY: bench-retention all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance cluster-test clients \
+.PHONY: powerloss powerloss-quick bench-retention all deps deps-run check doc deb docker test unit agents record-agents asan tsan tsan-run install uninstall run bench browser conformance cluster-test clients \
         torture mutants clean format load soak leakcheck
 all: $(BUILD)/reel
 
@@ -151,6 +151,20 @@ browser: all
 torture: all
 	REEL_BIN=$(CURDIR)/$(BUILD)/reel REEL_KILL_ROUNDS=$${REEL_KILL_ROUNDS:-1000} \
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/http/test_crash.py
+
+# Power loss at random points under concurrent HTTP appends (tests/powerloss/plshim.c, an
+# LD_PRELOAD shim that discards every write no completed fsync covers, then SIGKILLs):
+# 30 rounds per model in make test (powerloss-quick), 1000 here; plus negative controls.
+$(BUILD)/powerloss/plshim.so: tests/powerloss/plshim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl -lpthread
+powerloss-quick: all $(BUILD)/powerloss/plshim.so
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel PLSHIM_SO=$(CURDIR)/$(BUILD)/powerloss/plshim.so \
+	    /usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/powerloss/test_shim.py tests/powerloss/test_powerloss.py
+powerloss: all $(BUILD)/powerloss/plshim.so
+	REEL_BIN=$(CURDIR)/$(BUILD)/reel PLSHIM_SO=$(CURDIR)/$(BUILD)/powerloss/plshim.so \
+	    REEL_POWERLOSS_ROUNDS=$${REEL_POWERLOSS_ROUNDS:-1000} \
+	    /usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/powerloss/test_shim.py tests/powerloss/test_powerloss.py
 
 # Negative controls: patched builds that break one promise each; their tests must fail.
 mutants: all

@@ -10,7 +10,9 @@
 # for S seconds (default 8) after a 2 s warm-up; then OUTDIR/<path>.folded (folded stacks),
 # <path>.svg (flame graph, bench/flame.py), <path>.top (self / inclusive % of the hottest
 # frames) and <path>.io (what the kernel saw: write_bytes and syscalls of the server per
-# event, commits from /metrics). (b) loads N events (default 200,000, 1 KiB) first.
+# event, commits from /metrics); for (a) also single.syscalls: the commit's writes and syncs
+# timed by tests/powerloss/plshim.c (PLSHIM_STATS). (b) loads N events (default 200,000,
+# 1 KiB) first.
 # Needs perf (Debian linux-perf) with perf_event_paranoid <= 2 or root; a VM without PMU
 # counters still has the cpu-clock software event used here.
 set -u
@@ -89,6 +91,30 @@ wait "$WRK"
 cat "$OUT/single.io" >&2
 kill "$PID"; wait "$PID" 2>/dev/null; PID=""
 report single "reel serve: single-event durable ingest, 64 connections (perf cpu-clock, dwarf)"
+
+# ---- (a2) the single-event commit's syscalls, timed by tests/powerloss/plshim.c ----
+# The shim in statistics mode (no crash point: nothing is undone) times every write and
+# sync on the store's files; divided by the commits of the window, that is where a group's
+# time goes (docs/BENCHMARKS.md, "Issue 19: the write path").
+SHIM=$BUILD/powerloss/plshim.so
+if [ -f "$SHIM" ] || make -s -C "$ROOT" "$BUILD/powerloss/plshim.so" >/dev/null 2>&1; then
+    log "single-event ingest under the syscall-timing shim: wrk -t2 -c64, $SECS s"
+    mkdir -p "$TMP/a2"
+    PLSHIM_DIR="$TMP/a2" PLSHIM_STATS="$TMP/a2.stats" LD_PRELOAD="$SHIM" serve "$TMP/a2/data" ||
+        { log "reel serve did not start under the shim"; exit 1; }
+    c0=$(metric reel_store_commits_total) s0=$(metric reel_store_commit_seconds_sum)
+    wrk -t2 -c64 -d"${SECS}s" --latency -s "$TMP/single.lua" "http://127.0.0.1:$PORT" >"$TMP/wrk2.out"
+    c1=$(metric reel_store_commits_total) s1=$(metric reel_store_commit_seconds_sum)
+    kill "$PID"; wait "$PID" 2>/dev/null; PID=""
+    {
+        echo "window ${SECS}s: $((c1 - c0)) commits, $(echo "$s0 $s1" | awk '{printf "%.3f", $2 - $1}') s in mdb_txn_commit (reel_store_commit_seconds_sum)"
+        echo "per commit, from the shim (whole server run; calls, bytes, microseconds in the real call):"
+        awk -v c="$((c1 - c0))" 'NR > 1 && $2 > 0 && c > 0 {
+            printf "  %-12s %6.1f calls %9.0f bytes %8.0f us (max %s us per call)\n", $1, $2 / c, $3 / c, $4 / c, $5 }' "$TMP/a2.stats"
+        grep -E 'Requests/sec|50%|99%' "$TMP/wrk2.out"
+    } >"$OUT/single.syscalls"
+    cat "$OUT/single.syscalls" >&2
+fi
 
 # ---- (b) newest 50 of an N-event session ----
 log "newest 50: loading $N events"

@@ -47,6 +47,12 @@ static ingest_redactor_t *current;
 /* ---- the trigger table ---- */
 
 static uint8_t bigram[65536 / 8];
+/* The exact first two bytes of every trigger (64 Ki bits, 8 KiB: stays in L1). Checked
+ * before the three-byte hash, it rejects most bytes of ordinary text with one 16-bit load
+ * and a bit test instead of three loads and a multiply (issue 19: the scan was 18 % of
+ * the server's CPU on batched ingest). Every trigger's pair is marked, so it only
+ * filters positions where no trigger starts. */
+static uint8_t pair[65536 / 8];
 static uint8_t tok[256]; /* character classes, below */
 enum { T_ALNUM = 1, T_URL64 = 2, T_B64 = 4, T_UPNUM = 8, T_CRED = 16 };
 
@@ -58,10 +64,13 @@ static inline unsigned tri(const uint8_t *p)
     return (v * 0x9e3779b1u) >> 16;
 }
 
+static inline unsigned duo(const uint8_t *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
+
 static void mark3(const char *three)
 {
-    unsigned v = tri((const uint8_t *)three);
+    unsigned v = tri((const uint8_t *)three), d = duo((const uint8_t *)three);
     bigram[v >> 3] |= (uint8_t)(1u << (v & 7));
+    pair[d >> 3] |= (uint8_t)(1u << (d & 7));
 }
 
 /* Marks every upper/lower combination of the first three letters of 'word'. */
@@ -502,6 +511,9 @@ static void scan_builtin(struct scan *sc)
     const uint8_t *s = sc->s;
     size_t n = sc->n;
     for (size_t i = 0; i + 2 < n; i++) {
+        unsigned d = duo(s + i);
+        if (!(pair[d >> 3] & (1u << (d & 7))))
+            continue;
         unsigned v = tri(s + i);
         if (!(bigram[v >> 3] & (1u << (v & 7))))
             continue;

@@ -3,7 +3,7 @@
 # and ends with one summary line "N passed, N failed" (the form CI reads). Exit status 1 on
 # any failure.
 #
-# SUITEs, in the order they run: unit cli http load browser fault oom-quick fuzz-quick
+# SUITEs, in the order they run: unit cli http load browser fault powerloss-quick oom-quick fuzz-quick
 # mutants clients clients-py conformance cluster; none given means all of them (`make test`). --quick is `make check`'s fast
 # pass over unit, cli and http: the HTTP suite runs 5 kill -9 rounds instead of 50
 # (REEL_KILL_ROUNDS) and leaves out its two slow soak-like tests (the 400-request mutation
@@ -17,7 +17,7 @@ if [ "${1:-}" = --quick ]; then
 fi
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
-SUITES=${*:-unit cli http load browser fault oom-quick fuzz-quick mutants clients clients-py agents conformance cluster}
+SUITES=${*:-unit cli http load browser fault powerloss-quick oom-quick fuzz-quick mutants clients clients-py agents conformance cluster}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 passed=0
@@ -92,7 +92,7 @@ fi
 # per operation), the fuzz harnesses (a short run each plus their regression cases,
 # tests/fuzz/fuzz.mk) and the mutants (tests/mutants/run.sh).
 # Summary lines: "N passed, N failed".
-for target in fault oom-quick fuzz-quick mutants; do
+for target in fault powerloss-quick oom-quick fuzz-quick mutants; do
     wanted "$target" || continue
     echo "== make $target"
     make --no-print-directory -s "$target" BUILD="$BUILD" 2>&1 | tee "$log"

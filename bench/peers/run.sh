@@ -61,7 +61,11 @@ if [ -n "$PICK" ]; then
     for w in ${PICK//,/ }; do
         case " $(echo $WORKLOADS) " in *" $w "*) ;; *) echo "run.sh: unknown workload '$w'" >&2; exit 2 ;; esac
     done
-    WORKLOADS=${PICK//,/ } RELAXED_WORKLOADS=""
+    relaxed=""  # the relaxed variants (reel-nosync, ...) run the picked ingest workloads
+    for w in $RELAXED_WORKLOADS; do
+        case ",$PICK," in *",$w,"*) relaxed="$relaxed $w" ;; esac
+    done
+    WORKLOADS=${PICK//,/ } RELAXED_WORKLOADS=$relaxed
 fi
 if [ "$QUICK" = 1 ]; then
     DUR=3 REPEAT=1 RESTORE_N=200000 RESTART_BYTES=$((1 << 30))
