@@ -31,8 +31,9 @@ FUZZ_HARNESSES := ingest value agents http
 FUZZ_SAN       := -fsanitize=address,undefined \
                   -fno-omit-frame-pointer
 FUZZ_CFLAGS    := -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(FUZZ_DIR)/gen -MMD -MP $(FUZZ_SAN) \
-                  -fsanitize=fuzzer-no-link -Wall -Wno-unused-parameter -Wno-unused-function
-FUZZ_LDLIBS    := -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lpthread -lm
+                  -fsanitize=fuzzer-no-link -Wall -Wno-unused-parameter -Wno-unused-function \
+                  $(PQ_CFLAGS)
+FUZZ_LDLIBS    := -llmdb -lmsgpackc -lmicrohttpd -ljansson -lzstd -lcrypto -lcurl -lpq -lpthread -lm
 FUZZ_MODSRC    := $(foreach m,$(MODULES),$(wildcard $(m)/*.c $(m)/*/*.c))
 FUZZ_MODOBJ    := $(FUZZ_MODSRC:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_BINS      := $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
