@@ -75,7 +75,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/obj/tools/cmd_sink.o $(BUILD)/obj/tools/sink_pg.o $(BUILD)/obj/tools/sink_feed.o: CFLAGS += $(PQ_CFLAGS)
 $(BUILD)/obj/tools/sink_fence.o $(BUILD)/obj/tools/cluster_move.o $(BUILD)/obj/tools/cluster_move_io.o: CFLAGS += $(PQ_CFLAGS)
-$(BUILD)/obj/cluster/pgload.o: CFLAGS += $(PQ_CFLAGS)
+$(BUILD)/obj/cluster/pgload.o $(BUILD)/obj/cluster/pgcol.o: CFLAGS += $(PQ_CFLAGS)
 
 # Made afresh: 'ar r' would keep members of files that were moved or removed.
 $(BUILD)/libreel.a: $(LIBOBJ)

@@ -95,41 +95,6 @@ static PGresult *query(loader_t *L, const char *sql, int n, const char *const *p
     return NULL;
 }
 
-/* A bigint or integer column in binary (big-endian); 0 for NULL. */
-static uint64_t col_u64(const PGresult *r, int row, int col)
-{
-    int n = PQgetlength(r, row, col);
-    if (PQgetisnull(r, row, col) || (n != 8 && n != 4))
-        return 0;
-    const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* A bytea of 32 bytes into 'out': 1, else 0 (NULL or another length). */
-static int col_hash(const PGresult *r, int row, int col, uint8_t out[32])
-{
-    if (PQgetisnull(r, row, col) || PQgetlength(r, row, col) != 32)
-        return 0;
-    memcpy(out, PQgetvalue(r, row, col), 32);
-    return 1;
-}
-
-static char *col_dup(const PGresult *r, int row, int col, size_t *len)
-{
-    size_t n = (size_t)PQgetlength(r, row, col);
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, PQgetvalue(r, row, col), n);
-        p[n] = 0;
-    }
-    if (len)
-        *len = n;
-    return p;
-}
-
 /* ---- pass 1: sessions ---- */
 
 static int by_id(const void *a, const void *b)
@@ -187,10 +152,10 @@ static int load_sessions(loader_t *L)
     }
     for (int i = 0; i < n; i++) {
         ps_sess_t *x = &L->ss[L->n_ss++];
-        x->id = col_dup(r, i, 0, &x->id_len);
-        x->row_created = (int64_t)col_u64(r, i, 1);
-        x->has_last_hash = col_hash(r, i, 2, x->last_hash);
-        x->has_first_hash = col_hash(r, i, 3, x->first_hash);
+        x->id = cluster__col_dup(r, i, 0, &x->id_len);
+        x->row_created = (int64_t)cluster__col_u64(r, i, 1);
+        x->has_last_hash = cluster__col_hash(r, i, 2, x->last_hash);
+        x->has_first_hash = cluster__col_hash(r, i, 3, x->first_hash);
         if (x->has_first_hash) /* a trimmed session's chain starts there */
             memcpy(x->src_last, x->first_hash, 32);
         if (!x->id) {
@@ -208,10 +173,10 @@ static int load_sessions(loader_t *L)
         return REEL_EIO;
     for (int i = 0; i < PQntuples(r); i++) {
         ps_sess_t *x = find(L, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
-        if (!x || col_u64(r, i, 2) == STORE_CHANGE_PURGE)
+        if (!x || cluster__col_u64(r, i, 2) == STORE_CHANGE_PURGE)
             continue; /* purged: gone, or made again by an append that logged nothing */
-        x->change_pos = col_u64(r, i, 1);
-        if (!(x->change = col_dup(r, i, 3, NULL))) {
+        x->change_pos = cluster__col_u64(r, i, 1);
+        if (!(x->change = cluster__col_dup(r, i, 3, NULL))) {
             PQclear(r);
             return fail(L, REEL_ENOMEM, "out of memory");
         }
@@ -359,12 +324,12 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 /* Adds row 'i' of a fetch to the chunk ('x' its session). */
 static int add_event(loader_t *L, chunk_t *c, ps_sess_t *x, const PGresult *r, int i)
 {
-    uint64_t pos = col_u64(r, i, 0), seq = col_u64(r, i, 2), t = col_u64(r, i, 3);
+    uint64_t pos = cluster__col_u64(r, i, 0), seq = cluster__col_u64(r, i, 2), t = cluster__col_u64(r, i, 3);
     const uint8_t *body = (const uint8_t *)PQgetvalue(r, i, 6);
     size_t blen = (size_t)PQgetlength(r, i, 6);
     uint8_t chain[32], bh[32], kept[32], h[32];
-    int has_kept = col_hash(r, i, 7, kept);
-    if (!col_hash(r, i, 4, chain) || !col_hash(r, i, 5, bh))
+    int has_kept = cluster__col_hash(r, i, 7, kept);
+    if (!cluster__col_hash(r, i, 4, chain) || !cluster__col_hash(r, i, 5, bh))
         return fail(L, REEL_EDAMAGED, "session '%s', sequence %llu (position %llu): "
                     "chain_hash or body_hash is not 32 bytes", x->id,
                     (unsigned long long)seq, (unsigned long long)pos);
@@ -429,12 +394,12 @@ static int add_event(loader_t *L, chunk_t *c, ps_sess_t *x, const PGresult *r, i
  * record is built again from the last change, so it still counts there. */
 static void skip_event(ps_sess_t *x, const PGresult *r, int i)
 {
-    uint64_t pos = col_u64(r, i, 0);
-    col_hash(r, i, 4, x->src_last);
+    uint64_t pos = cluster__col_u64(r, i, 0);
+    cluster__col_hash(r, i, 4, x->src_last);
     if (pos > x->change_pos) {
-        move_on(x, PQgetvalue(r, i, 8), (size_t)PQgetlength(r, i, 8), col_u64(r, i, 3),
+        move_on(x, PQgetvalue(r, i, 8), (size_t)PQgetlength(r, i, 8), cluster__col_u64(r, i, 3),
                 (const uint8_t *)PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6));
-        x->last_seq = col_u64(r, i, 2);
+        x->last_seq = cluster__col_u64(r, i, 2);
     }
 }
 
@@ -528,11 +493,11 @@ static int load_events(loader_t *L)
         for (int i = 0; i < n && !rc; i++) {
             bytes += (size_t)PQgetlength(r, i, 6);
             ps_sess_t *x = find(L, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
-            uint64_t seq = col_u64(r, i, 2);
+            uint64_t seq = cluster__col_u64(r, i, 2);
             if (!x)
                 rc = fail(L, REEL_EDAMAGED, "the event at position %llu belongs to session "
                           "'%.200s', which has no row in %s.sessions",
-                          (unsigned long long)col_u64(r, i, 0), PQgetvalue(r, i, 1), L->schema);
+                          (unsigned long long)cluster__col_u64(r, i, 0), PQgetvalue(r, i, 1), L->schema);
             else if (!x->picked)
                 continue;
             else if (seq <= x->skip_to) /* move: in the store already */
@@ -693,10 +658,10 @@ static int load_changes(loader_t *L)
             if (L->opt->pick && !L->opt->pick(L->opt->pick_arg, sid, sid_len))
                 continue;
             store_load_change_t *c = &ch[k];
-            c->position = col_u64(r, i, 0);
-            c->index = (uint32_t)col_u64(r, i, 1);
-            c->kind = (int)(uint32_t)col_u64(r, i, 2);
-            c->time_ms = col_u64(r, i, 3);
+            c->position = cluster__col_u64(r, i, 0);
+            c->index = (uint32_t)cluster__col_u64(r, i, 1);
+            c->kind = (int)(uint32_t)cluster__col_u64(r, i, 2);
+            c->time_ms = cluster__col_u64(r, i, 3);
             rc = cluster__record_parse(PQgetvalue(r, i, 4), (size_t)PQgetlength(r, i, 4),
                                        &recs[k], &meta[k]);
             if (rc)
@@ -705,12 +670,12 @@ static int load_changes(loader_t *L)
                           sid, reel_strerror(rc));
             /* The hashes a change carries beside its record (where the chain ended and,
              * trimmed, started); a sink older than restore kept neither. */
-            if (!rc && !col_hash(r, i, 6, recs[k].last_hash) && recs[k].last_sequence)
+            if (!rc && !cluster__col_hash(r, i, 6, recs[k].last_hash) && recs[k].last_sequence)
                 rc = fail(L, REEL_EDAMAGED, "the change at %llu.%u of session '%.200s' has no "
                           "last_hash (written by a sink older than restore)",
                           (unsigned long long)c->position, c->index, sid);
             if (!rc && recs[k].first_sequence > 1)
-                col_hash(r, i, 7, recs[k].first_prev_hash);
+                cluster__col_hash(r, i, 7, recs[k].first_prev_hash);
             c->record = &recs[k];
             last = c->position;
             k++;
@@ -760,10 +725,10 @@ static int read_sink_row(loader_t *L)
         rc = fail(L, REEL_ENOT_FOUND, "no sink row for cell '%s' in %s.sink: nothing of it "
                   "was ever copied to this database", L->opt->cell, L->schema);
     } else {
-        L->st.sink_epoch = (int64_t)col_u64(r, 0, 0);
-        L->st.checkpoint = col_u64(r, 0, 1);
-        L->st.checkpoint_index = (uint32_t)col_u64(r, 0, 2);
-        L->st.events_total = col_u64(r, 0, 3);
+        L->st.sink_epoch = (int64_t)cluster__col_u64(r, 0, 0);
+        L->st.checkpoint = cluster__col_u64(r, 0, 1);
+        L->st.checkpoint_index = (uint32_t)cluster__col_u64(r, 0, 2);
+        L->st.events_total = cluster__col_u64(r, 0, 3);
     }
     PQclear(r);
     return rc;
