@@ -166,7 +166,7 @@ int cmd_cluster(int argc, char **argv)
          .help = "shard: ID is a Durable Streams path (/v1/stream/ID)"},
         OPT_END,
     };
-    const opt_cmd_t cmd = {.name = prog, .args = "init ID=HOST:PORT... | nginx-conf MAP | shard ID",
+    const opt_cmd_t cmd = {.name = prog, .args = "init ID=HOST:PORT... | nginx-conf MAP | shard ID | events | sessions | restore | move",
                            .about = about, .opts = rows};
     int nargs, st = opt_parse(&cmd, argc, argv, &nargs);
     if (st != OPT_GO)
