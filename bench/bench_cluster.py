@@ -25,8 +25,10 @@ The configurations alternate R times (default 2; every other round in reverse or
 that all see the same machine. Prints a Markdown table of the medians of events/s with the
 ratios 3 cells / 1 cell and replica / local (medians of the ratios of each round), then a
 table of what bounds them: the events per commit and the mean commit time (write + fsync)
-the cells report in /metrics during each run, the sinks' events per PostgreSQL transaction
-(pg_stat_database.xact_commit on the primary), wrk's p50 / p99 latency, and the CPU used by
+the cells report in /metrics during each run (and their commits per second), the sinks'
+events per PostgreSQL transaction (pg_stat_database.xact_commit on the primary), the
+primary's WAL fsyncs per second and WAL bytes per event (pg_stat_wal), wrk's p50 / p99
+latency, and the CPU used by
 the cells, nginx, the sinks and PostgreSQL (both servers) in cores: CPU seconds per second
 of the run, from /proc. Numbers only, never pass/fail. Needs wrk, nginx and (for replica)
 the Debian postgresql-15 package (scripts/deps.sh test).
@@ -131,23 +133,29 @@ class Probe:
                        "sinks": lambda: sinks.pids() if sinks else [],
                        "pg": lambda: [pair.primary.pid(), pair.standby.pid()] if sinks else []}
 
-    def xacts(self):
+    def pg_counters(self):
+        """The primary's commits, WAL syncs (its fsyncs) and WAL bytes."""
         if not self.pair:
-            return 0
-        return self.pair.primary.query("SELECT xact_commit FROM pg_stat_database WHERE "
-                                       "datname = 'postgres'")[0]["xact_commit"]
+            return (0, 0, 0)
+        r = self.pair.primary.query(
+            "SELECT xact_commit, wal_sync, wal_bytes FROM pg_stat_database, pg_stat_wal "
+            "WHERE datname = 'postgres'")[0]
+        return (r["xact_commit"], r["wal_sync"], float(r["wal_bytes"]))
 
     def snap(self):
-        return (store_counters(self.c), self.xacts(),
+        return (store_counters(self.c), self.pg_counters(),
                 {g: cpu_seconds(f()) for g, f in self.groups.items()})
 
     def delta(self, a, b, seconds, rate):
         commits, events, secs = (y - x for x, y in zip(a[0], b[0]))
-        tx = b[1] - a[1]
+        tx, syncs, wal = (y - x for x, y in zip(a[1], b[1]))
+        n = rate * seconds
         out = {"per_commit": events / commits if commits else 0,
                "commit_ms": 1000 * secs / commits if commits else 0,
-               # the sinks' transactions, plus the one of the psql reading the counter
-               "per_tx": rate * seconds / tx if tx > 1 else 0}
+               "commits_s": commits / seconds,
+               # the sinks' transactions, plus the one of the psql reading the counters
+               "per_tx": n / tx if tx > 1 else 0, "syncs_s": syncs / seconds,
+               "wal_per_event": wal / n if n else 0}
         out.update({g: (b[2][g] - a[2][g]) / seconds for g in self.groups})
         return out
 
@@ -224,16 +232,20 @@ def report(res, acks, a, load, load_end):
             cols.append(fmt_ratio(res, ("nginx3", ack), ("nginx1", ack), shape) if t == "nginx3" else "-")
             cols.append(fmt_ratio(res, (t, "replica"), (t, "local"), shape) if ack == "replica" else "-")
         print("| %s | %s | %s |" % (TOPOLOGIES[t][2], ack, " | ".join(cols)))
-    print("\n| topology | --ack | shape | events/commit | ms/commit | events per PG transaction | "
-          "p50 / p99 ms | CPU cores: cells, nginx, sinks, PostgreSQL |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+    print("\n| topology | --ack | shape | cells: commits/s, events/commit, ms/commit | "
+          "PostgreSQL: events/transaction, WAL fsyncs/s, WAL bytes/event | p50 / p99 ms | "
+          "CPU cores: cells, nginx, sinks, PostgreSQL |")
+    print("| --- | --- | --- | ---: | ---: | ---: | --- |")
     for t, ack in configurations(acks):
         for shape, conns, _ in SHAPES:
             m = lambda f: med(res, (t, ack), shape, f)  # noqa: E731
-            print("| %s | %s | %s, %d conns | %.0f | %.1f | %s | %.1f / %.1f | %.2f, %.2f, %.2f, %.2f |"
-                  % (TOPOLOGIES[t][2], ack, shape, conns, m("per_commit"), m("commit_ms"),
-                     "%.0f" % m("per_tx") if ack == "replica" else "-", m("p50"), m("p99"),
-                     m("cells"), m("nginx"), m("sinks"), m("pg")))
+            pg = ("%.0f, %.0f, %.0f" % (m("per_tx"), m("syncs_s"), m("wal_per_event"))
+                  if ack == "replica" else "-")
+            print("| %s | %s | %s, %d conns | %.0f, %.0f, %.1f | %s | %.1f / %.1f | "
+                  "%.2f, %.2f, %.2f, %.2f |"
+                  % (TOPOLOGIES[t][2], ack, shape, conns, m("commits_s"), m("per_commit"),
+                     m("commit_ms"), pg, m("p50"), m("p99"), m("cells"), m("nginx"),
+                     m("sinks"), m("pg")))
     bad = sum(r[sh]["bad"] for v in res.values() for r in v for sh, _, _ in SHAPES)
     print("\n(medians of %d alternating rounds, ratios per round in brackets; --sync %s; %d s "
           "per wrk run; %d non-2xx answers; machine: %d cores; load average %.1f / %.1f / %.1f "
