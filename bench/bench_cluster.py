@@ -26,7 +26,7 @@ that all see the same machine. Prints a Markdown table of the medians of events/
 ratios 3 cells / 1 cell and replica / local (medians of the ratios of each round), then a
 table of what bounds them: the events per commit and the mean commit time (write + fsync)
 the cells report in /metrics during each run (and their commits per second), the sinks'
-events per PostgreSQL transaction (pg_stat_database.xact_commit on the primary), the
+events per PostgreSQL write transaction (transaction ids the primary gave out), the
 primary's WAL fsyncs per second and WAL bytes per event (pg_stat_wal), wrk's p50 / p99
 latency, and the CPU used by
 the cells, nginx, the sinks and PostgreSQL (both servers) in cores: CPU seconds per second
@@ -134,13 +134,15 @@ class Probe:
                        "pg": lambda: [pair.primary.pid(), pair.standby.pid()] if sinks else []}
 
     def pg_counters(self):
-        """The primary's commits, WAL syncs (its fsyncs) and WAL bytes."""
+        """The primary's next transaction id (one is given to each transaction that writes:
+        the sinks' pages, not their read-only replication checks), WAL syncs (its fsyncs)
+        and WAL bytes."""
         if not self.pair:
             return (0, 0, 0)
         r = self.pair.primary.query(
-            "SELECT xact_commit, wal_sync, wal_bytes FROM pg_stat_database, pg_stat_wal "
-            "WHERE datname = 'postgres'")[0]
-        return (r["xact_commit"], r["wal_sync"], float(r["wal_bytes"]))
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xid, wal_sync, "
+            "wal_bytes FROM pg_stat_wal")[0]
+        return (r["xid"], r["wal_sync"], float(r["wal_bytes"]))
 
     def snap(self):
         return (store_counters(self.c), self.pg_counters(),
@@ -153,8 +155,7 @@ class Probe:
         out = {"per_commit": events / commits if commits else 0,
                "commit_ms": 1000 * secs / commits if commits else 0,
                "commits_s": commits / seconds,
-               # the sinks' transactions, plus the one of the psql reading the counters
-               "per_tx": n / tx if tx > 1 else 0, "syncs_s": syncs / seconds,
+               "per_tx": n / tx if tx else 0, "syncs_s": syncs / seconds,
                "wal_per_event": wal / n if n else 0}
         out.update({g: (b[2][g] - a[2][g]) / seconds for g in self.groups})
         return out
@@ -233,7 +234,7 @@ def report(res, acks, a, load, load_end):
             cols.append(fmt_ratio(res, (t, "replica"), (t, "local"), shape) if ack == "replica" else "-")
         print("| %s | %s | %s |" % (TOPOLOGIES[t][2], ack, " | ".join(cols)))
     print("\n| topology | --ack | shape | cells: commits/s, events/commit, ms/commit | "
-          "PostgreSQL: events/transaction, WAL fsyncs/s, WAL bytes/event | p50 / p99 ms | "
+          "PostgreSQL: events/write transaction, WAL fsyncs/s, WAL bytes/event | p50 / p99 ms | "
           "CPU cores: cells, nginx, sinks, PostgreSQL |")
     print("| --- | --- | --- | ---: | ---: | ---: | --- |")
     for t, ack in configurations(acks):
