@@ -123,6 +123,16 @@ def cpu_seconds(pids):
     return total / tick
 
 
+def pg_counters(pair):
+    """The primary's next transaction id (one is given to each transaction that writes: the
+    sinks' pages, not their read-only replication checks), WAL syncs (its fsyncs) and WAL
+    bytes."""
+    r = pair.primary.query(
+        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xid, wal_sync, "
+        "wal_bytes FROM pg_stat_wal")[0]
+    return (r["xid"], r["wal_sync"], float(r["wal_bytes"]))
+
+
 class Probe:
     """What the machine did during one wrk run: store counters, PostgreSQL commits, CPU."""
 
@@ -134,15 +144,7 @@ class Probe:
                        "pg": lambda: [pair.primary.pid(), pair.standby.pid()] if sinks else []}
 
     def pg_counters(self):
-        """The primary's next transaction id (one is given to each transaction that writes:
-        the sinks' pages, not their read-only replication checks), WAL syncs (its fsyncs)
-        and WAL bytes."""
-        if not self.pair:
-            return (0, 0, 0)
-        r = self.pair.primary.query(
-            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xid, wal_sync, "
-            "wal_bytes FROM pg_stat_wal")[0]
-        return (r["xid"], r["wal_sync"], float(r["wal_bytes"]))
+        return pg_counters(self.pair) if self.pair else (0, 0, 0)
 
     def snap(self):
         return (store_counters(self.c), self.pg_counters(),
