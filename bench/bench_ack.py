@@ -6,7 +6,8 @@
 
 Starts a PostgreSQL 15 primary with a synchronous standby (tests/pglib.py's PgPair:
 synchronous_commit on, synchronous_standby_names '*', fsync on) and, in the same run, one
-cell (`reel serve --sync full`, its own data directory each time) in each mode:
+cell (`reel serve --sync full` with a one-cell cluster map, its own data directory each
+time; tests/cluster/cluster.py's Cluster and Sinks) in each mode:
   local    --ack local, no sink (today's path);
   replica  --ack replica --replica-wait-ms 60000, `reel sink postgres` following it into
            the pair, so every answer waits for the sink's commit on the primary and the
@@ -19,71 +20,31 @@ bench/bench_cluster.py, each at two concurrencies:
 connections in flight for the same rate: the second concurrency shows how much of the
 cost is latency rather than capacity). The modes alternate R times (default 2) so that both see the same machine; the table gives
 the median events/s of each, the ratio replica/local, wrk's p50 and p99 latency, and the
-sink's mean events per PostgreSQL transaction. Numbers only, never pass/fail. Needs wrk and
+sink's mean events per PostgreSQL write transaction (transaction ids the primary gave
+out; before 2026-12-05 12:05 UTC this counted xact_commit, which also counts the sink's
+read-only replication check after each page: about half). Numbers only, never pass/fail. Needs wrk and
 the Debian postgresql-15 package (scripts/deps.sh test).
 """
 import argparse
 import os
-import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from pglib import PgPair, free_port, make_base  # noqa: E402
-from bench_cluster import scripts  # noqa: E402
-
-import http.client  # noqa: E402
-import json  # noqa: E402
-
-
-def get(port, path):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    c.request("GET", path)
-    r = c.getresponse()
-    body = r.read()
-    c.close()
-    return r.status, body
-
-
-def wait_up(port, proc):
-    end = time.time() + 20
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("reel serve exited %s" % proc.returncode)
-        try:
-            if get(port, "/v1/health")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("reel serve did not start")
-
-
-def wrk(url, conns, script, seconds):
-    r = subprocess.run(["wrk", "-t", "2", "-c", str(conns), "-d", "%ds" % seconds, "--latency",
-                        "-s", script, url], capture_output=True, text=True, timeout=seconds + 90)
-    rate = re.search(r"Requests/sec:\s+([0-9.]+)", r.stdout)
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
-
-    def pct(p):
-        m = re.search(r"^\s+%s%%\s+([0-9.]+)(us|ms|s)\s*$" % p, r.stdout, re.M)
-        if not m:
-            return 0.0
-        return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
-
-    return {"rate": float(rate.group(1)) if rate else 0.0, "p50": pct(50), "p99": pct(99),
-            "bad": int(bad.group(1)) if bad else 0}
+from pglib import PgPair, make_base  # noqa: E402
+from bench_cluster import pg_counters, scripts, wrk  # noqa: E402
+import cluster  # noqa: E402 (tests/cluster/cluster.py, on the path through bench_cluster)
+from cluster import Client, Cluster, Sinks  # noqa: E402
 
 
 def counter(port, name):
-    st, body = get(port, "/metrics")
+    cl = Client(port)
+    st, _, body = cl.request("GET", "/metrics")
+    cl.close()
     for line in body.decode().splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
@@ -97,49 +58,35 @@ LABELS = {"batched16": "batched (100 x 1 KiB per POST), 16 conns",
           "single64": "single-event, 64 conns", "single256": "single-event, 256 conns"}
 
 
-def run_mode(build, mode, pair, schema, s, seconds):
-    tmp = tempfile.mkdtemp(prefix="reel-bench-ack.")
-    port = free_port()
-    args = [os.path.join(build, "reel"), "serve", "--data", os.path.join(tmp, "data"),
-            "--listen", "127.0.0.1:%d" % port, "--sync", "full", "--ack", mode,
-            "--replica-wait-ms", "60000", "--max-connections-per-ip", "0"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
-    log = open(os.path.join(tmp, "serve.log"), "wb")
-    srv = subprocess.Popen(args, stdout=log, stderr=log, env=env)
-    sink = None
-    try:
-        wait_up(port, srv)
-        if mode == "replica":
-            sink = subprocess.Popen([os.path.join(build, "reel"), "sink", "postgres", "--server",
-                                     "http://127.0.0.1:%d" % port, "--dsn", pair.dsn,
-                                     "--schema", schema, "--quiet"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=log)
-            end = time.time() + 20
-            while time.time() < end and b'"replicated":true' not in get(port, "/v1/sinks")[1]:
-                time.sleep(0.05)
-        url = "http://127.0.0.1:%d" % port
-        out = {}
-        for shape, script, conns, factor in SHAPES:
-            tx0 = pair.primary.query("SELECT xact_commit FROM pg_stat_database WHERE "
-                                     "datname = 'postgres'")[0]["xact_commit"]
-            r = wrk(url, conns, s[script], seconds)
-            tx1 = pair.primary.query("SELECT xact_commit FROM pg_stat_database WHERE "
-                                     "datname = 'postgres'")[0]["xact_commit"]
-            r["rate"] *= factor
-            # events per PostgreSQL transaction (the sink's, plus a few of psql's own)
-            r["per_tx"] = r["rate"] * seconds / max(1, tx1 - tx0) if mode == "replica" else 0
-            out[shape] = r
-        if mode == "replica":
-            out["refused"] = counter(port, 'reel_ack_replica_total{outcome="refused"}')
-        return out
-    finally:
-        if sink:
-            sink.send_signal(signal.SIGTERM)
-            sink.wait(30)
-        srv.send_signal(signal.SIGTERM)
-        srv.wait(30)
-        log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+def run_mode(mode, pair, schema, s, seconds):
+    """One cell (a one-cell cluster map, no nginx) under --ack 'mode'; under replica with
+    its sink (tests/cluster/cluster.py's Cluster and Sinks, as bench_cluster.py)."""
+    with tempfile.TemporaryDirectory(prefix="reel-bench-ack.") as tmp:
+        c = Cluster(tmp, cells=1, spares=0, sync="full",
+                    extra=["--ack", mode, "--replica-wait-ms", "60000"])
+        sinks = Sinks(c, pair.dsn, schema, extra=["--quiet"], start=False)
+        try:
+            c.start_cell("c1")
+            port = c.ports["c1"]
+            if mode == "replica":
+                sinks.start("c1")
+                sinks.wait_replicated("c1", timeout=20)
+            url = "http://127.0.0.1:%d" % port
+            out = {}
+            for shape, script, conns, factor in SHAPES:
+                tx0 = pg_counters(pair)[0]
+                r = wrk(url, conns, s[script], seconds)
+                tx1 = pg_counters(pair)[0]
+                r["rate"] *= factor
+                # events per PostgreSQL write transaction (the sink's pages)
+                r["per_tx"] = r["rate"] * seconds / max(1, tx1 - tx0) if mode == "replica" else 0
+                out[shape] = r
+            if mode == "replica":
+                out["refused"] = counter(port, 'reel_ack_replica_total{outcome="refused"}')
+            return out
+        finally:
+            sinks.stop(timeout=30)
+            c.stop()
 
 
 def main():
@@ -148,6 +95,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
+    cluster.REEL_BIN = os.path.abspath(os.path.join(a.build, "reel"))
     base = make_base("reel-bench-ack-pg.")
     pair = PgPair(base)
     load = os.getloadavg()
@@ -157,7 +105,7 @@ def main():
             s = scripts(tmp)
             for i in range(a.rounds):
                 for mode in ("local", "replica"):
-                    res[mode].append(run_mode(a.build, mode, pair, "b%d_%d" % (os.getpid(), i),
+                    res[mode].append(run_mode(mode, pair, "b%d_%d" % (os.getpid(), i),
                                               s, a.seconds))
     finally:
         pair.stop()
@@ -167,7 +115,7 @@ def main():
         return statistics.median(r[shape][key] for r in res[mode])
 
     print("| shape | --ack local events/s | --ack replica events/s | replica/local | "
-          "p50 / p99 ms, local | p50 / p99 ms, replica | events per PG transaction |")
+          "p50 / p99 ms, local | p50 / p99 ms, replica | events per PG write transaction |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for shape, label in ((k[0], LABELS[k[0]]) for k in SHAPES):
         lo, rep = med("local", shape, "rate"), med("replica", shape, "rate")

@@ -275,3 +275,78 @@ class Cluster:
             if not cursor:
                 cl.close()
                 return ids
+
+
+class Sinks:
+    """One `reel sink postgres` per cell of 'cluster', each following its cell's own address
+    into 'dsn' (tables in 'schema', rows carrying the cell's id), logging to
+    TMP/sink-CELL.log. The one place the cluster tests and benchmarks start sinks
+    (tests/cluster/test_move.py, bench/bench_cluster.py, bench/bench_ack.py). Under
+    `--ack replica` a cell acknowledges nothing until its sink has reported that PostgreSQL
+    replicates synchronously: wait_replicated(). `sinks[c]` is the process of cell c."""
+
+    def __init__(self, cluster, dsn, schema, extra=(), start=True):
+        self.cluster, self.dsn, self.schema, self.extra = cluster, dsn, schema, list(extra)
+        self.procs = {}
+        if start:
+            for c in cluster.ids:
+                self.start(c)
+
+    def __getitem__(self, c):
+        return self.procs[c]
+
+    def start(self, c):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
+        log = open(os.path.join(self.cluster.tmp, "sink-%s.log" % c), "ab")
+        self.procs[c] = subprocess.Popen(
+            [REEL_BIN, "sink", "postgres", "--server",
+             "http://127.0.0.1:%d" % self.cluster.ports[c], "--dsn", self.dsn,
+             "--schema", self.schema, "--cell", c] + self.extra,
+            stdout=log, stderr=log, env=env)
+        log.close()  # the child has its own descriptor
+
+    def wait_replicated(self, c, timeout=30):
+        cl, end = Client(self.cluster.ports[c]), time.time() + timeout
+        try:
+            while time.time() < end:
+                st, _, body = cl.request("GET", "/v1/sinks")
+                if st == 200 and any(k.get("replicated") for k in json.loads(body)["sinks"]):
+                    return
+                time.sleep(0.05)
+        finally:
+            cl.close()
+        raise AssertionError("the sink of %s never reported as replicated" % c)
+
+    def log(self, c):
+        return self.log_of(self.cluster, c)
+
+    @staticmethod
+    def log_of(cluster, c):
+        try:
+            with open(os.path.join(cluster.tmp, "sink-%s.log" % c), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def pids(self):
+        return [p.pid for p in self.procs.values()]
+
+    def alive(self):
+        """The sinks that have exited, with their status (empty: all alive)."""
+        return {c: p.poll() for c, p in self.procs.items() if p.poll() is not None}
+
+    def stop(self, timeout=20):
+        """SIGTERM (after SIGCONT, for a sink a test stopped) and the exit statuses; a sink
+        still running after 'timeout' seconds is killed."""
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.send_signal(signal.SIGTERM)
+        rcs = {}
+        for c, p in self.procs.items():
+            try:
+                rcs[c] = p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rcs[c] = p.wait()
+        return rcs

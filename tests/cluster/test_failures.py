@@ -28,7 +28,7 @@ import urllib.parse
 
 import pytest
 
-from cluster import REEL_BIN, Cluster
+from cluster import REEL_BIN, Cluster, Sinks as CellSinks
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pglib import PG_BIN, PgPair, Postgres, available, make_base  # noqa: E402  (tests/pglib.py)
@@ -93,41 +93,11 @@ def attach_standby(pair):
     raise AssertionError("the new standby never became synchronous")
 
 
-class Sinks:
-    """A `reel sink postgres` per cell, each following its cell's own address."""
+class Sinks(CellSinks):
+    """A `reel sink postgres` per cell, each following its cell's own address (pages of 500)."""
 
-    def __init__(self, cluster, dsn):
-        self.cluster, self.dsn, self.procs = cluster, dsn, {}
-        for c in cluster.ids:
-            self.start(c)
-
-    def start(self, c):
-        log = open(os.path.join(self.cluster.tmp, "sink-%s.log" % c), "ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
-        self.procs[c] = subprocess.Popen(
-            [REEL_BIN, "sink", "postgres", "--server", "http://127.0.0.1:%d" % self.cluster.ports[c],
-             "--dsn", self.dsn, "--schema", SCHEMA, "--cell", c, "--batch", "500"],
-            stdout=log, stderr=log, env=env)
-
-    def log(self, c):
-        return self.log_of(self.cluster, c)
-
-    @staticmethod
-    def log_of(cluster, c):
-        try:
-            with open(os.path.join(cluster.tmp, "sink-%s.log" % c), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def alive(self):
-        return {c: p.poll() for c, p in self.procs.items() if p.poll() is not None}
-
-    def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        return {c: p.wait(timeout=30) for c, p in self.procs.items()}
+    def __init__(self, c, dsn):
+        super().__init__(c, dsn, SCHEMA, extra=["--batch", "500"])
 
 
 class Load:

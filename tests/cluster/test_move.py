@@ -24,7 +24,7 @@ import urllib.parse
 
 import pytest
 
-from cluster import REEL_BIN, Client, Cluster, Map
+from cluster import REEL_BIN, Client, Cluster, Map, Sinks
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pglib import PgPair, available, running  # noqa: E402
@@ -56,49 +56,24 @@ class Cell(Cluster):
                          extra=["--ack", "replica", "--replica-wait-ms", str(WAIT_MS)])
         self.pair = pair
         self.schema = "mv%d_%d" % (os.getpid(), next(_n))
-        self.sinks = {}
+        self.sinks = Sinks(self, pair.dsn, self.schema, start=False)
 
     def start(self):
         super().start()
         for c in self.ids:
-            self.start_sink(c)
+            self.sinks.start(c)
         for c in self.ids:
-            self.wait_replicated(c)
+            self.sinks.wait_replicated(c)
         return self
 
-    def start_sink(self, c):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REEL_")}
-        log = open(os.path.join(self.tmp, "sink-%s.log" % c), "ab")
-        self.sinks[c] = subprocess.Popen(
-            [REEL_BIN, "sink", "postgres", "--server", "http://127.0.0.1:%d" % self.ports[c],
-             "--dsn", self.pair.dsn, "--schema", self.schema, "--cell", c],
-            stdout=log, stderr=log, env=env)
-
     def wait_replicated(self, c, timeout=30):
-        cl, end = Client(self.ports[c]), time.time() + timeout
-        while time.time() < end:
-            st, _, body = cl.request("GET", "/v1/sinks")
-            if st == 200 and any(k.get("replicated") for k in json.loads(body)["sinks"]):
-                cl.close()
-                return
-            time.sleep(0.05)
-        raise AssertionError("the sink of %s never reported as replicated" % c)
+        self.sinks.wait_replicated(c, timeout)
 
     def sink_log(self, c):
-        with open(os.path.join(self.tmp, "sink-%s.log" % c), "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        return self.sinks.log(c)
 
     def stop(self):
-        for p in self.sinks.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-                p.send_signal(signal.SIGTERM)
-        for p in self.sinks.values():
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        self.sinks.stop()
         super().stop()
 
     def move(self, shards, to, *extra, timeout=180):
