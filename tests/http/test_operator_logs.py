@@ -90,6 +90,9 @@ def test_sighup_reopens_logs_and_rereads_tokens_without_dropping_connections(ser
     conn.request("GET", "/v1/sessions", headers=auth_b)
     r = conn.getresponse(); r.read()
     assert r.status == 200
+    # The line is written when the request ends, which can come just after the client has
+    # read the answer: rotate once it is there.
+    assert wait_for(lambda: any('"/v1/sessions" 200' in x for x in lines(acc)))
     shutil.move(str(acc), str(tmp_path / "access.log.1"))  # logrotate
     tokens.write_text("tok-a full\n")  # tok-b revoked
     s.proc.send_signal(signal.SIGHUP)
