@@ -108,8 +108,8 @@ static const char *kind_name[K_N] = {"pwrite", "write", "writev", "dsync-write",
 
 static struct {
     int inited, enabled, undo, some, sync_noop;
-    char dir[PATH_MAX];
-    size_t dir_len;
+    char dir[PATH_MAX], dir_raw[PATH_MAX];
+    size_t dir_len;                         /* 0 until dir_raw exists and is resolved */
     long crash_at, crash_ms, calls;
     unsigned seed;
     const char *log, *stats;
@@ -140,9 +140,29 @@ static void init(void)
     real_fsync = dlsym(RTLD_NEXT, "fsync");
     real_close = dlsym(RTLD_NEXT, "close");
     real_mmap = dlsym(RTLD_NEXT, "mmap");
+}
+
+/* The settings, from the environment. An ASan build's runtime calls interposed functions
+ * before libc's getenv() sees the environment: they are read at the first call that sees
+ * it (LD_PRELOAD, which loaded this shim, is in it), once. */
+static pthread_mutex_t env_mu = PTHREAD_MUTEX_INITIALIZER;
+static volatile int env_read;
+
+static void read_env(void)
+{
+    if (env_read || !getenv("LD_PRELOAD"))
+        return;
+    pthread_mutex_lock(&env_mu);
+    if (env_read) {
+        pthread_mutex_unlock(&env_mu);
+        return;
+    }
+    /* The directory may not exist yet: the first interposed call can come from a
+     * library's constructor (an ASan build's run before main), before reel creates it.
+     * It is resolved when a file is opened (watched_path). */
     const char *d = getenv("PLSHIM_DIR");
-    if (d && *d && realpath(d, cfg.dir)) {
-        cfg.dir_len = strlen(cfg.dir);
+    if (d && *d && strlen(d) < sizeof cfg.dir_raw) {
+        strcpy(cfg.dir_raw, d);
         cfg.enabled = 1;
     }
     const char *v;
@@ -156,6 +176,8 @@ static void init(void)
     cfg.log = getenv("PLSHIM_LOG");
     cfg.stats = getenv("PLSHIM_STATS");
     cfg.inited = 1;
+    env_read = 1;
+    pthread_mutex_unlock(&env_mu);
 }
 
 /* fork() (reel trains dictionaries in a forked child, store/ztrain.c) while another thread
@@ -179,7 +201,11 @@ static void init_all(void)
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-static void ensure(void) { pthread_once(&once, init_all); }
+static void ensure(void)
+{
+    pthread_once(&once, init_all);
+    read_env();
+}
 
 static uint64_t now_ns(void)
 {
@@ -387,6 +413,11 @@ static struct file *file_of(int fd, const char *path)
 
 static int watched_path(const char *abs)
 {
+    if (!cfg.dir_len) {
+        if (!realpath(cfg.dir_raw, cfg.dir))
+            return 0;
+        cfg.dir_len = strlen(cfg.dir);
+    }
     size_t n = strlen(abs);
     if (n <= cfg.dir_len || strncmp(abs, cfg.dir, cfg.dir_len) || abs[cfg.dir_len] != '/')
         return 0;
@@ -396,10 +427,10 @@ static int watched_path(const char *abs)
 static void track(int fd, const char *path, int flags)
 {
     char abs[PATH_MAX];
-    if (fd < 0 || fd >= MAX_FD || !cfg.enabled || !realpath(path, abs) || !watched_path(abs))
+    if (fd < 0 || fd >= MAX_FD || !cfg.enabled || !realpath(path, abs))
         return;
-    pthread_mutex_lock(&mu);
-    struct file *f = file_of(fd, abs);
+    pthread_mutex_lock(&mu); /* watched_path() may resolve cfg.dir */
+    struct file *f = watched_path(abs) ? file_of(fd, abs) : NULL;
     if (f) {
         fds[fd].f = f;
         fds[fd].dsync = (flags & O_DSYNC) == O_DSYNC || (flags & O_SYNC) == O_SYNC;
