@@ -2,6 +2,7 @@
  * parses back into the same record (cluster/pgrecord.c, used by `reel cluster restore`):
  * rendering the parsed record gives the same bytes, NUL, lone surrogates, numbers kept as
  * text, retention, usage and trims included; what is not a record is refused. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cluster/pgload_int.h"

@@ -5,6 +5,7 @@
  * naming a part this build does not know is refused. */
 #include <lmdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/unit/testutil.h"

@@ -168,6 +168,7 @@ static void fill_source(void)
     ingest_redact_result_t res;
     ingest_error_t e;
     TU_OK(ingest_redact_after(sa, &q, &res, &e));
+    ingest_redact_result_release(&res);
 }
 
 Test(store_load, restore_keeps_positions_hashes_and_verifies)

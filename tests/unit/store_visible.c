@@ -2,6 +2,7 @@
  * replica): walks, records, the tail and the change log stop at it; a read that lifts it,
  * the committer's checks and verify see everything; a batch says where the feed stands
  * after it. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/unit/testutil.h"
