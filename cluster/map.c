@@ -58,14 +58,17 @@ static int u64_field(json_t *o, const char *key, uint64_t lo, uint64_t hi, uint6
     return 0;
 }
 
-/* Gives cell 'ci' the ranges of its "shards" array. */
-static int take_ranges(cluster_map_t *m, size_t ci, json_t *ranges, const char *name, char *msg,
-                       size_t mlen)
+/* Checks "shards" or "loading" ("what") of cell 'ci': an array of [first, last] ranges
+ * with 0 <= first <= last < V. Gives each shard to the cell ('loading' 0), or marks it
+ * loading: shards a move is copying in, which must be the cell's own (docs/CLUSTER.md
+ * "Moving shards"). */
+static int take_ranges(cluster_map_t *m, size_t ci, json_t *ranges, const char *what,
+                       int loading, const char *name, char *msg, size_t mlen)
 {
     const char *id = m->cells[ci].id;
     if (!json_is_array(ranges))
-        return fail(msg, mlen, name, "cell '%s': \"shards\" must be an array of [first, last] "
-                    "ranges", id);
+        return fail(msg, mlen, name, "cell '%s': \"%s\" must be an array of [first, last] "
+                    "ranges", id, what);
     size_t i;
     json_t *r;
     json_array_foreach(ranges, i, r) {
@@ -74,43 +77,21 @@ static int take_ranges(cluster_map_t *m, size_t ci, json_t *ranges, const char *
             !json_is_integer(b) || json_integer_value(a) < 0 ||
             json_integer_value(b) < json_integer_value(a) ||
             json_integer_value(b) >= (json_int_t)m->v)
-            return fail(msg, mlen, name, "cell '%s': shard range %zu is not [first, last] with "
-                        "0 <= first <= last < %u", id, i, m->v);
+            return fail(msg, mlen, name, "cell '%s': %s range %zu is not [first, last] with "
+                        "0 <= first <= last < %u", id, loading ? "loading" : "shard", i, m->v);
         for (json_int_t s = json_integer_value(a); s <= json_integer_value(b); s++) {
+            if (loading && m->owner[s] != ci)
+                return fail(msg, mlen, name, "cell '%s' is loading shard %lld, which it does "
+                            "not own", id, (long long)s);
+            if (loading) {
+                m->loading[s] = 1;
+                continue;
+            }
             if (m->owner[s] != NO_OWNER)
                 return fail(msg, mlen, name, "shard %lld is given to both '%s' and '%s'",
                             (long long)s, m->cells[m->owner[s]].id, id);
             m->owner[s] = (uint16_t)ci;
             m->cells[ci].n_shards++;
-        }
-    }
-    return REEL_OK;
-}
-
-/* "loading": shards of this cell that it does not serve yet (a move is copying them in,
- * docs/CLUSTER.md "Moving shards"); each must be the cell's own. */
-static int take_loading(cluster_map_t *m, size_t ci, json_t *ranges, const char *name, char *msg,
-                        size_t mlen)
-{
-    const char *id = m->cells[ci].id;
-    size_t i;
-    json_t *r;
-    if (!json_is_array(ranges))
-        return fail(msg, mlen, name, "cell '%s': \"loading\" must be an array of [first, last] "
-                    "ranges", id);
-    json_array_foreach(ranges, i, r) {
-        json_t *a = json_array_get(r, 0), *b = json_array_get(r, 1);
-        if (!json_is_array(r) || json_array_size(r) != 2 || !json_is_integer(a) ||
-            !json_is_integer(b) || json_integer_value(a) < 0 ||
-            json_integer_value(b) < json_integer_value(a) ||
-            json_integer_value(b) >= (json_int_t)m->v)
-            return fail(msg, mlen, name, "cell '%s': loading range %zu is not [first, last] "
-                        "with 0 <= first <= last < %u", id, i, m->v);
-        for (json_int_t s = json_integer_value(a); s <= json_integer_value(b); s++) {
-            if (m->owner[s] != ci)
-                return fail(msg, mlen, name, "cell '%s' is loading shard %lld, which it does "
-                            "not own", id, (long long)s);
-            m->loading[s] = 1;
         }
     }
     return REEL_OK;
@@ -136,9 +117,9 @@ static int take_cell(cluster_map_t *m, size_t ci, json_t *c, const char *name, c
     }
     snprintf(m->cells[ci].id, sizeof m->cells[ci].id, "%s", id);
     snprintf(m->cells[ci].address, sizeof m->cells[ci].address, "%s", addr);
-    int rc = take_ranges(m, ci, json_object_get(c, "shards"), name, msg, mlen);
+    int rc = take_ranges(m, ci, json_object_get(c, "shards"), "shards", 0, name, msg, mlen);
     json_t *loading = json_object_get(c, "loading");
-    return rc || !loading ? rc : take_loading(m, ci, loading, name, msg, mlen);
+    return rc || !loading ? rc : take_ranges(m, ci, loading, "loading", 1, name, msg, mlen);
 }
 
 static int build(cluster_map_t *m, json_t *root, const char *name, char *msg, size_t mlen)
