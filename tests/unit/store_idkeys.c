@@ -12,26 +12,6 @@
 
 TestSuite(store_idkeys, .init = tu_store_setup, .fini = tu_store_teardown);
 
-/* The format record of 'd' (its size and bytes), read with LMDB directly. */
-static size_t format_record(const char *d, uint8_t out[16])
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_val k = {6, "format"}, v;
-    cr_assert_eq(mdb_env_create(&env), 0);
-    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
-    cr_assert_eq(mdb_env_open(env, d, MDB_RDONLY, 0644), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
-    size_t n = v.mv_size < 16 ? v.mv_size : 16;
-    memcpy(out, v.mv_data, n);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
-    return v.mv_size;
-}
-
 /* Writes 'len' bytes as the format record of 'd'. */
 static void put_record(const char *d, const uint8_t *rec, size_t len)
 {
@@ -89,7 +69,7 @@ static void verify_ok(void)
 Test(store_idkeys, new_store_names_the_part_and_keys_uuids_in_16_bytes)
 {
     uint8_t rec[16];
-    cr_assert_eq(format_record(tu_dir, rec), 8, "the format record of a new store is 8 bytes");
+    cr_assert_eq(tu_format_record(tu_dir, rec), 8, "the format record of a new store is 8 bytes");
     cr_assert_eq(rec[3], STORE_FORMAT_VERSION);
     cr_assert_eq(rec[7], 0x1, "part 0x1 (compact event_ids keys)");
     tu_result_t res;
@@ -126,7 +106,7 @@ Test(store_idkeys, store_without_the_part_keeps_text_keys)
     store_close(tu_store);
     tu_store = NULL;
     uint8_t rec[16];
-    cr_assert_eq(format_record(tu_dir, rec), 4, "an open does not add the part");
+    cr_assert_eq(tu_format_record(tu_dir, rec), 4, "an open does not add the part");
     size_t sizes[8];
     cr_assert_eq(id_key_sizes(tu_dir, sizes, 8), 4);
     for (int i = 0; i < 4; i++)

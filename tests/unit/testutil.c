@@ -357,7 +357,7 @@ void tu_put_format(const char *d, uint32_t version)
     mdb_env_close(env);
 }
 
-uint32_t tu_format_of(const char *d)
+size_t tu_format_record(const char *d, uint8_t out[16])
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -369,10 +369,17 @@ uint32_t tu_format_of(const char *d)
     cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
     cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
-    const uint8_t *p = v.mv_data;
-    uint32_t ver = (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+    size_t n = v.mv_size < 16 ? v.mv_size : 16;
+    memcpy(out, v.mv_data, n);
     mdb_txn_abort(txn);
     mdb_env_close(env);
-    return ver;
+    return v.mv_size;
+}
+
+uint32_t tu_format_of(const char *d)
+{
+    uint8_t p[16];
+    cr_assert_geq(tu_format_record(d, p), 4);
+    return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
 }
 

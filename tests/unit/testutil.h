@@ -116,6 +116,8 @@ uint64_t tu_rand(uint64_t *state);
 /* The meta record "format" of data directory 'd', read or overwritten with LMDB directly
  * (the store closed), for the format-version tests. */
 uint32_t tu_format_of(const char *d);
+/* The format record of 'd' (its first 16 bytes into 'out'); returns its size */
+size_t tu_format_record(const char *d, uint8_t out[16]);
 void tu_put_format(const char *d, uint32_t version);
 
 #endif
