@@ -79,7 +79,6 @@ typedef struct api_limits {
     unsigned request_timeout;         /* seconds: idle connections and slow bodies are closed */
     unsigned max_sse_clients;         /* concurrent SSE streams; more -> 429 */
     size_t sse_buffer_bytes;          /* bytes one SSE client may have buffered in the server */
-    size_t event_cache_bytes;         /* rendered event JSON kept for readers; 0 = none */
     unsigned ds_long_poll_ms;         /* a Durable Streams long-poll answers 204 after this */
     uint64_t max_sink_lag;            /* appends wait past this sink lag (positions); 0 = off */
     unsigned sink_wait_ms;            /* ... at most this long, then 503 with Retry-After */
@@ -93,10 +92,10 @@ typedef struct api_limits {
 } api_limits_t;
 
 /* Defaults (docs/HTTP.md): 16 MiB body, 8 MiB event, depth 512, 1024 connections,
- * 256 per IP, 30 s timeout, 1000 SSE clients, 256 KiB SSE buffer, 64 MiB event cache,
+ * 256 per IP, 30 s timeout, 1000 SSE clients, 256 KiB SSE buffer,
  * 3 s Durable Streams long-poll, --ack local (5 s replica wait when replica). */
 #define API_LIMITS_DEFAULT                                                                 \
-    {16u << 20, 8u << 20, 512, 1024, 256, 30, 1000, 256u << 10, 64u << 20, 3000, 0, 2000, 0,    \
+    {16u << 20, 8u << 20, 512, 1024, 256, 30, 1000, 256u << 10, 3000, 0, 2000, 0,               \
      5000, ""}
 
 typedef struct api_config {

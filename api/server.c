@@ -31,13 +31,6 @@ static void on_commit(void *arg, const store_commit_t *c)
     api__wake_commit(srv, c);
 }
 
-/* The watcher's hook: another process redacted stored events (reel redact --data), so no
- * kept rendering may be served any more (api/live/evcache.c). */
-static void forget_rendered(api_server_t *srv, uint64_t txn)
-{
-    api__evcache_clear(srv->evcache, txn);
-}
-
 /* ---- Lifecycle ---- */
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *msg, size_t mlen)
@@ -122,7 +115,6 @@ static void server_free(api_server_t *srv)
     api__conns_free(srv);
     api__tokens_free(srv);
     free(srv->cors_origin);
-    api__evcache_free(srv->evcache);
     api__access_free(srv->access);
     api__log_free(&srv->log);
     api__cell_free(srv);
@@ -199,7 +191,6 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
     srv->metrics_arg = cfg->metrics_arg;
     srv->routes = api__routes;
     srv->n_routes = api__n_routes;
-    srv->evcache = api__evcache_new(cfg->limits.event_cache_bytes); /* NULL: render always */
     if (!srv->lim.ds_long_poll_ms)
         srv->lim.ds_long_poll_ms = 3000;
     pthread_mutex_init(&srv->lock, NULL);
@@ -225,7 +216,6 @@ int api_server_start(store_t *s, const api_config_t *cfg, api_server_t **out, ch
         return REEL_ENOMEM;
     }
     store_set_commit_hook(s, on_commit, srv);
-    srv->on_foreign_redaction = forget_rendered;
     if (api__watcher_start(srv) != REEL_OK) {
         store_set_commit_hook(s, NULL, NULL);
         server_free(srv);

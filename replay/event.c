@@ -227,6 +227,11 @@ int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int flags
     return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
 }
 
+int replay_envelope(store_buf_t *out, const store_event_view_t *ev)
+{
+    return replay_write_event(out, ev, 0);
+}
+
 /* The end of the digits at 'p' (at most 'end'). */
 static const char *digits_end(const char *p, const char *end)
 {

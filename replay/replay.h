@@ -28,6 +28,10 @@
  * native_session_id, data, and raw; 'flags' (REPLAY_*) adds raw or leaves position out. */
 int replay_write_event(store_buf_t *out, const store_event_view_t *ev, int flags);
 
+/* replay_write_event(out, ev, 0): the store's renderer (store_options_t.render), whose
+ * envelopes the store's envelope cache keeps (store/cache.c). */
+int replay_envelope(store_buf_t *out, const store_event_view_t *ev);
+
 /* Removes 'position' from the envelope that replay_write_event() wrote at 'mark' of 'out'
  * (envelopes kept with it are served without it to tenant tokens). */
 void replay_drop_position(store_buf_t *out, size_t mark);

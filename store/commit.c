@@ -1064,7 +1064,9 @@ static int group_run(struct group *g, store_batch_t *list)
         return rc;
     }
     g->txn_id = mdb_txn_id(g->txn);
+    store__cache_precommit(g->s, g->txn, g->txn_id, list); /* drops what redactions rewrite */
     rc = mdb_txn_commit(g->txn);
+    store__cache_committed(g->s, g->txn_id, rc == 0);
     if (rc == 0 && g->made_consumers) /* the new handle is valid for every later read */
         atomic_store(&g->s->has_consumers, 1);
     return rc;

@@ -507,6 +507,8 @@ int store_open(const char *dir, const store_options_t *opt, store_t **out)
     int rc = open_env(s, dir, opt);
     if (!rc)
         rc = store__zdict_open(s);
+    if (!rc)
+        rc = store__cache_open(s, opt);
     if (!rc && !s->read_only) {
         if (pthread_create(&s->committer, NULL, store__committer_main, s)) {
             store__set_error("cannot start the committer thread");
@@ -534,6 +536,7 @@ void store_close(store_t *s)
     if (s->started)
         pthread_join(s->committer, NULL);
     store__zdict_release(s); /* joins a trainer, which may be reading */
+    store__cache_free(s);
     if (s->env)
         mdb_env_close(s->env);
     pthread_cond_destroy(&s->zd_cv);

@@ -84,6 +84,9 @@ void store_read_end(store_read_t *r)
 {
     while (r->n_cursors_) /* left open by a walk a guard left */
         mdb_cursor_close(r->cursors_[--r->n_cursors_]);
+    while (r->n_held_) /* cache entries held by a walk a guard left */
+        store__cache_release(r->held_[--r->n_held_]);
+    store_buf_release(&r->envbuf_);
     if (r->txn_) {
         mdb_txn_abort(TXN(r));
         r->txn_ = NULL;
@@ -174,7 +177,7 @@ static int trimmed_prev(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out
 /* The chain hash stored in the event before (num, seq) into 'out': 32 zero bytes for
  * sequence 1, the record's 'first_hash' for the first kept event of a trimmed session.
  * 1 when that event cannot be found (then the index is damaged). */
-static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[STORE_HASH_LEN])
+int store__prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[STORE_HASH_LEN])
 {
     memset(out, 0, STORE_HASH_LEN);
     if (seq <= 1)
@@ -205,26 +208,97 @@ static int check_chain(const store_event_view_t *ev)
     return REEL_OK;
 }
 
-/* What a walk knows about the value it is about to serve. */
-struct expect {
-    const char *id; /* session id */
-    size_t id_len;
-    uint64_t num; /* its session number */
-    uint64_t seq; /* the sequence the index gave for this position */
-    uint8_t chain[STORE_HASH_LEN]; /* the previous event's chain hash */
-};
+/* Hands checked view 'ev' (session 'num') to 'cb', with its envelope when the read asks
+ * for them: rendered here and kept in the envelope cache (store__cache_put), which is the
+ * only way into it, so nothing unchecked is ever kept. */
+static int deliver(store_read_t *r, uint64_t num, store_event_view_t *ev, store_event_cb cb,
+                   void *arg)
+{
+    if (!r->envelopes || !r->s->render)
+        return cb(arg, ev);
+    store_buf_clear(&r->envbuf_);
+    int rc = r->s->render(&r->envbuf_, ev);
+    if (rc == REEL_OK && store_buf_failed(&r->envbuf_))
+        rc = REEL_ENOMEM;
+    if (rc == REEL_ECORRUPT)
+        return store__read_corrupt(r, ev->session, ev->session_len, ev->sequence, ev->position,
+                       "the body does not decode");
+    if (rc)
+        return rc;
+    store__cent_t *e = store__cache_put(r, ev, num, r->envbuf_.data, r->envbuf_.len);
+    if (!e)
+        return REEL_ENOMEM;
+    unsigned held = r->n_held_; /* released by store_read_end() if the guard leaves cb */
+    if (held < sizeof r->held_ / sizeof r->held_[0])
+        r->held_[r->n_held_++] = e;
+    ev->envelope = e->env;
+    ev->envelope_len = e->len;
+    rc = cb(arg, ev);
+    r->n_held_ = held;
+    store__cache_release(e);
+    return rc;
+}
+
+/* Serves the value at 'pos' from the envelope cache when it holds it for (x->num,
+ * x->seq): 1 and '*rc' set then, else 0. */
+static int from_cache(store_read_t *r, struct store__expect *x, uint64_t pos,
+                      store_event_cb cb, void *arg, int *rc)
+{
+    store__cent_t *e;
+    if (!r->envelopes || !r->s->cache || r->n_held_ >= sizeof r->held_ / sizeof r->held_[0] ||
+        !store__cache_usable(r))
+        return 0;
+    store__cache_get(r->s, &pos, 1, &e);
+    if (e && (e->num != x->num || e->seq != x->seq)) {
+        store__cache_release(e); /* another event's: the value will say what is wrong */
+        e = NULL;
+    }
+    if (!e)
+        return 0;
+    uint8_t prev[STORE_HASH_LEN];
+    memcpy(prev, x->chain, STORE_HASH_LEN);
+    unsigned held = r->n_held_;
+    r->held_[r->n_held_++] = e;
+    *rc = store__emit_cached(r, x, e, prev, cb, arg);
+    r->n_held_ = held;
+    store__cache_release(e);
+    return 1;
+}
+
+int store__emit_cached(store_read_t *r, struct store__expect *x, const store__cent_t *e,
+                       const uint8_t *prev, store_event_cb cb, void *arg)
+{
+    store_event_view_t ev = {0};
+    ev.session = x->id;
+    ev.session_len = x->id_len;
+    ev.sequence = e->seq;
+    ev.position = e->position;
+    ev.time_ms = e->time_ms;
+    ev.hash = e->hash;
+    ev.stored_len = e->stored_len;
+    ev.redacted = e->redacted;
+    ev.unchecked = 1;
+    ev.prev_hash_ = prev;
+    ev.read_ = r;
+    ev.envelope = e->env;
+    ev.envelope_len = e->len;
+    memcpy(x->chain, e->hash, STORE_HASH_LEN);
+    return cb(arg, &ev);
+}
 
 /* Decodes the value at position 'pos', checks it against 'x' (header and chain hash), and
- * hands it to 'cb'. On success 'x->chain' becomes this event's chain hash. */
-static int emit(store_read_t *r, struct expect *x, uint64_t pos, const MDB_val *v,
-                store_event_cb cb, void *arg)
+ * hands it to 'cb'. On success 'x->chain' becomes this event's chain hash. With 'look',
+ * a value whose envelope the cache holds is served from there (store/cache.c). */
+static int emit(store_read_t *r, struct store__expect *x, uint64_t pos, const MDB_val *v,
+                store_event_cb cb, void *arg, int look)
 {
     store_event_view_t ev = {0};
     uint64_t num;
-    /* A value the caller holds a rendering of is not decompressed (store_event_check()). */
-    int cached = r->cached && r->cached(r->cached_arg, pos);
-    int rc = store__value_head(pos, v->mv_data, v->mv_size, &ev, &num);
-    if (!rc && !cached)
+    int rc;
+    if (look && from_cache(r, x, pos, cb, arg, &rc))
+        return rc;
+    rc = store__value_head(pos, v->mv_data, v->mv_size, &ev, &num);
+    if (!rc)
         rc = store__value_body(r->s, TXN(r), &r->zbuf_, &ev);
     if (rc == REEL_ECORRUPT)
         return store__read_corrupt(r, x->id, x->id_len, x->seq, pos, "the value does not decode");
@@ -239,11 +313,16 @@ static int emit(store_read_t *r, struct expect *x, uint64_t pos, const MDB_val *
     ev.session_len = x->id_len;
     ev.prev_hash_ = prev;
     ev.read_ = r;
-    ev.unchecked = cached;
-    if (!ev.unchecked && (rc = check_chain(&ev)))
+    if ((rc = check_chain(&ev)))
         return rc;
     memcpy(x->chain, ev.hash, STORE_HASH_LEN);
-    return cb(arg, &ev);
+    return deliver(r, num, &ev, cb, arg);
+}
+
+int store__emit(store_read_t *r, struct store__expect *x, uint64_t pos, const MDB_val *v,
+                store_event_cb cb, void *arg)
+{
+    return emit(r, x, pos, v, cb, arg, 0);
 }
 
 uint64_t store_event_snapshot(const store_event_view_t *ev)
@@ -251,22 +330,52 @@ uint64_t store_event_snapshot(const store_event_view_t *ev)
     return ev->read_ && ev->read_->txn_ ? (uint64_t)mdb_txn_id(TXN(ev->read_)) : 0;
 }
 
+/* store_event_check() of a view served from the envelope cache: its value is read from
+ * the map now and checked as a walk checks it; the caller's view gets its body. */
+static int check_cached(store_event_view_t *w)
+{
+    store_read_t *r = w->read_;
+    uint8_t key[8], prev[STORE_HASH_LEN];
+    store__put_u64(key, w->position);
+    MDB_val k = {8, key}, v;
+    store_event_view_t ev = {0};
+    uint64_t num;
+    int rc = mdb_get(TXN(r), r->s->db_events, &k, &v);
+    if (rc)
+        return rc == MDB_NOTFOUND ? store__read_corrupt(r, w->session, w->session_len, w->sequence,
+                                        w->position, "the index points at no event")
+                                  : store__err_from_mdb(rc);
+    rc = store__value_decode(r->s, TXN(r), w->position, v.mv_data, v.mv_size, &r->zbuf_, &ev, &num);
+    if (rc == REEL_ECORRUPT || (!rc && (ev.sequence != w->sequence ||
+                                        memcmp(ev.hash, w->hash, STORE_HASH_LEN))))
+        return store__read_corrupt(r, w->session, w->session_len, w->sequence, w->position,
+                       "the value does not decode, or names another event");
+    if (rc)
+        return rc;
+    if (w->prev_hash_)
+        memcpy(prev, w->prev_hash_, STORE_HASH_LEN);
+    else if (store__prev_chain(r, num, w->sequence, prev))
+        return store__read_corrupt(r, w->session, w->session_len, w->sequence - 1, 0,
+                       "the sequence index has no entry");
+    ev.session = w->session;
+    ev.session_len = w->session_len;
+    ev.prev_hash_ = prev;
+    ev.read_ = r;
+    if ((rc = check_chain(&ev)))
+        return rc;
+    w->body = ev.body;
+    w->body_len = ev.body_len;
+    w->kept_hash_ = ev.kept_hash_;
+    w->unchecked = 0;
+    return REEL_OK;
+}
+
 int store_event_check(const store_event_view_t *ev)
 {
     if (!ev->unchecked)
         return REEL_OK;
-    if (ev->zbody_) {
-        /* The view is emit()'s own (not const there): its body is filled in now. */
-        store_event_view_t *w = (store_event_view_t *)ev;
-        store_read_t *r = ev->read_;
-        int rc = store__value_body(r->s, TXN(r), &r->zbuf_, w);
-        if (rc == REEL_ECORRUPT)
-            return store__read_corrupt(r, ev->session, ev->session_len, ev->sequence, ev->position,
-                           "the value does not decode");
-        if (rc)
-            return rc;
-    }
-    return check_chain(ev);
+    /* The view is the walk's own (not const there): its body is filled in now. */
+    return check_cached((store_event_view_t *)ev);
 }
 
 /* The value at position 'pos' through the walk's cursor 'ec' on the events tree. Positions
@@ -274,7 +383,7 @@ int store_event_check(const store_event_view_t *ev)
  * usually the cursor's next entry, and otherwise on the same leaf page, where LMDB's
  * MDB_SET_KEY looks first: a walk does not descend from the root per event, as mdb_get()
  * does (27 % of a newest-50 read's CPU in the server, docs/BENCHMARKS.md). */
-static int event_at(MDB_cursor *ec, uint64_t pos, uint64_t *at, MDB_val *v)
+int store__event_at(MDB_cursor *ec, uint64_t pos, uint64_t *at, MDB_val *v)
 {
     uint8_t pk[8];
     MDB_val k = {8, pk};
@@ -295,7 +404,7 @@ static int event_at(MDB_cursor *ec, uint64_t pos, uint64_t *at, MDB_val *v)
  * when that event is indexed: the seqs cursor 'c' is left on (num, seq - 1), 'ec' on its
  * value. 1 when it cannot be found (then the index is damaged). */
 static int walk_prev(store_read_t *r, const store_session_t *rec, uint64_t seq,
-                     MDB_cursor *c, MDB_cursor *ec, uint64_t *at, struct expect *x)
+                     MDB_cursor *c, MDB_cursor *ec, uint64_t *at, struct store__expect *x)
 {
     if (seq == rec->first_sequence) {
         memcpy(x->chain, rec->first_prev_hash, STORE_HASH_LEN);
@@ -306,11 +415,11 @@ static int walk_prev(store_read_t *r, const store_session_t *rec, uint64_t seq,
     store__put_u64(key + 8, seq - 1);
     MDB_val k = {16, key}, v, ev;
     if (seq > 1 && !mdb_cursor_get(c, &k, &v, MDB_SET_KEY) && v.mv_size == 8 &&
-        !event_at(ec, store__get_u64(v.mv_data), at, &ev) && ev.mv_size > STORE_HEADER_LEN) {
+        !store__event_at(ec, store__get_u64(v.mv_data), at, &ev) && ev.mv_size > STORE_HEADER_LEN) {
         memcpy(x->chain, (const uint8_t *)ev.mv_data + 25, STORE_HASH_LEN);
         return 0;
     }
-    return prev_chain(r, rec->num, seq, x->chain); /* sequence 1, or a trimmed session */
+    return store__prev_chain(r, rec->num, seq, x->chain); /* sequence 1, or a trimmed session */
 }
 
 /* Events of 'rec' after 'after' (which is below its last sequence), at most 'limit'. */
@@ -320,7 +429,7 @@ static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t aft
     uint8_t key[16];
     store__put_u64(key, rec->num);
     MDB_val k = {16, key}, v;
-    struct expect x = {rec->id, rec->id_len, rec->num, after + 1, {0}};
+    struct store__expect x = {rec->id, rec->id_len, rec->num, after + 1, {0}};
     MDB_cursor *c, *ec;
     int rc = store__cursor_open(r, r->s->db_seqs, &c);
     if (rc)
@@ -356,11 +465,11 @@ static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t aft
             break;
         }
         MDB_val ev;
-        if (v.mv_size != 8 || event_at(ec, store__get_u64(v.mv_data), &at, &ev)) {
+        if (v.mv_size != 8 || store__event_at(ec, store__get_u64(v.mv_data), &at, &ev)) {
             stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, 0, "the index points at no event");
             break;
         }
-        if ((stop = emit(r, &x, store__get_u64(v.mv_data), &ev, cb, arg)))
+        if ((stop = emit(r, &x, store__get_u64(v.mv_data), &ev, cb, arg, 1)))
             break;
         if (x.seq == rec->last_sequence && memcmp(x.chain, rec->last_hash, STORE_HASH_LEN)) {
             stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, store__get_u64(v.mv_data),
@@ -390,7 +499,10 @@ static int events_of(store_read_t *r, const store_session_t *rec, uint64_t after
     if (after + 1 < rec->first_sequence)
         after = rec->first_sequence - 1;
     if (after < rec->last_sequence)
-        return events_walk(r, rec, after, limit, cb, arg, more);
+        return r->envelopes && r->s->cache && r->n_held_ + STORE__WALK_HELD <= 64 &&
+                       store__cache_usable(r)
+                   ? store__events_walk_cached(r, rec, after, limit, cb, arg, more)
+                   : events_walk(r, rec, after, limit, cb, arg, more);
     if (r->visible != STORE_VISIBLE_ALL)
         return REEL_OK; /* clipped (see events_walk): entries past last_seq are not damage */
     /* Nothing new, if the record is right: no index entry past its last_seq. */
@@ -458,7 +570,7 @@ int store__list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v, stor
  * (carried over when 'x' holds the session's previous event, else read). The sequence
  * index must point back at 'pos', so a damaged header cannot borrow another event's
  * place. REEL_ECORRUPT (recorded) when any of it fails. */
-static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_t pos,
+static int feed_expect(store_read_t *r, struct store__expect *x, MDB_val *name, uint64_t pos,
                        const MDB_val *v)
 {
     const uint8_t *p = v->mv_data;
@@ -496,7 +608,7 @@ static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_
         store__get_u64(iv.mv_data) != pos)
         return store__read_corrupt(r, x->id, x->id_len, seq, pos,
                        "the sequence index does not point at this position");
-    if (!carry && prev_chain(r, num, seq, x->chain))
+    if (!carry && store__prev_chain(r, num, seq, x->chain))
         return store__read_corrupt(r, x->id, x->id_len, seq - 1, 0, "the sequence index has no entry");
     return REEL_OK;
 }
@@ -534,7 +646,7 @@ int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t li
     uint8_t key[8];
     store__put_u64(key, after + 1);
     MDB_val k = {8, key}, v, name = {0, NULL};
-    struct expect x = {0};
+    struct store__expect x = {0};
     size_t n = 0;
     int stop = 0, keep = 1;
     uint64_t keep_num = UINT64_MAX; /* no session number is this */
@@ -552,7 +664,7 @@ int store__feed_range(store_read_t *r, uint64_t after, uint64_t until, size_t li
             r->passed++;
             r->passed_up_to = pos;
         } else if ((stop = feed_expect(r, &x, &name, pos, &v)) ||
-                   (stop = emit(r, &x, pos, &v, cb, arg)))
+                   (stop = emit(r, &x, pos, &v, cb, arg, 1)))
             break;
         n++;
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);

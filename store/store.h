@@ -66,7 +66,11 @@
  *    siglongjmp() when LMDB asserts or faults on a damaged page, and the read returns
  *    REEL_ECORRUPT. Callbacks run under it too, so they MUST NOT hold a lock (or be inside
  *    anything that cannot be abandoned) while they read a view's bytes: render first,
- *    then lock (api/live/evcache.c does). The read must still be ended as usual.
+ *    then lock (store/cache.c does). The read must still be ended as usual.
+ *  - The envelope cache (store/cache.c) is the store's: thread-safe, bounded by
+ *    store_options_t.cache_bytes, emptied by the store itself on a redaction (its own, in
+ *    the committer before the commit; another process's, seen by the next read). An
+ *    envelope enters it only after its value passed every check a read makes.
  *  - Errors: every int-returning function returns REEL_OK (0) or a reel_err (err.h).
  *  - Durability: with sync on (the default) a batch completes with REEL_OK only after
  *    mdb_txn_commit() returned 0, i.e. after fdatasync of the data and a synchronous meta
@@ -102,6 +106,15 @@
                                      without its magic number (FORMAT.md section 15) */
 
 typedef struct store store_t;
+struct store_event_view;
+
+/* Renders the envelope of a checked event view into 'out' (appending): replay_envelope()
+ * (replay.h) gives the JSON envelope readers are served. REEL_OK, REEL_ECORRUPT when the
+ * body does not decode, REEL_ENOMEM. Called from any reading thread. */
+typedef int (*store_render_fn)(store_buf_t *out, const struct store_event_view *ev);
+
+#define STORE_CACHE_DEFAULT_BYTES ((size_t)64 << 20) /* store_options_t.cache_bytes 0 */
+#define STORE_CACHE_OFF SIZE_MAX                     /* store_options_t.cache_bytes: none */
 
 /* ---- Lifecycle ---- */
 
@@ -119,6 +132,15 @@ typedef struct store_options {
                         with one still read). The default (0) trains them on the store's
                         events and uses them for new values, about a third of the bytes;
                         training runs in a child process (docs/FORMAT.md section 15). */
+    /* The envelope cache (store/cache.c; docs/DESIGN.md "The envelope cache"): envelopes
+     * that 'render' made of events whose checks passed, kept by position, so that a read
+     * with store_read_t.envelopes set gets them without decompressing, hashing or
+     * rendering again. NULL 'render': no cache and no envelopes. 'cache_bytes' bounds it
+     * (envelopes and their entries, least recently used out first): 0 =
+     * STORE_CACHE_DEFAULT_BYTES, STORE_CACHE_OFF = none kept (reads with 'envelopes' then
+     * render every event). */
+    store_render_fn render;
+    size_t cache_bytes;
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
@@ -471,14 +493,14 @@ typedef struct store_read {
     store_t *s;         /* private */
     void *txn_;         /* private: MDB_txn */
     store_buf_t zbuf_;  /* private: decompression scratch */
-    /* Optional, set after store_read_begin(): for a position where 'cached' returns 1, the
-     * value's header is checked but its chain hash is not recomputed, and the view comes
-     * with 'unchecked' set. The caller holds a rendering made from that value when it
-     * passed its checks; it MUST serve that, or call store_event_check() before using the
-     * view's body (NULL until then when the value is compressed). (A SHA-256 of each body
-     * was most of the cost of a cached poll.) */
-    int (*cached)(void *arg, uint64_t position);
-    void *cached_arg;
+    /* Optional, set after store_read_begin(): 1 = every event a walk gives comes with its
+     * envelope (store_event_view_t.envelope, rendered by the store's 'render'), from the
+     * envelope cache when it holds the event's (store/cache.c says what such a read does
+     * not check again), else rendered now from the checked value and kept. A view served
+     * from the cache has 'unchecked' set and 'body' NULL: the caller MUST serve the
+     * envelope, or call store_event_check() before using the view's body. No effect when
+     * the store has no renderer. */
+    int envelopes;
     /* Optional, for store_feed_after(): events of a session for which 'only' returns 0 are
      * passed over unread (neither checked nor handed to the callback) but count against
      * the limit; 'passed' and 'passed_up_to' (the last such position) say how many and how
@@ -499,6 +521,11 @@ typedef struct store_read {
     void *cursors_[8];  /* private: the open MDB_cursors, innermost last (walks nest: a
                          * callback may read again), closed by store_read_end() */
     unsigned n_cursors_;
+    int cache_state_;   /* private: 0 not asked yet, 1 usable, -1 not for this read */
+    store_buf_t envbuf_; /* private: an envelope rendered and not kept */
+    void *held_[64];    /* private: cache entries a walk holds (released by the walk, or
+                         * by store_read_end() when a guard left it) */
+    unsigned n_held_;
 } store_read_t;
 
 /* Begins a read snapshot. Returns REEL_OK or an error (then 'r' needs no end). */
@@ -583,7 +610,8 @@ typedef struct store_event_view {
     const uint8_t *body; /* msgpack array, decompressed */
     size_t body_len;
     size_t stored_len; /* bytes of the stored value */
-    int unchecked;       /* 1: the chain hash was not recomputed (store_read_t.cached) */
+    int unchecked;       /* 1: served from the envelope cache: the value was not read
+                            again ('body' NULL; store_read_t.envelopes) */
     int redacted;        /* 1: the body was rewritten by a redaction (STORE_FLAG_REDACTED) */
     const uint8_t *kept_hash_; /* private: the original body's SHA-256 (redacted only) */
     const uint8_t *prev_hash_; /* private: the chain hash before this event */
@@ -592,12 +620,16 @@ typedef struct store_event_view {
                                   'body' is NULL until store_event_check()) */
     size_t zbody_len_;
     uint8_t zflags_;           /* private: the value's flags, for zbody_ */
+    const uint8_t *envelope;   /* with store_read_t.envelopes: the rendered envelope
+                                  (borrowed until the callback returns), else NULL */
+    size_t envelope_len;
 } store_event_view_t;
 
-/* Recomputes the chain hash of a view given with 'unchecked' set (REEL_OK at once
- * otherwise), decompressing its body first: an unchecked view of a compressed value comes
- * with 'body' NULL, since the caller serves its own rendering (a decompression per event
- * was most of the cost of a cached poll once values are compressed, FORMAT.md 15).
+/* Reads and checks the value of a view given with 'unchecked' set (REEL_OK at once
+ * otherwise): its header, decompressed body and chain hash, as a read does; 'body' is set
+ * then. A view served from the envelope cache comes with 'body' NULL, since the caller
+ * serves its envelope (a decompression and a SHA-256 per event were most of the cost of
+ * a cached read, FORMAT.md 9.1 and 15).
  * REEL_ECORRUPT, recorded as every failed check is, when it does not match or does not
  * decompress; REEL_ENOMEM. */
 int store_event_check(const store_event_view_t *ev);
@@ -609,7 +641,7 @@ int store_event_check(const store_event_view_t *ev);
 int store_event_kept_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN]);
 
 /* The LMDB transaction id of the snapshot 'ev' was read in: a commit with a larger id was
- * not seen by it (api/live/evcache.c keeps renderings of older snapshots out after a
+ * not seen by it (the envelope cache keeps renderings of older snapshots out after a
  * redaction). */
 uint64_t store_event_snapshot(const store_event_view_t *ev);
 
@@ -690,8 +722,8 @@ const char *store_read_corruption(void);
 uint64_t store_wall_ms(void);
 
 /* How many redactions (STORE_OP_REDACT batches) were ever committed to the store: the meta
- * record "redactions" (docs/FORMAT.md section 11), 0 when absent. A reader that keeps
- * renderings of events (api/live/evcache.c) drops them when it changes. */
+ * record "redactions" (docs/FORMAT.md section 11), 0 when absent. The envelope cache
+ * (store/cache.c) empties itself when another process changes it. */
 int store_redaction_count(store_read_t *r, uint64_t *n);
 
 /* The last position in the log (0 when empty). */
@@ -914,6 +946,15 @@ int store_epoch_get(store_t *s, uint64_t *epoch);
  * (equal: nothing is written); REEL_ECONFLICT when it is lower; '*stored' is then the
  * stored epoch, else 'epoch'. Not while this thread holds a read. */
 int store_epoch_raise(store_t *s, uint64_t epoch, uint64_t *stored);
+
+/* The envelope cache's counters (store/cache.c): envelopes served from it, rendered on a
+ * miss, entries held and their bytes (envelopes and entry overhead), the budget, and how
+ * many times it was emptied because another process redacted. All 0 without a cache.
+ * Any thread. */
+typedef struct store_cache_stats {
+    uint64_t hits, misses, entries, bytes, max_bytes, clears, evictions;
+} store_cache_stats_t;
+void store_cache_stats(store_t *s, store_cache_stats_t *out);
 
 /* A copy of the counters. Takes the resize lock: not while this thread holds a read. */
 void store_get_stats(store_t *s, store_stats_t *out);

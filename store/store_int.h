@@ -16,6 +16,7 @@
 #define STORE__ZDICT_MAX 255          /* dictionary ids 1..255: a one-byte id in each frame */
 
 struct store__zdict; /* zdict.c */
+struct store__cache; /* cache.c */
 
 struct store {
     MDB_env *env;
@@ -82,6 +83,10 @@ struct store {
     uint32_t zd_new_id;
     /* any thread: the dictionary submitters compress with (set by the committer) */
     struct store__zdict *_Atomic zd_enc;
+
+    /* the envelope cache (cache.c): NULL when off; 'render' NULL: no envelopes at all */
+    struct store__cache *cache;
+    store_render_fn render;
 };
 
 /* visible.c: 1 when a change at ('pos', 'index') is at or below r's visible bound; the
@@ -339,6 +344,71 @@ int store__session_name(store_read_t *r, const uint8_t num[8], MDB_val *name);
 /* Decodes the sessions entry (k, v) of a listing into 'rec', checked: REEL_ECORRUPT. */
 int store__list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v,
                        store_session_t *rec);
+
+/* ---- the envelope cache (cache.c; rules at its top) ---- */
+
+/* One cached envelope: what a read needs to serve the event without its value. */
+typedef struct store__cent {
+    uint64_t position, num, seq, time_ms;
+    uint8_t hash[STORE_HASH_LEN]; /* its chain hash, recomputed before it was kept */
+    size_t stored_len;
+    int redacted;
+    atomic_uint refs;             /* the cache's one, plus one per reader holding it */
+    struct store__cent *hnext, *prev, *next; /* bucket chain; LRU list (under the lock) */
+    size_t len;
+    uint8_t env[];
+} store__cent_t;
+
+/* Makes the cache at open (store_options_t.render, cache_bytes) and reads what it must know
+ * of the store (its last transaction id and redaction count). REEL_OK (no memory: no
+ * cache, still REEL_OK) or a reel_err. */
+int store__cache_open(store_t *s, const store_options_t *opt);
+void store__cache_free(store_t *s);
+/* 1 when read 'r' may use the cache (checks, once per read, that no other process
+ * redacted since the cache last looked: else empties it). */
+int store__cache_usable(store_read_t *r);
+/* Looks up 'n' positions under one lock: ents[i] is the entry (held: release it with
+ * store__cache_release) or NULL. */
+void store__cache_get(store_t *s, const uint64_t *pos, size_t n, store__cent_t **ents);
+void store__cache_release(store__cent_t *e);
+/* An entry for the envelope 'env' of checked view 'ev' (session number 'num', read in
+ * 'r'), held by the caller: kept in the cache too unless it is too large or its snapshot
+ * is older than a redaction (then it is freed when released). NULL: out of memory. */
+store__cent_t *store__cache_put(store_read_t *r, const store_event_view_t *ev, uint64_t num,
+                                const uint8_t *env, size_t len);
+/* The committer, right before committing write transaction 'txn_id' with the batches of
+ * 'list': drops the envelopes its redactions rewrite (the meta count read in 'txn'); and
+ * after: 'ok' when it committed. */
+void store__cache_precommit(store_t *s, MDB_txn *txn, uint64_t txn_id, store_batch_t *list);
+void store__cache_committed(store_t *s, uint64_t txn_id, int ok);
+
+/* ---- read.c's walk, shared with the cached walk (cread.c) ---- */
+
+/* What a walk knows about the value it is about to serve. */
+struct store__expect {
+    const char *id; /* session id */
+    size_t id_len;
+    uint64_t num;   /* its session number */
+    uint64_t seq;   /* the sequence the index gave for this position */
+    uint8_t chain[STORE_HASH_LEN]; /* the previous event's chain hash */
+};
+/* Decodes the value 'v' at position 'pos', checks it against 'x' and hands it to 'cb'
+ * (with its envelope when the read asks for them); x->chain becomes its chain hash. */
+int store__emit(store_read_t *r, struct store__expect *x, uint64_t pos, const MDB_val *v,
+                store_event_cb cb, void *arg);
+/* Hands cached entry 'e' (its num and seq are x's) to 'cb'; 'prev' is the chain hash
+ * before it, NULL when the walk does not know it. x->chain becomes its hash. */
+int store__emit_cached(store_read_t *r, struct store__expect *x, const store__cent_t *e,
+                       const uint8_t *prev, store_event_cb cb, void *arg);
+/* The value at 'pos' through the walk's events cursor (read.c's event_at). */
+int store__event_at(MDB_cursor *ec, uint64_t pos, uint64_t *at, MDB_val *v);
+/* The chain hash before sequence 'seq' of session 'num' (0, or 1 when it cannot be found). */
+int store__prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[STORE_HASH_LEN]);
+#define STORE__WALK_HELD 32 /* cache entries the cached walk holds at most (of held_[64]) */
+/* events_walk() with the envelope cache (cread.c): same answers, same checks on every
+ * event it reads from the map; cached events are served from their entries. */
+int store__events_walk_cached(store_read_t *r, const store_session_t *rec, uint64_t after,
+                              size_t limit, store_event_cb cb, void *arg, int *more);
 
 /* ---- dictionaries (zdict.c) ---- */
 

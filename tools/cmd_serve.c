@@ -21,6 +21,7 @@
 
 #include "api/api.h"
 #include "cluster/cluster.h"
+#include "replay/replay.h"
 #include "retain/retain.h"
 #include "store/json.h"
 #include "tools/cmds.h"
@@ -92,7 +93,8 @@ static int parse(struct settings *st, int argc, char **argv)
             "bytes buffered per SSE client", "262144"),
         U64("threads", "REEL_THREADS", threads, 1, 64, "HTTP worker threads", "2"),
         U64("event-cache-mb", "REEL_EVENT_CACHE_MB", evcache_mb, 0, 1u << 20,
-            "rendered event JSON kept for readers, 0 = off", "64"),
+            "rendered event envelopes the store keeps for readers (its envelope\n"
+            "cache), 0 = off", "64"),
         U64("ds-long-poll-ms", "REEL_DS_LONG_POLL_MS", ds_long_poll_ms, 100, 600000,
             "Durable Streams long-poll wait before 204", "3000"),
         U64("max-sink-lag", "REEL_MAX_SINK_LAG", max_sink_lag, 0, 1ull << 62,
@@ -167,7 +169,7 @@ static void settings_init(struct settings *st, const api_limits_t *l)
     st->timeout = l->request_timeout;
     st->max_sse = l->max_sse_clients;
     st->sse_buf = l->sse_buffer_bytes;
-    st->evcache_mb = l->event_cache_bytes >> 20; /* given in MiB */
+    st->evcache_mb = STORE_CACHE_DEFAULT_BYTES >> 20; /* given in MiB */
     st->ds_long_poll_ms = l->ds_long_poll_ms;
     st->max_sink_lag = l->max_sink_lag;
     st->sink_wait_ms = l->sink_wait_ms;
@@ -185,7 +187,6 @@ static void limits(const struct settings *st, api_limits_t *l)
     l->request_timeout = (unsigned)st->timeout;
     l->max_sse_clients = (unsigned)st->max_sse;
     l->sse_buffer_bytes = (size_t)st->sse_buf;
-    l->event_cache_bytes = (size_t)st->evcache_mb << 20;
     l->ds_long_poll_ms = (unsigned)st->ds_long_poll_ms;
     l->max_sink_lag = st->max_sink_lag;
     l->sink_wait_ms = (unsigned)st->sink_wait_ms;
@@ -391,7 +392,9 @@ static int serve(const api_config_t *cfg_in, const struct settings *st)
     signal(SIGPIPE, SIG_IGN);
 
     store_options_t opt = {.no_sync = st->no_sync, .create = st->create,
-                           .no_zdict = st->no_zdict};
+                           .no_zdict = st->no_zdict, .render = replay_envelope,
+                           .cache_bytes = st->evcache_mb ? (size_t)st->evcache_mb << 20
+                                                         : STORE_CACHE_OFF};
     store_t *s = cmd_open_store_opt("serve", st->data, &opt);
     if (!s) {
         cluster_map_free(cfg->cluster);

@@ -116,7 +116,10 @@ store_t *cmd_open_store(const char *prog, const char *dir, int read_only, int no
 store_t *cmd_open_store_opt(const char *prog, const char *dir, const store_options_t *opt)
 {
     store_t *s = NULL;
-    int rc = store_open(dir, opt, &s);
+    store_options_t o = *opt;
+    if (!o.render) /* the envelopes every command serves, kept by the store (store/cache.c) */
+        o.render = replay_envelope;
+    int rc = store_open(dir, &o, &s);
     if (rc != REEL_OK) {
         cmd_error(prog, "cannot open data directory '%s': %s", dir, store_last_error());
         return NULL;

@@ -185,7 +185,6 @@ extern const uint64_t api__lat_bounds_us[API_LAT_BUCKETS - 1];
 
 #define API_MAX_SINKS 16 /* sinks one server keeps positions of (POST /v1/sinks/{name}) */
 
-typedef struct api_evcache api_evcache_t;
 struct ds_subs; /* api/ds/subs.c */
 typedef struct api_access api_access_t;
 struct api_ipcount;
@@ -196,7 +195,6 @@ struct api_server {
     int has_seal;                       /* 0: the store has no secret (read-only, older) */
     void (*metrics)(void *arg, store_buf_t *out); /* api_config_t.metrics */
     void *metrics_arg;
-    api_evcache_t *evcache;     /* NULL when off (live/evcache.c) */
     api_access_t *access;       /* last read of each session (live/access.c) */
     struct ds_subs *subs;       /* Durable Streams subscriptions (ds/subs.c), or NULL */
     struct MHD_Daemon *daemon;
@@ -247,11 +245,6 @@ struct api_server {
     uint64_t own[API_OWN_TXNS]; /* a ring, in commit order */
     size_t own_head, own_n;
     uint64_t watch_txn;
-    /* Stored bodies change only by a redaction: the watcher reads the store's count of them
-     * (store_redaction_count) after another process's commit, and when it moved calls
-     * 'on_foreign_redaction' (set by server.c: the event cache is emptied). */
-    uint64_t watch_redactions;
-    void (*on_foreign_redaction)(api_server_t *srv, uint64_t txn);
 
     pthread_t watcher;
     int watcher_started;

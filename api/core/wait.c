@@ -186,31 +186,6 @@ static int foreign_commit(api_server_t *srv)
     return own_commits(srv, from, last) < last - from;
 }
 
-/* The store's count of redactions now (0 when it cannot be read: a later look retries). */
-static uint64_t redactions_now(api_server_t *srv)
-{
-    store_read_t r;
-    uint64_t n = 0;
-    if (store_read_begin(srv->store, &r) == REEL_OK) {
-        if (store_redaction_count(&r, &n) != REEL_OK)
-            n = srv->watch_redactions;
-        store_read_end(&r);
-    }
-    return n;
-}
-
-/* After another process's commit: did it redact (reel redact --data)? Then renderings of
- * events kept by this process may hold old bodies. */
-static void foreign_redaction(api_server_t *srv)
-{
-    uint64_t n = redactions_now(srv);
-    if (n == srv->watch_redactions)
-        return;
-    srv->watch_redactions = n;
-    if (srv->on_foreign_redaction)
-        srv->on_foreign_redaction(srv, srv->watch_txn);
-}
-
 static void *watch(void *arg)
 {
     api_server_t *srv = arg;
@@ -227,10 +202,10 @@ static void *watch(void *arg)
         if (srv->watch_stop)
             break;
         pthread_mutex_unlock(&srv->tick_lock);
-        if (foreign_commit(srv)) {
-            foreign_redaction(srv);
+        /* (A redaction by another process is the store's envelope cache's business: its
+         * next read finds it, store/cache.c.) */
+        if (foreign_commit(srv))
             api__wake_all(srv, 0);
-        }
         uint64_t now = api__now_ms();
         api__wake_expired(srv, now);
         if (now - srv->last_sweep_ms >= 1000) {
@@ -252,7 +227,6 @@ int api__watcher_start(api_server_t *srv)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&srv->tick_lock, NULL);
     foreign_commit(srv); /* start from the current tail: nothing to wake yet */
-    srv->watch_redactions = redactions_now(srv);
     if (pthread_create(&srv->watcher, NULL, watch, srv) != 0)
         return REEL_EIO;
     srv->watcher_started = 1;

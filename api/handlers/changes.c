@@ -133,10 +133,8 @@ int api__cfeed_read(api_cfeed_t *f, uint64_t after, uint32_t index, size_t limit
         return rc;
     if (f->unreplicated)
         store_read_see_all(&r);
-    if (f->srv->evcache && !f->include_raw && !f->bodies) {
-        r.cached = api__evcache_has; /* every event goes through api__render_event() */
-        r.cached_arg = f->srv->evcache;
-    }
+    /* every event goes through api__render_event(), which serves the envelope */
+    r.envelopes = !f->include_raw && !f->bodies;
     f->n = 0;
     f->last = after;
     f->last_index = index;

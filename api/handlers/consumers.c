@@ -523,10 +523,7 @@ static int next_try(api_req_t *rq, creq_t *cr, enum MHD_Result *res, int may_wai
         return 1;
     }
     uint64_t after = cr->q.position > c.acked ? cr->q.position : c.acked;
-    if (rq->srv->evcache && !c.types[0]) { /* every event goes through api__render_event() */
-        r.cached = api__evcache_has;
-        r.cached_arg = rq->srv->evcache;
-    }
+    r.envelopes = !c.types[0]; /* every event goes through api__render_event() */
     store_buf_t o = STORE_BUF_INIT;
     store_buf_puts(&o, "{\"events\":[");
     struct batch b = {rq->srv, &o, (size_t)rq->limit, 0, 0, api__render_flags(rq, 0)};

@@ -299,10 +299,8 @@ static int read_page(api_req_t *rq, struct page *pg)
      * kept one and says so (docs/HTTP.md "Read a page"). */
     pg->trimmed = !pg->feed && rq->offset + 1 < first;
     rq->first_sequence = pg->trimmed ? first : 0;
-    if (rq->srv->evcache && !(pg->flags & REPLAY_RAW) && !rq->types[0]) {
-        r.cached = api__evcache_has; /* every event goes through api__render_event() */
-        r.cached_arg = rq->srv->evcache;
-    }
+    /* every event goes through api__render_event(), which serves the envelope */
+    r.envelopes = !(pg->flags & REPLAY_RAW) && !rq->types[0];
     r.skip_copied = pg->feed && rq->skip_copied; /* docs/CLUSTER.md "Moving shards" */
     int tenant = tenant_feed(rq, pg->feed);
     if (tenant) {

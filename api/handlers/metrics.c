@@ -193,13 +193,18 @@ enum MHD_Result api__metrics(api_req_t *rq, const char *data, size_t *size)
     metric(&o, "reel_sse_clients", "gauge", "Open SSE streams.", atomic_load(&srv->sse_clients));
     metric(&o, "reel_http_wakeups_total", "counter", "Suspended connections resumed by a commit or deadline.",
            atomic_load(&srv->wakeups));
-    uint64_t hits, misses, cached;
-    api__evcache_stats(srv->evcache, &hits, &misses, &cached);
+    store_cache_stats_t cs;
+    store_cache_stats(srv->store, &cs);
     metric(&o, "reel_event_cache_hits_total", "counter",
-           "Event envelopes served from the event JSON cache.", hits);
+           "Event envelopes served from the store's envelope cache.", cs.hits);
     metric(&o, "reel_event_cache_misses_total", "counter",
-           "Event envelopes rendered from the store (then kept).", misses);
-    metric(&o, "reel_event_cache_bytes", "gauge", "Bytes held by the event JSON cache.", cached);
+           "Event envelopes rendered from the stored value (then kept).", cs.misses);
+    metric(&o, "reel_event_cache_bytes", "gauge",
+           "Bytes held by the envelope cache (envelopes and entries).", cs.bytes);
+    metric(&o, "reel_event_cache_entries", "gauge", "Envelopes held by the envelope cache.",
+           cs.entries);
+    metric(&o, "reel_event_cache_clears_total", "counter",
+           "Times the envelope cache was emptied: another process redacted.", cs.clears);
     redaction_metrics(&o);
     api__sink_metrics(srv, &o);
     metric(&o, "reel_store_batches_total", "counter", "Batches committed.", st.batches);

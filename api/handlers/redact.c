@@ -7,9 +7,9 @@
  * The route needs the 'delete' scope (the row in api/routes.c): a redaction destroys data
  * as a DELETE does. The body is checked on the HTTP thread; the plan (a read of the range)
  * and the commit run on a thread of their own while the connection is suspended, like the
- * transcript jobs. Before the answer, the event cache drops the rewritten events'
- * envelopes (api__evcache_forget), so no read that begins after the answer is served the
- * old bytes.
+ * transcript jobs. The store's envelope cache drops the rewritten events' envelopes
+ * before the redaction commits (store/cache.c), so no read that begins after the answer
+ * is served the old bytes.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -185,9 +185,6 @@ static void *run_redact(void *arg)
     ingest_redact_result_t res;
     rq->batch.err = ingest_redact_after(srv->store, &j->q, &res, &j->e);
     if (rq->batch.err == REEL_OK) {
-        /* Before the answer: nothing rendered from the old bodies may be served after it. */
-        api__evcache_forget(srv->evcache, res.positions, res.events,
-                            store_last_txn(srv->store));
         write_answer(rq, &res);
         if (store_buf_failed(&rq->body))
             rq->batch.err = REEL_ENOMEM;

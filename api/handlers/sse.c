@@ -90,10 +90,8 @@ static int fill(api_sse_t *s, int *moved)
         c->next = first - 1;
         *moved = 1;
     }
-    if (s->srv->evcache && !(c->flags & REPLAY_RAW) && !c->types[0]) {
-        r.cached = api__evcache_has; /* every event goes through api__render_event() */
-        r.cached_arg = s->srv->evcache;
-    }
+    /* every event goes through api__render_event(), which serves the envelope */
+    r.envelopes = !(c->flags & REPLAY_RAW) && !c->types[0];
     if (rc == REEL_OK && c->changes) {
         store_read_end(&r); /* api__cfeed_read() takes its own */
         api_cfeed_t f = {.srv = s->srv, .out = &s->out, .sse = 1,

@@ -11,7 +11,7 @@
  * memory; it can reconnect from its last position and miss nothing. The session feeds
  * (api/handlers/sse.c) and Durable Streams' live=sse (api/ds/read.c) are ops on it.
  *
- * evcache.c keeps rendered event JSON by position (rules at the top of evcache.c);
+ * render.c serves the envelopes the store keeps (store/cache.c);
  * access.c the time of the last read of each session (sliding TTLs).
  *
  * Threads: a stream's ops run on the libmicrohttpd thread that calls its content reader,
@@ -89,12 +89,11 @@ void api__access_touch(api_server_t *srv, const char *sid, size_t len);
 /* The last read of session 'sid' noted (Unix ms), or 0. */
 int64_t api__access_last(api_server_t *srv, const char *sid, size_t len);
 
-/* ---- Rendered events (evcache.c) ---- */
+/* ---- Rendered events (render.c) ---- */
 
-api_evcache_t *api__evcache_new(size_t max_bytes); /* NULL when max_bytes is 0 */
-void api__evcache_free(api_evcache_t *c);
-/* replay_write_event() through the cache: the same bytes, copied when kept ('flags':
- * REPLAY_RAW renders every time; REPLAY_NO_POSITION cuts the kept envelope's position). */
+/* The envelope of 'ev': its cached one (store_read_t.envelopes) when the read gave it,
+ * else replay_write_event() ('flags': REPLAY_RAW renders every time; REPLAY_NO_POSITION
+ * cuts the envelope's position). */
 int api__render_event(api_server_t *srv, store_buf_t *out, const store_event_view_t *ev,
                       int flags);
 /* The flags api__render_event() takes for request 'rq': REPLAY_RAW with 'include_raw',
@@ -104,17 +103,5 @@ int api__render_flags(const api_req_t *rq, int include_raw);
 /* The same with a void * server, for replay_restore_opts_t.render. */
 int api__render_event_cb(void *srv, store_buf_t *out, const store_event_view_t *ev,
                          int flags);
-/* 1 when the envelope of 'position' is cached ('arg' is the api_evcache_t): the
- * store_read_t.cached hook of reads whose every event goes through api__render_event()
- * without raw, so a cached event's body is not hashed again (it was checked when it was
- * rendered; a miss checks it then). */
-int api__evcache_has(void *arg, uint64_t position);
-/* After a redaction committed (transaction 'floor' or later, store_last_txn()): drops the
- * envelopes of 'positions' and keeps renderings of older reads out (rules in evcache.c).
- * NULL 'c' is allowed. */
-void api__evcache_forget(api_evcache_t *c, const uint64_t *positions, size_t n, uint64_t floor);
-/* The same for every entry: another process redacted (the watcher found it). */
-void api__evcache_clear(api_evcache_t *c, uint64_t floor);
-void api__evcache_stats(api_evcache_t *c, uint64_t *hits, uint64_t *misses, uint64_t *bytes);
 
 #endif

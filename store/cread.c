@@ -1,0 +1,163 @@
+/* cread.c -- a session walk served from the envelope cache (rules in cache.c).
+ *
+ * The same walk as read.c's events_walk(), in batches: the sequence index is read for up
+ * to STORE__WALK_HELD events, the cache is asked about all of their positions under one
+ * lock, then each event is served from its entry or, on a miss, read from the map,
+ * checked and rendered as events_walk() does (read.c's store__emit). The checks on the
+ * index (dense sequences from 'after' + 1, none past the record's last_seq, the last
+ * event's chain hash equal to the record's) are the same; a cached event's value is not
+ * read (cache.c says what that leaves unchecked). An error met while reading the index is
+ * reported after the events before it were served, as events_walk() does.
+ */
+#include <string.h>
+
+#include "store/store_int.h"
+
+/* Why collect() stopped early: the index is damaged at the next sequence. */
+enum { PEND_NONE, PEND_GAP, PEND_PAST, PEND_NO_EVENT };
+
+/* A batch of the walk: the positions of sequences x.seq, x.seq + 1, ... */
+struct batch {
+    uint64_t pos[STORE__WALK_HELD];
+    store__cent_t *ent[STORE__WALK_HELD];
+    size_t n;
+    int pend;  /* PEND_*: what is wrong right after the batch */
+    int ended; /* the walk ends after the batch */
+};
+
+/* Reads up to STORE__WALK_HELD index entries of 'rec' from cursor 'c' (on (k, v), '*rc'
+ * its last result) for sequences from 'seq', of which 'done' were served so far. */
+static void collect(MDB_cursor *c, const store_session_t *rec, const uint8_t key[16],
+                    int clipped, uint64_t seq, size_t done, size_t limit, MDB_val *k,
+                    MDB_val *v, int *rc, int *more, struct batch *b)
+{
+    b->n = 0;
+    b->pend = PEND_NONE;
+    b->ended = 0;
+    while (b->n < STORE__WALK_HELD) {
+        if (*rc || k->mv_size != 16 || memcmp(k->mv_data, key, 8) ||
+            (clipped && seq > rec->last_sequence)) {
+            b->ended = 1;
+            return;
+        }
+        if (done + b->n == limit) {
+            if (more)
+                *more = 1;
+            b->ended = 1;
+            return;
+        }
+        if (store__get_u64((const uint8_t *)k->mv_data + 8) != seq || seq > rec->last_sequence)
+            b->pend = seq > rec->last_sequence ? PEND_PAST : PEND_GAP;
+        else if (v->mv_size != 8)
+            b->pend = PEND_NO_EVENT;
+        if (b->pend) {
+            b->ended = 1;
+            return;
+        }
+        b->pos[b->n++] = store__get_u64(v->mv_data);
+        seq++;
+        *rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+    }
+}
+
+static int pend_error(store_read_t *r, const store_session_t *rec, uint64_t seq, int pend)
+{
+    return store__read_corrupt(r, rec->id, rec->id_len, seq, 0,
+                   pend == PEND_PAST     ? "indexed past the session record's last sequence"
+                   : pend == PEND_GAP    ? "the sequence index has no entry"
+                                         : "the index points at no event");
+}
+
+/* The walk's chain hash before x->seq, when the first event served is not cached. */
+static int seed_chain(store_read_t *r, const store_session_t *rec, struct store__expect *x)
+{
+    if (x->seq == rec->first_sequence) {
+        memcpy(x->chain, rec->first_prev_hash, STORE_HASH_LEN);
+        return REEL_OK;
+    }
+    if (store__prev_chain(r, rec->num, x->seq, x->chain))
+        return store__read_corrupt(r, rec->id, rec->id_len, x->seq - 1, 0,
+                       "the sequence index has no entry");
+    return REEL_OK;
+}
+
+/* Serves event i of batch 'b'. */
+static int serve_one(store_read_t *r, const store_session_t *rec, struct store__expect *x,
+                     int *have_chain, MDB_cursor *ec, uint64_t *at, struct batch *b, size_t i,
+                     store_event_cb cb, void *arg)
+{
+    const store__cent_t *e = b->ent[i];
+    int rc;
+    if (e && e->num == x->num && e->seq == x->seq) {
+        uint8_t prev[STORE_HASH_LEN];
+        memcpy(prev, x->chain, STORE_HASH_LEN);
+        rc = store__emit_cached(r, x, e, *have_chain ? prev : NULL, cb, arg);
+    } else { /* not cached (or another event's entry: the value says what is wrong) */
+        MDB_val v;
+        if (!*have_chain && (rc = seed_chain(r, rec, x)))
+            return rc;
+        if (store__event_at(ec, b->pos[i], at, &v))
+            return store__read_corrupt(r, rec->id, rec->id_len, x->seq, 0,
+                           "the index points at no event");
+        rc = store__emit(r, x, b->pos[i], &v, cb, arg);
+    }
+    *have_chain = 1;
+    if (!rc && x->seq == rec->last_sequence && memcmp(x->chain, rec->last_hash, STORE_HASH_LEN))
+        rc = store__read_corrupt(r, rec->id, rec->id_len, x->seq, b->pos[i],
+                     "the session record's hash is not its last event's");
+    return rc;
+}
+
+/* Looks the batch up (one lock) and serves it; the entries are held in the read meanwhile. */
+static int serve(store_read_t *r, const store_session_t *rec, struct store__expect *x,
+                 int *have_chain, MDB_cursor *ec, uint64_t *at, struct batch *b, size_t *n,
+                 store_event_cb cb, void *arg)
+{
+    unsigned base = r->n_held_;
+    int stop = 0;
+    store__cache_get(r->s, b->pos, b->n, b->ent);
+    for (size_t i = 0; i < b->n; i++)
+        r->held_[r->n_held_++] = b->ent[i];
+    for (size_t i = 0; i < b->n && !stop; i++)
+        if (!(stop = serve_one(r, rec, x, have_chain, ec, at, b, i, cb, arg))) {
+            (*n)++;
+            x->seq++;
+        }
+    r->n_held_ = base;
+    for (size_t i = 0; i < b->n; i++)
+        store__cache_release(b->ent[i]);
+    return stop;
+}
+
+int store__events_walk_cached(store_read_t *r, const store_session_t *rec, uint64_t after,
+                              size_t limit, store_event_cb cb, void *arg, int *more)
+{
+    uint8_t key[16];
+    store__put_u64(key, rec->num);
+    store__put_u64(key + 8, after + 1);
+    MDB_val k = {16, key}, v;
+    struct store__expect x = {rec->id, rec->id_len, rec->num, after + 1, {0}};
+    MDB_cursor *c, *ec;
+    int rc = store__cursor_open(r, r->s->db_seqs, &c);
+    if (rc)
+        return rc;
+    if ((rc = store__cursor_open(r, r->s->db_events, &ec)))
+        return store__walk_end(r, c, rc, 0);
+    /* a record clipped by the visible bound: entries past its last_seq are not to be read */
+    int clipped = r->visible != STORE_VISIBLE_ALL, have_chain = 0, stop = 0;
+    uint64_t at = 0;
+    size_t n = 0;
+    struct batch b;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    do {
+        collect(c, rec, key, clipped, x.seq, n, limit, &k, &v, &rc, more, &b);
+        stop = serve(r, rec, &x, &have_chain, ec, &at, &b, &n, cb, arg);
+        if (!stop && b.pend)
+            stop = pend_error(r, rec, x.seq, b.pend);
+    } while (!stop && !b.ended);
+    /* The walk ended before the limit and before last_seq: the index lost entries. */
+    if (!stop && (rc == 0 || rc == MDB_NOTFOUND) && n < limit && x.seq <= rec->last_sequence)
+        stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, 0, "the sequence index has no entry");
+    store__cursor_close(r, ec);
+    return store__walk_end(r, c, stop, rc);
+}
