@@ -132,6 +132,13 @@ static int render_one(void *arg, const store_event_view_t *ev)
         store_buf_putc(w->out, ',');
     if (w->opt->render)
         return w->opt->render(w->opt->render_arg, w->out, ev, w->opt->flags);
+    if (ev->envelope) { /* the store's (store_read_t.envelopes: never with REPLAY_RAW) */
+        size_t mark = w->out->len;
+        store_buf_put(w->out, ev->envelope, ev->envelope_len);
+        if (w->opt->flags & REPLAY_NO_POSITION)
+            replay_drop_position(w->out, mark);
+        return store_buf_failed(w->out) ? REEL_ENOMEM : REEL_OK;
+    }
     return replay_write_event(w->out, ev, w->opt->flags);
 }
 
@@ -270,9 +277,15 @@ int replay_restore(store_read_t *r, const char *id, size_t id_len,
      * a session's sequences are dense, so (first kept - 1, count) names them exactly. */
     store_buf_putc(&out->events, '[');
     struct render w = {&out->events, opt, 0};
-    if (begin < end &&
-        (rc = store_events_after(r, id, id_len, c.v[begin].seq - 1, end - begin, render_one,
-                                 &w, NULL)))
+    /* The envelopes of the kept events from the store's envelope cache (store/cache.c),
+     * which has them checked and rendered when a reader asked before; not with 'raw'. */
+    int envelopes = r->envelopes;
+    r->envelopes = !(opt->flags & REPLAY_RAW);
+    if (begin < end)
+        rc = store_events_after(r, id, id_len, c.v[begin].seq - 1, end - begin, render_one, &w,
+                                NULL);
+    r->envelopes = envelopes;
+    if (rc)
         goto done;
     if (w.n != end - begin) {
         rc = REEL_ECORRUPT;

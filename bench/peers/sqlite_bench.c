@@ -637,11 +637,14 @@ static void usage(FILE *f)
         "  load        --n N events into --session S in transactions of --batch (--fast: no fsync;\n"
         "              --max-secs M: stop after M seconds)\n"
         "  poll        --threads T readers of 100 events after a random seq of session 3, --secs S\n"
-        "  restore     --n N newest-50 reads of --session S, one thread: p50/p99 us\n"
+        "  restore     --n N newest-50 reads of --session S, one thread: p50/p99 us, the\n"
+        "              first read's us and (reel) the envelope cache's entries and bytes\n"
         "  export      --session S as JSON lines through zstd -3: MB/s of JSON\n"
         "  size        events stored (after a WAL checkpoint for SQLite)\n"
         "  first-read  open + newest-50 of --session S (run as a fresh process to time a restart)\n"
-        "Options: --secs S (10) --threads T (64) --batch K (100) --n N --session S --fast\n");
+        "Options: --secs S (10) --threads T (64) --batch K (100) --n N --session S --fast\n"
+        "Environment (reel): REEL_ZDICT=off (no dictionaries), REEL_CACHE_MB=N (the store's\n"
+        "envelope cache budget, default 64; 0 = off: every read checks and renders)\n");
 }
 
 static void parse_args(int argc, char **argv, opts_t *o)
