@@ -108,24 +108,18 @@ static int serve_one(store_read_t *r, const store_session_t *rec, struct store__
     return rc;
 }
 
-/* Looks the batch up (one lock) and serves it; the entries are held in the read meanwhile. */
+/* Looks the batch up (one lock) and serves it; its generation is pinned meanwhile. */
 static int serve(store_read_t *r, const store_session_t *rec, struct store__expect *x,
                  int *have_chain, MDB_cursor *ec, uint64_t *at, struct batch *b, size_t *n,
                  store_event_cb cb, void *arg)
 {
-    unsigned base = r->n_held_;
-    int stop = 0;
-    store__cache_get(r->s, b->pos, b->n, b->ent);
-    for (size_t i = 0; i < b->n; i++)
-        r->held_[r->n_held_++] = b->ent[i];
+    int stop = 0, g = store__cache_get(r, b->pos, b->n, b->ent);
     for (size_t i = 0; i < b->n && !stop; i++)
         if (!(stop = serve_one(r, rec, x, have_chain, ec, at, b, i, cb, arg))) {
             (*n)++;
             x->seq++;
         }
-    r->n_held_ = base;
-    for (size_t i = 0; i < b->n; i++)
-        store__cache_release(b->ent[i]);
+    store__cache_unpin(r, g);
     return stop;
 }
 

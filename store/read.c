@@ -84,8 +84,11 @@ void store_read_end(store_read_t *r)
 {
     while (r->n_cursors_) /* left open by a walk a guard left */
         mdb_cursor_close(r->cursors_[--r->n_cursors_]);
-    while (r->n_held_) /* cache entries held by a walk a guard left */
-        store__cache_release(r->held_[--r->n_held_]);
+    for (int g = 0; g < 2; g++) /* cache generations pinned by a walk a guard left */
+        while (r->pins_[g])
+            store__cache_unpin(r, g);
+    while (r->n_priv_)
+        free(r->priv_[--r->n_priv_]);
     store_buf_release(&r->envbuf_);
     if (r->txn_) {
         mdb_txn_abort(TXN(r));
@@ -225,17 +228,18 @@ static int deliver(store_read_t *r, uint64_t num, store_event_view_t *ev, store_
                        "the body does not decode");
     if (rc)
         return rc;
-    store__cent_t *e = store__cache_put(r, ev, num, r->envbuf_.data, r->envbuf_.len);
+    int g;
+    store__cent_t *e = store__cache_put(r, ev, num, r->envbuf_.data, r->envbuf_.len, &g);
     if (!e)
         return REEL_ENOMEM;
-    unsigned held = r->n_held_; /* released by store_read_end() if the guard leaves cb */
-    if (held < sizeof r->held_ / sizeof r->held_[0])
-        r->held_[r->n_held_++] = e;
+    unsigned priv = r->n_priv_; /* freed by store_read_end() if the guard leaves cb */
+    if (g < 0 && priv < sizeof r->priv_ / sizeof r->priv_[0])
+        r->priv_[r->n_priv_++] = e;
     ev->envelope = e->env;
     ev->envelope_len = e->len;
     rc = cb(arg, ev);
-    r->n_held_ = held;
-    store__cache_release(e);
+    r->n_priv_ = priv;
+    store__cache_done(r, e, g);
     return rc;
 }
 
@@ -245,24 +249,18 @@ static int from_cache(store_read_t *r, struct store__expect *x, uint64_t pos,
                       store_event_cb cb, void *arg, int *rc)
 {
     store__cent_t *e;
-    if (!r->envelopes || !r->s->cache || r->n_held_ >= sizeof r->held_ / sizeof r->held_[0] ||
-        !store__cache_usable(r))
+    if (!r->envelopes || !r->s->cache || !store__cache_usable(r))
         return 0;
-    store__cache_get(r->s, &pos, 1, &e);
-    if (e && (e->num != x->num || e->seq != x->seq)) {
-        store__cache_release(e); /* another event's: the value will say what is wrong */
-        e = NULL;
+    int g = store__cache_get(r, &pos, 1, &e);
+    /* another event's entry: the value will say what is wrong */
+    int hit = e && e->num == x->num && e->seq == x->seq;
+    if (hit) {
+        uint8_t prev[STORE_HASH_LEN];
+        memcpy(prev, x->chain, STORE_HASH_LEN);
+        *rc = store__emit_cached(r, x, e, prev, cb, arg);
     }
-    if (!e)
-        return 0;
-    uint8_t prev[STORE_HASH_LEN];
-    memcpy(prev, x->chain, STORE_HASH_LEN);
-    unsigned held = r->n_held_;
-    r->held_[r->n_held_++] = e;
-    *rc = store__emit_cached(r, x, e, prev, cb, arg);
-    r->n_held_ = held;
-    store__cache_release(e);
-    return 1;
+    store__cache_unpin(r, g);
+    return hit;
 }
 
 int store__emit_cached(store_read_t *r, struct store__expect *x, const store__cent_t *e,
@@ -294,7 +292,7 @@ static int emit(store_read_t *r, struct store__expect *x, uint64_t pos, const MD
 {
     store_event_view_t ev = {0};
     uint64_t num;
-    int rc;
+    int rc = REEL_OK;
     if (look && from_cache(r, x, pos, cb, arg, &rc))
         return rc;
     rc = store__value_head(pos, v->mv_data, v->mv_size, &ev, &num);
@@ -499,8 +497,7 @@ static int events_of(store_read_t *r, const store_session_t *rec, uint64_t after
     if (after + 1 < rec->first_sequence)
         after = rec->first_sequence - 1;
     if (after < rec->last_sequence)
-        return r->envelopes && r->s->cache && r->n_held_ + STORE__WALK_HELD <= 64 &&
-                       store__cache_usable(r)
+        return r->envelopes && r->s->cache && store__cache_usable(r)
                    ? store__events_walk_cached(r, rec, after, limit, cb, arg, more)
                    : events_walk(r, rec, after, limit, cb, arg, more);
     if (r->visible != STORE_VISIBLE_ALL)

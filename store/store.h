@@ -523,9 +523,10 @@ typedef struct store_read {
     unsigned n_cursors_;
     int cache_state_;   /* private: 0 not asked yet, 1 usable, -1 not for this read */
     store_buf_t envbuf_; /* private: an envelope rendered and not kept */
-    void *held_[64];    /* private: cache entries a walk holds (released by the walk, or
-                         * by store_read_end() when a guard left it) */
-    unsigned n_held_;
+    unsigned pins_[2];  /* private: envelope cache generations pinned by walks (unpinned
+                         * by the walk, or by store_read_end() when a guard left it) */
+    void *priv_[8];     /* private: envelopes rendered and not kept, being served */
+    unsigned n_priv_;
 } store_read_t;
 
 /* Begins a read snapshot. Returns REEL_OK or an error (then 'r' needs no end). */

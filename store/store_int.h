@@ -353,8 +353,9 @@ typedef struct store__cent {
     uint8_t hash[STORE_HASH_LEN]; /* its chain hash, recomputed before it was kept */
     size_t stored_len;
     int redacted;
-    atomic_uint refs;             /* the cache's one, plus one per reader holding it */
-    struct store__cent *hnext, *prev, *next; /* bucket chain; LRU list (under the lock) */
+    uint64_t stamp;               /* the cache's tick when it last moved to the LRU head */
+    struct store__cent *hnext, *prev, *next; /* bucket chain; LRU list or limbo (under
+                                                the lock) */
     size_t len;
     uint8_t env[];
 } store__cent_t;
@@ -367,15 +368,17 @@ void store__cache_free(store_t *s);
 /* 1 when read 'r' may use the cache (checks, once per read, that no other process
  * redacted since the cache last looked: else empties it). */
 int store__cache_usable(store_read_t *r);
-/* Looks up 'n' positions under one lock: ents[i] is the entry (held: release it with
- * store__cache_release) or NULL. */
-void store__cache_get(store_t *s, const uint64_t *pos, size_t n, store__cent_t **ents);
-void store__cache_release(store__cent_t *e);
+/* Looks up 'n' positions under one lock: ents[i] is the entry or NULL. The entries stay
+ * valid until store__cache_unpin(r, <the result>) (or store_read_end()). */
+int store__cache_get(store_read_t *r, const uint64_t *pos, size_t n, store__cent_t **ents);
+void store__cache_unpin(store_read_t *r, int g);
 /* An entry for the envelope 'env' of checked view 'ev' (session number 'num', read in
- * 'r'), held by the caller: kept in the cache too unless it is too large or its snapshot
- * is older than a redaction (then it is freed when released). NULL: out of memory. */
+ * 'r'): kept in the cache (and '*g' a pinned generation) unless it is too large or its
+ * snapshot is older than a redaction ('*g' -1: the caller's). Either way the caller ends
+ * with store__cache_done(r, e, *g). NULL: out of memory. */
 store__cent_t *store__cache_put(store_read_t *r, const store_event_view_t *ev, uint64_t num,
-                                const uint8_t *env, size_t len);
+                                const uint8_t *env, size_t len, int *g);
+void store__cache_done(store_read_t *r, store__cent_t *e, int g);
 /* The committer, right before committing write transaction 'txn_id' with the batches of
  * 'list': drops the envelopes its redactions rewrite (the meta count read in 'txn'); and
  * after: 'ok' when it committed. */
@@ -404,7 +407,7 @@ int store__emit_cached(store_read_t *r, struct store__expect *x, const store__ce
 int store__event_at(MDB_cursor *ec, uint64_t pos, uint64_t *at, MDB_val *v);
 /* The chain hash before sequence 'seq' of session 'num' (0, or 1 when it cannot be found). */
 int store__prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[STORE_HASH_LEN]);
-#define STORE__WALK_HELD 32 /* cache entries the cached walk holds at most (of held_[64]) */
+#define STORE__WALK_HELD 32 /* positions the cached walk looks up under one lock */
 /* events_walk() with the envelope cache (cread.c): same answers, same checks on every
  * event it reads from the map; cached events are served from their entries. */
 int store__events_walk_cached(store_read_t *r, const store_session_t *rec, uint64_t after,
