@@ -1,5 +1,6 @@
-"""The event JSON cache (api/evcache.c): readers get the same bytes with it and without it,
-a deleted session's events are never served from it, and it stays within its budget."""
+"""The store's envelope cache as the server uses it (store/cache.c, --event-cache-mb):
+readers get the same bytes with it and without it, a deleted session's events are never
+served from it, and it stays within its budget. tests/unit/store_cache.c has the rest."""
 import json
 import re
 
