@@ -11,6 +11,11 @@
  *
  * Session listings (by id, most recent first) are in list.c, which shares the checks.
  *
+ * A read with store_read_t.envelopes set gets each event with its envelope: deliver()
+ * renders a checked view and keeps it in the envelope cache (cache.c, which says what a
+ * cached read does not check again); a session walk is then served by cread.c in batches,
+ * the feed by from_cache() one event at a time.
+ *
  * Each public read runs its static twin under STORE__GUARD (guard.c), so that a damaged
  * page gives REEL_ECORRUPT instead of an LMDB abort. A walk keeps its cursor in the read
  * (store__cursor_push), where store_read_end() finds it when the walk was left by the
