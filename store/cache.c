@@ -43,7 +43,11 @@
  *    committer does the same check in its own transaction before each commit, and moves
  *    'checked' to each of its commits, so a server whose store only it writes never reads
  *    the count on a read.
- *  - a store reopened, a new build: the cache lives in the store_t, in memory only.
+ *  - a session record's changes (PUT, its version, metadata, status): an envelope holds
+ *    nothing of the record but the session id, which a position keeps for good (the record
+ *    is read and checked by every walk, before the cache is asked).
+ *  - a store reopened, a new build (another renderer, another format version): the cache
+ *    lives in the store_t, in memory only, and is made empty by store_open().
  *
  * Rules:
  *  - One mutex around the table, the LRU list and the counters; lookups take it once for
