@@ -77,7 +77,7 @@ struct store__cache {
     size_t mask;
     store__cent_t *head, *tail; /* LRU list, most recent at head */
     uint64_t tick;              /* moves to the head so far (store__cent_t.stamp) */
-    unsigned gen;               /* the generation readers pin now (retire() below) */
+    unsigned gen;               /* the generation readers pin now (advance() below) */
     store__cent_t *limbo[2];    /* entries taken out, freed once their readers are gone */
     size_t bytes, max_bytes, entries;
     uint64_t hits, misses, clears, evictions;
