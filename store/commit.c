@@ -177,12 +177,6 @@ static int log_change(struct group *g, const struct sess *x, int kind)
 
 /* ---- appending ---- */
 
-static size_t event_key(const store_t *s, uint8_t key[STORE__ID_KEY_MAX], uint64_t num,
-                        const store_event_t *ev)
-{
-    return store__id_key(s, key, num, ev->event_id, ev->event_id_len);
-}
-
 static int validate(const store_batch_t *b)
 {
     if (b->n_events == 0)
@@ -207,21 +201,20 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
         ev->duplicate = 0;
         if (!x)
             continue;
-        uint8_t key[STORE__ID_KEY_MAX], skey[16];
-        MDB_val k = {event_key(g->s, key, x->rec.num, ev), key}, v;
-        int rc = mdb_get(g->txn, g->s->db_event_ids, &k, &v);
+        uint64_t seq, pos;
+        int rc = store__id_get(g->s, g->txn, x->rec.num, ev->event_id, ev->event_id_len, &seq);
         if (rc == MDB_NOTFOUND)
             continue;
-        if (rc || v.mv_size != 8)
+        if (rc || !seq)
             return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_ECORRUPT;
         ev->duplicate = 1;
-        ev->sequence = store__get_u64(v.mv_data);
-        store__put_u64(skey, x->rec.num);
-        store__put_u64(skey + 8, ev->sequence);
-        MDB_val sk = {16, skey}, sv, pv;
-        if (mdb_get(g->txn, g->s->db_seqs, &sk, &sv) == 0 && sv.mv_size == 8) {
-            ev->position = store__get_u64(sv.mv_data);
-            MDB_val pk = {8, sv.mv_data};
+        ev->sequence = seq;
+        uint8_t pkey[8];
+        MDB_val pv;
+        if (store__seq_get(g->s, g->txn, x->rec.num, seq, &pos) == 0 && pos) {
+            ev->position = pos;
+            store__put_u64(pkey, pos);
+            MDB_val pk = {8, pkey};
             if (mdb_get(g->txn, g->s->db_events, &pk, &pv) == 0 && pv.mv_size > STORE_HEADER_LEN)
                 ev->time_ms = store__get_u64((uint8_t *)pv.mv_data + 17);
         }
@@ -256,13 +249,11 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
 {
     store_t *s = g->s;
     uint64_t seq = x->rec.last_sequence + 1;
-    uint8_t key[STORE__ID_KEY_MAX], seqbe[8];
-    store__put_u64(seqbe, seq);
-    MDB_val k = {event_key(s, key, x->rec.num, ev), key}, v = {8, seqbe};
-    int rc = mdb_put(g->txn, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
+    uint64_t had;
+    int rc = store__id_put(s, g->txn, x->rec.num, ev->event_id, ev->event_id_len, seq, &had);
     if (rc == MDB_KEYEXIST) { /* the same event_id earlier in this batch */
         ev->duplicate = 1;
-        ev->sequence = store__get_u64(v.mv_data);
+        ev->sequence = had;
         ev->position = first_pos + (ev->sequence - first_seq);
         if (!keep_time)
             ev->time_ms = g->now_ms;
@@ -274,14 +265,11 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
 
     uint64_t pos = ++g->position;
     uint64_t t = keep_time ? ev->time_ms : g->now_ms;
-    uint8_t hash[STORE_HASH_LEN], skey[16], pkey[8];
+    uint8_t hash[STORE_HASH_LEN], pkey[8];
     if (store__chain(x->rec.last_hash, seq, pos, t, ev->body_hash, hash))
         return g->mdb_rc = ENOMEM, REEL_ENOMEM; /* events before it are written: fail the group */
-    store__put_u64(skey, x->rec.num);
-    store__put_u64(skey + 8, seq);
     store__put_u64(pkey, pos);
-    MDB_val sk = {16, skey}, sv = {8, pkey};
-    if ((rc = mdb_put(g->txn, s->db_seqs, &sk, &sv, 0)))
+    if ((rc = store__seq_put(s, g->txn, x->rec.num, seq, pos)))
         return g->mdb_rc = rc, REEL_EIO;
     /* Positions only grow, so every value goes at the end of the tree: MDB_APPEND fills
      * pages completely instead of splitting them in half. */
@@ -515,45 +503,30 @@ static int apply_put(struct group *g, store_batch_t *b)
     return REEL_OK;
 }
 
-/* Deletes every key of 'dbi' that starts with the 8-byte session number 'num'. */
-static int delete_prefix(struct group *g, MDB_dbi dbi, uint64_t num)
+/* Deletes session 'num''s entries of both indexes ('seqs', the event_id index). */
+static int drop_indexes(struct group *g, uint64_t num)
 {
-    MDB_cursor *c;
-    uint8_t pre[8];
-    store__put_u64(pre, num);
-    int rc = mdb_cursor_open(g->txn, dbi, &c);
-    if (rc)
-        return g->mdb_rc = rc, REEL_EIO;
-    MDB_val k = {8, pre}, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= 8 && !memcmp(k.mv_data, pre, 8)) {
-        if ((rc = mdb_cursor_del(c, 0)))
-            break;
-        rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
-        if (rc == EINVAL || rc == MDB_NOTFOUND) /* deleted the last key */
-            break;
-    }
-    mdb_cursor_close(c);
-    if (rc && rc != MDB_NOTFOUND && rc != EINVAL)
-        return g->mdb_rc = rc, REEL_EIO;
-    return REEL_OK;
+    int rc = store__seq_drop(g->s, g->txn, num);
+    if (!rc)
+        rc = store__ids_drop(g->s, g->txn, num);
+    return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_OK;
 }
 
 /* Deletes the event values of session 'num', found through its 'seqs' entries. */
 static int delete_events(struct group *g, uint64_t num)
 {
     MDB_cursor *c;
-    uint8_t pre[8];
-    store__put_u64(pre, num);
     int rc = mdb_cursor_open(g->txn, g->s->db_seqs, &c);
     if (rc)
         return g->mdb_rc = rc, REEL_EIO;
-    MDB_val k = {8, pre}, v;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size == 16 && !memcmp(k.mv_data, pre, 8);
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        MDB_val pk = {8, v.mv_data};
-        int d = v.mv_size == 8 ? mdb_del(g->txn, g->s->db_events, &pk, NULL) : MDB_NOTFOUND;
+    store__seqc_t w;
+    uint64_t seq, pos;
+    uint8_t pkey[8];
+    store__seqc_init(&w, g->s, c, num);
+    for (rc = store__seqc_seek(&w, 0, &seq, &pos); rc == 0; rc = store__seqc_next(&w, &seq, &pos)) {
+        store__put_u64(pkey, pos);
+        MDB_val pk = {8, pkey};
+        int d = pos ? mdb_del(g->txn, g->s->db_events, &pk, NULL) : MDB_NOTFOUND;
         if (d && d != MDB_NOTFOUND) {
             rc = d;
             break;
@@ -584,9 +557,7 @@ static int apply_delete(struct group *g, store_batch_t *b)
     if (rc)
         return rc;
     if (x->rec.status != STORE_DELETED) {
-        if ((rc = delete_events(g, x->rec.num)) ||
-            (rc = delete_prefix(g, g->s->db_seqs, x->rec.num)) ||
-            (rc = delete_prefix(g, g->s->db_event_ids, x->rec.num)))
+        if ((rc = delete_events(g, x->rec.num)) || (rc = drop_indexes(g, x->rec.num)))
             return rc;
         x->rec.status = STORE_DELETED;
         x->rec.event_count = 0;
@@ -606,20 +577,21 @@ static int apply_delete(struct group *g, store_batch_t *b)
 
 /* Removes one trimmed event's index entries and value: 'c' stands on its 'seqs' entry.
  * Sets '*vlen' to its value's size and 'hash' to its chain hash. */
-static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, const MDB_val *sv,
+static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, uint64_t pos,
                     uint64_t seq, size_t *vlen, uint8_t hash[STORE_HASH_LEN])
 {
     store_t *s = g->s;
-    MDB_val pk = {8, sv->mv_data}, val;
-    int rc = sv->mv_size == 8 ? mdb_get(g->txn, s->db_events, &pk, &val) : MDB_NOTFOUND;
+    uint8_t pkey[8];
+    store__put_u64(pkey, pos);
+    MDB_val pk = {8, pkey}, val;
+    int rc = pos ? mdb_get(g->txn, s->db_events, &pk, &val) : MDB_NOTFOUND;
     if (rc)
         return rc == MDB_NOTFOUND ? REEL_ECORRUPT : (g->mdb_rc = rc, REEL_EIO);
     /* The event_id is the body's first element: decode the value (it may be compressed). */
     store_event_view_t ev = {0};
     uint64_t num;
     store_buf_t z = STORE_BUF_INIT;
-    rc = store__value_decode(s, g->txn, store__get_u64(sv->mv_data), val.mv_data, val.mv_size,
-                             &z, &ev, &num);
+    rc = store__value_decode(s, g->txn, pos, val.mv_data, val.mv_size, &z, &ev, &num);
     store_mp_t m = {ev.body, ev.body + ev.body_len};
     store_mp_obj_t arr, id;
     if (!rc && (num != x->rec.num || ev.sequence != seq || store_mp_next(&m, &arr) ||
@@ -630,12 +602,11 @@ static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, const MDB_va
         store_buf_release(&z);
         return rc;
     }
-    uint8_t key[STORE__ID_KEY_MAX];
-    MDB_val ik = {store__id_key(s, key, x->rec.num, (const char *)id.ptr, id.len), key};
-    store_buf_release(&z);
     *vlen = val.mv_size;
     memcpy(hash, (const uint8_t *)val.mv_data + 25, STORE_HASH_LEN);
-    if ((rc = mdb_del(g->txn, s->db_event_ids, &ik, NULL)) && rc != MDB_NOTFOUND)
+    rc = store__id_del(s, g->txn, x->rec.num, (const char *)id.ptr, id.len);
+    store_buf_release(&z);
+    if (rc && rc != MDB_NOTFOUND)
         return g->mdb_rc = rc, REEL_EIO;
     if ((rc = mdb_del(g->txn, s->db_events, &pk, NULL)) || (rc = mdb_cursor_del(c, 0)))
         return g->mdb_rc = rc, REEL_EIO;
@@ -661,17 +632,16 @@ static int apply_trim(struct group *g, store_batch_t *b)
     MDB_cursor *c = NULL;
     if (r->first_sequence < stop && (rc = mdb_cursor_open(g->txn, g->s->db_seqs, &c)))
         return g->mdb_rc = rc, REEL_EIO;
+    store__seqc_t w;
+    store__seqc_init(&w, g->s, c, r->num);
     while (r->first_sequence < stop) {
-        uint8_t skey[16];
-        store__put_u64(skey, r->num);
-        store__put_u64(skey + 8, r->first_sequence);
-        MDB_val k = {16, skey}, sv;
+        uint64_t got, pos;
         size_t vlen = 0;
-        rc = mdb_cursor_get(c, &k, &sv, MDB_SET_KEY);
-        if (rc)
-            rc = rc == MDB_NOTFOUND ? REEL_ECORRUPT : (g->mdb_rc = rc, REEL_EIO);
+        rc = store__seqc_seek(&w, r->first_sequence, &got, &pos);
+        if (rc || got != r->first_sequence)
+            rc = rc && rc != MDB_NOTFOUND ? (g->mdb_rc = rc, REEL_EIO) : REEL_ECORRUPT;
         else
-            rc = trim_one(g, x, c, &sv, r->first_sequence, &vlen, r->first_prev_hash);
+            rc = trim_one(g, x, c, pos, r->first_sequence, &vlen, r->first_prev_hash);
         if (rc)
             break; /* what was removed so far is consistent with the record */
         r->first_sequence++;
@@ -705,8 +675,7 @@ static int apply_purge(struct group *g, store_batch_t *b)
         return REEL_ECONFLICT;
     }
     store_t *s = g->s;
-    if ((rc = delete_events(g, x->rec.num)) || (rc = delete_prefix(g, s->db_seqs, x->rec.num)) ||
-        (rc = delete_prefix(g, s->db_event_ids, x->rec.num)))
+    if ((rc = delete_events(g, x->rec.num)) || (rc = drop_indexes(g, x->rec.num)))
         return rc;
     if (x->exists) { /* the stored record, its 'recent' entry and its number's name */
         uint8_t key[STORE__SESSION_KEY_MAX], rk[16], nk[8];
@@ -742,17 +711,14 @@ static int meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t dflt, u
 static int event_value(struct group *g, const struct sess *x, uint64_t seq, uint64_t *pos,
                        MDB_val *val)
 {
-    uint8_t key[16];
-    store__put_u64(key, x->rec.num);
-    store__put_u64(key + 8, seq);
-    MDB_val k = {16, key}, v;
-    int rc = mdb_get(g->txn, g->s->db_seqs, &k, &v);
-    if (rc == MDB_NOTFOUND || (!rc && v.mv_size != 8))
+    uint8_t pkey[8];
+    int rc = store__seq_get(g->s, g->txn, x->rec.num, seq, pos);
+    if (rc == MDB_NOTFOUND || (!rc && !*pos))
         return REEL_ECORRUPT;
     if (rc)
         return g->mdb_rc = rc, REEL_EIO;
-    *pos = store__get_u64(v.mv_data);
-    MDB_val pk = {8, v.mv_data};
+    store__put_u64(pkey, *pos);
+    MDB_val pk = {8, pkey};
     rc = mdb_get(g->txn, g->s->db_events, &pk, val);
     if (rc == MDB_NOTFOUND)
         return REEL_ECORRUPT;

@@ -83,9 +83,8 @@ static int ids_repeat(const store_load_event_t *ev, size_t n, size_t *at)
 /* 1 when session 'num' already has event id 'ev' (0: no; -1: an LMDB error in c->mdb_rc). */
 static int id_known(store__load_ctx_t *c, uint64_t num, const store_load_event_t *ev)
 {
-    uint8_t key[STORE__ID_KEY_MAX];
-    MDB_val k = {store__id_key(c->s, key, num, ev->event_id, ev->event_id_len), key}, v;
-    int rc = mdb_get(c->txn, c->s->db_event_ids, &k, &v);
+    uint64_t seq;
+    int rc = store__id_get(c->s, c->txn, num, ev->event_id, ev->event_id_len, &seq);
     if (rc == MDB_NOTFOUND)
         return 0;
     return rc ? (c->mdb_rc = rc, -1) : 1;
@@ -169,11 +168,9 @@ static int put_event(store__load_ctx_t *c, const store_load_t *l, store_session_
                      store_load_event_t *ev)
 {
     store_t *s = c->s;
-    uint8_t key[STORE__ID_KEY_MAX], seqbe[8], skey[16], pkey[8];
-    store__put_u64(seqbe, ev->sequence);
-    MDB_val k = {store__id_key(s, key, r->num, ev->event_id, ev->event_id_len), key},
-            v = {8, seqbe};
-    int rc = mdb_put(c->txn, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
+    uint8_t pkey[8];
+    uint64_t had;
+    int rc = store__id_put(s, c->txn, r->num, ev->event_id, ev->event_id_len, ev->sequence, &had);
     if (rc)
         return c->mdb_rc = rc, REEL_EIO; /* phase 1 found no such id: a group failure */
     uint64_t pos = l->keep_positions ? ev->position : *c->position + 1;
@@ -182,11 +179,8 @@ static int put_event(store__load_ctx_t *c, const store_load_t *l, store_session_
         store__chain(r->last_hash, ev->sequence, pos, ev->time_ms, ev->body_hash, ev->hash))
         return c->mdb_rc = ENOMEM, REEL_ENOMEM;
     ev->position = pos;
-    store__put_u64(skey, r->num);
-    store__put_u64(skey + 8, ev->sequence);
     store__put_u64(pkey, pos);
-    MDB_val sk = {16, skey}, sv = {8, pkey};
-    if ((rc = mdb_put(c->txn, s->db_seqs, &sk, &sv, 0)))
+    if ((rc = store__seq_put(s, c->txn, r->num, ev->sequence, pos)))
         return c->mdb_rc = rc, REEL_EIO;
     size_t blen = ev->body_len - 1, vlen = STORE_HEADER_LEN + blen;
     MDB_val pk = {8, pkey}, val = {vlen, NULL};

@@ -179,13 +179,12 @@ static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
     memset(out, 0, STORE_HASH_LEN);
     if (seq <= 1)
         return 0;
-    uint8_t key[16];
-    store__put_u64(key, num);
-    store__put_u64(key + 8, seq - 1);
-    MDB_val k = {16, key}, v;
-    if (mdb_get(TXN(r), r->s->db_seqs, &k, &v) || v.mv_size != 8)
+    uint8_t key[8];
+    uint64_t pos;
+    if (store__seq_get(r->s, TXN(r), num, seq - 1, &pos) || !pos)
         return trimmed_prev(r, num, seq, out); /* only the miss pays for the lookup */
-    MDB_val pk = {8, v.mv_data};
+    store__put_u64(key, pos);
+    MDB_val pk = {8, key}, v;
     if (mdb_get(TXN(r), r->s->db_events, &pk, &v) || v.mv_size <= STORE_HEADER_LEN)
         return 1;
     memcpy(out, (const uint8_t *)v.mv_data + 25, STORE_HASH_LEN);
@@ -295,18 +294,16 @@ static int event_at(MDB_cursor *ec, uint64_t pos, uint64_t *at, MDB_val *v)
  * when that event is indexed: the seqs cursor 'c' is left on (num, seq - 1), 'ec' on its
  * value. 1 when it cannot be found (then the index is damaged). */
 static int walk_prev(store_read_t *r, const store_session_t *rec, uint64_t seq,
-                     MDB_cursor *c, MDB_cursor *ec, uint64_t *at, struct expect *x)
+                     store__seqc_t *c, MDB_cursor *ec, uint64_t *at, struct expect *x)
 {
     if (seq == rec->first_sequence) {
         memcpy(x->chain, rec->first_prev_hash, STORE_HASH_LEN);
         return 0;
     }
-    uint8_t key[16];
-    store__put_u64(key, rec->num);
-    store__put_u64(key + 8, seq - 1);
-    MDB_val k = {16, key}, v, ev;
-    if (seq > 1 && !mdb_cursor_get(c, &k, &v, MDB_SET_KEY) && v.mv_size == 8 &&
-        !event_at(ec, store__get_u64(v.mv_data), at, &ev) && ev.mv_size > STORE_HEADER_LEN) {
+    uint64_t got, pos;
+    MDB_val ev;
+    if (seq > 1 && !store__seqc_seek(c, seq - 1, &got, &pos) && got == seq - 1 && pos &&
+        !event_at(ec, pos, at, &ev) && ev.mv_size > STORE_HEADER_LEN) {
         memcpy(x->chain, (const uint8_t *)ev.mv_data + 25, STORE_HASH_LEN);
         return 0;
     }
@@ -317,14 +314,13 @@ static int walk_prev(store_read_t *r, const store_session_t *rec, uint64_t seq,
 static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t after,
                        size_t limit, store_event_cb cb, void *arg, int *more)
 {
-    uint8_t key[16];
-    store__put_u64(key, rec->num);
-    MDB_val k = {16, key}, v;
     struct expect x = {rec->id, rec->id_len, rec->num, after + 1, {0}};
     MDB_cursor *c, *ec;
     int rc = store__cursor_open(r, r->s->db_seqs, &c);
     if (rc)
         return rc;
+    store__seqc_t w;
+    store__seqc_init(&w, r->s, c, rec->num);
     if ((rc = store__cursor_open(r, r->s->db_events, &ec)))
         return store__walk_end(r, c, rc, 0);
     uint64_t at = 0; /* the position 'ec' is on (0: none yet) */
@@ -333,22 +329,22 @@ static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t aft
     int clipped = r->visible != STORE_VISIBLE_ALL;
     size_t n = 0;
     int stop = 0;
-    if (walk_prev(r, rec, after + 1, c, ec, &at, &x)) {
+    if (walk_prev(r, rec, after + 1, &w, ec, &at, &x)) {
         store__cursor_close(r, ec);
         return store__walk_end(r, c, store__read_corrupt(r, rec->id, rec->id_len, after, 0,
                                       "the sequence index has no entry"), 0);
     }
-    store__put_u64(key + 8, after + 1);
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    uint64_t got, pos;
+    rc = store__seqc_seek(&w, after + 1, &got, &pos);
     while (rc == 0) {
-        if (k.mv_size != 16 || memcmp(k.mv_data, key, 8) || (clipped && x.seq > rec->last_sequence))
+        if (clipped && x.seq > rec->last_sequence)
             break;
         if (n == limit) {
             if (more)
                 *more = 1;
             break;
         }
-        if (store__get_u64((const uint8_t *)k.mv_data + 8) != x.seq || x.seq > rec->last_sequence) {
+        if (got != x.seq || x.seq > rec->last_sequence) {
             stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, 0,
                            x.seq > rec->last_sequence
                                ? "indexed past the session record's last sequence"
@@ -356,20 +352,20 @@ static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t aft
             break;
         }
         MDB_val ev;
-        if (v.mv_size != 8 || event_at(ec, store__get_u64(v.mv_data), &at, &ev)) {
+        if (!pos || event_at(ec, pos, &at, &ev)) {
             stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, 0, "the index points at no event");
             break;
         }
-        if ((stop = emit(r, &x, store__get_u64(v.mv_data), &ev, cb, arg)))
+        if ((stop = emit(r, &x, pos, &ev, cb, arg)))
             break;
         if (x.seq == rec->last_sequence && memcmp(x.chain, rec->last_hash, STORE_HASH_LEN)) {
-            stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, store__get_u64(v.mv_data),
+            stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, pos,
                            "the session record's hash is not its last event's");
             break;
         }
         n++;
         x.seq++;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        rc = store__seqc_next(&w, &got, &pos);
     }
     /* The walk ended before the limit and before last_seq: the index lost entries. */
     if (!stop && (rc == 0 || rc == MDB_NOTFOUND) && n < limit && x.seq <= rec->last_sequence)
@@ -394,11 +390,8 @@ static int events_of(store_read_t *r, const store_session_t *rec, uint64_t after
     if (r->visible != STORE_VISIBLE_ALL)
         return REEL_OK; /* clipped (see events_walk): entries past last_seq are not damage */
     /* Nothing new, if the record is right: no index entry past its last_seq. */
-    uint8_t key[16];
-    store__put_u64(key, rec->num);
-    store__put_u64(key + 8, rec->last_sequence + 1);
-    MDB_val k = {16, key}, v;
-    int rc = mdb_get(TXN(r), r->s->db_seqs, &k, &v);
+    uint64_t pos;
+    int rc = store__seq_get(r->s, TXN(r), rec->num, rec->last_sequence + 1, &pos);
     if (rc == 0)
         return store__read_corrupt(r, rec->id, rec->id_len, rec->last_sequence + 1, 0,
                        "indexed past the session record's last sequence");
@@ -488,12 +481,8 @@ static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_
         x->num = num;
     }
     x->seq = seq;
-    uint8_t key[16];
-    store__put_u64(key, num);
-    store__put_u64(key + 8, seq);
-    MDB_val k = {16, key}, iv;
-    if (mdb_get(TXN(r), r->s->db_seqs, &k, &iv) || iv.mv_size != 8 ||
-        store__get_u64(iv.mv_data) != pos)
+    uint64_t at;
+    if (store__seq_get(r->s, TXN(r), num, seq, &at) || at != pos)
         return store__read_corrupt(r, x->id, x->id_len, seq, pos,
                        "the sequence index does not point at this position");
     if (!carry && prev_chain(r, num, seq, x->chain))

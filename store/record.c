@@ -81,7 +81,7 @@ static int hexval(char c)
 
 /* 1 and 'out' set when 'id' is a UUID in its canonical lowercase text form (RFC 9562
  * section 4: 8-4-4-4-12 hex digits), the only text that maps back to the same bytes. */
-static int uuid_bytes(const char *id, size_t len, uint8_t out[16])
+int store__uuid_bytes(const char *id, size_t len, uint8_t out[16])
 {
     if (len != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-')
         return 0;
@@ -104,7 +104,7 @@ size_t store__id_key(const store_t *s, uint8_t *key, uint64_t num, const char *i
         memcpy(key + 8, id, len);
         return 8 + len;
     }
-    if (uuid_bytes(id, len, key + 9)) {
+    if (store__uuid_bytes(id, len, key + 9)) {
         key[8] = 0x00;
         return 8 + 1 + 16;
     }

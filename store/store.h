@@ -119,7 +119,15 @@ typedef struct store_options {
                         with one still read). The default (0) trains them on the store's
                         events and uses them for new values, about a third of the bytes;
                         training runs in a child process (docs/FORMAT.md section 15). */
+    unsigned parts_off; /* optional parts of format 4 a store created by this open does not
+                           get (STORE_PART_* bits, docs/FORMAT.md 18.1): 0 = every part this
+                           build writes. For tests of the older layouts, and for a store an
+                           older format-4 build must open. Ignored for an existing store. */
 } store_options_t;
+
+/* Optional parts of format 4 (docs/FORMAT.md 18.1), for store_options_t.parts_off. */
+#define STORE_PART_IDKEYS 0x1u /* compact event_ids keys (section 18.2) */
+#define STORE_PART_IXDUP 0x4u  /* per-session DUPFIXED seqs and event_uuids (section 21.1) */
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
  * 'opt' may be NULL for defaults. On success '*out' is a new handle (free with

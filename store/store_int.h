@@ -20,9 +20,11 @@ struct store__zdict; /* zdict.c */
 struct store {
     MDB_env *env;
     MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_seqs;
+    MDB_dbi db_event_uuids; /* STORE__PART_IXDUP only: num -> uuid | seq (DUPFIXED) */
     MDB_dbi db_recent; /* format 2: updated_ms BE | num BE (valid when has_recent) */
     int has_recent;    /* 0: a format-1 store opened read-only (no 'recent' db) */
     uint32_t parts;    /* optional parts the format record names (STORE__PART_*) */
+    uint32_t parts_off; /* store_options_t.parts_off: parts a new store does not get */
     MDB_dbi db_changes; /* format 4: position BE -> change (section 13; changes.c) */
     int has_changes;    /* 0: opened read-only before any build with the change log wrote */
     MDB_dbi db_consumers;        /* format 4, optional (valid when has_consumers) */
@@ -118,8 +120,46 @@ int store__put_format(store_t *s, MDB_txn *txn);
  * BE version then u32 BE parts, which a build that knows only the 4-byte record reads as
  * version 0 and refuses. A store is created with every part this build writes. */
 #define STORE__PART_IDKEYS 0x1u /* event_ids keys of UUID event ids in 16 bytes (18.2) */
-#define STORE__PARTS_KNOWN STORE__PART_IDKEYS
-#define STORE__PARTS_NEW STORE__PART_IDKEYS
+#define STORE__PART_IXDUP 0x4u  /* seqs and UUID event ids in per-session DUPFIXED trees (21.1) */
+#define STORE__PARTS_KNOWN (STORE__PART_IDKEYS | STORE__PART_IXDUP)
+#define STORE__PARTS_NEW (STORE__PART_IDKEYS | STORE__PART_IXDUP)
+/* Flags of 'seqs' and 'event_uuids' in a store with STORE__PART_IXDUP. */
+#define STORE__IXDUP_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)
+
+/* 1 and 'out' set when 'id' is a UUID in canonical lowercase text (record.c). */
+int store__uuid_bytes(const char *id, size_t len, uint8_t out[16]);
+
+/* ---- the session indexes, either layout (index.c, docs/FORMAT.md 2.5, 2.6, 21.1) ----
+ * Without STORE__PART_IXDUP: 'seqs' keys num|seq -> pos, 'event_ids' keys -> seq. With
+ * it: 'seqs' is keyed by num with DUPFIXED values seq|pos (16 bytes), canonical UUID
+ * event ids go to 'event_uuids', keyed by num with values uuid|seq (24 bytes), and every
+ * other id stays in 'event_ids' as before. These return LMDB codes (0, MDB_NOTFOUND,
+ * MDB_KEYEXIST, ...); a malformed entry reads as position/sequence 0, which the callers
+ * report as damage. Writes run in the committer's transaction (or load.c's). */
+int store__seq_get(const store_t *s, MDB_txn *txn, uint64_t num, uint64_t seq, uint64_t *pos);
+int store__seq_put(const store_t *s, MDB_txn *txn, uint64_t num, uint64_t seq, uint64_t pos);
+/* Every 'seqs' entry of session 'num' (not the events they point at). */
+int store__seq_drop(const store_t *s, MDB_txn *txn, uint64_t num);
+/* A walk over one session's 'seqs' entries in sequence order, on a cursor of 'seqs'. */
+typedef struct store__seqc {
+    MDB_cursor *c;
+    uint64_t num;
+    int dup; /* the STORE__PART_IXDUP layout */
+} store__seqc_t;
+void store__seqc_init(store__seqc_t *w, const store_t *s, MDB_cursor *c, uint64_t num);
+/* The first entry with sequence >= 'seq' into got and pos; MDB_NOTFOUND past the session. */
+int store__seqc_seek(store__seqc_t *w, uint64_t seq, uint64_t *got, uint64_t *pos);
+/* The next entry of the session; MDB_NOTFOUND after its last. */
+int store__seqc_next(store__seqc_t *w, uint64_t *got, uint64_t *pos);
+/* The event_id index: the sequence of 'id' in session 'num'. */
+int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len,
+                  uint64_t *seq);
+/* Puts id -> seq unless the id is there: then MDB_KEYEXIST and its sequence in '*had'. */
+int store__id_put(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len,
+                  uint64_t seq, uint64_t *had);
+int store__id_del(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len);
+/* Every event_id entry of session 'num', in both trees. */
+int store__ids_drop(const store_t *s, MDB_txn *txn, uint64_t num);
 
 /* The event_ids key of event id 'id' in session 'num' into 'key' (at least
  * STORE__ID_KEY_MAX bytes); returns its length. Without STORE__PART_IDKEYS: num | id. With
