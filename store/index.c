@@ -4,7 +4,7 @@
  * STORE__PART_IXDUP keeps one LMDB entry per event and index (keys num|seq, num|id); a
  * store with it keeps each session's entries as sorted fixed-size duplicates of one key,
  * the session number, so an entry costs its 16 or 24 bytes and no node header or key.
- * Threads: any; writes only inside the caller's write transaction. */
+ * Threads: any; writes only in the committer's group, through its wrappers (journal.c). */
 #include <errno.h>
 #include <string.h>
 
@@ -50,38 +50,39 @@ int store__seq_get(const store_t *s, MDB_txn *txn, uint64_t num, uint64_t seq, u
     return rc;
 }
 
-int store__seq_put(const store_t *s, MDB_txn *txn, uint64_t num, uint64_t seq, uint64_t pos)
+int store__seq_put(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos)
 {
+    const store_t *s = w->s;
     uint8_t key[16], val[SEQ_VAL];
     store__put_u64(key, num);
     if (!ixdup(s)) {
         store__put_u64(key + 8, seq);
         store__put_u64(val, pos);
         MDB_val k = {16, key}, v = {8, val};
-        return mdb_put(txn, s->db_seqs, &k, &v, 0);
+        return store__put(w, s->db_seqs, &k, &v, 0);
     }
     store__put_u64(val, seq);
     store__put_u64(val + 8, pos);
     MDB_val k = {8, key}, v = {SEQ_VAL, val};
     /* A session's sequences only grow: MDB_APPENDDUP fills its pages completely instead
      * of splitting each full one in half. */
-    int rc = mdb_put(txn, s->db_seqs, &k, &v, MDB_APPENDDUP);
-    return rc == MDB_KEYEXIST ? mdb_put(txn, s->db_seqs, &k, &v, 0) : rc;
+    int rc = store__put(w, s->db_seqs, &k, &v, MDB_APPENDDUP);
+    return rc == MDB_KEYEXIST ? store__put(w, s->db_seqs, &k, &v, 0) : rc;
 }
 
 /* Deletes every key of 'dbi' that starts with the 8 bytes of 'num' (old layout). */
-static int drop_prefix(MDB_txn *txn, MDB_dbi dbi, uint64_t num)
+static int drop_prefix(store__wg_t *w, MDB_dbi dbi, uint64_t num)
 {
     MDB_cursor *c;
     uint8_t pre[8];
     store__put_u64(pre, num);
-    int rc = mdb_cursor_open(txn, dbi, &c);
+    int rc = mdb_cursor_open(w->txn, dbi, &c);
     if (rc)
         return rc;
     MDB_val k = {8, pre}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size >= 8 && !memcmp(k.mv_data, pre, 8)) {
-        if ((rc = mdb_cursor_del(c, 0)))
+        if ((rc = store__cursor_del(w, c, 0)))
             break;
         rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
         if (rc == EINVAL || rc == MDB_NOTFOUND) /* deleted the last key */
@@ -92,18 +93,19 @@ static int drop_prefix(MDB_txn *txn, MDB_dbi dbi, uint64_t num)
 }
 
 /* Deletes the session key 'num' with all its duplicates (new layout). */
-static int drop_dups(MDB_txn *txn, MDB_dbi dbi, uint64_t num)
+static int drop_dups(store__wg_t *w, MDB_dbi dbi, uint64_t num)
 {
     uint8_t key[8];
     store__put_u64(key, num);
     MDB_val k = {8, key};
-    int rc = mdb_del(txn, dbi, &k, NULL);
+    int rc = store__del(w, dbi, &k, NULL);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int store__seq_drop(const store_t *s, MDB_txn *txn, uint64_t num)
+int store__seq_drop(store__wg_t *w, uint64_t num)
 {
-    return ixdup(s) ? drop_dups(txn, s->db_seqs, num) : drop_prefix(txn, s->db_seqs, num);
+    MDB_dbi dbi = w->s->db_seqs;
+    return ixdup(w->s) ? drop_dups(w, dbi, num) : drop_prefix(w, dbi, num);
 }
 
 void store__seqc_init(store__seqc_t *w, const store_t *s, MDB_cursor *c, uint64_t num)
@@ -197,14 +199,15 @@ int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, 
     return rc;
 }
 
-int store__id_put(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len,
-                  uint64_t seq, uint64_t *had)
+int store__id_put(store__wg_t *w, uint64_t num, const char *id, size_t len, uint64_t seq,
+                  uint64_t *had)
 {
+    const store_t *s = w->s;
     uint8_t val[UUID_VAL], key[STORE__ID_KEY_MAX];
     *had = 0;
     if (in_uuids(s, id, len, val)) {
         MDB_cursor *c;
-        int rc = mdb_cursor_open(txn, s->db_event_uuids, &c);
+        int rc = mdb_cursor_open(w->txn, s->db_event_uuids, &c);
         if (rc)
             return rc;
         store__put_u64(key, num);
@@ -215,39 +218,40 @@ int store__id_put(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, 
         store__put_u64(val + 16, seq);
         MDB_val k = {8, key}, v = {UUID_VAL, val};
         /* UUIDv7 ids (reel's own, most SDKs') grow with time: append when they do. */
-        rc = mdb_put(txn, s->db_event_uuids, &k, &v, MDB_APPENDDUP);
-        return rc == MDB_KEYEXIST ? mdb_put(txn, s->db_event_uuids, &k, &v, 0) : rc;
+        rc = store__put(w, s->db_event_uuids, &k, &v, MDB_APPENDDUP);
+        return rc == MDB_KEYEXIST ? store__put(w, s->db_event_uuids, &k, &v, 0) : rc;
     }
     uint8_t seqbe[8];
     store__put_u64(seqbe, seq);
     MDB_val k = {store__id_key(s, key, num, id, len), key}, v = {8, seqbe};
-    int rc = mdb_put(txn, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
+    int rc = store__put(w, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST && v.mv_size == 8)
         *had = store__get_u64(v.mv_data);
     return rc;
 }
 
-int store__id_del(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len)
+int store__id_del(store__wg_t *w, uint64_t num, const char *id, size_t len)
 {
+    const store_t *s = w->s;
     uint8_t val[UUID_VAL], key[STORE__ID_KEY_MAX];
     if (in_uuids(s, id, len, val)) {
         MDB_cursor *c;
         uint64_t seq;
-        int rc = mdb_cursor_open(txn, s->db_event_uuids, &c);
+        int rc = mdb_cursor_open(w->txn, s->db_event_uuids, &c);
         if (rc)
             return rc;
         store__put_u64(key, num);
         if (!(rc = uuid_find(c, key, val, &seq)))
-            rc = mdb_cursor_del(c, 0);
+            rc = store__cursor_del(w, c, 0);
         mdb_cursor_close(c);
         return rc;
     }
     MDB_val k = {store__id_key(s, key, num, id, len), key};
-    return mdb_del(txn, s->db_event_ids, &k, NULL);
+    return store__del(w, s->db_event_ids, &k, NULL);
 }
 
-int store__ids_drop(const store_t *s, MDB_txn *txn, uint64_t num)
+int store__ids_drop(store__wg_t *w, uint64_t num)
 {
-    int rc = drop_prefix(txn, s->db_event_ids, num);
-    return rc || !ixdup(s) ? rc : drop_dups(txn, s->db_event_uuids, num);
+    int rc = drop_prefix(w, w->s->db_event_ids, num);
+    return rc || !ixdup(w->s) ? rc : drop_dups(w, w->s->db_event_uuids, num);
 }

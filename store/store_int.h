@@ -86,6 +86,37 @@ struct store {
     struct store__zdict *_Atomic zd_enc;
 };
 
+/* ---- the committer's writes (journal.c; docs/FORMAT.md section 17) ----
+ *
+ * Every write the committer makes goes through these wrappers: the same arguments as the
+ * LMDB call plus the group's write context. They make the LMDB call and, when the group is
+ * journaled ('logging'), append the write to the group's physical log (dbi as a tree id,
+ * op, key, value), which recovery replays with the same calls. Only a write that LMDB
+ * accepted is logged. A reserved value (MDB_RESERVE) is logged by store__reserved(),
+ * called right after the caller filled it and before any other write of the group (a
+ * later write may move the page). */
+typedef struct store__wg {
+    store_t *s;
+    MDB_txn *txn;
+    int logging;      /* 1: append each write to 'log' */
+    store_buf_t log;  /* the group's records (journal.c); owned by the group */
+    size_t reserve_at; /* where the pending reserved value goes (0: none pending) */
+} store__wg_t;
+
+/* mdb_put(g->txn, dbi, key, val, flags); logged on success. 0 or an LMDB/errno code
+ * (ENOMEM when the log could not grow: the group must fail). */
+int store__put(store__wg_t *g, MDB_dbi dbi, MDB_val *key, MDB_val *val, unsigned flags);
+/* mdb_del(g->txn, dbi, key, val); logged on success. */
+int store__del(store__wg_t *g, MDB_dbi dbi, MDB_val *key, MDB_val *val);
+/* mdb_cursor_del(c, flags), logging the key and value the cursor stands on. */
+int store__cursor_del(store__wg_t *g, MDB_cursor *c, unsigned flags);
+/* The value of the last store__put() with MDB_RESERVE is filled: logs its 'len' bytes. */
+void store__reserved(store__wg_t *g, const void *ptr, size_t len);
+/* mdb_dbi_open(g->txn, name, MDB_CREATE, dbi), logged (a tree the group creates). */
+int store__create(store__wg_t *g, const char *name, MDB_dbi *dbi);
+/* 1 when a log append ran out of memory (the group must not commit). */
+static inline int store__wg_failed(const store__wg_t *g) { return g->logging && g->log.oom; }
+
 /* visible.c: 1 when a change at ('pos', 'index') is at or below r's visible bound; the
  * record as of its last visible event (REEL_ECORRUPT when an index entry is missing). */
 int store__change_visible(const store_read_t *r, uint64_t pos, uint32_t index);
@@ -105,8 +136,8 @@ int store__meta_get(store_t *s, MDB_txn *txn, const char *key, size_t unit, MDB_
 int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn);
 void *store__committer_main(void *arg);
 /* Merges copied positions [first, last] into meta "copied" inside the committer's write
- * transaction 'txn' (copied.c): an LMDB error code (or ENOMEM), 0 when done. */
-int store__copied_put(store_t *s, MDB_txn *txn, uint64_t first, uint64_t last);
+ * transaction 'w' (copied.c): an LMDB error code (or ENOMEM), 0 when done. */
+int store__copied_put(store__wg_t *w, uint64_t first, uint64_t last);
 /* 1 when position 'pos' holds a copied event (copied.c; store_read_t.skip_copied). */
 int store__copied(store_read_t *r, uint64_t pos);
 /* Upgrades a format-1 store to format 2 inside 'txn' (upgrade.c); the note to log goes
@@ -135,11 +166,11 @@ int store__uuid_bytes(const char *id, size_t len, uint8_t out[16]);
  * event ids go to 'event_uuids', keyed by num with values uuid|seq (24 bytes), and every
  * other id stays in 'event_ids' as before. These return LMDB codes (0, MDB_NOTFOUND,
  * MDB_KEYEXIST, ...); a malformed entry reads as position/sequence 0, which the callers
- * report as damage. Writes run in the committer's transaction (or load.c's). */
+ * report as damage. Writes go through the group's wrappers (store__put ...: journal.c). */
 int store__seq_get(const store_t *s, MDB_txn *txn, uint64_t num, uint64_t seq, uint64_t *pos);
-int store__seq_put(const store_t *s, MDB_txn *txn, uint64_t num, uint64_t seq, uint64_t pos);
+int store__seq_put(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos);
 /* Every 'seqs' entry of session 'num' (not the events they point at). */
-int store__seq_drop(const store_t *s, MDB_txn *txn, uint64_t num);
+int store__seq_drop(store__wg_t *w, uint64_t num);
 /* A walk over one session's 'seqs' entries in sequence order, on a cursor of 'seqs'. */
 typedef struct store__seqc {
     MDB_cursor *c;
@@ -155,11 +186,11 @@ int store__seqc_next(store__seqc_t *w, uint64_t *got, uint64_t *pos);
 int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len,
                   uint64_t *seq);
 /* Puts id -> seq unless the id is there: then MDB_KEYEXIST and its sequence in '*had'. */
-int store__id_put(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len,
-                  uint64_t seq, uint64_t *had);
-int store__id_del(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len);
+int store__id_put(store__wg_t *w, uint64_t num, const char *id, size_t len, uint64_t seq,
+                  uint64_t *had);
+int store__id_del(store__wg_t *w, uint64_t num, const char *id, size_t len);
 /* Every event_id entry of session 'num', in both trees. */
-int store__ids_drop(const store_t *s, MDB_txn *txn, uint64_t num);
+int store__ids_drop(store__wg_t *w, uint64_t num);
 
 /* The event_ids key of event id 'id' in session 'num' into 'key' (at least
  * STORE__ID_KEY_MAX bytes); returns its length. Without STORE__PART_IDKEYS: num | id. With
@@ -182,16 +213,16 @@ typedef struct store__chlog {
     uint32_t index;
 } store__chlog_t;
 
-/* Writes change 'kind' (enum store_change_kind) of record 'rec' in write transaction 'txn',
+/* Writes change 'kind' (enum store_change_kind) of record 'rec' in the group's transaction,
  * after position 'pos' (the last position assigned so far: the change sorts after that
  * event and before the next). 0 or an LMDB/errno code. */
-int store__change_put(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos, int kind,
+int store__change_put(store__wg_t *w, store__chlog_t *cl, uint64_t pos, int kind,
                       uint64_t time_ms, const store_session_t *rec);
 /* Writes change 'kind' of 'rec' under the given key (position, index), which must come
  * after the log's last key (STORE_OP_LOAD brings a source's log). 0, EINVAL when the key
  * does not come after, or an LMDB/errno code. */
-int store__change_put_at(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos,
-                         uint32_t index, int kind, uint64_t time_ms, const store_session_t *rec);
+int store__change_put_at(store__wg_t *w, store__chlog_t *cl, uint64_t pos, uint32_t index,
+                         int kind, uint64_t time_ms, const store_session_t *rec);
 /* Reads the log's last key into 'cl' unless it is known. 0 or an LMDB code. */
 int store__change_last(store_t *s, MDB_txn *txn, store__chlog_t *cl);
 
@@ -200,7 +231,7 @@ int store__change_last(store_t *s, MDB_txn *txn, store__chlog_t *cl);
  * What load.c needs of the committer's group (commit.c fills it per batch). */
 typedef struct store__load_ctx {
     store_t *s;
-    MDB_txn *txn;
+    store__wg_t *w;        /* the group's transaction (w->txn) */
     uint64_t *position;    /* the group's last position assigned */
     store__chlog_t *chlog;
     uint64_t now_ms;
@@ -228,7 +259,7 @@ typedef int (*store__last_seq_fn)(void *arg, const char *id, size_t len, uint64_
  * as this transaction sees them (for an ACK). Returns a reel_err for the batch; an LMDB
  * error that must fail the whole group goes into '*mdb_rc'. '*made' is set when this
  * call created the database (the committer publishes it after the commit). */
-int store__consumer_apply(store_t *s, MDB_txn *txn, store_consumer_req_t *q, uint64_t now_ms,
+int store__consumer_apply(store__wg_t *w, store_consumer_req_t *q, uint64_t now_ms,
                           uint64_t tail, store__last_seq_fn last_seq, void *arg, int *mdb_rc,
                           int *made);
 
@@ -394,7 +425,7 @@ int store__zdict_decode(store_t *s, MDB_txn *txn, ZSTD_DCtx *d, const uint8_t *b
 int store__zdict_open(store_t *s);
 /* Committer: at the start of a group in 'txn': looks up the newest dictionary once, and
  * writes the one a trainer posted (if any) as the next id. 0 or an LMDB/errno code. */
-int store__zdict_group(store_t *s, MDB_txn *txn);
+int store__zdict_group(store__wg_t *w);
 /* store_submit(), on the submitting thread: compresses the bodies of 'b''s events with the
  * store's current dictionary into b->zbodies_/zoff_ where that makes them smaller (bodies
  * with flags 0 or 0x01; the others are kept). No dictionary: nothing. Out of memory:
