@@ -216,8 +216,10 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
             ev->position = pos;
             store__put_u64(pkey, pos);
             MDB_val pk = {8, pkey};
-            if (mdb_get(g->w.txn, g->s->db_events, &pk, &pv) == 0 && pv.mv_size > STORE_HEADER_LEN)
-                ev->time_ms = store__get_u64((uint8_t *)pv.mv_data + 17);
+            store__head_t h;
+            if (mdb_get(g->w.txn, g->s->db_events, &pk, &pv) == 0 &&
+                !store__head_parse(pv.mv_data, pv.mv_size, &h))
+                ev->time_ms = h.time_ms;
         }
         (*dups)++;
     }
@@ -278,23 +280,19 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
      * section 15); the body hash, and so the chain, stay those of the body itself. */
     const uint8_t *body = ev->body + 1;
     size_t blen = ev->body_len - 1;
-    uint8_t flags = ev->body[0];
+    uint8_t flags = (uint8_t)((ev->body[0] & ~STORE_FLAG_SHORT) | STORE__HEAD_FLAG(s));
     if (zlen) {
         body = zbody;
         blen = zlen;
-        flags = STORE_FLAG_ZSTD | STORE_FLAG_ZDICT;
+        flags = (uint8_t)(STORE_FLAG_ZSTD | STORE_FLAG_ZDICT | STORE__HEAD_FLAG(s));
     }
-    size_t vlen = STORE_HEADER_LEN + blen;
+    size_t head = store__head_size(flags, x->rec.num, seq, t), vlen = head + blen;
     MDB_val pk = {8, pkey}, val = {vlen, NULL};
     if ((rc = store__put(&g->w, s->db_events, &pk, &val, MDB_APPEND | MDB_RESERVE)))
         return g->mdb_rc = rc, REEL_EIO;
     uint8_t *p = val.mv_data;
-    p[0] = flags;
-    store__put_u64(p + 1, x->rec.num);
-    store__put_u64(p + 9, seq);
-    store__put_u64(p + 17, t);
-    memcpy(p + 25, hash, STORE_HASH_LEN);
-    memcpy(p + STORE_HEADER_LEN, body, blen);
+    store__head_write(p, flags, x->rec.num, seq, t, hash);
+    memcpy(p + head, body, blen);
     store__reserved(&g->w, p, vlen);
 
     ev->sequence = seq;
@@ -605,7 +603,7 @@ static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, uint64_t pos
         return rc;
     }
     *vlen = val.mv_size;
-    memcpy(hash, (const uint8_t *)val.mv_data + 25, STORE_HASH_LEN);
+    memcpy(hash, ev.hash, STORE_HASH_LEN); /* the header store__value_decode() read */
     rc = store__id_del(&g->w, x->rec.num, (const char *)id.ptr, id.len);
     store_buf_release(&z);
     if (rc && rc != MDB_NOTFOUND)
@@ -743,9 +741,10 @@ static int prev_chain(struct group *g, const struct sess *x, uint64_t seq,
         return 1;
     if (rc)
         return rc;
-    if (v.mv_size < STORE_HEADER_LEN + 1)
+    store__head_t h;
+    if (store__head_parse(v.mv_data, v.mv_size, &h))
         return REEL_ECORRUPT;
-    memcpy(out, (const uint8_t *)v.mv_data + 25, STORE_HASH_LEN);
+    memcpy(out, h.hash, STORE_HASH_LEN);
     return REEL_OK;
 }
 
@@ -790,19 +789,18 @@ static int rewrite_put(struct group *g, struct sess *x, const store_rewrite_t *w
 {
     uint8_t pkey[8];
     store__put_u64(pkey, w->position);
-    size_t vlen = STORE_HEADER_LEN + STORE_HASH_LEN + w->body_len - 1;
+    uint8_t flags = (uint8_t)((w->body[0] & ~STORE_FLAG_SHORT) | STORE_FLAG_REDACTED |
+                              STORE__HEAD_FLAG(g->s));
+    size_t head = store__head_size(flags, x->rec.num, w->sequence, w->time_);
+    size_t vlen = head + STORE_HASH_LEN + w->body_len - 1;
     MDB_val pk = {8, pkey}, val = {vlen, NULL};
     int rc = store__put(&g->w, g->s->db_events, &pk, &val, MDB_RESERVE);
     if (rc)
         return g->mdb_rc = rc, REEL_EIO;
     uint8_t *p = val.mv_data;
-    p[0] = (uint8_t)(w->body[0] | STORE_FLAG_REDACTED);
-    store__put_u64(p + 1, x->rec.num);
-    store__put_u64(p + 9, w->sequence);
-    store__put_u64(p + 17, w->time_);
-    memcpy(p + 25, w->chain_, STORE_HASH_LEN);
-    memcpy(p + STORE_HEADER_LEN, w->kept_, STORE_HASH_LEN);
-    memcpy(p + STORE_HEADER_LEN + STORE_HASH_LEN, w->body + 1, w->body_len - 1);
+    store__head_write(p, flags, x->rec.num, w->sequence, w->time_, w->chain_);
+    memcpy(p + head, w->kept_, STORE_HASH_LEN);
+    memcpy(p + head + STORE_HASH_LEN, w->body + 1, w->body_len - 1);
     store__reserved(&g->w, p, vlen);
     x->rec.bytes = x->rec.bytes - w->old_len_ + vlen;
     g->need_bytes += vlen + 128;

@@ -182,17 +182,15 @@ static int put_event(store__load_ctx_t *c, const store_load_t *l, store_session_
     store__put_u64(pkey, pos);
     if ((rc = store__seq_put(c->w, r->num, ev->sequence, pos)))
         return c->mdb_rc = rc, REEL_EIO;
-    size_t blen = ev->body_len - 1, vlen = STORE_HEADER_LEN + blen;
+    uint8_t flags = (uint8_t)((ev->body[0] & ~STORE_FLAG_SHORT) | STORE__HEAD_FLAG(s));
+    size_t head = store__head_size(flags, r->num, ev->sequence, ev->time_ms);
+    size_t blen = ev->body_len - 1, vlen = head + blen;
     MDB_val pk = {8, pkey}, val = {vlen, NULL};
     if ((rc = store__put(c->w, s->db_events, &pk, &val, MDB_APPEND | MDB_RESERVE)))
         return c->mdb_rc = rc, REEL_EIO;
     uint8_t *p = val.mv_data;
-    p[0] = ev->body[0];
-    store__put_u64(p + 1, r->num);
-    store__put_u64(p + 9, ev->sequence);
-    store__put_u64(p + 17, ev->time_ms);
-    memcpy(p + 25, ev->hash, STORE_HASH_LEN);
-    memcpy(p + STORE_HEADER_LEN, ev->body + 1, blen); /* a redacted one: kept hash, body */
+    store__head_write(p, flags, r->num, ev->sequence, ev->time_ms, ev->hash);
+    memcpy(p + head, ev->body + 1, blen); /* a redacted one: kept hash, body */
     store__reserved(c->w, p, vlen);
     r->last_sequence = ev->sequence;
     r->event_count++;

@@ -185,9 +185,10 @@ static int prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
         return trimmed_prev(r, num, seq, out); /* only the miss pays for the lookup */
     store__put_u64(key, pos);
     MDB_val pk = {8, key}, v;
-    if (mdb_get(TXN(r), r->s->db_events, &pk, &v) || v.mv_size <= STORE_HEADER_LEN)
+    store__head_t h;
+    if (mdb_get(TXN(r), r->s->db_events, &pk, &v) || store__head_parse(v.mv_data, v.mv_size, &h))
         return 1;
-    memcpy(out, (const uint8_t *)v.mv_data + 25, STORE_HASH_LEN);
+    memcpy(out, h.hash, STORE_HASH_LEN);
     return 0;
 }
 
@@ -302,9 +303,10 @@ static int walk_prev(store_read_t *r, const store_session_t *rec, uint64_t seq,
     }
     uint64_t got, pos;
     MDB_val ev;
+    store__head_t h;
     if (seq > 1 && !store__seqc_seek(c, seq - 1, &got, &pos) && got == seq - 1 && pos &&
-        !event_at(ec, pos, at, &ev) && ev.mv_size > STORE_HEADER_LEN) {
-        memcpy(x->chain, (const uint8_t *)ev.mv_data + 25, STORE_HASH_LEN);
+        !event_at(ec, pos, at, &ev) && !store__head_parse(ev.mv_data, ev.mv_size, &h)) {
+        memcpy(x->chain, h.hash, STORE_HASH_LEN);
         return 0;
     }
     return prev_chain(r, rec->num, seq, x->chain); /* sequence 1, or a trimmed session */
@@ -454,14 +456,16 @@ int store__list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v, stor
 static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_t pos,
                        const MDB_val *v)
 {
-    const uint8_t *p = v->mv_data;
-    if (!pos || v->mv_size <= STORE_HEADER_LEN)
+    store__head_t h;
+    if (!pos || store__head_parse(v->mv_data, v->mv_size, &h))
         return store__read_corrupt(r, "?", 1, 0, pos, "a log entry is malformed");
-    uint64_t num = store__get_u64(p + 1), seq = store__get_u64(p + 9);
+    uint64_t num = h.num, seq = h.seq;
+    uint8_t nb[8];
+    store__put_u64(nb, num);
     int carry = name->mv_data && num == x->num && seq == x->seq + 1;
     if (!name->mv_data || num != x->num) {
         store_session_t rec;
-        if (store__session_name(r, p + 1, name)) {
+        if (store__session_name(r, nb, name)) {
             name->mv_data = NULL;
             return store__read_corrupt(r, "?", 1, seq, pos, "the value names session number %llu, which "
                            "does not exist", (unsigned long long)num);
@@ -495,14 +499,15 @@ static int feed_expect(store_read_t *r, struct expect *x, MDB_val *name, uint64_
  * reports it as damage. */
 static int feed_keep(store_read_t *r, const MDB_val *v, uint64_t *num, int *keep)
 {
-    if (!r->only || v->mv_size <= STORE_HEADER_LEN)
+    store__head_t h;
+    if (!r->only || store__head_parse(v->mv_data, v->mv_size, &h))
         return 1;
-    const uint8_t *p = v->mv_data;
-    uint64_t n = store__get_u64(p + 1);
-    if (n != *num) {
+    if (h.num != *num) {
         MDB_val name;
-        *num = n;
-        *keep = store__session_name(r, p + 1, &name) || r->only(r->only_arg, name.mv_data, name.mv_size);
+        uint8_t nb[8];
+        store__put_u64(nb, h.num);
+        *num = h.num;
+        *keep = store__session_name(r, nb, &name) || r->only(r->only_arg, name.mv_data, name.mv_size);
     }
     return *keep;
 }

@@ -100,6 +100,8 @@
 #define STORE_FLAG_ZDICT 0x04u    /* flags, only with 0x01: the frame was compressed with the
                                      store's dictionary its header names and is stored
                                      without its magic number (FORMAT.md section 15) */
+#define STORE_FLAG_SHORT 0x08u    /* flags: the header's number, sequence and time are
+                                     varints (docs/FORMAT.md 21.2; stores with part 0x8) */
 
 typedef struct store store_t;
 
@@ -128,6 +130,7 @@ typedef struct store_options {
 /* Optional parts of format 4 (docs/FORMAT.md 18.1), for store_options_t.parts_off. */
 #define STORE_PART_IDKEYS 0x1u /* compact event_ids keys (section 18.2) */
 #define STORE_PART_IXDUP 0x4u  /* per-session DUPFIXED seqs and event_uuids (section 21.1) */
+#define STORE_PART_SHORTHEAD 0x8u /* varint value headers (section 21.2) */
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
  * 'opt' may be NULL for defaults. On success '*out' is a new handle (free with

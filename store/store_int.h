@@ -152,8 +152,9 @@ int store__put_format(store_t *s, MDB_txn *txn);
  * version 0 and refuses. A store is created with every part this build writes. */
 #define STORE__PART_IDKEYS 0x1u /* event_ids keys of UUID event ids in 16 bytes (18.2) */
 #define STORE__PART_IXDUP 0x4u  /* seqs and UUID event ids in per-session DUPFIXED trees (21.1) */
-#define STORE__PARTS_KNOWN (STORE__PART_IDKEYS | STORE__PART_IXDUP)
-#define STORE__PARTS_NEW (STORE__PART_IDKEYS | STORE__PART_IXDUP)
+#define STORE__PART_SHORTHEAD 0x8u /* new values may have varint headers (21.2) */
+#define STORE__PARTS_KNOWN (STORE__PART_IDKEYS | STORE__PART_IXDUP | STORE__PART_SHORTHEAD)
+#define STORE__PARTS_NEW (STORE__PART_IDKEYS | STORE__PART_IXDUP | STORE__PART_SHORTHEAD)
 /* Flags of 'seqs' and 'event_uuids' in a store with STORE__PART_IXDUP. */
 #define STORE__IXDUP_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)
 
@@ -374,6 +375,22 @@ int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t 
  * REEL_ECORRUPT when the value is malformed. */
 int store__value_decode(store_t *s, MDB_txn *txn, uint64_t pos, const uint8_t *p, size_t len,
                         store_buf_t *scratch, store_event_view_t *ev, uint64_t *num);
+/* An event value's header (docs/FORMAT.md 3; with flag STORE_FLAG_SHORT, 21.2). */
+typedef struct store__head {
+    uint64_t num, seq, time_ms;
+    const uint8_t *hash; /* the chain hash, STORE_HASH_LEN bytes */
+    size_t len;          /* header bytes, before the kept hash (redacted) or the body */
+} store__head_t;
+/* Parses the header of value 'p' ('len' bytes): REEL_ECORRUPT for unknown flags, a cut
+ * header, or no body byte after it (and after the kept hash of a redacted value). */
+int store__head_parse(const uint8_t *p, size_t len, store__head_t *h);
+/* The header's size for these flags and fields, and writing it: returns its length. */
+size_t store__head_size(uint8_t flags, uint64_t num, uint64_t seq, uint64_t time_ms);
+size_t store__head_write(uint8_t *p, uint8_t flags, uint64_t num, uint64_t seq,
+                         uint64_t time_ms, const uint8_t hash[STORE_HASH_LEN]);
+/* STORE_FLAG_SHORT when the store writes short headers (STORE__PART_SHORTHEAD), else 0. */
+#define STORE__HEAD_FLAG(s) ((s)->parts & STORE__PART_SHORTHEAD ? STORE_FLAG_SHORT : 0u)
+
 /* store__value_decode() without the decompression: a compressed body is left in
  * ev->zbody_ (ev->body NULL) for store__value_body(). */
 int store__value_head(uint64_t pos, const uint8_t *p, size_t len, store_event_view_t *ev,

@@ -346,17 +346,16 @@ static int log_chunk(struct verify *v, store_read_t *r, uint64_t *after, int *mo
     for (; got == 0 && n < CHUNK; n++) {
         uint64_t pos = k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
         v->rep->log_entries++;
-        if (!pos || val.mv_size < STORE_HEADER_LEN)
+        store__head_t h;
+        if (!pos || store__head_parse(val.mv_data, val.mv_size, &h))
             return finding(v, NULL, 0, pos, "the value at position %llu is malformed",
                            (unsigned long long)pos);
         if (pos > tail)
             return finding(v, NULL, 0, pos, "position %llu is past the last position %llu",
                            (unsigned long long)pos, (unsigned long long)tail);
-        const uint8_t *head = (const uint8_t *)val.mv_data + 1; /* num | sequence */
         uint64_t at;
-        if (store__seq_get(v->s, txn, store__get_u64(head), store__get_u64(head + 8), &at) ||
-            at != pos)
-            return finding(v, NULL, store__get_u64(head + 8), pos,
+        if (store__seq_get(v->s, txn, h.num, h.seq, &at) || at != pos)
+            return finding(v, NULL, h.seq, pos,
                            "the event at position %llu is not in its session's index",
                            (unsigned long long)pos);
         *after = pos;

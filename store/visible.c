@@ -62,9 +62,11 @@ static int chain_at(store_read_t *r, uint64_t pos, uint8_t out[STORE_HASH_LEN])
     uint8_t key[8];
     store__put_u64(key, pos);
     MDB_val k = {8, key}, v;
-    if (mdb_get((MDB_txn *)r->txn_, r->s->db_events, &k, &v) || v.mv_size < STORE_HEADER_LEN)
+    store__head_t h;
+    if (mdb_get((MDB_txn *)r->txn_, r->s->db_events, &k, &v) ||
+        store__head_parse(v.mv_data, v.mv_size, &h))
         return REEL_ECORRUPT;
-    memcpy(out, (const uint8_t *)v.mv_data + 25, STORE_HASH_LEN);
+    memcpy(out, h.hash, STORE_HASH_LEN);
     return REEL_OK;
 }
 

@@ -72,7 +72,7 @@ static void reopen_idkeys_only(void)
 {
     store_close(tu_store);
     tu_rmrf(tu_dir);
-    tu_store = tu_open_parts(tu_dir, 8u << 20, 0, STORE_PART_IXDUP);
+    tu_store = tu_open_parts(tu_dir, 8u << 20, 0, STORE_PART_IXDUP | STORE_PART_SHORTHEAD);
 }
 
 Test(store_idkeys, new_store_names_the_part_and_keys_uuids_in_16_bytes)
