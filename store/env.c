@@ -541,6 +541,10 @@ int store_open(const char *dir, const store_options_t *opt, store_t **out)
     s->read_only = opt->read_only;
     s->no_sync = opt->no_sync;
     s->parts_off = opt->parts_off;
+    /* For the HTTP and CLI tests of the older layouts (store.h, store_options_t.parts_off). */
+    const char *off = getenv("REEL_STORE_PARTS_OFF");
+    if (off && *off)
+        s->parts_off |= (uint32_t)strtoul(off, NULL, 0);
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
     /* Writer preference: a waiting map growth must not starve behind a stream of reads. */

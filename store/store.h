@@ -124,7 +124,10 @@ typedef struct store_options {
     unsigned parts_off; /* optional parts of format 4 a store created by this open does not
                            get (STORE_PART_* bits, docs/FORMAT.md 18.1): 0 = every part this
                            build writes. For tests of the older layouts, and for a store an
-                           older format-4 build must open. Ignored for an existing store. */
+                           older format-4 build must open. Ignored for an existing store.
+                           The environment variable REEL_STORE_PARTS_OFF (a number, e.g.
+                           12) adds bits, so that the HTTP and CLI tests can run on the
+                           older layouts. */
 } store_options_t;
 
 /* Optional parts of format 4 (docs/FORMAT.md 18.1), for store_options_t.parts_off. */
