@@ -10,7 +10,8 @@
  *   ----------   -----------------------------------   ---------------------------------------
  *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION),
  *                                                       then u32 BE optional parts (FORMAT.md 18.1;
- *                                                       absent = none; 0x1 = compact event_ids keys)
+ *                                                       absent = none; 0x1 = compact event_ids keys,
+ *                                                       0x4 = per-session trees, 0x8 = short headers)
  *                "next_session"                        u64 BE next internal session number
  *                "cluster_epoch"                       u64 BE highest cluster map epoch accepted
  *                "copied"                              [u64 BE first, u64 BE last]...: positions
@@ -20,8 +21,11 @@
  *   recent       updated_ms u64 BE | num u64 BE        empty (one entry per session)
  *   events       position u64 BE                       event value (below)
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
+ *                (part 0x4: key num u64 BE, DUPSORT|DUPFIXED values sequence | position)
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
- *                (part 0x1: num | 0x00 | UUID's 16 bytes, or num | 0x01 | event_id bytes)
+ *                (part 0x1: num | 0x00 | UUID's 16 bytes, or num | 0x01 | event_id bytes;
+ *                part 0x4: only ids that are not canonical UUIDs, num | 0x01 | id)
+ *   event_uuids  num u64 BE (part 0x4 only)            DUPSORT|DUPFIXED: UUID's 16 bytes | seq
  *   changes      position u64 BE | index u32 BE         change: kind, time, num, id, record
  *   consumers    kind u8 ('c' | 's') | name bytes          msgpack map (format 4, optional:
  *                                                       durable consumers, DS subscriptions)
@@ -32,7 +36,9 @@
  *   names, and is stored without its 4-byte magic number), off 1 u64 BE session num,
  *   off 9 u64 BE sequence, off 17 u64 BE time (Unix ms), off 25 u8[32] chain hash, off
  *   57 body; with 0x02, off 57 u8[32] the SHA-256 of the original body (the chain
- *   commits to it, FORMAT.md section 11) and the body at 89.
+ *   commits to it, FORMAT.md section 11) and the body at 89. Flag 0x08 (stores with part
+ *   0x8, FORMAT.md 21.2): num, sequence and time are LEB128 varints, so the chain hash,
+ *   kept hash and body move up by 24 - (their lengths).
  *   body (after decompression): msgpack array [event_id, type, source, synthetic,
  *   native_session_id, data, raw, client_time] (client_time: nil, or as the client gave
  *   it: a uint of Unix ms or the RFC 3339 str; format 1 bodies have the first 7); JSON numbers that are not 64-bit integers are kept as
