@@ -98,7 +98,8 @@
 #define STORE_TYPE_MAX 128       /* bytes */
 #define STORE_NAME_MAX 256       /* agent and native_session_id, bytes */
 #define STORE_HASH_LEN 32
-#define STORE_HEADER_LEN 57 /* bytes before the body in an event value */
+#define STORE_HEADER_LEN 57 /* bytes before the body in an event value with the long header
+                               (flag STORE_FLAG_SHORT: 36..63, store__head_parse) */
 #define STORE_SECRET_LEN 32
 #define STORE_FLAG_ZSTD 0x01u     /* flags: the body is one zstd frame */
 #define STORE_FLAG_REDACTED 0x02u /* flags: redacted after the fact; the original body's
