@@ -63,15 +63,15 @@ static int last_key(store_t *s, MDB_txn *txn, store__chlog_t *cl)
     return 0;
 }
 
-int store__change_put(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos, int kind,
+int store__change_put(store__wg_t *w, store__chlog_t *cl, uint64_t pos, int kind,
                       uint64_t time_ms, const store_session_t *rec)
 {
-    int rc = cl->known ? 0 : last_key(s, txn, cl);
+    int rc = cl->known ? 0 : last_key(w->s, w->txn, cl);
     if (rc)
         return rc;
     if (cl->pos == pos && cl->index == UINT32_MAX)
         return EOVERFLOW; /* 4 billion changes after one event: refuse, never wrap */
-    return store__change_put_at(s, txn, cl, pos, cl->pos == pos ? cl->index + 1 : 1, kind,
+    return store__change_put_at(w, cl, pos, cl->pos == pos ? cl->index + 1 : 1, kind,
                                 time_ms, rec);
 }
 
@@ -80,10 +80,10 @@ int store__change_last(store_t *s, MDB_txn *txn, store__chlog_t *cl)
     return cl->known ? 0 : last_key(s, txn, cl);
 }
 
-int store__change_put_at(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos,
-                         uint32_t index, int kind, uint64_t time_ms, const store_session_t *rec)
+int store__change_put_at(store__wg_t *w, store__chlog_t *cl, uint64_t pos, uint32_t index,
+                         int kind, uint64_t time_ms, const store_session_t *rec)
 {
-    int rc = cl->known ? 0 : last_key(s, txn, cl);
+    int rc = cl->known ? 0 : last_key(w->s, w->txn, cl);
     if (rc)
         return rc;
     if (!index || pos < cl->pos || (pos == cl->pos && index <= cl->index))
@@ -106,7 +106,7 @@ int store__change_put_at(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t 
     change_key(key, pos, index);
     MDB_val k = {CHANGE_KEY, key}, v = {buf.len, buf.data};
     /* Keys only grow: the entry goes at the end of the tree. */
-    rc = mdb_put(txn, s->db_changes, &k, &v, MDB_APPEND);
+    rc = store__put(w, w->s->db_changes, &k, &v, MDB_APPEND);
     store_buf_release(&buf);
     if (!rc)
         cl->pos = pos, cl->index = index;

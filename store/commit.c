@@ -32,7 +32,7 @@ struct sess {
 
 struct group {
     store_t *s;
-    MDB_txn *txn;
+    store__wg_t w;      /* the write transaction (w.txn) and its log (journal.c) */
     uint64_t position; /* last position assigned */
     store__chlog_t chlog; /* the change log's last key, once read (changes.c) */
     uint64_t first_position; /* the last position before this group */
@@ -73,6 +73,7 @@ static void group_release(struct group *g)
         free(g->list[i]);
     }
     free(g->list);
+    store_buf_release(&g->w.log);
     memset(g->table, 0, sizeof g->table);
     g->list = NULL;
     g->n_list = g->cap_list = 0;
@@ -112,7 +113,7 @@ static int sess_get(struct group *g, const char *id, size_t len, struct sess **o
     MDB_val k = {store__session_key(id, len, key), key}, v;
     if (!k.mv_size)
         return REEL_ENOMEM;
-    int rc = mdb_get(g->txn, g->s->db_sessions, &k, &v);
+    int rc = mdb_get(g->w.txn, g->s->db_sessions, &k, &v);
     if (rc == MDB_NOTFOUND)
         return REEL_OK;
     if (rc)
@@ -168,7 +169,7 @@ static int log_change(struct group *g, const struct sess *x, int kind)
 {
     if (!g->s->has_changes)
         return REEL_OK;
-    int rc = store__change_put(g->s, g->txn, &g->chlog, g->position, kind, g->now_ms, &x->rec);
+    int rc = store__change_put(&g->w, &g->chlog, g->position, kind, g->now_ms, &x->rec);
     if (rc)
         return g->mdb_rc = rc, rc == ENOMEM ? REEL_ENOMEM : REEL_EIO;
     g->need_bytes += 256 + x->rec.id_len + x->rec.metadata_len;
@@ -176,12 +177,6 @@ static int log_change(struct group *g, const struct sess *x, int kind)
 }
 
 /* ---- appending ---- */
-
-static size_t event_key(const store_t *s, uint8_t key[STORE__ID_KEY_MAX], uint64_t num,
-                        const store_event_t *ev)
-{
-    return store__id_key(s, key, num, ev->event_id, ev->event_id_len);
-}
 
 static int validate(const store_batch_t *b)
 {
@@ -207,23 +202,24 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
         ev->duplicate = 0;
         if (!x)
             continue;
-        uint8_t key[STORE__ID_KEY_MAX], skey[16];
-        MDB_val k = {event_key(g->s, key, x->rec.num, ev), key}, v;
-        int rc = mdb_get(g->txn, g->s->db_event_ids, &k, &v);
+        uint64_t seq, pos;
+        int rc = store__id_get(g->s, g->w.txn, x->rec.num, ev->event_id, ev->event_id_len, &seq);
         if (rc == MDB_NOTFOUND)
             continue;
-        if (rc || v.mv_size != 8)
+        if (rc || !seq)
             return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_ECORRUPT;
         ev->duplicate = 1;
-        ev->sequence = store__get_u64(v.mv_data);
-        store__put_u64(skey, x->rec.num);
-        store__put_u64(skey + 8, ev->sequence);
-        MDB_val sk = {16, skey}, sv, pv;
-        if (mdb_get(g->txn, g->s->db_seqs, &sk, &sv) == 0 && sv.mv_size == 8) {
-            ev->position = store__get_u64(sv.mv_data);
-            MDB_val pk = {8, sv.mv_data};
-            if (mdb_get(g->txn, g->s->db_events, &pk, &pv) == 0 && pv.mv_size > STORE_HEADER_LEN)
-                ev->time_ms = store__get_u64((uint8_t *)pv.mv_data + 17);
+        ev->sequence = seq;
+        uint8_t pkey[8];
+        MDB_val pv;
+        if (store__seq_get(g->s, g->w.txn, x->rec.num, seq, &pos) == 0 && pos) {
+            ev->position = pos;
+            store__put_u64(pkey, pos);
+            MDB_val pk = {8, pkey};
+            store__head_t h;
+            if (mdb_get(g->w.txn, g->s->db_events, &pk, &pv) == 0 &&
+                !store__head_parse(pv.mv_data, pv.mv_size, &h))
+                ev->time_ms = h.time_ms;
         }
         (*dups)++;
     }
@@ -256,13 +252,11 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
 {
     store_t *s = g->s;
     uint64_t seq = x->rec.last_sequence + 1;
-    uint8_t key[STORE__ID_KEY_MAX], seqbe[8];
-    store__put_u64(seqbe, seq);
-    MDB_val k = {event_key(s, key, x->rec.num, ev), key}, v = {8, seqbe};
-    int rc = mdb_put(g->txn, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
+    uint64_t had;
+    int rc = store__id_put(&g->w, x->rec.num, ev->event_id, ev->event_id_len, seq, &had);
     if (rc == MDB_KEYEXIST) { /* the same event_id earlier in this batch */
         ev->duplicate = 1;
-        ev->sequence = store__get_u64(v.mv_data);
+        ev->sequence = had;
         ev->position = first_pos + (ev->sequence - first_seq);
         if (!keep_time)
             ev->time_ms = g->now_ms;
@@ -274,14 +268,11 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
 
     uint64_t pos = ++g->position;
     uint64_t t = keep_time ? ev->time_ms : g->now_ms;
-    uint8_t hash[STORE_HASH_LEN], skey[16], pkey[8];
+    uint8_t hash[STORE_HASH_LEN], pkey[8];
     if (store__chain(x->rec.last_hash, seq, pos, t, ev->body_hash, hash))
         return g->mdb_rc = ENOMEM, REEL_ENOMEM; /* events before it are written: fail the group */
-    store__put_u64(skey, x->rec.num);
-    store__put_u64(skey + 8, seq);
     store__put_u64(pkey, pos);
-    MDB_val sk = {16, skey}, sv = {8, pkey};
-    if ((rc = mdb_put(g->txn, s->db_seqs, &sk, &sv, 0)))
+    if ((rc = store__seq_put(&g->w, x->rec.num, seq, pos)))
         return g->mdb_rc = rc, REEL_EIO;
     /* Positions only grow, so every value goes at the end of the tree: MDB_APPEND fills
      * pages completely instead of splitting them in half. */
@@ -289,23 +280,20 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
      * section 15); the body hash, and so the chain, stay those of the body itself. */
     const uint8_t *body = ev->body + 1;
     size_t blen = ev->body_len - 1;
-    uint8_t flags = ev->body[0];
+    uint8_t flags = (uint8_t)((ev->body[0] & ~STORE_FLAG_SHORT) | STORE__HEAD_FLAG(s));
     if (zlen) {
         body = zbody;
         blen = zlen;
-        flags = STORE_FLAG_ZSTD | STORE_FLAG_ZDICT;
+        flags = (uint8_t)(STORE_FLAG_ZSTD | STORE_FLAG_ZDICT | STORE__HEAD_FLAG(s));
     }
-    size_t vlen = STORE_HEADER_LEN + blen;
+    size_t head = store__head_size(flags, x->rec.num, seq, t), vlen = head + blen;
     MDB_val pk = {8, pkey}, val = {vlen, NULL};
-    if ((rc = mdb_put(g->txn, s->db_events, &pk, &val, MDB_APPEND | MDB_RESERVE)))
+    if ((rc = store__put(&g->w, s->db_events, &pk, &val, MDB_APPEND | MDB_RESERVE)))
         return g->mdb_rc = rc, REEL_EIO;
     uint8_t *p = val.mv_data;
-    p[0] = flags;
-    store__put_u64(p + 1, x->rec.num);
-    store__put_u64(p + 9, seq);
-    store__put_u64(p + 17, t);
-    memcpy(p + 25, hash, STORE_HASH_LEN);
-    memcpy(p + STORE_HEADER_LEN, body, blen);
+    store__head_write(p, flags, x->rec.num, seq, t, hash);
+    memcpy(p + head, body, blen);
+    store__reserved(&g->w, p, vlen);
 
     ev->sequence = seq;
     ev->position = pos;
@@ -515,45 +503,30 @@ static int apply_put(struct group *g, store_batch_t *b)
     return REEL_OK;
 }
 
-/* Deletes every key of 'dbi' that starts with the 8-byte session number 'num'. */
-static int delete_prefix(struct group *g, MDB_dbi dbi, uint64_t num)
+/* Deletes session 'num''s entries of both indexes ('seqs', the event_id index). */
+static int drop_indexes(struct group *g, uint64_t num)
 {
-    MDB_cursor *c;
-    uint8_t pre[8];
-    store__put_u64(pre, num);
-    int rc = mdb_cursor_open(g->txn, dbi, &c);
-    if (rc)
-        return g->mdb_rc = rc, REEL_EIO;
-    MDB_val k = {8, pre}, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= 8 && !memcmp(k.mv_data, pre, 8)) {
-        if ((rc = mdb_cursor_del(c, 0)))
-            break;
-        rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
-        if (rc == EINVAL || rc == MDB_NOTFOUND) /* deleted the last key */
-            break;
-    }
-    mdb_cursor_close(c);
-    if (rc && rc != MDB_NOTFOUND && rc != EINVAL)
-        return g->mdb_rc = rc, REEL_EIO;
-    return REEL_OK;
+    int rc = store__seq_drop(&g->w, num);
+    if (!rc)
+        rc = store__ids_drop(&g->w, num);
+    return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_OK;
 }
 
 /* Deletes the event values of session 'num', found through its 'seqs' entries. */
 static int delete_events(struct group *g, uint64_t num)
 {
     MDB_cursor *c;
-    uint8_t pre[8];
-    store__put_u64(pre, num);
-    int rc = mdb_cursor_open(g->txn, g->s->db_seqs, &c);
+    int rc = mdb_cursor_open(g->w.txn, g->s->db_seqs, &c);
     if (rc)
         return g->mdb_rc = rc, REEL_EIO;
-    MDB_val k = {8, pre}, v;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size == 16 && !memcmp(k.mv_data, pre, 8);
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        MDB_val pk = {8, v.mv_data};
-        int d = v.mv_size == 8 ? mdb_del(g->txn, g->s->db_events, &pk, NULL) : MDB_NOTFOUND;
+    store__seqc_t w;
+    uint64_t seq, pos;
+    uint8_t pkey[8];
+    store__seqc_init(&w, g->s, c, num);
+    for (rc = store__seqc_seek(&w, 0, &seq, &pos); rc == 0; rc = store__seqc_next(&w, &seq, &pos)) {
+        store__put_u64(pkey, pos);
+        MDB_val pk = {8, pkey};
+        int d = pos ? store__del(&g->w, g->s->db_events, &pk, NULL) : MDB_NOTFOUND;
         if (d && d != MDB_NOTFOUND) {
             rc = d;
             break;
@@ -584,9 +557,7 @@ static int apply_delete(struct group *g, store_batch_t *b)
     if (rc)
         return rc;
     if (x->rec.status != STORE_DELETED) {
-        if ((rc = delete_events(g, x->rec.num)) ||
-            (rc = delete_prefix(g, g->s->db_seqs, x->rec.num)) ||
-            (rc = delete_prefix(g, g->s->db_event_ids, x->rec.num)))
+        if ((rc = delete_events(g, x->rec.num)) || (rc = drop_indexes(g, x->rec.num)))
             return rc;
         x->rec.status = STORE_DELETED;
         x->rec.event_count = 0;
@@ -606,20 +577,21 @@ static int apply_delete(struct group *g, store_batch_t *b)
 
 /* Removes one trimmed event's index entries and value: 'c' stands on its 'seqs' entry.
  * Sets '*vlen' to its value's size and 'hash' to its chain hash. */
-static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, const MDB_val *sv,
+static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, uint64_t pos,
                     uint64_t seq, size_t *vlen, uint8_t hash[STORE_HASH_LEN])
 {
     store_t *s = g->s;
-    MDB_val pk = {8, sv->mv_data}, val;
-    int rc = sv->mv_size == 8 ? mdb_get(g->txn, s->db_events, &pk, &val) : MDB_NOTFOUND;
+    uint8_t pkey[8];
+    store__put_u64(pkey, pos);
+    MDB_val pk = {8, pkey}, val;
+    int rc = pos ? mdb_get(g->w.txn, s->db_events, &pk, &val) : MDB_NOTFOUND;
     if (rc)
         return rc == MDB_NOTFOUND ? REEL_ECORRUPT : (g->mdb_rc = rc, REEL_EIO);
     /* The event_id is the body's first element: decode the value (it may be compressed). */
     store_event_view_t ev = {0};
     uint64_t num;
     store_buf_t z = STORE_BUF_INIT;
-    rc = store__value_decode(s, g->txn, store__get_u64(sv->mv_data), val.mv_data, val.mv_size,
-                             &z, &ev, &num);
+    rc = store__value_decode(s, g->w.txn, pos, val.mv_data, val.mv_size, &z, &ev, &num);
     store_mp_t m = {ev.body, ev.body + ev.body_len};
     store_mp_obj_t arr, id;
     if (!rc && (num != x->rec.num || ev.sequence != seq || store_mp_next(&m, &arr) ||
@@ -630,14 +602,13 @@ static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, const MDB_va
         store_buf_release(&z);
         return rc;
     }
-    uint8_t key[STORE__ID_KEY_MAX];
-    MDB_val ik = {store__id_key(s, key, x->rec.num, (const char *)id.ptr, id.len), key};
-    store_buf_release(&z);
     *vlen = val.mv_size;
-    memcpy(hash, (const uint8_t *)val.mv_data + 25, STORE_HASH_LEN);
-    if ((rc = mdb_del(g->txn, s->db_event_ids, &ik, NULL)) && rc != MDB_NOTFOUND)
+    memcpy(hash, ev.hash, STORE_HASH_LEN); /* the header store__value_decode() read */
+    rc = store__id_del(&g->w, x->rec.num, (const char *)id.ptr, id.len);
+    store_buf_release(&z);
+    if (rc && rc != MDB_NOTFOUND)
         return g->mdb_rc = rc, REEL_EIO;
-    if ((rc = mdb_del(g->txn, s->db_events, &pk, NULL)) || (rc = mdb_cursor_del(c, 0)))
+    if ((rc = store__del(&g->w, s->db_events, &pk, NULL)) || (rc = store__cursor_del(&g->w, c, 0)))
         return g->mdb_rc = rc, REEL_EIO;
     return REEL_OK;
 }
@@ -659,19 +630,18 @@ static int apply_trim(struct group *g, store_batch_t *b)
     if (stop > r->first_sequence + STORE_TRIM_MAX)
         stop = r->first_sequence + STORE_TRIM_MAX;
     MDB_cursor *c = NULL;
-    if (r->first_sequence < stop && (rc = mdb_cursor_open(g->txn, g->s->db_seqs, &c)))
+    if (r->first_sequence < stop && (rc = mdb_cursor_open(g->w.txn, g->s->db_seqs, &c)))
         return g->mdb_rc = rc, REEL_EIO;
+    store__seqc_t w;
+    store__seqc_init(&w, g->s, c, r->num);
     while (r->first_sequence < stop) {
-        uint8_t skey[16];
-        store__put_u64(skey, r->num);
-        store__put_u64(skey + 8, r->first_sequence);
-        MDB_val k = {16, skey}, sv;
+        uint64_t got, pos;
         size_t vlen = 0;
-        rc = mdb_cursor_get(c, &k, &sv, MDB_SET_KEY);
-        if (rc)
-            rc = rc == MDB_NOTFOUND ? REEL_ECORRUPT : (g->mdb_rc = rc, REEL_EIO);
+        rc = store__seqc_seek(&w, r->first_sequence, &got, &pos);
+        if (rc || got != r->first_sequence)
+            rc = rc && rc != MDB_NOTFOUND ? (g->mdb_rc = rc, REEL_EIO) : REEL_ECORRUPT;
         else
-            rc = trim_one(g, x, c, &sv, r->first_sequence, &vlen, r->first_prev_hash);
+            rc = trim_one(g, x, c, pos, r->first_sequence, &vlen, r->first_prev_hash);
         if (rc)
             break; /* what was removed so far is consistent with the record */
         r->first_sequence++;
@@ -705,8 +675,7 @@ static int apply_purge(struct group *g, store_batch_t *b)
         return REEL_ECONFLICT;
     }
     store_t *s = g->s;
-    if ((rc = delete_events(g, x->rec.num)) || (rc = delete_prefix(g, s->db_seqs, x->rec.num)) ||
-        (rc = delete_prefix(g, s->db_event_ids, x->rec.num)))
+    if ((rc = delete_events(g, x->rec.num)) || (rc = drop_indexes(g, x->rec.num)))
         return rc;
     if (x->exists) { /* the stored record, its 'recent' entry and its number's name */
         uint8_t key[STORE__SESSION_KEY_MAX], rk[16], nk[8];
@@ -717,10 +686,10 @@ static int apply_purge(struct group *g, store_batch_t *b)
         MDB_val r = {16, rk}, n = {8, nk};
         if (!k.mv_size)
             return g->mdb_rc = ENOMEM, REEL_ENOMEM;
-        if (((rc = mdb_del(g->txn, s->db_sessions, &k, NULL)) && rc != MDB_NOTFOUND) ||
-            (s->has_recent && (rc = mdb_del(g->txn, s->db_recent, &r, NULL)) &&
+        if (((rc = store__del(&g->w, s->db_sessions, &k, NULL)) && rc != MDB_NOTFOUND) ||
+            (s->has_recent && (rc = store__del(&g->w, s->db_recent, &r, NULL)) &&
              rc != MDB_NOTFOUND) ||
-            ((rc = mdb_del(g->txn, s->db_session_ids, &n, NULL)) && rc != MDB_NOTFOUND))
+            ((rc = store__del(&g->w, s->db_session_ids, &n, NULL)) && rc != MDB_NOTFOUND))
             return g->mdb_rc = rc, REEL_EIO;
     }
     if ((rc = log_change(g, x, STORE_CHANGE_PURGE)))
@@ -742,18 +711,15 @@ static int meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t dflt, u
 static int event_value(struct group *g, const struct sess *x, uint64_t seq, uint64_t *pos,
                        MDB_val *val)
 {
-    uint8_t key[16];
-    store__put_u64(key, x->rec.num);
-    store__put_u64(key + 8, seq);
-    MDB_val k = {16, key}, v;
-    int rc = mdb_get(g->txn, g->s->db_seqs, &k, &v);
-    if (rc == MDB_NOTFOUND || (!rc && v.mv_size != 8))
+    uint8_t pkey[8];
+    int rc = store__seq_get(g->s, g->w.txn, x->rec.num, seq, pos);
+    if (rc == MDB_NOTFOUND || (!rc && !*pos))
         return REEL_ECORRUPT;
     if (rc)
         return g->mdb_rc = rc, REEL_EIO;
-    *pos = store__get_u64(v.mv_data);
-    MDB_val pk = {8, v.mv_data};
-    rc = mdb_get(g->txn, g->s->db_events, &pk, val);
+    store__put_u64(pkey, *pos);
+    MDB_val pk = {8, pkey};
+    rc = mdb_get(g->w.txn, g->s->db_events, &pk, val);
     if (rc == MDB_NOTFOUND)
         return REEL_ECORRUPT;
     return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_OK;
@@ -775,9 +741,10 @@ static int prev_chain(struct group *g, const struct sess *x, uint64_t seq,
         return 1;
     if (rc)
         return rc;
-    if (v.mv_size < STORE_HEADER_LEN + 1)
+    store__head_t h;
+    if (store__head_parse(v.mv_data, v.mv_size, &h))
         return REEL_ECORRUPT;
-    memcpy(out, (const uint8_t *)v.mv_data + 25, STORE_HASH_LEN);
+    memcpy(out, h.hash, STORE_HASH_LEN);
     return REEL_OK;
 }
 
@@ -795,7 +762,7 @@ static int rewrite_check(struct group *g, const struct sess *x, store_rewrite_t 
     uint8_t prev[STORE_HASH_LEN], now[STORE_HASH_LEN], want[STORE_HASH_LEN];
     int rc = event_value(g, x, w->sequence, &pos, &v);
     if (!rc)
-        rc = store__value_decode(g->s, g->txn, pos, v.mv_data, v.mv_size, scratch, &ev, &num);
+        rc = store__value_decode(g->s, g->w.txn, pos, v.mv_data, v.mv_size, scratch, &ev, &num);
     if (!rc && (num != x->rec.num || ev.sequence != w->sequence))
         rc = REEL_ECORRUPT;
     if (rc)
@@ -822,19 +789,19 @@ static int rewrite_put(struct group *g, struct sess *x, const store_rewrite_t *w
 {
     uint8_t pkey[8];
     store__put_u64(pkey, w->position);
-    size_t vlen = STORE_HEADER_LEN + STORE_HASH_LEN + w->body_len - 1;
+    uint8_t flags = (uint8_t)((w->body[0] & ~STORE_FLAG_SHORT) | STORE_FLAG_REDACTED |
+                              STORE__HEAD_FLAG(g->s));
+    size_t head = store__head_size(flags, x->rec.num, w->sequence, w->time_);
+    size_t vlen = head + STORE_HASH_LEN + w->body_len - 1;
     MDB_val pk = {8, pkey}, val = {vlen, NULL};
-    int rc = mdb_put(g->txn, g->s->db_events, &pk, &val, MDB_RESERVE);
+    int rc = store__put(&g->w, g->s->db_events, &pk, &val, MDB_RESERVE);
     if (rc)
         return g->mdb_rc = rc, REEL_EIO;
     uint8_t *p = val.mv_data;
-    p[0] = (uint8_t)(w->body[0] | STORE_FLAG_REDACTED);
-    store__put_u64(p + 1, x->rec.num);
-    store__put_u64(p + 9, w->sequence);
-    store__put_u64(p + 17, w->time_);
-    memcpy(p + 25, w->chain_, STORE_HASH_LEN);
-    memcpy(p + STORE_HEADER_LEN, w->kept_, STORE_HASH_LEN);
-    memcpy(p + STORE_HEADER_LEN + STORE_HASH_LEN, w->body + 1, w->body_len - 1);
+    store__head_write(p, flags, x->rec.num, w->sequence, w->time_, w->chain_);
+    memcpy(p + head, w->kept_, STORE_HASH_LEN);
+    memcpy(p + head + STORE_HASH_LEN, w->body + 1, w->body_len - 1);
+    store__reserved(&g->w, p, vlen);
     x->rec.bytes = x->rec.bytes - w->old_len_ + vlen;
     g->need_bytes += vlen + 128;
     return REEL_OK;
@@ -846,11 +813,11 @@ static int count_redaction(struct group *g)
 {
     uint64_t n;
     uint8_t be[8];
-    int rc = meta_u64(g->txn, g->s->db_meta, "redactions", 0, &n);
+    int rc = meta_u64(g->w.txn, g->s->db_meta, "redactions", 0, &n);
     if (!rc) {
         store__put_u64(be, n + 1);
         MDB_val k = {10, "redactions"}, v = {8, be};
-        rc = mdb_put(g->txn, g->s->db_meta, &k, &v, 0);
+        rc = store__put(&g->w, g->s->db_meta, &k, &v, 0);
     }
     return rc ? (g->mdb_rc = rc, REEL_EIO) : REEL_OK;
 }
@@ -896,14 +863,14 @@ static int meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t dflt, u
 static int group_begin(struct group *g)
 {
     store_t *s = g->s;
-    int rc = store__txn_begin(s, 0, &g->txn);
+    int rc = store__txn_begin(s, 0, &g->w.txn);
     if (rc)
         return rc;
     /* The last position is a record of its own: deleting the session that holds the
      * newest events must not let positions be used again. */
-    if ((rc = meta_u64(g->txn, s->db_meta, "last_position", 0, &g->position)) ||
-        (rc = meta_u64(g->txn, s->db_meta, "next_session", 1, &g->next_num)) ||
-        (rc = store__zdict_group(s, g->txn)))
+    if ((rc = meta_u64(g->w.txn, s->db_meta, "last_position", 0, &g->position)) ||
+        (rc = meta_u64(g->w.txn, s->db_meta, "next_session", 1, &g->next_num)) ||
+        (rc = store__zdict_group(&g->w)))
         return rc;
     g->first_position = g->position;
     g->now_ms = store_wall_ms();
@@ -921,12 +888,12 @@ static int put_recent(struct group *g, const struct sess *x)
     store__put_u64(key + 8, x->rec.num);
     if (x->exists) {
         store__put_u64(key, (uint64_t)x->stored_ms);
-        rc = mdb_del(g->txn, g->s->db_recent, &k, NULL);
+        rc = store__del(&g->w, g->s->db_recent, &k, NULL);
         if (rc && rc != MDB_NOTFOUND)
             return rc;
     }
     store__put_u64(key, (uint64_t)x->rec.updated_ms);
-    return mdb_put(g->txn, g->s->db_recent, &k, &empty, 0);
+    return store__put(&g->w, g->s->db_recent, &k, &empty, 0);
 }
 
 /* Writes the touched session records and the next session number. */
@@ -952,27 +919,27 @@ static int group_finish(struct group *g)
             rc = ENOMEM;
             break;
         }
-        rc = mdb_put(g->txn, s->db_sessions, &k, &v, 0);
+        rc = store__put(&g->w, s->db_sessions, &k, &v, 0);
         if (!rc)
             rc = put_recent(g, x);
         if (!rc && !x->exists) {
             uint8_t nk[8];
             store__put_u64(nk, x->rec.num);
             MDB_val ik = {8, nk}, iv = {x->rec.id_len, x->rec.id};
-            rc = mdb_put(g->txn, s->db_session_ids, &ik, &iv, 0);
+            rc = store__put(&g->w, s->db_session_ids, &ik, &iv, 0);
         }
     }
     if (!rc && g->next_num_dirty) {
         uint8_t be[8];
         store__put_u64(be, g->next_num);
         MDB_val k = {12, "next_session"}, v = {8, be};
-        rc = mdb_put(g->txn, s->db_meta, &k, &v, 0);
+        rc = store__put(&g->w, s->db_meta, &k, &v, 0);
     }
     if (!rc && g->position != g->first_position) {
         uint8_t be[8];
         store__put_u64(be, g->position);
         MDB_val k = {13, "last_position"}, v = {8, be};
-        rc = mdb_put(g->txn, s->db_meta, &k, &v, 0);
+        rc = store__put(&g->w, s->db_meta, &k, &v, 0);
     }
     store_buf_release(&buf);
     return rc;
@@ -992,7 +959,7 @@ static int apply_consumer(struct group *g, store_batch_t *b)
     if (!b->consumer)
         return REEL_EINVALID_PARAMETER;
     g->need_bytes += 4096;
-    return store__consumer_apply(g->s, g->txn, b->consumer, g->now_ms, g->position,
+    return store__consumer_apply(&g->w, b->consumer, g->now_ms, g->position,
                                  group_last_seq, g, &g->mdb_rc, &g->made_consumers);
 }
 
@@ -1013,7 +980,7 @@ static int load_sess(void *arg, const char *id, size_t len, int create, store_se
 
 static int apply_load(struct group *g, store_batch_t *b)
 {
-    store__load_ctx_t c = {.s = g->s, .txn = g->txn, .position = &g->position,
+    store__load_ctx_t c = {.s = g->s, .w = &g->w, .position = &g->position,
                            .chlog = &g->chlog, .now_ms = g->now_ms, .sess = load_sess,
                            .arg = g};
     int rc = store__load_apply(&c, b);
@@ -1044,8 +1011,8 @@ static int group_run(struct group *g, store_batch_t *list)
 {
     int rc = group_begin(g);
     if (rc) {
-        if (g->txn)
-            mdb_txn_abort(g->txn);
+        if (g->w.txn)
+            mdb_txn_abort(g->w.txn);
         return rc;
     }
     for (store_batch_t *b = list; b; b = b->next_) {
@@ -1055,17 +1022,17 @@ static int group_run(struct group *g, store_batch_t *list)
         b->cursor_position = g->position;
         b->cursor_index = g->chlog.known && g->chlog.pos == g->position ? g->chlog.index : 0;
         if (g->mdb_rc) {
-            mdb_txn_abort(g->txn);
+            mdb_txn_abort(g->w.txn);
             return g->mdb_rc;
         }
     }
-    if ((rc = group_finish(g))) {
-        mdb_txn_abort(g->txn);
+    if ((rc = group_finish(g)) || (rc = store__wg_failed(&g->w) ? ENOMEM : 0)) {
+        mdb_txn_abort(g->w.txn);
         return rc;
     }
-    g->txn_id = mdb_txn_id(g->txn);
-    store__cache_precommit(g->s, g->txn, g->txn_id, list); /* drops what redactions rewrite */
-    rc = mdb_txn_commit(g->txn);
+    g->txn_id = mdb_txn_id(g->w.txn);
+    store__cache_precommit(g->s, g->w.txn, g->txn_id, list); /* drops what redactions rewrite */
+    rc = mdb_txn_commit(g->w.txn);
     store__cache_committed(g->s, g->txn_id, rc == 0);
     if (rc == 0 && g->made_consumers) /* the new handle is valid for every later read */
         atomic_store(&g->s->has_consumers, 1);
@@ -1076,7 +1043,7 @@ static int commit_with_growth(store_t *s, struct group *g, store_batch_t *list)
 {
     for (int tries = 0;; tries++) {
         memset(g, 0, sizeof *g);
-        g->s = s;
+        g->s = g->w.s = s;
         int rc = group_run(g, list);
         if (rc != MDB_MAP_FULL || tries == GROW_TRIES)
             return rc;

@@ -235,18 +235,21 @@ static int decide_lease_op(store_consumer_t *c, const store_consumer_req_t *q, u
 
 /* ---- the committer's part ---- */
 
-static int ensure_db(store_t *s, MDB_txn *txn, int *made)
+static int ensure_db(store__wg_t *w, int *made)
 {
+    store_t *s = w->s;
     if (atomic_load(&s->has_consumers) || *made)
         return 0;
-    int rc = mdb_dbi_open(txn, "consumers", MDB_CREATE, &s->db_consumers);
+    int rc = store__create(w, "consumers", &s->db_consumers);
     if (rc == 0)
         *made = 1;
     return rc;
 }
 
-static int apply_raw(store_t *s, MDB_txn *txn, store_consumer_req_t *q, int *mdb_rc)
+static int apply_raw(store__wg_t *w, store_consumer_req_t *q, int *mdb_rc)
 {
+    store_t *s = w->s;
+    MDB_txn *txn = w->txn;
     uint8_t key[KEY_MAX];
     MDB_val k = {make_key(key, KIND_RAW, q->rec.name, q->rec.name_len), key}, v;
     if (!k.mv_size)
@@ -260,24 +263,26 @@ static int apply_raw(store_t *s, MDB_txn *txn, store_consumer_req_t *q, int *mdb
             return REEL_ECONFLICT;
     }
     if (q->value_len == 0)
-        rc = rc ? 0 : mdb_del(txn, s->db_consumers, &k, NULL);
+        rc = rc ? 0 : store__del(w, s->db_consumers, &k, NULL);
     else
-        rc = mdb_put(txn, s->db_consumers, &k, &(MDB_val){q->value_len, (void *)q->value}, 0);
+        rc = store__put(w, s->db_consumers, &k, &(MDB_val){q->value_len, (void *)q->value}, 0);
     return rc ? (*mdb_rc = rc, REEL_EIO) : REEL_OK;
 }
 
-int store__consumer_apply(store_t *s, MDB_txn *txn, store_consumer_req_t *q, uint64_t now_ms,
+int store__consumer_apply(store__wg_t *w, store_consumer_req_t *q, uint64_t now_ms,
                           uint64_t tail, store__last_seq_fn last_seq, void *arg, int *mdb_rc,
                           int *made)
 {
+    store_t *s = w->s;
+    MDB_txn *txn = w->txn;
     q->now_ms = now_ms;
     if (q->op == STORE_CONSUMER_SYNC)
         return REEL_OK;
-    int rc = ensure_db(s, txn, made);
+    int rc = ensure_db(w, made);
     if (rc)
         return *mdb_rc = rc, REEL_EIO;
     if (q->op == STORE_CONSUMER_PUT_RAW)
-        return apply_raw(s, txn, q, mdb_rc);
+        return apply_raw(w, q, mdb_rc);
     if (!store_consumer_name_valid(q->rec.name, q->rec.name_len))
         return REEL_EINVALID_PARAMETER;
     uint8_t key[KEY_MAX];
@@ -301,7 +306,7 @@ int store__consumer_apply(store_t *s, MDB_txn *txn, store_consumer_req_t *q, uin
         return REEL_ENOT_FOUND;
     } else if (q->op == STORE_CONSUMER_DELETE) {
         q->rec = c;
-        rc = mdb_del(txn, s->db_consumers, &k, NULL);
+        rc = store__del(w, s->db_consumers, &k, NULL);
         return rc ? (*mdb_rc = rc, REEL_EIO) : REEL_OK;
     } else {
         uint64_t end = tail;
@@ -319,7 +324,7 @@ int store__consumer_apply(store_t *s, MDB_txn *txn, store_consumer_req_t *q, uin
         store_buf_release(&buf);
         return REEL_ENOMEM;
     }
-    rc = mdb_put(txn, s->db_consumers, &k, &(MDB_val){buf.len, buf.data}, 0);
+    rc = store__put(w, s->db_consumers, &k, &(MDB_val){buf.len, buf.data}, 0);
     store_buf_release(&buf);
     if (rc)
         return *mdb_rc = rc, REEL_EIO;

@@ -54,10 +54,12 @@ static size_t merge(uint64_t *r, size_t n)
     return m;
 }
 
-/* Merges the 'n' ranges into the record inside write transaction 'txn'. An LMDB error
+/* Merges the 'n' ranges into the record inside write transaction 'w'. An LMDB error
  * code (MDB_MAP_FULL: grow and retry), ENOMEM, or 0. */
-static int merge_put(store_t *s, MDB_txn *txn, const uint64_t *ranges, size_t n)
+static int merge_put(store__wg_t *w, const uint64_t *ranges, size_t n)
 {
+    store_t *s = w->s;
+    MDB_txn *txn = w->txn;
     const uint8_t *old;
     size_t n_old;
     if (read_ranges(s, txn, &old, &n_old))
@@ -72,15 +74,15 @@ static int merge_put(store_t *s, MDB_txn *txn, const uint64_t *ranges, size_t n)
     for (size_t i = 0; i < 2 * m; i++)
         store__put_u64((uint8_t *)&all[i], all[i]);
     MDB_val k = {sizeof COPIED_KEY - 1, (void *)COPIED_KEY}, v = {m * 16, all};
-    int rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+    int rc = store__put(w, s->db_meta, &k, &v, 0);
     free(all);
     return rc;
 }
 
-int store__copied_put(store_t *s, MDB_txn *txn, uint64_t first, uint64_t last)
+int store__copied_put(store__wg_t *w, uint64_t first, uint64_t last)
 {
     uint64_t r[2] = {first, last};
-    return merge_put(s, txn, r, 1);
+    return merge_put(w, r, 1);
 }
 
 static int add_once(store_t *s, const uint64_t *ranges, size_t n)
@@ -92,7 +94,8 @@ static int add_once(store_t *s, const uint64_t *ranges, size_t n)
         pthread_rwlock_unlock(&s->resize_lock);
         return rc == MDB_MAP_RESIZED ? -1 : store__err_from_mdb(rc);
     }
-    int mrc = merge_put(s, txn, ranges, n);
+    store__wg_t w = {.s = s, .txn = txn}; /* not journaled: synced below (store.h) */
+    int mrc = merge_put(&w, ranges, n);
     if (mrc)
         mdb_txn_abort(txn);
     else

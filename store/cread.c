@@ -25,18 +25,17 @@ struct batch {
     int ended; /* the walk ends after the batch */
 };
 
-/* Reads up to STORE__WALK_HELD index entries of 'rec' from cursor 'c' (on (k, v), '*rc'
+/* Reads up to STORE__WALK_HELD index entries of 'rec' from walk 'w' (on (got, pos), '*rc'
  * its last result) for sequences from 'seq', of which 'done' were served so far. */
-static void collect(MDB_cursor *c, const store_session_t *rec, const uint8_t key[16],
-                    int clipped, uint64_t seq, size_t done, size_t limit, MDB_val *k,
-                    MDB_val *v, int *rc, int *more, struct batch *b)
+static void collect(store__seqc_t *w, const store_session_t *rec, int clipped, uint64_t seq,
+                    size_t done, size_t limit, uint64_t *got, uint64_t *pos, int *rc,
+                    int *more, struct batch *b)
 {
     b->n = 0;
     b->pend = PEND_NONE;
     b->ended = 0;
     while (b->n < STORE__WALK_HELD) {
-        if (*rc || k->mv_size != 16 || memcmp(k->mv_data, key, 8) ||
-            (clipped && seq > rec->last_sequence)) {
+        if (*rc || (clipped && seq > rec->last_sequence)) {
             b->ended = 1;
             return;
         }
@@ -46,17 +45,17 @@ static void collect(MDB_cursor *c, const store_session_t *rec, const uint8_t key
             b->ended = 1;
             return;
         }
-        if (store__get_u64((const uint8_t *)k->mv_data + 8) != seq || seq > rec->last_sequence)
+        if (*got != seq || seq > rec->last_sequence)
             b->pend = seq > rec->last_sequence ? PEND_PAST : PEND_GAP;
-        else if (v->mv_size != 8)
+        else if (!*pos)
             b->pend = PEND_NO_EVENT;
         if (b->pend) {
             b->ended = 1;
             return;
         }
-        b->pos[b->n++] = store__get_u64(v->mv_data);
+        b->pos[b->n++] = *pos;
         seq++;
-        *rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+        *rc = store__seqc_next(w, got, pos);
     }
 }
 
@@ -126,15 +125,13 @@ static int serve(store_read_t *r, const store_session_t *rec, struct store__expe
 int store__events_walk_cached(store_read_t *r, const store_session_t *rec, uint64_t after,
                               size_t limit, store_event_cb cb, void *arg, int *more)
 {
-    uint8_t key[16];
-    store__put_u64(key, rec->num);
-    store__put_u64(key + 8, after + 1);
-    MDB_val k = {16, key}, v;
     struct store__expect x = {rec->id, rec->id_len, rec->num, after + 1, {0}};
     MDB_cursor *c, *ec;
     int rc = store__cursor_open(r, r->s->db_seqs, &c);
     if (rc)
         return rc;
+    store__seqc_t w;
+    store__seqc_init(&w, r->s, c, rec->num);
     if ((rc = store__cursor_open(r, r->s->db_events, &ec)))
         return store__walk_end(r, c, rc, 0);
     /* a record clipped by the visible bound: entries past its last_seq are not to be read */
@@ -142,9 +139,10 @@ int store__events_walk_cached(store_read_t *r, const store_session_t *rec, uint6
     uint64_t at = 0;
     size_t n = 0;
     struct batch b;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    uint64_t got = 0, pos = 0;
+    rc = store__seqc_seek(&w, after + 1, &got, &pos);
     do {
-        collect(c, rec, key, clipped, x.seq, n, limit, &k, &v, &rc, more, &b);
+        collect(&w, rec, clipped, x.seq, n, limit, &got, &pos, &rc, more, &b);
         stop = serve(r, rec, &x, &have_chain, ec, &at, &b, &n, cb, arg);
         if (!stop && b.pend)
             stop = pend_error(r, rec, x.seq, b.pend);

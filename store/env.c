@@ -173,13 +173,18 @@ static int find_map(store_t *s, uintptr_t *start, uintptr_t *end);
  * database under it. */
 static int open_dbs(store_t *s, MDB_txn *txn, unsigned f)
 {
+    unsigned ixdup = s->parts_off & STORE__PART_IXDUP ? 0 : STORE__IXDUP_FLAGS;
     int rc;
     if ((rc = mdb_dbi_open(txn, "meta", f, &s->db_meta)) ||
         (rc = mdb_dbi_open(txn, "sessions", f, &s->db_sessions)) ||
         (rc = mdb_dbi_open(txn, "session_ids", f, &s->db_session_ids)) ||
         (rc = mdb_dbi_open(txn, "events", f, &s->db_events)) ||
         (rc = mdb_dbi_open(txn, "event_ids", f, &s->db_event_ids)) ||
-        (rc = mdb_dbi_open(txn, "seqs", f, &s->db_seqs)))
+        (rc = mdb_dbi_open(txn, "seqs", f ? f | ixdup : 0, &s->db_seqs)))
+        return rc;
+    /* A new store's per-session trees (FORMAT.md 21.1): created here, opened again by
+     * check_format() once the format record says the store uses them. */
+    if (f && ixdup && (rc = mdb_dbi_open(txn, "event_uuids", f | ixdup, &s->db_event_uuids)))
         return rc;
     /* Format 2; a format-1 store has none until check_format() upgrades it. */
     rc = mdb_dbi_open(txn, "recent", f, &s->db_recent);
@@ -196,8 +201,9 @@ static int open_dbs(store_t *s, MDB_txn *txn, unsigned f)
     return store__consumers_open(s, txn);
 }
 
-static const char *const db_names[] = {"meta", "sessions", "session_ids", "events", "seqs",
-                                       "event_ids", "recent", "changes", "consumers"};
+static const char *const db_names[] = {"meta",      "sessions", "session_ids", "events",
+                                       "seqs",      "event_ids", "recent",     "changes",
+                                       "consumers", "event_uuids"};
 
 /* 1 if the environment holds only reel's databases, all empty (a store being created). */
 static int is_new_store(store_t *s, MDB_txn *txn)
@@ -223,6 +229,48 @@ static int is_new_store(store_t *s, MDB_txn *txn)
     return fresh;
 }
 
+/* The optional parts a new store gets: every one this build writes, but the per-session
+ * trees only if 'seqs' was made with their flags (an environment whose empty databases an
+ * older build made keeps the older layout), and none the options turn off. */
+static uint32_t new_parts(store_t *s, MDB_txn *txn)
+{
+    unsigned flags = 0;
+    uint32_t parts = STORE__PARTS_NEW & ~s->parts_off;
+    if (mdb_dbi_flags(txn, s->db_seqs, &flags) || (flags & STORE__IXDUP_FLAGS) != STORE__IXDUP_FLAGS ||
+        mdb_dbi_open(txn, "event_uuids", 0, &s->db_event_uuids))
+        parts &= ~STORE__PART_IXDUP;
+    return parts;
+}
+
+/* Opens 'event_uuids' of a store with STORE__PART_IXDUP, checking that both trees have
+ * the flags the part means, and that a store without it has a plain 'seqs': a format
+ * record and trees that disagree are damage, never read in the wrong layout. */
+static int open_ixdup(store_t *s, MDB_txn *txn, const char *dir)
+{
+    unsigned fs = 0, fu = 0;
+    if (!(s->parts & STORE__PART_IXDUP)) { /* then 'seqs' must be the older, plain tree */
+        if (mdb_dbi_flags(txn, s->db_seqs, &fs) || !(fs & MDB_DUPSORT))
+            return REEL_OK;
+        store__set_error("'%s' is damaged: its 'seqs' database has per-session trees (part "
+                         "0x%x) that its format record does not name; run `reel verify` "
+                         "and restore from a backup", dir, STORE__PART_IXDUP);
+        return REEL_ECORRUPT;
+    }
+    int rc = mdb_dbi_open(txn, "event_uuids", 0, &s->db_event_uuids);
+    if (!rc && ((rc = mdb_dbi_flags(txn, s->db_seqs, &fs)) ||
+                (rc = mdb_dbi_flags(txn, s->db_event_uuids, &fu))))
+        return store__err_from_mdb(rc);
+    if (rc || (fs & STORE__IXDUP_FLAGS) != STORE__IXDUP_FLAGS ||
+        (fu & STORE__IXDUP_FLAGS) != STORE__IXDUP_FLAGS) {
+        store__set_error("'%s' is damaged: its format record names per-session index trees "
+                         "(part 0x%x) but %s; run `reel verify` and restore from a backup", dir,
+                         STORE__PART_IXDUP, rc ? "'event_uuids' is missing"
+                                               : "'seqs' or 'event_uuids' has other flags");
+        return REEL_ECORRUPT;
+    }
+    return REEL_OK;
+}
+
 /* Checks (or, in a new store, writes) the format-version record. A store is only created
  * where data.mdb did not exist before this open ('had_file' 0; also when LMDB never
  * committed a transaction in it, a creation cut short), or with 'create': an existing
@@ -240,7 +288,7 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
         return REEL_EFORMAT;
     }
     if (rc == MDB_NOTFOUND && !s->read_only && is_new_store(s, txn)) {
-        s->parts = STORE__PARTS_NEW;
+        s->parts = new_parts(s, txn);
         rc = store__put_format(s, txn);
         if (rc)
             store__set_error("cannot initialise '%s': %s", dir, mdb_strerror(rc));
@@ -261,6 +309,8 @@ static int check_format(store_t *s, MDB_txn *txn, const char *dir, int had_file,
                          (unsigned)s->parts, STORE__PARTS_KNOWN, STORE_FORMAT_VERSION);
         return REEL_EFORMAT;
     }
+    if (ver >= 1 && ver <= STORE_FORMAT_VERSION && (rc = open_ixdup(s, txn, dir)))
+        return rc;
     if (ver == 1 && !s->has_recent) /* read-only: read it as it is, with defaults */
         return s->read_only ? REEL_OK : store__upgrade(s, txn, dir);
     if (ver >= 2 && ver <= STORE_FORMAT_VERSION && !s->has_recent) {
@@ -490,6 +540,11 @@ int store_open(const char *dir, const store_options_t *opt, store_t **out)
         return REEL_ENOMEM;
     s->read_only = opt->read_only;
     s->no_sync = opt->no_sync;
+    s->parts_off = opt->parts_off;
+    /* For the HTTP and CLI tests of the older layouts (store.h, store_options_t.parts_off). */
+    const char *off = getenv("REEL_STORE_PARTS_OFF");
+    if (off && *off)
+        s->parts_off |= (uint32_t)strtoul(off, NULL, 0);
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
     /* Writer preference: a waiting map growth must not starve behind a stream of reads. */

@@ -83,9 +83,8 @@ static int ids_repeat(const store_load_event_t *ev, size_t n, size_t *at)
 /* 1 when session 'num' already has event id 'ev' (0: no; -1: an LMDB error in c->mdb_rc). */
 static int id_known(store__load_ctx_t *c, uint64_t num, const store_load_event_t *ev)
 {
-    uint8_t key[STORE__ID_KEY_MAX];
-    MDB_val k = {store__id_key(c->s, key, num, ev->event_id, ev->event_id_len), key}, v;
-    int rc = mdb_get(c->txn, c->s->db_event_ids, &k, &v);
+    uint64_t seq;
+    int rc = store__id_get(c->s, c->w->txn, num, ev->event_id, ev->event_id_len, &seq);
     if (rc == MDB_NOTFOUND)
         return 0;
     return rc ? (c->mdb_rc = rc, -1) : 1;
@@ -169,11 +168,9 @@ static int put_event(store__load_ctx_t *c, const store_load_t *l, store_session_
                      store_load_event_t *ev)
 {
     store_t *s = c->s;
-    uint8_t key[STORE__ID_KEY_MAX], seqbe[8], skey[16], pkey[8];
-    store__put_u64(seqbe, ev->sequence);
-    MDB_val k = {store__id_key(s, key, r->num, ev->event_id, ev->event_id_len), key},
-            v = {8, seqbe};
-    int rc = mdb_put(c->txn, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
+    uint8_t pkey[8];
+    uint64_t had;
+    int rc = store__id_put(c->w, r->num, ev->event_id, ev->event_id_len, ev->sequence, &had);
     if (rc)
         return c->mdb_rc = rc, REEL_EIO; /* phase 1 found no such id: a group failure */
     uint64_t pos = l->keep_positions ? ev->position : *c->position + 1;
@@ -182,23 +179,19 @@ static int put_event(store__load_ctx_t *c, const store_load_t *l, store_session_
         store__chain(r->last_hash, ev->sequence, pos, ev->time_ms, ev->body_hash, ev->hash))
         return c->mdb_rc = ENOMEM, REEL_ENOMEM;
     ev->position = pos;
-    store__put_u64(skey, r->num);
-    store__put_u64(skey + 8, ev->sequence);
     store__put_u64(pkey, pos);
-    MDB_val sk = {16, skey}, sv = {8, pkey};
-    if ((rc = mdb_put(c->txn, s->db_seqs, &sk, &sv, 0)))
+    if ((rc = store__seq_put(c->w, r->num, ev->sequence, pos)))
         return c->mdb_rc = rc, REEL_EIO;
-    size_t blen = ev->body_len - 1, vlen = STORE_HEADER_LEN + blen;
+    uint8_t flags = (uint8_t)((ev->body[0] & ~STORE_FLAG_SHORT) | STORE__HEAD_FLAG(s));
+    size_t head = store__head_size(flags, r->num, ev->sequence, ev->time_ms);
+    size_t blen = ev->body_len - 1, vlen = head + blen;
     MDB_val pk = {8, pkey}, val = {vlen, NULL};
-    if ((rc = mdb_put(c->txn, s->db_events, &pk, &val, MDB_APPEND | MDB_RESERVE)))
+    if ((rc = store__put(c->w, s->db_events, &pk, &val, MDB_APPEND | MDB_RESERVE)))
         return c->mdb_rc = rc, REEL_EIO;
     uint8_t *p = val.mv_data;
-    p[0] = ev->body[0];
-    store__put_u64(p + 1, r->num);
-    store__put_u64(p + 9, ev->sequence);
-    store__put_u64(p + 17, ev->time_ms);
-    memcpy(p + 25, ev->hash, STORE_HASH_LEN);
-    memcpy(p + STORE_HEADER_LEN, ev->body + 1, blen); /* a redacted one: kept hash, body */
+    store__head_write(p, flags, r->num, ev->sequence, ev->time_ms, ev->hash);
+    memcpy(p + head, ev->body + 1, blen); /* a redacted one: kept hash, body */
+    store__reserved(c->w, p, vlen);
     r->last_sequence = ev->sequence;
     r->event_count++;
     r->bytes += vlen;
@@ -259,7 +252,7 @@ static int put_changes(store__load_ctx_t *c, store_batch_t *b)
         /* A session that is not here (purged) had a number this store never gives:
          * a change's record must carry one (it is checked against the change's head). */
         rec.num = here ? here->num : UINT64_MAX;
-        rc = store__change_put_at(c->s, c->txn, c->chlog, ch->position, ch->index, ch->kind,
+        rc = store__change_put_at(c->w, c->chlog, ch->position, ch->index, ch->kind,
                                   ch->time_ms, &rec);
         if (rc == EINVAL) /* checked before anything was written (check_changes) */
             return c->mdb_rc = rc, REEL_EIO;
@@ -298,7 +291,7 @@ int store__load_apply(store__load_ctx_t *c, store_batch_t *b)
     l->why[0] = 0;
     int rc = check_changes(b);
     if (!rc && l->n_changes) {
-        int m = store__change_last(c->s, c->txn, c->chlog);
+        int m = store__change_last(c->s, c->w->txn, c->chlog);
         if (m)
             return c->mdb_rc = m, REEL_EIO;
         const store_load_change_t *f = &l->changes[0];
@@ -332,13 +325,13 @@ int store__load_apply(store__load_ctx_t *c, store_batch_t *b)
     if (!rc && l->record)
         put_record(rec, l->record, created && !l->n_events);
     if (!rc && l->n_events && !l->keep_positions) { /* copies: marked with them (copied.c) */
-        int m = store__copied_put(c->s, c->txn, l->events[0].position,
+        int m = store__copied_put(c->w, l->events[0].position,
                                   l->events[l->n_events - 1].position);
         if (m)
             rc = (c->mdb_rc = m, m == ENOMEM ? REEL_ENOMEM : REEL_EIO);
     }
     if (!rc && l->record && !l->keep_positions) {
-        rc = store__change_put(c->s, c->txn, c->chlog, *c->position, STORE_CHANGE_PUT,
+        rc = store__change_put(c->w, c->chlog, *c->position, STORE_CHANGE_PUT,
                                c->now_ms, rec);
         if (rc)
             rc = (c->mdb_rc = rc, rc == ENOMEM ? REEL_ENOMEM : REEL_EIO);

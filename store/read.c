@@ -190,16 +190,16 @@ int store__prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
     memset(out, 0, STORE_HASH_LEN);
     if (seq <= 1)
         return 0;
-    uint8_t key[16];
-    store__put_u64(key, num);
-    store__put_u64(key + 8, seq - 1);
-    MDB_val k = {16, key}, v;
-    if (mdb_get(TXN(r), r->s->db_seqs, &k, &v) || v.mv_size != 8)
+    uint8_t key[8];
+    uint64_t pos;
+    if (store__seq_get(r->s, TXN(r), num, seq - 1, &pos) || !pos)
         return trimmed_prev(r, num, seq, out); /* only the miss pays for the lookup */
-    MDB_val pk = {8, v.mv_data};
-    if (mdb_get(TXN(r), r->s->db_events, &pk, &v) || v.mv_size <= STORE_HEADER_LEN)
+    store__put_u64(key, pos);
+    MDB_val pk = {8, key}, v;
+    store__head_t h;
+    if (mdb_get(TXN(r), r->s->db_events, &pk, &v) || store__head_parse(v.mv_data, v.mv_size, &h))
         return 1;
-    memcpy(out, (const uint8_t *)v.mv_data + 25, STORE_HASH_LEN);
+    memcpy(out, h.hash, STORE_HASH_LEN);
     return 0;
 }
 
@@ -407,19 +407,18 @@ int store__event_at(MDB_cursor *ec, uint64_t pos, uint64_t *at, MDB_val *v)
  * when that event is indexed: the seqs cursor 'c' is left on (num, seq - 1), 'ec' on its
  * value. 1 when it cannot be found (then the index is damaged). */
 static int walk_prev(store_read_t *r, const store_session_t *rec, uint64_t seq,
-                     MDB_cursor *c, MDB_cursor *ec, uint64_t *at, struct store__expect *x)
+                     store__seqc_t *c, MDB_cursor *ec, uint64_t *at, struct store__expect *x)
 {
     if (seq == rec->first_sequence) {
         memcpy(x->chain, rec->first_prev_hash, STORE_HASH_LEN);
         return 0;
     }
-    uint8_t key[16];
-    store__put_u64(key, rec->num);
-    store__put_u64(key + 8, seq - 1);
-    MDB_val k = {16, key}, v, ev;
-    if (seq > 1 && !mdb_cursor_get(c, &k, &v, MDB_SET_KEY) && v.mv_size == 8 &&
-        !store__event_at(ec, store__get_u64(v.mv_data), at, &ev) && ev.mv_size > STORE_HEADER_LEN) {
-        memcpy(x->chain, (const uint8_t *)ev.mv_data + 25, STORE_HASH_LEN);
+    uint64_t got, pos;
+    MDB_val ev;
+    store__head_t h;
+    if (seq > 1 && !store__seqc_seek(c, seq - 1, &got, &pos) && got == seq - 1 && pos &&
+        !store__event_at(ec, pos, at, &ev) && !store__head_parse(ev.mv_data, ev.mv_size, &h)) {
+        memcpy(x->chain, h.hash, STORE_HASH_LEN);
         return 0;
     }
     return store__prev_chain(r, rec->num, seq, x->chain); /* sequence 1, or a trimmed session */
@@ -429,14 +428,13 @@ static int walk_prev(store_read_t *r, const store_session_t *rec, uint64_t seq,
 static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t after,
                        size_t limit, store_event_cb cb, void *arg, int *more)
 {
-    uint8_t key[16];
-    store__put_u64(key, rec->num);
-    MDB_val k = {16, key}, v;
     struct store__expect x = {rec->id, rec->id_len, rec->num, after + 1, {0}};
     MDB_cursor *c, *ec;
     int rc = store__cursor_open(r, r->s->db_seqs, &c);
     if (rc)
         return rc;
+    store__seqc_t w;
+    store__seqc_init(&w, r->s, c, rec->num);
     if ((rc = store__cursor_open(r, r->s->db_events, &ec)))
         return store__walk_end(r, c, rc, 0);
     uint64_t at = 0; /* the position 'ec' is on (0: none yet) */
@@ -445,22 +443,22 @@ static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t aft
     int clipped = r->visible != STORE_VISIBLE_ALL;
     size_t n = 0;
     int stop = 0;
-    if (walk_prev(r, rec, after + 1, c, ec, &at, &x)) {
+    if (walk_prev(r, rec, after + 1, &w, ec, &at, &x)) {
         store__cursor_close(r, ec);
         return store__walk_end(r, c, store__read_corrupt(r, rec->id, rec->id_len, after, 0,
                                       "the sequence index has no entry"), 0);
     }
-    store__put_u64(key + 8, after + 1);
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    uint64_t got, pos;
+    rc = store__seqc_seek(&w, after + 1, &got, &pos);
     while (rc == 0) {
-        if (k.mv_size != 16 || memcmp(k.mv_data, key, 8) || (clipped && x.seq > rec->last_sequence))
+        if (clipped && x.seq > rec->last_sequence)
             break;
         if (n == limit) {
             if (more)
                 *more = 1;
             break;
         }
-        if (store__get_u64((const uint8_t *)k.mv_data + 8) != x.seq || x.seq > rec->last_sequence) {
+        if (got != x.seq || x.seq > rec->last_sequence) {
             stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, 0,
                            x.seq > rec->last_sequence
                                ? "indexed past the session record's last sequence"
@@ -468,20 +466,20 @@ static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t aft
             break;
         }
         MDB_val ev;
-        if (v.mv_size != 8 || store__event_at(ec, store__get_u64(v.mv_data), &at, &ev)) {
+        if (!pos || store__event_at(ec, pos, &at, &ev)) {
             stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, 0, "the index points at no event");
             break;
         }
-        if ((stop = emit(r, &x, store__get_u64(v.mv_data), &ev, cb, arg, 1)))
+        if ((stop = emit(r, &x, pos, &ev, cb, arg, 1)))
             break;
         if (x.seq == rec->last_sequence && memcmp(x.chain, rec->last_hash, STORE_HASH_LEN)) {
-            stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, store__get_u64(v.mv_data),
+            stop = store__read_corrupt(r, rec->id, rec->id_len, x.seq, pos,
                            "the session record's hash is not its last event's");
             break;
         }
         n++;
         x.seq++;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        rc = store__seqc_next(&w, &got, &pos);
     }
     /* The walk ended before the limit and before last_seq: the index lost entries. */
     if (!stop && (rc == 0 || rc == MDB_NOTFOUND) && n < limit && x.seq <= rec->last_sequence)
@@ -508,11 +506,8 @@ static int events_of(store_read_t *r, const store_session_t *rec, uint64_t after
     if (r->visible != STORE_VISIBLE_ALL)
         return REEL_OK; /* clipped (see events_walk): entries past last_seq are not damage */
     /* Nothing new, if the record is right: no index entry past its last_seq. */
-    uint8_t key[16];
-    store__put_u64(key, rec->num);
-    store__put_u64(key + 8, rec->last_sequence + 1);
-    MDB_val k = {16, key}, v;
-    int rc = mdb_get(TXN(r), r->s->db_seqs, &k, &v);
+    uint64_t pos;
+    int rc = store__seq_get(r->s, TXN(r), rec->num, rec->last_sequence + 1, &pos);
     if (rc == 0)
         return store__read_corrupt(r, rec->id, rec->id_len, rec->last_sequence + 1, 0,
                        "indexed past the session record's last sequence");
@@ -575,14 +570,16 @@ int store__list_decode(store_read_t *r, const MDB_val *k, const MDB_val *v, stor
 static int feed_expect(store_read_t *r, struct store__expect *x, MDB_val *name, uint64_t pos,
                        const MDB_val *v)
 {
-    const uint8_t *p = v->mv_data;
-    if (!pos || v->mv_size <= STORE_HEADER_LEN)
+    store__head_t h;
+    if (!pos || store__head_parse(v->mv_data, v->mv_size, &h))
         return store__read_corrupt(r, "?", 1, 0, pos, "a log entry is malformed");
-    uint64_t num = store__get_u64(p + 1), seq = store__get_u64(p + 9);
+    uint64_t num = h.num, seq = h.seq;
+    uint8_t nb[8];
+    store__put_u64(nb, num);
     int carry = name->mv_data && num == x->num && seq == x->seq + 1;
     if (!name->mv_data || num != x->num) {
         store_session_t rec;
-        if (store__session_name(r, p + 1, name)) {
+        if (store__session_name(r, nb, name)) {
             name->mv_data = NULL;
             return store__read_corrupt(r, "?", 1, seq, pos, "the value names session number %llu, which "
                            "does not exist", (unsigned long long)num);
@@ -602,12 +599,8 @@ static int feed_expect(store_read_t *r, struct store__expect *x, MDB_val *name, 
         x->num = num;
     }
     x->seq = seq;
-    uint8_t key[16];
-    store__put_u64(key, num);
-    store__put_u64(key + 8, seq);
-    MDB_val k = {16, key}, iv;
-    if (mdb_get(TXN(r), r->s->db_seqs, &k, &iv) || iv.mv_size != 8 ||
-        store__get_u64(iv.mv_data) != pos)
+    uint64_t at;
+    if (store__seq_get(r->s, TXN(r), num, seq, &at) || at != pos)
         return store__read_corrupt(r, x->id, x->id_len, seq, pos,
                        "the sequence index does not point at this position");
     if (!carry && store__prev_chain(r, num, seq, x->chain))
@@ -620,14 +613,15 @@ static int feed_expect(store_read_t *r, struct store__expect *x, MDB_val *name, 
  * reports it as damage. */
 static int feed_keep(store_read_t *r, const MDB_val *v, uint64_t *num, int *keep)
 {
-    if (!r->only || v->mv_size <= STORE_HEADER_LEN)
+    store__head_t h;
+    if (!r->only || store__head_parse(v->mv_data, v->mv_size, &h))
         return 1;
-    const uint8_t *p = v->mv_data;
-    uint64_t n = store__get_u64(p + 1);
-    if (n != *num) {
+    if (h.num != *num) {
         MDB_val name;
-        *num = n;
-        *keep = store__session_name(r, p + 1, &name) || r->only(r->only_arg, name.mv_data, name.mv_size);
+        uint8_t nb[8];
+        store__put_u64(nb, h.num);
+        *num = h.num;
+        *keep = store__session_name(r, nb, &name) || r->only(r->only_arg, name.mv_data, name.mv_size);
     }
     return *keep;
 }

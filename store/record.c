@@ -81,7 +81,7 @@ static int hexval(char c)
 
 /* 1 and 'out' set when 'id' is a UUID in its canonical lowercase text form (RFC 9562
  * section 4: 8-4-4-4-12 hex digits), the only text that maps back to the same bytes. */
-static int uuid_bytes(const char *id, size_t len, uint8_t out[16])
+int store__uuid_bytes(const char *id, size_t len, uint8_t out[16])
 {
     if (len != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-')
         return 0;
@@ -104,7 +104,7 @@ size_t store__id_key(const store_t *s, uint8_t *key, uint64_t num, const char *i
         memcpy(key + 8, id, len);
         return 8 + len;
     }
-    if (uuid_bytes(id, len, key + 9)) {
+    if (store__uuid_bytes(id, len, key + 9)) {
         key[8] = 0x00;
         return 8 + 1 + 16;
     }
@@ -177,23 +177,108 @@ int store__body_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN])
     return store__sha256(ev->body, ev->body_len, out);
 }
 
+/* ---- the value header (docs/FORMAT.md 3 and 21.2) ---- */
+
+/* An unsigned LEB128 varint at p[*at..len) into '*v': 0, or -1 when cut or over 64 bits. */
+static int varint_get(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; *at < len && shift < 64; shift += 7) {
+        uint8_t b = p[(*at)++];
+        if (shift == 63 && b > 1)
+            return -1;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return *v = x, 0;
+    }
+    return -1;
+}
+
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7)
+        p[n++] = (uint8_t)(v | 0x80);
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+int store__head_parse(const uint8_t *p, size_t len, store__head_t *h)
+{
+    if (len < 1 || (p[0] & ~(STORE_FLAG_ZSTD | STORE_FLAG_REDACTED | STORE_FLAG_ZDICT |
+                             STORE_FLAG_SHORT)) ||
+        (p[0] & (STORE_FLAG_ZSTD | STORE_FLAG_ZDICT)) == STORE_FLAG_ZDICT)
+        return REEL_ECORRUPT;
+    size_t at = 1;
+    if (p[0] & STORE_FLAG_SHORT) {
+        if (varint_get(p, len, &at, &h->num) || varint_get(p, len, &at, &h->seq) ||
+            varint_get(p, len, &at, &h->time_ms))
+            return REEL_ECORRUPT;
+    } else {
+        if (len < STORE_HEADER_LEN)
+            return REEL_ECORRUPT;
+        h->num = store__get_u64(p + 1);
+        h->seq = store__get_u64(p + 9);
+        h->time_ms = store__get_u64(p + 17);
+        at = 25;
+    }
+    h->hash = p + at;
+    h->len = at + STORE_HASH_LEN;
+    /* the kept hash of a redacted value, then at least one body byte */
+    if (len < h->len + (p[0] & STORE_FLAG_REDACTED ? STORE_HASH_LEN : 0) + 1)
+        return REEL_ECORRUPT;
+    return REEL_OK;
+}
+
+size_t store__head_size(uint8_t flags, uint64_t num, uint64_t seq, uint64_t time_ms)
+{
+    if (!(flags & STORE_FLAG_SHORT))
+        return STORE_HEADER_LEN;
+    return 1 + varint_len(num) + varint_len(seq) + varint_len(time_ms) + STORE_HASH_LEN;
+}
+
+size_t store__head_write(uint8_t *p, uint8_t flags, uint64_t num, uint64_t seq,
+                         uint64_t time_ms, const uint8_t hash[STORE_HASH_LEN])
+{
+    p[0] = flags;
+    size_t at = 1;
+    if (flags & STORE_FLAG_SHORT) {
+        at += varint_put(p + at, num);
+        at += varint_put(p + at, seq);
+        at += varint_put(p + at, time_ms);
+    } else {
+        store__put_u64(p + 1, num);
+        store__put_u64(p + 9, seq);
+        store__put_u64(p + 17, time_ms);
+        at = 25;
+    }
+    memcpy(p + at, hash, STORE_HASH_LEN);
+    return at + STORE_HASH_LEN;
+}
+
 int store__value_head(uint64_t pos, const uint8_t *p, size_t len, store_event_view_t *ev,
                       uint64_t *num)
 {
-    if (len < STORE_HEADER_LEN + 1)
+    store__head_t h;
+    if (store__head_parse(p, len, &h))
         return REEL_ECORRUPT;
-    size_t head = STORE_HEADER_LEN + (p[0] & STORE_FLAG_REDACTED ? STORE_HASH_LEN : 0);
-    if (len < head + 1 || (p[0] & ~(STORE_FLAG_ZSTD | STORE_FLAG_REDACTED | STORE_FLAG_ZDICT)) ||
-        (p[0] & (STORE_FLAG_ZSTD | STORE_FLAG_ZDICT)) == STORE_FLAG_ZDICT)
-        return REEL_ECORRUPT;
-    *num = store__get_u64(p + 1);
-    ev->sequence = store__get_u64(p + 9);
-    ev->time_ms = store__get_u64(p + 17);
-    ev->hash = p + 25;
+    size_t head = h.len + (p[0] & STORE_FLAG_REDACTED ? STORE_HASH_LEN : 0);
+    *num = h.num;
+    ev->sequence = h.seq;
+    ev->time_ms = h.time_ms;
+    ev->hash = h.hash;
     ev->position = pos;
     ev->stored_len = len;
     ev->redacted = (p[0] & STORE_FLAG_REDACTED) != 0;
-    ev->kept_hash_ = ev->redacted ? p + STORE_HEADER_LEN : NULL;
+    ev->kept_hash_ = ev->redacted ? p + h.len : NULL;
     ev->zflags_ = p[0];
     if (!(p[0] & STORE_FLAG_ZSTD)) {
         ev->body = p + head;

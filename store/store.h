@@ -10,7 +10,8 @@
  *   ----------   -----------------------------------   ---------------------------------------
  *   meta         "format"                              u32 BE format version (STORE_FORMAT_VERSION),
  *                                                       then u32 BE optional parts (FORMAT.md 18.1;
- *                                                       absent = none; 0x1 = compact event_ids keys)
+ *                                                       absent = none; 0x1 = compact event_ids keys,
+ *                                                       0x4 = per-session trees, 0x8 = short headers)
  *                "next_session"                        u64 BE next internal session number
  *                "cluster_epoch"                       u64 BE highest cluster map epoch accepted
  *                "copied"                              [u64 BE first, u64 BE last]...: positions
@@ -20,8 +21,11 @@
  *   recent       updated_ms u64 BE | num u64 BE        empty (one entry per session)
  *   events       position u64 BE                       event value (below)
  *   seqs         num u64 BE | sequence u64 BE          position u64 BE
+ *                (part 0x4: key num u64 BE, DUPSORT|DUPFIXED values sequence | position)
  *   event_ids    num u64 BE | event_id bytes            sequence u64 BE
- *                (part 0x1: num | 0x00 | UUID's 16 bytes, or num | 0x01 | event_id bytes)
+ *                (part 0x1: num | 0x00 | UUID's 16 bytes, or num | 0x01 | event_id bytes;
+ *                part 0x4: only ids that are not canonical UUIDs, num | 0x01 | id)
+ *   event_uuids  num u64 BE (part 0x4 only)            DUPSORT|DUPFIXED: UUID's 16 bytes | seq
  *   changes      position u64 BE | index u32 BE         change: kind, time, num, id, record
  *   consumers    kind u8 ('c' | 's') | name bytes          msgpack map (format 4, optional:
  *                                                       durable consumers, DS subscriptions)
@@ -32,7 +36,9 @@
  *   names, and is stored without its 4-byte magic number), off 1 u64 BE session num,
  *   off 9 u64 BE sequence, off 17 u64 BE time (Unix ms), off 25 u8[32] chain hash, off
  *   57 body; with 0x02, off 57 u8[32] the SHA-256 of the original body (the chain
- *   commits to it, FORMAT.md section 11) and the body at 89.
+ *   commits to it, FORMAT.md section 11) and the body at 89. Flag 0x08 (stores with part
+ *   0x8, FORMAT.md 21.2): num, sequence and time are LEB128 varints, so the chain hash,
+ *   kept hash and body move up by 24 - (their lengths).
  *   body (after decompression): msgpack array [event_id, type, source, synthetic,
  *   native_session_id, data, raw, client_time] (client_time: nil, or as the client gave
  *   it: a uint of Unix ms or the RFC 3339 str; format 1 bodies have the first 7); JSON numbers that are not 64-bit integers are kept as
@@ -96,7 +102,8 @@
 #define STORE_TYPE_MAX 128       /* bytes */
 #define STORE_NAME_MAX 256       /* agent and native_session_id, bytes */
 #define STORE_HASH_LEN 32
-#define STORE_HEADER_LEN 57 /* bytes before the body in an event value */
+#define STORE_HEADER_LEN 57 /* bytes before the body in an event value with the long header
+                               (flag STORE_FLAG_SHORT: 36..63, store__head_parse) */
 #define STORE_SECRET_LEN 32
 #define STORE_FLAG_ZSTD 0x01u     /* flags: the body is one zstd frame */
 #define STORE_FLAG_REDACTED 0x02u /* flags: redacted after the fact; the original body's
@@ -104,6 +111,8 @@
 #define STORE_FLAG_ZDICT 0x04u    /* flags, only with 0x01: the frame was compressed with the
                                      store's dictionary its header names and is stored
                                      without its magic number (FORMAT.md section 15) */
+#define STORE_FLAG_SHORT 0x08u    /* flags: the header's number, sequence and time are
+                                     varints (docs/FORMAT.md 21.2; stores with part 0x8) */
 
 typedef struct store store_t;
 struct store_event_view;
@@ -141,7 +150,19 @@ typedef struct store_options {
      * render every event). */
     store_render_fn render;
     size_t cache_bytes;
+    unsigned parts_off; /* optional parts of format 4 a store created by this open does not
+                           get (STORE_PART_* bits, docs/FORMAT.md 18.1): 0 = every part this
+                           build writes. For tests of the older layouts, and for a store an
+                           older format-4 build must open. Ignored for an existing store.
+                           The environment variable REEL_STORE_PARTS_OFF (a number, e.g.
+                           12) adds bits, so that the HTTP and CLI tests can run on the
+                           older layouts. */
 } store_options_t;
+
+/* Optional parts of format 4 (docs/FORMAT.md 18.1), for store_options_t.parts_off. */
+#define STORE_PART_IDKEYS 0x1u /* compact event_ids keys (section 18.2) */
+#define STORE_PART_IXDUP 0x4u  /* per-session DUPFIXED seqs and event_uuids (section 21.1) */
+#define STORE_PART_SHORTHEAD 0x8u /* varint value headers (section 21.2) */
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
  * 'opt' may be NULL for defaults. On success '*out' is a new handle (free with

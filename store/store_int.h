@@ -21,9 +21,11 @@ struct store__cache; /* cache.c */
 struct store {
     MDB_env *env;
     MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_seqs;
+    MDB_dbi db_event_uuids; /* STORE__PART_IXDUP only: num -> uuid | seq (DUPFIXED) */
     MDB_dbi db_recent; /* format 2: updated_ms BE | num BE (valid when has_recent) */
     int has_recent;    /* 0: a format-1 store opened read-only (no 'recent' db) */
     uint32_t parts;    /* optional parts the format record names (STORE__PART_*) */
+    uint32_t parts_off; /* store_options_t.parts_off: parts a new store does not get */
     MDB_dbi db_changes; /* format 4: position BE -> change (section 13; changes.c) */
     int has_changes;    /* 0: opened read-only before any build with the change log wrote */
     MDB_dbi db_consumers;        /* format 4, optional (valid when has_consumers) */
@@ -89,6 +91,37 @@ struct store {
     store_render_fn render;
 };
 
+/* ---- the committer's writes (journal.c; docs/FORMAT.md section 17) ----
+ *
+ * Every write the committer makes goes through these wrappers: the same arguments as the
+ * LMDB call plus the group's write context. They make the LMDB call and, when the group is
+ * journaled ('logging'), append the write to the group's physical log (dbi as a tree id,
+ * op, key, value), which recovery replays with the same calls. Only a write that LMDB
+ * accepted is logged. A reserved value (MDB_RESERVE) is logged by store__reserved(),
+ * called right after the caller filled it and before any other write of the group (a
+ * later write may move the page). */
+typedef struct store__wg {
+    store_t *s;
+    MDB_txn *txn;
+    int logging;      /* 1: append each write to 'log' */
+    store_buf_t log;  /* the group's records (journal.c); owned by the group */
+    size_t reserve_at; /* where the pending reserved value goes (0: none pending) */
+} store__wg_t;
+
+/* mdb_put(g->txn, dbi, key, val, flags); logged on success. 0 or an LMDB/errno code
+ * (ENOMEM when the log could not grow: the group must fail). */
+int store__put(store__wg_t *g, MDB_dbi dbi, MDB_val *key, MDB_val *val, unsigned flags);
+/* mdb_del(g->txn, dbi, key, val); logged on success. */
+int store__del(store__wg_t *g, MDB_dbi dbi, MDB_val *key, MDB_val *val);
+/* mdb_cursor_del(c, flags), logging the key and value the cursor stands on. */
+int store__cursor_del(store__wg_t *g, MDB_cursor *c, unsigned flags);
+/* The value of the last store__put() with MDB_RESERVE is filled: logs its 'len' bytes. */
+void store__reserved(store__wg_t *g, const void *ptr, size_t len);
+/* mdb_dbi_open(g->txn, name, MDB_CREATE, dbi), logged (a tree the group creates). */
+int store__create(store__wg_t *g, const char *name, MDB_dbi *dbi);
+/* 1 when a log append ran out of memory (the group must not commit). */
+static inline int store__wg_failed(const store__wg_t *g) { return g->logging && g->log.oom; }
+
 /* visible.c: 1 when a change at ('pos', 'index') is at or below r's visible bound; the
  * record as of its last visible event (REEL_ECORRUPT when an index entry is missing). */
 int store__change_visible(const store_read_t *r, uint64_t pos, uint32_t index);
@@ -108,8 +141,8 @@ int store__meta_get(store_t *s, MDB_txn *txn, const char *key, size_t unit, MDB_
 int store__txn_begin(store_t *s, unsigned flags, MDB_txn **txn);
 void *store__committer_main(void *arg);
 /* Merges copied positions [first, last] into meta "copied" inside the committer's write
- * transaction 'txn' (copied.c): an LMDB error code (or ENOMEM), 0 when done. */
-int store__copied_put(store_t *s, MDB_txn *txn, uint64_t first, uint64_t last);
+ * transaction 'w' (copied.c): an LMDB error code (or ENOMEM), 0 when done. */
+int store__copied_put(store__wg_t *w, uint64_t first, uint64_t last);
 /* 1 when position 'pos' holds a copied event (copied.c; store_read_t.skip_copied). */
 int store__copied(store_read_t *r, uint64_t pos);
 /* Upgrades a format-1 store to format 2 inside 'txn' (upgrade.c); the note to log goes
@@ -123,8 +156,47 @@ int store__put_format(store_t *s, MDB_txn *txn);
  * BE version then u32 BE parts, which a build that knows only the 4-byte record reads as
  * version 0 and refuses. A store is created with every part this build writes. */
 #define STORE__PART_IDKEYS 0x1u /* event_ids keys of UUID event ids in 16 bytes (18.2) */
-#define STORE__PARTS_KNOWN STORE__PART_IDKEYS
-#define STORE__PARTS_NEW STORE__PART_IDKEYS
+#define STORE__PART_IXDUP 0x4u  /* seqs and UUID event ids in per-session DUPFIXED trees (21.1) */
+#define STORE__PART_SHORTHEAD 0x8u /* new values may have varint headers (21.2) */
+#define STORE__PARTS_KNOWN (STORE__PART_IDKEYS | STORE__PART_IXDUP | STORE__PART_SHORTHEAD)
+#define STORE__PARTS_NEW (STORE__PART_IDKEYS | STORE__PART_IXDUP | STORE__PART_SHORTHEAD)
+/* Flags of 'seqs' and 'event_uuids' in a store with STORE__PART_IXDUP. */
+#define STORE__IXDUP_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)
+
+/* 1 and 'out' set when 'id' is a UUID in canonical lowercase text (record.c). */
+int store__uuid_bytes(const char *id, size_t len, uint8_t out[16]);
+
+/* ---- the session indexes, either layout (index.c, docs/FORMAT.md 2.5, 2.6, 21.1) ----
+ * Without STORE__PART_IXDUP: 'seqs' keys num|seq -> pos, 'event_ids' keys -> seq. With
+ * it: 'seqs' is keyed by num with DUPFIXED values seq|pos (16 bytes), canonical UUID
+ * event ids go to 'event_uuids', keyed by num with values uuid|seq (24 bytes), and every
+ * other id stays in 'event_ids' as before. These return LMDB codes (0, MDB_NOTFOUND,
+ * MDB_KEYEXIST, ...); a malformed entry reads as position/sequence 0, which the callers
+ * report as damage. Writes go through the group's wrappers (store__put ...: journal.c). */
+int store__seq_get(const store_t *s, MDB_txn *txn, uint64_t num, uint64_t seq, uint64_t *pos);
+int store__seq_put(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos);
+/* Every 'seqs' entry of session 'num' (not the events they point at). */
+int store__seq_drop(store__wg_t *w, uint64_t num);
+/* A walk over one session's 'seqs' entries in sequence order, on a cursor of 'seqs'. */
+typedef struct store__seqc {
+    MDB_cursor *c;
+    uint64_t num;
+    int dup; /* the STORE__PART_IXDUP layout */
+} store__seqc_t;
+void store__seqc_init(store__seqc_t *w, const store_t *s, MDB_cursor *c, uint64_t num);
+/* The first entry with sequence >= 'seq' into got and pos; MDB_NOTFOUND past the session. */
+int store__seqc_seek(store__seqc_t *w, uint64_t seq, uint64_t *got, uint64_t *pos);
+/* The next entry of the session; MDB_NOTFOUND after its last. */
+int store__seqc_next(store__seqc_t *w, uint64_t *got, uint64_t *pos);
+/* The event_id index: the sequence of 'id' in session 'num'. */
+int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len,
+                  uint64_t *seq);
+/* Puts id -> seq unless the id is there: then MDB_KEYEXIST and its sequence in '*had'. */
+int store__id_put(store__wg_t *w, uint64_t num, const char *id, size_t len, uint64_t seq,
+                  uint64_t *had);
+int store__id_del(store__wg_t *w, uint64_t num, const char *id, size_t len);
+/* Every event_id entry of session 'num', in both trees. */
+int store__ids_drop(store__wg_t *w, uint64_t num);
 
 /* The event_ids key of event id 'id' in session 'num' into 'key' (at least
  * STORE__ID_KEY_MAX bytes); returns its length. Without STORE__PART_IDKEYS: num | id. With
@@ -147,16 +219,16 @@ typedef struct store__chlog {
     uint32_t index;
 } store__chlog_t;
 
-/* Writes change 'kind' (enum store_change_kind) of record 'rec' in write transaction 'txn',
+/* Writes change 'kind' (enum store_change_kind) of record 'rec' in the group's transaction,
  * after position 'pos' (the last position assigned so far: the change sorts after that
  * event and before the next). 0 or an LMDB/errno code. */
-int store__change_put(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos, int kind,
+int store__change_put(store__wg_t *w, store__chlog_t *cl, uint64_t pos, int kind,
                       uint64_t time_ms, const store_session_t *rec);
 /* Writes change 'kind' of 'rec' under the given key (position, index), which must come
  * after the log's last key (STORE_OP_LOAD brings a source's log). 0, EINVAL when the key
  * does not come after, or an LMDB/errno code. */
-int store__change_put_at(store_t *s, MDB_txn *txn, store__chlog_t *cl, uint64_t pos,
-                         uint32_t index, int kind, uint64_t time_ms, const store_session_t *rec);
+int store__change_put_at(store__wg_t *w, store__chlog_t *cl, uint64_t pos, uint32_t index,
+                         int kind, uint64_t time_ms, const store_session_t *rec);
 /* Reads the log's last key into 'cl' unless it is known. 0 or an LMDB code. */
 int store__change_last(store_t *s, MDB_txn *txn, store__chlog_t *cl);
 
@@ -165,7 +237,7 @@ int store__change_last(store_t *s, MDB_txn *txn, store__chlog_t *cl);
  * What load.c needs of the committer's group (commit.c fills it per batch). */
 typedef struct store__load_ctx {
     store_t *s;
-    MDB_txn *txn;
+    store__wg_t *w;        /* the group's transaction (w->txn) */
     uint64_t *position;    /* the group's last position assigned */
     store__chlog_t *chlog;
     uint64_t now_ms;
@@ -193,7 +265,7 @@ typedef int (*store__last_seq_fn)(void *arg, const char *id, size_t len, uint64_
  * as this transaction sees them (for an ACK). Returns a reel_err for the batch; an LMDB
  * error that must fail the whole group goes into '*mdb_rc'. '*made' is set when this
  * call created the database (the committer publishes it after the commit). */
-int store__consumer_apply(store_t *s, MDB_txn *txn, store_consumer_req_t *q, uint64_t now_ms,
+int store__consumer_apply(store__wg_t *w, store_consumer_req_t *q, uint64_t now_ms,
                           uint64_t tail, store__last_seq_fn last_seq, void *arg, int *mdb_rc,
                           int *made);
 
@@ -308,6 +380,22 @@ int store__session_decode(const uint8_t *p, size_t len, const char *key, size_t 
  * REEL_ECORRUPT when the value is malformed. */
 int store__value_decode(store_t *s, MDB_txn *txn, uint64_t pos, const uint8_t *p, size_t len,
                         store_buf_t *scratch, store_event_view_t *ev, uint64_t *num);
+/* An event value's header (docs/FORMAT.md 3; with flag STORE_FLAG_SHORT, 21.2). */
+typedef struct store__head {
+    uint64_t num, seq, time_ms;
+    const uint8_t *hash; /* the chain hash, STORE_HASH_LEN bytes */
+    size_t len;          /* header bytes, before the kept hash (redacted) or the body */
+} store__head_t;
+/* Parses the header of value 'p' ('len' bytes): REEL_ECORRUPT for unknown flags, a cut
+ * header, or no body byte after it (and after the kept hash of a redacted value). */
+int store__head_parse(const uint8_t *p, size_t len, store__head_t *h);
+/* The header's size for these flags and fields, and writing it: returns its length. */
+size_t store__head_size(uint8_t flags, uint64_t num, uint64_t seq, uint64_t time_ms);
+size_t store__head_write(uint8_t *p, uint8_t flags, uint64_t num, uint64_t seq,
+                         uint64_t time_ms, const uint8_t hash[STORE_HASH_LEN]);
+/* STORE_FLAG_SHORT when the store writes short headers (STORE__PART_SHORTHEAD), else 0. */
+#define STORE__HEAD_FLAG(s) ((s)->parts & STORE__PART_SHORTHEAD ? STORE_FLAG_SHORT : 0u)
+
 /* store__value_decode() without the decompression: a compressed body is left in
  * ev->zbody_ (ev->body NULL) for store__value_body(). */
 int store__value_head(uint64_t pos, const uint8_t *p, size_t len, store_event_view_t *ev,
@@ -427,7 +515,7 @@ int store__zdict_decode(store_t *s, MDB_txn *txn, ZSTD_DCtx *d, const uint8_t *b
 int store__zdict_open(store_t *s);
 /* Committer: at the start of a group in 'txn': looks up the newest dictionary once, and
  * writes the one a trainer posted (if any) as the next id. 0 or an LMDB/errno code. */
-int store__zdict_group(store_t *s, MDB_txn *txn);
+int store__zdict_group(store__wg_t *w);
 /* store_submit(), on the submitting thread: compresses the bodies of 'b''s events with the
  * store's current dictionary into b->zbodies_/zoff_ where that makes them smaller (bodies
  * with flags 0 or 0x01; the others are kept). No dictionary: nothing. Out of memory:

@@ -46,22 +46,21 @@ static int apply_runs(store_t *s, MDB_txn *txn, store_session_t *rec, store_buf_
     uint64_t last_end = 0, end_ms = 0;
     rec->runs = 0;
     for (uint64_t seq = 1; seq <= rec->last_sequence; seq++) {
-        uint8_t key[16];
-        store__put_u64(key, rec->num);
-        store__put_u64(key + 8, seq);
-        MDB_val k = {16, key}, iv, ev;
-        int rc = mdb_get(txn, s->db_seqs, &k, &iv);
+        uint8_t key[8];
+        uint64_t pos;
+        MDB_val ev;
+        int rc = store__seq_get(s, txn, rec->num, seq, &pos);
         if (rc == MDB_NOTFOUND)
             continue; /* a deleted session keeps last_seq, not its events */
         if (rc)
             return rc;
-        MDB_val pk = {8, iv.mv_data};
-        if (iv.mv_size != 8 || (rc = mdb_get(txn, s->db_events, &pk, &ev)))
+        store__put_u64(key, pos);
+        MDB_val pk = {8, key};
+        if (!pos || (rc = mdb_get(txn, s->db_events, &pk, &ev)))
             return rc ? rc : MDB_CORRUPTED;
         store_event_view_t view = {0};
         uint64_t got;
-        rc = store__value_decode(s, txn, store__get_u64(iv.mv_data), ev.mv_data, ev.mv_size,
-                                 scratch, &view, &got);
+        rc = store__value_decode(s, txn, pos, ev.mv_data, ev.mv_size, scratch, &view, &got);
         if (rc == REEL_ENOMEM)
             return ENOMEM;
         if (rc || got != rec->num)

@@ -102,10 +102,8 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
                        "hash chain mismatch: the event or one before it was altered");
     memcpy(chain, want, STORE_HASH_LEN);
 
-    uint8_t key[STORE__ID_KEY_MAX];
-    MDB_val k = {store__id_key(v->s, key, rec->num, (const char *)id.ptr, id.len), key}, iv;
-    if (mdb_get(txn, v->s->db_event_ids, &k, &iv) || iv.mv_size != 8 ||
-        store__get_u64(iv.mv_data) != seq)
+    uint64_t iseq;
+    if (store__id_get(v->s, txn, rec->num, (const char *)id.ptr, id.len, &iseq) || iseq != seq)
         return finding(v, rec, seq, pos, "the event_id index does not point at this event");
     return 0;
 }
@@ -126,28 +124,26 @@ static int session_chunk(struct verify *v, const store_session_t *rec, store_rea
     int rc, stop = 0;
     if ((rc = store__cursor_open(r, v->s->db_seqs, &c)))
         return rc;
-    uint8_t key[16];
-    store__put_u64(key, rec->num);
+    store__seqc_t sc;
+    store__seqc_init(&sc, v->s, c, rec->num);
     /* A trimmed session (docs/FORMAT.md section 10): nothing may be left before its first
      * kept sequence; the first chunk starts its seek at sequence 0 to see that. */
     int trimmed_start = !w->count && w->next == rec->first_sequence && w->next > 1;
-    store__put_u64(key + 8, trimmed_start ? 0 : w->next);
-    MDB_val k = {16, key}, sv, val;
-    int got = mdb_cursor_get(c, &k, &sv, MDB_SET_RANGE);
-    if (trimmed_start && !got && k.mv_size == 16 && store__get_u64(k.mv_data) == rec->num &&
-        store__get_u64((uint8_t *)k.mv_data + 8) < rec->first_sequence)
-        return finding(v, rec, store__get_u64((uint8_t *)k.mv_data + 8), 0,
+    uint64_t seq, pos;
+    uint8_t pkey[8];
+    MDB_val val;
+    int got = store__seqc_seek(&sc, trimmed_start ? 0 : w->next, &seq, &pos);
+    if (trimmed_start && !got && seq < rec->first_sequence)
+        return finding(v, rec, seq, 0,
                        "sequence %llu is indexed, before the first kept sequence %llu",
-                       (unsigned long long)store__get_u64((uint8_t *)k.mv_data + 8),
-                       (unsigned long long)rec->first_sequence);
+                       (unsigned long long)seq, (unsigned long long)rec->first_sequence);
     for (int n = 0; n < CHUNK && w->next <= rec->last_sequence; n++) {
         uint64_t next = w->next;
-        if (got || k.mv_size != 16 || store__get_u64(k.mv_data) != rec->num ||
-            store__get_u64((uint8_t *)k.mv_data + 8) != next || sv.mv_size != 8)
+        if (got || seq != next || !pos)
             return finding(v, rec, next, 0, "sequence %llu is missing (sequences must be dense)",
                            (unsigned long long)next);
-        uint64_t pos = store__get_u64(sv.mv_data);
-        MDB_val pk = {8, sv.mv_data};
+        store__put_u64(pkey, pos);
+        MDB_val pk = {8, pkey};
         if (pos <= w->last_pos)
             return finding(v, rec, next, pos, "positions go backwards within the session");
         if (mdb_get(txn, v->s->db_events, &pk, &val))
@@ -160,10 +156,9 @@ static int session_chunk(struct verify *v, const store_session_t *rec, store_rea
         w->count++;
         w->next++;
         v->rep->events++;
-        got = mdb_cursor_get(c, &k, &sv, MDB_NEXT);
+        got = store__seqc_next(&sc, &seq, &pos);
     }
-    if (w->next > rec->last_sequence && got == 0 && k.mv_size == 16 &&
-        store__get_u64(k.mv_data) == rec->num)
+    if (w->next > rec->last_sequence && got == 0)
         return finding(v, rec, w->next, 0, "events past the session's last sequence %llu",
                        (unsigned long long)rec->last_sequence);
     return 0;
@@ -184,13 +179,46 @@ struct ids_walk {
     uint8_t key[STORE__ID_KEY_MAX];
     size_t len;
     int done;
+    int uuids;       /* walking 'event_uuids' (STORE__PART_IXDUP), after 'event_ids' */
+    uint8_t val[24]; /* there: the value to go on after, when 'has_val' */
+    int has_val;
 };
+
+/* ids_chunk() in 'event_uuids': the session's duplicates after w->val. */
+static int uuids_chunk(struct verify *v, const store_session_t *rec, store_read_t *r,
+                       struct ids_walk *w)
+{
+    MDB_cursor *c;
+    int rc = store__cursor_open(r, v->s->db_event_uuids, &c);
+    if (rc)
+        return rc;
+    MDB_val k = {8, w->key}, val = {sizeof w->val, w->val};
+    int got = mdb_cursor_get(c, &k, &val, w->has_val ? MDB_GET_BOTH_RANGE : MDB_SET_KEY);
+    if (!got && w->has_val && val.mv_size == sizeof w->val && !memcmp(val.mv_data, w->val, sizeof w->val))
+        got = mdb_cursor_get(c, &k, &val, MDB_NEXT_DUP); /* the last one of the previous chunk */
+    for (int n = 0; n < CHUNK; n++, got = mdb_cursor_get(c, &k, &val, MDB_NEXT_DUP)) {
+        if (got) {
+            w->done = 1;
+            return 0;
+        }
+        uint64_t seq = val.mv_size == sizeof w->val ? store__get_u64((uint8_t *)val.mv_data + 16) : 0;
+        if (seq < rec->first_sequence)
+            return finding(v, rec, seq, 0, "the event_id index still names sequence %llu, "
+                           "before the first kept sequence %llu", (unsigned long long)seq,
+                           (unsigned long long)rec->first_sequence);
+        memcpy(w->val, val.mv_data, sizeof w->val);
+        w->has_val = 1;
+    }
+    return 0;
+}
 
 /* Up to CHUNK event_id entries of 'rec' after w->key on read 'r': none may name a
  * sequence before first_sequence (docs/FORMAT.md 10.4). 1 on a finding. */
 static int ids_chunk(struct verify *v, const store_session_t *rec, store_read_t *r,
                      struct ids_walk *w)
 {
+    if (w->uuids)
+        return uuids_chunk(v, rec, r, w);
     MDB_cursor *c;
     int rc = store__cursor_open(r, v->s->db_event_ids, &c);
     if (rc)
@@ -201,7 +229,9 @@ static int ids_chunk(struct verify *v, const store_session_t *rec, store_read_t 
         got = mdb_cursor_get(c, &k, &val, MDB_NEXT); /* the last key of the previous chunk */
     for (int n = 0; n < CHUNK; n++, got = mdb_cursor_get(c, &k, &val, MDB_NEXT)) {
         if (got || k.mv_size < 8 || k.mv_size > sizeof w->key || memcmp(k.mv_data, w->key, 8)) {
-            w->done = 1;
+            /* then the UUID ids, in a store that keeps them apart */
+            w->uuids = (v->s->parts & STORE__PART_IXDUP) != 0;
+            w->done = !w->uuids;
             return 0;
         }
         uint64_t seq = val.mv_size == 8 ? store__get_u64(val.mv_data) : 0;
@@ -316,18 +346,16 @@ static int log_chunk(struct verify *v, store_read_t *r, uint64_t *after, int *mo
     for (; got == 0 && n < CHUNK; n++) {
         uint64_t pos = k.mv_size == 8 ? store__get_u64(k.mv_data) : 0;
         v->rep->log_entries++;
-        if (!pos || val.mv_size < STORE_HEADER_LEN)
+        store__head_t h;
+        if (!pos || store__head_parse(val.mv_data, val.mv_size, &h))
             return finding(v, NULL, 0, pos, "the value at position %llu is malformed",
                            (unsigned long long)pos);
         if (pos > tail)
             return finding(v, NULL, 0, pos, "position %llu is past the last position %llu",
                            (unsigned long long)pos, (unsigned long long)tail);
-        uint8_t skey[16];
-        memcpy(skey, (uint8_t *)val.mv_data + 1, 16); /* num | sequence */
-        MDB_val sk = {16, skey}, sv;
-        if (mdb_get(txn, v->s->db_seqs, &sk, &sv) || sv.mv_size != 8 ||
-            store__get_u64(sv.mv_data) != pos)
-            return finding(v, NULL, store__get_u64(skey + 8), pos,
+        uint64_t at;
+        if (store__seq_get(v->s, txn, h.num, h.seq, &at) || at != pos)
+            return finding(v, NULL, h.seq, pos,
                            "the event at position %llu is not in its session's index",
                            (unsigned long long)pos);
         *after = pos;

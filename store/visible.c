@@ -52,13 +52,8 @@ int store__change_visible(const store_read_t *r, uint64_t pos, uint32_t index)
 /* The position of sequence 'seq' of session 'num' in 'seqs' (0 when it has none). */
 static uint64_t seq_position(store_read_t *r, uint64_t num, uint64_t seq)
 {
-    uint8_t key[16];
-    store__put_u64(key, num);
-    store__put_u64(key + 8, seq);
-    MDB_val k = {16, key}, v;
-    if (mdb_get((MDB_txn *)r->txn_, r->s->db_seqs, &k, &v) || v.mv_size != 8)
-        return 0;
-    return store__get_u64(v.mv_data);
+    uint64_t pos;
+    return store__seq_get(r->s, (MDB_txn *)r->txn_, num, seq, &pos) ? 0 : pos;
 }
 
 /* The chain hash of the event at 'pos' into 'out'; REEL_ECORRUPT when it has none. */
@@ -67,9 +62,11 @@ static int chain_at(store_read_t *r, uint64_t pos, uint8_t out[STORE_HASH_LEN])
     uint8_t key[8];
     store__put_u64(key, pos);
     MDB_val k = {8, key}, v;
-    if (mdb_get((MDB_txn *)r->txn_, r->s->db_events, &k, &v) || v.mv_size < STORE_HEADER_LEN)
+    store__head_t h;
+    if (mdb_get((MDB_txn *)r->txn_, r->s->db_events, &k, &v) ||
+        store__head_parse(v.mv_data, v.mv_size, &h))
         return REEL_ECORRUPT;
-    memcpy(out, (const uint8_t *)v.mv_data + 25, STORE_HASH_LEN);
+    memcpy(out, h.hash, STORE_HASH_LEN);
     return REEL_OK;
 }
 

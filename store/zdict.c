@@ -226,9 +226,10 @@ static int use(store_t *s, MDB_txn *txn, uint32_t id, const MDB_val *v)
     return 0;
 }
 
-/* Writes the posted dictionary as id 'newest + 1' in 'txn'. */
-static int write_new(store_t *s, MDB_txn *txn, uint32_t top)
+/* Writes the posted dictionary as id 'newest + 1' in the group's transaction. */
+static int write_new(store__wg_t *w, uint32_t top)
 {
+    store_t *s = w->s;
     s->zd_new_id = 0;
     if (top >= STORE__ZDICT_MAX) /* ids are used up: keep the ones there are */
         return 0;
@@ -243,7 +244,7 @@ static int write_new(store_t *s, MDB_txn *txn, uint32_t top)
     zkey(key, id);
     MDB_val k = {KEY_LEN, key}, v = {s->zd_new_len, p};
     s->zd_new_id = id;
-    return mdb_put(txn, s->db_meta, &k, &v, MDB_NOOVERWRITE);
+    return store__put(w, s->db_meta, &k, &v, MDB_NOOVERWRITE);
 }
 
 /* Looks up the newest dictionary in 'txn' once and makes it the one values use. */
@@ -280,8 +281,10 @@ int store__zdict_open(store_t *s)
     return rc == ENOMEM ? REEL_ENOMEM : REEL_OK;
 }
 
-int store__zdict_group(store_t *s, MDB_txn *txn)
+int store__zdict_group(store__wg_t *w)
 {
+    store_t *s = w->s;
+    MDB_txn *txn = w->txn;
     uint32_t top = 0;
     MDB_val v;
     int rc;
@@ -291,7 +294,7 @@ int store__zdict_group(store_t *s, MDB_txn *txn)
         return 0;
     if ((rc = newest(s, txn, &top, &v)))
         return rc;
-    return write_new(s, txn, top);
+    return write_new(w, top);
 }
 
 /* Compresses one encoded body (flags byte first) with 'cd' onto 'out' (the frame without

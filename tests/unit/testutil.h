@@ -54,6 +54,9 @@ void tu_tmpdir(char out[TU_PATH_MAX]);
 void tu_rmrf(const char *dir);
 /* Opens the store in 'dir' with 'map_size' (0 = default) and sync as given; asserts OK. */
 store_t *tu_open(const char *dir, size_t map_size, int no_sync);
+/* tu_open() of a store that, when this open creates it, does not get the optional parts
+ * 'parts_off' (store_options_t.parts_off: the layout of an older build). */
+store_t *tu_open_parts(const char *dir, size_t map_size, int no_sync, unsigned parts_off);
 
 /* The fixture most store suites share: tu_store is a fresh 8 MiB store in tu_dir, opened
  * by tu_store_setup (.init) and closed and removed by tu_store_teardown (.fini). */
