@@ -118,7 +118,9 @@ typedef struct store_options {
                         are written as a store without one writes them (values written
                         with one still read). The default (0) trains them on the store's
                         events and uses them for new values, about a third of the bytes;
-                        training runs in a child process (docs/FORMAT.md section 15). */
+                        training runs in a child process: the running executable
+                        (/proc/self/exe) started anew, which any program linked with the
+                        store can be (store/ztrain.c, docs/FORMAT.md section 15.3). */
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.

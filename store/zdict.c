@@ -17,7 +17,7 @@
  *  - Training reads samples in its own read, trains, and posts the result: the store's
  *    first dictionary on the committer thread between two groups, later ones on a trainer
  *    thread (or on the caller of store_zdict_train()). ZDICT_trainFromBuffer() itself runs
- *    in a forked child (ztrain.c): libzstd 1.5.4 dies there when an allocation fails. For
+ *    in a child process (ztrain.c): libzstd 1.5.4 dies there when an allocation fails. For
  *    the same reason the compression dictionary is a static CDict (cdict_make()). The committer writes it in its next
  *    group, so a dictionary appears atomically with a group or not at all (kill -9 during
  *    training leaves the store as it was).
