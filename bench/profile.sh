@@ -57,7 +57,7 @@ io() { awk '$1 == "write_bytes:" || $1 == "syscw:" || $1 == "syscr:" {printf "%s
 
 record() {  # record NAME: perf on $PID for SECS seconds, then the outputs
     local name=$1
-    perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$PID" -o "$TMP/$name.data" \
+    perf record -q -e cpu-clock -F "${PERF_FREQ:-499}" --call-graph dwarf,16384 -p "$PID" -o "$TMP/$name.data" \
         -- sleep "$SECS" 2>"$TMP/perf.err" || { cat "$TMP/perf.err" >&2; return 1; }
 }
 

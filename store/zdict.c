@@ -339,7 +339,13 @@ void store__zdict_batch(store_t *s, store_batch_t *b)
         return;
     size_t *off = malloc(2 * b->n_events * sizeof *off);
     store_buf_t out = STORE_BUF_INIT, tmp = STORE_BUF_INIT;
-    size_t used = 0;
+    size_t used = 0, room = 1;
+    /* Room for every frame at once: growing by doubling cost 0.7 % of the server's CPU
+     * on batched ingest (issue 19). Bodies compressed without the dictionary may grow
+     * when recompressed: their frames are left to store_buf_reserve(). */
+    for (size_t i = 0; i < b->n_events; i++)
+        room += ZSTD_compressBound(b->events[i].body_len);
+    store_buf_reserve(&out, room);
     for (size_t i = 0; off && i < b->n_events; i++) {
         const store_event_t *ev = &b->events[i];
         off[2 * i] = out.len;
