@@ -12,7 +12,7 @@
  * held it at that instant. glibc's malloc resets its own locks in the child, but other
  * allocators do not: under AddressSanitizer (GCC 12's libasan has no fork handler) the
  * child blocked forever in the sanitizer allocator's mutex while the committer waited
- * for it (docs/RELIABILITY.md, "A trainer that hung under ASan"). An exec()ed child
+ * for it (docs/RELIABILITY.md section 8). An exec()ed child
  * starts with a fresh process image instead: no inherited lock, no LMDB, no threads.
  *
  * Which program: the running executable itself (/proc/self/exe, the same inode even if
