@@ -303,9 +303,10 @@ static int talk(int fd, pid_t pid, const void *samples, const size_t *sizes, uns
         if (whole && !ZDICT_isError((size_t)res) && res <= cap)
             whole = read_until(fd, dict, (size_t)res, deadline, &late) == res;
     }
-    /* A child that did not greet may not be a trainer at all (it could wait on its stdin
-     * for ever); one that greeted and stopped early is exiting already. */
-    int st = reap(pid, late || !greeted);
+    /* Killed unless it answered in full: a child that did not greet may not be a trainer
+     * at all (it could wait on its stdin for ever), and one that announced more than it
+     * may send could block writing it. One that crashed has its status already. */
+    int st = reap(pid, late || !greeted || !whole || (!ZDICT_isError((size_t)res) && res > cap));
     if (!whole || (st != -1 && (!WIFEXITED(st) || WEXITSTATUS(st))))
         return report_child(pid, st, late, greeted);
     if (ZDICT_isError((size_t)res)) {
