@@ -3,7 +3,7 @@
 # "Issue 19 baseline"): (a) single-event durable ingest, 64 connections, and (b) the newest 50
 # events of a long session, one connection, sequential requests.
 #
-#   bench/profile.sh BUILD OUTDIR [--secs S] [--events N]
+#   bench/profile.sh BUILD OUTDIR [--secs S] [--events N] [--only LIST]
 #
 # For each path: a fresh `reel serve --sync full` on 127.0.0.1, load from wrk or
 # build/peers/reqlat, `perf record -e cpu-clock --call-graph dwarf` on the server's process
@@ -12,18 +12,22 @@
 # frames) and <path>.io (what the kernel saw: write_bytes and syscalls of the server per
 # event, commits from /metrics); for (a) also single.syscalls: the commit's writes and syncs
 # timed by tests/powerloss/plshim.c (PLSHIM_STATS). (b) loads N events (default 200,000,
-# 1 KiB) first.
+# 1 KiB) first. (c) batched durable ingest, the row "100 events per request" of
+# bench/peers (wrk -t2 -c64, POSTs of 100 NDJSON events to 64 sessions), with batch.io as
+# for (a) plus the server's CPU seconds per event (utime + stime from /proc).
+# --only picks paths by name: single, newest50, batch (comma-separated; default all).
 # Needs perf (Debian linux-perf) with perf_event_paranoid <= 2 or root; a VM without PMU
 # counters still has the cpu-clock software event used here.
 set -u
 BUILD=${1:?usage: bench/profile.sh BUILD OUTDIR [--secs S] [--events N]}
 OUT=${2:?usage: bench/profile.sh BUILD OUTDIR [--secs S] [--events N]}
 shift 2
-SECS=8 N=200000
+SECS=8 N=200000 ONLY=single,newest50,batch
 while [ $# -gt 0 ]; do
     case "$1" in
         --secs) SECS=$2; shift ;;
         --events) N=$2; shift ;;
+        --only) ONLY=$2; shift ;;
         *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -53,7 +57,7 @@ io() { awk '$1 == "write_bytes:" || $1 == "syscw:" || $1 == "syscr:" {printf "%s
 
 record() {  # record NAME: perf on $PID for SECS seconds, then the outputs
     local name=$1
-    perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$PID" -o "$TMP/$name.data" \
+    perf record -q -e cpu-clock -F "${PERF_FREQ:-499}" --call-graph dwarf,16384 -p "$PID" -o "$TMP/$name.data" \
         -- sleep "$SECS" 2>"$TMP/perf.err" || { cat "$TMP/perf.err" >&2; return 1; }
 }
 
@@ -65,7 +69,42 @@ report() {  # report NAME TITLE
     log "$name: $(head -1 "$OUT/$name.top"); $OUT/$name.{folded,svg,top}"
 }
 
+want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }  # utime + stime, clock ticks
+
+# ---- (c) batched durable ingest, 100 events per request, 64 connections ----
+if want batch; then
+log "batched ingest: wrk -t2 -c64, 100 events per POST, $((SECS + 4)) s, perf for $SECS s"
+serve "$TMP/c" || { log "reel serve did not start"; exit 1; }
+"$ROOT/bench/peers/gen_events.py" --format wrk --batch 100 --bodies 16 \
+    --path '/v1/sessions/b{n}/events' >"$TMP/batch.lua"
+wrk -t2 -c64 -d"$((SECS + 4))s" --latency -s "$TMP/batch.lua" "http://127.0.0.1:$PORT" >"$TMP/wrkc.out" &
+WRK=$!
+sleep 2
+c0=$(metric reel_store_commits_total) e0=$(metric reel_store_events_total) io0=$(io) k0=$(cpu_ticks)
+t0=$(date +%s.%N)
+record batch
+t1=$(date +%s.%N)
+c1=$(metric reel_store_commits_total) e1=$(metric reel_store_events_total) io1=$(io) k1=$(cpu_ticks)
+wait "$WRK"
+{
+    echo "window ${SECS}s: $((c1 - c0)) commits, $((e1 - e0)) events (reel_store_*_total); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "$io0 $io1" | awk -v e="$((e1 - e0))" -v c="$((c1 - c0))" -v t0="$t0" -v t1="$t1" '{
+        printf "syscr %.0f syscw %.0f write_bytes %.0f over %.1f s\n", $4 - $1, $5 - $2, $6 - $3, t1 - t0
+        if (e > 0) printf "per event: %.0f bytes written to the block layer, %.2f read + %.2f write syscalls\n", ($6 - $3) / e, ($4 - $1) / e, ($5 - $2) / e
+        if (c > 0) printf "per commit: %.1f events, %.0f bytes written\n", e / c, ($6 - $3) / c }'
+    awk -v e="$((e1 - e0))" -v k="$((k1 - k0))" -v hz="$(getconf CLK_TCK)" -v t0="$t0" -v t1="$t1" 'BEGIN {
+        if (e > 0) printf "server CPU: %.2f s in %.1f s (%.2f cores), %.2f us per event (perf adds its own)\n", k / hz, t1 - t0, k / hz / (t1 - t0), k / hz / e * 1e6 }'
+    echo "wrk (whole run, includes the warm-up and the perf window; requests of 100 events):"
+    grep -E 'Requests/sec|Latency|50%|99%' "$TMP/wrkc.out"
+} >"$OUT/batch.io"
+cat "$OUT/batch.io" >&2
+kill "$PID"; wait "$PID" 2>/dev/null; PID=""
+report batch "reel serve: batched durable ingest, 100 events per request, 64 connections (perf cpu-clock, dwarf)"
+fi
+
 # ---- (a) single-event durable ingest, 64 connections ----
+if want single; then
 log "single-event ingest: wrk -t2 -c64, $((SECS + 4)) s, perf for $SECS s"
 serve "$TMP/a" || { log "reel serve did not start"; exit 1; }
 "$ROOT/bench/peers/gen_events.py" --format wrk --batch 1 --join single --bodies 1000 \
@@ -116,7 +155,10 @@ if [ -f "$SHIM" ] || make -s -C "$ROOT" "$BUILD/powerloss/plshim.so" >/dev/null 
     cat "$OUT/single.syscalls" >&2
 fi
 
+fi
+
 # ---- (b) newest 50 of an N-event session ----
+want newest50 || exit 0
 log "newest 50: loading $N events"
 serve "$TMP/b" || { log "reel serve did not start"; exit 1; }
 "$ROOT/bench/peers/gen_events.py" --count "$N" | python3 -c '

@@ -140,7 +140,9 @@ typedef struct store_options {
                         are written as a store without one writes them (values written
                         with one still read). The default (0) trains them on the store's
                         events and uses them for new values, about a third of the bytes;
-                        training runs in a child process (docs/FORMAT.md section 15). */
+                        training runs in a child process: the running executable
+                        (/proc/self/exe) started anew, which any program linked with the
+                        store can be (store/ztrain.c, docs/FORMAT.md section 15.3). */
     /* The envelope cache (store/cache.c; docs/DESIGN.md "The envelope cache"): envelopes
      * that 'render' made of events whose checks passed, kept by position, so that a read
      * with store_read_t.envelopes set gets them without decompressing, hashing or

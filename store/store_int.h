@@ -524,8 +524,8 @@ void store__zdict_batch(store_t *s, store_batch_t *b);
 /* Frees what store__zdict_batch() made ('b' is about to complete). */
 void store__zdict_batch_free(store_batch_t *b);
 /* Trains a dictionary of at most 'cap' bytes into 'dict' from 'n' samples (their 'sizes',
- * one after the other in 'samples') with ZDICT_trainFromBuffer() in a child process
- * (ztrain.c says why); '*len' its size. REEL_ENOT_FOUND (nothing useful in the samples),
+ * one after the other in 'samples') with ZDICT_trainFromBuffer() in a child process, the
+ * running executable started anew (ztrain.c says why and how); '*len' its size. REEL_ENOT_FOUND (nothing useful in the samples),
  * REEL_ENOMEM (also when the child died), REEL_EINTERNAL (killed after its time), REEL_EIO;
  * store_last_error() says what happened. */
 int store__ztrain(const void *samples, const size_t *sizes, unsigned n, void *dict, size_t cap,

@@ -17,7 +17,7 @@
  *  - Training reads samples in its own read, trains, and posts the result: the store's
  *    first dictionary on the committer thread between two groups, later ones on a trainer
  *    thread (or on the caller of store_zdict_train()). ZDICT_trainFromBuffer() itself runs
- *    in a forked child (ztrain.c): libzstd 1.5.4 dies there when an allocation fails. For
+ *    in a child process (ztrain.c): libzstd 1.5.4 dies there when an allocation fails. For
  *    the same reason the compression dictionary is a static CDict (cdict_make()). The committer writes it in its next
  *    group, so a dictionary appears atomically with a group or not at all (kill -9 during
  *    training leaves the store as it was).
@@ -342,7 +342,13 @@ void store__zdict_batch(store_t *s, store_batch_t *b)
         return;
     size_t *off = malloc(2 * b->n_events * sizeof *off);
     store_buf_t out = STORE_BUF_INIT, tmp = STORE_BUF_INIT;
-    size_t used = 0;
+    size_t used = 0, room = 1;
+    /* Room for every frame at once: growing by doubling cost 0.7 % of the server's CPU
+     * on batched ingest (issue 19). Bodies compressed without the dictionary may grow
+     * when recompressed: their frames are left to store_buf_reserve(). */
+    for (size_t i = 0; i < b->n_events; i++)
+        room += ZSTD_compressBound(b->events[i].body_len);
+    store_buf_reserve(&out, room);
     for (size_t i = 0; off && i < b->n_events; i++) {
         const store_event_t *ev = &b->events[i];
         off[2 * i] = out.len;

@@ -13,6 +13,8 @@
 #include "api/core/core.h"
 #include "store/parse.h"
 
+#define BODY_PRESIZE (4u << 20) /* bytes reserved from Content-Length, at most */
+
 /* ---- Asynchronous store work ---- */
 
 void api__batch_done(store_batch_t *b, void *arg)
@@ -99,13 +101,21 @@ enum MHD_Result api__submit(api_req_t *rq, store_batch_t *b)
 int api__body_precheck(api_req_t *rq, enum MHD_Result *r)
 {
     const char *cl = api__header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    uint64_t n;
-    if (cl && store_parse_u64(cl, strlen(cl), &n) == REEL_OK && n > rq->srv->lim.max_body_bytes) {
+    uint64_t n = 0;
+    int known = cl && store_parse_u64(cl, strlen(cl), &n) == REEL_OK;
+    if (known && n > rq->srv->lim.max_body_bytes) {
         rq->close_now = 1; /* do not read a body we will not use */
         *r = api__problem(rq, REEL_ETOO_LARGE, "Content-Length %s exceeds --max-body-bytes (%zu)",
                           cl, rq->srv->lim.max_body_bytes);
         return 0;
     }
+    /* The body's room at once, instead of doubling from 64 bytes: a 100 KB batch was
+     * reallocated and copied 11 times (1.7 % of the server's CPU on batched ingest, issue
+     * 19). At most BODY_PRESIZE before any byte came: a client that only claims a size
+     * gets no more. A failure here is seen by api__body_complete() as for any collected
+     * byte. (+1: store_buf_put() wants room to spare.) */
+    if (known && n > 0)
+        store_buf_reserve(&rq->body, (n < BODY_PRESIZE ? (size_t)n : BODY_PRESIZE) + 1);
     return 1;
 }
 

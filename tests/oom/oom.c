@@ -294,9 +294,11 @@ static const char zdict_events[] = "{\"type\":\"item.delta\",\"event_id\":\"zw1\
                                      "\"data\":{\"item_id\":\"m7\",\"delta\":\"the words "
                                      "of delta 8, once more\"}}";
 
-/* Trains a dictionary (its builder runs in a child process, which inherits the armed
- * injector: an allocation failing there must cost the training, nothing else), then
- * appends with it. (No output: it would hold the new events' times.) */
+/* Trains a dictionary, then appends with it. The builder runs in a child process (this
+ * program started anew, store/ztrain.c), where the injector is not armed: what fails here
+ * are this side's allocations (the samples, the spawn, the result). The builder under
+ * failing allocations is tests/fault/test_oom_server.py's (tests/oom/preload.c arms the
+ * trainer). (No output: it would hold the new events' times.) */
 static int op_zdict_train(struct ctx *c, store_buf_t *out)
 {
     int rc = store_zdict_train(c->s);

@@ -5,6 +5,11 @@
  * starts disarmed, so it can open its store and listen first. tests/fault/
  * test_oom_server.py drives a server this way: it must answer every request it can and
  * lose nothing it acknowledged, whatever allocation fails.
+ *
+ * The store's dictionary trainer is the same executable started anew (store/ztrain.c:
+ * REEL_ZTRAIN_PARENT in its environment), so it loads this object too, but no signal
+ * reaches it: it arms itself at start instead, so that libzstd's builder runs with
+ * failing allocations (a crash there must cost the training only, never the server).
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -35,4 +40,6 @@ __attribute__((constructor)) static void preload_init(void)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGUSR2, &sa, NULL);
+    if (getenv("REEL_ZTRAIN_PARENT"))
+        fm_arm_random(every, seed);
 }

@@ -180,10 +180,10 @@ static void read_env(void)
     pthread_mutex_unlock(&env_mu);
 }
 
-/* fork() (reel trains dictionaries in a forked child, store/ztrain.c) while another thread
- * holds 'mu' would leave the child's copy locked for ever: fork waits for the lock, and
- * the child stops watching anything (its power is not the one this run cuts; it closes the
- * store's descriptors and writes only to its pipe). */
+/* fork() while another thread holds 'mu' would leave the child's copy locked for ever:
+ * fork waits for the lock, and the child stops watching anything (its power is not the
+ * one this run cuts). reel's dictionary trainer is exec()ed instead (store/ztrain.c): it
+ * loads this shim anew but opens no file of the store, so nothing of it is watched. */
 static void fork_prepare(void) { pthread_mutex_lock(&mu); }
 static void fork_parent(void) { pthread_mutex_unlock(&mu); }
 static void fork_child(void)
