@@ -212,7 +212,9 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
         ev->sequence = seq;
         uint8_t pkey[8];
         MDB_val pv;
-        if (store__seq_get(g->s, g->w.txn, x->rec.num, seq, &pos) == 0 && pos) {
+        if ((rc = store__seq_get(g->s, g->w.txn, x->rec.num, seq, &pos)) == ENOMEM)
+            return g->mdb_rc = rc, REEL_EIO; /* fails the group as out of memory */
+        if (rc == 0 && pos) {
             ev->position = pos;
             store__put_u64(pkey, pos);
             MDB_val pk = {8, pkey};

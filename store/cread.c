@@ -74,7 +74,10 @@ static int seed_chain(store_read_t *r, const store_session_t *rec, struct store_
         memcpy(x->chain, rec->first_prev_hash, STORE_HASH_LEN);
         return REEL_OK;
     }
-    if (store__prev_chain(r, rec->num, x->seq, x->chain))
+    int rc = store__prev_chain(r, rec->num, x->seq, x->chain);
+    if (rc == REEL_ENOMEM)
+        return rc;
+    if (rc)
         return store__read_corrupt(r, rec->id, rec->id_len, x->seq - 1, 0,
                        "the sequence index has no entry");
     return REEL_OK;

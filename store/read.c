@@ -20,6 +20,7 @@
  * page gives REEL_ECORRUPT instead of an LMDB abort. A walk keeps its cursor in the read
  * (store__cursor_push), where store_read_end() finds it when the walk was left by the
  * guard. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,7 +193,10 @@ int store__prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
         return 0;
     uint8_t key[8];
     uint64_t pos;
-    if (store__seq_get(r->s, TXN(r), num, seq - 1, &pos) || !pos)
+    int rc = store__seq_get(r->s, TXN(r), num, seq - 1, &pos);
+    if (rc == ENOMEM) /* the per-session tree's cursor (FORMAT.md 21.1): no verdict */
+        return REEL_ENOMEM;
+    if (rc || !pos)
         return trimmed_prev(r, num, seq, out); /* only the miss pays for the lookup */
     store__put_u64(key, pos);
     MDB_val pk = {8, key}, v;
@@ -357,7 +361,9 @@ static int check_cached(store_event_view_t *w)
         return rc;
     if (w->prev_hash_)
         memcpy(prev, w->prev_hash_, STORE_HASH_LEN);
-    else if (store__prev_chain(r, num, w->sequence, prev))
+    else if ((rc = store__prev_chain(r, num, w->sequence, prev)) == REEL_ENOMEM)
+        return rc;
+    else if (rc)
         return store__read_corrupt(r, w->session, w->session_len, w->sequence - 1, 0,
                        "the sequence index has no entry");
     ev.session = w->session;
@@ -443,7 +449,11 @@ static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t aft
     int clipped = r->visible != STORE_VISIBLE_ALL;
     size_t n = 0;
     int stop = 0;
-    if (walk_prev(r, rec, after + 1, &w, ec, &at, &x)) {
+    if ((rc = walk_prev(r, rec, after + 1, &w, ec, &at, &x)) == REEL_ENOMEM) {
+        store__cursor_close(r, ec);
+        return store__walk_end(r, c, rc, 0);
+    }
+    if (rc) {
         store__cursor_close(r, ec);
         return store__walk_end(r, c, store__read_corrupt(r, rec->id, rec->id_len, after, 0,
                                       "the sequence index has no entry"), 0);
@@ -600,10 +610,15 @@ static int feed_expect(store_read_t *r, struct store__expect *x, MDB_val *name, 
     }
     x->seq = seq;
     uint64_t at;
-    if (store__seq_get(r->s, TXN(r), num, seq, &at) || at != pos)
+    int rc = store__seq_get(r->s, TXN(r), num, seq, &at);
+    if (rc == ENOMEM)
+        return REEL_ENOMEM;
+    if (rc || at != pos)
         return store__read_corrupt(r, x->id, x->id_len, seq, pos,
                        "the sequence index does not point at this position");
-    if (!carry && store__prev_chain(r, num, seq, x->chain))
+    if (!carry && (rc = store__prev_chain(r, num, seq, x->chain)) == REEL_ENOMEM)
+        return rc;
+    if (rc)
         return store__read_corrupt(r, x->id, x->id_len, seq - 1, 0, "the sequence index has no entry");
     return REEL_OK;
 }

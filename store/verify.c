@@ -103,7 +103,10 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
     memcpy(chain, want, STORE_HASH_LEN);
 
     uint64_t iseq;
-    if (store__id_get(v->s, txn, rec->num, (const char *)id.ptr, id.len, &iseq) || iseq != seq)
+    rc = store__id_get(v->s, txn, rec->num, (const char *)id.ptr, id.len, &iseq);
+    if (rc == ENOMEM) /* the cursor of a per-session tree could not be made: no verdict */
+        return REEL_ENOMEM;
+    if (rc || iseq != seq)
         return finding(v, rec, seq, pos, "the event_id index does not point at this event");
     return 0;
 }
@@ -354,7 +357,10 @@ static int log_chunk(struct verify *v, store_read_t *r, uint64_t *after, int *mo
             return finding(v, NULL, 0, pos, "position %llu is past the last position %llu",
                            (unsigned long long)pos, (unsigned long long)tail);
         uint64_t at;
-        if (store__seq_get(v->s, txn, h.num, h.seq, &at) || at != pos)
+        int src = store__seq_get(v->s, txn, h.num, h.seq, &at);
+        if (src == ENOMEM) /* no verdict on this entry: not a finding */
+            return REEL_ENOMEM;
+        if (src || at != pos)
             return finding(v, NULL, h.seq, pos,
                            "the event at position %llu is not in its session's index",
                            (unsigned long long)pos);

@@ -12,6 +12,7 @@
  * Threads: the bound is set from any thread under 'vis_mu'; 'clipping' lets a store that
  * never had a bound (the default) skip the lock in store_read_begin().
  */
+#include <errno.h>
 #include <string.h>
 
 #include "store/store_int.h"
@@ -49,11 +50,15 @@ int store__change_visible(const store_read_t *r, uint64_t pos, uint32_t index)
     return pos < r->visible || (pos == r->visible && index <= r->visible_index);
 }
 
-/* The position of sequence 'seq' of session 'num' in 'seqs' (0 when it has none). */
-static uint64_t seq_position(store_read_t *r, uint64_t num, uint64_t seq)
+/* The position of sequence 'seq' of session 'num' in 'seqs' into '*pos': REEL_OK,
+ * REEL_ECORRUPT when it has none, REEL_ENOMEM when the per-session tree's cursor could
+ * not be made (no verdict). */
+static int seq_position(store_read_t *r, uint64_t num, uint64_t seq, uint64_t *pos)
 {
-    uint64_t pos;
-    return store__seq_get(r->s, (MDB_txn *)r->txn_, num, seq, &pos) ? 0 : pos;
+    int rc = store__seq_get(r->s, (MDB_txn *)r->txn_, num, seq, pos);
+    if (rc == ENOMEM)
+        return REEL_ENOMEM;
+    return rc || !*pos ? REEL_ECORRUPT : REEL_OK;
 }
 
 /* The chain hash of the event at 'pos' into 'out'; REEL_ECORRUPT when it has none. */
@@ -81,15 +86,16 @@ int store__clip_record(store_read_t *r, store_session_t *rec)
         return REEL_OK;
     uint64_t first = rec->first_sequence ? rec->first_sequence : 1;
     uint64_t lo = first - 1, hi = rec->last_sequence; /* lo visible (or none), hi not */
-    uint64_t pos = seq_position(r, rec->num, hi);
-    if (!pos && hi >= first)
-        return REEL_ECORRUPT;
+    uint64_t pos;
+    int rc = hi >= first ? seq_position(r, rec->num, hi, &pos) : REEL_OK;
+    if (rc)
+        return rc;
     if (hi < first || pos <= r->visible)
         return REEL_OK;
     while (hi - lo > 1) {
         uint64_t mid = lo + (hi - lo) / 2;
-        if (!(pos = seq_position(r, rec->num, mid)))
-            return REEL_ECORRUPT;
+        if ((rc = seq_position(r, rec->num, mid, &pos)))
+            return rc;
         if (pos <= r->visible)
             lo = mid;
         else
@@ -103,5 +109,7 @@ int store__clip_record(store_read_t *r, store_session_t *rec)
             rec->first_event_ms = 0;
         return REEL_OK;
     }
-    return chain_at(r, seq_position(r, rec->num, lo), rec->last_hash);
+    if ((rc = seq_position(r, rec->num, lo, &pos)))
+        return rc;
+    return chain_at(r, pos, rec->last_hash);
 }
