@@ -119,6 +119,13 @@ typedef struct store_options {
                         with one still read). The default (0) trains them on the store's
                         events and uses them for new values, about a third of the bytes;
                         training runs in a child process (docs/FORMAT.md section 15). */
+    int journal;     /* 1 = the write-ahead journal (docs/DESIGN.md "The journal"; FORMAT.md
+                        section 17): LMDB commits without a flush and each group is durable
+                        with one sequential write and fdatasync of the journal; reads never
+                        see past what is durable. This process must be the store's only one
+                        (REEL_EUNAVAILABLE otherwise, the message names the other's pid).
+                        The environment variable REEL_JOURNAL=1 sets it for every writing
+                        open (tests). */
 } store_options_t;
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.

@@ -69,6 +69,8 @@ static int (*real_open)(const char *, int, ...);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static int (*real_unlink)(const char *);
 static int (*real_ftruncate)(int, off_t);
 static int (*real_fdatasync)(int);
 static int (*real_fsync)(int);
@@ -135,6 +137,8 @@ static void init(void)
     real_pwrite = dlsym(RTLD_NEXT, "pwrite");
     real_write = dlsym(RTLD_NEXT, "write");
     real_writev = dlsym(RTLD_NEXT, "writev");
+    real_pwritev = dlsym(RTLD_NEXT, "pwritev");
+    real_unlink = dlsym(RTLD_NEXT, "unlink");
     real_ftruncate = dlsym(RTLD_NEXT, "ftruncate");
     real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
     real_fsync = dlsym(RTLD_NEXT, "fsync");
@@ -599,6 +603,61 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
     count(k, r > 0 ? (size_t)r : 0, now_ns() - t0);
     wrote(f, fds[fd].dsync, off, r);
     pthread_mutex_unlock(&mu);
+    return r;
+}
+
+/* The journal's write (store/jfile.c). */
+ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    struct file *f = watched(fd);
+    if (!f)
+        return real_pwritev(fd, iov, cnt, off);
+    size_t n = 0;
+    for (int i = 0; i < cnt; i++)
+        n += iov[i].iov_len;
+    pthread_mutex_lock(&mu);
+    int k = fds[fd].dsync ? K_DSYNC_WRITE : K_WRITEV;
+    step(kind_name[k]);
+    log_write(f, off, n, fds[fd].dsync && !cfg.sync_noop);
+    uint64_t t0 = now_ns();
+    ssize_t r = real_pwritev(fd, iov, cnt, off);
+    count(k, r > 0 ? (size_t)r : 0, now_ns() - t0);
+    wrote(f, fds[fd].dsync, off, r);
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
+ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
+    __attribute__((alias("pwritev")));
+
+/* A removed watched file leaves the model (the journal removes old files; a removal that
+ * did not reach the disk only brings back a file recovery skips): its undo log goes. */
+int unlink(const char *path)
+{
+    ensure();
+    struct stat st;
+    int have = cfg.enabled && stat(path, &st) == 0;
+    int r = real_unlink(path);
+    if (r == 0 && have) {
+        pthread_mutex_lock(&mu);
+        for (struct file **pp = &files; *pp; pp = &(*pp)->next) {
+            struct file *f = *pp;
+            if (f->dev != st.st_dev || f->ino != st.st_ino)
+                continue;
+            for (int i = 0; i < MAX_FD; i++)
+                if (fds[i].f == f)
+                    fds[i].f = NULL;
+            *pp = f->next;
+            real_close(f->rfd);
+            for (size_t i = 0; i < f->n; i++)
+                free(f->log[i].old);
+            free(f->log);
+            free(f->path);
+            free(f);
+            break;
+        }
+        pthread_mutex_unlock(&mu);
+    }
     return r;
 }
 
