@@ -424,8 +424,9 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
     /* MDB_NOTLS: reader slots belong to transactions, not threads, so the many short reads
      * of a server's threads never depend on thread-local state. Never NOMETASYNC or
      * WRITEMAP (see docs/FORMAT.md). */
-    int nosync = s->no_sync || (s->jr && s->jr->journaling); /* the journal flushes */
-    unsigned flags = MDB_NOTLS | (nosync ? MDB_NOSYNC : 0) | (s->read_only ? MDB_RDONLY : 0);
+    /* The journal turns MDB_NOSYNC on only once it runs (jfile.c): the open's own commit
+     * (a new store, an upgrade) is flushed like any other. */
+    unsigned flags = MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0) | (s->read_only ? MDB_RDONLY : 0);
     rc = mdb_env_open(s->env, dir, flags, 0644);
     if ((rc == EACCES || rc == EROFS) && s->read_only) {
         /* A directory this user cannot write (a snapshot, a read-only mount, another user's

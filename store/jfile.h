@@ -46,10 +46,16 @@ struct store__journal {
     /* committer only */
     uint64_t groups_since, bytes_since;
     struct timespec ck_at;
+    long ck_ms;           /* checkpoint interval (CK_MS, or REEL_JOURNAL_CHECKPOINT_MS) */
     uint64_t last_pos;
     uint32_t last_idx;
 };
 
+/* 1 when the environment variable REEL_JOURNAL_FAULT names 'what': the negative controls
+ * of tests/powerloss break the journal on purpose ("no-flush": groups are acknowledged
+ * without the journal's fdatasync; "no-meta": recovery replays without writing the
+ * checkpoint's meta page back), to show that the test catches a broken journal. */
+int store__jr_fault(const char *what);
 /* The name of journal file 'no' in 'dir' into 'out'. */
 void store__jr_path(const char *dir, uint64_t no, char *out, size_t cap);
 /* The numbers of the journal files in 'dir', ascending, into '*nos' (malloc'd; '*n');

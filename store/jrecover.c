@@ -49,6 +49,12 @@ uint32_t store__crc32c(uint32_t crc, const void *p, size_t n)
     return ~crc;
 }
 
+int store__jr_fault(const char *what)
+{
+    const char *f = getenv("REEL_JOURNAL_FAULT");
+    return f && !strcmp(f, what);
+}
+
 /* ---- files ---- */
 
 void store__jr_path(const char *dir, uint64_t no, char *out, size_t cap)
@@ -363,7 +369,7 @@ static int recover(const char *dir, const uint64_t *nos, size_t n)
     int rc = 0;
     if (newest_checkpoint(dir, nos, n, &at, &ck, &meta, &psize))
         return 0; /* no durable checkpoint: no group was written after one (section 17.4) */
-    if ((rc = restore_meta(dir, meta, psize)))
+    if (!store__jr_fault("no-meta") && (rc = restore_meta(dir, meta, psize)))
         goto out;
     if ((rc = mdb_env_create(&rp.env)) || (rc = mdb_env_set_maxdbs(rp.env, 16)) ||
         (rc = mdb_env_open(rp.env, dir, MDB_NOTLS | MDB_NOSYNC, 0644)) ||
