@@ -85,6 +85,7 @@ static void fail_stop(store_t *s, int err, const char *what)
     pthread_mutex_lock(&jr->mu);
     int first = !jr->failed;
     jr->failed = 1;
+    pthread_cond_broadcast(&jr->room);
     pthread_mutex_unlock(&jr->mu);
     pthread_mutex_lock(&s->mu);
     s->failed = 1;
@@ -221,12 +222,17 @@ static void *journal_main(void *arg)
             failed = failed || rc;
             if (failed)
                 end = NULL;
-            for (store__jgroup_t *j = list, *next; j != end; j = next) {
+            int n = 0;
+            for (store__jgroup_t *j = list, *next; j != end; j = next, n++) {
                 next = j->next;
                 if (!failed && j->committed)
                     store__set_durable(s, j->pos, j->idx);
                 store__group_complete(s, j, failed ? REEL_EIO : 0);
             }
+            pthread_mutex_lock(&jr->mu);
+            jr->pending -= n;
+            pthread_cond_signal(&jr->room);
+            pthread_mutex_unlock(&jr->mu);
             list = end;
         }
     }
@@ -243,7 +249,10 @@ void store__journal_group(store_t *s, store__jgroup_t *j)
     else
         jr->head = j;
     jr->tail = j;
+    jr->pending++;
     pthread_cond_signal(&jr->cv);
+    while (jr->pending >= JR_DEPTH && !jr->failed) /* see JR_DEPTH */
+        pthread_cond_wait(&jr->room, &jr->mu);
     pthread_mutex_unlock(&jr->mu);
     if (j->committed) {
         jr->groups_since++;
@@ -548,6 +557,7 @@ void store__journal_close(store_t *s)
     if (jr->lock_fd >= 0)
         close(jr->lock_fd); /* releases the flock */
     pthread_cond_destroy(&jr->ck_cv);
+    pthread_cond_destroy(&jr->room);
     pthread_cond_destroy(&jr->cv);
     pthread_mutex_destroy(&jr->mu);
     free(jr->ck_meta);

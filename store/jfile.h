@@ -16,6 +16,11 @@
 #define JR_META_TXNID 144        /* offset of mm_txnid in an LMDB 0.9 meta page */
 #define JR_META_MAGIC 16         /* offset of mm_magic */
 #define JR_LMDB_MAGIC 0xBEEFC0DEu
+/* Groups the committer may have handed over that are not yet durable: one being flushed
+ * and one waiting. The committer waits for room before it takes the next group, so the
+ * batches that arrive during a flush go into one group (as with LMDB's own flush) instead
+ * of many small commits that each rewrite the same leaf pages. */
+#define JR_DEPTH 2
 
 struct store__journal {
     char dir[4000];
@@ -30,6 +35,8 @@ struct store__journal {
     pthread_mutex_t mu;
     pthread_cond_t cv;    /* the journal thread: groups queued, a checkpoint synced, stop */
     pthread_cond_t ck_cv; /* the checkpoint thread and checkpoint waiters */
+    pthread_cond_t room;  /* the committer: fewer than JR_DEPTH groups are not yet durable */
+    int pending;          /* groups handed over and not yet completed */
     store__jgroup_t *head, *tail;
     int stop, ck_stop;
     int failed;           /* a journal write or flush failed: nothing more is acked */

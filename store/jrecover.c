@@ -39,14 +39,41 @@ static void crc_init(void)
     }
 }
 
-uint32_t store__crc32c(uint32_t crc, const void *p, size_t n)
+static uint32_t crc_soft(uint32_t crc, const uint8_t *b, size_t n)
 {
     pthread_once(&crc_once, crc_init);
-    const uint8_t *b = p;
-    crc = ~crc;
     while (n--)
         crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
-    return ~crc;
+    return crc;
+}
+
+#if defined(__x86_64__)
+/* SSE 4.2's crc32 instruction computes the same CRC-32C, 8 bytes at a time: the journal
+ * checks every byte it writes, and the bytewise table cost ~2 us per KiB. */
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *b,
+                                                        size_t n)
+{
+    uint64_t c = crc;
+    for (; n >= 8; n -= 8, b += 8) {
+        uint64_t w;
+        memcpy(&w, b, 8);
+        c = __builtin_ia32_crc32di(c, w);
+    }
+    crc = (uint32_t)c;
+    while (n--)
+        crc = __builtin_ia32_crc32qi(crc, *b++);
+    return crc;
+}
+#endif
+
+uint32_t store__crc32c(uint32_t crc, const void *p, size_t n)
+{
+    crc = ~crc;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2"))
+        return ~crc_hw(crc, p, n);
+#endif
+    return ~crc_soft(crc, p, n);
 }
 
 int store__jr_fault(const char *what)
@@ -463,6 +490,7 @@ static struct store__journal *jr_new(const char *dir)
     pthread_mutex_init(&jr->mu, NULL);
     pthread_cond_init(&jr->cv, NULL);
     pthread_cond_init(&jr->ck_cv, NULL);
+    pthread_cond_init(&jr->room, NULL);
     return jr;
 }
 
