@@ -326,9 +326,12 @@ static int restore_meta(const char *dir, const uint8_t *meta, size_t psize)
     return rc;
 }
 
-/* Replays the groups after checkpoint 'ck' from every file, in order. */
+/* Replays the groups after checkpoint 'ck' from every file, in order. Groups start right
+ * after the file's header, whose size is fixed ('psize'): a header torn while a file was
+ * being recycled (17.3) never hides the groups behind it. A recycled file's older records
+ * after its tail have txnids below its checkpoint's, and are skipped. */
 static int replay_files(struct replay *rp, const char *dir, const uint64_t *nos, size_t n,
-                        uint64_t ck)
+                        uint64_t ck, size_t psize)
 {
     char path[4096];
     uint64_t last = ck;
@@ -339,13 +342,11 @@ static int replay_files(struct replay *rp, const char *dir, const uint64_t *nos,
         int rc = slurp(path, &buf, &len);
         if (rc)
             return rc;
-        size_t off = 8;
+        size_t off = 8 + JR_HEAD + 4 + psize;
         int type;
         uint64_t txnid;
         const uint8_t *body;
         size_t blen, used;
-        if (len < 8 || memcmp(buf, JR_MAGIC, 8))
-            off = len; /* a file whose start never became durable holds nothing */
         while (!rc && off < len &&
                !record_at(buf + off, len - off, &type, &txnid, &body, &blen, &used)) {
             off += used;
@@ -402,9 +403,9 @@ static int recover(const char *dir, const uint64_t *nos, size_t n)
         (rc = mdb_env_open(rp.env, dir, MDB_NOTLS | MDB_NOSYNC, 0644)) ||
         (rc = open_trees(&rp)))
         goto out;
-    /* files before the checkpoint's may hold groups after it (written before the switch) */
-    size_t from = at ? at - 1 : 0;
-    if ((rc = replay_files(&rp, dir, nos + from, n - from, ck)) || (rc = clear_part(&rp)))
+    /* the file before the checkpoint's may hold groups after it (written before the
+     * switch); older ones hold none, and the checkpoint's txnid skips them anyway */
+    if ((rc = replay_files(&rp, dir, nos, n, ck, psize)) || (rc = clear_part(&rp)))
         goto out;
     rc = mdb_env_sync(rp.env, 1);
 out:

@@ -18,7 +18,8 @@
  *         chosen at random, never older than a durable write), and the size as of the last
  *         sync or as now (chosen at random).
  * Directory entries are not modelled (ext4 commits a new file's entry with the file's
- * first fsync; LMDB's files are made once, when the store is created).
+ * first fsync; LMDB's files are made once, when the store is created): a removed file
+ * (unlink) leaves the model, a renamed one (rename) is put back under its new name.
  *
  * Environment:
  *   PLSHIM_DIR=DIR        watch regular files under DIR (required; nothing is watched without)
@@ -71,6 +72,7 @@ static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
 static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
 static int (*real_unlink)(const char *);
+static int (*real_rename)(const char *, const char *);
 static int (*real_ftruncate)(int, off_t);
 static int (*real_fdatasync)(int);
 static int (*real_fsync)(int);
@@ -139,6 +141,7 @@ static void init(void)
     real_writev = dlsym(RTLD_NEXT, "writev");
     real_pwritev = dlsym(RTLD_NEXT, "pwritev");
     real_unlink = dlsym(RTLD_NEXT, "unlink");
+    real_rename = dlsym(RTLD_NEXT, "rename");
     real_ftruncate = dlsym(RTLD_NEXT, "ftruncate");
     real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
     real_fsync = dlsym(RTLD_NEXT, "fsync");
@@ -656,6 +659,27 @@ int unlink(const char *path)
             free(f);
             break;
         }
+        pthread_mutex_unlock(&mu);
+    }
+    return r;
+}
+
+/* A renamed watched file (the journal recycles its files) is put back under its new name. */
+int rename(const char *from, const char *to)
+{
+    ensure();
+    int r = real_rename(from, to);
+    struct stat st;
+    if (r == 0 && cfg.enabled && stat(to, &st) == 0) {
+        pthread_mutex_lock(&mu);
+        for (struct file *f = files; f; f = f->next)
+            if (f->dev == st.st_dev && f->ino == st.st_ino) {
+                char *p = strdup(to);
+                if (!p)
+                    die("out of memory");
+                free(f->path);
+                f->path = p;
+            }
         pthread_mutex_unlock(&mu);
     }
     return r;
