@@ -251,6 +251,13 @@ void store__journal_group(store_t *s, store__jgroup_t *j)
 {
     struct store__journal *jr = s->jr;
     j->next = NULL;
+    /* Counted before it is queued: once queued, the journal thread may complete and free
+     * it at any moment. */
+    if (j->committed) {
+        jr->groups_since++;
+        jr->bytes_since += j->log_len + JR_HEAD;
+        jr->last_pos = j->pos, jr->last_idx = j->idx;
+    }
     pthread_mutex_lock(&jr->mu);
     if (jr->tail)
         jr->tail->next = j;
@@ -262,11 +269,6 @@ void store__journal_group(store_t *s, store__jgroup_t *j)
     while (jr->pending >= JR_DEPTH && !jr->failed) /* see JR_DEPTH */
         pthread_cond_wait(&jr->room, &jr->mu);
     pthread_mutex_unlock(&jr->mu);
-    if (j->committed) {
-        jr->groups_since++;
-        jr->bytes_since += j->log_len + JR_HEAD;
-        jr->last_pos = j->pos, jr->last_idx = j->idx;
-    }
 }
 
 /* ---- checkpoints ---- */

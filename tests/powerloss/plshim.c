@@ -6,7 +6,8 @@
  * watched file it keeps an undo log of every write made since that file's last completed
  * fsync/fdatasync: the bytes each write replaced. At the crash point it takes the lock every
  * watched call takes, puts back what the disk could hold if power failed there, and
- * SIGKILLs the process: nothing can write between the power loss and the kill.
+ * SIGKILLs the process: nothing can write between the power loss and the kill (a thread
+ * that faults on a page put back meanwhile waits for the kill).
  *
  * What "the disk could hold" means (PLSHIM_MODE):
  *   all   (default) every write not covered by a completed sync is gone: each file is as of
@@ -341,8 +342,23 @@ static off_t lost_size(const struct file *f)
  * the log line, then the sizes: a thread of the process that reads the map past a cut end
  * dies of SIGBUS, which is as dead as the SIGKILL that follows (no watched call can run
  * meanwhile: they all wait for 'mu'). */
+/* A thread that faults on the map while the power fails (it read a page the loss is
+ * putting back: with --journal, data.mdb holds every page written since the last
+ * checkpoint unflushed) waits for the SIGKILL: the fault is part of the power loss. */
+static void park(int sig)
+{
+    (void)sig;
+    for (;;)
+        pause();
+}
+
 static void lose_power(const char *at)
 {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = park;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
     uint64_t bytes = 0, pages = 0;
     int nfiles = 0, fd[64];
     struct file *f = files;
