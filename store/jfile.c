@@ -503,24 +503,6 @@ fail:
     return store__err_from_mdb(rc);
 }
 
-/* Removes every journal file (their groups are all in data.mdb, flushed). 0 or an errno. */
-static int remove_files(struct store__journal *jr)
-{
-    uint64_t *nos = NULL;
-    size_t n = 0;
-    int rc = store__jr_list(jr->dir, &nos, &n);
-    char path[4096];
-    for (size_t i = 0; !rc && i < n; i++) {
-        store__jr_path(jr->dir, nos[i], path, sizeof path);
-        if (unlink(path) && errno != ENOENT)
-            rc = errno;
-    }
-    free(nos);
-    if (!rc && jr->dir_fd >= 0 && fsync(jr->dir_fd))
-        rc = errno;
-    return rc;
-}
-
 /* The clean end of a journaling process: data.mdb flushed, the journal removed, then part
  * 0x2 cleared (in that order: a crash between them leaves part 0x2 and no journal, which
  * opens as it is). */
@@ -528,7 +510,8 @@ static void close_clean(store_t *s)
 {
     struct store__journal *jr = s->jr;
     int rc = mdb_env_sync(s->env, 1);
-    if (!rc && !(rc = remove_files(jr)))
+    if (!rc && !(rc = store__jr_done(jr->dir, jr->dir_fd, 1)) &&
+        !(rc = store__jr_remove(jr->dir, jr->dir_fd)))
         rc = put_parts(s, s->parts & ~STORE__PART_JOURNAL);
     if (rc)
         fprintf(stderr, "reel: closing the journal of '%s': %s (the next open recovers)\n",

@@ -63,6 +63,11 @@ struct store__journal {
  * without the journal's fdatasync; "no-meta": recovery replays without writing the
  * checkpoint's meta page back), to show that the test catches a broken journal. */
 int store__jr_fault(const char *what);
+/* journal-done (17.4): 'set' 1 creates it, 0 removes it; then the directory is flushed.
+ * 0 or an errno. */
+int store__jr_done(const char *dir, int dir_fd, int set);
+/* Removes every journal file, flushes the directory, then removes journal-done. */
+int store__jr_remove(const char *dir, int dir_fd);
 /* The name of journal file 'no' in 'dir' into 'out'. */
 void store__jr_path(const char *dir, uint64_t no, char *out, size_t cap);
 /* The numbers of the journal files in 'dir', ascending, into '*nos' (malloc'd; '*n');

@@ -394,6 +394,7 @@ static int recover(const char *dir, const uint64_t *nos, size_t n)
     uint64_t ck = 0;
     uint8_t *meta = NULL;
     struct replay rp = {0};
+    MDB_txn *pin = NULL;
     int rc = 0;
     if (newest_checkpoint(dir, nos, n, &at, &ck, &meta, &psize))
         return 0; /* no durable checkpoint: no group was written after one (section 17.4) */
@@ -401,14 +402,18 @@ static int recover(const char *dir, const uint64_t *nos, size_t n)
         goto out;
     if ((rc = mdb_env_create(&rp.env)) || (rc = mdb_env_set_maxdbs(rp.env, 16)) ||
         (rc = mdb_env_open(rp.env, dir, MDB_NOTLS | MDB_NOSYNC, 0644)) ||
-        (rc = open_trees(&rp)))
+        (rc = mdb_txn_begin(rp.env, NULL, MDB_RDONLY, &pin)) || (rc = open_trees(&rp)))
         goto out;
+    /* 'pin' keeps the checkpoint's pages while the replay writes: a recovery cut short
+     * (kill -9, power loss) is run again from the same checkpoint, which must be whole. */
     /* the file before the checkpoint's may hold groups after it (written before the
      * switch); older ones hold none, and the checkpoint's txnid skips them anyway */
     if ((rc = replay_files(&rp, dir, nos, n, ck, psize)) || (rc = clear_part(&rp)))
         goto out;
     rc = mdb_env_sync(rp.env, 1);
 out:
+    if (pin)
+        mdb_txn_abort(pin);
     if (rp.env)
         mdb_env_close(rp.env);
     free(meta);
@@ -447,11 +452,59 @@ static long env_user(const char *dir)
 }
 
 /* Recovers the journal files of 'dir' (journal.lock held exclusively), removes them. */
+int store__jr_done(const char *dir, int dir_fd, int set)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/journal-done", dir);
+    if (set) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return errno;
+        close(fd);
+    } else if (unlink(path) && errno != ENOENT) {
+        return errno;
+    }
+    return fsync(dir_fd) ? errno : 0;
+}
+
+int store__jr_remove(const char *dir, int dir_fd)
+{
+    uint64_t *nos = NULL;
+    size_t n = 0;
+    int rc = store__jr_list(dir, &nos, &n);
+    char path[4096];
+    for (size_t i = 0; !rc && i < n; i++) {
+        store__jr_path(dir, nos[i], path, sizeof path);
+        if (unlink(path) && errno != ENOENT)
+            rc = errno;
+    }
+    free(nos);
+    if (!rc && fsync(dir_fd))
+        rc = errno;
+    return rc ? rc : store__jr_done(dir, dir_fd, 0);
+}
+
+/* 1 when journal-done exists: data.mdb is whole and flushed, the files only remain. */
+static int done_mark(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/journal-done", dir);
+    return stat(path, &st) == 0;
+}
+
 static int recover_dir(const char *dir, int dir_fd)
 {
     uint64_t *nos = NULL;
     size_t n = 0;
     int rc = store__jr_list(dir, &nos, &n);
+    if (!rc && n && done_mark(dir)) { /* a recovery or clean close cut short in its end */
+        free(nos);
+        if ((rc = store__jr_remove(dir, dir_fd)))
+            return store__set_error("cannot remove the journal of '%s': %s", dir,
+                                    strerror(rc)), REEL_EIO;
+        return REEL_OK;
+    }
     if (!rc && n) {
         long other = env_user(dir);
         if (other) {
@@ -465,13 +518,10 @@ static int recover_dir(const char *dir, int dir_fd)
             store__set_error("cannot recover '%s' from its journal: %s", dir, mdb_strerror(rc));
             return rc == MDB_CORRUPTED ? REEL_ECORRUPT : store__err_from_mdb(rc);
         }
-        char path[4096];
-        for (size_t i = 0; i < n; i++) {
-            store__jr_path(dir, nos[i], path, sizeof path);
-            unlink(path);
-        }
-        if (fsync(dir_fd))
-            rc = errno;
+        /* journal-done first: removing several files is not atomic, and a recovery from
+         * what a cut-short removal left would miss the removed files' groups */
+        if (!(rc = store__jr_done(dir, dir_fd, 1)))
+            rc = store__jr_remove(dir, dir_fd);
     }
     free(nos);
     if (rc) {
