@@ -61,7 +61,9 @@ struct store__journal {
 /* 1 when the environment variable REEL_JOURNAL_FAULT names 'what': the negative controls
  * of tests/powerloss break the journal on purpose ("no-flush": groups are acknowledged
  * without the journal's fdatasync; "no-meta": recovery replays without writing the
- * checkpoint's meta page back), to show that the test catches a broken journal. */
+ * checkpoint's meta page back), to show that the test catches a broken journal;
+ * "cut-recovery": the process exits right after a recovery's replay, before its flush,
+ * as kill -9 would: tests/unit/store_journal.c). */
 int store__jr_fault(const char *what);
 /* journal-done (17.4): 'set' 1 creates it, 0 removes it; then the directory is flushed.
  * 0 or an errno. */

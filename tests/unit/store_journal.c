@@ -181,6 +181,23 @@ Test(store_journal, a_damaged_last_record_fails_its_crc_and_ends_the_replay)
     expect_events(N_EVENTS - 1);
 }
 
+Test(store_journal, a_recovery_cut_short_runs_again_from_a_whole_checkpoint)
+{
+    crash_child();
+    pid_t pid = fork();
+    if (pid == 0) { /* recovers, and exits right after the replay (REEL_JOURNAL_FAULT) */
+        setenv("REEL_JOURNAL_FAULT", "cut-recovery", 1);
+        store_t *s = NULL;
+        store_options_t opt = {0};
+        store_open(dir, &opt, &s);
+        _exit(3); /* not reached when the fault works */
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 9, "the recovery was not cut short");
+    expect_events(N_EVENTS);
+}
+
 Test(store_journal, a_journaling_process_holds_off_other_writers_not_readers)
 {
     int p[2], hold[2];
