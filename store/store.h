@@ -70,7 +70,10 @@
  *  - Errors: every int-returning function returns REEL_OK (0) or a reel_err (err.h).
  *  - Durability: with sync on (the default) a batch completes with REEL_OK only after
  *    mdb_txn_commit() returned 0, i.e. after fdatasync of the data and a synchronous meta
- *    page write. A commit error other than "disk full" (ENOSPC, EDQUOT, or EIO while the
+ *    page write. With the journal (store_options_t.journal) it completes only after its
+ *    group's journal record was written and fdatasync'd, on the journal thread; reads of
+ *    this process never see past what is durable (docs/FORMAT.md section 17).
+ *    A commit error other than "disk full" (ENOSPC, EDQUOT, or EIO while the
  *    file system has no free space: a short write) puts the store in fail-stop: every
  *    later append fails with REEL_EUNAVAILABLE until the process reopens the store.
  */
