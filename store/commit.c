@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "store/json.h"
-#include "store/store_int.h"
+#include "store/jfile.h"
 
 #define GROW_TRIES 24
 
@@ -31,6 +31,7 @@ struct sess {
 };
 
 struct group {
+    store__jgroup_t j; /* first: the journal hands it back (store__group_complete) */
     store_t *s;
     store__wg_t w;      /* the write transaction (w.txn) and its log (journal.c) */
     uint64_t position; /* last position assigned */
@@ -1046,6 +1047,7 @@ static int commit_with_growth(store_t *s, struct group *g, store_batch_t *list)
     for (int tries = 0;; tries++) {
         memset(g, 0, sizeof *g);
         g->s = g->w.s = s;
+        g->w.logging = s->jr != NULL && s->jr->journaling;
         int rc = group_run(g, list);
         if (rc != MDB_MAP_FULL || tries == GROW_TRIES)
             return rc;
@@ -1176,19 +1178,61 @@ static void fail_group(store_t *s, store_batch_t *list, int rc)
             b->err = full ? REEL_EFULL : REEL_EIO;
 }
 
+/* The durable bound once group 'g' (committed) is durable: its last position, and the
+ * change log's last index there (the same position as before: the bound's index stays). */
+static void group_bound(const struct group *g, const struct store__journal *jr)
+{
+    store__jgroup_t *j = (store__jgroup_t *)&g->j;
+    j->pos = g->position;
+    if (g->chlog.known && g->chlog.pos == g->position)
+        j->idx = g->chlog.index;
+    else
+        j->idx = g->position == jr->last_pos ? jr->last_idx : 0;
+}
+
+/* With the journal: hands the group to the journal thread, which completes it once its
+ * log is durable (store__group_complete). */
+static void hand_over(store_t *s, struct group *g, store_batch_t *list, int rc)
+{
+    g->j.list = list;
+    g->j.committed = rc == 0;
+    g->j.txn_id = g->txn_id;
+    g->j.log = g->w.log.data;
+    g->j.log_len = g->w.log.len;
+    if (rc == 0)
+        group_bound(g, s->jr);
+    store__journal_group(s, &g->j);
+    if (rc == 0)
+        store__journal_tick(s);
+}
+
 static void run_group(store_t *s, store_batch_t *list)
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    struct group g;
-    int rc = commit_with_growth(s, &g, list);
+    int journal = s->jr && s->jr->journaling;
+    struct group local, *g = journal ? calloc(1, sizeof *g) : &local;
+    if (!g) { /* nothing was written: the group fails alone, like any out of memory */
+        fail_group(s, list, ENOMEM);
+        for (store_batch_t *b = list, *next; b; b = next) {
+            next = b->next_;
+            store__zdict_batch_free(b);
+            b->done(b, b->done_arg);
+        }
+        return;
+    }
+    int rc = commit_with_growth(s, g, list);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc)
         fail_group(s, list, rc);
     uint64_t ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
                   (uint64_t)(t1.tv_nsec - t0.tv_nsec);
-    record_stats(s, list, &g, rc == 0, ns);
-    store__zdict_after(s, rc == 0, g.position);
+    record_stats(s, list, g, rc == 0, ns);
+    store__zdict_after(s, rc == 0, g->position);
+    if (journal) {
+        hand_over(s, g, list, rc);
+        return;
+    }
     size_t n = 0;
     for (store_batch_t *b = list, *next; b; b = next, n++) {
         next = b->next_; /* 'done' may free the batch */
@@ -1196,8 +1240,25 @@ static void run_group(store_t *s, store_batch_t *list)
         b->done(b, b->done_arg);
     }
     if (rc == 0 && n) /* a group of no batch only stored a dictionary */
-        fire_hook(s, &g, n);
-    group_release(&g);
+        fire_hook(s, g, n);
+    group_release(g);
+}
+
+void store__group_complete(store_t *s, store__jgroup_t *j, int err)
+{
+    struct group *g = (struct group *)j;
+    size_t n = 0;
+    for (store_batch_t *b = j->list, *next; b; b = next, n++) {
+        next = b->next_;
+        if (err && !b->err)
+            b->err = err;
+        store__zdict_batch_free(b);
+        b->done(b, b->done_arg);
+    }
+    if (!err && j->committed && n)
+        fire_hook(s, g, n);
+    group_release(g);
+    free(g);
 }
 
 /* ---- the submission queue ----

@@ -105,6 +105,8 @@ static int add_once(store_t *s, const uint64_t *ranges, size_t n)
     rc = mrc == MDB_MAP_FULL ? -2 : mrc == ENOMEM ? REEL_ENOMEM
          : mrc ? store__err_from_mdb(mrc) : REEL_OK;
     pthread_rwlock_unlock(&s->resize_lock);
+    if (rc == REEL_OK && s->jr) /* journaled: a checkpoint covers it, or recovery reverts it */
+        rc = store__journal_checkpoint_wait(s);
     return rc;
 }
 

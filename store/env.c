@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "store/store_int.h"
+#include "store/jfile.h"
 
 #define DEFAULT_MAP (1ull << 30)
 #define MAX_READERS 1024
@@ -474,6 +474,8 @@ static int open_env(store_t *s, const char *dir, const store_options_t *opt)
     /* MDB_NOTLS: reader slots belong to transactions, not threads, so the many short reads
      * of a server's threads never depend on thread-local state. Never NOMETASYNC or
      * WRITEMAP (see docs/FORMAT.md). */
+    /* The journal turns MDB_NOSYNC on only once it runs (jfile.c): the open's own commit
+     * (a new store, an upgrade) is flushed like any other. */
     unsigned flags = MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0) | (s->read_only ? MDB_RDONLY : 0);
     rc = mdb_env_open(s->env, dir, flags, 0644);
     if ((rc == EACCES || rc == EROFS) && s->read_only) {
@@ -559,7 +561,15 @@ int store_open(const char *dir, const store_options_t *opt, store_t **out)
     s->vis_pos = STORE_VISIBLE_ALL;
     s->vis_idx = UINT32_MAX;
     s->zd_auto = !opt->no_zdict;
-    int rc = open_env(s, dir, opt);
+    const char *env_journal = getenv("REEL_JOURNAL");
+    int journal = !s->read_only && (opt->journal || (env_journal && !strcmp(env_journal, "1")));
+    int rc = store__journal_open(s, dir, journal);
+    if (!rc)
+        rc = open_env(s, dir, opt);
+    if (!rc && journal)
+        rc = store__journal_start(s, dir);
+    else if (!rc && !s->read_only && (s->parts & STORE__PART_JOURNAL))
+        rc = store__journal_clear(s); /* a journal closed between its two last steps */
     if (!rc)
         rc = store__zdict_open(s);
     if (!rc)
@@ -590,6 +600,7 @@ void store_close(store_t *s)
     pthread_mutex_unlock(&s->mu);
     if (s->started)
         pthread_join(s->committer, NULL);
+    store__journal_close(s); /* after the committer: its last groups become durable */
     store__zdict_release(s); /* joins a trainer, which may be reading */
     store__cache_free(s);
     if (s->env)

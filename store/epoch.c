@@ -62,6 +62,11 @@ static int raise_once(store_t *s, uint64_t epoch, uint64_t *stored)
         if (!mrc && s->no_sync) /* --sync=none: the epoch is durable all the same */
             mrc = mdb_env_sync(s->env, 1);
         rc = mrc ? store__err_from_mdb(mrc) : REEL_OK;
+        if (!rc && s->jr) { /* journaled: a checkpoint covers it, or recovery reverts it */
+            pthread_rwlock_unlock(&s->resize_lock);
+            rc = store__journal_checkpoint_wait(s);
+            pthread_rwlock_rdlock(&s->resize_lock);
+        }
         if (!rc)
             *stored = epoch;
     }

@@ -16,14 +16,15 @@
 #include "store/store_int.h"
 
 enum { OP_PUT = 'P', OP_DEL = 'D', OP_CREATE = 'C' };
-enum { FLAG_APPEND = 1 };
+enum { FLAG_APPEND = 1, FLAG_APPENDDUP = 2 };
 
 /* The tree number of 'dbi' (FORMAT.md 17.2), -1 for a handle the journal does not know. */
 static int tree_of(const store_t *s, MDB_dbi dbi)
 {
     const MDB_dbi known[] = {s->db_meta,      s->db_sessions, s->db_session_ids,
                              s->db_events,    s->db_event_ids, s->db_seqs,
-                             s->db_recent,    s->db_changes,   s->db_consumers};
+                             s->db_recent,    s->db_changes,   s->db_consumers,
+                             s->db_event_uuids};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (known[i] == dbi)
             return (int)i;
@@ -53,7 +54,8 @@ int store__put(store__wg_t *g, MDB_dbi dbi, MDB_val *key, MDB_val *val, unsigned
     int rc = mdb_put(g->txn, dbi, key, val, flags);
     if (rc || !g->logging)
         return rc;
-    int f = flags & MDB_APPEND ? FLAG_APPEND : 0;
+    /* the append flags keep a replayed page as full as the original (FORMAT.md 21.1) */
+    int f = (flags & MDB_APPEND ? FLAG_APPEND : 0) | (flags & MDB_APPENDDUP ? FLAG_APPENDDUP : 0);
     if (!(flags & MDB_RESERVE))
         return log_rec(g, OP_PUT, tree_of(g->s, dbi), f, key, val->mv_data, val->mv_size);
     rc = log_rec(g, OP_PUT, tree_of(g->s, dbi), f, key, NULL, val->mv_size);
@@ -85,13 +87,18 @@ int store__del(store__wg_t *g, MDB_dbi dbi, MDB_val *key, MDB_val *val)
 int store__cursor_del(store__wg_t *g, MDB_cursor *c, unsigned flags)
 {
     MDB_val k, v;
+    unsigned tf = 0;
     int rc = 0;
     /* Logged before the delete, while the key still points at live bytes; a failed delete
      * fails the group, and its log goes with it. LMDB ignores the value of a delete in a
-     * tree without duplicates: the key is enough. */
-    if (g->logging && ((rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT)) ||
-                       (rc = log_rec(g, OP_DEL, tree_of(g->s, mdb_cursor_dbi(c)), 0, &k,
-                                     NULL, 0))))
+     * tree without duplicates: the key is enough. In a tree of sorted duplicates ('seqs'
+     * and 'event_uuids' of FORMAT.md 21.1) the value names the one entry: a delete by key
+     * alone would replay as the removal of every entry of the session. */
+    if (g->logging &&
+        ((rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT)) ||
+         (rc = mdb_dbi_flags(g->txn, mdb_cursor_dbi(c), &tf)) ||
+         (rc = log_rec(g, OP_DEL, tree_of(g->s, mdb_cursor_dbi(c)), 0, &k,
+                       tf & MDB_DUPSORT ? v.mv_data : NULL, tf & MDB_DUPSORT ? v.mv_size : 0))))
         return rc;
     return mdb_cursor_del(c, flags);
 }

@@ -72,7 +72,7 @@ int store_read_begin(store_t *s, store_read_t *r)
         int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
         if (rc == MDB_SUCCESS) {
             r->txn_ = txn;
-            store_get_visible(s, &r->visible, &r->visible_index);
+            store__read_bound(s, &r->visible, &r->visible_index);
             return REEL_OK;
         }
         pthread_rwlock_unlock(&s->resize_lock);

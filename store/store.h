@@ -80,7 +80,10 @@
  *  - Errors: every int-returning function returns REEL_OK (0) or a reel_err (err.h).
  *  - Durability: with sync on (the default) a batch completes with REEL_OK only after
  *    mdb_txn_commit() returned 0, i.e. after fdatasync of the data and a synchronous meta
- *    page write. A commit error other than "disk full" (ENOSPC, EDQUOT, or EIO while the
+ *    page write. With the journal (store_options_t.journal) it completes only after its
+ *    group's journal record was written and fdatasync'd, on the journal thread; reads of
+ *    this process never see past what is durable (docs/FORMAT.md section 17).
+ *    A commit error other than "disk full" (ENOSPC, EDQUOT, or EIO while the
  *    file system has no free space: a short write) puts the store in fail-stop: every
  *    later append fails with REEL_EUNAVAILABLE until the process reopens the store.
  */
@@ -159,6 +162,13 @@ typedef struct store_options {
                            The environment variable REEL_STORE_PARTS_OFF (a number, e.g.
                            12) adds bits, so that the HTTP and CLI tests can run on the
                            older layouts. */
+    int journal;     /* 1 = the write-ahead journal (docs/DESIGN.md "The journal"; FORMAT.md
+                        section 17): LMDB commits without a flush and each group is durable
+                        with one sequential write and fdatasync of the journal; reads never
+                        see past what is durable. This process must be the store's only one
+                        (REEL_EUNAVAILABLE otherwise, the message names the other's pid).
+                        The environment variable REEL_JOURNAL=1 sets it for every writing
+                        open (tests). */
 } store_options_t;
 
 /* Optional parts of format 4 (docs/FORMAT.md 18.1), for store_options_t.parts_off. */

@@ -60,6 +60,12 @@ struct store {
     uint64_t vis_pos;
     uint32_t vis_idx;
     atomic_int clipping;
+    /* with the journal: the durable bound (under vis_mu), which every read keeps below
+     * whatever the replica bound says (store__read_bound) */
+    int durable_on;
+    uint64_t dur_pos;
+    uint32_t dur_idx;
+    struct store__journal *jr; /* the write-ahead journal (jfile.c); NULL when off */
 
     /* zstd dictionaries (zdict.c; docs/FORMAT.md section 15) */
     struct store__zdict *_Atomic zd[STORE__ZDICT_MAX + 1]; /* by id: set once, then fixed */
@@ -122,6 +128,64 @@ int store__create(store__wg_t *g, const char *name, MDB_dbi *dbi);
 /* 1 when a log append ran out of memory (the group must not commit). */
 static inline int store__wg_failed(const store__wg_t *g) { return g->logging && g->log.oom; }
 
+/* ---- the write-ahead journal (jfile.c, jrecover.c; docs/FORMAT.md section 17) ----
+ *
+ * Threads: the committer commits a group without a flush and hands it to the journal
+ * thread (store__journal_group), which writes the logs of every queued group with one
+ * write and one fdatasync, advances the durable bound, then completes the groups in order
+ * (store__group_complete). A checkpoint thread flushes data.mdb for a snapshot the
+ * committer pinned; the journal thread then starts a new journal file headed by that
+ * snapshot's meta page. */
+
+/* One committed (or failed) group on its way to the journal; the first member of
+ * commit.c's group, which it owns until store__group_complete(). */
+typedef struct store__jgroup {
+    struct store__jgroup *next;
+    store_batch_t *list;   /* completed when the group is durable */
+    const uint8_t *log;    /* its physical log (journal.c), 'log_len' bytes */
+    size_t log_len;
+    uint64_t txn_id;       /* the LMDB transaction it committed as */
+    uint64_t pos;          /* the durable bound once it is durable */
+    uint32_t idx;
+    int committed;         /* 0: the group failed, nothing to write, only complete it */
+} store__jgroup_t;
+
+/* commit.c, on the journal thread: completes the batches of 'j' ('err' non-zero: the
+ * journal failed, every batch not failed on its own gets it), fires the commit hook when
+ * it is durable, frees the group. */
+void store__group_complete(store_t *s, store__jgroup_t *j, int err);
+
+/* store_open(), before LMDB opens the environment: takes journal.lock (exclusively with
+ * 'journal', else as a plain writer or reader), refuses when a journaling process holds
+ * it (naming its pid) or, with 'journal', when another process has the environment open;
+ * recovers a journal left by a crash (the checkpoint's meta page over both meta slots,
+ * then a replay of every complete group after it). REEL_OK or a reel_err with
+ * store_last_error() set. */
+int store__journal_open(store_t *s, const char *dir, int journal);
+/* store_open(), after the environment is open, before the committer starts: sets part
+ * 0x2 with a synced commit, writes the first checkpoint, starts the threads. */
+int store__journal_start(store_t *s, const char *dir);
+/* store_close(), after the committer stopped: drains the journal, flushes data.mdb,
+ * removes the journal files and clears part 0x2 (unless the journal failed), then
+ * releases journal.lock. Also releases the lock of a store opened without the journal. */
+void store__journal_close(store_t *s);
+/* Clears part 0x2 of a store opened without the journal (a synced commit). */
+int store__journal_clear(store_t *s);
+/* Committer: hands over group 'j' (ownership of the whole group goes with it). */
+void store__journal_group(store_t *s, store__jgroup_t *j);
+/* Committer, after a committed group: takes a checkpoint when one is due. */
+void store__journal_tick(store_t *s);
+/* A write transaction outside the committer committed (epoch.c, copied.c): waits for a
+ * checkpoint that covers it, so that recovery never reverts it. REEL_OK or REEL_EIO. */
+int store__journal_checkpoint_wait(store_t *s);
+/* The bound every read of this process keeps to: the replica bound, lowered to the
+ * durable bound when journaling (visible.c). */
+void store__read_bound(store_t *s, uint64_t *position, uint32_t *index);
+/* Sets the durable bound (journal thread). */
+void store__set_durable(store_t *s, uint64_t position, uint32_t index);
+/* CRC-32C of 'n' bytes (jrecover.c): the check of every journal record. */
+uint32_t store__crc32c(uint32_t crc, const void *p, size_t n);
+
 /* visible.c: 1 when a change at ('pos', 'index') is at or below r's visible bound; the
  * record as of its last visible event (REEL_ECORRUPT when an index entry is missing). */
 int store__change_visible(const store_read_t *r, uint64_t pos, uint32_t index);
@@ -156,9 +220,13 @@ int store__put_format(store_t *s, MDB_txn *txn);
  * BE version then u32 BE parts, which a build that knows only the 4-byte record reads as
  * version 0 and refuses. A store is created with every part this build writes. */
 #define STORE__PART_IDKEYS 0x1u /* event_ids keys of UUID event ids in 16 bytes (18.2) */
+/* set while a journaling process may have acknowledged groups that are only in its journal
+ * (section 17): a build without the journal must not open the store then */
+#define STORE__PART_JOURNAL 0x2u
 #define STORE__PART_IXDUP 0x4u  /* seqs and UUID event ids in per-session DUPFIXED trees (21.1) */
 #define STORE__PART_SHORTHEAD 0x8u /* new values may have varint headers (21.2) */
-#define STORE__PARTS_KNOWN (STORE__PART_IDKEYS | STORE__PART_IXDUP | STORE__PART_SHORTHEAD)
+#define STORE__PARTS_KNOWN \
+    (STORE__PART_IDKEYS | STORE__PART_JOURNAL | STORE__PART_IXDUP | STORE__PART_SHORTHEAD)
 #define STORE__PARTS_NEW (STORE__PART_IDKEYS | STORE__PART_IXDUP | STORE__PART_SHORTHEAD)
 /* Flags of 'seqs' and 'event_uuids' in a store with STORE__PART_IXDUP. */
 #define STORE__IXDUP_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)

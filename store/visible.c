@@ -22,7 +22,41 @@ void store_set_visible(store_t *s, uint64_t position, uint32_t index)
     pthread_mutex_lock(&s->vis_mu);
     s->vis_pos = position;
     s->vis_idx = index;
-    atomic_store(&s->clipping, position != STORE_VISIBLE_ALL);
+    atomic_store(&s->clipping, position != STORE_VISIBLE_ALL || s->durable_on);
+    pthread_mutex_unlock(&s->vis_mu);
+}
+
+void store__set_durable(store_t *s, uint64_t position, uint32_t index)
+{
+    pthread_mutex_lock(&s->vis_mu);
+    s->dur_pos = position;
+    s->dur_idx = index;
+    if (!s->durable_on) {
+        s->durable_on = 1;
+        atomic_store(&s->clipping, 1);
+    }
+    pthread_mutex_unlock(&s->vis_mu);
+}
+
+/* 1 when cursor (p1, i1) comes before (p2, i2). */
+static int before(uint64_t p1, uint32_t i1, uint64_t p2, uint32_t i2)
+{
+    return p1 < p2 || (p1 == p2 && i1 < i2);
+}
+
+void store__read_bound(store_t *s, uint64_t *position, uint32_t *index)
+{
+    if (!atomic_load(&s->clipping)) {
+        *position = STORE_VISIBLE_ALL;
+        *index = UINT32_MAX;
+        return;
+    }
+    pthread_mutex_lock(&s->vis_mu);
+    *position = s->vis_pos;
+    *index = s->vis_idx;
+    /* the journal: nothing a power loss can take away is ever read (docs/DESIGN.md) */
+    if (s->durable_on && before(s->dur_pos, s->dur_idx, *position, *index))
+        *position = s->dur_pos, *index = s->dur_idx;
     pthread_mutex_unlock(&s->vis_mu);
 }
 
@@ -43,6 +77,11 @@ void store_read_see_all(store_read_t *r)
 {
     r->visible = STORE_VISIBLE_ALL;
     r->visible_index = UINT32_MAX;
+    store_t *s = r->s;
+    pthread_mutex_lock(&s->vis_mu); /* the replica bound goes, never the durable one */
+    if (s->durable_on)
+        r->visible = s->dur_pos, r->visible_index = s->dur_idx;
+    pthread_mutex_unlock(&s->vis_mu);
 }
 
 int store__change_visible(const store_read_t *r, uint64_t pos, uint32_t index)

@@ -31,7 +31,7 @@
 struct settings {
     const char *data, *listen, *token, *tokens_file, *named_tokens, *cors, *access_log, *error_log,
         *redact, *retention, *archive_dir, *archive_command, *cluster_map, *cell, *replica_sink;
-    int ack_replica, no_sync, create, log_json, log_level, no_zdict;
+    int ack_replica, no_sync, create, log_json, log_level, no_zdict, journal;
     unsigned long long max_body, max_event, max_depth, max_conn, max_conn_ip, timeout, max_sse,
         sse_buf, threads, evcache_mb, ds_long_poll_ms, retention_interval, max_sink_lag,
         sink_wait_ms, replica_wait_ms;
@@ -56,6 +56,11 @@ static int parse(struct settings *st, int argc, char **argv)
          .dest = &st->named_tokens,
          .help = "named tokens, hashed, with scopes and session prefixes\n(`reel tokens add` writes it)"},
         CMD_OPT_SYNC(&st->no_sync),
+        {.name = "journal", .type = OPT_FLAG, .dest = &st->journal,
+         .help = "write-ahead journal: each group of appends is durable with one\n"
+                 "sequential write and flush of DATA/journal-*, data.mdb is flushed by\n"
+                 "checkpoints; must be the store's only process (docs/DESIGN.md \"The\n"
+                 "journal\"). Not with --sync none"},
         {.name = "create", .type = OPT_FLAG, .dest = &st->create,
          .help = "make a new, empty store where data.mdb exists but holds none"},
         {.name = "zdict", .type = OPT_CHOICE, .arg = "on|off", .env = "REEL_ZDICT",
@@ -267,7 +272,7 @@ static void announce(const api_config_t *cfg, api_server_t *srv, const char *dir
         host = "127.0.0.1", hl = 9; /* a wildcard address: the local one is a usable URL */
     unsigned port = api_server_port(srv);
     api_server_log(srv, API_LOG_INFO, "reel serve: listening on http://%.*s:%u/ (data %s, sync %s)",
-                   hl, host, port, dir, no_sync ? "none" : "full");
+                   hl, host, port, dir, no_sync == 2 ? "journal" : no_sync ? "none" : "full");
     api_server_log(srv, API_LOG_INFO, "reel serve: inspector at http://%.*s:%u/ui/", hl, host, port);
     if (!api_server_loopback(srv) && cfg->n_tokens == 0) {
         api_server_log(srv, API_LOG_WARN, "reel serve: WARNING: listening on %s, which is not a "
@@ -381,6 +386,10 @@ static int serve(const api_config_t *cfg_in, const struct settings *st)
     retain_config_t rcfg;
     if (retention_config(st, &rcfg))
         return CMD_USAGE;
+    if (st->journal && st->no_sync) {
+        fprintf(stderr, "reel serve: --journal flushes every group; it cannot go with --sync none\n");
+        return CMD_USAGE;
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -392,7 +401,7 @@ static int serve(const api_config_t *cfg_in, const struct settings *st)
     signal(SIGPIPE, SIG_IGN);
 
     store_options_t opt = {.no_sync = st->no_sync, .create = st->create,
-                           .no_zdict = st->no_zdict, .render = replay_envelope,
+                           .no_zdict = st->no_zdict, .journal = st->journal, .render = replay_envelope,
                            .cache_bytes = st->evcache_mb ? (size_t)st->evcache_mb << 20
                                                          : STORE_CACHE_OFF};
     store_t *s = cmd_open_store_opt("serve", st->data, &opt);
@@ -422,7 +431,7 @@ static int serve(const api_config_t *cfg_in, const struct settings *st)
     srv_for_log = srv;
     if (retain_begin(janitor) != REEL_OK)
         api_server_log(srv, API_LOG_ERROR, "reel serve: the retention janitor did not start");
-    announce(cfg, srv, st->data, st->no_sync);
+    announce(cfg, srv, st->data, st->journal ? 2 : st->no_sync);
     uint64_t watchdog_us = 0;
     if (sd_watchdog_enabled(0, &watchdog_us) <= 0)
         watchdog_us = 0;

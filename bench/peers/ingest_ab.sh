@@ -10,7 +10,8 @@
 #   BUILD_A, BUILD_B  build directories holding reel (and peers/, e.g. a symlink to
 #                     build/peers); A is "before", B "after"
 #   ROUNDS            rounds (default 3)
-#   SYSTEM_B          run.sh system for B (default reel; reel-nosync runs B with --sync none)
+#   SYSTEM_B          run.sh system for B (default reel; reel-nosync runs B with --sync none,
+#                     reel-journal with --journal)
 # Prints one line per round and figure: round, load average, figure, redis, A, B, A/redis,
 # B/redis (events/s: > 1 is better; ms: the ratio is redis/reel, > 1 is better).
 set -u

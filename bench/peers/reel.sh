@@ -2,19 +2,25 @@
 #
 # `reel serve --sync full` (the default: every acknowledged append is fsynced; the
 # committer group-commits concurrent requests) on a free loopback port; variant "nosync"
-# (system reel-nosync) is `--sync none`, a labelled relaxed column. Load comes from wrk
+# (system reel-nosync) is `--sync none`, a labelled relaxed column; variant "journal"
+# (system reel-journal) is `--journal` (durable: the write-ahead journal, docs/DESIGN.md),
+# run like a variant on the ingest workloads only. Load comes from wrk
 # (2 threads, 64 connections) with Lua scripts of gen_events.py bodies, latency from
 # build/peers/reqlat (one keep-alive connection), fan-out from build/peers/fanout (SSE).
 
 REEL_PID="" REEL_URL="" REEL_PORT="" REEL_DATA=""
 
-reel_durability() { [ "$VARIANT" = nosync ] && echo async || echo group-commit; }
+reel_durability() {
+    case $VARIANT in nosync) echo async ;; journal) echo journal ;; *) echo group-commit ;; esac
+}
 
 reel_serve() {  # reel_serve DATA_DIR LOG: start the server, set REEL_PID/REEL_PORT/REEL_URL
     local sync=full
+    local extra=""
     [ "$VARIANT" = nosync ] && sync=none
+    [ "$VARIANT" = journal ] && extra=--journal
     REEL_PORT=$(free_port)
-    "$BUILD/reel" serve --data "$1" --listen "127.0.0.1:$REEL_PORT" --sync "$sync" \
+    "$BUILD/reel" serve --data "$1" --listen "127.0.0.1:$REEL_PORT" --sync "$sync" $extra \
         --max-connections-per-ip 0 --max-connections 4096 --max-sse-clients 4000 2>"$2" &
     REEL_PID=$!
     peer_pid "$REEL_PID"

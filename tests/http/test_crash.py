@@ -21,6 +21,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from conftest import REEL_BIN
 
 CLIENTS = 8
@@ -160,8 +162,9 @@ def check_store(s, obs):
     return len(acked), len(seen)
 
 
-def test_kill9_keeps_every_acknowledged_and_every_seen_event(server_factory):
-    s = server_factory()  # --sync full (the default)
+@pytest.mark.parametrize("args", [(), ("--journal",)], ids=["sync-full", "journal"])
+def test_kill9_keeps_every_acknowledged_and_every_seen_event(server_factory, args):
+    s = server_factory(args=args)  # --sync full (the default), or the write-ahead journal
     obs = Observed()
     stop = threading.Event()
     counter = [0]
@@ -185,9 +188,9 @@ def test_kill9_keeps_every_acknowledged_and_every_seen_event(server_factory):
     assert n_acked > 100, "too few acknowledged appends to mean anything"
     assert n_seen > 100, "the readers saw too little to mean anything"
     ready.sort()
-    print("kill -9 rounds: %d, acknowledged events: %d, seen by readers: %d, "
+    print("kill -9 rounds (%s): %d, acknowledged events: %d, seen by readers: %d, "
           "restart to serving: median %.3f s, max %.3f s"
-          % (ROUNDS, n_acked, n_seen, ready[len(ready) // 2], ready[-1]))
+          % (" ".join(args) or "--sync full", ROUNDS, n_acked, n_seen, ready[len(ready) // 2], ready[-1]))
     assert ready[-1] < READY_LIMIT_S, "serving again took %.3f s after a restart" % ready[-1]
     s.stop()
     v = subprocess.run([REEL_BIN, "verify", "--data", s.data], capture_output=True, text=True)

@@ -6,7 +6,8 @@
  * watched file it keeps an undo log of every write made since that file's last completed
  * fsync/fdatasync: the bytes each write replaced. At the crash point it takes the lock every
  * watched call takes, puts back what the disk could hold if power failed there, and
- * SIGKILLs the process: nothing can write between the power loss and the kill.
+ * SIGKILLs the process: nothing can write between the power loss and the kill (a thread
+ * that faults on a page put back meanwhile waits for the kill).
  *
  * What "the disk could hold" means (PLSHIM_MODE):
  *   all   (default) every write not covered by a completed sync is gone: each file is as of
@@ -18,7 +19,8 @@
  *         chosen at random, never older than a durable write), and the size as of the last
  *         sync or as now (chosen at random).
  * Directory entries are not modelled (ext4 commits a new file's entry with the file's
- * first fsync; LMDB's files are made once, when the store is created).
+ * first fsync; LMDB's files are made once, when the store is created): a removed file
+ * (unlink) leaves the model, a renamed one (rename) is put back under its new name.
  *
  * Environment:
  *   PLSHIM_DIR=DIR        watch regular files under DIR (required; nothing is watched without)
@@ -69,6 +71,9 @@ static int (*real_open)(const char *, int, ...);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
+static int (*real_unlink)(const char *);
+static int (*real_rename)(const char *, const char *);
 static int (*real_ftruncate)(int, off_t);
 static int (*real_fdatasync)(int);
 static int (*real_fsync)(int);
@@ -135,6 +140,9 @@ static void init(void)
     real_pwrite = dlsym(RTLD_NEXT, "pwrite");
     real_write = dlsym(RTLD_NEXT, "write");
     real_writev = dlsym(RTLD_NEXT, "writev");
+    real_pwritev = dlsym(RTLD_NEXT, "pwritev");
+    real_unlink = dlsym(RTLD_NEXT, "unlink");
+    real_rename = dlsym(RTLD_NEXT, "rename");
     real_ftruncate = dlsym(RTLD_NEXT, "ftruncate");
     real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
     real_fsync = dlsym(RTLD_NEXT, "fsync");
@@ -334,8 +342,28 @@ static off_t lost_size(const struct file *f)
  * the log line, then the sizes: a thread of the process that reads the map past a cut end
  * dies of SIGBUS, which is as dead as the SIGKILL that follows (no watched call can run
  * meanwhile: they all wait for 'mu'). */
+/* A thread that faults on the map while the power fails (it read a page the loss is
+ * putting back: with --journal, data.mdb holds every page written since the last
+ * checkpoint unflushed), or that LMDB aborts for what it read there (an assertion on a
+ * freelist page put back), waits for the SIGKILL: it is part of the power loss, which
+ * stops the process at once in reality. No thread can write meanwhile (every watched
+ * call waits for the shim's lock) or acknowledge anything (an acknowledgement follows a
+ * flush, a watched call). */
+static void park(int sig)
+{
+    (void)sig;
+    for (;;)
+        pause();
+}
+
 static void lose_power(const char *at)
 {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = park;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGABRT, &sa, NULL);
     uint64_t bytes = 0, pages = 0;
     int nfiles = 0, fd[64];
     struct file *f = files;
@@ -599,6 +627,82 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
     count(k, r > 0 ? (size_t)r : 0, now_ns() - t0);
     wrote(f, fds[fd].dsync, off, r);
     pthread_mutex_unlock(&mu);
+    return r;
+}
+
+/* The journal's write (store/jfile.c). */
+ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    struct file *f = watched(fd);
+    if (!f)
+        return real_pwritev(fd, iov, cnt, off);
+    size_t n = 0;
+    for (int i = 0; i < cnt; i++)
+        n += iov[i].iov_len;
+    pthread_mutex_lock(&mu);
+    int k = fds[fd].dsync ? K_DSYNC_WRITE : K_WRITEV;
+    step(kind_name[k]);
+    log_write(f, off, n, fds[fd].dsync && !cfg.sync_noop);
+    uint64_t t0 = now_ns();
+    ssize_t r = real_pwritev(fd, iov, cnt, off);
+    count(k, r > 0 ? (size_t)r : 0, now_ns() - t0);
+    wrote(f, fds[fd].dsync, off, r);
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
+ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
+    __attribute__((alias("pwritev")));
+
+/* A removed watched file leaves the model (the journal removes old files; a removal that
+ * did not reach the disk only brings back a file recovery skips): its undo log goes. */
+int unlink(const char *path)
+{
+    ensure();
+    struct stat st;
+    int have = cfg.enabled && stat(path, &st) == 0;
+    int r = real_unlink(path);
+    if (r == 0 && have) {
+        pthread_mutex_lock(&mu);
+        for (struct file **pp = &files; *pp; pp = &(*pp)->next) {
+            struct file *f = *pp;
+            if (f->dev != st.st_dev || f->ino != st.st_ino)
+                continue;
+            for (int i = 0; i < MAX_FD; i++)
+                if (fds[i].f == f)
+                    fds[i].f = NULL;
+            *pp = f->next;
+            real_close(f->rfd);
+            for (size_t i = 0; i < f->n; i++)
+                free(f->log[i].old);
+            free(f->log);
+            free(f->path);
+            free(f);
+            break;
+        }
+        pthread_mutex_unlock(&mu);
+    }
+    return r;
+}
+
+/* A renamed watched file (the journal recycles its files) is put back under its new name. */
+int rename(const char *from, const char *to)
+{
+    ensure();
+    int r = real_rename(from, to);
+    struct stat st;
+    if (r == 0 && cfg.enabled && stat(to, &st) == 0) {
+        pthread_mutex_lock(&mu);
+        for (struct file *f = files; f; f = f->next)
+            if (f->dev == st.st_dev && f->ino == st.st_ino) {
+                char *p = strdup(to);
+                if (!p)
+                    die("out of memory");
+                free(f->path);
+                f->path = p;
+            }
+        pthread_mutex_unlock(&mu);
+    }
     return r;
 }
 

@@ -194,8 +194,13 @@ def try_round(tmp, data, obs, mode, sync, rng, shim_env, extra):
     return True
 
 
-def verify(data):
-    v = subprocess.run([REEL_BIN, "verify", "--data", data], env=clean_env(),
+def verify(data, shim_env=None):
+    """`reel verify` on the store as the power loss left it (an open recovers a journal
+    first; a control that breaks recovery passes its fault on)."""
+    env = clean_env()
+    if shim_env and "REEL_JOURNAL_FAULT" in shim_env:
+        env["REEL_JOURNAL_FAULT"] = shim_env["REEL_JOURNAL_FAULT"]
+    v = subprocess.run([REEL_BIN, "verify", "--data", data], env=env,
                        capture_output=True, text=True, timeout=120)
     return v.returncode, v.stdout + v.stderr
 
@@ -266,8 +271,9 @@ def crash_lines(tmp):
         return []
 
 
-@pytest.mark.parametrize("mode,extra", [("all", ()), ("some", ()), ("all", ("--zdict", "off"))],
-                         ids=["all", "some", "all-no-zdict"])
+@pytest.mark.parametrize("mode,extra", [("all", ()), ("some", ()), ("all", ("--zdict", "off")),
+                                        ("all", ("--journal",)), ("some", ("--journal",))],
+                         ids=["all", "some", "all-no-zdict", "all-journal", "some-journal"])
 def test_power_loss_keeps_every_acknowledged_event(tmp_path, mode, extra):
     ensure_shim()
     tmp, data = str(tmp_path), str(tmp_path / "data")
@@ -291,14 +297,23 @@ def test_power_loss_keeps_every_acknowledged_event(tmp_path, mode, extra):
     assert discarded > 0, "no round lost an unsynced write: the crash points missed the commits"
 
 
-@pytest.mark.parametrize("control", ["sync-none", "lying-disk"])
+CONTROLS = {
+    "sync-none": ("none", None, ()),
+    "lying-disk": ("full", {"PLSHIM_SYNC": "noop"}, ()),
+    # the journal broken on purpose (store/jfile.h store__jr_fault)
+    "journal-no-flush": ("full", {"REEL_JOURNAL_FAULT": "no-flush"}, ("--journal",)),
+    "journal-no-meta": ("full", {"REEL_JOURNAL_FAULT": "no-meta"}, ("--journal",)),
+}
+
+
+@pytest.mark.parametrize("control", sorted(CONTROLS))
 def test_negative_controls_lose_acknowledged_events(tmp_path, control):
     """Acknowledging before the data is durable must be caught within a few rounds."""
     ensure_shim()
     tmp, data = str(tmp_path), str(tmp_path / "data")
     obs = Observed()
     rng = random.Random(7)
-    sync, shim_env = ("none", None) if control == "sync-none" else ("full", {"PLSHIM_SYNC": "noop"})
+    sync, shim_env, extra = CONTROLS[control]
     seed = os.path.join(tmp, "seed.jsonl")
     with open(seed, "w") as f:
         f.write(json.dumps({"type": "t", "event_id": "seed", "data": {}}) + "\n")
@@ -307,8 +322,8 @@ def test_negative_controls_lose_acknowledged_events(tmp_path, control):
         # must be what it acknowledged, not the store's creation.
         subprocess.run([REEL_BIN, "ingest", "--data", data, "--session", "seed", "--sync", "full",
                         seed], env=clean_env(), check=True, capture_output=True, timeout=60)
-        one_round(tmp, data, obs, "all", sync, rng, shim_env)
-        rc, out = verify(data)
+        one_round(tmp, data, obs, "all", sync, rng, shim_env, extra)
+        rc, out = verify(data, shim_env)
         if rc != 0:
             print("%s caught in round %d: reel verify: %s" % (control, r, out.strip()[-200:]))
             return  # caught: the store itself was damaged

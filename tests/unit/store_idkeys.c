@@ -137,10 +137,10 @@ Test(store_idkeys, unknown_parts_and_versions_are_refused)
     size_t was_len = tu_format_record(tu_dir, was);
     store_options_t o = {.no_sync = 1};
     store_t *s = NULL;
-    uint8_t unknown[8] = {0, 0, 0, STORE_FORMAT_VERSION, 0, 0, 0, 0x3};
+    uint8_t unknown[8] = {0, 0, 0, STORE_FORMAT_VERSION, 0x80, 0, 0, 0x1};
     put_record(tu_dir, unknown, sizeof unknown);
     cr_assert_eq(store_open(tu_dir, &o, &s), REEL_EFORMAT);
-    cr_assert(strstr(store_last_error(), "optional parts 0x3"), "%s", store_last_error());
+    cr_assert(strstr(store_last_error(), "optional parts 0x80000001"), "%s", store_last_error());
     uint8_t v3[8] = {0, 0, 0, 3, 0, 0, 0, 0x1}; /* parts exist only with version 4 */
     put_record(tu_dir, v3, sizeof v3);
     cr_assert_eq(store_open(tu_dir, &o, &s), REEL_EFORMAT);
