@@ -120,7 +120,7 @@ static int write_groups(struct store__journal *jr, store__jgroup_t *list, store_
     if (!n)
         return 0;
     int rc = write_iov(jr, iov, n);
-    if (!rc && !store__jr_fault("no-flush") && fdatasync(jr->fd))
+    if (!rc && fdatasync(jr->fd))
         rc = errno;
     return rc;
 }

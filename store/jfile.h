@@ -58,12 +58,11 @@ struct store__journal {
     uint32_t last_idx;
 };
 
-/* 1 when the environment variable REEL_JOURNAL_FAULT names 'what': the negative controls
- * of tests/powerloss break the journal on purpose ("no-flush": groups are acknowledged
- * without the journal's fdatasync; "no-meta": recovery replays without writing the
- * checkpoint's meta page back), to show that the test catches a broken journal;
- * "cut-recovery": the process exits right after a recovery's replay, before its flush,
- * as kill -9 would: tests/unit/store_journal.c). */
+/* 1 when the environment variable REEL_JOURNAL_FAULT names 'what'. The one use:
+ * "cut-recovery" makes the process exit right after a recovery's replay, before its
+ * flush, as kill -9 there would (tests/unit/store_journal.c: a recovery cut short runs
+ * again from a whole checkpoint). The journal's other negative controls are mutants
+ * (tests/mutants journal-ack-before-flush, journal-no-meta-rewrite). */
 int store__jr_fault(const char *what);
 /* journal-done (17.4): 'set' 1 creates it, 0 removes it; then the directory is flushed.
  * 0 or an errno. */

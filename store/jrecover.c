@@ -399,7 +399,7 @@ static int recover(const char *dir, const uint64_t *nos, size_t n)
     int rc = 0;
     if (newest_checkpoint(dir, nos, n, &at, &ck, &meta, &psize))
         return 0; /* no durable checkpoint: no group was written after one (section 17.4) */
-    if (!store__jr_fault("no-meta") && (rc = restore_meta(dir, meta, psize)))
+    if ((rc = restore_meta(dir, meta, psize)))
         goto out;
     if ((rc = mdb_env_create(&rp.env)) || (rc = mdb_env_set_maxdbs(rp.env, 16)) ||
         (rc = mdb_env_open(rp.env, dir, MDB_NOTLS | MDB_NOSYNC, 0644)) ||

@@ -39,6 +39,8 @@ load-unchecked-chain|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/
 sink-ignores-shard-fence|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_move.py -k "shard_fence or partitioned"|the sink of an old owner copies writes of a shard moved away after its fence, so under --ack replica a zombie acknowledges them (two writers, issue 18)
 loading-shard-served|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/cluster/test_move.py -k loading_shards|a cell serves a shard that is still being copied in (a write before its history arrives, issue 18)
 usage-counts-duplicates|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_session_usage.py -k duplicates|adds the usage of a duplicate event to the summary of its session again (a retried batch double-counts tokens, issue 22)
+journal-ack-before-flush|REEL_POWERLOSS_ROUNDS=30 /usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/powerloss/test_powerloss.py -k "all-journal"|acknowledges a journaled group before the journal fdatasync (issue 19: the journal makes a group durable)
+journal-no-meta-rewrite|REEL_POWERLOSS_ROUNDS=30 /usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/powerloss/test_powerloss.py -k "all-journal"|recovers a journal without writing the meta page of its checkpoint back, replaying onto whatever data.mdb holds (issue 19)
 '
 
 make --no-print-directory -s "$BUILD/reel" build/fault/faultfs.so >/dev/null || exit 1
