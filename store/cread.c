@@ -129,14 +129,12 @@ int store__events_walk_cached(store_read_t *r, const store_session_t *rec, uint6
                               size_t limit, store_event_cb cb, void *arg, int *more)
 {
     struct store__expect x = {rec->id, rec->id_len, rec->num, after + 1, {0}};
-    MDB_cursor *c, *ec;
-    int rc = store__cursor_open(r, r->s->db_seqs, &c);
+    MDB_cursor *ec;
+    store__seqc_t w;
+    int rc = store__walk_open(r, rec, &w, &ec);
     if (rc)
         return rc;
-    store__seqc_t w;
-    store__seqc_init(&w, r->s, c, rec->num);
-    if ((rc = store__cursor_open(r, r->s->db_events, &ec)))
-        return store__walk_end(r, c, rc, 0);
+    MDB_cursor *c = w.c;
     /* a record clipped by the visible bound: entries past its last_seq are not to be read */
     int clipped = r->visible != STORE_VISIBLE_ALL, have_chain = 0, stop = 0;
     uint64_t at = 0;

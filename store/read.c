@@ -430,19 +430,30 @@ static int walk_prev(store_read_t *r, const store_session_t *rec, uint64_t seq,
     return store__prev_chain(r, rec->num, seq, x->chain); /* sequence 1, or a trimmed session */
 }
 
+int store__walk_open(store_read_t *r, const store_session_t *rec, store__seqc_t *w,
+                     MDB_cursor **ec)
+{
+    MDB_cursor *c;
+    int rc = store__cursor_open(r, r->s->db_seqs, &c);
+    if (rc)
+        return rc;
+    store__seqc_init(w, r->s, c, rec->num);
+    if ((rc = store__cursor_open(r, r->s->db_events, ec)))
+        return store__walk_end(r, c, rc, 0);
+    return REEL_OK;
+}
+
 /* Events of 'rec' after 'after' (which is below its last sequence), at most 'limit'. */
 static int events_walk(store_read_t *r, const store_session_t *rec, uint64_t after,
                        size_t limit, store_event_cb cb, void *arg, int *more)
 {
     struct store__expect x = {rec->id, rec->id_len, rec->num, after + 1, {0}};
-    MDB_cursor *c, *ec;
-    int rc = store__cursor_open(r, r->s->db_seqs, &c);
+    MDB_cursor *ec;
+    store__seqc_t w;
+    int rc = store__walk_open(r, rec, &w, &ec);
     if (rc)
         return rc;
-    store__seqc_t w;
-    store__seqc_init(&w, r->s, c, rec->num);
-    if ((rc = store__cursor_open(r, r->s->db_events, &ec)))
-        return store__walk_end(r, c, rc, 0);
+    MDB_cursor *c = w.c;
     uint64_t at = 0; /* the position 'ec' is on (0: none yet) */
     /* A record clipped by the visible bound has entries past its last_seq: they are not
      * damage, they are not to be read. */

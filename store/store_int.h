@@ -493,6 +493,11 @@ int store__read_corrupt(store_read_t *r, const char *id, size_t id_len, uint64_t
  * returned as is; 'rc' is the last LMDB result, where MDB_NOTFOUND means the walk ran off
  * the end. */
 int store__walk_end(store_read_t *r, MDB_cursor *c, int stop, int rc);
+/* Opens the two cursors of a walk over session 'rec' in 'r': its sequence index as 'w'
+ * (w->c, closed by store__walk_end) and the events tree as '*ec'. REEL_OK or a reel_err
+ * (nothing left open). */
+int store__walk_open(store_read_t *r, const store_session_t *rec, store__seqc_t *w,
+                     MDB_cursor **ec);
 /* The record of session 'id', checked (REEL_ESESSION_NOT_FOUND, REEL_ECORRUPT recorded). */
 int store__session_get(store_read_t *r, const char *id, size_t id_len, store_session_t *out);
 /* The session id of internal session number 'num' (an LMDB code). */

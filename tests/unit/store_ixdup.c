@@ -33,8 +33,9 @@ static unsigned db_flags(const char *d, const char *name, int *found)
     return f;
 }
 
-/* Puts value 'val' ('len' bytes) under the 8-byte session key 'num' of 'name' in 'd'. */
-static void put_dup(const char *d, const char *name, uint64_t num, const void *val, size_t len)
+/* Puts value 'val' ('len' bytes) under the 8-byte key 'num' (a session number, or an
+ * event's position in 'events') of tree 'name' in 'd', bypassing the store. */
+static void put_raw(const char *d, const char *name, uint64_t num, const void *val, size_t len)
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -268,7 +269,7 @@ Test(store_ixdup, verify_finds_a_trimmed_id_left_in_event_uuids)
     tu_store = NULL;
     uint8_t val[24] = {0xff, 0xee}; /* an id no event has, naming trimmed sequence 3 */
     val[23] = 3;
-    put_dup(tu_dir, "event_uuids", rec.num, val, sizeof val);
+    put_raw(tu_dir, "event_uuids", rec.num, val, sizeof val);
     tu_store = tu_open(tu_dir, 0, 1);
     store_verify_report_t rep;
     TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
@@ -289,7 +290,7 @@ Test(store_ixdup, verify_finds_a_sequence_entry_that_points_elsewhere)
     uint8_t val[16] = {0};
     val[7] = 31; /* sequence 31, past the record's last */
     val[15] = 2;
-    put_dup(tu_dir, "seqs", rec.num, val, sizeof val);
+    put_raw(tu_dir, "seqs", rec.num, val, sizeof val);
     tu_store = tu_open(tu_dir, 0, 1);
     store_verify_report_t rep;
     TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
@@ -318,26 +319,6 @@ static size_t raw_value(const char *d, uint64_t pos, uint8_t *out, size_t cap)
     mdb_txn_abort(txn);
     mdb_env_close(env);
     return v.mv_size;
-}
-
-/* Puts 'len' bytes as the value at position 'pos' of 'd'. */
-static void put_value(const char *d, uint64_t pos, const uint8_t *val, size_t len)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    uint8_t key[8];
-    for (int i = 0; i < 8; i++)
-        key[i] = (uint8_t)(pos >> (56 - 8 * i));
-    MDB_val k = {8, key}, v = {len, (void *)val};
-    cr_assert_eq(mdb_env_create(&env), 0);
-    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
-    cr_assert_eq(mdb_env_open(env, d, 0, 0644), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "events", 0, &dbi), 0);
-    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
 }
 
 static const char one_event[] = "{\"type\":\"t\",\"event_id\":\"e1\",\"data\":\"hello\"}\n";
@@ -389,7 +370,7 @@ Test(store_ixdup, a_damaged_short_header_is_found)
     memcpy(bad, v, 3);
     memset(bad + 3, 0xff, 12);
     memcpy(bad + 15, v + 9, n - 9);
-    put_value(tu_dir, 1, bad, n - 9 + 15);
+    put_raw(tu_dir, "events", 1, bad, n - 9 + 15);
     tu_store = tu_open(tu_dir, 0, 1);
     store_verify_report_t rep;
     TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
