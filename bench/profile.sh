@@ -73,6 +73,15 @@ want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }  # utime + stime, clock ticks
 
 # ---- (c) batched durable ingest, 100 events per request, 64 connections ----
+# The kernel's view of the window from $io0 to $io1 (syscr syscw write_bytes), per event
+# ($e0..$e1) and per commit ($c0..$c1), over $t0..$t1.
+io_summary() {
+    echo "$io0 $io1" | awk -v e="$((e1 - e0))" -v c="$((c1 - c0))" -v t0="$t0" -v t1="$t1" '{
+        printf "syscr %.0f syscw %.0f write_bytes %.0f over %.1f s\n", $4 - $1, $5 - $2, $6 - $3, t1 - t0
+        if (e > 0) printf "per event: %.0f bytes written to the block layer, %.2f read + %.2f write syscalls\n", ($6 - $3) / e, ($4 - $1) / e, ($5 - $2) / e
+        if (c > 0) printf "per commit: %.1f events, %.0f bytes written\n", e / c, ($6 - $3) / c }'
+}
+
 if want batch; then
 log "batched ingest: wrk -t2 -c64, 100 events per POST, $((SECS + 4)) s, perf for $SECS s"
 serve "$TMP/c" || { log "reel serve did not start"; exit 1; }
@@ -89,10 +98,7 @@ c1=$(metric reel_store_commits_total) e1=$(metric reel_store_events_total) io1=$
 wait "$WRK"
 {
     echo "window ${SECS}s: $((c1 - c0)) commits, $((e1 - e0)) events (reel_store_*_total); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "$io0 $io1" | awk -v e="$((e1 - e0))" -v c="$((c1 - c0))" -v t0="$t0" -v t1="$t1" '{
-        printf "syscr %.0f syscw %.0f write_bytes %.0f over %.1f s\n", $4 - $1, $5 - $2, $6 - $3, t1 - t0
-        if (e > 0) printf "per event: %.0f bytes written to the block layer, %.2f read + %.2f write syscalls\n", ($6 - $3) / e, ($4 - $1) / e, ($5 - $2) / e
-        if (c > 0) printf "per commit: %.1f events, %.0f bytes written\n", e / c, ($6 - $3) / c }'
+    io_summary
     awk -v e="$((e1 - e0))" -v k="$((k1 - k0))" -v hz="$(getconf CLK_TCK)" -v t0="$t0" -v t1="$t1" 'BEGIN {
         if (e > 0) printf "server CPU: %.2f s in %.1f s (%.2f cores), %.2f us per event (perf adds its own)\n", k / hz, t1 - t0, k / hz / (t1 - t0), k / hz / e * 1e6 }'
     echo "wrk (whole run, includes the warm-up and the perf window; requests of 100 events):"
@@ -120,10 +126,7 @@ c1=$(metric reel_store_commits_total) e1=$(metric reel_store_events_total) io1=$
 wait "$WRK"
 {
     echo "window ${SECS}s: $((c1 - c0)) commits, $((e1 - e0)) events (reel_store_*_total)"
-    echo "$io0 $io1" | awk -v e="$((e1 - e0))" -v c="$((c1 - c0))" -v t0="$t0" -v t1="$t1" '{
-        printf "syscr %.0f syscw %.0f write_bytes %.0f over %.1f s\n", $4 - $1, $5 - $2, $6 - $3, t1 - t0
-        if (e > 0) printf "per event: %.0f bytes written to the block layer, %.2f read + %.2f write syscalls\n", ($6 - $3) / e, ($4 - $1) / e, ($5 - $2) / e
-        if (c > 0) printf "per commit: %.1f events, %.0f bytes written\n", e / c, ($6 - $3) / c }'
+    io_summary
     echo "wrk (whole run, includes the warm-up and the perf window):"
     grep -E 'Requests/sec|Latency|50%|99%' "$TMP/wrk.out"
 } >"$OUT/single.io"

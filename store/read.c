@@ -207,9 +207,15 @@ int store__prev_chain(store_read_t *r, uint64_t num, uint64_t seq, uint8_t out[S
     return 0;
 }
 
-/* Recomputes the chain hash of 'ev' from its 'prev_hash_' and body. */
-static int check_chain(const store_event_view_t *ev)
+/* Makes 'ev' a view of session 'id' read by 'r' whose previous chain hash is 'prev' (kept
+ * by the caller while 'ev' lives), and recomputes its chain hash from that and its body. */
+static int check_chain(store_read_t *r, store_event_view_t *ev, const char *id, size_t id_len,
+                       const uint8_t *prev)
 {
+    ev->session = id;
+    ev->session_len = id_len;
+    ev->prev_hash_ = prev;
+    ev->read_ = r;
     uint8_t body_hash[STORE_HASH_LEN], want[STORE_HASH_LEN];
     if (store__body_hash(ev, body_hash) ||
         store__chain(ev->prev_hash_, ev->sequence, ev->position, ev->time_ms, body_hash, want))
@@ -316,11 +322,7 @@ static int emit(store_read_t *r, struct store__expect *x, uint64_t pos, const MD
                        "the value's header names another event");
     uint8_t prev[STORE_HASH_LEN];
     memcpy(prev, x->chain, STORE_HASH_LEN);
-    ev.session = x->id;
-    ev.session_len = x->id_len;
-    ev.prev_hash_ = prev;
-    ev.read_ = r;
-    if ((rc = check_chain(&ev)))
+    if ((rc = check_chain(r, &ev, x->id, x->id_len, prev)))
         return rc;
     memcpy(x->chain, ev.hash, STORE_HASH_LEN);
     return deliver(r, num, &ev, cb, arg);
@@ -366,11 +368,7 @@ static int check_cached(store_event_view_t *w)
     else if (rc)
         return store__read_corrupt(r, w->session, w->session_len, w->sequence - 1, 0,
                        "the sequence index has no entry");
-    ev.session = w->session;
-    ev.session_len = w->session_len;
-    ev.prev_hash_ = prev;
-    ev.read_ = r;
-    if ((rc = check_chain(&ev)))
+    if ((rc = check_chain(r, &ev, w->session, w->session_len, prev)))
         return rc;
     w->body = ev.body;
     w->body_len = ev.body_len;

@@ -564,20 +564,18 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
     __attribute__((alias("mmap")));
 
+static int write_begin(int fd, struct file *f, int kind, off_t *off, size_t n, uint64_t *t0);
+static void write_end(int fd, struct file *f, int k, off_t off, ssize_t r, uint64_t t0);
+
 ssize_t pwrite(int fd, const void *p, size_t n, off_t off)
 {
     struct file *f = watched(fd);
     if (!f)
         return real_pwrite(fd, p, n, off);
-    pthread_mutex_lock(&mu);
-    int k = fds[fd].dsync ? K_DSYNC_WRITE : K_PWRITE;
-    step(kind_name[k]);
-    log_write(f, off, n, fds[fd].dsync && !cfg.sync_noop);
-    uint64_t t0 = now_ns();
+    uint64_t t0;
+    int k = write_begin(fd, f, K_PWRITE, &off, n, &t0);
     ssize_t r = real_pwrite(fd, p, n, off);
-    count(k, r > 0 ? (size_t)r : 0, now_ns() - t0);
-    wrote(f, fds[fd].dsync, off, r);
-    pthread_mutex_unlock(&mu);
+    write_end(fd, f, k, off, r, t0);
     return r;
 }
 
@@ -591,21 +589,48 @@ static off_t position(int fd, struct file *f)
     return lseek(fd, 0, SEEK_CUR);
 }
 
+static size_t iov_bytes(const struct iovec *iov, int cnt)
+{
+    size_t n = 0;
+    for (int i = 0; i < cnt; i++)
+        n += iov[i].iov_len;
+    return n;
+}
+
+/* Every write to a watched file: takes 'mu' (held until write_end), counts the step (the
+ * power may fail here), resolves '*off' (-1: the descriptor's own position) and keeps the
+ * bytes the write of 'n' bytes replaces; returns the kind counted ('kind', or a dsync
+ * write on an O_DSYNC descriptor) and the start time in '*t0'. */
+static int write_begin(int fd, struct file *f, int kind, off_t *off, size_t n, uint64_t *t0)
+{
+    pthread_mutex_lock(&mu);
+    int k = fds[fd].dsync ? K_DSYNC_WRITE : kind;
+    step(kind_name[k]);
+    if (*off < 0)
+        *off = position(fd, f);
+    log_write(f, *off, n, fds[fd].dsync && !cfg.sync_noop);
+    *t0 = now_ns();
+    return k;
+}
+
+/* After the real write: its count and time, what it wrote into the model; releases 'mu'. */
+static void write_end(int fd, struct file *f, int k, off_t off, ssize_t r, uint64_t t0)
+{
+    count(k, r > 0 ? (size_t)r : 0, now_ns() - t0);
+    wrote(f, fds[fd].dsync, off, r);
+    pthread_mutex_unlock(&mu);
+}
+
 ssize_t write(int fd, const void *p, size_t n)
 {
     struct file *f = watched(fd);
     if (!f)
         return real_write(fd, p, n);
-    pthread_mutex_lock(&mu);
-    int k = fds[fd].dsync ? K_DSYNC_WRITE : K_WRITE;
-    step(kind_name[k]);
-    off_t off = position(fd, f);
-    log_write(f, off, n, fds[fd].dsync && !cfg.sync_noop);
-    uint64_t t0 = now_ns();
+    uint64_t t0;
+    off_t off = -1;
+    int k = write_begin(fd, f, K_WRITE, &off, n, &t0);
     ssize_t r = real_write(fd, p, n);
-    count(k, r > 0 ? (size_t)r : 0, now_ns() - t0);
-    wrote(f, fds[fd].dsync, off, r);
-    pthread_mutex_unlock(&mu);
+    write_end(fd, f, k, off, r, t0);
     return r;
 }
 
@@ -614,19 +639,11 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
     struct file *f = watched(fd);
     if (!f)
         return real_writev(fd, iov, cnt);
-    size_t n = 0;
-    for (int i = 0; i < cnt; i++)
-        n += iov[i].iov_len;
-    pthread_mutex_lock(&mu);
-    int k = fds[fd].dsync ? K_DSYNC_WRITE : K_WRITEV;
-    step(kind_name[k]);
-    off_t off = position(fd, f);
-    log_write(f, off, n, fds[fd].dsync && !cfg.sync_noop);
-    uint64_t t0 = now_ns();
+    uint64_t t0;
+    off_t off = -1;
+    int k = write_begin(fd, f, K_WRITEV, &off, iov_bytes(iov, cnt), &t0);
     ssize_t r = real_writev(fd, iov, cnt);
-    count(k, r > 0 ? (size_t)r : 0, now_ns() - t0);
-    wrote(f, fds[fd].dsync, off, r);
-    pthread_mutex_unlock(&mu);
+    write_end(fd, f, k, off, r, t0);
     return r;
 }
 
@@ -636,18 +653,10 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
     struct file *f = watched(fd);
     if (!f)
         return real_pwritev(fd, iov, cnt, off);
-    size_t n = 0;
-    for (int i = 0; i < cnt; i++)
-        n += iov[i].iov_len;
-    pthread_mutex_lock(&mu);
-    int k = fds[fd].dsync ? K_DSYNC_WRITE : K_WRITEV;
-    step(kind_name[k]);
-    log_write(f, off, n, fds[fd].dsync && !cfg.sync_noop);
-    uint64_t t0 = now_ns();
+    uint64_t t0;
+    int k = write_begin(fd, f, K_WRITEV, &off, iov_bytes(iov, cnt), &t0);
     ssize_t r = real_pwritev(fd, iov, cnt, off);
-    count(k, r > 0 ? (size_t)r : 0, now_ns() - t0);
-    wrote(f, fds[fd].dsync, off, r);
-    pthread_mutex_unlock(&mu);
+    write_end(fd, f, k, off, r, t0);
     return r;
 }
 

@@ -15,18 +15,7 @@ TestSuite(store_idkeys, .init = tu_store_setup, .fini = tu_store_teardown);
 /* Writes 'len' bytes as the format record of 'd'. */
 static void put_record(const char *d, const uint8_t *rec, size_t len)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_val k = {6, "format"}, v = {len, (void *)rec};
-    cr_assert_eq(mdb_env_create(&env), 0);
-    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
-    cr_assert_eq(mdb_env_open(env, d, 0, 0644), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    tu_put_raw(d, "meta", "format", 6, rec, len);
 }
 
 /* The sizes of every event_ids key of 'd', in key order, into 'sizes' (at most 'max'). */

@@ -37,21 +37,10 @@ static unsigned db_flags(const char *d, const char *name, int *found)
  * event's position in 'events') of tree 'name' in 'd', bypassing the store. */
 static void put_raw(const char *d, const char *name, uint64_t num, const void *val, size_t len)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
     uint8_t key[8];
     for (int i = 0; i < 8; i++)
         key[i] = (uint8_t)(num >> (56 - 8 * i));
-    MDB_val k = {8, key}, v = {len, (void *)val};
-    cr_assert_eq(mdb_env_create(&env), 0);
-    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
-    cr_assert_eq(mdb_env_open(env, d, 0, 0644), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, name, 0, &dbi), 0);
-    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    tu_put_raw(d, name, key, sizeof key, val, len);
 }
 
 static void verify_ok(void)
@@ -95,6 +84,14 @@ static void read_all(const char *session, size_t want, uint64_t first)
     for (size_t i = 0; i < ev.n; i++)
         cr_assert_eq(ev.v[i].sequence, first + i);
     tu_events_free(&ev);
+}
+
+/* Replaces the suite's store by a new one made without the optional parts 'parts_off'. */
+static void fresh_store(unsigned parts_off)
+{
+    store_close(tu_store);
+    tu_rmrf(tu_dir);
+    tu_store = tu_open_parts(tu_dir, 8u << 20, 1, parts_off);
 }
 
 Test(store_ixdup, new_store_uses_the_trees_and_reads_dedups_trims_and_verifies)
@@ -155,9 +152,7 @@ Test(store_ixdup, new_store_uses_the_trees_and_reads_dedups_trims_and_verifies)
 
 Test(store_ixdup, a_store_without_the_part_keeps_the_older_trees)
 {
-    store_close(tu_store);
-    tu_rmrf(tu_dir);
-    tu_store = tu_open_parts(tu_dir, 8u << 20, 1, STORE_PART_IXDUP);
+    fresh_store(STORE_PART_IXDUP);
     tu_result_t res;
     append("s", 0, 200, &res);
     append("s", 100, 200, &res);
@@ -189,18 +184,7 @@ Test(store_ixdup, a_store_without_the_part_keeps_the_older_trees)
 /* Writes 'len' bytes as the format record of 'd'. */
 static void put_record(const char *d, const uint8_t *rec, size_t len)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_val k = {6, "format"}, v = {len, (void *)rec};
-    cr_assert_eq(mdb_env_create(&env), 0);
-    cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
-    cr_assert_eq(mdb_env_open(env, d, 0, 0644), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    tu_put_raw(d, "meta", "format", 6, rec, len);
 }
 
 static void refused(const char *why)
@@ -217,9 +201,7 @@ static void refused(const char *why)
 Test(store_ixdup, a_format_record_that_disagrees_with_the_trees_is_refused)
 {
     /* An older layout whose record claims the part: 'event_uuids' is missing. */
-    store_close(tu_store);
-    tu_rmrf(tu_dir);
-    tu_store = tu_open_parts(tu_dir, 8u << 20, 1, STORE_PART_IXDUP);
+    fresh_store(STORE_PART_IXDUP);
     append("s", 0, 5, NULL);
     store_close(tu_store);
     tu_store = NULL;
@@ -234,9 +216,7 @@ Test(store_ixdup, a_format_record_that_disagrees_with_the_trees_is_refused)
 
     /* The new layout whose record does not name it (a hand-edited record, or one an
      * older build wrote back): never read with the older keys. */
-    store_close(tu_store);
-    tu_rmrf(tu_dir);
-    tu_store = tu_open_parts(tu_dir, 8u << 20, 1, 0);
+    fresh_store(0);
     append("s", 0, 5, NULL);
     store_close(tu_store);
     tu_store = NULL;
@@ -254,9 +234,7 @@ Test(store_ixdup, a_format_record_that_disagrees_with_the_trees_is_refused)
 
 Test(store_ixdup, verify_finds_a_trimmed_id_left_in_event_uuids)
 {
-    store_close(tu_store);
-    tu_rmrf(tu_dir);
-    tu_store = tu_open_parts(tu_dir, 8u << 20, 1, 0);
+    fresh_store(0);
     append("s", 0, 30, NULL);
     store_batch_t b;
     store_batch_init(&b, STORE_OP_TRIM, "s", 1);
@@ -279,9 +257,7 @@ Test(store_ixdup, verify_finds_a_trimmed_id_left_in_event_uuids)
 
 Test(store_ixdup, verify_finds_a_sequence_entry_that_points_elsewhere)
 {
-    store_close(tu_store);
-    tu_rmrf(tu_dir);
-    tu_store = tu_open_parts(tu_dir, 8u << 20, 1, 0);
+    fresh_store(0);
     append("s", 0, 30, NULL);
     store_session_t rec;
     TU_OK(tu_session(tu_store, "s", &rec));
@@ -326,9 +302,7 @@ static const char one_event[] = "{\"type\":\"t\",\"event_id\":\"e1\",\"data\":\"
 /* The size of the one event's value in a new store made with 'parts_off'. */
 static size_t one_value(unsigned parts_off, uint8_t *val, size_t cap)
 {
-    store_close(tu_store);
-    tu_rmrf(tu_dir);
-    tu_store = tu_open_parts(tu_dir, 8u << 20, 1, parts_off);
+    fresh_store(parts_off);
     TU_OK(tu_append(tu_store, "s", one_event, INGEST_NDJSON, -1, NULL, NULL));
     store_close(tu_store);
     tu_store = NULL;

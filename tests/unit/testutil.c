@@ -345,24 +345,30 @@ void tu_store_teardown(void)
 
 /* ---- The format record, read and written behind the store's back ---- */
 
-void tu_put_format(const char *d, uint32_t version)
+void tu_put_raw(const char *d, const char *tree, const void *key, size_t klen, const void *val,
+                size_t vlen)
 {
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
-    uint8_t be[4] = {(uint8_t)(version >> 24), (uint8_t)(version >> 16), (uint8_t)(version >> 8),
-                     (uint8_t)version};
-    MDB_val k = {6, "format"}, v = {4, be};
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
     cr_assert_eq(mdb_env_create(&env), 0);
     cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
     int rc = mdb_env_open(env, d, 0, 0644);
     cr_assert_eq(rc, 0, "mdb_env_open(%s): %s", d, mdb_strerror(rc));
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    rc = mdb_dbi_open(txn, "meta", 0, &dbi);
-    cr_assert_eq(rc, 0, "no meta db: %s", mdb_strerror(rc));
+    rc = mdb_dbi_open(txn, tree, 0, &dbi);
+    cr_assert_eq(rc, 0, "no %s db: %s", tree, mdb_strerror(rc));
     cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
     cr_assert_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+}
+
+void tu_put_format(const char *d, uint32_t version)
+{
+    uint8_t be[4] = {(uint8_t)(version >> 24), (uint8_t)(version >> 16), (uint8_t)(version >> 8),
+                     (uint8_t)version};
+    tu_put_raw(d, "meta", "format", 6, be, sizeof be);
 }
 
 size_t tu_format_record(const char *d, uint8_t out[16])

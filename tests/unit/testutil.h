@@ -121,6 +121,10 @@ uint64_t tu_rand(uint64_t *state);
 uint32_t tu_format_of(const char *d);
 /* The format record of 'd' (its first 16 bytes into 'out'); returns its size */
 size_t tu_format_record(const char *d, uint8_t out[16]);
+/* Puts key -> value into tree 'tree' of the store in 'd' (closed), bypassing the store: a
+ * value put into a tree of sorted duplicates is added beside the key's others. */
+void tu_put_raw(const char *d, const char *tree, const void *key, size_t klen, const void *val,
+                size_t vlen);
 void tu_put_format(const char *d, uint32_t version);
 
 #endif
