@@ -96,6 +96,22 @@ static char *slurp(const char *path)
     return buf;
 }
 
+/* Starts a trainer as the store does (this process named as its parent, stderr into
+ * 'err' in 'dir') and checks its greeting; returns the socket to it, its pid in '*pid'. */
+static int greeted(const char *err, pid_t *pid)
+{
+    char me[32];
+    snprintf(me, sizeof me, "%d", (int)getpid());
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    *pid = start(me, sv[1], err);
+    close(sv[1]);
+    char hello[8];
+    cr_assert_eq(recv_all(sv[0], hello, 8), 8);
+    cr_assert_eq(memcmp(hello, "REELZT01", 8), 0);
+    return sv[0];
+}
+
 /* A process that finds the variable but was not started by the pid it names refuses, says
  * why, and does nothing else (the test program's own tests do not run). */
 Test(store_ztrain, a_stray_variable_is_refused)
@@ -118,27 +134,21 @@ Test(store_ztrain, a_stray_variable_is_refused)
 /* Greets, then refuses a request that announces more than it sends or nothing at all. */
 Test(store_ztrain, a_bad_request_is_refused)
 {
-    char err[TU_PATH_MAX + 8], dir[TU_PATH_MAX], me[32];
+    char err[TU_PATH_MAX + 8], dir[TU_PATH_MAX];
     tu_tmpdir(dir);
     snprintf(err, sizeof err, "%s/err", dir);
-    snprintf(me, sizeof me, "%d", (int)getpid());
     for (int round = 0; round < 2; round++) {
-        int sv[2];
-        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-        pid_t pid = start(me, sv[1], err);
-        close(sv[1]);
-        char hello[8];
-        cr_assert_eq(recv_all(sv[0], hello, 8), 8);
-        cr_assert_eq(memcmp(hello, "REELZT01", 8), 0);
+        pid_t pid;
+        int sock = greeted(err, &pid);
         uint8_t h[16 + 4];
         be32(h, round ? 1 : 0);  /* round 0: no samples */
         be32(h + 4, 1024);       /* cap */
         be64(h + 8, 100);        /* total */
         be32(h + 16, 99);        /* round 1: one sample of 99 bytes, not 100 */
-        send_all(sv[0], h, round ? sizeof h : 16);
-        shutdown(sv[0], SHUT_WR);
+        send_all(sock, h, round ? sizeof h : 16);
+        shutdown(sock, SHUT_WR);
         cr_assert_eq(finish(pid), 2, "round %d", round);
-        close(sv[0]);
+        close(sock);
     }
     tu_rmrf(dir);
 }
@@ -160,33 +170,28 @@ Test(store_ztrain, it_trains_what_the_library_trains)
     size_t wn = ZDICT_trainFromBuffer(want, sizeof want, samples, sizes, N);
     cr_assert(!ZDICT_isError(wn), "%s", ZDICT_getErrorName(wn));
 
-    char err[TU_PATH_MAX + 8], dir[TU_PATH_MAX], me[32];
+    char err[TU_PATH_MAX + 8], dir[TU_PATH_MAX];
     tu_tmpdir(dir);
     snprintf(err, sizeof err, "%s/err", dir);
-    snprintf(me, sizeof me, "%d", (int)getpid());
-    int sv[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    pid_t pid = start(me, sv[1], err);
-    close(sv[1]);
-    char hello[8];
-    cr_assert_eq(recv_all(sv[0], hello, 8), 8);
+    pid_t pid;
+    int sock = greeted(err, &pid);
     static uint8_t req[16 + 4 * N];
     be32(req, N);
     be32(req + 4, sizeof got);
     be64(req + 8, total);
     for (int i = 0; i < N; i++)
         be32(req + 16 + 4 * i, (uint32_t)sizes[i]);
-    send_all(sv[0], req, sizeof req);
-    send_all(sv[0], samples, total);
+    send_all(sock, req, sizeof req);
+    send_all(sock, samples, total);
     uint8_t res[8];
-    cr_assert_eq(recv_all(sv[0], res, 8), 8);
+    cr_assert_eq(recv_all(sock, res, 8), 8);
     uint64_t n = 0;
     for (int i = 0; i < 8; i++)
         n = n << 8 | res[i];
     cr_assert_eq(n, wn);
-    cr_assert_eq(recv_all(sv[0], got, (size_t)n), n);
+    cr_assert_eq(recv_all(sock, got, (size_t)n), n);
     cr_assert_eq(memcmp(got, want, wn), 0);
     cr_assert_eq(finish(pid), 0);
-    close(sv[0]);
+    close(sock);
     tu_rmrf(dir);
 }
