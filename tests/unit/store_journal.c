@@ -47,8 +47,9 @@ static int append_one(store_t *s, int i)
 
 /* A child journals N_EVENTS appends, then writes one byte to 'fd' and, with 'wait_fd'
  * (the read end of a pipe whose write end is 'wait_w'), waits for the parent to close its
- * end; then exits without closing the store (a crash). */
-static pid_t journaling_child(int fd, int wait_fd, int wait_w)
+ * end; then exits without closing the store (a crash). With 'wait_first' it writes 'o'
+ * and waits right after its open (its first checkpoint), before the appends. */
+static pid_t journaling_child(int fd, int wait_fd, int wait_w, int wait_first)
 {
     pid_t pid = fork();
     if (pid)
@@ -58,11 +59,16 @@ static pid_t journaling_child(int fd, int wait_fd, int wait_w)
     store_options_t opt = {.journal = 1};
     store_t *s = NULL;
     int rc = store_open(dir, &opt, &s);
+    char c = rc ? 'x' : 'o';
+    if (wait_first) {
+        (void)!write(fd, &c, 1);
+        (void)!read(wait_fd, &c, 1);
+    }
     for (int i = 1; !rc && i <= N_EVENTS; i++)
         rc = append_one(s, i);
-    char c = rc ? 'x' : 'k';
+    c = rc ? 'x' : 'k';
     (void)!write(fd, &c, 1);
-    if (wait_fd >= 0)
+    if (wait_fd >= 0 && !wait_first)
         (void)!read(wait_fd, &c, 1);
     _exit(rc ? 3 : 0);
 }
@@ -72,7 +78,7 @@ static void crash_child(void)
 {
     int p[2];
     cr_assert_eq(pipe(p), 0);
-    pid_t pid = journaling_child(p[1], -1, -1);
+    pid_t pid = journaling_child(p[1], -1, -1, 0);
     char c = 0;
     cr_assert_eq(read(p[0], &c, 1), 1);
     cr_assert_eq(c, 'k', "the child could not journal its appends: %s", store_last_error());
@@ -181,6 +187,69 @@ Test(store_journal, a_damaged_last_record_fails_its_crc_and_ends_the_replay)
     expect_events(N_EVENTS - 1);
 }
 
+/* data.mdb as it was at its first checkpoint, and its size. */
+static uint8_t *read_data_file(size_t *size)
+{
+    char path[TU_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    uint8_t *b = malloc((size_t)st.st_size);
+    cr_assert_eq(read(fd, b, (size_t)st.st_size), st.st_size);
+    close(fd);
+    *size = (size_t)st.st_size;
+    return b;
+}
+
+/* A power loss can keep the meta pages of commits after the checkpoint while losing the
+ * pages they point to (no commit after the checkpoint is flushed). The recovery must
+ * start from the checkpoint's meta page (kept in the journal), not from the one data.mdb
+ * holds: here every page but the two meta pages is put back as it was at the checkpoint
+ * (pages past the file's size then are zeros) and the tree the file's meta names is gone. */
+Test(store_journal, a_meta_page_ahead_of_its_pages_is_replaced_by_the_checkpoint)
+{
+    int p[2], hold[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(pipe(hold), 0);
+    pid_t pid = journaling_child(p[1], hold[0], hold[1], 1);
+    char c = 0;
+    cr_assert_eq(read(p[0], &c, 1), 1);
+    cr_assert_eq(c, 'o', "the child could not open the store: %s", store_last_error());
+    size_t then_size;
+    uint8_t *then = read_data_file(&then_size);
+    close(hold[1]); /* the child appends now, and crashes */
+    cr_assert_eq(read(p[0], &c, 1), 1);
+    cr_assert_eq(c, 'k', "the child could not journal its appends");
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    close(p[0]), close(p[1]), close(hold[0]);
+    size_t now_size;
+    uint8_t *now = read_data_file(&now_size);
+    size_t psize = (size_t)sysconf(_SC_PAGESIZE), changed = 0;
+    for (size_t off = 2 * psize; off + psize <= now_size; off += psize) {
+        uint8_t *pg = now + off;
+        if (off + psize <= then_size ? !memcmp(pg, then + off, psize) : 0)
+            continue;
+        changed++;
+        if (off + psize <= then_size)
+            memcpy(pg, then + off, psize);
+        else
+            memset(pg, 0, psize);
+    }
+    cr_assert(changed > 0, "no page changed after the checkpoint");
+    char path[TU_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    int fd = open(path, O_WRONLY);
+    cr_assert(fd >= 0);
+    cr_assert_eq(pwrite(fd, now, now_size, 0), (ssize_t)now_size);
+    close(fd);
+    free(then);
+    free(now);
+    expect_events(N_EVENTS);
+}
+
 Test(store_journal, a_recovery_cut_short_runs_again_from_a_whole_checkpoint)
 {
     crash_child();
@@ -203,7 +272,7 @@ Test(store_journal, a_journaling_process_holds_off_other_writers_not_readers)
     int p[2], hold[2];
     cr_assert_eq(pipe(p), 0);
     cr_assert_eq(pipe(hold), 0);
-    pid_t pid = journaling_child(p[1], hold[0], hold[1]);
+    pid_t pid = journaling_child(p[1], hold[0], hold[1], 0);
     char c = 0;
     cr_assert_eq(read(p[0], &c, 1), 1);
     cr_assert_eq(c, 'k', "the child could not journal its appends");
