@@ -20,7 +20,9 @@ reel_serve() {  # reel_serve DATA_DIR LOG: start the server, set REEL_PID/REEL_P
     [ "$VARIANT" = nosync ] && sync=none
     [ "$VARIANT" = journal ] && extra=--journal
     REEL_PORT=$(free_port)
+    # REEL_SERVE_ARGS: more options for the server (experiments, e.g. "--zdict off")
     "$BUILD/reel" serve --data "$1" --listen "127.0.0.1:$REEL_PORT" --sync "$sync" $extra \
+        ${REEL_SERVE_ARGS:-} \
         --max-connections-per-ip 0 --max-connections 4096 --max-sse-clients 4000 2>"$2" &
     REEL_PID=$!
     peer_pid "$REEL_PID"
