@@ -254,9 +254,9 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
                      uint64_t first_pos, int keep_time, const uint8_t *zbody, size_t zlen)
 {
     store_t *s = g->s;
-    uint64_t seq = x->rec.last_sequence + 1;
+    uint64_t seq = x->rec.last_sequence + 1, pos = g->position + 1;
     uint64_t had;
-    int rc = store__id_put(&g->w, x->rec.num, ev->event_id, ev->event_id_len, seq, &had);
+    int rc = store__ix_append(&g->w, x->rec.num, seq, pos, ev->event_id, ev->event_id_len, &had);
     if (rc == MDB_KEYEXIST) { /* the same event_id earlier in this batch */
         ev->duplicate = 1;
         ev->sequence = had;
@@ -269,14 +269,12 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
     if (rc)
         return g->mdb_rc = rc, REEL_EIO;
 
-    uint64_t pos = ++g->position;
+    g->position = pos;
     uint64_t t = keep_time ? ev->time_ms : g->now_ms;
     uint8_t hash[STORE_HASH_LEN], pkey[8];
     if (store__chain(x->rec.last_hash, seq, pos, t, ev->body_hash, hash))
         return g->mdb_rc = ENOMEM, REEL_ENOMEM; /* events before it are written: fail the group */
     store__put_u64(pkey, pos);
-    if ((rc = store__seq_put(&g->w, x->rec.num, seq, pos)))
-        return g->mdb_rc = rc, REEL_EIO;
     /* Positions only grow, so every value goes at the end of the tree: MDB_APPEND fills
      * pages completely instead of splitting them in half. */
     /* The body as store_submit() compressed it with the dictionary, if it did (FORMAT.md
@@ -578,9 +576,9 @@ static int apply_delete(struct group *g, store_batch_t *b)
 
 /* ---- retention: trim and purge (docs/FORMAT.md section 10) ---- */
 
-/* Removes one trimmed event's index entries and value: 'c' stands on its 'seqs' entry.
+/* Removes one trimmed event's index entries and value: walk 'c' stands on its 'seqs' entry.
  * Sets '*vlen' to its value's size and 'hash' to its chain hash. */
-static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, uint64_t pos,
+static int trim_one(struct group *g, struct sess *x, store__seqc_t *c, uint64_t pos,
                     uint64_t seq, size_t *vlen, uint8_t hash[STORE_HASH_LEN])
 {
     store_t *s = g->s;
@@ -611,7 +609,7 @@ static int trim_one(struct group *g, struct sess *x, MDB_cursor *c, uint64_t pos
     store_buf_release(&z);
     if (rc && rc != MDB_NOTFOUND)
         return g->mdb_rc = rc, REEL_EIO;
-    if ((rc = store__del(&g->w, s->db_events, &pk, NULL)) || (rc = store__cursor_del(&g->w, c, 0)))
+    if ((rc = store__del(&g->w, s->db_events, &pk, NULL)) || (rc = store__seqc_del(&g->w, c)))
         return g->mdb_rc = rc, REEL_EIO;
     return REEL_OK;
 }
@@ -644,7 +642,7 @@ static int apply_trim(struct group *g, store_batch_t *b)
         if (rc || got != r->first_sequence)
             rc = rc && rc != MDB_NOTFOUND ? (g->mdb_rc = rc, REEL_EIO) : REEL_ECORRUPT;
         else
-            rc = trim_one(g, x, c, pos, r->first_sequence, &vlen, r->first_prev_hash);
+            rc = trim_one(g, x, &w, pos, r->first_sequence, &vlen, r->first_prev_hash);
         if (rc)
             break; /* what was removed so far is consistent with the record */
         r->first_sequence++;

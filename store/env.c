@@ -186,6 +186,9 @@ static int open_dbs(store_t *s, MDB_txn *txn, unsigned f)
      * check_format() once the format record says the store uses them. */
     if (f && ixdup && (rc = mdb_dbi_open(txn, "event_uuids", f | ixdup, &s->db_event_uuids)))
         return rc;
+    if (f && ixdup && !(s->parts_off & STORE__PART_IXTAIL) &&
+        (rc = mdb_dbi_open(txn, "ixtail", f, &s->db_ixtail)))
+        return rc;
     /* Format 2; a format-1 store has none until check_format() upgrades it. */
     rc = mdb_dbi_open(txn, "recent", f, &s->db_recent);
     s->has_recent = rc == MDB_SUCCESS;
@@ -203,7 +206,7 @@ static int open_dbs(store_t *s, MDB_txn *txn, unsigned f)
 
 static const char *const db_names[] = {"meta",      "sessions", "session_ids", "events",
                                        "seqs",      "event_ids", "recent",     "changes",
-                                       "consumers", "event_uuids"};
+                                       "consumers", "event_uuids", "ixtail"};
 
 /* 1 if the environment holds only reel's databases, all empty (a store being created). */
 static int is_new_store(store_t *s, MDB_txn *txn)
@@ -239,7 +242,24 @@ static uint32_t new_parts(store_t *s, MDB_txn *txn)
     if (mdb_dbi_flags(txn, s->db_seqs, &flags) || (flags & STORE__IXDUP_FLAGS) != STORE__IXDUP_FLAGS ||
         mdb_dbi_open(txn, "event_uuids", 0, &s->db_event_uuids))
         parts &= ~STORE__PART_IXDUP;
+    if (!(parts & STORE__PART_IXDUP) || mdb_dbi_open(txn, "ixtail", 0, &s->db_ixtail))
+        parts &= ~STORE__PART_IXTAIL;
     return parts;
+}
+
+/* Opens 'ixtail' of a store with STORE__PART_IXTAIL (which needs STORE__PART_IXDUP). */
+static int open_ixtail(store_t *s, MDB_txn *txn, const char *dir)
+{
+    if (!(s->parts & STORE__PART_IXTAIL))
+        return REEL_OK;
+    int rc = s->parts & STORE__PART_IXDUP ? mdb_dbi_open(txn, "ixtail", 0, &s->db_ixtail) : EINVAL;
+    if (rc == 0)
+        return REEL_OK;
+    store__set_error("'%s' is damaged: its format record names index tails (part 0x%x) but %s; "
+                     "run `reel verify` and restore from a backup", dir, STORE__PART_IXTAIL,
+                     rc == EINVAL ? "not per-session index trees (part 0x4)"
+                                  : "'ixtail' is missing");
+    return rc == EINVAL || rc == MDB_NOTFOUND ? REEL_ECORRUPT : store__err_from_mdb(rc);
 }
 
 /* Opens 'event_uuids' of a store with STORE__PART_IXDUP, checking that both trees have
@@ -250,7 +270,7 @@ static int open_ixdup(store_t *s, MDB_txn *txn, const char *dir)
     unsigned fs = 0, fu = 0;
     if (!(s->parts & STORE__PART_IXDUP)) { /* then 'seqs' must be the older, plain tree */
         if (mdb_dbi_flags(txn, s->db_seqs, &fs) || !(fs & MDB_DUPSORT))
-            return REEL_OK;
+            return open_ixtail(s, txn, dir);
         store__set_error("'%s' is damaged: its 'seqs' database has per-session trees (part "
                          "0x%x) that its format record does not name; run `reel verify` "
                          "and restore from a backup", dir, STORE__PART_IXDUP);
@@ -268,7 +288,7 @@ static int open_ixdup(store_t *s, MDB_txn *txn, const char *dir)
                                                : "'seqs' or 'event_uuids' has other flags");
         return REEL_ECORRUPT;
     }
-    return REEL_OK;
+    return open_ixtail(s, txn, dir);
 }
 
 /* Checks (or, in a new store, writes) the format-version record. A store is only created

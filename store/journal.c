@@ -24,7 +24,7 @@ static int tree_of(const store_t *s, MDB_dbi dbi)
     const MDB_dbi known[] = {s->db_meta,      s->db_sessions, s->db_session_ids,
                              s->db_events,    s->db_event_ids, s->db_seqs,
                              s->db_recent,    s->db_changes,   s->db_consumers,
-                             s->db_event_uuids};
+                             s->db_event_uuids, s->db_ixtail};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (known[i] == dbi)
             return (int)i;

@@ -191,7 +191,7 @@ static int checkpoint_of(const uint8_t *buf, size_t len, uint64_t *txnid, const 
 
 static const char *const tree_names[] = {"meta", "sessions", "session_ids", "events",
                                          "event_ids", "seqs", "recent", "changes",
-                                         "consumers", "event_uuids"};
+                                         "consumers", "event_uuids", "ixtail"};
 #define N_TREES (sizeof tree_names / sizeof tree_names[0])
 
 struct replay {

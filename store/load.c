@@ -169,19 +169,17 @@ static int put_event(store__load_ctx_t *c, const store_load_t *l, store_session_
 {
     store_t *s = c->s;
     uint8_t pkey[8];
-    uint64_t had;
-    int rc = store__id_put(c->w, r->num, ev->event_id, ev->event_id_len, ev->sequence, &had);
+    uint64_t had, pos = l->keep_positions ? ev->position : *c->position + 1;
+    int rc = store__ix_append(c->w, r->num, ev->sequence, pos, ev->event_id, ev->event_id_len,
+                              &had);
     if (rc)
         return c->mdb_rc = rc, REEL_EIO; /* phase 1 found no such id: a group failure */
-    uint64_t pos = l->keep_positions ? ev->position : *c->position + 1;
     *c->position = pos;
     if (!l->keep_positions &&
         store__chain(r->last_hash, ev->sequence, pos, ev->time_ms, ev->body_hash, ev->hash))
         return c->mdb_rc = ENOMEM, REEL_ENOMEM;
     ev->position = pos;
     store__put_u64(pkey, pos);
-    if ((rc = store__seq_put(c->w, r->num, ev->sequence, pos)))
-        return c->mdb_rc = rc, REEL_EIO;
     uint8_t flags = (uint8_t)((ev->body[0] & ~STORE_FLAG_SHORT) | STORE__HEAD_FLAG(s));
     size_t head = store__head_size(flags, r->num, ev->sequence, ev->time_ms);
     size_t blen = ev->body_len - 1, vlen = head + blen;

@@ -22,6 +22,7 @@ struct store {
     MDB_env *env;
     MDB_dbi db_meta, db_sessions, db_session_ids, db_events, db_event_ids, db_seqs;
     MDB_dbi db_event_uuids; /* STORE__PART_IXDUP only: num -> uuid | seq (DUPFIXED) */
+    MDB_dbi db_ixtail;      /* STORE__PART_IXTAIL only: num -> the session's newest entries */
     MDB_dbi db_recent; /* format 2: updated_ms BE | num BE (valid when has_recent) */
     int has_recent;    /* 0: a format-1 store opened read-only (no 'recent' db) */
     uint32_t parts;    /* optional parts the format record names (STORE__PART_*) */
@@ -225,45 +226,65 @@ int store__put_format(store_t *s, MDB_txn *txn);
 #define STORE__PART_JOURNAL 0x2u
 #define STORE__PART_IXDUP 0x4u  /* seqs and UUID event ids in per-session DUPFIXED trees (21.1) */
 #define STORE__PART_SHORTHEAD 0x8u /* new values may have varint headers (21.2) */
-#define STORE__PARTS_KNOWN \
-    (STORE__PART_IDKEYS | STORE__PART_JOURNAL | STORE__PART_IXDUP | STORE__PART_SHORTHEAD)
-#define STORE__PARTS_NEW (STORE__PART_IDKEYS | STORE__PART_IXDUP | STORE__PART_SHORTHEAD)
+/* the newest index entries of a session in one value of 'ixtail' (21.3); with IXDUP only */
+#define STORE__PART_IXTAIL 0x10u
+#define STORE__PARTS_KNOWN                                                                   \
+    (STORE__PART_IDKEYS | STORE__PART_JOURNAL | STORE__PART_IXDUP | STORE__PART_SHORTHEAD | \
+     STORE__PART_IXTAIL)
+#define STORE__PARTS_NEW \
+    (STORE__PART_IDKEYS | STORE__PART_IXDUP | STORE__PART_SHORTHEAD | STORE__PART_IXTAIL)
 /* Flags of 'seqs' and 'event_uuids' in a store with STORE__PART_IXDUP. */
 #define STORE__IXDUP_FLAGS (MDB_DUPSORT | MDB_DUPFIXED)
 
 /* 1 and 'out' set when 'id' is a UUID in canonical lowercase text (record.c). */
 int store__uuid_bytes(const char *id, size_t len, uint8_t out[16]);
 
-/* ---- the session indexes, either layout (index.c, docs/FORMAT.md 2.5, 2.6, 21.1) ----
+/* ---- the session indexes, either layout (index.c, docs/FORMAT.md 2.5, 2.6, 21.1, 21.3) ----
  * Without STORE__PART_IXDUP: 'seqs' keys num|seq -> pos, 'event_ids' keys -> seq. With
  * it: 'seqs' is keyed by num with DUPFIXED values seq|pos (16 bytes), canonical UUID
  * event ids go to 'event_uuids', keyed by num with values uuid|seq (24 bytes), and every
- * other id stays in 'event_ids' as before. These return LMDB codes (0, MDB_NOTFOUND,
- * MDB_KEYEXIST, ...); a malformed entry reads as position/sequence 0, which the callers
- * report as damage. Writes go through the group's wrappers (store__put ...: journal.c). */
+ * other id stays in 'event_ids' as before. With STORE__PART_IXTAIL as well, a session's
+ * newest (up to STORE__TAIL_MAX) seqs and UUID entries are kept together in its one value
+ * of 'ixtail', rewritten with each append, and moved into the two trees when it is full:
+ * an append then dirties the pages of those trees once per STORE__TAIL_MAX events instead
+ * of once per event. These return LMDB codes (0, MDB_NOTFOUND, MDB_KEYEXIST, ...); a
+ * malformed entry reads as position/sequence 0, which the callers report as damage, and a
+ * malformed 'ixtail' value as MDB_CORRUPTED. Writes go through the group's wrappers
+ * (store__put ...: journal.c). */
+#define STORE__TAIL_MAX 16
 int store__seq_get(const store_t *s, MDB_txn *txn, uint64_t num, uint64_t seq, uint64_t *pos);
-int store__seq_put(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos);
 /* Every 'seqs' entry of session 'num' (not the events they point at). */
 int store__seq_drop(store__wg_t *w, uint64_t num);
-/* A walk over one session's 'seqs' entries in sequence order, on a cursor of 'seqs'. */
+/* A walk over one session's 'seqs' entries in sequence order, on a cursor of 'seqs'; its
+ * 'ixtail' entries (copied at init) come after those of the tree. */
 typedef struct store__seqc {
     MDB_cursor *c;
+    const store_t *s;
     uint64_t num;
-    int dup; /* the STORE__PART_IXDUP layout */
+    int dup;                /* the STORE__PART_IXDUP layout */
+    int in_tail;            /* the walk stands in the tail (entry 'ti') */
+    int rc;                 /* reading the tail failed (MDB_CORRUPTED, ...) */
+    unsigned tn, ti;        /* entries in the tail, the one the walk stands on */
+    uint64_t tfirst;        /* the tail's first sequence */
+    uint64_t tpos[STORE__TAIL_MAX];
 } store__seqc_t;
 void store__seqc_init(store__seqc_t *w, const store_t *s, MDB_cursor *c, uint64_t num);
 /* The first entry with sequence >= 'seq' into got and pos; MDB_NOTFOUND past the session. */
 int store__seqc_seek(store__seqc_t *w, uint64_t seq, uint64_t *got, uint64_t *pos);
 /* The next entry of the session; MDB_NOTFOUND after its last. */
 int store__seqc_next(store__seqc_t *w, uint64_t *got, uint64_t *pos);
+/* Deletes the entry the walk stands on (in the tail, only its first: trims remove the
+ * oldest); the walk then stands nowhere: seek again. */
+int store__seqc_del(store__wg_t *g, store__seqc_t *w);
 /* The event_id index: the sequence of 'id' in session 'num'. */
 int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len,
                   uint64_t *seq);
-/* Puts id -> seq unless the id is there: then MDB_KEYEXIST and its sequence in '*had'. */
-int store__id_put(store__wg_t *w, uint64_t num, const char *id, size_t len, uint64_t seq,
-                  uint64_t *had);
+/* Indexes event 'seq' of session 'num' at position 'pos' with event id 'id', unless the id
+ * is there: then MDB_KEYEXIST, its sequence in '*had', and nothing written. */
+int store__ix_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, const char *id,
+                     size_t len, uint64_t *had);
 int store__id_del(store__wg_t *w, uint64_t num, const char *id, size_t len);
-/* Every event_id entry of session 'num', in both trees. */
+/* Every event_id entry of session 'num', in both trees and its tail. */
 int store__ids_drop(store__wg_t *w, uint64_t num);
 
 /* The event_ids key of event id 'id' in session 'num' into 'key' (at least

@@ -3,7 +3,8 @@
  * session number; appends (ids in and out of order, duplicates in and across batches),
  * reads, trims, deletes, purges and verify work on them; a store made without the part
  * keeps the older trees; a format record that disagrees with the trees is refused; verify
- * finds a trimmed id left in 'event_uuids'. */
+ * finds a trimmed id left in 'event_uuids'. With part 0x10 (21.3) a session's newest
+ * entries wait in its 'ixtail' value before they move into the trees. */
 #include <criterion/criterion.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -100,7 +101,7 @@ Test(store_ixdup, new_store_uses_the_trees_and_reads_dedups_trims_and_verifies)
         return; /* the run of the older layouts: this store has none of the trees */
     uint8_t rec[16];
     cr_assert_eq(tu_format_record(tu_dir, rec), 8);
-    cr_assert_eq(rec[7], 0xd, "parts 0x1, 0x4 and 0x8");
+    cr_assert_eq(rec[7], 0x1d, "parts 0x1, 0x4, 0x8 and 0x10");
     tu_result_t res;
     append("s", 0, 600, &res);
     cr_assert_eq(res.n, 600);
@@ -257,7 +258,7 @@ Test(store_ixdup, verify_finds_a_trimmed_id_left_in_event_uuids)
 
 Test(store_ixdup, verify_finds_a_sequence_entry_that_points_elsewhere)
 {
-    fresh_store(0);
+    fresh_store(STORE_PART_IXTAIL); /* every entry in the tree (tails: store_ixtail.c) */
     append("s", 0, 30, NULL);
     store_session_t rec;
     TU_OK(tu_session(tu_store, "s", &rec));
@@ -274,27 +275,145 @@ Test(store_ixdup, verify_finds_a_sequence_entry_that_points_elsewhere)
     cr_assert(strstr(rep.problem, "past the session's last sequence"), "%s", rep.problem);
 }
 
-/* The value at position 'pos' of 'd' into 'out' (at most 'cap' bytes); its length. */
-static size_t raw_value(const char *d, uint64_t pos, uint8_t *out, size_t cap)
+/* The value of 8-byte key 'num' in tree 'tree' of 'd' into 'out' (at most 'cap' bytes);
+ * its length, 0 when there is none. */
+static size_t raw_get(const char *d, const char *tree, uint64_t num, uint8_t *out, size_t cap)
 {
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
     uint8_t key[8];
     for (int i = 0; i < 8; i++)
-        key[i] = (uint8_t)(pos >> (56 - 8 * i));
-    MDB_val k = {8, key}, v;
+        key[i] = (uint8_t)(num >> (56 - 8 * i));
+    MDB_val k = {8, key}, v = {0, NULL};
     cr_assert_eq(mdb_env_create(&env), 0);
     cr_assert_eq(mdb_env_set_maxdbs(env, 16), 0);
     cr_assert_eq(mdb_env_open(env, d, MDB_RDONLY, 0644), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "events", 0, &dbi), 0);
-    cr_assert_eq(mdb_get(txn, dbi, &k, &v), 0);
+    cr_assert_eq(mdb_dbi_open(txn, tree, 0, &dbi), 0);
+    int rc = mdb_get(txn, dbi, &k, &v);
+    cr_assert(rc == 0 || rc == MDB_NOTFOUND);
     cr_assert_leq(v.mv_size, cap);
-    memcpy(out, v.mv_data, v.mv_size);
+    if (v.mv_size)
+        memcpy(out, v.mv_data, v.mv_size);
     mdb_txn_abort(txn);
     mdb_env_close(env);
     return v.mv_size;
+}
+
+/* The value at position 'pos' of 'd' into 'out' (at most 'cap' bytes); its length. */
+static size_t raw_value(const char *d, uint64_t pos, uint8_t *out, size_t cap)
+{
+    size_t n = raw_get(d, "events", pos, out, cap);
+    cr_assert(n > 0, "no value at position %llu", (unsigned long long)pos);
+    return n;
+}
+
+/* Session 'name''s tail (FORMAT.md 21.3): its entries and first sequence; the store is
+ * closed and opened again around the raw read. */
+static unsigned tail_of(const char *name, uint64_t *first)
+{
+    store_session_t rec;
+    TU_OK(tu_session(tu_store, name, &rec));
+    store_close(tu_store);
+    uint8_t v[512];
+    size_t n = raw_get(tu_dir, "ixtail", rec.num, v, sizeof v);
+    tu_store = tu_open(tu_dir, 0, 1);
+    if (!n)
+        return 0;
+    cr_assert_eq(n, 9 + (size_t)v[0] * 25, "a tail of %u entries is %zu bytes", v[0], n);
+    *first = 0;
+    for (int i = 1; i <= 8; i++)
+        *first = *first << 8 | v[i];
+    return v[0];
+}
+
+/* Appends events from..from+n-1 of 'session' one per batch (as single-event requests). */
+static void append_singly(const char *session, int from, int n)
+{
+    for (int i = from; i < from + n; i++)
+        append(session, i, 1, NULL);
+}
+
+/* Part 0x10 (FORMAT.md 21.3): a session's newest entries wait in its tail and move into the
+ * trees sixteen at a time; reads, duplicates, trims into the tail, purges and verify see
+ * both, one event per batch or many. */
+Test(store_ixdup, tails_keep_the_newest_entries_and_move_them_in_sixteens)
+{
+    if (getenv("REEL_TEST_PARTS_OFF"))
+        return;
+    tu_result_t res;
+    uint64_t first = 0;
+    append_singly("s", 0, 40);
+    cr_assert_eq(tail_of("s", &first), 8, "40 appends: two moves of 16, 8 waiting");
+    cr_assert_eq(first, 33);
+    append("b", 0, 40, NULL); /* one batch: the same */
+    cr_assert_eq(tail_of("b", &first), 8);
+    cr_assert_eq(first, 33);
+    read_all("s", 40, 1);
+    verify_ok();
+    append("s", 0, 40, &res);
+    cr_assert_eq(res.duplicates, 40, "ids in the trees and in the tail are found");
+    append("s", 30, 20, &res); /* 30..39 again (some in the tail), 40..49 new */
+    cr_assert_eq(res.duplicates, 10);
+    cr_assert_eq(res.n, 20);
+    cr_assert_eq(tail_of("s", &first), 2, "50 events: 48 in the trees");
+    cr_assert_eq(first, 49);
+    read_all("s", 50, 1);
+
+    store_batch_t b;
+    store_batch_init(&b, STORE_OP_TRIM, "s", 1);
+    b.trim_before = 50; /* past the trees, into the tail */
+    TU_OK(store_append(tu_store, &b));
+    cr_assert_eq(b.first_sequence, 50);
+    cr_assert_eq(tail_of("s", &first), 1);
+    cr_assert_eq(first, 50);
+    read_all("s", 1, 50);
+    verify_ok();
+    append("s", 48, 2, &res);
+    cr_assert_eq(res.duplicates, 1, "49 stays; 48 was trimmed and appends again");
+    read_all("s", 2, 50);
+    store_batch_init(&b, STORE_OP_TRIM, "s", 1);
+    b.trim_before = 100; /* everything: the tail goes */
+    TU_OK(store_append(tu_store, &b));
+    cr_assert_eq(tail_of("s", &first), 0);
+    verify_ok();
+    append("s", 49, 1, &res);
+    cr_assert_eq(res.duplicates, 0);
+    read_all("s", 1, 52);
+
+    store_batch_init(&b, STORE_OP_PURGE, "b", 1);
+    TU_OK(store_append(tu_store, &b));
+    store_session_t gone;
+    TU_ERR(tu_session(tu_store, "b", &gone), REEL_ESESSION_NOT_FOUND);
+    append("b", 0, 3, &res);
+    cr_assert_eq(res.duplicates, 0, "a purged session's tail is gone");
+    cr_assert_eq(tail_of("b", &first), 3);
+    verify_ok();
+}
+
+Test(store_ixdup, verify_and_reads_report_a_damaged_tail)
+{
+    if (getenv("REEL_TEST_PARTS_OFF"))
+        return;
+    append_singly("s", 0, 20);
+    store_session_t rec;
+    TU_OK(tu_session(tu_store, "s", &rec));
+    store_close(tu_store);
+    tu_store = NULL;
+    uint8_t bad[9 + 25] = {2}; /* claims two entries, holds one */
+    put_raw(tu_dir, "ixtail", rec.num, bad, sizeof bad);
+    tu_store = tu_open(tu_dir, 0, 1);
+    store_verify_report_t rep;
+    TU_OK(store_verify(tu_store, NULL, 0, &rep, NULL, NULL));
+    cr_assert(!rep.ok, "verify missed the damaged tail");
+    tu_events_t ev = {0};
+    store_read_t r;
+    TU_OK(store_read_begin(tu_store, &r));
+    int more = 0, rc = store_events_after(&r, "s", 1, 0, 100, tu_collect_cb, &ev, &more);
+    store_read_end(&r);
+    cr_assert(rc == REEL_ECORRUPT || rc == REEL_EIO, "a read over a damaged tail: %d", rc);
+    tu_events_free(&ev);
 }
 
 static const char one_event[] = "{\"type\":\"t\",\"event_id\":\"e1\",\"data\":\"hello\"}\n";
