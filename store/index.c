@@ -344,23 +344,32 @@ static int uuid_get(const store_t *s, MDB_txn *txn, uint64_t num, const uint8_t 
     return rc;
 }
 
+/* The UUID entry of 'val' in session 'num': in its tail 't' (read here when 'tails'),
+ * else in 'event_uuids'. */
+static int uuid_lookup(const store_t *s, MDB_txn *txn, uint64_t num, const uint8_t val[UUID_VAL],
+                       struct tail *t, uint64_t *seq)
+{
+    int rc, i;
+    t->n = 0;
+    if (tails(s)) {
+        if ((rc = tail_get(s, txn, num, t)))
+            return rc;
+        if ((i = tail_uuid(t, val)) >= 0) {
+            *seq = t->first + (uint64_t)i;
+            return 0;
+        }
+    }
+    return uuid_get(s, txn, num, val, seq);
+}
+
 int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len,
                   uint64_t *seq)
 {
     uint8_t val[UUID_VAL], key[STORE__ID_KEY_MAX];
     *seq = 0;
     if (in_uuids(s, id, len, val)) {
-        if (tails(s)) {
-            struct tail t;
-            int rc = tail_get(s, txn, num, &t), i;
-            if (rc)
-                return rc;
-            if ((i = tail_uuid(&t, val)) >= 0) {
-                *seq = t.first + (uint64_t)i;
-                return 0;
-            }
-        }
-        return uuid_get(s, txn, num, val, seq);
+        struct tail t;
+        return uuid_lookup(s, txn, num, val, &t, seq);
     }
     MDB_val k = {store__id_key(s, key, num, id, len), key}, v;
     int rc = mdb_get(txn, s->db_event_ids, &k, &v);
@@ -397,30 +406,28 @@ static int tail_flush(store__wg_t *w, uint64_t num, const struct tail *t)
     return rc;
 }
 
-/* Adds entry seq -> pos (with uuid 'val' when 'uuid') at the end of session 'num''s tail;
- * a full tail (or one this sequence does not follow) moves into the trees first. */
-static int tail_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, int uuid,
-                       const uint8_t val[UUID_VAL])
+/* Adds entry seq -> pos (with uuid 'val' when 'uuid') at the end of tail 't' of session
+ * 'num' and writes it; a full tail (or one this sequence does not follow) moves into the
+ * trees first. */
+static int tail_append(store__wg_t *w, uint64_t num, struct tail *t, uint64_t seq,
+                       uint64_t pos, int uuid, const uint8_t val[UUID_VAL])
 {
-    struct tail t;
-    int rc = tail_get(w->s, w->txn, num, &t);
-    if (rc)
-        return rc;
-    if (t.n == STORE__TAIL_MAX || (t.n && seq != t.first + t.n)) {
-        if ((rc = tail_flush(w, num, &t)))
+    int rc;
+    if (t->n == STORE__TAIL_MAX || (t->n && seq != t->first + t->n)) {
+        if ((rc = tail_flush(w, num, t)))
             return rc;
-        t.n = 0;
+        t->n = 0;
     }
-    if (!t.n)
-        t.first = seq;
-    uint8_t *e = t.e[t.n++];
+    if (!t->n)
+        t->first = seq;
+    uint8_t *e = t->e[t->n++];
     store__put_u64(e, pos);
     e[8] = (uint8_t)(uuid != 0);
     if (uuid)
         memcpy(e + 9, val, 16);
     else
         memset(e + 9, 0, 16);
-    return tail_put(w, num, &t);
+    return tail_put(w, num, t);
 }
 
 int store__ix_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, const char *id,
@@ -428,10 +435,11 @@ int store__ix_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, c
 {
     const store_t *s = w->s;
     uint8_t val[UUID_VAL], key[STORE__ID_KEY_MAX];
+    struct tail t;
     int rc, uuid = in_uuids(s, id, len, val);
     *had = 0;
     if (uuid) {
-        rc = store__id_get(s, w->txn, num, id, len, had);
+        rc = uuid_lookup(s, w->txn, num, val, &t, had);
         if (rc != MDB_NOTFOUND)
             return rc ? rc : MDB_KEYEXIST;
     } else {
@@ -441,11 +449,11 @@ int store__ix_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, c
         rc = store__put(w, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
         if (rc == MDB_KEYEXIST && v.mv_size == 8)
             *had = store__get_u64(v.mv_data);
-        if (rc)
+        if (rc || (tails(s) && (rc = tail_get(s, w->txn, num, &t))))
             return rc;
     }
     if (tails(s))
-        return tail_append(w, num, seq, pos, uuid, val);
+        return tail_append(w, num, &t, seq, pos, uuid, val);
     if (uuid && (rc = uuid_put(w, num, val, seq)))
         return rc;
     return seq_put(w, num, seq, pos);
