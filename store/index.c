@@ -5,7 +5,7 @@
  * store with it keeps each session's entries as sorted fixed-size duplicates of one key,
  * the session number, so an entry costs its 16 or 24 bytes and no node header or key.
  * With STORE__PART_IXTAIL too, a session's newest entries of both are kept in its value of
- * 'ixtail' (21.3) until STORE__TAIL_MAX of them move into the trees at once; every
+ * 'ixtail' (22) until STORE__TAIL_MAX of them move into the trees at once; every
  * function here looks in both, so no caller knows where an entry is.
  * Threads: any; writes only in the committer's group, through its wrappers (journal.c). */
 #include <errno.h>
@@ -21,7 +21,7 @@ static int ixdup(const store_t *s)
     return (s->parts & STORE__PART_IXDUP) != 0;
 }
 
-/* ---- the tail (FORMAT.md 21.3) ----
+/* ---- the tail (FORMAT.md 22) ----
  * Value: n u8 (1..STORE__TAIL_MAX) | first seq u64 BE | n entries of TAIL_ENTRY bytes:
  * pos u64 BE | kind u8 (0: no UUID entry, 1: a UUID entry) | uuid 16 bytes (zeros for 0).
  * Entry i is sequence first + i; every sequence in the tree comes before 'first'. */

@@ -175,7 +175,7 @@ typedef struct store_options {
 #define STORE_PART_IDKEYS 0x1u /* compact event_ids keys (section 18.2) */
 #define STORE_PART_IXDUP 0x4u  /* per-session DUPFIXED seqs and event_uuids (section 21.1) */
 #define STORE_PART_SHORTHEAD 0x8u /* varint value headers (section 21.2) */
-#define STORE_PART_IXTAIL 0x10u   /* a session's newest index entries in 'ixtail' (21.3) */
+#define STORE_PART_IXTAIL 0x10u   /* a session's newest index entries in 'ixtail' (22) */
 
 /* Opens (creating when missing and not 'read_only') the store in directory 'dir'.
  * 'opt' may be NULL for defaults. On success '*out' is a new handle (free with

@@ -226,7 +226,7 @@ int store__put_format(store_t *s, MDB_txn *txn);
 #define STORE__PART_JOURNAL 0x2u
 #define STORE__PART_IXDUP 0x4u  /* seqs and UUID event ids in per-session DUPFIXED trees (21.1) */
 #define STORE__PART_SHORTHEAD 0x8u /* new values may have varint headers (21.2) */
-/* the newest index entries of a session in one value of 'ixtail' (21.3); with IXDUP only */
+/* the newest index entries of a session in one value of 'ixtail' (22); with IXDUP only */
 #define STORE__PART_IXTAIL 0x10u
 #define STORE__PARTS_KNOWN                                                                   \
     (STORE__PART_IDKEYS | STORE__PART_JOURNAL | STORE__PART_IXDUP | STORE__PART_SHORTHEAD | \
@@ -239,7 +239,7 @@ int store__put_format(store_t *s, MDB_txn *txn);
 /* 1 and 'out' set when 'id' is a UUID in canonical lowercase text (record.c). */
 int store__uuid_bytes(const char *id, size_t len, uint8_t out[16]);
 
-/* ---- the session indexes, either layout (index.c, docs/FORMAT.md 2.5, 2.6, 21.1, 21.3) ----
+/* ---- the session indexes, either layout (index.c, docs/FORMAT.md 2.5, 2.6, 21.1, 22) ----
  * Without STORE__PART_IXDUP: 'seqs' keys num|seq -> pos, 'event_ids' keys -> seq. With
  * it: 'seqs' is keyed by num with DUPFIXED values seq|pos (16 bytes), canonical UUID
  * event ids go to 'event_uuids', keyed by num with values uuid|seq (24 bytes), and every

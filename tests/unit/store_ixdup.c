@@ -3,7 +3,7 @@
  * session number; appends (ids in and out of order, duplicates in and across batches),
  * reads, trims, deletes, purges and verify work on them; a store made without the part
  * keeps the older trees; a format record that disagrees with the trees is refused; verify
- * finds a trimmed id left in 'event_uuids'. With part 0x10 (21.3) a session's newest
+ * finds a trimmed id left in 'event_uuids'. With part 0x10 (22) a session's newest
  * entries wait in its 'ixtail' value before they move into the trees. */
 #include <criterion/criterion.h>
 #include <lmdb.h>
@@ -309,7 +309,7 @@ static size_t raw_value(const char *d, uint64_t pos, uint8_t *out, size_t cap)
     return n;
 }
 
-/* Session 'name''s tail (FORMAT.md 21.3): its entries and first sequence; the store is
+/* Session 'name''s tail (FORMAT.md 22): its entries and first sequence; the store is
  * closed and opened again around the raw read. */
 static unsigned tail_of(const char *name, uint64_t *first)
 {
@@ -335,7 +335,7 @@ static void append_singly(const char *session, int from, int n)
         append(session, i, 1, NULL);
 }
 
-/* Part 0x10 (FORMAT.md 21.3): a session's newest entries wait in its tail and move into the
+/* Part 0x10 (FORMAT.md 22): a session's newest entries wait in its tail and move into the
  * trees sixteen at a time; reads, duplicates, trims into the tail, purges and verify see
  * both, one event per batch or many. */
 Test(store_ixdup, tails_keep_the_newest_entries_and_move_them_in_sixteens)
