@@ -364,6 +364,7 @@ static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const 
     store_event_t *ev = &ib->events[ib->b.n_events];
     size_t *off = &ib->offsets[ib->b.n_events * OFF_N];
     memset(ev, 0, sizeof *ev);
+    ev->new_id = id == gen;
     off[OFF_ID] = arena_put(ib, id, id_len);
     off[OFF_ID_LEN] = id_len;
     off[OFF_NSID] = arena_put(ib, nsid, nsid ? nsid_len : 0);

@@ -201,7 +201,7 @@ static int find_duplicates(struct group *g, struct sess *x, store_batch_t *b, si
     for (size_t i = 0; i < b->n_events; i++) {
         store_event_t *ev = &b->events[i];
         ev->duplicate = 0;
-        if (!x)
+        if (!x || ev->new_id)
             continue;
         uint64_t seq, pos;
         int rc = store__id_get(g->s, g->w.txn, x->rec.num, ev->event_id, ev->event_id_len, &seq);
@@ -256,7 +256,8 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
     store_t *s = g->s;
     uint64_t seq = x->rec.last_sequence + 1, pos = g->position + 1;
     uint64_t had;
-    int rc = store__ix_append(&g->w, x->rec.num, seq, pos, ev->event_id, ev->event_id_len, &had);
+    int rc = store__ix_append(&g->w, x->rec.num, seq, pos, ev->event_id, ev->event_id_len,
+                              ev->new_id, &had);
     if (rc == MDB_KEYEXIST) { /* the same event_id earlier in this batch */
         ev->duplicate = 1;
         ev->sequence = had;

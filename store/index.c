@@ -431,14 +431,17 @@ static int tail_append(store__wg_t *w, uint64_t num, struct tail *t, uint64_t se
 }
 
 int store__ix_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, const char *id,
-                     size_t len, uint64_t *had)
+                     size_t len, int new_id, uint64_t *had)
 {
     const store_t *s = w->s;
     uint8_t val[UUID_VAL], key[STORE__ID_KEY_MAX];
     struct tail t;
     int rc, uuid = in_uuids(s, id, len, val);
     *had = 0;
-    if (uuid) {
+    if (uuid && new_id) {
+        if (tails(s) && (rc = tail_get(s, w->txn, num, &t)))
+            return rc;
+    } else if (uuid) {
         rc = uuid_lookup(s, w->txn, num, val, &t, had);
         if (rc != MDB_NOTFOUND)
             return rc ? rc : MDB_KEYEXIST;

@@ -171,7 +171,7 @@ static int put_event(store__load_ctx_t *c, const store_load_t *l, store_session_
     uint8_t pkey[8];
     uint64_t had, pos = l->keep_positions ? ev->position : *c->position + 1;
     int rc = store__ix_append(c->w, r->num, ev->sequence, pos, ev->event_id, ev->event_id_len,
-                              &had);
+                              0, &had);
     if (rc)
         return c->mdb_rc = rc, REEL_EIO; /* phase 1 found no such id: a group failure */
     *c->position = pos;

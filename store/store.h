@@ -238,6 +238,8 @@ typedef struct store_event {
     uint64_t position;  /* output: assigned position, or the existing one for a duplicate */
     uint64_t time_ms;   /* output: commit time (Unix ms); input with 'keep_times' */
     int duplicate;      /* output: 1 if the event_id existed and nothing was appended */
+    int new_id;         /* input: 1 when 'event_id' was just generated (a UUIDv7 of
+                           ingest_uuid7()): no event can have it, so no duplicate lookup */
 } store_event_t;
 
 enum store_op {

@@ -280,9 +280,10 @@ int store__seqc_del(store__wg_t *g, store__seqc_t *w);
 int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len,
                   uint64_t *seq);
 /* Indexes event 'seq' of session 'num' at position 'pos' with event id 'id', unless the id
- * is there: then MDB_KEYEXIST, its sequence in '*had', and nothing written. */
+ * is there: then MDB_KEYEXIST, its sequence in '*had', and nothing written. 'new_id' (an
+ * id generated for this event, store_event_t.new_id) skips the lookup of a UUID id. */
 int store__ix_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, const char *id,
-                     size_t len, uint64_t *had);
+                     size_t len, int new_id, uint64_t *had);
 int store__id_del(store__wg_t *w, uint64_t num, const char *id, size_t len);
 /* Every event_id entry of session 'num', in both trees and its tail. */
 int store__ids_drop(store__wg_t *w, uint64_t num);
