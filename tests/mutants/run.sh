@@ -42,6 +42,7 @@ loading-shard-served|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/
 usage-counts-duplicates|/usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/http/test_session_usage.py -k duplicates|adds the usage of a duplicate event to the summary of its session again (a retried batch double-counts tokens, issue 22)
 journal-ack-before-flush|REEL_POWERLOSS_ROUNDS=30 /usr/bin/python3 -m pytest -x -q -p no:cacheprovider tests/powerloss/test_powerloss.py -k "all-journal"|acknowledges a journaled group before the journal fdatasync (issue 19: the journal makes a group durable)
 journal-no-meta-rewrite|$BUILD/unit --filter "store_journal/a_meta_page_ahead*"|recovers a journal without writing the meta page of its checkpoint back, replaying onto whatever data.mdb holds (issue 19)
+tail-drops-ids|$BUILD/unit --filter "store_ixdup/tails*"|moves a full index tail into the trees without its UUID entries, so a retried append of an older event is stored twice (issue 19: idempotent appends)
 '
 
 make --no-print-directory -s "$BUILD/reel" build/fault/faultfs.so >/dev/null || exit 1
