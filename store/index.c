@@ -28,11 +28,7 @@ static int ixdup(const store_t *s)
 #define TAIL_ENTRY 25
 #define TAIL_HEAD 9
 
-struct tail {
-    uint64_t first;
-    unsigned n;
-    uint8_t e[STORE__TAIL_MAX][TAIL_ENTRY];
-};
+typedef store__tail_t tail_t;
 
 static int tails(const store_t *s)
 {
@@ -40,7 +36,7 @@ static int tails(const store_t *s)
 }
 
 /* Session 'num''s tail into 't' (n 0 when it has none); 0 or an LMDB code. */
-static int tail_get(const store_t *s, MDB_txn *txn, uint64_t num, struct tail *t)
+static int tail_get(const store_t *s, MDB_txn *txn, uint64_t num, tail_t *t)
 {
     uint8_t key[8];
     store__put_u64(key, num);
@@ -60,7 +56,7 @@ static int tail_get(const store_t *s, MDB_txn *txn, uint64_t num, struct tail *t
 }
 
 /* Writes 't' as session 'num''s tail (deletes it when empty). */
-static int tail_put(store__wg_t *w, uint64_t num, const struct tail *t)
+static int tail_put(store__wg_t *w, uint64_t num, const tail_t *t)
 {
     uint8_t key[8], val[TAIL_HEAD + STORE__TAIL_MAX * TAIL_ENTRY];
     store__put_u64(key, num);
@@ -76,9 +72,32 @@ static int tail_put(store__wg_t *w, uint64_t num, const struct tail *t)
     return store__put(w, w->s->db_ixtail, &k, &v, 0);
 }
 
-static int tail_has(const struct tail *t, uint64_t seq)
+static int tail_has(const tail_t *t, uint64_t seq)
 {
     return t->n && seq >= t->first && seq - t->first < t->n;
+}
+
+int store__ix_flush(store__wg_t *w)
+{
+    int rc = w->tail_state == 2 ? tail_put(w, w->tail_num, &w->tail) : 0;
+    w->tail_state = 0;
+    return rc;
+}
+
+/* The tail of session 'num' that the writer holds, read first if it holds another. */
+static int held(store__wg_t *w, uint64_t num, tail_t **t)
+{
+    int rc;
+    if (w->tail_state && w->tail_num == num) {
+        *t = &w->tail;
+        return 0;
+    }
+    if ((rc = store__ix_flush(w)) || (rc = tail_get(w->s, w->txn, num, &w->tail)))
+        return rc;
+    w->tail_num = num;
+    w->tail_state = 1;
+    *t = &w->tail;
+    return 0;
 }
 
 /* ---- seqs ---- */
@@ -99,7 +118,7 @@ int store__seq_get(const store_t *s, MDB_txn *txn, uint64_t num, uint64_t seq, u
     MDB_cursor *c;
     int rc;
     if (tails(s)) {
-        struct tail t;
+        tail_t t;
         if ((rc = tail_get(s, txn, num, &t)))
             return rc;
         if (tail_has(&t, seq)) {
@@ -177,8 +196,9 @@ static int drop_dups(store__wg_t *w, MDB_dbi dbi, uint64_t num)
 /* Deletes session 'num''s tail, if the store keeps tails. */
 static int drop_tail(store__wg_t *w, uint64_t num)
 {
-    struct tail t = {.n = 0};
-    return tails(w->s) ? tail_put(w, num, &t) : 0;
+    tail_t t = {.n = 0};
+    int rc = store__ix_flush(w);
+    return rc || !tails(w->s) ? rc : tail_put(w, num, &t);
 }
 
 int store__seq_drop(store__wg_t *w, uint64_t num)
@@ -191,7 +211,7 @@ int store__seq_drop(store__wg_t *w, uint64_t num)
 /* Copies the tail of the walk's session into the walk. */
 static void seqc_load(store__seqc_t *w)
 {
-    struct tail t;
+    tail_t t;
     w->tn = w->ti = 0;
     w->in_tail = 0;
     if (!tails(w->s) || !w->c)
@@ -279,11 +299,11 @@ int store__seqc_next(store__seqc_t *w, uint64_t *got, uint64_t *pos)
 
 int store__seqc_del(store__wg_t *g, store__seqc_t *w)
 {
-    if (!w->in_tail)
-        return store__cursor_del(g, w->c, 0);
-    struct tail t;
-    int rc = tail_get(w->s, g->txn, w->num, &t);
-    if (rc)
+    int rc = store__ix_flush(g);
+    if (rc || !w->in_tail)
+        return rc ? rc : store__cursor_del(g, w->c, 0);
+    tail_t t;
+    if ((rc = tail_get(w->s, g->txn, w->num, &t)))
         return rc;
     if (w->ti != 0 || !t.n || t.first != w->tfirst)
         return EINVAL; /* only the oldest entry of a tail is ever deleted (a trim) */
@@ -321,7 +341,7 @@ static int uuid_find(MDB_cursor *c, uint8_t key[8], const uint8_t val[UUID_VAL],
 }
 
 /* The entry of uuid 'val' (its first 16 bytes) in tail 't': its index, or -1. */
-static int tail_uuid(const struct tail *t, const uint8_t val[UUID_VAL])
+static int tail_uuid(const tail_t *t, const uint8_t val[UUID_VAL])
 {
     for (unsigned i = 0; i < t->n; i++)
         if (t->e[i][8] == 1 && !memcmp(t->e[i] + 9, val, 16))
@@ -347,7 +367,7 @@ static int uuid_get(const store_t *s, MDB_txn *txn, uint64_t num, const uint8_t 
 /* The UUID entry of 'val' in session 'num': in its tail 't' (read here when 'tails'),
  * else in 'event_uuids'. */
 static int uuid_lookup(const store_t *s, MDB_txn *txn, uint64_t num, const uint8_t val[UUID_VAL],
-                       struct tail *t, uint64_t *seq)
+                       tail_t *t, uint64_t *seq)
 {
     int rc, i;
     t->n = 0;
@@ -368,7 +388,7 @@ int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, 
     uint8_t val[UUID_VAL], key[STORE__ID_KEY_MAX];
     *seq = 0;
     if (in_uuids(s, id, len, val)) {
-        struct tail t;
+        tail_t t;
         return uuid_lookup(s, txn, num, val, &t, seq);
     }
     MDB_val k = {store__id_key(s, key, num, id, len), key}, v;
@@ -391,7 +411,7 @@ static int uuid_put(store__wg_t *w, uint64_t num, uint8_t val[UUID_VAL], uint64_
 }
 
 /* Moves every entry of tail 't' of session 'num' into 'seqs' and 'event_uuids'. */
-static int tail_flush(store__wg_t *w, uint64_t num, const struct tail *t)
+static int tail_flush(store__wg_t *w, uint64_t num, const tail_t *t)
 {
     int rc = 0;
     for (unsigned i = 0; i < t->n && !rc; i++) {
@@ -406,10 +426,10 @@ static int tail_flush(store__wg_t *w, uint64_t num, const struct tail *t)
     return rc;
 }
 
-/* Adds entry seq -> pos (with uuid 'val' when 'uuid') at the end of tail 't' of session
- * 'num' and writes it; a full tail (or one this sequence does not follow) moves into the
- * trees first. */
-static int tail_append(store__wg_t *w, uint64_t num, struct tail *t, uint64_t seq,
+/* Adds entry seq -> pos (with uuid 'val' when 'uuid') at the end of tail 't', which the
+ * writer holds for session 'num' (store__ix_flush() writes it); a full tail (or one this
+ * sequence does not follow) moves into the trees first. */
+static int tail_append(store__wg_t *w, uint64_t num, tail_t *t, uint64_t seq,
                        uint64_t pos, int uuid, const uint8_t val[UUID_VAL])
 {
     int rc;
@@ -427,7 +447,8 @@ static int tail_append(store__wg_t *w, uint64_t num, struct tail *t, uint64_t se
         memcpy(e + 9, val, 16);
     else
         memset(e + 9, 0, 16);
-    return tail_put(w, num, t);
+    w->tail_state = 2;
+    return 0;
 }
 
 int store__ix_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, const char *id,
@@ -435,28 +456,31 @@ int store__ix_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, c
 {
     const store_t *s = w->s;
     uint8_t val[UUID_VAL], key[STORE__ID_KEY_MAX];
-    struct tail t;
-    int rc, uuid = in_uuids(s, id, len, val);
+    tail_t *t = NULL;
+    int rc, i, uuid = in_uuids(s, id, len, val);
     *had = 0;
-    if (uuid && new_id) {
-        if (tails(s) && (rc = tail_get(s, w->txn, num, &t)))
-            return rc;
-    } else if (uuid) {
-        rc = uuid_lookup(s, w->txn, num, val, &t, had);
+    if (tails(s) && (rc = held(w, num, &t)))
+        return rc;
+    if (uuid && !new_id) { /* in the tail this writer holds, else in 'event_uuids' */
+        if (t && (i = tail_uuid(t, val)) >= 0) {
+            *had = t->first + (uint64_t)i;
+            return MDB_KEYEXIST;
+        }
+        rc = uuid_get(s, w->txn, num, val, had);
         if (rc != MDB_NOTFOUND)
             return rc ? rc : MDB_KEYEXIST;
-    } else {
+    } else if (!uuid) {
         uint8_t seqbe[8];
         store__put_u64(seqbe, seq);
         MDB_val k = {store__id_key(s, key, num, id, len), key}, v = {8, seqbe};
         rc = store__put(w, s->db_event_ids, &k, &v, MDB_NOOVERWRITE);
         if (rc == MDB_KEYEXIST && v.mv_size == 8)
             *had = store__get_u64(v.mv_data);
-        if (rc || (tails(s) && (rc = tail_get(s, w->txn, num, &t))))
+        if (rc)
             return rc;
     }
-    if (tails(s))
-        return tail_append(w, num, &t, seq, pos, uuid, val);
+    if (t)
+        return tail_append(w, num, t, seq, pos, uuid, val);
     if (uuid && (rc = uuid_put(w, num, val, seq)))
         return rc;
     return seq_put(w, num, seq, pos);
@@ -469,9 +493,11 @@ int store__id_del(store__wg_t *w, uint64_t num, const char *id, size_t len)
     if (in_uuids(s, id, len, val)) {
         MDB_cursor *c;
         uint64_t seq;
-        int rc, i;
+        int rc = store__ix_flush(w), i;
+        if (rc)
+            return rc;
         if (tails(s)) {
-            struct tail t;
+            tail_t t;
             if ((rc = tail_get(s, w->txn, num, &t)))
                 return rc;
             if ((i = tail_uuid(&t, val)) >= 0) { /* the entry stays: its sequence's position */

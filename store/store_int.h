@@ -107,12 +107,25 @@ struct store {
  * accepted is logged. A reserved value (MDB_RESERVE) is logged by store__reserved(),
  * called right after the caller filled it and before any other write of the group (a
  * later write may move the page). */
+/* A session's index tail (index.c, docs/FORMAT.md 22): entry i is sequence first + i. */
+#define STORE__TAIL_MAX 16
+typedef struct store__tail {
+    uint64_t first;
+    unsigned n;
+    uint8_t e[STORE__TAIL_MAX][25]; /* pos u64 BE | kind u8 | uuid 16 bytes */
+} store__tail_t;
+
 typedef struct store__wg {
     store_t *s;
     MDB_txn *txn;
     int logging;      /* 1: append each write to 'log' */
     store_buf_t log;  /* the group's records (journal.c); owned by the group */
     size_t reserve_at; /* where the pending reserved value goes (0: none pending) */
+    /* index.c: the tail of session 'tail_num' as the appends of one batch leave it, so
+     * that a batch of many events writes it once; store__ix_flush() writes it */
+    int tail_state;   /* 0: none held, 1: held as stored, 2: changed, not yet written */
+    uint64_t tail_num;
+    store__tail_t tail;
 } store__wg_t;
 
 /* mdb_put(g->txn, dbi, key, val, flags); logged on success. 0 or an LMDB/errno code
@@ -251,7 +264,6 @@ int store__uuid_bytes(const char *id, size_t len, uint8_t out[16]);
  * malformed entry reads as position/sequence 0, which the callers report as damage, and a
  * malformed 'ixtail' value as MDB_CORRUPTED. Writes go through the group's wrappers
  * (store__put ...: journal.c). */
-#define STORE__TAIL_MAX 16
 int store__seq_get(const store_t *s, MDB_txn *txn, uint64_t num, uint64_t seq, uint64_t *pos);
 /* Every 'seqs' entry of session 'num' (not the events they point at). */
 int store__seq_drop(store__wg_t *w, uint64_t num);
@@ -284,6 +296,10 @@ int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, 
  * id generated for this event, store_event_t.new_id) skips the lookup of a UUID id. */
 int store__ix_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, const char *id,
                      size_t len, int new_id, uint64_t *had);
+/* Writes the tail store__ix_append() holds, if it changed. Every reader of the index in
+ * the group's transaction must come after it: the committer calls it after each batch's
+ * appends (and after each batch, before the next batch's duplicate lookups). */
+int store__ix_flush(store__wg_t *w);
 int store__id_del(store__wg_t *w, uint64_t num, const char *id, size_t len);
 /* Every event_id entry of session 'num', in both trees and its tail. */
 int store__ids_drop(store__wg_t *w, uint64_t num);
