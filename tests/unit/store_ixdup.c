@@ -328,6 +328,16 @@ static unsigned tail_of(const char *name, uint64_t *first)
     return v[0];
 }
 
+/* Session 'name''s tail has 'n' entries from sequence 'first' (none: n 0). */
+static void expect_tail(const char *name, unsigned n, uint64_t first, const char *why)
+{
+    uint64_t got = 0;
+    unsigned has = tail_of(name, &got);
+    cr_assert_eq(has, n, "%s: a tail of %u entries, not %u", why, has, n);
+    cr_assert(!n || got == first, "%s: the tail starts at %llu, not %llu", why,
+              (unsigned long long)got, (unsigned long long)first);
+}
+
 /* Appends events from..from+n-1 of 'session' one per batch (as single-event requests). */
 static void append_singly(const char *session, int from, int n)
 {
@@ -343,13 +353,10 @@ Test(store_ixdup, tails_keep_the_newest_entries_and_move_them_in_sixteens)
     if (getenv("REEL_TEST_PARTS_OFF"))
         return;
     tu_result_t res;
-    uint64_t first = 0;
     append_singly("s", 0, 40);
-    cr_assert_eq(tail_of("s", &first), 8, "40 appends: two moves of 16, 8 waiting");
-    cr_assert_eq(first, 33);
-    append("b", 0, 40, NULL); /* one batch: the same */
-    cr_assert_eq(tail_of("b", &first), 8);
-    cr_assert_eq(first, 33);
+    expect_tail("s", 8, 33, "40 appends: two moves of 16, 8 waiting");
+    append("b", 0, 40, NULL);
+    expect_tail("b", 8, 33, "one batch of 40");
     read_all("s", 40, 1);
     verify_ok();
     append("s", 0, 40, &res);
@@ -357,8 +364,7 @@ Test(store_ixdup, tails_keep_the_newest_entries_and_move_them_in_sixteens)
     append("s", 30, 20, &res); /* 30..39 again (some in the tail), 40..49 new */
     cr_assert_eq(res.duplicates, 10);
     cr_assert_eq(res.n, 20);
-    cr_assert_eq(tail_of("s", &first), 2, "50 events: 48 in the trees");
-    cr_assert_eq(first, 49);
+    expect_tail("s", 2, 49, "50 events: 48 in the trees");
     read_all("s", 50, 1);
 
     store_batch_t b;
@@ -366,8 +372,7 @@ Test(store_ixdup, tails_keep_the_newest_entries_and_move_them_in_sixteens)
     b.trim_before = 50; /* past the trees, into the tail */
     TU_OK(store_append(tu_store, &b));
     cr_assert_eq(b.first_sequence, 50);
-    cr_assert_eq(tail_of("s", &first), 1);
-    cr_assert_eq(first, 50);
+    expect_tail("s", 1, 50, "trimmed into the tail");
     read_all("s", 1, 50);
     verify_ok();
     append("s", 48, 2, &res);
@@ -376,7 +381,7 @@ Test(store_ixdup, tails_keep_the_newest_entries_and_move_them_in_sixteens)
     store_batch_init(&b, STORE_OP_TRIM, "s", 1);
     b.trim_before = 100; /* everything: the tail goes */
     TU_OK(store_append(tu_store, &b));
-    cr_assert_eq(tail_of("s", &first), 0);
+    expect_tail("s", 0, 0, "everything trimmed");
     verify_ok();
     append("s", 49, 1, &res);
     cr_assert_eq(res.duplicates, 0);
@@ -388,7 +393,7 @@ Test(store_ixdup, tails_keep_the_newest_entries_and_move_them_in_sixteens)
     TU_ERR(tu_session(tu_store, "b", &gone), REEL_ESESSION_NOT_FOUND);
     append("b", 0, 3, &res);
     cr_assert_eq(res.duplicates, 0, "a purged session's tail is gone");
-    cr_assert_eq(tail_of("b", &first), 3);
+    expect_tail("b", 3, 1, "a purged session appended again");
     verify_ok();
 }
 

@@ -73,6 +73,20 @@ static pid_t journaling_child(int fd, int wait_fd, int wait_w, int wait_first)
     _exit(rc ? 3 : 0);
 }
 
+/* Starts a journaling child that waits on pipe 'hold' (after its open with 'wait_first',
+ * else after its appends) and reads its first report from pipe 'p', which must be 'want'. */
+static pid_t held_child(int p[2], int hold[2], int wait_first, char want)
+{
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(pipe(hold), 0);
+    pid_t pid = journaling_child(p[1], hold[0], hold[1], wait_first);
+    char c = 0;
+    cr_assert_eq(read(p[0], &c, 1), 1);
+    cr_assert_eq(c, want, "the child could not %s: %s", wait_first ? "open the store" :
+                 "journal its appends", store_last_error());
+    return pid;
+}
+
 /* Runs a journaling child to its crash; the journal files are left. */
 static void crash_child(void)
 {
@@ -211,12 +225,8 @@ static uint8_t *read_data_file(size_t *size)
 Test(store_journal, a_meta_page_ahead_of_its_pages_is_replaced_by_the_checkpoint)
 {
     int p[2], hold[2];
-    cr_assert_eq(pipe(p), 0);
-    cr_assert_eq(pipe(hold), 0);
-    pid_t pid = journaling_child(p[1], hold[0], hold[1], 1);
+    pid_t pid = held_child(p, hold, 1, 'o');
     char c = 0;
-    cr_assert_eq(read(p[0], &c, 1), 1);
-    cr_assert_eq(c, 'o', "the child could not open the store: %s", store_last_error());
     size_t then_size;
     uint8_t *then = read_data_file(&then_size);
     close(hold[1]); /* the child appends now, and crashes */
@@ -270,12 +280,7 @@ Test(store_journal, a_recovery_cut_short_runs_again_from_a_whole_checkpoint)
 Test(store_journal, a_journaling_process_holds_off_other_writers_not_readers)
 {
     int p[2], hold[2];
-    cr_assert_eq(pipe(p), 0);
-    cr_assert_eq(pipe(hold), 0);
-    pid_t pid = journaling_child(p[1], hold[0], hold[1], 0);
-    char c = 0;
-    cr_assert_eq(read(p[0], &c, 1), 1);
-    cr_assert_eq(c, 'k', "the child could not journal its appends");
+    pid_t pid = held_child(p, hold, 0, 'k');
     store_t *s = NULL;
     store_options_t plain = {0}, journal = {.journal = 1}, ro = {.read_only = 1};
     char pidtext[32];
