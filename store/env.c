@@ -49,6 +49,10 @@ int store__err_from_mdb(int rc)
     /* Only a damaged page makes these (a branch pointing back up the tree; a database
      * record whose flags changed): found by tests/fault/test_page_damage.py. */
     case MDB_CURSOR_FULL: case MDB_INCOMPATIBLE: return REEL_ECORRUPT;
+    /* A read transaction that met a damaged page is marked failed, and every later call in
+     * it answers this (a walk whose earlier lookup found the damage); the committer stops
+     * a group at the first error, which is the one it reports. */
+    case MDB_BAD_TXN: return REEL_ECORRUPT;
     case MDB_VERSION_MISMATCH: return REEL_EFORMAT;
     case MDB_PANIC: return REEL_EUNAVAILABLE;
     default: return REEL_EIO;

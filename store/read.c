@@ -436,6 +436,10 @@ int store__walk_open(store_read_t *r, const store_session_t *rec, store__seqc_t 
     if (rc)
         return rc;
     store__seqc_init(w, r->s, c, rec->num);
+    if (w->rc) /* its index tail could not be read (FORMAT.md 22): LMDB failed the read */
+        return store__walk_end(r, c, store__read_corrupt(r, rec->id, rec->id_len,
+                                                          rec->first_sequence, 0,
+                                                          "the index tail cannot be read"), 0);
     if ((rc = store__cursor_open(r, r->s->db_events, ec)))
         return store__walk_end(r, c, rc, 0);
     return REEL_OK;

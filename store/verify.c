@@ -101,6 +101,11 @@ static int check_event(struct verify *v, MDB_txn *txn, const store_session_t *re
         return finding(v, rec, seq, pos,
                        "hash chain mismatch: the event or one before it was altered");
     memcpy(chain, want, STORE_HASH_LEN);
+    /* The record's first_event_at is the time of sequence 1 (store.h): the record has no
+     * checksum of its own, so its fields that events can vouch for are compared here. */
+    if (seq == 1 && rec->first_event_ms && (uint64_t)rec->first_event_ms != ev.time_ms)
+        return finding(v, rec, seq, pos, "the session record's first_event_at is not the time "
+                       "of sequence 1");
 
     uint64_t iseq;
     rc = store__id_get(v->s, txn, rec->num, (const char *)id.ptr, id.len, &iseq);
@@ -129,6 +134,9 @@ static int session_chunk(struct verify *v, const store_session_t *rec, store_rea
         return rc;
     store__seqc_t sc;
     store__seqc_init(&sc, v->s, c, rec->num);
+    if (sc.rc) /* FORMAT.md 22 */
+        return finding(v, rec, w->next, 0, "the session's index tail cannot be read (%s)",
+                       mdb_strerror(sc.rc));
     /* A trimmed session (docs/FORMAT.md section 10): nothing may be left before its first
      * kept sequence; the first chunk starts its seek at sequence 0 to see that. */
     int trimmed_start = !w->count && w->next == rec->first_sequence && w->next > 1;

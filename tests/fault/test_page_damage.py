@@ -10,7 +10,8 @@ Outcomes, counted per trial:
   served_500    the server answered 500 (a problem naming the session) for some session
   served_wrong  the server answered 200 with bytes that differ from the undamaged store
   value_damage  served wrong where `reel verify --session` finds the value altered (hash
-                chain, decode): caught by the read-time value check once that is merged
+                chain, decode; a session record's first_event_at against sequence 1's time:
+                records carry no checksum, docs/RELIABILITY.md "Page damage")
   crashed       verify or the server died (signal, abort): must be 0
   unnamed_500, unreported   a 500 whose problem does not name the session, or a server
                 whose /v1/health and /metrics do not count it: must be 0
@@ -38,7 +39,8 @@ F_BIGDATA = 0x01
 SESSIONS = ["s%d" % i for i in range(5)]
 KINDS = ["zero", "flip_branch", "flip_leaf", "flip_value", "truncate"]
 VALUE_FINDINGS = ("hash chain mismatch", "cannot be decoded", "7-field array", "valid event_id",
-                  "not valid msgpack", "bytes after the body", "belongs to another event")
+                  "not valid msgpack", "bytes after the body", "belongs to another event",
+                  "first_event_at is not the time")
 
 
 def build_store(data):
@@ -222,7 +224,7 @@ def trial(pristine, expected, tmp, harm, counts, log):
     value_wrong = []
     for path in wrong:
         s = session_of(path)
-        vrc, vout = run(["verify", "--session", s], data) if s else (0, "")
+        vrc, vout = run(["verify", "--session", s] if s else ["verify"], data)  # the list: all
         if vrc == 1 and any(f in vout for f in VALUE_FINDINGS):
             value_wrong.append(path)
     counts["trials"] += 1
