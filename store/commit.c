@@ -404,8 +404,6 @@ static int apply_append(struct group *g, store_batch_t *b)
             (rc = put_event(g, x, &b->events[i], first_seq, first_pos, b->keep_times, z, zlen)))
             return rc;
     }
-    if ((rc = store__ix_flush(&g->w))) /* the session's index tail, once per batch */
-        return g->mdb_rc = rc, REEL_EIO;
     int changed = native_len != x->rec.native_session_id_len ||
                   memcmp(native, x->rec.native_session_id, native_len);
     if (b->metadata) {
@@ -1022,7 +1020,7 @@ static int group_run(struct group *g, store_batch_t *list)
     for (store_batch_t *b = list; b; b = b->next_) {
         g->mdb_rc = 0;
         b->err = apply(g, b);
-        if (!g->mdb_rc) /* what a batch stopped short of writing (index.c); a no-op after appends */
+        if (!g->mdb_rc) /* the index tail the batch's appends hold, once per batch (index.c) */
             g->mdb_rc = store__ix_flush(&g->w);
         /* where the feed with changes stands after it (store.h; serve --ack replica) */
         b->cursor_position = g->position;

@@ -25,7 +25,7 @@ static int ixdup(const store_t *s)
  * Value: n u8 (1..STORE__TAIL_MAX) | first seq u64 BE | n entries of TAIL_ENTRY bytes:
  * pos u64 BE | kind u8 (0: no UUID entry, 1: a UUID entry) | uuid 16 bytes (zeros for 0).
  * Entry i is sequence first + i; every sequence in the tree comes before 'first'. */
-#define TAIL_ENTRY 25
+#define TAIL_ENTRY STORE__TAIL_ENTRY
 #define TAIL_HEAD 9
 
 typedef store__tail_t tail_t;
@@ -364,32 +364,21 @@ static int uuid_get(const store_t *s, MDB_txn *txn, uint64_t num, const uint8_t 
     return rc;
 }
 
-/* The UUID entry of 'val' in session 'num': in its tail 't' (read here when 'tails'),
- * else in 'event_uuids'. */
-static int uuid_lookup(const store_t *s, MDB_txn *txn, uint64_t num, const uint8_t val[UUID_VAL],
-                       tail_t *t, uint64_t *seq)
-{
-    int rc, i;
-    t->n = 0;
-    if (tails(s)) {
-        if ((rc = tail_get(s, txn, num, t)))
-            return rc;
-        if ((i = tail_uuid(t, val)) >= 0) {
-            *seq = t->first + (uint64_t)i;
-            return 0;
-        }
-    }
-    return uuid_get(s, txn, num, val, seq);
-}
-
 int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, size_t len,
                   uint64_t *seq)
 {
     uint8_t val[UUID_VAL], key[STORE__ID_KEY_MAX];
     *seq = 0;
-    if (in_uuids(s, id, len, val)) {
+    if (in_uuids(s, id, len, val)) { /* in the session's tail, else in 'event_uuids' */
         tail_t t;
-        return uuid_lookup(s, txn, num, val, &t, seq);
+        int rc, i;
+        if (tails(s) && (rc = tail_get(s, txn, num, &t)))
+            return rc;
+        if (tails(s) && (i = tail_uuid(&t, val)) >= 0) {
+            *seq = t.first + (uint64_t)i;
+            return 0;
+        }
+        return uuid_get(s, txn, num, val, seq);
     }
     MDB_val k = {store__id_key(s, key, num, id, len), key}, v;
     int rc = mdb_get(txn, s->db_event_ids, &k, &v);

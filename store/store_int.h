@@ -109,10 +109,11 @@ struct store {
  * later write may move the page). */
 /* A session's index tail (index.c, docs/FORMAT.md 22): entry i is sequence first + i. */
 #define STORE__TAIL_MAX 16
+#define STORE__TAIL_ENTRY 25 /* pos u64 BE | kind u8 | uuid 16 bytes */
 typedef struct store__tail {
     uint64_t first;
     unsigned n;
-    uint8_t e[STORE__TAIL_MAX][25]; /* pos u64 BE | kind u8 | uuid 16 bytes */
+    uint8_t e[STORE__TAIL_MAX][STORE__TAIL_ENTRY];
 } store__tail_t;
 
 typedef struct store__wg {
@@ -258,7 +259,7 @@ int store__uuid_bytes(const char *id, size_t len, uint8_t out[16]);
  * event ids go to 'event_uuids', keyed by num with values uuid|seq (24 bytes), and every
  * other id stays in 'event_ids' as before. With STORE__PART_IXTAIL as well, a session's
  * newest (up to STORE__TAIL_MAX) seqs and UUID entries are kept together in its one value
- * of 'ixtail', rewritten with each append, and moved into the two trees when it is full:
+ * of 'ixtail', rewritten once per batch of appends, and moved into the two trees when it is full:
  * an append then dirties the pages of those trees once per STORE__TAIL_MAX events instead
  * of once per event. These return LMDB codes (0, MDB_NOTFOUND, MDB_KEYEXIST, ...); a
  * malformed entry reads as position/sequence 0, which the callers report as damage, and a
@@ -297,8 +298,9 @@ int store__id_get(const store_t *s, MDB_txn *txn, uint64_t num, const char *id, 
 int store__ix_append(store__wg_t *w, uint64_t num, uint64_t seq, uint64_t pos, const char *id,
                      size_t len, int new_id, uint64_t *had);
 /* Writes the tail store__ix_append() holds, if it changed. Every reader of the index in
- * the group's transaction must come after it: the committer calls it after each batch's
- * appends (and after each batch, before the next batch's duplicate lookups). */
+ * the group's transaction must come after it: the committer calls it after each batch
+ * (group_run), before the next batch's duplicate lookups; a batch reads the index only
+ * before its appends (a redaction's checks too). */
 int store__ix_flush(store__wg_t *w);
 int store__id_del(store__wg_t *w, uint64_t num, const char *id, size_t len);
 /* Every event_id entry of session 'num', in both trees and its tail. */
