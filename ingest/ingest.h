@@ -156,6 +156,9 @@ size_t ingest_redact_str(const ingest_redactor_t *r, const void *s, size_t n, st
 size_t ingest_redact_mp(const ingest_redactor_t *r, const uint8_t *mp, size_t len,
                         store_buf_t *out, uint64_t *kinds_seen);
 const char *ingest_redact_kind(const ingest_redactor_t *r, int kind);
+/* Tests only: scans with the 16-byte block prefilter when 'on' and the CPU has it (the
+ * default), else byte by byte; returns whether it was on. Not thread-safe. */
+int ingest__redact_blocks(int on);
 size_t ingest_redact_kinds(const ingest_redactor_t *r); /* built-in + custom */
 uint64_t ingest_redact_count(const ingest_redactor_t *r, int kind); /* matches so far */
 
