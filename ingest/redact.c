@@ -595,9 +595,7 @@ static size_t match_at(struct scan *sc, size_t i)
 }
 
 #ifdef REDACT_BLOCKS
-/* The block loop of scan_builtin(): returns where the byte loop takes over. A block covers
- * positions i..i+15, whose first three bytes reach s[i+17]; bit k of its mask is set when
- * position i+k may start a trigger. */
+/* Per byte of p[0..16): the buckets whose triggers may have that byte at place k (0..2). */
 __attribute__((target("ssse3"))) static inline __m128i block_class(const uint8_t *p, int k)
 {
     const __m128i nib = _mm_set1_epi8(0x0f);
@@ -609,6 +607,9 @@ __attribute__((target("ssse3"))) static inline __m128i block_class(const uint8_t
     return _mm_and_si128(lo, hi);
 }
 
+/* The block loop of scan_builtin(): returns where the byte loop takes over. A block covers
+ * positions i..i+15, whose first three bytes reach s[i+17]; bit k of its mask is set when
+ * position i+k may start a trigger. */
 __attribute__((target("ssse3"))) static size_t scan_blocks(struct scan *sc)
 {
     size_t n = sc->n, i = 0;
