@@ -557,14 +557,19 @@ static size_t m_aws_secret(const uint8_t *s, size_t i, size_t n, int *kind, size
     return *kind = INGEST_REDACT_AWS_SECRET, e;
 }
 
-/* The end of a built-in match starting at s[i] (adding it), else 0. Needs i + 2 < n. */
+/* 1 when the two bytes at p are the first two of a trigger. */
+static inline int pair_has(const uint8_t *p)
+{
+    unsigned d = duo(p);
+    return (pair[d >> 3] >> (d & 7)) & 1;
+}
+
+/* The end of a built-in match starting at s[i] (adding it), else 0. Needs i + 2 < n and
+ * pair_has(s + i). */
 static size_t match_at(struct scan *sc, size_t i)
 {
     const uint8_t *s = sc->s;
     size_t n = sc->n;
-    unsigned d = duo(s + i);
-    if (!(pair[d >> 3] & (1u << (d & 7))))
-        return 0;
     unsigned v = tri(s + i);
     if (!(bigram[v >> 3] & (1u << (v & 7))))
         return 0;
@@ -621,7 +626,8 @@ __attribute__((target("ssse3"))) static size_t scan_blocks(struct scan *sc)
         m &= 0xffffu;
         size_t next = i + 16;
         while (m) {
-            size_t e = match_at(sc, i + (size_t)__builtin_ctz(m));
+            size_t j = i + (size_t)__builtin_ctz(m);
+            size_t e = pair_has(sc->s + j) ? match_at(sc, j) : 0;
             if (!e) {
                 m &= m - 1;
             } else if (e >= i + 16) { /* the next match may start where this one ended */
@@ -645,8 +651,7 @@ static void scan_builtin(struct scan *sc)
         i = scan_blocks(sc);
 #endif
     while (i + 2 < n) {
-        unsigned d = duo(sc->s + i);
-        size_t e = pair[d >> 3] & (1u << (d & 7)) ? match_at(sc, i) : 0;
+        size_t e = pair_has(sc->s + i) ? match_at(sc, i) : 0;
         i = e ? e : i + 1; /* after a match, the next one may start where it ended */
     }
 }

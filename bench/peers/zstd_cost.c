@@ -39,7 +39,7 @@ static double now(void)
 
 struct events {
     char *buf;
-    size_t n, bytes, *off, *len;
+    size_t n, bytes, longest, *off, *len;
 };
 
 static int load(const char *path, size_t max, struct events *e)
@@ -63,11 +63,13 @@ static int load(const char *path, size_t max, struct events *e)
     e->len = malloc((lines + 1) * sizeof *e->len);
     if (!e->off || !e->len)
         return -1;
-    e->n = e->bytes = 0;
+    e->n = e->bytes = e->longest = 0;
     for (long i = 0, s = 0; i < sz && e->n < max; i++)
         if (e->buf[i] == '\n') {
             e->off[e->n] = (size_t)s;
             e->len[e->n] = (size_t)(i - s);
+            if (e->len[e->n] > e->longest)
+                e->longest = e->len[e->n];
             e->bytes += e->len[e->n++];
             s = i + 1;
         }
@@ -108,7 +110,7 @@ static const ZSTD_CDict *cdict(const void *dict, size_t len, int level)
 static void row(const char *what, const struct events *e, ZSTD_CCtx *c, const ZSTD_CDict *cd,
                 int level, size_t run, int cold, char *junk)
 {
-    size_t cap = ZSTD_compressBound(e->bytes / e->n * run * 4 + (1u << 20));
+    size_t cap = ZSTD_compressBound(e->longest * run); /* room for any 'run' events */
     char *dst = malloc(cap), *src = malloc(cap);
     size_t out = 0, frames = 0;
     double t = 0;
