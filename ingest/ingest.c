@@ -518,9 +518,10 @@ static int client_time_field(struct ctx *c, struct client_time *ct)
         if (rc)
             return rc;
         ct->len = c->ib->str.len - ct->off;
-        const char *t = (const char *)c->ib->str.data + ct->off;
         if (store_buf_failed(&c->ib->str))
             return REEL_ENOMEM;
+        /* An empty first string leaves the buffer unallocated (data NULL). */
+        const char *t = ct->len ? (const char *)c->ib->str.data + ct->off : "";
         if (store_parse_rfc3339_js(t, ct->len) < 0)
             return jfail(c, REEL_EINVALID_EVENT, "field 'client_time' must be %s, not \"%.*s\"",
                          CT_RULE, (int)(ct->len > 64 ? 64 : ct->len), t);
