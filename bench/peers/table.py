@@ -6,7 +6,7 @@
 RESULTS is the TSV of bench/peers/lib.sh (workload system value unit better durability
 note). Rows are the workloads in lib.sh's order, columns the systems in run order, then
 "reel / best peer" (oriented so that > 1 means reel is better; peers are the durable
-systems other than reel, its variants, nginx, which is a ceiling, not a store, and the
+systems other than reel, its variants, nginx and floor, which are ceilings, not stores, and the
 embedded SQLite, which is compared with reel's library in "reel-lib / embedded peer") and
 "reel, fraction of bound" (the reel figure over the machine limit that bounds it).
 Rows limit_* (the machine, nginx's static-file ceiling), info_* (event sizes) and aux_*
@@ -39,8 +39,8 @@ LABEL = {
     "bytes_ratio_1k": "data directory / JSON bytes, 1 KiB events",
     "restart_ms": "restart to first served read, 10 GiB",
 }
-ORDER = ["reel", "redis", "postgres", "sqlite", "streams", "nginx", "ndjson-zstd3"]
-NOT_PEERS = {"reel", "nginx", "machine", "ndjson-zstd3"}
+ORDER = ["reel", "redis", "floor", "postgres", "sqlite", "streams", "nginx", "ndjson-zstd3"]
+NOT_PEERS = {"reel", "nginx", "machine", "ndjson-zstd3", "floor"}
 # Embedded (in-process, no network) peers are compared with reel's library (the reel-lib
 # column, when a module measured it), not with reel over HTTP.
 EMBEDDED = {"sqlite"}
