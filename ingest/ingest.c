@@ -370,7 +370,11 @@ static int add_encoded(ingest_batch_t *ib, const char *id, size_t id_len, const 
     off[OFF_NSID] = arena_put(ib, nsid, nsid ? nsid_len : 0);
     off[OFF_NSID_LEN] = nsid ? nsid_len : 0;
     off[OFF_BODY] = ib->arena.len;
-    int rc = store_body_encode(b->data, b->len, &ib->arena, ev->body_hash);
+    /* store_submit() compresses the body (once, with the store's dictionary if it has
+     * one). A redacted body keeps its hash after the flags byte, which store_submit()
+     * leaves as it is: that one is compressed here. */
+    int rc = redacted ? store_body_encode(b->data, b->len, &ib->arena, ev->body_hash)
+                      : store_body_encode_raw(b->data, b->len, &ib->arena, ev->body_hash);
     if (rc || store_buf_failed(&ib->arena))
         return REEL_ENOMEM;
     if (redacted && (rc = mark_redacted(ib, off[OFF_BODY], ev->body_hash)))

@@ -251,7 +251,8 @@ static void add_usage(store_session_t *r, const store_usage_t *u)
 
 /* Phase 2 for one event: event_id index, value, position index, session record. */
 static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_t first_seq,
-                     uint64_t first_pos, int keep_time, const uint8_t *zbody, size_t zlen)
+                     uint64_t first_pos, int keep_time, const uint8_t *zbody, size_t zlen,
+                     int zplain)
 {
     store_t *s = g->s;
     uint64_t seq = x->rec.last_sequence + 1, pos = g->position + 1;
@@ -278,15 +279,16 @@ static int put_event(struct group *g, struct sess *x, store_event_t *ev, uint64_
     store__put_u64(pkey, pos);
     /* Positions only grow, so every value goes at the end of the tree: MDB_APPEND fills
      * pages completely instead of splitting them in half. */
-    /* The body as store_submit() compressed it with the dictionary, if it did (FORMAT.md
-     * section 15); the body hash, and so the chain, stay those of the body itself. */
+    /* The body as store_submit() compressed it, if it did: with the dictionary (FORMAT.md
+     * section 15), or in a plain frame (zplain); the body hash, and so the chain, stay
+     * those of the body itself. */
     const uint8_t *body = ev->body + 1;
     size_t blen = ev->body_len - 1;
     uint8_t flags = (uint8_t)((ev->body[0] & ~STORE_FLAG_SHORT) | STORE__HEAD_FLAG(s));
     if (zlen) {
         body = zbody;
         blen = zlen;
-        flags = (uint8_t)(STORE_FLAG_ZSTD | STORE_FLAG_ZDICT | STORE__HEAD_FLAG(s));
+        flags = (uint8_t)(STORE_FLAG_ZSTD | (zplain ? 0 : STORE_FLAG_ZDICT) | STORE__HEAD_FLAG(s));
     }
     size_t head = store__head_size(flags, x->rec.num, seq, t), vlen = head + blen;
     MDB_val pk = {8, pkey}, val = {vlen, NULL};
@@ -401,7 +403,8 @@ static int apply_append(struct group *g, store_batch_t *b)
         size_t zlen = b->zoff_ ? b->zoff_[2 * i + 1] : 0;
         const uint8_t *z = zlen ? b->zbodies_ + b->zoff_[2 * i] : NULL;
         if (!b->events[i].duplicate &&
-            (rc = put_event(g, x, &b->events[i], first_seq, first_pos, b->keep_times, z, zlen)))
+            (rc = put_event(g, x, &b->events[i], first_seq, first_pos, b->keep_times, z, zlen,
+                            b->zplain_)))
             return rc;
     }
     int changed = native_len != x->rec.native_session_id_len ||
@@ -1284,6 +1287,7 @@ int store_submit(store_t *s, store_batch_t *b)
     b->next_ = NULL;
     b->zbodies_ = NULL;
     b->zoff_ = NULL;
+    b->zplain_ = 0;
     if (b->n_events && !s->read_only) /* here, so that compression runs on many threads */
         store__zdict_batch(s, b);
     pthread_mutex_lock(&s->mu);

@@ -130,25 +130,41 @@ int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN])
     return REEL_ENOMEM;
 }
 
-int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
-                      uint8_t hash[STORE_HASH_LEN])
+size_t store__zstd_plain(const uint8_t *src, size_t len, store_buf_t *out)
+{
+    struct zctx *z = zget();
+    size_t bound = ZSTD_compressBound(len);
+    if (!z || store_buf_reserve(out, bound))
+        return 0;
+    size_t n = ZSTD_compress2(z->c, out->data + out->len, bound, src, len);
+    /* Keep the compressed form only when it saves an eighth or more. */
+    if (ZSTD_isError(n) || n + n / 8 >= len)
+        return 0;
+    out->len += n;
+    return n;
+}
+
+int store_body_encode_raw(const uint8_t *msgpack, size_t len, store_buf_t *out,
+                          uint8_t hash[STORE_HASH_LEN])
 {
     if (store__sha256(msgpack, len, hash))
         return REEL_ENOMEM;
+    store_buf_putc(out, 0x00);
+    store_buf_put(out, msgpack, len);
+    return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+}
+
+int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
+                      uint8_t hash[STORE_HASH_LEN])
+{
+    if (len < STORE_COMPRESS_MIN)
+        return store_body_encode_raw(msgpack, len, out, hash);
+    if (store__sha256(msgpack, len, hash))
+        return REEL_ENOMEM;
     size_t mark = out->len;
-    if (len >= STORE_COMPRESS_MIN) {
-        struct zctx *z = zget();
-        size_t bound = ZSTD_compressBound(len);
-        if (!z || store_buf_reserve(out, 1 + bound))
-            return REEL_ENOMEM;
-        out->data[out->len] = 0x01;
-        size_t n = ZSTD_compress2(z->c, out->data + out->len + 1, bound, msgpack, len);
-        /* Keep the compressed form only when it saves an eighth or more. */
-        if (!ZSTD_isError(n) && n + n / 8 < len) {
-            out->len += 1 + n;
-            return REEL_OK;
-        }
-    }
+    store_buf_putc(out, 0x01);
+    if (!store_buf_failed(out) && store__zstd_plain(msgpack, len, out))
+        return REEL_OK;
     out->len = mark;
     store_buf_putc(out, 0x00);
     store_buf_put(out, msgpack, len);

@@ -379,6 +379,7 @@ struct store_batch {
      * store_submit() on the submitting thread (FORMAT.md section 15); freed before 'done' */
     uint8_t *zbodies_;
     size_t *zoff_; /* per event: offset and length in zbodies_ (length 0: body as given) */
+    int zplain_;   /* 1: zbodies_ holds plain zstd frames (no dictionary; FORMAT.md 4) */
 };
 
 /* Prepares a store_batch_t: zeroes it, sets 'op', the session and expected_sequence = -1. */
@@ -399,6 +400,13 @@ int store_append(store_t *s, store_batch_t *b);
 #define STORE_COMPRESS_MIN 1900 /* smaller values fit in a leaf page; see FORMAT.md */
 int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
                       uint8_t hash[STORE_HASH_LEN]);
+
+/* store_body_encode() without the compression: the flags byte is 0 and the body follows as
+ * it is. For bodies that go to store_submit(), which compresses them itself: with the
+ * store's dictionary when it has one, else at level 1 when they are STORE_COMPRESS_MIN
+ * bytes or more -- so that a body is compressed once, not once here and again there. */
+int store_body_encode_raw(const uint8_t *msgpack, size_t len, store_buf_t *out,
+                          uint8_t hash[STORE_HASH_LEN]);
 
 /* ---- Loading a copy: pre-hashed events (STORE_OP_LOAD; docs/CLUSTER.md "Restore") ----
  *

@@ -517,6 +517,9 @@ int store__body_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN]);
  * and returns NULL, leaving 'out' unset, when that fails: REEL_ENOMEM then (found by
  * tests/oom; the hash was used unset, so the event was stored with a broken chain). */
 int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN]);
+/* Appends a zstd frame of 'src' at level 1, without dictionary, to 'out' and returns its
+ * length; 0 (nothing appended) when it would not save an eighth, or on failure. */
+size_t store__zstd_plain(const uint8_t *src, size_t len, store_buf_t *out);
 /* The chain hash of one event (docs/FORMAT.md); REEL_OK or REEL_ENOMEM. */
 int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
                   uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],

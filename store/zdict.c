@@ -335,10 +335,22 @@ static size_t compress_one(const ZSTD_CDict *cd, const uint8_t *body, size_t len
     return c_len;
 }
 
+/* A body left uncompressed by store_body_encode_raw() that store_body_encode() would have
+ * compressed without a dictionary: STORE_COMPRESS_MIN bytes or more, flags 0. */
+static int wants_plain(const store_event_t *ev)
+{
+    return ev->body_len >= 1 + STORE_COMPRESS_MIN && ev->body[0] == 0x00;
+}
+
 void store__zdict_batch(store_t *s, store_batch_t *b)
 {
     struct store__zdict *z = atomic_load_explicit(&s->zd_enc, memory_order_acquire);
-    if (!s->zd_auto || !z || !z->cd || !b->events)
+    int dict = s->zd_auto && z && z->cd;
+    size_t first = 0;
+    if (!dict) /* without a dictionary only large raw bodies are compressed (plain frames) */
+        while (first < b->n_events && !wants_plain(&b->events[first]))
+            first++;
+    if (!b->events || first == b->n_events)
         return;
     size_t *off = malloc(2 * b->n_events * sizeof *off);
     store_buf_t out = STORE_BUF_INIT, tmp = STORE_BUF_INIT;
@@ -352,7 +364,9 @@ void store__zdict_batch(store_t *s, store_batch_t *b)
     for (size_t i = 0; off && i < b->n_events; i++) {
         const store_event_t *ev = &b->events[i];
         off[2 * i] = out.len;
-        off[2 * i + 1] = compress_one(z->cd, ev->body, ev->body_len, &tmp, &out);
+        off[2 * i + 1] = dict              ? compress_one(z->cd, ev->body, ev->body_len, &tmp, &out)
+                         : wants_plain(ev) ? store__zstd_plain(ev->body + 1, ev->body_len - 1, &out)
+                                           : 0;
         used += off[2 * i + 1] != 0;
     }
     store_buf_release(&tmp);
@@ -363,6 +377,7 @@ void store__zdict_batch(store_t *s, store_batch_t *b)
     }
     b->zbodies_ = out.data; /* the buffer's memory, owned by the batch until it completes */
     b->zoff_ = off;
+    b->zplain_ = !dict;
 }
 
 void store__zdict_batch_free(store_batch_t *b)
