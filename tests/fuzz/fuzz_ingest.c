@@ -3,9 +3,10 @@
  * For each input, in both formats (INGEST_JSON, INGEST_NDJSON):
  *  1. ingest_parse() must return REEL_OK or a 4xx-class reel_err (never 5xx except NOMEM),
  *     and on error leave the batch empty ("nothing from this call is kept").
- *  2. For every accepted event, the stored form (store_body_encode output, possibly a zstd
- *     frame) is wrapped in a value header and decoded the way reads decode it
- *     (store__value_decode); the decoded body must hash to the event's body_hash.
+ *  2. For every accepted event, the stored form (the raw body, or the zstd frame that
+ *     store_submit() makes of a large one) is wrapped in a value header and decoded the
+ *     way reads decode it (store__value_decode); the decoded body must hash to the
+ *     event's body_hash.
  *  3. Every body field is rendered with store_mp_to_json and must be valid JSON (checked
  *     by an independent validator, fuzz_util.h) that transcodes back to the very same
  *     msgpack bytes (the codec is canonical: equal JSON gives equal bytes).
@@ -70,12 +71,19 @@ static void check_event(const store_event_t *ev, size_t index)
     store_buf_t val = STORE_BUF_INIT, scratch = STORE_BUF_INIT, json = STORE_BUF_INIT,
                 back = STORE_BUF_INIT;
     FZ_CHECK(ev->body_len >= 1, "event %zu: empty stored body", index);
-    /* value = flags | position | time | chain hash | body */
-    store_buf_putc(&val, ev->body[0]);
+    /* value = flags | position | time | chain hash | body; a raw body of STORE_COMPRESS_MIN
+     * bytes or more as store_submit() stores it without a dictionary: a plain frame */
     uint8_t hdr[STORE_HEADER_LEN - 1];
     fz_header(hdr);
+    store_buf_putc(&val, 0x01);
     store_buf_put(&val, hdr, sizeof hdr);
-    store_buf_put(&val, ev->body + 1, ev->body_len - 1);
+    if (ev->body[0] != 0x00 || ev->body_len < 1 + STORE_COMPRESS_MIN ||
+        !store__zstd_plain(ev->body + 1, ev->body_len - 1, &val)) {
+        val.len = 0;
+        store_buf_putc(&val, ev->body[0]);
+        store_buf_put(&val, hdr, sizeof hdr);
+        store_buf_put(&val, ev->body + 1, ev->body_len - 1);
+    }
     FZ_CHECK(!store_buf_failed(&val), "oom");
 
     store_event_view_t v = {0};
