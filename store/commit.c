@@ -1288,8 +1288,10 @@ int store_submit(store_t *s, store_batch_t *b)
     b->zbodies_ = NULL;
     b->zoff_ = NULL;
     b->zplain_ = 0;
-    if (b->n_events && !s->read_only) /* here, so that compression runs on many threads */
-        store__zdict_batch(s, b);
+    /* Here, so that compression runs on many threads. */
+    int zrc = b->n_events && !s->read_only ? store__zdict_batch(s, b) : REEL_OK;
+    if (zrc)
+        return zrc;
     pthread_mutex_lock(&s->mu);
     int rc = s->read_only || s->stopping || s->failed ? REEL_EUNAVAILABLE : REEL_OK;
     if (!rc) {

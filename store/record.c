@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "store/json.h"
 #include "store/store_int.h"
@@ -130,18 +131,22 @@ int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN])
     return REEL_ENOMEM;
 }
 
-size_t store__zstd_plain(const uint8_t *src, size_t len, store_buf_t *out)
+int store__zstd_plain(const uint8_t *src, size_t len, store_buf_t *out, size_t *n)
 {
     struct zctx *z = zget();
     size_t bound = ZSTD_compressBound(len);
+    *n = 0;
     if (!z || store_buf_reserve(out, bound))
-        return 0;
-    size_t n = ZSTD_compress2(z->c, out->data + out->len, bound, src, len);
+        return REEL_ENOMEM;
+    size_t got = ZSTD_compress2(z->c, out->data + out->len, bound, src, len);
+    if (ZSTD_isError(got))
+        return ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation ? REEL_ENOMEM : REEL_OK;
     /* Keep the compressed form only when it saves an eighth or more. */
-    if (ZSTD_isError(n) || n + n / 8 >= len)
-        return 0;
-    out->len += n;
-    return n;
+    if (got + got / 8 < len) {
+        out->len += got;
+        *n = got;
+    }
+    return REEL_OK;
 }
 
 int store_body_encode_raw(const uint8_t *msgpack, size_t len, store_buf_t *out,
@@ -161,9 +166,11 @@ int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
         return store_body_encode_raw(msgpack, len, out, hash);
     if (store__sha256(msgpack, len, hash))
         return REEL_ENOMEM;
-    size_t mark = out->len;
+    size_t mark = out->len, n = 0;
     store_buf_putc(out, 0x01);
-    if (!store_buf_failed(out) && store__zstd_plain(msgpack, len, out))
+    if (store_buf_failed(out) || store__zstd_plain(msgpack, len, out, &n))
+        return REEL_ENOMEM;
+    if (n)
         return REEL_OK;
     out->len = mark;
     store_buf_putc(out, 0x00);

@@ -387,7 +387,8 @@ void store_batch_init(store_batch_t *b, int op, const char *session, size_t sess
 
 /* Queues 'b' for the committer; b->done(b, b->done_arg) is called once it is durable or
  * failed. Returns REEL_OK or an error without queueing (REEL_EUNAVAILABLE after close or
- * fail-stop, REEL_EINVALID_SESSION_ID); b->done is not called when this fails. */
+ * fail-stop, REEL_EINVALID_SESSION_ID, REEL_ENOMEM when a body could not be compressed);
+ * b->done is not called when this fails. */
 int store_submit(store_t *s, store_batch_t *b);
 
 /* store_submit() and wait: returns b->err. b->done must be NULL. */

@@ -517,9 +517,10 @@ int store__body_hash(const store_event_view_t *ev, uint8_t out[STORE_HASH_LEN]);
  * and returns NULL, leaving 'out' unset, when that fails: REEL_ENOMEM then (found by
  * tests/oom; the hash was used unset, so the event was stored with a broken chain). */
 int store__sha256(const void *p, size_t n, uint8_t out[STORE_HASH_LEN]);
-/* Appends a zstd frame of 'src' at level 1, without dictionary, to 'out' and returns its
- * length; 0 (nothing appended) when it would not save an eighth, or on failure. */
-size_t store__zstd_plain(const uint8_t *src, size_t len, store_buf_t *out);
+/* Appends a zstd frame of 'src' at level 1, without dictionary, to 'out' and sets '*n' to
+ * its length, or to 0 (nothing appended) when it would not save an eighth. REEL_OK, or
+ * REEL_ENOMEM (nothing appended; 'out' may be marked failed). */
+int store__zstd_plain(const uint8_t *src, size_t len, store_buf_t *out, size_t *n);
 /* The chain hash of one event (docs/FORMAT.md); REEL_OK or REEL_ENOMEM. */
 int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,
                   uint64_t time_ms, const uint8_t body_hash[STORE_HASH_LEN],
@@ -634,9 +635,11 @@ int store__zdict_open(store_t *s);
 int store__zdict_group(store__wg_t *w);
 /* store_submit(), on the submitting thread: compresses the bodies of 'b''s events with the
  * store's current dictionary into b->zbodies_/zoff_ where that makes them smaller (bodies
- * with flags 0 or 0x01; the others are kept). No dictionary: nothing. Out of memory:
- * nothing either (the bodies go as given). */
-void store__zdict_batch(store_t *s, store_batch_t *b);
+ * with flags 0 or 0x01; the others are kept); out of memory there, the bodies go as
+ * given. No dictionary: raw bodies of STORE_COMPRESS_MIN bytes or more into plain frames
+ * (b->zplain_), as store_body_encode() would have; out of memory there, REEL_ENOMEM and
+ * nothing made, as store_body_encode() would have failed. */
+int store__zdict_batch(store_t *s, store_batch_t *b);
 /* Frees what store__zdict_batch() made ('b' is about to complete). */
 void store__zdict_batch_free(store_batch_t *b);
 /* Trains a dictionary of at most 'cap' bytes into 'dict' from 'n' samples (their 'sizes',

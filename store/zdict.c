@@ -342,7 +342,7 @@ static int wants_plain(const store_event_t *ev)
     return ev->body_len >= 1 + STORE_COMPRESS_MIN && ev->body[0] == 0x00;
 }
 
-void store__zdict_batch(store_t *s, store_batch_t *b)
+int store__zdict_batch(store_t *s, store_batch_t *b)
 {
     struct store__zdict *z = atomic_load_explicit(&s->zd_enc, memory_order_acquire);
     int dict = s->zd_auto && z && z->cd;
@@ -351,33 +351,39 @@ void store__zdict_batch(store_t *s, store_batch_t *b)
         while (first < b->n_events && !wants_plain(&b->events[first]))
             first++;
     if (!b->events || first == b->n_events)
-        return;
+        return REEL_OK;
     size_t *off = malloc(2 * b->n_events * sizeof *off);
     store_buf_t out = STORE_BUF_INIT, tmp = STORE_BUF_INIT;
     size_t used = 0, room = 1;
+    int rc = off ? REEL_OK : REEL_ENOMEM;
     /* Room for every frame at once: growing by doubling cost 0.7 % of the server's CPU
      * on batched ingest (issue 19). Bodies compressed without the dictionary may grow
      * when recompressed: their frames are left to store_buf_reserve(). */
     for (size_t i = 0; i < b->n_events; i++)
         room += ZSTD_compressBound(b->events[i].body_len);
     store_buf_reserve(&out, room);
-    for (size_t i = 0; off && i < b->n_events; i++) {
+    for (size_t i = 0; !rc && i < b->n_events; i++) {
         const store_event_t *ev = &b->events[i];
         off[2 * i] = out.len;
-        off[2 * i + 1] = dict              ? compress_one(z->cd, ev->body, ev->body_len, &tmp, &out)
-                         : wants_plain(ev) ? store__zstd_plain(ev->body + 1, ev->body_len - 1, &out)
-                                           : 0;
+        off[2 * i + 1] = 0;
+        if (dict)
+            off[2 * i + 1] = compress_one(z->cd, ev->body, ev->body_len, &tmp, &out);
+        else if (wants_plain(ev))
+            rc = store__zstd_plain(ev->body + 1, ev->body_len - 1, &out, &off[2 * i + 1]);
         used += off[2 * i + 1] != 0;
     }
     store_buf_release(&tmp);
-    if (!off || !used || store_buf_failed(&out)) {
+    if (!rc && store_buf_failed(&out))
+        rc = REEL_ENOMEM;
+    if (rc || !used) {
         free(off);
         store_buf_release(&out);
-        return;
+        return dict ? REEL_OK : rc; /* the dictionary is best effort: bodies go as given */
     }
     b->zbodies_ = out.data; /* the buffer's memory, owned by the batch until it completes */
     b->zoff_ = off;
     b->zplain_ = !dict;
+    return REEL_OK;
 }
 
 void store__zdict_batch_free(store_batch_t *b)
