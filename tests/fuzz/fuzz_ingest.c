@@ -77,8 +77,9 @@ static void check_event(const store_event_t *ev, size_t index)
     fz_header(hdr);
     store_buf_putc(&val, 0x01);
     store_buf_put(&val, hdr, sizeof hdr);
+    size_t zn = 0;
     if (ev->body[0] != 0x00 || ev->body_len < 1 + STORE_COMPRESS_MIN ||
-        !store__zstd_plain(ev->body + 1, ev->body_len - 1, &val)) {
+        store__zstd_plain(ev->body + 1, ev->body_len - 1, &val, &zn) || !zn) {
         val.len = 0;
         store_buf_putc(&val, ev->body[0]);
         store_buf_put(&val, hdr, sizeof hdr);
