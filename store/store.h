@@ -379,7 +379,7 @@ struct store_batch {
      * store_submit() on the submitting thread (FORMAT.md section 15); freed before 'done' */
     uint8_t *zbodies_;
     size_t *zoff_; /* per event: offset and length in zbodies_ (length 0: body as given) */
-    int zplain_;   /* 1: zbodies_ holds plain zstd frames (no dictionary; FORMAT.md 4) */
+    int zplain_;   /* 1: zbodies_ holds plain zstd frames (no dictionary; FORMAT.md 3) */
 };
 
 /* Prepares a store_batch_t: zeroes it, sets 'op', the session and expected_sequence = -1. */
