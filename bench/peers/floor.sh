@@ -16,7 +16,12 @@ floor_start() {
     FLOOR_PID=$!
     peer_pid "$FLOOR_PID"
     FLOOR_URL=http://127.0.0.1:$port
-    wait_port "$port" 30
+    wait_port "$port" 30 || return 1
+    local w
+    for w in ingest_mix poll100 restore_1k restore_1m fanout export bytes_per_event bytes_ratio \
+        restart_ms; do
+        result_na "$w" "$SYS" "floor is a yardstick for the ingest rows (no store, no reads)"
+    done
 }
 
 floor_stop() {
