@@ -149,33 +149,35 @@ int store__zstd_plain(const uint8_t *src, size_t len, store_buf_t *out, size_t *
     return REEL_OK;
 }
 
-int store_body_encode_raw(const uint8_t *msgpack, size_t len, store_buf_t *out,
-                          uint8_t hash[STORE_HASH_LEN])
+/* The flags byte 0 and the body as it is. */
+static int put_raw(const uint8_t *msgpack, size_t len, store_buf_t *out)
 {
-    if (store__sha256(msgpack, len, hash))
-        return REEL_ENOMEM;
     store_buf_putc(out, 0x00);
     store_buf_put(out, msgpack, len);
     return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
 }
 
+int store_body_encode_raw(const uint8_t *msgpack, size_t len, store_buf_t *out,
+                          uint8_t hash[STORE_HASH_LEN])
+{
+    return store__sha256(msgpack, len, hash) ? REEL_ENOMEM : put_raw(msgpack, len, out);
+}
+
 int store_body_encode(const uint8_t *msgpack, size_t len, store_buf_t *out,
                       uint8_t hash[STORE_HASH_LEN])
 {
-    if (len < STORE_COMPRESS_MIN)
-        return store_body_encode_raw(msgpack, len, out, hash);
     if (store__sha256(msgpack, len, hash))
         return REEL_ENOMEM;
-    size_t mark = out->len, n = 0;
-    store_buf_putc(out, 0x01);
-    if (store_buf_failed(out) || store__zstd_plain(msgpack, len, out, &n))
-        return REEL_ENOMEM;
-    if (n)
-        return REEL_OK;
-    out->len = mark;
-    store_buf_putc(out, 0x00);
-    store_buf_put(out, msgpack, len);
-    return store_buf_failed(out) ? REEL_ENOMEM : REEL_OK;
+    if (len >= STORE_COMPRESS_MIN) {
+        size_t mark = out->len, n = 0;
+        store_buf_putc(out, 0x01);
+        if (store_buf_failed(out) || store__zstd_plain(msgpack, len, out, &n))
+            return REEL_ENOMEM;
+        if (n)
+            return REEL_OK;
+        out->len = mark;
+    }
+    return put_raw(msgpack, len, out);
 }
 
 int store__chain(const uint8_t prev[STORE_HASH_LEN], uint64_t seq, uint64_t pos,

@@ -359,8 +359,9 @@ int store__zdict_batch(store_t *s, store_batch_t *b)
     /* Room for every frame at once: growing by doubling cost 0.7 % of the server's CPU
      * on batched ingest (issue 19). Bodies compressed without the dictionary may grow
      * when recompressed: their frames are left to store_buf_reserve(). */
-    for (size_t i = 0; i < b->n_events; i++)
-        room += ZSTD_compressBound(b->events[i].body_len);
+    for (size_t i = first; i < b->n_events; i++)
+        if (dict || wants_plain(&b->events[i]))
+            room += ZSTD_compressBound(b->events[i].body_len);
     store_buf_reserve(&out, room);
     for (size_t i = 0; !rc && i < b->n_events; i++) {
         const store_event_t *ev = &b->events[i];
