@@ -10,7 +10,7 @@
 # for S seconds (default 8) after a 2 s warm-up; then OUTDIR/<path>.folded (folded stacks),
 # <path>.svg (flame graph, bench/flame.py), <path>.top (self / inclusive % of the hottest
 # frames) and <path>.io (what the kernel saw: write_bytes and syscalls of the server per
-# event, commits from /metrics); for (a) also single.syscalls: the commit's writes and syncs
+# event, the write requests and bytes the disk did, commits from /metrics); for (a) also single.syscalls: the commit's writes and syncs
 # timed by tests/powerloss/plshim.c (PLSHIM_STATS). (b) loads N events (default 200,000,
 # 1 KiB) first. (c) batched durable ingest, the row "100 events per request" of
 # bench/peers (wrk -t2 -c64, POSTs of 100 NDJSON events to 64 sessions), with batch.io as
@@ -39,7 +39,11 @@ OUT=$(cd "$OUT" && pwd)
 TMP=$ROOT/build/profile-tmp
 rm -rf "$TMP" && mkdir -p "$TMP"
 PID=""
-trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
+# perf's data files go to memory where there is some, so that the device figures below
+# (dev()) count the server's writes only.
+PDIR=$TMP
+[ -d /dev/shm ] && [ -w /dev/shm ] && PDIR=$(mktemp -d /dev/shm/reel-profile.XXXXXX)
+trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$TMP"; [ "$PDIR" != "$TMP" ] && rm -rf "$PDIR"' EXIT
 
 log() { printf '[profile %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -54,16 +58,23 @@ serve() {  # serve DATA: sets PID PORT
 
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
 io() { awk '$1 == "write_bytes:" || $1 == "syscw:" || $1 == "syscr:" {printf "%s ", $2}' "/proc/$PID/io"; }
+# The device under the data directory, as the kernel's block statistics count it: write
+# requests completed and sectors written (/sys/class/block/DEV/stat fields 5 and 7). The
+# process's write_bytes above counts every page it dirtied (4x the device's figure here,
+# docs/BENCHMARKS.md session 11); these are the writes the disk did, for the whole
+# machine (keep it quiet). "0 0" when the device is not found.
+DEVSTAT=/sys/class/block/$(basename "$(df --output=source "$ROOT" | tail -1)")/stat
+dev() { [ -r "$DEVSTAT" ] && awk '{printf "%s %s", $5, $7}' "$DEVSTAT" || echo "0 0"; }
 
 record() {  # record NAME: perf on $PID for SECS seconds, then the outputs
     local name=$1
-    perf record -q -e cpu-clock -F "${PERF_FREQ:-499}" --call-graph dwarf,16384 -p "$PID" -o "$TMP/$name.data" \
+    perf record -q -e cpu-clock -F "${PERF_FREQ:-499}" --call-graph dwarf,16384 -p "$PID" -o "$PDIR/$name.data" \
         -- sleep "$SECS" 2>"$TMP/perf.err" || { cat "$TMP/perf.err" >&2; return 1; }
 }
 
 report() {  # report NAME TITLE
     local name=$1
-    perf script -i "$TMP/$name.data" 2>/dev/null | python3 "$ROOT/bench/flame.py" fold >"$OUT/$name.folded"
+    perf script -i "$PDIR/$name.data" 2>/dev/null | python3 "$ROOT/bench/flame.py" fold >"$OUT/$name.folded"
     python3 "$ROOT/bench/flame.py" svg --title "$2" <"$OUT/$name.folded" >"$OUT/$name.svg"
     python3 "$ROOT/bench/flame.py" top 40 <"$OUT/$name.folded" >"$OUT/$name.top"
     log "$name: $(head -1 "$OUT/$name.top"); $OUT/$name.{folded,svg,top}"
@@ -80,6 +91,8 @@ io_summary() {
         printf "syscr %.0f syscw %.0f write_bytes %.0f over %.1f s\n", $4 - $1, $5 - $2, $6 - $3, t1 - t0
         if (e > 0) printf "per event: %.0f bytes written to the block layer, %.2f read + %.2f write syscalls\n", ($6 - $3) / e, ($4 - $1) / e, ($5 - $2) / e
         if (c > 0) printf "per commit: %.1f events, %.0f bytes written\n", e / c, ($6 - $3) / c }'
+    echo "$dv0 $dv1" | awk -v e="$((e1 - e0))" -v c="$((c1 - c0))" '$1 + $2 > 0 && e > 0 && c > 0 {
+        printf "device: %.2f write requests and %.0f bytes per event, %.1f requests and %.0f bytes per commit\n", ($3 - $1) / e, ($4 - $2) * 512 / e, ($3 - $1) / c, ($4 - $2) * 512 / c }'
 }
 
 if want batch; then
@@ -90,11 +103,11 @@ serve "$TMP/c" || { log "reel serve did not start"; exit 1; }
 wrk -t2 -c64 -d"$((SECS + 4))s" --latency -s "$TMP/batch.lua" "http://127.0.0.1:$PORT" >"$TMP/wrkc.out" &
 WRK=$!
 sleep 2
-c0=$(metric reel_store_commits_total) e0=$(metric reel_store_events_total) io0=$(io) k0=$(cpu_ticks)
+c0=$(metric reel_store_commits_total) e0=$(metric reel_store_events_total) io0=$(io) dv0=$(dev) k0=$(cpu_ticks)
 t0=$(date +%s.%N)
 record batch
 t1=$(date +%s.%N)
-c1=$(metric reel_store_commits_total) e1=$(metric reel_store_events_total) io1=$(io) k1=$(cpu_ticks)
+c1=$(metric reel_store_commits_total) e1=$(metric reel_store_events_total) io1=$(io) dv1=$(dev) k1=$(cpu_ticks)
 wait "$WRK"
 {
     echo "window ${SECS}s: $((c1 - c0)) commits, $((e1 - e0)) events (reel_store_*_total); load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -118,11 +131,11 @@ serve "$TMP/a" || { log "reel serve did not start"; exit 1; }
 wrk -t2 -c64 -d"$((SECS + 4))s" --latency -s "$TMP/single.lua" "http://127.0.0.1:$PORT" >"$TMP/wrk.out" &
 WRK=$!
 sleep 2
-c0=$(metric reel_store_commits_total) e0=$(metric reel_store_events_total) io0=$(io)
+c0=$(metric reel_store_commits_total) e0=$(metric reel_store_events_total) io0=$(io) dv0=$(dev)
 t0=$(date +%s.%N)
 record single
 t1=$(date +%s.%N)
-c1=$(metric reel_store_commits_total) e1=$(metric reel_store_events_total) io1=$(io)
+c1=$(metric reel_store_commits_total) e1=$(metric reel_store_events_total) io1=$(io) dv1=$(dev)
 wait "$WRK"
 {
     echo "window ${SECS}s: $((c1 - c0)) commits, $((e1 - e0)) events (reel_store_*_total)"

@@ -6,13 +6,29 @@
 # answering them (Redis's `appendfsync always` group commit over HTTP, no parsing, no
 # index, no hashing, no compression). Driven by the same wrk scripts as reel, so the
 # column says what the client, HTTP and the disk alone allow, and how far reel is from it.
+#
+# Variants (run.sh system names floor-VARIANT), to split reel's gap to the floor into the
+# server's shape and the store's work: floor-mhd is build/peers/mhd_floor
+# (bench/peers/mhd_floor.c), the same flush behind reel's shape -- libmicrohttpd with
+# api/server.c's daemon flags and two workers, a suspended connection per request, one
+# committer thread that writes and flushes each group and resumes its connections;
+# floor-mhdz adds reel's heaviest request-path step, each body compressed at level 3 with
+# a dictionary trained (`zstd --train`) on the same 1 KiB events.
 
 FLOOR_PID="" FLOOR_URL=""
 
 floor_start() {
     local port
     port=$(free_port)
-    "$PEERS_BIN/http_floor" --port "$port" --log "$1/floor.log" >"$1/floor.out" 2>&1 &
+    case "$VARIANT" in
+        "") "$PEERS_BIN/http_floor" --port "$port" --log "$1/floor.log" >"$1/floor.out" 2>&1 & ;;
+        mhd) "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" >"$1/floor.out" 2>&1 & ;;
+        mhdz)
+            floor_dict "$1" || return 1
+            "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" --zstd-dict "$1/dict" \
+                >"$1/floor.out" 2>&1 & ;;
+        *) log "floor: no variant '$VARIANT' (mhd, mhdz)"; return 1 ;;
+    esac
     FLOOR_PID=$!
     peer_pid "$FLOOR_PID"
     FLOOR_URL=http://127.0.0.1:$port
@@ -22,6 +38,13 @@ floor_start() {
         restart_ms; do
         result_na "$w" "$SYS" "floor is a yardstick for the ingest rows (no store, no reads)"
     done
+}
+
+floor_dict() {  # floor_dict DIR: DIR/dict, trained on 8 MiB of the 1 KiB events (as reel does)
+    mkdir -p "$1/samples"
+    "$ROOT/bench/peers/gen_events.py" --count 8192 --seed 7 | split -l 1 -a 5 - "$1/samples/e"
+    zstd -q --train "$1"/samples/e* --maxdict=262144 -o "$1/dict" || return 1
+    rm -rf "$1/samples"
 }
 
 floor_stop() {

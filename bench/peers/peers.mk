@@ -23,6 +23,7 @@ $(PEERS_DIR)/%: bench/peers/%.c
 PEERS_LDLIBS_sqlite_bench = -I. $(BUILD)/libreel.a -lsqlite3 $(LDLIBS)
 PEERS_LDLIBS_pg_bench     = -I/usr/include/postgresql -lpq -lzstd
 PEERS_LDLIBS_zstd_cost    = -lzstd
+PEERS_LDLIBS_mhd_floor    = -lmicrohttpd -lzstd
 $(PEERS_DIR)/sqlite_bench: $(BUILD)/libreel.a
 
 .PHONY: bench-peers peers-deps peers-bin

@@ -6,7 +6,8 @@
 RESULTS is the TSV of bench/peers/lib.sh (workload system value unit better durability
 note). Rows are the workloads in lib.sh's order, columns the systems in run order, then
 "reel / best peer" (oriented so that > 1 means reel is better; peers are the durable
-systems other than reel, its variants, nginx and floor, which are ceilings, not stores, and the
+systems other than reel, its variants, nginx and floor (and its variants), which are ceilings,
+not stores, and the
 embedded SQLite, which is compared with reel's library in "reel-lib / embedded peer") and
 "reel, fraction of bound" (the reel figure over the machine limit that bounds it).
 Rows limit_* (the machine, nginx's static-file ceiling), info_* (event sizes) and aux_*
@@ -39,7 +40,7 @@ LABEL = {
     "bytes_ratio_1k": "data directory / JSON bytes, 1 KiB events",
     "restart_ms": "restart to first served read, 10 GiB",
 }
-ORDER = ["reel", "redis", "floor", "postgres", "sqlite", "streams", "nginx", "ndjson-zstd3"]
+ORDER = ["reel", "redis", "floor", "floor-mhd", "floor-mhdz", "postgres", "sqlite", "streams", "nginx", "ndjson-zstd3"]
 NOT_PEERS = {"reel", "nginx", "machine", "ndjson-zstd3", "floor"}
 # Embedded (in-process, no network) peers are compared with reel's library (the reel-lib
 # column, when a module measured it), not with reel over HTTP.
@@ -88,7 +89,7 @@ def systems_of(res):
 
 
 def is_peer(res, s):
-    if s in NOT_PEERS or s in EMBEDDED or s.startswith("reel-"):
+    if s in NOT_PEERS or s in EMBEDDED or s.startswith(("reel-", "floor-")):
         return False
     durs = {r["durability"] for (w, t), r in res.items() if t == s and r["value"] is not None}
     return "async" not in durs

@@ -1,0 +1,246 @@
+/* mhd_floor.c -- the floor of durable single-event ingest with reel's server shape (issue 19).
+ *
+ *   build/peers/mhd_floor --port P --log FILE [--threads N] [--sync fdatasync|none]
+ *                         [--zstd-dict FILE]
+ *
+ * Not a store. http_floor.c says what the machine and the client allow; this says what the
+ * shape of reel's server allows, so the single-event gap can be split into "the shape"
+ * and "the store's work". It is built the way api/ and store/ are: libmicrohttpd with the
+ * daemon flags of api/server.c (an epoll thread pool of N workers, default 2, suspend and
+ * resume, an inter-thread channel), a handler that collects the body, suspends the
+ * connection and queues the body; one committer thread that takes everything queued,
+ * appends it to FILE with one write() and one fdatasync(), then resumes each connection,
+ * whose handler answers 200 with a fixed JSON body. Nothing else: no parsing, index,
+ * hashing or LMDB. --zstd-dict FILE adds what reel's request path adds most: each body is
+ * compressed on the worker with that dictionary at level 3 (a dictionary reel trained,
+ * e.g. extracted with `reel admin`, or any ZDICT-made file) before it is queued.
+ * Ctrl-C or SIGTERM stops it; it prints "requests N syncs M" on exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+static const char answer[] =
+    "{\"session_id\":\"s\",\"first_sequence\":1,\"last_sequence\":1,\"duplicates\":0}";
+
+struct req {
+    struct MHD_Connection *conn;
+    char *body;
+    size_t len, cap;
+    int queued, done;
+    struct req *next;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
+static struct req *queue;
+static volatile sig_atomic_t stop;
+static int lfd, sync_on = 1;
+static unsigned long long requests, syncs;
+static ZSTD_CDict *cdict;
+static __thread ZSTD_CCtx *cctx;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "mhd_floor: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void put(struct req *r, const char *p, size_t n)
+{
+    if (r->len + n > r->cap) {
+        r->cap = (r->len + n) * 2;
+        if (!(r->body = realloc(r->body, r->cap)))
+            die("realloc");
+    }
+    memcpy(r->body + r->len, p, n);
+    r->len += n;
+}
+
+/* Compresses the body in place with the dictionary, as store_submit() does. */
+static void compress(struct req *r)
+{
+    if (!cctx && !(cctx = ZSTD_createCCtx()))
+        die("ZSTD_createCCtx");
+    size_t cap = ZSTD_compressBound(r->len);
+    char *out = malloc(cap + 1);
+    if (!out)
+        die("malloc");
+    size_t n = ZSTD_compress_usingCDict(cctx, out, cap, r->body, r->len, cdict);
+    if (ZSTD_isError(n)) {
+        fprintf(stderr, "mhd_floor: %s\n", ZSTD_getErrorName(n));
+        exit(1);
+    }
+    free(r->body);
+    r->body = out, r->len = n, r->cap = cap + 1;
+}
+
+static void *committer(void *arg)
+{
+    (void)arg;
+    char *group = NULL;
+    size_t cap = 0;
+    pthread_mutex_lock(&mu);
+    for (;;) {
+        while (!queue && !stop)
+            pthread_cond_wait(&work, &mu);
+        if (!queue)
+            break;
+        struct req *list = queue;
+        queue = NULL;
+        pthread_mutex_unlock(&mu);
+        size_t len = 0;
+        for (struct req *r = list; r; r = r->next) {
+            if (len + r->len + 1 > cap && !(group = realloc(group, cap = (len + r->len + 1) * 2)))
+                die("realloc");
+            memcpy(group + len, r->body, r->len);
+            group[len + r->len] = '\n';
+            len += r->len + 1;
+        }
+        if (write(lfd, group, len) != (ssize_t)len)
+            die("write");
+        if (sync_on && fdatasync(lfd))
+            die("fdatasync");
+        syncs++;
+        for (struct req *r = list, *next; r; r = next) {
+            next = r->next;
+            r->done = 1;
+            MHD_resume_connection(r->conn);
+        }
+        pthread_mutex_lock(&mu);
+    }
+    pthread_mutex_unlock(&mu);
+    free(group);
+    return NULL;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *data,
+                              size_t *size, void **ctx)
+{
+    (void)cls, (void)url, (void)method, (void)version;
+    struct req *r = *ctx;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r)))
+            return MHD_NO;
+        r->conn = conn;
+        *ctx = r;
+        return MHD_YES;
+    }
+    if (*size) {
+        put(r, data, *size);
+        *size = 0;
+        return MHD_YES;
+    }
+    if (!r->queued) {
+        if (cdict)
+            compress(r);
+        r->queued = 1;
+        MHD_suspend_connection(conn);
+        pthread_mutex_lock(&mu);
+        r->next = queue;
+        queue = r;
+        requests++;
+        pthread_cond_signal(&work);
+        pthread_mutex_unlock(&mu);
+        return MHD_YES;
+    }
+    struct MHD_Response *res = MHD_create_response_from_buffer(
+        sizeof answer - 1, (void *)answer, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(res, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_OK, res);
+    MHD_destroy_response(res);
+    return ok;
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **ctx,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    struct req *r = *ctx;
+    if (r) {
+        free(r->body);
+        free(r);
+    }
+    *ctx = NULL;
+}
+
+static void load_dict(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die(path);
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    if (!(cdict = ZSTD_createCDict(buf, n, 3)))
+        die("ZSTD_createCDict");
+}
+
+int main(int argc, char **argv)
+{
+    int port = 0, threads = 2;
+    const char *log = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--port") && i + 1 < argc)
+            port = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--log") && i + 1 < argc)
+            log = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--sync") && i + 1 < argc)
+            sync_on = strcmp(argv[++i], "none") != 0;
+        else if (!strcmp(argv[i], "--zstd-dict") && i + 1 < argc)
+            load_dict(argv[++i]);
+        else {
+            fprintf(stderr, "usage: mhd_floor --port P --log FILE [--threads N] "
+                            "[--sync fdatasync|none] [--zstd-dict FILE]  (see the source's head)\n");
+            return strcmp(argv[i], "--help") ? 2 : 0;
+        }
+    }
+    if (!port || !log || threads < 1) {
+        fprintf(stderr, "mhd_floor: --port and --log are required, --threads at least 1\n");
+        return 2;
+    }
+    if ((lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC, 0644)) < 0)
+        die(log);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_t t;
+    if (pthread_create(&t, NULL, committer, NULL))
+        die("pthread_create");
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC,
+        (uint16_t)port, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+        completed, NULL, MHD_OPTION_END);
+    if (!d)
+        die("MHD_start_daemon");
+    while (!stop)
+        pause();
+    pthread_mutex_lock(&mu);
+    pthread_cond_signal(&work);
+    pthread_mutex_unlock(&mu);
+    pthread_join(t, NULL); /* resumes the last group's connections before the stop */
+    MHD_stop_daemon(d);
+    printf("requests %llu syncs %llu\n", requests, syncs);
+    return 0;
+}
