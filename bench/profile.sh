@@ -152,7 +152,7 @@ report single "reel serve: single-event durable ingest, 64 connections (perf cpu
 # sync on the store's files; divided by the commits of the window, that is where a group's
 # time goes (docs/BENCHMARKS.md, "Issue 19: the write path").
 SHIM=$BUILD/powerloss/plshim.so
-if [ -f "$SHIM" ] || make -s -C "$ROOT" "$BUILD/powerloss/plshim.so" >/dev/null 2>&1; then
+if [ -f "$SHIM" ] || make -s -C "$ROOT" "${BUILD#"$ROOT"/}/powerloss/plshim.so" >/dev/null 2>&1; then
     log "single-event ingest under the syscall-timing shim: wrk -t2 -c64, $SECS s"
     mkdir -p "$TMP/a2"
     PLSHIM_DIR="$TMP/a2" PLSHIM_STATS="$TMP/a2.stats" LD_PRELOAD="$SHIM" serve "$TMP/a2/data" ||

@@ -9,6 +9,13 @@
  *                    the durable bandwidth of the disk (MB/s, 10^6 bytes)
  *   limit_memcpy     memcpy of a 64 MiB buffer (larger than any cache), one thread (MB/s)
  *   limit_loopback   one TCP stream over 127.0.0.1, 1 MiB writes, S seconds (MB/s)
+ *   limit_flush36_random, limit_flush36_contig
+ *                    one commit's worth of B-tree pages made durable: 36 pages of 4 KiB
+ *                    (what an LMDB commit of single-event appends to 64 sessions writes,
+ *                    docs/BENCHMARKS.md session 12) written at random places of a 64 MiB
+ *                    file, or as one contiguous 144 KiB write, then one fdatasync; the
+ *                    mean time of one such flush over S seconds (us, lower is better):
+ *                    how much a disk charges per write request rather than per byte
  * DIR must be on the disk the stores write to (never a tmpfs). Its scratch files are
  * removed. Every figure is one run; the driver repeats the program for medians.
  */
@@ -115,6 +122,51 @@ static double memcpy_mbs(void)
     return rounds * (double)len / (t - t0) / 1e6;
 }
 
+/* Mean microseconds of writing 36 pages (at random page offsets, or contiguous at a random
+ * offset) into an allocated 64 MiB file and flushing them; both kinds alternate for 'secs'
+ * seconds, so that the disk's state is the same for both. */
+#define FLUSH_PAGES 36
+static void flush36_us(const char *dir, double secs, double *random_us, double *contig_us)
+{
+    char path[4096];
+    const size_t file = 64 * (size_t)MIB, pages = file / 4096;
+    char *buf = malloc(MIB);
+    if (!buf)
+        die("malloc");
+    for (int i = 0; i < MIB; i++)
+        buf[i] = (char)(i * 37 + 11);
+    int fd = scratch(dir, "limits-flush", path, sizeof path);
+    for (size_t off = 0; off < file; off += MIB) /* allocated: a flush commits no size change */
+        if (pwrite(fd, buf, MIB, (off_t)off) != MIB)
+            die("pwrite");
+    if (fdatasync(fd) != 0)
+        die("fdatasync");
+    unsigned seed = 12345;
+    double t_r = 0, t_c = 0, t0 = now_s();
+    long n = 0;
+    do {
+        double a = now_s();
+        for (int i = 0; i < FLUSH_PAGES; i++) {
+            off_t off = (off_t)(rand_r(&seed) % pages) * 4096;
+            if (pwrite(fd, buf + (size_t)i * 4096, 4096, off) != 4096)
+                die("pwrite");
+        }
+        if (fdatasync(fd) != 0)
+            die("fdatasync");
+        double b = now_s();
+        off_t off = (off_t)(rand_r(&seed) % (pages - FLUSH_PAGES)) * 4096;
+        if (pwrite(fd, buf, FLUSH_PAGES * 4096, off) != FLUSH_PAGES * 4096)
+            die("pwrite");
+        if (fdatasync(fd) != 0)
+            die("fdatasync");
+        t_r += b - a, t_c += now_s() - b, n++;
+    } while (now_s() - t0 < secs);
+    close(fd);
+    unlink(path);
+    free(buf);
+    *random_us = t_r / n * 1e6, *contig_us = t_c / n * 1e6;
+}
+
 struct sink_arg {
     int fd;
     long long bytes;
@@ -171,7 +223,8 @@ static double loopback_mbs(double secs)
 static void usage(FILE *f)
 {
     fputs("usage: limits --dir DIR [--seconds S] [--seq-mib N]\n"
-          "Measures fdatasync rate, sequential write, memcpy and loopback TCP bandwidth;\n"
+          "Measures fdatasync rate, sequential write, memcpy and loopback TCP bandwidth, and\n"
+          "the time to flush 36 random or 36 contiguous pages;\n"
           "prints 'key value unit' lines (see bench/peers/limits.c).\n",
           f);
 }
@@ -207,5 +260,9 @@ int main(int argc, char **argv)
     printf("limit_memcpy %.0f MB/s\n", memcpy_mbs());
     fflush(stdout);
     printf("limit_loopback %.0f MB/s\n", loopback_mbs(secs));
+    fflush(stdout);
+    double r, c;
+    flush36_us(dir, secs, &r, &c);
+    printf("limit_flush36_random %.0f us\nlimit_flush36_contig %.0f us\n", r, c);
     return 0;
 }

@@ -16,8 +16,9 @@
 #   --keep          keep build/peers-tmp/<system> after each system (debugging)
 #
 # Order: the machine's limits first (build/peers/limits: fdatasync rate, sequential write,
-# memcpy, loopback TCP), then each system: source bench/peers/<module>.sh, <module>_start
-# DIR (a fresh directory), every <module>_<workload> it defines, <module>_stop, delete DIR.
+# memcpy, loopback TCP, flushing 36 random or contiguous pages), then each system: source
+# bench/peers/<module>.sh, <module>_start DIR (a fresh directory), every <module>_<workload>
+# it defines, <module>_stop, delete DIR.
 # A system name with a dash is a labelled relaxed variant of a module (redis-everysec:
 # module redis, VARIANT=everysec); variants run only the ingest workloads.
 # Modules see: RESULTS PEERS_TMP QUICK BUILD ROOT PEERS_BIN (BUILD/peers) SYS (the system
@@ -127,17 +128,19 @@ trap 'log "interrupted"; exit 130' INT TERM
 # ---- the machine ----
 
 machine_limits() {
-    log "machine limits (fdatasync, sequential write, memcpy, loopback)"
+    log "machine limits (fdatasync, sequential write, memcpy, loopback, flushing 36 pages)"
     local secs=2 mib=512 i
     [ "$QUICK" = 1 ] && mib=256
     for i in $(seq 1 "$REPEAT"); do
         "$PEERS_BIN/limits" --dir "$PEERS_TMP" --seconds "$secs" --seq-mib "$mib"
     done >"$PEERS_TMP/limits.txt" || { log "limits failed"; return; }
-    for k in limit_fdatasync limit_seqwrite limit_memcpy limit_loopback; do
-        local v unit
+    for k in limit_fdatasync limit_seqwrite limit_memcpy limit_loopback limit_flush36_random \
+        limit_flush36_contig; do
+        local v unit better=higher
         v=$(awk -v k=$k '$1 == k {print $2}' "$PEERS_TMP/limits.txt" | median)
         unit=$(awk -v k=$k '$1 == k {print $3; exit}' "$PEERS_TMP/limits.txt")
-        result "$k" machine "$v" "$unit" higher n/a "build/peers/limits, median of $REPEAT"
+        [ "$unit" = us ] && better=lower
+        result "$k" machine "$v" "$unit" "$better" n/a "build/peers/limits, median of $REPEAT"
         log "  $k $v $unit"
     done
     result info_machine machine "$(nproc)" cpus higher n/a \
