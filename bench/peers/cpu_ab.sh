@@ -10,21 +10,29 @@
 #   SECS              seconds measured per run (default 4)
 #   CPU_AB_EVENTS     (environment) more gen_events.py options, e.g. --realistic for issue
 #                     19's transcript mix instead of the 1 KiB events
+#   CPU_AB_SINGLE     (environment) 1: one JSON event per request instead (the single-event
+#                     row's load, as run.sh's ingest_single: 1,000 different bodies)
 # Each run: a fresh `reel serve --sync full` on 127.0.0.1, 1 s of wrk first (the store
 # trains its first dictionary), then wrk -t2 -c64 for SECS s of POSTs of 100 x 1 KiB NDJSON
-# events to 64 sessions (bench/peers/gen_events.py, as run.sh's ingest_batch); the server's
+# events (or one, CPU_AB_SINGLE) to 64 sessions (bench/peers/gen_events.py, as run.sh's
+# ingest_batch or ingest_single); the server's
 # utime + stime from /proc/PID/stat over that window divided by reel_store_events_total's
 # increase. Prints one line per run with the load average.
 set -u
-[ $# -ge 2 ] || { sed -n '2,18p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,20p' "$0" >&2; exit 2; }
 A=$1 B=$2 R=${3:-4} SECS=${4:-4}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TMP=$(mktemp -d)
 PID=""
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
 LUA=$TMP/batch.lua
-"$ROOT/bench/peers/gen_events.py" --format wrk --batch 100 --bodies 16 ${CPU_AB_EVENTS:-} \
-    --path '/v1/sessions/b{n}/events' >"$LUA"
+if [ "${CPU_AB_SINGLE:-0}" = 1 ]; then
+    "$ROOT/bench/peers/gen_events.py" --format wrk --batch 1 --join single --bodies 1000 \
+        --content-type application/json ${CPU_AB_EVENTS:-} --path '/v1/sessions/s{n}/events' >"$LUA"
+else
+    "$ROOT/bench/peers/gen_events.py" --format wrk --batch 100 --bodies 16 ${CPU_AB_EVENTS:-} \
+        --path '/v1/sessions/b{n}/events' >"$LUA"
+fi
 hz=$(getconf CLK_TCK)
 events() { curl -s "http://127.0.0.1:$1/metrics" | awk '$1 == "reel_store_events_total" {print $2}'; }
 for r in $(seq 1 "$R"); do
