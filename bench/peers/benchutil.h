@@ -1,11 +1,14 @@
 /* benchutil.h -- helpers shared by the C programs of `make bench-peers` that drive a peer
- * and reel side by side (pg_bench.c, sqlite_bench.c). Each program is one file built on its
- * own; define PROG (its name, for messages) before including this. */
+ * and reel side by side (pg_bench.c, sqlite_bench.c) or stand in for a server (the
+ * floors, http_floor.c and mhd_floor.c). Each program is one file built on its own; define
+ * PROG (its name, for messages) before including this, and declare its struct opts (an
+ * incomplete 'struct opts;' will do for a program without bench_threads()). */
 #ifndef REEL_PEERS_BENCHUTIL_H
 #define REEL_PEERS_BENCHUTIL_H
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +21,23 @@ static inline void die(const char *what, const char *detail)
 {
     fprintf(stderr, PROG ": %s: %s\n", what, detail ? detail : strerror(errno));
     exit(1);
+}
+
+/* Set by SIGINT or SIGTERM once bench_stop_on_signals() ran (a server's main loop polls
+ * it); SIGPIPE is ignored, so that a client that went away is a failed write. */
+static volatile sig_atomic_t bench_stop;
+
+static inline void bench_on_signal(int sig)
+{
+    (void)sig;
+    bench_stop = 1;
+}
+
+static inline void bench_stop_on_signals(void)
+{
+    signal(SIGINT, bench_on_signal);
+    signal(SIGTERM, bench_on_signal);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 static inline void *xmalloc(size_t n)

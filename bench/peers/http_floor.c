@@ -24,6 +24,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define PROG "http_floor"
+struct opts;
+#include "benchutil.h"
+
 #define IN_MAX (1u << 20)
 #define MAX_CONNS 4096
 
@@ -38,29 +42,16 @@ struct conn {
     int answers; /* requests of this iteration still to answer */
 };
 
-static volatile sig_atomic_t stop;
 static char *group;
 static size_t group_len, group_cap;
 static unsigned long long requests, syncs;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "http_floor: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
 
 static void group_put(const char *p, size_t n)
 {
     if (group_len + n > group_cap) {
         group_cap = (group_len + n) * 2;
         if (!(group = realloc(group, group_cap)))
-            die("realloc");
+            die("realloc", NULL);
     }
     memcpy(group + group_len, p, n);
     group_len += n;
@@ -122,21 +113,19 @@ int main(int argc, char **argv)
     }
     int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC, 0644);
     if (lfd < 0)
-        die(log);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGPIPE, SIG_IGN);
+        die(log, NULL);
+    bench_stop_on_signals();
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1024))
-        die("listen");
+        die("listen", NULL);
     int ep = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls}, evs[256];
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
     struct conn **conns = calloc(MAX_CONNS, sizeof *conns), *ready[MAX_CONNS];
-    while (!stop) {
+    while (!bench_stop) {
         int n = epoll_wait(ep, evs, 256, 200);
         size_t nready = 0;
         for (int i = 0; i < n; i++) {
@@ -179,9 +168,9 @@ int main(int argc, char **argv)
         if (!group_len)
             continue;
         if (write(lfd, group, group_len) != (ssize_t)group_len)
-            die("write");
+            die("write", NULL);
         if (sync && fdatasync(lfd))
-            die("fdatasync");
+            die("fdatasync", NULL);
         syncs++;
         group_len = 0;
         for (size_t i = 0; i < nready; i++) {

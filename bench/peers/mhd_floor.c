@@ -26,6 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define PROG "mhd_floor"
+struct opts;
+#include "benchutil.h"
 #include <zstd.h>
 
 static const char answer[] =
@@ -42,30 +46,17 @@ struct req {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
 static struct req *queue;
-static volatile sig_atomic_t stop;
 static int lfd, sync_on = 1;
 static unsigned long long requests, syncs;
 static ZSTD_CDict *cdict;
 static __thread ZSTD_CCtx *cctx;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "mhd_floor: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
 
 static void put(struct req *r, const char *p, size_t n)
 {
     if (r->len + n > r->cap) {
         r->cap = (r->len + n) * 2;
         if (!(r->body = realloc(r->body, r->cap)))
-            die("realloc");
+            die("realloc", NULL);
     }
     memcpy(r->body + r->len, p, n);
     r->len += n;
@@ -75,16 +66,14 @@ static void put(struct req *r, const char *p, size_t n)
 static void compress(struct req *r)
 {
     if (!cctx && !(cctx = ZSTD_createCCtx()))
-        die("ZSTD_createCCtx");
+        die("ZSTD_createCCtx", NULL);
     size_t cap = ZSTD_compressBound(r->len);
     char *out = malloc(cap + 1);
     if (!out)
-        die("malloc");
+        die("malloc", NULL);
     size_t n = ZSTD_compress_usingCDict(cctx, out, cap, r->body, r->len, cdict);
-    if (ZSTD_isError(n)) {
-        fprintf(stderr, "mhd_floor: %s\n", ZSTD_getErrorName(n));
-        exit(1);
-    }
+    if (ZSTD_isError(n))
+        die("ZSTD_compress_usingCDict", ZSTD_getErrorName(n));
     free(r->body);
     r->body = out, r->len = n, r->cap = cap + 1;
 }
@@ -96,7 +85,7 @@ static void *committer(void *arg)
     size_t cap = 0;
     pthread_mutex_lock(&mu);
     for (;;) {
-        while (!queue && !stop)
+        while (!queue && !bench_stop)
             pthread_cond_wait(&work, &mu);
         if (!queue)
             break;
@@ -106,15 +95,15 @@ static void *committer(void *arg)
         size_t len = 0;
         for (struct req *r = list; r; r = r->next) {
             if (len + r->len + 1 > cap && !(group = realloc(group, cap = (len + r->len + 1) * 2)))
-                die("realloc");
+                die("realloc", NULL);
             memcpy(group + len, r->body, r->len);
             group[len + r->len] = '\n';
             len += r->len + 1;
         }
         if (write(lfd, group, len) != (ssize_t)len)
-            die("write");
+            die("write", NULL);
         if (sync_on && fdatasync(lfd))
-            die("fdatasync");
+            die("fdatasync", NULL);
         syncs++;
         for (struct req *r = list, *next; r; r = next) {
             next = r->next;
@@ -183,12 +172,12 @@ static void load_dict(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        die(path);
+        die(path, NULL);
     static char buf[1 << 20];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
     if (!(cdict = ZSTD_createCDict(buf, n, 3)))
-        die("ZSTD_createCDict");
+        die("ZSTD_createCDict", NULL);
 }
 
 int main(int argc, char **argv)
@@ -217,13 +206,11 @@ int main(int argc, char **argv)
         return 2;
     }
     if ((lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC, 0644)) < 0)
-        die(log);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGPIPE, SIG_IGN);
+        die(log, NULL);
+    bench_stop_on_signals();
     pthread_t t;
     if (pthread_create(&t, NULL, committer, NULL))
-        die("pthread_create");
+        die("pthread_create", NULL);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct MHD_Daemon *d = MHD_start_daemon(
@@ -233,8 +220,8 @@ int main(int argc, char **argv)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
         completed, NULL, MHD_OPTION_END);
     if (!d)
-        die("MHD_start_daemon");
-    while (!stop)
+        die("MHD_start_daemon", NULL);
+    while (!bench_stop)
         pause();
     pthread_mutex_lock(&mu);
     pthread_cond_signal(&work);
