@@ -60,7 +60,8 @@ static int parse(struct settings *st, int argc, char **argv)
          .help = "write-ahead journal: each group of appends is durable with one\n"
                  "sequential write and flush of DATA/journal-*, data.mdb is flushed by\n"
                  "checkpoints; must be the store's only process (docs/DESIGN.md \"The\n"
-                 "journal\"). Not with --sync none"},
+                 "journal\"). Halves a lone append's latency; under many concurrent\n"
+                 "appends it is not faster (docs/BENCHMARKS.md). Not with --sync none"},
         {.name = "create", .type = OPT_FLAG, .dest = &st->create,
          .help = "make a new, empty store where data.mdb exists but holds none"},
         {.name = "zdict", .type = OPT_CHOICE, .arg = "on|off", .env = "REEL_ZDICT",
