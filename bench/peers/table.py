@@ -7,7 +7,8 @@ RESULTS is the TSV of bench/peers/lib.sh (workload system value unit better dura
 note). Rows are the workloads in lib.sh's order, columns the systems in run order, then
 "reel / best peer" (oriented so that > 1 means reel is better; peers are the durable
 systems other than reel, its variants, nginx and floor (and its variants), which are ceilings,
-not stores, and the embedded SQLite, which is compared with reel's library in "reel-lib / embedded peer") and
+not stores, and the embedded SQLite, which is compared with reel's library in "reel-lib /
+embedded peer") and
 "reel, fraction of bound" (the reel figure over the machine limit that bounds it).
 Rows limit_* (the machine, nginx's static-file ceiling), info_* (event sizes) and aux_*
 (figures the fraction column needs) are not table rows. An n/a cell gets a footnote with
