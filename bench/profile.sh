@@ -12,7 +12,8 @@
 # frames) and <path>.io (what the kernel saw: write_bytes and syscalls of the server per
 # event, the write requests and bytes the disk did, commits from /metrics); for (a) also
 # single.syscalls: the commit's writes and syncs timed by tests/powerloss/plshim.c
-# (PLSHIM_STATS). (b) loads N events (default 200,000, 1 KiB) first. (c) batched durable ingest, the row "100 events per request" of
+# (PLSHIM_STATS). (b) loads N events (default 200,000, 1 KiB) first. (c) batched durable
+# ingest, the row "100 events per request" of
 # bench/peers (wrk -t2 -c64, POSTs of 100 NDJSON events to 64 sessions), with batch.io as
 # for (a) plus the server's CPU seconds per event (utime + stime from /proc).
 # --only picks paths by name: single, newest50, batch (comma-separated; default all).
