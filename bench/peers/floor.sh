@@ -13,7 +13,10 @@
 # api/server.c's daemon flags and two workers, a suspended connection per request, one
 # committer thread that writes and flushes each group and resumes its connections;
 # floor-mhdz adds reel's heaviest request-path step, each body compressed at level 3 with
-# a dictionary trained (`zstd --train`) on the same 1 KiB events.
+# a dictionary trained (`zstd --train`) on the same 1 KiB events; floor-mhdzl journals
+# each body raw and acknowledges it, and an applier thread compresses the flushed groups'
+# bodies in bulk afterwards, every 20 ms (into floor.log.z, not flushed) -- the shape of a
+# store that makes groups durable in a journal and compresses when it applies them.
 
 FLOOR_PID="" FLOOR_URL=""
 
@@ -27,7 +30,11 @@ floor_start() {
             floor_dict "$1" || return 1
             "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" --zstd-dict "$1/dict" \
                 >"$1/floor.out" 2>&1 & ;;
-        *) log "floor: no variant '$VARIANT' (mhd, mhdz)"; return 1 ;;
+        mhdzl)
+            floor_dict "$1" || return 1
+            "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" --zstd-dict "$1/dict" \
+                --zstd-late-ms 20 >"$1/floor.out" 2>&1 & ;;
+        *) log "floor: no variant '$VARIANT' (mhd, mhdz, mhdzl)"; return 1 ;;
     esac
     FLOOR_PID=$!
     peer_pid "$FLOOR_PID"
@@ -58,6 +65,7 @@ floor_wrk() {  # floor_wrk SCRIPT [WRK-ARGS]; the log is cut between runs (disk 
     local r
     r=$(wrk_run -t2 -c64 -d"${DUR}s" "${@:2}" -s "$1" "$FLOOR_URL") || return 1
     : >"$SYS_DIR/floor.log"
+    [ -f "$SYS_DIR/floor.log.z" ] && : >"$SYS_DIR/floor.log.z"
     echo "$r"
 }
 

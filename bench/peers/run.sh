@@ -7,7 +7,7 @@
 #   BUILD           reel's build directory (BUILD/reel, BUILD/peers/*; `make peers-bin`)
 #   --quick         small sizes, 3 s per throughput run, one run per figure (not medians)
 #   --only LIST     systems to run, comma-separated, from: reel redis floor floor-mhd
-#                   floor-mhdz postgres sqlite streams nginx reel-nosync redis-everysec
+#                   floor-mhdz floor-mhdzl postgres sqlite streams nginx reel-nosync redis-everysec
 #                   reel-journal (default: all)
 #   --workloads LIST  workloads to run, comma-separated, from: ingest_batch ingest_single
 #                   ingest_mix poll100 restore_1k restore_1m export bytes_per_event bytes_ratio
@@ -55,7 +55,7 @@ BUILD=$(cd "$BUILD" && pwd) || exit 1
 PEERS_BIN=$BUILD/peers
 PEERS_TMP=$ROOT/build/peers-tmp
 RESULTS=$PEERS_TMP/results.tsv
-SYSTEMS="reel redis floor floor-mhd floor-mhdz postgres sqlite streams nginx reel-nosync redis-everysec reel-journal"
+SYSTEMS="reel redis floor floor-mhd floor-mhdz floor-mhdzl postgres sqlite streams nginx reel-nosync redis-everysec reel-journal"
 WORKLOADS="ingest_batch ingest_single ingest_mix poll100 restore_1k restore_1m export
 bytes_per_event bytes_ratio fanout restart_ms"
 RELAXED_WORKLOADS="ingest_batch ingest_single"

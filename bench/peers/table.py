@@ -40,7 +40,7 @@ LABEL = {
     "bytes_ratio_1k": "data directory / JSON bytes, 1 KiB events",
     "restart_ms": "restart to first served read, 10 GiB",
 }
-ORDER = ["reel", "redis", "floor", "floor-mhd", "floor-mhdz", "postgres", "sqlite", "streams", "nginx", "ndjson-zstd3"]
+ORDER = ["reel", "redis", "floor", "floor-mhd", "floor-mhdz", "floor-mhdzl", "postgres", "sqlite", "streams", "nginx", "ndjson-zstd3"]
 NOT_PEERS = {"reel", "nginx", "machine", "ndjson-zstd3", "floor"}
 # Embedded (in-process, no network) peers are compared with reel's library (the reel-lib
 # column, when a module measured it), not with reel over HTTP.
