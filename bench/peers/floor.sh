@@ -17,6 +17,7 @@
 # each body raw and acknowledges it, and an applier thread compresses the flushed groups'
 # bodies in bulk afterwards, every 20 ms (into floor.log.z, not flushed) -- the shape of a
 # store that makes groups durable in a journal and compresses when it applies them.
+# FLOOR_ARGS adds options to mhd_floor (e.g. FLOOR_ARGS="--threads 1").
 
 FLOOR_PID="" FLOOR_URL=""
 
@@ -25,15 +26,16 @@ floor_start() {
     port=$(free_port)
     case "$VARIANT" in
         "") "$PEERS_BIN/http_floor" --port "$port" --log "$1/floor.log" >"$1/floor.out" 2>&1 & ;;
-        mhd) "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" >"$1/floor.out" 2>&1 & ;;
+        mhd) "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" ${FLOOR_ARGS:-} \
+            >"$1/floor.out" 2>&1 & ;;
         mhdz)
             floor_dict "$1" || return 1
             "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" --zstd-dict "$1/dict" \
-                >"$1/floor.out" 2>&1 & ;;
+                ${FLOOR_ARGS:-} >"$1/floor.out" 2>&1 & ;;
         mhdzl)
             floor_dict "$1" || return 1
             "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" --zstd-dict "$1/dict" \
-                --zstd-late-ms 20 >"$1/floor.out" 2>&1 & ;;
+                --zstd-late-ms 20 ${FLOOR_ARGS:-} >"$1/floor.out" 2>&1 & ;;
         *) log "floor: no variant '$VARIANT' (mhd, mhdz, mhdzl)"; return 1 ;;
     esac
     FLOOR_PID=$!
