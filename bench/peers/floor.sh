@@ -19,25 +19,24 @@
 # store that makes groups durable in a journal and compresses when it applies them.
 # FLOOR_ARGS adds options to mhd_floor (e.g. FLOOR_ARGS="--threads 1").
 
-FLOOR_PID="" FLOOR_URL=""
+FLOOR_PID="" FLOOR_URL="" FLOOR_WHAT=""
 
 floor_start() {
     local port
     port=$(free_port)
+    local bin=mhd_floor extra=()
     case "$VARIANT" in
-        "") "$PEERS_BIN/http_floor" --port "$port" --log "$1/floor.log" >"$1/floor.out" 2>&1 & ;;
-        mhd) "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" ${FLOOR_ARGS:-} \
-            >"$1/floor.out" 2>&1 & ;;
-        mhdz)
-            floor_dict "$1" || return 1
-            "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" --zstd-dict "$1/dict" \
-                ${FLOOR_ARGS:-} >"$1/floor.out" 2>&1 & ;;
-        mhdzl)
-            floor_dict "$1" || return 1
-            "$PEERS_BIN/mhd_floor" --port "$port" --log "$1/floor.log" --zstd-dict "$1/dict" \
-                --zstd-late-ms 20 ${FLOOR_ARGS:-} >"$1/floor.out" 2>&1 & ;;
+        "") bin=http_floor ;;
+        mhd) ;;
+        mhdz) extra=(--zstd-dict "$1/dict") ;;
+        mhdzl) extra=(--zstd-dict "$1/dict" --zstd-late 20) ;;
         *) log "floor: no variant '$VARIANT' (mhd, mhdz, mhdzl)"; return 1 ;;
     esac
+    [ ${#extra[@]} -eq 0 ] || floor_dict "$1" || return 1
+    [ "$bin" = http_floor ] || extra+=(${FLOOR_ARGS:-})
+    # what the table's notes say ran: the options without this run's directory
+    FLOOR_WHAT="build/peers/$bin${extra[*]:+ ${extra[*]//$1\//}}"
+    "$PEERS_BIN/$bin" --port "$port" --log "$1/floor.log" "${extra[@]}" >"$1/floor.out" 2>&1 &
     FLOOR_PID=$!
     peer_pid "$FLOOR_PID"
     FLOOR_URL=http://127.0.0.1:$port
@@ -77,7 +76,7 @@ floor_ingest_batch() {
     local v
     v=$(median_of floor_wrk "$SYS_DIR/batch.lua") || return 1
     result ingest_batch "$SYS" "$(echo "$v" | awk '{print $1 * 100}')" events/s higher group-commit \
-        "yardstick, not a store: build/peers/http_floor, wrk as for reel, median of $REPEAT"
+        "yardstick, not a store: $FLOOR_WHAT, wrk as for reel, median of $REPEAT"
 }
 
 floor_ingest_single() {
@@ -89,7 +88,7 @@ floor_ingest_single() {
         floor_wrk "$lua" --latency >>"$runs" || return 1
     done
     result ingest_single "$SYS" "$(cut -d' ' -f1 "$runs" | median)" events/s higher group-commit \
-        "yardstick, not a store: build/peers/http_floor, wrk as for reel, median of $REPEAT"
+        "yardstick, not a store: $FLOOR_WHAT, wrk as for reel, median of $REPEAT"
     result ingest_single_p50 "$SYS" "$(cut -d' ' -f3 "$runs" | median)" ms lower group-commit \
         "wrk --latency of the ingest_single runs, median of $REPEAT"
     result ingest_single_p99 "$SYS" "$(cut -d' ' -f4 "$runs" | median)" ms lower group-commit \

@@ -1,7 +1,7 @@
 /* mhd_floor.c -- the floor of durable single-event ingest with reel's server shape (issue 19).
  *
  *   build/peers/mhd_floor --port P --log FILE [--threads N] [--sync fdatasync|none]
- *                         [--zstd-dict FILE [--zstd-late | --zstd-late-ms MS]]
+ *                         [--zstd-dict FILE [--zstd-late MS]]
  *
  * Not a store. http_floor.c says what the machine and the client allow; this says what the
  * shape of reel's server allows, so the single-event gap can be split into "the shape"
@@ -14,12 +14,12 @@
  * hashing or LMDB. --zstd-dict FILE adds what reel's request path adds most: each body is
  * compressed on the worker with that dictionary at level 3 (a dictionary reel trained,
  * e.g. extracted with `reel admin`, or any ZDICT-made file) before it is queued. With
- * --zstd-late the bodies go to FILE raw and are acknowledged, and an applier thread then
- * compresses each flushed group's bodies one after another (warm caches) and appends them
+ * --zstd-late MS the bodies go to FILE raw and are acknowledged, and an applier thread then
+ * compresses the flushed groups' bodies one after another (warm caches) and appends them
  * to FILE.z without a flush: the shape of a store that makes a group durable in a journal
  * and compresses it when it applies the group to its tables, off the acknowledgement path.
- * --zstd-late-ms MS makes the applier sleep MS milliseconds after each round, so that it
- * takes the groups of that time at once (an applier that runs every few milliseconds).
+ * The applier sleeps MS milliseconds after each round, so that it takes the groups of that
+ * time at once (an applier that runs every few milliseconds); 0 applies each group at once.
  * Ctrl-C or SIGTERM stops it; it prints "requests N syncs M" on exit.
  */
 #include <errno.h>
@@ -63,7 +63,7 @@ struct applied {
     size_t *ends, n;
     struct applied *next;
 };
-static int late, late_ms, zfd = -1;
+static int late, late_ms, zfd = -1; /* late: --zstd-late given */
 static pthread_cond_t apply_cv = PTHREAD_COND_INITIALIZER;
 static struct applied *apply_head, **apply_tail = &apply_head;
 
@@ -134,15 +134,16 @@ static void *applier(void *arg)
     return NULL;
 }
 
-/* Hands the group's bodies (ending at 'ends') to the applier; the committer starts anew. */
-static void hand_to_applier(char **group, size_t *cap, size_t *ends, size_t n)
+/* Hands the group's 'n' bodies (their ends in '*ends') to the applier, buffers and all;
+ * the committer starts the next group with new ones. */
+static void hand_to_applier(char **group, size_t *cap, size_t **ends, size_t *ends_cap,
+                            size_t n)
 {
     struct applied *a = calloc(1, sizeof *a);
-    if (!a || !(a->ends = malloc(n * sizeof *ends)))
-        die("malloc", NULL);
-    memcpy(a->ends, ends, n * sizeof *ends);
-    a->group = *group, a->n = n;
-    *group = NULL, *cap = 0;
+    if (!a)
+        die("calloc", NULL);
+    a->group = *group, a->ends = *ends, a->n = n;
+    *group = NULL, *cap = 0, *ends = NULL, *ends_cap = 0;
     pthread_mutex_lock(&mu);
     *apply_tail = a, apply_tail = &a->next;
     pthread_cond_signal(&apply_cv);
@@ -185,7 +186,7 @@ static void *committer(void *arg)
             MHD_resume_connection(r->conn);
         }
         if (late)
-            hand_to_applier(&group, &cap, ends, n);
+            hand_to_applier(&group, &cap, &ends, &ends_cap, n);
         pthread_mutex_lock(&mu);
     }
     pthread_mutex_unlock(&mu);
@@ -272,14 +273,12 @@ int main(int argc, char **argv)
             sync_on = strcmp(argv[++i], "none") != 0;
         else if (!strcmp(argv[i], "--zstd-dict") && i + 1 < argc)
             load_dict(argv[++i]);
-        else if (!strcmp(argv[i], "--zstd-late"))
-            late = 1;
-        else if (!strcmp(argv[i], "--zstd-late-ms") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--zstd-late") && i + 1 < argc)
             late = 1, late_ms = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: mhd_floor --port P --log FILE [--threads N] "
-                            "[--sync fdatasync|none] [--zstd-dict FILE [--zstd-late | "
-                            "--zstd-late-ms MS]]  (see the source's head)\n");
+                            "[--sync fdatasync|none] [--zstd-dict FILE [--zstd-late MS]]  (see the "
+                            "source's head)\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
